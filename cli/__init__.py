@@ -1,0 +1,15 @@
+"""The ``bfa`` command line: a thin adapter over the library.
+
+Example::
+
+    $ bfa init --origin agency.example/440100
+    $ bfa ingest month.jsonl && bfa checkpoint && bfa verify
+
+Each command parses, calls the library once and renders; errors become exit
+codes in ``cli/_exit.py``.
+"""
+
+from cli import _commands as _commands  # registers the commands on the group
+from cli._app import bfa, main
+
+__all__ = ["bfa", "main"]

@@ -1,0 +1,5 @@
+"""``python -m cli`` runs ``bfa``."""
+
+from cli._app import main
+
+main()

@@ -1,0 +1,83 @@
+"""The ``bfa`` group: global options, error rendering and the entry point.
+
+Errors are caught once, here: a :class:`ledger.BfaError` prints one line
+``bfa: error: ...`` (a traceback only with ``--debug``) and exits with the code
+``cli/_exit.py`` assigns to its class.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import click
+
+from cli._exit import Exit, exit_code_for
+from ledger import BatchRefusedError, BfaError
+
+
+def _version() -> str:
+    try:
+        return version("bfa-ledger")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class _Group(click.Group):
+    """Lists commands in the order of work and maps errors to exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except BfaError as e:
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            click.echo(f"bfa: error: {e}", err=True)
+            if isinstance(e, BatchRefusedError):
+                for p in e.problems[1:20]:
+                    click.echo(f"  {p}", err=True)
+                if len(e.problems) > 20:
+                    click.echo(f"  ... and {len(e.problems) - 20} more", err=True)
+            raise click.exceptions.Exit(int(exit_code_for(e))) from e
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            click.echo(
+                f"bfa: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True)
+            raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="bfa")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def bfa(debug: bool) -> None:
+    """BFA Ledger: business-finance-archive integrity ledger.
+
+    Appends business events, fund movements and vouchers to a hash-chained,
+    Merkle-checkpointed ledger with signed checkpoints that anyone can verify.
+
+    Exit codes: 0 clean, 1 problems found, 2 could not run, 3 integrity failure.
+
+    Example:
+
+        bfa init --origin agency.example/440100 && bfa demo
+    """
+
+
+def main() -> None:
+    """Console entry point (``bfa``)."""
+    from cli import _commands  # noqa: F401  (registers the commands on the group)
+
+    try:
+        bfa.main(prog_name="bfa")
+    except KeyboardInterrupt:
+        sys.exit(130)

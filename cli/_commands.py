@@ -1,0 +1,332 @@
+"""The ledger commands: init, ingest, checkpoint, verify, prove, show, key, forget, db, demo."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from archive import FileStore, run_demo
+from cli._app import bfa
+from cli._exit import Exit
+from cli._options import home_options, json_option, open_ledger, progress, user_option
+from cli._render import table, to_json
+from ledger import Ledger, LocatedInputError, entry_view, grant_sql
+
+
+@bfa.command()
+@home_options
+@click.option("--origin", required=True, metavar="NAME",
+              help="The ledger's name, the origin line of its checkpoints and its key name.")
+def init(home: str | None, db: str | None, origin: str) -> None:
+    """Create the ledger: keys (mode 0600, outside the database) and the schema.
+
+    Safe to run again: existing keys are kept and the schema is migrated.
+
+    Example:
+
+        bfa init --origin agency.example/440100
+    """
+    led = Ledger.open(home, db, check=False)
+    try:
+        led.init(origin)
+        click.echo(f"ledger {origin} ready in {led.home.path} ({led.store.display_url()})")
+        click.echo(f"verifier key: {led.home.verifier().to_text()}")
+    finally:
+        led.close()
+
+
+class _RejectFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._f = path.open("w", encoding="utf-8")
+
+    def reject(self, problem: LocatedInputError, text: str) -> None:
+        self.count += 1
+        self._f.write(json.dumps({
+            "file": problem.file, "line": problem.line, "field": problem.field,
+            "reason": problem.reason, "text": text,
+        }, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@bfa.command()
+@home_options
+@json_option
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--reject-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append valid lines and write rejected ones here, with reasons (exit 1).")
+def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ...],
+           reject_file: Path | None) -> None:
+    """Append interchange JSON Lines files; each file is one atomic batch.
+
+    Use - for standard input. Without --reject-file a file with any bad line is
+    refused whole (exit 2); re-sending records already in the ledger is a no-op.
+
+    Example:
+
+        bfa ingest business.jsonl finance.jsonl --reject-file rejected.jsonl
+    """
+    sink = _RejectFile(reject_file) if reject_file else None
+    total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
+    try:
+        with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
+            reports = led.ingest(files, FileStore(led.home.archive_dir),
+                                 stdin=sys.stdin.buffer, reject_sink=sink, progress=tick)
+            size = led.size()
+    finally:
+        if sink:
+            sink.close()
+    rows = [{"file": r.file, "lines": r.lines, "appended": r.appended,
+             "duplicates": r.duplicates, "rejected": r.rejected} for r in reports]
+    if as_json:
+        click.echo(to_json({"files": rows, "tree_size": size}))
+    else:
+        click.echo(table(rows, ["file", "lines", "appended", "duplicates", "rejected"]))
+        click.echo(f"ledger size: {size}")
+    rejected = sum(r.rejected for r in reports)
+    if rejected:
+        click.echo(f"{rejected} line(s) rejected, written to {reject_file}", err=True)
+        raise click.exceptions.Exit(Exit.PROBLEMS)
+
+
+@bfa.command()
+@home_options
+@json_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the signed checkpoint to this file (for an auditor to keep).")
+def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None) -> None:
+    """Sign a C2SP checkpoint of the ledger as it is now (Ed25519 signed note).
+
+    Example:
+
+        bfa checkpoint --out checkpoints/2026-11-23.note
+    """
+    with open_ledger(home, db) as led:
+        cp = led.checkpoint()
+    if out:
+        out.write_text(cp.note, encoding="utf-8")
+    if as_json:
+        click.echo(to_json({"size": cp.size, "root": base64.b64encode(cp.root).decode(),
+                            "note": cp.note, "created_at": cp.created_at, "new": cp.new}))
+    else:
+        click.echo(cp.note, nl=False)
+
+
+@bfa.command()
+@home_options
+@json_option
+@click.option("--since-checkpoint", is_flag=True,
+              help="Check only what came after the last checkpoint a clean run verified.")
+@click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A signed checkpoint kept by an auditor: prove the ledger extends it.")
+@click.option("--skip-derived", is_flag=True, help="Skip the derived-table pass.")
+def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bool,
+           against: Path | None, skip_derived: bool) -> None:
+    """Recompute the chain, every hash, every checkpoint root and signature.
+
+    Exit 0 when all is well, 3 on any integrity failure (the first bad entry is
+    named).
+
+    Example:
+
+        bfa verify --against auditor/2026-10-31.note --json
+    """
+    note = against.read_text(encoding="utf-8") if against else None
+    with open_ledger(home, db) as led:
+        with progress(led.size(), "verifying") as tick:
+            res = led.verify(since_checkpoint=since_checkpoint, derived=not skip_derived,
+                             against=note, progress=tick)
+    doc: dict[str, Any] = {
+        "ok": res.ok, "tree_size": res.tree_size, "start": res.start,
+        "entries_checked": res.entries_checked, "checkpoints_checked": res.checkpoints_checked,
+        "derived_checked": res.derived_checked, "against": res.against,
+        "problems": [{"seq": p.seq, "code": p.code, "message": p.message} for p in res.problems],
+    }
+    if as_json:
+        click.echo(to_json(doc))
+    elif res.ok:
+        extra = f", extends the auditor's checkpoint of size {res.against}" if against else ""
+        click.echo(f"ok: {res.entries_checked} entries from {res.start}, "
+                   f"{res.checkpoints_checked} checkpoints{extra}")
+    else:
+        for p in res.problems:
+            click.echo(f"FAIL [{p.code}] {p.message}", err=True)
+    if not res.ok:
+        raise click.exceptions.Exit(Exit.INTEGRITY)
+
+
+@bfa.command()
+@home_options
+@json_option
+@click.argument("record_id", required=False)
+@click.option("--domain", type=click.Choice(["business", "finance", "archive", "control"]),
+              help="Domain of RECORD_ID when two domains share the id.")
+@click.option("--consistency", "consistency", nargs=1, type=int, metavar="OLD_SIZE",
+              help="Prove checkpoint OLD_SIZE is a prefix of NEW_SIZE (default: latest).")
+@click.argument("new_size", required=False, type=int)
+def prove(home: str | None, db: str | None, as_json: bool, record_id: str | None,
+          domain: str | None, consistency: int | None, new_size: int | None) -> None:
+    """Print a C2SP tlog-proof@v1 for a record, or an RFC 9162 consistency proof.
+
+    The inclusion proof carries the entry's leaf bytes as its 'extra' line and
+    the signed checkpoint, so it verifies offline with the verifier key alone.
+
+    Example:
+
+        bfa prove BP-2026-11-000123 > BP-123.tlog-proof
+        bfa prove --consistency 1000 2000 --json
+    """
+    with open_ledger(home, db) as led:
+        if consistency is not None:
+            if record_id is not None and new_size is None and record_id.isdigit():
+                new_size = int(record_id)
+            cp = led.prove_consistency(consistency, new_size)
+            if as_json:
+                click.echo(to_json({
+                    "size1": cp.size1, "size2": cp.size2,
+                    "root1": base64.b64encode(cp.root1).decode(),
+                    "root2": base64.b64encode(cp.root2).decode(),
+                    "hashes": [base64.b64encode(h).decode() for h in cp.hashes],
+                    "checkpoint": cp.checkpoint}))
+            else:
+                click.echo(cp.to_text(), nl=False)
+            return
+        if record_id is None:
+            raise click.UsageError("give a RECORD_ID, or --consistency OLD_SIZE [NEW_SIZE]")
+        entry, proof = led.prove(record_id, domain)
+    if as_json:
+        click.echo(to_json({
+            "record_id": entry.record_id, "domain": entry.domain, "index": proof.index,
+            "leaf_hash": entry.entry_hash.hex(),
+            "leaf": base64.b64encode(entry.leaf).decode(),
+            "hashes": [base64.b64encode(h).decode() for h in proof.hashes],
+            "checkpoint": proof.checkpoint, "tlog_proof": proof.marshal()}))
+    else:
+        click.echo(proof.marshal(), nl=False)
+
+
+@bfa.command()
+@home_options
+@json_option
+@click.argument("record_id")
+@click.option("--domain", type=click.Choice(["business", "finance", "archive", "control"]),
+              help="Domain of RECORD_ID when two domains share the id.")
+@click.option("--entry", "as_entry", is_flag=True, help="Show the ledger entry around the record.")
+@click.option("--raw", is_flag=True, help="With --entry: write the exact leaf input bytes.")
+@click.option("--reveal", is_flag=True,
+              help="Show clear personal data from the vault (the reveal is itself logged).")
+@user_option
+def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain: str | None,
+         as_entry: bool, raw: bool, reveal: bool, user: str) -> None:
+    """Show a record as the ledger holds it (personal data pseudonymised).
+
+    Example:
+
+        bfa show BP-2026-11-000123 --reveal --user li.wei
+        bfa show BP-2026-11-000123 --entry --raw | sha256sum
+    """
+    with open_ledger(home, db) as led:
+        if reveal:
+            entry, clear = led.reveal(record_id, domain, user)
+        else:
+            entry, clear = led.entry(record_id, domain), {}
+    if raw:
+        sys.stdout.buffer.write(entry.leaf)
+        sys.stdout.buffer.flush()
+        return
+    view = entry_view(entry) if as_entry else dict(entry.record)
+    if reveal:
+        view["revealed"] = clear
+    if as_json:
+        click.echo(to_json(view))
+        return
+    for k, v in view.items():
+        click.echo(f"{k}: {v if isinstance(v, str | int) else json.dumps(v, ensure_ascii=False)}")
+
+
+@bfa.group()
+def key() -> None:
+    """Key material: export the verifier key for auditors."""
+
+
+@key.command("export")
+@home_options
+def key_export(home: str | None, db: str | None) -> None:
+    """Print the C2SP note verifier key (name+hash+base64 Ed25519 public key).
+
+    Example:
+
+        bfa key export > ledger.vkey
+    """
+    led = Ledger.open(home, db, check=False)
+    click.echo(led.home.verifier().to_text())
+
+
+@bfa.command()
+@home_options
+@click.argument("person_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@user_option
+def forget(home: str | None, db: str | None, person_id: str, yes: bool, user: str) -> None:
+    """Erase a person's clear personal data (crypto-shredding); the ledger still verifies.
+
+    Example:
+
+        bfa forget 110101199001011234 --yes --user li.wei
+    """
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Erase the clear personal data of {person_id}? This cannot be undone",
+                      abort=True)
+    with open_ledger(home, db) as led:
+        n = led.forget(person_id, user)
+    click.echo(f"erased {n} vault value(s); the erasure is recorded in the ledger")
+
+
+@bfa.group()
+def db() -> None:
+    """Database administration."""
+
+
+@db.command("grant")
+@home_options
+@click.argument("role")
+@click.option("--print-sql", is_flag=True, help="Print the SQL instead of running it.")
+def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> None:
+    """Give an application ROLE INSERT and SELECT only on the ledger tables (PostgreSQL).
+
+    Example:
+
+        bfa db grant bfa_app --db postgresql://postgres@127.0.0.1/bfa
+    """
+    with open_ledger(home, db) as led:
+        sql = grant_sql(role)
+        if print_sql:
+            click.echo(";\n".join(sql) + ";")
+            return
+        led.grant(role)
+    click.echo(f"granted {role}: INSERT, SELECT on ledger tables; vault rows may be deleted")
+
+
+@bfa.command()
+@click.option("--home", default="demo-out/.bfa", show_default=True, help="Home for the demo.")
+@click.option("--persons", default=3000, show_default=True, help="Insured persons to generate.")
+@click.option("--seed", default=20261123, show_default=True, help="Random seed.")
+def demo(home: str, persons: int, seed: int) -> None:
+    """Run the demo: generate a month, ingest, checkpoint, verify, prove, tamper.
+
+    Example:
+
+        bfa demo --persons 500
+    """
+    code = run_demo(Path(home), persons=persons, seed=seed, say=click.echo)
+    if code:
+        raise click.exceptions.Exit(code)

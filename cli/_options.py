@@ -1,0 +1,66 @@
+"""Options shared by commands, as decorators (``--home``, ``--db``, ``--json``, ``--user``)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from ledger import Ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def home_options(f: F) -> F:
+    f = click.option(
+        "--db", "db", metavar="URL", envvar="BFA_DATABASE_URL",
+        help="Database URL (postgresql://...); default: SQLite file in the home. [env BFA_DATABASE_URL]",
+    )(f)
+    f = click.option(
+        "--home", "home", metavar="DIR", envvar="BFA_HOME",
+        help="Ledger home directory (keys, config, SQLite file). [default: ./.bfa; env BFA_HOME]",
+    )(f)
+    return f
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
+
+
+def user_option(f: F) -> F:
+    return click.option(
+        "--user", envvar="BFA_USER", default=lambda: os.environ.get("BFA_USER") or _login(),
+        show_default="login name", help="Acting user, recorded in the ledger. [env BFA_USER]",
+    )(f)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@contextmanager
+def open_ledger(home: str | None, db: str | None) -> Iterator[Ledger]:
+    led = Ledger.open(home, db)
+    try:
+        yield led
+    finally:
+        led.close()
+
+
+@contextmanager
+def progress(length: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    bar: Any = click.progressbar(length=length, label=label, file=sys.stderr)
+    with bar:
+        yield bar.update

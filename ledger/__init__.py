@@ -1,0 +1,73 @@
+"""Ledger core: canonical bytes, hash chain, Merkle tree, checkpoints, proofs, storage.
+
+Example::
+
+    from ledger import Ledger
+    led = Ledger.open(home=".bfa")
+    led.ingest(["month.jsonl"], vouchers=None)
+    cp = led.checkpoint()               # signed C2SP checkpoint
+    entry, proof = led.prove("BP-1")    # C2SP tlog-proof@v1
+    result = led.verify()               # VerifyResult; .ok, .problems
+"""
+
+from ledger._canonical import canonicalize, loads_strict
+from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash
+from ledger._errors import (
+    BfaError,
+    ConfigError,
+    FormatError,
+    InputError,
+    IntegrityError,
+    LocatedInputError,
+    MerkleProofError,
+    NotFoundError,
+    SignatureError,
+)
+from ledger._home import Home, resolve_home
+from ledger._ingest import BatchRefusedError, FileReport, VoucherMismatch, VoucherStore
+from ledger._ledger import CheckpointInfo, ConsistencyProof, Ledger, NotCoveredError, entry_view
+from ledger._merkle import verify_consistency, verify_inclusion
+from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
+from ledger._store import grant_sql
+from ledger._tlogproof import TLogProof
+from ledger._verify import LedgerIntegrityError, Problem, VerifyResult
+
+__all__ = [
+    "BatchRefusedError",
+    "BfaError",
+    "Checkpoint",
+    "CheckpointInfo",
+    "ConfigError",
+    "ConsistencyProof",
+    "Entry",
+    "FileReport",
+    "FormatError",
+    "Home",
+    "InputError",
+    "IntegrityError",
+    "Ledger",
+    "LedgerIntegrityError",
+    "LocatedInputError",
+    "MerkleProofError",
+    "NotCoveredError",
+    "NotFoundError",
+    "Problem",
+    "SignatureError",
+    "Signer",
+    "TLogProof",
+    "Verifier",
+    "VerifyResult",
+    "VoucherMismatch",
+    "VoucherStore",
+    "canonicalize",
+    "decode_leaf",
+    "encode_leaf",
+    "entry_hash",
+    "entry_view",
+    "grant_sql",
+    "loads_strict",
+    "open_checkpoint",
+    "resolve_home",
+    "verify_consistency",
+    "verify_inclusion",
+]

@@ -1,0 +1,91 @@
+"""The entry: leaf format v1, its hash, and how it chains (docs/FORMAT.md §2).
+
+An accepted record becomes one *entry*. Its **leaf input** (the exact bytes that
+are hashed, shown by ``bfa show ID --entry --raw``) is::
+
+    offset  size  field
+    0       1     format version, 0x01
+    1       8     sequence number (zero-based leaf index), unsigned big-endian
+    9       32    entry hash of the previous entry (32 zero bytes for entry 0)
+    41      ...   RFC 8785 canonical JSON of {"record": {...}, "recorded_at": "..."}
+
+The **entry hash** is the RFC 9162 §2.1.1 leaf hash ``SHA-256(0x00 || leaf)``,
+so the hash chain and the Merkle tree share their leaves: what a checkpoint
+signs and what the chain links are the same 32 bytes per entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ledger._canonical import canonicalize
+from ledger._errors import FormatError
+
+LEAF_VERSION = 1
+HEADER_SIZE = 41
+ZERO_HASH = bytes(32)
+_VERSION_BYTE = bytes([LEAF_VERSION])
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ledger entry, decoded."""
+
+    seq: int
+    prev_hash: bytes
+    record: dict[str, Any]
+    recorded_at: str
+    leaf: bytes
+    entry_hash: bytes
+
+    @property
+    def domain(self) -> str:
+        return str(self.record["type"]).split(".", 1)[0]
+
+    @property
+    def kind(self) -> str:
+        return str(self.record["type"]).split(".", 1)[1]
+
+    @property
+    def record_id(self) -> str:
+        return str(self.record["id"])
+
+
+def entry_hash(leaf: bytes) -> bytes:
+    """RFC 9162 §2.1.1 leaf hash of the leaf input: ``SHA-256(0x00 || leaf)``."""
+    return hashlib.sha256(b"\x00" + leaf).digest()
+
+
+def encode_leaf(seq: int, prev_hash: bytes, record: dict[str, Any], recorded_at: str) -> bytes:
+    """Leaf input bytes v1 for ``record`` appended at ``seq`` after ``prev_hash``."""
+    if len(prev_hash) != 32:
+        raise FormatError(f"previous hash must be 32 bytes, got {len(prev_hash)}")
+    body = canonicalize({"record": record, "recorded_at": recorded_at})
+    return _VERSION_BYTE + seq.to_bytes(8, "big") + prev_hash + body
+
+
+def decode_leaf(leaf: bytes) -> Entry:
+    """Parse leaf input bytes v1; raises :class:`FormatError` when malformed."""
+    if len(leaf) < HEADER_SIZE + 2:
+        raise FormatError(f"leaf is {len(leaf)} bytes, shorter than a v1 header and body")
+    if leaf[0] != LEAF_VERSION:
+        raise FormatError(f"leaf format version {leaf[0]} is not supported (expected 1)")
+    seq = int.from_bytes(leaf[1:9], "big")
+    prev = leaf[9:HEADER_SIZE]
+    try:
+        body = json.loads(leaf[HEADER_SIZE:].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"leaf {seq}: body is not JSON: {e}") from e
+    if not isinstance(body, dict) or set(body) != {"record", "recorded_at"}:
+        raise FormatError(f"leaf {seq}: body must hold exactly 'record' and 'recorded_at'")
+    record = body["record"]
+    if not isinstance(record, dict) or not isinstance(record.get("type"), str) or "." not in (
+        record["type"]
+    ):
+        raise FormatError(f"leaf {seq}: record has no 'type' of the form domain.kind")
+    if canonicalize(body) != leaf[HEADER_SIZE:]:
+        raise FormatError(f"leaf {seq}: body is not in RFC 8785 canonical form")
+    return Entry(seq, prev, record, str(body["recorded_at"]), leaf, entry_hash(leaf))

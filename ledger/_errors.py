@@ -1,0 +1,60 @@
+"""The error hierarchy every layer raises, each with a message a user can act on.
+
+Every error derives from :class:`BfaError`. The CLI maps error *classes* to exit
+codes in one place (``cli/_exit.py``); library code never chooses an exit code.
+
+- :class:`InputError` and its children: the command could not run on this input
+  (exit 2). Messages name the file, line and field where there is one.
+- :class:`IntegrityError` and its children: the ledger, a checkpoint, a proof or a
+  bundle failed verification (exit 3).
+- :class:`ConfigError`: keys, home directory or database unusable (exit 2).
+"""
+
+from __future__ import annotations
+
+
+class BfaError(Exception):
+    """Root of every error this project raises on purpose.
+
+    ``str(err)`` is a complete, one-line, user-facing message.
+    """
+
+
+class ConfigError(BfaError):
+    """The home directory, keys or database URL cannot be used."""
+
+
+class InputError(BfaError):
+    """Input was refused: malformed, inconsistent or conflicting."""
+
+
+class LocatedInputError(InputError):
+    """An input problem at a known place: ``file:line: field: message``."""
+
+    def __init__(self, file: str, line: int, field: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class NotFoundError(InputError):
+    """A record, entry or checkpoint that was asked for does not exist."""
+
+
+class IntegrityError(BfaError):
+    """Verification failed: the data is not what was signed or chained."""
+
+
+class MerkleProofError(IntegrityError):
+    """A Merkle inclusion or consistency proof does not verify."""
+
+
+class SignatureError(IntegrityError):
+    """A signed note carries no valid signature by the expected key."""
+
+
+class FormatError(InputError):
+    """A note, checkpoint, key or proof text is not well formed."""

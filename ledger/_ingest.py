@@ -1,0 +1,300 @@
+"""Ingest: stream JSON Lines into the ledger, one file = one atomic batch.
+
+Each line is parsed strictly (``_canonical.loads_strict``), validated against the
+interchange models (``schemas``), checked against what the ledger already holds
+(identical re-send: no-op; same id with other content: conflict), and appended.
+A record whose ``corrects`` names a record not yet seen waits until the end of
+its batch (records arrive in any order, INTERCHANGE "Files"). Archive records
+hand their voucher file to a :class:`VoucherStore`, so ``ledger`` never imports
+``archive``.
+
+Without a reject sink any problem refuses the whole file: nothing of it is
+written. With one, valid lines are appended and rejected ones are handed back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, select
+
+from ledger import _schema as s
+from ledger._append import Appender, now_rfc3339
+from ledger._canonical import canonicalize, loads_strict
+from ledger._errors import BfaError, InputError, LocatedInputError
+from ledger._privacy import Pseudonymizer, content_digest
+from ledger._store import Store
+from schemas import parse_record, record_payload
+
+MAX_REPORTED = 100
+CHUNK = 2000
+
+
+class VoucherStore(Protocol):
+    """Where voucher files go; the archive implements it."""
+
+    def put(self, source: Path, sha256: str, size: int) -> None:
+        """Copy ``source`` into the store if its bytes match; raise VoucherMismatch if not."""
+
+
+class VoucherMismatch(InputError):
+    """A voucher file is missing or differs from its record (``field`` says which)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class BatchRefusedError(InputError):
+    """A file was refused as a whole; ``problems`` lists why (first ones)."""
+
+    def __init__(self, file: str, problems: list[LocatedInputError], more: bool) -> None:
+        self.problems = problems
+        n = f"{len(problems)}{'+' if more else ''}"
+        first = str(problems[0]) if problems else "unknown problem"
+        super().__init__(f"{file}: batch refused, nothing appended ({n} problems); first: {first}")
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file."""
+
+    file: str
+    lines: int = 0
+    appended: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    problems: list[LocatedInputError] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Pending:
+    line: int
+    text: str
+    record: dict[str, Any]
+    domain: str
+    rid: str
+    digest: bytes
+    corrects: str | None
+    voucher: tuple[Path, str, int] | None
+
+
+class RejectSink(Protocol):
+    def reject(self, problem: LocatedInputError, text: str) -> None: ...
+
+
+ProgressFn = Callable[[int], None]
+
+
+def _field_of(err: ValidationError) -> tuple[str, str]:
+    first = err.errors(include_url=False)[0]
+    etype = first["type"]
+    loc = list(first["loc"])
+    if etype == "union_tag_not_found":
+        return "type", "is required (e.g. \"business.benefit_payment\")"
+    if etype == "union_tag_invalid":
+        return "type", f"unknown record type; {first['msg']}"
+    if loc and isinstance(loc[0], str) and "." in loc[0]:
+        loc = loc[1:]
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "record", str(first["msg"])
+
+
+class Ingester:
+    """Ingests files into one store; one instance per command."""
+
+    def __init__(
+        self,
+        store: Store,
+        secret: bytes,
+        vouchers: VoucherStore | None,
+        *,
+        reject_sink: RejectSink | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.store = store
+        self.secret = secret
+        self.pseudo = Pseudonymizer(secret)
+        self.vouchers = vouchers
+        self.sink = reject_sink
+        self.progress = progress
+
+    # -- public ---------------------------------------------------------------
+    def ingest_path(self, path: Path) -> FileReport:
+        try:
+            f = path.open("rb")
+        except OSError as e:
+            raise InputError(f"{path}: cannot open: {e.strerror}") from e
+        with f:
+            return self.ingest_stream(f, str(path), path.resolve().parent)
+
+    def ingest_stream(self, stream: IO[bytes], name: str, base: Path) -> FileReport:
+        """Ingest one batch atomically; raises :class:`BatchRefusedError` when refused."""
+        report = FileReport(name)
+        with self.store.writer() as conn:
+            app = Appender(self.store, conn, self.pseudo)
+            self._run(conn, app, stream, name, base, report)
+            if report.problems and self.sink is None:
+                conn.rollback()
+                raise BatchRefusedError(name, report.problems, report.rejected > MAX_REPORTED)
+            app.flush()
+        return report
+
+    # -- internals ------------------------------------------------------------
+    def _lines(self, stream: IO[bytes]) -> Iterator[tuple[int, str | None, str]]:
+        for n, raw in enumerate(stream, 1):
+            if self.progress:
+                self.progress(len(raw))
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield n, None, f"not valid UTF-8 at byte {e.start}"
+                continue
+            yield n, text.rstrip("\r\n"), ""
+
+    def _problem(
+        self, report: FileReport, problem: LocatedInputError, text: str
+    ) -> None:
+        report.rejected += 1
+        if len(report.problems) < MAX_REPORTED:
+            report.problems.append(problem)
+        if self.sink is not None:
+            self.sink.reject(problem, text)
+
+    def _parse(self, name: str, n: int, text: str, base: Path) -> _Pending:
+        try:
+            obj = loads_strict(text)
+        except InputError as e:
+            raise LocatedInputError(name, n, "", f"not JSON: {e}") from e
+        if not isinstance(obj, dict):
+            raise LocatedInputError(name, n, "", "a record must be a JSON object")
+        try:
+            model = parse_record(obj)
+        except ValidationError as e:
+            fld, msg = _field_of(e)
+            raise LocatedInputError(name, n, fld, msg) from e
+        record = record_payload(model)
+        domain, _kind = str(record["type"]).split(".", 1)
+        digest = content_digest(self.secret, canonicalize(record))
+        voucher = None
+        if domain == "archive" and "file" in record:
+            voucher = (base / str(record["file"]), str(record["sha256"]), int(str(record["size"])))
+        corrects = record.get("corrects")
+        return _Pending(
+            n, text, record, domain, str(record["id"]), digest,
+            str(corrects) if corrects else None, voucher,
+        )
+
+    def _run(
+        self,
+        conn: Connection,
+        app: Appender,
+        stream: IO[bytes],
+        name: str,
+        base: Path,
+        report: FileReport,
+    ) -> None:
+        chunk: list[_Pending] = []
+        deferred: list[_Pending] = []
+        for n, text, err in self._lines(stream):
+            report.lines = n
+            if text is None:
+                self._problem(report, LocatedInputError(name, n, "", err), "")
+                continue
+            if not text.strip():
+                continue
+            try:
+                chunk.append(self._parse(name, n, text, base))
+            except LocatedInputError as e:
+                self._problem(report, e, text)
+            if report.problems and self.sink is None and len(report.problems) >= MAX_REPORTED:
+                break
+            if len(chunk) >= CHUNK:
+                deferred += self._settle(conn, app, chunk, name, report)
+                chunk = []
+        deferred += self._settle(conn, app, chunk, name, report)
+        while deferred:
+            before = len(deferred)
+            deferred = self._settle(conn, app, deferred, name, report)
+            if len(deferred) == before:
+                break
+        for p in deferred:
+            self._problem(
+                report,
+                LocatedInputError(
+                    name, p.line, "corrects",
+                    f"names no {p.domain} record {p.corrects!r} (not in the ledger nor in this batch)",
+                ),
+                p.text,
+            )
+
+    def _settle(
+        self,
+        conn: Connection,
+        app: Appender,
+        items: list[_Pending],
+        name: str,
+        report: FileReport,
+    ) -> list[_Pending]:
+        """Append what can be appended; return items whose ``corrects`` is not yet known."""
+        if not items:
+            return []
+        app.flush()
+        known = self._existing(conn, {(p.domain, p.rid) for p in items}
+                               | {(p.domain, p.corrects) for p in items if p.corrects})
+        waiting: list[_Pending] = []
+        recorded_at = now_rfc3339()
+        in_batch: dict[tuple[str, str], bytes] = {}
+        for p in items:
+            key = (p.domain, p.rid)
+            prior = known.get(key, in_batch.get(key))
+            if prior is not None:
+                if prior == p.digest:
+                    report.duplicates += 1
+                else:
+                    self._problem(report, LocatedInputError(
+                        name, p.line, "id",
+                        f"conflict: {p.domain} record {p.rid!r} is already in the ledger "
+                        "with different content (send a correction with 'corrects' instead)",
+                    ), p.text)
+                continue
+            if p.corrects and (p.domain, p.corrects) not in known and (
+                p.domain, p.corrects) not in in_batch:
+                waiting.append(p)
+                continue
+            if p.voucher is not None and self.vouchers is not None:
+                try:
+                    self.vouchers.put(*p.voucher)
+                except VoucherMismatch as e:
+                    self._problem(report, LocatedInputError(name, p.line, e.field, str(e)), p.text)
+                    continue
+                except BfaError as e:
+                    self._problem(report, LocatedInputError(name, p.line, "file", str(e)), p.text)
+                    continue
+            if report.problems and self.sink is None:
+                continue  # the batch is refused anyway: keep validating, write nothing
+            app.append(p.record, recorded_at=recorded_at, digest=p.digest)
+            in_batch[key] = p.digest
+            report.appended += 1
+        return waiting
+
+    def _existing(
+        self, conn: Connection, keys: set[tuple[str, str | None]]
+    ) -> dict[tuple[str, str], bytes]:
+        ids = sorted({k[1] for k in keys if k[1] is not None})
+        found: dict[tuple[str, str], bytes] = {}
+        e = s.entries.c
+        for i in range(0, len(ids), 500):
+            q = select(e.domain, e.record_id, e.content_digest).where(
+                e.record_id.in_(ids[i : i + 500])
+            )
+            for domain, rid, digest in conn.execute(q):
+                if (domain, rid) in keys:
+                    found[(domain, rid)] = bytes(digest) if digest is not None else b""
+        return found

@@ -1,0 +1,321 @@
+"""The :class:`Ledger` facade: one object per command, one method per action.
+
+It ties the home (keys, settings), the store and the pieces in this package
+together, so that the CLI parses, calls one method here, and renders.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Connection, delete, func, select
+
+from ledger import _schema as s
+from ledger._append import Appender, now_rfc3339
+from ledger._entry import Entry, decode_leaf
+from ledger._errors import BfaError, ConfigError, InputError, NotFoundError
+from ledger._home import Home, init_home, resolve_home
+from ledger._ingest import FileReport, Ingester, ProgressFn, RejectSink, VoucherStore
+from ledger._merkle import (
+    CompactRange,
+    consistency_proof,
+    consistency_ranges,
+    inclusion_proof,
+    inclusion_ranges,
+    nodes_needed,
+)
+from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
+from ledger._privacy import Pseudonymizer, commitment
+from ledger._store import Store, grant_sql
+from ledger._tlogproof import TLogProof
+from ledger._verify import VerifyResult, check_ledger, record_verified
+
+
+class NotCoveredError(BfaError):
+    """The entry exists but no signed checkpoint covers it yet (a problem, exit 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointInfo:
+    size: int
+    root: bytes
+    note: str
+    created_at: str
+    new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    size1: int
+    size2: int
+    root1: bytes
+    root2: bytes
+    hashes: tuple[bytes, ...]
+    checkpoint: str
+
+    def to_text(self) -> str:
+        """C2SP tlog-witness add-checkpoint body: ``old N``, proof lines, blank, checkpoint."""
+        lines = [f"old {self.size1}"] + [base64.b64encode(h).decode() for h in self.hashes]
+        return "\n".join(lines) + "\n\n" + self.checkpoint
+
+
+class Ledger:
+    """A ledger reached through its home directory and database URL."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self.store = Store(home.db_url)
+
+    @classmethod
+    def open(cls, home: str | None = None, db: str | None = None, *, check: bool = True) -> Ledger:
+        ledger = cls(resolve_home(home, db))
+        if check:
+            if ledger.home.origin is None:
+                raise ConfigError(f"{ledger.home.path} is not a ledger home; run 'bfa init' first")
+            ledger.store.require_schema()
+        return ledger
+
+    @property
+    def origin(self) -> str:
+        assert self.home.origin is not None
+        return self.home.origin
+
+    def close(self) -> None:
+        self.store.dispose()
+
+    # -- init -----------------------------------------------------------------
+    def init(self, origin: str) -> None:
+        """Create keys and configuration, migrate the schema, record the origin."""
+        self.home = init_home(self.home, origin)
+        self.store.migrate()
+        with self.store.writer() as conn:
+            have = self.store.get_meta(conn, "origin")
+            if have is not None and have != origin:
+                raise ConfigError(f"database holds ledger {have!r}, not {origin!r}")
+            if have is None:
+                self.store.set_meta(conn, "origin", origin)
+
+    # -- ingest ---------------------------------------------------------------
+    def ingester(
+        self,
+        vouchers: VoucherStore | None,
+        reject_sink: RejectSink | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Ingester:
+        return Ingester(self.store, self.home.secret(), vouchers,
+                        reject_sink=reject_sink, progress=progress)
+
+    def ingest(
+        self,
+        sources: Iterable[str],
+        vouchers: VoucherStore | None,
+        *,
+        stdin: IO[bytes] | None = None,
+        reject_sink: RejectSink | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[FileReport]:
+        """Ingest each source (a path or ``-``) as its own atomic batch."""
+        ing = self.ingester(vouchers, reject_sink, progress)
+        reports = []
+        for src in sources:
+            if src == "-":
+                if stdin is None:
+                    raise InputError("no standard input to read")
+                reports.append(ing.ingest_stream(stdin, "<stdin>", Path.cwd()))
+            else:
+                reports.append(ing.ingest_path(Path(src)))
+        return reports
+
+    # -- checkpoints ----------------------------------------------------------
+    def checkpoint(self) -> CheckpointInfo:
+        """Sign a checkpoint of the current tree (or return the one that already covers it)."""
+        signer = self.home.signer()
+        with self.store.writer() as conn:
+            size, _ = self.store.head(conn)
+            c = s.checkpoints.c
+            row = conn.execute(
+                select(c.tree_size, c.root_hash, c.note, c.created_at).where(c.tree_size == size)
+            ).first()
+            if row is not None:
+                return CheckpointInfo(size, bytes(row[1]), row[2], row[3], False)
+            keys = CompactRange.frontier_nodes(size)
+            nodes = self.store.get_nodes(conn, keys)
+            root = CompactRange(size, [nodes[k] for k in keys]).root()
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), signer)
+            created = now_rfc3339()
+            conn.execute(s.checkpoints.insert().values(
+                tree_size=size, root_hash=root, note=note, created_at=created))
+            return CheckpointInfo(size, root, note, created, True)
+
+    def latest_checkpoint(self, conn: Connection) -> tuple[int, bytes, str] | None:
+        c = s.checkpoints.c
+        row = conn.execute(
+            select(c.tree_size, c.root_hash, c.note).order_by(c.tree_size.desc()).limit(1)
+        ).first()
+        return (int(row[0]), bytes(row[1]), str(row[2])) if row else None
+
+    # -- verify ---------------------------------------------------------------
+    def verify(
+        self,
+        *,
+        since_checkpoint: bool = False,
+        derived: bool = True,
+        against: str | None = None,
+        progress: ProgressFn | None = None,
+    ) -> VerifyResult:
+        result = check_ledger(
+            self.store, self.home.verifier(), self.origin, since_checkpoint=since_checkpoint,
+            derived=derived, against=against, progress=progress,
+        )
+        record_verified(self.store, result)
+        return result
+
+    def size(self) -> int:
+        with self.store.reader() as conn:
+            return self.store.head(conn)[0]
+
+    # -- lookups --------------------------------------------------------------
+    def find_entry(self, conn: Connection, record_id: str, domain: str | None) -> Entry:
+        e = s.entries.c
+        q = select(e.seq, e.domain, e.leaf).where(e.record_id == record_id)
+        if domain:
+            q = q.where(e.domain == domain)
+        rows = conn.execute(q).all()
+        if not rows:
+            where = f" in domain {domain!r}" if domain else ""
+            raise NotFoundError(f"no record {record_id!r}{where} in the ledger")
+        if len(rows) > 1:
+            doms = ", ".join(sorted(r[1] for r in rows))
+            raise InputError(f"record id {record_id!r} exists in domains {doms}; pass --domain")
+        return decode_leaf(bytes(rows[0][2]))
+
+    def entry(self, record_id: str, domain: str | None = None) -> Entry:
+        with self.store.reader() as conn:
+            return self.find_entry(conn, record_id, domain)
+
+    def entry_at(self, seq: int) -> Entry:
+        with self.store.reader() as conn:
+            leaf = conn.execute(
+                select(s.entries.c.leaf).where(s.entries.c.seq == seq)).scalar()
+            if leaf is None:
+                raise NotFoundError(f"no entry {seq}")
+            return decode_leaf(bytes(leaf))
+
+    # -- proofs ---------------------------------------------------------------
+    def prove(self, record_id: str, domain: str | None = None) -> tuple[Entry, TLogProof]:
+        """C2SP tlog-proof@v1 for a record's entry against the latest checkpoint."""
+        with self.store.reader() as conn:
+            entry = self.find_entry(conn, record_id, domain)
+            latest = self.latest_checkpoint(conn)
+            if latest is None or latest[0] <= entry.seq:
+                raise NotCoveredError(
+                    f"{entry.domain} record {record_id!r} is entry {entry.seq}, not yet covered "
+                    "by a signed checkpoint; run 'bfa checkpoint'")
+            size, _root, note = latest
+            nodes = self.store.get_nodes(conn, nodes_needed(inclusion_ranges(entry.seq, size)))
+            hashes = tuple(inclusion_proof(entry.seq, size, nodes))
+        return entry, TLogProof(entry.seq, hashes, note, extra=entry.leaf)
+
+    def prove_consistency(self, old: int, new: int | None = None) -> ConsistencyProof:
+        """RFC 9162 consistency proof between two signed checkpoints."""
+        with self.store.reader() as conn:
+            c = s.checkpoints.c
+            sizes = dict(
+                (int(t), (bytes(r), str(n)))
+                for t, r, n in conn.execute(select(c.tree_size, c.root_hash, c.note))
+            )
+            if not sizes:
+                raise NotCoveredError("no signed checkpoint yet; run 'bfa checkpoint'")
+            new = max(sizes) if new is None else new
+            for size in (old, new):
+                if size not in sizes:
+                    have = ", ".join(str(x) for x in sorted(sizes)[-5:])
+                    raise NotFoundError(f"no signed checkpoint of size {size} (latest: {have})")
+            if not 0 < old <= new:
+                raise InputError(f"need 0 < OLD_SIZE <= NEW_SIZE, got {old} and {new}")
+            hashes: tuple[bytes, ...] = ()
+            if old != new:
+                nodes = self.store.get_nodes(conn, nodes_needed(consistency_ranges(old, new)))
+                hashes = tuple(consistency_proof(old, new, nodes))
+        return ConsistencyProof(old, new, sizes[old][0], sizes[new][0], hashes, sizes[new][1])
+
+    def verify_checkpoint_text(self, note: str) -> Checkpoint:
+        return open_checkpoint(note, self.home.verifier(), self.origin)
+
+    def grant(self, role: str) -> None:
+        """Give ``role`` INSERT and SELECT only on ledger tables (PostgreSQL only)."""
+        if self.store.dialect != "postgresql":
+            raise ConfigError("roles and grants exist on PostgreSQL only; SQLite has triggers")
+        with self.store.writer() as conn:
+            for stmt in grant_sql(role):
+                conn.exec_driver_sql(stmt)
+
+    # -- personal data --------------------------------------------------------
+    def reveal(self, record_id: str, domain: str | None, user: str) -> tuple[Entry, dict[str, str]]:
+        """Clear values of a record's personal fields; the reveal itself is appended."""
+        pseudo = Pseudonymizer(self.home.secret())
+        with self.store.writer() as conn:
+            entry = self.find_entry(conn, record_id, domain)
+            v = s.vault.c
+            rows = conn.execute(
+                select(v.field, v.salt, v.clear_value).where(
+                    v.domain == entry.domain, v.record_id == entry.record_id)
+            ).all()
+            commits = entry.record.get("_commitments", {})
+            clear: dict[str, str] = {}
+            for fld, salt, value in rows:
+                if commits.get(fld) != commitment(bytes(salt), value):
+                    raise InputError(f"vault value of {fld} does not open its commitment")
+                clear[fld] = value
+            app = Appender(self.store, conn, pseudo)
+            app.append({
+                "type": "control.reveal",
+                "id": f"reveal-{uuid.uuid4()}",
+                "user": user,
+                "record": {"domain": entry.domain, "id": entry.record_id, "seq": entry.seq},
+                "fields": sorted(clear),
+                "at": now_rfc3339(),
+            }, recorded_at=now_rfc3339(), protect=False)
+            app.flush()
+        return entry, clear
+
+    def forget(self, person_id: str, user: str) -> int:
+        """Erase a person's clear values and salts (crypto-shredding); returns rows erased."""
+        pseudo = Pseudonymizer(self.home.secret())
+        subject = pseudo.pseudonym("person_id", person_id)
+        with self.store.writer() as conn:
+            v = s.vault.c
+            n = conn.execute(
+                select(func.count()).select_from(s.vault).where(v.subject == subject)
+            ).scalar_one()
+            conn.execute(delete(s.vault).where(v.subject == subject))
+            app = Appender(self.store, conn, pseudo)
+            app.append({
+                "type": "control.forget",
+                "id": f"forget-{uuid.uuid4()}",
+                "user": user,
+                "subject": subject,
+                "erased": int(n),
+                "at": now_rfc3339(),
+            }, recorded_at=now_rfc3339(), protect=False)
+            app.flush()
+        return int(n)
+
+
+def entry_view(entry: Entry) -> dict[str, Any]:
+    """JSON-ready view of an entry (what ``bfa show --json`` prints)."""
+    return {
+        "seq": entry.seq,
+        "domain": entry.domain,
+        "kind": entry.kind,
+        "record_id": entry.record_id,
+        "recorded_at": entry.recorded_at,
+        "prev_hash": entry.prev_hash.hex(),
+        "entry_hash": entry.entry_hash.hex(),
+        "payload": entry.record,
+    }

@@ -1,0 +1,112 @@
+"""Personal data: keyed pseudonyms, salted commitments and the vault rows (FORMAT.md §4).
+
+Fields named in :data:`schemas.PERSONAL_FIELDS` never enter a hashed payload in
+clear. Each is replaced by a **pseudonym** and backed by a **commitment**:
+
+- ``pseudonym = "ps1:" + hex(HMAC-SHA256(secret, "bfa-pseudonym/v1" 0x00 class 0x00 value))[:32]``
+  where ``class`` is ``party`` for person, payer and employer identifiers (so a
+  ``payer_id`` compares equal to the ``employer_id`` or ``person_id`` it names),
+  ``account`` for bank accounts and ``name`` for personal names;
+- ``commitment = hex(SHA-256("bfa-commit/v1" 0x00 salt value))`` with a fresh
+  16-byte random salt per record and field, listed under the payload key
+  ``"_commitments"``.
+
+The clear value and the salt live only in the vault table. Erasing them
+(``bfa forget``) leaves pseudonyms and commitments that no longer open: the
+ledger still verifies, the person can no longer be read from it.
+``employer_id`` is not personal data and stays in clear; its party pseudonym is
+added as ``"employer_party"`` so that joins with ``payer_id`` stay possible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from typing import Any
+
+PSEUDONYM_PREFIX = "ps1:"
+_FIELD_CLASS = {
+    "person_id": b"party",
+    "payer_id": b"party",
+    "employer_id": b"party",
+    "account": b"account",
+    "payee_account": b"account",
+    "name": b"name",
+}
+PERSONAL_FIELDS = ("person_id", "payer_id", "account", "payee_account", "name")
+SUBJECT_FIELDS = ("person_id", "payer_id")
+
+
+@dataclass(frozen=True, slots=True)
+class VaultRow:
+    """A clear value and the salt that opens its commitment."""
+
+    field: str
+    subject: str | None
+    salt: bytes
+    clear: str
+
+
+class Pseudonymizer:
+    """Replaces personal fields with pseudonyms under one ledger secret."""
+
+    __slots__ = ("_cache", "_key")
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ValueError("the ledger secret must be at least 32 bytes")
+        self._key = secret
+        self._cache: dict[tuple[bytes, str], str] = {}
+
+    def pseudonym(self, field: str, value: str) -> str:
+        """The keyed pseudonym of ``value`` for the class of ``field``."""
+        cls = _FIELD_CLASS[field]
+        key = (cls, value)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        mac = hmac.new(
+            self._key, b"bfa-pseudonym/v1\x00" + cls + b"\x00" + value.encode(), hashlib.sha256
+        )
+        result = PSEUDONYM_PREFIX + mac.hexdigest()[:32]
+        if len(self._cache) > 100_000:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+    def protect(self, record: dict[str, Any]) -> tuple[dict[str, Any], list[VaultRow]]:
+        """Split ``record`` into a payload safe to hash and the vault rows it needs."""
+        present = [f for f in PERSONAL_FIELDS if f in record]
+        if not present and "employer_id" not in record:
+            return record, []
+        payload = dict(record)
+        rows: list[VaultRow] = []
+        commitments: dict[str, str] = {}
+        subject = None
+        for f in SUBJECT_FIELDS:
+            if f in record:
+                subject = self.pseudonym("person_id", str(record[f]))
+                break
+        for f in present:
+            clear = str(record[f])
+            salt = os.urandom(16)
+            payload[f] = self.pseudonym(f, clear)
+            commitments[f] = commitment(salt, clear)
+            rows.append(VaultRow(f, subject, salt, clear))
+        if commitments:
+            payload["_commitments"] = commitments
+        if "employer_id" in record:
+            payload["employer_party"] = self.pseudonym("employer_id", str(record["employer_id"]))
+        return payload, rows
+
+
+def commitment(salt: bytes, clear: str) -> str:
+    """Salted commitment to a clear value (hex SHA-256)."""
+    return hashlib.sha256(b"bfa-commit/v1\x00" + salt + clear.encode()).hexdigest()
+
+
+def content_digest(secret: bytes, canonical_record: bytes) -> bytes:
+    """Keyed digest of a record as received, to tell a re-send from a conflict."""
+    return hmac.new(secret, b"bfa-content/v1\x00" + canonical_record, hashlib.sha256).digest()

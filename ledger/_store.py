@@ -1,0 +1,216 @@
+"""Storage: engines, transactions, the writer lock, bulk appends and node reads.
+
+One code path serves SQLite (embedded default) and PostgreSQL (production). What
+differs is kept here: SQLite writers take ``BEGIN IMMEDIATE``; PostgreSQL writers
+take a transaction-scoped advisory lock and bulk-append with ``COPY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from ledger import _schema as s
+from ledger._errors import ConfigError
+
+_LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
+HEAD_REVISION = "0001"
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` URLs and use psycopg 3 for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Store:
+    """A ledger database, SQLite or PostgreSQL, selected by URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        try:
+            parsed = make_url(self.url)
+        except Exception as e:
+            raise ConfigError(f"database URL {url!r} is not valid: {e}") from e
+        self.dialect = parsed.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(f"database {self.dialect!r} is not supported (sqlite, postgresql)")
+        self.engine: Engine = self._make_engine()
+
+    def _make_engine(self) -> Engine:
+        if self.dialect == "sqlite":
+            db = make_url(self.url).database
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(self.url, connect_args={"timeout": 120})
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+                dbapi_conn.isolation_level = None
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA busy_timeout=120000")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Connection) -> None:
+                mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+                conn.exec_driver_sql(f"BEGIN {mode}")
+
+            return engine
+        return create_engine(self.url, pool_pre_ping=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self._connect_checked() as conn, conn.begin():
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def schema_revision(self) -> str | None:
+        with self._connect_checked() as conn:
+            try:
+                return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            except SQLAlchemyError:
+                return None
+
+    def require_schema(self) -> None:
+        rev = self.schema_revision()
+        if rev is None:
+            raise ConfigError(f"no ledger in {self.display_url()}; run 'bfa init' first")
+        if rev != HEAD_REVISION:
+            raise ConfigError(
+                f"ledger schema is at revision {rev}, this bfa needs {HEAD_REVISION}; "
+                "run 'bfa init' to migrate"
+            )
+
+    def display_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def _connect_checked(self) -> Iterator[Connection]:
+        try:
+            conn = self.engine.connect()
+        except OperationalError as e:
+            raise ConfigError(f"cannot open database {self.display_url()}: {e.orig}") from e
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    # -- transactions ---------------------------------------------------------
+    @contextmanager
+    def writer(self) -> Iterator[Connection]:
+        """A transaction holding the one append lock; commits on success."""
+        with self._connect_checked() as conn:
+            if self.dialect == "sqlite":
+                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+                yield conn
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on both backends)."""
+        with self._connect_checked() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    # -- reads ----------------------------------------------------------------
+    @staticmethod
+    def head(conn: Connection) -> tuple[int, bytes | None]:
+        """(number of entries, entry hash of the last one)."""
+        row = conn.execute(
+            select(s.entries.c.seq, s.entries.c.entry_hash).order_by(s.entries.c.seq.desc()).limit(1)
+        ).first()
+        if row is None:
+            return 0, None
+        return int(row[0]) + 1, bytes(row[1])
+
+    @staticmethod
+    def get_nodes(
+        conn: Connection, keys: Iterable[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """Hashes of complete subtrees ``(level, index)``; level 0 reads entry hashes."""
+        by_level: dict[int, list[int]] = {}
+        for level, idx in keys:
+            by_level.setdefault(level, []).append(idx)
+        found: dict[tuple[int, int], bytes] = {}
+        for level, idxs in by_level.items():
+            for i in range(0, len(idxs), 500):
+                part = idxs[i : i + 500]
+                if level == 0:
+                    q = select(s.entries.c.seq, s.entries.c.entry_hash).where(
+                        s.entries.c.seq.in_(part)
+                    )
+                else:
+                    q = select(s.tree_nodes.c.idx, s.tree_nodes.c.hash).where(
+                        s.tree_nodes.c.level == level, s.tree_nodes.c.idx.in_(part)
+                    )
+                for idx, h in conn.execute(q):
+                    found[(level, int(idx))] = bytes(h)
+        return found
+
+    def get_meta(self, conn: Connection, key: str) -> str | None:
+        return conn.execute(select(s.meta.c.value).where(s.meta.c.key == key)).scalar()
+
+    def set_meta(self, conn: Connection, key: str, value: str) -> None:
+        if self.get_meta(conn, key) is None:
+            conn.execute(s.meta.insert().values(key=key, value=value))
+        else:
+            conn.execute(s.meta.update().where(s.meta.c.key == key).values(value=value))
+
+    # -- bulk writes ----------------------------------------------------------
+    def copy_rows(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Append rows in bulk: psycopg COPY on PostgreSQL, executemany on SQLite."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        if self.dialect == "postgresql":
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
+
+
+def grant_sql(role: str) -> list[str]:
+    """PostgreSQL statements giving ``role`` append-only rights (docs/FORMAT.md §7)."""
+    if not role.replace("_", "").isalnum():
+        raise ConfigError(f"role name {role!r} must be letters, digits and underscores")
+    r = f'"{role}"'
+    return [
+        f"REVOKE ALL ON entries, tree_nodes, checkpoints, vault, meta FROM {r}",
+        f"GRANT USAGE ON SCHEMA public TO {r}",
+        f"GRANT SELECT, INSERT ON entries, tree_nodes, checkpoints TO {r}",
+        f"GRANT SELECT, INSERT, DELETE ON vault TO {r}",
+        f"GRANT USAGE ON SEQUENCE vault_id_seq TO {r}",
+        f"GRANT SELECT, INSERT, UPDATE ON meta TO {r}",
+        f"GRANT SELECT ON alembic_version TO {r}",
+    ]

@@ -1,0 +1,370 @@
+"""Verification: recompute the chain, every entry hash, every checkpoint's root and
+signature, and check that derived tables agree — streaming, in flat memory.
+
+``check_ledger`` returns a :class:`VerifyResult` (for reports); ``verify_ledger``
+raises :class:`LedgerIntegrityError` naming the first bad sequence number. Both
+run the same code. See docs/FORMAT.md §6 for what is checked, in which order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, func, select
+
+from ledger import _schema as s
+from ledger._entry import HEADER_SIZE, LEAF_VERSION, ZERO_HASH, decode_leaf
+from ledger._errors import BfaError, FormatError, IntegrityError
+from ledger._merkle import CompactRange, consistency_proof, consistency_ranges, inclusion_proof
+from ledger._merkle import inclusion_ranges, nodes_needed, range_hash, verify_consistency
+from ledger._merkle import verify_inclusion
+from ledger._note import Checkpoint, Verifier, open_checkpoint
+from ledger._store import Store
+
+ProgressFn = Callable[[int], None]
+_BATCH = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing verification found wrong; ``seq`` is the first entry concerned."""
+
+    code: str
+    message: str
+    seq: int | None = None
+
+
+@dataclass
+class VerifyResult:
+    """What a verification run checked and found."""
+
+    tree_size: int = 0
+    start: int = 0
+    entries_checked: int = 0
+    checkpoints_checked: int = 0
+    derived_checked: bool = False
+    against: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class LedgerIntegrityError(IntegrityError):
+    """The ledger fails verification; ``problem`` is the first thing found."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(problem.message)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cp:
+    size: int
+    root: bytes
+    note: str
+
+
+def _load_checkpoints(
+    conn: Connection, verifier: Verifier, origin: str, result: VerifyResult
+) -> list[_Cp]:
+    out: list[_Cp] = []
+    c = s.checkpoints.c
+    for size, root, note in conn.execute(
+        select(c.tree_size, c.root_hash, c.note).order_by(c.tree_size)
+    ):
+        size = int(size)
+        try:
+            cp = open_checkpoint(note, verifier, origin)
+        except BfaError as e:
+            result.problems.append(Problem(
+                "checkpoint-signature",
+                f"checkpoint at size {size} is not signed by the ledger key "
+                f"{verifier.name}: {e}", size))
+            continue
+        if cp.size != size or cp.root != bytes(root):
+            result.problems.append(Problem(
+                "checkpoint-row",
+                f"checkpoint row at size {size} disagrees with its signed note "
+                f"(note says size {cp.size})", size))
+            continue
+        result.checkpoints_checked += 1
+        out.append(_Cp(size, cp.root, note))
+    return out
+
+
+def _stream(store: Store, conn: Connection, start: int) -> Iterator[tuple[int, bytes, bytes]]:
+    e = s.entries.c
+    q = select(e.seq, e.leaf, e.entry_hash).where(e.seq >= start).order_by(e.seq)
+    result = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(q)
+    for part in result.partitions(_BATCH):
+        for seq, leaf, h in part:
+            yield seq, leaf, h
+
+
+def _chain_pass(
+    store: Store,
+    conn: Connection,
+    start: int,
+    crange: CompactRange,
+    prev: bytes,
+    cps: list[_Cp],
+    result: VerifyResult,
+    against: Checkpoint | None,
+    progress: ProgressFn | None,
+) -> bytes | None:
+    """Stream entries from ``start``; returns the root at ``against.size`` if asked."""
+    sha256 = hashlib.sha256
+    version = bytes([LEAF_VERSION])
+    want = {cp.size: cp for cp in cps if cp.size > start}
+    against_root = None
+    if against is not None and against.size == start:
+        against_root = crange.root()
+    expect = start
+    tick = 0
+    append = crange.append
+    for seq, leaf, stored in _stream(store, conn, start):
+        leaf = bytes(leaf)
+        if seq != expect:
+            result.problems.append(Problem(
+                "entry-missing", f"entry {expect} is missing (the next stored entry is {seq})",
+                expect))
+            return None
+        if leaf[:1] != version or len(leaf) < HEADER_SIZE:
+            result.problems.append(Problem(
+                "leaf-format", f"entry {seq}: leaf is not in format v{LEAF_VERSION}", seq))
+            return None
+        if int.from_bytes(leaf[1:9], "big") != seq:
+            result.problems.append(Problem(
+                "reordered", f"entry {seq}: its leaf says it is entry "
+                f"{int.from_bytes(leaf[1:9], 'big')} (entries reordered or renumbered)", seq))
+            return None
+        h = sha256(b"\x00" + leaf).digest()
+        if h != bytes(stored):
+            result.problems.append(Problem(
+                "payload-changed", f"entry {seq}: payload changed (its hash is {h.hex()[:16]}…, "
+                f"the stored entry hash is {bytes(stored).hex()[:16]}…)", seq))
+            return None
+        if leaf[9:HEADER_SIZE] != prev:
+            result.problems.append(Problem(
+                "chain-broken", f"entry {seq}: does not chain to entry {seq - 1} "
+                "(an entry was inserted, removed or reordered before it)", seq))
+            return None
+        prev = h
+        append(h)
+        expect += 1
+        result.entries_checked += 1
+        cp = want.get(expect)
+        if cp is not None and crange.root() != cp.root:
+            result.problems.append(Problem(
+                "root-mismatch", f"Merkle root at size {expect} differs from the signed "
+                f"checkpoint (history before entry {expect} was rewritten)", expect - 1))
+            return None
+        if against is not None and against.size == expect:
+            against_root = crange.root()
+        tick += 1
+        if progress is not None and tick == _BATCH:
+            progress(tick)
+            tick = 0
+    if progress is not None and tick:
+        progress(tick)
+    result.tree_size = expect
+    for cp in cps:
+        if cp.size > expect:
+            result.problems.append(Problem(
+                "truncated", f"tail truncated: a signed checkpoint covers {cp.size} entries "
+                f"but the ledger holds {expect}", expect))
+            break
+    return against_root
+
+
+def _derived_pass(store: Store, conn: Connection, result: VerifyResult) -> None:
+    """Entries' columns agree with their leaves; stored tree nodes agree with leaves."""
+    crange = CompactRange()
+    e = s.entries.c
+    q = select(e.seq, e.domain, e.kind, e.record_id, e.leaf).order_by(e.seq)
+    rows = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(q)
+    pending: dict[tuple[int, int], bytes] = {}
+    for seq, domain, kind, rid, leaf in rows:
+        try:
+            entry = decode_leaf(bytes(leaf))
+        except FormatError as err:
+            result.problems.append(Problem("leaf-format", f"entry {seq}: {err}", seq))
+            return
+        if (entry.domain, entry.kind, entry.record_id) != (domain, kind, rid):
+            result.problems.append(Problem(
+                "derived-mismatch", f"entry {seq}: columns say {domain}.{kind} {rid!r}, the leaf "
+                f"says {entry.domain}.{entry.kind} {entry.record_id!r}", seq))
+            return
+        for level, idx, h in crange.append(entry.entry_hash):
+            pending[(level, idx)] = h
+        if len(pending) >= _BATCH:
+            if not _compare_nodes(store, conn, pending, result):
+                return
+            pending = {}
+    if pending and not _compare_nodes(store, conn, pending, result):
+        return
+    n = crange.size
+    expected_nodes = n - bin(n).count("1")
+    stored = conn.execute(select(func.count()).select_from(s.tree_nodes)).scalar_one()
+    if stored != expected_nodes:
+        result.problems.append(Problem(
+            "derived-mismatch", f"tree_nodes holds {stored} nodes, a tree of {n} entries has "
+            f"{expected_nodes}", None))
+        return
+    result.derived_checked = True
+
+
+def _compare_nodes(
+    store: Store, conn: Connection, want: dict[tuple[int, int], bytes], result: VerifyResult
+) -> bool:
+    got = store.get_nodes(conn, want.keys())
+    for key, h in sorted(want.items()):
+        if got.get(key) != h:
+            level, idx = key
+            first = idx << level
+            result.problems.append(Problem(
+                "derived-mismatch", f"stored tree node (level {level}, index {idx}) over entries "
+                f"{first}..{first + (1 << level) - 1} does not match the entries", first))
+            return False
+    return True
+
+
+def check_ledger(
+    store: Store,
+    verifier: Verifier,
+    origin: str,
+    *,
+    since_checkpoint: bool = False,
+    derived: bool = True,
+    against: str | None = None,
+    progress: ProgressFn | None = None,
+) -> VerifyResult:
+    """Verify the ledger and report every check's outcome (never raises on bad data)."""
+    result = VerifyResult()
+    with store.reader() as conn:
+        total, _ = store.head(conn)
+        result.tree_size = total
+        cps = _load_checkpoints(conn, verifier, origin, result)
+        if result.problems:
+            return result
+        against_cp: Checkpoint | None = None
+        if against is not None:
+            try:
+                against_cp = open_checkpoint(against, verifier, origin)
+            except BfaError as e:
+                result.problems.append(Problem(
+                    "against-signature", f"the auditor's checkpoint does not verify: {e}"))
+                return result
+            result.against = against_cp.size
+        start, crange, prev = 0, CompactRange(), ZERO_HASH
+        if since_checkpoint:
+            start, crange, prev = _resume_point(store, conn, cps, result)
+            if result.problems:
+                return result
+            if against_cp is not None and against_cp.size < start:
+                start, crange, prev = 0, CompactRange(), ZERO_HASH
+        result.start = start
+        root_at = _chain_pass(store, conn, start, crange, prev, cps, result, against_cp, progress)
+        if result.problems:
+            return result
+        if against_cp is not None:
+            _check_against(store, conn, against_cp, root_at, crange, result)
+            if result.problems:
+                return result
+        if derived and not since_checkpoint:
+            _derived_pass(store, conn, result)
+    return result
+
+
+def _resume_point(
+    store: Store, conn: Connection, cps: list[_Cp], result: VerifyResult
+) -> tuple[int, CompactRange, bytes]:
+    """Start after the last checkpoint a previous run verified, trusting only its signature."""
+    raw = store.get_meta(conn, "verified_size")
+    verified = int(raw) if raw else 0
+    usable = [cp for cp in cps if 0 < cp.size <= verified]
+    if not usable:
+        return 0, CompactRange(), ZERO_HASH
+    cp = usable[-1]
+    keys = CompactRange.frontier_nodes(cp.size)
+    nodes = store.get_nodes(conn, keys)
+    if any(k not in nodes for k in keys):
+        result.problems.append(Problem(
+            "derived-mismatch", f"tree nodes at the edge of checkpoint {cp.size} are missing",
+            cp.size))
+        return 0, CompactRange(), ZERO_HASH
+    crange = CompactRange(cp.size, [nodes[k] for k in keys])
+    if crange.root() != cp.root:
+        result.problems.append(Problem(
+            "root-mismatch", f"stored tree nodes do not give the signed root at size {cp.size}; "
+            "run a full 'bfa verify'", cp.size - 1))
+        return 0, CompactRange(), ZERO_HASH
+    last = cp.size - 1
+    need = nodes_needed(inclusion_ranges(last, cp.size)) | {(0, last)}
+    got = store.get_nodes(conn, need)
+    try:
+        verify_inclusion(got[(0, last)], last, cp.size,
+                         inclusion_proof(last, cp.size, got), cp.root)
+    except (KeyError, IntegrityError):
+        result.problems.append(Problem(
+            "chain-broken", f"entry {last} is not the one signed at size {cp.size}", last))
+        return 0, CompactRange(), ZERO_HASH
+    return cp.size, crange, got[(0, last)]
+
+
+def _check_against(
+    store: Store,
+    conn: Connection,
+    cp: Checkpoint,
+    root_at: bytes | None,
+    crange: CompactRange,
+    result: VerifyResult,
+) -> None:
+    if cp.size > result.tree_size:
+        result.problems.append(Problem(
+            "truncated", f"the auditor's checkpoint covers {cp.size} entries, the ledger holds "
+            f"only {result.tree_size}: history was truncated", result.tree_size))
+        return
+    if root_at != cp.root:
+        result.problems.append(Problem(
+            "fork", f"the ledger's first {cp.size} entries do not hash to the auditor's "
+            "checkpoint root: history was rewritten (and possibly re-signed)", cp.size - 1))
+        return
+    n = result.tree_size
+    if cp.size == 0 or cp.size == n:
+        return
+    nodes = store.get_nodes(conn, nodes_needed(consistency_ranges(cp.size, n)))
+    try:
+        proof = consistency_proof(cp.size, n, nodes)
+        verify_consistency(cp.size, n, cp.root, crange.root(), proof)
+    except (KeyError, IntegrityError) as e:
+        result.problems.append(Problem(
+            "consistency", f"no valid consistency proof from {cp.size} to {n}: {e}", cp.size))
+
+
+def verify_ledger(store: Store, verifier: Verifier, origin: str, **kw: object) -> VerifyResult:
+    """Like :func:`check_ledger` but raises :class:`LedgerIntegrityError` on the first problem."""
+    result = check_ledger(store, verifier, origin, **kw)  # type: ignore[arg-type]
+    if result.problems:
+        raise LedgerIntegrityError(result.problems[0])
+    return result
+
+
+def record_verified(store: Store, result: VerifyResult) -> None:
+    """Remember the largest checkpoint a clean run covered, for ``--since-checkpoint``."""
+    if not result.ok:
+        return
+    with store.writer() as conn:
+        c = s.checkpoints.c
+        size = conn.execute(
+            select(func.max(c.tree_size)).where(c.tree_size <= result.tree_size)
+        ).scalar()
+        if size:
+            store.set_meta(conn, "verified_size", str(int(size)))
+
+
+__all__ = ["Problem", "VerifyResult", "check_ledger", "range_hash", "verify_ledger"]

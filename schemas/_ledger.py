@@ -1,0 +1,206 @@
+"""Models of the documents the ledger hands out: entries, checkpoints, proofs, reports.
+
+This module owns the shape of the ledger's JSON output (``--json``) and of its exported
+JSON Schemas. The models are views: the ledger builds them from its own state and dumps
+them; they check the invariants a reader relies on (hash encodings, counts that add up,
+``ok`` agreeing with ``problems``) but compute nothing.
+
+Digests of ledger entries and checkpoint roots are hex; Merkle proof hashes are standard
+base64 of 32 bytes, as in C2SP tlog proofs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, model_validator
+from pydantic_core import PydanticCustomError
+
+from schemas._types import (
+    Base64Hash,
+    Code,
+    Count,
+    Name,
+    RecordId,
+    Sha256Hex,
+    ShortText,
+    Timestamp,
+)
+
+__all__ = [
+    "CheckpointView",
+    "ConsistencyProofView",
+    "EntryView",
+    "FileIngestReport",
+    "InclusionProofView",
+    "IngestReport",
+    "Problem",
+    "VerifyReport",
+]
+
+_CONFIG: Final = ConfigDict(frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True)
+
+_Hashes = Annotated[tuple[Base64Hash, ...], Strict(False)]
+_NonEmptyText = Annotated[str, Field(min_length=1)]
+
+
+class EntryView(BaseModel):
+    """One ledger entry: a record as appended, chained to the entry before it."""
+
+    model_config = _CONFIG
+
+    seq: Count
+    """Position of the entry in the ledger."""
+    domain: Name
+    """``business``, ``finance``, ``archive`` (or a domain of the ledger's own events)."""
+    kind: Name
+    """Record kind within the domain, e.g. ``benefit_payment``."""
+    record_id: RecordId
+    recorded_at: Timestamp
+    """When the ledger appended the entry."""
+    prev_hash: Sha256Hex
+    """``entry_hash`` of the previous entry."""
+    entry_hash: Sha256Hex
+    payload: dict[str, JsonValue]
+    """The record's JSON object as stored (personal fields as the ledger stores them)."""
+
+
+class CheckpointView(BaseModel):
+    """A signed checkpoint of the ledger's Merkle tree (C2SP signed note)."""
+
+    model_config = _CONFIG
+
+    origin: ShortText
+    """The log's origin line."""
+    size: Count
+    """Tree size: number of entries covered."""
+    root_hash: Sha256Hex
+    """Merkle tree root (RFC 9162 §2.1.1)."""
+    chain_head: Sha256Hex | None
+    """``entry_hash`` of the last covered entry; null for the empty ledger."""
+    signed_note: _NonEmptyText
+    """The checkpoint as a C2SP signed note: body, blank line, signature lines."""
+    created_at: Timestamp
+
+
+class InclusionProofView(BaseModel):
+    """Proof that one entry is in the tree a checkpoint commits to (RFC 9162 §2.1.3)."""
+
+    model_config = _CONFIG
+
+    record_id: RecordId
+    domain: Name
+    seq: Count
+    """The entry's position in the ledger."""
+    leaf_index: Count
+    """The entry's leaf index in the Merkle tree."""
+    tree_size: Count
+    leaf_hash: Sha256Hex
+    hashes: _Hashes
+    """Audit path, leaf to root; directions follow from ``leaf_index`` and ``tree_size``."""
+    checkpoint: _NonEmptyText
+    """The signed note of the checkpoint the proof is against."""
+
+    @model_validator(mode="after")
+    def _leaf_in_tree(self) -> InclusionProofView:
+        if self.leaf_index >= self.tree_size:
+            raise PydanticCustomError("leaf_outside_tree", "leaf_index must be less than tree_size")
+        return self
+
+
+class ConsistencyProofView(BaseModel):
+    """Proof that the tree of size ``size2`` extends that of ``size1`` (RFC 9162 §2.1.4)."""
+
+    model_config = _CONFIG
+
+    size1: Count
+    size2: Count
+    root1: Base64Hash
+    root2: Base64Hash
+    hashes: _Hashes
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> ConsistencyProofView:
+        if self.size1 > self.size2:
+            raise PydanticCustomError("sizes_unordered", "size1 must not exceed size2")
+        return self
+
+
+class Problem(BaseModel):
+    """One thing verification found wrong."""
+
+    model_config = _CONFIG
+
+    seq: Count | None
+    """Entry the problem is at; null when it concerns no single entry."""
+    code: Code
+    """Machine-readable code, e.g. ``LEDGER_INTEGRITY``."""
+    message: _NonEmptyText
+    """What was expected, what was found, and where."""
+
+
+class VerifyReport(BaseModel):
+    """Result of verifying the ledger: hash chain, Merkle tree and checkpoints."""
+
+    model_config = _CONFIG
+
+    ok: bool
+    """True exactly when ``problems`` is empty."""
+    entries_checked: Count
+    checkpoints_checked: Count
+    tree_size: Count
+    problems: Annotated[tuple[Problem, ...], Strict(False)]
+
+    @model_validator(mode="after")
+    def _ok_iff_no_problems(self) -> VerifyReport:
+        if self.ok == bool(self.problems):
+            raise PydanticCustomError(
+                "ok_mismatch", "ok must be true exactly when problems is empty"
+            )
+        return self
+
+
+class FileIngestReport(BaseModel):
+    """What ingest did with one input file."""
+
+    model_config = _CONFIG
+
+    file: _NonEmptyText
+    """The file as named on the command line."""
+    lines: Count
+    """Lines read (blank lines included)."""
+    appended: Count
+    duplicates: Count
+    """Records already in the ledger with identical content (no-ops)."""
+    rejected: Count
+
+    @model_validator(mode="after")
+    def _within_lines(self) -> FileIngestReport:
+        if self.appended + self.duplicates + self.rejected > self.lines:
+            raise PydanticCustomError(
+                "counts_exceed_lines",
+                "appended + duplicates + rejected must not exceed lines",
+            )
+        return self
+
+
+class IngestReport(BaseModel):
+    """What one ingest run did; the totals are the sums over ``files``."""
+
+    model_config = _CONFIG
+
+    files: Annotated[tuple[FileIngestReport, ...], Strict(False)]
+    appended: Count
+    duplicates: Count
+    rejected: Count
+    tree_size: Count
+    """Ledger size after the run."""
+
+    @model_validator(mode="after")
+    def _totals_add_up(self) -> IngestReport:
+        for total in ("appended", "duplicates", "rejected"):
+            if getattr(self, total) != sum(getattr(f, total) for f in self.files):
+                raise PydanticCustomError(
+                    "total_mismatch", "{total} must be the sum over files", {"total": total}
+                )
+        return self

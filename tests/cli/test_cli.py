@@ -1,0 +1,145 @@
+"""The CLI as a user meets it: help, exit codes, JSON output, one-line errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cli import bfa
+from ledger import TLogProof, Verifier, entry_hash, verify_inclusion
+from ledger._tlogproof import verify_tlog_proof
+from tests._records import payment_event, write_jsonl
+
+
+def _walk(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in group.commands.items():
+        out.append((*prefix, name))
+        if isinstance(cmd, click.Group):
+            out += _walk(cmd, (*prefix, name))
+    return out
+
+
+@pytest.mark.parametrize("path", _walk(bfa), ids=lambda p: " ".join(p))
+def test_every_command_has_help_and_example(path: tuple[str, ...]) -> None:
+    res = CliRunner().invoke(bfa, [*path, "--help"])
+    assert res.exit_code == 0, res.output
+    cmd: Any = bfa
+    for p in path:
+        cmd = cmd.commands[p]
+    if not isinstance(cmd, click.Group):
+        assert "Example:" in res.output, f"bfa {' '.join(path)} --help has no example"
+
+
+def test_top_help_lists_commands() -> None:
+    res = CliRunner().invoke(bfa, ["--help"])
+    for name in ("init", "ingest", "checkpoint", "verify", "prove", "show", "key", "forget", "db",
+                 "demo"):
+        assert f"  {name}" in res.output
+
+
+@pytest.fixture
+def env(ledger_home: dict[str, Any]) -> dict[str, str]:
+    return {"BFA_HOME": ledger_home["home"], "BFA_DATABASE_URL": ledger_home["db"],
+            "BFA_USER": "tester"}
+
+
+def run(env: dict[str, str], *args: str, input: bytes | None = None) -> Any:
+    return CliRunner().invoke(bfa, list(args), env=env, input=input, catch_exceptions=False)
+
+
+def test_cli_flow(env: dict[str, str], tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(5)])
+    res = run(env, "ingest", str(path), "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["files"][0]["appended"] == 5
+
+    res = run(env, "prove", "BP-1")
+    assert res.exit_code == 1
+    assert "not yet covered by a signed checkpoint" in res.output
+
+    out = tmp_path / "cp.note"
+    res = run(env, "checkpoint", "--out", str(out))
+    assert res.exit_code == 0
+    assert out.read_text().startswith("test.bfa.example/ledger\n5\n")
+
+    vkey = run(env, "key", "export").output.strip()
+    proof_text = run(env, "prove", "BP-3").output
+    proof = TLogProof.parse(proof_text)
+    assert proof.extra is not None
+    verify_tlog_proof(proof, entry_hash(proof.extra), Verifier.from_text(vkey), verify_inclusion)
+
+    raw = CliRunner().invoke(bfa, ["show", "BP-3", "--entry", "--raw"], env=env)
+    assert raw.stdout_bytes == proof.extra
+
+    res = run(env, "verify", "--json")
+    assert res.exit_code == 0
+    assert json.loads(res.output)["ok"] is True
+
+    path2 = write_jsonl(tmp_path / "b.jsonl", [payment_event(10 + i) for i in range(3)])
+    run(env, "ingest", str(path2))
+    run(env, "checkpoint")
+    res = run(env, "verify", "--against", str(out))
+    assert res.exit_code == 0 and "extends the auditor's checkpoint of size 5" in res.output
+    res = run(env, "prove", "--consistency", "5", "--json")
+    doc = json.loads(res.output)
+    assert doc["size1"] == 5 and doc["size2"] == 8
+    assert all(len(base64.b64decode(h)) == 32 for h in doc["hashes"])
+
+
+def test_ingest_refused_exit_2_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    bad = dict(payment_event(1), region="44")
+    path = write_jsonl(tmp_path / "bad.jsonl", [payment_event(0), bad])
+    res = run(env, "ingest", str(path))
+    assert res.exit_code == 2
+    assert f"bfa: error: {path}: batch refused, nothing appended" in res.output
+    assert f"{path}:2: region:" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_ingest_reject_file_exit_1(env: dict[str, str], tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "m.jsonl", [payment_event(0), "[1, 2]"])
+    rej = tmp_path / "rejected.jsonl"
+    res = run(env, "ingest", str(path), "--reject-file", str(rej))
+    assert res.exit_code == 1
+    line = json.loads(rej.read_text().splitlines()[0])
+    assert line["line"] == 2 and line["text"] == "[1, 2]" and "JSON object" in line["reason"]
+
+
+def test_ingest_stdin(env: dict[str, str]) -> None:
+    data = (json.dumps(payment_event(1)) + "\n").encode()
+    res = run(env, "ingest", "-", input=data)
+    assert res.exit_code == 0, res.output
+
+
+def test_show_reveal_is_logged(env: dict[str, str], tmp_path: Path) -> None:
+    run(env, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [payment_event(1)])))
+    res = run(env, "show", "BP-1", "--reveal", "--json")
+    doc = json.loads(res.output)
+    assert doc["revealed"]["person_id"] == "110101199001011234"
+    assert doc["person_id"].startswith("ps1:")
+    res = run(env, "verify", "--json")
+    assert json.loads(res.output)["tree_size"] == 2  # the reveal was appended
+
+
+def test_uninitialised_home_exit_2(tmp_path: Path) -> None:
+    res = CliRunner().invoke(bfa, ["verify"], env={"BFA_HOME": str(tmp_path / "none")})
+    assert res.exit_code == 2
+    assert "run 'bfa init' first" in res.output
+
+
+def test_unknown_record_exit_2(env: dict[str, str]) -> None:
+    res = run(env, "show", "nope")
+    assert res.exit_code == 2 and "no record 'nope'" in res.output
+
+
+def test_keys_are_private_files(ledger_home: dict[str, Any]) -> None:
+    keys = Path(ledger_home["home"]) / "keys"
+    for f in ("signing.key", "secret.key"):
+        assert (keys / f).stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,113 @@
+"""Shared fixtures: the third-party vectors folder and one fresh database per backend.
+
+PostgreSQL comes from ``BFA_TEST_DATABASE_URL`` (a server URL; each test gets its
+own new database on it). Without it, a PostgreSQL container is started with
+testcontainers when a Docker engine answers; otherwise PostgreSQL tests fail
+with a message saying how to provide a server. ``BFA_TEST_BACKENDS=sqlite``
+limits a local run to SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests._vectors import vectors_dir
+
+BACKENDS = [b for b in os.environ.get("BFA_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+@pytest.fixture(scope="session")
+def vectors() -> Path:
+    """Path of ``../shared/vectors`` (third-party test material, read in place)."""
+    return vectors_dir()
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server URL (psycopg form) on which tests may create databases."""
+    url = os.environ.get("BFA_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as pg:
+            yield pg.get_connection_url()
+        return
+    pytest.fail(
+        "PostgreSQL tests need a server: set BFA_TEST_DATABASE_URL="
+        "postgresql://postgres@127.0.0.1:5432/postgres (any server where the user may CREATE "
+        "DATABASE), start a Docker engine for testcontainers, or run only SQLite with "
+        "BFA_TEST_BACKENDS=sqlite",
+        pytrace=False,
+    )
+
+
+def _admin_dsn(server: str) -> str:
+    u = make_url(server.replace("postgresql+psycopg://", "postgresql://"))
+    return u.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL for each test, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    server: str = request.getfixturevalue("pg_server")
+    name = f"bfa_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_dsn(server)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def backend(db_url: str) -> str:
+    return "postgresql" if db_url.startswith("postgresql") else "sqlite"
+
+
+@pytest.fixture
+def ledger_home(tmp_path: Path, db_url: str) -> Iterator[dict[str, Any]]:
+    """An initialised ledger: ``{"home": path, "db": url}`` (keys under tmp_path)."""
+    from ledger import Ledger
+
+    home = tmp_path / "home"
+    led = Ledger.open(str(home), db_url, check=False)
+    led.init("test.bfa.example/ledger")
+    led.close()
+    yield {"home": str(home), "db": db_url}
+
+
+@pytest.fixture
+def led(ledger_home: dict[str, Any]) -> Iterator[Any]:
+    """An open :class:`ledger.Ledger` on a fresh database."""
+    from ledger import Ledger
+
+    ledger = Ledger.open(ledger_home["home"], ledger_home["db"])
+    yield ledger
+    ledger.close()

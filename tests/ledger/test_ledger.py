@@ -1,0 +1,181 @@
+"""Ledger end to end on both backends: ingest, checkpoint, verify, prove, consistency."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archive import FileStore
+from ledger import (
+    BatchRefusedError,
+    Ledger,
+    NotCoveredError,
+    TLogProof,
+    decode_leaf,
+    entry_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from ledger._tlogproof import verify_tlog_proof
+from tests._records import collection, payment_event, voucher, write_jsonl
+
+
+def _ingest(led: Ledger, path: Path) -> Any:
+    return led.ingest([str(path)], FileStore(led.home.archive_dir))[0]
+
+
+def test_ingest_checkpoint_verify_prove(led: Ledger, tmp_path: Path) -> None:
+    recs = [payment_event(i) for i in range(20)] + [collection(i) for i in range(7)]
+    rep = _ingest(led, write_jsonl(tmp_path / "a.jsonl", recs))
+    assert (rep.appended, rep.duplicates, rep.rejected) == (27, 0, 0)
+    cp = led.checkpoint()
+    assert cp.size == 27 and cp.new
+    assert not led.checkpoint().new  # nothing new: the same checkpoint
+    res = led.verify()
+    assert res.ok, res.problems
+    assert res.entries_checked == 27 and res.checkpoints_checked == 1 and res.derived_checked
+
+    entry, proof = led.prove("BP-5")
+    text = proof.marshal()
+    parsed = TLogProof.parse(text)
+    assert parsed.extra == entry.leaf
+    got = verify_tlog_proof(parsed, entry_hash(parsed.extra), led.home.verifier(),
+                            verify_inclusion, led.origin)
+    assert got.size == 27
+
+
+def test_reingest_is_noop_and_conflict_refused(led: Ledger, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [payment_event(1), payment_event(2)])
+    _ingest(led, path)
+    rep = _ingest(led, path)
+    assert (rep.appended, rep.duplicates) == (0, 2)
+    changed = write_jsonl(tmp_path / "b.jsonl", [payment_event(3), payment_event(1, "1.00")])
+    with pytest.raises(BatchRefusedError, match=r"b.jsonl:2: id: conflict: business record 'BP-1'"):
+        _ingest(led, changed)
+    assert led.size() == 2  # nothing of b.jsonl was written, not even BP-3
+
+
+def test_bad_line_refuses_whole_file(led: Ledger, tmp_path: Path) -> None:
+    bad = dict(payment_event(2), amount=12.5)
+    path = write_jsonl(tmp_path / "bad.jsonl", [payment_event(1), bad, "{not json"])
+    with pytest.raises(BatchRefusedError) as err:
+        _ingest(led, path)
+    msgs = [str(p) for p in err.value.problems]
+    assert msgs[0].startswith(f"{path}:2: amount:")
+    assert msgs[1].startswith(f"{path}:3: ") and "not JSON" in msgs[1]
+    assert led.size() == 0
+
+
+def test_reject_sink_appends_valid_lines(led: Ledger, tmp_path: Path) -> None:
+    class Sink:
+        def __init__(self) -> None:
+            self.got: list[tuple[str, str]] = []
+
+        def reject(self, problem: Any, text: str) -> None:
+            self.got.append((str(problem), text))
+
+    sink = Sink()
+    path = write_jsonl(tmp_path / "m.jsonl", [payment_event(1), '{"type": "business.x"}',
+                                              payment_event(2)])
+    rep = led.ingest([str(path)], None, reject_sink=sink)[0]
+    assert (rep.appended, rep.rejected) == (2, 1)
+    assert sink.got[0][0].startswith(f"{path}:2: type:")
+    assert sink.got[0][1] == '{"type": "business.x"}'
+
+
+def test_duplicate_keys_rejected(led: Ledger, tmp_path: Path) -> None:
+    line = json.dumps(payment_event(1))[:-1] + ', "amount": "1.00"}'
+    path = write_jsonl(tmp_path / "d.jsonl", [line])
+    with pytest.raises(BatchRefusedError, match="duplicate key 'amount'"):
+        _ingest(led, path)
+
+
+def test_corrections_any_order(led: Ledger, tmp_path: Path) -> None:
+    fix = dict(payment_event(9, "10.00"), id="BP-1-fix", corrects="BP-1")
+    path = write_jsonl(tmp_path / "c.jsonl", [fix, payment_event(1)])
+    rep = _ingest(led, path)
+    assert rep.appended == 2
+    dangling = dict(payment_event(9), id="BP-2-fix", corrects="BP-404")
+    with pytest.raises(BatchRefusedError, match=r"corrects: names no business record 'BP-404'"):
+        _ingest(led, write_jsonl(tmp_path / "e.jsonl", [dangling]))
+
+
+def test_vouchers_checked_and_stored(led: Ledger, tmp_path: Path) -> None:
+    good = voucher(tmp_path, 1, ["BP-1"])
+    rep = _ingest(led, write_jsonl(tmp_path / "v.jsonl", [payment_event(1), good]))
+    assert rep.appended == 2
+    assert FileStore(led.home.archive_dir).has(good["sha256"])
+    wrong = dict(voucher(tmp_path, 2, ["BP-1"]), sha256="0" * 64)
+    with pytest.raises(BatchRefusedError, match=r"v2.jsonl:1: sha256: voucher file .* hashes to"):
+        _ingest(led, write_jsonl(tmp_path / "v2.jsonl", [wrong]))
+    missing = dict(voucher(tmp_path, 3, ["BP-1"]), file="nope.pdf")
+    with pytest.raises(BatchRefusedError, match=r"v3.jsonl:1: file: voucher file .* does not exist"):
+        _ingest(led, write_jsonl(tmp_path / "v3.jsonl", [missing]))
+
+
+def test_prove_needs_checkpoint(led: Ledger, tmp_path: Path) -> None:
+    _ingest(led, write_jsonl(tmp_path / "a.jsonl", [payment_event(1)]))
+    with pytest.raises(NotCoveredError, match="not yet covered by a signed checkpoint"):
+        led.prove("BP-1")
+
+
+def test_consistency_between_checkpoints(led: Ledger, tmp_path: Path) -> None:
+    sizes = []
+    for part in range(4):
+        recs = [payment_event(part * 100 + i) for i in range(part * 3 + 2)]
+        _ingest(led, write_jsonl(tmp_path / f"p{part}.jsonl", recs))
+        sizes.append(led.checkpoint())
+    for old in sizes:
+        for new in sizes:
+            if old.size > new.size:
+                continue
+            proof = led.prove_consistency(old.size, new.size)
+            verify_consistency(old.size, new.size, old.root, new.root, list(proof.hashes))
+    text = led.prove_consistency(sizes[0].size).to_text()
+    assert text.startswith(f"old {sizes[0].size}\n")
+
+
+def test_privacy_pseudonyms_reveal_forget(led: Ledger, tmp_path: Path) -> None:
+    person = "110101199001011234"
+    _ingest(led, write_jsonl(tmp_path / "a.jsonl", [payment_event(1, person=person)]))
+    entry = led.entry("BP-1")
+    raw = entry.leaf.decode()
+    assert person not in raw and "6222020200112233445" not in raw
+    assert entry.record["person_id"].startswith("ps1:")
+    assert set(entry.record["_commitments"]) == {"person_id", "account"}
+    _e, clear = led.reveal("BP-1", None, "auditor-1")
+    assert clear == {"person_id": person, "account": "6222020200112233445"}
+    reveal = led.entry_at(1)
+    assert reveal.kind == "reveal" and reveal.record["user"] == "auditor-1"
+    assert led.forget(person, "dpo") == 2
+    _e, clear = led.reveal("BP-1", None, "auditor-1")
+    assert clear == {}
+    led.checkpoint()
+    assert led.verify().ok
+
+
+def test_payer_comparable_with_employer(led: Ledger, tmp_path: Path) -> None:
+    assessment = {
+        "type": "business.contribution_assessment", "id": "CA-1", "region": "440100",
+        "occurred_at": "2026-11-05T10:00:00+08:00", "employer_id": "91440100MA12345678",
+        "insurance": "pension", "period": "2026-11", "amount": "100.00",
+        "due_date": "2026-11-15",
+    }
+    _ingest(led, write_jsonl(tmp_path / "a.jsonl", [assessment, collection(1)]))
+    a = led.entry("CA-1").record
+    c = led.entry("COL-1").record
+    assert a["employer_id"] == "91440100MA12345678"
+    assert c["payer_id"] == a["employer_party"]
+
+
+def test_leaf_bytes_decode_and_hash(led: Ledger, tmp_path: Path) -> None:
+    _ingest(led, write_jsonl(tmp_path / "a.jsonl", [payment_event(1), payment_event(2)]))
+    e0, e1 = led.entry_at(0), led.entry_at(1)
+    assert e1.prev_hash == e0.entry_hash and e0.prev_hash == bytes(32)
+    again = decode_leaf(e1.leaf)
+    assert again.record == e1.record
+    assert base64.b64encode(entry_hash(e1.leaf))
