@@ -23,7 +23,6 @@ from typing import Annotated, Final, Literal, TypeAlias, cast, get_args
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     Strict,
@@ -32,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from schemas._base import FrozenModel
 from schemas._types import (
     Count,
     Domain,
@@ -101,13 +101,9 @@ PERSONAL_FIELDS: Final[frozenset[str]] = frozenset(
 PARTY_FIELDS: Final[frozenset[str]] = frozenset({"person_id", "payer_id", "employer_id"})
 """Party identifiers compared with one another (``payer_id`` = ``employer_id``/``person_id``)."""
 
-_CONFIG: Final = ConfigDict(frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True)
 
-
-class RecordBase(BaseModel):
+class RecordBase(FrozenModel):
     """Fields every interchange record has."""
-
-    model_config = _CONFIG
 
     type: str
     """``"<domain>.<kind>"``; each kind narrows it to its own literal."""
@@ -124,7 +120,7 @@ class RecordBase(BaseModel):
 
     @model_validator(mode="after")
     def _not_self_correcting(self) -> RecordBase:
-        if self.corrects is not None and self.corrects == self.id:
+        if self.corrects == self.id:
             raise PydanticCustomError(
                 "corrects_self", "corrects must name an earlier record, not the record itself"
             )
@@ -244,10 +240,8 @@ class BusinessTermination(BusinessRecord):
 # --- finance domain ------------------------------------------------------------------
 
 
-class Allocation(BaseModel):
+class Allocation(FrozenModel):
     """The part of a movement's amount that settles one business event."""
-
-    model_config = _CONFIG
 
     event: RecordId
     """Id of the business event settled."""

@@ -11,11 +11,12 @@ base64 of 32 bytes, as in C2SP tlog proofs.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict, model_validator
+from pydantic import Field, JsonValue, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
+from schemas._base import FrozenModel
 from schemas._types import (
     Base64Hash,
     Code,
@@ -38,16 +39,12 @@ __all__ = [
     "VerifyReport",
 ]
 
-_CONFIG: Final = ConfigDict(frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True)
-
 _Hashes = Annotated[tuple[Base64Hash, ...], Strict(False)]
 _NonEmptyText = Annotated[str, Field(min_length=1)]
 
 
-class EntryView(BaseModel):
+class EntryView(FrozenModel):
     """One ledger entry: a record as appended, chained to the entry before it."""
-
-    model_config = _CONFIG
 
     seq: Count
     """Position of the entry in the ledger."""
@@ -65,10 +62,8 @@ class EntryView(BaseModel):
     """The record's JSON object as stored (personal fields as the ledger stores them)."""
 
 
-class CheckpointView(BaseModel):
+class CheckpointView(FrozenModel):
     """A signed checkpoint of the ledger's Merkle tree (C2SP signed note)."""
-
-    model_config = _CONFIG
 
     origin: ShortText
     """The log's origin line."""
@@ -83,10 +78,8 @@ class CheckpointView(BaseModel):
     created_at: Timestamp
 
 
-class InclusionProofView(BaseModel):
+class InclusionProofView(FrozenModel):
     """Proof that one entry is in the tree a checkpoint commits to (RFC 9162 §2.1.3)."""
-
-    model_config = _CONFIG
 
     record_id: RecordId
     domain: Name
@@ -108,10 +101,8 @@ class InclusionProofView(BaseModel):
         return self
 
 
-class ConsistencyProofView(BaseModel):
+class ConsistencyProofView(FrozenModel):
     """Proof that the tree of size ``size2`` extends that of ``size1`` (RFC 9162 §2.1.4)."""
-
-    model_config = _CONFIG
 
     size1: Count
     size2: Count
@@ -126,10 +117,8 @@ class ConsistencyProofView(BaseModel):
         return self
 
 
-class Problem(BaseModel):
+class Problem(FrozenModel):
     """One thing verification found wrong."""
-
-    model_config = _CONFIG
 
     seq: Count | None
     """Entry the problem is at; null when it concerns no single entry."""
@@ -139,10 +128,8 @@ class Problem(BaseModel):
     """What was expected, what was found, and where."""
 
 
-class VerifyReport(BaseModel):
+class VerifyReport(FrozenModel):
     """Result of verifying the ledger: hash chain, Merkle tree and checkpoints."""
-
-    model_config = _CONFIG
 
     ok: bool
     """True exactly when ``problems`` is empty."""
@@ -160,10 +147,8 @@ class VerifyReport(BaseModel):
         return self
 
 
-class FileIngestReport(BaseModel):
+class FileIngestReport(FrozenModel):
     """What ingest did with one input file."""
-
-    model_config = _CONFIG
 
     file: _NonEmptyText
     """The file as named on the command line."""
@@ -184,10 +169,8 @@ class FileIngestReport(BaseModel):
         return self
 
 
-class IngestReport(BaseModel):
+class IngestReport(FrozenModel):
     """What one ingest run did; the totals are the sums over ``files``."""
-
-    model_config = _CONFIG
 
     files: Annotated[tuple[FileIngestReport, ...], Strict(False)]
     appended: Count

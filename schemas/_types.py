@@ -1,6 +1,6 @@
 """Field types of the interchange contract and the ledger documents.
 
-This module owns the scalar vocabulary of ``docs``-level formats: money, record ids,
+This module owns the scalar vocabulary of both: money, record ids,
 region codes, RFC 3339 timestamps, dates, periods, digests, media types, archive paths,
 free text, and the closed vocabularies (insurance, fund account, retention, termination
 reason). Every type is an ``Annotated`` alias usable as a pydantic v2 field annotation;
@@ -15,6 +15,7 @@ path segments); those validators use precompiled regexes and do no other work.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -435,7 +436,7 @@ def _relative_path(value: object) -> str:
 class _Checked:
     """Annotation: a string checked by a Python function; ``json_schema`` documents it."""
 
-    function: Any
+    function: Callable[[object], str]
     json_schema: tuple[tuple[str, str], ...]
 
     def __get_pydantic_core_schema__(
