@@ -141,10 +141,9 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
         bfa verify --against auditor/2026-10-31.note --json
     """
     note = against.read_text(encoding="utf-8") if against else None
-    with open_ledger(home, db) as led:
-        with progress(led.size(), "verifying") as tick:
-            res = led.verify(since_checkpoint=since_checkpoint, derived=not skip_derived,
-                             against=note, progress=tick)
+    with open_ledger(home, db) as led, progress(led.size(), "verifying") as tick:
+        res = led.verify(since_checkpoint=since_checkpoint, derived=not skip_derived,
+                         against=note, progress=tick)
     doc: dict[str, Any] = {
         "ok": res.ok, "tree_size": res.tree_size, "start": res.start,
         "entries_checked": res.entries_checked, "checkpoints_checked": res.checkpoints_checked,

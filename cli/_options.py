@@ -19,7 +19,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def home_options(f: F) -> F:
     f = click.option(
         "--db", "db", metavar="URL", envvar="BFA_DATABASE_URL",
-        help="Database URL (postgresql://...); default: SQLite file in the home. [env BFA_DATABASE_URL]",
+        help="Database URL (postgresql://...); default: SQLite file in the home. "
+        "[env BFA_DATABASE_URL]",
     )(f)
     f = click.option(
         "--home", "home", metavar="DIR", envvar="BFA_HOME",

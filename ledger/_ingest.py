@@ -171,9 +171,9 @@ class Ingester:
         try:
             obj = loads_strict(text)
         except InputError as e:
-            raise LocatedInputError(name, n, "", f"not JSON: {e}") from e
+            raise LocatedInputError(name, n, "line", f"not JSON: {e}") from e
         if not isinstance(obj, dict):
-            raise LocatedInputError(name, n, "", "a record must be a JSON object")
+            raise LocatedInputError(name, n, "record", "a record must be a JSON object")
         try:
             model = parse_record(obj)
         except ValidationError as e:
@@ -205,7 +205,7 @@ class Ingester:
         for n, text, err in self._lines(stream):
             report.lines = n
             if text is None:
-                self._problem(report, LocatedInputError(name, n, "", err), "")
+                self._problem(report, LocatedInputError(name, n, "line", err), "")
                 continue
             if not text.strip():
                 continue
@@ -229,7 +229,8 @@ class Ingester:
                 report,
                 LocatedInputError(
                     name, p.line, "corrects",
-                    f"names no {p.domain} record {p.corrects!r} (not in the ledger nor in this batch)",
+                    f"names no {p.domain} record {p.corrects!r} "
+                    "(not in the ledger nor in this batch)",
                 ),
                 p.text,
             )

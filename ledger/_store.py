@@ -142,7 +142,9 @@ class Store:
     def head(conn: Connection) -> tuple[int, bytes | None]:
         """(number of entries, entry hash of the last one)."""
         row = conn.execute(
-            select(s.entries.c.seq, s.entries.c.entry_hash).order_by(s.entries.c.seq.desc()).limit(1)
+            select(s.entries.c.seq, s.entries.c.entry_hash)
+            .order_by(s.entries.c.seq.desc())
+            .limit(1)
         ).first()
         if row is None:
             return 0, None

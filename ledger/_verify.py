@@ -17,9 +17,17 @@ from sqlalchemy import Connection, func, select
 from ledger import _schema as s
 from ledger._entry import HEADER_SIZE, LEAF_VERSION, ZERO_HASH, decode_leaf
 from ledger._errors import BfaError, FormatError, IntegrityError
-from ledger._merkle import CompactRange, consistency_proof, consistency_ranges, inclusion_proof
-from ledger._merkle import inclusion_ranges, nodes_needed, range_hash, verify_consistency
-from ledger._merkle import verify_inclusion
+from ledger._merkle import (
+    CompactRange,
+    consistency_proof,
+    consistency_ranges,
+    inclusion_proof,
+    inclusion_ranges,
+    nodes_needed,
+    range_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from ledger._note import Checkpoint, Verifier, open_checkpoint
 from ledger._store import Store
 
@@ -97,12 +105,25 @@ def _load_checkpoints(
 
 
 def _stream(store: Store, conn: Connection, start: int) -> Iterator[tuple[int, bytes, bytes]]:
-    e = s.entries.c
-    q = select(e.seq, e.leaf, e.entry_hash).where(e.seq >= start).order_by(e.seq)
-    result = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(q)
-    for part in result.partitions(_BATCH):
-        for seq, leaf, h in part:
-            yield seq, leaf, h
+    """Entries from ``start`` in order, the fastest raw way each backend offers.
+
+    PostgreSQL: binary ``COPY ... TO STDOUT`` in the caller's snapshot; SQLite: a
+    plain cursor. Both stream: memory does not grow with the ledger.
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    sql = f"SELECT seq, leaf, entry_hash FROM entries WHERE seq >= {int(start)} ORDER BY seq"
+    if store.dialect == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "bytea", "bytea"])
+            yield from cp.rows()
+    else:
+        cur = raw.execute(sql)
+        try:
+            while rows := cur.fetchmany(_BATCH):
+                yield from rows
+        finally:
+            cur.close()
 
 
 def _chain_pass(

@@ -11,7 +11,9 @@ REGION = "440100"
 T = "2026-11-20T09:00:00+08:00"
 
 
-def payment_event(i: int, amount: str = "3456.78", person: str = "110101199001011234") -> dict[str, Any]:
+def payment_event(
+    i: int, amount: str = "3456.78", person: str = "110101199001011234"
+) -> dict[str, Any]:
     return {
         "type": "business.benefit_payment", "id": f"BP-{i}", "region": REGION, "occurred_at": T,
         "person_id": person, "insurance": "pension", "period": "2026-11", "amount": amount,

@@ -28,7 +28,7 @@ def test_app_role_cannot_rewrite_history(led: Ledger, tmp_path: Path) -> None:
             with led.store.engine.connect() as conn:
                 conn.execute(text(f'SET ROLE "{role}"'))
                 assert conn.execute(text("SELECT count(*) FROM entries")).scalar_one() == 1
-                with pytest.raises(Exception, match="permission denied|must be owner"):
+                with pytest.raises(Exception, match=r"permission denied|must be owner"):
                     conn.execute(text(sql))
                 conn.rollback()
         with led.store.engine.connect() as conn:

@@ -113,7 +113,8 @@ def test_vouchers_checked_and_stored(led: Ledger, tmp_path: Path) -> None:
     with pytest.raises(BatchRefusedError, match=r"v2.jsonl:1: sha256: voucher file .* hashes to"):
         _ingest(led, write_jsonl(tmp_path / "v2.jsonl", [wrong]))
     missing = dict(voucher(tmp_path, 3, ["BP-1"]), file="nope.pdf")
-    with pytest.raises(BatchRefusedError, match=r"v3.jsonl:1: file: voucher file .* does not exist"):
+    with pytest.raises(BatchRefusedError,
+                       match=r"v3.jsonl:1: file: voucher file .* does not exist"):
         _ingest(led, write_jsonl(tmp_path / "v3.jsonl", [missing]))
 
 

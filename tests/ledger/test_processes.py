@@ -42,7 +42,7 @@ def test_concurrent_ingests_one_linear_chain(ledger_home: dict[str, Any], tmp_pa
     procs = [subprocess.Popen(_bfa("ingest", str(f)), env=_env(ledger_home),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for f in files]
     for p in procs:
-        out, err = p.communicate(timeout=300)
+        _out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:

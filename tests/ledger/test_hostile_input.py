@@ -1,0 +1,102 @@
+"""Property tests: malformed and hostile JSON Lines never crash ingest.
+
+Whatever the line, ingest either appends it or refuses the batch with problems
+that each name the file, the line and a field; the ledger still verifies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import BatchRefusedError, Ledger
+from tests._records import collection, payment_event
+
+LOCATED = re.compile(r"^(?P<file>[^:]+\.jsonl):(?P<line>[0-9]+): (?P<field>[^\n]+?): .+", re.S)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = ["type", "id", "region", "occurred_at", "amount", "person_id", "period", "account",
+          "insurance", "corrects", "allocations", "bank_ref", "value_date", "payer_id"]
+
+
+@st.composite
+def hostile_lines(draw: st.DrawFn) -> str:
+    choice = draw(st.integers(0, 4))
+    if choice == 0:
+        return draw(st.text(max_size=200)).replace("\n", " ")
+    if choice == 1:
+        return json.dumps(draw(json_values))
+    base: dict[str, Any] = draw(st.sampled_from([payment_event(7), collection(7)]))
+    rec = dict(base)
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(FIELDS + ["extra_" + draw(st.text(max_size=5))]))
+        if draw(st.booleans()):
+            rec.pop(key, None)
+        else:
+            rec[key] = draw(json_values)
+    if choice == 3:
+        return json.dumps(rec)[: draw(st.integers(1, 40))]  # truncated line
+    if choice == 4:
+        text = json.dumps(rec)
+        return text[:-1] + f', "{draw(st.sampled_from(FIELDS))}": 1}}'  # duplicate key
+    return json.dumps(rec, ensure_ascii=draw(st.booleans()))
+
+
+@pytest.fixture
+def sqlite_led(tmp_path: Path) -> Any:
+    led = Ledger.open(str(tmp_path / "home"), f"sqlite:///{tmp_path / 'l.db'}", check=False)
+    led.init("test.bfa.example/hostile")
+    led = Ledger.open(str(tmp_path / "home"), f"sqlite:///{tmp_path / 'l.db'}")
+    yield led
+    led.close()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(line=hostile_lines())
+def test_hostile_lines_rejected_cleanly(sqlite_led: Ledger, tmp_path: Path, line: str) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(payment_event(1)) + "\n" + line + "\n", encoding="utf-8")
+    before = sqlite_led.size()
+    try:
+        reports = sqlite_led.ingest([str(path)], None)
+    except BatchRefusedError as e:
+        assert sqlite_led.size() == before  # nothing of the batch was written
+        for problem in e.problems:
+            m = LOCATED.match(str(problem))
+            assert m, f"rejection without file:line:field: {problem}"
+            assert m["line"] == "2" and m["file"] == str(path)
+    else:
+        assert reports[0].rejected == 0
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300))
+def test_hostile_bytes(sqlite_led: Ledger, tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "bytes.jsonl"
+    path.write_bytes(data.replace(b"\n", b" ") + b"\n")
+    try:
+        sqlite_led.ingest([str(path)], None)
+    except BatchRefusedError as e:
+        for problem in e.problems:
+            assert LOCATED.match(str(problem)), str(problem)
+
+
+def test_ledger_verifies_after_hostile_run(sqlite_led: Ledger, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"a":1}\n\xff\xfe\n' + json.dumps(payment_event(1)).encode() + b"\n")
+    with pytest.raises(BatchRefusedError, match=r"mixed.jsonl:1: type: is required"):
+        sqlite_led.ingest([str(path)], None)
+    sqlite_led.checkpoint()
+    assert sqlite_led.verify().ok
