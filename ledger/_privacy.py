@@ -26,6 +26,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from schemas import PERSONAL_FIELDS as _PERSONAL
+
 PSEUDONYM_PREFIX = "ps1:"
 _FIELD_CLASS = {
     "person_id": b"party",
@@ -35,7 +37,7 @@ _FIELD_CLASS = {
     "payee_account": b"account",
     "name": b"name",
 }
-PERSONAL_FIELDS = ("person_id", "payer_id", "account", "payee_account", "name")
+PERSONAL_FIELDS = tuple(sorted(_PERSONAL))
 SUBJECT_FIELDS = ("person_id", "payer_id")
 
 
