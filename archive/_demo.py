@@ -108,6 +108,8 @@ def generate_month(out: Path, *, persons: int = 3000, seed: int = 20261123) -> P
         })
         records.append(_voucher(out, "fiscal_receipt", f"FR-{PERIOD}-{j:05d}", [aid, cid],
                                 amount, "2026-11-12T16:00:00+08:00"))
+        records.append(_voucher(out, "accounting_voucher", f"AV-{PERIOD}-C{j:05d}", [cid],
+                                amount, "2026-11-13T10:00:00+08:00"))
     allocations, bp_ids, total = [], [], Decimal(0)
     for i, (pid, name, _emp, retired) in enumerate(people):
         if not retired:

@@ -19,8 +19,10 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from ledger import _schema as s
 from ledger._errors import ConfigError
 
+RECONCILE_TABLES = ("rc_records", "rc_events", "rc_movements", "rc_allocations", "rc_vouchers",
+                    "rc_voucher_refs")
 _LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -215,4 +217,6 @@ def grant_sql(role: str) -> list[str]:
         f"GRANT USAGE ON SEQUENCE vault_id_seq TO {r}",
         f"GRANT SELECT, INSERT, UPDATE ON meta TO {r}",
         f"GRANT SELECT ON alembic_version TO {r}",
+        # reconciliation's derived tables are rebuilt from the ledger: a working set
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(RECONCILE_TABLES)} TO {r}",
     ]

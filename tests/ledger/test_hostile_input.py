@@ -39,7 +39,7 @@ def hostile_lines(draw: st.DrawFn) -> str:
     base: dict[str, Any] = draw(st.sampled_from([payment_event(7), collection(7)]))
     rec = dict(base)
     for _ in range(draw(st.integers(1, 3))):
-        key = draw(st.sampled_from(FIELDS + ["extra_" + draw(st.text(max_size=5))]))
+        key = draw(st.sampled_from([*FIELDS, "extra_" + draw(st.text(max_size=5))]))
         if draw(st.booleans()):
             rec.pop(key, None)
         else:

@@ -1,0 +1,140 @@
+"""Interchange records for reconciliation tests: a clean base and one injection per code."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ledger import Ledger
+from tests._records import REGION, T, payment_event, write_jsonl
+
+AS_OF = date(2027, 3, 1)  # every default window of the records below has closed
+EMPLOYER = "91440100MA12345678"
+OTHER_EMPLOYER = "91440100MA87654321"
+ACCOUNT = "6222020200112233445"
+
+
+def assessment(aid: str, amount: str = "1000.00", *, employer: str = EMPLOYER,
+               due: str = "2026-11-15") -> dict[str, Any]:
+    return {
+        "type": "business.contribution_assessment", "id": aid, "region": REGION,
+        "occurred_at": "2026-11-05T10:00:00+08:00", "employer_id": employer,
+        "insurance": "pension", "period": "2026-11", "amount": amount, "due_date": due,
+    }
+
+
+def collection(cid: str, amount: str = "1000.00", *, allocations: list[tuple[str, str]] | None,
+               payer: str = EMPLOYER, value_date: str = "2026-11-12") -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "type": "finance.collection", "id": cid, "region": REGION, "occurred_at": T,
+        "amount": amount, "value_date": value_date, "bank_ref": f"REF-{cid}", "payer_id": payer,
+        "fund_account": "income",
+    }
+    if allocations is not None:
+        rec["allocations"] = [{"event": e, "amount": a} for e, a in allocations]
+    return rec
+
+
+def payment(pid: str, amount: str = "3456.78", *,
+            allocations: list[tuple[str, str]] | None) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "type": "finance.payment", "id": pid, "region": REGION, "occurred_at": T,
+        "amount": amount, "value_date": "2026-11-20", "bank_ref": f"REF-{pid}",
+        "payee_account": ACCOUNT, "fund_account": "expenditure",
+    }
+    if allocations is not None:
+        rec["allocations"] = [{"event": e, "amount": a} for e, a in allocations]
+    return rec
+
+
+def voucher(dir: Path, kind: str, vid: str, refs: list[str]) -> dict[str, Any]:
+    body = f"{kind} {vid}".encode()
+    (dir / f"{vid}.pdf").write_bytes(body)
+    return {
+        "type": f"archive.{kind}", "id": vid, "region": REGION, "occurred_at": T,
+        "sha256": hashlib.sha256(body).hexdigest(), "media_type": "application/pdf",
+        "size": len(body), "file": f"{vid}.pdf", "refs": refs, "retention": "30y",
+    }
+
+
+def vouchers_for(dir: Path, records: list[dict[str, Any]], tag: str = "all",
+                 skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The vouchers a set of records needs: one voucher of each kind naming all of them."""
+    by_type: dict[str, list[str]] = {}
+    for r in records:
+        by_type.setdefault(r["type"], []).append(r["id"])
+    wanted = {
+        "fiscal_receipt": by_type.get("business.contribution_assessment", []),
+        "bank_slip": by_type.get("finance.payment", []),
+        "accounting_voucher": [r["id"] for r in records if r["type"].startswith("finance.")],
+    }
+    return [voucher(dir, kind, f"{kind[:2].upper()}-{tag}", refs)
+            for kind, refs in wanted.items() if refs and kind not in skip]
+
+
+def base(dir: Path) -> list[dict[str, Any]]:
+    """A clean ledger: an assessment collected, a benefit payment paid, vouchers for all."""
+    recs = [
+        assessment("CA-1"),
+        collection("COL-1", allocations=[("CA-1", "1000.00")]),
+        payment_event(1),
+        payment("PAY-1", allocations=[("BP-1", "3456.78")]),
+    ]
+    return recs + vouchers_for(dir, recs, "base")
+
+
+def ingest(led: Ledger, dir: Path, records: list[dict[str, Any]], name: str = "batch") -> None:
+    path = write_jsonl(dir / f"{name}.jsonl", records)
+    led.ingest([str(path)], None)
+
+
+def with_vouchers(dir: Path, records: list[dict[str, Any]], tag: str,
+                  skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return records + vouchers_for(dir, records, tag, skip)
+
+
+# One injection and one near-miss clean variant per code: (inject, clean).
+def unsettled(dir: Path, clean: bool) -> list[dict[str, Any]]:
+    recs = [payment_event(2)]
+    if clean:
+        recs.append(payment("PAY-2", allocations=[("BP-2", "3456.78")]))
+    return with_vouchers(dir, recs, "x") + ([] if clean else [voucher(dir, "bank_slip", "BS-2",
+                                                                         ["BP-2"])])
+
+
+def mismatch(dir: Path, clean: bool) -> list[dict[str, Any]]:
+    alloc = "3456.78" if clean else "3456.68"
+    return with_vouchers(dir, [payment_event(2), payment("PAY-2", allocations=[("BP-2", alloc)])],
+                         "x")
+
+
+def late(dir: Path, clean: bool) -> list[dict[str, Any]]:
+    value = "2026-10-31" if clean else "2026-11-01"  # due 2026-10-01: 30 days is on time
+    return with_vouchers(dir, [
+        assessment("CA-2", due="2026-10-01"),
+        collection("COL-2", allocations=[("CA-2", "1000.00")], value_date=value),
+    ], "x")
+
+
+def missing_voucher(dir: Path, clean: bool) -> list[dict[str, Any]]:
+    recs = [assessment("CA-2", "2000.00"),
+            collection("COL-2", "2000.00", allocations=[("CA-2", "2000.00")])]
+    return with_vouchers(dir, recs, "x", skip=() if clean else ("fiscal_receipt",))
+
+
+def orphan(dir: Path, clean: bool) -> list[dict[str, Any]]:
+    # unallocated collection; clean: an assessment of the same party, amount and date exists
+    recs = [collection("COL-9", "777.00", allocations=None, payer=OTHER_EMPLOYER)]
+    if clean:
+        recs.append(assessment("CA-9", "777.00", employer=OTHER_EMPLOYER))
+    return with_vouchers(dir, recs, "x")
+
+
+def ambiguous(dir: Path, clean: bool) -> list[dict[str, Any]]:
+    recs = [assessment("CA-7a", "500.00", employer=OTHER_EMPLOYER),
+            collection("COL-7", "500.00", allocations=None, payer=OTHER_EMPLOYER)]
+    if not clean:
+        recs.append(assessment("CA-7b", "500.00", employer=OTHER_EMPLOYER, due="2026-11-20"))
+    return with_vouchers(dir, recs, "x")

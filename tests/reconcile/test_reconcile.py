@@ -1,0 +1,236 @@
+"""Reconciliation on both backends: each code injected and its clean near miss, windows,
+corrections, stable break ids and the incremental refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from ledger import Ledger
+from reconcile import Report, break_id, run_reconcile
+from reconcile._tables import events, records
+from tests._records import payment_event
+from tests.reconcile import _scenarios as sc
+
+Scenario = Callable[[Path, bool], list[dict[str, Any]]]
+
+CASES: dict[str, tuple[Scenario, list[tuple[str, ...]]]] = {
+    "UNSETTLED_EVENT": (sc.unsettled, [("BP-2",)]),
+    "AMOUNT_MISMATCH": (sc.mismatch, [("BP-2", "PAY-2"), ("PAY-2",)]),
+    "LATE_SETTLEMENT": (sc.late, [("CA-2", "COL-2")]),
+    "MISSING_VOUCHER": (sc.missing_voucher, [("CA-2",)]),
+    "ORPHAN_MOVEMENT": (sc.orphan, [("COL-9",)]),
+    "AMBIGUOUS_MATCH": (sc.ambiguous, [("COL-7", "CA-7a", "CA-7b")]),
+}
+
+
+def reconcile(led: Ledger, tmp_path: Path, extra: list[dict[str, Any]],
+              as_of: date = sc.AS_OF) -> Report:
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + extra)
+    return run_reconcile(led, as_of)
+
+
+def test_clean_base_has_no_breaks(led: Ledger, tmp_path: Path) -> None:
+    report = reconcile(led, tmp_path, [])
+    assert report.clean, report.breaks
+    assert report.summary.breaks == 0 and report.summary.amount_at_risk == "0.00"
+    assert not report.expected
+
+
+@pytest.mark.parametrize("code", list(CASES))
+def test_code_injected(led: Ledger, tmp_path: Path, code: str) -> None:
+    scenario, recs = CASES[code]
+    report = reconcile(led, tmp_path, scenario(tmp_path, False))
+    found = [b for b in report.breaks if b.code == code]
+    assert [b.records for b in found] == recs, report.breaks
+    assert report.summary.by_code[code] == len(recs)
+    assert not report.clean
+
+
+@pytest.mark.parametrize("code", list(CASES))
+def test_near_miss_is_clean(led: Ledger, tmp_path: Path, code: str) -> None:
+    scenario, _ = CASES[code]
+    report = reconcile(led, tmp_path, scenario(tmp_path, True))
+    assert report.clean, report.breaks
+
+
+def test_amount_mismatch_reports_both_sides(led: Ledger, tmp_path: Path) -> None:
+    report = reconcile(led, tmp_path, sc.mismatch(tmp_path, False))
+    msgs = {b.records: (b.message, b.amounts, b.field) for b in report.breaks}
+    assert msgs[("PAY-2",)] == (
+        "allocations add up to 3456.68, movement 3456.78",
+        {"movement": "3456.78", "allocated": "3456.68"}, "allocations")
+    # under-allocated event: after its window it is a mismatch, not "unsettled"
+    assert msgs[("BP-2", "PAY-2")] == (
+        "allocated 3456.68, event 3456.78", {"event": "3456.78", "allocated": "3456.68"},
+        "amount")
+    assert report.summary.amount_at_risk == "0.20"
+    assert {b.severity for b in report.breaks} == {"medium"}
+
+
+def test_over_allocation_is_a_break_at_once(led: Ledger, tmp_path: Path) -> None:
+    extra = sc.with_vouchers(tmp_path, [
+        payment_event(2, amount="100.00"),
+        sc.payment("PAY-2", "100.00", allocations=[("BP-2", "60.00")]),
+        sc.payment("PAY-3", "60.00", allocations=[("BP-2", "60.00")]),
+    ], "x")
+    report = reconcile(led, tmp_path, extra, as_of=date(2026, 11, 21))
+    assert [(b.code, b.records) for b in report.breaks if b.code == "AMOUNT_MISMATCH"] == [
+        ("AMOUNT_MISMATCH", ("BP-2", "PAY-2", "PAY-3")), ("AMOUNT_MISMATCH", ("PAY-2",))]
+
+
+def test_inside_window_is_expected_not_a_break(led: Ledger, tmp_path: Path) -> None:
+    report = reconcile(led, tmp_path, sc.unsettled(tmp_path, False), as_of=date(2026, 12, 1))
+    assert report.clean
+    assert [(x.code, x.records, x.until) for x in report.expected] == [
+        ("UNSETTLED_EVENT", ("BP-2",), "2026-12-20")]
+    # the last day of the window is still expected; the day after it is a break
+    assert run_reconcile(led, date(2026, 12, 20)).clean
+    late = run_reconcile(led, date(2026, 12, 21))
+    assert [b.code for b in late.breaks] == ["UNSETTLED_EVENT"]
+    assert late.breaks[0].message == "benefit_payment BP-2 of 3456.78 has no movement settling it"
+
+
+def test_orphan_is_high_severity_and_at_risk(led: Ledger, tmp_path: Path) -> None:
+    report = reconcile(led, tmp_path, sc.orphan(tmp_path, False))
+    (b,) = report.breaks
+    assert (b.severity, b.amounts, report.summary.amount_at_risk) == (
+        "high", {"movement": "777.00"}, "777.00")
+
+
+def test_allocation_to_unknown_event_is_orphan(led: Ledger, tmp_path: Path) -> None:
+    extra = sc.with_vouchers(tmp_path, [
+        sc.collection("COL-5", "5.00", allocations=[("CA-NOPE", "5.00")])], "x")
+    report = reconcile(led, tmp_path, extra)
+    assert [(b.code, b.records) for b in report.breaks] == [("ORPHAN_MOVEMENT", ("COL-5",))]
+
+
+def test_heuristic_match_settles_the_event(led: Ledger, tmp_path: Path) -> None:
+    report = reconcile(led, tmp_path, sc.orphan(tmp_path, True))
+    assert report.clean and not report.expected
+
+
+def test_heuristic_match_needs_date_window(led: Ledger, tmp_path: Path) -> None:
+    # value date 31 days after the due date: no candidate, so both sides are breaks
+    extra = sc.with_vouchers(tmp_path, [
+        sc.assessment("CA-9", "777.00", employer=sc.OTHER_EMPLOYER),
+        sc.collection("COL-9", "777.00", allocations=None, payer=sc.OTHER_EMPLOYER,
+                      value_date="2026-12-16"),
+    ], "x")
+    report = reconcile(led, tmp_path, extra)
+    assert sorted(b.code for b in report.breaks) == ["ORPHAN_MOVEMENT", "UNSETTLED_EVENT"]
+
+
+def test_benefit_payment_slip_may_name_the_event(led: Ledger, tmp_path: Path) -> None:
+    extra = [payment_event(2), sc.payment("PAY-2", allocations=[("BP-2", "3456.78")]),
+             sc.voucher(tmp_path, "bank_slip", "BS-2", ["BP-2"]),
+             sc.voucher(tmp_path, "accounting_voucher", "AV-2", ["PAY-2"])]
+    assert reconcile(led, tmp_path, extra).clean
+
+
+# -- corrections -------------------------------------------------------------------------
+
+def corrected_event(amount: str) -> dict[str, Any]:
+    rec = payment_event(2, amount=amount)
+    rec["id"], rec["corrects"] = "BP-2-C", "BP-2"
+    return rec
+
+
+def test_correction_is_reconciled_and_superseded_never_reported(
+    led: Ledger, tmp_path: Path
+) -> None:
+    extra = sc.with_vouchers(tmp_path, [
+        payment_event(2), corrected_event("3456.68"),
+        sc.payment("PAY-2", allocations=[("BP-2", "3456.78")]),
+    ], "x")
+    report = reconcile(led, tmp_path, extra)
+    assert [(b.code, b.records, b.message) for b in report.breaks] == [
+        ("AMOUNT_MISMATCH", ("BP-2-C", "PAY-2"), "allocated 3456.78, event 3456.68")]
+
+
+def test_reference_to_superseded_counts_for_current(led: Ledger, tmp_path: Path) -> None:
+    extra = sc.with_vouchers(tmp_path, [
+        payment_event(2), corrected_event("3456.68"),
+        sc.payment("PAY-2", "3456.68", allocations=[("BP-2", "3456.68")]),
+    ], "x")
+    assert reconcile(led, tmp_path, extra).clean
+
+
+def test_correction_in_a_later_batch(led: Ledger, tmp_path: Path) -> None:
+    first = reconcile(led, tmp_path, sc.with_vouchers(tmp_path, [
+        payment_event(2), sc.payment("PAY-2", "3456.68", allocations=[("BP-2", "3456.68")]),
+    ], "x"))
+    assert [b.records for b in first.breaks] == [("BP-2", "PAY-2")]
+    # a chain: BP-2 <- BP-2-C <- BP-2-D, sent in two later batches
+    sc.ingest(led, tmp_path, [corrected_event("3456.00")], "fix1")
+    second = run_reconcile(led, sc.AS_OF)
+    assert [b.records for b in second.breaks] == [("BP-2-C", "PAY-2")]
+    final = corrected_event("3456.68")
+    final["id"], final["corrects"] = "BP-2-D", "BP-2-C"
+    sc.ingest(led, tmp_path, [final], "fix2")
+    third = run_reconcile(led, sc.AS_OF)
+    assert third.clean and third.run.decoded == 1
+    with led.store.reader() as conn:
+        current = conn.execute(select(records.c.record_id, records.c.current_id).where(
+            records.c.record_id.like("BP-2%")).order_by(records.c.record_id)).all()
+    assert [tuple(r) for r in current] == [
+        ("BP-2", "BP-2-D"), ("BP-2-C", "BP-2-D"), ("BP-2-D", "BP-2-D")]
+
+
+# -- stable ids, incremental refresh, report form ------------------------------------------
+
+def test_break_ids_are_stable(led: Ledger, tmp_path: Path) -> None:
+    orphan = sc.collection("COL-9", "777.00", allocations=None, payer=sc.OTHER_EMPLOYER)
+    extra = [*sc.mismatch(tmp_path, False), orphan]
+    one = reconcile(led, tmp_path, extra)
+    two = run_reconcile(led, sc.AS_OF)
+    assert [b.id for b in one.breaks] == [b.id for b in two.breaks]
+    assert len({b.id for b in one.breaks}) == len(one.breaks) >= 3
+    for b in one.breaks:
+        assert b.id == break_id(b.code, b.field, b.records)
+        assert b.id.startswith("BRK-") and len(b.id) == 20
+    assert break_id("ORPHAN_MOVEMENT", "allocations", ("COL-9",)) == next(
+        b.id for b in one.breaks if b.code == "ORPHAN_MOVEMENT")
+
+
+def test_refresh_is_incremental(led: Ledger, tmp_path: Path) -> None:
+    first = reconcile(led, tmp_path, [])
+    size = led.size()
+    assert first.run.decoded == size == first.run.ledger_size
+    assert run_reconcile(led, sc.AS_OF).run.decoded == 0
+    sc.ingest(led, tmp_path, sc.unsettled(tmp_path, False), "more")
+    again = run_reconcile(led, sc.AS_OF)
+    assert again.run.decoded == led.size() - size > 0
+    assert [b.code for b in again.breaks] == ["UNSETTLED_EVENT"]
+    with led.store.reader() as conn:
+        assert conn.execute(select(func.count()).select_from(records)).scalar_one() == led.size()
+        fen = conn.execute(select(events.c.amount_fen).where(events.c.record_id == "BP-2"))
+        assert fen.scalar_one() == 345678
+
+
+def test_report_json_shape(led: Ledger, tmp_path: Path) -> None:
+    data = reconcile(led, tmp_path, sc.orphan(tmp_path, False)).to_json()
+    assert set(data) == {"run", "summary", "breaks", "expected"}
+    assert {"as_of", "started_at", "ledger_size"} <= set(data["run"])
+    assert data["run"]["as_of"] == "2027-03-01"
+    assert data["summary"] == {"breaks": 1, "by_code": {"ORPHAN_MOVEMENT": 1},
+                               "amount_at_risk": "777.00", "expected": 0}
+    assert set(data["breaks"][0]) == {"id", "code", "severity", "records", "amounts", "field",
+                                      "message"}
+
+
+def test_migration_0002_matches_table_definitions(led: Ledger) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from reconcile._tables import RC_TABLES, metadata
+
+    with led.store.reader() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    ours = [d for d in diffs if RC_TABLES[0][:3] in repr(d)]
+    assert ours == []
