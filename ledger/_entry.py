@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ledger._canonical import canonicalize
+from ledger._canonical import canonicalize, canonicalize_plain
 from ledger._errors import FormatError
 
 LEAF_VERSION = 1
@@ -63,7 +63,7 @@ def encode_leaf(seq: int, prev_hash: bytes, record: dict[str, Any], recorded_at:
     """Leaf input bytes v1 for ``record`` appended at ``seq`` after ``prev_hash``."""
     if len(prev_hash) != 32:
         raise FormatError(f"previous hash must be 32 bytes, got {len(prev_hash)}")
-    body = canonicalize({"record": record, "recorded_at": recorded_at})
+    body = canonicalize_plain({"record": record, "recorded_at": recorded_at})
     return _VERSION_BYTE + seq.to_bytes(8, "big") + prev_hash + body
 
 

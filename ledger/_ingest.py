@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select
 
 from ledger import _schema as s
 from ledger._append import Appender, now_rfc3339
-from ledger._canonical import canonicalize, loads_strict
+from ledger._canonical import canonicalize_plain, loads_strict
 from ledger._errors import BfaError, InputError, LocatedInputError
 from ledger._privacy import Pseudonymizer, content_digest
 from ledger._store import Store
@@ -181,7 +181,7 @@ class Ingester:
             raise LocatedInputError(name, n, fld, msg) from e
         record = record_payload(model)
         domain, _kind = str(record["type"]).split(".", 1)
-        digest = content_digest(self.secret, canonicalize(record))
+        digest = content_digest(self.secret, canonicalize_plain(record))
         voucher = None
         if domain == "archive" and "file" in record:
             voucher = (base / str(record["file"]), str(record["sha256"]), int(str(record["size"])))
@@ -288,14 +288,18 @@ class Ingester:
     def _existing(
         self, conn: Connection, keys: set[tuple[str, str | None]]
     ) -> dict[tuple[str, str], bytes]:
-        ids = sorted({k[1] for k in keys if k[1] is not None})
+        by_domain: dict[str, list[str]] = {}
+        for domain, rid in keys:
+            if rid is not None:
+                by_domain.setdefault(domain, []).append(rid)
         found: dict[tuple[str, str], bytes] = {}
         e = s.entries.c
-        for i in range(0, len(ids), 500):
-            q = select(e.domain, e.record_id, e.content_digest).where(
-                e.record_id.in_(ids[i : i + 500])
-            )
-            for domain, rid, digest in conn.execute(q):
-                if (domain, rid) in keys:
+        for domain, ids in by_domain.items():
+            ids.sort()
+            for i in range(0, len(ids), 500):
+                q = select(e.record_id, e.content_digest).where(
+                    e.domain == domain, e.record_id.in_(ids[i : i + 500])
+                )
+                for rid, digest in conn.execute(q):
                     found[(domain, rid)] = bytes(digest) if digest is not None else b""
         return found

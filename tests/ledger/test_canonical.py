@@ -287,3 +287,21 @@ def test_key_order_property(value: dict[str, int]) -> None:
     parsed = json.loads(canonicalize(value), object_pairs_hook=lambda pairs: pairs)
     keys = [k for k, _ in parsed]
     assert keys == sorted(value, key=lambda k: k.encode("utf-16-be"))
+
+
+_plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(
+        st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",))),
+        inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_plain_values)
+def test_plain_fast_path_equals_jcs(value: object) -> None:
+    from ledger._canonical import canonicalize_plain
+
+    assert canonicalize_plain(value) == canonicalize(value)
