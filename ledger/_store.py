@@ -22,7 +22,15 @@ from ledger._errors import ConfigError
 RECONCILE_TABLES = ("rc_records", "rc_events", "rc_movements", "rc_allocations", "rc_vouchers",
                     "rc_voucher_refs")
 _LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
-HEAD_REVISION = "0002"
+
+
+def _head_revision() -> str:
+    """The newest revision id: migration files are named ``NNNN_<what>.py``, ids ``NNNN``."""
+    ids = [p.name[:4] for p in (_MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
+    return max(ids)
+
+
+HEAD_REVISION = _head_revision()
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
