@@ -22,6 +22,7 @@ from ledger._errors import ConfigError
 RECONCILE_TABLES = ("rc_records", "rc_events", "rc_movements", "rc_allocations", "rc_vouchers",
                     "rc_voucher_refs")
 _LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def _head_revision() -> str:
@@ -31,7 +32,6 @@ def _head_revision() -> str:
 
 
 HEAD_REVISION = _head_revision()
-_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def normalize_url(url: str) -> str:
