@@ -252,7 +252,11 @@ class Ledger:
         if self.store.dialect != "postgresql":
             raise ConfigError("roles and grants exist on PostgreSQL only; SQLite has triggers")
         with self.store.writer() as conn:
-            for stmt in grant_sql(role):
+            fixed = {*s.metadata.tables, "alembic_version"}
+            names = conn.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").scalars().all()
+            working = sorted(n for n in names if n not in fixed)
+            for stmt in grant_sql(role, working):
                 conn.exec_driver_sql(stmt)
 
     # -- personal data --------------------------------------------------------

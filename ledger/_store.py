@@ -19,8 +19,6 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from ledger import _schema as s
 from ledger._errors import ConfigError
 
-RECONCILE_TABLES = ("rc_records", "rc_events", "rc_movements", "rc_allocations", "rc_vouchers",
-                    "rc_voucher_refs")
 _LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -212,7 +210,7 @@ class Store:
             conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
 
 
-def grant_sql(role: str) -> list[str]:
+def grant_sql(role: str, working_tables: Sequence[str] = ()) -> list[str]:
     """PostgreSQL statements giving ``role`` append-only rights (docs/FORMAT.md §7)."""
     if not role.replace("_", "").isalnum():
         raise ConfigError(f"role name {role!r} must be letters, digits and underscores")
@@ -222,9 +220,11 @@ def grant_sql(role: str) -> list[str]:
         f"GRANT USAGE ON SCHEMA public TO {r}",
         f"GRANT SELECT, INSERT ON entries, tree_nodes, checkpoints TO {r}",
         f"GRANT SELECT, INSERT, DELETE ON vault TO {r}",
-        f"GRANT USAGE ON SEQUENCE vault_id_seq TO {r}",
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {r}",
         f"GRANT SELECT, INSERT, UPDATE ON meta TO {r}",
         f"GRANT SELECT ON alembic_version TO {r}",
-        # reconciliation's derived tables are rebuilt from the ledger: a working set
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(RECONCILE_TABLES)} TO {r}",
+    ] + [
+        # derived working tables (reconciliation) are rebuilt from the ledger
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(working_tables)} TO {r}"
+        for _ in (1,) if working_tables
     ]
