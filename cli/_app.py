@@ -47,7 +47,8 @@ class _Group(click.Group):
                     click.echo(f"  ... and {len(e.problems) - 20} more", err=True)
             raise click.exceptions.Exit(int(exit_code_for(e))) from e
         except KeyboardInterrupt:
-            raise
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
         except Exception as e:
             if ctx.params.get("debug"):
                 traceback.print_exc()

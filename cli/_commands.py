@@ -16,7 +16,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
-from ledger import Ledger, LocatedInputError, entry_view, grant_sql
+from ledger import Ledger, LocatedInputError, entry_view
 
 
 @bfa.command()
@@ -231,7 +231,7 @@ def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain
     Example:
 
         bfa show BP-2026-11-000123 --reveal --user li.wei
-        bfa show BP-2026-11-000123 --entry --raw | sha256sum
+        (printf '\\0'; bfa show BP-2026-11-000123 --entry --raw) | sha256sum
     """
     with open_ledger(home, db) as led:
         if reveal:
@@ -282,9 +282,13 @@ def forget(home: str | None, db: str | None, person_id: str, yes: bool, user: st
 
         bfa forget 110101199001011234 --yes --user li.wei
     """
-    if not yes and sys.stdin.isatty():
-        click.confirm(f"Erase the clear personal data of {person_id}? This cannot be undone",
-                      abort=True)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("erasing needs confirmation: pass --yes when not at a terminal")
+        if not click.confirm(f"Erase the clear personal data of {person_id}? "
+                             "This cannot be undone"):
+            click.echo("nothing erased", err=True)
+            raise click.exceptions.Exit(Exit.COULD_NOT_RUN)
     with open_ledger(home, db) as led:
         n = led.forget(person_id, user)
     click.echo(f"erased {n} vault value(s); the erasure is recorded in the ledger")
@@ -307,7 +311,7 @@ def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> No
         bfa db grant bfa_app --db postgresql://postgres@127.0.0.1/bfa
     """
     with open_ledger(home, db) as led:
-        sql = grant_sql(role)
+        sql = led.grant_statements(role)
         if print_sql:
             click.echo(";\n".join(sql) + ";")
             return

@@ -29,7 +29,7 @@ from ledger._ledger import CheckpointInfo, ConsistencyProof, Ledger, NotCoveredE
 from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
 from ledger._store import grant_sql
-from ledger._tlogproof import TLogProof
+from ledger._tlogproof import TLogProof, verify_tlog_proof
 from ledger._verify import LedgerIntegrityError, Problem, VerifyResult
 
 __all__ = [
@@ -70,4 +70,5 @@ __all__ = [
     "resolve_home",
     "verify_consistency",
     "verify_inclusion",
+    "verify_tlog_proof",
 ]

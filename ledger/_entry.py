@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger._canonical import canonicalize, canonicalize_plain
-from ledger._errors import FormatError
+from ledger._errors import FormatError, InputError
 
 LEAF_VERSION = 1
 HEADER_SIZE = 41
@@ -86,6 +86,10 @@ def decode_leaf(leaf: bytes) -> Entry:
         record["type"]
     ):
         raise FormatError(f"leaf {seq}: record has no 'type' of the form domain.kind")
-    if canonicalize(body) != leaf[HEADER_SIZE:]:
+    try:
+        canonical = canonicalize(body)
+    except InputError as e:
+        raise FormatError(f"leaf {seq}: body cannot be canonicalized: {e}") from e
+    if canonical != leaf[HEADER_SIZE:]:
         raise FormatError(f"leaf {seq}: body is not in RFC 8785 canonical form")
     return Entry(seq, prev, record, str(body["recorded_at"]), leaf, entry_hash(leaf))

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select
 
 from ledger import _schema as s
 from ledger._append import Appender, now_rfc3339
-from ledger._canonical import canonicalize_plain, loads_strict
+from ledger._canonical import MAX_SAFE_INTEGER, canonicalize_plain, loads_strict
 from ledger._errors import BfaError, InputError, LocatedInputError
 from ledger._privacy import Pseudonymizer, content_digest
 from ledger._store import Store
@@ -124,6 +124,7 @@ class Ingester:
         self.vouchers = vouchers
         self.sink = reject_sink
         self.progress = progress
+        self._refused: set[tuple[str, str | None]] = set()
 
     # -- public ---------------------------------------------------------------
     def ingest_path(self, path: Path) -> FileReport:
@@ -137,6 +138,7 @@ class Ingester:
     def ingest_stream(self, stream: IO[bytes], name: str, base: Path) -> FileReport:
         """Ingest one batch atomically; raises :class:`BatchRefusedError` when refused."""
         report = FileReport(name)
+        self._refused = set()
         with self.store.writer() as conn:
             app = Appender(self.store, conn, self.pseudo)
             self._run(conn, app, stream, name, base, report)
@@ -182,6 +184,8 @@ class Ingester:
         record = record_payload(model)
         domain, _kind = str(record["type"]).split(".", 1)
         digest = content_digest(self.secret, canonicalize_plain(record))
+        if int(str(record.get("size", 0))) > MAX_SAFE_INTEGER:
+            raise LocatedInputError(name, n, "size", f"must be at most {MAX_SAFE_INTEGER} (I-JSON)")
         voucher = None
         if domain == "archive" and "file" in record:
             voucher = (base / str(record["file"]), str(record["sha256"]), int(str(record["size"])))
@@ -265,8 +269,10 @@ class Ingester:
                         "with different content (send a correction with 'corrects' instead)",
                     ), p.text)
                 continue
-            if p.corrects and (p.domain, p.corrects) not in known and (
-                p.domain, p.corrects) not in in_batch:
+            target = (p.domain, p.corrects)
+            if p.corrects and target not in known and target not in in_batch and (
+                target not in self._refused
+            ):
                 waiting.append(p)
                 continue
             if p.voucher is not None and self.vouchers is not None:
@@ -279,7 +285,11 @@ class Ingester:
                     self._problem(report, LocatedInputError(name, p.line, "file", str(e)), p.text)
                     continue
             if report.problems and self.sink is None:
-                continue  # the batch is refused anyway: keep validating, write nothing
+                # the batch is refused anyway: keep validating, write nothing, but remember
+                # the record so that corrections naming it are not reported as dangling
+                self._refused.add(key)
+                in_batch[key] = p.digest
+                continue
             app.append(p.record, recorded_at=recorded_at, digest=p.digest)
             in_batch[key] = p.digest
             report.appended += 1

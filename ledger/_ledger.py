@@ -7,13 +7,15 @@ together, so that the CLI parses, calls one method here, and renders.
 from __future__ import annotations
 
 import base64
+import io
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, text
 
 from ledger import _schema as s
 from ledger._append import Appender, now_rfc3339
@@ -29,11 +31,11 @@ from ledger._merkle import (
     inclusion_ranges,
     nodes_needed,
 )
-from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
+from ledger._note import Checkpoint, sign_checkpoint
 from ledger._privacy import Pseudonymizer, commitment
 from ledger._store import Store, grant_sql
 from ledger._tlogproof import TLogProof
-from ledger._verify import VerifyResult, check_ledger, record_verified
+from ledger._verify import LedgerIntegrityError, VerifyResult, check_ledger, record_verified
 
 
 class NotCoveredError(BfaError):
@@ -131,10 +133,35 @@ class Ledger:
                 reports.append(ing.ingest_path(Path(src)))
         return reports
 
+    def ingest_records(
+        self,
+        records: Iterable[dict[str, Any]],
+        name: str,
+        vouchers: VoucherStore | None = None,
+        *,
+        reject_sink: RejectSink | None = None,
+    ) -> FileReport:
+        """Ingest records made in memory (e.g. from a bank statement) as one atomic batch.
+
+        They go through the same pipeline as a JSON Lines file; problems name ``name``
+        and the record's position (1-based) as its line.
+        """
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+        return self.ingester(vouchers, reject_sink).ingest_stream(
+            io.BytesIO(data), name, Path(name).resolve().parent)
+
     # -- checkpoints ----------------------------------------------------------
     def checkpoint(self) -> CheckpointInfo:
-        """Sign a checkpoint of the current tree (or return the one that already covers it)."""
+        """Sign a checkpoint of the current tree (or return the one that already covers it).
+
+        What came after the last verified checkpoint is verified first: nothing is
+        signed over a ledger that fails verification (raises LedgerIntegrityError).
+        """
         signer = self.home.signer()
+        check = check_ledger(self.store, signer.verifier(), self.origin,
+                             since_checkpoint=True, derived=False)
+        if check.problems:
+            raise LedgerIntegrityError(check.problems[0])
         with self.store.writer() as conn:
             size, _ = self.store.head(conn)
             c = s.checkpoints.c
@@ -244,19 +271,21 @@ class Ledger:
                 hashes = tuple(consistency_proof(old, new, nodes))
         return ConsistencyProof(old, new, sizes[old][0], sizes[new][0], hashes, sizes[new][1])
 
-    def verify_checkpoint_text(self, note: str) -> Checkpoint:
-        return open_checkpoint(note, self.home.verifier(), self.origin)
+    def grant_statements(self, role: str) -> list[str]:
+        """The SQL ``grant`` runs: ledger tables append-only, derived ``rc_*`` tables writable."""
+        if self.store.dialect != "postgresql":
+            raise ConfigError("roles and grants exist on PostgreSQL only; SQLite has triggers")
+        with self.store.reader() as conn:
+            names = conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                     "AND starts_with(tablename, 'rc_') ORDER BY tablename")).scalars().all()
+        return grant_sql(role, list(names))
 
     def grant(self, role: str) -> None:
         """Give ``role`` INSERT and SELECT only on ledger tables (PostgreSQL only)."""
-        if self.store.dialect != "postgresql":
-            raise ConfigError("roles and grants exist on PostgreSQL only; SQLite has triggers")
+        statements = self.grant_statements(role)
         with self.store.writer() as conn:
-            fixed = {*s.metadata.tables, "alembic_version"}
-            names = conn.exec_driver_sql(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").scalars().all()
-            working = sorted(n for n in names if n not in fixed)
-            for stmt in grant_sql(role, working):
+            for stmt in statements:
                 conn.exec_driver_sql(stmt)
 
     # -- personal data --------------------------------------------------------

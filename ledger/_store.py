@@ -211,7 +211,7 @@ class Store:
 
 
 def grant_sql(role: str, working_tables: Sequence[str] = ()) -> list[str]:
-    """PostgreSQL statements giving ``role`` append-only rights (docs/FORMAT.md §7)."""
+    """PostgreSQL statements giving ``role`` append-only rights (docs/FORMAT.md §8)."""
     if not role.replace("_", "").isalnum():
         raise ConfigError(f"role name {role!r} must be letters, digits and underscores")
     r = f'"{role}"'

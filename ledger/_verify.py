@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from ledger import _schema as s
 from ledger._entry import HEADER_SIZE, LEAF_VERSION, ZERO_HASH, decode_leaf
-from ledger._errors import BfaError, FormatError, IntegrityError
+from ledger._errors import BfaError, IntegrityError
 from ledger._merkle import (
     CompactRange,
     consistency_proof,
@@ -212,7 +212,7 @@ def _derived_pass(store: Store, conn: Connection, result: VerifyResult) -> None:
     for seq, domain, kind, rid, leaf in rows:
         try:
             entry = decode_leaf(bytes(leaf))
-        except FormatError as err:
+        except BfaError as err:
             result.problems.append(Problem("leaf-format", f"entry {seq}: {err}", seq))
             return
         if (entry.domain, entry.kind, entry.record_id) != (domain, kind, rid):

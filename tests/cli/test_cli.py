@@ -143,3 +143,18 @@ def test_keys_are_private_files(ledger_home: dict[str, Any]) -> None:
     keys = Path(ledger_home["home"]) / "keys"
     for f in ("signing.key", "secret.key"):
         assert (keys / f).stat().st_mode & 0o777 == 0o600
+
+
+def test_forget_never_prompts_without_terminal(env: dict[str, str]) -> None:
+    res = CliRunner().invoke(bfa, ["forget", "110101199001011234"], env=env, input="y\n")
+    assert res.exit_code == 2
+    assert "pass --yes" in res.output
+
+
+def test_db_grant_needs_postgresql(env: dict[str, str]) -> None:
+    if env["BFA_DATABASE_URL"].startswith("postgresql"):
+        res = run(env, "db", "grant", "bfa_app", "--print-sql")
+        assert res.exit_code == 0 and "GRANT SELECT, INSERT ON entries" in res.output
+    else:
+        res = run(env, "db", "grant", "bfa_app")
+        assert res.exit_code == 2 and "PostgreSQL only" in res.output

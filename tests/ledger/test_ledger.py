@@ -180,3 +180,12 @@ def test_leaf_bytes_decode_and_hash(led: Ledger, tmp_path: Path) -> None:
     again = decode_leaf(e1.leaf)
     assert again.record == e1.record
     assert base64.b64encode(entry_hash(e1.leaf))
+
+
+def test_refused_batch_reports_only_real_problems(led: Ledger, tmp_path: Path) -> None:
+    fix = dict(payment_event(9), id="BP-1-fix", corrects="BP-1")
+    bad = dict(payment_event(5), region="x")
+    path = write_jsonl(tmp_path / "r.jsonl", [bad, fix, payment_event(1)])
+    with pytest.raises(BatchRefusedError) as err:
+        _ingest(led, path)
+    assert [p.line for p in err.value.problems] == [1]  # the correction's target is in the file

@@ -193,3 +193,28 @@ def test_truncate_refused_on_postgresql(led: Ledger, tmp_path: Path) -> None:
     for t in ("entries", "tree_nodes", "checkpoints"):
         with pytest.raises(Exception, match="append-only"), led.store.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {t} CASCADE"))
+
+
+def test_checkpoint_refused_over_tampered_ledger(led: Ledger, tmp_path: Path) -> None:
+    from ledger import LedgerIntegrityError
+
+    _fill(led, tmp_path, 6, checkpoint=False)
+    with superuser(led) as conn:
+        leaf = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = 2")).scalar_one())
+        conn.execute(text("UPDATE entries SET leaf = :l WHERE seq = 2"),
+                     {"l": leaf.replace(b"3456.78", b"3456.79")})
+    with pytest.raises(LedgerIntegrityError, match="entry 2: payload changed"):
+        led.checkpoint()
+
+
+def test_unparseable_leaf_is_an_integrity_problem(led: Ledger, tmp_path: Path) -> None:
+    import hashlib
+
+    _fill(led, tmp_path, 3, checkpoint=False)
+    with superuser(led) as conn:
+        leaf = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = 2")).scalar_one())
+        forged = leaf.replace(b'"3456.78"', b"NaN")
+        conn.execute(text("UPDATE entries SET leaf = :l, entry_hash = :h WHERE seq = 2"),
+                     {"l": forged, "h": hashlib.sha256(b"\x00" + forged).digest()})
+    code, seq, _ = _first(led)
+    assert (code, seq) == ("leaf-format", 2)
