@@ -272,13 +272,15 @@ class Ledger:
         return ConsistencyProof(old, new, sizes[old][0], sizes[new][0], hashes, sizes[new][1])
 
     def grant_statements(self, role: str) -> list[str]:
-        """The SQL ``grant`` runs: ledger tables append-only, derived ``rc_*`` tables writable."""
+        """The SQL ``grant`` runs: ledger tables append-only; ``rc_*`` (derived) and ``wf_*``
+        (break workflow state, itself logged in the ledger) tables writable."""
         if self.store.dialect != "postgresql":
             raise ConfigError("roles and grants exist on PostgreSQL only; SQLite has triggers")
         with self.store.reader() as conn:
             names = conn.execute(
                 text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                     "AND starts_with(tablename, 'rc_') ORDER BY tablename")).scalars().all()
+                     "AND (starts_with(tablename, 'rc_') OR starts_with(tablename, 'wf_')) "
+                     "ORDER BY tablename")).scalars().all()
         return grant_sql(role, list(names))
 
     def grant(self, role: str) -> None:
