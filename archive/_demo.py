@@ -90,9 +90,11 @@ def generate_month(out: Path, *, persons: int = 3000, seed: int = 20261123) -> P
         records.append(_voucher(out, "application_form", f"AF-{i:06d}", [rec["id"]], None,
                                 "2026-11-01T09:00:00+08:00"))
     wages = {e: Decimal(rng.randint(6000, 20000)) for e in employers}
+    collected = Decimal(0)
     for j, emp in enumerate(employers):
         staff = sum(1 for p in people if p[2] == emp)
         amount = _money(wages[emp] * staff * Decimal("0.24"))
+        collected += Decimal(amount)
         aid, cid = f"CA-{PERIOD}-{j:05d}", f"COL-{PERIOD}-{j:05d}"
         records.append({
             "type": "business.contribution_assessment", "id": aid, "region": REGION,
@@ -133,6 +135,20 @@ def generate_month(out: Path, *, persons: int = 3000, seed: int = 20261123) -> P
         allocations.append({"event": bid, "amount": _money(monthly)})
         bp_ids.append(bid)
         total += monthly
+    # 财社〔2017〕144号: the income account is swept to the fiscal special account each
+    # month, and the expenditure account is funded from it before benefits are paid.
+    for sid, src, dst, amt, day in (
+        (f"SW-{PERIOD}-IN", "income", "fiscal_special", collected, "2026-11-25"),
+        (f"SW-{PERIOD}-EX", "fiscal_special", "expenditure", total, "2026-11-19"),
+    ):
+        records.append({
+            "type": "finance.sweep", "id": sid, "region": REGION,
+            "occurred_at": f"{day}T10:00:00+08:00", "amount": _money(amt), "value_date": day,
+            "bank_ref": f"SWEEP{rng.randint(10**11, 10**12 - 1)}", "from_account": src,
+            "to_account": dst,
+        })
+        records.append(_voucher(out, "accounting_voucher", f"AV-{sid}", [sid], _money(amt),
+                                f"{day}T11:00:00+08:00"))
     batch = f"PAY-{PERIOD}-BATCH-01"
     records.append({
         "type": "finance.payment", "id": batch, "region": REGION,

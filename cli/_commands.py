@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -17,6 +17,7 @@ from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
 from ledger import Ledger, LocatedInputError, entry_view
+from reconcile import StatementFormat, ingest_statement
 
 
 @bfa.command()
@@ -64,23 +65,43 @@ class _RejectFile:
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--reject-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Append valid lines and write rejected ones here, with reasons (exit 1).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "camt053", "mt940"]),
+              default="jsonl", show_default=True,
+              help="Input format: interchange JSON Lines, or a bank statement.")
+@click.option("--region", metavar="CODE", help="Bank statements: pooling-region code (6 digits).")
+@click.option("--fund-account", type=click.Choice(["income", "expenditure", "fiscal_special"]),
+              help="Bank statements: the fund account the statement is for.")
 def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ...],
-           reject_file: Path | None) -> None:
+           reject_file: Path | None, fmt: str, region: str | None,
+           fund_account: str | None) -> None:
     """Append interchange JSON Lines files; each file is one atomic batch.
 
     Use - for standard input. Without --reject-file a file with any bad line is
     refused whole (exit 2); re-sending records already in the ledger is a no-op.
+    Bank statements (--format camt053 or mt940) become unallocated movements.
 
     Example:
 
         bfa ingest business.jsonl finance.jsonl --reject-file rejected.jsonl
+        bfa ingest --format camt053 --region 440100 --fund-account income stmt.xml
     """
+    if fmt != "jsonl":
+        if not region:
+            raise click.UsageError("--region is required with --format camt053/mt940")
+        if reject_file:
+            raise click.UsageError("--reject-file applies to JSON Lines only")
     sink = _RejectFile(reject_file) if reject_file else None
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     try:
         with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
-            reports = led.ingest(files, FileStore(led.home.archive_dir),
-                                 stdin=sys.stdin.buffer, reject_sink=sink, progress=tick)
+            if fmt == "jsonl":
+                reports = led.ingest(files, FileStore(led.home.archive_dir),
+                                     stdin=sys.stdin.buffer, reject_sink=sink, progress=tick)
+            else:
+                assert region is not None
+                statement_fmt = cast(StatementFormat, fmt)
+                reports = [ingest_statement(led, Path(f), statement_fmt, region, fund_account)
+                           for f in files]
             size = led.size()
     finally:
         if sink:

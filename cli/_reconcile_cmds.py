@@ -1,41 +1,82 @@
-"""The ``reconcile`` command: run the reconciler and render its report."""
+"""The ``reconcile`` command: run the reconciler once and render its report.
+
+Rendering lives in :mod:`reconcile._render` (text, JSON, CSV, HTML); this module
+only parses options, calls :func:`reconcile.run_reconcile` and writes the output.
+"""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 
 import click
 
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger
-from cli._render import table, to_json
 from reconcile import run_reconcile
+from reconcile._render import render_csv, render_html, render_json, render_text
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a file whole or not at all (a reader never sees half a report)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @bfa.command()
 @home_options
-@json_option
 @click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
               help="Judge settlement windows as of this date. [default: today, Asia/Shanghai]")
-def reconcile(home: str | None, db: str | None, as_json: bool, as_of: datetime | None) -> None:
+@click.option("--rules", "rules_file", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rules file (TOML) overriding the built-in default rules.")
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per break.")
+@click.option("--html", "html_file", metavar="FILE",
+              type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Also write a self-contained HTML report with charts to FILE.")
+def reconcile(home: str | None, db: str | None, as_of: datetime | None,
+              rules_file: Path | None, as_json: bool, as_csv: bool,
+              html_file: Path | None) -> None:
     """Reconcile business events, fund movements and vouchers; report the breaks.
 
+    Prints a summary by break code (amount at risk, severity), or the full report
+    with --json or --csv; --html FILE writes a page with charts that opens offline.
     Items still inside their settlement window are listed as expected, not as
     breaks. Exits 1 when there are breaks, 0 when the ledger reconciles clean.
 
     Example:
 
         bfa reconcile --as-of 2026-12-31 --json > report.json
+
+        bfa reconcile --rules rules.toml --csv --html report.html > breaks.csv
     """
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv are exclusive: choose one.")
+    rules = None
+    if rules_file is not None:
+        from reconcile import load_rules  # R1's rules file loader (reconcile._rules)
+
+        rules = load_rules(rules_file)
     with open_ledger(home, db) as led:
-        report = run_reconcile(led, as_of.date() if as_of else None)
-    if as_json:
-        click.echo(to_json(report.to_json()))
-    else:
-        s = report.summary
-        click.echo(table(report.summary_rows(), ["code", "severity", "breaks", "amount_at_risk"]))
-        click.echo(f"as of {report.run.as_of}: {s.breaks} breaks, amount at risk "
-                   f"{s.amount_at_risk}, {s.expected} expected (inside their window)")
+        report = run_reconcile(led, as_of.date() if as_of else None, rules)
+    if html_file is not None:
+        try:
+            _write_atomically(html_file, render_html(report))
+        except OSError as e:
+            click.echo(f"bfa: error: cannot write {html_file}: {e.strerror or e}", err=True)
+            raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
+    render = render_json if as_json else render_csv if as_csv else render_text
+    click.echo(render(report), nl=False)
+    if html_file is not None and not (as_json or as_csv):
+        click.echo(f"wrote {html_file}")
     if not report.clean:
         raise click.exceptions.Exit(int(Exit.PROBLEMS))

@@ -41,6 +41,7 @@ from schemas._types import (
     IsoDate,
     JsonSchemaExtra,
     MediaType,
+    Money,
     Omittable,
     Period,
     PersonalText,
@@ -81,11 +82,13 @@ __all__ = [
     "FinancePayment",
     "FinanceRefund",
     "FinanceReturn",
+    "FinanceStatement",
     "FinanceSweep",
     "FinanceTransfer",
     "InterchangeRecord",
     "Record",
     "RecordBase",
+    "StatementLine",
     "domain_of",
     "kind_of",
     "parse_record",
@@ -344,6 +347,47 @@ class FinanceSweep(FinanceMovement):
         return self
 
 
+class StatementLine(FrozenModel):
+    """One entry of a bank statement, as the bank reported it (``finance.statement``)."""
+
+    bank_ref: ShortText
+    """The entry's reference (camt.053 ``AcctSvcrRef``, else ``NtryRef``; MT940 ``:61:``)."""
+    direction: Literal["credit", "debit"]
+    amount: Money
+    """The entry's amount, not signed (``direction`` says which way)."""
+    value_date: IsoDate
+
+
+StatementLines = Annotated[tuple[StatementLine, ...], Strict(False)]
+
+
+class FinanceStatement(RecordBase):
+    """A bank statement's header and entry list (camt.053 ``Stmt``, MT940 message).
+
+    Its entries become (or confirm) ``collection``/``payment`` movements; this record
+    keeps what the bank said so balance continuity (opening + entries = closing, one
+    statement's closing = the next one's opening) and book-versus-bank can be checked.
+    Balances are signed: a debit (overdrawn) balance is negative.
+    """
+
+    type: Literal["finance.statement"]
+    bank_account: ShortText
+    """The bank account the statement is for (the fund's own account, not personal data)."""
+    currency: ShortText
+    format: Literal["camt053", "mt940"]
+    fund_account: Omittable[FundAccount] = None
+    sequence: Omittable[ShortText] = None
+    """Electronic sequence number (camt.053 ``ElctrncSeqNb``, MT940 ``:28C:``)."""
+    opening_balance: Omittable[Money] = None
+    opening_date: Omittable[IsoDate] = None
+    closing_balance: Omittable[Money] = None
+    closing_date: Omittable[IsoDate] = None
+    entry_count: Count
+    entries_net: Money
+    """Credits minus debits over all entries."""
+    entries: Omittable[StatementLines] = None
+
+
 # --- archive domain ------------------------------------------------------------------
 
 
@@ -428,6 +472,7 @@ Record: TypeAlias = (
     | FinanceTransfer
     | FinanceReturn
     | FinanceSweep
+    | FinanceStatement
     | ArchiveFiscalReceipt
     | ArchiveBankSlip
     | ArchiveAccountingVoucher

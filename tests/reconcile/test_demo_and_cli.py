@@ -1,8 +1,11 @@
 """The demo month reconciles (only what its data really lacks is reported), and the
-``bfa reconcile`` command renders the report with the right exit code."""
+``bfa reconcile`` command renders the report (text, ``--json``, ``--csv``, ``--html FILE``,
+``--rules FILE``) with the right exit code."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date
 from pathlib import Path
@@ -58,6 +61,67 @@ def test_cli_breaks_exit_1_with_table_and_json(ledger_home: dict[str, Any],
     assert data["breaks"][0]["records"] == ["COL-9"]
 
 
+def _orphan_ledger(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    led = Ledger.open(ledger_home["home"], ledger_home["db"])
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.orphan(tmp_path, False))
+    led.close()
+
+
+def test_cli_csv_and_html(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    _orphan_ledger(ledger_home, tmp_path)
+    page = tmp_path / "out" / "report.html"
+    page.parent.mkdir()
+    res = _run(ledger_home, "--as-of", "2027-03-01", "--csv", "--html", str(page))
+    assert res.exit_code == 1, res.output
+    rows = list(csv.DictReader(io.StringIO(res.output, newline="")))  # stdout is only the CSV
+    assert [(r["code"], r["records"], r["amount_at_risk"]) for r in rows] == [
+        ("ORPHAN_MOVEMENT", "COL-9", "777.00")]
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
+    assert "ORPHAN_MOVEMENT" in html and "COL-9" in html and "777.00" in html
+    assert [p.name for p in page.parent.iterdir()] == ["report.html"]  # no temporary left
+    # text summary with --html says where the page went; --json stays pure JSON
+    res = _run(ledger_home, "--as-of", "2027-03-01", "--html", str(page))
+    assert res.exit_code == 1 and f"wrote {page}" in res.output
+    res = _run(ledger_home, "--as-of", "2027-03-01", "--json", "--html", str(page))
+    assert json.loads(res.output)["breaks"][0]["amount_at_risk"] == "777.00"
+
+
+def test_cli_clean_csv_and_html(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    led = Ledger.open(ledger_home["home"], ledger_home["db"])
+    sc.ingest(led, tmp_path, sc.base(tmp_path))
+    led.close()
+    res = _run(ledger_home, "--as-of", "2027-03-01", "--csv", "--html", str(tmp_path / "r.html"))
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines() == [
+        "id,code,severity,status,records,amounts,field,message,amount_at_risk"]
+    assert "No breaks" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_cli_usage_errors_exit_2(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    res = _run(ledger_home, "--json", "--csv")
+    assert res.exit_code == 2 and "--json and --csv" in res.output
+    res = _run(ledger_home, "--rules", str(tmp_path / "missing.toml"))
+    assert res.exit_code == 2 and "missing.toml" in res.output
+    res = _run(ledger_home, "--html", str(tmp_path / "no-such-dir" / "r.html"))
+    assert res.exit_code == 2 and "cannot write" in res.output
+
+
+def test_cli_rules_file(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    _orphan_ledger(ledger_home, tmp_path)
+    rules = tmp_path / "rules.toml"
+    # COL-9 (value date 2026-11-12) stays expected for 200 days instead of 30
+    rules.write_text("[windows]\norphan_days = 200\n", encoding="utf-8")
+    res = _run(ledger_home, "--as-of", "2027-03-01", "--rules", str(rules))
+    assert res.exit_code == 0, res.output
+    assert "0 breaks, amount at risk 0.00, 1 expected" in res.output
+    rules.write_text("[windows]\norphan_dayz = 200\n", encoding="utf-8")
+    res = _run(ledger_home, "--as-of", "2027-03-01", "--rules", str(rules))
+    assert res.exit_code == 2 and "rules.toml" in res.output and "orphan_dayz" in res.output
+
+
 def test_cli_help_has_example() -> None:
     res = CliRunner().invoke(bfa, ["reconcile", "--help"])
-    assert res.exit_code == 0 and "Example:" in res.output and "--as-of DATE" in res.output
+    assert res.exit_code == 0 and "Example:" in res.output
+    for option in ("--as-of DATE", "--rules FILE", "--json", "--csv", "--html FILE"):
+        assert option in res.output

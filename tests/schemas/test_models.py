@@ -162,6 +162,22 @@ FULL: dict[str, dict[str, Any]] = {
         "reason": "账户已销户",
         "fund_account": "expenditure",
     },
+    "finance.statement": {
+        "id": "253CNY6222000011112222",
+        "bank_account": "6222000011112222",
+        "currency": "CNY",
+        "format": "camt053",
+        "fund_account": "income",
+        "sequence": "12312",
+        "opening_balance": "-18.15",
+        "opening_date": "2026-03-30",
+        "closing_balance": "1216.41",
+        "closing_date": "2026-03-31",
+        "entry_count": 1,
+        "entries_net": "1234.56",
+        "entries": [{"bank_ref": "ICBC20260310000123", "direction": "credit",
+                     "amount": "1234.56", "value_date": "2026-03-31"}],
+    },
     "finance.sweep": {
         "id": "SW-2026-03",
         "amount": "1234.56",
@@ -217,7 +233,7 @@ def canonical(obj: object) -> str:
 
 def test_every_kind_of_the_contract_has_a_model_and_an_example() -> None:
     assert set(RECORD_TYPES) == set(FULL)
-    assert len(RECORD_TYPES) == 19
+    assert len(RECORD_TYPES) == 20
 
 
 @pytest.mark.parametrize("type_", KINDS)

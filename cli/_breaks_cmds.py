@@ -1,0 +1,298 @@
+"""Commands ``bfa breaks ...`` (the break workflow), ``bfa trace`` and ``bfa nightly``.
+
+Each command parses, calls one library function of :mod:`reconcile` and renders.
+Workflow transitions are appended to the ledger as ``control.break`` entries; the
+acting user comes from ``--user`` / ``BFA_USER``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli._app import bfa
+from cli._exit import Exit
+from cli._options import home_options, json_option, open_ledger, user_option
+from cli._render import table, to_json
+from reconcile._nightly import LOCK_MAX_AGE, run_nightly
+from reconcile._trace import Trace, trace
+from reconcile._workflow import (
+    REASONS,
+    STATUSES,
+    BreakState,
+    approve_break,
+    assign_break,
+    history,
+    list_breaks,
+    reopen_break,
+    resolve_break,
+)
+
+_REASON_HELP = "; ".join(f"{k}: {v}" for k, v in REASONS.items())
+
+
+def _short(records: tuple[str, ...], n: int = 3) -> str:
+    return ", ".join(records[:n]) + (f" +{len(records) - n}" if len(records) > n else "")
+
+
+def _state_line(s: BreakState) -> str:
+    who = {"assigned": f" to {s.assignee}", "pending_approval": f" by {s.resolved_by}, "
+           "awaiting a second user's approval", "resolved": f" by {s.resolved_by}" + (
+               f", approved by {s.approved_by}" if s.approved_by else "")}.get(s.status, "")
+    return f"{s.break_id} {s.code} is now {s.status}{who} (entry {s.last_seq})"
+
+
+def _done(s: BreakState, as_json: bool) -> None:
+    click.echo(to_json(s.to_json()) if as_json else _state_line(s))
+
+
+@bfa.group()
+def breaks() -> None:
+    """Work the breaks: list, show, assign, resolve, approve (four-eyes), reopen.
+
+    Breaks come from the latest 'bfa reconcile' or 'bfa nightly'. Every transition is
+    appended to the ledger (domain control), so resolutions are tamper-evident and
+    provable: 'bfa prove BRK-.../2 --domain control'.
+
+    Example:
+
+        bfa breaks list --status open
+    """
+
+
+@breaks.command("list")
+@home_options
+@json_option
+@click.option("--status", type=click.Choice(STATUSES), help="Only breaks in this state.")
+@click.option("--all", "include_gone", is_flag=True,
+              help="Also breaks the latest reconciliation no longer reports.")
+def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None,
+             include_gone: bool) -> None:
+    """List breaks with their workflow state, high severity first.
+
+    Exits 1 when any listed break is not resolved, 0 otherwise.
+
+    Example:
+
+        bfa breaks list --status pending_approval --json
+    """
+    with open_ledger(home, db) as led:
+        found = list_breaks(led, status, include_gone=include_gone)
+    if as_json:
+        click.echo(to_json([s.to_json() for s in found]))
+    else:
+        rows = [{"id": s.break_id, "code": s.code, "severity": s.severity, "status": s.status,
+                 "assignee": s.assignee or "", "records": _short(s.records),
+                 "gone": "" if s.present else "gone"} for s in found]
+        cols = ["id", "code", "severity", "status", "assignee", "records"]
+        click.echo(table(rows, cols + (["gone"] if include_gone else [])))
+    if any(s.status != "resolved" for s in found):
+        raise click.exceptions.Exit(int(Exit.PROBLEMS))
+
+
+@breaks.command("show")
+@home_options
+@json_option
+@click.argument("break_id")
+def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> None:
+    """Show one break, its state and every transition with its ledger position.
+
+    BREAK_ID may be abbreviated to a unique prefix of at least 8 characters.
+
+    Example:
+
+        bfa breaks show BRK-0123456789abcdef
+    """
+    with open_ledger(home, db) as led:
+        state, steps = history(led, break_id)
+    if as_json:
+        click.echo(to_json({**state.to_json(), "history": [t.to_json() for t in steps]}))
+        return
+    s = state
+    click.echo(f"{s.break_id}  {s.code}  severity {s.severity}  status {s.status}"
+               + ("" if s.present else "  (no longer reported)"))
+    click.echo(f"  {s.message}")
+    click.echo(f"  records: {', '.join(s.records) or '-'}")
+    if s.amounts:
+        click.echo("  amounts: " + ", ".join(f"{k} {v}" for k, v in s.amounts.items()))
+    if s.needs_approval:
+        click.echo("  resolution needs approval by a second user (four-eyes)")
+    click.echo(f"  first seen {s.first_seen}, last seen {s.last_seen}")
+    rows = [{"seq": t.seq, "at": t.record.get("at", ""), "action": t.record.get("action"),
+             "user": t.record.get("user"), "status": t.record.get("status"),
+             "detail": " ".join(str(x) for x in (t.record.get("assignee"), t.record.get("reason"),
+                                                  t.record.get("note")) if x),
+             "checkpointed": "yes" if t.covered else "not yet"} for t in steps]
+    click.echo(table(rows, ["seq", "at", "action", "user", "status", "detail", "checkpointed"]))
+
+
+@breaks.command("assign")
+@home_options
+@user_option
+@json_option
+@click.argument("break_id")
+@click.argument("assignee")
+def assign_cmd(home: str | None, db: str | None, user: str, as_json: bool, break_id: str,
+               assignee: str) -> None:
+    """Assign a break to someone to work on.
+
+    Example:
+
+        bfa breaks assign BRK-0123456789abcdef zhang.min --user li.wei
+    """
+    with open_ledger(home, db) as led:
+        _done(assign_break(led, break_id, user, assignee), as_json)
+
+
+@breaks.command("resolve")
+@home_options
+@user_option
+@json_option
+@click.argument("break_id")
+@click.option("--reason", required=True, type=click.Choice(list(REASONS)),
+              help=f"Why it is resolved. {_REASON_HELP}.")
+@click.option("--note", required=True, help="What was done, for the auditor.")
+def resolve_cmd(home: str | None, db: str | None, user: str, as_json: bool, break_id: str,
+                reason: str, note: str) -> None:
+    """Resolve a break with a reason code and a note.
+
+    Breaks of high severity (orphan money, payment after termination, duplicate
+    payment, payee mismatch, integrity) become pending_approval until a second,
+    different user approves them.
+
+    Example:
+
+        bfa breaks resolve BRK-0123456789abcdef --reason bank_error --note "bank re-credited 11-28"
+    """
+    with open_ledger(home, db) as led:
+        _done(resolve_break(led, break_id, user, reason, note), as_json)
+
+
+@breaks.command("approve")
+@home_options
+@user_option
+@json_option
+@click.argument("break_id")
+def approve_cmd(home: str | None, db: str | None, user: str, as_json: bool,
+                break_id: str) -> None:
+    """Approve a pending resolution (four-eyes: not by the user who resolved it).
+
+    Example:
+
+        BFA_USER=wang.fang bfa breaks approve BRK-0123456789abcdef
+    """
+    with open_ledger(home, db) as led:
+        _done(approve_break(led, break_id, user), as_json)
+
+
+@breaks.command("reopen")
+@home_options
+@user_option
+@json_option
+@click.argument("break_id")
+@click.option("--note", required=True, help="Why it is reopened.")
+def reopen_cmd(home: str | None, db: str | None, user: str, as_json: bool, break_id: str,
+               note: str) -> None:
+    """Reopen a resolved or pending break.
+
+    Example:
+
+        bfa breaks reopen BRK-0123456789abcdef --note "bank recalled the credit"
+    """
+    with open_ledger(home, db) as led:
+        _done(reopen_break(led, break_id, user, note), as_json)
+
+
+def _render_trace(tr: Trace) -> str:
+    lines = [f"trail of {tr.domain} record {tr.record_id} (ledger size {tr.ledger_size}, "
+             f"latest signed checkpoint {tr.checkpoint_size})"]
+    rows: list[dict[str, Any]] = [{
+        "role": ("*" if i.subject else "") + i.role, "kind": i.kind, "id": i.record_id,
+        "amount": i.amount or "", "date": i.date or "", "seq": i.seq,
+        "entry_hash": i.entry_hash[:16], "checkpointed": "yes" if i.covered else "not yet",
+        "link": i.relation + (f"; superseded by {i.current_id}" if i.superseded else ""),
+    } for i in tr.items]
+    lines.append(table(rows, ["role", "kind", "id", "amount", "date", "seq", "entry_hash",
+                              "checkpointed", "link"]))
+    if tr.allocations:
+        lines.append("allocations: " + "; ".join(
+            f"{a['movement']} -> {a['event']} {a['amount']}" for a in tr.allocations))
+    for b in tr.breaks:
+        lines.append(f"break {b.break_id} {b.code} ({b.severity}) {b.status}"
+                     + ("" if b.present else ", no longer reported") + f": {b.message}")
+        for t in b.transitions:
+            lines.append(f"  entry {t.seq} {t.record.get('at', '')} {t.record.get('action')} by "
+                         f"{t.record.get('user')} -> {t.record.get('status')}"
+                         f"{'' if t.covered else ' (not yet checkpointed)'}")
+    if not tr.breaks:
+        lines.append("no breaks name these records (as of the latest reconciliation)")
+    lines.extend(tr.notes)
+    return "\n".join(lines)
+
+
+@bfa.command("trace")
+@home_options
+@json_option
+@click.argument("record_id")
+@click.option("--domain", type=click.Choice(["business", "finance", "archive", "control"]),
+              help="The record's domain, when its id exists in several.")
+def trace_cmd(home: str | None, db: str | None, as_json: bool, record_id: str,
+              domain: str | None) -> None:
+    """Show the whole trail of a record across business, finance and archive.
+
+    The event, the movements that settle it, the vouchers that evidence both, the
+    corrections, and the breaks naming them, each with its ledger position and
+    whether the latest signed checkpoint covers it (* marks the record asked for
+    and its versions).
+
+    Example:
+
+        bfa trace BP-2026-11-0001 --json
+    """
+    with open_ledger(home, db) as led:
+        tr = trace(led, record_id, domain)
+    click.echo(to_json(tr.to_json()) if as_json else _render_trace(tr))
+
+
+@bfa.command("nightly")
+@home_options
+@click.option("--report-dir", "report_dir", required=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where reports go: DIR/<as-of>/report.{json,csv,html}, DIR/latest.")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+              help="Judge settlement windows as of this date. [default: today, Asia/Shanghai]")
+@click.option("--rules", "rules_file", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Rules file (TOML) overriding the built-in default rules.")
+@click.option("--lock-max-age", type=click.IntRange(min=1), default=LOCK_MAX_AGE,
+              envvar="BFA_NIGHTLY_LOCK_MAX_AGE", show_default=True, metavar="SECONDS",
+              help="A lock older than this is stale and taken over. [env BFA_NIGHTLY_LOCK_MAX_AGE]")
+def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datetime | None,
+                rules_file: Path | None, lock_max_age: int) -> None:
+    """Nightly run: lock, verify, reconcile, sign a checkpoint, write the reports.
+
+    Two runs never overlap: a second one exits 2 at once; a stale lock (its process
+    gone, or older than --lock-max-age) is taken over. On an integrity failure the
+    report holds LEDGER_INTEGRITY and nothing is signed. The reports say what is
+    new, closed and reopened since the last run. Exit codes: 0 clean, 1 breaks
+    found, 2 could not run, 3 integrity failure.
+
+    Example:
+
+        BFA_HOME=/srv/bfa/home bfa nightly --report-dir /srv/bfa/reports
+    """
+    rules = None
+    if rules_file is not None:
+        from reconcile import load_rules  # R1's rules file loader
+
+        rules = load_rules(rules_file)
+    with open_ledger(home, db) as led:
+        result = run_nightly(led, report_dir, as_of.date() if as_of else None, rules,
+                             lock_max_age=lock_max_age)
+    if result.lock_note:
+        click.echo(f"bfa: warning: {result.lock_note}", err=True)
+    click.echo(f"nightly {result.report.run.as_of}: {result.summary_line()}")
+    raise click.exceptions.Exit(result.exit_code)

@@ -1,0 +1,40 @@
+"""Bank statements (issue 3, item 7): camt.053 and MT940 parsing, import mapping,
+balance continuity checks and the book-versus-bank report (银行余额调节表).
+
+- :func:`parse_statement_file` (``_camt``: defusedxml, camt.053 02–08; ``_mt940``: the
+  pinned ``mt-940`` library) gives the neutral model of ``_model``;
+- :func:`statement_records` maps a file to the records ``bfa ingest --format`` appends
+  (``finance.statement`` + unallocated ``finance.collection``/``finance.payment``);
+- :func:`statement_breaks` reports ``STATEMENT_BALANCE_BREAK`` and bank-versus-books
+  ``AMOUNT_MISMATCH`` for ``run_reconcile``;
+- :func:`book_vs_bank` builds the :class:`BalanceReport` of a fund account.
+
+Example::
+
+    from datetime import date
+    from pathlib import Path
+    from reconcile._bank import book_vs_bank, statement_records
+
+    records = statement_records(led, Path("stmt.xml"), "camt053", "440100", "income")
+    led.ingest_records(records, "stmt.xml")
+    print(book_vs_bank(led, "income", date(2026, 3, 31)).to_json())
+"""
+
+from __future__ import annotations
+
+from reconcile._bank._checks import BalanceReport, book_vs_bank, load_statements, statement_breaks
+from reconcile._bank._model import Balance, Statement, StatementEntry
+from reconcile._bank._records import StatementFormat, parse_statement_file, statement_records
+
+__all__ = [
+    "Balance",
+    "BalanceReport",
+    "Statement",
+    "StatementEntry",
+    "StatementFormat",
+    "book_vs_bank",
+    "load_statements",
+    "parse_statement_file",
+    "statement_breaks",
+    "statement_records",
+]

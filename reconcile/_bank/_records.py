@@ -1,0 +1,225 @@
+"""Bank statements to interchange records (INTERCHANGE "Bank statements").
+
+:func:`statement_records` parses a camt.053 or MT940 file and returns what to ingest
+as one batch: per statement a ``finance.statement`` record (balances, sequence, the
+list of entries as the bank reported them) and one *unallocated* ``finance.collection``
+(credit) or ``finance.payment`` (debit) per booked entry that is new to the ledger.
+
+- Movement ``id``: statement id, ``/``, the entry's ``AcctSvcrRef`` (else ``NtryRef``,
+  else its 1-based position); ``bank_ref``: ``AcctSvcrRef`` (else ``NtryRef``, else the id).
+- Idempotent: the statement record is built from the file alone, so re-importing it is
+  a no-op, and an entry whose ``bank_ref`` and direction already belong to a current
+  movement is not added again; that is also how an entry *confirms* a movement the
+  finance system sent earlier. When that movement's amount differs, nothing is added:
+  the statement record keeps the bank's amount and :func:`reconcile._bank.statement_breaks`
+  reports ``AMOUNT_MISMATCH``.
+- Only CNY exact to the fen: any other currency (entries or balances) or a third
+  decimal digit that is not zero is an :class:`~ledger.InputError` naming the file,
+  the statement and the entry; nothing of that file is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Connection, and_, select
+
+from ledger import InputError, Ledger
+from reconcile import _tables as t
+from reconcile._bank._camt import parse_camt053
+from reconcile._bank._model import Statement, StatementEntry
+from reconcile._bank._mt940 import id_part, parse_mt940
+from reconcile._refresh import refresh
+from reconcile._units import fen
+
+StatementFormat = Literal["camt053", "mt940"]
+CURRENCY = "CNY"
+TZ = "+08:00"
+DIRECTION_KINDS: dict[str, tuple[str, ...]] = {
+    "credit": ("collection", "return", "sweep"),
+    "debit": ("payment", "refund", "transfer", "sweep"),
+}
+"""Movement kinds a statement entry of each direction can confirm."""
+_FEN = Decimal("0.01")
+
+
+def parse_statement_file(path: Path, fmt: StatementFormat) -> list[Statement]:
+    """Parse ``path`` as ``fmt``; raises :class:`InputError` naming the file."""
+    if fmt == "camt053":
+        return parse_camt053(path)
+    if fmt == "mt940":
+        return parse_mt940(path)
+    raise InputError(f"{path}: unknown statement format {fmt!r} (camt053 or mt940)")
+
+
+def money_str(value: Decimal) -> str:
+    """Exact two-digit money string; ``-0.00`` becomes ``0.00``."""
+    q = value.quantize(_FEN)
+    return "0.00" if q == 0 else f"{q:.2f}"
+
+
+def _cny(path: Path, where: str, amount: Decimal, currency: str | None) -> None:
+    if currency != CURRENCY:
+        raise InputError(f"{path}: {where}: currency {currency or 'none'}; only CNY is imported")
+    if amount != amount.quantize(_FEN):
+        raise InputError(f"{path}: {where}: amount {amount} is not exact to the fen")
+
+
+def check_cny(path: Path, st: Statement) -> None:
+    """Refuse a statement that is not all CNY exact to the fen."""
+    if st.currency is not None and st.currency != CURRENCY:
+        raise InputError(f"{path}: statement {st.id}: account currency {st.currency}; "
+                         "only CNY is imported")
+    for name, bal in (("opening balance", st.opening), ("closing balance", st.closing)):
+        if bal is not None:
+            _cny(path, f"statement {st.id} {name}", bal.amount, bal.currency)
+    for e in st.entries:
+        _cny(path, f"statement {st.id} entry {e.position}", e.amount, e.currency)
+
+
+def _entry_key(e: StatementEntry) -> str:
+    return e.acct_svcr_ref or e.entry_ref or str(e.position)
+
+
+def _day(e: StatementEntry, path: Path, sid: str) -> date:
+    day = e.value_date or e.booking_date
+    if day is None:
+        raise InputError(f"{path}: statement {sid} entry {e.position}: no value or booking date")
+    return day
+
+
+def _record_id(path: Path, text: str, what: str) -> str:
+    rid = id_part(text)
+    if not rid or len(rid) > 128:
+        raise InputError(f"{path}: {what} {text!r} cannot be made a record id (1-128 of "
+                         "[A-Za-z0-9._:/-])")
+    return rid
+
+
+def current_movements(conn: Connection, refs: Iterable[str]) -> dict[tuple[str, str], list[
+        tuple[str, int]]]:
+    """``(bank_ref, direction) -> [(movement id, amount fen)]`` of current movements."""
+    m, r = t.movements, t.records
+    found: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    wanted = sorted(set(refs))
+    for i in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(m.c.bank_ref, m.c.kind, m.c.record_id, m.c.amount_fen)
+            .join(r, and_(r.c.seq == m.c.seq))
+            .where(m.c.bank_ref.in_(wanted[i:i + 500]), r.c.superseded.is_(False))
+        ).all()
+        for ref, kind, rid, amount in rows:
+            for direction, kinds in DIRECTION_KINDS.items():
+                if kind in kinds:
+                    found.setdefault((str(ref), direction), []).append((str(rid), int(amount)))
+    return found
+
+
+def statement_records(
+    ledger: Ledger,
+    path: Path,
+    fmt: StatementFormat,
+    region: str,
+    fund_account: str | None,
+) -> list[dict[str, object]]:
+    """The interchange records to ingest for a statement file (see the module docstring).
+
+    Raises:
+        InputError: the file cannot be parsed, is not CNY exact to the fen, or an id
+            cannot be formed; the message names the file, statement and entry.
+    """
+    statements = parse_statement_file(path, fmt)
+    for st in statements:
+        check_cny(path, st)
+    planned = _plan(path, statements, fmt, region, fund_account)
+    refresh(ledger.store)
+    with ledger.store.reader() as conn:
+        existing = current_movements(conn, (str(r["bank_ref"]) for r in planned.movements))
+    out: list[dict[str, object]] = list(planned.headers)
+    for rec in planned.movements:
+        direction = "credit" if rec["type"] == "finance.collection" else "debit"
+        if (str(rec["bank_ref"]), direction) in existing:
+            continue  # confirms a movement already in the books (or was imported before)
+        out.append(rec)
+    return out
+
+
+class _Plan:
+    def __init__(self) -> None:
+        self.headers: list[dict[str, object]] = []
+        self.movements: list[dict[str, object]] = []
+
+
+def _plan(path: Path, statements: Sequence[Statement], fmt: StatementFormat, region: str,
+          fund_account: str | None) -> _Plan:
+    plan = _Plan()
+    seen_sids: set[str] = set()
+    for index, st in enumerate(statements, 1):
+        sid = _record_id(path, st.id, "statement id")
+        if sid in seen_sids:
+            sid = _record_id(path, f"{st.id}-{index}", "statement id")
+        seen_sids.add(sid)
+        booked = [e for e in st.entries if e.booked]
+        lines: list[dict[str, object]] = []
+        seen_ids: set[str] = set()
+        net = Decimal(0)
+        for e in booked:
+            day = _day(e, path, sid)
+            mid = _record_id(path, f"{sid}/{_entry_key(e)}", f"entry {e.position} id")
+            if mid in seen_ids:
+                mid = _record_id(path, f"{mid}/{e.position}", f"entry {e.position} id")
+            seen_ids.add(mid)
+            bank_ref = (e.acct_svcr_ref or e.entry_ref or mid)[:128]
+            direction = "credit" if e.credit else "debit"
+            net += e.amount if e.credit else -e.amount
+            lines.append({"bank_ref": bank_ref, "direction": direction,
+                          "amount": money_str(e.amount), "value_date": day.isoformat()})
+            if fen(e.amount) == 0:
+                continue  # a zero entry moves no money: kept on the statement only
+            booking = e.booking_date or day
+            rec: dict[str, object] = {
+                "type": "finance.collection" if e.credit else "finance.payment",
+                "id": mid, "region": region, "occurred_at": f"{booking.isoformat()}T00:00:00{TZ}",
+                "amount": money_str(e.amount), "value_date": day.isoformat(),
+                "bank_ref": bank_ref, "source": f"bank-statement/{fmt}",
+            }
+            if fund_account:
+                rec["fund_account"] = fund_account
+            if e.credit and e.party_id:
+                rec["payer_id"] = e.party_id[:128]
+            if not e.credit and e.counter_account:
+                rec["payee_account"] = e.counter_account[:128]
+            plan.movements.append(rec)
+        plan.headers.append(_header(st, sid, fmt, region, fund_account, lines, net))
+    return plan
+
+
+def _header(st: Statement, sid: str, fmt: StatementFormat, region: str,
+            fund_account: str | None, lines: list[dict[str, object]],
+            net: Decimal) -> dict[str, object]:
+    when = (st.closing.date if st.closing else st.opening.date if st.opening
+            else max((date.fromisoformat(str(x["value_date"])) for x in lines),
+                     default=date(1970, 1, 1)))
+    rec: dict[str, object] = {
+        "type": "finance.statement", "id": sid, "region": region,
+        "occurred_at": f"{when.isoformat()}T00:00:00{TZ}", "source": f"bank-statement/{fmt}",
+        "bank_account": st.account[:128], "currency": CURRENCY, "format": fmt,
+        "entry_count": len(lines), "entries_net": money_str(net),
+    }
+    if fund_account:
+        rec["fund_account"] = fund_account
+    if st.sequence:
+        rec["sequence"] = st.sequence[:128]
+    if st.opening is not None:
+        rec["opening_balance"] = money_str(st.opening.amount)
+        rec["opening_date"] = st.opening.date.isoformat()
+    if st.closing is not None:
+        rec["closing_balance"] = money_str(st.closing.amount)
+        rec["closing_date"] = st.closing.date.isoformat()
+    if lines:
+        rec["entries"] = lines
+    return rec

@@ -1,0 +1,28 @@
+"""Importing bank statements into the ledger as one atomic batch (INTERCHANGE "Bank statements").
+
+The statement is parsed and mapped to interchange records by ``reconcile._bank``;
+the records then take the same ingest pipeline as a JSON Lines file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from ledger import FileReport, Ledger
+
+StatementFormat = Literal["camt053", "mt940"]
+
+
+def ingest_statement(
+    ledger: Ledger,
+    path: Path,
+    fmt: StatementFormat,
+    region: str,
+    fund_account: str | None = None,
+) -> FileReport:
+    """Map ``path`` to movements (credits: collections, debits: payments) and append them."""
+    from reconcile._bank import statement_records
+
+    records = statement_records(ledger, path, fmt, region, fund_account)
+    return ledger.ingest_records(records, str(path))

@@ -1,0 +1,344 @@
+"""Nightly mode (``bfa nightly``): lock, verify, reconcile, sign, write reports.
+
+:func:`run_nightly` is what cron or a systemd timer runs, once a night:
+
+1. **Lock**: ``<home>/nightly.lock`` (JSON: pid, host, start time) is created under a
+   short ``flock`` guard, so the check-and-take is atomic between processes. A live,
+   recent lock makes the run stop at once with :class:`NightlyLocked` (exit 2). A
+   *stale* lock — its process is gone (same host), or it is older than ``lock_max_age``
+   seconds (default :data:`LOCK_MAX_AGE`, 6 hours) — is taken over, and the result says so.
+2. **Verify** incrementally (``Ledger.verify(since_checkpoint=True)``: from the last
+   checkpoint a clean run verified). On a problem the report holds one
+   ``LEDGER_INTEGRITY`` break per problem, nothing is reconciled, appended or signed,
+   and the exit code is 3.
+3. **Reconcile** (``run_reconcile``: decodes only entries added since the last run;
+   the open items are re-checked by the set-based SQL), then **apply the break states**
+   (resolved breaks stay resolved unless their evidence changed; reopens are appended).
+4. **Sign** a checkpoint covering everything, the workflow entries included.
+5. **Write** ``DIR/<as-of>/report.json``, ``report.csv``, ``report.html`` and
+   ``nightly.json`` (run facts and the *delta* against the previous run: new, closed
+   and reopened breaks), then point ``DIR/latest`` (a symlink) at that folder and copy
+   ``nightly.json`` to ``DIR/latest.json``. Every file is written atomically (temporary
+   file, then rename), so a reader never sees half a report.
+
+Exit codes (``NightlyResult.exit_code``): 0 clean (no break left unresolved), 1 breaks
+found, 2 could not run (lock held, unusable home), 3 integrity failure.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ledger import BfaError, Ledger, VerifyResult
+from reconcile._render import render_csv, render_html, render_json
+from reconcile._report import Break, Report, RunInfo, integrity_break
+from reconcile._rules import Rules
+from reconcile._run import TZ, run_reconcile
+from reconcile._workflow import apply_states_detail
+
+LOCK_MAX_AGE = 6 * 3600
+"""Seconds after which a nightly lock is stale even if its process seems alive."""
+
+CLEAN, BREAKS, COULD_NOT_RUN, INTEGRITY = 0, 1, 2, 3
+
+
+class NightlyLocked(BfaError):
+    """Another nightly run holds the lock (exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """Breaks compared with the previous nightly run's."""
+
+    previous: str | None
+    """``started_at`` of the previous run, ``None`` on the first run."""
+    new: tuple[dict[str, str], ...] = ()
+    closed: tuple[dict[str, str], ...] = ()
+    reopened: tuple[dict[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"previous": self.previous, "new": list(self.new), "closed": list(self.closed),
+                "reopened": list(self.reopened)}
+
+
+@dataclass
+class NightlyResult:
+    """What one nightly run did; ``exit_code`` is what the process exits with."""
+
+    exit_code: int
+    report: Report
+    verify: VerifyResult
+    folder: Path
+    delta: Delta
+    checkpoint_size: int | None = None
+    lock_note: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    unresolved: int = 0
+
+    def summary_line(self) -> str:
+        if self.exit_code == INTEGRITY:
+            return (f"INTEGRITY FAILURE: {len(self.report.breaks)} problem(s); nothing signed; "
+                    f"report in {self.folder}")
+        d = self.delta
+        return (f"{self.report.summary.breaks} breaks ({self.unresolved} unresolved): "
+                f"{len(d.new)} new, {len(d.closed)} closed, {len(d.reopened)} reopened; "
+                f"checkpoint {self.checkpoint_size}; report in {self.folder}")
+
+
+# -- the lock ------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _guard(lock: Path) -> Iterator[None]:
+    """A short exclusive ``flock`` making the inspection and replacement of the lock atomic."""
+    fd = os.open(str(lock) + ".guard", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class NightlyLock:
+    """The lock file of nightly runs; :meth:`acquire` raises :class:`NightlyLocked`."""
+
+    def __init__(self, path: Path, max_age: float = LOCK_MAX_AGE) -> None:
+        self.path = path
+        self.max_age = max_age
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a message when a stale lock was taken over."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        note = None
+        with _guard(self.path):
+            held = self._read()
+            if held is not None:
+                why = self._stale(held)
+                since = _when(held.get("started_at"))
+                who = f"pid {held.get('pid')} on {held.get('host')} since {since}"
+                if why is None:
+                    raise NightlyLocked(
+                        f"another nightly run holds {self.path} ({who}); not running")
+                note = f"took over a stale nightly lock {self.path} ({who}): {why}"
+            _atomic_write(self.path, json.dumps({
+                "pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time(),
+                "token": self.token}) + "\n")
+        return note
+
+    def release(self) -> None:
+        with _guard(self.path):
+            held = self._read()
+            if held is not None and held.get("token") == self.token:
+                self.path.unlink()
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            return data
+        except ValueError:
+            return {"pid": None, "host": None, "started_at": self.path.stat().st_mtime,
+                    "unreadable": True}
+
+    def _stale(self, held: Mapping[str, Any]) -> str | None:
+        if held.get("unreadable"):
+            return "the lock file is unreadable"
+        age = time.time() - float(held.get("started_at") or 0)
+        pid = held.get("pid")
+        if held.get("host") == socket.gethostname() and isinstance(pid, int) and not (
+                _pid_alive(pid)):
+            return f"process {pid} is no longer running"
+        if age > self.max_age:
+            return f"it is {int(age)} s old, more than the maximum {int(self.max_age)} s"
+        return None
+
+
+def _when(epoch: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(epoch), TZ).isoformat(timespec="seconds")
+    except (TypeError, ValueError, OverflowError):
+        return "an unknown time"
+
+
+# -- the run -------------------------------------------------------------------------------
+def run_nightly(
+    ledger: Ledger,
+    report_dir: Path,
+    as_of: date | None = None,
+    rules: Rules | Mapping[str, Any] | None = None,
+    *,
+    lock_max_age: float = LOCK_MAX_AGE,
+) -> NightlyResult:
+    """One nightly run (see the module docstring); raises :class:`NightlyLocked` if locked."""
+    lock = NightlyLock(ledger.home.path / "nightly.lock", lock_max_age)
+    note = lock.acquire()
+    try:
+        return _run(ledger, report_dir, as_of, rules, note)
+    finally:
+        lock.release()
+
+
+def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
+         rules: Rules | Mapping[str, Any] | None, note: str | None) -> NightlyResult:
+    started = datetime.now(TZ)
+    as_of = as_of or started.date()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    previous = _previous(report_dir)
+    verified = ledger.verify(since_checkpoint=True)
+    if not verified.ok:
+        report = _integrity_report(ledger, verified, as_of, started, rules)
+        result = NightlyResult(INTEGRITY, report, verified, report_dir / as_of.isoformat(),
+                               Delta(previous.get("started_at")), lock_note=note,
+                               unresolved=len(report.breaks))
+        statuses = {b.id: "open" for b in report.breaks}
+        _write(result, report_dir, statuses, started, previous)
+        return result
+    report = run_reconcile(ledger, as_of, rules)
+    applied = apply_states_detail(ledger, report)
+    cp = ledger.checkpoint()
+    unresolved = sum(1 for s in applied.statuses.values() if s != "resolved")
+    delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
+    result = NightlyResult(BREAKS if unresolved else CLEAN, applied.report, verified,
+                           report_dir / as_of.isoformat(), delta, cp.size, note,
+                           unresolved=unresolved)
+    _write(result, report_dir, applied.statuses, started, previous)
+    return result
+
+
+def _integrity_report(ledger: Ledger, verified: VerifyResult, as_of: date, started: datetime,
+                      rules: Rules | Mapping[str, Any] | None) -> Report:
+    breaks = [integrity_break(p.message + ("" if p.seq is None else f" (entry {p.seq})"), p.seq)
+              for p in verified.problems]
+    r = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
+    run = RunInfo(as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
+                  finished_at=datetime.now(TZ).isoformat(timespec="seconds"),
+                  ledger_size=verified.tree_size, decoded=0, backend=ledger.store.dialect,
+                  rules=r.model_dump())
+    return Report.build(run, breaks, [])
+
+
+def _previous(report_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((report_dir / "latest.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    if data.get("outcome") == "integrity":  # compare with the last good run, and the failure
+        data["breaks"] = {**(data.get("breaks_before_failure") or {}), **(data.get("breaks") or {})}
+    return data
+
+
+def _delta(previous: Mapping[str, Any], report: Report, statuses: Mapping[str, str],
+           reopened: tuple[str, ...]) -> Delta:
+    before: dict[str, Any] = previous.get("breaks") or {}
+    now = {b.id: b for b in report.breaks}
+
+    def item(bid: str, code: str, status: str) -> dict[str, str]:
+        return {"id": bid, "code": code, "status": status}
+
+    new = tuple(item(b.id, b.code, statuses.get(b.id, "open")) for b in report.breaks
+                if b.id not in before)
+    closed = tuple(item(bid, str(v.get("code")), str(v.get("status"))) for bid, v in
+                   sorted(before.items()) if bid not in now)
+    was_done = {bid for bid, v in before.items()
+                if v.get("status") in ("resolved", "pending_approval")}
+    back = [bid for bid in now if bid in was_done and statuses.get(bid) not in (
+        "resolved", "pending_approval")]
+    again = sorted(set(back) | set(reopened))
+    reopen = tuple(item(bid, now[bid].code, statuses.get(bid, "open")) for bid in again)
+    return Delta(previous.get("started_at"), new, closed, reopen)
+
+
+def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
+           started: datetime, previous: Mapping[str, Any]) -> None:
+    folder = result.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    report = result.report
+    files = {"json": "report.json", "csv": "report.csv", "html": "report.html",
+             "nightly": "nightly.json"}
+    _atomic_write(folder / files["json"], _report_json(report, statuses))
+    _atomic_write(folder / files["csv"], render_csv(report))
+    _atomic_write(folder / files["html"], render_html(report))
+    result.files = {k: f"{folder.name}/{v}" for k, v in files.items()}
+    v = result.verify
+    doc = {
+        "as_of": report.run.as_of,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(TZ).isoformat(timespec="seconds"),
+        "exit_code": result.exit_code,
+        "outcome": {CLEAN: "clean", BREAKS: "breaks", INTEGRITY: "integrity"}[result.exit_code],
+        "lock": result.lock_note,
+        "verify": {"ok": v.ok, "start": v.start, "tree_size": v.tree_size,
+                   "entries_checked": v.entries_checked,
+                   "problems": [{"code": p.code, "seq": p.seq, "message": p.message}
+                                for p in v.problems]},
+        "checkpoint": result.checkpoint_size,
+        "summary": {"breaks": report.summary.breaks, "unresolved": result.unresolved,
+                    "by_code": report.summary.by_code,
+                    "amount_at_risk": report.summary.amount_at_risk,
+                    "decoded": report.run.decoded, "ledger_size": report.run.ledger_size},
+        "delta": result.delta.to_json(),
+        "files": result.files,
+        "breaks": {b.id: {"code": b.code, "severity": b.severity,
+                          "status": statuses.get(b.id, "open")} for b in report.breaks},
+    }
+    if result.exit_code == INTEGRITY:
+        # keep the last good run's break list, so the next delta compares with it
+        doc["breaks_before_failure"] = previous.get("breaks") or {}
+    text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    _atomic_write(folder / files["nightly"], text)
+    link = report_dir / "latest"
+    tmp = report_dir / f".latest.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(folder.name, tmp)
+    os.replace(tmp, link)
+    _atomic_write(report_dir / "latest.json", text)
+
+
+def _report_json(report: Report, statuses: Mapping[str, str]) -> str:
+    text = render_json(report)
+    if "status" in Break.model_fields:
+        return text
+    data = json.loads(text)  # Break has no status field yet: add the workflow's
+    for b in data.get("breaks", []):
+        b.setdefault("status", statuses.get(b["id"], "open"))
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+__all__ = ["LOCK_MAX_AGE", "Delta", "NightlyLock", "NightlyLocked", "NightlyResult",
+           "run_nightly"]

@@ -1,0 +1,443 @@
+"""Renderers of a reconciliation :class:`~reconcile._report.Report`: text, JSON, CSV, HTML.
+
+This module owns how a report looks to people and programs; it decides nothing
+about breaks. Each renderer is a plain function returning the whole document as a
+``str`` ending in a newline (no click here; the CLI and the nightly run write it).
+
+- :func:`render_text`: the terminal summary, a table by code (severity, breaks,
+  amount at risk) with totals and the number of expected items.
+- :func:`render_json`: the full report ``{"run", "summary", "breaks", "expected"}``,
+  keys in that (declared, stable) order.
+- :func:`render_csv`: one row per break for spreadsheets (RFC 4180).
+- :func:`render_html`: one self-contained page (inline CSS, server-side SVG charts,
+  a little inline JS; no external resource, opens offline) with charts of breaks by
+  code, amount at risk by code and aging, and the table of breaks.
+
+Amounts at risk are read from ``Break.amount_at_risk`` (the money string that the
+JSON keeps, so a report read back from JSON renders the same). Fields a later step
+may add to :class:`~reconcile._report.Break` are used when there: ``status`` (break
+workflow) and ``occurred_on`` (date of the event or movement, for aging; without it
+a break ages as "unknown").
+
+Example::
+
+    from pathlib import Path
+    from ledger import Ledger
+    from reconcile import run_reconcile
+    from reconcile._render import render_html, render_text
+
+    report = run_reconcile(Ledger.open(home=".bfa"))
+    print(render_text(report), end="")
+    Path("report.html").write_text(render_html(report), encoding="utf-8")
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from reconcile._report import SEVERITY, Break, Report
+from reconcile._units import fen, money
+
+AGING_BUCKETS: tuple[str, ...] = ("0-30", "31-60", "61-90", ">90", "unknown")
+"""Aging of a break: days from its ``occurred_on`` to the run's as-of date."""
+
+CSV_COLUMNS: tuple[str, ...] = ("id", "code", "severity", "status", "records", "amounts",
+                                "field", "message", "amount_at_risk")
+
+_SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+
+# --- what a break carries (tolerant of fields a later step adds) -------------------------
+
+def risk_fen(b: Break) -> int:
+    """A break's amount at risk in fen."""
+    return fen(b.amount_at_risk)
+
+
+def status_of(b: Break) -> str:
+    """The workflow status of a break, ``""`` when the report carries none."""
+    value = getattr(b, "status", None)
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def aging_bucket(b: Break, as_of: date) -> str:
+    """``0-30``, ``31-60``, ``61-90``, ``>90`` days old as of the run, or ``unknown``."""
+    raw = getattr(b, "occurred_on", None)
+    if raw is None or raw == "":
+        return "unknown"
+    try:
+        when = raw if isinstance(raw, date) else date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        return "unknown"
+    days = (as_of - when).days
+    if days <= 30:
+        return "0-30"
+    if days <= 60:
+        return "31-60"
+    if days <= 90:
+        return "61-90"
+    return ">90"
+
+
+def by_code(report: Report) -> list[dict[str, Any]]:
+    """One row per code: ``code``, ``severity``, ``breaks``, ``risk_fen``; by severity, code."""
+    rows: dict[str, dict[str, Any]] = {}
+    for b in report.breaks:
+        row = rows.setdefault(b.code, {"code": b.code, "severity": b.severity, "breaks": 0,
+                                       "risk_fen": 0})
+        row["breaks"] += 1
+        row["risk_fen"] += risk_fen(b)
+    return sorted(rows.values(), key=lambda r: (_SEVERITY_ORDER.get(r["severity"], 9), r["code"]))
+
+
+def aging(report: Report) -> list[dict[str, Any]]:
+    """One row per :data:`AGING_BUCKETS` entry: ``bucket``, ``breaks``, ``risk_fen``."""
+    as_of = date.fromisoformat(report.run.as_of[:10])
+    rows: dict[str, dict[str, Any]] = {
+        k: {"bucket": k, "breaks": 0, "risk_fen": 0} for k in AGING_BUCKETS}
+    for b in report.breaks:
+        row = rows[aging_bucket(b, as_of)]
+        row["breaks"] += 1
+        row["risk_fen"] += risk_fen(b)
+    return list(rows.values())
+
+
+def _total_fen(report: Report) -> int:
+    return sum(risk_fen(b) for b in report.breaks)
+
+
+# --- text ------------------------------------------------------------------------------
+
+def _table(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for n, r in enumerate(rows):
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def render_text(report: Report) -> str:
+    """The terminal summary: breaks and amount at risk by code, totals, expected items."""
+    s = report.summary
+    codes = by_code(report)
+    lines: list[str] = []
+    if codes:
+        rows = [["code", "severity", "breaks", "amount_at_risk"]]
+        rows += [[r["code"], r["severity"], str(r["breaks"]), money(r["risk_fen"])] for r in codes]
+        rows.append(["total", "", str(len(report.breaks)), money(_total_fen(report))])
+        lines += _table(rows, right={2, 3})
+    else:
+        lines.append("No breaks.")
+    severities = {k: 0 for k in _SEVERITY_ORDER}
+    for b in report.breaks:
+        severities[b.severity] = severities.get(b.severity, 0) + 1
+    if report.breaks:
+        lines.append("by severity: " + ", ".join(f"{k} {n}" for k, n in severities.items()))
+    statuses: dict[str, int] = {}
+    for b in report.breaks:
+        if st := status_of(b):
+            statuses[st] = statuses.get(st, 0) + 1
+    if statuses:
+        lines.append("by status: " + ", ".join(f"{k} {n}" for k, n in sorted(statuses.items())))
+    lines.append(f"as of {report.run.as_of}: {s.breaks} breaks, amount at risk "
+                 f"{s.amount_at_risk}, {s.expected} expected (inside their window)")
+    return "\n".join(lines) + "\n"
+
+
+# --- JSON ------------------------------------------------------------------------------
+
+def render_json(report: Report) -> str:
+    """The full report as JSON: ``run``, ``summary``, ``breaks``, ``expected``.
+
+    Keys keep the report's declared order (stable from run to run, so two nightly
+    reports diff line by line); text is UTF-8, not ``\\u`` escaped.
+    """
+    return json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
+
+
+# --- CSV -------------------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """Text a spreadsheet would run as a formula is prefixed with ``'`` (CSV injection)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def render_csv(report: Report) -> str:
+    """One row per break, columns :data:`CSV_COLUMNS`, RFC 4180 (CRLF, minimal quoting).
+
+    ``records`` are joined by ``;``, ``amounts`` written ``role=amount;...``; ``status``
+    is empty when the report carries no workflow status. The text is UTF-8 without a
+    byte-order mark: LibreOffice and scripts read it as is; in Excel use *Data > From
+    Text/CSV* with UTF-8 (opening it by double click assumes the ANSI code page and
+    garbles Chinese). Text cells that start like a formula get a leading ``'``.
+    """
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for b in report.breaks:
+        w.writerow([
+            _cell(b.id), _cell(b.code), b.severity, _cell(status_of(b)),
+            _cell(";".join(b.records)),
+            _cell(";".join(f"{k}={v}" for k, v in b.amounts.items())),
+            _cell(b.field), _cell(b.message), money(risk_fen(b)),
+        ])
+    return buf.getvalue()
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _grouped(amount: str) -> str:
+    """``1234567.80`` -> ``1,234,567.80`` (display only)."""
+    sign, digits = ("-", amount[1:]) if amount.startswith("-") else ("", amount)
+    whole, _, part = digits.partition(".")
+    return f"{sign}{int(whole):,}.{part}" if whole.isdigit() else amount
+
+
+_COLORS = {"high": "#c62828", "medium": "#ef6c00", "low": "#2e7d32", "none": "#546e7a"}
+
+
+def _bar_chart(chart_id: str, title: str, rows: list[tuple[str, int, str, str]],
+               empty: str) -> str:
+    """A horizontal bar chart as inline SVG: rows of (label, value, shown text, color key)."""
+    label_w, bar_w, value_w, row_h, top = 170, 250, 130, 28, 8
+    width = label_w + bar_w + value_w
+    height = top * 2 + row_h * max(len(rows), 1)
+    parts = [f'<figure class="chart" id="{_e(chart_id)}"><figcaption>{_e(title)}</figcaption>',
+             f'<svg role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
+             f'width="{width}" height="{height}"><title>{_e(title)}</title>']
+    biggest = max((v for _, v, _, _ in rows), default=0)
+    if not rows:
+        parts.append(f'<text x="8" y="{top + 18}" class="empty">{_e(empty)}</text>')
+    for n, (label, value, shown, color) in enumerate(rows):
+        y = top + n * row_h
+        w = 0 if biggest <= 0 else max(value * bar_w // biggest, 2 if value > 0 else 0)
+        parts.append(
+            f'<g class="bar" data-label="{_e(label)}">'
+            f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end">{_e(label)}</text>'
+            f'<rect x="{label_w}" y="{y + 4}" width="{w}" height="{row_h - 8}" rx="2" '
+            f'fill="{_COLORS.get(color, _COLORS["none"])}"><title>{_e(label)}: {_e(shown)}'
+            f'</title></rect>'
+            f'<text x="{label_w + w + 6}" y="{y + 18}">{_e(shown)}</text></g>')
+    parts.append("</svg></figure>")
+    return "".join(parts)
+
+
+_CSS = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 24px 32px; color: #1f2933; background: #f7f8fa;
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "Noto Sans CJK SC",
+  "Microsoft YaHei", "PingFang SC", "WenQuanYi Micro Hei", sans-serif; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 10px; }
+.meta { color: #52606d; margin: 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 18px 0; }
+.card { background: #fff; border: 1px solid #dde2e8; border-radius: 6px; padding: 10px 16px;
+  min-width: 160px; }
+.card b { display: block; font-size: 22px; } .card span { color: #52606d; }
+.card.alert b { color: #c62828; } .card.ok b { color: #2e7d32; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px; }
+.chart { background: #fff; border: 1px solid #dde2e8; border-radius: 6px; margin: 0;
+  padding: 10px 12px; }
+.chart figcaption { font-weight: 600; margin-bottom: 4px; }
+.chart svg { display: block; max-width: 100%; height: auto; font-size: 12px; }
+.chart text { fill: #1f2933; } .chart text.empty { fill: #52606d; }
+#by-code .bar { cursor: pointer; } #by-code .bar:hover rect { opacity: .75; }
+.tools { display: flex; gap: 8px; align-items: center; margin-bottom: 8px; }
+.tools input, .tools select { font: inherit; padding: 4px 6px; }
+table { border-collapse: collapse; width: 100%; background: #fff; }
+th, td { border: 1px solid #dde2e8; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #eef1f5; position: sticky; top: 0; }
+td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
+td code { font-size: 12px; }
+.scroll { overflow-x: auto; }
+td.id, td.amt { white-space: nowrap; }
+td.rec { min-width: 120px; max-width: 240px; overflow-wrap: anywhere; } td.msg { min-width: 260px; }
+.sev { color: #fff; border-radius: 3px; padding: 0 6px; font-size: 12px; }
+.sev-high { background: #c62828; } .sev-medium { background: #ef6c00; }
+.sev-low { background: #2e7d32; }
+.note { color: #52606d; } pre { background: #fff; border: 1px solid #dde2e8; padding: 8px; }
+footer { margin-top: 28px; color: #7b8794; font-size: 12px; }
+@media print { .tools { display: none; } th { position: static; } }
+"""
+
+# Set first: any script error or rejected promise is written where a test can see it.
+_JS_GUARD = """
+window.addEventListener("error", function (e) {
+  document.documentElement.setAttribute("data-error", String(e.message || "error"));
+});
+window.addEventListener("unhandledrejection", function (e) {
+  document.documentElement.setAttribute("data-error", "unhandled rejection: " + e.reason);
+});
+"""
+
+# Filter the breaks table by text and by code (a click on a bar picks its code).
+_JS_MAIN = """
+(function () {
+  var rows = Array.prototype.slice.call(document.querySelectorAll("#breaks tbody tr"));
+  var text = document.getElementById("filter-text");
+  var code = document.getElementById("filter-code");
+  var shown = document.getElementById("shown");
+  function apply() {
+    var q = text.value.trim().toLowerCase(), c = code.value, n = 0;
+    rows.forEach(function (r) {
+      var ok = (!c || r.getAttribute("data-code") === c) &&
+               (!q || r.textContent.toLowerCase().indexOf(q) >= 0);
+      r.hidden = !ok; if (ok) { n += 1; }
+    });
+    shown.textContent = String(n);
+  }
+  text.addEventListener("input", apply);
+  code.addEventListener("change", apply);
+  document.querySelectorAll("#by-code .bar").forEach(function (g) {
+    g.addEventListener("click", function () {
+      code.value = code.value === g.getAttribute("data-label") ? "" : g.getAttribute("data-label");
+      apply();
+    });
+  });
+  apply();
+  document.body.dataset.rendered = "ok";
+})();
+"""
+
+_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+        "img-src data:")
+
+
+def _card(label: str, value: str, cls: str = "") -> str:
+    return f'<div class="card {cls}"><b>{_e(value)}</b><span>{_e(label)}</span></div>'
+
+
+def _charts(report: Report) -> str:
+    codes = by_code(report)
+    count_rows = [(r["code"], r["breaks"], str(r["breaks"]), r["severity"]) for r in codes]
+    risk_rows = [(r["code"], r["risk_fen"], _grouped(money(r["risk_fen"])), r["severity"])
+                 for r in codes]
+    aging_rows = [(f"{r['bucket']} days" if r["bucket"] != "unknown" else "unknown",
+                   r["breaks"], f"{r['breaks']} · {_grouped(money(r['risk_fen']))}", "none")
+                  for r in aging(report)]
+    if not report.breaks:
+        aging_rows = []
+    return ('<section class="charts">'
+            + _bar_chart("by-code", "Breaks by code", count_rows, "No breaks")
+            + _bar_chart("at-risk", "Amount at risk by code (CNY)", risk_rows, "No breaks")
+            + _bar_chart("aging", "Aging: breaks (amount at risk) by days since the event "
+                         f"as of {report.run.as_of}", aging_rows, "No breaks")
+            + "</section>")
+
+
+def _records(records: Iterable[str]) -> str:
+    return ", ".join(f"<code>{_e(r)}</code>" for r in records)
+
+
+def _amounts(amounts: dict[str, str]) -> str:
+    return "<br>".join(f"{_e(k)}: {_e(_grouped(v))}" for k, v in amounts.items())
+
+
+def _breaks_table(report: Report, max_rows: int) -> str:
+    """Breaks by severity (high first), then in the report's order."""
+    has_status = any(status_of(b) for b in report.breaks)
+    head = ["id", "code", "severity"] + (["status"] if has_status else []) + [
+        "records", "field", "amounts", "at risk", "message"]
+    ths = "".join(f"<th>{_e(h)}</th>" for h in head)
+    out = [f'<div class="scroll"><table id="breaks"><thead><tr>{ths}</tr></thead><tbody>']
+    ordered = sorted(report.breaks, key=lambda b: _SEVERITY_ORDER.get(b.severity, 9))
+    for b in ordered[:max_rows]:
+        cells = [f'<td class="id"><code>{_e(b.id)}</code></td>', f"<td>{_e(b.code)}</td>",
+                 f'<td><span class="sev sev-{_e(b.severity)}">{_e(b.severity)}</span></td>']
+        if has_status:
+            cells.append(f"<td>{_e(status_of(b))}</td>")
+        cells += [f'<td class="rec">{_records(b.records)}</td>', f"<td>{_e(b.field)}</td>",
+                  f'<td class="amt">{_amounts(b.amounts)}</td>',
+                  f'<td class="num">{_e(_grouped(money(risk_fen(b))))}</td>',
+                  f'<td class="msg">{_e(b.message)}</td>']
+        out.append(f'<tr data-code="{_e(b.code)}">{"".join(cells)}</tr>')
+    out.append("</tbody></table></div>")
+    if len(report.breaks) > max_rows:
+        out.append(f'<p class="note">Showing the first {max_rows} of {len(report.breaks)} '
+                   "breaks; the JSON and CSV reports list them all.</p>")
+    return "".join(out)
+
+
+def _expected_table(report: Report, max_rows: int) -> str:
+    if not report.expected:
+        return '<p class="note">Nothing is inside its settlement window.</p>'
+    out = ['<div class="scroll"><table id="expected"><thead><tr><th>becomes</th>'
+           "<th>records</th><th>until</th><th>amounts</th><th>message</th></tr></thead><tbody>"]
+    for x in report.expected[:max_rows]:
+        out.append(f'<tr><td>{_e(x.code)}</td><td class="rec">{_records(x.records)}</td>'
+                   f'<td class="num">{_e(x.until)}</td><td class="amt">{_amounts(x.amounts)}</td>'
+                   f'<td class="msg">{_e(x.message)}</td></tr>')
+    out.append("</tbody></table></div>")
+    if len(report.expected) > max_rows:
+        out.append(f'<p class="note">Showing the first {max_rows} of {len(report.expected)} '
+                   "expected items.</p>")
+    return "".join(out)
+
+
+def render_html(report: Report, *, max_rows: int = 5000) -> str:
+    """A self-contained HTML page: summary, charts, breaks and expected items.
+
+    No external resource (a Content-Security-Policy forbids any): CSS and the SVG
+    charts are inline, generated here; a small inline script filters the table and
+    finally sets ``<body data-rendered="ok">``; a script error sets ``data-error`` on
+    ``<html>``. All text is HTML-escaped. Tables stop at ``max_rows`` rows (the
+    charts always count every break).
+    """
+    run, s = report.run, report.summary
+    high = sum(1 for b in report.breaks if b.severity == "high")
+    codes = sorted({b.code for b in report.breaks}, key=lambda c: (
+        _SEVERITY_ORDER.get(SEVERITY.get(c, "low"), 9), c))
+    options = "".join(f'<option value="{_e(c)}">{_e(c)}</option>' for c in codes)
+    rules = json.dumps(report.to_json()["run"].get("rules", {}), ensure_ascii=False, indent=2)
+    title = f"BFA reconciliation as of {run.as_of}"
+    body = [
+        "<header>", f"<h1>{_e(title)}</h1>",
+        f'<p class="meta">{_e(run.backend)} ledger of {_e(run.ledger_size)} entries · run '
+        f"{_e(run.started_at)} to {_e(run.finished_at)} · {_e(run.decoded)} entries decoded "
+        "by this run</p></header>",
+        '<section class="cards">',
+        _card("breaks", str(s.breaks), "alert" if s.breaks else "ok"),
+        _card("amount at risk (CNY)", _grouped(s.amount_at_risk), "alert" if s.breaks else "ok"),
+        _card("high severity", str(high), "alert" if high else ""),
+        _card("expected (inside their window)", str(s.expected)),
+        "</section>",
+        _charts(report),
+        "<h2>Breaks</h2>",
+        '<div class="tools"><input id="filter-text" type="search" placeholder="filter text" '
+        'aria-label="filter text"><select id="filter-code" aria-label="code">'
+        f'<option value="">all codes</option>{options}</select>'
+        f'<span class="note"><span id="shown">{min(len(report.breaks), max_rows)}</span> shown'
+        "</span></div>",
+        _breaks_table(report, max_rows) if report.breaks else '<p class="note">No breaks.</p>',
+        "<h2>Expected</h2>", _expected_table(report, max_rows),
+        "<details><summary>Rules of this run</summary>", f"<pre>{_e(rules)}</pre></details>",
+        "<footer>Written by bfa reconcile. Self-contained: opens offline.</footer>",
+    ]
+    return "".join([
+        "<!DOCTYPE html>\n",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style>",
+        f"<script>{_JS_GUARD}</script></head>\n<body>",
+        *body,
+        f"<script>{_JS_MAIN}</script></body></html>\n",
+    ])

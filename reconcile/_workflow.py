@@ -1,0 +1,544 @@
+"""The break workflow: assign, resolve, approve (four-eyes) and reopen, each a ledger entry.
+
+This module owns the workflow tables ``wf_break_state`` and ``wf_break_records``
+(Alembic revision ``0003``) and the ``control.break`` entries.
+
+**The ledger is the authority.** Every transition is appended to the ledger as a
+``control.break`` entry (id ``<break id>/<n>``, the n-th transition of that break)::
+
+    {"type": "control.break", "id": "BRK-0123456789abcdef/2", "break": "BRK-0123456789abcdef",
+     "code": "ORPHAN_MOVEMENT", "action": "resolve", "status": "pending_approval",
+     "user": "li.wei", "reason": "bank_error", "note": "bank re-credited on 11-28",
+     "evidence": "<hex SHA-256 of the break's evidence>", "at": "2026-11-23T..."}
+
+so the history of resolutions is chained, signed by the next checkpoint and provable
+with ``bfa prove BRK-0123456789abcdef/2 --domain control``. ``wf_break_state`` is a
+working copy kept in the *same* writer transaction as the entry; :func:`replay_states`
+rebuilds it from the entries alone (the same :func:`_apply` function folds both).
+
+**States**: ``open`` → ``assigned`` (assign) → ``resolved`` (resolve; low and medium
+severity) or ``pending_approval`` (resolve; high severity: orphan money, payment after
+termination, duplicate payment, payee mismatch, integrity) → ``resolved`` (approve, by a
+user other than the resolver: four-eyes). ``reopen`` returns a resolved or pending break
+to work (``assigned`` when it has an assignee, else ``open``).
+
+**Evidence**: a resolution records the break's ``evidence`` digest. :func:`apply_states`,
+run after each reconciliation, keeps a resolved break resolved while the evidence is the
+same and reopens it automatically (a ``reopen`` entry by user ``bfa``) when it changed.
+
+Resolving needs one of :data:`REASONS` and a note.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    or_,
+    select,
+    update,
+)
+
+from ledger import InputError, Ledger, NotFoundError, decode_leaf
+from ledger._append import Appender, now_rfc3339
+from ledger._privacy import Pseudonymizer
+from ledger._schema import NAMING, checkpoints, entries
+from reconcile._report import SEVERITY, Break, Report
+
+Status = Literal["open", "assigned", "pending_approval", "resolved"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+Action = Literal["assign", "resolve", "approve", "reopen"]
+
+SYSTEM_USER = "bfa"
+"""The user named on automatic transitions (a reopen because the evidence changed)."""
+
+REASONS: dict[str, str] = {
+    "timing": "timing difference: the item settles in a later period (在途)",
+    "bank_error": "bank error, corrected by the bank",
+    "data_entry": "data entry error, corrected by a correction record",
+    "duplicate_import": "the same item was imported twice",
+    "write_off": "written off with the required authorisation",
+    "other": "anything else: the note says what and why",
+}
+"""Reason codes a resolution must give (``bfa breaks resolve --reason``)."""
+
+HIGH_SEVERITY_CODES = frozenset(
+    {code for code, sev in SEVERITY.items() if sev == "high"}
+    | {"ORPHAN_MOVEMENT", "PAYMENT_AFTER_TERMINATION", "DUPLICATE_PAYMENT", "PAYEE_MISMATCH",
+       "LEDGER_INTEGRITY"})
+"""Codes whose resolution needs a second user's approval (also any break of severity high)."""
+
+_CHUNK = 500
+
+metadata = MetaData(naming_convention=NAMING)
+
+break_state = Table(
+    "wf_break_state",
+    metadata,
+    Column("break_id", String(40), primary_key=True),
+    Column("code", String(40), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("records", Text, nullable=False),  # JSON list of interchange ids
+    Column("amounts", Text, nullable=False),  # JSON object of money strings
+    Column("message", Text, nullable=False),
+    Column("evidence", String(64), nullable=False),  # as last seen by apply_states
+    Column("status", String(20), nullable=False),
+    Column("assignee", String(128), nullable=True),
+    Column("resolved_by", String(128), nullable=True),
+    Column("approved_by", String(128), nullable=True),
+    Column("reason", String(32), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("resolved_evidence", String(64), nullable=True),
+    Column("transitions", Integer, nullable=False),
+    Column("last_seq", BigInteger, nullable=True),
+    Column("present", Boolean, nullable=False),  # in the latest reconciliation
+    Column("first_seen", String(40), nullable=False),
+    Column("last_seen", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Index("ix_wf_break_state_status", "status"),
+)
+
+break_records = Table(
+    "wf_break_records",
+    metadata,
+    Column("break_id", String(40), primary_key=True),
+    Column("record_id", String(128), primary_key=True),
+    Index("ix_wf_break_records_record_id", "record_id"),
+)
+
+WORKFLOW_FIELDS = ("status", "assignee", "resolved_by", "approved_by", "reason", "note",
+                   "resolved_evidence", "transitions", "last_seq")
+"""The columns derived from ``control.break`` entries (the rest is the break's snapshot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakState:
+    """A break as the workflow knows it: the last reported snapshot and its state."""
+
+    break_id: str
+    code: str
+    severity: str
+    field: str
+    records: tuple[str, ...]
+    amounts: dict[str, str]
+    message: str
+    evidence: str
+    status: Status
+    assignee: str | None
+    resolved_by: str | None
+    approved_by: str | None
+    reason: str | None
+    note: str | None
+    resolved_evidence: str | None
+    transitions: int
+    last_seq: int | None
+    present: bool
+    """Whether the latest reconciliation still reported it."""
+    first_seen: str
+    last_seen: str
+    updated_at: str
+
+    @property
+    def needs_approval(self) -> bool:
+        return needs_four_eyes(self.code, self.severity)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__slots__}
+        out["records"] = list(self.records)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One ``control.break`` entry, with its ledger position."""
+
+    seq: int
+    entry_hash: str
+    covered: bool
+    """Whether the latest signed checkpoint covers it (provable now)."""
+    record: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "entry_hash": self.entry_hash, "covered": self.covered,
+                **{k: v for k, v in self.record.items() if k != "type"}}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What :func:`apply_states_detail` did to one report."""
+
+    report: Report
+    statuses: dict[str, Status]
+    new: tuple[str, ...]
+    """Break ids never reported before."""
+    reopened: tuple[str, ...]
+    """Resolved (or pending) breaks reopened because their evidence changed."""
+
+
+def needs_four_eyes(code: str, severity: str) -> bool:
+    """High-severity breaks need a second, different user to approve the resolution."""
+    return severity == "high" or code in HIGH_SEVERITY_CODES
+
+
+def _evidence(b: Break) -> str:
+    return b.evidence  # "" (no evidence) means "never reopen automatically"
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i:i + _CHUNK]
+
+
+def row_to_state(row: dict[str, Any]) -> BreakState:
+    vals = dict(row)
+    vals["records"] = tuple(json.loads(vals["records"]))
+    vals["amounts"] = json.loads(vals["amounts"])
+    vals["present"] = bool(vals["present"])
+    vals["last_seq"] = None if vals["last_seq"] is None else int(vals["last_seq"])
+    vals["transitions"] = int(vals["transitions"])
+    return BreakState(**vals)
+
+
+def _load(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for part in _chunks(ids):
+        for r in conn.execute(select(break_state).where(break_state.c.break_id.in_(part))):
+            out[r.break_id] = dict(r._mapping)
+    return out
+
+
+def _resolve_id(conn: Connection, break_id: str) -> dict[str, Any]:
+    """The state row of a break id, or of the one break whose id starts with it."""
+    bid = break_id.strip()
+    rows = _load(conn, [bid])
+    if bid in rows:
+        return rows[bid]
+    if len(bid) >= 8 and "%" not in bid and "_" not in bid:
+        found = conn.execute(
+            select(break_state).where(break_state.c.break_id.like(f"{bid}%")).limit(2)).all()
+        if len(found) == 1:
+            return dict(found[0]._mapping)
+        if len(found) > 1:
+            raise InputError(f"break id {bid!r} is ambiguous; give more of it")
+    raise NotFoundError(
+        f"no break {bid!r} known to the workflow; run 'bfa reconcile' or 'bfa nightly' first")
+
+
+# -- the one fold: a transition record applied to a state row ------------------------------
+def _apply(row: dict[str, Any], rec: dict[str, Any], seq: int) -> None:
+    """Fold one ``control.break`` record into a state row (live and in :func:`replay_states`)."""
+    action = rec["action"]
+    row["status"] = rec["status"]
+    if action == "assign":
+        row["assignee"] = rec["assignee"]
+    elif action == "resolve":
+        row["resolved_by"] = rec["user"]
+        row["approved_by"] = None
+        row["reason"] = rec["reason"]
+        row["note"] = rec["note"]
+        row["resolved_evidence"] = rec.get("evidence", "")
+    elif action == "approve":
+        row["approved_by"] = rec["user"]
+    elif action == "reopen":
+        row["resolved_by"] = None
+        row["approved_by"] = None
+        row["reason"] = None
+        row["note"] = rec.get("note")
+        row["resolved_evidence"] = None
+    row["transitions"] = int(row.get("transitions") or 0) + 1
+    row["last_seq"] = seq
+    row["updated_at"] = rec["at"]
+
+
+def _check_user(user: str) -> str:
+    u = (user or "").strip()
+    if not u or len(u) > 128:
+        raise InputError("an acting user is needed (--user or BFA_USER), at most 128 characters")
+    return u
+
+
+def _record(row: dict[str, Any], action: Action, user: str, status: Status,
+            **extra: str | None) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "type": "control.break",
+        "id": f"{row['break_id']}/{int(row['transitions']) + 1}",
+        "break": row["break_id"],
+        "code": row["code"],
+        "action": action,
+        "status": status,
+        "user": user,
+        "evidence": row["evidence"],
+        "at": now_rfc3339(),
+    }
+    rec.update({k: v for k, v in extra.items() if v is not None})
+    return rec
+
+
+def _append(ledger: Ledger, conn: Connection, app: Appender | None,
+            rec: dict[str, Any]) -> tuple[Appender, int]:
+    if app is None:
+        app = Appender(ledger.store, conn, Pseudonymizer(ledger.home.secret()))
+    seq = app.append(rec, recorded_at=rec["at"], protect=False)
+    return app, seq
+
+
+def _transition(ledger: Ledger, break_id: str, user: str, action: Action,
+                **kw: str | None) -> BreakState:
+    user = _check_user(user)
+    with ledger.store.writer() as conn:
+        row = _resolve_id(conn, break_id)
+        status = _next_status(row, action, user, **kw)
+        rec = _record(row, action, user, status, **kw)
+        app, seq = _append(ledger, conn, None, rec)
+        app.flush()
+        _apply(row, rec, seq)
+        conn.execute(update(break_state).where(break_state.c.break_id == row["break_id"])
+                     .values({k: row[k] for k in (*WORKFLOW_FIELDS, "updated_at")}))
+    return row_to_state(row)
+
+
+def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | None) -> Status:
+    """The state after ``action``, or :class:`InputError` saying why it is not allowed."""
+    bid, cur = row["break_id"], row["status"]
+    if action == "assign":
+        if cur not in ("open", "assigned"):
+            raise InputError(f"{bid} is {cur}; reopen it before assigning it")
+        return "assigned"
+    if action == "resolve":
+        if cur not in ("open", "assigned"):
+            raise InputError(f"{bid} is already {cur}")
+        reason = kw.get("reason")
+        if reason not in REASONS:
+            raise InputError(
+                f"reason {reason!r} is not one of: {', '.join(REASONS)} (see 'bfa breaks resolve"
+                " --help')")
+        if not (kw.get("note") or "").strip():
+            raise InputError("resolving a break needs a note saying what was done")
+        return "pending_approval" if needs_four_eyes(row["code"], row["severity"]) else "resolved"
+    if action == "approve":
+        if cur != "pending_approval":
+            raise InputError(f"{bid} is {cur}, not pending approval")
+        if user == row["resolved_by"]:
+            raise InputError(
+                f"four-eyes: {user} resolved {bid} and cannot also approve it; another user "
+                "must approve")
+        return "resolved"
+    if action == "reopen":
+        if cur not in ("resolved", "pending_approval"):
+            raise InputError(f"{bid} is {cur}; only resolved or pending breaks can be reopened")
+        if not (kw.get("note") or "").strip():
+            raise InputError("reopening a break needs a note saying why")
+        return "assigned" if row["assignee"] else "open"
+    raise InputError(f"unknown action {action!r}")
+
+
+# -- public transitions ------------------------------------------------------------------
+def assign_break(ledger: Ledger, break_id: str, user: str, assignee: str) -> BreakState:
+    """Assign a break to ``assignee`` (``open``/``assigned`` → ``assigned``)."""
+    return _transition(ledger, break_id, user, "assign", assignee=_check_user(assignee))
+
+
+def resolve_break(ledger: Ledger, break_id: str, user: str, reason: str,
+                  note: str) -> BreakState:
+    """Resolve a break with a reason code and a note (→ ``resolved`` or ``pending_approval``)."""
+    return _transition(ledger, break_id, user, "resolve", reason=reason, note=note.strip())
+
+
+def approve_break(ledger: Ledger, break_id: str, user: str) -> BreakState:
+    """Approve a pending resolution; the approver must differ from the resolver (four-eyes)."""
+    return _transition(ledger, break_id, user, "approve")
+
+
+def reopen_break(ledger: Ledger, break_id: str, user: str, note: str) -> BreakState:
+    """Reopen a resolved or pending break, saying why."""
+    return _transition(ledger, break_id, user, "reopen", note=note.strip())
+
+
+# -- after each reconciliation -------------------------------------------------------------
+def _snapshot(b: Break, seen: str) -> dict[str, Any]:
+    return {
+        "break_id": b.id, "code": b.code, "severity": b.severity, "field": b.field,
+        "records": json.dumps(list(b.records), ensure_ascii=False),
+        "amounts": json.dumps(b.amounts, ensure_ascii=False, sort_keys=True),
+        "message": b.message, "evidence": _evidence(b), "present": True, "last_seen": seen,
+    }
+
+
+def _annotate(report: Report, statuses: dict[str, Status],
+              assignees: dict[str, str | None]) -> Report:
+    fields = Break.model_fields
+    if "status" not in fields:
+        return report  # R1's Break has no status field yet: callers use Applied.statuses
+    out = []
+    for b in report.breaks:
+        upd: dict[str, Any] = {"status": statuses.get(b.id, "open")}
+        if "assignee" in fields:
+            upd["assignee"] = assignees.get(b.id)
+        out.append(b.model_copy(update=upd))
+    return report.model_copy(update={"breaks": tuple(out)})
+
+
+def apply_states(ledger: Ledger, report: Report) -> Report:
+    """Record a report's breaks in the workflow and mark each with its status.
+
+    A resolved (or pending) break whose evidence changed since its resolution is
+    reopened, and the reopen is appended to the ledger (user ``bfa``).
+    """
+    return apply_states_detail(ledger, report).report
+
+
+def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
+    """:func:`apply_states`, also returning which breaks are new and which were reopened."""
+    seen = now_rfc3339()
+    ids = [b.id for b in report.breaks]
+    new: list[str] = []
+    reopened: list[str] = []
+    rows: list[dict[str, Any]] = []
+    links: list[tuple[str, str]] = []
+    with ledger.store.writer() as conn:
+        existing = _load(conn, ids)
+        app: Appender | None = None
+        for b in report.breaks:
+            row = existing.get(b.id)
+            if row is None:
+                row = {k: None for k in WORKFLOW_FIELDS}
+                row.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
+                new.append(b.id)
+                links.extend((b.id, r) for r in sorted(set(b.records)))
+            row.update(_snapshot(b, seen))
+            was = row["resolved_evidence"]
+            if (row["status"] in ("resolved", "pending_approval") and was
+                    and row["evidence"] and row["evidence"] != was):
+                rec = _record(row, "reopen", SYSTEM_USER, "assigned" if row["assignee"] else "open",
+                              note=f"evidence changed since the resolution ({was[:12]}… → "
+                              f"{row['evidence'][:12]}…)", previous_evidence=was)
+                app, seq = _append(ledger, conn, app, rec)
+                _apply(row, rec, seq)
+                reopened.append(b.id)
+            rows.append(row)
+        if app is not None:
+            app.flush()
+        for part in _chunks(list(existing)):
+            conn.execute(delete(break_state).where(break_state.c.break_id.in_(part)))
+        cols = [c.name for c in break_state.columns]
+        ledger.store.copy_rows(conn, break_state.name, cols,
+                               [tuple(r[c] for c in cols) for r in rows])
+        ledger.store.copy_rows(conn, break_records.name, ["break_id", "record_id"], links)
+        conn.execute(update(break_state).where(
+            break_state.c.present.is_(True), break_state.c.last_seen != seen).values(present=False))
+    statuses: dict[str, Status] = {r["break_id"]: r["status"] for r in rows}
+    assignees = {r["break_id"]: r["assignee"] for r in rows}
+    return Applied(_annotate(report, statuses, assignees), statuses, tuple(new), tuple(reopened))
+
+
+# -- reading -------------------------------------------------------------------------------
+_SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
+
+def list_breaks(ledger: Ledger, status: str | None = None, *,
+                include_gone: bool = False) -> list[BreakState]:
+    """Breaks of the latest reconciliation (and, with ``include_gone``, earlier ones).
+
+    Ordered by severity (high first), code and id; ``status`` filters by state.
+    """
+    if status is not None and status not in STATUSES:
+        raise InputError(f"status {status!r} is not one of: {', '.join(STATUSES)}")
+    q = select(break_state)
+    if status is not None:
+        q = q.where(break_state.c.status == status)
+    if not include_gone:
+        q = q.where(break_state.c.present.is_(True))
+    with ledger.store.reader() as conn:
+        out = [row_to_state(dict(r._mapping)) for r in conn.execute(q)]
+    out.sort(key=lambda s: (_SEVERITY_RANK.get(s.severity, 9), s.code, s.break_id))
+    return out
+
+
+def get_break(ledger: Ledger, break_id: str) -> BreakState:
+    """One break by id (or unique id prefix of at least 8 characters)."""
+    with ledger.store.reader() as conn:
+        return row_to_state(_resolve_id(conn, break_id))
+
+
+def _covered_size(conn: Connection) -> int:
+    size = conn.execute(select(checkpoints.c.tree_size).order_by(
+        checkpoints.c.tree_size.desc()).limit(1)).scalar()
+    return int(size or 0)
+
+
+def _transition_entries(conn: Connection, break_ids: Iterable[str] | None) -> Iterator[Transition]:
+    e = entries.c
+    covered = _covered_size(conn)
+    q = select(e.seq, e.leaf, e.entry_hash).where(e.domain == "control", e.kind == "break")
+    if break_ids is not None:
+        ids = sorted(set(break_ids))
+        if not ids:
+            return
+        q = q.where(or_(*(e.record_id.like(f"{i}/%") for i in ids)))
+    for seq, leaf, h in conn.execute(q.order_by(e.seq)):
+        rec = decode_leaf(bytes(leaf)).record
+        yield Transition(int(seq), bytes(h).hex(), int(seq) < covered, rec)
+
+
+def history(ledger: Ledger, break_id: str) -> tuple[BreakState, list[Transition]]:
+    """A break's state and every transition entry, in ledger order, with its position."""
+    with ledger.store.reader() as conn:
+        state = row_to_state(_resolve_id(conn, break_id))
+        return state, list(_transition_entries(conn, [state.break_id]))
+
+
+def transitions_for(conn: Connection, break_ids: Iterable[str]) -> list[Transition]:
+    """Transition entries of several breaks (for ``bfa trace``)."""
+    return list(_transition_entries(conn, break_ids))
+
+
+def replay_states(ledger: Ledger) -> dict[str, dict[str, Any]]:
+    """Workflow fields of every break rebuilt from the ``control.break`` entries alone.
+
+    Equal to the workflow columns of ``wf_break_state`` unless that working table was
+    changed behind the ledger's back (tests and audits compare the two).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    with ledger.store.reader() as conn:
+        for t in _transition_entries(conn, None):
+            row = out.setdefault(str(t.record["break"]), {
+                "status": "open", "assignee": None, "resolved_by": None, "approved_by": None,
+                "reason": None, "note": None, "resolved_evidence": None, "transitions": 0,
+                "last_seq": None})
+            _apply(row, t.record, t.seq)
+            row.pop("updated_at", None)
+    return out
+
+
+__all__ = [
+    "REASONS",
+    "STATUSES",
+    "Applied",
+    "BreakState",
+    "Transition",
+    "apply_states",
+    "apply_states_detail",
+    "approve_break",
+    "assign_break",
+    "get_break",
+    "history",
+    "list_breaks",
+    "reopen_break",
+    "replay_states",
+    "resolve_break",
+]
