@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 import random
 import shutil
 import sqlite3
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from archive._store import FileStore
-from ledger import Ledger, TLogProof, entry_hash, verify_inclusion
-from ledger._tlogproof import verify_tlog_proof
+from ledger import BfaError, Ledger, TLogProof, entry_hash, verify_inclusion, verify_tlog_proof
+from reconcile import Break, ingest_statement, run_reconcile
+from reconcile._render import render_text
+from reconcile._workflow import apply_states, approve_break, resolve_break
 
 REGION = "440100"
 ORIGIN = "demo.bfa-ledger.example/440100"
@@ -224,7 +227,33 @@ def run_demo(
     say(f"   {json.dumps(entry.record, ensure_ascii=False)[:200]}…")
     _entry, clear = led.reveal(target, None, "demo-officer")
     say(f"   revealed from the vault (and the reveal was logged): {sorted(clear)}")
-    say("== 7. tamper with a copy of the database: change one amount")
+    say("== 7. plant one fault of every kind, reconcile as of " + FAULT_AS_OF)
+    faults, statement = generate_faults(base / "data")
+    rep = led.ingest([str(faults)], store)[0]
+    stmt = ingest_statement(led, statement, "camt053", REGION, "income")
+    say(f"   {faults.name}: {rep.appended} records; {statement.name}: {stmt.appended} records")
+    report = apply_states(led, run_reconcile(led, date.fromisoformat(FAULT_AS_OF)))
+    for line in render_text(report).splitlines():
+        say(f"   | {line}")
+    seen: dict[str, Break] = {}
+    for b in report.breaks:
+        seen.setdefault(b.code, b)
+    for code, b in sorted(seen.items()):
+        say(f"   {code:<26} {b.id}  {', '.join(b.records[:2])}: {b.message[:70]}")
+    say("== 8. work one break with four-eyes approval")
+    orphan = seen.get("ORPHAN_MOVEMENT")
+    if orphan is not None:
+        state = resolve_break(led, orphan.id, "li.wei", "bank_error",
+                              "bank credited another fund's account; returned on 12-02")
+        say(f"   li.wei resolves {orphan.id} ({orphan.code}, high): {state.status}")
+        try:
+            approve_break(led, orphan.id, "li.wei")
+        except BfaError as e:
+            say(f"   li.wei approves it too: refused ({e})")
+        state = approve_break(led, orphan.id, "wang.fang")
+        say(f"   wang.fang approves: {state.status}; every step is a control entry in the ledger")
+    led.checkpoint()
+    say("== 9. tamper with a copy of the database: change one amount")
     tampered = base / "tampered.db"
     src_db = led.store.engine.url.database
     assert src_db is not None
@@ -246,3 +275,132 @@ def run_demo(
     led.close()
     say("== done. Try: bfa --home " + str(root) + " show " + target + " --entry")
     return 0 if not res.ok else 1
+
+
+# -- faults: one of every break code the reconciler reports (issue 3, demo) -----------------
+
+FAULT_AS_OF = "2026-12-31"
+_T = "2026-11-{d:02d}T10:00:00+08:00"
+
+
+def _fault_records(out: Path) -> list[dict[str, Any]]:
+    """Records that each plant one kind of break; ids start with ``FX-``."""
+    rng = random.Random(7)
+    recs: list[dict[str, Any]] = []
+    emp1, emp2, emp3 = (f"91440100MX{rng.randint(10**7, 10**8 - 1)}" for _ in range(3))
+
+    def assessment(aid: str, emp: str, amount: str, due: str = "2026-11-15") -> None:
+        recs.append({"type": "business.contribution_assessment", "id": aid, "region": REGION,
+                     "occurred_at": _T.format(d=5), "employer_id": emp, "insurance": "pension",
+                     "period": PERIOD, "amount": amount, "due_date": due})
+        recs.append(_voucher(out, "fiscal_receipt", f"{aid}-FR", [aid], None, _T.format(d=6)))
+
+    def movement(kind: str, mid: str, amount: str, day: int, allocs: list[tuple[str, str]],
+                 fund: str, **extra: Any) -> None:
+        rec: dict[str, Any] = {
+            "type": f"finance.{kind}", "id": mid, "region": REGION,
+            "occurred_at": _T.format(d=day), "amount": amount,
+            "value_date": f"2026-11-{day:02d}", "bank_ref": f"FXREF{rng.randint(10**9, 10**10)}",
+            "fund_account": fund, **extra}
+        if allocs:
+            rec["allocations"] = [{"event": e, "amount": a} for e, a in allocs]
+        recs.append(rec)
+        recs.append(_voucher(out, "accounting_voucher", f"{mid}-AV", [mid], None, _T.format(d=day)))
+
+    def pensioner(tag: str, account: str, pay_account: str | None = None) -> tuple[str, str]:
+        pid = _person_id(rng)
+        recs.append({"type": "business.benefit_approval", "id": f"FX-BA-{tag}", "region": REGION,
+                     "occurred_at": _T.format(d=2), "person_id": pid, "insurance": "pension",
+                     "benefit": "basic_pension", "monthly_amount": "3000.00",
+                     "start_period": PERIOD, "account": account})
+        recs.append(_voucher(out, "approval_document", f"FX-BA-{tag}-AD", [f"FX-BA-{tag}"], None,
+                             _T.format(d=2)))
+        return pid, pay_account or account
+
+    def benefit(bid: str, pid: str, account: str) -> None:
+        recs.append({"type": "business.benefit_payment", "id": bid, "region": REGION,
+                     "occurred_at": _T.format(d=20), "person_id": pid, "insurance": "pension",
+                     "period": PERIOD, "amount": "3000.00", "account": account})
+
+    def paid(mid: str, bids: list[str], fund: str = "expenditure") -> None:
+        movement("payment", mid, _money(Decimal("3000.00") * len(bids)), 20,
+                 [(b, "3000.00") for b in bids], fund)
+        recs.append(_voucher(out, "bank_slip", f"{mid}-BS", [mid], None, _T.format(d=20)))
+
+    # UNSETTLED_EVENT: an assessment nobody paid
+    assessment("FX-CA-UNPAID", emp1, "5000.00")
+    # ORPHAN_MOVEMENT: money in with no business event behind it
+    movement("collection", "FX-COL-ORPHAN", "777.77", 12, [], "income", payer_id=emp3)
+    # AMOUNT_MISMATCH: allocated 3456.68 to an event of 3456.78
+    assessment("FX-CA-SHORT", emp1, "3456.78")
+    movement("collection", "FX-COL-SHORT", "3456.68", 12, [("FX-CA-SHORT", "3456.68")],
+             "income", payer_id=emp1)
+    # LATE_SETTLEMENT: due 2026-10-15, paid 2026-11-25
+    assessment("FX-CA-LATE", emp1, "800.00", due="2026-10-15")
+    movement("collection", "FX-COL-LATE", "800.00", 25, [("FX-CA-LATE", "800.00")], "income",
+             payer_id=emp1)
+    # AMBIGUOUS_MATCH: one unallocated collection fits two equal assessments
+    assessment("FX-CA-AMB-1", emp2, "1200.00")
+    assessment("FX-CA-AMB-2", emp2, "1200.00")
+    movement("collection", "FX-COL-AMB", "1200.00", 14, [], "income", payer_id=emp2)
+    # MISSING_VOUCHER: an enrollment without its application form
+    recs.append({"type": "business.enrollment", "id": "FX-EN-NOFORM", "region": REGION,
+                 "occurred_at": _T.format(d=3), "person_id": _person_id(rng),
+                 "insurance": "pension", "effective_date": "2026-11-01"})
+    # DUPLICATE_PAYMENT: one person paid twice for November
+    pid, acct = pensioner("DUP", _account(rng))
+    benefit("FX-BP-DUP-1", pid, acct)
+    benefit("FX-BP-DUP-2", pid, acct)
+    paid("FX-PAY-DUP", ["FX-BP-DUP-1", "FX-BP-DUP-2"])
+    # PAYMENT_AFTER_TERMINATION: paid for November after death in October
+    pid, acct = pensioner("TERM", _account(rng))
+    recs.append({"type": "business.termination", "id": "FX-TERM", "region": REGION,
+                 "occurred_at": _T.format(d=4), "person_id": pid, "insurance": "pension",
+                 "effective_date": "2026-10-31", "reason": "death"})
+    benefit("FX-BP-TERM", pid, acct)
+    paid("FX-PAY-TERM", ["FX-BP-TERM"])
+    # PAYEE_MISMATCH: paid to another account than the approved one
+    pid, other = pensioner("PAYEE", _account(rng), _account(rng))
+    benefit("FX-BP-PAYEE", pid, other)
+    paid("FX-PAY-PAYEE", ["FX-BP-PAYEE"])
+    # RETURNED_PAYMENT: the bank sent the money back and nobody paid again
+    pid, acct = pensioner("RET", _account(rng))
+    benefit("FX-BP-RET", pid, acct)
+    paid("FX-PAY-RET", ["FX-BP-RET"])
+    movement("return", "FX-RET", "3000.00", 22, [("FX-BP-RET", "3000.00")], "expenditure",
+             returns="FX-PAY-RET", reason="account closed")
+    # ACCOUNT_RULE_VIOLATION: a benefit paid out of the income account
+    pid, acct = pensioner("INCOME", _account(rng))
+    benefit("FX-BP-INCOME", pid, acct)
+    paid("FX-PAY-INCOME", ["FX-BP-INCOME"], fund="income")
+    return recs
+
+
+def _statement_xml(account: str) -> str:
+    """A camt.053 statement whose balances do not add up (STATEMENT_BALANCE_BREAK)."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
+<GrpHdr><MsgId>FX-MSG</MsgId><CreDtTm>2026-11-30T08:00:00+08:00</CreDtTm></GrpHdr>
+<Stmt><Id>FX-STMT-2026-11-30</Id><CreDtTm>2026-11-30T08:00:00+08:00</CreDtTm>
+<Acct><Id><Othr><Id>{account}</Id></Othr></Id><Ccy>CNY</Ccy></Acct>
+<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="CNY">10000.00</Amt>
+<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-30</Dt></Dt></Bal>
+<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="CNY">10900.00</Amt>
+<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-30</Dt></Dt></Bal>
+<Ntry><Amt Ccy="CNY">500.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+<BookgDt><Dt>2026-11-30</Dt></BookgDt><ValDt><Dt>2026-11-30</Dt></ValDt>
+<AcctSvcrRef>FX-BANK-1</AcctSvcrRef></Ntry>
+</Stmt></BkToCstmrStmt></Document>
+"""
+
+
+def generate_faults(out: Path) -> tuple[Path, Path]:
+    """Write ``faults-2026-11.jsonl`` and a camt.053 statement that breaks its balance."""
+    (out / "vouchers").mkdir(parents=True, exist_ok=True)
+    path = out / f"faults-{PERIOD}.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for r in _fault_records(out):
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    stmt = out / "statement-2026-11-30.xml"
+    stmt.write_text(_statement_xml("44001234567890"), encoding="utf-8")
+    return path, stmt

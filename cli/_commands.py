@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import click
 
@@ -18,6 +18,19 @@ from cli._options import home_options, json_option, open_ledger, progress, user_
 from cli._render import table, to_json
 from ledger import Ledger, LocatedInputError, entry_view
 from reconcile import StatementFormat, ingest_statement
+from schemas import (
+    CheckpointView,
+    ConsistencyProofView,
+    FileIngestReport,
+    InclusionProofView,
+    IngestReport,
+    VerifyReport,
+)
+from schemas import Problem as VerifyProblem
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 @bfa.command()
@@ -109,7 +122,12 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
     rows = [{"file": r.file, "lines": r.lines, "appended": r.appended,
              "duplicates": r.duplicates, "rejected": r.rejected} for r in reports]
     if as_json:
-        click.echo(to_json({"files": rows, "tree_size": size}))
+        click.echo(to_json(IngestReport(
+            files=tuple(FileIngestReport(**r) for r in rows),  # type: ignore[arg-type]
+            appended=sum(r.appended for r in reports),
+            duplicates=sum(r.duplicates for r in reports),
+            rejected=sum(r.rejected for r in reports), tree_size=size,
+        ).model_dump(mode="json")))
     else:
         click.echo(table(rows, ["file", "lines", "appended", "duplicates", "rejected"]))
         click.echo(f"ledger size: {size}")
@@ -136,8 +154,10 @@ def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None
     if out:
         out.write_text(cp.note, encoding="utf-8")
     if as_json:
-        click.echo(to_json({"size": cp.size, "root": base64.b64encode(cp.root).decode(),
-                            "note": cp.note, "created_at": cp.created_at, "new": cp.new}))
+        click.echo(to_json(CheckpointView(
+            origin=led.origin, size=cp.size, root_hash=cp.root.hex(),
+            chain_head=cp.chain_head.hex() if cp.chain_head else None, signed_note=cp.note,
+            created_at=cp.created_at, new=cp.new).model_dump(mode="json")))
     else:
         click.echo(cp.note, nl=False)
 
@@ -165,14 +185,14 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
     with open_ledger(home, db) as led, progress(led.size(), "verifying") as tick:
         res = led.verify(since_checkpoint=since_checkpoint, derived=not skip_derived,
                          against=note, progress=tick)
-    doc: dict[str, Any] = {
-        "ok": res.ok, "tree_size": res.tree_size, "start": res.start,
-        "entries_checked": res.entries_checked, "checkpoints_checked": res.checkpoints_checked,
-        "derived_checked": res.derived_checked, "against": res.against,
-        "problems": [{"seq": p.seq, "code": p.code, "message": p.message} for p in res.problems],
-    }
     if as_json:
-        click.echo(to_json(doc))
+        click.echo(to_json(VerifyReport(
+            ok=res.ok, tree_size=res.tree_size, start=res.start,
+            entries_checked=res.entries_checked, checkpoints_checked=res.checkpoints_checked,
+            derived_checked=res.derived_checked, against=res.against,
+            problems=tuple(VerifyProblem(seq=p.seq, code=p.code, message=p.message)
+                           for p in res.problems),
+        ).model_dump(mode="json")))
     elif res.ok:
         extra = f", extends the auditor's checkpoint of size {res.against}" if against else ""
         click.echo(f"ok: {res.entries_checked} entries from {res.start}, "
@@ -211,12 +231,10 @@ def prove(home: str | None, db: str | None, as_json: bool, record_id: str | None
                 new_size = int(record_id)
             cp = led.prove_consistency(consistency, new_size)
             if as_json:
-                click.echo(to_json({
-                    "size1": cp.size1, "size2": cp.size2,
-                    "root1": base64.b64encode(cp.root1).decode(),
-                    "root2": base64.b64encode(cp.root2).decode(),
-                    "hashes": [base64.b64encode(h).decode() for h in cp.hashes],
-                    "checkpoint": cp.checkpoint}))
+                click.echo(to_json(ConsistencyProofView(
+                    size1=cp.size1, size2=cp.size2, root1=_b64(cp.root1), root2=_b64(cp.root2),
+                    hashes=tuple(_b64(h) for h in cp.hashes), checkpoint=cp.checkpoint,
+                ).model_dump(mode="json")))
             else:
                 click.echo(cp.to_text(), nl=False)
             return
@@ -224,12 +242,13 @@ def prove(home: str | None, db: str | None, as_json: bool, record_id: str | None
             raise click.UsageError("give a RECORD_ID, or --consistency OLD_SIZE [NEW_SIZE]")
         entry, proof = led.prove(record_id, domain)
     if as_json:
-        click.echo(to_json({
-            "record_id": entry.record_id, "domain": entry.domain, "index": proof.index,
-            "leaf_hash": entry.entry_hash.hex(),
-            "leaf": base64.b64encode(entry.leaf).decode(),
-            "hashes": [base64.b64encode(h).decode() for h in proof.hashes],
-            "checkpoint": proof.checkpoint, "tlog_proof": proof.marshal()}))
+        size = int(proof.checkpoint.split("\n", 2)[1])
+        click.echo(to_json(InclusionProofView(
+            record_id=entry.record_id, domain=entry.domain, seq=entry.seq,
+            leaf_index=proof.index, tree_size=size, leaf_hash=entry.entry_hash.hex(),
+            hashes=tuple(_b64(h) for h in proof.hashes), checkpoint=proof.checkpoint,
+            leaf=_b64(entry.leaf), tlog_proof=proof.marshal(),
+        ).model_dump(mode="json")))
     else:
         click.echo(proof.marshal(), nl=False)
 
@@ -263,7 +282,7 @@ def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain
         sys.stdout.buffer.write(entry.leaf)
         sys.stdout.buffer.flush()
         return
-    view = entry_view(entry) if as_entry else dict(entry.record)
+    view = entry_view(entry).model_dump(mode="json") if as_entry else dict(entry.record)
     if reveal:
         view["revealed"] = clear
     if as_json:

@@ -36,6 +36,7 @@ from ledger._privacy import Pseudonymizer, commitment
 from ledger._store import Store, grant_sql
 from ledger._tlogproof import TLogProof
 from ledger._verify import LedgerIntegrityError, VerifyResult, check_ledger, record_verified
+from schemas import EntryView
 
 
 class NotCoveredError(BfaError):
@@ -49,6 +50,7 @@ class CheckpointInfo:
     note: str
     created_at: str
     new: bool
+    chain_head: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +165,13 @@ class Ledger:
         if check.problems:
             raise LedgerIntegrityError(check.problems[0])
         with self.store.writer() as conn:
-            size, _ = self.store.head(conn)
+            size, head = self.store.head(conn)
             c = s.checkpoints.c
             row = conn.execute(
                 select(c.tree_size, c.root_hash, c.note, c.created_at).where(c.tree_size == size)
             ).first()
             if row is not None:
-                return CheckpointInfo(size, bytes(row[1]), row[2], row[3], False)
+                return CheckpointInfo(size, bytes(row[1]), row[2], row[3], False, head)
             keys = CompactRange.frontier_nodes(size)
             nodes = self.store.get_nodes(conn, keys)
             root = CompactRange(size, [nodes[k] for k in keys]).root()
@@ -177,7 +179,7 @@ class Ledger:
             created = now_rfc3339()
             conn.execute(s.checkpoints.insert().values(
                 tree_size=size, root_hash=root, note=note, created_at=created))
-            return CheckpointInfo(size, root, note, created, True)
+            return CheckpointInfo(size, root, note, created, True, head)
 
     def latest_checkpoint(self, conn: Connection) -> tuple[int, bytes, str] | None:
         c = s.checkpoints.c
@@ -342,15 +344,10 @@ class Ledger:
         return int(n)
 
 
-def entry_view(entry: Entry) -> dict[str, Any]:
-    """JSON-ready view of an entry (what ``bfa show --json`` prints)."""
-    return {
-        "seq": entry.seq,
-        "domain": entry.domain,
-        "kind": entry.kind,
-        "record_id": entry.record_id,
-        "recorded_at": entry.recorded_at,
-        "prev_hash": entry.prev_hash.hex(),
-        "entry_hash": entry.entry_hash.hex(),
-        "payload": entry.record,
-    }
+def entry_view(entry: Entry) -> EntryView:
+    """The entry as its JSON view (what ``bfa show --entry --json`` prints)."""
+    return EntryView(
+        seq=entry.seq, domain=entry.domain, kind=entry.kind, record_id=entry.record_id,
+        recorded_at=entry.recorded_at, prev_hash=entry.prev_hash.hex(),
+        entry_hash=entry.entry_hash.hex(), payload=entry.record,
+    )

@@ -19,7 +19,6 @@ from pydantic_core import PydanticCustomError
 from schemas._base import FrozenModel
 from schemas._types import (
     Base64Hash,
-    Code,
     Count,
     Name,
     RecordId,
@@ -76,6 +75,8 @@ class CheckpointView(FrozenModel):
     signed_note: _NonEmptyText
     """The checkpoint as a C2SP signed note: body, blank line, signature lines."""
     created_at: Timestamp
+    new: bool
+    """False when an existing checkpoint already covered the ledger and was returned."""
 
 
 class InclusionProofView(FrozenModel):
@@ -93,6 +94,10 @@ class InclusionProofView(FrozenModel):
     """Audit path, leaf to root; directions follow from ``leaf_index`` and ``tree_size``."""
     checkpoint: _NonEmptyText
     """The signed note of the checkpoint the proof is against."""
+    leaf: _NonEmptyText
+    """Base64 of the entry's leaf input bytes (FORMAT.md §2); SHA-256(0x00 || leaf) = leaf_hash."""
+    tlog_proof: _NonEmptyText
+    """The same proof as C2SP ``tlog-proof@v1`` text."""
 
     @model_validator(mode="after")
     def _leaf_in_tree(self) -> InclusionProofView:
@@ -109,6 +114,8 @@ class ConsistencyProofView(FrozenModel):
     root1: Base64Hash
     root2: Base64Hash
     hashes: _Hashes
+    checkpoint: _NonEmptyText
+    """The signed checkpoint of size ``size2``."""
 
     @model_validator(mode="after")
     def _sizes_ordered(self) -> ConsistencyProofView:
@@ -122,8 +129,8 @@ class Problem(FrozenModel):
 
     seq: Count | None
     """Entry the problem is at; null when it concerns no single entry."""
-    code: Code
-    """Machine-readable code, e.g. ``LEDGER_INTEGRITY``."""
+    code: ShortText
+    """Machine-readable code (FORMAT.md §6), e.g. ``payload-changed``."""
     message: _NonEmptyText
     """What was expected, what was found, and where."""
 
@@ -136,6 +143,12 @@ class VerifyReport(FrozenModel):
     entries_checked: Count
     checkpoints_checked: Count
     tree_size: Count
+    start: Count
+    """First entry checked (after the last verified checkpoint with ``--since-checkpoint``)."""
+    derived_checked: bool
+    """Whether the derived-table pass ran and agreed."""
+    against: Count | None
+    """Size of the auditor's checkpoint given with ``--against``, if any."""
     problems: Annotated[tuple[Problem, ...], Strict(False)]
 
     @model_validator(mode="after")

@@ -40,6 +40,7 @@ VALID: dict[type[BaseModel], dict[str, Any]] = {
         "chain_head": HEX,
         "signed_note": NOTE,
         "created_at": "2026-03-05T10:00:00Z",
+        "new": True,
     },
     InclusionProofView: {
         "record_id": "PAY-1",
@@ -50,14 +51,20 @@ VALID: dict[type[BaseModel], dict[str, Any]] = {
         "leaf_hash": HEX,
         "hashes": [B64],
         "checkpoint": NOTE,
+        "leaf": "AQ==",
+        "tlog_proof": "c2sp.org/tlog-proof@v1\n",
     },
-    ConsistencyProofView: {"size1": 1, "size2": 2, "root1": B64, "root2": B64, "hashes": [B64]},
+    ConsistencyProofView: {"size1": 1, "size2": 2, "root1": B64, "root2": B64, "hashes": [B64],
+                           "checkpoint": NOTE},
     VerifyReport: {
         "ok": False,
         "entries_checked": 2,
         "checkpoints_checked": 1,
         "tree_size": 2,
-        "problems": [{"seq": 1, "code": "LEDGER_INTEGRITY", "message": "entry 1: hash differs"}],
+        "start": 0,
+        "derived_checked": False,
+        "against": None,
+        "problems": [{"seq": 1, "code": "payload-changed", "message": "entry 1: hash differs"}],
     },
     IngestReport: {
         "files": [
@@ -102,7 +109,7 @@ def test_empty_ledger_checkpoint_has_no_chain_head() -> None:
         (VerifyReport, {"ok": True}, "ok must be true exactly when problems is empty"),
         (VerifyReport, {"ok": False, "problems": []}, "ok must be true exactly when"),
         (VerifyReport, {"ok": 0}, "Input should be a valid boolean"),
-        (VerifyReport, {"problems": [{"seq": None, "code": "bad", "message": "x"}]}, "upper-case"),
+        (VerifyReport, {"problems": [{"seq": None, "code": "", "message": "x"}]}, "must be 1 to 128 characters"),
         (IngestReport, {"appended": 4}, "appended must be the sum over files"),
         (IngestReport, {"rejected": 0}, "rejected must be the sum over files"),
         (

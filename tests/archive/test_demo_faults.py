@@ -1,0 +1,43 @@
+"""The demo's planted faults: each break code is found, and the clean month raises none."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from archive import FileStore
+from archive._demo import FAULT_AS_OF, generate_faults, generate_month
+from ledger import Ledger
+from reconcile import ingest_statement, run_reconcile
+
+PLANTED = {
+    "UNSETTLED_EVENT": "FX-CA-UNPAID",
+    "ORPHAN_MOVEMENT": "FX-COL-ORPHAN",
+    "AMOUNT_MISMATCH": "FX-CA-SHORT",
+    "LATE_SETTLEMENT": "FX-CA-LATE",
+    "AMBIGUOUS_MATCH": "FX-COL-AMB",
+    "MISSING_VOUCHER": "FX-EN-NOFORM",
+    "DUPLICATE_PAYMENT": "FX-BP-DUP-2",
+    "PAYMENT_AFTER_TERMINATION": "FX-BP-TERM",
+    "PAYEE_MISMATCH": "FX-BP-PAYEE",
+    "RETURNED_PAYMENT": "FX-BP-RET",
+    "ACCOUNT_RULE_VIOLATION": "FX-PAY-INCOME",
+    "STATEMENT_BALANCE_BREAK": "FX-STMT-2026-11-30",
+}
+
+
+def test_every_planted_fault_is_found(led: Ledger, tmp_path: Path) -> None:
+    store = FileStore(led.home.archive_dir)
+    month = generate_month(tmp_path / "data", persons=200)
+    faults, statement = generate_faults(tmp_path / "data")
+    led.ingest([str(month), str(faults)], store)
+    ingest_statement(led, statement, "camt053", "440100", "income")
+    report = run_reconcile(led, date.fromisoformat(FAULT_AS_OF))
+    found: dict[str, set[str]] = {}
+    for b in report.breaks:
+        found.setdefault(b.code, set()).update(b.records)
+    for code, record in PLANTED.items():
+        assert record in found.get(code, set()), f"{code} not found for {record}: {found.get(code)}"
+    # nothing but the planted records is at fault
+    culprits = {r for b in report.breaks for r in b.records[:1]}
+    assert all(r.startswith("FX-") or r.startswith("STMT") or "FX" in r for r in culprits), culprits
