@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
 import random
 import shutil
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from archive._store import FileStore
 from ledger import BfaError, Ledger, TLogProof, entry_hash, verify_inclusion, verify_tlog_proof
-from reconcile import Break, ingest_statement, run_reconcile
-from reconcile._render import render_text
-from reconcile._workflow import apply_states, approve_break, resolve_break
+from reconcile import (
+    Break,
+    apply_states,
+    approve_break,
+    ingest_statement,
+    render_text,
+    resolve_break,
+    run_reconcile,
+)
 
 REGION = "440100"
 ORIGIN = "demo.bfa-ledger.example/440100"

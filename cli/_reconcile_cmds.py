@@ -15,8 +15,13 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger
-from reconcile import run_reconcile
-from reconcile._render import render_csv, render_html, render_json, render_text
+from reconcile import (
+    reconcile_and_track,
+    render_csv,
+    render_html,
+    render_json,
+    render_text,
+)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -51,7 +56,7 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None,
     Prints a summary by break code (amount at risk, severity), or the full report
     with --json or --csv; --html FILE writes a page with charts that opens offline.
     Items still inside their settlement window are listed as expected, not as
-    breaks. Exits 1 when there are breaks, 0 when the ledger reconciles clean.
+    breaks. Exits 1 when breaks are left to work, 0 when every break is resolved.
 
     Example:
 
@@ -61,13 +66,8 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None,
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive: choose one.")
-    rules = None
-    if rules_file is not None:
-        from reconcile import load_rules  # R1's rules file loader (reconcile._rules)
-
-        rules = load_rules(rules_file)
     with open_ledger(home, db) as led:
-        report = run_reconcile(led, as_of.date() if as_of else None, rules)
+        report = reconcile_and_track(led, as_of.date() if as_of else None, rules_file)
     if html_file is not None:
         try:
             _write_atomically(html_file, render_html(report))

@@ -2,9 +2,15 @@
 
 The package owns the derived ``rc_*`` tables (``_tables``), their incremental refresh
 from ledger entries (``_refresh``), the set-based matching SQL (``_match``), the rules
-(``_rules``) and the report (``_report``). Step 1 of issue 3 detects
-``UNSETTLED_EVENT``, ``AMOUNT_MISMATCH`` (events and movements), ``LATE_SETTLEMENT``,
-``MISSING_VOUCHER``, ``ORPHAN_MOVEMENT`` and ``AMBIGUOUS_MATCH``.
+(``_rules``: defaults and the TOML rules file, :func:`load_rules`) and the report
+(``_report``). It detects ``UNSETTLED_EVENT``, ``AMOUNT_MISMATCH`` (events, movements
+and vouchers), ``LATE_SETTLEMENT``, ``MISSING_VOUCHER``, ``ORPHAN_MOVEMENT``,
+``AMBIGUOUS_MATCH`` and the domain rules ``DUPLICATE_PAYMENT``,
+``PAYMENT_AFTER_TERMINATION``, ``PAYEE_MISMATCH``, ``RETURNED_PAYMENT`` and
+``ACCOUNT_RULE_VIOLATION``; bank statements add ``STATEMENT_BALANCE_BREAK``
+(``_bank``); the nightly run adds ``LEDGER_INTEGRITY`` (:func:`integrity_break`).
+The break workflow (``_workflow``), tracing (``_trace``), the nightly run (``_nightly``)
+and the report renderers (``_render``) are re-exported here.
 
 Example::
 
@@ -18,22 +24,65 @@ Example::
     json_ready = report.to_json()   # {"run", "summary", "breaks", "expected"}
 """
 
+from reconcile._import import StatementFormat, ingest_statement
+from reconcile._nightly import NightlyLocked, NightlyResult, run_nightly
 from reconcile._refresh import refresh
-from reconcile._report import SEVERITY, Break, Expected, Report, RunInfo, Summary, break_id
-from reconcile._rules import DEFAULT_RULES, Rules
-from reconcile._run import run_reconcile, today
+from reconcile._render import render_csv, render_html, render_json, render_text
+from reconcile._report import (
+    SEVERITY,
+    Break,
+    Expected,
+    Report,
+    RunInfo,
+    Summary,
+    break_id,
+    integrity_break,
+)
+from reconcile._rules import DEFAULT_RULES, Rules, load_rules
+from reconcile._run import reconcile_and_track, run_reconcile, today
+from reconcile._trace import Trace, trace
+from reconcile._workflow import (
+    BreakState,
+    apply_states,
+    approve_break,
+    assign_break,
+    list_breaks,
+    reopen_break,
+    resolve_break,
+)
 
 __all__ = [
     "DEFAULT_RULES",
     "SEVERITY",
     "Break",
+    "BreakState",
     "Expected",
+    "NightlyLocked",
+    "NightlyResult",
     "Report",
     "Rules",
     "RunInfo",
+    "StatementFormat",
     "Summary",
+    "Trace",
+    "apply_states",
+    "approve_break",
+    "assign_break",
     "break_id",
+    "ingest_statement",
+    "integrity_break",
+    "list_breaks",
+    "load_rules",
+    "reconcile_and_track",
     "refresh",
+    "render_csv",
+    "render_html",
+    "render_json",
+    "render_text",
+    "reopen_break",
+    "resolve_break",
+    "run_nightly",
     "run_reconcile",
     "today",
+    "trace",
 ]

@@ -1,18 +1,33 @@
 """The reconciliation report: breaks, expected items, summary, and its JSON form.
 
+This module owns :class:`Break` (and :func:`integrity_break`), :class:`Expected`,
+:class:`Report` and the severity of every code.
+
 A :class:`Break` has a stable id: ``"BRK-"`` and the first 16 hex digits of
-SHA-256 over its code, field and sorted record ids, so the same finding keeps its
-id from one run to the next (and a ticket can refer to it).
+SHA-256 over its code, field and sorted record ids (or, for findings about a whole
+account and month, a fixed key such as ``("income", "2026-11")``), so the same
+finding keeps its id from one run to the next (and a ticket can refer to it).
+
+Its ``evidence`` is the hex SHA-256 over its code, its amounts and the entry hashes
+of the current versions of its records: it changes exactly when what the finding
+rests on changes (a correction, a new allocation, another amount), which is what
+the break workflow compares to keep a resolved break resolved.
 
 Severity per code (:data:`SEVERITY`): ``high`` for money with no business event
-behind it (``ORPHAN_MOVEMENT``) and integrity failures; ``medium`` for money that
-does not add up or cannot be attributed (``UNSETTLED_EVENT``, ``AMOUNT_MISMATCH``,
-``AMBIGUOUS_MATCH``); ``low`` for process findings (``LATE_SETTLEMENT``,
-``MISSING_VOUCHER``).
+behind it (``ORPHAN_MOVEMENT``), money paid where it must not be
+(``PAYMENT_AFTER_TERMINATION``, ``DUPLICATE_PAYMENT``, ``PAYEE_MISMATCH``) and
+integrity failures (``LEDGER_INTEGRITY``, ``FIXITY_FAILURE``); ``medium`` for money
+that does not add up, cannot be attributed or sits on the wrong account
+(``UNSETTLED_EVENT``, ``AMOUNT_MISMATCH``, ``AMBIGUOUS_MATCH``, ``RETURNED_PAYMENT``,
+``ACCOUNT_RULE_VIOLATION``, ``STATEMENT_BALANCE_BREAK``); ``low`` for process
+findings (``LATE_SETTLEMENT``, ``MISSING_VOUCHER``).
 
-*Amount at risk* of a break: the unsettled part of an event, the amount of an
-orphan or ambiguous movement, the absolute difference of a mismatch; zero for
-late settlements and missing vouchers (the money itself is accounted for).
+*Amount at risk* of a break (``amount_at_risk``): the unsettled part of an event,
+the amount of an orphan or ambiguous movement, the absolute difference of a
+mismatch, every payment beyond the first of a duplicate, the amount paid after a
+termination or to the wrong account, the returned amount still unpaid, the amount
+moved against an account's purpose (or the month's net on the income account);
+zero for late settlements, missing vouchers and integrity failures.
 """
 
 from __future__ import annotations
@@ -31,9 +46,15 @@ SEVERITY: dict[str, Severity] = {
     "ORPHAN_MOVEMENT": "high",
     "LEDGER_INTEGRITY": "high",
     "FIXITY_FAILURE": "high",
+    "PAYMENT_AFTER_TERMINATION": "high",
+    "DUPLICATE_PAYMENT": "high",
+    "PAYEE_MISMATCH": "high",
     "UNSETTLED_EVENT": "medium",
     "AMOUNT_MISMATCH": "medium",
     "AMBIGUOUS_MATCH": "medium",
+    "RETURNED_PAYMENT": "medium",
+    "ACCOUNT_RULE_VIOLATION": "medium",
+    "STATEMENT_BALANCE_BREAK": "medium",
     "LATE_SETTLEMENT": "low",
     "MISSING_VOUCHER": "low",
 }
@@ -62,14 +83,55 @@ class Break(_Model):
     field: str
     """The interchange field at fault (``amount``, ``allocations``, ``refs`` ...)."""
     message: str
+    amount_at_risk: str = "0.00"
+    """Money string: what this finding puts at risk (see the module docstring)."""
+    evidence: str = ""
+    """Hex SHA-256 over code, amounts and the current entry hashes of ``records``
+    (filled in by ``run_reconcile``; :func:`evidence_digest`)."""
     at_risk_fen: int = Field(default=0, exclude=True)
+    status: str | None = None
+    """Workflow state (``open``, ``assigned``, ``pending_approval``, ``resolved``), filled in
+    by ``reconcile.apply_states``; None when the report did not go through the workflow."""
+    assignee: str | None = None
 
     @classmethod
     def make(cls, code: str, records: tuple[str, ...], amounts: dict[str, int], field: str,
-             message: str, at_risk_fen: int = 0) -> Break:
-        return cls(id=break_id(code, field, records), code=code, severity=SEVERITY[code],
-                   records=records, amounts={k: money(v) for k, v in amounts.items()},
-                   field=field, message=message, at_risk_fen=at_risk_fen)
+             message: str, at_risk_fen: int = 0, key: tuple[str, ...] | None = None) -> Break:
+        """A break; its id covers ``key`` instead of ``records`` when one is given."""
+        return cls(id=break_id(code, field, records if key is None else key), code=code,
+                   severity=SEVERITY[code], records=records,
+                   amounts={k: money(v) for k, v in amounts.items()}, field=field,
+                   message=message, amount_at_risk=money(at_risk_fen), at_risk_fen=at_risk_fen)
+
+    def with_evidence(self, entry_hashes: list[str]) -> Break:
+        """This break with ``evidence`` computed over the given entry hashes."""
+        return self.model_copy(update={"evidence": evidence_digest(self, entry_hashes)})
+
+
+def evidence_digest(b: Break, entry_hashes: list[str]) -> str:
+    """SHA-256 over code, field, sorted ``role=amount`` pairs, the message when there are
+    no records, and the entry hashes (in record order)."""
+    parts = [b.code, b.field, *(f"{k}={v}" for k, v in sorted(b.amounts.items()))]
+    if not b.records:
+        parts.append(b.message)
+    material = "\x00".join([*parts, "", *entry_hashes]).encode()
+    return hashlib.sha256(material).hexdigest()
+
+
+def integrity_break(message: str, seq: int | None) -> Break:
+    """A ``LEDGER_INTEGRITY`` break (the nightly run's verification failed).
+
+    Args:
+        message: what failed (hash chain, Merkle tree or checkpoint signature).
+        seq: the first entry found bad, or ``None`` when the failure is not one entry's.
+
+    The id is stable per ``seq`` (``field`` is ``entry`` or ``ledger``); the evidence
+    covers the message, so another failure at the same place reopens a resolution.
+    """
+    field = "ledger" if seq is None else "entry"
+    key = () if seq is None else (f"seq:{seq}",)
+    b = Break.make("LEDGER_INTEGRITY", (), {}, field, message, 0, key=key)
+    return b.with_evidence([] if seq is None else [str(seq)])
 
 
 class Expected(_Model):
@@ -93,7 +155,7 @@ class RunInfo(_Model):
     decoded: int
     """Entries decoded into the derived tables by this run (incremental refresh)."""
     backend: str
-    rules: dict[str, int]
+    rules: dict[str, Any]
 
 
 class Summary(_Model):
@@ -124,7 +186,8 @@ class Report(_Model):
 
     @property
     def clean(self) -> bool:
-        return not self.breaks
+        """No break left to work: every break (if any) is resolved."""
+        return all(b.status == "resolved" for b in self.breaks)
 
     def codes(self) -> Counter[str]:
         return Counter(b.code for b in self.breaks)

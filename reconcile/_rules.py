@@ -1,15 +1,54 @@
-"""Reconciliation rules: the windows and tolerances, with the INTERCHANGE defaults.
+"""Reconciliation rules: what each kind needs, windows, tolerance — defaults and the TOML file.
 
-An agency will change them in a rules file (TOML, later); for now they are a
-:class:`Rules` model built from a plain dict of overrides. All windows are in days.
+This module owns :class:`Rules` (the INTERCHANGE "What consistency means" defaults are
+built in) and :func:`load_rules`, which reads an agency's rules file (TOML). A file only
+overrides what it names; unknown keys and bad values are refused with an
+:class:`~ledger._errors.InputError` naming the file and the key. A commented example
+is ``reconcile/rules.example.toml``.
+
+File layout (every table and key optional)::
+
+    [tolerance]            # amounts this close count as equal (default: exact)
+    absolute = "0.00"      # yuan, a money string
+    percent = "0"          # percent of the expected amount, up to 4 decimals
+
+    [matching]             # heuristic matching of unallocated movements
+    days_before = 60       # value date at most this many days before the due date
+    days_after = 30        # ... and at most this many days after it
+
+    [windows]              # days an item is *expected* before it becomes a break
+    settlement_days = 30   # default for kinds without their own
+    late_days = 30         # LATE_SETTLEMENT: value date this many days after the due date
+    voucher_days = 30      # MISSING_VOUCHER after occurred_at + this
+    orphan_days = 30       # ORPHAN_MOVEMENT after value_date + this
+    income_netting_days = 0  # the income account must net to zero by month end + this
+
+    [finance]
+    vouchers = ["accounting_voucher"]   # every finance movement needs these
+
+    [kinds.contribution_assessment]     # one table per business kind
+    movements = ["collection"]          # finance kinds that settle it (money kinds only)
+    vouchers = ["fiscal_receipt"]       # voucher kinds it needs
+    settlement_days = 30                # overrides windows.settlement_days
+    late_days = 30                      # overrides windows.late_days
+
+Tolerance applies to settlement (an event whose allocations are within it is settled),
+to allocations against their movement, and to vouchers against what they evidence.
+Heuristic matching stays exact (INTERCHANGE: "the amount is equal").
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ledger._errors import InputError
+from reconcile._units import fen
 
 DEFAULT_RULES: Mapping[str, int] = {
     "settlement_days": 30,
@@ -18,33 +57,262 @@ DEFAULT_RULES: Mapping[str, int] = {
     "match_days_after": 30,
     "voucher_days": 30,
     "orphan_days": 30,
+    "income_netting_days": 0,
 }
-"""The defaults of INTERCHANGE "What consistency means", as a dict."""
+"""The flat window defaults of INTERCHANGE "What consistency means", as a dict."""
+
+BUSINESS_KINDS = ("enrollment", "contribution_assessment", "benefit_approval", "benefit_payment",
+                  "refund", "transfer_out", "transfer_in", "termination")
+MONEY_KINDS = frozenset({"contribution_assessment", "benefit_payment", "refund", "transfer_out",
+                         "transfer_in"})
+"""Business kinds that carry an ``amount`` (only these may need movements)."""
+SETTLING_KINDS = ("collection", "payment", "refund", "transfer")
+"""Finance kinds that settle business events (``return`` and ``sweep`` do not)."""
+MOVEMENT_KINDS = frozenset({*SETTLING_KINDS, "return", "sweep"})
+VOUCHER_KINDS = ("fiscal_receipt", "bank_slip", "accounting_voucher", "application_form",
+                 "approval_document")
 
 
-class Rules(BaseModel):
-    """Windows (days) the reconciler judges by; see :data:`DEFAULT_RULES`."""
-
+class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class KindRule(_Model):
+    """What one business kind needs."""
+
+    movements: tuple[str, ...] = ()
+    vouchers: tuple[str, ...] = ()
+    settlement_days: int | None = Field(default=None, ge=0)
+    late_days: int | None = Field(default=None, ge=0)
+
+
+DEFAULT_KINDS: dict[str, KindRule] = {
+    "contribution_assessment": KindRule(movements=("collection",), vouchers=("fiscal_receipt",)),
+    "benefit_payment": KindRule(movements=("payment",), vouchers=("bank_slip",)),
+    "refund": KindRule(movements=("refund",), vouchers=("accounting_voucher",)),
+    "transfer_out": KindRule(movements=("transfer",), vouchers=("approval_document",)),
+    "enrollment": KindRule(vouchers=("application_form",)),
+    "benefit_approval": KindRule(vouchers=("approval_document",)),
+}
+
+
+class Rules(_Model):
+    """Windows (days), tolerance and requirements the reconciler judges by."""
 
     settlement_days: int = Field(default=DEFAULT_RULES["settlement_days"], ge=0)
     """An unsettled event is *expected* until this many days after its due date
-    (events without one: their ``occurred_at`` date); after that, ``UNSETTLED_EVENT``."""
+    (events without one: their ``occurred_at`` date); after that, ``UNSETTLED_EVENT``.
+    A kind's own ``settlement_days`` overrides it."""
     late_days: int = Field(default=DEFAULT_RULES["late_days"], ge=0)
-    """A collection settling an assessment with a value date more than this many days
-    after the ``due_date`` is ``LATE_SETTLEMENT``."""
+    """A movement settling an event with a due date, with a value date more than this
+    many days after it, is ``LATE_SETTLEMENT`` (a kind's own ``late_days`` overrides)."""
     match_days_before: int = Field(default=DEFAULT_RULES["match_days_before"], ge=0)
-    """Heuristic match: value date at most this many days before the due date."""
     match_days_after: int = Field(default=DEFAULT_RULES["match_days_after"], ge=0)
-    """Heuristic match: value date at most this many days after the due date."""
     voucher_days: int = Field(default=DEFAULT_RULES["voucher_days"], ge=0)
-    """A missing voucher is *expected* until this many days after the record's
-    ``occurred_at`` date; after that, ``MISSING_VOUCHER``."""
     orphan_days: int = Field(default=DEFAULT_RULES["orphan_days"], ge=0)
-    """A movement with no event behind it is *expected* (the event may still arrive)
-    until this many days after its value date; after that, ``ORPHAN_MOVEMENT``."""
+    income_netting_days: int = Field(default=DEFAULT_RULES["income_netting_days"], ge=0)
+    tolerance_fen: int = Field(default=0, ge=0)
+    """Absolute amount tolerance in fen."""
+    tolerance_ppm: int = Field(default=0, ge=0, le=1_000_000)
+    """Relative tolerance in millionths of the expected amount (``percent`` × 10 000)."""
+    finance_vouchers: tuple[str, ...] = ("accounting_voucher",)
+    kinds: dict[str, KindRule] = Field(default_factory=lambda: dict(DEFAULT_KINDS))
 
     @classmethod
     def from_mapping(cls, overrides: Mapping[str, Any] | None = None) -> Rules:
-        """Defaults with ``overrides`` applied; unknown keys are refused."""
+        """Defaults with flat ``overrides`` applied; unknown keys are refused."""
         return cls.model_validate({**DEFAULT_RULES, **(overrides or {})})
+
+    # -- derived views --------------------------------------------------------------
+    def settles(self) -> dict[str, str]:
+        """Finance kind -> the business kind it settles."""
+        return {m: k for k, r in self.kinds.items() for m in r.movements}
+
+    def money_kinds(self) -> tuple[str, ...]:
+        """Business kinds that need a movement (they are checked for settlement)."""
+        return tuple(sorted(k for k, r in self.kinds.items() if r.movements))
+
+    def settlement_for(self, kind: str) -> int:
+        r = self.kinds.get(kind)
+        return self.settlement_days if r is None or r.settlement_days is None else r.settlement_days
+
+    def late_for(self, kind: str) -> int:
+        r = self.kinds.get(kind)
+        return self.late_days if r is None or r.late_days is None else r.late_days
+
+    def voucher_requirements(self) -> list[tuple[str, str, str]]:
+        """``(domain, kind, voucher kind)`` for every requirement."""
+        out = [("business", k, v) for k, r in sorted(self.kinds.items()) for v in r.vouchers]
+        out += [("finance", m, v) for m in sorted(MOVEMENT_KINDS) for v in self.finance_vouchers]
+        return out
+
+    def within(self, diff_fen: int, expected_fen: int) -> bool:
+        """Is ``|diff|`` inside the tolerance for an expected amount? (Python twin of the SQL.)"""
+        d = abs(diff_fen)
+        return d <= self.tolerance_fen or d * 1_000_000 <= abs(expected_fen) * self.tolerance_ppm
+
+    def describe(self) -> dict[str, Any]:
+        """The rules as plain JSON-ready data (the report's ``run.rules``)."""
+        return self.model_dump(mode="json")
+
+
+# -- the TOML file ----------------------------------------------------------------------
+
+_TOP = {"tolerance", "matching", "windows", "finance", "kinds"}
+_WINDOWS = ("settlement_days", "late_days", "voucher_days", "orphan_days", "income_netting_days")
+
+
+class _File:
+    """Reads one parsed TOML document, failing with the file and the dotted key."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path, self.data = path, data
+
+    def fail(self, key: str, message: str) -> InputError:
+        return InputError(f"{self.path}: rules key {key!r}: {message}")
+
+    def table(self, parent: Mapping[str, Any], name: str, key: str,
+              allowed: set[str] | tuple[str, ...] | None) -> Mapping[str, Any]:
+        value = parent.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        if allowed is not None:
+            for k in value:
+                if k not in allowed:
+                    raise self.fail(f"{key}.{k}",
+                                    f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def days(self, table: Mapping[str, Any], name: str, key: str) -> int | None:
+        if name not in table:
+            return None
+        v = table[name]
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 36_500:
+            raise self.fail(key, f"must be a whole number of days from 0 to 36500, not {v!r}")
+        return v
+
+    def kinds_list(self, table: Mapping[str, Any], name: str, key: str,
+                   allowed: tuple[str, ...]) -> tuple[str, ...] | None:
+        if name not in table:
+            return None
+        v = table[name]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.fail(key, "must be a list of strings")
+        for x in v:
+            if x not in allowed:
+                raise self.fail(key, f"unknown kind {x!r} (allowed: {', '.join(allowed)})")
+        if len(set(v)) != len(v):
+            raise self.fail(key, "lists a kind twice")
+        return tuple(v)
+
+
+def load_rules(path: Path | str) -> Rules:
+    """Read a rules file (TOML) over the built-in defaults.
+
+    Args:
+        path: the file; only what it names overrides the defaults.
+
+    Returns:
+        The :class:`Rules`.
+
+    Raises:
+        InputError: the file cannot be read or parsed, names an unknown key, or holds a
+            bad value; the message names the file and the dotted key.
+    """
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as err:
+        raise InputError(f"{p}: cannot read the rules file: {err.strerror or err}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"{p}: not valid TOML: {err}") from err
+    return rules_from_toml(p, data)
+
+
+def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
+    """:func:`load_rules` on an already parsed document (``path`` names it in errors)."""
+    f = _File(path, data)
+    for k in data:
+        if k not in _TOP:
+            raise f.fail(k, f"unknown key (allowed: {', '.join(sorted(_TOP))})")
+    values: dict[str, Any] = dict(DEFAULT_RULES)
+
+    tol = f.table(data, "tolerance", "tolerance", {"absolute", "percent"})
+    if "absolute" in tol:
+        values["tolerance_fen"] = _absolute(f, tol["absolute"])
+    if "percent" in tol:
+        values["tolerance_ppm"] = _percent(f, tol["percent"])
+
+    match = f.table(data, "matching", "matching", {"days_before", "days_after"})
+    for name in ("days_before", "days_after"):
+        d = f.days(match, name, f"matching.{name}")
+        if d is not None:
+            values[f"match_{name}"] = d
+
+    win = f.table(data, "windows", "windows", _WINDOWS)
+    for name in _WINDOWS:
+        d = f.days(win, name, f"windows.{name}")
+        if d is not None:
+            values[name] = d
+
+    fin = f.table(data, "finance", "finance", {"vouchers"})
+    fv = f.kinds_list(fin, "vouchers", "finance.vouchers", VOUCHER_KINDS)
+    if fv is not None:
+        values["finance_vouchers"] = fv
+
+    kinds = dict(DEFAULT_KINDS)
+    ktab = f.table(data, "kinds", "kinds", BUSINESS_KINDS)
+    seen: dict[str, str] = {}
+    for kind in BUSINESS_KINDS:
+        if kind not in ktab:
+            continue
+        key = f"kinds.{kind}"
+        t = f.table(ktab, kind, key, {"movements", "vouchers", "settlement_days", "late_days"})
+        base = kinds.get(kind, KindRule())
+        movs = f.kinds_list(t, "movements", f"{key}.movements", SETTLING_KINDS)
+        if movs and kind not in MONEY_KINDS:
+            raise f.fail(f"{key}.movements", f"{kind} carries no amount, so no movement settles it")
+        vouchers = f.kinds_list(t, "vouchers", f"{key}.vouchers", VOUCHER_KINDS)
+        kinds[kind] = KindRule(
+            movements=base.movements if movs is None else movs,
+            vouchers=base.vouchers if vouchers is None else vouchers,
+            settlement_days=f.days(t, "settlement_days", f"{key}.settlement_days"),
+            late_days=f.days(t, "late_days", f"{key}.late_days"),
+        )
+    for kind, r in sorted(kinds.items()):
+        for m in r.movements:
+            if m in seen and seen[m] != kind:
+                raise f.fail(f"kinds.{kind}.movements",
+                             f"{m!r} already settles {seen[m]}; a finance kind settles one kind")
+            seen[m] = kind
+    values["kinds"] = kinds
+    return Rules.model_validate(values)
+
+
+def _absolute(f: _File, v: object) -> int:
+    if not isinstance(v, str):
+        raise f.fail("tolerance.absolute", f'must be a money string such as "0.50", not {v!r}')
+    try:
+        n = fen(v)
+    except (ValueError, InvalidOperation):
+        raise f.fail("tolerance.absolute", f"{v!r} is not an amount exact to the fen") from None
+    if n < 0 or "." not in v or len(v.split(".")[1]) != 2:
+        raise f.fail("tolerance.absolute",
+                     f'{v!r}: a non-negative amount with two decimals, e.g. "0.50"')
+    return n
+
+
+def _percent(f: _File, v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
+        raise f.fail("tolerance.percent", f"must be a number of percent, not {v!r}")
+    try:
+        d = Decimal(str(v))
+    except InvalidOperation:
+        raise f.fail("tolerance.percent", f"{v!r} is not a number") from None
+    if not d.is_finite() or d < 0 or d > 100:
+        raise f.fail("tolerance.percent", f"{v!r} must be between 0 and 100")
+    ppm = d * 10_000
+    if ppm != ppm.to_integral_value():
+        raise f.fail("tolerance.percent", f"{v!r} has more than 4 decimals")
+    return int(ppm)

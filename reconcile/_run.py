@@ -1,28 +1,38 @@
 """``run_reconcile``: refresh the derived tables, run the matching SQL, judge by date.
 
-The SQL (:mod:`reconcile._match`) returns only rows that are not in order; here each
-row is judged against the run's date and the :class:`~reconcile._rules.Rules`:
-still inside its window, it is *expected*; past it, it is a :class:`Break`.
-Amounts that cannot be right whatever happens later (an event allocated more than
-its amount, a movement whose allocations do not add up, an ambiguous match, a late
-settlement) are breaks at once.
+This module owns the run: the SQL (:mod:`reconcile._match`) returns only rows that
+are not in order; here each row is judged against the run's date and the
+:class:`~reconcile._rules.Rules`: still inside its window, it is *expected*; past it,
+it is a :class:`Break`. Amounts that cannot be right whatever happens later (an event
+allocated more than its amount, a movement whose allocations do not add up, an
+ambiguous match, a late settlement, a duplicate, a payment after a termination or to
+another account, a returned payment not yet paid again, a movement against its fund
+account's purpose, a voucher amount that differs) are breaks at once. The bank
+statement findings come from :func:`reconcile._bank.statement_breaks`. Last, each
+break gets its ``evidence`` digest from the entry hashes of its records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from ledger import Ledger
+from reconcile import _tables as t
+from reconcile._bank import statement_breaks
 from reconcile._match import Matcher
 from reconcile._refresh import refresh
 from reconcile._report import Break, Expected, Report, RunInfo
-from reconcile._rules import Rules
+from reconcile._rules import Rules, load_rules
 from reconcile._units import day_date, epoch_day, money
+from reconcile._workflow import apply_states
+
+EVIDENCE_CHUNK = 500
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -51,12 +61,16 @@ def run_reconcile(
     decoded, size = refresh(ledger.store)
     judge = _Judge(epoch_day(as_of), rules)
     with ledger.store.reader() as conn:
-        _collect(conn, Matcher(rules), judge)
+        m = Matcher(rules)
+        _collect(conn, m, judge)
+        _domain_rules(conn, m, judge)
+        judge.breaks.extend(statement_breaks(conn, rules, as_of))
+        breaks = _with_evidence(conn, judge.breaks)
     run = RunInfo(
         as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(TZ).isoformat(timespec="seconds"), ledger_size=size,
-        decoded=decoded, backend=ledger.store.dialect, rules=rules.model_dump())
-    return Report.build(run, judge.breaks, judge.expected)
+        decoded=decoded, backend=ledger.store.dialect, rules=rules.describe())
+    return Report.build(run, breaks, judge.expected)
 
 
 class _Judge:
@@ -69,14 +83,15 @@ class _Judge:
         self.expected: list[Expected] = []
 
     def windowed(self, until_day: int, code: str, records: tuple[str, ...],
-                 amounts: dict[str, int], field: str, message: str, at_risk: int) -> None:
+                 amounts: dict[str, int], field: str, message: str, at_risk: int,
+                 key: tuple[str, ...] | None = None) -> None:
         if self.as_of_day <= until_day:
             until = day_date(until_day).isoformat()
             self.expected.append(Expected(
                 code=code, records=records, amounts={k: money(v) for k, v in amounts.items()},
                 field=field, until=until, message=f"{message} (window until {until})"))
         else:
-            self.breaks.append(Break.make(code, records, amounts, field, message, at_risk))
+            self.breaks.append(Break.make(code, records, amounts, field, message, at_risk, key))
 
 
 def _ids(joined: str | None) -> tuple[str, ...]:
@@ -85,17 +100,26 @@ def _ids(joined: str | None) -> tuple[str, ...]:
 
 def _collect(conn: Connection, m: Matcher, j: _Judge) -> None:
     r = j.rules
-    for rid, kind, amount, anchor, due, total, last_day, movs in m.event_findings(conn):
+    for (rid, kind, amount, anchor, due, total, last_day, movs, returned,
+         rets) in m.event_findings(conn):
         records = (rid, *_ids(movs))
         amounts = {"event": amount, "allocated": total}
-        if total == 0:
-            j.windowed(anchor + r.settlement_days, "UNSETTLED_EVENT", (rid,), {"event": amount},
+        window = anchor + r.settlement_for(kind)
+        settled = r.within(total - amount, amount)
+        if returned and not settled and total < amount:
+            j.breaks.append(Break.make(
+                "RETURNED_PAYMENT", (rid, *_ids(rets)),
+                {"event": amount, "returned": returned, "settled": total}, "returns",
+                f"{kind} {rid}: {money(returned)} came back from the bank and "
+                f"{money(amount - total)} has not been paid again", amount - total))
+        elif total == 0:
+            j.windowed(window, "UNSETTLED_EVENT", (rid,), {"event": amount},
                        "amount", f"{kind} {rid} of {money(amount)} has no movement settling it",
                        amount)
-        elif total < amount:
-            j.windowed(anchor + r.settlement_days, "AMOUNT_MISMATCH", records, amounts, "amount",
+        elif not settled and total < amount:
+            j.windowed(window, "AMOUNT_MISMATCH", records, amounts, "amount",
                        f"allocated {money(total)}, event {money(amount)}", amount - total)
-        elif total > amount:
+        elif not settled:
             j.breaks.append(Break.make(
                 "AMOUNT_MISMATCH", records, amounts, "amount",
                 f"allocated {money(total)}, event {money(amount)}", total - amount))
@@ -103,7 +127,7 @@ def _collect(conn: Connection, m: Matcher, j: _Judge) -> None:
             j.breaks.append(Break.make(
                 "LATE_SETTLEMENT", records, {"event": amount}, "value_date",
                 f"{kind} {rid} due {day_date(due)} was settled on {day_date(last_day)}, "
-                f"{last_day - due} days later (allowed {r.late_days})"))
+                f"{last_day - due} days later (allowed {r.late_for(kind)})"))
     for rid, amount, allocated in m.movement_mismatches(conn):
         j.breaks.append(Break.make(
             "AMOUNT_MISMATCH", (rid,), {"movement": amount, "allocated": allocated},
@@ -114,12 +138,95 @@ def _collect(conn: Connection, m: Matcher, j: _Judge) -> None:
                else "it is unallocated and matches no event")
         j.windowed(value_day + r.orphan_days, "ORPHAN_MOVEMENT", (rid,), {"movement": amount},
                    "allocations", f"{kind} {rid} of {money(amount)}: {why}", amount)
-    for rid, amount, events in m.ambiguous(conn):
+    for rid, amount, events, n in m.ambiguous(conn):
         cands = _ids(events)
+        listed = f"{', '.join(cands[:10])}{' ...' if len(cands) > 10 else ''}"
+        why = (f"matches {n} events equally well: {listed}" if n > 1 else
+               f"matches {listed}, which another unallocated movement matches too")
         j.breaks.append(Break.make(
             "AMBIGUOUS_MATCH", (rid, *cands), {"movement": amount}, "allocations",
-            f"unallocated {rid} of {money(amount)} matches {len(cands)} events equally well: "
-            f"{', '.join(cands[:10])}{' ...' if len(cands) > 10 else ''}", amount))
-    for rid, domain, kind, required, occurred_day in m.missing_vouchers(conn):
+            f"unallocated {rid} of {money(amount)} {why}", amount))
+    for rid, domain, kind, missing, occurred_day in m.missing_vouchers(conn):
         j.windowed(occurred_day + r.voucher_days, "MISSING_VOUCHER", (rid,), {}, "refs",
-                   f"{domain}.{kind} {rid} has no {required}", 0)
+                   f"{domain}.{kind} {rid} has no {', '.join(_ids(missing))}", 0)
+
+
+def _month_end(month: str) -> int:
+    year, mon = int(month[:4]), int(month[5:7])
+    nxt = date(year + 1, 1, 1) if mon == 12 else date(year, mon + 1, 1)
+    return epoch_day(nxt) - 1
+
+
+def _domain_rules(conn: Connection, m: Matcher, j: _Judge) -> None:
+    """Issue item 4: duplicates, terminations, payees, fund accounts, voucher amounts."""
+    for insurance, period, n, total, largest, events in m.duplicates(conn):
+        ids = _ids(events)
+        j.breaks.append(Break.make(
+            "DUPLICATE_PAYMENT", ids, {"paid": total, "largest": largest}, "period",
+            f"{n} benefit payments for one person, {insurance} {period}: {', '.join(ids)}",
+            total - largest))
+    for rid, period, amount, from_period, terms in m.after_termination(conn):
+        tids = _ids(terms)
+        j.breaks.append(Break.make(
+            "PAYMENT_AFTER_TERMINATION", (rid, *tids), {"event": amount}, "period",
+            f"benefit_payment {rid} for {period}, but {', '.join(tids)} ended the benefit "
+            f"from {from_period}", amount))
+    for rid, amount, approvals, start in m.payee_mismatches(conn):
+        aids = _ids(approvals)
+        j.breaks.append(Break.make(
+            "PAYEE_MISMATCH", (rid, *aids), {"event": amount}, "account",
+            f"benefit_payment {rid} pays an account other than the one approved in "
+            f"{', '.join(aids)} (in force from {start})", amount))
+    for rid, kind, amount, field, reason in m.account_rule_violations(conn):
+        j.breaks.append(Break.make(
+            "ACCOUNT_RULE_VIOLATION", (rid,), {"movement": amount}, field,
+            f"{kind} {rid} of {money(amount)}: {reason}", amount))
+    for month, in_fen, out_fen, n in m.income_netting(conn):
+        net = in_fen - out_fen
+        j.windowed(_month_end(month) + j.rules.income_netting_days, "ACCOUNT_RULE_VIOLATION",
+                   (), {"in": in_fen, "out": out_fen, "net": net}, "fund_account",
+                   f"income account {month}: {n} movements, in {money(in_fen)}, out "
+                   f"{money(out_fen)}, net {money(net)} (must net to zero each month)",
+                   abs(net), key=("income", month))
+    flagged: set[str] = set()
+    for vid, amount, domain, evidenced, recs in m.voucher_mismatches(conn):
+        if vid in flagged:  # one break per voucher: its first domain that differs
+            continue
+        flagged.add(vid)
+        j.breaks.append(Break.make(
+            "AMOUNT_MISMATCH", (vid, *_ids(recs)), {"voucher": amount, "evidenced": evidenced},
+            "amount", f"voucher {vid} says {money(amount)}, the {domain} records it "
+            f"evidences add up to {money(evidenced)}", abs(amount - evidenced)))
+
+
+def _with_evidence(conn: Connection, breaks: list[Break]) -> list[Break]:
+    """Each break with its evidence digest over the current entry hashes of its records."""
+    ids = sorted({rid for b in breaks for rid in b.records})
+    hashes: dict[str, list[str]] = {}
+    r = t.records.c
+    for i in range(0, len(ids), EVIDENCE_CHUNK):
+        chunk = ids[i:i + EVIDENCE_CHUNK]
+        rows = conn.execute(select(r.record_id, r.domain, r.entry_hash)
+                            .where(r.record_id.in_(chunk), r.superseded.is_(False))
+                            .order_by(r.record_id, r.domain)).all()
+        for rid, domain, h in rows:
+            hashes.setdefault(str(rid), []).append(f"{domain}:{h}")
+    out = []
+    for b in breaks:
+        if b.evidence:  # came with its own (an integrity break)
+            out.append(b)
+            continue
+        out.append(b.with_evidence([h for rid in b.records for h in hashes.get(rid, [rid])]))
+    return out
+
+
+def reconcile_and_track(
+    ledger: Ledger, as_of: date | None = None, rules_file: Path | None = None
+) -> Report:
+    """What ``bfa reconcile`` does: load the rules, reconcile, record the breaks' states.
+
+    Breaks carry their workflow status; a resolved break stays resolved unless its
+    evidence changed (then it is reopened, and that is logged in the ledger).
+    """
+    rules = load_rules(rules_file) if rules_file is not None else None
+    return apply_states(ledger, run_reconcile(ledger, as_of, rules))

@@ -37,6 +37,7 @@ WATERMARK_KEY = "reconcile_seq"
 
 RC_TABLES = (
     "rc_records", "rc_events", "rc_movements", "rc_allocations", "rc_vouchers", "rc_voucher_refs",
+    "rc_person_events",
 )
 
 records = Table(
@@ -53,6 +54,7 @@ records = Table(
     Column("superseded", Boolean, nullable=False),
     # the id of the latest version (itself when not superseded), same domain
     Column("current_id", String(128), nullable=False),
+    Column("entry_hash", String(64), nullable=False),  # hex, the entry's hash (break evidence)
     UniqueConstraint("domain", "record_id"),
     Index("ix_rc_records_record_id", "record_id"),
     Index("ix_rc_records_domain_corrects", "domain", "corrects"),
@@ -86,10 +88,13 @@ movements = Table(
     Column("settles", String(48), nullable=True),  # the event kind this movement kind settles
     Column("amount_fen", BigInteger, nullable=False),
     Column("value_day", Integer, nullable=False),
+    Column("value_month", String(7), nullable=False),  # YYYY-MM of value_date
     Column("bank_ref", String(128), nullable=False),
     Column("payer", String(40), nullable=True),  # payer_id pseudonym (party class)
     Column("payee_account", String(40), nullable=True),  # payee_account pseudonym
     Column("fund_account", String(16), nullable=True),
+    Column("from_account", String(16), nullable=True),  # sweeps
+    Column("to_account", String(16), nullable=True),  # sweeps
     Column("returns", String(128), nullable=True),
     Column("allocated", Boolean, nullable=False),
     Index("ix_rc_movements_record_id", "record_id"),
@@ -122,4 +127,20 @@ voucher_refs = Table(
     Column("ref_id", String(128), primary_key=True),
     Column("voucher_id", String(128), nullable=False),
     Index("ix_rc_voucher_refs_ref_id", "ref_id"),
+)
+
+person_events = Table(
+    "rc_person_events",
+    metadata,
+    # benefit approvals and terminations: the person's status the domain rules compare with
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("record_id", String(128), nullable=False),
+    Column("kind", String(48), nullable=False),
+    Column("person", String(40), nullable=False),  # person_id pseudonym
+    Column("insurance", String(16), nullable=False),  # a termination may say "all"
+    Column("account", String(40), nullable=True),  # approval: account pseudonym
+    # approval: start_period; termination: the first period it no longer covers (YYYY-MM)
+    Column("period", String(7), nullable=True),
+    Column("effective_day", Integer, nullable=True),  # termination: effective_date
+    Index("ix_rc_person_events_person", "person"),
 )

@@ -8,12 +8,25 @@ from pathlib import Path
 from typing import Any
 
 from ledger import Ledger
-from tests._records import REGION, T, payment_event, write_jsonl
+from tests._records import REGION, T, write_jsonl
+from tests._records import payment_event as _payment_event
 
 AS_OF = date(2027, 3, 1)  # every default window of the records below has closed
 EMPLOYER = "91440100MA12345678"
 OTHER_EMPLOYER = "91440100MA87654321"
 ACCOUNT = "6222020200112233445"
+
+
+def person(i: int) -> str:
+    """A distinct person per benefit payment number (same person: a duplicate payment)."""
+    return f"1101011990010{i:05d}"
+
+
+def payment_event(i: int, amount: str = "3456.78", *, who: int | None = None,
+                  period: str = "2026-11") -> dict[str, Any]:
+    rec = _payment_event(i, amount, person(i if who is None else who))
+    rec["period"] = period
+    return rec
 
 
 def assessment(aid: str, amount: str = "1000.00", *, employer: str = EMPLOYER,
@@ -26,12 +39,14 @@ def assessment(aid: str, amount: str = "1000.00", *, employer: str = EMPLOYER,
 
 
 def collection(cid: str, amount: str = "1000.00", *, allocations: list[tuple[str, str]] | None,
-               payer: str = EMPLOYER, value_date: str = "2026-11-12") -> dict[str, Any]:
+               payer: str = EMPLOYER, value_date: str = "2026-11-12",
+               fund_account: str | None = None) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "type": "finance.collection", "id": cid, "region": REGION, "occurred_at": T,
         "amount": amount, "value_date": value_date, "bank_ref": f"REF-{cid}", "payer_id": payer,
-        "fund_account": "income",
     }
+    if fund_account is not None:
+        rec["fund_account"] = fund_account
     if allocations is not None:
         rec["allocations"] = [{"event": e, "amount": a} for e, a in allocations]
     return rec
@@ -49,14 +64,27 @@ def payment(pid: str, amount: str = "3456.78", *,
     return rec
 
 
-def voucher(dir: Path, kind: str, vid: str, refs: list[str]) -> dict[str, Any]:
+def sweep(sid: str, amount: str = "1000.00", *, from_account: str = "income",
+          to_account: str = "fiscal_special", value_date: str = "2026-11-30") -> dict[str, Any]:
+    return {
+        "type": "finance.sweep", "id": sid, "region": REGION, "occurred_at": T,
+        "amount": amount, "value_date": value_date, "bank_ref": f"REF-{sid}",
+        "from_account": from_account, "to_account": to_account,
+    }
+
+
+def voucher(dir: Path, kind: str, vid: str, refs: list[str],
+            amount: str | None = None) -> dict[str, Any]:
     body = f"{kind} {vid}".encode()
     (dir / f"{vid}.pdf").write_bytes(body)
-    return {
+    rec = {
         "type": f"archive.{kind}", "id": vid, "region": REGION, "occurred_at": T,
         "sha256": hashlib.sha256(body).hexdigest(), "media_type": "application/pdf",
         "size": len(body), "file": f"{vid}.pdf", "refs": refs, "retention": "30y",
     }
+    if amount is not None:
+        rec["amount"] = amount
+    return rec
 
 
 def vouchers_for(dir: Path, records: list[dict[str, Any]], tag: str = "all",
@@ -75,10 +103,12 @@ def vouchers_for(dir: Path, records: list[dict[str, Any]], tag: str = "all",
 
 
 def base(dir: Path) -> list[dict[str, Any]]:
-    """A clean ledger: an assessment collected, a benefit payment paid, vouchers for all."""
+    """A clean ledger: an assessment collected on the income account and swept to the
+    fiscal special account, a benefit payment paid, vouchers for all."""
     recs = [
         assessment("CA-1"),
-        collection("COL-1", allocations=[("CA-1", "1000.00")]),
+        collection("COL-1", allocations=[("CA-1", "1000.00")], fund_account="income"),
+        sweep("SW-1"),
         payment_event(1),
         payment("PAY-1", allocations=[("BP-1", "3456.78")]),
     ]

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from ledger import Ledger
 from reconcile import Report, break_id, run_reconcile
 from reconcile._tables import events, records
-from tests._records import payment_event
 from tests.reconcile import _scenarios as sc
 
 Scenario = Callable[[Path, bool], list[dict[str, Any]]]
@@ -75,7 +74,7 @@ def test_amount_mismatch_reports_both_sides(led: Ledger, tmp_path: Path) -> None
 
 def test_over_allocation_is_a_break_at_once(led: Ledger, tmp_path: Path) -> None:
     extra = sc.with_vouchers(tmp_path, [
-        payment_event(2, amount="100.00"),
+        sc.payment_event(2, amount="100.00"),
         sc.payment("PAY-2", "100.00", allocations=[("BP-2", "60.00")]),
         sc.payment("PAY-3", "60.00", allocations=[("BP-2", "60.00")]),
     ], "x")
@@ -127,7 +126,7 @@ def test_heuristic_match_needs_date_window(led: Ledger, tmp_path: Path) -> None:
 
 
 def test_benefit_payment_slip_may_name_the_event(led: Ledger, tmp_path: Path) -> None:
-    extra = [payment_event(2), sc.payment("PAY-2", allocations=[("BP-2", "3456.78")]),
+    extra = [sc.payment_event(2), sc.payment("PAY-2", allocations=[("BP-2", "3456.78")]),
              sc.voucher(tmp_path, "bank_slip", "BS-2", ["BP-2"]),
              sc.voucher(tmp_path, "accounting_voucher", "AV-2", ["PAY-2"])]
     assert reconcile(led, tmp_path, extra).clean
@@ -136,7 +135,7 @@ def test_benefit_payment_slip_may_name_the_event(led: Ledger, tmp_path: Path) ->
 # -- corrections -------------------------------------------------------------------------
 
 def corrected_event(amount: str) -> dict[str, Any]:
-    rec = payment_event(2, amount=amount)
+    rec = sc.payment_event(2, amount=amount)
     rec["id"], rec["corrects"] = "BP-2-C", "BP-2"
     return rec
 
@@ -145,7 +144,7 @@ def test_correction_is_reconciled_and_superseded_never_reported(
     led: Ledger, tmp_path: Path
 ) -> None:
     extra = sc.with_vouchers(tmp_path, [
-        payment_event(2), corrected_event("3456.68"),
+        sc.payment_event(2), corrected_event("3456.68"),
         sc.payment("PAY-2", allocations=[("BP-2", "3456.78")]),
     ], "x")
     report = reconcile(led, tmp_path, extra)
@@ -155,7 +154,7 @@ def test_correction_is_reconciled_and_superseded_never_reported(
 
 def test_reference_to_superseded_counts_for_current(led: Ledger, tmp_path: Path) -> None:
     extra = sc.with_vouchers(tmp_path, [
-        payment_event(2), corrected_event("3456.68"),
+        sc.payment_event(2), corrected_event("3456.68"),
         sc.payment("PAY-2", "3456.68", allocations=[("BP-2", "3456.68")]),
     ], "x")
     assert reconcile(led, tmp_path, extra).clean
@@ -163,7 +162,7 @@ def test_reference_to_superseded_counts_for_current(led: Ledger, tmp_path: Path)
 
 def test_correction_in_a_later_batch(led: Ledger, tmp_path: Path) -> None:
     first = reconcile(led, tmp_path, sc.with_vouchers(tmp_path, [
-        payment_event(2), sc.payment("PAY-2", "3456.68", allocations=[("BP-2", "3456.68")]),
+        sc.payment_event(2), sc.payment("PAY-2", "3456.68", allocations=[("BP-2", "3456.68")]),
     ], "x"))
     assert [b.records for b in first.breaks] == [("BP-2", "PAY-2")]
     # a chain: BP-2 <- BP-2-C <- BP-2-D, sent in two later batches
@@ -221,7 +220,10 @@ def test_report_json_shape(led: Ledger, tmp_path: Path) -> None:
     assert data["summary"] == {"breaks": 1, "by_code": {"ORPHAN_MOVEMENT": 1},
                                "amount_at_risk": "777.00", "expected": 0}
     assert set(data["breaks"][0]) == {"id", "code", "severity", "records", "amounts", "field",
-                                      "message"}
+                                      "message", "amount_at_risk", "evidence", "status",
+                                      "assignee"}
+    assert data["breaks"][0]["amount_at_risk"] == "777.00"
+    assert len(data["breaks"][0]["evidence"]) == 64
 
 
 def test_migration_0002_matches_table_definitions(led: Ledger) -> None:

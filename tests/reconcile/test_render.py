@@ -40,8 +40,8 @@ def _brk(code: str, records: tuple[str, ...], amounts: dict[str, int], message: 
          at_risk: int, occurred_on: str | None = None, status: str | None = None,
          field: str = "amount") -> Break:
     b = Break.make(code, records, amounts, field, message, at_risk)
-    return DatedBreak(**b.model_dump(), at_risk_fen=b.at_risk_fen, occurred_on=occurred_on,
-                      status=status)
+    return DatedBreak(**b.model_dump(exclude={"status"}), at_risk_fen=b.at_risk_fen,
+                      occurred_on=occurred_on, status=status)
 
 
 def run_info(as_of: str = "2027-03-01") -> RunInfo:

@@ -109,7 +109,8 @@ def test_empty_ledger_checkpoint_has_no_chain_head() -> None:
         (VerifyReport, {"ok": True}, "ok must be true exactly when problems is empty"),
         (VerifyReport, {"ok": False, "problems": []}, "ok must be true exactly when"),
         (VerifyReport, {"ok": 0}, "Input should be a valid boolean"),
-        (VerifyReport, {"problems": [{"seq": None, "code": "", "message": "x"}]}, "must be 1 to 128 characters"),
+        (VerifyReport, {"problems": [{"seq": None, "code": "", "message": "x"}]},
+         "must be 1 to 128 characters"),
         (IngestReport, {"appended": 4}, "appended must be the sum over files"),
         (IngestReport, {"rejected": 0}, "rejected must be the sum over files"),
         (
