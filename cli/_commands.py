@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import click
 
@@ -282,9 +282,10 @@ def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain
         sys.stdout.buffer.write(entry.leaf)
         sys.stdout.buffer.flush()
         return
-    view = entry_view(entry).model_dump(mode="json") if as_entry else dict(entry.record)
+    view: dict[str, Any] = (
+        entry_view(entry).model_dump(mode="json") if as_entry else dict(entry.record))
     if reveal:
-        view["revealed"] = clear
+        view = {"entry": view, "revealed": clear} if as_entry else {**view, "revealed": clear}
     if as_json:
         click.echo(to_json(view))
         return

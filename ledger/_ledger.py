@@ -160,11 +160,11 @@ class Ledger:
         signed over a ledger that fails verification (raises LedgerIntegrityError).
         """
         signer = self.home.signer()
-        check = check_ledger(self.store, signer.verifier(), self.origin,
-                             since_checkpoint=True, derived=False)
-        if check.problems:
-            raise LedgerIntegrityError(check.problems[0])
         with self.store.writer() as conn:
+            check = check_ledger(self.store, signer.verifier(), self.origin,
+                                 since_checkpoint=True, derived=False, conn=conn)
+            if check.problems:
+                raise LedgerIntegrityError(check.problems[0])
             size, head = self.store.head(conn)
             c = s.checkpoints.c
             row = conn.execute(
@@ -179,6 +179,8 @@ class Ledger:
             created = now_rfc3339()
             conn.execute(s.checkpoints.insert().values(
                 tree_size=size, root_hash=root, note=note, created_at=created))
+            # the tail up to ``size`` was just verified: the next check starts here
+            self.store.set_meta(conn, "verified_size", str(size))
             return CheckpointInfo(size, root, note, created, True, head)
 
     def latest_checkpoint(self, conn: Connection) -> tuple[int, bytes, str] | None:
@@ -280,7 +282,7 @@ class Ledger:
             raise ConfigError("roles and grants exist on PostgreSQL only; SQLite has triggers")
         with self.store.reader() as conn:
             names = conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
                      "AND (starts_with(tablename, 'rc_') OR starts_with(tablename, 'wf_')) "
                      "ORDER BY tablename")).scalars().all()
         return grant_sql(role, list(names))

@@ -263,41 +263,62 @@ def check_ledger(
     derived: bool = True,
     against: str | None = None,
     progress: ProgressFn | None = None,
+    conn: Connection | None = None,
 ) -> VerifyResult:
-    """Verify the ledger and report every check's outcome (never raises on bad data)."""
+    """Verify the ledger and report every check's outcome (never raises on bad data).
+
+    Runs in its own read snapshot, or on ``conn`` when given (a writer checks
+    exactly what it is about to sign).
+    """
+    if conn is not None:
+        return _check(store, conn, verifier, origin, since_checkpoint, derived, against, progress)
+    with store.reader() as reader:
+        return _check(store, reader, verifier, origin, since_checkpoint, derived, against,
+                      progress)
+
+
+def _check(
+    store: Store,
+    conn: Connection,
+    verifier: Verifier,
+    origin: str,
+    since_checkpoint: bool,
+    derived: bool,
+    against: str | None,
+    progress: ProgressFn | None,
+) -> VerifyResult:
     result = VerifyResult()
-    with store.reader() as conn:
-        total, _ = store.head(conn)
-        result.tree_size = total
-        cps = _load_checkpoints(conn, verifier, origin, result)
+    total, _ = store.head(conn)
+    result.tree_size = total
+    cps = _load_checkpoints(conn, verifier, origin, result)
+    if result.problems:
+        return result
+    against_cp: Checkpoint | None = None
+    if against is not None:
+        try:
+            against_cp = open_checkpoint(against, verifier, origin)
+        except BfaError as e:
+            result.problems.append(Problem(
+                "against-signature", f"the auditor's checkpoint does not verify: {e}"))
+            return result
+        result.against = against_cp.size
+    start, crange, prev = 0, CompactRange(), ZERO_HASH
+    if since_checkpoint:
+        start, crange, prev = _resume_point(store, conn, cps, result)
         if result.problems:
             return result
-        against_cp: Checkpoint | None = None
-        if against is not None:
-            try:
-                against_cp = open_checkpoint(against, verifier, origin)
-            except BfaError as e:
-                result.problems.append(Problem(
-                    "against-signature", f"the auditor's checkpoint does not verify: {e}"))
-                return result
-            result.against = against_cp.size
-        start, crange, prev = 0, CompactRange(), ZERO_HASH
-        if since_checkpoint:
-            start, crange, prev = _resume_point(store, conn, cps, result)
-            if result.problems:
-                return result
-            if against_cp is not None and against_cp.size < start:
-                start, crange, prev = 0, CompactRange(), ZERO_HASH
-        result.start = start
-        root_at = _chain_pass(store, conn, start, crange, prev, cps, result, against_cp, progress)
+        if against_cp is not None and against_cp.size < start:
+            start, crange, prev = 0, CompactRange(), ZERO_HASH
+    result.start = start
+    root_at = _chain_pass(store, conn, start, crange, prev, cps, result, against_cp, progress)
+    if result.problems:
+        return result
+    if against_cp is not None:
+        _check_against(store, conn, against_cp, root_at, crange, result)
         if result.problems:
             return result
-        if against_cp is not None:
-            _check_against(store, conn, against_cp, root_at, crange, result)
-            if result.problems:
-                return result
-        if derived and not since_checkpoint:
-            _derived_pass(store, conn, result)
+    if derived and not since_checkpoint:
+        _derived_pass(store, conn, result)
     return result
 
 
