@@ -27,6 +27,7 @@ from reconcile import (
     apply_states,
     approve_break,
     ingest_statement,
+    render_html,
     render_text,
     resolve_break,
     run_reconcile,
@@ -188,7 +189,7 @@ def run_demo(
             say(f"{root} exists and is not a demo home; choose another --home")
             return 2
         shutil.rmtree(root)
-    for sub in ("data", "tampered.db", "auditor-checkpoint.note"):
+    for sub in ("data", "tampered.db", "auditor-checkpoint.note", "report.html"):
         p = base / sub
         if p.is_dir():
             shutil.rmtree(p)
@@ -246,6 +247,8 @@ def run_demo(
         seen.setdefault(b.code, b)
     for code, b in sorted(seen.items()):
         say(f"   {code:<26} {b.id}  {', '.join(b.records[:2])}: {b.message[:70]}")
+    (base / "report.html").write_text(render_html(report), encoding="utf-8")
+    say(f"   the report with charts, to open offline: {base / 'report.html'}")
     say("== 8. work one break with four-eyes approval")
     orphan = seen.get("ORPHAN_MOVEMENT")
     if orphan is not None:
