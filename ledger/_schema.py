@@ -52,6 +52,7 @@ entries = Table(
     Column("entry_hash", LargeBinary, nullable=False),
     Column("content_digest", LargeBinary, nullable=True),
     UniqueConstraint("domain", "record_id"),
+    Index("ix_entries_record_id", "record_id"),
 )
 
 tree_nodes = Table(

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text, tuple_
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -162,7 +162,21 @@ class Store:
     def get_nodes(
         conn: Connection, keys: Iterable[tuple[int, int]]
     ) -> dict[tuple[int, int], bytes]:
-        """Hashes of complete subtrees ``(level, index)``; level 0 reads entry hashes."""
+        """Hashes of complete subtrees ``(level, index)``; level 0 reads entry hashes.
+
+        PostgreSQL gets one row-value ``IN`` over the primary key (one round trip);
+        SQLite, where a query costs microseconds but row-value lists are not always
+        planned on the index, gets one indexed query per level.
+        """
+        keys = list(keys)
+        if conn.dialect.name == "postgresql":
+            return Store._get_nodes_rowvalue(conn, keys)
+        return Store._get_nodes_by_level(conn, keys)
+
+    @staticmethod
+    def _get_nodes_by_level(
+        conn: Connection, keys: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
         by_level: dict[int, list[int]] = {}
         for level, idx in keys:
             by_level.setdefault(level, []).append(idx)
@@ -172,14 +186,32 @@ class Store:
                 part = idxs[i : i + 500]
                 if level == 0:
                     q = select(s.entries.c.seq, s.entries.c.entry_hash).where(
-                        s.entries.c.seq.in_(part)
-                    )
+                        s.entries.c.seq.in_(part))
                 else:
                     q = select(s.tree_nodes.c.idx, s.tree_nodes.c.hash).where(
-                        s.tree_nodes.c.level == level, s.tree_nodes.c.idx.in_(part)
-                    )
+                        s.tree_nodes.c.level == level, s.tree_nodes.c.idx.in_(part))
                 for idx, h in conn.execute(q):
                     found[(level, int(idx))] = bytes(h)
+        return found
+
+    @staticmethod
+    def _get_nodes_rowvalue(
+        conn: Connection, keys: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        leaves = [idx for level, idx in keys if level == 0]
+        inner = [(level, idx) for level, idx in keys if level > 0]
+        found: dict[tuple[int, int], bytes] = {}
+        e, n = s.entries.c, s.tree_nodes.c
+        for i in range(0, len(leaves), 500):
+            q0 = select(e.seq, e.entry_hash).where(e.seq.in_(leaves[i : i + 500]))
+            for idx, h in conn.execute(q0):
+                found[(0, int(idx))] = bytes(h)
+        for i in range(0, len(inner), 500):
+            # one round trip for all levels: row-value IN over the (level, idx) primary key
+            q = select(n.level, n.idx, n.hash).where(
+                tuple_(n.level, n.idx).in_(inner[i : i + 500]))
+            for level, idx, h in conn.execute(q):
+                found[(int(level), int(idx))] = bytes(h)
         return found
 
     def get_meta(self, conn: Connection, key: str) -> str | None:
@@ -190,6 +222,14 @@ class Store:
             conn.execute(s.meta.insert().values(key=key, value=value))
         else:
             conn.execute(s.meta.update().where(s.meta.c.key == key).values(value=value))
+
+    def analyze(self) -> None:
+        """Refresh planner statistics of the ledger tables after a large append (PostgreSQL)."""
+        if self.dialect != "postgresql":
+            return
+        with self._connect_checked() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("ANALYZE entries, tree_nodes, vault")
 
     # -- bulk writes ----------------------------------------------------------
     def copy_rows(

@@ -205,6 +205,8 @@ def _chain_pass(
 def _derived_pass(store: Store, conn: Connection, result: VerifyResult) -> None:
     """Entries' columns agree with their leaves; stored tree nodes agree with leaves."""
     crange = CompactRange()
+    if store.dialect == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # node lookups: PK only
     e = s.entries.c
     q = select(e.seq, e.domain, e.kind, e.record_id, e.leaf).order_by(e.seq)
     rows = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(q)
