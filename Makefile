@@ -31,6 +31,7 @@ test-sqlite: $(STAMP)
 bench: $(STAMP)
 	@if [ -z "$$BFA_BENCH_DATABASE_URL" ]; then export BFA_BENCH_DATABASE_URL=$(LOCAL_PG); fi; \
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.reconcile_bench $(RECONCILE_BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -276,15 +276,19 @@ class Matcher:
         """
         al, cand, _cn, _links = self.links()
         rm = R.alias("rm")
-        resolved = exists().where(al.c.m_seq == M.c.seq)
-        has_candidate = exists().where(cand.c.m_seq == M.c.seq)
+        # anti-joins against each side computed once (a correlated EXISTS over the CTEs is
+        # re-evaluated per movement by SQLite: quadratic, measured in bench/RECONCILE.md)
+        resolved = select(al.c.m_seq).distinct().subquery("resolved")
+        candidate = select(cand.c.m_seq).distinct().subquery("candidate")
         q = (
             select(M.c.record_id, M.c.kind, M.c.amount_fen, M.c.value_day, M.c.allocated)
             .select_from(M)
             .join(rm, and_(rm.c.seq == M.c.seq, rm.c.superseded.is_(False)))
+            .outerjoin(resolved, resolved.c.m_seq == M.c.seq)
+            .outerjoin(candidate, candidate.c.m_seq == M.c.seq)
             .where(self.settles(M.c.kind).is_not(None), or_(
-                and_(M.c.allocated.is_(False), ~has_candidate),
-                and_(M.c.allocated.is_(True), ~resolved),
+                and_(M.c.allocated.is_(False), candidate.c.m_seq.is_(None)),
+                and_(M.c.allocated.is_(True), resolved.c.m_seq.is_(None)),
             ))
             .order_by(M.c.record_id)
         )

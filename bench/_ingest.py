@@ -1,0 +1,191 @@
+"""Benchmark 1, ingest: ``Ledger.ingest([file])`` against a raw bulk load of the same lines.
+
+Ours: one JSON Lines file of N realistic records, ingested as one atomic batch
+into a fresh ledger (parse, validate, pseudonymise, canonicalise, hash, chain,
+Merkle nodes, vault rows, bulk write, commit).
+
+Baseline, measured in the same run, twice (before and after ours; the faster
+run counts, so the ratio is conservative):
+
+- PostgreSQL: psycopg ``COPY t (id, line) FROM STDIN`` of the same lines as
+  text into a fresh table ``(id text primary key, line text)``, one transaction.
+  The id is cut out of each line with two ``str.find`` calls (no JSON parse).
+- SQLite: ``executemany("INSERT INTO t VALUES (?, ?)")`` of the same lines into
+  such a table in one transaction, with the store's pragmas (WAL,
+  ``synchronous=FULL``).
+
+Ratio = baseline seconds / our seconds; the issue's target on PostgreSQL is
+>= 0.3 (at most ~3.3x slower than a raw COPY).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from bench._env import Env, LedgerHandle
+from bench._report import Result, fmt_count, log, time_result
+
+TARGET_PG = 0.3
+_ID_KEY = '"id": "'
+
+
+def _lines(path: Path) -> Iterator[tuple[str, str]]:
+    """(id, line) for each non-empty line; the id is cut out without parsing JSON."""
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            text = raw.decode("utf-8").rstrip("\r\n")
+            if not text:
+                continue
+            i = text.find(_ID_KEY)
+            if i < 0:
+                yield str(n), text
+                continue
+            i += len(_ID_KEY)
+            yield text[i : text.index('"', i)], text
+
+
+def baseline_pg_copy(url: str, path: Path, run: int) -> float:
+    """Seconds to COPY every line into a fresh ``(id text primary key, line text)`` table."""
+    table = sql.Identifier(f"bench_baseline_copy_{run}")
+    with psycopg.connect(url) as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} (id text PRIMARY KEY, line text NOT NULL)")
+                     .format(table))
+        conn.commit()
+        t0 = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(
+                sql.SQL("COPY {} (id, line) FROM STDIN").format(table)) as cp:
+            for row in _lines(path):
+                cp.write_row(row)
+        conn.commit()
+        elapsed = time.perf_counter() - t0
+        conn.execute(sql.SQL("DROP TABLE {}").format(table))
+        conn.commit()
+    return elapsed
+
+
+def baseline_sqlite_insert(db: Path, path: Path) -> float:
+    """Seconds to executemany-INSERT every line into a keyed table, one transaction."""
+    db.unlink(missing_ok=True)
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, line TEXT NOT NULL)")
+        t0 = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t (id, line) VALUES (?, ?)", _lines(path))
+        conn.execute("COMMIT")
+        elapsed = time.perf_counter() - t0
+    finally:
+        conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    return elapsed
+
+
+def _baseline(env: Env, backend: str, handle: LedgerHandle, path: Path, run: int) -> float:
+    if backend == "postgresql":
+        return baseline_pg_copy(handle.url, path, run)
+    return baseline_sqlite_insert(env.workdir / f"baseline-{run}.db", path)
+
+
+class _Progress:
+    """Ingest progress to stderr about every 10% of the input bytes."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = max(1, total)
+        self.done = 0
+        self.next = self.total // 10
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.done >= self.next:
+            self.next += self.total // 10
+            log(f"{self.label}: {100 * self.done // self.total}% of the input read")
+
+
+def run(env: Env, backend: str) -> Result:
+    """Time our ingest of the records file beside the raw baseline; keep the ledger."""
+    rf = env.records_file()
+    handle = env.new_ledger(backend, "main")
+    label_b = "COPY" if backend == "postgresql" else "executemany"
+    log(f"ingest/{backend}: baseline {label_b} (run 1 of 2)")
+    b1 = _baseline(env, backend, handle, rf.path, 1)
+    log(f"ingest/{backend}: baseline {label_b} took {b1:.2f} s")
+    log(f"ingest/{backend}: ours, {fmt_count(rf.records)} records")
+    led = handle.open()
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        rep = led.ingest([str(rf.path)], None,
+                         progress=_Progress(f"ingest/{backend}", rf.size_bytes))[0]
+        ours = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+    finally:
+        led.close()
+    if rep.appended != rf.records:
+        raise RuntimeError(
+            f"ingest/{backend}: appended {rep.appended} of {rf.records} records "
+            f"(duplicates {rep.duplicates}, rejected {rep.rejected}: {rep.problems[:3]})")
+    handle.entries = rep.appended
+    handle.sample_ids = rf.sample_ids
+    env.main[backend] = handle
+    log(f"ingest/{backend}: ours took {ours:.2f} s ({cpu:.1f} s CPU in this process)")
+    log(f"ingest/{backend}: baseline {label_b} (run 2 of 2)")
+    b2 = _baseline(env, backend, handle, rf.path, 2)
+    log(f"ingest/{backend}: baseline {label_b} took {b2:.2f} s")
+    extra: dict[str, object] = {
+        "baseline_runs_s": [b1, b2], "input_bytes": rf.size_bytes, "kinds": rf.kinds,
+        "client_cpu_s": cpu,
+    }
+    target = TARGET_PG if backend == "postgresql" else None
+    return time_result("ingest", backend, rf.records, "records", ours, min(b1, b2), label_b,
+                       target=target, rate_unit="rec", extra=extra)
+
+
+def profile(env: Env, backend: str, records: int, top: int = 30) -> str:
+    """Ingest the first ``records`` lines into a scratch ledger under cProfile.
+
+    Not a timing (cProfile slows Python code unevenly): it shows *where* the time
+    goes. Returns the report (top functions by own time, then by cumulative time);
+    the raw stats are saved as ``ingest-<backend>.pstats`` in the work directory.
+    """
+    src = env.records_file()
+    head = env.workdir / f"records-head-{records}.jsonl"
+    if not head.exists():
+        with src.path.open("rb") as f, head.open("wb") as w:
+            for i, line in enumerate(f):
+                if i >= records:
+                    break
+                w.write(line)
+    handle = env.new_ledger(backend, "profile")
+    log(f"ingest-profile/{backend}: {fmt_count(records)} records under cProfile")
+    led = handle.open()
+    prof = cProfile.Profile()
+    try:
+        t0 = time.perf_counter()
+        prof.enable()
+        led.ingest([str(head)], None)
+        prof.disable()
+        elapsed = time.perf_counter() - t0
+    finally:
+        led.close()
+        env.drop(handle)
+        env.handles.remove(handle)
+    prof.dump_stats(env.workdir / f"ingest-{backend}.pstats")
+    out = io.StringIO()
+    print(f"ingest-profile/{backend}: {fmt_count(records)} records in {elapsed:.2f} s "
+          "under cProfile", file=out)
+    stats = pstats.Stats(prof, stream=out)
+    stats.strip_dirs().sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return out.getvalue()

@@ -1,0 +1,649 @@
+"""Reconciliation benchmarks: a full reconcile against one hash join, and the nightly run.
+
+Run it as ``.venv/bin/python -m bench.reconcile_bench`` (see ``bench/RECONCILE.md``).
+
+Benchmark 1 (full reconcile versus one hash join). A generated month (October 2026)
+with a scale factor ``--events N``: business events (mostly contribution assessments
+and benefit payments, a few refunds and transfers out), their movements (one
+collection per assessment, one payment per 1000 benefit payments, one refund or
+transfer per refund or transfer out, one sweep of the income account), vouchers
+(a fiscal receipt per assessment, a bank slip and an accounting voucher per payment
+batch, daily accounting vouchers over the other movements) and some approvals and
+terminations. The derived ``rc_*`` tables are loaded directly (``Store.copy_rows``:
+COPY on PostgreSQL, executemany on SQLite), with rows exactly as
+:mod:`reconcile._refresh` would decode them, keyed by ``seq`` values far above the
+ledger's own (so the later real entries never collide); the watermark
+``reconcile_seq`` is set to the ledger's size, so the refresh has nothing to do. A
+few faults are planted so that every main break code occurs. Then, in the same
+database: ``run_reconcile(led, as_of)`` (ours) against the settlement rule written
+by hand as one SQL statement, events hash-joined to their aggregated allocations,
+fetched completely (the baseline; best of two runs, one before and one after ours).
+Target: ours <= 10 x baseline.
+
+Benchmark 2 (nightly after 1% new records). After the full run, 1% new events and
+their movements go through the real ledger path (``Ledger.ingest_records``), so the
+refresh decodes real entries; then ``run_reconcile`` + ``render_json`` are timed
+against the full run (``run_reconcile`` + ``render_json``). Target: <= 10%.
+
+PostgreSQL databases are created fresh as ``bfa_rbench_<random>`` through the admin
+URL (``BFA_BENCH_DATABASE_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``)
+and dropped at the end, also after an error. SQLite ledgers live in a temporary
+directory that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import random
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+
+from ledger import Ledger
+from ledger._store import Store
+from reconcile import _tables as t
+from reconcile._render import render_json
+from reconcile._run import run_reconcile
+from reconcile._units import epoch_day
+
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+ORIGIN = "bench.example/reconcile"
+DEFAULT_EVENTS = {"postgresql": 2_000_000, "sqlite": 1_000_000}
+SEQ_BASE = 10**12
+"""Loaded rows get ``seq`` from here on: far above any entry the ledger will append."""
+MONTH = "2026-10"
+AS_OF = date(2026, 11, 23)
+"""Judging date: the month's windows (due 15 October + 30 days) have closed."""
+PAYMENT_BATCH = 1000
+CHUNK = 50_000
+TARGET_FULL = 10.0
+TARGET_NIGHTLY = 0.10
+NIGHTLY_SHARE = 0.01
+
+BASELINE_SQL = (
+    "SELECT e.*, a.total FROM rc_events e "
+    "LEFT JOIN (SELECT event_id, SUM(amount_fen) AS total FROM rc_allocations "
+    "GROUP BY event_id) a ON a.event_id = e.record_id "
+    "WHERE a.total IS NULL OR a.total <> e.amount_fen"
+)
+"""The settlement rule by hand: events whose allocations do not add up to them."""
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _day(d: int) -> str:
+    return f"{MONTH}-{d:02d}"
+
+
+def _hash(rid: str) -> str:
+    return hashlib.sha256(rid.encode()).hexdigest()
+
+
+# --- the generated month ---------------------------------------------------------------
+
+@dataclass
+class Rows:
+    """One chunk of rows per derived table (tuples in the table's column order)."""
+
+    records: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    movements: list[tuple[Any, ...]] = field(default_factory=list)
+    allocations: list[tuple[Any, ...]] = field(default_factory=list)
+    vouchers: list[tuple[Any, ...]] = field(default_factory=list)
+    refs: list[tuple[Any, ...]] = field(default_factory=list)
+    persons: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def size(self) -> int:
+        return len(self.records) + len(self.allocations) + len(self.refs)
+
+    def tables(self) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
+        pairs = ((t.records, self.records), (t.events, self.events),
+                 (t.movements, self.movements), (t.allocations, self.allocations),
+                 (t.vouchers, self.vouchers), (t.voucher_refs, self.refs),
+                 (t.person_events, self.persons))
+        return [(tb.name, [c.name for c in tb.columns], rows) for tb, rows in pairs]
+
+
+class Month:
+    """Generates the derived rows of one month, chunk by chunk (deterministic per seed).
+
+    Faults planted (a handful each, spread over the month): assessments with no
+    collection (UNSETTLED_EVENT), under- and over-allocated collections
+    (AMOUNT_MISMATCH), a payment batch whose allocations do not add up to it
+    (AMOUNT_MISMATCH), late collections (LATE_SETTLEMENT), collections allocated to
+    events the ledger does not hold (ORPHAN_MOVEMENT), two equal assessments of one
+    employer with one unallocated collection (AMBIGUOUS_MATCH), assessments without
+    their fiscal receipt (MISSING_VOUCHER), receipts with a wrong amount
+    (AMOUNT_MISMATCH), duplicate benefit payments (DUPLICATE_PAYMENT), payments
+    after a termination (PAYMENT_AFTER_TERMINATION) and to another account than the
+    approved one (PAYEE_MISMATCH). About 1% of the collections are unallocated and
+    settle their assessment by the heuristic match (no finding).
+    """
+
+    def __init__(self, events: int, seed: int = 20261123) -> None:
+        self.n = events
+        self.rng = random.Random(seed)
+        self.seq = SEQ_BASE
+        self.employers = max(20, events // 50)
+        self.fault_every = max(100, events // 16)  # per kind: about 7 of each fault
+        self.kind_n: Counter[str] = Counter()
+        self.planted: Counter[str] = Counter()
+        self.rows = Rows()
+        self.pending_bp: list[tuple[str, int]] = []
+        self.income_in: Counter[str] = Counter()
+        self.daily_movements: dict[str, list[str]] = {}
+
+    # -- row builders -------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _record(self, domain: str, kind: str, rid: str, day: int, hour: int = 10) -> int:
+        seq = self._next_seq()
+        occurred = f"{_day(day)}T{hour:02d}:00:00+08:00"
+        self.rows.records.append((seq, domain, kind, rid, "440100", occurred, epoch_day(occurred),
+                                  None, False, rid, _hash(rid)))
+        return seq
+
+    def _event(self, rid: str, kind: str, amount: int, day: int, due: int | None,
+               party: str | None, person: str | None, account: str | None,
+               insurance: str | None) -> None:
+        seq = self._record("business", kind, rid, day)
+        occurred_day = epoch_day(_day(day))
+        self.rows.events.append((seq, rid, kind, amount, due,
+                                 occurred_day if due is None else due, party, person, account,
+                                 insurance, MONTH))
+
+    def _movement(self, rid: str, kind: str, settles: str | None, amount: int, value: str,
+                  allocs: list[tuple[str, int]], *, payer: str | None = None,
+                  payee: str | None = None, fund: str | None = None,
+                  from_acc: str | None = None, to_acc: str | None = None) -> None:
+        """A movement valued on ``value`` (``YYYY-MM-DD``), recorded that day."""
+        seq = self._next_seq()
+        occurred = f"{value}T15:00:00+08:00"
+        self.rows.records.append((seq, "finance", kind, rid, "440100", occurred,
+                                  epoch_day(occurred), None, False, rid, _hash(rid)))
+        self.rows.movements.append((seq, rid, kind, settles, amount, epoch_day(value),
+                                    value[:7], f"BANK{seq}", payer, payee, fund, from_acc,
+                                    to_acc, None, bool(allocs)))
+        for pos, (event, fen) in enumerate(allocs):
+            self.rows.allocations.append((seq, pos, rid, event, fen))
+        if fund == "income" and kind == "collection":
+            self.income_in[value[:7]] += amount
+        self.daily_movements.setdefault(value, []).append(rid)
+
+    def _voucher(self, rid: str, kind: str, amount: int | None, refs: list[str],
+                 day: int) -> None:
+        seq = self._record("archive", kind, rid, day, 17)
+        self.rows.vouchers.append((seq, rid, kind, amount))
+        for ref in dict.fromkeys(refs):
+            self.rows.refs.append((seq, ref, rid))
+
+    def _fault(self, k: int, offset: int) -> bool:
+        """Plant fault ``offset`` in the ``k``-th record of a kind (about 7 per fault)."""
+        return k % self.fault_every == offset
+
+    # -- kinds --------------------------------------------------------------------------
+    def _assessment(self, i: int) -> None:
+        rng = self.rng
+        rid = f"CA-{i:010d}"
+        self.kind_n["ca"] += 1
+        k = self.kind_n["ca"]
+        amount = rng.randint(20_000, 3_000_000)
+        employer = f"ps1:emp{rng.randrange(self.employers):07d}"
+        due = epoch_day(_day(15))
+        self._event(rid, "contribution_assessment", amount, 5, due, employer, None, None,
+                    "pension")
+        if not self._fault(k, 7):
+            receipt = amount + 100 if self._fault(k, 11) else amount
+            self.planted["AMOUNT_MISMATCH"] += receipt != amount
+            self._voucher(f"FR-{i:010d}", "fiscal_receipt", receipt, [rid], 16)
+        else:
+            self.planted["MISSING_VOUCHER"] += 1
+        col = f"COL-{i:010d}"
+        value = _day(rng.randint(8, 14))
+        allocs = [(rid, amount)]
+        paid = amount
+        if self._fault(k, 1):
+            self.planted["UNSETTLED_EVENT"] += 1
+            return
+        if self._fault(k, 2):
+            paid = amount - 5_000
+            allocs = [(rid, paid)]
+            self.planted["AMOUNT_MISMATCH"] += 1
+        elif self._fault(k, 3):
+            paid = amount + 5_000
+            allocs = [(rid, paid)]
+            self.planted["AMOUNT_MISMATCH"] += 1
+        elif self._fault(k, 4):
+            value = "2026-11-20"  # 36 days after the due date: past late_days
+            self.planted["LATE_SETTLEMENT"] += 1
+        elif self._fault(k, 5):
+            allocs = [(f"CA-MISSING-{i:010d}", amount)]
+            self.planted["ORPHAN_MOVEMENT"] += 1
+            self.planted["UNSETTLED_EVENT"] += 1
+        elif self._fault(k, 6):
+            # a second assessment of the same employer and amount: the unallocated
+            # collection matches both
+            twin = f"CA-{i:010d}-B"
+            self._event(twin, "contribution_assessment", amount, 5, due, employer, None, None,
+                        "pension")
+            self._voucher(f"FR-{i:010d}-B", "fiscal_receipt", amount, [twin], 16)
+            allocs = []
+            self.planted["AMBIGUOUS_MATCH"] += 1
+        elif rng.random() < 0.01:
+            allocs = []  # settles by the heuristic match
+        self._movement(col, "collection", "contribution_assessment", paid, value, allocs,
+                       payer=employer, fund="income")
+
+    def _benefit_payment(self, i: int) -> None:
+        rng = self.rng
+        rid = f"BP-{i:010d}"
+        self.kind_n["bp"] += 1
+        k = self.kind_n["bp"]
+        amount = rng.randint(150_000, 900_000)
+        person = f"ps1:per{i:010d}"
+        account = f"ps1:acc{i:010d}"
+        if self._fault(k, 8) and self.rows.events:
+            prev = self.rows.events[-1]
+            if prev[2] == "benefit_payment":
+                person, account = str(prev[7]), str(prev[8])
+                self.planted["DUPLICATE_PAYMENT"] += 1
+        self._event(rid, "benefit_payment", amount, 20, None, None, person, account, "pension")
+        if k % 10 == 0 or self._fault(k, 9) or self._fault(k, 10):
+            approved = f"ps1:other{i:010d}" if self._fault(k, 9) else account
+            self.planted["PAYEE_MISMATCH"] += approved != account
+            seq = self._record("business", "benefit_approval", f"BA-{i:010d}", 2)
+            self.rows.persons.append((seq, f"BA-{i:010d}", "benefit_approval", person,
+                                      "pension", approved, "2025-01", None))
+            self._voucher(f"AD-{i:010d}", "approval_document", None, [f"BA-{i:010d}"], 2)
+        if self._fault(k, 10):
+            seq = self._record("business", "termination", f"TE-{i:010d}", 3)
+            self.rows.persons.append((seq, f"TE-{i:010d}", "termination", person, "all",
+                                      None, "2026-09", epoch_day("2026-08-25")))
+            self.planted["PAYMENT_AFTER_TERMINATION"] += 1
+        self.pending_bp.append((rid, amount))
+        if len(self.pending_bp) >= PAYMENT_BATCH:
+            self._payment_batch(i)
+
+    def _payment_batch(self, i: int) -> None:
+        if not self.pending_bp:
+            return
+        batch, self.pending_bp = self.pending_bp, []
+        pay = f"PAY-{i:010d}"
+        total = sum(a for _, a in batch)
+        self.kind_n["batch"] += 1
+        if self.kind_n["batch"] % 50 == 3:
+            total += 1  # allocations do not add up to the movement
+            self.planted["AMOUNT_MISMATCH"] += 1
+        self._movement(pay, "payment", "benefit_payment", total, _day(20), batch,
+                       fund="expenditure")
+        self._voucher(f"BS-{i:010d}", "bank_slip", total, [pay], 21)
+        self._voucher(f"AVP-{i:010d}", "accounting_voucher", None, [pay], 21)
+
+    def _refund(self, i: int) -> None:
+        rid = f"BR-{i:010d}"
+        amount = self.rng.randint(5_000, 300_000)
+        payer = f"ps1:per{i:010d}"
+        account = f"ps1:acc{i:010d}"
+        self._event(rid, "refund", amount, 8, None, payer, None, None, "pension")
+        self._voucher(f"AVR-{i:010d}", "accounting_voucher", None, [rid], 9)
+        mov = f"FRF-{i:010d}"
+        self._movement(mov, "refund", "refund", amount, _day(9), [(rid, amount)],
+                       payee=account, fund="expenditure")
+
+    def _transfer_out(self, i: int) -> None:
+        rid = f"TO-{i:010d}"
+        amount = self.rng.randint(500_000, 9_000_000)
+        self._event(rid, "transfer_out", amount, 15, None, None, f"ps1:per{i:010d}", None,
+                    "pension")
+        self._voucher(f"ADT-{i:010d}", "approval_document", None, [rid], 16)
+        mov = f"TR-{i:010d}"
+        self._movement(mov, "transfer", "transfer_out", amount, _day(16), [(rid, amount)],
+                       fund="expenditure")
+
+    def _close(self) -> None:
+        self._payment_batch(self.n)
+        for month, total in sorted(self.income_in.items()):
+            # the income account nets to zero: one sweep per month to fiscal_special
+            last = "2026-10-31" if month == MONTH else "2026-11-30"
+            self._movement(f"SW-{month}", "sweep", None, total, last, [], from_acc="income",
+                           to_acc="fiscal_special")
+        for value, movs in sorted(self.daily_movements.items()):
+            if value[:7] == MONTH:  # the daily accounting voucher of the movements
+                self._voucher(f"AVD-{value}", "accounting_voucher", None, movs,
+                              int(value[8:10]))
+
+    def chunks(self) -> Iterator[Rows]:
+        """The month's rows, a chunk at a time (the last chunk closes the month)."""
+        for i in range(1, self.n + 1):
+            r = i % 100
+            if r < 45:
+                self._assessment(i)
+            elif r < 98:
+                self._benefit_payment(i)
+            elif r < 99:
+                self._refund(i)
+            else:
+                self._transfer_out(i)
+            if self.rows.size() >= CHUNK:
+                out, self.rows = self.rows, Rows()
+                yield out
+        self._close()
+        yield self.rows
+        self.rows = Rows()
+
+
+def load_month(store: Store, events: int) -> tuple[dict[str, int], Counter[str]]:
+    """Load the derived tables directly; set the watermark to the ledger's size."""
+    month = Month(events)
+    counts: Counter[str] = Counter()
+    with store.writer() as conn:
+        for rows in month.chunks():
+            for name, cols, chunk in rows.tables():
+                store.copy_rows(conn, name, cols, chunk)
+                counts[name] += len(chunk)
+        size = store.head(conn)[0]
+        store.set_meta(conn, t.WATERMARK_KEY, str(size))
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+        else:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+    return dict(counts), month.planted
+
+
+# --- the nightly's new records (through the real ledger path) -----------------------------
+
+def _person_id(rng: random.Random) -> str:
+    """An 18-character ID in the GB 11643 layout with a valid check character."""
+    body = f"440100{rng.randint(1950, 2004)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    body += f"{rng.randint(0, 999):03d}"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def nightly_records(events: int, seed: int = 20261124) -> list[dict[str, Any]]:
+    """``events`` new business events of the month with their movements (interchange)."""
+    rng = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    batch: list[tuple[str, int]] = []
+
+    def pay(i: int) -> None:
+        nonlocal batch
+        total = sum(a for _, a in batch)
+        out.append({"type": "finance.payment", "id": f"NPAY-{i:09d}", "region": "440100",
+                    "occurred_at": f"{_day(22)}T14:00:00+08:00", "amount": _yuan(total),
+                    "value_date": _day(22), "bank_ref": f"CCB{rng.randint(10**11, 10**12 - 1)}",
+                    "fund_account": "expenditure",
+                    "allocations": [{"event": e, "amount": _yuan(a)} for e, a in batch]})
+        batch = []
+
+    for i in range(1, events + 1):
+        if i % 2:
+            rid, amount = f"NCA-{i:09d}", rng.randint(20_000, 3_000_000)
+            employer = f"91440100MA{rng.randint(10**7, 10**8 - 1)}"
+            out.append({"type": "business.contribution_assessment", "id": rid,
+                        "region": "440100", "occurred_at": f"{_day(21)}T10:00:00+08:00",
+                        "employer_id": employer, "insurance": "pension", "period": MONTH,
+                        "amount": _yuan(amount), "due_date": _day(25)})
+            out.append({"type": "finance.collection", "id": f"NCOL-{i:09d}", "region": "440100",
+                        "occurred_at": f"{_day(24)}T15:00:00+08:00", "amount": _yuan(amount),
+                        "value_date": _day(24),
+                        "bank_ref": f"ICBC{rng.randint(10**11, 10**12 - 1)}",
+                        "payer_id": employer, "fund_account": "income",
+                        "allocations": [{"event": rid, "amount": _yuan(amount)}]})
+        else:
+            rid, amount = f"NBP-{i:09d}", rng.randint(150_000, 900_000)
+            out.append({"type": "business.benefit_payment", "id": rid, "region": "440100",
+                        "occurred_at": f"{_day(22)}T09:00:00+08:00",
+                        "person_id": _person_id(rng), "insurance": "pension", "period": MONTH,
+                        "amount": _yuan(amount),
+                        "account": "6222" + "".join(rng.choices("0123456789", k=15))})
+            batch.append((rid, amount))
+            if len(batch) >= PAYMENT_BATCH:
+                pay(i)
+    if batch:
+        pay(events + 1)
+    return out
+
+
+# --- databases -----------------------------------------------------------------------------
+
+class Databases:
+    """The PostgreSQL databases and SQLite directories this run created (and only those)."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.created: list[str] = []
+        self.dirs: list[Path] = []
+
+    def new_pg(self) -> str:
+        name = f"bfa_rbench_{secrets.token_hex(4)}"
+        with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.created.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def new_dir(self) -> Path:
+        d = Path(tempfile.mkdtemp(prefix="bfa_rbench_"))
+        self.dirs.append(d)
+        return d
+
+    def cleanup(self) -> None:
+        for name in self.created:
+            try:
+                with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(name)))
+                log(f"dropped database {name}")
+            except psycopg.Error as e:  # keep dropping the others
+                log(f"could not drop database {name}: {e}")
+        self.created.clear()
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        self.dirs.clear()
+
+
+# --- timing ----------------------------------------------------------------------------
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    gc.collect()
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def baseline(store: Store) -> int:
+    """The hand-written settlement statement, every row fetched."""
+    n = 0
+    with store.engine.connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(text(BASELINE_SQL))
+        for part in result.partitions(10_000):
+            n += len(part)
+        conn.rollback()
+    return n
+
+
+@dataclass
+class Result:
+    backend: str
+    events: int
+    rows_loaded: dict[str, int]
+    planted: dict[str, int]
+    load_s: float
+    full_s: float
+    full_render_s: float
+    baseline_s: float
+    baseline_runs_s: list[float]
+    baseline_rows: int
+    ratio: float
+    breaks: dict[str, int]
+    expected_items: int
+    json_bytes: int
+    nightly_records: int
+    nightly_ingest_s: float
+    nightly_s: float
+    nightly_reconcile_s: float
+    nightly_render_s: float
+    nightly_decoded: int
+    nightly_ratio: float
+    nightly_breakdown: dict[str, float]
+    missing_codes: list[str]
+
+
+def _breakdown(led: Ledger) -> dict[str, float]:
+    """Where a run's time goes: the refresh, then each matcher statement alone (a second,
+    profiling pass after the timed nightly; refresh then finds nothing)."""
+    from reconcile._bank import statement_breaks
+    from reconcile._match import Matcher
+    from reconcile._refresh import refresh
+    from reconcile._rules import Rules
+
+    out: dict[str, float] = {}
+    out["refresh (nothing new)"], _ = _timed(lambda: refresh(led.store))
+    m = Matcher(Rules())
+    with led.store.reader() as conn:
+        for name in ("event_findings", "movement_mismatches", "orphans", "ambiguous",
+                     "missing_vouchers", "duplicates", "after_termination", "payee_mismatches",
+                     "account_rule_violations", "income_netting", "voucher_mismatches"):
+            fn: Callable[[Connection], Any] = getattr(m, name)
+            out[name], _ = _timed(partial(fn, conn))
+        out["statement_breaks"], _ = _timed(lambda: statement_breaks(conn, m.rules, AS_OF))
+    return out
+
+
+def bench_backend(backend: str, events: int, dbs: Databases, profile: bool) -> Result:
+    home = dbs.new_dir() / "home"
+    url = dbs.new_pg() if backend == "postgresql" else f"sqlite:///{home / 'ledger.db'}"
+    led = Ledger.open(str(home), url, check=False)
+    try:
+        led.init(ORIGIN)
+        log(f"{backend}: loading {events:,} events into rc_* ...")
+        load_s, (counts, planted) = _timed(lambda: load_month(led.store, events))
+        log(f"{backend}: loaded in {load_s:.1f} s: {counts}")
+        b1, rows = _timed(lambda: baseline(led.store))
+        log(f"{backend}: baseline join {b1:.2f} s ({rows:,} rows)")
+        full_s, report = _timed(lambda: run_reconcile(led, AS_OF))
+        log(f"{backend}: full reconcile {full_s:.2f} s, {len(report.breaks):,} breaks")
+        render_s, doc = _timed(lambda: render_json(report))
+        b2, _ = _timed(lambda: baseline(led.store))
+        log(f"{backend}: baseline join again {b2:.2f} s")
+        base = min(b1, b2)
+        codes = Counter(b.code for b in report.breaks)
+        missing = sorted(c for c in planted if planted[c] and not codes.get(c))
+
+        new = max(1, int(events * NIGHTLY_SHARE))
+        recs = nightly_records(new)
+        ingest_s, rep = _timed(lambda: led.ingest_records(recs, "nightly.jsonl"))
+        if rep.rejected or rep.appended != len(recs):
+            raise RuntimeError(f"nightly records not all appended: {rep.appended} of "
+                               f"{len(recs)}, problems {rep.problems[:3]}")
+        log(f"{backend}: ingested {len(recs):,} new records in {ingest_s:.1f} s (untimed)")
+        rec_s, report2 = _timed(lambda: run_reconcile(led, AS_OF))
+        rend2_s, _doc2 = _timed(lambda: render_json(report2))
+        nightly_s = rec_s + rend2_s
+        log(f"{backend}: nightly {nightly_s:.2f} s (reconcile {rec_s:.2f}, render {rend2_s:.2f}),"
+            f" decoded {report2.run.decoded:,}")
+        breakdown = _breakdown(led) if profile else {}
+        return Result(
+            backend=backend, events=events, rows_loaded=counts, planted=dict(planted),
+            load_s=load_s, full_s=full_s, full_render_s=render_s, baseline_s=base,
+            baseline_runs_s=[b1, b2], baseline_rows=rows, ratio=full_s / base,
+            breaks=dict(sorted(codes.items())), expected_items=len(report.expected),
+            json_bytes=len(doc.encode()), nightly_records=len(recs), nightly_ingest_s=ingest_s,
+            nightly_s=nightly_s, nightly_reconcile_s=rec_s, nightly_render_s=rend2_s,
+            nightly_decoded=report2.run.decoded,
+            nightly_ratio=nightly_s / (full_s + render_s), nightly_breakdown=breakdown,
+            missing_codes=missing)
+    finally:
+        led.close()
+
+
+def _ok(good: bool) -> str:
+    return "OK" if good else "MISSED"
+
+
+def print_result(r: Result) -> None:
+    print(f"reconcile/{r.backend} {r.events:,} events  ours {r.full_s:.2f} s  "
+          f"baseline join {r.baseline_s:.2f} s  ratio {r.ratio:.1f}x  "
+          f"target <= {TARGET_FULL:g}x  {_ok(r.ratio <= TARGET_FULL)}")
+    full = r.full_s + r.full_render_s
+    print(f"nightly/{r.backend} +{r.nightly_records:,} records (1%)  ours {r.nightly_s:.2f} s  "
+          f"full run {full:.2f} s  ratio {r.nightly_ratio:.0%}  "
+          f"target <= {TARGET_NIGHTLY:.0%}  {_ok(r.nightly_ratio <= TARGET_NIGHTLY)}")
+    print(f"  loaded {sum(r.rows_loaded.values()):,} rows in {r.load_s:.1f} s; baseline runs "
+          f"{', '.join(f'{b:.2f}' for b in r.baseline_runs_s)} s ({r.baseline_rows:,} rows); "
+          f"full render_json {r.full_render_s:.2f} s ({r.json_bytes:,} bytes)")
+    print(f"  breaks {sum(r.breaks.values()):,}: "
+          f"{', '.join(f'{k} {v}' for k, v in r.breaks.items())}; "
+          f"expected items {r.expected_items:,}")
+    if r.missing_codes:
+        print(f"  WARNING: planted but not reported: {', '.join(r.missing_codes)}")
+    print(f"  nightly: decoded {r.nightly_decoded:,} entries; reconcile {r.nightly_reconcile_s:.2f}"
+          f" s + render {r.nightly_render_s:.2f} s")
+    if r.nightly_breakdown:
+        parts = sorted(r.nightly_breakdown.items(), key=lambda kv: -kv[1])
+        print("  where a run's time goes: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.reconcile_bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=None,
+                   help="business events in the month (default 2,000,000 on PostgreSQL, "
+                        "1,000,000 on SQLite)")
+    p.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    p.add_argument("--json", type=Path, default=None, help="write the results to this file")
+    p.add_argument("--no-profile", action="store_true",
+                   help="skip the per-statement breakdown after the nightly run")
+    args = p.parse_args(argv)
+    backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
+    admin = os.environ.get("BFA_BENCH_DATABASE_URL") or DEFAULT_ADMIN_URL
+    dbs = Databases(admin)
+    results: list[Result] = []
+    try:
+        for backend in backends:
+            n = args.events if args.events is not None else DEFAULT_EVENTS[backend]
+            if n < 100:
+                p.error("--events must be at least 100")
+            results.append(bench_backend(backend, n, dbs, not args.no_profile))
+            dbs.cleanup()
+    finally:
+        dbs.cleanup()
+    print()
+    for r in results:
+        print_result(r)
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n",
+                             encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
