@@ -28,8 +28,13 @@ def _version() -> str:
 class _Group(click.Group):
     """Lists commands in the order of work and maps errors to exit codes."""
 
+    ORDER = ("init", "ingest", "checkpoint", "verify", "prove", "show", "key", "reconcile",
+             "trace", "breaks", "balance", "nightly", "forget", "db", "demo")
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        """Commands in the order of the work, then any others alphabetically."""
+        known = [c for c in self.ORDER if c in self.commands]
+        return known + sorted(c for c in self.commands if c not in self.ORDER)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
