@@ -98,6 +98,16 @@ def _baseline(env: Env, backend: str, handle: LedgerHandle, path: Path, run: int
     return baseline_sqlite_insert(env.workdir / f"baseline-{run}.db", path)
 
 
+def db_bytes(handle: LedgerHandle) -> int:
+    """Disk used by the ledger's database (PostgreSQL database size, or SQLite files)."""
+    if handle.backend == "postgresql":
+        with psycopg.connect(handle.url) as conn:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            return int(row[0]) if row else 0
+    db = handle.sqlite_path
+    return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
+
+
 class _Progress:
     """Ingest progress to stderr about every 10% of the input bytes."""
 
@@ -143,9 +153,12 @@ def run(env: Env, backend: str) -> Result:
     log(f"ingest/{backend}: baseline {label_b} (run 2 of 2)")
     b2 = _baseline(env, backend, handle, rf.path, 2)
     log(f"ingest/{backend}: baseline {label_b} took {b2:.2f} s")
+    size = db_bytes(handle)
+    log(f"ingest/{backend}: the ledger takes {size / 1e6:,.0f} MB "
+        f"(input {rf.size_bytes / 1e6:,.0f} MB)")
     extra: dict[str, object] = {
         "baseline_runs_s": [b1, b2], "input_bytes": rf.size_bytes, "kinds": rf.kinds,
-        "client_cpu_s": cpu,
+        "client_cpu_s": cpu, "db_bytes": size,
     }
     target = TARGET_PG if backend == "postgresql" else None
     return time_result("ingest", backend, rf.records, "records", ours, min(b1, b2), label_b,

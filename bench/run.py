@@ -89,6 +89,8 @@ def _git_commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, check=False,
                                cwd=Path(__file__).resolve().parent)
+        if out.returncode != 0 or not out.stdout.strip():
+            return "?"
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except OSError:
         return "?"
