@@ -11,8 +11,8 @@ transfer per refund or transfer out, one sweep of the income account), vouchers
 batch, daily accounting vouchers over the other movements) and some approvals and
 terminations. The derived ``rc_*`` tables are loaded directly (``Store.copy_rows``:
 COPY on PostgreSQL, executemany on SQLite), with rows exactly as
-:mod:`reconcile._refresh` would decode them, keyed by ``seq`` values far above the
-ledger's own (so the later real entries never collide); the watermark
+:mod:`reconcile._refresh` would decode them, keyed by negative ``seq`` values, below
+the ledger's own (so the later real entries never collide and come after them); the watermark
 ``reconcile_seq`` is set to the ledger's size, so the refresh has nothing to do. A
 few faults are planted so that every main break code occurs. Then, in the same
 database: ``run_reconcile(led, as_of)`` (ours) against the settlement rule written
@@ -48,13 +48,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from ledger import Ledger
@@ -62,13 +61,16 @@ from ledger._store import Store
 from reconcile import _tables as t
 from reconcile._render import render_json
 from reconcile._run import run_reconcile
+from reconcile._scope import PG_SETTINGS
 from reconcile._units import epoch_day
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ORIGIN = "bench.example/reconcile"
 DEFAULT_EVENTS = {"postgresql": 2_000_000, "sqlite": 1_000_000}
-SEQ_BASE = 10**12
-"""Loaded rows get ``seq`` from here on: far above any entry the ledger will append."""
+SEQ_BASE = -(10**12)
+"""Loaded rows get ``seq`` from here on: below every entry the ledger will append (a real
+ledger's derived rows are older than the entries appended after them; an incremental
+run takes the rows from the last run's watermark on as new)."""
 MONTH = "2026-10"
 AS_OF = date(2026, 11, 23)
 """Judging date: the month's windows (due 15 October + 30 days) have closed."""
@@ -151,6 +153,8 @@ class Month:
         self.rows = Rows()
         self.pending_bp: list[tuple[str, int]] = []
         self.income_in: Counter[str] = Counter()
+        # seq of each event not yet allocated (what the refresh resolves event_seq to)
+        self.event_seqs: dict[str, int] = {}
         self.daily_movements: dict[str, list[str]] = {}
 
     # -- row builders -------------------------------------------------------------------
@@ -162,17 +166,18 @@ class Month:
         seq = self._next_seq()
         occurred = f"{_day(day)}T{hour:02d}:00:00+08:00"
         self.rows.records.append((seq, domain, kind, rid, "440100", occurred, epoch_day(occurred),
-                                  None, False, rid, _hash(rid)))
+                                  None, False, rid, _hash(rid), seq))
         return seq
 
     def _event(self, rid: str, kind: str, amount: int, day: int, due: int | None,
                party: str | None, person: str | None, account: str | None,
                insurance: str | None) -> None:
         seq = self._record("business", kind, rid, day)
+        self.event_seqs[rid] = seq
         occurred_day = epoch_day(_day(day))
         self.rows.events.append((seq, rid, kind, amount, due,
                                  occurred_day if due is None else due, party, person, account,
-                                 insurance, MONTH))
+                                 insurance, MONTH, False))
 
     def _movement(self, rid: str, kind: str, settles: str | None, amount: int, value: str,
                   allocs: list[tuple[str, int]], *, payer: str | None = None,
@@ -182,12 +187,13 @@ class Month:
         seq = self._next_seq()
         occurred = f"{value}T15:00:00+08:00"
         self.rows.records.append((seq, "finance", kind, rid, "440100", occurred,
-                                  epoch_day(occurred), None, False, rid, _hash(rid)))
+                                  epoch_day(occurred), None, False, rid, _hash(rid), seq))
         self.rows.movements.append((seq, rid, kind, settles, amount, epoch_day(value),
                                     value[:7], f"BANK{seq}", payer, payee, fund, from_acc,
-                                    to_acc, None, bool(allocs)))
+                                    to_acc, None, bool(allocs), False))
         for pos, (event, fen) in enumerate(allocs):
-            self.rows.allocations.append((seq, pos, rid, event, fen))
+            self.rows.allocations.append((seq, pos, rid, event, fen,
+                                          self.event_seqs.pop(event, None)))
         if fund == "income" and kind == "collection":
             self.income_in[value[:7]] += amount
         self.daily_movements.setdefault(value, []).append(rid)
@@ -195,7 +201,7 @@ class Month:
     def _voucher(self, rid: str, kind: str, amount: int | None, refs: list[str],
                  day: int) -> None:
         seq = self._record("archive", kind, rid, day, 17)
-        self.rows.vouchers.append((seq, rid, kind, amount))
+        self.rows.vouchers.append((seq, rid, kind, amount, False))
         for ref in dict.fromkeys(refs):
             self.rows.refs.append((seq, ref, rid))
 
@@ -275,12 +281,12 @@ class Month:
             self.planted["PAYEE_MISMATCH"] += approved != account
             seq = self._record("business", "benefit_approval", f"BA-{i:010d}", 2)
             self.rows.persons.append((seq, f"BA-{i:010d}", "benefit_approval", person,
-                                      "pension", approved, "2025-01", None))
+                                      "pension", approved, "2025-01", None, False))
             self._voucher(f"AD-{i:010d}", "approval_document", None, [f"BA-{i:010d}"], 2)
         if self._fault(k, 10):
             seq = self._record("business", "termination", f"TE-{i:010d}", 3)
             self.rows.persons.append((seq, f"TE-{i:010d}", "termination", person, "all",
-                                      None, "2026-09", epoch_day("2026-08-25")))
+                                      None, "2026-09", epoch_day("2026-08-25"), False))
             self.planted["PAYMENT_AFTER_TERMINATION"] += 1
         self.pending_bp.append((rid, amount))
         if len(self.pending_bp) >= PAYMENT_BATCH:
@@ -483,6 +489,9 @@ def baseline(store: Store) -> int:
     """The hand-written settlement statement, every row fetched."""
     n = 0
     with store.engine.connect() as conn:
+        if store.dialect == "postgresql":  # the same session settings as a run's
+            for setting in PG_SETTINGS:
+                conn.exec_driver_sql(setting)
         result = conn.execution_options(stream_results=True).execute(text(BASELINE_SQL))
         for part in result.partitions(10_000):
             n += len(part)
@@ -518,23 +527,28 @@ class Result:
 
 
 def _breakdown(led: Ledger) -> dict[str, float]:
-    """Where a run's time goes: the refresh, then each matcher statement alone (a second,
-    profiling pass after the timed nightly; refresh then finds nothing)."""
+    """Where a full run's time goes: the refresh, each step of ``reconcile._scope.match``
+    (scope, shared temporary tables, each statement, storing), the bank statement checks.
+    A separate, profiling pass after the timed nightly (it does a full run again)."""
+    from contextlib import contextmanager
+
     from reconcile._bank import statement_breaks
-    from reconcile._match import Matcher
     from reconcile._refresh import refresh
     from reconcile._rules import Rules
+    from reconcile._scope import match
 
     out: dict[str, float] = {}
     out["refresh (nothing new)"], _ = _timed(lambda: refresh(led.store))
-    m = Matcher(Rules())
+
+    @contextmanager
+    def timer(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        out[name] = time.perf_counter() - t0
+
+    match(led.store, Rules(), full=True, timer=timer)
     with led.store.reader() as conn:
-        for name in ("event_findings", "movement_mismatches", "orphans", "ambiguous",
-                     "missing_vouchers", "duplicates", "after_termination", "payee_mismatches",
-                     "account_rule_violations", "income_netting", "voucher_mismatches"):
-            fn: Callable[[Connection], Any] = getattr(m, name)
-            out[name], _ = _timed(partial(fn, conn))
-        out["statement_breaks"], _ = _timed(lambda: statement_breaks(conn, m.rules, AS_OF))
+        out["statement_breaks"], _ = _timed(lambda: statement_breaks(conn, Rules(), AS_OF))
     return out
 
 

@@ -1,25 +1,30 @@
 """Matching: set-based SQL over the derived tables (one SQLAlchemy Core code path).
 
 This module owns every matching and domain-rule statement. Nothing here loops over
-records in Python: each function runs one statement whose rows are already
-*findings* (or items still inside their window), so a clean ledger returns no rows.
-The building blocks, as common table expressions:
+records in Python: each statement's rows are already *findings* (or items still inside
+their window), so a clean ledger returns no rows. Every row starts with its **root**:
+the item it is about (an event, movement, record or voucher ``seq``, a duplicate group,
+a month), so that :mod:`reconcile._scope` can store findings per root and an
+incremental run can replace exactly the roots it re-checked.
 
-- ``alloc_links``: allocations of *current* movements, each resolved to the *current*
-  version of the event it names (a reference to a superseded record counts for its
-  latest version). A ``finance.return``'s allocations count *negative*: returned
-  money reduces what the event has been settled by, so the event is open again until
-  a later payment allocates to it (``RETURNED_PAYMENT`` meanwhile);
-- ``open_events``: current events of the kinds the rules say need money, with their
-  *open* amount (amount minus what allocations already settle), where that is positive;
-- ``candidates``: for each unallocated current movement of a settling kind, the open
+A run first builds a few temporary tables (:class:`Work`), once, and every statement
+reads them:
+
+- ``bfa_links``: allocations of *current* movements, each resolved to the *current*
+  version of the event it names (``rc_records.current_seq``: a reference to a superseded
+  record counts for its latest version). A ``finance.return``'s allocations count
+  *negative*: returned money reduces what the event has been settled by, so the event
+  is open again until a later payment allocates to it (``RETURNED_PAYMENT`` meanwhile);
+- ``bfa_open``: current events of the kinds the rules say need money, with their
+  *open* amount (amount minus what allocations settle), where that is positive;
+- ``bfa_cand``: for each unallocated current movement of a settling kind, the open
   events of the kind it settles (per the rules) whose open amount equals the
   movement's amount, with a matching party (``payer_id`` = the event's employer or
   person; ``payee_account`` = the event's ``account``) and a value date from
   ``match_days_before`` before to ``match_days_after`` after the event's due date
-  (else its ``occurred_at`` date);
-- ``links``: ``alloc_links`` plus the heuristic matches;
-- ``settled``: per event, the sum of its links, the last value date, the movements.
+  (else its ``occurred_at`` date); ``bfa_cand_n`` adds how many events each movement
+  has (``n``) and how many movements each event has (``n_e``);
+- ``bfa_matched``: the heuristic links, pairs with ``n = n_e = 1``.
 
 **A movement never settles more than its amount.** Allocations settle exactly their
 amounts (a movement whose allocations exceed it is ``AMOUNT_MISMATCH`` at once). A
@@ -28,10 +33,16 @@ that event has exactly *one* candidate movement; the link carries the movement's
 amount, which equals the event's open amount. Several candidates on either side give
 ``AMBIGUOUS_MATCH`` for each movement concerned and nothing is linked. So one
 movement links at most once, for at most its amount, and one event takes at most one
-heuristic movement, never beyond what is still open. Matches are not stored: every
-run recomputes them from the derived tables, so nothing accumulates across runs (a
-movement matched in one run can never be counted again in the next; when a new
-event makes it ambiguous, it is reported as such and the earlier match is undone).
+heuristic movement, never beyond what is still open. Heuristic matches are not
+stored: every run recomputes them from the open events and unallocated movements, so
+nothing accumulates across runs (when a new event makes a match ambiguous, it is
+reported as such and the earlier match is undone).
+
+**Scope.** With a :class:`Scope`, every statement is restricted to its roots in the
+scope's tables and the temporary tables hold only what those roots need: the links of
+the scoped events, the open events among them. :mod:`reconcile._scope` builds scopes
+that contain every open event and every unallocated movement, so candidates and
+ambiguity are always computed over the complete open set. Without a scope, everything.
 
 Domain rules (issue item 4): ``duplicates`` (same person pseudonym, insurance and
 period in more than one current benefit payment), ``after_termination``,
@@ -45,14 +56,19 @@ Business refunds and transfers out carry no field comparable with their movement
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
-    CTE,
     BigInteger,
+    Column,
     ColumnElement,
     Connection,
-    Row,
+    Index,
+    Integer,
+    MetaData,
+    Select,
     String,
     Table,
     and_,
@@ -64,9 +80,11 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
+    union,
     union_all,
 )
-from sqlalchemy.sql.selectable import NamedFromClause
+from sqlalchemy.sql.selectable import Subquery
 
 from reconcile import _tables as t
 from reconcile._rules import Rules
@@ -79,6 +97,13 @@ VIA_MOVEMENT = ("benefit_payment", "bank_slip")
 
 OUTFLOW_KINDS = ("payment", "refund", "transfer")
 """Finance kinds that take money out of the account named by ``fund_account``."""
+
+RULE_NAMES = ("event_findings", "movement_mismatches", "orphans", "ambiguous",
+              "missing_vouchers", "duplicates", "after_termination", "payee_mismatches",
+              "account_rule_violations", "voucher_mismatches")
+"""Statements whose rows are stored per root (``income_netting`` is kept by delta)."""
+
+Rows = list[tuple[Any, ...]]
 
 
 def _sum(col: ColumnElement[int]) -> ColumnElement[int]:
@@ -94,6 +119,87 @@ def _agg_ids(col: ColumnElement[str]) -> ColumnElement[str]:
 def _text(value: str) -> ColumnElement[str]:
     """A typed string literal (PostgreSQL needs the type inside UNION ALL)."""
     return cast(literal(value), String(64))
+
+
+def _rows(conn: Connection, q: Select[Any]) -> Rows:
+    return [tuple(r) for r in conn.execute(q)]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Temporary tables naming the roots an incremental run re-checks (each ``seq``,
+    except ``groups``: ``person, insurance, period``)."""
+
+    events: Table
+    movements: Table
+    records: Table
+    vouchers: Table
+    payments: Table
+    groups: Table
+
+
+@dataclass
+class Work:
+    """The temporary tables of one run, on one connection, dropped by :meth:`drop`."""
+
+    conn: Connection
+    tables: list[Table] = field(default_factory=list)
+    timer: Callable[[str], Any] | None = None
+
+    def table(self, name: str, columns: Sequence[Column[Any]], rows: Select[Any] | None,
+              indexes: Sequence[Sequence[str]] = ()) -> Table:
+        """Create ``name`` as a temporary table, fill it from ``rows``, index, analyse."""
+        if self.timer is None:
+            return self._table(name, columns, rows, indexes)
+        with self.timer(name):
+            return self._table(name, columns, rows, indexes)
+
+    def _table(self, name: str, columns: Sequence[Column[Any]], rows: Select[Any] | None,
+               indexes: Sequence[Sequence[str]]) -> Table:
+        tbl = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
+        tbl.create(self.conn)
+        self.tables.append(tbl)
+        if rows is not None:
+            self.conn.execute(tbl.insert().from_select([c.name for c in columns], rows))
+        for cols in indexes:
+            Index(f"ix_{name}_{'_'.join(cols)}", *(tbl.c[c] for c in cols)).create(self.conn)
+        if rows is not None:
+            self.analyze(tbl)
+        return tbl
+
+    def analyze(self, tbl: Table) -> None:
+        """Statistics for the planner (PostgreSQL's autovacuum never sees temp tables)."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql(f"ANALYZE {tbl.name}")
+
+    def drop(self) -> None:
+        for tbl in reversed(self.tables):
+            tbl.drop(self.conn)
+        self.tables.clear()
+
+
+def _big(name: str, pk: bool = False) -> Column[int]:
+    return Column(name, BigInteger, primary_key=pk, autoincrement=False)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The shared temporary tables of a run."""
+
+    links: Table  # m_seq, e_seq, amount_fen (signed), value_day: allocation links
+    open: Table  # seq, kind, anchor_day, party, person, account, open_fen
+    cand: Table  # m_seq, e_seq
+    cand_n: Table  # m_seq, e_seq, n, n_e
+    matched: Table  # m_seq, e_seq, amount_fen, value_day: heuristic links
+    targets: Table  # v_seq, v_kind, v_amount, t_seq, t_domain: current vouchers' targets
+
+    def all_links(self) -> Subquery:
+        """Allocation links and heuristic links together."""
+        a, h = self.links, self.matched
+        return union_all(
+            select(a.c.m_seq, a.c.e_seq, a.c.amount_fen, a.c.value_day),
+            select(h.c.m_seq, h.c.e_seq, h.c.amount_fen, h.c.value_day),
+        ).subquery("all_links")
 
 
 @dataclass(frozen=True)
@@ -129,51 +235,98 @@ class Matcher:
         return case(*[(E.c.kind == k, r.late_for(k)) for k in r.money_kinds()],
                     else_=r.late_days)
 
-    # -- building blocks --------------------------------------------------------------
-    def alloc_links(self) -> CTE:
-        rm, rn, rc = R.alias("rm"), R.alias("rn"), R.alias("rc")
+    @staticmethod
+    def _scoped(q: Select[Any], col: ColumnElement[int], scope: Table | None) -> Select[Any]:
+        return q if scope is None else q.where(col.in_(select(scope.c.seq)))
+
+    # -- the shared temporary tables ------------------------------------------------------
+    def stages(self, work: Work, scope: Scope | None) -> Stages:
+        # indexes serve the correlated look-ups of scoped runs and SQLite; a full run on
+        # PostgreSQL hash-joins these tables whole, and building the indexes would cost
+        # more than they save
+        indexed = scope is not None or work.conn.dialect.name != "postgresql"
+
+        def ix(*cols: str) -> list[tuple[str, ...]]:
+            return [(c,) for c in cols] if indexed else []
+
+        links = work.table("bfa_links", [_big("m_seq"), _big("e_seq"), _big("amount_fen"),
+                                         Column("value_day", Integer)],
+                           self._links_select(scope), ix("e_seq", "m_seq"))
+        open_ = work.table("bfa_open", [
+            _big("seq", pk=True), Column("kind", String(48)), Column("anchor_day", Integer),
+            Column("party", String(40)), Column("person", String(40)),
+            Column("account", String(40)), _big("open_fen")],
+            self._open_select(links, scope), [("open_fen",)])
+        cand = work.table("bfa_cand", [_big("m_seq"), _big("e_seq")], self._cand_select(open_),
+                          [("m_seq",), ("e_seq",)])
+        cand_n = work.table("bfa_cand_n", [_big("m_seq"), _big("e_seq"), _big("n"), _big("n_e")],
+                            self._cand_n_select(cand), [("m_seq",)])
+        matched = work.table(
+            "bfa_matched", [_big("m_seq"), _big("e_seq"), _big("amount_fen"),
+                            Column("value_day", Integer)],
+            select(cand_n.c.m_seq, cand_n.c.e_seq, M.c.amount_fen, M.c.value_day)
+            .select_from(cand_n).join(M, M.c.seq == cand_n.c.m_seq)
+            .where(cand_n.c.n == 1, cand_n.c.n_e == 1), [("e_seq",), ("m_seq",)])
+        targets = work.table("bfa_targets", [
+            _big("v_seq"), Column("v_kind", String(48)), _big("v_amount"), _big("t_seq"),
+            Column("t_domain", String(16))], self._targets_select(scope, links, matched),
+            ix("t_seq", "v_seq"))
+        return Stages(links, open_, cand, cand_n, matched, targets)
+
+    def _links_select(self, scope: Scope | None) -> Select[Any]:
         signed = case((M.c.kind == "return", -A.c.amount_fen), else_=A.c.amount_fen)
-        return (
-            select(A.c.movement_seq.label("m_seq"), E.c.seq.label("e_seq"),
-                   signed.label("amount_fen"), M.c.value_day.label("value_day"))
+        q = (
+            select(A.c.movement_seq, A.c.event_seq, signed, M.c.value_day)
             .select_from(A)
-            .join(M, M.c.seq == A.c.movement_seq)
-            .join(rm, and_(rm.c.seq == M.c.seq, rm.c.superseded.is_(False)))
-            .join(rn, and_(rn.c.domain == "business", rn.c.record_id == A.c.event_id))
-            .join(rc, and_(rc.c.domain == "business", rc.c.record_id == rn.c.current_id))
-            .join(E, E.c.seq == rc.c.seq)
+            .join(M, and_(M.c.seq == A.c.movement_seq, M.c.superseded.is_(False)))
+            .join(E, E.c.seq == A.c.event_seq)
             .where(or_(M.c.kind == "return", self.settles(M.c.kind).is_not(None)))
-            .cte("alloc_links")
+        )
+        return self._scoped(q, A.c.event_seq, None if scope is None else scope.events)
+
+    def _targets_select(self, scope: Scope | None, links: Table,
+                        matched: Table) -> Select[Any]:
+        """Current vouchers with the current records their refs name (business, finance)."""
+        rt = R.alias("rt")
+        q = (
+            select(V.c.seq, V.c.kind, V.c.amount_fen, rt.c.current_seq, rt.c.domain)
+            .select_from(VR)
+            .join(V, and_(V.c.seq == VR.c.voucher_seq, V.c.superseded.is_(False)))
+            .join(rt, and_(rt.c.record_id == VR.c.ref_id, rt.c.domain.in_(("business",
+                                                                            "finance"))))
+        )
+        if scope is None:
+            return q.distinct()
+        # what the scoped vouchers name; what names the scoped records, or the movements
+        # linked to the scoped events (a bank slip naming the payment of a benefit)
+        return union(
+            q.where(V.c.seq.in_(select(scope.vouchers.c.seq))),
+            q.where(rt.c.current_seq.in_(select(scope.records.c.seq))),
+            q.where(rt.c.current_seq.in_(select(links.c.m_seq))),
+            q.where(rt.c.current_seq.in_(select(matched.c.m_seq))),
         )
 
-    def open_events(self, alloc_links: CTE) -> CTE:
-        re_ = R.alias("re_open")
-        alloc_sum = (
-            select(alloc_links.c.e_seq, _sum(alloc_links.c.amount_fen).label("total"))
-            .group_by(alloc_links.c.e_seq).cte("alloc_sum")
-        )
-        open_fen = E.c.amount_fen - func.coalesce(alloc_sum.c.total, 0)
-        return (
+    def _open_select(self, links: Table, scope: Scope | None) -> Select[Any]:
+        total = (select(links.c.e_seq, _sum(links.c.amount_fen).label("total"))
+                 .group_by(links.c.e_seq).subquery("alloc_sum"))
+        open_fen = E.c.amount_fen - func.coalesce(total.c.total, 0)
+        q = (
             select(E.c.seq, E.c.kind, E.c.anchor_day, E.c.party, E.c.person, E.c.account,
-                   open_fen.label("open_fen"))
+                   open_fen)
             .select_from(E)
-            .join(re_, and_(re_.c.seq == E.c.seq, re_.c.superseded.is_(False)))
-            .outerjoin(alloc_sum, alloc_sum.c.e_seq == E.c.seq)
-            .where(self.money_kind(E.c.kind), open_fen > 0)
-            .cte("open_events")
+            .outerjoin(total, total.c.e_seq == E.c.seq)
+            .where(E.c.superseded.is_(False), self.money_kind(E.c.kind), open_fen > 0)
         )
+        return self._scoped(q, E.c.seq, None if scope is None else scope.events)
 
-    def candidates(self, alloc_links: CTE) -> CTE:
-        rm = R.alias("rm2")
-        oe = self.open_events(alloc_links)
+    def _cand_select(self, oe: Table) -> Select[Any]:
         party = or_(
             and_(M.c.payer.is_not(None), or_(M.c.payer == oe.c.party, M.c.payer == oe.c.person)),
             and_(M.c.payee_account.is_not(None), M.c.payee_account == oe.c.account),
         )
         return (
-            select(M.c.seq.label("m_seq"), oe.c.seq.label("e_seq"))
+            select(M.c.seq, oe.c.seq)
             .select_from(M)
-            .join(rm, and_(rm.c.seq == M.c.seq, rm.c.superseded.is_(False)))
             .join(oe, and_(
                 oe.c.open_fen == M.c.amount_fen,
                 oe.c.kind == self.settles(M.c.kind),
@@ -181,279 +334,264 @@ class Matcher:
                 M.c.value_day <= oe.c.anchor_day + self.rules.match_days_after,
                 party,
             ))
-            .where(M.c.allocated.is_(False))
-            .cte("candidates")
+            .where(M.c.allocated.is_(False), M.c.superseded.is_(False))
         )
 
     @staticmethod
-    def cand_count(candidates: CTE) -> CTE:
-        """Per candidate pair: how many events the movement has (``n``) and how many
-        movements the event has (``n_e``)."""
-        per_m = (select(candidates.c.m_seq, func.count().label("n"))
-                 .group_by(candidates.c.m_seq).cte("cand_m"))
-        per_e = (select(candidates.c.e_seq, func.count().label("n_e"))
-                 .group_by(candidates.c.e_seq).cte("cand_e"))
+    def _cand_n_select(cand: Table) -> Select[Any]:
+        per_m = (select(cand.c.m_seq, func.count().label("n"))
+                 .group_by(cand.c.m_seq).subquery("cand_m"))
+        per_e = (select(cand.c.e_seq, func.count().label("n_e"))
+                 .group_by(cand.c.e_seq).subquery("cand_e"))
         return (
-            select(candidates.c.m_seq, candidates.c.e_seq, per_m.c.n, per_e.c.n_e)
-            .select_from(candidates)
-            .join(per_m, per_m.c.m_seq == candidates.c.m_seq)
-            .join(per_e, per_e.c.e_seq == candidates.c.e_seq)
-            .cte("cand_n")
+            select(cand.c.m_seq, cand.c.e_seq, per_m.c.n, per_e.c.n_e)
+            .select_from(cand)
+            .join(per_m, per_m.c.m_seq == cand.c.m_seq)
+            .join(per_e, per_e.c.e_seq == cand.c.e_seq)
         )
 
-    def links(self) -> tuple[CTE, CTE, CTE, CTE]:
-        """``(alloc_links, candidates, cand_n, links)``."""
-        al = self.alloc_links()
-        cand = self.candidates(al)
-        cn = self.cand_count(cand)
-        matched = (
-            select(cn.c.m_seq, cn.c.e_seq, M.c.amount_fen, M.c.value_day)
-            .select_from(cn)
-            .join(M, M.c.seq == cn.c.m_seq)
-            .where(cn.c.n == 1, cn.c.n_e == 1)
-        )
-        plain = select(al.c.m_seq, al.c.e_seq, al.c.amount_fen, al.c.value_day)
-        return al, cand, cn, union_all(plain, matched).cte("links")
+    # -- all statements -------------------------------------------------------------------
+    def run_all(self, conn: Connection, st: Stages, scope: Scope | None,
+                timer: Callable[[str], Any] | None = None) -> dict[str, Rows]:
+        """Every stored statement's rows, by rule name (``timer(name)`` wraps each, for
+        profiling)."""
+        out: dict[str, Rows] = {}
+        for name in RULE_NAMES:
+            fn: Callable[[Connection, Stages, Scope | None], Rows] = getattr(self, name)
+            if timer is None:
+                out[name] = fn(conn, st, scope)
+            else:
+                with timer(name):
+                    out[name] = fn(conn, st, scope)
+        return out
 
     # -- settlement findings ------------------------------------------------------------
-    def event_findings(self, conn: Connection) -> list[Row[tuple[
-            str, str, int, int, int | None, int, int | None, str | None, int, str | None]]]:
+    def event_findings(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Current money events not settled (within tolerance), or settled late.
 
-        Rows: record_id, kind, amount_fen, anchor_day, due_day, total_fen, last_value_day,
-        paying movement ids (comma-joined, or None), returned_fen, return ids (or None).
+        Rows: root (event seq), record_id, kind, amount_fen, anchor_day, due_day, total_fen,
+        last_value_day, paying movement ids (comma-joined, or None), returned_fen, return
+        ids (or None).
         """
-        _al, _cand, _cn, links = self.links()
+        links = st.all_links()
         paid = links.c.amount_fen > 0
         settled = (
             select(links.c.e_seq, _sum(links.c.amount_fen).label("total"),
                    func.max(case((paid, links.c.value_day), else_=None)).label("last_day"),
-                   _agg_ids(case((paid, M.c.record_id), else_=None)).label("movements"),
-                   _sum(case((paid, 0), else_=-links.c.amount_fen)).label("returned"),
-                   _agg_ids(case((paid, None), else_=M.c.record_id)).label("returns"))
-            .select_from(links).join(M, M.c.seq == links.c.m_seq)
-            .group_by(links.c.e_seq).cte("settled")
+                   _sum(case((paid, 0), else_=-links.c.amount_fen)).label("returned"))
+            .group_by(links.c.e_seq).subquery("settled")
         )
-        re_ = R.alias("re")
         total = func.coalesce(settled.c.total, 0)
         late = and_(E.c.due_day.is_not(None),
                     settled.c.last_day > E.c.due_day + self.late_days())
-        q = (
-            select(E.c.record_id, E.c.kind, E.c.amount_fen, E.c.anchor_day, E.c.due_day,
-                   total.label("total"), settled.c.last_day, settled.c.movements,
-                   func.coalesce(settled.c.returned, 0).label("returned"), settled.c.returns)
+        found_q = (
+            select(E.c.seq, E.c.record_id, E.c.kind, E.c.amount_fen, E.c.anchor_day,
+                   E.c.due_day, total.label("total"), settled.c.last_day,
+                   func.coalesce(settled.c.returned, 0).label("returned"))
             .select_from(E)
-            .join(re_, and_(re_.c.seq == E.c.seq, re_.c.superseded.is_(False)))
             .outerjoin(settled, settled.c.e_seq == E.c.seq)
-            .where(self.money_kind(E.c.kind), or_(~self.within(total, E.c.amount_fen), late))
-            .order_by(E.c.record_id)
+            .where(E.c.superseded.is_(False), self.money_kind(E.c.kind),
+                   or_(~self.within(total, E.c.amount_fen), late))
         )
-        return list(conn.execute(q).tuples())
+        found = self._scoped(found_q, E.c.seq, None if scope is None else scope.events
+                             ).subquery("found")
+        # the movement ids only for the events found (aggregating strings for every
+        # event would cost more than the whole settlement check)
+        links2 = st.all_links()
+        paid2 = links2.c.amount_fen > 0
+        q = (
+            select(found.c.seq, found.c.record_id, found.c.kind, found.c.amount_fen,
+                   found.c.anchor_day, found.c.due_day, found.c.total, found.c.last_day,
+                   _agg_ids(case((paid2, M.c.record_id), else_=None)).label("movements"),
+                   found.c.returned,
+                   _agg_ids(case((paid2, None), else_=M.c.record_id)).label("returns"))
+            .select_from(found)
+            .outerjoin(links2, links2.c.e_seq == found.c.seq)
+            .outerjoin(M, M.c.seq == links2.c.m_seq)
+            .group_by(*found.c)
+        )
+        return _rows(conn, q)
 
-    def movement_mismatches(self, conn: Connection) -> list[Row[tuple[str, int, int]]]:
+    def movement_mismatches(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Current movements whose allocations do not add up to their amount.
 
-        Rows: record_id, amount_fen, allocated_fen.
+        Rows: root (movement seq), record_id, amount_fen, allocated_fen.
         """
-        rm = R.alias("rm")
         allocated = _sum(A.c.amount_fen)
         q = (
-            select(M.c.record_id, M.c.amount_fen, allocated.label("allocated"))
+            select(M.c.seq, M.c.record_id, M.c.amount_fen, allocated.label("allocated"))
             .select_from(M)
-            .join(rm, and_(rm.c.seq == M.c.seq, rm.c.superseded.is_(False)))
             .join(A, A.c.movement_seq == M.c.seq)
+            .where(M.c.superseded.is_(False), M.c.allocated.is_(True))
             .group_by(M.c.seq, M.c.record_id, M.c.amount_fen)
             .having(~self.within(allocated, M.c.amount_fen))
-            .order_by(M.c.record_id)
         )
-        return list(conn.execute(q).tuples())
+        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
 
-    def orphans(self, conn: Connection) -> list[Row[tuple[str, str, int, int, bool]]]:
+    def orphans(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Current settling movements that settle nothing: unallocated with no candidate,
         or allocated only to events the ledger does not hold.
 
-        Rows: record_id, kind, amount_fen, value_day, allocated.
+        Rows: root (movement seq), record_id, kind, amount_fen, value_day, allocated.
         """
-        al, cand, _cn, _links = self.links()
-        rm = R.alias("rm")
-        # anti-joins against each side computed once (a correlated EXISTS over the CTEs is
-        # re-evaluated per movement by SQLite: quadratic, measured in bench/RECONCILE.md)
-        resolved = select(al.c.m_seq).distinct().subquery("resolved")
-        candidate = select(cand.c.m_seq).distinct().subquery("candidate")
+        lk, cd = st.links, st.cand
         q = (
-            select(M.c.record_id, M.c.kind, M.c.amount_fen, M.c.value_day, M.c.allocated)
-            .select_from(M)
-            .join(rm, and_(rm.c.seq == M.c.seq, rm.c.superseded.is_(False)))
-            .outerjoin(resolved, resolved.c.m_seq == M.c.seq)
-            .outerjoin(candidate, candidate.c.m_seq == M.c.seq)
-            .where(self.settles(M.c.kind).is_not(None), or_(
-                and_(M.c.allocated.is_(False), candidate.c.m_seq.is_(None)),
-                and_(M.c.allocated.is_(True), resolved.c.m_seq.is_(None)),
+            select(M.c.seq, M.c.record_id, M.c.kind, M.c.amount_fen, M.c.value_day,
+                   M.c.allocated)
+            .where(M.c.superseded.is_(False), self.settles(M.c.kind).is_not(None), or_(
+                and_(M.c.allocated.is_(False), ~exists().where(cd.c.m_seq == M.c.seq)),
+                and_(M.c.allocated.is_(True), ~exists().where(lk.c.m_seq == M.c.seq)),
             ))
-            .order_by(M.c.record_id)
         )
-        return list(conn.execute(q).tuples())
+        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
 
-    def ambiguous(self, conn: Connection) -> list[Row[tuple[str, int, str, int]]]:
+    def ambiguous(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Unallocated movements with several candidate events, or whose one candidate
         event is also the candidate of another movement.
 
-        Rows: record_id, amount_fen, candidate event ids (comma-joined), number of
-        candidate events.
+        Rows: root (movement seq), record_id, amount_fen, candidate event ids
+        (comma-joined), number of candidate events.
         """
-        al = self.alloc_links()
-        cand = self.candidates(al)
-        cn = self.cand_count(cand)
-        unsure = (select(cn.c.m_seq).where(or_(cn.c.n > 1, cn.c.n_e > 1)).distinct()
-                  .cte("unsure"))
+        cn = st.cand_n
         q = (
-            select(M.c.record_id, M.c.amount_fen, _agg_ids(E.c.record_id).label("events"),
+            select(M.c.seq, M.c.record_id, M.c.amount_fen, _agg_ids(E.c.record_id).label("events"),
                    func.count().label("n"))
-            .select_from(unsure)
-            .join(cand, cand.c.m_seq == unsure.c.m_seq)
-            .join(M, M.c.seq == cand.c.m_seq)
-            .join(E, E.c.seq == cand.c.e_seq)
+            .select_from(cn)
+            .join(M, M.c.seq == cn.c.m_seq)
+            .join(E, E.c.seq == cn.c.e_seq)
+            .where(cn.c.m_seq.in_(select(cn.c.m_seq).where(or_(cn.c.n > 1, cn.c.n_e > 1))))
             .group_by(M.c.seq, M.c.record_id, M.c.amount_fen)
-            .order_by(M.c.record_id)
         )
-        return list(conn.execute(q).tuples())
+        return _rows(conn, q)  # candidates cover every unallocated movement, in scope or not
 
-    def missing_vouchers(self, conn: Connection) -> list[Row[tuple[str, str, str, str, int]]]:
+    def missing_vouchers(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Current records without the vouchers the rules require of their kind.
 
         A voucher counts when it is current and one of its ``refs`` names the record
         or an earlier version of it; for a benefit payment, a ``bank_slip`` naming a
         movement that settles it counts too.
-        Rows: record_id, domain, kind, missing voucher kinds (comma-joined), occurred_day.
+        Rows: root (record seq), record_id, domain, kind, missing voucher kinds
+        (comma-joined), occurred_day.
         """
         reqs = self.rules.voucher_requirements()
         if not reqs:
             return []
-        _al, _cand, _cn, links = self.links()
-        rv, rt, rt2 = R.alias("rv"), R.alias("rt"), R.alias("rt2")
-        direct = (
-            select(rt.c.domain.label("domain"), rt.c.current_id.label("target"),
-                   V.c.kind.label("kind"))
-            .select_from(VR)
-            .join(V, V.c.seq == VR.c.voucher_seq)
-            .join(rv, and_(rv.c.seq == V.c.seq, rv.c.superseded.is_(False)))
-            .join(rt, and_(rt.c.record_id == VR.c.ref_id,
-                           rt.c.domain.in_(("business", "finance"))))
-        )
-        rv2 = R.alias("rv2")
-        via_payment = (
-            select(literal("business").label("domain"), E.c.record_id.label("target"),
-                   V.c.kind.label("kind"))
-            .select_from(links)
-            .join(M, M.c.seq == links.c.m_seq)
-            .join(E, E.c.seq == links.c.e_seq)
-            .join(rt2, and_(rt2.c.domain == "finance", rt2.c.current_id == M.c.record_id))
-            .join(VR, VR.c.ref_id == rt2.c.record_id)
-            .join(V, and_(V.c.seq == VR.c.voucher_seq, V.c.kind == VIA_MOVEMENT[1]))
-            .join(rv2, and_(rv2.c.seq == V.c.seq, rv2.c.superseded.is_(False)))
-            .where(E.c.kind == VIA_MOVEMENT[0], links.c.amount_fen > 0)
-        )
-        evidence = union_all(direct, via_payment).cte("evidence")
         required = union_all(*[
             select(_text(d).label("domain"), _text(k).label("kind"), _text(v).label("voucher"))
-            for d, k, v in reqs]).cte("required")
-        has = exists().where(evidence.c.domain == R.c.domain, evidence.c.target == R.c.record_id,
-                             evidence.c.kind == required.c.voucher)
+            for d, k, v in reqs]).subquery("required")
+        vt = st.targets
+        direct = (select(literal(1)).select_from(vt)
+                  .where(vt.c.t_seq == R.c.seq, vt.c.v_kind == required.c.voucher).exists())
+
+        def via_link(links: Table) -> ColumnElement[bool]:
+            return (
+                select(literal(1)).select_from(links)
+                .join(vt, and_(vt.c.t_seq == links.c.m_seq, vt.c.t_domain == "finance",
+                               vt.c.v_kind == VIA_MOVEMENT[1]))
+                .where(links.c.e_seq == R.c.seq, links.c.amount_fen > 0)
+                .exists()
+            )
+
+        via_payment = or_(via_link(st.links), via_link(st.matched))
+        via = and_(R.c.domain == "business", R.c.kind == VIA_MOVEMENT[0],
+                   required.c.voucher == VIA_MOVEMENT[1], via_payment)
         q = (
-            select(R.c.record_id, R.c.domain, R.c.kind,
+            select(R.c.seq, R.c.record_id, R.c.domain, R.c.kind,
                    _agg_ids(required.c.voucher).label("missing"), R.c.occurred_day)
             .select_from(R)
             .join(required, and_(required.c.domain == R.c.domain, required.c.kind == R.c.kind))
-            .where(R.c.superseded.is_(False), ~has)
+            .where(R.c.superseded.is_(False), ~direct, ~via)
             .group_by(R.c.seq, R.c.record_id, R.c.domain, R.c.kind, R.c.occurred_day)
-            .order_by(R.c.record_id)
         )
-        return list(conn.execute(q).tuples())
+        return _rows(conn, self._scoped(q, R.c.seq, None if scope is None else scope.records))
 
     # -- domain rules -------------------------------------------------------------------
-    @staticmethod
-    def _current(table: Table | NamedFromClause, name: str) -> ColumnElement[bool]:
-        r = R.alias(name)
-        return exists().where(r.c.seq == table.c.seq, r.c.superseded.is_(False))
-
-    def duplicates(self, conn: Connection) -> list[Row[tuple[str, str, int, int, int, str]]]:
+    def duplicates(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Same person, insurance and period in more than one current benefit payment.
 
-        Rows: insurance, period, count, total_fen, max_fen, event ids (comma-joined).
+        Rows: root (``person|insurance|period``), insurance, period, count, total_fen,
+        max_fen, event ids (comma-joined).
         """
+        ins = func.coalesce(E.c.insurance, "")
         q = (
-            select(E.c.insurance, E.c.period, func.count().label("n"),
-                   _sum(E.c.amount_fen).label("total"),
+            select(E.c.person.label("g_person"), ins.label("g_ins"),
+                   E.c.period.label("g_period"), E.c.insurance, E.c.period,
+                   func.count().label("n"), _sum(E.c.amount_fen).label("total"),
                    func.max(E.c.amount_fen).label("largest"),
                    _agg_ids(E.c.record_id).label("events"))
             .where(E.c.kind == "benefit_payment", E.c.person.is_not(None),
-                   E.c.period.is_not(None), self._current(E, "r_dup"))
+                   E.c.period.is_not(None), E.c.superseded.is_(False))
             .group_by(E.c.person, E.c.insurance, E.c.period)
             .having(func.count() > 1)
-            .order_by(E.c.period)
         )
-        return list(conn.execute(q).tuples())
+        if scope is not None:
+            g = scope.groups
+            q = q.where(E.c.person.in_(select(g.c.person)),
+                        tuple_(E.c.person, ins, E.c.period).in_(
+                            select(g.c.person, g.c.insurance, g.c.period)))
+        return [(group_key(p, i, per), *rest) for p, i, per, *rest in _rows(conn, q)]
 
-    def after_termination(self, conn: Connection) -> list[Row[tuple[str, str, int, str, str]]]:
+    def after_termination(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Current benefit payments for a period on or after the first period a current
         termination of the person (same insurance, or ``all``) no longer covers.
 
-        Rows: event id, period, amount_fen, first uncovered period, termination ids.
+        Rows: root (event seq), event id, period, amount_fen, first uncovered period,
+        termination ids.
         """
         q = (
-            select(E.c.record_id, E.c.period, E.c.amount_fen,
+            select(E.c.seq, E.c.record_id, E.c.period, E.c.amount_fen,
                    func.min(P.c.period).label("from_period"),
                    _agg_ids(P.c.record_id).label("terminations"))
             .select_from(E)
             .join(P, and_(P.c.kind == "termination", P.c.person == E.c.person,
                           or_(P.c.insurance == E.c.insurance, P.c.insurance == "all"),
-                          E.c.period >= P.c.period))
-            .where(E.c.kind == "benefit_payment", self._current(E, "r_e"),
-                   self._current(P, "r_p"))
+                          E.c.period >= P.c.period, P.c.superseded.is_(False)))
+            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False))
             .group_by(E.c.seq, E.c.record_id, E.c.period, E.c.amount_fen)
-            .order_by(E.c.record_id)
         )
-        return list(conn.execute(q).tuples())
+        return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments))
 
-    def payee_mismatches(self, conn: Connection) -> list[Row[tuple[str, int, str, str]]]:
+    def payee_mismatches(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Current benefit payments whose account differs from that of the current
         approval in force for the person and insurance (latest ``start_period`` not
         after the payment's period). No approval on file: no finding.
 
-        Rows: event id, amount_fen, approval ids, in-force start period.
+        Rows: root (event seq), event id, amount_fen, approval ids, in-force start period.
         """
         p2 = P.alias("p2")
         approval = and_(p2.c.kind == "benefit_approval", p2.c.person == E.c.person,
-                        p2.c.insurance == E.c.insurance, p2.c.period <= E.c.period)
-        in_force = (
+                        p2.c.insurance == E.c.insurance, p2.c.period <= E.c.period,
+                        p2.c.superseded.is_(False))
+        in_force_q = (
             select(E.c.seq.label("e_seq"), func.max(p2.c.period).label("start"))
             .select_from(E).join(p2, approval)
-            .where(E.c.kind == "benefit_payment", self._current(E, "r_e"),
-                   self._current(p2, "r_p2"))
-            .group_by(E.c.seq).cte("in_force")
+            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False))
+            .group_by(E.c.seq)
         )
+        in_force = self._scoped(in_force_q, E.c.seq,
+                                None if scope is None else scope.payments).subquery("in_force")
         same = case((P.c.account == E.c.account, 1), else_=0)
         q = (
-            select(E.c.record_id, E.c.amount_fen, _agg_ids(P.c.record_id).label("approvals"),
-                   in_force.c.start)
+            select(E.c.seq, E.c.record_id, E.c.amount_fen,
+                   _agg_ids(P.c.record_id).label("approvals"), in_force.c.start)
             .select_from(in_force)
             .join(E, E.c.seq == in_force.c.e_seq)
             .join(P, and_(P.c.kind == "benefit_approval", P.c.person == E.c.person,
-                          P.c.insurance == E.c.insurance, P.c.period == in_force.c.start))
-            .where(self._current(P, "r_p"))
+                          P.c.insurance == E.c.insurance, P.c.period == in_force.c.start,
+                          P.c.superseded.is_(False)))
             .group_by(E.c.seq, E.c.record_id, E.c.amount_fen, in_force.c.start)
             .having(func.sum(same) == 0)
-            .order_by(E.c.record_id)
         )
-        return list(conn.execute(q).tuples())
+        return _rows(conn, q)
 
-    def account_rule_violations(self, conn: Connection) -> list[Row[tuple[str, str, int, str,
-                                                                          str]]]:
+    def account_rule_violations(self, conn: Connection, st: Stages,
+                                scope: Scope | None) -> Rows:
         """Current movements against the purpose of a fund account (财社〔2017〕144号).
 
         ``income`` pays out only to ``fiscal_special`` by a sweep, as a refund or as a
         transfer out; ``expenditure`` receives only from ``fiscal_special`` by a sweep,
-        or by a return. Rows: record_id, kind, amount_fen, field at fault, reason.
+        or by a return. Rows: root (movement seq), record_id, kind, amount_fen, field at
+        fault, reason.
         """
         fa, fr, to = M.c.fund_account, M.c.from_account, M.c.to_account
         sweep = M.c.kind == "sweep"
@@ -468,22 +606,55 @@ class Matcher:
             (and_(sweep, to == "expenditure", or_(fr.is_(None), fr != "fiscal_special")),
              "from_account", "the expenditure account receives only from fiscal_special"),
         ]
-        field = case(*[(cond, f) for cond, f, _ in rules], else_=None)
+        fld = case(*[(cond, f) for cond, f, _ in rules], else_=None)
         reason = case(*[(cond, why) for cond, _, why in rules], else_=None)
         q = (
-            select(M.c.record_id, M.c.kind, M.c.amount_fen, field.label("field"),
+            select(M.c.seq, M.c.record_id, M.c.kind, M.c.amount_fen, fld.label("field"),
                    reason.label("reason"))
-            .where(field.is_not(None), self._current(M, "r_m"))
-            .order_by(M.c.record_id)
+            .where(fld.is_not(None), M.c.superseded.is_(False))
         )
-        return list(conn.execute(q).tuples())
+        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
 
-    def income_netting(self, conn: Connection) -> list[Row[tuple[str, int, int, int]]]:
-        """Months in which the income account's current movements do not net to zero.
+    def voucher_mismatches(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+        """Current vouchers with an ``amount`` that differs from the sum of the current
+        money records they refer to, per domain (a bank slip naming a benefit payment
+        and its payment movement evidences the same money twice, once per domain).
 
-        In: collections and returns on ``income``, sweeps to it; out: payments, refunds
-        and transfers on ``income``, sweeps from it. Rows: month, in_fen, out_fen, count.
+        Rows: root (voucher seq), voucher id, voucher amount_fen, domain, evidenced_fen,
+        record ids; a voucher's rows in domain order.
         """
+        vt, rc = st.targets, R.alias("rc")
+        amount = func.coalesce(E.c.amount_fen, M.c.amount_fen)
+        tq = (
+            select(vt.c.v_seq, vt.c.t_seq, rc.c.domain, rc.c.record_id,
+                   amount.label("amount_fen"))
+            .select_from(vt)
+            .join(rc, rc.c.seq == vt.c.t_seq)
+            .outerjoin(E, E.c.seq == vt.c.t_seq)
+            .outerjoin(M, M.c.seq == vt.c.t_seq)
+            .where(vt.c.v_amount.is_not(None), amount.is_not(None))
+            .distinct()
+        )
+        targets = self._scoped(tq, vt.c.v_seq, None if scope is None else scope.vouchers
+                               ).subquery("voucher_targets")
+        total = _sum(targets.c.amount_fen)
+        q = (
+            select(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain,
+                   total.label("evidenced"), _agg_ids(targets.c.record_id).label("records"))
+            .select_from(targets)
+            .join(V, V.c.seq == targets.c.v_seq)
+            .group_by(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain)
+            .having(~self.within(V.c.amount_fen, total))
+            .order_by(V.c.seq, targets.c.domain)
+        )
+        return _rows(conn, q)
+
+    # -- the income account, per month ------------------------------------------------------
+    @staticmethod
+    def month_sums_select(seqs: Select[Any] | None = None,
+                          sign: int = 1) -> Select[Any]:
+        """The income account's in, out and count per value month over current movements
+        (or over the movements ``seqs`` selects, whatever their status, times ``sign``)."""
         fa, fr, to = M.c.fund_account, M.c.from_account, M.c.to_account
         sweep = M.c.kind == "sweep"
         inflow = case((and_(~sweep, M.c.kind.in_(("collection", "return")), fa == "income"),
@@ -493,47 +664,17 @@ class Matcher:
                         M.c.amount_fen),
                        (and_(sweep, fr == "income"), M.c.amount_fen), else_=0)
         q = (
-            select(M.c.value_month, _sum(inflow).label("in_fen"), _sum(outflow).label("out_fen"),
-                   func.count().label("n"))
-            .where(or_(fa == "income", fr == "income", to == "income"),
-                   self._current(M, "r_m"))
+            select(M.c.value_month, _sum(inflow * sign).label("in_fen"),
+                   _sum(outflow * sign).label("out_fen"),
+                   cast(func.count() * sign, BigInteger).label("n"))
+            .where(or_(fa == "income", fr == "income", to == "income"))
             .group_by(M.c.value_month)
-            .having(_sum(inflow) != _sum(outflow))
-            .order_by(M.c.value_month)
         )
-        return list(conn.execute(q).tuples())
+        if seqs is None:
+            return q.where(M.c.superseded.is_(False))
+        return q.where(M.c.seq.in_(seqs))
 
-    def voucher_mismatches(self, conn: Connection) -> list[Row[tuple[str, int, str, int, str]]]:
-        """Current vouchers with an ``amount`` that differs from the sum of the current
-        money records they refer to, per domain (a bank slip naming a benefit payment
-        and its payment movement evidences the same money twice, once per domain).
 
-        Rows: voucher id, voucher amount_fen, domain, evidenced_fen, record ids.
-        """
-        rt, rc = R.alias("rt"), R.alias("rc")
-        amount = func.coalesce(E.c.amount_fen, M.c.amount_fen)
-        targets = (
-            select(V.c.seq.label("v_seq"), rc.c.seq.label("r_seq"), rc.c.domain,
-                   rc.c.record_id, amount.label("amount_fen"))
-            .select_from(V)
-            .join(VR, VR.c.voucher_seq == V.c.seq)
-            .join(rt, and_(rt.c.record_id == VR.c.ref_id, rt.c.domain.in_(("business", "finance"))))
-            .join(rc, and_(rc.c.domain == rt.c.domain, rc.c.record_id == rt.c.current_id,
-                           rc.c.superseded.is_(False)))
-            .outerjoin(E, E.c.seq == rc.c.seq)
-            .outerjoin(M, M.c.seq == rc.c.seq)
-            .where(V.c.amount_fen.is_not(None), amount.is_not(None), self._current(V, "r_v"))
-            .distinct()
-            .cte("voucher_targets")
-        )
-        total = _sum(targets.c.amount_fen)
-        q = (
-            select(V.c.record_id, V.c.amount_fen, targets.c.domain, total.label("evidenced"),
-                   _agg_ids(targets.c.record_id).label("records"))
-            .select_from(targets)
-            .join(V, V.c.seq == targets.c.v_seq)
-            .group_by(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain)
-            .having(~self.within(V.c.amount_fen, total))
-            .order_by(V.c.record_id, targets.c.domain)
-        )
-        return list(conn.execute(q).tuples())
+def group_key(person: str, insurance: str, period: str) -> str:
+    """The root of a duplicates group."""
+    return f"{person}|{insurance}|{period}"

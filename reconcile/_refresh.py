@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import Connection, and_, exists, select, tuple_, update
 
 from ledger import decode_leaf
 from ledger._schema import entries
@@ -68,21 +68,21 @@ class _Batch:
         occurred = str(rec["occurred_at"])
         occurred_day = epoch_day(occurred)
         self.records.append((seq, domain, kind, rid, str(rec["region"]), occurred, occurred_day,
-                             rec.get("corrects"), False, rid, entry_hash))
+                             rec.get("corrects"), False, rid, entry_hash, seq))
         if domain == "business" and kind in PERSON_KINDS:
             eff = rec.get("effective_date")
             period = (rec.get("start_period") if kind == "benefit_approval"
                       else None if eff is None else _first_uncovered(str(eff)))
             self.persons.append((seq, rid, kind, str(rec["person_id"]), str(rec["insurance"]),
                                  rec.get("account"), period,
-                                 None if eff is None else epoch_day(str(eff))))
+                                 None if eff is None else epoch_day(str(eff)), False))
         elif domain == "business" and kind in MONEY_EVENTS and "amount" in rec:
             due = epoch_day(rec["due_date"]) if "due_date" in rec else None
             party = rec.get("employer_party") or rec.get("payer_id")
             self.events.append((seq, rid, kind, fen(rec["amount"]), due,
                                 occurred_day if due is None else due, party,
                                 rec.get("person_id"), rec.get("account"), rec.get("insurance"),
-                                rec.get("period")))
+                                rec.get("period"), False))
         elif domain == "finance" and kind in MOVEMENT_KINDS:
             allocs = rec.get("allocations") or []
             value_date = str(rec["value_date"])
@@ -90,12 +90,12 @@ class _Batch:
                                    epoch_day(value_date), value_date[:7], str(rec["bank_ref"]),
                                    rec.get("payer_id"), rec.get("payee_account"),
                                    rec.get("fund_account"), rec.get("from_account"),
-                                   rec.get("to_account"), rec.get("returns"), bool(allocs)))
+                                   rec.get("to_account"), rec.get("returns"), bool(allocs), False))
             for pos, a in enumerate(allocs):
-                self.allocations.append((seq, pos, rid, str(a["event"]), fen(a["amount"])))
+                self.allocations.append((seq, pos, rid, str(a["event"]), fen(a["amount"]), None))
         elif domain == "archive":
             amount = rec.get("amount")
-            self.vouchers.append((seq, rid, kind, None if amount is None else fen(amount)))
+            self.vouchers.append((seq, rid, kind, None if amount is None else fen(amount), False))
             for ref in dict.fromkeys(rec.get("refs") or []):
                 self.refs.append((seq, str(ref), rid))
 
@@ -139,22 +139,77 @@ def refresh(store: Store) -> tuple[int, int]:
             decoded += len(rows)
             last = int(rows[-1][0])
         if decoded:
-            _resolve_corrections(conn)
+            changed = _resolve_corrections(conn, start)
+            _resolve_allocations(conn, start, changed)
         if size != start:
             store.set_meta(conn, t.WATERMARK_KEY, str(size))
     return decoded, size
 
 
-def _resolve_corrections(conn: Connection) -> None:
-    """Mark superseded records and point every record at its latest version (set-based)."""
+def _resolve_corrections(conn: Connection, start: int) -> list[int]:
+    """Mark superseded records and point records at their latest version (set-based).
+
+    Only what the entries from ``start`` on can change is touched: new records, and
+    older records that a new record corrects or whose latest version a new record
+    corrects. Older records whose status changed are noted in ``rc_dirty`` for the next
+    incremental run (:mod:`reconcile._scope`).
+    """
     r, r2 = t.records, t.records.alias("r2")
+    new_fix = (select(r2.c.domain, r2.c.corrects)
+               .where(r2.c.seq >= start, r2.c.corrects.is_not(None)))
     corrected_by = exists().where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.record_id)
-    conn.execute(update(r).where(r.c.superseded.is_(False), corrected_by).values(superseded=True))
-    successor = (
-        select(r2.c.record_id).where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.current_id)
-        .order_by(r2.c.seq.desc()).limit(1).scalar_subquery()
-    )
+    changed: set[int] = set()
+    for cond in (tuple_(r.c.domain, r.c.record_id).in_(new_fix),
+                 and_(r.c.seq >= start, corrected_by)):
+        rows = conn.execute(update(r).where(r.c.superseded.is_(False), cond)
+                            .values(superseded=True).returning(r.c.seq)).all()
+        changed.update(int(row[0]) for row in rows)
+    now_superseded = set(changed)
+    for table in (t.events, t.movements, t.vouchers, t.person_events):
+        for part in _chunks(sorted(changed)):
+            conn.execute(update(table).where(table.c.seq.in_(part)).values(superseded=True))
+    latest = (select(r2.c.record_id, r2.c.seq)
+              .where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.current_id)
+              .order_by(r2.c.seq.desc()).limit(1))
+    values = {"current_id": latest.with_only_columns(r2.c.record_id).scalar_subquery(),
+              "current_seq": latest.with_only_columns(r2.c.seq).scalar_subquery()}
     has_successor = exists().where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.current_id)
+    new_successor = tuple_(r.c.domain, r.c.current_id).in_(new_fix)
     for _ in range(MAX_CORRECTION_CHAIN):  # one step along every chain per statement
-        if conn.execute(update(r).where(has_successor).values(current_id=successor)).rowcount == 0:
+        moved = conn.execute(update(r).where(r.c.seq >= start, has_successor).values(values)
+                             .returning(r.c.seq)).all()
+        moved += conn.execute(update(r).where(r.c.seq < start, new_successor).values(values)
+                              .returning(r.c.seq)).all()
+        if not moved:
             break
+        changed.update(int(row[0]) for row in moved)
+    old = sorted(s for s in changed if s < start)
+    d = t.dirty.c
+    for part in _chunks(old):
+        known = {int(x) for x in conn.execute(select(d.seq).where(d.seq.in_(part))).scalars()}
+        rows = [{"seq": s, "was_current": s in now_superseded} for s in part if s not in known]
+        if rows:
+            conn.execute(t.dirty.insert(), rows)
+        flip = [s for s in part if s in known and s in now_superseded]
+        if flip:
+            conn.execute(update(t.dirty).where(d.seq.in_(flip)).values(was_current=True))
+    return old
+
+
+def _resolve_allocations(conn: Connection, start: int, changed: list[int]) -> None:
+    """Point allocations at the current version of the event they name
+    (``rc_allocations.event_seq``): the new allocations, those naming a record that
+    arrived now (a forward reference), and those naming a record whose latest version
+    changed."""
+    a, r = t.allocations, t.records
+    named = and_(r.c.domain == "business", r.c.record_id == a.c.event_id)
+    conn.execute(update(a).where(a.c.movement_seq >= start, named)
+                 .values(event_seq=r.c.current_seq))
+    conn.execute(update(a).where(r.c.seq >= start, named).values(event_seq=r.c.current_seq))
+    for part in _chunks(changed):
+        conn.execute(update(a).where(r.c.seq.in_(part), named)
+                     .values(event_seq=r.c.current_seq))
+
+
+def _chunks(seqs: list[int], size: int = 1000) -> list[list[int]]:
+    return [seqs[i:i + size] for i in range(0, len(seqs), size)]

@@ -156,6 +156,10 @@ class RunInfo(_Model):
     """Entries decoded into the derived tables by this run (incremental refresh)."""
     backend: str
     rules: dict[str, Any]
+    mode: str = "full"
+    """``full`` (every item re-checked) or ``incremental`` (see ``reconcile._scope``)."""
+    rechecked: int = 0
+    """Incremental runs: events, movements, records and vouchers re-checked."""
 
 
 class Summary(_Model):

@@ -1,7 +1,8 @@
 """``run_reconcile``: refresh the derived tables, run the matching SQL, judge by date.
 
-This module owns the run: the SQL (:mod:`reconcile._match`) returns only rows that
-are not in order; here each row is judged against the run's date and the
+This module owns the run: the SQL (:mod:`reconcile._match`, run full or
+incrementally by :mod:`reconcile._scope`) returns only rows that are not in order;
+here each row is judged against the run's date and the
 :class:`~reconcile._rules.Rules`: still inside its window, it is *expected*; past it,
 it is a :class:`Break`. Amounts that cannot be right whatever happens later (an event
 allocated more than its amount, a movement whose allocations do not add up, an
@@ -25,10 +26,11 @@ from sqlalchemy import Connection, select
 from ledger import Ledger
 from reconcile import _tables as t
 from reconcile._bank import statement_breaks
-from reconcile._match import Matcher
+from reconcile._match import Rows
 from reconcile._refresh import refresh
 from reconcile._report import Break, Expected, Report, RunInfo
 from reconcile._rules import Rules, load_rules
+from reconcile._scope import Outcome, match
 from reconcile._units import day_date, epoch_day, money
 from reconcile._workflow import apply_states
 
@@ -43,14 +45,17 @@ def today() -> date:
 
 
 def run_reconcile(
-    ledger: Ledger, as_of: date | None = None, rules: Rules | Mapping[str, Any] | None = None
+    ledger: Ledger, as_of: date | None = None, rules: Rules | Mapping[str, Any] | None = None,
+    *, full: bool = False,
 ) -> Report:
     """Reconcile the ledger as of a date.
 
     Args:
-        ledger: an open ledger (schema revision 0002 or later).
+        ledger: an open ledger (schema revision 0005 or later).
         as_of: the date to judge windows by; default today in Asia/Shanghai.
         rules: a :class:`Rules` or a dict of overrides of :data:`DEFAULT_RULES`.
+        full: re-check everything even when an incremental run would do
+            (:mod:`reconcile._scope`); the report is the same either way.
 
     Returns:
         The :class:`Report`; ``report.clean`` is true when there are no breaks.
@@ -59,17 +64,18 @@ def run_reconcile(
     as_of = as_of or started.date()
     rules = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
     decoded, size = refresh(ledger.store)
+    found = match(ledger.store, rules, full=full)
     judge = _Judge(epoch_day(as_of), rules)
+    _collect(found.findings, judge)
+    _domain_rules(found, judge)
     with ledger.store.reader() as conn:
-        m = Matcher(rules)
-        _collect(conn, m, judge)
-        _domain_rules(conn, m, judge)
         judge.breaks.extend(statement_breaks(conn, rules, as_of))
         breaks = _with_evidence(conn, judge.breaks)
     run = RunInfo(
         as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(TZ).isoformat(timespec="seconds"), ledger_size=size,
-        decoded=decoded, backend=ledger.store.dialect, rules=rules.describe())
+        decoded=decoded, backend=ledger.store.dialect, rules=rules.describe(),
+        mode=found.mode, rechecked=max(found.rechecked, 0))
     return Report.build(run, breaks, judge.expected)
 
 
@@ -98,10 +104,10 @@ def _ids(joined: str | None) -> tuple[str, ...]:
     return tuple(sorted(set(joined.split(",")))) if joined else ()
 
 
-def _collect(conn: Connection, m: Matcher, j: _Judge) -> None:
+def _collect(f: dict[str, Rows], j: _Judge) -> None:
     r = j.rules
     for (rid, kind, amount, anchor, due, total, last_day, movs, returned,
-         rets) in m.event_findings(conn):
+         rets) in f["event_findings"]:
         records = (rid, *_ids(movs))
         amounts = {"event": amount, "allocated": total}
         window = anchor + r.settlement_for(kind)
@@ -128,17 +134,17 @@ def _collect(conn: Connection, m: Matcher, j: _Judge) -> None:
                 "LATE_SETTLEMENT", records, {"event": amount}, "value_date",
                 f"{kind} {rid} due {day_date(due)} was settled on {day_date(last_day)}, "
                 f"{last_day - due} days later (allowed {r.late_for(kind)})"))
-    for rid, amount, allocated in m.movement_mismatches(conn):
+    for rid, amount, allocated in f["movement_mismatches"]:
         j.breaks.append(Break.make(
             "AMOUNT_MISMATCH", (rid,), {"movement": amount, "allocated": allocated},
             "allocations", f"allocations add up to {money(allocated)}, movement "
             f"{money(amount)}", abs(amount - allocated)))
-    for rid, kind, amount, value_day, allocated in m.orphans(conn):
+    for rid, kind, amount, value_day, allocated in f["orphans"]:
         why = ("its allocations name no event in the ledger" if allocated
                else "it is unallocated and matches no event")
         j.windowed(value_day + r.orphan_days, "ORPHAN_MOVEMENT", (rid,), {"movement": amount},
                    "allocations", f"{kind} {rid} of {money(amount)}: {why}", amount)
-    for rid, amount, events, n in m.ambiguous(conn):
+    for rid, amount, events, n in f["ambiguous"]:
         cands = _ids(events)
         listed = f"{', '.join(cands[:10])}{' ...' if len(cands) > 10 else ''}"
         why = (f"matches {n} events equally well: {listed}" if n > 1 else
@@ -146,7 +152,7 @@ def _collect(conn: Connection, m: Matcher, j: _Judge) -> None:
         j.breaks.append(Break.make(
             "AMBIGUOUS_MATCH", (rid, *cands), {"movement": amount}, "allocations",
             f"unallocated {rid} of {money(amount)} {why}", amount))
-    for rid, domain, kind, missing, occurred_day in m.missing_vouchers(conn):
+    for rid, domain, kind, missing, occurred_day in f["missing_vouchers"]:
         j.windowed(occurred_day + r.voucher_days, "MISSING_VOUCHER", (rid,), {}, "refs",
                    f"{domain}.{kind} {rid} has no {', '.join(_ids(missing))}", 0)
 
@@ -157,31 +163,32 @@ def _month_end(month: str) -> int:
     return epoch_day(nxt) - 1
 
 
-def _domain_rules(conn: Connection, m: Matcher, j: _Judge) -> None:
+def _domain_rules(found: Outcome, j: _Judge) -> None:
     """Issue item 4: duplicates, terminations, payees, fund accounts, voucher amounts."""
-    for insurance, period, n, total, largest, events in m.duplicates(conn):
+    f = found.findings
+    for insurance, period, n, total, largest, events in f["duplicates"]:
         ids = _ids(events)
         j.breaks.append(Break.make(
             "DUPLICATE_PAYMENT", ids, {"paid": total, "largest": largest}, "period",
             f"{n} benefit payments for one person, {insurance} {period}: {', '.join(ids)}",
             total - largest))
-    for rid, period, amount, from_period, terms in m.after_termination(conn):
+    for rid, period, amount, from_period, terms in f["after_termination"]:
         tids = _ids(terms)
         j.breaks.append(Break.make(
             "PAYMENT_AFTER_TERMINATION", (rid, *tids), {"event": amount}, "period",
             f"benefit_payment {rid} for {period}, but {', '.join(tids)} ended the benefit "
             f"from {from_period}", amount))
-    for rid, amount, approvals, start in m.payee_mismatches(conn):
+    for rid, amount, approvals, start in f["payee_mismatches"]:
         aids = _ids(approvals)
         j.breaks.append(Break.make(
             "PAYEE_MISMATCH", (rid, *aids), {"event": amount}, "account",
             f"benefit_payment {rid} pays an account other than the one approved in "
             f"{', '.join(aids)} (in force from {start})", amount))
-    for rid, kind, amount, field, reason in m.account_rule_violations(conn):
+    for rid, kind, amount, field, reason in f["account_rule_violations"]:
         j.breaks.append(Break.make(
             "ACCOUNT_RULE_VIOLATION", (rid,), {"movement": amount}, field,
             f"{kind} {rid} of {money(amount)}: {reason}", amount))
-    for month, in_fen, out_fen, n in m.income_netting(conn):
+    for month, in_fen, out_fen, n in found.netting:
         net = in_fen - out_fen
         j.windowed(_month_end(month) + j.rules.income_netting_days, "ACCOUNT_RULE_VIOLATION",
                    (), {"in": in_fen, "out": out_fen, "net": net}, "fund_account",
@@ -189,7 +196,7 @@ def _domain_rules(conn: Connection, m: Matcher, j: _Judge) -> None:
                    f"{money(out_fen)}, net {money(net)} (must net to zero each month)",
                    abs(net), key=("income", month))
     flagged: set[str] = set()
-    for vid, amount, domain, evidenced, recs in m.voucher_mismatches(conn):
+    for vid, amount, domain, evidenced, recs in f["voucher_mismatches"]:
         if vid in flagged:  # one break per voucher: its first domain that differs
             continue
         flagged.add(vid)

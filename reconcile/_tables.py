@@ -11,7 +11,17 @@ Conventions kept in every table:
 - dates are *epoch days* (``INTEGER`` days since 1970-01-01), so "30 days after the
   due date" is integer arithmetic, identical on SQLite and PostgreSQL;
 - personal fields hold the ledger's pseudonyms (``ps1:...``), never clear values;
-- rows are keyed by the entry's ``seq``; ``record_id`` is the interchange id.
+- rows are keyed by the entry's ``seq``; ``record_id`` is the interchange id;
+- every record table carries ``superseded`` (a later version corrects it), and
+  ``rc_records.current_seq`` is the ``seq`` of the latest version, so matching joins
+  integers, not ids through the correction chain.
+
+Three tables hold the state of incremental runs (:mod:`reconcile._scope`):
+``rc_findings`` (the rows each matching statement returned, per root item, before they
+are judged by date), ``rc_open`` (current money events not fully settled by
+allocations: re-checked every run), ``rc_dirty`` (older records whose version status
+a refresh changed since the last run) and ``rc_month_sums`` (the income account's
+sums per month, kept up to date by delta). Revision ``0005`` adds them.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -35,9 +46,18 @@ metadata = MetaData(naming_convention=NAMING)
 WATERMARK_KEY = "reconcile_seq"
 """Key in the ledger's ``meta`` table: the next entry ``seq`` the refresh will decode."""
 
+CHECKED_KEY = "reconcile_checked"
+"""Key in ``meta``: the stored findings are up to date for entries below this ``seq``."""
+
+RECORDS_KEY = "reconcile_records"
+"""Key in ``meta``: how many ``rc_records`` rows the last run covered."""
+
+RULES_KEY = "reconcile_rules"
+"""Key in ``meta``: digest of the rules the stored findings were computed with."""
+
 RC_TABLES = (
     "rc_records", "rc_events", "rc_movements", "rc_allocations", "rc_vouchers", "rc_voucher_refs",
-    "rc_person_events",
+    "rc_person_events", "rc_findings", "rc_open", "rc_dirty", "rc_month_sums",
 )
 
 records = Table(
@@ -55,9 +75,12 @@ records = Table(
     # the id of the latest version (itself when not superseded), same domain
     Column("current_id", String(128), nullable=False),
     Column("entry_hash", String(64), nullable=False),  # hex, the entry's hash (break evidence)
+    Column("current_seq", BigInteger, nullable=False),  # seq of the current_id record
     UniqueConstraint("domain", "record_id"),
     Index("ix_rc_records_record_id", "record_id"),
     Index("ix_rc_records_domain_corrects", "domain", "corrects"),
+    Index("ix_rc_records_current_seq", "current_seq"),
+    Index("ix_rc_records_domain_current_id", "domain", "current_id"),
 )
 
 events = Table(
@@ -75,8 +98,10 @@ events = Table(
     Column("account", String(40), nullable=True),  # account pseudonym
     Column("insurance", String(16), nullable=True),
     Column("period", String(7), nullable=True),
+    Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
     Index("ix_rc_events_record_id", "record_id"),
     Index("ix_rc_events_kind_amount_fen", "kind", "amount_fen"),
+    Index("ix_rc_events_person", "person"),
 )
 
 movements = Table(
@@ -97,7 +122,9 @@ movements = Table(
     Column("to_account", String(16), nullable=True),  # sweeps
     Column("returns", String(128), nullable=True),
     Column("allocated", Boolean, nullable=False),
+    Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
     Index("ix_rc_movements_record_id", "record_id"),
+    Index("ix_rc_movements_allocated", "allocated"),
 )
 
 allocations = Table(
@@ -108,7 +135,11 @@ allocations = Table(
     Column("movement_id", String(128), nullable=False),
     Column("event_id", String(128), nullable=False),
     Column("amount_fen", BigInteger, nullable=False),
+    # seq of the current version of the business record ``event_id`` names (NULL: none
+    # in the ledger yet); kept up to date by the refresh as records arrive and are corrected
+    Column("event_seq", BigInteger, nullable=True),
     Index("ix_rc_allocations_event_id", "event_id"),
+    Index("ix_rc_allocations_event_seq", "event_seq"),
 )
 
 vouchers = Table(
@@ -118,6 +149,7 @@ vouchers = Table(
     Column("record_id", String(128), nullable=False),
     Column("kind", String(48), nullable=False),
     Column("amount_fen", BigInteger, nullable=True),
+    Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
 )
 
 voucher_refs = Table(
@@ -142,5 +174,42 @@ person_events = Table(
     # approval: start_period; termination: the first period it no longer covers (YYYY-MM)
     Column("period", String(7), nullable=True),
     Column("effective_day", Integer, nullable=True),  # termination: effective_date
+    Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
     Index("ix_rc_person_events_person", "person"),
+)
+
+findings = Table(
+    "rc_findings",
+    metadata,
+    # what one matching statement returned for one root item (event, movement, record,
+    # voucher seq; or a group key), as a JSON array per row; judged by date every run
+    Column("rule", String(32), primary_key=True),
+    Column("root", String(200), primary_key=True),
+    Column("pos", Integer, primary_key=True, autoincrement=False),
+    Column("row", Text, nullable=False),
+)
+
+open_events = Table(
+    "rc_open",
+    metadata,
+    # current money events whose allocations do not settle them (re-checked every run)
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+)
+
+dirty = Table(
+    "rc_dirty",
+    metadata,
+    # records written before the last run whose superseded / current version changed since
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("was_current", Boolean, nullable=False),  # it was current, now it is superseded
+)
+
+month_sums = Table(
+    "rc_month_sums",
+    metadata,
+    # the income account's current movements per value month (income_netting), kept by delta
+    Column("month", String(7), primary_key=True),
+    Column("in_fen", BigInteger, nullable=False),
+    Column("out_fen", BigInteger, nullable=False),
+    Column("n", BigInteger, nullable=False),
 )

@@ -1,0 +1,307 @@
+"""Incremental matching: which items a run re-checks, and the findings kept between runs.
+
+This module owns the matching *state* (``rc_findings``, ``rc_open``, ``rc_dirty``,
+``rc_month_sums`` and the ``meta`` keys ``reconcile_checked`` / ``reconcile_rules``)
+and :func:`match`, which runs the statements of :mod:`reconcile._match` either over
+everything (a **full** run) or over a :class:`~reconcile._match.Scope` (an
+**incremental** run) and stores what they return per root item.
+
+A finding depends only on its root's neighbourhood, so a run re-checks exactly the
+roots whose neighbourhood may have changed since the last run. With ``X`` the records
+decoded since then plus the older records whose version status changed (``rc_dirty``):
+
+- movements: those in ``X``; every unallocated current movement (heuristic candidates,
+  ``ORPHAN_MOVEMENT``, ``AMBIGUOUS_MATCH`` are re-decided every run); those whose
+  allocations name a business record in ``X`` (its arrival or correction changes what
+  they resolve to); those named by a voucher in ``X``;
+- events: those in ``X``; every event still open (``rc_open``: allocations do not
+  settle it, so windows, heuristic matches and returns are re-judged every run); the
+  events named by any allocation of a re-checked movement; the business records named
+  by a voucher in ``X``;
+- records (``MISSING_VOUCHER``): ``X``, the records named by vouchers in ``X``, the
+  re-checked events; vouchers (amounts): those in ``X`` and those naming a record in
+  ``X``; benefit payments (terminations, payees): those in ``X`` and those of a person
+  with an approval or termination in ``X``; duplicate groups: those of the benefit
+  payments in ``X``;
+- the income account's monthly sums are kept by delta: plus new current movements,
+  minus those that were current at the last run and are superseded now.
+
+Everything else keeps the findings stored for it. Dates are not part of any finding:
+the rows are judged against the run's as-of date every time (:mod:`reconcile._run`).
+A run is full when there is no state yet, when the rules changed, when asked
+(``full=True``), or when the new entries are a large share of the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    Table,
+    cast,
+    delete,
+    func,
+    select,
+    true,
+    union,
+    update,
+)
+
+from ledger._store import Store
+from reconcile import _tables as t
+from reconcile._match import (
+    RULE_NAMES,
+    Matcher,
+    Rows,
+    Scope,
+    Stages,
+    Work,
+    group_key,
+)
+from reconcile._rules import Rules
+
+FULL_SHARE = 0.25
+"""An incremental run re-checks its scope by index lookups; when the new entries are
+more than this share of the ledger, one full set-based pass is cheaper."""
+
+PG_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
+"""Session settings of a run on PostgreSQL: JIT compilation costs more than it saves on
+these statements, and the hash joins and aggregates fit in memory instead of spilling."""
+
+R, E, M, A, V, VR, P = (t.records, t.events, t.movements, t.allocations, t.vouchers,
+                        t.voucher_refs, t.person_events)
+F = t.findings
+
+SCOPED_BY: dict[str, str] = {
+    "event_findings": "events", "movement_mismatches": "movements", "orphans": "movements",
+    "ambiguous": "movements", "missing_vouchers": "records", "duplicates": "groups",
+    "after_termination": "payments", "payee_mismatches": "payments",
+    "account_rule_violations": "movements", "voucher_mismatches": "vouchers",
+}
+"""Which scope table holds the roots each stored statement is re-checked for."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`match` found: every stored finding, and the run's mode."""
+
+    mode: str  # "full" or "incremental"
+    rechecked: int  # roots re-checked: events + movements + records + vouchers
+    findings: dict[str, Rows]  # rule -> rows (without their root), root order
+    netting: Rows  # month, in_fen, out_fen, count: months whose income does not net to 0
+
+
+def rules_digest(rules: Rules) -> str:
+    """A digest of the rules (stored findings are only valid under the same rules)."""
+    body = json.dumps(rules.describe(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def match(store: Store, rules: Rules, *, full: bool = False,
+          timer: Callable[[str], Any] | None = None) -> Outcome:
+    """Run the matching statements (full or incremental) and store their findings.
+
+    Call after :func:`reconcile._refresh.refresh`. Runs in one writer transaction, so
+    the stored findings, ``rc_open`` and the ``reconcile_checked`` mark move together.
+    ``timer(name)`` (a context manager factory) wraps each step, for profiling.
+    """
+    def step(name: str) -> Any:
+        return timer(name) if timer is not None else _Null()
+
+    with store.writer() as conn:
+        if store.dialect == "postgresql":
+            for sql in PG_SETTINGS:
+                conn.exec_driver_sql(sql)
+        size = int(store.get_meta(conn, t.WATERMARK_KEY) or 0)
+        checked_text = store.get_meta(conn, t.CHECKED_KEY)
+        digest = rules_digest(rules)
+        checked = int(checked_text) if checked_text is not None else 0
+        known = int(store.get_meta(conn, t.RECORDS_KEY) or 0)
+        new = (_count_where(conn, R.c.seq >= checked) if checked_text is not None else 0)
+        incremental = (not full and checked_text is not None
+                       and store.get_meta(conn, t.RULES_KEY) == digest
+                       and new <= FULL_SHARE * (known + new))
+        work = Work(conn, timer=timer)
+        with step("scope"):
+            scope = _scope(work, checked) if incremental else None
+        m = Matcher(rules)
+        with step("stages"):
+            stages = m.stages(work, scope)
+        rows = m.run_all(conn, stages, scope, timer)
+        with step("store"):
+            _store_findings(store, conn, rows, scope)
+            _store_open(conn, stages, scope)
+            _month_sums(conn, checked if incremental else None)
+            conn.execute(delete(t.dirty))
+            store.set_meta(conn, t.CHECKED_KEY, str(size))
+            store.set_meta(conn, t.RULES_KEY, digest)
+            store.set_meta(conn, t.RECORDS_KEY, str(
+                known + new if incremental else _count_where(conn, true())))
+            rechecked = (sum(_count(conn, getattr(scope, n)) for n in
+                             ("events", "movements", "records", "vouchers"))
+                         if scope is not None else -1)
+            findings = _load_findings(conn)
+            ms = t.month_sums.c
+            netting = [tuple(r) for r in conn.execute(
+                select(ms.month, ms.in_fen, ms.out_fen, ms.n)
+                .where(ms.in_fen != ms.out_fen).order_by(ms.month))]
+        work.drop()  # on an error the transaction's rollback removes them
+    return Outcome("incremental" if incremental else "full", rechecked, findings, netting)
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _count_where(conn: Connection, cond: ColumnElement[bool]) -> int:
+    return int(conn.execute(select(func.count()).select_from(R).where(cond)).scalar_one())
+
+
+def _count(conn: Connection, tbl: Table) -> int:
+    return int(conn.execute(select(func.count()).select_from(tbl)).scalar_one())
+
+
+def _seqs(work: Work, name: str, *parts: Select[Any]) -> Table:
+    return work.table(name, [Column("seq", BigInteger, primary_key=True, autoincrement=False)],
+                      union(*parts) if len(parts) > 1 else parts[0].distinct())
+
+
+def _scope(work: Work, checked: int) -> Scope:
+    """The roots to re-check since the last run (see the module docstring)."""
+    x = _seqs(work, "bfa_x", select(R.c.seq).where(R.c.seq >= checked), select(t.dirty.c.seq))
+    in_x = select(x.c.seq)
+    x_refs = select(VR.c.ref_id).where(VR.c.voucher_seq.in_(in_x))
+    x_business_ids = select(R.c.record_id).where(R.c.seq.in_(in_x), R.c.domain == "business")
+    rn = R.alias("rn")
+    movements = _seqs(
+        work, "bfa_s_m",
+        select(M.c.seq).where(M.c.seq.in_(in_x)),
+        select(M.c.seq).where(M.c.allocated.is_(False), M.c.superseded.is_(False)),
+        select(A.c.movement_seq).where(A.c.event_id.in_(x_business_ids)),
+        select(rn.c.current_seq).where(rn.c.domain == "finance", rn.c.record_id.in_(x_refs)),
+    )
+    events = _seqs(
+        work, "bfa_s_e",
+        select(E.c.seq).where(E.c.seq.in_(in_x)),
+        select(t.open_events.c.seq),
+        select(A.c.event_seq).where(A.c.movement_seq.in_(select(movements.c.seq)),
+                                    A.c.event_seq.is_not(None)),
+        select(rn.c.current_seq).where(rn.c.domain == "business", rn.c.record_id.in_(x_refs)),
+    )
+    records = _seqs(
+        work, "bfa_s_r",
+        in_x,
+        select(rn.c.current_seq).where(rn.c.domain.in_(("business", "finance")),
+                                       rn.c.record_id.in_(x_refs)),
+        select(events.c.seq),
+    )
+    x_ids = select(R.c.record_id).where(R.c.seq.in_(in_x), R.c.domain.in_(("business",
+                                                                            "finance")))
+    vouchers = _seqs(
+        work, "bfa_s_v",
+        select(V.c.seq).where(V.c.seq.in_(in_x)),
+        select(VR.c.voucher_seq).where(VR.c.ref_id.in_(x_ids)),
+    )
+    payments = _seqs(
+        work, "bfa_s_pay",
+        select(E.c.seq).where(E.c.seq.in_(in_x), E.c.kind == "benefit_payment"),
+        select(E.c.seq).where(E.c.kind == "benefit_payment", E.c.person.in_(
+            select(P.c.person).where(P.c.seq.in_(in_x)))),
+    )
+    ins = func.coalesce(E.c.insurance, "")
+    groups = work.table(
+        "bfa_s_grp",
+        [Column("person", String(40), primary_key=True),
+         Column("insurance", String(16), primary_key=True),
+         Column("period", String(7), primary_key=True)],
+        select(E.c.person, ins, E.c.period)
+        .where(E.c.seq.in_(in_x), E.c.kind == "benefit_payment", E.c.person.is_not(None),
+               E.c.period.is_not(None))
+        .distinct())
+    return Scope(events=events, movements=movements, records=records, vouchers=vouchers,
+                 payments=payments, groups=groups)
+
+
+def _roots(scope: Scope, rule: str) -> Select[Any]:
+    """The stored-root strings a scoped run replaces for ``rule``."""
+    tbl: Table = getattr(scope, SCOPED_BY[rule])
+    if tbl is scope.groups:
+        g = tbl.c
+        return select(g.person + "|" + g.insurance + "|" + g.period)
+    return select(cast(tbl.c.seq, String(200)))
+
+
+def _store_findings(store: Store, conn: Connection, rows: dict[str, Rows],
+                    scope: Scope | None) -> None:
+    if scope is None:
+        conn.execute(delete(F))
+    else:
+        for rule in RULE_NAMES:
+            conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(_roots(scope, rule))))
+    out: list[tuple[str, str, int, str]] = []
+    for rule, found in rows.items():
+        pos: dict[str, int] = {}
+        for root, *rest in found:
+            key = str(root)
+            n = pos[key] = pos.get(key, -1) + 1
+            out.append((rule, key, n, json.dumps(rest, separators=(",", ":"))))
+    store.copy_rows(conn, F.name, [c.name for c in F.columns], out)
+
+
+def _store_open(conn: Connection, stages: Stages, scope: Scope | None) -> None:
+    o = t.open_events
+    if scope is None:
+        conn.execute(delete(o))
+    else:
+        conn.execute(delete(o).where(o.c.seq.in_(select(scope.events.c.seq))))
+    conn.execute(o.insert().from_select(["seq"], select(stages.open.c.seq)))
+
+
+def _month_sums(conn: Connection, checked: int | None) -> None:
+    """Full: recompute the income account's sums per month. Incremental (``checked``):
+    add the new current movements, subtract those superseded since the last run."""
+    ms = t.month_sums
+    if checked is None:
+        conn.execute(delete(ms))
+        conn.execute(ms.insert().from_select(["month", "in_fen", "out_fen", "n"],
+                                             Matcher.month_sums_select()))
+        return
+    added = select(M.c.seq).where(M.c.seq >= checked, M.c.superseded.is_(False))
+    gone = select(t.dirty.c.seq).where(t.dirty.c.seq < checked, t.dirty.c.was_current.is_(True))
+    delta: dict[str, list[int]] = {}
+    for seqs, sign in ((added, 1), (gone, -1)):
+        for month, in_fen, out_fen, n in conn.execute(Matcher.month_sums_select(seqs, sign)):
+            d = delta.setdefault(str(month), [0, 0, 0])
+            d[0] += int(in_fen)
+            d[1] += int(out_fen)
+            d[2] += int(n)
+    for month, (in_fen, out_fen, n) in sorted(delta.items()):
+        done = conn.execute(update(ms).where(ms.c.month == month).values(
+            in_fen=ms.c.in_fen + in_fen, out_fen=ms.c.out_fen + out_fen, n=ms.c.n + n)).rowcount
+        if not done:
+            conn.execute(ms.insert().values(month=month, in_fen=in_fen, out_fen=out_fen, n=n))
+    conn.execute(delete(ms).where(ms.c.n == 0))
+
+
+def _load_findings(conn: Connection) -> dict[str, Rows]:
+    out: dict[str, Rows] = {rule: [] for rule in RULE_NAMES}
+    for rule, row in conn.execute(select(F.c.rule, F.c.row).order_by(F.c.rule, F.c.root, F.c.pos)):
+        out.setdefault(str(rule), []).append(tuple(json.loads(row)))
+    return out
+
+
+__all__ = ["Outcome", "group_key", "match", "rules_digest"]

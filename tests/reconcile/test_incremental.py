@@ -1,0 +1,165 @@
+"""Incremental runs (``reconcile._scope``) report exactly what full runs report.
+
+Two ledgers receive the same batches; one is reconciled incrementally after every
+batch (its stored findings carried from run to run), the other always in full. The
+batches cover what an incremental run must notice: forward references that resolve
+later, corrections of events, movements and vouchers, late vouchers, terminations and
+approvals arriving after payments, heuristic matches that become ambiguous, returns,
+and runs with nothing new. Both backends.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+import reconcile._scope
+from archive._demo import generate_faults, generate_month
+from ledger import Ledger
+from reconcile import Report, run_reconcile
+from tests.reconcile import _scenarios as sc
+from tests.reconcile.test_domain_rules import approval, ret, termination
+
+EARLY = date(2026, 11, 20)  # many windows still open: expected items, not breaks
+
+
+@pytest.fixture
+def other_url(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """A second fresh database on the same backend."""
+    if not db_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'full.db'}"
+        return
+    url = make_url(db_url)
+    name = f"bfa_test_{uuid.uuid4().hex[:12]}"
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
+    month = _lines(generate_month(tmp / "data", persons=40))
+    faults = _lines(generate_faults(tmp / "data")[0])
+    half = len(month) // 2
+    fix_open = sc.assessment("CA-OPEN-C", "900.00", employer=sc.OTHER_EMPLOYER)
+    fix_open["corrects"] = "CA-OPEN"
+    fix_fwd = sc.collection("COL-FWD-C", "500.00", allocations=[("CA-FWD", "400.00")])
+    fix_fwd["corrects"] = "COL-FWD"
+    receipt_fix = sc.voucher(tmp, "fiscal_receipt", "FR-FWD-C", ["CA-FWD"], amount="500.00")
+    receipt_fix["corrects"] = "FR-FWD"
+    return [
+        month[:half],
+        month[half:] + faults,
+        [  # a collection naming an assessment not yet in the ledger; an open assessment
+            sc.collection("COL-FWD", "500.00", allocations=[("CA-FWD", "500.00")]),
+            sc.assessment("CA-OPEN", "1000.00", employer=sc.OTHER_EMPLOYER),
+            sc.payment_event(71, who=71),
+            sc.payment("PAY-71", allocations=[("BP-71", "3456.78")]),
+            approval("BA-71", sc.ACCOUNT, who=71),
+            # a paid benefit whose bank slip names only the payment movement
+            sc.payment_event(72, who=72),
+            sc.payment("PAY-72", allocations=[("BP-72", "3456.78")]),
+            sc.voucher(tmp, "bank_slip", "BS-72", ["PAY-72"], amount="3456.78"),
+            # a paid benefit whose bank slip comes in a later batch
+            sc.payment_event(73, who=73),
+            sc.payment("PAY-73", allocations=[("BP-73", "3456.78")]),
+            # a receipt naming an assessment that arrives later, for another amount
+            sc.voucher(tmp, "fiscal_receipt", "FR-LATER", ["CA-LATER"], amount="700.00"),
+        ],
+        [  # the assessment arrives; the open one is corrected and then matched heuristically
+            sc.assessment("CA-FWD", "500.00"),
+            sc.voucher(tmp, "fiscal_receipt", "FR-FWD", ["CA-FWD"], amount="600.00"),
+            fix_open,
+            sc.collection("COL-OPEN", "900.00", allocations=None, payer=sc.OTHER_EMPLOYER),
+            termination("TE-71", "2026-10-15", who=71),
+            sc.assessment("CA-LATER", "800.00"),
+            sc.voucher(tmp, "accounting_voucher", "AV-72", ["BP-72"]),
+            sc.voucher(tmp, "bank_slip", "BS-73", ["PAY-73"], amount="3456.78"),
+        ],
+        [],  # nothing new
+        [  # corrections of a movement and a voucher; the heuristic match turns ambiguous;
+           # a return; a new approval to another account; a late voucher
+            fix_fwd,
+            receipt_fix,
+            sc.assessment("CA-OPEN-2", "900.00", employer=sc.OTHER_EMPLOYER, due="2026-11-16"),
+            ret("RET-71", "PAY-71", [("BP-71", "3456.78")]),
+            approval("BA-71b", "6222020200199999999", start="2026-06", who=71),
+            sc.voucher(tmp, "accounting_voucher", "AV-LATE", ["COL-OPEN", "COL-FWD-C"]),
+        ],
+    ]
+
+
+def _view(report: Report) -> dict[str, Any]:
+    doc = report.to_json()
+    for b in doc["breaks"]:
+        b.pop("evidence")
+    return {"breaks": doc["breaks"], "expected": doc["expected"], "summary": doc["summary"]}
+
+
+def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url: str,
+                                         tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reconcile._scope, "FULL_SHARE", 1.0)  # incremental whatever the size
+    inc = Ledger.open(ledger_home["home"], ledger_home["db"])
+    full_home = tmp_path / "full-home"
+    Ledger.open(str(full_home), other_url, check=False).init("test.bfa.example/full")
+    full = Ledger.open(str(full_home), other_url)
+    modes = []
+    try:
+        for i, batch in enumerate(_batches(tmp_path)):
+            for led in (inc, full):
+                if batch:
+                    sc.ingest(led, tmp_path, batch, f"batch-{i}")
+            for as_of in (EARLY, sc.AS_OF):
+                got = run_reconcile(inc, as_of)
+                want = run_reconcile(full, as_of, full=True)
+                assert _view(got) == _view(want), f"batch {i}, as of {as_of}"
+                modes.append(got.run.mode)
+    finally:
+        inc.close()
+        full.close()
+    assert modes[0] == "full" and set(modes[1:]) == {"incremental"}
+
+
+def test_rules_change_makes_a_full_run(led: Ledger, tmp_path: Path) -> None:
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.unsettled(tmp_path, False))
+    assert run_reconcile(led, sc.AS_OF).run.mode == "full"
+    again = run_reconcile(led, sc.AS_OF)
+    assert again.run.mode == "incremental" and again.run.rechecked > 0
+    wider = run_reconcile(led, sc.AS_OF, {"settlement_days": 400})
+    assert wider.run.mode == "full" and wider.breaks == ()
+    assert [b.code for b in run_reconcile(led, sc.AS_OF).breaks] == ["UNSETTLED_EVENT"]
+
+
+def test_failed_run_leaves_state_untouched(led: Ledger, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    sc.ingest(led, tmp_path, sc.base(tmp_path))
+    assert run_reconcile(led, sc.AS_OF).clean
+    sc.ingest(led, tmp_path, sc.unsettled(tmp_path, False), "more")
+
+    def boom(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(reconcile._scope, "_store_open", boom)
+    with pytest.raises(RuntimeError):
+        run_reconcile(led, sc.AS_OF)
+    monkeypatch.undo()
+    report = run_reconcile(led, sc.AS_OF)  # the same new entries are re-checked
+    assert report.run.mode == "incremental"
+    assert [b.code for b in report.breaks] == ["UNSETTLED_EVENT"]
