@@ -67,6 +67,9 @@ from reconcile._units import epoch_day
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ORIGIN = "bench.example/reconcile"
 DEFAULT_EVENTS = {"postgresql": 2_000_000, "sqlite": 1_000_000}
+Ref = tuple[str, str, int]
+"""A voucher ref: the id it names, that record's domain and ``seq``."""
+
 SEQ_BASE = -(10**12)
 """Loaded rows get ``seq`` from here on: below every entry the ledger will append (a real
 ledger's derived rows are older than the entries appended after them; an incremental
@@ -155,7 +158,7 @@ class Month:
         self.income_in: Counter[str] = Counter()
         # seq of each event not yet allocated (what the refresh resolves event_seq to)
         self.event_seqs: dict[str, int] = {}
-        self.daily_movements: dict[str, list[str]] = {}
+        self.daily_movements: dict[str, list[Ref]] = {}
 
     # -- row builders -------------------------------------------------------------------
     def _next_seq(self) -> int:
@@ -171,18 +174,19 @@ class Month:
 
     def _event(self, rid: str, kind: str, amount: int, day: int, due: int | None,
                party: str | None, person: str | None, account: str | None,
-               insurance: str | None) -> None:
+               insurance: str | None) -> int:
         seq = self._record("business", kind, rid, day)
         self.event_seqs[rid] = seq
         occurred_day = epoch_day(_day(day))
         self.rows.events.append((seq, rid, kind, amount, due,
                                  occurred_day if due is None else due, party, person, account,
                                  insurance, MONTH, False))
+        return seq
 
     def _movement(self, rid: str, kind: str, settles: str | None, amount: int, value: str,
                   allocs: list[tuple[str, int]], *, payer: str | None = None,
                   payee: str | None = None, fund: str | None = None,
-                  from_acc: str | None = None, to_acc: str | None = None) -> None:
+                  from_acc: str | None = None, to_acc: str | None = None) -> int:
         """A movement valued on ``value`` (``YYYY-MM-DD``), recorded that day."""
         seq = self._next_seq()
         occurred = f"{value}T15:00:00+08:00"
@@ -196,14 +200,16 @@ class Month:
                                           self.event_seqs.pop(event, None)))
         if fund == "income" and kind == "collection":
             self.income_in[value[:7]] += amount
-        self.daily_movements.setdefault(value, []).append(rid)
+        self.daily_movements.setdefault(value, []).append((rid, "finance", seq))
+        return seq
 
-    def _voucher(self, rid: str, kind: str, amount: int | None, refs: list[str],
+    def _voucher(self, rid: str, kind: str, amount: int | None, refs: list[Ref],
                  day: int) -> None:
         seq = self._record("archive", kind, rid, day, 17)
         self.rows.vouchers.append((seq, rid, kind, amount, False))
-        for ref in dict.fromkeys(refs):
-            self.rows.refs.append((seq, ref, rid))
+        for ref, domain, target in dict.fromkeys(refs):
+            self.rows.refs.append((seq, ref, rid, target if domain == "business" else None,
+                                   target if domain == "finance" else None))
 
     def _fault(self, k: int, offset: int) -> bool:
         """Plant fault ``offset`` in the ``k``-th record of a kind (about 7 per fault)."""
@@ -218,12 +224,12 @@ class Month:
         amount = rng.randint(20_000, 3_000_000)
         employer = f"ps1:emp{rng.randrange(self.employers):07d}"
         due = epoch_day(_day(15))
-        self._event(rid, "contribution_assessment", amount, 5, due, employer, None, None,
-                    "pension")
+        ca = self._event(rid, "contribution_assessment", amount, 5, due, employer, None, None,
+                         "pension")
         if not self._fault(k, 7):
             receipt = amount + 100 if self._fault(k, 11) else amount
             self.planted["AMOUNT_MISMATCH"] += receipt != amount
-            self._voucher(f"FR-{i:010d}", "fiscal_receipt", receipt, [rid], 16)
+            self._voucher(f"FR-{i:010d}", "fiscal_receipt", receipt, [(rid, "business", ca)], 16)
         else:
             self.planted["MISSING_VOUCHER"] += 1
         col = f"COL-{i:010d}"
@@ -252,9 +258,10 @@ class Month:
             # a second assessment of the same employer and amount: the unallocated
             # collection matches both
             twin = f"CA-{i:010d}-B"
-            self._event(twin, "contribution_assessment", amount, 5, due, employer, None, None,
-                        "pension")
-            self._voucher(f"FR-{i:010d}-B", "fiscal_receipt", amount, [twin], 16)
+            tw = self._event(twin, "contribution_assessment", amount, 5, due, employer, None,
+                             None, "pension")
+            self._voucher(f"FR-{i:010d}-B", "fiscal_receipt", amount, [(twin, "business", tw)],
+                          16)
             allocs = []
             self.planted["AMBIGUOUS_MATCH"] += 1
         elif rng.random() < 0.01:
@@ -282,7 +289,8 @@ class Month:
             seq = self._record("business", "benefit_approval", f"BA-{i:010d}", 2)
             self.rows.persons.append((seq, f"BA-{i:010d}", "benefit_approval", person,
                                       "pension", approved, "2025-01", None, False))
-            self._voucher(f"AD-{i:010d}", "approval_document", None, [f"BA-{i:010d}"], 2)
+            self._voucher(f"AD-{i:010d}", "approval_document", None,
+                          [(f"BA-{i:010d}", "business", seq)], 2)
         if self._fault(k, 10):
             seq = self._record("business", "termination", f"TE-{i:010d}", 3)
             self.rows.persons.append((seq, f"TE-{i:010d}", "termination", person, "all",
@@ -302,18 +310,18 @@ class Month:
         if self.kind_n["batch"] % 50 == 3:
             total += 1  # allocations do not add up to the movement
             self.planted["AMOUNT_MISMATCH"] += 1
-        self._movement(pay, "payment", "benefit_payment", total, _day(20), batch,
+        ps = self._movement(pay, "payment", "benefit_payment", total, _day(20), batch,
                        fund="expenditure")
-        self._voucher(f"BS-{i:010d}", "bank_slip", total, [pay], 21)
-        self._voucher(f"AVP-{i:010d}", "accounting_voucher", None, [pay], 21)
+        self._voucher(f"BS-{i:010d}", "bank_slip", total, [(pay, "finance", ps)], 21)
+        self._voucher(f"AVP-{i:010d}", "accounting_voucher", None, [(pay, "finance", ps)], 21)
 
     def _refund(self, i: int) -> None:
         rid = f"BR-{i:010d}"
         amount = self.rng.randint(5_000, 300_000)
         payer = f"ps1:per{i:010d}"
         account = f"ps1:acc{i:010d}"
-        self._event(rid, "refund", amount, 8, None, payer, None, None, "pension")
-        self._voucher(f"AVR-{i:010d}", "accounting_voucher", None, [rid], 9)
+        br = self._event(rid, "refund", amount, 8, None, payer, None, None, "pension")
+        self._voucher(f"AVR-{i:010d}", "accounting_voucher", None, [(rid, "business", br)], 9)
         mov = f"FRF-{i:010d}"
         self._movement(mov, "refund", "refund", amount, _day(9), [(rid, amount)],
                        payee=account, fund="expenditure")
@@ -321,9 +329,9 @@ class Month:
     def _transfer_out(self, i: int) -> None:
         rid = f"TO-{i:010d}"
         amount = self.rng.randint(500_000, 9_000_000)
-        self._event(rid, "transfer_out", amount, 15, None, None, f"ps1:per{i:010d}", None,
-                    "pension")
-        self._voucher(f"ADT-{i:010d}", "approval_document", None, [rid], 16)
+        to = self._event(rid, "transfer_out", amount, 15, None, None, f"ps1:per{i:010d}", None,
+                         "pension")
+        self._voucher(f"ADT-{i:010d}", "approval_document", None, [(rid, "business", to)], 16)
         mov = f"TR-{i:010d}"
         self._movement(mov, "transfer", "transfer_out", amount, _day(16), [(rid, amount)],
                        fund="expenditure")

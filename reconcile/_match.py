@@ -11,12 +11,15 @@ A run first builds a few temporary tables (:class:`Work`), once, and every state
 reads them:
 
 - ``bfa_links``: allocations of *current* movements, each resolved to the *current*
-  version of the event it names (``rc_records.current_seq``: a reference to a superseded
-  record counts for its latest version). A ``finance.return``'s allocations count
-  *negative*: returned money reduces what the event has been settled by, so the event
-  is open again until a later payment allocates to it (``RETURNED_PAYMENT`` meanwhile);
-- ``bfa_open``: current events of the kinds the rules say need money, with their
-  *open* amount (amount minus what allocations settle), where that is positive;
+  version of the event it names (``rc_allocations.event_seq``, kept by the refresh:
+  a reference to a superseded record counts for its latest version). A
+  ``finance.return``'s allocations count *negative*: returned money reduces what the
+  event has been settled by, so the event is open again until a later payment
+  allocates to it (``RETURNED_PAYMENT`` meanwhile);
+- ``bfa_check``: current events of the kinds the rules say need money that their
+  allocations do not settle exactly and on time, with the allocated total, the last
+  value day and the *open* amount (amount minus what allocations settle). Only these
+  can have a settlement finding; those with a positive open amount are *open*;
 - ``bfa_cand``: for each unallocated current movement of a settling kind, the open
   events of the kind it settles (per the rules) whose open amount equals the
   movement's amount, with a matching party (``payer_id`` = the event's employer or
@@ -24,7 +27,9 @@ reads them:
   ``match_days_before`` before to ``match_days_after`` after the event's due date
   (else its ``occurred_at`` date); ``bfa_cand_n`` adds how many events each movement
   has (``n``) and how many movements each event has (``n_e``);
-- ``bfa_matched``: the heuristic links, pairs with ``n = n_e = 1``.
+- ``bfa_matched``: the heuristic links, pairs with ``n = n_e = 1``;
+- ``bfa_targets``: current vouchers with the current business and finance records
+  their refs name (``rc_voucher_refs.business_seq`` / ``finance_seq``).
 
 **A movement never settles more than its amount.** Allocations settle exactly their
 amounts (a movement whose allocations exceed it is ``AMOUNT_MISMATCH`` at once). A
@@ -40,9 +45,10 @@ reported as such and the earlier match is undone).
 
 **Scope.** With a :class:`Scope`, every statement is restricted to its roots in the
 scope's tables and the temporary tables hold only what those roots need: the links of
-the scoped events, the open events among them. :mod:`reconcile._scope` builds scopes
-that contain every open event and every unallocated movement, so candidates and
-ambiguity are always computed over the complete open set. Without a scope, everything.
+the scoped events, the open events among them, the vouchers naming scoped records.
+:mod:`reconcile._scope` builds scopes that contain every open event and every
+unallocated movement, so candidates and ambiguity are always computed over the complete
+open set. Without a scope, everything.
 
 Domain rules (issue item 4): ``duplicates`` (same person pseudonym, insurance and
 period in more than one current benefit payment), ``after_termination``,
@@ -84,7 +90,7 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import CompoundSelect, Subquery
 
 from reconcile import _tables as t
 from reconcile._rules import Rules
@@ -104,6 +110,7 @@ RULE_NAMES = ("event_findings", "movement_mismatches", "orphans", "ambiguous",
 """Statements whose rows are stored per root (``income_netting`` is kept by delta)."""
 
 Rows = list[tuple[Any, ...]]
+Rowset = Select[Any] | CompoundSelect[Any]
 
 
 def _sum(col: ColumnElement[int]) -> ColumnElement[int]:
@@ -146,7 +153,7 @@ class Work:
     tables: list[Table] = field(default_factory=list)
     timer: Callable[[str], Any] | None = None
 
-    def table(self, name: str, columns: Sequence[Column[Any]], rows: Select[Any] | None,
+    def table(self, name: str, columns: Sequence[Column[Any]], rows: Rowset | None,
               indexes: Sequence[Sequence[str]] = ()) -> Table:
         """Create ``name`` as a temporary table, fill it from ``rows``, index, analyse."""
         if self.timer is None:
@@ -154,7 +161,7 @@ class Work:
         with self.timer(name):
             return self._table(name, columns, rows, indexes)
 
-    def _table(self, name: str, columns: Sequence[Column[Any]], rows: Select[Any] | None,
+    def _table(self, name: str, columns: Sequence[Column[Any]], rows: Rowset | None,
                indexes: Sequence[Sequence[str]]) -> Table:
         tbl = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
         tbl.create(self.conn)
@@ -187,7 +194,7 @@ class Stages:
     """The shared temporary tables of a run."""
 
     links: Table  # m_seq, e_seq, amount_fen (signed), value_day: allocation links
-    open: Table  # seq, kind, anchor_day, party, person, account, open_fen
+    check: Table  # events not settled exactly and on time by allocations (open_fen > 0: open)
     cand: Table  # m_seq, e_seq
     cand_n: Table  # m_seq, e_seq, n, n_e
     matched: Table  # m_seq, e_seq, amount_fen, value_day: heuristic links
@@ -230,9 +237,10 @@ class Matcher:
         kinds = self.rules.money_kinds()
         return kind.in_(kinds) if kinds else false()
 
-    def late_days(self) -> ColumnElement[int]:
+    def late_days(self, kind: ColumnElement[str] | None = None) -> ColumnElement[int]:
         r = self.rules
-        return case(*[(E.c.kind == k, r.late_for(k)) for k in r.money_kinds()],
+        k_col = E.c.kind if kind is None else kind
+        return case(*[(k_col == k, r.late_for(k)) for k in r.money_kinds()],
                     else_=r.late_days)
 
     @staticmethod
@@ -252,12 +260,14 @@ class Matcher:
         links = work.table("bfa_links", [_big("m_seq"), _big("e_seq"), _big("amount_fen"),
                                          Column("value_day", Integer)],
                            self._links_select(scope), ix("e_seq", "m_seq"))
-        open_ = work.table("bfa_open", [
-            _big("seq", pk=True), Column("kind", String(48)), Column("anchor_day", Integer),
+        check = work.table("bfa_check", [
+            _big("seq", pk=True), Column("record_id", String(128)), Column("kind", String(48)),
+            _big("amount_fen"), Column("due_day", Integer), Column("anchor_day", Integer),
             Column("party", String(40)), Column("person", String(40)),
-            Column("account", String(40)), _big("open_fen")],
-            self._open_select(links, scope), [("open_fen",)])
-        cand = work.table("bfa_cand", [_big("m_seq"), _big("e_seq")], self._cand_select(open_),
+            Column("account", String(40)), _big("total"), Column("last_day", Integer),
+            _big("returned"), _big("open_fen")],
+            self._check_select(links, scope), [("open_fen",)])
+        cand = work.table("bfa_cand", [_big("m_seq"), _big("e_seq")], self._cand_select(check),
                           [("m_seq",), ("e_seq",)])
         cand_n = work.table("bfa_cand_n", [_big("m_seq"), _big("e_seq"), _big("n"), _big("n_e")],
                             self._cand_n_select(cand), [("m_seq",)])
@@ -271,7 +281,7 @@ class Matcher:
             _big("v_seq"), Column("v_kind", String(48)), _big("v_amount"), _big("t_seq"),
             Column("t_domain", String(16))], self._targets_select(scope, links, matched),
             ix("t_seq", "v_seq"))
-        return Stages(links, open_, cand, cand_n, matched, targets)
+        return Stages(links, check, cand, cand_n, matched, targets)
 
     def _links_select(self, scope: Scope | None) -> Select[Any]:
         signed = case((M.c.kind == "return", -A.c.amount_fen), else_=A.c.amount_fen)
@@ -284,38 +294,46 @@ class Matcher:
         )
         return self._scoped(q, A.c.event_seq, None if scope is None else scope.events)
 
-    def _targets_select(self, scope: Scope | None, links: Table,
-                        matched: Table) -> Select[Any]:
+    @staticmethod
+    def _targets_select(scope: Scope | None, links: Table, matched: Table) -> Rowset:
         """Current vouchers with the current records their refs name (business, finance)."""
-        rt = R.alias("rt")
-        q = (
-            select(V.c.seq, V.c.kind, V.c.amount_fen, rt.c.current_seq, rt.c.domain)
-            .select_from(VR)
-            .join(V, and_(V.c.seq == VR.c.voucher_seq, V.c.superseded.is_(False)))
-            .join(rt, and_(rt.c.record_id == VR.c.ref_id, rt.c.domain.in_(("business",
-                                                                            "finance"))))
-        )
-        if scope is None:
-            return q.distinct()
-        # what the scoped vouchers name; what names the scoped records, or the movements
-        # linked to the scoped events (a bank slip naming the payment of a benefit)
-        return union(
-            q.where(V.c.seq.in_(select(scope.vouchers.c.seq))),
-            q.where(rt.c.current_seq.in_(select(scope.records.c.seq))),
-            q.where(rt.c.current_seq.in_(select(links.c.m_seq))),
-            q.where(rt.c.current_seq.in_(select(matched.c.m_seq))),
-        )
+        parts = []
+        for domain, col in (("business", VR.c.business_seq), ("finance", VR.c.finance_seq)):
+            q = (select(V.c.seq, V.c.kind, V.c.amount_fen, col, _text(domain))
+                 .select_from(VR)
+                 .join(V, and_(V.c.seq == VR.c.voucher_seq, V.c.superseded.is_(False)))
+                 .where(col.is_not(None)))
+            if scope is None:
+                parts.append(q)
+                continue
+            # what the scoped vouchers name; what names the scoped records, or the
+            # movements linked to the scoped events (a bank slip naming a benefit's payment)
+            parts += [q.where(V.c.seq.in_(select(scope.vouchers.c.seq))),
+                      q.where(col.in_(select(scope.records.c.seq))),
+                      q.where(col.in_(select(links.c.m_seq))),
+                      q.where(col.in_(select(matched.c.m_seq)))]
+        return union_all(*parts) if scope is None else union(*parts)
 
-    def _open_select(self, links: Table, scope: Scope | None) -> Select[Any]:
-        total = (select(links.c.e_seq, _sum(links.c.amount_fen).label("total"))
-                 .group_by(links.c.e_seq).subquery("alloc_sum"))
-        open_fen = E.c.amount_fen - func.coalesce(total.c.total, 0)
+    def _check_select(self, links: Table, scope: Scope | None) -> Select[Any]:
+        """Current money events that allocations do not settle exactly and on time: the
+        open ones (``open_fen > 0``: heuristic candidates, windows), the over-settled and
+        the late. An event outside this set has no settlement finding (a heuristic match
+        is only ever made to an open event)."""
+        paid = links.c.amount_fen > 0
+        s = (select(links.c.e_seq, _sum(links.c.amount_fen).label("total"),
+                    func.max(case((paid, links.c.value_day), else_=None)).label("last_day"),
+                    _sum(case((paid, 0), else_=-links.c.amount_fen)).label("returned"))
+             .group_by(links.c.e_seq).subquery("alloc_sum"))
+        total = func.coalesce(s.c.total, 0)
+        late = and_(E.c.due_day.is_not(None), s.c.last_day > E.c.due_day + self.late_days())
         q = (
-            select(E.c.seq, E.c.kind, E.c.anchor_day, E.c.party, E.c.person, E.c.account,
-                   open_fen)
+            select(E.c.seq, E.c.record_id, E.c.kind, E.c.amount_fen, E.c.due_day,
+                   E.c.anchor_day, E.c.party, E.c.person, E.c.account, total,
+                   s.c.last_day, func.coalesce(s.c.returned, 0), E.c.amount_fen - total)
             .select_from(E)
-            .outerjoin(total, total.c.e_seq == E.c.seq)
-            .where(E.c.superseded.is_(False), self.money_kind(E.c.kind), open_fen > 0)
+            .outerjoin(s, s.c.e_seq == E.c.seq)
+            .where(E.c.superseded.is_(False), self.money_kind(E.c.kind),
+                   or_(total != E.c.amount_fen, late))
         )
         return self._scoped(q, E.c.seq, None if scope is None else scope.events)
 
@@ -328,6 +346,7 @@ class Matcher:
             select(M.c.seq, oe.c.seq)
             .select_from(M)
             .join(oe, and_(
+                oe.c.open_fen > 0,
                 oe.c.open_fen == M.c.amount_fen,
                 oe.c.kind == self.settles(M.c.kind),
                 M.c.value_day >= oe.c.anchor_day - self.rules.match_days_before,
@@ -373,41 +392,35 @@ class Matcher:
         last_value_day, paying movement ids (comma-joined, or None), returned_fen, return
         ids (or None).
         """
-        links = st.all_links()
-        paid = links.c.amount_fen > 0
-        settled = (
-            select(links.c.e_seq, _sum(links.c.amount_fen).label("total"),
-                   func.max(case((paid, links.c.value_day), else_=None)).label("last_day"),
-                   _sum(case((paid, 0), else_=-links.c.amount_fen)).label("returned"))
-            .group_by(links.c.e_seq).subquery("settled")
+        c, h = st.check, st.matched
+        heur = (select(h.c.e_seq, _sum(h.c.amount_fen).label("total"),
+                       func.max(h.c.value_day).label("day"))
+                .group_by(h.c.e_seq).subquery("heur"))
+        total = c.c.total + func.coalesce(heur.c.total, 0)
+        last = case((heur.c.day.is_(None), c.c.last_day), (c.c.last_day.is_(None), heur.c.day),
+                    (heur.c.day > c.c.last_day, heur.c.day), else_=c.c.last_day)
+        late = and_(c.c.due_day.is_not(None), last > c.c.due_day + self.late_days(c.c.kind))
+        found = (
+            select(c.c.seq, c.c.record_id, c.c.kind, c.c.amount_fen, c.c.anchor_day,
+                   c.c.due_day, total.label("total"), last.label("last_day"), c.c.returned)
+            .select_from(c)
+            .outerjoin(heur, heur.c.e_seq == c.c.seq)
+            .where(or_(~self.within(total, c.c.amount_fen), late))
+            .subquery("found")
         )
-        total = func.coalesce(settled.c.total, 0)
-        late = and_(E.c.due_day.is_not(None),
-                    settled.c.last_day > E.c.due_day + self.late_days())
-        found_q = (
-            select(E.c.seq, E.c.record_id, E.c.kind, E.c.amount_fen, E.c.anchor_day,
-                   E.c.due_day, total.label("total"), settled.c.last_day,
-                   func.coalesce(settled.c.returned, 0).label("returned"))
-            .select_from(E)
-            .outerjoin(settled, settled.c.e_seq == E.c.seq)
-            .where(E.c.superseded.is_(False), self.money_kind(E.c.kind),
-                   or_(~self.within(total, E.c.amount_fen), late))
-        )
-        found = self._scoped(found_q, E.c.seq, None if scope is None else scope.events
-                             ).subquery("found")
         # the movement ids only for the events found (aggregating strings for every
         # event would cost more than the whole settlement check)
-        links2 = st.all_links()
-        paid2 = links2.c.amount_fen > 0
+        links = st.all_links()
+        paid = links.c.amount_fen > 0
         q = (
             select(found.c.seq, found.c.record_id, found.c.kind, found.c.amount_fen,
                    found.c.anchor_day, found.c.due_day, found.c.total, found.c.last_day,
-                   _agg_ids(case((paid2, M.c.record_id), else_=None)).label("movements"),
+                   _agg_ids(case((paid, M.c.record_id), else_=None)).label("movements"),
                    found.c.returned,
-                   _agg_ids(case((paid2, None), else_=M.c.record_id)).label("returns"))
+                   _agg_ids(case((paid, None), else_=M.c.record_id)).label("returns"))
             .select_from(found)
-            .outerjoin(links2, links2.c.e_seq == found.c.seq)
-            .outerjoin(M, M.c.seq == links2.c.m_seq)
+            .outerjoin(links, links.c.e_seq == found.c.seq)
+            .outerjoin(M, M.c.seq == links.c.m_seq)
             .group_by(*found.c)
         )
         return _rows(conn, q)
@@ -623,20 +636,22 @@ class Matcher:
         Rows: root (voucher seq), voucher id, voucher amount_fen, domain, evidenced_fen,
         record ids; a voucher's rows in domain order.
         """
-        vt, rc = st.targets, R.alias("rc")
+        vt = st.targets
+        pairs = (select(vt.c.v_seq, vt.c.t_seq, vt.c.t_domain)
+                 .where(vt.c.v_amount.is_not(None)).distinct())  # two refs, one record
+        pairs = self._scoped(pairs, vt.c.v_seq, None if scope is None else scope.vouchers)
+        pq = pairs.subquery("pairs")
         amount = func.coalesce(E.c.amount_fen, M.c.amount_fen)
         tq = (
-            select(vt.c.v_seq, vt.c.t_seq, rc.c.domain, rc.c.record_id,
+            select(pq.c.v_seq, pq.c.t_domain.label("domain"),
+                   func.coalesce(E.c.record_id, M.c.record_id).label("record_id"),
                    amount.label("amount_fen"))
-            .select_from(vt)
-            .join(rc, rc.c.seq == vt.c.t_seq)
-            .outerjoin(E, E.c.seq == vt.c.t_seq)
-            .outerjoin(M, M.c.seq == vt.c.t_seq)
-            .where(vt.c.v_amount.is_not(None), amount.is_not(None))
-            .distinct()
+            .select_from(pq)
+            .outerjoin(E, E.c.seq == pq.c.t_seq)
+            .outerjoin(M, M.c.seq == pq.c.t_seq)
+            .where(amount.is_not(None))
         )
-        targets = self._scoped(tq, vt.c.v_seq, None if scope is None else scope.vouchers
-                               ).subquery("voucher_targets")
+        targets = tq.subquery("voucher_targets")
         total = _sum(targets.c.amount_fen)
         q = (
             select(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain,

@@ -97,7 +97,7 @@ class _Batch:
             amount = rec.get("amount")
             self.vouchers.append((seq, rid, kind, None if amount is None else fen(amount), False))
             for ref in dict.fromkeys(rec.get("refs") or []):
-                self.refs.append((seq, str(ref), rid))
+                self.refs.append((seq, str(ref), rid, None, None))
 
     def write(self, store: Store, conn: Connection) -> None:
         for table, rows in (
@@ -140,7 +140,7 @@ def refresh(store: Store) -> tuple[int, int]:
             last = int(rows[-1][0])
         if decoded:
             changed = _resolve_corrections(conn, start)
-            _resolve_allocations(conn, start, changed)
+            _resolve_references(conn, start, changed)
         if size != start:
             store.set_meta(conn, t.WATERMARK_KEY, str(size))
     return decoded, size
@@ -176,39 +176,44 @@ def _resolve_corrections(conn: Connection, start: int) -> list[int]:
     has_successor = exists().where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.current_id)
     new_successor = tuple_(r.c.domain, r.c.current_id).in_(new_fix)
     for _ in range(MAX_CORRECTION_CHAIN):  # one step along every chain per statement
-        moved = conn.execute(update(r).where(r.c.seq >= start, has_successor).values(values)
-                             .returning(r.c.seq)).all()
-        moved += conn.execute(update(r).where(r.c.seq < start, new_successor).values(values)
-                              .returning(r.c.seq)).all()
+        moved = [int(row[0]) for row in conn.execute(
+            update(r).where(r.c.seq >= start, has_successor).values(values).returning(r.c.seq))]
+        moved += [int(row[0]) for row in conn.execute(
+            update(r).where(r.c.seq < start, new_successor).values(values).returning(r.c.seq))]
         if not moved:
             break
-        changed.update(int(row[0]) for row in moved)
+        changed.update(moved)
     old = sorted(s for s in changed if s < start)
     d = t.dirty.c
     for part in _chunks(old):
         known = {int(x) for x in conn.execute(select(d.seq).where(d.seq.in_(part))).scalars()}
-        rows = [{"seq": s, "was_current": s in now_superseded} for s in part if s not in known]
-        if rows:
-            conn.execute(t.dirty.insert(), rows)
+        fresh = [{"seq": s, "was_current": s in now_superseded} for s in part if s not in known]
+        if fresh:
+            conn.execute(t.dirty.insert(), fresh)
         flip = [s for s in part if s in known and s in now_superseded]
         if flip:
             conn.execute(update(t.dirty).where(d.seq.in_(flip)).values(was_current=True))
     return old
 
 
-def _resolve_allocations(conn: Connection, start: int, changed: list[int]) -> None:
-    """Point allocations at the current version of the event they name
-    (``rc_allocations.event_seq``): the new allocations, those naming a record that
-    arrived now (a forward reference), and those naming a record whose latest version
-    changed."""
-    a, r = t.allocations, t.records
-    named = and_(r.c.domain == "business", r.c.record_id == a.c.event_id)
-    conn.execute(update(a).where(a.c.movement_seq >= start, named)
-                 .values(event_seq=r.c.current_seq))
-    conn.execute(update(a).where(r.c.seq >= start, named).values(event_seq=r.c.current_seq))
-    for part in _chunks(changed):
-        conn.execute(update(a).where(r.c.seq.in_(part), named)
-                     .values(event_seq=r.c.current_seq))
+def _resolve_references(conn: Connection, start: int, changed: list[int]) -> None:
+    """Point references at the current version of the record they name: allocations
+    (``rc_allocations.event_seq``) and voucher refs (``rc_voucher_refs.business_seq``,
+    ``finance_seq``). Touched: the new references, those naming a record that arrived
+    now (a forward reference), those naming a record whose latest version changed."""
+    r, a, vr = t.records, t.allocations, t.voucher_refs
+    for own, name, domain, target in (
+        (a.c.movement_seq, a.c.event_id, "business", a.c.event_seq),
+        (vr.c.voucher_seq, vr.c.ref_id, "business", vr.c.business_seq),
+        (vr.c.voucher_seq, vr.c.ref_id, "finance", vr.c.finance_seq),
+    ):
+        table = own.table
+        named = and_(r.c.domain == domain, r.c.record_id == name)
+        value = {target.name: r.c.current_seq}
+        conn.execute(update(table).where(own >= start, named).values(value))
+        conn.execute(update(table).where(r.c.seq >= start, named).values(value))
+        for part in _chunks(changed):
+            conn.execute(update(table).where(r.c.seq.in_(part), named).values(value))
 
 
 def _chunks(seqs: list[int], size: int = 1000) -> list[list[int]]:

@@ -63,6 +63,7 @@ from reconcile._match import (
     RULE_NAMES,
     Matcher,
     Rows,
+    Rowset,
     Scope,
     Stages,
     Work,
@@ -176,23 +177,22 @@ def _count(conn: Connection, tbl: Table) -> int:
 
 
 def _seqs(work: Work, name: str, *parts: Select[Any]) -> Table:
+    rows: Rowset = union(*parts) if len(parts) > 1 else parts[0].distinct()
     return work.table(name, [Column("seq", BigInteger, primary_key=True, autoincrement=False)],
-                      union(*parts) if len(parts) > 1 else parts[0].distinct())
+                      rows)
 
 
 def _scope(work: Work, checked: int) -> Scope:
     """The roots to re-check since the last run (see the module docstring)."""
     x = _seqs(work, "bfa_x", select(R.c.seq).where(R.c.seq >= checked), select(t.dirty.c.seq))
     in_x = select(x.c.seq)
-    x_refs = select(VR.c.ref_id).where(VR.c.voucher_seq.in_(in_x))
-    x_business_ids = select(R.c.record_id).where(R.c.seq.in_(in_x), R.c.domain == "business")
-    rn = R.alias("rn")
+    x_vr = VR.c.voucher_seq.in_(in_x)
     movements = _seqs(
         work, "bfa_s_m",
         select(M.c.seq).where(M.c.seq.in_(in_x)),
         select(M.c.seq).where(M.c.allocated.is_(False), M.c.superseded.is_(False)),
-        select(A.c.movement_seq).where(A.c.event_id.in_(x_business_ids)),
-        select(rn.c.current_seq).where(rn.c.domain == "finance", rn.c.record_id.in_(x_refs)),
+        select(A.c.movement_seq).where(A.c.event_seq.in_(in_x)),
+        select(VR.c.finance_seq).where(x_vr, VR.c.finance_seq.is_not(None)),
     )
     events = _seqs(
         work, "bfa_s_e",
@@ -200,21 +200,19 @@ def _scope(work: Work, checked: int) -> Scope:
         select(t.open_events.c.seq),
         select(A.c.event_seq).where(A.c.movement_seq.in_(select(movements.c.seq)),
                                     A.c.event_seq.is_not(None)),
-        select(rn.c.current_seq).where(rn.c.domain == "business", rn.c.record_id.in_(x_refs)),
+        select(VR.c.business_seq).where(x_vr, VR.c.business_seq.is_not(None)),
     )
     records = _seqs(
         work, "bfa_s_r",
         in_x,
-        select(rn.c.current_seq).where(rn.c.domain.in_(("business", "finance")),
-                                       rn.c.record_id.in_(x_refs)),
-        select(events.c.seq),
+        select(VR.c.finance_seq).where(x_vr, VR.c.finance_seq.is_not(None)),
+        select(events.c.seq),  # holds the business records vouchers in X name
     )
-    x_ids = select(R.c.record_id).where(R.c.seq.in_(in_x), R.c.domain.in_(("business",
-                                                                            "finance")))
     vouchers = _seqs(
         work, "bfa_s_v",
         select(V.c.seq).where(V.c.seq.in_(in_x)),
-        select(VR.c.voucher_seq).where(VR.c.ref_id.in_(x_ids)),
+        select(VR.c.voucher_seq).where(VR.c.business_seq.in_(in_x)),
+        select(VR.c.voucher_seq).where(VR.c.finance_seq.in_(in_x)),
     )
     payments = _seqs(
         work, "bfa_s_pay",
@@ -268,7 +266,8 @@ def _store_open(conn: Connection, stages: Stages, scope: Scope | None) -> None:
         conn.execute(delete(o))
     else:
         conn.execute(delete(o).where(o.c.seq.in_(select(scope.events.c.seq))))
-    conn.execute(o.insert().from_select(["seq"], select(stages.open.c.seq)))
+    c = stages.check
+    conn.execute(o.insert().from_select(["seq"], select(c.c.seq).where(c.c.open_fen > 0)))
 
 
 def _month_sums(conn: Connection, checked: int | None) -> None:

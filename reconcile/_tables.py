@@ -158,7 +158,13 @@ voucher_refs = Table(
     Column("voucher_seq", BigInteger, primary_key=True, autoincrement=False),
     Column("ref_id", String(128), primary_key=True),
     Column("voucher_id", String(128), nullable=False),
+    # seq of the current version of the business / the finance record ``ref_id`` names
+    # (NULL: none), kept up to date by the refresh like ``rc_allocations.event_seq``
+    Column("business_seq", BigInteger, nullable=True),
+    Column("finance_seq", BigInteger, nullable=True),
     Index("ix_rc_voucher_refs_ref_id", "ref_id"),
+    Index("ix_rc_voucher_refs_business_seq", "business_seq"),
+    Index("ix_rc_voucher_refs_finance_seq", "finance_seq"),
 )
 
 person_events = Table(

@@ -81,6 +81,7 @@ def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
             sc.payment("PAY-73", allocations=[("BP-73", "3456.78")]),
             # a receipt naming an assessment that arrives later, for another amount
             sc.voucher(tmp, "fiscal_receipt", "FR-LATER", ["CA-LATER"], amount="700.00"),
+            sc.voucher(tmp, "accounting_voucher", "AV-LATER", ["COL-LATER"], amount="100.00"),
         ],
         [  # the assessment arrives; the open one is corrected and then matched heuristically
             sc.assessment("CA-FWD", "500.00"),
@@ -89,6 +90,7 @@ def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
             sc.collection("COL-OPEN", "900.00", allocations=None, payer=sc.OTHER_EMPLOYER),
             termination("TE-71", "2026-10-15", who=71),
             sc.assessment("CA-LATER", "800.00"),
+            sc.collection("COL-LATER", "120.00", allocations=[("CA-LATER", "120.00")]),
             sc.voucher(tmp, "accounting_voucher", "AV-72", ["BP-72"]),
             sc.voucher(tmp, "bank_slip", "BS-73", ["PAY-73"], amount="3456.78"),
         ],

@@ -1,7 +1,8 @@
 """Reconciler: integer version links and the state of incremental runs.
 
 Adds ``rc_records.current_seq`` (the ``seq`` of a record's latest version),
-``rc_allocations.event_seq`` (the current version of the event an allocation names)
+``rc_allocations.event_seq`` (the current version of the event an allocation names),
+``rc_voucher_refs.business_seq`` / ``finance_seq`` (the same for a voucher's refs)
 and a copy of ``superseded`` to the per-kind derived tables, so matching joins integers instead
 of following correction chains by id; indexes the lookups an incremental run makes;
 and creates ``rc_findings`` (rows each matching statement returned, per root item),
@@ -43,6 +44,9 @@ def upgrade() -> None:
                                       server_default=sa.false()))
     op.add_column("rc_allocations", sa.Column("event_seq", sa.BigInteger, nullable=True))
     op.create_index("ix_rc_allocations_event_seq", "rc_allocations", ["event_seq"])
+    for col in ("business_seq", "finance_seq"):
+        op.add_column("rc_voucher_refs", sa.Column(col, sa.BigInteger, nullable=True))
+        op.create_index(f"ix_rc_voucher_refs_{col}", "rc_voucher_refs", [col])
     op.create_index("ix_rc_records_current_seq", "rc_records", ["current_seq"])
     op.create_index("ix_rc_records_domain_current_id", "rc_records", ["domain", "current_id"])
     op.create_index("ix_rc_events_person", "rc_events", ["person"])
