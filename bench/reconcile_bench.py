@@ -194,7 +194,7 @@ class Month:
                                   epoch_day(occurred), None, False, rid, _hash(rid), seq))
         self.rows.movements.append((seq, rid, kind, settles, amount, epoch_day(value),
                                     value[:7], f"BANK{seq}", payer, payee, fund, from_acc,
-                                    to_acc, None, bool(allocs), False))
+                                    to_acc, None, bool(allocs), False, sum(f for _, f in allocs)))
         for pos, (event, fen) in enumerate(allocs):
             self.rows.allocations.append((seq, pos, rid, event, fen,
                                           self.event_seqs.pop(event, None)))

@@ -289,30 +289,35 @@ class Matcher:
             select(A.c.movement_seq, A.c.event_seq, signed, M.c.value_day)
             .select_from(A)
             .join(M, and_(M.c.seq == A.c.movement_seq, M.c.superseded.is_(False)))
-            .join(E, E.c.seq == A.c.event_seq)
-            .where(or_(M.c.kind == "return", self.settles(M.c.kind).is_not(None)))
+            .where(A.c.event_seq.is_not(None),
+                   or_(M.c.kind == "return", self.settles(M.c.kind).is_not(None)))
         )
         return self._scoped(q, A.c.event_seq, None if scope is None else scope.events)
 
     @staticmethod
     def _targets_select(scope: Scope | None, links: Table, matched: Table) -> Rowset:
         """Current vouchers with the current records their refs name (business, finance)."""
+        b, f = VR.c.business_seq, VR.c.finance_seq
+        base = (select(V.c.seq, V.c.kind, V.c.amount_fen).select_from(VR)
+                .join(V, and_(V.c.seq == VR.c.voucher_seq, V.c.superseded.is_(False))))
+        # one pass over the refs; a ref naming both a business and a finance record (the
+        # same id in both domains) gives its finance row in a second, small pass
+        one = base.add_columns(func.coalesce(b, f), case((b.is_not(None), _text("business")),
+                                                           else_=_text("finance")))
+        one = one.where(or_(b.is_not(None), f.is_not(None)))
+        both = base.add_columns(f, _text("finance")).where(b.is_not(None), f.is_not(None))
+        if scope is None:
+            return union_all(one, both)
+        # what the scoped vouchers name; what names the scoped records, or the movements
+        # linked to the scoped events (a bank slip naming a benefit's payment)
         parts = []
-        for domain, col in (("business", VR.c.business_seq), ("finance", VR.c.finance_seq)):
-            q = (select(V.c.seq, V.c.kind, V.c.amount_fen, col, _text(domain))
-                 .select_from(VR)
-                 .join(V, and_(V.c.seq == VR.c.voucher_seq, V.c.superseded.is_(False)))
-                 .where(col.is_not(None)))
-            if scope is None:
-                parts.append(q)
-                continue
-            # what the scoped vouchers name; what names the scoped records, or the
-            # movements linked to the scoped events (a bank slip naming a benefit's payment)
-            parts += [q.where(V.c.seq.in_(select(scope.vouchers.c.seq))),
-                      q.where(col.in_(select(scope.records.c.seq))),
-                      q.where(col.in_(select(links.c.m_seq))),
-                      q.where(col.in_(select(matched.c.m_seq)))]
-        return union_all(*parts) if scope is None else union(*parts)
+        for q in (one, both):
+            parts += [q.where(V.c.seq.in_(select(scope.vouchers.c.seq)))]
+            for col in (b, f):
+                parts += [q.where(col.in_(select(scope.records.c.seq))),
+                          q.where(col.in_(select(links.c.m_seq))),
+                          q.where(col.in_(select(matched.c.m_seq)))]
+        return union(*parts)
 
     def _check_select(self, links: Table, scope: Scope | None) -> Select[Any]:
         """Current money events that allocations do not settle exactly and on time: the
@@ -430,14 +435,10 @@ class Matcher:
 
         Rows: root (movement seq), record_id, amount_fen, allocated_fen.
         """
-        allocated = _sum(A.c.amount_fen)
         q = (
-            select(M.c.seq, M.c.record_id, M.c.amount_fen, allocated.label("allocated"))
-            .select_from(M)
-            .join(A, A.c.movement_seq == M.c.seq)
-            .where(M.c.superseded.is_(False), M.c.allocated.is_(True))
-            .group_by(M.c.seq, M.c.record_id, M.c.amount_fen)
-            .having(~self.within(allocated, M.c.amount_fen))
+            select(M.c.seq, M.c.record_id, M.c.amount_fen, M.c.allocated_fen)
+            .where(M.c.superseded.is_(False), M.c.allocated.is_(True),
+                   ~self.within(M.c.allocated_fen, M.c.amount_fen))
         )
         return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
 
@@ -637,21 +638,31 @@ class Matcher:
         record ids; a voucher's rows in domain order.
         """
         vt = st.targets
+        scoped: ColumnElement[bool] = vt.c.v_amount.is_not(None)
+        if scope is not None:
+            scoped = and_(scoped, vt.c.v_seq.in_(select(scope.vouchers.c.seq)))
+
+        def amounts(domain: str, table: Table, distinct: Subquery | None) -> Select[Any]:
+            src = vt if distinct is None else distinct
+            q = (select(src.c.v_seq, src.c.t_seq, _text(domain).label("domain"),
+                        table.c.record_id, table.c.amount_fen)
+                 .select_from(src).join(table, table.c.seq == src.c.t_seq)
+                 .where(src.c.t_domain == domain))
+            return q.where(scoped) if distinct is None else q
+
+        # one pass without DISTINCT: a voucher's per-domain sum is right unless two of its
+        # refs name versions of one record, so only vouchers with more than one target in
+        # a domain, or a sum that differs, are looked at again with duplicates removed
+        raw = union_all(amounts("business", E, None), amounts("finance", M, None)
+                        ).subquery("raw")
+        suspect = (select(raw.c.v_seq).select_from(raw.join(V, V.c.seq == raw.c.v_seq))
+                   .group_by(raw.c.v_seq, raw.c.domain, V.c.amount_fen)
+                   .having(or_(func.count() > 1, ~self.within(V.c.amount_fen,
+                                                             _sum(raw.c.amount_fen)))))
         pairs = (select(vt.c.v_seq, vt.c.t_seq, vt.c.t_domain)
-                 .where(vt.c.v_amount.is_not(None)).distinct())  # two refs, one record
-        pairs = self._scoped(pairs, vt.c.v_seq, None if scope is None else scope.vouchers)
-        pq = pairs.subquery("pairs")
-        amount = func.coalesce(E.c.amount_fen, M.c.amount_fen)
-        tq = (
-            select(pq.c.v_seq, pq.c.t_domain.label("domain"),
-                   func.coalesce(E.c.record_id, M.c.record_id).label("record_id"),
-                   amount.label("amount_fen"))
-            .select_from(pq)
-            .outerjoin(E, E.c.seq == pq.c.t_seq)
-            .outerjoin(M, M.c.seq == pq.c.t_seq)
-            .where(amount.is_not(None))
-        )
-        targets = tq.subquery("voucher_targets")
+                 .where(scoped, vt.c.v_seq.in_(suspect)).distinct().subquery("pairs"))
+        targets = union_all(amounts("business", E, pairs), amounts("finance", M, pairs)
+                            ).subquery("voucher_targets")
         total = _sum(targets.c.amount_fen)
         q = (
             select(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain,

@@ -13,7 +13,7 @@ the derived rows always move together.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, exists, select, tuple_, update
 
@@ -23,6 +23,8 @@ from ledger._store import Store
 from reconcile import _tables as t
 from reconcile._rules import MONEY_KINDS, MOVEMENT_KINDS
 from reconcile._units import epoch_day, fen
+
+T = TypeVar("T")
 
 CHUNK = 5000
 MAX_CORRECTION_CHAIN = 64
@@ -90,7 +92,8 @@ class _Batch:
                                    epoch_day(value_date), value_date[:7], str(rec["bank_ref"]),
                                    rec.get("payer_id"), rec.get("payee_account"),
                                    rec.get("fund_account"), rec.get("from_account"),
-                                   rec.get("to_account"), rec.get("returns"), bool(allocs), False))
+                                   rec.get("to_account"), rec.get("returns"), bool(allocs), False,
+                                   sum(fen(a["amount"]) for a in allocs)))
             for pos, a in enumerate(allocs):
                 self.allocations.append((seq, pos, rid, str(a["event"]), fen(a["amount"]), None))
         elif domain == "archive":
@@ -155,12 +158,15 @@ def _resolve_corrections(conn: Connection, start: int) -> list[int]:
     incremental run (:mod:`reconcile._scope`).
     """
     r, r2 = t.records, t.records.alias("r2")
-    new_fix = (select(r2.c.domain, r2.c.corrects)
-               .where(r2.c.seq >= start, r2.c.corrects.is_not(None)))
+    # what the new records correct, as value lists: a sub-select here would make the
+    # database scan every older record on every refresh
+    fixes = [(str(d), str(c)) for d, c in conn.execute(
+        select(r.c.domain, r.c.corrects).where(r.c.seq >= start, r.c.corrects.is_not(None))
+        .distinct())]
     corrected_by = exists().where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.record_id)
     changed: set[int] = set()
-    for cond in (tuple_(r.c.domain, r.c.record_id).in_(new_fix),
-                 and_(r.c.seq >= start, corrected_by)):
+    conds = [tuple_(r.c.domain, r.c.record_id).in_(part) for part in _chunks(fixes, 500)]
+    for cond in [*conds, and_(r.c.seq >= start, corrected_by)]:
         rows = conn.execute(update(r).where(r.c.superseded.is_(False), cond)
                             .values(superseded=True).returning(r.c.seq)).all()
         changed.update(int(row[0]) for row in rows)
@@ -174,12 +180,13 @@ def _resolve_corrections(conn: Connection, start: int) -> list[int]:
     values = {"current_id": latest.with_only_columns(r2.c.record_id).scalar_subquery(),
               "current_seq": latest.with_only_columns(r2.c.seq).scalar_subquery()}
     has_successor = exists().where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.current_id)
-    new_successor = tuple_(r.c.domain, r.c.current_id).in_(new_fix)
     for _ in range(MAX_CORRECTION_CHAIN):  # one step along every chain per statement
         moved = [int(row[0]) for row in conn.execute(
             update(r).where(r.c.seq >= start, has_successor).values(values).returning(r.c.seq))]
-        moved += [int(row[0]) for row in conn.execute(
-            update(r).where(r.c.seq < start, new_successor).values(values).returning(r.c.seq))]
+        for fix in _chunks(fixes, 500):  # older records whose latest version was corrected
+            moved += [int(row[0]) for row in conn.execute(
+                update(r).where(r.c.seq < start, tuple_(r.c.domain, r.c.current_id).in_(fix))
+                .where(has_successor).values(values).returning(r.c.seq))]
         if not moved:
             break
         changed.update(moved)
@@ -209,6 +216,8 @@ def _resolve_references(conn: Connection, start: int, changed: list[int]) -> Non
     ):
         table = own.table
         named = and_(r.c.domain == domain, r.c.record_id == name)
+        if target is a.c.event_seq:  # allocations settle money events only
+            named = and_(named, exists().where(t.events.c.seq == r.c.current_seq))
         value = {target.name: r.c.current_seq}
         conn.execute(update(table).where(own >= start, named).values(value))
         conn.execute(update(table).where(r.c.seq >= start, named).values(value))
@@ -216,5 +225,5 @@ def _resolve_references(conn: Connection, start: int, changed: list[int]) -> Non
             conn.execute(update(table).where(r.c.seq.in_(part), named).values(value))
 
 
-def _chunks(seqs: list[int], size: int = 1000) -> list[list[int]]:
-    return [seqs[i:i + size] for i in range(0, len(seqs), size)]
+def _chunks(items: list[T], size: int = 1000) -> list[list[T]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]

@@ -123,6 +123,7 @@ movements = Table(
     Column("returns", String(128), nullable=True),
     Column("allocated", Boolean, nullable=False),
     Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
+    Column("allocated_fen", BigInteger, nullable=False),  # sum of its own allocations
     Index("ix_rc_movements_record_id", "record_id"),
     Index("ix_rc_movements_allocated", "allocated"),
 )
@@ -135,8 +136,9 @@ allocations = Table(
     Column("movement_id", String(128), nullable=False),
     Column("event_id", String(128), nullable=False),
     Column("amount_fen", BigInteger, nullable=False),
-    # seq of the current version of the business record ``event_id`` names (NULL: none
-    # in the ledger yet); kept up to date by the refresh as records arrive and are corrected
+    # seq of the current version of the business record ``event_id`` names when that is a
+    # money event (NULL: none in the ledger yet, or not an event with an amount); kept up
+    # to date by the refresh as records arrive and are corrected
     Column("event_seq", BigInteger, nullable=True),
     Index("ix_rc_allocations_event_id", "event_id"),
     Index("ix_rc_allocations_event_seq", "event_seq"),

@@ -293,6 +293,18 @@ def test_voucher_amount_follows_corrections(led: Ledger, tmp_path: Path) -> None
     assert [b.code for b in report.breaks] == ["AMOUNT_MISMATCH"]
 
 
+@pytest.mark.parametrize(("amount", "flagged"), [("1000.00", False), ("2000.00", True)])
+def test_voucher_naming_two_versions_counts_the_record_once(led: Ledger, tmp_path: Path,
+                                                            amount: str, flagged: bool) -> None:
+    fix = sc.assessment("CA-1-C", "1000.00")
+    fix["corrects"] = "CA-1"
+    receipt = sc.voucher(tmp_path, "fiscal_receipt", "FR-9", ["CA-1", "CA-1-C"], amount=amount)
+    report = reconcile(led, tmp_path, [fix, receipt])
+    mine = [b for b in report.breaks if b.records[0] == "FR-9"]
+    assert [(b.amounts, b.records) for b in mine] == (
+        [({"voucher": "2000.00", "evidenced": "1000.00"}, ("FR-9", "CA-1-C"))] if flagged else [])
+
+
 # -- heuristic matches never double-count --------------------------------------------------
 
 def test_two_movements_for_one_event_are_ambiguous(led: Ledger, tmp_path: Path) -> None:

@@ -63,6 +63,8 @@ def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
     fix_fwd["corrects"] = "COL-FWD"
     receipt_fix = sc.voucher(tmp, "fiscal_receipt", "FR-FWD-C", ["CA-FWD"], amount="500.00")
     receipt_fix["corrects"] = "FR-FWD"
+    fix_p2 = sc.assessment("CA-P2-C", "250.00")
+    fix_p2["corrects"] = "CA-P2"
     return [
         month[:half],
         month[half:] + faults,
@@ -79,6 +81,15 @@ def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
             # a paid benefit whose bank slip comes in a later batch
             sc.payment_event(73, who=73),
             sc.payment("PAY-73", allocations=[("BP-73", "3456.78")]),
+            # a benefit settled by the heuristic match, its bank slip naming the payment
+            sc.payment_event(74, "1234.56", who=74),
+            sc.payment("PAY-74", "1234.56", allocations=None),
+            sc.voucher(tmp, "bank_slip", "BS-74", ["PAY-74"], amount="1234.56"),
+            # a voucher over two assessments, one corrected later
+            sc.assessment("CA-P1", "300.00"),
+            sc.assessment("CA-P2", "200.00"),
+            sc.collection("COL-P1", "300.00", allocations=[("CA-P1", "300.00")]),
+            sc.voucher(tmp, "accounting_voucher", "AV-PAIR", ["CA-P1", "CA-P2"], amount="500.00"),
             # a receipt naming an assessment that arrives later, for another amount
             sc.voucher(tmp, "fiscal_receipt", "FR-LATER", ["CA-LATER"], amount="700.00"),
             sc.voucher(tmp, "accounting_voucher", "AV-LATER", ["COL-LATER"], amount="100.00"),
@@ -95,6 +106,7 @@ def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
             sc.voucher(tmp, "bank_slip", "BS-73", ["PAY-73"], amount="3456.78"),
         ],
         [],  # nothing new
+        [fix_p2],
         [  # corrections of a movement and a voucher; the heuristic match turns ambiguous;
            # a return; a new approval to another account; a late voucher
             fix_fwd,

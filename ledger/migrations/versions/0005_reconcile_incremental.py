@@ -3,7 +3,8 @@
 Adds ``rc_records.current_seq`` (the ``seq`` of a record's latest version),
 ``rc_allocations.event_seq`` (the current version of the event an allocation names),
 ``rc_voucher_refs.business_seq`` / ``finance_seq`` (the same for a voucher's refs)
-and a copy of ``superseded`` to the per-kind derived tables, so matching joins integers instead
+``rc_movements.allocated_fen`` (the sum of a movement's own allocations) and a copy
+of ``superseded`` to the per-kind derived tables, so matching joins integers instead
 of following correction chains by id; indexes the lookups an incremental run makes;
 and creates ``rc_findings`` (rows each matching statement returned, per root item),
 ``rc_open`` (events still open), ``rc_dirty`` (records whose version status changed
@@ -42,6 +43,8 @@ def upgrade() -> None:
     for name in ("rc_events", "rc_movements", "rc_vouchers", "rc_person_events"):
         op.add_column(name, sa.Column("superseded", sa.Boolean, nullable=False,
                                       server_default=sa.false()))
+    op.add_column("rc_movements", sa.Column("allocated_fen", sa.BigInteger, nullable=False,
+                                            server_default="0"))
     op.add_column("rc_allocations", sa.Column("event_seq", sa.BigInteger, nullable=True))
     op.create_index("ix_rc_allocations_event_seq", "rc_allocations", ["event_seq"])
     for col in ("business_seq", "finance_seq"):
