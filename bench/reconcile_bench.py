@@ -197,7 +197,8 @@ class Month:
                                     to_acc, None, bool(allocs), False, sum(f for _, f in allocs)))
         for pos, (event, fen) in enumerate(allocs):
             self.rows.allocations.append((seq, pos, rid, event, fen,
-                                          self.event_seqs.pop(event, None)))
+                                          self.event_seqs.pop(event, None), kind,
+                                          epoch_day(value), False))
         if fund == "income" and kind == "collection":
             self.income_in[value[:7]] += amount
         self.daily_movements.setdefault(value, []).append((rid, "finance", seq))

@@ -8,11 +8,12 @@ a month), so that :mod:`reconcile._scope` can store findings per root and an
 incremental run can replace exactly the roots it re-checked.
 
 A run first builds a few temporary tables (:class:`Work`), once, and every statement
-reads them:
+reads them and the links:
 
-- ``bfa_links``: allocations of *current* movements, each resolved to the *current*
-  version of the event it names (``rc_allocations.event_seq``, kept by the refresh:
-  a reference to a superseded record counts for its latest version). A
+- the *links* (not a table, :meth:`Matcher.links`): allocations of *current*
+  movements, each resolved to the *current* version of the event it names
+  (``rc_allocations.event_seq``, kept by the refresh: a reference to a superseded
+  record counts for its latest version). A
   ``finance.return``'s allocations count *negative*: returned money reduces what the
   event has been settled by, so the event is open again until a later payment
   allocates to it (``RETURNED_PAYMENT`` meanwhile);
@@ -209,7 +210,7 @@ def _big(name: str, pk: bool = False) -> Column[int]:
 class Stages:
     """The shared temporary tables of a run."""
 
-    links: Table  # m_seq, e_seq, amount_fen (signed), value_day: allocation links
+    links: Subquery  # m_seq, e_seq, amount_fen (signed), value_day: allocation links
     check: Table  # events not settled exactly and on time by allocations (open_fen > 0: open)
     cand: Table  # m_seq, e_seq
     cand_n: Table  # m_seq, e_seq, n, n_e
@@ -273,9 +274,7 @@ class Matcher:
         def ix(*cols: str) -> list[tuple[str, ...]]:
             return [(c,) for c in cols] if indexed else []
 
-        links = work.table("bfa_links", [_big("m_seq"), _big("e_seq"), _big("amount_fen"),
-                                         Column("value_day", Integer)],
-                           self._links_select(scope), ix("e_seq", "m_seq"))
+        links = self.links(scope)
         check = work.table("bfa_check", [
             _big("seq", pk=True), Column("record_id", String(128)), Column("kind", String(48)),
             _big("amount_fen"), Column("due_day", Integer), Column("anchor_day", Integer),
@@ -299,19 +298,21 @@ class Matcher:
             ix("t_seq", "v_seq"))
         return Stages(links, check, cand, cand_n, matched, targets)
 
-    def _links_select(self, scope: Scope | None) -> Select[Any]:
-        signed = case((M.c.kind == "return", -A.c.amount_fen), else_=A.c.amount_fen)
+    def links(self, scope: Scope | None) -> Subquery:
+        """Allocation links: read from ``rc_allocations`` alone (the movement's kind,
+        value day and status are copied onto its allocations), not materialised."""
+        signed = case((A.c.kind == "return", -A.c.amount_fen), else_=A.c.amount_fen)
         q = (
-            select(A.c.movement_seq, A.c.event_seq, signed, M.c.value_day)
-            .select_from(A)
-            .join(M, and_(M.c.seq == A.c.movement_seq, M.c.superseded.is_(False)))
-            .where(A.c.event_seq.is_not(None),
-                   or_(M.c.kind == "return", self.settles(M.c.kind).is_not(None)))
+            select(A.c.movement_seq.label("m_seq"), A.c.event_seq.label("e_seq"),
+                   signed.label("amount_fen"), A.c.value_day)
+            .where(A.c.event_seq.is_not(None), A.c.superseded.is_(False),
+                   or_(A.c.kind == "return", self.settles(A.c.kind).is_not(None)))
         )
-        return self._scoped(q, A.c.event_seq, None if scope is None else scope.events)
+        return self._scoped(q, A.c.event_seq, None if scope is None else scope.events
+                            ).subquery("links")
 
     @staticmethod
-    def _targets_select(scope: Scope | None, links: Table, matched: Table) -> Rowset:
+    def _targets_select(scope: Scope | None, links: Subquery, matched: Table) -> Rowset:
         """Current vouchers with the current records their refs name (business, finance)."""
         b, f = VR.c.business_seq, VR.c.finance_seq
         base = (select(V.c.seq, V.c.kind, V.c.amount_fen).select_from(VR)
@@ -335,7 +336,7 @@ class Matcher:
                           q.where(col.in_(select(matched.c.m_seq)))]
         return union(*parts)
 
-    def _check_select(self, links: Table, scope: Scope | None) -> Select[Any]:
+    def _check_select(self, links: Subquery, scope: Scope | None) -> Select[Any]:
         """Current money events that allocations do not settle exactly and on time: the
         open ones (``open_fen > 0``: heuristic candidates, windows), the over-settled and
         the late. An event outside this set has no settlement finding (a heuristic match
@@ -346,24 +347,16 @@ class Matcher:
              .group_by(links.c.e_seq).subquery("alloc_sum"))
         total = func.coalesce(s.c.total, 0)
         late = and_(E.c.due_day.is_not(None), s.c.last_day > E.c.due_day + self.late_days())
-        # narrow first (the join carries only what the test needs), then the few events
-        # found get their other columns by primary key
-        narrow = (
-            select(E.c.seq, total.label("total"), s.c.last_day)
+        q = (
+            select(E.c.seq, E.c.record_id, E.c.kind, E.c.amount_fen, E.c.due_day,
+                   E.c.anchor_day, E.c.party, E.c.person, E.c.account, total.label("total"),
+                   s.c.last_day, E.c.amount_fen - total)
             .select_from(E)
             .outerjoin(s, s.c.e_seq == E.c.seq)
             .where(E.c.superseded.is_(False), self.money_kind(E.c.kind),
                    or_(total != E.c.amount_fen, late))
         )
-        n = self._scoped(narrow, E.c.seq, None if scope is None else scope.events
-                         ).subquery("narrow")
-        e2 = E.alias("e2")
-        return (
-            select(e2.c.seq, e2.c.record_id, e2.c.kind, e2.c.amount_fen, e2.c.due_day,
-                   e2.c.anchor_day, e2.c.party, e2.c.person, e2.c.account, n.c.total,
-                   n.c.last_day, e2.c.amount_fen - n.c.total)
-            .select_from(n).join(e2, e2.c.seq == n.c.seq)
-        )
+        return self._scoped(q, E.c.seq, None if scope is None else scope.events)
 
     def _cand_select(self, oe: Table) -> Select[Any]:
         party = or_(
@@ -521,7 +514,7 @@ class Matcher:
         direct = (select(literal(1)).select_from(vt)
                   .where(vt.c.t_seq == R.c.seq, vt.c.v_kind == required.c.voucher).exists())
 
-        def via_link(links: Table) -> ColumnElement[bool]:
+        def via_link(links: Subquery | Table) -> ColumnElement[bool]:
             return (
                 select(literal(1)).select_from(links)
                 .join(vt, and_(vt.c.t_seq == links.c.m_seq, vt.c.t_domain == "finance",
@@ -666,38 +659,45 @@ class Matcher:
         if scope is not None:
             scoped = and_(scoped, vt.c.v_seq.in_(select(scope.vouchers.c.seq)))
 
-        def amounts(domain: str, table: Table, distinct: Subquery | None) -> Select[Any]:
-            src = vt if distinct is None else distinct
-            q = (select(src.c.v_seq, src.c.t_seq, _text(domain).label("domain"),
-                        table.c.record_id, table.c.amount_fen)
-                 .select_from(src).join(table, table.c.seq == src.c.t_seq)
-                 .where(src.c.t_domain == domain))
-            return q.where(scoped) if distinct is None else q
+        def raw(domain: str, table: Table) -> Select[Any]:
+            return (select(vt.c.v_seq, _text(domain).label("domain"), table.c.amount_fen)
+                    .select_from(vt).join(table, table.c.seq == vt.c.t_seq)
+                    .where(vt.c.t_domain == domain, scoped))
 
-        # one pass without DISTINCT: a voucher's per-domain sum is right unless two of its
-        # refs name versions of one record, so only vouchers with more than one target in
-        # a domain, or a sum that differs, are looked at again with duplicates removed
-        raw = union_all(amounts("business", E, None), amounts("finance", M, None)
-                        ).subquery("raw")
-        suspect = (select(raw.c.v_seq).select_from(raw.join(V, V.c.seq == raw.c.v_seq))
-                   .group_by(raw.c.v_seq, raw.c.domain, V.c.amount_fen)
-                   .having(or_(func.count() > 1, ~self.within(V.c.amount_fen,
-                                                             _sum(raw.c.amount_fen)))))
-        pairs = (select(vt.c.v_seq, vt.c.t_seq, vt.c.t_domain)
-                 .where(scoped, vt.c.v_seq.in_(suspect)).distinct().subquery("pairs"))
-        targets = union_all(amounts("business", E, pairs), amounts("finance", M, pairs)
-                            ).subquery("voucher_targets")
-        total = _sum(targets.c.amount_fen)
-        q = (
-            select(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain,
-                   total.label("evidenced"), _agg_ids(targets.c.record_id).label("records"))
-            .select_from(targets)
-            .join(V, V.c.seq == targets.c.v_seq)
-            .group_by(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain)
-            .having(~self.within(V.c.amount_fen, total))
-            .order_by(V.c.seq, targets.c.domain)
-        )
-        return _rows(conn, q)
+        # one narrow pass without DISTINCT: a voucher's per-domain sum is right unless two
+        # of its refs name versions of one record, so only the vouchers with more than one
+        # target in a domain, or a sum that differs, are looked at again with duplicates
+        # removed and their record ids
+        r = union_all(raw("business", E), raw("finance", M)).subquery("raw")
+        per = (select(r.c.v_seq, _sum(r.c.amount_fen).label("total"), func.count().label("n"))
+               .group_by(r.c.v_seq, r.c.domain).subquery("per"))
+        suspects = sorted({int(x) for x in conn.execute(
+            select(per.c.v_seq).join(V, V.c.seq == per.c.v_seq)
+            .where(or_(per.c.n > 1, ~self.within(V.c.amount_fen, per.c.total)))).scalars()})
+        out: Rows = []
+        for i in range(0, len(suspects), 1000):
+            pairs = (select(vt.c.v_seq, vt.c.t_seq, vt.c.t_domain)
+                     .where(vt.c.v_seq.in_(suspects[i:i + 1000]), vt.c.v_amount.is_not(None))
+                     .distinct().subquery("pairs"))
+            targets = union_all(*(
+                select(pairs.c.v_seq, _text(domain).label("domain"), table.c.record_id,
+                       table.c.amount_fen)
+                .select_from(pairs).join(table, table.c.seq == pairs.c.t_seq)
+                .where(pairs.c.t_domain == domain)
+                for domain, table in (("business", E), ("finance", M)))
+            ).subquery("voucher_targets")
+            total = _sum(targets.c.amount_fen)
+            q = (
+                select(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain,
+                       total.label("evidenced"), _agg_ids(targets.c.record_id).label("records"))
+                .select_from(targets)
+                .join(V, V.c.seq == targets.c.v_seq)
+                .group_by(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain)
+                .having(~self.within(V.c.amount_fen, total))
+                .order_by(V.c.seq, targets.c.domain)
+            )
+            out += _rows(conn, q)
+        return out
 
     # -- the income account, per month ------------------------------------------------------
     @staticmethod

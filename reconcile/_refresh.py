@@ -95,7 +95,8 @@ class _Batch:
                                    rec.get("to_account"), rec.get("returns"), bool(allocs), False,
                                    sum(fen(a["amount"]) for a in allocs)))
             for pos, a in enumerate(allocs):
-                self.allocations.append((seq, pos, rid, str(a["event"]), fen(a["amount"]), None))
+                self.allocations.append((seq, pos, rid, str(a["event"]), fen(a["amount"]), None,
+                                         kind, epoch_day(value_date), False))
         elif domain == "archive":
             amount = rec.get("amount")
             self.vouchers.append((seq, rid, kind, None if amount is None else fen(amount), False))
@@ -171,9 +172,11 @@ def _resolve_corrections(conn: Connection, start: int) -> list[int]:
                             .values(superseded=True).returning(r.c.seq)).all()
         changed.update(int(row[0]) for row in rows)
     now_superseded = set(changed)
-    for table in (t.events, t.movements, t.vouchers, t.person_events):
-        for part in _chunks(sorted(changed)):
+    for part in _chunks(sorted(changed)):
+        for table in (t.events, t.movements, t.vouchers, t.person_events):
             conn.execute(update(table).where(table.c.seq.in_(part)).values(superseded=True))
+        a = t.allocations
+        conn.execute(update(a).where(a.c.movement_seq.in_(part)).values(superseded=True))
     latest = (select(r2.c.record_id, r2.c.seq)
               .where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.current_id)
               .order_by(r2.c.seq.desc()).limit(1))

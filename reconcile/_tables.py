@@ -140,6 +140,10 @@ allocations = Table(
     # money event (NULL: none in the ledger yet, or not an event with an amount); kept up
     # to date by the refresh as records arrive and are corrected
     Column("event_seq", BigInteger, nullable=True),
+    # copies from the movement, so that settlement sums read this table alone
+    Column("kind", String(48), nullable=False),
+    Column("value_day", Integer, nullable=False),
+    Column("superseded", Boolean, nullable=False),
     Index("ix_rc_allocations_event_id", "event_id"),
     Index("ix_rc_allocations_event_seq", "event_seq"),
 )

@@ -3,8 +3,9 @@
 Adds ``rc_records.current_seq`` (the ``seq`` of a record's latest version),
 ``rc_allocations.event_seq`` (the current version of the event an allocation names),
 ``rc_voucher_refs.business_seq`` / ``finance_seq`` (the same for a voucher's refs)
-``rc_movements.allocated_fen`` (the sum of a movement's own allocations) and a copy
-of ``superseded`` to the per-kind derived tables, so matching joins integers instead
+``rc_movements.allocated_fen`` (the sum of a movement's own allocations), the
+movement's kind and value day on its allocations, and a copy of ``superseded`` to the
+per-kind derived tables and allocations, so matching joins integers instead
 of following correction chains by id; indexes the lookups an incremental run makes;
 and creates ``rc_findings`` (rows each matching statement returned, per root item),
 ``rc_open`` (events still open), ``rc_dirty`` (records whose version status changed
@@ -47,6 +48,12 @@ def upgrade() -> None:
                                             server_default="0"))
     op.add_column("rc_allocations", sa.Column("event_seq", sa.BigInteger, nullable=True))
     op.create_index("ix_rc_allocations_event_seq", "rc_allocations", ["event_seq"])
+    op.add_column("rc_allocations", sa.Column("kind", sa.String(48), nullable=False,
+                                              server_default=""))
+    op.add_column("rc_allocations", sa.Column("value_day", sa.Integer, nullable=False,
+                                              server_default="0"))
+    op.add_column("rc_allocations", sa.Column("superseded", sa.Boolean, nullable=False,
+                                              server_default=sa.false()))
     for col in ("business_seq", "finance_seq"):
         op.add_column("rc_voucher_refs", sa.Column(col, sa.BigInteger, nullable=True))
         op.create_index(f"ix_rc_voucher_refs_{col}", "rc_voucher_refs", [col])
