@@ -207,8 +207,9 @@ class Month:
     def _voucher(self, rid: str, kind: str, amount: int | None, refs: list[Ref],
                  day: int) -> None:
         seq = self._record("archive", kind, rid, day, 17)
-        self.rows.vouchers.append((seq, rid, kind, amount, False))
-        for ref, domain, target in dict.fromkeys(refs):
+        unique = dict.fromkeys(refs)
+        self.rows.vouchers.append((seq, rid, kind, amount, False, len(unique)))
+        for ref, domain, target in unique:
             self.rows.refs.append((seq, ref, rid, target if domain == "business" else None,
                                    target if domain == "finance" else None))
 

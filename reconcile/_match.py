@@ -215,7 +215,7 @@ class Stages:
     cand: Table  # m_seq, e_seq
     cand_n: Table  # m_seq, e_seq, n, n_e
     matched: Table  # m_seq, e_seq, amount_fen, value_day: heuristic links
-    targets: Table  # v_seq, v_kind, v_amount, t_seq, t_domain: current vouchers' targets
+    targets: Table  # v_seq, v_kind, v_amount, v_refs, t_seq, t_domain: vouchers' targets
 
     def all_links(self) -> Subquery:
         """Allocation links and heuristic links together."""
@@ -293,7 +293,8 @@ class Matcher:
             .select_from(cand_n).join(M, M.c.seq == cand_n.c.m_seq)
             .where(cand_n.c.n == 1, cand_n.c.n_e == 1), [("e_seq",), ("m_seq",)])
         targets = work.table("bfa_targets", [
-            _big("v_seq"), Column("v_kind", String(48)), _big("v_amount"), _big("t_seq"),
+            _big("v_seq"), Column("v_kind", String(48)), _big("v_amount"),
+            Column("v_refs", Integer), _big("t_seq"),
             Column("t_domain", String(16))], self._targets_select(scope, links, matched),
             ix("t_seq", "v_seq"))
         return Stages(links, check, cand, cand_n, matched, targets)
@@ -315,7 +316,7 @@ class Matcher:
     def _targets_select(scope: Scope | None, links: Subquery, matched: Table) -> Rowset:
         """Current vouchers with the current records their refs name (business, finance)."""
         b, f = VR.c.business_seq, VR.c.finance_seq
-        base = (select(V.c.seq, V.c.kind, V.c.amount_fen).select_from(VR)
+        base = (select(V.c.seq, V.c.kind, V.c.amount_fen, V.c.n_refs).select_from(VR)
                 .join(V, and_(V.c.seq == VR.c.voucher_seq, V.c.superseded.is_(False))))
         # one pass over the refs; a ref naming both a business and a finance record (the
         # same id in both domains) gives its finance row in a second, small pass
@@ -659,21 +660,16 @@ class Matcher:
         if scope is not None:
             scoped = and_(scoped, vt.c.v_seq.in_(select(scope.vouchers.c.seq)))
 
-        def raw(domain: str, table: Table) -> Select[Any]:
-            return (select(vt.c.v_seq, _text(domain).label("domain"), table.c.amount_fen)
-                    .select_from(vt).join(table, table.c.seq == vt.c.t_seq)
-                    .where(vt.c.t_domain == domain, scoped))
+        # a voucher with one ref: its amount against that record's, no aggregation; the
+        # few with several refs (two may name versions of one record) are summed below
+        def single(domain: str, table: Table) -> Select[Any]:
+            return (select(vt.c.v_seq).select_from(vt).join(table, table.c.seq == vt.c.t_seq)
+                    .where(vt.c.t_domain == domain, vt.c.v_refs == 1, scoped,
+                           ~self.within(vt.c.v_amount, table.c.amount_fen)))
 
-        # one narrow pass without DISTINCT: a voucher's per-domain sum is right unless two
-        # of its refs name versions of one record, so only the vouchers with more than one
-        # target in a domain, or a sum that differs, are looked at again with duplicates
-        # removed and their record ids
-        r = union_all(raw("business", E), raw("finance", M)).subquery("raw")
-        per = (select(r.c.v_seq, _sum(r.c.amount_fen).label("total"), func.count().label("n"))
-               .group_by(r.c.v_seq, r.c.domain).subquery("per"))
+        several = select(vt.c.v_seq).where(vt.c.v_refs > 1, scoped)
         suspects = sorted({int(x) for x in conn.execute(
-            select(per.c.v_seq).join(V, V.c.seq == per.c.v_seq)
-            .where(or_(per.c.n > 1, ~self.within(V.c.amount_fen, per.c.total)))).scalars()})
+            union(single("business", E), single("finance", M), several)).scalars()})
         out: Rows = []
         for i in range(0, len(suspects), 1000):
             pairs = (select(vt.c.v_seq, vt.c.t_seq, vt.c.t_domain)

@@ -99,9 +99,11 @@ class _Batch:
                                          kind, epoch_day(value_date), False))
         elif domain == "archive":
             amount = rec.get("amount")
-            self.vouchers.append((seq, rid, kind, None if amount is None else fen(amount), False))
-            for ref in dict.fromkeys(rec.get("refs") or []):
-                self.refs.append((seq, str(ref), rid, None, None))
+            refs = dict.fromkeys(str(ref) for ref in rec.get("refs") or [])
+            self.vouchers.append((seq, rid, kind, None if amount is None else fen(amount), False,
+                                  len(refs)))
+            for ref in refs:
+                self.refs.append((seq, ref, rid, None, None))
 
     def write(self, store: Store, conn: Connection) -> None:
         for table, rows in (

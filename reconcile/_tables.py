@@ -156,6 +156,7 @@ vouchers = Table(
     Column("kind", String(48), nullable=False),
     Column("amount_fen", BigInteger, nullable=True),
     Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
+    Column("n_refs", Integer, nullable=False),  # how many distinct ids its refs name
 )
 
 voucher_refs = Table(

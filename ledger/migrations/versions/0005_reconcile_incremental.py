@@ -1,16 +1,16 @@
 """Reconciler: integer version links and the state of incremental runs.
 
-Adds ``rc_records.current_seq`` (the ``seq`` of a record's latest version),
+Adds columns that let matching join integers instead of following correction chains
+by id: ``rc_records.current_seq`` (the ``seq`` of a record's latest version),
 ``rc_allocations.event_seq`` (the current version of the event an allocation names),
-``rc_voucher_refs.business_seq`` / ``finance_seq`` (the same for a voucher's refs)
+``rc_voucher_refs.business_seq`` / ``finance_seq`` (the same for a voucher's refs),
 ``rc_movements.allocated_fen`` (the sum of a movement's own allocations), the
-movement's kind and value day on its allocations, and a copy of ``superseded`` to the
-per-kind derived tables and allocations, so matching joins integers instead
-of following correction chains by id; indexes the lookups an incremental run makes;
-and creates ``rc_findings`` (rows each matching statement returned, per root item),
-``rc_open`` (events still open), ``rc_dirty`` (records whose version status changed
-since the last run) and ``rc_month_sums`` (income account sums per month). Owned by
-``reconcile/_tables.py``.
+movement's kind, value day and status on its allocations, ``rc_vouchers.n_refs``, and
+a copy of ``superseded`` on the per-kind tables; indexes the lookups an incremental run
+makes; and creates ``rc_findings`` (rows each matching statement returned, per root
+item), ``rc_open`` (events still open), ``rc_dirty`` (records whose version status
+changed since the last run) and ``rc_month_sums`` (income account sums per month).
+Owned by ``reconcile/_tables.py``.
 
 The ``rc_*`` tables are derived: this revision empties them and removes the
 ``reconcile_seq`` watermark, so the next run decodes the ledger again from the start.
@@ -48,6 +48,8 @@ def upgrade() -> None:
                                             server_default="0"))
     op.add_column("rc_allocations", sa.Column("event_seq", sa.BigInteger, nullable=True))
     op.create_index("ix_rc_allocations_event_seq", "rc_allocations", ["event_seq"])
+    op.add_column("rc_vouchers", sa.Column("n_refs", sa.Integer, nullable=False,
+                                           server_default="0"))
     op.add_column("rc_allocations", sa.Column("kind", sa.String(48), nullable=False,
                                               server_default=""))
     op.add_column("rc_allocations", sa.Column("value_day", sa.Integer, nullable=False,
