@@ -328,13 +328,12 @@ class Matcher:
             return union_all(one, both)
         # what the scoped vouchers name; what names the scoped records, or the movements
         # linked to the scoped events (a bank slip naming a benefit's payment)
+        want = union(select(scope.records.c.seq), select(links.c.m_seq),
+                     select(matched.c.m_seq)).subquery("want")
         parts = []
         for q in (one, both):
-            parts += [q.where(V.c.seq.in_(select(scope.vouchers.c.seq)))]
-            for col in (b, f):
-                parts += [q.where(col.in_(select(scope.records.c.seq))),
-                          q.where(col.in_(select(links.c.m_seq))),
-                          q.where(col.in_(select(matched.c.m_seq)))]
+            parts += [q.where(V.c.seq.in_(select(scope.vouchers.c.seq))),
+                      q.where(b.in_(select(want.c.seq))), q.where(f.in_(select(want.c.seq)))]
         return union(*parts)
 
     def _check_select(self, links: Subquery, scope: Scope | None) -> Select[Any]:

@@ -75,9 +75,12 @@ FULL_SHARE = 0.25
 """An incremental run re-checks its scope by index lookups; when the new entries are
 more than this share of the ledger, one full set-based pass is cheaper."""
 
-PG_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'")
+PG_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'",
+               "SET LOCAL random_page_cost = 1.1")
 """Session settings of a run on PostgreSQL: JIT compilation costs more than it saves on
-these statements, and the hash joins and aggregates fit in memory instead of spilling."""
+these statements; hash joins and aggregates get room in memory; and index look-ups are
+priced for data in memory or on SSD (the default assumes spinning disks and makes an
+incremental run scan whole tables instead of looking up its few thousand rows)."""
 
 R, E, M, A, V, VR, P = (t.records, t.events, t.movements, t.allocations, t.vouchers,
                         t.voucher_refs, t.person_events)
@@ -200,53 +203,65 @@ def _seqs(work: Work, name: str, *parts: Select[Any]) -> Table:
 
 
 def _scope(work: Work, checked: int) -> Scope:
-    """The roots to re-check since the last run (see the module docstring)."""
-    x = _seqs(work, "bfa_x", select(R.c.seq).where(R.c.seq >= checked), select(t.dirty.c.seq))
-    in_x = select(x.c.seq)
-    x_vr = VR.c.voucher_seq.in_(in_x)
+    """The roots to re-check since the last run (see the module docstring).
+
+    ``X`` is written as two parts everywhere: ``seq >= checked`` (a range, read from an
+    index) and the few ``rc_dirty`` rows, so no lookup scans a whole table.
+    """
+    dirty = select(t.dirty.c.seq)
+
+    def in_x(col: ColumnElement[int]) -> list[ColumnElement[bool]]:
+        return [col >= checked, col.in_(dirty)]
+
+    def each(q: Select[Any], col: ColumnElement[int]) -> list[Select[Any]]:
+        return [q.where(cond) for cond in in_x(col)]
+
     movements = _seqs(
         work, "bfa_s_m",
-        select(M.c.seq).where(M.c.seq.in_(in_x)),
+        *each(select(M.c.seq), M.c.seq),
         select(M.c.seq).where(M.c.allocated.is_(False), M.c.superseded.is_(False)),
-        select(A.c.movement_seq).where(A.c.event_seq.in_(in_x)),
-        select(VR.c.finance_seq).where(x_vr, VR.c.finance_seq.is_not(None)),
+        *each(select(A.c.movement_seq), A.c.event_seq),
+        *each(select(VR.c.finance_seq).where(VR.c.finance_seq.is_not(None)),
+              VR.c.voucher_seq),
     )
     events = _seqs(
         work, "bfa_s_e",
-        select(E.c.seq).where(E.c.seq.in_(in_x)),
+        *each(select(E.c.seq), E.c.seq),
         select(t.open_events.c.seq),
         select(A.c.event_seq).where(A.c.movement_seq.in_(select(movements.c.seq)),
                                     A.c.event_seq.is_not(None)),
-        select(VR.c.business_seq).where(x_vr, VR.c.business_seq.is_not(None)),
+        *each(select(VR.c.business_seq).where(VR.c.business_seq.is_not(None)),
+              VR.c.voucher_seq),
     )
     records = _seqs(
         work, "bfa_s_r",
-        in_x,
-        select(VR.c.finance_seq).where(x_vr, VR.c.finance_seq.is_not(None)),
+        *each(select(R.c.seq), R.c.seq),
+        *each(select(VR.c.finance_seq).where(VR.c.finance_seq.is_not(None)),
+              VR.c.voucher_seq),
         select(events.c.seq),  # holds the business records vouchers in X name
     )
     vouchers = _seqs(
         work, "bfa_s_v",
-        select(V.c.seq).where(V.c.seq.in_(in_x)),
-        select(VR.c.voucher_seq).where(VR.c.business_seq.in_(in_x)),
-        select(VR.c.voucher_seq).where(VR.c.finance_seq.in_(in_x)),
+        *each(select(V.c.seq), V.c.seq),
+        *each(select(VR.c.voucher_seq), VR.c.business_seq),
+        *each(select(VR.c.voucher_seq), VR.c.finance_seq),
     )
+    bp = E.c.kind == "benefit_payment"
     payments = _seqs(
         work, "bfa_s_pay",
-        select(E.c.seq).where(E.c.seq.in_(in_x), E.c.kind == "benefit_payment"),
-        select(E.c.seq).where(E.c.kind == "benefit_payment", E.c.person.in_(
-            select(P.c.person).where(P.c.seq.in_(in_x)))),
+        *each(select(E.c.seq).where(bp), E.c.seq),
+        *(select(E.c.seq).where(bp, E.c.person.in_(q))
+          for q in each(select(P.c.person), P.c.seq)),
     )
     ins = func.coalesce(E.c.insurance, "")
+    grp = (select(E.c.person, ins, E.c.period)
+           .where(bp, E.c.person.is_not(None), E.c.period.is_not(None)))
     groups = work.table(
         "bfa_s_grp",
         [Column("person", String(40), primary_key=True),
          Column("insurance", String(16), primary_key=True),
          Column("period", String(7), primary_key=True)],
-        select(E.c.person, ins, E.c.period)
-        .where(E.c.seq.in_(in_x), E.c.kind == "benefit_payment", E.c.person.is_not(None),
-               E.c.period.is_not(None))
-        .distinct())
+        union(*each(grp, E.c.seq)))
     return Scope(events=events, movements=movements, records=records, vouchers=vouchers,
                  payments=payments, groups=groups)
 
