@@ -11,7 +11,7 @@ Example::
 """
 
 from ledger._canonical import canonicalize, loads_strict
-from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash
+from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash, leaf_record
 from ledger._errors import (
     BfaError,
     ConfigError,
@@ -65,6 +65,7 @@ __all__ = [
     "entry_hash",
     "entry_view",
     "grant_sql",
+    "leaf_record",
     "loads_strict",
     "open_checkpoint",
     "resolve_home",

@@ -67,6 +67,23 @@ def encode_leaf(seq: int, prev_hash: bytes, record: dict[str, Any], recorded_at:
     return _VERSION_BYTE + seq.to_bytes(8, "big") + prev_hash + body
 
 
+def leaf_record(leaf: bytes) -> dict[str, Any]:
+    """The record of a stored leaf, parsed without the checks of :func:`decode_leaf`.
+
+    For readers of rows that ``bfa verify`` vouches for (the reconciler's refresh): it
+    does not re-canonicalize or re-hash. Raises :class:`FormatError` only when the body
+    is not a JSON object holding a ``record`` object.
+    """
+    try:
+        body = json.loads(leaf[HEADER_SIZE:])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"leaf body is not JSON: {e}") from e
+    record = body.get("record") if isinstance(body, dict) else None
+    if not isinstance(record, dict):
+        raise FormatError("leaf body holds no 'record' object")
+    return record
+
+
 def decode_leaf(leaf: bytes) -> Entry:
     """Parse leaf input bytes v1; raises :class:`FormatError` when malformed."""
     if len(leaf) < HEADER_SIZE + 2:

@@ -295,7 +295,7 @@ class Matcher:
         targets = work.table("bfa_targets", [
             _big("v_seq"), Column("v_kind", String(48)), _big("v_amount"),
             Column("v_refs", Integer), _big("t_seq"),
-            Column("t_domain", String(16))], self._targets_select(scope, links, matched),
+            Column("t_domain", String(16))], self._targets_select(work, scope, links, matched),
             ix("t_seq", "v_seq"))
         return Stages(links, check, cand, cand_n, matched, targets)
 
@@ -313,7 +313,8 @@ class Matcher:
                             ).subquery("links")
 
     @staticmethod
-    def _targets_select(scope: Scope | None, links: Subquery, matched: Table) -> Rowset:
+    def _targets_select(work: Work, scope: Scope | None, links: Subquery,
+                        matched: Table) -> Rowset:
         """Current vouchers with the current records their refs name (business, finance)."""
         b, f = VR.c.business_seq, VR.c.finance_seq
         base = (select(V.c.seq, V.c.kind, V.c.amount_fen, V.c.n_refs).select_from(VR)
@@ -327,13 +328,14 @@ class Matcher:
         if scope is None:
             return union_all(one, both)
         # what the scoped vouchers name; what names the scoped records, or the movements
-        # linked to the scoped events (a bank slip naming a benefit's payment)
-        want = union(select(scope.records.c.seq), select(links.c.m_seq),
-                     select(matched.c.m_seq)).subquery("want")
+        # linked to the scoped events (a bank slip naming a benefit's payment); one
+        # select per domain, each driven by an index
+        want = select(work.table("bfa_want", [_big("seq")], union(
+            select(scope.records.c.seq), select(links.c.m_seq), select(matched.c.m_seq))).c.seq)
         parts = []
-        for q in (one, both):
-            parts += [q.where(V.c.seq.in_(select(scope.vouchers.c.seq))),
-                      q.where(b.in_(select(want.c.seq))), q.where(f.in_(select(want.c.seq)))]
+        for domain, col in (("business", b), ("finance", f)):
+            q = base.add_columns(col, _text(domain)).where(col.is_not(None))
+            parts += [q.where(V.c.seq.in_(select(scope.vouchers.c.seq))), q.where(col.in_(want))]
         return union(*parts)
 
     def _check_select(self, links: Subquery, scope: Scope | None) -> Select[Any]:

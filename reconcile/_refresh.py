@@ -2,7 +2,8 @@
 
 This is the only place the reconciler touches records one by one. It reads entries
 with ``seq`` at or above the watermark (``meta`` key ``reconcile_seq``) in chunks,
-decodes each leaf (:func:`ledger.decode_leaf`), bulk-inserts the rows with
+decodes each leaf's record (:func:`ledger.leaf_record`: no re-hashing, ``bfa verify``
+vouches for the stored entries), bulk-inserts the rows with
 ``Store.copy_rows``, then resolves corrections with set-based ``UPDATE`` statements:
 a record is *superseded* when a record of its domain ``corrects`` it, and every
 record's ``current_id`` follows the chain of corrections to its latest version.
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, exists, select, tuple_, update
 
-from ledger import decode_leaf
+from ledger import leaf_record
 from ledger._schema import entries
 from ledger._store import Store
 from reconcile import _tables as t
@@ -140,7 +141,7 @@ def refresh(store: Store) -> tuple[int, int]:
                 break
             batch = _Batch()
             for seq, leaf, entry_hash in rows:
-                batch.add(int(seq), decode_leaf(bytes(leaf)).record, bytes(entry_hash).hex())
+                batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
             batch.write(store, conn)
             decoded += len(rows)
             last = int(rows[-1][0])

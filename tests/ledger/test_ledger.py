@@ -17,9 +17,11 @@ from ledger import (
     TLogProof,
     decode_leaf,
     entry_hash,
+    leaf_record,
     verify_consistency,
     verify_inclusion,
 )
+from ledger._errors import FormatError
 from ledger._tlogproof import verify_tlog_proof
 from tests._records import collection, payment_event, voucher, write_jsonl
 
@@ -180,6 +182,11 @@ def test_leaf_bytes_decode_and_hash(led: Ledger, tmp_path: Path) -> None:
     again = decode_leaf(e1.leaf)
     assert again.record == e1.record
     assert base64.b64encode(entry_hash(e1.leaf))
+    assert leaf_record(e1.leaf) == e1.record  # the reconciler's unchecked fast path
+    head = e1.leaf[:41]
+    for body in (b"not json", b"[1]", b'{"record": 5, "recorded_at": "x"}'):
+        with pytest.raises(FormatError):
+            leaf_record(head + body)
 
 
 def test_refused_batch_reports_only_real_problems(led: Ledger, tmp_path: Path) -> None:
