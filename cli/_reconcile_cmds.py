@@ -48,26 +48,35 @@ def _write_atomically(path: Path, text: str) -> None:
 @click.option("--html", "html_file", metavar="FILE",
               type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Also write a self-contained HTML report with charts to FILE.")
+@click.option("--full", is_flag=True,
+              help="Re-check every item, not only what changed since the last run and "
+                   "the open items (the report is the same; for audits and after a "
+                   "restore).")
 def reconcile(home: str | None, db: str | None, as_of: datetime | None,
               rules_file: Path | None, as_json: bool, as_csv: bool,
-              html_file: Path | None) -> None:
+              html_file: Path | None, full: bool) -> None:
     """Reconcile business events, fund movements and vouchers; report the breaks.
 
     Prints a summary by break code (amount at risk, severity), or the full report
     with --json or --csv; --html FILE writes a page with charts that opens offline.
     Items still inside their settlement window are listed as expected, not as
-    breaks. Exits 1 when breaks are left to work, 0 when every break is resolved.
+    breaks. A run re-checks what changed since the last run and every open item;
+    --full re-checks everything. Exits 1 when breaks are left to work, 0 when every
+    break is resolved.
 
     Example:
 
         bfa reconcile --as-of 2026-12-31 --json > report.json
 
         bfa reconcile --rules rules.toml --csv --html report.html > breaks.csv
+
+        bfa reconcile --full --json > audit.json
     """
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive: choose one.")
     with open_ledger(home, db) as led:
-        report = reconcile_and_track(led, as_of.date() if as_of else None, rules_file)
+        report = reconcile_and_track(led, as_of.date() if as_of else None, rules_file,
+                                     full=full)
     if html_file is not None:
         try:
             _write_atomically(html_file, render_html(report))

@@ -228,7 +228,8 @@ def _with_evidence(conn: Connection, breaks: list[Break]) -> list[Break]:
 
 
 def reconcile_and_track(
-    ledger: Ledger, as_of: date | None = None, rules_file: Path | None = None
+    ledger: Ledger, as_of: date | None = None, rules_file: Path | None = None,
+    *, full: bool = False,
 ) -> Report:
     """What ``bfa reconcile`` does: load the rules, reconcile, record the breaks' states.
 
@@ -236,4 +237,4 @@ def reconcile_and_track(
     evidence changed (then it is reopened, and that is logged in the ledger).
     """
     rules = load_rules(rules_file) if rules_file is not None else None
-    return apply_states(ledger, run_reconcile(ledger, as_of, rules))
+    return apply_states(ledger, run_reconcile(ledger, as_of, rules, full=full))

@@ -59,6 +59,11 @@ def test_cli_breaks_exit_1_with_table_and_json(ledger_home: dict[str, Any],
     data = json.loads(res.output)
     assert data["summary"]["by_code"] == {"ORPHAN_MOVEMENT": 1}
     assert data["breaks"][0]["records"] == ["COL-9"]
+    assert data["run"]["mode"] == "incremental"  # the first run above was full
+    res = _run(ledger_home, "--as-of", "2027-03-01", "--json", "--full")
+    again = json.loads(res.output)
+    assert res.exit_code == 1 and again["run"]["mode"] == "full"
+    assert again["breaks"] == data["breaks"]
 
 
 def _orphan_ledger(ledger_home: dict[str, Any], tmp_path: Path) -> None:
