@@ -177,3 +177,54 @@ def test_failed_run_leaves_state_untouched(led: Ledger, tmp_path: Path,
     report = run_reconcile(led, sc.AS_OF)  # the same new entries are re-checked
     assert report.run.mode == "incremental"
     assert [b.code for b in report.breaks] == ["UNSETTLED_EVENT"]
+
+
+def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    """A ledger reconciled under revision 0004 is upgraded: 0005 empties the derived
+    tables and the watermark, and the next run decodes everything again."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from ledger._store import _MIGRATIONS
+
+    led = Ledger.open(ledger_home["home"], ledger_home["db"])
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.unsettled(tmp_path, False))
+    want = [b.code for b in run_reconcile(led, sc.AS_OF).breaks]
+    store = led.store
+    with store.engine.begin() as conn:  # back to how 0004 left a reconciled ledger
+        for name in ("rc_findings", "rc_open", "rc_dirty", "rc_month_sums"):
+            conn.exec_driver_sql(f"DROP TABLE {name}")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0004'")
+        for ix in ("ix_rc_records_domain_current_id", "ix_rc_events_person",
+                   "ix_rc_movements_allocated", "ix_rc_voucher_refs_business_seq",
+                   "ix_rc_voucher_refs_finance_seq", "ix_rc_allocations_event_seq",
+                   "ix_rc_records_current_seq"):
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {ix}")
+        for table, col in (("rc_records", "current_seq"), ("rc_events", "superseded"),
+                           ("rc_movements", "superseded"), ("rc_movements", "allocated_fen"),
+                           ("rc_vouchers", "superseded"), ("rc_vouchers", "n_refs"),
+                           ("rc_person_events", "superseded"),
+                           ("rc_allocations", "event_seq"), ("rc_allocations", "kind"),
+                           ("rc_allocations", "value_day"), ("rc_allocations", "superseded"),
+                           ("rc_voucher_refs", "business_seq"),
+                           ("rc_voucher_refs", "finance_seq")):
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {col}")
+    led.close()
+    assert store.schema_revision() == "0004"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        assert conn.execute(text("SELECT count(*) FROM rc_records")).scalar() == 0
+        assert conn.execute(text(
+            "SELECT count(*) FROM meta WHERE key LIKE 'reconcile_%'")).scalar() == 0
+    led = Ledger.open(ledger_home["home"], ledger_home["db"])
+    try:
+        again = run_reconcile(led, sc.AS_OF)
+        assert again.run.mode == "full" and again.run.decoded == led.size()
+        assert [b.code for b in again.breaks] == want == ["UNSETTLED_EVENT"]
+    finally:
+        led.close()
