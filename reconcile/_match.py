@@ -153,6 +153,15 @@ class Work:
     conn: Connection
     tables: list[Table] = field(default_factory=list)
     timer: Callable[[str], Any] | None = None
+    shared: bool = field(init=False)
+    """PostgreSQL and the role may create tables in its schema: ``UNLOGGED`` tables
+    (parallel plans); else temporary ones (an application role with the grants of
+    ``bfa db grant`` has no CREATE on the schema)."""
+
+    def __post_init__(self) -> None:
+        self.shared = self.conn.dialect.name == "postgresql" and bool(
+            self.conn.exec_driver_sql(
+                "SELECT has_schema_privilege(current_schema(), 'CREATE')").scalar())
 
     def table(self, name: str, columns: Sequence[Column[Any]], rows: Rowset | None,
               indexes: Sequence[Sequence[str]] = ()) -> Table:
@@ -164,7 +173,7 @@ class Work:
 
     def _table(self, name: str, columns: Sequence[Column[Any]], rows: Rowset | None,
                indexes: Sequence[Sequence[str]]) -> Table:
-        pg = self.conn.dialect.name == "postgresql"
+        pg = self.shared
         # PostgreSQL: an UNLOGGED table made by CREATE TABLE AS, not a TEMPORARY one, so
         # that building it and every statement reading it may use parallel workers (a
         # temporary table is private to its backend). Runs hold the ledger's writer lock,

@@ -43,7 +43,8 @@ def test_app_role_cannot_rewrite_history(led: Ledger, tmp_path: Path) -> None:
 
 
 def test_app_role_can_ingest(led: Ledger, tmp_path: Path) -> None:
-    """The grants are enough to run the application: ingest and checkpoint as the role."""
+    """The grants are enough to run the application: ingest, checkpoint, reconcile and
+    forget as the role."""
     if led.store.dialect != "postgresql":
         pytest.skip("PostgreSQL only")
     role = f"bfa_app_{uuid.uuid4().hex[:8]}"
@@ -57,6 +58,10 @@ def test_app_role_can_ingest(led: Ledger, tmp_path: Path) -> None:
             app.ingest([str(write_jsonl(tmp_path / "a.jsonl", [payment_event(1)]))], None)
             app.checkpoint()
             assert app.verify().ok
+            # the reconciler too: derived tables, stored findings, its work tables
+            from reconcile import run_reconcile
+            assert run_reconcile(app).run.mode == "full"
+            assert run_reconcile(app, full=False).run.mode == "incremental"
             assert app.forget("110101199001011234", "dpo") == 2
         finally:
             app.close()
