@@ -404,8 +404,9 @@ def _yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
 
-def nightly_records(events: int, seed: int = 20261124) -> list[dict[str, Any]]:
-    """``events`` new business events of the month with their movements (interchange)."""
+def nightly_records(events: int, seed: int = 20261124, tag: str = "N") -> list[dict[str, Any]]:
+    """``events`` new business events of the month with their movements (interchange);
+    ids start with ``tag`` (another tag: another night's records)."""
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
     batch: list[tuple[str, int]] = []
@@ -413,7 +414,7 @@ def nightly_records(events: int, seed: int = 20261124) -> list[dict[str, Any]]:
     def pay(i: int) -> None:
         nonlocal batch
         total = sum(a for _, a in batch)
-        out.append({"type": "finance.payment", "id": f"NPAY-{i:09d}", "region": "440100",
+        out.append({"type": "finance.payment", "id": f"{tag}PAY-{i:09d}", "region": "440100",
                     "occurred_at": f"{_day(22)}T14:00:00+08:00", "amount": _yuan(total),
                     "value_date": _day(22), "bank_ref": f"CCB{rng.randint(10**11, 10**12 - 1)}",
                     "fund_account": "expenditure",
@@ -422,20 +423,20 @@ def nightly_records(events: int, seed: int = 20261124) -> list[dict[str, Any]]:
 
     for i in range(1, events + 1):
         if i % 2:
-            rid, amount = f"NCA-{i:09d}", rng.randint(20_000, 3_000_000)
+            rid, amount = f"{tag}CA-{i:09d}", rng.randint(20_000, 3_000_000)
             employer = f"91440100MA{rng.randint(10**7, 10**8 - 1)}"
             out.append({"type": "business.contribution_assessment", "id": rid,
                         "region": "440100", "occurred_at": f"{_day(21)}T10:00:00+08:00",
                         "employer_id": employer, "insurance": "pension", "period": MONTH,
                         "amount": _yuan(amount), "due_date": _day(25)})
-            out.append({"type": "finance.collection", "id": f"NCOL-{i:09d}", "region": "440100",
+            out.append({"type": "finance.collection", "id": f"{tag}COL-{i:09d}", "region": "440100",
                         "occurred_at": f"{_day(24)}T15:00:00+08:00", "amount": _yuan(amount),
                         "value_date": _day(24),
                         "bank_ref": f"ICBC{rng.randint(10**11, 10**12 - 1)}",
                         "payer_id": employer, "fund_account": "income",
                         "allocations": [{"event": rid, "amount": _yuan(amount)}]})
         else:
-            rid, amount = f"NBP-{i:09d}", rng.randint(150_000, 900_000)
+            rid, amount = f"{tag}BP-{i:09d}", rng.randint(150_000, 900_000)
             out.append({"type": "business.benefit_payment", "id": rid, "region": "440100",
                         "occurred_at": f"{_day(22)}T09:00:00+08:00",
                         "person_id": _person_id(rng), "insurance": "pension", "period": MONTH,
