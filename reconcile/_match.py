@@ -220,6 +220,9 @@ class Stages:
     """The shared temporary tables of a run."""
 
     links: Subquery  # m_seq, e_seq, amount_fen (signed), value_day: allocation links
+    # the same, not restricted to the scope: for look-ups by one movement or one event
+    # (a scope filter inside a correlated look-up makes the planner join it per row)
+    every_link: Subquery
     check: Table  # events not settled exactly and on time by allocations (open_fen > 0: open)
     cand: Table  # m_seq, e_seq
     cand_n: Table  # m_seq, e_seq, n, n_e
@@ -227,8 +230,8 @@ class Stages:
     targets: Table  # v_seq, v_kind, v_amount, v_refs, t_seq, t_domain: vouchers' targets
 
     def all_links(self) -> Subquery:
-        """Allocation links and heuristic links together."""
-        a, h = self.links, self.matched
+        """Allocation links (unrestricted, for look-ups by event) and heuristic links."""
+        a, h = self.every_link, self.matched
         return union_all(
             select(a.c.m_seq, a.c.e_seq, a.c.amount_fen, a.c.value_day),
             select(h.c.m_seq, h.c.e_seq, h.c.amount_fen, h.c.value_day),
@@ -306,9 +309,10 @@ class Matcher:
             Column("v_refs", Integer), _big("t_seq"),
             Column("t_domain", String(16))], self._targets_select(work, scope, links, matched),
             ix("t_seq", "v_seq"))
-        return Stages(links, check, cand, cand_n, matched, targets)
+        every = self.links(None, "every_link") if scope is not None else links
+        return Stages(links, every, check, cand, cand_n, matched, targets)
 
-    def links(self, scope: Scope | None) -> Subquery:
+    def links(self, scope: Scope | None, name: str = "links") -> Subquery:
         """Allocation links: read from ``rc_allocations`` alone (the movement's kind,
         value day and status are copied onto its allocations), not materialised."""
         signed = case((A.c.kind == "return", -A.c.amount_fen), else_=A.c.amount_fen)
@@ -319,7 +323,7 @@ class Matcher:
                    or_(A.c.kind == "return", self.settles(A.c.kind).is_not(None)))
         )
         return self._scoped(q, A.c.event_seq, None if scope is None else scope.events
-                            ).subquery("links")
+                            ).subquery(name)
 
     @staticmethod
     def _targets_select(work: Work, scope: Scope | None, links: Subquery,
@@ -476,7 +480,7 @@ class Matcher:
 
         Rows: root (movement seq), record_id, kind, amount_fen, value_day, allocated.
         """
-        lk, cd = st.links, st.cand
+        lk, cd = st.every_link, st.cand
         q = (
             select(M.c.seq, M.c.record_id, M.c.kind, M.c.amount_fen, M.c.value_day,
                    M.c.allocated)
@@ -534,7 +538,7 @@ class Matcher:
                 .exists()
             )
 
-        via_payment = or_(via_link(st.links), via_link(st.matched))
+        via_payment = or_(via_link(st.every_link), via_link(st.matched))
         via = and_(R.c.domain == "business", R.c.kind == VIA_MOVEMENT[0],
                    required.c.voucher == VIA_MOVEMENT[1], via_payment)
         q = (
