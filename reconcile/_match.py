@@ -230,8 +230,8 @@ class Stages:
     targets: Table  # v_seq, v_kind, v_amount, v_refs, t_seq, t_domain: vouchers' targets
 
     def all_links(self) -> Subquery:
-        """Allocation links (unrestricted, for look-ups by event) and heuristic links."""
-        a, h = self.every_link, self.matched
+        """Allocation links (of the scope) and heuristic links together."""
+        a, h = self.links, self.matched
         return union_all(
             select(a.c.m_seq, a.c.e_seq, a.c.amount_fen, a.c.value_day),
             select(h.c.m_seq, h.c.e_seq, h.c.amount_fen, h.c.value_day),
