@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,6 @@ from reconcile._match import (
     Scope,
     Stages,
     Work,
-    group_key,
 )
 from reconcile._rules import Rules
 
@@ -120,7 +120,7 @@ def match(store: Store, rules: Rules, *, full: bool = False,
     ``timer(name)`` (a context manager factory) wraps each step, for profiling.
     """
     def step(name: str) -> Any:
-        return timer(name) if timer is not None else _Null()
+        return timer(name) if timer is not None else nullcontext()
 
     with store.writer() as conn:
         if store.dialect == "postgresql":
@@ -161,14 +161,6 @@ def match(store: Store, rules: Rules, *, full: bool = False,
                 .where(ms.in_fen != ms.out_fen).order_by(ms.month))]
         work.drop()  # on an error the transaction's rollback removes them
     return Outcome("incremental" if incremental else "full", rechecked, findings, netting)
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _count_where(conn: Connection, cond: ColumnElement[bool]) -> int:
@@ -270,7 +262,7 @@ def _roots(scope: Scope, rule: str) -> Select[Any]:
     """The stored-root strings a scoped run replaces for ``rule``."""
     tbl: Table = getattr(scope, SCOPED_BY[rule])
     if tbl is scope.groups:
-        g = tbl.c
+        g = tbl.c  # the same text as reconcile._match.group_key
         return select(g.person + "|" + g.insurance + "|" + g.period)
     return select(cast(tbl.c.seq, String(200)))
 
@@ -335,4 +327,4 @@ def _load_findings(conn: Connection) -> dict[str, Rows]:
     return out
 
 
-__all__ = ["Outcome", "group_key", "match", "rules_digest"]
+__all__ = ["Outcome", "match", "rules_digest"]
