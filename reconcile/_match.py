@@ -7,8 +7,8 @@ the item it is about (an event, movement, record or voucher ``seq``, a duplicate
 a month), so that :mod:`reconcile._scope` can store findings per root and an
 incremental run can replace exactly the roots it re-checked.
 
-A run first builds a few temporary tables (:class:`Work`), once, and every statement
-reads them and the links:
+A run first builds a few work tables (:class:`Work`, dropped before it commits),
+once, and every statement reads them and the links:
 
 - the *links* (not a table, :meth:`Matcher.links`): allocations of *current*
   movements, each resolved to the *current* version of the event it names
@@ -148,7 +148,7 @@ class Scope:
 
 @dataclass
 class Work:
-    """The temporary tables of one run, on one connection, dropped by :meth:`drop`."""
+    """The work tables of one run, on one connection, dropped by :meth:`drop`."""
 
     conn: Connection
     tables: list[Table] = field(default_factory=list)
@@ -165,7 +165,7 @@ class Work:
 
     def table(self, name: str, columns: Sequence[Column[Any]], rows: Rowset | None,
               indexes: Sequence[Sequence[str]] = ()) -> Table:
-        """Create ``name`` as a temporary table, fill it from ``rows``, index, analyse."""
+        """Create work table ``name``, fill it from ``rows``, index, analyse."""
         if self.timer is None:
             return self._table(name, columns, rows, indexes)
         with self.timer(name):
@@ -217,7 +217,7 @@ def _big(name: str, pk: bool = False) -> Column[int]:
 
 @dataclass(frozen=True)
 class Stages:
-    """The shared temporary tables of a run."""
+    """The shared work tables of a run."""
 
     links: Subquery  # m_seq, e_seq, amount_fen (signed), value_day: allocation links
     # the same, not restricted to the scope: for look-ups by one movement or one event
@@ -276,7 +276,7 @@ class Matcher:
     def _scoped(q: Select[Any], col: ColumnElement[int], scope: Table | None) -> Select[Any]:
         return q if scope is None else q.where(col.in_(select(scope.c.seq)))
 
-    # -- the shared temporary tables ------------------------------------------------------
+    # -- the shared work tables -----------------------------------------------------------
     def stages(self, work: Work, scope: Scope | None) -> Stages:
         # indexes serve the correlated look-ups of scoped runs and SQLite; a full run on
         # PostgreSQL hash-joins these tables whole, and building the indexes would cost

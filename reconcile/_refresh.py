@@ -228,6 +228,9 @@ def _resolve_references(conn: Connection, start: int, changed: list[int]) -> Non
         conn.execute(update(table).where(own >= start, named).values(value))
         conn.execute(update(table).where(r.c.seq >= start, named).values(value))
         for part in _chunks(changed):
+            if target is a.c.event_seq:  # cleared first: the latest version may be no event
+                names = select(r.c.record_id).where(r.c.seq.in_(part), r.c.domain == domain)
+                conn.execute(update(table).where(name.in_(names)).values(event_seq=None))
             conn.execute(update(table).where(r.c.seq.in_(part), named).values(value))
 
 

@@ -208,9 +208,14 @@ def _scope(work: Work, checked: int) -> Scope:
     def each(q: Select[Any], col: ColumnElement[int]) -> list[Select[Any]]:
         return [q.where(cond) for cond in in_x(col)]
 
+    # business ids whose version changed: allocations naming them may have lost their
+    # event (the latest version is no money event), so they are looked up by id
+    dirty_ids = select(R.c.record_id).where(R.c.seq.in_(dirty), R.c.domain == "business")
+
     movements = _seqs(
         work, "bfa_s_m",
         *each(select(M.c.seq), M.c.seq),
+        select(A.c.movement_seq).where(A.c.event_id.in_(dirty_ids)),
         select(M.c.seq).where(M.c.allocated.is_(False), M.c.superseded.is_(False)),
         *each(select(A.c.movement_seq), A.c.event_seq),
         *each(select(VR.c.finance_seq).where(VR.c.finance_seq.is_not(None)),

@@ -228,3 +228,19 @@ def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
         assert [b.code for b in again.breaks] == want == ["UNSETTLED_EVENT"]
     finally:
         led.close()
+
+
+def test_correction_into_a_record_without_amount_unlinks_allocations(
+        led: Ledger, tmp_path: Path) -> None:
+    """CA-1 is corrected by an enrollment (no amount): the collection that allocated to
+    CA-1 no longer settles anything, in an incremental run as in a full one."""
+    sc.ingest(led, tmp_path, sc.base(tmp_path))
+    assert run_reconcile(led, sc.AS_OF).clean
+    fix = {"type": "business.enrollment", "id": "EN-FIX", "region": sc.REGION,
+           "occurred_at": "2026-11-05T10:00:00+08:00", "person_id": sc.person(1),
+           "insurance": "pension", "effective_date": "2026-11-01", "corrects": "CA-1"}
+    sc.ingest(led, tmp_path, [fix], "fix")
+    got = run_reconcile(led, sc.AS_OF)
+    want = run_reconcile(led, sc.AS_OF, full=True)
+    assert got.run.mode == "incremental" and _view(got) == _view(want)
+    assert ("ORPHAN_MOVEMENT", ("COL-1",)) in [(b.code, b.records) for b in got.breaks]
