@@ -508,7 +508,8 @@ class Matcher:
             .where(cn.c.m_seq.in_(select(cn.c.m_seq).where(or_(cn.c.n > 1, cn.c.n_e > 1))))
             .group_by(M.c.seq, M.c.record_id, M.c.amount_fen)
         )
-        return _rows(conn, q)  # candidates cover every unallocated movement, in scope or not
+        # every candidate movement of a scoped run is in its scope (reconcile._scope)
+        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
 
     def missing_vouchers(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
         """Current records without the vouchers the rules require of their kind.

@@ -56,7 +56,9 @@ def _first_uncovered(effective_date: str) -> str:
 class _Batch:
     """Rows decoded from one chunk of entries, per derived table."""
 
-    def __init__(self) -> None:
+    def __init__(self, money_ids: dict[str, int], corrected: set[str]) -> None:
+        self.money_ids = money_ids  # business id -> seq of the money events decoded so far
+        self.corrected = corrected  # business ids that records decoded so far correct
         self.records: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.movements: list[tuple[Any, ...]] = []
@@ -72,6 +74,8 @@ class _Batch:
         occurred_day = epoch_day(occurred)
         self.records.append((seq, domain, kind, rid, str(rec["region"]), occurred, occurred_day,
                              rec.get("corrects"), False, rid, entry_hash, seq))
+        if domain == "business" and "corrects" in rec:
+            self.corrected.add(str(rec["corrects"]))
         if domain == "business" and kind in PERSON_KINDS:
             eff = rec.get("effective_date")
             period = (rec.get("start_period") if kind == "benefit_approval"
@@ -82,6 +86,7 @@ class _Batch:
         elif domain == "business" and kind in MONEY_EVENTS and "amount" in rec:
             due = epoch_day(rec["due_date"]) if "due_date" in rec else None
             party = rec.get("employer_party") or rec.get("payer_id")
+            self.money_ids[rid] = seq
             self.events.append((seq, rid, kind, fen(rec["amount"]), due,
                                 occurred_day if due is None else due, party,
                                 rec.get("person_id"), rec.get("account"), rec.get("insurance"),
@@ -107,6 +112,11 @@ class _Batch:
                 self.refs.append((seq, ref, rid, None, None))
 
     def write(self, store: Store, conn: Connection) -> None:
+        # an allocation naming a money event decoded in this refresh points at it now;
+        # _resolve_references does the rest in SQL (events decoded before, and events
+        # that a record of this refresh corrects, whatever chunk it came in)
+        ids = self.money_ids
+        self.allocations = [(*a[:5], ids.get(a[3]), *a[6:]) for a in self.allocations]
         for table, rows in (
             (t.records, self.records), (t.events, self.events), (t.movements, self.movements),
             (t.allocations, self.allocations), (t.vouchers, self.vouchers),
@@ -131,6 +141,8 @@ def refresh(store: Store) -> tuple[int, int]:
         start = int(store.get_meta(conn, t.WATERMARK_KEY) or 0)
         size = store.head(conn)[0]
         last = start - 1
+        money_ids: dict[str, int] = {}
+        corrected: set[str] = set()
         while last + 1 < size:
             rows = conn.execute(
                 select(e.seq, e.leaf, e.entry_hash)
@@ -139,7 +151,7 @@ def refresh(store: Store) -> tuple[int, int]:
             ).all()
             if not rows:
                 break
-            batch = _Batch()
+            batch = _Batch(money_ids, corrected)
             for seq, leaf, entry_hash in rows:
                 batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
             batch.write(store, conn)
@@ -147,7 +159,7 @@ def refresh(store: Store) -> tuple[int, int]:
             last = int(rows[-1][0])
         if decoded:
             changed = _resolve_corrections(conn, start)
-            _resolve_references(conn, start, changed)
+            _resolve_references(conn, start, changed, sorted(corrected))
         if size != start:
             store.set_meta(conn, t.WATERMARK_KEY, str(size))
     return decoded, size
@@ -209,11 +221,16 @@ def _resolve_corrections(conn: Connection, start: int) -> list[int]:
     return old
 
 
-def _resolve_references(conn: Connection, start: int, changed: list[int]) -> None:
+def _resolve_references(conn: Connection, start: int, changed: list[int],
+                        corrected: list[str]) -> None:
     """Point references at the current version of the record they name: allocations
     (``rc_allocations.event_seq``) and voucher refs (``rc_voucher_refs.business_seq``,
     ``finance_seq``). Touched: the new references, those naming a record that arrived
-    now (a forward reference), those naming a record whose latest version changed."""
+    now (a forward reference), those naming a record whose latest version changed.
+
+    New allocations that :class:`_Batch` resolved already (the event came in this
+    refresh and nothing here corrects it) are left alone; ``corrected``: the business
+    ids that records of this refresh correct."""
     r, a, vr = t.records, t.allocations, t.voucher_refs
     for own, name, domain, target in (
         (a.c.movement_seq, a.c.event_id, "business", a.c.event_seq),
@@ -225,8 +242,19 @@ def _resolve_references(conn: Connection, start: int, changed: list[int]) -> Non
         if target is a.c.event_seq:  # allocations settle money events only
             named = and_(named, exists().where(t.events.c.seq == r.c.current_seq))
         value = {target.name: r.c.current_seq}
-        conn.execute(update(table).where(own >= start, named).values(value))
-        conn.execute(update(table).where(r.c.seq >= start, named).values(value))
+        if target is a.c.event_seq:
+            conn.execute(update(table).where(own >= start, target.is_(None), named)
+                         .values(value))
+            for ids in _chunks(corrected, 500):
+                conn.execute(update(table).where(own >= start, name.in_(ids))
+                             .values(event_seq=None))
+                conn.execute(update(table).where(own >= start, name.in_(ids), named)
+                             .values(value))
+        else:
+            conn.execute(update(table).where(own >= start, named).values(value))
+        # older references naming a record that arrived now (the new references were
+        # resolved above, new records included)
+        conn.execute(update(table).where(own < start, r.c.seq >= start, named).values(value))
         for part in _chunks(changed):
             if target is a.c.event_seq:  # cleared first: the latest version may be no event
                 names = select(r.c.record_id).where(r.c.seq.in_(part), r.c.domain == domain)

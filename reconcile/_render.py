@@ -160,10 +160,24 @@ def render_text(report: Report) -> str:
 def render_json(report: Report) -> str:
     """The full report as JSON: ``run``, ``summary``, ``breaks``, ``expected``.
 
-    Keys keep the report's declared order (stable from run to run, so two nightly
-    reports diff line by line); text is UTF-8, not ``\\u`` escaped.
+    Keys keep the report's declared order (stable from run to run); text is UTF-8, not
+    ``\\u`` escaped. ``run`` and ``summary`` are indented; each break and expected item
+    is one line, so two nightly reports diff item by item and a report of a hundred
+    thousand items is written by the C encoder, not the indenting one.
     """
-    return json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
+    doc = report.to_json()
+    parts = []
+    for key, value in doc.items():
+        if isinstance(value, list):
+            body = ("[\n" + ",\n".join("    " + _ONE_LINE(v) for v in value) + "\n  ]"
+                    if value else "[]")
+        else:
+            body = json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        parts.append(f"  {_ONE_LINE(key)}: {body}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+_ONE_LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 
 
 # --- CSV -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Incremental matching: which items a run re-checks, and the findings kept between runs.
 
-This module owns the matching *state* (``rc_findings``, ``rc_open``, ``rc_dirty``,
-``rc_month_sums`` and the ``meta`` keys ``reconcile_checked`` / ``reconcile_rules``)
+This module owns the matching *state* (``rc_findings``, ``rc_open``, ``rc_matched``,
+``rc_dirty``, ``rc_month_sums`` and the ``meta`` keys ``reconcile_checked`` /
+``reconcile_rules``)
 and :func:`match`, which runs the statements of :mod:`reconcile._match` either over
 everything (a **full** run) or over a :class:`~reconcile._match.Scope` (an
 **incremental** run) and stores what they return per root item.
@@ -10,14 +11,19 @@ A finding depends only on its root's neighbourhood, so a run re-checks exactly t
 roots whose neighbourhood may have changed since the last run. With ``X`` the records
 decoded since then plus the older records whose version status changed (``rc_dirty``):
 
-- movements: those in ``X``; every unallocated current movement (heuristic candidates,
-  ``ORPHAN_MOVEMENT``, ``AMBIGUOUS_MATCH`` are re-decided every run); those whose
+- movements: those in ``X``; every unallocated current movement in no stored pair
+  (``ORPHAN_MOVEMENT``, ``AMBIGUOUS_MATCH`` are re-decided every run); those whose
   allocations name a business record in ``X`` (its arrival or correction changes what
   they resolve to); those named by a voucher in ``X``;
 - events: those in ``X``; every event still open (``rc_open``: allocations do not
-  settle it, so windows, heuristic matches and returns are re-judged every run); the
-  events named by any allocation of a re-checked movement; the business records named
-  by a voucher in ``X``;
+  settle it) in no stored pair; the events named by any allocation of a re-checked
+  movement; the business records named by a voucher in ``X``;
+- stored heuristic pairs (``rc_matched``): both items, when either is re-checked by the
+  rules above, when a new unallocated movement could be a second candidate of the
+  pair's event (same kind, amount, party and window), or when the pair's movement turns
+  out to be a candidate of a re-checked event (then the scope is built again with the
+  pair in it). A pair nothing touches stays matched: its event and movement have no
+  other candidate, and nothing they depend on changed;
 - records (``MISSING_VOUCHER``): ``X``, the records named by vouchers in ``X``, the
   re-checked events; vouchers (amounts): those in ``X`` and those naming a record in
   ``X``; benefit payments (terminations, payees): those in ``X`` and those of a person
@@ -49,6 +55,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
     cast,
     delete,
     func,
@@ -85,6 +92,7 @@ incremental run scan whole tables instead of looking up its few thousand rows)."
 R, E, M, A, V, VR, P = (t.records, t.events, t.movements, t.allocations, t.vouchers,
                         t.voucher_refs, t.person_events)
 F = t.findings
+MT = t.matched
 
 SCOPED_BY: dict[str, str] = {
     "event_findings": "events", "movement_mismatches": "movements", "orphans": "movements",
@@ -136,15 +144,25 @@ def match(store: Store, rules: Rules, *, full: bool = False,
                        and store.get_meta(conn, t.RULES_KEY) == digest
                        and new <= FULL_SHARE * (known + new))
         work = Work(conn, timer=timer)
-        with step("scope"):
-            scope = _scope(work, checked) if incremental else None
         m = Matcher(rules)
-        with step("stages"):
-            stages = m.stages(work, scope)
+        extra: set[int] = set()
+        while True:
+            with step("scope"):
+                scope = _scope(work, m, checked, sorted(extra)) if incremental else None
+            with step("stages"):
+                stages = m.stages(work, scope)
+            # a stored pair whose movement is a candidate of a re-checked event is no
+            # longer a sure match: re-check the pair too (rare; then the run starts over)
+            outside = _outside_movements(conn, stages, scope)
+            if not outside:
+                break
+            extra.update(outside)
+            work.drop()
         rows = m.run_all(conn, stages, scope, timer)
         with step("store"):
             _store_findings(store, conn, rows, scope)
             _store_open(conn, stages, scope)
+            _store_matched(conn, stages, scope)
             _month_sums(conn, checked if incremental else None)
             conn.execute(delete(t.dirty))
             store.set_meta(conn, t.CHECKED_KEY, str(size))
@@ -194,13 +212,15 @@ def _seqs(work: Work, name: str, *parts: Select[Any]) -> Table:
                       rows)
 
 
-def _scope(work: Work, checked: int) -> Scope:
+def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
     """The roots to re-check since the last run (see the module docstring).
 
     ``X`` is written as two parts everywhere: ``seq >= checked`` (a range, read from an
-    index) and the few ``rc_dirty`` rows, so no lookup scans a whole table.
+    index) and the few ``rc_dirty`` rows, so no lookup scans a whole table. ``extra``:
+    movements of stored pairs to re-check with their pair (:func:`_outside_movements`).
     """
     dirty = select(t.dirty.c.seq)
+    paired_m, paired_e = select(MT.c.m_seq), select(MT.c.e_seq)
 
     def in_x(col: ColumnElement[int]) -> list[ColumnElement[bool]]:
         return [col >= checked, col.in_(dirty)]
@@ -216,7 +236,8 @@ def _scope(work: Work, checked: int) -> Scope:
         work, "bfa_s_m",
         *each(select(M.c.seq), M.c.seq),
         select(A.c.movement_seq).where(A.c.event_id.in_(dirty_ids)),
-        select(M.c.seq).where(M.c.allocated.is_(False), M.c.superseded.is_(False)),
+        select(M.c.seq).where(M.c.allocated.is_(False), M.c.superseded.is_(False),
+                              M.c.seq.not_in(paired_m)),
         *each(select(A.c.movement_seq), A.c.event_seq),
         *each(select(VR.c.finance_seq).where(VR.c.finance_seq.is_not(None)),
               VR.c.voucher_seq),
@@ -224,12 +245,13 @@ def _scope(work: Work, checked: int) -> Scope:
     events = _seqs(
         work, "bfa_s_e",
         *each(select(E.c.seq), E.c.seq),
-        select(t.open_events.c.seq),
+        select(t.open_events.c.seq).where(t.open_events.c.seq.not_in(paired_e)),
         select(A.c.event_seq).where(A.c.movement_seq.in_(select(movements.c.seq)),
                                     A.c.event_seq.is_not(None)),
         *each(select(VR.c.business_seq).where(VR.c.business_seq.is_not(None)),
               VR.c.voucher_seq),
     )
+    _add_pairs(work, m, checked, extra, movements, events)
     records = _seqs(
         work, "bfa_s_r",
         *each(select(R.c.seq), R.c.seq),
@@ -261,6 +283,59 @@ def _scope(work: Work, checked: int) -> Scope:
         union(*each(grp, E.c.seq)))
     return Scope(events=events, movements=movements, records=records, vouchers=vouchers,
                  payments=payments, groups=groups)
+
+
+def _add_pairs(work: Work, m: Matcher, checked: int, extra: list[int], movements: Table,
+               events: Table) -> None:
+    """Put both items of every stored pair that may no longer hold into the scope.
+
+    A pair is re-checked when its movement or its event is in the scope already, when
+    its movement is in ``extra``, or when a new unallocated movement could be a second
+    candidate of its event (same kind, amount, party, window: then the event has two
+    candidates and the match is undone). A re-checked event that could be a second
+    candidate of a pair's movement shows in the run's candidates
+    (:func:`_outside_movements`).
+    """
+    conn = work.conn
+    sm, pe = M.alias("sm"), E.alias("pe")
+    r = m.rules
+    rival = [
+        select(MT.c.m_seq, MT.c.e_seq).select_from(MT)
+        .join(pe, pe.c.seq == MT.c.e_seq)
+        .join(sm, and_(sm.c.amount_fen == MT.c.amount_fen, party,
+                       pe.c.kind == m.settles(sm.c.kind),
+                       sm.c.value_day >= pe.c.anchor_day - r.match_days_before,
+                       sm.c.value_day <= pe.c.anchor_day + r.match_days_after))
+        .where(sm.c.seq >= checked, sm.c.allocated.is_(False), sm.c.superseded.is_(False),
+               sm.c.seq != MT.c.m_seq)
+        for party in (sm.c.payer == pe.c.party, sm.c.payer == pe.c.person,
+                      sm.c.payee_account == pe.c.account)
+    ]
+    parts: list[Select[Any]] = [
+        select(MT.c.m_seq, MT.c.e_seq).where(MT.c.m_seq.in_(select(movements.c.seq))),
+        select(MT.c.m_seq, MT.c.e_seq).where(MT.c.e_seq.in_(select(events.c.seq))),
+        *rival,
+    ]
+    if extra:
+        parts.append(select(MT.c.m_seq, MT.c.e_seq).where(MT.c.m_seq.in_(extra)))
+    pairs = work.table("bfa_s_pairs", [Column("m_seq", BigInteger), Column("e_seq", BigInteger)],
+                       union(*parts))
+    for tbl, col in ((movements, pairs.c.m_seq), (events, pairs.c.e_seq)):
+        conn.execute(tbl.insert().from_select(
+            ["seq"], select(col).where(col.not_in(select(tbl.c.seq))).distinct()))
+        work.analyze(tbl)
+
+
+def _outside_movements(conn: Connection, stages: Stages, scope: Scope | None) -> list[int]:
+    """Candidate movements of re-checked events that are not re-checked themselves: each
+    is in a stored pair (every other unallocated movement is in the scope) that this
+    candidate may undo."""
+    if scope is None:
+        return []
+    c = stages.cand.c
+    return [int(x) for x in conn.execute(
+        select(c.m_seq).where(c.m_seq.not_in(select(scope.movements.c.seq))).distinct()
+    ).scalars()]
 
 
 def _roots(scope: Scope, rule: str) -> Select[Any]:
@@ -297,6 +372,18 @@ def _store_open(conn: Connection, stages: Stages, scope: Scope | None) -> None:
         conn.execute(delete(o).where(o.c.seq.in_(select(scope.events.c.seq))))
     c = stages.check
     conn.execute(o.insert().from_select(["seq"], select(c.c.seq).where(c.c.open_fen > 0)))
+
+
+def _store_matched(conn: Connection, stages: Stages, scope: Scope | None) -> None:
+    """Keep this run's heuristic matches: replace the pairs of the re-checked items."""
+    if scope is None:
+        conn.execute(delete(MT))
+    else:
+        conn.execute(delete(MT).where(MT.c.m_seq.in_(select(scope.movements.c.seq))))
+        conn.execute(delete(MT).where(MT.c.e_seq.in_(select(scope.events.c.seq))))
+    h = stages.matched.c
+    conn.execute(MT.insert().from_select(["m_seq", "e_seq", "amount_fen"],
+                                         select(h.m_seq, h.e_seq, h.amount_fen)))
 
 
 def _month_sums(conn: Connection, checked: int | None) -> None:

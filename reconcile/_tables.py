@@ -16,12 +16,14 @@ Conventions kept in every table:
   ``rc_records.current_seq`` is the ``seq`` of the latest version, so matching joins
   integers, not ids through the correction chain.
 
-Three tables hold the state of incremental runs (:mod:`reconcile._scope`):
+These tables hold the state of incremental runs (:mod:`reconcile._scope`):
 ``rc_findings`` (the rows each matching statement returned, per root item, before they
 are judged by date), ``rc_open`` (current money events not fully settled by
-allocations: re-checked every run), ``rc_dirty`` (older records whose version status
-a refresh changed since the last run) and ``rc_month_sums`` (the income account's
-sums per month, kept up to date by delta). Revision ``0005`` adds them.
+allocations), ``rc_matched`` (the heuristic matches of the last run: the open events and
+unallocated movements in no pair are re-checked every run, a pair only when something
+near it changed), ``rc_dirty`` (older records whose version status a refresh changed
+since the last run) and ``rc_month_sums`` (the income account's sums per month, kept
+up to date by delta). Revisions ``0005`` and ``0006`` add them.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ RULES_KEY = "reconcile_rules"
 
 RC_TABLES = (
     "rc_records", "rc_events", "rc_movements", "rc_allocations", "rc_vouchers", "rc_voucher_refs",
-    "rc_person_events", "rc_findings", "rc_open", "rc_dirty", "rc_month_sums",
+    "rc_person_events", "rc_findings", "rc_open", "rc_dirty", "rc_month_sums", "rc_matched",
 )
 
 records = Table(
@@ -79,7 +81,6 @@ records = Table(
     UniqueConstraint("domain", "record_id"),
     Index("ix_rc_records_record_id", "record_id"),
     Index("ix_rc_records_domain_corrects", "domain", "corrects"),
-    Index("ix_rc_records_current_seq", "current_seq"),
     Index("ix_rc_records_domain_current_id", "domain", "current_id"),
 )
 
@@ -99,8 +100,6 @@ events = Table(
     Column("insurance", String(16), nullable=True),
     Column("period", String(7), nullable=True),
     Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
-    Index("ix_rc_events_record_id", "record_id"),
-    Index("ix_rc_events_kind_amount_fen", "kind", "amount_fen"),
     Index("ix_rc_events_person", "person"),
 )
 
@@ -205,8 +204,21 @@ findings = Table(
 open_events = Table(
     "rc_open",
     metadata,
-    # current money events whose allocations do not settle them (re-checked every run)
+    # current money events whose allocations do not settle them (those in no rc_matched
+    # pair are re-checked every run)
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
+)
+
+matched = Table(
+    "rc_matched",
+    metadata,
+    # the heuristic matches of the last run: an unallocated movement and the one open
+    # event it settles, each in at most one pair (re-checked only when either, or a
+    # possible new candidate of either, is in a run's scope)
+    Column("m_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("e_seq", BigInteger, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    UniqueConstraint("e_seq"),
 )
 
 dirty = Table(

@@ -4,8 +4,9 @@ Two ledgers receive the same batches; one is reconciled incrementally after ever
 batch (its stored findings carried from run to run), the other always in full. The
 batches cover what an incremental run must notice: forward references that resolve
 later, corrections of events, movements and vouchers, late vouchers, terminations and
-approvals arriving after payments, heuristic matches that become ambiguous, returns,
-and runs with nothing new. Both backends.
+approvals arriving after payments, heuristic matches that become ambiguous (kept
+from run to run, then undone by a new candidate on either side), returns, and runs
+with nothing new. Both backends.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.reconcile import _scenarios as sc
 from tests.reconcile.test_domain_rules import approval, ret, termination
 
 EARLY = date(2026, 11, 20)  # many windows still open: expected items, not breaks
+H1, H2, H3 = "91440100MA11110001", "91440100MA11110002", "91440100MA11110003"  # pairs
 
 
 @pytest.fixture
@@ -93,6 +95,14 @@ def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
             # a receipt naming an assessment that arrives later, for another amount
             sc.voucher(tmp, "fiscal_receipt", "FR-LATER", ["CA-LATER"], amount="700.00"),
             sc.voucher(tmp, "accounting_voucher", "AV-LATER", ["COL-LATER"], amount="100.00"),
+            # two heuristic matches kept from run to run, each undone by a later arrival
+            # that nothing else in its batch names (see the last batch)
+            sc.assessment("CA-H1", "777.00", employer=H1),
+            sc.collection("COL-H1", "777.00", allocations=None, payer=H1),
+            sc.assessment("CA-H2", "666.00", employer=H2),
+            sc.collection("COL-H2", "666.00", allocations=None, payer=H2),
+            sc.assessment("CA-H3", "555.00", employer=H3),
+            sc.collection("COL-H3", "555.00", allocations=None, payer=H3),
         ],
         [  # the assessment arrives; the open one is corrected and then matched heuristically
             sc.assessment("CA-FWD", "500.00"),
@@ -115,6 +125,12 @@ def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
             ret("RET-71", "PAY-71", [("BP-71", "3456.78")]),
             approval("BA-71b", "6222020200199999999", start="2026-06", who=71),
             sc.voucher(tmp, "accounting_voucher", "AV-LATE", ["COL-OPEN", "COL-FWD-C"]),
+            # a second candidate event of a stored match's movement, and a second
+            # candidate movement of another stored match's event: both turn ambiguous
+            sc.assessment("CA-H1b", "777.00", employer=H1),
+            sc.collection("COL-H2b", "666.00", allocations=None, payer=H2, value_date="2026-11-13"),
+            # an allocation settles a stored match's event: its movement is an orphan now
+            sc.collection("COL-H3b", "555.00", allocations=[("CA-H3", "555.00")], payer=H3),
         ],
     ]
 
@@ -194,9 +210,12 @@ def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
     want = [b.code for b in run_reconcile(led, sc.AS_OF).breaks]
     store = led.store
     with store.engine.begin() as conn:  # back to how 0004 left a reconciled ledger
-        for name in ("rc_findings", "rc_open", "rc_dirty", "rc_month_sums"):
+        for name in ("rc_findings", "rc_open", "rc_dirty", "rc_month_sums", "rc_matched"):
             conn.exec_driver_sql(f"DROP TABLE {name}")
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0004'")
+        conn.exec_driver_sql("CREATE INDEX ix_rc_events_record_id ON rc_events (record_id)")
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_rc_events_kind_amount_fen ON rc_events (kind, amount_fen)")
         for ix in ("ix_rc_records_domain_current_id", "ix_rc_events_person",
                    "ix_rc_movements_allocated", "ix_rc_voucher_refs_business_seq",
                    "ix_rc_voucher_refs_finance_seq", "ix_rc_allocations_event_seq",

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger import Ledger
-from reconcile import Report, break_id, run_reconcile
-from reconcile._tables import events, records
+from reconcile import Report, _refresh, break_id, run_reconcile
+from reconcile._tables import allocations, events, records
 from tests.reconcile import _scenarios as sc
 
 Scenario = Callable[[Path, bool], list[dict[str, Any]]]
@@ -150,6 +150,26 @@ def test_correction_is_reconciled_and_superseded_never_reported(
     report = reconcile(led, tmp_path, extra)
     assert [(b.code, b.records, b.message) for b in report.breaks] == [
         ("AMOUNT_MISMATCH", ("BP-2-C", "PAY-2"), "allocated 3456.78, event 3456.68")]
+
+
+@pytest.mark.parametrize("chunk", [1, 5000])
+def test_allocation_and_correction_of_its_event_in_one_refresh(
+    led: Ledger, tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh points a new allocation at an event decoded with it; a correction of
+    that event decoded in the same refresh (in the same chunk or a later one) moves the
+    allocation to the latest version."""
+    monkeypatch.setattr(_refresh, "CHUNK", chunk)
+    extra = sc.with_vouchers(tmp_path, [
+        sc.payment_event(2), sc.payment("PAY-2", "3456.68", allocations=[("BP-2", "3456.68")]),
+        corrected_event("3456.68"),
+    ], "x")
+    assert reconcile(led, tmp_path, extra).clean
+    with led.store.reader() as conn:
+        linked = conn.execute(
+            select(records.c.record_id).join(allocations, allocations.c.event_seq == records.c.seq)
+            .where(allocations.c.movement_id == "PAY-2")).scalars().all()
+    assert linked == ["BP-2-C"]
 
 
 def test_reference_to_superseded_counts_for_current(led: Ledger, tmp_path: Path) -> None:
