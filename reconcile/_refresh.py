@@ -56,9 +56,9 @@ def _first_uncovered(effective_date: str) -> str:
 class _Batch:
     """Rows decoded from one chunk of entries, per derived table."""
 
-    def __init__(self, money_ids: dict[str, int], corrected: set[str]) -> None:
+    def __init__(self, money_ids: dict[str, int], fixes: set[tuple[str, str]]) -> None:
         self.money_ids = money_ids  # business id -> seq of the money events decoded so far
-        self.corrected = corrected  # business ids that records decoded so far correct
+        self.fixes = fixes  # (domain, id) that records decoded so far correct
         self.records: list[tuple[Any, ...]] = []
         self.events: list[tuple[Any, ...]] = []
         self.movements: list[tuple[Any, ...]] = []
@@ -74,8 +74,8 @@ class _Batch:
         occurred_day = epoch_day(occurred)
         self.records.append((seq, domain, kind, rid, str(rec["region"]), occurred, occurred_day,
                              rec.get("corrects"), False, rid, entry_hash, seq))
-        if domain == "business" and "corrects" in rec:
-            self.corrected.add(str(rec["corrects"]))
+        if "corrects" in rec:
+            self.fixes.add((domain, str(rec["corrects"])))
         if domain == "business" and kind in PERSON_KINDS:
             eff = rec.get("effective_date")
             period = (rec.get("start_period") if kind == "benefit_approval"
@@ -142,7 +142,7 @@ def refresh(store: Store) -> tuple[int, int]:
         size = store.head(conn)[0]
         last = start - 1
         money_ids: dict[str, int] = {}
-        corrected: set[str] = set()
+        fixes: set[tuple[str, str]] = set()
         while last + 1 < size:
             rows = conn.execute(
                 select(e.seq, e.leaf, e.entry_hash)
@@ -151,34 +151,33 @@ def refresh(store: Store) -> tuple[int, int]:
             ).all()
             if not rows:
                 break
-            batch = _Batch(money_ids, corrected)
+            batch = _Batch(money_ids, fixes)
             for seq, leaf, entry_hash in rows:
                 batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
             batch.write(store, conn)
             decoded += len(rows)
             last = int(rows[-1][0])
         if decoded:
-            changed = _resolve_corrections(conn, start)
-            _resolve_references(conn, start, changed, sorted(corrected))
+            changed = _resolve_corrections(conn, start, sorted(fixes))
+            _resolve_references(conn, start, changed,
+                                sorted(rid for domain, rid in fixes if domain == "business"))
         if size != start:
             store.set_meta(conn, t.WATERMARK_KEY, str(size))
     return decoded, size
 
 
-def _resolve_corrections(conn: Connection, start: int) -> list[int]:
+def _resolve_corrections(conn: Connection, start: int,
+                         fixes: list[tuple[str, str]]) -> list[int]:
     """Mark superseded records and point records at their latest version (set-based).
 
     Only what the entries from ``start`` on can change is touched: new records, and
     older records that a new record corrects or whose latest version a new record
     corrects. Older records whose status changed are noted in ``rc_dirty`` for the next
-    incremental run (:mod:`reconcile._scope`).
+    incremental run (:mod:`reconcile._scope`). ``fixes``: the ``(domain, id)`` pairs the
+    new records correct, collected while decoding them (as value lists: a sub-select
+    here would make the database scan every older record on every refresh).
     """
     r, r2 = t.records, t.records.alias("r2")
-    # what the new records correct, as value lists: a sub-select here would make the
-    # database scan every older record on every refresh
-    fixes = [(str(d), str(c)) for d, c in conn.execute(
-        select(r.c.domain, r.c.corrects).where(r.c.seq >= start, r.c.corrects.is_not(None))
-        .distinct())]
     corrected_by = exists().where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.record_id)
     changed: set[int] = set()
     conds = [tuple_(r.c.domain, r.c.record_id).in_(part) for part in _chunks(fixes, 500)]
@@ -252,9 +251,12 @@ def _resolve_references(conn: Connection, start: int, changed: list[int],
                              .values(value))
         else:
             conn.execute(update(table).where(own >= start, named).values(value))
-        # older references naming a record that arrived now (the new references were
-        # resolved above, new records included)
-        conn.execute(update(table).where(own < start, r.c.seq >= start, named).values(value))
+        # older references naming a record that arrived now; the new ones were resolved
+        # above (written as "differs", not as "own < start", which SQLite would read as
+        # a range over the whole table instead of starting from the new records)
+        conn.execute(update(table).where(r.c.seq >= start, named,
+                                         target.is_distinct_from(r.c.current_seq))
+                     .values(value))
         for part in _chunks(changed):
             if target is a.c.event_seq:  # cleared first: the latest version may be no event
                 names = select(r.c.record_id).where(r.c.seq.in_(part), r.c.domain == domain)
