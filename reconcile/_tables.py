@@ -39,6 +39,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from ledger._schema import NAMING
@@ -80,7 +81,10 @@ records = Table(
     Column("current_seq", BigInteger, nullable=False),  # seq of the current_id record
     UniqueConstraint("domain", "record_id"),
     Index("ix_rc_records_record_id", "record_id"),
-    Index("ix_rc_records_domain_corrects", "domain", "corrects"),
+    # partial: only corrections have ``corrects``; every look-up names a value
+    Index("ix_rc_records_domain_corrects", "domain", "corrects",
+          postgresql_where=text("corrects IS NOT NULL"),
+          sqlite_where=text("corrects IS NOT NULL")),
     Index("ix_rc_records_domain_current_id", "domain", "current_id"),
 )
 

@@ -12,7 +12,9 @@ either, is in its scope (``reconcile/_scope.py``, docs/FORMAT.md §8.1). Owned b
 The table starts empty, so this revision removes the ``reconcile_checked`` mark:
 the next run is a full one and fills it. It also drops three indexes no statement
 reads any more (``rc_records.current_seq``, ``rc_events.record_id``,
-``rc_events (kind, amount_fen)``): every refresh paid for them.
+``rc_events (kind, amount_fen)``): every refresh paid for them; and makes
+``ix_rc_records_domain_corrects`` partial (``corrects IS NOT NULL``: only corrections
+are in it).
 
 Revision ID: 0006
 Revises: 0005
@@ -43,6 +45,10 @@ def upgrade() -> None:
     op.drop_index("ix_rc_records_current_seq", table_name="rc_records")
     op.drop_index("ix_rc_events_record_id", table_name="rc_events")
     op.drop_index("ix_rc_events_kind_amount_fen", table_name="rc_events")
+    op.drop_index("ix_rc_records_domain_corrects", table_name="rc_records")
+    op.create_index("ix_rc_records_domain_corrects", "rc_records", ["domain", "corrects"],
+                    postgresql_where=sa.text("corrects IS NOT NULL"),
+                    sqlite_where=sa.text("corrects IS NOT NULL"))
 
 
 def downgrade() -> None:
