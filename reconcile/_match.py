@@ -39,17 +39,20 @@ that event has exactly *one* candidate movement; the link carries the movement's
 amount, which equals the event's open amount. Several candidates on either side give
 ``AMBIGUOUS_MATCH`` for each movement concerned and nothing is linked. So one
 movement links at most once, for at most its amount, and one event takes at most one
-heuristic movement, never beyond what is still open. Heuristic matches are not
-stored: every run recomputes them from the open events and unallocated movements, so
-nothing accumulates across runs (when a new event makes a match ambiguous, it is
-reported as such and the earlier match is undone).
+heuristic movement, never beyond what is still open. The matches a run finds replace
+the stored ones of the items it re-checked (``rc_matched``, :mod:`reconcile._scope`);
+nothing accumulates: when a new event or movement makes a match ambiguous, the pair is
+re-checked, reported as such, and the earlier match is undone.
 
 **Scope.** With a :class:`Scope`, every statement is restricted to its roots in the
 scope's tables and the temporary tables hold only what those roots need: the links of
 the scoped events, the open events among them, the vouchers naming scoped records.
 :mod:`reconcile._scope` builds scopes that contain every open event and every
-unallocated movement, so candidates and ambiguity are always computed over the complete
-open set. Without a scope, everything.
+unallocated movement outside a stored pair, and both items of every pair that a change
+may undo, so candidates and ambiguity are computed over everything that can differ from
+the last run. Without a scope, everything. :meth:`Matcher.candidate` is the one
+definition of a candidate, for the candidates of a run and for the scope's test of
+stored pairs.
 
 Domain rules (issue item 4): ``duplicates`` (same person pseudonym, insurance and
 period in more than one current benefit payment), ``after_termination``,
@@ -373,22 +376,26 @@ class Matcher:
         )
         return self._scoped(q, E.c.seq, None if scope is None else scope.events)
 
+    def candidate(self, m: Any, e: Any, open_fen: ColumnElement[int]
+                  ) -> tuple[ColumnElement[bool], list[ColumnElement[bool]]]:
+        """When unallocated movement ``m`` is a heuristic candidate of open event ``e``
+        (column collections: ``m`` of ``rc_movements``, ``e`` with ``kind``,
+        ``anchor_day``, ``party``, ``person``, ``account``) whose open amount is
+        ``open_fen``: the condition on amount, kind and window, and the party conditions,
+        any one of which must hold (``payer_id`` = the employer or the person;
+        ``payee_account`` = the account; NULL never matches)."""
+        r = self.rules
+        base = and_(open_fen > 0, open_fen == m.amount_fen, e.kind == self.settles(m.kind),
+                    m.value_day >= e.anchor_day - r.match_days_before,
+                    m.value_day <= e.anchor_day + r.match_days_after)
+        return base, [m.payer == e.party, m.payer == e.person, m.payee_account == e.account]
+
     def _cand_select(self, oe: Table) -> Select[Any]:
-        party = or_(
-            and_(M.c.payer.is_not(None), or_(M.c.payer == oe.c.party, M.c.payer == oe.c.person)),
-            and_(M.c.payee_account.is_not(None), M.c.payee_account == oe.c.account),
-        )
+        base, parties = self.candidate(M.c, oe.c, oe.c.open_fen)
         return (
             select(M.c.seq, oe.c.seq)
             .select_from(M)
-            .join(oe, and_(
-                oe.c.open_fen > 0,
-                oe.c.open_fen == M.c.amount_fen,
-                oe.c.kind == self.settles(M.c.kind),
-                M.c.value_day >= oe.c.anchor_day - self.rules.match_days_before,
-                M.c.value_day <= oe.c.anchor_day + self.rules.match_days_after,
-                party,
-            ))
+            .join(oe, and_(base, or_(*parties)))
             .where(M.c.allocated.is_(False), M.c.superseded.is_(False))
         )
 

@@ -114,7 +114,9 @@ class _Batch:
     def write(self, store: Store, conn: Connection) -> None:
         # an allocation naming a money event decoded in this refresh points at it now;
         # _resolve_references does the rest in SQL (events decoded before, and events
-        # that a record of this refresh corrects, whatever chunk it came in)
+        # that a record of this refresh corrects, whatever chunk it came in). This relies
+        # on a correction never preceding its target in the ledger: ingest holds a
+        # correction back until the record it names is known (ledger/_ingest.py)
         ids = self.money_ids
         self.allocations = [(*a[:5], ids.get(a[3]), *a[6:]) for a in self.allocations]
         for table, rows in (

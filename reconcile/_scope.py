@@ -298,18 +298,15 @@ def _add_pairs(work: Work, m: Matcher, checked: int, extra: list[int], movements
     """
     conn = work.conn
     sm, pe = M.alias("sm"), E.alias("pe")
-    r = m.rules
-    rival = [
+    # a paired event's open amount is its pair's amount (else it is in the scope already)
+    base, parties = m.candidate(sm.c, pe.c, MT.c.amount_fen)
+    rival = [  # one select per party condition: each an equality the database can hash
         select(MT.c.m_seq, MT.c.e_seq).select_from(MT)
         .join(pe, pe.c.seq == MT.c.e_seq)
-        .join(sm, and_(sm.c.amount_fen == MT.c.amount_fen, party,
-                       pe.c.kind == m.settles(sm.c.kind),
-                       sm.c.value_day >= pe.c.anchor_day - r.match_days_before,
-                       sm.c.value_day <= pe.c.anchor_day + r.match_days_after))
+        .join(sm, and_(base, party))
         .where(sm.c.seq >= checked, sm.c.allocated.is_(False), sm.c.superseded.is_(False),
                sm.c.seq != MT.c.m_seq)
-        for party in (sm.c.payer == pe.c.party, sm.c.payer == pe.c.person,
-                      sm.c.payee_account == pe.c.account)
+        for party in parties
     ]
     parts: list[Select[Any]] = [
         select(MT.c.m_seq, MT.c.e_seq).where(MT.c.m_seq.in_(select(movements.c.seq))),
