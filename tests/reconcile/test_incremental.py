@@ -263,3 +263,51 @@ def test_correction_into_a_record_without_amount_unlinks_allocations(
     want = run_reconcile(led, sc.AS_OF, full=True)
     assert got.run.mode == "incremental" and _view(got) == _view(want)
     assert ("ORPHAN_MOVEMENT", ("COL-1",)) in [(b.code, b.records) for b in got.breaks]
+
+
+def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
+                                               tmp_path: Path) -> None:
+    """A ledger reconciled under revision 0005 is upgraded: 0006 adds an empty
+    ``rc_matched`` and removes ``reconcile_checked``, so the next run is a full one that
+    stores the heuristic matches; the run after it is incremental and keeps them."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from ledger._store import _MIGRATIONS
+
+    led = Ledger.open(ledger_home["home"], ledger_home["db"])
+    sc.ingest(led, tmp_path, [
+        *sc.base(tmp_path), sc.assessment("CA-H1", "777.00", employer=H1),
+        sc.collection("COL-H1", "777.00", allocations=None, payer=H1)])
+    want = _view(run_reconcile(led, sc.AS_OF))
+    store = led.store
+    with store.engine.begin() as conn:  # back to how 0005 left a reconciled ledger
+        conn.exec_driver_sql("DROP TABLE rc_matched")
+        conn.exec_driver_sql("DROP INDEX ix_rc_records_domain_corrects")
+        for ddl in ("ix_rc_records_domain_corrects ON rc_records (domain, corrects)",
+                    "ix_rc_records_current_seq ON rc_records (current_seq)",
+                    "ix_rc_events_record_id ON rc_events (record_id)",
+                    "ix_rc_events_kind_amount_fen ON rc_events (kind, amount_fen)"):
+            conn.exec_driver_sql(f"CREATE INDEX {ddl}")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
+    led.close()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        assert conn.execute(text("SELECT count(*) FROM rc_matched")).scalar() == 0
+        assert conn.execute(text(
+            "SELECT count(*) FROM meta WHERE key = 'reconcile_checked'")).scalar() == 0
+    led = Ledger.open(ledger_home["home"], ledger_home["db"])
+    try:
+        first = run_reconcile(led, sc.AS_OF)
+        assert first.run.mode == "full" and first.run.decoded == 0
+        assert _view(first) == want
+        with led.store.reader() as conn:
+            assert conn.execute(text("SELECT count(*) FROM rc_matched")).scalar() == 1
+        second = run_reconcile(led, sc.AS_OF)
+        assert second.run.mode == "incremental" and _view(second) == want
+    finally:
+        led.close()
