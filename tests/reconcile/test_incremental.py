@@ -20,11 +20,15 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 import reconcile._scope
 from archive._demo import generate_faults, generate_month
 from ledger import Ledger
+from ledger._store import _MIGRATIONS, Store
 from reconcile import Report, run_reconcile
 from tests.reconcile import _scenarios as sc
 from tests.reconcile.test_domain_rules import approval, ret, termination
@@ -195,16 +199,20 @@ def test_failed_run_leaves_state_untouched(led: Ledger, tmp_path: Path,
     assert [b.code for b in report.breaks] == ["UNSETTLED_EVENT"]
 
 
+def _upgrade(store: Store, *counts: str) -> list[int]:
+    """Migrate to the newest revision (Alembic, one transaction); then run ``counts``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        return [int(conn.execute(text(q)).scalar_one()) for q in counts]
+
+
 def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
                                                      tmp_path: Path) -> None:
     """A ledger reconciled under revision 0004 is upgraded: 0005 empties the derived
     tables and the watermark, and the next run decodes everything again."""
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import text
-
-    from ledger._store import _MIGRATIONS
-
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.unsettled(tmp_path, False))
     want = [b.code for b in run_reconcile(led, sc.AS_OF).breaks]
@@ -232,14 +240,8 @@ def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {col}")
     led.close()
     assert store.schema_revision() == "0004"
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-        assert conn.execute(text("SELECT count(*) FROM rc_records")).scalar() == 0
-        assert conn.execute(text(
-            "SELECT count(*) FROM meta WHERE key LIKE 'reconcile_%'")).scalar() == 0
+    assert _upgrade(store, "SELECT count(*) FROM rc_records",
+                    "SELECT count(*) FROM meta WHERE key LIKE 'reconcile_%'") == [0, 0]
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:
         again = run_reconcile(led, sc.AS_OF)
@@ -270,12 +272,6 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
     """A ledger reconciled under revision 0005 is upgraded: 0006 adds an empty
     ``rc_matched`` and removes ``reconcile_checked``, so the next run is a full one that
     stores the heuristic matches; the run after it is incremental and keeps them."""
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import text
-
-    from ledger._store import _MIGRATIONS
-
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     sc.ingest(led, tmp_path, [
         *sc.base(tmp_path), sc.assessment("CA-H1", "777.00", employer=H1),
@@ -292,14 +288,8 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
             conn.exec_driver_sql(f"CREATE INDEX {ddl}")
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
     led.close()
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-        assert conn.execute(text("SELECT count(*) FROM rc_matched")).scalar() == 0
-        assert conn.execute(text(
-            "SELECT count(*) FROM meta WHERE key = 'reconcile_checked'")).scalar() == 0
+    assert _upgrade(store, "SELECT count(*) FROM rc_matched",
+                    "SELECT count(*) FROM meta WHERE key = 'reconcile_checked'") == [0, 0]
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:
         first = run_reconcile(led, sc.AS_OF)
