@@ -1,0 +1,48 @@
+"""Pseudonyms, commitments and content digests follow docs/FORMAT.md §4 byte for byte.
+
+Each value is recomputed here from the formula in FORMAT.md with the standard library
+alone (a second, independent reading of the spec), so a faster implementation in
+``ledger/_privacy.py`` cannot drift from the documented bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from ledger._privacy import Pseudonymizer, commitment, content_digest
+
+SECRET = bytes(range(32))
+
+
+def _spec_pseudonym(cls: str, value: str) -> str:
+    msg = b"bfa-pseudonym/v1" + b"\x00" + cls.encode() + b"\x00" + value.encode("utf-8")
+    return "ps1:" + hmac.new(SECRET, msg, hashlib.sha256).hexdigest()[:32]
+
+
+def test_pseudonyms_follow_format_4_1() -> None:
+    ps = Pseudonymizer(SECRET)
+    for field, cls in (("person_id", "party"), ("payer_id", "party"),
+                       ("employer_id", "party"), ("account", "account"),
+                       ("payee_account", "account"), ("name", "name")):
+        for value in ("44010019900101123X", "6222020200112233445", "王伟", "a\x00b"):
+            assert ps.pseudonym(field, value) == _spec_pseudonym(cls, value)
+            assert ps.pseudonym(field, value) == _spec_pseudonym(cls, value)  # cached
+
+
+def test_protect_commits_with_a_fresh_salt_per_field() -> None:
+    record = {"type": "business.benefit_payment", "id": "BP-1", "person_id": "P1",
+              "account": "6222020200112233445", "name": "王伟"}
+    payload, rows = Pseudonymizer(SECRET).protect(record)
+    assert sorted(r.field for r in rows) == ["account", "name", "person_id"]
+    assert len({r.salt for r in rows}) == 3 and all(len(r.salt) == 16 for r in rows)
+    for r in rows:
+        spec = hashlib.sha256(b"bfa-commit/v1\x00" + r.salt + r.clear.encode()).hexdigest()
+        assert payload["_commitments"][r.field] == spec == commitment(r.salt, r.clear)
+        assert r.subject == _spec_pseudonym("party", "P1")
+
+
+def test_content_digest_is_keyed_sha256() -> None:
+    body = b'{"id":"BP-1"}'
+    want = hmac.new(SECRET, b"bfa-content/v1\x00" + body, hashlib.sha256).digest()
+    assert content_digest(SECRET, body) == want
