@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from reconcile._gc import paused_gc
 from reconcile._report import SEVERITY, Break, Report
 from reconcile._units import fen, money
 
@@ -157,6 +158,7 @@ def render_text(report: Report) -> str:
 
 # --- JSON ------------------------------------------------------------------------------
 
+@paused_gc
 def render_json(report: Report) -> str:
     """The full report as JSON: ``run``, ``summary``, ``breaks``, ``expected``.
 
@@ -190,6 +192,7 @@ def _cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+@paused_gc
 def render_csv(report: Report) -> str:
     """One row per break, columns :data:`CSV_COLUMNS`, RFC 4180 (CRLF, minimal quoting).
 
@@ -406,6 +409,7 @@ def _expected_table(report: Report, max_rows: int) -> str:
     return "".join(out)
 
 
+@paused_gc
 def render_html(report: Report, *, max_rows: int = 5000) -> str:
     """A self-contained HTML page: summary, charts, breaks and expected items.
 

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, select
 from ledger import Ledger
 from reconcile import _tables as t
 from reconcile._bank import statement_breaks
+from reconcile._gc import paused_gc
 from reconcile._match import Rows
 from reconcile._refresh import refresh
 from reconcile._report import Break, Expected, Report, RunInfo
@@ -44,6 +45,7 @@ def today() -> date:
     return datetime.now(TZ).date()
 
 
+@paused_gc
 def run_reconcile(
     ledger: Ledger, as_of: date | None = None, rules: Rules | Mapping[str, Any] | None = None,
     *, full: bool = False,

@@ -160,7 +160,7 @@ def match(store: Store, rules: Rules, *, full: bool = False,
             work.drop()
         rows = m.run_all(conn, stages, scope, timer)
         with step("store"):
-            _store_findings(store, conn, rows, scope)
+            kept = _store_findings(store, conn, rows, scope)
             _store_open(conn, stages, scope)
             _store_matched(conn, stages, scope)
             _month_sums(conn, checked if incremental else None)
@@ -172,7 +172,7 @@ def match(store: Store, rules: Rules, *, full: bool = False,
             rechecked = (sum(_count(conn, getattr(scope, n)) for n in
                              ("events", "movements", "records", "vouchers"))
                          if scope is not None else -1)
-            findings = _load_findings(conn)
+            findings = _merged(kept, rows)
             ms = t.month_sums.c
             netting = [tuple(r) for r in conn.execute(
                 select(ms.month, ms.in_fen, ms.out_fen, ms.n)
@@ -345,12 +345,19 @@ def _roots(scope: Scope, rule: str) -> Select[Any]:
 
 
 def _store_findings(store: Store, conn: Connection, rows: dict[str, Rows],
-                    scope: Scope | None) -> None:
+                    scope: Scope | None) -> list[tuple[str, str, int, Any]]:
+    """Replace the stored findings of the re-checked roots by ``rows``; return the
+    findings kept (those of the roots not re-checked: every stored one of a full run is
+    replaced) as ``(rule, root, pos, row)``, read before the new ones are written, so a
+    run never reads back what it has just computed."""
     if scope is None:
         conn.execute(delete(F))
+        kept = []
     else:
         for rule in RULE_NAMES:
             conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(_roots(scope, rule))))
+        kept = [(str(rule), str(root), int(pos), tuple(json.loads(row))) for rule, root, pos, row
+                in conn.execute(select(F.c.rule, F.c.root, F.c.pos, F.c.row))]
     out: list[tuple[str, str, int, str]] = []
     for rule, found in rows.items():
         pos: dict[str, int] = {}
@@ -359,6 +366,26 @@ def _store_findings(store: Store, conn: Connection, rows: dict[str, Rows],
             n = pos[key] = pos.get(key, -1) + 1
             out.append((rule, key, n, json.dumps(rest, separators=(",", ":"))))
     store.copy_rows(conn, F.name, [c.name for c in F.columns], out)
+    return kept
+
+
+def _merged(kept: list[tuple[str, str, int, Any]], rows: dict[str, Rows]) -> dict[str, Rows]:
+    """Every finding by rule, in (root, pos) order: the kept ones and this run's.
+
+    The order is the one the stored table gives (root as text, then position), so a
+    full and an incremental run hand the judge the same rows in the same order."""
+    every = list(kept)
+    for rule, found in rows.items():
+        pos: dict[str, int] = {}
+        for root, *rest in found:
+            key = str(root)
+            n = pos[key] = pos.get(key, -1) + 1
+            every.append((rule, key, n, tuple(rest)))
+    every.sort(key=lambda f: (f[0], f[1], f[2]))
+    out: dict[str, Rows] = {rule: [] for rule in RULE_NAMES}
+    for rule, _root, _pos, row in every:
+        out.setdefault(rule, []).append(row)
+    return out
 
 
 def _store_open(conn: Connection, stages: Stages, scope: Scope | None) -> None:
@@ -407,13 +434,6 @@ def _month_sums(conn: Connection, checked: int | None) -> None:
         if not done:
             conn.execute(ms.insert().values(month=month, in_fen=in_fen, out_fen=out_fen, n=n))
     conn.execute(delete(ms).where(ms.c.n == 0))
-
-
-def _load_findings(conn: Connection) -> dict[str, Rows]:
-    out: dict[str, Rows] = {rule: [] for rule in RULE_NAMES}
-    for rule, row in conn.execute(select(F.c.rule, F.c.row).order_by(F.c.rule, F.c.root, F.c.pos)):
-        out.setdefault(str(rule), []).append(tuple(json.loads(row)))
-    return out
 
 
 __all__ = ["Outcome", "match", "rules_digest"]

@@ -57,6 +57,7 @@ from ledger import InputError, Ledger, NotFoundError, decode_leaf
 from ledger._append import Appender, now_rfc3339
 from ledger._privacy import Pseudonymizer
 from ledger._schema import NAMING, checkpoints, entries
+from reconcile._gc import paused_gc
 from reconcile._report import SEVERITY, Break, Report
 
 Status = Literal["open", "assigned", "pending_approval", "resolved"]
@@ -402,6 +403,7 @@ def apply_states(ledger: Ledger, report: Report) -> Report:
     return apply_states_detail(ledger, report).report
 
 
+@paused_gc
 def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
     """:func:`apply_states`, also returning which breaks are new and which were reopened."""
     seen = now_rfc3339()

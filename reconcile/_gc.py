@@ -1,0 +1,38 @@
+"""Pausing Python's cyclic garbage collector while a run builds its many small objects.
+
+A nightly run decodes tens of thousands of entries and builds as many findings, report
+items and JSON lines. None of them form reference cycles (tuples, dicts, strings,
+pydantic models: reference counting frees them), but each allocation counts towards the
+collector's thresholds, and every collection of the oldest generation walks the whole
+heap (the ORM's caches, the run's rows). Measured on the 2M-event benchmark, those
+collections were a fifth of a nightly run (4.3 s -> 3.4 s without them). The few cycles a
+run does create (a few thousand objects, mostly SQLAlchemy's) are collected when the
+collector is switched back on, at the end of the run.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def paused_gc(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` with the cyclic collector off, restoring its previous state after
+    (nesting is harmless: only the outermost call switches it back on)."""
+
+    @wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return run
