@@ -42,7 +42,7 @@ from datetime import date
 from typing import Any
 
 from reconcile._gc import paused_gc
-from reconcile._report import SEVERITY, Break, Report
+from reconcile._report import SEVERITY, Break, Expected, Report
 from reconcile._units import fen, money
 
 AGING_BUCKETS: tuple[str, ...] = ("0-30", "31-60", "61-90", ">90", "unknown")
@@ -164,22 +164,20 @@ def render_json(report: Report) -> str:
 
     Keys keep the report's declared order (stable from run to run); text is UTF-8, not
     ``\\u`` escaped. ``run`` and ``summary`` are indented; each break and expected item
-    is one line, so two nightly reports diff item by item and a report of a hundred
-    thousand items is written by the C encoder, not the indenting one.
+    is one compact line (pydantic's serializer, in Rust: a nightly report may hold a
+    hundred thousand items), so two nightly reports diff item by item.
     """
-    doc = report.to_json()
-    parts = []
-    for key, value in doc.items():
-        if isinstance(value, list):
-            body = ("[\n" + ",\n".join("    " + _ONE_LINE(v) for v in value) + "\n  ]"
-                    if value else "[]")
-        else:
-            body = json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n  ")
-        parts.append(f"  {_ONE_LINE(key)}: {body}")
+    head = {"run": report.run.model_dump(mode="json"),
+            "summary": report.summary.model_dump(mode="json")}
+    parts = [f"  {json.dumps(key)}: "
+             + json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+             for key, value in head.items()]
+    for key, items, ser in (("breaks", report.breaks, Break.__pydantic_serializer__),
+                            ("expected", report.expected, Expected.__pydantic_serializer__)):
+        lines = [ser.to_json(item).decode() for item in items]
+        parts.append(f"  {json.dumps(key)}: "
+                     + ("[\n    " + ",\n    ".join(lines) + "\n  ]" if lines else "[]"))
     return "{\n" + ",\n".join(parts) + "\n}\n"
-
-
-_ONE_LINE = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
 
 
 # --- CSV -------------------------------------------------------------------------------

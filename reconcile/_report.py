@@ -96,12 +96,16 @@ class Break(_Model):
 
     @classmethod
     def make(cls, code: str, records: tuple[str, ...], amounts: dict[str, int], field: str,
-             message: str, at_risk_fen: int = 0, key: tuple[str, ...] | None = None) -> Break:
-        """A break; its id covers ``key`` instead of ``records`` when one is given."""
+             message: str, at_risk_fen: int = 0, key: tuple[str, ...] | None = None,
+             entry_hashes: list[str] | None = None) -> Break:
+        """A break; its id covers ``key`` instead of ``records`` when one is given; with
+        ``entry_hashes`` (those of its records), its ``evidence`` too."""
+        shown = {k: money(v) for k, v in amounts.items()}
         return cls(id=break_id(code, field, records if key is None else key), code=code,
-                   severity=SEVERITY[code], records=records,
-                   amounts={k: money(v) for k, v in amounts.items()}, field=field,
-                   message=message, amount_at_risk=money(at_risk_fen), at_risk_fen=at_risk_fen)
+                   severity=SEVERITY[code], records=records, amounts=shown, field=field,
+                   message=message, amount_at_risk=money(at_risk_fen), at_risk_fen=at_risk_fen,
+                   evidence="" if entry_hashes is None else _digest(
+                       code, field, shown, records, message, entry_hashes))
 
     def with_evidence(self, entry_hashes: list[str]) -> Break:
         """This break with ``evidence`` computed over the given entry hashes."""
@@ -111,9 +115,14 @@ class Break(_Model):
 def evidence_digest(b: Break, entry_hashes: list[str]) -> str:
     """SHA-256 over code, field, sorted ``role=amount`` pairs, the message when there are
     no records, and the entry hashes (in record order)."""
-    parts = [b.code, b.field, *(f"{k}={v}" for k, v in sorted(b.amounts.items()))]
-    if not b.records:
-        parts.append(b.message)
+    return _digest(b.code, b.field, b.amounts, b.records, b.message, entry_hashes)
+
+
+def _digest(code: str, field: str, amounts: dict[str, str], records: tuple[str, ...],
+            message: str, entry_hashes: list[str]) -> str:
+    parts = [code, field, *(f"{k}={v}" for k, v in sorted(amounts.items()))]
+    if not records:
+        parts.append(message)
     material = "\x00".join([*parts, "", *entry_hashes]).encode()
     return hashlib.sha256(material).hexdigest()
 

@@ -71,8 +71,7 @@ def run_reconcile(
     _collect(found.findings, judge)
     _domain_rules(found, judge)
     with ledger.store.reader() as conn:
-        judge.breaks.extend(statement_breaks(conn, rules, as_of))
-        breaks = _with_evidence(conn, judge.breaks)
+        breaks = _with_evidence(conn, judge.breaks, statement_breaks(conn, rules, as_of))
     run = RunInfo(
         as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(TZ).isoformat(timespec="seconds"), ledger_size=size,
@@ -81,14 +80,25 @@ def run_reconcile(
     return Report.build(run, breaks, judge.expected)
 
 
+_Pending = tuple[str, tuple[str, ...], dict[str, int], str, str, int, "tuple[str, ...] | None"]
+"""A break's :meth:`Break.make` arguments, kept until its evidence is known."""
+
+
 class _Judge:
     """Collects breaks and expected items, deciding by window end versus the as-of day."""
 
     def __init__(self, as_of_day: int, rules: Rules) -> None:
         self.as_of_day = as_of_day
         self.rules = rules
-        self.breaks: list[Break] = []
+        self.breaks: list[_Pending] = []
         self.expected: list[Expected] = []
+
+    def add_break(self, code: str, records: tuple[str, ...], amounts: dict[str, int],
+                  field: str, message: str, at_risk_fen: int = 0,
+                  key: tuple[str, ...] | None = None) -> None:
+        """A break, kept as :meth:`Break.make` arguments: it is built once, with its
+        evidence, by :func:`_with_evidence`."""
+        self.breaks.append((code, records, amounts, field, message, at_risk_fen, key))
 
     def windowed(self, until_day: int, code: str, records: tuple[str, ...],
                  amounts: dict[str, int], field: str, message: str, at_risk: int,
@@ -99,7 +109,7 @@ class _Judge:
                 code=code, records=records, amounts={k: money(v) for k, v in amounts.items()},
                 field=field, until=until, message=f"{message} (window until {until})"))
         else:
-            self.breaks.append(Break.make(code, records, amounts, field, message, at_risk, key))
+            self.add_break(code, records, amounts, field, message, at_risk, key)
 
 
 def _ids(joined: str | None) -> tuple[str, ...]:
@@ -115,11 +125,11 @@ def _collect(f: dict[str, Rows], j: _Judge) -> None:
         window = anchor + r.settlement_for(kind)
         settled = r.within(total - amount, amount)
         if returned and not settled and total < amount:
-            j.breaks.append(Break.make(
+            j.add_break(
                 "RETURNED_PAYMENT", (rid, *_ids(rets)),
                 {"event": amount, "returned": returned, "settled": total}, "returns",
                 f"{kind} {rid}: {money(returned)} came back from the bank and "
-                f"{money(amount - total)} has not been paid again", amount - total))
+                f"{money(amount - total)} has not been paid again", amount - total)
         elif total == 0:
             j.windowed(window, "UNSETTLED_EVENT", (rid,), {"event": amount},
                        "amount", f"{kind} {rid} of {money(amount)} has no movement settling it",
@@ -128,19 +138,19 @@ def _collect(f: dict[str, Rows], j: _Judge) -> None:
             j.windowed(window, "AMOUNT_MISMATCH", records, amounts, "amount",
                        f"allocated {money(total)}, event {money(amount)}", amount - total)
         elif not settled:
-            j.breaks.append(Break.make(
+            j.add_break(
                 "AMOUNT_MISMATCH", records, amounts, "amount",
-                f"allocated {money(total)}, event {money(amount)}", total - amount))
+                f"allocated {money(total)}, event {money(amount)}", total - amount)
         elif due is not None and last_day is not None:
-            j.breaks.append(Break.make(
+            j.add_break(
                 "LATE_SETTLEMENT", records, {"event": amount}, "value_date",
                 f"{kind} {rid} due {day_date(due)} was settled on {day_date(last_day)}, "
-                f"{last_day - due} days later (allowed {r.late_for(kind)})"))
+                f"{last_day - due} days later (allowed {r.late_for(kind)})")
     for rid, amount, allocated in f["movement_mismatches"]:
-        j.breaks.append(Break.make(
+        j.add_break(
             "AMOUNT_MISMATCH", (rid,), {"movement": amount, "allocated": allocated},
             "allocations", f"allocations add up to {money(allocated)}, movement "
-            f"{money(amount)}", abs(amount - allocated)))
+            f"{money(amount)}", abs(amount - allocated))
     for rid, kind, amount, value_day, allocated in f["orphans"]:
         why = ("its allocations name no event in the ledger" if allocated
                else "it is unallocated and matches no event")
@@ -151,9 +161,9 @@ def _collect(f: dict[str, Rows], j: _Judge) -> None:
         listed = f"{', '.join(cands[:10])}{' ...' if len(cands) > 10 else ''}"
         why = (f"matches {n} events equally well: {listed}" if n > 1 else
                f"matches {listed}, which another unallocated movement matches too")
-        j.breaks.append(Break.make(
+        j.add_break(
             "AMBIGUOUS_MATCH", (rid, *cands), {"movement": amount}, "allocations",
-            f"unallocated {rid} of {money(amount)} {why}", amount))
+            f"unallocated {rid} of {money(amount)} {why}", amount)
     for rid, domain, kind, missing, occurred_day in f["missing_vouchers"]:
         j.windowed(occurred_day + r.voucher_days, "MISSING_VOUCHER", (rid,), {}, "refs",
                    f"{domain}.{kind} {rid} has no {', '.join(_ids(missing))}", 0)
@@ -170,26 +180,26 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
     f = found.findings
     for insurance, period, n, total, largest, events in f["duplicates"]:
         ids = _ids(events)
-        j.breaks.append(Break.make(
+        j.add_break(
             "DUPLICATE_PAYMENT", ids, {"paid": total, "largest": largest}, "period",
             f"{n} benefit payments for one person, {insurance} {period}: {', '.join(ids)}",
-            total - largest))
+            total - largest)
     for rid, period, amount, from_period, terms in f["after_termination"]:
         tids = _ids(terms)
-        j.breaks.append(Break.make(
+        j.add_break(
             "PAYMENT_AFTER_TERMINATION", (rid, *tids), {"event": amount}, "period",
             f"benefit_payment {rid} for {period}, but {', '.join(tids)} ended the benefit "
-            f"from {from_period}", amount))
+            f"from {from_period}", amount)
     for rid, amount, approvals, start in f["payee_mismatches"]:
         aids = _ids(approvals)
-        j.breaks.append(Break.make(
+        j.add_break(
             "PAYEE_MISMATCH", (rid, *aids), {"event": amount}, "account",
             f"benefit_payment {rid} pays an account other than the one approved in "
-            f"{', '.join(aids)} (in force from {start})", amount))
+            f"{', '.join(aids)} (in force from {start})", amount)
     for rid, kind, amount, field, reason in f["account_rule_violations"]:
-        j.breaks.append(Break.make(
+        j.add_break(
             "ACCOUNT_RULE_VIOLATION", (rid,), {"movement": amount}, field,
-            f"{kind} {rid} of {money(amount)}: {reason}", amount))
+            f"{kind} {rid} of {money(amount)}: {reason}", amount)
     for month, in_fen, out_fen, n in found.netting:
         net = in_fen - out_fen
         j.windowed(_month_end(month) + j.rules.income_netting_days, "ACCOUNT_RULE_VIOLATION",
@@ -202,15 +212,16 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
         if vid in flagged:  # one break per voucher: its first domain that differs
             continue
         flagged.add(vid)
-        j.breaks.append(Break.make(
+        j.add_break(
             "AMOUNT_MISMATCH", (vid, *_ids(recs)), {"voucher": amount, "evidenced": evidenced},
             "amount", f"voucher {vid} says {money(amount)}, the {domain} records it "
-            f"evidences add up to {money(evidenced)}", abs(amount - evidenced)))
+            f"evidences add up to {money(evidenced)}", abs(amount - evidenced))
 
 
-def _with_evidence(conn: Connection, breaks: list[Break]) -> list[Break]:
-    """Each break with its evidence digest over the current entry hashes of its records."""
-    ids = sorted({rid for b in breaks for rid in b.records})
+def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]) -> list[Break]:
+    """The breaks, each with its evidence digest over the current entry hashes of its
+    records: ``pending`` built now, ``ready`` (bank statement findings) copied with it."""
+    ids = sorted({rid for p in pending for rid in p[1]} | {rid for b in ready for rid in b.records})
     hashes: dict[str, list[str]] = {}
     r = t.records.c
     if conn.dialect.name == "postgresql":
@@ -231,12 +242,13 @@ def _with_evidence(conn: Connection, breaks: list[Break]) -> list[Break]:
     for rows in parts:
         for rid, domain, h in rows:
             hashes.setdefault(str(rid), []).append(f"{domain}:{h}")
-    out = []
-    for b in breaks:
-        if b.evidence:  # came with its own (an integrity break)
-            out.append(b)
-            continue
-        out.append(b.with_evidence([h for rid in b.records for h in hashes.get(rid, [rid])]))
+
+    def of(records: tuple[str, ...]) -> list[str]:
+        return [h for rid in records for h in hashes.get(rid, [rid])]
+
+    out = [Break.make(*p, entry_hashes=of(p[1])) for p in pending]
+    # a ready break may come with its own evidence (an integrity break)
+    out += [b if b.evidence else b.with_evidence(of(b.records)) for b in ready]
     return out
 
 
