@@ -75,7 +75,7 @@ def leaf_record(leaf: bytes) -> dict[str, Any]:
     is not a JSON object holding a ``record`` object.
     """
     try:
-        body = json.loads(leaf[HEADER_SIZE:])
+        body = json.loads(leaf[HEADER_SIZE:].decode("utf-8"))  # str: no encoding sniffing
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(f"leaf body is not JSON: {e}") from e
     record = body.get("record") if isinstance(body, dict) else None

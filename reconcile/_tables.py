@@ -23,7 +23,7 @@ allocations), ``rc_matched`` (the heuristic matches of the last run: the open ev
 unallocated movements in no pair are re-checked every run, a pair only when something
 near it changed), ``rc_dirty`` (older records whose version status a refresh changed
 since the last run) and ``rc_month_sums`` (the income account's sums per month, kept
-up to date by delta). Revisions ``0005`` and ``0006`` add them.
+up to date by delta). Revisions ``0005`` and ``0006`` add them; ``0007`` changes indexes.
 """
 
 from __future__ import annotations
@@ -79,13 +79,16 @@ records = Table(
     Column("current_id", String(128), nullable=False),
     Column("entry_hash", String(64), nullable=False),  # hex, the entry's hash (break evidence)
     Column("current_seq", BigInteger, nullable=False),  # seq of the current_id record
-    UniqueConstraint("domain", "record_id"),
-    Index("ix_rc_records_record_id", "record_id"),
+    # id first: serves the look-ups by id alone as well (revision 0007)
+    UniqueConstraint("record_id", "domain"),
     # partial: only corrections have ``corrects``; every look-up names a value
     Index("ix_rc_records_domain_corrects", "domain", "corrects",
           postgresql_where=text("corrects IS NOT NULL"),
           sqlite_where=text("corrects IS NOT NULL")),
     Index("ix_rc_records_domain_current_id", "domain", "current_id"),
+    # partial: the few bank statements among millions of records (revision 0007)
+    Index("ix_rc_records_statement", "kind", postgresql_where=text("kind = 'statement'"),
+          sqlite_where=text("kind = 'statement'")),
 )
 
 events = Table(

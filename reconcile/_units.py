@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 _EPOCH = date(1970, 1, 1)
 
@@ -30,8 +31,15 @@ def money(amount_fen: int) -> str:
 
 def epoch_day(value: str | date) -> int:
     """``YYYY-MM-DD`` (or the date part of an RFC 3339 timestamp) to days since 1970-01-01."""
-    d = value if isinstance(value, date) else date.fromisoformat(value[:10])
-    return (d - _EPOCH).days
+    if isinstance(value, date):
+        return (value - _EPOCH).days
+    return _text_day(value[:10])
+
+
+@lru_cache(maxsize=4096)
+def _text_day(text: str) -> int:
+    # a refresh decodes tens of thousands of records over a few hundred distinct days
+    return (date.fromisoformat(text) - _EPOCH).days
 
 
 def day_date(day: int) -> date:

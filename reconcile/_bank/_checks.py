@@ -31,7 +31,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, literal_column, or_, select
 
 from ledger import Ledger, decode_leaf
 from ledger._schema import entries
@@ -81,8 +81,11 @@ def _stored(rec: dict[str, Any]) -> StoredStatement:
 def load_statements(conn: Connection, as_of: date | None) -> list[StoredStatement]:
     """Current statements whose ``occurred_at`` day is on or before ``as_of``."""
     r, e = t.records, entries.c
+    # the kind as a literal, not a bound parameter: the partial index
+    # ix_rc_records_statement (kind = 'statement') applies only to a query that states it
     q = (select(e.leaf).join(r, r.c.seq == e.seq)
-         .where(r.c.domain == "finance", r.c.kind == "statement", r.c.superseded.is_(False))
+         .where(r.c.kind == literal_column("'statement'"), r.c.domain == "finance",
+                r.c.superseded.is_(False))
          .order_by(e.seq))
     if as_of is not None:
         q = q.where(r.c.occurred_day <= epoch_day(as_of))

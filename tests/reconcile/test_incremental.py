@@ -209,6 +209,19 @@ def _upgrade(store: Store, *counts: str) -> list[int]:
         return [int(conn.execute(text(q)).scalar_one()) for q in counts]
 
 
+def _back_to_0006(conn: Any) -> None:
+    """Undo revision 0007 on a migrated ledger: ``rc_records`` as 0006 left it."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    op = Operations(MigrationContext.configure(conn))
+    op.drop_index("ix_rc_records_statement", table_name="rc_records")
+    with op.batch_alter_table("rc_records") as batch:
+        batch.drop_constraint("uq_rc_records_record_id_domain", type_="unique")
+        batch.create_unique_constraint("uq_rc_records_domain_record_id", ["domain", "record_id"])
+    op.create_index("ix_rc_records_record_id", "rc_records", ["record_id"])
+
+
 def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
                                                      tmp_path: Path) -> None:
     """A ledger reconciled under revision 0004 is upgraded: 0005 empties the derived
@@ -218,6 +231,7 @@ def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
     want = [b.code for b in run_reconcile(led, sc.AS_OF).breaks]
     store = led.store
     with store.engine.begin() as conn:  # back to how 0004 left a reconciled ledger
+        _back_to_0006(conn)
         for name in ("rc_findings", "rc_open", "rc_dirty", "rc_month_sums", "rc_matched"):
             conn.exec_driver_sql(f"DROP TABLE {name}")
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0004'")
@@ -279,6 +293,7 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
     want = _view(run_reconcile(led, sc.AS_OF))
     store = led.store
     with store.engine.begin() as conn:  # back to how 0005 left a reconciled ledger
+        _back_to_0006(conn)
         conn.exec_driver_sql("DROP TABLE rc_matched")
         conn.exec_driver_sql("DROP INDEX ix_rc_records_domain_corrects")
         for ddl in ("ix_rc_records_domain_corrects ON rc_records (domain, corrects)",
@@ -299,5 +314,39 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
             assert conn.execute(text("SELECT count(*) FROM rc_matched")).scalar() == 1
         second = run_reconcile(led, sc.AS_OF)
         assert second.run.mode == "incremental" and _view(second) == want
+    finally:
+        led.close()
+
+
+def test_migration_0007_keeps_the_state(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    """A ledger reconciled under revision 0006 is upgraded: 0007 only changes indexes of
+    ``rc_records``; the derived rows and the matching state stay, the next run is
+    incremental with the same report, and the schema is the one a new ledger gets."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from reconcile._tables import metadata
+
+    led = Ledger.open(ledger_home["home"], ledger_home["db"])
+    sc.ingest(led, tmp_path, [
+        *sc.base(tmp_path), sc.assessment("CA-H1", "777.00", employer=H1),
+        sc.collection("COL-H1", "777.00", allocations=None, payer=H1)])
+    want = _view(run_reconcile(led, sc.AS_OF))
+    store = led.store
+    with store.engine.begin() as conn:
+        _back_to_0006(conn)
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0006'")
+    led.close()
+    counts = ("SELECT count(*) FROM rc_records", "SELECT count(*) FROM rc_matched",
+              "SELECT count(*) FROM meta WHERE key = 'reconcile_checked'")
+    before = _upgrade(store, *counts)
+    assert before[0] > 0 and before[1:] == [1, 1]
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert [d for d in diffs if "rc_" in repr(d)] == []
+    led = Ledger.open(ledger_home["home"], ledger_home["db"])
+    try:
+        again = run_reconcile(led, sc.AS_OF)
+        assert again.run.mode == "incremental" and _view(again) == want
     finally:
         led.close()
