@@ -6,8 +6,10 @@ pydantic models: reference counting frees them), but each allocation counts towa
 collector's thresholds, and every collection of the oldest generation walks the whole
 heap (the ORM's caches, the run's rows). Measured on the 2M-event benchmark, those
 collections were a fifth of a nightly run (4.3 s -> 3.4 s without them). The few cycles a
-run does create (a few thousand objects, mostly SQLAlchemy's) are collected when the
-collector is switched back on, at the end of the run.
+run does create are collected when the collector is switched back on, at the end of the
+run; they stay few however large the run: a refresh leaves about ten objects in cycles
+per chunk of 5,000 entries (measured: 60 for 30,000 entries, 600 with chunks of 500),
+so memory stays flat while decoding millions of entries.
 """
 
 from __future__ import annotations

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from ledger import BfaError, Ledger, VerifyResult
-from reconcile._gc import paused_gc
 from reconcile._render import render_csv, render_html, render_json
 from reconcile._report import Break, Report, RunInfo, integrity_break
 from reconcile._rules import Rules
@@ -195,7 +194,6 @@ def _when(epoch: Any) -> str:
 
 
 # -- the run -------------------------------------------------------------------------------
-@paused_gc
 def run_nightly(
     ledger: Ledger,
     report_dir: Path,
