@@ -604,7 +604,8 @@ def bench_backend(backend: str, events: int, dbs: Databases, profile: bool) -> R
         wait_s, _ = _timed(led.store.wait_checkpoint)
         rec_s += wait_s
         nightly_s = rec_s + rend2_s
-        log(f"{backend}: nightly {nightly_s:.2f} s (reconcile {rec_s:.2f}, render {rend2_s:.2f}),"
+        log(f"{backend}: nightly {nightly_s:.2f} s (reconcile {rec_s:.2f} of which waiting for "
+            f"the WAL checkpoint {wait_s:.2f}, render {rend2_s:.2f}),"
             f" decoded {report2.run.decoded:,}")
         breakdown = _breakdown(led) if profile else {}
         return Result(
