@@ -160,7 +160,8 @@ def match(store: Store, rules: Rules, *, full: bool = False,
             work.drop()
         rows = m.run_all(conn, stages, scope, timer)
         with step("store"):
-            kept = _store_findings(store, conn, rows, scope)
+            fresh = _numbered(rows)
+            kept = _store_findings(store, conn, fresh, scope)
             _store_open(conn, stages, scope)
             _store_matched(conn, stages, scope)
             _month_sums(conn, checked if incremental else None)
@@ -172,7 +173,7 @@ def match(store: Store, rules: Rules, *, full: bool = False,
             rechecked = (sum(_count(conn, getattr(scope, n)) for n in
                              ("events", "movements", "records", "vouchers"))
                          if scope is not None else -1)
-            findings = _merged(kept, rows)
+            findings = _merged(kept, fresh)
             ms = t.month_sums.c
             netting = [tuple(r) for r in conn.execute(
                 select(ms.month, ms.in_fen, ms.out_fen, ms.n)
@@ -344,44 +345,48 @@ def _roots(scope: Scope, rule: str) -> Select[Any]:
     return select(cast(tbl.c.seq, String(200)))
 
 
-def _store_findings(store: Store, conn: Connection, rows: dict[str, Rows],
-                    scope: Scope | None) -> list[tuple[str, str, int, Any]]:
-    """Replace the stored findings of the re-checked roots by ``rows``; return the
+_Finding = tuple[str, str, int, tuple[Any, ...]]
+"""A stored finding: rule, root (as text), position among the root's rows, the row."""
+
+
+def _numbered(rows: dict[str, Rows]) -> list[_Finding]:
+    """This run's rows as findings: each row's root taken out, positions counted per root."""
+    out: list[_Finding] = []
+    for rule, found in rows.items():
+        pos: dict[str, int] = {}
+        for root, *rest in found:
+            key = str(root)
+            n = pos[key] = pos.get(key, -1) + 1
+            out.append((rule, key, n, tuple(rest)))
+    return out
+
+
+def _store_findings(store: Store, conn: Connection, new: list[_Finding],
+                    scope: Scope | None) -> list[_Finding]:
+    """Replace the stored findings of the re-checked roots by ``new``; return the
     findings kept (those of the roots not re-checked: every stored one of a full run is
-    replaced) as ``(rule, root, pos, row)``, read before the new ones are written, so a
-    run never reads back what it has just computed."""
+    replaced), read before the new ones are written, so a run never reads back what it
+    has just computed."""
+    kept: list[_Finding] = []
     if scope is None:
         conn.execute(delete(F))
-        kept = []
     else:
         for rule in RULE_NAMES:
             conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(_roots(scope, rule))))
         kept = [(str(rule), str(root), int(pos), tuple(json.loads(row))) for rule, root, pos, row
                 in conn.execute(select(F.c.rule, F.c.root, F.c.pos, F.c.row))]
-    out: list[tuple[str, str, int, str]] = []
-    for rule, found in rows.items():
-        pos: dict[str, int] = {}
-        for root, *rest in found:
-            key = str(root)
-            n = pos[key] = pos.get(key, -1) + 1
-            out.append((rule, key, n, json.dumps(rest, separators=(",", ":"))))
-    store.copy_rows(conn, F.name, [c.name for c in F.columns], out)
+    store.copy_rows(conn, F.name, [c.name for c in F.columns],
+                    [(rule, root, pos, json.dumps(row, separators=(",", ":")))
+                     for rule, root, pos, row in new])
     return kept
 
 
-def _merged(kept: list[tuple[str, str, int, Any]], rows: dict[str, Rows]) -> dict[str, Rows]:
-    """Every finding by rule, in (root, pos) order: the kept ones and this run's.
+def _merged(kept: list[_Finding], new: list[_Finding]) -> dict[str, Rows]:
+    """Every finding's row by rule, in (root, pos) order: the kept ones and this run's.
 
     The order is the one the stored table gives (root as text, then position), so a
     full and an incremental run hand the judge the same rows in the same order."""
-    every = list(kept)
-    for rule, found in rows.items():
-        pos: dict[str, int] = {}
-        for root, *rest in found:
-            key = str(root)
-            n = pos[key] = pos.get(key, -1) + 1
-            every.append((rule, key, n, tuple(rest)))
-    every.sort(key=lambda f: (f[0], f[1], f[2]))
+    every = sorted([*kept, *new], key=lambda f: (f[0], f[1], f[2]))
     out: dict[str, Rows] = {rule: [] for rule in RULE_NAMES}
     for rule, _root, _pos, row in every:
         out.setdefault(rule, []).append(row)
