@@ -24,6 +24,7 @@ from archive._store import FileStore
 from ledger import BfaError, Ledger, TLogProof, entry_hash, verify_inclusion, verify_tlog_proof
 from reconcile import (
     Break,
+    Deriver,
     apply_states,
     approve_break,
     ingest_statement,
@@ -207,9 +208,9 @@ def run_demo(
     say(f"   {month} ({lines} records, vouchers under data/vouchers/)")
     store = FileStore(led.home.archive_dir)
     say("== 3. ingest (one file = one atomic batch)")
-    rep = led.ingest([str(month)], store)[0]
+    rep = led.ingest([str(month)], store, derive=Deriver)[0]
     say(f"   appended {rep.appended}, duplicates {rep.duplicates}, rejected {rep.rejected}")
-    rep = led.ingest([str(month)], store)[0]
+    rep = led.ingest([str(month)], store, derive=Deriver)[0]
     say(f"   sent again: appended {rep.appended}, duplicates {rep.duplicates} (a no-op)")
     say("== 4. checkpoint (C2SP signed note, Ed25519)")
     cp = led.checkpoint()
@@ -236,7 +237,7 @@ def run_demo(
     say(f"   revealed from the vault (and the reveal was logged): {sorted(clear)}")
     say("== 7. plant one fault of every kind, reconcile as of " + FAULT_AS_OF)
     faults, statement = generate_faults(base / "data")
-    rep = led.ingest([str(faults)], store)[0]
+    rep = led.ingest([str(faults)], store, derive=Deriver)[0]
     stmt = ingest_statement(led, statement, "camt053", REGION, "income")
     say(f"   {faults.name}: {rep.appended} records; {statement.name}: {stmt.appended} records")
     report = apply_states(led, run_reconcile(led, date.fromisoformat(FAULT_AS_OF)))

@@ -58,6 +58,7 @@ from sqlalchemy.engine import make_url
 
 from ledger import Ledger
 from ledger._store import Store
+from reconcile import Deriver
 from reconcile import _tables as t
 from reconcile._render import render_json
 from reconcile._run import run_reconcile
@@ -592,7 +593,7 @@ def bench_backend(backend: str, events: int, dbs: Databases, profile: bool) -> R
 
         new = max(1, int(events * NIGHTLY_SHARE))
         recs = nightly_records(new)
-        ingest_s, rep = _timed(lambda: led.ingest_records(recs, "nightly.jsonl"))
+        ingest_s, rep = _timed(lambda: led.ingest_records(recs, "nightly.jsonl", derive=Deriver))
         led.store.wait_checkpoint()  # SQLite: the ingest's pages are not the nightly's
         if rep.rejected or rep.appended != len(recs):
             raise RuntimeError(f"nightly records not all appended: {rep.appended} of "

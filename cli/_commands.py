@@ -17,7 +17,7 @@ from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
 from ledger import Ledger, LocatedInputError, entry_view
-from reconcile import StatementFormat, ingest_statement
+from reconcile import Deriver, StatementFormat, ingest_statement
 from schemas import (
     CheckpointView,
     ConsistencyProofView,
@@ -109,7 +109,8 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
         with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
             if fmt == "jsonl":
                 reports = led.ingest(files, FileStore(led.home.archive_dir),
-                                     stdin=sys.stdin.buffer, reject_sink=sink, progress=tick)
+                                     stdin=sys.stdin.buffer, reject_sink=sink, progress=tick,
+                                     derive=Deriver)
             else:
                 assert region is not None
                 statement_fmt = cast(StatementFormat, fmt)

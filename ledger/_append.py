@@ -4,13 +4,16 @@ An :class:`Appender` lives inside one writer transaction. It reads the chain hea
 and the Merkle frontier once, then turns each record into leaf bytes (``_entry``),
 extends the chain and the compact range, and buffers the rows it writes in bulk:
 entries, the tree nodes each append completes (RFC 9162 complete subtrees,
-level >= 1) and vault rows for personal data.
+level >= 1) and vault rows for personal data. An optional :class:`Deriver` sees each
+appended payload in the same transaction (the reconciler keeps its derived tables
+current that way, ADR 0018); ``ledger`` only defines the protocol.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -25,6 +28,27 @@ NODE_COLUMNS = ("level", "idx", "hash")
 VAULT_COLUMNS = ("domain", "record_id", "field", "subject", "salt", "clear_value")
 
 
+class Deriver(Protocol):
+    """Keeps tables derived from the entries current as entries are appended.
+
+    Lives inside the appending transaction, so derived rows commit or roll back with
+    the entries they come from.
+    """
+
+    def add(self, seq: int, payload: Mapping[str, Any], entry_hash: bytes) -> None:
+        """Note one appended entry: its sequence number, hashed payload and entry hash."""
+
+    def flush(self, conn: Connection) -> None:
+        """Write what was noted so far (still inside the caller's transaction)."""
+
+    def finish(self, conn: Connection, size: int) -> None:
+        """Write the rest and settle; ``size`` is the ledger's size after the appends."""
+
+
+DeriverFactory = Callable[[Store, Connection], Deriver]
+"""Makes a :class:`Deriver` for one writer transaction (``Ingester(derive=...)``)."""
+
+
 def now_rfc3339() -> str:
     """The current time in UTC with an explicit offset, microsecond precision."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -33,8 +57,10 @@ def now_rfc3339() -> str:
 class Appender:
     """Appends records to the ledger inside one writer transaction."""
 
-    def __init__(self, store: Store, conn: Connection, pseudonymizer: Pseudonymizer) -> None:
+    def __init__(self, store: Store, conn: Connection, pseudonymizer: Pseudonymizer,
+                 deriver: Deriver | None = None) -> None:
         self.store = store
+        self.deriver = deriver
         self.conn = conn
         self.pseudo = pseudonymizer
         size, last = store.head(conn)
@@ -81,6 +107,8 @@ class Appender:
             self._nodes.append((level, idx, node))
         for r in rows:
             self._vault.append((domain, rid, r.field, r.subject, r.salt, r.clear))
+        if self.deriver is not None:
+            self.deriver.add(seq, payload, h)
         self.prev = h
         self.appended += 1
         if len(self._entries) >= 5000:
@@ -95,3 +123,11 @@ class Appender:
         self._entries.clear()
         self._nodes.clear()
         self._vault.clear()
+        if self.deriver is not None:
+            self.deriver.flush(self.conn)
+
+    def finish(self) -> None:
+        """Write everything buffered and let the deriver settle (before the commit)."""
+        self.flush()
+        if self.deriver is not None:
+            self.deriver.finish(self.conn, self.range.size)

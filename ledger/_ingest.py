@@ -6,7 +6,8 @@ interchange models (``schemas``), checked against what the ledger already holds
 A record whose ``corrects`` names a record not yet seen waits until the end of
 its batch (records arrive in any order, INTERCHANGE "Files"). Archive records
 hand their voucher file to a :class:`VoucherStore`, so ``ledger`` never imports
-``archive``.
+``archive``. With a ``derive`` factory (the reconciler's), the tables derived from the
+entries are written in the same transaction (ADR 0018).
 
 Without a reject sink any problem refuses the whole file: nothing of it is
 written. With one, valid lines are appended and rejected ones are handed back.
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
 from ledger import _schema as s
-from ledger._append import Appender, now_rfc3339
+from ledger._append import Appender, DeriverFactory, now_rfc3339
 from ledger._canonical import MAX_SAFE_INTEGER, canonicalize_plain, loads_strict
 from ledger._errors import BfaError, InputError, LocatedInputError
 from ledger._privacy import Pseudonymizer, content_digest
@@ -118,8 +119,10 @@ class Ingester:
         *,
         reject_sink: RejectSink | None = None,
         progress: ProgressFn | None = None,
+        derive: DeriverFactory | None = None,
     ) -> None:
         self.store = store
+        self.derive = derive
         self.secret = secret
         self.pseudo = Pseudonymizer(secret)
         self.vouchers = vouchers
@@ -145,12 +148,13 @@ class Ingester:
                 # A big batch grows entries inside one transaction, before any statistics
                 # know it: keep the planner on the indexes for the per-chunk lookups.
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            app = Appender(self.store, conn, self.pseudo)
+            deriver = self.derive(self.store, conn) if self.derive is not None else None
+            app = Appender(self.store, conn, self.pseudo, deriver)
             self._run(conn, app, stream, name, base, report)
             if report.problems and self.sink is None:
                 conn.rollback()
                 raise BatchRefusedError(name, report.problems, report.rejected > MAX_REPORTED)
-            app.flush()
+            app.finish()
         if report.appended >= ANALYZE_AFTER:
             self.store.analyze()
         return report

@@ -18,7 +18,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, delete, func, select, text
 
 from ledger import _schema as s
-from ledger._append import Appender, now_rfc3339
+from ledger._append import Appender, DeriverFactory, now_rfc3339
 from ledger._entry import Entry, decode_leaf
 from ledger._errors import BfaError, ConfigError, InputError, NotFoundError
 from ledger._home import Home, init_home, resolve_home
@@ -110,9 +110,10 @@ class Ledger:
         vouchers: VoucherStore | None,
         reject_sink: RejectSink | None = None,
         progress: ProgressFn | None = None,
+        derive: DeriverFactory | None = None,
     ) -> Ingester:
         return Ingester(self.store, self.home.secret(), vouchers,
-                        reject_sink=reject_sink, progress=progress)
+                        reject_sink=reject_sink, progress=progress, derive=derive)
 
     def ingest(
         self,
@@ -122,9 +123,13 @@ class Ledger:
         stdin: IO[bytes] | None = None,
         reject_sink: RejectSink | None = None,
         progress: ProgressFn | None = None,
+        derive: DeriverFactory | None = None,
     ) -> list[FileReport]:
-        """Ingest each source (a path or ``-``) as its own atomic batch."""
-        ing = self.ingester(vouchers, reject_sink, progress)
+        """Ingest each source (a path or ``-``) as its own atomic batch.
+
+        ``derive``: keeps derived tables current in each batch's transaction (the
+        reconciler passes ``reconcile.Deriver``; ADR 0018)."""
+        ing = self.ingester(vouchers, reject_sink, progress, derive)
         reports = []
         for src in sources:
             if src == "-":
@@ -142,6 +147,7 @@ class Ledger:
         vouchers: VoucherStore | None = None,
         *,
         reject_sink: RejectSink | None = None,
+        derive: DeriverFactory | None = None,
     ) -> FileReport:
         """Ingest records made in memory (e.g. from a bank statement) as one atomic batch.
 
@@ -149,7 +155,7 @@ class Ledger:
         and the record's position (1-based) as its line.
         """
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-        return self.ingester(vouchers, reject_sink).ingest_stream(
+        return self.ingester(vouchers, reject_sink, derive=derive).ingest_stream(
             io.BytesIO(data), name, Path(name).resolve().parent)
 
     # -- checkpoints ----------------------------------------------------------

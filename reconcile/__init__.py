@@ -26,7 +26,7 @@ Example::
 
 from reconcile._import import StatementFormat, ingest_statement
 from reconcile._nightly import NightlyLocked, NightlyResult, run_nightly
-from reconcile._refresh import refresh
+from reconcile._refresh import Deriver, refresh
 from reconcile._render import render_csv, render_html, render_json, render_text
 from reconcile._report import (
     SEVERITY,
@@ -56,6 +56,7 @@ __all__ = [
     "SEVERITY",
     "Break",
     "BreakState",
+    "Deriver",
     "Expected",
     "NightlyLocked",
     "NightlyResult",

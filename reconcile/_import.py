@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from ledger import FileReport, Ledger
+from reconcile._refresh import Deriver
 
 StatementFormat = Literal["camt053", "mt940"]
 
@@ -25,4 +26,4 @@ def ingest_statement(
     from reconcile._bank import statement_records
 
     records = statement_records(ledger, path, fmt, region, fund_account)
-    return ledger.ingest_records(records, str(path))
+    return ledger.ingest_records(records, str(path), derive=Deriver)

@@ -9,11 +9,14 @@ a record is *superseded* when a record of its domain ``corrects`` it, and every
 record's ``current_id`` follows the chain of corrections to its latest version.
 
 It runs in one writer transaction (the ledger's append lock), so the watermark and
-the derived rows always move together.
+the derived rows always move together. ``bfa ingest`` does the same work as it appends
+(:class:`Deriver`, ADR 0018): the records are decoded from the payloads it has just
+hashed, in the ingest's transaction, and the refresh of a later run finds nothing new.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, exists, select, tuple_, update
@@ -67,7 +70,7 @@ class _Batch:
         self.refs: list[tuple[Any, ...]] = []
         self.persons: list[tuple[Any, ...]] = []
 
-    def add(self, seq: int, rec: dict[str, Any], entry_hash: str) -> None:
+    def add(self, seq: int, rec: Mapping[str, Any], entry_hash: str) -> None:
         domain, kind = str(rec["type"]).split(".", 1)
         rid = str(rec["id"])
         occurred = str(rec["occurred_at"])
@@ -127,6 +130,69 @@ class _Batch:
             store.copy_rows(conn, table.name, [c.name for c in table.columns], rows)
 
 
+class Deriver:
+    """Decodes entries into the derived tables inside one writer transaction.
+
+    Made on a writer connection, it first decodes what lies between the watermark and
+    the ledger's head (entries appended without a deriver: the break workflow's, a
+    reveal's, anything before an upgrade). Then :meth:`add` takes each entry an
+    :class:`~ledger._append.Appender` appends in the same transaction, from the payload
+    it has just hashed, so nothing is read back or parsed again (ADR 0018);
+    :meth:`finish` resolves corrections and references and moves the watermark to the
+    new size. It is the :class:`ledger._append.Deriver` that ``bfa ingest`` passes;
+    :func:`refresh` is a deriver with nothing to add.
+    """
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self.store = store
+        self.start = int(store.get_meta(conn, t.WATERMARK_KEY) or 0)
+        self.money_ids: dict[str, int] = {}
+        self.fixes: set[tuple[str, str]] = set()
+        self.decoded = 0
+        self._catch_up(conn, store.head(conn)[0])
+        self.batch = _Batch(self.money_ids, self.fixes)
+
+    def _catch_up(self, conn: Connection, size: int) -> None:
+        e = entries.c
+        last = self.start - 1
+        while last + 1 < size:
+            rows = conn.execute(
+                select(e.seq, e.leaf, e.entry_hash)
+                .where(e.seq > last, e.seq < size, e.domain.in_(DOMAINS))
+                .order_by(e.seq).limit(CHUNK)
+            ).all()
+            if not rows:
+                break
+            batch = _Batch(self.money_ids, self.fixes)
+            for seq, leaf, entry_hash in rows:
+                batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
+            batch.write(self.store, conn)
+            self.decoded += len(rows)
+            last = int(rows[-1][0])
+
+    def add(self, seq: int, payload: Mapping[str, Any], entry_hash: bytes) -> None:
+        """One entry just appended in this transaction (entries come in ``seq`` order)."""
+        if str(payload["type"]).split(".", 1)[0] in DOMAINS:
+            self.batch.add(seq, payload, entry_hash.hex())
+            self.decoded += 1
+
+    def flush(self, conn: Connection) -> None:
+        """Write the rows decoded since the last flush."""
+        self.batch.write(self.store, conn)
+        self.batch = _Batch(self.money_ids, self.fixes)
+
+    def finish(self, conn: Connection, size: int) -> None:
+        """Write the rest, resolve corrections and references, move the watermark."""
+        self.flush(conn)
+        if self.decoded:
+            changed = _resolve_corrections(conn, self.start, sorted(self.fixes))
+            _resolve_references(conn, self.start, changed,
+                                sorted(rid for domain, rid in self.fixes
+                                       if domain == "business"))
+        if size != self.start:
+            self.store.set_meta(conn, t.WATERMARK_KEY, str(size))
+
+
 def refresh(store: Store) -> tuple[int, int]:
     """Decode entries above the watermark into the derived tables.
 
@@ -137,35 +203,11 @@ def refresh(store: Store) -> tuple[int, int]:
         ``(decoded, size)``: how many entries were decoded now, and the ledger size
         (the new watermark).
     """
-    e = entries.c
-    decoded = 0
     with store.writer() as conn:
-        start = int(store.get_meta(conn, t.WATERMARK_KEY) or 0)
+        deriver = Deriver(store, conn)
         size = store.head(conn)[0]
-        last = start - 1
-        money_ids: dict[str, int] = {}
-        fixes: set[tuple[str, str]] = set()
-        while last + 1 < size:
-            rows = conn.execute(
-                select(e.seq, e.leaf, e.entry_hash)
-                .where(e.seq > last, e.seq < size, e.domain.in_(DOMAINS))
-                .order_by(e.seq).limit(CHUNK)
-            ).all()
-            if not rows:
-                break
-            batch = _Batch(money_ids, fixes)
-            for seq, leaf, entry_hash in rows:
-                batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
-            batch.write(store, conn)
-            decoded += len(rows)
-            last = int(rows[-1][0])
-        if decoded:
-            changed = _resolve_corrections(conn, start, sorted(fixes))
-            _resolve_references(conn, start, changed,
-                                sorted(rid for domain, rid in fixes if domain == "business"))
-        if size != start:
-            store.set_meta(conn, t.WATERMARK_KEY, str(size))
-    return decoded, size
+        deriver.finish(conn, size)
+    return deriver.decoded, size
 
 
 def _resolve_corrections(conn: Connection, start: int,

@@ -345,6 +345,9 @@ def _roots(scope: Scope, rule: str) -> Select[Any]:
     return select(cast(tbl.c.seq, String(200)))
 
 
+_ROW_JSON = json.JSONEncoder(separators=(",", ":"))
+"""How a stored finding's row is written (``rc_findings.row``): compact JSON, ASCII."""
+
 _Finding = tuple[str, str, int, tuple[Any, ...]]
 """A stored finding: rule, root (as text), position among the root's rows, the row."""
 
@@ -375,9 +378,9 @@ def _store_findings(store: Store, conn: Connection, new: list[_Finding],
             conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(_roots(scope, rule))))
         kept = [(str(rule), str(root), int(pos), tuple(json.loads(row))) for rule, root, pos, row
                 in conn.execute(select(F.c.rule, F.c.root, F.c.pos, F.c.row))]
+    encode = _ROW_JSON.encode  # one encoder for every row (json.dumps builds one per call)
     store.copy_rows(conn, F.name, [c.name for c in F.columns],
-                    [(rule, root, pos, json.dumps(row, separators=(",", ":")))
-                     for rule, root, pos, row in new])
+                    [(rule, root, pos, encode(row)) for rule, root, pos, row in new])
     return kept
 
 

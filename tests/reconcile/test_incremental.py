@@ -12,18 +12,14 @@ with nothing new. Both backends.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 import reconcile._scope
 from archive._demo import generate_faults, generate_month
@@ -35,24 +31,6 @@ from tests.reconcile.test_domain_rules import approval, ret, termination
 
 EARLY = date(2026, 11, 20)  # many windows still open: expected items, not breaks
 H1, H2, H3 = "91440100MA11110001", "91440100MA11110002", "91440100MA11110003"  # pairs
-
-
-@pytest.fixture
-def other_url(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """A second fresh database on the same backend."""
-    if not db_url.startswith("postgresql"):
-        yield f"sqlite:///{tmp_path / 'full.db'}"
-        return
-    url = make_url(db_url)
-    name = f"bfa_test_{uuid.uuid4().hex[:12]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
