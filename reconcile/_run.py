@@ -15,7 +15,8 @@ break gets its ``evidence`` digest from the entry hashes of its records.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ from reconcile._units import day_date, epoch_day, money
 from reconcile._workflow import apply_states
 
 EVIDENCE_CHUNK = 500
+"""Ids per look-up of entry hashes on SQLite (bound parameters)."""
+EVIDENCE_PART = 4000
+"""Breaks per part when PostgreSQL's look-ups run beside the building (:func:`_with_evidence`)."""
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -220,9 +224,46 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
 
 def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]) -> list[Break]:
     """The breaks, each with its evidence digest over the current entry hashes of its
-    records: ``pending`` built now, ``ready`` (bank statement findings) copied with it."""
-    ids = sorted({rid for p in pending for rid in p[1]} | {rid for b in ready for rid in b.records})
+    records: ``pending`` built now, ``ready`` (bank statement findings) copied with it.
+
+    On PostgreSQL a large report is built in parts, the look-up of the next part's
+    entry hashes running in a second thread while this one builds the current part's
+    breaks (psycopg leaves the interpreter while it waits for the server); the
+    connection is used by one thread at a time. SQLite's connections stay in their
+    thread: one look-up, then the building."""
+    out: list[Break] = []
+    if conn.dialect.name == "postgresql" and len(pending) > EVIDENCE_PART:
+        parts = [pending[i:i + EVIDENCE_PART] for i in range(0, len(pending), EVIDENCE_PART)]
+        with ThreadPoolExecutor(1, thread_name_prefix="bfa-evidence") as pool:
+            future = pool.submit(_entry_hashes, conn, _all_ids(p[1] for p in parts[0]))
+            for k, part in enumerate(parts):
+                hashes = future.result()
+                if k + 1 < len(parts):
+                    future = pool.submit(_entry_hashes, conn, _all_ids(p[1] for p in parts[k + 1]))
+                out += [Break.make(*p, entry_hashes=_of(hashes, p[1])) for p in part]
+        hashes = _entry_hashes(conn, _all_ids(b.records for b in ready))
+    else:
+        hashes = _entry_hashes(conn, _all_ids([*(p[1] for p in pending),
+                                           *(b.records for b in ready)]))
+        out += [Break.make(*p, entry_hashes=_of(hashes, p[1])) for p in pending]
+    # a ready break may come with its own evidence (an integrity break)
+    out += [b if b.evidence else b.with_evidence(_of(hashes, b.records)) for b in ready]
+    return out
+
+
+def _all_ids(groups: Iterable[tuple[str, ...]]) -> list[str]:
+    return sorted({rid for records in groups for rid in records})
+
+
+def _of(hashes: dict[str, list[str]], records: tuple[str, ...]) -> list[str]:
+    return [h for rid in records for h in hashes.get(rid, [rid])]
+
+
+def _entry_hashes(conn: Connection, ids: list[str]) -> dict[str, list[str]]:
+    """``domain:entry_hash`` of the current record(s) of each id, in domain order."""
     hashes: dict[str, list[str]] = {}
+    if not ids:
+        return hashes
     r = t.records.c
     if conn.dialect.name == "postgresql":
         # one array parameter: a nightly report may name a hundred thousand records, and
@@ -242,14 +283,7 @@ def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]
     for rows in parts:
         for rid, domain, h in rows:
             hashes.setdefault(str(rid), []).append(f"{domain}:{h}")
-
-    def of(records: tuple[str, ...]) -> list[str]:
-        return [h for rid in records for h in hashes.get(rid, [rid])]
-
-    out = [Break.make(*p, entry_hashes=of(p[1])) for p in pending]
-    # a ready break may come with its own evidence (an integrity break)
-    out += [b if b.evidence else b.with_evidence(of(b.records)) for b in ready]
-    return out
+    return hashes
 
 
 def reconcile_and_track(

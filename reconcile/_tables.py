@@ -131,7 +131,10 @@ movements = Table(
     Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
     Column("allocated_fen", BigInteger, nullable=False),  # sum of its own allocations
     Index("ix_rc_movements_record_id", "record_id"),
-    Index("ix_rc_movements_allocated", "allocated"),
+    # partial: the current unallocated movements, each run's re-check (revision 0008)
+    Index("ix_rc_movements_unallocated", "amount_fen", "seq",
+          postgresql_where=text("allocated IS false AND superseded IS false"),
+          sqlite_where=text("allocated IS 0 AND superseded IS 0")),
 )
 
 allocations = Table(

@@ -187,11 +187,22 @@ def _upgrade(store: Store, *counts: str) -> list[int]:
         return [int(conn.execute(text(q)).scalar_one()) for q in counts]
 
 
-def _back_to_0006(conn: Any) -> None:
-    """Undo revision 0007 on a migrated ledger: ``rc_records`` as 0006 left it."""
+def _back_to_0007(conn: Any) -> None:
+    """Undo revision 0008 on a migrated ledger: ``rc_movements``' indexes as 0007 left them."""
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
+    op = Operations(MigrationContext.configure(conn))
+    op.drop_index("ix_rc_movements_unallocated", table_name="rc_movements")
+    op.create_index("ix_rc_movements_allocated", "rc_movements", ["allocated"])
+
+
+def _back_to_0006(conn: Any) -> None:
+    """Undo revisions 0008 and 0007 on a migrated ledger: as 0006 left it."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    _back_to_0007(conn)
     op = Operations(MigrationContext.configure(conn))
     op.drop_index("ix_rc_records_statement", table_name="rc_records")
     with op.batch_alter_table("rc_records") as batch:
@@ -296,10 +307,13 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
         led.close()
 
 
-def test_migration_0007_keeps_the_state(ledger_home: dict[str, Any], tmp_path: Path) -> None:
-    """A ledger reconciled under revision 0006 is upgraded: 0007 only changes indexes of
-    ``rc_records``; the derived rows and the matching state stay, the next run is
-    incremental with the same report, and the schema is the one a new ledger gets."""
+@pytest.mark.parametrize("revision", ["0006", "0007"])
+def test_migrations_0007_0008_keep_the_state(ledger_home: dict[str, Any], tmp_path: Path,
+                                             revision: str) -> None:
+    """A ledger reconciled under revision 0006 (or 0007) is upgraded: 0007 and 0008 only
+    change indexes (of ``rc_records``, of ``rc_movements``); the derived rows and the
+    matching state stay, the next run is incremental with the same report, and the
+    schema is the one a new ledger gets."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
@@ -312,8 +326,8 @@ def test_migration_0007_keeps_the_state(ledger_home: dict[str, Any], tmp_path: P
     want = _view(run_reconcile(led, sc.AS_OF))
     store = led.store
     with store.engine.begin() as conn:
-        _back_to_0006(conn)
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0006'")
+        (_back_to_0006 if revision == "0006" else _back_to_0007)(conn)
+        conn.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{revision}'")
     led.close()
     counts = ("SELECT count(*) FROM rc_records", "SELECT count(*) FROM rc_matched",
               "SELECT count(*) FROM meta WHERE key = 'reconcile_checked'")
