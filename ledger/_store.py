@@ -12,6 +12,7 @@ database file, and the ``fsync`` of that file, need not hold up the next stateme
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -230,6 +231,31 @@ class Store:
                 yield conn
         if self._checkpointer is not None:
             self._checkpointer.after_commit()
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Hold a database-wide lock called ``name`` for the block, if no one else does.
+
+        Yields whether it was taken (never waits). On PostgreSQL it is a session-level
+        advisory lock on a connection of its own, so every host sharing the database
+        sees it, and the server frees it when that connection ends (a killed process
+        leaves no stale lock). SQLite's database is one file on one host: it yields True
+        and the caller's lock file in the home does the job.
+        """
+        if self.dialect != "postgresql":
+            yield True
+            return
+        with self._connect_checked() as conn:
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            taken = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                      {"k": key}).scalar())
+            conn.commit()
+            try:
+                yield taken
+            finally:
+                if taken:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:

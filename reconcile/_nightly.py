@@ -7,6 +7,9 @@
    recent lock makes the run stop at once with :class:`NightlyLocked` (exit 2). A
    *stale* lock — its process is gone (same host), or it is older than ``lock_max_age``
    seconds (default :data:`LOCK_MAX_AGE`, 6 hours) — is taken over, and the result says so.
+   On PostgreSQL the run also holds an advisory lock of the database
+   (:data:`DB_LOCK`), so two hosts (two homes) sharing the database never overlap
+   either; the server frees it when the run's connection ends.
 2. **Verify** incrementally (``Ledger.verify(since_checkpoint=True)``: from the last
    checkpoint a clean run verified). On a problem the report holds one
    ``LEDGER_INTEGRITY`` break per problem, nothing is reconciled, appended or signed,
@@ -48,6 +51,11 @@ from reconcile._workflow import apply_states_detail
 
 LOCK_MAX_AGE = 6 * 3600
 """Seconds after which a nightly lock is stale even if its process seems alive."""
+
+DB_LOCK = "bfa nightly"
+"""Name of the database-wide lock a nightly run holds besides its home's lock file
+(``Store.exclusive``: a PostgreSQL advisory lock), so runs from two hosts sharing one
+database never overlap either."""
 
 CLEAN, BREAKS, COULD_NOT_RUN, INTEGRITY = 0, 1, 2, 3
 
@@ -206,7 +214,13 @@ def run_nightly(
     lock = NightlyLock(ledger.home.path / "nightly.lock", lock_max_age)
     note = lock.acquire()
     try:
-        return _run(ledger, report_dir, as_of, rules, note)
+        with ledger.store.exclusive(DB_LOCK) as taken:
+            if not taken:
+                raise NightlyLocked(
+                    f"another nightly run holds the database's lock ({DB_LOCK!r} in "
+                    f"{ledger.store.display_url()}), from another home or host; "
+                    "it is released when that run ends")
+            return _run(ledger, report_dir, as_of, rules, note)
     finally:
         lock.release()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -279,3 +280,34 @@ def test_lock_unit(tmp_path: Path) -> None:
     path.write_text("garbage")
     note = NightlyLock(path).acquire()
     assert note is not None and "unreadable" in note
+
+
+def test_two_homes_sharing_a_database_never_overlap(ledger_home: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    """A second host (its own home, its own lock file) on the same PostgreSQL database:
+    the database's advisory lock stops its run while another holds it, and the server
+    frees the lock of a killed holder."""
+    if not ledger_home["db"].startswith("postgresql"):
+        pytest.skip("SQLite's database is one file on one host: the home's lock file serves")
+    _fill(ledger_home, tmp_path, [])
+    other = dict(ledger_home, home=str(tmp_path / "other-host-home"))
+    shutil.copytree(ledger_home["home"], other["home"])
+    out = tmp_path / "reports"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from ledger import Ledger; "
+         "from reconcile._nightly import DB_LOCK; "
+         "led = Ledger.open(sys.argv[1], sys.argv[2]); "
+         "cm = led.store.exclusive(DB_LOCK); print('locked' if cm.__enter__() else 'busy', "
+         "flush=True); time.sleep(600)", ledger_home["home"], ledger_home["db"]],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        busy = _nightly(other, out)
+        assert busy.exit_code == 2, busy.output
+        assert "holds the database's lock" in busy.output
+        assert not (Path(other["home"]) / "nightly.lock").exists()  # its own lock released
+    finally:
+        holder.kill()
+        holder.wait()
+    done = _nightly(other, out)
+    assert done.exit_code == 0, done.output
