@@ -26,6 +26,8 @@ from ledger._store import Store
 ENTRY_COLUMNS = ("seq", "domain", "kind", "record_id", "leaf", "entry_hash", "content_digest")
 NODE_COLUMNS = ("level", "idx", "hash")
 VAULT_COLUMNS = ("domain", "record_id", "field", "subject", "salt", "clear_value")
+FLUSH_ROWS = 5000
+"""Entries buffered before they (with their nodes, vault rows and derived rows) are written."""
 
 
 class Deriver(Protocol):
@@ -111,7 +113,7 @@ class Appender:
             self.deriver.add(seq, payload, h)
         self.prev = h
         self.appended += 1
-        if len(self._entries) >= 5000:
+        if len(self._entries) >= FLUSH_ROWS:
             self.flush()
         return seq
 

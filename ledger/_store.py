@@ -241,6 +241,10 @@ class Store:
         sees it, and the server frees it when that connection ends (a killed process
         leaves no stale lock). SQLite's database is one file on one host: it yields True
         and the caller's lock file in the home does the job.
+
+        The lock belongs to a server session, so it needs a direct connection or a
+        session-pooling proxy: behind PgBouncer in transaction-pooling mode the session
+        changes under the lock and it guards nothing.
         """
         if self.dialect != "postgresql":
             yield True
@@ -254,8 +258,21 @@ class Store:
                 yield taken
             finally:
                 if taken:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()
+                    self._unlock(conn, key)
+
+    @staticmethod
+    def _unlock(conn: Connection, key: int) -> None:
+        """Release :meth:`exclusive`'s lock without masking the block's own outcome.
+
+        When the unlock cannot run (the connection broke, a statement failed), the
+        connection is invalidated instead of returned to the pool: the server ends the
+        session, which frees its advisory locks.
+        """
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+        except SQLAlchemyError:
+            conn.invalidate()
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:

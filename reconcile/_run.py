@@ -32,7 +32,7 @@ from reconcile._match import Rows
 from reconcile._refresh import refresh
 from reconcile._report import Break, Expected, Report, RunInfo
 from reconcile._rules import Rules, load_rules
-from reconcile._scope import Outcome, match
+from reconcile._scope import Outcome, matched
 from reconcile._units import day_date, epoch_day, money
 from reconcile._workflow import apply_states
 
@@ -69,16 +69,17 @@ def run_reconcile(
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     rules = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
-    decoded, size = refresh(ledger.store)
-    found = match(ledger.store, rules, full=full)
-    judge = _Judge(epoch_day(as_of), rules)
-    _collect(found.findings, judge)
-    _domain_rules(found, judge)
-    with ledger.store.reader() as conn:
+    decoded, _size = refresh(ledger.store)
+    # judged and looked up inside match's transaction: an ingest committing meanwhile
+    # changes neither the evidence nor the size this report states
+    with matched(ledger.store, rules, full=full) as (conn, found):
+        judge = _Judge(epoch_day(as_of), rules)
+        _collect(found.findings, judge)
+        _domain_rules(found, judge)
         breaks = _with_evidence(conn, judge.breaks, statement_breaks(conn, rules, as_of))
     run = RunInfo(
         as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
-        finished_at=datetime.now(TZ).isoformat(timespec="seconds"), ledger_size=size,
+        finished_at=datetime.now(TZ).isoformat(timespec="seconds"), ledger_size=found.size,
         decoded=decoded, backend=ledger.store.dialect, rules=rules.describe(),
         mode=found.mode, rechecked=max(found.rechecked, 0))
     return Report.build(run, breaks, judge.expected)

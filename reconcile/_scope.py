@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +108,7 @@ class Outcome:
     """What :func:`match` found: every stored finding, and the run's mode."""
 
     mode: str  # "full" or "incremental"
+    size: int  # the derived tables' watermark: entries 0 .. size - 1 were matched
     rechecked: int  # roots re-checked: events + movements + records + vouchers
     findings: dict[str, Rows]  # rule -> rows (without their root), root order
     netting: Rows  # month, in_fen, out_fen, count: months whose income does not net to 0
@@ -126,6 +127,20 @@ def match(store: Store, rules: Rules, *, full: bool = False,
     Call after :func:`reconcile._refresh.refresh`. Runs in one writer transaction, so
     the stored findings, ``rc_open`` and the ``reconcile_checked`` mark move together.
     ``timer(name)`` (a context manager factory) wraps each step, for profiling.
+    """
+    with matched(store, rules, full=full, timer=timer) as (_conn, found):
+        return found
+
+
+@contextmanager
+def matched(store: Store, rules: Rules, *, full: bool = False,
+            timer: Callable[[str], Any] | None = None) -> Iterator[tuple[Connection, Outcome]]:
+    """:func:`match`, yielding its connection with the outcome before it commits.
+
+    The block runs in the same writer transaction, with the append lock still held: what
+    it reads (entry hashes for the breaks' evidence, bank statements) is the state the
+    findings were computed from, even when an ingest is waiting to commit. An error in
+    the block rolls the stored findings back.
     """
     def step(name: str) -> Any:
         return timer(name) if timer is not None else nullcontext()
@@ -179,7 +194,8 @@ def match(store: Store, rules: Rules, *, full: bool = False,
                 select(ms.month, ms.in_fen, ms.out_fen, ms.n)
                 .where(ms.in_fen != ms.out_fen).order_by(ms.month))]
         work.drop()  # on an error the transaction's rollback removes them
-    return Outcome("incremental" if incremental else "full", rechecked, findings, netting)
+        yield conn, Outcome("incremental" if incremental else "full", size, rechecked,
+                            findings, netting)
 
 
 def _count_where(conn: Connection, cond: ColumnElement[bool]) -> int:

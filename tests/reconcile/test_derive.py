@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ledger import Ledger, LocatedInputError
+from ledger import Ledger, LocatedInputError, _append
 from ledger._ingest import BatchRefusedError
 from ledger._schema import entries
 from reconcile import Deriver, refresh, run_reconcile
@@ -49,7 +49,9 @@ def _watermark(led: Ledger) -> int:
 def test_ingest_derives_what_a_refresh_decodes(ledger_home: dict[str, Any], other_url: str,
                                               tmp_path: Path) -> None:
     derived = Ledger.open(ledger_home["home"], ledger_home["db"])
-    Ledger.open(ledger_home["home"], other_url, check=False).init("test.bfa.example/ledger")
+    init = Ledger.open(ledger_home["home"], other_url, check=False)
+    init.init("test.bfa.example/ledger")
+    init.close()
     refreshed = Ledger.open(ledger_home["home"], other_url)
     try:
         for i, batch in enumerate(_batches(tmp_path)):
@@ -81,16 +83,65 @@ def test_ingest_derives_what_a_refresh_decodes(ledger_home: dict[str, Any], othe
         refreshed.close()
 
 
+class _Rejects:
+    def __init__(self) -> None:
+        self.lines: list[tuple[int, str]] = []
+
+    def reject(self, problem: LocatedInputError, text: str) -> None:
+        self.lines.append((problem.line, problem.field))
+
+
+def test_flushes_deferred_corrections_and_rejected_lines(
+        ledger_home: dict[str, Any], other_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One batch written in many flushes (three entries each), a correction that comes
+    before the record it corrects (appended after it), a line rejected to the sink: the
+    derived rows are those a refresh decodes."""
+    monkeypatch.setattr(_append, "FLUSH_ROWS", 3)
+    fix = sc.assessment("CA-5-C", "900.00")
+    fix["corrects"] = "CA-5"
+    bad = sc.payment_event(9)
+    bad["amount"] = "1.234"
+    batch = [fix, bad, *sc.with_vouchers(tmp_path, [
+        sc.assessment("CA-5"), sc.collection("COL-5", "900.00", allocations=[("CA-5", "900.00")]),
+        sc.payment_event(6), sc.payment("PAY-6", allocations=[("BP-6", "3456.78")])], "f")]
+    path = write_jsonl(tmp_path / "batch.jsonl", sc.base(tmp_path) + batch)
+    init = Ledger.open(ledger_home["home"], other_url, check=False)
+    init.init("test.bfa.example/ledger")
+    init.close()
+    derived = Ledger.open(ledger_home["home"], ledger_home["db"])
+    refreshed = Ledger.open(ledger_home["home"], other_url)
+    try:
+        rejected = [_Rejects(), _Rejects()]
+        derived.ingest([str(path)], None, reject_sink=rejected[0], derive=Deriver)
+        refreshed.ingest([str(path)], None, reject_sink=rejected[1])
+        refresh(refreshed.store)
+        assert rejected[0].lines == rejected[1].lines == [(len(sc.base(tmp_path)) + 2, "amount")]
+        assert _watermark(derived) == derived.size() > 2 * 3
+        assert _tables(derived) == _tables(refreshed)
+        report = run_reconcile(derived, sc.AS_OF)
+        assert _view(report) == _view(run_reconcile(refreshed, sc.AS_OF))
+        assert report.clean, report.breaks
+    finally:
+        derived.close()
+        refreshed.close()
+
+
 def test_refused_batch_derives_nothing(led: Ledger, tmp_path: Path) -> None:
+    """The refusal comes after the deriver has written rows in the batch's transaction:
+    it catches up with a batch that went in without it, and the batch's own records are
+    appended before the last line turns out to correct nothing. The rollback takes all
+    of it back."""
     led.ingest([str(write_jsonl(tmp_path / "base.jsonl", sc.base(tmp_path)))], None,
                derive=Deriver)
-    before, mark = _tables(led), _watermark(led)
-    assert mark == led.size() and before[t.records.name]
-    bad = sc.payment_event(9)
-    bad["amount"] = "12.345"
-    path = write_jsonl(tmp_path / "bad.jsonl", [sc.payment_event(8), bad])
+    led.ingest([str(write_jsonl(tmp_path / "lagging.jsonl", [sc.payment_event(7)]))], None)
+    before, mark, size = _tables(led), _watermark(led), led.size()
+    assert mark < size and before[t.records.name]
+    fix = dict(sc.payment_event(9), id="BP-FIX-1", corrects="BP-NOT-THERE")
+    path = write_jsonl(tmp_path / "bad.jsonl", [sc.payment_event(8), fix])
     with pytest.raises(BatchRefusedError) as err:
         led.ingest([str(path)], None, derive=Deriver)
-    assert isinstance(err.value.problems[0], LocatedInputError)
-    assert err.value.problems[0].line == 2
-    assert _tables(led) == before and _watermark(led) == mark == led.size()
+    problem = err.value.problems[0]
+    assert isinstance(problem, LocatedInputError)
+    assert (problem.line, problem.field) == (2, "corrects")
+    assert _tables(led) == before and _watermark(led) == mark and led.size() == size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -311,3 +312,28 @@ def test_two_homes_sharing_a_database_never_overlap(ledger_home: dict[str, Any],
         holder.wait()
     done = _nightly(other, out)
     assert done.exit_code == 0, done.output
+
+
+def test_a_lost_lock_connection_neither_masks_the_result_nor_keeps_the_lock(
+        led: Ledger) -> None:
+    """The server ends the lock's session while the block runs (a restart, a network
+    cut): leaving the block raises nothing of its own, and the lock is free again."""
+    if led.store.dialect != "postgresql":
+        pytest.skip("the database lock is PostgreSQL's (SQLite: the home's lock file)")
+    name = "bfa test lost lock"
+    with led.store.exclusive(name) as taken:
+        assert taken
+        with led.store.engine.connect() as admin:
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+            pid = admin.execute(text(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND classid::bigint = :hi AND objid::bigint = :lo AND objsubid = 1 "
+                "AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())"),
+                {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).scalars().all()
+            assert pid, "the lock's session holds an advisory lock"
+            for p in pid:
+                admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": p})
+            admin.commit()
+    with led.store.exclusive(name) as again:
+        assert again

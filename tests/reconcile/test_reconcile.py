@@ -3,6 +3,7 @@ corrections, stable break ids and the incremental refresh."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -12,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger import Ledger
-from reconcile import Report, _refresh, break_id, run_reconcile
+from reconcile import Report, _refresh, _run, break_id, run_reconcile
 from reconcile._tables import allocations, events, records
+from tests._records import write_jsonl
 from tests.reconcile import _scenarios as sc
 
 Scenario = Callable[[Path, bool], list[dict[str, Any]]]
@@ -256,3 +258,82 @@ def test_migration_0002_matches_table_definitions(led: Ledger) -> None:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     ours = [d for d in diffs if RC_TABLES[0][:3] in repr(d)]
     assert ours == []
+
+
+def test_evidence_looked_up_in_parts_equals_one_look_up(
+        led: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL builds a large report in parts, looking up the next part's entry
+    hashes in a second thread: with one break per part, every break's evidence is the
+    one a single look-up gives."""
+    if led.store.dialect != "postgresql":
+        pytest.skip("SQLite looks the entry hashes up once, in its own thread")
+    other = sc.OTHER_EMPLOYER
+    faults = [  # as sc.mismatch, sc.late, sc.orphan, sc.ambiguous, with one set of vouchers
+        sc.payment_event(2), sc.payment("PAY-2", allocations=[("BP-2", "3456.68")]),
+        sc.assessment("CA-2", due="2026-10-01"),
+        sc.collection("COL-2", allocations=[("CA-2", "1000.00")], value_date="2026-11-01"),
+        sc.collection("COL-9", "777.00", allocations=None, payer=other),
+        sc.assessment("CA-7a", "500.00", employer=other),
+        sc.collection("COL-7", "500.00", allocations=None, payer=other),
+        sc.assessment("CA-7b", "500.00", employer=other, due="2026-11-20"),
+    ]
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.with_vouchers(tmp_path, faults, "x"))
+    whole = run_reconcile(led, sc.AS_OF, full=True)
+    calls: list[int] = []
+    look_up = _run._entry_hashes
+
+    def counted(conn: Any, ids: list[str]) -> dict[str, list[str]]:
+        calls.append(len(ids))
+        return look_up(conn, ids)
+
+    monkeypatch.setattr(_run, "EVIDENCE_PART", 1)
+    monkeypatch.setattr(_run, "_entry_hashes", counted)
+    parts = run_reconcile(led, sc.AS_OF, full=True)
+    assert len(whole.breaks) >= 5 and all(b.evidence for b in whole.breaks)
+    assert len(calls) == len(whole.breaks) + 1  # one per part, one for the bank's breaks
+    assert [(b.id, b.evidence) for b in parts.breaks] == [
+        (b.id, b.evidence) for b in whole.breaks]
+
+
+def test_a_run_reports_one_state_while_an_ingest_waits(
+        led: Ledger, ledger_home: dict[str, Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest that would correct a break's record arrives after the matching: it
+    waits for the run, whose breaks keep the evidence and the size of the state they
+    were found in; the next run sees the correction."""
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.mismatch(tmp_path, False))
+    before = run_reconcile(led, sc.AS_OF)
+    size = led.size()
+    fix = write_jsonl(tmp_path / "fix.jsonl", [corrected_event("3456.78")])
+    done: list[Exception | None] = []
+
+    def ingest_fix() -> None:
+        other = Ledger.open(ledger_home["home"], ledger_home["db"])
+        try:
+            other.ingest([str(fix)], None)
+            done.append(None)
+        except Exception as e:  # reported by the assertion below
+            done.append(e)
+        finally:
+            other.close()
+
+    collect = _run._collect
+    waiting: list[threading.Thread] = []
+
+    def collect_while_an_ingest_waits(found: Any, judge: Any) -> None:
+        if not waiting:
+            waiting.append(threading.Thread(target=ingest_fix))
+            waiting[0].start()
+            waiting[0].join(1.0)
+            assert waiting[0].is_alive(), "the ingest went in during the run"
+        collect(found, judge)
+
+    monkeypatch.setattr(_run, "_collect", collect_while_an_ingest_waits)
+    during = run_reconcile(led, sc.AS_OF)
+    waiting[0].join(60)
+    assert done == [None]
+    assert during.run.ledger_size == size < led.size()
+    assert [(b.id, b.evidence) for b in during.breaks] == [
+        (b.id, b.evidence) for b in before.breaks]
+    after = run_reconcile(led, sc.AS_OF)
+    assert "BP-2" not in {r for b in after.breaks for r in b.records}
