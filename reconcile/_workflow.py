@@ -47,11 +47,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
+    bindparam,
     delete,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
 
 from ledger import InputError, Ledger, NotFoundError, decode_leaf
 from ledger._append import Appender, now_rfc3339
@@ -200,9 +204,21 @@ def _evidence(b: Break) -> str:
     return b.evidence  # "" (no evidence) means "never reopen automatically"
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i:i + _CHUNK]
+def _id_filters(conn: Connection, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
+    """Conditions that together select the state rows of ``ids``: one
+    ``break_id = ANY(array)`` on PostgreSQL, IN lists of :data:`_CHUNK` ids on SQLite.
+
+    On PostgreSQL, IN lists of bound parameters were planned as sequential scans while
+    the table's statistics lagged (right after a nightly wrote 20,000 new states: 40
+    chunks, 14 s for the next night's look-up); an array is one index scan."""
+    if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        yield break_state.c.break_id == any_(
+            bindparam("break_ids", list(ids), type_=ARRAY(String(40))))
+        return
+    for i in range(0, len(ids), _CHUNK):
+        yield break_state.c.break_id.in_(ids[i:i + _CHUNK])
 
 
 def row_to_state(row: dict[str, Any]) -> BreakState:
@@ -217,8 +233,8 @@ def row_to_state(row: dict[str, Any]) -> BreakState:
 
 def _load(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for part in _chunks(ids):
-        for r in conn.execute(select(break_state).where(break_state.c.break_id.in_(part))):
+    for cond in _id_filters(conn, ids):
+        for r in conn.execute(select(break_state).where(cond)):
             out[r.break_id] = dict(r._mapping)
     return out
 
@@ -435,8 +451,8 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
             rows.append(row)
         if app is not None:
             app.flush()
-        for part in _chunks(list(existing)):
-            conn.execute(delete(break_state).where(break_state.c.break_id.in_(part)))
+        for cond in _id_filters(conn, list(existing)):
+            conn.execute(delete(break_state).where(cond))
         cols = [c.name for c in break_state.columns]
         ledger.store.copy_rows(conn, break_state.name, cols,
                                [tuple(r[c] for c in cols) for r in rows])

@@ -182,3 +182,34 @@ def test_cli_breaks(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     assert res.exit_code == 0 and "resolve" in res.output and "approve" in res.output
     res = run("breaks", "list")
     assert res.exit_code == 0, res.output  # everything listed is resolved
+
+
+def test_states_of_more_breaks_than_one_lookup_part(led: Ledger) -> None:
+    """Existing states are found and replaced whatever their number (SQLite looks them
+    up in parts of ``_CHUNK`` ids, PostgreSQL in one array): a second run keeps each
+    existing break's workflow state and reports only the others as new."""
+    from reconcile._report import Report, RunInfo
+
+    def report(ids: range) -> Report:
+        run = RunInfo(as_of="2026-10-31", started_at="2026-11-01T00:00:00+08:00",
+                      finished_at="2026-11-01T00:00:01+08:00", ledger_size=led.size(),
+                      decoded=0, backend="test", rules={})
+        return Report.build(run, [
+            Break.make("ORPHAN_MOVEMENT", (f"M-{i:05d}",), {"movement": 100 + i},
+                       "allocations", f"movement M-{i:05d} has no business event", 100 + i,
+                       entry_hashes=["ab" * 32]) for i in ids], [])
+
+    n = 2 * wf._CHUNK + 7
+    first = apply_states_detail(led, report(range(n)))
+    assert len(first.new) == n
+    some = report(range(n - 1, n)).breaks[0].id  # reported by both runs
+    assign_break(led, some, "lead", "alice")
+    second = apply_states_detail(led, report(range(n // 2, n + n // 2)))
+    assert sorted(second.new) == sorted(
+        b.id for b in report(range(n, n + n // 2)).breaks)
+    assert len(second.statuses) == n and second.statuses[some] == "assigned"
+    assert sum(st == "open" for st in second.statuses.values()) == n - 1
+    states = {s.break_id: s for s in list_breaks(led, include_gone=True)}
+    assert len(states) == n + n // 2
+    assert sum(s.present for s in states.values()) == n
+    assert states[some].status == "assigned"
