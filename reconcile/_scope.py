@@ -229,6 +229,21 @@ def _seqs(work: Work, name: str, *parts: Select[Any]) -> Table:
                       rows)
 
 
+def _looked_up(work: Work, drive: Table, key: ColumnElement[int], out: ColumnElement[int],
+               *where: ColumnElement[bool]) -> Select[Any]:
+    """``out`` of the rows whose ``key`` is a ``seq`` of ``drive`` (a small work table),
+    read through the index on ``key``.
+
+    On PostgreSQL a LATERAL look-up per ``drive`` row (``OFFSET 0`` keeps the planner from
+    flattening it): as ``key IN (SELECT seq FROM drive)`` the planner, misjudging the
+    rows, hash-joined a whole table (the events of 50,000 scoped movements at 10M events:
+    a sequential scan of 10M allocations, 2.2 s of a 8.7 s nightly)."""
+    if work.conn.dialect.name != "postgresql":
+        return select(out).where(key.in_(select(drive.c.seq)), *where)
+    found = select(out.label("seq")).where(key == drive.c.seq, *where).offset(0).lateral()
+    return select(found.c.seq).select_from(drive).join(found, true())
+
+
 def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
     """The roots to re-check since the last run (see the module docstring).
 
@@ -263,8 +278,8 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
         work, "bfa_s_e",
         *each(select(E.c.seq), E.c.seq),
         select(t.open_events.c.seq).where(t.open_events.c.seq.not_in(paired_e)),
-        select(A.c.event_seq).where(A.c.movement_seq.in_(select(movements.c.seq)),
-                                    A.c.event_seq.is_not(None)),
+        _looked_up(work, movements, A.c.movement_seq, A.c.event_seq,
+                   A.c.event_seq.is_not(None)),
         *each(select(VR.c.business_seq).where(VR.c.business_seq.is_not(None)),
               VR.c.voucher_seq),
     )

@@ -387,11 +387,16 @@ def reopen_break(ledger: Ledger, break_id: str, user: str, note: str) -> BreakSt
 
 
 # -- after each reconciliation -------------------------------------------------------------
+# one encoder each, not json.dumps with options (which builds an encoder per call)
+_json_records = json.JSONEncoder(ensure_ascii=False).encode
+_json_amounts = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 def _snapshot(b: Break, seen: str) -> dict[str, Any]:
     return {
         "break_id": b.id, "code": b.code, "severity": b.severity, "field": b.field,
-        "records": json.dumps(list(b.records), ensure_ascii=False),
-        "amounts": json.dumps(b.amounts, ensure_ascii=False, sort_keys=True),
+        "records": _json_records(list(b.records)),
+        "amounts": _json_amounts(b.amounts),
         "message": b.message, "evidence": _evidence(b), "present": True, "last_seen": seen,
     }
 
