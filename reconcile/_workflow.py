@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal, get_args
 
 from sqlalchemy import (
@@ -406,13 +407,14 @@ def _annotate(report: Report, statuses: dict[str, Status],
     fields = Break.model_fields
     if "status" not in fields:
         return report  # R1's Break has no status field yet: callers use Applied.statuses
-    out = []
-    for b in report.breaks:
-        upd: dict[str, Any] = {"status": statuses.get(b.id, "open")}
-        if "assignee" in fields:
-            upd["assignee"] = assignees.get(b.id)
-        out.append(b.model_copy(update=upd))
-    return report.model_copy(update={"breaks": tuple(out)})
+    if "assignee" in fields:
+        out = tuple(b.model_copy(update={"status": statuses.get(b.id, "open"),
+                                         "assignee": assignees.get(b.id)})
+                    for b in report.breaks)
+    else:
+        out = tuple(b.model_copy(update={"status": statuses.get(b.id, "open")})
+                    for b in report.breaks)
+    return report.model_copy(update={"breaks": out})
 
 
 def apply_states(ledger: Ledger, report: Report) -> Report:
@@ -436,11 +438,12 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
     with ledger.store.writer() as conn:
         existing = _load(conn, ids)
         app: Appender | None = None
+        fresh: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
+        fresh.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
         for b in report.breaks:
             row = existing.get(b.id)
             if row is None:
-                row = {k: None for k in WORKFLOW_FIELDS}
-                row.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
+                row = fresh.copy()
                 new.append(b.id)
                 links.extend((b.id, r) for r in sorted(set(b.records)))
             row.update(_snapshot(b, seen))
@@ -459,8 +462,8 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
         for cond in _id_filters(conn, list(existing)):
             conn.execute(delete(break_state).where(cond))
         cols = [c.name for c in break_state.columns]
-        ledger.store.copy_rows(conn, break_state.name, cols,
-                               [tuple(r[c] for c in cols) for r in rows])
+        as_tuple = itemgetter(*cols)
+        ledger.store.copy_rows(conn, break_state.name, cols, [as_tuple(r) for r in rows])
         ledger.store.copy_rows(conn, break_records.name, ["break_id", "record_id"], links)
         conn.execute(update(break_state).where(
             break_state.c.present.is_(True), break_state.c.last_seen != seen).values(present=False))
