@@ -95,7 +95,7 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlalchemy.sql.selectable import CompoundSelect, Subquery
+from sqlalchemy.sql.selectable import CompoundSelect, LateralFromClause, Subquery
 
 from reconcile import _tables as t
 from reconcile._rules import Rules
@@ -213,6 +213,16 @@ class Work:
         for tbl in reversed(self.tables):
             tbl.drop(self.conn)
         self.tables.clear()
+
+
+def probe(drive: Table, key: ColumnElement[int], *cols: ColumnElement[Any],
+          where: Sequence[ColumnElement[bool]] = (), name: str | None = None) -> LateralFromClause:
+    """PostgreSQL: ``cols`` of the rows whose ``key`` equals a ``drive.seq``, as a
+    LATERAL subquery to join to ``drive`` (``ON true``): one index look-up on ``key`` per
+    row of ``drive``, a small work table. ``OFFSET 0`` keeps the planner from flattening
+    it into a join: as ``key IN (SELECT seq FROM drive)`` or a join, misjudging how many
+    rows a work table's ids select, it hash-joined whole tables (ADR 0016, amendment)."""
+    return select(*cols).where(key == drive.c.seq, *where).offset(0).lateral(name)
 
 
 def _big(name: str, pk: bool = False) -> Column[int]:
@@ -356,17 +366,16 @@ class Matcher:
                 parts.append(q.where(V.c.seq.in_(select(scope.vouchers.c.seq))))
                 parts.append(q.where(col.in_(select(want.c.seq))))
                 continue
-            # PostgreSQL: index look-ups forced by LATERAL (OFFSET 0 keeps the planner
-            # from flattening it into a join): the refs of each scoped voucher through the
-            # primary key, the refs naming each wanted record through the domain's index.
-            # As joins the planner hash-joined the whole refs table to find a handful of
-            # rows (a nightly's 50,000 new vouchers at 10M events: 10-17 s, a parallel
-            # scan of 10M refs per domain; 30,000 wanted records at 2M: 0.37 s)
+            # PostgreSQL: index look-ups (`probe`): the refs of each scoped voucher
+            # through the primary key, the refs naming each wanted record through the
+            # domain's index. As joins the planner hash-joined the whole refs table to
+            # find a handful of rows (a nightly's 50,000 new vouchers at 10M events:
+            # 10-17 s, a parallel scan of 10M refs per domain; 30,000 wanted records at
+            # 2M: 0.37 s)
             for drive, key, name in ((scope.vouchers, VR.c.voucher_seq, "by_voucher"),
                                      (want, col, "by_record")):
-                ref = (select(VR.c.voucher_seq, col.label("t_seq"))
-                       .where(key == drive.c.seq, col.is_not(None))
-                       .offset(0).lateral(f"ref_{domain}_{name}"))
+                ref = probe(drive, key, VR.c.voucher_seq, col.label("t_seq"),
+                            where=[col.is_not(None)], name=f"ref_{domain}_{name}")
                 parts.append(
                     select(V.c.seq, V.c.kind, V.c.amount_fen, V.c.n_refs, ref.c.t_seq,
                            _text(domain))
