@@ -48,9 +48,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    any_,
     bindparam,
     delete,
+    func,
     or_,
     select,
     update,
@@ -206,17 +206,19 @@ def _evidence(b: Break) -> str:
 
 
 def _id_filters(conn: Connection, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
-    """Conditions that together select the state rows of ``ids``: one
-    ``break_id = ANY(array)`` on PostgreSQL, IN lists of :data:`_CHUNK` ids on SQLite.
+    """Conditions that together select the state rows of ``ids``: on PostgreSQL one,
+    the ids of one array parameter joined from ``unnest()`` (as the evidence look-up in
+    ``reconcile._run`` and ADR 0016 do); on SQLite IN lists of :data:`_CHUNK` ids.
 
     On PostgreSQL, IN lists of bound parameters were planned as sequential scans while
     the table's statistics lagged (right after a nightly wrote 20,000 new states: 40
-    chunks, 14 s for the next night's look-up); an array is one index scan."""
+    chunks, 14 s for the next night's look-up)."""
     if not ids:
         return
     if conn.dialect.name == "postgresql":
-        yield break_state.c.break_id == any_(
-            bindparam("break_ids", list(ids), type_=ARRAY(String(40))))
+        given = func.unnest(bindparam("break_ids", list(ids), type_=ARRAY(String(40)))
+                            ).table_valued("id").render_derived()
+        yield break_state.c.break_id.in_(select(given.c.id))
         return
     for i in range(0, len(ids), _CHUNK):
         yield break_state.c.break_id.in_(ids[i:i + _CHUNK])

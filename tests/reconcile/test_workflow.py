@@ -13,6 +13,7 @@ from cli import bfa
 from ledger import InputError, Ledger, NotFoundError
 from reconcile import Break, run_reconcile
 from reconcile import _workflow as wf
+from reconcile._report import Report, RunInfo
 from reconcile._workflow import (
     apply_states,
     apply_states_detail,
@@ -188,7 +189,6 @@ def test_states_of_more_breaks_than_one_lookup_part(led: Ledger) -> None:
     """Existing states are found and replaced whatever their number (SQLite looks them
     up in parts of ``_CHUNK`` ids, PostgreSQL in one array): a second run keeps each
     existing break's workflow state and reports only the others as new."""
-    from reconcile._report import Report, RunInfo
 
     def report(ids: range) -> Report:
         run = RunInfo(as_of="2026-10-31", started_at="2026-11-01T00:00:00+08:00",
