@@ -12,6 +12,7 @@ current that way, ADR 0018); ``ledger`` only defines the protocol.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -79,6 +80,8 @@ class Appender:
         self._nodes: list[tuple[Any, ...]] = []
         self._vault: list[tuple[Any, ...]] = []
         self.appended = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
 
     @property
     def size(self) -> int:
@@ -93,6 +96,8 @@ class Appender:
         protect: bool = True,
     ) -> int:
         """Append one record (clear personal data allowed); returns its sequence number."""
+        if self._pending is not None:
+            self.join()  # the deriver's buffers may be in use by the background write
         payload: dict[str, Any]
         rows: list[VaultRow]
         if protect:
@@ -119,12 +124,46 @@ class Appender:
 
     def flush(self) -> None:
         """Write buffered rows (still inside the caller's transaction)."""
-        self.store.copy_rows(self.conn, "entries", ENTRY_COLUMNS, self._entries)
-        self.store.copy_rows(self.conn, "tree_nodes", NODE_COLUMNS, self._nodes)
-        self.store.copy_rows(self.conn, "vault", VAULT_COLUMNS, self._vault)
-        self._entries.clear()
-        self._nodes.clear()
-        self._vault.clear()
+        self.join()
+        self._write(self._entries, self._nodes, self._vault)
+        self._entries, self._nodes, self._vault = [], [], []
+
+    def flush_background(self) -> None:
+        """Start writing buffered rows on a worker thread and return at once.
+
+        The next use of the connection (:meth:`append`, :meth:`flush`, :meth:`join`)
+        waits for it, so the caller may do anything meanwhile except touch ``conn``.
+        On PostgreSQL the server then works on the rows while Python prepares the
+        next ones (two processes, two cores).
+        """
+        self.join()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="bfa-append")
+        e, n, v = self._entries, self._nodes, self._vault
+        self._entries, self._nodes, self._vault = [], [], []
+        self._pending = self._pool.submit(self._write, e, n, v)
+
+    def join(self) -> None:
+        """Wait for a background write; re-raise what it raised."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        """Wait for a background write (its error, if any, is the caller's to see)
+        and stop the worker thread."""
+        try:
+            self.join()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    def _write(self, entries: list[tuple[Any, ...]], nodes: list[tuple[Any, ...]],
+               vault: list[tuple[Any, ...]]) -> None:
+        self.store.copy_rows(self.conn, "entries", ENTRY_COLUMNS, entries)
+        self.store.copy_rows(self.conn, "tree_nodes", NODE_COLUMNS, nodes)
+        self.store.copy_rows(self.conn, "vault", VAULT_COLUMNS, vault)
         if self.deriver is not None:
             self.deriver.flush(self.conn)
 

@@ -150,7 +150,10 @@ class Ingester:
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
             deriver = self.derive(self.store, conn) if self.derive is not None else None
             app = Appender(self.store, conn, self.pseudo, deriver)
-            self._run(conn, app, stream, name, base, report)
+            try:
+                self._run(conn, app, stream, name, base, report)
+            finally:
+                app.close()
             if report.problems and self.sink is None:
                 conn.rollback()
                 raise BatchRefusedError(name, report.problems, report.rejected > MAX_REPORTED)
@@ -304,6 +307,8 @@ class Ingester:
             app.append(p.record, recorded_at=recorded_at, digest=p.digest)
             in_batch[key] = p.digest
             report.appended += 1
+        if self.store.dialect == "postgresql":
+            app.flush_background()  # the server writes this chunk while the next is parsed
         return waiting
 
     def _existing(

@@ -23,8 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas import PERSONAL_FIELDS as _PERSONAL
 
@@ -41,8 +40,7 @@ PERSONAL_FIELDS = tuple(sorted(_PERSONAL))
 SUBJECT_FIELDS = ("person_id", "payer_id")
 
 
-@dataclass(frozen=True, slots=True)
-class VaultRow:
+class VaultRow(NamedTuple):
     """A clear value and the salt that opens its commitment."""
 
     field: str
@@ -51,63 +49,75 @@ class VaultRow:
     clear: str
 
 
+_CACHE_LIMIT = 100_000
+"""Pseudonyms remembered per class before the cache starts over (bounded memory)."""
+
+
 class Pseudonymizer:
     """Replaces personal fields with pseudonyms under one ledger secret."""
 
-    __slots__ = ("_cache", "_key")
+    __slots__ = ("_caches", "_key")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 32:
             raise ValueError("the ledger secret must be at least 32 bytes")
         self._key = secret
-        self._cache: dict[tuple[bytes, str], str] = {}
+        # one cache per class, keyed by the clear value: the same person recurs across
+        # records (assessment, collection, payment), so most look-ups hit
+        self._caches: dict[bytes, dict[str, str]] = {c: {} for c in set(_FIELD_CLASS.values())}
 
     def pseudonym(self, field: str, value: str) -> str:
         """The keyed pseudonym of ``value`` for the class of ``field``."""
         cls = _FIELD_CLASS[field]
-        key = (cls, value)
-        found = self._cache.get(key)
+        cache = self._caches[cls]
+        found = cache.get(value)
         if found is not None:
             return found
         mac = hmac.digest(
             self._key, b"bfa-pseudonym/v1\x00" + cls + b"\x00" + value.encode(), "sha256"
         )
         result = PSEUDONYM_PREFIX + mac[:16].hex()
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[key] = result
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[value] = result
         return result
 
     def protect(self, record: dict[str, Any]) -> tuple[dict[str, Any], list[VaultRow]]:
         """Split ``record`` into a payload safe to hash and the vault rows it needs."""
         present = [f for f in PERSONAL_FIELDS if f in record]
-        if not present and "employer_id" not in record:
+        employer = record.get("employer_id")
+        if not present and employer is None:
             return record, []
+        pseudonym = self.pseudonym
         payload = dict(record)
         rows: list[VaultRow] = []
-        commitments: dict[str, str] = {}
         subject = None
         for f in SUBJECT_FIELDS:
             if f in record:
-                subject = self.pseudonym("person_id", str(record[f]))
+                subject = pseudonym("person_id", str(record[f]))
                 break
-        salts = os.urandom(16 * len(present))  # one system call per record, not per field
-        for i, f in enumerate(present):
-            clear = str(record[f])
-            salt = salts[16 * i : 16 * i + 16]
-            payload[f] = self.pseudonym(f, clear)
-            commitments[f] = commitment(salt, clear)
-            rows.append(VaultRow(f, subject, salt, clear))
-        if commitments:
+        if present:
+            salts = os.urandom(16 * len(present))  # one system call per record, not per field
+            commitments: dict[str, str] = {}
+            for i, f in enumerate(present):
+                clear = str(record[f])
+                salt = salts[16 * i : 16 * i + 16]
+                payload[f] = pseudonym(f, clear)
+                commitments[f] = _sha256(_COMMIT_PREFIX + salt + clear.encode()).hexdigest()
+                rows.append(VaultRow(f, subject, salt, clear))
             payload["_commitments"] = commitments
-        if "employer_id" in record:
-            payload["employer_party"] = self.pseudonym("employer_id", str(record["employer_id"]))
+        if employer is not None:
+            payload["employer_party"] = pseudonym("employer_id", str(employer))
         return payload, rows
+
+
+_COMMIT_PREFIX = b"bfa-commit/v1\x00"
+_sha256 = hashlib.sha256
 
 
 def commitment(salt: bytes, clear: str) -> str:
     """Salted commitment to a clear value (hex SHA-256)."""
-    return hashlib.sha256(b"bfa-commit/v1\x00" + salt + clear.encode()).hexdigest()
+    return _sha256(_COMMIT_PREFIX + salt + clear.encode()).hexdigest()
 
 
 def content_digest(secret: bytes, canonical_record: bytes) -> bytes:

@@ -18,10 +18,25 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, text, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -373,19 +388,48 @@ class Store:
     def copy_rows(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
     ) -> None:
-        """Append rows in bulk: psycopg COPY on PostgreSQL, executemany on SQLite."""
+        """Append rows in bulk: psycopg COPY on PostgreSQL, executemany on SQLite.
+
+        The ledger's own tables go through binary COPY (their column types are known
+        here): leaves and hashes travel as raw bytes instead of hex text, which the
+        server would decode again; other tables (the reconciler's) use text COPY.
+        """
         if not rows:
             return
         cols = ", ".join(columns)
         if self.dialect == "postgresql":
             raw = conn.connection.driver_connection
             assert raw is not None
-            with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+            types = _binary_types(table, tuple(columns))
+            fmt = " (FORMAT BINARY)" if types else ""
+            with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN{fmt}") as cp:
+                if types:
+                    cp.set_types(types)
                 for r in rows:
                     cp.write_row(r)
         else:
             marks = ", ".join("?" for _ in columns)
             conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
+
+
+_PG_BINARY_NAMES: dict[type[Any], str] = {
+    BigInteger: "int8",
+    SmallInteger: "int2",
+    Integer: "int4",
+    LargeBinary: "bytea",
+    String: "text",  # varchar(n) has the binary form of text; the server checks n
+    Text: "text",
+}
+
+
+@cache
+def _binary_types(table: str, columns: tuple[str, ...]) -> list[str] | None:
+    """psycopg type names for a binary COPY into a ledger table, or None (use text)."""
+    t = s.metadata.tables.get(table)
+    if t is None:
+        return None
+    names = [_PG_BINARY_NAMES.get(type(t.c[c].type)) for c in columns]
+    return None if None in names else [n for n in names if n is not None]
 
 
 def grant_sql(role: str, working_tables: Sequence[str] = ()) -> list[str]:

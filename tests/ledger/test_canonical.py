@@ -305,3 +305,16 @@ def test_plain_fast_path_equals_jcs(value: object) -> None:
     from ledger._canonical import canonicalize_plain
 
     assert canonicalize_plain(value) == canonicalize(value)
+
+
+def test_plain_fast_path_fallbacks() -> None:
+    """What orjson refuses goes to the standard library: written, or refused with a reason."""
+    import datetime as dt
+
+    from ledger._canonical import canonicalize_plain
+
+    assert canonicalize_plain({"n": 2**70, "a": [1]}) == b'{"a":[1],"n":1180591620717411303424}'
+    with pytest.raises(InputError, match="cannot canonicalize"):
+        canonicalize_plain({"a": "\ud800"})
+    with pytest.raises(InputError, match="cannot canonicalize"):
+        canonicalize_plain({"a": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)})  # never as a string

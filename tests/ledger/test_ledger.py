@@ -196,3 +196,76 @@ def test_refused_batch_reports_only_real_problems(led: Ledger, tmp_path: Path) -
     with pytest.raises(BatchRefusedError) as err:
         _ingest(led, path)
     assert [p.line for p in err.value.problems] == [1]  # the correction's target is in the file
+
+
+def test_batch_in_many_chunks_and_background_writes(
+        led: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch settled in chunks of 4 and flushed every 3 entries (on PostgreSQL each
+    chunk is written on the worker thread while the next is parsed): duplicates and
+    conflicts across chunks are seen, a correction from an earlier chunk waits for its
+    target, and the ledger verifies."""
+    from ledger import _append, _ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "CHUNK", 4)
+    monkeypatch.setattr(_append, "FLUSH_ROWS", 3)
+    fix = dict(payment_event(30, "10.00"), id="BP-1-fix", corrects="BP-1")
+    recs: list[Any] = [fix] + [payment_event(i) for i in range(1, 24)]
+    recs += [payment_event(2), payment_event(3, "1.00")]  # a re-send and a conflict
+    rejected: list[tuple[int, str]] = []
+
+    class Sink:
+        def reject(self, problem: Any, text: str) -> None:
+            rejected.append((problem.line, problem.field))
+
+    rep = led.ingest([str(write_jsonl(tmp_path / "m.jsonl", recs))], None, reject_sink=Sink())[0]
+    assert (rep.appended, rep.duplicates, rep.rejected) == (24, 1, 1)
+    assert rejected == [(len(recs), "id")]
+    assert led.size() == 24
+    res = led.verify()
+    assert res.ok, res.problems
+    with led.store.reader() as conn:
+        order = [r for (r,) in conn.exec_driver_sql("SELECT record_id FROM entries ORDER BY seq")]
+    assert order.index("BP-1") < order.index("BP-1-fix")
+    assert sorted(order) == sorted({str(r["id"]) for r in recs})
+
+
+def test_failed_bulk_write_leaves_nothing(
+        led: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk write that fails (here the third, on PostgreSQL on the worker thread) fails
+    the batch: its error reaches the caller, nothing of the file is written, the append
+    lock is free and the same file then goes in whole."""
+    from ledger import _ingest as ingest_mod
+    from ledger._store import Store
+
+    monkeypatch.setattr(ingest_mod, "CHUNK", 5)
+    real = Store.copy_rows
+    calls = [0]
+
+    def failing(self: Store, *args: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("disk full (simulated)")
+        real(self, *args)
+
+    path = write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(1, 21)])
+    monkeypatch.setattr(Store, "copy_rows", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _ingest(led, path)
+    monkeypatch.setattr(Store, "copy_rows", real)
+    assert led.size() == 0
+    rep = _ingest(led, path)
+    assert rep.appended == 20 and led.size() == 20
+    assert led.verify().ok
+
+
+def test_binary_copy_types_cover_the_ledger_tables_only() -> None:
+    """Ledger tables go through binary COPY with their column types; other tables
+    (the reconciler's) keep text COPY."""
+    from ledger._append import ENTRY_COLUMNS, NODE_COLUMNS, VAULT_COLUMNS
+    from ledger._store import _binary_types
+
+    assert _binary_types("entries", ENTRY_COLUMNS) == [
+        "int8", "text", "text", "text", "bytea", "bytea", "bytea"]
+    assert _binary_types("tree_nodes", NODE_COLUMNS) == ["int2", "int8", "bytea"]
+    assert _binary_types("vault", VAULT_COLUMNS) == ["text", "text", "text", "text", "bytea", "text"]
+    assert _binary_types("rc_events", ("seq",)) is None
