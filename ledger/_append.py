@@ -7,6 +7,10 @@ entries, the tree nodes each append completes (RFC 9162 complete subtrees,
 level >= 1) and vault rows for personal data. An optional :class:`Deriver` sees each
 appended payload in the same transaction (the reconciler keeps its derived tables
 current that way, ADR 0018); ``ledger`` only defines the protocol.
+
+On PostgreSQL the ingest writes each chunk on a worker thread while it appends the
+next (``flush(background=True)``, ADR 0019): the connection is the worker's until
+:meth:`Appender.join`, the buffers and the deriver's rows are handed over, never shared.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ FLUSH_ROWS = 5000
 """Entries buffered before they (with their nodes, vault rows and derived rows) are written."""
 
 
+DerivedWriter = Callable[[Connection], None]
+"""Writes rows a :class:`Deriver` detached (:meth:`Deriver.detach`)."""
+
+
 class Deriver(Protocol):
     """Keeps tables derived from the entries current as entries are appended.
 
@@ -41,8 +49,10 @@ class Deriver(Protocol):
     def add(self, seq: int, payload: Mapping[str, Any], entry_hash: bytes) -> None:
         """Note one appended entry: its sequence number, hashed payload and entry hash."""
 
-    def flush(self, conn: Connection) -> None:
-        """Write what was noted so far (still inside the caller's transaction)."""
+    def detach(self) -> DerivedWriter:
+        """Hand over what was noted so far: the rows are fixed now, and the returned
+        function writes them (inside the caller's transaction, perhaps on the
+        appender's worker thread while later entries are noted)."""
 
     def finish(self, conn: Connection, size: int) -> None:
         """Write the rest and settle; ``size`` is the ledger's size after the appends."""
@@ -96,8 +106,6 @@ class Appender:
         protect: bool = True,
     ) -> int:
         """Append one record (clear personal data allowed); returns its sequence number."""
-        if self._pending is not None:
-            self.join()  # the deriver's buffers may be in use by the background write
         payload: dict[str, Any]
         rows: list[VaultRow]
         if protect:
@@ -122,26 +130,25 @@ class Appender:
             self.flush()
         return seq
 
-    def flush(self) -> None:
-        """Write buffered rows (still inside the caller's transaction)."""
-        self.join()
-        self._write(self._entries, self._nodes, self._vault)
-        self._entries, self._nodes, self._vault = [], [], []
+    def flush(self, *, background: bool = False) -> None:
+        """Write buffered rows (still inside the caller's transaction).
 
-    def flush_background(self) -> None:
-        """Start writing buffered rows on a worker thread and return at once.
-
-        The next use of the connection (:meth:`append`, :meth:`flush`, :meth:`join`)
-        waits for it, so the caller may do anything meanwhile except touch ``conn``.
-        On PostgreSQL the server then works on the rows while Python prepares the
-        next ones (two processes, two cores).
+        ``background=True`` (PostgreSQL; elsewhere it writes at once): the rows go to
+        the database on a worker thread and this returns at once, so the server works
+        on them while Python prepares the next ones (two processes, two cores). The
+        caller may go on appending, but must :meth:`join` before it uses the
+        connection itself; :meth:`flush` and :meth:`finish` do.
         """
         self.join()
+        rows = (self._entries, self._nodes, self._vault)
+        self._entries, self._nodes, self._vault = [], [], []
+        derived = self.deriver.detach() if self.deriver is not None else None
+        if not background or self.store.dialect != "postgresql":
+            self._write(*rows, derived)
+            return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="bfa-append")
-        e, n, v = self._entries, self._nodes, self._vault
-        self._entries, self._nodes, self._vault = [], [], []
-        self._pending = self._pool.submit(self._write, e, n, v)
+        self._pending = self._pool.submit(self._write, *rows, derived)
 
     def join(self) -> None:
         """Wait for a background write; re-raise what it raised."""
@@ -160,12 +167,12 @@ class Appender:
                 self._pool = None
 
     def _write(self, entries: list[tuple[Any, ...]], nodes: list[tuple[Any, ...]],
-               vault: list[tuple[Any, ...]]) -> None:
+               vault: list[tuple[Any, ...]], derived: DerivedWriter | None) -> None:
         self.store.copy_rows(self.conn, "entries", ENTRY_COLUMNS, entries)
         self.store.copy_rows(self.conn, "tree_nodes", NODE_COLUMNS, nodes)
         self.store.copy_rows(self.conn, "vault", VAULT_COLUMNS, vault)
-        if self.deriver is not None:
-            self.deriver.flush(self.conn)
+        if derived is not None:
+            derived(self.conn)
 
     def finish(self) -> None:
         """Write everything buffered and let the deriver settle (before the commit)."""

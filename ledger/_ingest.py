@@ -27,7 +27,7 @@ from ledger import _schema as s
 from ledger._append import Appender, DeriverFactory, now_rfc3339
 from ledger._canonical import MAX_SAFE_INTEGER, canonicalize_plain, loads_strict
 from ledger._errors import BfaError, InputError, LocatedInputError
-from ledger._privacy import Pseudonymizer, content_digest
+from ledger._privacy import Pseudonymizer
 from ledger._store import Store
 from schemas import parse_record, record_payload
 
@@ -129,6 +129,8 @@ class Ingester:
         self.sink = reject_sink
         self.progress = progress
         self._refused: set[tuple[str, str | None]] = set()
+        self._unwritten: dict[tuple[str, str], bytes] = {}
+        """What the last :meth:`_settle` appended: buffered, not yet in the database."""
 
     # -- public ---------------------------------------------------------------
     def ingest_path(self, path: Path) -> FileReport:
@@ -143,6 +145,7 @@ class Ingester:
         """Ingest one batch atomically; raises :class:`BatchRefusedError` when refused."""
         report = FileReport(name)
         self._refused = set()
+        self._unwritten = {}
         with self.store.writer() as conn:
             if self.store.dialect == "postgresql":
                 # A big batch grows entries inside one transaction, before any statistics
@@ -197,7 +200,7 @@ class Ingester:
             raise LocatedInputError(name, n, fld, msg) from e
         record = record_payload(model)
         domain, _kind = str(record["type"]).split(".", 1)
-        digest = content_digest(self.secret, canonicalize_plain(record))
+        digest = self.pseudo.content_digest(canonicalize_plain(record))
         if int(str(record.get("size", 0))) > MAX_SAFE_INTEGER:
             raise LocatedInputError(name, n, "size", f"must be at most {MAX_SAFE_INTEGER} (I-JSON)")
         voucher = None
@@ -264,12 +267,18 @@ class Ingester:
         """Append what can be appended; return items whose ``corrects`` is not yet known."""
         if not items:
             return []
-        app.flush()
+        app.join()  # the connection is free again
         known = self._existing(conn, {(p.domain, p.rid) for p in items}
                                | {(p.domain, p.corrects) for p in items if p.corrects})
+        # what the previous call appended was not in the database for that look-up; it
+        # is written now, while this chunk is appended (on PostgreSQL on the appender's
+        # worker thread, so the server works while Python does)
+        known.update(self._unwritten)
+        app.flush(background=True)
         waiting: list[_Pending] = []
         recorded_at = now_rfc3339()
         in_batch: dict[tuple[str, str], bytes] = {}
+        appended: dict[tuple[str, str], bytes] = {}
         for p in items:
             key = (p.domain, p.rid)
             prior = known.get(key, in_batch.get(key))
@@ -305,10 +314,9 @@ class Ingester:
                 in_batch[key] = p.digest
                 continue
             app.append(p.record, recorded_at=recorded_at, digest=p.digest)
-            in_batch[key] = p.digest
+            in_batch[key] = appended[key] = p.digest
             report.appended += 1
-        if self.store.dialect == "postgresql":
-            app.flush_background()  # the server writes this chunk while the next is parsed
+        self._unwritten = appended
         return waiting
 
     def _existing(

@@ -53,15 +53,40 @@ _CACHE_LIMIT = 100_000
 """Pseudonyms remembered per class before the cache starts over (bounded memory)."""
 
 
+class HmacSha256:
+    """HMAC-SHA256 (RFC 2104) under one key, its padded key states hashed once.
+
+    The same function as ``hmac.digest(key, msg, "sha256")``, which sets the key up
+    again on every call: ingest computes one or two MACs per record, and with OpenSSL 3
+    that set-up costs more than the MAC itself (1.8 µs against 0.8 µs here).
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # RFC 2104 §2: a key longer than the block is hashed first
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def __call__(self, msg: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class Pseudonymizer:
     """Replaces personal fields with pseudonyms under one ledger secret."""
 
-    __slots__ = ("_caches", "_key")
+    __slots__ = ("_caches", "_mac")
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 32:
             raise ValueError("the ledger secret must be at least 32 bytes")
-        self._key = secret
+        self._mac = HmacSha256(secret)
         # one cache per class, keyed by the clear value: the same person recurs across
         # records (assessment, collection, payment), so most look-ups hit
         self._caches: dict[bytes, dict[str, str]] = {c: {} for c in set(_FIELD_CLASS.values())}
@@ -73,14 +98,16 @@ class Pseudonymizer:
         found = cache.get(value)
         if found is not None:
             return found
-        mac = hmac.digest(
-            self._key, b"bfa-pseudonym/v1\x00" + cls + b"\x00" + value.encode(), "sha256"
-        )
+        mac = self._mac(b"bfa-pseudonym/v1\x00" + cls + b"\x00" + value.encode())
         result = PSEUDONYM_PREFIX + mac[:16].hex()
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
         cache[value] = result
         return result
+
+    def content_digest(self, canonical_record: bytes) -> bytes:
+        """:func:`content_digest` under this pseudonymizer's secret."""
+        return self._mac(_CONTENT_PREFIX + canonical_record)
 
     def protect(self, record: dict[str, Any]) -> tuple[dict[str, Any], list[VaultRow]]:
         """Split ``record`` into a payload safe to hash and the vault rows it needs."""
@@ -120,6 +147,9 @@ def commitment(salt: bytes, clear: str) -> str:
     return _sha256(_COMMIT_PREFIX + salt + clear.encode()).hexdigest()
 
 
+_CONTENT_PREFIX = b"bfa-content/v1\x00"
+
+
 def content_digest(secret: bytes, canonical_record: bytes) -> bytes:
     """Keyed digest of a record as received, to tell a re-send from a conflict."""
-    return hmac.digest(secret, b"bfa-content/v1\x00" + canonical_record, "sha256")
+    return hmac.digest(secret, _CONTENT_PREFIX + canonical_record, "sha256")

@@ -16,7 +16,7 @@ hashed, in the ingest's transaction, and the refresh of a later run finds nothin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, exists, select, tuple_, update
@@ -69,6 +69,7 @@ class _Batch:
         self.vouchers: list[tuple[Any, ...]] = []
         self.refs: list[tuple[Any, ...]] = []
         self.persons: list[tuple[Any, ...]] = []
+        self.sealed = False
 
     def add(self, seq: int, rec: Mapping[str, Any], entry_hash: str) -> None:
         domain, kind = str(rec["type"]).split(".", 1)
@@ -114,14 +115,21 @@ class _Batch:
             for ref in refs:
                 self.refs.append((seq, ref, rid, None, None))
 
+    def seal(self) -> None:
+        """Fix the rows: an allocation naming a money event decoded so far in this
+        refresh points at it now; _resolve_references does the rest in SQL (events
+        decoded before, and events that a record of this refresh corrects, whatever
+        chunk it came in). This relies on a correction never preceding its target in
+        the ledger: ingest holds a correction back until the record it names is known
+        (ledger/_ingest.py). Later :meth:`add` calls on other batches do not change
+        these rows."""
+        if not self.sealed:
+            ids = self.money_ids
+            self.allocations = [(*a[:5], ids.get(a[3]), *a[6:]) for a in self.allocations]
+            self.sealed = True
+
     def write(self, store: Store, conn: Connection) -> None:
-        # an allocation naming a money event decoded in this refresh points at it now;
-        # _resolve_references does the rest in SQL (events decoded before, and events
-        # that a record of this refresh corrects, whatever chunk it came in). This relies
-        # on a correction never preceding its target in the ledger: ingest holds a
-        # correction back until the record it names is known (ledger/_ingest.py)
-        ids = self.money_ids
-        self.allocations = [(*a[:5], ids.get(a[3]), *a[6:]) for a in self.allocations]
+        self.seal()
         for table, rows in (
             (t.records, self.records), (t.events, self.events), (t.movements, self.movements),
             (t.allocations, self.allocations), (t.vouchers, self.vouchers),
@@ -176,10 +184,18 @@ class Deriver:
             self.batch.add(seq, payload, entry_hash.hex())
             self.decoded += 1
 
+    def detach(self) -> Callable[[Connection], None]:
+        """Hand over the rows decoded since the last call: their references to money
+        events are fixed now; the returned function writes them, perhaps on the
+        appender's worker thread while later entries are added."""
+        batch, self.batch = self.batch, _Batch(self.money_ids, self.fixes)
+        batch.seal()
+        store = self.store
+        return lambda conn: batch.write(store, conn)
+
     def flush(self, conn: Connection) -> None:
         """Write the rows decoded since the last flush."""
-        self.batch.write(self.store, conn)
-        self.batch = _Batch(self.money_ids, self.fixes)
+        self.detach()(conn)
 
     def finish(self, conn: Connection, size: int) -> None:
         """Write the rest, resolve corrections and references, move the watermark."""

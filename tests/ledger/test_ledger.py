@@ -204,7 +204,8 @@ def test_batch_in_many_chunks_and_background_writes(
     chunk is written on the worker thread while the next is parsed): duplicates and
     conflicts across chunks are seen, a correction from an earlier chunk waits for its
     target, and the ledger verifies."""
-    from ledger import _append, _ingest as ingest_mod
+    from ledger import _append
+    from ledger import _ingest as ingest_mod
 
     monkeypatch.setattr(ingest_mod, "CHUNK", 4)
     monkeypatch.setattr(_append, "FLUSH_ROWS", 3)
@@ -267,5 +268,6 @@ def test_binary_copy_types_cover_the_ledger_tables_only() -> None:
     assert _binary_types("entries", ENTRY_COLUMNS) == [
         "int8", "text", "text", "text", "bytea", "bytea", "bytea"]
     assert _binary_types("tree_nodes", NODE_COLUMNS) == ["int2", "int8", "bytea"]
-    assert _binary_types("vault", VAULT_COLUMNS) == ["text", "text", "text", "text", "bytea", "text"]
+    assert _binary_types("vault", VAULT_COLUMNS) == [
+        "text", "text", "text", "text", "bytea", "text"]
     assert _binary_types("rc_events", ("seq",)) is None
