@@ -318,3 +318,60 @@ def test_plain_fast_path_fallbacks() -> None:
         canonicalize_plain({"a": "\ud800"})
     with pytest.raises(InputError, match="cannot canonicalize"):
         canonicalize_plain({"a": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)})  # never as a string
+
+
+_ws = st.sampled_from(["", " ", "\t", "\n ", "\r\n"])
+_key_text = st.text(alphabet=st.sampled_from('ab:"\\é😀\x01 '), max_size=3)
+_scalar_text = st.one_of(
+    st.just("null"), st.just("true"), st.just("false"),
+    st.integers(-(2**70), 2**70).map(str),
+    st.integers(2**64, 2**70).map(str),  # beyond orjson's integers
+    st.floats(allow_nan=False, allow_infinity=False).map(repr).filter(
+        lambda t: "inf" not in t and "e" not in t),
+    st.sampled_from(["1e400", "-0", "1E2", "0.5e-3"]),
+    _key_text.map(lambda k: json.dumps(k, ensure_ascii=False)),
+)
+
+
+def _obj_text(draw: Any, depth: int) -> str:
+    if depth > 2 or draw(st.booleans()):
+        return str(draw(_scalar_text))
+    w = draw(_ws)
+    if draw(st.booleans()):
+        items = draw(st.lists(st.integers(0, 2), max_size=3))
+        return "[" + ",".join(w + _obj_text(draw, depth + 1) for _ in items) + "]"
+    keys = draw(st.lists(_key_text, max_size=4))  # may repeat: duplicate member names
+    members = [json.dumps(k, ensure_ascii=draw(st.booleans())) + w + ":" + w
+               + _obj_text(draw, depth + 1) for k in keys]
+    return "{" + w + ("," + w).join(members) + "}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_fast_parse_takes_only_what_the_strict_parser_gives(data: Any) -> None:
+    """orjson's result is used only where it equals the standard library's, value and
+    types alike; whatever the strict parser refuses (duplicates above all) is never
+    taken from the fast path."""
+    from ledger._canonical import _DECODER, _loads_fast
+
+    text = _obj_text(data.draw, 0)
+    fast = _loads_fast(text)
+    try:
+        strict = loads_strict(text)
+    except InputError:
+        assert fast is None, text
+        return
+    if fast is not None:
+        assert fast == strict and repr(fast) == repr(strict), text
+    assert _DECODER.decode(text) == strict
+
+
+def test_fast_parse_is_taken_for_plain_records() -> None:
+    from ledger._canonical import _loads_fast
+
+    line = '{"type": "business.enrollment", "id": "EN-1", "occurred_at": "2020-01-01T09:34:00+08:00"}'
+    assert _loads_fast(line) == json.loads(line)
+    assert _loads_fast('{"a": {"b": [1, {"c": "d:e"}]}, "f": null}') is not None
+    assert _loads_fast('{"a": 1, "b": {"c": 1, "c": 2}}') is None
+    big = '{"n": [123456789012345678901234]}'  # orjson would read a float
+    assert _loads_fast(big) is None and type(loads_strict(big)["n"][0]) is int
