@@ -369,7 +369,8 @@ def test_fast_parse_takes_only_what_the_strict_parser_gives(data: Any) -> None:
 def test_fast_parse_is_taken_for_plain_records() -> None:
     from ledger._canonical import _loads_fast
 
-    line = '{"type": "business.enrollment", "id": "EN-1", "occurred_at": "2020-01-01T09:34:00+08:00"}'
+    line = ('{"type": "business.enrollment", "id": "EN-1", '
+            '"occurred_at": "2020-01-01T09:34:00+08:00"}')
     assert _loads_fast(line) == json.loads(line)
     assert _loads_fast('{"a": {"b": [1, {"c": "d:e"}]}, "f": null}') is not None
     assert _loads_fast('{"a": 1, "b": {"c": 1, "c": 2}}') is None
