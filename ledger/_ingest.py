@@ -123,7 +123,6 @@ class Ingester:
     ) -> None:
         self.store = store
         self.derive = derive
-        self.secret = secret
         self.pseudo = Pseudonymizer(secret)
         self.vouchers = vouchers
         self.sink = reject_sink

@@ -21,7 +21,6 @@ added as ``"employer_party"`` so that joins with ``payer_id`` stay possible.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 from typing import Any, NamedTuple
 
@@ -124,7 +123,8 @@ class Pseudonymizer:
         return self._random[start : start + size]
 
     def content_digest(self, canonical_record: bytes) -> bytes:
-        """:func:`content_digest` under this pseudonymizer's secret."""
+        """Keyed digest of a record as received, to tell a re-send from a conflict:
+        ``HMAC-SHA256(secret, "bfa-content/v1" 0x00 canonical_record)``."""
         return self._mac(_CONTENT_PREFIX + canonical_record)
 
     def protect(self, record: dict[str, Any]) -> tuple[dict[str, Any], list[VaultRow]]:
@@ -148,7 +148,7 @@ class Pseudonymizer:
                 clear = str(record[f])
                 salt = salts[16 * i : 16 * i + 16]
                 payload[f] = pseudonym(f, clear)
-                commitments[f] = _sha256(_COMMIT_PREFIX + salt + clear.encode()).hexdigest()
+                commitments[f] = commitment(salt, clear)
                 rows.append(VaultRow(f, subject, salt, clear))
             payload["_commitments"] = commitments
         if employer is not None:
@@ -157,17 +157,9 @@ class Pseudonymizer:
 
 
 _COMMIT_PREFIX = b"bfa-commit/v1\x00"
-_sha256 = hashlib.sha256
+_CONTENT_PREFIX = b"bfa-content/v1\x00"
 
 
 def commitment(salt: bytes, clear: str) -> str:
     """Salted commitment to a clear value (hex SHA-256)."""
-    return _sha256(_COMMIT_PREFIX + salt + clear.encode()).hexdigest()
-
-
-_CONTENT_PREFIX = b"bfa-content/v1\x00"
-
-
-def content_digest(secret: bytes, canonical_record: bytes) -> bytes:
-    """Keyed digest of a record as received, to tell a re-send from a conflict."""
-    return hmac.digest(secret, _CONTENT_PREFIX + canonical_record, "sha256")
+    return hashlib.sha256(_COMMIT_PREFIX + salt + clear.encode()).hexdigest()
