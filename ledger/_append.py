@@ -118,10 +118,9 @@ class Appender:
         domain, kind = str(record["type"]).split(".", 1)
         rid = str(record["id"])
         self._entries.append((seq, domain, kind, rid, leaf, h, digest))
-        for level, idx, node in self.range.append(h):
-            self._nodes.append((level, idx, node))
+        self._nodes += self.range.append(h)
         for r in rows:
-            self._vault.append((domain, rid, r.field, r.subject, r.salt, r.clear))
+            self._vault.append((domain, rid, *r))  # VAULT_COLUMNS
         if self.deriver is not None:
             self.deriver.add(seq, payload, h)
         self.prev = h

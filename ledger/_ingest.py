@@ -25,7 +25,7 @@ from sqlalchemy import Connection, select
 
 from ledger import _schema as s
 from ledger._append import Appender, DeriverFactory, now_rfc3339
-from ledger._canonical import MAX_SAFE_INTEGER, canonicalize_plain, loads_strict
+from ledger._canonical import canonicalize_plain, loads_strict
 from ledger._errors import BfaError, InputError, LocatedInputError
 from ledger._privacy import Pseudonymizer
 from ledger._store import Store
@@ -200,8 +200,6 @@ class Ingester:
         record = record_payload(model)
         domain, _kind = str(record["type"]).split(".", 1)
         digest = self.pseudo.content_digest(canonicalize_plain(record))
-        if int(str(record.get("size", 0))) > MAX_SAFE_INTEGER:
-            raise LocatedInputError(name, n, "size", f"must be at most {MAX_SAFE_INTEGER} (I-JSON)")
         voucher = None
         if domain == "archive" and "file" in record:
             voucher = (base / str(record["file"]), str(record["sha256"]), int(str(record["size"])))

@@ -414,7 +414,7 @@ class ArchiveVoucher(RecordBase):
     sha256: Sha256Hex
     """SHA-256 of the voucher file's bytes."""
     media_type: MediaType
-    size: Annotated[Count, Field(le=2**63 - 1)]
+    size: Count
     """File size in bytes."""
     file: RelativePath
     """Path of the file, relative to the directory of the JSON Lines file."""

@@ -260,8 +260,14 @@ Code = Annotated[
     str,
     _Pattern(CODE_PATTERN, "code", 'must be an upper-case code like "AMOUNT_MISMATCH"'),
 ]
-Count = Annotated[int, Strict(), Field(ge=0)]
-"""A count or size: a JSON integer >= 0 (``true``/``false`` and ``1.0`` are refused)."""
+JSON_SAFE_INTEGER: Final = 2**53 - 1
+"""The largest integer a hashed document may hold (I-JSON, RFC 7493 §2.2): beyond it,
+readers that hold numbers as doubles no longer agree on the value, and the RFC 8785
+bytes of the ledger would not verify."""
+
+Count = Annotated[int, Strict(), Field(ge=0, le=JSON_SAFE_INTEGER)]
+"""A count or size: a JSON integer from 0 to 2**53 - 1 (I-JSON; ``true``/``false`` and
+``1.0`` are refused)."""
 
 
 # --- money -------------------------------------------------------------------------

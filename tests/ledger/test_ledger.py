@@ -271,3 +271,20 @@ def test_binary_copy_types_cover_the_ledger_tables_only() -> None:
     assert _binary_types("vault", VAULT_COLUMNS) == [
         "text", "text", "text", "text", "bytea", "text"]
     assert _binary_types("rc_events", ("seq",)) is None
+
+
+def test_integer_beyond_i_json_is_refused_on_its_field(led: Ledger, tmp_path: Path) -> None:
+    """A count the ledger could not hash as RFC 8785 (beyond 2**53 - 1) is bad input on
+    its field, not an entry that later fails `bfa verify`."""
+    statement = {
+        "type": "finance.statement", "id": "253CNY6222000011112222", "region": "440100",
+        "occurred_at": "2026-03-31T18:00:00+08:00", "bank_account": "6222000011112222",
+        "currency": "CNY", "format": "camt053", "entry_count": 2**53, "entries_net": "0.00",
+    }
+    path = write_jsonl(tmp_path / "s.jsonl", [payment_event(1), statement])
+    with pytest.raises(BatchRefusedError, match=r"s.jsonl:2: entry_count: .*9007199254740991"):
+        _ingest(led, path)
+    assert led.size() == 0
+    statement["entry_count"] = 2**53 - 1
+    assert _ingest(led, write_jsonl(tmp_path / "t.jsonl", [statement])).appended == 1
+    assert led.verify().ok

@@ -413,7 +413,12 @@ FIELD_CASES: dict[str, list[tuple[object, str]]] = {
         (1.0, "Input should be a valid integer"),
         ("48213", "Input should be a valid integer"),
         (-1, "Input should be greater than or equal to 0"),
-        (2**63, "Input should be less than or equal to"),
+        (2**63, "Input should be less than or equal to 9007199254740991"),
+        (2**53, "Input should be less than or equal to 9007199254740991"),
+    ],
+    "entry_count": [
+        (-1, "Input should be greater than or equal to 0"),
+        (2**53, "Input should be less than or equal to 9007199254740991"),
     ],
     "file": [
         ("../outside.pdf", _esc('must not contain empty, "." or ".." path segments')),
