@@ -26,7 +26,13 @@ json_values = st.recursive(
     max_leaves=12,
 )
 FIELDS = ["type", "id", "region", "occurred_at", "amount", "person_id", "period", "account",
-          "insurance", "corrects", "allocations", "bank_ref", "value_date", "payer_id"]
+          "insurance", "corrects", "allocations", "bank_ref", "value_date", "payer_id",
+          "entry_count", "entries"]
+STATEMENT = {  # the one record kind with an integer field of its own
+    "type": "finance.statement", "id": "253CNY6222000011112222", "region": "440100",
+    "occurred_at": "2026-03-31T18:00:00+08:00", "bank_account": "6222000011112222",
+    "currency": "CNY", "format": "camt053", "entry_count": 0, "entries_net": "0.00",
+}
 
 
 @st.composite
@@ -36,7 +42,7 @@ def hostile_lines(draw: st.DrawFn) -> str:
         return draw(st.text(max_size=200)).replace("\n", " ")
     if choice == 1:
         return json.dumps(draw(json_values))
-    base: dict[str, Any] = draw(st.sampled_from([payment_event(7), collection(7)]))
+    base: dict[str, Any] = draw(st.sampled_from([payment_event(7), collection(7), STATEMENT]))
     rec = dict(base)
     for _ in range(draw(st.integers(1, 3))):
         key = draw(st.sampled_from([*FIELDS, "extra_" + draw(st.text(max_size=5))]))
@@ -78,6 +84,9 @@ def test_hostile_lines_rejected_cleanly(sqlite_led: Ledger, tmp_path: Path, line
             assert m["line"] == "2" and m["file"] == str(path)
     else:
         assert reports[0].rejected == 0
+        # whatever ingest accepts, verify accepts: no input can pass as a record and
+        # then read as tampering (an integer beyond 2**53 - 1 once did)
+        assert sqlite_led.verify(derived=False).ok
 
 
 @settings(max_examples=60, deadline=None,
@@ -100,3 +109,18 @@ def test_ledger_verifies_after_hostile_run(sqlite_led: Ledger, tmp_path: Path) -
         sqlite_led.ingest([str(path)], None)
     sqlite_led.checkpoint()
     assert sqlite_led.verify().ok
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(count=st.integers(min_value=-(2**70), max_value=2**70))
+def test_any_accepted_count_verifies(sqlite_led: Ledger, tmp_path: Path, count: int) -> None:
+    """An integer field is refused on its field or hashed so that verify agrees."""
+    path = tmp_path / "count.jsonl"
+    path.write_text(json.dumps(dict(STATEMENT, entry_count=count)) + "\n", encoding="utf-8")
+    try:
+        sqlite_led.ingest([str(path)], None)
+    except BatchRefusedError as e:
+        assert str(e.problems[0]).startswith(f"{path}:1: entry_count: ")
+        return
+    assert sqlite_led.verify(derived=False).ok
