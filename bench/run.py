@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             print(r.line(), flush=True)
 
     steps: list[tuple[str, Callable[[str], list[Result]]]] = [
-        ("ingest", lambda b: [_ingest.run(env, b)]),
+        ("ingest", lambda b: _ingest.run(env, b)),
         ("verify", lambda b: _verify.run(env, b)),
         ("prove", lambda b: _prove.run(env, b, args.proofs)),
         ("verify-memory", lambda b: _memory.run(env, b)),

@@ -246,7 +246,7 @@ class Ledger:
     # -- proofs ---------------------------------------------------------------
     def prove(self, record_id: str, domain: str | None = None) -> tuple[Entry, TLogProof]:
         """C2SP tlog-proof@v1 for a record's entry against the latest checkpoint."""
-        with self.store.reader() as conn:
+        with self.store.reader(snapshot=False) as conn:
             entry = self.find_entry(conn, record_id, domain)
             latest = self.latest_checkpoint(conn)
             if latest is None or latest[0] <= entry.seq:

@@ -28,14 +28,17 @@ from sqlalchemy import (
     Engine,
     Integer,
     LargeBinary,
+    Select,
     SmallInteger,
     String,
     Text,
     create_engine,
     event,
+    literal,
     select,
     text,
     tuple_,
+    union_all,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -290,9 +293,20 @@ class Store:
             conn.invalidate()
 
     @contextmanager
-    def reader(self) -> Iterator[Connection]:
-        """A read transaction (a consistent snapshot on both backends)."""
+    def reader(self, *, snapshot: bool = True) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on both backends).
+
+        ``snapshot=False``: on PostgreSQL, statements in autocommit instead, which saves
+        the ``BEGIN`` and ``COMMIT`` round trips. Only for reads whose answer no later
+        commit can change: rows of the append-only tables below a size read first
+        (a proof reads an entry, then a checkpoint, then nodes under that checkpoint's
+        size, all written before the checkpoint was). SQLite keeps its transaction,
+        which costs no round trip.
+        """
         with self._connect_checked() as conn:
+            if self.dialect == "postgresql" and not snapshot:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+                return
             if self.dialect == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
@@ -317,52 +331,36 @@ class Store:
     ) -> dict[tuple[int, int], bytes]:
         """Hashes of complete subtrees ``(level, index)``; level 0 reads entry hashes.
 
-        PostgreSQL gets one row-value ``IN`` over the primary key (one round trip);
-        SQLite, where a query costs microseconds but row-value lists are not always
-        planned on the index, gets one indexed query per level.
+        One statement (one round trip) per 500 keys: a ``UNION ALL`` of the entry
+        hashes by ``seq`` and the stored nodes by primary key. PostgreSQL gets the
+        nodes as one row-value ``IN``; SQLite, which does not always plan a row-value
+        list on the index, one indexed arm per level.
         """
         keys = list(keys)
-        if conn.dialect.name == "postgresql":
-            return Store._get_nodes_rowvalue(conn, keys)
-        return Store._get_nodes_by_level(conn, keys)
-
-    @staticmethod
-    def _get_nodes_by_level(
-        conn: Connection, keys: list[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
-        by_level: dict[int, list[int]] = {}
-        for level, idx in keys:
-            by_level.setdefault(level, []).append(idx)
         found: dict[tuple[int, int], bytes] = {}
-        for level, idxs in by_level.items():
-            for i in range(0, len(idxs), 500):
-                part = idxs[i : i + 500]
-                if level == 0:
-                    q = select(s.entries.c.seq, s.entries.c.entry_hash).where(
-                        s.entries.c.seq.in_(part))
-                else:
-                    q = select(s.tree_nodes.c.idx, s.tree_nodes.c.hash).where(
-                        s.tree_nodes.c.level == level, s.tree_nodes.c.idx.in_(part))
-                for idx, h in conn.execute(q):
-                    found[(level, int(idx))] = bytes(h)
-        return found
-
-    @staticmethod
-    def _get_nodes_rowvalue(
-        conn: Connection, keys: list[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
-        leaves = [idx for level, idx in keys if level == 0]
-        inner = [(level, idx) for level, idx in keys if level > 0]
-        found: dict[tuple[int, int], bytes] = {}
+        pg = conn.dialect.name == "postgresql"
         e, n = s.entries.c, s.tree_nodes.c
-        for i in range(0, len(leaves), 500):
-            q0 = select(e.seq, e.entry_hash).where(e.seq.in_(leaves[i : i + 500]))
-            for idx, h in conn.execute(q0):
-                found[(0, int(idx))] = bytes(h)
-        for i in range(0, len(inner), 500):
-            # one round trip for all levels: row-value IN over the (level, idx) primary key
-            q = select(n.level, n.idx, n.hash).where(
-                tuple_(n.level, n.idx).in_(inner[i : i + 500]))
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            leaves = [idx for level, idx in part if level == 0]
+            inner = [(level, idx) for level, idx in part if level > 0]
+            arms: list[Select[tuple[int, int, bytes]]] = []
+            if leaves:
+                arms.append(select(literal(0, SmallInteger), e.seq, e.entry_hash)
+                            .where(e.seq.in_(leaves)))
+            if inner and pg:
+                arms.append(select(n.level, n.idx, n.hash)
+                            .where(tuple_(n.level, n.idx).in_(inner)))
+            elif inner:
+                by_level: dict[int, list[int]] = {}
+                for level, idx in inner:
+                    by_level.setdefault(level, []).append(idx)
+                arms += [select(n.level, n.idx, n.hash)
+                         .where(n.level == level, n.idx.in_(idxs))
+                         for level, idxs in sorted(by_level.items())]
+            if not arms:
+                continue
+            q = arms[0] if len(arms) == 1 else union_all(*arms)
             for level, idx, h in conn.execute(q):
                 found[(int(level), int(idx))] = bytes(h)
         return found
