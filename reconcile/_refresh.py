@@ -230,25 +230,19 @@ def _resolve_corrections(conn: Connection, start: int,
                          fixes: list[tuple[str, str]]) -> list[int]:
     """Mark superseded records and point records at their latest version (set-based).
 
-    Only what the entries from ``start`` on can change is touched: records that a new
-    record corrects, and records whose latest version a new record corrects, old or
-    new. Older records whose status changed are noted in ``rc_dirty`` for the next
+    Only what the entries from ``start`` on can change is touched: new records, and
+    older records that a new record corrects or whose latest version a new record
+    corrects. Older records whose status changed are noted in ``rc_dirty`` for the next
     incremental run (:mod:`reconcile._scope`). ``fixes``: the ``(domain, id)`` pairs the
     new records correct, collected while decoding them (as value lists: a sub-select
     here would make the database scan every older record on every refresh).
-
-    ``fixes`` is all there is to look at because a correction never precedes the record
-    it names in the ledger (ingest holds it back until that record is known and refuses
-    it otherwise, ledger/_ingest.py): whatever corrects a record, or the latest version
-    of a record, is newer than it, so it is either older than ``start`` and was resolved
-    by an earlier refresh, or it is new and its target is in ``fixes``.
     """
     r, r2 = t.records, t.records.alias("r2")
+    corrected_by = exists().where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.record_id)
     changed: set[int] = set()
-    fix_parts = _chunks(fixes, 500)
-    for fix in fix_parts:
-        rows = conn.execute(update(r).where(r.c.superseded.is_(False),
-                                            tuple_(r.c.domain, r.c.record_id).in_(fix))
+    conds = [tuple_(r.c.domain, r.c.record_id).in_(part) for part in _chunks(fixes, 500)]
+    for cond in [*conds, and_(r.c.seq >= start, corrected_by)]:
+        rows = conn.execute(update(r).where(r.c.superseded.is_(False), cond)
                             .values(superseded=True).returning(r.c.seq)).all()
         changed.update(int(row[0]) for row in rows)
     now_superseded = set(changed)
@@ -264,10 +258,11 @@ def _resolve_corrections(conn: Connection, start: int,
               "current_seq": latest.with_only_columns(r2.c.seq).scalar_subquery()}
     has_successor = exists().where(r2.c.domain == r.c.domain, r2.c.corrects == r.c.current_id)
     for _ in range(MAX_CORRECTION_CHAIN):  # one step along every chain per statement
-        moved: list[int] = []
-        for fix in fix_parts:  # records whose latest version was corrected
+        moved = [int(row[0]) for row in conn.execute(
+            update(r).where(r.c.seq >= start, has_successor).values(values).returning(r.c.seq))]
+        for fix in _chunks(fixes, 500):  # older records whose latest version was corrected
             moved += [int(row[0]) for row in conn.execute(
-                update(r).where(tuple_(r.c.domain, r.c.current_id).in_(fix))
+                update(r).where(r.c.seq < start, tuple_(r.c.domain, r.c.current_id).in_(fix))
                 .where(has_successor).values(values).returning(r.c.seq))]
         if not moved:
             break
