@@ -2,7 +2,8 @@
 
 Errors are caught once, here: a :class:`ledger.BfaError` prints one line
 ``bfa: error: ...`` (a traceback only with ``--debug``) and exits with the code
-``cli/_exit.py`` assigns to its class.
+``cli/_exit.py`` assigns to its class; a file or database that cannot be used
+(``OSError``, ``SQLAlchemyError``) and an aborted prompt exit 2 with one line too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from cli._exit import Exit, exit_code_for
 from ledger import BatchRefusedError, BfaError
@@ -39,8 +41,11 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except (click.exceptions.Exit, click.ClickException):
             raise
+        except click.exceptions.Abort:  # Ctrl-C or end of input at a confirmation prompt
+            click.echo("bfa: aborted", err=True)
+            raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from None
         except BfaError as e:
             if ctx.params.get("debug"):
                 traceback.print_exc()
@@ -54,12 +59,27 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(130) from None
+        except (OSError, SQLAlchemyError) as e:  # a file or the database we could not use
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            click.echo(f"bfa: error: {_one_line(e)}", err=True)
+            raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
         except Exception as e:
             if ctx.params.get("debug"):
                 traceback.print_exc()
             click.echo(
                 f"bfa: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True)
             raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
+
+
+def _one_line(e: OSError | SQLAlchemyError) -> str:
+    """A file or database error as one line: ``PATH: reason`` or the driver's first line."""
+    if isinstance(e, OSError):
+        reason = e.strerror or str(e)
+        return f"{e.filename}: {reason}" if e.filename is not None else reason
+    orig = getattr(e, "orig", None)
+    first = str(orig if orig is not None else e).strip().splitlines()
+    return f"database: {first[0] if first else type(e).__name__}"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,6 +95,7 @@ def bfa(debug: bool) -> None:
 
     Example:
 
+    \b
         bfa init --origin agency.example/440100 && bfa demo
     """
 

@@ -29,6 +29,7 @@ def balance(home: str | None, db: str | None, as_json: bool, fund_account: str,
 
     Example:
 
+    \b
         bfa balance --fund-account income --as-of 2026-11-30
     """
     day: date = as_of.date() if as_of is not None else today()

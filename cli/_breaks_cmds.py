@@ -59,6 +59,7 @@ def breaks() -> None:
 
     Example:
 
+    \b
         bfa breaks list --status open
     """
 
@@ -77,6 +78,7 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
 
     Example:
 
+    \b
         bfa breaks list --status pending_approval --json
     """
     with open_ledger(home, db) as led:
@@ -104,6 +106,7 @@ def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> 
 
     Example:
 
+    \b
         bfa breaks show BRK-0123456789abcdef
     """
     with open_ledger(home, db) as led:
@@ -141,6 +144,7 @@ def assign_cmd(home: str | None, db: str | None, user: str, as_json: bool, break
 
     Example:
 
+    \b
         bfa breaks assign BRK-0123456789abcdef zhang.min --user li.wei
     """
     with open_ledger(home, db) as led:
@@ -165,6 +169,7 @@ def resolve_cmd(home: str | None, db: str | None, user: str, as_json: bool, brea
 
     Example:
 
+    \b
         bfa breaks resolve BRK-0123456789abcdef --reason bank_error --note "bank re-credited 11-28"
     """
     with open_ledger(home, db) as led:
@@ -182,6 +187,7 @@ def approve_cmd(home: str | None, db: str | None, user: str, as_json: bool,
 
     Example:
 
+    \b
         BFA_USER=wang.fang bfa breaks approve BRK-0123456789abcdef
     """
     with open_ledger(home, db) as led:
@@ -200,6 +206,7 @@ def reopen_cmd(home: str | None, db: str | None, user: str, as_json: bool, break
 
     Example:
 
+    \b
         bfa breaks reopen BRK-0123456789abcdef --note "bank recalled the credit"
     """
     with open_ledger(home, db) as led:
@@ -250,6 +257,7 @@ def trace_cmd(home: str | None, db: str | None, as_json: bool, record_id: str,
 
     Example:
 
+    \b
         bfa trace BP-2026-11-0001 --json
     """
     with open_ledger(home, db) as led:
@@ -282,6 +290,7 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
 
     Example:
 
+    \b
         BFA_HOME=/srv/bfa/home bfa nightly --report-dir /srv/bfa/reports
     """
     rules = None

@@ -16,7 +16,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
-from ledger import Ledger, LocatedInputError, entry_view
+from ledger import ConfigError, Ledger, LocatedInputError, entry_view, resolve_home
 from reconcile import Deriver, StatementFormat, ingest_statement
 from schemas import (
     CheckpointView,
@@ -24,6 +24,7 @@ from schemas import (
     FileIngestReport,
     InclusionProofView,
     IngestReport,
+    VerifierKeyView,
     VerifyReport,
 )
 from schemas import Problem as VerifyProblem
@@ -44,6 +45,7 @@ def init(home: str | None, db: str | None, origin: str) -> None:
 
     Example:
 
+    \b
         bfa init --origin agency.example/440100
     """
     led = Ledger.open(home, db, check=False)
@@ -95,6 +97,7 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
 
     Example:
 
+    \b
         bfa ingest business.jsonl finance.jsonl --reject-file rejected.jsonl
         bfa ingest --format camt053 --region 440100 --fund-account income stmt.xml
     """
@@ -148,6 +151,7 @@ def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None
 
     Example:
 
+    \b
         bfa checkpoint --out checkpoints/2026-11-23.note
     """
     with open_ledger(home, db) as led:
@@ -180,9 +184,14 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
 
     Example:
 
+    \b
         bfa verify --against auditor/2026-10-31.note --json
     """
-    note = against.read_text(encoding="utf-8") if against else None
+    try:
+        note = against.read_text(encoding="utf-8") if against else None
+    except UnicodeDecodeError as e:
+        raise click.BadParameter(f"{against}: not UTF-8 text (byte {e.start})",
+                                 param_hint="--against") from e
     with open_ledger(home, db) as led, progress(led.size(), "verifying") as tick:
         res = led.verify(since_checkpoint=since_checkpoint, derived=not skip_derived,
                          against=note, progress=tick)
@@ -223,13 +232,21 @@ def prove(home: str | None, db: str | None, as_json: bool, record_id: str | None
 
     Example:
 
+    \b
         bfa prove BP-2026-11-000123 > BP-123.tlog-proof
         bfa prove --consistency 1000 2000 --json
     """
+    if consistency is not None:
+        if domain is not None:
+            raise click.UsageError("--domain goes with a RECORD_ID, not with --consistency")
+        if record_id is not None:  # 'bfa prove --consistency OLD NEW': NEW lands here
+            if new_size is not None or not record_id.isdigit():
+                raise click.UsageError("--consistency takes OLD_SIZE [NEW_SIZE], no RECORD_ID")
+            new_size = int(record_id)
+    elif new_size is not None:
+        raise click.UsageError("NEW_SIZE goes with --consistency; give one RECORD_ID")
     with open_ledger(home, db) as led:
         if consistency is not None:
-            if record_id is not None and new_size is None and record_id.isdigit():
-                new_size = int(record_id)
             cp = led.prove_consistency(consistency, new_size)
             if as_json:
                 click.echo(to_json(ConsistencyProofView(
@@ -271,9 +288,14 @@ def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain
 
     Example:
 
+    \b
         bfa show BP-2026-11-000123 --reveal --user li.wei
         (printf '\\0'; bfa show BP-2026-11-000123 --entry --raw) | sha256sum
     """
+    if raw and not as_entry:
+        raise click.UsageError("--raw writes the entry's leaf bytes: give --entry too")
+    if raw and (as_json or reveal):
+        raise click.UsageError("--raw writes bytes only: leave out --json and --reveal")
     with open_ledger(home, db) as led:
         if reveal:
             entry, clear = led.reveal(record_id, domain, user)
@@ -296,20 +318,38 @@ def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain
 
 @bfa.group()
 def key() -> None:
-    """Key material: export the verifier key for auditors."""
+    """Key material: export the verifier key for auditors.
+
+    Example:
+
+    \b
+        bfa key export > ledger.vkey
+    """
 
 
 @key.command("export")
 @home_options
-def key_export(home: str | None, db: str | None) -> None:
+@json_option
+def key_export(home: str | None, db: str | None, as_json: bool) -> None:
     """Print the C2SP note verifier key (name+hash+base64 Ed25519 public key).
+
+    Reads the home only (the database is not opened).
 
     Example:
 
+    \b
         bfa key export > ledger.vkey
+        bfa key export --json
     """
-    led = Ledger.open(home, db, check=False)
-    click.echo(led.home.verifier().to_text())
+    h = resolve_home(home, db)
+    if h.origin is None:
+        raise ConfigError(f"{h.path} is not a ledger home; run 'bfa init' first")
+    vkey = h.verifier().to_text()
+    if as_json:
+        click.echo(to_json(VerifierKeyView(origin=h.origin, verifier_key=vkey)
+                           .model_dump(mode="json")))
+    else:
+        click.echo(vkey)
 
 
 @bfa.command()
@@ -322,6 +362,7 @@ def forget(home: str | None, db: str | None, person_id: str, yes: bool, user: st
 
     Example:
 
+    \b
         bfa forget 110101199001011234 --yes --user li.wei
     """
     if not yes:
@@ -338,7 +379,13 @@ def forget(home: str | None, db: str | None, person_id: str, yes: bool, user: st
 
 @bfa.group()
 def db() -> None:
-    """Database administration."""
+    """Database administration: grants for the application role (PostgreSQL).
+
+    Example:
+
+    \b
+        bfa db grant bfa_app --print-sql
+    """
 
 
 @db.command("grant")
@@ -350,6 +397,7 @@ def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> No
 
     Example:
 
+    \b
         bfa db grant bfa_app --db postgresql://postgres@127.0.0.1/bfa
     """
     with open_ledger(home, db) as led:
@@ -370,6 +418,7 @@ def demo(home: str, persons: int, seed: int) -> None:
 
     Example:
 
+    \b
         bfa demo --persons 500
     """
     code = run_demo(Path(home), persons=persons, seed=seed, say=click.echo)

@@ -66,6 +66,7 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None,
 
     Example:
 
+    \b
         bfa reconcile --as-of 2026-12-31 --json > report.json
 
         bfa reconcile --rules rules.toml --csv --html report.html > breaks.csv

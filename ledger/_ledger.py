@@ -10,7 +10,7 @@ import base64
 import io
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +20,16 @@ from sqlalchemy import Connection, delete, func, select, text
 from ledger import _schema as s
 from ledger._append import Appender, DeriverFactory, now_rfc3339
 from ledger._entry import Entry, decode_leaf
-from ledger._errors import BfaError, ConfigError, InputError, NotFoundError
+from ledger._errors import (
+    BfaError,
+    ConfigError,
+    FormatError,
+    InputError,
+    IntegrityError,
+    MerkleProofError,
+    NotFoundError,
+    SignatureError,
+)
 from ledger._home import Home, init_home, resolve_home
 from ledger._ingest import FileReport, Ingester, ProgressFn, RejectSink, VoucherStore
 from ledger._merkle import (
@@ -30,8 +39,10 @@ from ledger._merkle import (
     inclusion_proof,
     inclusion_ranges,
     nodes_needed,
+    verify_consistency,
+    verify_inclusion,
 )
-from ledger._note import Checkpoint, sign_checkpoint
+from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger._privacy import Pseudonymizer, commitment
 from ledger._store import Store, grant_sql
 from ledger._tlogproof import TLogProof
@@ -255,8 +266,36 @@ class Ledger:
                     "by a signed checkpoint; run 'bfa checkpoint'")
             size, _root, note = latest
             nodes = self.store.get_nodes(conn, nodes_needed(inclusion_ranges(entry.seq, size)))
-            hashes = tuple(inclusion_proof(entry.seq, size, nodes))
+        hashes = tuple(self._proof_hashes(lambda: inclusion_proof(entry.seq, size, nodes)))
+        cp = self._signed(note, size)
+        try:
+            verify_inclusion(entry.entry_hash, entry.seq, size, hashes, cp.root)
+        except (MerkleProofError, FormatError) as e:
+            raise IntegrityError(
+                f"the proof of entry {entry.seq} does not verify against the checkpoint of "
+                f"size {size}: {e}; run 'bfa verify'") from e
         return entry, TLogProof(entry.seq, hashes, note, extra=entry.leaf)
+
+    def _signed(self, note: str, size: int) -> Checkpoint:
+        """The stored checkpoint note of ``size``, checked as a verifier would check it:
+        signed by this ledger's key, for this ledger, of that size."""
+        try:
+            cp = open_checkpoint(note, self.home.verifier(), self.origin)
+        except (SignatureError, FormatError) as e:
+            raise IntegrityError(f"stored checkpoint of size {size}: {e}; run 'bfa verify'") from e
+        if cp.size != size:
+            raise IntegrityError(f"stored checkpoint of size {size} signs size {cp.size}; "
+                                 "run 'bfa verify'")
+        return cp
+
+    @staticmethod
+    def _proof_hashes(build: Callable[[], list[bytes]]) -> list[bytes]:
+        """A proof's hashes; a stored node it needs that is missing is an integrity
+        failure (the tree tables lost a row), not a crash."""
+        try:
+            return build()
+        except KeyError as e:  # range_hash: "tree node (level, index) = (l, i) is not ..."
+            raise IntegrityError(f"{e.args[0]} in the stored tree; run 'bfa verify'") from e
 
     def prove_consistency(self, old: int, new: int | None = None) -> ConsistencyProof:
         """RFC 9162 consistency proof between two signed checkpoints."""
@@ -275,11 +314,20 @@ class Ledger:
                     raise NotFoundError(f"no signed checkpoint of size {size} (latest: {have})")
             if not 0 < old <= new:
                 raise InputError(f"need 0 < OLD_SIZE <= NEW_SIZE, got {old} and {new}")
-            hashes: tuple[bytes, ...] = ()
+            nodes = {}
             if old != new:
                 nodes = self.store.get_nodes(conn, nodes_needed(consistency_ranges(old, new)))
-                hashes = tuple(consistency_proof(old, new, nodes))
-        return ConsistencyProof(old, new, sizes[old][0], sizes[new][0], hashes, sizes[new][1])
+        hashes: tuple[bytes, ...] = ()
+        if old != new:
+            hashes = tuple(self._proof_hashes(lambda: consistency_proof(old, new, nodes)))
+        cp1, cp2 = self._signed(sizes[old][1], old), self._signed(sizes[new][1], new)
+        try:
+            verify_consistency(old, new, cp1.root, cp2.root, hashes)
+        except (MerkleProofError, FormatError) as e:
+            raise IntegrityError(
+                f"the consistency proof from size {old} to {new} does not verify against the "
+                f"signed checkpoints: {e}; run 'bfa verify'") from e
+        return ConsistencyProof(old, new, cp1.root, cp2.root, hashes, sizes[new][1])
 
     def grant_statements(self, role: str) -> list[str]:
         """The SQL ``grant`` runs: ledger tables append-only; ``rc_*`` (derived) and ``wf_*``

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from ledger import _schema as s
 from ledger._entry import HEADER_SIZE, LEAF_VERSION, ZERO_HASH, decode_leaf
-from ledger._errors import BfaError, IntegrityError
+from ledger._errors import BfaError, FormatError, IntegrityError
 from ledger._merkle import (
     CompactRange,
     consistency_proof,
@@ -269,6 +269,10 @@ def check_ledger(
 ) -> VerifyResult:
     """Verify the ledger and report every check's outcome (never raises on bad data).
 
+    ``against`` that is not a checkpoint note at all raises :class:`FormatError`
+    (the wrong file was given: nothing could be checked against it); a well-formed
+    one that is not signed by this ledger's key is reported (``against-signature``).
+
     Runs in its own read snapshot, or on ``conn`` when given (a writer checks
     exactly what it is about to sign).
     """
@@ -299,6 +303,9 @@ def _check(
     if against is not None:
         try:
             against_cp = open_checkpoint(against, verifier, origin)
+        except FormatError as e:  # not a checkpoint at all: the wrong file, not tampering
+            raise FormatError(f"the auditor's checkpoint is not a signed checkpoint note: {e}"
+                              ) from e
         except BfaError as e:
             result.problems.append(Problem(
                 "against-signature", f"the auditor's checkpoint does not verify: {e}"))

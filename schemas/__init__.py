@@ -80,6 +80,7 @@ from schemas._ledger import (
     InclusionProofView,
     IngestReport,
     Problem,
+    VerifierKeyView,
     VerifyReport,
 )
 from schemas._types import (
@@ -176,6 +177,7 @@ __all__ = [
     "TerminationReason",
     "Text",
     "Timestamp",
+    "VerifierKeyView",
     "VerifyReport",
     "check_json_schemas",
     "domain_of",

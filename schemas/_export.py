@@ -27,6 +27,7 @@ from schemas._ledger import (
     EntryView,
     InclusionProofView,
     IngestReport,
+    VerifierKeyView,
     VerifyReport,
 )
 
@@ -45,6 +46,7 @@ JSON_SCHEMA_DIR: Final = Path(__file__).resolve().parent / "json"
 LEDGER_DOCUMENTS: Final[Mapping[str, type[BaseModel]]] = {
     "ledger.entry": EntryView,
     "ledger.checkpoint": CheckpointView,
+    "ledger.verifier_key": VerifierKeyView,
     "ledger.inclusion_proof": InclusionProofView,
     "ledger.consistency_proof": ConsistencyProofView,
     "ledger.verify_report": VerifyReport,

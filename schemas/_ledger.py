@@ -35,6 +35,7 @@ __all__ = [
     "InclusionProofView",
     "IngestReport",
     "Problem",
+    "VerifierKeyView",
     "VerifyReport",
 ]
 
@@ -77,6 +78,15 @@ class CheckpointView(FrozenModel):
     created_at: Timestamp
     new: bool
     """False when an existing checkpoint already covered the ledger and was returned."""
+
+
+class VerifierKeyView(FrozenModel):
+    """The ledger's checkpoint verifier key, as ``bfa key export --json`` prints it."""
+
+    origin: ShortText
+    """The log's origin line (also the key name)."""
+    verifier_key: _NonEmptyText
+    """C2SP signed-note verifier key: ``name+hash+base64(0x01 || Ed25519 public key)``."""
 
 
 class InclusionProofView(FrozenModel):

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 from cli import bfa
 from ledger import TLogProof, Verifier, entry_hash, verify_inclusion
@@ -35,6 +36,14 @@ def test_every_command_has_help_and_example(path: tuple[str, ...]) -> None:
         cmd = cmd.commands[p]
     if not isinstance(cmd, click.Group):
         assert "Example:" in res.output, f"bfa {' '.join(path)} --help has no example"
+    # every example line reaches the reader as written, ready to copy (not re-wrapped)
+    doc = (cmd.help or "").split("Example:", 1)
+    assert len(doc) == 2, f"bfa {' '.join(path)}: no example in its docstring"
+    shown = {line.strip() for line in res.output.splitlines()}
+    examples = [ln.strip() for ln in doc[1].splitlines() if ln.strip() and ln.strip() != "\b"]
+    assert examples
+    for line in examples:
+        assert line in shown, f"bfa {' '.join(path)} --help re-wraps its example {line!r}"
 
 
 def test_top_help_lists_commands() -> None:
@@ -158,3 +167,74 @@ def test_db_grant_needs_postgresql(env: dict[str, str]) -> None:
     else:
         res = run(env, "db", "grant", "bfa_app")
         assert res.exit_code == 2 and "PostgreSQL only" in res.output
+
+
+def test_prove_over_tampered_ledger_exit_3(env: dict[str, str], tmp_path: Path) -> None:
+    from ledger import Ledger
+    from tests.ledger.test_tamper import superuser
+
+    path = write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(12)])
+    assert run(env, "ingest", str(path)).exit_code == 0
+    assert run(env, "checkpoint").exit_code == 0
+    led = Ledger.open(env["BFA_HOME"], env["BFA_DATABASE_URL"])
+    try:
+        rid = led.entry_at(6).record_id
+        with superuser(led) as conn:
+            conn.execute(text("UPDATE tree_nodes SET hash = :h WHERE level = 1 AND idx = 2"),
+                         {"h": bytes(32)})
+    finally:
+        led.close()
+    res = run(env, "prove", rid)
+    assert res.exit_code == 3, res.output
+    assert res.output.startswith("bfa: error: the proof of entry 6 does not verify")
+    assert res.output.count("\n") == 1
+
+
+def test_files_that_cannot_be_used_exit_2_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(3)])
+    assert run(env, "ingest", str(path)).exit_code == 0
+    res = run(env, "checkpoint", "--out", str(tmp_path / "no" / "such" / "dir" / "cp.note"))
+    assert res.exit_code == 2, res.output
+    assert "bfa: error: " in res.output and "No such file or directory" in res.output
+    assert "Traceback" not in res.output and "internal error" not in res.output
+    garbage = tmp_path / "garbage.note"
+    garbage.write_text("not a checkpoint\n", encoding="utf-8")
+    res = run(env, "verify", "--against", str(garbage))
+    assert res.exit_code == 2, res.output
+    assert "not a signed checkpoint note" in res.output
+    garbage.write_bytes(b"\xff\xfe")
+    res = run(env, "verify", "--against", str(garbage))
+    assert res.exit_code == 2 and "not UTF-8" in res.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["prove", "BP-1", "2000"], "NEW_SIZE goes with --consistency"),
+    (["prove", "--consistency", "1", "BP-1"], "no RECORD_ID"),
+    (["prove", "--consistency", "1", "2", "3"], "no RECORD_ID"),
+    (["prove", "--consistency", "1", "--domain", "business"], "--domain goes with a RECORD_ID"),
+    (["show", "BP-1", "--raw"], "give --entry too"),
+    (["show", "BP-1", "--entry", "--raw", "--json"], "leave out --json and --reveal"),
+    (["show", "BP-1", "--entry", "--raw", "--reveal"], "leave out --json and --reveal"),
+])
+def test_arguments_that_do_not_fit_are_usage_errors(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    res = CliRunner().invoke(bfa, args, env=env)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+
+
+def test_key_export_json_reads_the_home_only(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    env = {"BFA_HOME": ledger_home["home"], "BFA_DATABASE_URL": "postgresql://nowhere.invalid/x"}
+    text_out = CliRunner().invoke(bfa, ["key", "export"], env=env)
+    assert text_out.exit_code == 0, text_out.output
+    res = CliRunner().invoke(bfa, ["key", "export", "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["verifier_key"] == text_out.output.strip()
+    assert doc["verifier_key"].startswith(doc["origin"] + "+")
+    Verifier.from_text(doc["verifier_key"])
+    missing = tmp_path / "typo"
+    res = CliRunner().invoke(bfa, ["key", "export", "--home", str(missing)])
+    assert res.exit_code == 2 and "run 'bfa init' first" in res.output
+    assert not missing.exists()

@@ -218,3 +218,58 @@ def test_unparseable_leaf_is_an_integrity_problem(led: Ledger, tmp_path: Path) -
                      {"l": forged, "h": hashlib.sha256(b"\x00" + forged).digest()})
     code, seq, _ = _first(led)
     assert (code, seq) == ("leaf-format", 2)
+
+
+# -- proofs check themselves before they are handed out -------------------------------
+# Entry 6's inclusion proof in a tree of 12 needs node (1, 2): leaves 4 and 5.
+
+def test_prove_refuses_a_tampered_tree_node(led: Ledger, tmp_path: Path) -> None:
+    from ledger import IntegrityError
+
+    _fill(led, tmp_path)
+    rid = led.entry_at(6).record_id
+    led.prove(rid)  # clean: it verifies
+    with superuser(led) as conn:
+        conn.execute(text("UPDATE tree_nodes SET hash = :h WHERE level = 1 AND idx = 2"),
+                     {"h": bytes(32)})
+    with pytest.raises(IntegrityError, match="proof of entry 6 does not verify"):
+        led.prove(rid)
+
+
+def test_prove_refuses_a_missing_tree_node(led: Ledger, tmp_path: Path) -> None:
+    from ledger import IntegrityError
+
+    _fill(led, tmp_path)
+    with superuser(led) as conn:
+        conn.execute(text("DELETE FROM tree_nodes WHERE level = 1 AND idx = 2"))
+    missing = r"tree node \(level, index\) = \(1, 2\) is not available in the stored tree"
+    with pytest.raises(IntegrityError, match=missing):
+        led.prove(led.entry_at(6).record_id)
+
+
+def test_prove_refuses_a_checkpoint_not_signed_by_key(led: Ledger, tmp_path: Path) -> None:
+    from ledger import IntegrityError
+
+    _fill(led, tmp_path)
+    other = Signer.generate(led.origin)
+    with superuser(led) as conn:
+        root = bytes(conn.execute(text("SELECT root_hash FROM checkpoints")).scalar_one())
+        conn.execute(text("UPDATE checkpoints SET note = :n"),
+                     {"n": sign_checkpoint(Checkpoint(led.origin, 12, root), other)})
+    with pytest.raises(IntegrityError, match="stored checkpoint of size 12"):
+        led.prove(led.entry_at(6).record_id)
+
+
+def test_consistency_proof_refuses_a_tampered_tree_node(led: Ledger, tmp_path: Path) -> None:
+    from ledger import IntegrityError
+
+    _fill(led, tmp_path, 5)
+    led.ingest([str(write_jsonl(tmp_path / "b.jsonl", [payment_event(100 + i)
+                                                       for i in range(7)]))], None)
+    led.checkpoint()
+    assert led.prove_consistency(5, 12).hashes  # clean: it verifies
+    with superuser(led) as conn:  # (0, 4) is in the proof from 5 to 12
+        conn.execute(text("UPDATE entries SET entry_hash = :h WHERE seq = 4"),
+                     {"h": bytes(32)})
+    with pytest.raises(IntegrityError, match="consistency proof from size 5 to 12 does not"):
+        led.prove_consistency(5, 12)
