@@ -27,8 +27,25 @@ def _version() -> str:
         return "0+unknown"
 
 
-class _Group(click.Group):
+class _HelpGroup(click.Group):
+    """A command group whose help lists each command with its whole first sentence."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its whole first sentence, wrapped rather than cut at '...'."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=300)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class _Group(_HelpGroup):
     """Lists commands in the order of work and maps errors to exit codes."""
+
+    group_class = _HelpGroup  # the groups under bfa (key, db, breaks) list theirs alike
 
     ORDER = ("init", "ingest", "checkpoint", "verify", "prove", "show", "key", "reconcile",
              "trace", "breaks", "balance", "nightly", "forget", "db", "demo")

@@ -230,7 +230,7 @@ class Ledger:
     # -- lookups --------------------------------------------------------------
     def find_entry(self, conn: Connection, record_id: str, domain: str | None) -> Entry:
         e = s.entries.c
-        q = select(e.seq, e.domain, e.leaf).where(e.record_id == record_id)
+        q = select(e.seq, e.domain, e.leaf, e.entry_hash).where(e.record_id == record_id)
         if domain:
             q = q.where(e.domain == domain)
         rows = conn.execute(q).all()
@@ -240,7 +240,16 @@ class Ledger:
         if len(rows) > 1:
             doms = ", ".join(sorted(r[1] for r in rows))
             raise InputError(f"record id {record_id!r} exists in domains {doms}; pass --domain")
-        return decode_leaf(bytes(rows[0][2]))
+        seq, leaf, stored = int(rows[0][0]), bytes(rows[0][2]), bytes(rows[0][3])
+        try:
+            entry = decode_leaf(leaf)
+        except FormatError as e:  # written by us, so not bad input: the row was changed
+            raise IntegrityError(f"entry {seq}: stored leaf is not well formed ({e}); "
+                                 "run 'bfa verify'") from e
+        if entry.seq != seq or entry.entry_hash != stored:
+            raise IntegrityError(f"entry {seq}: stored leaf does not match its row "
+                                 "(payload changed); run 'bfa verify'")
+        return entry
 
     def entry(self, record_id: str, domain: str | None = None) -> Entry:
         with self.store.reader() as conn:

@@ -46,6 +46,18 @@ def test_every_command_has_help_and_example(path: tuple[str, ...]) -> None:
         assert line in shown, f"bfa {' '.join(path)} --help re-wraps its example {line!r}"
 
 
+def _groups() -> list[tuple[str, ...]]:
+    return [(), *(p for p in _walk(bfa) if len(p) == 1
+                  and isinstance(bfa.commands[p[0]], click.Group))]
+
+
+@pytest.mark.parametrize("path", _groups(), ids=lambda p: " ".join(("bfa", *p)))
+def test_command_lists_show_whole_first_sentences(path: tuple[str, ...]) -> None:
+    res = CliRunner().invoke(bfa, [*path, "--help"])
+    listing = res.output.split("Commands:", 1)[1]
+    assert "..." not in listing, listing
+
+
 def test_top_help_lists_commands() -> None:
     res = CliRunner().invoke(bfa, ["--help"])
     for name in ("init", "ingest", "checkpoint", "verify", "prove", "show", "key", "forget", "db",

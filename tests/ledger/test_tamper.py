@@ -273,3 +273,25 @@ def test_consistency_proof_refuses_a_tampered_tree_node(led: Ledger, tmp_path: P
                      {"h": bytes(32)})
     with pytest.raises(IntegrityError, match="consistency proof from size 5 to 12 does not"):
         led.prove_consistency(5, 12)
+
+
+def test_show_and_prove_refuse_a_changed_or_unparseable_leaf(led: Ledger, tmp_path: Path) -> None:
+    import hashlib
+
+    from ledger import IntegrityError
+
+    _fill(led, tmp_path)
+    changed, broken = led.entry_at(5).record_id, led.entry_at(7).record_id
+    with superuser(led) as conn:
+        leaf = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = 5")).scalar_one())
+        conn.execute(text("UPDATE entries SET leaf = :l WHERE seq = 5"),
+                     {"l": leaf.replace(b'"3456.78"', b'"3956.78"')})
+        leaf = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = 7")).scalar_one())
+        forged = leaf.replace(b'"3456.78"', b"NaN")
+        conn.execute(text("UPDATE entries SET leaf = :l, entry_hash = :h WHERE seq = 7"),
+                     {"l": forged, "h": hashlib.sha256(b"\x00" + forged).digest()})
+    for call in (led.entry, led.prove):
+        with pytest.raises(IntegrityError, match="entry 5: stored leaf does not match its row"):
+            call(changed)
+        with pytest.raises(IntegrityError, match="entry 7: stored leaf is not well formed"):
+            call(broken)
