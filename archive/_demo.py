@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from archive._store import FileStore
-from ledger import BfaError, Ledger, TLogProof, entry_hash, verify_inclusion, verify_tlog_proof
+from ledger import (
+    BfaError,
+    ConfigError,
+    Ledger,
+    TLogProof,
+    entry_hash,
+    verify_inclusion,
+    verify_tlog_proof,
+)
 from reconcile import (
     Break,
     Deriver,
@@ -181,14 +189,18 @@ def generate_month(out: Path, *, persons: int = 3000, seed: int = 20261123) -> P
 
 def run_demo(
     root: Path, *, persons: int = 3000, seed: int = 20261123, say: Callable[[str], None] = print
-) -> int:
-    """Run the whole demo under ``root`` (its parent holds data and outputs); 0 when as expected."""
+) -> bool:
+    """Run the whole demo under ``root`` (its parent holds data and outputs).
+
+    Returns whether everything came out as the demo expects (the tampered copy
+    caught, the real ledger clean). Raises :class:`ledger.ConfigError` when ``root``
+    exists and is not a demo home (it is never deleted then).
+    """
     base = root.parent
     if root.exists():
         cfg = root / "config.json"
         if not cfg.is_file() or ORIGIN not in cfg.read_text(encoding="utf-8"):
-            say(f"{root} exists and is not a demo home; choose another --home")
-            return 2
+            raise ConfigError(f"{root} exists and is not a demo home; choose another --home")
         shutil.rmtree(root)
     for sub in ("data", "tampered.db", "auditor-checkpoint.note", "report.html"):
         p = base / sub
@@ -284,7 +296,7 @@ def run_demo(
     bad.close()
     led.close()
     say("== done. Try: bfa --home " + str(root) + " show " + target + " --entry")
-    return 0 if not res.ok else 1
+    return not res.ok
 
 
 # -- faults: one of every break code the reconciler reports (issue 3, demo) -----------------

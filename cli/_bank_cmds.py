@@ -7,6 +7,7 @@ from datetime import date, datetime
 import click
 
 from cli._app import bfa
+from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger
 from cli._render import table, to_json
 from reconcile import today
@@ -48,4 +49,4 @@ def balance(home: str | None, db: str | None, as_json: bool, fund_account: str,
         click.echo(table(rep.bank_only, ["statement", "direction", "amount", "value_date",
                                          "bank_ref"]))
         click.echo("balanced" if rep.balanced else "NOT balanced")
-    raise click.exceptions.Exit(0 if rep.balanced else 1)
+    raise click.exceptions.Exit(Exit.CLEAN if rep.balanced else Exit.PROBLEMS)

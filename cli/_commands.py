@@ -57,6 +57,39 @@ def init(home: str | None, db: str | None, origin: str) -> None:
         led.close()
 
 
+@bfa.command()
+@home_options
+@json_option
+def status(home: str | None, db: str | None, as_json: bool) -> None:
+    """Show the ledger's size, latest checkpoint and what was last verified.
+
+    Reads only: nothing is signed or appended.
+
+    Example:
+
+    \b
+        bfa status
+        bfa status --json | jq .unsigned
+    """
+    with open_ledger(home, db) as led:
+        st = led.status()
+    if as_json:
+        click.echo(to_json(st.model_dump(mode="json")))
+        return
+    click.echo(f"ledger      {st.origin} ({st.database})")
+    head = f", chain head {st.chain_head}" if st.chain_head else ""
+    click.echo(f"entries     {st.size}{head}")
+    if st.checkpoint_size is None:
+        click.echo("checkpoint  none yet (bfa checkpoint signs one)")
+    else:
+        click.echo(f"checkpoint  size {st.checkpoint_size}, signed {st.checkpoint_created_at}, "
+                   f"root {st.checkpoint_root}")
+    click.echo(f"unsigned    {st.unsigned} entries after the latest checkpoint"
+               + (" (not provable until 'bfa checkpoint')" if st.unsigned else ""))
+    click.echo("verified    " + (f"up to checkpoint {st.verified_size}" if st.verified_size
+                                 is not None else "never (bfa verify)"))
+
+
 class _RejectFile:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -421,6 +454,5 @@ def demo(home: str, persons: int, seed: int) -> None:
     \b
         bfa demo --persons 500
     """
-    code = run_demo(Path(home), persons=persons, seed=seed, say=click.echo)
-    if code:
-        raise click.exceptions.Exit(code)
+    if not run_demo(Path(home), persons=persons, seed=seed, say=click.echo):
+        raise click.exceptions.Exit(Exit.PROBLEMS)

@@ -47,7 +47,7 @@ from ledger._privacy import Pseudonymizer, commitment
 from ledger._store import Store, grant_sql
 from ledger._tlogproof import TLogProof
 from ledger._verify import LedgerIntegrityError, VerifyResult, check_ledger, record_verified
-from schemas import EntryView
+from schemas import EntryView, StatusView
 
 
 class NotCoveredError(BfaError):
@@ -222,6 +222,23 @@ class Ledger:
         )
         record_verified(self.store, result)
         return result
+
+    def status(self) -> StatusView:
+        """Size, chain head, latest checkpoint and verified size (reads only)."""
+        with self.store.reader() as conn:
+            size, head = self.store.head(conn)
+            c = s.checkpoints.c
+            row = conn.execute(select(c.tree_size, c.root_hash, c.created_at)
+                               .order_by(c.tree_size.desc()).limit(1)).first()
+            verified = self.store.get_meta(conn, "verified_size")
+        cp_size = int(row[0]) if row else None
+        return StatusView(
+            origin=self.origin, database=self.store.display_url(), size=size,
+            chain_head=head.hex() if head else None, checkpoint_size=cp_size,
+            checkpoint_root=bytes(row[1]).hex() if row else None,
+            checkpoint_created_at=str(row[2]) if row else None,
+            unsigned=size - (cp_size or 0),
+            verified_size=int(verified) if verified is not None else None)
 
     def size(self) -> int:
         with self.store.reader() as conn:

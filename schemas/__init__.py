@@ -80,6 +80,7 @@ from schemas._ledger import (
     InclusionProofView,
     IngestReport,
     Problem,
+    StatusView,
     VerifierKeyView,
     VerifyReport,
 )
@@ -174,6 +175,7 @@ __all__ = [
     "Sha256Hex",
     "ShortText",
     "StatementLine",
+    "StatusView",
     "TerminationReason",
     "Text",
     "Timestamp",

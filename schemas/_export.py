@@ -27,6 +27,7 @@ from schemas._ledger import (
     EntryView,
     InclusionProofView,
     IngestReport,
+    StatusView,
     VerifierKeyView,
     VerifyReport,
 )
@@ -47,6 +48,7 @@ LEDGER_DOCUMENTS: Final[Mapping[str, type[BaseModel]]] = {
     "ledger.entry": EntryView,
     "ledger.checkpoint": CheckpointView,
     "ledger.verifier_key": VerifierKeyView,
+    "ledger.status": StatusView,
     "ledger.inclusion_proof": InclusionProofView,
     "ledger.consistency_proof": ConsistencyProofView,
     "ledger.verify_report": VerifyReport,

@@ -35,6 +35,7 @@ __all__ = [
     "InclusionProofView",
     "IngestReport",
     "Problem",
+    "StatusView",
     "VerifierKeyView",
     "VerifyReport",
 ]
@@ -78,6 +79,30 @@ class CheckpointView(FrozenModel):
     created_at: Timestamp
     new: bool
     """False when an existing checkpoint already covered the ledger and was returned."""
+
+
+class StatusView(FrozenModel):
+    """The ledger at a glance, as ``bfa status --json`` prints it (it only reads)."""
+
+    origin: ShortText
+    """The log's origin line."""
+    database: _NonEmptyText
+    """Database URL, password hidden."""
+    size: Count
+    """Entries in the ledger."""
+    chain_head: Sha256Hex | None
+    """``entry_hash`` of the last entry; null for the empty ledger."""
+    checkpoint_size: Count | None
+    """Tree size of the latest signed checkpoint; null before the first."""
+    checkpoint_root: Sha256Hex | None
+    """Its Merkle root (RFC 9162 §2.1.1)."""
+    checkpoint_created_at: Timestamp | None
+    """When it was signed."""
+    unsigned: Count
+    """Entries after the latest checkpoint: not yet provable (``bfa checkpoint``)."""
+    verified_size: Count | None
+    """The largest checkpoint a clean ``bfa verify`` covered; where the next
+    ``bfa verify --since-checkpoint`` starts. Null when none has."""
 
 
 class VerifierKeyView(FrozenModel):

@@ -250,3 +250,24 @@ def test_key_export_json_reads_the_home_only(ledger_home: dict[str, Any], tmp_pa
     res = CliRunner().invoke(bfa, ["key", "export", "--home", str(missing)])
     assert res.exit_code == 2 and "run 'bfa init' first" in res.output
     assert not missing.exists()
+
+
+def test_status_reads_only(env: dict[str, str], tmp_path: Path) -> None:
+    empty = json.loads(run(env, "status", "--json").output)
+    assert (empty["size"], empty["checkpoint_size"], empty["unsigned"]) == (0, None, 0)
+    assert empty["verified_size"] is None and empty["chain_head"] is None
+    path = write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(5)])
+    assert run(env, "ingest", str(path)).exit_code == 0
+    assert run(env, "checkpoint").exit_code == 0
+    assert run(env, "verify").exit_code == 0
+    more = write_jsonl(tmp_path / "b.jsonl", [payment_event(100 + i) for i in range(3)])
+    assert run(env, "ingest", str(more)).exit_code == 0
+    res = run(env, "status", "--json")
+    assert res.exit_code == 0, res.output
+    st = json.loads(res.output)
+    assert (st["size"], st["checkpoint_size"], st["unsigned"], st["verified_size"]) == (8, 5, 3, 5)
+    assert len(st["chain_head"]) == 64 and len(st["checkpoint_root"]) == 64
+    again = json.loads(run(env, "status", "--json").output)
+    assert again == st  # reading changed nothing
+    text_out = run(env, "status").output
+    assert "unsigned    3 entries" in text_out and "up to checkpoint 5" in text_out
