@@ -101,7 +101,8 @@ def _one_line(e: OSError | SQLAlchemyError) -> str:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), prog_name="bfa")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--debug", is_flag=True, envvar="BFA_DEBUG",
+              help="Show tracebacks for errors (env BFA_DEBUG=1; goes before the command).")
 def bfa(debug: bool) -> None:
     """BFA Ledger: business-finance-archive integrity ledger.
 

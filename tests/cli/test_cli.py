@@ -271,3 +271,11 @@ def test_status_reads_only(env: dict[str, str], tmp_path: Path) -> None:
     assert again == st  # reading changed nothing
     text_out = run(env, "status").output
     assert "unsigned    3 entries" in text_out and "up to checkpoint 5" in text_out
+
+
+def test_debug_from_the_environment_shows_the_traceback(tmp_path: Path) -> None:
+    env = {"BFA_HOME": str(tmp_path / "none")}
+    quiet = CliRunner().invoke(bfa, ["verify"], env=env)
+    assert quiet.exit_code == 2 and "Traceback" not in quiet.output
+    loud = CliRunner().invoke(bfa, ["verify"], env={**env, "BFA_DEBUG": "1"})
+    assert loud.exit_code == 2 and "Traceback" in loud.output
