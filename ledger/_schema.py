@@ -12,7 +12,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Index,
-    Integer,
     LargeBinary,
     MetaData,
     SmallInteger,
@@ -51,8 +50,8 @@ entries = Table(
     Column("leaf", LargeBinary, nullable=False),
     Column("entry_hash", LargeBinary, nullable=False),
     Column("content_digest", LargeBinary, nullable=True),
-    UniqueConstraint("domain", "record_id"),
-    Index("ix_entries_record_id", "record_id"),
+    # leads with the id: it also serves look-ups by id alone (migration 0009)
+    UniqueConstraint("record_id", "domain"),
 )
 
 tree_nodes = Table(
@@ -75,13 +74,13 @@ checkpoints = Table(
 vault = Table(
     "vault",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("domain", String(16), nullable=False),
-    Column("record_id", String(128), nullable=False),
-    Column("field", String(32), nullable=False),
+    Column("domain", String(16), primary_key=True),
+    Column("record_id", String(128), primary_key=True),
+    Column("field", String(32), primary_key=True),
     Column("subject", String(40), nullable=True),
     Column("salt", LargeBinary, nullable=False),
     Column("clear_value", Text, nullable=False),
-    UniqueConstraint("domain", "record_id", "field"),
-    Index("ix_vault_subject", "subject"),
+    # forget asks for one subject, a random-looking pseudonym: a hash index on
+    # PostgreSQL (SQLite has none and keeps a B-tree); migration 0009
+    Index("ix_vault_subject", "subject", postgresql_using="hash"),
 )

@@ -194,8 +194,8 @@ class Store:
             self._checkpointer.settle()
 
     # -- schema ---------------------------------------------------------------
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic)."""
+    def migrate(self, target: str = "head") -> None:
+        """Bring the schema to the newest revision, or to ``target`` (Alembic)."""
         from alembic import command
         from alembic.config import Config
 
@@ -203,7 +203,7 @@ class Store:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self._connect_checked() as conn, conn.begin():
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, target)
 
     def schema_revision(self) -> str | None:
         with self._connect_checked() as conn:
