@@ -110,7 +110,9 @@ _ROW_TABLES: tuple[tuple[str, str, str], ...] = (
     # (table, columns as an ingest writes them, order)
     ("entries", "seq, domain, kind, record_id, leaf, entry_hash, content_digest", "seq"),
     ("tree_nodes", "level, idx, hash", "level, idx"),
-    ("vault", "domain, record_id, field, subject, salt, clear_value", "id"),
+    # no ORDER BY: the rows come back in the order the bulk load wrote them (PostgreSQL:
+    # a fresh heap without updates; SQLite: ``rowid``), which is the ingest's order
+    ("vault", "domain, record_id, field, subject, salt, clear_value", ""),
 )
 
 
@@ -121,9 +123,9 @@ def rows_only_pg(src_url: str, dst_url: str, workdir: Path) -> dict[str, float]:
     with psycopg.connect(src_url) as conn, conn.cursor() as cur:
         for table, cols, order in _ROW_TABLES:
             path = workdir / f"rows-{table}.bin"
+            by = f" ORDER BY {order}" if order else ""
             with path.open("wb") as f, cur.copy(
-                    f"COPY (SELECT {cols} FROM {table} ORDER BY {order}) "
-                    "TO STDOUT (FORMAT BINARY)") as cp:
+                    f"COPY (SELECT {cols} FROM {table}{by}) TO STDOUT (FORMAT BINARY)") as cp:
                 for block in cp:
                     f.write(block)
             dumps.append((table, cols, path))
@@ -160,7 +162,7 @@ def rows_only_sqlite(src: Path, dst: Path) -> dict[str, float]:
         for table, cols, order in _ROW_TABLES:
             t0 = time.perf_counter()
             conn.execute(f"INSERT INTO main.{table} ({cols}) "
-                         f"SELECT {cols} FROM src.{table} ORDER BY {order}")
+                         f"SELECT {cols} FROM src.{table} ORDER BY {order or 'rowid'}")
             split[table] = time.perf_counter() - t0
         t0 = time.perf_counter()
         conn.execute("COMMIT")
