@@ -16,7 +16,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
-from ledger import ConfigError, Ledger, LocatedInputError, entry_view, resolve_home
+from ledger import Ledger, LocatedInputError, entry_view, resolve_home
 from reconcile import Deriver, StatementFormat, ingest_statement
 from schemas import (
     CheckpointView,
@@ -375,11 +375,10 @@ def key_export(home: str | None, db: str | None, as_json: bool) -> None:
         bfa key export --json
     """
     h = resolve_home(home, db)
-    if h.origin is None:
-        raise ConfigError(f"{h.path} is not a ledger home; run 'bfa init' first")
+    origin = h.require_origin()
     vkey = h.verifier().to_text()
     if as_json:
-        click.echo(to_json(VerifierKeyView(origin=h.origin, verifier_key=vkey)
+        click.echo(to_json(VerifierKeyView(origin=origin, verifier_key=vkey)
                            .model_dump(mode="json")))
     else:
         click.echo(vkey)

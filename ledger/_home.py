@@ -44,6 +44,12 @@ class Home:
     def archive_dir(self) -> Path:
         return self.path / "archive"
 
+    def require_origin(self) -> str:
+        """The ledger's origin; :class:`ConfigError` when this is not an initialised home."""
+        if self.origin is None:
+            raise ConfigError(f"{self.path} is not a ledger home; run 'bfa init' first")
+        return self.origin
+
     def signer(self) -> Signer:
         """Load the signing key; :class:`ConfigError` names the file when unusable."""
         text = _read_key(self.signing_key_path, "signing key")

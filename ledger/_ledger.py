@@ -92,8 +92,7 @@ class Ledger:
     def open(cls, home: str | None = None, db: str | None = None, *, check: bool = True) -> Ledger:
         ledger = cls(resolve_home(home, db))
         if check:
-            if ledger.home.origin is None:
-                raise ConfigError(f"{ledger.home.path} is not a ledger home; run 'bfa init' first")
+            ledger.home.require_origin()
             ledger.store.require_schema()
         return ledger
 
