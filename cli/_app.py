@@ -63,34 +63,30 @@ class _Group(_HelpGroup):
         except click.exceptions.Abort:  # Ctrl-C or end of input at a confirmation prompt
             click.echo("bfa: aborted", err=True)
             raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from None
-        except BfaError as e:
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except Exception as e:
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            click.echo(f"bfa: error: {e}", err=True)
+            if isinstance(e, BfaError | OSError | SQLAlchemyError):
+                click.echo(f"bfa: error: {_one_line(e)}", err=True)
+            else:
+                click.echo(f"bfa: internal error: {type(e).__name__}: {e} "
+                           "(rerun with --debug)", err=True)
             if isinstance(e, BatchRefusedError):
                 for p in e.problems[1:20]:
                     click.echo(f"  {p}", err=True)
                 if len(e.problems) > 20:
                     click.echo(f"  ... and {len(e.problems) - 20} more", err=True)
             raise click.exceptions.Exit(int(exit_code_for(e))) from e
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            raise click.exceptions.Exit(130) from None
-        except (OSError, SQLAlchemyError) as e:  # a file or the database we could not use
-            if ctx.params.get("debug"):
-                traceback.print_exc()
-            click.echo(f"bfa: error: {_one_line(e)}", err=True)
-            raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
-        except Exception as e:
-            if ctx.params.get("debug"):
-                traceback.print_exc()
-            click.echo(
-                f"bfa: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True)
-            raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
 
 
-def _one_line(e: OSError | SQLAlchemyError) -> str:
-    """A file or database error as one line: ``PATH: reason`` or the driver's first line."""
+def _one_line(e: BfaError | OSError | SQLAlchemyError) -> str:
+    """An error as one line: ours as worded, a file's as ``PATH: reason``, the
+    database driver's first line."""
+    if isinstance(e, BfaError):
+        return str(e)
     if isinstance(e, OSError):
         reason = e.strerror or str(e)
         return f"{e.filename}: {reason}" if e.filename is not None else reason

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from ledger import BfaError, ConfigError, InputError, IntegrityError, NotCoveredError
+from ledger import IntegrityError, NotCoveredError
 
 
 class Exit(enum.IntEnum):
@@ -24,6 +24,6 @@ def exit_code_for(err: BaseException) -> Exit:
         return Exit.INTEGRITY
     if isinstance(err, NotCoveredError):
         return Exit.PROBLEMS
-    if isinstance(err, InputError | ConfigError | BfaError):
-        return Exit.COULD_NOT_RUN
+    # InputError, ConfigError, any other BfaError; a file or database we could not use
+    # (OSError, SQLAlchemyError); and a bug (anything else): the command could not run
     return Exit.COULD_NOT_RUN
