@@ -1,11 +1,19 @@
-"""Small valid interchange records for tests (INTERCHANGE v1)."""
+"""Small valid interchange records for tests (INTERCHANGE v1), and a superuser's way around
+the append-only triggers for tamper tests."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, text
+
+if TYPE_CHECKING:
+    from ledger import Ledger
 
 REGION = "440100"
 T = "2026-11-20T09:00:00+08:00"
@@ -43,3 +51,16 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
         for r in records:
             f.write((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n")
     return path
+
+
+@contextmanager
+def superuser(led: Ledger) -> Iterator[Connection]:
+    """A transaction in which the append-only triggers do not fire (superuser's view)."""
+    with led.store.engine.connect() as conn, conn.begin():
+        if led.store.dialect == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        else:
+            for t in ("entries", "tree_nodes", "checkpoints"):
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {t}_no_update"))
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {t}_no_delete"))
+        yield conn

@@ -183,7 +183,7 @@ def test_db_grant_needs_postgresql(env: dict[str, str]) -> None:
 
 def test_prove_over_tampered_ledger_exit_3(env: dict[str, str], tmp_path: Path) -> None:
     from ledger import Ledger
-    from tests.ledger.test_tamper import superuser
+    from tests._records import superuser
 
     path = write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(12)])
     assert run(env, "ingest", str(path)).exit_code == 0

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from ledger import BatchRefusedError, Ledger
 from schemas import RECORD_TYPES
+from tests._examples import DELETE as DELETE_FIELD
+from tests._examples import example
 from tests._records import collection, payment_event
-from tests.schemas.test_models import DELETE as DELETE_FIELD
-from tests.schemas.test_models import example
 
 LOCATED = re.compile(r"^(?P<file>[^:]+\.jsonl):(?P<line>[0-9]+): (?P<field>[^\n]+?): .+", re.S)
 

@@ -7,29 +7,15 @@ changes history, and checks that ``verify`` names the first bad entry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 
 from ledger import Ledger, Signer
 from ledger._note import Checkpoint, sign_checkpoint
-from tests._records import payment_event, write_jsonl
-
-
-@contextmanager
-def superuser(led: Ledger) -> Iterator[Connection]:
-    with led.store.engine.connect() as conn, conn.begin():
-        if led.store.dialect == "postgresql":
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
-        else:
-            for t in ("entries", "tree_nodes", "checkpoints"):
-                conn.execute(text(f"DROP TRIGGER IF EXISTS {t}_no_update"))
-                conn.execute(text(f"DROP TRIGGER IF EXISTS {t}_no_delete"))
-        yield conn
+from tests._records import payment_event, superuser, write_jsonl
 
 
 def _fill(led: Ledger, tmp_path: Path, n: int = 12, checkpoint: bool = True) -> None:

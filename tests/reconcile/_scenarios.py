@@ -168,3 +168,24 @@ def ambiguous(dir: Path, clean: bool) -> list[dict[str, Any]]:
     if not clean:
         recs.append(assessment("CA-7b", "500.00", employer=OTHER_EMPLOYER, due="2026-11-20"))
     return with_vouchers(dir, recs, "x")
+
+
+def termination(tid: str, effective: str, insurance: str = "pension",
+                who: int = 1) -> dict[str, Any]:
+    return {"type": "business.termination", "id": tid, "region": REGION, "occurred_at": T,
+            "person_id": person(who), "insurance": insurance, "effective_date": effective,
+            "reason": "death"}
+
+
+def approval(aid: str, account: str, start: str = "2026-01", who: int = 1) -> dict[str, Any]:
+    return {"type": "business.benefit_approval", "id": aid, "region": REGION, "occurred_at": T,
+            "person_id": person(who), "insurance": "pension", "benefit": "basic_pension",
+            "monthly_amount": "3456.78", "start_period": start, "account": account}
+
+
+def ret(rid: str, returns: str, allocations: list[tuple[str, str]],
+        amount: str = "3456.78") -> dict[str, Any]:
+    return {"type": "finance.return", "id": rid, "region": REGION, "occurred_at": T,
+            "amount": amount, "value_date": "2026-11-25", "bank_ref": f"REF-{rid}",
+            "returns": returns, "reason": "account closed", "fund_account": "expenditure",
+            "allocations": [{"event": e, "amount": a} for e, a in allocations]}

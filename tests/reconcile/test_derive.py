@@ -23,7 +23,7 @@ from reconcile import Deriver, refresh, run_reconcile
 from reconcile import _tables as t
 from tests._records import write_jsonl
 from tests.reconcile import _scenarios as sc
-from tests.reconcile.test_incremental import EARLY, _batches, _view
+from tests.reconcile._batches import EARLY, batches, view
 
 DECODED = (t.records, t.events, t.movements, t.allocations, t.vouchers, t.voucher_refs,
            t.person_events)
@@ -54,7 +54,7 @@ def test_ingest_derives_what_a_refresh_decodes(ledger_home: dict[str, Any], othe
     init.close()
     refreshed = Ledger.open(ledger_home["home"], other_url)
     try:
-        for i, batch in enumerate(_batches(tmp_path)):
+        for i, batch in enumerate(batches(tmp_path)):
             if not batch:
                 continue
             if i == 1:  # a control entry (not decoded) between two batches
@@ -71,7 +71,7 @@ def test_ingest_derives_what_a_refresh_decodes(ledger_home: dict[str, Any], othe
             refresh(refreshed.store)
             assert _tables(derived) == _tables(refreshed), f"batch {i}"
             for as_of in (EARLY, sc.AS_OF):
-                assert _view(run_reconcile(derived, as_of)) == _view(
+                assert view(run_reconcile(derived, as_of)) == view(
                     run_reconcile(refreshed, as_of)), f"batch {i}, as of {as_of}"
         with derived.store.reader() as conn:  # the entry hashes are the entries' own
             e, r = entries.c, t.records.c
@@ -120,7 +120,7 @@ def test_flushes_deferred_corrections_and_rejected_lines(
         assert _watermark(derived) == derived.size() > 2 * 3
         assert _tables(derived) == _tables(refreshed)
         report = run_reconcile(derived, sc.AS_OF)
-        assert _view(report) == _view(run_reconcile(refreshed, sc.AS_OF))
+        assert view(report) == view(run_reconcile(refreshed, sc.AS_OF))
         assert report.clean, report.breaks
     finally:
         derived.close()

@@ -13,32 +13,10 @@ import pytest
 
 from ledger import Ledger
 from reconcile import Break, Report, integrity_break, run_reconcile
-from tests._records import REGION, T
 from tests.reconcile import _scenarios as sc
 
 Scenario = Callable[[Path, bool], list[dict[str, Any]]]
 OTHER_ACCOUNT = "6222020200199999999"
-
-
-def termination(tid: str, effective: str, insurance: str = "pension",
-                who: int = 1) -> dict[str, Any]:
-    return {"type": "business.termination", "id": tid, "region": REGION, "occurred_at": T,
-            "person_id": sc.person(who), "insurance": insurance, "effective_date": effective,
-            "reason": "death"}
-
-
-def approval(aid: str, account: str, start: str = "2026-01", who: int = 1) -> dict[str, Any]:
-    return {"type": "business.benefit_approval", "id": aid, "region": REGION, "occurred_at": T,
-            "person_id": sc.person(who), "insurance": "pension", "benefit": "basic_pension",
-            "monthly_amount": "3456.78", "start_period": start, "account": account}
-
-
-def ret(rid: str, returns: str, allocations: list[tuple[str, str]],
-        amount: str = "3456.78") -> dict[str, Any]:
-    return {"type": "finance.return", "id": rid, "region": REGION, "occurred_at": T,
-            "amount": amount, "value_date": "2026-11-25", "bank_ref": f"REF-{rid}",
-            "returns": returns, "reason": "account closed", "fund_account": "expenditure",
-            "allocations": [{"event": e, "amount": a} for e, a in allocations]}
 
 
 def av(dir: Path, vid: str, refs: list[str]) -> dict[str, Any]:
@@ -58,16 +36,16 @@ def duplicate(dir: Path, clean: bool) -> list[dict[str, Any]]:
 def after_termination(dir: Path, clean: bool) -> list[dict[str, Any]]:
     # benefit for 2026-11; terminated from 2026-10-15 (November no longer covered);
     # clean: terminated 2026-11-15 (November still paid)
-    return [termination("TERM-1", "2026-11-15" if clean else "2026-10-15")]
+    return [sc.termination("TERM-1", "2026-11-15" if clean else "2026-10-15")]
 
 
 def payee(dir: Path, clean: bool) -> list[dict[str, Any]]:
-    return [approval("APR-1", sc.ACCOUNT if clean else OTHER_ACCOUNT),
+    return [sc.approval("APR-1", sc.ACCOUNT if clean else OTHER_ACCOUNT),
             sc.voucher(dir, "approval_document", "AD-1", ["APR-1"])]
 
 
 def returned(dir: Path, clean: bool) -> list[dict[str, Any]]:
-    recs = [ret("RET-1", "PAY-1", [("BP-1", "3456.78")])]
+    recs = [sc.ret("RET-1", "PAY-1", [("BP-1", "3456.78")])]
     if clean:  # paid again later
         again = sc.payment("PAY-1R", allocations=[("BP-1", "3456.78")])
         again["value_date"] = "2026-11-28"
@@ -172,7 +150,7 @@ def test_corrected_payment_is_not_a_duplicate(led: Ledger, tmp_path: Path) -> No
 ])
 def test_termination_boundaries(led: Ledger, tmp_path: Path, effective: str, insurance: str,
                                 breaks: int) -> None:
-    report = reconcile(led, tmp_path, [termination("TERM-1", effective, insurance)])
+    report = reconcile(led, tmp_path, [sc.termination("TERM-1", effective, insurance)])
     assert len(found(report, "PAYMENT_AFTER_TERMINATION")) == breaks, report.breaks
     assert len(report.breaks) == breaks
 
@@ -180,8 +158,9 @@ def test_termination_boundaries(led: Ledger, tmp_path: Path, effective: str, ins
 # -- payee ---------------------------------------------------------------------------------
 
 def test_payee_compares_with_the_approval_in_force(led: Ledger, tmp_path: Path) -> None:
-    extra = [approval("APR-1", OTHER_ACCOUNT, "2025-01"), approval("APR-2", sc.ACCOUNT, "2026-06"),
-             approval("APR-3", OTHER_ACCOUNT, "2027-01"),
+    extra = [sc.approval("APR-1", OTHER_ACCOUNT, "2025-01"),
+             sc.approval("APR-2", sc.ACCOUNT, "2026-06"),
+             sc.approval("APR-3", OTHER_ACCOUNT, "2027-01"),
              sc.voucher(tmp_path, "approval_document", "AD-1", ["APR-1", "APR-2", "APR-3"])]
     assert reconcile(led, tmp_path, extra).clean
 
@@ -201,7 +180,7 @@ def test_returned_payment_is_open_until_paid_again(led: Ledger, tmp_path: Path) 
 
 def test_partial_return(led: Ledger, tmp_path: Path) -> None:
     report = reconcile(led, tmp_path, sc.with_vouchers(tmp_path, [
-        ret("RET-1", "PAY-1", [("BP-1", "1000.00")], amount="1000.00")], "x"))
+        sc.ret("RET-1", "PAY-1", [("BP-1", "1000.00")], amount="1000.00")], "x"))
     (b,) = report.breaks
     assert (b.code, b.amount_at_risk) == ("RETURNED_PAYMENT", "1000.00")
 

@@ -11,8 +11,6 @@ with nothing new. Both backends.
 
 from __future__ import annotations
 
-import json
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,106 +20,11 @@ from alembic.config import Config
 from sqlalchemy import text
 
 import reconcile._scope
-from archive._demo import generate_faults, generate_month
 from ledger import Ledger
 from ledger._store import _MIGRATIONS, Store
-from reconcile import Report, run_reconcile
+from reconcile import run_reconcile
 from tests.reconcile import _scenarios as sc
-from tests.reconcile.test_domain_rules import approval, ret, termination
-
-EARLY = date(2026, 11, 20)  # many windows still open: expected items, not breaks
-H1, H2, H3 = "91440100MA11110001", "91440100MA11110002", "91440100MA11110003"  # pairs
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def _batches(tmp: Path) -> list[list[dict[str, Any]]]:
-    month = _lines(generate_month(tmp / "data", persons=40))
-    faults = _lines(generate_faults(tmp / "data")[0])
-    half = len(month) // 2
-    fix_open = sc.assessment("CA-OPEN-C", "900.00", employer=sc.OTHER_EMPLOYER)
-    fix_open["corrects"] = "CA-OPEN"
-    fix_fwd = sc.collection("COL-FWD-C", "500.00", allocations=[("CA-FWD", "400.00")])
-    fix_fwd["corrects"] = "COL-FWD"
-    receipt_fix = sc.voucher(tmp, "fiscal_receipt", "FR-FWD-C", ["CA-FWD"], amount="500.00")
-    receipt_fix["corrects"] = "FR-FWD"
-    fix_p2 = sc.assessment("CA-P2-C", "250.00")
-    fix_p2["corrects"] = "CA-P2"
-    return [
-        month[:half],
-        month[half:] + faults,
-        [  # a collection naming an assessment not yet in the ledger; an open assessment
-            sc.collection("COL-FWD", "500.00", allocations=[("CA-FWD", "500.00")]),
-            sc.assessment("CA-OPEN", "1000.00", employer=sc.OTHER_EMPLOYER),
-            sc.payment_event(71, who=71),
-            sc.payment("PAY-71", allocations=[("BP-71", "3456.78")]),
-            approval("BA-71", sc.ACCOUNT, who=71),
-            # a paid benefit whose bank slip names only the payment movement
-            sc.payment_event(72, who=72),
-            sc.payment("PAY-72", allocations=[("BP-72", "3456.78")]),
-            sc.voucher(tmp, "bank_slip", "BS-72", ["PAY-72"], amount="3456.78"),
-            # a paid benefit whose bank slip comes in a later batch
-            sc.payment_event(73, who=73),
-            sc.payment("PAY-73", allocations=[("BP-73", "3456.78")]),
-            # a benefit settled by the heuristic match, its bank slip naming the payment
-            sc.payment_event(74, "1234.56", who=74),
-            sc.payment("PAY-74", "1234.56", allocations=None),
-            sc.voucher(tmp, "bank_slip", "BS-74", ["PAY-74"], amount="1234.56"),
-            # a voucher over two assessments, one corrected later
-            sc.assessment("CA-P1", "300.00"),
-            sc.assessment("CA-P2", "200.00"),
-            sc.collection("COL-P1", "300.00", allocations=[("CA-P1", "300.00")]),
-            sc.voucher(tmp, "accounting_voucher", "AV-PAIR", ["CA-P1", "CA-P2"], amount="500.00"),
-            # a receipt naming an assessment that arrives later, for another amount
-            sc.voucher(tmp, "fiscal_receipt", "FR-LATER", ["CA-LATER"], amount="700.00"),
-            sc.voucher(tmp, "accounting_voucher", "AV-LATER", ["COL-LATER"], amount="100.00"),
-            # two heuristic matches kept from run to run, each undone by a later arrival
-            # that nothing else in its batch names (see the last batch)
-            sc.assessment("CA-H1", "777.00", employer=H1),
-            sc.collection("COL-H1", "777.00", allocations=None, payer=H1),
-            sc.assessment("CA-H2", "666.00", employer=H2),
-            sc.collection("COL-H2", "666.00", allocations=None, payer=H2),
-            sc.assessment("CA-H3", "555.00", employer=H3),
-            sc.collection("COL-H3", "555.00", allocations=None, payer=H3),
-        ],
-        [  # the assessment arrives; the open one is corrected and then matched heuristically
-            sc.assessment("CA-FWD", "500.00"),
-            sc.voucher(tmp, "fiscal_receipt", "FR-FWD", ["CA-FWD"], amount="600.00"),
-            fix_open,
-            sc.collection("COL-OPEN", "900.00", allocations=None, payer=sc.OTHER_EMPLOYER),
-            termination("TE-71", "2026-10-15", who=71),
-            sc.assessment("CA-LATER", "800.00"),
-            sc.collection("COL-LATER", "120.00", allocations=[("CA-LATER", "120.00")]),
-            sc.voucher(tmp, "accounting_voucher", "AV-72", ["BP-72"]),
-            sc.voucher(tmp, "bank_slip", "BS-73", ["PAY-73"], amount="3456.78"),
-        ],
-        [],  # nothing new
-        [fix_p2],
-        [  # corrections of a movement and a voucher; the heuristic match turns ambiguous;
-           # a return; a new approval to another account; a late voucher
-            fix_fwd,
-            receipt_fix,
-            sc.assessment("CA-OPEN-2", "900.00", employer=sc.OTHER_EMPLOYER, due="2026-11-16"),
-            ret("RET-71", "PAY-71", [("BP-71", "3456.78")]),
-            approval("BA-71b", "6222020200199999999", start="2026-06", who=71),
-            sc.voucher(tmp, "accounting_voucher", "AV-LATE", ["COL-OPEN", "COL-FWD-C"]),
-            # a second candidate event of a stored match's movement, and a second
-            # candidate movement of another stored match's event: both turn ambiguous
-            sc.assessment("CA-H1b", "777.00", employer=H1),
-            sc.collection("COL-H2b", "666.00", allocations=None, payer=H2, value_date="2026-11-13"),
-            # an allocation settles a stored match's event: its movement is an orphan now
-            sc.collection("COL-H3b", "555.00", allocations=[("CA-H3", "555.00")], payer=H3),
-        ],
-    ]
-
-
-def _view(report: Report) -> dict[str, Any]:
-    doc = report.to_json()
-    for b in doc["breaks"]:
-        b.pop("evidence")
-    return {"breaks": doc["breaks"], "expected": doc["expected"], "summary": doc["summary"]}
+from tests.reconcile._batches import EARLY, H1, batches, view
 
 
 def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url: str,
@@ -134,14 +37,14 @@ def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url
     full = Ledger.open(str(full_home), other_url)
     modes = []
     try:
-        for i, batch in enumerate(_batches(tmp_path)):
+        for i, batch in enumerate(batches(tmp_path)):
             for led in (inc, full):
                 if batch:
                     sc.ingest(led, tmp_path, batch, f"batch-{i}")
             for as_of in (EARLY, sc.AS_OF):
                 got = run_reconcile(inc, as_of)
                 want = run_reconcile(full, as_of, full=True)
-                assert _view(got) == _view(want), f"batch {i}, as of {as_of}"
+                assert view(got) == view(want), f"batch {i}, as of {as_of}"
                 modes.append(got.run.mode)
     finally:
         inc.close()
@@ -266,7 +169,7 @@ def test_correction_into_a_record_without_amount_unlinks_allocations(
     sc.ingest(led, tmp_path, [fix], "fix")
     got = run_reconcile(led, sc.AS_OF)
     want = run_reconcile(led, sc.AS_OF, full=True)
-    assert got.run.mode == "incremental" and _view(got) == _view(want)
+    assert got.run.mode == "incremental" and view(got) == view(want)
     assert ("ORPHAN_MOVEMENT", ("COL-1",)) in [(b.code, b.records) for b in got.breaks]
 
 
@@ -279,7 +182,7 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
     sc.ingest(led, tmp_path, [
         *sc.base(tmp_path), sc.assessment("CA-H1", "777.00", employer=H1),
         sc.collection("COL-H1", "777.00", allocations=None, payer=H1)])
-    want = _view(run_reconcile(led, sc.AS_OF))
+    want = view(run_reconcile(led, sc.AS_OF))
     store = led.store
     with store.engine.begin() as conn:  # back to how 0005 left a reconciled ledger
         _back_to_0006(conn)
@@ -298,11 +201,11 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
     try:
         first = run_reconcile(led, sc.AS_OF)
         assert first.run.mode == "full" and first.run.decoded == 0
-        assert _view(first) == want
+        assert view(first) == want
         with led.store.reader() as conn:
             assert conn.execute(text("SELECT count(*) FROM rc_matched")).scalar() == 1
         second = run_reconcile(led, sc.AS_OF)
-        assert second.run.mode == "incremental" and _view(second) == want
+        assert second.run.mode == "incremental" and view(second) == want
     finally:
         led.close()
 
@@ -323,7 +226,7 @@ def test_migrations_0007_0008_keep_the_state(ledger_home: dict[str, Any], tmp_pa
     sc.ingest(led, tmp_path, [
         *sc.base(tmp_path), sc.assessment("CA-H1", "777.00", employer=H1),
         sc.collection("COL-H1", "777.00", allocations=None, payer=H1)])
-    want = _view(run_reconcile(led, sc.AS_OF))
+    want = view(run_reconcile(led, sc.AS_OF))
     store = led.store
     with store.engine.begin() as conn:
         (_back_to_0006 if revision == "0006" else _back_to_0007)(conn)
@@ -339,6 +242,6 @@ def test_migrations_0007_0008_keep_the_state(ledger_home: dict[str, Any], tmp_pa
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:
         again = run_reconcile(led, sc.AS_OF)
-        assert again.run.mode == "incremental" and _view(again) == want
+        assert again.run.mode == "incremental" and view(again) == want
     finally:
         led.close()
