@@ -1,0 +1,1433 @@
+"""An independent verifier for BFA Ledger databases and proofs, written from docs/FORMAT.md alone.
+
+Nothing here comes from the project's own code: the only sources are ``docs/FORMAT.md``
+and the public specifications it names (RFC 9162 Merkle trees and proofs, RFC 8785 JCS,
+C2SP signed-note, tlog-checkpoint, tlog-proof and the tlog-witness ``add-checkpoint``
+body). It imports only the Python standard library, ``cryptography`` (Ed25519) and,
+for PostgreSQL, ``psycopg``. It is meant to show that the document is exact enough to
+check a ledger without trusting ``bfa``.
+
+Where each part comes from:
+
+* FORMAT.md §1 (conventions): :func:`b64decode_strict` (canonical base64),
+  :func:`jcs` and :func:`strict_json_loads` (RFC 8785 and the ledger's I-JSON limits).
+* FORMAT.md §2.1-§2.3 (leaf input v1, entry hash, hash chain): :func:`entry_hash`,
+  :func:`leaf_header`; FORMAT.md §2.4 / §6.5 step 1: :func:`decode_leaf`.
+* FORMAT.md §3.1-§3.2 (RFC 9162 tree hash, frontier, stored nodes): :func:`node_hash`,
+  :func:`mth`, :class:`CompactRange`, :func:`frontier`, :func:`fold_frontier`;
+  FORMAT.md §3.3 / RFC 9162 §2.1.3.1, §2.1.4.1: :func:`inclusion_path`,
+  :func:`consistency_path`; RFC 9162 §2.1.3.2, §2.1.4.2: :func:`verify_inclusion`,
+  :func:`verify_consistency`.
+* FORMAT.md §5.1-§5.4 (checkpoint text, signed note, key texts): :func:`parse_verifier_key`,
+  :func:`key_id`, :func:`open_note`, :func:`parse_checkpoint`, :func:`open_checkpoint`.
+* FORMAT.md §6 (verification algorithm) over the tables of FORMAT.md §8.1:
+  :func:`verify_ledger` (§6.1 checkpoints, §6.2 resume point, §6.3 chain pass, §6.4
+  auditor's checkpoint, §6.5 derived pass, §6.6 result) with :class:`Database`.
+* FORMAT.md §7.1 (C2SP tlog-proof@v1): :func:`parse_tlog_proof`, :func:`verify_tlog_proof`.
+* FORMAT.md §7.2 (consistency proof, tlog-witness body): :func:`parse_consistency_proof`,
+  :func:`verify_consistency_proof`.
+* FORMAT.md §4.2, §4.4, §4.6 (commitments, vault rows, forget), an extra outside §6:
+  :func:`commitment`, :func:`verify_vault`.
+
+Where FORMAT.md §6 is silent, this verifier does what `bfa verify --json` was seen to do
+(tests/interop/test_independent_verifier.py compares the two reports): a checkpoint problem
+names the checkpoint's tree size as its seq, ``consistency`` the auditor's size,
+``truncated`` the ledger's size; ``tree_size`` is the highest seq + 1 even when the run
+stops early, ``checkpoints_checked`` counts the checkpoints that passed §6.1 and
+``derived_checked`` is true only when §6.5 ran to the end without a problem. Beyond §6 it
+checks that a size-0 checkpoint signs SHA-256("") (§5.1), which `bfa verify` does not.
+
+Command line (FORMAT.md §10 exit codes: 0 good, 2 could not run / malformed input,
+3 integrity failure)::
+
+    python tests/interop/independent_verifier.py --db URL_OR_PATH --key KEYFILE
+    python tests/interop/independent_verifier.py --key KEYFILE --tlog-proof P --leaf LEAF
+    python tests/interop/independent_verifier.py --key KEYFILE --consistency-proof P --old NOTE
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+import sqlite3
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+HASH_SIZE = 32
+ZERO_HASH = bytes(HASH_SIZE)
+EMPTY_ROOT = hashlib.sha256(b"").digest()  # FORMAT.md §3.1: MTH({})
+LEAF_VERSION = 0x01  # FORMAT.md §2.1
+HEADER_SIZE = 41  # FORMAT.md §2.1: version, seq, previous entry hash
+MIN_LEAF_SIZE = 43  # FORMAT.md §2.1 / §6.5 step 1: header plus "{}"
+MAX_SAFE_INT = 2**53 - 1  # FORMAT.md §1 (I-JSON)
+ORIGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*$")  # FORMAT.md §5.1
+DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]*)$")  # "decimal, no leading zeros"
+SIG_TYPE_ED25519 = 0x01  # FORMAT.md §5.4
+MAX_NOTE_BYTES = 1 << 20  # FORMAT.md §5.2
+MAX_SIGNATURES = 100  # FORMAT.md §5.2
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"  # FORMAT.md §7.1
+NODE_BATCH = 500  # FORMAT.md §3.3 reads nodes "one statement per 500 nodes"; we do the same
+
+
+class FormatError(ValueError):
+    """Malformed input: a key text, note, checkpoint or proof that does not parse."""
+
+
+class ProofError(Exception):
+    """A signature or Merkle proof that parses but does not verify (FORMAT.md §7)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of FORMAT.md §6.6: a code, a message and the seq concerned (or None)."""
+
+    code: str
+    message: str
+    seq: int | None = None
+
+    def __str__(self) -> str:
+        where = "" if self.seq is None else f" at seq {self.seq}"
+        return f"{self.code}{where}: {self.message}"
+
+
+class VerificationError(Exception):
+    """Raised by :meth:`Report.raise_for_problems`; ``problem`` is the first one found."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+@dataclass
+class Report:
+    """The result of :func:`verify_ledger`, shaped like FORMAT.md §6.6's ``VerifyReport``."""
+
+    problems: list[Problem] = field(default_factory=list)
+    tree_size: int = 0
+    entries_checked: int = 0
+    checkpoints_checked: int = 0
+    start: int = 0
+    derived_checked: bool = False
+    against: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def raise_for_problems(self) -> None:
+        if self.problems:
+            raise VerificationError(self.problems[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "against": self.against,
+            "checkpoints_checked": self.checkpoints_checked,
+            "derived_checked": self.derived_checked,
+            "entries_checked": self.entries_checked,
+            "ok": self.ok,
+            "problems": [
+                {"code": p.code, "message": p.message, "seq": p.seq} for p in self.problems
+            ],
+            "start": self.start,
+            "tree_size": self.tree_size,
+        }
+
+
+# -- FORMAT.md §1: base64, JSON (RFC 8785 JCS) -----------------------------------------
+
+
+def b64decode_strict(text: str, what: str = "base64") -> bytes:
+    """FORMAT.md §1: standard alphabet with padding; refuse strings that do not re-encode."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as e:
+        raise FormatError(f"{what}: not base64: {text[:40]!r}") from e
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise FormatError(f"{what}: non-canonical base64: {text[:40]!r}")
+    return raw
+
+
+def _parse_decimal(text: str, what: str) -> int:
+    if not DECIMAL_RE.match(text):
+        raise FormatError(f"{what}: not a decimal without leading zeros: {text!r}")
+    return int(text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate member name {k!r}")
+        out[k] = v
+    return out
+
+
+def strict_json_loads(data: bytes) -> Any:
+    """FORMAT.md §1: valid UTF-8, no duplicate names, no NaN/Infinity, I-JSON integers.
+
+    Lone surrogates are caught by :func:`jcs` (they cannot be encoded as UTF-8).
+    """
+    text = data.decode("utf-8")  # strict: invalid UTF-8 raises UnicodeDecodeError
+    value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    _check_numbers(value)
+    return value
+
+
+def _check_numbers(value: Any) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            continue
+        if isinstance(v, int):
+            if abs(v) > MAX_SAFE_INT:
+                raise ValueError(f"integer {v} is beyond ±(2^53 − 1)")
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise ValueError("non-finite number")
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+_JCS_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def _jcs_string(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        esc = _JCS_ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        elif 0xD800 <= ord(ch) <= 0xDFFF:
+            raise ValueError("lone surrogate in string")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _jcs_number(v: int | float) -> str:
+    """ECMAScript Number::toString (RFC 8785 §3.2.2.3)."""
+    if isinstance(v, int):
+        if abs(v) > MAX_SAFE_INT:
+            raise ValueError("integer out of I-JSON range")
+        return str(v)
+    if not math.isfinite(v):
+        raise ValueError("non-finite number")
+    if v == 0:
+        return "0"
+    sign = "-" if v < 0 else ""
+    # shortest round-trip digits (Python's repr, like ECMAScript) as 0.<digits> × 10^n
+    dec = Decimal(repr(abs(v))).normalize()
+    _, dtuple, exp = dec.as_tuple()
+    digits = "".join(map(str, dtuple))
+    n = len(digits) + int(exp)
+    k = len(digits)
+    if k <= n <= 21:
+        s = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        s = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        s = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        es = ("+" if e >= 0 else "-") + str(abs(e))
+        s = digits + "e" + es if k == 1 else digits[0] + "." + digits[1:] + "e" + es
+    return sign + s
+
+
+def jcs(value: Any) -> bytes:
+    """RFC 8785 canonical bytes of a JSON value (FORMAT.md §1)."""
+    parts: list[str] = []
+
+    def emit(v: Any) -> None:
+        if v is None:
+            parts.append("null")
+        elif v is True:
+            parts.append("true")
+        elif v is False:
+            parts.append("false")
+        elif isinstance(v, int | float):
+            parts.append(_jcs_number(v))
+        elif isinstance(v, str):
+            parts.append(_jcs_string(v))
+        elif isinstance(v, list):
+            parts.append("[")
+            for i, item in enumerate(v):
+                if i:
+                    parts.append(",")
+                emit(item)
+            parts.append("]")
+        elif isinstance(v, dict):
+            parts.append("{")
+            # members sorted by the UTF-16 code units of their names
+            keys = sorted(v, key=lambda k: k.encode("utf-16-be"))
+            for i, k in enumerate(keys):
+                if i:
+                    parts.append(",")
+                parts.append(_jcs_string(k))
+                parts.append(":")
+                emit(v[k])
+            parts.append("}")
+        else:
+            raise TypeError(f"not a JSON value: {type(v).__name__}")
+
+    emit(value)
+    return "".join(parts).encode("utf-8")
+
+
+# -- FORMAT.md §2: leaves, entry hashes, chain -----------------------------------------
+
+
+def entry_hash(leaf: bytes) -> bytes:
+    """FORMAT.md §2.2: SHA-256(0x00 || leaf input), also the RFC 9162 leaf hash."""
+    return hashlib.sha256(b"\x00" + leaf).digest()
+
+
+def leaf_header(leaf: bytes) -> tuple[int, int, bytes]:
+    """FORMAT.md §2.1: (version, seq, previous entry hash) of a leaf of at least 41 bytes."""
+    if len(leaf) < HEADER_SIZE:
+        raise FormatError(f"leaf of {len(leaf)} bytes is shorter than its 41-byte header")
+    return leaf[0], int.from_bytes(leaf[1:9], "big"), bytes(leaf[9:41])
+
+
+def decode_leaf(leaf: bytes) -> tuple[dict[str, Any], Any]:
+    """FORMAT.md §2.1, §6.5 step 1: strict decoding of a v1 leaf; returns (record, recorded_at).
+
+    Raises :class:`FormatError` with the reason when the leaf is not a canonical v1 leaf.
+    """
+    if len(leaf) < MIN_LEAF_SIZE:
+        raise FormatError(f"leaf of {len(leaf)} bytes is shorter than 43")
+    if leaf[0] != LEAF_VERSION:
+        raise FormatError(f"unknown leaf format version 0x{leaf[0]:02x}")
+    body = bytes(leaf[HEADER_SIZE:])
+    try:
+        obj = strict_json_loads(body)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise FormatError(f"leaf body is not strict JSON: {e}") from e
+    if not isinstance(obj, dict) or set(obj) != {"record", "recorded_at"}:
+        raise FormatError("leaf body must be an object with exactly 'record' and 'recorded_at'")
+    record = obj["record"]
+    if not isinstance(record, dict):
+        raise FormatError("'record' is not an object")
+    rtype = record.get("type")
+    if not isinstance(rtype, str) or "." not in rtype:
+        raise FormatError("record.type is not a string '<domain>.<kind>'")
+    try:
+        canonical = jcs(obj)
+    except ValueError as e:
+        raise FormatError(f"leaf body has a value JCS refuses: {e}") from e
+    if canonical != body:
+        raise FormatError("leaf body is not in RFC 8785 canonical form")
+    # FORMAT.md §6.5 step 1 asks nothing of recorded_at (nor does `bfa verify`): returned as is.
+    return record, obj["recorded_at"]
+
+
+# -- FORMAT.md §3: RFC 9162 Merkle tree -------------------------------------------------
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """FORMAT.md §3.1: SHA-256(0x01 || left || right)."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _largest_pow2_below(n: int) -> int:
+    """The largest power of two smaller than ``n`` (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def mth(leaf_hashes: Sequence[bytes]) -> bytes:
+    """FORMAT.md §3.1: MTH over leaves given by their leaf hashes (= entry hashes)."""
+    n = len(leaf_hashes)
+    if n == 0:
+        return EMPTY_ROOT
+    if n == 1:
+        return leaf_hashes[0]
+    k = _largest_pow2_below(n)
+    return node_hash(mth(leaf_hashes[:k]), mth(leaf_hashes[k:]))
+
+
+def fold_frontier(hashes: Sequence[bytes]) -> bytes:
+    """FORMAT.md §3.2: the right fold of the frontier hashes, largest subtree first."""
+    if not hashes:
+        return EMPTY_ROOT
+    root = hashes[-1]
+    for h in reversed(hashes[:-1]):
+        root = node_hash(h, root)
+    return root
+
+
+def frontier(size: int) -> list[tuple[int, int]]:
+    """FORMAT.md §3.2: the complete subtrees (level, index) of a tree of ``size``, left first."""
+    out = []
+    start = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            out.append((level, start >> level))
+            start += 1 << level
+    return out
+
+
+class CompactRange:
+    """FORMAT.md §3.2: the tree state (frontier) kept while appending entry hashes."""
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        self.size = size
+        self._stack: list[tuple[int, bytes]] = [
+            (level, h) for (level, _), h in zip(frontier(size), hashes, strict=True)
+        ]
+
+    def append(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
+        """Append a leaf; return the complete subtrees (level ≥ 1, idx, hash) it completed."""
+        self._stack.append((0, leaf_hash))
+        self.size += 1
+        made = []
+        while len(self._stack) >= 2 and self._stack[-1][0] == self._stack[-2][0]:
+            level, right = self._stack.pop()
+            _, left = self._stack.pop()
+            h = node_hash(left, right)
+            self._stack.append((level + 1, h))
+            made.append((level + 1, (self.size >> (level + 1)) - 1, h))
+        return made
+
+    def root(self) -> bytes:
+        return fold_frontier([h for _, h in self._stack])
+
+
+def verify_inclusion(
+    index: int, size: int, leaf_hash: bytes, path: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 §2.1.3.2: does ``path`` lead from leaf ``index`` to ``root`` of ``size``?"""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf_hash
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def inclusion_path_length(index: int, size: int) -> int:
+    """The number of hashes RFC 9162 §2.1.3.1 gives for (``index``, ``size``)."""
+    inner = (index ^ (size - 1)).bit_length()
+    return inner + bin(index >> inner).count("1")
+
+
+def verify_consistency(
+    size1: int, size2: int, root1: bytes, root2: bytes, path: Sequence[bytes]
+) -> bool:
+    """RFC 9162 §2.1.4.2 for 0 < size1 < size2 (callers handle size1 = size2)."""
+    if not 0 < size1 < size2 or not path:
+        return False
+    proof = list(path)
+    if size1 & (size1 - 1) == 0:  # an exact power of two: the old root is a node of the new tree
+        proof.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == root1 and sr == root2 and sn == 0
+
+
+def range_hash(start: int, end: int, node: Callable[[int, int], bytes]) -> bytes:
+    """MTH of the leaves [start, end) from complete subtrees ``node(level, idx)`` (§3.2, §3.3)."""
+    n = end - start
+    if n & (n - 1) == 0 and start % n == 0:
+        level = n.bit_length() - 1
+        return node(level, start >> level)
+    k = _largest_pow2_below(n)
+    return node_hash(range_hash(start, start + k, node), range_hash(start + k, end, node))
+
+
+def inclusion_path(index: int, size: int, node: Callable[[int, int], bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 PATH(index, D[0:size]) out of complete subtrees (§3.3)."""
+    out: list[bytes] = []
+
+    def path(m: int, start: int, end: int) -> None:
+        n = end - start
+        if n == 1:
+            return
+        k = _largest_pow2_below(n)
+        if m < k:
+            path(m, start, start + k)
+            out.append(range_hash(start + k, end, node))
+        else:
+            path(m - k, start + k, end)
+            out.append(range_hash(start, start + k, node))
+
+    path(index, 0, size)
+    return out
+
+
+def consistency_path(m: int, size: int, node: Callable[[int, int], bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 PROOF(m, D[0:size]) = SUBPROOF(m, D[0:size], true) (§3.3)."""
+    out: list[bytes] = []
+
+    def sub(m: int, start: int, end: int, b: bool) -> None:
+        n = end - start
+        if m == n:
+            if not b:
+                out.append(range_hash(start, end, node))
+            return
+        k = _largest_pow2_below(n)
+        if m <= k:
+            sub(m, start, start + k, b)
+            out.append(range_hash(start + k, end, node))
+        else:
+            sub(m - k, start + k, end, False)
+            out.append(range_hash(start, start + k, node))
+
+    if 0 < m < size:
+        sub(m, 0, size, True)
+    return out
+
+
+# -- FORMAT.md §5: key texts, signed notes, checkpoints ---------------------------------
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    """FORMAT.md §5.4: ``<name>+<key ID hex>+<base64(0x01 || Ed25519 public key)>``."""
+
+    name: str
+    key_id: bytes
+    public_key: bytes
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def key_id(name: str, public_key: bytes) -> bytes:
+    """FORMAT.md §5.2: first 4 bytes of SHA-256(name || 0x0A || 0x01 || public key)."""
+    return hashlib.sha256(
+        name.encode("utf-8") + b"\n" + bytes([SIG_TYPE_ED25519]) + public_key
+    ).digest()[:4]
+
+
+def _valid_key_name(name: str) -> bool:
+    # signed-note: non-empty, no Unicode spaces, no plus signs.
+    return bool(name) and "+" not in name and not any(c.isspace() for c in name)
+
+
+def parse_verifier_key(text: str) -> VerifierKey:
+    """FORMAT.md §5.4: parse a verifier key text (what ``bfa key export`` prints)."""
+    text = text.strip()
+    parts = text.split("+", 2)  # the base64 part may itself contain '+'
+    if len(parts) != 3:
+        raise FormatError("verifier key: expected <name>+<key ID>+<base64 key>")
+    name, hexid, b64 = parts
+    if not _valid_key_name(name):
+        raise FormatError(f"verifier key: bad key name {name!r}")
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", hexid):
+        raise FormatError("verifier key: key ID must be 8 hex digits")
+    raw = b64decode_strict(b64, "verifier key")
+    if len(raw) != 33 or raw[0] != SIG_TYPE_ED25519:
+        raise FormatError("verifier key: not 0x01 followed by a 32-byte Ed25519 public key")
+    pub = raw[1:]
+    kid = key_id(name, pub)
+    if kid != bytes.fromhex(hexid):
+        raise FormatError("verifier key: the key ID does not match the key")
+    return VerifierKey(name, kid, pub)
+
+
+def open_note(note: str, keys: Sequence[VerifierKey]) -> str:
+    """FORMAT.md §5.2 (c2sp.org/signed-note): verify a signed note, return its text.
+
+    Raises :class:`FormatError` for a malformed note and :class:`ProofError` when no
+    trusted key signed it or a trusted key's signature does not verify.
+    """
+    if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
+        raise FormatError("note larger than 1 MiB")
+    if any(ord(c) < 0x20 and c != "\n" for c in note):
+        raise FormatError("note contains control characters other than newline")
+    if not note.endswith("\n"):
+        raise FormatError("note does not end in a newline")
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise FormatError("note has no empty line before its signatures")
+    text, sigs = note[: cut + 1], note[cut + 2 :]
+    lines = sigs.split("\n")[:-1]
+    if not lines:
+        raise FormatError("note has no signature lines")
+    if len(lines) > MAX_SIGNATURES:
+        raise FormatError("note has more than 100 signature lines")
+    message = text.encode("utf-8")
+    trusted = 0
+    for line in lines:
+        if not line.startswith("— "):
+            raise FormatError(f"not a signature line: {line[:60]!r}")
+        name, sep, b64 = line[2:].partition(" ")
+        if not sep or not _valid_key_name(name) or " " in b64:
+            raise FormatError(f"malformed signature line: {line[:60]!r}")
+        raw = b64decode_strict(b64, "signature")
+        if len(raw) < 5:
+            raise FormatError("signature shorter than key ID plus one byte")
+        kid, sig = raw[:4], raw[4:]
+        for key in keys:
+            if key.name == name and key.key_id == kid:
+                if len(sig) != 64 or not key.verify(sig, message):
+                    raise ProofError(f"signature by trusted key {name} does not verify")
+                trusted += 1
+    if trusted == 0:
+        raise ProofError("note is not signed by the trusted key (unknown key name or key ID)")
+    return text
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """FORMAT.md §5.1: origin, tree size and root hash of a tlog-checkpoint text."""
+
+    origin: str
+    size: int
+    root: bytes
+    note: str
+
+
+def parse_checkpoint(text: str, note: str = "") -> Checkpoint:
+    """FORMAT.md §5.1: three lines (origin, decimal size, base64 root), extensions ignored."""
+    if not text.endswith("\n"):
+        raise FormatError("checkpoint text does not end in a newline")
+    lines = text[:-1].split("\n")
+    if len(lines) < 3:
+        raise FormatError("checkpoint text has fewer than three lines")
+    origin, size_s, root_s, *ext = lines
+    if not ORIGIN_RE.match(origin):
+        raise FormatError(f"checkpoint origin {origin!r} is not a valid origin")
+    size = _parse_decimal(size_s, "checkpoint size")
+    root = b64decode_strict(root_s, "checkpoint root")
+    if len(root) != HASH_SIZE:
+        raise FormatError("checkpoint root is not 32 bytes")
+    if any(not line for line in ext):
+        raise FormatError("empty extension line in checkpoint")
+    return Checkpoint(origin, size, root, note)
+
+
+def open_checkpoint(note: str, key: VerifierKey, origin: str | None = None) -> Checkpoint:
+    """FORMAT.md §5.2, §6.1 step 1: verify the note, parse it, require the origin."""
+    cp = parse_checkpoint(open_note(note, [key]), note)
+    want = key.name if origin is None else origin
+    if cp.origin != want:
+        raise ProofError(f"checkpoint origin {cp.origin!r} is not the ledger's {want!r}")
+    return cp
+
+
+# -- FORMAT.md §7: proofs ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TLogProof:
+    """FORMAT.md §7.1: a parsed c2sp.org/tlog-proof@v1."""
+
+    extra: bytes | None
+    index: int
+    hashes: list[bytes]
+    checkpoint_note: str
+
+
+def _split_proof_head(text: str) -> tuple[list[str], str]:
+    head, sep, note = text.partition("\n\n")
+    if not sep:
+        raise FormatError("proof has no empty line before the checkpoint")
+    return head.split("\n"), note
+
+
+def _parse_hashes(lines: Iterable[str]) -> list[bytes]:
+    out = []
+    for line in lines:
+        h = b64decode_strict(line, "proof hash")
+        if len(h) != HASH_SIZE:
+            raise FormatError("proof hash is not 32 bytes")
+        out.append(h)
+    return out
+
+
+def parse_tlog_proof(text: str) -> TLogProof:
+    """FORMAT.md §7.1 step 1."""
+    lines, note = _split_proof_head(text)
+    if lines[0] != TLOG_PROOF_HEADER:
+        raise FormatError(f"first line is not {TLOG_PROOF_HEADER!r}")
+    i = 1
+    extra = None
+    if i < len(lines) and lines[i].startswith("extra "):
+        extra = b64decode_strict(lines[i][len("extra ") :], "extra")
+        i += 1
+    if i >= len(lines) or not lines[i].startswith("index "):
+        raise FormatError("missing 'index' line")
+    index = _parse_decimal(lines[i][len("index ") :], "index")
+    return TLogProof(extra, index, _parse_hashes(lines[i + 1 :]), note)
+
+
+@dataclass(frozen=True)
+class InclusionResult:
+    index: int
+    tree_size: int
+    root: bytes
+    leaf_hash: bytes
+    record: dict[str, Any]
+
+
+def verify_tlog_proof(
+    text: str, leaf: bytes | None, vkey_text: str, origin: str | None = None
+) -> InclusionResult:
+    """FORMAT.md §7.1 "Verifying an inclusion proof offline", steps 1-5.
+
+    ``leaf`` is the leaf input (``bfa show ID --entry --raw``); when given it must equal
+    the proof's ``extra``. Raises :class:`FormatError` or :class:`ProofError`.
+    """
+    key = parse_verifier_key(vkey_text)
+    proof = parse_tlog_proof(text)
+    cp = open_checkpoint(proof.checkpoint_note, key, origin)
+    if proof.extra is None and leaf is None:
+        raise FormatError("no leaf: the proof has no 'extra' line and none was given")
+    if leaf is not None and proof.extra is not None and bytes(leaf) != proof.extra:
+        raise ProofError("the proof's 'extra' line is not the given leaf input")
+    data = bytes(leaf if leaf is not None else proof.extra)  # type: ignore[arg-type]
+    h = entry_hash(data)
+    if len(data) < HEADER_SIZE or data[0] != LEAF_VERSION:
+        raise ProofError("the leaf is not a format v1 leaf")
+    if int.from_bytes(data[1:9], "big") != proof.index:
+        raise ProofError(
+            f"the leaf's own seq {int.from_bytes(data[1:9], 'big')} "
+            f"is not the proof's index {proof.index}"
+        )
+    if proof.index >= cp.size:
+        raise ProofError(f"index {proof.index} is not below the tree size {cp.size}")
+    want = inclusion_path_length(proof.index, cp.size)
+    if len(proof.hashes) != want:
+        raise ProofError(f"audit path has {len(proof.hashes)} hashes, expected {want}")
+    if not verify_inclusion(proof.index, cp.size, h, proof.hashes, cp.root):
+        raise ProofError(
+            f"audit path of index {proof.index} does not lead to the signed root of size {cp.size}"
+        )
+    try:
+        record, _ = decode_leaf(data)
+    except FormatError as e:
+        raise ProofError(f"included leaf does not decode: {e}") from e
+    return InclusionResult(proof.index, cp.size, cp.root, h, record)
+
+
+@dataclass(frozen=True)
+class ConsistencyProofText:
+    """FORMAT.md §7.2: a parsed tlog-witness ``add-checkpoint`` body."""
+
+    old: int
+    hashes: list[bytes]
+    checkpoint_note: str
+
+
+def parse_consistency_proof(text: str) -> ConsistencyProofText:
+    lines, note = _split_proof_head(text)
+    if not lines[0].startswith("old "):
+        raise FormatError("first line is not 'old <size>'")
+    old = _parse_decimal(lines[0][len("old ") :], "old size")
+    return ConsistencyProofText(old, _parse_hashes(lines[1:]), note)
+
+
+def verify_consistency_proof(
+    text: str, old_note: str, vkey_text: str, origin: str | None = None
+) -> tuple[Checkpoint, Checkpoint]:
+    """FORMAT.md §7.2 "Verifying offline": the new checkpoint extends the auditor's old one.
+
+    Returns (old checkpoint, new checkpoint); raises :class:`FormatError`/:class:`ProofError`.
+    """
+    key = parse_verifier_key(vkey_text)
+    proof = parse_consistency_proof(text)
+    old = open_checkpoint(old_note, key, origin)
+    new = open_checkpoint(proof.checkpoint_note, key, origin)
+    if old.origin != new.origin:
+        raise ProofError("the two checkpoints name different origins")
+    if old.size != proof.old:
+        raise ProofError(f"the proof is from size {proof.old}, the old checkpoint has {old.size}")
+    if old.size == 0:
+        raise ProofError("a consistency proof needs 0 < OLD (FORMAT.md §7.2)")
+    if old.size == new.size:
+        if proof.hashes or old.root != new.root:
+            raise ProofError("equal sizes need no hashes and equal roots")
+        return old, new
+    if old.size > new.size:
+        raise ProofError(f"old size {old.size} is larger than new size {new.size}")
+    if not verify_consistency(old.size, new.size, old.root, new.root, proof.hashes):
+        raise ProofError(f"no valid consistency from size {old.size} to {new.size}")
+    return old, new
+
+
+# -- FORMAT.md §8.1: the tables -------------------------------------------------------------
+
+
+class Database:
+    """Read access to ``entries``, ``tree_nodes``, ``checkpoints``, ``meta`` (FORMAT.md §8.1).
+
+    One read transaction for the whole run (FORMAT.md §6: a consistent snapshot). Pass an
+    existing DB-API connection as ``conn`` (``sqlite3`` or ``psycopg``) to read in its
+    transaction instead.
+    """
+
+    def __init__(self, target: str | None = None, conn: Any = None) -> None:
+        self._own = conn is None
+        if conn is not None:
+            self.conn = conn
+            self.pg = type(conn).__module__.startswith("psycopg")
+        elif target is None:
+            raise ValueError("give a database URL/path or a connection")
+        elif target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            import psycopg
+
+            url = target.replace("postgresql+psycopg://", "postgresql://", 1)
+            self.conn = psycopg.connect(url, autocommit=False)
+            self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            self.conn.read_only = True
+            self.pg = True
+        else:
+            path = target[len("sqlite:///") :] if target.startswith("sqlite:///") else target
+            uri = "file:" + urllib.parse.quote(path) + "?mode=ro"
+            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            self.conn.execute("BEGIN")
+            self.pg = False
+        self.ph = "%s" if self.pg else "?"
+        self._cursors = 0
+
+    def close(self) -> None:
+        if self._own:
+            if self.pg:
+                self.conn.rollback()
+            else:
+                self.conn.execute("ROLLBACK")
+            self.conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def checkpoints(self) -> list[tuple[int, bytes, str]]:
+        return [
+            (int(s), bytes(r), n)
+            for s, r, n in self._all(
+                "SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size"
+            )
+        ]
+
+    def meta(self, key: str) -> str | None:
+        rows = self._all(f'SELECT value FROM meta WHERE "key" = {self.ph}', (key,))
+        return rows[0][0] if rows else None
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` one by one (a server-side cursor on PostgreSQL)."""
+        if self.pg:
+            self._cursors += 1
+            cur = self.conn.cursor(name=f"independent_verifier_{self._cursors}")
+            cur.itersize = 2000
+        else:
+            cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params)
+            yield from cur
+        finally:
+            cur.close()
+
+    def entries(self, start: int) -> Iterator[tuple[int, bytes, bytes, str, str, str]]:
+        """Stream (seq, leaf, entry_hash, domain, kind, record_id) in seq order from ``start``."""
+        for seq, leaf, eh, domain, kind, rid in self.stream(
+            f"SELECT seq, leaf, entry_hash, domain, kind, record_id FROM entries "
+            f"WHERE seq >= {self.ph} ORDER BY seq",
+            (start,),
+        ):
+            yield int(seq), bytes(leaf), bytes(eh), domain, kind, rid
+
+    def entry_hash_at(self, seq: int) -> bytes | None:
+        rows = self._all(f"SELECT entry_hash FROM entries WHERE seq = {self.ph}", (seq,))
+        return bytes(rows[0][0]) if rows else None
+
+    def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Stored complete subtrees (FORMAT.md §3.2): level 0 from entries, ≥ 1 from tree_nodes."""
+        by_level: dict[int, list[int]] = {}
+        for level, idx in keys:
+            by_level.setdefault(level, []).append(idx)
+        out: dict[tuple[int, int], bytes] = {}
+        for level, idxs in by_level.items():
+            for i in range(0, len(idxs), NODE_BATCH):
+                chunk = idxs[i : i + NODE_BATCH]
+                marks = ",".join([self.ph] * len(chunk))
+                if level == 0:
+                    sql = f"SELECT seq, entry_hash FROM entries WHERE seq IN ({marks})"
+                    params: list[int] = chunk
+                else:
+                    sql = (
+                        f"SELECT idx, hash FROM tree_nodes WHERE level = {self.ph} "
+                        f"AND idx IN ({marks})"
+                    )
+                    params = [level, *chunk]
+                for idx, h in self._all(sql, params):
+                    out[(level, int(idx))] = bytes(h)
+        return out
+
+    def head(self) -> int:
+        """The highest seq + 1 (0 when empty)."""
+        top = self._all("SELECT MAX(seq) FROM entries")[0][0]
+        return 0 if top is None else int(top) + 1
+
+    def tree_node_count(self) -> int:
+        return int(self._all("SELECT COUNT(*) FROM tree_nodes")[0][0])
+
+
+class _MissingNode(Exception):
+    def __init__(self, level: int, idx: int) -> None:
+        super().__init__(f"stored node ({level}, {idx}) is missing")
+        self.level, self.idx = level, idx
+
+
+def _stored_node_reader(db: Database) -> Callable[[int, int], bytes]:
+    cache: dict[tuple[int, int], bytes] = {}
+
+    def node(level: int, idx: int) -> bytes:
+        if (level, idx) not in cache:
+            cache.update(db.nodes([(level, idx)]))
+        if (level, idx) not in cache:
+            raise _MissingNode(level, idx)
+        return cache[(level, idx)]
+
+    return node
+
+
+# -- FORMAT.md §6: the verification algorithm -------------------------------------------------
+
+
+class _DerivedChecker:
+    """FORMAT.md §6.5: leaf decoding, index columns, stored tree nodes (in batches)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.pending: dict[tuple[int, int], bytes] = {}
+        self.problem: Problem | None = None
+
+    def entry(self, seq: int, leaf: bytes, domain: str, kind: str, record_id: str) -> None:
+        if self.problem is not None:
+            return
+        try:
+            record, _ = decode_leaf(leaf)
+        except FormatError as e:
+            self.problem = Problem("leaf-format", str(e), seq)
+            return
+        rdomain, _, rkind = record["type"].partition(".")
+        rid = record.get("id")
+        if (domain, kind, record_id) != (rdomain, rkind, rid):
+            self.problem = Problem(
+                "derived-mismatch",
+                f"index columns ({domain!r}, {kind!r}, {record_id!r}) differ from the leaf's "
+                f"record type {record['type']!r} and id {rid!r}",
+                seq,
+            )
+
+    def nodes(self, made: Iterable[tuple[int, int, bytes]]) -> None:
+        if self.problem is not None:
+            return
+        for level, idx, h in made:
+            self.pending[(level, idx)] = h
+        if len(self.pending) >= 4 * NODE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.problem is not None or not self.pending:
+            self.pending.clear()
+            return
+        stored = self.db.nodes(self.pending)
+        bad = [(lv, ix) for (lv, ix), h in self.pending.items() if stored.get((lv, ix)) != h]
+        self.pending.clear()
+        if bad:
+            level, idx = min(bad, key=lambda k: k[1] << k[0])
+            self.problem = Problem(
+                "derived-mismatch",
+                f"stored tree node ({level}, {idx}) is missing or differs "
+                f"from the hash recomputed from the entries",
+                idx << level,
+            )
+
+
+def verify_ledger(
+    db: Database | str,
+    vkey_text: str,
+    *,
+    origin: str | None = None,
+    against: str | None = None,
+    since_checkpoint: bool = False,
+    skip_derived: bool = False,
+) -> Report:
+    """FORMAT.md §6: check a ledger's tables with the verifier key; never writes.
+
+    ``db`` is a :class:`Database` or a SQLite path / ``sqlite:///`` / ``postgresql://`` URL.
+    ``origin`` defaults to the key's name (FORMAT.md §5.1: the origin is also the key name).
+    ``against`` is an auditor's signed checkpoint note (§6.4). Returns a :class:`Report`;
+    its first problem names the first bad seq.
+    """
+    if isinstance(db, str):
+        with Database(db) as opened:
+            return verify_ledger(
+                opened,
+                vkey_text,
+                origin=origin,
+                against=against,
+                since_checkpoint=since_checkpoint,
+                skip_derived=skip_derived,
+            )
+    key = parse_verifier_key(vkey_text)
+    origin = key.name if origin is None else origin
+    report = Report()
+
+    # §6.1 checkpoints: all rows, every problem reported, then stop if any.
+    # FORMAT.md §6.6 does not define the counters of a failed run; like `bfa verify`,
+    # tree_size is the ledger's head (highest seq + 1) and checkpoints_checked counts the
+    # checkpoints that passed §6.1.
+    report.tree_size = db.head()
+    rows = db.checkpoints()
+    signed: dict[int, bytes] = {}
+    for size, root, note in rows:
+        try:
+            cp = open_checkpoint(note, key, origin)
+        except (FormatError, ProofError) as e:
+            # FORMAT.md §6.1 does not say which seq a checkpoint problem names; `bfa verify`
+            # names the checkpoint's tree size.
+            report.problems.append(
+                Problem("checkpoint-signature", f"checkpoint of size {size}: {e}", size)
+            )
+            continue
+        if cp.size != size or cp.root != root:
+            report.problems.append(
+                Problem(
+                    "checkpoint-row",
+                    f"checkpoint row of size {size} (root {root.hex()}) differs "
+                    f"from its signed note (size {cp.size}, root {cp.root.hex()})",
+                    size,
+                )
+            )
+            continue
+        signed[size] = root
+        report.checkpoints_checked += 1
+    if report.problems:
+        return report
+    auditor: Checkpoint | None = None
+    if against is not None:
+        try:
+            auditor = open_checkpoint(against, key, origin)
+        except (FormatError, ProofError) as e:
+            report.problems.append(Problem("against-signature", str(e), None))
+            return report
+        report.against = auditor.size
+
+    # A size-0 checkpoint is never reached by §6.3 step 6 (it fires at seq + 1 ≥ 1);
+    # FORMAT.md §5.1 says its root is SHA-256(""), so check that here.
+    if 0 in signed and signed[0] != EMPTY_ROOT:
+        report.problems.append(
+            Problem("root-mismatch", 'checkpoint of size 0 does not sign SHA-256("")', None)
+        )
+        return report
+
+    # §6.2 resume point.
+    start, prev, tree = 0, ZERO_HASH, CompactRange()
+    if since_checkpoint:
+        # FORMAT.md §6.2: 0 if absent. A value that is not a decimal is taken as 0 too (the
+        # document does not say; `bfa verify --since-checkpoint` fails with an internal error).
+        v_text = db.meta("verified_size") or ""
+        verified = int(v_text) if DECIMAL_RE.match(v_text) else 0
+        candidates = [s for s in signed if 0 < s <= verified]
+        s_size = max(candidates, default=0)
+        if auditor is not None and auditor.size < s_size:
+            s_size = 0
+        if s_size:
+            resumed = _resume(db, s_size, signed[s_size], report)
+            if resumed is None:
+                return report
+            start, prev, tree = s_size, resumed[0], resumed[1]
+    report.start = start
+    derived = None if since_checkpoint or skip_derived else _DerivedChecker(db)
+
+    # §6.3 chain pass.
+    roots_at: dict[int, bytes] = {}
+    if auditor is not None and auditor.size == start:
+        roots_at[start] = tree.root()
+    expected = start
+    for seq, leaf, stored_hash, domain, kind, record_id in db.entries(start):
+        problem = _check_entry(seq, expected, leaf, stored_hash, prev)
+        if problem is not None:
+            report.problems.append(problem)
+            return report
+        report.entries_checked += 1  # steps 1-5 passed (`bfa verify` counts it from here)
+        made = tree.append(stored_hash)
+        if seq + 1 in signed and tree.root() != signed[seq + 1]:
+            report.problems.append(
+                Problem(
+                    "root-mismatch",
+                    f"the root recomputed at size {seq + 1} differs from the signed checkpoint's",
+                    seq,
+                )
+            )
+            return report
+        if auditor is not None and auditor.size == seq + 1:
+            roots_at[seq + 1] = tree.root()
+        if derived is not None:
+            derived.entry(seq, leaf, domain, kind, record_id)
+            derived.nodes(made)
+        prev = stored_hash
+        expected = seq + 1
+    n = expected
+    report.tree_size = n
+    larger = [s for s in signed if s > n]
+    if larger:
+        report.problems.append(
+            Problem(
+                "truncated",
+                f"checkpoint of size {max(larger)} covers more entries than the ledger's {n}",
+                n,
+            )
+        )
+        return report
+
+    # §6.4 auditor's checkpoint.
+    if auditor is not None:
+        m = auditor.size
+        if m > n:
+            report.problems.append(
+                Problem(
+                    "truncated",
+                    f"the auditor's checkpoint of size {m} covers more entries than the "
+                    f"ledger's {n}",
+                    n,
+                )
+            )
+            return report
+        root_m = EMPTY_ROOT if m == 0 else roots_at.get(m)
+        if root_m != auditor.root:
+            report.problems.append(
+                Problem(
+                    "fork",
+                    f"the first {m} entries do not hash to the auditor's root",
+                    m - 1 if m else None,
+                )
+            )
+            return report
+        if 0 < m < n:
+            try:
+                path = consistency_path(m, n, _stored_node_reader(db))
+                ok = verify_consistency(m, n, auditor.root, tree.root(), path)
+            except _MissingNode:
+                ok = False
+            if not ok:
+                # seq: FORMAT.md §6.4 does not say; `bfa verify` names the auditor's size.
+                report.problems.append(
+                    Problem(
+                        "consistency",
+                        f"no valid consistency proof from size {m} to {n} can be "
+                        f"built from stored nodes",
+                        m,
+                    )
+                )
+                return report
+
+    # §6.5 derived pass (full runs only).
+    if derived is not None:
+        derived.flush()
+        if derived.problem is not None:
+            report.problems.append(derived.problem)
+            return report
+        count = db.tree_node_count()
+        want = n - bin(n).count("1")
+        if count != want:
+            report.problems.append(
+                Problem(
+                    "derived-mismatch",
+                    f"tree_nodes holds {count} rows, a tree of {n} needs {want}",
+                    None,
+                )
+            )
+            return report
+        report.derived_checked = True
+    return report
+
+
+def _check_entry(
+    seq: int, expected: int, leaf: bytes, stored_hash: bytes, prev: bytes
+) -> Problem | None:
+    """FORMAT.md §6.3 steps 1-5 for one row."""
+    if seq != expected:
+        return Problem("entry-missing", f"expected seq {expected}, found {seq}", expected)
+    if len(leaf) < HEADER_SIZE or leaf[0] != LEAF_VERSION:
+        return Problem("leaf-format", "leaf is not format v1 (version byte or length)", seq)
+    _, own_seq, back = leaf_header(leaf)
+    if own_seq != seq:
+        return Problem("reordered", f"leaf carries seq {own_seq}", seq)
+    if entry_hash(leaf) != stored_hash:
+        return Problem("payload-changed", "SHA-256(0x00 || leaf) is not the stored entry hash", seq)
+    if back != prev:
+        return Problem("chain-broken", "leaf does not link to the previous entry hash", seq)
+    return None
+
+
+def _resume(
+    db: Database, size: int, signed_root: bytes, report: Report
+) -> tuple[bytes, CompactRange] | None:
+    """FORMAT.md §6.2 steps 2-5: the stored frontier of ``size`` and the chain head."""
+    keys = frontier(size)
+    stored = db.nodes(keys)
+    if any(k not in stored for k in keys):
+        report.problems.append(
+            Problem("derived-mismatch", f"frontier nodes of size {size} are missing", None)
+        )
+        return None
+    hashes = [stored[k] for k in keys]
+    if fold_frontier(hashes) != signed_root:
+        report.problems.append(
+            Problem(
+                "root-mismatch",
+                f"stored frontier of size {size} does not fold to the signed root",
+                size - 1,
+            )
+        )
+        return None
+    last = db.entry_hash_at(size - 1)
+    try:
+        path = inclusion_path(size - 1, size, _stored_node_reader(db))
+    except _MissingNode:
+        path = None
+    if (
+        last is None
+        or path is None
+        or not verify_inclusion(size - 1, size, last, path, signed_root)
+    ):
+        report.problems.append(
+            Problem(
+                "chain-broken",
+                f"entry {size - 1} is not the one the checkpoint of size {size} signed",
+                size - 1,
+            )
+        )
+        return None
+    return last, CompactRange(size, hashes)
+
+
+# -- FORMAT.md §4: the vault against the leaves (an extra, not part of §6) ----------------
+
+
+def commitment(salt: bytes, value: str) -> str:
+    """FORMAT.md §4.2: hex SHA-256("bfa-commit/v1" || 0x00 || salt || value)."""
+    return hashlib.sha256(b"bfa-commit/v1\x00" + salt + value.encode("utf-8")).hexdigest()
+
+
+def verify_vault(db: Database | str) -> list[Problem]:
+    """FORMAT.md §4.2, §4.4, §4.6: what the vault table can be checked for without the secret.
+
+    Not part of `bfa verify` (FORMAT.md §6.5: "Not checked (cannot be): … the vault"), but
+    §4.2 says anyone with the salt can check a clear value against its commitment. For each
+    vault row: its entry exists (``vault-orphan``); the salt and clear value open the leaf's
+    ``_commitments[field]`` (``vault-commitment``); ``subject`` is the leaf's ``person_id``
+    pseudonym, else its ``payer_id``, else NULL (``vault-subject``); no ``control.forget``
+    appended after the record names that subject (``vault-not-forgotten``). Problems are in
+    ``seq`` order of the record.
+    """
+    if isinstance(db, str):
+        with Database(db) as opened:
+            return verify_vault(opened)
+    forgets: dict[str, list[int]] = {}
+    for seq, leaf in db.stream(
+        "SELECT seq, leaf FROM entries WHERE domain = 'control' AND kind = 'forget' ORDER BY seq"
+    ):
+        try:
+            record, _ = decode_leaf(bytes(leaf))
+        except FormatError:
+            continue  # verify_ledger reports it (leaf-format)
+        forgets.setdefault(str(record.get("subject")), []).append(int(seq))
+    problems: list[Problem] = []
+    rows = db.stream(
+        "SELECT e.seq, e.leaf, v.domain, v.record_id, v.field, v.subject, v.salt, "
+        "v.clear_value FROM vault v LEFT JOIN entries e ON e.domain = v.domain "
+        "AND e.record_id = v.record_id ORDER BY e.seq, v.field"
+    )
+    for seq, leaf, domain, record_id, fld, subject, salt, clear in rows:
+        where = f"vault row ({domain}, {record_id}, {fld})"
+        if seq is None:
+            problems.append(Problem("vault-orphan", f"{where} names no entry", None))
+            continue
+        seq = int(seq)
+        try:
+            record, _ = decode_leaf(bytes(leaf))
+        except FormatError as e:
+            problems.append(Problem("leaf-format", f"{where}: its leaf does not decode: {e}", seq))
+            continue
+        if record.get("_commitments", {}).get(fld) != commitment(bytes(salt), clear):
+            problems.append(
+                Problem("vault-commitment", f"{where} does not open the leaf's commitment", seq)
+            )
+        want = record.get("person_id", record.get("payer_id"))
+        if subject != want:
+            problems.append(
+                Problem(
+                    "vault-subject",
+                    f"{where} has subject {subject!r}, the leaf's party pseudonym is {want!r}",
+                    seq,
+                )
+            )
+        if subject is not None and any(f > seq for f in forgets.get(subject, ())):
+            problems.append(
+                Problem(
+                    "vault-not-forgotten", f"{where} outlived a control.forget of its subject", seq
+                )
+            )
+    return problems
+
+
+# -- command line -------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--key", required=True, help="file with the verifier key (bfa key export)")
+    ap.add_argument("--db", help="SQLite file path, sqlite:///PATH or postgresql:// URL")
+    ap.add_argument("--origin", help="the ledger's origin (default: the key name)")
+    ap.add_argument("--against", help="an auditor's signed checkpoint note (FORMAT.md §6.4)")
+    ap.add_argument("--since-checkpoint", action="store_true", help="FORMAT.md §6.2")
+    ap.add_argument("--skip-derived", action="store_true", help="skip FORMAT.md §6.5")
+    ap.add_argument(
+        "--vault",
+        action="store_true",
+        help="also check the vault against the leaves (FORMAT.md §4, not §6)",
+    )
+    ap.add_argument("--tlog-proof", help="a tlog-proof@v1 file to verify (FORMAT.md §7.1)")
+    ap.add_argument("--leaf", help="with --tlog-proof: the leaf input (bfa show --entry --raw)")
+    ap.add_argument("--consistency-proof", help="a consistency proof file (FORMAT.md §7.2)")
+    ap.add_argument("--old", help="with --consistency-proof: the auditor's old checkpoint note")
+    ap.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = ap.parse_args(argv)
+    try:
+        with open(args.key, encoding="utf-8") as f:
+            vkey = f.read()
+        parse_verifier_key(vkey)
+        bad = False
+        if args.tlog_proof:
+            with open(args.tlog_proof, encoding="utf-8") as f:
+                text = f.read()
+            leaf = None
+            if args.leaf:
+                with open(args.leaf, "rb") as fb:
+                    leaf = fb.read()
+            res = verify_tlog_proof(text, leaf, vkey, args.origin)
+            print(f"ok inclusion index={res.index} size={res.tree_size}")
+        if args.consistency_proof:
+            if not args.old:
+                ap.error("--consistency-proof needs --old")
+            with open(args.consistency_proof, encoding="utf-8") as f:
+                text = f.read()
+            with open(args.old, encoding="utf-8") as f:
+                old_note = f.read()
+            old, new = verify_consistency_proof(text, old_note, vkey, args.origin)
+            print(f"ok consistency {old.size} -> {new.size}")
+        if args.db:
+            against = None
+            if args.against:
+                with open(args.against, encoding="utf-8") as f:
+                    against = f.read()
+            report = verify_ledger(
+                args.db,
+                vkey,
+                origin=args.origin,
+                against=against,
+                since_checkpoint=args.since_checkpoint,
+                skip_derived=args.skip_derived,
+            )
+            if args.json:
+                print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+            elif report.ok:
+                print(
+                    f"ok: {report.entries_checked} entries, "
+                    f"{report.checkpoints_checked} checkpoints, tree size {report.tree_size}"
+                )
+            for p in report.problems:
+                print(f"independent_verifier: {p}", file=sys.stderr)
+            bad = not report.ok
+            if args.vault:
+                for p in verify_vault(args.db):
+                    print(f"independent_verifier: {p}", file=sys.stderr)
+                    bad = True
+        elif not (args.tlog_proof or args.consistency_proof):
+            ap.error("give --db, --tlog-proof or --consistency-proof")
+    except ProofError as e:
+        print(f"independent_verifier: integrity failure: {e}", file=sys.stderr)
+        return 3
+    except (FormatError, OSError, sqlite3.Error) as e:
+        print(f"independent_verifier: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # e.g. psycopg.OperationalError: could not run (FORMAT.md §10)
+        print(f"independent_verifier: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    return 3 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
