@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from ledger._canonical import canonicalize, canonicalize_plain
 from ledger._errors import FormatError, InputError
+from schemas import TIMESTAMP_PATTERN
 
 LEAF_VERSION = 1
 HEADER_SIZE = 41
 ZERO_HASH = bytes(32)
 _VERSION_BYTE = bytes([LEAF_VERSION])
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,14 @@ def leaf_record(leaf: bytes) -> dict[str, Any]:
     return record
 
 
+class _FloatFound(Exception):
+    """Raised from inside ``json.loads``: ledger records hold no floats (FORMAT.md §1)."""
+
+
+def _no_float(text: str) -> NoReturn:
+    raise _FloatFound(text)
+
+
 def decode_leaf(leaf: bytes) -> Entry:
     """Parse leaf input bytes v1; raises :class:`FormatError` when malformed."""
     if len(leaf) < HEADER_SIZE + 2:
@@ -93,20 +104,28 @@ def decode_leaf(leaf: bytes) -> Entry:
     seq = int.from_bytes(leaf[1:9], "big")
     prev = leaf[9:HEADER_SIZE]
     try:
-        body = json.loads(leaf[HEADER_SIZE:].decode("utf-8"))
+        body = json.loads(leaf[HEADER_SIZE:].decode("utf-8"), parse_float=_no_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(f"leaf {seq}: body is not JSON: {e}") from e
+    except _FloatFound:
+        raise FormatError(f"leaf {seq}: body holds a floating-point number") from None
     if not isinstance(body, dict) or set(body) != {"record", "recorded_at"}:
         raise FormatError(f"leaf {seq}: body must hold exactly 'record' and 'recorded_at'")
-    record = body["record"]
-    if not isinstance(record, dict) or not isinstance(record.get("type"), str) or "." not in (
-        record["type"]
-    ):
+    record, recorded_at = body["record"], body["recorded_at"]
+    if not isinstance(record, dict):
+        raise FormatError(f"leaf {seq}: 'record' is not an object")
+    type_ = record.get("type")
+    domain, dot, kind = type_.partition(".") if isinstance(type_, str) else ("", "", "")
+    if not (domain and dot and kind):
         raise FormatError(f"leaf {seq}: record has no 'type' of the form domain.kind")
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        raise FormatError(f"leaf {seq}: record has no 'id' string")
+    if not isinstance(recorded_at, str) or _TIMESTAMP.fullmatch(recorded_at) is None:
+        raise FormatError(f"leaf {seq}: 'recorded_at' is not an RFC 3339 timestamp with offset")
     try:
         canonical = canonicalize(body)
     except InputError as e:
         raise FormatError(f"leaf {seq}: body cannot be canonicalized: {e}") from e
     if canonical != leaf[HEADER_SIZE:]:
         raise FormatError(f"leaf {seq}: body is not in RFC 8785 canonical form")
-    return Entry(seq, prev, record, str(body["recorded_at"]), leaf, entry_hash(leaf))
+    return Entry(seq, prev, record, recorded_at, leaf, entry_hash(leaf))

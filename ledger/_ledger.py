@@ -46,7 +46,13 @@ from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger._privacy import Pseudonymizer, commitment
 from ledger._store import Store, grant_sql
 from ledger._tlogproof import TLogProof
-from ledger._verify import LedgerIntegrityError, VerifyResult, check_ledger, record_verified
+from ledger._verify import (
+    LedgerIntegrityError,
+    VerifyResult,
+    check_ledger,
+    record_verified,
+    verified_size,
+)
 from schemas import EntryView, StatusView
 
 
@@ -232,7 +238,7 @@ class Ledger:
             c = s.checkpoints.c
             row = conn.execute(select(c.tree_size, c.root_hash, c.created_at)
                                .order_by(c.tree_size.desc()).limit(1)).first()
-            verified = self.store.get_meta(conn, "verified_size")
+            verified = verified_size(self.store, conn)
         cp_size = int(row[0]) if row else None
         return StatusView(
             origin=self.origin, database=self.store.display_url(), size=size,
@@ -240,7 +246,7 @@ class Ledger:
             checkpoint_root=bytes(row[1]).hex() if row else None,
             checkpoint_created_at=str(row[2]) if row else None,
             unsigned=size - (cp_size or 0),
-            verified_size=int(verified) if verified is not None else None)
+            verified_size=verified)
 
     def size(self) -> int:
         with self.store.reader() as conn:

@@ -18,6 +18,7 @@ from ledger import _schema as s
 from ledger._entry import HEADER_SIZE, LEAF_VERSION, ZERO_HASH, decode_leaf
 from ledger._errors import BfaError, FormatError, IntegrityError
 from ledger._merkle import (
+    EMPTY_ROOT,
     CompactRange,
     consistency_proof,
     consistency_ranges,
@@ -100,6 +101,10 @@ def _load_checkpoints(
                 f"(note says size {cp.size})", size))
             continue
         result.checkpoints_checked += 1
+        if size == 0 and cp.root != EMPTY_ROOT:  # the chain pass compares roots from size 1
+            result.problems.append(Problem(
+                "root-mismatch", 'checkpoint at size 0 signs a root other than SHA-256("")', None))
+            continue
         out.append(_Cp(size, cp.root, note))
     return out
 
@@ -154,7 +159,7 @@ def _chain_pass(
                 "entry-missing", f"entry {expect} is missing (the next stored entry is {seq})",
                 expect))
             return None
-        if leaf[:1] != version or len(leaf) < HEADER_SIZE:
+        if leaf[:1] != version or len(leaf) < HEADER_SIZE + 2:  # header and at least '{}'
             result.problems.append(Problem(
                 "leaf-format", f"entry {seq}: leaf is not in format v{LEAF_VERSION}", seq))
             return None
@@ -335,8 +340,7 @@ def _resume_point(
     store: Store, conn: Connection, cps: list[_Cp], result: VerifyResult
 ) -> tuple[int, CompactRange, bytes]:
     """Start after the last checkpoint a previous run verified, trusting only its signature."""
-    raw = store.get_meta(conn, "verified_size")
-    verified = int(raw) if raw else 0
+    verified = verified_size(store, conn) or 0
     usable = [cp for cp in cps if 0 < cp.size <= verified]
     if not usable:
         return 0, CompactRange(), ZERO_HASH
@@ -383,7 +387,8 @@ def _check_against(
     if root_at != cp.root:
         result.problems.append(Problem(
             "fork", f"the ledger's first {cp.size} entries do not hash to the auditor's "
-            "checkpoint root: history was rewritten (and possibly re-signed)", cp.size - 1))
+            "checkpoint root: history was rewritten (and possibly re-signed)",
+            cp.size - 1 if cp.size else None))
         return
     n = result.tree_size
     if cp.size == 0 or cp.size == n:
@@ -403,6 +408,19 @@ def verify_ledger(store: Store, verifier: Verifier, origin: str, **kw: object) -
     if result.problems:
         raise LedgerIntegrityError(result.problems[0])
     return result
+
+
+def verified_size(store: Store, conn: Connection) -> int | None:
+    """The size of the last checkpoint a clean run verified (``meta.verified_size``).
+
+    ``None`` when absent or not a decimal number: the application role may write
+    ``meta``, so a value that does not parse only means "nothing verified yet" and the
+    next ``--since-checkpoint`` run checks from entry 0 (FORMAT.md §6.2).
+    """
+    raw = store.get_meta(conn, "verified_size")
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return None
+    return int(raw)
 
 
 def record_verified(store: Store, result: VerifyResult) -> None:

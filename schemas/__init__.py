@@ -85,6 +85,7 @@ from schemas._ledger import (
     VerifyReport,
 )
 from schemas._types import (
+    TIMESTAMP_PATTERN,
     Base64Hash,
     Code,
     Count,
@@ -119,6 +120,7 @@ __all__ = [
     "PARTY_FIELDS",
     "PERSONAL_FIELDS",
     "RECORD_TYPES",
+    "TIMESTAMP_PATTERN",
     "Allocation",
     "ArchiveAccountingVoucher",
     "ArchiveApplicationForm",

@@ -102,7 +102,8 @@ class StatusView(FrozenModel):
     """Entries after the latest checkpoint: not yet provable (``bfa checkpoint``)."""
     verified_size: Count | None
     """The largest checkpoint a clean ``bfa verify`` covered; where the next
-    ``bfa verify --since-checkpoint`` starts. Null when none has."""
+    ``bfa verify --since-checkpoint`` starts. Null when none has, or when the stored
+    value is not a number (FORMAT.md §6.2)."""
 
 
 class VerifierKeyView(FrozenModel):

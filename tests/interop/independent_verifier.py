@@ -29,13 +29,11 @@ Where each part comes from:
 * FORMAT.md §4.2, §4.4, §4.6 (commitments, vault rows, forget), an extra outside §6:
   :func:`commitment`, :func:`verify_vault`.
 
-Where FORMAT.md §6 is silent, this verifier does what `bfa verify --json` was seen to do
-(tests/interop/test_independent_verifier.py compares the two reports): a checkpoint problem
-names the checkpoint's tree size as its seq, ``consistency`` the auditor's size,
-``truncated`` the ledger's size; ``tree_size`` is the highest seq + 1 even when the run
-stops early, ``checkpoints_checked`` counts the checkpoints that passed §6.1 and
-``derived_checked`` is true only when §6.5 ran to the end without a problem. Beyond §6 it
-checks that a size-0 checkpoint signs SHA-256("") (§5.1), which `bfa verify` does not.
+The first draft found places where FORMAT.md §6 was silent (which seq a checkpoint
+problem names, the counters of a failed run, a malformed ``meta.verified_size``, a size-0
+checkpoint's root, a leaf without ``record.id``); the document now says, and this verifier
+follows it. tests/interop/test_independent_verifier.py compares its reports with
+``bfa verify --json``.
 
 Command line (FORMAT.md §10 exit codes: 0 good, 2 could not run / malformed input,
 3 integrity failure)::
@@ -74,6 +72,10 @@ MIN_LEAF_SIZE = 43  # FORMAT.md §2.1 / §6.5 step 1: header plus "{}"
 MAX_SAFE_INT = 2**53 - 1  # FORMAT.md §1 (I-JSON)
 ORIGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*$")  # FORMAT.md §5.1
 DECIMAL_RE = re.compile(r"^(0|[1-9][0-9]*)$")  # "decimal, no leading zeros"
+TIMESTAMP_RE = re.compile(  # FORMAT.md §1: RFC 3339 with an explicit offset
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])\Z"
+)
 SIG_TYPE_ED25519 = 0x01  # FORMAT.md §5.4
 MAX_NOTE_BYTES = 1 << 20  # FORMAT.md §5.2
 MAX_SIGNATURES = 100  # FORMAT.md §5.2
@@ -191,6 +193,20 @@ def strict_json_loads(data: bytes) -> Any:
     value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     _check_numbers(value)
     return value
+
+
+def _has_float(value: Any) -> bool:
+    """FORMAT.md §1, §6.5 step 1: ledger records hold no floating-point numbers."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, float):
+            return True
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
 
 
 def _check_numbers(value: Any) -> None:
@@ -343,16 +359,23 @@ def decode_leaf(leaf: bytes) -> tuple[dict[str, Any], Any]:
     if not isinstance(record, dict):
         raise FormatError("'record' is not an object")
     rtype = record.get("type")
-    if not isinstance(rtype, str) or "." not in rtype:
-        raise FormatError("record.type is not a string '<domain>.<kind>'")
+    domain, dot, kind = rtype.partition(".") if isinstance(rtype, str) else ("", "", "")
+    if not (domain and dot and kind):
+        raise FormatError("record.type is not a string '<domain>.<kind>', both parts non-empty")
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        raise FormatError("record.id is not a non-empty string")
+    recorded_at = obj["recorded_at"]
+    if not isinstance(recorded_at, str) or not TIMESTAMP_RE.match(recorded_at):
+        raise FormatError("recorded_at is not an RFC 3339 timestamp with an offset")
+    if _has_float(obj):
+        raise FormatError("leaf body holds a floating-point number")
     try:
         canonical = jcs(obj)
     except ValueError as e:
         raise FormatError(f"leaf body has a value JCS refuses: {e}") from e
     if canonical != body:
         raise FormatError("leaf body is not in RFC 8785 canonical form")
-    # FORMAT.md §6.5 step 1 asks nothing of recorded_at (nor does `bfa verify`): returned as is.
-    return record, obj["recorded_at"]
+    return record, recorded_at
 
 
 # -- FORMAT.md §3: RFC 9162 Merkle tree -------------------------------------------------
@@ -1043,10 +1066,8 @@ def verify_ledger(
     origin = key.name if origin is None else origin
     report = Report()
 
-    # §6.1 checkpoints: all rows, every problem reported, then stop if any.
-    # FORMAT.md §6.6 does not define the counters of a failed run; like `bfa verify`,
-    # tree_size is the ledger's head (highest seq + 1) and checkpoints_checked counts the
-    # checkpoints that passed §6.1.
+    # §6.1 checkpoints: all rows, every problem reported, then stop if any. §6.6: tree_size
+    # is the ledger's head (highest seq + 1); checkpoints_checked counts rows passing steps 1-2.
     report.tree_size = db.head()
     rows = db.checkpoints()
     signed: dict[int, bytes] = {}
@@ -1054,8 +1075,7 @@ def verify_ledger(
         try:
             cp = open_checkpoint(note, key, origin)
         except (FormatError, ProofError) as e:
-            # FORMAT.md §6.1 does not say which seq a checkpoint problem names; `bfa verify`
-            # names the checkpoint's tree size.
+            # FORMAT.md §6.1: the seq of a checkpoint problem is the row's tree_size.
             report.problems.append(
                 Problem("checkpoint-signature", f"checkpoint of size {size}: {e}", size)
             )
@@ -1070,8 +1090,13 @@ def verify_ledger(
                 )
             )
             continue
-        signed[size] = root
         report.checkpoints_checked += 1
+        if size == 0 and root != EMPTY_ROOT:  # §6.1 step 3 (§5.1)
+            report.problems.append(
+                Problem("root-mismatch", 'checkpoint of size 0 does not sign SHA-256("")', None)
+            )
+            continue
+        signed[size] = root
     if report.problems:
         return report
     auditor: Checkpoint | None = None
@@ -1083,21 +1108,13 @@ def verify_ledger(
             return report
         report.against = auditor.size
 
-    # A size-0 checkpoint is never reached by §6.3 step 6 (it fires at seq + 1 ≥ 1);
-    # FORMAT.md §5.1 says its root is SHA-256(""), so check that here.
-    if 0 in signed and signed[0] != EMPTY_ROOT:
-        report.problems.append(
-            Problem("root-mismatch", 'checkpoint of size 0 does not sign SHA-256("")', None)
-        )
-        return report
-
     # §6.2 resume point.
     start, prev, tree = 0, ZERO_HASH, CompactRange()
     if since_checkpoint:
-        # FORMAT.md §6.2: 0 if absent. A value that is not a decimal is taken as 0 too (the
-        # document does not say; `bfa verify --since-checkpoint` fails with an internal error).
+        # FORMAT.md §6.2: 0 if absent or not a string of 1 to 19 ASCII digits.
         v_text = db.meta("verified_size") or ""
-        verified = int(v_text) if DECIMAL_RE.match(v_text) else 0
+        digits = v_text.isascii() and v_text.isdigit() and len(v_text) <= 19
+        verified = int(v_text) if digits else 0
         candidates = [s for s in signed if 0 < s <= verified]
         s_size = max(candidates, default=0)
         if auditor is not None and auditor.size < s_size:
@@ -1219,7 +1236,7 @@ def _check_entry(
     """FORMAT.md §6.3 steps 1-5 for one row."""
     if seq != expected:
         return Problem("entry-missing", f"expected seq {expected}, found {seq}", expected)
-    if len(leaf) < HEADER_SIZE or leaf[0] != LEAF_VERSION:
+    if len(leaf) < MIN_LEAF_SIZE or leaf[0] != LEAF_VERSION:
         return Problem("leaf-format", "leaf is not format v1 (version byte or length)", seq)
     _, own_seq, back = leaf_header(leaf)
     if own_seq != seq:
@@ -1284,7 +1301,7 @@ def commitment(salt: bytes, value: str) -> str:
 def verify_vault(db: Database | str) -> list[Problem]:
     """FORMAT.md §4.2, §4.4, §4.6: what the vault table can be checked for without the secret.
 
-    Not part of `bfa verify` (FORMAT.md §6.5: "Not checked (cannot be): … the vault"), but
+    Not part of `bfa verify` (FORMAT.md §6.5 lists the vault under "Not checked"), but
     §4.2 says anyone with the salt can check a clear value against its commitment. For each
     vault row: its entry exists (``vault-orphan``); the salt and clear value open the leaf's
     ``_commitments[field]`` (``vault-commitment``); ``subject`` is the leaf's ``person_id``

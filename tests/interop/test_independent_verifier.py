@@ -388,6 +388,19 @@ def _truncate_with_checkpoints(t: Tamper, b: Built) -> None:
     t.q("DELETE FROM checkpoints WHERE tree_size > 80")
 
 
+def _last_leaf_body(change: Callable[[dict[str, Any]], None]) -> Callable[[Tamper, Built], None]:
+    """The last (unsigned) entry's body changed by ``change``, re-encoded in JCS and re-hashed:
+    the chain still holds, so only the derived pass (FORMAT.md §6.5 step 1) can object."""
+
+    def edit(t: Tamper, b: Built) -> None:
+        leaf = t.leaf(SIZE - 1)
+        body = json.loads(leaf[iv.HEADER_SIZE :])
+        change(body)
+        t.set_leaf(SIZE - 1, leaf[: iv.HEADER_SIZE] + iv.jcs(body), rehash=True)
+
+    return edit
+
+
 def _resume_from_60_with_changed_hash(t: Tamper, b: Built) -> None:
     t.q("UPDATE meta SET value = '60' WHERE \"key\" = 'verified_size'")
     t.q("UPDATE entries SET entry_hash = ? WHERE seq = 59", bytes(32))
@@ -444,6 +457,30 @@ CASES = [
         against=93,
     ),
     Case("non-canonical last leaf", _noncanonical_last_leaf, "leaf-format", SIZE - 1),
+    Case(
+        "last leaf without record.id",
+        _last_leaf_body(lambda body: body["record"].pop("id")),
+        "leaf-format",
+        SIZE - 1,
+    ),
+    Case(
+        "last leaf with a floating-point number",
+        _last_leaf_body(lambda body: body["record"].update(extra=1.5)),
+        "leaf-format",
+        SIZE - 1,
+    ),
+    Case(
+        "last leaf whose recorded_at is not a timestamp",
+        _last_leaf_body(lambda body: body.update(recorded_at="yesterday")),
+        "leaf-format",
+        SIZE - 1,
+    ),
+    Case(
+        "last leaf whose type has no kind",
+        _last_leaf_body(lambda body: body["record"].update(type="control.")),
+        "leaf-format",
+        SIZE - 1,
+    ),
     Case("stored tree node", _node(2, 3), "derived-mismatch", 12),
     Case(
         "index column",
@@ -502,11 +539,7 @@ def test_forged_auditor_checkpoint_is_a_fork(built: Built) -> None:
 
 
 def test_size_zero_checkpoint_must_sign_the_empty_root(built: Built) -> None:
-    """FORMAT.md §5.1: a size-0 checkpoint's root is SHA-256("").
-
-    §6.3 step 6 only compares roots at sizes ≥ 1, and `bfa verify` accepts a signed size-0
-    checkpoint over any root; the independent verifier checks it.
-    """
+    """FORMAT.md §5.1, §6.1 step 3: a size-0 checkpoint's root is SHA-256("")."""
     empty = hashlib.sha256(b"").digest()
     for root, ok in ((empty, True), (bytes(32), False)):
         note = _sign_note(_checkpoint_text(0, root), _ledger_seed(built))
@@ -520,7 +553,7 @@ def test_size_zero_checkpoint_must_sign_the_empty_root(built: Built) -> None:
             )
 
         with _tampered(built, edit) as url:
-            report = iv.verify_ledger(url, built.vkey)
+            report = _same_verdict(built, url)
             assert report.ok is ok, report.problems
             assert report.checkpoints_checked == len(CHECKPOINTS) + 1
 
@@ -589,3 +622,18 @@ def test_format_md_worked_examples() -> None:
     old, new = iv.verify_consistency_proof(body, old_note, EXAMPLE_VKEY)
     assert (old.size, new.size) == (2, 3)
     assert iv.consistency_path(2, 3, node) == [hashes[2]]
+
+
+@pytest.mark.parametrize("value", ["", "sixty", "６０", "-60", "9" * 20])
+def test_verified_size_that_is_not_digits_means_start_from_zero(built: Built, value: str) -> None:
+    """FORMAT.md §6.2 step 1: the application role may write meta; junk is "nothing verified"."""
+
+    def edit(t: Tamper, b: Built) -> None:
+        t.q("UPDATE meta SET value = ? WHERE \"key\" = 'verified_size'", value)
+
+    built.bfa("verify")  # meta.verified_size = 95
+    with _tampered(built, edit) as url:
+        status = json.loads(built.bfa("status", "--json", db=url))
+        assert status["verified_size"] is None
+        report = _same_verdict(built, url, since_checkpoint=True)
+        assert report.ok and report.start == 0 and report.entries_checked == SIZE

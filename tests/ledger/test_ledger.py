@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from ledger import (
     verify_consistency,
     verify_inclusion,
 )
+from ledger._canonical import canonicalize
 from ledger._errors import FormatError
 from ledger._tlogproof import verify_tlog_proof
 from tests._records import collection, payment_event, voucher, write_jsonl
@@ -187,6 +189,37 @@ def test_leaf_bytes_decode_and_hash(led: Ledger, tmp_path: Path) -> None:
     for body in (b"not json", b"[1]", b'{"record": 5, "recorded_at": "x"}'):
         with pytest.raises(FormatError):
             leaf_record(head + body)
+
+
+_GOOD_BODY: dict[str, Any] = {
+    "record": {"type": "business.enrollment", "id": "EN-1"},
+    "recorded_at": "2026-11-23T08:00:00.000000+00:00",
+}
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"record": {"type": "business.enrollment"}}, "no 'id' string"),
+    ({"record": {"type": "business.enrollment", "id": ""}}, "no 'id' string"),
+    ({"record": {"type": "business.enrollment", "id": 7}}, "no 'id' string"),
+    ({"record": {"type": "business.", "id": "EN-1"}}, "domain.kind"),
+    ({"record": {"type": ".enrollment", "id": "EN-1"}}, "domain.kind"),
+    ({"record": {"type": "business", "id": "EN-1"}}, "domain.kind"),
+    ({"record": {"type": 5, "id": "EN-1"}}, "domain.kind"),
+    ({"record": [1]}, "'record' is not an object"),
+    ({"recorded_at": "yesterday"}, "'recorded_at' is not an RFC 3339"),
+    ({"recorded_at": "2026-11-23T08:00:00"}, "'recorded_at' is not an RFC 3339"),
+    ({"recorded_at": 1732348800}, "'recorded_at' is not an RFC 3339"),
+    ({"record": {"type": "business.enrollment", "id": "EN-1", "n": 1.5}}, "floating-point"),
+    ({"record": {"type": "business.enrollment", "id": "EN-1", "n": 1e21}}, "floating-point"),
+])
+def test_decode_leaf_refuses_bodies_the_ledger_never_writes(
+    change: dict[str, Any], reason: str
+) -> None:
+    """FORMAT.md §6.5 step 1: canonical bodies that break a rule are still refused."""
+    head = bytes([1]) + (0).to_bytes(8, "big") + bytes(32)
+    assert decode_leaf(head + canonicalize({**_GOOD_BODY})).record_id == "EN-1"
+    with pytest.raises(FormatError, match=re.escape(reason)):
+        decode_leaf(head + canonicalize({**_GOOD_BODY, **change}))
 
 
 def test_refused_batch_reports_only_real_problems(led: Ledger, tmp_path: Path) -> None:
