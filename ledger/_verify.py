@@ -145,6 +145,7 @@ def _chain_pass(
     """Stream entries from ``start``; returns the root at ``against.size`` if asked."""
     sha256 = hashlib.sha256
     version = bytes([LEAF_VERSION])
+    min_len = HEADER_SIZE + 2  # the header and at least "{}" (FORMAT.md §2.1)
     want = {cp.size: cp for cp in cps if cp.size > start}
     against_root = None
     if against is not None and against.size == start:
@@ -159,7 +160,7 @@ def _chain_pass(
                 "entry-missing", f"entry {expect} is missing (the next stored entry is {seq})",
                 expect))
             return None
-        if leaf[:1] != version or len(leaf) < HEADER_SIZE + 2:  # header and at least '{}'
+        if leaf[:1] != version or len(leaf) < min_len:
             result.problems.append(Problem(
                 "leaf-format", f"entry {seq}: leaf is not in format v{LEAF_VERSION}", seq))
             return None
