@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from ledger import VoucherMismatch
 
@@ -29,29 +31,28 @@ class FileStore:
         return self.path_of(sha256).is_file()
 
     def put(self, source: Path, sha256: str, size: int) -> None:
-        """Copy ``source`` in if it matches ``sha256`` and ``size``; else raise."""
+        """Copy ``source`` in if it matches ``sha256`` and ``size``; else raise.
+
+        Only a regular file is read (a FIFO or device would block or never end), and
+        never more than ``size + 1`` bytes of it."""
         target = self.path_of(sha256)
-        try:
-            src = source.open("rb")
-        except FileNotFoundError as e:
-            raise VoucherMismatch("file", f"voucher file {source} does not exist") from e
-        except OSError as e:
-            raise VoucherMismatch("file", f"voucher file {source}: {e.strerror}") from e
+        src = _open_regular(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         n = 0
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with src, os.fdopen(fd, "wb") as out:
-                while chunk := src.read(1 << 20):
+                while n <= size and (chunk := src.read(min(_CHUNK, size + 1 - n))):
                     h.update(chunk)
                     n += len(chunk)
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
             if n != size:
+                has = f"{n} bytes" if n <= size else f"more than {size} bytes"
                 raise VoucherMismatch(
-                    "size", f"voucher file {source} has {n} bytes, the record says {size}")
+                    "size", f"voucher file {source} has {has}, the record says {size}")
             if h.hexdigest() != sha256:
                 raise VoucherMismatch(
                     "sha256", f"voucher file {source} hashes to {h.hexdigest()}, "
@@ -61,3 +62,27 @@ class FileStore:
         finally:
             if tmp:
                 os.unlink(tmp)
+
+
+_CHUNK = 1 << 20
+
+
+def _open_regular(source: Path) -> BinaryIO:
+    """``source`` opened for reading if it is a regular file; else :class:`VoucherMismatch`.
+
+    Opened without blocking (a FIFO without a writer would wait forever), then checked
+    with ``fstat`` on the open descriptor, so what is checked is what is read."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError as e:
+        raise VoucherMismatch("file", f"voucher file {source} does not exist") from e
+    except OSError as e:
+        raise VoucherMismatch("file", f"voucher file {source}: {e.strerror}") from e
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise VoucherMismatch("file", f"voucher file {source} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

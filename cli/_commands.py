@@ -139,6 +139,12 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             raise click.UsageError("--region is required with --format camt053/mt940")
         if reject_file:
             raise click.UsageError("--reject-file applies to JSON Lines only")
+    if reject_file and reject_file.exists() and any(
+        f != "-" and os.path.exists(f) and os.path.samefile(f, reject_file) for f in files
+    ):
+        raise click.UsageError(
+            f"--reject-file {reject_file} is also an input file; write the rejected lines to "
+            "another file (it is emptied before the input is read)")
     sink = _RejectFile(reject_file) if reject_file else None
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     try:

@@ -15,6 +15,7 @@ written. With one, valid lines are appended and rejected ones are handed back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,27 @@ class VoucherMismatch(InputError):
         super().__init__(message)
 
 
+def voucher_source(base: Path, rel: str) -> Path:
+    """The voucher file ``rel`` of a batch read from ``base`` (FORMAT.md §9.5).
+
+    ``rel`` is already a relative path without ``..`` (the interchange model); a
+    symbolic link on the way must not lead out of ``base`` either, or a link in the
+    drop directory would let a batch read (and archive) any file the process can read.
+    """
+    source = base / rel
+    try:
+        real = source.resolve(strict=True)
+        inside = real.is_relative_to(base.resolve(strict=True))
+    except FileNotFoundError:
+        return source  # the store reports it missing, on ``file``
+    except (OSError, RuntimeError) as e:  # a loop of links, a permission on the way
+        raise VoucherMismatch("file", f"voucher file {source}: {e}") from e
+    if not inside:
+        raise VoucherMismatch(
+            "file", f"voucher file {source} leads outside {base} through a symbolic link")
+    return real
+
+
 class BatchRefusedError(InputError):
     """A file was refused as a whole; ``problems`` lists why (first ones)."""
 
@@ -82,7 +104,8 @@ class _Pending:
     rid: str
     digest: bytes
     corrects: str | None
-    voucher: tuple[Path, str, int] | None
+    voucher: tuple[Path, str, str, int] | None
+    """(directory of the batch, ``file`` as sent, ``sha256``, ``size``)"""
 
 
 class RejectSink(Protocol):
@@ -133,12 +156,15 @@ class Ingester:
 
     # -- public ---------------------------------------------------------------
     def ingest_path(self, path: Path) -> FileReport:
+        # a name that is not UTF-8 is shown with \x escapes: reports, messages and the
+        # reject file are UTF-8 text
+        name = os.fsencode(path).decode("utf-8", "backslashreplace")
         try:
             f = path.open("rb")
         except OSError as e:
-            raise InputError(f"{path}: cannot open: {e.strerror}") from e
+            raise InputError(f"{name}: cannot open: {e.strerror}") from e
         with f:
-            return self.ingest_stream(f, str(path), path.resolve().parent)
+            return self.ingest_stream(f, name, path.resolve().parent)
 
     def ingest_stream(self, stream: IO[bytes], name: str, base: Path) -> FileReport:
         """Ingest one batch atomically; raises :class:`BatchRefusedError` when refused."""
@@ -202,7 +228,7 @@ class Ingester:
         digest = self.pseudo.content_digest(canonicalize_plain(record))
         voucher = None
         if domain == "archive" and "file" in record:
-            voucher = (base / str(record["file"]), str(record["sha256"]), int(str(record["size"])))
+            voucher = (base, str(record["file"]), str(record["sha256"]), int(str(record["size"])))
         corrects = record.get("corrects")
         return _Pending(
             n, text, record, domain, str(record["id"]), digest,
@@ -296,8 +322,9 @@ class Ingester:
                 waiting.append(p)
                 continue
             if p.voucher is not None and self.vouchers is not None:
+                base, rel, sha256, size = p.voucher
                 try:
-                    self.vouchers.put(*p.voucher)
+                    self.vouchers.put(voucher_source(base, rel), sha256, size)
                 except VoucherMismatch as e:
                     self._problem(report, LocatedInputError(name, p.line, e.field, str(e)), p.text)
                     continue
