@@ -314,8 +314,25 @@ def _float(token: str) -> float:
     return value
 
 
+def _int(token: str) -> int:
+    """An integer literal; one too long to convert (more than 4,300 digits) becomes ±2^53.
+
+    Either way it lies beyond I-JSON's ±(2^53 − 1) (FORMAT.md §1), so the record's model
+    refuses it on its field, instead of the parser refusing the whole line."""
+    try:
+        return int(token)
+    except ValueError:
+        return -_TOO_BIG if token[0] == "-" else _TOO_BIG
+
+
+_TOO_BIG = 2**53
+
 _DECODER = json.JSONDecoder(
-    object_pairs_hook=_pairs, parse_constant=_constant, parse_float=_float, strict=True
+    object_pairs_hook=_pairs,
+    parse_constant=_constant,
+    parse_float=_float,
+    parse_int=_int,
+    strict=True,
 )
 
 # A \uD800-\uDFFF escape: the only way JSON text can carry a surrogate code point.
@@ -391,8 +408,9 @@ def loads_strict(text: str | bytes, *, where: str = "") -> Any:
     Refused with :class:`InputError`: invalid UTF-8 (for bytes), a byte-order mark,
     syntax errors, duplicate member names, ``NaN``/``Infinity``/``-Infinity``, numbers
     that overflow a double, and escaped lone surrogates. Numbers stay Python ``int`` and
-    ``float``; callers check types. ``where`` (e.g. ``"entries.jsonl:12"``) prefixes
-    the message.
+    ``float`` (an integer literal of more than 4,300 digits, which Python will not
+    convert, becomes ±2^53: out of range like the literal); callers check types.
+    ``where`` (e.g. ``"entries.jsonl:12"``) prefixes the message.
     """
     prefix = f"{where}: " if where else ""
     if isinstance(text, bytes | bytearray | memoryview):

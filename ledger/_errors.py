@@ -12,6 +12,8 @@ codes in one place (``cli/_exit.py``); library code never chooses an exit code.
 
 from __future__ import annotations
 
+import re
+
 
 class BfaError(Exception):
     """Root of every error this project raises on purpose.
@@ -28,14 +30,24 @@ class InputError(BfaError):
     """Input was refused: malformed, inconsistent or conflicting."""
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and line separators as backslash escapes."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class LocatedInputError(InputError):
     """An input problem at a known place: ``file:line: field: message``."""
 
     def __init__(self, file: str, line: int, field: str, message: str) -> None:
-        self.file = file
+        # field names and values come from the input: control characters are escaped, so
+        # that one problem stays one line wherever it is printed or logged
+        self.file = file = printable(file)
         self.line = line
-        self.field = field
-        self.reason = message
+        self.field = field = printable(field)
+        self.reason = message = printable(message)
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 

@@ -311,8 +311,9 @@ class Ingester:
                 else:
                     self._problem(report, LocatedInputError(
                         name, p.line, "id",
-                        f"conflict: {p.domain} record {p.rid!r} is already in the ledger "
-                        "with different content (send a correction with 'corrects' instead)",
+                        f"conflict: {p.domain} record {p.rid!r} was received before with "
+                        "different content (in the ledger, or earlier in this file); to change "
+                        "it, send a correction with 'corrects'",
                     ), p.text)
                 continue
             target = (p.domain, p.corrects)

@@ -83,7 +83,9 @@ MEDIA_TYPE_PATTERN: Final = (
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
 )
 # Printable text: no control characters anywhere, no whitespace at either end.
-TEXT_PATTERN: Final = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+TEXT_PATTERN: Final = (
+    r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+)
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
 CODE_PATTERN: Final = r"^[A-Z][A-Z0-9_]{0,63}$"
 
@@ -412,7 +414,7 @@ def _iso_date(value: object) -> str:
 
 # --- archive paths -------------------------------------------------------------------
 
-_PATH_CHARS_RE: Final = re.compile(r"[^\\\x00-\x1f\x7f\ud800-\udfff]{1,1024}")
+_PATH_CHARS_RE: Final = re.compile(r"[^\\\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,1024}")
 _PATH_MAX: Final = 1024
 
 
@@ -487,7 +489,7 @@ RelativePath = Annotated[
     _Checked(
         _relative_path,
         (
-            ("pattern", r"^[^/\\\x00-\x1f\x7f][^\\\x00-\x1f\x7f]{0,1023}$"),
+            ("pattern", r"^[^/\\\x00-\x1f\x7f-\x9f][^\\\x00-\x1f\x7f-\x9f]{0,1023}$"),
             (
                 "description",
                 'Relative POSIX path: "/" separators, no backslash, no leading "/", '

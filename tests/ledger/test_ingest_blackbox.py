@@ -605,9 +605,6 @@ def test_non_utf8_file_name_with_reject_file(sq: Ledger) -> None:
     assert [x["line"] for x in rejects(sq.dir / "rej.jsonl")] == [2]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (log injection): an unknown member name from the "
-                   "input is printed verbatim, so a name with newlines forges whole lines on "
-                   "stderr (e.g. into the nightly log)")
 def test_member_names_cannot_forge_output_lines(sq: Ledger) -> None:
     forged = "bfa: ok: 1 record appended"
     r = sq.ingest(sq.write("in.jsonl", [{**bp(1), f"x\n{forged}\n": 1}]))
@@ -615,25 +612,16 @@ def test_member_names_cannot_forge_output_lines(sq: Ledger) -> None:
     assert f"\n{forged}" not in r.err, r.err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: C1 control characters (U+0080-U+009F, e.g. U+0085 "
-                   "NEL) pass the 'without control characters' rule that refuses U+0000-U+001F "
-                   "and U+007F")
 @pytest.mark.parametrize("ch", ["\u0085", "\u009f"])
 def test_c1_control_characters_are_refused(sq: Ledger, ch: str) -> None:
     refused(sq.ingest(sq.write("in.jsonl", [bp(1, source=f"a{ch}b")])), "in.jsonl:1", "source")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an integer of more than 4300 digits is refused on "
-                   "`line` with Python's 'use sys.set_int_max_str_digits()' advice, not on its "
-                   "field as FORMAT §9.5 says")
 def test_oversized_integer_is_refused_on_its_field(sq: Ledger) -> None:
     line = json.dumps(slip(1, "v.pdf")).replace('"size": 4', '"size": ' + "9" * 5000)
     refused(sq.ingest(sq.write("in.jsonl", [line])), "in.jsonl:1", "size")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (message): a conflict between two lines of one "
-                   "refused batch says the record 'is already in the ledger', but nothing of "
-                   "it is; an integrator looks for it in vain")
 def test_in_batch_conflict_message_does_not_claim_the_ledger(sq: Ledger) -> None:
     r = sq.ingest(sq.write("in.jsonl", [bp(1), bp(1, amount="1.00")]))
     refused(r, "in.jsonl:2", "id")
