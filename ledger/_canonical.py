@@ -421,6 +421,9 @@ def loads_strict(text: str | bytes, *, where: str = "") -> Any:
                 f"{prefix}expected UTF-8 JSON text, got invalid byte 0x{exc.object[exc.start]:02x}"
                 f" at offset {exc.start}"
             ) from None
+    if text.startswith("\ufeff"):
+        raise InputError(f"{prefix}invalid JSON: starts with a byte-order mark (U+FEFF); "
+                         "send UTF-8 without it")
     value = _loads_fast(text)
     if value is not None:
         return value

@@ -36,6 +36,10 @@ def epoch_day(value: str | date) -> int:
     return _text_day(value[:10])
 
 
+_MIN_DAY = (date.min - _EPOCH).days
+_MAX_DAY = (date.max - _EPOCH).days
+
+
 @lru_cache(maxsize=4096)
 def _text_day(text: str) -> int:
     # a refresh decodes tens of thousands of records over a few hundred distinct days
@@ -43,5 +47,8 @@ def _text_day(text: str) -> int:
 
 
 def day_date(day: int) -> date:
-    """Epoch day back to a date."""
-    return _EPOCH + timedelta(days=day)
+    """Epoch day back to a date; days beyond the calendar's ends saturate at them.
+
+    A window added to a date near 9999-12-31 (which the interchange allows) ends
+    "after the end of the calendar": ``date.max`` says as much without an overflow."""
+    return _EPOCH + timedelta(days=min(max(day, _MIN_DAY), _MAX_DAY))

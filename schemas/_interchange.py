@@ -18,6 +18,7 @@ Optional fields may be omitted but are never ``null``, so for every accepted ``d
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Annotated, Final, Literal, TypeAlias, cast, get_args
 
@@ -251,12 +252,23 @@ class Allocation(FrozenModel):
     amount: PositiveMoney
 
 
+_MAX_TOTAL = Decimal("999999999999999.99")
+"""The largest money amount (15 integer digits); allocations may not add up to more."""
+
+
 def _non_empty_allocations(allocations: tuple[Allocation, ...]) -> tuple[Allocation, ...]:
     # Checked after the items (not with min_length) so a bad item is not also reported
     # as "too short".
     if not allocations:
         raise PydanticCustomError(
             "allocations_empty", "allocations must not be empty; omit the field instead"
+        )
+    # A total that does not match the movement is the reconciler's finding; one beyond
+    # any amount the interchange can express is refused (it could not be summed in fen).
+    if sum(a.amount for a in allocations) > _MAX_TOTAL:
+        raise PydanticCustomError(
+            "allocations_total",
+            "allocations add up to more than 999999999999999.99, the largest amount",
         )
     return allocations
 
