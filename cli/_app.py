@@ -79,6 +79,9 @@ class _Group(_HelpGroup):
                     click.echo(f"  {p}", err=True)
                 if len(e.problems) > 20:
                     click.echo(f"  ... and {len(e.problems) - 20} more", err=True)
+            if isinstance(e, BfaError):
+                for note in getattr(e, "__notes__", ()):
+                    click.echo(f"  {note}", err=True)
             raise click.exceptions.Exit(int(exit_code_for(e))) from e
 
 

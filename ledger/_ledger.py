@@ -149,14 +149,21 @@ class Ledger:
         ``derive``: keeps derived tables current in each batch's transaction (the
         reconciler passes ``reconcile.Deriver``; ADR 0018)."""
         ing = self.ingester(vouchers, reject_sink, progress, derive)
-        reports = []
+        reports: list[FileReport] = []
         for src in sources:
-            if src == "-":
-                if stdin is None:
-                    raise InputError("no standard input to read")
-                reports.append(ing.ingest_stream(stdin, "<stdin>", Path.cwd()))
-            else:
-                reports.append(ing.ingest_path(Path(src)))
+            try:
+                if src == "-":
+                    if stdin is None:
+                        raise InputError("no standard input to read")
+                    reports.append(ing.ingest_stream(stdin, "<stdin>", Path.cwd()))
+                else:
+                    reports.append(ing.ingest_path(Path(src)))
+            except InputError as e:
+                if reports:  # earlier files are committed batches: say so with the error
+                    e.add_note("the files before it stay appended: " + ", ".join(
+                        f"{r.file} ({r.appended} appended, {r.duplicates} duplicates, "
+                        f"{r.rejected} rejected)" for r in reports))
+                raise
         return reports
 
     def ingest_records(

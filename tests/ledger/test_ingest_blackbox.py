@@ -263,6 +263,16 @@ def test_unopenable_input_exits_2_and_keeps_earlier_files(sq: Ledger, kind: str)
     r = sq.ingest(a, "bad", c)
     assert r.code == 2 and "bad" in r.err, r.err
     assert sq.size() == 1
+    assert "the files before it stay appended: a.jsonl (1 appended" in r.err, r.err
+
+
+def test_refused_later_file_says_which_files_stay_appended(sq: Ledger) -> None:
+    a = sq.write("a.jsonl", [bp(1), bp(2)])
+    b = sq.write("b.jsonl", [{}])
+    r = sq.ingest(a, b)
+    refused(r, "b.jsonl:1", "type")
+    assert "the files before it stay appended: a.jsonl (2 appended, 0 duplicates" in r.err
+    assert sq.size() == 2
 
 
 def test_stdin_is_a_batch_and_vouchers_are_relative_to_cwd(sq: Ledger) -> None:
