@@ -110,6 +110,7 @@ from schemas._types import (
     TerminationReason,
     Text,
     Timestamp,
+    UnsignedMoney,
     to_date,
     to_datetime,
 )
@@ -181,6 +182,7 @@ __all__ = [
     "TerminationReason",
     "Text",
     "Timestamp",
+    "UnsignedMoney",
     "VerifierKeyView",
     "VerifyReport",
     "check_json_schemas",

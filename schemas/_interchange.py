@@ -56,6 +56,7 @@ from schemas._types import (
     TerminationReason,
     Text,
     Timestamp,
+    UnsignedMoney,
 )
 
 __all__ = [
@@ -365,12 +366,23 @@ class StatementLine(FrozenModel):
     bank_ref: ShortText
     """The entry's reference (camt.053 ``AcctSvcrRef``, else ``NtryRef``; MT940 ``:61:``)."""
     direction: Literal["credit", "debit"]
-    amount: Money
+    amount: UnsignedMoney
     """The entry's amount, not signed (``direction`` says which way)."""
     value_date: IsoDate
 
 
-StatementLines = Annotated[tuple[StatementLine, ...], Strict(False)]
+def _non_empty_entries(entries: tuple[StatementLine, ...]) -> tuple[StatementLine, ...]:
+    if not entries:
+        raise PydanticCustomError("entries_empty", "entries must not be empty; omit the field")
+    return entries
+
+
+StatementLines = Annotated[
+    tuple[StatementLine, ...],
+    Strict(False),
+    AfterValidator(_non_empty_entries),
+    JsonSchemaExtra((("minItems", 1),)),
+]
 
 
 class FinanceStatement(RecordBase):
@@ -385,7 +397,8 @@ class FinanceStatement(RecordBase):
     type: Literal["finance.statement"]
     bank_account: ShortText
     """The bank account the statement is for (the fund's own account, not personal data)."""
-    currency: ShortText
+    currency: Literal["CNY"]
+    """Only CNY (FORMAT.md §9.6); the statement import refuses anything else."""
     format: Literal["camt053", "mt940"]
     fund_account: Omittable[FundAccount] = None
     sequence: Omittable[ShortText] = None

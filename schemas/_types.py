@@ -277,7 +277,10 @@ Count = Annotated[int, Strict(), Field(ge=0, le=JSON_SAFE_INTEGER)]
 _MONEY_RE: Final = re.compile(MONEY_PATTERN)
 
 
-def _money(value: object, *, positive: bool) -> Decimal:
+MoneySign = Literal["any", "unsigned", "positive"]
+
+
+def _money(value: object, sign: MoneySign) -> Decimal:
     if type(value) is str:
         text = value
     elif type(value) is Decimal:  # programmatic construction; must print canonically
@@ -294,51 +297,53 @@ def _money(value: object, *, positive: bool) -> Decimal:
             "money must have exactly two fraction digits and at most 15 integer digits, "
             f"without leading zeros or '+', like {MONEY_EXAMPLE}",
         )
-    if positive and (text[0] == "-" or text == "0.00"):
+    if sign == "positive" and (text[0] == "-" or text == "0.00"):
         raise PydanticCustomError("money_not_positive", "amount must be greater than 0.00")
+    if sign == "unsigned" and text[0] == "-":
+        raise PydanticCustomError(
+            "money_signed", "amount must not be negative (its direction says which way)"
+        )
     return Decimal(text)
 
 
-def _signed_money(value: object) -> Decimal:
-    return _money(value, positive=False)
-
-
-def _positive_money(value: object) -> Decimal:
-    return _money(value, positive=True)
+_UNSIGNED_MONEY_PATTERN: Final = r"^(0|[1-9][0-9]{0,14})\.[0-9]{2}$"
 
 
 @dataclass(frozen=True, slots=True)
 class _MoneySchema:
     """Annotation: money parsed from its string to ``Decimal``, dumped back to that string."""
 
-    positive: bool
+    sign: MoneySign
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
+        sign = self.sign
         return core_schema.no_info_plain_validator_function(
-            _positive_money if self.positive else _signed_money,
+            lambda value: _money(value, sign),
             serialization=core_schema.to_string_ser_schema(when_used="json"),
         )
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        kind = "positive amount" if self.positive else "amount"
+        kind = {"any": "amount", "unsigned": "non-negative amount", "positive": "positive amount"}
         json_schema: JsonSchemaValue = {
             "type": "string",
-            "pattern": r"^(0|[1-9][0-9]{0,14})\.[0-9]{2}$" if self.positive else MONEY_PATTERN,
-            "description": f"Money, a {kind} in yuan as a decimal string with exactly "
+            "pattern": MONEY_PATTERN if self.sign == "any" else _UNSIGNED_MONEY_PATTERN,
+            "description": f"Money, a {kind[self.sign]} in yuan as a decimal string with exactly "
             'two fraction digits, e.g. "3456.78"; never a JSON number.',
         }
-        if self.positive:
+        if self.sign == "positive":
             json_schema["not"] = {"const": "0.00"}
         return json_schema
 
 
-Money = Annotated[Decimal, _MoneySchema(positive=False)]
+Money = Annotated[Decimal, _MoneySchema("any")]
 """Money in yuan: a string like ``"3456.78"`` (``-`` allowed), parsed to ``Decimal``."""
-PositiveMoney = Annotated[Decimal, _MoneySchema(positive=True)]
+UnsignedMoney = Annotated[Decimal, _MoneySchema("unsigned")]
+"""Money of at least ``0.00``: a bank statement entry's amount (its direction gives the sign)."""
+PositiveMoney = Annotated[Decimal, _MoneySchema("positive")]
 """Money greater than ``0.00``: every amount of the v1 interchange kinds."""
 
 

@@ -252,6 +252,16 @@ KIND_FIELD_CASES: dict[tuple[str, str], list[tuple[object, str]]] = {
     ("business.termination", "reason"): [("retired", "'death', 'emigration' or 'other'")],
     ("business.refund", "reason"): TEXT_CASES[:4],
     ("finance.return", "reason"): TEXT_CASES[:4],
+    ("finance.statement", "currency"): [("USD", "'CNY'")],
+    ("finance.statement", "entries"): [
+        ([], "entries must not be empty; omit the field"),
+        ([{"bank_ref": "R1", "direction": "debit", "amount": "-1.00",
+           "value_date": "2026-03-31"}], "must not be negative"),
+    ],
+    ("finance.payment", "allocations"): [*ALLOCATION_CASES, (
+        [{"event": f"BP-{i}", "amount": "999999999999999.99"} for i in range(2)],
+        "add up to more than 999999999999999.99",
+    )],
 }
 COMMON_CASES: list[tuple[str, object, str]] = [
     ("id", "BP 0001", ID_ERROR),
