@@ -274,7 +274,8 @@ class Ingester:
                 LocatedInputError(
                     name, p.line, "corrects",
                     f"names no {p.domain} record {p.corrects!r} "
-                    "(not in the ledger nor in this batch)",
+                    "(not in the ledger, and not appended from this batch: a rejected line "
+                    "is no target; send the correction again with it once it is fixed)",
                 ),
                 p.text,
             )
