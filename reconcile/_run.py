@@ -15,16 +15,18 @@ break gets its ``evidence`` digest from the entry hashes of its records.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import DBAPIError
 
-from ledger import Ledger
+from ledger import InputError, Ledger
 from reconcile import _tables as t
 from reconcile._bank import statement_breaks
 from reconcile._gc import paused_gc
@@ -49,6 +51,31 @@ def today() -> date:
     return datetime.now(TZ).date()
 
 
+_TOO_LARGE = (
+    "amounts too large to add up: a sum the reconciler keeps in fen (a month of a fund "
+    "account, the allocations of one event) exceeds 92233720368547758.07 yuan; correct the "
+    "records with the largest amounts (send them again with 'corrects')"
+)
+
+
+@contextmanager
+def _sums_fit() -> Iterator[None]:
+    """Turn a 64-bit overflow of a sum into an input error (exit 2), not an internal one.
+
+    Every amount fits (15 integer digits), but a month of an account holds as many as
+    were sent; SQLite's ``SUM`` raises "integer overflow", PostgreSQL a
+    numeric_value_out_of_range (SQLSTATE 22003) when the sum meets a BIGINT.
+    """
+    try:
+        yield
+    except OverflowError as e:
+        raise InputError(_TOO_LARGE) from e
+    except DBAPIError as e:
+        if getattr(e.orig, "sqlstate", None) == "22003" or "integer overflow" in str(e.orig):
+            raise InputError(_TOO_LARGE) from e
+        raise
+
+
 @paused_gc
 def run_reconcile(
     ledger: Ledger, as_of: date | None = None, rules: Rules | Mapping[str, Any] | None = None,
@@ -69,14 +96,15 @@ def run_reconcile(
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     rules = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
-    decoded, _size = refresh(ledger.store)
-    # judged and looked up inside match's transaction: an ingest committing meanwhile
-    # changes neither the evidence nor the size this report states
-    with matched(ledger.store, rules, full=full) as (conn, found):
-        judge = _Judge(epoch_day(as_of), rules)
-        _collect(found.findings, judge)
-        _domain_rules(found, judge)
-        breaks = _with_evidence(conn, judge.breaks, statement_breaks(conn, rules, as_of))
+    with _sums_fit():
+        decoded, _size = refresh(ledger.store)
+        # judged and looked up inside match's transaction: an ingest committing meanwhile
+        # changes neither the evidence nor the size this report states
+        with matched(ledger.store, rules, full=full) as (conn, found):
+            judge = _Judge(epoch_day(as_of), rules)
+            _collect(found.findings, judge)
+            _domain_rules(found, judge)
+            breaks = _with_evidence(conn, judge.breaks, statement_breaks(conn, rules, as_of))
     run = RunInfo(
         as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(TZ).isoformat(timespec="seconds"), ledger_size=found.size,

@@ -543,15 +543,15 @@ def test_large_allocation_sum_does_not_crash_ingest(both: Ledger) -> None:
     assert both.ingest(both.write("ok.jsonl", [pay(2, allocations=halves)])).code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN LIMIT: each amount is at most 15 integer "
-                   "digits, but the reconciler keeps sums per month in BIGINT fen; 100 collections "
-                   "of the largest amount in one month overflow it and `bfa reconcile` exits 2 "
-                   "('integer overflow' / 'bigint out of range') until they are corrected")
-def test_large_valid_amounts_do_not_break_reconcile(both: Ledger) -> None:
+def test_sums_beyond_64_bits_are_a_clear_refusal(both: Ledger) -> None:
+    """KNOWN LIMIT: every amount fits, but a month of an account can hold as many as are
+    sent; beyond 2^63 fen the reconciler says so (exit 2, one line) instead of crashing."""
     recs = [col(i, amount=MAX_MONEY, payer_id="E1", fund_account="income") for i in range(100)]
     assert both.ingest(both.write("in.jsonl", recs)).code == 0
     rr = both.run("reconcile", "--json")
-    assert rr.code in (0, 1), rr.err
+    assert rr.code == 2, rr.err
+    assert rr.err.startswith("bfa: error: amounts too large to add up"), rr.err
+    assert "internal error" not in rr.err and rr.err.count("\n") == 1, rr.err
 
 
 def test_reject_file_that_is_also_an_input_does_not_lose_the_input(sq: Ledger) -> None:
