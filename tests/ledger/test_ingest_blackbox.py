@@ -3,9 +3,9 @@
 Sources: ../shared/spec/INTERCHANGE.md, docs/FORMAT.md §9 (ingest) and §10 (exit codes),
 README.md and the commands' --help. Every test drives the real CLI (click's CliRunner on
 ``cli.bfa``, or a real process where a hang or a kill is the point) and asserts what those
-documents promise. Tests marked ``xfail(strict=True, reason="BUG: ...")`` show behaviour that
-contradicts the documents or the project's requirements; they turn into failures (XPASS)
-once the bug is fixed, so the marker must then be removed.
+documents promise. The cases under "BUGS" found twelve bugs when the file was written
+(marked ``xfail(strict=True)`` until each was fixed); they now assert the fixed behaviour,
+which FORMAT.md §9 documents.
 """
 
 from __future__ import annotations
