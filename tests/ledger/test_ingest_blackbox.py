@@ -514,7 +514,7 @@ def test_concurrent_ingests_of_overlapping_files(tmp_path: Path, db_url: str,
     led.verify_ok()
 
 
-# --------------------------------------------------------------------------- BUGS
+# --------------------------------------------------------------------------- BUGS (fixed)
 
 
 @pytest.mark.parametrize("rec", [
