@@ -188,26 +188,28 @@ def generate_month(out: Path, *, persons: int = 3000, seed: int = 20261123) -> P
 
 
 def run_demo(
-    root: Path, *, persons: int = 3000, seed: int = 20261123, say: Callable[[str], None] = print
+    out: Path, *, persons: int = 3000, seed: int = 20261123, say: Callable[[str], None] = print
 ) -> bool:
-    """Run the whole demo under ``root`` (its parent holds data and outputs).
+    """Run the whole demo in the directory ``out``: its ledger home is ``out/.bfa``, the
+    generated data, proofs, report and tampered copy lie beside it.
 
     Returns whether everything came out as the demo expects (the tampered copy
-    caught, the real ledger clean). Raises :class:`ledger.ConfigError` when ``root``
-    exists and is not a demo home (it is never deleted then).
+    caught, the real ledger clean). Raises :class:`ledger.ConfigError` when ``out``
+    exists, is not empty and holds no demo ledger: nothing in it is touched then.
     """
-    base = root.parent
-    if root.exists():
-        cfg = root / "config.json"
-        if not cfg.is_file() or ORIGIN not in cfg.read_text(encoding="utf-8"):
-            raise ConfigError(f"{root} exists and is not a demo home; choose another --home")
-        shutil.rmtree(root)
-    for sub in ("data", "tampered.db", "auditor-checkpoint.note", "report.html"):
-        p = base / sub
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+    base, root = out, out / ".bfa"
+    cfg = root / "config.json"
+    is_demo = cfg.is_file() and ORIGIN in cfg.read_text(encoding="utf-8")
+    if out.exists() and not is_demo and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} exists and is not a demo directory (no demo ledger in "
+                          f"{root}); choose another --out")
+    if is_demo:  # a previous run's outputs: start over
+        for p in [root, base / "data", base / "tampered.db", base / "auditor-checkpoint.note",
+                  base / "report.html", *base.glob("*.tlog-proof")]:
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
     say(f"== 1. init: ledger {ORIGIN} in {root}")
     led = Ledger.open(str(root), None, check=False)
     led.init(ORIGIN)
@@ -295,7 +297,7 @@ def run_demo(
     say(f"   'bfa verify' on the copy exits 3; the real ledger still verifies: {led.verify().ok}")
     bad.close()
     led.close()
-    say("== done. Try: bfa --home " + str(root) + " show " + target + " --entry")
+    say(f"== done. Try: bfa show {target} --entry --home {root}")
     return not res.ok
 
 

@@ -113,7 +113,9 @@ def bfa(debug: bool) -> None:
     Example:
 
     \b
-        bfa init --origin agency.example/440100 && bfa demo
+        bfa demo                                  # a demo ledger in demo-out/.bfa
+        bfa init --origin agency.example/440100   # your ledger in ./.bfa
+        bfa ingest business.jsonl finance.jsonl
     """
 
 

@@ -16,7 +16,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
-from ledger import Ledger, LocatedInputError, entry_view, resolve_home
+from ledger import ConfigError, Ledger, LocatedInputError, entry_view, resolve_home
 from reconcile import Deriver, StatementFormat, ingest_statement
 from schemas import (
     CheckpointView,
@@ -196,7 +196,13 @@ def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None
     with open_ledger(home, db) as led:
         cp = led.checkpoint()
     if out:
-        out.write_text(cp.note, encoding="utf-8")
+        try:
+            out.write_text(cp.note, encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(
+                f"the checkpoint of size {cp.size} is signed and stored, but {out} could not "
+                f"be written ({e.strerror or e}); run 'bfa checkpoint --out FILE' again to "
+                "write it") from e
     if as_json:
         click.echo(to_json(CheckpointView(
             origin=led.origin, size=cp.size, root_hash=cp.root.hex(),
@@ -404,7 +410,7 @@ def forget(home: str | None, db: str | None, person_id: str, yes: bool, user: st
         bfa forget 110101199001011234 --yes --user li.wei
     """
     if not yes:
-        if not sys.stdin.isatty():
+        if sys.stdin is None or not sys.stdin.isatty():
             raise click.UsageError("erasing needs confirmation: pass --yes when not at a terminal")
         if not click.confirm(f"Erase the clear personal data of {person_id}? "
                              "This cannot be undone"):
@@ -448,16 +454,22 @@ def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> No
 
 
 @bfa.command()
-@click.option("--home", default="demo-out/.bfa", show_default=True, help="Home for the demo.")
-@click.option("--persons", default=3000, show_default=True, help="Insured persons to generate.")
+@click.option("--out", default="demo-out", show_default=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the demo: its ledger home DIR/.bfa, data, proofs, report. "
+                   "Must be new, empty, or a previous demo's.")
+@click.option("--persons", default=3000, show_default=True, type=click.IntRange(min=50),
+              help="Insured persons to generate (at least 50).")
 @click.option("--seed", default=20261123, show_default=True, help="Random seed.")
-def demo(home: str, persons: int, seed: int) -> None:
+def demo(out: Path, persons: int, seed: int) -> None:
     """Run the demo: generate a month, ingest, checkpoint, verify, prove, tamper.
+
+    Its ledger is DIR/.bfa, not the --home / BFA_HOME of other commands.
 
     Example:
 
     \b
-        bfa demo --persons 500
+        bfa demo --persons 500 --out /tmp/bfa-demo
     """
-    if not run_demo(Path(home), persons=persons, seed=seed, say=click.echo):
+    if not run_demo(out, persons=persons, seed=seed, say=click.echo):
         raise click.exceptions.Exit(Exit.PROBLEMS)

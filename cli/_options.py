@@ -59,7 +59,7 @@ def open_ledger(home: str | None, db: str | None) -> Iterator[Ledger]:
 @contextmanager
 def progress(length: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr when it is a terminal; otherwise nothing."""
-    if not sys.stderr.isatty():
+    if sys.stderr is None or not sys.stderr.isatty():
         yield None
         return
     bar: Any = click.progressbar(length=length, label=label, file=sys.stderr)

@@ -25,7 +25,14 @@ from ledger._errors import (
 )
 from ledger._home import Home, resolve_home
 from ledger._ingest import BatchRefusedError, FileReport, VoucherMismatch, VoucherStore
-from ledger._ledger import CheckpointInfo, ConsistencyProof, Ledger, NotCoveredError, entry_view
+from ledger._ledger import (
+    CheckpointInfo,
+    ConsistencyProof,
+    Ledger,
+    NotCoveredError,
+    check_user,
+    entry_view,
+)
 from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
 from ledger._store import grant_sql
@@ -60,6 +67,7 @@ __all__ = [
     "VoucherMismatch",
     "VoucherStore",
     "canonicalize",
+    "check_user",
     "decode_leaf",
     "encode_leaf",
     "entry_hash",

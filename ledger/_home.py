@@ -54,9 +54,14 @@ class Home:
         """Load the signing key; :class:`ConfigError` names the file when unusable."""
         text = _read_key(self.signing_key_path, "signing key")
         try:
-            return Signer.from_text(text)
+            signer = Signer.from_text(text)
         except Exception as e:
             raise ConfigError(f"{self.signing_key_path}: not a note signer key: {e}") from e
+        if self.origin is not None and signer.name != self.origin:
+            raise ConfigError(  # FORMAT.md §5.1: the origin is also the signing key's name
+                f"{self.signing_key_path}: the key is named {signer.name!r}, not this "
+                f"ledger's origin {self.origin!r}")
+        return signer
 
     def verifier(self) -> Verifier:
         return self.signer().verifier()
@@ -134,6 +139,9 @@ def _read_key(path: Path, what: str) -> str:
         raise ConfigError(f"{path}: no {what}; run 'bfa init' first") from e
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the {what}: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: the {what} is not text (not a key file)") from e
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{path}: the {what} is readable by others; run: chmod 600 {path}")
+        raise ConfigError(
+            f"{path}: the {what} grants access to group or others; run: chmod 600 {path}")
     return text.strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from ledger._verify import (
     record_verified,
     verified_size,
 )
-from schemas import EntryView, StatusView
+from schemas import TEXT_PATTERN, EntryView, StatusView
 
 
 class NotCoveredError(BfaError):
@@ -98,8 +99,7 @@ class Ledger:
     def open(cls, home: str | None = None, db: str | None = None, *, check: bool = True) -> Ledger:
         ledger = cls(resolve_home(home, db))
         if check:
-            ledger.home.require_origin()
-            ledger.store.require_schema()
+            ledger.store.require_schema(ledger.home.require_origin())
         return ledger
 
     @property
@@ -399,6 +399,7 @@ class Ledger:
     # -- personal data --------------------------------------------------------
     def reveal(self, record_id: str, domain: str | None, user: str) -> tuple[Entry, dict[str, str]]:
         """Clear values of a record's personal fields; the reveal itself is appended."""
+        user = check_user(user)
         pseudo = Pseudonymizer(self.home.secret())
         with self.store.writer() as conn:
             entry = self.find_entry(conn, record_id, domain)
@@ -427,6 +428,9 @@ class Ledger:
 
     def forget(self, person_id: str, user: str) -> int:
         """Erase a person's clear values and salts (crypto-shredding); returns rows erased."""
+        user = check_user(user)
+        if not person_id.strip():
+            raise InputError("a person id is needed")
         pseudo = Pseudonymizer(self.home.secret())
         subject = pseudo.pseudonym("person_id", person_id)
         with self.store.writer() as conn:
@@ -446,6 +450,19 @@ class Ledger:
             }, recorded_at=now_rfc3339(), protect=False)
             app.flush()
         return int(n)
+
+
+_PRINTABLE = re.compile(TEXT_PATTERN)
+
+
+def check_user(user: str | None) -> str:
+    """The acting user recorded in the ledger: 1 to 128 characters, no control characters
+    (leading and trailing whitespace dropped); else :class:`InputError`."""
+    u = (user or "").strip()
+    if not u or len(u) > 128 or _PRINTABLE.fullmatch(u) is None:
+        raise InputError("an acting user is needed (--user or BFA_USER): 1 to 128 characters "
+                         "without control characters")
+    return u
 
 
 def entry_view(entry: Entry) -> EntryView:

@@ -50,13 +50,14 @@ _LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def _head_revision() -> str:
-    """The newest revision id: migration files are named ``NNNN_<what>.py``, ids ``NNNN``."""
-    ids = [p.name[:4] for p in (_MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
-    return max(ids)
+def _revisions() -> frozenset[str]:
+    """Revision ids this bfa knows: migration files are named ``NNNN_<what>.py``, ids ``NNNN``."""
+    return frozenset(
+        p.name[:4] for p in (_MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
-HEAD_REVISION = _head_revision()
+KNOWN_REVISIONS = _revisions()
+HEAD_REVISION = max(KNOWN_REVISIONS)
 
 
 def normalize_url(url: str) -> str:
@@ -201,6 +202,9 @@ class Store:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
+        rev = self.schema_revision()
+        if rev is not None:
+            self._known(rev)
         with self._connect_checked() as conn, conn.begin():
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, target)
@@ -212,14 +216,34 @@ class Store:
             except SQLAlchemyError:
                 return None
 
-    def require_schema(self) -> None:
+    def require_schema(self, origin: str | None = None) -> None:
+        """The schema is at this bfa's revision and, given ``origin``, the database holds
+        that ledger (a home paired with another ledger's database is refused)."""
         rev = self.schema_revision()
         if rev is None:
             raise ConfigError(f"no ledger in {self.display_url()}; run 'bfa init' first")
+        self._known(rev)
         if rev != HEAD_REVISION:
             raise ConfigError(
                 f"ledger schema is at revision {rev}, this bfa needs {HEAD_REVISION}; "
                 "run 'bfa init' to migrate"
+            )
+        if origin is None:
+            return
+        with self._connect_checked() as conn:
+            have = self.get_meta(conn, "origin")
+        if have is not None and have != origin:
+            raise ConfigError(
+                f"database {self.display_url()} holds ledger {have!r}, not this home's "
+                f"{origin!r}; check --db / BFA_DATABASE_URL and --home / BFA_HOME"
+            )
+
+    def _known(self, rev: str) -> None:
+        if rev not in KNOWN_REVISIONS:
+            raise ConfigError(
+                f"ledger schema is at revision {rev}, which this bfa (revision "
+                f"{HEAD_REVISION}) does not know: the database was made or migrated by a "
+                "newer bfa; use that version"
             )
 
     def display_url(self) -> str:
@@ -230,7 +254,8 @@ class Store:
         try:
             conn = self.engine.connect()
         except OperationalError as e:
-            raise ConfigError(f"cannot open database {self.display_url()}: {e.orig}") from e
+            reason = " ".join(str(e.orig).split())  # the driver's text may span lines
+            raise ConfigError(f"cannot open database {self.display_url()}: {reason}") from e
         try:
             yield conn
         finally:

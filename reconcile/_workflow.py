@@ -58,7 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
-from ledger import InputError, Ledger, NotFoundError, decode_leaf
+from ledger import InputError, Ledger, NotFoundError, check_user, decode_leaf
 from ledger._append import Appender, now_rfc3339
 from ledger._privacy import Pseudonymizer
 from ledger._schema import NAMING, checkpoints, entries
@@ -285,13 +285,6 @@ def _apply(row: dict[str, Any], rec: dict[str, Any], seq: int) -> None:
     row["updated_at"] = rec["at"]
 
 
-def _check_user(user: str) -> str:
-    u = (user or "").strip()
-    if not u or len(u) > 128:
-        raise InputError("an acting user is needed (--user or BFA_USER), at most 128 characters")
-    return u
-
-
 def _record(row: dict[str, Any], action: Action, user: str, status: Status,
             **extra: str | None) -> dict[str, Any]:
     rec: dict[str, Any] = {
@@ -319,7 +312,7 @@ def _append(ledger: Ledger, conn: Connection, app: Appender | None,
 
 def _transition(ledger: Ledger, break_id: str, user: str, action: Action,
                 **kw: str | None) -> BreakState:
-    user = _check_user(user)
+    user = check_user(user)
     with ledger.store.writer() as conn:
         row = _resolve_id(conn, break_id)
         status = _next_status(row, action, user, **kw)
@@ -370,7 +363,7 @@ def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | Non
 # -- public transitions ------------------------------------------------------------------
 def assign_break(ledger: Ledger, break_id: str, user: str, assignee: str) -> BreakState:
     """Assign a break to ``assignee`` (``open``/``assigned`` → ``assigned``)."""
-    return _transition(ledger, break_id, user, "assign", assignee=_check_user(assignee))
+    return _transition(ledger, break_id, user, "assign", assignee=check_user(assignee))
 
 
 def resolve_break(ledger: Ledger, break_id: str, user: str, reason: str,

@@ -85,6 +85,7 @@ from schemas._ledger import (
     VerifyReport,
 )
 from schemas._types import (
+    TEXT_PATTERN,
     TIMESTAMP_PATTERN,
     Base64Hash,
     Code,
@@ -121,6 +122,7 @@ __all__ = [
     "PARTY_FIELDS",
     "PERSONAL_FIELDS",
     "RECORD_TYPES",
+    "TEXT_PATTERN",
     "TIMESTAMP_PATTERN",
     "Allocation",
     "ArchiveAccountingVoucher",
