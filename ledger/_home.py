@@ -121,7 +121,10 @@ def init_home(home: Home, origin: str) -> Home:
         _write_secret_file(home.signing_key_path, Signer.generate(origin).to_text() + "\n")
     if not home.secret_key_path.exists():
         _write_secret_file(home.secret_key_path, secrets.token_hex(32) + "\n")
-    return resolve_home(str(home.path), home.db_url)
+    ready = resolve_home(str(home.path), home.db_url)
+    ready.signer()  # keys that were there already must be usable (mode 0600, named origin)
+    ready.secret()  # before anything is written to the database
+    return ready
 
 
 def _write_secret_file(path: Path, text: str) -> None:

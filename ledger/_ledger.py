@@ -393,6 +393,15 @@ class Ledger:
         """Give ``role`` INSERT and SELECT only on ledger tables (PostgreSQL only)."""
         statements = self.grant_statements(role)
         with self.store.writer() as conn:
+            # PostgreSQL only warns when a role that owns nothing grants: refuse instead
+            owner, me, superuser = conn.exec_driver_sql(
+                "SELECT tableowner, current_user, "
+                "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+                "FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'entries'"
+            ).one()
+            if owner != me and not superuser:
+                raise ConfigError(f"'db grant' must run as the owner of the ledger tables "
+                                  f"({owner!r}) or a superuser, not as {me!r}")
             for stmt in statements:
                 conn.exec_driver_sql(stmt)
 

@@ -290,9 +290,6 @@ def test_signing_key_of_another_name_is_refused(tmp_path: Path) -> None:
     one_error_line(invoke("checkpoint", *h(home)), 2)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 'bfa init' on a home whose existing signing.key is "
-                   "0644 prints 'ledger ... ready' on stdout and then fails with exit 2; with a "
-                   "0644 secret.key it succeeds silently (FORMAT §5.4: such a key is refused)")
 @pytest.mark.parametrize("which", ["signing.key", "secret.key"])
 def test_init_over_insecure_keys(tmp_path: Path, which: str) -> None:
     home = tmp_path / "home"
@@ -790,9 +787,6 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
                           *h(home, db_url)), 2)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 'db grant' run by a role that does not own the "
-                   "tables prints 'granted ...' and exits 0 although PostgreSQL granted nothing "
-                   "(it only warns); FORMAT §8.3 says to run it as the owner")
 def test_db_grant_by_a_non_owner_does_not_claim_success(tmp_path: Path, db_url: str) -> None:
     if not _pg(db_url):
         pytest.skip("PostgreSQL only")
