@@ -161,7 +161,6 @@ class Store:
         if self.dialect == "sqlite":
             db = make_url(self.url).database
             if db and db != ":memory:":
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
                 self._checkpointer = _Checkpointer(db)
             engine = create_engine(self.url, connect_args={"timeout": 120})
 
@@ -202,6 +201,9 @@ class Store:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
+        db = make_url(self.url).database if self.dialect == "sqlite" else None
+        if db and db != ":memory:":  # only creating a ledger makes its directory
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
         rev = self.schema_revision()
         if rev is not None:
             self._known(rev)

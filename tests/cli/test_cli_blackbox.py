@@ -164,10 +164,6 @@ def test_uninitialised_home_is_a_one_line_exit_2(tmp_path: Path, args: list[str]
     assert "bfa init" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: read-only commands (status, verify, show, prove) "
-                   "create the missing home directory, and the directories of a mistyped "
-                   "--db sqlite:///... path (plus an empty ledger.db when the home has a config "
-                   "but no database), as a side effect of failing")
 def test_read_commands_on_a_missing_home_leave_no_trace(tmp_path: Path) -> None:
     for args in (["status"], ["verify"], ["show", "X"], ["prove", "X"]):
         one_error_line(invoke(*args, *h(tmp_path / "typo")), 2)
