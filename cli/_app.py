@@ -8,6 +8,7 @@ Errors are caught once, here: a :class:`ledger.BfaError` prints one line
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from importlib.metadata import PackageNotFoundError, version
@@ -66,6 +67,10 @@ class _Group(_HelpGroup):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:  # the reader went away (`bfa show ... | head`): no message,
+            devnull = os.open(os.devnull, os.O_WRONLY)  # but not "clean" either: the output
+            os.dup2(devnull, sys.stdout.fileno())  # was cut short (and a result may be lost)
+            raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from None
         except Exception as e:
             if ctx.params.get("debug"):
                 traceback.print_exc()

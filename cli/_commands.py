@@ -437,7 +437,11 @@ def db() -> None:
 @click.argument("role")
 @click.option("--print-sql", is_flag=True, help="Print the SQL instead of running it.")
 def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> None:
-    """Give an application ROLE INSERT and SELECT only on the ledger tables (PostgreSQL).
+    """Give an application ROLE append-only rights on the ledger tables (PostgreSQL).
+
+    INSERT and SELECT on entries, tree nodes and checkpoints; on the working tables
+    what bfa needs (vault rows may be deleted by forget, meta updated, the reconciler's
+    tables rewritten). Run it as the tables' owner; --print-sql shows every statement.
 
     Example:
 
@@ -450,7 +454,8 @@ def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> No
             click.echo(";\n".join(sql) + ";")
             return
         led.grant(role)
-    click.echo(f"granted {role}: INSERT, SELECT on ledger tables; vault rows may be deleted")
+    click.echo(f"granted {role}: INSERT, SELECT on ledger tables; working tables as bfa "
+               "needs them (see --print-sql)")
 
 
 @bfa.command()
