@@ -237,6 +237,9 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
     except UnicodeDecodeError as e:
         raise click.BadParameter(f"{against}: not UTF-8 text (byte {e.start})",
                                  param_hint="--against") from e
+    if note is not None and note.startswith("\ufeff"):  # an editor's mark, not tampering
+        raise click.BadParameter(f"{against}: starts with a byte-order mark; save the note "
+                                 "without it (UTF-8, as bfa wrote it)", param_hint="--against")
     with open_ledger(home, db) as led, progress(led.size(), "verifying") as tick:
         res = led.verify(since_checkpoint=since_checkpoint, derived=not skip_derived,
                          against=note, progress=tick)

@@ -432,6 +432,10 @@ def test_verify_against_own_checkpoint_and_crlf(tmp_path: Path, shared: dict[str
     # an auditor's copy with CRLF line endings must not raise an integrity alarm
     f.write_bytes(shared["cp7"].replace("\n", "\r\n").encode())
     assert invoke("verify", *h(shared["home"]), "--against", str(f)).exit_code in (0, 2)
+    # nor one an editor saved with a byte-order mark: a usage error naming it, exit 2
+    f.write_bytes(b"\xef\xbb\xbf" + shared["cp7"].encode())
+    res = invoke("verify", *h(shared["home"]), "--against", str(f))
+    assert res.exit_code == 2 and "byte-order mark" in res.output, res.output
 
 
 def test_verify_against_other_keys_and_tampered_note(
