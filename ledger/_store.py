@@ -213,27 +213,31 @@ class Store:
 
     def schema_revision(self) -> str | None:
         with self._connect_checked() as conn:
-            try:
-                return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-            except SQLAlchemyError:
-                return None
+            return self._revision(conn)
+
+    @staticmethod
+    def _revision(conn: Connection) -> str | None:
+        try:
+            rev = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except SQLAlchemyError:
+            return None
+        return None if rev is None else str(rev)
 
     def require_schema(self, origin: str | None = None) -> None:
         """The schema is at this bfa's revision and, given ``origin``, the database holds
-        that ledger (a home paired with another ledger's database is refused)."""
-        rev = self.schema_revision()
-        if rev is None:
-            raise ConfigError(f"no ledger in {self.display_url()}; run 'bfa init' first")
-        self._known(rev)
-        if rev != HEAD_REVISION:
-            raise ConfigError(
-                f"ledger schema is at revision {rev}, this bfa needs {HEAD_REVISION}; "
-                "run 'bfa init' to migrate"
-            )
-        if origin is None:
-            return
+        that ledger (a home paired with another ledger's database is refused). One
+        connection: every command that opens the ledger pays for this check."""
         with self._connect_checked() as conn:
-            have = self.get_meta(conn, "origin")
+            rev = self._revision(conn)
+            if rev is None:
+                raise ConfigError(f"no ledger in {self.display_url()}; run 'bfa init' first")
+            self._known(rev)
+            if rev != HEAD_REVISION:
+                raise ConfigError(
+                    f"ledger schema is at revision {rev}, this bfa needs {HEAD_REVISION}; "
+                    "run 'bfa init' to migrate"
+                )
+            have = None if origin is None else self.get_meta(conn, "origin")
         if have is not None and have != origin:
             raise ConfigError(
                 f"database {self.display_url()} holds ledger {have!r}, not this home's "
