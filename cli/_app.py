@@ -103,9 +103,18 @@ def _one_line(e: BfaError | OSError | SQLAlchemyError) -> str:
     return f"database: {first[0] if first else type(e).__name__}"
 
 
+def _debug_from_env(ctx: click.Context, param: click.Parameter, flag: bool) -> bool:
+    """``--debug``, else ``BFA_DEBUG``: set to anything but empty, 0, false, no or off.
+
+    A debugging switch in the environment should never stop a command from running, as
+    click's strict boolean would for a value it does not know."""
+    value = os.environ.get("BFA_DEBUG", "").strip().lower()
+    return flag or value not in ("", "0", "false", "no", "off", "n", "f")
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), prog_name="bfa")
-@click.option("--debug", is_flag=True, envvar="BFA_DEBUG",
+@click.option("--debug", is_flag=True, callback=_debug_from_env,
               help="Show tracebacks for errors (env BFA_DEBUG=1; goes before the command).")
 def bfa(debug: bool) -> None:
     """BFA Ledger: business-finance-archive integrity ledger.

@@ -193,6 +193,9 @@ def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None
     \b
         bfa checkpoint --out checkpoints/2026-11-23.note
     """
+    if out is not None and str(out) == "-":
+        raise click.BadParameter("the checkpoint is printed on standard output already; "
+                                 "give a file name", param_hint="--out")
     with open_ledger(home, db) as led:
         cp = led.checkpoint()
     if out:

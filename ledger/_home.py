@@ -23,11 +23,12 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger._errors import ConfigError
+from ledger._errors import ConfigError, printable
 from ledger._note import Signer, Verifier
 
 DEFAULT_HOME = ".bfa"
-_ORIGIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*$")
+_ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*")
+_CONFIG_KEYS = ("origin", "database_url")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +89,7 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
             loaded = json.loads(cfg_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ConfigError(f"{cfg_file}: unreadable configuration: {e}") from e
-        if isinstance(loaded, dict):
-            config = loaded
+        config = _check_config(cfg_file, loaded)
     url = db_url or os.environ.get("BFA_DATABASE_URL") or str(config.get("database_url") or "")
     if not url:
         url = f"sqlite:///{(path / 'ledger.db').resolve()}"
@@ -104,9 +104,33 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
     )
 
 
+def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
+    """``config.json`` as FORMAT.md §5.4 gives it: an object with ``origin`` and,
+    optionally, ``database_url``, both strings; anything else is refused by name (a
+    misspelt ``database_url`` must not quietly send commands to the default SQLite file)."""
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{cfg_file}: must be a JSON object "
+                          '{"origin": "...", "database_url": "..." (optional)}')
+    unknown = sorted(set(loaded) - set(_CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"{cfg_file}: unknown setting {printable(unknown[0])!r} "
+                          f"(known: {', '.join(_CONFIG_KEYS)})")
+    for key in _CONFIG_KEYS:
+        value = loaded.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{cfg_file}: {key} must be a string")
+    origin = loaded.get("origin")
+    if not origin:
+        raise ConfigError(f"{cfg_file}: no origin (the ledger's name, set by 'bfa init')")
+    if not _ORIGIN_RE.fullmatch(str(origin)):
+        raise ConfigError(f"{cfg_file}: origin {printable(str(origin))!r} is not a ledger "
+                          "name like 'agency.example/ledger' (letters, digits, ._~-/)")
+    return loaded
+
+
 def init_home(home: Home, origin: str) -> Home:
     """Create the home directory, its configuration and both keys (never overwriting)."""
-    if not _ORIGIN_RE.match(origin):
+    if not _ORIGIN_RE.fullmatch(origin):
         raise ConfigError(
             f"origin {origin!r} must look like 'agency.example/ledger' (letters, digits, ._~-/)"
         )
@@ -147,4 +171,13 @@ def _read_key(path: Path, what: str) -> str:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"{path}: the {what} grants access to group or others; run: chmod 600 {path}")
+    folder = path.parent
+    try:
+        dir_mode = folder.stat().st_mode
+    except OSError as e:
+        raise ConfigError(f"{folder}: cannot read the {what}'s directory: {e}") from e
+    if dir_mode & (stat.S_IWGRP | stat.S_IWOTH) and not dir_mode & stat.S_ISVTX:
+        # whoever may write the directory may swap the key file for one of their own
+        raise ConfigError(f"{folder}: the {what}'s directory is writable by group or "
+                          f"others, who could replace the key; run: chmod go-w {folder}")
     return text.strip()

@@ -279,3 +279,8 @@ def test_debug_from_the_environment_shows_the_traceback(tmp_path: Path) -> None:
     assert quiet.exit_code == 2 and "Traceback" not in quiet.output
     loud = CliRunner().invoke(bfa, ["verify"], env={**env, "BFA_DEBUG": "1"})
     assert loud.exit_code == 2 and "Traceback" in loud.output
+    for value, shown in (("yes", True), ("banana", True), ("0", False), ("off", False)):
+        res = CliRunner().invoke(bfa, ["verify"], env={**env, "BFA_DEBUG": value})
+        assert res.exit_code == 2, (value, res.output)  # the command ran; a switch never stops it
+        assert ("Traceback" in res.output) is shown, (value, res.output)
+        assert "is not a ledger home" in res.output

@@ -296,6 +296,43 @@ def test_init_over_insecure_keys(tmp_path: Path, which: str) -> None:
     assert "ready" not in res.stdout
 
 
+@pytest.mark.parametrize("which", ["signing.key", "secret.key"])
+def test_key_in_a_directory_others_may_write_is_refused(
+    tmp_path: Path, shared: dict[str, Any], which: str
+) -> None:
+    home = copy_home(shared, tmp_path)
+    keys = home / "keys"
+    args = ["key", "export"] if which == "signing.key" else ["forget", "X", "--yes"]
+    for mode in (0o777, 0o770, 0o702):
+        keys.chmod(mode)
+        assert "chmod go-w" in one_error_line(invoke(*args, *h(home)), 2)
+    keys.chmod(0o1777)  # sticky: others may not replace a file they do not own
+    ok(*args, *h(home))
+    keys.chmod(0o700)
+    ok(*args, *h(home))
+
+
+@pytest.mark.parametrize("config,said", [
+    ('["x"]', "JSON object"),
+    ('{"origin": "bb.example/440100", "databse_url": "postgresql://x/y"}', "databse_url"),
+    ('{"origin": 7}', "origin must be a string"),
+    ('{"origin": "bb.example/440100", "database_url": 5}', "database_url must be a string"),
+    ('{"origin": "bb.example/440100\\n"}', "not a ledger name"),
+    ('{"origin": ""}', "no origin"),
+    ("{}", "no origin"),
+])
+def test_config_json_is_checked(
+    tmp_path: Path, shared: dict[str, Any], config: str, said: str
+) -> None:
+    """FORMAT.md §5.4: config.json holds the origin and, optionally, the database URL; a
+    misspelt setting must not quietly send commands to the default database."""
+    home = copy_home(shared, tmp_path)
+    (home / "config.json").write_text(config)
+    for args in (["status"], ["verify"], ["init", "--origin", ORIGIN]):
+        msg = one_error_line(invoke(*args, *h(home)), 2)
+        assert "config.json" in msg and said in msg, msg
+
+
 def test_key_export_json(shared: dict[str, Any]) -> None:
     view = json.loads(ok("key", "export", *h(shared["home"]), "--json").stdout)
     assert set(view) == {"origin", "verifier_key"}
@@ -346,6 +383,14 @@ def test_checkpoint_out_to_a_directory_or_missing_dir(
     assert res.exit_code == 2 and "Traceback" not in res.output
     (tmp_path / "a_file").write_text("")
     one_error_line(invoke("checkpoint", *h(home), "--out", str(tmp_path / "a_file" / "x")), 2)
+
+
+def test_checkpoint_out_dash_is_a_usage_error(tmp_path: Path, shared: dict[str, Any]) -> None:
+    """``--out -`` would write a file named ``-``; the note goes to stdout anyway."""
+    home = copy_home(shared, tmp_path)
+    res = invoke("checkpoint", *h(home), "--out", "-")
+    assert res.exit_code == 2 and "standard output" in res.stderr
+    assert json.loads(ok("status", *h(home), "--json").stdout)["checkpoint_size"] == 7
 
 
 def test_checkpoint_out_failure_signs_nothing_or_says_so(
@@ -662,6 +707,27 @@ def test_forget_with_stdin_closed_is_a_usage_error(tmp_path: Path, shared: dict[
     p = _bfa_proc(["forget", "110101199001011234", *h(home)], "closed")
     assert p.returncode == 2 and "--yes" in p.stderr
     assert "internal error" not in p.stderr
+
+
+@pytest.mark.parametrize("args", [["show", "COL-1", "--json"], ["key", "export"],
+                                  ["prove", "COL-1"]])
+def test_output_to_a_closed_pipe_ends_quietly(
+    tmp_path: Path, shared: dict[str, Any], args: list[str]
+) -> None:
+    """``bfa show ... | head`` when the reader has gone: exit 2 (the output was cut short),
+    no 'Broken pipe' message and no traceback. The pipe's read end is closed before the
+    process starts, so the first write fails every time."""
+    home = copy_home(shared, tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        p = subprocess.run([BFA, *args, *h(home)], stdout=write_end, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, timeout=60, text=True,
+                           env={**os.environ, "BFA_USER": "tester", "BFA_DEBUG": ""})
+    finally:
+        os.close(write_end)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr == "", p.stderr
 
 
 def _pty_forget(home: Path, answer: bytes) -> tuple[int, bytes]:
