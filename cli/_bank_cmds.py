@@ -26,7 +26,8 @@ def balance(home: str | None, db: str | None, as_json: bool, fund_account: str,
             as_of: datetime | None) -> None:
     """Book balance against bank balance, with the outstanding items on either side.
 
-    Exit 0 when the adjusted balances agree, 1 when they do not.
+    Exit 0 when the adjusted balances agree, 1 when they do not or when no bank
+    statement of the account was imported yet (nothing to compare the books with).
 
     Example:
 
@@ -48,5 +49,10 @@ def balance(home: str | None, db: str | None, as_json: bool, fund_account: str,
         click.echo("On a statement, not in the books:")
         click.echo(table(rep.bank_only, ["statement", "direction", "amount", "value_date",
                                          "bank_ref"]))
-        click.echo("balanced" if rep.balanced else "NOT balanced")
+        if not rep.statements:
+            click.echo(f"NOT balanced: no bank statement of the {rep.fund_account} account on "
+                       f"or before {rep.as_of}, nothing to compare the books with (import one: "
+                       f"bfa ingest --format camt053 --fund-account {rep.fund_account} …)")
+        else:
+            click.echo("balanced" if rep.balanced else "NOT balanced")
     raise click.exceptions.Exit(Exit.CLEAN if rep.balanced else Exit.PROBLEMS)

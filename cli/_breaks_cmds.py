@@ -15,8 +15,9 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import home_options, json_option, open_ledger, user_option
+from cli._options import TEXT, home_options, json_option, open_ledger, user_option
 from cli._render import table, to_json
+from ledger import printable
 from reconcile._nightly import LOCK_MAX_AGE, run_nightly
 from reconcile._trace import Trace, trace
 from reconcile._workflow import (
@@ -98,7 +99,7 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
 @breaks.command("show")
 @home_options
 @json_option
-@click.argument("break_id")
+@click.argument("break_id", type=TEXT)
 def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> None:
     """Show one break, its state and every transition with its ledger position.
 
@@ -117,7 +118,7 @@ def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> 
     s = state
     click.echo(f"{s.break_id}  {s.code}  severity {s.severity}  status {s.status}"
                + ("" if s.present else "  (no longer reported)"))
-    click.echo(f"  {s.message}")
+    click.echo(f"  {printable(s.message)}")
     click.echo(f"  records: {', '.join(s.records) or '-'}")
     if s.amounts:
         click.echo("  amounts: " + ", ".join(f"{k} {v}" for k, v in s.amounts.items()))
@@ -136,8 +137,8 @@ def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> 
 @home_options
 @user_option
 @json_option
-@click.argument("break_id")
-@click.argument("assignee")
+@click.argument("break_id", type=TEXT)
+@click.argument("assignee", type=TEXT)
 def assign_cmd(home: str | None, db: str | None, user: str, as_json: bool, break_id: str,
                assignee: str) -> None:
     """Assign a break to someone to work on.
@@ -155,10 +156,10 @@ def assign_cmd(home: str | None, db: str | None, user: str, as_json: bool, break
 @home_options
 @user_option
 @json_option
-@click.argument("break_id")
+@click.argument("break_id", type=TEXT)
 @click.option("--reason", required=True, type=click.Choice(list(REASONS)),
               help=f"Why it is resolved. {_REASON_HELP}.")
-@click.option("--note", required=True, help="What was done, for the auditor.")
+@click.option("--note", required=True, type=TEXT, help="What was done, for the auditor.")
 def resolve_cmd(home: str | None, db: str | None, user: str, as_json: bool, break_id: str,
                 reason: str, note: str) -> None:
     """Resolve a break with a reason code and a note.
@@ -180,7 +181,7 @@ def resolve_cmd(home: str | None, db: str | None, user: str, as_json: bool, brea
 @home_options
 @user_option
 @json_option
-@click.argument("break_id")
+@click.argument("break_id", type=TEXT)
 def approve_cmd(home: str | None, db: str | None, user: str, as_json: bool,
                 break_id: str) -> None:
     """Approve a pending resolution (four-eyes: not by the user who resolved it).
@@ -198,8 +199,8 @@ def approve_cmd(home: str | None, db: str | None, user: str, as_json: bool,
 @home_options
 @user_option
 @json_option
-@click.argument("break_id")
-@click.option("--note", required=True, help="Why it is reopened.")
+@click.argument("break_id", type=TEXT)
+@click.option("--note", required=True, type=TEXT, help="Why it is reopened.")
 def reopen_cmd(home: str | None, db: str | None, user: str, as_json: bool, break_id: str,
                note: str) -> None:
     """Reopen a resolved or pending break.
@@ -243,7 +244,7 @@ def _render_trace(tr: Trace) -> str:
 @bfa.command("trace")
 @home_options
 @json_option
-@click.argument("record_id")
+@click.argument("record_id", type=TEXT)
 @click.option("--domain", type=click.Choice(["business", "finance", "archive", "control"]),
               help="The record's domain, when its id exists in several.")
 def trace_cmd(home: str | None, db: str | None, as_json: bool, record_id: str,

@@ -14,7 +14,7 @@ import click
 from archive import FileStore, run_demo
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import home_options, json_option, open_ledger, progress, user_option
+from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
 from ledger import ConfigError, Ledger, LocatedInputError, entry_view, resolve_home
 from reconcile import Deriver, StatementFormat, ingest_statement
@@ -36,7 +36,7 @@ def _b64(raw: bytes) -> str:
 
 @bfa.command()
 @home_options
-@click.option("--origin", required=True, metavar="NAME",
+@click.option("--origin", required=True, type=TEXT, metavar="NAME",
               help="The ledger's name, the origin line of its checkpoints and its key name.")
 def init(home: str | None, db: str | None, origin: str) -> None:
     """Create the ledger: keys (mode 0600, outside the database) and the schema.
@@ -116,7 +116,8 @@ class _RejectFile:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "camt053", "mt940"]),
               default="jsonl", show_default=True,
               help="Input format: interchange JSON Lines, or a bank statement.")
-@click.option("--region", metavar="CODE", help="Bank statements: pooling-region code (6 digits).")
+@click.option("--region", type=TEXT, metavar="CODE",
+              help="Bank statements: pooling-region code (6 digits).")
 @click.option("--fund-account", type=click.Choice(["income", "expenditure", "fiscal_special"]),
               help="Bank statements: the fund account the statement is for.")
 def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ...],
@@ -268,7 +269,7 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
 @bfa.command()
 @home_options
 @json_option
-@click.argument("record_id", required=False)
+@click.argument("record_id", required=False, type=TEXT)
 @click.option("--domain", type=click.Choice(["business", "finance", "archive", "control"]),
               help="Domain of RECORD_ID when two domains share the id.")
 @click.option("--consistency", "consistency", nargs=1, type=int, metavar="OLD_SIZE",
@@ -325,7 +326,7 @@ def prove(home: str | None, db: str | None, as_json: bool, record_id: str | None
 @bfa.command()
 @home_options
 @json_option
-@click.argument("record_id")
+@click.argument("record_id", type=TEXT)
 @click.option("--domain", type=click.Choice(["business", "finance", "archive", "control"]),
               help="Domain of RECORD_ID when two domains share the id.")
 @click.option("--entry", "as_entry", is_flag=True, help="Show the ledger entry around the record.")
@@ -404,7 +405,7 @@ def key_export(home: str | None, db: str | None, as_json: bool) -> None:
 
 @bfa.command()
 @home_options
-@click.argument("person_id")
+@click.argument("person_id", type=TEXT)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @user_option
 def forget(home: str | None, db: str | None, person_id: str, yes: bool, user: str) -> None:
@@ -440,7 +441,7 @@ def db() -> None:
 
 @db.command("grant")
 @home_options
-@click.argument("role")
+@click.argument("role", type=TEXT)
 @click.option("--print-sql", is_flag=True, help="Print the SQL instead of running it.")
 def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> None:
     """Give an application ROLE append-only rights on the ledger tables (PostgreSQL).

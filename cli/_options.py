@@ -7,13 +7,41 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ledger import Ledger
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+if TYPE_CHECKING:  # generic in the click this is checked with; not in click 8.1
+    _StrParamType = click.ParamType[str]
+else:
+    _StrParamType = click.ParamType
+
+
+class _Text(_StrParamType):
+    """Text the ledger may compare or store: refused, as a usage error, when the
+    terminal passed bytes that are not UTF-8 (Python keeps them as lone surrogates,
+    which no record id, name or note can hold and no database accepts)."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            self.fail(f"'{shown}' is not valid UTF-8 text", param, ctx)
+        return text
+
+
+TEXT = _Text()
+"""Parameter type of every text argument and option that is not a file name."""
 
 
 def home_options(f: F) -> F:
@@ -35,7 +63,8 @@ def json_option(f: F) -> F:
 
 def user_option(f: F) -> F:
     return click.option(
-        "--user", envvar="BFA_USER", default=lambda: os.environ.get("BFA_USER") or _login(),
+        "--user", envvar="BFA_USER", type=TEXT,
+        default=lambda: os.environ.get("BFA_USER") or _login(),
         show_default="login name", help="Acting user, recorded in the ledger. [env BFA_USER]",
     )(f)
 

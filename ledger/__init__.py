@@ -22,6 +22,7 @@ from ledger._errors import (
     MerkleProofError,
     NotFoundError,
     SignatureError,
+    printable,
 )
 from ledger._home import Home, resolve_home
 from ledger._ingest import BatchRefusedError, FileReport, VoucherMismatch, VoucherStore
@@ -30,6 +31,7 @@ from ledger._ledger import (
     ConsistencyProof,
     Ledger,
     NotCoveredError,
+    check_note,
     check_user,
     entry_view,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "VoucherMismatch",
     "VoucherStore",
     "canonicalize",
+    "check_note",
     "check_user",
     "decode_leaf",
     "encode_leaf",
@@ -76,6 +79,7 @@ __all__ = [
     "leaf_record",
     "loads_strict",
     "open_checkpoint",
+    "printable",
     "resolve_home",
     "verify_consistency",
     "verify_inclusion",

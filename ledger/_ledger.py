@@ -30,6 +30,7 @@ from ledger._errors import (
     MerkleProofError,
     NotFoundError,
     SignatureError,
+    printable,
 )
 from ledger._home import Home, init_home, resolve_home
 from ledger._ingest import FileReport, Ingester, ProgressFn, RejectSink, VoucherStore
@@ -464,14 +465,38 @@ class Ledger:
 _PRINTABLE = re.compile(TEXT_PATTERN)
 
 
-def check_user(user: str | None) -> str:
-    """The acting user recorded in the ledger: 1 to 128 characters, no control characters
-    (leading and trailing whitespace dropped); else :class:`InputError`."""
+def _one_line(text: str) -> bool:
+    """Printable text on one line: no control characters, no line or paragraph
+    separators (U+2028, U+2029), no whitespace at either end."""
+    return _PRINTABLE.fullmatch(text) is not None and printable(text) == text
+
+
+def check_user(user: str | None, role: str = "") -> str:
+    """A user name recorded in the ledger: 1 to 128 characters, no control characters
+    (leading and trailing whitespace dropped); else :class:`InputError`.
+
+    ``role`` names it in the message (``"assignee"``); by default it is the acting user."""
     u = (user or "").strip()
-    if not u or len(u) > 128 or _PRINTABLE.fullmatch(u) is None:
+    if not u or len(u) > 128 or not _one_line(u):
+        if role:
+            raise InputError(f"the {role} must be a user name of 1 to 128 characters without "
+                             f"control characters, not {printable(u[:140])!r}")
         raise InputError("an acting user is needed (--user or BFA_USER): 1 to 128 characters "
                          "without control characters")
     return u
+
+
+def check_note(note: str | None, purpose: str, limit: int = 2000) -> str:
+    """A note recorded in the ledger: 1 to ``limit`` characters on one line (no control
+    characters or line separators: whatever prints it shows one line), trimmed; else
+    :class:`InputError` saying the note is needed ``purpose``."""
+    n = (note or "").strip()
+    if not n:
+        raise InputError(f"{purpose} needs a note")
+    if len(n) > limit or not _one_line(n):
+        raise InputError(f"a note is one line of at most {limit} characters without control "
+                         f"characters or line breaks (write several sentences on one line)")
+    return n
 
 
 def entry_view(entry: Entry) -> EntryView:

@@ -5,8 +5,10 @@
 1. **Lock**: ``<home>/nightly.lock`` (JSON: pid, host, start time) is created under a
    short ``flock`` guard, so the check-and-take is atomic between processes. A live,
    recent lock makes the run stop at once with :class:`NightlyLocked` (exit 2). A
-   *stale* lock — its process is gone (same host), or it is older than ``lock_max_age``
-   seconds (default :data:`LOCK_MAX_AGE`, 6 hours) — is taken over, and the result says so.
+   *stale* lock — its process is gone (same host), it is older than ``lock_max_age``
+   seconds (default :data:`LOCK_MAX_AGE`, 6 hours), its start lies ahead of the clock
+   by more than :data:`CLOCK_SKEW`, or it is not a lock as a run writes it — is taken
+   over, and the result says so.
    On PostgreSQL the run also holds an advisory lock of the database
    (:data:`DB_LOCK`), so two hosts (two homes) sharing the database never overlap
    either; the server frees it when the run's connection ends.
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import socket
 import time
@@ -51,6 +54,10 @@ from reconcile._workflow import apply_states_detail
 
 LOCK_MAX_AGE = 6 * 3600
 """Seconds after which a nightly lock is stale even if its process seems alive."""
+
+CLOCK_SKEW = 300.0
+"""Seconds a lock's start time may lie ahead of this host's clock (another host's clock,
+on a shared home) before the lock counts as stale."""
 
 DB_LOCK = "bfa nightly"
 """Name of the database-wide lock a nightly run holds besides its home's lock file
@@ -174,17 +181,21 @@ class NightlyLock:
             return None
         try:
             data = json.loads(text)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
-            return data
         except ValueError:
-            return {"pid": None, "host": None, "started_at": self.path.stat().st_mtime,
-                    "unreadable": True}
+            data = None
+        if _lock_shape(data):
+            return dict(data)
+        # not what acquire() writes (a torn write, an editor, a forged file): stale
+        return {"pid": None, "host": None, "started_at": self.path.stat().st_mtime,
+                "unreadable": True}
 
     def _stale(self, held: Mapping[str, Any]) -> str | None:
         if held.get("unreadable"):
             return "the lock file is unreadable"
-        age = time.time() - float(held.get("started_at") or 0)
+        started = float(held["started_at"])
+        if started > time.time() + CLOCK_SKEW:
+            return f"its start time {_when(started)} lies in the future"
+        age = time.time() - started
         pid = held.get("pid")
         if held.get("host") == socket.gethostname() and isinstance(pid, int) and not (
                 _pid_alive(pid)):
@@ -192,6 +203,19 @@ class NightlyLock:
         if age > self.max_age:
             return f"it is {int(age)} s old, more than the maximum {int(self.max_age)} s"
         return None
+
+
+def _lock_shape(data: Any) -> bool:
+    """Whether ``data`` is a lock as :meth:`NightlyLock.acquire` writes it: a positive
+    ``pid`` (``kill(-1, 0)`` would ask about every process), a ``host`` and a finite
+    ``started_at`` in seconds since the epoch."""
+    if not isinstance(data, dict):
+        return False
+    pid, host, started = data.get("pid"), data.get("host"), data.get("started_at")
+    return (isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31
+            and isinstance(host, str)
+            and isinstance(started, int | float) and not isinstance(started, bool)
+            and math.isfinite(started))
 
 
 def _when(epoch: Any) -> str:

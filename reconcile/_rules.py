@@ -227,6 +227,10 @@ def load_rules(path: Path | str) -> Rules:
         raise InputError(f"{p}: cannot read the rules file: {err.strerror or err}") from err
     except tomllib.TOMLDecodeError as err:
         raise InputError(f"{p}: not valid TOML: {err}") from err
+    except UnicodeDecodeError as err:  # TOML is UTF-8 (toml.io v1.0.0, "Spec")
+        mark = " (a UTF-16 byte-order mark)" if err.object[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise InputError(f"{p}: not valid TOML: not UTF-8 at byte {err.start}{mark}; "
+                         "save the file as UTF-8") from err
     return rules_from_toml(p, data)
 
 

@@ -58,7 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
-from ledger import InputError, Ledger, NotFoundError, check_user, decode_leaf
+from ledger import InputError, Ledger, NotFoundError, check_note, check_user, decode_leaf
 from ledger._append import Appender, now_rfc3339
 from ledger._privacy import Pseudonymizer
 from ledger._schema import NAMING, checkpoints, entries
@@ -340,13 +340,11 @@ def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | Non
             raise InputError(
                 f"reason {reason!r} is not one of: {', '.join(REASONS)} (see 'bfa breaks resolve"
                 " --help')")
-        if not (kw.get("note") or "").strip():
-            raise InputError("resolving a break needs a note saying what was done")
         return "pending_approval" if needs_four_eyes(row["code"], row["severity"]) else "resolved"
     if action == "approve":
         if cur != "pending_approval":
             raise InputError(f"{bid} is {cur}, not pending approval")
-        if user == row["resolved_by"]:
+        if user.casefold() == str(row["resolved_by"] or "").casefold():  # Li.Wei is li.wei
             raise InputError(
                 f"four-eyes: {user} resolved {bid} and cannot also approve it; another user "
                 "must approve")
@@ -354,8 +352,6 @@ def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | Non
     if action == "reopen":
         if cur not in ("resolved", "pending_approval"):
             raise InputError(f"{bid} is {cur}; only resolved or pending breaks can be reopened")
-        if not (kw.get("note") or "").strip():
-            raise InputError("reopening a break needs a note saying why")
         return "assigned" if row["assignee"] else "open"
     raise InputError(f"unknown action {action!r}")
 
@@ -363,13 +359,15 @@ def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | Non
 # -- public transitions ------------------------------------------------------------------
 def assign_break(ledger: Ledger, break_id: str, user: str, assignee: str) -> BreakState:
     """Assign a break to ``assignee`` (``open``/``assigned`` → ``assigned``)."""
-    return _transition(ledger, break_id, user, "assign", assignee=check_user(assignee))
+    return _transition(ledger, break_id, user, "assign",
+                       assignee=check_user(assignee, "assignee"))
 
 
 def resolve_break(ledger: Ledger, break_id: str, user: str, reason: str,
                   note: str) -> BreakState:
     """Resolve a break with a reason code and a note (→ ``resolved`` or ``pending_approval``)."""
-    return _transition(ledger, break_id, user, "resolve", reason=reason, note=note.strip())
+    return _transition(ledger, break_id, user, "resolve", reason=reason,
+                       note=check_note(note, "resolving a break (what was done)"))
 
 
 def approve_break(ledger: Ledger, break_id: str, user: str) -> BreakState:
@@ -379,7 +377,8 @@ def approve_break(ledger: Ledger, break_id: str, user: str) -> BreakState:
 
 def reopen_break(ledger: Ledger, break_id: str, user: str, note: str) -> BreakState:
     """Reopen a resolved or pending break, saying why."""
-    return _transition(ledger, break_id, user, "reopen", note=note.strip())
+    return _transition(ledger, break_id, user, "reopen",
+                       note=check_note(note, "reopening a break (why)"))
 
 
 # -- after each reconciliation -------------------------------------------------------------

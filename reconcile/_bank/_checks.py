@@ -155,6 +155,8 @@ class BalanceReport:
     adjusted_bank: str
     adjusted_book: str
     balanced: bool
+    """The adjusted balances agree; never true when no statement was found (nothing to
+    compare the books with is not a reconciled account)."""
     statements: list[dict[str, str]] = field(default_factory=list)
     book_only: list[dict[str, str]] = field(default_factory=list)
     """Movements in the books on no statement (deposits in transit, outstanding payments)."""
@@ -198,7 +200,7 @@ def book_vs_bank(ledger: Ledger, fund_account: str, as_of: date) -> BalanceRepor
     return BalanceReport(
         fund_account=fund_account, as_of=as_of.isoformat(), bank_balance=money(bank),
         book_balance=money(book), adjusted_bank=money(adj_bank), adjusted_book=money(adj_book),
-        balanced=adj_bank == adj_book,
+        balanced=bool(latest) and adj_bank == adj_book,
         statements=[{"id": st.id, "bank_account": st.bank_account,
                      "closing_date": st.closing_date or "",
                      "closing_balance": money(st.closing or 0)}

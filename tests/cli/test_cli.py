@@ -284,3 +284,14 @@ def test_debug_from_the_environment_shows_the_traceback(tmp_path: Path) -> None:
         assert res.exit_code == 2, (value, res.output)  # the command ran; a switch never stops it
         assert ("Traceback" in res.output) is shown, (value, res.output)
         assert "is not a ledger home" in res.output
+
+
+def test_a_table_row_is_one_line_whatever_its_values_hold() -> None:
+    """Values from the ledger (notes, names, messages) cannot break or forge table rows."""
+    from cli._render import table
+
+    text = table([{"a": "x\n999  forged", "b": "p\u2028q"}, {"a": "tab\there", "b": "\x1b[31m"}],
+                 ["a", "b"])
+    lines = text.split("\n")
+    assert len(lines) == 4 and not any(line.startswith("999") for line in lines)
+    assert "x\\n999  forged" in lines[2] and "\\u2028" in lines[2] and "\\x1b[31m" in lines[3]
