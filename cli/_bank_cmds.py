@@ -49,7 +49,11 @@ def balance(home: str | None, db: str | None, as_json: bool, fund_account: str,
         click.echo("On a statement, not in the books:")
         click.echo(table(rep.bank_only, ["statement", "direction", "amount", "value_date",
                                          "bank_ref"]))
-        if not rep.statements:
+        if not rep.statements and rep.statements_read:
+            click.echo(f"NOT balanced: none of the {rep.statements_read} bank statement(s) of "
+                       f"the {rep.fund_account} account on or before {rep.as_of} has a closing "
+                       "balance, nothing to compare the books with")
+        elif not rep.statements:
             click.echo(f"NOT balanced: no bank statement of the {rep.fund_account} account on "
                        f"or before {rep.as_of}, nothing to compare the books with (import one: "
                        f"bfa ingest --format camt053 --fund-account {rep.fund_account} …)")

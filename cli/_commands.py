@@ -17,7 +17,7 @@ from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
 from ledger import ConfigError, Ledger, LocatedInputError, entry_view, resolve_home
-from reconcile import Deriver, StatementFormat, ingest_statement
+from reconcile import Deriver, StatementFormat, ingest_statements
 from schemas import (
     CheckpointView,
     ConsistencyProofView,
@@ -140,6 +140,9 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             raise click.UsageError("--region is required with --format camt053/mt940")
         if reject_file:
             raise click.UsageError("--reject-file applies to JSON Lines only")
+        if "-" in files:
+            raise click.UsageError("bank statements are read from files, not standard input "
+                                   "('-'): save the statement to a file first")
     if reject_file and reject_file.exists() and any(
         f != "-" and os.path.exists(f) and os.path.samefile(f, reject_file) for f in files
     ):
@@ -157,8 +160,8 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             else:
                 assert region is not None
                 statement_fmt = cast(StatementFormat, fmt)
-                reports = [ingest_statement(led, Path(f), statement_fmt, region, fund_account)
-                           for f in files]
+                reports = ingest_statements(led, [Path(f) for f in files], statement_fmt,
+                                            region, fund_account)
             size = led.size()
     finally:
         if sink:

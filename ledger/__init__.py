@@ -34,6 +34,7 @@ from ledger._ledger import (
     check_note,
     check_user,
     entry_view,
+    note_files_before,
 )
 from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
@@ -78,6 +79,7 @@ __all__ = [
     "grant_sql",
     "leaf_record",
     "loads_strict",
+    "note_files_before",
     "open_checkpoint",
     "printable",
     "resolve_home",

@@ -160,10 +160,7 @@ class Ledger:
                 else:
                     reports.append(ing.ingest_path(Path(src)))
             except InputError as e:
-                if reports:  # earlier files are committed batches: say so with the error
-                    e.add_note("the files before it stay appended: " + ", ".join(
-                        f"{r.file} ({r.appended} appended, {r.duplicates} duplicates, "
-                        f"{r.rejected} rejected)" for r in reports))
+                note_files_before(e, reports)
                 raise
         return reports
 
@@ -463,6 +460,15 @@ class Ledger:
 
 
 _PRINTABLE = re.compile(TEXT_PATTERN)
+
+
+def note_files_before(error: InputError, reports: list[FileReport]) -> None:
+    """Add to ``error`` (a refused file of several) which earlier files stay appended:
+    each file is its own committed batch (FORMAT.md §9.1)."""
+    if reports:
+        error.add_note("the files before it stay appended: " + ", ".join(
+            f"{r.file} ({r.appended} appended, {r.duplicates} duplicates, "
+            f"{r.rejected} rejected)" for r in reports))
 
 
 def _one_line(text: str) -> bool:

@@ -24,7 +24,7 @@ Example::
     json_ready = report.to_json()   # {"run", "summary", "breaks", "expected"}
 """
 
-from reconcile._import import StatementFormat, ingest_statement
+from reconcile._import import StatementFormat, ingest_statement, ingest_statements
 from reconcile._nightly import NightlyLocked, NightlyResult, run_nightly
 from reconcile._refresh import Deriver, refresh
 from reconcile._render import render_csv, render_html, render_json, render_text
@@ -71,6 +71,7 @@ __all__ = [
     "assign_break",
     "break_id",
     "ingest_statement",
+    "ingest_statements",
     "integrity_break",
     "list_breaks",
     "load_rules",

@@ -6,10 +6,11 @@ the records then take the same ingest pipeline as a JSON Lines file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from ledger import FileReport, Ledger
+from ledger import FileReport, InputError, Ledger, note_files_before
 from reconcile._refresh import Deriver
 
 StatementFormat = Literal["camt053", "mt940"]
@@ -27,3 +28,22 @@ def ingest_statement(
 
     records = statement_records(ledger, path, fmt, region, fund_account)
     return ledger.ingest_records(records, str(path), derive=Deriver)
+
+
+def ingest_statements(
+    ledger: Ledger,
+    paths: Iterable[Path],
+    fmt: StatementFormat,
+    region: str,
+    fund_account: str | None = None,
+) -> list[FileReport]:
+    """:func:`ingest_statement` for each file, each its own batch; a refused file's error
+    names the files before it, which stay appended (FORMAT.md §9.1)."""
+    reports: list[FileReport] = []
+    for path in paths:
+        try:
+            reports.append(ingest_statement(ledger, path, fmt, region, fund_account))
+        except InputError as e:
+            note_files_before(e, reports)
+            raise
+    return reports

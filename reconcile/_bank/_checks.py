@@ -158,6 +158,9 @@ class BalanceReport:
     """The adjusted balances agree; never true when no statement was found (nothing to
     compare the books with is not a reconciled account)."""
     statements: list[dict[str, str]] = field(default_factory=list)
+    """The latest statement with a closing balance, per bank account."""
+    statements_read: int = 0
+    """Statements of the fund account on or before the date, with a closing balance or not."""
     book_only: list[dict[str, str]] = field(default_factory=list)
     """Movements in the books on no statement (deposits in transit, outstanding payments)."""
     bank_only: list[dict[str, str]] = field(default_factory=list)
@@ -166,7 +169,8 @@ class BalanceReport:
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in (
             "fund_account", "as_of", "bank_balance", "book_balance", "adjusted_bank",
-            "adjusted_book", "balanced", "statements", "book_only", "bank_only")}
+            "adjusted_book", "balanced", "statements", "statements_read", "book_only",
+            "bank_only")}
 
 
 def _signed(direction: str, amount: int) -> int:
@@ -200,7 +204,7 @@ def book_vs_bank(ledger: Ledger, fund_account: str, as_of: date) -> BalanceRepor
     return BalanceReport(
         fund_account=fund_account, as_of=as_of.isoformat(), bank_balance=money(bank),
         book_balance=money(book), adjusted_bank=money(adj_bank), adjusted_book=money(adj_book),
-        balanced=bool(latest) and adj_bank == adj_book,
+        balanced=bool(latest) and adj_bank == adj_book, statements_read=len(stmts),
         statements=[{"id": st.id, "bank_account": st.bank_account,
                      "closing_date": st.closing_date or "",
                      "closing_balance": money(st.closing or 0)}

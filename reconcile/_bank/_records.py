@@ -28,7 +28,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, and_, select
 
-from ledger import InputError, Ledger
+from ledger import InputError, Ledger, printable
 from reconcile import _tables as t
 from reconcile._bank._camt import parse_camt053
 from reconcile._bank._model import Statement, StatementEntry
@@ -95,7 +95,8 @@ def _day(e: StatementEntry, path: Path, sid: str) -> date:
 def _record_id(path: Path, text: str, what: str) -> str:
     rid = id_part(text)
     if not rid or len(rid) > 128:
-        raise InputError(f"{path}: {what} {text!r} cannot be made a record id (1-128 of "
+        shown = printable(text if len(text) <= 40 else text[:40] + "…")
+        raise InputError(f"{path}: {what} {shown!r} cannot be made a record id (1-128 of "
                          "[A-Za-z0-9._:/-])")
     return rid
 

@@ -56,3 +56,13 @@ def test_ingest_statement_needs_region(ledger_home: dict[str, Any], tmp_path: Pa
     env = {"BFA_HOME": ledger_home["home"], "BFA_DATABASE_URL": ledger_home["db"]}
     res = CliRunner().invoke(bfa, ["ingest", "--format", "camt053", str(path)], env=env)
     assert res.exit_code == 2 and "--region is required" in res.output
+
+
+def test_a_statement_from_standard_input_is_a_usage_error(
+        ledger_home: dict[str, Any]) -> None:
+    """FORMAT.md §9.6: statements are read from files; '-' is not taken for a file named '-'."""
+    env = {"BFA_HOME": ledger_home["home"], "BFA_DATABASE_URL": ledger_home["db"],
+           "BFA_DEBUG": ""}
+    res = CliRunner().invoke(bfa, ["ingest", "--format", "mt940", "--region", "440100", "-"],
+                             env=env, input=":20:X\n")
+    assert res.exit_code == 2 and "standard input" in res.output

@@ -176,6 +176,11 @@ def _tx(d: dict[str, Any]) -> tuple[Any, ...]:
             d.get("customer_reference"))
 
 
+def _swift_sign(d: dict[str, Any]) -> tuple[Any, ...]:
+    amount, *rest = _tx(d)
+    return (-amount if d.get("status") == "RC" and amount else amount, *rest)
+
+
 @pytest.mark.parametrize("path", STA, ids=_name)
 def test_mt940_library_gives_the_expected_parse(path: Path) -> None:
     expected = _expected(path)
@@ -204,7 +209,9 @@ def test_mt940_statements_carry_the_librarys_entries(path: Path) -> None:
         with pytest.raises(InputError, match=str(path)):
             parse_mt940(path)
         return
-    want = [_tx(t["data"]) for t in _expected(path).get("transactions") or []]
+    # the expected parses are the library's, which signs RC (a reversal of a credit:
+    # money out, SWIFT field 61 subfield 3) as a credit; we book it as a debit
+    want = [_swift_sign(t["data"]) for t in _expected(path).get("transactions") or []]
     lib = [(t.data.get("bank_reference"), t.data.get("customer_reference"))
            for t in mt940.parse(path)]
     stmts = parse_mt940(path)
@@ -220,3 +227,18 @@ def test_mt940_statements_carry_the_librarys_entries(path: Path) -> None:
         assert h[4] == (bank.strip() or None if bank else None)
         cust_ref = (cust or "").strip()
         assert h[5] == (None if cust_ref.upper() in ("", "NONREF") else cust_ref)
+
+
+@pytest.mark.parametrize("details,iban", [
+    ("166?00SEPA?20EREF+X?30COBADEFFXXX?31DE89370400440532013000?32Max", "DE89370400440532013000"),
+    ("?20SVWZ+Rente?22IBAN+ DE89370400440532013000", "DE89370400440532013000"),
+    ("/CNTP/DE89370400440532013000/COBADEFFXXX/Max Muster///", "DE89370400440532013000"),
+    ("?31DE8937040044\n0532013000?32Max", "DE89370400440532013000"),  # split over lines
+    ("?31DE89370400440532013001?32Max", None),  # mod-97 check fails
+    ("IBAN DE89370400440532013000 with no marker", None),
+    ("", None),
+])
+def test_counter_iban_from_86_details(details: str, iban: str | None) -> None:
+    from reconcile._bank._mt940 import counter_iban
+
+    assert counter_iban(details) == iban
