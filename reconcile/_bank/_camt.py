@@ -120,7 +120,7 @@ def parse_camt053(path: Path, data: bytes | None = None) -> list[Statement]:
     """
     raw = path.read_bytes() if data is None else data
     try:
-        root = fromstring(raw)
+        root = fromstring(raw, forbid_dtd=True)  # camt.053 is defined by XSD, never a DTD
     except (ParseError, DefusedXmlException) as e:
         raise InputError(f"{path}: not a well-formed, safe XML document: {e}") from None
     m = _NS.match(root.tag)

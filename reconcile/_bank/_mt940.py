@@ -53,7 +53,7 @@ _TAG_LINE = re.compile(r":([0-9]{2}[A-Z]?):(.*)", re.ASCII)
 # (tests/reconcile/test_bank_parsers.py, ../shared/vectors/bank/mt940/) also leave the
 # decimal comma out of whole amounts (knab: C500NTRF): accepted; a decimal point is not
 _STATEMENT_LINE = re.compile(
-    r"[0-9]{6}(?:[0-9]{4})?(?P<mark>RC|RD|C|D)[A-Z]?(?P<amount>[0-9]+(?:,[0-9]{0,2})?)"
+    r"(?P<value>[0-9]{6})(?P<entry>[0-9]{4})?(?P<mark>RC|RD|C|D)[A-Z]?(?P<amount>[0-9]+(?:,[0-9]{0,2})?)"
     r"[A-Z][A-Z0-9]{3}", re.ASCII)
 # fields 60a, 62a, 64, 65: mark 1!a, date 6!n, currency 3!a, amount 15d
 _BALANCE = re.compile(r"(?P<mark>[CD])[0-9]{6}[A-Z]{3}(?P<amount>[0-9]+(?:,[0-9]{0,2})?)",
@@ -131,10 +131,26 @@ def _money(path: Path, where: str, line: int, tag: str, value: str) -> _Money:
                 "e.g. C261031CNY1100,00")
         raise InputError(f"{path}: MT940 {where}, line {line}: :{tag}: {shown!r} is not in "
                          f"SWIFT's format ({form})")
+    if tag == "61":
+        _check_dates(path, where, line, m["value"], m["entry"])
     whole, _, frac = m["amount"].partition(",")
     amount = Decimal(f"{whole}.{frac or '0'}")
     credit = m["mark"] in ("C", "RD")  # RD reverses a debit: money in; RC: money out
     return _Money(amount, credit, line)
+
+
+def _check_dates(path: Path, where: str, line: int, value: str, entry: str | None) -> None:
+    """A ``:61:`` value date (YYMMDD) must exist, and an entry date (MMDD) exist in some
+    year: the library would read 30 February as the 28th, moving the money's date."""
+    for what, text, year, month_at in (("value date", value, 2000 + int(value[:2]), 2),
+                                       ("entry date", entry, 2000, 0)):  # 2000: a leap year
+        if text is None:
+            continue
+        try:
+            date(year, int(text[month_at:month_at + 2]), int(text[month_at + 2:month_at + 4]))
+        except ValueError:
+            raise InputError(f"{path}: MT940 {where}, line {line}: :61: {what} {text} is not a "
+                             "date") from None
 
 
 def _scan(path: Path, chunk: str, index: int, first_line: int

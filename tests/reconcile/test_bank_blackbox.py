@@ -359,10 +359,10 @@ def test_external_dtd_is_never_fetched(home: Path, tmp_path: Path) -> None:
     assert hits == []
 
 
-def test_internal_dtd_without_entities_has_a_clear_outcome(home: Path, tmp_path: Path) -> None:
-    """ADR 0013 'refuses DTD and entity tricks': a bare DTD may be refused or ignored."""
+def test_internal_dtd_without_entities_is_refused(home: Path, tmp_path: Path) -> None:
+    """ADR 0013 / FORMAT §9.6: a document with any DTD is refused (camt.053 has none)."""
     f = write(tmp_path / "dtd.xml", camt(stmt(), doctype="<!DOCTYPE Document>"))
-    clear_outcome(home, "camt053", f)
+    refused_whole(home, "camt053", f)
 
 
 @pytest.mark.parametrize("kind", ["huge-text-node", "deep-nesting", "many-attributes",
@@ -918,10 +918,13 @@ def test_mt940_balance_beyond_15_digits_is_refused(home: Path, tmp_path: Path) -
     refused_whole(home, "mt940", f)
 
 
-def test_mt940_february_30_has_a_clear_outcome(home: Path, tmp_path: Path) -> None:
-    """An impossible :61: value date: either refused or imported (see the report)."""
-    f = write(tmp_path / "m.sta", mt(lines61=["2602301012C1000,00NTRFNONREF//BANK1"]))
-    clear_outcome(home, "mt940", f)
+@pytest.mark.parametrize("line61", ["2602301012C1000,00NTRFNONREF//BANK1",
+                                    "2602281302C1000,00NTRFNONREF//BANK1"])
+def test_mt940_impossible_61_dates_are_refused(home: Path, tmp_path: Path, line61: str) -> None:
+    """FORMAT §9.6: a :61: value date of 30 February (or an entry date of month 13) is
+    refused; the library alone read it as 28 February, moving the money's date."""
+    f = write(tmp_path / "m.sta", mt(lines61=[line61]))
+    assert "is not a date" in refused_whole(home, "mt940", f)
 
 
 @pytest.mark.parametrize("where", ["60F", "62F"])
