@@ -53,8 +53,8 @@ _TAG_LINE = re.compile(r":([0-9]{2}[A-Z]?):(.*)", re.ASCII)
 # (tests/reconcile/test_bank_parsers.py, ../shared/vectors/bank/mt940/) also leave the
 # decimal comma out of whole amounts (knab: C500NTRF): accepted; a decimal point is not
 _STATEMENT_LINE = re.compile(
-    r"(?P<value>[0-9]{6})(?P<entry>[0-9]{4})?(?P<mark>RC|RD|C|D)[A-Z]?(?P<amount>[0-9]+(?:,[0-9]{0,2})?)"
-    r"[A-Z][A-Z0-9]{3}", re.ASCII)
+    r"(?P<value>[0-9]{6})(?P<entry>[0-9]{4})?(?P<mark>RC|RD|C|D)[A-Z]?"
+    r"(?P<amount>[0-9]+(?:,[0-9]{0,2})?)[A-Z][A-Z0-9]{3}", re.ASCII)
 # fields 60a, 62a, 64, 65: mark 1!a, date 6!n, currency 3!a, amount 15d
 _BALANCE = re.compile(r"(?P<mark>[CD])[0-9]{6}[A-Z]{3}(?P<amount>[0-9]+(?:,[0-9]{0,2})?)",
                       re.ASCII)
@@ -188,9 +188,12 @@ def _date(value: Any) -> date | None:
     return date(value.year, value.month, value.day)
 
 
-def _balance(value: Any, money: _Money | None) -> Balance | None:
-    if value is None or money is None:
+def _balance(path: Path, sid: str, value: Any, money: _Money | None) -> Balance | None:
+    if value is None:
         return None
+    if money is None:  # the library found a balance our line-by-line reading did not
+        raise InputError(f"{path}: MT940 statement {sid}: a balance is not on a line of its "
+                         "own starting with its tag (:60F:, :62F:, …)")
     signed = money.amount if money.credit else -money.amount
     return Balance(signed, str(value.amount.currency), _date(value.date) or date.min)
 
@@ -224,9 +227,9 @@ def _statement(path: Path, chunk: str, index: int, first_line: int) -> Statement
         raise InputError(f"{path}: MT940 statement {sid}: no :25: account identification")
     final_open = head.get("final_opening_balance")
     final_close = head.get("final_closing_balance")
-    opening = _balance(final_open or head.get("intermediate_opening_balance"),
+    opening = _balance(path, sid, final_open or head.get("intermediate_opening_balance"),
                        balances.get("60F" if final_open else "60M"))
-    closing = _balance(final_close or head.get("intermediate_closing_balance"),
+    closing = _balance(path, sid, final_close or head.get("intermediate_closing_balance"),
                        balances.get("62F" if final_close else "62M"))
     currency = opening.currency if opening else closing.currency if closing else None
     entries = []
