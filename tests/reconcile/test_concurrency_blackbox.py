@@ -38,14 +38,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 import cli
+from tests.reconcile._blackbox import R, Rec, T, assessment, collection, voucher, write_jsonl
 
 pytestmark = pytest.mark.slow
 
 BFA = str(Path(sys.executable).with_name("bfa"))
 ORIGIN = "cc.example/440100"
-R = "440100"
-T = "2026-10-10T09:00:00+08:00"
-EMP = "91440100MA12345678"
 STRANGER = "91440100MA99999999"
 AS_OF = "2026-12-31"
 WRITER_KEY = 0x62666131  # FORMAT §8.5: the writers' transaction-scoped advisory lock
@@ -55,7 +53,6 @@ RAW = ("Traceback", "internal error", "sqlite3.", "psycopg.errors", "sqlalchemy.
        "OperationalError", "IntegrityError", "database is locked", "UNIQUE constraint",
        "duplicate key", "UniqueViolation", "could not serialize", "deadlock",
        "SerializationFailure")
-Rec = dict[str, Any]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -106,11 +103,6 @@ def clean_refusal(rc: int, out: str, err: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("bfa: error: "), err
     no_raw_text(out, err)
     return lines[0]
-
-
-def write_jsonl(path: Path, records: list[Rec]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
-    return path
 
 
 _batches = iter(range(10**6))
@@ -274,37 +266,10 @@ def settle(db: str) -> None:
 # ------------------------------------------------------------------------ records
 
 
-def assessment(i: str, amount: str = "1000.00") -> Rec:
-    return {"type": "business.contribution_assessment", "id": i, "region": R, "occurred_at": T,
-            "employer_id": EMP, "insurance": "pension", "period": "2026-10", "amount": amount,
-            "due_date": "2026-10-15"}
-
-
-def collection(i: str, amount: str = "1000.00", allocs: list[tuple[str, str]] | None = None,
-               payer: str = EMP, value_date: str = "2026-10-12", **kw: str) -> Rec:
-    r: Rec = {"type": "finance.collection", "id": i, "region": R, "occurred_at": T,
-              "amount": amount, "value_date": value_date, "bank_ref": "REF-" + i,
-              "payer_id": payer, **kw}
-    if allocs is not None:
-        r["allocations"] = [{"event": e, "amount": a} for e, a in allocs]
-    return r
-
-
 def benefit_payment(i: str, person: str) -> Rec:
     return {"type": "business.benefit_payment", "id": i, "region": R, "occurred_at": T,
             "person_id": person, "insurance": "pension", "period": "2026-10",
             "amount": "3000.00", "account": "6222020200112233445"}
-
-
-def voucher(d: Path, kind: str, i: str, refs: list[str], amount: str | None = None) -> Rec:
-    body = f"{kind} {i}".encode()
-    (d / f"{i}.pdf").write_bytes(body)
-    r: Rec = {"type": "archive." + kind, "id": i, "region": R, "occurred_at": T,
-              "sha256": hashlib.sha256(body).hexdigest(), "media_type": "application/pdf",
-              "size": len(body), "file": f"{i}.pdf", "refs": refs, "retention": "30y"}
-    if amount is not None:
-        r["amount"] = amount
-    return r
 
 
 def orphan(d: Path, i: str) -> list[Rec]:

@@ -34,12 +34,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 import cli
+from tests.reconcile._blackbox import R, Rec, T, assessment, collection, voucher, write_jsonl
 
 BFA = str(Path(sys.executable).with_name("bfa"))
 ORIGIN = "rb.example/440100"
-R = "440100"
-T = "2026-10-10T09:00:00+08:00"
-EMP = "91440100MA12345678"
 P1 = "110101199001011234"
 ACC = "6222020200112233445"
 AS_OF = "2026-12-31"  # every window of the scenarios below has closed by then
@@ -47,7 +45,6 @@ CODES = ["UNSETTLED_EVENT", "ORPHAN_MOVEMENT", "AMOUNT_MISMATCH", "MISSING_VOUCH
          "FIXITY_FAILURE", "DUPLICATE_PAYMENT", "LATE_SETTLEMENT", "PAYMENT_AFTER_TERMINATION",
          "PAYEE_MISMATCH", "RETURNED_PAYMENT", "AMBIGUOUS_MATCH", "ACCOUNT_RULE_VIOLATION",
          "STATEMENT_BALANCE_BREAK", "LEDGER_INTEGRITY"]
-Rec = dict[str, Any]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -97,11 +94,6 @@ def run_bfa(*args: str, env: dict[str, str] | None = None
                           errors="surrogateescape", timeout=60, check=False)
 
 
-def write_jsonl(path: Path, records: list[Rec]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
-    return path
-
-
 def new_ledger(root: Path, records: list[Rec] | None = None, db: str | None = None) -> Path:
     home = root / "home"
     ok("init", *h(home, db), "--origin", ORIGIN)
@@ -145,22 +137,6 @@ def snapshot(home: Path) -> dict[str, str]:
 # ------------------------------------------------------------------------ records
 
 
-def assessment(i: str, amount: str = "1000.00", due: str = "2026-10-15") -> Rec:
-    return {"type": "business.contribution_assessment", "id": i, "region": R, "occurred_at": T,
-            "employer_id": EMP, "insurance": "pension", "period": "2026-10", "amount": amount,
-            "due_date": due}
-
-
-def collection(i: str, amount: str = "1000.00", value_date: str = "2026-10-12",
-               allocs: list[tuple[str, str]] | None = None, payer: str = EMP, **kw: str) -> Rec:
-    r: Rec = {"type": "finance.collection", "id": i, "region": R, "occurred_at": T,
-              "amount": amount, "value_date": value_date, "bank_ref": "REF-" + i,
-              "payer_id": payer, **kw}
-    if allocs is not None:
-        r["allocations"] = [{"event": e, "amount": a} for e, a in allocs]
-    return r
-
-
 def benefit_payment(i: str, amount: str = "3000.00", account: str = ACC) -> Rec:
     return {"type": "business.benefit_payment", "id": i, "region": R, "occurred_at": T,
             "person_id": P1, "insurance": "pension", "period": "2026-10", "amount": amount,
@@ -171,17 +147,6 @@ def payment(i: str, event: str, amount: str = "3000.00", payee: str = ACC) -> Re
     return {"type": "finance.payment", "id": i, "region": R, "occurred_at": T, "amount": amount,
             "value_date": "2026-10-12", "bank_ref": "REF-" + i, "payee_account": payee,
             "allocations": [{"event": event, "amount": amount}]}
-
-
-def voucher(d: Path, kind: str, i: str, refs: list[str], amount: str | None = None) -> Rec:
-    body = f"{kind} {i}".encode()
-    (d / f"{i}.pdf").write_bytes(body)
-    r: Rec = {"type": "archive." + kind, "id": i, "region": R, "occurred_at": T,
-              "sha256": hashlib.sha256(body).hexdigest(), "media_type": "application/pdf",
-              "size": len(body), "file": f"{i}.pdf", "refs": refs, "retention": "30y"}
-    if amount is not None:
-        r["amount"] = amount
-    return r
 
 
 def clean(d: Path) -> list[Rec]:
