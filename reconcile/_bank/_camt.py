@@ -20,8 +20,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
 
-from ledger import InputError, printable
-from reconcile._bank._model import Balance, Statement, StatementEntry
+from ledger import InputError
+from reconcile._bank._model import Balance, Statement, StatementEntry, quoted
 
 _NS = re.compile(r"^\{urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d\d)\}Document$")
 SUPPORTED_VERSIONS = frozenset({2, 3, 4, 5, 6, 7, 8})
@@ -31,15 +31,10 @@ CLOSING_CODES = ("CLBD",)
 
 # XML Schema Part 2, 3.2.3.1 (lexical space of xs:decimal), ASCII digits only; camt.053's
 # ActiveOrHistoricCurrencyAndAmount is an xs:decimal (ISO 20022 message definition)
+_XS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+# ISODate is an xs:date (3.2.9: a time zone may follow), ISODateTime an xs:dateTime
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _ZONE = re.compile(r"(?:Z|[+-][0-9]{2}:[0-9]{2})?", re.ASCII)
-_XS_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    """``text`` quoted for a message: escaped, and cut after ``limit`` characters."""
-    cut = text if len(text) <= limit else text[:limit] + "…"
-    return repr(printable(cut))
 
 
 class _Doc:
@@ -77,14 +72,14 @@ class _Doc:
             raise self.fail(where, "no Amt")
         text = (amt.text or "").strip()
         if _XS_DECIMAL.fullmatch(text) is None:  # Decimal() would also take 1E3, 1_000, ١٠٠٠
-            raise self.fail(where, f"Amt {_shown(text)} is not a decimal number "
+            raise self.fail(where, f"Amt {quoted(text)} is not a decimal number "
                             "(XML Schema xs:decimal: digits 0-9 and one '.')")
         try:
             value = Decimal(text)
         except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-            raise self.fail(where, f"Amt {_shown(text)} is not a decimal number") from None
+            raise self.fail(where, f"Amt {quoted(text)} is not a decimal number") from None
         if value < 0:
-            raise self.fail(where, f"Amt {_shown(text)} must be a non-negative decimal")
+            raise self.fail(where, f"Amt {quoted(text)} must be a non-negative decimal")
         ccy = amt.get("Ccy")
         if not ccy:
             raise self.fail(where, "Amt has no Ccy")
@@ -93,14 +88,14 @@ class _Doc:
     def credit(self, el: Element, where: str) -> bool:
         ind = self.text(el, "CdtDbtInd")
         if ind not in ("CRDT", "DBIT"):
-            raise self.fail(where, f"CdtDbtInd {_shown(ind or '')} is neither CRDT nor DBIT")
+            raise self.fail(where, f"CdtDbtInd {quoted(ind or '')} is neither CRDT nor DBIT")
         return ind == "CRDT"
 
     def date(self, el: Element, rel: str, where: str) -> date | None:
         raw = self.first_text(el, f"{rel}/Dt", f"{rel}/DtTm")
         if raw is None:
             return None
-        # Dt is an xs:date (a time zone may follow), DtTm an xs:dateTime: its date counts
+        # Dt is an xs:date, DtTm an xs:dateTime: its date counts
         head, rest = raw[:10], raw[10:]
         try:
             if _DATE.fullmatch(head) is None or not (
@@ -108,7 +103,7 @@ class _Doc:
                 raise ValueError(raw)
             return date.fromisoformat(head)
         except ValueError:
-            raise self.fail(where, f"{rel} {_shown(raw)} is not a date") from None
+            raise self.fail(where, f"{rel} {quoted(raw)} is not a date") from None
 
 
 def parse_camt053(path: Path, data: bytes | None = None) -> list[Statement]:
@@ -125,7 +120,7 @@ def parse_camt053(path: Path, data: bytes | None = None) -> list[Statement]:
         raise InputError(f"{path}: not a well-formed, safe XML document: {e}") from None
     m = _NS.match(root.tag)
     if m is None:
-        raise InputError(f"{path}: not a camt.053 document (root element {_shown(str(root.tag))})")
+        raise InputError(f"{path}: not a camt.053 document (root element {quoted(str(root.tag))})")
     version = int(m.group(1))
     if version not in SUPPORTED_VERSIONS:
         raise InputError(f"{path}: camt.053.001.{version:02d} is not supported (02 to 08 are)")

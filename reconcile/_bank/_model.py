@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from ledger import printable
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` from a bank file, quoted for a message: control characters escaped, and
+    cut after ``limit`` characters (a hostile file's 5 MB id must not become the error)."""
+    return repr(printable(text if len(text) <= limit else text[:limit] + "…"))
+
 
 @dataclass(frozen=True, slots=True)
 class Balance:

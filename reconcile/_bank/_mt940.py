@@ -38,7 +38,7 @@ from typing import Any
 import mt940
 
 from ledger import InputError, printable
-from reconcile._bank._model import Balance, Statement, StatementEntry
+from reconcile._bank._model import Balance, Statement, StatementEntry, quoted
 
 # the library logs each failed match (a regex dump) at ERROR; with no handler Python
 # would print it on stderr before our one-line message
@@ -124,13 +124,12 @@ def _money(path: Path, where: str, line: int, tag: str, value: str) -> _Money:
     # 0000000001000,89): only the significant digits count
     if m is None or len(m["amount"].lstrip("0")) > _AMOUNT_CHARS or (
             tag != "61" and m.end() != len(value.strip())):
-        shown = printable(value.strip()[:60])
         form = ("value date, [entry date], C/D/RC/RD, amount with a decimal comma (at most 15 "
                 "characters), type, e.g. 2610121012C1000,00NTRF" if tag == "61" else
                 "C/D, date, currency, amount with a decimal comma (at most 15 characters), "
                 "e.g. C261031CNY1100,00")
-        raise InputError(f"{path}: MT940 {where}, line {line}: :{tag}: {shown!r} is not in "
-                         f"SWIFT's format ({form})")
+        raise InputError(f"{path}: MT940 {where}, line {line}: :{tag}: "
+                         f"{quoted(value.strip(), 60)} is not in SWIFT's format ({form})")
     if tag == "61":
         _check_dates(path, where, line, m["value"], m["entry"])
     whole, _, frac = m["amount"].partition(",")
@@ -160,8 +159,7 @@ def _scan(path: Path, chunk: str, index: int, first_line: int
     lines: list[_Money] = []
     details: list[str] = []
     balances: dict[str, _Money] = {}
-    ref = printable(chunk[4:chunk.find("\n")].strip()[:40] if "\n" in chunk else chunk[4:44])
-    where = f"statement {ref!r} (message {index})"
+    where = f"statement {quoted(chunk[4:].split(chr(10), 1)[0].strip())} (message {index})"
     in_86 = False
     for k, raw in enumerate(chunk.splitlines()):
         m = _TAG_LINE.match(raw)

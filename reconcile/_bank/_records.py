@@ -28,10 +28,10 @@ from typing import Literal
 
 from sqlalchemy import Connection, and_, select
 
-from ledger import InputError, Ledger, printable
+from ledger import InputError, Ledger
 from reconcile import _tables as t
 from reconcile._bank._camt import parse_camt053
-from reconcile._bank._model import Statement, StatementEntry
+from reconcile._bank._model import Statement, StatementEntry, quoted
 from reconcile._bank._mt940 import id_part, parse_mt940
 from reconcile._refresh import refresh
 from reconcile._units import fen
@@ -95,8 +95,7 @@ def _day(e: StatementEntry, path: Path, sid: str) -> date:
 def _record_id(path: Path, text: str, what: str) -> str:
     rid = id_part(text)
     if not rid or len(rid) > 128:
-        shown = printable(text if len(text) <= 40 else text[:40] + "…")
-        raise InputError(f"{path}: {what} {shown!r} cannot be made a record id (1-128 of "
+        raise InputError(f"{path}: {what} {quoted(text)} cannot be made a record id (1-128 of "
                          "[A-Za-z0-9._:/-])")
     return rid
 
