@@ -9,6 +9,7 @@ Errors are caught once, here: a :class:`ledger.BfaError` prints one line
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import traceback
 from importlib.metadata import PackageNotFoundError, version
@@ -18,7 +19,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli._exit import Exit, exit_code_for
-from ledger import BatchRefusedError, BfaError
+from ledger import SQLITE_BUSY_SECONDS, BatchRefusedError, BfaError
 
 
 def _version() -> str:
@@ -99,6 +100,10 @@ def _one_line(e: BfaError | OSError | SQLAlchemyError) -> str:
         reason = e.strerror or str(e)
         return f"{e.filename}: {reason}" if e.filename is not None else reason
     orig = getattr(e, "orig", None)
+    if isinstance(orig, sqlite3.OperationalError) and "database is locked" in str(orig):
+        return (f"database: still locked by another writer after {SQLITE_BUSY_SECONDS} s (a "
+                "bfa ingest, nightly or other command writing to this ledger); try again when "
+                "it has finished")
     first = str(orig if orig is not None else e).strip().splitlines()
     return f"database: {first[0] if first else type(e).__name__}"
 

@@ -38,11 +38,12 @@ from ledger._ledger import (
 )
 from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
-from ledger._store import grant_sql
+from ledger._store import SQLITE_BUSY_SECONDS, grant_sql
 from ledger._tlogproof import TLogProof, verify_tlog_proof
 from ledger._verify import LedgerIntegrityError, Problem, VerifyResult
 
 __all__ = [
+    "SQLITE_BUSY_SECONDS",
     "BatchRefusedError",
     "BfaError",
     "Checkpoint",

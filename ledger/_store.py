@@ -47,6 +47,9 @@ from ledger import _schema as s
 from ledger._errors import ConfigError
 
 _LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
+SQLITE_BUSY_SECONDS = 120
+"""How long a SQLite connection waits for another process's write lock before it fails
+with "database is locked" (FORMAT.md §8.5)."""
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -162,7 +165,7 @@ class Store:
             db = make_url(self.url).database
             if db and db != ":memory:":
                 self._checkpointer = _Checkpointer(db)
-            engine = create_engine(self.url, connect_args={"timeout": 120})
+            engine = create_engine(self.url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
 
             @event.listens_for(engine, "connect")
             def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
@@ -170,7 +173,7 @@ class Store:
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=FULL")
-                cur.execute("PRAGMA busy_timeout=120000")
+                cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
                 cur.execute("PRAGMA wal_autocheckpoint=0")  # _Checkpointer does it
                 cur.close()
 

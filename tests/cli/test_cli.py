@@ -295,3 +295,18 @@ def test_a_table_row_is_one_line_whatever_its_values_hold() -> None:
     lines = text.split("\n")
     assert len(lines) == 4 and not any(line.startswith("999") for line in lines)
     assert "x\\n999  forged" in lines[2] and "\\u2028" in lines[2] and "\\x1b[31m" in lines[3]
+
+
+def test_a_sqlite_lock_held_too_long_is_explained() -> None:
+    """FORMAT.md §8.5: after the busy timeout the error says what holds the database."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from cli._app import _one_line
+
+    err = OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+    msg = _one_line(err)
+    assert "still locked by another writer after 120 s" in msg and "\n" not in msg
+    other = OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))
+    assert _one_line(other) == "database: disk I/O error"
