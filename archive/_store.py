@@ -15,14 +15,15 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from ledger import VoucherMismatch
+from ledger import PRIVATE, Perms, VoucherMismatch, make_dir
 
 
 class FileStore:
     """Keeps voucher files by content hash; implements ``ledger.VoucherStore``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, perms: Perms = PRIVATE) -> None:
         self.root = root
+        self.perms = perms
 
     def path_of(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256
@@ -37,11 +38,14 @@ class FileStore:
         never more than ``size + 1`` bytes of it."""
         target = self.path_of(sha256)
         src = _open_regular(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(target.parent, self.perms)
         h = hashlib.sha256()
         n = 0
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
+            if self.perms.gid is not None:
+                os.fchown(fd, -1, self.perms.gid)
+            os.fchmod(fd, self.perms.file_mode)
             with src, os.fdopen(fd, "wb") as out:
                 while n <= size and (chunk := src.read(min(_CHUNK, size + 1 - n))):
                     h.update(chunk)

@@ -136,6 +136,7 @@ def bfa(debug: bool) -> None:
         bfa init --origin agency.example/440100   # your ledger in ./.bfa
         bfa ingest business.jsonl finance.jsonl
     """
+    os.umask(0o077)  # what bfa writes is private until a shared home says otherwise
 
 
 def main() -> None:

@@ -16,8 +16,17 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
-from ledger import ConfigError, Ledger, LocatedInputError, entry_view, resolve_home
-from reconcile import Deriver, StatementFormat, ingest_statements
+from ledger import (
+    ConfigError,
+    Ledger,
+    LocatedInputError,
+    Perms,
+    entry_view,
+    open_text,
+    resolve_home,
+    write_atomic,
+)
+from reconcile import Deriver, StatementFormat, ingest_statements, verify_all
 from schemas import (
     CheckpointView,
     ConsistencyProofView,
@@ -38,19 +47,25 @@ def _b64(raw: bytes) -> str:
 @home_options
 @click.option("--origin", required=True, type=TEXT, metavar="NAME",
               help="The ledger's name, the origin line of its checkpoints and its key name.")
-def init(home: str | None, db: str | None, origin: str) -> None:
-    """Create the ledger: keys (mode 0600, outside the database) and the schema.
+@click.option("--group", type=TEXT, metavar="NAME",
+              help="Share the home with this operating-system group (directories 2770, "
+                   "files 0660). [default: private to you: 0700 and 0600]")
+def init(home: str | None, db: str | None, origin: str, group: str | None) -> None:
+    """Create the ledger: keys (outside the database), configuration and the schema.
 
-    Safe to run again: existing keys are kept and the schema is migrated.
+    The home is private to you (directories 0700, files 0600) unless --group shares it
+    with an operating-system group. Safe to run again: existing keys are kept, the
+    schema is migrated and the home's files get the modes of its setting.
 
     Example:
 
     \b
         bfa init --origin agency.example/440100
+        bfa init --origin agency.example/440100 --group bfa-officers
     """
     led = Ledger.open(home, db, check=False)
     try:
-        led.init(origin)
+        led.init(origin, group)
         click.echo(f"ledger {origin} ready in {led.home.path} ({led.store.display_url()})")
         click.echo(f"verifier key: {led.home.verifier().to_text()}")
     finally:
@@ -91,10 +106,10 @@ def status(home: str | None, db: str | None, as_json: bool) -> None:
 
 
 class _RejectFile:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, perms: Perms) -> None:
         self.path = path
         self.count = 0
-        self._f = path.open("w", encoding="utf-8")
+        self._f = open_text(path, perms)  # clear input lines: as private as the home
 
     def reject(self, problem: LocatedInputError, text: str) -> None:
         self.count += 1
@@ -149,12 +164,12 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
         raise click.UsageError(
             f"--reject-file {reject_file} is also an input file; write the rejected lines to "
             "another file (it is emptied before the input is read)")
-    sink = _RejectFile(reject_file) if reject_file else None
+    sink = _RejectFile(reject_file, resolve_home(home, db).perms) if reject_file else None
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     try:
         with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
             if fmt == "jsonl":
-                reports = led.ingest(files, FileStore(led.home.archive_dir),
+                reports = led.ingest(files, FileStore(led.home.archive_dir, led.home.perms),
                                      stdin=sys.stdin.buffer, reject_sink=sink, progress=tick,
                                      derive=Deriver)
             else:
@@ -204,7 +219,7 @@ def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None
         cp = led.checkpoint()
     if out:
         try:
-            out.write_text(cp.note, encoding="utf-8")
+            write_atomic(out, cp.note, led.home.perms)
         except OSError as e:
             raise ConfigError(
                 f"the checkpoint of size {cp.size} is signed and stored, but {out} could not "
@@ -229,7 +244,8 @@ def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None
 @click.option("--skip-derived", is_flag=True, help="Skip the derived-table pass.")
 def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bool,
            against: Path | None, skip_derived: bool) -> None:
-    """Recompute the chain, every hash, every checkpoint root and signature.
+    """Recompute the chain, every hash, every checkpoint root and signature, then check
+    the stored findings and break states against the ledger.
 
     Exit 0 when all is well, 3 on any integrity failure (the first bad entry is
     named).
@@ -248,7 +264,7 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
         raise click.BadParameter(f"{against}: starts with a byte-order mark; save the note "
                                  "without it (UTF-8, as bfa wrote it)", param_hint="--against")
     with open_ledger(home, db) as led, progress(led.size(), "verifying") as tick:
-        res = led.verify(since_checkpoint=since_checkpoint, derived=not skip_derived,
+        res = verify_all(led, since_checkpoint=since_checkpoint, derived=not skip_derived,
                          against=note, progress=tick)
     if as_json:
         click.echo(to_json(VerifyReport(

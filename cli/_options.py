@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ledger import Ledger
+from ledger import Ledger, apply_umask
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,7 +78,13 @@ def _login() -> str:
 
 @contextmanager
 def open_ledger(home: str | None, db: str | None) -> Iterator[Ledger]:
+    """The ledger of ``--home``/``--db``; files this process creates from now on are as
+    private as the home (FORMAT.md §5.4), and a home others may read is named."""
     led = Ledger.open(home, db)
+    apply_umask(led.home.perms)
+    for path in led.home.loose():
+        click.echo(f"bfa: warning: {path} may be read by group or others (personal data); "
+                   f"run: chmod -R go-rwx {led.home.path}", err=True)
     try:
         yield led
     finally:

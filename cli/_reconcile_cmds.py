@@ -6,7 +6,6 @@ only parses options, calls :func:`reconcile.run_reconcile` and writes the output
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger
+from ledger import write_atomic
 from reconcile import (
     reconcile_and_track,
     render_csv,
@@ -22,18 +22,6 @@ from reconcile import (
     render_json,
     render_text,
 )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write a file whole or not at all (a reader never sees half a report)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @bfa.command()
@@ -80,7 +68,7 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None,
                                      full=full)
     if html_file is not None:
         try:
-            _write_atomically(html_file, render_html(report))
+            write_atomic(html_file, render_html(report), led.home.perms)
         except OSError as e:
             click.echo(f"bfa: error: cannot write {html_file}: {e.strerror or e}", err=True)
             raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
@@ -88,5 +76,7 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None,
     click.echo(render(report), nl=False)
     if html_file is not None and not (as_json or as_csv):
         click.echo(f"wrote {html_file}")
+    if report.integrity_failed:
+        raise click.exceptions.Exit(int(Exit.INTEGRITY))
     if not report.clean:
         raise click.exceptions.Exit(int(Exit.PROBLEMS))

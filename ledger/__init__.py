@@ -24,6 +24,14 @@ from ledger._errors import (
     SignatureError,
     printable,
 )
+from ledger._files import (
+    PRIVATE,
+    Perms,
+    apply_umask,
+    make_dir,
+    open_text,
+    write_atomic,
+)
 from ledger._home import Home, resolve_home
 from ledger._ingest import BatchRefusedError, FileReport, VoucherMismatch, VoucherStore
 from ledger._ledger import (
@@ -43,6 +51,7 @@ from ledger._tlogproof import TLogProof, verify_tlog_proof
 from ledger._verify import LedgerIntegrityError, Problem, VerifyResult
 
 __all__ = [
+    "PRIVATE",
     "SQLITE_BUSY_SECONDS",
     "BatchRefusedError",
     "BfaError",
@@ -62,6 +71,7 @@ __all__ = [
     "MerkleProofError",
     "NotCoveredError",
     "NotFoundError",
+    "Perms",
     "Problem",
     "SignatureError",
     "Signer",
@@ -70,6 +80,7 @@ __all__ = [
     "VerifyResult",
     "VoucherMismatch",
     "VoucherStore",
+    "apply_umask",
     "canonicalize",
     "check_note",
     "check_user",
@@ -80,11 +91,14 @@ __all__ = [
     "grant_sql",
     "leaf_record",
     "loads_strict",
+    "make_dir",
     "note_files_before",
     "open_checkpoint",
+    "open_text",
     "printable",
     "resolve_home",
     "verify_consistency",
     "verify_inclusion",
     "verify_tlog_proof",
+    "write_atomic",
 ]

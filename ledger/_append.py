@@ -70,8 +70,10 @@ def now_rfc3339() -> str:
 class Appender:
     """Appends records to the ledger inside one writer transaction."""
 
-    def __init__(self, store: Store, conn: Connection, pseudonymizer: Pseudonymizer,
+    def __init__(self, store: Store, conn: Connection, pseudonymizer: Pseudonymizer | None,
                  deriver: Deriver | None = None) -> None:
+        """``pseudonymizer`` may be None when every record is appended with
+        ``protect=False`` (control records need no ledger secret)."""
         self.store = store
         self.deriver = deriver
         self.conn = conn
@@ -109,6 +111,8 @@ class Appender:
         payload: dict[str, Any]
         rows: list[VaultRow]
         if protect:
+            if self.pseudo is None:
+                raise ValueError("an Appender without a pseudonymizer appends control records only")
             payload, rows = self.pseudo.protect(record)
         else:
             payload, rows = record, []

@@ -19,16 +19,24 @@ import json
 import os
 import re
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from ledger._errors import ConfigError, printable
+from ledger._files import (
+    Perms,
+    check_private_file,
+    create_private,
+    fix_mode,
+    make_dir,
+    perms_for,
+    write_atomic,
+)
 from ledger._note import Signer, Verifier
 
 DEFAULT_HOME = ".bfa"
 _ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*")
-_CONFIG_KEYS = ("origin", "database_url")
+_CONFIG_KEYS = ("origin", "database_url", "group")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +48,34 @@ class Home:
     origin: str | None
     signing_key_path: Path
     secret_key_path: Path
+    group: str | None = None
+    """The operating-system group sharing this home (``bfa init --group``); None: private."""
 
     @property
     def archive_dir(self) -> Path:
         return self.path / "archive"
+
+    @property
+    def perms(self) -> Perms:
+        """Modes of what bfa writes for this home (private, or shared by its group)."""
+        return perms_for(self.group)
+
+    def loose(self) -> list[Path]:
+        """The home directory and database file if group or others may read them in a
+        private home (a home made before homes were private; 'bfa init' fixes it)."""
+        if self.group is not None:
+            return []
+        candidates = [self.path]
+        if self.db_url.startswith("sqlite:///"):
+            candidates.append(Path(self.db_url.removeprefix("sqlite:///")))
+        out = []
+        for p in candidates:
+            try:
+                if p.stat().st_mode & 0o077:
+                    out.append(p)
+            except OSError:
+                continue
+        return out
 
     def require_origin(self) -> str:
         """The ledger's origin; :class:`ConfigError` when this is not an initialised home."""
@@ -53,7 +85,7 @@ class Home:
 
     def signer(self) -> Signer:
         """Load the signing key; :class:`ConfigError` names the file when unusable."""
-        text = _read_key(self.signing_key_path, "signing key")
+        text = _read_key(self.signing_key_path, "signing key", self.perms)
         try:
             signer = Signer.from_text(text)
         except Exception as e:
@@ -69,7 +101,7 @@ class Home:
 
     def secret(self) -> bytes:
         """Load the ledger secret used for pseudonyms and content digests."""
-        text = _read_key(self.secret_key_path, "ledger secret").strip()
+        text = _read_key(self.secret_key_path, "ledger secret", self.perms)
         try:
             raw = bytes.fromhex(text)
         except ValueError as e:
@@ -94,6 +126,7 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
     if not url:
         url = f"sqlite:///{(path / 'ledger.db').resolve()}"
     origin = config.get("origin")
+    group = config.get("group")
     keys = path / "keys"
     return Home(
         path=path,
@@ -101,6 +134,7 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
         origin=str(origin) if origin else None,
         signing_key_path=Path(os.environ.get("BFA_SIGNING_KEY") or keys / "signing.key"),
         secret_key_path=Path(os.environ.get("BFA_SECRET_KEY") or keys / "secret.key"),
+        group=str(group) if group else None,
     )
 
 
@@ -110,7 +144,8 @@ def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
     misspelt ``database_url`` must not quietly send commands to the default SQLite file)."""
     if not isinstance(loaded, dict):
         raise ConfigError(f"{cfg_file}: must be a JSON object "
-                          '{"origin": "...", "database_url": "..." (optional)}')
+                          '{"origin": "...", "database_url": "...", "group": "..."} '
+                          "(the last two optional)")
     unknown = sorted(set(loaded) - set(_CONFIG_KEYS))
     if unknown:
         raise ConfigError(f"{cfg_file}: unknown setting {printable(unknown[0])!r} "
@@ -128,56 +163,76 @@ def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
     return loaded
 
 
-def init_home(home: Home, origin: str) -> Home:
-    """Create the home directory, its configuration and both keys (never overwriting)."""
+def init_home(home: Home, origin: str, group: str | None = None) -> Home:
+    """Create the home directory, its configuration and both keys (never overwriting),
+    private to the user running bfa or shared by ``group``; run again, it makes an
+    existing home's directories and files as private as its setting says."""
     if not _ORIGIN_RE.fullmatch(origin):
         raise ConfigError(
             f"origin {origin!r} must look like 'agency.example/ledger' (letters, digits, ._~-/)"
         )
     if home.origin and home.origin != origin:
         raise ConfigError(f"{home.path} already belongs to ledger {home.origin!r}, not {origin!r}")
-    home.path.mkdir(parents=True, exist_ok=True)
-    (home.path / "archive").mkdir(exist_ok=True)
+    if group is not None and home.origin and home.group != group:
+        now = f"shared by {home.group!r}" if home.group else "private"
+        raise ConfigError(f"{home.path} is {now}; a home's sharing is decided when it is "
+                          "created")
+    group = home.group if group is None else group
+    perms = perms_for(group)
+    make_dir(home.path, perms)
+    make_dir(home.path / "archive", perms)
     cfg_file = home.path / "config.json"
     if not cfg_file.exists():
-        cfg_file.write_text(json.dumps({"origin": origin}, indent=2) + "\n", encoding="utf-8")
+        cfg: dict[str, str] = {"origin": origin}
+        if group:
+            cfg["group"] = group
+        write_atomic(cfg_file, json.dumps(cfg, indent=2) + "\n", perms)
     if not home.signing_key_path.exists():
-        _write_secret_file(home.signing_key_path, Signer.generate(origin).to_text() + "\n")
+        make_dir(home.signing_key_path.parent, perms)
+        _write_secret_file(home.signing_key_path, Signer.generate(origin).to_text() + "\n",
+                           perms)
     if not home.secret_key_path.exists():
-        _write_secret_file(home.secret_key_path, secrets.token_hex(32) + "\n")
+        make_dir(home.secret_key_path.parent, perms)
+        _write_secret_file(home.secret_key_path, secrets.token_hex(32) + "\n", perms)
+    if home.db_url.startswith("sqlite:///"):
+        db = Path(home.db_url.removeprefix("sqlite:///"))
+        make_dir(db.parent, perms)
+        create_private(db, perms)
+    _harden(home, perms)
     ready = resolve_home(str(home.path), home.db_url)
     ready.signer()  # keys that were there already must be usable (mode 0600, named origin)
     ready.secret()  # before anything is written to the database
     return ready
 
 
-def _write_secret_file(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _harden(home: Home, perms: Perms) -> None:
+    """Give what is already in the home the modes of its setting (a home made before
+    homes were private): every directory and file bfa keeps there but the keys. A key
+    others could read may have been copied: it is refused (``chmod 600``) by its owner's
+    decision, not made private behind their back."""
+    keys = {home.signing_key_path.absolute(), home.secret_key_path.absolute()}
+    for root, dirs, files in os.walk(home.path):
+        fix_mode(Path(root), perms, directory=True)
+        for name in files:
+            if (Path(root) / name).absolute() not in keys:
+                fix_mode(Path(root) / name, perms)
+        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+
+
+def _write_secret_file(path: Path, text: str, perms: Perms) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, perms.file_mode)
+    if perms.gid is not None:
+        os.fchown(fd, -1, perms.gid)
+    os.fchmod(fd, perms.file_mode)  # whatever the umask
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
 
 
-def _read_key(path: Path, what: str) -> str:
+def _read_key(path: Path, what: str, perms: Perms) -> str:
+    check_private_file(path, what, perms)
     try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise ConfigError(f"{path}: no {what}; run 'bfa init' first") from e
+        return path.read_text(encoding="utf-8").strip()
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the {what}: {e}") from e
+        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: the {what} is not text (not a key file)") from e
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{path}: the {what} grants access to group or others; run: chmod 600 {path}")
-    folder = path.parent
-    try:
-        dir_mode = folder.stat().st_mode
-    except OSError as e:
-        raise ConfigError(f"{folder}: cannot read the {what}'s directory: {e}") from e
-    if dir_mode & (stat.S_IWGRP | stat.S_IWOTH) and not dir_mode & stat.S_ISVTX:
-        # whoever may write the directory may swap the key file for one of their own
-        raise ConfigError(f"{folder}: the {what}'s directory is writable by group or "
-                          f"others, who could replace the key; run: chmod go-w {folder}")
-    return text.strip()

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, delete, func, select, text
 
 from ledger import _schema as s
 from ledger._append import Appender, DeriverFactory, now_rfc3339
+from ledger._control import checked_entry
 from ledger._entry import Entry, decode_leaf
 from ledger._errors import (
     BfaError,
@@ -35,7 +36,6 @@ from ledger._errors import (
 from ledger._home import Home, init_home, resolve_home
 from ledger._ingest import FileReport, Ingester, ProgressFn, RejectSink, VoucherStore
 from ledger._merkle import (
-    CompactRange,
     consistency_proof,
     consistency_ranges,
     inclusion_proof,
@@ -45,7 +45,7 @@ from ledger._merkle import (
     verify_inclusion,
 )
 from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
-from ledger._privacy import Pseudonymizer, commitment
+from ledger._privacy import SECRET_CHECK_KEY, Pseudonymizer, commitment, secret_check
 from ledger._store import Store, grant_sql
 from ledger._tlogproof import TLogProof
 from ledger._verify import (
@@ -112,9 +112,12 @@ class Ledger:
         self.store.dispose()
 
     # -- init -----------------------------------------------------------------
-    def init(self, origin: str) -> None:
-        """Create keys and configuration, migrate the schema, record the origin."""
-        self.home = init_home(self.home, origin)
+    def init(self, origin: str, group: str | None = None) -> None:
+        """Create keys and configuration, migrate the schema, record the origin.
+
+        The home is private to the user running it, or shared by the operating-system
+        ``group`` (FORMAT.md §5.4)."""
+        self.home = init_home(self.home, origin, group)
         self._opened.clear()
         self.store.migrate()
         with self.store.writer() as conn:
@@ -123,6 +126,40 @@ class Ledger:
                 raise ConfigError(f"database holds ledger {have!r}, not {origin!r}")
             if have is None:
                 self.store.set_meta(conn, "origin", origin)
+        self.secret()  # a new ledger records its secret's check value
+
+    # -- the ledger secret ----------------------------------------------------
+    def secret(self) -> bytes:
+        """The ledger secret, after checking it is this ledger's (FORMAT.md §4.1): its check
+        value must equal the one in ``meta.secret_check``. A wrong key (another ledger's,
+        or a stale ``BFA_SECRET_KEY``) would make pseudonyms no record shares and erase
+        nothing: it is refused before anything is read or written with it.
+
+        A ledger made before the check value learns it on first use, after testing the
+        key against a vault row of a person (its party pseudonym must be the row's
+        subject) when there is one."""
+        raw = self.home.secret()
+        want = secret_check(raw)
+        with self.store.reader() as conn:
+            have = self.store.get_meta(conn, SECRET_CHECK_KEY)
+            if have is None:
+                v = s.vault.c
+                row = conn.execute(select(v.clear_value, v.subject).where(
+                    v.field == "person_id", v.subject.is_not(None)).limit(1)).first()
+                if row is not None and Pseudonymizer(raw).pseudonym(
+                        "person_id", str(row[0])) != row[1]:
+                    have = "(the ledger's vault)"
+        if have is None:
+            with self.store.writer() as conn:
+                if self.store.get_meta(conn, SECRET_CHECK_KEY) is None:
+                    self.store.set_meta(conn, SECRET_CHECK_KEY, want)
+            return raw
+        if have != want:
+            raise ConfigError(
+                f"{self.home.secret_key_path}: not this ledger's secret (its check value "
+                f"{want} differs from {have}); pseudonyms made with it would match no record. "
+                "Use the ledger's keys/secret.key (check BFA_SECRET_KEY)")
+        return raw
 
     # -- ingest ---------------------------------------------------------------
     def ingester(
@@ -132,7 +169,7 @@ class Ledger:
         progress: ProgressFn | None = None,
         derive: DeriverFactory | None = None,
     ) -> Ingester:
-        return Ingester(self.store, self.home.secret(), vouchers,
+        return Ingester(self.store, self.secret(), vouchers,
                         reject_sink=reject_sink, progress=progress, derive=derive)
 
     def ingest(
@@ -191,25 +228,27 @@ class Ledger:
         """
         signer = self.home.signer()
         with self.store.writer() as conn:
+            # in the writer transaction: exactly the entries about to be signed are checked
             check = check_ledger(self.store, signer.verifier(), self.origin,
                                  since_checkpoint=True, derived=False, conn=conn)
             if check.problems:
                 raise LedgerIntegrityError(check.problems[0])
             size, head = self.store.head(conn)
+            if check.root is None or check.tree_size != size:  # cannot happen: same snapshot
+                raise IntegrityError("the tree checked is not the tree to sign; nothing signed")
             c = s.checkpoints.c
             row = conn.execute(
                 select(c.tree_size, c.root_hash, c.note, c.created_at).where(c.tree_size == size)
             ).first()
             if row is not None:
                 return CheckpointInfo(size, bytes(row[1]), row[2], row[3], False, head)
-            keys = CompactRange.frontier_nodes(size)
-            nodes = self.store.get_nodes(conn, keys)
-            root = CompactRange(size, [nodes[k] for k in keys]).root()
+            # the root folded from the entries themselves, never from stored nodes on trust
+            root = check.root
             note = sign_checkpoint(Checkpoint(self.origin, size, root), signer)
             created = now_rfc3339()
             conn.execute(s.checkpoints.insert().values(
                 tree_size=size, root_hash=root, note=note, created_at=created))
-            # the tail up to ``size`` was just verified: the next check starts here
+            # entries, chain and stored nodes up to ``size`` were just verified
             self.store.set_meta(conn, "verified_size", str(size))
             return CheckpointInfo(size, root, note, created, True, head)
 
@@ -271,15 +310,9 @@ class Ledger:
             doms = ", ".join(sorted(r[1] for r in rows))
             raise InputError(f"record id {record_id!r} exists in domains {doms}; pass --domain")
         seq, leaf, stored = int(rows[0][0]), bytes(rows[0][2]), bytes(rows[0][3])
-        try:
-            entry = decode_leaf(leaf)
-        except FormatError as e:  # written by us, so not bad input: the row was changed
-            raise IntegrityError(f"entry {seq}: stored leaf is not well formed ({e}); "
-                                 "run 'bfa verify'") from e
-        if entry.seq != seq or entry.entry_hash != stored:
-            raise IntegrityError(f"entry {seq}: stored leaf does not match its row "
-                                 "(payload changed); run 'bfa verify'")
-        return entry
+        # the row's index columns are the application role's to write: the leaf must say
+        # it holds this record, or a swapped id would prove or show another record
+        return checked_entry(seq, leaf, stored, str(rows[0][1]), record_id)
 
     def entry(self, record_id: str, domain: str | None = None) -> Entry:
         with self.store.reader() as conn:
@@ -400,6 +433,7 @@ class Ledger:
             if owner != me and not superuser:
                 raise ConfigError(f"'db grant' must run as the owner of the ledger tables "
                                   f"({owner!r}) or a superuser, not as {me!r}")
+            _grantable(conn, role, owner)
             for stmt in statements:
                 conn.exec_driver_sql(stmt)
 
@@ -407,7 +441,7 @@ class Ledger:
     def reveal(self, record_id: str, domain: str | None, user: str) -> tuple[Entry, dict[str, str]]:
         """Clear values of a record's personal fields; the reveal itself is appended."""
         user = check_user(user)
-        pseudo = Pseudonymizer(self.home.secret())
+        pseudo = Pseudonymizer(self.secret())
         with self.store.writer() as conn:
             entry = self.find_entry(conn, record_id, domain)
             v = s.vault.c
@@ -419,7 +453,10 @@ class Ledger:
             clear: dict[str, str] = {}
             for fld, salt, value in rows:
                 if commits.get(fld) != commitment(bytes(salt), value):
-                    raise InputError(f"vault value of {fld} does not open its commitment")
+                    raise IntegrityError(
+                        f"the vault's value of {fld} for {entry.domain} record "
+                        f"{entry.record_id!r} does not open the commitment in its entry: the "
+                        "vault was changed; nothing was revealed")
                 clear[fld] = value
             app = Appender(self.store, conn, pseudo)
             app.append({
@@ -438,7 +475,7 @@ class Ledger:
         user = check_user(user)
         if not person_id.strip():
             raise InputError("a person id is needed")
-        pseudo = Pseudonymizer(self.home.secret())
+        pseudo = Pseudonymizer(self.secret())
         subject = pseudo.pseudonym("person_id", person_id)
         with self.store.writer() as conn:
             v = s.vault.c
@@ -460,6 +497,29 @@ class Ledger:
 
 
 _PRINTABLE = re.compile(TEXT_PATTERN)
+
+
+def _grantable(conn: Connection, role: str, owner: str) -> None:
+    """Refuse a role that grants cannot restrict: a superuser, a member of the ledger
+    tables' owner, or the owner of anything in the schema (it could alter or drop it)."""
+    row = conn.exec_driver_sql(
+        "SELECT r.rolsuper, pg_has_role(r.oid, o.oid, 'MEMBER'), "
+        "(SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        " WHERE n.nspname = current_schema() AND c.relowner = r.oid) "
+        "FROM pg_roles r, pg_roles o WHERE r.rolname = %(role)s AND o.rolname = %(owner)s",
+        {"role": role, "owner": owner}).first()
+    if row is None:
+        raise ConfigError(f"there is no database role {role!r}; create it first "
+                          f"(CREATE ROLE {role} LOGIN)")
+    superuser, member, owns = row
+    if superuser or member:
+        why = "is a superuser" if superuser else f"is a member of the tables' owner {owner!r}"
+        raise ConfigError(f"role {role!r} {why}: no grant can restrict it; give the "
+                          "application a role of its own")
+    if owns:
+        raise ConfigError(f"role {role!r} owns {owns} tables, indexes or sequences in the "
+                          "ledger's schema: an owner can alter or drop them; give the "
+                          "application a role that owns nothing")
 
 
 def note_files_before(error: InputError, reports: list[FileReport]) -> None:

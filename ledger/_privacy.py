@@ -21,6 +21,7 @@ added as ``"employer_party"`` so that joins with ``payer_id`` stay possible.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from typing import Any, NamedTuple
 
@@ -77,6 +78,17 @@ class HmacSha256:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
+
+
+SECRET_CHECK_KEY = "secret_check"
+"""``meta`` key of the ledger secret's check value (:func:`secret_check`)."""
+
+
+def secret_check(secret: bytes) -> str:
+    """The check value of a ledger secret: 16 hex digits of HMAC-SHA256(K,
+    ``"bfa-key-check/v1"``). It tells a wrong key from the right one and reveals nothing
+    that helps to find the key (FORMAT.md §4.1)."""
+    return hmac.new(secret, b"bfa-key-check/v1", hashlib.sha256).hexdigest()[:16]
 
 
 class Pseudonymizer:

@@ -56,6 +56,10 @@ class VerifyResult:
     derived_checked: bool = False
     against: int | None = None
     problems: list[Problem] = field(default_factory=list)
+    root: bytes | None = None
+    """The root of the whole tree folded from the entry hashes the chain pass read onto
+    the verified resume frontier (None when the run stopped at a problem): the only root
+    a signer may sign (FORMAT.md §5.5)."""
 
     @property
     def ok(self) -> bool:
@@ -109,15 +113,21 @@ def _load_checkpoints(
     return out
 
 
-def _stream(store: Store, conn: Connection, start: int) -> Iterator[tuple[int, bytes, bytes]]:
-    """Entries from ``start`` in order, the fastest raw way each backend offers.
+def _stream(store: Store, conn: Connection, start: int,
+            end: int | None = None) -> Iterator[tuple[int, bytes, bytes]]:
+    """Entries from ``start`` (up to ``end``, excluded) in order, the fastest raw way
+    each backend offers.
 
     PostgreSQL: binary ``COPY ... TO STDOUT`` in the caller's snapshot; SQLite: a
-    plain cursor. Both stream: memory does not grow with the ledger.
+    plain cursor. Both stream: memory does not grow with the ledger. While a COPY runs
+    the connection answers no other statement: a caller that must query between rows
+    streams bounded ranges (:func:`_chunks`).
     """
     raw = conn.connection.driver_connection
     assert raw is not None
-    sql = f"SELECT seq, leaf, entry_hash FROM entries WHERE seq >= {int(start)} ORDER BY seq"
+    bound = "" if end is None else f" AND seq < {int(end)}"
+    sql = (f"SELECT seq, leaf, entry_hash FROM entries WHERE seq >= {int(start)}{bound} "
+           "ORDER BY seq")
     if store.dialect == "postgresql":
         with raw.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)") as cp:
             cp.set_types(["int8", "bytea", "bytea"])
@@ -131,6 +141,17 @@ def _stream(store: Store, conn: Connection, start: int) -> Iterator[tuple[int, b
             cur.close()
 
 
+def _chunks(store: Store, conn: Connection, start: int, end: int,
+            compare: Callable[[], bool]) -> Iterator[tuple[int, bytes, bytes]]:
+    """Entries ``start … end − 1`` streamed in ranges of :data:`_BATCH` sequence numbers,
+    calling ``compare`` after each range (when no COPY is running); stops early when it
+    returns False."""
+    for lo in range(start, end, _BATCH):
+        yield from _stream(store, conn, lo, min(lo + _BATCH, end))
+        if not compare():
+            return
+
+
 def _chain_pass(
     store: Store,
     conn: Connection,
@@ -141,8 +162,15 @@ def _chain_pass(
     result: VerifyResult,
     against: Checkpoint | None,
     progress: ProgressFn | None,
+    check_nodes: bool,
+    end: int,
 ) -> bytes | None:
-    """Stream entries from ``start``; returns the root at ``against.size`` if asked."""
+    """Stream entries from ``start``; returns the root at ``against.size`` if asked.
+
+    ``check_nodes``: compare every stored tree node the streamed entries complete with
+    the one recomputed from them (FORMAT.md §6.3 step 6; a full run with the derived
+    pass compares them there instead); entries are then streamed up to ``end`` (the
+    size the table gives) in bounded ranges, the comparisons between them."""
     sha256 = hashlib.sha256
     version = bytes([LEAF_VERSION])
     min_len = HEADER_SIZE + 2  # the header and at least "{}" (FORMAT.md §2.1)
@@ -153,7 +181,19 @@ def _chain_pass(
     expect = start
     tick = 0
     append = crange.append
-    for seq, leaf, stored in _stream(store, conn, start):
+    pending: dict[tuple[int, int], bytes] = {}
+    compared = True
+
+    def compare() -> bool:
+        nonlocal pending, compared
+        if pending:
+            compared = _compare_nodes(store, conn, pending, result)
+            pending = {}
+        return compared
+
+    rows = (_chunks(store, conn, start, end, compare) if check_nodes
+            else _stream(store, conn, start))
+    for seq, leaf, stored in rows:
         leaf = bytes(leaf)
         if seq != expect:
             result.problems.append(Problem(
@@ -181,7 +221,10 @@ def _chain_pass(
                 "(an entry was inserted, removed or reordered before it)", seq))
             return None
         prev = h
-        append(h)
+        done = append(h)
+        if check_nodes and done:
+            for level, idx, node in done:
+                pending[(level, idx)] = node
         expect += 1
         result.entries_checked += 1
         cp = want.get(expect)
@@ -198,6 +241,8 @@ def _chain_pass(
             tick = 0
     if progress is not None and tick:
         progress(tick)
+    if not compare():
+        return None
     result.tree_size = expect
     for cp in cps:
         if cp.size > expect:
@@ -325,16 +370,47 @@ def _check(
         if against_cp is not None and against_cp.size < start:
             start, crange, prev = 0, CompactRange(), ZERO_HASH
     result.start = start
-    root_at = _chain_pass(store, conn, start, crange, prev, cps, result, against_cp, progress)
+    derived_pass = derived and not since_checkpoint
+    root_at = _chain_pass(store, conn, start, crange, prev, cps, result, against_cp, progress,
+                          check_nodes=not derived_pass, end=total)
     if result.problems:
         return result
+    if not derived_pass:
+        _check_frontier(store, conn, crange, result)
+        if result.problems:
+            return result
+    result.root = crange.root()
     if against_cp is not None:
         _check_against(store, conn, against_cp, root_at, crange, result)
         if result.problems:
             return result
-    if derived and not since_checkpoint:
+    if derived_pass:
         _derived_pass(store, conn, result)
     return result
+
+
+def _check_frontier(store: Store, conn: Connection, crange: CompactRange,
+                    result: VerifyResult) -> None:
+    """The stored frontier of the tree (what a writer folds, §3.2) must be the one the
+    chain pass recomputed, and no stored node may lie beyond the tree: a run without the
+    derived pass compares these instead of counting every stored node (FORMAT.md §6.3)."""
+    n = crange.size
+    keys = CompactRange.frontier_nodes(n)
+    stored = store.get_nodes(conn, keys)
+    for key, h in zip(keys, crange.frontier, strict=True):
+        if stored.get(key) != h:
+            level, idx = key
+            first = idx << level
+            result.problems.append(Problem(
+                "derived-mismatch", f"stored tree node (level {level}, index {idx}) at the edge "
+                f"of the tree does not match entries {first}..{first + (1 << level) - 1}", first))
+            return
+    beyond = store.node_beyond(conn, n)
+    if beyond is not None:
+        level, idx = beyond
+        result.problems.append(Problem(
+            "derived-mismatch", f"tree_nodes holds node (level {level}, index {idx}), beyond a "
+            f"tree of {n} entries", None))
 
 
 def _resume_point(

@@ -41,6 +41,7 @@ from reconcile._report import (
 from reconcile._rules import DEFAULT_RULES, Rules, load_rules
 from reconcile._run import reconcile_and_track, run_reconcile, today
 from reconcile._trace import Trace, trace
+from reconcile._verify import verify_all
 from reconcile._workflow import (
     BreakState,
     apply_states,
@@ -87,4 +88,5 @@ __all__ = [
     "run_reconcile",
     "today",
     "trace",
+    "verify_all",
 ]

@@ -19,6 +19,11 @@
 3. **Reconcile** (``run_reconcile``: decodes only entries added since the last run;
    the open items are re-checked by the set-based SQL), then **apply the break states**
    (resolved breaks stay resolved unless their evidence changed; reopens are appended).
+   When the run finds the reconciler's or the workflow's stored state changed behind
+   the ledger's back (a ``LEDGER_INTEGRITY`` break: stored findings that differ from
+   the last run's ``control.reconcile`` record, or a break state that differs from its
+   ``control.break`` entries), the report is complete but the exit code is 3 and
+   nothing is signed.
 4. **Sign** a checkpoint covering everything, the workflow entries included.
 5. **Write** ``DIR/<as-of>/report.json``, ``report.csv``, ``report.html`` and
    ``nightly.json`` (run facts and the *delta* against the previous run: new, closed
@@ -36,6 +41,7 @@ import fcntl
 import json
 import math
 import os
+import secrets
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -45,7 +51,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import BfaError, Ledger, VerifyResult
+from ledger import PRIVATE, BfaError, Ledger, Perms, VerifyResult, make_dir, write_atomic
 from reconcile._render import render_csv, render_html, render_json
 from reconcile._report import Break, Report, RunInfo, integrity_break
 from reconcile._rules import Rules
@@ -102,7 +108,8 @@ class NightlyResult:
 
     def summary_line(self) -> str:
         if self.exit_code == INTEGRITY:
-            return (f"INTEGRITY FAILURE: {len(self.report.breaks)} problem(s); nothing signed; "
+            n = sum(1 for b in self.report.breaks if b.code == "LEDGER_INTEGRITY")
+            return (f"INTEGRITY FAILURE: {n} problem(s); nothing signed; "
                     f"report in {self.folder}")
         d = self.delta
         return (f"{self.report.summary.breaks} breaks ({self.unresolved} unresolved): "
@@ -122,9 +129,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextmanager
-def _guard(lock: Path) -> Iterator[None]:
+def _guard(lock: Path, perms: Perms) -> Iterator[None]:
     """A short exclusive ``flock`` making the inspection and replacement of the lock atomic."""
-    fd = os.open(str(lock) + ".guard", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(str(lock) + ".guard", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, perms.file_mode)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -132,28 +139,21 @@ def _guard(lock: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class NightlyLock:
     """The lock file of nightly runs; :meth:`acquire` raises :class:`NightlyLocked`."""
 
-    def __init__(self, path: Path, max_age: float = LOCK_MAX_AGE) -> None:
+    def __init__(self, path: Path, max_age: float = LOCK_MAX_AGE,
+                 perms: Perms = PRIVATE) -> None:
         self.path = path
         self.max_age = max_age
+        self.perms = perms
         self.token = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
 
     def acquire(self) -> str | None:
         """Take the lock; returns a message when a stale lock was taken over."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path.parent, self.perms)
         note = None
-        with _guard(self.path):
+        with _guard(self.path, self.perms):
             held = self._read()
             if held is not None:
                 why = self._stale(held)
@@ -163,13 +163,13 @@ class NightlyLock:
                     raise NightlyLocked(
                         f"another nightly run holds {self.path} ({who}); not running")
                 note = f"took over a stale nightly lock {self.path} ({who}): {why}"
-            _atomic_write(self.path, json.dumps({
+            write_atomic(self.path, json.dumps({
                 "pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time(),
-                "token": self.token}) + "\n")
+                "token": self.token}) + "\n", self.perms)
         return note
 
     def release(self) -> None:
-        with _guard(self.path):
+        with _guard(self.path, self.perms):
             held = self._read()
             if held is not None and held.get("token") == self.token:
                 self.path.unlink()
@@ -235,7 +235,7 @@ def run_nightly(
     lock_max_age: float = LOCK_MAX_AGE,
 ) -> NightlyResult:
     """One nightly run (see the module docstring); raises :class:`NightlyLocked` if locked."""
-    lock = NightlyLock(ledger.home.path / "nightly.lock", lock_max_age)
+    lock = NightlyLock(ledger.home.path / "nightly.lock", lock_max_age, ledger.home.perms)
     note = lock.acquire()
     try:
         with ledger.store.exclusive(DB_LOCK) as taken:
@@ -253,7 +253,8 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
          rules: Rules | Mapping[str, Any] | None, note: str | None) -> NightlyResult:
     started = datetime.now(TZ)
     as_of = as_of or started.date()
-    report_dir.mkdir(parents=True, exist_ok=True)
+    perms = ledger.home.perms  # reports name people and accounts: as private as the home
+    make_dir(report_dir, perms)
     previous = _previous(report_dir)
     verified = ledger.verify(since_checkpoint=True)
     if not verified.ok:
@@ -262,17 +263,21 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
                                Delta(previous.get("started_at")), lock_note=note,
                                unresolved=len(report.breaks))
         statuses = {b.id: "open" for b in report.breaks}
-        _write(result, report_dir, statuses, started, previous)
+        _write(result, report_dir, statuses, started, previous, perms)
         return result
     report = run_reconcile(ledger, as_of, rules)
     applied = apply_states_detail(ledger, report)
-    cp = ledger.checkpoint()
+    # the ledger's own state changed behind its back (findings or workflow rows): the
+    # report says so and nothing is signed over it
+    failed = applied.report.integrity_failed
+    cp_size = None if failed else ledger.checkpoint().size
     unresolved = sum(1 for s in applied.statuses.values() if s != "resolved")
     delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
-    result = NightlyResult(BREAKS if unresolved else CLEAN, applied.report, verified,
-                           report_dir / as_of.isoformat(), delta, cp.size, note,
+    code = INTEGRITY if failed else BREAKS if unresolved else CLEAN
+    result = NightlyResult(code, applied.report, verified,
+                           report_dir / as_of.isoformat(), delta, cp_size, note,
                            unresolved=unresolved)
-    _write(result, report_dir, applied.statuses, started, previous)
+    _write(result, report_dir, applied.statuses, started, previous, perms)
     return result
 
 
@@ -322,15 +327,15 @@ def _delta(previous: Mapping[str, Any], report: Report, statuses: Mapping[str, s
 
 
 def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
-           started: datetime, previous: Mapping[str, Any]) -> None:
+           started: datetime, previous: Mapping[str, Any], perms: Perms) -> None:
     folder = result.folder
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dir(folder, perms)
     report = result.report
     files = {"json": "report.json", "csv": "report.csv", "html": "report.html",
              "nightly": "nightly.json"}
-    _atomic_write(folder / files["json"], _report_json(report, statuses))
-    _atomic_write(folder / files["csv"], render_csv(report))
-    _atomic_write(folder / files["html"], render_html(report))
+    write_atomic(folder / files["json"], _report_json(report, statuses), perms)
+    write_atomic(folder / files["csv"], render_csv(report), perms)
+    write_atomic(folder / files["html"], render_html(report), perms)
     result.files = {k: f"{folder.name}/{v}" for k, v in files.items()}
     v = result.verify
     doc = {
@@ -359,14 +364,13 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
         # keep the last good run's break list, so the next delta compares with it
         doc["breaks_before_failure"] = previous.get("breaks") or {}
     text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
-    _atomic_write(folder / files["nightly"], text)
-    link = report_dir / "latest"
-    tmp = report_dir / f".latest.{os.getpid()}.tmp"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
+    write_atomic(folder / files["nightly"], text, perms)
+    # the new link under a fresh random name (symlink() never follows or reuses a planted
+    # one), then renamed over "latest" (which replaces a link, never follows it)
+    tmp = report_dir / f".latest.{secrets.token_hex(8)}.tmp"
     os.symlink(folder.name, tmp)
-    os.replace(tmp, link)
-    _atomic_write(report_dir / "latest.json", text)
+    os.replace(tmp, report_dir / "latest")
+    write_atomic(report_dir / "latest.json", text, perms)
 
 
 def _report_json(report: Report, statuses: Mapping[str, str]) -> str:

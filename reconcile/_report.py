@@ -143,6 +143,14 @@ def integrity_break(message: str, seq: int | None) -> Break:
     return b.with_evidence([] if seq is None else [str(seq)])
 
 
+def workflow_break(bid: str, message: str) -> Break:
+    """A ``LEDGER_INTEGRITY`` break: the workflow state of break ``bid`` differed from its
+    ``control.break`` entries (and was restored from them). Its id is stable per break;
+    its evidence covers the message."""
+    b = Break.make("LEDGER_INTEGRITY", (), {}, "workflow", message, 0, key=("workflow", bid))
+    return b.with_evidence([bid])
+
+
 class Expected(_Model):
     """Not (yet) a break: still inside its window on the run's date."""
 
@@ -201,6 +209,12 @@ class Report(_Model):
     def clean(self) -> bool:
         """No break left to work: every break (if any) is resolved."""
         return all(b.status == "resolved" for b in self.breaks)
+
+    @property
+    def integrity_failed(self) -> bool:
+        """The run found the ledger's own state changed behind its back (a
+        ``LEDGER_INTEGRITY`` break): exit 3, and a nightly signs nothing."""
+        return any(b.code == "LEDGER_INTEGRITY" for b in self.breaks)
 
     def codes(self) -> Counter[str]:
         return Counter(b.code for b in self.breaks)

@@ -32,7 +32,7 @@ from reconcile._bank import statement_breaks
 from reconcile._gc import paused_gc
 from reconcile._match import Rows
 from reconcile._refresh import refresh
-from reconcile._report import Break, Expected, Report, RunInfo
+from reconcile._report import Break, Expected, Report, RunInfo, integrity_break
 from reconcile._rules import Rules, load_rules
 from reconcile._scope import Outcome, matched
 from reconcile._units import day_date, epoch_day, money
@@ -104,7 +104,10 @@ def run_reconcile(
             judge = _Judge(epoch_day(as_of), rules)
             _collect(found.findings, judge)
             _domain_rules(found, judge)
-            breaks = _with_evidence(conn, judge.breaks, statement_breaks(conn, rules, as_of))
+            ready = statement_breaks(conn, rules, as_of)
+            if found.mismatch is not None:
+                ready.append(integrity_break(found.mismatch, None))
+            breaks = _with_evidence(conn, judge.breaks, ready)
     run = RunInfo(
         as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
         finished_at=datetime.now(TZ).isoformat(timespec="seconds"), ledger_size=found.size,

@@ -1,8 +1,8 @@
 """Incremental matching: which items a run re-checks, and the findings kept between runs.
 
 This module owns the matching *state* (``rc_findings``, ``rc_open``, ``rc_matched``,
-``rc_dirty``, ``rc_month_sums`` and the ``meta`` keys ``reconcile_checked`` /
-``reconcile_rules``)
+``rc_dirty``, ``rc_month_sums``; the watermark, rules digest and findings digest of the
+last run are a ``control.reconcile`` ledger entry, :mod:`reconcile._state`)
 and :func:`match`, which runs the statements of :mod:`reconcile._match` either over
 everything (a **full** run) or over a :class:`~reconcile._match.Scope` (an
 **incremental** run) and stores what they return per root item.
@@ -78,6 +78,14 @@ from reconcile._match import (
     probe,
 )
 from reconcile._rules import Rules
+from reconcile._state import (
+    FindingsDigest,
+    Stored,
+    last_run,
+    read_findings,
+    record_run,
+)
+from reconcile._state import mismatch as findings_mismatch
 
 FULL_SHARE = 0.25
 """An incremental run re-checks its scope by index lookups; when the new entries are
@@ -113,6 +121,9 @@ class Outcome:
     rechecked: int  # roots re-checked: events + movements + records + vouchers
     findings: dict[str, Rows]  # rule -> rows (without their root), root order
     netting: Rows  # month, in_fen, out_fen, count: months whose income does not net to 0
+    mismatch: str | None = None
+    """Why the stored findings were not trusted (they differ from the last run's record
+    in the ledger): a ``LEDGER_INTEGRITY`` break; the run re-checked everything."""
 
 
 def rules_digest(rules: Rules) -> str:
@@ -126,7 +137,8 @@ def match(store: Store, rules: Rules, *, full: bool = False,
     """Run the matching statements (full or incremental) and store their findings.
 
     Call after :func:`reconcile._refresh.refresh`. Runs in one writer transaction, so
-    the stored findings, ``rc_open`` and the ``reconcile_checked`` mark move together.
+    the stored findings, ``rc_open`` and the run's ``control.reconcile`` entry move
+    together.
     ``timer(name)`` (a context manager factory) wraps each step, for profiling.
     """
     with matched(store, rules, full=full, timer=timer) as (_conn, found):
@@ -151,14 +163,19 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
             for sql in PG_SETTINGS:
                 conn.exec_driver_sql(sql)
         size = int(store.get_meta(conn, t.WATERMARK_KEY) or 0)
-        checked_text = store.get_meta(conn, t.CHECKED_KEY)
         digest = rules_digest(rules)
-        checked = int(checked_text) if checked_text is not None else 0
+        # the state of the last run comes from the ledger, not from meta (FORMAT.md §2.5)
+        last = last_run(store, conn)
+        stored, stored_digest = read_findings(conn)
+        # emptied (a migration that rebuilds the derived tables, or anyone): nothing stored
+        # is kept, so this run re-checks everything and nothing is hidden
+        base = None if last is not None and not stored and last.findings else last
+        mismatch = findings_mismatch(base, stored_digest, "this run re-checked everything")
+        checked = base.checked if base is not None else 0
         known = int(store.get_meta(conn, t.RECORDS_KEY) or 0)
-        new = (_count_where(conn, R.c.seq >= checked) if checked_text is not None else 0)
-        incremental = (not full and checked_text is not None
-                       and store.get_meta(conn, t.RULES_KEY) == digest
-                       and new <= FULL_SHARE * (known + new))
+        new = _count_where(conn, R.c.seq >= checked) if base is not None else 0
+        incremental = (not full and base is not None and mismatch is None
+                       and base.rules == digest and new <= FULL_SHARE * (known + new))
         work = Work(conn, timer=timer)
         m = Matcher(rules)
         extra: set[int] = set()
@@ -177,15 +194,18 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         rows = m.run_all(conn, stages, scope, timer)
         with step("store"):
             fresh = _numbered(rows)
-            kept = _store_findings(store, conn, fresh, scope)
+            kept, left = _store_findings(store, conn, fresh, scope, stored)
             _store_open(conn, stages, scope)
             _store_matched(conn, stages, scope)
             _month_sums(conn, checked if incremental else None)
             conn.execute(delete(t.dirty))
-            store.set_meta(conn, t.CHECKED_KEY, str(size))
-            store.set_meta(conn, t.RULES_KEY, digest)
             store.set_meta(conn, t.RECORDS_KEY, str(
                 known + new if incremental else _estimate_records(conn)))
+            head = store.head(conn)[0]
+            record_run(store, conn, last, mode="incremental" if incremental else "full",
+                       checked=size, rules=digest, digest=left, mismatch=mismatch)
+            if head == size:  # the run's own record needs no decoding: nothing is behind
+                store.set_meta(conn, t.WATERMARK_KEY, str(head + 1))
             rechecked = (sum(_count(conn, getattr(scope, n)) for n in
                              ("events", "movements", "records", "vouchers"))
                          if scope is not None else -1)
@@ -196,7 +216,7 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
                 .where(ms.in_fen != ms.out_fen).order_by(ms.month))]
         work.drop()  # on an error the transaction's rollback removes them
         yield conn, Outcome("incremental" if incremental else "full", size, rechecked,
-                            findings, netting)
+                            findings, netting, mismatch)
 
 
 def _count_where(conn: Connection, cond: ColumnElement[bool]) -> int:
@@ -394,23 +414,33 @@ def _numbered(rows: dict[str, Rows]) -> list[_Finding]:
 
 
 def _store_findings(store: Store, conn: Connection, new: list[_Finding],
-                    scope: Scope | None) -> list[_Finding]:
+                    scope: Scope | None, stored: list[Stored]
+                    ) -> tuple[list[_Finding], FindingsDigest]:
     """Replace the stored findings of the re-checked roots by ``new``; return the
-    findings kept (those of the roots not re-checked: every stored one of a full run is
-    replaced), read before the new ones are written, so a run never reads back what it
-    has just computed."""
+    findings kept (those of the roots not re-checked, out of ``stored``, which was read
+    and checked before the run: every stored one of a full run is replaced) and the
+    digest of what is stored afterwards."""
     kept: list[_Finding] = []
+    left = FindingsDigest()
     if scope is None:
         conn.execute(delete(F))
     else:
+        replaced: dict[str, set[str]] = {}
         for rule in RULE_NAMES:
-            conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(_roots(scope, rule))))
-        kept = [(str(rule), str(root), int(pos), tuple(json.loads(row))) for rule, root, pos, row
-                in conn.execute(select(F.c.rule, F.c.root, F.c.pos, F.c.row))]
+            roots = _roots(scope, rule)
+            replaced[rule] = {str(r) for r in conn.execute(roots).scalars()}
+            conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(roots)))
+        for rule, root, pos, row in stored:
+            if root in replaced.get(rule, ()):
+                continue
+            left.add(rule, root, pos, row)
+            kept.append((rule, root, pos, tuple(json.loads(row))))
     encode = _ROW_JSON.encode  # one encoder for every row (json.dumps builds one per call)
-    store.copy_rows(conn, F.name, [c.name for c in F.columns],
-                    [(rule, root, pos, encode(row)) for rule, root, pos, row in new])
-    return kept
+    rows = [(rule, root, pos, encode(row)) for rule, root, pos, row in new]
+    for r in rows:
+        left.add(*r)
+    store.copy_rows(conn, F.name, [c.name for c in F.columns], rows)
+    return kept, left
 
 
 def _merged(kept: list[_Finding], new: list[_Finding]) -> dict[str, Rows]:

@@ -58,12 +58,22 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
-from ledger import InputError, Ledger, NotFoundError, check_note, check_user, decode_leaf
-from ledger._append import Appender, now_rfc3339
-from ledger._privacy import Pseudonymizer
+from ledger import (
+    Entry,
+    InputError,
+    IntegrityError,
+    Ledger,
+    NotFoundError,
+    check_note,
+    check_user,
+    decode_leaf,
+)
+from ledger._append import now_rfc3339
+from ledger._control import append_control, read_entries
 from ledger._schema import NAMING, checkpoints, entries
+from ledger._store import Store
 from reconcile._gc import paused_gc
-from reconcile._report import SEVERITY, Break, Report
+from reconcile._report import SEVERITY, Break, Report, break_id, workflow_break
 
 Status = Literal["open", "assigned", "pending_approval", "resolved"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -205,7 +215,8 @@ def _evidence(b: Break) -> str:
     return b.evidence  # "" (no evidence) means "never reopen automatically"
 
 
-def _id_filters(conn: Connection, ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
+def _id_filters(conn: Connection, ids: Sequence[str],
+                col: ColumnElement[str] | None = None) -> Iterator[ColumnElement[bool]]:
     """Conditions that together select the state rows of ``ids``: on PostgreSQL one,
     the ids of one array parameter joined from ``unnest()`` (as the evidence look-up in
     ``reconcile._run`` and ADR 0016 do); on SQLite IN lists of :data:`_CHUNK` ids.
@@ -215,13 +226,14 @@ def _id_filters(conn: Connection, ids: Sequence[str]) -> Iterator[ColumnElement[
     chunks, 14 s for the next night's look-up)."""
     if not ids:
         return
+    column = break_state.c.break_id if col is None else col
     if conn.dialect.name == "postgresql":
         given = func.unnest(bindparam("break_ids", list(ids), type_=ARRAY(String(40)))
                             ).table_valued("id").render_derived()
-        yield break_state.c.break_id.in_(select(given.c.id))
+        yield column.in_(select(given.c.id))
         return
     for i in range(0, len(ids), _CHUNK):
-        yield break_state.c.break_id.in_(ids[i:i + _CHUNK])
+        yield column.in_(ids[i:i + _CHUNK])
 
 
 def row_to_state(row: dict[str, Any]) -> BreakState:
@@ -285,6 +297,121 @@ def _apply(row: dict[str, Any], rec: dict[str, Any], seq: int) -> None:
     row["updated_at"] = rec["at"]
 
 
+# -- the table checked against the ledger ---------------------------------------------------
+KEYED_CODES = frozenset({"ACCOUNT_RULE_VIOLATION", "LEDGER_INTEGRITY"})
+"""Codes of breaks about an account and month or the ledger itself: they name no records
+and their id covers a key the state row does not keep."""
+
+
+def _blank() -> dict[str, Any]:
+    return {"status": "open", "assignee": None, "resolved_by": None, "approved_by": None,
+            "reason": None, "note": None, "resolved_evidence": None, "transitions": 0,
+            "last_seq": None}
+
+
+def _transitions_by_id(store: Store, conn: Connection,
+                       counts: dict[str, int]) -> dict[str, list[Entry]]:
+    """Each break's ``control.break`` entries ``<id>/1``, ``<id>/2``, …, looked up by id
+    (the unique index): first ``1 … n + 1`` for a break whose row says ``n``, then, while
+    the last one asked for exists, twice as far (a row that hides transitions)."""
+    found: dict[str, list[Entry]] = {bid: [] for bid in counts}
+    upto = {bid: n + 1 for bid, n in counts.items()}
+    while upto:
+        ids = [f"{bid}/{k}" for bid, top in upto.items()
+               for k in range(len(found[bid]) + 1, top + 1)]
+        got = read_entries(store, conn, "control", ids)
+        more: dict[str, int] = {}
+        for bid, top in upto.items():
+            have = found[bid]
+            for k in range(len(have) + 1, top + 1):
+                e = got.get(f"{bid}/{k}")
+                if e is None:
+                    break
+                have.append(e)
+            else:
+                more[bid] = 2 * top
+        upto = more
+    return found
+
+
+def _replay(bid: str, transitions: list[Entry]) -> dict[str, Any]:
+    """The workflow fields a break's entries give (:func:`_apply`, as the live path)."""
+    row = _blank()
+    for e in transitions:
+        rec = e.record
+        if rec.get("type") != "control.break" or rec.get("break") != bid:
+            raise IntegrityError(f"entry {e.seq} ({e.record_id}) is not a transition of {bid}")
+        _apply(row, rec, e.seq)
+    row.pop("updated_at", None)
+    return row
+
+
+def _disagreement(row: dict[str, Any], want: dict[str, Any], code: str | None) -> str | None:
+    """What a state row says that its break's entries (replayed: ``want``) do not."""
+    bid = row["break_id"]
+    for f in WORKFLOW_FIELDS:
+        have = row.get(f)
+        if f in ("transitions", "last_seq") and have is not None:
+            have = int(have)
+        if have != want[f]:
+            return (f"break {bid}: the workflow table says {f} = {have!r}, its control.break "
+                    f"entries in the ledger say {want[f]!r} ({want['transitions']} transitions)")
+    if code is not None and row.get("code") not in (None, code):
+        return (f"break {bid}: the workflow table says code {row['code']}, its control.break "
+                f"entries say {code}")
+    records = row.get("records")
+    if isinstance(records, str) and row.get("code") is not None:
+        try:
+            names = tuple(json.loads(records))
+        except ValueError:
+            names = ()
+        if names and break_id(row["code"], row["field"], names) != bid:
+            return (f"break {bid}: the workflow table's code, field and records "
+                    f"({row['code']}, {row['field']}) do not give its id")
+        if not names and row["code"] not in KEYED_CODES:
+            return f"break {bid}: the workflow table names no records for code {row['code']}"
+    return None
+
+
+def _checked(store: Store, conn: Connection, rows: dict[str, dict[str, Any]],
+             absent: Sequence[str] = ()) -> tuple[dict[str, dict[str, Any]],
+                                                  list[tuple[str, str]]]:
+    """Check state rows (and the absence of rows for ``absent`` ids) against the ledger.
+
+    Returns the workflow fields the ledger gives for every break that disagrees (to
+    restore), and one ``(break id, why)`` per disagreement."""
+    counts = {bid: int(r.get("transitions") or 0) for bid, r in rows.items()}
+    counts.update(dict.fromkeys(absent, 0))
+    found = _transitions_by_id(store, conn, counts)
+    restore: dict[str, dict[str, Any]] = {}
+    problems: list[tuple[str, str]] = []
+    for bid, trans in found.items():
+        want = _replay(bid, trans)
+        code = str(trans[-1].record.get("code")) if trans else None
+        row = rows.get(bid)
+        if row is None:
+            if trans:
+                problems.append((bid, f"break {bid} has {len(trans)} control.break entries in "
+                                      "the ledger but no row in the workflow table"))
+                restore[bid] = want
+            continue
+        why = _disagreement(row, want, code)
+        if why is not None:
+            problems.append((bid, why))
+            restore[bid] = want
+    return restore, problems
+
+
+def require_honest(store: Store, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Raise :class:`IntegrityError` (exit 3) when a state row about to be shown or acted
+    on disagrees with its ``control.break`` entries."""
+    _restore, problems = _checked(store, conn, {r["break_id"]: r for r in rows})
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise IntegrityError(f"{problems[0][1]}{more}: the table was changed outside bfa; "
+                             "'bfa reconcile' restores it from the ledger and reports it")
+
+
 def _record(row: dict[str, Any], action: Action, user: str, status: Status,
             **extra: str | None) -> dict[str, Any]:
     rec: dict[str, Any] = {
@@ -302,23 +429,15 @@ def _record(row: dict[str, Any], action: Action, user: str, status: Status,
     return rec
 
 
-def _append(ledger: Ledger, conn: Connection, app: Appender | None,
-            rec: dict[str, Any]) -> tuple[Appender, int]:
-    if app is None:
-        app = Appender(ledger.store, conn, Pseudonymizer(ledger.home.secret()))
-    seq = app.append(rec, recorded_at=rec["at"], protect=False)
-    return app, seq
-
-
-def _transition(ledger: Ledger, break_id: str, user: str, action: Action,
+def _transition(ledger: Ledger, bid: str, user: str, action: Action,
                 **kw: str | None) -> BreakState:
     user = check_user(user)
     with ledger.store.writer() as conn:
-        row = _resolve_id(conn, break_id)
+        row = _resolve_id(conn, bid)
+        require_honest(ledger.store, conn, [row])
         status = _next_status(row, action, user, **kw)
         rec = _record(row, action, user, status, **kw)
-        app, seq = _append(ledger, conn, None, rec)
-        app.flush()
+        (seq,) = append_control(ledger.store, conn, [rec])
         _apply(row, rec, seq)
         conn.execute(update(break_state).where(break_state.c.break_id == row["break_id"])
                      .values({k: row[k] for k in (*WORKFLOW_FIELDS, "updated_at")}))
@@ -340,7 +459,9 @@ def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | Non
             raise InputError(
                 f"reason {reason!r} is not one of: {', '.join(REASONS)} (see 'bfa breaks resolve"
                 " --help')")
-        return "pending_approval" if needs_four_eyes(row["code"], row["severity"]) else "resolved"
+        # the severity follows from the code (the row's copy is only for display)
+        severity = SEVERITY.get(row["code"], "high")
+        return "pending_approval" if needs_four_eyes(row["code"], severity) else "resolved"
     if action == "approve":
         if cur != "pending_approval":
             raise InputError(f"{bid} is {cur}, not pending approval")
@@ -431,14 +552,28 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
     links: list[tuple[str, str]] = []
     with ledger.store.writer() as conn:
         existing = _load(conn, ids)
-        app: Appender | None = None
         fresh: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
         fresh.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
+        # the ledger is the authority: rows that disagree with their control.break entries
+        # are restored from them, and each disagreement is reported as LEDGER_INTEGRITY
+        restored, problems = _checked(ledger.store, conn, existing, [i for i in ids
+                                                                       if i not in existing])
+        relink = [bid for bid in restored if bid not in existing]
+        for bid, fields in restored.items():
+            existing.setdefault(bid, fresh.copy()).update(fields)
+        if relink:  # a deleted row: its record links are written again below
+            for cond in _id_filters(conn, relink, break_records.c.break_id):
+                conn.execute(delete(break_records).where(cond))
+        if problems:
+            report = Report.build(report.run, [*report.breaks, *(
+                workflow_break(bid, why) for bid, why in problems)], list(report.expected))
+        pending: list[dict[str, Any]] = []
         for b in report.breaks:
             row = existing.get(b.id)
             if row is None:
                 row = fresh.copy()
                 new.append(b.id)
+            if b.id in new or b.id in relink:
                 links.extend((b.id, r) for r in sorted(set(b.records)))
             row.update(_snapshot(b, seen))
             was = row["resolved_evidence"]
@@ -447,12 +582,15 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
                 rec = _record(row, "reopen", SYSTEM_USER, "assigned" if row["assignee"] else "open",
                               note=f"evidence changed since the resolution ({was[:12]}… → "
                               f"{row['evidence'][:12]}…)", previous_evidence=was)
-                app, seq = _append(ledger, conn, app, rec)
-                _apply(row, rec, seq)
+                pending.append(rec)
+                _apply(row, rec, -1)  # its seq is known once appended, below
                 reopened.append(b.id)
             rows.append(row)
-        if app is not None:
-            app.flush()
+        if pending:
+            by_id = {r["break_id"]: r for r in rows}
+            for rec, seq in zip(pending, append_control(ledger.store, conn, pending),
+                                strict=True):
+                by_id[rec["break"]]["last_seq"] = seq
         for cond in _id_filters(conn, list(existing)):
             conn.execute(delete(break_state).where(cond))
         cols = [c.name for c in break_state.columns]
@@ -484,7 +622,9 @@ def list_breaks(ledger: Ledger, status: str | None = None, *,
     if not include_gone:
         q = q.where(break_state.c.present.is_(True))
     with ledger.store.reader() as conn:
-        out = [row_to_state(dict(r._mapping)) for r in conn.execute(q)]
+        rows = [dict(r._mapping) for r in conn.execute(q)]
+        require_honest(ledger.store, conn, rows)
+    out = [row_to_state(r) for r in rows]
     out.sort(key=lambda s: (_SEVERITY_RANK.get(s.severity, 9), s.code, s.break_id))
     return out
 
@@ -492,7 +632,9 @@ def list_breaks(ledger: Ledger, status: str | None = None, *,
 def get_break(ledger: Ledger, break_id: str) -> BreakState:
     """One break by id (or unique id prefix of at least 8 characters)."""
     with ledger.store.reader() as conn:
-        return row_to_state(_resolve_id(conn, break_id))
+        row = _resolve_id(conn, break_id)
+        require_honest(ledger.store, conn, [row])
+        return row_to_state(row)
 
 
 def _covered_size(conn: Connection) -> int:
@@ -518,8 +660,13 @@ def _transition_entries(conn: Connection, break_ids: Iterable[str] | None) -> It
 def history(ledger: Ledger, break_id: str) -> tuple[BreakState, list[Transition]]:
     """A break's state and every transition entry, in ledger order, with its position."""
     with ledger.store.reader() as conn:
-        state = row_to_state(_resolve_id(conn, break_id))
-        return state, list(_transition_entries(conn, [state.break_id]))
+        row = _resolve_id(conn, break_id)
+        require_honest(ledger.store, conn, [row])
+        state = row_to_state(row)
+        found = _transitions_by_id(ledger.store, conn, {state.break_id: state.transitions})
+        covered = _covered_size(conn)
+        return state, [Transition(e.seq, e.entry_hash.hex(), e.seq < covered, e.record)
+                       for e in found[state.break_id]]
 
 
 def transitions_for(conn: Connection, break_ids: Iterable[str]) -> list[Transition]:
@@ -527,22 +674,48 @@ def transitions_for(conn: Connection, break_ids: Iterable[str]) -> list[Transiti
     return list(_transition_entries(conn, break_ids))
 
 
+def _replay_all(conn: Connection) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for t in _transition_entries(conn, None):
+        row = out.setdefault(str(t.record["break"]), _blank())
+        _apply(row, t.record, t.seq)
+        row.pop("updated_at", None)
+    return out
+
+
 def replay_states(ledger: Ledger) -> dict[str, dict[str, Any]]:
     """Workflow fields of every break rebuilt from the ``control.break`` entries alone.
 
     Equal to the workflow columns of ``wf_break_state`` unless that working table was
-    changed behind the ledger's back (tests and audits compare the two).
+    changed behind the ledger's back (:func:`check_workflow` compares the two).
     """
-    out: dict[str, dict[str, Any]] = {}
     with ledger.store.reader() as conn:
-        for t in _transition_entries(conn, None):
-            row = out.setdefault(str(t.record["break"]), {
-                "status": "open", "assignee": None, "resolved_by": None, "approved_by": None,
-                "reason": None, "note": None, "resolved_evidence": None, "transitions": 0,
-                "last_seq": None})
-            _apply(row, t.record, t.seq)
-            row.pop("updated_at", None)
-    return out
+        return _replay_all(conn)
+
+
+def check_workflow(ledger: Ledger, *, full: bool) -> list[tuple[str, str]]:
+    """Every disagreement between ``wf_break_state`` and the ``control.break`` entries, as
+    ``(break id, why)`` (``bfa verify``, FORMAT.md §6.7).
+
+    ``full``: replay every ``control.break`` entry of the ledger (one pass over the
+    entries, as a full verification makes anyway), so a deleted row is found too;
+    otherwise each row is checked against its own entries, looked up by id."""
+    with ledger.store.reader() as conn:
+        rows = {str(r.break_id): dict(r._mapping) for r in conn.execute(select(break_state))}
+        if not full:
+            return _checked(ledger.store, conn, rows)[1]
+        replayed = _replay_all(conn)
+    problems: list[tuple[str, str]] = []
+    for bid in sorted(set(rows) | set(replayed)):
+        row, want = rows.get(bid), replayed.get(bid, _blank())
+        if row is None:
+            problems.append((bid, f"break {bid} has {want['transitions']} control.break "
+                                  "entries in the ledger but no row in the workflow table"))
+            continue
+        why = _disagreement(row, want, None)
+        if why is not None:
+            problems.append((bid, why))
+    return problems
 
 
 __all__ = [
@@ -555,10 +728,12 @@ __all__ = [
     "apply_states_detail",
     "approve_break",
     "assign_break",
+    "check_workflow",
     "get_break",
     "history",
     "list_breaks",
     "reopen_break",
     "replay_states",
+    "require_honest",
     "resolve_break",
 ]

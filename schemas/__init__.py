@@ -1,7 +1,7 @@
 """Typed models of what the ledger reads and writes: interchange records and ledger documents.
 
 ``schemas`` is the bottom layer of BFA Ledger; it imports nothing from the rest of the
-project. It owns the interchange contract (INTERCHANGE.md, format v1) as strict,
+project. It owns the interchange contract (docs/INTERCHANGE.md, format v1) as strict,
 frozen pydantic v2 models, the ledger's JSON output documents, and their JSON Schemas
 in ``schemas/json/`` (regenerate with ``python -m schemas.export``).
 

@@ -26,7 +26,7 @@ BACKENDS = [b for b in os.environ.get("BFA_TEST_BACKENDS", "sqlite,postgresql").
 
 @pytest.fixture(scope="session")
 def vectors() -> Path:
-    """Path of ``../shared/vectors`` (third-party test material, read in place)."""
+    """Path of ``tests/vectors`` (third-party test material, sources in its README)."""
     return vectors_dir()
 
 

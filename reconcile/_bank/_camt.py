@@ -37,6 +37,9 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _ZONE = re.compile(r"(?:Z|[+-][0-9]{2}:[0-9]{2})?", re.ASCII)
 
 
+_MAX_INTEGER_DIGITS = 15
+"""Integer digits of the largest amount the ledger keeps (FORMAT.md §1)."""
+
 class _Doc:
     """Element lookups with the document's namespace, errors naming the file."""
 
@@ -80,6 +83,10 @@ class _Doc:
             raise self.fail(where, f"Amt {quoted(text)} is not a decimal number") from None
         if value < 0:
             raise self.fail(where, f"Amt {quoted(text)} must be a non-negative decimal")
+        if value.adjusted() >= _MAX_INTEGER_DIGITS:  # money holds at most 15 integer digits
+            raise self.fail(where, f"Amt {quoted(text, 40)} has more than "
+                            f"{_MAX_INTEGER_DIGITS} integer digits (the largest amount is "
+                            "999999999999999.99)")
         ccy = amt.get("Ccy")
         if not ccy:
             raise self.fail(where, "Amt has no Ccy")

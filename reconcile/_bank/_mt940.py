@@ -50,7 +50,7 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9._:/-]+")
 _TAG_LINE = re.compile(r":([0-9]{2}[A-Z]?):(.*)", re.ASCII)
 # SWIFT MT940 field 61, subfields 1-6: value date 6!n, entry date [4!n], mark 2a
 # (C, D, RC, RD), funds code [1!a], amount 15d, transaction type 1!a3!c. Banks' files
-# (tests/reconcile/test_bank_parsers.py, ../shared/vectors/bank/mt940/) also leave the
+# (tests/reconcile/test_bank_parsers.py, tests/vectors/bank/mt940/) also leave the
 # decimal comma out of whole amounts (knab: C500NTRF): accepted; a decimal point is not
 _STATEMENT_LINE = re.compile(
     r"(?P<value>[0-9]{6})(?P<entry>[0-9]{4})?(?P<mark>RC|RD|C|D)[A-Z]?"
@@ -117,6 +117,10 @@ def parse_mt940(path: Path, data: bytes | None = None) -> list[Statement]:
             for i, (a, b) in enumerate(spans, 1)]
 
 
+_REFERENCE_CHARS = 16
+"""Characters of a ``:20:`` transaction reference (SWIFT MT940: 16x)."""
+
+
 def _money(path: Path, where: str, line: int, tag: str, value: str) -> _Money:
     """The amount and sign of a ``:61:`` line or a balance, exactly as SWIFT writes them."""
     m = (_STATEMENT_LINE if tag == "61" else _BALANCE).match(value.strip())
@@ -175,6 +179,12 @@ def _scan(path: Path, chunk: str, index: int, first_line: int
             details.append("")
         elif in_86:
             details[-1] = m.group(2)
+        elif tag == "20" and len(m.group(2).strip()) > _REFERENCE_CHARS:
+            # the library would cut it to 16 and two statements could share one id
+            raise InputError(f"{path}: MT940 {where}, line {first_line + k}: :20: transaction "
+                             f"reference {quoted(m.group(2).strip(), 40)} is "
+                             f"{len(m.group(2).strip())} characters long; SWIFT allows "
+                             f"{_REFERENCE_CHARS}")
         elif tag in _BALANCE_TAGS:
             balances[tag] = _money(path, f"{where} balance", first_line + k, tag, m.group(2))
     return lines, details, balances

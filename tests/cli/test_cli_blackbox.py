@@ -837,8 +837,10 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
     home = tmp_path / "home"
     init(home, db_url)
     sql = ok("db", "grant", "bfa_app", "--print-sql", *h(home, db_url)).stdout.splitlines()
-    assert sql[:7] == [
-        'REVOKE ALL ON entries, tree_nodes, checkpoints, vault, meta FROM "bfa_app";',
+    assert sql[:9] == [
+        'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "bfa_app";',
+        'REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM "bfa_app";',
+        'REVOKE ALL ON SCHEMA public FROM "bfa_app";',
         'GRANT USAGE ON SCHEMA public TO "bfa_app";',
         'GRANT SELECT, INSERT ON entries, tree_nodes, checkpoints TO "bfa_app";',
         'GRANT SELECT, INSERT, DELETE ON vault TO "bfa_app";',
@@ -846,8 +848,8 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
         'GRANT SELECT, INSERT, UPDATE ON meta TO "bfa_app";',
         'GRANT SELECT ON alembic_version TO "bfa_app";',
     ]
-    assert len(sql) == 8 and sql[7].startswith("GRANT SELECT, INSERT, UPDATE, DELETE ON rc_")
-    tables = sql[7].split(" ON ", 1)[1].split(" TO ", 1)[0].split(", ")
+    assert len(sql) == 10 and sql[9].startswith("GRANT SELECT, INSERT, UPDATE, DELETE ON rc_")
+    tables = sql[9].split(" ON ", 1)[1].split(" TO ", 1)[0].split(", ")
     assert tables == sorted(tables) and len(tables) == 14
     one_error_line(invoke("db", "grant", f"no_such_role_{uuid.uuid4().hex[:8]}",
                           *h(home, db_url)), 2)

@@ -1,7 +1,7 @@
 """RFC 8785 JSON canonicalization and strict parsing.
 
 The ``rfc8785/testdata`` vectors (cyberphone/json-canonicalization) are read in place
-from ``../shared/vectors``; number cases are the IEEE-754 samples of RFC 8785
+from ``tests/vectors``; number cases are the IEEE-754 samples of RFC 8785
 Appendix B.
 """
 

@@ -1,6 +1,6 @@
 """Black-box tests of `bfa ingest`, written from the documentation only.
 
-Sources: ../shared/spec/INTERCHANGE.md, docs/FORMAT.md §9 (ingest) and §10 (exit codes),
+Sources: docs/INTERCHANGE.md, docs/FORMAT.md §9 (ingest) and §10 (exit codes),
 README.md and the commands' --help. Every test drives the real CLI (click's CliRunner on
 ``cli.bfa``, or a real process where a hang or a kill is the point) and asserts what those
 documents promise. The cases under "BUGS" found twelve bugs when the file was written

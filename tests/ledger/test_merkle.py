@@ -1,6 +1,6 @@
 """RFC 9162 Merkle tree: third-party vectors, proof generation and verification, CompactRange.
 
-Vectors are read in place from ``../shared/vectors``:
+Vectors are read from ``tests/vectors`` (sources and licences in its README):
 
 - ``rfc6962-tlog.json``: roots, inclusion and consistency paths over 70 leaves
   (computed with Go's ``golang.org/x/mod/sumdb/tlog``);

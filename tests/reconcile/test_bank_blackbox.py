@@ -1,7 +1,7 @@
 """Black-box, hostile-input tests of bank statement import (camt.053 and MT940).
 
 Written only from docs/FORMAT.md §9 (ingest semantics, especially §9.6 bank statements)
-and §10 (exit codes), ../shared/spec/INTERCHANGE.md (finance.statement, bank statements,
+and §10 (exit codes), docs/INTERCHANGE.md (finance.statement, bank statements,
 ``STATEMENT_BALANCE_BREAK``), docs/adr/0013-bank-statements.md, README.md, the ``--help``
 texts of ``bfa ingest`` and ``bfa balance``, and public knowledge of ISO 20022 camt.053
 (001.02-001.08: ``Amt`` is an ``xs:decimal`` with a ``Ccy`` attribute, the sign is
@@ -599,6 +599,25 @@ def test_camt_more_than_15_integer_digits_is_refused(home: Path, tmp_path: Path)
                                               opening="0.00", closing="1234567890123456.00")))
     first = refused_whole(home, "camt053", f)
     assert f"{f.name}:" in first
+
+
+@pytest.mark.parametrize("where", ["entry", "balance"])
+def test_camt_28_digit_amounts_are_refused_on_their_field(home: Path, tmp_path: Path,
+                                                          where: str) -> None:
+    """The insider review: a 28-digit amount was an internal error (decimal arithmetic
+    beyond its precision); now one line naming the statement and the limit."""
+    big = "1234567890123456789012345678.00"
+    s = (stmt(entries=[ntry(big)], opening="0.00", closing=big) if where == "entry"
+         else stmt(entries=[], opening=big, closing=big))
+    first = refused_whole(home, "camt053", write(tmp_path / "huge.xml", camt(s)))
+    assert "more than 15 integer digits" in first and "ST-1" in first
+
+
+def test_mt940_long_reference_is_refused_not_cut(home: Path, tmp_path: Path) -> None:
+    """The insider review: a :20: of 300 characters was silently cut to 16 (two files
+    could then share statement ids); SWIFT allows 16x."""
+    first = refused_whole(home, "mt940", write(tmp_path / "long.sta", mt(ref="R" * 300)))
+    assert ":20: transaction reference" in first and "300 characters long" in first
 
 
 def test_camt_largest_amount_imports(home: Path, tmp_path: Path) -> None:

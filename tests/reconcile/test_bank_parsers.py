@@ -1,4 +1,4 @@
-"""The camt.053 and MT940 parsers on every file of ``../shared/vectors/bank/``.
+"""The camt.053 and MT940 parsers on every file of ``tests/vectors/bank/``.
 
 camt.053: each ``.xml`` against the ``.json`` beside it (genkgo/camt's object model:
 amounts in minor units, signed by direction). MT940: each ``.sta`` against the ``.yml``

@@ -378,8 +378,9 @@ def test_officers_racing_on_one_break(tmp_path: Path, db_url: str) -> None:
     for bid, hist in ((a, hist_a), (b, hist_b), (c, hist_c), (d, hist_d)):
         assert listed[bid]["status"] == hist[-1]["status"]
         assert listed[bid]["transitions"] == len(hist)
-    # one entry per successful officer command and per automatic reopen, nothing else
-    wins = sum(rc == 0 for rc in officers.values()) + (reopener == "bfa")
+    # one entry per successful officer command and per automatic reopen, and the
+    # reconcile run's own record (control.reconcile), nothing else
+    wins = sum(rc == 0 for rc in officers.values()) + (reopener == "bfa") + 1
     assert size(home, db_url) == before + wins
     assert breaks_of(reconcile(home, db_url)) == breaks_of(reconcile(home, db_url, "--full"))
     verify_clean(home, db_url)
@@ -425,7 +426,8 @@ def test_reconcile_and_nightly_while_an_ingest_runs(tmp_path: Path, db_url: str)
     # the evidence changed once: one automatic reopen, whoever made it
     hist = history(home, db_url, acc)
     assert [(t["action"], t["user"]) for t in hist] == [("resolve", "alice"), ("reopen", "bfa")]
-    assert size(home, db_url) == 6 + 1 + 2001 + 1  # records, resolve, batch, reopen
+    # records, resolve, batch, reopen, and one control.reconcile per run (six runs)
+    assert size(home, db_url) == 6 + 1 + 2001 + 1 + 6
     verify_clean(home, db_url)
 
 

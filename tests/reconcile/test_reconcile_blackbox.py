@@ -1,6 +1,6 @@
 """Black-box tests of the reconciler's commands: reconcile, trace, breaks, balance, nightly.
 
-Written only from ../shared/spec/INTERCHANGE.md (default consistency rules, break codes,
+Written only from docs/INTERCHANGE.md (default consistency rules, break codes,
 bank statements), README.md, docs/FORMAT.md (§2.5 control.break, §9 ingest semantics,
 §9.6 bank statements, §10 exit codes), docs/adr/0009-0015 and the commands' ``--help``
 texts; the implementation was not read. Ledgers are built through the CLI (``bfa init``,
@@ -821,13 +821,13 @@ def test_nightly_twice_and_reports(tmp_path: Path, db_url: str) -> None:
     day = rep / AS_OF
     for f in ("report.json", "report.csv", "report.html", "nightly.json"):
         assert (day / f).is_file()
+    status = json.loads(ok("status", *h(home, db_url), "--json").stdout)
+    assert status["checkpoint_size"] == status["size"]  # signed over everything
     report = json.loads((day / "report.json").read_text("utf-8"))
     assert codes_of(report) == codes_of(reconcile_json(home, db=db_url))
     first = json.loads((rep / "latest.json").read_text("utf-8"))
     assert first["exit_code"] == 1
     assert (rep / "latest").resolve() == day.resolve()
-    status = json.loads(ok("status", *h(home, db_url), "--json").stdout)
-    assert status["checkpoint_size"] == status["size"]  # signed over everything
     ok(*args, code=1)
     second = json.loads((rep / "latest.json").read_text("utf-8"))
     assert second["delta"]["new"] == [] and second["delta"]["closed"] == []

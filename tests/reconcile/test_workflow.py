@@ -135,7 +135,7 @@ def test_resolved_stays_resolved_unless_evidence_changes(
     size = led.size()
     applied = apply_states_detail(led, run_reconcile(led, sc.AS_OF))
     assert applied.statuses[bid] == "resolved" and applied.reopened == () and applied.new == ()
-    assert led.size() == size  # nothing appended while nothing changed
+    assert led.size() == size + 1  # only the run's own record while nothing changed
     evidence["value"] = "e2" * 32
     applied = apply_states_detail(led, run_reconcile(led, sc.AS_OF))
     assert applied.statuses[bid] == "open" and applied.reopened == (bid,)

@@ -1,0 +1,204 @@
+"""Files bfa writes: who may read them, and writes nobody can redirect (FORMAT.md §5.4).
+
+A home is **private** by default: its directories are ``0700`` and every file bfa writes
+in it or for it (database, keys, configuration, voucher files, reject files, reports,
+locks, temporary files) is ``0600``. A home created with ``bfa init --group NAME`` is
+**shared** by that operating-system group: directories ``2770`` (setgid, so what is
+created inside belongs to the group) and files ``0660``. :class:`Perms` says which; the
+home's ``config.json`` records the group.
+
+Writes that replace a file go through :func:`write_atomic`: a new temporary file created
+exclusively (``O_CREAT | O_EXCL``, which also refuses a planted symbolic link) in the
+target's directory, written, synced, renamed over the target. Files written in place
+(:func:`open_text`: reject files) are opened with ``O_NOFOLLOW``.
+
+Key files are read only when nobody else could have replaced them
+(:func:`check_private_file`): owned by the user running bfa (in a shared home, or by the
+home's group), granting nothing to others, and reached through directories that only
+root, that user (or, in a shared home, its group) may write, symbolic links resolved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import grp
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ledger._errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Perms:
+    """The modes of a home's directories and files, and its group (None: private)."""
+
+    group: str | None = None
+    gid: int | None = None
+
+    @property
+    def dir_mode(self) -> int:
+        return 0o700 if self.gid is None else 0o2770
+
+    @property
+    def file_mode(self) -> int:
+        return 0o600 if self.gid is None else 0o660
+
+    @property
+    def umask(self) -> int:
+        return 0o077 if self.gid is None else 0o007
+
+
+PRIVATE = Perms()
+
+
+def perms_for(group: str | None) -> Perms:
+    """The permissions of a home shared by ``group`` (None: private); the group must
+    exist, and the user running bfa must belong to it."""
+    if not group:
+        return PRIVATE
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError as e:
+        raise ConfigError(f"there is no operating-system group {group!r} (create it with "
+                          f"groupadd, and add the officers to it)") from e
+    if gid not in os.getgroups() and gid != os.getegid() and os.geteuid() != 0:
+        raise ConfigError(f"you are not a member of group {group!r}; ask an administrator to "
+                          "add you (usermod -aG), then log in again")
+    return Perms(group, gid)
+
+
+def apply_umask(perms: Perms) -> None:
+    """Make every file this process creates from now on as private as the home."""
+    os.umask(perms.umask)
+
+
+def make_dir(path: Path, perms: Perms) -> None:
+    """Create ``path`` (and missing parents) with the home's directory mode and group."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for p in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            p.mkdir(mode=perms.dir_mode)
+        fix_mode(p, perms, directory=True)
+
+
+def fix_mode(path: Path, perms: Perms, *, directory: bool = False) -> None:
+    """Give an existing file or directory (not followed if a link) the home's mode and
+    group; only what the running user owns can be changed."""
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+        return
+    if perms.gid is not None and st.st_gid != perms.gid:
+        os.chown(path, -1, perms.gid, follow_symlinks=False)
+    os.chmod(path, perms.dir_mode if directory else perms.file_mode)
+
+
+def write_atomic(path: Path, data: str | bytes, perms: Perms = PRIVATE) -> None:
+    """Replace ``path`` with ``data`` whole or not at all: an exclusively created temporary
+    file in the same directory (never a planted link), synced, then renamed over ``path``
+    (a link at ``path`` itself is replaced, not followed)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if perms.gid is not None:
+            os.fchown(fd, -1, perms.gid)
+        os.fchmod(fd, perms.file_mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def open_text(path: Path, perms: Perms = PRIVATE, *, append: bool = False) -> IO[str]:
+    """``path`` opened to write text (emptied first unless ``append``), created with the
+    home's file mode, and given it when it already exists and is ours; a symbolic link at
+    ``path`` is refused (``O_NOFOLLOW``), so nobody can point the write elsewhere."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags, perms.file_mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: is a symbolic link; give the file itself") from e
+        raise
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid():
+            if perms.gid is not None and st.st_gid != perms.gid:
+                os.fchown(fd, -1, perms.gid)
+            os.fchmod(fd, perms.file_mode)
+        return os.fdopen(fd, "a" if append else "w", encoding="utf-8", newline="")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def create_private(path: Path, perms: Perms = PRIVATE) -> None:
+    """Create an empty file with the home's mode if it does not exist (e.g. the SQLite
+    database, whose journal files SQLite then creates with the same mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, perms.file_mode)
+    except FileExistsError:
+        return
+    try:
+        if perms.gid is not None:
+            os.fchown(fd, -1, perms.gid)
+        os.fchmod(fd, perms.file_mode)
+    finally:
+        os.close(fd)
+
+
+def check_private_file(path: Path, what: str, perms: Perms) -> None:
+    """Refuse a key file that someone other than its user (or the shared home's group)
+    could read or replace (see the module docstring); :class:`ConfigError` names the
+    file or directory and what to run."""
+    try:
+        st = path.stat()
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no {what}; run 'bfa init' first") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from e
+    me = os.geteuid()
+    group_ok = perms.gid is not None and st.st_gid == perms.gid
+    if st.st_uid != me and not group_ok:
+        raise ConfigError(f"{path}: the {what} belongs to user {st.st_uid}, not to you "
+                          f"({me}); only its owner's key may be used")
+    allowed = stat.S_IRGRP | stat.S_IWGRP if group_ok else 0
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) & ~allowed:
+        fix = "chmod 660" if group_ok else "chmod 600"
+        raise ConfigError(
+            f"{path}: the {what} grants access to group or others; run: {fix} {path}")
+    real = path.resolve()
+    for folder in dict.fromkeys([path.parent.absolute(), *real.parents]):
+        _check_dir(folder, what, perms, me)
+
+
+def _check_dir(folder: Path, what: str, perms: Perms, me: int) -> None:
+    try:
+        st = folder.stat()
+    except OSError as e:
+        raise ConfigError(f"{folder}: cannot read the {what}'s directory: {e.strerror or e}"
+                          ) from e
+    sticky = bool(st.st_mode & stat.S_ISVTX)  # others may not replace what is ours there
+    group_write = bool(st.st_mode & stat.S_IWGRP) and not (
+        perms.gid is not None and st.st_gid == perms.gid)
+    if (st.st_mode & stat.S_IWOTH or group_write) and not sticky:
+        raise ConfigError(f"{folder}: a directory on the way to the {what} is writable by "
+                          f"group or others, who could replace the key; run: chmod go-w "
+                          f"{folder}")
+    if st.st_uid not in (0, me) and not sticky:
+        raise ConfigError(f"{folder}: a directory on the way to the {what} belongs to user "
+                          f"{st.st_uid}, who could replace the key; keep keys in a directory "
+                          "of your own")
+
+
+__all__ = ["PRIVATE", "Perms", "apply_umask", "check_private_file", "create_private",
+           "fix_mode", "make_dir", "open_text", "perms_for", "write_atomic"]

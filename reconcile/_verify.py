@@ -1,0 +1,44 @@
+"""``bfa verify`` beyond the entries: the reconciler's and the workflow's stored state.
+
+:func:`verify_all` runs the ledger's own verification (FORMAT.md §6.1–§6.6) and, when
+that passes, checks the state other commands believe (§6.7): the stored findings against
+the digest the last reconciliation recorded (``findings-mismatch``) and every break's
+workflow row against its ``control.break`` entries (``workflow-mismatch``).
+"""
+
+from __future__ import annotations
+
+from ledger import Ledger, Problem, VerifyResult
+from ledger._ingest import ProgressFn
+from reconcile._state import check_findings
+from reconcile._workflow import check_workflow
+
+MAX_STATE_PROBLEMS = 100
+"""Workflow disagreements listed one by one; more are summed up in one more problem."""
+
+
+def verify_all(ledger: Ledger, *, since_checkpoint: bool = False, derived: bool = True,
+               against: str | None = None, progress: ProgressFn | None = None) -> VerifyResult:
+    """Verify the ledger, then the derived state (see the module docstring).
+
+    A full run replays every ``control.break`` entry (a deleted row is found too); a
+    ``--since-checkpoint`` run checks each row against its own entries by id."""
+    result = ledger.verify(since_checkpoint=since_checkpoint, derived=derived,
+                           against=against, progress=progress)
+    if not result.ok:
+        return result
+    with ledger.store.reader() as conn:
+        why = check_findings(ledger.store, conn)
+    if why is not None:
+        result.problems.append(Problem("findings-mismatch", why, None))
+    disagreements = check_workflow(ledger, full=not since_checkpoint)
+    for _bid, msg in disagreements[:MAX_STATE_PROBLEMS]:
+        result.problems.append(Problem("workflow-mismatch", msg, None))
+    if len(disagreements) > MAX_STATE_PROBLEMS:
+        result.problems.append(Problem(
+            "workflow-mismatch", f"… and {len(disagreements) - MAX_STATE_PROBLEMS} more breaks "
+            "whose workflow rows differ from their control.break entries", None))
+    return result
+
+
+__all__ = ["verify_all"]

@@ -1,0 +1,95 @@
+"""Smaller findings of the insider review, each replayed on both backends: a wrong ledger
+secret, index columns that lie about their leaf, a vault value that no longer opens its
+commitment (FORMAT.md §4.1, §4.6, §8.3)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ledger import ConfigError, IntegrityError, Ledger
+from tests._insider import app_role
+from tests._records import payment_event, superuser, write_jsonl
+
+PERSON = "110101199001011234"
+
+
+def _two_payments(led: Ledger, tmp_path: Path) -> None:
+    led.ingest([str(write_jsonl(tmp_path / "a.jsonl", [payment_event(1), payment_event(2)]))],
+               None)
+    led.checkpoint()
+
+
+def _wrong_key(tmp_path: Path) -> str:
+    path = tmp_path / "wrong.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return str(path)
+
+
+def test_a_wrong_secret_is_refused_before_it_is_used(led: Ledger, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _two_payments(led, tmp_path)
+    size = led.size()
+    monkeypatch.setenv("BFA_SECRET_KEY", _wrong_key(tmp_path))
+    other = Ledger.open(str(led.home.path), led.home.db_url)
+    try:
+        for call in (lambda: other.forget(PERSON, "dpo"),
+                     lambda: other.reveal("BP-1", None, "dpo"),
+                     lambda: other.ingest([str(write_jsonl(
+                         tmp_path / "b.jsonl", [payment_event(3)]))], None)):
+            with pytest.raises(ConfigError, match="not this ledger's secret"):
+                call()
+        assert other.size() == size  # no forget entry, no reveal, no record
+    finally:
+        other.close()
+
+
+def test_a_ledger_without_a_check_value_tests_the_key_on_its_vault(
+        led: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _two_payments(led, tmp_path)
+    with led.store.writer() as conn:  # as a ledger made before the check value
+        conn.execute(text("DELETE FROM meta WHERE key = 'secret_check'"))
+    monkeypatch.setenv("BFA_SECRET_KEY", _wrong_key(tmp_path))
+    other = Ledger.open(str(led.home.path), led.home.db_url)
+    try:
+        with pytest.raises(ConfigError, match="not this ledger's secret"):
+            other.forget(PERSON, "dpo")
+    finally:
+        other.close()
+    monkeypatch.delenv("BFA_SECRET_KEY")
+    assert led.forget(PERSON, "dpo") == 4  # the right key passes, and is remembered
+    with led.store.reader() as conn:
+        assert led.store.get_meta(conn, "secret_check") is not None
+
+
+def test_show_and_prove_check_the_id_against_the_leaf(led: Ledger, tmp_path: Path) -> None:
+    _two_payments(led, tmp_path)
+    with superuser(led) as conn:  # swap the index columns of two entries
+        conn.execute(text("UPDATE entries SET record_id = 'tmp' WHERE record_id = 'BP-1'"))
+        conn.execute(text("UPDATE entries SET record_id = 'BP-1' WHERE record_id = 'BP-2'"))
+        conn.execute(text("UPDATE entries SET record_id = 'BP-2' WHERE record_id = 'tmp'"))
+    for call in (lambda: led.entry("BP-1"), lambda: led.prove("BP-2")):
+        with pytest.raises(IntegrityError, match="index columns changed"):
+            call()
+
+
+def test_a_vault_value_that_does_not_open_its_commitment_is_an_integrity_failure(
+        led: Ledger, tmp_path: Path) -> None:
+    _two_payments(led, tmp_path)
+    with app_role(led) as conn:  # the role may delete and insert vault rows
+        row = conn.execute(text("SELECT domain, record_id, field, subject, salt FROM vault "
+                                "WHERE record_id = 'BP-1' AND field = 'account'")).one()
+        conn.execute(text("DELETE FROM vault WHERE record_id = 'BP-1' AND field = 'account'"))
+        conn.execute(text("INSERT INTO vault (domain, record_id, field, subject, salt, "
+                          "clear_value) VALUES (:d, :r, :f, :s, :salt, '6222999999999999999')"),
+                     {"d": row[0], "r": row[1], "f": row[2], "s": row[3], "salt": row[4]})
+    size = led.size()
+    with pytest.raises(IntegrityError, match="does not open the commitment"):
+        led.reveal("BP-1", None, "dpo")
+    assert led.size() == size  # nothing revealed, nothing logged as revealed
