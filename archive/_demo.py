@@ -247,8 +247,10 @@ def run_demo(
         f"{len(parsed.hashes)} hashes verifies ({base / (target + '.tlog-proof')})")
     say("   the record as the ledger holds it (personal data pseudonymised):")
     say(f"   {json.dumps(entry.record, ensure_ascii=False)[:200]}…")
-    _entry, clear = led.reveal(target, None, "demo-officer")
-    say(f"   revealed from the vault (and the reveal was logged): {sorted(clear)}")
+    _entry, clear = led.reveal(target, None, "demo-officer", "demo: check the payee account",
+                               fields=["account"])
+    say(f"   revealed from the vault, for a stated purpose (the reveal was logged): "
+        f"{sorted(clear)}")
     say("== 7. plant one fault of every kind, reconcile as of " + FAULT_AS_OF)
     faults, statement = generate_faults(base / "data")
     rep = led.ingest([str(faults)], store, derive=Deriver)[0]

@@ -9,6 +9,7 @@ Each command parses, calls the library once and renders; errors become exit
 codes in ``cli/_exit.py``.
 """
 
+from cli import _audit_cmds as _audit_cmds  # `bfa audit access`
 from cli import _bank_cmds as _bank_cmds  # `bfa balance`
 from cli import _breaks_cmds as _breaks_cmds  # `bfa breaks`, `bfa trace`, `bfa nightly`
 from cli import _commands as _commands  # registers the commands on the group

@@ -50,7 +50,7 @@ class _Group(_HelpGroup):
     group_class = _HelpGroup  # the groups under bfa (key, db, breaks) list theirs alike
 
     ORDER = ("init", "status", "ingest", "checkpoint", "verify", "prove", "show", "key",
-             "reconcile", "trace", "breaks", "balance", "nightly", "forget", "db", "demo")
+             "reconcile", "trace", "breaks", "balance", "nightly", "forget", "audit", "db", "demo")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Commands in the order of the work, then any others alphabetically."""

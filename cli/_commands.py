@@ -28,6 +28,7 @@ from ledger import (
 )
 from reconcile import Deriver, StatementFormat, ingest_statements, verify_all
 from schemas import (
+    PERSONAL_FIELDS,
     CheckpointView,
     ConsistencyProofView,
     FileIngestReport,
@@ -352,24 +353,39 @@ def prove(home: str | None, db: str | None, as_json: bool, record_id: str | None
 @click.option("--raw", is_flag=True, help="With --entry: write the exact leaf input bytes.")
 @click.option("--reveal", is_flag=True,
               help="Show clear personal data from the vault (the reveal is itself logged).")
+@click.option("--purpose", type=TEXT, metavar="TEXT",
+              help="With --reveal (required): why the clear values are needed; logged.")
+@click.option("--fields", "fields", multiple=True, metavar="FIELD",
+              type=click.Choice(sorted(PERSONAL_FIELDS)),
+              help="With --reveal: only these personal fields (repeat). [default: all]")
 @user_option
 def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain: str | None,
-         as_entry: bool, raw: bool, reveal: bool, user: str) -> None:
+         as_entry: bool, raw: bool, reveal: bool, purpose: str | None,
+         fields: tuple[str, ...], user: str) -> None:
     """Show a record as the ledger holds it (personal data pseudonymised).
+
+    --reveal shows clear personal data for a stated --purpose, only the --fields
+    named; who, what and why are appended to the ledger ('bfa audit access' lists it).
 
     Example:
 
     \b
-        bfa show BP-2026-11-000123 --reveal --user li.wei
+        bfa show BP-2026-11-000123 --reveal --purpose "payee complaint #4411" --fields account
         (printf '\\0'; bfa show BP-2026-11-000123 --entry --raw) | sha256sum
     """
     if raw and not as_entry:
         raise click.UsageError("--raw writes the entry's leaf bytes: give --entry too")
     if raw and (as_json or reveal):
         raise click.UsageError("--raw writes bytes only: leave out --json and --reveal")
+    if reveal and not (purpose or "").strip():
+        raise click.UsageError("--reveal needs --purpose TEXT: why the clear values are needed "
+                               "(it is logged with the reveal)")
+    if not reveal and (purpose or fields):
+        raise click.UsageError("--purpose and --fields go with --reveal")
     with open_ledger(home, db) as led:
         if reveal:
-            entry, clear = led.reveal(record_id, domain, user)
+            assert purpose is not None
+            entry, clear = led.reveal(record_id, domain, user, purpose, fields or None)
         else:
             entry, clear = led.entry(record_id, domain), {}
     if raw:
@@ -462,12 +478,15 @@ def db() -> None:
 @home_options
 @click.argument("role", type=TEXT)
 @click.option("--print-sql", is_flag=True, help="Print the SQL instead of running it.")
-def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> None:
+@user_option
+def db_grant(home: str | None, db: str | None, role: str, print_sql: bool, user: str) -> None:
     """Give an application ROLE append-only rights on the ledger tables (PostgreSQL).
 
-    INSERT and SELECT on entries, tree nodes and checkpoints; on the working tables
-    what bfa needs (vault rows may be deleted by forget, meta updated, the reconciler's
-    tables rewritten). Run it as the tables' owner; --print-sql shows every statement.
+    First revokes everything ROLE holds in the schema, then grants INSERT and SELECT on
+    entries, tree nodes and checkpoints, and on the working tables what bfa needs
+    (vault rows may be deleted by forget, meta updated, the reconciler's tables
+    rewritten). Run it as the tables' owner; --print-sql shows every statement. The
+    grant is appended to the ledger ('bfa audit access' lists it).
 
     Example:
 
@@ -479,7 +498,7 @@ def db_grant(home: str | None, db: str | None, role: str, print_sql: bool) -> No
         if print_sql:
             click.echo(";\n".join(sql) + ";")
             return
-        led.grant(role)
+        led.grant(role, user)
     click.echo(f"granted {role}: INSERT, SELECT on ledger tables; working tables as bfa "
                "needs them (see --print-sql)")
 

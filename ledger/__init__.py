@@ -10,6 +10,7 @@ Example::
     result = led.verify()               # VerifyResult; .ok, .problems
 """
 
+from ledger._access import ACCESS_KINDS, AccessEvent
 from ledger._canonical import canonicalize, loads_strict
 from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash, leaf_record
 from ledger._errors import (
@@ -51,8 +52,10 @@ from ledger._tlogproof import TLogProof, verify_tlog_proof
 from ledger._verify import LedgerIntegrityError, Problem, VerifyResult
 
 __all__ = [
+    "ACCESS_KINDS",
     "PRIVATE",
     "SQLITE_BUSY_SECONDS",
+    "AccessEvent",
     "BatchRefusedError",
     "BfaError",
     "Checkpoint",

@@ -7,20 +7,23 @@ together, so that the CLI parses, calls one method here, and renders.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, delete, func, select, text
 
 from ledger import _schema as s
-from ledger._append import Appender, DeriverFactory, now_rfc3339
-from ledger._control import checked_entry
+from ledger._access import AccessEvent, access_events
+from ledger._append import DeriverFactory, now_rfc3339
+from ledger._control import append_control, checked_entry
 from ledger._entry import Entry, decode_leaf
 from ledger._errors import (
     BfaError,
@@ -55,7 +58,7 @@ from ledger._verify import (
     record_verified,
     verified_size,
 )
-from schemas import TEXT_PATTERN, EntryView, StatusView
+from schemas import PERSONAL_FIELDS, TEXT_PATTERN, EntryView, StatusView
 
 
 class NotCoveredError(BfaError):
@@ -420,8 +423,10 @@ class Ledger:
                      "ORDER BY tablename")).scalars().all()
         return grant_sql(role, list(names))
 
-    def grant(self, role: str) -> None:
-        """Give ``role`` INSERT and SELECT only on ledger tables (PostgreSQL only)."""
+    def grant(self, role: str, user: str) -> None:
+        """Give ``role`` INSERT and SELECT only on ledger tables (PostgreSQL only); the grant
+        is appended as a ``control.grant`` entry (the access audit lists it)."""
+        user = check_user(user)
         statements = self.grant_statements(role)
         with self.store.writer() as conn:
             # PostgreSQL only warns when a role that owns nothing grants: refuse instead
@@ -436,13 +441,32 @@ class Ledger:
             _grantable(conn, role, owner)
             for stmt in statements:
                 conn.exec_driver_sql(stmt)
+            append_control(self.store, conn, [{
+                "type": "control.grant", "id": f"grant-{uuid.uuid4()}", "user": user,
+                "role": role, "statements": len(statements),
+                "digest": hashlib.sha256("\n".join(statements).encode()).hexdigest(),
+                "at": now_rfc3339()}], at_is_recorded=False)
+
+    def access_log(self, *, since: date | None = None,
+                   user: str | None = None) -> list[AccessEvent]:
+        """Reveals, forgets, grants (and disclosures, comparisons) from the ledger."""
+        with self.store.reader() as conn:
+            return list(access_events(conn, since=since, user=user))
 
     # -- personal data --------------------------------------------------------
-    def reveal(self, record_id: str, domain: str | None, user: str) -> tuple[Entry, dict[str, str]]:
-        """Clear values of a record's personal fields; the reveal itself is appended."""
+    def reveal(self, record_id: str, domain: str | None, user: str, purpose: str,
+               fields: Iterable[str] | None = None) -> tuple[Entry, dict[str, str]]:
+        """Clear values of a record's personal fields, only ``fields`` when given, for a
+        stated ``purpose``; the reveal itself (who, what, why) is appended."""
         user = check_user(user)
-        pseudo = Pseudonymizer(self.secret())
-        with self.store.writer() as conn:
+        purpose = check_note(purpose, "revealing personal data (its purpose)", limit=500)
+        wanted = None if fields is None else set(fields)
+        if wanted is not None:
+            unknown = sorted(wanted - set(PERSONAL_FIELDS))
+            if unknown or not wanted:
+                raise InputError(f"--fields: {', '.join(unknown) or 'none given'}; personal "
+                                 f"fields are {', '.join(sorted(PERSONAL_FIELDS))}")
+        with self.store.writer() as conn:  # commitments need no secret: none is loaded
             entry = self.find_entry(conn, record_id, domain)
             v = s.vault.c
             rows = conn.execute(
@@ -452,22 +476,23 @@ class Ledger:
             commits = entry.record.get("_commitments", {})
             clear: dict[str, str] = {}
             for fld, salt, value in rows:
+                if wanted is not None and fld not in wanted:
+                    continue
                 if commits.get(fld) != commitment(bytes(salt), value):
                     raise IntegrityError(
                         f"the vault's value of {fld} for {entry.domain} record "
                         f"{entry.record_id!r} does not open the commitment in its entry: the "
                         "vault was changed; nothing was revealed")
                 clear[fld] = value
-            app = Appender(self.store, conn, pseudo)
-            app.append({
+            append_control(self.store, conn, [{
                 "type": "control.reveal",
                 "id": f"reveal-{uuid.uuid4()}",
                 "user": user,
                 "record": {"domain": entry.domain, "id": entry.record_id, "seq": entry.seq},
                 "fields": sorted(clear),
+                "purpose": purpose,
                 "at": now_rfc3339(),
-            }, recorded_at=now_rfc3339(), protect=False)
-            app.flush()
+            }], at_is_recorded=False)
         return entry, clear
 
     def forget(self, person_id: str, user: str) -> int:
@@ -483,16 +508,14 @@ class Ledger:
                 select(func.count()).select_from(s.vault).where(v.subject == subject)
             ).scalar_one()
             conn.execute(delete(s.vault).where(v.subject == subject))
-            app = Appender(self.store, conn, pseudo)
-            app.append({
+            append_control(self.store, conn, [{
                 "type": "control.forget",
                 "id": f"forget-{uuid.uuid4()}",
                 "user": user,
                 "subject": subject,
                 "erased": int(n),
                 "at": now_rfc3339(),
-            }, recorded_at=now_rfc3339(), protect=False)
-            app.flush()
+            }], at_is_recorded=False)
         return int(n)
 
 

@@ -177,6 +177,9 @@ class Store:
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
                 cur.execute("PRAGMA wal_autocheckpoint=0")  # _Checkpointer does it
+                # a forgotten person's values are overwritten with zeros in the pages, not
+                # left for whoever copies the file (FORMAT.md §4.6)
+                cur.execute("PRAGMA secure_delete=ON")
                 cur.close()
 
             @event.listens_for(engine, "begin")

@@ -31,7 +31,7 @@ def app_role(led: Ledger) -> Iterator[Connection]:
     with led.store.engine.begin() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
     try:
-        led.grant(role)
+        led.grant(role, "dba")
         with led.store.engine.connect() as conn, conn.begin():
             conn.execute(text(f'SET LOCAL ROLE "{role}"'))
             yield conn

@@ -17,6 +17,8 @@ from ledger import TLogProof, Verifier, entry_hash, verify_inclusion
 from ledger._tlogproof import verify_tlog_proof
 from tests._records import payment_event, write_jsonl
 
+REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
+
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = []
@@ -141,7 +143,7 @@ def test_ingest_stdin(env: dict[str, str]) -> None:
 
 def test_show_reveal_is_logged(env: dict[str, str], tmp_path: Path) -> None:
     run(env, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [payment_event(1)])))
-    res = run(env, "show", "BP-1", "--reveal", "--json")
+    res = run(env, "show", "BP-1", *REVEAL, "--json")
     doc = json.loads(res.output)
     assert doc["revealed"]["person_id"] == "110101199001011234"
     assert doc["person_id"].startswith("ps1:")
@@ -226,7 +228,7 @@ def test_files_that_cannot_be_used_exit_2_one_line(env: dict[str, str], tmp_path
     (["prove", "--consistency", "1", "--domain", "business"], "--domain goes with a RECORD_ID"),
     (["show", "BP-1", "--raw"], "give --entry too"),
     (["show", "BP-1", "--entry", "--raw", "--json"], "leave out --json and --reveal"),
-    (["show", "BP-1", "--entry", "--raw", "--reveal"], "leave out --json and --reveal"),
+    (["show", "BP-1", "--entry", "--raw", *REVEAL], "leave out --json and --reveal"),
 ])
 def test_arguments_that_do_not_fit_are_usage_errors(
     env: dict[str, str], args: list[str], message: str

@@ -34,6 +34,8 @@ import cli
 from tests._records import collection, payment_event, write_jsonl
 from tests.interop.independent_verifier import verify_consistency_proof, verify_tlog_proof
 
+REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
+
 BFA = str(Path(sys.executable).with_name("bfa"))
 ORIGIN = "bb.example/440100"
 
@@ -197,7 +199,7 @@ def test_wrong_schema_revision_is_exit_2(tmp_path: Path, shared: dict[str, Any])
 def test_newer_schema_revision_gives_useful_advice(tmp_path: Path, shared: dict[str, Any]) -> None:
     home = copy_home(shared, tmp_path)
     with sqlite3.connect(home / "ledger.db") as c:
-        c.execute("UPDATE alembic_version SET version_num = '0010'")
+        c.execute("UPDATE alembic_version SET version_num = '0099'")
     msg = one_error_line(invoke("status", *h(home)), 2)
     assert "run 'bfa init'" not in msg
     one_error_line(invoke("init", *h(home), "--origin", ORIGIN), 2)
@@ -223,8 +225,9 @@ def test_secret_key_with_other_bits_is_refused(tmp_path: Path, shared: dict[str,
     home = copy_home(shared, tmp_path)
     (home / "keys" / "secret.key").chmod(0o644)
     n = entries_count(home)
-    assert "chmod 600" in one_error_line(invoke("show", "COL-1", "--reveal", *h(home)), 2)
+    # a reveal needs no secret (commitments are plain hashes) and loads none
     assert "chmod 600" in one_error_line(invoke("forget", "X", "--yes", *h(home)), 2)
+    assert "chmod 600" in one_error_line(invoke("ingest", "-", *h(home), input="{}\n"), 2)
     assert entries_count(home) == n
 
 
@@ -624,7 +627,7 @@ def test_show_forms(shared: dict[str, Any]) -> None:
     raw = ok("show", "BP-0", *h(home), "--entry", "--raw").stdout_bytes
     assert raw[0] == 1 and int.from_bytes(raw[1:9], "big") == entry["seq"]
     assert raw[9:41].hex() == entry["prev_hash"]
-    for bad in (["--raw"], ["--entry", "--raw", "--json"], ["--entry", "--raw", "--reveal"]):
+    for bad in (["--raw"], ["--entry", "--raw", "--json"], ["--entry", "--raw", *REVEAL]):
         res = invoke("show", "BP-0", *h(home), *bad)
         assert res.exit_code == 2 and res.stdout == ""
 
@@ -636,20 +639,20 @@ def test_reveal_forget_reveal(tmp_path: Path, db_url: str) -> None:
     home = tmp_path / "home"
     build(home, db_url)
     env = {"BFA_USER": "env.user"}
-    view = json.loads(ok("show", "BP-0", "--reveal", "--json", *h(home, db_url),
+    view = json.loads(ok("show", "BP-0", *REVEAL, "--json", *h(home, db_url),
                          env=env).stdout)
     assert view["revealed"] == {"account": "6222020200112233445",
                                 "person_id": "110101199001011234"}
-    ok("show", "BP-0", "--reveal", "--user", "li.wei", *h(home, db_url))
+    ok("show", "BP-0", *REVEAL, "--user", "li.wei", *h(home, db_url))
     res = invoke("forget", "110101199001011234", *h(home, db_url))   # no terminal, no --yes
     assert res.exit_code == 2 and "--yes" in res.output
-    assert json.loads(ok("show", "BP-0", "--reveal", "--json", *h(home, db_url)).stdout
+    assert json.loads(ok("show", "BP-0", *REVEAL, "--json", *h(home, db_url)).stdout
                       )["revealed"] != {}
     out = ok("forget", "110101199001011234", "--yes", "--user", "dpo", *h(home, db_url)).stdout
     assert "erased 10 " in out
     assert "erased 0 " in ok("forget", "110101199001011234", "--yes", *h(home, db_url)).stdout
     assert "erased 0 " in ok("forget", "unknown-person", "--yes", *h(home, db_url)).stdout
-    view = json.loads(ok("show", "BP-0", "--reveal", "--json", *h(home, db_url)).stdout)
+    view = json.loads(ok("show", "BP-0", *REVEAL, "--json", *h(home, db_url)).stdout)
     assert view["revealed"] == {}
     rep = json.loads(ok("verify", *h(home, db_url), "--json").stdout)
     assert rep["ok"] is True and rep["tree_size"] == 8 + 3 + 3 + 1  # 3 reveals, 3 forgets
@@ -657,11 +660,11 @@ def test_reveal_forget_reveal(tmp_path: Path, db_url: str) -> None:
 
 def test_reveal_and_forget_control_entries(tmp_path: Path, shared: dict[str, Any]) -> None:
     home = copy_home(shared, tmp_path)
-    ok("show", "BP-0", "--reveal", "--user", "li.wei", *h(home))
+    ok("show", "BP-0", *REVEAL, "--user", "li.wei", *h(home))
     ok("forget", "110101199001011234", "--yes", "--user", "dpo", *h(home))
-    ok("show", "BP-0", "--reveal", "--user", "li.wei", *h(home))
+    ok("show", "BP-0", *REVEAL, "--user", "li.wei", *h(home))
     r1, f, r2 = (leaf_record(home, s) for s in (8, 9, 10))
-    assert set(r1) == {"type", "id", "user", "record", "fields", "at"}
+    assert set(r1) == {"type", "id", "user", "record", "fields", "purpose", "at"}
     assert r1["user"] == "li.wei" and r1["fields"] == ["account", "person_id"]
     assert r1["record"] == {"domain": "business", "id": "BP-0", "seq": 0}
     assert set(f) == {"type", "id", "user", "subject", "erased", "at"}
@@ -677,7 +680,7 @@ def test_reveal_refuses_an_empty_or_control_user(
 ) -> None:
     home = copy_home(shared, tmp_path)
     n = entries_count(home)
-    one_error_line(invoke("show", "BP-0", "--reveal", "--user", user, *h(home)), 2)
+    one_error_line(invoke("show", "BP-0", *REVEAL, "--user", user, *h(home)), 2)
     one_error_line(invoke("forget", "X", "--yes", "--user", user, *h(home)), 2)
     assert entries_count(home) == n
 
@@ -786,7 +789,7 @@ def test_reveal_with_another_home_is_refused(tmp_path: Path, db_url: str) -> Non
     init(real, db_url)
     ingest(real, [payment_event(1)], "a.jsonl", db_url)
     init(stray, origin="stray.example/1")
-    one_error_line(invoke("show", "BP-1", "--reveal", *h(stray, db_url)), 2)
+    one_error_line(invoke("show", "BP-1", *REVEAL, *h(stray, db_url)), 2)
 
 
 def test_database_url_errors(tmp_path: Path, shared: dict[str, Any]) -> None:

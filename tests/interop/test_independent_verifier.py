@@ -33,6 +33,8 @@ import cli
 from tests._records import collection, payment_event, voucher, write_jsonl
 from tests.interop import independent_verifier as iv
 
+REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
+
 ORIGIN = "test.bfa.example/independent"
 FORGOTTEN = "110101199003074477"  # the person `bfa forget` erases
 OTHER = "110101199001011234"
@@ -87,11 +89,11 @@ def built(db_url: str, tmp_path: Path) -> Built:
     second += [voucher(tmp_path, i, [f"BP-{40 + i}"]) for i in range(3)]
     b.bfa("ingest", str(write_jsonl(tmp_path / "b2.jsonl", second)))
     assert b.checkpoint() == 93
-    b.bfa("show", "BP-0", "--reveal", "--json")  # control.reveal
+    b.bfa("show", "BP-0", *REVEAL, "--json")  # control.reveal
     b.bfa("forget", FORGOTTEN, "--yes")  # control.forget; the vault rows go
     assert b.checkpoint() == 95
-    b.bfa("show", "BP-4", "--reveal", "--json")  # after the forget: reveals nothing
-    b.bfa("show", "BP-1", "--reveal", "--json")
+    b.bfa("show", "BP-4", *REVEAL, "--json")  # after the forget: reveals nothing
+    b.bfa("show", "BP-1", *REVEAL, "--json")
     assert json.loads(b.bfa("status", "--json"))["size"] == SIZE
     return b
 
@@ -212,7 +214,8 @@ def test_leaves_hold_what_format_md_says(built: Built) -> None:
         [],
         ["account", "person_id"],
     ]
-    assert all(set(r) == {"type", "id", "user", "record", "fields", "at"} for r in reveals)
+    assert all(set(r) == {"type", "id", "user", "record", "fields", "purpose", "at"}
+               for r in reveals)
 
     # the vault opens the commitments, and holds nothing of the forgotten person (§4.6)
     assert iv.verify_vault(built.db) == []

@@ -20,14 +20,15 @@ def test_app_role_cannot_rewrite_history(led: Ledger, tmp_path: Path) -> None:
     with led.store.engine.begin() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
     try:
-        led.grant(role)
+        led.grant(role, "dba")
         for sql in ("UPDATE entries SET domain = 'x'", "DELETE FROM entries",
                     "TRUNCATE entries", "UPDATE checkpoints SET note = ''",
                     "ALTER TABLE entries DISABLE TRIGGER ALL", "DROP TABLE entries",
                     "SET session_replication_role = replica"):
             with led.store.engine.connect() as conn:
                 conn.execute(text(f'SET ROLE "{role}"'))
-                assert conn.execute(text("SELECT count(*) FROM entries")).scalar_one() == 1
+                # the record and the grant's own control.grant entry
+                assert conn.execute(text("SELECT count(*) FROM entries")).scalar_one() == 2
                 with pytest.raises(Exception, match=r"permission denied|must be owner"):
                     conn.execute(text(sql))
                 conn.rollback()
@@ -51,7 +52,7 @@ def test_app_role_can_ingest(led: Ledger, tmp_path: Path) -> None:
     with led.store.engine.begin() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
     try:
-        led.grant(role)
+        led.grant(role, "dba")
         url = led.store.engine.url.set(username=role, password=None)
         app = Ledger.open(led.home.path.as_posix(), url.render_as_string(hide_password=False))
         try:

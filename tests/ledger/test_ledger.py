@@ -152,12 +152,12 @@ def test_privacy_pseudonyms_reveal_forget(led: Ledger, tmp_path: Path) -> None:
     assert person not in raw and "6222020200112233445" not in raw
     assert entry.record["person_id"].startswith("ps1:")
     assert set(entry.record["_commitments"]) == {"person_id", "account"}
-    _e, clear = led.reveal("BP-1", None, "auditor-1")
+    _e, clear = led.reveal("BP-1", None, "auditor-1", "test")
     assert clear == {"person_id": person, "account": "6222020200112233445"}
     reveal = led.entry_at(1)
     assert reveal.kind == "reveal" and reveal.record["user"] == "auditor-1"
     assert led.forget(person, "dpo") == 2
-    _e, clear = led.reveal("BP-1", None, "auditor-1")
+    _e, clear = led.reveal("BP-1", None, "auditor-1", "test")
     assert clear == {}
     led.checkpoint()
     assert led.verify().ok

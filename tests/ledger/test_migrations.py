@@ -43,7 +43,7 @@ def test_migration_0009_keeps_the_ledger(
     recs = [payment_event(i, person=f"1101011990010112{i % 3:02d}") for i in range(9)]
     led.ingest([str(write_jsonl(tmp_path / "a.jsonl", recs))], None)
     led.checkpoint()
-    _entry, clear_before = led.reveal("BP-4", None, "tester")
+    _entry, clear_before = led.reveal("BP-4", None, "tester", "test")
     with led.store.reader() as conn:
         before = [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
                   for t in ("entries", "tree_nodes", "vault")]
@@ -58,7 +58,7 @@ def test_migration_0009_keeps_the_ledger(
                  for t in ("entries", "tree_nodes", "vault")]
     assert after == before
     assert led.verify().ok
-    _entry, clear_after = led.reveal("BP-4", None, "tester")
+    _entry, clear_after = led.reveal("BP-4", None, "tester", "test")
     assert clear_after == clear_before and clear_after["person_id"] == "110101199001011201"
     assert led.prove("BP-4")[1].hashes
     with pytest.raises(Exception, match="refused"), led.store.engine.begin() as conn:

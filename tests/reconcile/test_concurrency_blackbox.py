@@ -40,6 +40,8 @@ from click.testing import CliRunner, Result
 import cli
 from tests.reconcile._blackbox import R, Rec, T, assessment, collection, voucher, write_jsonl
 
+REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
+
 pytestmark = pytest.mark.slow
 
 BFA = str(Path(sys.executable).with_name("bfa"))
@@ -701,11 +703,11 @@ def test_sigkill_forget(tmp_path: Path, db_url: str) -> None:
     home = new_ledger(tmp_path, db_url,
                       [benefit_payment(f"BP-{i}", p) for i, p in enumerate(people)])
     db = h(home, db_url)
-    full_reveal = jok("show", *db, "BP-4", "--reveal")["revealed"]
+    full_reveal = jok("show", *db, "BP-4", *REVEAL)["revealed"]
     assert set(full_reveal) == {"account", "person_id"}
     d, rc, out, err = _timed(spawn(home, db_url, "forget", people[0], "--yes"))
     assert rc == 0, (out, err)
-    assert jok("show", *db, "BP-0", "--reveal")["revealed"] == {}
+    assert jok("show", *db, "BP-0", *REVEAL)["revealed"] == {}
     for i in (1, 2, 3):
         before = size(home, db_url)
         _kill_at(spawn(home, db_url, "forget", people[i], "--yes"), rng.uniform(0.6, 1.05) * d)
@@ -713,9 +715,9 @@ def test_sigkill_forget(tmp_path: Path, db_url: str) -> None:
         verify_clean(home, db_url)
         landed = size(home, db_url) - before
         assert landed in (0, 1)
-        shown = jok("show", *db, f"BP-{i}", "--reveal")["revealed"]
+        shown = jok("show", *db, f"BP-{i}", *REVEAL)["revealed"]
         assert set(shown) == (set() if landed else set(full_reveal))  # all or nothing
         ok("forget", *db, people[i], "--yes")
-        assert jok("show", *db, f"BP-{i}", "--reveal")["revealed"] == {}
-    assert jok("show", *db, "BP-4", "--reveal")["revealed"] == full_reveal
+        assert jok("show", *db, f"BP-{i}", *REVEAL)["revealed"] == {}
+    assert jok("show", *db, "BP-4", *REVEAL)["revealed"] == full_reveal
     verify_clean(home, db_url)

@@ -59,7 +59,7 @@ def test_ingest_derives_what_a_refresh_decodes(ledger_home: dict[str, Any], othe
                 continue
             if i == 1:  # a control entry (not decoded) between two batches
                 for led in (derived, refreshed):
-                    led.reveal("BP-2026-11-000000", None, "auditor")
+                    led.reveal("BP-2026-11-000000", None, "auditor", "test")
             path = write_jsonl(tmp_path / f"batch-{i}.jsonl", batch)
             lagging = i == 1  # in without the deriver: the next batch catches up
             derived.ingest([str(path)], None, derive=None if lagging else Deriver)
