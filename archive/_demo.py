@@ -193,8 +193,9 @@ def run_demo(
     """Run the whole demo in the directory ``out``: its ledger home is ``out/.bfa``, the
     generated data, proofs, report and tampered copy lie beside it.
 
-    Returns whether everything came out as the demo expects (the tampered copy
-    caught, the real ledger clean). Raises :class:`ledger.ConfigError` when ``out``
+    Returns True when everything came out as the demo expects: the reconciliation found
+    every planted fault (:data:`PLANTED_CODES`), the tampered copy failed verification,
+    and the real ledger still verifies. Raises :class:`ledger.ConfigError` when ``out``
     exists, is not empty and holds no demo ledger: nothing in it is touched then.
     """
     base, root = out, out / ".bfa"
@@ -296,16 +297,27 @@ def run_demo(
     res = bad.verify()
     for problem in res.problems:
         say(f"   caught: [{problem.code}] {problem.message}")
-    say(f"   'bfa verify' on the copy exits 3; the real ledger still verifies: {led.verify().ok}")
+    clean = led.verify().ok
+    say(f"   'bfa verify' on the copy exits 3; the real ledger still verifies: {clean}")
     bad.close()
     led.close()
+    missed = sorted(PLANTED_CODES - set(seen))
+    if missed:
+        say(f"   NOT FOUND: planted faults {', '.join(missed)}")
     say(f"== done. Try: bfa show {target} --entry --home {root}")
-    return not res.ok
+    return not missed and not res.ok and clean
 
 
-# -- faults: one of every break code the reconciler reports (issue 3, demo) -----------------
+# -- faults: one of every break code the reconciler reports -------------------------------
 
 FAULT_AS_OF = "2026-12-31"
+
+PLANTED_CODES = frozenset({
+    "UNSETTLED_EVENT", "ORPHAN_MOVEMENT", "AMOUNT_MISMATCH", "LATE_SETTLEMENT",
+    "AMBIGUOUS_MATCH", "MISSING_VOUCHER", "DUPLICATE_PAYMENT", "PAYMENT_AFTER_TERMINATION",
+    "PAYEE_MISMATCH", "RETURNED_PAYMENT", "ACCOUNT_RULE_VIOLATION", "STATEMENT_BALANCE_BREAK",
+})
+"""The break codes :func:`generate_faults` plants, one fault each."""
 _T = "2026-11-{d:02d}T10:00:00+08:00"
 
 

@@ -38,7 +38,7 @@ class FileStore:
         never more than ``size + 1`` bytes of it."""
         target = self.path_of(sha256)
         src = _open_regular(source)
-        make_dir(target.parent, self.perms)
+        make_dir(target.parent, self.perms, under=self.root.parent)
         h = hashlib.sha256()
         n = 0
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")

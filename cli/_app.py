@@ -140,9 +140,8 @@ def bfa(debug: bool) -> None:
 
 
 def main() -> None:
-    """Console entry point (``bfa``)."""
-    from cli import _commands  # noqa: F401  (registers the commands on the group)
-
+    """Console entry point (``bfa``); importing the ``cli`` package registered the
+    commands on the group."""
     try:
         bfa.main(prog_name="bfa")
     except KeyboardInterrupt:

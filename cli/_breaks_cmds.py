@@ -296,7 +296,7 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
     """
     rules = None
     if rules_file is not None:
-        from reconcile import load_rules  # R1's rules file loader
+        from reconcile import load_rules
 
         rules = load_rules(rules_file)
     with open_ledger(home, db) as led:

@@ -177,7 +177,7 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
                 assert region is not None
                 statement_fmt = cast(StatementFormat, fmt)
                 reports = ingest_statements(led, [Path(f) for f in files], statement_fmt,
-                                            region, fund_account)
+                                            region, fund_account, progress=tick)
             size = led.size()
     finally:
         if sink:

@@ -77,13 +77,25 @@ def apply_umask(perms: Perms) -> None:
     os.umask(perms.umask)
 
 
-def make_dir(path: Path, perms: Perms) -> None:
-    """Create ``path`` (and missing parents) with the home's directory mode and group."""
-    missing = [p for p in (path, *path.parents) if not p.exists()]
+def make_dir(path: Path, perms: Perms, *, under: Path | None = None) -> None:
+    """Create ``path`` (and missing parents) with the home's directory mode and group.
+
+    ``under``: the directory that bfa does not own (a home, a report directory someone
+    chose): every component of ``path`` below it must be a real directory, never a
+    symbolic link someone planted to send what bfa writes elsewhere (:class:`ConfigError`)."""
+    missing = [p for p in (path, *path.parents) if not p.exists() and not p.is_symlink()]
     for p in reversed(missing):
         with contextlib.suppress(FileExistsError):
             p.mkdir(mode=perms.dir_mode)
         fix_mode(p, perms, directory=True)
+    if under is not None:
+        base = under.absolute()
+        for p in [path.absolute(), *path.absolute().parents]:
+            if p == base or base not in p.parents:
+                break
+            if p.is_symlink() or not p.is_dir():
+                raise ConfigError(f"{p}: is a symbolic link or not a directory; bfa writes "
+                                  "only into directories it made (remove it)")
 
 
 def fix_mode(path: Path, perms: Perms, *, directory: bool = False) -> None:
@@ -176,9 +188,31 @@ def check_private_file(path: Path, what: str, perms: Perms) -> None:
         fix = "chmod 660" if group_ok else "chmod 600"
         raise ConfigError(
             f"{path}: the {what} grants access to group or others; run: {fix} {path}")
-    real = path.resolve()
-    for folder in dict.fromkeys([path.parent.absolute(), *real.parents]):
+    for folder in _directories_on_the_way(path):
         _check_dir(folder, what, perms, me)
+
+
+def _directories_on_the_way(path: Path) -> list[Path]:
+    """Every directory whose contents decide where ``path`` leads: the parents of each
+    component, following every symbolic link on the way (a link's own directory too)."""
+    out: dict[Path, None] = {}
+    todo = Path(os.path.abspath(path))
+    for _hop in range(40):  # as the kernel, give up on a loop of links
+        parts = todo.parts
+        cur = Path(parts[0])
+        for i, part in enumerate(parts[1:], 1):
+            nxt = cur / part
+            out[cur] = None
+            if nxt.is_symlink():
+                target = Path(os.readlink(nxt))
+                rest = Path(*parts[i + 1:]) if i + 1 < len(parts) else Path()
+                todo = Path(os.path.abspath((target if target.is_absolute() else cur / target)
+                                            / rest))
+                break
+            cur = nxt
+        else:
+            return list(out)
+    raise ConfigError(f"{path}: too many symbolic links on the way")
 
 
 def _check_dir(folder: Path, what: str, perms: Perms, me: int) -> None:

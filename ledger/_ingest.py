@@ -359,8 +359,8 @@ class Ingester:
             # joined from unnest(), since "= ANY(array)" with thousands of ids lets the
             # planner pick a scan of the whole table over the index look-ups. The ids
             # travel as one string cut by the server at U+001F, which no record id holds
-            # (RECORD_ID_PATTERN): adapting a list of 2,000 strings to a text[] took
-            # 2.3 ms of Python per chunk, the string 0.2 ms
+            # (RECORD_ID_PATTERN): adapting a list of strings to a text[] costs more
+            # Python than the one string (bench/README.md)
             for domain, ids in by_domain.items():
                 rows = conn.exec_driver_sql(
                     "SELECT e.record_id, e.content_digest "

@@ -433,11 +433,13 @@ class Store:
     @staticmethod
     def node_beyond(conn: Connection, size: int) -> tuple[int, int] | None:
         """A stored tree node ``(level, index)`` that is not a complete subtree of the
-        first ``size`` leaves, if any: one primary-key range probe per level."""
+        first ``size`` leaves (or no node at all: level below 1, negative index), if any:
+        one primary-key range probe per level."""
         n = s.tree_nodes.c
         top = max(size.bit_length(), 1)
-        cond = or_(n.level > top, *(and_(n.level == level, n.idx >= size >> level)
-                                    for level in range(1, top + 1)))
+        cond = or_(n.level < 1, n.idx < 0, n.level > top,
+                   *(and_(n.level == level, n.idx >= size >> level)
+                     for level in range(1, top + 1)))
         row = conn.execute(select(n.level, n.idx).where(cond).limit(1)).first()
         return None if row is None else (int(row[0]), int(row[1]))
 

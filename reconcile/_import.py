@@ -6,7 +6,7 @@ the records then take the same ingest pipeline as a JSON Lines file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -36,9 +36,11 @@ def ingest_statements(
     fmt: StatementFormat,
     region: str,
     fund_account: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[FileReport]:
     """:func:`ingest_statement` for each file, each its own batch; a refused file's error
-    names the files before it, which stay appended (FORMAT.md §9.1)."""
+    names the files before it, which stay appended (FORMAT.md §9.1). ``progress`` is
+    told each file's size in bytes once it is appended."""
     reports: list[FileReport] = []
     for path in paths:
         try:
@@ -46,4 +48,6 @@ def ingest_statements(
         except InputError as e:
             note_files_before(e, reports)
             raise
+        if progress is not None:
+            progress(path.stat().st_size)
     return reports

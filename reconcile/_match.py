@@ -54,7 +54,7 @@ the last run. Without a scope, everything. :meth:`Matcher.candidate` is the one
 definition of a candidate, for the candidates of a run and for the scope's test of
 stored pairs.
 
-Domain rules (issue item 4): ``duplicates`` (same person pseudonym, insurance and
+Domain rules: ``duplicates`` (same person pseudonym, insurance and
 period in more than one current benefit payment), ``after_termination``,
 ``payee_mismatches`` (the account of the approval in force for the period),
 ``account_rule_violations`` and ``income_netting`` (财社〔2017〕144号),
@@ -369,9 +369,7 @@ class Matcher:
             # PostgreSQL: index look-ups (`probe`): the refs of each scoped voucher
             # through the primary key, the refs naming each wanted record through the
             # domain's index. As joins the planner hash-joined the whole refs table to
-            # find a handful of rows (a nightly's 50,000 new vouchers at 10M events:
-            # 10-17 s, a parallel scan of 10M refs per domain; 30,000 wanted records at
-            # 2M: 0.37 s)
+            # find a handful of rows (figures: ADR 0016)
             for drive, key, name in ((scope.vouchers, VR.c.voucher_seq, "by_voucher"),
                                      (want, col, "by_record")):
                 ref = probe(drive, key, VR.c.voucher_seq, col.label("t_seq"),

@@ -53,7 +53,7 @@ from typing import Any
 
 from ledger import PRIVATE, BfaError, Ledger, Perms, VerifyResult, make_dir, write_atomic
 from reconcile._render import render_csv, render_html, render_json
-from reconcile._report import Break, Report, RunInfo, integrity_break
+from reconcile._report import Report, RunInfo, integrity_break
 from reconcile._rules import Rules
 from reconcile._run import TZ, run_reconcile
 from reconcile._workflow import apply_states_detail
@@ -329,11 +329,11 @@ def _delta(previous: Mapping[str, Any], report: Report, statuses: Mapping[str, s
 def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
            started: datetime, previous: Mapping[str, Any], perms: Perms) -> None:
     folder = result.folder
-    make_dir(folder, perms)
+    make_dir(folder, perms, under=report_dir)
     report = result.report
     files = {"json": "report.json", "csv": "report.csv", "html": "report.html",
              "nightly": "nightly.json"}
-    write_atomic(folder / files["json"], _report_json(report, statuses), perms)
+    write_atomic(folder / files["json"], render_json(report), perms)
     write_atomic(folder / files["csv"], render_csv(report), perms)
     write_atomic(folder / files["html"], render_html(report), perms)
     result.files = {k: f"{folder.name}/{v}" for k, v in files.items()}
@@ -371,16 +371,6 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
     os.symlink(folder.name, tmp)
     os.replace(tmp, report_dir / "latest")
     write_atomic(report_dir / "latest.json", text, perms)
-
-
-def _report_json(report: Report, statuses: Mapping[str, str]) -> str:
-    text = render_json(report)
-    if "status" in Break.model_fields:
-        return text
-    data = json.loads(text)  # Break has no status field yet: add the workflow's
-    for b in data.get("breaks", []):
-        b.setdefault("status", statuses.get(b["id"], "open"))
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
 __all__ = ["LOCK_MAX_AGE", "Delta", "NightlyLock", "NightlyLocked", "NightlyResult",

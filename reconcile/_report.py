@@ -89,6 +89,9 @@ class Break(_Model):
     """Hex SHA-256 over code, amounts and the current entry hashes of ``records``
     (filled in by ``run_reconcile``; :func:`evidence_digest`)."""
     at_risk_fen: int = Field(default=0, exclude=True)
+    key: tuple[str, ...] | None = Field(default=None, exclude=True)
+    """What the id covers instead of ``records`` (an account and month, a ledger entry),
+    or None when it covers the records; kept with the workflow state (FORMAT.md §2.5)."""
     status: str | None = None
     """Workflow state (``open``, ``assigned``, ``pending_approval``, ``resolved``), filled in
     by ``reconcile.apply_states``; None when the report did not go through the workflow."""
@@ -104,6 +107,7 @@ class Break(_Model):
         return cls(id=break_id(code, field, records if key is None else key), code=code,
                    severity=SEVERITY[code], records=records, amounts=shown, field=field,
                    message=message, amount_at_risk=money(at_risk_fen), at_risk_fen=at_risk_fen,
+                   key=key,
                    evidence="" if entry_hashes is None else _digest(
                        code, field, shown, records, message, entry_hashes))
 
@@ -218,16 +222,6 @@ class Report(_Model):
 
     def codes(self) -> Counter[str]:
         return Counter(b.code for b in self.breaks)
-
-    def summary_rows(self) -> list[dict[str, Any]]:
-        """One row per code: code, severity, breaks, amount at risk (for a terminal table)."""
-        rows: dict[str, list[int]] = {}
-        for b in self.breaks:
-            n_risk = rows.setdefault(b.code, [0, 0])
-            n_risk[0] += 1
-            n_risk[1] += b.at_risk_fen
-        return [{"code": code, "severity": SEVERITY[code], "breaks": n, "amount_at_risk": money(r)}
-                for code, (n, r) in sorted(rows.items())]
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

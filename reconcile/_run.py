@@ -301,7 +301,7 @@ def _entry_hashes(conn: Connection, ids: list[str]) -> dict[str, list[str]]:
         # one array parameter: a nightly report may name a hundred thousand records, and
         # rendering that many bound parameters costs more than the look-up. Joined from
         # unnest(), not "= ANY(array)": with a large array the planner chose a parallel
-        # scan of the whole table (0.5 s at 2M events) over 30,000 index look-ups
+        # scan of the whole table over the index look-ups (ADR 0016)
         parts = [conn.exec_driver_sql(
             "SELECT r.record_id, r.domain, r.entry_hash "
             "FROM unnest(%(ids)s::text[]) AS u(id) JOIN rc_records r ON r.record_id = u.id "

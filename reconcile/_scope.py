@@ -254,8 +254,8 @@ def _looked_up(work: Work, drive: Table, key: ColumnElement[int], out: ColumnEle
                *where: ColumnElement[bool]) -> Select[Any]:
     """``out`` of the rows whose ``key`` is a ``seq`` of ``drive`` (a small work table),
     read through the index on ``key``: on PostgreSQL by :func:`probe` (as an ``IN`` the
-    events of 50,000 scoped movements at 10M events were a sequential scan of 10M
-    allocations, 2.2 s of a 8.7 s nightly); SQLite drives ``IN`` by the index itself."""
+    planner scanned the whole allocations table, ADR 0016); SQLite drives ``IN`` by the
+    index itself."""
     if work.conn.dialect.name != "postgresql":
         return select(out).where(key.in_(select(drive.c.seq)), *where)
     found = probe(drive, key, out.label("seq"), where=where)

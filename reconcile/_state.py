@@ -147,8 +147,10 @@ def check_findings(store: Store, conn: Connection) -> str | None:
     last = last_run(store, conn)
     if last is None:
         return None
-    return mismatch(last, read_findings(conn)[1],
-                    "the next 'bfa reconcile' re-checks everything")
+    stored = read_findings(conn)[1]
+    if stored.count == 0:  # emptied: the next run keeps nothing and re-checks everything
+        return None
+    return mismatch(last, stored, "the next 'bfa reconcile' re-checks everything")
 
 __all__ = ["RUN_PREFIX", "FindingsDigest", "LastRun", "Stored", "check_findings", "last_run",
            "mismatch", "read_findings", "record_run"]

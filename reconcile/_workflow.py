@@ -66,10 +66,9 @@ from ledger import (
     NotFoundError,
     check_note,
     check_user,
-    decode_leaf,
 )
 from ledger._append import now_rfc3339
-from ledger._control import append_control, read_entries
+from ledger._control import append_control, checked_entry, read_entries
 from ledger._schema import NAMING, checkpoints, entries
 from ledger._store import Store
 from reconcile._gc import paused_gc
@@ -91,12 +90,6 @@ REASONS: dict[str, str] = {
     "other": "anything else: the note says what and why",
 }
 """Reason codes a resolution must give (``bfa breaks resolve --reason``)."""
-
-HIGH_SEVERITY_CODES = frozenset(
-    {code for code, sev in SEVERITY.items() if sev == "high"}
-    | {"ORPHAN_MOVEMENT", "PAYMENT_AFTER_TERMINATION", "DUPLICATE_PAYMENT", "PAYEE_MISMATCH",
-       "LEDGER_INTEGRITY"})
-"""Codes whose resolution needs a second user's approval (also any break of severity high)."""
 
 _CHUNK = 500
 
@@ -126,6 +119,7 @@ break_state = Table(
     Column("first_seen", String(40), nullable=False),
     Column("last_seen", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
+    Column("id_key", Text, nullable=True),  # JSON list: what the id covers, if not records
     Index("ix_wf_break_state_status", "status"),
 )
 
@@ -168,14 +162,17 @@ class BreakState:
     first_seen: str
     last_seen: str
     updated_at: str
+    id_key: tuple[str, ...] | None = None
+    """What the id covers instead of ``records`` (FORMAT.md §2.5), None when records."""
 
     @property
     def needs_approval(self) -> bool:
-        return needs_four_eyes(self.code, self.severity)
+        return needs_four_eyes(self.code)
 
     def to_json(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__slots__}
         out["records"] = list(self.records)
+        out["id_key"] = None if self.id_key is None else list(self.id_key)
         return out
 
 
@@ -206,13 +203,10 @@ class Applied:
     """Resolved (or pending) breaks reopened because their evidence changed."""
 
 
-def needs_four_eyes(code: str, severity: str) -> bool:
-    """High-severity breaks need a second, different user to approve the resolution."""
-    return severity == "high" or code in HIGH_SEVERITY_CODES
-
-
-def _evidence(b: Break) -> str:
-    return b.evidence  # "" (no evidence) means "never reopen automatically"
+def needs_four_eyes(code: str) -> bool:
+    """High-severity breaks need a second, different user to approve the resolution; the
+    severity follows from the code (:data:`reconcile.SEVERITY`; an unknown code is high)."""
+    return SEVERITY.get(code, "high") == "high"
 
 
 def _id_filters(conn: Connection, ids: Sequence[str],
@@ -222,8 +216,8 @@ def _id_filters(conn: Connection, ids: Sequence[str],
     ``reconcile._run`` and ADR 0016 do); on SQLite IN lists of :data:`_CHUNK` ids.
 
     On PostgreSQL, IN lists of bound parameters were planned as sequential scans while
-    the table's statistics lagged (right after a nightly wrote 20,000 new states: 40
-    chunks, 14 s for the next night's look-up)."""
+    the table's statistics lagged (right after a nightly wrote many new states; ADR
+    0016)."""
     if not ids:
         return
     column = break_state.c.break_id if col is None else col
@@ -243,6 +237,8 @@ def row_to_state(row: dict[str, Any]) -> BreakState:
     vals["present"] = bool(vals["present"])
     vals["last_seq"] = None if vals["last_seq"] is None else int(vals["last_seq"])
     vals["transitions"] = int(vals["transitions"])
+    key = vals.get("id_key")
+    vals["id_key"] = None if key is None else tuple(json.loads(key))
     return BreakState(**vals)
 
 
@@ -298,11 +294,6 @@ def _apply(row: dict[str, Any], rec: dict[str, Any], seq: int) -> None:
 
 
 # -- the table checked against the ledger ---------------------------------------------------
-KEYED_CODES = frozenset({"ACCOUNT_RULE_VIOLATION", "LEDGER_INTEGRITY"})
-"""Codes of breaks about an account and month or the ledger itself: they name no records
-and their id covers a key the state row does not keep."""
-
-
 def _blank() -> dict[str, Any]:
     return {"status": "open", "assignee": None, "resolved_by": None, "approved_by": None,
             "reason": None, "note": None, "resolved_evidence": None, "transitions": 0,
@@ -359,17 +350,17 @@ def _disagreement(row: dict[str, Any], want: dict[str, Any], code: str | None) -
     if code is not None and row.get("code") not in (None, code):
         return (f"break {bid}: the workflow table says code {row['code']}, its control.break "
                 f"entries say {code}")
-    records = row.get("records")
-    if isinstance(records, str) and row.get("code") is not None:
-        try:
-            names = tuple(json.loads(records))
-        except ValueError:
-            names = ()
-        if names and break_id(row["code"], row["field"], names) != bid:
-            return (f"break {bid}: the workflow table's code, field and records "
-                    f"({row['code']}, {row['field']}) do not give its id")
-        if not names and row["code"] not in KEYED_CODES:
-            return f"break {bid}: the workflow table names no records for code {row['code']}"
+    # the id covers code, field and records (or the key): none of them can change alone
+    try:
+        key = row.get("id_key")
+        names = json.loads(key) if key is not None else json.loads(row.get("records") or "[]")
+        ok = (isinstance(names, list) and all(isinstance(n, str) for n in names)
+              and break_id(str(row.get("code")), str(row.get("field")), tuple(names)) == bid)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        return (f"break {bid}: the workflow table's code, field and records or key "
+                f"({row.get('code')}, {row.get('field')}) do not give its id")
     return None
 
 
@@ -400,6 +391,19 @@ def _checked(store: Store, conn: Connection, rows: dict[str, dict[str, Any]],
             problems.append((bid, why))
             restore[bid] = want
     return restore, problems
+
+
+def _restored(store: Store, conn: Connection, ids: Sequence[str], fresh: dict[str, Any]
+              ) -> tuple[dict[str, dict[str, Any]], list[str], list[tuple[str, str]]]:
+    """The state rows of ``ids``, each checked against its entries and restored from them
+    where it differs: the rows by id (a deleted row comes back from ``fresh``), the ids
+    whose row was gone, and one ``(break id, why)`` per disagreement."""
+    existing = _load(conn, ids)
+    restored, problems = _checked(store, conn, existing, [i for i in ids if i not in existing])
+    relink = [bid for bid in restored if bid not in existing]
+    for bid, fields in restored.items():
+        existing.setdefault(bid, fresh.copy()).update(fields)
+    return existing, relink, problems
 
 
 def require_honest(store: Store, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -460,8 +464,7 @@ def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | Non
                 f"reason {reason!r} is not one of: {', '.join(REASONS)} (see 'bfa breaks resolve"
                 " --help')")
         # the severity follows from the code (the row's copy is only for display)
-        severity = SEVERITY.get(row["code"], "high")
-        return "pending_approval" if needs_four_eyes(row["code"], severity) else "resolved"
+        return "pending_approval" if needs_four_eyes(row["code"]) else "resolved"
     if action == "approve":
         if cur != "pending_approval":
             raise InputError(f"{bid} is {cur}, not pending approval")
@@ -513,23 +516,17 @@ def _snapshot(b: Break, seen: str) -> dict[str, Any]:
         "break_id": b.id, "code": b.code, "severity": b.severity, "field": b.field,
         "records": _json_records(list(b.records)),
         "amounts": _json_amounts(b.amounts),
-        "message": b.message, "evidence": _evidence(b), "present": True, "last_seen": seen,
+        "message": b.message, "evidence": b.evidence, "present": True, "last_seen": seen,
+        "id_key": None if b.key is None else _json_records(list(b.key)),
     }
 
 
 def _annotate(report: Report, statuses: dict[str, Status],
               assignees: dict[str, str | None]) -> Report:
-    fields = Break.model_fields
-    if "status" not in fields:
-        return report  # R1's Break has no status field yet: callers use Applied.statuses
-    if "assignee" in fields:
-        out = tuple(b.model_copy(update={"status": statuses.get(b.id, "open"),
-                                         "assignee": assignees.get(b.id)})
-                    for b in report.breaks)
-    else:
-        out = tuple(b.model_copy(update={"status": statuses.get(b.id, "open")})
-                    for b in report.breaks)
-    return report.model_copy(update={"breaks": out})
+    """The report with each break's workflow status and assignee."""
+    return report.model_copy(update={"breaks": tuple(
+        b.model_copy(update={"status": statuses.get(b.id, "open"),
+                             "assignee": assignees.get(b.id)}) for b in report.breaks)})
 
 
 def apply_states(ledger: Ledger, report: Report) -> Report:
@@ -551,22 +548,22 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
     rows: list[dict[str, Any]] = []
     links: list[tuple[str, str]] = []
     with ledger.store.writer() as conn:
-        existing = _load(conn, ids)
         fresh: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
         fresh.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
         # the ledger is the authority: rows that disagree with their control.break entries
         # are restored from them, and each disagreement is reported as LEDGER_INTEGRITY
-        restored, problems = _checked(ledger.store, conn, existing, [i for i in ids
-                                                                       if i not in existing])
-        relink = [bid for bid in restored if bid not in existing]
-        for bid, fields in restored.items():
-            existing.setdefault(bid, fresh.copy()).update(fields)
+        existing, relink, problems = _restored(ledger.store, conn, ids, fresh)
+        if problems:
+            extra = [workflow_break(bid, why) for bid, why in problems]
+            report = Report.build(report.run, [*report.breaks, *extra], list(report.expected))
+            # the integrity breaks have states of their own (an earlier run reported them)
+            more = [b.id for b in extra if b.id not in existing]
+            found, again, _also = _restored(ledger.store, conn, more, fresh)
+            existing.update(found)
+            relink += again
         if relink:  # a deleted row: its record links are written again below
             for cond in _id_filters(conn, relink, break_records.c.break_id):
                 conn.execute(delete(break_records).where(cond))
-        if problems:
-            report = Report.build(report.run, [*report.breaks, *(
-                workflow_break(bid, why) for bid, why in problems)], list(report.expected))
         pending: list[dict[str, Any]] = []
         for b in report.breaks:
             row = existing.get(b.id)
@@ -646,14 +643,15 @@ def _covered_size(conn: Connection) -> int:
 def _transition_entries(conn: Connection, break_ids: Iterable[str] | None) -> Iterator[Transition]:
     e = entries.c
     covered = _covered_size(conn)
-    q = select(e.seq, e.leaf, e.entry_hash).where(e.domain == "control", e.kind == "break")
+    q = select(e.seq, e.leaf, e.entry_hash, e.record_id).where(
+        e.domain == "control", e.kind == "break")
     if break_ids is not None:
         ids = sorted(set(break_ids))
         if not ids:
             return
         q = q.where(or_(*(e.record_id.like(f"{i}/%") for i in ids)))
-    for seq, leaf, h in conn.execute(q.order_by(e.seq)):
-        rec = decode_leaf(bytes(leaf)).record
+    for seq, leaf, h, rid in conn.execute(q.order_by(e.seq)):
+        rec = checked_entry(int(seq), bytes(leaf), bytes(h), "control", str(rid)).record
         yield Transition(int(seq), bytes(h).hex(), int(seq) < covered, rec)
 
 
@@ -674,13 +672,18 @@ def transitions_for(conn: Connection, break_ids: Iterable[str]) -> list[Transiti
     return list(_transition_entries(conn, break_ids))
 
 
-def _replay_all(conn: Connection) -> dict[str, dict[str, Any]]:
+def _replay_all(conn: Connection) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Every break's workflow fields from all ``control.break`` entries, and the code its
+    last entry names."""
     out: dict[str, dict[str, Any]] = {}
+    codes: dict[str, str] = {}
     for t in _transition_entries(conn, None):
-        row = out.setdefault(str(t.record["break"]), _blank())
+        bid = str(t.record["break"])
+        row = out.setdefault(bid, _blank())
         _apply(row, t.record, t.seq)
         row.pop("updated_at", None)
-    return out
+        codes[bid] = str(t.record.get("code"))
+    return out, codes
 
 
 def replay_states(ledger: Ledger) -> dict[str, dict[str, Any]]:
@@ -690,7 +693,7 @@ def replay_states(ledger: Ledger) -> dict[str, dict[str, Any]]:
     changed behind the ledger's back (:func:`check_workflow` compares the two).
     """
     with ledger.store.reader() as conn:
-        return _replay_all(conn)
+        return _replay_all(conn)[0]
 
 
 def check_workflow(ledger: Ledger, *, full: bool) -> list[tuple[str, str]]:
@@ -704,7 +707,7 @@ def check_workflow(ledger: Ledger, *, full: bool) -> list[tuple[str, str]]:
         rows = {str(r.break_id): dict(r._mapping) for r in conn.execute(select(break_state))}
         if not full:
             return _checked(ledger.store, conn, rows)[1]
-        replayed = _replay_all(conn)
+        replayed, codes = _replay_all(conn)
     problems: list[tuple[str, str]] = []
     for bid in sorted(set(rows) | set(replayed)):
         row, want = rows.get(bid), replayed.get(bid, _blank())
@@ -712,7 +715,7 @@ def check_workflow(ledger: Ledger, *, full: bool) -> list[tuple[str, str]]:
             problems.append((bid, f"break {bid} has {want['transitions']} control.break "
                                   "entries in the ledger but no row in the workflow table"))
             continue
-        why = _disagreement(row, want, None)
+        why = _disagreement(row, want, codes.get(bid))
         if why is not None:
             problems.append((bid, why))
     return problems

@@ -80,6 +80,14 @@ class CheckpointView(FrozenModel):
     new: bool
     """False when an existing checkpoint already covered the ledger and was returned."""
 
+    @model_validator(mode="after")
+    def _chain_head_iff_entries(self) -> CheckpointView:
+        if (self.chain_head is None) != (self.size == 0):
+            raise PydanticCustomError(
+                "chain_head_mismatch",
+                "chain_head is null exactly when the checkpoint covers no entry (size 0)")
+        return self
+
 
 class StatusView(FrozenModel):
     """The ledger at a glance, as ``bfa status --json`` prints it (it only reads)."""

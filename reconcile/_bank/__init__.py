@@ -1,4 +1,4 @@
-"""Bank statements (issue 3, item 7): camt.053 and MT940 parsing, import mapping,
+"""Bank statements: camt.053 and MT940 parsing, import mapping,
 balance continuity checks and the book-versus-bank report (银行余额调节表).
 
 - :func:`parse_statement_file` (``_camt``: defusedxml, camt.053 02–08; ``_mt940``: the

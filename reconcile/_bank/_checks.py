@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
@@ -239,7 +238,3 @@ def _book_movements(conn: Connection, fund_account: str, start_date: str | None,
                     day_date(int(vday)).isoformat()))
     return out
 
-
-def decimal_money(value: str) -> Decimal:
-    """Money string to Decimal (for callers that compare)."""
-    return Decimal(value)

@@ -148,3 +148,14 @@ def test_balance_command(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     assert json.loads(out.output)["bank_balance"] == "150.00"
     text = CliRunner().invoke(bfa, args)
     assert text.exit_code == 0 and "balanced" in text.output
+
+
+def test_importing_statements_reports_progress_per_file(led: Ledger, tmp_path: Path) -> None:
+    """The progress bar of `bfa ingest --format` moves: each file's bytes once it is in."""
+    from reconcile import ingest_statements
+
+    files = [camt(tmp_path / f"s{i}.xml", f"STMT-{i}", "100.00", "150.00",
+                  [(f"R{i}", "CRDT", "50.00")]) for i in (1, 2)]
+    seen: list[int] = []
+    ingest_statements(led, files, "camt053", REGION, "income", progress=seen.append)
+    assert seen == [f.stat().st_size for f in files]

@@ -174,3 +174,21 @@ def test_cli_exit_3_and_the_nightly_signs_nothing(ledger_home: dict[str, Any],
         led.close()
     r = runner.invoke(bfa, ["reconcile", "--as-of", sc.AS_OF.isoformat()], env=env)
     assert r.exit_code == 1, r.output  # restored and re-checked: only the breaks remain
+
+
+def test_migration_0011_keys_the_breaks_of_older_ledgers(led: Ledger, tmp_path: Path) -> None:
+    """Revision 0011 adds wf_break_state.id_key; rows written before it get their key from
+    their message, so the id check of every command passes on an upgraded ledger."""
+    from tests.reconcile.test_domain_rules import netting
+
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + netting(tmp_path, False))
+    report = apply_states(led, run_reconcile(led, sc.AS_OF))
+    keyed = [b for b in report.breaks if b.key]
+    assert keyed and keyed[0].code == "ACCOUNT_RULE_VIOLATION"
+    with led.store.engine.begin() as conn:  # as revision 0010 left the table
+        conn.execute(text("ALTER TABLE wf_break_state DROP COLUMN id_key"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0010'"))
+    led.store.migrate()
+    states = {s.break_id: s for s in list_breaks(led)}  # checks every row's id
+    assert states[keyed[0].id].id_key == keyed[0].key
+    assert verify_all(led).ok

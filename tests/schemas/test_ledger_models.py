@@ -86,7 +86,15 @@ def test_valid_document_round_trips_through_json(model: type[BaseModel]) -> None
 
 
 def test_empty_ledger_checkpoint_has_no_chain_head() -> None:
-    CheckpointView.model_validate({**VALID[CheckpointView], "size": 0, "chain_head": None})
+    """chain_head is null exactly when the checkpoint covers no entry (FORMAT.md §5.5)."""
+    empty = CheckpointView.model_validate(
+        {**VALID[CheckpointView], "size": 0, "chain_head": None})
+    assert empty.chain_head is None
+    assert CheckpointView.model_validate(VALID[CheckpointView]).chain_head == HEX
+    for size, head in ((0, HEX), (3, None)):
+        with pytest.raises(ValidationError, match="chain_head is null exactly when"):
+            CheckpointView.model_validate(
+                {**VALID[CheckpointView], "size": size, "chain_head": head})
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,36 @@
+"""The documents a newcomer navigates by stay true: the ADR index lists every ADR, and an
+ADR that amends another is named at the top of the one it amends."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ADR = Path(__file__).resolve().parent.parent / "docs" / "adr"
+
+
+def _adrs() -> dict[str, str]:
+    return {p.name[:4]: p.read_text("utf-8") for p in sorted(ADR.glob("[0-9][0-9][0-9][0-9]-*.md"))}
+
+
+def _head(text: str) -> str:
+    """The title and the status paragraph, where amendments are named."""
+    return text.split("\n## ", 1)[0]
+
+
+def test_the_index_lists_every_adr_once() -> None:
+    index = (ADR / "README.md").read_text("utf-8")
+    linked = re.findall(r"\]\(((\d{4})-[^)]+\.md)\)", index)
+    assert sorted(n for _f, n in linked) == sorted(_adrs())
+    assert all((ADR / f).is_file() for f, _n in linked)
+
+
+def test_amendments_are_named_on_both_sides() -> None:
+    adrs = _adrs()
+    for num, text in adrs.items():
+        for clause in re.split(r"[.;]\s", _head(text)):
+            if not re.search(r"\bamends\b", clause, re.I):
+                continue
+            for target in set(re.findall(r"ADR (\d{4})", clause)) - {num}:
+                assert re.search(rf"Amended by[^\n]*ADR {num}", _head(adrs[target])), (
+                    f"ADR {num} amends ADR {target}, which does not say so at its top")
