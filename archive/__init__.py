@@ -7,7 +7,6 @@ Example::
     store.put(Path("slip.pdf"), sha256_hex, size)   # raises VoucherMismatch
 """
 
-from archive._demo import generate_month, run_demo
 from archive._store import FileStore
 
-__all__ = ["FileStore", "generate_month", "run_demo"]
+__all__ = ["FileStore"]

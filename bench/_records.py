@@ -1,7 +1,7 @@
 """Realistic interchange records for the benchmarks, written as one JSON Lines file.
 
 The mix follows what a pooling region sends month after month (see
-``archive/_demo.py`` and ``tests/_records.py``): benefit payments dominate,
+``cli/_demo.py`` and ``tests/_records.py``): benefit payments dominate,
 then contribution assessments and the collections that settle them (with
 allocations), enrolments, approvals, payment batches with allocations, refunds,
 transfers, terminations, sweeps, returns and a trickle of corrections

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     try:
         if "prove" in only:
-            emit([_prove.run_cli_startup()])
+            emit(_prove.run_cli_startup())
         for backend in backends:
             for name, step in steps:
                 if name in only:

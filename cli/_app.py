@@ -4,29 +4,68 @@ Errors are caught once, here: a :class:`ledger.BfaError` prints one line
 ``bfa: error: ...`` (a traceback only with ``--debug``) and exits with the code
 ``cli/_exit.py`` assigns to its class; a file or database that cannot be used
 (``OSError``, ``SQLAlchemyError``) and an aborted prompt exit 2 with one line too.
+
+Start-up is lazy: a command's module (and with it the ledger, SQLAlchemy, pydantic) is
+imported only when that command runs; :data:`COMMANDS` names each command's module and
+the first sentence of its help, so ``bfa --help`` and ``bfa --version`` import none of
+them (tests/cli/test_startup.py keeps the two in step).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-import sqlite3
 import sys
 import traceback
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from cli._exit import Exit, exit_code_for
-from ledger import SQLITE_BUSY_SECONDS, BatchRefusedError, BfaError
+from cli._exit import Exit
 
+if TYPE_CHECKING:
+    from sqlalchemy.exc import SQLAlchemyError
 
-def _version() -> str:
-    try:
-        return version("bfa-ledger")
-    except PackageNotFoundError:
-        return "0+unknown"
+    from ledger import BfaError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("cli._ledger_cmds", "Create the ledger: keys (outside the database), "
+             "configuration and the schema."),
+    "status": ("cli._ledger_cmds", "Show the ledger's size, latest checkpoint and what was last "
+               "verified."),
+    "ingest": ("cli._ledger_cmds", "Append interchange JSON Lines files; each file is one atomic "
+               "batch."),
+    "checkpoint": ("cli._ledger_cmds", "Sign a C2SP checkpoint of the ledger as it is now "
+                   "(Ed25519 signed note)."),
+    "verify": ("cli._ledger_cmds", "Recompute the chain, every hash, every checkpoint root and "
+               "signature, then check the stored findings and break states against the "
+               "ledger."),
+    "prove": ("cli._ledger_cmds", "Print a C2SP tlog-proof@v1 for a record, or an RFC 9162 "
+              "consistency proof."),
+    "show": ("cli._ledger_cmds", "Show a record as the ledger holds it (personal data "
+             "pseudonymised)."),
+    "key": ("cli._ledger_cmds", "Key material: export the verifier key for auditors."),
+    "reconcile": ("cli._reconcile_cmds", "Reconcile business events, fund movements and "
+                  "vouchers; report the breaks."),
+    "trace": ("cli._breaks_cmds", "Show the whole trail of a record across business, finance "
+              "and archive."),
+    "breaks": ("cli._breaks_cmds", "Work the breaks: list, show, assign, resolve, approve "
+               "(four-eyes), reopen."),
+    "balance": ("cli._bank_cmds", "Book balance against bank balance, with the outstanding "
+                "items on either side."),
+    "nightly": ("cli._breaks_cmds", "Nightly run: lock, verify, reconcile, sign a checkpoint, "
+                "write the reports."),
+    "forget": ("cli._ledger_cmds", "Erase a person's clear personal data (crypto-shredding); the "
+               "ledger still verifies."),
+    "audit": ("cli._audit_cmds", "Audit trails kept in the ledger: who accessed personal "
+              "data, and rights granted."),
+    "db": ("cli._ledger_cmds", "Database administration: grants for the application role "
+           "(PostgreSQL)."),
+    "demo": ("cli._ledger_cmds", "Run the demo: generate a month, ingest, checkpoint, verify, "
+             "prove, tamper."),
+}
+"""Every ``bfa`` command, in the order of the work: the module that defines it and the
+first sentence of its help (what ``bfa --help`` lists without importing the module)."""
 
 
 class _HelpGroup(click.Group):
@@ -45,17 +84,27 @@ class _HelpGroup(click.Group):
 
 
 class _Group(_HelpGroup):
-    """Lists commands in the order of work and maps errors to exit codes."""
+    """Lists commands in the order of work, imports a command's module only when it runs,
+    and maps errors to exit codes."""
 
     group_class = _HelpGroup  # the groups under bfa (key, db, breaks) list theirs alike
 
-    ORDER = ("init", "status", "ingest", "checkpoint", "verify", "prove", "show", "key",
-             "reconcile", "trace", "breaks", "balance", "nightly", "forget", "audit", "db", "demo")
-
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Commands in the order of the work, then any others alphabetically."""
-        known = [c for c in self.ORDER if c in self.commands]
-        return known + sorted(c for c in self.commands if c not in self.ORDER)
+        return list(COMMANDS) + sorted(c for c in self.commands if c not in COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name][0])  # registers it on the group
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`COMMANDS`, without importing any command."""
+        rows = [(name, help_) for name, (_module, help_) in COMMANDS.items()]
+        rows += [(n, c.get_short_help_str(limit=300)) for n, c in sorted(self.commands.items())
+                 if n not in COMMANDS and not c.hidden]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -73,6 +122,11 @@ class _Group(_HelpGroup):
             os.dup2(devnull, sys.stdout.fileno())  # was cut short (and a result may be lost)
             raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from None
         except Exception as e:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            from cli._exit import exit_code_for
+            from ledger import BatchRefusedError, BfaError
+
             if ctx.params.get("debug"):
                 traceback.print_exc()
             if isinstance(e, BfaError | OSError | SQLAlchemyError):
@@ -94,6 +148,10 @@ class _Group(_HelpGroup):
 def _one_line(e: BfaError | OSError | SQLAlchemyError) -> str:
     """An error as one line: ours as worded, a file's as ``PATH: reason``, the
     database driver's first line."""
+    import sqlite3
+
+    from ledger import SQLITE_BUSY_SECONDS, BfaError
+
     if isinstance(e, BfaError):
         return str(e)
     if isinstance(e, OSError):
@@ -118,7 +176,7 @@ def _debug_from_env(ctx: click.Context, param: click.Parameter, flag: bool) -> b
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), prog_name="bfa")
+@click.version_option(package_name="bfa-ledger", prog_name="bfa")
 @click.option("--debug", is_flag=True, callback=_debug_from_env,
               help="Show tracebacks for errors (env BFA_DEBUG=1; goes before the command).")
 def bfa(debug: bool) -> None:
@@ -140,8 +198,7 @@ def bfa(debug: bool) -> None:
 
 
 def main() -> None:
-    """Console entry point (``bfa``); importing the ``cli`` package registered the
-    commands on the group."""
+    """Console entry point (``bfa``)."""
     try:
         bfa.main(prog_name="bfa")
     except KeyboardInterrupt:

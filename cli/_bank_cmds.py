@@ -10,8 +10,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger
 from cli._render import table, to_json
-from reconcile import today
-from reconcile._bank import book_vs_bank
+from reconcile import book_vs_bank, today
 
 
 @bfa.command()

@@ -18,18 +18,20 @@ from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, user_option
 from cli._render import table, to_json
 from ledger import printable
-from reconcile._nightly import LOCK_MAX_AGE, run_nightly
-from reconcile._trace import Trace, trace
-from reconcile._workflow import (
+from reconcile import (
+    LOCK_MAX_AGE,
     REASONS,
     STATUSES,
     BreakState,
+    Trace,
     approve_break,
     assign_break,
     history,
     list_breaks,
     reopen_break,
     resolve_break,
+    run_nightly,
+    trace,
 )
 
 _REASON_HELP = "; ".join(f"{k}: {v}" for k, v in REASONS.items())

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import enum
 
-from ledger import IntegrityError, NotCoveredError
-
 
 class Exit(enum.IntEnum):
     CLEAN = 0
@@ -20,6 +18,8 @@ class Exit(enum.IntEnum):
 
 def exit_code_for(err: BaseException) -> Exit:
     """Map an exception to the exit code the user and cron see."""
+    from ledger import IntegrityError, NotCoveredError  # only once something went wrong
+
     if isinstance(err, IntegrityError):
         return Exit.INTEGRITY
     if isinstance(err, NotCoveredError):

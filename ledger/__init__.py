@@ -11,7 +11,9 @@ Example::
 """
 
 from ledger._access import ACCESS_KINDS, AccessEvent
+from ledger._append import now_rfc3339
 from ledger._canonical import canonicalize, loads_strict
+from ledger._control import append_control, checked_entry, latest_numbered, read_entries
 from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash, leaf_record
 from ledger._errors import (
     BfaError,
@@ -34,7 +36,13 @@ from ledger._files import (
     write_atomic,
 )
 from ledger._home import Home, resolve_home
-from ledger._ingest import BatchRefusedError, FileReport, VoucherMismatch, VoucherStore
+from ledger._ingest import (
+    BatchRefusedError,
+    FileReport,
+    ProgressFn,
+    VoucherMismatch,
+    VoucherStore,
+)
 from ledger._ledger import (
     CheckpointInfo,
     ConsistencyProof,
@@ -47,12 +55,14 @@ from ledger._ledger import (
 )
 from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
-from ledger._store import SQLITE_BUSY_SECONDS, grant_sql
+from ledger._schema import NAMING, checkpoints, entries
+from ledger._store import SQLITE_BUSY_SECONDS, Store, grant_sql
 from ledger._tlogproof import TLogProof, verify_tlog_proof
 from ledger._verify import LedgerIntegrityError, Problem, VerifyResult
 
 __all__ = [
     "ACCESS_KINDS",
+    "NAMING",
     "PRIVATE",
     "SQLITE_BUSY_SECONDS",
     "AccessEvent",
@@ -76,29 +86,38 @@ __all__ = [
     "NotFoundError",
     "Perms",
     "Problem",
+    "ProgressFn",
     "SignatureError",
     "Signer",
+    "Store",
     "TLogProof",
     "Verifier",
     "VerifyResult",
     "VoucherMismatch",
     "VoucherStore",
+    "append_control",
     "apply_umask",
     "canonicalize",
     "check_note",
     "check_user",
+    "checked_entry",
+    "checkpoints",
     "decode_leaf",
     "encode_leaf",
+    "entries",
     "entry_hash",
     "entry_view",
     "grant_sql",
+    "latest_numbered",
     "leaf_record",
     "loads_strict",
     "make_dir",
     "note_files_before",
+    "now_rfc3339",
     "open_checkpoint",
     "open_text",
     "printable",
+    "read_entries",
     "resolve_home",
     "verify_consistency",
     "verify_inclusion",

@@ -24,8 +24,9 @@ Example::
     json_ready = report.to_json()   # {"run", "summary", "breaks", "expected"}
 """
 
+from reconcile._bank import book_vs_bank
 from reconcile._import import StatementFormat, ingest_statement, ingest_statements
-from reconcile._nightly import NightlyLocked, NightlyResult, run_nightly
+from reconcile._nightly import LOCK_MAX_AGE, NightlyLocked, NightlyResult, run_nightly
 from reconcile._refresh import Deriver, refresh
 from reconcile._render import render_csv, render_html, render_json, render_text
 from reconcile._report import (
@@ -43,10 +44,13 @@ from reconcile._run import reconcile_and_track, run_reconcile, today
 from reconcile._trace import Trace, trace
 from reconcile._verify import verify_all
 from reconcile._workflow import (
+    REASONS,
+    STATUSES,
     BreakState,
     apply_states,
     approve_break,
     assign_break,
+    history,
     list_breaks,
     reopen_break,
     resolve_break,
@@ -54,7 +58,10 @@ from reconcile._workflow import (
 
 __all__ = [
     "DEFAULT_RULES",
+    "LOCK_MAX_AGE",
+    "REASONS",
     "SEVERITY",
+    "STATUSES",
     "Break",
     "BreakState",
     "Deriver",
@@ -70,7 +77,9 @@ __all__ = [
     "apply_states",
     "approve_break",
     "assign_break",
+    "book_vs_bank",
     "break_id",
+    "history",
     "ingest_statement",
     "ingest_statements",
     "integrity_break",

@@ -21,9 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, exists, select, tuple_, update
 
-from ledger import leaf_record
-from ledger._schema import entries
-from ledger._store import Store
+from ledger import Store, entries, leaf_record
 from reconcile import _tables as t
 from reconcile._rules import MONEY_KINDS, MOVEMENT_KINDS
 from reconcile._units import epoch_day, fen

@@ -47,7 +47,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger._errors import InputError
+from ledger import InputError
 from reconcile._units import fen
 
 DEFAULT_RULES: Mapping[str, int] = {

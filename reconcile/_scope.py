@@ -65,7 +65,7 @@ from sqlalchemy import (
     update,
 )
 
-from ledger._store import Store
+from ledger import Store
 from reconcile import _tables as t
 from reconcile._match import (
     RULE_NAMES,

@@ -24,10 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger import IntegrityError
-from ledger._append import now_rfc3339
-from ledger._control import append_control, latest_numbered
-from ledger._store import Store
+from ledger import IntegrityError, Store, append_control, latest_numbered, now_rfc3339
 
 RUN_PREFIX = "reconcile-"
 """Record ids of runs: ``reconcile-1``, ``reconcile-2``, … (a series without gaps)."""

@@ -42,7 +42,7 @@ from sqlalchemy import (
     text,
 )
 
-from ledger._schema import NAMING
+from ledger import NAMING
 
 metadata = MetaData(naming_convention=NAMING)
 

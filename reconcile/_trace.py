@@ -24,8 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
-from ledger import Ledger
-from ledger._schema import checkpoints, entries
+from ledger import Ledger, checkpoints, entries
 from reconcile import _tables as t
 from reconcile._refresh import DOMAINS, refresh
 from reconcile._units import day_date, money

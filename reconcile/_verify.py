@@ -8,8 +8,7 @@ workflow row against its ``control.break`` entries (``workflow-mismatch``).
 
 from __future__ import annotations
 
-from ledger import Ledger, Problem, VerifyResult
-from ledger._ingest import ProgressFn
+from ledger import Ledger, Problem, ProgressFn, VerifyResult
 from reconcile._state import check_findings
 from reconcile._workflow import check_workflow
 

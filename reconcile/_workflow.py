@@ -59,18 +59,22 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from ledger import (
+    NAMING,
     Entry,
     InputError,
     IntegrityError,
     Ledger,
     NotFoundError,
+    Store,
+    append_control,
     check_note,
     check_user,
+    checked_entry,
+    checkpoints,
+    entries,
+    now_rfc3339,
+    read_entries,
 )
-from ledger._append import now_rfc3339
-from ledger._control import append_control, checked_entry, read_entries
-from ledger._schema import NAMING, checkpoints, entries
-from ledger._store import Store
 from reconcile._gc import paused_gc
 from reconcile._report import SEVERITY, Break, Report, break_id, workflow_break
 

@@ -25,8 +25,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Connection, text
 
 from cli import (
-    _commands,  # noqa: F401  (registers the commands)
-    bfa,
+        bfa,
 )
 from ledger import (
     Ledger,

@@ -32,8 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, literal_column, or_, select
 
-from ledger import Ledger, decode_leaf
-from ledger._schema import entries
+from ledger import Ledger, decode_leaf, entries
 from reconcile import _tables as t
 from reconcile._bank._records import DIRECTION_KINDS, current_movements
 from reconcile._refresh import refresh

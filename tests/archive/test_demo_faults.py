@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 from archive import FileStore
-from archive._demo import FAULT_AS_OF, PLANTED_CODES, generate_faults, generate_month
+from cli._demo import FAULT_AS_OF, PLANTED_CODES, generate_faults, generate_month
 from ledger import Ledger
 from reconcile import ingest_statement, run_reconcile
 

@@ -15,8 +15,7 @@ import psycopg
 from click.testing import CliRunner, Result
 
 from cli import (
-    _commands,  # noqa: F401  (registers the commands)
-    bfa,
+        bfa,
 )
 from tests._records import payment_event, write_jsonl
 

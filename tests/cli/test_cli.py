@@ -21,8 +21,12 @@ REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path, the lazily imported ones included (``get_command`` loads)."""
     out = []
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
         out.append((*prefix, name))
         if isinstance(cmd, click.Group):
             out += _walk(cmd, (*prefix, name))
@@ -35,7 +39,7 @@ def test_every_command_has_help_and_example(path: tuple[str, ...]) -> None:
     assert res.exit_code == 0, res.output
     cmd: Any = bfa
     for p in path:
-        cmd = cmd.commands[p]
+        cmd = cmd.get_command(click.Context(cmd), p)
     if not isinstance(cmd, click.Group):
         assert "Example:" in res.output, f"bfa {' '.join(path)} --help has no example"
     # every example line reaches the reader as written, ready to copy (not re-wrapped)
@@ -50,7 +54,7 @@ def test_every_command_has_help_and_example(path: tuple[str, ...]) -> None:
 
 def _groups() -> list[tuple[str, ...]]:
     return [(), *(p for p in _walk(bfa) if len(p) == 1
-                  and isinstance(bfa.commands[p[0]], click.Group))]
+                  and isinstance(bfa.get_command(click.Context(bfa), p[0]), click.Group))]
 
 
 @pytest.mark.parametrize("path", _groups(), ids=lambda p: " ".join(("bfa", *p)))

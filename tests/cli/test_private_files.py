@@ -16,8 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import (
-    _commands,  # noqa: F401  (registers the commands)
-    bfa,
+        bfa,
 )
 from tests._records import payment_event, voucher, write_jsonl
 

@@ -95,8 +95,7 @@ def test_a_stored_node_beyond_the_tree_is_reported(led: Ledger, tmp_path: Path) 
 def test_cli_checkpoint_and_nightly_exit_3_and_sign_nothing(
         ledger_home: dict[str, Any], tmp_path: Path) -> None:
     from cli import (
-        _commands,  # noqa: F401  (registers the commands)
-        bfa,
+                bfa,
     )
 
     led = Ledger.open(ledger_home["home"], ledger_home["db"])

@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from archive._demo import generate_faults, generate_month
+from cli._demo import generate_faults, generate_month
 from reconcile import Report
 from tests.reconcile import _scenarios as sc
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from archive import FileStore, generate_month
+from archive import FileStore
 from cli._app import bfa
+from cli._demo import generate_month
 from cli._reconcile_cmds import reconcile as _registered  # noqa: F401  (registers the command)
 from ledger import Ledger
 from reconcile import run_reconcile

@@ -142,8 +142,7 @@ def test_a_forged_watermark_in_meta_is_ignored(led: Ledger, tmp_path: Path) -> N
 def test_cli_exit_3_and_the_nightly_signs_nothing(ledger_home: dict[str, Any],
                                                  tmp_path: Path) -> None:
     from cli import (
-        _commands,  # noqa: F401  (registers the commands)
-        bfa,
+                bfa,
     )
 
     led = Ledger.open(ledger_home["home"], ledger_home["db"])

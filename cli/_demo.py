@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from archive._store import FileStore
+from archive import FileStore
 from ledger import (
     BfaError,
     ConfigError,

@@ -11,7 +11,6 @@ from typing import Any, cast
 
 import click
 
-from archive import FileStore, run_demo
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
@@ -26,7 +25,6 @@ from ledger import (
     resolve_home,
     write_atomic,
 )
-from reconcile import Deriver, StatementFormat, ingest_statements, verify_all
 from schemas import (
     PERSONAL_FIELDS,
     CheckpointView,
@@ -166,6 +164,9 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             f"--reject-file {reject_file} is also an input file; write the rejected lines to "
             "another file (it is emptied before the input is read)")
     sink = _RejectFile(reject_file, resolve_home(home, db).perms) if reject_file else None
+    from archive import FileStore  # the layers above the ledger: only for the commands
+    from reconcile import Deriver, StatementFormat, ingest_statements  # that use them
+
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     try:
         with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
@@ -265,6 +266,8 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
         raise click.BadParameter(f"{against}: starts with a byte-order mark; save the note "
                                  "without it (UTF-8, as bfa wrote it)", param_hint="--against")
     with open_ledger(home, db) as led, progress(led.size(), "verifying") as tick:
+        from reconcile import verify_all  # the reconciler's state is checked too (§6.7)
+
         res = verify_all(led, since_checkpoint=since_checkpoint, derived=not skip_derived,
                          against=note, progress=tick)
     if as_json:
@@ -521,5 +524,7 @@ def demo(out: Path, persons: int, seed: int) -> None:
     \b
         bfa demo --persons 500 --out /tmp/bfa-demo
     """
+    from cli._demo import run_demo
+
     if not run_demo(out, persons=persons, seed=seed, say=click.echo):
         raise click.exceptions.Exit(Exit.PROBLEMS)
