@@ -431,6 +431,21 @@ class Store:
         return out
 
     @staticmethod
+    def nodes_in_ranges(conn: Connection, spans: dict[int, tuple[int, int]]
+                        ) -> dict[tuple[int, int], bytes]:
+        """The stored nodes ``(level, idx)`` with ``lo <= idx < hi`` for each ``level: (lo,
+        hi)`` (levels >= 1): one primary-key range scan per level, which reads the nodes a
+        run of entries completed in key order (much cheaper than looking them up one by
+        one)."""
+        n = s.tree_nodes.c
+        found: dict[tuple[int, int], bytes] = {}
+        for level, (lo, hi) in sorted(spans.items()):
+            for idx, h in conn.execute(select(n.idx, n.hash).where(
+                    n.level == level, n.idx >= lo, n.idx < hi)):
+                found[(level, int(idx))] = bytes(h)
+        return found
+
+    @staticmethod
     def node_beyond(conn: Connection, size: int) -> tuple[int, int] | None:
         """A stored tree node ``(level, index)`` that is not a complete subtree of the
         first ``size`` leaves (or no node at all: level below 1, negative index), if any:

@@ -34,3 +34,15 @@ def test_amendments_are_named_on_both_sides() -> None:
             for target in set(re.findall(r"ADR (\d{4})", clause)) - {num}:
                 assert re.search(rf"Amended by[^\n]*ADR {num}", _head(adrs[target])), (
                     f"ADR {num} amends ADR {target}, which does not say so at its top")
+
+
+def test_the_exit_code_table_names_every_command() -> None:
+    """FORMAT §10 has a row for every command of `bfa` (subcommands of a group may share
+    a row, named after the group)."""
+    from cli import COMMANDS
+
+    fmt = (ADR.parent / "FORMAT.md").read_text("utf-8")
+    section = fmt.split("## 10. Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `bfa ")]
+    named = {line.split("`")[1].split()[1] for line in rows}
+    assert named == set(COMMANDS)

@@ -448,6 +448,10 @@ class CompactRange:
     def root(self) -> bytes:
         return fold_frontier([h for _, h in self._stack])
 
+    def hashes(self) -> list[bytes]:
+        """The frontier's hashes, largest subtree first."""
+        return [h for _, h in self._stack]
+
 
 def verify_inclusion(
     index: int, size: int, leaf_hash: bytes, path: Sequence[bytes], root: bytes
@@ -962,6 +966,16 @@ class Database:
     def tree_node_count(self) -> int:
         return int(self._all("SELECT COUNT(*) FROM tree_nodes")[0][0])
 
+    def node_beyond(self, size: int) -> bool:
+        """FORMAT.md §6.3 step 8: a row with level < 1 or idx < 0, or whose leaves
+        [idx·2^level, (idx+1)·2^level) reach past ``size``."""
+        if self._all("SELECT 1 FROM tree_nodes WHERE level < 1 OR idx < 0 LIMIT 1"):
+            return True
+        for level, idx in self._all("SELECT level, MAX(idx) FROM tree_nodes GROUP BY level"):
+            if (int(idx) + 1) << int(level) > size:
+                return True
+        return False
+
 
 class _MissingNode(Exception):
     def __init__(self, level: int, idx: int) -> None:
@@ -1034,6 +1048,22 @@ class _DerivedChecker:
                 f"from the hash recomputed from the entries",
                 idx << level,
             )
+
+
+RESUMED_BATCH = 10_000
+"""FORMAT.md §6.3 step 6: entries between two comparisons of stored nodes (resumed run)."""
+
+
+def _first_stored_node_differing(db: Database, made: dict[tuple[int, int], bytes]
+                                 ) -> Problem | None:
+    """§6.3 step 6: the first stored node, in (level, index) order, that differs."""
+    stored = db.nodes(made)
+    for (level, idx), h in sorted(made.items()):
+        if stored.get((level, idx)) != h:
+            return Problem("derived-mismatch",
+                           f"stored tree node ({level}, {idx}) differs from the entries",
+                           idx << level)
+    return None
 
 
 def verify_ledger(
@@ -1126,6 +1156,9 @@ def verify_ledger(
             start, prev, tree = s_size, resumed[0], resumed[1]
     report.start = start
     derived = None if since_checkpoint or skip_derived else _DerivedChecker(db)
+    # §6.3 step 6: a resumed run compares the nodes the new entries complete, after every
+    # 10,000 entries from the start and at the end
+    resumed: dict[tuple[int, int], bytes] | None = {} if since_checkpoint else None
 
     # §6.3 chain pass.
     roots_at: dict[int, bytes] = {}
@@ -1153,8 +1186,21 @@ def verify_ledger(
         if derived is not None:
             derived.entry(seq, leaf, domain, kind, record_id)
             derived.nodes(made)
+        if resumed is not None:
+            resumed.update({(level, idx): h for level, idx, h in made})
+            if (seq + 1 - start) % RESUMED_BATCH == 0:
+                problem = _first_stored_node_differing(db, resumed)
+                resumed.clear()
+                if problem is not None:
+                    report.problems.append(problem)
+                    return report
         prev = stored_hash
         expected = seq + 1
+    if resumed:
+        problem = _first_stored_node_differing(db, resumed)
+        if problem is not None:
+            report.problems.append(problem)
+            return report
     n = expected
     report.tree_size = n
     larger = [s for s in signed if s > n]
@@ -1167,6 +1213,21 @@ def verify_ledger(
             )
         )
         return report
+
+    # §6.3 step 8: without the derived pass, the stored frontier and no node beyond the tree
+    if derived is None:
+        keys = frontier(n)
+        stored = db.nodes(keys)
+        for (level, idx), h in zip(keys, tree.hashes(), strict=True):
+            if stored.get((level, idx)) != h:
+                report.problems.append(Problem(
+                    "derived-mismatch", f"stored frontier node ({level}, {idx}) differs",
+                    idx << level))
+                return report
+        if db.node_beyond(n):
+            report.problems.append(Problem(
+                "derived-mismatch", f"tree_nodes holds a row beyond a tree of {n}", None))
+            return report
 
     # §6.4 auditor's checkpoint.
     if auditor is not None:

@@ -485,6 +485,13 @@ CASES = [
         SIZE - 1,
     ),
     Case("stored tree node", _node(2, 3), "derived-mismatch", 12),
+    # FORMAT §6.3 steps 6 and 8: a resumed run (from 95) compares the nodes entry 95
+    # completes, and finds a row beyond the tree
+    Case("node a resumed run completes", _node(5, 2), "derived-mismatch", 64,
+         since_checkpoint=True),
+    Case("node beyond the tree", lambda t, b: t.q(
+        "INSERT INTO tree_nodes (level, idx, hash) VALUES (1, 500, ?)", bytes(32)),
+        "derived-mismatch", None, since_checkpoint=True),
     Case(
         "index column",
         lambda t, b: t.q("UPDATE entries SET kind = 'payment' WHERE seq = 12"),
