@@ -267,18 +267,22 @@ def run_demo(
         say(f"   {code:<26} {b.id}  {', '.join(b.records[:2])}: {b.message[:70]}")
     (base / "report.html").write_text(render_html(report), encoding="utf-8")
     say(f"   the report with charts, to open offline: {base / 'report.html'}")
-    say("== 8. work one break with four-eyes approval")
+    say("== 8. work one break: four-eyes needs two people, each under their own account")
     orphan = seen.get("ORPHAN_MOVEMENT")
     if orphan is not None:
-        state = resolve_break(led, orphan.id, "li.wei", "bank_error",
+        me = led.actor().identity
+        state = resolve_break(led, orphan.id, None, "bank_error",
                               "bank credited another fund's account; returned on 12-02")
-        say(f"   li.wei resolves {orphan.id} ({orphan.code}, high): {state.status}")
-        try:
-            approve_break(led, orphan.id, "li.wei")
-        except BfaError as e:
-            say(f"   li.wei approves it too: refused ({e})")
-        state = approve_break(led, orphan.id, "wang.fang")
-        say(f"   wang.fang approves: {state.status}; every step is a control entry in the ledger")
+        say(f"   {me} resolves {orphan.id} ({orphan.code}, high): {state.status}")
+        for label in (None, "wang.fang"):
+            try:
+                approve_break(led, orphan.id, label)
+            except BfaError as e:
+                said = f" calling themselves {label!r}" if label else ""
+                say(f"   {me}{said} approves it too: refused ({e})")
+        say("   this demo's home is private: one account. A second officer approves from a "
+            "home shared by an operating-system group or with their own PostgreSQL role; "
+            "every step is a control entry in the ledger")
     led.checkpoint()
     say("== 9. tamper with a copy of the database: change one amount")
     tampered = base / "tampered.db"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,17 +61,11 @@ def json_option(f: F) -> F:
 
 def user_option(f: F) -> F:
     return click.option(
-        "--user", envvar="BFA_USER", type=TEXT,
-        default=lambda: os.environ.get("BFA_USER") or _login(),
-        show_default="login name", help="Acting user, recorded in the ledger. [env BFA_USER]",
+        "--user", envvar="BFA_USER", type=TEXT, default=None, metavar="LABEL",
+        help="A label recorded beside your identity (a service account's purpose, say). "
+             "Who acts is your database role (PostgreSQL) or operating-system account "
+             "(SQLite), never this label. [env BFA_USER]",
     )(f)
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
 
 
 @contextmanager

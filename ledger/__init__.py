@@ -36,6 +36,7 @@ from ledger._files import (
     write_atomic,
 )
 from ledger._home import Home, resolve_home
+from ledger._identity import Actor
 from ledger._ingest import (
     BatchRefusedError,
     FileReport,
@@ -66,6 +67,7 @@ __all__ = [
     "PRIVATE",
     "SQLITE_BUSY_SECONDS",
     "AccessEvent",
+    "Actor",
     "BatchRefusedError",
     "BfaError",
     "Checkpoint",

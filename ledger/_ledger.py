@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, delete, func, select, text
 
+from ledger import _identity
 from ledger import _schema as s
 from ledger._access import AccessEvent, access_events
 from ledger._append import DeriverFactory, now_rfc3339
@@ -37,6 +38,8 @@ from ledger._errors import (
     printable,
 )
 from ledger._home import Home, init_home, resolve_home
+from ledger._identity import Actor
+from ledger._identity import actor as make_actor
 from ledger._ingest import FileReport, Ingester, ProgressFn, RejectSink, VoucherStore
 from ledger._merkle import (
     consistency_proof,
@@ -97,6 +100,7 @@ class Ledger:
         self.home = home
         self.store = Store(home.db_url)
         self._opened: dict[str, Checkpoint] = {}
+        self._identity: str | None = None
         """Checkpoint notes whose signature :meth:`_signed` checked, by exact text."""
 
     @classmethod
@@ -130,6 +134,17 @@ class Ledger:
             if have is None:
                 self.store.set_meta(conn, "origin", origin)
         self.secret()  # a new ledger records its secret's check value
+
+    # -- who acts -------------------------------------------------------------
+    def actor(self, label: str | None = None) -> Actor:
+        """The authenticated identity acting on this ledger (FORMAT.md §2.5): the
+        database role that logged in on PostgreSQL, the operating-system account on
+        SQLite; ``label`` (``--user``) is kept beside it when it names someone else."""
+        if self._identity is None:
+            with self.store.reader(snapshot=False) as conn:
+                self._identity = check_user(_identity.authenticated(conn), "identity")
+        return make_actor(self._identity, None if label is None or not label.strip()
+                          else check_user(label, "label (--user, BFA_USER)"))
 
     # -- the ledger secret ----------------------------------------------------
     def secret(self) -> bytes:
@@ -423,10 +438,10 @@ class Ledger:
                      "ORDER BY tablename")).scalars().all()
         return grant_sql(role, list(names))
 
-    def grant(self, role: str, user: str) -> None:
+    def grant(self, role: str, label: str | None = None) -> None:
         """Give ``role`` INSERT and SELECT only on ledger tables (PostgreSQL only); the grant
         is appended as a ``control.grant`` entry (the access audit lists it)."""
-        user = check_user(user)
+        who = self.actor(label)
         statements = self.grant_statements(role)
         with self.store.writer() as conn:
             # PostgreSQL only warns when a role that owns nothing grants: refuse instead
@@ -442,7 +457,7 @@ class Ledger:
             for stmt in statements:
                 conn.exec_driver_sql(stmt)
             append_control(self.store, conn, [{
-                "type": "control.grant", "id": f"grant-{uuid.uuid4()}", "user": user,
+                "type": "control.grant", "id": f"grant-{uuid.uuid4()}", **who.members(),
                 "role": role, "statements": len(statements),
                 "digest": hashlib.sha256("\n".join(statements).encode()).hexdigest(),
                 "at": now_rfc3339()}], at_is_recorded=False)
@@ -454,11 +469,11 @@ class Ledger:
             return list(access_events(conn, since=since, user=user))
 
     # -- personal data --------------------------------------------------------
-    def reveal(self, record_id: str, domain: str | None, user: str, purpose: str,
+    def reveal(self, record_id: str, domain: str | None, label: str | None, purpose: str,
                fields: Iterable[str] | None = None) -> tuple[Entry, dict[str, str]]:
         """Clear values of a record's personal fields, only ``fields`` when given, for a
         stated ``purpose``; the reveal itself (who, what, why) is appended."""
-        user = check_user(user)
+        who = self.actor(label)
         purpose = check_note(purpose, "revealing personal data (its purpose)", limit=500)
         wanted = None if fields is None else set(fields)
         if wanted is not None:
@@ -487,7 +502,7 @@ class Ledger:
             append_control(self.store, conn, [{
                 "type": "control.reveal",
                 "id": f"reveal-{uuid.uuid4()}",
-                "user": user,
+                **who.members(),
                 "record": {"domain": entry.domain, "id": entry.record_id, "seq": entry.seq},
                 "fields": sorted(clear),
                 "purpose": purpose,
@@ -495,9 +510,9 @@ class Ledger:
             }], at_is_recorded=False)
         return entry, clear
 
-    def forget(self, person_id: str, user: str) -> int:
+    def forget(self, person_id: str, label: str | None = None) -> int:
         """Erase a person's clear values and salts (crypto-shredding); returns rows erased."""
-        user = check_user(user)
+        who = self.actor(label)
         if not person_id.strip():
             raise InputError("a person id is needed")
         pseudo = Pseudonymizer(self.secret())
@@ -511,7 +526,7 @@ class Ledger:
             append_control(self.store, conn, [{
                 "type": "control.forget",
                 "id": f"forget-{uuid.uuid4()}",
-                "user": user,
+                **who.members(),
                 "subject": subject,
                 "erased": int(n),
                 "at": now_rfc3339(),

@@ -100,7 +100,7 @@ def run_reconcile(
         decoded, _size = refresh(ledger.store)
         # judged and looked up inside match's transaction: an ingest committing meanwhile
         # changes neither the evidence nor the size this report states
-        with matched(ledger.store, rules, full=full) as (conn, found):
+        with matched(ledger.store, rules, full=full, who=ledger.actor()) as (conn, found):
             judge = _Judge(epoch_day(as_of), rules)
             _collect(found.findings, judge)
             _domain_rules(found, judge)

@@ -65,7 +65,7 @@ from sqlalchemy import (
     update,
 )
 
-from ledger import Store
+from ledger import Actor, Store
 from reconcile import _tables as t
 from reconcile._match import (
     RULE_NAMES,
@@ -133,7 +133,7 @@ def rules_digest(rules: Rules) -> str:
 
 
 def match(store: Store, rules: Rules, *, full: bool = False,
-          timer: Callable[[str], Any] | None = None) -> Outcome:
+          timer: Callable[[str], Any] | None = None, who: Actor | None = None) -> Outcome:
     """Run the matching statements (full or incremental) and store their findings.
 
     Call after :func:`reconcile._refresh.refresh`. Runs in one writer transaction, so
@@ -141,13 +141,14 @@ def match(store: Store, rules: Rules, *, full: bool = False,
     together.
     ``timer(name)`` (a context manager factory) wraps each step, for profiling.
     """
-    with matched(store, rules, full=full, timer=timer) as (_conn, found):
+    with matched(store, rules, full=full, timer=timer, who=who) as (_conn, found):
         return found
 
 
 @contextmanager
 def matched(store: Store, rules: Rules, *, full: bool = False,
-            timer: Callable[[str], Any] | None = None) -> Iterator[tuple[Connection, Outcome]]:
+            timer: Callable[[str], Any] | None = None, who: Actor | None = None,
+            ) -> Iterator[tuple[Connection, Outcome]]:
     """:func:`match`, yielding its connection with the outcome before it commits.
 
     The block runs in the same writer transaction, with the append lock still held: what
@@ -203,7 +204,7 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
                 known + new if incremental else _estimate_records(conn)))
             head = store.head(conn)[0]
             record_run(store, conn, last, mode="incremental" if incremental else "full",
-                       checked=size, rules=digest, digest=left, mismatch=mismatch)
+                       checked=size, rules=digest, digest=left, mismatch=mismatch, who=who)
             if head == size:  # the run's own record needs no decoding: nothing is behind
                 store.set_meta(conn, t.WATERMARK_KEY, str(head + 1))
             rechecked = (sum(_count(conn, getattr(scope, n)) for n in

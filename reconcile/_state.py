@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger import IntegrityError, Store, append_control, latest_numbered, now_rfc3339
+from ledger import Actor, IntegrityError, Store, append_control, latest_numbered, now_rfc3339
 
 RUN_PREFIX = "reconcile-"
 """Record ids of runs: ``reconcile-1``, ``reconcile-2``, … (a series without gaps)."""
@@ -96,11 +96,12 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
 
 def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: str,
                checked: int, rules: str, digest: FindingsDigest,
-               mismatch: str | None) -> dict[str, Any]:
+               mismatch: str | None, who: Actor | None = None) -> dict[str, Any]:
     """Append this run's ``control.reconcile`` record (in the run's writer transaction)."""
     run = (last.run if last else 0) + 1
     rec: dict[str, Any] = {
-        "type": "control.reconcile", "id": f"{RUN_PREFIX}{run}", "run": run, "mode": mode,
+        "type": "control.reconcile", "id": f"{RUN_PREFIX}{run}", "run": run,
+        **(who.members() if who is not None else {}), "mode": mode,
         "checked": checked, "rules": rules,
         "findings": {"count": digest.count, "digest": digest.hexdigest()},
         "at": now_rfc3339(),

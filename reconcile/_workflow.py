@@ -60,6 +60,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ledger import (
     NAMING,
+    Actor,
     Entry,
     InputError,
     IntegrityError,
@@ -83,7 +84,8 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 Action = Literal["assign", "resolve", "approve", "reopen"]
 
 SYSTEM_USER = "bfa"
-"""The user named on automatic transitions (a reopen because the evidence changed)."""
+"""The label of automatic transitions (a reopen because the evidence changed); their
+``user`` is the identity of the process that made them (FORMAT.md §2.5)."""
 
 REASONS: dict[str, str] = {
     "timing": "timing difference: the item settles in a later period (在途)",
@@ -420,7 +422,7 @@ def require_honest(store: Store, conn: Connection, rows: Sequence[dict[str, Any]
                              "'bfa reconcile' restores it from the ledger and reports it")
 
 
-def _record(row: dict[str, Any], action: Action, user: str, status: Status,
+def _record(row: dict[str, Any], action: Action, who: Actor, status: Status,
             **extra: str | None) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "type": "control.break",
@@ -429,7 +431,7 @@ def _record(row: dict[str, Any], action: Action, user: str, status: Status,
         "code": row["code"],
         "action": action,
         "status": status,
-        "user": user,
+        **who.members(),
         "evidence": row["evidence"],
         "at": now_rfc3339(),
     }
@@ -437,14 +439,14 @@ def _record(row: dict[str, Any], action: Action, user: str, status: Status,
     return rec
 
 
-def _transition(ledger: Ledger, bid: str, user: str, action: Action,
+def _transition(ledger: Ledger, bid: str, label: str | None, action: Action,
                 **kw: str | None) -> BreakState:
-    user = check_user(user)
+    who = ledger.actor(label)
     with ledger.store.writer() as conn:
         row = _resolve_id(conn, bid)
         require_honest(ledger.store, conn, [row])
-        status = _next_status(row, action, user, **kw)
-        rec = _record(row, action, user, status, **kw)
+        status = _next_status(row, action, who, **kw)
+        rec = _record(row, action, who, status, **kw)
         (seq,) = append_control(ledger.store, conn, [rec])
         _apply(row, rec, seq)
         conn.execute(update(break_state).where(break_state.c.break_id == row["break_id"])
@@ -452,7 +454,7 @@ def _transition(ledger: Ledger, bid: str, user: str, action: Action,
     return row_to_state(row)
 
 
-def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | None) -> Status:
+def _next_status(row: dict[str, Any], action: Action, who: Actor, **kw: str | None) -> Status:
     """The state after ``action``, or :class:`InputError` saying why it is not allowed."""
     bid, cur = row["break_id"], row["status"]
     if action == "assign":
@@ -472,10 +474,12 @@ def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | Non
     if action == "approve":
         if cur != "pending_approval":
             raise InputError(f"{bid} is {cur}, not pending approval")
-        if user.casefold() == str(row["resolved_by"] or "").casefold():  # Li.Wei is li.wei
+        if who.same_person(row["resolved_by"]):  # identities: Li.Wei is li.wei
             raise InputError(
-                f"four-eyes: {user} resolved {bid} and cannot also approve it; another user "
-                "must approve")
+                f"four-eyes: {who.identity} resolved {bid} and cannot also approve it; a "
+                "second person must approve it under their own account (a home shared by "
+                "an operating-system group, 'bfa init --group', or one PostgreSQL role per "
+                "person)")
         return "resolved"
     if action == "reopen":
         if cur not in ("resolved", "pending_approval"):
@@ -485,25 +489,25 @@ def _next_status(row: dict[str, Any], action: Action, user: str, **kw: str | Non
 
 
 # -- public transitions ------------------------------------------------------------------
-def assign_break(ledger: Ledger, break_id: str, user: str, assignee: str) -> BreakState:
+def assign_break(ledger: Ledger, break_id: str, user: str | None, assignee: str) -> BreakState:
     """Assign a break to ``assignee`` (``open``/``assigned`` → ``assigned``)."""
     return _transition(ledger, break_id, user, "assign",
                        assignee=check_user(assignee, "assignee"))
 
 
-def resolve_break(ledger: Ledger, break_id: str, user: str, reason: str,
+def resolve_break(ledger: Ledger, break_id: str, user: str | None, reason: str,
                   note: str) -> BreakState:
     """Resolve a break with a reason code and a note (→ ``resolved`` or ``pending_approval``)."""
     return _transition(ledger, break_id, user, "resolve", reason=reason,
                        note=check_note(note, "resolving a break (what was done)"))
 
 
-def approve_break(ledger: Ledger, break_id: str, user: str) -> BreakState:
+def approve_break(ledger: Ledger, break_id: str, user: str | None) -> BreakState:
     """Approve a pending resolution; the approver must differ from the resolver (four-eyes)."""
     return _transition(ledger, break_id, user, "approve")
 
 
-def reopen_break(ledger: Ledger, break_id: str, user: str, note: str) -> BreakState:
+def reopen_break(ledger: Ledger, break_id: str, user: str | None, note: str) -> BreakState:
     """Reopen a resolved or pending break, saying why."""
     return _transition(ledger, break_id, user, "reopen",
                        note=check_note(note, "reopening a break (why)"))
@@ -551,6 +555,7 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
     reopened: list[str] = []
     rows: list[dict[str, Any]] = []
     links: list[tuple[str, str]] = []
+    automatic = ledger.actor(SYSTEM_USER)  # who runs the reconciliation, labelled "bfa"
     with ledger.store.writer() as conn:
         fresh: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
         fresh.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
@@ -580,7 +585,7 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
             was = row["resolved_evidence"]
             if (row["status"] in ("resolved", "pending_approval") and was
                     and row["evidence"] and row["evidence"] != was):
-                rec = _record(row, "reopen", SYSTEM_USER, "assigned" if row["assignee"] else "open",
+                rec = _record(row, "reopen", automatic, "assigned" if row["assignee"] else "open",
                               note=f"evidence changed since the resolution ({was[:12]}… → "
                               f"{row['evidence'][:12]}…)", previous_evidence=was)
                 pending.append(rec)

@@ -24,6 +24,17 @@ from tests._vectors import vectors_dir
 BACKENDS = [b for b in os.environ.get("BFA_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
 
+@pytest.fixture(autouse=True)
+def _labels_stand_for_identities(request: pytest.FixtureRequest,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several officers on one machine: a test's ``--user`` label is the acting identity
+    (tests/_identity.py), except in tests marked ``real_identity``."""
+    if request.node.get_closest_marker("real_identity") is None:
+        from tests._identity import install
+
+        install(monkeypatch)
+
+
 @pytest.fixture(scope="session")
 def vectors() -> Path:
     """Path of ``tests/vectors`` (third-party test material, sources in its README)."""

@@ -674,7 +674,7 @@ def test_reveal_and_forget_control_entries(tmp_path: Path, shared: dict[str, Any
     assert shown == r1
 
 
-@pytest.mark.parametrize("user", ["", "a\nb"])
+@pytest.mark.parametrize("user", ["a\nb", "a\x1bb"])
 def test_reveal_refuses_an_empty_or_control_user(
     tmp_path: Path, shared: dict[str, Any], user: str
 ) -> None:

@@ -38,6 +38,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import cli
+from tests._identity import spawn_env
 from tests.reconcile._blackbox import R, Rec, T, assessment, collection, voucher, write_jsonl
 
 REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
@@ -82,8 +83,8 @@ def jok(*args: str, code: int | tuple[int, ...] = 0, user: str = "alice") -> Any
 
 
 def spawn(home: Path, db: str, *args: str, user: str = "alice") -> subprocess.Popen[str]:
-    env = {**os.environ, "BFA_HOME": str(home), "BFA_DATABASE_URL": db, "BFA_USER": user,
-           "BFA_DEBUG": ""}
+    env = spawn_env({**os.environ, "BFA_HOME": str(home), "BFA_DATABASE_URL": db,
+                     "BFA_USER": user, "BFA_DEBUG": ""})
     return subprocess.Popen([BFA, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace")
 

@@ -34,6 +34,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import cli
+from tests._identity import spawn_env
 from tests.reconcile._blackbox import R, Rec, T, assessment, collection, voucher, write_jsonl
 
 BFA = str(Path(sys.executable).with_name("bfa"))
@@ -87,7 +88,7 @@ def h(home: Path, db: str | None = None) -> list[str]:
 def run_bfa(*args: str, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[str]:
     """The installed ``bfa`` in a subprocess (for arguments click's runner cannot pass)."""
-    full = {**os.environ, "BFA_USER": "alice", "BFA_DEBUG": "", **(env or {})}
+    full = spawn_env({**os.environ, "BFA_USER": "alice", "BFA_DEBUG": "", **(env or {})})
     full.pop("BFA_HOME", None)
     full.pop("BFA_DATABASE_URL", None)
     return subprocess.run([BFA, *args], capture_output=True, text=True, env=full,
@@ -604,13 +605,14 @@ def test_refused_transitions(open_break: tuple[Path, str]) -> None:
     assert json.loads(ok("status", *h(home), "--json").stdout)["size"] == size
 
 
-@pytest.mark.parametrize("user", ["", "a\nb", "a\x1bb", "a\x85b", "x" * 129])
+@pytest.mark.parametrize("user", ["a\nb", "a\x1bb", "a\x85b", "x" * 129])
 def test_bad_acting_users_are_refused(open_break: tuple[Path, str], user: str) -> None:
+    """A label (--user, BFA_USER) is 1-128 characters without control characters; an
+    empty one is no label (FORMAT §2.5: the identity acts)."""
     home, bid = open_break
     size = json.loads(ok("status", *h(home), "--json").stdout)["size"]
     one_error_line(invoke("breaks", "assign", *h(home), bid, "zhang", "--user", user), 2)
-    if user:  # an empty BFA_USER counts as unset (click), so the login name acts
-        one_error_line(invoke("breaks", "assign", *h(home), bid, "zhang", user=user), 2)
+    one_error_line(invoke("breaks", "assign", *h(home), bid, "zhang", user=user), 2)
     assert json.loads(ok("status", *h(home), "--json").stdout)["size"] == size
 
 

@@ -98,8 +98,8 @@ def test_resolve_needs_reason_and_note(led: Ledger, tmp_path: Path) -> None:
         resolve_break(led, bid, "alice", "because", "note")
     with pytest.raises(InputError, match="needs a note"):
         resolve_break(led, bid, "alice", "timing", "   ")
-    with pytest.raises(InputError, match="acting user"):
-        resolve_break(led, bid, " ", "timing", "note")
+    with pytest.raises(InputError, match="label"):  # an empty label is no label
+        resolve_break(led, bid, "a\nb", "timing", "note")
     with pytest.raises(NotFoundError, match="no break 'BRK-nope'"):
         resolve_break(led, "BRK-nope", "alice", "timing", "note")
     assert led.size() == size  # refused transitions append nothing
