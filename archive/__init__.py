@@ -4,7 +4,7 @@ Example::
 
     from archive import FileStore
     store = FileStore(home.archive_dir)
-    store.put(Path("slip.pdf"), sha256_hex, size)   # raises VoucherMismatch
+    store.put(Path("slip.pdf"), sha256_hex, size)   # raises VoucherMismatchError
 """
 
 from archive._store import FileStore

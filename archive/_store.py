@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from ledger import PRIVATE, Perms, VoucherMismatch, make_dir
+from ledger import PRIVATE, Perms, VoucherMismatchError, make_dir
 
 
 class FileStore:
@@ -55,10 +55,10 @@ class FileStore:
                 os.fsync(out.fileno())
             if n != size:
                 has = f"{n} bytes" if n <= size else f"more than {size} bytes"
-                raise VoucherMismatch(
+                raise VoucherMismatchError(
                     "size", f"voucher file {source} has {has}, the record says {size}")
             if h.hexdigest() != sha256:
-                raise VoucherMismatch(
+                raise VoucherMismatchError(
                     "sha256", f"voucher file {source} hashes to {h.hexdigest()}, "
                     f"the record says {sha256}")
             os.replace(tmp, target)
@@ -72,19 +72,19 @@ _CHUNK = 1 << 20
 
 
 def _open_regular(source: Path) -> BinaryIO:
-    """``source`` opened for reading if it is a regular file; else :class:`VoucherMismatch`.
+    """``source`` opened for reading if it is a regular file; else :class:`VoucherMismatchError`.
 
     Opened without blocking (a FIFO without a writer would wait forever), then checked
     with ``fstat`` on the open descriptor, so what is checked is what is read."""
     try:
         fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError as e:
-        raise VoucherMismatch("file", f"voucher file {source} does not exist") from e
+        raise VoucherMismatchError("file", f"voucher file {source} does not exist") from e
     except OSError as e:
-        raise VoucherMismatch("file", f"voucher file {source}: {e.strerror}") from e
+        raise VoucherMismatchError("file", f"voucher file {source}: {e.strerror}") from e
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise VoucherMismatch("file", f"voucher file {source} is not a regular file")
+            raise VoucherMismatchError("file", f"voucher file {source} is not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

@@ -16,15 +16,19 @@ from ledger._canonical import canonicalize, loads_strict
 from ledger._control import append_control, checked_entry, latest_numbered, read_entries
 from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash, leaf_record
 from ledger._errors import (
+    BatchRefusedError,
     BfaError,
     ConfigError,
     FormatError,
     InputError,
     IntegrityError,
+    LedgerIntegrityError,
     LocatedInputError,
     MerkleProofError,
+    NotCoveredError,
     NotFoundError,
     SignatureError,
+    VoucherMismatchError,
     printable,
 )
 from ledger._files import (
@@ -37,18 +41,11 @@ from ledger._files import (
 )
 from ledger._home import Home, resolve_home
 from ledger._identity import Actor
-from ledger._ingest import (
-    BatchRefusedError,
-    FileReport,
-    ProgressFn,
-    VoucherMismatch,
-    VoucherStore,
-)
+from ledger._ingest import FileReport, ProgressFn, VoucherStore
 from ledger._ledger import (
     CheckpointInfo,
     ConsistencyProof,
     Ledger,
-    NotCoveredError,
     check_note,
     check_user,
     entry_view,
@@ -59,7 +56,7 @@ from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
 from ledger._schema import NAMING, checkpoints, entries
 from ledger._store import SQLITE_BUSY_SECONDS, Store, grant_sql
 from ledger._tlogproof import TLogProof, verify_tlog_proof
-from ledger._verify import LedgerIntegrityError, Problem, VerifyResult
+from ledger._verify import Problem, VerifyResult
 
 __all__ = [
     "ACCESS_KINDS",
@@ -95,7 +92,7 @@ __all__ = [
     "TLogProof",
     "Verifier",
     "VerifyResult",
-    "VoucherMismatch",
+    "VoucherMismatchError",
     "VoucherStore",
     "append_control",
     "apply_umask",

@@ -12,6 +12,11 @@ codes in one place (``cli/_exit.py``); library code never chooses an exit code.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ledger._verify import Problem
+
 import re
 
 
@@ -70,3 +75,34 @@ class SignatureError(IntegrityError):
 
 class FormatError(InputError):
     """A note, checkpoint, key or proof text is not well formed."""
+
+
+class NotCoveredError(BfaError):
+    """The entry exists but no signed checkpoint covers it yet (a problem, exit 1)."""
+
+
+class VoucherMismatchError(InputError):
+    """A voucher file is missing or differs from its record (``field`` says which)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class BatchRefusedError(InputError):
+    """A file was refused as a whole; ``problems`` lists why (first ones)."""
+
+    def __init__(self, file: str, problems: list[LocatedInputError], more: bool) -> None:
+        self.problems = problems
+        n = f"{len(problems)}{'+' if more else ''}"
+        first = str(problems[0]) if problems else "unknown problem"
+        super().__init__(f"{file}: batch refused, nothing appended ({n} problems); first: {first}")
+
+
+class LedgerIntegrityError(IntegrityError):
+    """The ledger fails verification; ``problem`` (a ``ledger.Problem``) is the first thing
+    found."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(problem.message)

@@ -27,7 +27,13 @@ from sqlalchemy import Connection, select
 from ledger import _schema as s
 from ledger._append import Appender, DeriverFactory, now_rfc3339
 from ledger._canonical import canonicalize_plain, loads_strict
-from ledger._errors import BfaError, InputError, LocatedInputError
+from ledger._errors import (
+    BatchRefusedError,
+    BfaError,
+    InputError,
+    LocatedInputError,
+    VoucherMismatchError,
+)
 from ledger._privacy import Pseudonymizer
 from ledger._store import Store
 from schemas import parse_record, record_payload
@@ -41,15 +47,7 @@ class VoucherStore(Protocol):
     """Where voucher files go; the archive implements it."""
 
     def put(self, source: Path, sha256: str, size: int) -> None:
-        """Copy ``source`` into the store if its bytes match; raise VoucherMismatch if not."""
-
-
-class VoucherMismatch(InputError):
-    """A voucher file is missing or differs from its record (``field`` says which)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
+        """Copy ``source`` into the store if its bytes match; raise VoucherMismatchError if not."""
 
 
 def voucher_source(base: Path, rel: str) -> Path:
@@ -66,21 +64,11 @@ def voucher_source(base: Path, rel: str) -> Path:
     except FileNotFoundError:
         return source  # the store reports it missing, on ``file``
     except (OSError, RuntimeError) as e:  # a loop of links, a permission on the way
-        raise VoucherMismatch("file", f"voucher file {source}: {e}") from e
+        raise VoucherMismatchError("file", f"voucher file {source}: {e}") from e
     if not inside:
-        raise VoucherMismatch(
+        raise VoucherMismatchError(
             "file", f"voucher file {source} leads outside {base} through a symbolic link")
     return real
-
-
-class BatchRefusedError(InputError):
-    """A file was refused as a whole; ``problems`` lists why (first ones)."""
-
-    def __init__(self, file: str, problems: list[LocatedInputError], more: bool) -> None:
-        self.problems = problems
-        n = f"{len(problems)}{'+' if more else ''}"
-        first = str(problems[0]) if problems else "unknown problem"
-        super().__init__(f"{file}: batch refused, nothing appended ({n} problems); first: {first}")
 
 
 @dataclass
@@ -327,7 +315,7 @@ class Ingester:
                 base, rel, sha256, size = p.voucher
                 try:
                     self.vouchers.put(voucher_source(base, rel), sha256, size)
-                except VoucherMismatch as e:
+                except VoucherMismatchError as e:
                     self._problem(report, LocatedInputError(name, p.line, e.field, str(e)), p.text)
                     continue
                 except BfaError as e:

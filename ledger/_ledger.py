@@ -27,12 +27,13 @@ from ledger._append import DeriverFactory, now_rfc3339
 from ledger._control import append_control, checked_entry
 from ledger._entry import Entry, decode_leaf
 from ledger._errors import (
-    BfaError,
     ConfigError,
     FormatError,
     InputError,
     IntegrityError,
+    LedgerIntegrityError,
     MerkleProofError,
+    NotCoveredError,
     NotFoundError,
     SignatureError,
     printable,
@@ -55,17 +56,12 @@ from ledger._privacy import SECRET_CHECK_KEY, Pseudonymizer, commitment, secret_
 from ledger._store import Store, grant_sql
 from ledger._tlogproof import TLogProof
 from ledger._verify import (
-    LedgerIntegrityError,
     VerifyResult,
     check_ledger,
     record_verified,
     verified_size,
 )
 from schemas import PERSONAL_FIELDS, TEXT_PATTERN, EntryView, StatusView
-
-
-class NotCoveredError(BfaError):
-    """The entry exists but no signed checkpoint covers it yet (a problem, exit 1)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from ledger import _schema as s
 from ledger._entry import HEADER_SIZE, LEAF_VERSION, ZERO_HASH, decode_leaf
-from ledger._errors import BfaError, FormatError, IntegrityError
+from ledger._errors import BfaError, FormatError, IntegrityError, LedgerIntegrityError
 from ledger._merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -64,14 +64,6 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-class LedgerIntegrityError(IntegrityError):
-    """The ledger fails verification; ``problem`` is the first thing found."""
-
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        super().__init__(problem.message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,9 @@ Example::
 """
 
 from reconcile._bank import book_vs_bank
+from reconcile._errors import NightlyLockedError
 from reconcile._import import StatementFormat, ingest_statement, ingest_statements
-from reconcile._nightly import LOCK_MAX_AGE, NightlyLocked, NightlyResult, run_nightly
+from reconcile._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile._refresh import Deriver, refresh
 from reconcile._render import render_csv, render_html, render_json, render_text
 from reconcile._report import (
@@ -66,7 +67,7 @@ __all__ = [
     "BreakState",
     "Deriver",
     "Expected",
-    "NightlyLocked",
+    "NightlyLockedError",
     "NightlyResult",
     "Report",
     "Rules",

@@ -4,7 +4,7 @@
 
 1. **Lock**: ``<home>/nightly.lock`` (JSON: pid, host, start time) is created under a
    short ``flock`` guard, so the check-and-take is atomic between processes. A live,
-   recent lock makes the run stop at once with :class:`NightlyLocked` (exit 2). A
+   recent lock makes the run stop at once with :class:`NightlyLockedError` (exit 2). A
    *stale* lock — its process is gone (same host), it is older than ``lock_max_age``
    seconds (default :data:`LOCK_MAX_AGE`, 6 hours), its start lies ahead of the clock
    by more than :data:`CLOCK_SKEW`, or it is not a lock as a run writes it — is taken
@@ -51,7 +51,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger import PRIVATE, BfaError, Ledger, Perms, VerifyResult, make_dir, write_atomic
+from ledger import PRIVATE, Ledger, Perms, VerifyResult, make_dir, write_atomic
+from reconcile._errors import NightlyLockedError
 from reconcile._render import render_csv, render_html, render_json
 from reconcile._report import Report, RunInfo, integrity_break
 from reconcile._rules import Rules
@@ -71,10 +72,6 @@ DB_LOCK = "bfa nightly"
 database never overlap either."""
 
 CLEAN, BREAKS, COULD_NOT_RUN, INTEGRITY = 0, 1, 2, 3
-
-
-class NightlyLocked(BfaError):
-    """Another nightly run holds the lock (exit 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +137,7 @@ def _guard(lock: Path, perms: Perms) -> Iterator[None]:
 
 
 class NightlyLock:
-    """The lock file of nightly runs; :meth:`acquire` raises :class:`NightlyLocked`."""
+    """The lock file of nightly runs; :meth:`acquire` raises :class:`NightlyLockedError`."""
 
     def __init__(self, path: Path, max_age: float = LOCK_MAX_AGE,
                  perms: Perms = PRIVATE) -> None:
@@ -160,7 +157,7 @@ class NightlyLock:
                 since = _when(held.get("started_at"))
                 who = f"pid {held.get('pid')} on {held.get('host')} since {since}"
                 if why is None:
-                    raise NightlyLocked(
+                    raise NightlyLockedError(
                         f"another nightly run holds {self.path} ({who}); not running")
                 note = f"took over a stale nightly lock {self.path} ({who}): {why}"
             write_atomic(self.path, json.dumps({
@@ -234,13 +231,13 @@ def run_nightly(
     *,
     lock_max_age: float = LOCK_MAX_AGE,
 ) -> NightlyResult:
-    """One nightly run (see the module docstring); raises :class:`NightlyLocked` if locked."""
+    """One nightly run (see the module docstring); raises :class:`NightlyLockedError` if locked."""
     lock = NightlyLock(ledger.home.path / "nightly.lock", lock_max_age, ledger.home.perms)
     note = lock.acquire()
     try:
         with ledger.store.exclusive(DB_LOCK) as taken:
             if not taken:
-                raise NightlyLocked(
+                raise NightlyLockedError(
                     f"another nightly run holds the database's lock ({DB_LOCK!r} in "
                     f"{ledger.store.display_url()}), from another home or host; "
                     "it is released when that run ends")
@@ -373,5 +370,5 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
     write_atomic(report_dir / "latest.json", text, perms)
 
 
-__all__ = ["LOCK_MAX_AGE", "Delta", "NightlyLock", "NightlyLocked", "NightlyResult",
+__all__ = ["LOCK_MAX_AGE", "Delta", "NightlyLock", "NightlyLockedError", "NightlyResult",
            "run_nightly"]

@@ -21,7 +21,7 @@ from sqlalchemy import text
 import cli._breaks_cmds  # noqa: F401  (registers `bfa nightly`)
 from cli import bfa
 from ledger import Ledger
-from reconcile._nightly import NightlyLock, NightlyLocked, run_nightly
+from reconcile._nightly import NightlyLock, NightlyLockedError, run_nightly
 from reconcile._workflow import approve_break, list_breaks, resolve_break
 from tests._records import payment_event
 from tests.reconcile import _scenarios as sc
@@ -282,7 +282,7 @@ def test_lock_unit(tmp_path: Path) -> None:
     path = tmp_path / "nightly.lock"
     a = NightlyLock(path)
     assert a.acquire() is None
-    with pytest.raises(NightlyLocked, match="another nightly run holds"):
+    with pytest.raises(NightlyLockedError, match="another nightly run holds"):
         NightlyLock(path).acquire()
     b = NightlyLock(path)
     b.release()  # not b's lock: left alone
