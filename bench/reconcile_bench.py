@@ -11,7 +11,7 @@ transfer per refund or transfer out, one sweep of the income account), vouchers
 batch, daily accounting vouchers over the other movements) and some approvals and
 terminations. The derived ``rc_*`` tables are loaded directly (``Store.copy_rows``:
 COPY on PostgreSQL, executemany on SQLite), with rows exactly as
-:mod:`reconcile._refresh` would decode them, keyed by negative ``seq`` values, below
+:mod:`reconcile.matching._refresh` would decode them, keyed by negative ``seq`` values, below
 the ledger's own (so the later real entries never collide and come after them); the watermark
 ``reconcile_seq`` is set to the ledger's size, so the refresh has nothing to do. A
 few faults are planted so that every main break code occurs. Then, in the same
@@ -67,14 +67,14 @@ from sqlalchemy.engine import make_url
 from ledger import Ledger
 from ledger._store import Store
 from reconcile import Deriver
-from reconcile import _tables as t
-from reconcile._nightly import _delta
-from reconcile._refresh import refresh
-from reconcile._render import render_json
-from reconcile._run import run_reconcile
-from reconcile._scope import PG_SETTINGS
-from reconcile._units import epoch_day
-from reconcile._workflow import apply_states_detail
+from reconcile.matching import _tables as t
+from reconcile.matching._incremental import PG_SETTINGS
+from reconcile.matching._refresh import refresh
+from reconcile.matching._run import run_reconcile
+from reconcile.matching._units import epoch_day
+from reconcile.reports._nightly import _delta
+from reconcile.reports._render import render_json
+from reconcile.workflow._workflow import apply_states_detail
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 ORIGIN = "bench.example/reconcile"
@@ -609,15 +609,16 @@ class Night:
 
 
 def _breakdown(led: Ledger) -> dict[str, float]:
-    """Where a full run's time goes: the refresh, each step of ``reconcile._scope.match``
-    (scope, shared temporary tables, each statement, storing), the bank statement checks.
-    A separate, profiling pass after the timed nightly (it does a full run again)."""
+    """Where a full run's time goes: the refresh, each step of
+    ``reconcile.matching._incremental.match`` (scope, shared temporary tables, each
+    statement, storing), the bank statement checks. A separate, profiling pass after
+    the timed nightly (it does a full run again)."""
     from contextlib import contextmanager
 
-    from reconcile._bank import statement_breaks
-    from reconcile._refresh import refresh
-    from reconcile._rules import Rules
-    from reconcile._scope import match
+    from reconcile.bank import statement_breaks
+    from reconcile.matching._incremental import match
+    from reconcile.matching._refresh import refresh
+    from reconcile.matching._rules import Rules
 
     out: dict[str, float] = {}
     out["refresh (nothing new)"], _ = _timed(lambda: refresh(led.store))

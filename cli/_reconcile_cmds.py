@@ -1,6 +1,6 @@
 """The ``reconcile`` command: run the reconciler once and render its report.
 
-Rendering lives in :mod:`reconcile._render` (text, JSON, CSV, HTML); this module
+Rendering lives in :mod:`reconcile.reports._render` (text, JSON, CSV, HTML); this module
 only parses options, calls :func:`reconcile.run_reconcile` and writes the output.
 """
 

@@ -1,16 +1,23 @@
 """Reconciliation of the business, finance and archive domains (INTERCHANGE "consistency").
 
-The package owns the derived ``rc_*`` tables (``_tables``), their incremental refresh
-from ledger entries (``_refresh``), the set-based matching SQL (``_match``), the rules
-(``_rules``: defaults and the TOML rules file, :func:`load_rules`) and the report
-(``_report``). It detects ``UNSETTLED_EVENT``, ``AMOUNT_MISMATCH`` (events, movements
-and vouchers), ``LATE_SETTLEMENT``, ``MISSING_VOUCHER``, ``ORPHAN_MOVEMENT``,
-``AMBIGUOUS_MATCH`` and the domain rules ``DUPLICATE_PAYMENT``,
-``PAYMENT_AFTER_TERMINATION``, ``PAYEE_MISMATCH``, ``RETURNED_PAYMENT`` and
-``ACCOUNT_RULE_VIOLATION``; bank statements add ``STATEMENT_BALANCE_BREAK``
-(``_bank``); the nightly run adds ``LEDGER_INTEGRITY`` (:func:`integrity_break`).
-The break workflow (``_workflow``), tracing (``_trace``), the nightly run (``_nightly``)
-and the report renderers (``_render``) are re-exported here.
+Four rooms, each a subpackage, and this door:
+
+- ``matching/``: the derived ``rc_*`` tables (``_tables``), their refresh from ledger
+  entries (``_refresh``), the set-based matching SQL (``_match``), incremental runs with
+  stored findings (``_incremental``) and the run's ``control.reconcile`` record
+  (``_state``), the rules (``_rules``: defaults and the TOML rules file) and the run that
+  judges findings by date (``_run``: :func:`run_reconcile`). It detects
+  ``UNSETTLED_EVENT``, ``AMOUNT_MISMATCH``, ``LATE_SETTLEMENT``, ``MISSING_VOUCHER``,
+  ``ORPHAN_MOVEMENT``, ``AMBIGUOUS_MATCH``, ``DUPLICATE_PAYMENT``,
+  ``PAYMENT_AFTER_TERMINATION``, ``PAYEE_MISMATCH``, ``RETURNED_PAYMENT`` and
+  ``ACCOUNT_RULE_VIOLATION``;
+- ``bank/``: camt.053 and MT940 statements, their import and ``STATEMENT_BALANCE_BREAK``;
+- ``workflow/``: the break workflow (``control.break`` entries, the ``wf_*`` tables) and
+  the trail of a record (``trace``);
+- ``reports/``: breaks and reports (``LEDGER_INTEGRITY`` among them), their renderings
+  and the nightly run.
+
+Other packages import only what this module exports; import-linter holds them to it.
 
 Example::
 
@@ -24,13 +31,16 @@ Example::
     json_ready = report.to_json()   # {"run", "summary", "breaks", "expected"}
 """
 
-from reconcile._bank import book_vs_bank
 from reconcile._errors import NightlyLockedError
-from reconcile._import import StatementFormat, ingest_statement, ingest_statements
-from reconcile._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
-from reconcile._refresh import Deriver, refresh
-from reconcile._render import render_csv, render_html, render_json, render_text
-from reconcile._report import (
+from reconcile._verify import verify_all
+from reconcile.bank import book_vs_bank
+from reconcile.bank._import import StatementFormat, ingest_statement, ingest_statements
+from reconcile.matching._refresh import Deriver, refresh
+from reconcile.matching._rules import DEFAULT_RULES, Rules, load_rules
+from reconcile.matching._run import reconcile_and_track, run_reconcile, today
+from reconcile.reports._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
+from reconcile.reports._render import render_csv, render_html, render_json, render_text
+from reconcile.reports._report import (
     SEVERITY,
     Break,
     Expected,
@@ -40,11 +50,8 @@ from reconcile._report import (
     break_id,
     integrity_break,
 )
-from reconcile._rules import DEFAULT_RULES, Rules, load_rules
-from reconcile._run import reconcile_and_track, run_reconcile, today
-from reconcile._trace import Trace, trace
-from reconcile._verify import verify_all
-from reconcile._workflow import (
+from reconcile.workflow._trace import Trace, trace
+from reconcile.workflow._workflow import (
     REASONS,
     STATUSES,
     BreakState,

@@ -9,8 +9,8 @@ workflow row against its ``control.break`` entries (``workflow-mismatch``).
 from __future__ import annotations
 
 from ledger import Ledger, Problem, ProgressFn, VerifyResult
-from reconcile._state import check_findings
-from reconcile._workflow import check_workflow
+from reconcile.matching._state import check_findings
+from reconcile.workflow._workflow import check_workflow
 
 MAX_STATE_PROBLEMS = 100
 """Workflow disagreements listed one by one; more are summed up in one more problem."""

@@ -3,7 +3,7 @@ text, one expected item."""
 
 from __future__ import annotations
 
-from reconcile._report import Break, Expected, Report, RunInfo
+from reconcile.reports._report import Break, Expected, Report, RunInfo
 
 HOSTILE = '</script><script>alert(1)</script><img src=x onerror="document.title=\'pwned\'">'
 FORMULA_ID = '=HYPERLINK("http://evil.example","x")'

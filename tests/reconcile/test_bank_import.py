@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from ledger import InputError, Ledger
-from reconcile._bank import book_vs_bank, statement_breaks, statement_records
-from reconcile._refresh import refresh
+from reconcile.bank import book_vs_bank, statement_breaks, statement_records
+from reconcile.matching._refresh import refresh
 from tests._records import REGION, collection
 from tests._vectors import vectors_dir
 

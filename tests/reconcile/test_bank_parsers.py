@@ -46,8 +46,8 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from ledger import InputError
-from reconcile._bank._camt import parse_camt053
-from reconcile._bank._mt940 import parse_mt940
+from reconcile.bank._camt import parse_camt053
+from reconcile.bank._mt940 import parse_mt940
 from tests._vectors import vectors_dir
 
 BANK = vectors_dir() / "bank"
@@ -239,6 +239,6 @@ def test_mt940_statements_carry_the_librarys_entries(path: Path) -> None:
     ("", None),
 ])
 def test_counter_iban_from_86_details(details: str, iban: str | None) -> None:
-    from reconcile._bank._mt940 import counter_iban
+    from reconcile.bank._mt940 import counter_iban
 
     assert counter_iban(details) == iban

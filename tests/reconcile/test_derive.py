@@ -20,7 +20,7 @@ from ledger import Ledger, LocatedInputError, _append
 from ledger._ingest import BatchRefusedError
 from ledger._schema import entries
 from reconcile import Deriver, refresh, run_reconcile
-from reconcile import _tables as t
+from reconcile.matching import _tables as t
 from tests._records import write_jsonl
 from tests.reconcile import _scenarios as sc
 from tests.reconcile._batches import EARLY, batches, view

@@ -1,4 +1,4 @@
-"""reconcile._gc.paused_gc: the collector is off inside, and back as it was after."""
+"""reconcile.matching._gc.paused_gc: the collector is off inside, and back as it was after."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconcile._gc import paused_gc
+from reconcile.matching._gc import paused_gc
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile._render import render_html
+from reconcile.reports._render import render_html
 from tests.reconcile._reports import HOSTILE, clean_report, sample_report
 
 INSTALL = "install it with: apt-get update && apt-get install -y chromium"

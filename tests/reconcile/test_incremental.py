@@ -1,4 +1,4 @@
-"""Incremental runs (``reconcile._scope``) report exactly what full runs report.
+"""Incremental runs (``reconcile.matching._incremental``) report exactly what full runs report.
 
 Two ledgers receive the same batches; one is reconciled incrementally after every
 batch (its stored findings carried from run to run), the other always in full. The
@@ -19,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-import reconcile._scope
+import reconcile.matching._incremental
 from ledger import Ledger
 from ledger._store import _MIGRATIONS, Store
 from reconcile import run_reconcile
@@ -30,7 +30,8 @@ from tests.reconcile._batches import EARLY, H1, batches, view
 def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url: str,
                                          tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reconcile._scope, "FULL_SHARE", 1.0)  # incremental whatever the size
+    # incremental whatever the size
+    monkeypatch.setattr(reconcile.matching._incremental, "FULL_SHARE", 1.0)
     inc = Ledger.open(ledger_home["home"], ledger_home["db"])
     full_home = tmp_path / "full-home"
     Ledger.open(str(full_home), other_url, check=False).init("test.bfa.example/full")
@@ -71,7 +72,7 @@ def test_failed_run_leaves_state_untouched(led: Ledger, tmp_path: Path,
     def boom(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(reconcile._scope, "_store_open", boom)
+    monkeypatch.setattr(reconcile.matching._incremental, "_store_open", boom)
     with pytest.raises(RuntimeError):
         run_reconcile(led, sc.AS_OF)
     monkeypatch.undo()
@@ -247,7 +248,7 @@ def test_migrations_0007_0008_keep_the_state(ledger_home: dict[str, Any], tmp_pa
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from reconcile._tables import metadata
+    from reconcile.matching._tables import metadata
 
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     sc.ingest(led, tmp_path, [

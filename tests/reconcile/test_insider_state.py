@@ -22,7 +22,7 @@ from reconcile import (
     run_reconcile,
     verify_all,
 )
-from reconcile._workflow import get_break, history, replay_states
+from reconcile.workflow._workflow import get_break, history, replay_states
 from tests._insider import app_role
 from tests.reconcile import _scenarios as sc
 from tests.reconcile.test_domain_rules import after_termination, duplicate, payee

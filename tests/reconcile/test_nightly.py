@@ -21,8 +21,8 @@ from sqlalchemy import text
 import cli._breaks_cmds  # noqa: F401  (registers `bfa nightly`)
 from cli import bfa
 from ledger import Ledger
-from reconcile._nightly import NightlyLock, NightlyLockedError, run_nightly
-from reconcile._workflow import approve_break, list_breaks, resolve_break
+from reconcile.reports._nightly import NightlyLock, NightlyLockedError, run_nightly
+from reconcile.workflow._workflow import approve_break, list_breaks, resolve_break
 from tests._records import payment_event
 from tests.reconcile import _scenarios as sc
 
@@ -104,7 +104,7 @@ def test_breaks_exit_1_and_delta(ledger_home: dict[str, Any], tmp_path: Path,
         run = run_nightly(led, out, sc.AS_OF)
         assert run.exit_code == 0 and run.unresolved == 0  # only a resolved break is left
         # the evidence changes: the break is reopened automatically and the delta says so
-        from reconcile import _nightly as nightly_mod
+        from reconcile.reports import _nightly as nightly_mod
 
         def with_evidence(value: str) -> Any:
             real = nightly_mod.run_reconcile
@@ -241,7 +241,8 @@ def test_stale_lock_of_a_dead_process_is_taken_over(ledger_home: dict[str, Any],
     _fill(ledger_home, tmp_path, [])
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from reconcile._nightly import NightlyLock; NightlyLock(Path(sys.argv[1])).acquire(); "
+         "from reconcile.reports._nightly import NightlyLock; "
+         "NightlyLock(Path(sys.argv[1])).acquire(); "
          "print('locked', flush=True); time.sleep(600)",
          str(Path(ledger_home["home"]) / "nightly.lock")],
         stdout=subprocess.PIPE, text=True)
@@ -307,7 +308,7 @@ def test_two_homes_sharing_a_database_never_overlap(ledger_home: dict[str, Any],
     out = tmp_path / "reports"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from ledger import Ledger; "
-         "from reconcile._nightly import DB_LOCK; "
+         "from reconcile.reports._nightly import DB_LOCK; "
          "led = Ledger.open(sys.argv[1], sys.argv[2]); "
          "cm = led.store.exclusive(DB_LOCK); print('locked' if cm.__enter__() else 'busy', "
          "flush=True); time.sleep(600)", ledger_home["home"], ledger_home["db"]],

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger import Ledger
-from reconcile import Report, _refresh, _run, break_id, run_reconcile
-from reconcile._tables import allocations, events, records
+from reconcile import Report, break_id, run_reconcile
+from reconcile.matching import _refresh, _run
+from reconcile.matching._tables import allocations, events, records
 from tests._records import write_jsonl
 from tests.reconcile import _scenarios as sc
 
@@ -257,7 +258,7 @@ def test_migration_0002_matches_table_definitions(led: Ledger) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from reconcile._tables import RC_TABLES, metadata
+    from reconcile.matching._tables import RC_TABLES, metadata
 
     with led.store.reader() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)

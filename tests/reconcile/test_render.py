@@ -12,7 +12,7 @@ from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
-from reconcile._render import (
+from reconcile.reports._render import (
     AGING_BUCKETS,
     CSV_COLUMNS,
     aging,
@@ -23,7 +23,7 @@ from reconcile._render import (
     render_text,
     risk_fen,
 )
-from reconcile._report import Break, Report
+from reconcile.reports._report import Break, Report
 from tests.reconcile._reports import FORMULA_ID, HOSTILE, clean_report, sample_report
 
 # --- text ---

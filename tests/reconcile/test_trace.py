@@ -13,8 +13,8 @@ import cli._breaks_cmds  # noqa: F401  (registers `bfa trace`)
 from cli import bfa
 from ledger import InputError, Ledger, NotFoundError
 from reconcile import run_reconcile
-from reconcile._trace import trace
-from reconcile._workflow import apply_states, list_breaks, resolve_break
+from reconcile.workflow._trace import trace
+from reconcile.workflow._workflow import apply_states, list_breaks, resolve_break
 from tests._records import payment_event
 from tests.reconcile import _scenarios as sc
 

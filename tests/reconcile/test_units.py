@@ -1,4 +1,5 @@
-"""reconcile._units: money strings to fen and back, dates to epoch days (exact, both ways)."""
+"""reconcile.matching._units: money strings to fen and back, dates to epoch days (exact,
+both ways)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconcile._units import day_date, epoch_day, fen, money
+from reconcile.matching._units import day_date, epoch_day, fen, money
 
 
 @given(st.integers(min_value=-10**15, max_value=10**15))

@@ -12,9 +12,9 @@ import cli._breaks_cmds  # noqa: F401  (registers `bfa breaks`, `trace`, `nightl
 from cli import bfa
 from ledger import InputError, Ledger, NotFoundError
 from reconcile import Break, run_reconcile
-from reconcile import _workflow as wf
-from reconcile._report import Report, RunInfo
-from reconcile._workflow import (
+from reconcile.reports._report import Report, RunInfo
+from reconcile.workflow import _workflow as wf
+from reconcile.workflow._workflow import (
     apply_states,
     apply_states_detail,
     approve_break,

@@ -1,4 +1,4 @@
-"""Reconciler's derived tables (``rc_*``, owned by ``reconcile/_tables.py``).
+"""Reconciler's derived tables (``rc_*``, owned by ``reconcile/matching/_tables.py``).
 
 They hold what ``reconcile`` decodes from ledger entries (records and their current
 version, business events, fund movements, allocations, vouchers and their refs, benefit

@@ -1,4 +1,4 @@
-"""Break workflow working tables (``wf_*``, owned by ``reconcile/_workflow.py``).
+"""Break workflow working tables (``wf_*``, owned by ``reconcile/workflow/_workflow.py``).
 
 ``wf_break_state`` holds the current state of every break the reconciler has
 reported (status, assignee, resolution) and a snapshot of the break itself;

@@ -10,7 +10,7 @@ a copy of ``superseded`` on the per-kind tables; indexes the lookups an incremen
 makes; and creates ``rc_findings`` (rows each matching statement returned, per root
 item), ``rc_open`` (events still open), ``rc_dirty`` (records whose version status
 changed since the last run) and ``rc_month_sums`` (income account sums per month).
-Owned by ``reconcile/_tables.py``.
+Owned by ``reconcile/matching/_tables.py``.
 
 The ``rc_*`` tables are derived: this revision empties them and removes the
 ``reconcile_seq`` watermark, so the next run decodes the ledger again from the start.

@@ -6,8 +6,8 @@ statements (whose entries arrive unallocated and settle by the heuristic match) 
 that set without bound. ``rc_matched`` holds the matches of the last run, one row per
 pair (a movement and an event are in at most one pair each); an incremental run
 re-checks a pair only when one of its two items, or a possible new candidate of
-either, is in its scope (``reconcile/_scope.py``, docs/FORMAT.md §8.1). Owned by
-``reconcile/_tables.py``.
+either, is in its scope (``reconcile/matching/_incremental.py``, docs/FORMAT.md §8.1). Owned by
+``reconcile/matching/_tables.py``.
 
 The table starts empty, so this revision removes the ``reconcile_checked`` mark:
 the next run is a full one and fills it. It also drops three indexes no statement

@@ -8,7 +8,7 @@ nightly benchmark's 30,000 new records into a 3M-row ``rc_records`` took 20–45
 time in the measurement that motivated this.
 
 ``ix_rc_records_statement`` (partial: ``kind = 'statement'``) lets every run find the
-bank statements it checks (``reconcile/_bank/_checks.py``) without scanning the table:
+bank statements it checks (``reconcile/bank/_checks.py``) without scanning the table:
 they are a few hundred rows among millions.
 
 Revision ID: 0007

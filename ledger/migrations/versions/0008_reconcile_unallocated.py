@@ -1,7 +1,7 @@
 """Reconciler: a partial index of the unallocated current movements.
 
 Every incremental run re-checks the unallocated movements that are in no stored
-heuristic pair (``reconcile/_scope.py``). It found them through an index on the
+heuristic pair (``reconcile/matching/_incremental.py``). It found them through an index on the
 boolean ``rc_movements.allocated``: thousands of index entries, each a heap fetch
 scattered over the table, to keep the few that are not paired (50 ms of a nightly at
 2M events, growing with the ledger, not with the night's records). The partial index

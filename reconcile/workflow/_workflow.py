@@ -76,8 +76,8 @@ from ledger import (
     now_rfc3339,
     read_entries,
 )
-from reconcile._gc import paused_gc
-from reconcile._report import SEVERITY, Break, Report, break_id, workflow_break
+from reconcile.matching._gc import paused_gc
+from reconcile.reports._report import SEVERITY, Break, Report, break_id, workflow_break
 
 Status = Literal["open", "assigned", "pending_approval", "resolved"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -219,7 +219,7 @@ def _id_filters(conn: Connection, ids: Sequence[str],
                 col: ColumnElement[str] | None = None) -> Iterator[ColumnElement[bool]]:
     """Conditions that together select the state rows of ``ids``: on PostgreSQL one,
     the ids of one array parameter joined from ``unnest()`` (as the evidence look-up in
-    ``reconcile._run`` and ADR 0016 do); on SQLite IN lists of :data:`_CHUNK` ids.
+    ``reconcile.matching._run`` and ADR 0016 do); on SQLite IN lists of :data:`_CHUNK` ids.
 
     On PostgreSQL, IN lists of bound parameters were planned as sequential scans while
     the table's statistics lagged (right after a nightly wrote many new states; ADR

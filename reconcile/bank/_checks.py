@@ -33,11 +33,11 @@ from typing import Any
 from sqlalchemy import Connection, and_, literal_column, or_, select
 
 from ledger import Ledger, decode_leaf, entries
-from reconcile import _tables as t
-from reconcile._bank._records import DIRECTION_KINDS, current_movements
-from reconcile._refresh import refresh
-from reconcile._report import Break
-from reconcile._units import day_date, epoch_day, fen, money
+from reconcile.bank._records import DIRECTION_KINDS, current_movements
+from reconcile.matching import _tables as t
+from reconcile.matching._refresh import refresh
+from reconcile.matching._units import day_date, epoch_day, fen, money
+from reconcile.reports._report import Break
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,15 @@
 """``run_reconcile``: refresh the derived tables, run the matching SQL, judge by date.
 
-This module owns the run: the SQL (:mod:`reconcile._match`, run full or
-incrementally by :mod:`reconcile._scope`) returns only rows that are not in order;
+This module owns the run: the SQL (:mod:`reconcile.matching._match`, run full or
+incrementally by :mod:`reconcile.matching._incremental`) returns only rows that are not in order;
 here each row is judged against the run's date and the
-:class:`~reconcile._rules.Rules`: still inside its window, it is *expected*; past it,
+:class:`~reconcile.matching._rules.Rules`: still inside its window, it is *expected*; past it,
 it is a :class:`Break`. Amounts that cannot be right whatever happens later (an event
 allocated more than its amount, a movement whose allocations do not add up, an
 ambiguous match, a late settlement, a duplicate, a payment after a termination or to
 another account, a returned payment not yet paid again, a movement against its fund
 account's purpose, a voucher amount that differs) are breaks at once. The bank
-statement findings come from :func:`reconcile._bank.statement_breaks`. Last, each
+statement findings come from :func:`reconcile.bank.statement_breaks`. Last, each
 break gets its ``evidence`` digest from the entry hashes of its records.
 """
 
@@ -27,16 +27,16 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 
 from ledger import InputError, Ledger
-from reconcile import _tables as t
-from reconcile._bank import statement_breaks
-from reconcile._gc import paused_gc
-from reconcile._match import Rows
-from reconcile._refresh import refresh
-from reconcile._report import Break, Expected, Report, RunInfo, integrity_break
-from reconcile._rules import Rules, load_rules
-from reconcile._scope import Outcome, matched
-from reconcile._units import day_date, epoch_day, money
-from reconcile._workflow import apply_states
+from reconcile.bank import statement_breaks
+from reconcile.matching import _tables as t
+from reconcile.matching._gc import paused_gc
+from reconcile.matching._incremental import Outcome, matched
+from reconcile.matching._match import Findings
+from reconcile.matching._refresh import refresh
+from reconcile.matching._rules import Rules, load_rules
+from reconcile.matching._units import day_date, epoch_day, money
+from reconcile.reports._report import Break, Expected, Report, RunInfo, integrity_break
+from reconcile.workflow._workflow import apply_states
 
 EVIDENCE_CHUNK = 500
 """Ids per look-up of entry hashes on SQLite (bound parameters)."""
@@ -88,7 +88,7 @@ def run_reconcile(
         as_of: the date to judge windows by; default today in Asia/Shanghai.
         rules: a :class:`Rules` or a dict of overrides of :data:`DEFAULT_RULES`.
         full: re-check everything even when an incremental run would do
-            (:mod:`reconcile._scope`); the report is the same either way.
+            (:mod:`reconcile.matching._incremental`); the report is the same either way.
 
     Returns:
         The :class:`Report`; ``report.clean`` is true when there are no breaks.
@@ -152,19 +152,19 @@ def _ids(joined: str | None) -> tuple[str, ...]:
     return tuple(sorted(set(joined.split(",")))) if joined else ()
 
 
-def _collect(f: dict[str, Rows], j: _Judge) -> None:
+def _collect(f: Findings, j: _Judge) -> None:
     r = j.rules
-    for (rid, kind, amount, anchor, due, total, last_day, movs, returned,
-         rets) in f["event_findings"]:
-        records = (rid, *_ids(movs))
+    for ev in f.event_findings:
+        rid, kind, amount, total = ev.record_id, ev.kind, ev.amount, ev.allocated
+        records = (rid, *_ids(ev.movements))
         amounts = {"event": amount, "allocated": total}
-        window = anchor + r.settlement_for(kind)
+        window = ev.anchor_day + r.settlement_for(kind)
         settled = r.within(total - amount, amount)
-        if returned and not settled and total < amount:
+        if ev.returned and not settled and total < amount:
             j.add_break(
-                "RETURNED_PAYMENT", (rid, *_ids(rets)),
-                {"event": amount, "returned": returned, "settled": total}, "returns",
-                f"{kind} {rid}: {money(returned)} came back from the bank and "
+                "RETURNED_PAYMENT", (rid, *_ids(ev.returns)),
+                {"event": amount, "returned": ev.returned, "settled": total}, "returns",
+                f"{kind} {rid}: {money(ev.returned)} came back from the bank and "
                 f"{money(amount - total)} has not been paid again", amount - total)
         elif total == 0:
             j.windowed(window, "UNSETTLED_EVENT", (rid,), {"event": amount},
@@ -177,32 +177,36 @@ def _collect(f: dict[str, Rows], j: _Judge) -> None:
             j.add_break(
                 "AMOUNT_MISMATCH", records, amounts, "amount",
                 f"allocated {money(total)}, event {money(amount)}", total - amount)
-        elif due is not None and last_day is not None:
+        elif ev.due_day is not None and ev.last_day is not None:
             j.add_break(
                 "LATE_SETTLEMENT", records, {"event": amount}, "value_date",
-                f"{kind} {rid} due {day_date(due)} was settled on {day_date(last_day)}, "
-                f"{last_day - due} days later (allowed {r.late_for(kind)})")
-    for rid, amount, allocated in f["movement_mismatches"]:
+                f"{kind} {rid} due {day_date(ev.due_day)} was settled on "
+                f"{day_date(ev.last_day)}, {ev.last_day - ev.due_day} days later (allowed "
+                f"{r.late_for(kind)})")
+    for mm in f.movement_mismatches:
         j.add_break(
-            "AMOUNT_MISMATCH", (rid,), {"movement": amount, "allocated": allocated},
-            "allocations", f"allocations add up to {money(allocated)}, movement "
-            f"{money(amount)}", abs(amount - allocated))
-    for rid, kind, amount, value_day, allocated in f["orphans"]:
-        why = ("its allocations name no event in the ledger" if allocated
+            "AMOUNT_MISMATCH", (mm.record_id,), {"movement": mm.amount,
+                                                 "allocated": mm.allocated},
+            "allocations", f"allocations add up to {money(mm.allocated)}, movement "
+            f"{money(mm.amount)}", abs(mm.amount - mm.allocated))
+    for o in f.orphans:
+        why = ("its allocations name no event in the ledger" if o.allocated
                else "it is unallocated and matches no event")
-        j.windowed(value_day + r.orphan_days, "ORPHAN_MOVEMENT", (rid,), {"movement": amount},
-                   "allocations", f"{kind} {rid} of {money(amount)}: {why}", amount)
-    for rid, amount, events, n in f["ambiguous"]:
-        cands = _ids(events)
+        j.windowed(o.value_day + r.orphan_days, "ORPHAN_MOVEMENT", (o.record_id,),
+                   {"movement": o.amount}, "allocations",
+                   f"{o.kind} {o.record_id} of {money(o.amount)}: {why}", o.amount)
+    for a in f.ambiguous:
+        cands = _ids(a.events)
         listed = f"{', '.join(cands[:10])}{' ...' if len(cands) > 10 else ''}"
-        why = (f"matches {n} events equally well: {listed}" if n > 1 else
+        why = (f"matches {a.n} events equally well: {listed}" if a.n > 1 else
                f"matches {listed}, which another unallocated movement matches too")
         j.add_break(
-            "AMBIGUOUS_MATCH", (rid, *cands), {"movement": amount}, "allocations",
-            f"unallocated {rid} of {money(amount)} {why}", amount)
-    for rid, domain, kind, missing, occurred_day in f["missing_vouchers"]:
-        j.windowed(occurred_day + r.voucher_days, "MISSING_VOUCHER", (rid,), {}, "refs",
-                   f"{domain}.{kind} {rid} has no {', '.join(_ids(missing))}", 0)
+            "AMBIGUOUS_MATCH", (a.record_id, *cands), {"movement": a.amount}, "allocations",
+            f"unallocated {a.record_id} of {money(a.amount)} {why}", a.amount)
+    for mv in f.missing_vouchers:
+        j.windowed(mv.occurred_day + r.voucher_days, "MISSING_VOUCHER", (mv.record_id,), {},
+                   "refs", f"{mv.domain}.{mv.kind} {mv.record_id} has no "
+                   f"{', '.join(_ids(mv.missing))}", 0)
 
 
 def _month_end(month: str) -> int:
@@ -212,30 +216,30 @@ def _month_end(month: str) -> int:
 
 
 def _domain_rules(found: Outcome, j: _Judge) -> None:
-    """Issue item 4: duplicates, terminations, payees, fund accounts, voucher amounts."""
+    """Duplicates, terminations, payees, fund accounts, voucher amounts."""
     f = found.findings
-    for insurance, period, n, total, largest, events in f["duplicates"]:
-        ids = _ids(events)
+    for d in f.duplicates:
+        ids = _ids(d.events)
         j.add_break(
-            "DUPLICATE_PAYMENT", ids, {"paid": total, "largest": largest}, "period",
-            f"{n} benefit payments for one person, {insurance} {period}: {', '.join(ids)}",
-            total - largest)
-    for rid, period, amount, from_period, terms in f["after_termination"]:
-        tids = _ids(terms)
+            "DUPLICATE_PAYMENT", ids, {"paid": d.total, "largest": d.largest}, "period",
+            f"{d.n} benefit payments for one person, {d.insurance} {d.period}: "
+            f"{', '.join(ids)}", d.total - d.largest)
+    for at in f.after_termination:
+        tids = _ids(at.terminations)
         j.add_break(
-            "PAYMENT_AFTER_TERMINATION", (rid, *tids), {"event": amount}, "period",
-            f"benefit_payment {rid} for {period}, but {', '.join(tids)} ended the benefit "
-            f"from {from_period}", amount)
-    for rid, amount, approvals, start in f["payee_mismatches"]:
-        aids = _ids(approvals)
+            "PAYMENT_AFTER_TERMINATION", (at.record_id, *tids), {"event": at.amount}, "period",
+            f"benefit_payment {at.record_id} for {at.period}, but {', '.join(tids)} ended the "
+            f"benefit from {at.from_period}", at.amount)
+    for pm in f.payee_mismatches:
+        aids = _ids(pm.approvals)
         j.add_break(
-            "PAYEE_MISMATCH", (rid, *aids), {"event": amount}, "account",
-            f"benefit_payment {rid} pays an account other than the one approved in "
-            f"{', '.join(aids)} (in force from {start})", amount)
-    for rid, kind, amount, field, reason in f["account_rule_violations"]:
+            "PAYEE_MISMATCH", (pm.record_id, *aids), {"event": pm.amount}, "account",
+            f"benefit_payment {pm.record_id} pays an account other than the one approved in "
+            f"{', '.join(aids)} (in force from {pm.start})", pm.amount)
+    for av in f.account_rule_violations:
         j.add_break(
-            "ACCOUNT_RULE_VIOLATION", (rid,), {"movement": amount}, field,
-            f"{kind} {rid} of {money(amount)}: {reason}", amount)
+            "ACCOUNT_RULE_VIOLATION", (av.record_id,), {"movement": av.amount}, av.field,
+            f"{av.kind} {av.record_id} of {money(av.amount)}: {av.reason}", av.amount)
     for month, in_fen, out_fen, n in found.netting:
         net = in_fen - out_fen
         j.windowed(_month_end(month) + j.rules.income_netting_days, "ACCOUNT_RULE_VIOLATION",
@@ -244,14 +248,15 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
                    f"{money(out_fen)}, net {money(net)} (must net to zero each month)",
                    abs(net), key=("income", month))
     flagged: set[str] = set()
-    for vid, amount, domain, evidenced, recs in f["voucher_mismatches"]:
-        if vid in flagged:  # one break per voucher: its first domain that differs
+    for vm in f.voucher_mismatches:
+        if vm.voucher_id in flagged:  # one break per voucher: its first domain that differs
             continue
-        flagged.add(vid)
+        flagged.add(vm.voucher_id)
         j.add_break(
-            "AMOUNT_MISMATCH", (vid, *_ids(recs)), {"voucher": amount, "evidenced": evidenced},
-            "amount", f"voucher {vid} says {money(amount)}, the {domain} records it "
-            f"evidences add up to {money(evidenced)}", abs(amount - evidenced))
+            "AMOUNT_MISMATCH", (vm.voucher_id, *_ids(vm.records)),
+            {"voucher": vm.amount, "evidenced": vm.evidenced}, "amount",
+            f"voucher {vm.voucher_id} says {money(vm.amount)}, the {vm.domain} records it "
+            f"evidences add up to {money(vm.evidenced)}", abs(vm.amount - vm.evidenced))
 
 
 def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]) -> list[Break]:

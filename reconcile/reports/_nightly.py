@@ -53,11 +53,11 @@ from typing import Any
 
 from ledger import PRIVATE, Ledger, Perms, VerifyResult, make_dir, write_atomic
 from reconcile._errors import NightlyLockedError
-from reconcile._render import render_csv, render_html, render_json
-from reconcile._report import Report, RunInfo, integrity_break
-from reconcile._rules import Rules
-from reconcile._run import TZ, run_reconcile
-from reconcile._workflow import apply_states_detail
+from reconcile.matching._rules import Rules
+from reconcile.matching._run import TZ, run_reconcile
+from reconcile.reports._render import render_csv, render_html, render_json
+from reconcile.reports._report import Report, RunInfo, integrity_break
+from reconcile.workflow._workflow import apply_states_detail
 
 LOCK_MAX_AGE = 6 * 3600
 """Seconds after which a nightly lock is stale even if its process seems alive."""

@@ -38,7 +38,7 @@ from typing import Any
 import mt940
 
 from ledger import InputError, printable
-from reconcile._bank._model import Balance, Statement, StatementEntry, quoted
+from reconcile.bank._model import Balance, Statement, StatementEntry, quoted
 
 # the library logs each failed match (a regex dump) at ERROR; with no handler Python
 # would print it on stderr before our one-line message

@@ -4,7 +4,7 @@ This module owns every matching and domain-rule statement. Nothing here loops ov
 records in Python: each statement's rows are already *findings* (or items still inside
 their window), so a clean ledger returns no rows. Every row starts with its **root**:
 the item it is about (an event, movement, record or voucher ``seq``, a duplicate group,
-a month), so that :mod:`reconcile._scope` can store findings per root and an
+a month), so that :mod:`reconcile.matching._incremental` can store findings per root and an
 incremental run can replace exactly the roots it re-checked.
 
 A run first builds a few work tables (:class:`Work`, dropped before it commits),
@@ -40,14 +40,14 @@ amount, which equals the event's open amount. Several candidates on either side 
 ``AMBIGUOUS_MATCH`` for each movement concerned and nothing is linked. So one
 movement links at most once, for at most its amount, and one event takes at most one
 heuristic movement, never beyond what is still open. The matches a run finds replace
-the stored ones of the items it re-checked (``rc_matched``, :mod:`reconcile._scope`);
+the stored ones of the items it re-checked (``rc_matched``, :mod:`reconcile.matching._incremental`);
 nothing accumulates: when a new event or movement makes a match ambiguous, the pair is
 re-checked, reported as such, and the earlier match is undone.
 
 **Scope.** With a :class:`Scope`, every statement is restricted to its roots in the
 scope's tables and the temporary tables hold only what those roots need: the links of
 the scoped events, the open events among them, the vouchers naming scoped records.
-:mod:`reconcile._scope` builds scopes that contain every open event and every
+:mod:`reconcile.matching._incremental` builds scopes that contain every open event and every
 unallocated movement outside a stored pair, and both items of every pair that a change
 may undo, so candidates and ambiguity are computed over everything that can differ from
 the last run. Without a scope, everything. :meth:`Matcher.candidate` is the one
@@ -68,7 +68,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -97,8 +97,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.selectable import CompoundSelect, LateralFromClause, Subquery
 
-from reconcile import _tables as t
-from reconcile._rules import Rules
+from reconcile.matching import _tables as t
+from reconcile.matching._rules import Rules
 
 R, E, M, A, V, VR, P = (t.records, t.events, t.movements, t.allocations, t.vouchers,
                         t.voucher_refs, t.person_events)
@@ -116,6 +116,135 @@ RULE_NAMES = ("event_findings", "movement_mismatches", "orphans", "ambiguous",
 
 Rows = list[tuple[Any, ...]]
 Rowset = Select[Any] | CompoundSelect[Any]
+
+
+# -- what each stored statement finds, once its root is taken off (one class per rule) ----
+class EventFinding(NamedTuple):
+    """``event_findings``: a money event not settled within tolerance, or late."""
+
+    record_id: str
+    kind: str
+    amount: int
+    anchor_day: int
+    due_day: int | None
+    allocated: int
+    last_day: int | None
+    movements: str | None
+    returned: int
+    returns: str | None
+
+
+class MovementMismatch(NamedTuple):
+    """``movement_mismatches``: allocations that do not add up to the movement."""
+
+    record_id: str
+    amount: int
+    allocated: int
+
+
+class Orphan(NamedTuple):
+    """``orphans``: a movement no event settles (``allocated``: its allocations name none)."""
+
+    record_id: str
+    kind: str
+    amount: int
+    value_day: int
+    allocated: bool
+
+
+class Ambiguous(NamedTuple):
+    """``ambiguous``: an unallocated movement with several candidates (or a shared one)."""
+
+    record_id: str
+    amount: int
+    events: str | None
+    n: int
+
+
+class MissingVoucher(NamedTuple):
+    """``missing_vouchers``: a record without a voucher kind it needs."""
+
+    record_id: str
+    domain: str
+    kind: str
+    missing: str | None
+    occurred_day: int
+
+
+class Duplicate(NamedTuple):
+    """``duplicates``: several benefit payments for one person, insurance and period."""
+
+    insurance: str
+    period: str
+    n: int
+    total: int
+    largest: int
+    events: str | None
+
+
+class AfterTermination(NamedTuple):
+    """``after_termination``: a benefit payment for a period a termination ended."""
+
+    record_id: str
+    period: str
+    amount: int
+    from_period: str
+    terminations: str | None
+
+
+class PayeeMismatch(NamedTuple):
+    """``payee_mismatches``: a benefit paid to an account other than the one approved."""
+
+    record_id: str
+    amount: int
+    approvals: str | None
+    start: str
+
+
+class AccountRuleViolation(NamedTuple):
+    """``account_rule_violations``: a movement against its fund account's purpose."""
+
+    record_id: str
+    kind: str
+    amount: int
+    field: str
+    reason: str
+
+
+class VoucherMismatchFinding(NamedTuple):
+    """``voucher_mismatches``: a voucher amount unlike what its records add up to."""
+
+    voucher_id: str
+    amount: int
+    domain: str
+    evidenced: int
+    records: str | None
+
+
+FINDING_TYPES: dict[str, Any] = {
+    "event_findings": EventFinding, "movement_mismatches": MovementMismatch,
+    "orphans": Orphan, "ambiguous": Ambiguous, "missing_vouchers": MissingVoucher,
+    "duplicates": Duplicate, "after_termination": AfterTermination,
+    "payee_mismatches": PayeeMismatch, "account_rule_violations": AccountRuleViolation,
+    "voucher_mismatches": VoucherMismatchFinding,
+}
+"""The record type of each stored statement's rows (without their root)."""
+
+
+@dataclass(slots=True)
+class Findings:
+    """Every stored finding of a run, typed, by rule (in root order)."""
+
+    event_findings: list[EventFinding] = field(default_factory=list)
+    movement_mismatches: list[MovementMismatch] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+    ambiguous: list[Ambiguous] = field(default_factory=list)
+    missing_vouchers: list[MissingVoucher] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    after_termination: list[AfterTermination] = field(default_factory=list)
+    payee_mismatches: list[PayeeMismatch] = field(default_factory=list)
+    account_rule_violations: list[AccountRuleViolation] = field(default_factory=list)
+    voucher_mismatches: list[VoucherMismatchFinding] = field(default_factory=list)
 
 
 def _sum(col: ColumnElement[int]) -> ColumnElement[int]:
@@ -542,7 +671,7 @@ class Matcher:
             .where(cn.c.m_seq.in_(select(cn.c.m_seq).where(or_(cn.c.n > 1, cn.c.n_e > 1))))
             .group_by(M.c.seq, M.c.record_id, M.c.amount_fen)
         )
-        # every candidate movement of a scoped run is in its scope (reconcile._scope)
+        # every candidate movement of a scoped run is in its scope (reconcile.matching._incremental)
         return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
 
     def missing_vouchers(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:

@@ -21,7 +21,7 @@ from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import fromstring  # type: ignore[import-untyped]
 
 from ledger import InputError
-from reconcile._bank._model import Balance, Statement, StatementEntry, quoted
+from reconcile.bank._model import Balance, Statement, StatementEntry, quoted
 
 _NS = re.compile(r"^\{urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.(\d\d)\}Document$")
 SUPPORTED_VERSIONS = frozenset({2, 3, 4, 5, 6, 7, 8})

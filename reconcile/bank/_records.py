@@ -11,7 +11,7 @@ list of entries as the bank reported them) and one *unallocated* ``finance.colle
   a no-op, and an entry whose ``bank_ref`` and direction already belong to a current
   movement is not added again; that is also how an entry *confirms* a movement the
   finance system sent earlier. When that movement's amount differs, nothing is added:
-  the statement record keeps the bank's amount and :func:`reconcile._bank.statement_breaks`
+  the statement record keeps the bank's amount and :func:`reconcile.bank.statement_breaks`
   reports ``AMOUNT_MISMATCH``.
 - Only CNY exact to the fen: any other currency (entries or balances) or a third
   decimal digit that is not zero is an :class:`~ledger.InputError` naming the file,
@@ -29,12 +29,12 @@ from typing import Literal
 from sqlalchemy import Connection, and_, select
 
 from ledger import InputError, Ledger
-from reconcile import _tables as t
-from reconcile._bank._camt import parse_camt053
-from reconcile._bank._model import Statement, StatementEntry, quoted
-from reconcile._bank._mt940 import id_part, parse_mt940
-from reconcile._refresh import refresh
-from reconcile._units import fen
+from reconcile.bank._camt import parse_camt053
+from reconcile.bank._model import Statement, StatementEntry, quoted
+from reconcile.bank._mt940 import id_part, parse_mt940
+from reconcile.matching import _tables as t
+from reconcile.matching._refresh import refresh
+from reconcile.matching._units import fen
 
 StatementFormat = Literal["camt053", "mt940"]
 CURRENCY = "CNY"

@@ -1,7 +1,7 @@
 """Derived tables of the reconciler (``rc_*``), one SQLAlchemy Core schema for both backends.
 
 The reconciler owns these tables; they are *derived*: everything in them is re-decoded
-from ledger entries (``ledger._schema.entries``) by :mod:`reconcile._refresh`, so they
+from ledger entries (``ledger._schema.entries``) by :mod:`reconcile.matching._refresh`, so they
 may be dropped and rebuilt at any time. Alembic revision ``0002`` creates exactly these
 tables (with the ledger's naming convention, so both backends get the same names).
 
@@ -16,7 +16,7 @@ Conventions kept in every table:
   ``rc_records.current_seq`` is the ``seq`` of the latest version, so matching joins
   integers, not ids through the correction chain.
 
-These tables hold the state of incremental runs (:mod:`reconcile._scope`):
+These tables hold the state of incremental runs (:mod:`reconcile.matching._incremental`):
 ``rc_findings`` (the rows each matching statement returned, per root item, before they
 are judged by date), ``rc_open`` (current money events not fully settled by
 allocations), ``rc_matched`` (the heuristic matches of the last run: the open events and

@@ -2,9 +2,9 @@
 
 This module owns the matching *state* (``rc_findings``, ``rc_open``, ``rc_matched``,
 ``rc_dirty``, ``rc_month_sums``; the watermark, rules digest and findings digest of the
-last run are a ``control.reconcile`` ledger entry, :mod:`reconcile._state`)
-and :func:`match`, which runs the statements of :mod:`reconcile._match` either over
-everything (a **full** run) or over a :class:`~reconcile._match.Scope` (an
+last run are a ``control.reconcile`` ledger entry, :mod:`reconcile.matching._state`)
+and :func:`match`, which runs the statements of :mod:`reconcile.matching._match` either over
+everything (a **full** run) or over a :class:`~reconcile.matching._match.Scope` (an
 **incremental** run) and stores what they return per root item.
 
 A finding depends only on its root's neighbourhood, so a run re-checks exactly the
@@ -33,7 +33,7 @@ decoded since then plus the older records whose version status changed (``rc_dir
   minus those that were current at the last run and are superseded now.
 
 Everything else keeps the findings stored for it. Dates are not part of any finding:
-the rows are judged against the run's as-of date every time (:mod:`reconcile._run`).
+the rows are judged against the run's as-of date every time (:mod:`reconcile.matching._run`).
 A run is full when there is no state yet, when the rules changed, when asked
 (``full=True``), or when the new entries are a large share of the ledger.
 """
@@ -66,9 +66,11 @@ from sqlalchemy import (
 )
 
 from ledger import Actor, Store
-from reconcile import _tables as t
-from reconcile._match import (
+from reconcile.matching import _tables as t
+from reconcile.matching._match import (
+    FINDING_TYPES,
     RULE_NAMES,
+    Findings,
     Matcher,
     Rows,
     Rowset,
@@ -77,15 +79,15 @@ from reconcile._match import (
     Work,
     probe,
 )
-from reconcile._rules import Rules
-from reconcile._state import (
+from reconcile.matching._rules import Rules
+from reconcile.matching._state import (
     FindingsDigest,
     Stored,
     last_run,
     read_findings,
     record_run,
 )
-from reconcile._state import mismatch as findings_mismatch
+from reconcile.matching._state import mismatch as findings_mismatch
 
 FULL_SHARE = 0.25
 """An incremental run re-checks its scope by index lookups; when the new entries are
@@ -119,7 +121,7 @@ class Outcome:
     mode: str  # "full" or "incremental"
     size: int  # the derived tables' watermark: entries 0 .. size - 1 were matched
     rechecked: int  # roots re-checked: events + movements + records + vouchers
-    findings: dict[str, Rows]  # rule -> rows (without their root), root order
+    findings: Findings  # every stored finding, typed, by rule, in root order
     netting: Rows  # month, in_fen, out_fen, count: months whose income does not net to 0
     mismatch: str | None = None
     """Why the stored findings were not trusted (they differ from the last run's record
@@ -136,7 +138,7 @@ def match(store: Store, rules: Rules, *, full: bool = False,
           timer: Callable[[str], Any] | None = None, who: Actor | None = None) -> Outcome:
     """Run the matching statements (full or incremental) and store their findings.
 
-    Call after :func:`reconcile._refresh.refresh`. Runs in one writer transaction, so
+    Call after :func:`reconcile.matching._refresh.refresh`. Runs in one writer transaction, so
     the stored findings, ``rc_open`` and the run's ``control.reconcile`` entry move
     together.
     ``timer(name)`` (a context manager factory) wraps each step, for profiling.
@@ -390,7 +392,7 @@ def _roots(scope: Scope, rule: str) -> Select[Any]:
     """The stored-root strings a scoped run replaces for ``rule``."""
     tbl: Table = getattr(scope, SCOPED_BY[rule])
     if tbl is scope.groups:
-        g = tbl.c  # the same text as reconcile._match.group_key
+        g = tbl.c  # the same text as reconcile.matching._match.group_key
         return select(g.person + "|" + g.insurance + "|" + g.period)
     return select(cast(tbl.c.seq, String(200)))
 
@@ -444,15 +446,16 @@ def _store_findings(store: Store, conn: Connection, new: list[_Finding],
     return kept, left
 
 
-def _merged(kept: list[_Finding], new: list[_Finding]) -> dict[str, Rows]:
-    """Every finding's row by rule, in (root, pos) order: the kept ones and this run's.
+def _merged(kept: list[_Finding], new: list[_Finding]) -> Findings:
+    """Every finding, typed (``FINDING_TYPES``), by rule: the kept ones and this run's.
 
     The order is the one the stored table gives (root as text, then position), so a
     full and an incremental run hand the judge the same rows in the same order."""
-    every = sorted([*kept, *new], key=lambda f: (f[0], f[1], f[2]))
-    out: dict[str, Rows] = {rule: [] for rule in RULE_NAMES}
-    for rule, _root, _pos, row in every:
-        out.setdefault(rule, []).append(row)
+    out = Findings()
+    for rule, _root, _pos, row in sorted([*kept, *new], key=lambda f: (f[0], f[1], f[2])):
+        typ = FINDING_TYPES.get(rule)
+        if typ is not None:  # a stored row of no known rule (the digest would catch it)
+            getattr(out, rule).append(typ._make(row))
     return out
 
 

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconcile._units import money
+from reconcile.matching._units import money
 
 Severity = Literal["high", "medium", "low"]
 
@@ -178,7 +178,8 @@ class RunInfo(_Model):
     backend: str
     rules: dict[str, Any]
     mode: str = "full"
-    """``full`` (every item re-checked) or ``incremental`` (see ``reconcile._scope``)."""
+    """``full`` (every item re-checked) or ``incremental``
+    (see ``reconcile.matching._incremental``)."""
     rechecked: int = 0
     """Incremental runs: events, movements, records and vouchers re-checked."""
 

@@ -1,6 +1,6 @@
 """Importing bank statements into the ledger as one atomic batch (INTERCHANGE "Bank statements").
 
-The statement is parsed and mapped to interchange records by ``reconcile._bank``;
+The statement is parsed and mapped to interchange records by ``reconcile.bank``;
 the records then take the same ingest pipeline as a JSON Lines file.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from ledger import FileReport, InputError, Ledger, note_files_before
-from reconcile._refresh import Deriver
+from reconcile.matching._refresh import Deriver
 
 StatementFormat = Literal["camt053", "mt940"]
 
@@ -24,7 +24,7 @@ def ingest_statement(
     fund_account: str | None = None,
 ) -> FileReport:
     """Map ``path`` to movements (credits: collections, debits: payments) and append them."""
-    from reconcile._bank import statement_records
+    from reconcile.bank import statement_records
 
     records = statement_records(ledger, path, fmt, region, fund_account)
     return ledger.ingest_records(records, str(path), derive=Deriver)

@@ -2,7 +2,7 @@
 
 Amounts are exact :class:`~decimal.Decimal` values as the bank wrote them (entry amounts
 positive, direction in ``credit``; balances signed: a debit balance is negative).
-Nothing here knows about the ledger; ``reconcile._bank._records`` maps it to records.
+Nothing here knows about the ledger; ``reconcile.bank._records`` maps it to records.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ def read_findings(conn: Connection) -> tuple[list[Stored], FindingsDigest]:
     """Every stored finding as stored, and their digest."""
     from sqlalchemy import select
 
-    from reconcile._tables import findings as f
+    from reconcile.matching._tables import findings as f
 
     digest = FindingsDigest()
     out: list[Stored] = []

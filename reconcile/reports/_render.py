@@ -1,4 +1,4 @@
-"""Renderers of a reconciliation :class:`~reconcile._report.Report`: text, JSON, CSV, HTML.
+"""Renderers of a reconciliation :class:`~reconcile.reports._report.Report`: text, JSON, CSV, HTML.
 
 This module owns how a report looks to people and programs; it decides nothing
 about breaks. Each renderer is a plain function returning the whole document as a
@@ -15,7 +15,7 @@ about breaks. Each renderer is a plain function returning the whole document as 
 
 Amounts at risk are read from ``Break.amount_at_risk`` (the money string that the
 JSON keeps, so a report read back from JSON renders the same). Fields a later step
-may add to :class:`~reconcile._report.Break` are used when there: ``status`` (break
+may add to :class:`~reconcile.reports._report.Break` are used when there: ``status`` (break
 workflow) and ``occurred_on`` (date of the event or movement, for aging; without it
 a break ages as "unknown").
 
@@ -24,7 +24,7 @@ Example::
     from pathlib import Path
     from ledger import Ledger
     from reconcile import run_reconcile
-    from reconcile._render import render_html, render_text
+    from reconcile.reports._render import render_html, render_text
 
     report = run_reconcile(Ledger.open(home=".bfa"))
     print(render_text(report), end="")
@@ -41,9 +41,9 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from reconcile._gc import paused_gc
-from reconcile._report import SEVERITY, Break, Expected, Report
-from reconcile._units import fen, money
+from reconcile.matching._gc import paused_gc
+from reconcile.matching._units import fen, money
+from reconcile.reports._report import SEVERITY, Break, Expected, Report
 
 AGING_BUCKETS: tuple[str, ...] = ("0-30", "31-60", "61-90", ">90", "unknown")
 """Aging of a break: days from its ``occurred_on`` to the run's as-of date."""

@@ -13,7 +13,7 @@ Example::
 
     from datetime import date
     from pathlib import Path
-    from reconcile._bank import book_vs_bank, statement_records
+    from reconcile.bank import book_vs_bank, statement_records
 
     records = statement_records(led, Path("stmt.xml"), "camt053", "440100", "income")
     led.ingest_records(records, "stmt.xml")
@@ -22,9 +22,9 @@ Example::
 
 from __future__ import annotations
 
-from reconcile._bank._checks import BalanceReport, book_vs_bank, load_statements, statement_breaks
-from reconcile._bank._model import Balance, Statement, StatementEntry
-from reconcile._bank._records import StatementFormat, parse_statement_file, statement_records
+from reconcile.bank._checks import BalanceReport, book_vs_bank, load_statements, statement_breaks
+from reconcile.bank._model import Balance, Statement, StatementEntry
+from reconcile.bank._records import StatementFormat, parse_statement_file, statement_records
 
 __all__ = [
     "Balance",

@@ -48,7 +48,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger import InputError
-from reconcile._units import fen
+from reconcile.matching._units import fen
 
 DEFAULT_RULES: Mapping[str, int] = {
     "settlement_days": 30,

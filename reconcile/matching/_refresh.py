@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, and_, exists, select, tuple_, update
 
 from ledger import Store, entries, leaf_record
-from reconcile import _tables as t
-from reconcile._rules import MONEY_KINDS, MOVEMENT_KINDS
-from reconcile._units import epoch_day, fen
+from reconcile.matching import _tables as t
+from reconcile.matching._rules import MONEY_KINDS, MOVEMENT_KINDS
+from reconcile.matching._units import epoch_day, fen
 
 T = TypeVar("T")
 
@@ -231,8 +231,8 @@ def _resolve_corrections(conn: Connection, start: int,
     Only what the entries from ``start`` on can change is touched: new records, and
     older records that a new record corrects or whose latest version a new record
     corrects. Older records whose status changed are noted in ``rc_dirty`` for the next
-    incremental run (:mod:`reconcile._scope`). ``fixes``: the ``(domain, id)`` pairs the
-    new records correct, collected while decoding them (as value lists: a sub-select
+    incremental run (:mod:`reconcile.matching._incremental`). ``fixes``: the ``(domain,
+    id)`` pairs the new records correct, collected while decoding them (as value lists: a sub-select
     here would make the database scan every older record on every refresh).
     """
     r, r2 = t.records, t.records.alias("r2")

@@ -25,10 +25,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select
 
 from ledger import Ledger, checkpoints, entries
-from reconcile import _tables as t
-from reconcile._refresh import DOMAINS, refresh
-from reconcile._units import day_date, money
-from reconcile._workflow import (
+from reconcile.matching import _tables as t
+from reconcile.matching._refresh import DOMAINS, refresh
+from reconcile.matching._units import day_date, money
+from reconcile.workflow._workflow import (
     Transition,
     break_records,
     break_state,
