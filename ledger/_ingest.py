@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from ledger import _schema as s
 from ledger._append import Appender, DeriverFactory, now_rfc3339
@@ -342,28 +342,9 @@ class Ingester:
                 by_domain.setdefault(domain, []).append(rid)
         found: dict[tuple[str, str], bytes] = {}
         e = s.entries.c
-        if self.store.dialect == "postgresql":
-            # one parameter: a single cheap plan instead of hundreds of placeholders;
-            # joined from unnest(), since "= ANY(array)" with thousands of ids lets the
-            # planner pick a scan of the whole table over the index look-ups. The ids
-            # travel as one string cut by the server at U+001F, which no record id holds
-            # (RECORD_ID_PATTERN): adapting a list of strings to a text[] costs more
-            # Python than the one string (bench/README.md)
-            for domain, ids in by_domain.items():
-                rows = conn.exec_driver_sql(
-                    "SELECT e.record_id, e.content_digest "
-                    "FROM unnest(string_to_array(%(ids)s, chr(31))) AS u(id) JOIN entries e "
-                    "ON e.domain = %(d)s AND e.record_id = u.id",
-                    {"d": domain, "ids": "\x1f".join(ids)})
-                for rid, digest in rows:
-                    found[(domain, rid)] = bytes(digest) if digest is not None else b""
-            return found
         for domain, ids in by_domain.items():
-            ids.sort()
-            for i in range(0, len(ids), 500):
-                q = select(e.record_id, e.content_digest).where(
-                    e.domain == domain, e.record_id.in_(ids[i : i + 500])
-                )
-                for rid, digest in conn.execute(q):
-                    found[(domain, rid)] = bytes(digest) if digest is not None else b""
+            for rid, digest in self.store.select_by_ids(
+                    conn, e.record_id, ids, (e.record_id, e.content_digest),
+                    (e.domain == domain,)):
+                found[(domain, rid)] = bytes(digest) if digest is not None else b""
         return found

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Connection,
     Engine,
     Integer,
@@ -33,8 +34,10 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     create_engine,
     event,
+    func,
     literal,
     or_,
     select,
@@ -53,6 +56,8 @@ SQLITE_BUSY_SECONDS = 120
 """How long a SQLite connection waits for another process's write lock before it fails
 with "database is locked" (FORMAT.md §8.5)."""
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+IDS_PER_STATEMENT = 500
+"""SQLite: ids per IN list when looking rows up by many ids (bound parameters)."""
 
 
 def _revisions() -> frozenset[str]:
@@ -404,31 +409,61 @@ class Store:
                 found[(int(level), int(idx))] = bytes(h)
         return found
 
+    # -- many ids at once: the one way every module looks rows up by a list of ids ------
     @staticmethod
-    def entries_by_ids(conn: Connection, domain: str, ids: Sequence[str]
+    def _ids_table(ids: Sequence[str]) -> Any:
+        """PostgreSQL: the ids as a table ``u(id)``, sent as one string the server cuts at
+        U+001F (no id the ledger keeps holds it: RECORD_ID_PATTERN, break ids). One
+        parameter plans cheaply whatever the count (many bound parameters cost more to
+        plan than the look-ups), and a string costs less Python than a text[] (ADR 0016,
+        bench/README.md)."""
+        sep: Any = bindparam("ids_sep", "\x1f")
+        return (func.unnest(func.string_to_array(bindparam("ids", "\x1f".join(ids)), sep))
+                .table_valued("id").render_derived(name="u"))
+
+    @staticmethod
+    def select_by_ids(conn: Connection, key: ColumnElement[str], ids: Sequence[str],
+                      columns: Sequence[ColumnElement[Any]],
+                      where: Sequence[ColumnElement[bool]] = ()) -> list[Any]:
+        """Rows of ``columns`` whose ``key`` is one of ``ids`` (and ``where``), by the index
+        on ``key``: on PostgreSQL joined from the ids as a table (the join keeps the
+        planner on index look-ups; with ``= ANY(array)`` or ``IN`` it chose to scan whole
+        tables), on SQLite IN lists of 500 sorted ids. Rows come in no given order."""
+        if not ids:
+            return []
+        if conn.dialect.name == "postgresql":
+            u = Store._ids_table(ids)
+            table = key.table
+            q = select(*columns).select_from(u.join(table, key == u.c.id)).where(*where)
+            return list(conn.execute(q))
+        ordered = sorted(set(ids))
+        return [row for i in range(0, len(ordered), IDS_PER_STATEMENT) for row in conn.execute(
+            select(*columns).where(key.in_(ordered[i:i + IDS_PER_STATEMENT]), *where))]
+
+    @staticmethod
+    def id_conditions(conn: Connection, key: ColumnElement[str],
+                      ids: Sequence[str]) -> Iterator[ColumnElement[bool]]:
+        """Conditions that together select the rows whose ``key`` is one of ``ids`` (for
+        UPDATE and DELETE): one on PostgreSQL (the ids as a table), IN lists of 500 on
+        SQLite."""
+        if not ids:
+            return
+        if conn.dialect.name == "postgresql":
+            u = Store._ids_table(ids)
+            yield key.in_(select(u.c.id))
+            return
+        for i in range(0, len(ids), IDS_PER_STATEMENT):
+            yield key.in_(list(ids[i:i + IDS_PER_STATEMENT]))
+
+    def entries_by_ids(self, conn: Connection, domain: str, ids: Sequence[str]
                        ) -> dict[str, tuple[int, bytes, bytes]]:
         """``record_id -> (seq, leaf, entry_hash)`` of the entries of ``domain`` with one
-        of ``ids``, by the unique index ``(record_id, domain)``.
-
-        PostgreSQL: one array parameter joined from ``unnest()`` (many bound parameters
-        cost more to plan than the look-ups, ADR 0016); SQLite: IN lists of 500."""
-        out: dict[str, tuple[int, bytes, bytes]] = {}
-        if not ids:
-            return out
-        if conn.dialect.name == "postgresql":
-            rows: Iterable[Any] = conn.exec_driver_sql(
-                "SELECT e.record_id, e.seq, e.leaf, e.entry_hash "
-                "FROM unnest(%(ids)s::text[]) AS u(id) "
-                "JOIN entries e ON e.record_id = u.id AND e.domain = %(domain)s",
-                {"ids": list(ids), "domain": domain}).all()
-        else:
-            e = s.entries.c
-            rows = [r for i in range(0, len(ids), 500) for r in conn.execute(
-                select(e.record_id, e.seq, e.leaf, e.entry_hash)
-                .where(e.record_id.in_(ids[i:i + 500]), e.domain == domain))]
-        for rid, seq, leaf, h in rows:
-            out[str(rid)] = (int(seq), bytes(leaf), bytes(h))
-        return out
+        of ``ids``, by the unique index ``(record_id, domain)``."""
+        e = s.entries.c
+        return {str(rid): (int(seq), bytes(leaf), bytes(h)) for rid, seq, leaf, h in
+                self.select_by_ids(conn, e.record_id, ids,
+                                   (e.record_id, e.seq, e.leaf, e.entry_hash),
+                                   (e.domain == domain,))}
 
     @staticmethod
     def nodes_in_ranges(conn: Connection, spans: dict[int, tuple[int, int]]

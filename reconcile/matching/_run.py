@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from ledger import InputError, Ledger
+from ledger import InputError, Ledger, Store
 from reconcile.bank import statement_breaks
 from reconcile.matching import _tables as t
 from reconcile.matching._gc import paused_gc
@@ -38,8 +38,6 @@ from reconcile.matching._units import day_date, epoch_day, money
 from reconcile.reports._report import Break, Expected, Report, RunInfo, integrity_break
 from reconcile.workflow._workflow import apply_states
 
-EVIDENCE_CHUNK = 500
-"""Ids per look-up of entry hashes on SQLite (bound parameters)."""
 EVIDENCE_PART = 4000
 """Breaks per part when PostgreSQL's look-ups run beside the building (:func:`_with_evidence`)."""
 
@@ -298,28 +296,12 @@ def _of(hashes: dict[str, list[str]], records: tuple[str, ...]) -> list[str]:
 
 def _entry_hashes(conn: Connection, ids: list[str]) -> dict[str, list[str]]:
     """``domain:entry_hash`` of the current record(s) of each id, in domain order."""
-    hashes: dict[str, list[str]] = {}
-    if not ids:
-        return hashes
     r = t.records.c
-    if conn.dialect.name == "postgresql":
-        # one array parameter: a nightly report may name a hundred thousand records, and
-        # rendering that many bound parameters costs more than the look-up. Joined from
-        # unnest(), not "= ANY(array)": with a large array the planner chose a parallel
-        # scan of the whole table over the index look-ups (ADR 0016)
-        parts = [conn.exec_driver_sql(
-            "SELECT r.record_id, r.domain, r.entry_hash "
-            "FROM unnest(%(ids)s::text[]) AS u(id) JOIN rc_records r ON r.record_id = u.id "
-            "WHERE r.superseded IS false ORDER BY r.record_id, r.domain", {"ids": ids}).all()]
-    else:
-        parts = [conn.execute(select(r.record_id, r.domain, r.entry_hash)
-                              .where(r.record_id.in_(ids[i:i + EVIDENCE_CHUNK]),
-                                     r.superseded.is_(False))
-                              .order_by(r.record_id, r.domain)).all()
-                 for i in range(0, len(ids), EVIDENCE_CHUNK)]
-    for rows in parts:
-        for rid, domain, h in rows:
-            hashes.setdefault(str(rid), []).append(f"{domain}:{h}")
+    rows = Store.select_by_ids(conn, r.record_id, ids, (r.record_id, r.domain, r.entry_hash),
+                               (r.superseded.is_(False),))
+    hashes: dict[str, list[str]] = {}
+    for rid, domain, h in sorted(rows, key=lambda x: (x[0], x[1])):
+        hashes.setdefault(str(rid), []).append(f"{domain}:{h}")
     return hashes
 
 

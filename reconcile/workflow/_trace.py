@@ -18,13 +18,13 @@ prove it now.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, select
 
-from ledger import Ledger, checkpoints, entries
+from ledger import Ledger, Store, checkpoints, entries
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import DOMAINS, refresh
 from reconcile.matching._units import day_date, money
@@ -36,7 +36,6 @@ from reconcile.workflow._workflow import (
     transitions_for,
 )
 
-_CHUNK = 500
 ROLE = {"business": "event", "finance": "movement", "archive": "voucher"}
 
 
@@ -105,10 +104,9 @@ class Trace:
         }
 
 
-def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
-    items = sorted(set(ids))
-    for i in range(0, len(items), _CHUNK):
-        yield items[i:i + _CHUNK]
+def _in(conn: Connection, col: Any, ids: Iterable[str]) -> Iterator[ColumnElement[bool]]:
+    """Conditions that together select ``col`` in ``ids`` (``Store.id_conditions``)."""
+    return Store.id_conditions(conn, col, sorted(set(ids)))
 
 
 class _Gather:
@@ -130,8 +128,8 @@ class _Gather:
         """Add every version of the domain's records (same ``current_id``)."""
         r, r2 = t.records.c, t.records.alias("r2").c
         found: list[tuple[str, str]] = []
-        for part in _chunks(self.ids[domain]):
-            cur = select(r2.current_id).where(r2.domain == domain, r2.record_id.in_(part))
+        for cond in _in(self.conn, r2.record_id, self.ids[domain]):
+            cur = select(r2.current_id).where(r2.domain == domain, cond)
             found += [(str(a), str(b)) for a, b in self.conn.execute(
                 select(r.record_id, r.current_id).where(r.domain == domain,
                                                         r.current_id.in_(cur)))]
@@ -141,39 +139,37 @@ class _Gather:
 
     def movements_of(self, events: Sequence[str]) -> None:
         a = t.allocations.c
-        for part in _chunks(events):
-            for mid, eid in self.conn.execute(
-                    select(a.movement_id, a.event_id).where(a.event_id.in_(part))):
+        for cond in _in(self.conn, a.event_id, events):
+            for mid, eid in self.conn.execute(select(a.movement_id, a.event_id).where(cond)):
                 self.link("finance", [str(mid)], f"settles {eid}")
 
     def events_of(self, movements: Sequence[str]) -> None:
         a = t.allocations.c
-        for part in _chunks(movements):
-            for mid, eid in self.conn.execute(
-                    select(a.movement_id, a.event_id).where(a.movement_id.in_(part))):
+        for cond in _in(self.conn, a.movement_id, movements):
+            for mid, eid in self.conn.execute(select(a.movement_id, a.event_id).where(cond)):
                 self.link("business", [str(eid)], f"settled by {mid}")
 
     def returns_of(self, movements: Sequence[str]) -> None:
         m = t.movements.c
-        for part in _chunks(movements):
-            for rid, ret in self.conn.execute(select(m.record_id, m.returns).where(
-                    or_(m.returns.in_(part), and_(m.record_id.in_(part), m.returns.isnot(None))))):
+        conds = [*_in(self.conn, m.returns, movements),
+                 *(and_(c, m.returns.isnot(None)) for c in _in(self.conn, m.record_id, movements))]
+        for cond in conds:
+            for rid, ret in self.conn.execute(select(m.record_id, m.returns).where(cond)):
                 self.link("finance", [str(rid)], f"returns {ret}")
                 self.link("finance", [str(ret)], f"returned by {rid}")
 
     def refs_of(self, vouchers: Sequence[str]) -> None:
         v, r = t.voucher_refs.c, t.records.c
-        for part in _chunks(vouchers):
-            refs = select(v.ref_id).where(v.voucher_id.in_(part))
+        for cond in _in(self.conn, v.voucher_id, vouchers):
+            refs = select(v.ref_id).where(cond)
             for dom, rid in self.conn.execute(select(r.domain, r.record_id).where(
                     r.domain.in_(("business", "finance")), r.record_id.in_(refs))):
                 self.link(str(dom), [str(rid)], "evidenced by a voucher on the trail")
 
     def vouchers_of(self, ids: Sequence[str]) -> None:
         v = t.voucher_refs.c
-        for part in _chunks(ids):
-            for vid, ref in self.conn.execute(
-                    select(v.voucher_id, v.ref_id).where(v.ref_id.in_(part))):
+        for cond in _in(self.conn, v.ref_id, ids):
+            for vid, ref in self.conn.execute(select(v.voucher_id, v.ref_id).where(cond)):
                 self.link("archive", [str(vid)], f"evidences {ref}")
 
 
@@ -232,7 +228,7 @@ def _items(conn: Connection, g: _Gather, chain: set[str], dom: str, cp: int) -> 
     out: list[TraceItem] = []
     order = {"business": 0, "finance": 1, "archive": 2}
     for domain, ids in g.ids.items():
-        for part in _chunks(ids):
+        for cond in _in(conn, r.record_id, ids):
             q = (select(r.seq, r.kind, r.record_id, r.corrects, r.superseded, r.current_id,
                         r.occurred_day, e.entry_hash, ev.amount_fen, mv.amount_fen,
                         mv.value_day, vo.amount_fen)
@@ -240,7 +236,7 @@ def _items(conn: Connection, g: _Gather, chain: set[str], dom: str, cp: int) -> 
                  .outerjoin(t.events, ev.seq == r.seq)
                  .outerjoin(t.movements, mv.seq == r.seq)
                  .outerjoin(t.vouchers, vo.seq == r.seq)
-                 .where(r.domain == domain, r.record_id.in_(part)))
+                 .where(r.domain == domain, cond))
             for (seq, kind, rid, corrects, sup, cur, occ, h, ev_amt, mv_amt, value_day,
                  vo_amt) in conn.execute(q):
                 amt = next((a for a in (ev_amt, mv_amt, vo_amt) if a is not None), None)
@@ -259,9 +255,9 @@ def _items(conn: Connection, g: _Gather, chain: set[str], dom: str, cp: int) -> 
 def _allocations(conn: Connection, g: _Gather) -> list[dict[str, str]]:
     a = t.allocations.c
     out = []
-    for part in _chunks(g.ids["finance"]):
+    for cond in _in(conn, a.movement_id, g.ids["finance"]):
         for mid, eid, amt in conn.execute(select(a.movement_id, a.event_id, a.amount_fen).where(
-                a.movement_id.in_(part)).order_by(a.movement_seq, a.pos)):
+                cond).order_by(a.movement_seq, a.pos)):
             if eid in g.ids["business"]:
                 out.append({"movement": str(mid), "event": str(eid), "amount": money(int(amt))})
     return out
@@ -270,15 +266,14 @@ def _allocations(conn: Connection, g: _Gather) -> list[dict[str, str]]:
 def _breaks(conn: Connection, ids: set[str]) -> list[TraceBreak]:
     br = break_records.c
     bids: set[str] = set()
-    for part in _chunks(ids):
-        bids.update(str(x) for x in conn.execute(
-            select(br.break_id).where(br.record_id.in_(part))).scalars())
+    for cond in _in(conn, br.record_id, ids):
+        bids.update(str(x) for x in conn.execute(select(br.break_id).where(cond)).scalars())
     if not bids:
         return []
     states = []
-    for part in _chunks(bids):
+    for cond in _in(conn, break_state.c.break_id, bids):
         states += [row_to_state(dict(r._mapping)) for r in conn.execute(
-            select(break_state).where(break_state.c.break_id.in_(part)))]
+            select(break_state).where(cond))]
     by_break: dict[str, list[Transition]] = {}
     for x in transitions_for(conn, bids):
         by_break.setdefault(str(x.record["break"]), []).append(x)

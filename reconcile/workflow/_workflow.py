@@ -48,14 +48,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    bindparam,
     delete,
-    func,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from ledger import (
@@ -96,8 +93,6 @@ REASONS: dict[str, str] = {
     "other": "anything else: the note says what and why",
 }
 """Reason codes a resolution must give (``bfa breaks resolve --reason``)."""
-
-_CHUNK = 500
 
 metadata = MetaData(naming_convention=NAMING)
 
@@ -217,23 +212,9 @@ def needs_four_eyes(code: str) -> bool:
 
 def _id_filters(conn: Connection, ids: Sequence[str],
                 col: ColumnElement[str] | None = None) -> Iterator[ColumnElement[bool]]:
-    """Conditions that together select the state rows of ``ids``: on PostgreSQL one,
-    the ids of one array parameter joined from ``unnest()`` (as the evidence look-up in
-    ``reconcile.matching._run`` and ADR 0016 do); on SQLite IN lists of :data:`_CHUNK` ids.
-
-    On PostgreSQL, IN lists of bound parameters were planned as sequential scans while
-    the table's statistics lagged (right after a nightly wrote many new states; ADR
-    0016)."""
-    if not ids:
-        return
-    column = break_state.c.break_id if col is None else col
-    if conn.dialect.name == "postgresql":
-        given = func.unnest(bindparam("break_ids", list(ids), type_=ARRAY(String(40)))
-                            ).table_valued("id").render_derived()
-        yield column.in_(select(given.c.id))
-        return
-    for i in range(0, len(ids), _CHUNK):
-        yield column.in_(ids[i:i + _CHUNK])
+    """Conditions that together select the state rows of ``ids`` (or the rows of ``col``),
+    the store's one way of looking up many ids (``Store.id_conditions``)."""
+    return Store.id_conditions(conn, break_state.c.break_id if col is None else col, ids)
 
 
 def row_to_state(row: dict[str, Any]) -> BreakState:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import cli._breaks_cmds  # noqa: F401  (registers `bfa breaks`, `trace`, `nightly`)
 from cli import bfa
 from ledger import InputError, Ledger, NotFoundError
+from ledger._store import IDS_PER_STATEMENT
 from reconcile import Break, run_reconcile
 from reconcile.reports._report import Report, RunInfo
 from reconcile.workflow import _workflow as wf
@@ -189,7 +190,7 @@ def test_cli_breaks(ledger_home: dict[str, Any], tmp_path: Path) -> None:
 
 def test_states_of_more_breaks_than_one_lookup_part(led: Ledger) -> None:
     """Existing states are found and replaced whatever their number (SQLite looks them
-    up in parts of ``_CHUNK`` ids, PostgreSQL in one array): a second run keeps each
+    up in parts of ``IDS_PER_STATEMENT`` ids, PostgreSQL in one parameter): a second run keeps each
     existing break's workflow state and reports only the others as new."""
 
     def report(ids: range) -> Report:
@@ -201,7 +202,7 @@ def test_states_of_more_breaks_than_one_lookup_part(led: Ledger) -> None:
                        "allocations", f"movement M-{i:05d} has no business event", 100 + i,
                        entry_hashes=["ab" * 32]) for i in ids], [])
 
-    n = 2 * wf._CHUNK + 7
+    n = 2 * IDS_PER_STATEMENT + 7
     first = apply_states_detail(led, report(range(n)))
     assert len(first.new) == n
     some = report(range(n - 1, n)).breaks[0].id  # reported by both runs
