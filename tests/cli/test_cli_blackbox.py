@@ -28,9 +28,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner
 
-import cli
+from tests._cli import h, invoke, ok, one_error_line
 from tests._records import collection, payment_event, write_jsonl
 from tests.interop.independent_verifier import verify_consistency_proof, verify_tlog_proof
 
@@ -41,31 +40,6 @@ ORIGIN = "bb.example/440100"
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def invoke(*args: str, env: dict[str, str] | None = None, input: Any = None) -> Any:
-    base = {"BFA_USER": "tester", "BFA_DEBUG": ""}
-    return CliRunner().invoke(cli.bfa, list(args), env={**base, **(env or {})}, input=input)
-
-
-def ok(*args: str, **kw: Any) -> Any:
-    res = invoke(*args, **kw)
-    assert res.exit_code == 0, (args, res.stdout, res.stderr, res.exception)
-    return res
-
-
-def one_error_line(res: Any, code: int) -> str:
-    """FORMAT §10: one line ``bfa: error: ...`` on stderr, no traceback, documented code."""
-    assert res.exit_code == code, (res.exit_code, res.stdout, res.stderr)
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("bfa: error: "), res.stderr
-    assert "Traceback" not in res.output
-    return lines[0]
-
-
-def h(home: Path, db: str | None = None) -> list[str]:
-    return ["--home", str(home), *(["--db", db] if db else [])]
 
 
 def init(home: Path, db: str | None = None, origin: str = ORIGIN) -> str:

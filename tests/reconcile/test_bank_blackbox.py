@@ -40,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-import cli
+from tests._cli import h, invoke, ok, size
 
 BFA = str(Path(sys.executable).with_name("bfa"))
 ORIGIN = "bank.example/1"
@@ -53,26 +53,6 @@ NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.{:02d}"
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def invoke(*args: str) -> Result:
-    env = {"BFA_USER": "tester", "BFA_DEBUG": "", "BFA_HOME": "", "BFA_DATABASE_URL": ""}
-    return CliRunner().invoke(cli.bfa, list(args), env=env)
-
-
-def ok(*args: str, code: int = 0) -> Result:
-    res = invoke(*args)
-    assert res.exit_code == code, (args, res.exit_code, res.stdout, res.stderr, res.exception)
-    assert "Traceback" not in res.output and "internal error" not in res.output
-    return res
-
-
-def h(home: Path, db: str | None = None) -> list[str]:
-    return ["--home", str(home), *(["--db", db] if db else [])]
-
-
-def size(home: Path, db: str | None = None) -> int:
-    return int(json.loads(ok("status", *h(home, db), "--json").stdout)["size"])
 
 
 def verify_clean(home: Path, db: str | None = None) -> None:

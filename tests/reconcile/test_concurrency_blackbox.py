@@ -35,9 +35,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
 
-import cli
+from tests._cli import h, invoke, jok, ok
 from tests._identity import spawn_env
 from tests.reconcile._blackbox import R, Rec, T, assessment, collection, voucher, write_jsonl
 
@@ -59,27 +58,6 @@ RAW = ("Traceback", "internal error", "sqlite3.", "psycopg.errors", "sqlalchemy.
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def h(home: Path, db: str) -> list[str]:
-    return ["--home", str(home), "--db", db]
-
-
-def invoke(*args: str, user: str = "alice") -> Result:
-    env = {"BFA_DEBUG": "", "BFA_HOME": "", "BFA_DATABASE_URL": "", "BFA_USER": user}
-    return CliRunner().invoke(cli.bfa, list(args), env=env)
-
-
-def ok(*args: str, code: int | tuple[int, ...] = 0, user: str = "alice") -> Result:
-    res = invoke(*args, user=user)
-    codes = code if isinstance(code, tuple) else (code,)
-    assert res.exit_code in codes, (args, res.exit_code, res.stdout, res.stderr, res.exception)
-    assert not any(w in res.output for w in RAW), res.output
-    return res
-
-
-def jok(*args: str, code: int | tuple[int, ...] = 0, user: str = "alice") -> Any:
-    return json.loads(ok(*args, "--json", code=code, user=user).stdout)
 
 
 def spawn(home: Path, db: str, *args: str, user: str = "alice") -> subprocess.Popen[str]:

@@ -31,9 +31,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-import cli
+from tests._cli import h, invoke, ok, one_error_line
 from tests._identity import spawn_env
 from tests.reconcile._blackbox import R, Rec, T, assessment, collection, voucher, write_jsonl
 
@@ -51,38 +51,9 @@ CODES = ["UNSETTLED_EVENT", "ORPHAN_MOVEMENT", "AMOUNT_MISMATCH", "MISSING_VOUCH
 # ---------------------------------------------------------------------------- helpers
 
 
-def invoke(*args: str, user: str | None = "alice", env: dict[str, str] | None = None) -> Result:
-    base = {"BFA_DEBUG": "", "BFA_HOME": "", "BFA_DATABASE_URL": ""}
-    if user is not None:
-        base["BFA_USER"] = user
-    return CliRunner().invoke(cli.bfa, list(args), env={**base, **(env or {})})
-
-
-def ok(*args: str, code: int = 0, **kw: Any) -> Result:
-    res = invoke(*args, **kw)
-    assert res.exit_code == code, (args, res.exit_code, res.stdout, res.stderr, res.exception)
-    assert "Traceback" not in res.output
-    return res
-
-
-def one_error_line(res: Result | subprocess.CompletedProcess[str], code: int) -> str:
-    """FORMAT §10: one line ``bfa: error: ...`` on stderr, no traceback, documented code."""
-    rc = res.exit_code if isinstance(res, Result) else res.returncode
-    assert rc == code, (rc, res.stdout, res.stderr)
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("bfa: error: "), res.stderr
-    assert "Traceback" not in res.stderr + res.stdout
-    return lines[0]
-
-
 def usage_error(res: Result, code: int = 2) -> None:
     assert res.exit_code == code, (res.exit_code, res.stdout, res.stderr)
     assert "Traceback" not in res.output and "internal error" not in res.output
-
-
-def h(home: Path, db: str | None = None) -> list[str]:
-    return ["--home", str(home), *(["--db", db] if db else [])]
 
 
 def run_bfa(*args: str, env: dict[str, str] | None = None
