@@ -134,9 +134,10 @@ class _RejectFile:
               help="Bank statements: pooling-region code (6 digits).")
 @click.option("--fund-account", type=click.Choice(["income", "expenditure", "fiscal_special"]),
               help="Bank statements: the fund account the statement is for.")
+@user_option
 def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ...],
            reject_file: Path | None, fmt: str, region: str | None,
-           fund_account: str | None) -> None:
+           fund_account: str | None, user: str | None) -> None:
     """Append interchange JSON Lines files; each file is one atomic batch.
 
     Use - for standard input. Without --reject-file a file with any bad line is
@@ -173,12 +174,12 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             if fmt == "jsonl":
                 reports = led.ingest(files, FileStore(led.home.archive_dir, led.home.perms),
                                      stdin=sys.stdin.buffer, reject_sink=sink, progress=tick,
-                                     derive=Deriver)
+                                     derive=Deriver, label=user)
             else:
                 assert region is not None
                 statement_fmt = cast(StatementFormat, fmt)
                 reports = ingest_statements(led, [Path(f) for f in files], statement_fmt,
-                                            region, fund_account, progress=tick)
+                                            region, fund_account, progress=tick, label=user)
             size = led.size()
     finally:
         if sink:

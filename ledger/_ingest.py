@@ -16,6 +16,7 @@ written. With one, valid lines are appended and rejected ones are handed back.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from ledger._errors import (
     LocatedInputError,
     VoucherMismatchError,
 )
+from ledger._identity import Actor
 from ledger._privacy import Pseudonymizer
 from ledger._store import Store
 from schemas import parse_record, record_payload
@@ -131,9 +133,13 @@ class Ingester:
         reject_sink: RejectSink | None = None,
         progress: ProgressFn | None = None,
         derive: DeriverFactory | None = None,
+        who: Actor | None = None,
     ) -> None:
         self.store = store
         self.derive = derive
+        self.who = who
+        """Who ingests: a batch that appends ends with a ``control.ingest`` entry naming
+        them (FORMAT.md §2.5), so that nobody approves a break on a record they sent."""
         self.pseudo = Pseudonymizer(secret)
         self.vouchers = vouchers
         self.sink = reject_sink
@@ -173,6 +179,12 @@ class Ingester:
             if report.problems and self.sink is None:
                 conn.rollback()
                 raise BatchRefusedError(name, report.problems, report.rejected > MAX_REPORTED)
+            if app.appended and self.who is not None:
+                at = now_rfc3339()
+                app.append({"type": "control.ingest", "id": f"ingest-{uuid.uuid4()}",
+                            **self.who.members(), "file": name[:1000],
+                            "first": app.size - app.appended, "count": app.appended,
+                            "at": at}, recorded_at=at, protect=False)
             app.finish()
         if report.appended >= ANALYZE_AFTER:
             self.store.analyze()

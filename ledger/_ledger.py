@@ -182,9 +182,12 @@ class Ledger:
         reject_sink: RejectSink | None = None,
         progress: ProgressFn | None = None,
         derive: DeriverFactory | None = None,
+        label: str | None = None,
     ) -> Ingester:
-        return Ingester(self.store, self.secret(), vouchers,
-                        reject_sink=reject_sink, progress=progress, derive=derive)
+        """An ingester whose batches are recorded as ingested by this process's identity
+        (``label`` beside it, :meth:`actor`)."""
+        return Ingester(self.store, self.secret(), vouchers, reject_sink=reject_sink,
+                        progress=progress, derive=derive, who=self.actor(label))
 
     def ingest(
         self,
@@ -195,12 +198,14 @@ class Ledger:
         reject_sink: RejectSink | None = None,
         progress: ProgressFn | None = None,
         derive: DeriverFactory | None = None,
+        label: str | None = None,
     ) -> list[FileReport]:
         """Ingest each source (a path or ``-``) as its own atomic batch.
 
         ``derive``: keeps derived tables current in each batch's transaction (the
-        reconciler passes ``reconcile.Deriver``; ADR 0018)."""
-        ing = self.ingester(vouchers, reject_sink, progress, derive)
+        reconciler passes ``reconcile.Deriver``; ADR 0018). Each batch that appends ends
+        with a ``control.ingest`` entry naming this process's identity (and ``label``)."""
+        ing = self.ingester(vouchers, reject_sink, progress, derive, label)
         reports: list[FileReport] = []
         for src in sources:
             try:
@@ -223,6 +228,7 @@ class Ledger:
         *,
         reject_sink: RejectSink | None = None,
         derive: DeriverFactory | None = None,
+        label: str | None = None,
     ) -> FileReport:
         """Ingest records made in memory (e.g. from a bank statement) as one atomic batch.
 
@@ -230,7 +236,7 @@ class Ledger:
         and the record's position (1-based) as its line.
         """
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-        return self.ingester(vouchers, reject_sink, derive=derive).ingest_stream(
+        return self.ingester(vouchers, reject_sink, derive=derive, label=label).ingest_stream(
             io.BytesIO(data), name, Path(name).resolve().parent)
 
     # -- checkpoints ----------------------------------------------------------

@@ -44,6 +44,7 @@ from tests.reconcile import _scenarios as sc
 AS_OF = "2027-03-01"
 ORIGIN = "test.bfa.example/ledger"  # the origin tests/conftest.py's ledger_home uses
 GROUPS = ("breaks", "db", "key", "audit")
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
 
 
 # --------------------------------------------------------------------------- harness
@@ -201,7 +202,10 @@ def test_forged_node_with_moved_verified_size_is_never_signed(env: Env) -> None:
     """ADR 0023 §1, FORMAT §5.5: the ADR's own attack, plus a forged `verified_size` past
     the forgery. `checkpoint` and `nightly` sign nothing (exit 3) and the forged entries stay
     unprovable."""
-    env.ingest([plain_collection(i) for i in range(4)])
+    # the insider's entries start at 4 (on PostgreSQL at 5, after the role's control.grant):
+    # on both backends the one at 5 completes the node (1, 2) they forge
+    signed = 3 + BATCH
+    env.ingest([plain_collection(i) for i in range(3)])
     assert env.run("checkpoint").exit_code == 0
     with env.insider() as conn:
         append_raw(conn, [plain_collection(10), plain_collection(11)],
@@ -210,11 +214,11 @@ def test_forged_node_with_moved_verified_size_is_never_signed(env: Env) -> None:
     res = env.run("checkpoint")
     assert res.exit_code == 3, res.output
     assert "(level 1, index 2)" in res.output
-    assert checkpoint_sizes(env) == [4]
+    assert checkpoint_sizes(env) == [signed]
     assert env.read("SELECT value FROM meta WHERE key = 'verified_size'") == [("1000000",)]
     res = env.run("nightly", "--report-dir", str(env.work / "rep"), "--as-of", AS_OF)
     assert res.exit_code == 3, res.output
-    assert checkpoint_sizes(env) == [4]
+    assert checkpoint_sizes(env) == [signed]
     assert env.run("prove", "COL-10").exit_code == 1
     codes = {p["code"] for p in problems(env.run("verify", "--since-checkpoint", "--json"))}
     assert codes == {"derived-mismatch"}
@@ -225,13 +229,14 @@ def test_node_planted_before_the_legit_ingest_is_never_signed(env: Env) -> None:
     it is inside the tree by the time the owner signs, so only the comparison of the nodes
     the new entries complete (FORMAT §6.3 step 6) can catch it. Nothing may be signed over
     it (the ingest itself may fail: the insider can deny service, which is out of scope)."""
-    env.ingest([plain_collection(i) for i in range(4)])
+    signed = 3 + BATCH  # so that node (1, 2) is not complete yet when it is planted
+    env.ingest([plain_collection(i) for i in range(3)])
     assert env.run("checkpoint").exit_code == 0
     env.sql("INSERT INTO tree_nodes (level, idx, hash) VALUES (1, 2, :h)", h=b"\x42" * 32)
     env.run("ingest", str(write_jsonl(env.work / "b.jsonl",
                                       [plain_collection(20), plain_collection(21)])))
     assert env.run("checkpoint").exit_code == 3
-    assert checkpoint_sizes(env) == [4]
+    assert checkpoint_sizes(env) == [signed]
 
 
 def test_junk_nodes_off_the_frontier_never_reach_the_signed_root(env: Env) -> None:
@@ -279,8 +284,9 @@ def test_forged_checkpoint_rows_are_refused(env: Env) -> None:
     assert env.run("checkpoint").exit_code == 0
     env.ingest([plain_collection(i) for i in range(3, 6)], "b")
     note, root = env.read("SELECT note, root_hash FROM checkpoints")[0]
+    size = 3 + BATCH + 3 + BATCH  # the ledger's size now
     env.sql("INSERT INTO checkpoints (tree_size, root_hash, note, created_at) VALUES "
-            "(:s, :r, :n, '2026-01-01T00:00:00.000000+00:00')", s=6, r=bytes(root), n=note)
+            "(:s, :r, :n, '2026-01-01T00:00:00.000000+00:00')", s=size, r=bytes(root), n=note)
     assert env.run("checkpoint").exit_code == 3
     assert env.run("prove", "COL-0").exit_code == 3
     res = env.run("verify", "--json")
@@ -292,12 +298,15 @@ def test_entry_with_a_gap_in_seq_is_never_signed(env: Env) -> None:
     """An entry inserted at seq n+1 (n skipped), chained to the head: `entry-missing`."""
     env.ingest([plain_collection(i) for i in range(3)])
     with env.insider() as conn:
-        head = bytes(conn.execute(text("SELECT entry_hash FROM entries WHERE seq = 2")
-                                  ).scalar_one())
-        leaf = encode_leaf(4, head, plain_collection(9), "2026-11-23T08:00:00.000000+00:00")
+        n, head = conn.execute(text("SELECT seq, entry_hash FROM entries ORDER BY seq DESC "
+                                    "LIMIT 1")).one()
+        # the batch and its control.ingest, then (PostgreSQL) the control.grant of the role
+        assert n == 3 + BATCH - 1 + (1 if env.db.startswith("postgresql") else 0)
+        leaf = encode_leaf(n + 2, bytes(head), plain_collection(9),
+                           "2026-11-23T08:00:00.000000+00:00")
         conn.execute(text("INSERT INTO entries (seq, domain, kind, record_id, leaf, entry_hash) "
-                          "VALUES (4, 'finance', 'collection', 'COL-9', :l, :h)"),
-                     {"l": leaf, "h": hashlib.sha256(b"\x00" + leaf).digest()})
+                          "VALUES (:s, 'finance', 'collection', 'COL-9', :l, :h)"),
+                     {"s": n + 2, "l": leaf, "h": hashlib.sha256(b"\x00" + leaf).digest()})
     res = env.run("checkpoint")
     assert res.exit_code == 3, res.output
     assert checkpoint_sizes(env) == []

@@ -22,12 +22,13 @@ def ingest_statement(
     fmt: StatementFormat,
     region: str,
     fund_account: str | None = None,
+    label: str | None = None,
 ) -> FileReport:
     """Map ``path`` to movements (credits: collections, debits: payments) and append them."""
     from reconcile.bank import statement_records
 
     records = statement_records(ledger, path, fmt, region, fund_account)
-    return ledger.ingest_records(records, str(path), derive=Deriver)
+    return ledger.ingest_records(records, str(path), derive=Deriver, label=label)
 
 
 def ingest_statements(
@@ -37,6 +38,7 @@ def ingest_statements(
     region: str,
     fund_account: str | None = None,
     progress: Callable[[int], None] | None = None,
+    label: str | None = None,
 ) -> list[FileReport]:
     """:func:`ingest_statement` for each file, each its own batch; a refused file's error
     names the files before it, which stay appended (FORMAT.md §9.1). ``progress`` is
@@ -44,7 +46,8 @@ def ingest_statements(
     reports: list[FileReport] = []
     for path in paths:
         try:
-            reports.append(ingest_statement(ledger, path, fmt, region, fund_account))
+            reports.append(ingest_statement(ledger, path, fmt, region, fund_account,
+                                            label))
         except InputError as e:
             note_files_before(e, reports)
             raise

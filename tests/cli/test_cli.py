@@ -18,6 +18,7 @@ from ledger._tlogproof import verify_tlog_proof
 from tests._records import payment_event, write_jsonl
 
 REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -94,7 +95,8 @@ def test_cli_flow(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "cp.note"
     res = run(env, "checkpoint", "--out", str(out))
     assert res.exit_code == 0
-    assert out.read_text().startswith("test.bfa.example/ledger\n5\n")
+    first = 5 + BATCH
+    assert out.read_text().startswith(f"test.bfa.example/ledger\n{first}\n")
 
     vkey = run(env, "key", "export").output.strip()
     proof_text = run(env, "prove", "BP-3").output
@@ -113,10 +115,11 @@ def test_cli_flow(env: dict[str, str], tmp_path: Path) -> None:
     run(env, "ingest", str(path2))
     run(env, "checkpoint")
     res = run(env, "verify", "--against", str(out))
-    assert res.exit_code == 0 and "extends the auditor's checkpoint of size 5" in res.output
-    res = run(env, "prove", "--consistency", "5", "--json")
+    assert res.exit_code == 0
+    assert f"extends the auditor's checkpoint of size {first}" in res.output
+    res = run(env, "prove", "--consistency", str(first), "--json")
     doc = json.loads(res.output)
-    assert doc["size1"] == 5 and doc["size2"] == 8
+    assert doc["size1"] == first and doc["size2"] == first + 3 + BATCH
     assert all(len(base64.b64decode(h)) == 32 for h in doc["hashes"])
 
 
@@ -152,7 +155,7 @@ def test_show_reveal_is_logged(env: dict[str, str], tmp_path: Path) -> None:
     assert doc["revealed"]["person_id"] == "110101199001011234"
     assert doc["person_id"].startswith("ps1:")
     res = run(env, "verify", "--json")
-    assert json.loads(res.output)["tree_size"] == 2  # the reveal was appended
+    assert json.loads(res.output)["tree_size"] == 1 + BATCH + 1  # the reveal was appended
 
 
 def test_uninitialised_home_exit_2(tmp_path: Path) -> None:
@@ -271,12 +274,15 @@ def test_status_reads_only(env: dict[str, str], tmp_path: Path) -> None:
     res = run(env, "status", "--json")
     assert res.exit_code == 0, res.output
     st = json.loads(res.output)
-    assert (st["size"], st["checkpoint_size"], st["unsigned"], st["verified_size"]) == (8, 5, 3, 5)
+    signed, unsigned = 5 + BATCH, 3 + BATCH
+    assert (st["size"], st["checkpoint_size"], st["unsigned"], st["verified_size"]) == (
+        signed + unsigned, signed, unsigned, signed)
     assert len(st["chain_head"]) == 64 and len(st["checkpoint_root"]) == 64
     again = json.loads(run(env, "status", "--json").output)
     assert again == st  # reading changed nothing
     text_out = run(env, "status").output
-    assert "unsigned    3 entries" in text_out and "up to checkpoint 5" in text_out
+    assert f"unsigned    {unsigned} entries" in text_out
+    assert f"up to checkpoint {signed}" in text_out
 
 
 def test_debug_from_the_environment_shows_the_traceback(tmp_path: Path) -> None:

@@ -38,6 +38,11 @@ REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
 BFA = str(Path(sys.executable).with_name("bfa"))
 ORIGIN = "bb.example/440100"
 
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+SIGNED = 6 + BATCH + 1 + BATCH  # build(): the size of the checkpoint it signs (cp.note)
+COL_50 = SIGNED  # build(): seq of COL-50, the first entry no checkpoint covers
+SIZE = SIGNED + 1 + BATCH  # build(): the ledger's size
+
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -53,15 +58,16 @@ def ingest(home: Path, records: list[Any], name: str, db: str | None = None) -> 
 
 
 def build(home: Path, db: str | None = None) -> str:
-    """A ledger: cp 0, BP-0..4 + COL-1, finance BP-1 (same id as business BP-1), cp 7,
-    then COL-50 (entry 7, not yet signed). Returns the verifier key."""
+    """A ledger: cp 0, BP-0..4 + COL-1 (seq 0-5) and their batch's control.ingest, finance
+    BP-1 (same id as business BP-1) and its control.ingest, cp SIGNED (cp.note), then COL-50
+    (entry COL_50, not yet signed) and its control.ingest. Returns the verifier key."""
     vkey = init(home, db)
     ok("checkpoint", *h(home, db))
     ingest(home, [payment_event(i) for i in range(5)] + [collection(1)], "a.jsonl", db)
     twin = collection(2)
     twin["id"] = "BP-1"
     ingest(home, [twin], "b.jsonl", db)
-    ok("checkpoint", *h(home, db), "--out", str(home.parent / "cp7.note"))
+    ok("checkpoint", *h(home, db), "--out", str(home.parent / "cp.note"))
     ingest(home, [collection(50)], "c.jsonl", db)
     return vkey
 
@@ -72,7 +78,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("shared")
     home = root / "home"
     vkey = build(home)
-    return {"home": home, "vkey": vkey, "cp7": (root / "cp7.note").read_text()}
+    return {"home": home, "vkey": vkey, "cp": (root / "cp.note").read_text()}
 
 
 def copy_home(shared: dict[str, Any], dst: Path) -> Path:
@@ -89,6 +95,20 @@ def leaf_record(home: Path, seq: int) -> dict[str, Any]:
     with sqlite3.connect(home / "ledger.db") as c:
         leaf = c.execute("SELECT leaf FROM entries WHERE seq = ?", (seq,)).fetchone()[0]
     return dict(json.loads(leaf[41:])["record"])
+
+
+def entry_at(home: Path, db: str | None, seq: int) -> dict[str, Any]:
+    """``bfa show --entry --json`` of the entry at ``seq`` (its id read from ``entries``)."""
+    sql = "SELECT record_id, domain FROM entries WHERE seq = "
+    if db and db.startswith("postgresql"):
+        with psycopg.connect(db) as pc:
+            row = pc.execute(sql + "%s", (seq,)).fetchone()
+    else:
+        with sqlite3.connect(db.removeprefix("sqlite:///") if db else home / "ledger.db") as c:
+            row = c.execute(sql + "?", (seq,)).fetchone()
+    assert row is not None, seq
+    return dict(json.loads(ok("show", row[0], "--domain", row[1], "--entry", "--json",
+                              *h(home, db)).stdout))
 
 
 # ------------------------------------------------------------------------- help texts
@@ -327,8 +347,18 @@ def test_status_json_members(shared: dict[str, Any]) -> None:
     view = json.loads(ok("status", *h(shared["home"]), "--json").stdout)
     assert set(view) == {"origin", "database", "size", "chain_head", "checkpoint_size",
                          "checkpoint_root", "checkpoint_created_at", "unsigned", "verified_size"}
-    assert view["size"] == 8 and view["checkpoint_size"] == 7 and view["unsigned"] == 1
+    assert view["size"] == SIZE and view["checkpoint_size"] == SIGNED
+    assert view["unsigned"] == 1 + BATCH
     assert view["origin"] == ORIGIN
+
+
+def test_build_ends_every_batch_with_its_control_ingest(shared: dict[str, Any]) -> None:
+    """The layout SIGNED, COL_50 and SIZE count on (FORMAT.md §2.5)."""
+    for first, count in ((0, 6), (6 + BATCH, 1), (COL_50, 1)):
+        ctl = entry_at(shared["home"], None, first + count)["payload"]
+        assert ctl["type"] == "control.ingest"
+        assert (ctl["first"], ctl["count"]) == (first, count)
+    assert leaf_record(shared["home"], COL_50)["id"] == "COL-50"
 
 
 def test_checkpoint_json_new_and_out(tmp_path: Path, db_url: str) -> None:
@@ -339,17 +369,22 @@ def test_checkpoint_json_new_and_out(tmp_path: Path, db_url: str) -> None:
                          "created_at", "new"}
     assert view["size"] == 0 and view["chain_head"] is None and view["new"] is True
     assert view["root_hash"] == hashlib.sha256(b"").hexdigest()
-    ingest(home, [payment_event(1)], "a.jsonl", db_url)
+    ingest(home, [payment_event(1)], "a.jsonl", db_url)  # BP-1, then its control.ingest
     out = tmp_path / "existing.note"
     out.write_text("old content that must be replaced\n" * 20)
     v1 = json.loads(ok("checkpoint", *h(home, db_url), "--json", "--out", str(out)).stdout)
-    assert v1["new"] is True and v1["size"] == 1 and out.read_text() == v1["signed_note"]
+    assert v1["new"] is True and v1["size"] == 1 + BATCH and out.read_text() == v1["signed_note"]
     shown = json.loads(ok("show", "BP-1", "--entry", "--json", *h(home, db_url)).stdout)
-    assert v1["chain_head"] == shown["entry_hash"] == v1["root_hash"]
+    head = entry_at(home, db_url, 1)
+    assert head["payload"]["type"] == "control.ingest" and head["prev_hash"] == shown["entry_hash"]
+    assert v1["chain_head"] == head["entry_hash"]
+    leaves = bytes.fromhex(shown["entry_hash"]) + bytes.fromhex(head["entry_hash"])
+    assert v1["root_hash"] == hashlib.sha256(b"\x01" + leaves).hexdigest()  # RFC 6962, 2 leaves
     v2 = json.loads(ok("checkpoint", *h(home, db_url), "--json").stdout)
     assert v2["new"] is False and v2["signed_note"] == v1["signed_note"]
     lines = v1["signed_note"].split("\n")
-    assert lines[:2] == [ORIGIN, "1"] and lines[3] == "" and lines[4].startswith("— " + ORIGIN)
+    assert lines[:2] == [ORIGIN, str(1 + BATCH)]
+    assert lines[3] == "" and lines[4].startswith("— " + ORIGIN)
 
 
 def test_checkpoint_out_to_a_directory_or_missing_dir(
@@ -367,7 +402,7 @@ def test_checkpoint_out_dash_is_a_usage_error(tmp_path: Path, shared: dict[str, 
     home = copy_home(shared, tmp_path)
     res = invoke("checkpoint", *h(home), "--out", "-")
     assert res.exit_code == 2 and "standard output" in res.stderr
-    assert json.loads(ok("status", *h(home), "--json").stdout)["checkpoint_size"] == 7
+    assert json.loads(ok("status", *h(home), "--json").stdout)["checkpoint_size"] == SIGNED
 
 
 def test_checkpoint_out_failure_signs_nothing_or_says_so(
@@ -377,16 +412,17 @@ def test_checkpoint_out_failure_signs_nothing_or_says_so(
     (tmp_path / "a_file").write_text("")                 # a file as parent: unwritable
     msg = one_error_line(invoke("checkpoint", *h(home), "--out", str(tmp_path / "a_file" / "x")), 2)
     size = json.loads(ok("status", *h(home), "--json").stdout)["checkpoint_size"]
-    assert size == 7 or "signed" in msg
+    assert size == SIGNED or "signed" in msg
 
 
 def test_checkpoint_refuses_a_tampered_ledger(tmp_path: Path, shared: dict[str, Any]) -> None:
     home = copy_home(shared, tmp_path)
     with sqlite3.connect(home / "ledger.db") as c:
         c.execute("DROP TRIGGER entries_no_update")
-        leaf = c.execute("SELECT leaf FROM entries WHERE seq = 7").fetchone()[0]
-        c.execute("UPDATE entries SET leaf = ? WHERE seq = 7",
-                  (leaf.replace(b"100.00", b"900.00"),))
+        leaf = c.execute("SELECT leaf FROM entries WHERE seq = ?", (COL_50,)).fetchone()[0]
+        assert b'"id":"COL-50"' in leaf and leaf.count(b"100.00") == 1
+        c.execute("UPDATE entries SET leaf = ? WHERE seq = ?",
+                  (leaf.replace(b"100.00", b"900.00"), COL_50))
     res = invoke("checkpoint", *h(home), "--json")
     one_error_line(res, 3)
     assert res.stdout == ""
@@ -394,7 +430,7 @@ def test_checkpoint_refuses_a_tampered_ledger(tmp_path: Path, shared: dict[str, 
     assert rep.exit_code == 3
     report = json.loads(rep.stdout)
     assert report["ok"] is False and report["problems"][0]["code"] == "payload-changed"
-    assert report["problems"][0]["seq"] == 7
+    assert report["problems"][0]["seq"] == COL_50
     assert invoke("verify", *h(home)).exit_code == 3
 
 
@@ -410,12 +446,12 @@ def test_verify_json_full_and_since_checkpoint(tmp_path: Path, db_url: str) -> N
     build(home, db_url)
     full = json.loads(ok("verify", *h(home, db_url), "--json").stdout)
     assert set(full) == VERIFY_MEMBERS
-    assert full == {**full, "ok": True, "problems": [], "tree_size": 8, "start": 0,
-                    "entries_checked": 8, "derived_checked": True, "against": None,
+    assert full == {**full, "ok": True, "problems": [], "tree_size": SIZE, "start": 0,
+                    "entries_checked": SIZE, "derived_checked": True, "against": None,
                     "checkpoints_checked": 2}
-    assert json.loads(ok("status", *h(home, db_url), "--json").stdout)["verified_size"] == 7
+    assert json.loads(ok("status", *h(home, db_url), "--json").stdout)["verified_size"] == SIGNED
     since = json.loads(ok("verify", *h(home, db_url), "--json", "--since-checkpoint").stdout)
-    assert since["start"] == 7 and since["entries_checked"] == 1
+    assert since["start"] == SIGNED and since["entries_checked"] == SIZE - SIGNED
     assert since["derived_checked"] is False
     skip = json.loads(ok("verify", *h(home, db_url), "--json", "--skip-derived").stdout)
     assert skip["derived_checked"] is False and skip["start"] == 0
@@ -440,22 +476,22 @@ def test_verify_against_directory_or_missing_file(tmp_path: Path, shared: dict[s
 
 def test_verify_against_truncated_note(tmp_path: Path, shared: dict[str, Any]) -> None:
     f = tmp_path / "t.note"
-    f.write_text(shared["cp7"][: len(shared["cp7"]) // 2 + 60])
+    f.write_text(shared["cp"][: len(shared["cp"]) // 2 + 60])
     one_error_line(invoke("verify", *h(shared["home"]), "--against", str(f)), 2)
-    (tmp_path / "sig.note").write_text(shared["cp7"] + "junk line\n")
+    (tmp_path / "sig.note").write_text(shared["cp"] + "junk line\n")
     one_error_line(invoke("verify", *h(shared["home"]), "--against", str(tmp_path / "sig.note")), 2)
 
 
 def test_verify_against_own_checkpoint_and_crlf(tmp_path: Path, shared: dict[str, Any]) -> None:
     f = tmp_path / "cp.note"
-    f.write_text(shared["cp7"])
+    f.write_text(shared["cp"])
     rep = json.loads(ok("verify", *h(shared["home"]), "--against", str(f), "--json").stdout)
-    assert rep["against"] == 7 and rep["ok"] is True
+    assert rep["against"] == SIGNED and rep["ok"] is True
     # an auditor's copy with CRLF line endings must not raise an integrity alarm
-    f.write_bytes(shared["cp7"].replace("\n", "\r\n").encode())
+    f.write_bytes(shared["cp"].replace("\n", "\r\n").encode())
     assert invoke("verify", *h(shared["home"]), "--against", str(f)).exit_code in (0, 2)
     # nor one an editor saved with a byte-order mark: a usage error naming it, exit 2
-    f.write_bytes(b"\xef\xbb\xbf" + shared["cp7"].encode())
+    f.write_bytes(b"\xef\xbb\xbf" + shared["cp"].encode())
     res = invoke("verify", *h(shared["home"]), "--against", str(f))
     assert res.exit_code == 2 and "byte-order mark" in res.output, res.output
 
@@ -472,7 +508,8 @@ def test_verify_against_other_keys_and_tampered_note(
         assert res.exit_code == 3
         assert json.loads(res.stdout)["problems"][0]["code"] == "against-signature"
     forged = tmp_path / "forged.note"
-    forged.write_text(shared["cp7"].replace("\n7\n", "\n5\n", 1))
+    assert f"\n{SIGNED}\n" in shared["cp"]
+    forged.write_text(shared["cp"].replace(f"\n{SIGNED}\n", "\n5\n", 1))
     res = invoke("verify", *h(shared["home"]), "--against", str(forged), "--json")
     assert res.exit_code == 3
     assert json.loads(res.stdout)["problems"][0]["code"] == "against-signature"
@@ -543,7 +580,7 @@ def test_inclusion_proof_verifies_independently(tmp_path: Path, db_url: str) -> 
         view = json.loads(ok(*args, "--json").stdout)
         assert set(view) == INCLUSION_MEMBERS
         assert view["tlog_proof"] == text and view["leaf_index"] == view["seq"]
-        assert view["leaf_index"] < view["tree_size"] == 7
+        assert view["leaf_index"] < view["tree_size"] == SIGNED
         raw = ok("show", rid, "--domain", dom, "--entry", "--raw", *h(home, db_url)).stdout_bytes
         entry = json.loads(ok("show", rid, "--domain", dom, "--entry", "--json",
                               *h(home, db_url)).stdout)
@@ -551,29 +588,33 @@ def test_inclusion_proof_verifies_independently(tmp_path: Path, db_url: str) -> 
         assert hashlib.sha256(b"\x00" + raw).hexdigest() == view["leaf_hash"]
         assert view["leaf_hash"] == entry["entry_hash"]
         res = verify_tlog_proof(text, raw, vkey, ORIGIN)
-        assert res.index == view["seq"] and res.tree_size == 7
+        assert res.index == view["seq"] and res.tree_size == SIGNED
         assert res.record["id"] == rid and res.record["type"].startswith(dom + ".")
 
 
 def test_consistency_proofs(tmp_path: Path, db_url: str) -> None:
     home = tmp_path / "home"
     vkey = build(home, db_url)
-    ok("checkpoint", *h(home, db_url))                           # size 8
-    with_h = ok("prove", "--consistency", "7", *h(home, db_url)).stdout
-    view = json.loads(ok("prove", "--consistency", "7", "8", "--json", *h(home, db_url)).stdout)
+    ok("checkpoint", *h(home, db_url))                           # size SIZE
+    old_size, new_size = str(SIGNED), str(SIZE)
+    with_h = ok("prove", "--consistency", old_size, *h(home, db_url)).stdout
+    view = json.loads(ok("prove", "--consistency", old_size, new_size, "--json",
+                         *h(home, db_url)).stdout)
     assert set(view) == {"size1", "size2", "root1", "root2", "hashes", "checkpoint"}
-    assert (view["size1"], view["size2"]) == (7, 8) and with_h.startswith("old 7\n")
-    cp7 = (tmp_path / "cp7.note").read_text()
-    old, new = verify_consistency_proof(with_h, cp7, vkey, ORIGIN)
-    assert (old.size, new.size) == (7, 8)
+    assert (view["size1"], view["size2"]) == (SIGNED, SIZE)
+    assert with_h.startswith(f"old {SIGNED}\n")
+    cp = (tmp_path / "cp.note").read_text()
+    old, new = verify_consistency_proof(with_h, cp, vkey, ORIGIN)
+    assert (old.size, new.size) == (SIGNED, SIZE)
     assert base64.b64decode(view["root2"]) == new.root
-    same = ok("prove", "--consistency", "7", "7", *h(home, db_url)).stdout
-    assert same.split("\n")[:2] == ["old 7", ""]
-    verify_consistency_proof(same, cp7, vkey, ORIGIN)
+    same = ok("prove", "--consistency", old_size, old_size, *h(home, db_url)).stdout
+    assert same.split("\n")[:2] == [f"old {SIGNED}", ""]
+    verify_consistency_proof(same, cp, vkey, ORIGIN)
 
 
-@pytest.mark.parametrize("args", [["0"], ["0", "7"], ["7", "0"], ["-1"], ["3"], ["7", "3"],
-                                  ["99999999999999999999999"], ["abc"], ["7", "abc"]])
+@pytest.mark.parametrize("args", [["0"], ["0", f"{SIGNED}"], [f"{SIGNED}", "0"], ["-1"], ["3"],
+                                  [f"{SIGNED}", "3"], ["99999999999999999999999"], ["abc"],
+                                  [f"{SIGNED}", "abc"]])
 def test_consistency_bad_sizes_are_exit_2(shared: dict[str, Any], args: list[str]) -> None:
     res = invoke("prove", "--consistency", *args, *h(shared["home"]))
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
@@ -582,8 +623,8 @@ def test_consistency_bad_sizes_are_exit_2(shared: dict[str, Any], args: list[str
 
 def test_prove_contradictory_arguments(shared: dict[str, Any]) -> None:
     home = shared["home"]
-    for args in (["prove"], ["prove", "BP-0", "--consistency", "7"],
-                 ["prove", "--consistency", "7", "--domain", "business"]):
+    for args in (["prove"], ["prove", "BP-0", "--consistency", f"{SIGNED}"],
+                 ["prove", "--consistency", f"{SIGNED}", "--domain", "business"]):
         res = invoke(*args, *h(home))
         assert res.exit_code == 2 and res.stdout == "", res.output
 
@@ -629,7 +670,7 @@ def test_reveal_forget_reveal(tmp_path: Path, db_url: str) -> None:
     view = json.loads(ok("show", "BP-0", *REVEAL, "--json", *h(home, db_url)).stdout)
     assert view["revealed"] == {}
     rep = json.loads(ok("verify", *h(home, db_url), "--json").stdout)
-    assert rep["ok"] is True and rep["tree_size"] == 8 + 3 + 3 + 1  # 3 reveals, 3 forgets
+    assert rep["ok"] is True and rep["tree_size"] == SIZE + 3 + 3 + 1  # 3 reveals, 3 forgets
 
 
 def test_reveal_and_forget_control_entries(tmp_path: Path, shared: dict[str, Any]) -> None:
@@ -637,7 +678,7 @@ def test_reveal_and_forget_control_entries(tmp_path: Path, shared: dict[str, Any
     ok("show", "BP-0", *REVEAL, "--user", "li.wei", *h(home))
     ok("forget", "110101199001011234", "--yes", "--user", "dpo", *h(home))
     ok("show", "BP-0", *REVEAL, "--user", "li.wei", *h(home))
-    r1, f, r2 = (leaf_record(home, s) for s in (8, 9, 10))
+    r1, f, r2 = (leaf_record(home, s) for s in (SIZE, SIZE + 1, SIZE + 2))
     assert set(r1) == {"type", "id", "user", "record", "fields", "purpose", "at"}
     assert r1["user"] == "li.wei" and r1["fields"] == ["account", "person_id"]
     assert r1["record"] == {"domain": "business", "id": "BP-0", "seq": 0}
@@ -898,7 +939,7 @@ def test_demo_small_run_and_refuses_a_real_home(tmp_path: Path, shared: dict[str
     home = copy_home(shared, tmp_path / "real")
     res = invoke("demo", "--out", str(home), "--persons", "50")
     one_error_line(res, 2)
-    assert entries_count(home) == 8
+    assert entries_count(home) == SIZE
     assert invoke("demo", "--persons", "abc").exit_code == 2
 
 

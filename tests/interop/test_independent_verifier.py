@@ -38,8 +38,17 @@ REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
 ORIGIN = "test.bfa.example/independent"
 FORGOTTEN = "110101199003074477"  # the person `bfa forget` erases
 OTHER = "110101199001011234"
-CHECKPOINTS = (60, 93, 95)
-SIZE = 97  # two reveals after the last checkpoint: an odd, unsigned tail
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+# Records in the two ingested files, b1.jsonl and b2.jsonl: one fewer each than the sizes
+# below, which the tampering cases rely on: CP1 even (FORMAT §6.2 step 4 can fail alone
+# only when resuming from an even size), CP3 = 95 (entry 95 completes the level-5 node of
+# leaves 64-95) and an odd SIZE.
+FIRST, SECOND = 59, 32
+CP1 = FIRST + BATCH  # 60
+CP2 = CP1 + SECOND + BATCH  # 93
+CP3 = CP2 + 2  # 95: a reveal and a forget
+CHECKPOINTS = (CP1, CP2, CP3)
+SIZE = CP3 + 2  # 97: two reveals after the last checkpoint: an odd, unsigned tail
 PROVE = ("BP-0", "BP-7", "COL-3", "BP-45", "BS-1", "BP-69")
 
 
@@ -77,21 +86,24 @@ class Built:
 
 @pytest.fixture
 def built(db_url: str, tmp_path: Path) -> Built:
-    """Checkpoints at 60, 93 and 95; personal data, vouchers, reveals and a forget; 97 entries."""
+    """Checkpoints at CP1 and CP2 (after each ingested file and its control.ingest) and CP3
+    (after a reveal and a forget); personal data, vouchers, reveals; SIZE entries."""
     b = Built(home=str(tmp_path / "home"), db=db_url, work=tmp_path)
     b.bfa("init", "--origin", ORIGIN)
     b.vkey = b.bfa("key", "export").decode()
     first = [payment_event(i, person=FORGOTTEN if i % 4 == 0 else OTHER) for i in range(40)]
-    first += [collection(i) for i in range(20)]
+    first += [collection(i) for i in range(19)]
     b.bfa("ingest", str(write_jsonl(tmp_path / "b1.jsonl", first)))
-    assert b.checkpoint() == 60
+    assert len(first) == FIRST
+    assert b.checkpoint() == CP1
     second = [payment_event(i) for i in range(40, 70)]
-    second += [voucher(tmp_path, i, [f"BP-{40 + i}"]) for i in range(3)]
+    second += [voucher(tmp_path, i, [f"BP-{40 + i}"]) for i in range(2)]
     b.bfa("ingest", str(write_jsonl(tmp_path / "b2.jsonl", second)))
-    assert b.checkpoint() == 93
+    assert len(second) == SECOND
+    assert b.checkpoint() == CP2
     b.bfa("show", "BP-0", *REVEAL, "--json")  # control.reveal
     b.bfa("forget", FORGOTTEN, "--yes")  # control.forget; the vault rows go
-    assert b.checkpoint() == 95
+    assert b.checkpoint() == CP3
     b.bfa("show", "BP-4", *REVEAL, "--json")  # after the forget: reveals nothing
     b.bfa("show", "BP-1", *REVEAL, "--json")
     assert json.loads(b.bfa("status", "--json"))["size"] == SIZE
@@ -176,7 +188,7 @@ def test_good_ledger_and_proofs(built: Built) -> None:
     leaf_file.write_bytes(built.bfa("show", "BP-8", "--entry", "--raw"))
     assert iv.main(args) == 3
     cons_file = built.work / "c.txt"
-    cons_file.write_bytes(built.bfa("prove", "--consistency", "60"))
+    cons_file.write_bytes(built.bfa("prove", "--consistency", str(CP1)))
     assert (
         iv.main(
             [
@@ -185,7 +197,7 @@ def test_good_ledger_and_proofs(built: Built) -> None:
                 "--consistency-proof",
                 str(cons_file),
                 "--old",
-                str(built.notes[60]),
+                str(built.notes[CP1]),
             ]
         )
         == 0
@@ -216,6 +228,13 @@ def test_leaves_hold_what_format_md_says(built: Built) -> None:
     ]
     assert all(set(r) == {"type", "id", "user", "record", "fields", "purpose", "at"}
                for r in reveals)
+    ingests = kinds["control.ingest"]  # one closing each ingested file (§2.5)
+    assert [(r["file"], r["first"], r["count"]) for r in ingests] == [
+        (str(built.work / "b1.jsonl"), 0, FIRST),
+        (str(built.work / "b2.jsonl"), CP1, SECOND),
+    ]
+    assert all(set(r) == {"type", "id", "user", "file", "first", "count", "at"}
+               and r["id"].startswith("ingest-") for r in ingests)
 
     # the vault opens the commitments, and holds nothing of the forgotten person (§4.6)
     assert iv.verify_vault(built.db) == []
@@ -372,13 +391,13 @@ def _rewrite_with_hash(t: Tamper, b: Built) -> None:
 
 
 def _resign_other_key(t: Tamper, b: Built) -> None:
-    (root,) = t.q("SELECT root_hash FROM checkpoints WHERE tree_size = 60")[0]
-    t.set_note(60, _sign_note(_checkpoint_text(60, bytes(root)), bytes(32)))
+    (root,) = t.q("SELECT root_hash FROM checkpoints WHERE tree_size = ?", CP1)[0]
+    t.set_note(CP1, _sign_note(_checkpoint_text(CP1, bytes(root)), bytes(32)))
 
 
 def _resign_ledger_key_other_root(t: Tamper, b: Built) -> None:
     bogus = hashlib.sha256(b"not the root").digest()
-    t.set_note(60, _sign_note(_checkpoint_text(60, bogus), _ledger_seed(b)), bogus)
+    t.set_note(CP1, _sign_note(_checkpoint_text(CP1, bogus), _ledger_seed(b)), bogus)
 
 
 def _noncanonical_last_leaf(t: Tamper, b: Built) -> None:
@@ -404,9 +423,9 @@ def _last_leaf_body(change: Callable[[dict[str, Any]], None]) -> Callable[[Tampe
     return edit
 
 
-def _resume_from_60_with_changed_hash(t: Tamper, b: Built) -> None:
-    t.q("UPDATE meta SET value = '60' WHERE \"key\" = 'verified_size'")
-    t.q("UPDATE entries SET entry_hash = ? WHERE seq = 59", bytes(32))
+def _resume_from_cp1_with_changed_hash(t: Tamper, b: Built) -> None:
+    t.q("UPDATE meta SET value = ? WHERE \"key\" = 'verified_size'", str(CP1))
+    t.q("UPDATE entries SET entry_hash = ? WHERE seq = ?", bytes(32), CP1 - 1)
 
 
 def _node(level: int, idx: int) -> Callable[[Tamper, Built], None]:
@@ -433,18 +452,19 @@ CASES = [
         "deleted entry", lambda t, b: t.q("DELETE FROM entries WHERE seq = 30"), "entry-missing", 30
     ),
     Case("swapped entries", lambda t, b: t.swap(40, 41), "reordered", 40),
-    Case("checkpoint re-signed with another key", _resign_other_key, "checkpoint-signature", 60),
+    Case("checkpoint re-signed with another key", _resign_other_key, "checkpoint-signature", CP1),
     Case(
         "checkpoint row's root changed",
-        lambda t, b: t.q("UPDATE checkpoints SET root_hash = ? WHERE tree_size = 93", bytes(32)),
+        lambda t, b: t.q("UPDATE checkpoints SET root_hash = ? WHERE tree_size = ?", bytes(32),
+                         CP2),
         "checkpoint-row",
-        93,
+        CP2,
     ),
     Case(
         "checkpoint re-signed with the ledger key over another root",
         _resign_ledger_key_other_root,
         "root-mismatch",
-        59,
+        CP1 - 1,
     ),
     Case(
         "truncated tail behind a checkpoint",
@@ -457,7 +477,7 @@ CASES = [
         _truncate_with_checkpoints,
         "truncated",
         80,
-        against=93,
+        against=CP2,
     ),
     Case("non-canonical last leaf", _noncanonical_last_leaf, "leaf-format", SIZE - 1),
     Case(
@@ -485,7 +505,7 @@ CASES = [
         SIZE - 1,
     ),
     Case("stored tree node", _node(2, 3), "derived-mismatch", 12),
-    # FORMAT §6.3 steps 6 and 8: a resumed run (from 95) compares the nodes entry 95
+    # FORMAT §6.3 steps 6 and 8: a resumed run (from CP3 = 95) compares the nodes entry 95
     # completes, and finds a row beyond the tree
     Case("node a resumed run completes", _node(5, 2), "derived-mismatch", 64,
          since_checkpoint=True),
@@ -499,27 +519,28 @@ CASES = [
         12,
     ),
     Case(
-        "tree node an auditor's consistency proof needs", _node(5, 0), "consistency", 60, against=60
+        "tree node an auditor's consistency proof needs", _node(5, 0), "consistency", CP1,
+        against=CP1,
     ),
     Case(
         "resume: stored frontier node",
-        _node(*iv.frontier(95)[0]),
+        _node(*iv.frontier(CP3)[0]),
         "root-mismatch",
-        94,
+        CP3 - 1,
         since_checkpoint=True,
     ),
     Case(
         "resume: last checkpointed entry hash",
-        _resume_from_60_with_changed_hash,
+        _resume_from_cp1_with_changed_hash,
         "chain-broken",
-        59,
+        CP1 - 1,
         since_checkpoint=True,
     ),
 ]
 
 
 def test_tampering_is_detected(built: Built) -> None:
-    built.bfa("verify")  # meta.verified_size = 95, the resume point of --since-checkpoint
+    built.bfa("verify")  # meta.verified_size = CP3, the resume point of --since-checkpoint
     wrong = []
     for case in CASES:
         with _tampered(built, case.edit) as url:
@@ -539,11 +560,12 @@ def test_forged_auditor_checkpoint_is_a_fork(built: Built) -> None:
     """An auditor's note signed with the ledger key over another history: FORMAT.md §6.4."""
     bogus = hashlib.sha256(b"another history").digest()
     path = built.work / "forged.note"
-    path.write_text(_sign_note(_checkpoint_text(60, bogus), _ledger_seed(built)), encoding="utf-8")
+    path.write_text(_sign_note(_checkpoint_text(CP1, bogus), _ledger_seed(built)),
+                    encoding="utf-8")
     built.notes[-1] = path
     first = _same_verdict(built, built.db, against=-1).first
-    assert first is not None and (first.code, first.seq) == ("fork", 59)
-    path.write_text(_sign_note(_checkpoint_text(60, bogus), bytes(32)), encoding="utf-8")
+    assert first is not None and (first.code, first.seq) == ("fork", CP1 - 1)
+    path.write_text(_sign_note(_checkpoint_text(CP1, bogus), bytes(32)), encoding="utf-8")
     first = _same_verdict(built, built.db, against=-1).first
     assert first is not None and first.code == "against-signature"
 
@@ -641,7 +663,7 @@ def test_verified_size_that_is_not_digits_means_start_from_zero(built: Built, va
     def edit(t: Tamper, b: Built) -> None:
         t.q("UPDATE meta SET value = ? WHERE \"key\" = 'verified_size'", value)
 
-    built.bfa("verify")  # meta.verified_size = 95
+    built.bfa("verify")  # meta.verified_size = CP3
     with _tampered(built, edit) as url:
         status = json.loads(built.bfa("status", "--json", db=url))
         assert status["verified_size"] is None

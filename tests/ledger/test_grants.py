@@ -11,6 +11,8 @@ from sqlalchemy import text
 from ledger import Ledger
 from tests._records import payment_event, write_jsonl
 
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+
 
 def test_app_role_cannot_rewrite_history(led: Ledger, tmp_path: Path) -> None:
     if led.store.dialect != "postgresql":
@@ -27,8 +29,10 @@ def test_app_role_cannot_rewrite_history(led: Ledger, tmp_path: Path) -> None:
                     "SET session_replication_role = replica"):
             with led.store.engine.connect() as conn:
                 conn.execute(text(f'SET ROLE "{role}"'))
-                # the record and the grant's own control.grant entry
-                assert conn.execute(text("SELECT count(*) FROM entries")).scalar_one() == 2
+                # the record, its batch's control.ingest entry and the grant's own
+                # control.grant entry
+                assert conn.execute(text("SELECT count(*) FROM entries")
+                                    ).scalar_one() == 1 + BATCH + 1
                 with pytest.raises(Exception, match=r"permission denied|must be owner"):
                     conn.execute(text(sql))
                 conn.rollback()

@@ -28,6 +28,7 @@ from tests._records import REGION, T, collection, payment_event, voucher
 
 BFA_EXE = str(Path(sys.executable).parent / "bfa")
 MAX_MONEY = "999999999999999.99"
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -149,7 +150,7 @@ def test_bad_money_refuses_the_whole_batch(sq: Ledger, amount: Any) -> None:
 def test_good_money_edges_are_accepted(sq: Ledger) -> None:
     f = sq.write("in.jsonl", [bp(1, amount="0.01"), bp(2, amount=MAX_MONEY)])
     assert sq.ingest(f).code == 0
-    assert sq.size() == 2
+    assert sq.size() == 2 + BATCH
 
 
 @pytest.mark.parametrize(("field", "value", "rec"), [
@@ -248,9 +249,9 @@ def test_multiple_files_refused_one_keeps_earlier_and_skips_later(both: Ledger) 
     c = both.write("c.jsonl", [bp(3)])
     r = both.ingest(a, b, c)
     refused(r, "b.jsonl:2", "id")
-    assert both.size() == 2  # a.jsonl stays appended; b.jsonl nothing; c.jsonl not read
+    assert both.size() == 2 + BATCH  # a.jsonl stays appended; b.jsonl nothing; c.jsonl not read
     assert both.ingest(c).code == 0
-    assert both.size() == 3
+    assert both.size() == (2 + BATCH) + (1 + BATCH)
     both.verify_ok()
 
 
@@ -262,7 +263,7 @@ def test_unopenable_input_exits_2_and_keeps_earlier_files(sq: Ledger, kind: str)
         (sq.dir / "bad").mkdir()
     r = sq.ingest(a, "bad", c)
     assert r.code == 2 and "bad" in r.err, r.err
-    assert sq.size() == 1
+    assert sq.size() == 1 + BATCH
     assert "the files before it stay appended: a.jsonl (1 appended" in r.err, r.err
 
 
@@ -272,7 +273,7 @@ def test_refused_later_file_says_which_files_stay_appended(sq: Ledger) -> None:
     r = sq.ingest(a, b)
     refused(r, "b.jsonl:1", "type")
     assert "the files before it stay appended: a.jsonl (2 appended, 0 duplicates" in r.err
-    assert sq.size() == 2
+    assert sq.size() == 2 + BATCH
 
 
 def test_stdin_is_a_batch_and_vouchers_are_relative_to_cwd(sq: Ledger) -> None:
@@ -283,7 +284,7 @@ def test_stdin_is_a_batch_and_vouchers_are_relative_to_cwd(sq: Ledger) -> None:
     assert json.loads(r.out)["appended"] == 2
     bad = json.dumps(bp(2)) + "\n" + json.dumps(bp(3, amount="3")) + "\n"
     refused(sq.ingest("-", input=bad), "<stdin>:2", "amount")
-    assert sq.size() == 2
+    assert sq.size() == 2 + BATCH
 
 
 def test_json_report_shape_and_stdout_is_pure_json(sq: Ledger) -> None:
@@ -294,7 +295,8 @@ def test_json_report_shape_and_stdout_is_pure_json(sq: Ledger) -> None:
     assert {"appended", "duplicates", "rejected", "files", "tree_size"} <= rep.keys()
     assert rep["files"] == [{"file": "a.jsonl", "lines": 3, "appended": 1, "duplicates": 1,
                              "rejected": 1}]
-    assert (rep["appended"], rep["duplicates"], rep["rejected"], rep["tree_size"]) == (1, 1, 1, 1)
+    assert (rep["appended"], rep["duplicates"], rep["rejected"], rep["tree_size"]) == (
+        1, 1, 1, 1 + BATCH)
 
 
 # --------------------------------------------------------------------------- re-send/conflict
@@ -310,7 +312,7 @@ def test_same_id_twice_in_one_file(sq: Ledger) -> None:
     assert (json.loads(r.out)["appended"], json.loads(r.out)["duplicates"]) == (1, 2)
     f = sq.write("in2.jsonl", [bp(5), bp(5, amount="1.00")])
     refused(sq.ingest(f), "in2.jsonl:2", "id")
-    assert sq.size() == 1
+    assert sq.size() == 1 + BATCH
 
 
 def test_resend_across_runs_is_a_noop_and_conflicts_are_refused(both: Ledger) -> None:
@@ -325,18 +327,18 @@ def test_resend_across_runs_is_a_noop_and_conflicts_are_refused(both: Ledger) ->
                                  refund_bp1]):
         f = both.write(f"c{i}.jsonl", [bp(9), changed])
         refused(both.ingest(f), f"c{i}.jsonl:2", "id")
-    assert both.size() == 3
+    assert both.size() == 3 + BATCH  # the re-send of b.jsonl appended nothing, not even a batch
     r = both.ingest("--reject-file", "rej.jsonl", "c0.jsonl")
     assert r.code == 1
     assert [(x["line"], x["field"]) for x in rejects(both.dir / "rej.jsonl")] == [(2, "id")]
-    assert both.size() == 4
+    assert both.size() == (3 + BATCH) + (1 + BATCH)
     both.verify_ok()
 
 
 def test_same_id_in_different_domains_is_not_a_conflict(sq: Ledger) -> None:
     f = sq.write("in.jsonl", [bp(1, id="X-1"), col(1, id="X-1")])
     assert sq.ingest(f).code == 0
-    assert sq.size() == 2
+    assert sq.size() == 2 + BATCH
 
 
 # --------------------------------------------------------------------------- order
@@ -345,7 +347,7 @@ def test_same_id_in_different_domains_is_not_a_conflict(sq: Ledger) -> None:
 def test_corrections_in_any_order(sq: Ledger) -> None:
     chain = [bp(4, corrects="BP-3"), bp(3, corrects="BP-2"), bp(2, corrects="BP-1"), bp(1)]
     assert sq.ingest(sq.write("chain.jsonl", chain)).code == 0
-    assert sq.size() == 4
+    assert sq.size() == 4 + BATCH
     cycle = [bp(11, corrects="BP-12"), bp(12, corrects="BP-11")]
     refused(sq.ingest(sq.write("cycle.jsonl", cycle)), "cycle.jsonl:1", "corrects")
     dangling = [bp(21, corrects="BP-404")]
@@ -356,7 +358,7 @@ def test_corrections_in_any_order(sq: Ledger) -> None:
     later = [bp(41, corrects="BP-40")]
     refused(sq.ingest(sq.write("l1.jsonl", later), sq.write("l2.jsonl", [bp(40)])),
             "l1.jsonl:1", "corrects")
-    assert sq.size() == 4
+    assert sq.size() == 4 + BATCH
     sq.verify_ok()
 
 
@@ -380,7 +382,7 @@ def test_forward_and_dangling_references_are_not_refused(sq: Ledger) -> None:
     ]
     r = sq.ingest(sq.write("in.jsonl", recs))
     assert r.code == 0, r.err
-    assert sq.size() == 4
+    assert sq.size() == 4 + BATCH
 
 
 # --------------------------------------------------------------------------- reject file
@@ -399,7 +401,7 @@ def test_reject_file_round_trip(both: Ledger) -> None:
     f = both.write("in.jsonl", lines)
     r = both.ingest("--reject-file", "rej.jsonl", f)
     assert r.code == 1, r.err
-    assert both.size() == 2
+    assert both.size() == 2 + BATCH
     raw = (both.dir / "rej.jsonl").read_text(encoding="utf-8")
     assert "业务系统" in raw  # UTF-8, not ASCII-escaped
     rej = rejects(both.dir / "rej.jsonl")
@@ -423,7 +425,7 @@ def test_reject_file_round_trip(both: Ledger) -> None:
     r = both.ingest("--reject-file", "rej2.jsonl", both.write("fixed.jsonl", fixed))
     assert r.code == 0, r.err
     assert (both.dir / "rej2.jsonl").read_text() == ""
-    assert both.size() == 5
+    assert both.size() == (2 + BATCH) + (3 + BATCH)
     # and the whole original file once more: the good lines are re-sends now
     r = both.ingest("--json", "--reject-file", "rej3.jsonl", f)
     assert r.code == 1 and json.loads(r.out)["duplicates"] == 2
@@ -438,7 +440,7 @@ def test_reject_mode_collects_everything_past_the_100_problem_limit(sq: Ledger) 
     r = sq.ingest("--reject-file", "rej.jsonl", f)
     assert r.code == 1
     assert len(rejects(sq.dir / "rej.jsonl")) == 150
-    assert sq.size() == 1
+    assert sq.size() == 1 + BATCH
 
 
 def test_unwritable_reject_file_refuses_before_ingesting(sq: Ledger) -> None:
@@ -486,7 +488,7 @@ def test_voucher_problems_in_reject_mode_keep_the_good_ones(both: Ledger) -> Non
     r = both.ingest("--reject-file", "rej.jsonl", both.write("in.jsonl", [good, bad, bp(1)]))
     assert r.code == 1
     assert [(x["line"], x["field"]) for x in rejects(both.dir / "rej.jsonl")] == [(2, "sha256")]
-    assert both.size() == 2
+    assert both.size() == 2 + BATCH
     # a re-send of the same record is a no-op even when the source file is gone
     (both.dir / "v1.pdf").unlink()
     r = both.ingest("--json", "in.jsonl", "--reject-file", "rej.jsonl")
@@ -504,13 +506,19 @@ def test_concurrent_ingests_of_overlapping_files(tmp_path: Path, db_url: str,
     recs = [bp(i) for i in range(600)]
     led.write("a.jsonl", recs)
     led.write("b.jsonl", [*recs[::-1], bp(5000)])
-    procs = [subprocess.Popen([BFA_EXE, "ingest", *led.opts, f], cwd=led.dir,
+    procs = [subprocess.Popen([BFA_EXE, "ingest", "--json", *led.opts, f], cwd=led.dir,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for f in ("a.jsonl", "b.jsonl", "a.jsonl")]
+    appended = []
     for p in procs:
-        _, err = p.communicate(timeout=60)
+        out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err.decode()
-    assert led.size() == 601
+        appended.append(json.loads(out)["appended"])
+    assert sum(appended) == 601, appended
+    # b.jsonl first: one batch appends (601); a.jsonl first: 600, then b.jsonl's BP-5000
+    batches = sum(1 for n in appended if n)
+    assert batches in (1, 2), appended
+    assert led.size() == 601 + batches * BATCH
     led.verify_ok()
 
 
@@ -560,7 +568,7 @@ def test_reject_file_that_is_also_an_input_does_not_lose_the_input(sq: Ledger) -
     if r.code == 2:  # refusing the clash is acceptable if the input survives
         assert (sq.dir / f).read_text().count("\n") == 2
         return
-    assert sq.size() == 2, (r.code, r.out)
+    assert sq.size() == 2 + BATCH, (r.code, r.out)
 
 
 @pytest.mark.slow
@@ -590,7 +598,7 @@ def test_voucher_symlink_inside_the_directory_is_followed(sq: Ledger) -> None:
     (sq.dir / "scans" / "v.pdf").write_bytes(b"slip")
     (sq.dir / "latest").symlink_to("scans")
     assert sq.ingest(sq.write("in.jsonl", [slip(1, "latest/v.pdf")])).code == 0
-    assert sq.size() == 1
+    assert sq.size() == 1 + BATCH
 
 
 @pytest.mark.slow
@@ -659,5 +667,7 @@ def test_verify_stays_clean_after_a_hostile_session(both: Ledger) -> None:
         name = both.write(f"f{i}.jsonl", lines)
         both.ingest(name)
         both.ingest("--reject-file", f"r{i}.jsonl", name)
-    assert both.size() == 5  # BP-1, COL-1, BS-1, BP-3, BP-4
+    # BP-1, COL-1, BS-1 (f0), BP-3 (f2, with its reject file), BP-4 (f3, with its reject
+    # file): three batches append, every other ingest appends nothing
+    assert both.size() == 5 + 3 * BATCH
     both.verify_ok()

@@ -22,6 +22,9 @@ from ledger import Ledger, LedgerIntegrityError, encode_leaf
 from tests._insider import app_role, append_raw, node
 from tests._records import payment_event, write_jsonl
 
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+HONEST = 3 + BATCH  # the entries of _attack's honest batch, all signed
+
 
 def _fake_leaf_hash(seq: int, amount: str) -> bytes:
     leaf = encode_leaf(seq, b"\x11" * 32, payment_event(900 + seq, amount=amount),
@@ -30,15 +33,21 @@ def _fake_leaf_hash(seq: int, amount: str) -> bytes:
 
 
 def _attack(led: Ledger, tmp_path: Path) -> None:
-    """Four honest entries and a checkpoint; then four entries appended by the insider,
-    with the level-1 node over entries 4 and 5 forged."""
-    led.ingest([str(write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(4)]))],
+    """Three honest records and their batch's control.ingest entry (entries 0 to 3) and a
+    checkpoint; then four entries appended by the insider, with the level-1 node over
+    entries 4 and 5 forged. (On PostgreSQL ``app_role``'s grant appends a control.grant
+    entry first, entry 4, and the insider's entries are 5 to 8: the insider's first
+    entry completes node (1, 2) on both backends.)"""
+    led.ingest([str(write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(3)]))],
                None)
     led.checkpoint()
     forged = node(_fake_leaf_hash(4, "999999.00"), _fake_leaf_hash(5, "1.00"))
     with app_role(led) as conn:
         recs = [payment_event(i) for i in range(10, 14)]
         append_raw(conn, recs, forge={(1, 2): forged})
+    with led.store.reader() as conn:  # the forgery is in place
+        assert conn.execute(text("SELECT hash FROM tree_nodes WHERE level = 1 AND idx = 2")
+                            ).scalar_one() == forged
 
 
 def _checkpoints(led: Ledger) -> list[int]:
@@ -53,7 +62,7 @@ def test_checkpoint_refuses_a_forged_tree(led: Ledger, tmp_path: Path) -> None:
         led.checkpoint()
     assert e.value.problem.code == "derived-mismatch"
     assert "tree node (level 1, index 2)" in str(e.value)
-    assert _checkpoints(led) == [4], "something was signed over the forgery"
+    assert _checkpoints(led) == [HONEST], "something was signed over the forgery"
     res = led.verify(since_checkpoint=True)
     assert not res.ok and res.problems[0].code == "derived-mismatch"
     assert res.root is None
@@ -68,15 +77,15 @@ def test_a_clean_resumed_check_gives_the_root_it_signs(led: Ledger, tmp_path: Pa
 
     led.ingest([str(write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(7)]))],
                None)
-    assert led.checkpoint().size == 7
+    assert led.checkpoint().size == 7 + BATCH
     led.ingest([str(write_jsonl(tmp_path / "b.jsonl", [payment_event(i) for i in range(7, 13)]))],
                None)
     cp = led.checkpoint()
     with led.store.reader() as conn:
         hashes = [bytes(h) for h in conn.execute(
             text("SELECT entry_hash FROM entries ORDER BY seq")).scalars()]
-    assert cp.size == 13 and cp.root == root_from_leaf_hashes(hashes)
-    assert led.status().verified_size == 13
+    assert cp.size == 13 + 2 * BATCH and cp.root == root_from_leaf_hashes(hashes)
+    assert led.status().verified_size == 13 + 2 * BATCH
     assert led.verify(since_checkpoint=True).ok
 
 
@@ -115,6 +124,6 @@ def test_cli_checkpoint_and_nightly_exit_3_and_sign_nothing(
     assert r.exit_code == 3, r.output
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:
-        assert _checkpoints(led) == [4]
+        assert _checkpoints(led) == [HONEST]
     finally:
         led.close()

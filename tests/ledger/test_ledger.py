@@ -27,6 +27,8 @@ from ledger._errors import FormatError
 from ledger._tlogproof import verify_tlog_proof
 from tests._records import collection, payment_event, voucher, write_jsonl
 
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+
 
 def _ingest(led: Ledger, path: Path) -> Any:
     return led.ingest([str(path)], FileStore(led.home.archive_dir))[0]
@@ -37,11 +39,12 @@ def test_ingest_checkpoint_verify_prove(led: Ledger, tmp_path: Path) -> None:
     rep = _ingest(led, write_jsonl(tmp_path / "a.jsonl", recs))
     assert (rep.appended, rep.duplicates, rep.rejected) == (27, 0, 0)
     cp = led.checkpoint()
-    assert cp.size == 27 and cp.new
+    assert cp.size == 27 + BATCH and cp.new
     assert not led.checkpoint().new  # nothing new: the same checkpoint
     res = led.verify()
     assert res.ok, res.problems
-    assert res.entries_checked == 27 and res.checkpoints_checked == 1 and res.derived_checked
+    assert res.entries_checked == 27 + BATCH and res.checkpoints_checked == 1 \
+        and res.derived_checked
 
     entry, proof = led.prove("BP-5")
     text = proof.marshal()
@@ -49,7 +52,7 @@ def test_ingest_checkpoint_verify_prove(led: Ledger, tmp_path: Path) -> None:
     assert parsed.extra == entry.leaf
     got = verify_tlog_proof(parsed, entry_hash(parsed.extra), led.home.verifier(),
                             verify_inclusion, led.origin)
-    assert got.size == 27
+    assert got.size == 27 + BATCH
 
 
 def test_reingest_is_noop_and_conflict_refused(led: Ledger, tmp_path: Path) -> None:
@@ -60,7 +63,32 @@ def test_reingest_is_noop_and_conflict_refused(led: Ledger, tmp_path: Path) -> N
     changed = write_jsonl(tmp_path / "b.jsonl", [payment_event(3), payment_event(1, "1.00")])
     with pytest.raises(BatchRefusedError, match=r"b.jsonl:2: id: conflict: business record 'BP-1'"):
         _ingest(led, changed)
-    assert led.size() == 2  # nothing of b.jsonl was written, not even BP-3
+    assert led.size() == 2 + BATCH  # nothing of b.jsonl was written, not even BP-3
+
+
+def test_batch_ends_with_its_control_ingest_entry(led: Ledger, tmp_path: Path) -> None:
+    """FORMAT.md §2.5: a batch of N records that appends is closed by one control.ingest
+    entry at seq N naming the file, who ingested it, the first seq and the count; a
+    re-send of the same file appends nothing, not even a control.ingest entry."""
+    recs = [payment_event(i) for i in range(1, 5)] + [collection(1)]
+    n = len(recs)
+    path = write_jsonl(tmp_path / "a.jsonl", recs)
+    rep = _ingest(led, path)
+    assert rep.appended == n and led.size() == n + BATCH
+    assert [led.entry_at(i).domain for i in range(n)] == ["business"] * 4 + ["finance"]
+    closing = led.entry_at(n)
+    assert closing.record["type"] == "control.ingest"
+    uuid4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+    assert re.fullmatch(f"ingest-{uuid4}", closing.record_id)
+    assert set(closing.record) == {"type", "id", "user", "file", "first", "count", "at"}
+    assert closing.record["user"] == led.actor().identity
+    assert closing.record["file"] == str(path) == rep.file
+    assert (closing.record["first"], closing.record["count"]) == (0, n)
+    assert closing.record["at"] == closing.recorded_at
+    again = _ingest(led, path)
+    assert (again.appended, again.duplicates) == (0, n)
+    assert led.size() == n + BATCH
+    assert led.verify().ok
 
 
 def test_bad_line_refuses_whole_file(led: Ledger, tmp_path: Path) -> None:
@@ -154,7 +182,7 @@ def test_privacy_pseudonyms_reveal_forget(led: Ledger, tmp_path: Path) -> None:
     assert set(entry.record["_commitments"]) == {"person_id", "account"}
     _e, clear = led.reveal("BP-1", None, "auditor-1", "test")
     assert clear == {"person_id": person, "account": "6222020200112233445"}
-    reveal = led.entry_at(1)
+    reveal = led.entry_at(1 + BATCH)
     assert reveal.kind == "reveal" and reveal.record["user"] == "auditor-1"
     assert led.forget(person, "dpo") == 2
     _e, clear = led.reveal("BP-1", None, "auditor-1", "test")
@@ -254,13 +282,15 @@ def test_batch_in_many_chunks_and_background_writes(
     rep = led.ingest([str(write_jsonl(tmp_path / "m.jsonl", recs))], None, reject_sink=Sink())[0]
     assert (rep.appended, rep.duplicates, rep.rejected) == (24, 1, 1)
     assert rejected == [(len(recs), "id")]
-    assert led.size() == 24
+    assert led.size() == 24 + BATCH
     res = led.verify()
     assert res.ok, res.problems
     with led.store.reader() as conn:
         order = [r for (r,) in conn.exec_driver_sql("SELECT record_id FROM entries ORDER BY seq")]
-    assert order.index("BP-1") < order.index("BP-1-fix")
-    assert sorted(order) == sorted({str(r["id"]) for r in recs})
+    *business, closing = order
+    assert closing.startswith("ingest-") and led.entry_at(24).kind == "ingest"
+    assert business.index("BP-1") < business.index("BP-1-fix")
+    assert sorted(business) == sorted({str(r["id"]) for r in recs})
 
 
 def test_failed_bulk_write_leaves_nothing(
@@ -288,7 +318,7 @@ def test_failed_bulk_write_leaves_nothing(
     monkeypatch.setattr(Store, "copy_rows", real)
     assert led.size() == 0
     rep = _ingest(led, path)
-    assert rep.appended == 20 and led.size() == 20
+    assert rep.appended == 20 and led.size() == 20 + BATCH
     assert led.verify().ok
 
 

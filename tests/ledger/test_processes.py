@@ -23,6 +23,8 @@ from tests._records import payment_event, write_jsonl
 
 pytestmark = pytest.mark.slow
 
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+
 
 def _env(home: dict[str, Any]) -> dict[str, str]:
     env = dict(os.environ)
@@ -48,7 +50,7 @@ def test_concurrent_ingests_one_linear_chain(ledger_home: dict[str, Any], tmp_pa
     try:
         with led.store.engine.connect() as conn:
             seqs = [r[0] for r in conn.execute(text("SELECT seq FROM entries ORDER BY seq"))]
-        assert seqs == list(range(1600))  # no gap, no duplicate
+        assert seqs == list(range(1600 + 4 * BATCH))  # no gap, no duplicate
         led.checkpoint()
         res = led.verify()
         assert res.ok, res.problems  # no fork: every entry chains to the one before
@@ -66,7 +68,8 @@ def _settled_size(led: Ledger) -> int:
 def test_sigkill_never_leaves_partial_batch(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     """Kill ``bfa ingest`` at random points; only whole files ever land, and re-running converges.
 
-    Each run ingests two new files (800 + 800 records) in one process. The first
+    Each run ingests two new files (800 + 800 records, each file a batch that ends with
+    its control.ingest entry) in one process. The first
     run is timed, uninterrupted; later runs are killed with SIGKILL at a random
     moment within that duration. Runs continue until 30 processes were killed
     while still running (``BFA_SIGKILL_RUNS``).
@@ -98,13 +101,15 @@ def test_sigkill_never_leaves_partial_batch(ledger_home: dict[str, Any], tmp_pat
                     kills += 1
                 p.wait()
             landed = _settled_size(led) - before
-            assert landed in (0, 800, 1600), f"run {r}: partial batch of {landed} entries"
+            per_file = 800 + BATCH
+            assert landed in (0, per_file, 2 * per_file), \
+                f"run {r}: partial batch of {landed} entries"
             res = led.verify()
             assert res.ok, (r, res.problems)
             # re-running the same ingest converges: the rest lands, what landed is a no-op
             reports = led.ingest([str(f) for f in files], None)
-            assert sum(x.appended for x in reports) == 1600 - landed
-            assert led.size() == before + 1600
+            assert sum(x.appended for x in reports) == 1600 - 800 * (landed // per_file)
+            assert led.size() == before + 2 * per_file
         led.checkpoint()
         assert led.verify().ok
         assert kills >= kills_wanted, f"only {kills} processes were killed while running"

@@ -17,8 +17,11 @@ from ledger import Ledger, Signer
 from ledger._note import Checkpoint, sign_checkpoint
 from tests._records import payment_event, superuser, write_jsonl
 
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+
 
 def _fill(led: Ledger, tmp_path: Path, n: int = 12, checkpoint: bool = True) -> None:
+    """``n`` business records (entries 0 to n - 1), then the batch's control.ingest entry."""
     led.ingest([str(write_jsonl(tmp_path / "a.jsonl", [payment_event(i) for i in range(n)]))],
                None)
     if checkpoint:
@@ -88,7 +91,7 @@ def test_tail_truncated_behind_checkpoint(led: Ledger, tmp_path: Path) -> None:
         conn.execute(text("DELETE FROM entries WHERE seq >= 9"))
     code, _seq, msg = _first(led)
     assert code == "truncated"
-    assert "covers 12 entries but the ledger holds 9" in msg
+    assert f"covers {12 + BATCH} entries but the ledger holds 9" in msg
 
 
 def test_checkpoint_not_signed_by_key(led: Ledger, tmp_path: Path) -> None:
@@ -96,10 +99,10 @@ def test_checkpoint_not_signed_by_key(led: Ledger, tmp_path: Path) -> None:
     other = Signer.generate(led.origin)
     with superuser(led) as conn:
         root = bytes(conn.execute(text("SELECT root_hash FROM checkpoints")).scalar_one())
-        note = sign_checkpoint(Checkpoint(led.origin, 12, root), other)
+        note = sign_checkpoint(Checkpoint(led.origin, 12 + BATCH, root), other)
         conn.execute(text("UPDATE checkpoints SET note = :n"), {"n": note})
     code, seq, msg = _first(led)
-    assert (code, seq) == ("checkpoint-signature", 12)
+    assert (code, seq) == ("checkpoint-signature", 12 + BATCH)
     assert "not signed by the ledger key" in msg
 
 
@@ -132,7 +135,7 @@ def test_against_good_checkpoint(led: Ledger, tmp_path: Path) -> None:
     led.checkpoint()
     res = led.verify(against=auditor)
     assert res.ok, res.problems
-    assert res.against == 5
+    assert res.against == 5 + BATCH
 
 
 def test_tree_node_tampered_found_by_derived_pass(led: Ledger, tmp_path: Path) -> None:
@@ -151,13 +154,16 @@ def test_since_checkpoint_checks_only_the_tail(led: Ledger, tmp_path: Path) -> N
     led.ingest([str(write_jsonl(tmp_path / "b.jsonl", [payment_event(100 + i)
                                                        for i in range(5)]))], None)
     res = led.verify(since_checkpoint=True)
-    assert res.ok and res.start == 12 and res.entries_checked == 5
+    assert res.ok and res.start == 12 + BATCH and res.entries_checked == 5 + BATCH
+    third = 12 + BATCH + 2  # the third record of b.jsonl
+    assert led.entry_at(third).record_id == "BP-102"
     with superuser(led) as conn:
-        leaf = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = 14")).scalar_one())
-        conn.execute(text("UPDATE entries SET leaf = :l WHERE seq = 14"),
-                     {"l": leaf.replace(b"3456.78", b"3456.79")})
+        leaf = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = :s"),
+                                  {"s": third}).scalar_one())
+        conn.execute(text("UPDATE entries SET leaf = :l WHERE seq = :s"),
+                     {"l": leaf.replace(b"3456.78", b"3456.79"), "s": third})
     code, seq, _ = _first(led, since_checkpoint=True)
-    assert (code, seq) == ("payload-changed", 14)
+    assert (code, seq) == ("payload-changed", third)
 
 
 @pytest.mark.parametrize("sql", [
@@ -194,20 +200,28 @@ def test_checkpoint_refused_over_tampered_ledger(led: Ledger, tmp_path: Path) ->
 
 
 def test_unparseable_leaf_is_an_integrity_problem(led: Ledger, tmp_path: Path) -> None:
+    """Entry 2 rewritten with its hash, and the back-link of the entry after it (the
+    batch's control.ingest entry) with it: the chain holds, the strict decode does not."""
     import hashlib
 
     _fill(led, tmp_path, 3, checkpoint=False)
     with superuser(led) as conn:
         leaf = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = 2")).scalar_one())
         forged = leaf.replace(b'"3456.78"', b"NaN")
+        forged_hash = hashlib.sha256(b"\x00" + forged).digest()
         conn.execute(text("UPDATE entries SET leaf = :l, entry_hash = :h WHERE seq = 2"),
-                     {"l": forged, "h": hashlib.sha256(b"\x00" + forged).digest()})
+                     {"l": forged, "h": forged_hash})
+        closing = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = 3")).scalar_one())
+        relinked = closing[:9] + forged_hash + closing[41:]
+        conn.execute(text("UPDATE entries SET leaf = :l, entry_hash = :h WHERE seq = 3"),
+                     {"l": relinked, "h": hashlib.sha256(b"\x00" + relinked).digest()})
+    assert led.size() == 3 + BATCH
     code, seq, _ = _first(led)
     assert (code, seq) == ("leaf-format", 2)
 
 
 # -- proofs check themselves before they are handed out -------------------------------
-# Entry 6's inclusion proof in a tree of 12 needs node (1, 2): leaves 4 and 5.
+# Entry 6's inclusion proof in a tree of 12 + BATCH needs node (1, 2): leaves 4 and 5.
 
 def test_prove_refuses_a_tampered_tree_node(led: Ledger, tmp_path: Path) -> None:
     from ledger import IntegrityError
@@ -241,24 +255,28 @@ def test_prove_refuses_a_checkpoint_not_signed_by_key(led: Ledger, tmp_path: Pat
     with superuser(led) as conn:
         root = bytes(conn.execute(text("SELECT root_hash FROM checkpoints")).scalar_one())
         conn.execute(text("UPDATE checkpoints SET note = :n"),
-                     {"n": sign_checkpoint(Checkpoint(led.origin, 12, root), other)})
-    with pytest.raises(IntegrityError, match="stored checkpoint of size 12"):
+                     {"n": sign_checkpoint(Checkpoint(led.origin, 12 + BATCH, root), other)})
+    with pytest.raises(IntegrityError, match=f"stored checkpoint of size {12 + BATCH}"):
         led.prove(led.entry_at(6).record_id)
 
 
 def test_consistency_proof_refuses_a_tampered_tree_node(led: Ledger, tmp_path: Path) -> None:
     from ledger import IntegrityError
 
-    _fill(led, tmp_path, 5)
+    _fill(led, tmp_path, 4)
+    old = 4 + BATCH  # 5
     led.ingest([str(write_jsonl(tmp_path / "b.jsonl", [payment_event(100 + i)
-                                                       for i in range(7)]))], None)
+                                                       for i in range(6)]))], None)
     led.checkpoint()
-    assert led.prove_consistency(5, 12).hashes  # clean: it verifies
-    with superuser(led) as conn:  # (0, 4) is in the proof from 5 to 12
-        conn.execute(text("UPDATE entries SET entry_hash = :h WHERE seq = 4"),
-                     {"h": bytes(32)})
+    new = old + 6 + BATCH  # 12
+    assert led.prove_consistency(old, new).hashes  # clean: it verifies
+    # (0, 5), the entry of BP-100 (b.jsonl's first record), is in the proof from 5 to 12
+    assert led.entry_at(old).record_id == "BP-100"
+    with superuser(led) as conn:
+        conn.execute(text("UPDATE entries SET entry_hash = :h WHERE seq = :s"),
+                     {"h": bytes(32), "s": old})
     with pytest.raises(IntegrityError, match="consistency proof from size 5 to 12 does not"):
-        led.prove_consistency(5, 12)
+        led.prove_consistency(old, new)
 
 
 def test_show_and_prove_refuse_a_changed_or_unparseable_leaf(led: Ledger, tmp_path: Path) -> None:

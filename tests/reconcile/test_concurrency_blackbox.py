@@ -41,6 +41,7 @@ from tests._identity import spawn_env
 from tests.reconcile._blackbox import R, Rec, T, assessment, collection, voucher, write_jsonl
 
 REVEAL = ("--reveal", "--purpose", "test")  # a reveal states its purpose
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
 
 pytestmark = pytest.mark.slow
 
@@ -407,8 +408,9 @@ def test_reconcile_and_nightly_while_an_ingest_runs(tmp_path: Path, db_url: str)
     # the evidence changed once: one automatic reopen, whoever made it
     hist = history(home, db_url, acc)
     assert [(t["action"], t["user"]) for t in hist] == [("resolve", "alice"), ("reopen", "bfa")]
-    # records, resolve, batch, reopen, and one control.reconcile per run (six runs)
-    assert size(home, db_url) == 6 + 1 + 2001 + 1 + 6
+    # records and their batch's entry, resolve, the big batch and its entry, reopen, and
+    # one control.reconcile per run (six runs)
+    assert size(home, db_url) == 6 + BATCH + 1 + 2001 + BATCH + 1 + 6
     verify_clean(home, db_url)
 
 
@@ -505,7 +507,8 @@ def test_checkpoints_and_readers_during_an_ingest(tmp_path: Path, db_url: str) -
     reconcile(home, db_url)
     s0 = size(home, db_url)
     files = [write_jsonl(tmp_path / f"{t}.jsonl", settled(tmp_path, t, 250)) for t in "xy"]
-    sizes = {s0, s0 + 1000, s0 + 2000}
+    batch = 1000 + BATCH  # one file: 1,000 records and the batch's control.ingest entry
+    sizes = {s0, s0 + batch, s0 + 2 * batch}
     notes = [tmp_path / "proc.note"]
     ing = spawn(home, db_url, "ingest", *map(str, files))
     cp = spawn(home, db_url, "checkpoint", "--json", "--out", str(notes[0]))
@@ -531,7 +534,7 @@ def test_checkpoints_and_readers_during_an_ingest(tmp_path: Path, db_url: str) -
         if p is not ing:
             assert json.loads(out)["size"] in sizes, out
     assert slowest < 60, slowest
-    assert size(home, db_url) == s0 + 2000
+    assert size(home, db_url) == s0 + 2 * batch
     verify_clean(home, db_url)
     for note in notes:
         verify_clean(home, db_url, "--against", str(note))

@@ -27,6 +27,7 @@ from tests._records import payment_event
 from tests.reconcile import _scenarios as sc
 
 AS_OF = sc.AS_OF.isoformat()
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
 
 
 def _env(home: dict[str, Any]) -> dict[str, str]:
@@ -140,6 +141,7 @@ def _tamper(led: Ledger, seq: int = 2) -> None:
             conn.execute(text("DROP TRIGGER IF EXISTS entries_no_update"))
         leaf = bytes(conn.execute(text("SELECT leaf FROM entries WHERE seq = :s"),
                                   {"s": seq}).scalar_one())
+        assert b'"region":"440100"' in leaf, leaf  # a record of region 440100 to tamper with
         conn.execute(text("UPDATE entries SET leaf = :l WHERE seq = :s"),
                      {"s": seq, "l": leaf.replace(b'"region":"440100"', b'"region":"440199"')})
 
@@ -153,7 +155,9 @@ def test_integrity_failure_exit_3_nothing_signed(ledger_home: dict[str, Any],
     try:
         sc.ingest(led, tmp_path, [payment_event(7)], "more")
         size = led.size()
-        _tamper(led, size - 1)  # the incremental verify reads what the last run did not
+        # the batch's last record (before its control.ingest entry): the incremental
+        # verify reads what the last run did not
+        _tamper(led, size - 1 - BATCH)
         with led.store.reader() as conn:
             before = led.latest_checkpoint(conn)
     finally:

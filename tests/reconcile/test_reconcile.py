@@ -20,6 +20,7 @@ from tests._records import write_jsonl
 from tests.reconcile import _scenarios as sc
 
 Scenario = Callable[[Path, bool], list[dict[str, Any]]]
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
 
 CASES: dict[str, tuple[Scenario, list[tuple[str, ...]]]] = {
     "UNSETTLED_EVENT": (sc.unsettled, [("BP-2",)]),
@@ -223,19 +224,22 @@ def test_break_ids_are_stable(led: Ledger, tmp_path: Path) -> None:
 def test_refresh_is_incremental(led: Ledger, tmp_path: Path) -> None:
     first = reconcile(led, tmp_path, [])
     size = led.size()
-    # every record; the run's own control.reconcile entry needs no decoding
-    assert first.run.decoded == size - 1 == first.run.ledger_size
+    # every record; the batch's control.ingest entry and the run's own control.reconcile
+    # entry need no decoding
+    assert first.run.decoded == size - BATCH - 1
+    assert first.run.ledger_size == size - 1
     assert run_reconcile(led, sc.AS_OF).run.decoded == 0
     size = led.size()
     sc.ingest(led, tmp_path, sc.unsettled(tmp_path, False), "more")
     added = led.size() - size
     again = run_reconcile(led, sc.AS_OF)
-    assert again.run.decoded == added > 0
+    assert again.run.decoded == added - BATCH > 0
     assert [b.code for b in again.breaks] == ["UNSETTLED_EVENT"]
     with led.store.reader() as conn:
         runs = 3  # control.reconcile entries have no rc_records row
+        batches = 2  # nor have the batches' control.ingest entries
         assert conn.execute(select(func.count()).select_from(records)).scalar_one() == (
-            led.size() - runs)
+            led.size() - runs - batches * BATCH)
         fen = conn.execute(select(events.c.amount_fen).where(events.c.record_id == "BP-2"))
         assert fen.scalar_one() == 345678
 

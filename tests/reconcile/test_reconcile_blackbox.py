@@ -46,6 +46,7 @@ CODES = ["UNSETTLED_EVENT", "ORPHAN_MOVEMENT", "AMOUNT_MISMATCH", "MISSING_VOUCH
          "FIXITY_FAILURE", "DUPLICATE_PAYMENT", "LATE_SETTLEMENT", "PAYMENT_AFTER_TERMINATION",
          "PAYEE_MISMATCH", "RETURNED_PAYMENT", "AMBIGUOUS_MATCH", "ACCOUNT_RULE_VIOLATION",
          "STATEMENT_BALANCE_BREAK", "LEDGER_INTEGRITY"]
+BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -824,12 +825,13 @@ def test_nightly_signs_nothing_over_a_tampered_ledger(tmp_path: Path) -> None:
     home = new_ledger(tmp_path, s_orphan(tmp_path))
     ok("checkpoint", *h(home))
     ingest(home, s_unsettled(tmp_path))
+    seq = 2 + BATCH  # CA-1: after COL-1, AV-1 and their batch's entry, beyond the checkpoint
     with sqlite3.connect(home / "ledger.db") as c:
         c.execute("DROP TRIGGER entries_no_update")
-        leaf = c.execute("SELECT leaf FROM entries WHERE seq = 2").fetchone()[0]
+        leaf = c.execute("SELECT leaf FROM entries WHERE seq = ?", (seq,)).fetchone()[0]
         assert b"1000.00" in leaf
-        c.execute("UPDATE entries SET leaf = ? WHERE seq = 2",
-                  (leaf.replace(b"1000.00", b"9000.00"),))
+        c.execute("UPDATE entries SET leaf = ? WHERE seq = ?",
+                  (leaf.replace(b"1000.00", b"9000.00"), seq))
     before = json.loads(ok("status", *h(home), "--json").stdout)["checkpoint_size"]
     rep = tmp_path / "rep"
     res = invoke("nightly", *h(home), "--report-dir", str(rep), "--as-of", AS_OF)
