@@ -120,6 +120,8 @@ class Log:
         self.work.mkdir(parents=True, exist_ok=True)
         self.led = Ledger.open(home["home"], home["db"])
         self.size = 0
+        self.ids: list[tuple[str, str]] = []  # (record id, domain) of each entry, by index
+        self.payments = 0
         self.notes: dict[int, Path] = {}
 
     def close(self) -> None:
@@ -134,11 +136,24 @@ class Log:
         return r.stdout
 
     def grow_to(self, size: int) -> None:
-        batch = write_jsonl(self.work / f"batch-{size}.jsonl",
-                            [payment_event(i) for i in range(self.size, size)])
-        self.led.ingest([str(batch)], None)
-        self.size = size
+        """Append exactly ``size - self.size`` entries: a batch of payments ends with its
+        ``control.ingest`` entry (FORMAT.md §2.5), so one more entry is a ``control.forget``."""
+        grow = size - self.size
+        if grow == 1:
+            self.led.forget("P-nobody")
+        else:
+            first, self.payments = self.payments, self.payments + grow - 1
+            batch = write_jsonl(self.work / f"batch-{size}.jsonl",
+                                [payment_event(i) for i in range(first, self.payments)])
+            self.led.ingest([str(batch)], None)
         assert self.led.size() == size
+        for seq in range(self.size, size):
+            entry = self.led.entry_at(seq)
+            self.ids.append((entry.record_id, entry.domain))
+        self.size = size
+
+    def record(self, index: int) -> str:
+        return self.ids[index][0]
 
     def checkpoint(self, *, cli: bool) -> Path:
         path = self.work / f"cp-{self.size}.note"
@@ -152,9 +167,10 @@ class Log:
     def prove(self, index: int, *, cli: bool) -> Path:
         path = self.work / f"proof-{self.size}-{index}.tlog-proof"
         if cli:
-            path.write_bytes(self.cli("prove", f"BP-{index}"))
+            rid, domain = self.ids[index]
+            path.write_bytes(self.cli("prove", rid, "--domain", domain))
         else:
-            entry, proof = self.led.prove(f"BP-{index}")
+            entry, proof = self.led.prove(*self.ids[index])
             assert entry.seq == index
             path.write_text(proof.marshal(), encoding="utf-8")
         return path
@@ -238,16 +254,16 @@ def test_cli_proofs_verify_with_go(log: Log, go: Go) -> None:
             by_cli = index == PROVE_AT[size][-1]
             proof = log.prove(index, cli=by_cli)
             if by_cli:
-                same = log.led.prove(f"BP-{index}")[1].marshal()
+                same = log.led.prove(*log.ids[index])[1].marshal()
                 assert proof.read_text(encoding="utf-8") == same
             out = go.accepts("inclusion", vkey, proof)
             assert f" index={index} size={size} " in out, out
     # Go's RecordHash of the 'extra' line is our leaf hash of the bytes `bfa show --raw` writes.
-    raw = log.cli("show", "BP-16", "--entry", "--raw")
+    raw = log.cli("show", log.record(16), "--entry", "--raw")
     proof_text = (log.work / "proof-33-16.tlog-proof").read_text(encoding="utf-8")
     assert proof_text.split("\n")[1] == "extra " + base64.b64encode(raw).decode()
     leaf_hash = hashlib.sha256(b"\x00" + raw).digest()
-    assert leaf_hash == log.led.entry("BP-16").entry_hash
+    assert leaf_hash == log.led.entry(log.record(16)).entry_hash
     out = go.accepts("inclusion", vkey, log.work / "proof-33-16.tlog-proof")
     assert f" leaf={base64.b64encode(leaf_hash).decode()}" in out
 
