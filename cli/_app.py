@@ -59,8 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "ledger still verifies."),
     "audit": ("cli._audit_cmds", "Audit trails kept in the ledger: who accessed personal "
               "data, and rights granted."),
-    "db": ("cli._ledger_cmds", "Database administration: grants for the application role "
-           "(PostgreSQL)."),
+    "db": ("cli._ledger_cmds", "Database administration: duties for the roles of people and "
+           "services (PostgreSQL)."),
     "demo": ("cli._ledger_cmds", "Run the demo: generate a month, ingest, checkpoint, verify, "
              "prove, tamper."),
 }
@@ -68,8 +68,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 first sentence of its help (what ``bfa --help`` lists without importing the module)."""
 
 
+class _Command(click.Command):
+    """A command that notes, for the error handler, which command ran (its duty)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        path = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ""
+        ctx.meta["bfa.command"] = (path, bool(ctx.params.get("reveal")))
+        return super().invoke(ctx)
+
+
 class _HelpGroup(click.Group):
     """A command group whose help lists each command with its whole first sentence."""
+
+    command_class = _Command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command with its whole first sentence, wrapped rather than cut at '...'."""
@@ -129,7 +140,10 @@ class _Group(_HelpGroup):
 
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            if isinstance(e, BfaError | OSError | SQLAlchemyError):
+            refused = _duty_refusal(ctx, e)
+            if refused is not None:
+                click.echo(f"bfa: error: {refused}", err=True)
+            elif isinstance(e, BfaError | OSError | SQLAlchemyError):
                 click.echo(f"bfa: error: {_one_line(e)}", err=True)
             else:
                 click.echo(f"bfa: internal error: {type(e).__name__}: {e} "
@@ -143,6 +157,19 @@ class _Group(_HelpGroup):
                 for note in getattr(e, "__notes__", ()):
                     click.echo(f"  {note}", err=True)
             raise click.exceptions.Exit(int(exit_code_for(e))) from e
+
+
+def _duty_refusal(ctx: click.Context, e: Exception) -> str | None:
+    """The database refused for want of a right (SQLSTATE 42501, not an append-only
+    trigger): the line naming the duty the command needs (FORMAT.md §8.3)."""
+    orig = getattr(e, "orig", None) or e  # psycopg's own error when bfa drove COPY itself
+    if getattr(orig, "sqlstate", None) != "42501" or "append-only" in str(orig):
+        return None
+    from cli._duties import refusal
+
+    path, reveal = ctx.meta.get("bfa.command", ("", False))
+    lines = str(orig).strip().splitlines()
+    return refusal(path, reveal, lines[0] if lines else "permission denied")
 
 
 def _one_line(e: BfaError | OSError | SQLAlchemyError) -> str:

@@ -16,6 +16,7 @@ from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
 from cli._render import table, to_json
 from ledger import (
+    DUTIES,
     ConfigError,
     Ledger,
     LocatedInputError,
@@ -44,31 +45,79 @@ def _b64(raw: bytes) -> str:
 
 @bfa.command()
 @home_options
-@click.option("--origin", required=True, type=TEXT, metavar="NAME",
+@click.option("--origin", type=TEXT, metavar="NAME",
               help="The ledger's name, the origin line of its checkpoints and its key name.")
 @click.option("--group", type=TEXT, metavar="NAME",
               help="Share the home with this operating-system group (directories 2770, "
                    "files 0660). [default: private to you: 0700 and 0600]")
-def init(home: str | None, db: str | None, origin: str, group: str | None) -> None:
+@click.option("--from", "source", metavar="HOME",
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Make a home of your own for an existing PostgreSQL ledger, from its "
+                   "first home HOME: only the keys your --duty needs are copied.")
+@click.option("--duty", "duties", multiple=True,
+              type=click.Choice(["officer", "approver", "auditor", "privacy", "service"]),
+              help="With --from: a duty you hold (repeat for several).")
+def init(home: str | None, db: str | None, origin: str | None, group: str | None,
+         source: Path | None, duties: tuple[str, ...]) -> None:
     """Create the ledger: keys (outside the database), configuration and the schema.
 
     The home is private to you (directories 0700, files 0600) unless --group shares it
     with an operating-system group. Safe to run again: existing keys are kept, the
     schema is migrated and the home's files get the modes of its setting.
 
+    With --from, make a private home for one person on a PostgreSQL ledger that exists:
+    its configuration and only the keys the duties named need (the verifier key always;
+    the ledger secret for officer and privacy; the signing key for service). Connect
+    with your own database role (--db); the ledger's owner grants the duties.
+
     Example:
 
     \b
         bfa init --origin agency.example/440100
         bfa init --origin agency.example/440100 --group bfa-officers
+        bfa init --from /srv/bfa/.bfa --duty officer --home ~/.bfa \\
+                 --db postgresql://li_wei@db.example/bfa
     """
-    led = Ledger.open(home, db, check=False)
-    try:
-        led.init(origin, group)
-        click.echo(f"ledger {origin} ready in {led.home.path} ({led.store.display_url()})")
-        click.echo(f"verifier key: {led.home.verifier().to_text()}")
-    finally:
-        led.close()
+    if source is None:
+        if duties:
+            raise click.UsageError("--duty goes with --from (a home for a person's duties)")
+        if origin is None:
+            raise click.UsageError("--origin NAME is required (or --from HOME)")
+        led = Ledger.open(home, db, check=False)
+        try:
+            led.init(origin, group)
+            click.echo(f"ledger {origin} ready in {led.home.path} ({led.store.display_url()})")
+            click.echo(f"verifier key: {led.home.verifier().to_text()}")
+        finally:
+            led.close()
+        return
+    if group:
+        raise click.UsageError("--group makes a shared first home; --from a person's own home")
+    if not duties:
+        raise click.UsageError("--from needs the duties this home is for: --duty ...")
+    _join(source, home, db, origin, duties)
+
+
+def _join(source: Path, home: str | None, db: str | None, origin: str | None,
+          duties: tuple[str, ...]) -> None:
+    """``bfa init --from``: the home, then what the database says this role may do."""
+    from ledger import join_home
+
+    src = resolve_home(str(source))
+    if origin and origin != src.origin:
+        raise ConfigError(f"{source} holds ledger {src.origin!r}, not {origin!r}")
+    made = join_home(src, resolve_home(home, db), duties)
+    with open_ledger(str(made.path), made.db_url) as led:
+        st = led.status()
+    keys = [p.name for p in (made.verifier_key_path, made.secret_key_path,
+                             made.signing_key_path) if p is not None and p.exists()]
+    click.echo(f"home for {st.identity} on ledger {st.origin} ready in {made.path} "
+               f"({st.database}); keys: {', '.join(keys)}")
+    missing = [d for d in duties if d not in st.duties and st.duties != ("owner",)]
+    if missing:
+        click.echo(f"bfa: warning: role {st.identity} does not hold {', '.join(missing)} yet; "
+                   f"the ledger's owner runs: bfa db grant {st.identity} "
+                   + " ".join(f"--duty {d}" for d in duties), err=True)
 
 
 @bfa.command()
@@ -102,6 +151,9 @@ def status(home: str | None, db: str | None, as_json: bool) -> None:
                + (" (not provable until 'bfa checkpoint')" if st.unsigned else ""))
     click.echo("verified    " + (f"up to checkpoint {st.verified_size}" if st.verified_size
                                  is not None else "never (bfa verify)"))
+    duties = ("every duty (SQLite: whoever may write the file)"
+              if st.duties == DUTIES else ", ".join(st.duties) or "none (bfa db grant)")
+    click.echo(f"you         {st.identity}: {duties}")
 
 
 class _RejectFile:
@@ -469,42 +521,56 @@ def forget(home: str | None, db: str | None, person_id: str, yes: bool, user: st
 
 @bfa.group()
 def db() -> None:
-    """Database administration: grants for the application role (PostgreSQL).
+    """Database administration: duties for the roles of people and services (PostgreSQL).
 
     Example:
 
     \b
-        bfa db grant bfa_app --print-sql
+        bfa db grant li_wei --duty officer --print-sql
     """
 
 
 @db.command("grant")
 @home_options
 @click.argument("role", type=TEXT)
+@click.option("--duty", "duties", multiple=True, required=True,
+              type=click.Choice(["officer", "approver", "auditor", "privacy", "service"]),
+              help="A duty ROLE holds (repeat for several): officer ingests and works "
+                   "breaks; approver approves (four-eyes); auditor reads all but clear "
+                   "personal data; privacy reveals and forgets; service runs the nightly "
+                   "and signs.")
 @click.option("--print-sql", is_flag=True, help="Print the SQL instead of running it.")
 @user_option
-def db_grant(home: str | None, db: str | None, role: str, print_sql: bool, user: str) -> None:
-    """Give an application ROLE append-only rights on the ledger tables (PostgreSQL).
+def db_grant(home: str | None, db: str | None, role: str, duties: tuple[str, ...],
+             print_sql: bool, user: str) -> None:
+    """Make the login ROLE of a person or service hold exactly the duties named.
 
-    First revokes everything ROLE holds in the schema, then grants INSERT and SELECT on
-    entries, tree nodes and checkpoints, and on the working tables what bfa needs
-    (vault rows may be deleted by forget, meta updated, the reconciler's tables
-    rewritten). Run it as the tables' owner; --print-sql shows every statement. The
-    grant is appended to the ledger ('bfa audit access' lists it).
+    Each duty is a group role bfa_<duty> holding just the table rights it needs; a
+    trigger checks that every control entry (an approval, a reveal) comes from a role
+    with its duty and names that role. First brings the duty roles up to date, then
+    revokes everything ROLE held (rights granted by hand, other duties) and makes it a
+    member of the duties named. Run it as the tables' owner (with CREATEROLE the first
+    time) or a superuser; --print-sql shows every statement. The grant is appended to
+    the ledger ('bfa audit access' lists it). FORMAT.md §8.3 has the command-duty table.
 
     Example:
 
     \b
-        bfa db grant bfa_app --db postgresql://postgres@127.0.0.1/bfa
+        bfa db grant li_wei --duty officer
+        bfa db grant zhao_min --duty approver --duty auditor
+        bfa db grant bfa_nightly --duty service --db postgresql://postgres@127.0.0.1/bfa
     """
+    from ledger import Duty
+
+    named = cast(tuple[Duty, ...], duties)
     with open_ledger(home, db) as led:
-        sql = led.grant_statements(role)
+        sql = led.grant_statements(role, named)
         if print_sql:
             click.echo(";\n".join(sql) + ";")
             return
-        led.grant(role, user)
-    click.echo(f"granted {role}: INSERT, SELECT on ledger tables; working tables as bfa "
-               "needs them (see --print-sql)")
+        led.grant(role, named, user)
+    click.echo(f"granted {role}: {', '.join(dict.fromkeys(duties))} (and nothing else; see "
+               "--print-sql)")
 
 
 @bfa.command()

@@ -13,12 +13,21 @@ Example::
 from ledger._access import ACCESS_KINDS, AccessEvent
 from ledger._append import now_rfc3339
 from ledger._canonical import canonicalize, loads_strict
-from ledger._control import append_control, checked_entry, latest_numbered, read_entries
+from ledger._control import (
+    Ingested,
+    append_control,
+    checked_entry,
+    ingested_by,
+    latest_numbered,
+    read_entries,
+)
+from ledger._duties import DUTIES, DUTY_TEXT, Duty
 from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash, leaf_record
 from ledger._errors import (
     BatchRefusedError,
     BfaError,
     ConfigError,
+    DutyError,
     FormatError,
     InputError,
     IntegrityError,
@@ -39,7 +48,7 @@ from ledger._files import (
     open_text,
     write_atomic,
 )
-from ledger._home import Home, resolve_home
+from ledger._home import Home, join_home, resolve_home
 from ledger._identity import Actor
 from ledger._ingest import FileReport, ProgressFn, VoucherStore
 from ledger._ledger import (
@@ -54,12 +63,14 @@ from ledger._ledger import (
 from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
 from ledger._schema import NAMING, checkpoints, entries
-from ledger._store import SQLITE_BUSY_SECONDS, Store, grant_sql
+from ledger._store import SQLITE_BUSY_SECONDS, Store
 from ledger._tlogproof import TLogProof, verify_tlog_proof
 from ledger._verify import Problem, VerifyResult
 
 __all__ = [
     "ACCESS_KINDS",
+    "DUTIES",
+    "DUTY_TEXT",
     "NAMING",
     "PRIVATE",
     "SQLITE_BUSY_SECONDS",
@@ -71,10 +82,13 @@ __all__ = [
     "CheckpointInfo",
     "ConfigError",
     "ConsistencyProof",
+    "Duty",
+    "DutyError",
     "Entry",
     "FileReport",
     "FormatError",
     "Home",
+    "Ingested",
     "InputError",
     "IntegrityError",
     "Ledger",
@@ -106,7 +120,8 @@ __all__ = [
     "entries",
     "entry_hash",
     "entry_view",
-    "grant_sql",
+    "ingested_by",
+    "join_home",
     "latest_numbered",
     "leaf_record",
     "loads_strict",

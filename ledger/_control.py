@@ -13,16 +13,19 @@ read back here from the entries themselves:
   ``<prefix>2``, … in O(log n) index probes, without trusting a stored pointer (a hint
   is only where the search starts);
 - :func:`append_control` appends records that hold no personal data, without the
-  ledger secret (FORMAT.md §2.5).
+  ledger secret (FORMAT.md §2.5);
+- :func:`ingested_by` finds who ingested records, from the ``control.ingest`` entry that
+  closes each batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from ledger import _schema as s
 from ledger._append import Appender
 from ledger._entry import Entry, decode_leaf, entry_hash
 from ledger._errors import FormatError, IntegrityError
@@ -102,6 +105,45 @@ def latest_numbered(store: Store, conn: Connection, domain: str, prefix: str,
     return seen.get(lo) if lo >= 1 else None
 
 
+class Ingested(NamedTuple):
+    """Who appended a record: the identity of its batch's ``control.ingest`` entry."""
+
+    record_id: str
+    domain: str
+    seq: int
+    """The record's entry."""
+    user: str
+    batch_seq: int
+    """The ``control.ingest`` entry that names ``user``."""
+
+
+RECORD_DOMAINS = ("business", "finance", "archive")
+
+
+def ingested_by(store: Store, conn: Connection, record_ids: Sequence[str]) -> list[Ingested]:
+    """Who ingested the records with ``record_ids`` (any of the three domains), per
+    FORMAT.md §2.5: the first ``control.ingest`` entry after a record's, if its range
+    ``first`` … ``first + count - 1`` holds the record. Each entry read is checked against
+    its leaf. Records appended before batches were recorded have none."""
+    e = s.entries.c
+    out: list[Ingested] = []
+    for domain in RECORD_DOMAINS:
+        for rid, entry in read_entries(store, conn, domain, record_ids).items():
+            row = conn.execute(
+                select(e.seq, e.leaf, e.entry_hash, e.record_id)
+                .where(e.domain == "control", e.kind == "ingest", e.seq > entry.seq)
+                .order_by(e.seq).limit(1)).first()
+            if row is None:
+                continue
+            rec = checked_entry(int(row[0]), bytes(row[1]), bytes(row[2]), "control",
+                                str(row[3])).record
+            first, count = rec.get("first"), rec.get("count")
+            if (isinstance(first, int) and isinstance(count, int)
+                    and first <= entry.seq < first + count and "user" in rec):
+                out.append(Ingested(rid, domain, entry.seq, str(rec["user"]), int(row[0])))
+    return out
+
+
 def append_control(store: Store, conn: Connection, records: Iterable[dict[str, Any]],
                    *, at_is_recorded: bool = True) -> list[int]:
     """Append control records (no personal data, so no pseudonyms and no secret) in the
@@ -116,4 +158,11 @@ def append_control(store: Store, conn: Connection, records: Iterable[dict[str, A
     return seqs
 
 
-__all__ = ["append_control", "checked_entry", "latest_numbered", "read_entries"]
+__all__ = [
+    "Ingested",
+    "append_control",
+    "checked_entry",
+    "ingested_by",
+    "latest_numbered",
+    "read_entries",
+]

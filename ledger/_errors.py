@@ -31,6 +31,10 @@ class ConfigError(BfaError):
     """The home directory, keys or database URL cannot be used."""
 
 
+class DutyError(ConfigError):
+    """The acting role does not hold the duty a step needs (FORMAT.md §8.3)."""
+
+
 class InputError(BfaError):
     """Input was refused: malformed, inconsistent or conflicting."""
 

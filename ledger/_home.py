@@ -5,11 +5,13 @@ Layout (``./.bfa`` unless ``--home`` / ``BFA_HOME`` says otherwise)::
     .bfa/
       ledger.db        SQLite database (the embedded default)
       config.json      origin name and, optionally, the database URL
-      keys/signing.key C2SP note signer key (mode 0600)
-      keys/secret.key  ledger secret for pseudonyms (mode 0600)
+      keys/signing.key C2SP note signer key (mode 0600; the service duty's home)
+      keys/verifier.key its verifier key (public; every home)
+      keys/secret.key  ledger secret for pseudonyms (mode 0600; homes that ingest or forget)
       archive/         voucher files, content-addressed (the archive's store)
 
-Keys never enter the database. ``BFA_SIGNING_KEY`` and ``BFA_SECRET_KEY`` name
+Keys never enter the database, and a home holds only the keys its duties need
+(:func:`join_home`). ``BFA_SIGNING_KEY``, ``BFA_VERIFIER_KEY`` and ``BFA_SECRET_KEY`` name
 other key files; ``BFA_DATABASE_URL`` (or ``--db``) selects PostgreSQL.
 """
 
@@ -50,6 +52,8 @@ class Home:
     secret_key_path: Path
     group: str | None = None
     """The operating-system group sharing this home (``bfa init --group``); None: private."""
+    verifier_key_path: Path | None = None
+    """``keys/verifier.key`` unless ``BFA_VERIFIER_KEY`` names another file."""
 
     @property
     def archive_dir(self) -> Path:
@@ -97,7 +101,25 @@ class Home:
         return signer
 
     def verifier(self) -> Verifier:
-        return self.signer().verifier()
+        """The verifier key: ``keys/verifier.key`` (checked against the signing key when
+        this home has that too), else derived from the signing key (a home made before
+        verifier key files were written)."""
+        path = self.verifier_key_path
+        if path is None or not path.exists():
+            return self.signer().verifier()
+        text = _read_key(path, "verifier key", self.perms)
+        try:
+            verifier = Verifier.from_text(text)
+        except Exception as e:
+            raise ConfigError(f"{path}: not a note verifier key: {e}") from e
+        if self.origin is not None and verifier.name != self.origin:
+            raise ConfigError(f"{path}: the key is named {verifier.name!r}, not this "
+                              f"ledger's origin {self.origin!r}")
+        if (self.signing_key_path.exists()
+                and self.signer().verifier().to_text() != verifier.to_text()):
+            raise ConfigError(f"{path}: not the verifier key of {self.signing_key_path}; "
+                              "remove it and run 'bfa init' to write the right one")
+        return verifier
 
     def secret(self) -> bytes:
         """Load the ledger secret used for pseudonyms and content digests."""
@@ -135,6 +157,7 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
         signing_key_path=Path(os.environ.get("BFA_SIGNING_KEY") or keys / "signing.key"),
         secret_key_path=Path(os.environ.get("BFA_SECRET_KEY") or keys / "secret.key"),
         group=str(group) if group else None,
+        verifier_key_path=Path(os.environ.get("BFA_VERIFIER_KEY") or keys / "verifier.key"),
     )
 
 
@@ -177,6 +200,11 @@ def init_home(home: Home, origin: str, group: str | None = None) -> Home:
         now = f"shared by {home.group!r}" if home.group else "private"
         raise ConfigError(f"{home.path} is {now}; a home's sharing is decided when it is "
                           "created")
+    vpath = home.verifier_key_path
+    if vpath is not None and vpath.exists() and not home.signing_key_path.exists():
+        raise ConfigError(f"{home.path} holds a verifier key but no signing key: it is a "
+                          "home for a duty ('bfa init --from'); 'bfa init --origin' makes a "
+                          "ledger's first home")
     group = home.group if group is None else group
     perms = perms_for(group)
     make_dir(home.path, perms)
@@ -194,6 +222,10 @@ def init_home(home: Home, origin: str, group: str | None = None) -> Home:
     if not home.secret_key_path.exists():
         make_dir(home.secret_key_path.parent, perms)
         _write_secret_file(home.secret_key_path, secrets.token_hex(32) + "\n", perms)
+    if vpath is not None and not vpath.exists():
+        make_dir(vpath.parent, perms)
+        signer = resolve_home(str(home.path), home.db_url).signer()
+        _write_secret_file(vpath, signer.verifier().to_text() + "\n", perms)
     if home.db_url.startswith("sqlite:///"):
         db = Path(home.db_url.removeprefix("sqlite:///"))
         make_dir(db.parent, perms)
@@ -201,7 +233,62 @@ def init_home(home: Home, origin: str, group: str | None = None) -> Home:
     _harden(home, perms)
     ready = resolve_home(str(home.path), home.db_url)
     ready.signer()  # keys that were there already must be usable (mode 0600, named origin)
+    ready.verifier()  # and belong together
     ready.secret()  # before anything is written to the database
+    return ready
+
+
+DUTY_KEYS: dict[str, tuple[str, ...]] = {
+    "officer": ("secret",),
+    "approver": (),
+    "auditor": (),
+    "privacy": ("secret",),
+    "service": ("signing",),
+}
+"""Keys a duty's home holds besides the verifier key (FORMAT.md §5.4): the ledger secret
+for those who pseudonymise (ingest) or find a person's pseudonym (forget), the signing
+key for the service account that signs."""
+
+
+def join_home(src: Home, dst: Home, duties: tuple[str, ...]) -> Home:
+    """Make ``dst`` a private home of the ledger of ``src`` for a person holding
+    ``duties``: its configuration (``src``'s origin, ``dst``'s database URL) and only the
+    keys those duties need (:data:`DUTY_KEYS`), copied from ``src``. Never overwrites a
+    key; a key already in ``dst`` must be ``src``'s. The database is not touched."""
+    origin = src.require_origin()
+    if not dst.db_url.startswith("postgresql"):
+        raise ConfigError("a home for a duty joins a PostgreSQL ledger (--db "
+                          "postgresql://YOUR_ROLE@HOST/DB): on SQLite the ledger is one "
+                          "file, shared as a group home ('bfa init --group')")
+    if dst.origin and dst.origin != origin:
+        raise ConfigError(f"{dst.path} already belongs to ledger {dst.origin!r}, not {origin!r}")
+    if dst.path.resolve() == src.path.resolve():
+        raise ConfigError("--from names the home being made; give another --home")
+    perms = perms_for(None)
+    make_dir(dst.path, perms)
+    cfg_file = dst.path / "config.json"
+    if not cfg_file.exists():
+        write_atomic(cfg_file, json.dumps({"origin": origin, "database_url": dst.db_url},
+                                          indent=2) + "\n", perms)
+    wanted = {k for d in duties for k in DUTY_KEYS[d]}
+    texts = {"verifier": src.verifier().to_text()}
+    if "secret" in wanted:
+        texts["secret"] = src.secret().hex()
+    if "signing" in wanted:
+        texts["signing"] = src.signer().to_text()
+    ready = resolve_home(str(dst.path), dst.db_url)
+    paths = {"verifier": ready.verifier_key_path, "secret": ready.secret_key_path,
+             "signing": ready.signing_key_path}
+    for name, text in texts.items():
+        path = paths[name]
+        assert path is not None
+        if path.exists():
+            if _read_key(path, f"{name} key", perms) != text:
+                raise ConfigError(f"{path}: already holds another key than {src.path}'s")
+            continue
+        make_dir(path.parent, perms)
+        _write_secret_file(path, text + "\n", perms)
+    ready.verifier()
     return ready
 
 
@@ -210,7 +297,8 @@ def _harden(home: Home, perms: Perms) -> None:
     homes were private): every directory and file bfa keeps there but the keys. A key
     others could read may have been copied: it is refused (``chmod 600``) by its owner's
     decision, not made private behind their back."""
-    keys = {home.signing_key_path.absolute(), home.secret_key_path.absolute()}
+    keys = {home.signing_key_path.absolute(), home.secret_key_path.absolute(),
+            *([home.verifier_key_path.absolute()] if home.verifier_key_path else [])}
     for root, dirs, files in os.walk(home.path):
         fix_mode(Path(root), perms, directory=True)
         for name in files:
@@ -228,7 +316,19 @@ def _write_secret_file(path: Path, text: str, perms: Perms) -> None:
         f.write(text)
 
 
+_NEEDED_BY = {
+    "ledger secret": "ingest and forget need it: the homes of the officer and privacy duties "
+                     "hold it",
+    "signing key": "checkpoint and nightly need it: the home of the service duty holds it",
+}
+
+
 def _read_key(path: Path, what: str, perms: Perms) -> str:
+    if what in _NEEDED_BY and not path.exists() and not path.is_symlink():
+        vkey = path.parent / "verifier.key"
+        if vkey.exists():  # a home made for duties that do not need this key
+            raise ConfigError(f"{path}: this home holds no {what}; {_NEEDED_BY[what]} "
+                              "('bfa init --from HOME --duty …')")
     check_private_file(path, what, perms)
     try:
         return path.read_text(encoding="utf-8").strip()

@@ -12,7 +12,7 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,6 +25,7 @@ from ledger import _schema as s
 from ledger._access import AccessEvent, access_events
 from ledger._append import DeriverFactory, now_rfc3339
 from ledger._control import append_control, checked_entry
+from ledger._duties import DUTIES, Duty, duty_role, grant_sql, held_duties
 from ledger._entry import Entry, decode_leaf
 from ledger._errors import (
     ConfigError,
@@ -53,7 +54,7 @@ from ledger._merkle import (
 )
 from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger._privacy import SECRET_CHECK_KEY, Pseudonymizer, commitment, secret_check
-from ledger._store import Store, grant_sql
+from ledger._store import Store
 from ledger._tlogproof import TLogProof
 from ledger._verify import (
     VerifyResult,
@@ -296,13 +297,15 @@ class Ledger:
         return result
 
     def status(self) -> StatusView:
-        """Size, chain head, latest checkpoint and verified size (reads only)."""
+        """Size, chain head, latest checkpoint, verified size, and who you are and may
+        do (reads only)."""
         with self.store.reader() as conn:
             size, head = self.store.head(conn)
             c = s.checkpoints.c
             row = conn.execute(select(c.tree_size, c.root_hash, c.created_at)
                                .order_by(c.tree_size.desc()).limit(1)).first()
             verified = verified_size(self.store, conn)
+            duties = held_duties(conn)
         cp_size = int(row[0]) if row else None
         return StatusView(
             origin=self.origin, database=self.store.display_url(), size=size,
@@ -310,7 +313,7 @@ class Ledger:
             checkpoint_root=bytes(row[1]).hex() if row else None,
             checkpoint_created_at=str(row[2]) if row else None,
             unsigned=size - (cp_size or 0),
-            verified_size=verified)
+            verified_size=verified, identity=self.actor().identity, duties=duties)
 
     def size(self) -> int:
         with self.store.reader() as conn:
@@ -428,23 +431,24 @@ class Ledger:
                 f"signed checkpoints: {e}; run 'bfa verify'") from e
         return ConsistencyProof(old, new, cp1.root, cp2.root, hashes, sizes[new][1])
 
-    def grant_statements(self, role: str) -> list[str]:
-        """The SQL ``grant`` runs: ledger tables append-only; ``rc_*`` (derived) and ``wf_*``
-        (break workflow state, itself logged in the ledger) tables writable."""
+    def grant_statements(self, role: str, duties: Sequence[Duty]) -> list[str]:
+        """The SQL :meth:`grant` runs (FORMAT.md §8.3): the duty roles brought up to date,
+        then ``role`` made a member of exactly ``duties`` and of nothing else."""
         if self.store.dialect != "postgresql":
-            raise ConfigError("roles and grants exist on PostgreSQL only; SQLite has triggers")
+            raise ConfigError("roles, grants and duties exist on PostgreSQL only; a SQLite "
+                              "ledger is one file: whoever may write it holds every duty")
         with self.store.reader() as conn:
             names = conn.execute(
                 text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
                      "AND (starts_with(tablename, 'rc_') OR starts_with(tablename, 'wf_')) "
                      "ORDER BY tablename")).scalars().all()
-        return grant_sql(role, list(names))
+        return grant_sql(role, duties, list(names))
 
-    def grant(self, role: str, label: str | None = None) -> None:
-        """Give ``role`` INSERT and SELECT only on ledger tables (PostgreSQL only); the grant
-        is appended as a ``control.grant`` entry (the access audit lists it)."""
+    def grant(self, role: str, duties: Sequence[Duty], label: str | None = None) -> None:
+        """Make ``role`` hold exactly ``duties`` (PostgreSQL only); the grant is appended
+        as a ``control.grant`` entry (the access audit lists it)."""
         who = self.actor(label)
-        statements = self.grant_statements(role)
+        statements = self.grant_statements(role, duties)
         with self.store.writer() as conn:
             # PostgreSQL only warns when a role that owns nothing grants: refuse instead
             owner, me, superuser = conn.exec_driver_sql(
@@ -460,7 +464,8 @@ class Ledger:
                 conn.exec_driver_sql(stmt)
             append_control(self.store, conn, [{
                 "type": "control.grant", "id": f"grant-{uuid.uuid4()}", **who.members(),
-                "role": role, "statements": len(statements),
+                "role": role, "duties": [d for d in DUTIES if d in duties],
+                "statements": len(statements),
                 "digest": hashlib.sha256("\n".join(statements).encode()).hexdigest(),
                 "at": now_rfc3339()}], at_is_recorded=False)
 
@@ -552,6 +557,9 @@ def _grantable(conn: Connection, role: str, owner: str) -> None:
         raise ConfigError(f"there is no database role {role!r}; create it first "
                           f"(CREATE ROLE {role} LOGIN)")
     superuser, member, owns = row
+    if role in {duty_role(d) for d in DUTIES}:
+        raise ConfigError(f"{role!r} is the group role of a duty; grant duties to the login "
+                          "role of a person or service account")
     if superuser or member:
         why = "is a superuser" if superuser else f"is a member of the tables' owner {owner!r}"
         raise ConfigError(f"role {role!r} {why}: no grant can restrict it; give the "

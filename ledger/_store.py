@@ -493,6 +493,15 @@ class Store:
         row = conn.execute(select(n.level, n.idx).where(cond).limit(1)).first()
         return None if row is None else (int(row[0]), int(row[1]))
 
+    def may(self, conn: Connection, privilege: str, table: str) -> bool:
+        """Whether the connection's role holds ``privilege`` (``INSERT``, ``UPDATE``) on
+        ``table``. PostgreSQL asks the catalogue; SQLite has no roles, so whoever opened
+        the file holds every right (FORMAT.md §8.3)."""
+        if self.dialect != "postgresql":
+            return True
+        return bool(conn.execute(text("SELECT has_table_privilege(current_user, :t, :p)"),
+                                 {"t": table, "p": privilege}).scalar_one())
+
     def get_meta(self, conn: Connection, key: str) -> str | None:
         return conn.execute(select(s.meta.c.value).where(s.meta.c.key == key)).scalar()
 
@@ -557,25 +566,3 @@ def _binary_types(table: str, columns: tuple[str, ...]) -> list[str] | None:
     names = [_PG_BINARY_NAMES.get(type(t.c[c].type)) for c in columns]
     return None if None in names else [n for n in names if n is not None]
 
-
-def grant_sql(role: str, working_tables: Sequence[str] = ()) -> list[str]:
-    """PostgreSQL statements giving ``role`` append-only rights (docs/FORMAT.md §8)."""
-    if not role.replace("_", "").isalnum():
-        raise ConfigError(f"role name {role!r} must be letters, digits and underscores")
-    r = f'"{role}"'
-    return [
-        # first take back everything, also what was granted by hand: only what follows holds
-        f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {r}",
-        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {r}",
-        f"REVOKE ALL ON SCHEMA public FROM {r}",
-        f"GRANT USAGE ON SCHEMA public TO {r}",
-        f"GRANT SELECT, INSERT ON entries, tree_nodes, checkpoints TO {r}",
-        f"GRANT SELECT, INSERT, DELETE ON vault TO {r}",
-        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {r}",
-        f"GRANT SELECT, INSERT, UPDATE ON meta TO {r}",
-        f"GRANT SELECT ON alembic_version TO {r}",
-    ] + [
-        # derived working tables (reconciliation) are rebuilt from the ledger
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(working_tables)} TO {r}"
-        for _ in (1,) if working_tables
-    ]

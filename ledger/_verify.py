@@ -509,6 +509,8 @@ def record_verified(store: Store, result: VerifyResult) -> None:
     if not result.ok:
         return
     with store.writer() as conn:
+        if not (store.may(conn, "INSERT", "meta") and store.may(conn, "UPDATE", "meta")):
+            return  # a reading duty (an auditor) verifies and records nothing (§8.3)
         c = s.checkpoints.c
         size = conn.execute(
             select(func.max(c.tree_size)).where(c.tree_size <= result.tree_size)

@@ -112,6 +112,11 @@ class StatusView(FrozenModel):
     """The largest checkpoint a clean ``bfa verify`` covered; where the next
     ``bfa verify --since-checkpoint`` starts. Null when none has, or when the stored
     value is not a number (FORMAT.md §6.2)."""
+    identity: ShortText
+    """Who acts: the database role (PostgreSQL) or operating-system account (SQLite)."""
+    duties: tuple[ShortText, ...]
+    """What that identity may do (FORMAT.md §8.3): ``["owner"]`` for the ledger tables'
+    owner, else the duties its role holds (PostgreSQL); every duty on SQLite."""
 
 
 class VerifierKeyView(FrozenModel):

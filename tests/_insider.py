@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
 
+from ledger import DUTIES
+
 if TYPE_CHECKING:
     from ledger import Ledger
 
 
 @contextmanager
 def app_role(led: Ledger) -> Iterator[Connection]:
-    """One committed transaction with the application role's rights."""
+    """One committed transaction with the rights of an application role holding every duty
+    (the most `bfa db grant` gives a role that is not the owner)."""
     if led.store.dialect != "postgresql":
         with led.store.engine.connect() as conn, conn.begin():
             yield conn
@@ -31,7 +34,7 @@ def app_role(led: Ledger) -> Iterator[Connection]:
     with led.store.engine.begin() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
     try:
-        led.grant(role, "dba")
+        led.grant(role, DUTIES, "dba")
         with led.store.engine.connect() as conn, conn.begin():
             conn.execute(text(f'SET LOCAL ROLE "{role}"'))
             yield conn

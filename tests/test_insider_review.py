@@ -45,6 +45,8 @@ AS_OF = "2027-03-01"
 ORIGIN = "test.bfa.example/ledger"  # the origin tests/conftest.py's ledger_home uses
 GROUPS = ("breaks", "db", "key", "audit")
 BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+ALL_DUTIES = ("--duty", "officer", "--duty", "approver", "--duty", "auditor", "--duty",
+              "privacy", "--duty", "service")  # the most 'bfa db grant' gives a role
 
 
 # --------------------------------------------------------------------------- harness
@@ -634,9 +636,9 @@ def test_db_grant_revokes_first_and_refuses_unrestrictable_roles(env: Env) -> No
         admin.execute(f'CREATE ROLE "{own}" NOLOGIN')
         admin.execute(f'CREATE TABLE rc_owned_{tag} (x int)')
         admin.execute(f'ALTER TABLE rc_owned_{tag} OWNER TO "{own}"')
-        assert env.run("db", "grant", app).exit_code == 0
+        assert env.run("db", "grant", app, *ALL_DUTIES).exit_code == 0
         for role in (su, mem, own):
-            assert env.run("db", "grant", role).exit_code == 2, role
+            assert env.run("db", "grant", role, *ALL_DUTIES).exit_code == 2, role
         for stmt in ("DELETE FROM entries", "UPDATE tree_nodes SET hash = hash",
                      "UPDATE checkpoints SET note = note", "TRUNCATE rc_findings",
                      "DELETE FROM meta", "UPDATE vault SET clear_value = 'x'",

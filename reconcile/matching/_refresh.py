@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, exists, select, tuple_, update
+from sqlalchemy import Connection, and_, exists, func, select, tuple_, update
 
-from ledger import Store, entries, leaf_record
+from ledger import DutyError, Store, entries, leaf_record
 from reconcile.matching import _tables as t
 from reconcile.matching._rules import MONEY_KINDS, MOVEMENT_KINDS
 from reconcile.matching._units import epoch_day, fen
@@ -218,10 +218,28 @@ def refresh(store: Store) -> tuple[int, int]:
         (the new watermark).
     """
     with store.writer() as conn:
-        deriver = Deriver(store, conn)
         size = store.head(conn)[0]
+        if not store.may(conn, "INSERT", t.records.name):
+            _require_current(store, conn, size)
+            return 0, size
+        deriver = Deriver(store, conn)
         deriver.finish(conn, size)
     return deriver.decoded, size
+
+
+def _require_current(store: Store, conn: Connection, size: int) -> None:
+    """For a role that may only read (an auditor, FORMAT.md §8.3): the derived tables are
+    used as the last writer left them, which is current unless records lie above their
+    watermark (control entries are not decoded); then :class:`DutyError`."""
+    mark = int(store.get_meta(conn, t.WATERMARK_KEY) or 0)
+    e = entries.c
+    behind = int(conn.execute(select(func.count()).select_from(entries).where(
+        e.seq >= mark, e.seq < size, e.domain.in_(DOMAINS))).scalar_one())
+    if behind:
+        raise DutyError(
+            f"the reconciler's tables are {behind} records behind the ledger and this role "
+            "may not bring them up to date: a role with the officer or service duty must run "
+            "'bfa reconcile' (the nightly does) first")
 
 
 def _resolve_corrections(conn: Connection, start: int,

@@ -36,6 +36,7 @@ from reconcile.matching._refresh import refresh
 from reconcile.matching._rules import Rules, load_rules
 from reconcile.matching._units import day_date, epoch_day, money
 from reconcile.reports._report import Break, Expected, Report, RunInfo, integrity_break
+from reconcile.workflow._sod import sod_breaks
 from reconcile.workflow._workflow import apply_states
 
 EVIDENCE_PART = 4000
@@ -102,7 +103,7 @@ def run_reconcile(
             judge = _Judge(epoch_day(as_of), rules)
             _collect(found.findings, judge)
             _domain_rules(found, judge)
-            ready = statement_breaks(conn, rules, as_of)
+            ready = statement_breaks(conn, rules, as_of) + sod_breaks(ledger.store, conn)
             if found.mismatch is not None:
                 ready.append(integrity_break(found.mismatch, None))
             breaks = _with_evidence(conn, judge.breaks, ready)

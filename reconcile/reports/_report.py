@@ -16,7 +16,8 @@ the break workflow compares to keep a resolved break resolved.
 Severity per code (:data:`SEVERITY`): ``high`` for money with no business event
 behind it (``ORPHAN_MOVEMENT``), money paid where it must not be
 (``PAYMENT_AFTER_TERMINATION``, ``DUPLICATE_PAYMENT``, ``PAYEE_MISMATCH``) and
-integrity failures (``LEDGER_INTEGRITY``, ``FIXITY_FAILURE``); ``medium`` for money
+integrity failures (``LEDGER_INTEGRITY``, ``FIXITY_FAILURE``) and one identity on both
+sides of a control (``SOD_CONFLICT``); ``medium`` for money
 that does not add up, cannot be attributed or sits on the wrong account
 (``UNSETTLED_EVENT``, ``AMOUNT_MISMATCH``, ``AMBIGUOUS_MATCH``, ``RETURNED_PAYMENT``,
 ``ACCOUNT_RULE_VIOLATION``, ``STATEMENT_BALANCE_BREAK``); ``low`` for process
@@ -27,7 +28,7 @@ the amount of an orphan or ambiguous movement, the absolute difference of a
 mismatch, every payment beyond the first of a duplicate, the amount paid after a
 termination or to the wrong account, the returned amount still unpaid, the amount
 moved against an account's purpose (or the month's net on the income account);
-zero for late settlements, missing vouchers and integrity failures.
+zero for late settlements, missing vouchers, integrity failures and conflicts of duties.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ SEVERITY: dict[str, Severity] = {
     "ORPHAN_MOVEMENT": "high",
     "LEDGER_INTEGRITY": "high",
     "FIXITY_FAILURE": "high",
+    "SOD_CONFLICT": "high",
     "PAYMENT_AFTER_TERMINATION": "high",
     "DUPLICATE_PAYMENT": "high",
     "PAYEE_MISMATCH": "high",

@@ -70,6 +70,7 @@ from ledger import (
     checked_entry,
     checkpoints,
     entries,
+    ingested_by,
     now_rfc3339,
     read_entries,
 )
@@ -427,6 +428,8 @@ def _transition(ledger: Ledger, bid: str, label: str | None, action: Action,
         row = _resolve_id(conn, bid)
         require_honest(ledger.store, conn, [row])
         status = _next_status(row, action, who, **kw)
+        if action == "approve":
+            _refuse_own_records(ledger.store, conn, row, who)
         rec = _record(row, action, who, status, **kw)
         (seq,) = append_control(ledger.store, conn, [rec])
         _apply(row, rec, seq)
@@ -467,6 +470,20 @@ def _next_status(row: dict[str, Any], action: Action, who: Actor, **kw: str | No
             raise InputError(f"{bid} is {cur}; only resolved or pending breaks can be reopened")
         return "assigned" if row["assignee"] else "open"
     raise InputError(f"unknown action {action!r}")
+
+
+def _refuse_own_records(store: Store, conn: Connection, row: dict[str, Any], who: Actor
+                        ) -> None:
+    """Separation of duties (FORMAT.md §2.5): nobody approves a break on a record they
+    ingested, as the ``control.ingest`` entry of its batch names them."""
+    records = [str(r) for r in json.loads(row["records"] or "[]")]
+    mine = [i for i in ingested_by(store, conn, records) if who.same_person(i.user)]
+    if mine:
+        first = mine[0]
+        raise InputError(
+            f"separation of duties: {who.identity} ingested {first.domain} record "
+            f"{first.record_id} (entry {first.seq}) and cannot approve {row['break_id']} on "
+            "it; an approver who did not ingest its records must approve it")
 
 
 # -- public transitions ------------------------------------------------------------------

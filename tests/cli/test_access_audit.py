@@ -76,7 +76,7 @@ def test_the_audit_lists_reveals_forgets_and_grants_with_filters(
         with psycopg.connect(ledger_home["db"], autocommit=True) as c:
             c.execute(f'CREATE ROLE "{role}" NOLOGIN')
         try:
-            run(env, "db", "grant", role, user="dba.wang")
+            run(env, "db", "grant", role, "--duty", "auditor", user="dba.wang")
         finally:
             with psycopg.connect(ledger_home["db"], autocommit=True) as c:
                 c.execute(f'DROP OWNED BY "{role}"')

@@ -183,10 +183,12 @@ def test_forget_never_prompts_without_terminal(env: dict[str, str]) -> None:
 
 def test_db_grant_needs_postgresql(env: dict[str, str]) -> None:
     if env["BFA_DATABASE_URL"].startswith("postgresql"):
-        res = run(env, "db", "grant", "bfa_app", "--print-sql")
-        assert res.exit_code == 0 and "GRANT SELECT, INSERT ON entries" in res.output
+        res = run(env, "db", "grant", "bfa_app", "--duty", "officer", "--print-sql")
+        assert res.exit_code == 0
+        assert 'GRANT INSERT ON entries, tree_nodes TO "bfa_officer";' in res.output
+        assert res.output.rstrip().endswith('GRANT "bfa_officer" TO "bfa_app";')
     else:
-        res = run(env, "db", "grant", "bfa_app")
+        res = run(env, "db", "grant", "bfa_app", "--duty", "officer")
         assert res.exit_code == 2 and "PostgreSQL only" in res.output
 
 

@@ -231,8 +231,12 @@ def test_missing_or_corrupt_signing_key_is_exit_2(
 ) -> None:
     home = copy_home(shared, tmp_path)
     key = home / "keys" / "signing.key"
+    exported = ok("key", "export", *h(home)).stdout
     key.unlink()
-    one_error_line(invoke("key", "export", *h(home)), 2)
+    # a home without the signing key is a home for other duties (FORMAT.md §5.4): it still
+    # exports the verifier key it keeps, but cannot sign
+    assert ok("key", "export", *h(home)).stdout == exported
+    assert "signing key" in one_error_line(invoke("checkpoint", *h(home)), 2)
     key.write_text(content)
     key.chmod(0o600)
     for args in (["checkpoint"], ["verify"], ["key", "export"]):
@@ -259,7 +263,7 @@ def test_binary_key_file_is_a_clean_error(
 
 def test_env_key_paths(tmp_path: Path, shared: dict[str, Any]) -> None:
     home = copy_home(shared, tmp_path)
-    one_error_line(invoke("key", "export", *h(home), env={"BFA_SIGNING_KEY": "/nonexistent"}), 2)
+    one_error_line(invoke("checkpoint", *h(home), env={"BFA_SIGNING_KEY": "/nonexistent"}), 2)
     one_error_line(invoke("key", "export", *h(home), env={"BFA_SIGNING_KEY": str(tmp_path)}), 2)
     one_error_line(invoke("forget", "X", "--yes", *h(home),
                           env={"BFA_SECRET_KEY": str(tmp_path)}), 2)
@@ -346,7 +350,8 @@ def test_key_export_json(shared: dict[str, Any]) -> None:
 def test_status_json_members(shared: dict[str, Any]) -> None:
     view = json.loads(ok("status", *h(shared["home"]), "--json").stdout)
     assert set(view) == {"origin", "database", "size", "chain_head", "checkpoint_size",
-                         "checkpoint_root", "checkpoint_created_at", "unsigned", "verified_size"}
+                         "checkpoint_root", "checkpoint_created_at", "unsigned", "verified_size",
+                         "identity", "duties"}
     assert view["size"] == SIZE and view["checkpoint_size"] == SIGNED
     assert view["unsigned"] == 1 + BATCH
     assert view["origin"] == ORIGIN
@@ -829,10 +834,13 @@ def test_unreachable_postgres_hides_password(shared: dict[str, Any]) -> None:
 
 
 def test_db_grant_on_sqlite_and_bad_role_names(shared: dict[str, Any]) -> None:
-    one_error_line(invoke("db", "grant", "bfa_app", *h(shared["home"])), 2)
-    one_error_line(invoke("db", "grant", "bfa_app", "--print-sql", *h(shared["home"])), 2)
-    res = invoke("db", "grant", *h(shared["home"]))
+    one_error_line(invoke("db", "grant", "bfa_app", "--duty", "officer", *h(shared["home"])), 2)
+    one_error_line(invoke("db", "grant", "bfa_app", "--duty", "auditor", "--print-sql",
+                          *h(shared["home"])), 2)
+    res = invoke("db", "grant", "--duty", "officer", *h(shared["home"]))
     assert res.exit_code == 2
+    res = invoke("db", "grant", "bfa_app", *h(shared["home"]))  # no duty named
+    assert res.exit_code == 2 and "--duty" in res.stderr
 
 
 def _pg(db_url: str) -> bool:
@@ -845,8 +853,9 @@ def test_db_grant_refuses_unsafe_role_names(tmp_path: Path, db_url: str, role: s
         pytest.skip("PostgreSQL only")
     home = tmp_path / "home"
     init(home, db_url)
-    one_error_line(invoke("db", "grant", role, "--print-sql", *h(home, db_url)), 2)
-    one_error_line(invoke("db", "grant", role, *h(home, db_url)), 2)
+    one_error_line(invoke("db", "grant", role, "--duty", "officer", "--print-sql",
+                          *h(home, db_url)), 2)
+    one_error_line(invoke("db", "grant", role, "--duty", "officer", *h(home, db_url)), 2)
 
 
 def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
@@ -854,23 +863,39 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
         pytest.skip("PostgreSQL only")
     home = tmp_path / "home"
     init(home, db_url)
-    sql = ok("db", "grant", "bfa_app", "--print-sql", *h(home, db_url)).stdout.splitlines()
-    assert sql[:9] == [
+    sql = ok("db", "grant", "bfa_app", "--duty", "approver", "--duty", "officer",
+             "--print-sql", *h(home, db_url)).stdout.splitlines()
+    # FORMAT §8.3: the five duty roles first, in the order officer, approver, auditor,
+    # privacy, service, each created if missing, emptied, given reading and its own rights
+    heads = [i for i, line in enumerate(sql) if line.startswith("DO $$")]
+    assert len(heads) == 5
+    for duty, i in zip(("officer", "approver", "auditor", "privacy", "service"), heads,
+                       strict=True):
+        r = f'"bfa_{duty}"'
+        assert f"rolname = 'bfa_{duty}'" in sql[i] and f"CREATE ROLE {r} NOLOGIN" in sql[i]
+        assert sql[i + 1:i + 5] == [
+            f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {r};",
+            f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {r};",
+            f"GRANT USAGE ON SCHEMA public TO {r};",
+            f"GRANT SELECT ON entries, tree_nodes, checkpoints, meta, alembic_version TO {r};"]
+        assert sql[i + 5].startswith("GRANT SELECT ON rc_") and sql[i + 5].endswith(f" TO {r};")
+        tables = sql[i + 5].split(" ON ", 1)[1].split(" TO ", 1)[0].split(", ")
+        assert tables == sorted(tables) and len(tables) == 14
+    auditor = sql[heads[2]:heads[3]]
+    assert len(auditor) == 6  # reading only
+    privacy = sql[heads[3]:heads[4]]
+    assert privacy[6:] == ['GRANT INSERT ON entries, tree_nodes TO "bfa_privacy";',
+                           'GRANT SELECT, DELETE ON vault TO "bfa_privacy";']
+    assert not any("vault" in line and "SELECT" in line for line in sql[:heads[3]])
+    assert sql[-5:] == [
         'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "bfa_app";',
         'REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM "bfa_app";',
         'REVOKE ALL ON SCHEMA public FROM "bfa_app";',
-        'GRANT USAGE ON SCHEMA public TO "bfa_app";',
-        'GRANT SELECT, INSERT ON entries, tree_nodes, checkpoints TO "bfa_app";',
-        'GRANT SELECT, INSERT, DELETE ON vault TO "bfa_app";',
-        'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "bfa_app";',
-        'GRANT SELECT, INSERT, UPDATE ON meta TO "bfa_app";',
-        'GRANT SELECT ON alembic_version TO "bfa_app";',
-    ]
-    assert len(sql) == 10 and sql[9].startswith("GRANT SELECT, INSERT, UPDATE, DELETE ON rc_")
-    tables = sql[9].split(" ON ", 1)[1].split(" TO ", 1)[0].split(", ")
-    assert tables == sorted(tables) and len(tables) == 14
+        'REVOKE "bfa_officer", "bfa_approver", "bfa_auditor", "bfa_privacy", "bfa_service" '
+        'FROM "bfa_app";',
+        'GRANT "bfa_officer", "bfa_approver" TO "bfa_app";']
     one_error_line(invoke("db", "grant", f"no_such_role_{uuid.uuid4().hex[:8]}",
-                          *h(home, db_url)), 2)
+                          "--duty", "officer", *h(home, db_url)), 2)
 
 
 def test_db_grant_by_a_non_owner_does_not_claim_success(tmp_path: Path, db_url: str) -> None:
@@ -883,13 +908,13 @@ def test_db_grant_by_a_non_owner_does_not_claim_success(tmp_path: Path, db_url: 
         c.execute(f'CREATE ROLE "{app}" LOGIN')
         c.execute(f'CREATE ROLE "{target}"')
     try:
-        ok("db", "grant", app, *h(home, db_url))
+        ok("db", "grant", app, "--duty", "officer", *h(home, db_url))
         app_url = db_url.replace("://postgres@", f"://{app}@", 1)
         try:
             psycopg.connect(app_url).close()
         except psycopg.OperationalError:
             pytest.skip("cannot log in as a new role without a password here")
-        res = invoke("db", "grant", target, *h(home, app_url))
+        res = invoke("db", "grant", target, "--duty", "officer", *h(home, app_url))
         with psycopg.connect(db_url) as c:
             granted = c.execute("SELECT count(*) FROM information_schema.role_table_grants "
                                 "WHERE grantee = %s", (target,)).fetchone()

@@ -78,7 +78,7 @@ def test_the_demo_shows_the_refusal(tmp_path: Path) -> None:
 
 @pytest.fixture
 def two_roles(ledger_home: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """URLs of two officers' own database roles, granted what bfa needs."""
+    """URLs of two people's own database roles, each an officer and an approver."""
     if not ledger_home["db"].startswith("postgresql"):
         pytest.skip("database roles are PostgreSQL's")
     names = [f"bfa_officer_{uuid.uuid4().hex[:8]}" for _ in range(2)]
@@ -88,7 +88,7 @@ def two_roles(ledger_home: dict[str, Any]) -> Iterator[tuple[str, str]]:
             c.execute(f'CREATE ROLE "{n}" LOGIN')
     try:
         for n in names:
-            run(env, "db", "grant", n)
+            run(env, "db", "grant", n, "--duty", "officer", "--duty", "approver")
         base = ledger_home["db"].replace("postgres@", "{}@", 1)
         yield base.format(names[0]), base.format(names[1])
     finally:

@@ -38,7 +38,11 @@ def test_a_row_whose_index_columns_lie_is_an_integrity_error(led: Ledger) -> Non
 
     _series(led, "run-", 2)
     with app_role(led) as conn:
-        append_raw(conn, [{"type": "control.test", "id": "run-3", "at": AT}])
+        # a control entry the duty trigger lets the role append (FORMAT.md §8.3): its own
+        # session's name, a kind its duties cover
+        me = (conn.execute(text("SELECT session_user")).scalar_one()
+              if led.store.dialect == "postgresql" else "insider")
+        append_raw(conn, [{"type": "control.reconcile", "id": "run-3", "user": me, "at": AT}])
         conn.execute(text("INSERT INTO entries (seq, domain, kind, record_id, leaf, entry_hash) "
                           "SELECT seq + 1, domain, kind, 'run-4', leaf, entry_hash FROM entries "
                           "WHERE record_id = 'run-3'"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ledger import Ledger
+from ledger import DUTIES, Ledger
 from tests._records import payment_event, write_jsonl
 
 BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
@@ -22,7 +22,7 @@ def test_app_role_cannot_rewrite_history(led: Ledger, tmp_path: Path) -> None:
     with led.store.engine.begin() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
     try:
-        led.grant(role, "dba")
+        led.grant(role, DUTIES, "dba")
         for sql in ("UPDATE entries SET domain = 'x'", "DELETE FROM entries",
                     "TRUNCATE entries", "UPDATE checkpoints SET note = ''",
                     "ALTER TABLE entries DISABLE TRIGGER ALL", "DROP TABLE entries",
@@ -56,7 +56,7 @@ def test_app_role_can_ingest(led: Ledger, tmp_path: Path) -> None:
     with led.store.engine.begin() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
     try:
-        led.grant(role, "dba")
+        led.grant(role, DUTIES, "dba")
         url = led.store.engine.url.set(username=role, password=None)
         app = Ledger.open(led.home.path.as_posix(), url.render_as_string(hide_password=False))
         try:
