@@ -46,3 +46,18 @@ def test_the_exit_code_table_names_every_command() -> None:
     rows = [line for line in section.splitlines() if line.startswith("| `bfa ")]
     named = {line.split("`")[1].split()[1] for line in rows}
     assert named == set(COMMANDS)
+
+
+def test_the_duty_table_is_the_one_the_cli_uses() -> None:
+    """FORMAT §8.3's command → duty table is cli/_duties.py's, row for row; rows of commands
+    not built yet say so (planned, with their issue)."""
+    from cli._duties import COMMAND_DUTIES
+
+    fmt = (ADR.parent / "FORMAT.md").read_text("utf-8")
+    section = fmt.split("### 8.3 ", 1)[1].split("\n### ", 1)[0]
+    table = section.split("**Command → duty.**", 1)[1]
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| `bfa ")]
+    built = {cmd.strip().strip("`").removeprefix("bfa "): duty.strip()
+             for cmd, duty in rows if "(planned, issue" not in duty}
+    assert built == COMMAND_DUTIES
+    assert len(rows) > len(built)  # the commands of the open issues are named too
