@@ -27,10 +27,11 @@ from ledger._errors import IntegrityError
 from ledger._merkle import CompactRange
 from ledger._privacy import Pseudonymizer, VaultRow
 from ledger._store import Store
+from ledger._vault import Keyring
 
 ENTRY_COLUMNS = ("seq", "domain", "kind", "record_id", "leaf", "entry_hash", "content_digest")
 NODE_COLUMNS = ("level", "idx", "hash")
-VAULT_COLUMNS = ("domain", "record_id", "field", "subject", "salt", "clear_value")
+VAULT_COLUMNS = ("domain", "record_id", "field", "subject", "salt", "sealed")
 FLUSH_ROWS = 5000
 """Entries buffered before they (with their nodes, vault rows and derived rows) are written."""
 
@@ -71,9 +72,11 @@ class Appender:
     """Appends records to the ledger inside one writer transaction."""
 
     def __init__(self, store: Store, conn: Connection, pseudonymizer: Pseudonymizer | None,
-                 deriver: Deriver | None = None) -> None:
+                 deriver: Deriver | None = None, keyring: Keyring | None = None) -> None:
         """``pseudonymizer`` may be None when every record is appended with
-        ``protect=False`` (control records need no ledger secret)."""
+        ``protect=False`` (control records need no ledger secret); ``keyring`` seals the
+        clear values of personal fields (FORMAT.md §4.4), needed when any record has one."""
+        self.keyring = keyring
         self.store = store
         self.deriver = deriver
         self.conn = conn
@@ -123,8 +126,11 @@ class Appender:
         rid = str(record["id"])
         self._entries.append((seq, domain, kind, rid, leaf, h, digest))
         self._nodes += self.range.append(h)
+        if rows and self.keyring is None:
+            raise ValueError("personal data is sealed with the vault key: an Appender "
+                             "without a keyring appends records without personal fields only")
         for r in rows:
-            self._vault.append((domain, rid, *r))  # VAULT_COLUMNS
+            self._vault.append((domain, rid, *r))  # sealed in _write: VAULT_COLUMNS
         if self.deriver is not None:
             self.deriver.add(seq, payload, h)
         self.prev = h
@@ -173,7 +179,12 @@ class Appender:
                vault: list[tuple[Any, ...]], derived: DerivedWriter | None) -> None:
         self.store.copy_rows(self.conn, "entries", ENTRY_COLUMNS, entries)
         self.store.copy_rows(self.conn, "tree_nodes", NODE_COLUMNS, nodes)
-        self.store.copy_rows(self.conn, "vault", VAULT_COLUMNS, vault)
+        if vault:
+            assert self.keyring is not None
+            # the data keys are looked up (and new ones written) on this connection, so on
+            # the worker thread with the rest of the chunk
+            self.store.copy_rows(self.conn, "vault", VAULT_COLUMNS,
+                                 self.keyring.seal_rows(self.conn, vault))
         if derived is not None:
             derived(self.conn)
 

@@ -61,12 +61,14 @@ def _duty_rights(duty: Duty, working: Sequence[str]) -> list[str]:
     work = [f"GRANT INSERT, UPDATE, DELETE ON {tables} TO {r}"] if working else []
     meta = f"GRANT INSERT, UPDATE ON meta TO {r}"
     if duty == "officer":
-        return [append, f"GRANT INSERT ON vault TO {r}", meta, *work]
+        # a data key is looked up before a new one is made for a person (FORMAT.md §4.4)
+        return [append, f"GRANT INSERT ON vault TO {r}",
+                f"GRANT SELECT, INSERT ON vault_keys TO {r}", meta, *work]
     if duty == "approver":
         wf = [t for t in working if t.startswith("wf_")]
         return [append, *([f"GRANT INSERT, UPDATE ON {', '.join(wf)} TO {r}"] if wf else [])]
     if duty == "privacy":
-        return [append, f"GRANT SELECT, DELETE ON vault TO {r}"]
+        return [append, f"GRANT SELECT, DELETE ON vault, vault_keys TO {r}"]
     if duty == "service":
         return [append, f"GRANT INSERT ON checkpoints TO {r}", meta, *work]
     return []  # auditor: reads only

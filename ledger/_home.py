@@ -8,11 +8,13 @@ Layout (``./.bfa`` unless ``--home`` / ``BFA_HOME`` says otherwise)::
       keys/signing.key C2SP note signer key (mode 0600; the service duty's home)
       keys/verifier.key its verifier key (public; every home)
       keys/secret.key  ledger secret for pseudonyms (mode 0600; homes that ingest or forget)
+      keys/vault.key   vault key sealing clear personal data (mode 0600; homes that ingest
+                       or reveal)
       archive/         voucher files, content-addressed (the archive's store)
 
 Keys never enter the database, and a home holds only the keys its duties need
-(:func:`join_home`). ``BFA_SIGNING_KEY``, ``BFA_VERIFIER_KEY`` and ``BFA_SECRET_KEY`` name
-other key files; ``BFA_DATABASE_URL`` (or ``--db``) selects PostgreSQL.
+(:func:`join_home`). ``BFA_SIGNING_KEY``, ``BFA_VERIFIER_KEY``, ``BFA_SECRET_KEY`` and
+``BFA_VAULT_KEY`` name other key files; ``BFA_DATABASE_URL`` (or ``--db``) selects PostgreSQL.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Home:
     """The operating-system group sharing this home (``bfa init --group``); None: private."""
     verifier_key_path: Path | None = None
     """``keys/verifier.key`` unless ``BFA_VERIFIER_KEY`` names another file."""
+    vault_key_path: Path | None = None
+    """``keys/vault.key`` unless ``BFA_VAULT_KEY`` names another file."""
 
     @property
     def archive_dir(self) -> Path:
@@ -121,6 +125,19 @@ class Home:
                               "remove it and run 'bfa init' to write the right one")
         return verifier
 
+    def vault_key(self) -> bytes:
+        """Load the vault key (32 bytes) that wraps the vault's data keys."""
+        assert self.vault_key_path is not None
+        text = _read_key(self.vault_key_path, "vault key", self.perms)
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError as e:
+            raise ConfigError(f"{self.vault_key_path}: the vault key must be hex") from e
+        if len(raw) != 32:
+            raise ConfigError(f"{self.vault_key_path}: the vault key must be 32 bytes "
+                              "(64 hex digits)")
+        return raw
+
     def secret(self) -> bytes:
         """Load the ledger secret used for pseudonyms and content digests."""
         text = _read_key(self.secret_key_path, "ledger secret", self.perms)
@@ -158,6 +175,7 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
         secret_key_path=Path(os.environ.get("BFA_SECRET_KEY") or keys / "secret.key"),
         group=str(group) if group else None,
         verifier_key_path=Path(os.environ.get("BFA_VERIFIER_KEY") or keys / "verifier.key"),
+        vault_key_path=Path(os.environ.get("BFA_VAULT_KEY") or keys / "vault.key"),
     )
 
 
@@ -222,6 +240,10 @@ def init_home(home: Home, origin: str, group: str | None = None) -> Home:
     if not home.secret_key_path.exists():
         make_dir(home.secret_key_path.parent, perms)
         _write_secret_file(home.secret_key_path, secrets.token_hex(32) + "\n", perms)
+    assert home.vault_key_path is not None
+    if not home.vault_key_path.exists():
+        make_dir(home.vault_key_path.parent, perms)
+        _write_secret_file(home.vault_key_path, secrets.token_hex(32) + "\n", perms)
     if vpath is not None and not vpath.exists():
         make_dir(vpath.parent, perms)
         signer = resolve_home(str(home.path), home.db_url).signer()
@@ -235,14 +257,15 @@ def init_home(home: Home, origin: str, group: str | None = None) -> Home:
     ready.signer()  # keys that were there already must be usable (mode 0600, named origin)
     ready.verifier()  # and belong together
     ready.secret()  # before anything is written to the database
+    ready.vault_key()
     return ready
 
 
 DUTY_KEYS: dict[str, tuple[str, ...]] = {
-    "officer": ("secret",),
+    "officer": ("secret", "vault"),
     "approver": (),
     "auditor": (),
-    "privacy": ("secret",),
+    "privacy": ("secret", "vault"),
     "service": ("signing",),
 }
 """Keys a duty's home holds besides the verifier key (FORMAT.md §5.4): the ledger secret
@@ -274,10 +297,13 @@ def join_home(src: Home, dst: Home, duties: tuple[str, ...]) -> Home:
     texts = {"verifier": src.verifier().to_text()}
     if "secret" in wanted:
         texts["secret"] = src.secret().hex()
+    if "vault" in wanted:
+        texts["vault"] = src.vault_key().hex()
     if "signing" in wanted:
         texts["signing"] = src.signer().to_text()
     ready = resolve_home(str(dst.path), dst.db_url)
     paths = {"verifier": ready.verifier_key_path, "secret": ready.secret_key_path,
+             "vault": ready.vault_key_path,
              "signing": ready.signing_key_path}
     for name, text in texts.items():
         path = paths[name]
@@ -298,6 +324,7 @@ def _harden(home: Home, perms: Perms) -> None:
     others could read may have been copied: it is refused (``chmod 600``) by its owner's
     decision, not made private behind their back."""
     keys = {home.signing_key_path.absolute(), home.secret_key_path.absolute(),
+            *([home.vault_key_path.absolute()] if home.vault_key_path else []),
             *([home.verifier_key_path.absolute()] if home.verifier_key_path else [])}
     for root, dirs, files in os.walk(home.path):
         fix_mode(Path(root), perms, directory=True)
@@ -320,6 +347,8 @@ _NEEDED_BY = {
     "ledger secret": "ingest and forget need it: the homes of the officer and privacy duties "
                      "hold it",
     "signing key": "checkpoint and nightly need it: the home of the service duty holds it",
+    "vault key": "ingest and reveal need it: the homes of the officer and privacy duties "
+                 "hold it",
 }
 
 

@@ -38,6 +38,7 @@ from ledger._errors import (
 from ledger._identity import Actor
 from ledger._privacy import Pseudonymizer
 from ledger._store import Store
+from ledger._vault import Keyring, VaultKey
 from schemas import parse_record, record_payload
 
 MAX_REPORTED = 100
@@ -130,6 +131,7 @@ class Ingester:
         secret: bytes,
         vouchers: VoucherStore | None,
         *,
+        vault_key: VaultKey | None = None,
         reject_sink: RejectSink | None = None,
         progress: ProgressFn | None = None,
         derive: DeriverFactory | None = None,
@@ -141,6 +143,9 @@ class Ingester:
         """Who ingests: a batch that appends ends with a ``control.ingest`` entry naming
         them (FORMAT.md §2.5), so that nobody approves a break on a record they sent."""
         self.pseudo = Pseudonymizer(secret)
+        self.vault_key = vault_key
+        """Seals the clear values of personal fields (FORMAT.md §4.4); without it a batch
+        whose records hold personal data is refused."""
         self.vouchers = vouchers
         self.sink = reject_sink
         self.progress = progress
@@ -171,7 +176,9 @@ class Ingester:
                 # know it: keep the planner on the indexes for the per-chunk lookups.
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
             deriver = self.derive(self.store, conn) if self.derive is not None else None
-            app = Appender(self.store, conn, self.pseudo, deriver)
+            keyring = (Keyring(self.store, self.vault_key) if self.vault_key is not None
+                       else None)
+            app = Appender(self.store, conn, self.pseudo, deriver, keyring)
             try:
                 self._run(conn, app, stream, name, base, report)
             finally:

@@ -56,6 +56,7 @@ from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger._privacy import SECRET_CHECK_KEY, Pseudonymizer, commitment, secret_check
 from ledger._store import Store
 from ledger._tlogproof import TLogProof
+from ledger._vault import VAULT_CHECK_KEY, Keyring, VaultKey, holder_of, open_value
 from ledger._verify import (
     VerifyResult,
     check_ledger,
@@ -131,6 +132,7 @@ class Ledger:
             if have is None:
                 self.store.set_meta(conn, "origin", origin)
         self.secret()  # a new ledger records its secret's check value
+        self.seal_vault()  # and its vault key's; values stored before sealing are sealed
 
     # -- who acts -------------------------------------------------------------
     def actor(self, label: str | None = None) -> Actor:
@@ -159,11 +161,16 @@ class Ledger:
             have = self.store.get_meta(conn, SECRET_CHECK_KEY)
             if have is None:
                 v = s.vault.c
-                row = conn.execute(select(v.clear_value, v.subject).where(
+                row = conn.execute(select(v.clear_value, v.subject, v.sealed, v.record_id,
+                                          v.domain).where(
                     v.field == "person_id", v.subject.is_not(None)).limit(1)).first()
-                if row is not None and Pseudonymizer(raw).pseudonym(
-                        "person_id", str(row[0])) != row[1]:
-                    have = "(the ledger's vault)"
+                if row is not None:
+                    clear = (str(row[0]) if row[2] is None
+                             else self._open_one(str(row[4]), str(row[3]), "person_id",
+                                                 str(row[1]), bytes(row[2])))
+                    if clear is None or Pseudonymizer(raw).pseudonym(
+                            "person_id", clear) != row[1]:
+                        have = "(the ledger's vault)"
         if have is None:
             with self.store.writer() as conn:
                 if self.store.get_meta(conn, SECRET_CHECK_KEY) is None:
@@ -175,6 +182,75 @@ class Ledger:
                 f"{want} differs from {have}); pseudonyms made with it would match no record. "
                 "Use the ledger's keys/secret.key (check BFA_SECRET_KEY)")
         return raw
+
+    def _open_one(self, domain: str, record_id: str, fld: str, subject: str,
+                  sealed: bytes) -> str | None:
+        """One sealed value opened with this home's vault key, or None when this home
+        cannot open it (no vault key, or not the ledger's)."""
+        try:
+            key = self.vault_key()
+            with self.store.reader() as conn:
+                holder = holder_of(domain, record_id, subject)
+                data_key = Keyring(self.store, key).load(conn, [holder], create=False).get(holder)
+            return None if data_key is None else open_value(data_key, sealed, domain,
+                                                            record_id, fld)
+        except (ConfigError, IntegrityError):
+            return None
+
+    # -- the vault key --------------------------------------------------------
+    def vault_key(self) -> VaultKey:
+        """The vault key, after checking it is this ledger's (FORMAT.md §4.4): its check
+        value must equal ``meta.vault_check``. A wrong key would seal values nobody can
+        open with the right one, or open nothing: it is refused before it is used. A
+        ledger without a check value yet (made before the vault was sealed) learns it here,
+        after testing the key on a stored data key when there is one."""
+        key = VaultKey(self.home.vault_key())
+        with self.store.reader() as conn:
+            have = self.store.get_meta(conn, VAULT_CHECK_KEY)
+            if have is None:
+                k = s.vault_keys.c
+                row = conn.execute(select(k.holder, k.wrapped).limit(1)).first()
+                if row is not None:
+                    try:
+                        key.unwrap(str(row[0]), bytes(row[1]))
+                    except IntegrityError:
+                        have = "(the ledger's data keys)"
+        path = self.home.vault_key_path
+        if have is None:
+            with self.store.writer() as conn:
+                if self.store.get_meta(conn, VAULT_CHECK_KEY) is None:
+                    self.store.set_meta(conn, VAULT_CHECK_KEY, key.check)
+            return key
+        if have != key.check:
+            raise ConfigError(
+                f"{path}: not this ledger's vault key (its check value {key.check} differs "
+                f"from {have}); values sealed with it could not be opened with the ledger's "
+                "key. Use the ledger's keys/vault.key (check BFA_VAULT_KEY), or restore it "
+                "from a key backup ('bfa key restore')")
+        return key
+
+    def seal_vault(self, progress: Callable[[int], None] | None = None) -> int:
+        """Seal the vault values stored in clear (rows written before the vault was
+        encrypted, FORMAT.md §4.4); returns how many. Run by ``bfa init``."""
+        key = self.vault_key()
+        v = s.vault.c
+        done = 0
+        while True:
+            with self.store.writer() as conn:
+                rows = conn.execute(
+                    select(v.domain, v.record_id, v.field, v.subject, v.salt, v.clear_value)
+                    .where(v.clear_value.is_not(None)).limit(5000)).all()
+                if not rows:
+                    return done
+                sealed = Keyring(self.store, key).seal_rows(
+                    conn, [tuple(r) for r in rows])
+                for domain, rid, fld, _subject, _salt, value in sealed:
+                    conn.execute(s.vault.update().where(
+                        v.domain == domain, v.record_id == rid, v.field == fld
+                    ).values(sealed=value, clear_value=None))
+            done += len(rows)
+            if progress is not None:
+                progress(done)
 
     # -- ingest ---------------------------------------------------------------
     def ingester(
@@ -188,7 +264,8 @@ class Ledger:
         """An ingester whose batches are recorded as ingested by this process's identity
         (``label`` beside it, :meth:`actor`)."""
         return Ingester(self.store, self.secret(), vouchers, reject_sink=reject_sink,
-                        progress=progress, derive=derive, who=self.actor(label))
+                        progress=progress, derive=derive, who=self.actor(label),
+                        vault_key=self.vault_key())
 
     def ingest(
         self,
@@ -488,18 +565,32 @@ class Ledger:
             if unknown or not wanted:
                 raise InputError(f"--fields: {', '.join(unknown) or 'none given'}; personal "
                                  f"fields are {', '.join(sorted(PERSONAL_FIELDS))}")
+        vault_key = self.vault_key()  # checked before the writer opens (it may record it)
         with self.store.writer() as conn:  # commitments need no secret: none is loaded
             entry = self.find_entry(conn, record_id, domain)
             v = s.vault.c
             rows = conn.execute(
-                select(v.field, v.salt, v.clear_value).where(
+                select(v.field, v.salt, v.clear_value, v.sealed, v.subject).where(
                     v.domain == entry.domain, v.record_id == entry.record_id)
             ).all()
             commits = entry.record.get("_commitments", {})
             clear: dict[str, str] = {}
-            for fld, salt, value in rows:
+            keyring = Keyring(self.store, vault_key)
+            for fld, salt, stored, sealed, subject in rows:
                 if wanted is not None and fld not in wanted:
                     continue
+                if sealed is None:
+                    value = str(stored)  # written before the vault was sealed
+                else:
+                    holder = holder_of(entry.domain, entry.record_id, subject)
+                    data_key = keyring.load(conn, [holder], create=False).get(holder)
+                    if data_key is None:
+                        raise IntegrityError(
+                            f"the vault holds a sealed {fld} of {entry.domain} record "
+                            f"{entry.record_id!r} but no data key of its holder: the key "
+                            "was deleted outside 'bfa forget'; nothing was revealed")
+                    value = open_value(data_key, bytes(sealed), entry.domain,
+                                       entry.record_id, fld)
                 if commits.get(fld) != commitment(bytes(salt), value):
                     raise IntegrityError(
                         f"the vault's value of {fld} for {entry.domain} record "
@@ -530,6 +621,8 @@ class Ledger:
                 select(func.count()).select_from(s.vault).where(v.subject == subject)
             ).scalar_one()
             conn.execute(delete(s.vault).where(v.subject == subject))
+            # the person's data key: a backup that still has their rows cannot open them
+            conn.execute(delete(s.vault_keys).where(s.vault_keys.c.holder == subject))
             append_control(self.store, conn, [{
                 "type": "control.forget",
                 "id": f"forget-{uuid.uuid4()}",

@@ -2,7 +2,8 @@
 
 Ledger tables (append-only, guarded by triggers): ``entries``, ``tree_nodes``,
 ``checkpoints``. Working tables: ``meta`` (settings and verification state) and
-``vault`` (clear personal data; rows are deleted by ``bfa forget``).
+``vault`` (personal data, sealed; rows are deleted by ``bfa forget``) and ``vault_keys``
+(the wrapped data keys that open them; ``bfa forget`` deletes a person's).
 The migration scripts under ``ledger/migrations`` create exactly these tables.
 """
 
@@ -83,8 +84,20 @@ vault = Table(
     Column("field", String(32), primary_key=True),
     Column("subject", String(40), nullable=True),
     Column("salt", LargeBinary, nullable=False),
-    Column("clear_value", Text, nullable=False),
+    # a row written before the vault was encrypted (revision 0013) holds its value in
+    # clear until 'bfa init' seals it; every other row has only ``sealed``
+    Column("clear_value", Text, nullable=True),
+    Column("sealed", LargeBinary, nullable=True),
     # forget asks for one subject, a random-looking pseudonym: a hash index on
     # PostgreSQL (SQLite has none and keeps a B-tree); migration 0009
     Index("ix_vault_subject", "subject", postgresql_using="hash"),
+)
+
+vault_keys = Table(
+    # one data key per holder (a person's party pseudonym, or ``record:<domain>:<id>``),
+    # wrapped by the vault key (ledger/_vault.py); forget deletes the person's row
+    "vault_keys",
+    metadata,
+    Column("holder", String(200), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False),
 )

@@ -113,10 +113,10 @@ def _orphan(office: Office, duty: str) -> str:
 def test_each_duty_home_holds_only_its_keys(office: Office) -> None:
     keys = {d: sorted(p.name for p in (office.home[d] / "keys").iterdir()) for d in DUTIES}
     assert keys == {
-        "officer": ["secret.key", "verifier.key"],
+        "officer": ["secret.key", "vault.key", "verifier.key"],
         "approver": ["verifier.key"],
         "auditor": ["verifier.key"],
-        "privacy": ["secret.key", "verifier.key"],
+        "privacy": ["secret.key", "vault.key", "verifier.key"],
         "service": ["signing.key", "verifier.key"],
     }
     exported = run("key", "export", *office.owner).stdout

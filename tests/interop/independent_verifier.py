@@ -3,7 +3,8 @@
 Nothing here comes from the project's own code: the only sources are ``docs/FORMAT.md``
 and the public specifications it names (RFC 9162 Merkle trees and proofs, RFC 8785 JCS,
 C2SP signed-note, tlog-checkpoint, tlog-proof and the tlog-witness ``add-checkpoint``
-body). It imports only the Python standard library, ``cryptography`` (Ed25519) and,
+body). It imports only the Python standard library, ``cryptography`` (Ed25519; AES-256-GCM
+for the sealed vault of §4.4) and,
 for PostgreSQL, ``psycopg``. It is meant to show that the document is exact enough to
 check a ledger without trusting ``bfa``.
 
@@ -26,8 +27,9 @@ Where each part comes from:
 * FORMAT.md §7.1 (C2SP tlog-proof@v1): :func:`parse_tlog_proof`, :func:`verify_tlog_proof`.
 * FORMAT.md §7.2 (consistency proof, tlog-witness body): :func:`parse_consistency_proof`,
   :func:`verify_consistency_proof`.
-* FORMAT.md §4.2, §4.4, §4.6 (commitments, vault rows, forget), an extra outside §6:
-  :func:`commitment`, :func:`verify_vault`.
+* FORMAT.md §4.2, §4.4, §4.6 (commitments, vault rows, sealed values, vault keys, forget),
+  an extra outside §6: :func:`commitment`, :func:`read_vault_key`, :func:`vault_check`,
+  :func:`open_sealed`, :func:`verify_vault`.
 
 The first draft found places where FORMAT.md §6 was silent (which seq a checkpoint
 problem names, the counters of a failed run, a malformed ``meta.verified_size``, a size-0
@@ -39,6 +41,8 @@ Command line (FORMAT.md §10 exit codes: 0 good, 2 could not run / malformed inp
 3 integrity failure)::
 
     python tests/interop/independent_verifier.py --db URL_OR_PATH --key KEYFILE
+    python tests/interop/independent_verifier.py --db URL_OR_PATH --key KEYFILE --vault \
+        [--vault-key HOME/keys/vault.key]
     python tests/interop/independent_verifier.py --key KEYFILE --tlog-proof P --leaf LEAF
     python tests/interop/independent_verifier.py --key KEYFILE --consistency-proof P --old NOTE
 """
@@ -49,6 +53,7 @@ import argparse
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -60,8 +65,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
@@ -78,6 +84,8 @@ TIMESTAMP_RE = re.compile(  # FORMAT.md §1: RFC 3339 with an explicit offset
 )
 SIG_TYPE_ED25519 = 0x01  # FORMAT.md §5.4
 MAX_NOTE_BYTES = 1 << 20  # FORMAT.md §5.2
+VAULT_KEY_RE = re.compile(r"^[0-9a-f]{64}\n?\Z")  # FORMAT.md §4.4 / §5.4: keys/vault.key
+GCM_NONCE, GCM_TAG, DATA_KEY_SIZE = 12, 16, 32  # FORMAT.md §4.4
 MAX_SIGNATURES = 100  # FORMAT.md §5.2
 TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"  # FORMAT.md §7.1
 NODE_BATCH = 500  # FORMAT.md §3.3 reads nodes "one statement per 500 nodes"; we do the same
@@ -1359,21 +1367,109 @@ def commitment(salt: bytes, value: str) -> str:
     return hashlib.sha256(b"bfa-commit/v1\x00" + salt + value.encode("utf-8")).hexdigest()
 
 
-def verify_vault(db: Database | str) -> list[Problem]:
-    """FORMAT.md §4.2, §4.4, §4.6: what the vault table can be checked for without the secret.
+def read_vault_key(path: str) -> bytes:
+    """FORMAT.md §4.4 / §5.4: ``keys/vault.key`` holds 64 lowercase hex digits and a newline.
+
+    (A missing final newline is accepted; anything else is a :class:`FormatError`.)
+    """
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if not VAULT_KEY_RE.match(text):
+        raise FormatError(f"{path}: a vault key is 64 lowercase hex digits and a newline")
+    return bytes.fromhex(text[:64])
+
+
+def vault_check(vault_key: bytes) -> str:
+    """FORMAT.md §4.4: ``meta.vault_check``, the first 16 hex digits of
+    HMAC-SHA256(vault key, "bfa-vault-check/v1")."""
+    return hmac.new(vault_key, b"bfa-vault-check/v1", hashlib.sha256).hexdigest()[:16]
+
+
+def vault_holder(subject: str | None, domain: str, record_id: str) -> str:
+    """FORMAT.md §4.4: the holder is ``subject``, or ``record:<domain>:<record_id>``."""
+    return subject if subject is not None else f"record:{domain}:{record_id}"
+
+
+def _gcm_open(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    """FORMAT.md §4.4: ``nonce (12) || ciphertext || tag (16)`` under AES-256-GCM; raises
+    :class:`InvalidTag` when it does not open (a wrong key, data or associated data)."""
+    if len(blob) < GCM_NONCE + GCM_TAG:
+        raise InvalidTag
+    return AESGCM(key).decrypt(blob[:GCM_NONCE], blob[GCM_NONCE:], aad)
+
+
+def unwrap_data_key(vault_key: bytes, holder: str, wrapped: bytes) -> bytes:
+    """FORMAT.md §4.4: a ``vault_keys.wrapped`` opened with the vault key; associated data
+    ``"bfa-vault-key/v1" || 0x00 || holder``. Raises :class:`InvalidTag`."""
+    data_key = _gcm_open(vault_key, wrapped, b"bfa-vault-key/v1\x00" + holder.encode("utf-8"))
+    if len(data_key) != DATA_KEY_SIZE:
+        raise InvalidTag
+    return data_key
+
+
+def open_sealed(data_key: bytes, domain: str, record_id: str, fld: str, sealed: bytes) -> str:
+    """FORMAT.md §4.4: a ``vault.sealed`` opened with its holder's data key; associated data
+    ``"bfa-vault-value/v1" || 0x00 || domain || 0x00 || record_id || 0x00 || field``; the
+    plaintext is the clear value's UTF-8. Raises :class:`InvalidTag` (also for bytes that
+    open but are not UTF-8)."""
+    aad = "\x00".join(("bfa-vault-value/v1", domain, record_id, fld)).encode("utf-8")
+    plain = _gcm_open(data_key, sealed, aad)
+    try:
+        return plain.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidTag from None
+
+
+def verify_vault(db: Database | str, vault_key: bytes | None = None) -> list[Problem]:
+    """FORMAT.md §4.2, §4.4, §4.6: the vault and vault_keys tables against the leaves.
 
     Not part of `bfa verify` (FORMAT.md §6.5 lists the vault under "Not checked"), but
-    §4.2 says anyone with the salt can check a clear value against its commitment. For each
-    vault row: its entry exists (``vault-orphan``); the salt and clear value open the leaf's
-    ``_commitments[field]`` (``vault-commitment``); ``subject`` is the leaf's ``person_id``
-    pseudonym, else its ``payer_id``, else NULL (``vault-subject``); no ``control.forget``
-    appended after the record names that subject (``vault-not-forgotten``). Problems are in
-    ``seq`` order of the record.
+    §4.2 says anyone with the salt can check a clear value against its commitment, and
+    §4.4 says how a sealed value is opened. For each vault row:
+
+    * its entry exists (``vault-orphan``);
+    * exactly one of ``clear_value`` (a row written before sealing) and ``sealed`` is set
+      (``vault-layout``; such a row's commitment is not checked);
+    * a sealed row's holder (``subject``, else ``record:<domain>:<record_id>``) has a
+      ``vault_keys`` row (``vault-no-data-key``);
+    * with ``vault_key`` (32 bytes): the holder's data key unwraps and the sealed value
+      opens, each with its associated data (``vault-sealed``: a wrong key, a value or data
+      key moved to another row or changed);
+    * the salt and the clear value (opened, or a legacy ``clear_value``) open the leaf's
+      ``_commitments[field]`` (``vault-commitment``);
+    * ``subject`` is the leaf's ``person_id`` pseudonym, else its ``payer_id``, else NULL
+      (``vault-subject``);
+    * no ``control.forget`` appended after the record names that subject
+      (``vault-not-forgotten``).
+
+    Without ``vault_key`` a sealed value cannot be opened: its ``vault-sealed`` and
+    ``vault-commitment`` checks are skipped; every other check runs (legacy rows' commitments
+    included). With it, ``meta.vault_check``, when present, must be the key's check value
+    (else :class:`FormatError`: not this ledger's vault key, as ``bfa`` refuses it, §4.4).
+
+    Then each ``vault_keys`` row whose holder is the ``subject`` of a ``control.forget``
+    (which deletes it, §4.6) must be used by a vault row of a record appended after that
+    subject's last forget (a new ingest makes a new key, §4.4), else
+    ``vault-key-not-forgotten`` at the forget's seq. (FORMAT.md gives a ``vault_keys`` row
+    no time: a key that survived a forget and was reused by a later ingest cannot be told
+    from a new one.)
+
+    Problems are in the order of the record's ``seq`` (a row's own problems first), then
+    those of ``vault_keys`` in the order of the holder.
     """
     if isinstance(db, str):
         with Database(db) as opened:
-            return verify_vault(opened)
-    forgets: dict[str, list[int]] = {}
+            return verify_vault(opened, vault_key)
+    if vault_key is not None:
+        if len(vault_key) != DATA_KEY_SIZE:
+            raise FormatError("a vault key is 32 bytes")
+        stored = db.meta("vault_check")
+        if stored is not None and stored != vault_check(vault_key):
+            raise FormatError(
+                f"not this ledger's vault key: meta.vault_check is {stored!r}, "
+                f"the key's check value is {vault_check(vault_key)!r} (FORMAT.md §4.4)"
+            )
+    forgets: dict[str, int] = {}  # subject -> seq of its last control.forget
     for seq, leaf in db.stream(
         "SELECT seq, leaf FROM entries WHERE domain = 'control' AND kind = 'forget' ORDER BY seq"
     ):
@@ -1381,15 +1477,41 @@ def verify_vault(db: Database | str) -> list[Problem]:
             record, _ = decode_leaf(bytes(leaf))
         except FormatError:
             continue  # verify_ledger reports it (leaf-format)
-        forgets.setdefault(str(record.get("subject")), []).append(int(seq))
+        forgets[str(record.get("subject"))] = int(seq)
+    used_after_forget: set[str] = set()  # forgotten subjects with a vault row appended later
+    data_keys: dict[tuple[str, bytes], bytes | None] = {}  # (holder, wrapped) -> data key
     problems: list[Problem] = []
     rows = db.stream(
         "SELECT e.seq, e.leaf, v.domain, v.record_id, v.field, v.subject, v.salt, "
-        "v.clear_value FROM vault v LEFT JOIN entries e ON e.domain = v.domain "
-        "AND e.record_id = v.record_id ORDER BY e.seq, v.field"
+        "v.clear_value, v.sealed, k.wrapped FROM vault v "
+        "LEFT JOIN entries e ON e.domain = v.domain AND e.record_id = v.record_id "
+        "LEFT JOIN vault_keys k ON k.holder = "
+        "COALESCE(v.subject, 'record:' || v.domain || ':' || v.record_id) "
+        "ORDER BY e.seq, v.field"
     )
-    for seq, leaf, domain, record_id, fld, subject, salt, clear in rows:
+    for seq, leaf, domain, record_id, fld, subject, salt, clear, sealed, wrapped in rows:
         where = f"vault row ({domain}, {record_id}, {fld})"
+        value: str | None = None  # the clear value whose commitment is checked
+        if (clear is None) == (sealed is None):
+            which = "both clear_value and sealed" if clear is not None else "neither value"
+            problems.append(Problem("vault-layout", f"{where} holds {which}", _seq(seq)))
+        elif clear is not None:
+            value = clear  # written before revision 0013 (FORMAT.md §4.4)
+        else:
+            holder = vault_holder(subject, domain, record_id)
+            if wrapped is None:
+                problems.append(
+                    Problem(
+                        "vault-no-data-key",
+                        f"{where} is sealed but its holder {holder!r} has no vault_keys row",
+                        _seq(seq),
+                    )
+                )
+            elif vault_key is not None:
+                data_key = _data_key(data_keys, vault_key, holder, bytes(wrapped))
+                value, why = _open_row(data_key, holder, domain, record_id, fld, bytes(sealed))
+                if why:
+                    problems.append(Problem("vault-sealed", f"{where}: {why}", _seq(seq)))
         if seq is None:
             problems.append(Problem("vault-orphan", f"{where} names no entry", None))
             continue
@@ -1399,7 +1521,9 @@ def verify_vault(db: Database | str) -> list[Problem]:
         except FormatError as e:
             problems.append(Problem("leaf-format", f"{where}: its leaf does not decode: {e}", seq))
             continue
-        if record.get("_commitments", {}).get(fld) != commitment(bytes(salt), clear):
+        if value is not None and record.get("_commitments", {}).get(fld) != commitment(
+            bytes(salt), value
+        ):
             problems.append(
                 Problem("vault-commitment", f"{where} does not open the leaf's commitment", seq)
             )
@@ -1412,13 +1536,58 @@ def verify_vault(db: Database | str) -> list[Problem]:
                     seq,
                 )
             )
-        if subject is not None and any(f > seq for f in forgets.get(subject, ())):
+        if subject is not None and subject in forgets:
+            if forgets[subject] > seq:
+                problems.append(
+                    Problem(
+                        "vault-not-forgotten",
+                        f"{where} outlived a control.forget of its subject",
+                        seq,
+                    )
+                )
+            else:
+                used_after_forget.add(subject)
+    for (holder,) in db.stream("SELECT holder FROM vault_keys ORDER BY holder"):
+        if holder in forgets and holder not in used_after_forget:
             problems.append(
                 Problem(
-                    "vault-not-forgotten", f"{where} outlived a control.forget of its subject", seq
+                    "vault-key-not-forgotten",
+                    f"vault_keys row of {holder!r} outlived its control.forget, and no vault "
+                    "row of a later record uses it",
+                    forgets[holder],
                 )
             )
     return problems
+
+
+def _seq(seq: Any) -> int | None:
+    return None if seq is None else int(seq)
+
+
+def _data_key(
+    cache: dict[tuple[str, bytes], bytes | None], vault_key: bytes, holder: str, wrapped: bytes
+) -> bytes | None:
+    """The holder's data key unwrapped (FORMAT.md §4.4), None when it does not open."""
+    if (holder, wrapped) not in cache:
+        if len(cache) >= 100_000:
+            cache.clear()
+        try:
+            cache[(holder, wrapped)] = unwrap_data_key(vault_key, holder, wrapped)
+        except InvalidTag:
+            cache[(holder, wrapped)] = None
+    return cache[(holder, wrapped)]
+
+
+def _open_row(
+    data_key: bytes | None, holder: str, domain: str, record_id: str, fld: str, sealed: bytes
+) -> tuple[str | None, str]:
+    """Open one sealed row (FORMAT.md §4.4): (clear value, "") or (None, why it did not)."""
+    if data_key is None:
+        return None, f"the data key of its holder {holder!r} does not open with the vault key"
+    try:
+        return open_sealed(data_key, domain, record_id, fld, sealed), ""
+    except InvalidTag:
+        return None, f"the sealed value does not open with the data key of {holder!r}"
 
 
 # -- command line -------------------------------------------------------------------------
@@ -1437,12 +1606,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also check the vault against the leaves (FORMAT.md §4, not §6)",
     )
+    ap.add_argument(
+        "--vault-key",
+        metavar="FILE",
+        help="with --vault: the home's keys/vault.key (64 hex digits, FORMAT.md §4.4); "
+        "without it sealed values are not opened and their commitments not checked",
+    )
     ap.add_argument("--tlog-proof", help="a tlog-proof@v1 file to verify (FORMAT.md §7.1)")
     ap.add_argument("--leaf", help="with --tlog-proof: the leaf input (bfa show --entry --raw)")
     ap.add_argument("--consistency-proof", help="a consistency proof file (FORMAT.md §7.2)")
     ap.add_argument("--old", help="with --consistency-proof: the auditor's old checkpoint note")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     args = ap.parse_args(argv)
+    if args.vault_key and not args.vault:
+        ap.error("--vault-key needs --vault")
     try:
         with open(args.key, encoding="utf-8") as f:
             vkey = f.read()
@@ -1490,7 +1667,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"independent_verifier: {p}", file=sys.stderr)
             bad = not report.ok
             if args.vault:
-                for p in verify_vault(args.db):
+                vault_key = read_vault_key(args.vault_key) if args.vault_key else None
+                for p in verify_vault(args.db, vault_key):
                     print(f"independent_verifier: {p}", file=sys.stderr)
                     bad = True
         elif not (args.tlog_proof or args.consistency_proof):

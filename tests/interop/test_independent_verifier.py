@@ -28,6 +28,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import cli
 from tests._records import collection, payment_event, voucher, write_jsonl
@@ -236,27 +237,79 @@ def test_leaves_hold_what_format_md_says(built: Built) -> None:
     assert all(set(r) == {"type", "id", "user", "file", "first", "count", "at"}
                and r["id"].startswith("ingest-") for r in ingests)
 
-    # the vault opens the commitments, and holds nothing of the forgotten person (§4.6)
-    assert iv.verify_vault(built.db) == []
+    # the vault opens the commitments, and holds nothing of the forgotten person (§4.6);
+    # its values are sealed under data keys the home's vault key wraps (§4.4)
+    vault_key_file = str(Path(built.home) / "keys" / "vault.key")
+    vault_key = iv.read_vault_key(vault_key_file)
+    with iv.Database(built.db) as db:
+        assert db.meta("vault_check") == iv.vault_check(vault_key)
+    assert iv.verify_vault(built.db, vault_key) == []
+    assert iv.verify_vault(built.db) == []  # without the key: sealed values not opened
     pseudonym = kinds["business.benefit_payment"][0]["person_id"]  # BP-0, forgotten
+    employer = kinds["finance.collection"][0]["payer_id"]  # holder of COL-0 … COL-18
+    forget_seq = CP3 - 1
     assert kinds["control.forget"][0]["subject"] == pseudonym
     t = Tamper(built.db)  # the vault is a working table: no trigger to pass
-    t.q(
-        "UPDATE vault SET clear_value = '6222020200112233446' WHERE record_id = 'BP-1' "
-        "AND field = 'account'"
+    assert t.q("SELECT COUNT(*) FROM vault WHERE clear_value IS NOT NULL") == [(0,)]
+    assert t.q("SELECT COUNT(*) FROM vault_keys WHERE holder = ?", pseudonym) == [(0,)]
+    # (a) two sealed values trade places (same holder, other record): neither opens
+    [(s1,)] = t.q("SELECT sealed FROM vault WHERE record_id = 'BP-1' AND field = 'account'")
+    [(s2,)] = t.q("SELECT sealed FROM vault WHERE record_id = 'BP-2' AND field = 'account'")
+    t.q("UPDATE vault SET sealed = ? WHERE record_id = 'BP-1' AND field = 'account'", bytes(s2))
+    t.q("UPDATE vault SET sealed = ? WHERE record_id = 'BP-2' AND field = 'account'", bytes(s1))
+    # (b) the forgotten person back in the vault: a row sealed as §4.4 says under a new
+    # data key of its holder, and a legacy row (clear_value, revision < 0013)
+    data_key = bytes(range(32))
+    nonce = bytes(12)
+    wrapped = nonce + AESGCM(vault_key).encrypt(
+        nonce, data_key, b"bfa-vault-key/v1\x00" + pseudonym.encode()
     )
+    sealed = nonce + AESGCM(data_key).encrypt(
+        nonce, FORGOTTEN.encode(), b"bfa-vault-value/v1\x00business\x00BP-0\x00person_id"
+    )
+    opened = iv.unwrap_data_key(vault_key, pseudonym, wrapped)
+    assert iv.open_sealed(opened, "business", "BP-0", "person_id", sealed) == FORGOTTEN
+    t.q("INSERT INTO vault_keys (holder, wrapped) VALUES (?, ?)", pseudonym, wrapped)
     t.q(
-        "INSERT INTO vault (domain, record_id, field, subject, salt, clear_value) "
+        "INSERT INTO vault (domain, record_id, field, subject, salt, sealed) "
         "VALUES ('business', 'BP-0', 'person_id', ?, ?, ?)",
         pseudonym,
         bytes(16),
-        FORGOTTEN,
+        sealed,
     )
+    t.q(
+        "INSERT INTO vault (domain, record_id, field, subject, salt, clear_value) "
+        "VALUES ('business', 'BP-4', 'account', ?, ?, ?)",
+        pseudonym,
+        bytes(16),
+        "6222020200112233445",
+    )
+    # (c) a holder's data key gone: its sealed rows cannot be opened
+    t.q("DELETE FROM vault_keys WHERE holder = ?", employer)
+    # (d) a sealed row that also holds a clear value
+    t.q("UPDATE vault SET clear_value = 'x' WHERE record_id = 'BP-3' AND field = 'account'")
     t.commit()
-    found = {(p.code, p.seq) for p in iv.verify_vault(built.db)}
-    assert found == {("vault-commitment", 1), ("vault-commitment", 0), ("vault-not-forgotten", 0)}
+    no_key = [("vault-no-data-key", seq) for seq in range(40, 59)]  # COL-0 … COL-18
+    always = [
+        ("vault-not-forgotten", 0),
+        ("vault-layout", 3),
+        ("vault-commitment", 4),  # the legacy row's commitment is checked without the key
+        ("vault-not-forgotten", 4),
+        *no_key,
+        ("vault-key-not-forgotten", forget_seq),
+    ]
+    found = sorted((p.code, p.seq) for p in iv.verify_vault(built.db, vault_key))
+    assert found == sorted(
+        [*always, ("vault-commitment", 0), ("vault-sealed", 1), ("vault-sealed", 2)]
+    )
+    assert sorted((p.code, p.seq) for p in iv.verify_vault(built.db)) == sorted(always)
     assert iv.main(["--db", built.db, "--key", built.keyfile()]) == 0  # §6 ignores the vault
-    assert iv.main(["--db", built.db, "--key", built.keyfile(), "--vault"]) == 3
+    vault_args = ["--db", built.db, "--key", built.keyfile(), "--vault"]
+    assert iv.main([*vault_args, "--vault-key", vault_key_file]) == 3
+    assert iv.main(vault_args) == 3
+    other_key = built.work / "other-vault.key"
+    other_key.write_text("ab" * 32 + "\n", encoding="utf-8")
+    assert iv.main([*vault_args, "--vault-key", str(other_key)]) == 2  # not vault_check's key
 
 
 def _flip_line(text: str, lineno: int) -> str:

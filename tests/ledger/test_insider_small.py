@@ -52,7 +52,11 @@ def test_a_wrong_secret_is_refused_before_it_is_used(led: Ledger, tmp_path: Path
 
 def test_a_ledger_without_a_check_value_tests_the_key_on_its_vault(
         led: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _two_payments(led, tmp_path)
+    from tests.ledger._legacy import write_as_before_sealing
+
+    with monkeypatch.context() as m:  # a ledger from before the check value: values in clear
+        write_as_before_sealing(m)
+        _two_payments(led, tmp_path)
     with led.store.writer() as conn:  # as a ledger made before the check value
         conn.execute(text("DELETE FROM meta WHERE key = 'secret_check'"))
     monkeypatch.setenv("BFA_SECRET_KEY", _wrong_key(tmp_path))
@@ -113,7 +117,14 @@ def test_forgotten_values_leave_no_trace_in_the_sqlite_file(led: Ledger, tmp_pat
     other = "110101199202022345"  # stays: the page holding both is rewritten, not freed
     led.ingest([str(write_jsonl(tmp_path / "a.jsonl", [
         payment_event(1), payment_event(2, person=other)]))], None)
+    path = Path(led.store.url.removeprefix("sqlite:///"))
+    with led.store.reader() as conn:
+        sealed = {str(r): bytes(v) for r, v in conn.execute(
+            text("SELECT record_id, sealed FROM vault WHERE field = 'person_id'"))}
     assert led.forget(PERSON, "dpo") == 2
     led.close()  # the last connection checkpoints the WAL into the file and removes it
-    raw = Path(led.store.url.removeprefix("sqlite:///")).read_bytes()
-    assert PERSON.encode() not in raw and other.encode() in raw
+    raw = path.read_bytes()
+    # sealed values (FORMAT §4.4): no clear value is in the file at all; the forgotten
+    # person's ciphertext is zeroed, the other's stays
+    assert PERSON.encode() not in raw and other.encode() not in raw
+    assert sealed["BP-1"] not in raw and sealed["BP-2"] in raw

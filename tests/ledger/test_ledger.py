@@ -332,7 +332,8 @@ def test_binary_copy_types_cover_the_ledger_tables_only() -> None:
         "int8", "text", "text", "text", "bytea", "bytea", "bytea"]
     assert _binary_types("tree_nodes", NODE_COLUMNS) == ["int2", "int8", "bytea"]
     assert _binary_types("vault", VAULT_COLUMNS) == [
-        "text", "text", "text", "text", "bytea", "text"]
+        "text", "text", "text", "text", "bytea", "bytea"]
+    assert _binary_types("vault_keys", ("holder", "wrapped")) == ["text", "bytea"]
     assert _binary_types("rc_events", ("seq",)) is None
 
 
