@@ -59,8 +59,9 @@ def refusal(path: str, reveal: bool, detail: str) -> str:
         what = f"'bfa {path}' must run as the owner of the ledger tables"
     else:
         what = f"'bfa {path}' needs the {duty} duty"
-    grant = (f"; the ledger's owner grants it: bfa db grant ROLE --duty {duty.split()[0]}"
-             if duty not in (None, ANY, OWNER) else "")
+    grant = (f"; the ledger's owner grants it: bfa db grant ROLE --duty {duty.split()[0]} "
+             "(if your role holds it already, the grants predate this bfa: the owner runs "
+             "that grant again)" if duty not in (None, ANY, OWNER) else "")
     return f"{what} ({detail}){grant}"
 
 

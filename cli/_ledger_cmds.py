@@ -62,12 +62,14 @@ def init(home: str | None, db: str | None, origin: str | None, group: str | None
     """Create the ledger: keys (outside the database), configuration and the schema.
 
     The home is private to you (directories 0700, files 0600) unless --group shares it
-    with an operating-system group. Safe to run again: existing keys are kept, the
-    schema is migrated and the home's files get the modes of its setting.
+    with an operating-system group. Safe to run again (--origin may then be left out):
+    existing keys are kept, the schema is migrated, vault values an earlier bfa stored in
+    clear are sealed and the home's files get the modes of its setting.
 
     With --from, make a private home for one person on a PostgreSQL ledger that exists:
     its configuration and only the keys the duties named need (the verifier key always;
-    the ledger secret for officer and privacy; the signing key for service). Connect
+    the ledger secret and the vault key for officer and privacy; the signing key for
+    service). Connect
     with your own database role (--db); the ledger's owner grants the duties.
 
     Example:
@@ -81,12 +83,17 @@ def init(home: str | None, db: str | None, origin: str | None, group: str | None
     if source is None:
         if duties:
             raise click.UsageError("--duty goes with --from (a home for a person's duties)")
-        if origin is None:
-            raise click.UsageError("--origin NAME is required (or --from HOME)")
         led = Ledger.open(home, db, check=False)
+        origin = origin if origin is not None else led.home.origin  # run again: its own
+        if origin is None:
+            led.close()
+            raise click.UsageError("--origin NAME is required (or --from HOME)")
         try:
-            led.init(origin, group)
+            sealed = led.init(origin, group)
             click.echo(f"ledger {origin} ready in {led.home.path} ({led.store.display_url()})")
+            if sealed:
+                click.echo(f"sealed {sealed} vault value(s) stored in clear by an earlier bfa "
+                           "(FORMAT.md §4.4)")
             click.echo(f"verifier key: {led.home.verifier().to_text()}")
         finally:
             led.close()
@@ -110,7 +117,8 @@ def _join(source: Path, home: str | None, db: str | None, origin: str | None,
     with open_ledger(str(made.path), made.db_url) as led:
         st = led.status()
     keys = [p.name for p in (made.verifier_key_path, made.secret_key_path,
-                             made.signing_key_path) if p is not None and p.exists()]
+                             made.vault_key_path, made.signing_key_path)
+            if p is not None and p.exists()]
     click.echo(f"home for {st.identity} on ledger {st.origin} ready in {made.path} "
                f"({st.database}); keys: {', '.join(keys)}")
     missing = [d for d in duties if d not in st.duties and st.duties != ("owner",)]

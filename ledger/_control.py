@@ -112,8 +112,10 @@ class Ingested(NamedTuple):
     domain: str
     seq: int
     """The record's entry."""
-    user: str
-    batch_seq: int
+    user: str | None
+    """None: no ``control.ingest`` entry covers a record appended after batches were first
+    recorded — it was written outside ``bfa ingest``, and who did it is unknown."""
+    batch_seq: int | None
     """The ``control.ingest`` entry that names ``user``."""
 
 
@@ -124,24 +126,40 @@ def ingested_by(store: Store, conn: Connection, record_ids: Sequence[str]) -> li
     """Who ingested the records with ``record_ids`` (any of the three domains), per
     FORMAT.md §2.5: the first ``control.ingest`` entry after a record's, if its range
     ``first`` … ``first + count - 1`` holds the record. Each entry read is checked against
-    its leaf. Records appended before batches were recorded have none."""
+    its leaf. Records appended before batches were recorded have none; a record after the
+    first recorded batch that no batch covers has ``user`` None."""
     e = s.entries.c
     out: list[Ingested] = []
+    start = first_recorded_batch(conn)
     for domain in RECORD_DOMAINS:
         for rid, entry in read_entries(store, conn, domain, record_ids).items():
             row = conn.execute(
                 select(e.seq, e.leaf, e.entry_hash, e.record_id)
                 .where(e.domain == "control", e.kind == "ingest", e.seq > entry.seq)
                 .order_by(e.seq).limit(1)).first()
-            if row is None:
-                continue
-            rec = checked_entry(int(row[0]), bytes(row[1]), bytes(row[2]), "control",
-                                str(row[3])).record
-            first, count = rec.get("first"), rec.get("count")
-            if (isinstance(first, int) and isinstance(count, int)
-                    and first <= entry.seq < first + count and "user" in rec):
+            rec = (None if row is None else checked_entry(
+                int(row[0]), bytes(row[1]), bytes(row[2]), "control", str(row[3])).record)
+            first, count = (None, None) if rec is None else (rec.get("first"), rec.get("count"))
+            if (rec is not None and row is not None and isinstance(first, int)
+                    and isinstance(count, int) and first <= entry.seq < first + count
+                    and "user" in rec):
                 out.append(Ingested(rid, domain, entry.seq, str(rec["user"]), int(row[0])))
+            elif start is not None and entry.seq >= start:
+                out.append(Ingested(rid, domain, entry.seq, None, None))
     return out
+
+
+def first_recorded_batch(conn: Connection) -> int | None:
+    """``first`` of the ledger's earliest ``control.ingest`` entry: from that entry on,
+    every record is covered by one (FORMAT.md §2.5). None before any batch was recorded."""
+    e = s.entries.c
+    row = conn.execute(select(e.seq, e.leaf, e.entry_hash, e.record_id).where(
+        e.domain == "control", e.kind == "ingest").order_by(e.seq).limit(1)).first()
+    if row is None:
+        return None
+    first = checked_entry(int(row[0]), bytes(row[1]), bytes(row[2]), "control",
+                          str(row[3])).record.get("first")
+    return first if isinstance(first, int) else int(row[0])
 
 
 def append_control(store: Store, conn: Connection, records: Iterable[dict[str, Any]],

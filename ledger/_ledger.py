@@ -25,7 +25,7 @@ from ledger import _schema as s
 from ledger._access import AccessEvent, access_events
 from ledger._append import DeriverFactory, now_rfc3339
 from ledger._control import append_control, checked_entry
-from ledger._duties import DUTIES, Duty, duty_role, grant_sql, held_duties
+from ledger._duties import DUTIES, Duty, grant_sql, held_duties, is_duty_role, role_duties
 from ledger._entry import Entry, decode_leaf
 from ledger._errors import (
     ConfigError,
@@ -117,11 +117,12 @@ class Ledger:
         self.store.dispose()
 
     # -- init -----------------------------------------------------------------
-    def init(self, origin: str, group: str | None = None) -> None:
+    def init(self, origin: str, group: str | None = None) -> int:
         """Create keys and configuration, migrate the schema, record the origin.
 
         The home is private to the user running it, or shared by the operating-system
-        ``group`` (FORMAT.md §5.4)."""
+        ``group`` (FORMAT.md §5.4). Returns how many vault values stored in clear by an
+        earlier bfa it sealed (FORMAT.md §4.4)."""
         self.home = init_home(self.home, origin, group)
         self._opened.clear()
         self.store.migrate()
@@ -132,7 +133,7 @@ class Ledger:
             if have is None:
                 self.store.set_meta(conn, "origin", origin)
         self.secret()  # a new ledger records its secret's check value
-        self.seal_vault()  # and its vault key's; values stored before sealing are sealed
+        return self.seal_vault()  # and its vault key's; values stored in clear are sealed
 
     # -- who acts -------------------------------------------------------------
     def actor(self, label: str | None = None) -> Actor:
@@ -519,7 +520,8 @@ class Ledger:
                 text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
                      "AND (starts_with(tablename, 'rc_') OR starts_with(tablename, 'wf_')) "
                      "ORDER BY tablename")).scalars().all()
-        return grant_sql(role, duties, list(names))
+            database = str(conn.execute(text("SELECT current_database()")).scalar_one())
+        return grant_sql(role, duties, list(names), database)
 
     def grant(self, role: str, duties: Sequence[Duty], label: str | None = None) -> None:
         """Make ``role`` hold exactly ``duties`` (PostgreSQL only); the grant is appended
@@ -539,6 +541,19 @@ class Ledger:
             _grantable(conn, role, owner)
             for stmt in statements:
                 conn.exec_driver_sql(stmt)
+            held = role_duties(conn, role)
+            extra = sorted(set(held) - set(duties), key=held.index)
+            if extra:  # through another role it is a member of: the grant would mislead
+                via = conn.exec_driver_sql(
+                    "SELECT string_agg(g.rolname, ', ' ORDER BY g.rolname) "
+                    "FROM pg_catalog.pg_auth_members m "
+                    "JOIN pg_catalog.pg_roles g ON g.oid = m.roleid "
+                    "JOIN pg_catalog.pg_roles r ON r.oid = m.member "
+                    "WHERE r.rolname = %(role)s", {"role": role}).scalar()
+                raise ConfigError(
+                    f"role {role!r} would still hold {', '.join(extra)} through its "
+                    f"membership in {via}; revoke that membership first (REVOKE … FROM "
+                    f"{role}); nothing was granted")
             append_control(self.store, conn, [{
                 "type": "control.grant", "id": f"grant-{uuid.uuid4()}", **who.members(),
                 "role": role, "duties": [d for d in DUTIES if d in duties],
@@ -646,11 +661,15 @@ def _grantable(conn: Connection, role: str, owner: str) -> None:
         " WHERE n.nspname = current_schema() AND c.relowner = r.oid) "
         "FROM pg_roles r, pg_roles o WHERE r.rolname = %(role)s AND o.rolname = %(owner)s",
         {"role": role, "owner": owner}).first()
+    if role.lower().startswith("pg_") or role.lower() == "public":
+        raise ConfigError(f"{role!r} is one of PostgreSQL's own roles; grant duties to the "
+                          "login role of a person or service account")
     if row is None:
+        name = role if role == role.lower() else f'"{role}"'  # unquoted SQL folds case
         raise ConfigError(f"there is no database role {role!r}; create it first "
-                          f"(CREATE ROLE {role} LOGIN)")
+                          f"(CREATE ROLE {name} LOGIN)")
     superuser, member, owns = row
-    if role in {duty_role(d) for d in DUTIES}:
+    if is_duty_role(role):
         raise ConfigError(f"{role!r} is the group role of a duty; grant duties to the login "
                           "role of a person or service account")
     if superuser or member:

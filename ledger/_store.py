@@ -49,7 +49,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ledger import _schema as s
-from ledger._errors import ConfigError
+from ledger._errors import ConfigError, DutyError
 
 _LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
 SQLITE_BUSY_SECONDS = 120
@@ -243,6 +243,15 @@ class Store:
         with self._connect_checked() as conn:
             rev = self._revision(conn)
             if rev is None:
+                conn.rollback()  # the failed read ended the transaction
+                if conn.dialect.name == "postgresql" and conn.exec_driver_sql(
+                        "SELECT to_regclass('alembic_version') IS NOT NULL").scalar():
+                    # the ledger is there, but this role may not read it (FORMAT.md §8.3)
+                    raise DutyError(
+                        f"role {conn.exec_driver_sql('SELECT current_user').scalar()!r} "
+                        f"holds no duty in {self.display_url()}: duties belong to one "
+                        "ledger's database; its owner grants them (bfa db grant ROLE "
+                        "--duty D)")
                 raise ConfigError(f"no ledger in {self.display_url()}; run 'bfa init' first")
             self._known(rev)
             if rev != HEAD_REVISION:

@@ -49,11 +49,13 @@ def node(left: bytes, right: bytes) -> bytes:
 
 
 def append_raw(conn: Connection, records: list[dict[str, Any]],
-               forge: dict[tuple[int, int], bytes] | None = None) -> list[bytes]:
+               forge: dict[tuple[int, int], bytes] | None = None,
+               index: dict[str, str] | None = None) -> list[bytes]:
     """Append ``records`` as well-chained entries with INSERTs only, writing the tree nodes
-    they complete; ``forge`` replaces the hash of a node (the highest one an entry
-    completes) and everything above it is computed from the forgery (the attack). Returns
-    the entry hashes."""
+    they complete (``index`` overrides the ``domain`` and ``kind`` columns of every row:
+    index columns that lie about the leaf); ``forge`` replaces the hash of a node (the
+    highest one an entry completes) and everything above it is computed from the forgery
+    (the attack). Returns the entry hashes."""
     from ledger import encode_leaf
     from ledger._merkle import CompactRange
 
@@ -73,9 +75,10 @@ def append_raw(conn: Connection, records: list[dict[str, Any]],
         leaf = encode_leaf(seq, prev, rec, "2026-11-23T08:00:00.000000+00:00")
         h = hashlib.sha256(b"\x00" + leaf).digest()
         kind = rec["type"].split(".", 1)
+        cols = {"d": kind[0], "k": kind[1], **{k[0]: v for k, v in (index or {}).items()}}
         conn.execute(text("INSERT INTO entries (seq, domain, kind, record_id, leaf, entry_hash) "
                           "VALUES (:s, :d, :k, :r, :l, :h)"),
-                     {"s": seq, "d": kind[0], "k": kind[1], "r": rec["id"], "l": leaf, "h": h})
+                     {"s": seq, **cols, "r": rec["id"], "l": leaf, "h": h})
         done = crange.append(h)
         if done and (done[-1][0], done[-1][1]) in (forge or {}):
             # the forged node replaces the real one in the frontier, so every node and

@@ -8,7 +8,9 @@ entry is read in ``seq`` order (the resolver of each approval is the identity of
 break's last ``resolve`` before it), the records of each approved break come from its
 workflow row (believed only when they give the break's id), and who ingested them from
 the ``control.ingest`` entries (one per batch, all read once). Each approval with one
-identity on both sides is one break, keyed by the approved break's id.
+identity on both sides is one break, keyed by the approved break's id; so is an approval
+over a record that no batch covers although batches were recorded before it (written
+outside ``bfa ingest``: its ingester is unknown).
 
 Cost per run: one pass over the ``control.break`` entries (a few per break ever worked)
 and the ``control.ingest`` entries (one per batch), through the partial index
@@ -103,17 +105,28 @@ def sod_breaks(store: Store, conn: Connection) -> list[Break]:
     starts, spans = _batches(conn)
     out: list[Break] = []
     for bid, who, seq, resolved in approvals:
-        sides = []
+        sides: list[str] = []
+        unknown: list[str] = []
         if resolved is not None and _same(resolved[0], who):
             sides.append(f"resolved it (entry {resolved[1]})")
         for rid in records.get(bid, []):
             for rseq in seqs.get(rid, []):
                 i = bisect.bisect_right(starts, rseq) - 1
-                if i >= 0 and spans[i][0] <= rseq < spans[i][1] and _same(spans[i][2], who):
+                covered = i >= 0 and spans[i][0] <= rseq < spans[i][1]
+                if covered and _same(spans[i][2], who):
                     sides.append(f"ingested {rid} (entry {rseq})")
-        if sides:
-            msg = (f"{who} approved {bid} (entry {seq}) and also {', '.join(sides)}: one "
-                   "identity on both sides of a control")
+                elif not covered and starts and rseq >= starts[0]:
+                    # after batches were first recorded, a record no batch covers was
+                    # written outside 'bfa ingest': its ingester may be the approver
+                    unknown.append(f"{rid} (entry {rseq})")
+        if sides or unknown:
+            msg = f"{who} approved {bid} (entry {seq})"
+            if sides:
+                msg += f" and also {', '.join(sides)}: one identity on both sides of a control"
+            if unknown:
+                msg += (f"{';' if sides else ','} over {', '.join(unknown)}, which no "
+                        "control.ingest covers: appended outside 'bfa ingest', by someone "
+                        "unknown")
             b = Break.make(CODE, (), {}, "approved_by", msg, 0, key=("sod", bid))
             out.append(b.with_evidence([bid, str(seq)]))
     return out

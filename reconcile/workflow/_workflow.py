@@ -477,7 +477,16 @@ def _refuse_own_records(store: Store, conn: Connection, row: dict[str, Any], who
     """Separation of duties (FORMAT.md §2.5): nobody approves a break on a record they
     ingested, as the ``control.ingest`` entry of its batch names them."""
     records = [str(r) for r in json.loads(row["records"] or "[]")]
-    mine = [i for i in ingested_by(store, conn, records) if who.same_person(i.user)]
+    found = ingested_by(store, conn, records)
+    unknown = [i for i in found if i.user is None]
+    if unknown:
+        first = unknown[0]
+        raise InputError(
+            f"separation of duties: {first.domain} record {first.record_id} (entry "
+            f"{first.seq}) was appended outside 'bfa ingest' (no control.ingest entry covers "
+            f"it), so who ingested it is unknown; {row['break_id']} cannot be approved — run "
+            "'bfa verify' and ask the ledger's owner")
+    mine = [i for i in found if who.same_person(i.user)]
     if mine:
         first = mine[0]
         raise InputError(

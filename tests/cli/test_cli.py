@@ -185,8 +185,9 @@ def test_db_grant_needs_postgresql(env: dict[str, str]) -> None:
     if env["BFA_DATABASE_URL"].startswith("postgresql"):
         res = run(env, "db", "grant", "bfa_app", "--duty", "officer", "--print-sql")
         assert res.exit_code == 0
-        assert 'GRANT INSERT ON entries, tree_nodes TO "bfa_officer";' in res.output
-        assert res.output.rstrip().endswith('GRANT "bfa_officer" TO "bfa_app";')
+        officer = f'"bfa_officer_{env["BFA_DATABASE_URL"].rsplit("/", 1)[1]}"'
+        assert f"GRANT INSERT ON entries, tree_nodes TO {officer};" in res.output
+        assert res.output.rstrip().endswith(f'GRANT {officer} TO "bfa_app";')
     else:
         res = run(env, "db", "grant", "bfa_app", "--duty", "officer")
         assert res.exit_code == 2 and "PostgreSQL only" in res.output

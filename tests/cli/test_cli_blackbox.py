@@ -865,14 +865,19 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
     init(home, db_url)
     sql = ok("db", "grant", "bfa_app", "--duty", "approver", "--duty", "officer",
              "--print-sql", *h(home, db_url)).stdout.splitlines()
-    # FORMAT §8.3: the five duty roles first, in the order officer, approver, auditor,
-    # privacy, service, each created if missing, emptied, given reading and its own rights
+    # FORMAT §8.3: the group roles are the database's own: bfa_<duty>_<database name>
+    db = db_url.rsplit("/", 1)[1]
+    g = {d: f'"bfa_{d}_{db}"' for d in ("officer", "approver", "auditor", "privacy", "service")}
+    # creating in the schema taken from everyone, then the five duty roles, in the order
+    # officer, approver, auditor, privacy, service, each created if missing, emptied,
+    # given reading and its own rights
+    assert sql[0] == "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
     heads = [i for i, line in enumerate(sql) if line.startswith("DO $$")]
-    assert len(heads) == 5
+    assert len(heads) == 5 and heads[0] == 1
     for duty, i in zip(("officer", "approver", "auditor", "privacy", "service"), heads,
                        strict=True):
-        r = f'"bfa_{duty}"'
-        assert f"rolname = 'bfa_{duty}'" in sql[i] and f"CREATE ROLE {r} NOLOGIN" in sql[i]
+        r = g[duty]
+        assert f"rolname = 'bfa_{duty}_{db}'" in sql[i] and f"CREATE ROLE {r} NOLOGIN" in sql[i]
         assert sql[i + 1:i + 5] == [
             f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {r};",
             f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {r};",
@@ -884,19 +889,18 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
     auditor = sql[heads[2]:heads[3]]
     assert len(auditor) == 6  # reading only
     privacy = sql[heads[3]:heads[4]]
-    assert privacy[6:] == ['GRANT INSERT ON entries, tree_nodes TO "bfa_privacy";',
-                           'GRANT SELECT, DELETE ON vault, vault_keys TO "bfa_privacy";']
+    assert privacy[6:] == [f'GRANT INSERT ON entries, tree_nodes TO {g["privacy"]};',
+                           f'GRANT SELECT, DELETE ON vault, vault_keys TO {g["privacy"]};']
     # nobody before the privacy duty reads the vault (officers look up wrapped data keys)
     assert not any("SELECT" in line and "vault" in line.replace(",", " ").split()
                    for line in sql[:heads[3]])
-    assert 'GRANT SELECT, INSERT ON vault_keys TO "bfa_officer";' in sql
+    assert f'GRANT SELECT, INSERT ON vault_keys TO {g["officer"]};' in sql
     assert sql[-5:] == [
         'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "bfa_app";',
         'REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM "bfa_app";',
         'REVOKE ALL ON SCHEMA public FROM "bfa_app";',
-        'REVOKE "bfa_officer", "bfa_approver", "bfa_auditor", "bfa_privacy", "bfa_service" '
-        'FROM "bfa_app";',
-        'GRANT "bfa_officer", "bfa_approver" TO "bfa_app";']
+        f"REVOKE {', '.join(g.values())} FROM \"bfa_app\";",
+        f'GRANT {g["officer"]}, {g["approver"]} TO "bfa_app";']
     one_error_line(invoke("db", "grant", f"no_such_role_{uuid.uuid4().hex[:8]}",
                           "--duty", "officer", *h(home, db_url)), 2)
 

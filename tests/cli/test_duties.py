@@ -257,3 +257,150 @@ def test_every_command_has_a_duty() -> None:
         else:
             paths.add(name)
     assert paths | {"show --reveal"} == set(COMMAND_DUTIES)
+
+
+# -- what a black-box review found (FORMAT.md §8.3): each hole, replayed ----------------
+
+
+def _as_role(office: Office, duty: str) -> Any:
+    from sqlalchemy import create_engine
+
+    return create_engine(office.url[duty].replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+def test_a_shadowed_catalogue_does_not_make_a_role_the_owner(office: Office) -> None:
+    """A temporary table named pg_class comes first on a default search path: the
+    trigger names the catalogue's own and fixes its search path."""
+    from sqlalchemy import text
+
+    from tests._insider import append_raw
+
+    run("ingest", str(_month(office.tmp)), *office.as_("officer"))
+    bid = _orphan(office, "officer")
+    engine = _as_role(office, "officer")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TEMP TABLE pg_class (oid oid, relowner oid)"))
+            conn.execute(text("INSERT INTO pg_class SELECT c.oid, r.oid FROM pg_catalog.pg_class "
+                              "c, pg_roles r WHERE c.relname = 'entries' AND r.rolname = "
+                              "current_user"))
+            with pytest.raises(Exception, match="needs the approver duty"):
+                append_raw(conn, [{"type": "control.break", "id": f"{bid}/9", "break": bid,
+                                   "action": "approve", "status": "resolved",
+                                   "user": office.role["officer"],
+                                   "at": "2026-12-01T08:00:00+08:00"}])
+    finally:
+        engine.dispose()
+
+
+def test_the_kind_column_cannot_hide_a_control_record(office: Office) -> None:
+    """The record's own type decides what a control entry needs, not the index columns
+    beside it: an approval filed as kind 'reconcile', or under domain 'business'."""
+    from tests._insider import append_raw
+
+    run("ingest", str(_month(office.tmp)), *office.as_("officer"))
+    bid = _orphan(office, "officer")
+    approve = {"type": "control.break", "id": f"{bid}/9", "break": bid, "action": "approve",
+               "status": "resolved", "user": office.role["officer"],
+               "at": "2026-12-01T08:00:00+08:00"}
+    for index, why in (({"kind": "reconcile"}, "says kind reconcile, but its record is "
+                                                "control.break"),
+                       ({"domain": "business", "kind": "break"}, "holds a control record "
+                                                                  "under domain business")):
+        engine = _as_role(office, "officer")
+        try:
+            with pytest.raises(Exception, match=why), engine.begin() as conn:
+                append_raw(conn, [approve], index=index)
+        finally:
+            engine.dispose()
+    assert run("verify", *office.owner).exit_code == 0
+
+
+def test_duties_belong_to_one_ledger_database(office: Office, tmp_path: Path) -> None:
+    """Roles are the server's: an officer of one ledger is nobody in another."""
+    other_db = f"bfa_test_{uuid.uuid4().hex[:12]}"
+    admin = office.owner_db.rsplit("/", 1)[0]
+    with psycopg.connect(office.owner_db, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{other_db}"')
+    try:
+        b_home = tmp_path / "ledger-b"
+        run("init", "--origin", "b.example/2", *h(b_home, f"{admin}/{other_db}"))
+        officer_in_b = f"{admin}/{other_db}".replace("postgres@", f"{office.role['officer']}@", 1)
+        res = run("ingest", str(_month(office.tmp)), *h(b_home, officer_in_b), code=2)
+        assert f"role '{office.role['officer']}' holds no duty in" in res.stderr
+        # given a duty there, it is that ledger's; it makes nobody an officer elsewhere
+        run("db", "grant", office.role["officer"], "--duty", "auditor",
+            *h(b_home, f"{admin}/{other_db}"))
+        res = run("ingest", str(_month(office.tmp)), *h(b_home, officer_in_b), code=2)
+        assert "needs the officer duty" in res.stderr
+        run("ingest", str(_month(office.tmp)), *office.as_("officer"))
+    finally:
+        with psycopg.connect(office.owner_db, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{other_db}" WITH (FORCE)')
+
+
+def test_the_service_account_only_reopens_what_changed(office: Office) -> None:
+    run("ingest", str(_month(office.tmp)), *office.as_("officer"))
+    bid = _orphan(office, "officer")
+    res = run("breaks", "resolve", bid, "--reason", "other", "--note", "n",
+              *h(office.owner_home, office.url["service"]), code=2)
+    assert "needs the officer duty" in res.stderr
+
+
+def test_a_grant_that_would_not_be_the_whole_truth_is_refused(office: Office) -> None:
+    """A role that holds another duty through a role it is a member of: 'db grant --duty
+    auditor' would say auditor while it stays an officer."""
+    clerk = f"clerk_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(office.owner_db, autocommit=True) as c:
+        c.execute(f'CREATE ROLE "{clerk}" LOGIN IN ROLE "{office.role["officer"]}"')
+    try:
+        res = run("db", "grant", clerk, "--duty", "auditor", *office.owner, code=2)
+        assert "would still hold officer" in res.stderr and office.role["officer"] in res.stderr
+        for builtin in ("pg_read_all_data", "PUBLIC"):
+            res = run("db", "grant", builtin, "--duty", "auditor", *office.owner, code=2)
+            assert "PostgreSQL's own roles" in res.stderr
+    finally:
+        with psycopg.connect(office.owner_db, autocommit=True) as c:
+            c.execute(f'DROP OWNED BY "{clerk}"')
+            c.execute(f'DROP ROLE "{clerk}"')
+
+
+def test_nothing_is_planted_ahead_of_the_ledger(office: Office) -> None:
+    """A tree node or entry beyond the ledger's end would block every later append
+    (the tables are append-only): refused."""
+    from sqlalchemy import text
+
+    run("ingest", str(_month(office.tmp)), *office.as_("officer"))
+    for stmt in ("INSERT INTO tree_nodes (level, idx, hash) VALUES (1, 1000, '\\x00')",
+                 "INSERT INTO entries (seq, domain, kind, record_id, leaf, entry_hash) "
+                 "VALUES (1000, 'business', 'x', 'X-1', '\\x01', '\\x00')"):
+        engine = _as_role(office, "officer")
+        try:
+            with pytest.raises(Exception, match=r"does not hold|do not follow"), \
+                    engine.begin() as conn:
+                conn.execute(text(stmt))
+        finally:
+            engine.dispose()
+    run("ingest", str(write_jsonl(office.tmp / "more.jsonl", [payment_event(5)])),
+        *office.as_("officer"))
+
+
+def test_records_written_outside_ingest_cannot_be_approved(office: Office) -> None:
+    """Separation of duties rests on control.ingest: a record an officer inserts without
+    one has no known ingester, so no break on it can be approved; the reconciler reports
+    an approval the owner wrote past that as SOD_CONFLICT."""
+    from tests._insider import append_raw
+
+    run("ingest", str(write_jsonl(office.tmp / "first.jsonl", [payment_event(1)])),
+        *office.as_("officer"))
+    engine = _as_role(office, "officer")
+    try:
+        with engine.begin() as conn:  # raw, no control.ingest
+            append_raw(conn, [sc.collection("COL-9", "777.00", allocations=None,
+                                            payer=sc.OTHER_EMPLOYER)])
+    finally:
+        engine.dispose()
+    bid = _orphan(office, "officer")
+    run("breaks", "resolve", bid, "--reason", "other", "--note", "n", *office.as_("officer"))
+    res = run("breaks", "approve", bid, *office.as_("approver"), code=2)
+    assert "appended outside 'bfa ingest'" in res.stderr and "COL-9" in res.stderr

@@ -81,7 +81,7 @@ def two_roles(ledger_home: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """URLs of two people's own database roles, each an officer and an approver."""
     if not ledger_home["db"].startswith("postgresql"):
         pytest.skip("database roles are PostgreSQL's")
-    names = [f"bfa_officer_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    names = [f"officer_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     env = {"BFA_HOME": ledger_home["home"], "BFA_DATABASE_URL": ledger_home["db"]}
     with psycopg.connect(ledger_home["db"], autocommit=True) as c:
         for n in names:

@@ -17,3 +17,4 @@ def write_as_before_sealing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Keyring, "seal_rows", lambda self, conn, rows: list(rows))
     monkeypatch.setattr(Ledger, "seal_vault", lambda self, progress=None: 0)
     monkeypatch.setattr(Ledger, "vault_key", lambda self: VaultKey(bytes(32)))
+    monkeypatch.setattr(Ledger, "secret", lambda self: self.home.secret())

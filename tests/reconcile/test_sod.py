@@ -65,3 +65,26 @@ def test_separate_people_raise_no_sod_conflict(led: Ledger, tmp_path: Path) -> N
     resolve_break(led, bid, "wang.fang", "bank_error", "returned on 12-02")
     approve_break(led, bid, "zhao.min")
     assert not [b for b in run_reconcile(led, sc.AS_OF).breaks if b.code == "SOD_CONFLICT"]
+
+
+def test_a_record_no_batch_covers_has_no_known_ingester(
+        led: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After batches were first recorded, a record appended without a control.ingest entry
+    (a raw insert) has an unknown ingester: no break on it is approved, and an approval
+    written past that check is a SOD_CONFLICT."""
+    from tests._insider import append_raw
+
+    sc.ingest(led, tmp_path, sc.base(tmp_path))
+    with led.store.engine.begin() as conn:
+        append_raw(conn, sc.orphan(tmp_path, False)[:1])  # COL-9 alone, no batch entry
+    apply_states(led, run_reconcile(led, sc.AS_OF))
+    bid = next(s.break_id for s in list_breaks(led) if s.code == "ORPHAN_MOVEMENT")
+    resolve_break(led, bid, "wang.fang", "bank_error", "returned on 12-02")
+    with pytest.raises(InputError, match=r"COL-9 \(entry \d+\) was appended outside 'bfa "
+                                         r"ingest'"):
+        approve_break(led, bid, "zhao.min")
+    monkeypatch.setattr(wf, "_refuse_own_records", lambda *a: None)
+    approve_break(led, bid, "zhao.min")
+    monkeypatch.undo()
+    (sod,) = [b for b in run_reconcile(led, sc.AS_OF).breaks if b.code == "SOD_CONFLICT"]
+    assert "which no control.ingest covers" in sod.message and "COL-9" in sod.message
