@@ -176,10 +176,10 @@ class Env:
         led = handle.open()
         try:
             for part in _batches(path, BUILD_BATCH, self.workdir):
-                rep = led.ingest([str(part)], None)[0]
+                led.ingest([str(part)], None)
                 if part != path:
                     part.unlink()
-                handle.entries += rep.appended
+                handle.entries = led.size()  # records and each batch's control.ingest
                 if handle.backend == "postgresql":
                     with psycopg.connect(handle.url, autocommit=True) as conn:
                         conn.execute("ANALYZE")

@@ -112,7 +112,8 @@ _ROW_TABLES: tuple[tuple[str, str, str], ...] = (
     ("tree_nodes", "level, idx, hash", "level, idx"),
     # no ORDER BY: the rows come back in the order the bulk load wrote them (PostgreSQL:
     # a fresh heap without updates; SQLite: ``rowid``), which is the ingest's order
-    ("vault", "domain, record_id, field, subject, salt, clear_value", ""),
+    ("vault", "domain, record_id, field, subject, salt, sealed", ""),
+    ("vault_keys", "holder, wrapped", ""),
 )
 
 
@@ -239,13 +240,14 @@ def run(env: Env, backend: str) -> list[Result]:
                          progress=_Progress(f"ingest/{backend}", rf.size_bytes))[0]
         ours = time.perf_counter() - t0
         cpu = time.process_time() - c0
+        size = led.size()  # the records and the batch's control.ingest entry
     finally:
         led.close()
     if rep.appended != rf.records:
         raise RuntimeError(
             f"ingest/{backend}: appended {rep.appended} of {rf.records} records "
             f"(duplicates {rep.duplicates}, rejected {rep.rejected}: {rep.problems[:3]})")
-    handle.entries = rep.appended
+    handle.entries = size
     handle.sample_ids = rf.sample_ids
     env.main[backend] = handle
     log(f"ingest/{backend}: ours took {ours:.2f} s ({cpu:.1f} s CPU in this process)")
