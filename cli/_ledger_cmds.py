@@ -469,13 +469,139 @@ def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain
 
 @bfa.group()
 def key() -> None:
-    """Key material: export the verifier key for auditors.
+    """Key material: export the verifier key, back up and restore keys, rotate the vault key.
 
     Example:
 
     \b
         bfa key export > ledger.vkey
+        bfa key backup --out /media/usb/bfa-keys.json
+        bfa key restore /media/usb/bfa-keys.json --home /srv/bfa/home
+        bfa key rotate --vault
     """
+
+
+def _passphrase(path: Path | None, confirm: bool) -> str:
+    """The backup passphrase: the first line of ``path``, else asked at the terminal."""
+    if path is not None:
+        try:
+            return path.read_text(encoding="utf-8").splitlines()[0] if path.stat().st_size \
+                else ""
+        except (OSError, UnicodeDecodeError, IndexError) as e:
+            raise click.UsageError(f"--passphrase-file {path}: cannot read it ({e})") from e
+    if not sys.stdin.isatty():
+        raise click.UsageError("no terminal to ask for the passphrase: give "
+                               "--passphrase-file FILE (its first line)")
+    answer: str = click.prompt("backup passphrase (12 characters or more)",
+                               hide_input=True, confirmation_prompt=confirm)
+    return answer
+
+
+_PASSPHRASE = click.option(
+    "--passphrase-file", type=click.Path(path_type=Path, dir_okay=False),
+    help="Read the passphrase from this file's first line (else it is asked for).")
+
+
+@key.command("backup")
+@home_options
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="The backup file to write (never over an existing one).")
+@_PASSPHRASE
+def key_backup(home: str | None, db: str | None, out: Path,
+               passphrase_file: Path | None) -> None:
+    """Back up every key this home holds, encrypted with a passphrase.
+
+    The keys never enter the database: without them no checkpoint can be signed, no
+    pseudonym matched and no personal value opened. The file (FORMAT.md §5.6) is sealed
+    with AES-256-GCM under a key derived from the passphrase with scrypt; keep it and the
+    passphrase in different places. Each key is checked to be this ledger's first.
+
+    Example:
+
+    \b
+        bfa key backup --out /media/usb/bfa-keys-2026-12.json
+        bfa key backup --out keys.json --passphrase-file /root/.bfa-backup-pass
+    """
+    from ledger import PRIVATE, write_atomic
+
+    if out.exists() or out.is_symlink():
+        raise click.UsageError(f"{out} exists; a backup is never written over a file")
+    with open_ledger(home, db) as led:
+        names, text = led.backup_keys(_passphrase(passphrase_file, confirm=True))
+        write_atomic(out, text, PRIVATE)
+    click.echo(f"backed up {', '.join(names)} of ledger {led.origin} to {out} (mode 0600); "
+               "keep the passphrase apart from it")
+
+
+@key.command("restore")
+@click.argument("backup", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@home_options
+@_PASSPHRASE
+def key_restore(backup: Path, home: str | None, db: str | None,
+                passphrase_file: Path | None) -> None:
+    """Restore keys from a backup into a home, and check them against the database.
+
+    Writes the home's configuration when it has none (the ledger's name; --db as its
+    database), then each key it lacks; a key already there must be the backup's. Then the
+    keys are checked against the database: the secret's and vault key's check values, the
+    latest signed checkpoint. A check that fails removes the keys just written (exit 2).
+
+    Example:
+
+    \b
+        bfa key restore /media/usb/bfa-keys.json --home /srv/bfa/home
+        bfa key restore keys.json --home ~/.bfa --db postgresql://bfa@db/bfa
+    """
+    from ledger import Ledger, open_backup, restore_keys
+
+    try:
+        text = backup.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise click.UsageError(f"{backup}: cannot read it ({e})") from e
+    keys = open_backup(text, _passphrase(passphrase_file, confirm=False), str(backup))
+    target = resolve_home(home, db)
+    written = restore_keys(target, keys, db)
+    try:
+        led = Ledger.open(str(target.path), db)
+        try:
+            checks = led.check_keys()
+        finally:
+            led.close()
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    names = [p.stem for p in written if p.parent.name == "keys"]
+    click.echo(f"restored {', '.join(names) or 'no key (all were there)'} of ledger "
+               f"{keys.origin} into {target.path}")
+    for line in checks:
+        click.echo(f"  checked {line}")
+
+
+@key.command("rotate")
+@home_options
+@click.option("--vault", "vault", is_flag=True, required=True,
+              help="Rotate the vault key (the only key rotated by this command so far).")
+@user_option
+def key_rotate(home: str | None, db: str | None, vault: bool, user: str | None) -> None:
+    """Replace the vault key: every person's data key re-wrapped under a new one.
+
+    One transaction re-wraps the data keys, records the new key's check value and
+    appends a control.key entry; then keys/vault.key is replaced and the old key kept in
+    keys/retired/ (database backups taken before need it; delete it when they must no
+    longer open). Homes made for duties take the new key again ('bfa init --from'). On
+    PostgreSQL only the ledger tables' owner rotates.
+
+    Example:
+
+    \b
+        bfa key rotate --vault
+    """
+    del vault
+    with open_ledger(home, db) as led:
+        old, new, n = led.rotate_vault_key(user)
+    click.echo(f"vault key rotated: {n} data key(s) re-wrapped; check value {old} -> {new}; "
+               "the old key is in keys/retired/; back up the new one ('bfa key backup')")
 
 
 @key.command("export")

@@ -51,6 +51,7 @@ from ledger._files import (
 from ledger._home import Home, join_home, resolve_home
 from ledger._identity import Actor
 from ledger._ingest import FileReport, ProgressFn, VoucherStore
+from ledger._keys import KeySet, key_paths, open_backup, restore_keys
 from ledger._ledger import (
     CheckpointInfo,
     ConsistencyProof,
@@ -91,6 +92,7 @@ __all__ = [
     "Ingested",
     "InputError",
     "IntegrityError",
+    "KeySet",
     "Ledger",
     "LedgerIntegrityError",
     "LocatedInputError",
@@ -122,17 +124,20 @@ __all__ = [
     "entry_view",
     "ingested_by",
     "join_home",
+    "key_paths",
     "latest_numbered",
     "leaf_record",
     "loads_strict",
     "make_dir",
     "note_files_before",
     "now_rfc3339",
+    "open_backup",
     "open_checkpoint",
     "open_text",
     "printable",
     "read_entries",
     "resolve_home",
+    "restore_keys",
     "verify_consistency",
     "verify_inclusion",
     "verify_tlog_proof",

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, select
 from ledger import _schema as s
 from ledger._control import checked_entry
 
-ACCESS_KINDS = ("reveal", "forget", "grant", "disclose", "compare")
+ACCESS_KINDS = ("reveal", "forget", "grant", "key", "disclose", "compare")
 """Kinds of control records the access audit lists."""
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -55,8 +55,11 @@ def _target(kind: str, rec: dict[str, Any]) -> str:
     if kind == "forget":
         return str(rec.get("subject", ""))
     if kind == "grant":
-        duty = rec.get("duty")
-        return f"role {rec.get('role')}" + (f" ({duty})" if duty else "")
+        duties = rec.get("duties")
+        named = ", ".join(str(d) for d in duties) if isinstance(duties, list) else ""
+        return f"role {rec.get('role')}" + (f" ({named})" if named else "")
+    if kind == "key":
+        return f"{rec.get('action')} {rec.get('old_check')} -> {rec.get('new_check')}"
     return str(rec.get("scope") or rec.get("source") or "")
 
 

@@ -334,6 +334,13 @@ def _harden(home: Home, perms: Perms) -> None:
         dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
 
 
+def write_key_file(path: Path, text: str, perms: Perms) -> None:
+    """Create the key file ``path`` holding ``text`` (never over an existing file or
+    link), with the home's file mode, its directory made first."""
+    make_dir(path.parent, perms)
+    _write_secret_file(path, text, perms)
+
+
 def _write_secret_file(path: Path, text: str, perms: Perms) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, perms.file_mode)
     if perms.gid is not None:

@@ -56,7 +56,7 @@ from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger._privacy import SECRET_CHECK_KEY, Pseudonymizer, commitment, secret_check
 from ledger._store import Store
 from ledger._tlogproof import TLogProof
-from ledger._vault import VAULT_CHECK_KEY, Keyring, VaultKey, holder_of, open_value
+from ledger._vault import VAULT_CHECK_KEY, Keyring, VaultKey, holder_of, open_value, vault_check
 from ledger._verify import (
     VerifyResult,
     check_ledger,
@@ -204,31 +204,111 @@ class Ledger:
         value must equal ``meta.vault_check``. A wrong key would seal values nobody can
         open with the right one, or open nothing: it is refused before it is used. A
         ledger without a check value yet (made before the vault was sealed) learns it here,
-        after testing the key on a stored data key when there is one."""
-        key = VaultKey(self.home.vault_key())
+        after testing the key on a stored data key when there is one. A rotation that
+        committed but stopped before its files moved is finished first (§5.6)."""
+        path = self.home.vault_key_path
+        assert path is not None
         with self.store.reader() as conn:
             have = self.store.get_meta(conn, VAULT_CHECK_KEY)
-            if have is None:
+        nxt = path.with_name(path.name + ".next")
+        if have is not None and nxt.exists():
+            pending = _key_file_check(nxt)
+            if pending == have and _key_file_check(path) != have:
+                self._finish_rotation(path, nxt)
+        key = VaultKey(self.home.vault_key())
+        opens_stored: bool | None = None
+        if have is None:
+            with self.store.reader() as conn:
                 k = s.vault_keys.c
                 row = conn.execute(select(k.holder, k.wrapped).limit(1)).first()
-                if row is not None:
-                    try:
-                        key.unwrap(str(row[0]), bytes(row[1]))
-                    except IntegrityError:
-                        have = "(the ledger's data keys)"
-        path = self.home.vault_key_path
-        if have is None:
+            if row is not None:
+                try:
+                    key.unwrap(str(row[0]), _raw(row[1], "vault_keys.wrapped"))
+                    opens_stored = True
+                except IntegrityError:
+                    opens_stored = False
+        if have is None and opens_stored is not False:
             with self.store.writer() as conn:
                 if self.store.get_meta(conn, VAULT_CHECK_KEY) is None:
                     self.store.set_meta(conn, VAULT_CHECK_KEY, key.check)
             return key
         if have != key.check:
+            why = (f"its check value {key.check} differs from the ledger's {have}"
+                   if have is not None else "it does not open the data keys the ledger holds")
             raise ConfigError(
-                f"{path}: not this ledger's vault key (its check value {key.check} differs "
-                f"from {have}); values sealed with it could not be opened with the ledger's "
-                "key. Use the ledger's keys/vault.key (check BFA_VAULT_KEY), or restore it "
-                "from a key backup ('bfa key restore')")
+                f"{path}: not this ledger's vault key ({why}); values sealed with it could "
+                "not be opened with the ledger's key. Use the ledger's keys/vault.key (check "
+                "BFA_VAULT_KEY); after a rotation ('bfa key rotate --vault') a duty's home "
+                "takes the new key with 'bfa init --from HOME --duty …' once its old "
+                "vault.key is removed; or restore it from a key backup ('bfa key restore')")
         return key
+
+    def rotate_vault_key(self, label: str | None = None) -> tuple[str, str, int]:
+        """Replace the vault key (FORMAT.md §4.4, §5.6): every data key re-wrapped under a
+        new one in one transaction, which also records the new check value and appends a
+        ``control.key`` entry; then the new key file replaces the old, which is kept under
+        ``keys/retired/`` for the backups taken before. Returns (old check, new check,
+        data keys re-wrapped)."""
+        import secrets
+
+        from ledger._home import write_key_file
+
+        who = self.actor(label)
+        old = self.vault_key()
+        path = self.home.vault_key_path
+        assert path is not None
+        nxt = path.with_name(path.name + ".next")
+        if nxt.exists() or nxt.is_symlink():  # a rotation that stopped before its commit
+            nxt.unlink()
+        raw = secrets.token_bytes(32)
+        new = VaultKey(raw)
+        write_key_file(nxt, raw.hex() + "\n", self.home.perms)
+        try:
+            done = self._rewrap(old, new, who)
+        except BaseException:
+            nxt.unlink(missing_ok=True)  # nothing committed: the new key never served
+            raise
+        self._finish_rotation(path, nxt)
+        return old.check, new.check, done
+
+    def _rewrap(self, old: VaultKey, new: VaultKey, who: Actor) -> int:
+        """Every data key re-wrapped from ``old`` to ``new``, the new check value and the
+        ``control.key`` entry, in one writer transaction; returns the keys re-wrapped."""
+        k = s.vault_keys.c
+        done = 0
+        with self.store.writer() as conn:
+            after = ""
+            while True:
+                rows = conn.execute(select(k.holder, k.wrapped).where(k.holder > after)
+                                    .order_by(k.holder).limit(5000)).all()
+                if not rows:
+                    break
+                for holder, wrapped in rows:
+                    data_key = old.unwrap(str(holder), bytes(wrapped))
+                    conn.execute(s.vault_keys.update().where(k.holder == holder)
+                                 .values(wrapped=new.wrap(str(holder), data_key)))
+                done += len(rows)
+                after = str(rows[-1][0])
+            self.store.set_meta(conn, VAULT_CHECK_KEY, new.check)
+            append_control(self.store, conn, [{
+                "type": "control.key", "id": f"key-{uuid.uuid4()}", **who.members(),
+                "action": "rotate-vault", "old_check": old.check, "new_check": new.check,
+                "rewrapped": done, "at": now_rfc3339()}], at_is_recorded=False)
+        return done
+
+    @staticmethod
+    def _finish_rotation(path: Path, nxt: Path) -> None:
+        """After the commit: the old key to ``retired/vault-<its check>.key`` beside the
+        key file, the new one in its place (each a rename in one directory tree; run
+        again after a stop between the two, it does the second)."""
+        import os
+
+        old_check = _key_file_check(path)
+        if old_check is not None:
+            retired = path.parent / "retired"
+            retired.mkdir(mode=0o700, exist_ok=True)
+            os.replace(path, retired / f"vault-{old_check}.key")
+        os.replace(nxt, path)
 
     def seal_vault(self, progress: Callable[[int], None] | None = None) -> int:
         """Seal the vault values stored in clear (rows written before the vault was
@@ -252,6 +332,43 @@ class Ledger:
             done += len(rows)
             if progress is not None:
                 progress(done)
+
+    # -- key backups ----------------------------------------------------------
+    def backup_keys(self, passphrase: str) -> tuple[list[str], str]:
+        """The names of this home's keys and the text of their backup (FORMAT.md §5.6),
+        after checking each is this ledger's."""
+        from ledger._keys import home_keys, seal_backup
+
+        # checked first: loading the vault key may finish a rotation, which changes the file
+        if self.home.secret_key_path.exists():
+            self.secret()
+        vault = self.home.vault_key_path
+        if vault is not None and (vault.exists() or vault.with_name(vault.name + ".next")
+                                  .exists()):
+            self.vault_key()
+        keys = home_keys(self.home)
+        return list(keys.keys), seal_backup(keys, passphrase, now_rfc3339())
+
+    def check_keys(self) -> list[str]:
+        """What a restored home's keys were checked against in the database: the check
+        values of the secret and the vault key, the latest signed checkpoint."""
+        done = []
+        if self.home.secret_key_path.exists():
+            self.secret()
+            done.append("ledger secret: check value matches")
+        if self.home.vault_key_path is not None and self.home.vault_key_path.exists():
+            self.vault_key()
+            done.append("vault key: check value matches")
+        with self.store.reader() as conn:
+            latest = self.latest_checkpoint(conn)
+        if latest is not None:
+            self._signed(latest[2], latest[0])
+            done.append(f"verifier key: checks the latest checkpoint (size {latest[0]})")
+        if self.home.signing_key_path.exists():
+            if self.home.signer().verifier().to_text() != self.home.verifier().to_text():
+                raise ConfigError("the signing key is not the verifier key's pair")
+            done.append("signing key: pairs with the verifier key")
+        return done
 
     # -- ingest ---------------------------------------------------------------
     def ingester(
@@ -604,7 +721,7 @@ class Ledger:
                             f"the vault holds a sealed {fld} of {entry.domain} record "
                             f"{entry.record_id!r} but no data key of its holder: the key "
                             "was deleted outside 'bfa forget'; nothing was revealed")
-                    value = open_value(data_key, bytes(sealed), entry.domain,
+                    value = open_value(data_key, _raw(sealed, "vault.sealed"), entry.domain,
                                        entry.record_id, fld)
                 if commits.get(fld) != commitment(bytes(salt), value):
                     raise IntegrityError(
@@ -612,6 +729,7 @@ class Ledger:
                         f"{entry.record_id!r} does not open the commitment in its entry: the "
                         "vault was changed; nothing was revealed")
                 clear[fld] = value
+            _check_vault_complete(conn, entry, {str(r[0]): r[4] for r in rows}, wanted)
             append_control(self.store, conn, [{
                 "type": "control.reveal",
                 "id": f"reveal-{uuid.uuid4()}",
@@ -647,6 +765,54 @@ class Ledger:
                 "at": now_rfc3339(),
             }], at_is_recorded=False)
         return int(n)
+
+
+def _check_vault_complete(conn: Connection, entry: Entry, found: dict[str, str | None],
+                          wanted: set[str] | None) -> None:
+    """A reveal's vault rows against the entry and the forgets after it (FORMAT.md §4.6):
+    a committed field without its row is a lost value unless its person was forgotten
+    after the entry; a row of a person forgotten after the entry was put back."""
+    e = s.entries.c
+    forgotten_after: set[str] = set()
+    for seq, leaf, h, rid in conn.execute(
+            select(e.seq, e.leaf, e.entry_hash, e.record_id).where(
+                e.domain == "control", e.kind == "forget", e.seq > entry.seq)):
+        subject = checked_entry(int(seq), bytes(leaf), bytes(h), "control",
+                                str(rid)).record.get("subject")
+        if isinstance(subject, str):
+            forgotten_after.add(subject)
+    back = sorted(f for f, subject in found.items() if subject in forgotten_after)
+    if back:
+        raise IntegrityError(
+            f"the vault holds {', '.join(back)} of {entry.domain} record "
+            f"{entry.record_id!r}, whose person was forgotten after it: the values were "
+            "put back from an older copy of the database; nothing was revealed")
+    subject = entry.record.get("person_id", entry.record.get("payer_id"))
+    if subject in forgotten_after:
+        return
+    lost = sorted(f for f in entry.record.get("_commitments", {})
+                  if f not in found and (wanted is None or f in wanted))
+    if lost:
+        raise IntegrityError(
+            f"the vault lost {', '.join(lost)} of {entry.domain} record "
+            f"{entry.record_id!r}: a row was deleted outside 'bfa forget'; nothing was "
+            "revealed")
+
+
+def _key_file_check(path: Path) -> str | None:
+    """The check value of the vault key in ``path``; None when there is no usable key."""
+    try:
+        return vault_check(bytes.fromhex(path.read_text(encoding="utf-8").strip()))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _raw(value: object, column: str) -> bytes:
+    """A binary column's value; anything else was written there outside bfa."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise IntegrityError(f"{column} holds a {type(value).__name__}, not bytes: the vault was "
+                         "changed outside bfa; nothing was revealed")
 
 
 _PRINTABLE = re.compile(TEXT_PATTERN)

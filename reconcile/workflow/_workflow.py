@@ -581,12 +581,14 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
             for cond in _id_filters(conn, relink, break_records.c.break_id):
                 conn.execute(delete(break_records).where(cond))
         pending: list[dict[str, Any]] = []
+        relinked = set(relink)
         for b in report.breaks:
             row = existing.get(b.id)
+            is_new = row is None
             if row is None:
                 row = fresh.copy()
                 new.append(b.id)
-            if b.id in new or b.id in relink:
+            if is_new or b.id in relinked:  # sets: a nightly may bring 20,000 new breaks
                 links.extend((b.id, r) for r in sorted(set(b.records)))
             row.update(_snapshot(b, seen))
             was = row["resolved_evidence"]

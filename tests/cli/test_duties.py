@@ -404,3 +404,19 @@ def test_records_written_outside_ingest_cannot_be_approved(office: Office) -> No
     run("breaks", "resolve", bid, "--reason", "other", "--note", "n", *office.as_("officer"))
     res = run("breaks", "approve", bid, *office.as_("approver"), code=2)
     assert "appended outside 'bfa ingest'" in res.stderr and "COL-9" in res.stderr
+
+
+def test_only_the_owner_rotates_the_vault_key(office: Office) -> None:
+    run("ingest", str(_month(office.tmp)), *office.as_("officer"))
+    for duty in ("officer", "privacy"):
+        res = run("key", "rotate", "--vault", *office.owner_keys_as(duty), code=2)
+        assert "'bfa key rotate' must run as the owner of the ledger tables" in res.stderr
+    run("key", "rotate", "--vault", *office.owner)
+    # the officer's home still holds the old key: refused until it takes the new one
+    res = run("ingest", str(write_jsonl(office.tmp / "b.jsonl", [payment_event(9)])),
+              *office.as_("officer"), code=2)
+    assert "not this ledger's vault key" in res.stderr
+    (office.home["officer"] / "keys" / "vault.key").unlink()
+    run("init", "--from", str(office.owner_home), "--duty", "officer",
+        *office.as_("officer"))
+    run("ingest", str(office.tmp / "b.jsonl"), *office.as_("officer"))
