@@ -240,6 +240,10 @@ class Store:
         """The schema is at this bfa's revision and, given ``origin``, the database holds
         that ledger (a home paired with another ledger's database is refused). One
         connection: every command that opens the ledger pays for this check."""
+        path = self.engine.url.database
+        if self.dialect == "sqlite" and path and path != ":memory:" and not Path(path).exists():
+            # connecting would create an empty file: only 'bfa init' makes databases
+            raise ConfigError(f"no ledger in {self.display_url()}; run 'bfa init' first")
         with self._connect_checked() as conn:
             rev = self._revision(conn)
             if rev is None:

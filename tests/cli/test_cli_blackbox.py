@@ -173,6 +173,8 @@ def test_half_initialised_homes(tmp_path: Path, shared: dict[str, Any]) -> None:
     home = copy_home(shared, tmp_path)
     (home / "ledger.db").unlink()
     assert "bfa init" in one_error_line(invoke("status", *h(home)), 2)
+    assert "bfa init" in one_error_line(invoke("ingest", "-", *h(home), input="{}\n"), 2)
+    assert not (home / "ledger.db").exists()  # FORMAT §5.4: only init makes a database
     home2 = copy_home(shared, tmp_path / "b")
     (home2 / "config.json").write_text("{bad")
     one_error_line(invoke("status", *h(home2)), 2)
