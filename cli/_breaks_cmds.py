@@ -28,6 +28,7 @@ from reconcile import (
     assign_break,
     history,
     list_breaks,
+    reconciled,
     reopen_break,
     resolve_break,
     run_nightly,
@@ -86,6 +87,11 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
     """
     with open_ledger(home, db) as led:
         found = list_breaks(led, status, include_gone=include_gone)
+        never = not found and not reconciled(led)
+    if never and not as_json:
+        click.echo("no reconciliation has run yet: 'bfa reconcile' (or the nightly) finds the "
+                   "breaks", err=True)
+        return
     if as_json:
         click.echo(to_json([s.to_json() for s in found]))
     else:

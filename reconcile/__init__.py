@@ -60,6 +60,7 @@ from reconcile.workflow._workflow import (
     assign_break,
     history,
     list_breaks,
+    reconciled,
     reopen_break,
     resolve_break,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "list_breaks",
     "load_rules",
     "reconcile_and_track",
+    "reconciled",
     "refresh",
     "render_csv",
     "render_html",

@@ -623,6 +623,15 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
 _SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
 
+def reconciled(ledger: Ledger) -> bool:
+    """Whether any reconciliation ran on this ledger (a ``control.reconcile`` entry exists):
+    before the first, an empty list of breaks means "not looked yet", not "none"."""
+    e = entries.c
+    with ledger.store.reader() as conn:
+        return conn.execute(select(e.seq).where(e.domain == "control", e.kind == "reconcile")
+                            .limit(1)).first() is not None
+
+
 def list_breaks(ledger: Ledger, status: str | None = None, *,
                 include_gone: bool = False) -> list[BreakState]:
     """Breaks of the latest reconciliation (and, with ``include_gone``, earlier ones).

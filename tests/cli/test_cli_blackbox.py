@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests._cli import h, invoke, ok, one_error_line
+from tests._cli import h, invoke, jok, ok, one_error_line
 from tests._records import collection, payment_event, write_jsonl
 from tests.interop.independent_verifier import verify_consistency_proof, verify_tlog_proof
 
@@ -1002,3 +1002,12 @@ def test_demo_closing_hint_is_a_valid_command(tmp_path: Path) -> None:
     res = _demo(tmp_path, "50")
     hint = res.stdout.strip().splitlines()[-1].split("Try: bfa ", 1)[1]
     assert ok(*hint.split()).exit_code == 0
+
+
+def test_breaks_list_before_any_reconciliation_says_so(tmp_path: Path) -> None:
+    """An empty list before the first run is 'not looked yet', not 'no breaks'."""
+    home = tmp_path / "home"
+    init(home)
+    res = ok("breaks", "list", *h(home))
+    assert "no reconciliation has run yet" in res.stderr and res.stdout == ""
+    assert jok("breaks", "list", *h(home)) == []
