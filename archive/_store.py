@@ -31,12 +31,14 @@ class FileStore:
     def has(self, sha256: str) -> bool:
         return self.path_of(sha256).is_file()
 
-    def put(self, source: Path, sha256: str, size: int) -> None:
-        """Copy ``source`` in if it matches ``sha256`` and ``size``; else raise.
+    def put(self, source: Path, sha256: str, size: int) -> Path | None:
+        """Copy ``source`` in if it matches ``sha256`` and ``size``; else raise. Returns
+        the stored file when this call created it, None when it was there already.
 
         Only a regular file is read (a FIFO or device would block or never end), and
         never more than ``size + 1`` bytes of it."""
         target = self.path_of(sha256)
+        existed = target.is_file()
         src = _open_regular(source)
         make_dir(target.parent, self.perms, under=self.root.parent)
         h = hashlib.sha256()
@@ -66,6 +68,7 @@ class FileStore:
         finally:
             if tmp:
                 os.unlink(tmp)
+        return None if existed else target
 
 
 _CHUNK = 1 << 20

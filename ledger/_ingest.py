@@ -49,8 +49,9 @@ CHUNK = 2000
 class VoucherStore(Protocol):
     """Where voucher files go; the archive implements it."""
 
-    def put(self, source: Path, sha256: str, size: int) -> None:
-        """Copy ``source`` into the store if its bytes match; raise VoucherMismatchError if not."""
+    def put(self, source: Path, sha256: str, size: int) -> Path | None:
+        """Copy ``source`` into the store if its bytes match; raise VoucherMismatchError if not.
+        Returns the file it created, None when the store held those bytes already."""
 
 
 def voucher_source(base: Path, rel: str) -> Path:
@@ -150,6 +151,8 @@ class Ingester:
         self.sink = reject_sink
         self.progress = progress
         self._refused: set[tuple[str, str | None]] = set()
+        self._new_files: list[Path] = []
+        """Voucher files the current batch brought into the store (removed if it fails)."""
         self._unwritten: dict[tuple[str, str], bytes] = {}
         """What the last :meth:`_settle` appended: buffered, not yet in the database."""
 
@@ -170,6 +173,18 @@ class Ingester:
         report = FileReport(name)
         self._refused = set()
         self._unwritten = {}
+        self._new_files = []
+        try:
+            return self._batch(stream, name, base, report)
+        except BaseException:
+            # nothing of a refused batch stays: voucher files it brought are removed again
+            # (batches are serialised by the writer lock, so none other can use them yet)
+            for path in self._new_files:
+                path.unlink(missing_ok=True)
+            raise
+
+    def _batch(self, stream: IO[bytes], name: str, base: Path, report: FileReport
+               ) -> FileReport:
         with self.store.writer() as conn:
             if self.store.dialect == "postgresql":
                 # A big batch grows entries inside one transaction, before any statistics
@@ -333,7 +348,9 @@ class Ingester:
             if p.voucher is not None and self.vouchers is not None:
                 base, rel, sha256, size = p.voucher
                 try:
-                    self.vouchers.put(voucher_source(base, rel), sha256, size)
+                    made = self.vouchers.put(voucher_source(base, rel), sha256, size)
+                    if made is not None:
+                        self._new_files.append(made)
                 except VoucherMismatchError as e:
                     self._problem(report, LocatedInputError(name, p.line, e.field, str(e)), p.text)
                     continue
