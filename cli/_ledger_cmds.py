@@ -679,7 +679,7 @@ def db_grant(home: str | None, db: str | None, role: str, duties: tuple[str, ...
              print_sql: bool, user: str) -> None:
     """Make the login ROLE of a person or service hold exactly the duties named.
 
-    Each duty is a group role bfa_<duty> holding just the table rights it needs; a
+    Each duty is a group role bfa_<duty>_<database> holding just the table rights it needs; a
     trigger checks that every control entry (an approval, a reveal) comes from a role
     with its duty and names that role. First brings the duty roles up to date, then
     revokes everything ROLE held (rights granted by hand, other duties) and makes it a

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, func, select
 
@@ -254,6 +255,7 @@ def _derived_pass(store: Store, conn: Connection, result: VerifyResult) -> None:
     q = select(e.seq, e.domain, e.kind, e.record_id, e.leaf).order_by(e.seq)
     rows = conn.execution_options(stream_results=True, yield_per=_BATCH).execute(q)
     pending: dict[tuple[int, int], bytes] = {}
+    batches = _Batches()
     for seq, domain, kind, rid, leaf in rows:
         try:
             entry = decode_leaf(bytes(leaf))
@@ -265,6 +267,7 @@ def _derived_pass(store: Store, conn: Connection, result: VerifyResult) -> None:
                 "derived-mismatch", f"entry {seq}: columns say {domain}.{kind} {rid!r}, the leaf "
                 f"says {entry.domain}.{entry.kind} {entry.record_id!r}", seq))
             return
+        batches.see(seq, entry.domain, entry.kind, entry.record)
         for level, idx, h in crange.append(entry.entry_hash):
             pending[(level, idx)] = h
         if len(pending) >= _BATCH:
@@ -281,7 +284,43 @@ def _derived_pass(store: Store, conn: Connection, result: VerifyResult) -> None:
             "derived-mismatch", f"tree_nodes holds {stored} nodes, a tree of {n} entries has "
             f"{expected_nodes}", None))
         return
+    uncovered = batches.first_uncovered()
+    if uncovered is not None:
+        result.problems.append(Problem(
+            "ingest-unrecorded", f"entry {uncovered}: a record no control.ingest entry covers, "
+            "after batches were recorded: it was appended outside 'bfa ingest'", uncovered))
+        return
     result.derived_checked = True
+
+
+class _Batches:
+    """FORMAT.md §6.5 step 4: every record after the first recorded batch lies in the range
+    of a ``control.ingest`` entry (§2.5)."""
+
+    def __init__(self) -> None:
+        self.recorded = False
+        self.open_first: int | None = None
+        self.found: int | None = None
+
+    def see(self, seq: int, domain: str, kind: str, record: dict[str, Any]) -> None:
+        if domain != "control":
+            if self.open_first is None:
+                self.open_first = seq
+            return
+        if kind != "ingest":
+            return
+        first = record.get("first")
+        first = first if isinstance(first, int) and not isinstance(first, bool) else None
+        if (self.recorded and self.open_first is not None and self.found is None
+                and (first is None or self.open_first < first)):
+            self.found = self.open_first
+        self.recorded = True
+        self.open_first = None
+
+    def first_uncovered(self) -> int | None:
+        if self.found is None and self.recorded and self.open_first is not None:
+            return self.open_first
+        return self.found
 
 
 def _compare_nodes(

@@ -1014,6 +1014,10 @@ class _DerivedChecker:
         self.db = db
         self.pending: dict[tuple[int, int], bytes] = {}
         self.problem: Problem | None = None
+        # step 4: records after the first control.ingest that no batch covers
+        self.batches_seen = False
+        self.uncovered_from: int | None = None
+        self.unrecorded: int | None = None
 
     def entry(self, seq: int, leaf: bytes, domain: str, kind: str, record_id: str) -> None:
         if self.problem is not None:
@@ -1032,6 +1036,25 @@ class _DerivedChecker:
                 f"record type {record['type']!r} and id {rid!r}",
                 seq,
             )
+            return
+        if rdomain != "control":
+            if self.uncovered_from is None:
+                self.uncovered_from = seq
+        elif rkind == "ingest":
+            first = record.get("first")
+            if type(first) is not int:
+                first = None
+            if (self.batches_seen and self.uncovered_from is not None
+                    and self.unrecorded is None
+                    and (first is None or self.uncovered_from < first)):
+                self.unrecorded = self.uncovered_from
+            self.batches_seen = True
+            self.uncovered_from = None
+
+    def first_unrecorded(self) -> int | None:
+        if self.unrecorded is None and self.batches_seen:
+            return self.uncovered_from
+        return self.unrecorded
 
     def nodes(self, made: Iterable[tuple[int, int, bytes]]) -> None:
         if self.problem is not None:
@@ -1294,6 +1317,11 @@ def verify_ledger(
                     None,
                 )
             )
+            return report
+        unrecorded = derived.first_unrecorded()
+        if unrecorded is not None:
+            report.problems.append(Problem(
+                "ingest-unrecorded", "a record no control.ingest covers", unrecorded))
             return report
         report.derived_checked = True
     return report

@@ -722,3 +722,20 @@ def test_verified_size_that_is_not_digits_means_start_from_zero(built: Built, va
         assert status["verified_size"] is None
         report = _same_verdict(built, url, since_checkpoint=True)
         assert report.ok and report.start == 0 and report.entries_checked == SIZE
+
+
+def test_a_record_outside_any_batch_is_reported_by_both(built: Built) -> None:
+    """FORMAT §6.5 (last step): a well-chained record with its tree nodes, appended by plain
+    INSERTs after batches were recorded, is in no control.ingest range."""
+    from sqlalchemy import create_engine
+
+    from tests._insider import append_raw
+
+    engine = create_engine(built.db.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            append_raw(conn, [collection(99)])
+    finally:
+        engine.dispose()
+    report = _same_verdict(built, built.db)
+    assert [(p.code, p.seq) for p in report.problems] == [("ingest-unrecorded", SIZE)]

@@ -77,6 +77,7 @@ def test_a_record_no_batch_covers_has_no_known_ingester(
     sc.ingest(led, tmp_path, sc.base(tmp_path))
     with led.store.engine.begin() as conn:
         append_raw(conn, sc.orphan(tmp_path, False)[:1])  # COL-9 alone, no batch entry
+    assert [p.code for p in led.verify().problems] == ["ingest-unrecorded"]  # FORMAT §6.5
     apply_states(led, run_reconcile(led, sc.AS_OF))
     bid = next(s.break_id for s in list_breaks(led) if s.code == "ORPHAN_MOVEMENT")
     resolve_break(led, bid, "wang.fang", "bank_error", "returned on 12-02")
