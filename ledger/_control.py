@@ -20,7 +20,7 @@ read back here from the entries themselves:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
@@ -122,28 +122,34 @@ class Ingested(NamedTuple):
 RECORD_DOMAINS = ("business", "finance", "archive")
 
 
+def control_records(conn: Connection, kind: str, *, after: int = -1,
+                    limit: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(seq, record)`` of the ``control.<kind>`` entries after ``after``, in ``seq``
+    order (through ``ix_entries_control``), each checked against its leaf."""
+    e = s.entries.c
+    q = (select(e.seq, e.leaf, e.entry_hash, e.record_id)
+         .where(e.domain == "control", e.kind == kind, e.seq > after).order_by(e.seq))
+    for seq, leaf, h, rid in conn.execute(q if limit is None else q.limit(limit)):
+        yield int(seq), checked_entry(int(seq), bytes(leaf), bytes(h), "control",
+                                      str(rid)).record
+
+
 def ingested_by(store: Store, conn: Connection, record_ids: Sequence[str]) -> list[Ingested]:
     """Who ingested the records with ``record_ids`` (any of the three domains), per
     FORMAT.md §2.5: the first ``control.ingest`` entry after a record's, if its range
     ``first`` … ``first + count - 1`` holds the record. Each entry read is checked against
     its leaf. Records appended before batches were recorded have none; a record after the
     first recorded batch that no batch covers has ``user`` None."""
-    e = s.entries.c
     out: list[Ingested] = []
     start = first_recorded_batch(conn)
     for domain in RECORD_DOMAINS:
         for rid, entry in read_entries(store, conn, domain, record_ids).items():
-            row = conn.execute(
-                select(e.seq, e.leaf, e.entry_hash, e.record_id)
-                .where(e.domain == "control", e.kind == "ingest", e.seq > entry.seq)
-                .order_by(e.seq).limit(1)).first()
-            rec = (None if row is None else checked_entry(
-                int(row[0]), bytes(row[1]), bytes(row[2]), "control", str(row[3])).record)
-            first, count = (None, None) if rec is None else (rec.get("first"), rec.get("count"))
-            if (rec is not None and row is not None and isinstance(first, int)
-                    and isinstance(count, int) and first <= entry.seq < first + count
-                    and "user" in rec):
-                out.append(Ingested(rid, domain, entry.seq, str(rec["user"]), int(row[0])))
+            batch = next(control_records(conn, "ingest", after=entry.seq, limit=1), None)
+            rec = batch[1] if batch is not None else {}
+            first, count = rec.get("first"), rec.get("count")
+            if (batch is not None and isinstance(first, int) and isinstance(count, int)
+                    and first <= entry.seq < first + count and "user" in rec):
+                out.append(Ingested(rid, domain, entry.seq, str(rec["user"]), batch[0]))
             elif start is not None and entry.seq >= start:
                 out.append(Ingested(rid, domain, entry.seq, None, None))
     return out
@@ -152,14 +158,11 @@ def ingested_by(store: Store, conn: Connection, record_ids: Sequence[str]) -> li
 def first_recorded_batch(conn: Connection) -> int | None:
     """``first`` of the ledger's earliest ``control.ingest`` entry: from that entry on,
     every record is covered by one (FORMAT.md §2.5). None before any batch was recorded."""
-    e = s.entries.c
-    row = conn.execute(select(e.seq, e.leaf, e.entry_hash, e.record_id).where(
-        e.domain == "control", e.kind == "ingest").order_by(e.seq).limit(1)).first()
-    if row is None:
+    batch = next(control_records(conn, "ingest", limit=1), None)
+    if batch is None:
         return None
-    first = checked_entry(int(row[0]), bytes(row[1]), bytes(row[2]), "control",
-                          str(row[3])).record.get("first")
-    return first if isinstance(first, int) else int(row[0])
+    first = batch[1].get("first")
+    return first if isinstance(first, int) else batch[0]
 
 
 def append_control(store: Store, conn: Connection, records: Iterable[dict[str, Any]],
@@ -180,6 +183,7 @@ __all__ = [
     "Ingested",
     "append_control",
     "checked_entry",
+    "control_records",
     "ingested_by",
     "latest_numbered",
     "read_entries",

@@ -24,7 +24,7 @@ from ledger import _identity
 from ledger import _schema as s
 from ledger._access import AccessEvent, access_events
 from ledger._append import DeriverFactory, now_rfc3339
-from ledger._control import append_control, checked_entry
+from ledger._control import append_control, checked_entry, control_records
 from ledger._duties import DUTIES, Duty, grant_sql, held_duties, is_duty_role, role_duties
 from ledger._entry import Entry, decode_leaf
 from ledger._errors import (
@@ -772,15 +772,9 @@ def _check_vault_complete(conn: Connection, entry: Entry, found: dict[str, str |
     """A reveal's vault rows against the entry and the forgets after it (FORMAT.md §4.6):
     a committed field without its row is a lost value unless its person was forgotten
     after the entry; a row of a person forgotten after the entry was put back."""
-    e = s.entries.c
-    forgotten_after: set[str] = set()
-    for seq, leaf, h, rid in conn.execute(
-            select(e.seq, e.leaf, e.entry_hash, e.record_id).where(
-                e.domain == "control", e.kind == "forget", e.seq > entry.seq)):
-        subject = checked_entry(int(seq), bytes(leaf), bytes(h), "control",
-                                str(rid)).record.get("subject")
-        if isinstance(subject, str):
-            forgotten_after.add(subject)
+    forgotten_after = {str(rec["subject"]) for _seq, rec in
+                       control_records(conn, "forget", after=entry.seq)
+                       if isinstance(rec.get("subject"), str)}
     back = sorted(f for f, subject in found.items() if subject in forgotten_after)
     if back:
         raise IntegrityError(

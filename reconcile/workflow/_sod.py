@@ -23,22 +23,17 @@ import bisect
 import json
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from ledger import Store, checked_entry, entries
+from ledger import Store, control_records, entries
 from reconcile.reports._report import Break, break_id
 
 CODE = "SOD_CONFLICT"
 
 
 def _control(conn: Connection, kind: str) -> list[dict[str, Any]]:
-    """The ``control.<kind>`` records in ``seq`` order, each checked against its leaf,
-    with its ``seq`` added as ``_seq``."""
-    e = entries.c
-    rows = conn.execute(select(e.seq, e.leaf, e.entry_hash, e.record_id).where(
-        e.domain == "control", e.kind == kind).order_by(e.seq))
-    return [{**checked_entry(int(seq), bytes(leaf), bytes(h), "control", str(rid)).record,
-             "_seq": int(seq)} for seq, leaf, h, rid in rows]
+    """The ``control.<kind>`` records in ``seq`` order, with their ``seq`` as ``_seq``."""
+    return [{**rec, "_seq": seq} for seq, rec in control_records(conn, kind)]
 
 
 def _same(a: object, b: object) -> bool:
