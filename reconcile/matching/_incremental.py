@@ -81,8 +81,9 @@ from reconcile.matching._match import (
 )
 from reconcile.matching._rules import Rules
 from reconcile.matching._state import (
-    FindingsDigest,
+    Digest,
     Stored,
+    findings_digest,
     last_run,
     read_findings,
     record_run,
@@ -169,11 +170,11 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         digest = rules_digest(rules)
         # the state of the last run comes from the ledger, not from meta (FORMAT.md §2.5)
         last = last_run(store, conn)
-        stored, stored_digest = read_findings(conn)
+        stored = read_findings(conn)
         # emptied (a migration that rebuilds the derived tables, or anyone): nothing stored
         # is kept, so this run re-checks everything and nothing is hidden
         base = None if last is not None and not stored and last.findings else last
-        mismatch = findings_mismatch(base, stored_digest, "this run re-checked everything")
+        mismatch = findings_mismatch(base, stored, "this run re-checked everything")
         checked = base.checked if base is not None else 0
         known = int(store.get_meta(conn, t.RECORDS_KEY) or 0)
         new = _count_where(conn, R.c.seq >= checked) if base is not None else 0
@@ -197,7 +198,7 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         rows = m.run_all(conn, stages, scope, timer)
         with step("store"):
             fresh = _numbered(rows)
-            kept, left = _store_findings(store, conn, fresh, scope, stored)
+            every, left = _store_findings(store, conn, fresh, scope, stored)
             _store_open(conn, stages, scope)
             _store_matched(conn, stages, scope)
             _month_sums(conn, checked if incremental else None)
@@ -212,7 +213,7 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
             rechecked = (sum(_count(conn, getattr(scope, n)) for n in
                              ("events", "movements", "records", "vouchers"))
                          if scope is not None else -1)
-            findings = _merged(kept, fresh)
+            findings = _typed(every)
             ms = t.month_sums.c
             netting = [tuple(r) for r in conn.execute(
                 select(ms.month, ms.in_fen, ms.out_fen, ms.n)
@@ -418,13 +419,14 @@ def _numbered(rows: dict[str, Rows]) -> list[_Finding]:
 
 def _store_findings(store: Store, conn: Connection, new: list[_Finding],
                     scope: Scope | None, stored: list[Stored]
-                    ) -> tuple[list[_Finding], FindingsDigest]:
-    """Replace the stored findings of the re-checked roots by ``new``; return the
-    findings kept (those of the roots not re-checked, out of ``stored``, which was read
-    and checked before the run: every stored one of a full run is replaced) and the
-    digest of what is stored afterwards."""
-    kept: list[_Finding] = []
-    left = FindingsDigest()
+                    ) -> tuple[list[tuple[Stored, tuple[Any, ...] | None]], Digest]:
+    """Replace the stored findings of the re-checked roots by ``new``; return every
+    finding stored afterwards in canonical order — the kept ones (those of the roots not
+    re-checked, out of ``stored``, which was read and checked before the run: every stored
+    one of a full run is replaced) and the new ones, each as stored with its row when
+    known (``None``: a kept row, parsed by :func:`_typed`) — and their digest."""
+    encode = _ROW_JSON.encode  # one encoder for every row (json.dumps builds one per call)
+    every: list[tuple[Stored, tuple[Any, ...] | None]] = []
     if scope is None:
         conn.execute(delete(F))
     else:
@@ -433,29 +435,26 @@ def _store_findings(store: Store, conn: Connection, new: list[_Finding],
             roots = _roots(scope, rule)
             replaced[rule] = {str(r) for r in conn.execute(roots).scalars()}
             conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(roots)))
-        for rule, root, pos, row in stored:
-            if root in replaced.get(rule, ()):
-                continue
-            left.add(rule, root, pos, row)
-            kept.append((rule, root, pos, tuple(json.loads(row))))
-    encode = _ROW_JSON.encode  # one encoder for every row (json.dumps builds one per call)
+        empty: set[str] = set()
+        every = [(s, None) for s in stored if s[1] not in replaced.get(s[0], empty)]
     rows = [(rule, root, pos, encode(row)) for rule, root, pos, row in new]
-    for r in rows:
-        left.add(*r)
     store.copy_rows(conn, F.name, [c.name for c in F.columns], rows)
-    return kept, left
+    every.extend(zip(rows, (f[3] for f in new), strict=True))
+    # the kept rows are in canonical order already and so are the new ones (by rule, root,
+    # position): the sort merges two runs; tuples compare on rule, root, pos (unique)
+    every.sort(key=lambda f: f[0][:3])
+    return every, findings_digest([f[0] for f in every])
 
 
-def _merged(kept: list[_Finding], new: list[_Finding]) -> Findings:
-    """Every finding, typed (``FINDING_TYPES``), by rule: the kept ones and this run's.
-
-    The order is the one the stored table gives (root as text, then position), so a
-    full and an incremental run hand the judge the same rows in the same order."""
+def _typed(every: list[tuple[Stored, tuple[Any, ...] | None]]) -> Findings:
+    """Every finding, typed (``FINDING_TYPES``), by rule, in the canonical order of
+    :func:`_store_findings`, so a full and an incremental run hand the judge the same
+    rows in the same order."""
     out = Findings()
-    for rule, _root, _pos, row in sorted([*kept, *new], key=lambda f: (f[0], f[1], f[2])):
+    for (rule, _root, _pos, text), row in every:
         typ = FINDING_TYPES.get(rule)
         if typ is not None:  # a stored row of no known rule (the digest would catch it)
-            getattr(out, rule).append(typ._make(row))
+            getattr(out, rule).append(typ._make(row if row is not None else json.loads(text)))
     return out
 
 

@@ -3,22 +3,28 @@
 The stored findings (``rc_findings``) and the run's watermark let the next run re-check
 only what changed (ADR 0014). The application role may write them (FORMAT.md §8.3), so a
 run does not take them on trust: it records, as a ``control.reconcile`` entry, the
-watermark it covered, the digest of the rules, and an order-independent digest of the
-findings it left stored (:class:`FindingsDigest`); the next run reads that entry back
+watermark it covered, the digest of the rules, and a digest of the findings it left
+stored (:func:`findings_digest`); the next run reads that entry back
 from the ledger (``latest_numbered``: no stored pointer is believed) and checks the
 stored findings against it before it keeps any of them. A mismatch is a
 ``LEDGER_INTEGRITY`` break and the run re-checks everything (FORMAT.md §2.5, §8.3).
 
-The digest is a multiset hash: the sum, modulo 2^2048, of SHAKE-256 (256 bytes) of each
-finding's bytes. A sum is independent of the rows' order and can be added up from parts
-(the kept findings plus the new ones); with 2048 bits, finding another set of rows with
-the same sum is far out of reach (generalised birthday attacks on such sums cost about
-2^(2·√2048) ≈ 2^90 work). The record holds SHA-256 of the 256-byte sum.
+The digest (scheme ``sorted-sha256``) is SHA-256 over every stored finding in one
+canonical order, rule, root and position (code points, then the number), each framed as
+``rule NUL root NUL pos NUL row LF``; a row with one more NUL or LF than its frame (bfa
+writes none: roots are decimal or ``person|insurance|period``, rows compact JSON) can
+only have been written by someone else and is a mismatch. The run reads the stored
+findings anyway (their rows are judged every night), in that order from an index, so the
+check costs one hash update per row and no sort; the digest of what a run leaves is taken
+over the kept and the new findings, which the run sorts anyway to judge them. Records
+written before this scheme (no ``scheme`` member) carry the older additive digest, which
+:func:`legacy_digest` still checks once.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,34 +41,44 @@ RUN_HINT_KEY = "reconcile_run"
 Stored = tuple[str, str, int, str]
 """A finding as stored: rule, root, position, the row's JSON text."""
 
-_BITS = 2048
-_MASK = (1 << _BITS) - 1
+SCHEME = "sorted-sha256"
+"""The findings digest of records this version writes (FORMAT.md §2.5)."""
+
+_CHUNK = 4096
 
 
-class FindingsDigest:
-    """An order-independent, additive digest of stored findings (the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """The number of stored findings and their digest (hex), as a record states them."""
 
-    __slots__ = ("count", "total")
+    count: int
+    digest: str
 
-    def __init__(self) -> None:
-        self.total = 0
-        self.count = 0
 
-    def add(self, rule: str, root: str, pos: int, row: str) -> None:
-        """One stored finding: ``rule``, ``root``, ``pos`` and the row's JSON text exactly
-        as stored (``rc_findings``), joined by NUL bytes."""
+def findings_digest(rows: Sequence[Stored]) -> Digest:
+    """The digest of ``rows``, which must be in canonical order (rule, root, position:
+    ``sorted`` gives it). A rule, root or row holding a NUL or a newline (bfa writes
+    none) makes the digest ``"invalid"``, which no record holds."""
+    h = hashlib.sha256()
+    for i in range(0, len(rows), _CHUNK):
+        part = rows[i:i + _CHUNK]
+        text = "".join([f"{a}\x00{b}\x00{c}\x00{d}\n" for a, b, c, d in part])
+        if text.count("\n") != len(part) or text.count("\x00") != 3 * len(part):
+            return Digest(len(rows), "invalid")
+        h.update(text.encode())
+    return Digest(len(rows), h.hexdigest())
+
+
+def legacy_digest(rows: Sequence[Stored]) -> Digest:
+    """The additive digest of records without ``scheme`` (bfa before the sorted scheme):
+    the sum modulo 2^2048 of SHAKE-256 (256 bytes) of ``rule NUL root NUL pos NUL row``,
+    hashed with SHA-256 (FORMAT.md §2.5)."""
+    total = 0
+    for rule, root, pos, row in rows:
         material = f"{rule}\x00{root}\x00{pos}\x00{row}".encode()
-        self.total += int.from_bytes(hashlib.shake_256(material).digest(_BITS // 8), "big")
-        self.count += 1
-
-    def merged(self, other: FindingsDigest) -> FindingsDigest:
-        out = FindingsDigest()
-        out.total = (self.total + other.total) & _MASK
-        out.count = self.count + other.count
-        return out
-
-    def hexdigest(self) -> str:
-        return hashlib.sha256((self.total & _MASK).to_bytes(_BITS // 8, "big")).hexdigest()
+        total += int.from_bytes(hashlib.shake_256(material).digest(256), "big")
+    mask = (1 << 2048) - 1
+    return Digest(len(rows), hashlib.sha256((total & mask).to_bytes(256, "big")).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,12 @@ class LastRun:
     rules: str
     findings: int
     digest: str
+    scheme: str
+    """``sorted-sha256``, or ``additive`` for a record without ``scheme``."""
+
+    def digest_of(self, rows: Sequence[Stored]) -> Digest:
+        """The digest of ``rows`` (canonical order) by this record's scheme."""
+        return legacy_digest(rows) if self.scheme == "additive" else findings_digest(rows)
 
 
 def last_run(store: Store, conn: Connection) -> LastRun | None:
@@ -88,14 +110,15 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
     r = entry.record
     try:
         return LastRun(int(r["run"]), int(r["checked"]), str(r["rules"]),
-                       int(r["findings"]["count"]), str(r["findings"]["digest"]))
+                       int(r["findings"]["count"]), str(r["findings"]["digest"]),
+                       str(r["findings"].get("scheme", "additive")))
     except (KeyError, TypeError, ValueError) as e:
         raise IntegrityError(f"control record {entry.record_id} (entry {entry.seq}) is not a "
                              f"reconciliation record as bfa writes it: {e}") from e
 
 
 def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: str,
-               checked: int, rules: str, digest: FindingsDigest,
+               checked: int, rules: str, digest: Digest,
                mismatch: str | None, who: Actor | None = None) -> dict[str, Any]:
     """Append this run's ``control.reconcile`` record (in the run's writer transaction)."""
     run = (last.run if last else 0) + 1
@@ -103,7 +126,7 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
         "type": "control.reconcile", "id": f"{RUN_PREFIX}{run}", "run": run,
         **(who.members() if who is not None else {}), "mode": mode,
         "checked": checked, "rules": rules,
-        "findings": {"count": digest.count, "digest": digest.hexdigest()},
+        "findings": {"count": digest.count, "digest": digest.digest, "scheme": SCHEME},
         "at": now_rfc3339(),
     }
     if mismatch is not None:
@@ -115,29 +138,32 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
 
 
 
-def mismatch(last: LastRun | None, stored: FindingsDigest, consequence: str) -> str | None:
-    """Why stored findings with digest ``stored`` cannot be trusted after ``last``, or None
-    (also before the first recorded run); ``consequence`` ends the message."""
-    if last is None or (stored.count == last.findings and stored.hexdigest() == last.digest):
+def mismatch(last: LastRun | None, stored: Sequence[Stored], consequence: str) -> str | None:
+    """Why the stored findings ``stored`` (canonical order) cannot be trusted after
+    ``last``, or None (also before the first recorded run); ``consequence`` ends the
+    message."""
+    if last is None:
         return None
-    return (f"the stored findings (rc_findings, {stored.count} rows) are not the "
+    if len(stored) == last.findings and last.digest_of(stored).digest == last.digest:
+        return None
+    return (f"the stored findings (rc_findings, {len(stored)} rows) are not the "
             f"{last.findings} that reconciliation run {last.run} recorded in the ledger (entry "
             f"{RUN_PREFIX}{last.run}): they were changed outside bfa; {consequence}")
 
 
-def read_findings(conn: Connection) -> tuple[list[Stored], FindingsDigest]:
-    """Every stored finding as stored, and their digest."""
-    from sqlalchemy import select
+def read_findings(conn: Connection) -> list[Stored]:
+    """Every stored finding as stored, in canonical order (rule, root by code point — the
+    ``C`` collation on PostgreSQL, SQLite's binary one — then position)."""
+    from sqlalchemy import collate, select
 
     from reconcile.matching._tables import findings as f
 
-    digest = FindingsDigest()
-    out: list[Stored] = []
-    for rule, root, pos, row in conn.execute(select(f.c.rule, f.c.root, f.c.pos, f.c.row)):
-        item = (str(rule), str(root), int(pos), str(row))
-        digest.add(*item)
-        out.append(item)
-    return out, digest
+    if conn.dialect.name == "postgresql":
+        order = [collate(f.c.rule, "C"), collate(f.c.root, "C"), f.c.pos]
+    else:
+        order = [f.c.rule, f.c.root, f.c.pos]
+    return [(str(rule), str(root), int(pos), str(row)) for rule, root, pos, row
+            in conn.execute(select(f.c.rule, f.c.root, f.c.pos, f.c.row).order_by(*order))]
 
 
 def check_findings(store: Store, conn: Connection) -> str | None:
@@ -145,10 +171,12 @@ def check_findings(store: Store, conn: Connection) -> str | None:
     last = last_run(store, conn)
     if last is None:
         return None
-    stored = read_findings(conn)[1]
-    if stored.count == 0:  # emptied: the next run keeps nothing and re-checks everything
+    stored = read_findings(conn)
+    if not stored:  # emptied: the next run keeps nothing and re-checks everything
         return None
     return mismatch(last, stored, "the next 'bfa reconcile' re-checks everything")
 
-__all__ = ["RUN_PREFIX", "FindingsDigest", "LastRun", "Stored", "check_findings", "last_run",
-           "mismatch", "read_findings", "record_run"]
+
+__all__ = ["RUN_PREFIX", "SCHEME", "Digest", "LastRun", "Stored", "check_findings",
+           "findings_digest", "last_run", "legacy_digest", "mismatch", "read_findings",
+           "record_run"]

@@ -5,6 +5,7 @@ severities downgraded, findings dropped. Each is refused or reported as
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,55 @@ def test_dropped_findings_are_reported_and_rechecked(led: Ledger, tmp_path: Path
     assert again.run.mode == "incremental" and not again.integrity_failed
     assert set(CODES) <= _codes(again)
     assert verify_all(led).ok
+
+
+@pytest.mark.parametrize("attack", [
+    # two roots' rows swapped: the same multiset of texts, in other places
+    "UPDATE rc_findings SET row = CASE WHEN root = :a THEN (SELECT row FROM rc_findings "
+    "WHERE rule = 'duplicates' AND root = :b AND pos = 0) ELSE (SELECT row FROM rc_findings "
+    "WHERE rule = 'duplicates' AND root = :a AND pos = 0) END "
+    "WHERE rule = 'duplicates' AND root IN (:a, :b) AND pos = 0",
+    # a row whose text carries one more frame separator than bfa writes
+    "UPDATE rc_findings SET row = row || char(10) WHERE rule = 'duplicates' AND root = :a",
+    # a finding planted for a root no run reported
+    "INSERT INTO rc_findings (rule, root, pos, row) SELECT rule, root || '0', pos, row "
+    "FROM rc_findings WHERE rule = 'duplicates' AND root = :a",
+])
+def test_rewritten_findings_are_reported(led: Ledger, tmp_path: Path, attack: str) -> None:
+    _ledger_with_breaks(led, tmp_path)
+    with app_role(led) as conn:
+        rule = conn.execute(text(
+            "SELECT rule FROM rc_findings GROUP BY rule HAVING count(DISTINCT root) >= 2 "
+            "ORDER BY rule")).scalars().first()
+        assert rule is not None
+        roots = sorted(conn.execute(text("SELECT DISTINCT root FROM rc_findings WHERE "
+                                         "rule = :r"), {"r": rule}).scalars())
+        sql = attack.replace("'duplicates'", ":rule")
+        if conn.dialect.name == "postgresql":
+            sql = sql.replace("char(10)", "chr(10)")
+        assert conn.execute(text(sql), {"a": roots[0], "b": roots[1], "rule": rule}
+                            ).rowcount >= 1
+    assert [p.code for p in verify_all(led).problems] == ["findings-mismatch"]
+    report = run_reconcile(led, sc.AS_OF)
+    assert report.run.mode == "full" and report.integrity_failed
+    assert verify_all(led).ok
+
+
+def test_findings_digest_scheme() -> None:
+    """The digest of FORMAT.md §2.5: the worked example, the frame check, and a record
+    of the older additive scheme still checked by its own digest."""
+    from reconcile.matching._state import LastRun, findings_digest, legacy_digest, mismatch
+
+    rows = [("duplicates", "p1|pension|2026-10", 0, '[1,"x"]'), ("orphans", "17", 0, "[2]")]
+    body = 'duplicates\x00p1|pension|2026-10\x000\x00[1,"x"]\norphans\x0017\x000\x00[2]\n'
+    assert findings_digest(rows).digest == hashlib.sha256(body.encode()).hexdigest()
+    assert findings_digest([("orphans", "1\n7", 0, "[2]")]).digest == "invalid"
+    assert findings_digest([("orphans", "17", 0, "[2]\x00")]).digest == "invalid"
+    old = legacy_digest(rows)
+    legacy = LastRun(3, 10, "r", 2, old.digest, "additive")
+    assert mismatch(legacy, rows, "x") is None
+    assert mismatch(LastRun(3, 10, "r", 2, old.digest, "sorted-sha256"), rows, "x")
+    assert mismatch(legacy, rows[:1], "x")
 
 
 def test_a_forged_watermark_in_meta_is_ignored(led: Ledger, tmp_path: Path) -> None:
