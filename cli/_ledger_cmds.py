@@ -469,7 +469,7 @@ def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain
 
 @bfa.group()
 def key() -> None:
-    """Key material: export the verifier key, back up and restore keys, rotate the vault key.
+    """Key material: export the verifier key, back up and restore keys, rotate keys.
 
     Example:
 
@@ -478,6 +478,7 @@ def key() -> None:
         bfa key backup --out /media/usb/bfa-keys.json
         bfa key restore /media/usb/bfa-keys.json --home /srv/bfa/home
         bfa key rotate --vault
+        bfa key rotate --signing
     """
 
 
@@ -580,28 +581,51 @@ def key_restore(backup: Path, home: str | None, db: str | None,
 
 @key.command("rotate")
 @home_options
-@click.option("--vault", "vault", is_flag=True, required=True,
-              help="Rotate the vault key (the only key rotated by this command so far).")
+@click.option("--vault", "vault", is_flag=True,
+              help="Rotate the vault key: every data key re-wrapped under a new one.")
+@click.option("--signing", "signing", is_flag=True,
+              help="Rotate the signing key: a new key signs from now on, the old one is "
+                   "deleted; old checkpoints still verify.")
 @user_option
-def key_rotate(home: str | None, db: str | None, vault: bool, user: str | None) -> None:
-    """Replace the vault key: every person's data key re-wrapped under a new one.
+def key_rotate(home: str | None, db: str | None, vault: bool, signing: bool,
+               user: str | None) -> None:
+    """Replace the vault key (--vault) or the signing key (--signing).
 
-    One transaction re-wraps the data keys, records the new key's check value and
-    appends a control.key entry; then keys/vault.key is replaced and the old key kept in
-    keys/retired/ (database backups taken before need it; delete it when they must no
-    longer open). Homes made for duties take the new key again ('bfa init --from'). On
-    PostgreSQL only the ledger tables' owner rotates.
+    --vault: one transaction re-wraps every person's data key, records the new key's
+    check value and appends a control.key entry; then keys/vault.key is replaced and the
+    old key kept in keys/retired/ (database backups taken before need it; delete it when
+    they must no longer open).
+
+    --signing: one transaction appends a control.key entry naming the old and the new
+    verifier key and signs the checkpoint over it with both keys; then keys/signing.key
+    and keys/verifier.key hold the new pair and the old signing key is gone. Checkpoints
+    signed before still verify: any key of the chain vouches for the others (FORMAT.md
+    §5.7). Give auditors the new verifier key ('bfa key export'): proofs made from now on
+    are signed by it.
+
+    Homes made for duties take the new key again ('bfa init --from' after removing their
+    copy). On PostgreSQL only the ledger tables' owner rotates.
 
     Example:
 
     \b
         bfa key rotate --vault
+        bfa key rotate --signing && bfa key export > ledger.vkey
     """
-    del vault
+    if vault == signing:
+        raise click.UsageError("name the key to rotate: --vault or --signing (one of them)")
     with open_ledger(home, db) as led:
-        old, new, n = led.rotate_vault_key(user)
-    click.echo(f"vault key rotated: {n} data key(s) re-wrapped; check value {old} -> {new}; "
-               "the old key is in keys/retired/; back up the new one ('bfa key backup')")
+        if vault:
+            old, new, n = led.rotate_vault_key(user)
+            click.echo(f"vault key rotated: {n} data key(s) re-wrapped; check value {old} -> "
+                       f"{new}; the old key is in keys/retired/; back up the new one "
+                       "('bfa key backup')")
+            return
+        old, new, cp = led.rotate_signing_key(user)
+    click.echo(f"signing key rotated at checkpoint {cp.size} (signed by both keys)\n"
+               f"  retired: {old}\n  new:     {new}\n"
+               "give auditors the new verifier key ('bfa key export'); the old one still "
+               "checks checkpoints before the rotation; back up the new key ('bfa key backup')")
 
 
 @key.command("export")

@@ -119,7 +119,9 @@ class Home:
         if self.origin is not None and verifier.name != self.origin:
             raise ConfigError(f"{path}: the key is named {verifier.name!r}, not this "
                               f"ledger's origin {self.origin!r}")
-        if (self.signing_key_path.exists()
+        # an auditor's key named by BFA_VERIFIER_KEY may be another key of the ledger's
+        # chain (FORMAT.md §5.7): the pair is checked for the files of one keys directory
+        if (path.parent == self.signing_key_path.parent and self.signing_key_path.exists()
                 and self.signer().verifier().to_text() != verifier.to_text()):
             raise ConfigError(f"{path}: not the verifier key of {self.signing_key_path}; "
                               "remove it and run 'bfa init' to write the right one")

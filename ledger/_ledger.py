@@ -39,6 +39,7 @@ from ledger._errors import (
     SignatureError,
     printable,
 )
+from ledger._files import write_atomic
 from ledger._home import Home, init_home, resolve_home
 from ledger._identity import Actor
 from ledger._identity import actor as make_actor
@@ -52,12 +53,14 @@ from ledger._merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger._note import Checkpoint, open_checkpoint, sign_checkpoint
+from ledger._note import Checkpoint, Signer, open_checkpoint, sign_checkpoint
 from ledger._privacy import SECRET_CHECK_KEY, Pseudonymizer, commitment, secret_check
+from ledger._rotation import ROTATE_SIGNING, KeyChain, key_chain
 from ledger._store import Store
 from ledger._tlogproof import TLogProof
 from ledger._vault import VAULT_CHECK_KEY, Keyring, VaultKey, holder_of, open_value, vault_check
 from ledger._verify import (
+    Problem,
     VerifyResult,
     check_ledger,
     record_verified,
@@ -106,6 +109,7 @@ class Ledger:
         ledger = cls(resolve_home(home, db))
         if check:
             ledger.store.require_schema(ledger.home.require_origin())
+            ledger._finish_signing_rotation()
         return ledger
 
     @property
@@ -365,9 +369,12 @@ class Ledger:
             self._signed(latest[2], latest[0])
             done.append(f"verifier key: checks the latest checkpoint (size {latest[0]})")
         if self.home.signing_key_path.exists():
-            if self.home.signer().verifier().to_text() != self.home.verifier().to_text():
+            signer = self.home.signer()
+            if signer.verifier().to_text() != self.home.verifier().to_text():
                 raise ConfigError("the signing key is not the verifier key's pair")
-            done.append("signing key: pairs with the verifier key")
+            with self.store.reader() as conn:
+                self._require_current(conn, signer)
+            done.append("signing key: pairs with the verifier key and is the one in force")
         return done
 
     # -- ingest ---------------------------------------------------------------
@@ -444,29 +451,126 @@ class Ledger:
         """
         signer = self.home.signer()
         with self.store.writer() as conn:
-            # in the writer transaction: exactly the entries about to be signed are checked
-            check = check_ledger(self.store, signer.verifier(), self.origin,
-                                 since_checkpoint=True, derived=False, conn=conn)
-            if check.problems:
-                raise LedgerIntegrityError(check.problems[0])
-            size, head = self.store.head(conn)
-            if check.root is None or check.tree_size != size:  # cannot happen: same snapshot
-                raise IntegrityError("the tree checked is not the tree to sign; nothing signed")
-            c = s.checkpoints.c
-            row = conn.execute(
-                select(c.tree_size, c.root_hash, c.note, c.created_at).where(c.tree_size == size)
-            ).first()
-            if row is not None:
-                return CheckpointInfo(size, bytes(row[1]), row[2], row[3], False, head)
-            # the root folded from the entries themselves, never from stored nodes on trust
-            root = check.root
-            note = sign_checkpoint(Checkpoint(self.origin, size, root), signer)
-            created = now_rfc3339()
-            conn.execute(s.checkpoints.insert().values(
-                tree_size=size, root_hash=root, note=note, created_at=created))
-            # entries, chain and stored nodes up to ``size`` were just verified
-            self.store.set_meta(conn, "verified_size", str(size))
-            return CheckpointInfo(size, root, note, created, True, head)
+            self._require_current(conn, signer)
+            return self._sign(conn, signer)
+
+    def _require_current(self, conn: Connection, signer: Signer) -> KeyChain:
+        """The ledger's signing keys, once ``signer`` is the one in force (FORMAT.md §5.7);
+        a key that a rotation retired signs nothing."""
+        try:
+            chain = key_chain(conn, signer.verifier(), self.origin)
+        except IntegrityError as e:
+            raise LedgerIntegrityError(Problem("key-rotation", str(e), None)) from e
+        c = s.checkpoints.c
+        have = set(conn.execute(select(c.tree_size).where(
+            c.tree_size.in_([r.seq + 1 for r in chain.rotations]))).scalars())
+        for r in chain.rotations:  # a rotation entry nobody co-signed: not the ledger's
+            if r.seq + 1 not in have:
+                raise LedgerIntegrityError(Problem(
+                    "key-rotation", f"signing-key rotation {r.record_id} (entry {r.seq}) has "
+                    f"no checkpoint of size {r.seq + 1} signed by the key it retires and the "
+                    "new one; nothing signed", r.seq))
+        retired = chain.retired_at(signer.verifier())
+        if retired is not None:
+            raise ConfigError(
+                f"{self.home.signing_key_path}: this signing key was retired by the rotation "
+                f"at entry {retired.seq} ({retired.record_id}); the ledger now signs with "
+                f"{chain.current.to_text()}. A duty's home takes the new key with 'bfa init "
+                "--from HOME --duty service' once its old signing.key and verifier.key are "
+                "removed; or restore the current key from a key backup")
+        return chain
+
+    def _sign(self, conn: Connection, signer: Signer, *more: Signer,
+              cosigning: int | None = None) -> CheckpointInfo:
+        """Check what is about to be signed and sign it, in the writer transaction
+        ``conn`` (so no entry can come between); ``more``: the keys that co-sign the
+        checkpoint over the rotation entry at ``cosigning``."""
+        # exactly the entries about to be signed are checked
+        check = check_ledger(self.store, signer.verifier(), self.origin,
+                             since_checkpoint=True, derived=False, conn=conn,
+                             cosigning=cosigning)
+        if check.problems:
+            raise LedgerIntegrityError(check.problems[0])
+        size, head = self.store.head(conn)
+        if check.root is None or check.tree_size != size:  # cannot happen: same snapshot
+            raise IntegrityError("the tree checked is not the tree to sign; nothing signed")
+        c = s.checkpoints.c
+        row = conn.execute(
+            select(c.tree_size, c.root_hash, c.note, c.created_at).where(c.tree_size == size)
+        ).first()
+        if row is not None:
+            return CheckpointInfo(size, bytes(row[1]), row[2], row[3], False, head)
+        # the root folded from the entries themselves, never from stored nodes on trust
+        root = check.root
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), signer, *more)
+        created = now_rfc3339()
+        conn.execute(s.checkpoints.insert().values(
+            tree_size=size, root_hash=root, note=note, created_at=created))
+        # entries, chain and stored nodes up to ``size`` were just verified
+        self.store.set_meta(conn, "verified_size", str(size))
+        return CheckpointInfo(size, root, note, created, True, head)
+
+    def rotate_signing_key(self, label: str | None = None) -> tuple[str, str, CheckpointInfo]:
+        """Replace the signing key (FORMAT.md §5.7): in one writer transaction a
+        ``control.key`` entry names the key retired and the new one, and the checkpoint
+        over it is signed by both; then the new key files replace the old ones (the old
+        signing key is deleted). Returns (old verifier key, new verifier key, the
+        co-signed checkpoint)."""
+
+        from ledger._home import write_key_file
+
+        who = self.actor(label)
+        old = self.home.signer()
+        self.home.verifier()  # the pair is whole before anything changes
+        path = self.home.signing_key_path
+        nxt = path.with_name(path.name + ".next")
+        if nxt.exists() or nxt.is_symlink():  # a rotation that stopped before its commit
+            nxt.unlink()
+        new = Signer.generate(self.origin)
+        write_key_file(nxt, new.to_text() + "\n", self.home.perms)
+        try:
+            with self.store.writer() as conn:
+                self._require_current(conn, old)
+                append_control(self.store, conn, [{
+                    "type": "control.key", "id": f"key-{uuid.uuid4()}", **who.members(),
+                    "action": ROTATE_SIGNING, "old_key": old.verifier().to_text(),
+                    "new_key": new.verifier().to_text(), "at": now_rfc3339()}],
+                    at_is_recorded=False)
+                info = self._sign(conn, old, new, cosigning=self.store.head(conn)[0] - 1)
+        except BaseException:
+            nxt.unlink(missing_ok=True)  # nothing committed: the new key never signed
+            raise
+        self._finish_signing_rotation()
+        return old.verifier().to_text(), new.verifier().to_text(), info
+
+    def _finish_signing_rotation(self) -> None:
+        """After a rotation's commit (FORMAT.md §5.7): the verifier key file takes the new
+        key, then ``signing.key.next`` replaces ``signing.key``. Run again after a stop
+        between the steps (any command does, :meth:`open`), it finishes them; a
+        ``signing.key.next`` the ledger never made current is removed."""
+        import os
+
+        nxt = self.home.signing_key_path.with_name(self.home.signing_key_path.name + ".next")
+        if not nxt.exists():
+            return
+        try:
+            new = Signer.from_text(nxt.read_text(encoding="utf-8").strip())
+        except Exception as e:
+            raise ConfigError(f"{nxt}: not a signer key ({e}); remove it") from e
+        with self.store.reader() as conn:
+            try:
+                committed = key_chain(conn, new.verifier(), self.origin).current.to_text() \
+                    == new.verifier().to_text()
+            except IntegrityError:
+                committed = False
+        if not committed:
+            nxt.unlink()
+            return
+        vpath = self.home.verifier_key_path
+        if vpath is not None:
+            write_atomic(vpath, new.verifier().to_text() + "\n", self.home.perms)
+        os.replace(nxt, self.home.signing_key_path)
+        self._opened.clear()
 
     def latest_checkpoint(self, conn: Connection) -> tuple[int, bytes, str] | None:
         c = s.checkpoints.c
@@ -568,13 +672,16 @@ class Ledger:
 
     def _signed(self, note: str, size: int) -> Checkpoint:
         """The stored checkpoint note of ``size``, checked as a verifier would check it:
-        signed by this ledger's key, for this ledger, of that size. A warm process
+        signed by the ledger's key in force at that size (§5.7, trusted through the home's
+        verifier key), for this ledger, of that size. A warm process
         proving many records checks each note text once (a changed note is new text)."""
         cp = self._opened.get(note)
         if cp is None:
             try:
-                cp = open_checkpoint(note, self.home.verifier(), self.origin)
-            except (SignatureError, FormatError) as e:
+                with self.store.reader(snapshot=False) as conn:
+                    signers = key_chain(conn, self.home.verifier(), self.origin).signers(size)
+                cp = open_checkpoint(note, signers, self.origin)
+            except (SignatureError, FormatError, IntegrityError) as e:
                 raise IntegrityError(
                     f"stored checkpoint of size {size}: {e}; run 'bfa verify'") from e
             if len(self._opened) >= 16:

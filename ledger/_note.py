@@ -317,11 +317,13 @@ def _check_text(text: str, what: str = "note text") -> None:
         raise FormatError(f"{what}: expected at most {MAX_NOTE_BYTES} bytes")
 
 
-def sign_note(text: str, signer: Signer) -> str:
-    """``text`` followed by a blank line and ``signer``'s signature line."""
+def sign_note(text: str, signer: Signer, *more: Signer) -> str:
+    """``text`` followed by a blank line and a signature line of ``signer`` (and of each
+    of ``more``, in that order: a checkpoint over a signing-key rotation, FORMAT.md §5.7)."""
     _check_text(text)
-    sig = NoteSignature(signer.name, signer.key_hash, signer.sign(text.encode("utf-8")))
-    return text + "\n" + sig.to_line()
+    lines = [NoteSignature(k.name, k.key_hash, k.sign(text.encode("utf-8"))).to_line()
+             for k in (signer, *more)]
+    return text + "\n" + "".join(lines)
 
 
 def _parse_signature_line(line: str, lineno: int) -> NoteSignature:
@@ -459,18 +461,26 @@ class Checkpoint:
         return cls(origin, int(size_text), root, tuple(extensions))
 
 
-def sign_checkpoint(cp: Checkpoint, signer: Signer) -> str:
-    """The signed note carrying ``cp``, signed by ``signer``."""
-    return sign_note(cp.to_text(), signer)
+def sign_checkpoint(cp: Checkpoint, signer: Signer, *more: Signer) -> str:
+    """The signed note carrying ``cp``, signed by ``signer`` (and ``more``)."""
+    return sign_note(cp.to_text(), signer, *more)
 
 
-def open_checkpoint(note: str, verifier: Verifier, origin: str | None = None) -> Checkpoint:
-    """Verify ``verifier``'s signature on ``note``, then parse its text as a checkpoint.
+def open_checkpoint(note: str, verifier: Verifier | Sequence[Verifier],
+                    origin: str | None = None) -> Checkpoint:
+    """Verify ``verifier``'s signature on ``note`` (given several keys, each one's), then
+    parse its text as a checkpoint.
 
     With ``origin``, the checkpoint must be for that log: a validly signed
     checkpoint of another log raises :class:`SignatureError`.
     """
-    cp = Checkpoint.parse(open_note(note, [verifier]))
+    keys = [verifier] if isinstance(verifier, Verifier) else list(verifier)
+    if not keys:
+        raise SignatureError("signed note: no key to check it with")
+    text = ""
+    for key in keys:  # each must have signed: open_note asks for at least one of those given
+        text = open_note(note, [key])
+    cp = Checkpoint.parse(text)
     if origin is not None and cp.origin != origin:
         raise SignatureError(f"checkpoint origin: expected {_show(origin)}, got {_show(cp.origin)}")
     return cp

@@ -30,7 +30,8 @@ from ledger._merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger._note import Checkpoint, Verifier, open_checkpoint
+from ledger._note import Checkpoint, Verifier, open_checkpoint, parse_note
+from ledger._rotation import KeyChain, key_chain
 from ledger._store import Store
 
 ProgressFn = Callable[[int], None]
@@ -75,21 +76,34 @@ class _Cp:
 
 
 def _load_checkpoints(
-    conn: Connection, verifier: Verifier, origin: str, result: VerifyResult
-) -> list[_Cp]:
+    conn: Connection, verifier: Verifier, origin: str, result: VerifyResult,
+    cosigning: int | None = None,
+) -> tuple[list[_Cp], KeyChain | None]:
+    """§6.1: every stored checkpoint, each signed by the key in force over its tree (the
+    signing key's history, §5.7, trusted through ``verifier``). ``cosigning``: the seq of
+    the rotation entry whose checkpoint the caller is about to sign with both keys."""
     out: list[_Cp] = []
+    try:
+        chain = key_chain(conn, verifier, origin)
+    except IntegrityError as e:
+        result.problems.append(Problem("key-rotation", str(e), None))
+        return out, None
     c = s.checkpoints.c
+    sizes: set[int] = set()
     for size, root, note in conn.execute(
         select(c.tree_size, c.root_hash, c.note).order_by(c.tree_size)
     ):
         size = int(size)
+        sizes.add(size)
+        signers = chain.signers(size)
         try:
-            cp = open_checkpoint(note, verifier, origin)
+            cp = open_checkpoint(note, signers, origin)
         except BfaError as e:
+            names = " and ".join(f"{k.name}+{k.key_hash:08x}" for k in signers)
             result.problems.append(Problem(
                 "checkpoint-signature",
-                f"checkpoint at size {size} is not signed by the ledger key "
-                f"{verifier.name}: {e}", size))
+                f"checkpoint at size {size} is not signed by the ledger key {names}: {e}",
+                size))
             continue
         if cp.size != size or cp.root != bytes(root):
             result.problems.append(Problem(
@@ -103,7 +117,19 @@ def _load_checkpoints(
                 "root-mismatch", 'checkpoint at size 0 signs a root other than SHA-256("")', None))
             continue
         out.append(_Cp(size, cp.root, note))
-    return out
+    for r in chain.rotations:
+        if r.seq + 1 not in sizes and r.seq != cosigning:
+            result.problems.append(Problem(
+                "key-rotation", f"signing-key rotation {r.record_id} (entry {r.seq}) has no "
+                f"checkpoint of size {r.seq + 1} signed by the key it retires and the new one",
+                r.seq))
+    return out, chain
+
+
+def _note_size(note: str) -> int:
+    """The size a checkpoint note states, before its signature is checked (to pick the
+    key in force); :class:`FormatError` when it is no checkpoint note."""
+    return Checkpoint.parse(parse_note(note).text).size
 
 
 def _stream(store: Store, conn: Connection, start: int,
@@ -358,6 +384,7 @@ def check_ledger(
     against: str | None = None,
     progress: ProgressFn | None = None,
     conn: Connection | None = None,
+    cosigning: int | None = None,
 ) -> VerifyResult:
     """Verify the ledger and report every check's outcome (never raises on bad data).
 
@@ -366,13 +393,16 @@ def check_ledger(
     one that is not signed by this ledger's key is reported (``against-signature``).
 
     Runs in its own read snapshot, or on ``conn`` when given (a writer checks
-    exactly what it is about to sign).
+    exactly what it is about to sign). ``cosigning``: the seq of a signing-key rotation
+    entry the caller appended in ``conn`` and is about to cover with the checkpoint both
+    keys sign (not yet a missing checkpoint).
     """
     if conn is not None:
-        return _check(store, conn, verifier, origin, since_checkpoint, derived, against, progress)
+        return _check(store, conn, verifier, origin, since_checkpoint, derived, against, progress,
+                      cosigning)
     with store.reader() as reader:
         return _check(store, reader, verifier, origin, since_checkpoint, derived, against,
-                      progress)
+                      progress, cosigning)
 
 
 def _check(
@@ -384,17 +414,18 @@ def _check(
     derived: bool,
     against: str | None,
     progress: ProgressFn | None,
+    cosigning: int | None = None,
 ) -> VerifyResult:
     result = VerifyResult()
     total, _ = store.head(conn)
     result.tree_size = total
-    cps = _load_checkpoints(conn, verifier, origin, result)
-    if result.problems:
+    cps, chain = _load_checkpoints(conn, verifier, origin, result, cosigning)
+    if result.problems or chain is None:
         return result
     against_cp: Checkpoint | None = None
     if against is not None:
         try:
-            against_cp = open_checkpoint(against, verifier, origin)
+            against_cp = open_checkpoint(against, chain.signers(_note_size(against)), origin)
         except FormatError as e:  # not a checkpoint at all: the wrong file, not tampering
             raise FormatError(f"the auditor's checkpoint is not a signed checkpoint note: {e}"
                               ) from e
