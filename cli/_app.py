@@ -162,13 +162,17 @@ class _Group(_HelpGroup):
 
 def _duty_refusal(ctx: click.Context, e: Exception) -> str | None:
     """The database refused for want of a right (SQLSTATE 42501, not an append-only
-    trigger): the line naming the duty the command needs (FORMAT.md §8.3)."""
+    trigger), or the library found the duty missing first: the line naming the duty the
+    command needs (FORMAT.md §8.3)."""
+    from cli._duties import refusal
+    from ledger import DutyError
+
+    path, reveal = ctx.meta.get("bfa.command", ("", False))
+    if isinstance(e, DutyError) and e.refused:  # the library checked before the database
+        return refusal(path, reveal, str(e))
     orig = getattr(e, "orig", None) or e  # psycopg's own error when bfa drove COPY itself
     if getattr(orig, "sqlstate", None) != "42501" or "append-only" in str(orig):
         return None
-    from cli._duties import refusal
-
-    path, reveal = ctx.meta.get("bfa.command", ("", False))
     lines = str(orig).strip().splitlines()
     return refusal(path, reveal, lines[0] if lines else "permission denied")
 

@@ -22,7 +22,7 @@ from ledger._control import (
     latest_numbered,
     read_entries,
 )
-from ledger._duties import DUTIES, DUTY_TEXT, Duty
+from ledger._duties import DUTIES, DUTY_TEXT, Duty, held_duties
 from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash, leaf_record
 from ledger._errors import (
     BatchRefusedError,
@@ -124,6 +124,7 @@ __all__ = [
     "entries",
     "entry_hash",
     "entry_view",
+    "held_duties",
     "ingested_by",
     "join_home",
     "key_paths",

@@ -32,7 +32,14 @@ class ConfigError(BfaError):
 
 
 class DutyError(ConfigError):
-    """The acting role does not hold the duty a step needs (FORMAT.md §8.3)."""
+    """The acting role does not hold the duty a step needs (FORMAT.md §8.3).
+
+    ``refused``: the library checked the duty itself (before the database would refuse),
+    so the command line words it as the database's refusal of the command (exit 2)."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class InputError(BfaError):

@@ -58,6 +58,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ledger import (
     NAMING,
     Actor,
+    DutyError,
     Entry,
     InputError,
     IntegrityError,
@@ -70,6 +71,7 @@ from ledger import (
     checked_entry,
     checkpoints,
     entries,
+    held_duties,
     ingested_by,
     now_rfc3339,
     read_entries,
@@ -425,6 +427,8 @@ def _transition(ledger: Ledger, bid: str, label: str | None, action: Action,
                 **kw: str | None) -> BreakState:
     who = ledger.actor(label)
     with ledger.store.writer() as conn:
+        if action == "approve":  # the duty first: four-eyes is a question for approvers
+            _require_approver(conn)
         row = _resolve_id(conn, bid)
         require_honest(ledger.store, conn, [row])
         status = _next_status(row, action, who, **kw)
@@ -436,6 +440,16 @@ def _transition(ledger: Ledger, bid: str, label: str | None, action: Action,
         conn.execute(update(break_state).where(break_state.c.break_id == row["break_id"])
                      .values({k: row[k] for k in (*WORKFLOW_FIELDS, "updated_at")}))
     return row_to_state(row)
+
+
+def _require_approver(conn: Connection) -> None:
+    """:class:`DutyError` unless the session's role may approve (FORMAT.md §8.3: the
+    approver duty, or the tables' owner; on SQLite whoever writes the file)."""
+    held = held_duties(conn)
+    if "approver" not in held and "owner" not in held:
+        role = conn.exec_driver_sql("SELECT session_user").scalar()
+        raise DutyError(f"role {role} holds {', '.join(held) or 'no duty'}, not approver",
+                        refused=True)
 
 
 def _next_status(row: dict[str, Any], action: Action, who: Actor, **kw: str | None) -> Status:
