@@ -52,8 +52,10 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import bisect
 import hashlib
 import hmac
+import itertools
 import json
 import math
 import re
@@ -707,6 +709,136 @@ def open_checkpoint(note: str, key: VerifierKey, origin: str | None = None) -> C
     return cp
 
 
+# -- FORMAT.md §5.7: signing-key rotation ------------------------------------------------
+
+ROTATE_SIGNING = "rotate-signing"  # FORMAT.md §2.5: the control.key action of §5.7
+
+
+class KeyRotationError(Exception):
+    """FORMAT.md §5.7 / §6.1 step 0: the signing key's history is broken (``key-rotation``)."""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """One ``control.key`` entry with ``action`` ``"rotate-signing"`` (FORMAT.md §2.5, §5.7)."""
+
+    seq: int
+    old_key: VerifierKey
+    new_key: VerifierKey
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """FORMAT.md §5.7: the ledger's signing keys ``k0 … km`` and the rotations between them.
+
+    ``keys[i]`` is ``ki``; ``rotations[i - 1]`` is ``Ri`` (it retires ``k(i−1)`` for ``ki``).
+    """
+
+    keys: tuple[VerifierKey, ...]
+    rotations: tuple[Rotation, ...]
+
+    def index_in_force(self, size: int) -> int:
+        """``i`` of the key in force over a tree of ``size``: rotation entries with seq < size."""
+        return bisect.bisect_left([r.seq for r in self.rotations], size)
+
+    def in_force(self, size: int) -> VerifierKey:
+        return self.keys[self.index_in_force(size)]
+
+    def signers(self, size: int) -> list[VerifierKey]:
+        """The keys that must all have signed the checkpoint of ``size`` (FORMAT.md §5.7):
+        ``k(i−1)`` and ``ki`` for the checkpoint of size ``Ri.seq + 1``, else the key in force."""
+        i = self.index_in_force(size)
+        if i and self.rotations[i - 1].seq + 1 == size:
+            return [self.keys[i - 1], self.keys[i]]
+        return [self.keys[i]]
+
+
+def _rotation_key(value: Any, origin: str, what: str) -> VerifierKey:
+    """FORMAT.md §5.7: ``old_key`` / ``new_key`` must be a verifier key text (§5.4) named by
+    the origin. The member is taken exactly (no surrounding whitespace dropped)."""
+    if not isinstance(value, str) or value != value.strip():
+        raise KeyRotationError(f"{what} is not a verifier key text")
+    try:
+        key = parse_verifier_key(value)
+    except FormatError as e:
+        raise KeyRotationError(f"{what} is not a verifier key text: {e}") from e
+    if key.name != origin:
+        raise KeyRotationError(f"{what} is named {key.name!r}, not the origin {origin!r}")
+    return key
+
+
+def read_rotations(db: Database, origin: str) -> list[Rotation]:
+    """FORMAT.md §5.7: the ``control.key`` entries whose ``action`` is ``"rotate-signing"``, in
+    ``seq`` order, each decoded from its leaf (§2.1).
+
+    The entries are found through the index columns ``domain = 'control'``, ``kind =
+    'key'`` (FORMAT.md §8.1 ``ix_entries_control``; §2.5 reads control records this way and
+    checks each against its leaf); a leaf that does not decode or is not a ``control.key``
+    record is a malformed rotation entry (:class:`KeyRotationError`): FORMAT.md §5.7 does not
+    say, see the module docstring.
+    """
+    out: list[Rotation] = []
+    for seq, leaf in db.stream(
+        "SELECT seq, leaf FROM entries WHERE domain = 'control' AND kind = 'key' ORDER BY seq"
+    ):
+        seq = int(seq)
+        try:
+            record, _ = decode_leaf(bytes(leaf))
+        except FormatError as e:
+            raise KeyRotationError(f"control.key entry {seq} does not decode: {e}") from e
+        if record.get("type") != "control.key":
+            raise KeyRotationError(f"entry {seq} indexed as control.key holds {record['type']!r}")
+        if record.get("action") != ROTATE_SIGNING:
+            continue
+        old = _rotation_key(record.get("old_key"), origin, f"rotation entry {seq}: old_key")
+        new = _rotation_key(record.get("new_key"), origin, f"rotation entry {seq}: new_key")
+        if old.key_id == new.key_id:
+            raise KeyRotationError(f"rotation entry {seq}: old_key and new_key have one key ID")
+        out.append(Rotation(seq, old, new))
+    return out
+
+
+def signing_keys(rotations: Sequence[Rotation], trusted: VerifierKey) -> SigningKeys:
+    """FORMAT.md §5.7: the chain ``k0 = R1.old_key``, ``ki = Ri.new_key`` (with no rotation the
+    trusted key alone); each ``R(i+1).old_key`` must be ``Ri.new_key``, and the trusted key
+    must be one of the chain's. Raises :class:`KeyRotationError`."""
+    if not rotations:
+        return SigningKeys((trusted,), ())
+    keys = [rotations[0].old_key, rotations[0].new_key]
+    for prev, rot in itertools.pairwise(rotations):
+        if rot.old_key != prev.new_key:
+            raise KeyRotationError(
+                f"rotation entry {rot.seq} retires a key that is not the one rotation entry "
+                f"{prev.seq} brought in"
+            )
+        keys.append(rot.new_key)
+    if trusted not in keys:
+        raise KeyRotationError("the verifier key is none of the ledger's signing keys")
+    return SigningKeys(tuple(keys), tuple(rotations))
+
+
+def _note_size(note: str) -> int:
+    """The tree size a (not yet verified) checkpoint note states: FORMAT.md §6.1 opens an
+    auditor's note "with the key in force at the size the note states"."""
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise FormatError("note has no empty line before its signatures")
+    return parse_checkpoint(note[: cut + 1]).size
+
+
+def open_checkpoint_signed(
+    note: str, keys: Sequence[VerifierKey], origin: str | None = None
+) -> Checkpoint:
+    """FORMAT.md §5.2, §5.7, §6.1 step 1: open the note with each of ``keys`` in turn (every one
+    must have signed it; lines of other keys are ignored), parse it, require the origin."""
+    cp: Checkpoint | None = None
+    for key in keys:
+        cp = open_checkpoint(note, key, origin)
+    if cp is None:
+        raise ValueError("no key to open the note with")
+    return cp
+
+
 # -- FORMAT.md §7: proofs ---------------------------------------------------------------
 
 
@@ -1130,11 +1262,19 @@ def verify_ledger(
     # §6.1 checkpoints: all rows, every problem reported, then stop if any. §6.6: tree_size
     # is the ledger's head (highest seq + 1); checkpoints_checked counts rows passing steps 1-2.
     report.tree_size = db.head()
+    # §6.1 step 0 (§5.7): the ledger's signing keys k0 … km from the rotation entries; the
+    # verifier key must be one of them. Step 0 names no seq and stops the run.
+    try:
+        chain = signing_keys(read_rotations(db, origin), key)
+    except KeyRotationError as e:
+        report.problems.append(Problem("key-rotation", str(e), None))
+        return report
     rows = db.checkpoints()
     signed: dict[int, bytes] = {}
     for size, root, note in rows:
         try:
-            cp = open_checkpoint(note, key, origin)
+            # step 1: the key in force at the row's size; both keys over a rotation entry
+            cp = open_checkpoint_signed(note, chain.signers(size), origin)
         except (FormatError, ProofError) as e:
             # FORMAT.md §6.1: the seq of a checkpoint problem is the row's tree_size.
             report.problems.append(
@@ -1158,12 +1298,25 @@ def verify_ledger(
             )
             continue
         signed[size] = root
+    # §6.1, after the rows (§5.7): every rotation needs its checkpoint of size seq + 1.
+    stored = {size for size, _, _ in rows}
+    for rot in chain.rotations:
+        if rot.seq + 1 not in stored:
+            report.problems.append(
+                Problem(
+                    "key-rotation",
+                    f"the signing-key rotation at seq {rot.seq} has no checkpoint of size "
+                    f"{rot.seq + 1} signed by both keys",
+                    rot.seq,
+                )
+            )
     if report.problems:
         return report
     auditor: Checkpoint | None = None
     if against is not None:
         try:
-            auditor = open_checkpoint(against, key, origin)
+            # "the same way": the key(s) the note's own size calls for (§5.7)
+            auditor = open_checkpoint_signed(against, chain.signers(_note_size(against)), origin)
         except (FormatError, ProofError) as e:
             report.problems.append(Problem("against-signature", str(e), None))
             return report
