@@ -106,12 +106,14 @@ class Keyring:
     """Data keys of one writer or reader transaction: found in ``vault_keys`` and opened
     with the vault key, or (when ``create``) made for holders that have none yet."""
 
-    __slots__ = ("_open", "store", "vault_key")
+    __slots__ = ("_forgets", "_made", "_open", "store", "vault_key")
 
     def __init__(self, store: Store, vault_key: VaultKey) -> None:
         self.store = store
         self.vault_key = vault_key
         self._open: dict[str, AESGCM] = {}
+        self._made: set[str] = set()
+        self._forgets: dict[str, int] | None = None
 
     def load(self, conn: Connection, holders: Iterable[str], *, create: bool) -> dict[str, AESGCM]:
         """The data keys of ``holders``; holders without one get a new key (written in
@@ -123,6 +125,7 @@ class Keyring:
             missing = sorted(wanted)
         if missing:
             k = s.vault_keys.c
+            found = []
             for holder, wrapped in self.store.select_by_ids(conn, k.holder, missing,
                                                             (k.holder, k.wrapped)):
                 if not isinstance(wrapped, bytes | bytearray | memoryview):
@@ -130,6 +133,9 @@ class Keyring:
                                          "vault was changed outside bfa")
                 self._open[str(holder)] = AESGCM(self.vault_key.unwrap(str(holder),
                                                                        bytes(wrapped)))
+                found.append(str(holder))
+            if create and found:
+                self._refuse_replanted(conn, found)
             if create:
                 new = [h for h in missing if h not in self._open]
                 if new:
@@ -141,8 +147,40 @@ class Keyring:
                         nonce = raw[at + KEY_BYTES:at + KEY_BYTES + NONCE_BYTES]
                         rows.append((holder, self.vault_key.wrap(holder, dk, nonce)))
                         self._open[holder] = AESGCM(dk)
+                        self._made.add(holder)
                     self.store.copy_rows(conn, "vault_keys", VAULT_KEY_COLUMNS, rows)
         return {h: self._open[h] for h in wanted if h in self._open}
+
+    def _refuse_replanted(self, conn: Connection, holders: list[str]) -> None:
+        """A writer about to seal under a data key it found: the key must not be one that
+        ``bfa forget`` destroyed and someone put back (FORMAT.md §4.6). A person's key
+        found after the person's last ``control.forget`` was made by an ingest after it,
+        which sealed a value of a record after the forget; with no such value the key is
+        older than the forget and is refused (exit 3, nothing ingested)."""
+        from sqlalchemy import and_, func, select
+
+        from ledger._control import control_records
+
+        if self._forgets is None:
+            self._forgets = {}
+            for seq, rec in control_records(conn, "forget"):
+                if isinstance(rec.get("subject"), str):
+                    self._forgets[str(rec["subject"])] = seq
+        v, e = s.vault.c, s.entries.c
+        for holder in holders:
+            forgot = self._forgets.get(holder)
+            if forgot is None or holder in self._made:
+                continue
+            latest = conn.execute(
+                select(func.max(e.seq)).select_from(s.vault.join(
+                    s.entries, and_(e.record_id == v.record_id, e.domain == v.domain)))
+                .where(v.subject == holder)).scalar()
+            if latest is None or int(latest) < forgot:
+                raise IntegrityError(
+                    f"the vault holds a data key for {holder}, whose person was forgotten at "
+                    f"entry {forgot}, and no value sealed after that forget: the key was put "
+                    "back from an older copy of the database; nothing was ingested (run "
+                    "'bfa verify' and ask the ledger's owner)")
 
     def seal_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]
                   ) -> list[tuple[Any, ...]]:

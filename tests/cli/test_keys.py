@@ -237,3 +237,33 @@ def test_values_deleted_or_put_back_behind_forget_are_integrity_failures(
     if home["db"].startswith("sqlite"):  # a column of the wrong type (SQLite stores anything)
         _sql(home, "UPDATE vault SET sealed = 'text' WHERE record_id = 'BP-2'")
         one_error_line(invoke("show", "BP-2", "--reveal", "--purpose", "x", *home["args"]), 3)
+
+
+def test_a_data_key_put_back_after_forget_seals_nothing(home: dict[str, Any]) -> None:
+    """An insider restores a forgotten person's data key from an older copy of the
+    database: the next ingest for that person refuses it (exit 3, nothing appended),
+    while a key an ingest made after the forget keeps serving (FORMAT.md §4.6)."""
+    from sqlalchemy import create_engine, text
+
+    args = home["args"]
+    url = home["db"].replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        subject = conn.execute(text("SELECT subject FROM vault WHERE record_id = 'BP-1' "
+                                    "LIMIT 1")).scalar_one()
+        key = tuple(conn.execute(text("SELECT holder, wrapped FROM vault_keys WHERE "
+                                      "holder = :s"), {"s": subject}).one())
+    engine.dispose()
+    ok("forget", "110101199001011234", "--yes", *args)
+    _sql(home, "INSERT INTO vault_keys (holder, wrapped) VALUES (:h, :w)", h=key[0], w=key[1])
+    before = jok("status", *args)["size"]
+    msg = one_error_line(invoke("ingest", str(write_jsonl(home["tmp"] / "c.jsonl", [
+        payment_event(3)])), *args), 3)
+    assert "put back from an older copy" in msg and "forgotten at entry" in msg
+    assert jok("status", *args)["size"] == before
+    # without the planted key, the person comes back under a new key, which keeps serving
+    _sql(home, "DELETE FROM vault_keys WHERE holder = :h", h=key[0])
+    ok("ingest", str(write_jsonl(home["tmp"] / "c.jsonl", [payment_event(3)])), *args)
+    ok("ingest", str(write_jsonl(home["tmp"] / "d.jsonl", [payment_event(4)])), *args)
+    assert _revealed(args, "BP-4")["person_id"] == "110101199001011234"
+    ok("verify", *args)
