@@ -21,9 +21,14 @@ Where each part comes from:
   :func:`verify_consistency`.
 * FORMAT.md §5.1-§5.4 (checkpoint text, signed note, key texts): :func:`parse_verifier_key`,
   :func:`key_id`, :func:`open_note`, :func:`parse_checkpoint`, :func:`open_checkpoint`.
+* FORMAT.md §5.7 with §2.5 (``control.key`` ``rotate-signing`` entries; signing-key
+  rotation: the chain of keys k0 … km, the key in force at a size, the co-signed checkpoint
+  over each rotation): :func:`read_rotations`, :func:`signing_keys`, :class:`SigningKeys`,
+  :func:`open_checkpoint_signed`.
 * FORMAT.md §6 (verification algorithm) over the tables of FORMAT.md §8.1:
-  :func:`verify_ledger` (§6.1 checkpoints, §6.2 resume point, §6.3 chain pass, §6.4
-  auditor's checkpoint, §6.5 derived pass, §6.6 result) with :class:`Database`.
+  :func:`verify_ledger` (§6.1 step 0 the ledger's signing keys and ``key-rotation``, §6.1
+  checkpoints, §6.2 resume point, §6.3 chain pass, §6.4 auditor's checkpoint, §6.5 derived
+  pass, §6.6 result) with :class:`Database`.
 * FORMAT.md §7.1 (C2SP tlog-proof@v1): :func:`parse_tlog_proof`, :func:`verify_tlog_proof`.
 * FORMAT.md §7.2 (consistency proof, tlog-witness body): :func:`parse_consistency_proof`,
   :func:`verify_consistency_proof`.
@@ -36,6 +41,15 @@ problem names, the counters of a failed run, a malformed ``meta.verified_size``,
 checkpoint's root, a leaf without ``record.id``); the document now says, and this verifier
 follows it. tests/interop/test_independent_verifier.py compares its reports with
 ``bfa verify --json``.
+
+FORMAT.md §5.7 leaves open how the rotation entries are found and what a leaf that does
+not decode means there. This verifier finds them by the index columns (``domain =
+'control'``, ``kind = 'key'``, the look-up §2.4 and §8.1 describe), reads ``action`` from the
+strictly decoded leaf (a leaf that does not decode: ``key-rotation``, seq null), and leaves a
+leaf whose ``record.type`` disagrees with the columns to the derived pass; ``bfa verify``
+does the same. The offline proofs of §7.1-§7.2 are opened with the one verifier key given
+(FORMAT.md says so), so a consistency proof whose two checkpoints straddle a rotation does
+not verify offline with any single key.
 
 Command line (FORMAT.md §10 exit codes: 0 good, 2 could not run / malformed input,
 3 integrity failure)::
@@ -772,10 +786,12 @@ def read_rotations(db: Database, origin: str) -> list[Rotation]:
     ``seq`` order, each decoded from its leaf (§2.1).
 
     The entries are found through the index columns ``domain = 'control'``, ``kind =
-    'key'`` (FORMAT.md §8.1 ``ix_entries_control``; §2.5 reads control records this way and
-    checks each against its leaf); a leaf that does not decode or is not a ``control.key``
-    record is a malformed rotation entry (:class:`KeyRotationError`): FORMAT.md §5.7 does not
-    say, see the module docstring.
+    'key'`` (FORMAT.md §2.4: the columns repeat the type "for lookups"; §8.1
+    ``ix_entries_control``), and ``action`` is read from the strictly decoded leaf (§6.5 step
+    1). A leaf that does not decode is a malformed rotation entry (:class:`KeyRotationError`).
+    A leaf whose ``record.type`` disagrees with the columns is not judged here: the derived
+    pass reports it (§6.5 step 2), as ``bfa verify`` does. FORMAT.md §5.7 says neither; see
+    the module docstring.
     """
     out: list[Rotation] = []
     for seq, leaf in db.stream(
@@ -786,8 +802,6 @@ def read_rotations(db: Database, origin: str) -> list[Rotation]:
             record, _ = decode_leaf(bytes(leaf))
         except FormatError as e:
             raise KeyRotationError(f"control.key entry {seq} does not decode: {e}") from e
-        if record.get("type") != "control.key":
-            raise KeyRotationError(f"entry {seq} indexed as control.key holds {record['type']!r}")
         if record.get("action") != ROTATE_SIGNING:
             continue
         old = _rotation_key(record.get("old_key"), origin, f"rotation entry {seq}: old_key")
@@ -1241,6 +1255,9 @@ def verify_ledger(
     """FORMAT.md §6: check a ledger's tables with the verifier key; never writes.
 
     ``db`` is a :class:`Database` or a SQLite path / ``sqlite:///`` / ``postgresql://`` URL.
+    ``vkey_text`` may be any of the ledger's signing keys ``k0 … km`` (FORMAT.md §5.7: an
+    auditor's copy from any time); every checkpoint is opened with the key in force at its
+    size, the one over a rotation entry with both keys (§6.1 steps 0-1).
     ``origin`` defaults to the key's name (FORMAT.md §5.1: the origin is also the key name).
     ``against`` is an auditor's signed checkpoint note (§6.4). Returns a :class:`Report`;
     its first problem names the first bad seq.
@@ -1299,9 +1316,9 @@ def verify_ledger(
             continue
         signed[size] = root
     # §6.1, after the rows (§5.7): every rotation needs its checkpoint of size seq + 1.
-    stored = {size for size, _, _ in rows}
+    stored_sizes = {size for size, _, _ in rows}
     for rot in chain.rotations:
-        if rot.seq + 1 not in stored:
+        if rot.seq + 1 not in stored_sizes:
             report.problems.append(
                 Problem(
                     "key-rotation",

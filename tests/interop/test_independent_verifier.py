@@ -9,7 +9,10 @@ personal data, vouchers, three checkpoints, reveals and a forget), then:
   proofs between every pair of stored checkpoints, and refuses altered proofs;
 * tampering done directly in the database (append-only triggers bypassed as FORMAT.md
   §8.2 says) is found with the problem code and seq of FORMAT.md §6, and ``bfa verify
-  --json`` gives the same report (all but the free-text messages).
+  --json`` gives the same report (all but the free-text messages);
+* a ledger whose signing key was rotated twice (FORMAT.md §5.7) verifies with the oldest,
+  the middle and the current verifier key alike, and forged or broken rotations get the
+  same report from both verifiers.
 """
 
 from __future__ import annotations
@@ -63,8 +66,14 @@ class Built:
     vkey: str = ""
     notes: dict[int, Path] = field(default_factory=dict)  # checkpoint size -> note file
 
-    def bfa(self, *args: str, db: str | None = None, code: int = 0) -> bytes:
+    def bfa(
+        self, *args: str, db: str | None = None, code: int = 0, vkey: str | None = None
+    ) -> bytes:
+        """Run ``bfa``; ``vkey``: an auditor's copy of a verifier key (``BFA_VERIFIER_KEY``
+        in another directory than the home's keys, FORMAT.md §5.4) instead of the home's."""
         env = {"BFA_HOME": self.home, "BFA_DATABASE_URL": db or self.db, "BFA_USER": "auditor"}
+        if vkey is not None:
+            env["BFA_VERIFIER_KEY"] = self.auditor_keyfile(vkey)
         res = CliRunner().invoke(cli.bfa, list(args), env=env, catch_exceptions=False)
         assert res.exit_code == code, f"bfa {' '.join(args)} -> {res.exit_code}: {res.output}"
         return res.stdout_bytes
@@ -82,6 +91,15 @@ class Built:
     def keyfile(self) -> str:
         path = self.work / "ledger.vkey"
         path.write_text(self.vkey, encoding="utf-8")
+        return str(path)
+
+    def auditor_keyfile(self, vkey: str) -> str:
+        """``vkey`` in a file of the auditor's own (mode 0600, FORMAT.md §5.4)."""
+        folder = self.work / "auditor"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = folder / f"{hashlib.sha256(vkey.encode()).hexdigest()[:16]}.vkey"
+        path.write_text(vkey.strip() + "\n", encoding="utf-8")
+        path.chmod(0o600)
         return str(path)
 
 
@@ -112,15 +130,21 @@ def built(db_url: str, tmp_path: Path) -> Built:
 
 
 def _same_verdict(
-    b: Built, url: str, *, against: int | None = None, since_checkpoint: bool = False
+    b: Built,
+    url: str,
+    *,
+    against: int | None = None,
+    since_checkpoint: bool = False,
+    vkey: str | None = None,
 ) -> iv.Report:
     """Run the independent verifier and `bfa verify --json` on ``url``; the reports must agree.
 
     Everything of FORMAT.md §6.6's report is compared except the free-text messages.
+    ``vkey``: verify with this verifier key (an auditor's copy) instead of the home's.
     """
     report = iv.verify_ledger(
         url,
-        b.vkey,
+        b.vkey if vkey is None else vkey,
         since_checkpoint=since_checkpoint,
         against=None if against is None else b.note(against),
     )
@@ -129,7 +153,7 @@ def _same_verdict(
         args += ["--against", str(b.notes[against])]
     if since_checkpoint:
         args.append("--since-checkpoint")
-    theirs = json.loads(b.bfa(*args, db=url, code=0 if report.ok else 3))
+    theirs = json.loads(b.bfa(*args, db=url, code=0 if report.ok else 3, vkey=vkey))
     mine = report.to_json()
     for view in (mine, theirs):
         for p in view["problems"]:
@@ -739,3 +763,279 @@ def test_a_record_outside_any_batch_is_reported_by_both(built: Built) -> None:
         engine.dispose()
     report = _same_verdict(built, built.db)
     assert [(p.code, p.seq) for p in report.problems] == [("ingest-unrecorded", SIZE)]
+
+
+# -- FORMAT.md §5.7: signing-key rotation --------------------------------------------------------
+
+# The rotated ledger: four ingested files of collections (each closed by its control.ingest
+# entry, §2.5); after the first and the second a checkpoint, then `bfa key rotate --signing`
+# (one control.key entry and the checkpoint over it, signed by both keys, §5.7); a checkpoint
+# after the third file; the fourth is an unsigned tail.
+R_FILES = (5, 4, 3, 2)
+R1 = R_FILES[0] + BATCH  # 6: seq of the first rotation entry, checkpoint 6 just before it
+R2 = R1 + 1 + R_FILES[1] + BATCH  # 12: seq of the second one
+R_LAST = R2 + 1 + R_FILES[2] + BATCH  # 17
+R_CHECKPOINTS = (R1, R1 + 1, R2, R2 + 1, R_LAST)  # R1 + 1 and R2 + 1 are co-signed
+R_SIZE = R_LAST + R_FILES[3] + BATCH  # 20
+R_AT = "2026-12-07T00:00:00.000000+00:00"
+ATTACKER = bytes(32)  # the seed of _other_vkey(): a key of the ledger's name it never had
+
+
+@dataclass
+class Rotated(Built):
+    """A ledger whose signing key was rotated twice: ``keys`` are the verifier key texts k0,
+    k1, k2 (`bfa key export` before and after each rotation), ``seeds`` their Ed25519 seeds
+    (read from the home before each rotation deletes them, for forged notes)."""
+
+    keys: list[str] = field(default_factory=list)
+    seeds: list[bytes] = field(default_factory=list)
+
+
+@pytest.fixture
+def rotated(db_url: str, tmp_path: Path) -> Rotated:
+    b = Rotated(home=str(tmp_path / "home"), db=db_url, work=tmp_path)
+    b.bfa("init", "--origin", ORIGIN)
+    files = iter(R_FILES)
+    ingested = 0
+
+    def ingest() -> None:
+        nonlocal ingested
+        records = [collection(ingested + i) for i in range(next(files))]
+        ingested += len(records)
+        b.bfa("ingest", str(write_jsonl(tmp_path / f"r{ingested}.jsonl", records)))
+
+    def remember_key() -> None:
+        b.keys.append(b.bfa("key", "export").decode().strip())
+        b.seeds.append(_ledger_seed(b))
+
+    remember_key()
+    ingest()
+    assert b.checkpoint() == R1
+    b.bfa("key", "rotate", "--signing")
+    remember_key()
+    assert b.checkpoint() == R1 + 1  # the rotation's own checkpoint, returned ("new": false)
+    ingest()
+    assert b.checkpoint() == R2
+    b.bfa("key", "rotate", "--signing")
+    remember_key()
+    assert b.checkpoint() == R2 + 1
+    ingest()
+    assert b.checkpoint() == R_LAST
+    ingest()
+    assert json.loads(b.bfa("status", "--json"))["size"] == R_SIZE
+    b.vkey = b.keys[-1]  # the home's verifier key is the current one
+    return b
+
+
+def _kid(vkey: str) -> bytes:
+    return iv.parse_verifier_key(vkey).key_id
+
+
+def test_rotated_ledger_verifies_with_every_key_of_the_chain(rotated: Rotated) -> None:
+    """FORMAT.md §5.7, §6.1: the oldest, the middle and the current verifier key all verify
+    the whole ledger, with the same report as `bfa verify --json` given that key."""
+    b = rotated
+    k0, k1, k2 = b.keys
+    assert len({_kid(k) for k in b.keys}) == 3
+    assert {iv.parse_verifier_key(k).name for k in b.keys} == {ORIGIN}
+
+    # §2.5: the control.key entries, decoded from their leaves; §5.7: their chain
+    with iv.Database(b.db) as db:
+        found = [
+            iv.decode_leaf(leaf)[0]
+            for _, leaf, _, domain, kind, _ in db.entries(0)
+            if (domain, kind) == ("control", "key")
+        ]
+        rotations = iv.read_rotations(db, ORIGIN)
+    assert [(r["old_key"], r["new_key"]) for r in found] == [(k0, k1), (k1, k2)]
+    for r in found:
+        assert set(r) - {"label"} == {"type", "id", "user", "action", "old_key", "new_key", "at"}
+        assert r["type"] == "control.key" and r["action"] == "rotate-signing"
+        assert r["id"].startswith("key-")
+    assert [r.seq for r in rotations] == [R1, R2]
+    for trusted in b.keys:
+        chain = iv.signing_keys(rotations, iv.parse_verifier_key(trusted))
+        assert chain.keys == tuple(iv.parse_verifier_key(k) for k in b.keys)
+        assert [chain.in_force(n) for n in (R1, R1 + 1, R2, R2 + 1, R_SIZE)] == [
+            chain.keys[i] for i in (0, 1, 1, 2, 2)
+        ]
+    # §5.2, §5.7: the checkpoint over a rotation carries two signature lines, the retired
+    # key's first; every other checkpoint one, by the key in force
+    for size, signers in zip(R_CHECKPOINTS, ([k0], [k0, k1], [k1], [k1, k2], [k2]), strict=True):
+        lines = b.note(size).split("\n\n")[-1].splitlines()
+        assert [base64.b64decode(line.split(" ")[2])[:4] for line in lines] == [
+            _kid(k) for k in signers
+        ], size
+
+    b.bfa("verify")  # meta.verified_size = R_LAST: the resume point of --since-checkpoint
+    for vkey in b.keys:
+        report = _same_verdict(b, b.db, vkey=vkey)
+        assert report.ok, (vkey, report.problems)
+        assert report.checkpoints_checked == len(R_CHECKPOINTS)
+        assert report.entries_checked == report.tree_size == R_SIZE and report.derived_checked
+        resumed = _same_verdict(b, b.db, vkey=vkey, since_checkpoint=True)
+        assert resumed.ok and resumed.start == R_LAST
+        for size in R_CHECKPOINTS:  # §6.1: an auditor's note opens with the key in force
+            assert _same_verdict(b, b.db, vkey=vkey, against=size).against == size
+        assert iv.main(["--db", b.db, "--key", b.auditor_keyfile(vkey)]) == 0
+
+    # §5.7: new proofs are signed by the new key only (§7.1 opens them with one key) ...
+    proof = b.bfa("prove", "COL-0").decode()
+    leaf = b.bfa("show", "COL-0", "--entry", "--raw")
+    assert iv.verify_tlog_proof(proof, leaf, k2).tree_size == R_LAST
+    for retired in (k0, k1):
+        with pytest.raises(iv.ProofError):
+            iv.verify_tlog_proof(proof, leaf, retired)
+    # ... and a co-signed checkpoint opens with either of its keys (§7.2)
+    text = b.bfa("prove", "--consistency", str(R1), str(R1 + 1)).decode()
+    assert iv.verify_consistency_proof(text, b.note(R1), k0)[1].size == R1 + 1
+    text = b.bfa("prove", "--consistency", str(R2 + 1)).decode()
+    assert iv.verify_consistency_proof(text, b.note(R2 + 1), k2)[1].size == R_LAST
+
+
+def _cosigned(text: str, *seeds: bytes) -> str:
+    """FORMAT.md §5.2: ``text`` with one signature line per seed, in this order."""
+    return text + "\n" + "".join(_sign_note(text, seed)[len(text) + 1 :] for seed in seeds)
+
+
+def _append(t: Tamper, record: dict[str, Any]) -> tuple[int, bytes]:
+    """Append ``record`` as a well-chained entry with the tree nodes it completes, built from
+    FORMAT.md §2.1-§2.3 and §3.2 alone; return its seq and the root of the tree it ends."""
+    (top,) = t.q("SELECT MAX(seq) FROM entries")[0]
+    seq = int(top) + 1
+    prev = bytes(t.q("SELECT entry_hash FROM entries WHERE seq = ?", seq - 1)[0][0])
+    hashes = []
+    for level, idx in iv.frontier(seq):
+        if level == 0:
+            (h,) = t.q("SELECT entry_hash FROM entries WHERE seq = ?", idx)[0]
+        else:
+            (h,) = t.q("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?", level, idx)[0]
+        hashes.append(bytes(h))
+    tree = iv.CompactRange(seq, hashes)
+    body = iv.jcs({"record": record, "recorded_at": R_AT})
+    leaf = bytes([iv.LEAF_VERSION]) + seq.to_bytes(8, "big") + prev + body
+    h = iv.entry_hash(leaf)
+    domain, kind = record["type"].split(".", 1)
+    t.q(
+        "INSERT INTO entries (seq, domain, kind, record_id, leaf, entry_hash) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        seq, domain, kind, record["id"], leaf, h,
+    )
+    for level, idx, node in tree.append(h):
+        t.q("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", level, idx, node)
+    return seq, tree.root()
+
+
+def _rotation(old_key: str, new_key: str) -> dict[str, Any]:
+    """A control.key rotate-signing record (FORMAT.md §2.5)."""
+    return {
+        "type": "control.key", "id": "key-8c2d7b6e-0f4a-4b1e-9a57-3d2c1b0a9f8e",
+        "user": "mallory", "action": "rotate-signing", "old_key": old_key, "new_key": new_key,
+        "at": R_AT,
+    }
+
+
+def _forged_rotation(old: int, signers: tuple[int | None, ...] | None
+                     ) -> Callable[[Tamper, Built], None]:
+    """A rotation from key ``old`` of the chain to the attacker's key appended after the tail;
+    with ``signers`` (chain indexes, None for the attacker's key) also its checkpoint."""
+
+    def edit(t: Tamper, b: Built) -> None:
+        assert isinstance(b, Rotated)
+        seq, root = _append(t, _rotation(b.keys[old], _other_vkey()))
+        if signers is not None:
+            seeds = [ATTACKER if i is None else b.seeds[i] for i in signers]
+            note = _cosigned(_checkpoint_text(seq + 1, root), *seeds)
+            t.q(
+                "INSERT INTO checkpoints (tree_size, root_hash, note, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                seq + 1, root, note, R_AT,
+            )
+
+    return edit
+
+
+def _resign(size: int, *signers: int) -> Callable[[Tamper, Built], None]:
+    """Checkpoint ``size`` re-signed over its own root by these keys of the chain."""
+
+    def edit(t: Tamper, b: Built) -> None:
+        assert isinstance(b, Rotated)
+        (root,) = t.q("SELECT root_hash FROM checkpoints WHERE tree_size = ?", size)[0]
+        text = _checkpoint_text(size, bytes(root))
+        t.set_note(size, _cosigned(text, *(b.seeds[i] for i in signers)))
+
+    return edit
+
+
+def _new_key_of_second_rotation_replaced(t: Tamper, b: Built) -> None:
+    """The second rotation entry rewritten (with its hash) to bring in the attacker's key."""
+    assert isinstance(b, Rotated)
+    t.set_leaf(R2, t.leaf(R2).replace(b.keys[2].encode(), _other_vkey().encode()), rehash=True)
+
+
+def _delete_rotation_checkpoint(t: Tamper, b: Built) -> None:
+    t.q("DELETE FROM checkpoints WHERE tree_size = ?", R2 + 1)
+
+
+def _undecodable_rotation_leaf(t: Tamper, b: Built) -> None:
+    leaf = bytearray(t.leaf(R2))
+    leaf[iv.HEADER_SIZE] ^= 0x01  # '{' becomes 'z': the body is no JSON
+    t.set_leaf(R2, bytes(leaf))
+
+
+@dataclass(frozen=True)
+class RotationCase:
+    name: str
+    edit: Callable[[Tamper, Built], None]
+    key: int | None  # the verifier's key: an index of the chain k0 … k2, None the attacker's
+    first: tuple[str, int | None] | None  # (code, seq) of the first problem; None: clean
+    checkpoints_checked: int
+
+
+ROTATION_CASES = [
+    RotationCase("forged rotation, no checkpoint", _forged_rotation(2, None), 0,
+                 ("key-rotation", R_SIZE), len(R_CHECKPOINTS)),
+    RotationCase("forged rotation, no checkpoint, the forger's key", _forged_rotation(2, None),
+                 None, ("key-rotation", R_SIZE), len(R_CHECKPOINTS)),
+    RotationCase("forged rotation signed by the new key alone", _forged_rotation(2, (None,)), 0,
+                 ("checkpoint-signature", R_SIZE + 1), len(R_CHECKPOINTS)),
+    RotationCase("rotation co-signed by the key in force", _forged_rotation(2, (2, None)), None,
+                 None, len(R_CHECKPOINTS) + 1),
+    RotationCase("rotation from a retired key, co-signed by it", _forged_rotation(1, (1, None)),
+                 0, ("key-rotation", None), 0),
+    RotationCase("rotation's checkpoint deleted", _delete_rotation_checkpoint, 0,
+                 ("key-rotation", R2), len(R_CHECKPOINTS) - 1),
+    RotationCase("rotation's checkpoint signed by the new key alone", _resign(R2 + 1, 2), 0,
+                 ("checkpoint-signature", R2 + 1), len(R_CHECKPOINTS) - 1),
+    RotationCase("rotation's checkpoint, signatures in the other order", _resign(R2 + 1, 2, 1),
+                 0, None, len(R_CHECKPOINTS)),
+    RotationCase("last checkpoint re-signed by a retired key", _resign(R_LAST, 1), 2,
+                 ("checkpoint-signature", R_LAST), len(R_CHECKPOINTS) - 1),
+    RotationCase("a checkpoint signed by the key in force and another of the chain",
+                 _resign(R_LAST, 0, 2), 0, None, len(R_CHECKPOINTS)),
+    RotationCase("rotation entry rewritten, the current key", _new_key_of_second_rotation_replaced,
+                 2, ("key-rotation", None), 0),
+    RotationCase("rotation entry rewritten, the oldest key", _new_key_of_second_rotation_replaced,
+                 0, ("checkpoint-signature", R2 + 1), len(R_CHECKPOINTS) - 2),
+    RotationCase("rotation entry that does not decode", _undecodable_rotation_leaf, 0,
+                 ("key-rotation", None), 0),
+    RotationCase("verifier key none of the chain", lambda t, b: None, None,
+                 ("key-rotation", None), 0),
+]
+
+
+def test_rotation_tampering_is_detected(rotated: Rotated) -> None:
+    """FORMAT.md §5.7, §6.1: forged rotations, missing or wrongly signed rotation
+    checkpoints and a key outside the chain; both verifiers give the same report."""
+    wrong = []
+    for case in ROTATION_CASES:
+        vkey = _other_vkey() if case.key is None else rotated.keys[case.key]
+        with _tampered(rotated, case.edit) as url:
+            report = _same_verdict(rotated, url, vkey=vkey)
+            got = (report.first.code, report.first.seq) if report.first else None
+            if (got, report.checkpoints_checked) != (case.first, case.checkpoints_checked):
+                wrong.append(f"{case.name}: expected {case.first} after "
+                             f"{case.checkpoints_checked} checkpoints, got {got} after "
+                             f"{report.checkpoints_checked}")
+    assert not wrong, "\n".join(wrong)
+    assert _same_verdict(rotated, rotated.db, vkey=rotated.keys[0]).ok  # put back as it was
