@@ -98,6 +98,9 @@ def key_chain(conn: Connection, anchor: Verifier, origin: str) -> KeyChain:
         if rec.get("action") != ROTATE_SIGNING:
             continue
         where = f"signing-key rotation {rec.get('id')!s} (entry {seq})"
+        if rec.get("type") != "control.key":
+            raise IntegrityError(f"{where} is indexed as control.key but its record is of "
+                                 f"type {rec.get('type')!r}")
         old, new = _key(rec, "old_key", origin, where), _key(rec, "new_key", origin, where)
         if old.key_hash == new.key_hash:
             raise IntegrityError(f"{where} retires a key for the same key ID")
