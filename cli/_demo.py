@@ -33,13 +33,12 @@ from ledger import (
 from reconcile import (
     Break,
     Deriver,
-    apply_states,
     approve_break,
     ingest_statement,
     render_html,
     render_text,
     resolve_break,
-    run_reconcile,
+    run_tracked,
 )
 
 REGION = "440100"
@@ -257,7 +256,7 @@ def run_demo(
     rep = led.ingest([str(faults)], store, derive=Deriver)[0]
     stmt = ingest_statement(led, statement, "camt053", REGION, "income")
     say(f"   {faults.name}: {rep.appended} records; {statement.name}: {stmt.appended} records")
-    report = apply_states(led, run_reconcile(led, date.fromisoformat(FAULT_AS_OF)))
+    report = run_tracked(led, date.fromisoformat(FAULT_AS_OF)).report
     for line in render_text(report).splitlines():
         say(f"   | {line}")
     seen: dict[str, Break] = {}

@@ -21,6 +21,7 @@ from ledger import (
     Ledger,
     LocatedInputError,
     Perms,
+    current_verifier_key,
     entry_view,
     open_text,
     resolve_home,
@@ -634,7 +635,8 @@ def key_rotate(home: str | None, db: str | None, vault: bool, signing: bool,
 def key_export(home: str | None, db: str | None, as_json: bool) -> None:
     """Print the C2SP note verifier key (name+hash+base64 Ed25519 public key).
 
-    Reads the home only (the database is not opened).
+    Reads the home only; the database is opened only to finish a signing-key rotation
+    that was interrupted after its commit.
 
     Example:
 
@@ -642,9 +644,7 @@ def key_export(home: str | None, db: str | None, as_json: bool) -> None:
         bfa key export > ledger.vkey
         bfa key export --json
     """
-    h = resolve_home(home, db)
-    origin = h.require_origin()
-    vkey = h.verifier().to_text()
+    origin, vkey = current_verifier_key(home, db)
     if as_json:
         click.echo(to_json(VerifierKeyView(origin=origin, verifier_key=vkey)
                            .model_dump(mode="json")))

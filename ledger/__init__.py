@@ -59,6 +59,7 @@ from ledger._ledger import (
     Ledger,
     check_note,
     check_user,
+    current_verifier_key,
     entry_view,
     note_files_before,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "checked_entry",
     "checkpoints",
     "control_records",
+    "current_verifier_key",
     "decode_leaf",
     "encode_leaf",
     "entries",

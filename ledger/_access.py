@@ -59,6 +59,10 @@ def _target(kind: str, rec: dict[str, Any]) -> str:
         named = ", ".join(str(d) for d in duties) if isinstance(duties, list) else ""
         return f"role {rec.get('role')}" + (f" ({named})" if named else "")
     if kind == "key":
+        if rec.get("action") == "rotate-signing":  # the key IDs (FORMAT.md §5.4)
+            old, new = (str(rec.get(m, "")).split("+")[1:2] or ["?"]
+                        for m in ("old_key", "new_key"))
+            return f"rotate-signing {old[0]} -> {new[0]}"
         return f"{rec.get('action')} {rec.get('old_check')} -> {rec.get('new_check')}"
     return str(rec.get("scope") or rec.get("source") or "")
 

@@ -120,8 +120,9 @@ class Home:
             raise ConfigError(f"{path}: the key is named {verifier.name!r}, not this "
                               f"ledger's origin {self.origin!r}")
         # an auditor's key named by BFA_VERIFIER_KEY may be another key of the ledger's
-        # chain (FORMAT.md §5.7): the pair is checked for the files of one keys directory
-        if (path.parent == self.signing_key_path.parent and self.signing_key_path.exists()
+        # chain (FORMAT.md §5.7): the pair is checked for the home's own verifier key
+        if (path.absolute() == (self.path / "keys" / "verifier.key").absolute()
+                and self.signing_key_path.exists()
                 and self.signer().verifier().to_text() != verifier.to_text()):
             raise ConfigError(f"{path}: not the verifier key of {self.signing_key_path}; "
                               "remove it and run 'bfa init' to write the right one")

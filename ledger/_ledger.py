@@ -7,6 +7,7 @@ together, so that the CLI parses, calls one method here, and renders.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -39,7 +40,7 @@ from ledger._errors import (
     SignatureError,
     printable,
 )
-from ledger._files import write_atomic
+from ledger._files import make_dir, write_atomic
 from ledger._home import Home, init_home, resolve_home
 from ledger._identity import Actor
 from ledger._identity import actor as make_actor
@@ -53,7 +54,7 @@ from ledger._merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger._note import Checkpoint, Signer, open_checkpoint, sign_checkpoint
+from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
 from ledger._privacy import SECRET_CHECK_KEY, Pseudonymizer, commitment, secret_check
 from ledger._rotation import ROTATE_SIGNING, KeyChain, key_chain
 from ledger._store import Store
@@ -137,6 +138,7 @@ class Ledger:
             if have is None:
                 self.store.set_meta(conn, "origin", origin)
         self.secret()  # a new ledger records its secret's check value
+        self._finish_signing_rotation()  # before it prints the verifier key
         return self.seal_vault()  # and its vault key's; values stored in clear are sealed
 
     # -- who acts -------------------------------------------------------------
@@ -454,6 +456,14 @@ class Ledger:
             self._require_current(conn, signer)
             return self._sign(conn, signer)
 
+    def require_signer(self) -> None:
+        """Refuse early (before a job writes anything) when this home's signing key cannot
+        sign: missing, or retired by a rotation (FORMAT.md §5.7)."""
+        signer = self.home.signer()
+        # a broken history is not refused here: the verification reports it
+        with self.store.reader() as conn, contextlib.suppress(LedgerIntegrityError):
+            self._require_current(conn, signer)
+
     def _require_current(self, conn: Connection, signer: Signer) -> KeyChain:
         """The ledger's signing keys, once ``signer`` is the one in force (FORMAT.md §5.7);
         a key that a rotation retired signs nothing."""
@@ -557,18 +567,31 @@ class Ledger:
             new = Signer.from_text(nxt.read_text(encoding="utf-8").strip())
         except Exception as e:
             raise ConfigError(f"{nxt}: not a signer key ({e}); remove it") from e
+        made = new.verifier().to_text()
         with self.store.reader() as conn:
-            try:
-                committed = key_chain(conn, new.verifier(), self.origin).current.to_text() \
-                    == new.verifier().to_text()
+            try:  # a rotation entry made this key, and it is the one in force
+                chain = key_chain(conn, new.verifier(), self.origin)
+                committed = (chain.current.to_text() == made
+                             and any(r.new.to_text() == made for r in chain.rotations))
             except IntegrityError:
                 committed = False
         if not committed:
             nxt.unlink()
             return
-        vpath = self.home.verifier_key_path
-        if vpath is not None:
-            write_atomic(vpath, new.verifier().to_text() + "\n", self.home.perms)
+        # the home's own verifier key file; a copy named by BFA_VERIFIER_KEY is an
+        # auditor's, never written (FORMAT.md §5.7)
+        own = self.home.path / "keys" / "verifier.key"
+        old = own.read_text(encoding="utf-8").strip() if own.exists() else None
+        if old is not None and old != made:
+            try:  # the retired verifier key is kept: it checks database backups from before
+                retired = Verifier.from_text(old)
+                keep = own.parent / "retired" / f"verifier-{retired.key_hash:08x}.key"
+                make_dir(keep.parent, self.home.perms)
+                if not keep.exists():
+                    write_atomic(keep, old + "\n", self.home.perms)
+            except FormatError:
+                pass
+        write_atomic(own, made + "\n", self.home.perms)
         os.replace(nxt, self.home.signing_key_path)
         self._opened.clear()
 
@@ -872,6 +895,18 @@ class Ledger:
                 "at": now_rfc3339(),
             }], at_is_recorded=False)
         return int(n)
+
+
+def current_verifier_key(home: str | None = None, db: str | None = None) -> tuple[str, str]:
+    """The home's origin and verifier key text (``bfa key export``): read from the home
+    alone, unless a signing-key rotation is to be finished first (FORMAT.md §5.7), which
+    opens the ledger."""
+    h = resolve_home(home, db)
+    origin = h.require_origin()
+    if h.signing_key_path.with_name(h.signing_key_path.name + ".next").exists():
+        Ledger.open(home, db).close()  # opening finishes it
+        h = resolve_home(home, db)
+    return origin, h.verifier().to_text()
 
 
 def _check_vault_complete(conn: Connection, entry: Entry, found: dict[str, str | None],

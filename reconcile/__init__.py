@@ -37,7 +37,7 @@ from reconcile.bank import book_vs_bank
 from reconcile.bank._import import StatementFormat, ingest_statement, ingest_statements
 from reconcile.matching._refresh import Deriver, refresh
 from reconcile.matching._rules import DEFAULT_RULES, Rules, load_rules
-from reconcile.matching._run import reconcile_and_track, run_reconcile, today
+from reconcile.matching._run import reconcile_and_track, run_reconcile, run_tracked, today
 from reconcile.reports._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import render_csv, render_html, render_json, render_text
 from reconcile.reports._report import (
@@ -105,6 +105,7 @@ __all__ = [
     "resolve_break",
     "run_nightly",
     "run_reconcile",
+    "run_tracked",
     "today",
     "trace",
     "verify_all",

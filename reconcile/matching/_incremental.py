@@ -115,7 +115,7 @@ SCOPED_BY: dict[str, str] = {
 """Which scope table holds the roots each stored statement is re-checked for."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Outcome:
     """What :func:`match` found: every stored finding, and the run's mode."""
 
@@ -127,6 +127,9 @@ class Outcome:
     mismatch: str | None = None
     """Why the stored findings were not trusted (they differ from the last run's record
     in the ledger): a ``LEDGER_INTEGRITY`` break; the run re-checked everything."""
+    breaks: Digest | None = None
+    """Set by the caller's block of :func:`matched` when it recorded the run's breaks in
+    the workflow (a tracked run): the run's ``control.reconcile`` entry states it."""
 
 
 def rules_digest(rules: Rules) -> str:
@@ -156,8 +159,10 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
 
     The block runs in the same writer transaction, with the append lock still held: what
     it reads (entry hashes for the breaks' evidence, bank statements) is the state the
-    findings were computed from, even when an ingest is waiting to commit. An error in
-    the block rolls the stored findings back.
+    findings were computed from, even when an ingest is waiting to commit; a tracked run
+    records its breaks' workflow states in it. After the block the run's
+    ``control.reconcile`` entry is appended. An error in the block rolls the stored
+    findings back.
     """
     def step(name: str) -> Any:
         return timer(name) if timer is not None else nullcontext()
@@ -178,7 +183,10 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         checked = base.checked if base is not None else 0
         known = int(store.get_meta(conn, t.RECORDS_KEY) or 0)
         new = _count_where(conn, R.c.seq >= checked) if base is not None else 0
-        incremental = (not full and base is not None and mismatch is None
+        # findings another identity left are re-checked, not kept: a role that may run
+        # reconciliations could otherwise record a doctored set (FORMAT.md §2.5)
+        same = who is None or base is None or base.user == who.identity
+        incremental = (not full and base is not None and mismatch is None and same
                        and base.rules == digest and new <= FULL_SHARE * (known + new))
         work = Work(conn, timer=timer)
         m = Matcher(rules)
@@ -205,11 +213,6 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
             conn.execute(delete(t.dirty))
             store.set_meta(conn, t.RECORDS_KEY, str(
                 known + new if incremental else _estimate_records(conn)))
-            head = store.head(conn)[0]
-            record_run(store, conn, last, mode="incremental" if incremental else "full",
-                       checked=size, rules=digest, digest=left, mismatch=mismatch, who=who)
-            if head == size:  # the run's own record needs no decoding: nothing is behind
-                store.set_meta(conn, t.WATERMARK_KEY, str(head + 1))
             rechecked = (sum(_count(conn, getattr(scope, n)) for n in
                              ("events", "movements", "records", "vouchers"))
                          if scope is not None else -1)
@@ -219,8 +222,16 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
                 select(ms.month, ms.in_fen, ms.out_fen, ms.n)
                 .where(ms.in_fen != ms.out_fen).order_by(ms.month))]
         work.drop()  # on an error the transaction's rollback removes them
-        yield conn, Outcome("incremental" if incremental else "full", size, rechecked,
-                            findings, netting, mismatch)
+        found = Outcome("incremental" if incremental else "full", size, rechecked,
+                        findings, netting, mismatch)
+        yield conn, found
+        # after the block: a tracked run's breaks are in the workflow now, and its
+        # automatic reopens are entries before this one
+        head = store.head(conn)[0]
+        record_run(store, conn, last, mode=found.mode, checked=size, rules=digest,
+                   digest=left, mismatch=mismatch, who=who, breaks=found.breaks)
+        if head == size:  # the run's own record needs no decoding: nothing is behind
+            store.set_meta(conn, t.WATERMARK_KEY, str(head + 1))
 
 
 def _count_where(conn: Connection, cond: ColumnElement[bool]) -> int:

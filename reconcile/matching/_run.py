@@ -34,10 +34,11 @@ from reconcile.matching._incremental import Outcome, matched
 from reconcile.matching._match import Findings
 from reconcile.matching._refresh import refresh
 from reconcile.matching._rules import Rules, load_rules
+from reconcile.matching._state import ids_digest
 from reconcile.matching._units import day_date, epoch_day, money
 from reconcile.reports._report import Break, Expected, Report, RunInfo, integrity_break
 from reconcile.workflow._sod import sod_breaks
-from reconcile.workflow._workflow import apply_states
+from reconcile.workflow._workflow import Applied, apply_states_in, present_mismatch
 
 EVIDENCE_PART = 4000
 """Breaks per part when PostgreSQL's look-ups run beside the building (:func:`_with_evidence`)."""
@@ -90,11 +91,32 @@ def run_reconcile(
             (:mod:`reconcile.matching._incremental`); the report is the same either way.
 
     Returns:
-        The :class:`Report`; ``report.clean`` is true when there are no breaks.
+        The :class:`Report`; ``report.clean`` is true when there are no breaks. The breaks
+        are not recorded in the workflow (:func:`run_tracked` does that).
     """
+    return _reconcile(ledger, as_of, rules, full=full, track=False)[0]
+
+
+@paused_gc
+def run_tracked(
+    ledger: Ledger, as_of: date | None = None, rules: Rules | Mapping[str, Any] | None = None,
+    *, full: bool = False,
+) -> Applied:
+    """:func:`run_reconcile`, with the breaks' workflow states recorded in the run's own
+    transaction (``bfa reconcile``, ``bfa nightly``): the run's ``control.reconcile``
+    entry then states which breaks it left present (FORMAT.md §2.5), which every list of
+    breaks and ``bfa verify`` check."""
+    applied = _reconcile(ledger, as_of, rules, full=full, track=True)[1]
+    assert applied is not None
+    return applied
+
+
+def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, Any] | None,
+               *, full: bool, track: bool) -> tuple[Report, Applied | None]:
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     rules = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
+    applied: Applied | None = None
     with _sums_fit():
         decoded, _size = refresh(ledger.store)
         # judged and looked up inside match's transaction: an ingest committing meanwhile
@@ -106,13 +128,20 @@ def run_reconcile(
             ready = statement_breaks(conn, rules, as_of) + sod_breaks(ledger.store, conn)
             if found.mismatch is not None:
                 ready.append(integrity_break(found.mismatch, None))
+            hidden = present_mismatch(ledger.store, conn) if track else None
+            if hidden is not None:  # this run marks its own breaks present again
+                ready.append(integrity_break(f"{hidden}; this run restored it", None))
             breaks = _with_evidence(conn, judge.breaks, ready)
-    run = RunInfo(
-        as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
-        finished_at=datetime.now(TZ).isoformat(timespec="seconds"), ledger_size=found.size,
-        decoded=decoded, backend=ledger.store.dialect, rules=rules.describe(),
-        mode=found.mode, rechecked=max(found.rechecked, 0))
-    return Report.build(run, breaks, judge.expected)
+            run = RunInfo(
+                as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
+                finished_at=datetime.now(TZ).isoformat(timespec="seconds"),
+                ledger_size=found.size, decoded=decoded, backend=ledger.store.dialect,
+                rules=rules.describe(), mode=found.mode, rechecked=max(found.rechecked, 0))
+            report = Report.build(run, breaks, judge.expected)
+            if track:
+                applied = apply_states_in(ledger, conn, report)
+                found.breaks = ids_digest(applied.statuses)
+    return report, applied
 
 
 _Pending = tuple[str, tuple[str, ...], dict[str, int], str, str, int, "tuple[str, ...] | None"]
@@ -316,4 +345,4 @@ def reconcile_and_track(
     evidence changed (then it is reopened, and that is logged in the ledger).
     """
     rules = load_rules(rules_file) if rules_file is not None else None
-    return apply_states(ledger, run_reconcile(ledger, as_of, rules, full=full))
+    return run_tracked(ledger, as_of, rules, full=full).report

@@ -24,7 +24,7 @@ written before this scheme (no ``scheme`` member) carry the older additive diges
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,14 @@ def findings_digest(rows: Sequence[Stored]) -> Digest:
     return Digest(len(rows), h.hexdigest())
 
 
+def ids_digest(ids: Iterable[str]) -> Digest:
+    """The digest of a set of break ids (FORMAT.md §2.5): SHA-256 of the ids sorted by code
+    point, each followed by a newline."""
+    ordered = sorted(set(ids))
+    return Digest(len(ordered), hashlib.sha256(
+        "".join(f"{i}\n" for i in ordered).encode()).hexdigest())
+
+
 def legacy_digest(rows: Sequence[Stored]) -> Digest:
     """The additive digest of records without ``scheme`` (bfa before the sorted scheme):
     the sum modulo 2^2048 of SHAKE-256 (256 bytes) of ``rule NUL root NUL pos NUL row``,
@@ -93,6 +101,13 @@ class LastRun:
     digest: str
     scheme: str
     """``sorted-sha256``, or ``additive`` for a record without ``scheme``."""
+    seq: int = -1
+    """The record's own entry."""
+    user: str | None = None
+    """The identity that ran it."""
+    breaks: Digest | None = None
+    """The breaks the run left present in the workflow (a tracked run: ``bfa reconcile``,
+    ``bfa nightly``), or None (a run whose breaks were not recorded)."""
 
     def digest_of(self, rows: Sequence[Stored]) -> Digest:
         """The digest of ``rows`` (canonical order) by this record's scheme."""
@@ -109,9 +124,12 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
         return None
     r = entry.record
     try:
+        b = r.get("breaks")
         return LastRun(int(r["run"]), int(r["checked"]), str(r["rules"]),
                        int(r["findings"]["count"]), str(r["findings"]["digest"]),
-                       str(r["findings"].get("scheme", "additive")))
+                       str(r["findings"].get("scheme", "additive")), entry.seq,
+                       str(r["user"]) if isinstance(r.get("user"), str) else None,
+                       None if b is None else Digest(int(b["count"]), str(b["digest"])))
     except (KeyError, TypeError, ValueError) as e:
         raise IntegrityError(f"control record {entry.record_id} (entry {entry.seq}) is not a "
                              f"reconciliation record as bfa writes it: {e}") from e
@@ -119,8 +137,10 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
 
 def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: str,
                checked: int, rules: str, digest: Digest,
-               mismatch: str | None, who: Actor | None = None) -> dict[str, Any]:
-    """Append this run's ``control.reconcile`` record (in the run's writer transaction)."""
+               mismatch: str | None, who: Actor | None = None,
+               breaks: Digest | None = None) -> dict[str, Any]:
+    """Append this run's ``control.reconcile`` record (in the run's writer transaction);
+    ``breaks``: the digest of the break ids a tracked run left present."""
     run = (last.run if last else 0) + 1
     rec: dict[str, Any] = {
         "type": "control.reconcile", "id": f"{RUN_PREFIX}{run}", "run": run,
@@ -129,6 +149,8 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
         "findings": {"count": digest.count, "digest": digest.digest, "scheme": SCHEME},
         "at": now_rfc3339(),
     }
+    if breaks is not None:
+        rec["breaks"] = {"count": breaks.count, "digest": breaks.digest}
     if mismatch is not None:
         rec["mismatch"] = mismatch
     append_control(store, conn, [rec])
@@ -144,6 +166,10 @@ def mismatch(last: LastRun | None, stored: Sequence[Stored], consequence: str) -
     message."""
     if last is None:
         return None
+    if last.checked > last.seq:  # bfa records the watermark it matched, below its entry
+        return (f"reconciliation run {last.run} (entry {RUN_PREFIX}{last.run}, seq "
+                f"{last.seq}) says its findings cover the records below {last.checked}, "
+                f"beyond its own entry: bfa did not write it; {consequence}")
     if len(stored) == last.findings and last.digest_of(stored).digest == last.digest:
         return None
     return (f"the stored findings (rc_findings, {len(stored)} rows) are not the "
@@ -178,5 +204,5 @@ def check_findings(store: Store, conn: Connection) -> str | None:
 
 
 __all__ = ["RUN_PREFIX", "SCHEME", "Digest", "LastRun", "Stored", "check_findings",
-           "findings_digest", "last_run", "legacy_digest", "mismatch", "read_findings",
-           "record_run"]
+           "findings_digest", "ids_digest", "last_run", "legacy_digest", "mismatch",
+           "read_findings", "record_run"]

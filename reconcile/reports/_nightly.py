@@ -54,10 +54,9 @@ from typing import Any
 from ledger import PRIVATE, Ledger, Perms, VerifyResult, make_dir, write_atomic
 from reconcile._errors import NightlyLockedError
 from reconcile.matching._rules import Rules
-from reconcile.matching._run import TZ, run_reconcile
+from reconcile.matching._run import TZ, run_tracked
 from reconcile.reports._render import render_csv, render_html, render_json
 from reconcile.reports._report import Report, RunInfo, integrity_break
-from reconcile.workflow._workflow import apply_states_detail
 
 LOCK_MAX_AGE = 6 * 3600
 """Seconds after which a nightly lock is stale even if its process seems alive."""
@@ -251,6 +250,7 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     perms = ledger.home.perms  # reports name people and accounts: as private as the home
+    ledger.require_signer()  # a key that cannot sign refuses before anything is written
     make_dir(report_dir, perms)
     previous = _previous(report_dir)
     verified = ledger.verify(since_checkpoint=True)
@@ -262,8 +262,7 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
         statuses = {b.id: "open" for b in report.breaks}
         _write(result, report_dir, statuses, started, previous, perms)
         return result
-    report = run_reconcile(ledger, as_of, rules)
-    applied = apply_states_detail(ledger, report)
+    applied = run_tracked(ledger, as_of, rules)
     # the ledger's own state changed behind its back (findings or workflow rows): the
     # report says so and nothing is signed over it
     failed = applied.report.integrity_failed

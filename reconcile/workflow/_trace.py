@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, select
 
-from ledger import Ledger, Store, checkpoints, entries
+from ledger import IntegrityError, Ledger, Store, checkpoints, entries
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import DOMAINS, refresh
 from reconcile.matching._units import day_date, money
@@ -32,6 +32,7 @@ from reconcile.workflow._workflow import (
     Transition,
     break_records,
     break_state,
+    require_honest,
     row_to_state,
     transitions_for,
 )
@@ -218,7 +219,7 @@ def trace(ledger: Ledger, record_id: str, domain: str | None = None) -> Trace:
         g.versions("archive")
         items = _items(conn, g, chain, dom, cp)
         allocs = _allocations(conn, g)
-        breaks = _breaks(conn, {i.record_id for i in items})
+        breaks = _breaks(ledger.store, conn, {i.record_id for i in items})
     return Trace(subject.record_id, dom, size, cp, tuple(items), tuple(allocs), tuple(breaks))
 
 
@@ -263,17 +264,30 @@ def _allocations(conn: Connection, g: _Gather) -> list[dict[str, str]]:
     return out
 
 
-def _breaks(conn: Connection, ids: set[str]) -> list[TraceBreak]:
+def _breaks(store: Store, conn: Connection, ids: set[str]) -> list[TraceBreak]:
     br = break_records.c
-    bids: set[str] = set()
+    links: set[tuple[str, str]] = set()
     for cond in _in(conn, br.record_id, ids):
-        bids.update(str(x) for x in conn.execute(select(br.break_id).where(cond)).scalars())
+        links.update((str(b), str(r)) for b, r in conn.execute(
+            select(br.break_id, br.record_id).where(cond)))
+    bids = {b for b, _r in links}
     if not bids:
         return []
-    states = []
+    rows = []
     for cond in _in(conn, break_state.c.break_id, bids):
-        states += [row_to_state(dict(r._mapping)) for r in conn.execute(
-            select(break_state).where(cond))]
+        rows += [dict(r._mapping) for r in conn.execute(select(break_state).where(cond))]
+    require_honest(store, conn, rows)  # each row's records are those its id covers
+    states = [row_to_state(r) for r in rows]
+    names = {st.break_id: set(st.records) for st in states}
+    for bid, rid in sorted(links):  # a link the break's own records do not back
+        if bid not in names:
+            raise IntegrityError(f"wf_break_records names break {bid}, which has no row in "
+                                 "the workflow table: it was changed outside bfa; run "
+                                 "'bfa verify'")
+        if rid not in names[bid]:
+            raise IntegrityError(f"wf_break_records links break {bid} to record {rid}, which "
+                                 "it does not name: the table was changed outside bfa; run "
+                                 "'bfa verify'")
     by_break: dict[str, list[Transition]] = {}
     for x in transitions_for(conn, bids):
         by_break.setdefault(str(x.record["break"]), []).append(x)

@@ -77,6 +77,7 @@ from ledger import (
     read_entries,
 )
 from reconcile.matching._gc import paused_gc
+from reconcile.matching._state import RUN_PREFIX, ids_digest, last_run
 from reconcile.reports._report import SEVERITY, Break, Report, break_id, workflow_break
 
 Status = Literal["open", "assigned", "pending_approval", "resolved"]
@@ -570,6 +571,13 @@ def apply_states(ledger: Ledger, report: Report) -> Report:
 @paused_gc
 def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
     """:func:`apply_states`, also returning which breaks are new and which were reopened."""
+    with ledger.store.writer() as conn:
+        return apply_states_in(ledger, conn, report)
+
+
+def apply_states_in(ledger: Ledger, conn: Connection, report: Report) -> Applied:
+    """:func:`apply_states_detail` in the writer transaction ``conn`` (a tracked run records
+    its breaks in the run's own transaction, ``reconcile.run_tracked``)."""
     seen = now_rfc3339()
     ids = [b.id for b in report.breaks]
     new: list[str] = []
@@ -577,57 +585,56 @@ def apply_states_detail(ledger: Ledger, report: Report) -> Applied:
     rows: list[dict[str, Any]] = []
     links: list[tuple[str, str]] = []
     automatic = ledger.actor(SYSTEM_USER)  # who runs the reconciliation, labelled "bfa"
-    with ledger.store.writer() as conn:
-        fresh: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
-        fresh.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
-        # the ledger is the authority: rows that disagree with their control.break entries
-        # are restored from them, and each disagreement is reported as LEDGER_INTEGRITY
-        existing, relink, problems = _restored(ledger.store, conn, ids, fresh)
-        if problems:
-            extra = [workflow_break(bid, why) for bid, why in problems]
-            report = Report.build(report.run, [*report.breaks, *extra], list(report.expected))
-            # the integrity breaks have states of their own (an earlier run reported them)
-            more = [b.id for b in extra if b.id not in existing]
-            found, again, _also = _restored(ledger.store, conn, more, fresh)
-            existing.update(found)
-            relink += again
-        if relink:  # a deleted row: its record links are written again below
-            for cond in _id_filters(conn, relink, break_records.c.break_id):
-                conn.execute(delete(break_records).where(cond))
-        pending: list[dict[str, Any]] = []
-        relinked = set(relink)
-        for b in report.breaks:
-            row = existing.get(b.id)
-            is_new = row is None
-            if row is None:
-                row = fresh.copy()
-                new.append(b.id)
-            if is_new or b.id in relinked:  # sets: a nightly may bring 20,000 new breaks
-                links.extend((b.id, r) for r in sorted(set(b.records)))
-            row.update(_snapshot(b, seen))
-            was = row["resolved_evidence"]
-            if (row["status"] in ("resolved", "pending_approval") and was
-                    and row["evidence"] and row["evidence"] != was):
-                rec = _record(row, "reopen", automatic, "assigned" if row["assignee"] else "open",
-                              note=f"evidence changed since the resolution ({was[:12]}… → "
-                              f"{row['evidence'][:12]}…)", previous_evidence=was)
-                pending.append(rec)
-                _apply(row, rec, -1)  # its seq is known once appended, below
-                reopened.append(b.id)
-            rows.append(row)
-        if pending:
-            by_id = {r["break_id"]: r for r in rows}
-            for rec, seq in zip(pending, append_control(ledger.store, conn, pending),
-                                strict=True):
-                by_id[rec["break"]]["last_seq"] = seq
-        for cond in _id_filters(conn, list(existing)):
-            conn.execute(delete(break_state).where(cond))
-        cols = [c.name for c in break_state.columns]
-        as_tuple = itemgetter(*cols)
-        ledger.store.copy_rows(conn, break_state.name, cols, [as_tuple(r) for r in rows])
-        ledger.store.copy_rows(conn, break_records.name, ["break_id", "record_id"], links)
-        conn.execute(update(break_state).where(
-            break_state.c.present.is_(True), break_state.c.last_seen != seen).values(present=False))
+    fresh: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
+    fresh.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
+    # the ledger is the authority: rows that disagree with their control.break entries
+    # are restored from them, and each disagreement is reported as LEDGER_INTEGRITY
+    existing, relink, problems = _restored(ledger.store, conn, ids, fresh)
+    if problems:
+        extra = [workflow_break(bid, why) for bid, why in problems]
+        report = Report.build(report.run, [*report.breaks, *extra], list(report.expected))
+        # the integrity breaks have states of their own (an earlier run reported them)
+        more = [b.id for b in extra if b.id not in existing]
+        found, again, _also = _restored(ledger.store, conn, more, fresh)
+        existing.update(found)
+        relink += again
+    if relink:  # a deleted row: its record links are written again below
+        for cond in _id_filters(conn, relink, break_records.c.break_id):
+            conn.execute(delete(break_records).where(cond))
+    pending: list[dict[str, Any]] = []
+    relinked = set(relink)
+    for b in report.breaks:
+        row = existing.get(b.id)
+        is_new = row is None
+        if row is None:
+            row = fresh.copy()
+            new.append(b.id)
+        if is_new or b.id in relinked:  # sets: a nightly may bring 20,000 new breaks
+            links.extend((b.id, r) for r in sorted(set(b.records)))
+        row.update(_snapshot(b, seen))
+        was = row["resolved_evidence"]
+        if (row["status"] in ("resolved", "pending_approval") and was
+                and row["evidence"] and row["evidence"] != was):
+            rec = _record(row, "reopen", automatic, "assigned" if row["assignee"] else "open",
+                          note=f"evidence changed since the resolution ({was[:12]}… → "
+                          f"{row['evidence'][:12]}…)", previous_evidence=was)
+            pending.append(rec)
+            _apply(row, rec, -1)  # its seq is known once appended, below
+            reopened.append(b.id)
+        rows.append(row)
+    if pending:
+        by_id = {r["break_id"]: r for r in rows}
+        for rec, seq in zip(pending, append_control(ledger.store, conn, pending),
+                            strict=True):
+            by_id[rec["break"]]["last_seq"] = seq
+    for cond in _id_filters(conn, list(existing)):
+        conn.execute(delete(break_state).where(cond))
+    cols = [c.name for c in break_state.columns]
+    as_tuple = itemgetter(*cols)
+    ledger.store.copy_rows(conn, break_state.name, cols, [as_tuple(r) for r in rows])
+    ledger.store.copy_rows(conn, break_records.name, ["break_id", "record_id"], links)
+    conn.execute(update(break_state).where(
+        break_state.c.present.is_(True), break_state.c.last_seen != seen).values(present=False))
     statuses: dict[str, Status] = {r["break_id"]: r["status"] for r in rows}
     assignees = {r["break_id"]: r["assignee"] for r in rows}
     return Applied(_annotate(report, statuses, assignees), statuses, tuple(new), tuple(reopened))
@@ -646,6 +653,47 @@ def reconciled(ledger: Ledger) -> bool:
                             .limit(1)).first() is not None
 
 
+def present_mismatch(store: Store, conn: Connection) -> str | None:
+    """Why the breaks marked ``present`` are not those the last tracked run left (its
+    ``control.reconcile`` entry states their digest, FORMAT.md §2.5), or None — also when
+    the last run recorded no breaks (a run made by the library without the workflow)."""
+    last = last_run(store, conn)
+    if last is None or last.breaks is None:
+        return None
+    have = ids_digest(str(i) for i in conn.execute(
+        select(break_state.c.break_id).where(break_state.c.present.is_(True))).scalars())
+    if have == last.breaks:
+        return None
+    return (f"the workflow table marks {have.count} breaks present, not the "
+            f"{last.breaks.count} that reconciliation run {last.run} left (entry "
+            f"{RUN_PREFIX}{last.run}): it was changed outside bfa")
+
+
+def links_mismatch(conn: Connection) -> list[str]:
+    """Every break whose ``wf_break_records`` rows are not exactly its records (the
+    records of its state row, which its id covers): what ``bfa trace`` would show wrong
+    (``bfa verify``, FORMAT.md §6.7)."""
+    want: dict[str, set[str]] = {}
+    for bid, recs in conn.execute(select(break_state.c.break_id, break_state.c.records)):
+        try:
+            names = json.loads(recs or "[]")
+        except ValueError:
+            names = []
+        want[str(bid)] = {str(n) for n in names} if isinstance(names, list) else set()
+    have: dict[str, set[str]] = {}
+    for bid, rid in conn.execute(select(break_records.c.break_id, break_records.c.record_id)):
+        have.setdefault(str(bid), set()).add(str(rid))
+    out = []
+    for bid in sorted(set(want) | set(have)):
+        w, h = want.get(bid, set()), have.get(bid, set())
+        if w != h:
+            extra, missing = sorted(h - w), sorted(w - h)
+            out.append(f"break {bid}: wf_break_records " + "; ".join(
+                [*([f"names records it does not: {', '.join(extra[:5])}"] if extra else []),
+                 *([f"lacks its records {', '.join(missing[:5])}"] if missing else [])]))
+    return out
+
+
 def list_breaks(ledger: Ledger, status: str | None = None, *,
                 include_gone: bool = False) -> list[BreakState]:
     """Breaks of the latest reconciliation (and, with ``include_gone``, earlier ones).
@@ -662,6 +710,9 @@ def list_breaks(ledger: Ledger, status: str | None = None, *,
     with ledger.store.reader() as conn:
         rows = [dict(r._mapping) for r in conn.execute(q)]
         require_honest(ledger.store, conn, rows)
+        why = present_mismatch(ledger.store, conn)
+        if why is not None:
+            raise IntegrityError(f"{why}; 'bfa reconcile' restores it and reports it")
     out = [row_to_state(r) for r in rows]
     out.sort(key=lambda s: (_SEVERITY_RANK.get(s.severity, 9), s.code, s.break_id))
     return out
@@ -744,12 +795,16 @@ def check_workflow(ledger: Ledger, *, full: bool) -> list[tuple[str, str]]:
     ``full``: replay every ``control.break`` entry of the ledger (one pass over the
     entries, as a full verification makes anyway), so a deleted row is found too;
     otherwise each row is checked against its own entries, looked up by id."""
+    problems: list[tuple[str, str]] = []
     with ledger.store.reader() as conn:
+        why = present_mismatch(ledger.store, conn)
+        if why is not None:
+            problems.append(("", why))
+        problems += [("", msg) for msg in links_mismatch(conn)]
         rows = {str(r.break_id): dict(r._mapping) for r in conn.execute(select(break_state))}
         if not full:
-            return _checked(ledger.store, conn, rows)[1]
+            return problems + _checked(ledger.store, conn, rows)[1]
         replayed, codes = _replay_all(conn)
-    problems: list[tuple[str, str]] = []
     for bid in sorted(set(rows) | set(replayed)):
         row, want = rows.get(bid), replayed.get(bid, _blank())
         if row is None:
@@ -770,12 +825,15 @@ __all__ = [
     "Transition",
     "apply_states",
     "apply_states_detail",
+    "apply_states_in",
     "approve_break",
     "assign_break",
     "check_workflow",
     "get_break",
     "history",
+    "links_mismatch",
     "list_breaks",
+    "present_mismatch",
     "reopen_break",
     "replay_states",
     "require_honest",

@@ -36,7 +36,7 @@ def _ledger_with_breaks(led: Ledger, tmp_path: Path) -> dict[str, str]:
     orphan = sc.collection("COL-9", "777.00", allocations=None, payer=sc.OTHER_EMPLOYER)
     sc.ingest(led, tmp_path, sc.base(tmp_path) + duplicate(tmp_path, False)
               + after_termination(tmp_path, False) + payee(tmp_path, False) + [orphan])
-    report = apply_states(led, run_reconcile(led, sc.AS_OF))
+    report = reconcile_and_track(led, sc.AS_OF)  # as bfa reconcile: the breaks recorded
     ids = {b.code: b.id for b in report.breaks}
     assert set(CODES) <= set(ids), ids
     return ids
@@ -83,8 +83,12 @@ def test_a_deleted_row_of_a_resolved_break_is_found(led: Ledger, tmp_path: Path)
     with app_role(led) as conn:
         conn.execute(text("DELETE FROM wf_break_state WHERE break_id = :b"), {"b": bid})
     full = verify_all(led)
-    assert [p.code for p in full.problems] == ["workflow-mismatch"]
-    assert "no row in the workflow table" in full.problems[0].message
+    assert {p.code for p in full.problems} == {"workflow-mismatch"}
+    assert any("no row in the workflow table" in p.message for p in full.problems)
+    # the run's record of present breaks, and the links trace reads, say so too
+    assert any("breaks present, not the" in p.message for p in full.problems), full.problems
+    assert any("wf_break_records names records it does not" in p.message
+               for p in full.problems)
     report = reconcile_and_track(led, sc.AS_OF)
     assert report.integrity_failed
     assert {b.id: b.status for b in report.breaks}[bid] == "resolved"  # from the ledger
