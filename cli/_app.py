@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("cli._ledger_cmds", "Show a record as the ledger holds it (personal data "
              "pseudonymised)."),
     "key": ("cli._ledger_cmds", "Key material: export the verifier key, back up and restore "
-            "keys, rotate the vault or signing key."),
+            "keys, rotate keys."),
     "reconcile": ("cli._reconcile_cmds", "Reconcile business events, fund movements and "
                   "vouchers; report the breaks."),
     "trace": ("cli._breaks_cmds", "Show the whole trail of a record across business, finance "

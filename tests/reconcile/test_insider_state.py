@@ -174,9 +174,10 @@ def test_findings_digest_scheme() -> None:
     assert findings_digest([("orphans", "1\n7", 0, "[2]")]).digest == "invalid"
     assert findings_digest([("orphans", "17", 0, "[2]\x00")]).digest == "invalid"
     old = legacy_digest(rows)
-    legacy = LastRun(3, 10, "r", 2, old.digest, "additive")
+    legacy = LastRun(3, 10, "r", 2, old.digest, "additive", seq=20)
     assert mismatch(legacy, rows, "x") is None
-    assert mismatch(LastRun(3, 10, "r", 2, old.digest, "sorted-sha256"), rows, "x")
+    assert mismatch(LastRun(3, 10, "r", 2, old.digest, "sorted-sha256", seq=20), rows, "x")
+    assert mismatch(LastRun(3, 30, "r", 2, old.digest, "additive", seq=20), rows, "x")
     assert mismatch(legacy, rows[:1], "x")
 
 

@@ -105,25 +105,23 @@ def test_breaks_exit_1_and_delta(ledger_home: dict[str, Any], tmp_path: Path,
         run = run_nightly(led, out, sc.AS_OF)
         assert run.exit_code == 0 and run.unresolved == 0  # only a resolved break is left
         # the evidence changes: the break is reopened automatically and the delta says so
-        from reconcile.reports import _nightly as nightly_mod
+        from reconcile.matching import _run as run_mod
 
         def with_evidence(value: str) -> Any:
-            real = nightly_mod.run_reconcile
+            real = run_mod._with_evidence
 
             def run(*a: Any, **kw: Any) -> Any:  # every break's records changed, say
-                report = real(*a, **kw)
-                return report.model_copy(update={"breaks": tuple(
-                    b.model_copy(update={"evidence": value}) for b in report.breaks)})
+                return [b.model_copy(update={"evidence": value}) for b in real(*a, **kw)]
             return run
 
-        monkeypatch.setattr(nightly_mod, "run_reconcile", with_evidence("ab" * 32))
+        monkeypatch.setattr(run_mod, "_with_evidence", with_evidence("ab" * 32))
         run_nightly(led, out, sc.AS_OF)
         run_nightly(led, out, sc.AS_OF)  # resolve again below with this evidence
         resolve_break(led, ids["ORPHAN_MOVEMENT"], "alice", "bank_error", "recalled")
         approve_break(led, ids["ORPHAN_MOVEMENT"], "bob")
         assert run_nightly(led, out, sc.AS_OF).exit_code == 0
         monkeypatch.undo()
-        monkeypatch.setattr(nightly_mod, "run_reconcile", with_evidence("cd" * 32))
+        monkeypatch.setattr(run_mod, "_with_evidence", with_evidence("cd" * 32))
         run = run_nightly(led, out, sc.AS_OF)
         assert run.exit_code == 1
         assert [d["id"] for d in run.delta.reopened] == [ids["ORPHAN_MOVEMENT"]]
