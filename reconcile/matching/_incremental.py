@@ -206,7 +206,7 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         rows = m.run_all(conn, stages, scope, timer)
         with step("store"):
             fresh = _numbered(rows)
-            every, left = _store_findings(store, conn, fresh, scope, stored)
+            every, left = _store_findings(store, conn, fresh, scope)
             _store_open(conn, stages, scope)
             _store_matched(conn, stages, scope)
             _month_sums(conn, checked if incremental else None)
@@ -429,25 +429,23 @@ def _numbered(rows: dict[str, Rows]) -> list[_Finding]:
 
 
 def _store_findings(store: Store, conn: Connection, new: list[_Finding],
-                    scope: Scope | None, stored: list[Stored]
+                    scope: Scope | None
                     ) -> tuple[list[tuple[Stored, tuple[Any, ...] | None]], Digest]:
     """Replace the stored findings of the re-checked roots by ``new``; return every
     finding stored afterwards in canonical order — the kept ones (those of the roots not
-    re-checked, out of ``stored``, which was read and checked before the run: every stored
-    one of a full run is replaced) and the new ones, each as stored with its row when
-    known (``None``: a kept row, parsed by :func:`_typed`) — and their digest."""
+    re-checked, which the run read and checked before it matched: every stored one of a
+    full run is replaced) and the new ones, each as stored with its row when known
+    (``None``: a kept row, parsed by :func:`_typed`) — and their digest."""
     encode = _ROW_JSON.encode  # one encoder for every row (json.dumps builds one per call)
     every: list[tuple[Stored, tuple[Any, ...] | None]] = []
     if scope is None:
         conn.execute(delete(F))
     else:
-        replaced: dict[str, set[str]] = {}
         for rule in RULE_NAMES:
-            roots = _roots(scope, rule)
-            replaced[rule] = {str(r) for r in conn.execute(roots).scalars()}
-            conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(roots)))
-        empty: set[str] = set()
-        every = [(s, None) for s in stored if s[1] not in replaced.get(s[0], empty)]
+            conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(_roots(scope, rule))))
+        # what is left of ``stored`` (read and checked in this transaction), read back in
+        # canonical order: cheaper than listing the replaced roots of every rule
+        every = [(s, None) for s in read_findings(conn)]
     rows = [(rule, root, pos, encode(row)) for rule, root, pos, row in new]
     store.copy_rows(conn, F.name, [c.name for c in F.columns], rows)
     every.extend(zip(rows, (f[3] for f in new), strict=True))
