@@ -70,7 +70,6 @@ from ledger import Ledger
 from ledger._store import Store
 from reconcile import Deriver
 from reconcile.matching import _tables as t
-from reconcile.matching._incremental import PG_SETTINGS
 from reconcile.matching._refresh import refresh
 from reconcile.matching._run import run_reconcile
 
@@ -558,9 +557,7 @@ def baseline(store: Store) -> int:
     """The hand-written settlement statement, every row fetched."""
     n = 0
     with store.engine.connect() as conn:
-        if store.dialect == "postgresql":  # the same session settings as a run's
-            for setting in PG_SETTINGS:
-                conn.exec_driver_sql(setting)
+        store.tune_analysis(conn)  # the same session settings as a run's
         result = conn.execution_options(stream_results=True).execute(text(BASELINE_SQL))
         for part in result.partitions(10_000):
             n += len(part)

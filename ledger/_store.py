@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    collate,
     create_engine,
     event,
     func,
@@ -150,6 +152,39 @@ class _Checkpointer:
                 return
             self._seen = mark
             self._run()
+
+
+@dataclass(frozen=True, slots=True)
+class Traits:
+    """What the reconciler's set-based statements may count on from the backend."""
+
+    parallel: bool
+    """Statements (and ``CREATE TABLE … AS``) may run on parallel workers, if the tables
+    they read are not temporary: work tables are ``UNLOGGED`` when the role may create
+    them (PostgreSQL)."""
+    hash_joins_whole: bool
+    """A full run hash-joins its work tables whole: indexes on them cost more than they
+    save (PostgreSQL); SQLite's nested loops need them."""
+    lookups_by_probe: bool
+    """A look-up of the rows a small work table names must be written as one index probe
+    per row (a LATERAL subquery): as ``IN`` or a join the planner scanned whole tables
+    (PostgreSQL, ADR 0016); SQLite drives ``IN`` by the index itself."""
+    threads_share_connection: bool
+    """A second thread may use the connection while this one computes (psycopg);
+    SQLite's connections stay in their thread."""
+
+
+_PG_TRAITS = Traits(parallel=True, hash_joins_whole=True, lookups_by_probe=True,
+                    threads_share_connection=True)
+_SQLITE_TRAITS = Traits(parallel=False, hash_joins_whole=False, lookups_by_probe=False,
+                        threads_share_connection=False)
+
+PG_ANALYSIS_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'",
+                        "SET LOCAL random_page_cost = 1.1")
+"""Settings of a reconciliation run on PostgreSQL: JIT compilation costs more than it
+saves on these statements; hash joins and aggregates get room in memory; and index
+look-ups are priced for data in memory or on SSD (the default assumes spinning disks and
+makes an incremental run scan whole tables instead of looking up its few thousand rows)."""
 
 
 class Store:
@@ -514,6 +549,65 @@ class Store:
             return True
         return bool(conn.execute(text("SELECT has_table_privilege(current_user, :t, :p)"),
                                  {"t": table, "p": privilege}).scalar_one())
+
+    # -- what the reconciler's set-based statements ask of the backend ------------------
+    @staticmethod
+    def traits(conn: Connection) -> Traits:
+        """How this backend runs large analytical statements (:class:`Traits`)."""
+        return _PG_TRAITS if conn.dialect.name == "postgresql" else _SQLITE_TRAITS
+
+    @staticmethod
+    def tune_analysis(conn: Connection) -> None:
+        """Settings for the rest of the transaction, for a run of set-based statements
+        (PostgreSQL: :data:`PG_ANALYSIS_SETTINGS`; SQLite needs none)."""
+        if conn.dialect.name == "postgresql":
+            for sql in PG_ANALYSIS_SETTINGS:
+                conn.exec_driver_sql(sql)
+
+    @staticmethod
+    def may_create_tables(conn: Connection) -> bool:
+        """Whether the role may create tables in its schema (PostgreSQL asks the
+        catalogue: a duty's role made by ``bfa db grant`` may not); SQLite: yes."""
+        if conn.dialect.name != "postgresql":
+            return True
+        return bool(conn.exec_driver_sql(
+            "SELECT has_schema_privilege(current_schema(), 'CREATE')").scalar())
+
+    @staticmethod
+    def create_table_as(conn: Connection, name: str, rows: Select[Any],
+                        *, unlogged: bool) -> None:
+        """``CREATE [UNLOGGED] TABLE name AS rows`` (PostgreSQL: built by parallel workers
+        when the planner chooses; the statement's parameters rendered in)."""
+        compiled = rows.compile(dialect=conn.dialect,
+                                compile_kwargs={"render_postcompile": True})
+        kind = "UNLOGGED TABLE" if unlogged else "TABLE"
+        conn.exec_driver_sql(f"CREATE {kind} {name} AS {compiled}", compiled.params)
+
+    @staticmethod
+    def analyze_table(conn: Connection, name: str) -> None:
+        """Planner statistics of a table made just now (PostgreSQL; autovacuum has not
+        seen it). SQLite plans from its indexes."""
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"ANALYZE {name}")
+
+    @staticmethod
+    def estimate_rows(conn: Connection, table: str) -> int | None:
+        """About how many rows ``table`` holds, without counting: PostgreSQL's planner
+        estimate (fresh after ``ANALYZE``), SQLite's rowid span; None when not known."""
+        if conn.dialect.name == "postgresql":
+            est = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE oid = %(t)s::regclass", {"t": table}
+            ).scalar()
+            return int(float(est)) if est is not None and float(est) > 0 else None
+        span = conn.exec_driver_sql(
+            f"SELECT max(rowid) - min(rowid) + 1 FROM {table}").scalar()
+        return None if span is None else int(span)
+
+    @staticmethod
+    def code_point_order(conn: Connection, col: ColumnElement[str]) -> ColumnElement[str]:
+        """``col`` ordered by Unicode code point (the order of its UTF-8 bytes), whatever
+        the database's collation: PostgreSQL ``COLLATE "C"``, SQLite's ``BINARY``."""
+        return collate(col, "C") if conn.dialect.name == "postgresql" else col
 
     def get_meta(self, conn: Connection, key: str) -> str | None:
         return conn.execute(select(s.meta.c.value).where(s.meta.c.key == key)).scalar()

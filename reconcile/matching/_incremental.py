@@ -94,13 +94,6 @@ FULL_SHARE = 0.25
 """An incremental run re-checks its scope by index lookups; when the new entries are
 more than this share of the ledger, one full set-based pass is cheaper."""
 
-PG_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'",
-               "SET LOCAL random_page_cost = 1.1")
-"""Session settings of a run on PostgreSQL: JIT compilation costs more than it saves on
-these statements; hash joins and aggregates get room in memory; and index look-ups are
-priced for data in memory or on SSD (the default assumes spinning disks and makes an
-incremental run scan whole tables instead of looking up its few thousand rows)."""
-
 R, E, M, A, V, VR, P = (t.records, t.events, t.movements, t.allocations, t.vouchers,
                         t.voucher_refs, t.person_events)
 F = t.findings
@@ -168,9 +161,7 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         return timer(name) if timer is not None else nullcontext()
 
     with store.writer() as conn:
-        if store.dialect == "postgresql":
-            for sql in PG_SETTINGS:
-                conn.exec_driver_sql(sql)
+        store.tune_analysis(conn)
         size = int(store.get_meta(conn, t.WATERMARK_KEY) or 0)
         digest = rules_digest(rules)
         # the state of the last run comes from the ledger, not from meta (FORMAT.md §2.5)
@@ -242,17 +233,8 @@ def _estimate_records(conn: Connection) -> int:
     """About how many ``rc_records`` rows there are (only the full-run heuristic uses it):
     the planner's estimate on PostgreSQL (fresh after ``ANALYZE``), the rowid span on
     SQLite; a count where neither is known."""
-    if conn.dialect.name == "postgresql":
-        est = conn.exec_driver_sql(
-            "SELECT reltuples FROM pg_class WHERE oid = 'rc_records'::regclass").scalar()
-        if est is not None and float(est) > 0:
-            return int(float(est))
-    else:
-        span = conn.exec_driver_sql(
-            "SELECT max(rowid) - min(rowid) + 1 FROM rc_records").scalar()
-        if span is not None:
-            return int(span)
-    return _count_where(conn, true())
+    est = Store.estimate_rows(conn, R.name)
+    return est if est is not None else _count_where(conn, true())
 
 
 def _count(conn: Connection, tbl: Table) -> int:
@@ -271,7 +253,7 @@ def _looked_up(work: Work, drive: Table, key: ColumnElement[int], out: ColumnEle
     read through the index on ``key``: on PostgreSQL by :func:`probe` (as an ``IN`` the
     planner scanned the whole allocations table, ADR 0016); SQLite drives ``IN`` by the
     index itself."""
-    if work.conn.dialect.name != "postgresql":
+    if not Store.traits(work.conn).lookups_by_probe:
         return select(out).where(key.in_(select(drive.c.seq)), *where)
     found = probe(drive, key, out.label("seq"), where=where)
     return select(found.c.seq).select_from(drive).join(found, true())

@@ -97,6 +97,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.selectable import CompoundSelect, LateralFromClause, Subquery
 
+from ledger import Store
 from reconcile.matching import _tables as t
 from reconcile.matching._rules import Rules
 
@@ -287,14 +288,13 @@ class Work:
     tables: list[Table] = field(default_factory=list)
     timer: Callable[[str], Any] | None = None
     shared: bool = field(init=False)
-    """PostgreSQL and the role may create tables in its schema: ``UNLOGGED`` tables
-    (parallel plans); else temporary ones (an application role with the grants of
-    ``bfa db grant`` has no CREATE on the schema)."""
+    """The backend runs statements in parallel and the role may create tables in its
+    schema: ``UNLOGGED`` tables (parallel plans); else temporary ones (an application
+    role with the grants of ``bfa db grant`` has no CREATE on the schema)."""
 
     def __post_init__(self) -> None:
-        self.shared = self.conn.dialect.name == "postgresql" and bool(
-            self.conn.exec_driver_sql(
-                "SELECT has_schema_privilege(current_schema(), 'CREATE')").scalar())
+        self.shared = (Store.traits(self.conn).parallel
+                       and Store.may_create_tables(self.conn))
 
     def table(self, name: str, columns: Sequence[Column[Any]], rows: Rowset | None,
               indexes: Sequence[Sequence[str]] = ()) -> Table:
@@ -306,22 +306,19 @@ class Work:
 
     def _table(self, name: str, columns: Sequence[Column[Any]], rows: Rowset | None,
                indexes: Sequence[Sequence[str]]) -> Table:
-        pg = self.shared
-        # PostgreSQL: an UNLOGGED table made by CREATE TABLE AS, not a TEMPORARY one, so
+        shared = self.shared
+        # Shared: an UNLOGGED table made by CREATE TABLE AS, not a TEMPORARY one, so
         # that building it and every statement reading it may use parallel workers (a
         # temporary table is private to its backend). Runs hold the ledger's writer lock,
         # so names never clash; the table is dropped before the transaction commits and
         # a failed run's rollback removes it.
         tbl = Table(name, MetaData(), *columns,
-                    prefixes=["UNLOGGED" if pg else "TEMPORARY"])
-        if pg and rows is not None:
+                    prefixes=["UNLOGGED" if shared else "TEMPORARY"])
+        if shared and rows is not None:
             sub = rows.subquery()
             labelled = select(*(col.label(c.name) for col, c in zip(sub.c, columns,
                                                                     strict=True)))
-            compiled = labelled.compile(dialect=self.conn.dialect,
-                                        compile_kwargs={"render_postcompile": True})
-            self.conn.exec_driver_sql(f"CREATE UNLOGGED TABLE {name} AS {compiled}",
-                                      compiled.params)
+            Store.create_table_as(self.conn, name, labelled, unlogged=True)
         else:
             tbl.create(self.conn)
             if rows is not None:
@@ -335,8 +332,7 @@ class Work:
 
     def analyze(self, tbl: Table) -> None:
         """Statistics for the planner (autovacuum has not seen a table made just now)."""
-        if self.conn.dialect.name == "postgresql":
-            self.conn.exec_driver_sql(f"ANALYZE {tbl.name}")
+        Store.analyze_table(self.conn, tbl.name)
 
     def drop(self) -> None:
         for tbl in reversed(self.tables):
@@ -424,7 +420,7 @@ class Matcher:
         # indexes serve the correlated look-ups of scoped runs and SQLite; a full run on
         # PostgreSQL hash-joins these tables whole, and building the indexes would cost
         # more than they save
-        indexed = scope is not None or work.conn.dialect.name != "postgresql"
+        indexed = scope is not None or not Store.traits(work.conn).hash_joins_whole
 
         def ix(*cols: str) -> list[tuple[str, ...]]:
             return [(c,) for c in cols] if indexed else []
@@ -490,7 +486,7 @@ class Matcher:
             select(scope.records.c.seq), select(links.c.m_seq), select(matched.c.m_seq)))
         parts = []
         for domain, col in (("business", b), ("finance", f)):
-            if work.conn.dialect.name != "postgresql":
+            if not Store.traits(work.conn).lookups_by_probe:
                 q = base.add_columns(col, _text(domain)).where(col.is_not(None))
                 parts.append(q.where(V.c.seq.in_(select(scope.vouchers.c.seq))))
                 parts.append(q.where(col.in_(select(want.c.seq))))

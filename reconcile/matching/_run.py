@@ -297,7 +297,7 @@ def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]
     connection is used by one thread at a time. SQLite's connections stay in their
     thread: one look-up, then the building."""
     out: list[Break] = []
-    if conn.dialect.name == "postgresql" and len(pending) > EVIDENCE_PART:
+    if Store.traits(conn).threads_share_connection and len(pending) > EVIDENCE_PART:
         parts = [pending[i:i + EVIDENCE_PART] for i in range(0, len(pending), EVIDENCE_PART)]
         with ThreadPoolExecutor(1, thread_name_prefix="bfa-evidence") as pool:
             future = pool.submit(_entry_hashes, conn, _all_ids(p[1] for p in parts[0]))

@@ -180,14 +180,12 @@ def mismatch(last: LastRun | None, stored: Sequence[Stored], consequence: str) -
 def read_findings(conn: Connection) -> list[Stored]:
     """Every stored finding as stored, in canonical order (rule, root by code point — the
     ``C`` collation on PostgreSQL, SQLite's binary one — then position)."""
-    from sqlalchemy import collate, select
+    from sqlalchemy import select
 
     from reconcile.matching._tables import findings as f
 
-    if conn.dialect.name == "postgresql":
-        order = [collate(f.c.rule, "C"), collate(f.c.root, "C"), f.c.pos]
-    else:
-        order = [f.c.rule, f.c.root, f.c.pos]
+    order = [Store.code_point_order(conn, f.c.rule), Store.code_point_order(conn, f.c.root),
+             f.c.pos]
     return [(str(rule), str(root), int(pos), str(row)) for rule, root, pos, row
             in conn.execute(select(f.c.rule, f.c.root, f.c.pos, f.c.row).order_by(*order))]
 
