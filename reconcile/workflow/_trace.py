@@ -32,6 +32,7 @@ from reconcile.workflow._workflow import (
     Transition,
     break_records,
     break_state,
+    read_rows,
     require_honest,
     row_to_state,
     transitions_for,
@@ -275,7 +276,7 @@ def _breaks(store: Store, conn: Connection, ids: set[str]) -> list[TraceBreak]:
         return []
     rows = []
     for cond in _in(conn, break_state.c.break_id, bids):
-        rows += [dict(r._mapping) for r in conn.execute(select(break_state).where(cond))]
+        rows += read_rows(conn, select(break_state).where(cond))
     require_honest(store, conn, rows)  # each row's records are those its id covers
     states = [row_to_state(r) for r in rows]
     names = {st.break_id: set(st.records) for st in states}

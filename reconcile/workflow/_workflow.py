@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any, Literal, get_args
+from dataclasses import dataclass, replace
+from typing import Any, Literal, cast, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -45,6 +44,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -140,6 +140,62 @@ WORKFLOW_FIELDS = ("status", "assignee", "resolved_by", "approved_by", "reason",
                    "resolved_evidence", "transitions", "last_seq")
 """The columns derived from ``control.break`` entries (the rest is the break's snapshot)."""
 
+COLUMNS = tuple(c.name for c in break_state.columns)
+
+
+@dataclass(slots=True)
+class _Fold:
+    """The workflow columns a break's ``control.break`` entries give, folded one entry at
+    a time by :func:`_apply` (a new break's: open, no transition)."""
+
+    status: str = "open"
+    assignee: str | None = None
+    resolved_by: str | None = None
+    approved_by: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    resolved_evidence: str | None = None
+    transitions: int = 0
+    last_seq: int | None = None
+    updated_at: str = ""
+    """When the last transition was made (or the snapshot last written); not compared."""
+
+    def workflow(self) -> dict[str, Any]:
+        """The :data:`WORKFLOW_FIELDS` by name."""
+        return {f: getattr(self, f) for f in WORKFLOW_FIELDS}
+
+
+@dataclass(slots=True)
+class _Row(_Fold):
+    """One ``wf_break_state`` row: the break's last reported snapshot and its workflow
+    columns (:class:`_Fold`), as stored (``records``, ``amounts``, ``id_key`` JSON text)."""
+
+    break_id: str = ""
+    code: str = ""
+    severity: str = ""
+    field: str = ""
+    records: str = "[]"
+    amounts: str = "{}"
+    message: str = ""
+    evidence: str = ""
+    present: bool = False
+    first_seen: str = ""
+    last_seen: str = ""
+    id_key: str | None = None
+
+    @classmethod
+    def stored(cls, mapping: Any) -> _Row:
+        """A row as read (``Row._mapping``), its numbers as Python ints."""
+        row = cls(**mapping)
+        row.transitions = int(row.transitions or 0)
+        row.last_seq = None if row.last_seq is None else int(row.last_seq)
+        row.present = bool(row.present)
+        return row
+
+    def values(self) -> tuple[Any, ...]:
+        """The row's columns in table order (for ``Store.copy_rows``)."""
+        return tuple(getattr(self, c) for c in COLUMNS)
+
 
 @dataclass(frozen=True, slots=True)
 class BreakState:
@@ -221,27 +277,28 @@ def _id_filters(conn: Connection, ids: Sequence[str],
     return Store.id_conditions(conn, break_state.c.break_id if col is None else col, ids)
 
 
-def row_to_state(row: dict[str, Any]) -> BreakState:
-    vals = dict(row)
-    vals["records"] = tuple(json.loads(vals["records"]))
-    vals["amounts"] = json.loads(vals["amounts"])
-    vals["present"] = bool(vals["present"])
-    vals["last_seq"] = None if vals["last_seq"] is None else int(vals["last_seq"])
-    vals["transitions"] = int(vals["transitions"])
-    key = vals.get("id_key")
-    vals["id_key"] = None if key is None else tuple(json.loads(key))
+def row_to_state(row: _Row) -> BreakState:
+    vals = {c: getattr(row, c) for c in COLUMNS}
+    vals["records"] = tuple(json.loads(row.records))
+    vals["amounts"] = json.loads(row.amounts)
+    vals["id_key"] = None if row.id_key is None else tuple(json.loads(row.id_key))
     return BreakState(**vals)
 
 
-def _load(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def read_rows(conn: Connection, q: Select[Any]) -> list[_Row]:
+    """The state rows ``q`` (a select of ``wf_break_state``) gives."""
+    return [_Row.stored(r._mapping) for r in conn.execute(q)]
+
+
+def _load(conn: Connection, ids: Sequence[str]) -> dict[str, _Row]:
+    out: dict[str, _Row] = {}
     for cond in _id_filters(conn, ids):
-        for r in conn.execute(select(break_state).where(cond)):
-            out[r.break_id] = dict(r._mapping)
+        for row in read_rows(conn, select(break_state).where(cond)):
+            out[row.break_id] = row
     return out
 
 
-def _resolve_id(conn: Connection, break_id: str) -> dict[str, Any]:
+def _resolve_id(conn: Connection, break_id: str) -> _Row:
     """The state row of a break id, or of the one break whose id starts with it."""
     bid = break_id.strip()
     rows = _load(conn, [bid])
@@ -251,7 +308,7 @@ def _resolve_id(conn: Connection, break_id: str) -> dict[str, Any]:
         found = conn.execute(
             select(break_state).where(break_state.c.break_id.like(f"{bid}%")).limit(2)).all()
         if len(found) == 1:
-            return dict(found[0]._mapping)
+            return _Row.stored(found[0]._mapping)
         if len(found) > 1:
             raise InputError(f"break id {bid!r} is ambiguous; give more of it")
     raise NotFoundError(
@@ -259,36 +316,32 @@ def _resolve_id(conn: Connection, break_id: str) -> dict[str, Any]:
 
 
 # -- the one fold: a transition record applied to a state row ------------------------------
-def _apply(row: dict[str, Any], rec: dict[str, Any], seq: int) -> None:
+def _apply(row: _Fold, rec: dict[str, Any], seq: int) -> None:
     """Fold one ``control.break`` record into a state row (live and in :func:`replay_states`)."""
     action = rec["action"]
-    row["status"] = rec["status"]
+    row.status = rec["status"]
     if action == "assign":
-        row["assignee"] = rec["assignee"]
+        row.assignee = rec["assignee"]
     elif action == "resolve":
-        row["resolved_by"] = rec["user"]
-        row["approved_by"] = None
-        row["reason"] = rec["reason"]
-        row["note"] = rec["note"]
-        row["resolved_evidence"] = rec.get("evidence", "")
+        row.resolved_by = rec["user"]
+        row.approved_by = None
+        row.reason = rec["reason"]
+        row.note = rec["note"]
+        row.resolved_evidence = rec.get("evidence", "")
     elif action == "approve":
-        row["approved_by"] = rec["user"]
+        row.approved_by = rec["user"]
     elif action == "reopen":
-        row["resolved_by"] = None
-        row["approved_by"] = None
-        row["reason"] = None
-        row["note"] = rec.get("note")
-        row["resolved_evidence"] = None
-    row["transitions"] = int(row.get("transitions") or 0) + 1
-    row["last_seq"] = seq
-    row["updated_at"] = rec["at"]
+        row.resolved_by = None
+        row.approved_by = None
+        row.reason = None
+        row.note = rec.get("note")
+        row.resolved_evidence = None
+    row.transitions += 1
+    row.last_seq = seq
+    row.updated_at = rec["at"]
 
 
 # -- the table checked against the ledger ---------------------------------------------------
-def _blank() -> dict[str, Any]:
-    return {"status": "open", "assignee": None, "resolved_by": None, "approved_by": None,
-            "reason": None, "note": None, "resolved_evidence": None, "transitions": 0,
-            "last_seq": None}
 
 
 def _transitions_by_id(store: Store, conn: Connection,
@@ -316,56 +369,51 @@ def _transitions_by_id(store: Store, conn: Connection,
     return found
 
 
-def _replay(bid: str, transitions: list[Entry]) -> dict[str, Any]:
+def _replay(bid: str, transitions: list[Entry]) -> _Fold:
     """The workflow fields a break's entries give (:func:`_apply`, as the live path)."""
-    row = _blank()
+    row = _Fold()
     for e in transitions:
         rec = e.record
         if rec.get("type") != "control.break" or rec.get("break") != bid:
             raise IntegrityError(f"entry {e.seq} ({e.record_id}) is not a transition of {bid}")
         _apply(row, rec, e.seq)
-    row.pop("updated_at", None)
     return row
 
 
-def _disagreement(row: dict[str, Any], want: dict[str, Any], code: str | None) -> str | None:
+def _disagreement(row: _Row, want: _Fold, code: str | None) -> str | None:
     """What a state row says that its break's entries (replayed: ``want``) do not."""
-    bid = row["break_id"]
+    bid = row.break_id
     for f in WORKFLOW_FIELDS:
-        have = row.get(f)
-        if f in ("transitions", "last_seq") and have is not None:
-            have = int(have)
-        if have != want[f]:
+        have, should = getattr(row, f), getattr(want, f)
+        if have != should:
             return (f"break {bid}: the workflow table says {f} = {have!r}, its control.break "
-                    f"entries in the ledger say {want[f]!r} ({want['transitions']} transitions)")
-    if code is not None and row.get("code") not in (None, code):
-        return (f"break {bid}: the workflow table says code {row['code']}, its control.break "
+                    f"entries in the ledger say {should!r} ({want.transitions} transitions)")
+    if code is not None and row.code != code:
+        return (f"break {bid}: the workflow table says code {row.code}, its control.break "
                 f"entries say {code}")
     # the id covers code, field and records (or the key): none of them can change alone
     try:
-        key = row.get("id_key")
-        names = json.loads(key) if key is not None else json.loads(row.get("records") or "[]")
+        names = json.loads(row.id_key if row.id_key is not None else (row.records or "[]"))
         ok = (isinstance(names, list) and all(isinstance(n, str) for n in names)
-              and break_id(str(row.get("code")), str(row.get("field")), tuple(names)) == bid)
+              and break_id(str(row.code), str(row.field), tuple(names)) == bid)
     except (TypeError, ValueError):
         ok = False
     if not ok:
         return (f"break {bid}: the workflow table's code, field and records or key "
-                f"({row.get('code')}, {row.get('field')}) do not give its id")
+                f"({row.code}, {row.field}) do not give its id")
     return None
 
 
-def _checked(store: Store, conn: Connection, rows: dict[str, dict[str, Any]],
-             absent: Sequence[str] = ()) -> tuple[dict[str, dict[str, Any]],
-                                                  list[tuple[str, str]]]:
+def _checked(store: Store, conn: Connection, rows: dict[str, _Row],
+             absent: Sequence[str] = ()) -> tuple[dict[str, _Fold], list[tuple[str, str]]]:
     """Check state rows (and the absence of rows for ``absent`` ids) against the ledger.
 
     Returns the workflow fields the ledger gives for every break that disagrees (to
     restore), and one ``(break id, why)`` per disagreement."""
-    counts = {bid: int(r.get("transitions") or 0) for bid, r in rows.items()}
+    counts = {bid: r.transitions for bid, r in rows.items()}
     counts.update(dict.fromkeys(absent, 0))
     found = _transitions_by_id(store, conn, counts)
-    restore: dict[str, dict[str, Any]] = {}
+    restore: dict[str, _Fold] = {}
     problems: list[tuple[str, str]] = []
     for bid, trans in found.items():
         want = _replay(bid, trans)
@@ -384,40 +432,44 @@ def _checked(store: Store, conn: Connection, rows: dict[str, dict[str, Any]],
     return restore, problems
 
 
-def _restored(store: Store, conn: Connection, ids: Sequence[str], fresh: dict[str, Any]
-              ) -> tuple[dict[str, dict[str, Any]], list[str], list[tuple[str, str]]]:
+def _restored(store: Store, conn: Connection, ids: Sequence[str], fresh: _Row
+              ) -> tuple[dict[str, _Row], list[str], list[tuple[str, str]]]:
     """The state rows of ``ids``, each checked against its entries and restored from them
     where it differs: the rows by id (a deleted row comes back from ``fresh``), the ids
     whose row was gone, and one ``(break id, why)`` per disagreement."""
     existing = _load(conn, ids)
     restored, problems = _checked(store, conn, existing, [i for i in ids if i not in existing])
     relink = [bid for bid in restored if bid not in existing]
-    for bid, fields in restored.items():
-        existing.setdefault(bid, fresh.copy()).update(fields)
+    for bid, fold in restored.items():
+        row = existing.get(bid)
+        if row is None:
+            row = existing[bid] = replace(fresh)
+        for f in WORKFLOW_FIELDS:
+            setattr(row, f, getattr(fold, f))
     return existing, relink, problems
 
 
-def require_honest(store: Store, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def require_honest(store: Store, conn: Connection, rows: Sequence[_Row]) -> None:
     """Raise :class:`IntegrityError` (exit 3) when a state row about to be shown or acted
     on disagrees with its ``control.break`` entries."""
-    _restore, problems = _checked(store, conn, {r["break_id"]: r for r in rows})
+    _restore, problems = _checked(store, conn, {r.break_id: r for r in rows})
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise IntegrityError(f"{problems[0][1]}{more}: the table was changed outside bfa; "
                              "'bfa reconcile' restores it from the ledger and reports it")
 
 
-def _record(row: dict[str, Any], action: Action, who: Actor, status: Status,
+def _record(row: _Row, action: Action, who: Actor, status: Status,
             **extra: str | None) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "type": "control.break",
-        "id": f"{row['break_id']}/{int(row['transitions']) + 1}",
-        "break": row["break_id"],
-        "code": row["code"],
+        "id": f"{row.break_id}/{row.transitions + 1}",
+        "break": row.break_id,
+        "code": row.code,
         "action": action,
         "status": status,
         **who.members(),
-        "evidence": row["evidence"],
+        "evidence": row.evidence,
         "at": now_rfc3339(),
     }
     rec.update({k: v for k, v in extra.items() if v is not None})
@@ -438,8 +490,8 @@ def _transition(ledger: Ledger, bid: str, label: str | None, action: Action,
         rec = _record(row, action, who, status, **kw)
         (seq,) = append_control(ledger.store, conn, [rec])
         _apply(row, rec, seq)
-        conn.execute(update(break_state).where(break_state.c.break_id == row["break_id"])
-                     .values({k: row[k] for k in (*WORKFLOW_FIELDS, "updated_at")}))
+        conn.execute(update(break_state).where(break_state.c.break_id == row.break_id)
+                     .values({k: getattr(row, k) for k in (*WORKFLOW_FIELDS, "updated_at")}))
     return row_to_state(row)
 
 
@@ -453,9 +505,9 @@ def _require_approver(conn: Connection) -> None:
                         refused=True)
 
 
-def _next_status(row: dict[str, Any], action: Action, who: Actor, **kw: str | None) -> Status:
+def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Status:
     """The state after ``action``, or :class:`InputError` saying why it is not allowed."""
-    bid, cur = row["break_id"], row["status"]
+    bid, cur = row.break_id, row.status
     if action == "assign":
         if cur not in ("open", "assigned"):
             raise InputError(f"{bid} is {cur}; reopen it before assigning it")
@@ -469,11 +521,11 @@ def _next_status(row: dict[str, Any], action: Action, who: Actor, **kw: str | No
                 f"reason {reason!r} is not one of: {', '.join(REASONS)} (see 'bfa breaks resolve"
                 " --help')")
         # the severity follows from the code (the row's copy is only for display)
-        return "pending_approval" if needs_four_eyes(row["code"]) else "resolved"
+        return "pending_approval" if needs_four_eyes(row.code) else "resolved"
     if action == "approve":
         if cur != "pending_approval":
             raise InputError(f"{bid} is {cur}, not pending approval")
-        if who.same_person(row["resolved_by"]):  # identities: Li.Wei is li.wei
+        if who.same_person(row.resolved_by):  # identities: Li.Wei is li.wei
             raise InputError(
                 f"four-eyes: {who.identity} resolved {bid} and cannot also approve it; a "
                 "second person must approve it under their own account (a home shared by "
@@ -483,15 +535,15 @@ def _next_status(row: dict[str, Any], action: Action, who: Actor, **kw: str | No
     if action == "reopen":
         if cur not in ("resolved", "pending_approval"):
             raise InputError(f"{bid} is {cur}; only resolved or pending breaks can be reopened")
-        return "assigned" if row["assignee"] else "open"
+        return "assigned" if row.assignee else "open"
     raise InputError(f"unknown action {action!r}")
 
 
-def _refuse_own_records(store: Store, conn: Connection, row: dict[str, Any], who: Actor
+def _refuse_own_records(store: Store, conn: Connection, row: _Row, who: Actor
                         ) -> None:
     """Separation of duties (FORMAT.md §2.5): nobody approves a break on a record they
     ingested, as the ``control.ingest`` entry of its batch names them."""
-    records = [str(r) for r in json.loads(row["records"] or "[]")]
+    records = [str(r) for r in json.loads(row.records or "[]")]
     found = ingested_by(store, conn, records)
     unknown = [i for i in found if i.user is None]
     if unknown:
@@ -499,14 +551,14 @@ def _refuse_own_records(store: Store, conn: Connection, row: dict[str, Any], who
         raise InputError(
             f"separation of duties: {first.domain} record {first.record_id} (entry "
             f"{first.seq}) was appended outside 'bfa ingest' (no control.ingest entry covers "
-            f"it), so who ingested it is unknown; {row['break_id']} cannot be approved — run "
+            f"it), so who ingested it is unknown; {row.break_id} cannot be approved — run "
             "'bfa verify' and ask the ledger's owner")
     mine = [i for i in found if who.same_person(i.user)]
     if mine:
         first = mine[0]
         raise InputError(
             f"separation of duties: {who.identity} ingested {first.domain} record "
-            f"{first.record_id} (entry {first.seq}) and cannot approve {row['break_id']} on "
+            f"{first.record_id} (entry {first.seq}) and cannot approve {row.break_id} on "
             "it; an approver who did not ingest its records must approve it")
 
 
@@ -541,14 +593,13 @@ _json_records = json.JSONEncoder(ensure_ascii=False).encode
 _json_amounts = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
-def _snapshot(b: Break, seen: str) -> dict[str, Any]:
-    return {
-        "break_id": b.id, "code": b.code, "severity": b.severity, "field": b.field,
-        "records": _json_records(list(b.records)),
-        "amounts": _json_amounts(b.amounts),
-        "message": b.message, "evidence": b.evidence, "present": True, "last_seen": seen,
-        "id_key": None if b.key is None else _json_records(list(b.key)),
-    }
+def _snapshot(row: _Row, b: Break, seen: str) -> None:
+    """Write the break as this run reported it into its row (present, seen now)."""
+    row.break_id, row.code, row.severity, row.field = b.id, b.code, b.severity, b.field
+    row.records = _json_records(list(b.records))
+    row.amounts = _json_amounts(b.amounts)
+    row.message, row.evidence, row.present, row.last_seen = b.message, b.evidence, True, seen
+    row.id_key = None if b.key is None else _json_records(list(b.key))
 
 
 def _annotate(report: Report, statuses: dict[str, Status],
@@ -582,11 +633,10 @@ def apply_states_in(ledger: Ledger, conn: Connection, report: Report) -> Applied
     ids = [b.id for b in report.breaks]
     new: list[str] = []
     reopened: list[str] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[_Row] = []
     links: list[tuple[str, str]] = []
     automatic = ledger.actor(SYSTEM_USER)  # who runs the reconciliation, labelled "bfa"
-    fresh: dict[str, Any] = dict.fromkeys(WORKFLOW_FIELDS)
-    fresh.update(status="open", transitions=0, first_seen=seen, updated_at=seen)
+    fresh = _Row(first_seen=seen, updated_at=seen)
     # the ledger is the authority: rows that disagree with their control.break entries
     # are restored from them, and each disagreement is reported as LEDGER_INTEGRITY
     existing, relink, problems = _restored(ledger.store, conn, ids, fresh)
@@ -607,36 +657,34 @@ def apply_states_in(ledger: Ledger, conn: Connection, report: Report) -> Applied
         row = existing.get(b.id)
         is_new = row is None
         if row is None:
-            row = fresh.copy()
+            row = replace(fresh)
             new.append(b.id)
         if is_new or b.id in relinked:  # sets: a nightly may bring 20,000 new breaks
             links.extend((b.id, r) for r in sorted(set(b.records)))
-        row.update(_snapshot(b, seen))
-        was = row["resolved_evidence"]
-        if (row["status"] in ("resolved", "pending_approval") and was
-                and row["evidence"] and row["evidence"] != was):
-            rec = _record(row, "reopen", automatic, "assigned" if row["assignee"] else "open",
+        _snapshot(row, b, seen)
+        was = row.resolved_evidence
+        if (row.status in ("resolved", "pending_approval") and was
+                and row.evidence and row.evidence != was):
+            rec = _record(row, "reopen", automatic, "assigned" if row.assignee else "open",
                           note=f"evidence changed since the resolution ({was[:12]}… → "
-                          f"{row['evidence'][:12]}…)", previous_evidence=was)
+                          f"{row.evidence[:12]}…)", previous_evidence=was)
             pending.append(rec)
             _apply(row, rec, -1)  # its seq is known once appended, below
             reopened.append(b.id)
         rows.append(row)
     if pending:
-        by_id = {r["break_id"]: r for r in rows}
+        by_id = {r.break_id: r for r in rows}
         for rec, seq in zip(pending, append_control(ledger.store, conn, pending),
                             strict=True):
-            by_id[rec["break"]]["last_seq"] = seq
+            by_id[rec["break"]].last_seq = seq
     for cond in _id_filters(conn, list(existing)):
         conn.execute(delete(break_state).where(cond))
-    cols = [c.name for c in break_state.columns]
-    as_tuple = itemgetter(*cols)
-    ledger.store.copy_rows(conn, break_state.name, cols, [as_tuple(r) for r in rows])
+    ledger.store.copy_rows(conn, break_state.name, list(COLUMNS), [r.values() for r in rows])
     ledger.store.copy_rows(conn, break_records.name, ["break_id", "record_id"], links)
     conn.execute(update(break_state).where(
         break_state.c.present.is_(True), break_state.c.last_seen != seen).values(present=False))
-    statuses: dict[str, Status] = {r["break_id"]: r["status"] for r in rows}
-    assignees = {r["break_id"]: r["assignee"] for r in rows}
+    statuses: dict[str, Status] = {r.break_id: cast(Status, r.status) for r in rows}
+    assignees = {r.break_id: r.assignee for r in rows}
     return Applied(_annotate(report, statuses, assignees), statuses, tuple(new), tuple(reopened))
 
 
@@ -708,7 +756,7 @@ def list_breaks(ledger: Ledger, status: str | None = None, *,
     if not include_gone:
         q = q.where(break_state.c.present.is_(True))
     with ledger.store.reader() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(q)]
+        rows = read_rows(conn, q)
         require_honest(ledger.store, conn, rows)
         why = present_mismatch(ledger.store, conn)
         if why is not None:
@@ -764,16 +812,17 @@ def transitions_for(conn: Connection, break_ids: Iterable[str]) -> list[Transiti
     return list(_transition_entries(conn, break_ids))
 
 
-def _replay_all(conn: Connection) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+def _replay_all(conn: Connection) -> tuple[dict[str, _Fold], dict[str, str]]:
     """Every break's workflow fields from all ``control.break`` entries, and the code its
     last entry names."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, _Fold] = {}
     codes: dict[str, str] = {}
     for t in _transition_entries(conn, None):
         bid = str(t.record["break"])
-        row = out.setdefault(bid, _blank())
+        row = out.get(bid)
+        if row is None:
+            row = out[bid] = _Fold()
         _apply(row, t.record, t.seq)
-        row.pop("updated_at", None)
         codes[bid] = str(t.record.get("code"))
     return out, codes
 
@@ -785,7 +834,7 @@ def replay_states(ledger: Ledger) -> dict[str, dict[str, Any]]:
     changed behind the ledger's back (:func:`check_workflow` compares the two).
     """
     with ledger.store.reader() as conn:
-        return _replay_all(conn)[0]
+        return {bid: fold.workflow() for bid, fold in _replay_all(conn)[0].items()}
 
 
 def check_workflow(ledger: Ledger, *, full: bool) -> list[tuple[str, str]]:
@@ -801,14 +850,14 @@ def check_workflow(ledger: Ledger, *, full: bool) -> list[tuple[str, str]]:
         if why is not None:
             problems.append(("", why))
         problems += [("", msg) for msg in links_mismatch(conn)]
-        rows = {str(r.break_id): dict(r._mapping) for r in conn.execute(select(break_state))}
+        rows = {r.break_id: r for r in read_rows(conn, select(break_state))}
         if not full:
             return problems + _checked(ledger.store, conn, rows)[1]
         replayed, codes = _replay_all(conn)
     for bid in sorted(set(rows) | set(replayed)):
-        row, want = rows.get(bid), replayed.get(bid, _blank())
+        row, want = rows.get(bid), replayed.get(bid, _Fold())
         if row is None:
-            problems.append((bid, f"break {bid} has {want['transitions']} control.break "
+            problems.append((bid, f"break {bid} has {want.transitions} control.break "
                                   "entries in the ledger but no row in the workflow table"))
             continue
         why = _disagreement(row, want, codes.get(bid))
@@ -834,6 +883,7 @@ __all__ = [
     "links_mismatch",
     "list_breaks",
     "present_mismatch",
+    "read_rows",
     "reopen_break",
     "replay_states",
     "require_honest",
