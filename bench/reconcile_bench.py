@@ -653,19 +653,13 @@ def _track(led: Ledger, report: Any, previous: dict[str, Any]
         return applied
 
     states_s, applied = _timed(states)
-
-    def render() -> tuple[str, str]:
-        delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
-        return render_json(applied.report), json.dumps(delta.to_json())
-
-    render_s, _ = _timed(render)
-    now = {b.id: {"code": b.code, "severity": b.severity,
-                  "status": applied.statuses.get(b.id, "open")} for b in applied.report.breaks}
+    render_s, now = _render(applied, previous)
     return states_s, render_s, now
 
 
 def _render(applied: Any, previous: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    """The delta against the previous run and the full JSON report of a tracked run."""
+    """The delta against the previous run and the full JSON report, timed; and the breaks
+    as the next delta needs them."""
     def render() -> tuple[str, str]:
         delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
         return render_json(applied.report), json.dumps(delta.to_json())

@@ -672,6 +672,10 @@ def test_rotation_replaces_the_homes_verifier_key_not_an_auditors_copy(
     assert invoke("verify", *h(Path(home), db)).exit_code == 0
 
 
+def _backup(home: str, out: Path, passphrase: Path) -> None:
+    ok("key", "backup", "--out", str(out), "--passphrase-file", str(passphrase), *h(Path(home)))
+
+
 def test_key_backups_from_before_a_rotation_are_refused(
     sqlite_home: dict[str, str], tmp_path: Path
 ) -> None:
@@ -679,25 +683,9 @@ def test_key_backups_from_before_a_rotation_are_refused(
     ingest(tmp_path, home, db, some(2))
     pp = tmp_path / "pp"
     pp.write_text("a passphrase long enough\n")
-    ok(
-        "key",
-        "backup",
-        "--out",
-        str(tmp_path / "before.json"),
-        "--passphrase-file",
-        str(pp),
-        *h(Path(home)),
-    )
+    _backup(home, tmp_path / "before.json", pp)
     rotate(home, db)
-    ok(
-        "key",
-        "backup",
-        "--out",
-        str(tmp_path / "after.json"),
-        "--passphrase-file",
-        str(pp),
-        *h(Path(home)),
-    )
+    _backup(home, tmp_path / "after.json", pp)
     lost = tmp_path / "lost"
     lost.mkdir(mode=0o700)
     shutil.copy(Path(home) / "ledger.db", lost / "ledger.db")
@@ -712,15 +700,20 @@ def test_key_backups_from_before_a_rotation_are_refused(
     ok("checkpoint", *h(lost))
 
 
-def test_a_retired_key_put_back_signs_nothing(sqlite_home: dict[str, str], tmp_path: Path) -> None:
-    """§5.7: the old signing key signs nothing, 'bfa checkpoint' and 'bfa nightly': exit 2."""
-    home, db = sqlite_home["home"], sqlite_home["db"]
+def _retired_key_put_back(home: str, db: str, tmp_path: Path) -> None:
+    """A rotation with records on both sides, then the old key pair back in the home."""
     ingest(tmp_path, home, db, some(2))
     k0 = (keys(home) / "signing.key").read_text()
     v0, _ = rotate(home, db)
     ingest(tmp_path, home, db, some(2))
     (keys(home) / "signing.key").write_text(k0)
     (keys(home) / "verifier.key").write_text(v0 + "\n")
+
+
+def test_a_retired_key_put_back_signs_nothing(sqlite_home: dict[str, str], tmp_path: Path) -> None:
+    """§5.7: the old signing key signs nothing, 'bfa checkpoint' and 'bfa nightly': exit 2."""
+    home, db = sqlite_home["home"], sqlite_home["db"]
+    _retired_key_put_back(home, db, tmp_path)
     res = invoke("checkpoint", *h(Path(home), db))
     assert res.exit_code == 2 and "retired by the rotation" in res.stderr, res.output
 
@@ -737,15 +730,7 @@ def test_a_database_restored_from_before_a_rotation_needs_the_retired_key(
     ok("checkpoint", *h(Path(home), db))
     pp = tmp_path / "pp"
     pp.write_text("a passphrase long enough\n")
-    ok(
-        "key",
-        "backup",
-        "--out",
-        str(tmp_path / "before.json"),
-        "--passphrase-file",
-        str(pp),
-        *h(Path(home)),
-    )
+    _backup(home, tmp_path / "before.json", pp)
     src = sqlite3.connect(_sqlite_path(db))
     dst = sqlite3.connect(tmp_path / "before.db")
     src.backup(dst)
@@ -775,12 +760,7 @@ def test_nightly_with_a_retired_key_refuses_before_it_writes(
     sqlite_home: dict[str, str], tmp_path: Path
 ) -> None:
     home, db = sqlite_home["home"], sqlite_home["db"]
-    ingest(tmp_path, home, db, some(2))
-    k0 = (keys(home) / "signing.key").read_text()
-    v0, _ = rotate(home, db)
-    ingest(tmp_path, home, db, some(2))
-    (keys(home) / "signing.key").write_text(k0)
-    (keys(home) / "verifier.key").write_text(v0 + "\n")
+    _retired_key_put_back(home, db, tmp_path)
     size = int(jok("status", *h(Path(home), db))["size"])
     res = invoke("nightly", "--report-dir", str(tmp_path / "rep"), *h(Path(home), db))
     assert res.exit_code == 2, res.output
