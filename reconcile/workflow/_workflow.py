@@ -32,8 +32,9 @@ Resolving needs one of :data:`REASONS` and a note.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Literal, cast, get_args
 
 from sqlalchemy import (
@@ -192,9 +193,9 @@ class _Row(_Fold):
         row.present = bool(row.present)
         return row
 
-    def values(self) -> tuple[Any, ...]:
-        """The row's columns in table order (for ``Store.copy_rows``)."""
-        return tuple(getattr(self, c) for c in COLUMNS)
+
+_values: Callable[[_Row], tuple[Any, ...]] = attrgetter(*COLUMNS)
+"""A row's columns in table order (for ``Store.copy_rows``; one C call a row)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +433,7 @@ def _checked(store: Store, conn: Connection, rows: dict[str, _Row],
     return restore, problems
 
 
-def _restored(store: Store, conn: Connection, ids: Sequence[str], fresh: _Row
+def _restored(store: Store, conn: Connection, ids: Sequence[str], fresh: Callable[[], _Row]
               ) -> tuple[dict[str, _Row], list[str], list[tuple[str, str]]]:
     """The state rows of ``ids``, each checked against its entries and restored from them
     where it differs: the rows by id (a deleted row comes back from ``fresh``), the ids
@@ -443,7 +444,7 @@ def _restored(store: Store, conn: Connection, ids: Sequence[str], fresh: _Row
     for bid, fold in restored.items():
         row = existing.get(bid)
         if row is None:
-            row = existing[bid] = replace(fresh)
+            row = existing[bid] = fresh()
         for f in WORKFLOW_FIELDS:
             setattr(row, f, getattr(fold, f))
     return existing, relink, problems
@@ -636,7 +637,9 @@ def apply_states_in(ledger: Ledger, conn: Connection, report: Report) -> Applied
     rows: list[_Row] = []
     links: list[tuple[str, str]] = []
     automatic = ledger.actor(SYSTEM_USER)  # who runs the reconciliation, labelled "bfa"
-    fresh = _Row(first_seen=seen, updated_at=seen)
+    def fresh() -> _Row:  # a break never reported: open, first seen now
+        return _Row(first_seen=seen, updated_at=seen)
+
     # the ledger is the authority: rows that disagree with their control.break entries
     # are restored from them, and each disagreement is reported as LEDGER_INTEGRITY
     existing, relink, problems = _restored(ledger.store, conn, ids, fresh)
@@ -657,7 +660,7 @@ def apply_states_in(ledger: Ledger, conn: Connection, report: Report) -> Applied
         row = existing.get(b.id)
         is_new = row is None
         if row is None:
-            row = replace(fresh)
+            row = fresh()
             new.append(b.id)
         if is_new or b.id in relinked:  # sets: a nightly may bring 20,000 new breaks
             links.extend((b.id, r) for r in sorted(set(b.records)))
@@ -679,7 +682,7 @@ def apply_states_in(ledger: Ledger, conn: Connection, report: Report) -> Applied
             by_id[rec["break"]].last_seq = seq
     for cond in _id_filters(conn, list(existing)):
         conn.execute(delete(break_state).where(cond))
-    ledger.store.copy_rows(conn, break_state.name, list(COLUMNS), [r.values() for r in rows])
+    ledger.store.copy_rows(conn, break_state.name, list(COLUMNS), [_values(r) for r in rows])
     ledger.store.copy_rows(conn, break_records.name, ["break_id", "record_id"], links)
     conn.execute(update(break_state).where(
         break_state.c.present.is_(True), break_state.c.last_seen != seen).values(present=False))
