@@ -471,15 +471,15 @@ class Ledger:
             chain = key_chain(conn, signer.verifier(), self.origin)
         except IntegrityError as e:
             raise LedgerIntegrityError(Problem("key-rotation", str(e), None)) from e
+        # a rotation entry nobody co-signed is not the ledger's: exit 3 before the key it
+        # claims to retire is refused
         c = s.checkpoints.c
         have = set(conn.execute(select(c.tree_size).where(
             c.tree_size.in_([r.seq + 1 for r in chain.rotations]))).scalars())
-        for r in chain.rotations:  # a rotation entry nobody co-signed: not the ledger's
-            if r.seq + 1 not in have:
-                raise LedgerIntegrityError(Problem(
-                    "key-rotation", f"signing-key rotation {r.record_id} (entry {r.seq}) has "
-                    f"no checkpoint of size {r.seq + 1} signed by the key it retires and the "
-                    "new one; nothing signed", r.seq))
+        missing = chain.uncosigned(have)
+        if missing:
+            raise LedgerIntegrityError(Problem(
+                "key-rotation", f"{missing[0].uncosigned}; nothing signed", missing[0].seq))
         retired = chain.retired_at(signer.verifier())
         if retired is not None:
             raise ConfigError(
@@ -526,7 +526,6 @@ class Ledger:
         over it is signed by both; then the new key files replace the old ones (the old
         signing key is deleted). Returns (old verifier key, new verifier key, the
         co-signed checkpoint)."""
-
         from ledger._home import write_key_file
 
         who = self.actor(label)

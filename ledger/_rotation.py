@@ -18,6 +18,7 @@ verifier already trusts and covering the entry that names the other one.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -38,6 +39,12 @@ class Rotation:
     record_id: str
     old: Verifier
     new: Verifier
+
+    @property
+    def uncosigned(self) -> str:
+        """What is wrong when the checkpoint over this rotation is not stored."""
+        return (f"signing-key rotation {self.record_id} (entry {self.seq}) has no checkpoint "
+                f"of size {self.seq + 1} signed by the key it retires and the new one")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,12 @@ class KeyChain:
         if i > 0 and self.rotations[i - 1].seq == size - 1:
             return (self.keys[i - 1], self.keys[i])
         return (self.keys[i],)
+
+    def uncosigned(self, sizes: Collection[int], *, cosigning: int | None = None
+                   ) -> list[Rotation]:
+        """The rotations without their co-signed checkpoint among the stored ``sizes``
+        (``cosigning``: the one whose checkpoint the caller is signing now)."""
+        return [r for r in self.rotations if r.seq + 1 not in sizes and r.seq != cosigning]
 
     def retired_at(self, key: Verifier) -> Rotation | None:
         """The rotation that retired ``key``, or None (the current key, or not a key of

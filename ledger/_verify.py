@@ -117,12 +117,8 @@ def _load_checkpoints(
                 "root-mismatch", 'checkpoint at size 0 signs a root other than SHA-256("")', None))
             continue
         out.append(_Cp(size, cp.root, note))
-    for r in chain.rotations:
-        if r.seq + 1 not in sizes and r.seq != cosigning:
-            result.problems.append(Problem(
-                "key-rotation", f"signing-key rotation {r.record_id} (entry {r.seq}) has no "
-                f"checkpoint of size {r.seq + 1} signed by the key it retires and the new one",
-                r.seq))
+    for r in chain.uncosigned(sizes, cosigning=cosigning):
+        result.problems.append(Problem("key-rotation", r.uncosigned, r.seq))
     return out, chain
 
 
