@@ -7,6 +7,8 @@ Example::
     store.put(Path("slip.pdf"), sha256_hex, size)   # raises VoucherMismatchError
 """
 
+from archive._audit import AuditResult, FileProblem, Restored, audit, restore
+from archive._samples import sample_pdf
 from archive._store import FileStore
 
-__all__ = ["FileStore"]
+__all__ = ["AuditResult", "FileProblem", "FileStore", "Restored", "audit", "restore", "sample_pdf"]

@@ -47,7 +47,7 @@ class FileStore:
         try:
             if self.perms.gid is not None:
                 os.fchown(fd, -1, self.perms.gid)
-            os.fchmod(fd, self.perms.file_mode)
+            os.fchmod(fd, self.perms.file_mode & ~0o222)  # stored files are read-only
             with src, os.fdopen(fd, "wb") as out:
                 while n <= size and (chunk := src.read(min(_CHUNK, size + 1 - n))):
                     h.update(chunk)

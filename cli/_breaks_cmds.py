@@ -7,7 +7,9 @@ acting user comes from ``--user`` / ``BFA_USER``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, user_option
 from cli._render import table, to_json
-from ledger import printable
+from ledger import Ledger, printable
 from reconcile import (
     LOCK_MAX_AGE,
     REASONS,
@@ -274,6 +276,18 @@ def trace_cmd(home: str | None, db: str | None, as_json: bool, record_id: str,
     click.echo(to_json(tr.to_json()) if as_json else _render_trace(tr))
 
 
+def _fixity_step(days: int) -> Callable[[Ledger], dict[str, Any]]:
+    """The nightly's archive step: audit 1/``days`` of the store, continuing the rotation."""
+    from archive import FileStore, audit
+
+    def step(led: Ledger) -> dict[str, Any]:
+        share = Decimal(100) / days
+        return audit(led, FileStore(led.home.archive_dir, led.home.perms), percent=share,
+                     ).to_json()
+
+    return step
+
+
 @bfa.command("nightly")
 @home_options
 @click.option("--report-dir", "report_dir", required=True, metavar="DIR",
@@ -287,9 +301,12 @@ def trace_cmd(home: str | None, db: str | None, as_json: bool, record_id: str,
 @click.option("--lock-max-age", type=click.IntRange(min=1), default=LOCK_MAX_AGE,
               envvar="BFA_NIGHTLY_LOCK_MAX_AGE", show_default=True, metavar="SECONDS",
               help="A lock older than this is stale and taken over. [env BFA_NIGHTLY_LOCK_MAX_AGE]")
+@click.option("--fixity-days", type=click.IntRange(min=0), default=30, show_default=True,
+              metavar="N", help="Re-read every voucher file within N nights (each night "
+              "audits 1/N of the store, continuing the rotation); 0 audits nothing.")
 def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datetime | None,
-                rules_file: Path | None, lock_max_age: int) -> None:
-    """Nightly run: lock, verify, reconcile, sign a checkpoint, write the reports.
+                rules_file: Path | None, lock_max_age: int, fixity_days: int) -> None:
+    """Nightly run: lock, verify, audit, reconcile, sign a checkpoint, write the reports.
 
     Two runs never overlap: a second one exits 2 at once; a stale lock (its process
     gone, or older than --lock-max-age) is taken over. On an integrity failure the
@@ -309,7 +326,8 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
         rules = load_rules(rules_file)
     with open_ledger(home, db) as led:
         result = run_nightly(led, report_dir, as_of.date() if as_of else None, rules,
-                             lock_max_age=lock_max_age)
+                             lock_max_age=lock_max_age,
+                             archive_step=_fixity_step(fixity_days) if fixity_days else None)
     if result.lock_note:
         click.echo(f"bfa: warning: {result.lock_note}", err=True)
     click.echo(f"nightly {result.report.run.as_of}: {result.summary_line()}")

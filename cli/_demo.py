@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from archive import FileStore
+from archive import FileStore, sample_pdf
 from ledger import (
     BfaError,
     ConfigError,
@@ -68,10 +68,7 @@ def _money(d: Decimal) -> str:
 def _voucher(
     out: Path, kind: str, vid: str, refs: list[str], amount: str | None, when: str
 ) -> dict[str, Any]:
-    body = (
-        f"%PDF-1.4\n% demo {kind} {vid}\n% refs {' '.join(refs[:5])}\n"
-        f"% amount {amount or '-'}\n%%EOF\n"
-    ).encode()
+    body = sample_pdf(f"demo {kind} {vid} refs {' '.join(refs[:5])} amount {amount or '-'}")
     rel = f"vouchers/{vid}.pdf"
     (out / rel).write_bytes(body)
     rec: dict[str, Any] = {

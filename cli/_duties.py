@@ -37,6 +37,8 @@ COMMAND_DUTIES: dict[str, str] = {
     "balance": ANY,
     "nightly": "service",
     "forget": "privacy",
+    "archive audit": "officer or service",
+    "archive restore": "officer or service",
     "audit access": ANY,
     "db grant": OWNER,
     "demo": "none (its own SQLite ledger)",

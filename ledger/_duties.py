@@ -260,7 +260,7 @@ BEGIN
       WHEN kind = 'break' AND rec ->> 'action' = 'reopen' AND rec ? 'previous_evidence'
         THEN ARRAY['officer', 'service']
       WHEN kind = 'break' THEN ARRAY['officer']
-      WHEN kind = 'reconcile' THEN ARRAY['officer', 'service']
+      WHEN kind IN ('reconcile', 'fixity', 'voucher_check') THEN ARRAY['officer', 'service']
       WHEN kind IN ('reveal', 'forget', 'disclose', 'compare') THEN ARRAY['privacy']
       ELSE ARRAY[]::text[]
     END;

@@ -40,7 +40,7 @@ from ledger._note import Signer, Verifier
 
 DEFAULT_HOME = ".bfa"
 _ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*")
-_CONFIG_KEYS = ("origin", "database_url", "group")
+_CONFIG_KEYS = ("origin", "database_url", "group", "archive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +58,13 @@ class Home:
     """``keys/verifier.key`` unless ``BFA_VERIFIER_KEY`` names another file."""
     vault_key_path: Path | None = None
     """``keys/vault.key`` unless ``BFA_VAULT_KEY`` names another file."""
+    archive_path: Path | None = None
+    """The voucher store shared with other homes (``BFA_ARCHIVE``, else ``config.json``'s
+    ``archive``, which ``bfa init --from`` sets to the source home's); None: in the home."""
 
     @property
     def archive_dir(self) -> Path:
-        return self.path / "archive"
+        return self.archive_path if self.archive_path is not None else self.path / "archive"
 
     @property
     def perms(self) -> Perms:
@@ -169,6 +172,7 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
         url = f"sqlite:///{(path / 'ledger.db').resolve()}"
     origin = config.get("origin")
     group = config.get("group")
+    shared = os.environ.get("BFA_ARCHIVE") or config.get("archive")
     keys = path / "keys"
     return Home(
         path=path,
@@ -179,6 +183,7 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
         group=str(group) if group else None,
         verifier_key_path=Path(os.environ.get("BFA_VERIFIER_KEY") or keys / "verifier.key"),
         vault_key_path=Path(os.environ.get("BFA_VAULT_KEY") or keys / "vault.key"),
+        archive_path=Path(str(shared)).expanduser() if shared else None,
     )
 
 
@@ -188,8 +193,8 @@ def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
     misspelt ``database_url`` must not quietly send commands to the default SQLite file)."""
     if not isinstance(loaded, dict):
         raise ConfigError(f"{cfg_file}: must be a JSON object "
-                          '{"origin": "...", "database_url": "...", "group": "..."} '
-                          "(the last two optional)")
+                          '{"origin": "...", "database_url": "...", "group": "...", '
+                          '"archive": "..."} (all but the first optional)')
     unknown = sorted(set(loaded) - set(_CONFIG_KEYS))
     if unknown:
         raise ConfigError(f"{cfg_file}: unknown setting {printable(unknown[0])!r} "
@@ -294,7 +299,10 @@ def join_home(src: Home, dst: Home, duties: tuple[str, ...]) -> Home:
     make_dir(dst.path, perms)
     cfg_file = dst.path / "config.json"
     if not cfg_file.exists():
-        write_atomic(cfg_file, json.dumps({"origin": origin, "database_url": dst.db_url},
+        # one voucher store for the ledger: the audit of any home reads the files every
+        # officer's ingest stored (FORMAT.md §5.4)
+        write_atomic(cfg_file, json.dumps({"origin": origin, "database_url": dst.db_url,
+                                           "archive": str(src.archive_dir.resolve())},
                                           indent=2) + "\n", perms)
     wanted = {k for d in duties for k in DUTY_KEYS[d]}
     texts = {"verifier": src.verifier().to_text()}

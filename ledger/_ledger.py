@@ -764,7 +764,8 @@ class Ledger:
         with self.store.reader() as conn:
             names = conn.execute(
                 text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                     "AND (starts_with(tablename, 'rc_') OR starts_with(tablename, 'wf_')) "
+                     "AND (starts_with(tablename, 'rc_') OR starts_with(tablename, 'wf_') "
+                     "OR starts_with(tablename, 'ar_')) "
                      "ORDER BY tablename")).scalars().all()
             database = str(conn.execute(text("SELECT current_database()")).scalar_one())
         return grant_sql(role, duties, list(names), database)

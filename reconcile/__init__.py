@@ -35,6 +35,17 @@ from reconcile._errors import NightlyLockedError
 from reconcile._verify import verify_all
 from reconcile.bank import book_vs_bank
 from reconcile.bank._import import StatementFormat, ingest_statement, ingest_statements
+from reconcile.matching._archive import (
+    PROPERTIES,
+    SPACE,
+    Defect,
+    FixityFailure,
+    defect_state,
+    fixity_state,
+    fold_defects,
+    hash_key,
+    in_scope,
+)
 from reconcile.matching._refresh import Deriver, refresh
 from reconcile.matching._rules import DEFAULT_RULES, Rules, load_rules
 from reconcile.matching._run import reconcile_and_track, run_reconcile, run_tracked, today
@@ -68,13 +79,17 @@ from reconcile.workflow._workflow import (
 __all__ = [
     "DEFAULT_RULES",
     "LOCK_MAX_AGE",
+    "PROPERTIES",
     "REASONS",
     "SEVERITY",
+    "SPACE",
     "STATUSES",
     "Break",
     "BreakState",
+    "Defect",
     "Deriver",
     "Expected",
+    "FixityFailure",
     "NightlyLockedError",
     "NightlyResult",
     "Report",
@@ -88,7 +103,12 @@ __all__ = [
     "assign_break",
     "book_vs_bank",
     "break_id",
+    "defect_state",
+    "fixity_state",
+    "fold_defects",
+    "hash_key",
     "history",
+    "in_scope",
     "ingest_statement",
     "ingest_statements",
     "integrity_break",

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
 
+from archive import sample_pdf
+
 if TYPE_CHECKING:
     from ledger import Ledger
 
@@ -37,7 +39,11 @@ def collection(i: int, amount: str = "100.00") -> dict[str, Any]:
     }
 
 
-def voucher(dir: Path, i: int, refs: list[str], body: bytes = b"slip") -> dict[str, Any]:
+SLIP = sample_pdf("slip")
+"""The body of every sample voucher (the same bytes: the store keeps it once)."""
+
+
+def voucher(dir: Path, i: int, refs: list[str], body: bytes = SLIP) -> dict[str, Any]:
     (dir / f"v{i}.pdf").write_bytes(body)
     return {
         "type": "archive.bank_slip", "id": f"BS-{i}", "region": REGION, "occurred_at": T,

@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from ledger import InputError, Ledger, Store
 from reconcile.bank import statement_breaks
 from reconcile.matching import _tables as t
+from reconcile.matching._archive import archive_breaks
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._incremental import Outcome, matched
 from reconcile.matching._match import Findings
@@ -125,6 +126,7 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
             judge = _Judge(epoch_day(as_of), rules)
             _collect(found.findings, judge)
             _domain_rules(found, judge)
+            archive_breaks(conn, judge.add_break)
             ready = statement_breaks(conn, rules, as_of) + sod_breaks(ledger.store, conn)
             if found.mismatch is not None:
                 ready.append(integrity_break(found.mismatch, None))

@@ -16,8 +16,10 @@
    checkpoint a clean run verified). On a problem the report holds one
    ``LEDGER_INTEGRITY`` break per problem, nothing is reconciled, appended or signed,
    and the exit code is 3.
-3. **Reconcile** (``run_reconcile``: decodes only entries added since the last run;
-   the open items are re-checked by the set-based SQL), then **apply the break states**
+3. **Audit** the archive when the caller gives an ``archive_step`` (``bfa nightly``: a
+   rotating sample of the voucher files, :data:`ArchiveStep`), then **reconcile**
+   (``run_reconcile``: decodes only entries added since the last run; the open items
+   are re-checked by the set-based SQL), then **apply the break states**
    (resolved breaks stay resolved unless their evidence changed; reopens are appended).
    When the run finds the reconciler's or the workflow's stored state changed behind
    the ledger's back (a ``LEDGER_INTEGRITY`` break: stored findings that differ from
@@ -44,7 +46,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -71,6 +73,11 @@ DB_LOCK = "bfa nightly"
 database never overlap either."""
 
 CLEAN, BREAKS, COULD_NOT_RUN, INTEGRITY = 0, 1, 2, 3
+
+ArchiveStep = Callable[[Ledger], Mapping[str, Any]]
+"""The archive layer's part of a night (``bfa nightly``: the fixity audit of a rotating
+sample), run after verification and before the reconciliation; what it returns goes into
+``nightly.json`` as ``archive`` (``problems`` > 0 makes the exit code at least 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,8 @@ class NightlyResult:
     lock_note: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     unresolved: int = 0
+    archive: dict[str, Any] | None = None
+    """What the archive step (the fixity audit) reported, when the run had one."""
 
     def summary_line(self) -> str:
         if self.exit_code == INTEGRITY:
@@ -108,9 +117,14 @@ class NightlyResult:
             return (f"INTEGRITY FAILURE: {n} problem(s); nothing signed; "
                     f"report in {self.folder}")
         d = self.delta
+        a = self.archive
+        audited = ("" if a is None else
+                   f"fixity audit {a.get('id')}: {a.get('files')} file(s) "
+                   f"({a.get('scope', {}).get('percent')}% of the store), "
+                   f"{a.get('problems')} problem(s); ")
         return (f"{self.report.summary.breaks} breaks ({self.unresolved} unresolved): "
                 f"{len(d.new)} new, {len(d.closed)} closed, {len(d.reopened)} reopened; "
-                f"checkpoint {self.checkpoint_size}; report in {self.folder}")
+                f"{audited}checkpoint {self.checkpoint_size}; report in {self.folder}")
 
 
 # -- the lock ------------------------------------------------------------------------------
@@ -229,6 +243,7 @@ def run_nightly(
     rules: Rules | Mapping[str, Any] | None = None,
     *,
     lock_max_age: float = LOCK_MAX_AGE,
+    archive_step: ArchiveStep | None = None,
 ) -> NightlyResult:
     """One nightly run (see the module docstring); raises :class:`NightlyLockedError` if locked."""
     lock = NightlyLock(ledger.home.path / "nightly.lock", lock_max_age, ledger.home.perms)
@@ -240,13 +255,14 @@ def run_nightly(
                     f"another nightly run holds the database's lock ({DB_LOCK!r} in "
                     f"{ledger.store.display_url()}), from another home or host; "
                     "it is released when that run ends")
-            return _run(ledger, report_dir, as_of, rules, note)
+            return _run(ledger, report_dir, as_of, rules, note, archive_step)
     finally:
         lock.release()
 
 
 def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
-         rules: Rules | Mapping[str, Any] | None, note: str | None) -> NightlyResult:
+         rules: Rules | Mapping[str, Any] | None, note: str | None,
+         archive_step: ArchiveStep | None) -> NightlyResult:
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     perms = ledger.home.perms  # reports name people and accounts: as private as the home
@@ -262,6 +278,8 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
         statuses = {b.id: "open" for b in report.breaks}
         _write(result, report_dir, statuses, started, previous, perms)
         return result
+    # the archive's audit is recorded before the reconciliation, which reports its failures
+    archive = dict(archive_step(ledger)) if archive_step is not None else None
     applied = run_tracked(ledger, as_of, rules)
     # the ledger's own state changed behind its back (findings or workflow rows): the
     # report says so and nothing is signed over it
@@ -269,10 +287,11 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
     cp_size = None if failed else ledger.checkpoint().size
     unresolved = sum(1 for s in applied.statuses.values() if s != "resolved")
     delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
-    code = INTEGRITY if failed else BREAKS if unresolved else CLEAN
+    problems = bool(archive and archive.get("problems"))
+    code = INTEGRITY if failed else BREAKS if unresolved or problems else CLEAN
     result = NightlyResult(code, applied.report, verified,
                            report_dir / as_of.isoformat(), delta, cp_size, note,
-                           unresolved=unresolved)
+                           unresolved=unresolved, archive=archive)
     _write(result, report_dir, applied.statuses, started, previous, perms)
     return result
 
@@ -352,6 +371,7 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
                     "decoded": report.run.decoded, "ledger_size": report.run.ledger_size,
                     "mode": report.run.mode, "rechecked": report.run.rechecked},
         "delta": result.delta.to_json(),
+        "archive": result.archive,
         "files": result.files,
         "breaks": {b.id: {"code": b.code, "severity": b.severity,
                           "status": statuses.get(b.id, "open")} for b in report.breaks},

@@ -57,6 +57,7 @@ SEVERITY: dict[str, Severity] = {
     "RETURNED_PAYMENT": "medium",
     "ACCOUNT_RULE_VIOLATION": "medium",
     "STATEMENT_BALANCE_BREAK": "medium",
+    "VOUCHER_DEFECT": "medium",
     "LATE_SETTLEMENT": "low",
     "MISSING_VOUCHER": "low",
 }

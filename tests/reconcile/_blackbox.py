@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from archive import sample_pdf
+
 Rec = dict[str, Any]
 R = "440100"
 T = "2026-10-10T09:00:00+08:00"
@@ -37,7 +39,7 @@ def collection(i: str, amount: str = "1000.00", value_date: str = "2026-10-12",
 
 
 def voucher(d: Path, kind: str, i: str, refs: list[str], amount: str | None = None) -> Rec:
-    body = f"{kind} {i}".encode()
+    body = sample_pdf(f"{kind} {i}")
     (d / f"{i}.pdf").write_bytes(body)
     r: Rec = {"type": "archive." + kind, "id": i, "region": R, "occurred_at": T,
               "sha256": hashlib.sha256(body).hexdigest(), "media_type": "application/pdf",

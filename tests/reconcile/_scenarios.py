@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from archive import FileStore, sample_pdf
 from ledger import Ledger
 from tests._records import REGION, T, write_jsonl
 from tests._records import payment_event as _payment_event
@@ -75,7 +76,7 @@ def sweep(sid: str, amount: str = "1000.00", *, from_account: str = "income",
 
 def voucher(dir: Path, kind: str, vid: str, refs: list[str],
             amount: str | None = None) -> dict[str, Any]:
-    body = f"{kind} {vid}".encode()
+    body = sample_pdf(f"{kind} {vid}")
     (dir / f"{vid}.pdf").write_bytes(body)
     rec = {
         "type": f"archive.{kind}", "id": vid, "region": REGION, "occurred_at": T,
@@ -117,7 +118,7 @@ def base(dir: Path) -> list[dict[str, Any]]:
 
 def ingest(led: Ledger, dir: Path, records: list[dict[str, Any]], name: str = "batch") -> None:
     path = write_jsonl(dir / f"{name}.jsonl", records)
-    led.ingest([str(path)], None)
+    led.ingest([str(path)], FileStore(led.home.archive_dir))
 
 
 def with_vouchers(dir: Path, records: list[dict[str, Any]], tag: str,

@@ -8,9 +8,7 @@ texts; the implementation was not read. Ledgers are built through the CLI (``bfa
 files and on a nightly lock with a malformed start time, an evidence digest FORMAT §2.5
 did not describe exactly, an assignee error blaming the acting user, notes that could
 forge lines in ``breaks show``); they are fixed and the tests that found them now pass.
-The one ``xfail(strict=True, reason="NOT BUILT YET ...")`` pins what README says is not
-built yet (``FIXITY_FAILURE``): it turns into a failure once it is, so the marker can
-then be dropped.
+``FIXITY_FAILURE`` was pinned here as not built until issue 18 built the fixity audit.
 """
 
 from __future__ import annotations
@@ -408,20 +406,23 @@ def test_evidence_digest_follows_the_documented_formula(scenario_homes: dict[str
 
 
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])
-@pytest.mark.xfail(strict=True, reason="NOT BUILT YET (README: FIXITY_FAILURE comes with the "
-                   "archive's fixity checks, a later issue): INTERCHANGE says a voucher file "
-                   "missing from the archive or changed is FIXITY_FAILURE; reconcile reports none")
 def test_fixity_failure_when_a_voucher_file_is_gone(tmp_path: Path, damage: str) -> None:
+    """INTERCHANGE: a voucher file missing from the archive or changed is FIXITY_FAILURE,
+    found by 'bfa archive audit' and reported by every reconciliation after it."""
     home = new_ledger(tmp_path, clean(tmp_path))
     files = [p for p in (home / "archive").rglob("*") if p.is_file()]
     assert len(files) == 2
     for f in files:
+        f.chmod(0o600)  # stored read-only
         if damage == "delete":
             f.unlink()
         else:
             f.write_bytes(b"not the voucher")
+    assert "FIXITY_FAILURE" not in codes_of(reconcile_json(home, "--full"))  # not audited yet
+    ok("archive", "audit", *h(home), code=1)
     rep = reconcile_json(home, "--full")
     assert "FIXITY_FAILURE" in codes_of(rep)
+    assert all(b["severity"] == "high" for b in rep["breaks"] if b["code"] == "FIXITY_FAILURE")
 
 
 def test_statement_balance_break_and_balance(tmp_path: Path, db_url: str) -> None:

@@ -1,0 +1,128 @@
+"""Commands ``bfa archive ...``: fixity audit, restore and the 四性 check of voucher files."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from decimal import Decimal
+from pathlib import Path
+
+import click
+
+from cli._app import bfa
+from cli._exit import Exit
+from cli._options import home_options, json_option, open_ledger, progress, user_option
+from cli._render import to_json
+
+
+@bfa.group("archive")
+def archive_group() -> None:
+    """Voucher files: fixity audit, restore, 四性 check.
+
+    Example:
+
+    \b
+        bfa archive audit
+        bfa archive check FR-2026-11-0001
+    """
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@archive_group.command("audit")
+@home_options
+@json_option
+@user_option
+@click.option("--sample", "percent", type=click.FloatRange(0, 100, min_open=True),
+              metavar="PERCENT",
+              help="Re-read only this share of the store, continuing where the last audit "
+                   "ended (consecutive samples sweep the whole store). [default: all]")
+def audit_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
+              percent: float | None) -> None:
+    """Re-hash the stored voucher files and report changed, missing and untracked ones.
+
+    Each audit is recorded in the ledger (a control.fixity entry); a changed or missing
+    file becomes a FIXITY_FAILURE break (high) in the next 'bfa reconcile' and nightly.
+    Exit codes: 0 every file intact, 1 problems found, 2 could not run, 3 the ledger
+    itself failed a check.
+
+    Example:
+
+    \b
+        bfa archive audit
+        bfa archive audit --sample 5 --json
+    """
+    from archive import FileStore, audit
+
+    share = Decimal(str(percent)) if percent is not None else None
+    with open_ledger(home, db) as led, ExitStack() as stack:
+        result = audit(led, FileStore(led.home.archive_dir, led.home.perms), percent=share,
+                       label=user,
+                       progress=lambda total: stack.enter_context(progress(total, "auditing")))
+    if as_json:
+        click.echo(to_json(result.to_json()))
+    else:
+        scope = "the whole store" if result.full else f"{result.percent}% of the store"
+        click.echo(f"audit {result.id}: {scope}, {result.files} file(s), "
+                   f"{_size(result.bytes)} re-read")
+        for kind, items in (("changed", result.changed), ("missing", result.missing),
+                            ("untracked", result.untracked)):
+            click.echo(f"  {kind:<10}{len(items):>6}")
+            for p in items[:20]:
+                names = ", ".join(p.records)
+                click.echo(f"    {p.sha256[:16]}…  {names}" if names else f"    {p.sha256}")
+            if len(items) > 20:
+                click.echo(f"    … and {len(items) - 20} more (--json lists all)")
+        if result.problems:
+            click.echo("PROBLEMS: put a changed or missing file back with 'bfa archive "
+                       "restore FILE'; an untracked file is named by no record")
+        else:
+            click.echo("every file audited is intact")
+    raise click.exceptions.Exit(Exit.PROBLEMS if result.problems else Exit.CLEAN)
+
+
+@archive_group.command("restore")
+@home_options
+@json_option
+@user_option
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+def restore_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
+                files: tuple[Path, ...]) -> None:
+    """Put voucher files back into the store, from a backup, say.
+
+    A file is accepted only if its bytes hash to what a voucher record says; each file
+    written is recorded in the ledger (control.fixity, restore) and clears its
+    FIXITY_FAILURE at the next reconciliation. A file already intact is left alone.
+    Exit codes: 0 all restored (or intact), 2 a file no record names (nothing after
+    it is restored).
+
+    Example:
+
+    \b
+        bfa archive restore /mnt/backup/e-receipt-0001.ofd
+    """
+    from archive import FileStore, restore
+
+    done = []
+    with open_ledger(home, db) as led:
+        store = FileStore(led.home.archive_dir, led.home.perms)
+        for f in files:
+            done.append(restore(led, store, f, label=user))
+    if as_json:
+        click.echo(to_json([{"file": str(f), "sha256": r.sha256, "records": list(r.records),
+                             "restored": r.replaced, "id": r.id or None}
+                            for f, r in zip(files, done, strict=True)]))
+    else:
+        for f, r in zip(files, done, strict=True):
+            what = f"restored ({r.id})" if r.replaced else "already intact"
+            click.echo(f"{f}: {what}: {', '.join(r.records)}")
+    raise click.exceptions.Exit(Exit.CLEAN)
+
+
+
