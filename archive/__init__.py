@@ -1,14 +1,41 @@
-"""Archive: voucher files kept with fixity (content-addressed store).
+"""Archive: voucher files kept with fixity, checked for 四性, and proof bundles.
 
 Example::
 
-    from archive import FileStore
-    store = FileStore(home.archive_dir)
-    store.put(Path("slip.pdf"), sha256_hex, size)   # raises VoucherMismatchError
+    from archive import FileStore, Intake, audit
+    store = FileStore(led.home.archive_dir)
+    led.ingest(["month.jsonl"], Intake(store))   # stores and checks every voucher file
+    result = audit(led, store)                    # re-hashes the store; control.fixity
 """
 
 from archive._audit import AuditResult, FileProblem, Restored, audit, restore
+from archive._fourprop import CheckResult, Finding, check_file
+from archive._inspect import (
+    MINIMUM_RETENTION,
+    CheckReport,
+    Intake,
+    RecordCheck,
+    check_record,
+    check_vouchers,
+)
 from archive._samples import sample_pdf
 from archive._store import FileStore
 
-__all__ = ["AuditResult", "FileProblem", "FileStore", "Restored", "audit", "restore", "sample_pdf"]
+__all__ = [
+    "MINIMUM_RETENTION",
+    "AuditResult",
+    "CheckReport",
+    "CheckResult",
+    "FileProblem",
+    "FileStore",
+    "Finding",
+    "Intake",
+    "RecordCheck",
+    "Restored",
+    "audit",
+    "check_file",
+    "check_record",
+    "check_vouchers",
+    "restore",
+    "sample_pdf",
+]

@@ -14,6 +14,7 @@ them (tests/cli/test_startup.py keeps the two in step).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from sqlalchemy.exc import SQLAlchemyError
 
     from ledger import BfaError
+
+# pypdf reports what it tolerates in a damaged PDF through logging; for bfa those are
+# findings of the 四性 check (archive/_fourprop.py), never lines on the terminal
+logging.getLogger("pypdf").setLevel(logging.CRITICAL + 1)
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("cli._ledger_cmds", "Create the ledger: keys (outside the database), "

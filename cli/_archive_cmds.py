@@ -12,6 +12,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, progress, user_option
 from cli._render import to_json
+from ledger import printable
 
 
 @bfa.group("archive")
@@ -126,3 +127,51 @@ def restore_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
 
 
 
+
+
+@archive_group.command("check")
+@home_options
+@json_option
+@user_option
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+def check_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
+              ids: tuple[str, ...]) -> None:
+    """Run the 四性 check (DA/T 70) on voucher records: every one, or the IDs named.
+
+    Authenticity, integrity, usability, security of the stored file, by its content
+    (PDF, OFD with its SM3 digests, XML, images), and the record's retention against its
+    kind's minimum. Every check is recorded in the ledger (control.voucher_check); a
+    voucher that fails is one VOUCHER_DEFECT break at the next reconciliation, and one
+    that passes again clears it. Ingest runs the same check on every voucher it appends.
+    Exit codes: 0 all pass, 1 a voucher fails, 2 an unknown ID or could not run.
+
+    Example:
+
+    \b
+        bfa archive check FR-2026-11-0001 --json
+        bfa archive check
+    """
+    from archive import FileStore, check_vouchers
+
+    with open_ledger(home, db) as led, ExitStack() as stack:
+        rep = check_vouchers(led, FileStore(led.home.archive_dir, led.home.perms), ids,
+                             label=user,
+                             progress=lambda n: stack.enter_context(progress(n, "checking")))
+    if as_json:
+        click.echo(to_json(rep.to_json()))
+    else:
+        click.echo(f"check {rep.id}: {len(rep.checks)} voucher(s), {len(rep.failed)} failing"
+                   + (f", {len(rep.cleared)} cleared" if rep.cleared else ""))
+        shown = rep.checks if ids else rep.failed
+        for c in shown[:50]:
+            click.echo(f"  {printable(c.record)} ({c.kind}, {c.format}): "
+                       + ("pass" if c.ok else "FAIL"))
+            for f in c.findings:
+                part = f" [{f['part']}]" if f.get("part") else ""
+                click.echo(f"    {f['property']}: {printable(str(f['detail']))}{part}")
+            if ids:
+                for prop, note in sorted(c.notes.items()):
+                    click.echo(f"    {prop}: {note}")
+        if len(shown) > 50:
+            click.echo(f"  … and {len(shown) - 50} more (--json lists all)")
+    raise click.exceptions.Exit(Exit.PROBLEMS if rep.failed else Exit.CLEAN)

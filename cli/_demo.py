@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from archive import FileStore, sample_pdf
+from archive import MINIMUM_RETENTION, FileStore, Intake, sample_pdf
 from ledger import (
     BfaError,
     ConfigError,
@@ -74,7 +74,7 @@ def _voucher(
     rec: dict[str, Any] = {
         "type": f"archive.{kind}", "id": vid, "region": REGION, "occurred_at": when,
         "sha256": hashlib.sha256(body).hexdigest(), "media_type": "application/pdf",
-        "size": len(body), "file": rel, "refs": refs, "retention": "30y",
+        "size": len(body), "file": rel, "refs": refs, "retention": MINIMUM_RETENTION[kind],
     }
     if amount is not None:
         rec["amount"] = amount
@@ -217,7 +217,7 @@ def run_demo(
     month = generate_month(base / "data", persons=persons, seed=seed)
     lines = sum(1 for _ in month.open(encoding="utf-8"))
     say(f"   {month} ({lines} records, vouchers under data/vouchers/)")
-    store = FileStore(led.home.archive_dir)
+    store = Intake(FileStore(led.home.archive_dir))
     say("== 3. ingest (one file = one atomic batch)")
     rep = led.ingest([str(month)], store, derive=Deriver)[0]
     say(f"   appended {rep.appended}, duplicates {rep.duplicates}, rejected {rep.rejected}")

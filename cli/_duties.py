@@ -39,6 +39,7 @@ COMMAND_DUTIES: dict[str, str] = {
     "forget": "privacy",
     "archive audit": "officer or service",
     "archive restore": "officer or service",
+    "archive check": "officer or service",
     "audit access": ANY,
     "db grant": OWNER,
     "demo": "none (its own SQLite ledger)",

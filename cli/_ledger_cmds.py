@@ -24,6 +24,7 @@ from ledger import (
     current_verifier_key,
     entry_view,
     open_text,
+    printable,
     resolve_home,
     write_atomic,
 )
@@ -36,6 +37,7 @@ from schemas import (
     IngestReport,
     VerifierKeyView,
     VerifyReport,
+    VoucherDefect,
 )
 from schemas import Problem as VerifyProblem
 
@@ -226,14 +228,16 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             f"--reject-file {reject_file} is also an input file; write the rejected lines to "
             "another file (it is emptied before the input is read)")
     sink = _RejectFile(reject_file, resolve_home(home, db).perms) if reject_file else None
-    from archive import FileStore  # the layers above the ledger: only for the commands
+    from archive import FileStore, Intake  # the layers above the ledger: only for the commands
     from reconcile import Deriver, StatementFormat, ingest_statements  # that use them
 
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
+    intake: Intake | None = None
     try:
         with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
             if fmt == "jsonl":
-                reports = led.ingest(files, FileStore(led.home.archive_dir, led.home.perms),
+                intake = Intake(FileStore(led.home.archive_dir, led.home.perms))
+                reports = led.ingest(files, intake,
                                      stdin=sys.stdin.buffer, reject_sink=sink, progress=tick,
                                      derive=Deriver, label=user)
             else:
@@ -247,12 +251,15 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             sink.close()
     rows = [{"file": r.file, "lines": r.lines, "appended": r.appended,
              "duplicates": r.duplicates, "rejected": r.rejected} for r in reports]
+    defects = [VoucherDefect(record=c.record, **f) for c in (intake.recorded if intake else [])
+               for f in c.findings]
     if as_json:
         click.echo(to_json(IngestReport(
             files=tuple(FileIngestReport(**r) for r in rows),  # type: ignore[arg-type]
             appended=sum(r.appended for r in reports),
             duplicates=sum(r.duplicates for r in reports),
             rejected=sum(r.rejected for r in reports), tree_size=size,
+            voucher_defects=tuple(defects),
         ).model_dump(mode="json")))
     else:
         click.echo(table(rows, ["file", "lines", "appended", "duplicates", "rejected"]))
@@ -260,6 +267,18 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
     rejected = sum(r.rejected for r in reports)
     if rejected:
         click.echo(f"{rejected} line(s) rejected, written to {reject_file}", err=True)
+    if defects:
+        failing = sorted({d.record for d in defects})
+        click.echo(f"bfa: warning: {len(failing)} voucher(s) appended failed the 四性 check "
+                   "(VOUCHER_DEFECT at the next reconciliation; 'bfa archive check ID' "
+                   "shows why):", err=True)
+        for d in defects[:20]:
+            part = f" [{d.part}]" if d.part else ""
+            click.echo(f"  {printable(d.record)}: {d.property}: {printable(d.detail)}{part}",
+                       err=True)
+        if len(defects) > 20:
+            click.echo(f"  … and {len(defects) - 20} more (--json lists all)", err=True)
+    if rejected or defects:
         raise click.exceptions.Exit(Exit.PROBLEMS)
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 from sqlalchemy import Connection
@@ -52,6 +52,19 @@ class VoucherStore(Protocol):
     def put(self, source: Path, sha256: str, size: int) -> Path | None:
         """Copy ``source`` into the store if its bytes match; raise VoucherMismatchError if not.
         Returns the file it created, None when the store held those bytes already."""
+
+
+@runtime_checkable
+class BatchChecks(Protocol):
+    """A voucher store that also checks what a batch appends (the archive's 四性 check):
+    told when a batch starts and of each voucher record appended, it gives the control
+    records the ingester appends before the batch's ``control.ingest`` (FORMAT.md §11.2)."""
+
+    def begin_batch(self) -> None: ...
+
+    def appended(self, record: Mapping[str, Any]) -> None: ...
+
+    def batch_records(self, members: Mapping[str, str]) -> list[dict[str, Any]]: ...
 
 
 def voucher_source(base: Path, rel: str) -> Path:
@@ -171,6 +184,8 @@ class Ingester:
     def ingest_stream(self, stream: IO[bytes], name: str, base: Path) -> FileReport:
         """Ingest one batch atomically; raises :class:`BatchRefusedError` when refused."""
         report = FileReport(name)
+        if isinstance(self.vouchers, BatchChecks):
+            self.vouchers.begin_batch()
         self._refused = set()
         self._unwritten = {}
         self._new_files = []
@@ -202,6 +217,9 @@ class Ingester:
                 conn.rollback()
                 raise BatchRefusedError(name, report.problems, report.rejected > MAX_REPORTED)
             if app.appended and self.who is not None:
+                if isinstance(self.vouchers, BatchChecks):
+                    for rec in self.vouchers.batch_records(self.who.members()):
+                        app.append(rec, recorded_at=str(rec["at"]), protect=False)
                 at = now_rfc3339()
                 app.append({"type": "control.ingest", "id": f"ingest-{uuid.uuid4()}",
                             **self.who.members(), "file": name[:1000],
@@ -364,6 +382,8 @@ class Ingester:
                 in_batch[key] = p.digest
                 continue
             app.append(p.record, recorded_at=recorded_at, digest=p.digest)
+            if p.voucher is not None and isinstance(self.vouchers, BatchChecks):
+                self.vouchers.appended(p.record)
             in_batch[key] = appended[key] = p.digest
             report.appended += 1
         self._unwritten = appended

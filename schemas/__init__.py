@@ -83,6 +83,7 @@ from schemas._ledger import (
     StatusView,
     VerifierKeyView,
     VerifyReport,
+    VoucherDefect,
 )
 from schemas._types import (
     TEXT_PATTERN,
@@ -187,6 +188,7 @@ __all__ = [
     "UnsignedMoney",
     "VerifierKeyView",
     "VerifyReport",
+    "VoucherDefect",
     "check_json_schemas",
     "domain_of",
     "generate_json_schemas",

@@ -11,7 +11,7 @@ base64 of 32 bytes, as in C2SP tlog proofs.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, JsonValue, Strict, model_validator
 from pydantic_core import PydanticCustomError
@@ -231,6 +231,17 @@ class FileIngestReport(FrozenModel):
         return self
 
 
+class VoucherDefect(FrozenModel):
+    """One finding of the 四性 check on a voucher an ingest appended (FORMAT.md §11.2)."""
+
+    record: _NonEmptyText
+    property: Literal["authenticity", "integrity", "usability", "security", "retention"]
+    code: _NonEmptyText
+    detail: _NonEmptyText
+    part: str | None = None
+    """The part of an OFD package at fault, e.g. ``Doc_0/Document.xml``."""
+
+
 class IngestReport(FrozenModel):
     """What one ingest run did; the totals are the sums over ``files``."""
 
@@ -240,6 +251,9 @@ class IngestReport(FrozenModel):
     rejected: Count
     tree_size: Count
     """Ledger size after the run."""
+    voucher_defects: Annotated[tuple[VoucherDefect, ...], Strict(False)] = ()
+    """Findings of the 四性 check on the vouchers appended (each voucher with one is a
+    ``VOUCHER_DEFECT`` break at the next reconciliation); the ingest exits 1."""
 
     @model_validator(mode="after")
     def _totals_add_up(self) -> IngestReport:

@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from ledger import control_records
+from reconcile.matching import _tables as t
 
 SPACE = 1 << 32
 """The hash space an audit's scope is measured in: the first 32 bits of a SHA-256."""
@@ -128,6 +129,17 @@ def defect_state(conn: Connection) -> dict[str, Defect]:
     return fold_defects(_records(conn, CHECK_KIND))
 
 
+def _superseded(conn: Connection, ids: list[str]) -> set[str]:
+    """The archive record ids among ``ids`` that a correction superseded."""
+    r = t.records.c
+    out: set[str] = set()
+    for i in range(0, len(ids), 500):
+        out |= set(conn.execute(select(r.record_id).where(
+            r.domain == "archive", r.superseded.is_(True),
+            r.record_id.in_(ids[i:i + 500]))).scalars())
+    return out
+
+
 AddBreak = Callable[[str, tuple[str, ...], dict[str, int], str, str], None]
 
 
@@ -140,9 +152,14 @@ def archive_breaks(conn: Connection, add: AddBreak) -> None:
             f"voucher file sha256:{f.sha256[:16]}… {what} the archive store "
             f"(audit {f.audit}, {f.at}); put the original back with "
             "'bfa archive restore FILE'")
-    for d in sorted(defect_state(conn).values(), key=lambda d: d.record):
+    defects = defect_state(conn)
+    corrected = _superseded(conn, sorted(defects))
+    for d in sorted(defects.values(), key=lambda d: d.record):
+        if d.record in corrected:
+            continue  # a corrected voucher: its correction is checked on its own
         reasons = "; ".join(
-            f"{x.get('property')}: {x.get('detail')}" for x in d.findings) or "failed"
+            str(x.get("detail")) if x.get("property") == d.property
+            else f"{x.get('property')}: {x.get('detail')}" for x in d.findings) or "failed"
         add("VOUCHER_DEFECT", (d.record,), {}, d.property,
             f"voucher {d.record} fails the 四性 check on {d.property}: {reasons} "
             f"(check {d.check})")
