@@ -9,6 +9,8 @@ Example::
 """
 
 from archive._audit import AuditResult, FileProblem, Restored, audit, restore
+from archive._bundle import ExportResult, Scope, export_bundle, exporter_signer
+from archive._bundle_verify import BundleReport, ProofResult, Verdict, verify_bundle, verify_proof
 from archive._fourprop import CheckResult, Finding, check_file
 from archive._inspect import (
     MINIMUM_RETENTION,
@@ -24,18 +26,27 @@ from archive._store import FileStore
 __all__ = [
     "MINIMUM_RETENTION",
     "AuditResult",
+    "BundleReport",
     "CheckReport",
     "CheckResult",
+    "ExportResult",
     "FileProblem",
     "FileStore",
     "Finding",
     "Intake",
+    "ProofResult",
     "RecordCheck",
     "Restored",
+    "Scope",
+    "Verdict",
     "audit",
     "check_file",
     "check_record",
     "check_vouchers",
+    "export_bundle",
+    "exporter_signer",
     "restore",
     "sample_pdf",
+    "verify_bundle",
+    "verify_proof",
 ]

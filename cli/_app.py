@@ -64,6 +64,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "forget": ("cli._ledger_cmds", "Erase a person's clear personal data (crypto-shredding); the "
                "ledger still verifies."),
     "archive": ("cli._archive_cmds", "Voucher files: fixity audit, restore, 四性 check."),
+    "bundle": ("cli._bundle_cmds", "Proof bundles: export a scope for a supervisor; verify "
+               "one offline."),
+    "proof": ("cli._bundle_cmds", "Single proofs: verify a tlog-proof offline."),
     "audit": ("cli._audit_cmds", "Audit trails kept in the ledger: who accessed personal "
               "data, and rights granted."),
     "db": ("cli._ledger_cmds", "Database administration: duties for the roles of people and "

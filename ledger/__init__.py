@@ -41,6 +41,16 @@ from ledger._errors import (
     VoucherMismatchError,
     printable,
 )
+from ledger._export import (
+    Disclosed,
+    disclose,
+    entries_by_seq,
+    insert_entries,
+    latest_signed,
+    party_pseudonym,
+    prove_entries,
+    scratch_ledger,
+)
 from ledger._files import (
     PRIVATE,
     Perms,
@@ -64,7 +74,8 @@ from ledger._ledger import (
     note_files_before,
 )
 from ledger._merkle import verify_consistency, verify_inclusion
-from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint
+from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint, open_note, sign_note
+from ledger._privacy import commitment
 from ledger._schema import NAMING, checkpoints, entries
 from ledger._store import SQLITE_BUSY_SECONDS, Store
 from ledger._tlogproof import TLogProof, verify_tlog_proof
@@ -85,6 +96,7 @@ __all__ = [
     "CheckpointInfo",
     "ConfigError",
     "ConsistencyProof",
+    "Disclosed",
     "Duty",
     "DutyError",
     "Entry",
@@ -119,18 +131,23 @@ __all__ = [
     "check_user",
     "checked_entry",
     "checkpoints",
+    "commitment",
     "control_records",
     "current_verifier_key",
     "decode_leaf",
+    "disclose",
     "encode_leaf",
     "entries",
+    "entries_by_seq",
     "entry_hash",
     "entry_view",
     "held_duties",
     "ingested_by",
+    "insert_entries",
     "join_home",
     "key_paths",
     "latest_numbered",
+    "latest_signed",
     "leaf_record",
     "loads_strict",
     "make_dir",
@@ -138,11 +155,16 @@ __all__ = [
     "now_rfc3339",
     "open_backup",
     "open_checkpoint",
+    "open_note",
     "open_text",
+    "party_pseudonym",
     "printable",
+    "prove_entries",
     "read_entries",
     "resolve_home",
     "restore_keys",
+    "scratch_ledger",
+    "sign_note",
     "verify_consistency",
     "verify_inclusion",
     "verify_tlog_proof",

@@ -830,36 +830,8 @@ class Ledger:
         vault_key = self.vault_key()  # checked before the writer opens (it may record it)
         with self.store.writer() as conn:  # commitments need no secret: none is loaded
             entry = self.find_entry(conn, record_id, domain)
-            v = s.vault.c
-            rows = conn.execute(
-                select(v.field, v.salt, v.clear_value, v.sealed, v.subject).where(
-                    v.domain == entry.domain, v.record_id == entry.record_id)
-            ).all()
-            commits = entry.record.get("_commitments", {})
-            clear: dict[str, str] = {}
-            keyring = Keyring(self.store, vault_key)
-            for fld, salt, stored, sealed, subject in rows:
-                if wanted is not None and fld not in wanted:
-                    continue
-                if sealed is None:
-                    value = str(stored)  # written before the vault was sealed
-                else:
-                    holder = holder_of(entry.domain, entry.record_id, subject)
-                    data_key = keyring.load(conn, [holder], create=False).get(holder)
-                    if data_key is None:
-                        raise IntegrityError(
-                            f"the vault holds a sealed {fld} of {entry.domain} record "
-                            f"{entry.record_id!r} but no data key of its holder: the key "
-                            "was deleted outside 'bfa forget'; nothing was revealed")
-                    value = open_value(data_key, _raw(sealed, "vault.sealed"), entry.domain,
-                                       entry.record_id, fld)
-                if commits.get(fld) != commitment(bytes(salt), value):
-                    raise IntegrityError(
-                        f"the vault's value of {fld} for {entry.domain} record "
-                        f"{entry.record_id!r} does not open the commitment in its entry: the "
-                        "vault was changed; nothing was revealed")
-                clear[fld] = value
-            _check_vault_complete(conn, entry, {str(r[0]): r[4] for r in rows}, wanted)
+            opened = self.open_fields(conn, entry, wanted, Keyring(self.store, vault_key))
+            clear = {fld: value for fld, (value, _salt) in opened.items()}
             append_control(self.store, conn, [{
                 "type": "control.reveal",
                 "id": f"reveal-{uuid.uuid4()}",
@@ -870,6 +842,43 @@ class Ledger:
                 "at": now_rfc3339(),
             }], at_is_recorded=False)
         return entry, clear
+
+    def open_fields(self, conn: Connection, entry: Entry, wanted: set[str] | None,
+                    keyring: Keyring, done: str = "nothing was revealed"
+                    ) -> dict[str, tuple[str, bytes]]:
+        """The clear value and salt of each personal field of ``entry`` the vault holds
+        (only ``wanted`` when given), each checked against the entry's commitment (§4.2);
+        a vault that fails a check is an :class:`IntegrityError` (§4.6)."""
+        v = s.vault.c
+        rows = conn.execute(
+            select(v.field, v.salt, v.clear_value, v.sealed, v.subject).where(
+                v.domain == entry.domain, v.record_id == entry.record_id)
+        ).all()
+        commits = entry.record.get("_commitments", {})
+        out: dict[str, tuple[str, bytes]] = {}
+        for fld, salt, stored, sealed, subject in rows:
+            if wanted is not None and fld not in wanted:
+                continue
+            if sealed is None:
+                value = str(stored)  # written before the vault was sealed
+            else:
+                holder = holder_of(entry.domain, entry.record_id, subject)
+                data_key = keyring.load(conn, [holder], create=False).get(holder)
+                if data_key is None:
+                    raise IntegrityError(
+                        f"the vault holds a sealed {fld} of {entry.domain} record "
+                        f"{entry.record_id!r} but no data key of its holder: the key "
+                        f"was deleted outside 'bfa forget'; {done}")
+                value = open_value(data_key, _raw(sealed, "vault.sealed"), entry.domain,
+                                   entry.record_id, fld)
+            if commits.get(fld) != commitment(bytes(salt), value):
+                raise IntegrityError(
+                    f"the vault's value of {fld} for {entry.domain} record "
+                    f"{entry.record_id!r} does not open the commitment in its entry: the "
+                    f"vault was changed; {done}")
+            out[str(fld)] = (value, bytes(salt))
+        _check_vault_complete(conn, entry, {str(r[0]): r[4] for r in rows}, wanted)
+        return out
 
     def forget(self, person_id: str, label: str | None = None) -> int:
         """Erase a person's clear values and salts (crypto-shredding); returns rows erased."""

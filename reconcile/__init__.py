@@ -46,9 +46,11 @@ from reconcile.matching._archive import (
     hash_key,
     in_scope,
 )
+from reconcile.matching._incremental import rules_digest
 from reconcile.matching._refresh import Deriver, refresh
-from reconcile.matching._rules import DEFAULT_RULES, Rules, load_rules
+from reconcile.matching._rules import DEFAULT_RULES, RULESET_VERSION, Rules, load_rules
 from reconcile.matching._run import reconcile_and_track, run_reconcile, run_tracked, today
+from reconcile.matching._scope import ids_naming, seqs_of_ids, seqs_of_month, seqs_of_party
 from reconcile.reports._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import render_csv, render_html, render_json, render_text
 from reconcile.reports._report import (
@@ -69,6 +71,7 @@ from reconcile.workflow._workflow import (
     apply_states,
     approve_break,
     assign_break,
+    get_break,
     history,
     list_breaks,
     reconciled,
@@ -81,6 +84,7 @@ __all__ = [
     "LOCK_MAX_AGE",
     "PROPERTIES",
     "REASONS",
+    "RULESET_VERSION",
     "SEVERITY",
     "SPACE",
     "STATUSES",
@@ -106,8 +110,10 @@ __all__ = [
     "defect_state",
     "fixity_state",
     "fold_defects",
+    "get_break",
     "hash_key",
     "history",
+    "ids_naming",
     "in_scope",
     "ingest_statement",
     "ingest_statements",
@@ -123,9 +129,13 @@ __all__ = [
     "render_text",
     "reopen_break",
     "resolve_break",
+    "rules_digest",
     "run_nightly",
     "run_reconcile",
     "run_tracked",
+    "seqs_of_ids",
+    "seqs_of_month",
+    "seqs_of_party",
     "today",
     "trace",
     "verify_all",

@@ -50,6 +50,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ledger import InputError
 from reconcile.matching._units import fen
 
+RULESET_VERSION = "bfa-rules/2026.12"
+"""Names the rules this reconciler implements (which codes, judged how). A finding re-derived
+under another version is not compared (a proof bundle states the version it was made
+with, FORMAT.md §12.3); change it whenever a rule's meaning changes."""
+
 DEFAULT_RULES: Mapping[str, int] = {
     "settlement_days": 30,
     "late_days": 30,

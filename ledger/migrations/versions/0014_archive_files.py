@@ -5,8 +5,10 @@ entry: ``seq``, record id, kind, hash, size), so that a fixity audit can take a 
 the hash space (``bfa nightly``'s rotating sample) in one index range and merge it with
 the store's sorted directory listing. It is a *working* table: ``bfa archive audit``
 rebuilds it from the entries for a full audit and checks every row it uses against its
-entry's leaf. On PostgreSQL the duty trigger is replaced so that ``control.fixity`` and
-``control.voucher_check`` entries need the ``officer`` or ``service`` duty.
+entry's leaf. On PostgreSQL the duty trigger is replaced so that the archive's control
+entries need their duties: ``control.fixity`` and ``control.voucher_check`` the ``officer``
+or ``service`` duty, ``control.hold`` and ``control.appraisal`` the ``officer`` duty,
+``control.disposal`` the ``officer`` duty (a ``signoff`` also ``approver`` or ``auditor``).
 
 Revision ID: 0014
 Revises: 0013

@@ -1,0 +1,369 @@
+"""Proof bundles: a scope of the ledger exported as a BagIt bag a supervisor checks offline.
+
+:func:`export_bundle` (``bfa bundle export``) writes the bag of FORMAT.md §12:
+
+1. **Scope** (:class:`Scope`): records named by id, the records of a month, of a person
+   (found by the person's pseudonym), the records a break names; any mix.
+2. **Closure**: each scoped record's links — what its own payload names (allocation
+   events, voucher ``refs``, ``corrects``, a return's movement) and what names it (the
+   movements allocating to it, the vouchers referring to it, its corrections) — and, for
+   every movement so gathered, the events its allocations name. Voucher files of every
+   voucher record in the bundle come along.
+3. **Findings**: a reconciliation of the ledger as of ``as_of`` (with the rules given or
+   the defaults), kept for the breaks naming a scoped record, with their workflow state;
+   their ``control.break`` entries join the bundle as ``history`` entries.
+4. **Proofs**: one C2SP tlog-proof per entry against the latest signed checkpoint, and,
+   with ``since``, a consistency proof from a checkpoint the supervisor holds.
+5. **Disclosure** (optional): clear values of named personal fields with their salts, the
+   disclosure recorded as a ``control.disclose`` entry.
+6. The bag's ``tagmanifest-sha256.txt`` is signed, as a C2SP signed note, by the
+   exporter's own key (``keys/exporter.key``, made on first use; never the ledger's
+   signing key), in ``bundle.sig``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from archive._bagit import BagWriter
+from archive._bundle_html import render_index
+from archive._store import FileStore
+from ledger import (
+    Checkpoint,
+    ConfigError,
+    Disclosed,
+    Entry,
+    InputError,
+    Ledger,
+    NotFoundError,
+    Signer,
+    Verifier,
+    disclose,
+    entries_by_seq,
+    latest_signed,
+    now_rfc3339,
+    open_checkpoint,
+    party_pseudonym,
+    prove_entries,
+    sign_note,
+    write_atomic,
+)
+from reconcile import (
+    RULESET_VERSION,
+    Break,
+    BreakState,
+    Rules,
+    get_break,
+    history,
+    ids_naming,
+    list_breaks,
+    rules_digest,
+    run_reconcile,
+    seqs_of_ids,
+    seqs_of_month,
+    seqs_of_party,
+)
+
+FORMAT = "bfa-bundle/1"
+SIGNATURE = "bundle.sig"
+"""The one file of a bundle no tag manifest lists: the signature over one of them."""
+DOMAINS = ("business", "finance", "archive")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a bundle covers; each part optional, the union taken."""
+
+    records: tuple[str, ...] = ()
+    periods: tuple[str, ...] = ()
+    persons: tuple[str, ...] = ()
+    """Clear person ids (pseudonymised with the ledger secret; never written)."""
+    breaks: tuple[str, ...] = ()
+
+    def empty(self) -> bool:
+        return not (self.records or self.periods or self.persons or self.breaks)
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_bundle` wrote."""
+
+    root: Path
+    id: str
+    size: int
+    entries: int = 0
+    scoped: int = 0
+    vouchers: int = 0
+    breaks: int = 0
+    disclosed: int = 0
+    disclosure_id: str | None = None
+    exporter: str = ""
+    missing_files: list[str] = field(default_factory=list)
+
+
+def exporter_signer(ledger: Ledger) -> Signer:
+    """This home's exporter key (``keys/exporter.key``), made on first use. Its name is
+    ``<origin>/exporter/<identity>`` with the characters a key name may not hold made
+    ``_``; it signs bundles only, never checkpoints."""
+    path = ledger.home.path / "keys" / "exporter.key"
+    if path.exists():
+        try:
+            return Signer.from_text(path.read_text("utf-8").strip())
+        except Exception as e:
+            raise ConfigError(f"{path}: not a note signer key: {e}") from e
+    who = "".join(c if c.isalnum() or c in "._-" else "_" for c in ledger.actor().identity)
+    signer = Signer.generate(f"{ledger.origin}/exporter/{who or 'unknown'}")
+    write_atomic(path, signer.to_text() + "\n", ledger.home.perms)
+    return signer
+
+
+def _scoped_seqs(ledger: Ledger, conn: Connection, scope: Scope,
+                 break_records: Iterable[str]) -> set[int]:
+    """Entries of the scope's records (current and superseded versions alike)."""
+    seqs, unknown = seqs_of_ids(conn, set(scope.records) | set(break_records))
+    if unknown:
+        raise NotFoundError(f"no record {sorted(unknown)[0]!r} in the ledger")
+    for month in scope.periods:
+        seqs |= seqs_of_month(conn, month)
+    for person in scope.persons:
+        found = seqs_of_party(conn, party_pseudonym(ledger, person))
+        if not found:
+            raise NotFoundError("no record of that person in the ledger (person ids are "
+                                "compared exactly as sent)")
+        seqs |= found
+    return seqs
+
+
+def _links(entry: Entry) -> set[str]:
+    """Ids a record's own payload names (FORMAT.md §12.2)."""
+    rec = entry.record
+    out = {str(a["event_id"]) for a in rec.get("allocations") or ()
+           if isinstance(a, dict) and "event_id" in a}
+    out |= {str(x) for x in rec.get("refs") or ()}
+    return out | {str(rec[k]) for k in ("corrects", "returns") if rec.get(k)}
+
+
+def _closure(conn: Connection, scoped: set[int]) -> set[int]:
+    """The closure of the scoped entries (module docstring, step 2)."""
+    entries = entries_by_seq(conn, sorted(scoped))
+    ids = sorted({e.record_id for e in entries.values()})
+    named: set[str] = set()
+    for e in entries.values():
+        named |= _links(e)
+    linked = seqs_of_ids(conn, named | ids_naming(conn, ids))[0] - scoped
+    alloc_events: set[str] = set()
+    for e in entries_by_seq(conn, sorted(linked)).values():
+        if e.domain == "finance":
+            alloc_events |= {str(a["event_id"]) for a in e.record.get("allocations") or ()
+                             if isinstance(a, dict) and "event_id" in a}
+    return linked | (seqs_of_ids(conn, alloc_events)[0] - scoped)
+
+
+def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
+                  as_of: date, rules: Rules | None = None, since: str | None = None,
+                  disclose_fields: Sequence[str] = (), purpose: str | None = None,
+                  label: str | None = None,
+                  progress: Callable[[int], Callable[[int], None] | None] | None = None
+                  ) -> ExportResult:
+    """Write the proof bundle of ``scope`` to the new directory ``out`` (FORMAT.md §12)."""
+    if scope.empty():
+        raise InputError("name a scope: --record, --period, --person and/or --break")
+    if disclose_fields and not purpose:
+        raise InputError("--disclose needs --purpose: why the clear values leave the agency")
+    rules = rules or Rules.from_mapping(None)
+    note, cp = latest_signed(ledger)
+    since_size = _since(ledger, since, cp) if since is not None else None
+    # the findings first: their breaks may name records the scope did not
+    report = run_reconcile(ledger, as_of, rules)
+    states = {b.break_id: b for b in list_breaks(ledger, include_gone=True)}
+    named = [get_break(ledger, bid) for bid in scope.breaks]  # unknown: NotFoundError
+    break_records = {rid for st in named for rid in st.records}
+    with ledger.store.reader() as conn:
+        scoped = _scoped_seqs(ledger, conn, scope, break_records)
+        if not scoped:
+            raise NotFoundError("the scope names no record of the ledger")
+        closure = _closure(conn, scoped)
+        scoped_ids = {e.record_id for e in entries_by_seq(conn, sorted(scoped)).values()}
+    named_ids = {st.break_id for st in named}
+    kept = [b for b in report.breaks if scoped_ids & set(b.records) or b.id in named_ids]
+    # a break named that this reconciliation no longer reports: as the workflow knows it
+    gone = [st for st in named if st.break_id not in {b.id for b in kept}]
+    history_seqs: set[int] = set()
+    workflow: dict[str, dict[str, Any]] = {}
+    for b in kept:
+        st = states.get(b.id)
+        if st is None:
+            continue
+        state, transitions = history(ledger, b.id)
+        history_seqs |= {tr.seq for tr in transitions}
+        workflow[b.id] = {"status": state.status, "assignee": state.assignee,
+                          "resolved_by": state.resolved_by, "approved_by": state.approved_by,
+                          "reason": state.reason, "note": state.note,
+                          "history": sorted(tr.seq for tr in transitions)}
+    for st in gone:
+        _state, transitions = history(ledger, st.break_id)
+        history_seqs |= {tr.seq for tr in transitions}
+    roles = {q: "scope" for q in scoped}
+    roles.update({q: "closure" for q in closure})
+    roles.update({q: "history" for q in history_seqs - set(roles)})
+    late = sorted(q for q in roles if q >= cp.size)
+    if late:
+        from ledger import NotCoveredError
+
+        raise NotCoveredError(
+            f"entry {late[0]} of the bundle is not covered by the latest signed checkpoint "
+            f"(size {cp.size}); run 'bfa checkpoint' first")
+    disclosed: list[Disclosed] = []
+    disclosure_id: str | None = None
+    if disclose_fields:
+        assert purpose is not None
+        disclosed, disclosure_id = disclose(
+            ledger, sorted(q for q, role in roles.items() if role == "scope"),
+            disclose_fields, purpose, _scope_json(scope, ledger, hide=True), label)
+    signer = exporter_signer(ledger)
+    bundle_id = str(uuid.uuid4())
+    result = ExportResult(out, bundle_id, cp.size, exporter=signer.name,
+                          disclosure_id=disclosure_id, disclosed=len(disclosed))
+    tick = progress(len(roles)) if progress is not None else None
+    writer = BagWriter(out)
+    entries_lines: list[bytes] = []
+    vouchers: dict[str, dict[str, Any]] = {}
+    view_entries: list[dict[str, Any]] = []
+    for entry, proof in prove_entries(ledger, sorted(roles), note, cp):
+        writer.add_payload(f"entries/{entry.seq}.leaf", entry.leaf)
+        writer.add_tag(f"bfa/proofs/{entry.seq}.tlog-proof", proof.marshal().encode())
+        line = {"seq": entry.seq, "domain": entry.domain, "kind": entry.kind,
+                "id": entry.record_id, "hash": entry.entry_hash.hex(),
+                "role": roles[entry.seq]}
+        entries_lines.append(_jsonl(line))
+        view_entries.append(line)
+        if entry.domain == "archive" and "sha256" in entry.record:
+            sha = str(entry.record["sha256"])
+            v = vouchers.setdefault(sha, {"sha256": sha, "size": int(entry.record["size"]),
+                                          "records": []})
+            v["records"].append(entry.record_id)
+        if tick is not None:
+            tick(1)
+    for sha in sorted(vouchers):
+        path = store.path_of(sha)
+        if not path.is_file():
+            result.missing_files.append(sha)
+            continue
+        got = writer.add_payload(f"vouchers/{sha}", path)
+        if got.sha256 != sha:
+            result.missing_files.append(sha)
+    if result.missing_files:
+        raise InputError(
+            f"{len(result.missing_files)} voucher file(s) of the bundle are missing from the "
+            f"archive or changed (first: sha256 {result.missing_files[0]}); run 'bfa archive "
+            "audit' and restore them, then export again")
+    findings = {
+        "as_of": as_of.isoformat(), "ruleset": RULESET_VERSION, "rules": rules.describe(),
+        "rules_digest": rules_digest(rules),
+        "breaks": [_break_json(b, workflow.get(b.id)) for b in sorted(kept, key=lambda b: b.id)],
+        "not_reported": [_gone_json(ledger, st) for st in gone],
+    }
+    writer.add_tag("bfa/entries.jsonl", b"".join(entries_lines))
+    writer.add_tag("bfa/vouchers.jsonl", b"".join(_jsonl(vouchers[k]) for k in sorted(vouchers)))
+    writer.add_tag("bfa/findings.json", _json(findings))
+    writer.add_tag("bfa/checkpoint.note", note.encode())
+    writer.add_tag("bfa/verifier.key", (ledger.home.verifier().to_text() + "\n").encode())
+    writer.add_tag("bfa/exporter.key", (signer.verifier().to_text() + "\n").encode())
+    if since is not None and since_size is not None:
+        consistency = ledger.prove_consistency(since_size, cp.size)
+        writer.add_tag("bfa/since.note", since.encode())
+        writer.add_tag("bfa/consistency.txt", consistency.to_text().encode())
+    if disclosed:
+        writer.add_tag("bfa/disclosures.jsonl", b"".join(_jsonl({
+            "seq": d.seq, "domain": d.domain, "id": d.record_id, "field": d.field,
+            "value": d.value, "salt": d.salt.hex()}) for d in disclosed))
+    claims = {
+        "format": FORMAT, "id": bundle_id, "origin": ledger.origin,
+        "created_at": now_rfc3339(), "exporter": {"key": signer.name,
+                                                  "user": ledger.actor(label).identity},
+        "scope": _scope_json(scope, ledger, hide=True),
+        "checkpoint": {"size": cp.size, "root": base64.b64encode(cp.root).decode()},
+        "counts": {"entries": len(roles), "scoped": len(scoped), "vouchers": len(vouchers),
+                   "breaks": len(kept), "disclosed": len(disclosed)},
+        "since": None if since_size is None else {"size": since_size},
+        "disclosure": None if not disclosed else {
+            "id": disclosure_id, "fields": sorted(set(disclose_fields)), "purpose": purpose},
+    }
+    writer.add_tag("bfa/bundle.json", _json(claims))
+    writer.add_tag("index.html", render_index(claims, view_entries, findings,
+                                              sorted(vouchers.values(),
+                                                     key=lambda v: str(v["sha256"]))).encode())
+    summary = writer.finish({
+        "Source-Organization": ledger.origin, "External-Identifier": bundle_id,
+        "External-Description": "BFA Ledger proof bundle (FORMAT.md §12); check it with: "
+                                "bfa bundle verify DIR --key VERIFIER_KEY",
+        "Bfa-Bundle-Format": FORMAT, "Bfa-Checkpoint-Size": str(cp.size)})
+    text = summary.tagmanifest_sha256.decode("utf-8")
+    (out / SIGNATURE).write_text(sign_note(text, signer), encoding="utf-8")
+    result.entries, result.scoped = len(roles), len(scoped)
+    result.vouchers, result.breaks = len(vouchers), len(kept)
+    return result
+
+
+def _since(ledger: Ledger, since: str, cp: Checkpoint) -> int:
+    """The size of the supervisor's checkpoint ``since`` (signed by the ledger's key)."""
+    try:
+        old = open_checkpoint(since, [Verifier.from_text(ledger.home.verifier().to_text())],
+                              ledger.origin)
+    except Exception as e:
+        raise InputError(f"--since: not a checkpoint of this ledger signed by its key: {e}") \
+            from e
+    if old.size > cp.size:
+        raise InputError(f"--since: the checkpoint of size {old.size} is newer than the "
+                         f"latest one ({cp.size})")
+    return old.size
+
+
+def _break_json(b: Break, wf: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": b.id, "code": b.code, "severity": b.severity,
+                           "field": b.field, "records": list(b.records),
+                           "amounts": dict(sorted(b.amounts.items())), "message": b.message,
+                           "amount_at_risk": b.amount_at_risk, "evidence": b.evidence}
+    out["workflow"] = dict(wf) if wf is not None else None
+    return out
+
+
+def _gone_json(ledger: Ledger, st: BreakState) -> dict[str, Any]:
+    """A break the scope names that the bundle's reconciliation does not report (resolved
+    since, or judged differently as of another date): its last snapshot and workflow."""
+    _state, transitions = history(ledger, st.break_id)
+    return {"id": st.break_id, "code": st.code, "severity": st.severity, "field": st.field,
+            "records": list(st.records), "amounts": dict(sorted(st.amounts.items())),
+            "message": st.message, "evidence": st.evidence,
+            "workflow": {"status": st.status, "assignee": st.assignee,
+                         "resolved_by": st.resolved_by, "approved_by": st.approved_by,
+                         "reason": st.reason, "note": st.note,
+                         "history": sorted(tr.seq for tr in transitions)}}
+
+
+def _scope_json(scope: Scope, ledger: Ledger, *, hide: bool) -> dict[str, Any]:
+    persons = sorted(party_pseudonym(ledger, p) for p in scope.persons)
+    return {"records": sorted(scope.records), "periods": sorted(scope.periods),
+            "persons": persons if hide else sorted(scope.persons),
+            "breaks": sorted(scope.breaks)}
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _jsonl(value: Any) -> bytes:
+    return (json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            + "\n").encode()
+
+
+__all__ = ["FORMAT", "SIGNATURE", "ExportResult", "Scope", "export_bundle", "exporter_signer"]

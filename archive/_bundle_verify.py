@@ -1,0 +1,606 @@
+"""Offline verification of a proof bundle (``bfa bundle verify``; FORMAT.md §12.5).
+
+Needs the bundle and the ledger's verifier key, nothing else: no home, no database of
+ours. Each check gives one :class:`Verdict`; a failing check names the first failure by
+file and entry. In order:
+
+``bag``          a complete BagIt 1.0 bag: every file listed, no file unlisted (but
+                 ``bundle.sig``), every digest right (``archive._bagit.read_bag``);
+``signature``    ``bundle.sig`` is a signed note of ``tagmanifest-sha256.txt``'s text by
+                 the exporter key in ``bfa/exporter.key`` (or the one given);
+``checkpoint``   ``bfa/checkpoint.note`` is signed by the verifier key given, for the
+                 bundle's origin, of the size and root ``bfa/bundle.json`` states;
+``entries``      every ``data/entries/<seq>.leaf`` is listed once in ``bfa/entries.jsonl``
+                 with its domain, kind, id and entry hash, and its tlog-proof proves it
+                 into that checkpoint;
+``vouchers``     every voucher record's file is in ``data/vouchers/`` and hashes to the
+                 record's ``sha256`` and ``size``;
+``disclosures``  every disclosed value opens its entry's commitment;
+``closure``      everything a scoped record names (and a movement's allocation events)
+                 is in the bundle;
+``consistency``  with a ``since`` checkpoint: the consistency proof from it;
+``findings``     the workflow history entries agree with the states stated, and every
+                 finding whose inputs are all in the bundle is re-derived with the
+                 bundled rules in a scratch SQLite ledger — missing, added or changed
+                 findings fail; the others are listed as not re-derivable here.
+
+Entries are streamed into the scratch ledger, so memory stays flat in the bundle's size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select, text
+
+from archive._bagit import BagError, read_bag
+from ledger import (
+    BfaError,
+    Checkpoint,
+    FormatError,
+    Ledger,
+    TLogProof,
+    Verifier,
+    commitment,
+    decode_leaf,
+    entries,
+    entry_hash,
+    insert_entries,
+    open_checkpoint,
+    open_note,
+    scratch_ledger,
+    verify_consistency,
+    verify_inclusion,
+)
+from reconcile import RULESET_VERSION, Rules, run_reconcile
+
+SIGNATURE = "bundle.sig"
+CHECKS = ("bag", "signature", "checkpoint", "entries", "vouchers", "disclosures", "closure",
+          "consistency", "findings")
+
+RE_DERIVABLE = frozenset({"UNSETTLED_EVENT", "AMOUNT_MISMATCH", "LATE_SETTLEMENT",
+                          "MISSING_VOUCHER", "PAYEE_MISMATCH"})
+"""Codes a bundle's closure holds every input of, when every record the finding names is
+in the bundle: an event, the movements allocating to it, their allocations, the
+vouchers referring to it. Others depend on records no closure brings along (other
+payments of the person, terminations, the ledger's control entries, statements)."""
+
+
+class BundleFailure(Exception):
+    """A check failed: what, in which file, at which entry."""
+
+    def __init__(self, reason: str, file: str | None = None, entry: int | None = None):
+        super().__init__(reason)
+        self.reason, self.file, self.entry = reason, file, entry
+
+
+@dataclass
+class Verdict:
+    check: str
+    ok: bool | None
+    """None: not run (an earlier check failed, or nothing to check)."""
+    detail: str = ""
+    file: str | None = None
+    entry: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "ok": self.ok, "detail": self.detail, "file": self.file,
+                "entry": self.entry}
+
+
+@dataclass
+class BundleReport:
+    """Every verdict, and the findings that could not be re-derived here."""
+
+    verdicts: list[Verdict] = field(default_factory=list)
+    not_rederivable: list[dict[str, Any]] = field(default_factory=list)
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok is not False for v in self.verdicts)
+
+    @property
+    def first_failure(self) -> Verdict | None:
+        return next((v for v in self.verdicts if v.ok is False), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "verdicts": [v.to_json() for v in self.verdicts],
+                "not_rederivable": self.not_rederivable,
+                "bundle": {k: self.claims.get(k) for k in
+                           ("id", "origin", "created_at", "checkpoint", "scope", "counts")}}
+
+
+def _read_json(root: Path, rel: str) -> Any:
+    try:
+        return json.loads((root / rel).read_text("utf-8"))
+    except FileNotFoundError as e:
+        raise BundleFailure("missing", rel) from e
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BundleFailure(f"not JSON: {e}", rel) from e
+
+
+def _jsonl(root: Path, rel: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    path = root / rel
+    if not path.is_file():
+        raise BundleFailure("missing", rel)
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                obj = json.loads(raw)
+            except ValueError as e:
+                raise BundleFailure(f"line {n} is not JSON: {e}", rel) from e
+            if not isinstance(obj, dict):
+                raise BundleFailure(f"line {n} is not a JSON object", rel)
+            yield n, obj
+
+
+def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = None,
+                  progress: Callable[[int], None] | None = None) -> BundleReport:
+    """Check the bundle in ``root`` against the ledger verifier key ``key`` (module
+    docstring). Never raises for a bad bundle: every failure is a verdict."""
+    report = BundleReport()
+    with tempfile.TemporaryDirectory(prefix="bfa-bundle-") as tmp:
+        ctx = _Context(root, key, exporter_key, Path(tmp), report, progress)
+        steps: list[tuple[str, Callable[[], str]]] = [
+            ("bag", ctx.bag), ("signature", ctx.signature), ("checkpoint", ctx.checkpoint),
+            ("entries", ctx.entries), ("vouchers", ctx.vouchers),
+            ("disclosures", ctx.disclosures), ("closure", ctx.closure),
+            ("consistency", ctx.consistency), ("findings", ctx.findings)]
+        failed = False
+        for name, step in steps:
+            if failed:
+                report.verdicts.append(Verdict(name, None, "not checked: an earlier check "
+                                                             "failed"))
+                continue
+            try:
+                detail = step()
+                report.verdicts.append(Verdict(name, None if detail.startswith("-") else True,
+                                               detail.lstrip("- ")))
+            except BundleFailure as e:
+                report.verdicts.append(Verdict(name, False, e.reason, e.file, e.entry))
+                failed = name in ("bag", "signature", "checkpoint", "entries")
+        if ctx.ledger is not None:
+            ctx.ledger.close()
+    return report
+
+
+class _Context:
+    def __init__(self, root: Path, key: Verifier, exporter: Verifier | None, tmp: Path,
+                 report: BundleReport, progress: Callable[[int], None] | None) -> None:
+        self.root, self.key, self.exporter, self.tmp = root, key, exporter, tmp
+        self.report, self.progress = report, progress
+        self.claims: dict[str, Any] = {}
+        self.cp: Checkpoint | None = None
+        self.note = ""
+        self.ledger: Ledger | None = None
+        self.scoped_ids: set[str] = set()
+
+    # -- bag, signature, checkpoint ------------------------------------------------------
+    def bag(self) -> str:
+        if not self.root.is_dir():
+            raise BundleFailure("not a directory", str(self.root))
+        try:
+            bag = read_bag(self.root, unlisted_tags_allowed=frozenset({SIGNATURE}),
+                           on_progress=self.progress)
+        except BagError as e:
+            raise BundleFailure(e.reason, e.file) from e
+        claims = _read_json(self.root, "bfa/bundle.json")
+        if not isinstance(claims, dict) or claims.get("format") != "bfa-bundle/1":
+            raise BundleFailure("not a bfa-bundle/1 claims file", "bfa/bundle.json")
+        self.claims = claims
+        self.report.claims = claims
+        return f"{bag.payload_count} payload file(s), {bag.payload_octets} bytes, all listed"
+
+    def signature(self) -> str:
+        sig = self.root / SIGNATURE
+        if not sig.is_file():
+            raise BundleFailure("missing: the bundle is not signed", SIGNATURE)
+        try:
+            claimed = Verifier.from_text((self.root / "bfa/exporter.key").read_text("utf-8")
+                                         .strip())
+        except (OSError, BfaError, ValueError) as e:
+            raise BundleFailure(f"not a verifier key: {e}", "bfa/exporter.key") from e
+        if self.exporter is not None and self.exporter.to_text() != claimed.to_text():
+            raise BundleFailure(f"the bundle names exporter key {claimed.name!r}, not the "
+                                f"one given ({self.exporter.name!r})", "bfa/exporter.key")
+        try:
+            signed = open_note(sig.read_text("utf-8"), [claimed])
+        except (BfaError, UnicodeDecodeError) as e:
+            raise BundleFailure(f"signature does not verify: {e}", SIGNATURE) from e
+        manifest = (self.root / "tagmanifest-sha256.txt").read_text("utf-8")
+        if signed != manifest:
+            raise BundleFailure("signs another text than tagmanifest-sha256.txt", SIGNATURE)
+        who = "pinned" if self.exporter is not None else "named in the bundle"
+        return f"tag manifest signed by exporter key {claimed.name} ({who})"
+
+    def checkpoint(self) -> str:
+        rel = "bfa/checkpoint.note"
+        self.note = (self.root / rel).read_text("utf-8")
+        try:
+            self.cp = open_checkpoint(self.note, [self.key], str(self.claims.get("origin")))
+        except BfaError as e:
+            raise BundleFailure(f"not signed by the verifier key given "
+                                f"({self.key.name}): {e}", rel) from e
+        stated = self.claims.get("checkpoint") or {}
+        if stated.get("size") != self.cp.size or stated.get("root") != base64.b64encode(
+                self.cp.root).decode():
+            raise BundleFailure("bfa/bundle.json states another size or root than the "
+                                "signed checkpoint", "bfa/bundle.json")
+        return f"size {self.cp.size}, signed by {self.key.name}"
+
+    # -- entries --------------------------------------------------------------------------
+    def entries(self) -> str:
+        assert self.cp is not None
+        cp = self.cp
+        self.ledger = scratch_ledger(self.tmp, str(self.claims.get("origin")))
+        led = self.ledger
+        counts: dict[str, int] = {}
+        roles: dict[int, str] = {}
+
+        def rows() -> Iterator[tuple[int, str, str, str, bytes, bytes]]:
+            for n, line in _jsonl(self.root, "bfa/entries.jsonl"):
+                row = self._entry(n, line, cp)
+                role = str(line.get("role"))
+                counts[role] = counts.get(role, 0) + 1
+                if role == "scope":
+                    self.scoped_ids.add(str(line["id"]))
+                roles[row[0]] = role  # read back (and dropped) by the statement beside
+                yield row
+
+        def beside(conn: Connection, seqs: list[int]) -> None:
+            conn.execute(text("INSERT INTO bundle_roles (seq, role) VALUES (:seq, :role)"),
+                         [{"seq": q, "role": roles.pop(q)} for q in seqs])
+
+        try:
+            n = insert_entries(
+                led, rows(), setup="CREATE TABLE bundle_roles (seq INTEGER PRIMARY KEY, "
+                                   "role TEXT NOT NULL)", beside=beside)
+        except BundleFailure:
+            raise
+        except Exception as e:  # a seq or (id, domain) twice: the scratch ledger's keys
+            raise BundleFailure(f"an entry is listed twice ({type(e).__name__})",
+                                "bfa/entries.jsonl") from e
+        leaves = self.root / "data" / "entries"
+        on_disk = sum(1 for _ in leaves.iterdir()) if leaves.is_dir() else 0
+        if on_disk != n:
+            raise BundleFailure(f"{on_disk} leaf file(s) under data/entries but {n} listed",
+                                "bfa/entries.jsonl")
+        stated = (self.claims.get("counts") or {}).get("entries")
+        if stated != n:
+            raise BundleFailure(f"bfa/bundle.json says {stated} entries, the bundle has {n}",
+                                "bfa/bundle.json")
+        return (f"{n} entries proven into the checkpoint of size {cp.size} "
+                f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
+
+    def _roles(self, rows: list[dict[str, Any]]) -> None:
+        if rows and self.ledger is not None:
+            with self.ledger.store.writer() as conn:
+                conn.execute(text("INSERT INTO bundle_roles (seq, role) VALUES (:seq, :role)"),
+                             rows)
+
+    def _entry(self, n: int, line: Mapping[str, Any], cp: Checkpoint
+               ) -> tuple[int, str, str, str, bytes, bytes]:
+        rel = "bfa/entries.jsonl"
+        seq = line.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise BundleFailure(f"line {n}: seq must be an integer", rel)
+        if line.get("role") not in ("scope", "closure", "history"):
+            raise BundleFailure(f"line {n}: unknown role {line.get('role')!r}", rel, seq)
+        leaf_rel = f"data/entries/{seq}.leaf"
+        try:
+            leaf = (self.root / leaf_rel).read_bytes()
+        except FileNotFoundError as e:
+            raise BundleFailure("missing", leaf_rel, seq) from e
+        try:
+            entry = decode_leaf(leaf)
+        except FormatError as e:
+            raise BundleFailure(f"not a leaf input: {e}", leaf_rel, seq) from e
+        h = entry_hash(leaf)
+        if entry.seq != seq:
+            raise BundleFailure(f"the leaf says it is entry {entry.seq}", leaf_rel, seq)
+        if (line.get("domain"), line.get("kind"), line.get("id")) != (
+                entry.domain, entry.kind, entry.record_id) or line.get("hash") != h.hex():
+            raise BundleFailure(f"line {n} names another record or hash than the leaf holds",
+                                rel, seq)
+        proof_rel = f"bfa/proofs/{seq}.tlog-proof"
+        try:
+            proof = TLogProof.parse((self.root / proof_rel).read_text("utf-8"))
+        except FileNotFoundError as e:
+            raise BundleFailure("missing", proof_rel, seq) from e
+        except (FormatError, UnicodeDecodeError) as e:
+            raise BundleFailure(f"not a tlog-proof: {e}", proof_rel, seq) from e
+        if proof.index != seq or proof.extra != leaf or proof.checkpoint != self.note:
+            raise BundleFailure("proves another entry, leaf or checkpoint than the bundle's",
+                                proof_rel, seq)
+        try:
+            verify_inclusion(h, seq, cp.size, proof.hashes, cp.root)
+        except BfaError as e:
+            raise BundleFailure(f"does not prove the entry into the checkpoint: {e}",
+                                proof_rel, seq) from e
+        if self.progress is not None:
+            self.progress(len(leaf))
+        return seq, entry.domain, entry.kind, entry.record_id, leaf, h
+
+    def _stream(self, where: str = "") -> Iterator[tuple[int, dict[str, Any], str]]:
+        """``(seq, record, role)`` of the bundle's entries, from the scratch ledger."""
+        assert self.ledger is not None
+        q = ("SELECT e.seq, e.leaf, r.role FROM entries e JOIN bundle_roles r ON r.seq = e.seq"
+             f" {where} ORDER BY e.seq")
+        with self.ledger.store.reader() as conn:
+            for seq, leaf, role in conn.execute(text(q)).yield_per(500):
+                yield int(seq), decode_leaf(bytes(leaf)).record, str(role)
+
+    def _has(self, rid: str) -> bool:
+        assert self.ledger is not None
+        e = entries.c
+        with self.ledger.store.reader(snapshot=False) as conn:
+            return conn.execute(select(e.seq).where(e.record_id == rid).limit(1)).first() \
+                is not None
+
+    # -- vouchers, disclosures, closure ----------------------------------------------------
+    def vouchers(self) -> str:
+        listed: dict[str, tuple[int, list[str]]] = {}
+        for n, line in _jsonl(self.root, "bfa/vouchers.jsonl"):
+            sha = str(line.get("sha256"))
+            listed[sha] = (int(line.get("size", -1)), sorted(map(str, line.get("records")
+                                                                      or ())))
+            if n > 10_000_000:
+                break
+        seen: dict[str, list[str]] = {}
+        for seq, rec, _role in self._stream("WHERE e.domain = 'archive'"):
+            sha = str(rec.get("sha256", ""))
+            rel = f"data/vouchers/{sha}"
+            path = self.root / rel
+            if not path.is_file():
+                raise BundleFailure(f"the file of voucher {rec.get('id')!r} is missing", rel,
+                                    seq)
+            if sha not in seen:
+                with path.open("rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+                    size = f.tell()
+                if digest != sha or size != int(rec.get("size", -1)):
+                    raise BundleFailure(f"the file of voucher {rec.get('id')!r} does not "
+                                        "hash to its record's sha256 and size", rel, seq)
+            seen.setdefault(sha, []).append(str(rec.get("id")))
+        folder = self.root / "data" / "vouchers"
+        extra = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        stray = [x for x in extra if x not in seen]
+        if stray:
+            raise BundleFailure("a file no voucher record of the bundle names",
+                                f"data/vouchers/{stray[0]}")
+        for sha, ids in seen.items():
+            if listed.get(sha, (0, []))[1] != sorted(ids):
+                raise BundleFailure(f"lists other records for file {sha[:16]}… than the "
+                                    "bundle's voucher records", "bfa/vouchers.jsonl")
+        return f"{len(seen)} voucher file(s) match their records"
+
+    def disclosures(self) -> str:
+        rel = "bfa/disclosures.jsonl"
+        if not (self.root / rel).is_file():
+            if self.claims.get("disclosure"):
+                raise BundleFailure("missing, although bfa/bundle.json states a disclosure",
+                                    rel)
+            return "- none (personal data only as pseudonyms)"
+        assert self.ledger is not None
+        n = 0
+        e = entries.c
+        for n, line in _jsonl(self.root, rel):
+            seq = line.get("seq")
+            with self.ledger.store.reader(snapshot=False) as conn:
+                leaf = conn.execute(select(e.leaf).where(e.seq == seq)).scalar()
+            if leaf is None:
+                raise BundleFailure(f"line {n}: entry {seq} is not in the bundle", rel)
+            rec = decode_leaf(bytes(leaf)).record
+            fld, value = str(line.get("field")), line.get("value")
+            want = (rec.get("_commitments") or {}).get(fld)
+            try:
+                salt = bytes.fromhex(str(line.get("salt")))
+            except ValueError as err:
+                raise BundleFailure(f"line {n}: salt is not hex", rel, seq) from err
+            if not isinstance(value, str) or want is None or commitment(salt, value) != want:
+                raise BundleFailure(f"line {n}: the disclosed {fld} does not open the "
+                                    "entry's commitment", rel, int(seq) if isinstance(
+                                        seq, int) else None)
+        return f"{n} disclosed value(s) open their commitments"
+
+    def closure(self) -> str:
+        checked = 0
+        for seq, rec, role in self._stream("WHERE r.role IN ('scope', 'closure')"):
+            names: set[str] = set()
+            allocations = {str(a["event_id"]) for a in rec.get("allocations") or ()
+                           if isinstance(a, dict) and "event_id" in a}
+            if role == "scope":
+                names |= allocations | {str(x) for x in rec.get("refs") or ()}
+                names |= {str(rec[k]) for k in ("corrects", "returns") if rec.get(k)}
+            elif str(rec.get("type", "")).startswith("finance."):
+                names |= allocations
+            for rid in sorted(names):
+                checked += 1
+                if not self._has(rid):
+                    raise BundleFailure(f"record {rec.get('id')!r} names {rid!r}, which the "
+                                        "bundle does not hold", f"data/entries/{seq}.leaf",
+                                        seq)
+        return f"{checked} link(s) of the scoped records are in the bundle"
+
+    # -- consistency ---------------------------------------------------------------------
+    def consistency(self) -> str:
+        if not self.claims.get("since"):
+            return "- no since checkpoint"
+        assert self.cp is not None
+        old_note = (self.root / "bfa/since.note").read_text("utf-8")
+        body = (self.root / "bfa/consistency.txt").read_text("utf-8")
+        try:
+            old = open_checkpoint(old_note, [self.key], str(self.claims.get("origin")))
+        except BfaError as e:
+            raise BundleFailure(f"not signed by the verifier key given: {e}",
+                                "bfa/since.note") from e
+        head, _, note = body.partition("\n\n")
+        lines = head.split("\n")
+        if not lines[0].startswith("old ") or note != self.note:
+            raise BundleFailure("not an 'old N' proof towards the bundle's checkpoint",
+                                "bfa/consistency.txt")
+        try:
+            size = int(lines[0][4:])
+            hashes = [base64.b64decode(x, validate=True) for x in lines[1:] if x]
+        except (ValueError, binascii.Error) as e:
+            raise BundleFailure(f"malformed: {e}", "bfa/consistency.txt") from e
+        if size != old.size:
+            raise BundleFailure("proves from another size than bfa/since.note",
+                                "bfa/consistency.txt")
+        try:
+            if size == self.cp.size:
+                if hashes or old.root != self.cp.root:
+                    raise FormatError("same size, another root")
+            else:
+                verify_consistency(size, self.cp.size, old.root, self.cp.root, hashes)
+        except BfaError as e:
+            raise BundleFailure(f"does not prove the checkpoint extends the one of size "
+                                f"{size}: {e}", "bfa/consistency.txt") from e
+        return f"the checkpoint of size {self.cp.size} extends the one of size {size}"
+
+    # -- findings ------------------------------------------------------------------------
+    def findings(self) -> str:
+        rel = "bfa/findings.json"
+        doc = _read_json(self.root, rel)
+        if not isinstance(doc, dict) or not isinstance(doc.get("breaks"), list):
+            raise BundleFailure("not a findings document", rel)
+        stated = {str(b.get("id")): b for b in doc["breaks"] if isinstance(b, dict)}
+        self._history(stated)
+        self._history({str(b.get("id")): b for b in doc.get("not_reported") or ()
+                       if isinstance(b, dict)})
+        bundle_ids = self._ids()
+        if doc.get("ruleset") != RULESET_VERSION:
+            self.report.not_rederivable = [
+                {"id": k, "code": b.get("code"),
+                 "why": f"made with rule set {doc.get('ruleset')!r}, this bfa has "
+                        f"{RULESET_VERSION!r}"} for k, b in sorted(stated.items())]
+            return (f"- {len(stated)} finding(s) not re-derivable with this bfa (rule set "
+                    f"{doc.get('ruleset')})")
+        try:
+            rules = Rules.model_validate_json(json.dumps(doc.get("rules") or {}))
+            as_of = date.fromisoformat(str(doc.get("as_of")))
+        except ValueError as e:
+            raise BundleFailure(f"rules or as_of unusable: {e}", rel) from e
+        assert self.ledger is not None
+        derived = {b.id: b for b in run_reconcile(self.ledger, as_of, rules, full=True).breaks}
+
+        def judged(records: list[str], code: str) -> bool:
+            return (code in RE_DERIVABLE and bool(records)
+                    and set(records) <= bundle_ids and bool(set(records) & self.scoped_ids))
+
+        compared = 0
+        for bid, b in sorted(stated.items()):
+            records = [str(x) for x in b.get("records") or ()]
+            if not judged(records, str(b.get("code"))):
+                self.report.not_rederivable.append(
+                    {"id": bid, "code": b.get("code"),
+                     "why": "depends on records outside the bundle"
+                     if not set(records) <= bundle_ids or str(b.get("code")) in RE_DERIVABLE
+                     else f"{b.get('code')} depends on records no bundle closure holds"})
+                continue
+            compared += 1
+            got = derived.get(bid)
+            if got is None:
+                raise BundleFailure(f"finding {bid} ({b.get('code')}) is not re-derived from "
+                                    "the bundle's records (added)", rel)
+            mine = (got.code, got.field, sorted(got.records), dict(got.amounts))
+            theirs = (b.get("code"), b.get("field"), sorted(records), b.get("amounts"))
+            if mine != theirs:
+                raise BundleFailure(f"finding {bid} differs from its re-derivation "
+                                    f"(changed): stated {theirs}, re-derived {mine}", rel)
+        for bid, got in sorted(derived.items()):
+            if bid not in stated and judged(list(got.records), got.code):
+                raise BundleFailure(f"finding {bid} ({got.code} on "
+                                    f"{', '.join(got.records)}) is re-derived from the "
+                                    "bundle's records but not stated (missing)", rel)
+        return (f"{compared} finding(s) re-derived and equal; "
+                f"{len(self.report.not_rederivable)} not re-derivable here")
+
+    def _ids(self) -> set[str]:
+        assert self.ledger is not None
+        with self.ledger.store.reader() as conn:
+            return {str(x) for x in conn.execute(select(entries.c.record_id).where(
+                entries.c.domain != "control")).scalars()}
+
+    def _history(self, stated: Mapping[str, Mapping[str, Any]]) -> None:
+        assert self.ledger is not None
+        e = entries.c
+        for bid, b in stated.items():
+            wf = b.get("workflow")
+            if not wf:
+                continue
+            last = None
+            for seq in wf.get("history") or ():
+                with self.ledger.store.reader(snapshot=False) as conn:
+                    leaf = conn.execute(select(e.leaf).where(e.seq == seq)).scalar()
+                rec = None if leaf is None else decode_leaf(bytes(leaf)).record
+                if rec is None or rec.get("type") != "control.break" or rec.get(
+                        "break") != bid:
+                    raise BundleFailure(f"finding {bid}: history entry {seq} is not one of "
+                                        "its control.break entries in the bundle",
+                                        "bfa/findings.json", int(seq))
+                last = rec
+            if last is not None and last.get("status") != wf.get("status"):
+                raise BundleFailure(f"finding {bid}: status {wf.get('status')!r} is not the "
+                                    f"one its last transition gives ({last.get('status')!r})",
+                                    "bfa/findings.json")
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    """``bfa proof verify``: whether the proof holds, and the entry it proves."""
+
+    ok: bool
+    detail: str
+    seq: int | None = None
+    size: int | None = None
+    record: dict[str, Any] | None = None
+
+
+def verify_proof(text_: str, key: Verifier, held: str | None = None) -> ProofResult:
+    """Check a C2SP tlog-proof with the ledger verifier ``key`` (FORMAT.md §7.1); with
+    ``held``, the proof's checkpoint must be that checkpoint (same size and root)."""
+    try:
+        proof = TLogProof.parse(text_)
+    except FormatError as e:
+        return ProofResult(False, f"not a tlog-proof: {e}")
+    if proof.extra is None:
+        return ProofResult(False, "the proof carries no entry (no 'extra' line)")
+    try:
+        cp = open_checkpoint(proof.checkpoint, [key])
+    except BfaError as e:
+        return ProofResult(False, f"its checkpoint is not signed by {key.name}: {e}")
+    try:
+        entry = decode_leaf(proof.extra)
+    except FormatError as e:
+        return ProofResult(False, f"its entry is not a leaf input: {e}")
+    if entry.seq != proof.index:
+        return ProofResult(False, f"the entry says it is entry {entry.seq}, the proof "
+                                  f"index is {proof.index}")
+    try:
+        verify_inclusion(entry_hash(proof.extra), proof.index, cp.size, proof.hashes, cp.root)
+    except BfaError as e:
+        return ProofResult(False, f"entry {proof.index} is not in the checkpoint of size "
+                                  f"{cp.size}: {e}", proof.index, cp.size)
+    if held is not None:
+        try:
+            mine = open_checkpoint(held, [key], cp.origin)
+        except BfaError as e:
+            return ProofResult(False, f"--checkpoint: not signed by {key.name}: {e}")
+        if (mine.size, mine.root) != (cp.size, cp.root):
+            return ProofResult(False, f"the proof is against the checkpoint of size "
+                                      f"{cp.size}, yours is of size {mine.size} (ask for a "
+                                      "proof against yours, or a consistency proof)",
+                               proof.index, cp.size)
+    return ProofResult(True, f"entry {proof.index} is in the checkpoint of size {cp.size}",
+                       proof.index, cp.size, entry.record)

@@ -1,0 +1,220 @@
+"""What the ledger hands a proof bundle (FORMAT.md §12): entries by ``seq``, many inclusion
+proofs against one signed checkpoint, and disclosed personal values with their openings.
+
+- :func:`latest_signed` — the latest checkpoint, checked as a verifier checks it;
+- :func:`entries_by_seq` — entries read by ``seq``, each row checked against its leaf;
+- :func:`prove_entries` — C2SP tlog-proofs for many entries, the tree nodes of a chunk of
+  entries read in one query (the audit paths of neighbouring entries share most nodes),
+  each proof checked before it is returned;
+- :func:`disclose` — clear values and salts of personal fields of many entries, each
+  checked against its commitment, recorded as one ``control.disclose`` entry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, select, text
+
+from ledger import _schema as s
+from ledger._append import now_rfc3339
+from ledger._control import append_control, checked_entry
+from ledger._entry import Entry
+from ledger._errors import FormatError, IntegrityError, MerkleProofError, NotCoveredError
+from ledger._merkle import (
+    CompactRange,
+    inclusion_proof,
+    inclusion_ranges,
+    nodes_needed,
+    verify_inclusion,
+)
+from ledger._note import Checkpoint
+from ledger._tlogproof import TLogProof
+from ledger._vault import Keyring
+from schemas import PERSONAL_FIELDS
+
+if TYPE_CHECKING:
+    from ledger._ledger import Ledger
+
+CHUNK = 256
+
+
+def latest_signed(ledger: Ledger) -> tuple[str, Checkpoint]:
+    """The latest stored checkpoint note and its parsed, signature-checked content."""
+    with ledger.store.reader(snapshot=False) as conn:
+        latest = ledger.latest_checkpoint(conn)
+    if latest is None:
+        raise NotCoveredError("no signed checkpoint yet; run 'bfa checkpoint'")
+    size, _root, note = latest
+    return note, ledger._signed(note, size)
+
+
+def entries_by_seq(conn: Connection, seqs: Sequence[int]) -> dict[int, Entry]:
+    """The entries at ``seqs`` (absent ones left out), each checked against its row."""
+    e = s.entries.c
+    out: dict[int, Entry] = {}
+    for i in range(0, len(seqs), 500):
+        for seq, leaf, h, domain, rid in conn.execute(
+                select(e.seq, e.leaf, e.entry_hash, e.domain, e.record_id)
+                .where(e.seq.in_(list(seqs[i:i + 500])))):
+            out[int(seq)] = checked_entry(int(seq), bytes(leaf), bytes(h), str(domain),
+                                          str(rid))
+    return out
+
+
+def prove_entries(ledger: Ledger, seqs: Iterable[int], note: str, cp: Checkpoint
+                  ) -> Iterator[tuple[Entry, TLogProof]]:
+    """``(entry, proof)`` for each of ``seqs`` (in the order given) against the checkpoint
+    ``note`` (parsed: ``cp``); an entry it does not cover is :class:`NotCoveredError`."""
+    chunk: list[int] = []
+    for seq in seqs:
+        chunk.append(seq)
+        if len(chunk) >= CHUNK:
+            yield from _prove_chunk(ledger, chunk, note, cp)
+            chunk = []
+    yield from _prove_chunk(ledger, chunk, note, cp)
+
+
+def _prove_chunk(ledger: Ledger, seqs: list[int], note: str, cp: Checkpoint
+                 ) -> Iterator[tuple[Entry, TLogProof]]:
+    if not seqs:
+        return
+    size = cp.size
+    late = [q for q in seqs if q >= size]
+    if late:
+        raise NotCoveredError(f"entry {late[0]} is not covered by the checkpoint of size "
+                              f"{size}; run 'bfa checkpoint'")
+    with ledger.store.reader() as conn:
+        entries = entries_by_seq(conn, seqs)
+        wanted: set[tuple[int, int]] = set()
+        for q in seqs:
+            wanted |= set(nodes_needed(inclusion_ranges(q, size)))
+        nodes = ledger.store.get_nodes(conn, sorted(wanted))
+    for q in seqs:
+        entry = entries.get(q)
+        if entry is None:
+            raise IntegrityError(f"entry {q} is missing from the ledger; run 'bfa verify'")
+        hashes = tuple(ledger._proof_hashes(partial(inclusion_proof, q, size, nodes)))
+        try:
+            verify_inclusion(entry.entry_hash, q, size, hashes, cp.root)
+        except (MerkleProofError, FormatError) as e:
+            raise IntegrityError(f"the proof of entry {q} does not verify against the "
+                                 f"checkpoint of size {size}: {e}; run 'bfa verify'") from e
+        yield entry, TLogProof(q, hashes, note, extra=entry.leaf)
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosed:
+    """One personal value disclosed: where it is, the clear value and its salt (§4.2)."""
+
+    seq: int
+    domain: str
+    record_id: str
+    field: str
+    value: str
+    salt: bytes
+
+
+def disclose(ledger: Ledger, seqs: Sequence[int], fields: Iterable[str], purpose: str,
+             scope: dict[str, object], label: str | None = None) -> tuple[list[Disclosed], str]:
+    """The clear values of ``fields`` of the entries at ``seqs`` (each checked against its
+    commitment), and the id of the ``control.disclose`` entry appended for them (who,
+    purpose, fields, records; FORMAT.md §12.4)."""
+    from ledger._ledger import check_note
+
+    wanted = set(fields)
+    unknown = sorted(wanted - set(PERSONAL_FIELDS))
+    if unknown or not wanted:
+        raise FormatError(f"--disclose: {', '.join(unknown) or 'none given'}; personal "
+                          f"fields are {', '.join(sorted(PERSONAL_FIELDS))}")
+    purpose = check_note(purpose, "disclosing personal data (its purpose)", limit=500)
+    who = ledger.actor(label)
+    vault_key = ledger.vault_key()
+    out: list[Disclosed] = []
+    done = "nothing was disclosed"
+    with ledger.store.writer() as conn:
+        keyring = Keyring(ledger.store, vault_key)
+        entries = entries_by_seq(conn, seqs)
+        records = []
+        for q in seqs:
+            entry = entries[q]
+            opened = ledger.open_fields(conn, entry, wanted, keyring, done)
+            if opened:
+                records.append({"domain": entry.domain, "id": entry.record_id, "seq": q})
+            out += [Disclosed(q, entry.domain, entry.record_id, f, v, salt)
+                    for f, (v, salt) in sorted(opened.items())]
+        rid = f"disclose-{uuid.uuid4()}"
+        append_control(ledger.store, conn, [{
+            "type": "control.disclose", "id": rid, **who.members(),
+            "fields": sorted(wanted), "purpose": purpose, "records": records,
+            "scope": scope, "at": now_rfc3339()}], at_is_recorded=False)
+    return out, rid
+
+
+def party_pseudonym(ledger: Ledger, value: str) -> str:
+    """The party pseudonym of a person or party id (FORMAT.md §4.1), with this home's
+    ledger secret (checked to be the ledger's)."""
+    from ledger._privacy import Pseudonymizer
+
+    return Pseudonymizer(ledger.secret()).pseudonym("person_id", value)
+
+
+def scratch_ledger(folder: Path, origin: str) -> Ledger:
+    """A keyless ledger in a new SQLite file under ``folder``, for rows copied in as they
+    are (a proof bundle's entries, re-derived offline; FORMAT.md §12.5). It reads no
+    environment variable and no home: nothing of the caller's own ledger is touched."""
+    from ledger._home import Home
+    from ledger._ledger import Ledger
+
+    missing = folder / "no-key"
+    home = Home(path=folder, db_url=f"sqlite:///{folder / 'scratch.db'}", origin=origin,
+                signing_key_path=missing, secret_key_path=missing)
+    led = Ledger(home)
+    led.store.migrate()
+    with led.store.writer() as conn:
+        led.store.set_meta(conn, "origin", origin)
+    return led
+
+
+def insert_entries(ledger: Ledger, rows: Iterable[tuple[int, str, str, str, bytes, bytes]],
+                   *, setup: str | None = None,
+                   beside: Callable[[Connection, list[int]], None] | None = None) -> int:
+    """Copy entries ``(seq, domain, kind, record_id, leaf, entry_hash)`` into a scratch
+    ledger as they are (gaps in ``seq`` allowed); returns how many. ``setup`` is a
+    statement run first (a table of the caller's); ``beside`` is called with the
+    connection and the ``seq`` of each chunk written, in the same transaction."""
+    n = 0
+    batch: list[dict[str, object]] = []
+    with ledger.store.writer() as conn:
+        if setup is not None:
+            conn.execute(text(setup))
+
+        def flush() -> None:
+            conn.execute(s.entries.insert(), batch)
+            if beside is not None:
+                beside(conn, [int(str(r["seq"])) for r in batch])
+
+        for seq, domain, kind, rid, leaf, h in rows:
+            batch.append({"seq": seq, "domain": domain, "kind": kind, "record_id": rid,
+                          "leaf": leaf, "entry_hash": h, "content_digest": None})
+            if len(batch) >= 1000:
+                flush()
+                n += len(batch)
+                batch = []
+        if batch:
+            flush()
+            n += len(batch)
+        # not a tree: the entries have gaps. The reconciler appends its control.reconcile
+        # record after them, which needs the right edge of a tree of that size; placeholder
+        # nodes give it one (nothing here is ever proven or signed)
+        size, _ = ledger.store.head(conn)
+        edge = [{"level": level, "idx": idx, "hash": bytes(32)}
+                for level, idx in CompactRange.frontier_nodes(size)]
+        if edge:
+            conn.execute(s.tree_nodes.insert(), edge)
+    return n
