@@ -391,6 +391,8 @@ class _Context:
                 raise BundleFailure("missing, although bfa/bundle.json states a disclosure",
                                     rel)
             return "- none (personal data only as pseudonyms)"
+        if not self.claims.get("disclosure"):
+            raise BundleFailure("present, although bfa/bundle.json states no disclosure", rel)
         assert self.ledger is not None
         n = 0
         e = entries.c

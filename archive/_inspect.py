@@ -3,16 +3,16 @@
 :func:`check_record` judges one voucher record: its stored file by content
 (:func:`archive._fourprop.check_file`: authenticity, integrity, usability, security) and
 the record's own ``retention`` against its kind's minimum (会计档案管理办法 2015, INTERCHANGE
-v1.1 §12). A set of results becomes one ``control.voucher_check`` entry
-(:func:`check_entry`): how many records were checked and a digest of their ids, every
-failing record with its findings, and the records it *cleared* (failing before, passing
-now). The reconciler folds those entries into ``VOUCHER_DEFECT`` breaks
-(``reconcile.defect_state``).
+v1.1 §12). A set of results is one ``voucher_check`` object (:func:`check_result`): how
+many records were checked and a digest of their ids, every failing record with its
+findings, and the records it *cleared* (failing before, passing now). The reconciler
+folds them into ``VOUCHER_DEFECT`` breaks (``reconcile.defect_state``).
 
 Two ways in: :class:`Intake`, the voucher store an ingest uses, checks each voucher the
 batch appends and hands the batch's entry to the ingester, which appends it in the batch's
-transaction; :func:`check_vouchers` (``bfa archive check``) checks records already in the
-ledger, named or all of them.
+transaction as the ``voucher_check`` member of its ``control.ingest`` entry;
+:func:`check_vouchers` (``bfa archive check``) checks records already in the ledger, named
+or all of them, and appends a ``control.voucher_check`` entry.
 """
 
 from __future__ import annotations
@@ -107,15 +107,20 @@ def ids_digest(ids: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def check_result(checks: Sequence[RecordCheck], cleared: Iterable[str]) -> dict[str, Any]:
+    """What a set of results says (the ``voucher_check`` member, FORMAT.md §11.2)."""
+    return {"checker": CHECKER, "checked": len(checks),
+            "records": ids_digest(c.record for c in checks),
+            "failed": [c.failed_json() for c in sorted(checks, key=lambda c: c.record)
+                       if not c.ok],
+            "cleared": sorted(set(cleared))}
+
+
 def check_entry(checks: Sequence[RecordCheck], cleared: Iterable[str],
                 members: Mapping[str, str], at: str | None = None) -> dict[str, Any]:
     """The ``control.voucher_check`` record of a set of results (FORMAT.md §11.2)."""
     return {"type": "control.voucher_check", "id": f"vcheck-{uuid.uuid4()}", **members,
-            "checker": CHECKER, "checked": len(checks),
-            "records": ids_digest(c.record for c in checks),
-            "failed": [c.failed_json() for c in sorted(checks, key=lambda c: c.record)
-                       if not c.ok],
-            "cleared": sorted(set(cleared)), "at": at or now_rfc3339()}
+            "voucher_check": check_result(checks, cleared), "at": at or now_rfc3339()}
 
 
 class Intake:
@@ -138,12 +143,13 @@ class Intake:
         """A voucher record the batch appended (its file is in the store)."""
         self.checks.append(check_record(self.store, record))
 
-    def batch_records(self, members: Mapping[str, str]) -> list[dict[str, Any]]:
-        """The control records to append before the batch's ``control.ingest``."""
+    def batch_members(self) -> dict[str, Any]:
+        """The ``voucher_check`` member of the batch's ``control.ingest`` entry (none for a
+        batch that appended no voucher)."""
         if not self.checks:
-            return []
+            return {}
         self.recorded += [c for c in self.checks if not c.ok]
-        return [check_entry(self.checks, (), members)]
+        return {"voucher_check": check_result(self.checks, ())}
 
 
 @dataclass

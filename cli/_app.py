@@ -59,7 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "(four-eyes), reopen."),
     "balance": ("cli._bank_cmds", "Book balance against bank balance, with the outstanding "
                 "items on either side."),
-    "nightly": ("cli._breaks_cmds", "Nightly run: lock, verify, reconcile, sign a checkpoint, "
+    "nightly": ("cli._breaks_cmds", "Nightly run: lock, verify, audit, reconcile, sign a "
+                "checkpoint, "
                 "write the reports."),
     "forget": ("cli._ledger_cmds", "Erase a person's clear personal data (crypto-shredding); the "
                "ledger still verifies."),

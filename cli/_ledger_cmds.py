@@ -278,7 +278,7 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
                        err=True)
         if len(defects) > 20:
             click.echo(f"  … and {len(defects) - 20} more (--json lists all)", err=True)
-    if rejected or defects:
+    if rejected:
         raise click.exceptions.Exit(Exit.PROBLEMS)
 
 

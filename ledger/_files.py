@@ -98,15 +98,18 @@ def make_dir(path: Path, perms: Perms, *, under: Path | None = None) -> None:
                                   "only into directories it made (remove it)")
 
 
-def fix_mode(path: Path, perms: Perms, *, directory: bool = False) -> None:
+def fix_mode(path: Path, perms: Perms, *, directory: bool = False,
+             read_only: bool = False) -> None:
     """Give an existing file or directory (not followed if a link) the home's mode and
-    group; only what the running user owns can be changed."""
+    group (``read_only``: without write bits, a stored voucher file); only what the
+    running user owns can be changed."""
     st = path.lstat()
     if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
         return
     if perms.gid is not None and st.st_gid != perms.gid:
         os.chown(path, -1, perms.gid, follow_symlinks=False)
-    os.chmod(path, perms.dir_mode if directory else perms.file_mode)
+    os.chmod(path, perms.dir_mode if directory
+             else perms.file_mode & ~0o222 if read_only else perms.file_mode)
 
 
 def write_atomic(path: Path, data: str | bytes, perms: Perms = PRIVATE) -> None:

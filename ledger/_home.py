@@ -337,11 +337,13 @@ def _harden(home: Home, perms: Perms) -> None:
     keys = {home.signing_key_path.absolute(), home.secret_key_path.absolute(),
             *([home.vault_key_path.absolute()] if home.vault_key_path else []),
             *([home.verifier_key_path.absolute()] if home.verifier_key_path else [])}
+    store = (home.path / "archive" / "sha256").absolute()
     for root, dirs, files in os.walk(home.path):
         fix_mode(Path(root), perms, directory=True)
         for name in files:
             if (Path(root) / name).absolute() not in keys:
-                fix_mode(Path(root) / name, perms)
+                fix_mode(Path(root) / name, perms,
+                         read_only=Path(root).absolute().parent == store)
         dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
 
 

@@ -57,14 +57,14 @@ class VoucherStore(Protocol):
 @runtime_checkable
 class BatchChecks(Protocol):
     """A voucher store that also checks what a batch appends (the archive's 四性 check):
-    told when a batch starts and of each voucher record appended, it gives the control
-    records the ingester appends before the batch's ``control.ingest`` (FORMAT.md §11.2)."""
+    told when a batch starts and of each voucher record appended, it gives the members
+    the ingester adds to the batch's ``control.ingest`` entry (FORMAT.md §11.2)."""
 
     def begin_batch(self) -> None: ...
 
     def appended(self, record: Mapping[str, Any]) -> None: ...
 
-    def batch_records(self, members: Mapping[str, str]) -> list[dict[str, Any]]: ...
+    def batch_members(self) -> dict[str, Any]: ...
 
 
 def voucher_source(base: Path, rel: str) -> Path:
@@ -217,14 +217,13 @@ class Ingester:
                 conn.rollback()
                 raise BatchRefusedError(name, report.problems, report.rejected > MAX_REPORTED)
             if app.appended and self.who is not None:
-                if isinstance(self.vouchers, BatchChecks):
-                    for rec in self.vouchers.batch_records(self.who.members()):
-                        app.append(rec, recorded_at=str(rec["at"]), protect=False)
+                checks: dict[str, Any] = (self.vouchers.batch_members()
+                          if isinstance(self.vouchers, BatchChecks) else {})
                 at = now_rfc3339()
                 app.append({"type": "control.ingest", "id": f"ingest-{uuid.uuid4()}",
                             **self.who.members(), "file": name[:1000],
                             "first": app.size - app.appended, "count": app.appended,
-                            "at": at}, recorded_at=at, protect=False)
+                            **checks, "at": at}, recorded_at=at, protect=False)
             app.finish()
         if report.appended >= ANALYZE_AFTER:
             self.store.analyze()

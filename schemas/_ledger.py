@@ -253,7 +253,7 @@ class IngestReport(FrozenModel):
     """Ledger size after the run."""
     voucher_defects: Annotated[tuple[VoucherDefect, ...], Strict(False)] = ()
     """Findings of the 四性 check on the vouchers appended (each voucher with one is a
-    ``VOUCHER_DEFECT`` break at the next reconciliation); the ingest exits 1."""
+    ``VOUCHER_DEFECT`` break at the next reconciliation); stderr names them too."""
 
     @model_validator(mode="after")
     def _totals_add_up(self) -> IngestReport:

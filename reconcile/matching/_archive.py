@@ -19,6 +19,7 @@ against its leaf), never from a working table:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,21 +113,26 @@ def fixity_state(conn: Connection) -> dict[str, FixityFailure]:
 
 
 def fold_defects(records: Iterator[tuple[int, dict[str, Any]]]) -> dict[str, Defect]:
-    """The vouchers failing after the given ``control.voucher_check`` records."""
+    """The vouchers failing after the given records (``control.voucher_check`` entries
+    and the ``control.ingest`` entries of batches with vouchers), in ``seq`` order."""
     failing: dict[str, Defect] = {}
-    for _seq, rec in records:
+    for _seq, outer in records:
+        rec = outer.get("voucher_check")
+        if not isinstance(rec, dict):
+            continue
         for rid in rec.get("cleared") or ():
             failing.pop(str(rid), None)
         for item in rec.get("failed") or ():
             rid = str(item["record"])
             failing[rid] = Defect(rid, str(item.get("sha256", "")),
-                                  tuple(item.get("findings") or ()), str(rec.get("id")))
+                                  tuple(item.get("findings") or ()), str(outer.get("id")))
     return failing
 
 
 def defect_state(conn: Connection) -> dict[str, Defect]:
     """The vouchers failing their checks now, by record id."""
-    return fold_defects(_records(conn, CHECK_KIND))
+    return fold_defects(heapq.merge(_records(conn, CHECK_KIND), _records(conn, "ingest"),
+                                    key=lambda r: r[0]))
 
 
 def _superseded(conn: Connection, ids: list[str]) -> set[str]:

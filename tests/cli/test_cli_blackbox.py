@@ -885,9 +885,10 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
             f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {r};",
             f"GRANT USAGE ON SCHEMA public TO {r};",
             f"GRANT SELECT ON entries, tree_nodes, checkpoints, meta, alembic_version TO {r};"]
-        assert sql[i + 5].startswith("GRANT SELECT ON rc_") and sql[i + 5].endswith(f" TO {r};")
+        assert sql[i + 5].startswith("GRANT SELECT ON ar_files, rc_")
+        assert sql[i + 5].endswith(f" TO {r};")
         tables = sql[i + 5].split(" ON ", 1)[1].split(" TO ", 1)[0].split(", ")
-        assert tables == sorted(tables) and len(tables) == 14
+        assert tables == sorted(tables) and len(tables) == 15
     auditor = sql[heads[2]:heads[3]]
     assert len(auditor) == 6  # reading only
     privacy = sql[heads[3]:heads[4]]

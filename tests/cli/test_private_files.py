@@ -31,6 +31,12 @@ def run(home: Path, *args: str, code: int | tuple[int, ...] = 0, **env: str) -> 
     return r
 
 
+def _file_mode(name: str, mode: int) -> int:
+    """The mode a file of the home must have: stored voucher files are read-only
+    (FORMAT.md §11.1), everything else ``mode``."""
+    return mode & ~0o222 if name.startswith("archive/sha256/") else mode
+
+
 def modes(root: Path) -> dict[str, int]:
     """Permission bits (with setgid) of everything under ``root``, links left out."""
     out = {}
@@ -63,7 +69,7 @@ def test_a_private_home_is_0700_and_0600_throughout(tmp_path: Path) -> None:
     assert any(n.startswith("archive/sha256/") and len(n) > 80 for n in found)
     assert any(n.startswith("reports/") and n.endswith("report.json") for n in found)
     wrong = {n: oct(m) for n, m in found.items()
-             if m != (0o700 if (home / n).is_dir() else 0o600)}
+             if m != (0o700 if (home / n).is_dir() else _file_mode(n, 0o600))}
     assert wrong == {}
     assert stat.S_IMODE((tmp_path / "rejects.jsonl").stat().st_mode) == 0o600
 
@@ -74,7 +80,7 @@ def test_a_group_home_is_2770_and_0660(tmp_path: Path) -> None:
     assert json.loads((home / "config.json").read_text())["group"] == group
     found = modes(home)
     wrong = {n: oct(m) for n, m in found.items()
-             if m != (0o2770 if (home / n).is_dir() else 0o660)}
+             if m != (0o2770 if (home / n).is_dir() else _file_mode(n, 0o660))}
     assert wrong == {}
     assert {p.stat().st_gid for p in home.rglob("*")} == {os.getegid()}
     assert stat.S_IMODE((tmp_path / "rejects.jsonl").stat().st_mode) == 0o660
