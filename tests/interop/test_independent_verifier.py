@@ -258,8 +258,12 @@ def test_leaves_hold_what_format_md_says(built: Built) -> None:
         (str(built.work / "b1.jsonl"), 0, FIRST),
         (str(built.work / "b2.jsonl"), CP1, SECOND),
     ]
-    assert all(set(r) == {"type", "id", "user", "file", "first", "count", "at"}
+    # a batch with vouchers also carries their 四性 check (§2.5, §11.2)
+    assert all(set(r) - {"voucher_check"} == {"type", "id", "user", "file", "first", "count",
+                                               "at"}
                and r["id"].startswith("ingest-") for r in ingests)
+    assert all(set(r["voucher_check"]) == {"checker", "checked", "records", "failed", "cleared"}
+               for r in ingests if "voucher_check" in r)
 
     # the vault opens the commitments, and holds nothing of the forgotten person (§4.6);
     # its values are sealed under data keys the home's vault key wraps (§4.4)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from archive import sample_pdf
+from archive import MINIMUM_RETENTION, sample_pdf
 
 Rec = dict[str, Any]
 R = "440100"
@@ -43,7 +43,8 @@ def voucher(d: Path, kind: str, i: str, refs: list[str], amount: str | None = No
     (d / f"{i}.pdf").write_bytes(body)
     r: Rec = {"type": "archive." + kind, "id": i, "region": R, "occurred_at": T,
               "sha256": hashlib.sha256(body).hexdigest(), "media_type": "application/pdf",
-              "size": len(body), "file": f"{i}.pdf", "refs": refs, "retention": "30y"}
+              "size": len(body), "file": f"{i}.pdf", "refs": refs,
+              "retention": MINIMUM_RETENTION[kind]}
     if amount is not None:
         r["amount"] = amount
     return r
