@@ -13,14 +13,24 @@ import json
 import random
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from archive import MINIMUM_RETENTION, FileStore, Intake, sample_pdf
+from archive import (
+    MINIMUM_RETENTION,
+    FileStore,
+    Intake,
+    Scope,
+    audit,
+    export_bundle,
+    restore,
+    sample_pdf,
+    verify_bundle,
+)
 from ledger import (
     BfaError,
     ConfigError,
@@ -38,6 +48,7 @@ from reconcile import (
     render_html,
     render_text,
     resolve_break,
+    run_reconcile,
     run_tracked,
 )
 
@@ -300,12 +311,60 @@ def run_demo(
     clean = led.verify().ok
     say(f"   'bfa verify' on the copy exits 3; the real ledger still verifies: {clean}")
     bad.close()
+    archive_ok = _archive_steps(led, base, store.store, report.breaks, say)
     led.close()
     missed = sorted(PLANTED_CODES - set(seen))
     if missed:
         say(f"   NOT FOUND: planted faults {', '.join(missed)}")
     say(f"== done. Try: bfa show {target} --entry --home {root}")
-    return not missed and not res.ok and clean
+    say(f"         bfa bundle verify {base / 'bundle'} --key {base / 'verifier.key'}")
+    return not missed and not res.ok and clean and archive_ok
+
+
+def _archive_steps(led: Ledger, base: Path, files: FileStore, breaks: Sequence[Break],
+                   say: Callable[[str], None]) -> bool:
+    """Steps 10 and 11: audit the archive with one file damaged on purpose (caught, then
+    restored from the original), and a proof bundle of one break checked offline."""
+    say("== 10. the archive: damage one stored voucher file, audit, restore")
+    victim = "FX-CA-UNPAID-FR"
+    rec = led.entry(victim, "archive").record
+    stored = files.path_of(str(rec["sha256"]))
+    stored.chmod(0o600)  # stored read-only: a deliberate act
+    stored.write_bytes(b"scanned again, by mistake")
+    audited = audit(led, files)
+    caught = [p for p in audited.changed if victim in p.records]
+    say(f"   audit {audited.id}: {audited.files} files re-hashed, {len(audited.changed)} "
+        f"changed ({', '.join(r for p in caught for r in p.records)}), "
+        f"{len(audited.missing)} missing")
+    after = run_reconcile(led, date.fromisoformat(FAULT_AS_OF))
+    fixity = [b for b in after.breaks if b.code == "FIXITY_FAILURE"]
+    for b in fixity:
+        say(f"   FIXITY_FAILURE {b.id} (high): {b.message[:90]}…")
+    restored = restore(led, files, base / "data" / str(rec["file"]))
+    again = audit(led, files)
+    say(f"   restored from the original ({restored.id}); audit {again.id}: "
+        f"{again.problems} problem(s)")
+    say("== 11. a proof bundle of one break, for a supervisor, verified offline")
+    unsettled = next((b for b in breaks if b.code == "UNSETTLED_EVENT"
+                      and "FX-CA-UNPAID" in b.records), None)
+    if unsettled is None:
+        return False
+    led.checkpoint()
+    (base / "verifier.key").write_text(led.home.verifier().to_text() + "\n", encoding="utf-8")
+    bundle = base / "bundle"
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    made = export_bundle(led, files, bundle, Scope(breaks=(unsettled.id,)),
+                         as_of=date.fromisoformat(FAULT_AS_OF))
+    say(f"   bfa bundle export --break {unsettled.id} --out {bundle}: {made.entries} "
+        f"entries, {made.vouchers} voucher file(s), {made.breaks} finding(s)")
+    report = verify_bundle(bundle, led.home.verifier())
+    for v in report.verdicts:
+        mark = {True: "ok  ", False: "FAIL", None: "-   "}[v.ok]
+        say(f"   {mark} {v.check:<12} {v.detail[:80]}")
+    say(f"   what a supervisor runs, with nothing but the bundle and the key: bfa bundle "
+        f"verify {bundle} --key {base / 'verifier.key'}")
+    return bool(caught) and bool(fixity) and again.problems == 0 and report.ok
 
 
 # -- faults: one of every break code the reconciler reports -------------------------------
@@ -316,6 +375,7 @@ PLANTED_CODES = frozenset({
     "UNSETTLED_EVENT", "ORPHAN_MOVEMENT", "AMOUNT_MISMATCH", "LATE_SETTLEMENT",
     "AMBIGUOUS_MATCH", "MISSING_VOUCHER", "DUPLICATE_PAYMENT", "PAYMENT_AFTER_TERMINATION",
     "PAYEE_MISMATCH", "RETURNED_PAYMENT", "ACCOUNT_RULE_VIOLATION", "STATEMENT_BALANCE_BREAK",
+    "VOUCHER_DEFECT",
 })
 """The break codes :func:`generate_faults` plants, one fault each."""
 _T = "2026-11-{d:02d}T10:00:00+08:00"
@@ -385,6 +445,10 @@ def _fault_records(out: Path) -> list[dict[str, Any]]:
     recs.append({"type": "business.enrollment", "id": "FX-EN-NOFORM", "region": REGION,
                  "occurred_at": _T.format(d=3), "person_id": _person_id(rng),
                  "insurance": "pension", "effective_date": "2026-11-01"})
+    # VOUCHER_DEFECT: a second fiscal receipt whose file is a PDF but is declared as OFD
+    defect = _voucher(out, "fiscal_receipt", "FX-CA-LATE-FR2", ["FX-CA-LATE"], None,
+                      _T.format(d=6))
+    recs.append({**defect, "media_type": "application/ofd"})
     # DUPLICATE_PAYMENT: one person paid twice for November
     pid, acct = pensioner("DUP", _account(rng))
     benefit("FX-BP-DUP-1", pid, acct)

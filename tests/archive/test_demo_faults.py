@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from archive import FileStore
+from archive import FileStore, Intake
 from cli._demo import FAULT_AS_OF, PLANTED_CODES, generate_faults, generate_month
 from ledger import Ledger
 from reconcile import ingest_statement, run_reconcile
@@ -23,11 +23,12 @@ PLANTED = {
     "RETURNED_PAYMENT": "FX-BP-RET",
     "ACCOUNT_RULE_VIOLATION": "FX-PAY-INCOME",
     "STATEMENT_BALANCE_BREAK": "FX-STMT-2026-11-30",
+    "VOUCHER_DEFECT": "FX-CA-LATE-FR2",
 }
 
 
 def test_every_planted_fault_is_found(led: Ledger, tmp_path: Path) -> None:
-    store = FileStore(led.home.archive_dir)
+    store = Intake(FileStore(led.home.archive_dir))  # vouchers checked as bfa ingest does
     month = generate_month(tmp_path / "data", persons=200)
     faults, statement = generate_faults(tmp_path / "data")
     led.ingest([str(month), str(faults)], store)
