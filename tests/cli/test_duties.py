@@ -423,3 +423,25 @@ def test_only_the_owner_rotates_the_vault_key(office: Office) -> None:
     run("init", "--from", str(office.owner_home), "--duty", "officer",
         *office.as_("officer"))
     run("ingest", str(office.tmp / "b.jsonl"), *office.as_("officer"))
+
+
+def test_the_service_audits_the_files_an_officer_stored(office: Office) -> None:
+    """One voucher store for every home of the ledger (FORMAT §5.4, §11.1): the officer's
+    ingest stores files the service account's nightly audits; the auditor may not record
+    an audit; the officer checks vouchers."""
+    from tests._records import voucher
+
+    vdir = office.tmp / "v"
+    vdir.mkdir()
+    run("ingest", str(write_jsonl(vdir / "a.jsonl", [
+        payment_event(1), voucher(vdir, 1, ["BP-1"])])), *office.as_("officer"))
+    cfg = json.loads((office.home["service"] / "config.json").read_text("utf-8"))
+    assert Path(cfg["archive"]) == (office.owner_home / "archive").resolve()
+    reports = office.tmp / "reports"
+    res = run("nightly", "--report-dir", str(reports), "--fixity-days", "1",
+              *office.as_("service"), code=(0, 1))
+    archive = json.loads((reports / "latest.json").read_text("utf-8"))["archive"]
+    assert archive["files"] == 1 and archive["problems"] == 0, res.stdout
+    res = run("archive", "audit", *office.as_("auditor"), code=2)
+    assert "needs the officer or service duty" in res.stderr
+    run("archive", "check", *office.as_("officer"))
