@@ -71,6 +71,7 @@ from reconcile import (
     seqs_of_ids,
     seqs_of_month,
     seqs_of_party,
+    unindexed_business,
 )
 
 FORMAT = "bfa-bundle/1"
@@ -134,8 +135,15 @@ def _scoped_seqs(ledger: Ledger, conn: Connection, scope: Scope,
         raise NotFoundError(f"no record {sorted(unknown)[0]!r} in the ledger")
     for month in scope.periods:
         seqs |= seqs_of_month(conn, month)
-    for person in scope.persons:
-        found = seqs_of_party(conn, party_pseudonym(ledger, person))
+    pseudonyms = {party_pseudonym(ledger, p) for p in scope.persons}
+    by_person: dict[str, set[int]] = {ps: seqs_of_party(conn, ps) for ps in pseudonyms}
+    if pseudonyms:  # enrolments and transfers: read, one chunk at a time
+        for chunk in unindexed_business(conn):
+            for q, entry in entries_by_seq(conn, chunk).items():
+                ps = entry.record.get("person_id")
+                if ps in by_person:
+                    by_person[str(ps)].add(q)
+    for found in by_person.values():
         if not found:
             raise NotFoundError("no record of that person in the ledger (person ids are "
                                 "compared exactly as sent)")

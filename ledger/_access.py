@@ -64,6 +64,11 @@ def _target(kind: str, rec: dict[str, Any]) -> str:
                         for m in ("old_key", "new_key"))
             return f"rotate-signing {old[0]} -> {new[0]}"
         return f"{rec.get('action')} {rec.get('old_check')} -> {rec.get('new_check')}"
+    if kind == "disclose":  # a bundle's records (FORMAT.md §12.4)
+        recs = [r for r in rec.get("records") or () if isinstance(r, dict)]
+        shown = ", ".join(f"{r.get('domain')}:{r.get('id')}" for r in recs[:3])
+        more = f" and {len(recs) - 3} more" if len(recs) > 3 else ""
+        return f"bundle: {shown}{more}" if recs else "bundle: no record"
     return str(rec.get("scope") or rec.get("source") or "")
 
 

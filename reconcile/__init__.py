@@ -50,7 +50,13 @@ from reconcile.matching._incremental import rules_digest
 from reconcile.matching._refresh import Deriver, refresh
 from reconcile.matching._rules import DEFAULT_RULES, RULESET_VERSION, Rules, load_rules
 from reconcile.matching._run import reconcile_and_track, run_reconcile, run_tracked, today
-from reconcile.matching._scope import ids_naming, seqs_of_ids, seqs_of_month, seqs_of_party
+from reconcile.matching._scope import (
+    ids_naming,
+    seqs_of_ids,
+    seqs_of_month,
+    seqs_of_party,
+    unindexed_business,
+)
 from reconcile.reports._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import render_csv, render_html, render_json, render_text
 from reconcile.reports._report import (
@@ -138,5 +144,6 @@ __all__ = [
     "seqs_of_party",
     "today",
     "trace",
+    "unindexed_business",
     "verify_all",
 ]

@@ -8,11 +8,12 @@ they select; every entry they select is then read from the ledger and proven.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, select
 
 from reconcile.matching import _tables as t
+from reconcile.matching._refresh import MONEY_EVENTS, PERSON_KINDS
 
 _CHUNK = 500
 
@@ -47,11 +48,32 @@ def seqs_of_month(conn: Connection, month: str) -> set[int]:
 
 
 def seqs_of_party(conn: Connection, pseudonym: str) -> set[int]:
-    """Business events of a person's pseudonym and the movements they paid (``payer_id``)."""
-    e, m = t.events.c, t.movements.c
+    """The records the derived tables index by a person's pseudonym: money events,
+    approvals and terminations (``person_id``), and the movements they paid
+    (``payer_id``). Business records of the other kinds (:func:`unindexed_business`)
+    must be read to be found."""
+    e, p, m = t.events.c, t.person_events.c, t.movements.c
     seqs = {int(q) for q in conn.execute(select(e.seq).where(e.person == pseudonym)).scalars()}
+    seqs |= {int(q) for q in conn.execute(select(p.seq).where(p.person == pseudonym))
+             .scalars()}
     return seqs | {int(q) for q in conn.execute(select(m.seq).where(m.payer == pseudonym))
                    .scalars()}
+
+
+def unindexed_business(conn: Connection) -> Iterator[list[int]]:
+    """Chunks of the ``seq`` of business records whose person no derived table indexes
+    (enrolments, transfers in, other kinds without an amount)."""
+    r = t.records.c
+    indexed = sorted(MONEY_EVENTS | PERSON_KINDS)
+    chunk: list[int] = []
+    for q in conn.execute(select(r.seq).where(r.domain == "business", r.kind.not_in(indexed))
+                          .order_by(r.seq)).scalars():
+        chunk.append(int(q))
+        if len(chunk) >= _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def ids_naming(conn: Connection, ids: Sequence[str]) -> set[str]:
