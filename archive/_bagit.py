@@ -72,7 +72,9 @@ import hashlib
 import io
 import os
 import re
+import sqlite3
 import stat
+import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,8 +175,8 @@ class Bag:
     version: str
     encoding: str
     info: dict[str, list[str]]
-    payload: dict[str, dict[str, str]]
-    tags: dict[str, dict[str, str]]
+    payload: Mapping[str, Mapping[str, str]]
+    tags: Mapping[str, Mapping[str, str]]
     tag_files: list[str]
     payload_octets: int
     payload_count: int
@@ -539,12 +541,12 @@ def read_bag(root: Path, *, unlisted_tags_allowed: frozenset[str] = frozenset(),
                                "no unlisted file.")
 
     hasher = _Hasher(root, on_progress)
-    for path in sorted(tags):
-        hasher.verify(path, tags[path], "tagmanifest")
+    for path, digests in tags.ordered():
+        hasher.verify(path, digests, "tagmanifest")
     if oxum is not None and oxum != (octets, count):
         raise BagError("bag-info.txt", f"gives Payload-Oxum {oxum[0]}.{oxum[1]}, but the "
                        f"payload holds {octets} octets in {count} files (RFC 8493 §2.2.2).")
-    hashed = sum(hasher.verify(path, payload[path], "manifest") for path in sorted(payload))
+    hashed = sum(hasher.verify(path, digests, "manifest") for path, digests in payload.ordered())
     if hashed != octets:
         raise BagError("data", "changed while it was being read.")
     return Bag(root=root, version=version, encoding=encoding, info=info, payload=payload,
@@ -577,12 +579,144 @@ def _read_declaration(root: Path) -> tuple[str, str]:
     return version[1], encoding[1]
 
 
+class Manifest(Mapping[str, Mapping[str, str]]):
+    """``{path: {alg: hex}}`` of a bag's manifests, iterated in path order (code points).
+
+    Held in memory while small; past :data:`SPILL` paths it moves into a temporary SQLite
+    file (deleted when closed or collected), so that checking a bag of millions of files
+    keeps memory flat. Also remembers each path's folded spelling (:func:`_fold`)."""
+
+    def __init__(self) -> None:
+        self._mem: dict[str, dict[str, str]] = {}
+        self._folded: dict[str, str] = {}
+        self._db: sqlite3.Connection | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def _spill(self) -> sqlite3.Connection:
+        self._dir = tempfile.TemporaryDirectory(prefix="bfa-bag-")
+        db = sqlite3.connect(os.path.join(self._dir.name, "manifest.db"))
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
+        cols = ", ".join(f"{a} TEXT" for a in ALGORITHMS)
+        db.execute(f"CREATE TABLE m (path TEXT PRIMARY KEY, {cols})")
+        db.execute("CREATE TABLE f (fold TEXT PRIMARY KEY, path TEXT NOT NULL)")
+        for path, entry in self._mem.items():
+            self._insert(db, path, entry)
+        db.executemany("INSERT INTO f VALUES (?, ?)", self._folded.items())
+        self._mem, self._folded = {}, {}
+        self._db = db
+        return db
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, path: str, entry: Mapping[str, str]) -> None:
+        db.execute(f"INSERT INTO m (path, {', '.join(ALGORITHMS)}) VALUES (?, ?, ?, ?, ?)",
+                   (path, *(entry.get(a) for a in ALGORITHMS)))
+
+    def record(self, path: str, alg: str, digest: str, *, first: bool, may_add: bool
+               ) -> tuple[str, str]:
+        """Record ``path``'s ``alg`` digest, one manifest line. Returns ``(status, other)``:
+        status ``"twice"`` (the path has an ``alg`` digest already), ``"absent"`` (a new
+        path where ``may_add`` is false) or ``"ok"``; ``other`` is the path first listed
+        with the same folded spelling (``path`` itself unless two spellings collide, and
+        then nothing is recorded). ``first``: this is the first manifest read (one
+        statement per line in a spilled manifest)."""
+        if self._db is None:
+            entry = self._mem.get(path)
+            if entry is not None:
+                if alg in entry:
+                    return "twice", path
+                entry[alg] = digest
+                return "ok", path
+            if not may_add:
+                return "absent", path
+            other = self._folded.setdefault(_fold(path), path)
+            if other == path:
+                self._mem[path] = {alg: digest}
+                if len(self._mem) > SPILL:
+                    self._spill()
+            return "ok", other
+        db = self._db
+        if not first:
+            if db.execute(f"UPDATE m SET {alg} = ? WHERE path = ? AND {alg} IS NULL",
+                          (digest, path)).rowcount:
+                return "ok", path
+            if path in self:
+                return "twice", path
+            if not may_add:
+                return "absent", path
+        key = _fold(path)
+        if db.execute("INSERT OR IGNORE INTO f VALUES (?, ?)", (key, path)).rowcount == 0:
+            row = db.execute("SELECT path FROM f WHERE fold = ?", (key,)).fetchone()
+            other = str(row[0])
+            if other != path:
+                return "ok", other
+            return "twice", path  # listed before under this very spelling
+        self._insert(db, path, {alg: digest})
+        return "ok", path
+
+    def ordered(self) -> Iterator[tuple[str, Mapping[str, str]]]:
+        """``(path, {alg: hex})`` in path order, read in one pass."""
+        if self._db is None:
+            for path in sorted(self._mem):
+                yield path, self._mem[path]
+            return
+        for row in self._db.execute(f"SELECT path, {', '.join(ALGORITHMS)} FROM m "
+                                    "ORDER BY path"):
+            yield str(row[0]), {a: v for a, v in zip(ALGORITHMS, row[1:], strict=True)
+                                if v is not None}
+
+    def lacking(self, alg: str) -> str | None:
+        """A path without an ``alg`` digest, or None."""
+        if self._db is None:
+            return next((p for p, e in self._mem.items() if alg not in e), None)
+        row = self._db.execute(f"SELECT path FROM m WHERE {alg} IS NULL LIMIT 1").fetchone()
+        return None if row is None else str(row[0])
+
+    def __getitem__(self, path: str) -> Mapping[str, str]:
+        if self._db is None:
+            return self._mem[path]
+        row = self._db.execute(f"SELECT {', '.join(ALGORITHMS)} FROM m WHERE path = ?",
+                               (path,)).fetchone()
+        if row is None:
+            raise KeyError(path)
+        return {a: v for a, v in zip(ALGORITHMS, row, strict=True) if v is not None}
+
+    def __contains__(self, path: object) -> bool:
+        if self._db is None:
+            return path in self._mem
+        return self._db.execute("SELECT 1 FROM m WHERE path = ?", (path,)).fetchone() \
+            is not None
+
+    def __iter__(self) -> Iterator[str]:
+        if self._db is None:
+            yield from sorted(self._mem)
+            return
+        for (path,) in self._db.execute("SELECT path FROM m ORDER BY path"):
+            yield str(path)
+
+    def __len__(self) -> int:
+        if self._db is None:
+            return len(self._mem)
+        return int(self._db.execute("SELECT count(*) FROM m").fetchone()[0])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+SPILL: Final = 20_000
+"""Manifest paths held in memory before they move into a temporary SQLite file."""
+
+
 def _read_manifests(root: Path, kind: str, algs: Sequence[str], version: str,
-                    same_set: bool) -> dict[str, dict[str, str]]:
+                    same_set: bool) -> Manifest:
     """``{path: {alg: hex}}`` from the ``<kind>-<alg>.txt`` manifests; with ``same_set``
     every manifest must list the same paths."""
-    merged: dict[str, dict[str, str]] = {}
-    folded: dict[str, str] = {}
+    merged = Manifest()
     first: str | None = None
     for alg in sorted(algs):
         name = f"{kind}-{alg}.txt"
@@ -595,25 +729,22 @@ def _read_manifests(root: Path, kind: str, algs: Sequence[str], version: str,
             if len(digest) != _HEX_LENGTH[alg]:
                 raise BagError(name, f"line {n} has a checksum that is not {alg} in hex.")
             _check_listed(path, name, n, kind == "manifest")
-            entry = merged.get(path)
-            if entry is None:
-                if same_set and first is not None:
-                    raise BagError(name, f"lists {path!r}, which {first} does not; every "
-                                   "manifest must list the same files (RFC 8493 §3).")
-                other = folded.setdefault(_fold(path), path)
-                if other != path:
-                    raise BagError(name, f"line {n} lists {path!r} and another line "
-                                   f"{other!r}, the same name up to letter case or Unicode "
-                                   "normalization.")
-                entry = merged[path] = {}
-            elif alg in entry:
+            status, other = merged.record(path, alg, digest, first=first is None,
+                                          may_add=not (same_set and first is not None))
+            if status == "absent":
+                raise BagError(name, f"lists {path!r}, which {first} does not; every "
+                               "manifest must list the same files (RFC 8493 §3).")
+            if status == "twice":
                 raise BagError(name, f"line {n} lists {path!r} a second time.")
-            entry[alg] = digest
+            if other != path:
+                raise BagError(name, f"line {n} lists {path!r} and another line "
+                               f"{other!r}, the same name up to letter case or Unicode "
+                               "normalization.")
             listed += 1
         if first is None:
             first = name
         elif same_set and listed != len(merged):
-            missing = next(p for p, e in merged.items() if alg not in e)
+            missing = merged.lacking(alg)
             raise BagError(name, f"does not list {missing!r}, which {first} does; every "
                            "manifest must list the same files (RFC 8493 §3).")
     return merged
@@ -718,13 +849,13 @@ def _open(root: Path, rel: str) -> io.FileIO:
     """Bag file ``rel`` opened for reading without following a symbolic link and without
     blocking (a FIFO never opens for reading), checked on the open descriptor to be a
     regular file."""
-    path = root.joinpath(*rel.split("/"))
+    path = os.path.join(root, rel)
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
     except FileNotFoundError:
         raise BagError(rel, "is missing.") from None
     except OSError as e:
-        if path.is_symlink():
+        if os.path.islink(path):
             raise BagError(rel, "is a symbolic link; a bag holds none (RFC 8493 §5.1).") from e
         raise BagError(rel, f"cannot be read: {e.strerror}.") from e
     try:
@@ -740,7 +871,7 @@ def _open(root: Path, rel: str) -> io.FileIO:
 def _expect_file(root: Path, rel: str, listed_in: str) -> None:
     """Refuse a listed path that is missing or not a regular file (RFC 8493 §3)."""
     try:
-        st = root.joinpath(*rel.split("/")).lstat()
+        st = os.lstat(os.path.join(root, rel))
     except FileNotFoundError:
         raise BagError(rel, f"is listed in {listed_in} but missing (RFC 8493 §3).") from None
     except OSError as e:
@@ -754,7 +885,7 @@ def _expect_file(root: Path, rel: str, listed_in: str) -> None:
 def _entries(root: Path, rel: str) -> Iterator[tuple[str, os.stat_result]]:
     """Name and ``lstat`` of each entry of bag directory ``rel``, sorted by name."""
     try:
-        with os.scandir(root.joinpath(*rel.split("/")) if rel else root) as it:
+        with os.scandir(os.path.join(root, rel) if rel else root) as it:
             found = sorted(it, key=lambda e: e.name)
     except OSError as e:
         raise BagError(rel or None, f"cannot be listed: {e.strerror}.") from e
