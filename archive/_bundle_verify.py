@@ -183,7 +183,6 @@ class _Context:
         self.cp: Checkpoint | None = None
         self.note = ""
         self.ledger: Ledger | None = None
-        self.scoped_ids: set[str] = set()
 
     # -- bag, signature, checkpoint ------------------------------------------------------
     def bag(self) -> str:
@@ -252,8 +251,6 @@ class _Context:
                 row = self._entry(n, line, cp)
                 role = str(line.get("role"))
                 counts[role] = counts.get(role, 0) + 1
-                if role == "scope":
-                    self.scoped_ids.add(str(line["id"]))
                 roles[row[0]] = role  # read back (and dropped) by the statement beside
                 yield row
 
@@ -341,11 +338,12 @@ class _Context:
                 yield int(seq), decode_leaf(bytes(leaf)).record, str(role)
 
     def _has(self, rid: str) -> bool:
+        """Whether the bundle holds a record (not a control entry) with id ``rid``."""
         assert self.ledger is not None
         e = entries.c
         with self.ledger.store.reader(snapshot=False) as conn:
-            return conn.execute(select(e.seq).where(e.record_id == rid).limit(1)).first() \
-                is not None
+            return conn.execute(select(e.seq).where(e.record_id == rid, e.domain != "control")
+                                .limit(1)).first() is not None
 
     # -- vouchers, disclosures, closure ----------------------------------------------------
     def vouchers(self) -> str:
@@ -480,7 +478,6 @@ class _Context:
         self._history(stated)
         self._history({str(b.get("id")): b for b in doc.get("not_reported") or ()
                        if isinstance(b, dict)})
-        bundle_ids = self._ids()
         if doc.get("ruleset") != RULESET_VERSION:
             self.report.not_rederivable = [
                 {"id": k, "code": b.get("code"),
@@ -498,7 +495,8 @@ class _Context:
 
         def judged(records: list[str], code: str) -> bool:
             return (code in RE_DERIVABLE and bool(records)
-                    and set(records) <= bundle_ids and bool(set(records) & self.scoped_ids))
+                    and all(self._has(r) for r in records)
+                    and any(self._scoped(r) for r in records))
 
         compared = 0
         for bid, b in sorted(stated.items()):
@@ -507,7 +505,8 @@ class _Context:
                 self.report.not_rederivable.append(
                     {"id": bid, "code": b.get("code"),
                      "why": "depends on records outside the bundle"
-                     if not set(records) <= bundle_ids or str(b.get("code")) in RE_DERIVABLE
+                     if not all(self._has(r) for r in records)
+                     or str(b.get("code")) in RE_DERIVABLE
                      else f"{b.get('code')} depends on records no bundle closure holds"})
                 continue
             compared += 1
@@ -528,11 +527,14 @@ class _Context:
         return (f"{compared} finding(s) re-derived and equal; "
                 f"{len(self.report.not_rederivable)} not re-derivable here")
 
-    def _ids(self) -> set[str]:
+    def _scoped(self, rid: str) -> bool:
+        """Whether a record of the bundle with id ``rid`` has the role ``scope``."""
         assert self.ledger is not None
-        with self.ledger.store.reader() as conn:
-            return {str(x) for x in conn.execute(select(entries.c.record_id).where(
-                entries.c.domain != "control")).scalars()}
+        with self.ledger.store.reader(snapshot=False) as conn:
+            return conn.execute(text(
+                "SELECT 1 FROM entries e JOIN bundle_roles r ON r.seq = e.seq "
+                "WHERE e.record_id = :rid AND e.domain <> 'control' AND r.role = 'scope' "
+                "LIMIT 1"), {"rid": rid}).first() is not None
 
     def _history(self, stated: Mapping[str, Mapping[str, Any]]) -> None:
         assert self.ledger is not None
