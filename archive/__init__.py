@@ -1,4 +1,5 @@
-"""Archive: voucher files kept with fixity, checked for 四性, and proof bundles.
+"""Archive: voucher files kept with fixity, checked for 四性, retained, held and disposed of,
+and proof bundles.
 
 Example::
 
@@ -6,6 +7,7 @@ Example::
     store = FileStore(led.home.archive_dir)
     led.ingest(["month.jsonl"], Intake(store))   # stores and checks every voucher file
     result = audit(led, store)                    # re-hashes the store; control.fixity
+    due = vouchers_due(led)                       # retention ended: held, break or due
 """
 
 from archive._audit import AuditResult, FileProblem, Restored, audit, restore
@@ -20,33 +22,83 @@ from archive._inspect import (
     check_record,
     check_vouchers,
 )
+from archive._retention import (
+    POSTS,
+    Appraisal,
+    Disposal,
+    DisposalList,
+    DueRecord,
+    DueReport,
+    Hold,
+    HoldResult,
+    ListResult,
+    Signoff,
+    Voucher,
+    appraise,
+    disposal_list,
+    dispose,
+    disposed_files,
+    due_on,
+    list_csv,
+    make_disposal_list,
+    place_hold,
+    release_hold,
+    retention_of,
+    sign_off,
+    vouchers_due,
+    years_kept,
+)
 from archive._samples import sample_pdf
 from archive._store import FileStore
 
 __all__ = [
     "MINIMUM_RETENTION",
+    "POSTS",
+    "Appraisal",
     "AuditResult",
     "BundleReport",
     "CheckReport",
     "CheckResult",
+    "Disposal",
+    "DisposalList",
+    "DueRecord",
+    "DueReport",
     "ExportResult",
     "FileProblem",
     "FileStore",
     "Finding",
+    "Hold",
+    "HoldResult",
     "Intake",
+    "ListResult",
     "ProofResult",
     "RecordCheck",
     "Restored",
     "Scope",
+    "Signoff",
     "Verdict",
+    "Voucher",
+    "appraise",
     "audit",
     "check_file",
     "check_record",
     "check_vouchers",
+    "disposal_list",
+    "dispose",
+    "disposed_files",
+    "due_on",
     "export_bundle",
     "exporter_signer",
+    "list_csv",
+    "make_disposal_list",
+    "place_hold",
+    "release_hold",
     "restore",
+    "retention_of",
     "sample_pdf",
+    "sign_off",
     "verify_bundle",
     "verify_proof",
+    "vouchers_due",
+    "years_kept",
 ]

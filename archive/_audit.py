@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from archive._files import FileRow, ar_files, files_in_range, refresh_files
+from archive._retention import disposed_files
 from archive._store import FileStore
 from ledger import (
     InputError,
@@ -84,6 +85,8 @@ class AuditResult:
     changed: list[FileProblem] = field(default_factory=list)
     missing: list[FileProblem] = field(default_factory=list)
     untracked: list[FileProblem] = field(default_factory=list)
+    disposed: list[FileProblem] = field(default_factory=list)
+    """Missing because a disposal deleted them (FORMAT.md §11.3): not a problem."""
     at: str = ""
 
     @property
@@ -106,6 +109,7 @@ class AuditResult:
                 "changed": [p.to_json() for p in self.changed],
                 "missing": [p.to_json() for p in self.missing],
                 "untracked": [p.sha256 for p in self.untracked],
+                "disposed": [p.to_json() for p in self.disposed],
                 "problems": self.problems, "at": self.at}
 
 
@@ -197,6 +201,7 @@ def audit(ledger: Ledger, store: FileStore, *, percent: Decimal | None = None,
     result = AuditResult(start=start, length=min(length, SPACE))
     with ledger.store.reader() as conn, ThreadPoolExecutor(_WORKERS) as pool:
         tick = progress(planned_bytes(conn, start, length)) if progress is not None else None
+        gone = disposed_files(conn)
         work: list[tuple[str, list[FileRow], Path]] = []
 
         def drain() -> None:
@@ -205,7 +210,10 @@ def audit(ledger: Ledger, store: FileStore, *, percent: Decimal | None = None,
                 records = tuple(sorted({r.record_id for r in rows}))
                 size = rows[0].size
                 if got is None:
-                    result.missing.append(FileProblem(sha, "missing", records))
+                    if sha in gone and max(r.seq for r in rows) < gone[sha]:
+                        result.disposed.append(FileProblem(sha, "disposed", records))
+                    else:
+                        result.missing.append(FileProblem(sha, "missing", records))
                     continue
                 result.files += 1
                 result.bytes += max(got[1], 0)

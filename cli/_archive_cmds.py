@@ -79,6 +79,9 @@ def audit_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
                 click.echo(f"    {p.sha256[:16]}…  {names}" if names else f"    {p.sha256}")
             if len(items) > 20:
                 click.echo(f"    … and {len(items) - 20} more (--json lists all)")
+        if result.disposed:
+            click.echo(f"  {'disposed':<10}{len(result.disposed):>6}  (deleted by a disposal "
+                       "after appraisal and sign-off: not a problem)")
         if result.problems:
             click.echo("PROBLEMS: put a changed or missing file back with 'bfa archive "
                        "restore FILE'; an untracked file is named by no record")
@@ -175,3 +178,6 @@ def check_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
         if len(shown) > 50:
             click.echo(f"  … and {len(shown) - 50} more (--json lists all)")
     raise click.exceptions.Exit(Exit.PROBLEMS if rep.failed else Exit.CLEAN)
+
+
+import cli._retention_cmds  # noqa: F401,E402

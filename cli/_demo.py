@@ -316,8 +316,9 @@ def run_demo(
     missed = sorted(PLANTED_CODES - set(seen))
     if missed:
         say(f"   NOT FOUND: planted faults {', '.join(missed)}")
+    say(f"   a supervisor checks the bundle with: bfa bundle verify {base / 'bundle'} "
+        f"--key {base / 'verifier.key'}")
     say(f"== done. Try: bfa show {target} --entry --home {root}")
-    say(f"         bfa bundle verify {base / 'bundle'} --key {base / 'verifier.key'}")
     return not missed and not res.ok and clean and archive_ok
 
 
@@ -362,8 +363,6 @@ def _archive_steps(led: Ledger, base: Path, files: FileStore, breaks: Sequence[B
     for v in report.verdicts:
         mark = {True: "ok  ", False: "FAIL", None: "-   "}[v.ok]
         say(f"   {mark} {v.check:<12} {v.detail[:80]}")
-    say(f"   what a supervisor runs, with nothing but the bundle and the key: bfa bundle "
-        f"verify {bundle} --key {base / 'verifier.key'}")
     return bool(caught) and bool(fixity) and again.problems == 0 and report.ok
 
 

@@ -263,7 +263,7 @@ BEGIN
       WHEN kind IN ('reconcile', 'fixity', 'voucher_check') THEN ARRAY['officer', 'service']
       WHEN kind IN ('hold', 'appraisal') THEN ARRAY['officer']
       WHEN kind = 'disposal' AND rec ->> 'action' = 'signoff'
-        THEN ARRAY['officer', 'approver', 'auditor']
+        THEN ARRAY['officer', 'approver']
       WHEN kind = 'disposal' THEN ARRAY['officer']
       WHEN kind IN ('reveal', 'forget', 'disclose', 'compare') THEN ARRAY['privacy']
       ELSE ARRAY[]::text[]

@@ -8,7 +8,7 @@ rebuilds it from the entries for a full audit and checks every row it uses again
 entry's leaf. On PostgreSQL the duty trigger is replaced so that the archive's control
 entries need their duties: ``control.fixity`` and ``control.voucher_check`` the ``officer``
 or ``service`` duty, ``control.hold`` and ``control.appraisal`` the ``officer`` duty,
-``control.disposal`` the ``officer`` duty (a ``signoff`` also ``approver`` or ``auditor``).
+``control.disposal`` the ``officer`` duty (a ``signoff`` also ``approver``).
 
 Revision ID: 0014
 Revises: 0013
