@@ -5,10 +5,11 @@
 1. **Scope** (:class:`Scope`): records named by id, the records of a month, of a person
    (found by the person's pseudonym), the records a break names; any mix.
 2. **Closure**: each scoped record's links — what its own payload names (allocation
-   events, voucher ``refs``, ``corrects``, a return's movement) and what names it (the
-   movements allocating to it, the vouchers referring to it, its corrections) — and, for
-   every movement so gathered, the events its allocations name. Voucher files of every
-   voucher record in the bundle come along.
+   events, voucher ``refs``, ``corrects``, a return's movement), what names it (the
+   movements allocating to it, the vouchers referring to it, its corrections) and its
+   heuristic match — and, for each record so gathered, a movement's allocation events, a
+   voucher's references and the vouchers referring to it. Voucher files of every voucher
+   record in the bundle come along.
 3. **Findings**: a reconciliation of the ledger as of ``as_of`` (with the rules given or
    the defaults), kept for the breaks naming a scoped record, with their workflow state;
    their ``control.break`` entries join the bundle as ``history`` entries.
@@ -41,7 +42,6 @@ from ledger import (
     Checkpoint,
     ConfigError,
     Disclosed,
-    Entry,
     InputError,
     Ledger,
     NotFoundError,
@@ -66,12 +66,14 @@ from reconcile import (
     history,
     ids_naming,
     list_breaks,
+    matched_with,
     rules_digest,
     run_reconcile,
     seqs_of_ids,
     seqs_of_month,
     seqs_of_party,
     unindexed_business,
+    vouchers_naming,
 )
 
 FORMAT = "bfa-bundle/1"
@@ -151,29 +153,38 @@ def _scoped_seqs(ledger: Ledger, conn: Connection, scope: Scope,
     return seqs
 
 
-def _links(entry: Entry) -> set[str]:
-    """Ids a record's own payload names (FORMAT.md §12.2)."""
-    rec = entry.record
-    out = {str(a["event_id"]) for a in rec.get("allocations") or ()
-           if isinstance(a, dict) and "event_id" in a}
-    out |= {str(x) for x in rec.get("refs") or ()}
-    return out | {str(rec[k]) for k in ("corrects", "returns") if rec.get(k)}
+def allocation_events(record: Mapping[str, Any]) -> set[str]:
+    """The events a movement's allocations name (INTERCHANGE §7: ``{"event", "amount"}``)."""
+    return {str(a["event"]) for a in record.get("allocations") or ()
+            if isinstance(a, dict) and "event" in a}
+
+
+def links(record: Mapping[str, Any]) -> set[str]:
+    """Ids a record's own payload names (FORMAT.md §12.2): allocation events, ``refs``,
+    ``corrects``, ``returns``."""
+    out = allocation_events(record) | {str(x) for x in record.get("refs") or ()}
+    return out | {str(record[k]) for k in ("corrects", "returns") if record.get(k)}
 
 
 def _closure(conn: Connection, scoped: set[int]) -> set[int]:
-    """The closure of the scoped entries (module docstring, step 2)."""
+    """The closure of the scoped entries (FORMAT.md §12.2): first what they name, what
+    names them and their heuristic match partners; then, for everything so added, a
+    movement's allocation events, a voucher's references, and the vouchers naming it."""
     entries = entries_by_seq(conn, sorted(scoped))
     ids = sorted({e.record_id for e in entries.values()})
     named: set[str] = set()
     for e in entries.values():
-        named |= _links(e)
-    linked = seqs_of_ids(conn, named | ids_naming(conn, ids))[0] - scoped
-    alloc_events: set[str] = set()
-    for e in entries_by_seq(conn, sorted(linked)).values():
+        named |= links(e.record)
+    first = (seqs_of_ids(conn, named | ids_naming(conn, ids))[0]
+             | matched_with(conn, scoped)) - scoped
+    added = entries_by_seq(conn, sorted(first))
+    more: set[str] = vouchers_naming(conn, sorted({e.record_id for e in added.values()}))
+    for e in added.values():
         if e.domain == "finance":
-            alloc_events |= {str(a["event_id"]) for a in e.record.get("allocations") or ()
-                             if isinstance(a, dict) and "event_id" in a}
-    return linked | (seqs_of_ids(conn, alloc_events)[0] - scoped)
+            more |= allocation_events(e.record)
+        elif e.domain == "archive":
+            more |= {str(x) for x in e.record.get("refs") or ()}
+    return first | (seqs_of_ids(conn, more)[0] - scoped)
 
 
 def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,

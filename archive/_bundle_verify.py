@@ -33,6 +33,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -61,18 +62,27 @@ from ledger import (
     verify_consistency,
     verify_inclusion,
 )
-from reconcile import RULESET_VERSION, Rules, run_reconcile
+from reconcile import RULESET_VERSION, Rules, rules_digest, run_reconcile
 
 SIGNATURE = "bundle.sig"
+_PAYLOAD = re.compile(r"data/entries/(0|[1-9][0-9]*)\.leaf|data/vouchers/[0-9a-f]{64}")
+_TAG = re.compile(r"bfa/proofs/(0|[1-9][0-9]*)\.tlog-proof|(tag)?manifest-sha(256|512)\.txt")
+_TAGS = frozenset({
+    "bagit.txt", "bag-info.txt", SIGNATURE, "index.html", "bfa/bundle.json",
+    "bfa/entries.jsonl", "bfa/vouchers.jsonl", "bfa/checkpoint.note", "bfa/since.note",
+    "bfa/consistency.txt", "bfa/findings.json", "bfa/disclosures.jsonl", "bfa/verifier.key",
+    "bfa/exporter.key"})
+"""The files a bundle may hold (FORMAT.md §12.1); anything else fails the bag check."""
 CHECKS = ("bag", "signature", "checkpoint", "entries", "vouchers", "disclosures", "closure",
           "consistency", "findings")
 
 RE_DERIVABLE = frozenset({"UNSETTLED_EVENT", "AMOUNT_MISMATCH", "LATE_SETTLEMENT",
-                          "MISSING_VOUCHER", "PAYEE_MISMATCH"})
+                          "MISSING_VOUCHER"})
 """Codes a bundle's closure holds every input of, when every record the finding names is
-in the bundle: an event, the movements allocating to it, their allocations, the
-vouchers referring to it. Others depend on records no closure brings along (other
-payments of the person, terminations, the ledger's control entries, statements)."""
+in the bundle and one is scoped: an event, the movements allocating to it or matched with
+it, their allocations, the vouchers referring to them and what those refer to. Others
+depend on records no closure brings along (other payments or approvals of the person,
+terminations, the ledger's control entries, statements)."""
 
 
 class BundleFailure(Exception):
@@ -129,6 +139,18 @@ def _read_json(root: Path, rel: str) -> Any:
         raise BundleFailure(f"not JSON: {e}", rel) from e
 
 
+def _text(root: Path, rel: str) -> str:
+    """A text file of the bundle; missing or not UTF-8 is a failure naming it."""
+    try:
+        return (root / rel).read_text("utf-8")
+    except FileNotFoundError as e:
+        raise BundleFailure("missing", rel) from e
+    except UnicodeDecodeError as e:
+        raise BundleFailure(f"not UTF-8 text ({e.reason} at byte {e.start})", rel) from e
+    except OSError as e:
+        raise BundleFailure(f"cannot be read: {e.strerror}", rel) from e
+
+
 def _jsonl(root: Path, rel: str) -> Iterator[tuple[int, dict[str, Any]]]:
     path = root / rel
     if not path.is_file():
@@ -169,6 +191,14 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
             except BundleFailure as e:
                 report.verdicts.append(Verdict(name, False, e.reason, e.file, e.entry))
                 failed = name in ("bag", "signature", "checkpoint", "entries")
+            except (OSError, UnicodeError, ValueError, TypeError, KeyError, AttributeError,
+                    BfaError) as e:  # a file the signed manifests hold, malformed
+                where = getattr(e, "filename", None)
+                rel = (str(Path(where).relative_to(root)) if where and Path(where)
+                       .is_relative_to(root) else None)
+                report.verdicts.append(Verdict(
+                    name, False, f"malformed or missing: {type(e).__name__}: {e}", rel))
+                failed = name in ("bag", "signature", "checkpoint", "entries")
         if ctx.ledger is not None:
             ctx.ledger.close()
     return report
@@ -193,6 +223,13 @@ class _Context:
                            on_progress=self.progress)
         except BagError as e:
             raise BundleFailure(e.reason, e.file) from e
+        for path in bag.payload:
+            if not _PAYLOAD.fullmatch(path):
+                raise BundleFailure("is no entry leaf or voucher file of a bundle (FORMAT.md "
+                                    "§12.1)", path)
+        for path in bag.tag_files:
+            if not (_TAG.fullmatch(path) or path in _TAGS):
+                raise BundleFailure("is no file of a bundle's layout (FORMAT.md §12.1)", path)
         claims = _read_json(self.root, "bfa/bundle.json")
         if not isinstance(claims, dict) or claims.get("format") != "bfa-bundle/1":
             raise BundleFailure("not a bfa-bundle/1 claims file", "bfa/bundle.json")
@@ -224,7 +261,7 @@ class _Context:
 
     def checkpoint(self) -> str:
         rel = "bfa/checkpoint.note"
-        self.note = (self.root / rel).read_text("utf-8")
+        self.note = _text(self.root, rel)
         try:
             self.cp = open_checkpoint(self.note, [self.key], str(self.claims.get("origin")))
         except BfaError as e:
@@ -272,18 +309,15 @@ class _Context:
         if on_disk != n:
             raise BundleFailure(f"{on_disk} leaf file(s) under data/entries but {n} listed",
                                 "bfa/entries.jsonl")
-        stated = (self.claims.get("counts") or {}).get("entries")
-        if stated != n:
-            raise BundleFailure(f"bfa/bundle.json says {stated} entries, the bundle has {n}",
-                                "bfa/bundle.json")
+        self._count("entries", n)
+        self._count("scoped", counts.get("scope", 0))
         return (f"{n} entries proven into the checkpoint of size {cp.size} "
                 f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
 
-    def _roles(self, rows: list[dict[str, Any]]) -> None:
-        if rows and self.ledger is not None:
-            with self.ledger.store.writer() as conn:
-                conn.execute(text("INSERT INTO bundle_roles (seq, role) VALUES (:seq, :role)"),
-                             rows)
+    def _count(self, what: str, n: int) -> None:
+        stated = (self.claims.get("counts") or {}).get(what)
+        if stated != n:
+            raise BundleFailure(f"says {stated} {what}, the bundle has {n}", "bfa/bundle.json")
 
     def _entry(self, n: int, line: Mapping[str, Any], cp: Checkpoint
                ) -> tuple[int, str, str, str, bytes, bytes]:
@@ -349,9 +383,11 @@ class _Context:
     def vouchers(self) -> str:
         listed: dict[str, tuple[int, list[str]]] = {}
         for n, line in _jsonl(self.root, "bfa/vouchers.jsonl"):
-            sha = str(line.get("sha256"))
-            listed[sha] = (int(line.get("size", -1)), sorted(map(str, line.get("records")
-                                                                      or ())))
+            sha, size, records = line.get("sha256"), line.get("size"), line.get("records")
+            if not (isinstance(sha, str) and isinstance(size, int) and isinstance(records, list)):
+                raise BundleFailure(f"line {n}: needs sha256 (text), size (an integer) and "
+                                    "records (a list)", "bfa/vouchers.jsonl")
+            listed[sha] = (size, sorted(map(str, records)))
             if n > 10_000_000:
                 break
         seen: dict[str, list[str]] = {}
@@ -380,6 +416,7 @@ class _Context:
             if listed.get(sha, (0, []))[1] != sorted(ids):
                 raise BundleFailure(f"lists other records for file {sha[:16]}… than the "
                                     "bundle's voucher records", "bfa/vouchers.jsonl")
+        self._count("vouchers", len(seen))
         return f"{len(seen)} voucher file(s) match their records"
 
     def disclosures(self) -> str:
@@ -388,6 +425,7 @@ class _Context:
             if self.claims.get("disclosure"):
                 raise BundleFailure("missing, although bfa/bundle.json states a disclosure",
                                     rel)
+            self._count("disclosed", 0)
             return "- none (personal data only as pseudonyms)"
         if not self.claims.get("disclosure"):
             raise BundleFailure("present, although bfa/bundle.json states no disclosure", rel)
@@ -400,7 +438,12 @@ class _Context:
                 leaf = conn.execute(select(e.leaf).where(e.seq == seq)).scalar()
             if leaf is None:
                 raise BundleFailure(f"line {n}: entry {seq} is not in the bundle", rel)
-            rec = decode_leaf(bytes(leaf)).record
+            entry = decode_leaf(bytes(leaf))
+            if (line.get("id"), line.get("domain")) != (entry.record_id, entry.domain):
+                raise BundleFailure(f"line {n}: names {line.get('domain')}:{line.get('id')}, "
+                                    f"but entry {seq} holds {entry.domain}:{entry.record_id}",
+                                    rel, int(seq) if isinstance(seq, int) else None)
+            rec = entry.record
             fld, value = str(line.get("field")), line.get("value")
             want = (rec.get("_commitments") or {}).get(fld)
             try:
@@ -411,19 +454,16 @@ class _Context:
                 raise BundleFailure(f"line {n}: the disclosed {fld} does not open the "
                                     "entry's commitment", rel, int(seq) if isinstance(
                                         seq, int) else None)
+        self._count("disclosed", n)
         return f"{n} disclosed value(s) open their commitments"
 
     def closure(self) -> str:
         checked = 0
-        for seq, rec, role in self._stream("WHERE r.role IN ('scope', 'closure')"):
-            names: set[str] = set()
-            allocations = {str(a["event_id"]) for a in rec.get("allocations") or ()
-                           if isinstance(a, dict) and "event_id" in a}
-            if role == "scope":
-                names |= allocations | {str(x) for x in rec.get("refs") or ()}
-                names |= {str(rec[k]) for k in ("corrects", "returns") if rec.get(k)}
-            elif str(rec.get("type", "")).startswith("finance."):
-                names |= allocations
+        for seq, rec, _role in self._stream("WHERE r.role = 'scope'"):
+            names = {str(a["event"]) for a in rec.get("allocations") or ()
+                     if isinstance(a, dict) and "event" in a}
+            names |= {str(x) for x in rec.get("refs") or ()}
+            names |= {str(rec[k]) for k in ("corrects", "returns") if rec.get(k)}
             for rid in sorted(names):
                 checked += 1
                 if not self._has(rid):
@@ -437,8 +477,8 @@ class _Context:
         if not self.claims.get("since"):
             return "- no since checkpoint"
         assert self.cp is not None
-        old_note = (self.root / "bfa/since.note").read_text("utf-8")
-        body = (self.root / "bfa/consistency.txt").read_text("utf-8")
+        old_note = _text(self.root, "bfa/since.note")
+        body = _text(self.root, "bfa/consistency.txt")
         try:
             old = open_checkpoint(old_note, [self.key], str(self.claims.get("origin")))
         except BfaError as e:
@@ -479,6 +519,7 @@ class _Context:
         self._history({str(b.get("id")): b for b in doc.get("not_reported") or ()
                        if isinstance(b, dict)})
         if doc.get("ruleset") != RULESET_VERSION:
+            self._count("breaks", len(stated))
             self.report.not_rederivable = [
                 {"id": k, "code": b.get("code"),
                  "why": f"made with rule set {doc.get('ruleset')!r}, this bfa has "
@@ -490,6 +531,8 @@ class _Context:
             as_of = date.fromisoformat(str(doc.get("as_of")))
         except ValueError as e:
             raise BundleFailure(f"rules or as_of unusable: {e}", rel) from e
+        if rules_digest(rules) != doc.get("rules_digest"):
+            raise BundleFailure("rules_digest is not the digest of the rules stated", rel)
         assert self.ledger is not None
         derived = {b.id: b for b in run_reconcile(self.ledger, as_of, rules, full=True).breaks}
 
@@ -524,6 +567,7 @@ class _Context:
                 raise BundleFailure(f"finding {bid} ({got.code} on "
                                     f"{', '.join(got.records)}) is re-derived from the "
                                     "bundle's records but not stated (missing)", rel)
+        self._count("breaks", len(stated))
         return (f"{compared} finding(s) re-derived and equal; "
                 f"{len(self.report.not_rederivable)} not re-derivable here")
 
@@ -545,6 +589,9 @@ class _Context:
                 continue
             last = None
             for seq in wf.get("history") or ():
+                if not isinstance(seq, int) or isinstance(seq, bool):
+                    raise BundleFailure(f"finding {bid}: history holds {seq!r}, not an entry "
+                                        "number", "bfa/findings.json")
                 with self.ledger.store.reader(snapshot=False) as conn:
                     leaf = conn.execute(select(e.leaf).where(e.seq == seq)).scalar()
                 rec = None if leaf is None else decode_leaf(bytes(leaf)).record

@@ -52,10 +52,12 @@ from reconcile.matching._rules import DEFAULT_RULES, RULESET_VERSION, Rules, loa
 from reconcile.matching._run import reconcile_and_track, run_reconcile, run_tracked, today
 from reconcile.matching._scope import (
     ids_naming,
+    matched_with,
     seqs_of_ids,
     seqs_of_month,
     seqs_of_party,
     unindexed_business,
+    vouchers_naming,
 )
 from reconcile.reports._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import render_csv, render_html, render_json, render_text
@@ -126,6 +128,7 @@ __all__ = [
     "integrity_break",
     "list_breaks",
     "load_rules",
+    "matched_with",
     "reconcile_and_track",
     "reconciled",
     "refresh",
@@ -146,4 +149,5 @@ __all__ = [
     "trace",
     "unindexed_business",
     "verify_all",
+    "vouchers_naming",
 ]

@@ -76,6 +76,31 @@ def unindexed_business(conn: Connection) -> Iterator[list[int]]:
         yield chunk
 
 
+def matched_with(conn: Connection, seqs: Iterable[int]) -> set[int]:
+    """The partners of these entries in the heuristic matches the last run stored (an
+    unallocated movement and the one open event it settles)."""
+    m = t.matched.c
+    wanted = sorted(set(seqs))
+    out: set[int] = set()
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i:i + _CHUNK]
+        out |= {int(q) for q in conn.execute(select(m.e_seq).where(m.m_seq.in_(chunk)))
+                .scalars()}
+        out |= {int(q) for q in conn.execute(select(m.m_seq).where(m.e_seq.in_(chunk)))
+                .scalars()}
+    return out
+
+
+def vouchers_naming(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Ids of the voucher records that refer to one of ``ids``."""
+    v = t.voucher_refs.c
+    out: set[str] = set()
+    for chunk in _chunks(list(ids)):
+        out |= {str(x) for x in conn.execute(
+            select(v.voucher_id).where(v.ref_id.in_(chunk))).scalars()}
+    return out
+
+
 def ids_naming(conn: Connection, ids: Sequence[str]) -> set[str]:
     """Ids of the records that name one of ``ids``: movements allocating to it, vouchers
     referring to it, its corrections."""
