@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from sqlalchemy import Connection
 
 from archive._bagit import BagWriter
 from archive._bundle_html import render_index
+from archive._bundle_verify import signed_text
 from archive._store import FileStore
 from ledger import (
     Checkpoint,
@@ -205,6 +207,8 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
     report = run_reconcile(ledger, as_of, rules)
     states = {b.break_id: b for b in list_breaks(ledger, include_gone=True)}
     named = [get_break(ledger, bid) for bid in scope.breaks]  # unknown: NotFoundError
+    scope = Scope(scope.records, scope.periods, scope.persons,
+                  tuple(st.break_id for st in named))  # a prefix given: the whole id
     break_records = {rid for st in named for rid in st.records}
     with ledger.store.reader() as conn:
         scoped = _scoped_seqs(ledger, conn, scope, break_records)
@@ -250,6 +254,26 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
             disclose_fields, purpose, _scope_json(scope, ledger, hide=True), label)
     signer = exporter_signer(ledger)
     bundle_id = str(uuid.uuid4())
+    made = not out.exists()
+    try:
+        result = _write(ledger, store, out, signer, bundle_id, note, cp, roles, scope, kept,
+                        workflow, gone, rules, as_of, since, since_size, disclosed,
+                        disclosure_id, disclose_fields, purpose, label, progress, len(scoped))
+    except BaseException:
+        _remove_partial(out, made)
+        raise
+    return result
+
+
+def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_id: str,
+           note: str, cp: Checkpoint, roles: dict[int, str], scope: Scope, kept: list[Break],
+           workflow: dict[str, dict[str, Any]], gone: list[BreakState], rules: Rules,
+           as_of: date, since: str | None, since_size: int | None,
+           disclosed: list[Disclosed], disclosure_id: str | None,
+           disclose_fields: Sequence[str], purpose: str | None, label: str | None,
+           progress: Callable[[int], Callable[[int], None] | None] | None,
+           n_scoped: int) -> ExportResult:
+    """Write the bag (FORMAT.md §12.1) of an export :func:`export_bundle` prepared."""
     result = ExportResult(out, bundle_id, cp.size, exporter=signer.name,
                           disclosure_id=disclosure_id, disclosed=len(disclosed))
     tick = progress(len(roles)) if progress is not None else None
@@ -311,7 +335,7 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
                                                   "user": ledger.actor(label).identity},
         "scope": _scope_json(scope, ledger, hide=True),
         "checkpoint": {"size": cp.size, "root": base64.b64encode(cp.root).decode()},
-        "counts": {"entries": len(roles), "scoped": len(scoped), "vouchers": len(vouchers),
+        "counts": {"entries": len(roles), "scoped": n_scoped, "vouchers": len(vouchers),
                    "breaks": len(kept), "disclosed": len(disclosed)},
         "since": None if since_size is None else {"size": since_size},
         "disclosure": None if not disclosed else {
@@ -321,16 +345,30 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
     writer.add_tag("index.html", render_index(claims, view_entries, findings,
                                               sorted(vouchers.values(),
                                                      key=lambda v: str(v["sha256"]))).encode())
-    summary = writer.finish({
+    writer.finish({
         "Source-Organization": ledger.origin, "External-Identifier": bundle_id,
         "External-Description": "BFA Ledger proof bundle (FORMAT.md §12); check it with: "
                                 "bfa bundle verify DIR --key VERIFIER_KEY",
         "Bfa-Bundle-Format": FORMAT, "Bfa-Checkpoint-Size": str(cp.size)})
-    text = summary.tagmanifest_sha256.decode("utf-8")
-    (out / SIGNATURE).write_text(sign_note(text, signer), encoding="utf-8")
-    result.entries, result.scoped = len(roles), len(scoped)
+    (out / SIGNATURE).write_bytes(sign_note(signed_text(out, bundle_id), signer).encode())
+    result.entries, result.scoped = len(roles), n_scoped
     result.vouchers, result.breaks = len(vouchers), len(kept)
     return result
+
+
+def _remove_partial(out: Path, made: bool) -> None:
+    """What a failed export wrote: the directory it made, or everything it put into the
+    empty one it was given (never a bundle half-written)."""
+    if not out.is_dir():
+        return
+    if made:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _since(ledger: Ledger, since: str, cp: Checkpoint) -> int:

@@ -65,6 +65,7 @@ from ledger import (
 from reconcile import RULESET_VERSION, Rules, rules_digest, run_reconcile
 
 SIGNATURE = "bundle.sig"
+FORMAT_NAME = "bfa-bundle/1"
 _PAYLOAD = re.compile(r"data/entries/(0|[1-9][0-9]*)\.leaf|data/vouchers/[0-9a-f]{64}")
 _TAG = re.compile(r"bfa/proofs/(0|[1-9][0-9]*)\.tlog-proof|(tag)?manifest-sha(256|512)\.txt")
 _TAGS = frozenset({
@@ -139,10 +140,22 @@ def _read_json(root: Path, rel: str) -> Any:
         raise BundleFailure(f"not JSON: {e}", rel) from e
 
 
+def signed_text(root: Path, bundle_id: str) -> str:
+    """The text the exporter signs (FORMAT.md §12.4): the format, the bundle id and the
+    SHA-256 and SHA-512 of the two tag manifests' bytes, one per line."""
+    lines = [FORMAT_NAME, bundle_id]
+    for alg in ("sha256", "sha512"):
+        with (root / f"tagmanifest-{alg}.txt").open("rb") as f:
+            lines.append(f"tagmanifest-{alg}.txt {alg} "
+                         f"{hashlib.file_digest(f, alg).hexdigest()}")
+    return "".join(line + "\n" for line in lines)
+
+
 def _text(root: Path, rel: str) -> str:
-    """A text file of the bundle; missing or not UTF-8 is a failure naming it."""
+    """A text file of the bundle, its exact bytes as UTF-8 (no newline translation);
+    missing or not UTF-8 is a failure naming it."""
     try:
-        return (root / rel).read_text("utf-8")
+        return (root / rel).read_bytes().decode("utf-8")
     except FileNotFoundError as e:
         raise BundleFailure("missing", rel) from e
     except UnicodeDecodeError as e:
@@ -242,22 +255,21 @@ class _Context:
         if not sig.is_file():
             raise BundleFailure("missing: the bundle is not signed", SIGNATURE)
         try:
-            claimed = Verifier.from_text((self.root / "bfa/exporter.key").read_text("utf-8")
-                                         .strip())
-        except (OSError, BfaError, ValueError) as e:
+            claimed = Verifier.from_text(_text(self.root, "bfa/exporter.key").strip())
+        except (BfaError, ValueError) as e:
             raise BundleFailure(f"not a verifier key: {e}", "bfa/exporter.key") from e
         if self.exporter is not None and self.exporter.to_text() != claimed.to_text():
             raise BundleFailure(f"the bundle names exporter key {claimed.name!r}, not the "
                                 f"one given ({self.exporter.name!r})", "bfa/exporter.key")
         try:
-            signed = open_note(sig.read_text("utf-8"), [claimed])
-        except (BfaError, UnicodeDecodeError) as e:
+            signed = open_note(_text(self.root, SIGNATURE), [claimed])
+        except BfaError as e:
             raise BundleFailure(f"signature does not verify: {e}", SIGNATURE) from e
-        manifest = (self.root / "tagmanifest-sha256.txt").read_text("utf-8")
-        if signed != manifest:
-            raise BundleFailure("signs another text than tagmanifest-sha256.txt", SIGNATURE)
+        if signed != signed_text(self.root, str(self.claims.get("id"))):
+            raise BundleFailure("signs another bundle id or other tag manifests than these",
+                                SIGNATURE)
         who = "pinned" if self.exporter is not None else "named in the bundle"
-        return f"tag manifest signed by exporter key {claimed.name} ({who})"
+        return f"tag manifests signed by exporter key {claimed.name} ({who})"
 
     def checkpoint(self) -> str:
         rel = "bfa/checkpoint.note"
@@ -345,7 +357,7 @@ class _Context:
                                 rel, seq)
         proof_rel = f"bfa/proofs/{seq}.tlog-proof"
         try:
-            proof = TLogProof.parse((self.root / proof_rel).read_text("utf-8"))
+            proof = TLogProof.parse((self.root / proof_rel).read_bytes().decode("utf-8"))
         except FileNotFoundError as e:
             raise BundleFailure("missing", proof_rel, seq) from e
         except (FormatError, UnicodeDecodeError) as e:
@@ -416,6 +428,12 @@ class _Context:
             if listed.get(sha, (0, []))[1] != sorted(ids):
                 raise BundleFailure(f"lists other records for file {sha[:16]}… than the "
                                     "bundle's voucher records", "bfa/vouchers.jsonl")
+            if listed[sha][0] != (self.root / "data" / "vouchers" / sha).stat().st_size:
+                raise BundleFailure(f"gives another size for file {sha[:16]}… than it has",
+                                    "bfa/vouchers.jsonl")
+        if len(listed) != len(seen):
+            raise BundleFailure("lists a file no voucher record of the bundle names",
+                                "bfa/vouchers.jsonl")
         self._count("vouchers", len(seen))
         return f"{len(seen)} voucher file(s) match their records"
 
@@ -445,6 +463,9 @@ class _Context:
                                     rel, int(seq) if isinstance(seq, int) else None)
             rec = entry.record
             fld, value = str(line.get("field")), line.get("value")
+            if fld not in ((self.claims.get("disclosure") or {}).get("fields") or ()):
+                raise BundleFailure(f"line {n}: discloses {fld}, which bfa/bundle.json's "
+                                    "disclosure does not name", rel)
             want = (rec.get("_commitments") or {}).get(fld)
             try:
                 salt = bytes.fromhex(str(line.get("salt")))
@@ -458,6 +479,11 @@ class _Context:
         return f"{n} disclosed value(s) open their commitments"
 
     def closure(self) -> str:
+        scope = self.claims.get("scope") or {}
+        for rid in scope.get("records") or ():
+            if not self._scoped(str(rid)):
+                raise BundleFailure(f"the scope names record {rid!r}, which no scope entry "
+                                    "of the bundle holds", "bfa/bundle.json")
         checked = 0
         for seq, rec, _role in self._stream("WHERE r.role = 'scope'"):
             names = {str(a["event"]) for a in rec.get("allocations") or ()
@@ -475,6 +501,10 @@ class _Context:
     # -- consistency ---------------------------------------------------------------------
     def consistency(self) -> str:
         if not self.claims.get("since"):
+            for rel in ("bfa/since.note", "bfa/consistency.txt"):
+                if (self.root / rel).exists():
+                    raise BundleFailure("present, although bfa/bundle.json states no since "
+                                        "checkpoint", rel)
             return "- no since checkpoint"
         assert self.cp is not None
         old_note = _text(self.root, "bfa/since.note")
@@ -497,6 +527,9 @@ class _Context:
         if size != old.size:
             raise BundleFailure("proves from another size than bfa/since.note",
                                 "bfa/consistency.txt")
+        if (self.claims.get("since") or {}).get("size") != size:
+            raise BundleFailure("states another since size than bfa/since.note's",
+                                "bfa/bundle.json")
         try:
             if size == self.cp.size:
                 if hashes or old.root != self.cp.root:
@@ -516,8 +549,13 @@ class _Context:
             raise BundleFailure("not a findings document", rel)
         stated = {str(b.get("id")): b for b in doc["breaks"] if isinstance(b, dict)}
         self._history(stated)
-        self._history({str(b.get("id")): b for b in doc.get("not_reported") or ()
-                       if isinstance(b, dict)})
+        gone = {str(b.get("id")): b for b in doc.get("not_reported") or ()
+                if isinstance(b, dict)}
+        self._history(gone)
+        for bid in (self.claims.get("scope") or {}).get("breaks") or ():
+            if str(bid) not in stated and str(bid) not in gone:
+                raise BundleFailure(f"the scope names break {bid}, which neither breaks nor "
+                                    "not_reported holds", rel)
         if doc.get("ruleset") != RULESET_VERSION:
             self._count("breaks", len(stated))
             self.report.not_rederivable = [
@@ -588,7 +626,11 @@ class _Context:
             if not wf:
                 continue
             last = None
-            for seq in wf.get("history") or ():
+            history = wf.get("history") or []
+            if wf.get("status") != "open" and not history:
+                raise BundleFailure(f"finding {bid}: status {wf.get('status')!r} with no "
+                                    "control.break entry behind it", "bfa/findings.json")
+            for i, seq in enumerate(history, 1):
                 if not isinstance(seq, int) or isinstance(seq, bool):
                     raise BundleFailure(f"finding {bid}: history holds {seq!r}, not an entry "
                                         "number", "bfa/findings.json")
@@ -600,6 +642,10 @@ class _Context:
                     raise BundleFailure(f"finding {bid}: history entry {seq} is not one of "
                                         "its control.break entries in the bundle",
                                         "bfa/findings.json", int(seq))
+                if rec.get("id") != f"{bid}/{i}":  # transitions are numbered 1, 2, … (§2.5)
+                    raise BundleFailure(f"finding {bid}: history item {i} is transition "
+                                        f"{rec.get('id')!r}; the history must be every "
+                                        "transition, in order", "bfa/findings.json", seq)
                 last = rec
             if last is not None and last.get("status") != wf.get("status"):
                 raise BundleFailure(f"finding {bid}: status {wf.get('status')!r} is not the "

@@ -326,8 +326,16 @@ def reseal(bag: Path, signer: Signer | None = None) -> None:
     for alg in ("sha256", "sha512"):
         (bag / f"tagmanifest-{alg}.txt").write_text(manifest(tags, alg), "utf-8")
     if signer is not None:
-        (bag / "bundle.sig").write_text(
-            sign_note((bag / "tagmanifest-sha256.txt").read_text("utf-8"), signer), "utf-8")
+        (bag / "bundle.sig").write_text(sign_note(signed_text(bag), signer), "utf-8")
+
+
+def signed_text(bag: Path) -> str:
+    """What an exporter signs (FORMAT §12.4): format, bundle id, the tag manifests' digests."""
+    lines = ["bfa-bundle/1", json.loads((bag / "bfa/bundle.json").read_text("utf-8"))["id"]]
+    for alg in ("sha256", "sha512"):
+        raw = (bag / f"tagmanifest-{alg}.txt").read_bytes()
+        lines.append(f"tagmanifest-{alg}.txt {alg} {hashlib.new(alg, raw).hexdigest()}")
+    return "".join(line + "\n" for line in lines)
 
 
 @pytest.fixture(scope="module")
