@@ -552,11 +552,8 @@ class _Context:
         gone = {str(b.get("id")): b for b in doc.get("not_reported") or ()
                 if isinstance(b, dict)}
         self._history(gone)
-        for bid in (self.claims.get("scope") or {}).get("breaks") or ():
-            if str(bid) not in stated and str(bid) not in gone:
-                raise BundleFailure(f"the scope names break {bid}, which neither breaks nor "
-                                    "not_reported holds", rel)
         if doc.get("ruleset") != RULESET_VERSION:
+            self._named_breaks(stated, gone)
             self._count("breaks", len(stated))
             self.report.not_rederivable = [
                 {"id": k, "code": b.get("code"),
@@ -605,9 +602,16 @@ class _Context:
                 raise BundleFailure(f"finding {bid} ({got.code} on "
                                     f"{', '.join(got.records)}) is re-derived from the "
                                     "bundle's records but not stated (missing)", rel)
+        self._named_breaks(stated, gone)
         self._count("breaks", len(stated))
         return (f"{compared} finding(s) re-derived and equal; "
                 f"{len(self.report.not_rederivable)} not re-derivable here")
+
+    def _named_breaks(self, stated: Mapping[str, Any], gone: Mapping[str, Any]) -> None:
+        for bid in (self.claims.get("scope") or {}).get("breaks") or ():
+            if str(bid) not in stated and str(bid) not in gone:
+                raise BundleFailure(f"the scope names break {bid}, which neither breaks nor "
+                                    "not_reported holds", "bfa/findings.json")
 
     def _scoped(self, rid: str) -> bool:
         """Whether a record of the bundle with id ``rid`` has the role ``scope``."""
