@@ -12,6 +12,9 @@ proofs against one signed checkpoint, and disclosed personal values with their o
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -172,13 +175,36 @@ def scratch_ledger(folder: Path, origin: str) -> Ledger:
     from ledger._ledger import Ledger
 
     missing = folder / "no-key"
-    home = Home(path=folder, db_url=f"sqlite:///{folder / 'scratch.db'}", origin=origin,
+    db = folder / "scratch.db"
+    shutil.copyfile(_empty_schema(), db)
+    home = Home(path=folder, db_url=f"sqlite:///{db}", origin=origin,
                 signing_key_path=missing, secret_key_path=missing)
     led = Ledger(home)
-    led.store.migrate()
     with led.store.writer() as conn:
         led.store.set_meta(conn, "origin", origin)
     return led
+
+
+_TEMPLATE: list[Path] = []
+
+
+def _empty_schema() -> Path:
+    """An SQLite file migrated to the newest revision, made once per process (migrating
+    costs most of a small bundle's verification) and removed at exit."""
+    if _TEMPLATE and _TEMPLATE[0].is_file():
+        return _TEMPLATE[0]
+    from ledger._store import Store
+
+    folder = Path(tempfile.mkdtemp(prefix="bfa-scratch-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / "empty.db"
+    store = Store(f"sqlite:///{path}")
+    try:
+        store.migrate()
+    finally:
+        store.dispose()
+    _TEMPLATE[:] = [path]
+    return path
 
 
 def insert_entries(ledger: Ledger, rows: Iterable[tuple[int, str, str, str, bytes, bytes]],
