@@ -316,11 +316,12 @@ class _Context:
         except Exception as e:  # a seq or (id, domain) twice: the scratch ledger's keys
             raise BundleFailure(f"an entry is listed twice ({type(e).__name__})",
                                 "bfa/entries.jsonl") from e
-        leaves = self.root / "data" / "entries"
-        on_disk = sum(1 for _ in leaves.iterdir()) if leaves.is_dir() else 0
-        if on_disk != n:
-            raise BundleFailure(f"{on_disk} leaf file(s) under data/entries but {n} listed",
-                                "bfa/entries.jsonl")
+        for folder, what in (("data/entries", "leaf"), ("bfa/proofs", "proof")):
+            path = self.root / folder
+            on_disk = sum(1 for _ in path.iterdir()) if path.is_dir() else 0
+            if on_disk != n:
+                raise BundleFailure(f"{on_disk} {what} file(s) under {folder} but {n} "
+                                    "entries listed", "bfa/entries.jsonl")
         self._count("entries", n)
         self._count("scoped", counts.get("scope", 0))
         return (f"{n} entries proven into the checkpoint of size {cp.size} "
@@ -399,6 +400,9 @@ class _Context:
             if not (isinstance(sha, str) and isinstance(size, int) and isinstance(records, list)):
                 raise BundleFailure(f"line {n}: needs sha256 (text), size (an integer) and "
                                     "records (a list)", "bfa/vouchers.jsonl")
+            if sha in listed:
+                raise BundleFailure(f"line {n}: lists file {sha[:16]}… a second time",
+                                    "bfa/vouchers.jsonl")
             listed[sha] = (size, sorted(map(str, records)))
             if n > 10_000_000:
                 break
@@ -463,7 +467,8 @@ class _Context:
                                     rel, int(seq) if isinstance(seq, int) else None)
             rec = entry.record
             fld, value = str(line.get("field")), line.get("value")
-            if fld not in ((self.claims.get("disclosure") or {}).get("fields") or ()):
+            fields = (self.claims.get("disclosure") or {}).get("fields")
+            if not isinstance(fields, list) or fld not in fields:
                 raise BundleFailure(f"line {n}: discloses {fld}, which bfa/bundle.json's "
                                     "disclosure does not name", rel)
             want = (rec.get("_commitments") or {}).get(fld)
@@ -548,6 +553,8 @@ class _Context:
         if not isinstance(doc, dict) or not isinstance(doc.get("breaks"), list):
             raise BundleFailure("not a findings document", rel)
         stated = {str(b.get("id")): b for b in doc["breaks"] if isinstance(b, dict)}
+        if len(stated) != len(doc["breaks"]):
+            raise BundleFailure("lists a break twice (or an item that is no object)", rel)
         self._history(stated)
         gone = {str(b.get("id")): b for b in doc.get("not_reported") or ()
                 if isinstance(b, dict)}
@@ -607,6 +614,15 @@ class _Context:
         return (f"{compared} finding(s) re-derived and equal; "
                 f"{len(self.report.not_rederivable)} not re-derivable here")
 
+    def _transitions(self, bid: str) -> int:
+        """How many ``control.break`` entries of break ``bid`` the bundle holds."""
+        assert self.ledger is not None
+        e = entries.c
+        with self.ledger.store.reader(snapshot=False) as conn:
+            return len(conn.execute(select(e.seq).where(
+                e.domain == "control", e.kind == "break",
+                e.record_id.like(f"{bid}/%"))).all())
+
     def _named_breaks(self, stated: Mapping[str, Any], gone: Mapping[str, Any]) -> None:
         for bid in (self.claims.get("scope") or {}).get("breaks") or ():
             if str(bid) not in stated and str(bid) not in gone:
@@ -651,6 +667,11 @@ class _Context:
                                         f"{rec.get('id')!r}; the history must be every "
                                         "transition, in order", "bfa/findings.json", seq)
                 last = rec
+            held = self._transitions(bid)
+            if held != len(history):
+                raise BundleFailure(f"finding {bid}: the bundle holds {held} of its "
+                                    f"transitions, its history lists {len(history)}",
+                                    "bfa/findings.json")
             if last is not None and last.get("status") != wf.get("status"):
                 raise BundleFailure(f"finding {bid}: status {wf.get('status')!r} is not the "
                                     f"one its last transition gives ({last.get('status')!r})",

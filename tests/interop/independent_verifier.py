@@ -3,10 +3,10 @@
 Nothing here comes from the project's own code: the only sources are ``docs/FORMAT.md``
 and the public specifications it names (RFC 9162 Merkle trees and proofs, RFC 8785 JCS,
 C2SP signed-note, tlog-checkpoint, tlog-proof and the tlog-witness ``add-checkpoint``
-body). It imports only the Python standard library, ``cryptography`` (Ed25519; AES-256-GCM
-for the sealed vault of §4.4) and,
-for PostgreSQL, ``psycopg``. It is meant to show that the document is exact enough to
-check a ledger without trusting ``bfa``.
+body, RFC 8493 BagIt). It imports only the Python standard library, ``cryptography``
+(Ed25519; AES-256-GCM for the sealed vault of §4.4) and, for PostgreSQL, ``psycopg``. It
+is meant to show that the document is exact enough to check a ledger without trusting
+``bfa``.
 
 Where each part comes from:
 
@@ -32,6 +32,13 @@ Where each part comes from:
 * FORMAT.md §7.1 (C2SP tlog-proof@v1): :func:`parse_tlog_proof`, :func:`verify_tlog_proof`.
 * FORMAT.md §7.2 (consistency proof, tlog-witness body): :func:`parse_consistency_proof`,
   :func:`verify_consistency_proof`.
+* FORMAT.md §12 (proof bundles, with RFC 8493 BagIt written from the RFC, §2.1 leaves,
+  §2.2 entry hashes, §4.2 commitments, §5.2 notes, §5.4 keys, §7.1 tlog-proofs, §7.2
+  consistency): :func:`verify_bundle`, the nine verdicts of §12.5 — except that step 9
+  after its "Then" (``rules_digest``, and the re-derivation of findings in a scratch ledger
+  reconciled by bfa's reconciler) is out of scope; the workflow histories, ``scope.breaks``
+  and ``counts.breaks`` are checked. Where FORMAT.md §12 is read in one of several ways,
+  :func:`verify_bundle`'s docstring says how.
 * FORMAT.md §4.2, §4.4, §4.6 (commitments, vault rows, sealed values, vault keys, forget),
   an extra outside §6: :func:`commitment`, :func:`read_vault_key`, :func:`vault_check`,
   :func:`open_sealed`, :func:`verify_vault`.
@@ -40,7 +47,8 @@ The first draft found places where FORMAT.md §6 was silent (which seq a checkpo
 problem names, the counters of a failed run, a malformed ``meta.verified_size``, a size-0
 checkpoint's root, a leaf without ``record.id``); the document now says, and this verifier
 follows it. tests/interop/test_independent_verifier.py compares its reports with
-``bfa verify --json``.
+``bfa verify --json``; tests/interop/test_independent_bundles.py compares the verdicts of
+:func:`verify_bundle` with ``bfa bundle verify --json``.
 
 FORMAT.md §5.7 leaves open how the rotation entries are found and what a leaf that does
 not decode means there. This verifier finds them by the index columns (``domain =
@@ -59,6 +67,7 @@ Command line (FORMAT.md §10 exit codes: 0 good, 2 could not run / malformed inp
         [--vault-key HOME/keys/vault.key]
     python tests/interop/independent_verifier.py --key KEYFILE --tlog-proof P --leaf LEAF
     python tests/interop/independent_verifier.py --key KEYFILE --consistency-proof P --old NOTE
+    python tests/interop/independent_verifier.py --key KEYFILE --bundle DIR [--exporter-key F]
 """
 
 from __future__ import annotations
@@ -72,13 +81,17 @@ import hmac
 import itertools
 import json
 import math
+import os
 import re
 import sqlite3
+import stat
 import sys
+import unicodedata
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -1788,6 +1801,859 @@ def _open_row(
         return None, f"the sealed value does not open with the data key of {holder!r}"
 
 
+# -- FORMAT.md §12: proof bundles (BagIt, RFC 8493) ---------------------------------------
+
+BUNDLE_FORMAT = "bfa-bundle/1"  # FORMAT.md §12.1, §12.3
+BUNDLE_CHECKS = (  # FORMAT.md §12.5, in order
+    "bag", "signature", "checkpoint", "entries", "vouchers", "disclosures", "closure",
+    "consistency", "findings",
+)
+# FORMAT.md §12.5 step 1: bagit.txt declares BagIt-Version 1.0 (0.97 also accepted) and
+# Tag-File-Character-Encoding UTF-8 (RFC 8493 §2.1.1), two lines, each ending in LF, CR LF
+# or CR. The encoding's name is matched without regard to letter case (IANA character set
+# names make no distinction between upper and lower case).
+BAG_DECLARATION_RE = re.compile(
+    r"BagIt-Version: (1\.0|0\.97)(?:\r\n|\r|\n)"
+    r"Tag-File-Character-Encoding: (?i:UTF-8)(?:\r\n|\r|\n)"
+)
+BAG_ALGORITHMS = ("sha256", "sha512")  # FORMAT.md §12: both, payload and tag manifests
+BUNDLE_SIG = "bundle.sig"  # FORMAT.md §12.4: the one file no manifest lists
+ENTRY_ROLES = ("scope", "closure", "history")  # FORMAT.md §12.1, §12.2
+# FORMAT.md §12.1: the files of a bundle; §12.5 step 1 "no file but those of §12.1"
+LAYOUT_FILES = frozenset({
+    "bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt",
+    "tagmanifest-sha256.txt", "tagmanifest-sha512.txt", BUNDLE_SIG, "index.html",
+    "bfa/bundle.json", "bfa/entries.jsonl", "bfa/vouchers.jsonl", "bfa/checkpoint.note",
+    "bfa/since.note", "bfa/consistency.txt", "bfa/findings.json", "bfa/disclosures.jsonl",
+    "bfa/verifier.key", "bfa/exporter.key",
+})
+LAYOUT_RE = re.compile(  # §12.1: <seq> decimal without leading zeros, <sha256> lowercase hex
+    r"data/entries/(?:0|[1-9][0-9]*)\.leaf|data/vouchers/[0-9a-f]{64}"
+    r"|bfa/proofs/(?:0|[1-9][0-9]*)\.tlog-proof"
+)
+MANIFEST_RE = re.compile(r"^(tag)?manifest-([a-z0-9]+)\.txt$")  # RFC 8493 §2.1.3, §2.2.1
+MANIFEST_LINE_RE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(\S.*)$")  # RFC 8493 §2.1.3
+OXUM_RE = re.compile(r"^([0-9]+)\.([0-9]+)$")  # RFC 8493 §2.2.2
+WORKFLOW_OPEN = "open"  # FORMAT.md §2.5 control.break status; §12.5 step 9
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One verdict of FORMAT.md §12.5: ``ok`` True (ok), False (FAIL) or None (``-``)."""
+
+    check: str
+    ok: bool | None
+    detail: str
+    file: str | None = None
+    entry: int | None = None
+
+    def __str__(self) -> str:
+        mark = {True: "ok  ", False: "FAIL", None: "-   "}[self.ok]
+        where = f" [{self.file}{'' if self.entry is None else f', entry {self.entry}'}]"
+        return f"{mark} {self.check:<12} {self.detail}{where if self.file else ''}"
+
+
+class _BundleFail(Exception):
+    """A check's failure: what is wrong, the file and, where there is one, the entry."""
+
+    def __init__(self, detail: str, file: str | None = None, entry: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail, self.file, self.entry = detail, file, entry
+
+
+class _Skip(Exception):
+    """Nothing to check: the verdict is ``-`` (None)."""
+
+
+def _path_spelling(path: str) -> str | None:
+    """FORMAT.md §12.5 step 1: one spelling per path; the reason it is not, or None."""
+    if not path:
+        return "an empty path"
+    if "\\" in path:
+        return "a backslash"
+    if path.startswith("/"):
+        return "an absolute path"
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "an empty, '.' or '..' path segment"
+    return None
+
+
+def _fold(path: str) -> str:
+    """Paths "differing only in case or Unicode normalisation" fold to one key."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def _bag_walk(root: Path) -> dict[str, int]:
+    """Every regular file of the bag, relative path -> size; no links or special files."""
+    out: dict[str, int] = {}
+    folded: dict[str, str] = {}
+    stack = [("", root)]
+    while stack:
+        rel_dir, directory = stack.pop()
+        with os.scandir(directory) as it:
+            for de in it:
+                rel = f"{rel_dir}{de.name}"
+                st = os.lstat(de.path)
+                if stat.S_ISLNK(st.st_mode):
+                    raise _BundleFail("a symbolic link (a bag holds only files)", rel)
+                why = _path_spelling(rel)
+                if why:
+                    raise _BundleFail(f"the path has {why}", rel)
+                key = _fold(rel)
+                if key in folded:
+                    raise _BundleFail(
+                        f"differs from {folded[key]!r} only in case or Unicode normalisation", rel
+                    )
+                folded[key] = rel
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((rel + "/", Path(de.path)))
+                elif stat.S_ISREG(st.st_mode):
+                    out[rel] = st.st_size
+                else:
+                    raise _BundleFail("a special file (a bag holds only files)", rel)
+    return out
+
+
+def _digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
+    hs = {a: hashlib.new(a) for a in algorithms}
+    with path.open("rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            for h in hs.values():
+                h.update(chunk)
+    return {a: h.hexdigest() for a, h in hs.items()}
+
+
+def _tag_lines(data: bytes, name: str) -> list[str]:
+    """The lines of a BagIt tag file (RFC 8493 §2.1.3, §2.2.2: UTF-8, each line ended by
+    LF, CR or CRLF; a last line without one is taken as it is)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _BundleFail("not UTF-8 text", name) from e
+    lines = re.split(r"\r\n|\r|\n", text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def _jsonl_lines(data: bytes, name: str) -> list[str]:
+    """FORMAT.md §12: one JSON object per LF-ended line (a CR before the LF is JSON
+    whitespace)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _BundleFail("not UTF-8 text", name) from e
+    lines = text.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def _percent_decode(path: str) -> str:
+    """RFC 8493 §2.1.3 (BagIt 1.0): CR, LF and '%' (only those) are percent-encoded."""
+    return re.sub(
+        r"%(0[Dd]|0[Aa]|25)", lambda m: {"0d": "\r", "0a": "\n", "25": "%"}[m[1].lower()], path
+    )
+
+
+def _read_manifest(root: Path, name: str, algorithm: str, version: str) -> dict[str, str]:
+    """RFC 8493 §2.1.3 / §2.2.1: ``<hex>  <path>`` lines; path -> lowercase hex digest."""
+    size = hashlib.new(algorithm).digest_size * 2
+    out: dict[str, str] = {}
+    folded: set[str] = set()
+    for line in _tag_lines((root / name).read_bytes(), name):
+        m = MANIFEST_LINE_RE.match(line)
+        if not m:
+            raise _BundleFail(f"not a '<checksum> <path>' line: {line[:60]!r}", name)
+        digest, path = m[1].lower(), m[2]
+        if version == "1.0":
+            if re.search(r"%(?!0[DdAa]|25)", path):
+                raise _BundleFail(
+                    f"a '%' that begins none of %25, %0A, %0D: {path[:60]!r}", name)
+            path = _percent_decode(path)
+        if len(digest) != size:
+            raise _BundleFail(f"a {algorithm} checksum of {len(digest)} hex digits", name)
+        why = _path_spelling(path)
+        if why:
+            raise _BundleFail(f"lists a path with {why}: {path[:60]!r}", name)
+        if path in out or _fold(path) in folded:
+            raise _BundleFail(f"lists {path!r} twice (or in two spellings)", name)
+        out[path] = digest
+        folded.add(_fold(path))
+    return out
+
+
+def _bag_info(root: Path) -> list[tuple[str, str]]:
+    """RFC 8493 §2.2.2: a label, ':', one space or tab, the value; continuation lines are
+    indented. Absent: no elements (the file is optional in RFC 8493, see verify_bundle)."""
+    name = "bag-info.txt"
+    if not (root / name).is_file():
+        return []
+    out: list[tuple[str, str]] = []
+    for line in _tag_lines((root / name).read_bytes(), name):
+        if line[:1] in (" ", "\t"):
+            if not out:
+                raise _BundleFail("a continuation line before any label", name)
+            out[-1] = (out[-1][0], out[-1][1] + " " + line.strip(" \t"))
+            continue
+        label, colon, value = line.partition(":")
+        if not colon or not label or label != label.strip() or value[:1] not in (" ", "\t"):
+            raise _BundleFail(f"not a 'Label: value' line: {line[:60]!r}", name)
+        out.append((label, value[1:]))
+    return out
+
+
+def _check_bag(root: Path) -> tuple[str, dict[str, int]]:
+    """FORMAT.md §12.5 step 1 (RFC 8493 §3, stricter); returns (detail, payload sizes)."""
+    files = _bag_walk(root)
+    declaration = (root / "bagit.txt").read_bytes() if "bagit.txt" in files else None
+    if declaration is None:
+        raise _BundleFail("missing: not a bag", "bagit.txt")
+    try:
+        m = BAG_DECLARATION_RE.fullmatch(declaration.decode("utf-8"))
+    except UnicodeDecodeError:
+        m = None
+    if m is None:
+        raise _BundleFail(
+            "not the two lines 'BagIt-Version: 1.0' (or 0.97) and "
+            "'Tag-File-Character-Encoding: UTF-8', each ended by LF, CR LF or CR", "bagit.txt"
+        )
+    version = m[1]
+    if "fetch.txt" in files:
+        raise _BundleFail("a bundle carries every payload file itself: no fetch.txt", "fetch.txt")
+    for rel in sorted(files):
+        if rel not in LAYOUT_FILES and not LAYOUT_RE.fullmatch(rel):
+            raise _BundleFail("not a file of the bundle's layout (FORMAT.md §12.1)", rel)
+    manifests: dict[str, str] = {}
+    tagmanifests: dict[str, str] = {}
+    for rel in files:
+        m = MANIFEST_RE.match(rel)
+        if m:
+            (tagmanifests if m[1] else manifests)[m[2]] = rel
+    for alg in BAG_ALGORITHMS:
+        for kind, have in (("manifest", manifests), ("tagmanifest", tagmanifests)):
+            if alg not in have:
+                raise _BundleFail("missing", f"{kind}-{alg}.txt")
+    payload = {p: s for p, s in files.items() if p.startswith("data/")}
+    tags = {p for p in files if not p.startswith("data/")} - set(tagmanifests.values())
+    tags.discard(BUNDLE_SIG)
+    listed: list[tuple[str, dict[str, str], str]] = []
+    for alg, name in sorted(manifests.items()):
+        entries = _read_manifest(root, name, alg, version)
+        for path in entries:
+            if not path.startswith("data/"):
+                raise _BundleFail(f"lists {path!r}, which is not a payload file", name)
+        for path in payload:
+            if path not in entries:
+                raise _BundleFail(f"not listed in {name}", path)
+        listed.append((alg, entries, name))
+    for alg, name in sorted(tagmanifests.items()):
+        entries = _read_manifest(root, name, alg, version)
+        for path in entries:
+            if path.startswith("data/") or path in tagmanifests.values():
+                raise _BundleFail(f"lists {path!r}, which is not a tag file it may list", name)
+            if path == BUNDLE_SIG:
+                raise _BundleFail("lists bundle.sig, which no manifest lists", name)
+        for path in sorted(tags):
+            if path not in entries:
+                raise _BundleFail(f"not listed in {name}", path)
+        listed.append((alg, entries, name))
+    wanted: dict[str, set[str]] = {}
+    for alg, entries, _ in listed:
+        for path in entries:
+            wanted.setdefault(path, set()).add(alg)
+    for path, algs in sorted(wanted.items()):
+        if path not in files:
+            lister = next(n for _, e, n in listed if path in e)
+            raise _BundleFail(f"listed in {lister} but missing", path)
+        got = _digests(root / path, algs)
+        for alg, entries, name in listed:
+            if path in entries and entries[path] != got[alg]:
+                raise _BundleFail(f"does not match its {alg} checksum in {name}", path)
+    # RFC 8493 §2.2.2: reserved element names are case-insensitive; Payload-Oxum is given
+    # at most once and, when given, must be right
+    oxum = [v for k, v in _bag_info(root) if k.lower() == "payload-oxum"]
+    octets, streams = sum(payload.values()), len(payload)
+    if len(oxum) > 1:
+        raise _BundleFail("Payload-Oxum more than once", "bag-info.txt")
+    if oxum:
+        m = OXUM_RE.match(oxum[0])
+        if not m:
+            raise _BundleFail(f"Payload-Oxum {oxum[0]!r} is not '<octets>.<files>'",
+                              "bag-info.txt")
+        if (int(m[1]), int(m[2])) != (octets, streams):
+            raise _BundleFail(
+                f"Payload-Oxum {oxum[0]} but the payload is {octets}.{streams}", "bag-info.txt"
+            )
+    return f"{streams} payload file(s), {octets} bytes, all listed", payload
+
+
+def _json_file(root: Path, name: str) -> Any:
+    try:
+        return strict_json_loads((root / name).read_bytes())
+    except OSError as e:
+        raise _BundleFail(f"cannot read: {e.strerror or e}", name) from e
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _BundleFail(f"not JSON: {e}", name) from e
+
+
+def _jsonl_file(root: Path, name: str) -> list[Any]:
+    try:
+        data = (root / name).read_bytes()
+    except OSError as e:
+        raise _BundleFail(f"cannot read: {e.strerror or e}", name) from e
+    out = []
+    for i, line in enumerate(_jsonl_lines(data, name), 1):
+        try:
+            out.append(strict_json_loads(line.encode("utf-8")))
+        except ValueError as e:
+            raise _BundleFail(f"line {i} is not JSON: {e}", name) from e
+    return out
+
+
+def _text_file(root: Path, name: str) -> str:
+    try:
+        return (root / name).read_bytes().decode("utf-8")
+    except OSError as e:
+        raise _BundleFail(f"cannot read: {e.strerror or e}", name) from e
+    except UnicodeDecodeError as e:
+        raise _BundleFail("not UTF-8 text", name) from e
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class _BundleEntry:
+    """A line of ``bfa/entries.jsonl`` whose leaf and proof checked out (FORMAT.md §12.5 4)."""
+
+    seq: int
+    domain: str
+    kind: str
+    id: str
+    role: str
+    record: dict[str, Any]
+
+
+@dataclass
+class _BundleState:
+    root: Path
+    claims: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Checkpoint | None = None
+    checkpoint_note: str = ""
+    entries: list[_BundleEntry] = field(default_factory=list)
+    payload: dict[str, int] = field(default_factory=dict)
+
+
+def _check_count(st: _BundleState, member: str, n: int) -> None:
+    """FORMAT.md §12.3 ``counts``: each member a JSON integer, the number §12.3 defines."""
+    counts = st.claims.get("counts")
+    value = counts.get(member) if isinstance(counts, dict) else None
+    if not _int(value) or value != n:
+        raise _BundleFail(f"counts.{member} is {value!r}, not {n}", "bfa/bundle.json")
+
+
+def _check_bag_and_claims(st: _BundleState) -> str:
+    detail, st.payload = _check_bag(st.root)
+    claims = _json_file(st.root, "bfa/bundle.json")
+    if not isinstance(claims, dict) or claims.get("format") != BUNDLE_FORMAT:
+        raise _BundleFail(f"'format' is not {BUNDLE_FORMAT!r}", "bfa/bundle.json")
+    st.claims = claims
+    return detail
+
+
+def _check_signature(st: _BundleState, exporter_key_text: str | None) -> str:
+    """FORMAT.md §12.5 step 2 (§12.4, §5.2)."""
+    if not (st.root / BUNDLE_SIG).is_file():
+        raise _BundleFail("missing: the bundle is not signed", BUNDLE_SIG)
+    try:
+        key = parse_verifier_key(_text_file(st.root, "bfa/exporter.key"))
+    except FormatError as e:
+        raise _BundleFail(f"not a verifier key: {e}", "bfa/exporter.key") from e
+    if exporter_key_text is not None and parse_verifier_key(exporter_key_text) != key:
+        raise _BundleFail("is not the exporter key given", "bfa/exporter.key")
+    try:
+        text = open_note(_text_file(st.root, BUNDLE_SIG), [key])
+    except (FormatError, ProofError) as e:
+        raise _BundleFail(f"does not open with the exporter key {key.name}: {e}", BUNDLE_SIG) from e
+    bundle_id = st.claims.get("id")
+    if not isinstance(bundle_id, str) or any(ord(c) < 0x20 for c in bundle_id):
+        raise _BundleFail("'id' is not a one-line text", "bfa/bundle.json")
+    # §12.4: four LF-ended lines; the text of a note is compared as it stands (its UTF-8
+    # bytes): open_note already refused a CR anywhere in the note (§5.2)
+    want = [BUNDLE_FORMAT, bundle_id]
+    for alg in BAG_ALGORITHMS:  # §12.4: the tag manifests' digests, not their text
+        name = f"tagmanifest-{alg}.txt"
+        try:
+            raw = (st.root / name).read_bytes()
+        except OSError as e:
+            raise _BundleFail(f"cannot read: {e.strerror or e}", name) from e
+        want.append(f"{name} {alg} {hashlib.new(alg, raw).hexdigest()}")
+    if text.encode("utf-8") != "".join(line + "\n" for line in want).encode("utf-8"):
+        raise _BundleFail("the signed text is not the four lines of bfa-bundle/1, the bundle "
+                          "id and its tag manifests' digests", BUNDLE_SIG)
+    return f"bundle {bundle_id} and its tag manifests signed by exporter key {key.name}"
+
+
+def _check_checkpoint(st: _BundleState, key: VerifierKey) -> str:
+    """FORMAT.md §12.5 step 3."""
+    name = "bfa/checkpoint.note"
+    claims = st.claims
+    origin, claimed = claims.get("origin"), claims.get("checkpoint")
+    if not isinstance(origin, str) or not isinstance(claimed, dict):
+        raise _BundleFail("no 'origin' or 'checkpoint' claim", "bfa/bundle.json")
+    st.checkpoint_note = _text_file(st.root, name)
+    try:
+        cp = open_checkpoint(st.checkpoint_note, key, origin)
+    except (FormatError, ProofError) as e:
+        raise _BundleFail(f"does not open with the verifier key for {origin}: {e}", name) from e
+    root_b64 = base64.b64encode(cp.root).decode("ascii")
+    size = claimed.get("size")
+    if not _int(size) or size != cp.size or claimed.get("root") != root_b64:
+        raise _BundleFail(
+            f"size {cp.size}, root {root_b64}: not what bfa/bundle.json states", name
+        )
+    st.checkpoint = cp
+    return f"size {cp.size}, signed by {key.name}"
+
+
+def _check_entries(st: _BundleState) -> str:
+    """FORMAT.md §12.5 step 4 (§2.1, §2.2, §7.1)."""
+    name = "bfa/entries.jsonl"
+    cp = st.checkpoint
+    assert cp is not None
+    seqs: set[int] = set()
+    names: set[tuple[str, str]] = set()
+    roles = dict.fromkeys(ENTRY_ROLES, 0)
+    for line in _jsonl_file(st.root, name):
+        if not isinstance(line, dict):
+            raise _BundleFail("a line is not a JSON object", name)
+        seq, role = line.get("seq"), line.get("role")
+        if not _int(seq) or seq < 0:
+            raise _BundleFail(f"'seq' {seq!r} is not an integer", name)
+        if role not in ENTRY_ROLES:
+            raise _BundleFail(f"'role' {role!r} is none of {ENTRY_ROLES}", name, seq)
+        domain, kind, rid, hexhash = (line.get(k) for k in ("domain", "kind", "id", "hash"))
+        if not all(isinstance(v, str) for v in (domain, kind, rid, hexhash)):
+            raise _BundleFail("'domain', 'kind', 'id' and 'hash' must be strings", name, seq)
+        if seq in seqs:
+            raise _BundleFail(f"seq {seq} twice", name, seq)
+        if (domain, rid) in names:
+            raise _BundleFail(f"record {domain}:{rid} twice", name, seq)
+        seqs.add(seq)
+        names.add((domain, rid))
+        leaf_name = f"data/entries/{seq}.leaf"
+        try:
+            leaf = (st.root / leaf_name).read_bytes()
+        except OSError as e:
+            raise _BundleFail(f"cannot read: {e.strerror or e}", leaf_name, seq) from e
+        try:
+            record, _ = decode_leaf(leaf)
+        except FormatError as e:
+            raise _BundleFail(f"does not decode: {e}", leaf_name, seq) from e
+        if leaf_header(leaf)[1] != seq:
+            raise _BundleFail(f"is the leaf of entry {leaf_header(leaf)[1]}", leaf_name, seq)
+        if record.get("type") != f"{domain}.{kind}" or record.get("id") != rid:
+            raise _BundleFail(
+                f"holds {record.get('type')} {record.get('id')}, not {domain}.{kind} {rid}",
+                leaf_name, seq,
+            )
+        h = entry_hash(leaf)
+        if h.hex() != hexhash:
+            raise _BundleFail("the entry hash is not the line's 'hash'", leaf_name, seq)
+        proof_name = f"bfa/proofs/{seq}.tlog-proof"
+        try:
+            proof = parse_tlog_proof(_text_file(st.root, proof_name))
+        except FormatError as e:
+            raise _BundleFail(f"does not parse: {e}", proof_name, seq) from e
+        if proof.index != seq:
+            raise _BundleFail(f"'index' is {proof.index}", proof_name, seq)
+        if proof.extra != leaf:
+            raise _BundleFail("'extra' is not the entry's leaf", proof_name, seq)
+        if proof.checkpoint_note != st.checkpoint_note:
+            raise _BundleFail("its checkpoint is not bfa/checkpoint.note", proof_name, seq)
+        if (
+            seq >= cp.size
+            or len(proof.hashes) != inclusion_path_length(seq, cp.size)
+            or not verify_inclusion(seq, cp.size, h, proof.hashes, cp.root)
+        ):
+            raise _BundleFail(
+                f"the audit path does not lead to the root of size {cp.size}", proof_name, seq
+            )
+        roles[role] += 1
+        st.entries.append(_BundleEntry(seq, domain, kind, rid, role, record))
+    leaves = [p for p in st.payload if p.startswith("data/entries/")]
+    if len(leaves) != len(st.entries):
+        raise _BundleFail(
+            f"{len(leaves)} leaf file(s) under data/entries/ for {len(st.entries)} line(s)", name
+        )
+    _check_count(st, "entries", len(st.entries))
+    _check_count(st, "scoped", roles["scope"])
+    by_role = ", ".join(f"{n} {r}" for r, n in sorted(roles.items()) if n)
+    return f"{len(st.entries)} entries proven into the checkpoint of size {cp.size} ({by_role})"
+
+
+def _check_vouchers(st: _BundleState) -> str:
+    """FORMAT.md §12.5 step 5."""
+    files = {p[len("data/vouchers/"):]: s for p, s in st.payload.items()
+             if p.startswith("data/vouchers/")}
+    naming: dict[str, list[str]] = {}
+    for e in sorted(st.entries, key=lambda e: e.seq):
+        if e.domain != "archive":
+            continue
+        digest, size = e.record.get("sha256"), e.record.get("size")
+        fname = f"data/vouchers/{digest}"
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise _BundleFail("the voucher record has no lowercase hex 'sha256'",
+                              f"data/entries/{e.seq}.leaf", e.seq)
+        if digest not in files:
+            raise _BundleFail("missing: the voucher file of an archive entry", fname, e.seq)
+        if _digests(st.root / fname, ["sha256"])["sha256"] != digest:
+            raise _BundleFail("does not hash to its name", fname, e.seq)
+        if files[digest] != size:
+            raise _BundleFail(f"{files[digest]} bytes, the record says {size!r}", fname, e.seq)
+        ids = naming.setdefault(digest, [])
+        if e.id not in ids:
+            ids.append(e.id)
+    for digest in sorted(files):
+        if digest not in naming:
+            raise _BundleFail("no archive entry of the bundle names it", f"data/vouchers/{digest}")
+    name = "bfa/vouchers.jsonl"  # FORMAT.md §12.1: always there (empty without vouchers)
+    if not (st.root / name).is_file():
+        raise _BundleFail("missing", name)
+    lines = _jsonl_file(st.root, name)
+    seen: set[str] = set()
+    for line in lines:
+        if not isinstance(line, dict):
+            raise _BundleFail("a line is not a JSON object", name)
+        digest, size, records = line.get("sha256"), line.get("size"), line.get("records")
+        if not isinstance(digest, str) or not _int(size) or not isinstance(records, list):
+            raise _BundleFail("a line without 'sha256' (text), 'size' (an integer) and "
+                              "'records' (a list)", name)
+        if digest not in naming:
+            raise _BundleFail(f"lists {digest!r}, not a voucher file of the bundle", name)
+        if digest in seen:
+            raise _BundleFail(f"lists {digest} twice", name)
+        seen.add(digest)
+        if size != files[digest]:
+            raise _BundleFail(f"size {size} for {digest}, the file has {files[digest]} bytes",
+                              name)
+        if records != naming[digest]:
+            raise _BundleFail(
+                f"lists {records!r} for {digest}, the voucher entries naming it "
+                f"are {naming[digest]!r}", name)
+    if seen != set(naming):
+        raise _BundleFail(f"lists {len(seen)} of the {len(naming)} voucher files", name)
+    _check_count(st, "vouchers", len(files))
+    if not naming:
+        raise _Skip("no voucher records")
+    return f"{len(naming)} voucher file(s) match their records"
+
+
+def _check_disclosures(st: _BundleState) -> str:
+    """FORMAT.md §12.5 step 6 (§4.2, §12.4)."""
+    name = "bfa/disclosures.jsonl"
+    disclosure = st.claims.get("disclosure")
+    stated = disclosure is not None
+    exists = (st.root / name).exists()
+    if stated != exists:
+        raise _BundleFail(
+            "exists, but bfa/bundle.json states no disclosure" if exists
+            else "missing, but bfa/bundle.json states a disclosure", name)
+    if not exists:
+        _check_count(st, "disclosed", 0)
+        raise _Skip("none (personal data only as pseudonyms)")
+    fields = disclosure.get("fields") if isinstance(disclosure, dict) else None
+    if not isinstance(fields, list):
+        raise _BundleFail("'disclosure' without a list of 'fields'", "bfa/bundle.json")
+    by_seq = {e.seq: e for e in st.entries}
+    n = 0
+    for line in _jsonl_file(st.root, name):
+        if not isinstance(line, dict):
+            raise _BundleFail("a line is not a JSON object", name)
+        seq = line.get("seq")
+        e = by_seq.get(seq) if _int(seq) else None
+        if e is None:
+            raise _BundleFail(f"discloses entry {seq!r}, which is not an entry of the bundle",
+                              name, seq if _int(seq) else None)
+        if (line.get("domain"), line.get("id")) != (e.domain, e.id):
+            raise _BundleFail(
+                f"discloses {line.get('domain')}:{line.get('id')} as entry {seq}, which is "
+                f"{e.domain}:{e.id}", name, seq)
+        fld, value, salt_hex = line.get("field"), line.get("value"), line.get("salt")
+        if not isinstance(fld, str) or fld not in fields:
+            raise _BundleFail(f"discloses {fld!r}, which is not one of disclosure.fields "
+                              f"{fields!r}", name, seq)
+        if not isinstance(value, str) or not isinstance(salt_hex, str) or not re.fullmatch(
+            r"(?:[0-9a-f]{2})+", salt_hex
+        ):
+            raise _BundleFail("'value' and 'salt' (hex) must be strings", name, seq)
+        commitments = e.record.get("_commitments")
+        want = commitments.get(fld) if isinstance(commitments, dict) and isinstance(
+            fld, str) else None
+        if want is None:
+            raise _BundleFail(f"the entry has no commitment for {fld!r}", name, seq)
+        if commitment(bytes.fromhex(salt_hex), value) != want:
+            raise _BundleFail(f"the value of {fld} does not open its commitment", name, seq)
+        n += 1
+    _check_count(st, "disclosed", n)
+    return f"{n} disclosed value(s) open their commitments"
+
+
+def _named_ids(record: dict[str, Any]) -> list[str]:
+    """FORMAT.md §12.5 step 7: the ids a payload names (``allocations[].event``, ``refs``,
+    ``corrects``, ``returns``)."""
+    out: list[str] = []
+    allocations = record.get("allocations")
+    if isinstance(allocations, list):
+        out += [a["event"] for a in allocations
+                if isinstance(a, dict) and isinstance(a.get("event"), str)]
+    refs = record.get("refs")
+    if isinstance(refs, list):
+        out += [r for r in refs if isinstance(r, str)]
+    out += [record[k] for k in ("corrects", "returns") if isinstance(record.get(k), str)]
+    return out
+
+
+def _scope_claim(st: _BundleState, member: str) -> list[Any]:
+    """``scope.<member>`` of ``bfa/bundle.json`` (§12.3: an array)."""
+    scope = st.claims.get("scope")
+    value = scope.get(member) if isinstance(scope, dict) else None
+    if not isinstance(value, list):
+        raise _BundleFail(f"scope.{member} is not an array", "bfa/bundle.json")
+    return value
+
+
+def _check_closure(st: _BundleState) -> str:
+    """FORMAT.md §12.5 step 7."""
+    scoped = {e.id for e in st.entries if e.role == "scope"}
+    for rid in _scope_claim(st, "records"):
+        if not isinstance(rid, str) or rid not in scoped:
+            raise _BundleFail(f"scope.records names {rid!r}, which is the id of no scope entry",
+                              "bfa/bundle.json")
+    ids = {e.id for e in st.entries}
+    links = 0
+    for e in sorted(st.entries, key=lambda e: e.seq):
+        if e.role != "scope":
+            continue
+        for rid in _named_ids(e.record):
+            if rid not in ids:
+                raise _BundleFail(
+                    f"{e.domain}:{e.id} names {rid}, which is not in the bundle",
+                    "bfa/entries.jsonl", e.seq)
+            links += 1
+    return f"{links} link(s) of the scoped records are in the bundle"
+
+
+def _check_consistency(st: _BundleState, key: VerifierKey) -> str:
+    """FORMAT.md §12.5 step 8 (§7.2)."""
+    since = st.claims.get("since")
+    if since is None:
+        for name in ("bfa/since.note", "bfa/consistency.txt"):
+            if (st.root / name).exists():
+                raise _BundleFail("there, but bfa/bundle.json states no since checkpoint", name)
+        raise _Skip("no since checkpoint")
+    if not isinstance(since, dict) or not _int(since.get("size")):
+        raise _BundleFail("'since' is neither null nor {\"size\": M}", "bfa/bundle.json")
+    origin = st.claims.get("origin")
+    cp = st.checkpoint
+    assert cp is not None and isinstance(origin, str)
+    try:
+        old = open_checkpoint(_text_file(st.root, "bfa/since.note"), key, origin)
+    except (FormatError, ProofError) as e:
+        raise _BundleFail(f"does not open with the verifier key for {origin}: {e}",
+                          "bfa/since.note") from e
+    name = "bfa/consistency.txt"
+    try:
+        proof = parse_consistency_proof(_text_file(st.root, name))
+    except FormatError as e:
+        raise _BundleFail(f"does not parse: {e}", name) from e
+    if proof.old != old.size:
+        raise _BundleFail(f"'old {proof.old}', bfa/since.note has size {old.size}", name)
+    if since["size"] != proof.old:
+        raise _BundleFail(f"since.size is {since['size']}, the since checkpoint's size "
+                          f"{proof.old}", "bfa/bundle.json")
+    if proof.checkpoint_note != st.checkpoint_note:
+        raise _BundleFail("its checkpoint is not bfa/checkpoint.note", name)
+    if old.size == cp.size:
+        if proof.hashes or old.root != cp.root:
+            raise _BundleFail("equal sizes need no hashes and equal roots", name)
+    elif not 0 < old.size < cp.size or not verify_consistency(
+        old.size, cp.size, old.root, cp.root, proof.hashes
+    ):
+        raise _BundleFail(f"no consistency from size {old.size} to {cp.size}", name)
+    return f"size {cp.size} extends the supervisor's size {old.size}"
+
+
+def _check_findings_history(st: _BundleState) -> str:
+    """FORMAT.md §12.5 step 9 up to "Then": the workflow histories, ``scope.breaks`` and
+    ``counts.breaks`` (the re-derivation, and ``rules_digest``, are left out: see
+    :func:`verify_bundle`)."""
+    name = "bfa/findings.json"
+    findings = _json_file(st.root, name)
+    if not isinstance(findings, dict):
+        raise _BundleFail("not a JSON object", name)
+    by_seq = {e.seq: e for e in st.entries}
+    # the control.break entries of the bundle, by the break they are a transition of
+    transitions: dict[Any, list[_BundleEntry]] = {}
+    for e in sorted(st.entries, key=lambda e: e.seq):
+        if (e.domain, e.kind) == ("control", "break") and isinstance(e.record.get("break"), str):
+            transitions.setdefault(e.record["break"], []).append(e)
+    ids: set[str] = set()
+    n = checked = 0
+    for part in ("breaks", "not_reported"):
+        items = findings.get(part)
+        if not isinstance(items, list):
+            raise _BundleFail(f"{part!r} is not an array", name)
+        for item in items:
+            if not isinstance(item, dict):
+                raise _BundleFail(f"an item of {part!r} is not an object", name)
+            bid = item.get("id")
+            if isinstance(bid, str):
+                ids.add(bid)
+            workflow = item.get("workflow")
+            if workflow is None:
+                continue
+            history = workflow.get("history") if isinstance(workflow, dict) else None
+            if not isinstance(history, list):
+                raise _BundleFail(f"{bid}: workflow without a 'history' array", name)
+            status = workflow.get("status")
+            last = None
+            for i, seq in enumerate(history, 1):
+                e = by_seq.get(seq) if _int(seq) else None
+                if e is None or (e.domain, e.kind) != ("control", "break") or e.record.get(
+                    "break"
+                ) != bid:
+                    raise _BundleFail(
+                        f"{bid}: history entry {seq!r} is not a control.break entry of the "
+                        "bundle for that break", name, seq if _int(seq) else None)
+                if e.id != f"{bid}/{i}":
+                    raise _BundleFail(
+                        f"{bid}: history item {i} is entry {seq}, transition {e.id}, not "
+                        f"{bid}/{i}", name, seq)
+                last = e
+                checked += 1
+            if last is None and status != WORKFLOW_OPEN:
+                raise _BundleFail(
+                    f"{bid}: status {status!r} with an empty history: no control.break entry "
+                    "behind it", name)
+            if last is not None and last.record.get("status") != status:
+                raise _BundleFail(
+                    f"{bid}: status {status!r}, its last control.break entry says "
+                    f"{last.record.get('status')!r}", name, last.seq)
+            listed = set(history)
+            left_out = [e for e in (transitions.get(bid, []) if isinstance(bid, str) else [])
+                        if e.seq not in listed]
+            if left_out:
+                raise _BundleFail(
+                    f"{bid}: the bundle's transition {left_out[0].id} is not in its history",
+                    name, left_out[0].seq)
+            n += 1
+    for bid in _scope_claim(st, "breaks"):
+        if not isinstance(bid, str) or bid not in ids:
+            raise _BundleFail(f"scope.breaks names {bid!r}, which is in neither 'breaks' nor "
+                              f"'not_reported' of {name}", "bfa/bundle.json")
+    _check_count(st, "breaks", len(findings["breaks"]))
+    return (f"{len(findings['breaks'])} finding(s), {len(findings['not_reported'])} not "
+            f"reported; {n} workflow(s) with {checked} transition(s) in order (re-derivation "
+            "by reconciliation is out of this verifier's scope)")
+
+
+def verify_bundle(
+    directory: str | os.PathLike[str],
+    verifier_key_text: str,
+    exporter_key_text: str | None = None,
+) -> list[Verdict]:
+    """FORMAT.md §12.5: the nine verdicts of a proof bundle, in order.
+
+    ``verifier_key_text`` is the ledger's verifier key (§5.4, from the agency, not from the
+    bundle); ``exporter_key_text``, when given, must be the key in ``bfa/exporter.key``.
+    Each check gives ok (True), FAIL (False) or ``-`` (None: nothing to check, or not run
+    because one of the first four failed). Raises :class:`FormatError` when it cannot run
+    (no such directory, a key text that is not a verifier key: exit 2 of §12.5).
+
+    How FORMAT.md §12 is read where it leaves room (tests/interop/test_independent_bundles.py
+    pins each reading against ``bfa bundle verify``):
+
+    * **bag** — RFC 8493 written from the RFC (no ``bagit`` package). ``bagit.txt``: the two
+      lines ``BagIt-Version: 1.0`` (or ``0.97``) and ``Tag-File-Character-Encoding: UTF-8``,
+      each ended by LF, CR LF or CR (mixed too), a last line without its line end refused,
+      the encoding's name in any letter case (IANA character set names are), nothing else
+      (no byte-order mark, no other spacing). Manifest and ``bag-info.txt`` lines may end in
+      LF, CR or CRLF and hex digits may be upper case (RFC 8493 §2.1.3, §2.2.2: §12.5's
+      "stricter" list does not name them). In a 1.0 manifest a ``%`` must begin ``%25``,
+      ``%0A`` or ``%0D``. ``bag-info.txt`` and ``Payload-Oxum`` are optional as in RFC 8493:
+      "``Payload-Oxum`` right" is read as "right when given" (at most once, its label in any
+      case, one space or tab after the colon). The layout of §12.1: its named files, and
+      ``data/entries/<seq>.leaf``, ``bfa/proofs/<seq>.tlog-proof`` (``seq`` decimal, no
+      leading zeros) and ``data/vouchers/<64 lowercase hex>``; a manifest of a third
+      algorithm is outside it. That a proof file belongs to an entry of the bundle is left
+      to step 4 (which reads the proofs of its lines, and counts only the leaves).
+    * **signature**, **checkpoint**, **entries**, **consistency** — signed notes and proofs
+      are read as bytes, not as text with universal newlines: a CR is a control character of
+      §5.2 and fails. ``bundle.sig``'s text must be, byte for byte, ``bfa-bundle/1``, the
+      bundle id (a one-line text), and the two ``tagmanifest-<alg>.txt <alg> <hex>`` lines,
+      each ended by LF. A missing ``bfa/checkpoint.note``, ``bfa/since.note`` or
+      ``bfa/consistency.txt`` fails its check (exit 3), it is no "could not run".
+    * **counts** (§12.3) — each is checked where §12.5 names it, also when that check has
+      nothing else to do (``counts.vouchers`` without vouchers, ``counts.disclosed`` without
+      a disclosure); an absent or non-integer member fails like a wrong one.
+    * **vouchers** — ``bfa/vouchers.jsonl`` lists each voucher entry's id once, in ``seq``
+      order (§12.1 "in entry order"); the order of its lines is not checked.
+    * **closure** — ``allocations[].event`` (INTERCHANGE.md §7), as §12.2 and §12.5 now
+      name it; only the ``scope`` entries' payloads are followed (§12.5 step 7).
+    * **consistency** — ``since.size`` is compared with ``old M`` of ``bfa/consistency.txt``
+      (itself the since note's size).
+    * **findings** — §12.5 step 9 up to "Then": each ``workflow.history`` item ``i``
+      (counted from 1, as the ``<n>`` of a ``control.break`` id, §2.5) is the seq of the
+      bundle's entry ``<break>/<i>``; the last one's ``status`` is the workflow's; a status
+      other than ``open`` needs at least one; "none left out" is also read as: no
+      ``control.break`` entry of the bundle for that break is missing from its history.
+      ``scope.breaks`` and ``counts.breaks`` are checked. **Not checked:** ``rules_digest``
+      (§12.5 checks it only "when ``ruleset`` is the verifier's own", and this verifier has
+      no rule set; §2.5 defines the digest as "the JCS-like JSON of the rules'
+      description", which does not say which bytes are hashed) and the re-derivation of the
+      findings (loading the entries into a scratch ledger and reconciling them under
+      ``rules`` needs bfa's reconciler): a bundle whose only fault is a re-derivable finding
+      that does not re-derive (added, changed or missing), or a wrong ``rules_digest``,
+      passes here.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise FormatError(f"{root}: no such directory")
+    key = parse_verifier_key(verifier_key_text)
+    if exporter_key_text is not None:
+        parse_verifier_key(exporter_key_text)
+    st = _BundleState(root)
+    steps: list[tuple[str, Callable[[], str]]] = [
+        ("bag", lambda: _check_bag_and_claims(st)),
+        ("signature", lambda: _check_signature(st, exporter_key_text)),
+        ("checkpoint", lambda: _check_checkpoint(st, key)),
+        ("entries", lambda: _check_entries(st)),
+        ("vouchers", lambda: _check_vouchers(st)),
+        ("disclosures", lambda: _check_disclosures(st)),
+        ("closure", lambda: _check_closure(st)),
+        ("consistency", lambda: _check_consistency(st, key)),
+        ("findings", lambda: _check_findings_history(st)),
+    ]
+    out: list[Verdict] = []
+    stopped = False
+    for i, (check, run) in enumerate(steps):
+        if stopped:
+            out.append(Verdict(check, None, "not checked: an earlier check failed"))
+            continue
+        try:
+            out.append(Verdict(check, True, run()))
+        except _Skip as s:
+            out.append(Verdict(check, None, str(s)))
+        except _BundleFail as f:
+            out.append(Verdict(check, False, f.detail, f.file, f.entry))
+            stopped = i < 4
+        except OSError as e:
+            out.append(Verdict(check, False, f"cannot read: {e}", e.filename))
+            stopped = i < 4
+    return out
+
+
 # -- command line -------------------------------------------------------------------------
 
 
@@ -1814,6 +2680,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--leaf", help="with --tlog-proof: the leaf input (bfa show --entry --raw)")
     ap.add_argument("--consistency-proof", help="a consistency proof file (FORMAT.md §7.2)")
     ap.add_argument("--old", help="with --consistency-proof: the auditor's old checkpoint note")
+    ap.add_argument("--bundle", metavar="DIR", help="a proof bundle to verify (FORMAT.md §12.5)")
+    ap.add_argument("--exporter-key", metavar="FILE",
+                    help="with --bundle: the exporter key the bundle must be signed by")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     args = ap.parse_args(argv)
     if args.vault_key and not args.vault:
@@ -1841,6 +2710,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 old_note = f.read()
             old, new = verify_consistency_proof(text, old_note, vkey, args.origin)
             print(f"ok consistency {old.size} -> {new.size}")
+        if args.bundle:
+            exporter = None
+            if args.exporter_key:
+                with open(args.exporter_key, encoding="utf-8") as f:
+                    exporter = f.read()
+            verdicts = verify_bundle(args.bundle, vkey, exporter)
+            if args.json:
+                print(json.dumps([v.__dict__ for v in verdicts], indent=2, sort_keys=True))
+            else:
+                for v in verdicts:
+                    print(v)
+            bad = any(v.ok is False for v in verdicts)
         if args.db:
             against = None
             if args.against:
@@ -1869,8 +2750,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for p in verify_vault(args.db, vault_key):
                     print(f"independent_verifier: {p}", file=sys.stderr)
                     bad = True
-        elif not (args.tlog_proof or args.consistency_proof):
-            ap.error("give --db, --tlog-proof or --consistency-proof")
+        elif not (args.tlog_proof or args.consistency_proof or args.bundle):
+            ap.error("give --db, --tlog-proof, --consistency-proof or --bundle")
     except ProofError as e:
         print(f"independent_verifier: integrity failure: {e}", file=sys.stderr)
         return 3
