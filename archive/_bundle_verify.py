@@ -384,6 +384,14 @@ class _Context:
             for seq, leaf, role in conn.execute(text(q)).yield_per(500):
                 yield int(seq), decode_leaf(bytes(leaf)).record, str(role)
 
+    def _held(self, ids: set[str]) -> set[str]:
+        """Which of ``ids`` are record ids (not control entries) of the bundle."""
+        assert self.ledger is not None
+        e = entries.c
+        with self.ledger.store.reader(snapshot=False) as conn:
+            return {str(x) for x in conn.execute(select(e.record_id).where(
+                e.record_id.in_(sorted(ids)), e.domain != "control")).scalars()}
+
     def _has(self, rid: str) -> bool:
         """Whether the bundle holds a record (not a control entry) with id ``rid``."""
         assert self.ledger is not None
@@ -490,17 +498,26 @@ class _Context:
                 raise BundleFailure(f"the scope names record {rid!r}, which no scope entry "
                                     "of the bundle holds", "bfa/bundle.json")
         checked = 0
+        pending: list[tuple[int, str, str]] = []  # (seq, record id, id it names)
+
+        def settle() -> None:
+            held = self._held({rid for _q, _r, rid in pending})
+            for seq, owner, rid in pending:
+                if rid not in held:
+                    raise BundleFailure(f"record {owner!r} names {rid!r}, which the bundle "
+                                        "does not hold", f"data/entries/{seq}.leaf", seq)
+            pending.clear()
+
         for seq, rec, _role in self._stream("WHERE r.role = 'scope'"):
             names = {str(a["event"]) for a in rec.get("allocations") or ()
                      if isinstance(a, dict) and "event" in a}
             names |= {str(x) for x in rec.get("refs") or ()}
             names |= {str(rec[k]) for k in ("corrects", "returns") if rec.get(k)}
-            for rid in sorted(names):
-                checked += 1
-                if not self._has(rid):
-                    raise BundleFailure(f"record {rec.get('id')!r} names {rid!r}, which the "
-                                        "bundle does not hold", f"data/entries/{seq}.leaf",
-                                        seq)
+            pending += [(seq, str(rec.get("id")), rid) for rid in sorted(names)]
+            checked += len(names)
+            if len(pending) >= 500:
+                settle()
+        settle()
         return f"{checked} link(s) of the scoped records are in the bundle"
 
     # -- consistency ---------------------------------------------------------------------
