@@ -64,7 +64,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "write the reports."),
     "forget": ("cli._ledger_cmds", "Erase a person's clear personal data (crypto-shredding); the "
                "ledger still verifies."),
-    "archive": ("cli._archive_cmds", "Voucher files: fixity audit, restore, 四性 check."),
+    "archive": ("cli._archive_cmds", "Voucher files: fixity audit, restore, 四性 check, "
+                "retention, hold and disposal."),
     "bundle": ("cli._bundle_cmds", "Proof bundles: export a scope for a supervisor; verify "
                "one offline."),
     "proof": ("cli._bundle_cmds", "Single proofs: verify a tlog-proof offline."),

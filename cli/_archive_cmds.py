@@ -1,4 +1,5 @@
-"""Commands ``bfa archive ...``: fixity audit, restore and the 四性 check of voucher files."""
+"""Commands ``bfa archive ...``: fixity audit, restore and the 四性 check of voucher files
+(retention, hold and disposal: ``cli/_retention_cmds.py``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ledger import printable
 
 @bfa.group("archive")
 def archive_group() -> None:
-    """Voucher files: fixity audit, restore, 四性 check.
+    """Voucher files: fixity audit, restore, 四性 check, retention, hold and disposal.
 
     Example:
 
