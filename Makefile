@@ -32,6 +32,7 @@ bench: $(STAMP)
 	@if [ -z "$$BFA_BENCH_DATABASE_URL" ]; then export BFA_BENCH_DATABASE_URL=$(LOCAL_PG); fi; \
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.reconcile_bench $(RECONCILE_BENCH_ARGS)
+	$(BIN)/python -m bench.archive_bench $(ARCHIVE_BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
