@@ -13,7 +13,9 @@ to one voucher file:
   part's bytes; images must not be cut short.
 - **usability** (可用性): can the record be read? The format is identified from the bytes
   (magic numbers and structure), never from the record's declared media type, and must
-  agree with it; the file must parse (pypdf, defusedxml, zipfile).
+  agree with it; the file must parse (pypdf, defusedxml, zipfile). Plain text has no magic
+  number: a file declared ``text/plain`` that no magic number identifies is text when all
+  of it decodes as UTF-8 (ASCII included) or GB18030 and it holds no NUL byte.
 - **security** (安全性): is the record free of what makes reading it unsafe? No PDF
   JavaScript or Launch action, no encryption, no DTD or entity declarations in XML, no
   ZIP entry that escapes the package, nor a ZIP that inflates beyond a fixed bound.
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import hashlib
 import hmac
 import io
@@ -75,10 +78,11 @@ Property = Literal["authenticity", "integrity", "usability", "security"]
 
 PROPERTIES: Final[tuple[Property, ...]] = ("authenticity", "integrity", "usability", "security")
 
-Format = Literal["pdf", "ofd", "xml", "png", "jpeg", "tiff", "gif", "zip", "unknown"]
-"""A content format as identified from the bytes (``zip``: a ZIP that is not an OFD)."""
+Format = Literal["pdf", "ofd", "xml", "png", "jpeg", "tiff", "gif", "text", "zip", "unknown"]
+"""A content format as identified from the bytes (``zip``: a ZIP that is not an OFD;
+``text``: plain text, only looked for when the record declares ``text/plain``)."""
 
-CHECK_VERSION: Final = 1
+CHECK_VERSION: Final = 2
 """Version of this check's rules and of :meth:`CheckResult.to_json`'s shape."""
 
 NOTE_SIGNED: Final = "signature present, not verified"
@@ -212,6 +216,7 @@ _MEDIA_FORMATS: Final[Mapping[str, Format]] = {
     "image/jpeg": "jpeg",
     "image/tiff": "tiff",
     "image/gif": "gif",
+    "text/plain": "text",
 }
 """Declared media type (lower case) → the one content format it allows. Other types
 (``+xml`` ones such as SVG or XHTML, which may carry scripts, ``image/jpg``, ``application/
@@ -225,6 +230,7 @@ _LABELS: Final[Mapping[Format, str]] = {
     "jpeg": "a JPEG image",
     "tiff": "a TIFF image",
     "gif": "a GIF image",
+    "text": "plain text",
     "zip": "a ZIP archive without OFD.xml (not an OFD package)",
     "unknown": "of no recognised format",
 }
@@ -295,6 +301,34 @@ def _sniff(head: bytes) -> Format:
     if b"%PDF-" in head[:1024]:  # readers accept junk before it (PDF Reference 1.7, app. H)
         return "pdf"
     return "unknown"
+
+
+_TEXT_CODECS: Final = ("utf-8", "gb18030")
+"""Encodings plain text may be in (UTF-8 covers ASCII)."""
+
+
+def _decodes(decoder: codecs.IncrementalDecoder, data: bytes, final: bool = False) -> bool:
+    try:
+        decoder.decode(data, final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _is_text(fh: BinaryIO) -> bool:
+    """The whole file is plain text: at least one byte, no NUL, and all of it UTF-8 or
+    GB18030 (read in chunks)."""
+    fh.seek(0)
+    decoders = [codecs.getincrementaldecoder(name)() for name in _TEXT_CODECS]
+    empty = True
+    while chunk := fh.read(_CHUNK):
+        empty = False
+        if b"\x00" in chunk:
+            return False
+        decoders = [d for d in decoders if _decodes(d, chunk)]
+        if not decoders:
+            return False
+    return not empty and any(_decodes(d, b"", final=True) for d in decoders)
 
 
 def _tail(fh: BinaryIO, size: int, n: int = TAIL_BYTES) -> bytes:
@@ -861,6 +895,8 @@ def check_file(path: Path, media_type: str) -> CheckResult:
                 _check_xml(fh, c)
             elif fmt in ("png", "jpeg", "gif", "tiff"):
                 _check_image(fmt, fh, st.st_size, head, c)
+            elif fmt == "unknown" and _allowed_format(media_type) == "text" and _is_text(fh):
+                fmt = "text"
             _check_media_type(fmt, media_type, c, opened)
             c.notes.setdefault("authenticity", NOTE_UNSIGNED)
     except OSError as exc:

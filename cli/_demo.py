@@ -262,7 +262,7 @@ def run_demo(
     say("== 7. plant one fault of every kind, reconcile as of " + FAULT_AS_OF)
     faults, statement = generate_faults(base / "data")
     rep = led.ingest([str(faults)], store, derive=Deriver)[0]
-    stmt = ingest_statement(led, statement, "camt053", REGION, "income")
+    stmt = ingest_statement(led, statement, "camt053", REGION, "income", vouchers=store)
     say(f"   {faults.name}: {rep.appended} records; {statement.name}: {stmt.appended} records")
     report = run_tracked(led, date.fromisoformat(FAULT_AS_OF)).report
     for line in render_text(report).splitlines():

@@ -205,7 +205,8 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
 
     Use - for standard input. Without --reject-file a file with any bad line is
     refused whole (exit 2); re-sending records already in the ledger is a no-op.
-    Bank statements (--format camt053 or mt940) become unallocated movements.
+    Bank statements (--format camt053 or mt940) become unallocated movements, and
+    each statement file is kept in the archive (archive.bank_statement).
 
     Example:
 
@@ -235,16 +236,17 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
     intake: Intake | None = None
     try:
         with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
+            intake = Intake(FileStore(led.home.archive_dir, led.home.perms))
             if fmt == "jsonl":
-                intake = Intake(FileStore(led.home.archive_dir, led.home.perms))
                 reports = led.ingest(files, intake,
                                      stdin=sys.stdin.buffer, reject_sink=sink, progress=tick,
                                      derive=Deriver, label=user)
-            else:
+            else:  # each statement file is kept too: archive.bank_statement (FORMAT.md §9.6)
                 assert region is not None
                 statement_fmt = cast(StatementFormat, fmt)
                 reports = ingest_statements(led, [Path(f) for f in files], statement_fmt,
-                                            region, fund_account, progress=tick, label=user)
+                                            region, fund_account, progress=tick, label=user,
+                                            vouchers=intake)
             size = led.size()
     finally:
         if sink:

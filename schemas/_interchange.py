@@ -68,7 +68,9 @@ __all__ = [
     "ArchiveApplicationForm",
     "ArchiveApprovalDocument",
     "ArchiveBankSlip",
+    "ArchiveBankStatement",
     "ArchiveFiscalReceipt",
+    "ArchiveReconciliationStatement",
     "ArchiveVoucher",
     "BusinessBenefitApproval",
     "BusinessBenefitPayment",
@@ -480,6 +482,22 @@ class ArchiveApprovalDocument(ArchiveVoucher):
     type: Literal["archive.approval_document"]
 
 
+class ArchiveBankStatement(ArchiveVoucher):
+    """银行对账单 (v1.1): a bank statement file as the bank sent it. ``bfa ingest --format
+    camt053|mt940`` keeps every file it reads as one, referring to the statement records
+    and the movements the file made or confirmed (FORMAT.md §9.6); minimum retention 10y."""
+
+    type: Literal["archive.bank_statement"]
+
+
+class ArchiveReconciliationStatement(ArchiveVoucher):
+    """银行存款余额调节表 (v1.1): a bank reconciliation statement. Accepted from JSON Lines
+    like any voucher; the ledger does not make one itself (``bfa balance`` computes the
+    statement but does not archive it); minimum retention 10y."""
+
+    type: Literal["archive.reconciliation_statement"]
+
+
 # --- the union and the hot-path functions ----------------------------------------------
 
 Record: TypeAlias = (
@@ -503,6 +521,8 @@ Record: TypeAlias = (
     | ArchiveAccountingVoucher
     | ArchiveApplicationForm
     | ArchiveApprovalDocument
+    | ArchiveBankStatement
+    | ArchiveReconciliationStatement
 )
 """Any interchange record (for annotations)."""
 

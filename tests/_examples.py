@@ -171,6 +171,8 @@ FULL: dict[str, dict[str, Any]] = {
             "accounting_voucher",
             "application_form",
             "approval_document",
+            "bank_statement",
+            "reconciliation_statement",
         )
     },
 }

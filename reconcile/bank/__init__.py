@@ -5,6 +5,8 @@ balance continuity checks and the book-versus-bank report (银行余额调节表
   pinned ``mt-940`` library) gives the neutral model of ``_model``;
 - :func:`statement_records` maps a file to the records ``bfa ingest --format`` appends
   (``finance.statement`` + unallocated ``finance.collection``/``finance.payment``);
+  ``reconcile.ingest_statement`` given a voucher store also keeps the file itself as an
+  ``archive.bank_statement`` record in the same batch (``_file``);
 - :func:`statement_breaks` reports ``STATEMENT_BALANCE_BREAK`` and bank-versus-books
   ``AMOUNT_MISMATCH`` for ``run_reconcile``;
 - :func:`book_vs_bank` builds the :class:`BalanceReport` of a fund account.

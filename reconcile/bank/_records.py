@@ -4,6 +4,8 @@
 as one batch: per statement a ``finance.statement`` record (balances, sequence, the
 list of entries as the bank reported them) and one *unallocated* ``finance.collection``
 (credit) or ``finance.payment`` (debit) per booked entry that is new to the ledger.
+:func:`statement_batch` gives the same records with what the file is evidence for (the
+``refs`` of the ``archive.bank_statement`` record that keeps the file, ``_file``).
 
 - Movement ``id``: statement id, ``/``, the entry's ``AcctSvcrRef`` (else ``NtryRef``,
   else its 1-based position); ``bank_ref``: ``AcctSvcrRef`` (else ``NtryRef``, else the id).
@@ -21,6 +23,7 @@ list of entries as the bank reported them) and one *unallocated* ``finance.colle
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -47,12 +50,14 @@ DIRECTION_KINDS: dict[str, tuple[str, ...]] = {
 _FEN = Decimal("0.01")
 
 
-def parse_statement_file(path: Path, fmt: StatementFormat) -> list[Statement]:
-    """Parse ``path`` as ``fmt``; raises :class:`InputError` naming the file."""
+def parse_statement_file(path: Path, fmt: StatementFormat,
+                         data: bytes | None = None) -> list[Statement]:
+    """Parse ``path`` (or ``data``, the bytes read from it) as ``fmt``; raises
+    :class:`InputError` naming the file."""
     if fmt == "camt053":
-        return parse_camt053(path)
+        return parse_camt053(path, data)
     if fmt == "mt940":
-        return parse_mt940(path)
+        return parse_mt940(path, data)
     raise InputError(f"{path}: unknown statement format {fmt!r} (camt053 or mt940)")
 
 
@@ -119,6 +124,24 @@ def current_movements(conn: Connection, refs: Iterable[str]) -> dict[tuple[str, 
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class StatementBatch:
+    """What a statement file becomes: its records and what the file is evidence for."""
+
+    headers: tuple[dict[str, object], ...]
+    """One ``finance.statement`` record per statement, in file order."""
+    movements: tuple[dict[str, object], ...]
+    """The unallocated movements new to the ledger, in file order."""
+    refs: tuple[str, ...]
+    """The statement ids, then per booked non-zero entry the id of the movement it made
+    or of the current movements it confirms (by id), each id once."""
+
+    @property
+    def records(self) -> list[dict[str, object]]:
+        """What to ingest: the statements first, then the movements."""
+        return [*self.headers, *self.movements]
+
+
 def statement_records(
     ledger: Ledger,
     path: Path,
@@ -132,20 +155,42 @@ def statement_records(
         InputError: the file cannot be parsed, is not CNY exact to the fen, or an id
             cannot be formed; the message names the file, statement and entry.
     """
-    statements = parse_statement_file(path, fmt)
+    return statement_batch(ledger, path, fmt, region, fund_account).records
+
+
+def statement_batch(
+    ledger: Ledger,
+    path: Path,
+    fmt: StatementFormat,
+    region: str,
+    fund_account: str | None,
+    data: bytes | None = None,
+) -> StatementBatch:
+    """:func:`statement_records` with the ids the file is evidence for; ``data`` is the
+    file's bytes when the caller read them already (what is parsed is what it keeps).
+
+    Raises:
+        InputError: as :func:`statement_records`.
+    """
+    statements = parse_statement_file(path, fmt, data)
     for st in statements:
         check_cny(path, st)
     planned = _plan(path, statements, fmt, region, fund_account)
     refresh(ledger.store)
     with ledger.store.reader() as conn:
         existing = current_movements(conn, (str(r["bank_ref"]) for r in planned.movements))
-    out: list[dict[str, object]] = list(planned.headers)
+    new: list[dict[str, object]] = []
+    refs = dict.fromkeys(str(h["id"]) for h in planned.headers)
     for rec in planned.movements:
         direction = "credit" if rec["type"] == "finance.collection" else "debit"
-        if (str(rec["bank_ref"]), direction) in existing:
-            continue  # confirms a movement already in the books (or was imported before)
-        out.append(rec)
-    return out
+        confirmed = existing.get((str(rec["bank_ref"]), direction))
+        if confirmed:
+            # confirms a movement already in the books (or was imported before)
+            refs.update(dict.fromkeys(sorted(rid for rid, _ in confirmed)))
+            continue
+        refs[str(rec["id"])] = None
+        new.append(rec)
+    return StatementBatch(tuple(planned.headers), tuple(new), tuple(refs))
 
 
 class _Plan:

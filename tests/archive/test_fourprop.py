@@ -458,7 +458,7 @@ def test_to_json_is_plain_sorted_and_stable(tmp_path: Path) -> None:
     assert first == again
     text = json.dumps(first, sort_keys=True, ensure_ascii=False)
     assert str(tmp_path) not in text and "." not in str(first["version"])
-    assert first["ok"] is False and first["format"] == "ofd" and first["version"] == 1
+    assert first["ok"] is False and first["format"] == "ofd" and first["version"] == 2
     assert list(first["properties"]) == sorted(first["properties"])  # type: ignore[call-overload]
     findings = first["findings"]
     assert isinstance(findings, list)

@@ -51,6 +51,7 @@ AS_OF = "2026-12-31"
 ACCT = "6222000011112222"
 NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.{:02d}"
 BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
+FILE = 1  # the archive.bank_statement record that keeps each file read (FORMAT.md §9.6)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -364,7 +365,7 @@ def test_camt_big_or_deep_documents_finish_quickly(home: Path, tmp_path: Path,
     assert clear_outcome(home, "camt053", f) == 0  # each is a valid statement file
     assert time.monotonic() - t0 < 30
     if kind == "many-statements":
-        assert size(home) == 1000 + BATCH
+        assert size(home) == 1000 + FILE + BATCH
 
 
 # =================================================== camt.053: document kind, encoding
@@ -387,7 +388,7 @@ def test_camt_other_documents_and_versions_are_refused(home: Path, tmp_path: Pat
 @pytest.mark.parametrize("version", range(2, 9))
 def test_camt_supported_versions_import(home: Path, tmp_path: Path, version: int) -> None:
     f = write(tmp_path / "v.xml", camt(stmt(), ns=NS.format(version)))
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     assert show(home, "ST-1")["closing_balance"] == "1100.00"
 
 
@@ -404,7 +405,7 @@ def test_camt_legal_xml_encodings_import(home: Path, tmp_path: Path, enc: str) -
                                 ).encode("latin-1"),
     }[enc]
     f = write(tmp_path / "enc.xml", data)
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
 
 
 @pytest.mark.parametrize("kind", ["latin1-bytes-in-utf8", "truncated", "empty", "not-xml",
@@ -438,7 +439,7 @@ def test_camt_two_statements_in_one_document(home: Path, tmp_path: Path) -> None
     f = write(tmp_path / "two.xml", camt(
         stmt("ST-1"), stmt("ST-2", opening="1100.00", closing="2100.00",
                            entries=[ntry(ref="BANK2", day="2026-11-12")])))
-    assert appended(home, "camt053", f) == 4 + BATCH
+    assert appended(home, "camt053", f) == 4 + FILE + BATCH
     assert show(home, "ST-1")["type"] == "finance.statement"
     assert show(home, "ST-2")["opening_balance"] == "1100.00"
     assert show(home, "ST-1/BANK1")["type"] == "finance.collection"
@@ -451,7 +452,7 @@ def test_camt_repeated_statement_id_in_one_file_gets_a_suffix(home: Path,
     f = write(tmp_path / "rep.xml", camt(
         stmt("ST-1"), stmt("ST-1", opening="1100.00", closing="2100.00",
                            entries=[ntry(ref="BANK2")])))
-    assert appended(home, "camt053", f) == 4 + BATCH
+    assert appended(home, "camt053", f) == 4 + FILE + BATCH
     assert show(home, "ST-1-2")["opening_balance"] == "1100.00"
 
 
@@ -459,7 +460,7 @@ def test_camt_repeated_statement_id_in_one_file_gets_a_suffix(home: Path,
 def test_statement_id_keeps_only_allowed_characters(home: Path, tmp_path: Path,
                                                     fmt: str) -> None:
     text = camt(stmt(sid="ST#1\u00e9")) if fmt == "camt053" else mt(ref="ST#1\u00e9")
-    assert appended(home, fmt, write(tmp_path / "id.dat", text)) == 2 + BATCH
+    assert appended(home, fmt, write(tmp_path / "id.dat", text)) == 2 + FILE + BATCH
     (sid,) = statement_ids(home)
     assert all(c.isascii() and (c.isalnum() or c in "._:/-") for c in sid), sid
 
@@ -472,7 +473,7 @@ def test_statement_id_runs_of_bad_characters_become_one_dash(
     """FORMAT §9.6 (as corrected after this review: it said each character, the code has
     always made each run one dash and dropped dashes at either end)."""
     text = camt(stmt(sid=raw)) if fmt == "camt053" else mt(ref=raw)
-    assert appended(home, fmt, write(tmp_path / "id.dat", text)) == 2 + BATCH
+    assert appended(home, fmt, write(tmp_path / "id.dat", text)) == 2 + FILE + BATCH
     (sid,) = statement_ids(home)
     assert sid == expected if fmt == "camt053" else sid.startswith(expected + "/")
 
@@ -496,7 +497,7 @@ def test_camt_entry_ids_and_bank_refs_follow_the_documented_fallbacks(
     f = write(tmp_path / "refs.xml", camt(stmt(entries=[e("R1", "N0"), e("R1", None),
                                                         e(None, "N1"), e(None, None)],
                                                closing="140.00")))
-    assert appended(home, "camt053", f) == 5 + BATCH
+    assert appended(home, "camt053", f) == 5 + FILE + BATCH
     assert show(home, "ST-1/R1")["bank_ref"] == "R1"
     assert show(home, "ST-1/R1/2")["bank_ref"] == "R1"
     assert show(home, "ST-1/N1")["bank_ref"] == "N1"
@@ -514,7 +515,7 @@ def test_camt_party_fields_are_pseudonymised(home: Path, tmp_path: Path) -> None
             "</Id></Othr></Id></CdtrAcct></RltdPties></TxDtls></NtryDtls>")
     f = write(tmp_path / "p.xml", camt(stmt(closing="150.00", entries=[
         ntry("100.00", ref="IN1", extra=dbtr), ntry("50.00", "DBIT", ref="OUT1", extra=cdtr)])))
-    assert appended(home, "camt053", f) == 3 + BATCH
+    assert appended(home, "camt053", f) == 3 + FILE + BATCH
     col, pay = show(home, "ST-1/IN1"), show(home, "ST-1/OUT1")
     assert col["type"] == "finance.collection" and pay["type"] == "finance.payment"
     assert col.get("payer_id") and col["payer_id"] != payer
@@ -542,7 +543,7 @@ def test_camt_zeros_beyond_the_fen_are_fine(home: Path, tmp_path: Path) -> None:
     """FORMAT §9.6 refuses only a *non-zero* digit beyond the fen."""
     f = write(tmp_path / "z.xml", camt(stmt(entries=[ntry("1000.00000")],
                                             closing="1100.000")))
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     assert show(home, "ST-1/BANK1")["amount"] == "1000.00"
     assert show(home, "ST-1")["closing_balance"] == "1100.00"
 
@@ -571,7 +572,7 @@ def test_camt_valid_xsd_decimal_forms_are_read_exactly(home: Path, tmp_path: Pat
     exact = "1000.50" if amount == "1000.5" else "1000.00"
     f = write(tmp_path / "amt.xml", camt(stmt(entries=[ntry(amount)],
                                               closing=f"{100 + float(exact):.2f}")))
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     assert show(home, "ST-1/BANK1")["amount"] == exact
 
 
@@ -606,7 +607,7 @@ def test_camt_largest_amount_imports(home: Path, tmp_path: Path) -> None:
     big = "999999999999999.99"
     f = write(tmp_path / "max.xml", camt(stmt(entries=[ntry(big)], opening="0.00",
                                               closing=big)))
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     assert show(home, "ST-1/BANK1")["amount"] == big
 
 
@@ -650,7 +651,7 @@ def test_camt_debit_balance_is_negative_and_debit_entry_is_a_payment(home: Path,
     """FORMAT §9.6: balances are signed (overdrawn is negative); a debit is a payment."""
     f = write(tmp_path / "od.xml", camt(stmt(entries=[ntry("300.00", "DBIT")], bals=(
         bal("OPBD", "100.00", "2026-10-01") + bal("CLBD", "200.00", "2026-10-31", "DBIT")))))
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     st = show(home, "ST-1")
     assert st["closing_balance"] == "-200.00" and st["entries_net"] == "-300.00"
     assert st["entries"][0]["direction"] == "debit" and st["entries"][0]["amount"] == "300.00"
@@ -679,21 +680,21 @@ def test_camt_pending_entries_are_not_movements(home: Path, tmp_path: Path) -> N
     """FORMAT §9.6: entries lists *booked* entries; movements per booked entry."""
     pdng = ntry("7.00", ref="P1").replace("<Sts>BOOK</Sts>", "<Sts>PDNG</Sts>")
     f = write(tmp_path / "p.xml", camt(stmt(entries=[ntry(), pdng])))
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     assert show(home, "ST-1")["entry_count"] == 1
     assert not exists(home, "ST-1/P1")
 
 
 def test_camt_zero_amount_entry_makes_no_movement(home: Path, tmp_path: Path) -> None:
     f = write(tmp_path / "z.xml", camt(stmt(entries=[ntry(), ntry("0.00", ref="Z")])))
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     assert not exists(home, "ST-1/Z")
 
 
 def test_camt_statement_without_entries(home: Path, tmp_path: Path) -> None:
     """FORMAT §9.6: 'entries' omitted when empty; the statement record alone."""
     f = write(tmp_path / "e.xml", camt(stmt(entries=[], closing="100.00")))
-    assert appended(home, "camt053", f) == 1 + BATCH
+    assert appended(home, "camt053", f) == 1 + FILE + BATCH
     st = show(home, "ST-1")
     assert "entries" not in st and st["entry_count"] == 0 and st["entries_net"] == "0.00"
 
@@ -711,7 +712,7 @@ def test_camt_missing_closing_balance_has_a_clear_outcome(home: Path, tmp_path: 
 def test_balance_does_not_deny_an_imported_statement_without_closing(home: Path,
                                                                     tmp_path: Path) -> None:
     f = write(tmp_path / "nc.xml", camt(stmt(bals=bal("OPBD", "100.00", "2026-10-01"))))
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     res = invoke("balance", *h(home), "--fund-account", "income", "--as-of", AS_OF)
     assert res.exit_code == 1
     assert "no bank statement" not in res.output
@@ -725,7 +726,7 @@ def test_statement_that_does_not_add_up_imports_and_is_a_break(tmp_path: Path,
     """INTERCHANGE: still imported and reported as STATEMENT_BALANCE_BREAK."""
     home = pg_home(tmp_path, db_url)
     f = write(tmp_path / "nb.xml", camt(stmt(closing="5.00")))
-    assert appended(home, "camt053", f, db=db_url) == 2 + BATCH
+    assert appended(home, "camt053", f, db=db_url) == 2 + FILE + BATCH
     assert "STATEMENT_BALANCE_BREAK" in reconcile_codes(home, db_url)
     code, bal_ = balance(home, db_url)
     assert code == 1 and bal_["balanced"] is False
@@ -739,16 +740,16 @@ def test_statements_that_do_not_chain_are_a_break(tmp_path: Path, db_url: str) -
     f2 = write(tmp_path / "b.xml", camt(stmt("ST-2", opening="999.00", closing="1999.00",
                                              seq="2", entries=[ntry(ref="B2")]).replace(
         "2026-10-01", "2026-11-01").replace("2026-10-31", "2026-11-30")))
-    assert appended(home, "camt053", f1, db=db_url) == 2 + BATCH
+    assert appended(home, "camt053", f1, db=db_url) == 2 + FILE + BATCH
     assert "STATEMENT_BALANCE_BREAK" not in reconcile_codes(home, db_url)
-    assert appended(home, "camt053", f2, db=db_url) == 2 + BATCH
+    assert appended(home, "camt053", f2, db=db_url) == 2 + FILE + BATCH
     assert "STATEMENT_BALANCE_BREAK" in reconcile_codes(home, db_url)
 
 
 def test_balanced_statement_balances(tmp_path: Path, db_url: str) -> None:
     home = pg_home(tmp_path, db_url)
     f = write(tmp_path / "ok.xml", camt(stmt(opening="0.00", closing="1000.00")))
-    assert appended(home, "camt053", f, db=db_url) == 2 + BATCH
+    assert appended(home, "camt053", f, db=db_url) == 2 + FILE + BATCH
     assert "STATEMENT_BALANCE_BREAK" not in reconcile_codes(home, db_url)
     code, bal_ = balance(home, db_url)
     assert code == 0 and bal_["balanced"] is True
@@ -762,34 +763,35 @@ def test_reimport_is_a_no_op_and_other_content_is_a_conflict(tmp_path: Path,
     """FORMAT §9.2 / §9.6: identical re-send is a no-op; same id, other content: conflict."""
     home = pg_home(tmp_path, db_url)
     f = write(tmp_path / "s.xml", GOOD)
-    assert appended(home, "camt053", f, db=db_url) == 2 + BATCH
+    assert appended(home, "camt053", f, db=db_url) == 2 + FILE + BATCH
     res = invoke("ingest", *h(home, db_url), "--format", "camt053", "--region", R,
                  "--fund-account", "income", "--json", str(f))
     assert res.exit_code == 0, res.stderr
     rep = json.loads(res.stdout)
     assert rep["appended"] == 0 and rep["rejected"] == 0
-    assert size(home, db_url) == 2 + BATCH
+    assert size(home, db_url) == 2 + FILE + BATCH
     other = write(tmp_path / "other.xml", camt(stmt(closing="1200.00",
                                                     entries=[ntry("1100.00")])))
     first = refused_whole(home, "camt053", other, db=db_url)
     assert "id" in first and "ST-1" in first
-    assert size(home, db_url) == 2 + BATCH
+    assert size(home, db_url) == 2 + FILE + BATCH
 
 
 def test_mt940_reimport_is_a_no_op(tmp_path: Path, db_url: str) -> None:
     home = pg_home(tmp_path, db_url)
     f = write(tmp_path / "s.sta", mt())
-    assert appended(home, "mt940", f, db=db_url) == 2 + BATCH
+    assert appended(home, "mt940", f, db=db_url) == 2 + FILE + BATCH
     assert appended(home, "mt940", f, db=db_url) == 0
-    # the same statement with CRLF line ends is the same statement
+    # the same statement with CRLF line ends is the same statement (only the file, other
+    # bytes, is kept too)
     crlf = write(tmp_path / "s-crlf.sta", mt(nl="\r\n"))
-    assert appended(home, "mt940", crlf, db=db_url) == 0
+    assert appended(home, "mt940", crlf, db=db_url) == FILE + BATCH
 
 
 def test_same_file_under_another_region_is_a_conflict_not_a_duplicate(home: Path,
                                                                      tmp_path: Path) -> None:
     f = write(tmp_path / "s.xml", GOOD)
-    assert appended(home, "camt053", f) == 2 + BATCH
+    assert appended(home, "camt053", f) == 2 + FILE + BATCH
     before = size(home)
     res = invoke("ingest", *h(home), "--format", "camt053", "--region", "110100",
                  "--fund-account", "income", str(f))
@@ -829,7 +831,7 @@ def test_mt940_statement_ids_per_message(home: Path, tmp_path: Path) -> None:
                     closing="C261130CNY2100,00",
                     lines61=["2611121112C1000,00NTRFNONREF//BANK2"])
     f = write(tmp_path / "two.sta", two)
-    assert appended(home, "mt940", f) == 4 + BATCH
+    assert appended(home, "mt940", f) == 4 + FILE + BATCH
     assert len(statement_ids(home)) == 2
 
 
@@ -837,7 +839,7 @@ def test_mt940_statement_id_is_reference_number_dot_sequence(home: Path, tmp_pat
     """FORMAT §9.6: :20:STMT-1 with :28C:1/1 gives STMT-1/1.1 (the review read the first
     wording, ':20:' + '/' + ':28C:', as STMT-1/1/1; the document now says which)."""
     f = write(tmp_path / "m.sta", mt())
-    assert appended(home, "mt940", f) == 2 + BATCH
+    assert appended(home, "mt940", f) == 2 + FILE + BATCH
     assert statement_ids(home) == ["STMT-1/1.1"]
 
 
@@ -846,7 +848,7 @@ def test_mt940_repeated_message_id_gets_a_suffix(home: Path, tmp_path: Path) -> 
     f = write(tmp_path / "rep.sta", mt() + mt(opening="C261031CNY1100,00", account="6222999",
                                               closing="C261130CNY2100,00",
                                               lines61=["2611121112C1000,00NTRFNONREF//B2"]))
-    assert appended(home, "mt940", f) == 4 + BATCH
+    assert appended(home, "mt940", f) == 4 + FILE + BATCH
     ids = statement_ids(home)
     assert len(ids) == 2 and ids[1] == ids[0] + "-2"
 
@@ -859,7 +861,7 @@ def test_mt940_debit_credit_marks(home: Path, tmp_path: Path, mark: str,
     closing = "C261031CNY1100,00" if direction == "credit" else "D261031CNY900,00"
     f = write(tmp_path / "m.sta", mt(lines61=[f"2610121012{mark}1000,00NTRFNONREF//BANK1"],
                                      closing=closing))
-    assert appended(home, "mt940", f) == 2 + BATCH
+    assert appended(home, "mt940", f) == 2 + FILE + BATCH
     (sid,) = statement_ids(home)
     st = show(home, sid)
     assert st["entries"][0]["direction"] == direction
@@ -945,11 +947,11 @@ def test_mt940_multiline_86_and_crlf_give_the_same_records(home: Path, template:
     narrative = "line one\nline two /with slash\n:not-a-tag\nline four"
     lf = write(tmp_path / "lf.sta", mt(s86=narrative))
     crlf = write(tmp_path / "crlf.sta", mt(s86=narrative, nl="\r\n"))
-    assert appended(home, "mt940", lf) == 2 + BATCH
+    assert appended(home, "mt940", lf) == 2 + FILE + BATCH
     (sid,) = statement_ids(home)
     other = tmp_path / "other"
     shutil.copytree(template, other)
-    assert appended(other, "mt940", crlf) == 2 + BATCH
+    assert appended(other, "mt940", crlf) == 2 + FILE + BATCH
     assert statement_ids(other) == [sid]
     for rid in (sid, f"{sid}/BANK1"):
         assert show(home, rid) == show(other, rid)
@@ -961,10 +963,10 @@ def test_mt940_swift_block_wrappers(home: Path, template: Path, tmp_path: Path,
     wrapped = ("{1:F01BANKCNBJAXXX0000000000}{2:O9401200261031BANKCNBJAXXX00000000002610311200N}"
                "{4:" + nl + mt(nl=nl) + "-}")
     f = write(tmp_path / "w.sta", wrapped)
-    assert appended(home, "mt940", f) == 2 + BATCH
+    assert appended(home, "mt940", f) == 2 + FILE + BATCH
     plain = tmp_path / "plain"
     shutil.copytree(template, plain)
-    assert appended(plain, "mt940", write(tmp_path / "p.sta", mt())) == 2 + BATCH
+    assert appended(plain, "mt940", write(tmp_path / "p.sta", mt())) == 2 + FILE + BATCH
     (sid,) = statement_ids(home)
     assert show(home, sid) == show(plain, sid)
 
@@ -1004,7 +1006,7 @@ def test_mt940_non_ascii_content(home: Path, tmp_path: Path, kind: str) -> None:
 def test_mt940_payee_account_from_86(home: Path, tmp_path: Path, s86: str) -> None:
     f = write(tmp_path / "p.sta", mt(lines61=["2610121012D1000,00NTRFNONREF//BANK1"],
                                      closing="D261031CNY900,00", s86=s86))
-    assert appended(home, "mt940", f) == 2 + BATCH
+    assert appended(home, "mt940", f) == 2 + FILE + BATCH
     (sid,) = statement_ids(home)
     pay = show(home, f"{sid}/BANK1")
     assert pay["type"] == "finance.payment"
@@ -1015,7 +1017,7 @@ def test_mt940_payee_account_from_86(home: Path, tmp_path: Path, s86: str) -> No
 def test_mt940_customer_reference_is_the_fallback_bank_ref(home: Path, tmp_path: Path) -> None:
     """FORMAT §9.6: bank reference after '//' else the customer reference (unless NONREF)."""
     f = write(tmp_path / "c.sta", mt(lines61=["2610121012C1000,00NTRFCUST1"]))
-    assert appended(home, "mt940", f) == 2 + BATCH
+    assert appended(home, "mt940", f) == 2 + FILE + BATCH
     (sid,) = statement_ids(home)
     assert show(home, f"{sid}/CUST1")["bank_ref"] == "CUST1"
 
@@ -1150,7 +1152,7 @@ def test_several_files_second_bad_keeps_the_first_and_skips_the_rest(
                  "--fund-account", "income", "--json", str(good), str(bad), str(later))
     refused(res, "bad.xml")
     assert res.stdout == ""  # --json: nothing on standard output in that case
-    assert size(home, db_url) == 2 + BATCH
+    assert size(home, db_url) == 2 + FILE + BATCH
     assert show(home, "ST-1", db_url)["type"] == "finance.statement"
     assert invoke("show", *h(home, db_url), "ST-9").exit_code != 0
     verify_clean(home, db_url)
@@ -1168,7 +1170,7 @@ def test_several_files_error_names_the_files_that_stay_appended(home: Path, tmp_
     res = ingest(home, "camt053", good, bad)
     assert res.exit_code == 2
     assert "the files before it stay appended" in res.stderr
-    assert "good.xml (2 appended" in res.stderr
+    assert "good.xml (3 appended" in res.stderr
 
 
 def test_mixed_formats_in_one_command_second_file_wrong_format(home: Path,
@@ -1178,5 +1180,5 @@ def test_mixed_formats_in_one_command_second_file_wrong_format(home: Path,
     sta = write(tmp_path / "m.sta", mt())
     res = ingest(home, "camt053", good, sta)
     refused(res, "m.sta")
-    assert size(home) == 2 + BATCH
+    assert size(home) == 2 + FILE + BATCH
     verify_clean(home)
