@@ -19,7 +19,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, user_option
 from cli._render import table, to_json
-from ledger import Ledger, printable
+from ledger import ConfigError, Ledger, printable
 from reconcile import (
     LOCK_MAX_AGE,
     REASONS,
@@ -282,8 +282,13 @@ def _fixity_step(days: int) -> Callable[[Ledger], dict[str, Any]]:
 
     def step(led: Ledger) -> dict[str, Any]:
         share = Decimal(100) / days
-        return audit(led, FileStore(led.home.archive_dir, led.home.perms), percent=share,
-                     ).to_json()
+        try:
+            return audit(led, FileStore(led.home.archive_dir, led.home.perms), percent=share,
+                         ).to_json()
+        except (OSError, ConfigError) as e:  # the store unreadable: said, the night goes on
+            return {"id": None, "error": f"the archive store {led.home.archive_dir} could "
+                    f"not be audited: {getattr(e, 'strerror', None) or e}", "problems": 1,
+                    "files": 0, "scope": {}}
 
     return step
 

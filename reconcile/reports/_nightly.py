@@ -118,7 +118,7 @@ class NightlyResult:
                     f"report in {self.folder}")
         d = self.delta
         a = self.archive
-        audited = ("" if a is None else
+        audited = ("" if a is None else f"{a['error']}; " if a.get("error") else
                    f"fixity audit {a.get('id')}: {a.get('files')} file(s) "
                    f"({a.get('scope', {}).get('percent')}% of the store), "
                    f"{a.get('problems')} problem(s); ")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests._cli import h, invoke, jok, ok
 from tests.reconcile._blackbox import assessment, voucher, write_jsonl
@@ -160,3 +161,24 @@ def test_nightly_audits_a_rotating_sample(tmp_path: Path, db_url: str) -> None:
     doc = json.loads((reports / "latest.json").read_text())
     assert doc["exit_code"] == 1
     assert doc["summary"]["by_code"].get("FIXITY_FAILURE") == 1
+
+
+def test_an_unreadable_store_is_reported_and_the_night_goes_on(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service account may lack rights on the shared store: the nightly says so in its
+    report (exit 1) and still reconciles and signs."""
+    import archive._audit
+
+    home, _ = _ledger(tmp_path, db_url, 2)
+
+    def refused(*_a: object, **_k: object) -> Any:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(archive._audit, "_stored", refused)
+    reports = tmp_path / "reports"
+    res = invoke("nightly", *h(home, db_url), "--report-dir", str(reports), "--as-of",
+                 "2026-11-30", "--fixity-days", "1")
+    assert res.exit_code == 1, res.output
+    doc = json.loads((reports / "latest.json").read_text())
+    assert "could not be audited: Permission denied" in doc["archive"]["error"]
+    assert doc["checkpoint"] is not None and "could not be audited" in res.stdout
