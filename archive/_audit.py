@@ -47,6 +47,7 @@ from ledger import (
     append_control,
     latest_numbered,
     now_rfc3339,
+    read_entries,
 )
 from reconcile import SPACE, in_scope
 
@@ -274,8 +275,6 @@ def _last_audit(ledger: Ledger, conn: Connection) -> dict[str, Any] | None:
         n = int(entry.record["run"]) - 1
         if n < 1:
             return None
-        from ledger import read_entries
-
         entry = read_entries(ledger.store, conn, "control", [f"{PREFIX}{n}"]).get(f"{PREFIX}{n}")
     return None if entry is None else entry.record
 

@@ -46,9 +46,9 @@ from ledger import (
     Disclosed,
     InputError,
     Ledger,
+    NotCoveredError,
     NotFoundError,
     Signer,
-    Verifier,
     disclose,
     entries_by_seq,
     latest_signed,
@@ -67,7 +67,6 @@ from reconcile import (
     get_break,
     history,
     ids_naming,
-    list_breaks,
     matched_with,
     rules_digest,
     run_reconcile,
@@ -205,7 +204,6 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
     since_size = _since(ledger, since, cp) if since is not None else None
     # the findings first: their breaks may name records the scope did not
     report = run_reconcile(ledger, as_of, rules)
-    states = {b.break_id: b for b in list_breaks(ledger, include_gone=True)}
     named = [get_break(ledger, bid) for bid in scope.breaks]  # unknown: NotFoundError
     scope = Scope(scope.records, scope.periods, scope.persons,
                   tuple(st.break_id for st in named))  # a prefix given: the whole id
@@ -223,10 +221,10 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
     history_seqs: set[int] = set()
     workflow: dict[str, dict[str, Any]] = {}
     for b in kept:
-        st = states.get(b.id)
-        if st is None:
+        try:
+            state, transitions = history(ledger, b.id)
+        except NotFoundError:  # never recorded in the workflow: no history to bring
             continue
-        state, transitions = history(ledger, b.id)
         history_seqs |= {tr.seq for tr in transitions}
         workflow[b.id] = {"status": state.status, "assignee": state.assignee,
                           "resolved_by": state.resolved_by, "approved_by": state.approved_by,
@@ -240,8 +238,6 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
     roles.update({q: "history" for q in history_seqs - set(roles)})
     late = sorted(q for q in roles if q >= cp.size)
     if late:
-        from ledger import NotCoveredError
-
         raise NotCoveredError(
             f"entry {late[0]} of the bundle is not covered by the latest signed checkpoint "
             f"(size {cp.size}); run 'bfa checkpoint' first")
@@ -374,8 +370,7 @@ def _remove_partial(out: Path, made: bool) -> None:
 def _since(ledger: Ledger, since: str, cp: Checkpoint) -> int:
     """The size of the supervisor's checkpoint ``since`` (signed by the ledger's key)."""
     try:
-        old = open_checkpoint(since, [Verifier.from_text(ledger.home.verifier().to_text())],
-                              ledger.origin)
+        old = open_checkpoint(since, [ledger.home.verifier()], ledger.origin)
     except Exception as e:
         raise InputError(f"--since: not a checkpoint of this ledger signed by its key: {e}") \
             from e

@@ -120,9 +120,8 @@ def test_samples_sweep_the_whole_store(tmp_path: Path, db_url: str) -> None:
     assert fifth["scope"]["start"] == ends[-1]
 
 
-def test_a_changed_ar_files_row_is_an_integrity_failure(tmp_path: Path, db_url: str) -> None:
-    home, _ = _ledger(tmp_path, db_url, 3)
-    ok("archive", "audit", *h(home, db_url))
+def _change_rows(db_url: str) -> None:
+    """What an insider with the application role may do: edit the working table."""
     sql = "UPDATE ar_files SET size = size + 1"
     if db_url.startswith("sqlite"):
         with sqlite3.connect(db_url.removeprefix("sqlite:///")) as c:
@@ -130,14 +129,15 @@ def test_a_changed_ar_files_row_is_an_integrity_failure(tmp_path: Path, db_url: 
     else:
         with psycopg.connect(db_url) as c:
             c.execute(sql)
+
+
+def test_a_changed_ar_files_row_is_an_integrity_failure(tmp_path: Path, db_url: str) -> None:
+    home, _ = _ledger(tmp_path, db_url, 3)
+    ok("archive", "audit", *h(home, db_url))
+    _change_rows(db_url)
     res = invoke("archive", "audit", *h(home, db_url), "--sample", "100")
     assert res.exit_code == 0  # a full audit rebuilds the table from the entries
-    if db_url.startswith("sqlite"):
-        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as c:
-            c.execute(sql)
-    else:
-        with psycopg.connect(db_url) as c:
-            c.execute(sql)
+    _change_rows(db_url)
     res = invoke("archive", "audit", *h(home, db_url), "--sample", "99.9")
     assert res.exit_code == 3, res.output
     assert "ar_files row of entry" in res.stderr
