@@ -33,15 +33,21 @@ import base64
 import binascii
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import ijson
 from sqlalchemy import Connection, select, text
+from sqlalchemy.exc import IntegrityError
 
 from archive._bagit import BagError, read_bag
 from ledger import (
@@ -56,6 +62,7 @@ from ledger import (
     entries,
     entry_hash,
     insert_entries,
+    leaf_record,
     open_checkpoint,
     open_note,
     scratch_ledger,
@@ -180,10 +187,18 @@ def _jsonl(root: Path, rel: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = None,
-                  progress: Callable[[int], None] | None = None) -> BundleReport:
+                  progress: Callable[[int], None] | None = None,
+                  parallel: bool | None = None) -> BundleReport:
     """Check the bundle in ``root`` against the ledger verifier key ``key`` (module
-    docstring). Never raises for a bad bundle: every failure is a verdict."""
+    docstring). Never raises for a bad bundle: every failure is a verdict.
+
+    With ``parallel`` (by default when the machine has two cores and can fork), the bag
+    check hashes every file in a child process while this one checks the entries and
+    what follows; its verdict still comes first, and when it fails every later verdict
+    is withdrawn as "not checked", exactly as when the checks run one after another."""
     report = BundleReport()
+    if parallel is None:
+        parallel = (os.cpu_count() or 1) > 1 and "fork" in mp.get_all_start_methods()
     with tempfile.TemporaryDirectory(prefix="bfa-bundle-") as tmp:
         ctx = _Context(root, key, exporter_key, Path(tmp), report, progress)
         steps: list[tuple[str, Callable[[], str]]] = [
@@ -191,30 +206,93 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
             ("entries", ctx.entries), ("vouchers", ctx.vouchers),
             ("disclosures", ctx.disclosures), ("closure", ctx.closure),
             ("consistency", ctx.consistency), ("findings", ctx.findings)]
-        failed = False
-        for name, step in steps:
-            if failed:
-                report.verdicts.append(Verdict(name, None, "not checked: an earlier check "
-                                                             "failed"))
-                continue
-            try:
-                detail = step()
-                report.verdicts.append(Verdict(name, None if detail.startswith("-") else True,
-                                               detail.lstrip("- ")))
-            except BundleFailure as e:
-                report.verdicts.append(Verdict(name, False, e.reason, e.file, e.entry))
-                failed = name in ("bag", "signature", "checkpoint", "entries")
-            except (OSError, UnicodeError, ValueError, TypeError, KeyError, AttributeError,
-                    BfaError) as e:  # a file the signed manifests hold, malformed
-                where = getattr(e, "filename", None)
-                rel = (str(Path(where).relative_to(root)) if where and Path(where)
-                       .is_relative_to(root) else None)
-                report.verdicts.append(Verdict(
-                    name, False, f"malformed or missing: {type(e).__name__}: {e}", rel))
-                failed = name in ("bag", "signature", "checkpoint", "entries")
-        if ctx.ledger is not None:
-            ctx.ledger.close()
+        pool = (ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+                if parallel and root.is_dir() else None)
+        try:
+            if pool is not None:
+                ctx.hashing = pool.submit(_bag_files, root)
+            _run(steps, report, root)
+            if ctx.hashing is not None:
+                _settle_bag(report, ctx.hashing)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if ctx.ledger is not None:
+                ctx.ledger.close()
     return report
+
+
+_FATAL = ("bag", "signature", "checkpoint", "entries")
+"""Checks after whose failure the others are not run: they would judge unproven bytes."""
+
+
+def _run(steps: list[tuple[str, Callable[[], str]]], report: BundleReport, root: Path) -> None:
+    failed = False
+    for name, step in steps:
+        if failed:
+            report.verdicts.append(Verdict(name, None, "not checked: an earlier check "
+                                                         "failed"))
+            continue
+        try:
+            detail = step()
+            report.verdicts.append(Verdict(name, None if detail.startswith("-") else True,
+                                           detail.lstrip("- ")))
+        except BundleFailure as e:
+            report.verdicts.append(Verdict(name, False, e.reason, e.file, e.entry))
+            failed = name in _FATAL
+        except (OSError, UnicodeError, ValueError, TypeError, KeyError, AttributeError,
+                BfaError) as e:  # a file the signed manifests hold, malformed
+            report.verdicts.append(_malformed(name, e, root))
+            failed = name in _FATAL
+
+
+def _malformed(name: str, e: Exception, root: Path) -> Verdict:
+    where = getattr(e, "filename", None)
+    rel = (str(Path(where).relative_to(root)) if where and Path(where).is_relative_to(root)
+           else None)
+    return Verdict(name, False, f"malformed or missing: {type(e).__name__}: {e}", rel)
+
+
+def _settle_bag(report: BundleReport, hashing: Future[Verdict]) -> None:
+    """Put the child's bag verdict first; when it failed, withdraw every later one."""
+    try:
+        verdict = hashing.result()
+    except BrokenProcessPool as e:  # the child died (killed, out of memory)
+        verdict = Verdict("bag", False, f"could not be checked: the hashing process "
+                                        f"stopped ({e})")
+    first = report.verdicts[0]
+    if verdict.ok is False or first.ok is False:
+        report.verdicts[0] = verdict if verdict.ok is False else first
+        if verdict.ok is False:  # claims of a bag that is not whole are not shown
+            report.claims = {}
+        for i in range(1, len(report.verdicts)):
+            report.verdicts[i] = Verdict(report.verdicts[i].check, None,
+                                         "not checked: an earlier check failed")
+    else:
+        first.detail = verdict.detail
+
+
+def _bag_files(root: Path, progress: Callable[[int], None] | None = None) -> Verdict:
+    """The bag check proper (FORMAT.md §12.5 ``bag``): a complete BagIt bag of a bundle's
+    layout whose every file hashes to its manifests. Runs in a child process, or inline."""
+    try:
+        bag = read_bag(root, unlisted_tags_allowed=frozenset({SIGNATURE}),
+                       on_progress=progress)
+        for path in bag.payload:
+            if not _PAYLOAD.fullmatch(path):
+                raise BundleFailure("is no entry leaf or voucher file of a bundle (FORMAT.md "
+                                    "§12.1)", path)
+        for path in bag.tag_files:
+            if not (_TAG.fullmatch(path) or path in _TAGS):
+                raise BundleFailure("is no file of a bundle's layout (FORMAT.md §12.1)", path)
+    except BagError as e:
+        return Verdict("bag", False, e.reason, e.file)
+    except BundleFailure as e:
+        return Verdict("bag", False, e.reason, e.file)
+    except (OSError, UnicodeError, ValueError) as e:
+        return _malformed("bag", e, root)
+    return Verdict("bag", True, f"{bag.payload_count} payload file(s), {bag.payload_octets} "
+                                "bytes, all listed")
 
 
 class _Context:
@@ -225,30 +303,26 @@ class _Context:
         self.claims: dict[str, Any] = {}
         self.cp: Checkpoint | None = None
         self.note = ""
+        self._note_tail = b"\n"
         self.ledger: Ledger | None = None
+        self.hashing: Future[Verdict] | None = None
 
     # -- bag, signature, checkpoint ------------------------------------------------------
     def bag(self) -> str:
         if not self.root.is_dir():
             raise BundleFailure("not a directory", str(self.root))
-        try:
-            bag = read_bag(self.root, unlisted_tags_allowed=frozenset({SIGNATURE}),
-                           on_progress=self.progress)
-        except BagError as e:
-            raise BundleFailure(e.reason, e.file) from e
-        for path in bag.payload:
-            if not _PAYLOAD.fullmatch(path):
-                raise BundleFailure("is no entry leaf or voucher file of a bundle (FORMAT.md "
-                                    "§12.1)", path)
-        for path in bag.tag_files:
-            if not (_TAG.fullmatch(path) or path in _TAGS):
-                raise BundleFailure("is no file of a bundle's layout (FORMAT.md §12.1)", path)
+        detail = "hashing in a child process"  # its verdict replaces this one
+        if self.hashing is None:
+            verdict = _bag_files(self.root, self.progress)
+            if not verdict.ok:
+                raise BundleFailure(verdict.detail, verdict.file)
+            detail = verdict.detail
         claims = _read_json(self.root, "bfa/bundle.json")
         if not isinstance(claims, dict) or claims.get("format") != "bfa-bundle/1":
             raise BundleFailure("not a bfa-bundle/1 claims file", "bfa/bundle.json")
         self.claims = claims
         self.report.claims = claims
-        return f"{bag.payload_count} payload file(s), {bag.payload_octets} bytes, all listed"
+        return detail
 
     def signature(self) -> str:
         sig = self.root / SIGNATURE
@@ -274,6 +348,7 @@ class _Context:
     def checkpoint(self) -> str:
         rel = "bfa/checkpoint.note"
         self.note = _text(self.root, rel)
+        self._note_tail = b"\n" + self.note.encode("utf-8")
         try:
             self.cp = open_checkpoint(self.note, [self.key], str(self.claims.get("origin")))
         except BfaError as e:
@@ -358,22 +433,52 @@ class _Context:
                                 rel, seq)
         proof_rel = f"bfa/proofs/{seq}.tlog-proof"
         try:
-            proof = TLogProof.parse((self.root / proof_rel).read_bytes().decode("utf-8"))
+            raw = (self.root / proof_rel).read_bytes()
         except FileNotFoundError as e:
             raise BundleFailure("missing", proof_rel, seq) from e
-        except (FormatError, UnicodeDecodeError) as e:
-            raise BundleFailure(f"not a tlog-proof: {e}", proof_rel, seq) from e
-        if proof.index != seq or proof.extra != leaf or proof.checkpoint != self.note:
-            raise BundleFailure("proves another entry, leaf or checkpoint than the bundle's",
-                                proof_rel, seq)
+        path = self._exact_proof(raw, seq, leaf)
+        if path is None:  # not the one spelling the exporter writes: parse it strictly
+            try:
+                proof = TLogProof.parse(raw.decode("utf-8"))
+            except (FormatError, UnicodeDecodeError) as e:
+                raise BundleFailure(f"not a tlog-proof: {e}", proof_rel, seq) from e
+            if proof.index != seq or proof.extra != leaf or proof.checkpoint != self.note:
+                raise BundleFailure("proves another entry, leaf or checkpoint than the "
+                                    "bundle's", proof_rel, seq)
+            path = proof.hashes
         try:
-            verify_inclusion(h, seq, cp.size, proof.hashes, cp.root)
+            verify_inclusion(h, seq, cp.size, path, cp.root)
         except BfaError as e:
             raise BundleFailure(f"does not prove the entry into the checkpoint: {e}",
                                 proof_rel, seq) from e
         if self.progress is not None:
             self.progress(len(leaf))
         return seq, entry.domain, entry.kind, entry.record_id, leaf, h
+
+    def _exact_proof(self, raw: bytes, seq: int, leaf: bytes) -> tuple[bytes, ...] | None:
+        """The audit path of a proof spelled exactly as :meth:`TLogProof.marshal` writes
+        it for this entry, leaf and the bundle's checkpoint; None for any other text (which
+        :meth:`TLogProof.parse` then judges, naming what is wrong). Checking the bytes
+        against the one expected spelling costs a fraction of parsing each proof."""
+        head = (f"c2sp.org/tlog-proof@v1\nextra {base64.b64encode(leaf).decode()}\n"
+                f"index {seq}\n").encode()
+        tail = self._note_tail
+        if not (raw.startswith(head) and raw.endswith(tail)
+                and len(raw) >= len(head) + len(tail)):
+            return None
+        lines = raw[len(head):len(raw) - len(tail)].split(b"\n")
+        if lines.pop() != b"" or len(lines) > 64:
+            return None
+        path = []
+        for line in lines:
+            try:
+                h = binascii.a2b_base64(line, strict_mode=True)
+            except binascii.Error:
+                return None
+            if len(h) != 32 or binascii.b2a_base64(h, newline=False) != line:
+                return None
+            path.append(h)
+        return tuple(path)
 
     def _stream(self, where: str = "") -> Iterator[tuple[int, dict[str, Any], str]]:
         """``(seq, record, role)`` of the bundle's entries, from the scratch ledger."""
@@ -382,7 +487,7 @@ class _Context:
              f" {where} ORDER BY e.seq")
         with self.ledger.store.reader() as conn:
             for seq, leaf, role in conn.execute(text(q)).yield_per(500):
-                yield int(seq), decode_leaf(bytes(leaf)).record, str(role)
+                yield int(seq), leaf_record(bytes(leaf)), str(role)  # checked by entries
 
     def _held(self, ids: set[str]) -> set[str]:
         """Which of ``ids`` are record ids (not control entries) of the bundle."""
@@ -565,86 +670,78 @@ class _Context:
 
     # -- findings ------------------------------------------------------------------------
     def findings(self) -> str:
+        """Read ``bfa/findings.json`` as a stream into the scratch ledger, then judge it
+        there with set-based SQL: neither the stated nor the re-derived findings are held
+        in memory (FORMAT.md §12.5)."""
+        assert self.ledger is not None
         rel = "bfa/findings.json"
-        doc = _read_json(self.root, rel)
-        if not isinstance(doc, dict) or not isinstance(doc.get("breaks"), list):
-            raise BundleFailure("not a findings document", rel)
-        stated = {str(b.get("id")): b for b in doc["breaks"] if isinstance(b, dict)}
-        if len(stated) != len(doc["breaks"]):
-            raise BundleFailure("lists a break twice (or an item that is no object)", rel)
-        self._history(stated)
-        gone = {str(b.get("id")): b for b in doc.get("not_reported") or ()
-                if isinstance(b, dict)}
-        self._history(gone)
-        if doc.get("ruleset") != RULESET_VERSION:
-            self._named_breaks(stated, gone)
-            self._count("breaks", len(stated))
+        with self.ledger.store.writer() as conn:
+            for ddl in _FINDINGS_DDL:
+                conn.execute(text(ddl))
+            top = _load_findings(self.root / rel, conn)
+        stated_n = self._one("SELECT count(*) FROM stated_breaks WHERE gone = 0")
+        self._history()
+        if top.get("ruleset") != RULESET_VERSION:
+            self._named_breaks()
+            self._count("breaks", stated_n)
+            why = (f"made with rule set {top.get('ruleset')!r}, this bfa has "
+                   f"{RULESET_VERSION!r}")
             self.report.not_rederivable = [
-                {"id": k, "code": b.get("code"),
-                 "why": f"made with rule set {doc.get('ruleset')!r}, this bfa has "
-                        f"{RULESET_VERSION!r}"} for k, b in sorted(stated.items())]
-            return (f"- {len(stated)} finding(s) not re-derivable with this bfa (rule set "
-                    f"{doc.get('ruleset')})")
+                {"id": bid, "code": code, "why": why} for bid, code in self._rows(
+                    "SELECT bid, code FROM stated_breaks WHERE gone = 0 ORDER BY bid")]
+            return (f"- {stated_n} finding(s) not re-derivable with this bfa (rule set "
+                    f"{top.get('ruleset')})")
         try:
-            rules = Rules.model_validate_json(json.dumps(doc.get("rules") or {}))
-            as_of = date.fromisoformat(str(doc.get("as_of")))
+            rules = Rules.model_validate_json(json.dumps(top.get("rules") or {}))
+            as_of = date.fromisoformat(str(top.get("as_of")))
         except ValueError as e:
             raise BundleFailure(f"rules or as_of unusable: {e}", rel) from e
-        if rules_digest(rules) != doc.get("rules_digest"):
+        if rules_digest(rules) != top.get("rules_digest"):
             raise BundleFailure("rules_digest is not the digest of the rules stated", rel)
-        assert self.ledger is not None
-        derived = {b.id: b for b in run_reconcile(self.ledger, as_of, rules, full=True).breaks}
-
-        def judged(records: list[str], code: str) -> bool:
-            return (code in RE_DERIVABLE and bool(records)
-                    and all(self._has(r) for r in records)
-                    and any(self._scoped(r) for r in records))
-
-        compared = 0
-        for bid, b in sorted(stated.items()):
-            records = [str(x) for x in b.get("records") or ()]
-            if not judged(records, str(b.get("code"))):
-                self.report.not_rederivable.append(
-                    {"id": bid, "code": b.get("code"),
-                     "why": "depends on records outside the bundle"
-                     if not all(self._has(r) for r in records)
-                     or str(b.get("code")) in RE_DERIVABLE
-                     else f"{b.get('code')} depends on records no bundle closure holds"})
-                continue
-            compared += 1
-            got = derived.get(bid)
-            if got is None:
-                raise BundleFailure(f"finding {bid} ({b.get('code')}) is not re-derived from "
-                                    "the bundle's records (added)", rel)
-            mine = (got.code, got.field, sorted(got.records), dict(got.amounts))
-            theirs = (b.get("code"), b.get("field"), sorted(records), b.get("amounts"))
-            if mine != theirs:
-                raise BundleFailure(f"finding {bid} differs from its re-derivation "
-                                    f"(changed): stated {theirs}, re-derived {mine}", rel)
-        for bid, got in sorted(derived.items()):
-            if bid not in stated and judged(list(got.records), got.code):
-                raise BundleFailure(f"finding {bid} ({got.code} on "
-                                    f"{', '.join(got.records)}) is re-derived from the "
-                                    "bundle's records but not stated (missing)", rel)
-        self._named_breaks(stated, gone)
-        self._count("breaks", len(stated))
+        report = run_reconcile(self.ledger, as_of, rules, full=True)
+        with self.ledger.store.writer() as conn:
+            _insert_rows(conn, "derived_breaks", "derived_records", (
+                (b.id, b.code, b.field, _canon(sorted(b.records)), _canon(dict(b.amounts)),
+                 None, None, 0, b.records) for b in report.breaks))
+            del report
+            for ddl in _JUDGE_DDL:
+                conn.execute(text(ddl))
+        for bid, code, why in self._rows(_NOT_JUDGED):
+            self.report.not_rederivable.append({"id": bid, "code": code, "why": why.format(
+                code=code)})
+        for bid, code, mine, theirs in self._rows(_COMPARED):
+            if mine is None:
+                raise BundleFailure(f"finding {bid} ({code}) is not re-derived from the "
+                                    "bundle's records (added)", rel)
+            raise BundleFailure(f"finding {bid} differs from its re-derivation "
+                                    f"(changed): stated {_shown(theirs)}, re-derived "
+                                    f"{_shown(mine)}", rel)
+        for bid, code, records in self._rows(_UNSTATED):
+            raise BundleFailure(f"finding {bid} ({code} on "
+                                f"{', '.join(json.loads(records))}) is re-derived from the "
+                                "bundle's records but not stated (missing)", rel)
+        compared = self._one("SELECT count(*) FROM stated_breaks WHERE gone = 0 AND judged")
+        self._named_breaks()
+        self._count("breaks", stated_n)
         return (f"{compared} finding(s) re-derived and equal; "
                 f"{len(self.report.not_rederivable)} not re-derivable here")
 
-    def _transitions(self, bid: str) -> int:
-        """How many ``control.break`` entries of break ``bid`` the bundle holds."""
+    def _rows(self, query: str) -> Iterator[Any]:
         assert self.ledger is not None
-        e = entries.c
-        with self.ledger.store.reader(snapshot=False) as conn:
-            return len(conn.execute(select(e.seq).where(
-                e.domain == "control", e.kind == "break",
-                e.record_id.like(f"{bid}/%"))).all())
+        with self.ledger.store.reader() as conn:
+            yield from conn.execute(text(query)).yield_per(500)
 
-    def _named_breaks(self, stated: Mapping[str, Any], gone: Mapping[str, Any]) -> None:
+    def _one(self, query: str) -> int:
+        return int(next(iter(self._rows(query)))[0])
+
+    def _named_breaks(self) -> None:
         for bid in (self.claims.get("scope") or {}).get("breaks") or ():
-            if str(bid) not in stated and str(bid) not in gone:
-                raise BundleFailure(f"the scope names break {bid}, which neither breaks nor "
-                                    "not_reported holds", "bfa/findings.json")
+            assert self.ledger is not None
+            with self.ledger.store.reader(snapshot=False) as conn:
+                if conn.execute(text("SELECT 1 FROM stated_breaks WHERE bid = :b"),
+                                {"b": str(bid)}).first() is None:
+                    raise BundleFailure(f"the scope names break {bid}, which neither breaks "
+                                        "nor not_reported holds", "bfa/findings.json")
 
     def _scoped(self, rid: str) -> bool:
         """Whether a record of the bundle with id ``rid`` has the role ``scope``."""
@@ -655,44 +752,236 @@ class _Context:
                 "WHERE e.record_id = :rid AND e.domain <> 'control' AND r.role = 'scope' "
                 "LIMIT 1"), {"rid": rid}).first() is not None
 
-    def _history(self, stated: Mapping[str, Mapping[str, Any]]) -> None:
-        assert self.ledger is not None
-        e = entries.c
-        for bid, b in stated.items():
-            wf = b.get("workflow")
-            if not wf:
-                continue
-            last = None
-            history = wf.get("history") or []
-            if wf.get("status") != "open" and not history:
-                raise BundleFailure(f"finding {bid}: status {wf.get('status')!r} with no "
-                                    "control.break entry behind it", "bfa/findings.json")
-            for i, seq in enumerate(history, 1):
-                if not isinstance(seq, int) or isinstance(seq, bool):
-                    raise BundleFailure(f"finding {bid}: history holds {seq!r}, not an entry "
-                                        "number", "bfa/findings.json")
-                with self.ledger.store.reader(snapshot=False) as conn:
-                    leaf = conn.execute(select(e.leaf).where(e.seq == seq)).scalar()
-                rec = None if leaf is None else decode_leaf(bytes(leaf)).record
-                if rec is None or rec.get("type") != "control.break" or rec.get(
-                        "break") != bid:
-                    raise BundleFailure(f"finding {bid}: history entry {seq} is not one of "
-                                        "its control.break entries in the bundle",
-                                        "bfa/findings.json", int(seq))
-                if rec.get("id") != f"{bid}/{i}":  # transitions are numbered 1, 2, … (§2.5)
-                    raise BundleFailure(f"finding {bid}: history item {i} is transition "
-                                        f"{rec.get('id')!r}; the history must be every "
-                                        "transition, in order", "bfa/findings.json", seq)
-                last = rec
-            held = self._transitions(bid)
-            if held != len(history):
-                raise BundleFailure(f"finding {bid}: the bundle holds {held} of its "
-                                    f"transitions, its history lists {len(history)}",
-                                    "bfa/findings.json")
-            if last is not None and last.get("status") != wf.get("status"):
-                raise BundleFailure(f"finding {bid}: status {wf.get('status')!r} is not the "
-                                    f"one its last transition gives ({last.get('status')!r})",
-                                    "bfa/findings.json")
+    def _history(self) -> None:
+        """Every stated workflow history is every ``control.break`` entry of its break the
+        bundle holds, numbered 1, 2, … in order (§2.5), ending in the stated status."""
+        rel = "bfa/findings.json"
+        for bid, status, _listed in self._rows(
+                "SELECT bid, wf_status, hist_len FROM stated_breaks WHERE wf_status IS NOT NULL"
+                " AND wf_status <> 'open' AND hist_len = 0 ORDER BY bid LIMIT 1"):
+            raise BundleFailure(f"finding {bid}: status {status!r} with no control.break "
+                                "entry behind it", rel)
+        for bid, i, seq, leaf, wf_status, hist_len in self._rows(
+                "SELECT h.bid, h.i, h.seq, e.leaf, s.wf_status, s.hist_len "
+                "FROM stated_history h JOIN stated_breaks s ON s.bid = h.bid AND s.gone = h.gone"
+                " LEFT JOIN entries e ON e.seq = h.seq ORDER BY h.bid, h.gone, h.i"):
+            rec = None if leaf is None else leaf_record(bytes(leaf))
+            if rec is None or rec.get("type") != "control.break" or rec.get("break") != bid:
+                raise BundleFailure(f"finding {bid}: history entry {seq} is not one of its "
+                                    "control.break entries in the bundle", rel, int(seq))
+            if rec.get("id") != f"{bid}/{i}":  # transitions are numbered 1, 2, … (§2.5)
+                raise BundleFailure(f"finding {bid}: history item {i} is transition "
+                                    f"{rec.get('id')!r}; the history must be every "
+                                    "transition, in order", rel, int(seq))
+            if i == hist_len and rec.get("status") != wf_status:
+                raise BundleFailure(f"finding {bid}: status {wf_status!r} is not the one its "
+                                    f"last transition gives ({rec.get('status')!r})", rel)
+        for bid, held, listed in self._rows(
+                "SELECT s.bid, coalesce(t.n, 0), s.hist_len FROM stated_breaks s LEFT JOIN ("
+                "SELECT substr(rtrim(record_id, '0123456789'), 1, "
+                "length(rtrim(record_id, '0123456789')) - 1) AS bid, count(*) AS n "
+                "FROM entries WHERE domain = 'control' AND kind = 'break' GROUP BY 1) t "
+                "ON t.bid = s.bid WHERE s.wf_status IS NOT NULL AND coalesce(t.n, 0) <> "
+                "s.hist_len ORDER BY s.bid LIMIT 1"):
+            raise BundleFailure(f"finding {bid}: the bundle holds {held} of its transitions, "
+                                f"its history lists {listed}", rel)
+
+
+_FINDINGS_DDL = (
+    "CREATE TABLE stated_breaks (bid TEXT NOT NULL, code TEXT, field TEXT, records TEXT, "
+    "amounts TEXT, wf_status TEXT, hist_len INTEGER, gone INTEGER NOT NULL, "
+    "judged INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (bid, gone))",
+    "CREATE TABLE stated_records (bid TEXT NOT NULL, gone INTEGER NOT NULL, rid TEXT NOT NULL)",
+    "CREATE TABLE stated_history (bid TEXT NOT NULL, gone INTEGER NOT NULL, "
+    "i INTEGER NOT NULL, seq INTEGER NOT NULL)",
+    "CREATE TABLE derived_breaks (bid TEXT PRIMARY KEY, code TEXT, field TEXT, records TEXT, "
+    "amounts TEXT, wf_status TEXT, hist_len INTEGER, gone INTEGER NOT NULL, "
+    "judged INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE derived_records (bid TEXT NOT NULL, gone INTEGER NOT NULL, rid TEXT NOT NULL)",
+)
+"""The scratch tables of the findings check: what ``bfa/findings.json`` states (``gone`` 1
+for ``not_reported``), what the re-derivation gives, and the records each names."""
+
+_CODES = ", ".join(f"'{c}'" for c in sorted(RE_DERIVABLE))
+_JUDGE_DDL = (
+    "CREATE TABLE held_records AS SELECT e.record_id AS rid, max(r.role = 'scope') AS scoped"
+    " FROM entries e JOIN bundle_roles r ON r.seq = e.seq WHERE e.domain <> 'control'"
+    " GROUP BY e.record_id",
+    "CREATE UNIQUE INDEX held_records_rid ON held_records (rid)",
+    "CREATE INDEX stated_records_bid ON stated_records (bid, gone)",
+    "CREATE INDEX derived_records_bid ON derived_records (bid)",
+    *(f"UPDATE {t}_breaks SET judged = 1 WHERE gone = 0 AND code IN ({_CODES}) "
+      f"AND EXISTS (SELECT 1 FROM {t}_records x JOIN held_records h ON h.rid = x.rid "
+      f"WHERE x.bid = {t}_breaks.bid AND x.gone = 0 AND h.scoped) "
+      f"AND NOT EXISTS (SELECT 1 FROM {t}_records x LEFT JOIN held_records h ON h.rid = x.rid"
+      f" WHERE x.bid = {t}_breaks.bid AND x.gone = 0 AND h.rid IS NULL)"
+      for t in ("stated", "derived")),
+)
+"""Which findings are judged (compared with their re-derivation): a code of
+:data:`RE_DERIVABLE` whose every record the bundle holds, one of them scoped."""
+
+_NOT_JUDGED = (
+    "SELECT s.bid, s.code, CASE WHEN s.code IN (" + _CODES + ") OR EXISTS ("
+    "SELECT 1 FROM stated_records x LEFT JOIN held_records h ON h.rid = x.rid "
+    "WHERE x.bid = s.bid AND x.gone = 0 AND h.rid IS NULL) "
+    "THEN 'depends on records outside the bundle' "
+    "ELSE '{code} depends on records no bundle closure holds' END "
+    "FROM stated_breaks s WHERE s.gone = 0 AND NOT s.judged ORDER BY s.bid")
+_COMPARED = (
+    "SELECT s.bid, s.code, CASE WHEN d.bid IS NOT NULL THEN "
+    "json_array(d.code, d.field, d.records, d.amounts) END, "
+    "json_array(s.code, s.field, s.records, s.amounts) "
+    "FROM stated_breaks s LEFT JOIN derived_breaks d ON d.bid = s.bid "
+    "WHERE s.gone = 0 AND s.judged AND (d.bid IS NULL OR d.code IS NOT s.code OR "
+    "d.field IS NOT s.field OR d.records IS NOT s.records OR d.amounts IS NOT s.amounts) "
+    "ORDER BY s.bid LIMIT 1")
+_UNSTATED = (
+    "SELECT d.bid, d.code, d.records FROM derived_breaks d WHERE d.judged AND NOT EXISTS ("
+    "SELECT 1 FROM stated_breaks s WHERE s.bid = d.bid AND s.gone = 0) ORDER BY d.bid LIMIT 1")
+
+
+def _canon(value: Any) -> str:
+    """One spelling of a value for comparing in SQL."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _scalar(value: Any) -> str | None:
+    """A stated code or field as text (anything but a string or null spelled as JSON)."""
+    return value if value is None or isinstance(value, str) else _canon(value)
+
+
+def _shown(row: str | None) -> str:
+    """A compared row (code, field, records, amounts) as it is shown in a failure."""
+    if row is None:
+        return "nothing"
+    code, fld, records, amounts = json.loads(row)
+    return repr((code, fld, json.loads(records or "null"), json.loads(amounts or "null")))
+
+
+_Row = tuple[str, Any, Any, str, str, Any, Any, int, Any]
+
+
+def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterable[_Row]
+                 ) -> None:
+    """Insert findings ``(bid, code, field, records, amounts, wf_status, hist_len, gone,
+    record ids)`` and the records each names, 1,000 at a time."""
+    batch: list[_Row] = []
+
+    def flush() -> None:  # the scratch ledger is SQLite: its driver's executemany
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} (bid, code, field, records, amounts, wf_status, hist_len, "
+            "gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [r[:8] for r in batch])
+        recs = [(r[0], r[7], str(x)) for r in batch for x in r[8]]
+        if recs:
+            conn.exec_driver_sql(f"INSERT INTO {records_table} (bid, gone, rid) "
+                                 "VALUES (?, ?, ?)", recs)
+        batch.clear()
+
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= 1000:
+            flush()
+    if batch:
+        flush()
+
+
+_HISTORY_INSERT = "INSERT INTO stated_history (bid, gone, i, seq) VALUES (?, ?, ?, ?)"
+
+
+def _load_findings(path: Path, conn: Connection) -> dict[str, Any]:
+    """Stream ``bfa/findings.json`` into the scratch tables: each item of ``breaks`` and
+    ``not_reported`` is built alone (ijson), checked and inserted; the other top-level
+    members are returned. Fails naming the file when it is no findings document."""
+    rel = "bfa/findings.json"
+    top: dict[str, Any] = {}
+    seen: set[str] = set()
+    history: list[tuple[str, int, int, int]] = []
+
+    def rows() -> Iterator[_Row]:
+        for where, item in _findings_items(path, top, seen):
+            gone = 1 if where == "not_reported" else 0
+            if not isinstance(item, dict):
+                raise BundleFailure(f"{where} holds an item that is no object", rel)
+            bid = str(item.get("id"))
+            records = [str(x) for x in item.get("records") or ()] if gone == 0 else []
+            wf = item.get("workflow")
+            status: Any = None
+            listed: list[Any] = []
+            if wf:
+                if not isinstance(wf, dict):
+                    raise BundleFailure(f"finding {bid}: workflow is no object", rel)
+                status = str(wf.get("status"))
+                listed = list(wf.get("history") or [])
+                for i, seq in enumerate(listed, 1):
+                    if not isinstance(seq, int) or isinstance(seq, bool):
+                        raise BundleFailure(f"finding {bid}: history holds {seq!r}, not an "
+                                            "entry number", rel)
+                    history.append((bid, gone, i, seq))
+            if len(history) >= 1000:
+                conn.exec_driver_sql(_HISTORY_INSERT, history)
+                history.clear()
+            yield (bid, _scalar(item.get("code")), _scalar(item.get("field")),
+                   _canon(sorted(records)),
+                   _canon(item.get("amounts")), status, len(listed), gone, records)
+
+    try:
+        _insert_rows(conn, "stated_breaks", "stated_records", rows())
+    except IntegrityError as e:
+        raise BundleFailure("lists a break twice", rel) from e
+    if history:
+        conn.exec_driver_sql(_HISTORY_INSERT, history)
+    if "breaks" not in seen:
+        raise BundleFailure("not a findings document (no list of breaks)", rel)
+    return top
+
+
+def _findings_items(path: Path, top: dict[str, Any], seen: set[str]
+                    ) -> Iterator[tuple[str, Any]]:
+    """``(member, item)`` for each item of the top-level arrays ``breaks`` and
+    ``not_reported``; every other top-level member goes into ``top``; ``seen`` gets the
+    names of the two arrays found. Numbers with a fraction are floats, as ``json.loads``
+    reads them."""
+    rel = "bfa/findings.json"
+    arrays = {"breaks.item": "breaks", "not_reported.item": "not_reported"}
+    builder: ijson.ObjectBuilder | None = None
+    depth = 0
+    where = ""
+    try:
+        with path.open("rb") as f:
+            events = ijson.parse(f, use_float=True)
+            first = next(events, None)
+            if first is None or first[:2] != ("", "start_map"):
+                raise BundleFailure("not a findings document", rel)
+            for prefix, event, value in events:
+                if builder is None:
+                    if prefix in arrays or (prefix and "." not in prefix
+                                            and prefix not in ("breaks", "not_reported")):
+                        where = arrays.get(prefix, prefix)
+                        builder, depth = ijson.ObjectBuilder(), 0
+                    elif prefix in ("breaks", "not_reported") and event == "start_array":
+                        seen.add(prefix)
+                        continue
+                    elif prefix in ("breaks", "not_reported") and event not in (
+                            "end_array",):
+                        raise BundleFailure(f"not a findings document ({prefix} is not a "
+                                            "list)", rel)
+                    else:
+                        continue
+                builder.event(event, value)
+                if event in ("start_map", "start_array"):
+                    depth += 1
+                elif event in ("end_map", "end_array"):
+                    depth -= 1
+                if depth == 0:
+                    if where in ("breaks", "not_reported"):
+                        yield where, builder.value
+                    else:
+                        top[where] = builder.value
+                    builder = None
+    except FileNotFoundError as e:
+        raise BundleFailure("missing", rel) from e
+    except (ijson.JSONError, UnicodeDecodeError) as e:
+        raise BundleFailure(f"not JSON: {e}", rel) from e
 
 
 @dataclass(frozen=True)

@@ -1283,3 +1283,24 @@ def test_disclosure_attributed_to_another_record_fails(shop: Shop, mallory: Sign
     _write_lines(bag / "bfa/disclosures.jsonl", lines)
     reseal(bag, mallory)
     assert_fails(bag, shop.key, "disclosures", "bfa/disclosures.jsonl", shop.seq["BP-1"])
+
+
+@pytest.mark.parametrize("shop", BACKENDS[:1], indirect=True)
+@pytest.mark.parametrize("name", ["voucher-byte/stale", "unlisted-tag-file/stale",
+                                  "leaf-edited/sign", "finding-changed/sign", None])
+def test_bag_hashed_in_a_child_gives_the_same_verdicts(
+        shop: Shop, other: Other, mallory: Signer, tmp_path: Path, name: str | None) -> None:
+    """The bag check runs in a child process beside the others (two cores): whether it
+    passes or fails, the verdicts are the ones of the checks run one after another."""
+    from archive import verify_bundle
+    from ledger import Verifier
+
+    bag = (_tampered(shop, other, mallory, tmp_path, TAMPERS[name])[0] if name
+           else shop.bundles["break"])
+    key = Verifier.from_text(shop.key.read_text("utf-8").strip())
+    inline = verify_bundle(bag, key, parallel=False).to_json()
+    beside = verify_bundle(bag, key, parallel=True).to_json()
+    assert beside == inline
+    assert inline["ok"] is (name is None), inline
+    if name and name.endswith("/stale"):
+        assert [v["ok"] for v in inline["verdicts"]] == [False] + [None] * (len(CHECKS) - 1)
