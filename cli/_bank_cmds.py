@@ -1,61 +1,262 @@
-"""``bfa balance``: the book-versus-bank balance report of a fund account (银行余额调节表)."""
+"""``bfa balance``: the 银行存款余额调节表 of each bank account, and the opening balances the
+agency records (``bfa balance opening``)."""
 
 from __future__ import annotations
 
+import calendar
+import csv
+import io
+import unicodedata
 from datetime import date, datetime
 
 import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import home_options, json_option, open_ledger
-from cli._render import table, to_json
-from reconcile import book_vs_bank, today
+from cli._options import home_options, json_option, open_ledger, user_option
+from cli._render import to_json
+from ledger import InputError, printable
+from reconcile import today
+from reconcile.bank import (
+    ITEM_KINDS,
+    ITEM_NAMES,
+    AccountReconciliation,
+    BankReconciliation,
+    bank_reconciliation,
+    parse_yuan,
+    record_opening,
+)
+
+_FUNDS = click.Choice(["income", "expenditure", "fiscal_special"])
+_FUND_NAMES = {"income": "收入户", "expenditure": "支出户", "fiscal_special": "财政专户"}
+_SHORT = {"bank_credit": "bank credits", "bank_debit": "bank debits",
+          "book_credit": "our receipts", "book_debit": "our payments"}
+_ITEM_EN = {"bank_credit": "received by the bank, not booked",
+            "bank_debit": "paid by the bank, not booked",
+            "book_credit": "booked receipts not yet at the bank",
+            "book_debit": "booked payments not yet at the bank"}
 
 
-@bfa.command()
+def _as_of(as_of: datetime | None, period: str | None) -> date:
+    if as_of is not None and period is not None:
+        raise InputError("give --as-of or --period, not both")
+    if period is not None:
+        try:
+            year, month = (int(x) for x in period.split("-"))
+            return date(year, month, calendar.monthrange(year, month)[1])
+        except ValueError as e:
+            raise InputError(f"--period {period!r} is not a month YYYY-MM") from e
+    return as_of.date() if as_of is not None else today()
+
+
+@bfa.group(invoke_without_command=True)
 @home_options
 @json_option
-@click.option("--fund-account", required=True,
-              type=click.Choice(["income", "expenditure", "fiscal_special"]),
-              help="The fund account to reconcile with its bank statements.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="CSV (UTF-8 with a byte-order mark, for Excel): one row per line of "
+                   "each statement.")
+@click.option("--fund-account", type=_FUNDS, default=None,
+              help="Only the bank accounts of this fund account.")
+@click.option("--bank-account", default=None, metavar="NUMBER",
+              help="Only this bank account (its number as on the statements).")
 @click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Judge as of this date (default: today in Asia/Shanghai).")
-def balance(home: str | None, db: str | None, as_json: bool, fund_account: str,
-            as_of: datetime | None) -> None:
-    """Book balance against bank balance, with the outstanding items on either side.
+              help="Reconcile as of this day (default: today in Asia/Shanghai).")
+@click.option("--period", default=None, metavar="YYYY-MM",
+              help="Reconcile as of the last day of this month.")
+@click.pass_context
+def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
+            as_csv: bool, fund_account: str | None, bank_account: str | None,
+            as_of: datetime | None, period: str | None) -> None:
+    """The bank reconciliation statement (银行存款余额调节表) of each bank account.
 
-    Exit 0 when the adjusted balances agree, 1 when they do not or when no bank
-    statement of the account was imported yet (nothing to compare the books with).
+    Book side: the opening balance the agency recorded (bfa balance opening) plus
+    the movements it booked on the account, by booking date. Bank side: the
+    latest statement's closing balance. Items in transit on either side are
+    listed with their records; a same-reference amount disagreement is
+    unexplained. Exit 0 when every account is balanced, 1 when one is not (or
+    has no statement or no opening balance).
+
+    Examples:
+
+    \b
+        bfa balance opening --bank-account 6222000011112222 --date 2026-11-01 --amount 1000.00
+        bfa balance --period 2026-11
+        bfa balance --fund-account income --as-of 2026-11-30 --csv > 调节表.csv
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if as_json and as_csv:
+        raise InputError("give --json or --csv, not both")
+    day = _as_of(as_of, period)
+    with open_ledger(home, db) as led:
+        rep = bank_reconciliation(led, day, fund_account=fund_account,
+                                  bank_account=bank_account)
+    if as_json:
+        click.echo(to_json(rep.to_json()))
+    elif as_csv:
+        click.echo(statement_csv(rep), nl=False)
+    else:
+        click.echo(statement_text(rep, fund_account))
+    raise click.exceptions.Exit(Exit.CLEAN if rep.balanced else Exit.PROBLEMS)
+
+
+@balance.command("opening")
+@home_options
+@json_option
+@user_option
+@click.option("--bank-account", required=True, metavar="NUMBER",
+              help="The bank account, its number as on the statements.")
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="The day the balance is at the start of (Asia/Shanghai).")
+@click.option("--amount", required=True, metavar="YUAN",
+              help="The agency's book balance of the account at the start of that day.")
+def opening(home: str | None, db: str | None, as_json: bool, user: str | None,
+            bank_account: str, day: datetime, amount: str) -> None:
+    """Record the agency's book balance of a bank account at the start of a day.
+
+    The book side of every later statement starts from it (a control entry in the
+    ledger, with who recorded it). Record it on a day when books and bank agree,
+    such as the first day after a reconciled month.
 
     Example:
 
     \b
-        bfa balance --fund-account income --as-of 2026-11-30
+        bfa balance opening --bank-account 6222000011112222 --date 2026-11-01 --amount 1000.00
     """
-    day: date = as_of.date() if as_of is not None else today()
+    fen = parse_yuan(amount)
     with open_ledger(home, db) as led:
-        rep = book_vs_bank(led, fund_account, day)
+        got = record_opening(led, bank_account, day.date(), fen, user)
     if as_json:
-        click.echo(to_json(rep.to_json()))
+        click.echo(to_json(got.to_json()))
     else:
-        click.echo(f"Fund account {rep.fund_account}, as of {rep.as_of}")
-        click.echo(f"  bank balance  {rep.bank_balance:>16}   adjusted {rep.adjusted_bank}")
-        click.echo(f"  book balance  {rep.book_balance:>16}   adjusted {rep.adjusted_book}")
-        click.echo("In the books, on no statement:")
-        click.echo(table(rep.book_only, ["id", "kind", "direction", "amount", "value_date",
-                                         "bank_ref"]))
-        click.echo("On a statement, not in the books:")
-        click.echo(table(rep.bank_only, ["statement", "direction", "amount", "value_date",
-                                         "bank_ref"]))
-        if not rep.statements and rep.statements_read:
-            click.echo(f"NOT balanced: none of the {rep.statements_read} bank statement(s) of "
-                       f"the {rep.fund_account} account on or before {rep.as_of} has a closing "
-                       "balance, nothing to compare the books with")
-        elif not rep.statements:
-            click.echo(f"NOT balanced: no bank statement of the {rep.fund_account} account on "
-                       f"or before {rep.as_of}, nothing to compare the books with (import one: "
-                       f"bfa ingest --format camt053 --fund-account {rep.fund_account} …)")
-        else:
-            click.echo("balanced" if rep.balanced else "NOT balanced")
-    raise click.exceptions.Exit(Exit.CLEAN if rep.balanced else Exit.PROBLEMS)
+        click.echo(f"opening balance of bank account {printable(got.bank_account)} at the "
+                   f"start of {got.day}: {yuan(got.amount)} (recorded as {got.id}, entry "
+                   f"{got.seq}, by {printable(got.user)})")
+
+
+def yuan(fen: int, sign: str = "¥") -> str:
+    """``¥1,234.56`` (``-¥20.00``): thousands separators, exact to the fen."""
+    whole, part = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{sign}{whole:,}.{part:02d}"
+
+
+def width(text: str) -> int:
+    """Terminal columns of ``text``: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _line(label: str, fen: int, cols: int = 64) -> str:
+    money = yuan(fen)
+    return f"  {label}{' ' * max(1, cols - width(label) - len(money))}{money}"
+
+
+def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:
+    """The statements for a terminal of 80 columns."""
+    out = [f"银行存款余额调节表 bank reconciliation statement, as of {rep.as_of}"]
+    if not rep.accounts:
+        where = f" of the {fund_account} account" if fund_account else ""
+        out.append(f"NOT balanced: no bank statement{where} was imported (bfa ingest "
+                   "--format camt053 …): nothing to compare the books with")
+        return "\n".join(out)
+    for a in rep.accounts:
+        out += ["", *_account_text(a)]
+    if len(rep.accounts) > 1:
+        out += ["", "per fund account 按资金账户合计:"]
+        for fa, tot in sorted(rep.totals().items()):
+            out.append(f"  {_FUND_NAMES.get(fa, fa or '-')} {fa}: bank {tot['bank_balance']}"
+                       f", book {tot['book_balance']}, adjusted {tot['adjusted_bank']} / "
+                       f"{tot['adjusted_book']}, difference {tot['difference']}")
+    bad = [a for a in rep.accounts if not a.balanced]
+    out += ["", "balanced 已平衡" if not bad else
+            f"NOT balanced 不平衡: {len(bad)} of {len(rep.accounts)} bank account(s)"]
+    return "\n".join(out)
+
+
+def _account_text(a: AccountReconciliation) -> list[str]:
+    fa = f"{_FUND_NAMES.get(a.fund_account or '', '')} {a.fund_account or 'no fund account'}"
+    head = [f"bank account 银行账号 {printable(a.bank_account)} ({fa.strip()}, region "
+            f"{a.region or '-'})"]
+    if a.statement is not None:
+        head.append(f"  statement 对账单 {printable(a.statement.id)}, closing "
+                    f"{a.statement.closing_date}")
+    if a.opening is not None:
+        head.append(f"  opening 期初余额 {yuan(a.opening.amount)} at the start of "
+                    f"{a.opening.day} (entry {a.opening.seq})")
+    if a.problem is not None:
+        return [*head, f"  NOT balanced: {a.problem}"]
+    sums = {k: sum(i.amount for i in a.items[k]) for k in ITEM_KINDS}
+    lines = [
+        *head, "",
+        _line("银行对账单余额 bank statement balance", a.bank),
+        _line(f"+ {ITEM_NAMES['book_credit']} {_SHORT['book_credit']}", sums["book_credit"]),
+        _line(f"- {ITEM_NAMES['book_debit']} {_SHORT['book_debit']}", sums["book_debit"]),
+        _line("= 调节后余额 adjusted bank balance", a.adjusted_bank), "",
+        _line("企业账面余额 book balance", a.book),
+        _line(f"+ {ITEM_NAMES['bank_credit']} {_SHORT['bank_credit']}", sums["bank_credit"]),
+        _line(f"- {ITEM_NAMES['bank_debit']} {_SHORT['bank_debit']}", sums["bank_debit"]),
+        _line("= 调节后余额 adjusted book balance", a.adjusted_book), "",
+        _line("差额 difference", a.difference), ""]
+    for k in ITEM_KINDS:
+        if a.items[k]:
+            lines.append(f"  {ITEM_NAMES[k]} {_ITEM_EN[k]}:")
+            lines += [_item(i.day, i.record, i.bank_ref, i.amount) for i in a.items[k]]
+    if a.unexplained:
+        lines.append("  unexplained 未达原因不明 (same reference, another amount):")
+        for i in a.unexplained:
+            lines.append(f"    {i.day}  {printable(i.record)} bank {yuan(i.amount)}, books "
+                         f"{yuan(i.book_amount or 0)} ({printable(i.movement or '')}, ref "
+                         f"{printable(i.bank_ref)})")
+    verdict = "balanced 已平衡" if a.balanced else (
+        f"NOT balanced 不平衡: difference {yuan(a.difference)}"
+        + (f", {len(a.unexplained)} unexplained" if a.unexplained else ""))
+    return [*lines, f"  {verdict}"]
+
+
+def _item(day: str, record: str, ref: str, fen: int) -> str:
+    money = yuan(fen)
+    text = f"    {day}  {printable(record)}  ref {printable(ref)}"
+    return f"{text}{' ' * max(2, 66 - width(text) - len(money))}{money}"
+
+
+CSV_COLUMNS = ["bank_account", "fund_account", "as_of", "line", "name", "record", "bank_ref",
+               "direction", "date", "amount"]
+
+
+def statement_csv(rep: BankReconciliation) -> str:
+    """The statements as CSV rows (UTF-8 with a byte-order mark, which Excel on Chinese
+    Windows needs to read UTF-8): balances, each item, adjusted balances, difference."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for a in rep.accounts:
+        base = [a.bank_account, a.fund_account or "", rep.as_of]
+
+        def row(line: str, name: str, fen: int | None, record: str = "", ref: str = "",
+                direction: str = "", day: str = "", *, base: list[str] = base) -> None:
+            w.writerow([*base, line, name, record, ref, direction, day, _plain(fen)])
+
+        if a.problem is not None:
+            row("problem", a.problem, None)
+            continue
+        row("bank_balance", "银行对账单余额", a.bank)
+        for k in ("book_credit", "book_debit"):
+            for i in a.items[k]:
+                row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
+        row("adjusted_bank", "调节后的银行存款余额", a.adjusted_bank)
+        row("book_balance", "企业银行存款日记账余额", a.book)
+        for k in ("bank_credit", "bank_debit"):
+            for i in a.items[k]:
+                row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
+        row("adjusted_book", "调节后的企业账面余额", a.adjusted_book)
+        for i in a.unexplained:
+            row("unexplained", f"未达原因不明: books {_plain(i.book_amount or 0)} "
+                f"({i.movement})", i.amount, i.record, i.bank_ref, i.direction, i.day)
+        row("difference", "差额", a.difference)
+    return "\ufeff" + buf.getvalue()
+
+
+def _plain(fen: int | None) -> str:
+    if fen is None:
+        return ""
+    whole, part = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole}.{part:02d}"

@@ -35,6 +35,7 @@ COMMAND_DUTIES: dict[str, str] = {
     "breaks reopen": "officer",
     "breaks approve": "approver",
     "balance": ANY,
+    "balance opening": "officer",
     "nightly": "service",
     "forget": "privacy",
     "archive audit": "officer or service",

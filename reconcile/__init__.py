@@ -33,7 +33,7 @@ Example::
 
 from reconcile._errors import NightlyLockedError
 from reconcile._verify import verify_all
-from reconcile.bank import book_vs_bank
+from reconcile.bank import bank_reconciliation, record_opening
 from reconcile.bank._import import StatementFormat, ingest_statement, ingest_statements
 from reconcile.matching._archive import (
     PROPERTIES,
@@ -113,7 +113,7 @@ __all__ = [
     "apply_states",
     "approve_break",
     "assign_break",
-    "book_vs_bank",
+    "bank_reconciliation",
     "break_id",
     "defect_state",
     "fixity_state",
@@ -131,6 +131,7 @@ __all__ = [
     "matched_with",
     "reconcile_and_track",
     "reconciled",
+    "record_opening",
     "refresh",
     "render_csv",
     "render_html",

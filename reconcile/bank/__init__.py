@@ -9,34 +9,55 @@ balance continuity checks and the book-versus-bank report (银行余额调节表
   ``archive.bank_statement`` record in the same batch (``_file``);
 - :func:`statement_breaks` reports ``STATEMENT_BALANCE_BREAK`` and bank-versus-books
   ``AMOUNT_MISMATCH`` for ``run_reconcile``;
-- :func:`book_vs_bank` builds the :class:`BalanceReport` of a fund account.
+- :func:`bank_reconciliation` builds the 银行存款余额调节表 of each bank account from
+  the opening balances the agency records (:func:`record_opening`) (``_adjust``).
 
 Example::
 
     from datetime import date
     from pathlib import Path
-    from reconcile.bank import book_vs_bank, statement_records
+    from reconcile.bank import bank_reconciliation, statement_records
 
     records = statement_records(led, Path("stmt.xml"), "camt053", "440100", "income")
     led.ingest_records(records, "stmt.xml")
-    print(book_vs_bank(led, "income", date(2026, 3, 31)).to_json())
+    print(bank_reconciliation(led, date(2026, 3, 31)).to_json())
 """
 
 from __future__ import annotations
 
-from reconcile.bank._checks import BalanceReport, book_vs_bank, load_statements, statement_breaks
+from reconcile.bank._adjust import (
+    ITEM_KINDS,
+    ITEM_NAMES,
+    AccountReconciliation,
+    BankReconciliation,
+    Item,
+    Opening,
+    bank_reconciliation,
+    openings,
+    parse_yuan,
+    record_opening,
+)
+from reconcile.bank._checks import load_statements, statement_breaks
 from reconcile.bank._model import Balance, Statement, StatementEntry
 from reconcile.bank._records import StatementFormat, parse_statement_file, statement_records
 
 __all__ = [
+    "ITEM_KINDS",
+    "ITEM_NAMES",
+    "AccountReconciliation",
     "Balance",
-    "BalanceReport",
+    "BankReconciliation",
+    "Item",
+    "Opening",
     "Statement",
     "StatementEntry",
     "StatementFormat",
-    "book_vs_bank",
+    "bank_reconciliation",
     "load_statements",
+    "openings",
     "parse_statement_file",
+    "parse_yuan",
+    "record_opening",
     "statement_breaks",
     "statement_records",
 ]

@@ -1,0 +1,235 @@
+"""The 银行存款余额调节表 (FORMAT.md §9.7) against statements worked out by hand.
+
+One bank account (income fund account) with an opening balance of 10,000.00 recorded for
+the start of 2026-11-01. The agency books in November:
+
+=========  =========  ========  =====  ============================================
+movement   kind       amount    ref    on the bank's November statement?
+=========  =========  ========  =====  ============================================
+COL-A      collection 5,000.00  RA     yes, 11-05
+PAY-B      payment    2,000.00  RB     yes, 11-10
+COL-C      collection 3,000.00  RC     no: 企业已收银行未收 (deposit in transit)
+PAY-D      payment    1,200.00  RD     no: 企业已付银行未付 (payment not yet cleared)
+=========  =========  ========  =====  ============================================
+
+The bank also credited interest 12.34 (INT1, 11-21) and charged a fee of 5.00 (FEE1,
+11-25), which the agency has not booked: 银行已收企业未收 and 银行已付企业未付. The
+statement opens at 10,000.00 and closes at 10,000 + 5,000 − 2,000 + 12.34 − 5.00 =
+13,007.34. Books: 10,000 + 5,000 − 2,000 + 3,000 − 1,200 = 14,800.00. Adjusted bank:
+13,007.34 + 3,000 − 1,200 = 14,807.34; adjusted book: 14,800 + 12.34 − 5.00 = 14,807.34.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger import InputError, Ledger
+from reconcile.bank import bank_reconciliation, parse_yuan, record_opening, statement_records
+from tests._cli import h, invoke
+from tests._records import REGION
+
+NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
+ACCOUNT = "6222000011112222"
+
+
+def _bal(code: str, amount: str, day: str) -> str:
+    ind = "DBIT" if amount.startswith("-") else "CRDT"
+    return (f"<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp>"
+            f"<Amt Ccy=\"CNY\">{amount.lstrip('-')}</Amt><CdtDbtInd>{ind}</CdtDbtInd>"
+            f"<Dt><Dt>{day}</Dt></Dt></Bal>")
+
+
+def camt(path: Path, sid: str, opening: tuple[str, str], closing: tuple[str, str],
+         lines: list[tuple[str, str, str, str]]) -> Path:
+    """A camt.053 statement; ``lines`` are ``(ref, CRDT|DBIT, amount, day)``."""
+    ntry = "".join(
+        f"<Ntry><Amt Ccy=\"CNY\">{amt}</Amt><CdtDbtInd>{cd}</CdtDbtInd><Sts><Cd>BOOK</Cd>"
+        f"</Sts><BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt>"
+        f"<AcctSvcrRef>{ref}</AcctSvcrRef></Ntry>" for ref, cd, amt, day in lines)
+    path.write_text(
+        f"<?xml version=\"1.0\"?><Document xmlns=\"{NS}\"><BkToCstmrStmt><GrpHdr><MsgId>M"
+        f"</MsgId></GrpHdr><Stmt><Id>{sid}</Id><ElctrncSeqNb>{sid[-1]}</ElctrncSeqNb>"
+        f"<Acct><Id><Othr><Id>{ACCOUNT}</Id></Othr></Id><Ccy>CNY</Ccy></Acct>"
+        f"{_bal('OPBD', *opening)}{_bal('CLBD', *closing)}{ntry}</Stmt>"
+        "</BkToCstmrStmt></Document>", encoding="utf-8")
+    return path
+
+
+def movement(kind: str, rid: str, amount: str, ref: str, day: str,
+             fund: str = "income") -> dict[str, Any]:
+    return {"type": f"finance.{kind}", "id": rid, "region": REGION,
+            "occurred_at": f"{day}T10:00:00+08:00", "amount": amount, "value_date": day,
+            "bank_ref": ref, "fund_account": fund}
+
+
+BOOKS = [movement("collection", "COL-A", "5000.00", "RA", "2026-11-05"),
+         movement("payment", "PAY-B", "2000.00", "RB", "2026-11-10"),
+         movement("collection", "COL-C", "3000.00", "RC", "2026-11-29"),
+         movement("payment", "PAY-D", "1200.00", "RD", "2026-11-30")]
+NOVEMBER = [("RA", "CRDT", "5000.00", "2026-11-05"), ("RB", "DBIT", "2000.00", "2026-11-10"),
+            ("INT1", "CRDT", "12.34", "2026-11-21"), ("FEE1", "DBIT", "5.00", "2026-11-25")]
+
+
+def _import(led: Ledger, path: Path, fund: str | None = "income") -> None:
+    led.ingest_records(statement_records(led, path, "camt053", REGION, fund), str(path))
+
+
+def _month(led: Ledger, tmp: Path, lines: list[tuple[str, str, str, str]] = NOVEMBER,
+           closing: str = "13007.34", books: list[dict[str, Any]] = BOOKS) -> None:
+    record_opening(led, ACCOUNT, date(2026, 11, 1), parse_yuan("10000.00"))
+    led.ingest_records(books, "books")
+    _import(led, camt(tmp / "nov.xml", "ST-11", ("10000.00", "2026-11-01"),
+                      (closing, "2026-11-30"), lines))
+
+
+def _ids(items: list[Any]) -> list[str]:
+    return [i.record for i in items]
+
+
+def test_hand_worked_month_balances(led: Ledger, tmp_path: Path) -> None:
+    _month(led, tmp_path)
+    rep = bank_reconciliation(led, date(2026, 11, 30))
+    (a,) = rep.accounts
+    assert (a.bank_account, a.fund_account, a.region) == (ACCOUNT, "income", REGION)
+    assert (a.bank, a.book) == (1_300_734, 1_480_000)
+    assert _ids(a.items["book_credit"]) == ["COL-C"]
+    assert _ids(a.items["book_debit"]) == ["PAY-D"]
+    assert _ids(a.items["bank_credit"]) == ["ST-11#3"]  # the interest
+    assert _ids(a.items["bank_debit"]) == ["ST-11#4"]  # the fee
+    assert a.adjusted_bank == a.adjusted_book == 1_480_734
+    assert a.difference == 0 and a.unexplained == [] and a.balanced and rep.balanced
+    js = rep.to_json()
+    assert js["accounts"][0]["items"]["bank_credit"]["name"] == "银行已收企业未收"
+    assert js["accounts"][0]["adjusted_bank"] == "14807.34"
+    assert js["fund_accounts"]["income"]["difference"] == "0.00"
+
+
+def test_an_unbooked_fee_settles_nothing_of_ours(led: Ledger, tmp_path: Path) -> None:
+    """Interest and fees known only from the statement stay bank-side items: booking them
+    later (another reference would not do; the bank's does) clears them."""
+    _month(led, tmp_path)
+    led.ingest_records([movement("payment", "FEE-BOOKED", "5.00", "FEE1", "2026-11-30"),
+                        movement("collection", "INT-BOOKED", "12.34", "INT1", "2026-11-30")],
+                       "books")
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert a.items["bank_credit"] == [] and a.items["bank_debit"] == []
+    assert a.book == 1_480_734 and a.balanced
+
+
+def test_transposition_is_unexplained_and_says_by_how_much(
+        led: Ledger, ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    """PAY-B booked 2,000.00, the bank paid 2,000.27: no side cancels the other out."""
+    lines = [*NOVEMBER[:1], ("RB", "DBIT", "2000.27", "2026-11-10"), *NOVEMBER[2:]]
+    _month(led, tmp_path, lines, closing="13007.07")
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert [(u.record, u.amount, u.book_amount, u.movement) for u in a.unexplained] == [
+        ("ST-11#2", 200_027, 200_000, "PAY-B")]
+    assert a.difference == -27 and not a.balanced
+    res = invoke("balance", *h_of(ledger_home), "--as-of", "2026-11-30")
+    assert res.exit_code == 1, res.output
+    assert "NOT balanced" in res.stdout and "-¥0.27" in res.stdout
+    assert "2,000.27" in res.stdout
+
+
+def test_each_kind_of_item_in_transit_alone(led: Ledger, tmp_path: Path) -> None:
+    """Leaving one line off the statement (and the closing balance as the bank would
+    have it) moves exactly that line to the book side."""
+    lines = [ln for ln in NOVEMBER if ln[0] != "RA"]
+    _month(led, tmp_path, lines, closing="8007.34")
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert _ids(a.items["book_credit"]) == ["COL-A", "COL-C"] and a.balanced
+
+
+def test_december_is_not_judged_in_november(led: Ledger, tmp_path: Path) -> None:
+    _month(led, tmp_path)
+    led.ingest_records([movement("collection", "COL-DEC", "50.00", "RX", "2026-12-02")], "b")
+    _import(led, camt(tmp_path / "dec.xml", "ST-12", ("13007.34", "2026-12-01"),
+                      ("13057.34", "2026-12-31"), [("RX", "CRDT", "50.00", "2026-12-02")]))
+    nov = bank_reconciliation(led, date(2026, 11, 30)).accounts[0]
+    assert nov.statement is not None and nov.statement.id == "ST-11"
+    assert nov.book == 1_480_000 and nov.balanced
+    dec = bank_reconciliation(led, date(2026, 12, 31)).accounts[0]
+    assert dec.statement is not None and dec.statement.id == "ST-12"
+    assert dec.book == 1_485_000 and dec.bank == 1_305_734 and dec.balanced
+
+
+def test_problems_are_not_balanced(led: Ledger, tmp_path: Path) -> None:
+    assert not bank_reconciliation(led, date(2026, 11, 30)).balanced  # nothing at all
+    led.ingest_records(BOOKS, "books")
+    _import(led, camt(tmp_path / "nov.xml", "ST-11", ("10000.00", "2026-11-01"),
+                      ("13007.34", "2026-11-30"), NOVEMBER))
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert a.problem is not None and "bfa balance opening" in a.problem and not a.balanced
+    record_opening(led, ACCOUNT, date(2026, 12, 1), 0)  # after the day: not used
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert a.opening is None
+    (a,) = bank_reconciliation(led, date(2026, 10, 31)).accounts
+    assert a.problem is not None and "no statement" in a.problem
+
+
+def test_statement_without_fund_account_is_a_problem(led: Ledger, tmp_path: Path) -> None:
+    record_opening(led, ACCOUNT, date(2026, 11, 1), 1_000_000)
+    _import(led, camt(tmp_path / "nov.xml", "ST-11", ("10000.00", "2026-11-01"),
+                      ("13007.34", "2026-11-30"), NOVEMBER), fund=None)
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert a.problem is not None and "--fund-account" in a.problem and not a.balanced
+
+
+@pytest.mark.parametrize("text,fen", [("1234.56", 123456), ("-20", -2000),
+                                      ("1,234.5", 123450), ("0", 0)])
+def test_amounts_typed_by_an_officer(text: str, fen: int) -> None:
+    assert parse_yuan(text) == fen
+
+
+@pytest.mark.parametrize("text", ["1.234", "abc", "1e3x", "NaN", "1" * 16])
+def test_amounts_refused(text: str) -> None:
+    with pytest.raises(InputError, match="--amount"):
+        parse_yuan(text)
+
+
+def h_of(ledger_home: dict[str, Any]) -> list[str]:
+    return h(Path(ledger_home["home"]), ledger_home["db"])
+
+
+def test_cli_opening_and_statement(led: Ledger, ledger_home: dict[str, Any],
+                                   tmp_path: Path) -> None:
+    home = h_of(ledger_home)
+    res = invoke("balance", "opening", *home, "--bank-account", ACCOUNT, "--date",
+                 "2026-11-01", "--amount", "10,000.00", "--json")
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    assert (got["amount"], got["date"], got["bank_account"]) == ("10000.00", "2026-11-01",
+                                                                 ACCOUNT)
+    led.ingest_records(BOOKS, "books")
+    _import(led, camt(tmp_path / "nov.xml", "ST-11", ("10000.00", "2026-11-01"),
+                      ("13007.34", "2026-11-30"), NOVEMBER))
+    res = invoke("balance", *home, "--period", "2026-11")
+    assert res.exit_code == 0, res.output
+    assert "¥14,807.34" in res.stdout and "银行已收企业未收" in res.stdout
+    assert res.stdout.rstrip().endswith("balanced 已平衡")
+    assert max(_cols(line) for line in res.stdout.splitlines()) <= 80, res.stdout
+    res = invoke("balance", *home, "--as-of", "2026-11-30", "--csv")
+    assert res.exit_code == 0 and res.stdout.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(res.stdout[1:])))
+    assert [r["line"] for r in rows] == [
+        "bank_balance", "book_credit", "book_debit", "adjusted_bank", "book_balance",
+        "bank_credit", "bank_debit", "adjusted_book", "difference"]
+    assert rows[3]["amount"] == rows[7]["amount"] == "14807.34"
+    res = invoke("balance", *home, "--fund-account", "expenditure", "--as-of", "2026-11-30")
+    assert res.exit_code == 1 and "no bank statement" in res.stdout
+    res = invoke("balance", "opening", *home, "--bank-account", ACCOUNT, "--date",
+                 "2026-11-01", "--amount", "1.001")
+    assert res.exit_code == 2 and "exact to the fen" in res.output
+
+
+def _cols(line: str) -> int:
+    from cli._bank_cmds import width
+
+    return width(line)
