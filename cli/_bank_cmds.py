@@ -76,7 +76,7 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
     unexplained. Exit 0 when every account is balanced, 1 when one is not (or
     has no statement or no opening balance).
 
-    Examples:
+    Example:
 
     \b
         bfa balance opening --bank-account 6222000011112222 --date 2026-11-01 --amount 1000.00

@@ -165,11 +165,19 @@ def reconcile_codes(home: Path, db: str | None = None) -> list[str]:
 
 
 def balance(home: Path, db: str | None = None) -> tuple[int, dict[str, Any]]:
+    """``bfa balance --json`` of the income fund account: exit code and the report."""
     res = invoke("balance", *h(home, db), "--fund-account", "income", "--as-of", AS_OF,
                  "--json")
     assert res.exit_code in (0, 1), (res.stdout, res.stderr)
     out: dict[str, Any] = json.loads(res.stdout)
     return int(res.exit_code), out
+
+
+def opening(home: Path, amount: str, db: str | None = None, day: str = "2026-10-01") -> None:
+    """Record the agency's opening balance of the statements' account (FORMAT §9.7)."""
+    res = invoke("balance", "opening", *h(home, db), "--bank-account", ACCT, "--date", day,
+                 "--amount", amount)
+    assert res.exit_code == 0, res.output
 
 
 # ------------------------------------------------------------------------ camt.053 text
@@ -238,7 +246,8 @@ def mt(ref: str = "STMT-1", seq: str | None = "1/1", opening: str | None = "C261
 def statement_ids(home: Path) -> list[str]:
     """Statement ids from ``bfa balance --json`` (the latest statement of each account)."""
     res = invoke("balance", *h(home), "--fund-account", "income", "--as-of", AS_OF, "--json")
-    return sorted(s["id"] for s in json.loads(res.stdout)["statements"])
+    return sorted(a["statement"]["id"] for a in json.loads(res.stdout)["accounts"]
+                  if a["statement"])
 
 
 # =========================================================== camt.053: XML attacks
@@ -728,9 +737,15 @@ def test_statement_that_does_not_add_up_imports_and_is_a_break(tmp_path: Path,
     f = write(tmp_path / "nb.xml", camt(stmt(closing="5.00")))
     assert appended(home, "camt053", f, db=db_url) == 2 + FILE + BATCH
     assert "STATEMENT_BALANCE_BREAK" in reconcile_codes(home, db_url)
+    opening(home, "100.00", db_url)
     code, bal_ = balance(home, db_url)
     assert code == 1 and bal_["balanced"] is False
-    assert bal_["bank_balance"] == "5.00" and bal_["book_balance"] == "1100.00"
+    (acct,) = bal_["accounts"]
+    assert (acct["bank_balance"], acct["book_balance"]) == ("5.00", "100.00")
+    # the statement's entry is the bank's, not booked by the agency: 银行已收企业未收
+    assert acct["items"]["bank_credit"]["total"] == "1000.00"
+    assert (acct["adjusted_bank"], acct["adjusted_book"]) == ("5.00", "1100.00")
+    assert acct["difference"] == "-1095.00"
 
 
 def test_statements_that_do_not_chain_are_a_break(tmp_path: Path, db_url: str) -> None:
@@ -751,6 +766,8 @@ def test_balanced_statement_balances(tmp_path: Path, db_url: str) -> None:
     f = write(tmp_path / "ok.xml", camt(stmt(opening="0.00", closing="1000.00")))
     assert appended(home, "camt053", f, db=db_url) == 2 + FILE + BATCH
     assert "STATEMENT_BALANCE_BREAK" not in reconcile_codes(home, db_url)
+    assert balance(home, db_url)[0] == 1  # no opening balance recorded yet
+    opening(home, "0.00", db_url)
     code, bal_ = balance(home, db_url)
     assert code == 0 and bal_["balanced"] is True
 

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from ledger import InputError, Ledger
-from reconcile.bank import book_vs_bank, statement_breaks, statement_records
+from reconcile.bank import (
+    bank_reconciliation,
+    record_opening,
+    statement_breaks,
+    statement_records,
+)
 from reconcile.matching._refresh import refresh
 from tests._records import REGION, collection
 from tests._vectors import vectors_dir
@@ -97,17 +102,22 @@ def test_balance_and_chain_breaks(led: Ledger, tmp_path: Path) -> None:
                      ("STATEMENT_BALANCE_BREAK", "opening_balance", ("STMT-3", "STMT-2"))]
 
 
-def test_book_vs_bank_lists_outstanding_items(led: Ledger, tmp_path: Path) -> None:
+def test_statement_entries_are_bank_side_items_until_booked(led: Ledger,
+                                                             tmp_path: Path) -> None:
+    """FORMAT §9.7: movements a statement import made are the bank's, not booked."""
+    record_opening(led, "6222000011112222", date(2026, 11, 1), 10_000)
     _import(led, camt(tmp_path / "a.xml", "STMT-1", "100.00", "150.00",
                       [("A1", "CRDT", "80.00"), ("A2", "DBIT", "30.00")]))
-    clean = book_vs_bank(led, "income", date(2026, 12, 31))
-    assert (clean.bank_balance, clean.book_balance, clean.balanced) == ("150.00", "150.00", True)
+    (a,) = bank_reconciliation(led, date(2026, 12, 31)).accounts
+    assert (a.bank, a.book) == (15_000, 10_000)
+    assert [i.record for i in a.items["bank_credit"]] == ["STMT-1#1"]
+    assert [i.record for i in a.items["bank_debit"]] == ["STMT-1#2"]
+    assert a.adjusted_bank == a.adjusted_book == 15_000 and a.balanced
     in_transit = {**collection(9, "20.00"), "fund_account": "income", "value_date": "2026-11-25"}
     led.ingest_records([in_transit], "books")
-    rep = book_vs_bank(led, "income", date(2026, 12, 31))
-    assert rep.book_balance == "170.00" and rep.bank_balance == "150.00"
-    assert [x["id"] for x in rep.book_only] == ["COL-9"] and rep.bank_only == []
-    assert rep.adjusted_bank == rep.adjusted_book == "170.00" and rep.balanced
+    (a,) = bank_reconciliation(led, date(2026, 12, 31)).accounts
+    assert a.book == 12_000 and [i.record for i in a.items["book_credit"]] == ["COL-9"]
+    assert a.adjusted_bank == a.adjusted_book == 17_000 and a.balanced
 
 
 @pytest.mark.parametrize("ccy,amount,msg", [("EUR", "1.00", "only CNY"),
@@ -144,8 +154,15 @@ def test_balance_command(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     args = ["balance", "--home", ledger_home["home"], "--db", ledger_home["db"],
             "--fund-account", "income", "--as-of", "2026-12-31"]
     out = CliRunner().invoke(bfa, [*args, "--json"])
+    assert out.exit_code == 1, out.output  # no opening balance yet
+    assert json.loads(out.output)["accounts"][0]["problem"]
+    out = CliRunner().invoke(bfa, ["balance", "opening", *args[1:5], "--bank-account",
+                                   "6222000011112222", "--date", "2026-11-01", "--amount",
+                                   "100"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["bank_balance"] == "150.00"
+    out = CliRunner().invoke(bfa, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["accounts"][0]["bank_balance"] == "150.00"
     text = CliRunner().invoke(bfa, args)
     assert text.exit_code == 0 and "balanced" in text.output
 

@@ -431,12 +431,16 @@ def test_statement_balance_break_and_balance(tmp_path: Path, db_url: str) -> Non
                                    [("1000.00", "CRDT", "2026-10-12", "BANK1")]), db=db_url)
     rep = reconcile_json(home, db=db_url, code=1)
     assert "STATEMENT_BALANCE_BREAK" in codes_of(rep)
+    ok("balance", "opening", *h(home, db_url), "--bank-account", "6222000011112222",
+       "--date", "2026-10-01", "--amount", "0")
     res = invoke("balance", *h(home, db_url), "--fund-account", "fiscal_special",
                  "--as-of", AS_OF, "--json")
     assert res.exit_code == 1, res.stdout
     bal = json.loads(res.stdout)
     assert bal["balanced"] is False
-    assert bal["bank_balance"] == "1500.00" and bal["book_balance"] == "1000.00"
+    (acct,) = bal["accounts"]
+    assert acct["bank_balance"] == "1500.00" and acct["book_balance"] == "0.00"
+    assert acct["adjusted_book"] == "1000.00" and acct["difference"] == "500.00"
 
 
 def test_balanced_statement_and_a_book_only_item(tmp_path: Path) -> None:
@@ -444,6 +448,8 @@ def test_balanced_statement_and_a_book_only_item(tmp_path: Path) -> None:
     ingest_statement(home, camt053("ST-1", "0.00", "1000.00",
                                    [("1000.00", "CRDT", "2026-10-12", "BANK1")]))
     assert "STATEMENT_BALANCE_BREAK" not in codes_of(reconcile_json(home))
+    ok("balance", "opening", *h(home), "--bank-account", "6222000011112222",
+       "--date", "2026-10-01", "--amount", "0")
     res = ok("balance", *h(home), "--fund-account", "fiscal_special", "--as-of", AS_OF, "--json")
     assert json.loads(res.stdout)["balanced"] is True
     # re-importing the same statement is a no-op (FORMAT §9.6)
@@ -455,8 +461,10 @@ def test_balanced_statement_and_a_book_only_item(tmp_path: Path) -> None:
     ingest(home, [collection("COL-9", amount="70.00", fund_account="fiscal_special")])
     bal = json.loads(invoke("balance", *h(home), "--fund-account", "fiscal_special",
                             "--as-of", AS_OF, "--json").stdout)
-    assert [i["id"] for i in bal["book_only"]] == ["COL-9"]
-    assert bal["book_balance"] == "1070.00"
+    (acct,) = bal["accounts"]
+    assert [i["record"] for i in acct["items"]["book_credit"]["records"]] == ["COL-9"]
+    assert acct["book_balance"] == "70.00" and acct["adjusted_bank"] == "1070.00"
+    assert bal["balanced"] is True
 
 
 def test_statement_confirms_a_movement_with_another_amount(tmp_path: Path) -> None:
@@ -740,7 +748,9 @@ def test_bad_options_are_usage_errors(scenario_homes: dict[str, Path], tmp_path:
     usage_error(invoke("reconcile", *h(home), "--json", "--csv"))
     usage_error(invoke("reconcile", *h(home), "--rules", str(tmp_path / "none.toml")))
     usage_error(invoke("balance", *h(home), "--fund-account", "bogus"))
-    usage_error(invoke("balance", *h(home)))
+    usage_error(invoke("balance", *h(home), "--json", "--csv"))
+    usage_error(invoke("balance", *h(home), "--period", "2026-13"))
+    usage_error(invoke("balance", *h(home), "--period", "2026-11", "--as-of", "2026-11-30"))
     usage_error(invoke("nightly", *h(home)))
     usage_error(invoke("nightly", *h(home), "--report-dir", str(tmp_path), "--lock-max-age", "0"))
     usage_error(invoke("breaks", "list", *h(home), "--status", "closed"))
