@@ -4,8 +4,6 @@ agency records (``bfa balance opening``)."""
 from __future__ import annotations
 
 import calendar
-import csv
-import io
 import unicodedata
 from datetime import date, datetime
 
@@ -22,9 +20,11 @@ from reconcile.bank import (
     ITEM_NAMES,
     AccountReconciliation,
     BankReconciliation,
+    archive_statements,
     bank_reconciliation,
     parse_yuan,
     record_opening,
+    statement_csv,
 )
 
 _FUNDS = click.Choice(["income", "expenditure", "fiscal_special"])
@@ -218,45 +218,50 @@ def _item(day: str, record: str, ref: str, fen: int) -> str:
     return f"{text}{' ' * max(2, 66 - width(text) - len(money))}{money}"
 
 
-CSV_COLUMNS = ["bank_account", "fund_account", "as_of", "line", "name", "record", "bank_ref",
-               "direction", "date", "amount"]
+@balance.command("archive")
+@home_options
+@json_option
+@user_option
+@click.option("--fund-account", type=_FUNDS, default=None,
+              help="Only the bank accounts of this fund account.")
+@click.option("--bank-account", default=None, metavar="NUMBER", help="Only this bank account.")
+@click.option("--period", required=True, metavar="YYYY-MM",
+              help="The month whose statements to keep (as of its last day).")
+def archive_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
+                fund_account: str | None, bank_account: str | None, period: str) -> None:
+    """Keep each bank account's statement of a month in the archive (10 years).
 
+    Each account's 银行存款余额调节表 as of the month's last day, as CSV, becomes an
+    archive.reconciliation_statement record whose file is in the voucher store
+    (checked like every voucher; audited by bfa archive audit). Archiving the same
+    statement again changes nothing. Exit 0 when every account's statement was
+    kept, 1 when an account could not be reconciled (no statement or opening).
 
-def statement_csv(rep: BankReconciliation) -> str:
-    """The statements as CSV rows (UTF-8 with a byte-order mark, which Excel on Chinese
-    Windows needs to read UTF-8): balances, each item, adjusted balances, difference."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_COLUMNS)
-    for a in rep.accounts:
-        base = [a.bank_account, a.fund_account or "", rep.as_of]
+    Example:
 
-        def row(line: str, name: str, fen: int | None, record: str = "", ref: str = "",
-                direction: str = "", day: str = "", *, base: list[str] = base) -> None:
-            w.writerow([*base, line, name, record, ref, direction, day, _plain(fen)])
+    \b
+        bfa balance archive --period 2026-11
+    """
+    from archive import FileStore, Intake  # the layer above reconcile: only for this command
 
-        if a.problem is not None:
-            row("problem", a.problem, None)
-            continue
-        row("bank_balance", "银行对账单余额", a.bank)
-        for k in ("book_credit", "book_debit"):
-            for i in a.items[k]:
-                row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("adjusted_bank", "调节后的银行存款余额", a.adjusted_bank)
-        row("book_balance", "企业银行存款日记账余额", a.book)
-        for k in ("bank_credit", "bank_debit"):
-            for i in a.items[k]:
-                row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("adjusted_book", "调节后的企业账面余额", a.adjusted_book)
-        for i in a.unexplained:
-            row("unexplained", f"未达原因不明: books {_plain(i.book_amount or 0)} "
-                f"({i.movement})", i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("difference", "差额", a.difference)
-    return "\ufeff" + buf.getvalue()
-
-
-def _plain(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    whole, part = divmod(abs(fen), 100)
-    return f"{'-' if fen < 0 else ''}{whole}.{part:02d}"
+    day = _as_of(None, period)
+    with open_ledger(home, db) as led:
+        rep = bank_reconciliation(led, day, fund_account=fund_account,
+                                  bank_account=bank_account)
+        kept = archive_statements(led, rep, Intake(FileStore(led.home.archive_dir,
+                                                             led.home.perms)), user)
+    if as_json:
+        click.echo(to_json({"as_of": rep.as_of, "accounts": [k.to_json() for k in kept]}))
+    else:
+        if not kept:
+            click.echo(f"no bank statement on or before {rep.as_of}: nothing to archive")
+        for k in kept:
+            acct = printable(k.bank_account)
+            if k.problem is not None:
+                click.echo(f"{acct}: not archived: {k.problem}")
+            else:
+                state = "archived" if k.appended else "already archived"
+                click.echo(f"{acct}: {state} as {k.record_id}"
+                           + ("" if k.balanced else " (NOT balanced)"))
+    done = bool(kept) and all(k.problem is None for k in kept)
+    raise click.exceptions.Exit(Exit.CLEAN if done else Exit.PROBLEMS)

@@ -36,6 +36,7 @@ COMMAND_DUTIES: dict[str, str] = {
     "breaks approve": "approver",
     "balance": ANY,
     "balance opening": "officer",
+    "balance archive": "officer",
     "nightly": "service",
     "forget": "privacy",
     "archive audit": "officer or service",

@@ -29,13 +29,16 @@ from reconcile.bank._adjust import (
     ITEM_KINDS,
     ITEM_NAMES,
     AccountReconciliation,
+    Archived,
     BankReconciliation,
     Item,
     Opening,
+    archive_statements,
     bank_reconciliation,
     openings,
     parse_yuan,
     record_opening,
+    statement_csv,
 )
 from reconcile.bank._checks import load_statements, statement_breaks
 from reconcile.bank._model import Balance, Statement, StatementEntry
@@ -45,6 +48,7 @@ __all__ = [
     "ITEM_KINDS",
     "ITEM_NAMES",
     "AccountReconciliation",
+    "Archived",
     "Balance",
     "BankReconciliation",
     "Item",
@@ -52,6 +56,7 @@ __all__ = [
     "Statement",
     "StatementEntry",
     "StatementFormat",
+    "archive_statements",
     "bank_reconciliation",
     "load_statements",
     "openings",
@@ -59,5 +64,6 @@ __all__ = [
     "parse_yuan",
     "record_opening",
     "statement_breaks",
+    "statement_csv",
     "statement_records",
 ]

@@ -31,6 +31,8 @@ adjusted balances agree and nothing is unexplained. Money is integer fen through
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
-from ledger import InputError, Ledger, append_control, control_records
+from ledger import InputError, Ledger, VoucherStore, append_control, control_records
 from reconcile.bank._checks import StoredStatement, load_statements
 from reconcile.bank._records import DIRECTION_KINDS
 from reconcile.matching import _tables as t
@@ -365,3 +367,109 @@ def _movements(conn: Connection, fund_account: str, region: str
         else:
             direction = "credit" if kind in DIRECTION_KINDS["credit"] else "debit"
         yield str(rid), str(ref), direction, int(amount), int(oday)
+
+
+CSV_COLUMNS = ["bank_account", "fund_account", "as_of", "line", "name", "record", "bank_ref",
+               "direction", "date", "amount"]
+
+
+def statement_csv(rep: BankReconciliation) -> str:
+    """The statements as CSV rows (UTF-8 with a byte-order mark, which Excel on Chinese
+    Windows needs to read UTF-8): balances, each item, adjusted balances, difference."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for a in rep.accounts:
+        base = [a.bank_account, a.fund_account or "", rep.as_of]
+
+        def row(line: str, name: str, fen: int | None, record: str = "", ref: str = "",
+                direction: str = "", day: str = "", *, base: list[str] = base) -> None:
+            w.writerow([*base, line, name, record, ref, direction, day, _plain(fen)])
+
+        if a.problem is not None:
+            row("problem", a.problem, None)
+            continue
+        row("bank_balance", "银行对账单余额", a.bank)
+        for k in ("book_credit", "book_debit"):
+            for i in a.items[k]:
+                row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
+        row("adjusted_bank", "调节后的银行存款余额", a.adjusted_bank)
+        row("book_balance", "企业银行存款日记账余额", a.book)
+        for k in ("bank_credit", "bank_debit"):
+            for i in a.items[k]:
+                row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
+        row("adjusted_book", "调节后的企业账面余额", a.adjusted_book)
+        for i in a.unexplained:
+            row("unexplained", f"未达原因不明: books {_plain(i.book_amount or 0)} "
+                f"({i.movement})", i.amount, i.record, i.bank_ref, i.direction, i.day)
+        row("difference", "差额", a.difference)
+    return "\ufeff" + buf.getvalue()
+
+
+def _plain(fen: int | None) -> str:
+    if fen is None:
+        return ""
+    whole, part = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole}.{part:02d}"
+
+
+RECONCILIATION_KIND = "archive.reconciliation_statement"
+
+
+@dataclass(frozen=True)
+class Archived:
+    """One bank account's statement kept in the voucher store (or why it was not)."""
+
+    bank_account: str
+    record_id: str | None
+    appended: bool
+    """False: the same statement was archived before (the same bytes), or ``problem``."""
+    balanced: bool
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bank_account": self.bank_account, "record_id": self.record_id,
+                "appended": self.appended, "balanced": self.balanced,
+                "problem": self.problem}
+
+
+def archive_statements(ledger: Ledger, rep: BankReconciliation, vouchers: VoucherStore,
+                       label: str | None = None) -> list[Archived]:
+    """Keep each account's statement of ``rep`` (its CSV, :func:`statement_csv`) in the
+    voucher store as an ``archive.reconciliation_statement`` record (10 years; FORMAT.md
+    §9.7), one batch per account. The same statement archived again is a duplicate (the
+    same bytes give the same id); an account that cannot be reconciled is not archived."""
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    from reconcile.bank._file import StatementFile
+    from reconcile.bank._mt940 import id_part
+    from reconcile.matching._refresh import Deriver
+
+    out: list[Archived] = []
+    for acct in rep.accounts:
+        if acct.problem is not None or acct.statement is None:
+            out.append(Archived(acct.bank_account, None, False, False, acct.problem))
+            continue
+        data = statement_csv(BankReconciliation(rep.as_of, [acct])).encode("utf-8")
+        sha = hashlib.sha256(data).hexdigest()
+        account = id_part(acct.bank_account)[:64].strip("-") or "account"
+        rid = f"RS-{account}-{rep.as_of}-{sha[:12]}"
+        refs = list(dict.fromkeys([acct.statement.id, *(
+            i.record for k in ("book_credit", "book_debit") for i in acct.items[k]), *(
+            i.movement for i in acct.unexplained if i.movement)]))
+        name = f"调节表-{account}-{rep.as_of}.csv"
+        record: dict[str, object] = {
+            "type": RECONCILIATION_KIND, "id": rid, "region": acct.region,
+            "occurred_at": f"{rep.as_of}T00:00:00+08:00", "source": "bfa-balance",
+            "sha256": sha, "media_type": "text/plain", "size": len(data), "file": name,
+            "refs": refs, "retention": "10y"}
+        with tempfile.TemporaryDirectory(prefix="bfa-rs-") as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            report = ledger.ingest_records([record], str(path),
+                                           StatementFile(vouchers, path, sha),
+                                           derive=Deriver, label=label)
+        out.append(Archived(acct.bank_account, rid, report.appended > 0, acct.balanced))
+    return out

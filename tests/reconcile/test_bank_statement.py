@@ -233,3 +233,32 @@ def _cols(line: str) -> int:
     from cli._bank_cmds import width
 
     return width(line)
+
+
+def test_statement_is_archived_once_and_checked(led: Ledger, ledger_home: dict[str, Any],
+                                                tmp_path: Path) -> None:
+    """Issue 18 item 3: the monthly statement is kept as archive.reconciliation_statement."""
+    _month(led, tmp_path)
+    home = h_of(ledger_home)
+    res = invoke("balance", "archive", *home, "--period", "2026-11", "--json")
+    assert res.exit_code == 0, res.output
+    (kept,) = json.loads(res.stdout)["accounts"]
+    assert kept["appended"] is True and kept["balanced"] is True
+    rid = kept["record_id"]
+    assert rid.startswith(f"RS-{ACCOUNT}-2026-11-30-")
+    rec = json.loads(invoke("show", *home, rid, "--json").stdout)
+    rec = rec.get("record", rec)
+    assert rec["type"] == "archive.reconciliation_statement" and rec["retention"] == "10y"
+    assert rec["media_type"] == "text/plain" and rec["refs"] == ["ST-11", "COL-C", "PAY-D"]
+    again = invoke("balance", "archive", *home, "--period", "2026-11")
+    assert again.exit_code == 0 and "already archived" in again.stdout, again.output
+    audit = invoke("archive", "audit", *home, "--json")
+    assert audit.exit_code == 0, audit.output
+    check = invoke("archive", "check", *home, rid)
+    assert check.exit_code == 0, check.output
+    store = Path(ledger_home["home"]) / "archive"
+    kept_file = next(p for p in store.rglob("*") if p.is_file() and p.name.startswith(
+        rec["sha256"][:8]) or p.name == rec["sha256"])
+    assert kept_file.read_bytes().decode("utf-8").startswith("\ufeffbank_account,")
+    nothing = invoke("balance", "archive", *home, "--period", "2026-10")
+    assert nothing.exit_code == 1 and "not archived" in nothing.stdout, nothing.output
