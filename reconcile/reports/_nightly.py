@@ -55,8 +55,10 @@ from typing import Any
 
 from ledger import PRIVATE, Ledger, Perms, VerifyResult, make_dir, write_atomic
 from reconcile._errors import NightlyLockedError
+from reconcile.bank._adjust import BankReconciliation, bank_reconciliation, statement_csv
 from reconcile.matching._rules import Rules
 from reconcile.matching._run import TZ, run_tracked
+from reconcile.matching._units import money
 from reconcile.reports._render import render_csv, render_html, render_json
 from reconcile.reports._report import Report, RunInfo, integrity_break
 
@@ -110,6 +112,8 @@ class NightlyResult:
     unresolved: int = 0
     archive: dict[str, Any] | None = None
     """What the archive step (the fixity audit) reported, when the run had one."""
+    bank: BankReconciliation | None = None
+    """The 银行存款余额调节表 of every bank account with a statement, as of the day."""
 
     def summary_line(self) -> str:
         if self.exit_code == INTEGRITY:
@@ -122,9 +126,13 @@ class NightlyResult:
                    f"fixity audit {a.get('id')}: {a.get('files')} file(s) "
                    f"({a.get('scope', {}).get('percent')}% of the store), "
                    f"{a.get('problems')} problem(s); ")
+        b = self.bank
+        off = 0 if b is None else sum(1 for a in b.accounts if not a.balanced)
+        banked = ("" if b is None or not b.accounts else
+                  f"bank: {len(b.accounts)} account(s), {off} not balanced; ")
         return (f"{self.report.summary.breaks} breaks ({self.unresolved} unresolved): "
                 f"{len(d.new)} new, {len(d.closed)} closed, {len(d.reopened)} reopened; "
-                f"{audited}checkpoint {self.checkpoint_size}; report in {self.folder}")
+                f"{audited}{banked}checkpoint {self.checkpoint_size}; report in {self.folder}")
 
 
 # -- the lock ------------------------------------------------------------------------------
@@ -288,10 +296,12 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
     unresolved = sum(1 for s in applied.statuses.values() if s != "resolved")
     delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
     problems = bool(archive and archive.get("problems"))
-    code = INTEGRITY if failed else BREAKS if unresolved or problems else CLEAN
+    bank = bank_reconciliation(ledger, as_of)
+    off = [a for a in bank.accounts if not a.balanced]
+    code = INTEGRITY if failed else BREAKS if unresolved or problems or off else CLEAN
     result = NightlyResult(code, applied.report, verified,
                            report_dir / as_of.isoformat(), delta, cp_size, note,
-                           unresolved=unresolved, archive=archive)
+                           unresolved=unresolved, archive=archive, bank=bank)
     _write(result, report_dir, applied.statuses, started, previous, perms)
     return result
 
@@ -351,6 +361,12 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
     write_atomic(folder / files["json"], render_json(report), perms)
     write_atomic(folder / files["csv"], render_csv(report), perms)
     write_atomic(folder / files["html"], render_html(report), perms)
+    if result.bank is not None:
+        files["bank"] = "bank.json"
+        files["bank_csv"] = "bank.csv"
+        write_atomic(folder / files["bank"], json.dumps(
+            result.bank.to_json(), ensure_ascii=False, indent=2) + "\n", perms)
+        write_atomic(folder / files["bank_csv"], statement_csv(result.bank), perms)
     result.files = {k: f"{folder.name}/{v}" for k, v in files.items()}
     v = result.verify
     doc = {
@@ -372,6 +388,11 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
                     "mode": report.run.mode, "rechecked": report.run.rechecked},
         "delta": result.delta.to_json(),
         "archive": result.archive,
+        "bank": None if result.bank is None else {
+            "balanced": result.bank.balanced, "accounts": len(result.bank.accounts),
+            "not_balanced": [{"bank_account": a.bank_account, "difference": money(
+                a.difference), "problem": a.problem} for a in result.bank.accounts
+                if not a.balanced]},
         "files": result.files,
         "breaks": {b.id: {"code": b.code, "severity": b.severity,
                           "status": statuses.get(b.id, "open")} for b in report.breaks},

@@ -262,3 +262,20 @@ def test_statement_is_archived_once_and_checked(led: Ledger, ledger_home: dict[s
     assert kept_file.read_bytes().decode("utf-8").startswith("\ufeffbank_account,")
     nothing = invoke("balance", "archive", *home, "--period", "2026-10")
     assert nothing.exit_code == 1 and "not archived" in nothing.stdout, nothing.output
+
+
+def test_nightly_reports_the_bank_side(led: Ledger, ledger_home: dict[str, Any],
+                                       tmp_path: Path) -> None:
+    lines = [*NOVEMBER[:1], ("RB", "DBIT", "2000.27", "2026-11-10"), *NOVEMBER[2:]]
+    _month(led, tmp_path, lines, closing="13007.07")
+    out = tmp_path / "reports"
+    res = invoke("nightly", *h_of(ledger_home), "--report-dir", str(out), "--as-of",
+                 "2026-11-30", user=None)
+    assert res.exit_code == 1, res.output
+    assert "bank: 1 account(s), 1 not balanced" in res.output
+    night = json.loads((out / "latest" / "nightly.json").read_text("utf-8"))
+    assert night["bank"] == {"balanced": False, "accounts": 1, "not_balanced": [
+        {"bank_account": ACCOUNT, "difference": "-0.27", "problem": None}]}
+    bank = json.loads((out / "latest" / "bank.json").read_text("utf-8"))
+    assert bank["accounts"][0]["unexplained"][0]["movement"] == "PAY-B"
+    assert (out / "latest" / "bank.csv").read_text("utf-8").startswith("\ufeff")
