@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import unicodedata
 from datetime import date, datetime
+from pathlib import Path
 
 import click
 
@@ -55,6 +56,9 @@ def _as_of(as_of: datetime | None, period: str | None) -> date:
 @click.option("--csv", "as_csv", is_flag=True,
               help="CSV (UTF-8 with a byte-order mark, for Excel): one row per line of "
                    "each statement.")
+@click.option("--html", "html_file", default=None, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the statements as a self-contained HTML page.")
 @click.option("--fund-account", type=_FUNDS, default=None,
               help="Only the bank accounts of this fund account.")
 @click.option("--bank-account", default=None, metavar="NUMBER",
@@ -65,8 +69,8 @@ def _as_of(as_of: datetime | None, period: str | None) -> date:
               help="Reconcile as of the last day of this month.")
 @click.pass_context
 def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
-            as_csv: bool, fund_account: str | None, bank_account: str | None,
-            as_of: datetime | None, period: str | None) -> None:
+            as_csv: bool, html_file: Path | None, fund_account: str | None,
+            bank_account: str | None, as_of: datetime | None, period: str | None) -> None:
     """The bank reconciliation statement (银行存款余额调节表) of each bank account.
 
     Book side: the opening balance the agency recorded (bfa balance opening) plus
@@ -91,6 +95,13 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
     with open_ledger(home, db) as led:
         rep = bank_reconciliation(led, day, fund_account=fund_account,
                                   bank_account=bank_account)
+    if html_file is not None:
+        from reconcile import render_bank_html
+
+        try:
+            html_file.write_text(render_bank_html(rep), encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"--html {html_file}: cannot write: {e.strerror or e}") from e
     if as_json:
         click.echo(to_json(rep.to_json()))
     elif as_csv:

@@ -60,7 +60,13 @@ from reconcile.matching._scope import (
     vouchers_naming,
 )
 from reconcile.reports._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
-from reconcile.reports._render import render_csv, render_html, render_json, render_text
+from reconcile.reports._render import (
+    render_bank_html,
+    render_csv,
+    render_html,
+    render_json,
+    render_text,
+)
 from reconcile.reports._report import (
     SEVERITY,
     Break,
@@ -133,6 +139,7 @@ __all__ = [
     "reconciled",
     "record_opening",
     "refresh",
+    "render_bank_html",
     "render_csv",
     "render_html",
     "render_json",

@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from reconcile.bank._adjust import ITEM_NAMES, AccountReconciliation, BankReconciliation
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._units import fen, money
 from reconcile.reports._report import SEVERITY, Break, Expected, Report
@@ -280,6 +281,9 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 10
 table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { border: 1px solid #dde2e8; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #eef1f5; position: sticky; top: 0; }
+table.bank tr.total td { font-weight: 600; border-top: 1px solid #90a4ae; }
+table.bank tr.item td { color: #546e7a; font-size: 0.9em; }
+tr.alert td, p.alert { color: #c62828; } p.ok { color: #2e7d32; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 td code { font-size: 12px; }
 .scroll { overflow-x: auto; }
@@ -310,6 +314,10 @@ _JS_MAIN = """
   var text = document.getElementById("filter-text");
   var code = document.getElementById("filter-code");
   var shown = document.getElementById("shown");
+  var root = document.documentElement;
+  // how wide the page lays out against the window: tests assert no sideways scroll
+  document.body.dataset.scroll = root.scrollWidth + " " + root.clientWidth;
+  if (!text || !code) { document.body.dataset.rendered = "ok"; return; }
   function apply() {
     var q = text.value.trim().toLowerCase(), c = code.value, n = 0;
     rows.forEach(function (r) {
@@ -407,8 +415,80 @@ def _expected_table(report: Report, max_rows: int) -> str:
     return "".join(out)
 
 
+_FUND_NAMES = {"income": "收入户", "expenditure": "支出户", "fiscal_special": "财政专户"}
+
+
+def _bank_rows(a: AccountReconciliation) -> list[str]:
+    """The statement of one account as table rows: balance, items, adjusted balance, for
+    the bank side then the book side, then the difference."""
+    def row(label: str, fen: int, cls: str = "") -> str:
+        return (f'<tr class="{cls}"><td>{_e(label)}</td><td></td><td></td>'
+                f'<td class="num">{_e(_grouped(money(fen)))}</td></tr>')
+
+    def items(kind: str, sign: str) -> list[str]:
+        out = [row(f"{sign} {ITEM_NAMES[kind]}", sum(i.amount for i in a.items[kind]))]
+        out += [f'<tr class="item"><td></td><td class="rec">{_e(i.record)}</td>'
+                f"<td>{_e(i.day)} · {_e(i.bank_ref)}</td>"
+                f'<td class="num">{_e(_grouped(money(i.amount)))}</td></tr>'
+                for i in a.items[kind]]
+        return out
+
+    return [row("银行对账单余额 bank statement balance", a.bank),
+            *items("book_credit", "+"), *items("book_debit", "−"),
+            row("调节后的银行存款余额 adjusted bank balance", a.adjusted_bank, "total"),
+            row("企业账面余额 book balance", a.book),
+            *items("bank_credit", "+"), *items("bank_debit", "−"),
+            row("调节后的企业账面余额 adjusted book balance", a.adjusted_book, "total"),
+            row("差额 difference", a.difference, "total" if a.balanced else "total alert")]
+
+
+def bank_section(bank: BankReconciliation) -> str:
+    """The 银行存款余额调节表 of each account as an HTML section (FORMAT.md §9.7)."""
+    out = [f"<h2>银行存款余额调节表 · bank reconciliation as of {_e(bank.as_of)}</h2>"]
+    if not bank.accounts:
+        return out[0] + '<p class="note">No bank statement imported.</p>'
+    for a in bank.accounts:
+        fund = f"{_FUND_NAMES.get(a.fund_account or '', '')} {a.fund_account or ''}".strip()
+        verdict = ("balanced 已平衡" if a.balanced else
+                   f"NOT balanced 不平衡: {a.problem}" if a.problem else
+                   f"NOT balanced 不平衡: difference {_grouped(money(a.difference))}")
+        st = a.statement
+        out.append(f"<h3>{_e(a.bank_account)} · {_e(fund or '-')} · {_e(a.region or '-')}"
+                   f'</h3><p class="{"ok" if a.balanced else "alert"}">{_e(verdict)}'
+                   + (f" · statement {_e(st.id)}, closing {_e(st.closing_date)}" if st else "")
+                   + (f" · opening {_e(_grouped(money(a.opening.amount)))} at the start of "
+                      f"{_e(a.opening.day)}" if a.opening else "") + "</p>")
+        if a.problem is not None:
+            continue
+        out += ['<div class="scroll"><table class="bank"><tbody>', *_bank_rows(a)]
+        out += [f'<tr class="alert"><td>未达原因不明 unexplained</td><td class="rec">'
+                f"{_e(u.record)} / {_e(u.movement)}</td><td>{_e(u.day)} · {_e(u.bank_ref)}: "
+                f"books {_e(_grouped(money(u.book_amount or 0)))}</td>"
+                f'<td class="num">{_e(_grouped(money(u.amount)))}</td></tr>'
+                for u in a.unexplained]
+        out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def render_bank_html(bank: BankReconciliation) -> str:
+    """``bfa balance --html``: the statements as a self-contained page."""
+    title = f"银行存款余额调节表 {bank.as_of}"
+    return "".join([
+        "<!DOCTYPE html>\n",
+        '<html lang="zh-CN"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style>",
+        f"<script>{_JS_GUARD}</script></head>\n<body>",
+        "<main>", bank_section(bank), "</main>",
+        "<footer>Written by bfa balance. Self-contained: opens offline.</footer>",
+        f"<script>{_JS_MAIN}</script></body></html>\n",
+    ])
+
+
 @paused_gc
-def render_html(report: Report, *, max_rows: int = 5000) -> str:
+def render_html(report: Report, *, max_rows: int = 5000,
+                bank: BankReconciliation | None = None) -> str:
     """A self-contained HTML page: summary, charts, breaks and expected items.
 
     No external resource (a Content-Security-Policy forbids any): CSS and the SVG
@@ -444,6 +524,7 @@ def render_html(report: Report, *, max_rows: int = 5000) -> str:
         "</span></div>",
         _breaks_table(report, max_rows) if report.breaks else '<p class="note">No breaks.</p>',
         "<h2>Expected</h2>", _expected_table(report, max_rows),
+        bank_section(bank) if bank is not None and bank.accounts else "",
         "<details><summary>Rules of this run</summary>", f"<pre>{_e(rules)}</pre></details>",
         "<footer>Written by bfa reconcile. Self-contained: opens offline.</footer>",
     ]

@@ -222,6 +222,11 @@ def test_cli_opening_and_statement(led: Ledger, ledger_home: dict[str, Any],
         "bank_balance", "book_credit", "book_debit", "adjusted_bank", "book_balance",
         "bank_credit", "bank_debit", "adjusted_book", "difference"]
     assert rows[3]["amount"] == rows[7]["amount"] == "14807.34"
+    page = tmp_path / "调节表.html"
+    res = invoke("balance", *home, "--period", "2026-11", "--html", str(page), "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["balanced"] is True, res.output
+    assert '<html lang="zh-CN">' in page.read_text("utf-8")
+    assert "14,807.34" in page.read_text("utf-8")
     res = invoke("balance", *home, "--fund-account", "expenditure", "--as-of", "2026-11-30")
     assert res.exit_code == 1 and "no bank statement" in res.stdout
     res = invoke("balance", "opening", *home, "--bank-account", ACCOUNT, "--date",

@@ -80,3 +80,51 @@ def test_harness_sees_script_errors_and_external_resources(tmp_path: Path) -> No
     assert 'data-error="Uncaught ReferenceError: nope is not defined"' in dom
     assert any("Uncaught" in ln for ln in console)
     assert any("Content Security Policy" in ln for ln in console)
+
+
+def test_bank_statement_page_loads_and_fits_1280_px(tmp_path: Path) -> None:
+    """FORMAT §9.7: the 银行存款余额调节表 page (bfa balance --html, and the nightly's
+    bank section) opens clean and lays out within a 1280 px window: no sideways scroll."""
+    from reconcile.bank._adjust import AccountReconciliation, BankReconciliation, Item, Opening
+    from reconcile.bank._checks import StoredStatement
+
+    st = StoredStatement("ST-11", "6222000011112222", "income", "11", 1_000_000, "2026-11-01",
+                         1_300_734, "2026-11-30", 300_734, (), "440100")
+    acct = AccountReconciliation("6222000011112222", "income", "440100", st,
+                                 Opening("OPEN-1", "6222000011112222", "2026-11-01",
+                                         1_000_000, "zhang.min", 3), 1_300_734, 1_480_000)
+    acct.items["bank_credit"].append(Item("bank_credit", "ST-11#3", "INT1", "credit", 1234,
+                                          "2026-11-21"))
+    acct.items["book_credit"].append(Item("book_credit", "COL-C-" + "长" * 60, "RC", "credit",
+                                          300_000, "2026-11-29"))
+    acct.unexplained.append(Item("unexplained", "ST-11#2", "RB", "debit", 200_027,
+                                 "2026-11-10", 200_000, "PAY-B"))
+    from reconcile import render_bank_html
+
+    page = render_bank_html(BankReconciliation("2026-11-30", [acct]))
+    dom, console = load_at(page, tmp_path, 1280)
+    assert_loads_clean(dom, console)
+    assert "银行已收企业未收" in dom and "未达原因不明" in dom and "1,300,734" not in dom
+    assert "13,007.34" in dom
+    scroll, client = (int(x) for x in dom.split('data-scroll="')[1].split('"')[0].split())
+    assert 0 < client and scroll <= client, (scroll, client)
+    dom, console = load(render_html(sample_report(), bank=BankReconciliation(
+        "2026-11-30", [acct])), tmp_path)
+    assert_loads_clean(dom, console)
+    assert "银行存款余额调节表" in dom
+
+
+def load_at(page: str, tmp_path: Path, width: int) -> tuple[str, list[str]]:
+    """:func:`load` in a window ``width`` px wide."""
+    exe = _chromium()
+    path = tmp_path / "page.html"
+    path.write_text(page, encoding="utf-8")
+    res = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile-w'}",
+         f"--window-size={width},900", "--enable-logging=stderr", "--v=0", "--dump-dom",
+         path.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln]
+    return res.stdout, console
