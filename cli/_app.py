@@ -57,8 +57,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "and archive."),
     "breaks": ("cli._breaks_cmds", "Work the breaks: list, show, assign, resolve, approve "
                "(four-eyes), reopen."),
-    "balance": ("cli._bank_cmds", "Book balance against bank balance, with the outstanding "
-                "items on either side."),
+    "balance": ("cli._bank_cmds", "The bank reconciliation statement (银行存款余额调节表) of "
+                "each bank account."),
     "nightly": ("cli._breaks_cmds", "Nightly run: lock, verify, audit, reconcile, sign a "
                 "checkpoint, "
                 "write the reports."),
