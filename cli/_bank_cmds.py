@@ -276,3 +276,84 @@ def archive_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
                            + ("" if k.balanced else " (NOT balanced)"))
     done = bool(kept) and all(k.problem is None for k in kept)
     raise click.exceptions.Exit(Exit.CLEAN if done else Exit.PROBLEMS)
+
+
+@bfa.group("bank-account")
+def bank_account_group() -> None:
+    """The agency's bank accounts: which fund account and region each serves.
+
+    Statements are read through this map (bfa ingest --format camt053|mt940): an
+    account it does not hold is refused unless --fund-account and --region are
+    given. The map is in this home's config.json; bfa init --from copies it.
+
+    Example:
+
+    \b
+        bfa bank-account set 6222000011112222 --fund-account income --region 440100
+    """
+
+
+@bank_account_group.command("set")
+@home_options
+@click.argument("number")
+@click.option("--fund-account", type=_FUNDS, required=True,
+              help="收入户 income, 支出户 expenditure or 财政专户 fiscal_special.")
+@click.option("--region", required=True, metavar="CODE", help="Pooling-region code (6 digits).")
+def bank_account_set(home: str | None, db: str | None, number: str, fund_account: str,
+                     region: str) -> None:
+    """Map a bank account (its number as on the statements) to a fund account and region.
+
+    Example:
+
+    \b
+        bfa bank-account set 6222000011112222 --fund-account income --region 440100
+    """
+    from ledger import check_bank_account, resolve_home, set_bank_account
+
+    account = check_bank_account(number, fund_account, region)
+    set_bank_account(resolve_home(home, db), account)
+    click.echo(f"bank account {printable(account.number)}: {_FUND_NAMES[fund_account]} "
+               f"{fund_account}, region {region}")
+
+
+@bank_account_group.command("remove")
+@home_options
+@click.argument("number")
+def bank_account_remove(home: str | None, db: str | None, number: str) -> None:
+    """Take a bank account out of this home's map (its statements stay in the ledger).
+
+    Example:
+
+    \b
+        bfa bank-account remove 6222000011112222
+    """
+    from ledger import resolve_home, set_bank_account
+
+    set_bank_account(resolve_home(home, db), number.strip(), remove=True)
+    click.echo(f"bank account {printable(number.strip())} removed from this home's map")
+
+
+@bank_account_group.command("list")
+@home_options
+@json_option
+def bank_account_list(home: str | None, db: str | None, as_json: bool) -> None:
+    """The bank accounts this home maps.
+
+    Example:
+
+    \b
+        bfa bank-account list --json
+    """
+    from ledger import resolve_home
+
+    accounts = resolve_home(home, db).bank_accounts
+    if as_json:
+        click.echo(to_json([{"number": a.number, "fund_account": a.fund_account,
+                             "region": a.region} for a in accounts]))
+    elif not accounts:
+        click.echo("no bank account mapped (bfa bank-account set NUMBER --fund-account F "
+                   "--region R)")
+    else:
+        for a in accounts:
+            click.echo(f"{printable(a.number)}  {_FUND_NAMES[a.fund_account]} "
+                       f"{a.fund_account}  region {a.region}")

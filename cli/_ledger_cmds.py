@@ -194,9 +194,11 @@ class _RejectFile:
               default="jsonl", show_default=True,
               help="Input format: interchange JSON Lines, or a bank statement.")
 @click.option("--region", type=TEXT, metavar="CODE",
-              help="Bank statements: pooling-region code (6 digits).")
+              help="Bank statements: pooling-region code (6 digits), for an account this "
+                   "home does not map (bfa bank-account set).")
 @click.option("--fund-account", type=click.Choice(["income", "expenditure", "fiscal_special"]),
-              help="Bank statements: the fund account the statement is for.")
+              help="Bank statements: the fund account, for an account this home does not "
+                   "map.")
 @user_option
 def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ...],
            reject_file: Path | None, fmt: str, region: str | None,
@@ -212,11 +214,10 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
 
     \b
         bfa ingest business.jsonl finance.jsonl --reject-file rejected.jsonl
-        bfa ingest --format camt053 --region 440100 --fund-account income stmt.xml
+        bfa bank-account set 6222000011112222 --fund-account income --region 440100
+        bfa ingest --format camt053 stmt.xml
     """
     if fmt != "jsonl":
-        if not region:
-            raise click.UsageError("--region is required with --format camt053/mt940")
         if reject_file:
             raise click.UsageError("--reject-file applies to JSON Lines only")
         if "-" in files:
@@ -234,6 +235,7 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
 
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     intake: Intake | None = None
+    summaries: list[dict[str, int]] = []
     try:
         with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
             intake = Intake(FileStore(led.home.archive_dir, led.home.perms))
@@ -242,22 +244,24 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
                                      stdin=sys.stdin.buffer, reject_sink=sink, progress=tick,
                                      derive=Deriver, label=user)
             else:  # each statement file is kept too: archive.bank_statement (FORMAT.md §9.6)
-                assert region is not None
                 statement_fmt = cast(StatementFormat, fmt)
                 reports = ingest_statements(led, [Path(f) for f in files], statement_fmt,
                                             region, fund_account, progress=tick, label=user,
-                                            vouchers=intake)
+                                            vouchers=intake, summaries=summaries)
             size = led.size()
     finally:
         if sink:
             sink.close()
-    rows = [{"file": r.file, "lines": r.lines, "appended": r.appended,
-             "duplicates": r.duplicates, "rejected": r.rejected} for r in reports]
+    rows: list[dict[str, Any]] = [
+        {"file": r.file, "lines": r.lines, "appended": r.appended, "duplicates": r.duplicates,
+         "rejected": r.rejected} for r in reports]
+    for row, summary in zip(rows, summaries, strict=False):
+        row["statement"] = summary
     defects = [VoucherDefect(record=c.record, **f) for c in (intake.recorded if intake else [])
                for f in c.findings]
     if as_json:
         click.echo(to_json(IngestReport(
-            files=tuple(FileIngestReport(**r) for r in rows),  # type: ignore[arg-type]
+            files=tuple(FileIngestReport(**r) for r in rows),
             appended=sum(r.appended for r in reports),
             duplicates=sum(r.duplicates for r in reports),
             rejected=sum(r.rejected for r in reports), tree_size=size,
@@ -265,6 +269,14 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
         ).model_dump(mode="json")))
     else:
         click.echo(table(rows, ["file", "lines", "appended", "duplicates", "rejected"]))
+        for row in rows:
+            if "statement" in row:
+                st = row["statement"]
+                click.echo(f"{printable(row['file'])}: {st['statements']} statement(s), "
+                           f"{st['entries']} entries: {st['confirmed']} confirmed a booked "
+                           f"movement, {st['new']} new (the bank's, not booked by us), "
+                           f"{st['mismatched']} with another amount than the books "
+                           "(AMOUNT_MISMATCH)")
         click.echo(f"ledger size: {size}")
     rejected = sum(r.rejected for r in reports)
     if rejected:

@@ -59,7 +59,14 @@ from ledger._files import (
     open_text,
     write_atomic,
 )
-from ledger._home import Home, join_home, resolve_home
+from ledger._home import (
+    BankAccount,
+    Home,
+    check_bank_account,
+    join_home,
+    resolve_home,
+    set_bank_account,
+)
 from ledger._identity import Actor
 from ledger._ingest import FileReport, ProgressFn, VoucherStore
 from ledger._keys import KeySet, key_paths, open_backup, restore_keys
@@ -82,6 +89,9 @@ from ledger._tlogproof import TLogProof, verify_tlog_proof
 from ledger._verify import Problem, VerifyResult
 
 __all__ = [
+    "BankAccount",
+    "check_bank_account",
+    "set_bank_account",
     "ACCESS_KINDS",
     "DUTIES",
     "DUTY_TEXT",

@@ -41,6 +41,19 @@ from ledger._note import Signer, Verifier
 DEFAULT_HOME = ".bfa"
 _ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*")
 _CONFIG_KEYS = ("origin", "database_url", "group", "archive")
+_BANK_ACCOUNTS = "bank_accounts"
+FUND_ACCOUNTS = ("income", "expenditure", "fiscal_special")
+_REGION_RE = re.compile(r"[0-9]{6}")
+
+
+@dataclass(frozen=True, slots=True)
+class BankAccount:
+    """A bank account of the agency as the home's configuration maps it (FORMAT.md §5.4):
+    the fund account it serves and its pooling region; statements are read through it."""
+
+    number: str
+    fund_account: str
+    region: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,11 @@ class Home:
     archive_path: Path | None = None
     """The voucher store shared with other homes (``BFA_ARCHIVE``, else ``config.json``'s
     ``archive``, which ``bfa init --from`` sets to the source home's); None: in the home."""
+    bank_accounts: tuple[BankAccount, ...] = ()
+    """``config.json``'s ``bank_accounts``, by account number."""
+
+    def bank_account(self, number: str) -> BankAccount | None:
+        return next((a for a in self.bank_accounts if a.number == number), None)
 
     @property
     def archive_dir(self) -> Path:
@@ -184,7 +202,52 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
         verifier_key_path=Path(os.environ.get("BFA_VERIFIER_KEY") or keys / "verifier.key"),
         vault_key_path=Path(os.environ.get("BFA_VAULT_KEY") or keys / "vault.key"),
         archive_path=Path(str(shared)).expanduser() if shared else None,
+        bank_accounts=_bank_accounts(config.get(_BANK_ACCOUNTS)),
     )
+
+
+def _bank_accounts(value: object) -> tuple[BankAccount, ...]:
+    if not isinstance(value, dict):
+        return ()
+    return tuple(BankAccount(str(k), str(v["fund_account"]), str(v["region"]))
+                 for k, v in sorted(value.items()))
+
+
+def check_bank_account(number: str, fund_account: str, region: str) -> BankAccount:
+    """A mapping to keep, or :class:`ConfigError` naming what is wrong."""
+    num = number.strip()
+    if not num or len(num) > 128 or not num.isprintable():
+        raise ConfigError("a bank account number is 1-128 printable characters, as on the "
+                          "bank's statements")
+    if fund_account not in FUND_ACCOUNTS:
+        raise ConfigError(f"fund account {printable(fund_account)!r} is not one of "
+                          f"{', '.join(FUND_ACCOUNTS)}")
+    if not _REGION_RE.fullmatch(region):
+        raise ConfigError(f"region {printable(region)!r} is not a 6-digit pooling-region code")
+    return BankAccount(num, fund_account, region)
+
+
+def set_bank_account(home: Home, account: BankAccount | str, *, remove: bool = False) -> Home:
+    """Add, change or (``remove``) remove one bank account of ``config.json``'s
+    ``bank_accounts``, written whole or not at all; returns the home as it now is."""
+    cfg_file = home.path / "config.json"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{home.path}: no config.json (run 'bfa init' first)")
+    loaded = _check_config(cfg_file, json.loads(cfg_file.read_text(encoding="utf-8")))
+    accounts = dict(loaded.get(_BANK_ACCOUNTS) or {})  # type: ignore[call-overload]
+    number = account if isinstance(account, str) else account.number
+    if remove:
+        if accounts.pop(number, None) is None:
+            raise ConfigError(f"bank account {printable(number)!r} is not in {cfg_file}")
+    else:
+        assert isinstance(account, BankAccount)
+        accounts[number] = {"fund_account": account.fund_account, "region": account.region}
+    loaded = {**loaded, _BANK_ACCOUNTS: accounts}
+    if not accounts:
+        del loaded[_BANK_ACCOUNTS]
+    write_atomic(cfg_file, json.dumps(loaded, indent=2, ensure_ascii=False) + "\n",
+                 home.perms)
+    return resolve_home(str(home.path), home.db_url)
 
 
 def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
@@ -195,10 +258,24 @@ def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
         raise ConfigError(f"{cfg_file}: must be a JSON object "
                           '{"origin": "...", "database_url": "...", "group": "...", '
                           '"archive": "..."} (all but the first optional)')
-    unknown = sorted(set(loaded) - set(_CONFIG_KEYS))
+    unknown = sorted(set(loaded) - set(_CONFIG_KEYS) - {_BANK_ACCOUNTS})
     if unknown:
         raise ConfigError(f"{cfg_file}: unknown setting {printable(unknown[0])!r} "
-                          f"(known: {', '.join(_CONFIG_KEYS)})")
+                          f"(known: {', '.join((*_CONFIG_KEYS, _BANK_ACCOUNTS))})")
+    banks = loaded.get(_BANK_ACCOUNTS)
+    if banks is not None:
+        if not isinstance(banks, dict):
+            raise ConfigError(f"{cfg_file}: bank_accounts must be an object "
+                              '{"NUMBER": {"fund_account": "...", "region": "..."}}')
+        for number, v in banks.items():
+            if not (isinstance(v, dict) and set(v) == {"fund_account", "region"}
+                    and all(isinstance(x, str) for x in v.values())):
+                raise ConfigError(f"{cfg_file}: bank_accounts {printable(number)!r} must be "
+                                  '{"fund_account": "...", "region": "..."}')
+            try:
+                check_bank_account(number, v["fund_account"], v["region"])
+            except ConfigError as e:
+                raise ConfigError(f"{cfg_file}: bank_accounts: {e}") from None
     for key in _CONFIG_KEYS:
         value = loaded.get(key)
         if value is not None and not isinstance(value, str):
@@ -301,9 +378,12 @@ def join_home(src: Home, dst: Home, duties: tuple[str, ...]) -> Home:
     if not cfg_file.exists():
         # one voucher store for the ledger: the audit of any home reads the files every
         # officer's ingest stored (FORMAT.md §5.4)
-        write_atomic(cfg_file, json.dumps({"origin": origin, "database_url": dst.db_url,
-                                           "archive": str(src.archive_dir.resolve())},
-                                          indent=2) + "\n", perms)
+        cfg: dict[str, object] = {"origin": origin, "database_url": dst.db_url,
+                                  "archive": str(src.archive_dir.resolve())}
+        if src.bank_accounts:  # statements are read through the same map in every home
+            cfg[_BANK_ACCOUNTS] = {a.number: {"fund_account": a.fund_account,
+                                              "region": a.region} for a in src.bank_accounts}
+        write_atomic(cfg_file, json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", perms)
     wanted = {k for d in duties for k in DUTY_KEYS[d]}
     texts = {"verifier": src.verifier().to_text()}
     if "secret" in wanted:

@@ -209,6 +209,18 @@ class VerifyReport(FrozenModel):
         return self
 
 
+class StatementImport(FrozenModel):
+    """What a bank-statement file did (FORMAT.md §9.6): its booked entries, those that
+    confirmed a movement of the same amount, the movements it made, and those whose
+    reference belongs to movements of other amounts (``AMOUNT_MISMATCH``)."""
+
+    statements: Count
+    entries: Count
+    confirmed: Count
+    new: Count
+    mismatched: Count
+
+
 class FileIngestReport(FrozenModel):
     """What ingest did with one input file."""
 
@@ -220,6 +232,8 @@ class FileIngestReport(FrozenModel):
     duplicates: Count
     """Records already in the ledger with identical content (no-ops)."""
     rejected: Count
+    statement: StatementImport | None = None
+    """Bank statements only (``--format camt053|mt940``)."""
 
     @model_validator(mode="after")
     def _within_lines(self) -> FileIngestReport:

@@ -12,7 +12,7 @@ ledger's ingest pipeline (``ledger.VoucherStore``: this package never imports
   that comes out empty is left out). The same bytes give the same id.
 - ``occurred_at``: the latest of the statements' dates (each ``finance.statement``'s
   ``occurred_at``: closing date, else opening, else latest entry value date) at
-  ``T00:00:00+08:00``; ``source`` ``bank-statement/<format>``; ``region`` the import's.
+  ``T00:00:00+08:00``; ``source`` ``bank-statement/<format>``; ``region`` the first statement's.
 - ``sha256``, ``size``: of the bytes read (and parsed); ``media_type``
   ``application/xml`` (camt.053) or ``text/plain`` (MT940); ``retention`` ``10y``
   (会计档案管理办法 2015: 银行对账单, 10 years).
@@ -65,11 +65,12 @@ def file_record_id(batch: StatementBatch, sha256: str) -> str:
     return "-".join([ID_PREFIX, *(p for p in parts if p), sha256[:12]])
 
 
-def file_record(batch: StatementBatch, path: Path, fmt: StatementFormat, region: str,
-                sha256: str, size: int) -> dict[str, object]:
+def file_record(batch: StatementBatch, path: Path, fmt: StatementFormat, sha256: str,
+                size: int) -> dict[str, object]:
     """The ``archive.bank_statement`` record of the file ``path`` (module docstring)."""
     return {
-        "type": KIND, "id": file_record_id(batch, sha256), "region": region,
+        "type": KIND, "id": file_record_id(batch, sha256),
+        "region": str(batch.headers[0]["region"]),
         "occurred_at": max(str(h["occurred_at"]) for h in batch.headers),
         "source": f"bank-statement/{fmt}", "sha256": sha256,
         "media_type": MEDIA_TYPES[fmt], "size": size, "file": file_name(path),

@@ -24,7 +24,7 @@ def ingest_statement(
     ledger: Ledger,
     path: Path,
     fmt: StatementFormat,
-    region: str,
+    region: str | None,
     fund_account: str | None = None,
     label: str | None = None,
     *,
@@ -40,9 +40,9 @@ def ingest_statement(
     return _ingest(ledger, path, fmt, region, fund_account, label, vouchers)[0]
 
 
-def _ingest(ledger: Ledger, path: Path, fmt: StatementFormat, region: str,
+def _ingest(ledger: Ledger, path: Path, fmt: StatementFormat, region: str | None,
             fund_account: str | None, label: str | None,
-            vouchers: VoucherStore | None) -> tuple[FileReport, int]:
+            vouchers: VoucherStore | None) -> tuple[FileReport, int, dict[str, int]]:
     from reconcile.bank._file import StatementFile, file_record, kept_record
     from reconcile.bank._records import statement_batch
 
@@ -57,35 +57,39 @@ def _ingest(ledger: Ledger, path: Path, fmt: StatementFormat, region: str,
     store: VoucherStore | None = None
     if vouchers is not None:
         sha256 = hashlib.sha256(data).hexdigest()
-        records.append(kept_record(ledger, file_record(batch, path, fmt, region, sha256,
-                                                       len(data))))
+        records.append(kept_record(ledger, file_record(batch, path, fmt, sha256, len(data))))
         store = StatementFile(vouchers, path, sha256)
     report = ledger.ingest_records(records, name, store, derive=Deriver, label=label)
-    return report, len(data)
+    return report, len(data), batch.summary()
 
 
 def ingest_statements(
     ledger: Ledger,
     paths: Iterable[Path],
     fmt: StatementFormat,
-    region: str,
+    region: str | None,
     fund_account: str | None = None,
     progress: Callable[[int], None] | None = None,
     label: str | None = None,
     *,
     vouchers: VoucherStore | None = None,
+    summaries: list[dict[str, int]] | None = None,
 ) -> list[FileReport]:
     """:func:`ingest_statement` for each file, each its own batch; a refused file's error
     names the files before it, which stay appended (FORMAT.md §9.1). ``progress`` is
-    told each file's size in bytes once it is appended."""
+    told each file's size in bytes once it is appended; ``summaries``, when given, gets
+    each file's :meth:`StatementBatch.summary` (entries, confirmed, new, mismatched)."""
     reports: list[FileReport] = []
     for path in paths:
         try:
-            report, size = _ingest(ledger, path, fmt, region, fund_account, label, vouchers)
+            report, size, summary = _ingest(ledger, path, fmt, region, fund_account, label,
+                                            vouchers)
         except InputError as e:
             note_files_before(e, reports)
             raise
         reports.append(report)
+        if summaries is not None:
+            summaries.append(summary)
         if progress is not None:
             progress(size)
     return reports

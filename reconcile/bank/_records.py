@@ -31,7 +31,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, and_, select
 
-from ledger import InputError, Ledger
+from ledger import BankAccount, InputError, Ledger
 from reconcile.bank._camt import parse_camt053
 from reconcile.bank._model import Statement, StatementEntry, quoted
 from reconcile.bank._mt940 import id_part, parse_mt940
@@ -135,6 +135,22 @@ class StatementBatch:
     refs: tuple[str, ...]
     """The statement ids, then per booked non-zero entry the id of the movement it made
     or of the current movements it confirms (by id), each id once."""
+    confirmed: int = 0
+    """Booked non-zero entries whose reference and direction belong to a current movement
+    of the same amount."""
+    mismatched: int = 0
+    """… to current movements of other amounts only (``AMOUNT_MISMATCH``)."""
+
+    @property
+    def entries(self) -> int:
+        """Booked entries of the file's statements (zero amounts included)."""
+        return sum(int(str(h.get("entry_count", 0))) for h in self.headers)
+
+    def summary(self) -> dict[str, int]:
+        """What an import did: entries, confirmed, new, mismatched (FORMAT.md §9.6)."""
+        return {"statements": len(self.headers), "entries": self.entries,
+                "confirmed": self.confirmed, "new": len(self.movements),
+                "mismatched": self.mismatched}
 
     @property
     def records(self) -> list[dict[str, object]]:
@@ -146,7 +162,7 @@ def statement_records(
     ledger: Ledger,
     path: Path,
     fmt: StatementFormat,
-    region: str,
+    region: str | None,
     fund_account: str | None,
 ) -> list[dict[str, object]]:
     """The interchange records to ingest for a statement file (see the module docstring).
@@ -162,7 +178,7 @@ def statement_batch(
     ledger: Ledger,
     path: Path,
     fmt: StatementFormat,
-    region: str,
+    region: str | None,
     fund_account: str | None,
     data: bytes | None = None,
 ) -> StatementBatch:
@@ -175,22 +191,27 @@ def statement_batch(
     statements = parse_statement_file(path, fmt, data)
     for st in statements:
         check_cny(path, st)
-    planned = _plan(path, statements, fmt, region, fund_account)
+    planned = _plan(path, statements, fmt, region, fund_account, ledger.home.bank_accounts)
     refresh(ledger.store)
     with ledger.store.reader() as conn:
         existing = current_movements(conn, (str(r["bank_ref"]) for r in planned.movements))
     new: list[dict[str, object]] = []
     refs = dict.fromkeys(str(h["id"]) for h in planned.headers)
+    same = other = 0
     for rec in planned.movements:
         direction = "credit" if rec["type"] == "finance.collection" else "debit"
         confirmed = existing.get((str(rec["bank_ref"]), direction))
         if confirmed:
             # confirms a movement already in the books (or was imported before)
             refs.update(dict.fromkeys(sorted(rid for rid, _ in confirmed)))
+            if any(a == fen(str(rec["amount"])) for _, a in confirmed):
+                same += 1
+            else:
+                other += 1
             continue
         refs[str(rec["id"])] = None
         new.append(rec)
-    return StatementBatch(tuple(planned.headers), tuple(new), tuple(refs))
+    return StatementBatch(tuple(planned.headers), tuple(new), tuple(refs), same, other)
 
 
 class _Plan:
@@ -199,11 +220,36 @@ class _Plan:
         self.movements: list[dict[str, object]] = []
 
 
-def _plan(path: Path, statements: Sequence[Statement], fmt: StatementFormat, region: str,
-          fund_account: str | None) -> _Plan:
+def account_of(path: Path, st: Statement, accounts: Sequence[BankAccount],
+               region: str | None, fund_account: str | None) -> tuple[str, str]:
+    """``(region, fund account)`` of a statement: from the home's map of bank accounts
+    (FORMAT.md §5.4), which options may repeat but not contradict; for an account the map
+    does not hold, from both options; otherwise :class:`InputError` before anything is
+    written (FORMAT.md §9.6)."""
+    mapped = next((a for a in accounts if a.number == st.account), None)
+    where = f"{path}: statement {quoted(st.id)} of bank account {quoted(st.account)}"
+    if mapped is not None:
+        for option, given, kept in (("--fund-account", fund_account, mapped.fund_account),
+                                    ("--region", region, mapped.region)):
+            if given is not None and given != kept:
+                raise InputError(f"{where}: {option} {given}, but this home maps the account "
+                                 f"to {kept} (bfa bank-account list)")
+        return mapped.region, mapped.fund_account
+    if region is None or fund_account is None:
+        raise InputError(f"{where}: the account is not in this home's bank accounts; map it "
+                         f"once with 'bfa bank-account set {st.account} --fund-account F "
+                         "--region R' (or give --fund-account and --region); nothing was "
+                         "imported")
+    return region, fund_account
+
+
+def _plan(path: Path, statements: Sequence[Statement], fmt: StatementFormat,
+          region_option: str | None, fund_option: str | None,
+          accounts: Sequence[BankAccount] = ()) -> _Plan:
     plan = _Plan()
     seen_sids: set[str] = set()
     for index, st in enumerate(statements, 1):
+        region, fund_account = account_of(path, st, accounts, region_option, fund_option)
         sid = _record_id(path, st.id, "statement id")
         if sid in seen_sids:
             sid = _record_id(path, f"{st.id}-{index}", "statement id")

@@ -1102,22 +1102,50 @@ def test_five_megabytes_of_broken_61_lines_is_one_line(home: Path, tmp_path: Pat
 # ================================================================================ options
 
 
-def test_region_is_required(home: Path, tmp_path: Path) -> None:
-    """FORMAT §9.6: --region is required (usage error, exit 2)."""
+@pytest.mark.parametrize("given", [("--fund-account", "income"), ("--region", R), ()],
+                         ids=["no-region", "no-fund-account", "neither"])
+def test_an_unmapped_account_needs_both_options(home: Path, tmp_path: Path,
+                                                given: tuple[str, ...]) -> None:
+    """FORMAT §9.6: an account the home does not map, without both options, is refused
+    (exit 2) before anything is written, naming the command that maps it."""
     f = write(tmp_path / "s.xml", GOOD)
     for fmt in ("camt053", "mt940"):
-        res = invoke("ingest", *h(home), "--format", fmt, "--fund-account", "income", str(f))
-        assert res.exit_code == 2 and "Traceback" not in res.output
-        assert "--region" in res.stderr
+        g = write(tmp_path / "s.sta", mt()) if fmt == "mt940" else f
+        res = invoke("ingest", *h(home), "--format", fmt, *given, str(g))
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert f"bfa bank-account set {ACCT}" in res.stderr, res.stderr
+        assert "nothing was imported" in res.stderr
     assert size(home) == 0
 
 
-def test_fund_account_is_optional(home: Path, tmp_path: Path) -> None:
-    """FORMAT §9.6: [--fund-account …]; fund_account only 'if given'."""
+def test_a_mapped_account_needs_no_option(home: Path, tmp_path: Path) -> None:
+    """FORMAT §5.4, §9.6: statements are read through the home's map of bank accounts;
+    an option may repeat the map, never contradict it."""
+    res = invoke("bank-account", "set", *h(home), ACCT, "--fund-account", "expenditure",
+                 "--region", "440300")
+    assert res.exit_code == 0, res.output
+    listed = json.loads(invoke("bank-account", "list", *h(home), "--json").stdout)
+    assert listed == [{"number": ACCT, "fund_account": "expenditure", "region": "440300"}]
     f = write(tmp_path / "s.xml", GOOD)
-    res = invoke("ingest", *h(home), "--format", "camt053", "--region", R, str(f))
+    res = invoke("ingest", *h(home), "--format", "camt053", "--fund-account", "income",
+                 str(f))
+    assert res.exit_code == 2 and "maps the account to expenditure" in res.stderr
+    assert size(home) == 0
+    res = invoke("ingest", *h(home), "--format", "camt053", str(f))
     assert res.exit_code == 0, res.stderr
-    assert "fund_account" not in show(home, "ST-1")
+    st = show(home, "ST-1")
+    assert (st["fund_account"], st["region"]) == ("expenditure", "440300")
+    assert "1 statement(s), 1 entries: 0 confirmed a booked movement, 1 new" in res.stdout
+    res = invoke("ingest", *h(home), "--format", "camt053", str(f), "--json")
+    assert json.loads(res.stdout)["files"][0]["statement"] == {
+        "statements": 1, "entries": 1, "confirmed": 1, "new": 0, "mismatched": 0}
+    for bad in (["NO-SUCH", "--fund-account", "income", "--region", "4401"],
+                [" ", "--fund-account", "income", "--region", "440100"]):
+        res = invoke("bank-account", "set", *h(home), *bad)
+        assert res.exit_code == 2 and res.stderr.startswith("bfa: error: "), res.output
+    assert invoke("bank-account", "remove", *h(home), ACCT).exit_code == 0
+    assert invoke("bank-account", "remove", *h(home), ACCT).exit_code == 2
+    assert "no bank account mapped" in invoke("bank-account", "list", *h(home)).stdout
 
 
 @pytest.mark.parametrize("region", ["44010", "4401000", "abcdef", "\uff14\uff14\uff10\uff11"

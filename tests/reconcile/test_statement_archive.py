@@ -328,7 +328,7 @@ def test_a_missing_second_file_names_the_files_that_stay(tmp_path: Path, db_url:
     home = home_of(tmp_path, db_url)
     good = camt(tmp_path / "good.xml", "ST-1", "0.00", "80.00", [("R1", "CRDT", "80.00")])
     res = invoke("ingest", *h(home, db_url), "--format", "camt053", "--region", R,
-                 str(good), str(tmp_path / "nope.xml"))
+                 "--fund-account", "income", str(good), str(tmp_path / "nope.xml"))
     assert res.exit_code == 2
     assert "nope.xml: cannot open" in res.stderr and "good.xml (3 appended" in res.stderr
 
