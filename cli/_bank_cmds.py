@@ -4,6 +4,7 @@ agency records (``bfa balance opening``)."""
 from __future__ import annotations
 
 import calendar
+import re
 import unicodedata
 from datetime import date, datetime
 from pathlib import Path
@@ -19,12 +20,14 @@ from reconcile import today
 from reconcile.bank import (
     ITEM_KINDS,
     ITEM_NAMES,
+    LABELS,
     AccountReconciliation,
     BankReconciliation,
     archive_statements,
     bank_reconciliation,
     parse_yuan,
     record_opening,
+    statement_accounts,
     statement_csv,
 )
 
@@ -42,11 +45,12 @@ def _as_of(as_of: datetime | None, period: str | None) -> date:
     if as_of is not None and period is not None:
         raise InputError("give --as-of or --period, not both")
     if period is not None:
-        try:
-            year, month = (int(x) for x in period.split("-"))
-            return date(year, month, calendar.monthrange(year, month)[1])
-        except ValueError as e:
-            raise InputError(f"--period {period!r} is not a month YYYY-MM") from e
+        if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period, re.ASCII):
+            raise InputError(f"--period {period!r} is not a month YYYY-MM (e.g. 2026-11)")
+        year, month = int(period[:4]), int(period[5:])
+        if year < 1:
+            raise InputError(f"--period {period!r} is not a month YYYY-MM (e.g. 2026-11)")
+        return date(year, month, calendar.monthrange(year, month)[1])
     return as_of.date() if as_of is not None else today()
 
 
@@ -137,12 +141,18 @@ def opening(home: str | None, db: str | None, as_json: bool, user: str | None,
     fen = parse_yuan(amount)
     with open_ledger(home, db) as led:
         got = record_opening(led, bank_account, day.date(), fen, user)
+        known = (led.home.bank_account(got.bank_account) is not None
+                 or got.bank_account in statement_accounts(led))
     if as_json:
         click.echo(to_json(got.to_json()))
     else:
         click.echo(f"opening balance of bank account {printable(got.bank_account)} at the "
-                   f"start of {got.day}: {yuan(got.amount)} (recorded as {got.id}, entry "
-                   f"{got.seq}, by {printable(got.user)})")
+                   f"start of {got.day}: {yuan(got.amount)} (recorded as {got.id}, ledger "
+                   f"entry {got.seq}, by {printable(got.user)})")
+    if not known:
+        click.echo(f"bfa: warning: no statement of bank account {printable(got.bank_account)}"
+                   " was imported and this home does not map it (bfa bank-account list): "
+                   "is the number as on the bank's statements?", err=True)
 
 
 def yuan(fen: int, sign: str = "¥") -> str:
@@ -156,9 +166,21 @@ def width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _line(label: str, fen: int, cols: int = 64) -> str:
-    money = yuan(fen)
+def _line(label: str, fen: int | None, cols: int = 64) -> str:
+    money = "" if fen is None else yuan(fen)
     return f"  {label}{' ' * max(1, cols - width(label) - len(money))}{money}"
+
+
+def _wrapped(text: str, indent: str = "  ", cols: int = 78) -> list[str]:
+    """``text`` (made printable) in lines of at most ``cols`` terminal columns."""
+    words, out, line = printable(text).split(" "), [], indent
+    for word in words:
+        if line.strip() and width(line) + 1 + width(word) > cols:
+            out.append(line)
+            line = indent + "  " + word
+        else:
+            line = f"{line} {word}" if line.strip() else indent + word
+    return [*out, line]
 
 
 def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:
@@ -166,17 +188,22 @@ def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:
     out = [f"银行存款余额调节表 bank reconciliation statement, as of {rep.as_of}"]
     if not rep.accounts:
         where = f" of the {fund_account} account" if fund_account else ""
-        out.append(f"NOT balanced: no bank statement{where} was imported (bfa ingest "
-                   "--format camt053 …): nothing to compare the books with")
+        out += _wrapped(f"NOT balanced: no bank statement{where} was imported (bfa ingest "
+                        "--format camt053 …): nothing to compare the books with", "")
         return "\n".join(out)
     for a in rep.accounts:
         out += ["", *_account_text(a)]
-    if len(rep.accounts) > 1:
-        out += ["", "per fund account 按资金账户合计:"]
-        for fa, tot in sorted(rep.totals().items()):
-            out.append(f"  {_FUND_NAMES.get(fa, fa or '-')} {fa}: bank {tot['bank_balance']}"
-                       f", book {tot['book_balance']}, adjusted {tot['adjusted_bank']} / "
-                       f"{tot['adjusted_book']}, difference {tot['difference']}")
+    totals = rep.totals()
+    if len(rep.accounts) > 1 and totals:
+        out += ["", "按资金账户合计 per fund account (accounts that could be reconciled):"]
+        for fa, tot in sorted(totals.items()):
+            out.append(f"  {_FUND_NAMES.get(fa, fa)} {fa}")
+            for key, label in (("bank_balance", LABELS["bank_balance"]),
+                               ("book_balance", LABELS["book_balance"]),
+                               ("adjusted_bank", LABELS["adjusted_bank"]),
+                               ("adjusted_book", LABELS["adjusted_book"]),
+                               ("difference", LABELS["difference"])):
+                out.append(_line(f"  {label}", parse_yuan(tot[key])))
     bad = [a for a in rep.accounts if not a.balanced]
     out += ["", "balanced 已平衡" if not bad else
             f"NOT balanced 不平衡: {len(bad)} of {len(rep.accounts)} bank account(s)"]
@@ -185,40 +212,44 @@ def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:
 
 def _account_text(a: AccountReconciliation) -> list[str]:
     fa = f"{_FUND_NAMES.get(a.fund_account or '', '')} {a.fund_account or 'no fund account'}"
-    head = [f"bank account 银行账号 {printable(a.bank_account)} ({fa.strip()}, region "
-            f"{a.region or '-'})"]
-    if a.statement is not None:
-        head.append(f"  statement 对账单 {printable(a.statement.id)}, closing "
-                    f"{a.statement.closing_date}")
-    if a.opening is not None:
-        head.append(f"  opening 期初余额 {yuan(a.opening.amount)} at the start of "
-                    f"{a.opening.day} (entry {a.opening.seq})")
+    head = _wrapped(f"bank account 银行账号 {a.bank_account} ({fa.strip()}, region "
+                    f"{a.region or '-'})", "")
+    if len(a.bank_accounts) > 1:
+        head += _wrapped("(these accounts serve one fund account in one region: the "
+                         "movements do not say which of them moved the money, so they are "
+                         "reconciled together)")
+    for st in a.statements:
+        head.append(f"  statement 对账单 {printable(st.id)}, closing {st.closing_date}")
+    for o in a.openings:
+        head.append(f"  opening 期初余额 {yuan(o.amount)} at the start of {o.day} (ledger "
+                    f"entry {o.seq})")
     if a.problem is not None:
-        return [*head, f"  NOT balanced: {a.problem}"]
+        return [*head, *_wrapped(f"NOT balanced: {a.problem}")]
     sums = {k: sum(i.amount for i in a.items[k]) for k in ITEM_KINDS}
     lines = [
         *head, "",
-        _line("银行对账单余额 bank statement balance", a.bank),
+        _line(f"{LABELS['bank_balance']} bank balance", a.bank),
         _line(f"+ {ITEM_NAMES['book_credit']} {_SHORT['book_credit']}", sums["book_credit"]),
         _line(f"- {ITEM_NAMES['book_debit']} {_SHORT['book_debit']}", sums["book_debit"]),
-        _line("= 调节后余额 adjusted bank balance", a.adjusted_bank), "",
-        _line("企业账面余额 book balance", a.book),
+        _line(f"= {LABELS['adjusted_bank']} adjusted", a.adjusted_bank), "",
+        _line(f"{LABELS['book_balance']} book balance", a.book),
         _line(f"+ {ITEM_NAMES['bank_credit']} {_SHORT['bank_credit']}", sums["bank_credit"]),
         _line(f"- {ITEM_NAMES['bank_debit']} {_SHORT['bank_debit']}", sums["bank_debit"]),
-        _line("= 调节后余额 adjusted book balance", a.adjusted_book), "",
-        _line("差额 difference", a.difference), ""]
+        _line(f"= {LABELS['adjusted_book']} adjusted", a.adjusted_book), "",
+        _line(f"{LABELS['difference']} difference", a.difference), ""]
     for k in ITEM_KINDS:
         if a.items[k]:
             lines.append(f"  {ITEM_NAMES[k]} {_ITEM_EN[k]}:")
             lines += [_item(i.day, i.record, i.bank_ref, i.amount) for i in a.items[k]]
     if a.unexplained:
-        lines.append("  unexplained 未达原因不明 (same reference, another amount):")
+        lines.append(f"  {LABELS['unexplained']} unexplained (same reference, another "
+                     "amount):")
         for i in a.unexplained:
-            lines.append(f"    {i.day}  {printable(i.record)} bank {yuan(i.amount)}, books "
-                         f"{yuan(i.book_amount or 0)} ({printable(i.movement or '')}, ref "
-                         f"{printable(i.bank_ref)})")
+            lines += _wrapped(f"{i.day} {i.record} bank {yuan(i.amount)}, books "
+                              f"{yuan(i.book_amount or 0)} ({i.movement or ''}, ref "
+                              f"{i.bank_ref})", "    ")
     verdict = "balanced 已平衡" if a.balanced else (
-        f"NOT balanced 不平衡: difference {yuan(a.difference)}"
+        f"NOT balanced 不平衡: difference {yuan(a.difference or 0)}"
         + (f", {len(a.unexplained)} unexplained" if a.unexplained else ""))
     return [*lines, f"  {verdict}"]
 

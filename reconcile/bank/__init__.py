@@ -28,6 +28,7 @@ from __future__ import annotations
 from reconcile.bank._adjust import (
     ITEM_KINDS,
     ITEM_NAMES,
+    LABELS,
     AccountReconciliation,
     Archived,
     BankReconciliation,
@@ -38,6 +39,7 @@ from reconcile.bank._adjust import (
     openings,
     parse_yuan,
     record_opening,
+    statement_accounts,
     statement_csv,
 )
 from reconcile.bank._checks import load_statements, statement_breaks
@@ -47,6 +49,7 @@ from reconcile.bank._records import StatementFormat, parse_statement_file, state
 __all__ = [
     "ITEM_KINDS",
     "ITEM_NAMES",
+    "LABELS",
     "AccountReconciliation",
     "Archived",
     "Balance",
@@ -63,6 +66,7 @@ __all__ = [
     "parse_statement_file",
     "parse_yuan",
     "record_opening",
+    "statement_accounts",
     "statement_breaks",
     "statement_csv",
     "statement_records",

@@ -33,26 +33,28 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, literal_column, or_, select
 
 from ledger import InputError, Ledger, VoucherStore, append_control, control_records
 from reconcile.bank._checks import StoredStatement, load_statements
 from reconcile.bank._records import DIRECTION_KINDS
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import refresh
-from reconcile.matching._units import day_date, epoch_day, money
+from reconcile.matching._units import money
 
 ITEM_KINDS = ("bank_credit", "bank_debit", "book_credit", "book_debit")
 """银行已收企业未收, 银行已付企业未付, 企业已收银行未收, 企业已付银行未付."""
 ITEM_NAMES = {"bank_credit": "银行已收企业未收", "bank_debit": "银行已付企业未付",
               "book_credit": "企业已收银行未收", "book_debit": "企业已付银行未付"}
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 _MAX_FEN = 10**17  # 15 integer digits of yuan, as every amount of the interchange
 
 
@@ -73,18 +75,22 @@ class Opening:
                 "amount": money(self.amount), "user": self.user, "seq": self.seq}
 
 
+_YUAN = re.compile(r"(-?)((?:[0-9]{1,3}(?:,[0-9]{3})+)|[0-9]+)(?:\.([0-9]{1,2}))?", re.ASCII)
+
+
 def parse_yuan(text: str) -> int:
-    """A yuan amount typed by an officer (``1234.5``, ``-20``, ``1,234.56``) in fen;
-    :class:`InputError` unless exact to the fen and within 15 integer digits."""
-    raw = text.replace(",", "").replace("，", "").strip()
-    try:
-        value = Decimal(raw) * 100
-    except InvalidOperation as e:
-        raise InputError(f"--amount {text!r} is not an amount of yuan (e.g. 1234.56)") from e
-    if not value.is_finite() or value != value.to_integral_value() or abs(value) >= _MAX_FEN:
-        raise InputError(f"--amount {text!r} is not an amount exact to the fen (at most 15 "
-                         "integer digits)")
-    return int(value)
+    """A yuan amount typed by an officer in fen: ASCII digits with an optional ``-``,
+    optional thousands separators in their places and at most two decimals (``1234.5``,
+    ``-20``, ``1,234.56``); :class:`InputError` for anything else (exponents, ``+``,
+    full-width digits, a third decimal) or more than 15 integer digits."""
+    m = _YUAN.fullmatch(text.strip())
+    digits = m[2].replace(",", "") if m else ""
+    if m is None or len(digits.lstrip("0") or "0") > 15 or (len(digits) > 1
+                                                             and digits[0] == "0"):
+        raise InputError(f"--amount {text!r} is not an amount of yuan exact to the fen "
+                         "(e.g. 1234.56 or 1,234.56; at most 15 integer digits)")
+    fen = int(digits) * 100 + int((m[3] or "").ljust(2, "0"))
+    return -fen if m[1] else fen
 
 
 def record_opening(ledger: Ledger, bank_account: str, day: date, amount_fen: int,
@@ -149,64 +155,69 @@ class Item:
 
 @dataclass
 class AccountReconciliation:
-    """The 银行存款余额调节表 of one bank account."""
+    """The 银行存款余额调节表 of one bank account — or of the bank accounts that serve one
+    fund account in one region, which are reconciled together: the agency's movements
+    name a fund account, not which of its bank accounts moved the money."""
 
-    bank_account: str
+    bank_accounts: tuple[str, ...]
     fund_account: str | None
     region: str
-    statement: StoredStatement | None
-    opening: Opening | None
-    bank: int = 0
-    book: int = 0
+    statements: tuple[StoredStatement, ...] = ()
+    """The bank side: each account's latest statement closing on or before the day."""
+    openings: tuple[Opening, ...] = ()
+    """Each account's opening balance in force on the day."""
+    bank: int | None = None
+    book: int | None = None
     items: dict[str, list[Item]] = field(default_factory=lambda: {k: [] for k in ITEM_KINDS})
     unexplained: list[Item] = field(default_factory=list)
+    problem: str | None = None
+    """Why the account cannot be reconciled, or None."""
 
     @property
-    def adjusted_bank(self) -> int:
-        return (self.bank + sum(i.amount for i in self.items["book_credit"])
-                - sum(i.amount for i in self.items["book_debit"]))
+    def bank_account(self) -> str:
+        return " + ".join(self.bank_accounts)
+
+    def _sum(self, kind: str) -> int:
+        return sum(i.amount for i in self.items[kind])
 
     @property
-    def adjusted_book(self) -> int:
-        return (self.book + sum(i.amount for i in self.items["bank_credit"])
-                - sum(i.amount for i in self.items["bank_debit"]))
+    def adjusted_bank(self) -> int | None:
+        if self.bank is None or self.problem is not None:
+            return None
+        return self.bank + self._sum("book_credit") - self._sum("book_debit")
 
     @property
-    def difference(self) -> int:
-        return self.adjusted_bank - self.adjusted_book
+    def adjusted_book(self) -> int | None:
+        if self.book is None or self.problem is not None:
+            return None
+        return self.book + self._sum("bank_credit") - self._sum("bank_debit")
 
     @property
-    def problem(self) -> str | None:
-        """Why the account cannot be reconciled, or None."""
-        if self.statement is None:
-            return "no statement with a closing balance on or before the day"
-        if self.fund_account is None:
-            return (f"the statements of bank account {self.bank_account} name no fund "
-                    "account (imported without --fund-account): its movements cannot be "
-                    "told")
-        if self.opening is None:
-            return (f"no opening balance recorded for bank account {self.bank_account} on "
-                    "or before the day (bfa balance opening)")
-        return None
+    def difference(self) -> int | None:
+        ab, ak = self.adjusted_bank, self.adjusted_book
+        return None if ab is None or ak is None else ab - ak
 
     @property
     def balanced(self) -> bool:
         return self.problem is None and self.difference == 0 and not self.unexplained
 
     def to_json(self) -> dict[str, Any]:
-        st = self.statement
+        def m(v: int | None) -> str | None:
+            return None if v is None else money(v)
+
         return {
-            "bank_account": self.bank_account, "fund_account": self.fund_account,
-            "region": self.region, "balanced": self.balanced, "problem": self.problem,
-            "statement": None if st is None else {
-                "id": st.id, "closing_date": st.closing_date,
-                "closing_balance": money(st.closing or 0)},
-            "opening": None if self.opening is None else self.opening.to_json(),
-            "bank_balance": money(self.bank), "book_balance": money(self.book),
-            "adjusted_bank": money(self.adjusted_bank),
-            "adjusted_book": money(self.adjusted_book),
-            "difference": money(self.difference),
-            "items": {k: {"name": ITEM_NAMES[k], "total": money(sum(i.amount for i in v)),
+            "bank_account": self.bank_account, "bank_accounts": list(self.bank_accounts),
+            "fund_account": self.fund_account, "region": self.region,
+            "balanced": self.balanced, "problem": self.problem,
+            "statements": [{"id": st.id, "bank_account": st.bank_account,
+                            "closing_date": st.closing_date,
+                            "closing_balance": money(st.closing or 0)}
+                           for st in self.statements],
+            "openings": [o.to_json() for o in self.openings],
+            "bank_balance": m(self.bank), "book_balance": m(self.book),
+            "adjusted_bank": m(self.adjusted_bank), "adjusted_book": m(self.adjusted_book),
+            "difference": m(self.difference),
+            "items": {k: {"name": ITEM_NAMES[k], "total": money(self._sum(k)),
                           "records": [i.to_json() for i in v]}
                       for k, v in self.items.items()},
             "unexplained": [i.to_json() for i in self.unexplained]}
@@ -225,15 +236,18 @@ class BankReconciliation:
         return bool(self.accounts) and all(a.balanced for a in self.accounts)
 
     def totals(self) -> dict[str, dict[str, str]]:
+        """Per fund account, the sums over its accounts that could be reconciled."""
         out: dict[str, dict[str, int]] = {}
         for a in self.accounts:
-            tot = out.setdefault(a.fund_account or "", {k: 0 for k in (
-                "bank_balance", "book_balance", "adjusted_bank", "adjusted_book",
-                "difference")})
+            if a.problem is not None or a.fund_account is None:
+                continue
+            tot = out.setdefault(a.fund_account, dict.fromkeys(
+                ("bank_balance", "book_balance", "adjusted_bank", "adjusted_book",
+                 "difference"), 0))
             for k, v in (("bank_balance", a.bank), ("book_balance", a.book),
                          ("adjusted_bank", a.adjusted_bank),
                          ("adjusted_book", a.adjusted_book), ("difference", a.difference)):
-                tot[k] += v
+                tot[k] += v or 0
         return {fa: {k: money(v) for k, v in tot.items()} for fa, tot in out.items()}
 
     def to_json(self) -> dict[str, Any]:
@@ -250,35 +264,58 @@ def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None
     with ledger.store.reader() as conn:
         every = load_statements(conn, None)
         opens = openings(conn)
-        accounts = _accounts(every)
+        made = _statement_ids(conn)
         out = []
-        for account, stmts in sorted(accounts.items()):
-            fa, region = _home_of(stmts)
+        known = False
+        for (fa, region), accounts in sorted(_units(every).items(),
+                                             key=lambda kv: (kv[0][0] or "", kv[0][1])):
+            if bank_account is not None and bank_account not in accounts:
+                continue
+            known = True
             if fund_account is not None and fa != fund_account:
                 continue
-            if bank_account is not None and account != bank_account:
-                continue
-            out.append(_reconcile_account(conn, account, fa, region, stmts, opens, as_of))
-        if bank_account is not None and not out:
-            known = [o for o in opens if o.bank_account == bank_account]
-            out.append(AccountReconciliation(bank_account, fund_account, "", None,
-                                             _latest_opening(known, as_of)))
+            out.append(_reconcile_unit(conn, accounts, fa, region, opens, made, as_of))
+        if bank_account is not None and not known:  # no statement of it at all
+            opening = _latest_opening([o for o in opens if o.bank_account == bank_account],
+                                      as_of)
+            out.append(AccountReconciliation(
+                (bank_account,), fund_account, "", openings=(opening,) if opening else (),
+                problem=f"no statement of bank account {bank_account} was imported"))
     return BankReconciliation(as_of.isoformat(), out)
 
 
-def _accounts(stmts: Iterable[StoredStatement]) -> dict[str, list[StoredStatement]]:
+def statement_accounts(ledger: Ledger) -> set[str]:
+    """The bank accounts of every statement in the ledger."""
+    refresh(ledger.store)
+    with ledger.store.reader() as conn:
+        return {st.bank_account for st in load_statements(conn, None)}
+
+
+def _units(stmts: Iterable[StoredStatement]
+           ) -> dict[tuple[str | None, str], dict[str, list[StoredStatement]]]:
+    """Bank accounts grouped by the fund account and region of their latest statement
+    that names a fund account (else of their latest statement): ``(fund account, region)
+    -> {account: its statements in order}``."""
     by: dict[str, list[StoredStatement]] = {}
     for st in stmts:
         by.setdefault(st.bank_account, []).append(st)
-    return {k: sorted(v, key=StoredStatement.order_key) for k, v in by.items()}
+    units: dict[tuple[str | None, str], dict[str, list[StoredStatement]]] = {}
+    for account, group in sorted(by.items()):
+        ordered = sorted(group, key=StoredStatement.order_key)
+        named = [s for s in ordered if s.fund_account]
+        last = (named or ordered)[-1]
+        units.setdefault((last.fund_account, last.region), {})[account] = ordered
+    return units
 
 
-def _home_of(stmts: Sequence[StoredStatement]) -> tuple[str | None, str]:
-    """The fund account and region of an account: those of its latest statement that
-    names a fund account (else its latest statement's region, no fund account)."""
-    named = [s for s in stmts if s.fund_account]
-    last = (named or list(stmts))[-1]
-    return last.fund_account, last.region
+def _statement_ids(conn: Connection) -> set[str]:
+    """The id of every ``finance.statement`` record, superseded ones included: a movement
+    a statement import made is ``<statement id>/…`` of the statement as it was imported,
+    whatever corrected it since."""
+    r = t.records
+    q = select(r.c.record_id).where(r.c.kind == literal_column("'statement'"),
+                                    r.c.domain == "finance")
+    return {str(x) for x in conn.execute(q).scalars()}
 
 
 def _latest_opening(opens: Sequence[Opening], as_of: date) -> Opening | None:
@@ -290,74 +327,111 @@ def _latest_opening(opens: Sequence[Opening], as_of: date) -> Opening | None:
     return best
 
 
-def _reconcile_account(conn: Connection, account: str, fa: str | None, region: str,
-                       stmts: Sequence[StoredStatement], opens: Sequence[Opening],
-                       as_of: date) -> AccountReconciliation:
+def _reconcile_unit(conn: Connection, accounts: Mapping[str, list[StoredStatement]],
+                    fa: str | None, region: str, opens: Sequence[Opening],
+                    statement_ids: set[str], as_of: date) -> AccountReconciliation:
     day = as_of.isoformat()
-    opening = _latest_opening([o for o in opens if o.bank_account == account], as_of)
-    closed = [s for s in stmts if s.closing is not None and (s.closing_date or "") <= day]
-    rec = AccountReconciliation(account, fa, region, closed[-1] if closed else None, opening)
-    if rec.statement is None or opening is None or fa is None:
+    names = tuple(sorted(accounts))
+    rec = AccountReconciliation(names, fa, region)
+    closed = {a: [s for s in stmts if s.closing is not None and (s.closing_date or "") <= day]
+              for a, stmts in accounts.items()}
+    rec.statements = tuple(c[-1] for c in closed.values() if c)
+    found = {a: _latest_opening([o for o in opens if o.bank_account == a], as_of)
+             for a in names}
+    rec.openings = tuple(o for o in found.values() if o is not None)
+    missing_st = [a for a in names if not closed[a]]
+    missing_op = [a for a in names if found[a] is None]
+    days = {o.day for o in rec.openings}
+    if not missing_st:
+        rec.bank = sum(st.closing or 0 for st in rec.statements)
+    if fa is None:
+        rec.problem = (f"the statements of bank account {rec.bank_account} name no fund "
+                       "account (imported without --fund-account): its movements cannot "
+                       "be told")
+    elif missing_st:
+        rec.problem = (f"no statement of bank account {', '.join(missing_st)} with a "
+                       "closing balance on or before the day")
+    elif missing_op:
+        rec.problem = (f"no opening balance recorded for bank account "
+                       f"{', '.join(missing_op)} on or before the day (bfa balance opening)")
+    elif len(days) > 1:
+        rec.problem = (f"bank accounts {', '.join(names)} serve one fund account in one "
+                       "region and are reconciled together, but their opening balances "
+                       f"are for different days ({', '.join(sorted(days))}): record them "
+                       "for one day")
+    if rec.problem is not None or fa is None:
         return rec
-    rec.bank = rec.statement.closing or 0
-    made: dict[tuple[str, str], set[str]] = {}
-    for s in stmts:
-        for ref, d, _a, _v in s.lines:
-            made.setdefault((ref, d), set()).add(f"{s.id}/")
-    booked: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
-    for rid, ref, direction, amount, oday in _movements(conn, fa, region):
-        if any(rid.startswith(p) for p in made.get((ref, direction), ())):
+    start_day = days.pop()
+    lines = [(st, n, line) for a in names for st in closed[a]
+             for n, line in enumerate(st.lines, 1)]
+    on_lines = {(ref, d) for _st, _n, (ref, d, _a, _v) in lines}
+    booked: dict[tuple[str, str], list[tuple[str, int, str]]] = {}
+    for rid, ref, direction, amount, bday in _movements(conn, fa, region):
+        if (ref, direction) in on_lines and _made(rid, statement_ids):
             continue  # made by a statement import: known to the bank, not booked by us
-        booked.setdefault((ref, direction), []).append((rid, amount, oday))
+        booked.setdefault((ref, direction), []).append((rid, amount, bday))
     cleared: set[str] = set()
-    for st in closed:
-        for n, (ref, direction, amount, vday) in enumerate(st.lines, 1):
-            if vday < opening.day:
-                continue
-            ours = [m for m in booked.get((ref, direction), []) if m[0] not in cleared]
-            same = next((m for m in ours if m[1] == amount), None)
-            if same is not None:
-                cleared.add(same[0])
-                continue
-            where = f"{st.id}#{n}"
-            if ours:
-                mid, book_amount = ours[0][0], ours[0][1]
-                cleared.add(mid)
-                rec.unexplained.append(Item("unexplained", where, ref, direction, amount,
-                                            vday, book_amount, mid))
-                continue
-            kind = "bank_credit" if direction == "credit" else "bank_debit"
-            rec.items[kind].append(Item(kind, where, ref, direction, amount, vday))
-    start, end = epoch_day(opening.day), epoch_day(as_of)
-    rec.book = opening.amount
+    for st, n, (ref, direction, amount, vday) in lines:
+        if vday < start_day or amount == 0:
+            continue  # before the opening, or a line that moves no money
+        ours = [m for m in booked.get((ref, direction), []) if m[0] not in cleared]
+        same = next((m for m in ours if m[1] == amount), None)
+        if same is not None:
+            cleared.add(same[0])
+            continue
+        where = f"{st.id}#{n}"
+        if ours:
+            cleared.add(ours[0][0])
+            rec.unexplained.append(Item("unexplained", where, ref, direction, amount, vday,
+                                        ours[0][1], ours[0][0]))
+            continue
+        kind = "bank_credit" if direction == "credit" else "bank_debit"
+        rec.items[kind].append(Item(kind, where, ref, direction, amount, vday))
+    rec.book = sum(o.amount for o in rec.openings)
     for (ref, direction), moves in booked.items():
-        for rid, amount, oday in moves:
-            if not start <= oday <= end:
+        for rid, amount, bday in moves:
+            if not start_day <= bday <= day:
                 continue
             rec.book += amount if direction == "credit" else -amount
             if rid in cleared:
                 continue
             kind = "book_credit" if direction == "credit" else "book_debit"
-            rec.items[kind].append(Item(kind, rid, ref, direction, amount,
-                                        day_date(oday).isoformat()))
+            rec.items[kind].append(Item(kind, rid, ref, direction, amount, bday))
     for items in rec.items.values():
         items.sort(key=lambda i: (i.day, i.record))
     return rec
 
 
+def _made(rid: str, statement_ids: set[str]) -> bool:
+    """Whether ``rid`` is ``<statement id>/…`` (a statement id may hold ``/`` itself)."""
+    head = rid
+    while "/" in head:
+        head = head.rsplit("/", 1)[0]
+        if head in statement_ids:
+            return True
+    return False
+
+
+def shanghai_day(timestamp: str) -> str:
+    """The Asia/Shanghai (UTC+08:00, no daylight saving) date of an RFC 3339 timestamp
+    with an offset."""
+    return datetime.fromisoformat(timestamp).astimezone(SHANGHAI).date().isoformat()
+
+
 def _movements(conn: Connection, fund_account: str, region: str
-               ) -> Iterable[tuple[str, str, str, int, int]]:
+               ) -> Iterable[tuple[str, str, str, int, str]]:
     """``(id, bank_ref, direction, amount fen, booking day)`` of the current movements on
-    the fund account in the region (a sweep on either end)."""
+    the fund account in the region (a sweep on either end); the booking day is the
+    ``occurred_at`` date in Asia/Shanghai."""
     m, r = t.movements, t.records
-    q = (select(m.c.record_id, m.c.kind, m.c.bank_ref, m.c.amount_fen, r.c.occurred_day,
+    q = (select(m.c.record_id, m.c.kind, m.c.bank_ref, m.c.amount_fen, r.c.occurred_at,
                 m.c.fund_account, m.c.from_account, m.c.to_account)
          .join(r, r.c.seq == m.c.seq)
          .where(r.c.superseded.is_(False), r.c.region == region,
                 or_(m.c.fund_account == fund_account, m.c.from_account == fund_account,
                     m.c.to_account == fund_account))
          .order_by(m.c.seq))
-    for rid, kind, ref, amount, oday, fa, frm, to in conn.execute(q):
+    for rid, kind, ref, amount, occurred, fa, frm, to in conn.execute(q):
         if kind == "sweep":
             if fund_account not in (frm, to):
                 continue
@@ -366,11 +440,23 @@ def _movements(conn: Connection, fund_account: str, region: str
             continue
         else:
             direction = "credit" if kind in DIRECTION_KINDS["credit"] else "debit"
-        yield str(rid), str(ref), direction, int(amount), int(oday)
+        yield str(rid), str(ref), direction, int(amount), shanghai_day(str(occurred))
 
 
 CSV_COLUMNS = ["bank_account", "fund_account", "as_of", "line", "name", "record", "bank_ref",
                "direction", "date", "amount"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: str) -> str:
+    """A text cell as a spreadsheet must not misread it: text it would run as a formula
+    gets a leading ``'`` (CSV injection); a run of more than 11 digits (an account
+    number, which Excel would turn into a rounded number) a leading tab."""
+    if value.startswith(_FORMULA_START):
+        return "'" + value
+    if len(value) > 11 and value.isascii() and value.isdigit():
+        return "\t" + value
+    return value
 
 
 def statement_csv(rep: BankReconciliation) -> str:
@@ -380,30 +466,37 @@ def statement_csv(rep: BankReconciliation) -> str:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
     for a in rep.accounts:
-        base = [a.bank_account, a.fund_account or "", rep.as_of]
+        base = [_text(a.bank_account), a.fund_account or "", rep.as_of]
 
         def row(line: str, name: str, fen: int | None, record: str = "", ref: str = "",
                 direction: str = "", day: str = "", *, base: list[str] = base) -> None:
-            w.writerow([*base, line, name, record, ref, direction, day, _plain(fen)])
+            w.writerow([*base, line, _text(name), _text(record), _text(ref), direction, day,
+                        _plain(fen)])
 
         if a.problem is not None:
             row("problem", a.problem, None)
             continue
-        row("bank_balance", "银行对账单余额", a.bank)
+        row("bank_balance", LABELS["bank_balance"], a.bank)
         for k in ("book_credit", "book_debit"):
             for i in a.items[k]:
                 row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("adjusted_bank", "调节后的银行存款余额", a.adjusted_bank)
-        row("book_balance", "企业银行存款日记账余额", a.book)
+        row("adjusted_bank", LABELS["adjusted_bank"], a.adjusted_bank)
+        row("book_balance", LABELS["book_balance"], a.book)
         for k in ("bank_credit", "bank_debit"):
             for i in a.items[k]:
                 row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("adjusted_book", "调节后的企业账面余额", a.adjusted_book)
+        row("adjusted_book", LABELS["adjusted_book"], a.adjusted_book)
         for i in a.unexplained:
-            row("unexplained", f"未达原因不明: books {_plain(i.book_amount or 0)} "
+            row("unexplained", f"{LABELS['unexplained']}: books {_plain(i.book_amount)} "
                 f"({i.movement})", i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("difference", "差额", a.difference)
+        row("difference", LABELS["difference"], a.difference)
     return "\ufeff" + buf.getvalue()
+
+
+LABELS = {"bank_balance": "银行对账单余额", "adjusted_bank": "调节后的银行存款余额",
+          "book_balance": "银行存款日记账余额", "adjusted_book": "调节后的日记账余额",
+          "difference": "差额", "unexplained": "未达原因不明"}
+"""The Chinese names of the statement's lines, the same in every output."""
 
 
 def _plain(fen: int | None) -> str:
@@ -449,17 +542,17 @@ def archive_statements(ledger: Ledger, rep: BankReconciliation, vouchers: Vouche
 
     out: list[Archived] = []
     for acct in rep.accounts:
-        if acct.problem is not None or acct.statement is None:
+        if acct.problem is not None or not acct.statements:
             out.append(Archived(acct.bank_account, None, False, False, acct.problem))
             continue
         data = statement_csv(BankReconciliation(rep.as_of, [acct])).encode("utf-8")
         sha = hashlib.sha256(data).hexdigest()
-        account = id_part(acct.bank_account)[:64].strip("-") or "account"
+        account = id_part("+".join(acct.bank_accounts))[:64].strip("-") or "account"
         rid = f"RS-{account}-{rep.as_of}-{sha[:12]}"
-        refs = list(dict.fromkeys([acct.statement.id, *(
+        refs = list(dict.fromkeys([*(st.id for st in acct.statements), *(
             i.record for k in ("book_credit", "book_debit") for i in acct.items[k]), *(
             i.movement for i in acct.unexplained if i.movement)]))
-        name = f"调节表-{account}-{rep.as_of}.csv"
+        name = f"调节表-{re.sub(r'[^A-Za-z0-9._+-]', '-', account)}-{rep.as_of}.csv"
         record: dict[str, object] = {
             "type": RECONCILIATION_KIND, "id": rid, "region": acct.region,
             "occurred_at": f"{rep.as_of}T00:00:00+08:00", "source": "bfa-balance",

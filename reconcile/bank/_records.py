@@ -226,8 +226,11 @@ def account_of(path: Path, st: Statement, accounts: Sequence[BankAccount],
     (FORMAT.md §5.4), which options may repeat but not contradict; for an account the map
     does not hold, from both options; otherwise :class:`InputError` before anything is
     written (FORMAT.md §9.6)."""
-    mapped = next((a for a in accounts if a.number == st.account), None)
     where = f"{path}: statement {quoted(st.id)} of bank account {quoted(st.account)}"
+    if not st.account or not st.account.isprintable() or len(st.account) > 128:
+        raise InputError(f"{where}: an account number must be 1-128 printable characters; "
+                         "nothing was imported")
+    mapped = next((a for a in accounts if a.number == st.account), None)
     if mapped is not None:
         for option, given, kept in (("--fund-account", fund_account, mapped.fund_account),
                                     ("--region", region, mapped.region)):

@@ -390,9 +390,9 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
         "archive": result.archive,
         "bank": None if result.bank is None else {
             "balanced": result.bank.balanced, "accounts": len(result.bank.accounts),
-            "not_balanced": [{"bank_account": a.bank_account, "difference": money(
-                a.difference), "problem": a.problem} for a in result.bank.accounts
-                if not a.balanced]},
+            "not_balanced": [{"bank_account": a.bank_account, "difference": None if
+                a.difference is None else money(a.difference), "problem": a.problem}
+                for a in result.bank.accounts if not a.balanced]},
         "files": result.files,
         "breaks": {b.id: {"code": b.code, "severity": b.severity,
                           "status": statuses.get(b.id, "open")} for b in report.breaks},

@@ -41,7 +41,12 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from reconcile.bank._adjust import ITEM_NAMES, AccountReconciliation, BankReconciliation
+from reconcile.bank._adjust import (
+    ITEM_NAMES,
+    LABELS,
+    AccountReconciliation,
+    BankReconciliation,
+)
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._units import fen, money
 from reconcile.reports._report import SEVERITY, Break, Expected, Report
@@ -421,9 +426,10 @@ _FUND_NAMES = {"income": "收入户", "expenditure": "支出户", "fiscal_specia
 def _bank_rows(a: AccountReconciliation) -> list[str]:
     """The statement of one account as table rows: balance, items, adjusted balance, for
     the bank side then the book side, then the difference."""
-    def row(label: str, fen: int, cls: str = "") -> str:
+    def row(label: str, fen: int | None, cls: str = "") -> str:
+        shown = "" if fen is None else _grouped(money(fen))
         return (f'<tr class="{cls}"><td>{_e(label)}</td><td></td><td></td>'
-                f'<td class="num">{_e(_grouped(money(fen)))}</td></tr>')
+                f'<td class="num">{_e(shown)}</td></tr>')
 
     def items(kind: str, sign: str) -> list[str]:
         out = [row(f"{sign} {ITEM_NAMES[kind]}", sum(i.amount for i in a.items[kind]))]
@@ -433,13 +439,14 @@ def _bank_rows(a: AccountReconciliation) -> list[str]:
                 for i in a.items[kind]]
         return out
 
-    return [row("银行对账单余额 bank statement balance", a.bank),
+    return [row(f"{LABELS['bank_balance']} bank statement balance", a.bank),
             *items("book_credit", "+"), *items("book_debit", "−"),
-            row("调节后的银行存款余额 adjusted bank balance", a.adjusted_bank, "total"),
-            row("企业账面余额 book balance", a.book),
+            row(f"{LABELS['adjusted_bank']} adjusted bank balance", a.adjusted_bank, "total"),
+            row(f"{LABELS['book_balance']} book balance", a.book),
             *items("bank_credit", "+"), *items("bank_debit", "−"),
-            row("调节后的企业账面余额 adjusted book balance", a.adjusted_book, "total"),
-            row("差额 difference", a.difference, "total" if a.balanced else "total alert")]
+            row(f"{LABELS['adjusted_book']} adjusted book balance", a.adjusted_book, "total"),
+            row(f"{LABELS['difference']} difference", a.difference,
+                "total" if a.balanced else "total alert")]
 
 
 def bank_section(bank: BankReconciliation) -> str:
@@ -451,19 +458,20 @@ def bank_section(bank: BankReconciliation) -> str:
         fund = f"{_FUND_NAMES.get(a.fund_account or '', '')} {a.fund_account or ''}".strip()
         verdict = ("balanced 已平衡" if a.balanced else
                    f"NOT balanced 不平衡: {a.problem}" if a.problem else
-                   f"NOT balanced 不平衡: difference {_grouped(money(a.difference))}")
-        st = a.statement
+                   f"NOT balanced 不平衡: difference {_grouped(money(a.difference or 0))}")
+        sts = "".join(f" · statement {_e(st.id)}, closing {_e(st.closing_date)}"
+                      for st in a.statements)
+        ops = "".join(f" · opening {_e(_grouped(money(o.amount)))} at the start of "
+                      f"{_e(o.day)}" for o in a.openings)
         out.append(f"<h3>{_e(a.bank_account)} · {_e(fund or '-')} · {_e(a.region or '-')}"
-                   f'</h3><p class="{"ok" if a.balanced else "alert"}">{_e(verdict)}'
-                   + (f" · statement {_e(st.id)}, closing {_e(st.closing_date)}" if st else "")
-                   + (f" · opening {_e(_grouped(money(a.opening.amount)))} at the start of "
-                      f"{_e(a.opening.day)}" if a.opening else "") + "</p>")
+                   f'</h3><p class="{"ok" if a.balanced else "alert"}">{_e(verdict)}{sts}'
+                   f"{ops}</p>")
         if a.problem is not None:
             continue
         out += ['<div class="scroll"><table class="bank"><tbody>', *_bank_rows(a)]
-        out += [f'<tr class="alert"><td>未达原因不明 unexplained</td><td class="rec">'
-                f"{_e(u.record)} / {_e(u.movement)}</td><td>{_e(u.day)} · {_e(u.bank_ref)}: "
-                f"books {_e(_grouped(money(u.book_amount or 0)))}</td>"
+        out += [f'<tr class="alert"><td>{LABELS["unexplained"]} unexplained</td>'
+                f'<td class="rec">{_e(u.record)} / {_e(u.movement)}</td><td>{_e(u.day)} · '
+                f"{_e(u.bank_ref)}: books {_e(_grouped(money(u.book_amount or 0)))}</td>"
                 f'<td class="num">{_e(_grouped(money(u.amount)))}</td></tr>'
                 for u in a.unexplained]
         out.append("</tbody></table></div>")

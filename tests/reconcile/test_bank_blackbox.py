@@ -246,8 +246,8 @@ def mt(ref: str = "STMT-1", seq: str | None = "1/1", opening: str | None = "C261
 def statement_ids(home: Path) -> list[str]:
     """Statement ids from ``bfa balance --json`` (the latest statement of each account)."""
     res = invoke("balance", *h(home), "--fund-account", "income", "--as-of", AS_OF, "--json")
-    return sorted(a["statement"]["id"] for a in json.loads(res.stdout)["accounts"]
-                  if a["statement"])
+    return sorted(st["id"] for a in json.loads(res.stdout)["accounts"]
+                  for st in a["statements"])
 
 
 # =========================================================== camt.053: XML attacks

@@ -31,7 +31,13 @@ from typing import Any
 import pytest
 
 from ledger import InputError, Ledger
-from reconcile.bank import bank_reconciliation, parse_yuan, record_opening, statement_records
+from reconcile.bank import (
+    bank_reconciliation,
+    parse_yuan,
+    record_opening,
+    statement_csv,
+    statement_records,
+)
 from tests._cli import h, invoke
 from tests._records import REGION
 
@@ -153,10 +159,10 @@ def test_december_is_not_judged_in_november(led: Ledger, tmp_path: Path) -> None
     _import(led, camt(tmp_path / "dec.xml", "ST-12", ("13007.34", "2026-12-01"),
                       ("13057.34", "2026-12-31"), [("RX", "CRDT", "50.00", "2026-12-02")]))
     nov = bank_reconciliation(led, date(2026, 11, 30)).accounts[0]
-    assert nov.statement is not None and nov.statement.id == "ST-11"
+    assert [st.id for st in nov.statements] == ["ST-11"]
     assert nov.book == 1_480_000 and nov.balanced
     dec = bank_reconciliation(led, date(2026, 12, 31)).accounts[0]
-    assert dec.statement is not None and dec.statement.id == "ST-12"
+    assert [st.id for st in dec.statements] == ["ST-12"]
     assert dec.book == 1_485_000 and dec.bank == 1_305_734 and dec.balanced
 
 
@@ -169,7 +175,8 @@ def test_problems_are_not_balanced(led: Ledger, tmp_path: Path) -> None:
     assert a.problem is not None and "bfa balance opening" in a.problem and not a.balanced
     record_opening(led, ACCOUNT, date(2026, 12, 1), 0)  # after the day: not used
     (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
-    assert a.opening is None
+    assert a.openings == () and a.bank == 1_300_734 and a.book is None
+    assert a.to_json()["difference"] is None
     (a,) = bank_reconciliation(led, date(2026, 10, 31)).accounts
     assert a.problem is not None and "no statement" in a.problem
 
@@ -187,12 +194,15 @@ def test_statement_without_fund_account_is_a_problem(led: Ledger, tmp_path: Path
 
 
 @pytest.mark.parametrize("text,fen", [("1234.56", 123456), ("-20", -2000),
-                                      ("1,234.5", 123450), ("0", 0)])
+                                      ("1,234.5", 123450), ("0", 0), ("0.07", 7),
+                                      ("12,345,678.90", 1234567890), (" 1.00 ", 100)])
 def test_amounts_typed_by_an_officer(text: str, fen: int) -> None:
     assert parse_yuan(text) == fen
 
 
-@pytest.mark.parametrize("text", ["1.234", "abc", "1e3x", "NaN", "1" * 16])
+@pytest.mark.parametrize("text", ["1.234", "abc", "1e3x", "NaN", "1" * 16, "1e3", "1e-2",
+                                  "1_000", "+1.00", "01.00", "１.００", "٣.٠٠", "9e999999999",
+                                  "1,00", "1,0000.00", "", "-", ".5", "Infinity"])
 def test_amounts_refused(text: str) -> None:
     with pytest.raises(InputError, match="--amount"):
         parse_yuan(text)
@@ -288,3 +298,93 @@ def test_nightly_reports_the_bank_side(led: Ledger, ledger_home: dict[str, Any],
     bank = json.loads((out / "latest" / "bank.json").read_text("utf-8"))
     assert bank["accounts"][0]["unexplained"][0]["movement"] == "PAY-B"
     assert (out / "latest" / "bank.csv").read_text("utf-8").startswith("\ufeff")
+
+
+def test_a_corrected_statement_keeps_its_movements_the_banks(led: Ledger,
+                                                            tmp_path: Path) -> None:
+    """The review's first finding: after a correction of the statement record, the
+    movements its import made (named after the statement as imported) stayed the bank's."""
+    lines = [*NOVEMBER[:1], ("RB", "DBIT", "2000.27", "2026-11-10"), *NOVEMBER[2:]]
+    _month(led, tmp_path, lines, closing="13007.07")
+    recs = statement_records(led, tmp_path / "nov.xml", "camt053", REGION, "income")
+    st = next(r for r in recs if r["type"] == "finance.statement")
+    led.ingest_records([{**st, "id": "ST-11-R", "corrects": "ST-11"}], "correction")
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert [s.id for s in a.statements] == ["ST-11-R"]
+    assert a.book == 1_480_000 and _ids(a.items["bank_credit"]) == ["ST-11-R#3"]
+    assert a.difference == -27 and len(a.unexplained) == 1 and not a.balanced
+
+
+def test_booking_days_are_shanghai_days(led: Ledger, tmp_path: Path) -> None:
+    """17:00 UTC on 30 November is 01:00 on 1 December in Shanghai."""
+    _month(led, tmp_path)
+    late = {**movement("payment", "PAY-TZ", "100.00", "RTZ", "2026-11-30"),
+            "occurred_at": "2026-11-30T17:00:00Z"}
+    led.ingest_records([late], "books")
+    (nov,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert nov.book == 1_480_000 and nov.balanced
+    (dec,) = bank_reconciliation(led, date(2026, 12, 1)).accounts
+    assert [(i.record, i.day) for i in dec.items["book_debit"]][-1] == ("PAY-TZ", "2026-12-01")
+
+
+def test_csv_cells_excel_would_misread(led: Ledger, tmp_path: Path) -> None:
+    """Formulas stay text ('), account numbers keep every digit (a leading tab)."""
+    _month(led, tmp_path, books=[*BOOKS, movement("collection", "COL-X", "1.00",
+                                                  '=HYPERLINK("http://x","y")', "2026-11-30")])
+    rows = list(csv.reader(io.StringIO(statement_csv(
+        bank_reconciliation(led, date(2026, 11, 30)))[1:])))
+    assert rows[1][0] == "\t" + ACCOUNT
+    refs = [r[6] for r in rows[1:]]
+    assert "'=HYPERLINK(\"http://x\",\"y\")" in refs
+    assert not any(c.startswith(("=", "+", "@")) for r in rows for c in r)
+
+
+def test_two_accounts_of_one_fund_account_are_reconciled_together(
+        led: Ledger, tmp_path: Path) -> None:
+    """Movements name a fund account, not a bank account: two income accounts in one
+    region are one statement; openings for different days cannot be added up."""
+    other = "6222000099998888"
+    _month(led, tmp_path)
+    path = camt(tmp_path / "b.xml", "SB-11", ("500.00", "2026-11-01"), ("800.00", "2026-11-30"),
+                [("RZ", "CRDT", "300.00", "2026-11-12")])
+    path.write_text(path.read_text("utf-8").replace(ACCOUNT, other), "utf-8")
+    _import(led, path)
+    led.ingest_records([movement("collection", "COL-Z", "300.00", "RZ", "2026-11-12")], "b")
+    record_opening(led, other, date(2026, 11, 2), 50_000)
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert a.bank_accounts == tuple(sorted((ACCOUNT, other)))
+    assert a.problem is not None and "different days" in a.problem
+    record_opening(led, ACCOUNT, date(2026, 11, 2), 1_000_000)  # nothing moved on the 1st
+    (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
+    assert a.problem is None and a.bank == 1_300_734 + 80_000
+    assert a.book == 1_480_000 + 80_000 and a.balanced
+    assert [s.id for s in a.statements] == ["ST-11", "SB-11"]
+
+
+def test_account_numbers_that_cannot_be_shown_are_refused(led: Ledger, tmp_path: Path) -> None:
+    path = camt(tmp_path / "odd.xml", "ST-9", ("0.00", "2026-11-01"), ("0.00", "2026-11-30"),
+                [])
+    path.write_text(path.read_text("utf-8").replace(ACCOUNT, "ACC&#x2028;X"), "utf-8")
+    with pytest.raises(InputError, match="printable"):
+        statement_records(led, path, "camt053", REGION, "income")
+
+
+@pytest.mark.parametrize("period", ["26-11", "2026-1", "2026-11 ", "２０２６-１１", "2026-13",
+                                    "0000-01", "2026/11"])
+def test_periods_are_months(ledger_home: dict[str, Any], period: str) -> None:
+    for cmd in (["balance"], ["balance", "archive"]):
+        res = invoke(*cmd, *h_of(ledger_home), "--period", period)
+        assert res.exit_code == 2 and "YYYY-MM" in res.stderr, res.output
+
+
+def test_an_account_number_with_a_slash_is_archived(led: Ledger, ledger_home: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    odd = "44/01:23"
+    record_opening(led, odd, date(2026, 11, 1), 0)
+    path = camt(tmp_path / "s.xml", "ST-S", ("0.00", "2026-11-01"), ("10.00", "2026-11-30"),
+                [("RS1", "CRDT", "10.00", "2026-11-03")])
+    path.write_text(path.read_text("utf-8").replace(ACCOUNT, odd), "utf-8")
+    _import(led, path)
+    res = invoke("balance", "archive", *h_of(ledger_home), "--period", "2026-11", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["accounts"][0]["appended"] is True
