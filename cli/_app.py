@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "(four-eyes), reopen."),
     "balance": ("cli._bank_cmds", "The bank reconciliation statement (银行存款余额调节表) of "
                 "each bank account."),
+    "statement": ("cli._bank_cmds", "Withdraw a mis-imported bank statement (红冲), with "
+                  "four eyes."),
     "bank-account": ("cli._bank_cmds", "The agency's bank accounts: which fund account and "
                      "region each serves."),
     "nightly": ("cli._breaks_cmds", "Nightly run: lock, verify, audit, reconcile, sign a "

@@ -16,8 +16,7 @@ from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, user_option
 from cli._render import to_json
 from ledger import InputError, printable
-from reconcile import today
-from reconcile.bank import (
+from reconcile import (
     ITEM_KINDS,
     ITEM_NAMES,
     LABELS,
@@ -29,6 +28,7 @@ from reconcile.bank import (
     record_opening,
     statement_accounts,
     statement_csv,
+    today,
 )
 
 _FUNDS = click.Choice(["income", "expenditure", "fiscal_special"])
@@ -388,3 +388,101 @@ def bank_account_list(home: str | None, db: str | None, as_json: bool) -> None:
         for a in accounts:
             click.echo(f"{printable(a.number)}  {_FUND_NAMES[a.fund_account]} "
                        f"{a.fund_account}  region {a.region}")
+
+
+@bfa.group("statement")
+def statement_group() -> None:
+    """Withdraw a mis-imported bank statement (红冲), with four eyes.
+
+    One officer asks (withdraw), another approves (approve); the statement's
+    records and the movements its import made then count nowhere, and importing
+    the corrected file brings them back as new versions.
+
+    Example:
+
+    \b
+        bfa statement withdraw ST-2026-11 --reason "imported as income, is expenditure"
+    """
+
+
+@statement_group.command("withdraw")
+@home_options
+@json_option
+@user_option
+@click.argument("target", metavar="STATEMENT_ID")
+@click.option("--reason", required=True, help="Why the statement is withdrawn (kept).")
+def statement_withdraw(home: str | None, db: str | None, as_json: bool, user: str | None,
+                       target: str, reason: str) -> None:
+    """Ask for the withdrawal of a statement (its finance.statement id, or the
+    archive.bank_statement id of its file); another officer approves it.
+
+    Example:
+
+    \b
+        bfa statement withdraw ST-2026-11 --reason "imported as income, is expenditure"
+    """
+    from reconcile import request_withdrawal
+
+    with open_ledger(home, db) as led:
+        req = request_withdrawal(led, target, reason, user)
+    if as_json:
+        click.echo(to_json(req.to_json()))
+    else:
+        click.echo(f"withdrawal {req.id} of {printable(req.target)} asked by "
+                   f"{printable(req.user)}: {len(req.records)} record(s)")
+        click.echo(f"another officer approves it: bfa statement approve {req.id}")
+
+
+@statement_group.command("approve")
+@home_options
+@json_option
+@user_option
+@click.argument("request_id", metavar="REQUEST_ID")
+def statement_approve(home: str | None, db: str | None, as_json: bool, user: str | None,
+                      request_id: str) -> None:
+    """Approve a withdrawal another officer asked for: its records are withdrawn.
+
+    Example:
+
+    \b
+        bfa statement approve WD-5b0c…
+    """
+    from reconcile import approve_withdrawal
+
+    with open_ledger(home, db) as led:
+        done = approve_withdrawal(led, request_id, user)
+    if as_json:
+        click.echo(to_json({**done.request.to_json(), "withdrawn": list(done.withdrawn)}))
+    else:
+        click.echo(f"{done.request.id} approved by {printable(done.request.approved_by or '')}"
+                   f": {len(done.withdrawn)} record(s) withdrawn")
+        click.echo("import the corrected statement file when you have it: bfa ingest "
+                   "--format camt053|mt940 FILE")
+
+
+@statement_group.command("withdrawals")
+@home_options
+@json_option
+def statement_withdrawals(home: str | None, db: str | None, as_json: bool) -> None:
+    """Every withdrawal asked for, and whether it was approved.
+
+    Example:
+
+    \b
+        bfa statement withdrawals --json
+    """
+    from reconcile import withdrawals
+
+    with open_ledger(home, db) as led:
+        found = withdrawals(led)
+    if as_json:
+        click.echo(to_json([w.to_json() for w in found]))
+        return
+    if not found:
+        click.echo("no withdrawal was asked for")
+    for w in found:
+        state = (f"approved by {printable(w.approved_by)}" if w.approved_by
+                 else "waiting for approval")
+        click.echo(f"{w.id}  {printable(w.target)}  asked by {printable(w.user)} "
+                   f"{w.at[:19]}: {state}")
+        click.echo(f"    {printable(w.reason)}")

@@ -89,9 +89,6 @@ from ledger._tlogproof import TLogProof, verify_tlog_proof
 from ledger._verify import Problem, VerifyResult
 
 __all__ = [
-    "BankAccount",
-    "check_bank_account",
-    "set_bank_account",
     "ACCESS_KINDS",
     "DUTIES",
     "DUTY_TEXT",
@@ -100,6 +97,7 @@ __all__ = [
     "SQLITE_BUSY_SECONDS",
     "AccessEvent",
     "Actor",
+    "BankAccount",
     "BatchRefusedError",
     "BfaError",
     "Checkpoint",
@@ -137,6 +135,7 @@ __all__ = [
     "append_control",
     "apply_umask",
     "canonicalize",
+    "check_bank_account",
     "check_note",
     "check_user",
     "checked_entry",
@@ -174,6 +173,7 @@ __all__ = [
     "resolve_home",
     "restore_keys",
     "scratch_ledger",
+    "set_bank_account",
     "sign_note",
     "verify_consistency",
     "verify_inclusion",

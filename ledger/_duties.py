@@ -261,7 +261,7 @@ BEGIN
         THEN ARRAY['officer', 'service']
       WHEN kind = 'break' THEN ARRAY['officer']
       WHEN kind IN ('reconcile', 'fixity', 'voucher_check') THEN ARRAY['officer', 'service']
-      WHEN kind IN ('hold', 'appraisal', 'opening') THEN ARRAY['officer']
+      WHEN kind IN ('hold', 'appraisal', 'opening', 'withdrawal') THEN ARRAY['officer']
       WHEN kind = 'disposal' AND rec ->> 'action' = 'signoff'
         THEN ARRAY['officer', 'approver']
       WHEN kind = 'disposal' THEN ARRAY['officer']

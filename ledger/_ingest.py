@@ -150,8 +150,12 @@ class Ingester:
         progress: ProgressFn | None = None,
         derive: DeriverFactory | None = None,
         who: Actor | None = None,
+        withdrawals: bool = False,
     ) -> None:
         self.store = store
+        self.withdrawals = withdrawals
+        """Whether records may carry ``withdrawn`` (an approved withdrawal's corrections,
+        FORMAT.md §9.8); from a file they never may."""
         self.derive = derive
         self.who = who
         """Who ingests: a batch that appends ends with a ``control.ingest`` entry naming
@@ -263,6 +267,9 @@ class Ingester:
             fld, msg = _field_of(e)
             raise LocatedInputError(name, n, fld, msg) from e
         record = record_payload(model)
+        if "withdrawn" in record and not self.withdrawals:
+            raise LocatedInputError(name, n, "withdrawn", "only an approved withdrawal (bfa "
+                                    "statement approve) withdraws a record; no file may")
         domain, _kind = str(record["type"]).split(".", 1)
         digest = self.pseudo.content_digest(canonicalize_plain(record))
         voucher = None

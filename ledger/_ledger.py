@@ -387,12 +387,13 @@ class Ledger:
         progress: ProgressFn | None = None,
         derive: DeriverFactory | None = None,
         label: str | None = None,
+        withdrawals: bool = False,
     ) -> Ingester:
         """An ingester whose batches are recorded as ingested by this process's identity
         (``label`` beside it, :meth:`actor`)."""
         return Ingester(self.store, self.secret(), vouchers, reject_sink=reject_sink,
                         progress=progress, derive=derive, who=self.actor(label),
-                        vault_key=self.vault_key())
+                        vault_key=self.vault_key(), withdrawals=withdrawals)
 
     def ingest(
         self,
@@ -434,14 +435,17 @@ class Ledger:
         reject_sink: RejectSink | None = None,
         derive: DeriverFactory | None = None,
         label: str | None = None,
+        withdrawals: bool = False,
     ) -> FileReport:
         """Ingest records made in memory (e.g. from a bank statement) as one atomic batch.
 
         They go through the same pipeline as a JSON Lines file; problems name ``name``
-        and the record's position (1-based) as its line.
+        and the record's position (1-based) as its line. ``withdrawals``: the records
+        may carry ``withdrawn`` (an approved withdrawal, FORMAT.md §9.8).
         """
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-        return self.ingester(vouchers, reject_sink, derive=derive, label=label).ingest_stream(
+        return self.ingester(vouchers, reject_sink, derive=derive, label=label,
+                             withdrawals=withdrawals).ingest_stream(
             io.BytesIO(data), name, Path(name).resolve().parent)
 
     # -- checkpoints ----------------------------------------------------------

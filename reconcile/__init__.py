@@ -33,8 +33,27 @@ Example::
 
 from reconcile._errors import NightlyLockedError
 from reconcile._verify import verify_all
-from reconcile.bank import bank_reconciliation, record_opening
+from reconcile.bank import (
+    ITEM_KINDS,
+    ITEM_NAMES,
+    LABELS,
+    AccountReconciliation,
+    BankReconciliation,
+    archive_statements,
+    bank_reconciliation,
+    parse_yuan,
+    record_opening,
+    statement_accounts,
+    statement_csv,
+)
 from reconcile.bank._import import StatementFormat, ingest_statement, ingest_statements
+from reconcile.bank._withdraw import (
+    Approved,
+    WithdrawalRequest,
+    approve_withdrawal,
+    request_withdrawal,
+    withdrawals,
+)
 from reconcile.matching._archive import (
     PROPERTIES,
     SPACE,
@@ -95,6 +114,9 @@ from reconcile.workflow._workflow import (
 
 __all__ = [
     "DEFAULT_RULES",
+    "ITEM_KINDS",
+    "ITEM_NAMES",
+    "LABELS",
     "LOCK_MAX_AGE",
     "PROPERTIES",
     "REASONS",
@@ -102,6 +124,9 @@ __all__ = [
     "SEVERITY",
     "SPACE",
     "STATUSES",
+    "AccountReconciliation",
+    "Approved",
+    "BankReconciliation",
     "Break",
     "BreakState",
     "Defect",
@@ -116,8 +141,11 @@ __all__ = [
     "StatementFormat",
     "Summary",
     "Trace",
+    "WithdrawalRequest",
     "apply_states",
     "approve_break",
+    "approve_withdrawal",
+    "archive_statements",
     "assign_break",
     "bank_reconciliation",
     "break_id",
@@ -135,6 +163,7 @@ __all__ = [
     "list_breaks",
     "load_rules",
     "matched_with",
+    "parse_yuan",
     "reconcile_and_track",
     "reconciled",
     "record_opening",
@@ -145,6 +174,7 @@ __all__ = [
     "render_json",
     "render_text",
     "reopen_break",
+    "request_withdrawal",
     "resolve_break",
     "rules_digest",
     "run_nightly",
@@ -153,9 +183,12 @@ __all__ = [
     "seqs_of_ids",
     "seqs_of_month",
     "seqs_of_party",
+    "statement_accounts",
+    "statement_csv",
     "today",
     "trace",
     "unindexed_business",
     "verify_all",
     "vouchers_naming",
+    "withdrawals",
 ]

@@ -93,6 +93,7 @@ __all__ = [
     "Record",
     "RecordBase",
     "StatementLine",
+    "Withdrawal",
     "domain_of",
     "kind_of",
     "parse_record",
@@ -107,6 +108,17 @@ PERSONAL_FIELDS: Final[frozenset[str]] = frozenset(
 
 PARTY_FIELDS: Final[frozenset[str]] = frozenset({"person_id", "payer_id", "employer_id"})
 """Party identifiers compared with one another (``payer_id`` = ``employer_id``/``person_id``)."""
+
+
+class Withdrawal(FrozenModel):
+    """What withdraws a record (红冲, FORMAT.md §9.8): the approved request and its reason.
+    Only ``bfa statement approve`` writes it; a file that sends it is refused."""
+
+    request: RecordId
+    """The ``control.withdrawal`` request's id."""
+    reason: Text
+    requested_by: ShortText
+    """The identity that asked for the withdrawal (another identity approves it)."""
 
 
 class RecordBase(FrozenModel):
@@ -124,6 +136,9 @@ class RecordBase(FrozenModel):
     """Id of an earlier record of the same domain that this record supersedes."""
     source: Omittable[ShortText] = None
     """Name of the producing system."""
+    withdrawn: Omittable[Withdrawal] = None
+    """Set on the correction that withdraws the record it corrects (红冲): the record no
+    longer counts anywhere (FORMAT.md §9.8)."""
 
     @model_validator(mode="after")
     def _not_self_correcting(self) -> RecordBase:
@@ -131,6 +146,9 @@ class RecordBase(FrozenModel):
             raise PydanticCustomError(
                 "corrects_self", "corrects must name an earlier record, not the record itself"
             )
+        if self.withdrawn is not None and self.corrects is None:
+            raise PydanticCustomError(
+                "withdrawn_without_corrects", "a withdrawal corrects the record it withdraws")
         return self
 
     @property

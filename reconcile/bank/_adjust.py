@@ -43,7 +43,14 @@ from typing import Any
 
 from sqlalchemy import Connection, literal_column, or_, select
 
-from ledger import InputError, Ledger, VoucherStore, append_control, control_records
+from ledger import (
+    InputError,
+    Ledger,
+    VoucherStore,
+    append_control,
+    control_records,
+    now_rfc3339,
+)
 from reconcile.bank._checks import StoredStatement, load_statements
 from reconcile.bank._records import DIRECTION_KINDS
 from reconcile.matching import _tables as t
@@ -102,8 +109,6 @@ def record_opening(ledger: Ledger, bank_account: str, day: date, amount_fen: int
     if not account or len(account) > 128 or not account.isprintable():
         raise InputError("--bank-account must be the account number as on the bank's "
                          "statements (1-128 printable characters)")
-    from ledger._append import now_rfc3339
-
     members = ledger.actor(label).members()
     rec: dict[str, Any] = {
         "type": "control.opening", "id": f"OPEN-{uuid.uuid4()}", **members,

@@ -35,6 +35,7 @@ from ledger import BankAccount, InputError, Ledger
 from reconcile.bank._camt import parse_camt053
 from reconcile.bank._model import Statement, StatementEntry, quoted
 from reconcile.bank._mt940 import id_part, parse_mt940
+from reconcile.bank._withdraw import reinstated_ids
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import refresh
 from reconcile.matching._units import fen
@@ -195,10 +196,14 @@ def statement_batch(
     refresh(ledger.store)
     with ledger.store.reader() as conn:
         existing = current_movements(conn, (str(r["bank_ref"]) for r in planned.movements))
+        # a withdrawn statement's records come back as corrections of their withdrawals
+        # (FORMAT.md §9.8); other records keep their ids
+        headers = reinstated_ids(conn, planned.headers)
+        movements = reinstated_ids(conn, planned.movements)
     new: list[dict[str, object]] = []
-    refs = dict.fromkeys(str(h["id"]) for h in planned.headers)
+    refs = dict.fromkeys(str(h["id"]) for h in headers)
     same = other = 0
-    for rec in planned.movements:
+    for rec in movements:
         direction = "credit" if rec["type"] == "finance.collection" else "debit"
         confirmed = existing.get((str(rec["bank_ref"]), direction))
         if confirmed:
@@ -211,7 +216,7 @@ def statement_batch(
             continue
         refs[str(rec["id"])] = None
         new.append(rec)
-    return StatementBatch(tuple(planned.headers), tuple(new), tuple(refs), same, other)
+    return StatementBatch(tuple(headers), tuple(new), tuple(refs), same, other)
 
 
 class _Plan:

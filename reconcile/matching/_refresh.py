@@ -74,8 +74,9 @@ class _Batch:
         rid = str(rec["id"])
         occurred = str(rec["occurred_at"])
         occurred_day = epoch_day(occurred)
+        void = "withdrawn" in rec  # a withdrawal (红冲) never counts: superseded from the start
         self.records.append((seq, domain, kind, rid, str(rec["region"]), occurred, occurred_day,
-                             rec.get("corrects"), False, rid, entry_hash, seq))
+                             rec.get("corrects"), void, rid, entry_hash, seq))
         if "corrects" in rec:
             self.fixes.add((domain, str(rec["corrects"])))
         if domain == "business" and kind in PERSON_KINDS:
@@ -84,7 +85,7 @@ class _Batch:
                       else None if eff is None else _first_uncovered(str(eff)))
             self.persons.append((seq, rid, kind, str(rec["person_id"]), str(rec["insurance"]),
                                  rec.get("account"), period,
-                                 None if eff is None else epoch_day(str(eff)), False))
+                                 None if eff is None else epoch_day(str(eff)), void))
         elif domain == "business" and kind in MONEY_EVENTS and "amount" in rec:
             due = epoch_day(rec["due_date"]) if "due_date" in rec else None
             party = rec.get("employer_party") or rec.get("payer_id")
@@ -92,7 +93,7 @@ class _Batch:
             self.events.append((seq, rid, kind, fen(rec["amount"]), due,
                                 occurred_day if due is None else due, party,
                                 rec.get("person_id"), rec.get("account"), rec.get("insurance"),
-                                rec.get("period"), False))
+                                rec.get("period"), void))
         elif domain == "finance" and kind in MOVEMENT_KINDS:
             allocs = rec.get("allocations") or []
             value_date = str(rec["value_date"])
@@ -100,15 +101,15 @@ class _Batch:
                                    epoch_day(value_date), value_date[:7], str(rec["bank_ref"]),
                                    rec.get("payer_id"), rec.get("payee_account"),
                                    rec.get("fund_account"), rec.get("from_account"),
-                                   rec.get("to_account"), rec.get("returns"), bool(allocs), False,
+                                   rec.get("to_account"), rec.get("returns"), bool(allocs), void,
                                    sum(fen(a["amount"]) for a in allocs)))
             for pos, a in enumerate(allocs):
                 self.allocations.append((seq, pos, rid, str(a["event"]), fen(a["amount"]), None,
-                                         kind, epoch_day(value_date), False))
+                                         kind, epoch_day(value_date), void))
         elif domain == "archive":
             amount = rec.get("amount")
             refs = dict.fromkeys(str(ref) for ref in rec.get("refs") or [])
-            self.vouchers.append((seq, rid, kind, None if amount is None else fen(amount), False,
+            self.vouchers.append((seq, rid, kind, None if amount is None else fen(amount), void,
                                   len(refs)))
             for ref in refs:
                 self.refs.append((seq, ref, rid, None, None))

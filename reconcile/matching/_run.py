@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger import InputError, Ledger, Store
 from reconcile.bank import statement_breaks
+from reconcile.bank._withdraw import withdrawal_breaks
 from reconcile.matching import _tables as t
 from reconcile.matching._archive import archive_breaks
 from reconcile.matching._gc import paused_gc
@@ -127,7 +128,8 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
             _collect(found.findings, judge)
             _domain_rules(found, judge)
             archive_breaks(conn, judge.add_break)
-            ready = statement_breaks(conn, rules, as_of) + sod_breaks(ledger.store, conn)
+            ready = (statement_breaks(conn, rules, as_of) + sod_breaks(ledger.store, conn)
+                     + withdrawal_breaks(ledger.store, conn))
             if found.mismatch is not None:
                 ready.append(integrity_break(found.mismatch, None))
             hidden = present_mismatch(ledger.store, conn) if track else None

@@ -276,8 +276,8 @@ def test_statement_is_archived_once_and_checked(led: Ledger, ledger_home: dict[s
     check = invoke("archive", "check", *home, rid)
     assert check.exit_code == 0, check.output
     store = Path(ledger_home["home"]) / "archive"
-    kept_file = next(p for p in store.rglob("*") if p.is_file() and p.name.startswith(
-        rec["sha256"][:8]) or p.name == rec["sha256"])
+    kept_file = next(p for p in store.rglob("*") if (p.is_file() and p.name.startswith(
+        rec["sha256"][:8])) or p.name == rec["sha256"])
     assert kept_file.read_bytes().decode("utf-8").startswith("\ufeffbank_account,")
     nothing = invoke("balance", "archive", *home, "--period", "2026-10")
     assert nothing.exit_code == 1 and "not archived" in nothing.stdout, nothing.output

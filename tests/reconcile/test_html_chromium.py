@@ -107,7 +107,7 @@ def test_bank_statement_page_loads_and_fits_1280_px(tmp_path: Path) -> None:
     assert "银行已收企业未收" in dom and "未达原因不明" in dom and "1,300,734" not in dom
     assert "13,007.34" in dom
     scroll, client = (int(x) for x in dom.split('data-scroll="')[1].split('"')[0].split())
-    assert 0 < client and scroll <= client, (scroll, client)
+    assert client > 0 and scroll <= client, (scroll, client)
     dom, console = load(render_html(sample_report(), bank=BankReconciliation(
         "2026-11-30", [acct])), tmp_path)
     assert_loads_clean(dom, console)

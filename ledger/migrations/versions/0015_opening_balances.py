@@ -3,7 +3,8 @@
 ``control.opening`` records the agency's book balance of a bank account at the start of a
 day (``bfa balance opening``): the book side of the 银行存款余额调节表 starts from it. No
 table: the reconciliation reads the control entries. On PostgreSQL the duty trigger is
-replaced so that ``control.opening`` needs the ``officer`` duty.
+replaced so that ``control.opening`` and ``control.withdrawal`` (a mis-imported
+statement withdrawn, §9.8) need the ``officer`` duty.
 
 Revision ID: 0015
 Revises: 0014
