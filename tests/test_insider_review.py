@@ -450,7 +450,7 @@ def test_nightly_signs_nothing_after_a_workflow_rewrite(env: Env) -> None:
     res = env.run("nightly", "--report-dir", str(rep), "--as-of", AS_OF)
     assert res.exit_code == 3, res.output
     assert checkpoint_sizes(env) == signed
-    assert "LEDGER_INTEGRITY" in (rep / AS_OF / "report.json").read_text()
+    assert "LEDGER_INTEGRITY" in (rep / "latest" / "report.json").read_text()
     assert row(env, b) == before
 
 
@@ -801,6 +801,7 @@ def test_planted_links_at_write_targets_are_replaced_or_refused(fs: Env) -> None
     out = fs.work.parent / "out"
     (out / "rep" / AS_OF).mkdir(parents=True)
     for p in [out / "cp.note", out / "r.html", out / "rej.jsonl", out / "rep" / "latest.json",
+              out / "rep" / "index.json",
               *(out / "rep" / AS_OF / f for f in ("report.json", "report.csv", "report.html",
                                                     "nightly.json"))]:
         p.symlink_to(victim)
@@ -819,7 +820,8 @@ def test_planted_links_at_write_targets_are_replaced_or_refused(fs: Env) -> None
     assert fs.run("nightly", "--report-dir", str(out / "rep"), "--as-of", AS_OF).exit_code == 1
     assert victim.read_text() == "VICTIM\n" and victim.stat().st_mode & 0o777 == 0o644
     for p in [out / "cp.note", out / "r.html", out / "rep" / "latest.json",
-              out / "rep" / AS_OF / "report.json", Path(fs.home) / "nightly.lock.guard"]:
+              out / "rep" / "index.json", (out / "rep" / "latest").resolve() / "report.json",
+              Path(fs.home) / "nightly.lock.guard"]:
         assert p.is_file() and not p.is_symlink(), p
     assert not os.listdir(evil)
 

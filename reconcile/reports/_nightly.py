@@ -27,11 +27,15 @@
    ``control.break`` entries), the report is complete but the exit code is 3 and
    nothing is signed.
 4. **Sign** a checkpoint covering everything, the workflow entries included.
-5. **Write** ``DIR/<as-of>/report.json``, ``report.csv``, ``report.html`` and
-   ``nightly.json`` (run facts and the *delta* against the previous run: new, closed
-   and reopened breaks), then point ``DIR/latest`` (a symlink) at that folder and copy
-   ``nightly.json`` to ``DIR/latest.json``. Every file is written atomically (temporary
-   file, then rename), so a reader never sees half a report.
+5. **Write** ``DIR/<start time>/report.json``, ``report.csv``, ``report.html``,
+   ``bank.json``, ``bank.csv`` and ``nightly.json`` (run facts and the *delta* against
+   the previous run: new, closed and reopened breaks) in a folder of the run's own
+   (``2026-11-30T013000+0800``: no run overwrites another's), then point ``DIR/latest``
+   (a symlink) at that folder, copy ``nightly.json`` to ``DIR/latest.json`` and add the
+   run to ``DIR/index.json``. Every file is written atomically (temporary file, then
+   rename), so a reader never sees half a report. A run for an earlier day than the
+   previous run's is a look back: it changes no break's state, has no delta and leaves
+   ``latest`` where it was (the index lists it).
 
 Exit codes (``NightlyResult.exit_code``): 0 clean (no break left unresolved), 1 breaks
 found, 2 could not run (lock held, unusable home), 3 integrity failure.
@@ -39,6 +43,7 @@ found, 2 could not run (lock held, unusable home), 3 integrity failure.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import math
@@ -57,10 +62,11 @@ from ledger import PRIVATE, Ledger, Perms, VerifyResult, make_dir, write_atomic
 from reconcile._errors import NightlyLockedError
 from reconcile.bank._adjust import BankReconciliation, bank_reconciliation, statement_csv
 from reconcile.matching._rules import Rules
-from reconcile.matching._run import TZ, run_tracked
+from reconcile.matching._run import TZ, run_reconcile, run_tracked
 from reconcile.matching._units import money
 from reconcile.reports._render import render_csv, render_html, render_json
 from reconcile.reports._report import Report, RunInfo, integrity_break
+from reconcile.workflow._workflow import Applied, Status, list_breaks
 
 LOCK_MAX_AGE = 6 * 3600
 """Seconds after which a nightly lock is stale even if its process seems alive."""
@@ -108,12 +114,16 @@ class NightlyResult:
     delta: Delta
     checkpoint_size: int | None = None
     lock_note: str | None = None
+    checkpoint_root: str | None = None
+    """Base64 root hash of the checkpoint the run signed."""
     files: dict[str, str] = field(default_factory=dict)
     unresolved: int = 0
     archive: dict[str, Any] | None = None
     """What the archive step (the fixity audit) reported, when the run had one."""
     bank: BankReconciliation | None = None
     """The 银行存款余额调节表 of every bank account with a statement, as of the day."""
+    backdated: bool = False
+    """The day is earlier than the previous run's: no break state changed, no delta."""
 
     def summary_line(self) -> str:
         if self.exit_code == INTEGRITY:
@@ -280,30 +290,55 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
     verified = ledger.verify(since_checkpoint=True)
     if not verified.ok:
         report = _integrity_report(ledger, verified, as_of, started, rules)
-        result = NightlyResult(INTEGRITY, report, verified, report_dir / as_of.isoformat(),
+        result = NightlyResult(INTEGRITY, report, verified, _run_folder(report_dir, started),
                                Delta(previous.get("started_at")), lock_note=note,
                                unresolved=len(report.breaks))
-        statuses = {b.id: "open" for b in report.breaks}
-        _write(result, report_dir, statuses, started, previous, perms)
+        _write(result, report_dir, {b.id: "open" for b in report.breaks}, started, previous,
+               perms)
         return result
     # the archive's audit is recorded before the reconciliation, which reports its failures
     archive = dict(archive_step(ledger)) if archive_step is not None else None
-    applied = run_tracked(ledger, as_of, rules)
+    backdated = str(previous.get("as_of") or "") > as_of.isoformat()
+    if backdated:
+        # an earlier day than the last run's: a look back that changes no break's state
+        # (the breaks only later days show are not gone) and compares with no run
+        report = run_reconcile(ledger, as_of, rules)
+        states = {b.break_id: b.status for b in list_breaks(ledger, include_gone=True)}
+        open_: Status = "open"
+        statuses: dict[str, Status] = {b.id: states.get(b.id, open_) for b in report.breaks}
+        applied = Applied(report, statuses, (), ())
+        delta = Delta(None)
+    else:
+        applied = run_tracked(ledger, as_of, rules)
+        delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
     # the ledger's own state changed behind its back (findings or workflow rows): the
     # report says so and nothing is signed over it
     failed = applied.report.integrity_failed
-    cp_size = None if failed else ledger.checkpoint().size
+    cp = None if failed else ledger.checkpoint()
+    cp_size = None if cp is None else cp.size
     unresolved = sum(1 for s in applied.statuses.values() if s != "resolved")
-    delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
     problems = bool(archive and archive.get("problems"))
     bank = bank_reconciliation(ledger, as_of)
     off = [a for a in bank.accounts if not a.balanced]
     code = INTEGRITY if failed else BREAKS if unresolved or problems or off else CLEAN
-    result = NightlyResult(code, applied.report, verified,
-                           report_dir / as_of.isoformat(), delta, cp_size, note,
-                           unresolved=unresolved, archive=archive, bank=bank)
+    result = NightlyResult(code, applied.report, verified, _run_folder(report_dir, started),
+                           delta, cp_size, note, unresolved=unresolved, archive=archive,
+                           bank=bank, backdated=backdated,
+                           checkpoint_root=None if cp is None else base64.b64encode(
+                               cp.root).decode())
     _write(result, report_dir, applied.statuses, started, previous, perms)
     return result
+
+
+def _run_folder(report_dir: Path, started: datetime) -> Path:
+    """``DIR/<start time>`` of a run, e.g. ``2026-11-30T013000+0800`` (Asia/Shanghai), never
+    one an earlier run wrote: a second run in the same second gets ``-2``, ``-3``, …"""
+    base = started.strftime("%Y-%m-%dT%H%M%S%z")
+    folder, n = report_dir / base, 1
+    while folder.exists() or folder.is_symlink():
+        n += 1
+        folder = report_dir / f"{base}-{n}"
+    return folder
 
 
 def _integrity_report(ledger: Ledger, verified: VerifyResult, as_of: date, started: datetime,
@@ -376,6 +411,8 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
         "exit_code": result.exit_code,
         "outcome": {CLEAN: "clean", BREAKS: "breaks", INTEGRITY: "integrity"}[result.exit_code],
         "lock": result.lock_note,
+        "backdated": result.backdated,
+        "checkpoint_root": result.checkpoint_root,
         "verify": {"ok": v.ok, "start": v.start, "tree_size": v.tree_size,
                    "entries_checked": v.entries_checked,
                    "problems": [{"code": p.code, "seq": p.seq, "message": p.message}
@@ -402,12 +439,40 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
         doc["breaks_before_failure"] = previous.get("breaks") or {}
     text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
     write_atomic(folder / files["nightly"], text, perms)
-    # the new link under a fresh random name (symlink() never follows or reuses a planted
-    # one), then renamed over "latest" (which replaces a link, never follows it)
-    tmp = report_dir / f".latest.{secrets.token_hex(8)}.tmp"
-    os.symlink(folder.name, tmp)
-    os.replace(tmp, report_dir / "latest")
-    write_atomic(report_dir / "latest.json", text, perms)
+    if not result.backdated:  # a look back is in the index, not the latest run
+        # the new link under a fresh random name (symlink() never follows or reuses a
+        # planted one), then renamed over "latest" (which replaces a link, never follows it)
+        tmp = report_dir / f".latest.{secrets.token_hex(8)}.tmp"
+        os.symlink(folder.name, tmp)
+        os.replace(tmp, report_dir / "latest")
+        write_atomic(report_dir / "latest.json", text, perms)
+    _index(report_dir, folder.name, doc, result, perms)
+
+
+INDEX = "index.json"
+"""``DIR/index.json``: one line per run, oldest first (FORMAT.md §10)."""
+
+
+def _index(report_dir: Path, folder: str, doc: Mapping[str, Any], result: NightlyResult,
+           perms: Perms) -> None:
+    """Add this run to ``DIR/index.json`` (rewritten whole, atomically)."""
+    try:
+        runs = json.loads((report_dir / INDEX).read_text(encoding="utf-8"))
+        runs = runs if isinstance(runs, list) else []
+    except (FileNotFoundError, ValueError):
+        runs = []
+    s = result.report.summary
+    runs.append({
+        "folder": folder, "started_at": doc["started_at"], "as_of": doc["as_of"],
+        "outcome": doc["outcome"], "exit_code": result.exit_code, "breaks": s.breaks,
+        "unresolved": result.unresolved, "new": len(result.delta.new),
+        "closed": len(result.delta.closed), "reopened": len(result.delta.reopened),
+        "amount_at_risk": s.amount_at_risk, "checkpoint": result.checkpoint_size,
+        "checkpoint_root": result.checkpoint_root, "backdated": result.backdated,
+        "bank_balanced": None if result.bank is None or not result.bank.accounts
+        else result.bank.balanced})
+    write_atomic(report_dir / INDEX, json.dumps(runs, ensure_ascii=False, indent=1) + "\n",
+                 perms)
 
 
 __all__ = ["LOCK_MAX_AGE", "Delta", "NightlyLock", "NightlyLockedError", "NightlyResult",

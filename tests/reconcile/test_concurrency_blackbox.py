@@ -402,7 +402,7 @@ def test_reconcile_and_nightly_while_an_ingest_runs(tmp_path: Path, db_url: str)
     # each concurrent run reported the ledger before the batch or after it, nothing between
     seen = {b[:3] for b in breaks_of(before)}, {b[:3] for b in breaks_of(full)}
     assert {b[:3] for b in breaks_of(json.loads(out_r))} in seen
-    nightly_report = json.loads((rep_dir / AS_OF / "report.json").read_text("utf-8"))
+    nightly_report = json.loads((rep_dir / "latest" / "report.json").read_text("utf-8"))
     assert {b[:3] for b in breaks_of(nightly_report)} in seen
     assert json.loads((rep_dir / "latest.json").read_text("utf-8"))["exit_code"] == rc_n
     # the evidence changed once: one automatic reopen, whoever made it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import shutil
 import signal
@@ -52,17 +53,25 @@ def test_clean_run_signs_and_writes_reports(ledger_home: dict[str, Any], tmp_pat
     out = tmp_path / "reports"
     res = _nightly(ledger_home, out)
     assert res.exit_code == 0, res.output
-    day = out / AS_OF
+    day = (out / "latest").resolve()
+    assert re.fullmatch(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{6}\+0800(-[0-9]+)?", day.name)
     for name in ("report.json", "report.csv", "report.html", "nightly.json"):
         assert (day / name).stat().st_size > 0
-    assert os.readlink(out / "latest") == AS_OF
+    assert os.readlink(out / "latest") == day.name
     doc = json.loads((out / "latest.json").read_text())
     assert doc == json.loads((day / "nightly.json").read_text())
     assert doc["exit_code"] == 0 and doc["outcome"] == "clean" and doc["verify"]["ok"]
     assert doc["summary"]["mode"] == "full"  # the first run; the next ones are incremental
+    assert doc["checkpoint_root"] and doc["backdated"] is False
     assert _nightly(ledger_home, out).exit_code == 0
     doc = json.loads((out / "latest.json").read_text())
     assert doc["summary"]["mode"] == "incremental"
+    # two runs (the same day, maybe the same second): two folders, both in the index
+    second = (out / "latest").resolve()
+    assert second != day and (day / "nightly.json").is_file()
+    index = json.loads((out / "index.json").read_text())
+    assert [r["folder"] for r in index] == [day.name, second.name]
+    assert index[1]["checkpoint"] == doc["checkpoint"] and index[1]["outcome"] == "clean"
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:
         assert doc["checkpoint"] == led.size()  # its own control.reconcile entry included
@@ -189,7 +198,7 @@ def test_integrity_failure_in_new_entries(ledger_home: dict[str, Any], tmp_path:
     doc = json.loads((out / "latest.json").read_text())
     assert doc["outcome"] == "integrity" and doc["checkpoint"] is None
     assert doc["verify"]["problems"][0]["seq"] == 2
-    report = json.loads((out / AS_OF / "report.json").read_text())
+    report = json.loads((out / "latest" / "report.json").read_text())
     assert [b["code"] for b in report["breaks"]] == ["LEDGER_INTEGRITY"]
     assert "entry 2" in report["breaks"][0]["message"]
     led = Ledger.open(ledger_home["home"], ledger_home["db"])

@@ -740,7 +740,7 @@ def test_extreme_dates_do_not_crash(tmp_path: Path, as_of: str) -> None:
         assert res.exit_code in (0, 1), res.output
     res = invoke("nightly", *h(home), "--report-dir", str(tmp_path / "rep"), "--as-of", as_of)
     assert res.exit_code in (0, 1), res.output
-    assert (tmp_path / "rep" / as_of / "report.json").is_file()
+    assert (tmp_path / "rep" / "latest" / "report.json").is_file()
 
 
 def test_bad_options_are_usage_errors(scenario_homes: dict[str, Path], tmp_path: Path) -> None:
@@ -803,7 +803,7 @@ def test_nightly_twice_and_reports(tmp_path: Path, db_url: str) -> None:
     rep = tmp_path / "reports"
     args = ["nightly", *h(home, db_url), "--report-dir", str(rep), "--as-of", AS_OF]
     ok(*args, code=1)
-    day = rep / AS_OF
+    day = (rep / "latest").resolve()
     for f in ("report.json", "report.csv", "report.html", "nightly.json"):
         assert (day / f).is_file()
     status = json.loads(ok("status", *h(home, db_url), "--json").stdout)
@@ -816,6 +816,18 @@ def test_nightly_twice_and_reports(tmp_path: Path, db_url: str) -> None:
     ok(*args, code=1)
     second = json.loads((rep / "latest.json").read_text("utf-8"))
     assert second["delta"]["new"] == [] and second["delta"]["closed"] == []
+    assert (rep / "latest").resolve() != day and (day / "report.json").is_file()
+    # a look back at an earlier day changes no state: the later breaks are not gone
+    back = ["nightly", *h(home, db_url), "--report-dir", str(rep), "--as-of", "2026-01-31"]
+    invoke(*back)
+    assert json.loads((rep / "latest.json").read_text("utf-8")) == second  # not the latest
+    runs = json.loads((rep / "index.json").read_text("utf-8"))
+    assert [r["backdated"] for r in runs] == [False, False, True]
+    looked = json.loads((rep / runs[-1]["folder"] / "nightly.json").read_text("utf-8"))
+    assert looked["backdated"] is True and looked["delta"]["previous"] is None
+    listed = invoke("breaks", "list", *h(home, db_url), "--json")
+    assert the_break(report, "ORPHAN_MOVEMENT")["id"] in {
+        b["break_id"] for b in json.loads(listed.stdout)}
     assert not (home / "nightly.lock").exists()
     # resolve (four-eyes) and the next nightly is clean
     bid = the_break(report, "ORPHAN_MOVEMENT")["id"]
@@ -848,7 +860,7 @@ def test_nightly_signs_nothing_over_a_tampered_ledger(tmp_path: Path) -> None:
     res = invoke("nightly", *h(home), "--report-dir", str(rep), "--as-of", AS_OF)
     assert res.exit_code == 3, res.output
     assert json.loads(ok("status", *h(home), "--json").stdout)["checkpoint_size"] == before
-    report = json.loads((rep / AS_OF / "report.json").read_text("utf-8"))
+    report = json.loads((rep / "latest" / "report.json").read_text("utf-8"))
     assert "LEDGER_INTEGRITY" in codes_of(report)
     assert json.loads((rep / "latest.json").read_text("utf-8"))["exit_code"] == 3
     assert not (home / "nightly.lock").exists()
