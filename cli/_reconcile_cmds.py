@@ -6,6 +6,7 @@ only parses options, calls :func:`reconcile.run_reconcile` and writes the output
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -32,7 +33,11 @@ from reconcile import (
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Rules file (TOML) overriding the built-in default rules.")
 @json_option
-@click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per break.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print one CSV row per break, with its workflow columns.")
+@click.option("--encoding", type=click.Choice(["utf-8", "gb18030"]), default="utf-8",
+              show_default=True,
+              help="CSV: UTF-8 with a byte-order mark (Excel reads it), or GB18030.")
 @click.option("--html", "html_file", metavar="FILE",
               type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Also write a self-contained HTML report with charts to FILE.")
@@ -41,7 +46,7 @@ from reconcile import (
                    "the open items (the report is the same; for audits and after a "
                    "restore).")
 def reconcile(home: str | None, db: str | None, as_of: datetime | None,
-              rules_file: Path | None, as_json: bool, as_csv: bool,
+              rules_file: Path | None, as_json: bool, as_csv: bool, encoding: str,
               html_file: Path | None, full: bool) -> None:
     """Reconcile business events, fund movements and vouchers; report the breaks.
 
@@ -72,8 +77,20 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None,
         except OSError as e:
             click.echo(f"bfa: error: cannot write {html_file}: {e.strerror or e}", err=True)
             raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
-    render = render_json if as_json else render_csv if as_csv else render_text
-    click.echo(render(report), nl=False)
+    if as_csv:
+        from reconcile import list_breaks
+
+        with open_ledger(home, db) as led:
+            states = {s.break_id: s for s in list_breaks(led, include_gone=True)}
+        rows: str = render_csv(report, states, bom=encoding == "utf-8")
+        if encoding == "gb18030":
+            sys.stdout.flush()
+            sys.stdout.buffer.write(rows.encode("gb18030"))
+            sys.stdout.buffer.flush()
+        else:
+            click.echo(rows, nl=False)
+    else:
+        click.echo(render_json(report) if as_json else render_text(report), nl=False)
     if html_file is not None and not (as_json or as_csv):
         click.echo(f"wrote {html_file}")
     if report.integrity_failed:

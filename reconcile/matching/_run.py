@@ -301,6 +301,7 @@ def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]
     connection is used by one thread at a time. SQLite's connections stay in their
     thread: one look-up, then the building."""
     out: list[Break] = []
+    days = _occurred(conn, _all_ids([*(p[1] for p in pending), *(b.records for b in ready)]))
     if Store.traits(conn).threads_share_connection and len(pending) > EVIDENCE_PART:
         parts = [pending[i:i + EVIDENCE_PART] for i in range(0, len(pending), EVIDENCE_PART)]
         with ThreadPoolExecutor(1, thread_name_prefix="bfa-evidence") as pool:
@@ -309,15 +310,34 @@ def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]
                 hashes = future.result()
                 if k + 1 < len(parts):
                     future = pool.submit(_entry_hashes, conn, _all_ids(p[1] for p in parts[k + 1]))
-                out += [Break.make(*p, entry_hashes=_of(hashes, p[1])) for p in part]
+                out += [Break.make(*p, entry_hashes=_of(hashes, p[1]),
+                                   occurred_on=_first(days, p[1])) for p in part]
         hashes = _entry_hashes(conn, _all_ids(b.records for b in ready))
     else:
         hashes = _entry_hashes(conn, _all_ids([*(p[1] for p in pending),
                                            *(b.records for b in ready)]))
-        out += [Break.make(*p, entry_hashes=_of(hashes, p[1])) for p in pending]
+        out += [Break.make(*p, entry_hashes=_of(hashes, p[1]),
+                           occurred_on=_first(days, p[1])) for p in pending]
     # a ready break may come with its own evidence (an integrity break)
-    out += [b if b.evidence else b.with_evidence(_of(hashes, b.records)) for b in ready]
+    out += [(b if b.evidence else b.with_evidence(_of(hashes, b.records))).model_copy(
+        update={"occurred_on": _first(days, b.records)}) for b in ready]
     return out
+
+
+def _occurred(conn: Connection, ids: list[str]) -> dict[str, int]:
+    """The ``occurred_at`` day of the current record of each id (the earliest, when ids
+    of two domains coincide)."""
+    r = t.records.c
+    out: dict[str, int] = {}
+    for rid, day in Store.select_by_ids(conn, r.record_id, ids, (r.record_id, r.occurred_day),
+                                        (r.superseded.is_(False),)):
+        out[str(rid)] = min(int(day), out.get(str(rid), int(day)))
+    return out
+
+
+def _first(days: dict[str, int], records: tuple[str, ...]) -> str | None:
+    known = [days[r] for r in records if r in days]
+    return day_date(min(known)).isoformat() if known else None
 
 
 def _all_ids(groups: Iterable[tuple[str, ...]]) -> list[str]:

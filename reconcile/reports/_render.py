@@ -37,7 +37,7 @@ import csv
 import html
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -55,7 +55,11 @@ AGING_BUCKETS: tuple[str, ...] = ("0-30", "31-60", "61-90", ">90", "unknown")
 """Aging of a break: days from its ``occurred_on`` to the run's as-of date."""
 
 CSV_COLUMNS: tuple[str, ...] = ("id", "code", "severity", "status", "records", "amounts",
-                                "field", "message", "amount_at_risk")
+                                "field", "message", "amount_at_risk", "assignee", "reason", "note", "resolved_by", "approved_by",
+                                "first_seen", "updated_at")
+WORKFLOW_COLUMNS: tuple[str, ...] = ("assignee", "reason", "note", "resolved_by",
+                                     "approved_by", "first_seen", "updated_at")
+"""The break workflow's columns of the CSV, empty when the report has no workflow."""
 
 _SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -197,26 +201,31 @@ def _cell(text: str) -> str:
 
 
 @paused_gc
-def render_csv(report: Report) -> str:
+def render_csv(report: Report, workflow: Mapping[str, Any] | None = None, *,
+               bom: bool = True) -> str:
     """One row per break, columns :data:`CSV_COLUMNS`, RFC 4180 (CRLF, minimal quoting).
 
     ``records`` are joined by ``;``, ``amounts`` written ``role=amount;...``; ``status``
-    is empty when the report carries no workflow status. The text is UTF-8 without a
-    byte-order mark: LibreOffice and scripts read it as is; in Excel use *Data > From
-    Text/CSV* with UTF-8 (opening it by double click assumes the ANSI code page and
-    garbles Chinese). Text cells that start like a formula get a leading ``'``.
+    is empty when the report carries no workflow status; the :data:`WORKFLOW_COLUMNS`
+    come from ``workflow`` (break id → its state, ``reconcile.list_breaks``), empty
+    without it. With ``bom`` (the default) the text starts with a UTF-8 byte-order mark,
+    which Excel on Chinese Windows needs to read UTF-8 (without it, it assumes GB18030
+    and garbles the text). Text cells that start like a formula get a leading ``'``.
     """
     buf = io.StringIO(newline="")
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
+    states = workflow or {}
     for b in report.breaks:
+        st = states.get(b.id)
         w.writerow([
             _cell(b.id), _cell(b.code), b.severity, _cell(status_of(b)),
             _cell(";".join(b.records)),
             _cell(";".join(f"{k}={v}" for k, v in b.amounts.items())),
             _cell(b.field), _cell(b.message), money(risk_fen(b)),
+            *(_cell(str(getattr(st, c, None) or "")) for c in WORKFLOW_COLUMNS),
         ])
-    return buf.getvalue()
+    return ("\ufeff" if bom else "") + buf.getvalue()
 
 
 # --- HTML ------------------------------------------------------------------------------

@@ -99,18 +99,21 @@ class Break(_Model):
     """Workflow state (``open``, ``assigned``, ``pending_approval``, ``resolved``), filled in
     by ``reconcile.apply_states``; None when the report did not go through the workflow."""
     assignee: str | None = None
+    occurred_on: str | None = Field(default=None, exclude=True)
+    """The earliest ``occurred_at`` date of its records (what the aging counts from);
+    filled in by ``run_reconcile``, not part of the report's JSON."""
 
     @classmethod
     def make(cls, code: str, records: tuple[str, ...], amounts: dict[str, int], field: str,
              message: str, at_risk_fen: int = 0, key: tuple[str, ...] | None = None,
-             entry_hashes: list[str] | None = None) -> Break:
+             entry_hashes: list[str] | None = None, occurred_on: str | None = None) -> Break:
         """A break; its id covers ``key`` instead of ``records`` when one is given; with
         ``entry_hashes`` (those of its records), its ``evidence`` too."""
         shown = {k: money(v) for k, v in amounts.items()}
         return cls(id=break_id(code, field, records if key is None else key), code=code,
                    severity=SEVERITY[code], records=records, amounts=shown, field=field,
                    message=message, amount_at_risk=money(at_risk_fen), at_risk_fen=at_risk_fen,
-                   key=key,
+                   key=key, occurred_on=occurred_on,
                    evidence="" if entry_hashes is None else _digest(
                        code, field, shown, records, message, entry_hashes))
 
@@ -191,7 +194,10 @@ class Summary(_Model):
     breaks: int
     by_code: dict[str, int]
     amount_at_risk: str
+    """What the breaks not resolved put at risk (all of them before the workflow ran)."""
     expected: int
+    amount_at_risk_resolved: str = "0.00"
+    """What the resolved breaks put at risk (shown apart: they are dealt with)."""
 
 
 class Report(_Model):

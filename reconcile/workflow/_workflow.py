@@ -79,6 +79,7 @@ from ledger import (
 )
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._state import RUN_PREFIX, ids_digest, last_run
+from reconcile.matching._units import money
 from reconcile.reports._report import SEVERITY, Break, Report, break_id, workflow_break
 
 Status = Literal["open", "assigned", "pending_approval", "resolved"]
@@ -605,8 +606,13 @@ def _snapshot(row: _Row, b: Break, seen: str) -> None:
 
 def _annotate(report: Report, statuses: dict[str, Status],
               assignees: dict[str, str | None]) -> Report:
-    """The report with each break's workflow status and assignee."""
-    return report.model_copy(update={"breaks": tuple(
+    """The report with each break's workflow status and assignee; the amount at risk
+    of the resolved breaks is counted apart from the others'."""
+    done = sum(b.at_risk_fen for b in report.breaks if statuses.get(b.id) == "resolved")
+    total = sum(b.at_risk_fen for b in report.breaks)
+    summary = report.summary.model_copy(update={
+        "amount_at_risk": money(total - done), "amount_at_risk_resolved": money(done)})
+    return report.model_copy(update={"summary": summary, "breaks": tuple(
         b.model_copy(update={"status": statuses.get(b.id, "open"),
                              "assignee": assignees.get(b.id)}) for b in report.breaks)})
 

@@ -79,7 +79,7 @@ def test_cli_csv_and_html(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     page.parent.mkdir()
     res = _run(ledger_home, "--as-of", "2027-03-01", "--csv", "--html", str(page))
     assert res.exit_code == 1, res.output
-    rows = list(csv.DictReader(io.StringIO(res.output, newline="")))  # stdout is only the CSV
+    rows = list(csv.DictReader(io.StringIO(res.output.removeprefix("\ufeff"), newline="")))
     assert [(r["code"], r["records"], r["amount_at_risk"]) for r in rows] == [
         ("ORPHAN_MOVEMENT", "COL-9", "777.00")]
     html = page.read_text(encoding="utf-8")
@@ -100,7 +100,8 @@ def test_cli_clean_csv_and_html(ledger_home: dict[str, Any], tmp_path: Path) -> 
     res = _run(ledger_home, "--as-of", "2027-03-01", "--csv", "--html", str(tmp_path / "r.html"))
     assert res.exit_code == 0, res.output
     assert res.output.splitlines() == [
-        "id,code,severity,status,records,amounts,field,message,amount_at_risk"]
+        "\ufeffid,code,severity,status,records,amounts,field,message,amount_at_risk,"
+        "assignee,reason,note,resolved_by,approved_by,first_seen,updated_at"]
     assert "No breaks" in (tmp_path / "r.html").read_text(encoding="utf-8")
 
 

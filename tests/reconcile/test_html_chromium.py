@@ -90,9 +90,9 @@ def test_bank_statement_page_loads_and_fits_1280_px(tmp_path: Path) -> None:
 
     st = StoredStatement("ST-11", "6222000011112222", "income", "11", 1_000_000, "2026-11-01",
                          1_300_734, "2026-11-30", 300_734, (), "440100")
-    acct = AccountReconciliation("6222000011112222", "income", "440100", st,
-                                 Opening("OPEN-1", "6222000011112222", "2026-11-01",
-                                         1_000_000, "zhang.min", 3), 1_300_734, 1_480_000)
+    acct = AccountReconciliation(("6222000011112222",), "income", "440100", (st,),
+                                 (Opening("OPEN-1", "6222000011112222", "2026-11-01",
+                                          1_000_000, "zhang.min", 3),), 1_300_734, 1_480_000)
     acct.items["bank_credit"].append(Item("bank_credit", "ST-11#3", "INT1", "credit", 1234,
                                           "2026-11-21"))
     acct.items["book_credit"].append(Item("book_credit", "COL-C-" + "长" * 60, "RC", "credit",

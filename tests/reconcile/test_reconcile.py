@@ -250,7 +250,8 @@ def test_report_json_shape(led: Ledger, tmp_path: Path) -> None:
     assert {"as_of", "started_at", "ledger_size"} <= set(data["run"])
     assert data["run"]["as_of"] == "2027-03-01"
     assert data["summary"] == {"breaks": 1, "by_code": {"ORPHAN_MOVEMENT": 1},
-                               "amount_at_risk": "777.00", "expected": 0}
+                               "amount_at_risk": "777.00", "expected": 0,
+                               "amount_at_risk_resolved": "0.00"}
     assert set(data["breaks"][0]) == {"id", "code", "severity", "records", "amounts", "field",
                                       "message", "amount_at_risk", "evidence", "status",
                                       "assignee"}

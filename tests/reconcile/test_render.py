@@ -62,7 +62,8 @@ def test_json_is_the_full_report_in_stable_order() -> None:
     assert list(data) == ["run", "summary", "breaks", "expected"]
     assert data["summary"] == {"breaks": 5, "by_code": {
         "AMOUNT_MISMATCH": 1, "LATE_SETTLEMENT": 1, "MISSING_VOUCHER": 1, "ORPHAN_MOVEMENT": 1,
-        "UNSETTLED_EVENT": 1}, "amount_at_risk": "1235344.90", "expected": 1}
+        "UNSETTLED_EVENT": 1}, "amount_at_risk": "1235344.90", "expected": 1,
+        "amount_at_risk_resolved": "0.00"}
     assert data["run"]["as_of"] == "2027-03-01"
     first = data["breaks"][0]
     assert list(first)[:4] == ["id", "code", "severity", "records"]
@@ -80,9 +81,10 @@ def test_json_is_the_full_report_in_stable_order() -> None:
 def test_csv_rfc4180_one_row_per_break() -> None:
     report = sample_report()
     text = render_csv(report)
-    assert not text.startswith("\ufeff")
+    assert text.startswith("\ufeff")  # Excel on Chinese Windows reads UTF-8 by it
+    assert not render_csv(report, bom=False).startswith("\ufeff")
     assert text.count("\r\n") == 1 + 5  # header and rows end in CRLF (a quoted \n stays)
-    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [r["id"] for r in rows] == [b.id for b in report.breaks]
     by_code = {r["code"]: r for r in rows}
@@ -97,9 +99,10 @@ def test_csv_rfc4180_one_row_per_break() -> None:
 
 
 def test_csv_status_and_clean() -> None:
-    rows = list(csv.DictReader(io.StringIO(render_csv(sample_report(status=True)), newline="")))
+    rows = list(csv.DictReader(io.StringIO(
+        render_csv(sample_report(status=True)).removeprefix("\ufeff"), newline="")))
     assert sorted(r["status"] for r in rows) == ["assigned", "open", "open", "open", "resolved"]
-    assert render_csv(clean_report()) == ",".join(CSV_COLUMNS) + "\r\n"
+    assert render_csv(clean_report()) == "\ufeff" + ",".join(CSV_COLUMNS) + "\r\n"
 
 
 # --- aging and amounts at risk ---
