@@ -20,6 +20,7 @@ from reconcile import (
     ITEM_KINDS,
     ITEM_NAMES,
     LABELS,
+    SHANGHAI,
     AccountReconciliation,
     BankReconciliation,
     archive_statements,
@@ -153,6 +154,15 @@ def opening(home: str | None, db: str | None, as_json: bool, user: str | None,
         click.echo(f"bfa: warning: no statement of bank account {printable(got.bank_account)}"
                    " was imported and this home does not map it (bfa bank-account list): "
                    "is the number as on the bank's statements?", err=True)
+
+
+def _shanghai(timestamp: str) -> str:
+    """An RFC 3339 time as officers read it: Asia/Shanghai, to the second."""
+    try:
+        when = datetime.fromisoformat(timestamp).astimezone(SHANGHAI)
+    except ValueError:
+        return printable(timestamp)
+    return when.strftime("%Y-%m-%d %H:%M:%S+08:00")
 
 
 def yuan(fen: int, sign: str = "¥") -> str:
@@ -342,9 +352,16 @@ def bank_account_set(home: str | None, db: str | None, number: str, fund_account
     from ledger import check_bank_account, resolve_home, set_bank_account
 
     account = check_bank_account(number, fund_account, region)
-    set_bank_account(resolve_home(home, db), account)
+    here = resolve_home(home, db)
+    before = here.bank_account(account.number)
+    set_bank_account(here, account)
     click.echo(f"bank account {printable(account.number)}: {_FUND_NAMES[fund_account]} "
                f"{fund_account}, region {region}")
+    if before is not None and (before.fund_account, before.region) != (fund_account, region):
+        click.echo(f"bfa: warning: it was {before.fund_account}, region {before.region}: the "
+                   "statements imported so far keep what they were imported as, and the "
+                   "next statement moves the account's reconciliation (bfa balance) to the "
+                   "new fund account; other officers' homes keep their own map", err=True)
 
 
 @bank_account_group.command("remove")
@@ -460,6 +477,31 @@ def statement_approve(home: str | None, db: str | None, as_json: bool, user: str
                    "--format camt053|mt940 FILE")
 
 
+@statement_group.command("cancel")
+@home_options
+@json_option
+@user_option
+@click.argument("request_id", metavar="REQUEST_ID")
+@click.option("--reason", required=True, help="Why the request is cancelled (kept).")
+def statement_cancel(home: str | None, db: str | None, as_json: bool, user: str | None,
+                     request_id: str, reason: str) -> None:
+    """Cancel a withdrawal that waits: asked by mistake, or refused by the approver.
+
+    Example:
+
+    \b
+        bfa statement cancel WD-5b0c… --reason "the statement is right after all"
+    """
+    from reconcile import cancel_withdrawal
+
+    with open_ledger(home, db) as led:
+        req = cancel_withdrawal(led, request_id, reason, user)
+    if as_json:
+        click.echo(to_json(req.to_json()))
+    else:
+        click.echo(f"{req.id} cancelled by {printable(req.cancelled_by or '')}")
+
+
 @statement_group.command("withdrawals")
 @home_options
 @json_option
@@ -482,7 +524,8 @@ def statement_withdrawals(home: str | None, db: str | None, as_json: bool) -> No
         click.echo("no withdrawal was asked for")
     for w in found:
         state = (f"approved by {printable(w.approved_by)}" if w.approved_by
+                 else f"cancelled by {printable(w.cancelled_by)}" if w.cancelled_by
                  else "waiting for approval")
         click.echo(f"{w.id}  {printable(w.target)}  asked by {printable(w.user)} "
-                   f"{w.at[:19]}: {state}")
+                   f"{_shanghai(w.at)}: {state}")
         click.echo(f"    {printable(w.reason)}")

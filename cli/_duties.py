@@ -39,6 +39,7 @@ COMMAND_DUTIES: dict[str, str] = {
     "balance archive": "officer",
     "statement withdraw": "officer",
     "statement approve": "officer (another than the one who asked)",
+    "statement cancel": "officer",
     "statement withdrawals": ANY,
     "bank-account set": "any (the home's configuration)",
     "bank-account remove": "any (the home's configuration)",

@@ -273,8 +273,8 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             if "statement" in row:
                 st = row["statement"]
                 click.echo(f"{printable(row['file'])}: {st['statements']} statement(s), "
-                           f"{st['entries']} entries: {st['confirmed']} confirmed a booked "
-                           f"movement, {st['new']} new (the bank's, not booked by us), "
+                           f"{st['entries']} entries: {st['confirmed']} confirmed a movement "
+                           f"already in the ledger, {st['new']} new (the bank's), "
                            f"{st['mismatched']} with another amount than the books "
                            "(AMOUNT_MISMATCH)")
         click.echo(f"ledger size: {size}")

@@ -216,9 +216,11 @@ def _bank_accounts(value: object) -> tuple[BankAccount, ...]:
 def check_bank_account(number: str, fund_account: str, region: str) -> BankAccount:
     """A mapping to keep, or :class:`ConfigError` naming what is wrong."""
     num = number.strip()
-    if not num or len(num) > 128 or not num.isprintable():
-        raise ConfigError("a bank account number is 1-128 printable characters, as on the "
-                          "bank's statements")
+    if (not num or len(num) > 128 or not num.isascii() or not num.isprintable()
+            or " " in num):
+        raise ConfigError(f"bank account number {printable(number)!r}: 1-128 ASCII letters, "
+                          "digits and signs without spaces, as on the bank's statements (no "
+                          "full-width digits)")
     if fund_account not in FUND_ACCOUNTS:
         raise ConfigError(f"fund account {printable(fund_account)!r} is not one of "
                           f"{', '.join(FUND_ACCOUNTS)}")
@@ -263,7 +265,7 @@ def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
         raise ConfigError(f"{cfg_file}: unknown setting {printable(unknown[0])!r} "
                           f"(known: {', '.join((*_CONFIG_KEYS, _BANK_ACCOUNTS))})")
     banks = loaded.get(_BANK_ACCOUNTS)
-    if banks is not None:
+    if _BANK_ACCOUNTS in loaded:
         if not isinstance(banks, dict):
             raise ConfigError(f"{cfg_file}: bank_accounts must be an object "
                               '{"NUMBER": {"fund_account": "...", "region": "..."}}')
@@ -273,7 +275,9 @@ def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
                 raise ConfigError(f"{cfg_file}: bank_accounts {printable(number)!r} must be "
                                   '{"fund_account": "...", "region": "..."}')
             try:
-                check_bank_account(number, v["fund_account"], v["region"])
+                if check_bank_account(number, v["fund_account"], v["region"]).number != number:
+                    raise ConfigError(f"bank account number {printable(number)!r} has "
+                                      "surrounding spaces")
             except ConfigError as e:
                 raise ConfigError(f"{cfg_file}: bank_accounts: {e}") from None
     for key in _CONFIG_KEYS:

@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from ledger import _schema as s
 from ledger._append import Appender, DeriverFactory, now_rfc3339
 from ledger._canonical import canonicalize_plain, loads_strict
+from ledger._entry import leaf_record
 from ledger._errors import (
     BatchRefusedError,
     BfaError,
@@ -44,6 +45,10 @@ from schemas import parse_record, record_payload
 MAX_REPORTED = 100
 ANALYZE_AFTER = 10_000  # rows appended by one batch before planner statistics are refreshed
 CHUNK = 2000
+
+
+STATEMENT_SOURCE = "bank-statement/"
+"""The ``source`` of the records a bank-statement import makes (FORMAT.md §9.6)."""
 
 
 class VoucherStore(Protocol):
@@ -151,11 +156,16 @@ class Ingester:
         derive: DeriverFactory | None = None,
         who: Actor | None = None,
         withdrawals: bool = False,
+        bank_records: bool = False,
     ) -> None:
         self.store = store
         self.withdrawals = withdrawals
         """Whether records may carry ``withdrawn`` (an approved withdrawal's corrections,
         FORMAT.md §9.8); from a file they never may."""
+        self.bank_records = bank_records or withdrawals
+        """Whether records may correct what a bank-statement import made (``source``
+        ``bank-statement/…``): a statement import or an approved withdrawal may, a file
+        may not (FORMAT.md §9.8)."""
         self.derive = derive
         self.who = who
         """Who ingests: a batch that appends ends with a ``control.ingest`` entry naming
@@ -261,15 +271,15 @@ class Ingester:
             raise LocatedInputError(name, n, "line", f"not JSON: {e}") from e
         if not isinstance(obj, dict):
             raise LocatedInputError(name, n, "record", "a record must be a JSON object")
+        if "withdrawn" in obj and not self.withdrawals:
+            raise LocatedInputError(name, n, "withdrawn", "only an approved withdrawal (bfa "
+                                    "statement approve) withdraws a record; no file may")
         try:
             model = parse_record(obj)
         except ValidationError as e:
             fld, msg = _field_of(e)
             raise LocatedInputError(name, n, fld, msg) from e
         record = record_payload(model)
-        if "withdrawn" in record and not self.withdrawals:
-            raise LocatedInputError(name, n, "withdrawn", "only an approved withdrawal (bfa "
-                                    "statement approve) withdraws a record; no file may")
         domain, _kind = str(record["type"]).split(".", 1)
         digest = self.pseudo.content_digest(canonicalize_plain(record))
         voucher = None
@@ -349,12 +359,21 @@ class Ingester:
         recorded_at = now_rfc3339()
         in_batch: dict[tuple[str, str], bytes] = {}
         appended: dict[tuple[str, str], bytes] = {}
+        banked = set() if self.bank_records else self._from_statements(
+            conn, {p.corrects for p in items if p.corrects and p.domain == "finance"
+                   and ("finance", p.corrects) in known})
         for p in items:
             key = (p.domain, p.rid)
             prior = known.get(key, in_batch.get(key))
             if prior is not None:
                 if prior == p.digest:
                     report.duplicates += 1
+                elif str(p.record.get("source", "")).startswith(STATEMENT_SOURCE):
+                    self._problem(report, LocatedInputError(
+                        name, p.line, "id",
+                        f"conflict: {p.domain} record {p.rid!r} was imported before from "
+                        "another file or with other options; to import it again, withdraw "
+                        f"it first (bfa statement withdraw {p.rid})"), p.text)
                 else:
                     self._problem(report, LocatedInputError(
                         name, p.line, "id",
@@ -362,6 +381,13 @@ class Ingester:
                         "different content (in the ledger, or earlier in this file); to change "
                         "it, send a correction with 'corrects'",
                     ), p.text)
+                continue
+            if p.corrects in banked and p.domain == "finance":
+                self._problem(report, LocatedInputError(
+                    name, p.line, "corrects",
+                    f"record {p.corrects!r} came from a bank statement (its file is kept in "
+                    "the archive): it changes only by withdrawing the statement (bfa "
+                    "statement withdraw) and importing the corrected file"), p.text)
                 continue
             target = (p.domain, p.corrects)
             if p.corrects and target not in known and target not in in_batch and (
@@ -394,6 +420,17 @@ class Ingester:
             report.appended += 1
         self._unwritten = appended
         return waiting
+
+    def _from_statements(self, conn: Connection, ids: set[str | None]) -> set[str]:
+        """Which finance records of ``ids`` a bank-statement import made (their ``source``
+        is ``bank-statement/…``), read from their leaves."""
+        wanted = sorted(x for x in ids if x)
+        if not wanted:
+            return set()
+        e = s.entries.c
+        return {str(rid) for rid, leaf in self.store.select_by_ids(
+            conn, e.record_id, wanted, (e.record_id, e.leaf), (e.domain == "finance",))
+            if str(leaf_record(bytes(leaf)).get("source", "")).startswith(STATEMENT_SOURCE)}
 
     def _existing(
         self, conn: Connection, keys: set[tuple[str, str | None]]

@@ -388,12 +388,14 @@ class Ledger:
         derive: DeriverFactory | None = None,
         label: str | None = None,
         withdrawals: bool = False,
+        bank_records: bool = False,
     ) -> Ingester:
         """An ingester whose batches are recorded as ingested by this process's identity
         (``label`` beside it, :meth:`actor`)."""
         return Ingester(self.store, self.secret(), vouchers, reject_sink=reject_sink,
                         progress=progress, derive=derive, who=self.actor(label),
-                        vault_key=self.vault_key(), withdrawals=withdrawals)
+                        vault_key=self.vault_key(), withdrawals=withdrawals,
+                        bank_records=bank_records)
 
     def ingest(
         self,
@@ -436,16 +438,18 @@ class Ledger:
         derive: DeriverFactory | None = None,
         label: str | None = None,
         withdrawals: bool = False,
+        bank_records: bool = False,
     ) -> FileReport:
         """Ingest records made in memory (e.g. from a bank statement) as one atomic batch.
 
         They go through the same pipeline as a JSON Lines file; problems name ``name``
         and the record's position (1-based) as its line. ``withdrawals``: the records
-        may carry ``withdrawn`` (an approved withdrawal, FORMAT.md §9.8).
+        may carry ``withdrawn`` (an approved withdrawal, FORMAT.md §9.8); ``bank_records``:
+        they may correct what a bank-statement import made (a statement import).
         """
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
         return self.ingester(vouchers, reject_sink, derive=derive, label=label,
-                             withdrawals=withdrawals).ingest_stream(
+                             withdrawals=withdrawals, bank_records=bank_records).ingest_stream(
             io.BytesIO(data), name, Path(name).resolve().parent)
 
     # -- checkpoints ----------------------------------------------------------

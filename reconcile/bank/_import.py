@@ -59,7 +59,8 @@ def _ingest(ledger: Ledger, path: Path, fmt: StatementFormat, region: str | None
         sha256 = hashlib.sha256(data).hexdigest()
         records.append(kept_record(ledger, file_record(batch, path, fmt, sha256, len(data))))
         store = StatementFile(vouchers, path, sha256)
-    report = ledger.ingest_records(records, name, store, derive=Deriver, label=label)
+    report = ledger.ingest_records(records, name, store, derive=Deriver, label=label,
+                                   bank_records=True)
     return report, len(data), batch.summary()
 
 

@@ -58,12 +58,18 @@ class WithdrawalRequest:
     at: str
     seq: int
     approved_by: str | None = None
+    cancelled_by: str | None = None
+
+    @property
+    def status(self) -> str:
+        return ("approved" if self.approved_by else "cancelled" if self.cancelled_by
+                else "requested")
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "target": self.target, "records": list(self.records),
                 "reason": self.reason, "user": self.user, "at": self.at, "seq": self.seq,
-                "status": "approved" if self.approved_by else "requested",
-                "approved_by": self.approved_by}
+                "status": self.status, "approved_by": self.approved_by,
+                "cancelled_by": self.cancelled_by}
 
 
 def withdrawals(ledger: Ledger) -> list[WithdrawalRequest]:
@@ -76,12 +82,18 @@ def withdrawals(ledger: Ledger) -> list[WithdrawalRequest]:
 
 def _requests(ledger: Ledger, conn: Connection) -> dict[str, WithdrawalRequest]:
     out: dict[str, WithdrawalRequest] = {}
+    cancelled: dict[str, str] = {}
     for seq, rec in control_records(conn, "withdrawal"):
+        if rec.get("action") == "cancel":
+            cancelled[str(rec.get("request"))] = str(rec.get("user"))
         if rec.get("action") != "request":
             continue
         out[str(rec["id"])] = WithdrawalRequest(
             str(rec["id"]), str(rec.get("target")), tuple(map(str, rec.get("records") or ())),
             str(rec.get("reason")), str(rec.get("user")), str(rec.get("at")), seq)
+    for rid, who in cancelled.items():
+        if rid in out:
+            out[rid] = WithdrawalRequest(**{**out[rid].__dict__, "cancelled_by": who})
     if out:
         done = _approvals(ledger, conn, out)
         out = {k: WithdrawalRequest(**{**v.__dict__, "approved_by": done.get(k)})
@@ -122,6 +134,19 @@ def _current(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, bool]
     return out
 
 
+def _root(conn: Connection, rid: str) -> str:
+    """The first version of record ``rid``'s chain of corrections (what the statement was
+    imported as: its movements are named after it)."""
+    r = t.records
+    for _ in range(64):
+        before = conn.execute(select(r.c.corrects).where(
+            r.c.domain == "finance", r.c.record_id == rid)).scalar()
+        if before is None:
+            return rid
+        rid = str(before)
+    return rid
+
+
 def _statement_records(ledger: Ledger, conn: Connection, target: str) -> list[str]:
     """The records a withdrawal of ``target`` takes back (module docstring)."""
     archived = read_entries(ledger.store, conn, "archive", [target]).get(target)
@@ -140,6 +165,7 @@ def _statement_records(ledger: Ledger, conn: Connection, target: str) -> list[st
                              "finance.statement record or of the archive.bank_statement "
                              "record of its file: bfa show ID)")
         statements = [target]
+    statements = list(dict.fromkeys(_root(conn, sid) for sid in statements))
     m = t.movements
     made: list[str] = []
     for sid in statements:
@@ -166,7 +192,8 @@ def request_withdrawal(ledger: Ledger, target: str, reason: str,
         if not live:
             raise InputError(f"{target}: every record of it is withdrawn already")
         pending = [q for q in _requests(ledger, conn).values()
-                   if q.approved_by is None and set(q.records) & {f"finance:{x}" for x in live}]
+                   if q.status == "requested"
+                   and set(q.records) & {f"finance:{x}" for x in live}]
         if pending:
             raise InputError(f"{target}: request {pending[0].id} by {pending[0].user} waits "
                              f"for approval already (bfa statement approve {pending[0].id})")
@@ -198,6 +225,8 @@ def approve_withdrawal(ledger: Ledger, request_id: str, label: str | None = None
                              "withdrawals lists them)")
         if req.approved_by is not None:
             raise InputError(f"{req.id} was approved already, by {req.approved_by}")
+        if req.cancelled_by is not None:
+            raise InputError(f"{req.id} was cancelled by {req.cancelled_by}")
         if who.identity.casefold() == req.user.casefold():
             raise InputError(f"four-eyes: {who.identity} asked for {req.id} and cannot also "
                              "approve it; another officer approves")
@@ -206,7 +235,7 @@ def approve_withdrawal(ledger: Ledger, request_id: str, label: str | None = None
         moved = [x for x in ids if current.get(x, ("", True))[0] != x]
         if moved:
             raise InputError(f"{req.id}: record {moved[0]} was corrected since the request; "
-                             "ask again (bfa statement withdraw)")
+                             f"cancel it (bfa statement cancel {req.id}) and ask again")
         found = read_entries(ledger.store, conn, "finance", ids)
     reversals = [_reversal(found[x].record, req) for x in ids]
     report = ledger.ingest_records(reversals, f"withdrawal {req.id}", derive=Deriver,
@@ -216,6 +245,27 @@ def approve_withdrawal(ledger: Ledger, request_id: str, label: str | None = None
                          "appended")
     return Approved(WithdrawalRequest(**{**req.__dict__, "approved_by": who.identity}),
                     tuple(str(r["id"]) for r in reversals))
+
+
+def cancel_withdrawal(ledger: Ledger, request_id: str, reason: str,
+                      label: str | None = None) -> WithdrawalRequest:
+    """Cancel a request that waits (asked by mistake, or refused by the approver): a
+    ``control.withdrawal`` entry with ``action`` ``cancel``; any officer may."""
+    why = check_note(reason, "cancelling a withdrawal (--reason)", NOTE_LIMIT)
+    refresh(ledger.store)
+    members = ledger.actor(label).members()
+    with ledger.store.writer() as conn:
+        req = _requests(ledger, conn).get(request_id.strip())
+        if req is None:
+            raise InputError(f"no withdrawal request {request_id!r} (bfa statement "
+                             "withdrawals lists them)")
+        if req.status != "requested":
+            raise InputError(f"{req.id} is {req.status} already")
+        append_control(ledger.store, conn, [{
+            "type": "control.withdrawal", "id": f"{PREFIX}{uuid.uuid4()}",
+            "action": "cancel", **members, "request": req.id, "reason": why,
+            "at": now_rfc3339()}])
+    return WithdrawalRequest(**{**req.__dict__, "cancelled_by": str(members["user"])})
 
 
 def _reversal(rec: Mapping[str, Any], req: WithdrawalRequest) -> dict[str, Any]:

@@ -55,8 +55,9 @@ AGING_BUCKETS: tuple[str, ...] = ("0-30", "31-60", "61-90", ">90", "unknown")
 """Aging of a break: days from its ``occurred_on`` to the run's as-of date."""
 
 CSV_COLUMNS: tuple[str, ...] = ("id", "code", "severity", "status", "records", "amounts",
-                                "field", "message", "amount_at_risk", "assignee", "reason", "note", "resolved_by", "approved_by",
-                                "first_seen", "updated_at")
+                                "field", "message", "amount_at_risk", "assignee", "reason",
+                                "note", "resolved_by", "approved_by", "first_seen",
+                                "updated_at")
 WORKFLOW_COLUMNS: tuple[str, ...] = ("assignee", "reason", "note", "resolved_by",
                                      "approved_by", "first_seen", "updated_at")
 """The break workflow's columns of the CSV, empty when the report has no workflow."""

@@ -294,7 +294,7 @@ def test_json_report_shape_and_stdout_is_pure_json(sq: Ledger) -> None:
     rep = json.loads(r.out)  # nothing else on stdout
     assert {"appended", "duplicates", "rejected", "files", "tree_size"} <= rep.keys()
     assert rep["files"] == [{"file": "a.jsonl", "lines": 3, "appended": 1, "duplicates": 1,
-                             "rejected": 1}]
+                             "rejected": 1, "statement": None}]
     assert (rep["appended"], rep["duplicates"], rep["rejected"], rep["tree_size"]) == (
         1, 1, 1, 1 + BATCH)
 

@@ -1135,7 +1135,8 @@ def test_a_mapped_account_needs_no_option(home: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.stderr
     st = show(home, "ST-1")
     assert (st["fund_account"], st["region"]) == ("expenditure", "440300")
-    assert "1 statement(s), 1 entries: 0 confirmed a booked movement, 1 new" in res.stdout
+    assert "1 statement(s), 1 entries: 0 confirmed a movement already in the ledger, 1 new" \
+        in res.stdout
     res = invoke("ingest", *h(home), "--format", "camt053", str(f), "--json")
     assert json.loads(res.stdout)["files"][0]["statement"] == {
         "statements": 1, "entries": 1, "confirmed": 1, "new": 0, "mismatched": 0}
@@ -1227,3 +1228,27 @@ def test_mixed_formats_in_one_command_second_file_wrong_format(home: Path,
     refused(res, "m.sta")
     assert size(home) == 2 + FILE + BATCH
     verify_clean(home)
+
+
+@pytest.mark.parametrize("number", ["６２２２", "62 22", "账户1"])
+def test_bank_account_numbers_are_ascii(home: Path, number: str) -> None:
+    res = invoke("bank-account", "set", *h(home), number, "--fund-account", "income",
+                 "--region", "440100")
+    assert res.exit_code == 2 and "ASCII" in res.stderr, res.output
+
+
+def test_a_changed_mapping_warns(home: Path) -> None:
+    args = ["bank-account", "set", *h(home), ACCT, "--region", "440100", "--fund-account"]
+    assert invoke(*args, "income").exit_code == 0
+    res = invoke(*args, "expenditure")
+    assert res.exit_code == 0 and "warning: it was income" in res.stderr
+
+
+@pytest.mark.parametrize("banks", ["null", '{" 6222": {"fund_account": "income", '
+                                           '"region": "440100"}}'])
+def test_a_hand_edited_map_is_checked(home: Path, banks: str) -> None:
+    cfg = home / "config.json"
+    doc = json.loads(cfg.read_text("utf-8"))
+    cfg.write_text(json.dumps(doc)[:-1] + f', "bank_accounts": {banks}}}', "utf-8")
+    res = invoke("bank-account", "list", *h(home))
+    assert res.exit_code == 2 and "config.json" in res.stderr, res.output

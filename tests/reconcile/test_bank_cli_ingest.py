@@ -52,11 +52,13 @@ def test_ingest_camt053_via_cli(ledger_home: dict[str, Any], tmp_path: Path) -> 
 
 
 def test_ingest_statement_needs_region(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    """FORMAT §9.6: an account the home does not map needs --region (and --fund-account)."""
     path = tmp_path / "stmt.xml"
     path.write_text(CAMT, encoding="utf-8")
     env = {"BFA_HOME": ledger_home["home"], "BFA_DATABASE_URL": ledger_home["db"]}
-    res = CliRunner().invoke(bfa, ["ingest", "--format", "camt053", str(path)], env=env)
-    assert res.exit_code == 2 and "--region is required" in res.output
+    res = CliRunner().invoke(bfa, ["ingest", "--format", "camt053", "--fund-account",
+                                   "income", str(path)], env=env)
+    assert res.exit_code == 2 and "--region" in res.output and "bank-account set" in res.output
 
 
 def test_a_statement_from_standard_input_is_a_usage_error(

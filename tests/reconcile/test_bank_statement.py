@@ -308,7 +308,8 @@ def test_a_corrected_statement_keeps_its_movements_the_banks(led: Ledger,
     _month(led, tmp_path, lines, closing="13007.07")
     recs = statement_records(led, tmp_path / "nov.xml", "camt053", REGION, "income")
     st = next(r for r in recs if r["type"] == "finance.statement")
-    led.ingest_records([{**st, "id": "ST-11-R", "corrects": "ST-11"}], "correction")
+    led.ingest_records([{**st, "id": "ST-11-R", "corrects": "ST-11"}], "correction",
+                       bank_records=True)  # as a ledger before FORMAT §9.8 might hold
     (a,) = bank_reconciliation(led, date(2026, 11, 30)).accounts
     assert [s.id for s in a.statements] == ["ST-11-R"]
     assert a.book == 1_480_000 and _ids(a.items["bank_credit"]) == ["ST-11-R#3"]

@@ -53,7 +53,7 @@ def test_mis_imported_statement_is_withdrawn_and_imported_again(
     assert "ST-11#1" in [i.record for i in wrong.items["bank_credit"]]
     # importing it right is a conflict: the ledger never forgets the first import
     res = _ingest(ledger_home, nov, "--fund-account", "income", "--region", REGION)
-    assert res.exit_code == 2 and "corrects" in res.stderr
+    assert res.exit_code == 2 and "withdraw it first" in res.stderr
     # alice asks, alice may not approve, bob approves
     res = invoke("statement", "withdraw", *home, "ST-11", "--reason",
                  "imported as expenditure; the account is the income account", "--json",
@@ -146,3 +146,66 @@ def test_a_withdrawal_outside_the_four_eyes_is_a_break(led: Ledger, tmp_path: Pa
                  if b.code == "SOD_CONFLICT")
     assert sod == [(("COL-A:W",), "no withdrawal request of that "),
                    (("ST-11:W",), "mallory asked for the withdraw")]
+
+
+def test_a_statement_changes_only_by_withdrawal(led: Ledger, ledger_home: dict[str, Any],
+                                                tmp_path: Path) -> None:
+    """The review's first finding: a JSON Lines correction of a statement (or of a
+    movement its import made) would rewrite what the bank said with one pair of eyes."""
+    from reconcile.bank import statement_records
+
+    nov = camt(tmp_path / "nov.xml", "ST-11", ("10000.00", "2026-11-01"),
+               ("13007.34", "2026-11-30"), NOVEMBER)
+    recs = statement_records(led, nov, "camt053", REGION, "income")
+    led.ingest_records(recs, "nov", bank_records=True)
+    st = next(r for r in recs if r["type"] == "finance.statement")
+    mv = next(r for r in recs if r["id"] == "ST-11/INT1")
+    f = tmp_path / "fix.jsonl"
+    for forged in ({**st, "id": "ST-11-fix", "corrects": "ST-11", "closing_balance": "1.00"},
+                   {**mv, "id": "ST-11/INT1-fix", "corrects": "ST-11/INT1"}):
+        f.write_text(json.dumps(forged) + "\n", "utf-8")
+        res = invoke("ingest", *h(Path(ledger_home["home"]), ledger_home["db"]), str(f))
+        assert res.exit_code == 2 and "bfa statement withdraw" in res.stderr, res.output
+    # the same statement imported with other options: the message says how
+    res = _ingest(ledger_home, nov, "--fund-account", "expenditure", "--region", REGION)
+    assert res.exit_code == 2 and "withdraw it first" in res.stderr, res.output
+
+
+def test_withdrawing_a_reimported_statement_takes_its_movements_too(
+        led: Ledger, tmp_path: Path) -> None:
+    """The review's second finding: the statement's current id (ST-11:W:R) names the chain,
+    whose movements are named after the first id."""
+    from reconcile.bank import statement_records
+
+    nov = camt(tmp_path / "nov.xml", "ST-11", ("10000.00", "2026-11-01"),
+               ("13007.34", "2026-11-30"), NOVEMBER)
+    led.ingest_records(statement_records(led, nov, "camt053", REGION, "income"), "nov",
+                       bank_records=True)
+    approve_withdrawal(led, request_withdrawal(led, "ST-11", "first", "alice").id, "bob")
+    led.ingest_records(statement_records(led, nov, "camt053", REGION, "income"), "again",
+                       bank_records=True)
+    req = request_withdrawal(led, "ST-11:W:R", "second", "alice")
+    assert sorted(req.records) == [
+        "finance:ST-11/FEE1:W:R", "finance:ST-11/INT1:W:R", "finance:ST-11/RA:W:R",
+        "finance:ST-11/RB:W:R", "finance:ST-11:W:R"]
+
+
+def test_a_waiting_request_can_be_cancelled(led: Ledger, ledger_home: dict[str, Any],
+                                            tmp_path: Path) -> None:
+    from reconcile.bank import statement_records
+
+    nov = camt(tmp_path / "nov.xml", "ST-11", ("10000.00", "2026-11-01"),
+               ("13007.34", "2026-11-30"), NOVEMBER)
+    led.ingest_records(statement_records(led, nov, "camt053", REGION, "income"), "nov",
+                       bank_records=True)
+    home = [*h(Path(ledger_home["home"]), ledger_home["db"])]
+    req = request_withdrawal(led, "ST-11", "wrong month", "alice")
+    res = invoke("statement", "cancel", *home, req.id, "--reason", "it was right",
+                 user="bob")
+    assert res.exit_code == 0 and "cancelled by bob" in res.stdout, res.output
+    res = invoke("statement", "approve", *home, req.id, user="carol")
+    assert res.exit_code == 2 and "cancelled by bob" in res.stderr
+    res = invoke("statement", "withdrawals", *home)
+    assert "cancelled by bob" in res.stdout and "+08:00" in res.stdout
+    again = request_withdrawal(led, "ST-11", "now it is wrong", "alice")  # not blocked
+    assert again.status == "requested"
