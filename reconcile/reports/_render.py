@@ -8,7 +8,9 @@ about breaks. Each renderer is a plain function returning the whole document as 
   amount at risk) with totals and the number of expected items.
 - :func:`render_json`: the full report ``{"run", "summary", "breaks", "expected"}``,
   keys in that (declared, stable) order.
-- :func:`render_csv`: one row per break for spreadsheets (RFC 4180).
+- :func:`render_csv`: one row per break for spreadsheets (RFC 4180), with the break
+  workflow's columns when given the states; a UTF-8 byte-order mark first (Excel on
+  Chinese Windows needs it), which ``bfa reconcile --csv --encoding gb18030`` drops.
 - :func:`render_html`: one self-contained page (inline CSS, server-side SVG charts,
   a little inline JS; no external resource, opens offline) with charts of breaks by
   code, amount at risk by code and aging, and the table of breaks.
@@ -16,8 +18,10 @@ about breaks. Each renderer is a plain function returning the whole document as 
 Amounts at risk are read from ``Break.amount_at_risk`` (the money string that the
 JSON keeps, so a report read back from JSON renders the same). Fields a later step
 may add to :class:`~reconcile.reports._report.Break` are used when there: ``status`` (break
-workflow) and ``occurred_on`` (date of the event or movement, for aging; without it
-a break ages as "unknown").
+workflow) and ``occurred_on`` (the earliest date of its records, which ``run_reconcile``
+sets, for aging; a report read back from JSON has none and ages as "unknown"). The
+summary's ``amount_at_risk`` leaves out resolved breaks once the workflow ran
+(``amount_at_risk_resolved`` holds theirs).
 
 Example::
 
