@@ -18,7 +18,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, user_option
-from cli._render import table, to_json
+from cli._render import clip, table, terminal_width, to_json, yuan
 from ledger import ConfigError, Ledger, printable
 from reconcile import (
     LOCK_MAX_AGE,
@@ -97,11 +97,25 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
     if as_json:
         click.echo(to_json([s.to_json() for s in found]))
     else:
+        cols_width = terminal_width()
         rows = [{"id": s.break_id, "code": s.code, "severity": s.severity, "status": s.status,
-                 "assignee": s.assignee or "", "records": _short(s.records),
-                 "gone": "" if s.present else "gone"} for s in found]
-        cols = ["id", "code", "severity", "status", "assignee", "records"]
-        click.echo(table(rows, cols + (["gone"] if include_gone else [])))
+                 "assignee": s.assignee or "", "amount": yuan(next(iter(s.amounts.values()),
+                                                                  "")),
+                 "gone": "" if s.present else "gone", "message": s.message} for s in found]
+        if cols_width >= 140:
+            cols = ["id", "code", "severity", "status", "assignee", "amount"]
+            click.echo(table(rows, [*cols, *(["gone"] if include_gone else []), "message"],
+                             right={"amount"}, fit=cols_width))
+        else:  # a narrow terminal: two lines a break
+            for r in rows:
+                r["status"] = " ".join(x for x in (r["status"], r["assignee"], r["gone"]) if x)
+            lines = table(rows, ["id", "code", "status", "amount"], right={"amount"},
+                          fit=cols_width).split("\n")
+            click.echo("\n".join(lines[:2]))
+            for line, r in zip(lines[2:], rows, strict=True):
+                click.echo(line)
+                click.echo(clip(f"    {r['severity']} · {printable(r['message'])}",
+                                cols_width - 1))
     if any(s.status != "resolved" for s in found):
         raise click.exceptions.Exit(int(Exit.PROBLEMS))
 

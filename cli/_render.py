@@ -1,8 +1,15 @@
-"""Renderers: turn library results into text or JSON. No click here, testable alone."""
+"""Renderers: turn library results into text or JSON. No click here, testable alone.
+
+Text for a terminal is measured in display columns: a Chinese character (East Asian wide
+or full-width) takes two, so tables stay aligned with Chinese notes and names in them.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import unicodedata
+from collections.abc import Collection
 from typing import Any
 
 from ledger import printable
@@ -12,16 +19,65 @@ def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
 
 
-def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A plain fixed-width text table; one row is one line (control characters and
-    line separators in a cell are shown as backslash escapes, so no value can break
-    or forge a row)."""
+def width(text: str) -> int:
+    """Terminal columns of ``text``: East Asian wide and full-width characters take two,
+    combining marks none."""
+    return sum(0 if unicodedata.combining(ch) else
+               2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def clip(text: str, cols: int) -> str:
+    """``text`` cut to at most ``cols`` display columns, ``…`` marking a cut."""
+    if width(text) <= cols:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = width(ch)
+        if used + w > cols - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
+def pad(text: str, cols: int, right: bool = False) -> str:
+    gap = " " * max(0, cols - width(text))
+    return gap + text if right else text + gap
+
+
+def terminal_width(default: int = 80) -> int:
+    """Columns of the terminal (``COLUMNS``, else the terminal's size, else 80)."""
+    return max(40, shutil.get_terminal_size((default, 24)).columns)
+
+
+def yuan(amount: str, sign: str = "") -> str:
+    """A money string (``-1234.5`` or ``1234.50``) with thousands separators."""
+    neg, digits = (True, amount[1:]) if amount.startswith("-") else (False, amount)
+    whole, _, part = digits.partition(".")
+    if not whole.isdigit():
+        return amount
+    return f"{'-' if neg else ''}{sign}{int(whole):,}" + (f".{part}" if part else "")
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], *,
+          right: Collection[str] = (), fit: int | None = None) -> str:
+    """A fixed-width text table; one row is one line (control characters and line
+    separators in a cell are shown as backslash escapes, so no value can break or forge a
+    row). Columns in ``right`` are right-aligned (amounts); with ``fit`` the last column
+    is cut (``…``) so that no line is wider than ``fit`` display columns."""
     if not rows:
         return "(none)"
     cells = [{c: printable(str(r.get(c, ""))) for c in columns} for r in rows]
-    widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in columns}
-    head = "  ".join(c.ljust(widths[c]) for c in columns)
-    lines = [head, "  ".join("-" * widths[c] for c in columns)]
+    widths = {c: max(width(c), *(width(r[c]) for r in cells)) for c in columns}
+    if fit is not None and columns:
+        last = columns[-1]
+        room = fit - sum(widths[c] + 2 for c in columns[:-1])
+        if widths[last] > room:
+            widths[last] = max(width(last), room)
+            for r in cells:
+                r[last] = clip(r[last], widths[last])
+    head = "  ".join(pad(c, widths[c], c in right) for c in columns)
+    lines = [head.rstrip(), "  ".join("-" * widths[c] for c in columns)]
     for r in cells:
-        lines.append("  ".join(r[c].ljust(widths[c]) for c in columns))
+        lines.append("  ".join(pad(r[c], widths[c], c in right) for c in columns).rstrip())
     return "\n".join(lines)
