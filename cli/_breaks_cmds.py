@@ -18,7 +18,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, user_option
-from cli._render import clip, table, terminal_width, to_json, yuan
+from cli._render import clip, local_time, table, terminal_width, to_json, yuan
 from ledger import ConfigError, Ledger, printable
 from reconcile import (
     LOCK_MAX_AGE,
@@ -145,11 +145,12 @@ def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> 
     click.echo(f"  {printable(s.message)}")
     click.echo(f"  records: {', '.join(s.records) or '-'}")
     if s.amounts:
-        click.echo("  amounts: " + ", ".join(f"{k} {v}" for k, v in s.amounts.items()))
+        click.echo("  amounts: " + ", ".join(f"{k} ¥{yuan(v)}" for k, v in s.amounts.items()))
     if s.needs_approval:
         click.echo("  resolution needs approval by a second user (four-eyes)")
-    click.echo(f"  first seen {s.first_seen}, last seen {s.last_seen}")
-    rows = [{"seq": t.seq, "at": t.record.get("at", ""), "action": t.record.get("action"),
+    click.echo(f"  first seen {local_time(s.first_seen)}, last seen {local_time(s.last_seen)}")
+    rows = [{"seq": t.seq, "at": local_time(t.record.get("at", "")),
+             "action": t.record.get("action"),
              "user": t.record.get("user"), "status": t.record.get("status"),
              "detail": " ".join(str(x) for x in (t.record.get("assignee"), t.record.get("reason"),
                                                   t.record.get("note")) if x),
@@ -256,7 +257,8 @@ def _render_trace(tr: Trace) -> str:
         lines.append(f"break {b.break_id} {b.code} ({b.severity}) {b.status}"
                      + ("" if b.present else ", no longer reported") + f": {b.message}")
         for t in b.transitions:
-            lines.append(f"  entry {t.seq} {t.record.get('at', '')} {t.record.get('action')} by "
+            lines.append(f"  entry {t.seq} {local_time(t.record.get('at', ''))} "
+                         f"{t.record.get('action')} by "
                          f"{t.record.get('user')} -> {t.record.get('status')}"
                          f"{'' if t.covered else ' (not yet checkpointed)'}")
     if not tr.breaks:

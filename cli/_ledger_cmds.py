@@ -14,7 +14,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
-from cli._render import table, to_json
+from cli._render import local_time, table, to_json
 from ledger import (
     DUTIES,
     ConfigError,
@@ -156,7 +156,8 @@ def status(home: str | None, db: str | None, as_json: bool) -> None:
     if st.checkpoint_size is None:
         click.echo("checkpoint  none yet (bfa checkpoint signs one)")
     else:
-        click.echo(f"checkpoint  size {st.checkpoint_size}, signed {st.checkpoint_created_at}, "
+        click.echo(f"checkpoint  size {st.checkpoint_size}, signed "
+                   f"{local_time(st.checkpoint_created_at)}, "
                    f"root {st.checkpoint_root}")
     click.echo(f"unsigned    {st.unsigned} entries after the latest checkpoint"
                + (" (not provable until 'bfa checkpoint')" if st.unsigned else ""))
