@@ -98,6 +98,22 @@ def init(home: str | None, db: str | None, origin: str | None, group: str | None
                 click.echo(f"sealed {sealed} vault value(s) stored in clear by an earlier bfa "
                            "(FORMAT.md §4.4)")
             click.echo(f"verifier key: {led.home.verifier().to_text()}")
+            keys = led.home.path / "keys"
+            lines = [
+                "",
+                f"Back up {keys} now: its keys sign the checkpoints and unlock the",
+                "personal data, and they are not in the database. A copy sealed with a",
+                "passphrase: bfa key backup --out /media/usb/bfa-keys.json",
+                "",
+                "Next steps:",
+                "  bfa bank-account set NUMBER --fund-account income --region CODE",
+                "  bfa ingest business.jsonl finance.jsonl archive.jsonl",
+                "  bfa ingest --format camt053 statement.xml",
+                "  bfa reconcile; bfa checkpoint; bfa verify",
+                "  bfa nightly --report-dir DIR   (from cron or a systemd timer: README)"]
+            if home is not None or os.environ.get("BFA_HOME"):
+                lines.append(f"(each with --home {led.home.path}, or BFA_HOME set to it)")
+            click.echo("\n".join(lines))
         finally:
             led.close()
         return
