@@ -49,7 +49,9 @@ SIZE = SIGNED + 1 + BATCH  # build(): the ledger's size
 
 def init(home: Path, db: str | None = None, origin: str = ORIGIN) -> str:
     res = ok("init", *h(home, db), "--origin", origin)
-    return res.stdout.strip().splitlines()[-1].split(": ", 1)[1]  # the verifier key
+    line = next(x for x in res.stdout.splitlines() if x.startswith("verifier key: "))
+    assert "Back up" in res.stdout and "Next steps:" in res.stdout  # what to do next
+    return line.split(": ", 1)[1]  # the verifier key
 
 
 def ingest(home: Path, records: list[Any], name: str, db: str | None = None) -> None:
