@@ -45,6 +45,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+from ledger import printable
 from reconcile.bank._adjust import (
     ITEM_NAMES,
     LABELS,
@@ -166,9 +167,27 @@ def render_text(report: Report) -> str:
             statuses[st] = statuses.get(st, 0) + 1
     if statuses:
         lines.append("by status: " + ", ".join(f"{k} {n}" for k, n in sorted(statuses.items())))
+    resolved = (f" (resolved: {_grouped(s.amount_at_risk_resolved)})"
+                if s.amount_at_risk_resolved != "0.00" else "")
     lines.append(f"as of {report.run.as_of}: {s.breaks} breaks, amount at risk "
-                 f"{s.amount_at_risk}, {s.expected} expected (inside their window)")
+                 f"{_grouped(s.amount_at_risk)}{resolved}, {s.expected} expected (inside "
+                 "their window)")
+    todo = [b for b in report.breaks if status_of(b) != "resolved"]
+    if todo:
+        top = sorted(todo, key=lambda b: (_SEVERITY_ORDER.get(b.severity, 9), -risk_fen(b),
+                                          b.code, b.id))[:TOP_BREAKS]
+        lines.append(f"top {len(top)} of {len(todo)} not resolved (bfa breaks show ID):")
+        for b in top:
+            lines.append(f"  {b.severity:<6} {b.id}  {b.code}  "
+                         f"{_grouped(money(risk_fen(b)))}")
+            shown = printable(b.message)
+            msg = shown if len(shown) <= 72 else shown[:71] + "…"
+            lines.append(f"         {msg}")
     return "\n".join(lines) + "\n"
+
+
+TOP_BREAKS = 10
+"""How many breaks the terminal summary lists after its table."""
 
 
 # --- JSON ------------------------------------------------------------------------------

@@ -40,9 +40,14 @@ def test_text_table_by_code_with_totals() -> None:
     assert total.split() == ["total", "5", "1235344.90"]
     assert len({ln.rindex("0") for ln in lines[2:8]}) == 1
     assert "by severity: high 1, medium 2, low 2" in text
-    assert text.endswith("as of 2027-03-01: 5 breaks, amount at risk 1235344.90, "
-                         "1 expected (inside their window)\n")
+    assert ("as of 2027-03-01: 5 breaks, amount at risk 1,235,344.90, "
+            "1 expected (inside their window)\n") in text
     assert "by status" not in text
+    # then the breaks to work on, high severity and large amounts first, messages escaped
+    top = text.split("top 5 of 5 not resolved (bfa breaks show ID):\n", 1)[1].splitlines()
+    assert top[0].split()[0] == "high" and top[0].split()[2:] == ["ORPHAN_MOVEMENT", "777.00"]
+    assert top[2].split()[0] == "medium" and "1,234,567.80" in top[2]
+    assert all(ch.isprintable() for ln in top for ch in ln)
 
 
 def test_text_clean_and_statuses() -> None:
