@@ -7,6 +7,7 @@ acting user comes from ``--user`` / ``BFA_USER``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -70,6 +71,10 @@ def breaks() -> None:
     """
 
 
+_SEVERITY_COLOR = {"high": "red", "medium": "yellow"}
+"""Colour of a break's line by severity, on a terminal and without ``NO_COLOR``."""
+
+
 @breaks.command("list")
 @home_options
 @json_option
@@ -102,10 +107,15 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
                  "assignee": s.assignee or "", "amount": yuan(next(iter(s.amounts.values()),
                                                                   "")),
                  "gone": "" if s.present else "gone", "message": s.message} for s in found]
+        color = False if os.environ.get("NO_COLOR") else None  # None: only on a terminal
         if cols_width >= 140:
             cols = ["id", "code", "severity", "status", "assignee", "amount"]
-            click.echo(table(rows, [*cols, *(["gone"] if include_gone else []), "message"],
-                             right={"amount"}, fit=cols_width))
+            lines = table(rows, [*cols, *(["gone"] if include_gone else []), "message"],
+                          right={"amount"}, fit=cols_width).split("\n")
+            click.echo("\n".join(lines[:2]))
+            for line, r in zip(lines[2:], rows, strict=True):
+                click.echo(click.style(line, fg=_SEVERITY_COLOR.get(r["severity"])),
+                           color=color)
         else:  # a narrow terminal: two lines a break
             for r in rows:
                 r["status"] = " ".join(x for x in (r["status"], r["assignee"], r["gone"]) if x)
@@ -114,8 +124,9 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
             click.echo("\n".join(lines[:2]))
             for line, r in zip(lines[2:], rows, strict=True):
                 click.echo(line)
-                click.echo(clip(f"    {r['severity']} · {printable(r['message'])}",
-                                cols_width - 1))
+                click.echo(click.style(clip(f"    {r['severity']} · {printable(r['message'])}",
+                                            cols_width - 1),
+                                       fg=_SEVERITY_COLOR.get(r["severity"])), color=color)
     if any(s.status != "resolved" for s in found):
         raise click.exceptions.Exit(int(Exit.PROBLEMS))
 
