@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, user_option
-from cli._render import to_json
+from cli._render import to_json, width
 from ledger import InputError, printable
 from reconcile import (
     ITEM_KINDS,
@@ -169,11 +168,6 @@ def yuan(fen: int, sign: str = "¥") -> str:
     """``¥1,234.56`` (``-¥20.00``): thousands separators, exact to the fen."""
     whole, part = divmod(abs(fen), 100)
     return f"{'-' if fen < 0 else ''}{sign}{whole:,}.{part:02d}"
-
-
-def width(text: str) -> int:
-    """Terminal columns of ``text``: East Asian wide and full-width characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _line(label: str, fen: int | None, cols: int = 64) -> str:

@@ -249,7 +249,7 @@ def test_cli_opening_and_statement(led: Ledger, ledger_home: dict[str, Any],
 
 
 def _cols(line: str) -> int:
-    from cli._bank_cmds import width
+    from cli._render import width
 
     return width(line)
 
