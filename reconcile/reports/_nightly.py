@@ -395,7 +395,10 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
              "nightly": "nightly.json"}
     write_atomic(folder / files["json"], render_json(report), perms)
     write_atomic(folder / files["csv"], render_csv(report), perms)
-    write_atomic(folder / files["html"], render_html(report, bank=result.bank), perms)
+    signed = (None if result.checkpoint_size is None or result.checkpoint_root is None
+              else (result.checkpoint_size, result.checkpoint_root))
+    write_atomic(folder / files["html"], render_html(report, bank=result.bank,
+                                                     checkpoint=signed), perms)
     if result.bank is not None:
         files["bank"] = "bank.json"
         files["bank_csv"] = "bank.csv"

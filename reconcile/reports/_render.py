@@ -41,6 +41,7 @@ import csv
 import html
 import io
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
@@ -271,7 +272,12 @@ _COLORS = {"high": "#c62828", "medium": "#ef6c00", "low": "#2e7d32", "none": "#5
 def _bar_chart(chart_id: str, title: str, rows: list[tuple[str, int, str, str]],
                empty: str) -> str:
     """A horizontal bar chart as inline SVG: rows of (label, value, shown text, color key)."""
-    label_w, bar_w, value_w, row_h, top = 170, 250, 130, 28, 8
+    # room for the longest label at the charts' 12 px font (about 7.5 px a character, a
+    # Chinese one twice that): a code like PAYMENT_AFTER_TERMINATION is never clipped
+    longest = max((sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in label)
+                   for label, _, _, _ in rows), default=0)
+    label_w = max(120, 16 + (longest * 15 + 1) // 2)
+    bar_w, value_w, row_h, top = 250, 130, 28, 8
     width = label_w + bar_w + value_w
     height = top * 2 + row_h * max(len(rows), 1)
     parts = [f'<figure class="chart" id="{_e(chart_id)}"><figcaption>{_e(title)}</figcaption>',
@@ -322,6 +328,7 @@ th { background: #eef1f5; position: sticky; top: 0; }
 table.bank tr.total td { font-weight: 600; border-top: 1px solid #90a4ae; }
 table.bank tr.item td { color: #546e7a; font-size: 0.9em; }
 tr.alert td, p.alert { color: #c62828; } p.ok { color: #2e7d32; }
+code.root { overflow-wrap: anywhere; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 td code { font-size: 12px; }
 .scroll { overflow-x: auto; }
@@ -355,6 +362,15 @@ _JS_MAIN = """
   var root = document.documentElement;
   // how wide the page lays out against the window: tests assert no sideways scroll
   document.body.dataset.scroll = root.scrollWidth + " " + root.clientWidth;
+  var clipped = 0;
+  document.querySelectorAll(".chart svg").forEach(function (svg) {
+    var box = svg.getBoundingClientRect();
+    svg.querySelectorAll("text").forEach(function (t) {
+      var r = t.getBoundingClientRect();
+      if (r.left < box.left - 0.5 || r.right > box.right + 0.5) { clipped += 1; }
+    });
+  });
+  document.body.dataset.clipped = String(clipped);
   if (!text || !code) { document.body.dataset.rendered = "ok"; return; }
   function apply() {
     var q = text.value.trim().toLowerCase(), c = code.value, n = 0;
@@ -529,7 +545,8 @@ def render_bank_html(bank: BankReconciliation) -> str:
 
 @paused_gc
 def render_html(report: Report, *, max_rows: int = 5000,
-                bank: BankReconciliation | None = None) -> str:
+                bank: BankReconciliation | None = None,
+                checkpoint: tuple[int, str] | None = None) -> str:
     """A self-contained HTML page: summary, charts, breaks and expected items.
 
     No external resource (a Content-Security-Policy forbids any): CSS and the SVG
@@ -549,7 +566,11 @@ def render_html(report: Report, *, max_rows: int = 5000,
         "<header>", f"<h1>{_e(title)}</h1>",
         f'<p class="meta">{_e(run.backend)} ledger of {_e(run.ledger_size)} entries · run '
         f"{_e(run.started_at)} to {_e(run.finished_at)} · {_e(run.decoded)} entries decoded "
-        "by this run</p></header>",
+        "by this run</p>",
+        "" if checkpoint is None else
+        f'<p class="meta">signed checkpoint: size {checkpoint[0]}, root '
+        f'<code class="root">{_e(checkpoint[1])}</code> (bfa verify checks it)</p>',
+        "</header>",
         '<section class="cards">',
         _card("breaks", str(s.breaks), "alert" if s.breaks else "ok"),
         _card("amount at risk (CNY)", _grouped(s.amount_at_risk), "alert" if s.breaks else "ok"),

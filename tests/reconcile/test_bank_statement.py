@@ -298,6 +298,9 @@ def test_nightly_reports_the_bank_side(led: Ledger, ledger_home: dict[str, Any],
     bank = json.loads((out / "latest" / "bank.json").read_text("utf-8"))
     assert bank["accounts"][0]["unexplained"][0]["movement"] == "PAY-B"
     assert (out / "latest" / "bank.csv").read_text("utf-8").startswith("\ufeff")
+    page = (out / "latest" / "report.html").read_text("utf-8")
+    assert "银行存款余额调节表" in page and f"size {night['checkpoint']}, root" in page
+    assert night["checkpoint_root"] in page
 
 
 def test_a_corrected_statement_keeps_its_movements_the_banks(led: Ledger,

@@ -128,3 +128,20 @@ def load_at(page: str, tmp_path: Path, width: int) -> tuple[str, list[str]]:
     assert res.returncode == 0, res.stderr[-2000:]
     console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln]
     return res.stdout, console
+
+
+def test_report_page_fits_1280_px_with_long_codes(tmp_path: Path) -> None:
+    """Issue 19: the page scrolled sideways at 1400 px and clipped chart labels (the
+    page's script counts chart labels that start left of their chart)."""
+    from reconcile.reports._report import SEVERITY, Break, Report
+
+    base = sample_report(status=True)
+    every = [Break.make(code, (f"R-{code}",), {"event": 100_000 + i}, "amount",
+                        f"{code}: a message long enough to wrap in its cell " * 3, 100 + i)
+             for i, code in enumerate(sorted(SEVERITY))]
+    page = render_html(Report.build(base.run, [*base.breaks, *every], list(base.expected)))
+    dom, console = load_at(page, tmp_path, 1280)
+    assert_loads_clean(dom, console)
+    scroll, client = (int(x) for x in dom.split('data-scroll="')[1].split('"')[0].split())
+    assert client > 0 and scroll <= client, (scroll, client)
+    assert 'data-clipped="0"' in dom, dom.split("<body")[1][:300]
