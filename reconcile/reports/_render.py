@@ -152,8 +152,9 @@ def render_text(report: Report) -> str:
     lines: list[str] = []
     if codes:
         rows = [["code", "severity", "breaks", "amount_at_risk"]]
-        rows += [[r["code"], r["severity"], str(r["breaks"]), money(r["risk_fen"])] for r in codes]
-        rows.append(["total", "", str(len(report.breaks)), money(_total_fen(report))])
+        rows += [[r["code"], r["severity"], str(r["breaks"]), _grouped(money(r["risk_fen"]))]
+                 for r in codes]
+        rows.append(["total", "", str(len(report.breaks)), _grouped(money(_total_fen(report)))])
         lines += _table(rows, right={2, 3})
     else:
         lines.append("No breaks.")

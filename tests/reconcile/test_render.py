@@ -35,9 +35,9 @@ def test_text_table_by_code_with_totals() -> None:
     # high severity first, amounts right-aligned in one column
     assert lines[2].split() == ["ORPHAN_MOVEMENT", "high", "1", "777.00"]
     assert lines[3].split() == ["AMOUNT_MISMATCH", "medium", "1", "0.10"]
-    assert any(ln.split() == ["UNSETTLED_EVENT", "medium", "1", "1234567.80"] for ln in lines)
+    assert any(ln.split() == ["UNSETTLED_EVENT", "medium", "1", "1,234,567.80"] for ln in lines)
     total = next(ln for ln in lines if ln.startswith("total"))
-    assert total.split() == ["total", "5", "1235344.90"]
+    assert total.split() == ["total", "5", "1,235,344.90"]
     assert len({ln.rindex("0") for ln in lines[2:8]}) == 1
     assert "by severity: high 1, medium 2, low 2" in text
     assert ("as of 2027-03-01: 5 breaks, amount at risk 1,235,344.90, "
