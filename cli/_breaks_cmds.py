@@ -117,15 +117,15 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
                 click.echo(click.style(line, fg=_SEVERITY_COLOR.get(r["severity"])),
                            color=color)
         else:  # a narrow terminal: two lines a break
-            for r in rows:
-                r["status"] = " ".join(x for x in (r["status"], r["assignee"], r["gone"]) if x)
-            lines = table(rows, ["id", "code", "status", "amount"], right={"amount"},
-                          fit=cols_width).split("\n")
+            lines = table(rows, ["id", "code", "status", "amount"], right={"amount"}
+                          ).split("\n")
             click.echo("\n".join(lines[:2]))
             for line, r in zip(lines[2:], rows, strict=True):
                 click.echo(line)
-                click.echo(click.style(clip(f"    {r['severity']} · {printable(r['message'])}",
-                                            cols_width - 1),
+                extra = "".join(f" · {x}" for x in (
+                    f"assigned to {r['assignee']}" if r["assignee"] else "", r["gone"]) if x)
+                click.echo(click.style(clip(f"    {r['severity']}{extra} · "
+                                            f"{printable(r['message'])}", cols_width - 1),
                                        fg=_SEVERITY_COLOR.get(r["severity"])), color=color)
     if any(s.status != "resolved" for s in found):
         raise click.exceptions.Exit(int(Exit.PROBLEMS))
@@ -324,7 +324,9 @@ def _fixity_step(days: int) -> Callable[[Ledger], dict[str, Any]]:
 @home_options
 @click.option("--report-dir", "report_dir", required=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path),
-              help="Where reports go: DIR/<as-of>/report.{json,csv,html}, DIR/latest.")
+              help="Where reports go: a folder per run named by its start time "
+                   "(report.{json,csv,html}, bank.{json,csv}, nightly.json), DIR/latest, "
+                   "DIR/index.json.")
 @click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
               help="Judge settlement windows as of this date. [default: today, Asia/Shanghai]")
 @click.option("--rules", "rules_file", metavar="FILE",
@@ -343,8 +345,10 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
     Two runs never overlap: a second one exits 2 at once; a stale lock (its process
     gone, or older than --lock-max-age) is taken over. On an integrity failure the
     report holds LEDGER_INTEGRITY and nothing is signed. The reports say what is
-    new, closed and reopened since the last run. Exit codes: 0 clean, 1 breaks
-    found, 2 could not run, 3 integrity failure.
+    new, closed and reopened since the last run; a run for an earlier day than the
+    last one is a look back that changes no break's state. Exit codes: 0 clean, 1
+    breaks found, a voucher file failing its audit or a bank account not balanced,
+    2 could not run, 3 integrity failure.
 
     Example:
 

@@ -140,8 +140,13 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
                mismatch: str | None, who: Actor | None = None,
                breaks: Digest | None = None) -> dict[str, Any]:
     """Append this run's ``control.reconcile`` record (in the run's writer transaction);
-    ``breaks``: the digest of the break ids a tracked run left present."""
+    ``breaks``: the digest of the break ids a tracked run left present. A run that does
+    not track (a look back, a bundle's reconciliation) leaves the workflow as it was, so
+    its record repeats the last run's digest: the check of the workflow table against it
+    (``present_mismatch``) keeps its reference (FORMAT.md §2.5)."""
     run = (last.run if last else 0) + 1
+    if breaks is None and last is not None:
+        breaks = last.breaks
     rec: dict[str, Any] = {
         "type": "control.reconcile", "id": f"{RUN_PREFIX}{run}", "run": run,
         **(who.members() if who is not None else {}), "mode": mode,

@@ -124,6 +124,8 @@ class NightlyResult:
     """The 银行存款余额调节表 of every bank account with a statement, as of the day."""
     backdated: bool = False
     """The day is earlier than the previous run's: no break state changed, no delta."""
+    workflow: dict[str, Any] = field(default_factory=dict)
+    """Break id → its workflow state (``reconcile.list_breaks``), for the CSV's columns."""
 
     def summary_line(self) -> str:
         if self.exit_code == INTEGRITY:
@@ -321,11 +323,12 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
     bank = bank_reconciliation(ledger, as_of)
     off = [a for a in bank.accounts if not a.balanced]
     code = INTEGRITY if failed else BREAKS if unresolved or problems or off else CLEAN
+    workflow = {b.break_id: b for b in list_breaks(ledger, include_gone=True)}
     result = NightlyResult(code, applied.report, verified, _run_folder(report_dir, started),
                            delta, cp_size, note, unresolved=unresolved, archive=archive,
                            bank=bank, backdated=backdated,
                            checkpoint_root=None if cp is None else base64.b64encode(
-                               cp.root).decode())
+                               cp.root).decode(), workflow=workflow)
     _write(result, report_dir, applied.statuses, started, previous, perms)
     return result
 
@@ -394,7 +397,7 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
     files = {"json": "report.json", "csv": "report.csv", "html": "report.html",
              "nightly": "nightly.json"}
     write_atomic(folder / files["json"], render_json(report), perms)
-    write_atomic(folder / files["csv"], render_csv(report), perms)
+    write_atomic(folder / files["csv"], render_csv(report, result.workflow), perms)
     signed = (None if result.checkpoint_size is None or result.checkpoint_root is None
               else (result.checkpoint_size, result.checkpoint_root))
     write_atomic(folder / files["html"], render_html(report, bank=result.bank,

@@ -43,7 +43,7 @@ import io
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from ledger import printable
@@ -76,6 +76,12 @@ _SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 def risk_fen(b: Break) -> int:
     """A break's amount at risk in fen."""
     return fen(b.amount_at_risk)
+
+
+def open_risk_fen(b: Break) -> int:
+    """What a break still puts at risk: nothing once it is resolved (the summary shows
+    the resolved breaks' amount apart)."""
+    return 0 if status_of(b) == "resolved" else risk_fen(b)
 
 
 def status_of(b: Break) -> str:
@@ -112,7 +118,7 @@ def by_code(report: Report) -> list[dict[str, Any]]:
         row = rows.setdefault(b.code, {"code": b.code, "severity": b.severity, "breaks": 0,
                                        "risk_fen": 0})
         row["breaks"] += 1
-        row["risk_fen"] += risk_fen(b)
+        row["risk_fen"] += open_risk_fen(b)
     return sorted(rows.values(), key=lambda r: (_SEVERITY_ORDER.get(r["severity"], 9), r["code"]))
 
 
@@ -124,12 +130,12 @@ def aging(report: Report) -> list[dict[str, Any]]:
     for b in report.breaks:
         row = rows[aging_bucket(b, as_of)]
         row["breaks"] += 1
-        row["risk_fen"] += risk_fen(b)
+        row["risk_fen"] += open_risk_fen(b)
     return list(rows.values())
 
 
 def _total_fen(report: Report) -> int:
-    return sum(risk_fen(b) for b in report.breaks)
+    return sum(open_risk_fen(b) for b in report.breaks)
 
 
 # --- text ------------------------------------------------------------------------------
@@ -172,19 +178,19 @@ def render_text(report: Report) -> str:
     resolved = (f" (resolved: {_grouped(s.amount_at_risk_resolved)})"
                 if s.amount_at_risk_resolved != "0.00" else "")
     lines.append(f"as of {report.run.as_of}: {s.breaks} breaks, amount at risk "
-                 f"{_grouped(s.amount_at_risk)}{resolved}, {s.expected} expected (inside "
-                 "their window)")
+                 f"{_grouped(s.amount_at_risk)}{resolved},")
+    lines.append(f"  {s.expected} expected (inside their window)")
     todo = [b for b in report.breaks if status_of(b) != "resolved"]
     if todo:
         top = sorted(todo, key=lambda b: (_SEVERITY_ORDER.get(b.severity, 9), -risk_fen(b),
                                           b.code, b.id))[:TOP_BREAKS]
         lines.append(f"top {len(top)} of {len(todo)} not resolved (bfa breaks show ID):")
         for b in top:
-            lines.append(f"  {b.severity:<6} {b.id}  {b.code}  "
-                         f"{_grouped(money(risk_fen(b)))}")
+            head = f"  {b.severity:<6} {b.id}  {b.code}"
+            amount = _grouped(money(risk_fen(b)))
+            lines.append(head + " " * max(2, 78 - len(head) - len(amount)) + amount)
             shown = printable(b.message)
-            msg = shown if len(shown) <= 72 else shown[:71] + "…"
-            lines.append(f"         {msg}")
+            lines.append(f"         {shown if len(shown) <= 69 else shown[:68] + '…'}")
     return "\n".join(lines) + "\n"
 
 
@@ -226,6 +232,19 @@ def _cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+_TIMES = frozenset({"first_seen", "updated_at"})
+_CST = timezone(timedelta(hours=8))
+
+
+def _when(value: object) -> str:
+    """A workflow time as a spreadsheet user reads it: Asia/Shanghai, to the second."""
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(_CST).strftime(
+            "%Y-%m-%d %H:%M:%S+08:00") if value else ""
+    except ValueError:
+        return str(value)
+
+
 @paused_gc
 def render_csv(report: Report, workflow: Mapping[str, Any] | None = None, *,
                bom: bool = True) -> str:
@@ -249,7 +268,8 @@ def render_csv(report: Report, workflow: Mapping[str, Any] | None = None, *,
             _cell(";".join(b.records)),
             _cell(";".join(f"{k}={v}" for k, v in b.amounts.items())),
             _cell(b.field), _cell(b.message), money(risk_fen(b)),
-            *(_cell(str(getattr(st, c, None) or "")) for c in WORKFLOW_COLUMNS),
+            *(_cell(_when(getattr(st, c, None)) if c in _TIMES else
+                    str(getattr(st, c, None) or "")) for c in WORKFLOW_COLUMNS),
         ])
     return ("\ufeff" if bom else "") + buf.getvalue()
 

@@ -933,3 +933,30 @@ def test_nightly_postgres_advisory_lock(tmp_path: Path, db_url: str, backend: st
         one_error_line(invoke("nightly", *h(home, db_url), "--report-dir",
                               str(tmp_path / "rep")), 2)
     ok("nightly", *h(home, db_url), "--report-dir", str(tmp_path / "rep"))
+
+
+def test_a_look_back_keeps_the_workflow_checked_and_the_csv_has_its_columns(
+        tmp_path: Path) -> None:
+    """The review's findings: after a look back an edit of the workflow table went
+    unnoticed (the run's control.reconcile had no breaks digest), and the nightly's CSV
+    had empty workflow columns."""
+    home = new_ledger(tmp_path, [*s_orphan(tmp_path), *s_unsettled(tmp_path)])
+    rep = tmp_path / "rep"
+    night = ["nightly", *h(home), "--report-dir", str(rep)]
+    assert invoke(*night, "--as-of", AS_OF).exit_code == 1
+    report = json.loads((rep / "latest" / "report.json").read_text("utf-8"))
+    bid = the_break(report, "ORPHAN_MOVEMENT")["id"]
+    ok("breaks", "assign", *h(home), bid, "zhang.min")
+    ok("breaks", "resolve", *h(home), bid, "--reason", "other", "--note", "=cmd|' /C calc'!A0")
+    invoke(*night, "--as-of", AS_OF)
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(
+        (rep / "latest" / "report.csv").read_text("utf-8").removeprefix("\ufeff")))}
+    assert rows[bid]["assignee"] == "zhang.min" and rows[bid]["reason"] == "other"
+    assert rows[bid]["note"].startswith("'=") and rows[bid]["resolved_by"]
+    assert rows[bid]["first_seen"].endswith("+08:00")
+    invoke(*night, "--as-of", "2026-01-31")  # a look back
+    with sqlite3.connect(home / "ledger.db") as c:
+        c.execute("UPDATE wf_break_state SET present = 0 WHERE break_id = ?", (bid,))
+    res = invoke("breaks", "list", *h(home))
+    assert res.exit_code == 3, res.output
+    assert invoke(*night, "--as-of", AS_OF).exit_code == 3

@@ -40,8 +40,8 @@ def test_text_table_by_code_with_totals() -> None:
     assert total.split() == ["total", "5", "1,235,344.90"]
     assert len({ln.rindex("0") for ln in lines[2:8]}) == 1
     assert "by severity: high 1, medium 2, low 2" in text
-    assert ("as of 2027-03-01: 5 breaks, amount at risk 1,235,344.90, "
-            "1 expected (inside their window)\n") in text
+    assert ("as of 2027-03-01: 5 breaks, amount at risk 1,235,344.90,\n"
+            "  1 expected (inside their window)\n") in text
     assert "by status" not in text
     # then the breaks to work on, high severity and large amounts first, messages escaped
     top = text.split("top 5 of 5 not resolved (bfa breaks show ID):\n", 1)[1].splitlines()
@@ -52,8 +52,8 @@ def test_text_table_by_code_with_totals() -> None:
 
 def test_text_clean_and_statuses() -> None:
     text = render_text(clean_report())
-    assert text == ("No breaks.\nas of 2027-03-01: 0 breaks, amount at risk 0.00, "
-                    "0 expected (inside their window)\n")
+    assert text == ("No breaks.\nas of 2027-03-01: 0 breaks, amount at risk 0.00,\n"
+                    "  0 expected (inside their window)\n")
     assert "by status: assigned 1, open 3, resolved 1" in render_text(sample_report(status=True))
 
 
@@ -221,3 +221,18 @@ def test_html_clean_report_and_row_cap() -> None:
     capped = render_html(sample_report(), max_rows=2)
     rows: list[Any] = re.findall(r'<tr data-code="', capped)
     assert len(rows) == 2 and "Showing the first 2 of 5 breaks" in capped
+
+
+def test_resolved_breaks_put_nothing_at_risk_in_tables_and_charts() -> None:
+    """The review's finding: the summary said one amount, the table and charts another."""
+    from reconcile.reports._render import aging, by_code
+
+    report = sample_report(status=True)
+    resolved = [b for b in report.breaks if b.status == "resolved"]
+    assert resolved and any(risk_fen(b) for b in resolved)
+    still = sum(risk_fen(b) for b in report.breaks if b.status != "resolved")
+    assert sum(r["risk_fen"] for r in by_code(report)) == still
+    assert sum(r["risk_fen"] for r in aging(report)) == still
+    total = next(ln for ln in render_text(report).splitlines() if ln.startswith("total"))
+    whole, part = divmod(still, 100)
+    assert total.split()[-1] == f"{whole:,}.{part:02d}"
