@@ -123,6 +123,8 @@ class Outcome:
     breaks: Digest | None = None
     """Set by the caller's block of :func:`matched` when it recorded the run's breaks in
     the workflow (a tracked run): the run's ``control.reconcile`` entry states it."""
+    as_of: str | None = None
+    """… and the day it judged by (a tracked run)."""
 
 
 def rules_digest(rules: Rules) -> str:
@@ -220,7 +222,8 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         # automatic reopens are entries before this one
         head = store.head(conn)[0]
         record_run(store, conn, last, mode=found.mode, checked=size, rules=digest,
-                   digest=left, mismatch=mismatch, who=who, breaks=found.breaks)
+                   digest=left, mismatch=mismatch, who=who, breaks=found.breaks,
+                   as_of=found.as_of)
         if head == size:  # the run's own record needs no decoding: nothing is behind
             store.set_meta(conn, t.WATERMARK_KEY, str(head + 1))
 

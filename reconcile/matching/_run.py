@@ -36,11 +36,16 @@ from reconcile.matching._incremental import Outcome, matched
 from reconcile.matching._match import Findings
 from reconcile.matching._refresh import refresh
 from reconcile.matching._rules import Rules, load_rules
-from reconcile.matching._state import ids_digest
+from reconcile.matching._state import ids_digest, last_run
 from reconcile.matching._units import day_date, epoch_day, money
 from reconcile.reports._report import Break, Expected, Report, RunInfo, integrity_break
 from reconcile.workflow._sod import sod_breaks
-from reconcile.workflow._workflow import Applied, apply_states_in, present_mismatch
+from reconcile.workflow._workflow import (
+    Applied,
+    apply_states_in,
+    looked_back,
+    present_mismatch,
+)
 
 EVIDENCE_PART = 4000
 """Breaks per part when PostgreSQL's look-ups run beside the building (:func:`_with_evidence`)."""
@@ -119,6 +124,12 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
     as_of = as_of or started.date()
     rules = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
     applied: Applied | None = None
+    look_back = False
+    if track:  # a day before the last tracked run's: a look back that changes no state
+        with ledger.store.reader() as c:
+            last = last_run(ledger.store, c)
+        look_back = bool(last and last.as_of and as_of.isoformat() < last.as_of)
+        track = not look_back
     with _sums_fit():
         decoded, _size = refresh(ledger.store)
         # judged and looked up inside match's transaction: an ingest committing meanwhile
@@ -140,11 +151,15 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
                 as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
                 finished_at=datetime.now(TZ).isoformat(timespec="seconds"),
                 ledger_size=found.size, decoded=decoded, backend=ledger.store.dialect,
-                rules=rules.describe(), mode=found.mode, rechecked=max(found.rechecked, 0))
+                rules=rules.describe(), mode=found.mode, rechecked=max(found.rechecked, 0),
+                look_back=look_back)
             report = Report.build(run, breaks, judge.expected)
             if track:
                 applied = apply_states_in(ledger, conn, report)
                 found.breaks = ids_digest(applied.statuses)
+                found.as_of = as_of.isoformat()
+    if look_back:
+        applied = looked_back(ledger, report)
     return report, applied
 
 

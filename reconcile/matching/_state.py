@@ -105,6 +105,9 @@ class LastRun:
     """The record's own entry."""
     user: str | None = None
     """The identity that ran it."""
+    as_of: str | None = None
+    """The day the last tracked run judged by (``YYYY-MM-DD``), carried by later runs that
+    track nothing; None before runs recorded it."""
     breaks: Digest | None = None
     """The breaks the run left present in the workflow (a tracked run: ``bfa reconcile``,
     ``bfa nightly``), or None (a run whose breaks were not recorded)."""
@@ -129,6 +132,7 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
                        int(r["findings"]["count"]), str(r["findings"]["digest"]),
                        str(r["findings"].get("scheme", "additive")), entry.seq,
                        str(r["user"]) if isinstance(r.get("user"), str) else None,
+                       str(r["as_of"]) if isinstance(r.get("as_of"), str) else None,
                        None if b is None else Digest(int(b["count"]), str(b["digest"])))
     except (KeyError, TypeError, ValueError) as e:
         raise IntegrityError(f"control record {entry.record_id} (entry {entry.seq}) is not a "
@@ -138,7 +142,7 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
 def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: str,
                checked: int, rules: str, digest: Digest,
                mismatch: str | None, who: Actor | None = None,
-               breaks: Digest | None = None) -> dict[str, Any]:
+               breaks: Digest | None = None, as_of: str | None = None) -> dict[str, Any]:
     """Append this run's ``control.reconcile`` record (in the run's writer transaction);
     ``breaks``: the digest of the break ids a tracked run left present. A run that does
     not track (a look back, a bundle's reconciliation) leaves the workflow as it was, so
@@ -147,6 +151,8 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
     run = (last.run if last else 0) + 1
     if breaks is None and last is not None:
         breaks = last.breaks
+    if as_of is None and last is not None:
+        as_of = last.as_of
     rec: dict[str, Any] = {
         "type": "control.reconcile", "id": f"{RUN_PREFIX}{run}", "run": run,
         **(who.members() if who is not None else {}), "mode": mode,
@@ -156,6 +162,8 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
     }
     if breaks is not None:
         rec["breaks"] = {"count": breaks.count, "digest": breaks.digest}
+    if as_of is not None:
+        rec["as_of"] = as_of
     if mismatch is not None:
         rec["mismatch"] = mismatch
     append_control(store, conn, [rec])

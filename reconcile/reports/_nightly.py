@@ -62,11 +62,11 @@ from ledger import PRIVATE, Ledger, Perms, VerifyResult, make_dir, write_atomic
 from reconcile._errors import NightlyLockedError
 from reconcile.bank._adjust import BankReconciliation, bank_reconciliation, statement_csv
 from reconcile.matching._rules import Rules
-from reconcile.matching._run import TZ, run_reconcile, run_tracked
+from reconcile.matching._run import TZ, run_tracked
 from reconcile.matching._units import money
 from reconcile.reports._render import render_csv, render_html, render_json
 from reconcile.reports._report import Report, RunInfo, integrity_break
-from reconcile.workflow._workflow import Applied, Status, list_breaks
+from reconcile.workflow._workflow import list_breaks
 
 LOCK_MAX_AGE = 6 * 3600
 """Seconds after which a nightly lock is stale even if its process seems alive."""
@@ -300,19 +300,11 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
         return result
     # the archive's audit is recorded before the reconciliation, which reports its failures
     archive = dict(archive_step(ledger)) if archive_step is not None else None
-    backdated = str(previous.get("as_of") or "") > as_of.isoformat()
-    if backdated:
-        # an earlier day than the last run's: a look back that changes no break's state
-        # (the breaks only later days show are not gone) and compares with no run
-        report = run_reconcile(ledger, as_of, rules)
-        states = {b.break_id: b.status for b in list_breaks(ledger, include_gone=True)}
-        open_: Status = "open"
-        statuses: dict[str, Status] = {b.id: states.get(b.id, open_) for b in report.breaks}
-        applied = Applied(report, statuses, (), ())
-        delta = Delta(None)
-    else:
-        applied = run_tracked(ledger, as_of, rules)
-        delta = _delta(previous, applied.report, applied.statuses, applied.reopened)
+    # a day before the last tracked run's is a look back: no break state changes
+    applied = run_tracked(ledger, as_of, rules)
+    backdated = applied.report.run.look_back
+    delta = (Delta(None) if backdated else
+             _delta(previous, applied.report, applied.statuses, applied.reopened))
     # the ledger's own state changed behind its back (findings or workflow rows): the
     # report says so and nothing is signed over it
     failed = applied.report.integrity_failed

@@ -180,6 +180,10 @@ def render_text(report: Report) -> str:
     lines.append(f"as of {report.run.as_of}: {s.breaks} breaks, amount at risk "
                  f"{_grouped(s.amount_at_risk)}{resolved},")
     lines.append(f"  {s.expected} expected (inside their window)")
+    if report.run.look_back:
+        lines.append(f"a look back: {report.run.as_of} is before the day of the last "
+                     "reconciliation,")
+        lines.append("  so no break's state was changed (bfa breaks list shows them)")
     todo = [b for b in report.breaks if status_of(b) != "resolved"]
     if todo:
         top = sorted(todo, key=lambda b: (_SEVERITY_ORDER.get(b.severity, 9), -risk_fen(b),

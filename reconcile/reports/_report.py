@@ -188,6 +188,8 @@ class RunInfo(_Model):
     (see ``reconcile.matching._incremental``)."""
     rechecked: int = 0
     """Incremental runs: events, movements, records and vouchers re-checked."""
+    look_back: bool = False
+    """A run for an earlier day than the last tracked run's: it changed no break state."""
 
 
 class Summary(_Model):

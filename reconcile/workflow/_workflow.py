@@ -617,6 +617,18 @@ def _annotate(report: Report, statuses: dict[str, Status],
                              "assignee": assignees.get(b.id)}) for b in report.breaks)})
 
 
+def looked_back(ledger: Ledger, report: Report) -> Applied:
+    """A look back's report (an earlier day than the last tracked run's) with the breaks'
+    states as they are: nothing is recorded, nothing is new or reopened."""
+    states = {b.break_id: b for b in list_breaks(ledger, include_gone=True)}
+    statuses: dict[str, Status] = {
+        b.id: states[b.id].status if b.id in states else "open"
+        for b in report.breaks}
+    assignees = {b.id: states[b.id].assignee if b.id in states else None
+                 for b in report.breaks}
+    return Applied(_annotate(report, statuses, assignees), statuses, (), ())
+
+
 def apply_states(ledger: Ledger, report: Report) -> Report:
     """Record a report's breaks in the workflow and mark each with its status.
 

@@ -960,3 +960,17 @@ def test_a_look_back_keeps_the_workflow_checked_and_the_csv_has_its_columns(
     res = invoke("breaks", "list", *h(home))
     assert res.exit_code == 3, res.output
     assert invoke(*night, "--as-of", AS_OF).exit_code == 3
+
+
+def test_reconcile_for_an_earlier_day_is_a_look_back(tmp_path: Path) -> None:
+    """Issue 19: `--as-of 2026-11-30` after a later run hid breaks from everyone's list."""
+    home = new_ledger(tmp_path, [*s_orphan(tmp_path), *s_unsettled(tmp_path)])
+    ok("reconcile", *h(home), "--as-of", AS_OF, code=1)
+    before = json.loads(invoke("breaks", "list", *h(home), "--all", "--json").stdout)
+    res = invoke("reconcile", *h(home), "--as-of", "2026-10-01")
+    assert "a look back" in res.stdout, res.output
+    assert json.loads(invoke("breaks", "list", *h(home), "--all", "--json").stdout) == before
+    rep = json.loads(invoke("reconcile", *h(home), "--as-of", "2026-10-01", "--json").stdout)
+    assert rep["run"]["look_back"] is True
+    again = json.loads(ok("reconcile", *h(home), "--as-of", AS_OF, "--json", code=1).stdout)
+    assert again["run"]["look_back"] is False
