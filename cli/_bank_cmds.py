@@ -13,7 +13,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, user_option
-from cli._render import to_json, width
+from cli._render import clip, to_json, width
 from ledger import InputError, printable
 from reconcile import (
     ITEM_KINDS,
@@ -260,7 +260,7 @@ def _account_text(a: AccountReconciliation) -> list[str]:
 
 def _item(day: str, record: str, ref: str, fen: int) -> str:
     money = yuan(fen)
-    text = f"    {day}  {printable(record)}  ref {printable(ref)}"
+    text = clip(f"    {day}  {printable(record)}  ref {printable(ref)}", 64 - len(money))
     return f"{text}{' ' * max(2, 66 - width(text) - len(money))}{money}"
 
 

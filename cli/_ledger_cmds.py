@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, cast
 
@@ -101,9 +102,10 @@ def init(home: str | None, db: str | None, origin: str | None, group: str | None
             keys = led.home.path / "keys"
             lines = [
                 "",
-                f"Back up {keys} now: its keys sign the checkpoints and unlock the",
-                "personal data, and they are not in the database. A copy sealed with a",
-                "passphrase: bfa key backup --out /media/usb/bfa-keys.json",
+                *textwrap.wrap(f"Back up {keys} now: its keys sign the checkpoints and "
+                               "unlock the personal data, and they are not in the database. "
+                               "A copy sealed with a passphrase: bfa key backup --out "
+                               "/media/usb/bfa-keys.json", 78, break_on_hyphens=False),
                 "",
                 "Next steps:",
                 "  bfa bank-account set NUMBER --fund-account income --region CODE",
