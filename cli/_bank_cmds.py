@@ -14,6 +14,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, user_option
 from cli._render import clip, to_json, width
+from cli._render import wrapped as _wrapped
 from ledger import InputError, printable
 from reconcile import (
     ITEM_KINDS,
@@ -173,18 +174,6 @@ def yuan(fen: int, sign: str = "¥") -> str:
 def _line(label: str, fen: int | None, cols: int = 64) -> str:
     money = "" if fen is None else yuan(fen)
     return f"  {label}{' ' * max(1, cols - width(label) - len(money))}{money}"
-
-
-def _wrapped(text: str, indent: str = "  ", cols: int = 78) -> list[str]:
-    """``text`` (made printable) in lines of at most ``cols`` terminal columns."""
-    words, out, line = printable(text).split(" "), [], indent
-    for word in words:
-        if line.strip() and width(line) + 1 + width(word) > cols:
-            out.append(line)
-            line = indent + "  " + word
-        else:
-            line = f"{line} {word}" if line.strip() else indent + word
-    return [*out, line]
 
 
 def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:

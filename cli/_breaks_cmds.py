@@ -19,7 +19,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, user_option
-from cli._render import clip, local_time, table, terminal_width, to_json, yuan
+from cli._render import clip, local_time, table, terminal_width, to_json, wrapped, yuan
 from ledger import ConfigError, Ledger, printable
 from reconcile import (
     LOCK_MAX_AGE,
@@ -153,7 +153,13 @@ def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> 
     s = state
     click.echo(f"{s.break_id}  {s.code}  severity {s.severity}  status {s.status}"
                + ("" if s.present else "  (no longer reported)"))
-    click.echo(f"  {printable(s.message)}")
+    cols = terminal_width() - 2
+    click.echo("\n".join(wrapped(s.message, "  ", cols)))
+    for label, value in (("assigned to", s.assignee), ("reason", s.reason),
+                         ("note", s.note), ("resolved by", s.resolved_by),
+                         ("approved by", s.approved_by)):
+        if value:
+            click.echo("\n".join(wrapped(f"{label}: {value}", "  ", cols)))
     click.echo(f"  records: {', '.join(s.records) or '-'}")
     if s.amounts:
         click.echo("  amounts: " + ", ".join(f"{k} ¥{yuan(v)}" for k, v in s.amounts.items()))

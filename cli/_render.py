@@ -41,6 +41,19 @@ def clip(text: str, cols: int) -> str:
     return "".join(out) + "…"
 
 
+def wrapped(text: str, indent: str = "  ", cols: int = 78) -> list[str]:
+    """``text`` (made printable) in lines of at most ``cols`` display columns, broken at
+    spaces; continuation lines indented two more (a word longer than a line stays whole)."""
+    words, out, line = printable(text).split(" "), [], indent
+    for word in words:
+        if line.strip() and width(line) + 1 + width(word) > cols:
+            out.append(line)
+            line = indent + "  " + word
+        else:
+            line = f"{line} {word}" if line.strip() else indent + word
+    return [*out, line]
+
+
 def pad(text: str, cols: int, right: bool = False) -> str:
     gap = " " * max(0, cols - width(text))
     return gap + text if right else text + gap
