@@ -261,18 +261,27 @@ def _render_trace(tr: Trace) -> str:
              f"latest signed checkpoint {tr.checkpoint_size})"]
     rows: list[dict[str, Any]] = [{
         "role": ("*" if i.subject else "") + i.role, "kind": i.kind, "id": i.record_id,
-        "amount": i.amount or "", "date": i.date or "", "seq": i.seq,
+        "amount": yuan(i.amount) if i.amount else "", "date": i.date or "", "seq": i.seq,
         "entry_hash": i.entry_hash[:16], "checkpointed": "yes" if i.covered else "not yet",
         "link": i.relation + (f"; superseded by {i.current_id}" if i.superseded else ""),
     } for i in tr.items]
-    lines.append(table(rows, ["role", "kind", "id", "amount", "date", "seq", "entry_hash",
-                              "checkpointed", "link"]))
+    cols = terminal_width()
+    wide = cols >= 140
+    lines.append(table(rows, ["role", "kind", "id", "amount", "date",
+                              *(["seq", "entry_hash", "checkpointed"] if wide else []), "link"],
+                       right={"amount"}, fit=cols))
+    pending = sum(1 for i in tr.items if not i.covered)
+    if pending and not wide:  # the column is left out below 140 columns
+        lines.append(f"{pending} of these entries not yet checkpointed (bfa checkpoint makes "
+                     "them provable)")
     if tr.allocations:
-        lines.append("allocations: " + "; ".join(
-            f"{a['movement']} -> {a['event']} {a['amount']}" for a in tr.allocations))
+        lines += wrapped("allocations: " + "; ".join(
+            f"{a['movement']} -> {a['event']} {yuan(str(a['amount']))}"
+            for a in tr.allocations), "", cols - 1)
     for b in tr.breaks:
-        lines.append(f"break {b.break_id} {b.code} ({b.severity}) {b.status}"
-                     + ("" if b.present else ", no longer reported") + f": {b.message}")
+        lines += wrapped(f"break {b.break_id} {b.code} ({b.severity}) {b.status}"
+                         + ("" if b.present else ", no longer reported") + f": {b.message}",
+                         "", cols - 1)
         for t in b.transitions:
             lines.append(f"  entry {t.seq} {local_time(t.record.get('at', ''))} "
                          f"{t.record.get('action')} by "
