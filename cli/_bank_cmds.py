@@ -3,8 +3,6 @@ agency records (``bfa balance opening``)."""
 
 from __future__ import annotations
 
-import calendar
-import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import home_options, json_option, open_ledger, user_option
+from cli._options import as_of_day, home_options, json_option, open_ledger, user_option
 from cli._render import clip, to_json, width
 from cli._render import wrapped as _wrapped
 from ledger import InputError, printable
@@ -43,16 +41,7 @@ _ITEM_EN = {"bank_credit": "received by the bank, not booked",
 
 
 def _as_of(as_of: datetime | None, period: str | None) -> date:
-    if as_of is not None and period is not None:
-        raise InputError("give --as-of or --period, not both")
-    if period is not None:
-        if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period, re.ASCII):
-            raise InputError(f"--period {period!r} is not a month YYYY-MM (e.g. 2026-11)")
-        year, month = int(period[:4]), int(period[5:])
-        if year < 1:
-            raise InputError(f"--period {period!r} is not a month YYYY-MM (e.g. 2026-11)")
-        return date(year, month, calendar.monthrange(year, month)[1])
-    return as_of.date() if as_of is not None else today()
+    return as_of_day(as_of, period) or today()
 
 
 @bfa.group(invoke_without_command=True)

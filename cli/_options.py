@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import calendar
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ledger import Ledger, apply_umask
+from ledger import InputError, Ledger, apply_umask
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,3 +95,16 @@ def progress(length: int | None, label: str) -> Iterator[Callable[[int], None] |
     bar: Any = click.progressbar(length=length, label=label, file=sys.stderr)
     with bar:
         yield bar.update
+
+
+def as_of_day(as_of: datetime | None, period: str | None) -> date | None:
+    """The day a command judges by: ``--as-of DATE``, or ``--period YYYY-MM`` (the month's
+    last day); None when neither is given (the library's default: today in Shanghai)."""
+    if as_of is not None and period is not None:
+        raise InputError("give --as-of or --period, not both")
+    if period is None:
+        return None if as_of is None else as_of.date()
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period, re.ASCII) or period < "0001":
+        raise InputError(f"--period {period!r} is not a month YYYY-MM (e.g. 2026-11)")
+    year, month = int(period[:4]), int(period[5:])
+    return date(year, month, calendar.monthrange(year, month)[1])

@@ -14,7 +14,7 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import home_options, json_option, open_ledger
+from cli._options import as_of_day, home_options, json_option, open_ledger
 from ledger import write_atomic
 from reconcile import (
     reconcile_and_track,
@@ -29,6 +29,8 @@ from reconcile import (
 @home_options
 @click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
               help="Judge settlement windows as of this date. [default: today, Asia/Shanghai]")
+@click.option("--period", default=None, metavar="YYYY-MM",
+              help="Judge as of the last day of this month (instead of --as-of).")
 @click.option("--rules", "rules_file", metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Rules file (TOML) overriding the built-in default rules.")
@@ -45,7 +47,7 @@ from reconcile import (
               help="Re-check every item, not only what changed since the last run and "
                    "the open items (the report is the same; for audits and after a "
                    "restore).")
-def reconcile(home: str | None, db: str | None, as_of: datetime | None,
+def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: str | None,
               rules_file: Path | None, as_json: bool, as_csv: bool, encoding: str,
               html_file: Path | None, full: bool) -> None:
     """Reconcile business events, fund movements and vouchers; report the breaks.
@@ -69,7 +71,7 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None,
     if as_json and as_csv:
         raise click.UsageError("--json and --csv are exclusive: choose one.")
     with open_ledger(home, db) as led:
-        report = reconcile_and_track(led, as_of.date() if as_of else None, rules_file,
+        report = reconcile_and_track(led, as_of_day(as_of, period), rules_file,
                                      full=full)
     if html_file is not None:
         try:

@@ -751,6 +751,8 @@ def test_bad_options_are_usage_errors(scenario_homes: dict[str, Path], tmp_path:
     usage_error(invoke("balance", *h(home), "--fund-account", "bogus"))
     usage_error(invoke("balance", *h(home), "--json", "--csv"))
     usage_error(invoke("balance", *h(home), "--period", "2026-13"))
+    usage_error(invoke("reconcile", *h(home), "--period", "２０２６-１１"))
+    usage_error(invoke("reconcile", *h(home), "--period", "2026-11", "--as-of", "2026-11-30"))
     usage_error(invoke("balance", *h(home), "--period", "2026-11", "--as-of", "2026-11-30"))
     usage_error(invoke("nightly", *h(home)))
     usage_error(invoke("nightly", *h(home), "--report-dir", str(tmp_path), "--lock-max-age", "0"))
@@ -974,3 +976,10 @@ def test_reconcile_for_an_earlier_day_is_a_look_back(tmp_path: Path) -> None:
     assert rep["run"]["look_back"] is True
     again = json.loads(ok("reconcile", *h(home), "--as-of", AS_OF, "--json", code=1).stdout)
     assert again["run"]["look_back"] is False
+
+
+def test_reconcile_for_a_month(scenario_homes: dict[str, Path]) -> None:
+    home = scenario_homes["orphan"]
+    by_period = json.loads(ok("reconcile", *h(home), "--period", "2026-12", "--json",
+                              code=(0, 1)).stdout)
+    assert by_period["run"]["as_of"] == "2026-12-31"
