@@ -592,6 +592,9 @@ def render_html(report: Report, *, max_rows: int = 5000,
         f'<p class="meta">{_e(run.backend)} ledger of {_e(run.ledger_size)} entries · run '
         f"{_e(run.started_at)} to {_e(run.finished_at)} · {_e(run.decoded)} entries decoded "
         "by this run</p>",
+        "" if not run.look_back else
+        '<p class="meta alert">A look back: this day is before the day of the last '
+        "reconciliation, so no break's workflow state was changed by this run.</p>",
         "" if checkpoint is None else
         f'<p class="meta">signed checkpoint: size {checkpoint[0]}, root '
         f'<code class="root">{_e(checkpoint[1])}</code> (bfa verify checks it)</p>',
@@ -613,7 +616,8 @@ def render_html(report: Report, *, max_rows: int = 5000,
         "<h2>Expected</h2>", _expected_table(report, max_rows),
         bank_section(bank) if bank is not None and bank.accounts else "",
         "<details><summary>Rules of this run</summary>", f"<pre>{_e(rules)}</pre></details>",
-        "<footer>Written by bfa reconcile. Self-contained: opens offline.</footer>",
+        "<footer>Written by bfa (reconcile or nightly). Self-contained: opens offline."
+        "</footer>",
     ]
     return "".join([
         "<!DOCTYPE html>\n",

@@ -974,6 +974,9 @@ def test_reconcile_for_an_earlier_day_is_a_look_back(tmp_path: Path) -> None:
     assert json.loads(invoke("breaks", "list", *h(home), "--all", "--json").stdout) == before
     rep = json.loads(invoke("reconcile", *h(home), "--as-of", "2026-10-01", "--json").stdout)
     assert rep["run"]["look_back"] is True
+    page = tmp_path / "back.html"
+    invoke("reconcile", *h(home), "--as-of", "2026-10-01", "--html", str(page))
+    assert "A look back" in page.read_text("utf-8")
     again = json.loads(ok("reconcile", *h(home), "--as-of", AS_OF, "--json", code=1).stdout)
     assert again["run"]["look_back"] is False
 
