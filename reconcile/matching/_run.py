@@ -157,7 +157,9 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
             if track:
                 applied = apply_states_in(ledger, conn, report)
                 found.breaks = ids_digest(applied.statuses)
-                found.as_of = as_of.isoformat()
+                # a day after today sets no threshold: otherwise every later run for
+                # today would be a look back and tracking would stop (FORMAT.md §2.5)
+                found.as_of = min(as_of, started.date()).isoformat()
     if look_back:
         applied = looked_back(ledger, report)
     return report, applied

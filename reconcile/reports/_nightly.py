@@ -142,7 +142,9 @@ class NightlyResult:
         off = 0 if b is None else sum(1 for a in b.accounts if not a.balanced)
         banked = ("" if b is None or not b.accounts else
                   f"bank: {len(b.accounts)} account(s), {off} not balanced; ")
-        return (f"{self.report.summary.breaks} breaks ({self.unresolved} unresolved): "
+        back = ("a look back (an earlier day than the last reconciliation's: no break "
+                "state changed); " if self.backdated else "")
+        return (f"{back}{self.report.summary.breaks} breaks ({self.unresolved} unresolved): "
                 f"{len(d.new)} new, {len(d.closed)} closed, {len(d.reopened)} reopened; "
                 f"{audited}{banked}checkpoint {self.checkpoint_size}; report in {self.folder}")
 

@@ -986,3 +986,16 @@ def test_reconcile_for_a_month(scenario_homes: dict[str, Path]) -> None:
     by_period = json.loads(ok("reconcile", *h(home), "--period", "2026-12", "--json",
                               code=(0, 1)).stdout)
     assert by_period["run"]["as_of"] == "2026-12-31"
+
+
+def test_a_run_for_a_future_day_does_not_stop_tracking(tmp_path: Path) -> None:
+    """A review's finding: `reconcile --as-of 2099-12-31` made every later nightly a look
+    back, so break tracking stopped until 2099."""
+    home = new_ledger(tmp_path, s_orphan(tmp_path))
+    ok("reconcile", *h(home), "--as-of", "2099-12-31", code=1)
+    rep = tmp_path / "rep"
+    res = invoke("nightly", *h(home), "--report-dir", str(rep))
+    assert res.exit_code == 1 and "look back" not in res.output, res.output
+    assert json.loads((rep / "latest.json").read_text("utf-8"))["backdated"] is False
+    res = invoke("nightly", *h(home), "--report-dir", str(rep), "--as-of", "2020-01-01")
+    assert "a look back" in res.output, res.output
