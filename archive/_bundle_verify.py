@@ -497,14 +497,6 @@ class _Context:
             return {str(x) for x in conn.execute(select(e.record_id).where(
                 e.record_id.in_(sorted(ids)), e.domain != "control")).scalars()}
 
-    def _has(self, rid: str) -> bool:
-        """Whether the bundle holds a record (not a control entry) with id ``rid``."""
-        assert self.ledger is not None
-        e = entries.c
-        with self.ledger.store.reader(snapshot=False) as conn:
-            return conn.execute(select(e.seq).where(e.record_id == rid, e.domain != "control")
-                                .limit(1)).first() is not None
-
     # -- vouchers, disclosures, closure ----------------------------------------------------
     def vouchers(self) -> str:
         listed: dict[str, tuple[int, list[str]]] = {}

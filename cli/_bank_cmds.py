@@ -11,14 +11,13 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import as_of_day, home_options, json_option, open_ledger, user_option
-from cli._render import clip, to_json, width
+from cli._render import clip, local_time, to_json, width
 from cli._render import wrapped as _wrapped
 from ledger import InputError, printable
 from reconcile import (
     ITEM_KINDS,
     ITEM_NAMES,
     LABELS,
-    SHANGHAI,
     AccountReconciliation,
     BankReconciliation,
     archive_statements,
@@ -143,15 +142,6 @@ def opening(home: str | None, db: str | None, as_json: bool, user: str | None,
         click.echo(f"bfa: warning: no statement of bank account {printable(got.bank_account)}"
                    " was imported and this home does not map it (bfa bank-account list): "
                    "is the number as on the bank's statements?", err=True)
-
-
-def _shanghai(timestamp: str) -> str:
-    """An RFC 3339 time as officers read it: Asia/Shanghai, to the second."""
-    try:
-        when = datetime.fromisoformat(timestamp).astimezone(SHANGHAI)
-    except ValueError:
-        return printable(timestamp)
-    return when.strftime("%Y-%m-%d %H:%M:%S+08:00")
 
 
 def yuan(fen: int, sign: str = "¥") -> str:
@@ -499,5 +489,5 @@ def statement_withdrawals(home: str | None, db: str | None, as_json: bool) -> No
                  else f"cancelled by {printable(w.cancelled_by)}" if w.cancelled_by
                  else "waiting for approval")
         click.echo(f"{w.id}  {printable(w.target)}  asked by {printable(w.user)} "
-                   f"{_shanghai(w.at)}: {state}")
+                   f"{local_time(w.at)}: {state}")
         click.echo(f"    {printable(w.reason)}")

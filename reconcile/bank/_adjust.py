@@ -38,7 +38,6 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, literal_column, or_, select
@@ -55,7 +54,7 @@ from reconcile.bank._checks import StoredStatement, load_statements
 from reconcile.bank._records import DIRECTION_KINDS
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import refresh
-from reconcile.matching._units import money
+from reconcile.matching._units import fen, money
 
 ITEM_KINDS = ("bank_credit", "bank_debit", "book_credit", "book_debit")
 """银行已收企业未收, 银行已付企业未付, 企业已收银行未收, 企业已付银行未付."""
@@ -124,13 +123,9 @@ def openings(conn: Connection) -> list[Opening]:
     out = []
     for seq, rec in control_records(conn, "opening"):
         out.append(Opening(str(rec.get("id")), str(rec.get("bank_account")),
-                           str(rec.get("date")), _fen(str(rec.get("amount"))),
+                           str(rec.get("date")), fen(str(rec.get("amount"))),
                            str(rec.get("user")), seq))
     return out
-
-
-def _fen(text: str) -> int:
-    return int(Decimal(text) * 100)
 
 
 @dataclass

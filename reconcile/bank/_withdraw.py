@@ -39,10 +39,10 @@ from ledger import (
 )
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import Deriver, refresh
+from schemas import PERSONAL_FIELDS
 
 PREFIX = "WD-"
 NOTE_LIMIT = 1000
-_PERSONAL = frozenset({"person_id", "account", "payee_account", "name", "payer_id"})
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,7 @@ def _reversal(rec: Mapping[str, Any], req: WithdrawalRequest) -> dict[str, Any]:
     (which the ledger keeps pseudonymised; a withdrawn record needs none) and the ledger's
     own members, plus ``corrects`` and ``withdrawn``."""
     kept = {k: v for k, v in rec.items()
-            if not k.startswith("_") and k not in _PERSONAL and k not in ("corrects",
+            if not k.startswith("_") and k not in PERSONAL_FIELDS and k not in ("corrects",
                                                                          "withdrawn")}
     return {**kept, "id": version_id(str(rec["id"]), "W"), "corrects": rec["id"],
             "withdrawn": {"request": req.id, "reason": req.reason[:1024],
