@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 # The local PostgreSQL server, when one answers and no URL was given.
 LOCAL_PG := postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: demo test test-sqlite bench lint fmt schemas clean
+.PHONY: demo test test-sqlite bench lint fmt schemas i18n clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ fmt: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.export
+
+# extract every message people read, merge it into the zh_CN catalog, compile bfa.mo
+i18n: $(STAMP)
+	$(BIN)/python -m tests.i18n.catalog
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli._exit import Exit
+from cli._i18n import Translated, choose, tr, use
 
 if TYPE_CHECKING:
     from sqlalchemy.exc import SQLAlchemyError
@@ -33,58 +34,63 @@ if TYPE_CHECKING:
 # findings of the 四性 check (archive/_fourprop.py), never lines on the terminal
 logging.getLogger("pypdf").setLevel(logging.CRITICAL + 1)
 
+def N_(message: str) -> str:
+    """Marks a message for the catalog (``schemas.N_``, without importing schemas)."""
+    return message
+
+
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("cli._ledger_cmds", "Create the ledger: keys (outside the database), "
-             "configuration and the schema."),
-    "status": ("cli._ledger_cmds", "Show the ledger's size, latest checkpoint and what was last "
-               "verified."),
-    "ingest": ("cli._ledger_cmds", "Append interchange JSON Lines files; each file is one atomic "
-               "batch."),
-    "checkpoint": ("cli._ledger_cmds", "Sign a C2SP checkpoint of the ledger as it is now "
-                   "(Ed25519 signed note)."),
-    "verify": ("cli._ledger_cmds", "Recompute the chain, every hash, every checkpoint root and "
+    "init": ("cli._ledger_cmds", N_("Create the ledger: keys (outside the database), "
+             "configuration and the schema.")),
+    "status": ("cli._ledger_cmds", N_("Show the ledger's size, latest checkpoint and what was "
+               "last verified.")),
+    "ingest": ("cli._ledger_cmds", N_("Append interchange JSON Lines files; each file is one "
+               "atomic batch.")),
+    "checkpoint": ("cli._ledger_cmds", N_("Sign a C2SP checkpoint of the ledger as it is now "
+                   "(Ed25519 signed note).")),
+    "verify": ("cli._ledger_cmds", N_("Recompute the chain, every hash, every checkpoint root and "
                "signature, then check the stored findings and break states against the "
-               "ledger."),
-    "prove": ("cli._ledger_cmds", "Print a C2SP tlog-proof@v1 for a record, or an RFC 9162 "
-              "consistency proof."),
-    "show": ("cli._ledger_cmds", "Show a record as the ledger holds it (personal data "
-             "pseudonymised)."),
-    "key": ("cli._ledger_cmds", "Key material: export the verifier key, back up and restore "
-            "keys, rotate keys."),
-    "reconcile": ("cli._reconcile_cmds", "Reconcile business events, fund movements and "
-                  "vouchers; report the breaks."),
-    "trace": ("cli._breaks_cmds", "Show the whole trail of a record across business, finance "
-              "and archive."),
-    "breaks": ("cli._breaks_cmds", "Work the breaks: list, show, assign, resolve, approve "
-               "(four-eyes), reopen."),
-    "balance": ("cli._bank_cmds", "The bank reconciliation statement (银行存款余额调节表) of "
-                "each bank account."),
-    "statement": ("cli._bank_cmds", "Withdraw a mis-imported bank statement (红冲), with "
-                  "four eyes."),
-    "bank-account": ("cli._bank_cmds", "The agency's bank accounts: which fund account and "
-                     "region each serves."),
-    "nightly": ("cli._breaks_cmds", "Nightly run: lock, verify, audit, reconcile, sign a "
+               "ledger.")),
+    "prove": ("cli._ledger_cmds", N_("Print a C2SP tlog-proof@v1 for a record, or an RFC 9162 "
+              "consistency proof.")),
+    "show": ("cli._ledger_cmds", N_("Show a record as the ledger holds it (personal data "
+             "pseudonymised).")),
+    "key": ("cli._ledger_cmds", N_("Key material: export the verifier key, back up and restore "
+            "keys, rotate keys.")),
+    "reconcile": ("cli._reconcile_cmds", N_("Reconcile business events, fund movements and "
+                  "vouchers; report the breaks.")),
+    "trace": ("cli._breaks_cmds", N_("Show the whole trail of a record across business, finance "
+              "and archive.")),
+    "breaks": ("cli._breaks_cmds", N_("Work the breaks: list, show, assign, resolve, approve "
+               "(four-eyes), reopen.")),
+    "balance": ("cli._bank_cmds", N_("The bank reconciliation statement (银行存款余额调节表) of "
+                "each bank account.")),
+    "statement": ("cli._bank_cmds", N_("Withdraw a mis-imported bank statement (红冲), with "
+                  "four eyes.")),
+    "bank-account": ("cli._bank_cmds", N_("The agency's bank accounts: which fund account and "
+                     "region each serves.")),
+    "nightly": ("cli._breaks_cmds", N_("Nightly run: lock, verify, audit, reconcile, sign a "
                 "checkpoint, "
-                "write the reports."),
-    "forget": ("cli._ledger_cmds", "Erase a person's clear personal data (crypto-shredding); the "
-               "ledger still verifies."),
-    "archive": ("cli._archive_cmds", "Voucher files: fixity audit, restore, 四性 check, "
-                "retention, hold and disposal."),
-    "bundle": ("cli._bundle_cmds", "Proof bundles: export a scope for a supervisor; verify "
-               "one offline."),
-    "proof": ("cli._bundle_cmds", "Single proofs: verify a tlog-proof offline."),
-    "audit": ("cli._audit_cmds", "Audit trails kept in the ledger: who accessed personal "
-              "data, and rights granted."),
-    "db": ("cli._ledger_cmds", "Database administration: duties for the roles of people and "
-           "services (PostgreSQL)."),
-    "demo": ("cli._ledger_cmds", "Run the demo: generate a month, ingest, checkpoint, verify, "
-             "prove, tamper."),
+                "write the reports.")),
+    "forget": ("cli._ledger_cmds", N_("Erase a person's clear personal data (crypto-shredding); "
+               "the ledger still verifies.")),
+    "archive": ("cli._archive_cmds", N_("Voucher files: fixity audit, restore, 四性 check, "
+                "retention, hold and disposal.")),
+    "bundle": ("cli._bundle_cmds", N_("Proof bundles: export a scope for a supervisor; verify "
+               "one offline.")),
+    "proof": ("cli._bundle_cmds", N_("Single proofs: verify a tlog-proof offline.")),
+    "audit": ("cli._audit_cmds", N_("Audit trails kept in the ledger: who accessed personal "
+              "data, and rights granted.")),
+    "db": ("cli._ledger_cmds", N_("Database administration: duties for the roles of people and "
+           "services (PostgreSQL).")),
+    "demo": ("cli._ledger_cmds", N_("Run the demo: generate a month, ingest, checkpoint, verify, "
+             "prove, tamper.")),
 }
 """Every ``bfa`` command, in the order of the work: the module that defines it and the
 first sentence of its help (what ``bfa --help`` lists without importing the module)."""
 
 
-class _Command(click.Command):
+class _Command(Translated, click.Command):
     """A command that notes, for the error handler, which command ran (its duty)."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -93,7 +99,7 @@ class _Command(click.Command):
         return super().invoke(ctx)
 
 
-class _HelpGroup(click.Group):
+class _HelpGroup(Translated, click.Group):
     """A command group whose help lists each command with its whole first sentence."""
 
     command_class = _Command
@@ -106,7 +112,7 @@ class _HelpGroup(click.Group):
             if cmd is not None and not cmd.hidden:
                 rows.append((name, cmd.get_short_help_str(limit=300)))
         if rows:
-            with formatter.section("Commands"):
+            with formatter.section(tr("Commands") or "Commands"):
                 formatter.write_dl(rows)
 
 
@@ -127,11 +133,17 @@ class _Group(_HelpGroup):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from :data:`COMMANDS`, without importing any command."""
-        rows = [(name, help_) for name, (_module, help_) in COMMANDS.items()]
+        rows = [(name, tr(help_) or help_) for name, (_module, help_) in COMMANDS.items()]
         rows += [(n, c.get_short_help_str(limit=300)) for n, c in sorted(self.commands.items())
                  if n not in COMMANDS and not c.hidden]
-        with formatter.section("Commands"):
+        with formatter.section(tr("Commands") or "Commands"):
             formatter.write_dl(rows)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Choose the language before anything is shown (``--help`` included)."""
+        given = _lang_arg(args) or os.environ.get("BFA_LANG")
+        use(choose(given, args), explicit=bool(given))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -173,6 +185,18 @@ class _Group(_HelpGroup):
                 for note in getattr(e, "__notes__", ()):
                     click.echo(f"  {note}", err=True)
             raise click.exceptions.Exit(int(exit_code_for(e))) from e
+
+
+def _lang_arg(args: list[str]) -> str | None:
+    """The value of ``--lang`` among the group's own options (before the command)."""
+    for i, arg in enumerate(args):
+        if arg == "--lang" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # the command: what follows is its own
+    return None
 
 
 def _duty_refusal(ctx: click.Context, e: Exception) -> str | None:
@@ -226,6 +250,10 @@ def _debug_from_env(ctx: click.Context, param: click.Parameter, flag: bool) -> b
 @click.version_option(package_name="bfa-ledger", prog_name="bfa")
 @click.option("--debug", is_flag=True, callback=_debug_from_env,
               help="Show tracebacks for errors (env BFA_DEBUG=1; goes before the command).")
+@click.option("--lang", metavar="zh_CN|en", expose_value=False,
+              help="Language of what bfa prints and writes for people: zh_CN (中文) or en. "
+                   "Default: BFA_LANG, else the home's config.json \"lang\" (bfa init "
+                   "--lang), else the locale (LANG). Goes before the command.")
 def bfa(debug: bool) -> None:
     """BFA Ledger: business-finance-archive integrity ledger.
 

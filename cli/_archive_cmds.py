@@ -12,8 +12,10 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import home_options, json_option, open_ledger, progress, user_option
-from cli._render import to_json
+from cli._render import pad, to_json, width
 from ledger import printable
+from schemas import N_
+from schemas import gettext as _
 
 
 @bfa.group("archive")
@@ -31,7 +33,7 @@ def archive_group() -> None:
 def _size(n: int) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+            return _("{n} bytes").format(n=n) if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return str(n)
 
@@ -65,29 +67,37 @@ def audit_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
     with open_ledger(home, db) as led, ExitStack() as stack:
         result = audit(led, FileStore(led.home.archive_dir, led.home.perms), percent=share,
                        label=user,
-                       progress=lambda total: stack.enter_context(progress(total, "auditing")))
+                       progress=lambda total: stack.enter_context(
+                           progress(total, _("auditing"))))
     if as_json:
         click.echo(to_json(result.to_json()))
     else:
-        scope = "the whole store" if result.full else f"{result.percent}% of the store"
-        click.echo(f"audit {result.id}: {scope}, {result.files} file(s), "
-                   f"{_size(result.bytes)} re-read")
+        # the percent sign goes with the number, so that the message id holds no '%'
+        scope = (_("the whole store") if result.full else
+                 _("{percent} of the store").format(percent=f"{result.percent}%"))
+        click.echo(_("audit {id}: {scope}, {files} file(s), {size} re-read").format(
+            id=result.id, scope=scope, files=result.files, size=_size(result.bytes)))
+        kinds = {k: _(k) for k in (N_("changed"), N_("missing"), N_("untracked"),
+                                   N_("disposed"))}
+        col = max(10, *(width(k) + 1 for k in kinds.values()))
         for kind, items in (("changed", result.changed), ("missing", result.missing),
                             ("untracked", result.untracked)):
-            click.echo(f"  {kind:<10}{len(items):>6}")
+            click.echo(f"  {pad(kinds[kind], col)}{len(items):>6}")
             for p in items[:20]:
                 names = ", ".join(p.records)
                 click.echo(f"    {p.sha256[:16]}…  {names}" if names else f"    {p.sha256}")
             if len(items) > 20:
-                click.echo(f"    … and {len(items) - 20} more (--json lists all)")
+                click.echo("    " + _("… and {count} more (--json lists all)").format(
+                    count=len(items) - 20))
         if result.disposed:
-            click.echo(f"  {'disposed':<10}{len(result.disposed):>6}  (deleted by a disposal "
-                       "after appraisal and sign-off: not a problem)")
+            click.echo(f"  {pad(kinds['disposed'], col)}{len(result.disposed):>6}  "
+                       + _("(deleted by a disposal after appraisal and sign-off: "
+                           "not a problem)"))
         if result.problems:
-            click.echo("PROBLEMS: put a changed or missing file back with 'bfa archive "
-                       "restore FILE'; an untracked file is named by no record")
+            click.echo(_("PROBLEMS: put a changed or missing file back with 'bfa archive "
+                         "restore FILE'; an untracked file is named by no record"))
         else:
-            click.echo("every file audited is intact")
+            click.echo(_("every file audited is intact"))
     raise click.exceptions.Exit(Exit.PROBLEMS if result.problems else Exit.CLEAN)
 
 
@@ -125,8 +135,10 @@ def restore_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
                             for f, r in zip(files, done, strict=True)]))
     else:
         for f, r in zip(files, done, strict=True):
-            what = f"restored ({r.id})" if r.replaced else "already intact"
-            click.echo(f"{f}: {what}: {', '.join(r.records)}")
+            records = ", ".join(r.records)
+            click.echo(_("{file}: restored ({id}): {records}").format(
+                file=f, id=r.id, records=records) if r.replaced else
+                _("{file}: already intact: {records}").format(file=f, records=records))
     raise click.exceptions.Exit(Exit.CLEAN)
 
 
@@ -160,16 +172,25 @@ def check_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
     with open_ledger(home, db) as led, ExitStack() as stack:
         rep = check_vouchers(led, FileStore(led.home.archive_dir, led.home.perms), ids,
                              label=user,
-                             progress=lambda n: stack.enter_context(progress(n, "checking")))
+                             progress=lambda n: stack.enter_context(
+                                 progress(n, _("checking"))))
     if as_json:
         click.echo(to_json(rep.to_json()))
     else:
-        click.echo(f"check {rep.id}: {len(rep.checks)} voucher(s), {len(rep.failed)} failing"
-                   + (f", {len(rep.cleared)} cleared" if rep.cleared else ""))
+        if rep.cleared:
+            click.echo(_("check {id}: {checked} voucher(s), {failing} failing, "
+                         "{cleared} cleared").format(id=rep.id, checked=len(rep.checks),
+                                                     failing=len(rep.failed),
+                                                     cleared=len(rep.cleared)))
+        else:
+            click.echo(_("check {id}: {checked} voucher(s), {failing} failing").format(
+                id=rep.id, checked=len(rep.checks), failing=len(rep.failed)))
         shown = rep.checks if ids else rep.failed
         for c in shown[:50]:
-            click.echo(f"  {printable(c.record)} ({c.kind}, {c.format}): "
-                       + ("pass" if c.ok else "FAIL"))
+            verdict = (_("{record} ({kind}, {format}): pass") if c.ok else
+                       _("{record} ({kind}, {format}): FAIL"))
+            click.echo("  " + verdict.format(record=printable(c.record), kind=c.kind,
+                                             format=c.format))
             for f in c.findings:
                 part = f" [{f['part']}]" if f.get("part") else ""
                 click.echo(f"    {f['property']}: {printable(str(f['detail']))}{part}")
@@ -177,7 +198,8 @@ def check_cmd(home: str | None, db: str | None, as_json: bool, user: str | None,
                 for prop, note in sorted(c.notes.items()):
                     click.echo(f"    {prop}: {note}")
         if len(shown) > 50:
-            click.echo(f"  … and {len(shown) - 50} more (--json lists all)")
+            click.echo("  " + _("… and {count} more (--json lists all)").format(
+                count=len(shown) - 50))
     raise click.exceptions.Exit(Exit.PROBLEMS if rep.failed else Exit.CLEAN)
 
 

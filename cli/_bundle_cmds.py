@@ -6,7 +6,7 @@ import json
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -15,17 +15,25 @@ from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
 from cli._render import to_json
 from ledger import ConfigError, InputError, Verifier, printable
+from schemas import gettext as _
 
 
-def _key(path: Path, what: str) -> Verifier:
+def _key(path: Path, what: Literal["verifier", "exporter"]) -> Verifier:
+    """The key in ``path``: the ledger's verifier key, or the exporter key a bundle must be
+    signed by (each message is one sentence, so that it translates whole)."""
     try:
         return Verifier.from_text(path.read_text("utf-8").strip())
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from e
+        msg = (_("{path}: cannot read the verifier key: {error}") if what == "verifier" else
+               _("{path}: cannot read the exporter key: {error}"))
+        raise ConfigError(msg.format(path=path, error=e.strerror or e)) from e
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: the {what} is not text") from e
+        msg = (_("{path}: the verifier key is not text") if what == "verifier" else
+               _("{path}: the exporter key is not text"))
+        raise ConfigError(msg.format(path=path)) from e
     except Exception as e:
-        raise ConfigError(f"{path}: not a verifier key ({e})") from e
+        raise ConfigError(_("{path}: not a verifier key ({error})").format(
+            path=path, error=e)) from e
 
 
 @bfa.group("bundle")
@@ -93,10 +101,11 @@ def export_cmd(home: str | None, db: str | None, as_json: bool, user: str | None
 
     for p in periods:
         if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", p):
-            raise click.BadParameter(f"{p!r} is not a month YYYY-MM", param_hint="--period")
+            raise click.BadParameter(_("{period} is not a month YYYY-MM").format(
+                period=repr(p)), param_hint="--period")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise click.BadParameter(f"{out} exists and is not an empty directory",
-                                 param_hint="--out")
+        raise click.BadParameter(_("{dir} exists and is not an empty directory").format(
+            dir=out), param_hint="--out")
     rules = load_rules(rules_file) if rules_file is not None else None
     scope = Scope(tuple(records), tuple(periods), tuple(persons), tuple(breaks))
     with open_ledger(home, db) as led, ExitStack() as stack:
@@ -105,7 +114,7 @@ def export_cmd(home: str | None, db: str | None, as_json: bool, user: str | None
             as_of=as_of.date() if as_of else today(), rules=rules,
             since=since.read_text("utf-8") if since else None, disclose_fields=disclose,
             purpose=purpose, label=user,
-            progress=lambda n: stack.enter_context(progress(n, "exporting")))
+            progress=lambda n: stack.enter_context(progress(n, _("exporting"))))
     summary = {"out": str(result.root), "id": result.id, "checkpoint_size": result.size,
                "entries": result.entries, "scoped": result.scoped,
                "vouchers": result.vouchers, "breaks": result.breaks,
@@ -114,15 +123,17 @@ def export_cmd(home: str | None, db: str | None, as_json: bool, user: str | None
     if as_json:
         click.echo(to_json(summary))
     else:
-        click.echo(f"bundle {result.id} written to {result.root}")
-        click.echo(f"  {result.entries} entries ({result.scoped} in scope), "
-                   f"{result.vouchers} voucher file(s), {result.breaks} finding(s), "
-                   f"checkpoint size {result.size}")
+        click.echo(_("bundle {id} written to {dir}").format(id=result.id, dir=result.root))
+        click.echo("  " + _("{entries} entries ({scoped} in scope), {vouchers} voucher "
+                            "file(s), {breaks} finding(s), checkpoint size {size}").format(
+            entries=result.entries, scoped=result.scoped, vouchers=result.vouchers,
+            breaks=result.breaks, size=result.size))
         if result.disclosure_id:
-            click.echo(f"  {result.disclosed} clear value(s) disclosed "
-                       f"(recorded as {result.disclosure_id})")
-        click.echo(f"  signed by exporter key {result.exporter}")
-        click.echo(f"check it: bfa bundle verify {result.root} --key VERIFIER_KEY")
+            click.echo("  " + _("{count} clear value(s) disclosed (recorded as {id})").format(
+                count=result.disclosed, id=result.disclosure_id))
+        click.echo("  " + _("signed by exporter key {key}").format(key=result.exporter))
+        click.echo(_("check it: {command}").format(
+            command=f"bfa bundle verify {result.root} --key VERIFIER_KEY"))
 
 
 @bundle_group.command("verify")
@@ -149,33 +160,36 @@ def verify_cmd(as_json: bool, bundle: Path, key_file: Path, exporter_file: Path 
         bfa bundle verify /media/usb/bundle-1 --key agency.verifier.key
     """
     from archive import verify_bundle
+    from reconcile import code_label
 
     if not bundle.is_dir():
-        raise InputError(f"{bundle}: no such directory (a bundle is the directory "
-                         "'bfa bundle export --out' wrote)")
-    key = _key(key_file, "verifier key")
-    exporter = _key(exporter_file, "exporter key") if exporter_file else None
-    with progress(None, "verifying") as tick:
+        raise InputError(_("{dir}: no such directory (a bundle is the directory "
+                           "'bfa bundle export --out' wrote)").format(dir=bundle))
+    key = _key(key_file, "verifier")
+    exporter = _key(exporter_file, "exporter") if exporter_file else None
+    with progress(None, _("verifying")) as tick:
         report = verify_bundle(bundle, key, exporter_key=exporter, progress=tick)
     if as_json:
         click.echo(to_json(report.to_json()))
     else:
         claims = report.claims
         if claims:
-            click.echo(f"bundle {printable(str(claims.get('id')))} of "
-                       f"{printable(str(claims.get('origin')))}, exported "
-                       f"{printable(str(claims.get('created_at')))}")
+            click.echo(_("bundle {id} of {origin}, exported {created_at}").format(
+                id=printable(str(claims.get("id"))), origin=printable(str(claims.get("origin"))),
+                created_at=printable(str(claims.get("created_at")))))
         for v in report.verdicts:
+            # the mark, the check id and VERIFIED / INTEGRITY FAILURE are read by machines
+            # and tests: they stay as they are in every language
             mark = {True: "ok  ", False: "FAIL", None: "-   "}[v.ok]
-            where = "".join([f" [{v.file}" if v.file else "",
-                             f", entry {v.entry}" if v.entry is not None and v.file else "",
-                             "]" if v.file else ""])
+            where = ("" if not v.file else f" [{v.file}]" if v.entry is None else
+                     " " + _("[{file}, entry {entry}]").format(file=v.file, entry=v.entry))
             click.echo(f"{mark} {v.check:<12} {printable(v.detail)}{where}")
         for item in report.not_rederivable[:20]:
-            click.echo(f"     not re-derivable here: {item['id']} {item['code']} "
-                       f"({item['why']})")
+            click.echo("     " + _("not re-derivable here: {id} {code} ({why})").format(
+                id=item["id"], code=code_label(str(item["code"])), why=item["why"]))
         if len(report.not_rederivable) > 20:
-            click.echo(f"     … and {len(report.not_rederivable) - 20} more (--json lists all)")
+            click.echo("     " + _("… and {count} more (--json lists all)").format(
+                count=len(report.not_rederivable) - 20))
         click.echo("VERIFIED" if report.ok else "INTEGRITY FAILURE")
     raise click.exceptions.Exit(Exit.CLEAN if report.ok else Exit.INTEGRITY)
 
@@ -216,14 +230,16 @@ def proof_verify_cmd(as_json: bool, proof_file: Path, key_file: Path,
     """
     from archive import verify_proof
 
-    key = _key(key_file, "verifier key")
+    key = _key(key_file, "verifier")
     try:
         text = proof_file.read_text("utf-8")
         held = checkpoint_file.read_text("utf-8") if checkpoint_file else None
     except OSError as e:
-        raise InputError(f"{e.filename}: cannot read: {e.strerror}") from e
+        raise InputError(_("{path}: cannot read: {error}").format(
+            path=e.filename, error=e.strerror)) from e
     except UnicodeDecodeError as e:
-        raise InputError(f"{proof_file}: not text (a tlog-proof is text)") from e
+        raise InputError(_("{path}: not text (a tlog-proof is text)").format(
+            path=proof_file)) from e
     result = verify_proof(text, key, held)
     out: dict[str, Any] = {"ok": result.ok, "detail": result.detail, "seq": result.seq,
                            "tree_size": result.size, "record": result.record}
@@ -231,9 +247,12 @@ def proof_verify_cmd(as_json: bool, proof_file: Path, key_file: Path,
         click.echo(to_json(out))
     elif result.ok:
         rec = result.record or {}
-        click.echo(f"PROVEN: entry {result.seq} ({printable(str(rec.get('type')))} "
-                   f"{printable(str(rec.get('id')))}) is in the checkpoint of size "
-                   f"{result.size} signed by {key.name}")
+        # PROVEN (like INTEGRITY FAILURE) is a verdict machines and tests read: never
+        # translated
+        click.echo("PROVEN: " + _("entry {seq} ({type} {id}) is in the checkpoint of size "
+                                  "{size} signed by {key}").format(
+            seq=result.seq, type=printable(str(rec.get("type"))),
+            id=printable(str(rec.get("id"))), size=result.size, key=key.name))
         click.echo(json.dumps(rec, ensure_ascii=False, indent=2, sort_keys=True))
     else:
         click.echo(f"INTEGRITY FAILURE: {printable(result.detail)}")

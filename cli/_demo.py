@@ -44,13 +44,16 @@ from reconcile import (
     Break,
     Deriver,
     approve_break,
+    code_label,
     ingest_statement,
+    label,
     render_html,
     render_text,
     resolve_break,
     run_reconcile,
     run_tracked,
 )
+from schemas import gettext as _
 
 REGION = "440100"
 ORIGIN = "demo.bfa-ledger.example/440100"
@@ -209,8 +212,8 @@ def run_demo(
     cfg = root / "config.json"
     is_demo = cfg.is_file() and ORIGIN in cfg.read_text(encoding="utf-8")
     if out.exists() and not is_demo and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} exists and is not a demo directory (no demo ledger in "
-                          f"{root}); choose another --out")
+        raise ConfigError(_("{dir} exists and is not a demo directory (no demo ledger in "
+                            "{home}); choose another --out").format(dir=out, home=root))
     if is_demo:  # a previous run's outputs: start over
         for p in [root, base / "data", base / "tampered.db", base / "auditor-checkpoint.note",
                   base / "report.html", *base.glob("*.tlog-proof")]:
@@ -218,31 +221,36 @@ def run_demo(
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-    say(f"== 1. init: ledger {ORIGIN} in {root}")
+    say(_("== 1. init: ledger {origin} in {home}").format(origin=ORIGIN, home=root))
     led = Ledger.open(str(root), None, check=False)
     led.init(ORIGIN)
     led = Ledger.open(str(root), None)
     vkey = led.home.verifier().to_text()
-    say(f"   verifier key (what an auditor needs): {vkey}")
-    say(f"== 2. generate a month for region {REGION}: {persons} persons")
+    say("   " + _("verifier key (what an auditor needs): {key}").format(key=vkey))
+    say(_("== 2. generate a month for region {region}: {persons} persons").format(
+        region=REGION, persons=persons))
     month = generate_month(base / "data", persons=persons, seed=seed)
-    lines = sum(1 for _ in month.open(encoding="utf-8"))
-    say(f"   {month} ({lines} records, vouchers under data/vouchers/)")
+    lines = sum(1 for _line in month.open(encoding="utf-8"))
+    say("   " + _("{file} ({records} records, vouchers under data/vouchers/)").format(
+        file=month, records=lines))
     store = Intake(FileStore(led.home.archive_dir))
-    say("== 3. ingest (one file = one atomic batch)")
+    say(_("== 3. ingest (one file = one atomic batch)"))
     rep = led.ingest([str(month)], store, derive=Deriver)[0]
-    say(f"   appended {rep.appended}, duplicates {rep.duplicates}, rejected {rep.rejected}")
+    say("   " + _("appended {appended}, duplicates {duplicates}, rejected {rejected}").format(
+        appended=rep.appended, duplicates=rep.duplicates, rejected=rep.rejected))
     rep = led.ingest([str(month)], store, derive=Deriver)[0]
-    say(f"   sent again: appended {rep.appended}, duplicates {rep.duplicates} (a no-op)")
-    say("== 4. checkpoint (C2SP signed note, Ed25519)")
+    say("   " + _("sent again: appended {appended}, duplicates {duplicates} (a no-op)").format(
+        appended=rep.appended, duplicates=rep.duplicates))
+    say(_("== 4. checkpoint (C2SP signed note, Ed25519)"))
     cp = led.checkpoint()
     (base / "auditor-checkpoint.note").write_text(cp.note, encoding="utf-8")
     for line in cp.note.splitlines():
         say(f"   | {line}")
-    say("== 5. verify")
+    say(_("== 5. verify"))
     res = led.verify()
-    say(f"   ok={res.ok}: {res.entries_checked} entries, {res.checkpoints_checked} checkpoint(s)")
-    say("== 6. prove one benefit payment, verify it offline with the verifier key only")
+    say("   " + _("ok={ok}: {entries} entries, {checkpoints} checkpoint(s)").format(
+        ok=res.ok, entries=res.entries_checked, checkpoints=res.checkpoints_checked))
+    say(_("== 6. prove one benefit payment, verify it offline with the verifier key only"))
     target = f"BP-{PERIOD}-000000"
     entry, proof = led.prove(target)
     text = proof.marshal()
@@ -251,19 +259,23 @@ def run_demo(
     assert parsed.extra is not None
     checked = verify_tlog_proof(parsed, entry_hash(parsed.extra), led.home.verifier(),
                                 verify_inclusion, ORIGIN)
-    say(f"   {target} is entry {parsed.index} of {checked.size}: proof of "
-        f"{len(parsed.hashes)} hashes verifies ({base / (target + '.tlog-proof')})")
-    say("   the record as the ledger holds it (personal data pseudonymised):")
+    say("   " + _("{record} is entry {index} of {size}: proof of {hashes} hashes verifies "
+                  "({file})").format(record=target, index=parsed.index, size=checked.size,
+                                     hashes=len(parsed.hashes),
+                                     file=base / (target + ".tlog-proof")))
+    say("   " + _("the record as the ledger holds it (personal data pseudonymised):"))
     say(f"   {json.dumps(entry.record, ensure_ascii=False)[:200]}…")
     _entry, clear = led.reveal(target, None, "demo-officer", "demo: check the payee account",
                                fields=["account"])
-    say(f"   revealed from the vault, for a stated purpose (the reveal was logged): "
-        f"{sorted(clear)}")
-    say("== 7. plant one fault of every kind, reconcile as of " + FAULT_AS_OF)
+    say("   " + _("revealed from the vault, for a stated purpose (the reveal was logged): "
+                  "{fields}").format(fields=sorted(clear)))
+    say(_("== 7. plant one fault of every kind, reconcile as of {day}").format(day=FAULT_AS_OF))
     faults, statement = generate_faults(base / "data")
     rep = led.ingest([str(faults)], store, derive=Deriver)[0]
     stmt = ingest_statement(led, statement, "camt053", REGION, "income", vouchers=store)
-    say(f"   {faults.name}: {rep.appended} records; {statement.name}: {stmt.appended} records")
+    say("   " + _("{faults}: {records} records; {statement}: {entries} records").format(
+        faults=faults.name, records=rep.appended, statement=statement.name,
+        entries=stmt.appended))
     report = run_tracked(led, date.fromisoformat(FAULT_AS_OF)).report
     for line in render_text(report).splitlines():
         say(f"   | {line}")
@@ -271,27 +283,34 @@ def run_demo(
     for b in report.breaks:
         seen.setdefault(b.code, b)
     for code, b in sorted(seen.items()):
-        say(f"   {code:<26} {b.id}  {', '.join(b.records[:2])}: {b.message[:70]}")
+        say(f"   {code_label(code):<26} {b.id}  {', '.join(b.records[:2])}: {b.text()[:70]}")
     (base / "report.html").write_text(render_html(report), encoding="utf-8")
-    say(f"   the report with charts, to open offline: {base / 'report.html'}")
-    say("== 8. work one break: four-eyes needs two people, each under their own account")
+    say("   " + _("the report with charts, to open offline: {file}").format(
+        file=base / "report.html"))
+    say(_("== 8. work one break: four-eyes needs two people, each under their own account"))
     orphan = seen.get("ORPHAN_MOVEMENT")
     if orphan is not None:
         me = led.actor().identity
         state = resolve_break(led, orphan.id, None, "bank_error",
                               "bank credited another fund's account; returned on 12-02")
-        say(f"   {me} resolves {orphan.id} ({orphan.code}, high): {state.status}")
-        for label in (None, "wang.fang"):
+        say("   " + _("{who} resolves {id} ({code}, {severity}): {status}").format(
+            who=me, id=orphan.id, code=code_label(orphan.code),
+            severity=label("severity", "high"), status=label("status", state.status)))
+        for calling in (None, "wang.fang"):
             try:
-                approve_break(led, orphan.id, label)
+                approve_break(led, orphan.id, calling)
             except BfaError as e:
-                said = f" calling themselves {label!r}" if label else ""
-                say(f"   {me}{said} approves it too: refused ({e})")
-        say("   this demo's home is private: one account. A second officer approves from a "
-            "home shared by an operating-system group or with their own PostgreSQL role; "
-            "every step is a control entry in the ledger")
+                if calling:
+                    say("   " + _("{who} calling themselves {label} approves it too: refused "
+                                  "({error})").format(who=me, label=repr(calling), error=e))
+                else:
+                    say("   " + _("{who} approves it too: refused ({error})").format(
+                        who=me, error=e))
+        say("   " + _("this demo's home is private: one account. A second officer approves "
+                      "from a home shared by an operating-system group or with their own "
+                      "PostgreSQL role; every step is a control entry in the ledger"))
     led.checkpoint()
-    say("== 9. tamper with a copy of the database: change one amount")
+    say(_("== 9. tamper with a copy of the database: change one amount"))
     tampered = base / "tampered.db"
     src_db = led.store.engine.url.database
     assert src_db is not None
@@ -307,18 +326,22 @@ def run_demo(
     bad = Ledger(replace(led.home, db_url=f"sqlite:///{tampered.resolve()}"))
     res = bad.verify()
     for problem in res.problems:
-        say(f"   caught: [{problem.code}] {problem.message}")
+        say("   " + _("caught: [{code}] {message}").format(code=problem.code,
+                                                             message=problem.message))
     clean = led.verify().ok
-    say(f"   'bfa verify' on the copy exits 3; the real ledger still verifies: {clean}")
+    say("   " + _("'bfa verify' on the copy exits 3; the real ledger still verifies: {clean}")
+        .format(clean=clean))
     bad.close()
     archive_ok = _archive_steps(led, base, store.store, report.breaks, say)
     led.close()
     missed = sorted(PLANTED_CODES - set(seen))
     if missed:
-        say(f"   NOT FOUND: planted faults {', '.join(missed)}")
-    say(f"   a supervisor checks the bundle with: bfa bundle verify {base / 'bundle'} "
-        f"--key {base / 'verifier.key'}")
-    say(f"== done. Try: bfa show {target} --entry --home {root}")
+        say("   " + _("NOT FOUND: planted faults {codes}").format(
+            codes=", ".join(code_label(c) for c in missed)))
+    say("   " + _("a supervisor checks the bundle with: {command}").format(
+        command=f"bfa bundle verify {base / 'bundle'} --key {base / 'verifier.key'}"))
+    say(_("== done. Try: {command}").format(
+        command=f"bfa show {target} --entry --home {root}"))
     return not missed and not res.ok and clean and archive_ok
 
 
@@ -326,7 +349,7 @@ def _archive_steps(led: Ledger, base: Path, files: FileStore, breaks: Sequence[B
                    say: Callable[[str], None]) -> bool:
     """Steps 10 and 11: audit the archive with one file damaged on purpose (caught, then
     restored from the original), and a proof bundle of one break checked offline."""
-    say("== 10. the archive: damage one stored voucher file, audit, restore")
+    say(_("== 10. the archive: damage one stored voucher file, audit, restore"))
     victim = "FX-CA-UNPAID-FR"
     rec = led.entry(victim, "archive").record
     stored = files.path_of(str(rec["sha256"]))
@@ -334,18 +357,21 @@ def _archive_steps(led: Ledger, base: Path, files: FileStore, breaks: Sequence[B
     stored.write_bytes(b"scanned again, by mistake")
     audited = audit(led, files)
     caught = [p for p in audited.changed if victim in p.records]
-    say(f"   audit {audited.id}: {audited.files} files re-hashed, {len(audited.changed)} "
-        f"changed ({', '.join(r for p in caught for r in p.records)}), "
-        f"{len(audited.missing)} missing")
+    say("   " + _("audit {id}: {files} files re-hashed, {changed} changed ({records}), "
+                  "{missing} missing").format(
+        id=audited.id, files=audited.files, changed=len(audited.changed),
+        records=", ".join(r for p in caught for r in p.records),
+        missing=len(audited.missing)))
     after = run_reconcile(led, date.fromisoformat(FAULT_AS_OF))
     fixity = [b for b in after.breaks if b.code == "FIXITY_FAILURE"]
     for b in fixity:
-        say(f"   FIXITY_FAILURE {b.id} (high): {b.message[:90]}…")
+        say(f"   {code_label(b.code)} {b.id} ({label('severity', 'high')}): {b.text()[:90]}…")
     restored = restore(led, files, base / "data" / str(rec["file"]))
     again = audit(led, files)
-    say(f"   restored from the original ({restored.id}); audit {again.id}: "
-        f"{again.problems} problem(s)")
-    say("== 11. a proof bundle of one break, for a supervisor, verified offline")
+    say("   " + _("restored from the original ({id}); audit {audit}: {problems} "
+                  "problem(s)").format(id=restored.id, audit=again.id,
+                                       problems=again.problems))
+    say(_("== 11. a proof bundle of one break, for a supervisor, verified offline"))
     unsettled = next((b for b in breaks if b.code == "UNSETTLED_EVENT"
                       and "FX-CA-UNPAID" in b.records), None)
     if unsettled is None:
@@ -357,8 +383,10 @@ def _archive_steps(led: Ledger, base: Path, files: FileStore, breaks: Sequence[B
         shutil.rmtree(bundle)
     made = export_bundle(led, files, bundle, Scope(breaks=(unsettled.id,)),
                          as_of=date.fromisoformat(FAULT_AS_OF))
-    say(f"   bfa bundle export --break {unsettled.id} --out {bundle}: {made.entries} "
-        f"entries, {made.vouchers} voucher file(s), {made.breaks} finding(s)")
+    say("   " + _("{command}: {entries} entries, {vouchers} voucher file(s), {breaks} "
+                  "finding(s)").format(
+        command=f"bfa bundle export --break {unsettled.id} --out {bundle}",
+        entries=made.entries, vouchers=made.vouchers, breaks=made.breaks))
     report = verify_bundle(bundle, led.home.verifier())
     for v in report.verdicts:
         mark = {True: "ok  ", False: "FAIL", None: "-   "}[v.ok]

@@ -7,6 +7,9 @@ and tests/cli/test_duties.py checks that every command ``bfa`` has is in it.
 
 from __future__ import annotations
 
+from schemas import N_
+from schemas import gettext as _
+
 ANY = "any"
 """Reading: every duty may run it (auditors included)."""
 
@@ -23,10 +26,10 @@ COMMAND_DUTIES: dict[str, str] = {
     "show": ANY,
     "show --reveal": "privacy",
     "key export": ANY,
-    "key backup": "any (the keys are the home's)",
-    "key restore": "any (the keys are the backup's)",
+    "key backup": N_("any (the keys are the home's)"),
+    "key restore": N_("any (the keys are the backup's)"),
     "key rotate": OWNER,
-    "reconcile": "officer or service",
+    "reconcile": N_("officer or service"),
     "trace": ANY,
     "breaks list": ANY,
     "breaks show": ANY,
@@ -38,29 +41,29 @@ COMMAND_DUTIES: dict[str, str] = {
     "balance opening": "officer",
     "balance archive": "officer",
     "statement withdraw": "officer",
-    "statement approve": "officer (another than the one who asked)",
+    "statement approve": N_("officer (another than the one who asked)"),
     "statement cancel": "officer",
     "statement withdrawals": ANY,
-    "bank-account set": "any (the home's configuration)",
-    "bank-account remove": "any (the home's configuration)",
+    "bank-account set": N_("any (the home's configuration)"),
+    "bank-account remove": N_("any (the home's configuration)"),
     "bank-account list": ANY,
     "nightly": "service",
     "forget": "privacy",
-    "archive audit": "officer or service",
-    "archive restore": "officer or service",
-    "archive check": "officer or service",
+    "archive audit": N_("officer or service"),
+    "archive restore": N_("officer or service"),
+    "archive check": N_("officer or service"),
     "archive hold": "officer",
     "archive release": "officer",
     "archive due": ANY,
     "archive appraise": "officer",
     "archive dispose": "officer",
-    "archive signoff": "officer or approver",
-    "bundle export": "officer or service",
-    "bundle verify": "none (offline: a bundle and a verifier key)",
-    "proof verify": "none (offline: a proof and a verifier key)",
+    "archive signoff": N_("officer or approver"),
+    "bundle export": N_("officer or service"),
+    "bundle verify": N_("none (offline: a bundle and a verifier key)"),
+    "proof verify": N_("none (offline: a proof and a verifier key)"),
     "audit access": ANY,
     "db grant": OWNER,
-    "demo": "none (its own SQLite ledger)",
+    "demo": N_("none (its own SQLite ledger)"),
 }
 """Every command (``bfa --help`` order) and the duty it needs on PostgreSQL."""
 
@@ -78,15 +81,16 @@ def refusal(path: str, reveal: bool, detail: str) -> str:
     if path == "show" and reveal:
         path = "show --reveal"
     if duty is None or duty == ANY:
-        what = f"'bfa {path}' was refused by the database"
-    elif duty == OWNER:
-        what = f"'bfa {path}' must run as the owner of the ledger tables"
-    else:
-        what = f"'bfa {path}' needs the {duty} duty"
-    grant = (f"; the ledger's owner grants it: bfa db grant ROLE --duty {duty.split()[0]} "
-             "(if your role holds it already, the grants predate this bfa: the owner runs "
-             "that grant again)" if duty not in (None, ANY, OWNER) else "")
-    return f"{what} ({detail}){grant}"
+        return _("'bfa {command}' was refused by the database ({detail})").format(
+            command=path, detail=detail)
+    if duty == OWNER:
+        return _("'bfa {command}' must run as the owner of the ledger tables ({detail})").format(
+            command=path, detail=detail)
+    shown = _(duty) if " " in duty else duty  # a duty's own name is a code (--duty officer)
+    return _("'bfa {command}' needs the {duty} duty ({detail}); the ledger's owner grants it: "
+             "bfa db grant ROLE --duty {code} (if your role holds it already, the grants "
+             "predate this bfa: the owner runs that grant again)").format(
+        command=path, duty=shown, detail=detail, code=duty.split()[0])
 
 
 __all__ = ["ANY", "COMMAND_DUTIES", "OWNER", "needed", "refusal"]

@@ -19,6 +19,7 @@ from cli._render import local_time, table, to_json
 from ledger import (
     DUTIES,
     ConfigError,
+    Home,
     Ledger,
     LocatedInputError,
     Perms,
@@ -27,6 +28,7 @@ from ledger import (
     open_text,
     printable,
     resolve_home,
+    set_home_language,
     write_atomic,
 )
 from schemas import (
@@ -41,6 +43,7 @@ from schemas import (
     VoucherDefect,
 )
 from schemas import Problem as VerifyProblem
+from schemas import gettext as _
 
 
 def _b64(raw: bytes) -> str:
@@ -61,8 +64,11 @@ def _b64(raw: bytes) -> str:
 @click.option("--duty", "duties", multiple=True,
               type=click.Choice(["officer", "approver", "auditor", "privacy", "service"]),
               help="With --from: a duty you hold (repeat for several).")
+@click.option("--lang", type=click.Choice(["zh_CN", "en"]), default=None,
+              help="The language people read this home's output in, kept in config.json "
+                   "(bfa --lang overrides it for one command). [default: the locale's]")
 def init(home: str | None, db: str | None, origin: str | None, group: str | None,
-         source: Path | None, duties: tuple[str, ...]) -> None:
+         source: Path | None, duties: tuple[str, ...], lang: str | None) -> None:
     """Create the ledger: keys (outside the database), configuration and the schema.
 
     The home is private to you (directories 0700, files 0600) unless --group shares it
@@ -80,73 +86,95 @@ def init(home: str | None, db: str | None, origin: str | None, group: str | None
 
     \b
         bfa init --origin agency.example/440100
-        bfa init --origin agency.example/440100 --group bfa-officers
+        bfa init --origin agency.example/440100 --group bfa-officers --lang zh_CN
         bfa init --from /srv/bfa/.bfa --duty officer --home ~/.bfa \\
                  --db postgresql://li_wei@db.example/bfa
     """
     if source is None:
         if duties:
-            raise click.UsageError("--duty goes with --from (a home for a person's duties)")
+            raise click.UsageError(_("--duty goes with --from (a home for a person's duties)"))
         led = Ledger.open(home, db, check=False)
         origin = origin if origin is not None else led.home.origin  # run again: its own
         if origin is None:
             led.close()
-            raise click.UsageError("--origin NAME is required (or --from HOME)")
+            raise click.UsageError(_("--origin NAME is required (or --from HOME)"))
         try:
             sealed = led.init(origin, group)
-            click.echo(f"ledger {origin} ready in {led.home.path} ({led.store.display_url()})")
+            if lang is not None:
+                _speak(set_home_language(led.home, lang))
+            click.echo(_("ledger {origin} ready in {home} ({database})").format(
+                origin=origin, home=led.home.path, database=led.store.display_url()))
             if sealed:
-                click.echo(f"sealed {sealed} vault value(s) stored in clear by an earlier bfa "
-                           "(FORMAT.md §4.4)")
-            click.echo(f"verifier key: {led.home.verifier().to_text()}")
+                click.echo(_("sealed {count} vault value(s) stored in clear by an earlier bfa "
+                             "(FORMAT.md §4.4)").format(count=sealed))
+            click.echo(_("verifier key: {key}").format(key=led.home.verifier().to_text()))
             keys = led.home.path / "keys"
             lines = [
                 "",
-                *textwrap.wrap(f"Back up {keys} now: its keys sign the checkpoints and "
-                               "unlock the personal data, and they are not in the database. "
-                               "A copy sealed with a passphrase: bfa key backup --out "
-                               "/media/usb/bfa-keys.json", 78, break_on_hyphens=False),
+                *textwrap.wrap(_("Back up {keys} now: its keys sign the checkpoints and "
+                                 "unlock the personal data, and they are not in the database. "
+                                 "A copy sealed with a passphrase: bfa key backup --out "
+                                 "/media/usb/bfa-keys.json").format(keys=keys),
+                               78, break_on_hyphens=False),
                 "",
-                "Next steps:",
+                _("Next steps:"),
                 "  bfa bank-account set NUMBER --fund-account income --region CODE",
                 "  bfa ingest business.jsonl finance.jsonl archive.jsonl",
                 "  bfa ingest --format camt053 statement.xml",
                 "  bfa reconcile; bfa checkpoint; bfa verify",
-                "  bfa nightly --report-dir DIR   (from cron or a systemd timer: README)"]
+                "  bfa nightly --report-dir DIR   "
+                + _("(from cron or a systemd timer: README)")]
             if home is not None or os.environ.get("BFA_HOME"):
-                lines.append(f"(each with --home {led.home.path}, or BFA_HOME set to it)")
+                lines.append(_("(each with --home {home}, or BFA_HOME set to it)")
+                             .format(home=led.home.path))
             click.echo("\n".join(lines))
         finally:
             led.close()
         return
     if group:
-        raise click.UsageError("--group makes a shared first home; --from a person's own home")
+        raise click.UsageError(
+            _("--group makes a shared first home; --from a person's own home"))
     if not duties:
-        raise click.UsageError("--from needs the duties this home is for: --duty ...")
-    _join(source, home, db, origin, duties)
+        raise click.UsageError(_("--from needs the duties this home is for: --duty ..."))
+    _join(source, home, db, origin, duties, lang)
+
+
+def _speak(home: Home) -> None:
+    """Speak the language just set in the home (unless ``bfa --lang`` chose one)."""
+    from cli._i18n import explicit, use
+
+    if home.lang is not None and not explicit():
+        use(home.lang)
 
 
 def _join(source: Path, home: str | None, db: str | None, origin: str | None,
-          duties: tuple[str, ...]) -> None:
+          duties: tuple[str, ...], lang: str | None) -> None:
     """``bfa init --from``: the home, then what the database says this role may do."""
     from ledger import join_home
 
     src = resolve_home(str(source))
     if origin and origin != src.origin:
-        raise ConfigError(f"{source} holds ledger {src.origin!r}, not {origin!r}")
+        raise ConfigError(_("{home} holds ledger {origin}, not {wanted}").format(
+            home=source, origin=repr(src.origin), wanted=repr(origin)))
     made = join_home(src, resolve_home(home, db), duties)
+    if lang is not None:
+        made = set_home_language(made, lang)
+        _speak(made)
     with open_ledger(str(made.path), made.db_url) as led:
         st = led.status()
     keys = [p.name for p in (made.verifier_key_path, made.secret_key_path,
                              made.vault_key_path, made.signing_key_path)
             if p is not None and p.exists()]
-    click.echo(f"home for {st.identity} on ledger {st.origin} ready in {made.path} "
-               f"({st.database}); keys: {', '.join(keys)}")
+    click.echo(_("home for {identity} on ledger {origin} ready in {home} ({database}); "
+                 "keys: {keys}").format(identity=st.identity, origin=st.origin, home=made.path,
+                                        database=st.database, keys=", ".join(keys)))
     missing = [d for d in duties if d not in st.duties and st.duties != ("owner",)]
     if missing:
-        click.echo(f"bfa: warning: role {st.identity} does not hold {', '.join(missing)} yet; "
-                   f"the ledger's owner runs: bfa db grant {st.identity} "
-                   + " ".join(f"--duty {d}" for d in duties), err=True)
+        grant = f"bfa db grant {st.identity} " + " ".join(f"--duty {d}" for d in duties)
+        click.echo("bfa: warning: "
+                   + _("role {role} does not hold {duties} yet; the ledger's owner runs: "
+                       "{command}").format(role=st.identity, duties=", ".join(missing),
+                                           command=grant), err=True)
 
 
 @bfa.command()
@@ -168,22 +196,33 @@ def status(home: str | None, db: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(st.model_dump(mode="json")))
         return
-    click.echo(f"ledger      {st.origin} ({st.database})")
-    head = f", chain head {st.chain_head}" if st.chain_head else ""
-    click.echo(f"entries     {st.size}{head}")
-    if st.checkpoint_size is None:
-        click.echo("checkpoint  none yet (bfa checkpoint signs one)")
+    click.echo(_("ledger      {origin} ({database})").format(origin=st.origin,
+                                                             database=st.database))
+    if st.chain_head:
+        click.echo(_("entries     {size}, chain head {head}").format(size=st.size,
+                                                                  head=st.chain_head))
     else:
-        click.echo(f"checkpoint  size {st.checkpoint_size}, signed "
-                   f"{local_time(st.checkpoint_created_at)}, "
-                   f"root {st.checkpoint_root}")
-    click.echo(f"unsigned    {st.unsigned} entries after the latest checkpoint"
-               + (" (not provable until 'bfa checkpoint')" if st.unsigned else ""))
-    click.echo("verified    " + (f"up to checkpoint {st.verified_size}" if st.verified_size
-                                 is not None else "never (bfa verify)"))
-    duties = ("every duty (SQLite: whoever may write the file)"
-              if st.duties == DUTIES else ", ".join(st.duties) or "none (bfa db grant)")
-    click.echo(f"you         {st.identity}: {duties}")
+        click.echo(_("entries     {size}").format(size=st.size))
+    if st.checkpoint_size is None:
+        click.echo(_("checkpoint  none yet (bfa checkpoint signs one)"))
+    else:
+        click.echo(_("checkpoint  size {size}, signed {time}, root {root}").format(
+            size=st.checkpoint_size, time=local_time(st.checkpoint_created_at),
+            root=st.checkpoint_root))
+    if st.unsigned:
+        click.echo(_("unsigned    {count} entries after the latest checkpoint (not provable "
+                     "until 'bfa checkpoint')").format(count=st.unsigned))
+    else:
+        click.echo(_("unsigned    {count} entries after the latest checkpoint")
+                   .format(count=st.unsigned))
+    if st.verified_size is not None:
+        click.echo(_("verified    up to checkpoint {size}").format(size=st.verified_size))
+    else:
+        click.echo(_("verified    never (bfa verify)"))
+    duties = (_("every duty (SQLite: whoever may write the file)")
+              if st.duties == DUTIES else ", ".join(st.duties) or _("none (bfa db grant)"))
+    click.echo(_("you         {identity}: {duties}").format(identity=st.identity,
+                                                            duties=duties))
 
 
 class _RejectFile:
@@ -238,25 +277,25 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
     """
     if fmt != "jsonl":
         if reject_file:
-            raise click.UsageError("--reject-file applies to JSON Lines only")
+            raise click.UsageError(_("--reject-file applies to JSON Lines only"))
         if "-" in files:
-            raise click.UsageError("bank statements are read from files, not standard input "
-                                   "('-'): save the statement to a file first")
+            raise click.UsageError(_("bank statements are read from files, not standard input "
+                                     "('-'): save the statement to a file first"))
     if reject_file and reject_file.exists() and any(
         f != "-" and os.path.exists(f) and os.path.samefile(f, reject_file) for f in files
     ):
         raise click.UsageError(
-            f"--reject-file {reject_file} is also an input file; write the rejected lines to "
-            "another file (it is emptied before the input is read)")
+            _("--reject-file {file} is also an input file; write the rejected lines to "
+              "another file (it is emptied before the input is read)").format(file=reject_file))
     sink = _RejectFile(reject_file, resolve_home(home, db).perms) if reject_file else None
     from archive import FileStore, Intake  # the layers above the ledger: only for the commands
-    from reconcile import Deriver, StatementFormat, ingest_statements  # that use them
+    from reconcile import Deriver, StatementFormat, code_label, ingest_statements  # that use them
 
     total = sum(os.path.getsize(f) for f in files if f != "-" and os.path.isfile(f))
     intake: Intake | None = None
     summaries: list[dict[str, int]] = []
     try:
-        with open_ledger(home, db) as led, progress(total or None, "ingesting") as tick:
+        with open_ledger(home, db) as led, progress(total or None, _("ingesting")) as tick:
             intake = Intake(FileStore(led.home.archive_dir, led.home.perms))
             if fmt == "jsonl":
                 reports = led.ingest(files, intake,
@@ -287,30 +326,37 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
             voucher_defects=tuple(defects),
         ).model_dump(mode="json")))
     else:
-        click.echo(table(rows, ["file", "lines", "appended", "duplicates", "rejected"]))
+        heads = {"file": _("file"), "lines": _("lines"), "appended": _("appended"),
+                 "duplicates": _("duplicates"), "rejected": _("rejected")}
+        click.echo(table([{heads[k]: r[k] for k in heads} for r in rows], list(heads.values())))
         for row in rows:
             if "statement" in row:
                 st = row["statement"]
-                click.echo(f"{printable(row['file'])}: {st['statements']} statement(s), "
-                           f"{st['entries']} entries: {st['confirmed']} confirmed a movement "
-                           f"already in the ledger, {st['new']} new (the bank's), "
-                           f"{st['mismatched']} with another amount than the books "
-                           "(AMOUNT_MISMATCH)")
-        click.echo(f"ledger size: {size}")
+                click.echo(_("{file}: {statements} statement(s), {entries} entries: {confirmed} "
+                             "confirmed a movement already in the ledger, {new} new (the "
+                             "bank's), {mismatched} with another amount than the books "
+                             "({code})").format(
+                    file=printable(row["file"]), statements=st["statements"],
+                    entries=st["entries"], confirmed=st["confirmed"], new=st["new"],
+                    mismatched=st["mismatched"], code=code_label("AMOUNT_MISMATCH")))
+        click.echo(_("ledger size: {size}").format(size=size))
     rejected = sum(r.rejected for r in reports)
     if rejected:
-        click.echo(f"{rejected} line(s) rejected, written to {reject_file}", err=True)
+        click.echo(_("{count} line(s) rejected, written to {file}").format(
+            count=rejected, file=reject_file), err=True)
     if defects:
         failing = sorted({d.record for d in defects})
-        click.echo(f"bfa: warning: {len(failing)} voucher(s) appended failed the 四性 check "
-                   "(VOUCHER_DEFECT at the next reconciliation; 'bfa archive check ID' "
-                   "shows why):", err=True)
+        click.echo("bfa: warning: "
+                   + _("{count} voucher(s) appended failed the 四性 check ({code} at the next "
+                       "reconciliation; 'bfa archive check ID' shows why):").format(
+                       count=len(failing), code=code_label("VOUCHER_DEFECT")), err=True)
         for d in defects[:20]:
             part = f" [{d.part}]" if d.part else ""
             click.echo(f"  {printable(d.record)}: {d.property}: {printable(d.detail)}{part}",
                        err=True)
         if len(defects) > 20:
-            click.echo(f"  … and {len(defects) - 20} more (--json lists all)", err=True)
+            click.echo("  " + _("… and {count} more (--json lists all)").format(
+                count=len(defects) - 20), err=True)
     if rejected:
         raise click.exceptions.Exit(Exit.PROBLEMS)
 
@@ -329,8 +375,8 @@ def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None
         bfa checkpoint --out checkpoints/2026-11-23.note
     """
     if out is not None and str(out) == "-":
-        raise click.BadParameter("the checkpoint is printed on standard output already; "
-                                 "give a file name", param_hint="--out")
+        raise click.BadParameter(_("the checkpoint is printed on standard output already; "
+                                   "give a file name"), param_hint="--out")
     with open_ledger(home, db) as led:
         cp = led.checkpoint()
     if out:
@@ -338,9 +384,9 @@ def checkpoint(home: str | None, db: str | None, as_json: bool, out: Path | None
             write_atomic(out, cp.note, led.home.perms)
         except OSError as e:
             raise ConfigError(
-                f"the checkpoint of size {cp.size} is signed and stored, but {out} could not "
-                f"be written ({e.strerror or e}); run 'bfa checkpoint --out FILE' again to "
-                "write it") from e
+                _("the checkpoint of size {size} is signed and stored, but {file} could not "
+                  "be written ({reason}); run 'bfa checkpoint --out FILE' again to "
+                  "write it").format(size=cp.size, file=out, reason=e.strerror or e)) from e
     if as_json:
         click.echo(to_json(CheckpointView(
             origin=led.origin, size=cp.size, root_hash=cp.root.hex(),
@@ -374,12 +420,13 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
     try:
         note = against.read_text(encoding="utf-8") if against else None
     except UnicodeDecodeError as e:
-        raise click.BadParameter(f"{against}: not UTF-8 text (byte {e.start})",
-                                 param_hint="--against") from e
+        raise click.BadParameter(_("{file}: not UTF-8 text (byte {offset})").format(
+            file=against, offset=e.start), param_hint="--against") from e
     if note is not None and note.startswith("\ufeff"):  # an editor's mark, not tampering
-        raise click.BadParameter(f"{against}: starts with a byte-order mark; save the note "
-                                 "without it (UTF-8, as bfa wrote it)", param_hint="--against")
-    with open_ledger(home, db) as led, progress(led.size(), "verifying") as tick:
+        raise click.BadParameter(_("{file}: starts with a byte-order mark; save the note "
+                                   "without it (UTF-8, as bfa wrote it)").format(file=against),
+                                 param_hint="--against")
+    with open_ledger(home, db) as led, progress(led.size(), _("verifying")) as tick:
         from reconcile import verify_all  # the reconciler's state is checked too (§6.7)
 
         res = verify_all(led, since_checkpoint=since_checkpoint, derived=not skip_derived,
@@ -393,12 +440,19 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
                            for p in res.problems),
         ).model_dump(mode="json")))
     elif res.ok:
-        extra = f", extends the auditor's checkpoint of size {res.against}" if against else ""
-        click.echo(f"ok: {res.entries_checked} entries from {res.start}, "
-                   f"{res.checkpoints_checked} checkpoints{extra}")
+        if against:
+            click.echo(_("ok: {entries} entries from {start}, {checkpoints} checkpoints, "
+                         "extends the auditor's checkpoint of size {size}").format(
+                entries=res.entries_checked, start=res.start,
+                checkpoints=res.checkpoints_checked, size=res.against))
+        else:
+            click.echo(_("ok: {entries} entries from {start}, {checkpoints} checkpoints").format(
+                entries=res.entries_checked, start=res.start,
+                checkpoints=res.checkpoints_checked))
     else:
         for p in res.problems:
-            click.echo(f"FAIL [{p.code}] {p.message}", err=True)
+            click.echo(_("FAIL [{code}] {message}").format(code=p.code, message=p.message),
+                       err=True)
     if not res.ok:
         raise click.exceptions.Exit(Exit.INTEGRITY)
 
@@ -427,13 +481,14 @@ def prove(home: str | None, db: str | None, as_json: bool, record_id: str | None
     """
     if consistency is not None:
         if domain is not None:
-            raise click.UsageError("--domain goes with a RECORD_ID, not with --consistency")
+            raise click.UsageError(_("--domain goes with a RECORD_ID, not with --consistency"))
         if record_id is not None:  # 'bfa prove --consistency OLD NEW': NEW lands here
             if new_size is not None or not record_id.isdigit():
-                raise click.UsageError("--consistency takes OLD_SIZE [NEW_SIZE], no RECORD_ID")
+                raise click.UsageError(
+                    _("--consistency takes OLD_SIZE [NEW_SIZE], no RECORD_ID"))
             new_size = int(record_id)
     elif new_size is not None:
-        raise click.UsageError("NEW_SIZE goes with --consistency; give one RECORD_ID")
+        raise click.UsageError(_("NEW_SIZE goes with --consistency; give one RECORD_ID"))
     with open_ledger(home, db) as led:
         if consistency is not None:
             cp = led.prove_consistency(consistency, new_size)
@@ -446,7 +501,7 @@ def prove(home: str | None, db: str | None, as_json: bool, record_id: str | None
                 click.echo(cp.to_text(), nl=False)
             return
         if record_id is None:
-            raise click.UsageError("give a RECORD_ID, or --consistency OLD_SIZE [NEW_SIZE]")
+            raise click.UsageError(_("give a RECORD_ID, or --consistency OLD_SIZE [NEW_SIZE]"))
         entry, proof = led.prove(record_id, domain)
     if as_json:
         size = int(proof.checkpoint.split("\n", 2)[1])
@@ -491,14 +546,14 @@ def show(home: str | None, db: str | None, as_json: bool, record_id: str, domain
         (printf '\\0'; bfa show BP-2026-11-000123 --entry --raw) | sha256sum
     """
     if raw and not as_entry:
-        raise click.UsageError("--raw writes the entry's leaf bytes: give --entry too")
+        raise click.UsageError(_("--raw writes the entry's leaf bytes: give --entry too"))
     if raw and (as_json or reveal):
-        raise click.UsageError("--raw writes bytes only: leave out --json and --reveal")
+        raise click.UsageError(_("--raw writes bytes only: leave out --json and --reveal"))
     if reveal and not (purpose or "").strip():
-        raise click.UsageError("--reveal needs --purpose TEXT: why the clear values are needed "
-                               "(it is logged with the reveal)")
+        raise click.UsageError(_("--reveal needs --purpose TEXT: why the clear values are "
+                                 "needed (it is logged with the reveal)"))
     if not reveal and (purpose or fields):
-        raise click.UsageError("--purpose and --fields go with --reveal")
+        raise click.UsageError(_("--purpose and --fields go with --reveal"))
     with open_ledger(home, db) as led:
         if reveal:
             assert purpose is not None
@@ -542,11 +597,12 @@ def _passphrase(path: Path | None, confirm: bool) -> str:
             return path.read_text(encoding="utf-8").splitlines()[0] if path.stat().st_size \
                 else ""
         except (OSError, UnicodeDecodeError, IndexError) as e:
-            raise click.UsageError(f"--passphrase-file {path}: cannot read it ({e})") from e
+            raise click.UsageError(_("--passphrase-file {file}: cannot read it ({reason})")
+                                   .format(file=path, reason=e)) from e
     if not sys.stdin.isatty():
-        raise click.UsageError("no terminal to ask for the passphrase: give "
-                               "--passphrase-file FILE (its first line)")
-    answer: str = click.prompt("backup passphrase (12 characters or more)",
+        raise click.UsageError(_("no terminal to ask for the passphrase: give "
+                                 "--passphrase-file FILE (its first line)"))
+    answer: str = click.prompt(_("backup passphrase (12 characters or more)"),
                                hide_input=True, confirmation_prompt=confirm)
     return answer
 
@@ -579,12 +635,14 @@ def key_backup(home: str | None, db: str | None, out: Path,
     from ledger import PRIVATE, write_atomic
 
     if out.exists() or out.is_symlink():
-        raise click.UsageError(f"{out} exists; a backup is never written over a file")
+        raise click.UsageError(_("{file} exists; a backup is never written over a file")
+                               .format(file=out))
     with open_ledger(home, db) as led:
         names, text = led.backup_keys(_passphrase(passphrase_file, confirm=True))
         write_atomic(out, text, PRIVATE)
-    click.echo(f"backed up {', '.join(names)} of ledger {led.origin} to {out} (mode 0600); "
-               "keep the passphrase apart from it")
+    click.echo(_("backed up {keys} of ledger {origin} to {file} (mode 0600); keep the "
+                 "passphrase apart from it").format(keys=", ".join(names), origin=led.origin,
+                                                    file=out))
 
 
 @key.command("restore")
@@ -611,7 +669,8 @@ def key_restore(backup: Path, home: str | None, db: str | None,
     try:
         text = backup.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise click.UsageError(f"{backup}: cannot read it ({e})") from e
+        raise click.UsageError(_("{file}: cannot read it ({reason})").format(
+            file=backup, reason=e)) from e
     keys = open_backup(text, _passphrase(passphrase_file, confirm=False), str(backup))
     target = resolve_home(home, db)
     written = restore_keys(target, keys, db)
@@ -626,10 +685,14 @@ def key_restore(backup: Path, home: str | None, db: str | None,
             path.unlink(missing_ok=True)
         raise
     names = [p.stem for p in written if p.parent.name == "keys"]
-    click.echo(f"restored {', '.join(names) or 'no key (all were there)'} of ledger "
-               f"{keys.origin} into {target.path}")
+    if names:
+        click.echo(_("restored {keys} of ledger {origin} into {home}").format(
+            keys=", ".join(names), origin=keys.origin, home=target.path))
+    else:
+        click.echo(_("restored no key (all were there) of ledger {origin} into {home}").format(
+            origin=keys.origin, home=target.path))
     for line in checks:
-        click.echo(f"  checked {line}")
+        click.echo("  " + _("checked {check}").format(check=line))
 
 
 @key.command("rotate")
@@ -666,19 +729,21 @@ def key_rotate(home: str | None, db: str | None, vault: bool, signing: bool,
         bfa key rotate --signing && bfa key export > ledger.vkey
     """
     if vault == signing:
-        raise click.UsageError("name the key to rotate: --vault or --signing (one of them)")
+        raise click.UsageError(_("name the key to rotate: --vault or --signing (one of them)"))
     with open_ledger(home, db) as led:
         if vault:
             old, new, n = led.rotate_vault_key(user)
-            click.echo(f"vault key rotated: {n} data key(s) re-wrapped; check value {old} -> "
-                       f"{new}; the old key is in keys/retired/; back up the new one "
-                       "('bfa key backup')")
+            click.echo(_("vault key rotated: {count} data key(s) re-wrapped; check value "
+                         "{old} -> {new}; the old key is in keys/retired/; back up the new one "
+                         "('bfa key backup')").format(count=n, old=old, new=new))
             return
         old, new, cp = led.rotate_signing_key(user)
-    click.echo(f"signing key rotated at checkpoint {cp.size} (signed by both keys)\n"
-               f"  retired: {old}\n  new:     {new}\n"
-               "give auditors the new verifier key ('bfa key export'); the old one still "
-               "checks checkpoints before the rotation; back up the new key ('bfa key backup')")
+    click.echo("\n".join([
+        _("signing key rotated at checkpoint {size} (signed by both keys)").format(size=cp.size),
+        "  " + _("retired: {key}").format(key=old),
+        "  " + _("new:     {key}").format(key=new),
+        _("give auditors the new verifier key ('bfa key export'); the old one still checks "
+          "checkpoints before the rotation; back up the new key ('bfa key backup')")]))
 
 
 @key.command("export")
@@ -719,14 +784,16 @@ def forget(home: str | None, db: str | None, person_id: str, yes: bool, user: st
     """
     if not yes:
         if sys.stdin is None or not sys.stdin.isatty():
-            raise click.UsageError("erasing needs confirmation: pass --yes when not at a terminal")
-        if not click.confirm(f"Erase the clear personal data of {person_id}? "
-                             "This cannot be undone"):
-            click.echo("nothing erased", err=True)
+            raise click.UsageError(
+                _("erasing needs confirmation: pass --yes when not at a terminal"))
+        if not click.confirm(_("Erase the clear personal data of {person}? This cannot be "
+                               "undone").format(person=person_id)):
+            click.echo(_("nothing erased"), err=True)
             raise click.exceptions.Exit(Exit.COULD_NOT_RUN)
     with open_ledger(home, db) as led:
         n = led.forget(person_id, user)
-    click.echo(f"erased {n} vault value(s); the erasure is recorded in the ledger")
+    click.echo(_("erased {count} vault value(s); the erasure is recorded in the ledger")
+               .format(count=n))
 
 
 @bfa.group()
@@ -779,8 +846,8 @@ def db_grant(home: str | None, db: str | None, role: str, duties: tuple[str, ...
             click.echo(";\n".join(sql) + ";")
             return
         led.grant(role, named, user)
-    click.echo(f"granted {role}: {', '.join(dict.fromkeys(duties))} (and nothing else; see "
-               "--print-sql)")
+    click.echo(_("granted {role}: {duties} (and nothing else; see --print-sql)").format(
+        role=role, duties=", ".join(dict.fromkeys(duties))))
 
 
 @bfa.command()

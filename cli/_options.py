@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ledger import InputError, Ledger, apply_umask
+from schemas import gettext as _
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +38,7 @@ class _Text(_StrParamType):
             text.encode("utf-8")
         except UnicodeEncodeError:
             shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            self.fail(f"'{shown}' is not valid UTF-8 text", param, ctx)
+            self.fail(_("'{text}' is not valid UTF-8 text").format(text=shown), param, ctx)
         return text
 
 
@@ -78,8 +79,10 @@ def open_ledger(home: str | None, db: str | None) -> Iterator[Ledger]:
     led = Ledger.open(home, db)
     apply_umask(led.home.perms)
     for path in led.home.loose():
-        click.echo(f"bfa: warning: {path} may be read by group or others (personal data); "
-                   f"run: chmod -R go-rwx {led.home.path}", err=True)
+        click.echo("bfa: warning: "
+                   + _("{path} may be read by group or others (personal data); "
+                       "run: chmod -R go-rwx {home}").format(path=path, home=led.home.path),
+                   err=True)
     try:
         yield led
     finally:
@@ -101,10 +104,11 @@ def as_of_day(as_of: datetime | None, period: str | None) -> date | None:
     """The day a command judges by: ``--as-of DATE``, or ``--period YYYY-MM`` (the month's
     last day); None when neither is given (the library's default: today in Shanghai)."""
     if as_of is not None and period is not None:
-        raise InputError("give --as-of or --period, not both")
+        raise InputError(_("give --as-of or --period, not both"))
     if period is None:
         return None if as_of is None else as_of.date()
     if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period, re.ASCII) or period < "0001":
-        raise InputError(f"--period {period!r} is not a month YYYY-MM (e.g. 2026-11)")
+        raise InputError(_("--period {period} is not a month YYYY-MM (e.g. 2026-11)")
+                         .format(period=repr(period)))
     year, month = int(period[:4]), int(period[5:])
     return date(year, month, calendar.monthrange(year, month)[1])

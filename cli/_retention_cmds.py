@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,8 @@ from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, user_option
 from cli._render import table, to_json
 from ledger import printable
+from schemas import N_
+from schemas import gettext as _
 
 if TYPE_CHECKING:
     from archive import HoldResult
@@ -29,13 +31,26 @@ _POSTS = ("unit_head", "archive_head", "archive_handler", "accounting_head",
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
+def _table(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
+    """:func:`cli._render.table` of ``rows`` under translated headers: ``columns`` maps
+    each row key to its header's message id (widths are display columns of the
+    translated header, as ``table`` measures them)."""
+    heads = {key: _(msgid) for key, msgid in columns.items()}
+    return table([{heads[k]: r.get(k, "") for k in columns} for r in rows],
+                 list(heads.values()))
+
+
 def _hold_out(res: HoldResult, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(res.to_json()))
         return
-    what = "on hold" if res.action == "hold" else f"released ({res.released})"
-    click.echo(f"{res.id}: {printable(res.record['id'])} {what}, by {printable(res.user)}: "
-               f"{printable(res.reason)}")
+    fields = {"id": res.id, "record": printable(res.record["id"]),
+              "user": printable(res.user), "reason": printable(res.reason)}
+    if res.action == "hold":
+        click.echo(_("{id}: {record} on hold, by {user}: {reason}").format(**fields))
+    else:
+        click.echo(_("{id}: {record} released ({hold}), by {user}: {reason}").format(
+            hold=res.released, **fields))
 
 
 @archive_group.command("hold")
@@ -94,7 +109,7 @@ def release_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
     raise click.exceptions.Exit(Exit.CLEAN)
 
 
-_STATE_TEXT = {"held": "on hold", "break": "held by an open break", "due": "due"}
+_STATE_TEXT = {"held": N_("on hold"), "break": N_("held by an open break"), "due": N_("due")}
 
 
 @archive_group.command("due")
@@ -123,24 +138,39 @@ def due_cmd(home: str | None, db: str | None, as_json: bool, as_of: datetime | N
     if as_json:
         click.echo(to_json(rep.to_json()))
         raise click.exceptions.Exit(Exit.CLEAN)
-    click.echo(f"retention ended by {rep.as_of.isoformat()}: {len(rep.records)} record(s): "
-               f"{rep.count('due')} due, {rep.count('held')} on hold, {rep.count('break')} "
-               f"held by an open break" + (f" ({rep.disposed} disposed of already)"
-                                           if rep.disposed else ""))
+    counts = {"date": rep.as_of.isoformat(), "records": len(rep.records),
+              "due": rep.count("due"), "held": rep.count("held"), "broken": rep.count("break")}
+    if rep.disposed:
+        click.echo(_("retention ended by {date}: {records} record(s): {due} due, {held} on "
+                     "hold, {broken} held by an open break ({disposed} disposed of already)"
+                     ).format(disposed=rep.disposed, **counts))
+    else:
+        click.echo(_("retention ended by {date}: {records} record(s): {due} due, {held} on "
+                     "hold, {broken} held by an open break").format(**counts))
     if rep.records:
-        click.echo(table(rep.by_kind_year(), ["kind", "year", "due", "held", "break"]))
+        click.echo(_table(rep.by_kind_year(), {"kind": N_("kind"), "year": N_("year"),
+                                               "due": N_("due"), "held": N_("held"),
+                                               "break": N_("break")}))
         rows = [{"record": r.voucher.id, "kind": r.voucher.kind, "year": r.voucher.year,
                  "retention": r.voucher.retention, "kept": r.kept,
                  "due on": r.voucher.due.isoformat() if r.voucher.due else "",
-                 "state": _STATE_TEXT[r.state] + (f" ({', '.join(r.held_by())})"
-                                                  if r.held_by() else "")
-                 + (f", on list {r.listed}" if r.listed else "")} for r in rep.records[:50]]
+                 "state": _state(r.state, r.held_by(), r.listed)} for r in rep.records[:50]]
         click.echo("")
-        click.echo(table(rows, ["record", "kind", "year", "retention", "kept", "due on",
-                                "state"]))
+        click.echo(_table(rows, {"record": N_("record"), "kind": N_("kind"),
+                                 "year": N_("year"), "retention": N_("retention"),
+                                 "kept": N_("kept"), "due on": N_("due on"),
+                                 "state": N_("state")}))
         if len(rep.records) > 50:
-            click.echo(f"… and {len(rep.records) - 50} more (--json lists all)")
+            click.echo(_("… and {count} more (--json lists all)").format(
+                count=len(rep.records) - 50))
     raise click.exceptions.Exit(Exit.CLEAN)
+
+
+def _state(state: str, held_by: list[str], listed: str | None) -> str:
+    """A due record's state as a person reads it: with what holds it, and the disposal list
+    not executed yet that names it."""
+    text = _(_STATE_TEXT[state]) + (f" ({', '.join(held_by)})" if held_by else "")
+    return _("{state}, on list {list}").format(state=text, list=listed) if listed else text
 
 
 @archive_group.command("appraise")
@@ -173,11 +203,13 @@ def appraise_cmd(home: str | None, db: str | None, as_json: bool, user: str | No
     if as_json:
         click.echo(to_json(res.to_json()))
     else:
-        click.echo(f"appraisal {res.id} as of {res.as_of.isoformat()}: "
-                   f"{len(res.considered)} record(s) considered, {len(res.proposed)} "
-                   "proposed for disposal")
+        click.echo(_("appraisal {id} as of {date}: {considered} record(s) considered, "
+                     "{proposed} proposed for disposal").format(
+            id=res.id, date=res.as_of.isoformat(), considered=len(res.considered),
+            proposed=len(res.proposed)))
         if res.proposed:
-            click.echo(f"next: bfa archive dispose --list {res.id} --out LIST.csv")
+            click.echo(_("next: {command}").format(
+                command=f"bfa archive dispose --list {res.id} --out LIST.csv"))
     raise click.exceptions.Exit(Exit.CLEAN)
 
 
@@ -217,16 +249,18 @@ def dispose_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
     """
     if appraisal_id is not None:
         if list_id is not None or execute:
-            raise click.UsageError("--list makes a new list: give no LIST_ID and no --execute")
+            raise click.UsageError(
+                _("--list makes a new list: give no LIST_ID and no --execute"))
         if out is None:
-            raise click.UsageError("--list needs --out FILE.csv, where the list is written")
+            raise click.UsageError(
+                _("--list needs --out FILE.csv, where the list is written"))
         _make_list(home, db, as_json, user, appraisal_id, out)
         return
     if list_id is None:
-        raise click.UsageError("name a disposal list (LIST_ID), or make one with --list "
-                               "APPRAISAL_ID --out FILE.csv")
+        raise click.UsageError(_("name a disposal list (LIST_ID), or make one with --list "
+                                 "APPRAISAL_ID --out FILE.csv"))
     if out is not None:
-        raise click.UsageError("--out goes with --list APPRAISAL_ID")
+        raise click.UsageError(_("--out goes with --list APPRAISAL_ID"))
     from archive import FileStore, dispose
 
     with open_ledger(home, db) as led:
@@ -237,32 +271,46 @@ def dispose_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
     else:
         lst = res.listing
         if res.executed:
-            click.echo(f"disposed ({res.id}): {len(res.records)} record(s) of {lst.id}; "
-                       f"{len(res.deleted)} file(s) deleted, {len(res.absent)} absent "
-                       f"already, {len(res.kept)} kept")
+            click.echo(_("disposed ({id}): {records} record(s) of {list}; {deleted} file(s) "
+                         "deleted, {absent} absent already, {kept} kept").format(
+                id=res.id, records=len(res.records), list=lst.id, deleted=len(res.deleted),
+                absent=len(res.absent), kept=len(res.kept)))
         else:
-            click.echo(f"disposal list {lst.id} (appraisal {lst.appraisal}): "
-                       f"{len(lst.rows)} record(s)"
-                       + (f", executed ({lst.executed[0]})" if lst.executed else ""))
+            if lst.executed:
+                click.echo(_("disposal list {id} (appraisal {appraisal}): {records} "
+                             "record(s), executed ({disposal})").format(
+                    id=lst.id, appraisal=lst.appraisal, records=len(lst.rows),
+                    disposal=lst.executed[0]))
+            else:
+                click.echo(_("disposal list {id} (appraisal {appraisal}): {records} "
+                             "record(s)").format(id=lst.id, appraisal=lst.appraisal,
+                                                 records=len(lst.rows)))
             signs = [{"post": p, "title": s.to_json()["title"] if s else "",
                       "signed by": s.user if s else "-", "entry": s.seq if s else ""}
                      for p, s in ((p, lst.signed(p)) for p in lst.posts)]
-            click.echo(table(signs, ["post", "title", "signed by", "entry"]))
+            click.echo(_table(signs, {"post": N_("post"), "title": N_("title"),
+                                      "signed by": N_("signed by"), "entry": N_("entry")}))
             if not lst.executed:
-                click.echo(f"as of {res.as_of.isoformat()} it would dispose of "
-                           f"{len(res.records)} record(s), delete {len(res.deleted)} "
-                           f"file(s) and keep {len(res.kept)}")
+                click.echo(_("as of {date} it would dispose of {records} record(s), delete "
+                             "{deleted} file(s) and keep {kept}").format(
+                    date=res.as_of.isoformat(), records=len(res.records),
+                    deleted=len(res.deleted), kept=len(res.kept)))
         for v, why in res.retained:
-            click.echo(f"  record {printable(v.id)} retained: {printable(why)}")
+            click.echo("  " + _("record {id} retained: {why}").format(
+                id=printable(v.id), why=printable(why)))
         for sha, why in res.kept:
-            click.echo(f"  file {sha[:16]}… kept: {printable(why)}")
+            click.echo("  " + _("file {sha}… kept: {why}").format(sha=sha[:16],
+                                                                why=printable(why)))
         if not res.executed and not lst.executed:
-            click.echo("nothing deleted: " + (
-                f"still to sign: {', '.join(lst.missing)}" if lst.missing
-                else f"run 'bfa archive dispose {lst.id} --execute'"))
+            if lst.missing:
+                click.echo(_("nothing deleted: still to sign: {posts}").format(
+                    posts=", ".join(lst.missing)))
+            else:
+                click.echo(_("nothing deleted: run '{command}'").format(
+                    command=f"bfa archive dispose {lst.id} --execute"))
     for path in res.leftovers:  # the tombstone lists it as deleted: finish by hand
-        click.echo(f"bfa: warning: {path} could not be deleted after the disposal was "
-                   "recorded; delete it by hand", err=True)
+        click.echo(_("bfa: warning: {path} could not be deleted after the disposal was "
+                     "recorded; delete it by hand").format(path=path), err=True)
     raise click.exceptions.Exit(Exit.PROBLEMS if res.leftovers else Exit.CLEAN)
 
 
@@ -275,10 +323,13 @@ def _make_list(home: str | None, db: str | None, as_json: bool, user: str | None
     if as_json:
         click.echo(to_json(res.to_json()))
     else:
-        click.echo(f"disposal list {res.id}: {len(res.rows)} record(s) written to {res.out} "
-                   f"(sha256 {res.digest})")
-        click.echo(f"to sign, each by a different person: {', '.join(res.posts)}")
-        click.echo(f"next: bfa archive signoff {res.id} --post POST")
+        click.echo(_("disposal list {id}: {records} record(s) written to {out} "
+                     "(sha256 {digest})").format(id=res.id, records=len(res.rows),
+                                                 out=res.out, digest=res.digest))
+        click.echo(_("to sign, each by a different person: {posts}").format(
+            posts=", ".join(res.posts)))
+        click.echo(_("next: {command}").format(
+            command=f"bfa archive signoff {res.id} --post POST"))
     raise click.exceptions.Exit(Exit.CLEAN)
 
 
@@ -314,8 +365,9 @@ def signoff_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
         click.echo(to_json({**res.to_json(), "list": lst.id, "missing": lst.missing}))
     else:
         title = res.to_json()["title"]
-        click.echo(f"{lst.id}: signed as {post} ({title}) by {printable(res.user)} "
-                   f"(entry {res.seq})")
-        click.echo(f"still to sign: {', '.join(lst.missing)}" if lst.missing else
-                   f"every post signed: bfa archive dispose {lst.id} --execute")
+        click.echo(_("{list}: signed as {post} ({title}) by {user} (entry {seq})").format(
+            list=lst.id, post=post, title=title, user=printable(res.user), seq=res.seq))
+        click.echo(_("still to sign: {posts}").format(posts=", ".join(lst.missing))
+                   if lst.missing else _("every post signed: {command}").format(
+                       command=f"bfa archive dispose {lst.id} --execute"))
     raise click.exceptions.Exit(Exit.CLEAN)

@@ -66,6 +66,7 @@ from ledger._home import (
     join_home,
     resolve_home,
     set_bank_account,
+    set_home_language,
 )
 from ledger._identity import Actor
 from ledger._ingest import FileReport, ProgressFn, VoucherStore
@@ -174,6 +175,7 @@ __all__ = [
     "restore_keys",
     "scratch_ledger",
     "set_bank_account",
+    "set_home_language",
     "sign_note",
     "verify_consistency",
     "verify_inclusion",

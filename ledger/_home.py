@@ -37,10 +37,11 @@ from ledger._files import (
     write_atomic,
 )
 from ledger._note import Signer, Verifier
+from schemas import LANGUAGES
 
 DEFAULT_HOME = ".bfa"
 _ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*")
-_CONFIG_KEYS = ("origin", "database_url", "group", "archive")
+_CONFIG_KEYS = ("origin", "database_url", "group", "archive", "lang")
 _BANK_ACCOUNTS = "bank_accounts"
 FUND_ACCOUNTS = ("income", "expenditure", "fiscal_special")
 _REGION_RE = re.compile(r"[0-9]{6}")
@@ -76,6 +77,9 @@ class Home:
     ``archive``, which ``bfa init --from`` sets to the source home's); None: in the home."""
     bank_accounts: tuple[BankAccount, ...] = ()
     """``config.json``'s ``bank_accounts``, by account number."""
+    lang: str | None = None
+    """``config.json``'s ``lang``: the language people read this home's output in
+    (``zh_CN`` or ``en``); None: the locale's."""
 
     def bank_account(self, number: str) -> BankAccount | None:
         return next((a for a in self.bank_accounts if a.number == number), None)
@@ -203,6 +207,7 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
         vault_key_path=Path(os.environ.get("BFA_VAULT_KEY") or keys / "vault.key"),
         archive_path=Path(str(shared)).expanduser() if shared else None,
         bank_accounts=_bank_accounts(config.get(_BANK_ACCOUNTS)),
+        lang=str(config["lang"]) if config.get("lang") else None,
     )
 
 
@@ -252,6 +257,23 @@ def set_bank_account(home: Home, account: BankAccount | str, *, remove: bool = F
     return resolve_home(str(home.path), home.db_url)
 
 
+def set_home_language(home: Home, lang: str | None) -> Home:
+    """Set (or, with None, remove) ``config.json``'s ``lang``, written whole or not at
+    all; returns the home as it now is."""
+    if lang is not None and lang not in LANGUAGES:
+        raise ConfigError(f"language {printable(lang)!r} is not one of {', '.join(LANGUAGES)}")
+    cfg_file = home.path / "config.json"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{home.path}: no config.json (run 'bfa init' first)")
+    loaded = _check_config(cfg_file, json.loads(cfg_file.read_text(encoding="utf-8")))
+    loaded = {k: v for k, v in loaded.items() if k != "lang"}
+    if lang is not None:
+        loaded["lang"] = lang
+    write_atomic(cfg_file, json.dumps(loaded, indent=2, ensure_ascii=False) + "\n",
+                 home.perms)
+    return resolve_home(str(home.path), home.db_url)
+
+
 def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
     """``config.json`` as FORMAT.md §5.4 gives it: an object with ``origin`` and,
     optionally, ``database_url``, both strings; anything else is refused by name (a
@@ -284,6 +306,9 @@ def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
         value = loaded.get(key)
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{cfg_file}: {key} must be a string")
+    if loaded.get("lang") is not None and loaded["lang"] not in LANGUAGES:
+        raise ConfigError(f"{cfg_file}: lang {printable(str(loaded['lang']))!r} is not one of "
+                          f"{', '.join(LANGUAGES)}")
     origin = loaded.get("origin")
     if not origin:
         raise ConfigError(f"{cfg_file}: no origin (the ledger's name, set by 'bfa init')")

@@ -87,15 +87,19 @@ from reconcile.reports._render import (
     render_json,
     render_text,
 )
+from reconcile.reports._labels import code_label, label
 from reconcile.reports._report import (
     SEVERITY,
     Break,
     Expected,
+    Msg,
     Report,
     RunInfo,
     Summary,
     break_id,
     integrity_break,
+    msg,
+    render_message,
 )
 from reconcile.workflow._trace import Trace, trace
 from reconcile.workflow._workflow import (
@@ -133,6 +137,7 @@ __all__ = [
     "Defect",
     "Deriver",
     "Expected",
+    "Msg",
     "FixityFailure",
     "NightlyLockedError",
     "NightlyResult",
@@ -150,6 +155,7 @@ __all__ = [
     "assign_break",
     "bank_reconciliation",
     "break_id",
+    "code_label",
     "cancel_withdrawal",
     "defect_state",
     "fixity_state",
@@ -162,9 +168,11 @@ __all__ = [
     "ingest_statement",
     "ingest_statements",
     "integrity_break",
+    "label",
     "list_breaks",
     "load_rules",
     "matched_with",
+    "msg",
     "parse_yuan",
     "reconcile_and_track",
     "reconciled",
@@ -174,6 +182,7 @@ __all__ = [
     "render_csv",
     "render_html",
     "render_json",
+    "render_message",
     "render_text",
     "reopen_break",
     "request_withdrawal",

@@ -34,6 +34,18 @@ from schemas._export import (
     generate_json_schemas,
     write_json_schemas,
 )
+from schemas._i18n import (
+    LANGUAGES,
+    N_,
+    current_language,
+    gettext,
+    language,
+    language_from_env,
+    ngettext,
+    parse_language,
+    set_language,
+    translated,
+)
 from schemas._interchange import (
     PARTY_FIELDS,
     PERSONAL_FIELDS,
@@ -119,7 +131,9 @@ from schemas._types import (
 
 __all__ = [
     "JSON_SCHEMA_DIR",
+    "LANGUAGES",
     "LEDGER_DOCUMENTS",
+    "N_",
     "PARTY_FIELDS",
     "PERSONAL_FIELDS",
     "RECORD_TYPES",
@@ -190,13 +204,21 @@ __all__ = [
     "VerifyReport",
     "VoucherDefect",
     "check_json_schemas",
+    "current_language",
     "domain_of",
     "generate_json_schemas",
+    "gettext",
     "kind_of",
+    "language",
+    "language_from_env",
+    "ngettext",
+    "parse_language",
     "parse_record",
     "parse_record_json",
     "record_payload",
+    "set_language",
     "to_date",
     "to_datetime",
+    "translated",
     "write_json_schemas",
 ]

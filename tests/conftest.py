@@ -24,6 +24,25 @@ from tests._vectors import vectors_dir
 BACKENDS = [b for b in os.environ.get("BFA_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
 
+# the tests read English unless they ask for Chinese: the locale of the machine running
+# them must not decide (bfa follows LC_ALL/LANG, cli/_i18n.py); subprocesses inherit it
+os.environ["LC_ALL"] = "C.UTF-8"
+for _var in ("BFA_LANG", "LANGUAGE"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test() -> Iterator[None]:
+    """A test that switched the language (``bfa --lang zh_CN`` through CliRunner, or
+    ``schemas.set_language``) leaves the next one in the locale's (English)."""
+    yield
+    import schemas
+    from cli import _i18n
+
+    schemas.set_language(None)
+    _i18n.use("en")
+
+
 @pytest.fixture(autouse=True)
 def _labels_stand_for_identities(request: pytest.FixtureRequest,
                                  monkeypatch: pytest.MonkeyPatch) -> None:

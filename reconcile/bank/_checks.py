@@ -31,7 +31,7 @@ from ledger import decode_leaf, entries
 from reconcile.bank._records import current_movements
 from reconcile.matching import _tables as t
 from reconcile.matching._units import epoch_day, fen, money
-from reconcile.reports._report import Break
+from reconcile.reports._report import Break, msg
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,10 @@ def statement_breaks(conn: Connection, rules: Any, as_of: date | None) -> list[B
                 "STATEMENT_BALANCE_BREAK", (st.id,),
                 {"opening": st.opening, "entries": st.net, "closing": st.closing},
                 "closing_balance",
-                f"statement {st.id}: opening {money(st.opening)} + entries {money(st.net)} = "
-                f"{money(st.opening + st.net)}, closing {money(st.closing)}", abs(diff)))
+                msg("statement {statement}: opening {opening} + entries {entries} = {sum}, "
+                    "closing {closing}", statement=st.id, opening=money(st.opening),
+                    entries=money(st.net), sum=money(st.opening + st.net),
+                    closing=money(st.closing)), abs(diff)))
     for group in by_account.values():
         ordered = sorted(group, key=StoredStatement.order_key)
         for prev, nxt in pairwise(ordered):
@@ -112,8 +114,9 @@ def statement_breaks(conn: Connection, rules: Any, as_of: date | None) -> list[B
             out.append(Break.make(
                 "STATEMENT_BALANCE_BREAK", (nxt.id, prev.id),
                 {"previous_closing": prev.closing, "opening": nxt.opening}, "opening_balance",
-                f"statement {nxt.id} opens at {money(nxt.opening)}, the previous statement "
-                f"{prev.id} of account closed at {money(prev.closing)}",
+                msg("statement {statement} opens at {opening}, the previous statement "
+                    "{previous} of account closed at {closing}", statement=nxt.id,
+                    opening=money(nxt.opening), previous=prev.id, closing=money(prev.closing)),
                 abs(prev.closing - nxt.opening)))
     out.extend(_mismatches(conn, stmts))
     return out
@@ -132,6 +135,8 @@ def _mismatches(conn: Connection, stmts: Sequence[StoredStatement]) -> list[Brea
         mid, book_amount = movs[0]
         out.append(Break.make(
             "AMOUNT_MISMATCH", (mid, sid), {"movement": book_amount, "statement": amount},
-            "amount", f"bank statement {sid} has {money(amount)} for {direction} {ref}, "
-            f"the books {money(book_amount)}", abs(book_amount - amount)))
+            "amount", msg("bank statement {statement} has {amount} for {direction} {ref}, the "
+                          "books {book}", statement=sid, amount=money(amount),
+                          direction=direction, ref=ref, book=money(book_amount)),
+            abs(book_amount - amount)))
     return out

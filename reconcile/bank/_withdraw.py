@@ -311,7 +311,8 @@ def withdrawal_breaks(ledger_store: Any, conn: Connection) -> list[Any]:
     approve`` (no such request, or the request does not list the record it corrects), or
     appended by the identity that asked for it, or by nobody a ``control.ingest`` names."""
     from ledger import ingested_by
-    from reconcile.reports._report import Break
+    from reconcile.reports._report import Break, msg
+    from schemas import N_
 
     r = t.records
     ids = [str(x) for x in conn.execute(select(r.c.record_id).where(
@@ -335,17 +336,21 @@ def withdrawal_breaks(ledger_store: Any, conn: Connection) -> list[Any]:
             target = f"finance:{entry.record.get('corrects')}"
             why = None
             if req is None:
-                why = "no withdrawal request of that id was asked for"
+                why = N_("withdrawal {record} (entry {seq}): no withdrawal request of that id was "
+                       "asked for: one identity on both sides of a control, or none")
             elif target not in (req.get("records") or ()):
-                why = f"request {req.get('id')} does not list {target}"
+                why = N_("withdrawal {record} (entry {seq}): request {request} does not list "
+                       "{target}: one identity on both sides of a control, or none")
             elif who is None:
-                why = "no control.ingest names who appended it"
+                why = N_("withdrawal {record} (entry {seq}): no control.ingest names who appended "
+                       "it: one identity on both sides of a control, or none")
             elif who.casefold() == str(req.get("user", "")).casefold():
-                why = f"{who} asked for the withdrawal and also appended it"
+                why = N_("withdrawal {record} (entry {seq}): {who} asked for the withdrawal and "
+                       "also appended it: one identity on both sides of a control, or none")
             if why is not None:
-                b = Break.make("SOD_CONFLICT", (rid,), {}, "withdrawn",
-                               f"withdrawal {rid} (entry {entry.seq}): {why}: one identity "
-                               "on both sides of a control, or none", 0,
+                m = msg(why, record=rid, seq=entry.seq, who=who or "",
+                        request=req.get("id") if req else "", target=target)
+                b = Break.make("SOD_CONFLICT", (rid,), {}, "withdrawn", m, 0,
                                key=("withdrawal", rid))
                 out.append(b.with_evidence([rid, str(entry.seq)]))
     return out

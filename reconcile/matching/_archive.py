@@ -28,6 +28,8 @@ from sqlalchemy import Connection, select
 
 from ledger import control_records
 from reconcile.matching import _tables as t
+from reconcile.reports._report import Msg, msg
+from schemas import N_
 
 SPACE = 1 << 32
 """The hash space an audit's scope is measured in: the first 32 bits of a SHA-256."""
@@ -146,18 +148,20 @@ def _superseded(conn: Connection, ids: list[str]) -> set[str]:
     return out
 
 
-AddBreak = Callable[[str, tuple[str, ...], dict[str, int], str, str], None]
+AddBreak = Callable[[str, tuple[str, ...], dict[str, int], str, Msg], None]
 
 
 def archive_breaks(conn: Connection, add: AddBreak) -> None:
     """``FIXITY_FAILURE`` per failing file and ``VOUCHER_DEFECT`` per failing voucher,
     handed to ``add(code, records, amounts, field, message)``."""
     for f in sorted(fixity_state(conn).values(), key=lambda f: f.sha256):
-        what = "has changed in" if f.state == "changed" else "is missing from"
+        what = (N_("voucher file sha256:{file}… has changed in the archive store (audit "
+                   "{audit}, {at}); put the original back with 'bfa archive restore FILE'")
+                if f.state == "changed" else
+                N_("voucher file sha256:{file}… is missing from the archive store (audit "
+                   "{audit}, {at}); put the original back with 'bfa archive restore FILE'"))
         add("FIXITY_FAILURE", tuple(sorted(f.records)), {}, "file",
-            f"voucher file sha256:{f.sha256[:16]}… {what} the archive store "
-            f"(audit {f.audit}, {f.at}); put the original back with "
-            "'bfa archive restore FILE'")
+            msg(what, file=f.sha256[:16], audit=f.audit, at=f.at))
     defects = defect_state(conn)
     corrected = _superseded(conn, sorted(defects))
     for d in sorted(defects.values(), key=lambda d: d.record):
@@ -167,5 +171,5 @@ def archive_breaks(conn: Connection, add: AddBreak) -> None:
             str(x.get("detail")) if x.get("property") == d.property
             else f"{x.get('property')}: {x.get('detail')}" for x in d.findings) or "failed"
         add("VOUCHER_DEFECT", (d.record,), {}, d.property,
-            f"voucher {d.record} fails the 四性 check on {d.property}: {reasons} "
-            f"(check {d.check})")
+            msg("voucher {record} fails the 四性 check on {property}: {reasons} (check {check})",
+                record=d.record, property=d.property, reasons=reasons, check=d.check))

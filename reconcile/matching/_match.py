@@ -100,6 +100,7 @@ from sqlalchemy.sql.selectable import CompoundSelect, LateralFromClause, Subquer
 from ledger import Store
 from reconcile.matching import _tables as t
 from reconcile.matching._rules import Rules
+from schemas import N_
 
 R, E, M, A, V, VR, P = (t.records, t.events, t.movements, t.allocations, t.vouchers,
                         t.voucher_refs, t.person_events)
@@ -803,14 +804,14 @@ class Matcher:
         sweep = M.c.kind == "sweep"
         rules = [
             (and_(M.c.kind == "payment", fa == "income"), "fund_account",
-             "the income account pays out only by a sweep to fiscal_special, a refund or a "
-             "transfer out"),
+             N_("the income account pays out only by a sweep to fiscal_special, a refund or a "
+             "transfer out")),
             (and_(sweep, fr == "income", or_(to.is_(None), to != "fiscal_special")), "to_account",
-             "the income account sweeps only to fiscal_special"),
+             N_("the income account sweeps only to fiscal_special")),
             (and_(M.c.kind == "collection", fa == "expenditure"), "fund_account",
-             "the expenditure account receives only from fiscal_special or by a return"),
+             N_("the expenditure account receives only from fiscal_special or by a return")),
             (and_(sweep, to == "expenditure", or_(fr.is_(None), fr != "fiscal_special")),
-             "from_account", "the expenditure account receives only from fiscal_special"),
+             "from_account", N_("the expenditure account receives only from fiscal_special")),
         ]
         fld = case(*[(cond, f) for cond, f, _ in rules], else_=None)
         reason = case(*[(cond, why) for cond, _, why in rules], else_=None)

@@ -38,7 +38,7 @@ from reconcile.matching._refresh import refresh
 from reconcile.matching._rules import Rules, load_rules
 from reconcile.matching._state import ids_digest, last_run
 from reconcile.matching._units import day_date, epoch_day, money
-from reconcile.reports._report import Break, Expected, Report, RunInfo, integrity_break
+from reconcile.reports._report import Break, Expected, Msg, Report, RunInfo, integrity_break, msg
 from reconcile.workflow._sod import sod_breaks
 from reconcile.workflow._workflow import (
     Applied,
@@ -46,6 +46,7 @@ from reconcile.workflow._workflow import (
     looked_back,
     present_mismatch,
 )
+from schemas import N_
 
 EVIDENCE_PART = 4000
 """Breaks per part when PostgreSQL's look-ups run beside the building (:func:`_with_evidence`)."""
@@ -145,7 +146,8 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
                 ready.append(integrity_break(found.mismatch, None))
             hidden = present_mismatch(ledger.store, conn) if track else None
             if hidden is not None:  # this run marks its own breaks present again
-                ready.append(integrity_break(f"{hidden}; this run restored it", None))
+                ready.append(integrity_break(msg("{detail}; this run restored it",
+                                                 detail=hidden), None))
             breaks = _with_evidence(conn, judge.breaks, ready)
             run = RunInfo(
                 as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
@@ -165,7 +167,7 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
     return report, applied
 
 
-_Pending = tuple[str, tuple[str, ...], dict[str, int], str, str, int, "tuple[str, ...] | None"]
+_Pending = tuple[str, tuple[str, ...], dict[str, int], str, Msg, int, "tuple[str, ...] | None"]
 """A break's :meth:`Break.make` arguments, kept until its evidence is known."""
 
 
@@ -179,20 +181,21 @@ class _Judge:
         self.expected: list[Expected] = []
 
     def add_break(self, code: str, records: tuple[str, ...], amounts: dict[str, int],
-                  field: str, message: str, at_risk_fen: int = 0,
+                  field: str, message: Msg, at_risk_fen: int = 0,
                   key: tuple[str, ...] | None = None) -> None:
         """A break, kept as :meth:`Break.make` arguments: it is built once, with its
         evidence, by :func:`_with_evidence`."""
         self.breaks.append((code, records, amounts, field, message, at_risk_fen, key))
 
     def windowed(self, until_day: int, code: str, records: tuple[str, ...],
-                 amounts: dict[str, int], field: str, message: str, at_risk: int,
+                 amounts: dict[str, int], field: str, message: Msg, at_risk: int,
                  key: tuple[str, ...] | None = None) -> None:
         if self.as_of_day <= until_day:
             until = day_date(until_day).isoformat()
             self.expected.append(Expected(
                 code=code, records=records, amounts={k: money(v) for k, v in amounts.items()},
-                field=field, until=until, message=f"{message} (window until {until})"))
+                field=field, until=until, message=f"{message.english()} (window until {until})",
+                template=message.template, params=dict(message.params)))
         else:
             self.add_break(code, records, amounts, field, message, at_risk, key)
 
@@ -213,49 +216,60 @@ def _collect(f: Findings, j: _Judge) -> None:
             j.add_break(
                 "RETURNED_PAYMENT", (rid, *_ids(ev.returns)),
                 {"event": amount, "returned": ev.returned, "settled": total}, "returns",
-                f"{kind} {rid}: {money(ev.returned)} came back from the bank and "
-                f"{money(amount - total)} has not been paid again", amount - total)
+                msg("{kind} {record}: {returned} came back from the bank and {unpaid} has "
+                    "not been paid again", kind=kind, record=rid, returned=money(ev.returned),
+                    unpaid=money(amount - total)), amount - total)
         elif total == 0:
             j.windowed(window, "UNSETTLED_EVENT", (rid,), {"event": amount},
-                       "amount", f"{kind} {rid} of {money(amount)} has no movement settling it",
-                       amount)
+                       "amount", msg("{kind} {record} of {amount} has no movement settling it",
+                                     kind=kind, record=rid, amount=money(amount)), amount)
         elif not settled and total < amount:
             j.windowed(window, "AMOUNT_MISMATCH", records, amounts, "amount",
-                       f"allocated {money(total)}, event {money(amount)}", amount - total)
+                       _allocated(total, amount), amount - total)
         elif not settled:
             j.add_break(
-                "AMOUNT_MISMATCH", records, amounts, "amount",
-                f"allocated {money(total)}, event {money(amount)}", total - amount)
+                "AMOUNT_MISMATCH", records, amounts, "amount", _allocated(total, amount),
+                total - amount)
         elif ev.due_day is not None and ev.last_day is not None:
             j.add_break(
                 "LATE_SETTLEMENT", records, {"event": amount}, "value_date",
-                f"{kind} {rid} due {day_date(ev.due_day)} was settled on "
-                f"{day_date(ev.last_day)}, {ev.last_day - ev.due_day} days later (allowed "
-                f"{r.late_for(kind)})")
+                msg("{kind} {record} due {due} was settled on {settled}, {days} days later "
+                    "(allowed {allowed})", kind=kind, record=rid, due=day_date(ev.due_day),
+                    settled=day_date(ev.last_day), days=ev.last_day - ev.due_day,
+                    allowed=r.late_for(kind)))
     for mm in f.movement_mismatches:
         j.add_break(
             "AMOUNT_MISMATCH", (mm.record_id,), {"movement": mm.amount,
                                                  "allocated": mm.allocated},
-            "allocations", f"allocations add up to {money(mm.allocated)}, movement "
-            f"{money(mm.amount)}", abs(mm.amount - mm.allocated))
+            "allocations", msg("allocations add up to {allocated}, movement {amount}",
+                               allocated=money(mm.allocated), amount=money(mm.amount)),
+            abs(mm.amount - mm.allocated))
     for o in f.orphans:
-        why = ("its allocations name no event in the ledger" if o.allocated
-               else "it is unallocated and matches no event")
+        why = (N_("{kind} {record} of {amount}: its allocations name no event in the ledger")
+               if o.allocated else
+               N_("{kind} {record} of {amount}: it is unallocated and matches no event"))
         j.windowed(o.value_day + r.orphan_days, "ORPHAN_MOVEMENT", (o.record_id,),
                    {"movement": o.amount}, "allocations",
-                   f"{o.kind} {o.record_id} of {money(o.amount)}: {why}", o.amount)
+                   msg(why, kind=o.kind, record=o.record_id, amount=money(o.amount)), o.amount)
     for a in f.ambiguous:
         cands = _ids(a.events)
         listed = f"{', '.join(cands[:10])}{' ...' if len(cands) > 10 else ''}"
-        why = (f"matches {a.n} events equally well: {listed}" if a.n > 1 else
-               f"matches {listed}, which another unallocated movement matches too")
+        why = (N_("unallocated {record} of {amount} matches {n} events equally well: {events}")
+               if a.n > 1 else N_("unallocated {record} of {amount} matches {events}, which "
+                                  "another unallocated movement matches too"))
         j.add_break(
             "AMBIGUOUS_MATCH", (a.record_id, *cands), {"movement": a.amount}, "allocations",
-            f"unallocated {a.record_id} of {money(a.amount)} {why}", a.amount)
+            msg(why, record=a.record_id, amount=money(a.amount), n=a.n, events=listed),
+            a.amount)
     for mv in f.missing_vouchers:
         j.windowed(mv.occurred_day + r.voucher_days, "MISSING_VOUCHER", (mv.record_id,), {},
-                   "refs", f"{mv.domain}.{mv.kind} {mv.record_id} has no "
-                   f"{', '.join(_ids(mv.missing))}", 0)
+                   "refs", msg("{type} {record} has no {vouchers}", type=mv.domain + "." + mv.kind,
+                               record=mv.record_id, vouchers=", ".join(_ids(mv.missing))), 0)
+
+
+def _allocated(total: int, amount: int) -> Msg:
+    return msg("allocated {allocated}, event {event}", allocated=money(total),
+               event=money(amount))
 
 
 def _month_end(month: str) -> int:
@@ -271,30 +285,35 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
         ids = _ids(d.events)
         j.add_break(
             "DUPLICATE_PAYMENT", ids, {"paid": d.total, "largest": d.largest}, "period",
-            f"{d.n} benefit payments for one person, {d.insurance} {d.period}: "
-            f"{', '.join(ids)}", d.total - d.largest)
+            msg("{n} benefit payments for one person, {insurance} {period}: {records}",
+                n=d.n, insurance=d.insurance, period=d.period, records=", ".join(ids)),
+            d.total - d.largest)
     for at in f.after_termination:
         tids = _ids(at.terminations)
         j.add_break(
             "PAYMENT_AFTER_TERMINATION", (at.record_id, *tids), {"event": at.amount}, "period",
-            f"benefit_payment {at.record_id} for {at.period}, but {', '.join(tids)} ended the "
-            f"benefit from {at.from_period}", at.amount)
+            msg("benefit_payment {record} for {period}, but {terminations} ended the benefit "
+                "from {from_period}", record=at.record_id, period=at.period,
+                terminations=", ".join(tids), from_period=at.from_period), at.amount)
     for pm in f.payee_mismatches:
         aids = _ids(pm.approvals)
         j.add_break(
             "PAYEE_MISMATCH", (pm.record_id, *aids), {"event": pm.amount}, "account",
-            f"benefit_payment {pm.record_id} pays an account other than the one approved in "
-            f"{', '.join(aids)} (in force from {pm.start})", pm.amount)
+            msg("benefit_payment {record} pays an account other than the one approved in "
+                "{approvals} (in force from {start})", record=pm.record_id,
+                approvals=", ".join(aids), start=pm.start), pm.amount)
     for av in f.account_rule_violations:
         j.add_break(
             "ACCOUNT_RULE_VIOLATION", (av.record_id,), {"movement": av.amount}, av.field,
-            f"{av.kind} {av.record_id} of {money(av.amount)}: {av.reason}", av.amount)
+            msg("{kind} {record} of {amount}: {reason}", kind=av.kind, record=av.record_id,
+                amount=money(av.amount), reason=av.reason), av.amount)
     for month, in_fen, out_fen, n in found.netting:
         net = in_fen - out_fen
         j.windowed(_month_end(month) + j.rules.income_netting_days, "ACCOUNT_RULE_VIOLATION",
                    (), {"in": in_fen, "out": out_fen, "net": net}, "fund_account",
-                   f"income account {month}: {n} movements, in {money(in_fen)}, out "
-                   f"{money(out_fen)}, net {money(net)} (must net to zero each month)",
+                   msg("income account {month}: {n} movements, in {in_amount}, out "
+                       "{out_amount}, net {net} (must net to zero each month)", month=month,
+                       n=n, in_amount=money(in_fen), out_amount=money(out_fen), net=money(net)),
                    abs(net), key=("income", month))
     flagged: set[str] = set()
     for vm in f.voucher_mismatches:
@@ -304,8 +323,9 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
         j.add_break(
             "AMOUNT_MISMATCH", (vm.voucher_id, *_ids(vm.records)),
             {"voucher": vm.amount, "evidenced": vm.evidenced}, "amount",
-            f"voucher {vm.voucher_id} says {money(vm.amount)}, the {vm.domain} records it "
-            f"evidences add up to {money(vm.evidenced)}", abs(vm.amount - vm.evidenced))
+            msg("voucher {voucher} says {amount}, the {domain} records it evidences add up to "
+                "{evidenced}", voucher=vm.voucher_id, amount=money(vm.amount),
+                domain=vm.domain, evidenced=money(vm.evidenced)), abs(vm.amount - vm.evidenced))
 
 
 def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]) -> list[Break]:

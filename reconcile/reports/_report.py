@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconcile.matching._units import money
+from schemas import gettext
 
 Severity = Literal["high", "medium", "low"]
 
@@ -61,6 +64,44 @@ SEVERITY: dict[str, Severity] = {
     "LATE_SETTLEMENT": "low",
     "MISSING_VOUCHER": "low",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """A message for a person: an English template, which is its gettext id, and the
+    parameters it is filled with (``str.format`` fields). The English text is what the
+    ledger's digests and ``--json`` keep; :meth:`text` is what a reader sees."""
+
+    template: str
+    params: Mapping[str, str]
+
+    def english(self) -> str:
+        return self.template.format_map(self.params)
+
+    def text(self) -> str:
+        """In the current language (``schemas.set_language``)."""
+        return render_message(self.template, self.params, self.english())
+
+
+def msg(template: str, **params: object) -> Msg:
+    """A :class:`Msg`; each parameter is kept as text (money as a ``money`` string)."""
+    return Msg(template, {k: str(v) for k, v in params.items()})
+
+
+TRANSLATED_PARAMS = frozenset({"reason"})
+"""Parameters that are themselves English sentences from the catalog (a rule's reason)."""
+
+
+def render_message(template: str, params: Mapping[str, str], english: str) -> str:
+    """``template`` translated and filled; ``english`` when there is no template (a
+    message from before messages had one) or the translation does not fit its fields."""
+    if not template:
+        return english
+    shown = {k: gettext(v) if k in TRANSLATED_PARAMS else v for k, v in params.items()}
+    try:
+        return gettext(template).format_map(shown)
+    except (KeyError, IndexError, ValueError):
+        return english
 
 
 class _Model(BaseModel):
@@ -86,6 +127,11 @@ class Break(_Model):
     field: str
     """The interchange field at fault (``amount``, ``allocations``, ``refs`` ...)."""
     message: str
+    """In English; :meth:`text` is the reader's language."""
+    template: str = ""
+    """The message's template (its gettext id) ..."""
+    params: dict[str, str] = Field(default_factory=dict)
+    """... and the values it was filled with: ``message == template.format(**params)``."""
     amount_at_risk: str = "0.00"
     """Money string: what this finding puts at risk (see the module docstring)."""
     evidence: str = ""
@@ -105,17 +151,25 @@ class Break(_Model):
 
     @classmethod
     def make(cls, code: str, records: tuple[str, ...], amounts: dict[str, int], field: str,
-             message: str, at_risk_fen: int = 0, key: tuple[str, ...] | None = None,
+             message: Msg | str, at_risk_fen: int = 0, key: tuple[str, ...] | None = None,
              entry_hashes: list[str] | None = None, occurred_on: str | None = None) -> Break:
         """A break; its id covers ``key`` instead of ``records`` when one is given; with
         ``entry_hashes`` (those of its records), its ``evidence`` too."""
         shown = {k: money(v) for k, v in amounts.items()}
+        # words with no template (a caller of the library's own) are shown as they are
+        english = message if isinstance(message, str) else message.english()
+        message = Msg("", {}) if isinstance(message, str) else message
         return cls(id=break_id(code, field, records if key is None else key), code=code,
                    severity=SEVERITY[code], records=records, amounts=shown, field=field,
-                   message=message, amount_at_risk=money(at_risk_fen), at_risk_fen=at_risk_fen,
+                   message=english, template=message.template, params=dict(message.params),
+                   amount_at_risk=money(at_risk_fen), at_risk_fen=at_risk_fen,
                    key=key, occurred_on=occurred_on,
                    evidence="" if entry_hashes is None else _digest(
-                       code, field, shown, records, message, entry_hashes))
+                       code, field, shown, records, english, entry_hashes))
+
+    def text(self) -> str:
+        """The message in the reader's language."""
+        return render_message(self.template, self.params, self.message)
 
     def with_evidence(self, entry_hashes: list[str]) -> Break:
         """This break with ``evidence`` computed over the given entry hashes."""
@@ -137,7 +191,7 @@ def _digest(code: str, field: str, amounts: dict[str, str], records: tuple[str, 
     return hashlib.sha256(material).hexdigest()
 
 
-def integrity_break(message: str, seq: int | None) -> Break:
+def integrity_break(message: Msg | str, seq: int | None) -> Break:
     """A ``LEDGER_INTEGRITY`` break (the nightly run's verification failed).
 
     Args:
@@ -149,6 +203,8 @@ def integrity_break(message: str, seq: int | None) -> Break:
     """
     field = "ledger" if seq is None else "entry"
     key = () if seq is None else (f"seq:{seq}",)
+    if isinstance(message, str):  # a verification problem, worded by the ledger
+        message = msg("{detail}", detail=message)
     b = Break.make("LEDGER_INTEGRITY", (), {}, field, message, 0, key=key)
     return b.with_evidence([] if seq is None else [str(seq)])
 
@@ -157,7 +213,8 @@ def workflow_break(bid: str, message: str) -> Break:
     """A ``LEDGER_INTEGRITY`` break: the workflow state of break ``bid`` differed from its
     ``control.break`` entries (and was restored from them). Its id is stable per break;
     its evidence covers the message."""
-    b = Break.make("LEDGER_INTEGRITY", (), {}, "workflow", message, 0, key=("workflow", bid))
+    b = Break.make("LEDGER_INTEGRITY", (), {}, "workflow", msg("{detail}", detail=message), 0,
+                   key=("workflow", bid))
     return b.with_evidence([bid])
 
 
@@ -172,6 +229,13 @@ class Expected(_Model):
     until: str
     """Last day of the window (``YYYY-MM-DD``)."""
     message: str
+    template: str = ""
+    params: dict[str, str] = Field(default_factory=dict)
+
+    def text(self) -> str:
+        """The message in the reader's language, with the end of its window."""
+        what = render_message(self.template, self.params, self.message.rsplit(" (window until", 1)[0])
+        return what + gettext(" (window until {until})").format(until=self.until)
 
 
 class RunInfo(_Model):

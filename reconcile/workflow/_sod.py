@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger import Store, control_records, entries
-from reconcile.reports._report import Break, break_id
+from reconcile.reports._report import Break, break_id, msg
+from schemas import N_
 
 CODE = "SOD_CONFLICT"
 
@@ -115,14 +116,21 @@ def sod_breaks(store: Store, conn: Connection) -> list[Break]:
                     # written outside 'bfa ingest': its ingester may be the approver
                     unknown.append(f"{rid} (entry {rseq})")
         if sides or unknown:
-            msg = f"{who} approved {bid} (entry {seq})"
-            if sides:
-                msg += f" and also {', '.join(sides)}: one identity on both sides of a control"
-            if unknown:
-                msg += (f"{';' if sides else ','} over {', '.join(unknown)}, which no "
-                        "control.ingest covers: appended outside 'bfa ingest', by someone "
-                        "unknown")
-            b = Break.make(CODE, (), {}, "approved_by", msg, 0, key=("sod", bid))
+            if sides and unknown:
+                template = N_("{who} approved {break} (entry {seq}) and also {sides}: one "
+                              "identity on both sides of a control; over {unknown}, which no "
+                              "control.ingest covers: appended outside 'bfa ingest', by someone "
+                              "unknown")
+            elif sides:
+                template = N_("{who} approved {break} (entry {seq}) and also {sides}: one "
+                              "identity on both sides of a control")
+            else:
+                template = N_("{who} approved {break} (entry {seq}), over {unknown}, which no "
+                              "control.ingest covers: appended outside 'bfa ingest', by someone "
+                              "unknown")
+            m = msg(template, who=who, seq=seq, sides=", ".join(sides),
+                    unknown=", ".join(unknown), **{"break": bid})
+            b = Break.make(CODE, (), {}, "approved_by", m, 0, key=("sod", bid))
             out.append(b.with_evidence([bid, str(seq)]))
     return out
 

@@ -80,7 +80,14 @@ from ledger import (
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._state import RUN_PREFIX, ids_digest, last_run
 from reconcile.matching._units import money
-from reconcile.reports._report import SEVERITY, Break, Report, break_id, workflow_break
+from reconcile.reports._report import (
+    SEVERITY,
+    Break,
+    Report,
+    break_id,
+    render_message,
+    workflow_break,
+)
 
 Status = Literal["open", "assigned", "pending_approval", "resolved"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -127,6 +134,7 @@ break_state = Table(
     Column("last_seen", String(40), nullable=False),
     Column("updated_at", String(40), nullable=False),
     Column("id_key", Text, nullable=True),  # JSON list: what the id covers, if not records
+    Column("message_params", Text, nullable=True),  # JSON {"template", "params"} (§8.1)
     Index("ix_wf_break_state_status", "status"),
 )
 
@@ -184,6 +192,7 @@ class _Row(_Fold):
     first_seen: str = ""
     last_seen: str = ""
     id_key: str | None = None
+    message_params: str | None = None
 
     @classmethod
     def stored(cls, mapping: Any) -> _Row:
@@ -227,6 +236,20 @@ class BreakState:
     updated_at: str
     id_key: tuple[str, ...] | None = None
     """What the id covers instead of ``records`` (FORMAT.md §2.5), None when records."""
+    message_params: str | None = None
+    """JSON ``{"template": ..., "params": {...}}`` of :attr:`message` (None: English only)."""
+
+    def text(self) -> str:
+        """The message in the reader's language (English when it has no template)."""
+        if not self.message_params:
+            return self.message
+        try:
+            made = json.loads(self.message_params)
+            return render_message(str(made["template"]),
+                                  {str(k): str(v) for k, v in dict(made["params"]).items()},
+                                  self.message)
+        except (ValueError, KeyError, TypeError):
+            return self.message
 
     @property
     def needs_approval(self) -> bool:
@@ -602,6 +625,8 @@ def _snapshot(row: _Row, b: Break, seen: str) -> None:
     row.amounts = _json_amounts(b.amounts)
     row.message, row.evidence, row.present, row.last_seen = b.message, b.evidence, True, seen
     row.id_key = None if b.key is None else _json_records(list(b.key))
+    row.message_params = (_json_amounts({"template": b.template, "params": b.params})
+                          if b.template else None)
 
 
 def _annotate(report: Report, statuses: dict[str, Status],

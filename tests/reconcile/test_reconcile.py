@@ -253,8 +253,8 @@ def test_report_json_shape(led: Ledger, tmp_path: Path) -> None:
                                "amount_at_risk": "777.00", "expected": 0,
                                "amount_at_risk_resolved": "0.00"}
     assert set(data["breaks"][0]) == {"id", "code", "severity", "records", "amounts", "field",
-                                      "message", "amount_at_risk", "evidence", "status",
-                                      "assignee"}
+                                      "message", "template", "params", "amount_at_risk",
+                                      "evidence", "status", "assignee"}
     assert data["breaks"][0]["amount_at_risk"] == "777.00"
     assert len(data["breaks"][0]["evidence"]) == 64
 

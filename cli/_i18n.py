@@ -1,0 +1,156 @@
+"""The language of the ``bfa`` command line, and help texts rendered in it.
+
+The language is ``--lang`` (before the command), else ``BFA_LANG``, else the home's
+``config.json`` ``lang`` (the home of ``--home``, ``BFA_HOME`` or ``./.bfa``), else the
+locale (``LC_ALL``, ``LC_MESSAGES``, ``LANG``): :func:`choose`. Once chosen it is set for
+the whole library (``schemas.set_language``), so reports the reconciler renders come out
+in it too.
+
+Help texts stay English in the source (docstrings and ``help=``): they are the message
+ids, looked up when help is shown (:class:`Translated`). click's own words (``Usage:``,
+``Options``, its error messages) are looked up in the same catalog, by pointing click's
+modules at :func:`schemas.gettext`.
+
+English needs nothing of this: while the language is English no catalog is read and
+``schemas`` is not imported, so ``bfa --help`` stays fast (tests/cli/test_startup.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+_CLICK_MODULES = ("click.core", "click.exceptions", "click.formatting", "click.types",
+                  "click.parser", "click.decorators", "click.termui", "click.utils",
+                  "click._termui_impl")
+_chosen: list[str] = []
+_explicit: list[bool] = [False]
+
+
+def _quick(text: str | None) -> str | None:
+    """``zh_CN`` or ``en`` for a locale or language name; None for anything else
+    (``schemas.parse_language`` says the same; this one needs no import)."""
+    name = (text or "").strip().split(".", 1)[0].replace("-", "_").lower()
+    if name == "zh" or name.startswith("zh_"):
+        return "zh_CN"
+    if name in ("c", "posix", "en") or name.startswith("en_"):
+        return "en"
+    return None
+
+
+def _home_lang(argv: Sequence[str]) -> str | None:
+    """``lang`` of the home's ``config.json`` (``--home DIR`` in ``argv``, else
+    ``BFA_HOME``, else ``./.bfa``); None when there is none or it cannot be read (the
+    command itself then reports a broken configuration)."""
+    home = os.environ.get("BFA_HOME") or ".bfa"
+    for i, arg in enumerate(argv):
+        if arg == "--home" and i + 1 < len(argv):
+            home = argv[i + 1]
+        elif arg.startswith("--home="):
+            home = arg.split("=", 1)[1]
+    try:
+        loaded = json.loads((Path(home) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return _quick(loaded.get("lang")) if isinstance(loaded, dict) else None
+
+
+def choose(explicit: str | None, argv: Sequence[str]) -> str:
+    """The language to use: ``explicit`` (``--lang``/``BFA_LANG``), the home's, the
+    locale's. An ``explicit`` value that names no language bfa speaks is a usage error."""
+    if explicit:
+        lang = _quick(explicit)
+        if lang is None:
+            raise click.BadParameter(f"{explicit!r}: use zh_CN or en", param_hint="'--lang'")
+        return lang
+    lang = _home_lang(argv)
+    if lang is not None:
+        return lang
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var, "")
+        if value:
+            return _quick(value) or "en"
+    return "en"
+
+
+def use(lang: str, *, explicit: bool = False) -> None:
+    """Speak ``lang`` from now on: the library's messages and click's own words;
+    ``explicit`` when ``--lang`` or ``BFA_LANG`` chose it."""
+    _chosen[:] = [lang]
+    _explicit[0] = explicit
+    if lang == "en" and "schemas" not in sys.modules:
+        return  # nothing to translate, and the fast path imports nothing
+    import schemas
+
+    schemas.set_language(lang)
+    for name in _CLICK_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "_"):
+            setattr(module, "_", schemas.gettext)  # noqa: B010 — another module's global
+        if module is not None and hasattr(module, "ngettext"):
+            setattr(module, "ngettext", schemas.ngettext)  # noqa: B010
+
+
+def explicit() -> bool:
+    """Whether ``--lang`` or ``BFA_LANG`` chose the language of this run."""
+    return _explicit[0]
+
+
+def language() -> str:
+    """The language chosen for this run (English before :func:`use`)."""
+    return _chosen[0] if _chosen else "en"
+
+
+def tr(text: str | None) -> str | None:
+    """``text`` in the chosen language (itself in English, or when it has no translation)."""
+    if not text or language() == "en":
+        return text
+    import schemas
+
+    return schemas.gettext(text)
+
+
+def help_id(text: str) -> str:
+    """The message id of a command's help: the docstring as click shows it (indentation
+    removed, cut at a form feed)."""
+    return inspect.cleandoc(text).partition("\f")[0]
+
+
+class Translated:
+    """Mixed into bfa's click commands and groups: help shown in the chosen language.
+
+    The command's and its options' help are swapped for their translations while click
+    formats them, so click's layout (wrapping, ``\\b`` blocks, defaults) is kept."""
+
+    help: str | None
+    short_help: str | None
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if language() == "en":
+            super().format_help(ctx, formatter)  # type: ignore[misc]
+            return
+        params: list[Any] = list(ctx.command.get_params(ctx))
+        saved = [(p, getattr(p, "help", None)) for p in params]
+        own = (self.help, self.short_help)
+        try:
+            self.help = tr(help_id(self.help)) if self.help else self.help
+            for p, text in saved:
+                if text:
+                    p.help = tr(text)
+            super().format_help(ctx, formatter)  # type: ignore[misc]
+        finally:
+            self.help, self.short_help = own
+            for p, text in saved:
+                if hasattr(p, "help"):
+                    p.help = text
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        english: str = super().get_short_help_str(limit)  # type: ignore[misc]
+        return tr(english) or english

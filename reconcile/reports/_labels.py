@@ -1,0 +1,110 @@
+"""Names people read for the codes bfa works with: break codes, severities, workflow
+states, fund accounts, insurances, record kinds, domains.
+
+Codes stay what they are in JSON, CSV columns meant for machines and the ledger; a
+person reads :func:`label` (the name in the current language) or :func:`code_label`
+(a break code beside its name: ``DUPLICATE_PAYMENT 重复支付``, so a Chinese reader can
+still search the documentation and the JSON by code). Each name is a gettext message
+id marked with ``N_`` (``schemas/_i18n.py``); an unknown code is shown as itself.
+"""
+
+from __future__ import annotations
+
+from schemas import N_, current_language, gettext
+
+BREAK_CODES: dict[str, str] = {
+    "ORPHAN_MOVEMENT": N_("movement without a business event"),
+    "LEDGER_INTEGRITY": N_("ledger integrity failure"),
+    "FIXITY_FAILURE": N_("voucher file changed or missing"),
+    "SOD_CONFLICT": N_("conflict of duties"),
+    "PAYMENT_AFTER_TERMINATION": N_("payment after termination"),
+    "DUPLICATE_PAYMENT": N_("duplicate payment"),
+    "PAYEE_MISMATCH": N_("payee account differs from the approved one"),
+    "UNSETTLED_EVENT": N_("event not settled"),
+    "AMOUNT_MISMATCH": N_("amounts disagree"),
+    "AMBIGUOUS_MATCH": N_("ambiguous match"),
+    "RETURNED_PAYMENT": N_("payment returned by the bank"),
+    "ACCOUNT_RULE_VIOLATION": N_("fund account rule broken"),
+    "STATEMENT_BALANCE_BREAK": N_("bank statement does not add up"),
+    "VOUCHER_DEFECT": N_("voucher fails the 四性 check"),
+    "LATE_SETTLEMENT": N_("settled late"),
+    "MISSING_VOUCHER": N_("voucher missing"),
+}
+
+SEVERITIES = {"high": N_("high"), "medium": N_("medium"), "low": N_("low")}
+
+STATUSES = {
+    "open": N_("open"),
+    "assigned": N_("assigned"),
+    "pending_approval": N_("pending approval"),
+    "resolved": N_("resolved"),
+    "new": N_("new"),
+    "reopened": N_("reopened"),
+}
+
+FUND_ACCOUNTS = {
+    "income": N_("income account"),
+    "expenditure": N_("expenditure account"),
+    "fiscal_special": N_("fiscal special account"),
+}
+
+INSURANCES = {
+    "pension": N_("pension"),
+    "medical": N_("medical"),
+    "unemployment": N_("unemployment"),
+    "work_injury": N_("work injury"),
+    "maternity": N_("maternity"),
+    "all": N_("all insurances"),
+}
+
+DOMAINS = {"business": N_("business"), "finance": N_("finance"), "archive": N_("archive")}
+
+KINDS = {
+    "enrollment": N_("enrolment"),
+    "contribution_assessment": N_("contribution assessment"),
+    "benefit_approval": N_("benefit approval"),
+    "benefit_payment": N_("benefit payment"),
+    "refund": N_("refund"),
+    "transfer_out": N_("transfer out"),
+    "transfer_in": N_("transfer in"),
+    "termination": N_("termination"),
+    "collection": N_("collection"),
+    "payment": N_("payment"),
+    "return": N_("return"),
+    "sweep": N_("sweep"),
+    "transfer": N_("transfer"),
+    "statement": N_("bank statement"),
+    "fiscal_receipt": N_("fiscal e-receipt"),
+    "bank_slip": N_("bank slip"),
+    "accounting_voucher": N_("accounting voucher"),
+    "application_form": N_("application form"),
+    "approval_document": N_("approval document"),
+    "bank_statement": N_("bank statement file"),
+    "reconciliation_statement": N_("bank reconciliation statement"),
+}
+
+_TABLES: dict[str, dict[str, str]] = {
+    "code": BREAK_CODES, "severity": SEVERITIES, "status": STATUSES,
+    "fund_account": FUND_ACCOUNTS, "insurance": INSURANCES, "domain": DOMAINS, "kind": KINDS,
+}
+
+
+def label(table: str, value: str | None) -> str:
+    """The name of ``value`` in the current language: in English the code itself for
+    codes people type (``fund_account``, ``insurance``, ``kind``, ``status``,
+    ``severity``), in Chinese its Chinese name; break codes are named by
+    :func:`code_label`. ``value`` itself when the table has no name for it."""
+    text = "" if value is None else str(value)
+    name = _TABLES[table].get(text)
+    if name is None or (current_language() == "en" and table != "code"):
+        return text
+    return gettext(name)
+
+
+def code_label(code: str) -> str:
+    """A break code beside its name in the current language (``DUPLICATE_PAYMENT 重复支付``);
+    the code alone in English, where the code is already words."""
+    name = BREAK_CODES.get(code)
+    if name is None or current_language() == "en":
+        return code
+    return f"{code} {gettext(name)}"

@@ -1,0 +1,129 @@
+"""Which language bfa speaks (FORMAT §10.1) and that it speaks it: help, terminal output,
+break messages; JSON keeps codes, parameters and English."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import schemas
+from cli import _i18n
+from reconcile import Break, Expected, code_label, label, msg
+from tests._cli import h, invoke, ok
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("zh_CN.UTF-8", "zh_CN"), ("zh", "zh_CN"), ("zh-Hans", "zh_CN"), ("zh_TW.Big5", "zh_CN"),
+    ("en_US.UTF-8", "en"), ("C", "en"), ("POSIX", "en"), ("C.UTF-8", "en"), ("fr_FR", None),
+    ("", None)])
+def test_locale_names(text: str, lang: str | None) -> None:
+    assert schemas.parse_language(text) == lang
+
+
+def test_locale_precedence_is_posix() -> None:
+    env = {"LANG": "zh_CN.UTF-8", "LC_MESSAGES": "en_US.UTF-8"}
+    assert schemas.language_from_env(env) == "en"
+    assert schemas.language_from_env({**env, "LC_ALL": "zh_CN.UTF-8"}) == "zh_CN"
+    assert schemas.language_from_env({"LANG": "de_DE.UTF-8"}) == "en"
+    assert schemas.language_from_env({}) == "en"
+
+
+def test_choice_order_flag_env_home_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.json").write_text(json.dumps({"origin": "x.example/1", "lang": "zh_CN"}))
+    monkeypatch.setenv("LC_ALL", "en_US.UTF-8")
+    assert _i18n.choose(None, ["--home", str(home), "status"]) == "zh_CN"
+    assert _i18n.choose(None, [f"--home={home}"]) == "zh_CN"
+    assert _i18n.choose("en", ["--home", str(home)]) == "en"
+    assert _i18n.choose(None, ["--home", str(tmp_path / "none")]) == "en"
+    monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")
+    assert _i18n.choose(None, ["--home", str(tmp_path / "none")]) == "zh_CN"
+
+
+def test_help_in_chinese_and_english() -> None:
+    zh = ok("--lang", "zh_CN", "--help").stdout
+    assert "用法" in zh and HAN.search(zh.split("Commands")[0])
+    assert "reconcile" in zh  # command names stay as typed
+    en = ok("--help").stdout
+    assert "Usage:" in en and not HAN.search(en.replace("银行存款余额调节表", "")
+                                            .replace("红冲", "").replace("四性", ""))
+    sub = ok("--lang", "zh_CN", "reconcile", "--help").stdout
+    assert HAN.search(sub) and "--as-of" in sub
+    env = ok("reconcile", "--help", env={"BFA_LANG": "zh_CN"}).stdout
+    assert env == sub
+
+
+def test_unknown_language_is_a_usage_error() -> None:
+    res = invoke("--lang", "fr", "status")
+    assert res.exit_code == 2 and "--lang" in res.output
+
+
+def test_init_records_the_language_and_commands_use_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ok("init", *h(home), "--origin", "agency.example/1", "--lang", "zh_CN")
+    assert json.loads((home / "config.json").read_text())["lang"] == "zh_CN"
+    out = ok("status", *h(home)).stdout
+    assert HAN.search(out), out
+    assert not HAN.search(ok("--lang", "en", "status", *h(home)).stdout)
+    (home / "config.json").write_text(json.dumps({"origin": "agency.example/1", "lang": "fr"}))
+    res = invoke("--lang", "en", "status", *h(home))
+    assert res.exit_code == 2 and "lang" in res.output
+
+
+def test_a_break_message_is_english_in_json_and_chinese_for_a_reader() -> None:
+    b = Break.make("AMOUNT_MISMATCH", ("E1", "M1"), {"event": 100, "allocated": 73}, "amount",
+                   msg("allocated {allocated}, event {event}", allocated="0.73", event="1.00"),
+                   27)
+    data = b.model_dump(mode="json")
+    assert data["message"] == "allocated 0.73, event 1.00"
+    assert data["template"] == "allocated {allocated}, event {event}"
+    assert data["params"] == {"allocated": "0.73", "event": "1.00"}
+    assert b.text() == b.message
+    with schemas.language("zh_CN"):
+        zh = b.text()
+        assert zh != b.message and "0.73" in zh and "1.00" in zh and HAN.search(zh)
+        assert code_label("AMOUNT_MISMATCH").startswith("AMOUNT_MISMATCH ")
+        assert HAN.search(code_label("AMOUNT_MISMATCH"))
+        assert label("fund_account", "income") != "income"
+        assert label("status", "unknown-status") == "unknown-status"
+    assert code_label("AMOUNT_MISMATCH") == "AMOUNT_MISMATCH"
+    assert label("fund_account", "income") == "income"
+
+
+def test_evidence_and_ids_do_not_depend_on_the_language() -> None:
+    def make() -> Break:
+        return Break.make("LEDGER_INTEGRITY", (), {}, "ledger",
+                          msg("{detail}; this run restored it", detail="x"), 0, key=(),
+                          entry_hashes=[])
+
+    en = make()
+    with schemas.language("zh_CN"):
+        zh = make()
+    assert en == zh
+
+
+def test_a_translation_that_does_not_fit_falls_back_to_english() -> None:
+    b = Break.make("MISSING_VOUCHER", ("X",), {}, "refs", msg("no such template {a}", a="1"))
+    with schemas.language("zh_CN"):
+        assert b.text() == "no such template 1"
+    b2 = Break.make("MISSING_VOUCHER", ("X",), {}, "refs", "plain words")
+    assert b2.template == "" and b2.params == {}
+    with schemas.language("zh_CN"):
+        assert b2.text() == "plain words"
+
+
+def test_expected_items_keep_their_window_in_both_languages() -> None:
+    e = Expected(code="UNSETTLED_EVENT", records=("E1",), amounts={}, field="amount",
+                 until="2026-12-10", message="x of 1.00 (window until 2026-12-10)",
+                 template="{kind} {record} of {amount} has no movement settling it",
+                 params={"kind": "benefit_payment", "record": "E1", "amount": "1.00"})
+    assert e.text().endswith("(window until 2026-12-10)")
+    with schemas.language("zh_CN"):
+        assert "2026-12-10" in e.text() and HAN.search(e.text())
