@@ -17,6 +17,7 @@ import click
 from cli._app import bfa
 from cli._options import TEXT, home_options, json_option, open_ledger
 from cli._render import table, to_json
+from schemas import gettext as _
 
 TZ = ZoneInfo("Asia/Shanghai")
 COLUMNS = ["seq", "at", "action", "user", "target", "fields", "purpose"]
@@ -63,7 +64,7 @@ def audit_access(home: str | None, db: str | None, since: datetime | None, who: 
         bfa audit access --csv > access-2026-11.csv
     """
     if as_json and as_csv:
-        raise click.UsageError("--json and --csv are exclusive: choose one.")
+        raise click.UsageError(_("--json and --csv are exclusive: choose one."))
     with open_ledger(home, db) as led:
         events = led.access_log(since=since.date() if since else None, user=who)
     if as_json:
@@ -77,4 +78,6 @@ def audit_access(home: str | None, db: str | None, since: datetime | None, who: 
         w.writerows(rows)
         click.echo("\ufeff" + buf.getvalue(), nl=False)
         return
-    click.echo(table(rows, COLUMNS))
+    click.echo(table(rows, COLUMNS, headers={
+        "seq": _("seq"), "at": _("at"), "action": _("action"), "user": _("user"),
+        "target": _("target"), "fields": _("fields"), "purpose": _("purpose")}))

@@ -22,21 +22,26 @@ from reconcile import (
     BankReconciliation,
     archive_statements,
     bank_reconciliation,
+    label,
     parse_yuan,
     record_opening,
     statement_accounts,
     statement_csv,
     today,
 )
+from schemas import gettext as _
 
 _FUNDS = click.Choice(["income", "expenditure", "fiscal_special"])
 _FUND_NAMES = {"income": "收入户", "expenditure": "支出户", "fiscal_special": "财政专户"}
-_SHORT = {"bank_credit": "bank credits", "bank_debit": "bank debits",
-          "book_credit": "our receipts", "book_debit": "our payments"}
-_ITEM_EN = {"bank_credit": "received by the bank, not booked",
-            "bank_debit": "paid by the bank, not booked",
-            "book_credit": "booked receipts not yet at the bank",
-            "book_debit": "booked payments not yet at the bank"}
+
+
+def _item_heading(kind: str) -> str:
+    """The heading of the list of items in transit of ``kind``; ``{name}`` is its Chinese
+    name (``ITEM_NAMES``)."""
+    return {"bank_credit": _("{name} received by the bank, not booked:"),
+            "bank_debit": _("{name} paid by the bank, not booked:"),
+            "book_credit": _("{name} booked receipts not yet at the bank:"),
+            "book_debit": _("{name} booked payments not yet at the bank:")}[kind]
 
 
 def _as_of(as_of: datetime | None, period: str | None) -> date:
@@ -83,7 +88,7 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
     if ctx.invoked_subcommand is not None:
         return
     if as_json and as_csv:
-        raise InputError("give --json or --csv, not both")
+        raise InputError(_("give --json or --csv, not both"))
     day = _as_of(as_of, period)
     with open_ledger(home, db) as led:
         rep = bank_reconciliation(led, day, fund_account=fund_account,
@@ -94,7 +99,8 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
         try:
             html_file.write_text(render_bank_html(rep), encoding="utf-8")
         except OSError as e:
-            raise InputError(f"--html {html_file}: cannot write: {e.strerror or e}") from e
+            raise InputError(_("--html {file}: cannot write: {error}").format(
+                file=html_file, error=e.strerror or e)) from e
     if as_json:
         click.echo(to_json(rep.to_json()))
     elif as_csv:
@@ -135,13 +141,15 @@ def opening(home: str | None, db: str | None, as_json: bool, user: str | None,
     if as_json:
         click.echo(to_json(got.to_json()))
     else:
-        click.echo(f"opening balance of bank account {printable(got.bank_account)} at the "
-                   f"start of {got.day}: {yuan(got.amount)} (recorded as {got.id}, ledger "
-                   f"entry {got.seq}, by {printable(got.user)})")
+        click.echo(_("opening balance of bank account {account} at the start of {day}: "
+                     "{amount} (recorded as {id}, ledger entry {seq}, by {user})").format(
+            account=printable(got.bank_account), day=got.day, amount=yuan(got.amount),
+            id=got.id, seq=got.seq, user=printable(got.user)))
     if not known:
-        click.echo(f"bfa: warning: no statement of bank account {printable(got.bank_account)}"
-                   " was imported and this home does not map it (bfa bank-account list): "
-                   "is the number as on the bank's statements?", err=True)
+        click.echo("bfa: warning: " + _(
+            "no statement of bank account {account} was imported and this home does not map "
+            "it (bfa bank-account list): is the number as on the bank's statements?").format(
+            account=printable(got.bank_account)), err=True)
 
 
 def yuan(fen: int, sign: str = "¥") -> str:
@@ -157,78 +165,97 @@ def _line(label: str, fen: int | None, cols: int = 64) -> str:
 
 def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:
     """The statements for a terminal of 80 columns."""
-    out = [f"银行存款余额调节表 bank reconciliation statement, as of {rep.as_of}"]
+    out = [_("银行存款余额调节表 bank reconciliation statement, as of {as_of}").format(
+        as_of=rep.as_of)]
     if not rep.accounts:
-        where = f" of the {fund_account} account" if fund_account else ""
-        out += _wrapped(f"NOT balanced: no bank statement{where} was imported (bfa ingest "
-                        "--format camt053 …): nothing to compare the books with", "")
+        none = (_("NOT balanced: no bank statement of the {fund_account} account was imported "
+                  "(bfa ingest --format camt053 …): nothing to compare the books with")
+                if fund_account else
+                _("NOT balanced: no bank statement was imported (bfa ingest --format camt053 "
+                  "…): nothing to compare the books with"))
+        out += _wrapped(none.format(fund_account=label("fund_account", fund_account)), "")
         return "\n".join(out)
     for a in rep.accounts:
         out += ["", *_account_text(a)]
     totals = rep.totals()
     if len(rep.accounts) > 1 and totals:
-        out += ["", "按资金账户合计 per fund account (accounts that could be reconciled):"]
+        out += ["", _("按资金账户合计 per fund account (accounts that could be reconciled):")]
         for fa, tot in sorted(totals.items()):
             out.append(f"  {_FUND_NAMES.get(fa, fa)} {fa}")
-            for key, label in (("bank_balance", LABELS["bank_balance"]),
-                               ("book_balance", LABELS["book_balance"]),
-                               ("adjusted_bank", LABELS["adjusted_bank"]),
-                               ("adjusted_book", LABELS["adjusted_book"]),
-                               ("difference", LABELS["difference"])):
-                out.append(_line(f"  {label}", parse_yuan(tot[key])))
+            for key, name in (("bank_balance", LABELS["bank_balance"]),
+                              ("book_balance", LABELS["book_balance"]),
+                              ("adjusted_bank", LABELS["adjusted_bank"]),
+                              ("adjusted_book", LABELS["adjusted_book"]),
+                              ("difference", LABELS["difference"])):
+                out.append(_line(f"  {name}", parse_yuan(tot[key])))
     bad = [a for a in rep.accounts if not a.balanced]
-    out += ["", "balanced 已平衡" if not bad else
-            f"NOT balanced 不平衡: {len(bad)} of {len(rep.accounts)} bank account(s)"]
+    out += ["", _("balanced 已平衡") if not bad else
+            _("NOT balanced 不平衡: {count} of {total} bank account(s)").format(
+                count=len(bad), total=len(rep.accounts))]
     return "\n".join(out)
 
 
 def _account_text(a: AccountReconciliation) -> list[str]:
-    fa = f"{_FUND_NAMES.get(a.fund_account or '', '')} {a.fund_account or 'no fund account'}"
-    head = _wrapped(f"bank account 银行账号 {a.bank_account} ({fa.strip()}, region "
-                    f"{a.region or '-'})", "")
+    code = a.fund_account or _("no fund account")
+    fa = f"{_FUND_NAMES.get(a.fund_account or '', '')} {code}"
+    head = _wrapped(_("bank account 银行账号 {account} ({fund_account}, region {region})").format(
+        account=a.bank_account, fund_account=fa.strip(), region=a.region or "-"), "")
     if len(a.bank_accounts) > 1:
-        head += _wrapped("(these accounts serve one fund account in one region: the "
-                         "movements do not say which of them moved the money, so they are "
-                         "reconciled together)")
+        head += _wrapped(_("(these accounts serve one fund account in one region: the "
+                           "movements do not say which of them moved the money, so they are "
+                           "reconciled together)"))
     for st in a.statements:
-        head.append(f"  statement 对账单 {printable(st.id)}, closing {st.closing_date}")
+        head.append("  " + _("statement 对账单 {id}, closing {day}").format(
+            id=printable(st.id), day=st.closing_date))
     for o in a.openings:
-        head.append(f"  opening 期初余额 {yuan(o.amount)} at the start of {o.day} (ledger "
-                    f"entry {o.seq})")
+        head.append("  " + _("opening 期初余额 {amount} at the start of {day} (ledger entry "
+                             "{seq})").format(amount=yuan(o.amount), day=o.day, seq=o.seq))
     if a.problem is not None:
-        return [*head, *_wrapped(f"NOT balanced: {a.problem}")]
+        return [*head, *_wrapped(_("NOT balanced: {problem}").format(problem=a.problem))]
     sums = {k: sum(i.amount for i in a.items[k]) for k in ITEM_KINDS}
     lines = [
         *head, "",
-        _line(f"{LABELS['bank_balance']} bank balance", a.bank),
-        _line(f"+ {ITEM_NAMES['book_credit']} {_SHORT['book_credit']}", sums["book_credit"]),
-        _line(f"- {ITEM_NAMES['book_debit']} {_SHORT['book_debit']}", sums["book_debit"]),
-        _line(f"= {LABELS['adjusted_bank']} adjusted", a.adjusted_bank), "",
-        _line(f"{LABELS['book_balance']} book balance", a.book),
-        _line(f"+ {ITEM_NAMES['bank_credit']} {_SHORT['bank_credit']}", sums["bank_credit"]),
-        _line(f"- {ITEM_NAMES['bank_debit']} {_SHORT['bank_debit']}", sums["bank_debit"]),
-        _line(f"= {LABELS['adjusted_book']} adjusted", a.adjusted_book), "",
-        _line(f"{LABELS['difference']} difference", a.difference), ""]
+        _line(_("{name} bank balance").format(name=LABELS["bank_balance"]), a.bank),
+        _line(_("+ {name} our receipts").format(name=ITEM_NAMES["book_credit"]),
+              sums["book_credit"]),
+        _line(_("- {name} our payments").format(name=ITEM_NAMES["book_debit"]),
+              sums["book_debit"]),
+        _line(_("= {name} adjusted").format(name=LABELS["adjusted_bank"]), a.adjusted_bank), "",
+        _line(_("{name} book balance").format(name=LABELS["book_balance"]), a.book),
+        _line(_("+ {name} bank credits").format(name=ITEM_NAMES["bank_credit"]),
+              sums["bank_credit"]),
+        _line(_("- {name} bank debits").format(name=ITEM_NAMES["bank_debit"]),
+              sums["bank_debit"]),
+        _line(_("= {name} adjusted").format(name=LABELS["adjusted_book"]), a.adjusted_book), "",
+        _line(_("{name} difference").format(name=LABELS["difference"]), a.difference), ""]
     for k in ITEM_KINDS:
         if a.items[k]:
-            lines.append(f"  {ITEM_NAMES[k]} {_ITEM_EN[k]}:")
+            lines.append("  " + _item_heading(k).format(name=ITEM_NAMES[k]))
             lines += [_item(i.day, i.record, i.bank_ref, i.amount) for i in a.items[k]]
     if a.unexplained:
-        lines.append(f"  {LABELS['unexplained']} unexplained (same reference, another "
-                     "amount):")
+        lines.append("  " + _("{name} unexplained (same reference, another amount):").format(
+            name=LABELS["unexplained"]))
         for i in a.unexplained:
-            lines += _wrapped(f"{i.day} {i.record} bank {yuan(i.amount)}, books "
-                              f"{yuan(i.book_amount or 0)} ({i.movement or ''}, ref "
-                              f"{i.bank_ref})", "    ")
-    verdict = "balanced 已平衡" if a.balanced else (
-        f"NOT balanced 不平衡: difference {yuan(a.difference or 0)}"
-        + (f", {len(a.unexplained)} unexplained" if a.unexplained else ""))
+            lines += _wrapped(_("{day} {record} bank {amount}, books {book_amount} "
+                                "({movement}, ref {ref})").format(
+                day=i.day, record=i.record, amount=yuan(i.amount),
+                book_amount=yuan(i.book_amount or 0), movement=i.movement or "",
+                ref=i.bank_ref), "    ")
+    if a.balanced:
+        verdict = _("balanced 已平衡")
+    elif a.unexplained:
+        verdict = _("NOT balanced 不平衡: difference {difference}, {count} unexplained").format(
+            difference=yuan(a.difference or 0), count=len(a.unexplained))
+    else:
+        verdict = _("NOT balanced 不平衡: difference {difference}").format(
+            difference=yuan(a.difference or 0))
     return [*lines, f"  {verdict}"]
 
 
 def _item(day: str, record: str, ref: str, fen: int) -> str:
     money = yuan(fen)
-    text = clip(f"    {day}  {printable(record)}  ref {printable(ref)}", 64 - len(money))
+    text = clip("    " + _("{day}  {record}  ref {ref}").format(
+        day=day, record=printable(record), ref=printable(ref)), 64 - len(money))
     return f"{text}{' ' * max(2, 66 - width(text) - len(money))}{money}"
 
 
@@ -268,17 +295,23 @@ def archive_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
         click.echo(to_json({"as_of": rep.as_of, "accounts": [k.to_json() for k in kept]}))
     else:
         if not kept:
-            click.echo(f"no bank statement on or before {rep.as_of}: nothing to archive")
+            click.echo(_("no bank statement on or before {as_of}: nothing to archive").format(
+                as_of=rep.as_of))
         for k in kept:
             acct = printable(k.bank_account)
             if k.problem is not None:
-                click.echo(f"{acct}: not archived: {k.problem}")
+                click.echo(_("{account}: not archived: {problem}").format(account=acct,
+                                                                         problem=k.problem))
+                continue
+            if k.appended:
+                done = (_("{account}: archived as {id}") if k.balanced else
+                        _("{account}: archived as {id} (NOT balanced)"))
             else:
-                state = "archived" if k.appended else "already archived"
-                click.echo(f"{acct}: {state} as {k.record_id}"
-                           + ("" if k.balanced else " (NOT balanced)"))
-    done = bool(kept) and all(k.problem is None for k in kept)
-    raise click.exceptions.Exit(Exit.CLEAN if done else Exit.PROBLEMS)
+                done = (_("{account}: already archived as {id}") if k.balanced else
+                        _("{account}: already archived as {id} (NOT balanced)"))
+            click.echo(done.format(account=acct, id=k.record_id))
+    whole = bool(kept) and all(k.problem is None for k in kept)
+    raise click.exceptions.Exit(Exit.CLEAN if whole else Exit.PROBLEMS)
 
 
 @bfa.group("bank-account")
@@ -317,13 +350,16 @@ def bank_account_set(home: str | None, db: str | None, number: str, fund_account
     here = resolve_home(home, db)
     before = here.bank_account(account.number)
     set_bank_account(here, account)
-    click.echo(f"bank account {printable(account.number)}: {_FUND_NAMES[fund_account]} "
-               f"{fund_account}, region {region}")
+    click.echo(_("bank account {number}: {fund_name} {fund_account}, region {region}").format(
+        number=printable(account.number), fund_name=_FUND_NAMES[fund_account],
+        fund_account=fund_account, region=region))
     if before is not None and (before.fund_account, before.region) != (fund_account, region):
-        click.echo(f"bfa: warning: it was {before.fund_account}, region {before.region}: the "
-                   "statements imported so far keep what they were imported as, and the "
-                   "next statement moves the account's reconciliation (bfa balance) to the "
-                   "new fund account; other officers' homes keep their own map", err=True)
+        click.echo("bfa: warning: " + _(
+            "it was {fund_account}, region {region}: the statements imported so far keep what "
+            "they were imported as, and the next statement moves the account's reconciliation "
+            "(bfa balance) to the new fund account; other officers' homes keep their own "
+            "map").format(fund_account=label("fund_account", before.fund_account),
+                          region=before.region), err=True)
 
 
 @bank_account_group.command("remove")
@@ -340,7 +376,8 @@ def bank_account_remove(home: str | None, db: str | None, number: str) -> None:
     from ledger import resolve_home, set_bank_account
 
     set_bank_account(resolve_home(home, db), number.strip(), remove=True)
-    click.echo(f"bank account {printable(number.strip())} removed from this home's map")
+    click.echo(_("bank account {number} removed from this home's map").format(
+        number=printable(number.strip())))
 
 
 @bank_account_group.command("list")
@@ -361,12 +398,13 @@ def bank_account_list(home: str | None, db: str | None, as_json: bool) -> None:
         click.echo(to_json([{"number": a.number, "fund_account": a.fund_account,
                              "region": a.region} for a in accounts]))
     elif not accounts:
-        click.echo("no bank account mapped (bfa bank-account set NUMBER --fund-account F "
-                   "--region R)")
+        click.echo(_("no bank account mapped (bfa bank-account set NUMBER --fund-account F "
+                     "--region R)"))
     else:
         for a in accounts:
-            click.echo(f"{printable(a.number)}  {_FUND_NAMES[a.fund_account]} "
-                       f"{a.fund_account}  region {a.region}")
+            click.echo(_("{number}  {fund_name} {fund_account}  region {region}").format(
+                number=printable(a.number), fund_name=_FUND_NAMES[a.fund_account],
+                fund_account=a.fund_account, region=a.region))
 
 
 @bfa.group("statement")
@@ -407,9 +445,11 @@ def statement_withdraw(home: str | None, db: str | None, as_json: bool, user: st
     if as_json:
         click.echo(to_json(req.to_json()))
     else:
-        click.echo(f"withdrawal {req.id} of {printable(req.target)} asked by "
-                   f"{printable(req.user)}: {len(req.records)} record(s)")
-        click.echo(f"another officer approves it: bfa statement approve {req.id}")
+        click.echo(_("withdrawal {id} of {target} asked by {user}: {count} record(s)").format(
+            id=req.id, target=printable(req.target), user=printable(req.user),
+            count=len(req.records)))
+        click.echo(_("another officer approves it: bfa statement approve {id}").format(
+            id=req.id))
 
 
 @statement_group.command("approve")
@@ -433,10 +473,11 @@ def statement_approve(home: str | None, db: str | None, as_json: bool, user: str
     if as_json:
         click.echo(to_json({**done.request.to_json(), "withdrawn": list(done.withdrawn)}))
     else:
-        click.echo(f"{done.request.id} approved by {printable(done.request.approved_by or '')}"
-                   f": {len(done.withdrawn)} record(s) withdrawn")
-        click.echo("import the corrected statement file when you have it: bfa ingest "
-                   "--format camt053|mt940 FILE")
+        click.echo(_("{id} approved by {user}: {count} record(s) withdrawn").format(
+            id=done.request.id, user=printable(done.request.approved_by or ""),
+            count=len(done.withdrawn)))
+        click.echo(_("import the corrected statement file when you have it: bfa ingest "
+                     "--format camt053|mt940 FILE"))
 
 
 @statement_group.command("cancel")
@@ -461,7 +502,8 @@ def statement_cancel(home: str | None, db: str | None, as_json: bool, user: str 
     if as_json:
         click.echo(to_json(req.to_json()))
     else:
-        click.echo(f"{req.id} cancelled by {printable(req.cancelled_by or '')}")
+        click.echo(_("{id} cancelled by {user}").format(
+            id=req.id, user=printable(req.cancelled_by or "")))
 
 
 @statement_group.command("withdrawals")
@@ -483,11 +525,15 @@ def statement_withdrawals(home: str | None, db: str | None, as_json: bool) -> No
         click.echo(to_json([w.to_json() for w in found]))
         return
     if not found:
-        click.echo("no withdrawal was asked for")
+        click.echo(_("no withdrawal was asked for"))
     for w in found:
-        state = (f"approved by {printable(w.approved_by)}" if w.approved_by
-                 else f"cancelled by {printable(w.cancelled_by)}" if w.cancelled_by
-                 else "waiting for approval")
-        click.echo(f"{w.id}  {printable(w.target)}  asked by {printable(w.user)} "
-                   f"{local_time(w.at)}: {state}")
+        if w.approved_by:
+            line = _("{id}  {target}  asked by {user} {at}: approved by {by}")
+        elif w.cancelled_by:
+            line = _("{id}  {target}  asked by {user} {at}: cancelled by {by}")
+        else:
+            line = _("{id}  {target}  asked by {user} {at}: waiting for approval")
+        click.echo(line.format(id=w.id, target=printable(w.target), user=printable(w.user),
+                               at=local_time(w.at),
+                               by=printable(w.approved_by or w.cancelled_by or "")))
         click.echo(f"    {printable(w.reason)}")

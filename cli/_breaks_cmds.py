@@ -29,7 +29,9 @@ from reconcile import (
     Trace,
     approve_break,
     assign_break,
+    code_label,
     history,
+    label,
     list_breaks,
     reconciled,
     reopen_break,
@@ -37,6 +39,7 @@ from reconcile import (
     run_nightly,
     trace,
 )
+from schemas import gettext as _
 
 _REASON_HELP = "; ".join(f"{k}: {v}" for k, v in REASONS.items())
 
@@ -46,10 +49,26 @@ def _short(records: tuple[str, ...], n: int = 3) -> str:
 
 
 def _state_line(s: BreakState) -> str:
-    who = {"assigned": f" to {s.assignee}", "pending_approval": f" by {s.resolved_by}, "
-           "awaiting a second user's approval", "resolved": f" by {s.resolved_by}" + (
-               f", approved by {s.approved_by}" if s.approved_by else "")}.get(s.status, "")
-    return f"{s.break_id} {s.code} is now {s.status}{who} (entry {s.last_seq})"
+    if s.status == "assigned":
+        line = _("{id} {code} is now {status} to {assignee} (entry {seq})")
+    elif s.status == "pending_approval":
+        line = _("{id} {code} is now {status} by {resolved_by}, awaiting a second user's "
+                 "approval (entry {seq})")
+    elif s.status == "resolved" and s.approved_by:
+        line = _("{id} {code} is now {status} by {resolved_by}, approved by {approved_by} "
+                 "(entry {seq})")
+    elif s.status == "resolved":
+        line = _("{id} {code} is now {status} by {resolved_by} (entry {seq})")
+    else:
+        line = _("{id} {code} is now {status} (entry {seq})")
+    return line.format(id=s.break_id, code=code_label(s.code), status=label("status", s.status),
+                       assignee=s.assignee, resolved_by=s.resolved_by,
+                       approved_by=s.approved_by, seq=s.last_seq)
+
+
+def _checkpointed(covered: bool) -> str:
+    """The ``checkpointed`` column: whether the latest signed checkpoint covers an entry."""
+    return _("yes") if covered else _("not yet")
 
 
 def _done(s: BreakState, as_json: bool) -> None:
@@ -96,37 +115,42 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
         found = list_breaks(led, status, include_gone=include_gone)
         never = not found and not reconciled(led)
     if never and not as_json:
-        click.echo("no reconciliation has run yet: 'bfa reconcile' (or the nightly) finds the "
-                   "breaks", err=True)
+        click.echo(_("no reconciliation has run yet: 'bfa reconcile' (or the nightly) finds "
+                     "the breaks"), err=True)
         return
     if as_json:
         click.echo(to_json([s.to_json() for s in found]))
     else:
         cols_width = terminal_width()
-        rows = [{"id": s.break_id, "code": s.code, "severity": s.severity, "status": s.status,
+        rows = [{"id": s.break_id, "code": code_label(s.code),
+                 "severity": label("severity", s.severity), "status": label("status", s.status),
                  "assignee": s.assignee or "", "amount": yuan(next(iter(s.amounts.values()),
                                                                   "")),
-                 "gone": "" if s.present else "gone", "message": s.message} for s in found]
+                 "gone": "" if s.present else _("gone"), "message": s.text()} for s in found]
+        heads = {"id": _("id"), "code": _("code"), "severity": _("severity"),
+                 "status": _("status"), "assignee": _("assignee"), "amount": _("amount"),
+                 "gone": _("gone"), "message": _("message")}
         color = False if os.environ.get("NO_COLOR") else None  # None: only on a terminal
         if cols_width >= 140:
             cols = ["id", "code", "severity", "status", "assignee", "amount"]
             lines = table(rows, [*cols, *(["gone"] if include_gone else []), "message"],
-                          right={"amount"}, fit=cols_width).split("\n")
+                          right={"amount"}, fit=cols_width, headers=heads).split("\n")
             click.echo("\n".join(lines[:2]))
-            for line, r in zip(lines[2:], rows, strict=True):
-                click.echo(click.style(line, fg=_SEVERITY_COLOR.get(r["severity"])),
+            for line, s in zip(lines[2:], found, strict=True):
+                click.echo(click.style(line, fg=_SEVERITY_COLOR.get(s.severity)),
                            color=color)
         else:  # a narrow terminal: two lines a break
-            lines = table(rows, ["id", "code", "status", "amount"], right={"amount"}
-                          ).split("\n")
+            lines = table(rows, ["id", "code", "status", "amount"], right={"amount"},
+                          headers=heads).split("\n")
             click.echo("\n".join(lines[:2]))
-            for line, r in zip(lines[2:], rows, strict=True):
+            for line, r, s in zip(lines[2:], rows, found, strict=True):
                 click.echo(line)
                 extra = "".join(f" · {x}" for x in (
-                    f"assigned to {r['assignee']}" if r["assignee"] else "", r["gone"]) if x)
+                    _("assigned to {assignee}").format(assignee=r["assignee"])
+                    if r["assignee"] else "", r["gone"]) if x)
                 click.echo(click.style(clip(f"    {r['severity']}{extra} · "
                                             f"{printable(r['message'])}", cols_width - 1),
-                                       fg=_SEVERITY_COLOR.get(r["severity"])), color=color)
+                                       fg=_SEVERITY_COLOR.get(s.severity)), color=color)
     if any(s.status != "resolved" for s in found):
         raise click.exceptions.Exit(int(Exit.PROBLEMS))
 
@@ -151,28 +175,42 @@ def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> 
         click.echo(to_json({**state.to_json(), "history": [t.to_json() for t in steps]}))
         return
     s = state
-    click.echo(f"{s.break_id}  {s.code}  severity {s.severity}  status {s.status}"
-               + ("" if s.present else "  (no longer reported)"))
+    head = (_("{id}  {code}  severity {severity}  status {status}") if s.present else
+            _("{id}  {code}  severity {severity}  status {status}  (no longer reported)"))
+    click.echo(head.format(id=s.break_id, code=code_label(s.code),
+                           severity=label("severity", s.severity),
+                           status=label("status", s.status)))
     cols = terminal_width() - 2
-    click.echo("\n".join(wrapped(s.message, "  ", cols)))
-    for label, value in (("assigned to", s.assignee), ("reason", s.reason),
-                         ("note", s.note), ("resolved by", s.resolved_by),
-                         ("approved by", s.approved_by)):
+    click.echo("\n".join(wrapped(s.text(), "  ", cols)))
+    for line, value in ((_("assigned to: {value}"), s.assignee), (_("reason: {value}"), s.reason),
+                        (_("note: {value}"), s.note), (_("resolved by: {value}"), s.resolved_by),
+                        (_("approved by: {value}"), s.approved_by)):
         if value:
-            click.echo("\n".join(wrapped(f"{label}: {value}", "  ", cols)))
-    click.echo(f"  records: {', '.join(s.records) or '-'}")
+            click.echo("\n".join(wrapped(line.format(value=value), "  ", cols)))
+    click.echo("  " + _("records: {records}").format(records=", ".join(s.records) or "-"))
     if s.amounts:
-        click.echo("  amounts: " + ", ".join(f"{k} ¥{yuan(v)}" for k, v in s.amounts.items()))
+        click.echo("  " + _("amounts: {amounts}").format(
+            amounts=", ".join(f"{k} ¥{yuan(v)}" for k, v in s.amounts.items())))
     if s.needs_approval:
-        click.echo("  resolution needs approval by a second user (four-eyes)")
-    click.echo(f"  first seen {local_time(s.first_seen)}, last seen {local_time(s.last_seen)}")
+        click.echo("  " + _("resolution needs approval by a second user (four-eyes)"))
+    click.echo("  " + _("first seen {first}, last seen {last}").format(
+        first=local_time(s.first_seen), last=local_time(s.last_seen)))
     rows = [{"seq": t.seq, "at": local_time(t.record.get("at", "")),
              "action": t.record.get("action"),
-             "user": t.record.get("user"), "status": t.record.get("status"),
+             "user": t.record.get("user"), "status": _status(t.record.get("status")),
              "detail": " ".join(str(x) for x in (t.record.get("assignee"), t.record.get("reason"),
                                                   t.record.get("note")) if x),
-             "checkpointed": "yes" if t.covered else "not yet"} for t in steps]
-    click.echo(table(rows, ["seq", "at", "action", "user", "status", "detail", "checkpointed"]))
+             "checkpointed": _checkpointed(t.covered)} for t in steps]
+    click.echo(table(rows, ["seq", "at", "action", "user", "status", "detail", "checkpointed"],
+                     headers={"seq": _("seq"), "at": _("at"), "action": _("action"),
+                              "user": _("user"), "status": _("status"), "detail": _("detail"),
+                              "checkpointed": _("checkpointed")}))
+
+
+def _status(value: object) -> object:
+    """A workflow status from a ``control.break`` entry, named for the reader (a value
+    that is not a status, None say, as it is)."""
+    return label("status", value) if isinstance(value, str) else value
 
 
 @breaks.command("assign")
@@ -257,38 +295,53 @@ def reopen_cmd(home: str | None, db: str | None, user: str, as_json: bool, break
 
 
 def _render_trace(tr: Trace) -> str:
-    lines = [f"trail of {tr.domain} record {tr.record_id} (ledger size {tr.ledger_size}, "
-             f"latest signed checkpoint {tr.checkpoint_size})"]
+    lines = [_("trail of {domain} record {id} (ledger size {size}, latest signed checkpoint "
+               "{checkpoint})").format(domain=label("domain", tr.domain), id=tr.record_id,
+                                       size=tr.ledger_size, checkpoint=tr.checkpoint_size)]
+    roles = {"event": _("event"), "movement": _("movement"), "voucher": _("voucher"),
+             "control": _("control")}
     rows: list[dict[str, Any]] = [{
-        "role": ("*" if i.subject else "") + i.role, "kind": i.kind, "id": i.record_id,
+        "role": ("*" if i.subject else "") + roles.get(i.role, i.role),
+        "kind": label("kind", i.kind), "id": i.record_id,
         "amount": yuan(i.amount) if i.amount else "", "date": i.date or "", "seq": i.seq,
-        "entry_hash": i.entry_hash[:16], "checkpointed": "yes" if i.covered else "not yet",
-        "link": i.relation + (f"; superseded by {i.current_id}" if i.superseded else ""),
+        "entry_hash": i.entry_hash[:16], "checkpointed": _checkpointed(i.covered),
+        "link": _("{relation}; superseded by {id}").format(relation=i.relation, id=i.current_id)
+        if i.superseded else i.relation,
     } for i in tr.items]
     cols = terminal_width()
     wide = cols >= 140
     lines.append(table(rows, ["role", "kind", "id", "amount", "date",
                               *(["seq", "entry_hash", "checkpointed"] if wide else []), "link"],
-                       right={"amount"}, fit=cols))
+                       right={"amount"}, fit=cols, headers={
+                           "role": _("role"), "kind": _("kind"), "id": _("id"),
+                           "amount": _("amount"), "date": _("date"), "seq": _("seq"),
+                           "entry_hash": _("entry_hash"), "checkpointed": _("checkpointed"),
+                           "link": _("link")}))
     pending = sum(1 for i in tr.items if not i.covered)
     if pending and not wide:  # the column is left out below 140 columns
-        lines.append(f"{pending} of these entries not yet checkpointed (bfa checkpoint makes "
-                     "them provable)")
+        lines.append(_("{count} of these entries not yet checkpointed (bfa checkpoint makes "
+                       "them provable)").format(count=pending))
     if tr.allocations:
-        lines += wrapped("allocations: " + "; ".join(
+        lines += wrapped(_("allocations: {allocations}").format(allocations="; ".join(
             f"{a['movement']} -> {a['event']} {yuan(str(a['amount']))}"
-            for a in tr.allocations), "", cols - 1)
+            for a in tr.allocations)), "", cols - 1)
     for b in tr.breaks:
-        lines += wrapped(f"break {b.break_id} {b.code} ({b.severity}) {b.status}"
-                         + ("" if b.present else ", no longer reported") + f": {b.message}",
+        said = (_("break {id} {code} ({severity}) {status}: {message}") if b.present else
+                _("break {id} {code} ({severity}) {status}, no longer reported: {message}"))
+        lines += wrapped(said.format(id=b.break_id, code=code_label(b.code),
+                                     severity=label("severity", b.severity),
+                                     status=label("status", b.status),
+                                     message=b.text or b.message),
                          "", cols - 1)
         for t in b.transitions:
-            lines.append(f"  entry {t.seq} {local_time(t.record.get('at', ''))} "
-                         f"{t.record.get('action')} by "
-                         f"{t.record.get('user')} -> {t.record.get('status')}"
-                         f"{'' if t.covered else ' (not yet checkpointed)'}")
+            step = (_("entry {seq} {at} {action} by {user} -> {status}") if t.covered else
+                    _("entry {seq} {at} {action} by {user} -> {status} (not yet checkpointed)"))
+            lines.append("  " + step.format(seq=t.seq, at=local_time(t.record.get("at", "")),
+                                            action=t.record.get("action"),
+                                            user=t.record.get("user"),
+                                            status=_status(t.record.get("status"))))
     if not tr.breaks:
-        lines.append("no breaks name these records (as of the latest reconciliation)")
+        lines.append(_("no breaks name these records (as of the latest reconciliation)"))
     lines.extend(tr.notes)
     return "\n".join(lines)
 
@@ -381,5 +434,6 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
                              archive_step=_fixity_step(fixity_days) if fixity_days else None)
     if result.lock_note:
         click.echo(f"bfa: warning: {result.lock_note}", err=True)
-    click.echo(f"nightly {result.report.run.as_of}: {result.summary_line()}")
+    click.echo(_("nightly {as_of}: {summary}").format(as_of=result.report.run.as_of,
+                                                       summary=result.summary_line()))
     raise click.exceptions.Exit(result.exit_code)

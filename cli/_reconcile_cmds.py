@@ -23,6 +23,7 @@ from reconcile import (
     render_json,
     render_text,
 )
+from schemas import gettext as _
 
 
 @bfa.command()
@@ -69,7 +70,7 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: 
         bfa reconcile --full --json > audit.json
     """
     if as_json and as_csv:
-        raise click.UsageError("--json and --csv are exclusive: choose one.")
+        raise click.UsageError(_("--json and --csv are exclusive: choose one."))
     with open_ledger(home, db) as led:
         report = reconcile_and_track(led, as_of_day(as_of, period), rules_file,
                                      full=full)
@@ -77,7 +78,8 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: 
         try:
             write_atomic(html_file, render_html(report), led.home.perms)
         except OSError as e:
-            click.echo(f"bfa: error: cannot write {html_file}: {e.strerror or e}", err=True)
+            click.echo("bfa: error: " + _("cannot write {file}: {error}").format(
+                file=html_file, error=e.strerror or e), err=True)
             raise click.exceptions.Exit(int(Exit.COULD_NOT_RUN)) from e
     if as_csv:
         from reconcile import list_breaks
@@ -94,7 +96,7 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: 
     else:
         click.echo(render_json(report) if as_json else render_text(report), nl=False)
     if html_file is not None and not (as_json or as_csv):
-        click.echo(f"wrote {html_file}")
+        click.echo(_("wrote {file}").format(file=html_file))
     if report.integrity_failed:
         raise click.exceptions.Exit(int(Exit.INTEGRITY))
     if not report.clean:

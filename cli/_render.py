@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ledger import printable
+from schemas import gettext as _
 
 
 def to_json(value: Any) -> str:
@@ -83,30 +84,36 @@ def local_time(timestamp: object) -> str:
 def yuan(amount: str, sign: str = "") -> str:
     """A money string (``-1234.5`` or ``1234.50``) with thousands separators."""
     neg, digits = (True, amount[1:]) if amount.startswith("-") else (False, amount)
-    whole, _, part = digits.partition(".")
+    whole, _dot, part = digits.partition(".")
     if not whole.isdigit():
         return amount
     return f"{'-' if neg else ''}{sign}{int(whole):,}" + (f".{part}" if part else "")
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], *,
-          right: Collection[str] = (), fit: int | None = None) -> str:
+          right: Collection[str] = (), fit: int | None = None,
+          headers: Mapping[str, str] | None = None) -> str:
     """A fixed-width text table; one row is one line (control characters and line
     separators in a cell are shown as backslash escapes, so no value can break or forge a
     row). Columns in ``right`` are right-aligned (amounts); with ``fit`` the last column
-    is cut (``…``) so that no line is wider than ``fit`` display columns."""
+    is cut (``…``) so that no line is wider than ``fit`` display columns.
+
+    ``columns`` are the keys of ``rows``; ``headers`` maps a key to the header shown for
+    it (translated: ``{"amount": _("amount")}``), the key itself when it has none. Widths
+    are measured on the shown headers, so a Chinese header keeps the table aligned."""
     if not rows:
-        return "(none)"
+        return _("(none)")
+    heads = {c: printable((headers or {}).get(c, c)) for c in columns}
     cells = [{c: printable(str(r.get(c, ""))) for c in columns} for r in rows]
-    widths = {c: max(width(c), *(width(r[c]) for r in cells)) for c in columns}
+    widths = {c: max(width(heads[c]), *(width(r[c]) for r in cells)) for c in columns}
     if fit is not None and columns:
         last = columns[-1]
         room = fit - sum(widths[c] + 2 for c in columns[:-1])
         if widths[last] > room:
-            widths[last] = max(width(last), room)
+            widths[last] = max(width(heads[last]), room)
             for r in cells:
                 r[last] = clip(r[last], widths[last])
-    head = "  ".join(pad(c, widths[c], c in right) for c in columns)
+    head = "  ".join(pad(heads[c], widths[c], c in right) for c in columns)
     lines = [head.rstrip(), "  ".join("-" * widths[c] for c in columns)]
     for r in cells:
         lines.append("  ".join(pad(r[c], widths[c], c in right) for c in columns).rstrip())

@@ -79,6 +79,7 @@ from reconcile.matching._scope import (
     unindexed_business,
     vouchers_naming,
 )
+from reconcile.reports._labels import code_label, label
 from reconcile.reports._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import (
     render_bank_html,
@@ -87,7 +88,6 @@ from reconcile.reports._render import (
     render_json,
     render_text,
 )
-from reconcile.reports._labels import code_label, label
 from reconcile.reports._report import (
     SEVERITY,
     Break,
@@ -137,8 +137,8 @@ __all__ = [
     "Defect",
     "Deriver",
     "Expected",
-    "Msg",
     "FixityFailure",
+    "Msg",
     "NightlyLockedError",
     "NightlyResult",
     "Report",
@@ -155,8 +155,8 @@ __all__ = [
     "assign_break",
     "bank_reconciliation",
     "break_id",
-    "code_label",
     "cancel_withdrawal",
+    "code_label",
     "defect_state",
     "fixity_state",
     "fold_defects",

@@ -234,7 +234,8 @@ class Expected(_Model):
 
     def text(self) -> str:
         """The message in the reader's language, with the end of its window."""
-        what = render_message(self.template, self.params, self.message.rsplit(" (window until", 1)[0])
+        english = self.message.rsplit(" (window until", 1)[0]
+        what = render_message(self.template, self.params, english)
         return what + gettext(" (window until {until})").format(until=self.until)
 
 

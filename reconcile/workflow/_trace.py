@@ -77,6 +77,8 @@ class TraceBreak:
     records: tuple[str, ...]
     message: str
     transitions: tuple[Transition, ...]
+    text: str = ""
+    """The message in the reader's language when the trace was made."""
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.break_id, "code": self.code, "severity": self.severity,
@@ -294,7 +296,7 @@ def _breaks(store: Store, conn: Connection, ids: set[str]) -> list[TraceBreak]:
         by_break.setdefault(str(x.record["break"]), []).append(x)
     states.sort(key=lambda s: (not s.present, s.code, s.break_id))
     return [TraceBreak(s.break_id, s.code, s.severity, s.status, s.present, s.records, s.message,
-                       tuple(by_break.get(s.break_id, []))) for s in states]
+                       tuple(by_break.get(s.break_id, [])), s.text()) for s in states]
 
 
 __all__ = ["Trace", "TraceBreak", "TraceItem", "trace"]

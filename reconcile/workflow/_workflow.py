@@ -241,15 +241,8 @@ class BreakState:
 
     def text(self) -> str:
         """The message in the reader's language (English when it has no template)."""
-        if not self.message_params:
-            return self.message
-        try:
-            made = json.loads(self.message_params)
-            return render_message(str(made["template"]),
-                                  {str(k): str(v) for k, v in dict(made["params"]).items()},
-                                  self.message)
-        except (ValueError, KeyError, TypeError):
-            return self.message
+        made = self._made()
+        return self.message if made is None else render_message(*made, self.message)
 
     @property
     def needs_approval(self) -> bool:
@@ -259,7 +252,21 @@ class BreakState:
         out = {k: getattr(self, k) for k in self.__slots__}
         out["records"] = list(self.records)
         out["id_key"] = None if self.id_key is None else list(self.id_key)
+        made = self._made()
+        del out["message_params"]  # as a report's break has them (FORMAT §10.1)
+        out["template"], out["params"] = made if made is not None else ("", {})
         return out
+
+    def _made(self) -> tuple[str, dict[str, str]] | None:
+        """``(template, params)`` of :attr:`message_params`; None when it has none."""
+        if not self.message_params:
+            return None
+        try:
+            made = json.loads(self.message_params)
+            return (str(made["template"]),
+                    {str(k): str(v) for k, v in dict(made["params"]).items()})
+        except (ValueError, KeyError, TypeError):
+            return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,8 +80,7 @@ def _from_commands() -> Iterator[str]:
                 yield from walk(sub)
 
     yield from walk(bfa)
-    for extra in ("Show this message and exit.", "Show the version and exit.", "Commands"):
-        yield extra
+    yield from ("Show this message and exit.", "Show the version and exit.", "Commands")
 
 
 def messages() -> list[Message]:

@@ -565,7 +565,7 @@ def _timed(p: subprocess.Popen[str]) -> tuple[float, int, str, str]:
 
 
 _VOLATILE = ("first_seen", "last_seen", "updated_at", "last_seq", "break_id", "records",
-             "evidence", "resolved_evidence", "amounts", "message")
+             "evidence", "resolved_evidence", "amounts", "message", "params")
 
 
 def _state(home: Path, db: str) -> list[str]:
