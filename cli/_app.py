@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli._exit import Exit
-from cli._i18n import Translated, choose, tr, use
+from cli._i18n import Context, Translated, choose, tr, use
 
 if TYPE_CHECKING:
     from sqlalchemy.exc import SQLAlchemyError
@@ -93,6 +93,8 @@ first sentence of its help (what ``bfa --help`` lists without importing the modu
 class _Command(Translated, click.Command):
     """A command that notes, for the error handler, which command ran (its duty)."""
 
+    context_class = Context
+
     def invoke(self, ctx: click.Context) -> Any:
         path = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ""
         ctx.meta["bfa.command"] = (path, bool(ctx.params.get("reveal")))
@@ -103,6 +105,7 @@ class _HelpGroup(Translated, click.Group):
     """A command group whose help lists each command with its whole first sentence."""
 
     command_class = _Command
+    context_class = Context
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command with its whole first sentence, wrapped rather than cut at '...'."""

@@ -32,16 +32,19 @@ from reconcile import (
 from schemas import gettext as _
 
 _FUNDS = click.Choice(["income", "expenditure", "fiscal_special"])
-_FUND_NAMES = {"income": "收入户", "expenditure": "支出户", "fiscal_special": "财政专户"}
 
 
-def _item_heading(kind: str) -> str:
-    """The heading of the list of items in transit of ``kind``; ``{name}`` is its Chinese
-    name (``ITEM_NAMES``)."""
-    return {"bank_credit": _("{name} received by the bank, not booked:"),
-            "bank_debit": _("{name} paid by the bank, not booked:"),
-            "book_credit": _("{name} booked receipts not yet at the bank:"),
-            "book_debit": _("{name} booked payments not yet at the bank:")}[kind]
+def _fund(code: str) -> str:
+    """A fund account as people read it: ``收入户 (income)`` in Chinese, ``income`` in
+    English."""
+    name = label("fund_account", code)
+    return code if name == code else f"{name} ({code})"
+
+
+def _name(key: str) -> str:
+    """The name of a line or kind of item of the statement (``LABELS``, ``ITEM_NAMES``) in
+    the reader's language."""
+    return _(LABELS.get(key) or ITEM_NAMES[key])
 
 
 def _as_of(as_of: datetime | None, period: str | None) -> date:
@@ -165,8 +168,7 @@ def _line(label: str, fen: int | None, cols: int = 64) -> str:
 
 def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:
     """The statements for a terminal of 80 columns."""
-    out = [_("银行存款余额调节表 bank reconciliation statement, as of {as_of}").format(
-        as_of=rep.as_of)]
+    out = [_("Bank reconciliation statement as of {as_of}").format(as_of=rep.as_of)]
     if not rep.accounts:
         none = (_("NOT balanced: no bank statement of the {fund_account} account was imported "
                   "(bfa ingest --format camt053 …): nothing to compare the books with")
@@ -179,62 +181,54 @@ def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:
         out += ["", *_account_text(a)]
     totals = rep.totals()
     if len(rep.accounts) > 1 and totals:
-        out += ["", _("按资金账户合计 per fund account (accounts that could be reconciled):")]
+        out += ["", _("Per fund account (accounts that could be reconciled):")]
         for fa, tot in sorted(totals.items()):
-            out.append(f"  {_FUND_NAMES.get(fa, fa)} {fa}")
-            for key, name in (("bank_balance", LABELS["bank_balance"]),
-                              ("book_balance", LABELS["book_balance"]),
-                              ("adjusted_bank", LABELS["adjusted_bank"]),
-                              ("adjusted_book", LABELS["adjusted_book"]),
-                              ("difference", LABELS["difference"])):
-                out.append(_line(f"  {name}", parse_yuan(tot[key])))
+            out.append("  " + _fund(fa))
+            for key in ("bank_balance", "book_balance", "adjusted_bank", "adjusted_book",
+                        "difference"):
+                out.append(_line("  " + _name(key), parse_yuan(tot[key])))
     bad = [a for a in rep.accounts if not a.balanced]
-    out += ["", _("balanced 已平衡") if not bad else
-            _("NOT balanced 不平衡: {count} of {total} bank account(s)").format(
+    out += ["", _("balanced") if not bad else
+            _("NOT balanced: {count} of {total} bank account(s)").format(
                 count=len(bad), total=len(rep.accounts))]
     return "\n".join(out)
 
 
 def _account_text(a: AccountReconciliation) -> list[str]:
-    code = a.fund_account or _("no fund account")
-    fa = f"{_FUND_NAMES.get(a.fund_account or '', '')} {code}"
-    head = _wrapped(_("bank account 银行账号 {account} ({fund_account}, region {region})").format(
-        account=a.bank_account, fund_account=fa.strip(), region=a.region or "-"), "")
+    fa = _fund(a.fund_account) if a.fund_account else _("no fund account")
+    head = _wrapped(_("bank account {account} ({fund_account}, region {region})").format(
+        account=a.bank_account, fund_account=fa, region=a.region or "-"), "")
     if len(a.bank_accounts) > 1:
         head += _wrapped(_("(these accounts serve one fund account in one region: the "
                            "movements do not say which of them moved the money, so they are "
                            "reconciled together)"))
     for st in a.statements:
-        head.append("  " + _("statement 对账单 {id}, closing {day}").format(
+        head.append("  " + _("statement {id}, closing {day}").format(
             id=printable(st.id), day=st.closing_date))
     for o in a.openings:
-        head.append("  " + _("opening 期初余额 {amount} at the start of {day} (ledger entry "
+        head.append("  " + _("opening balance {amount} at the start of {day} (ledger entry "
                              "{seq})").format(amount=yuan(o.amount), day=o.day, seq=o.seq))
     if a.problem is not None:
         return [*head, *_wrapped(_("NOT balanced: {problem}").format(problem=a.problem))]
     sums = {k: sum(i.amount for i in a.items[k]) for k in ITEM_KINDS}
     lines = [
         *head, "",
-        _line(_("{name} bank balance").format(name=LABELS["bank_balance"]), a.bank),
-        _line(_("+ {name} our receipts").format(name=ITEM_NAMES["book_credit"]),
-              sums["book_credit"]),
-        _line(_("- {name} our payments").format(name=ITEM_NAMES["book_debit"]),
-              sums["book_debit"]),
-        _line(_("= {name} adjusted").format(name=LABELS["adjusted_bank"]), a.adjusted_bank), "",
-        _line(_("{name} book balance").format(name=LABELS["book_balance"]), a.book),
-        _line(_("+ {name} bank credits").format(name=ITEM_NAMES["bank_credit"]),
-              sums["bank_credit"]),
-        _line(_("- {name} bank debits").format(name=ITEM_NAMES["bank_debit"]),
-              sums["bank_debit"]),
-        _line(_("= {name} adjusted").format(name=LABELS["adjusted_book"]), a.adjusted_book), "",
-        _line(_("{name} difference").format(name=LABELS["difference"]), a.difference), ""]
+        _line(_name("bank_balance"), a.bank),
+        _line("+ " + _name("book_credit"), sums["book_credit"]),
+        _line("- " + _name("book_debit"), sums["book_debit"]),
+        _line("= " + _name("adjusted_bank"), a.adjusted_bank), "",
+        _line(_name("book_balance"), a.book),
+        _line("+ " + _name("bank_credit"), sums["bank_credit"]),
+        _line("- " + _name("bank_debit"), sums["bank_debit"]),
+        _line("= " + _name("adjusted_book"), a.adjusted_book), "",
+        _line(_name("difference"), a.difference), ""]
     for k in ITEM_KINDS:
         if a.items[k]:
-            lines.append("  " + _item_heading(k).format(name=ITEM_NAMES[k]))
+            lines.append("  " + _("{name}:").format(name=_name(k)))
             lines += [_item(i.day, i.record, i.bank_ref, i.amount) for i in a.items[k]]
     if a.unexplained:
-        lines.append("  " + _("{name} unexplained (same reference, another amount):").format(
-            name=LABELS["unexplained"]))
+        lines.append("  " + _("{name} (same reference, another amount):").format(
+            name=_name("unexplained")))
         for i in a.unexplained:
             lines += _wrapped(_("{day} {record} bank {amount}, books {book_amount} "
                                 "({movement}, ref {ref})").format(
@@ -242,12 +236,12 @@ def _account_text(a: AccountReconciliation) -> list[str]:
                 book_amount=yuan(i.book_amount or 0), movement=i.movement or "",
                 ref=i.bank_ref), "    ")
     if a.balanced:
-        verdict = _("balanced 已平衡")
+        verdict = _("balanced")
     elif a.unexplained:
-        verdict = _("NOT balanced 不平衡: difference {difference}, {count} unexplained").format(
+        verdict = _("NOT balanced: difference {difference}, {count} unexplained").format(
             difference=yuan(a.difference or 0), count=len(a.unexplained))
     else:
-        verdict = _("NOT balanced 不平衡: difference {difference}").format(
+        verdict = _("NOT balanced: difference {difference}").format(
             difference=yuan(a.difference or 0))
     return [*lines, f"  {verdict}"]
 
@@ -350,9 +344,8 @@ def bank_account_set(home: str | None, db: str | None, number: str, fund_account
     here = resolve_home(home, db)
     before = here.bank_account(account.number)
     set_bank_account(here, account)
-    click.echo(_("bank account {number}: {fund_name} {fund_account}, region {region}").format(
-        number=printable(account.number), fund_name=_FUND_NAMES[fund_account],
-        fund_account=fund_account, region=region))
+    click.echo(_("bank account {number}: {fund_account}, region {region}").format(
+        number=printable(account.number), fund_account=_fund(fund_account), region=region))
     if before is not None and (before.fund_account, before.region) != (fund_account, region):
         click.echo("bfa: warning: " + _(
             "it was {fund_account}, region {region}: the statements imported so far keep what "
@@ -402,9 +395,9 @@ def bank_account_list(home: str | None, db: str | None, as_json: bool) -> None:
                      "--region R)"))
     else:
         for a in accounts:
-            click.echo(_("{number}  {fund_name} {fund_account}  region {region}").format(
-                number=printable(a.number), fund_name=_FUND_NAMES[a.fund_account],
-                fund_account=a.fund_account, region=a.region))
+            click.echo(_("{number}  {fund_account}  region {region}").format(
+                number=printable(a.number), fund_account=_fund(a.fund_account),
+                region=a.region))
 
 
 @bfa.group("statement")

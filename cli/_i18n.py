@@ -20,8 +20,10 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +156,99 @@ class Translated:
     def get_short_help_str(self, limit: int = 45) -> str:
         english: str = super().get_short_help_str(limit)  # type: ignore[misc]
         return tr(english) or english
+
+
+_TOKENS = re.compile(r"\s+|[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]|"
+                     r"[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
+_NO_LINE_START = set("，。、；：？！）》」』】”’,.;:?!)")
+
+
+def _width(text: str) -> int:
+    return sum(0 if unicodedata.combining(ch) else
+               2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def fill(text: str, width: int, first: str = "", rest: str = "") -> list[str]:
+    """``text`` in lines of at most ``width`` display columns: a Chinese character takes
+    two and a line may break between any two of them, never before closing punctuation
+    (the character before it moves down with it); other text breaks at spaces."""
+    lines: list[str] = []
+    toks: list[str] = []  # the current line's tokens after its indent
+    indent = first
+
+    def used() -> int:
+        return _width(indent) + sum(_width(t) for t in toks)
+
+    for tok in _TOKENS.findall(text):
+        if tok.isspace():
+            if toks and not toks[-1].isspace():
+                toks.append(" ")
+            continue
+        if used() + _width(tok) > width and any(not t.isspace() for t in toks):
+            carry: list[str] = []
+            while tok in _NO_LINE_START and len(toks) > 1 and not toks[-1].isspace():
+                carry.insert(0, toks.pop())  # keep the punctuation with what it closes
+                if toks[-1] not in _NO_LINE_START:
+                    break
+            lines.append((indent + "".join(toks)).rstrip())
+            indent, toks = rest, [t for t in carry if not t.isspace()]
+        toks.append(tok)
+    if any(not t.isspace() for t in toks):
+        lines.append((indent + "".join(toks)).rstrip())
+    return lines
+
+
+def _paragraphs(text: str, width: int, indent: str) -> list[str]:
+    """click's paragraphs (blank-line separated; a ``\\b`` line keeps its block as it
+    is), each filled to ``width``."""
+    out: list[str] = []
+    for para in re.split(r"\n\s*\n", text.strip("\n")):
+        lines = para.splitlines()
+        if lines and lines[0].strip() == "\b":
+            out += [indent + ln for ln in lines[1:]]
+        else:
+            out += fill(" ".join(ln.strip() for ln in lines), width, indent, indent)
+        out.append("")
+    return out[:-1]
+
+
+class Formatter(click.HelpFormatter):
+    """click's help layout, measured in display columns and broken between Chinese
+    characters when the language is not English (click breaks only at spaces)."""
+
+    def write_text(self, text: str) -> None:
+        if language() == "en":
+            super().write_text(text)
+            return
+        lines = _paragraphs(text, self.width, " " * self.current_indent)
+        self.write("\n".join(lines) + "\n")
+
+    def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30,
+                 col_spacing: int = 2) -> None:
+        rows = list(rows)
+        if language() == "en":
+            super().write_dl(rows, col_max, col_spacing)
+            return
+        first_col = min(max((_width(a) for a, _b in rows), default=0), col_max) + col_spacing
+        pad = " " * (first_col + self.current_indent)
+        for term, text in rows:
+            head = " " * self.current_indent + term
+            if not text:
+                self.write(head + "\n")
+                continue
+            if _width(term) <= first_col - col_spacing:
+                head += " " * (first_col - _width(term))
+            else:
+                self.write(head + "\n")
+                head = pad
+            body = _paragraphs(text, max(self.width - first_col - 2, 10) + len(pad), pad)
+            body = [ln[len(pad):] if ln.startswith(pad) else ln for ln in body]
+            self.write(head + (body[0] if body else "") + "\n")
+            for ln in body[1:]:
+                self.write((pad + ln if ln else "") + "\n")
+
+
+class Context(click.Context):
+    """bfa's click context: help in :class:`Formatter`."""
+
+    formatter_class = Formatter

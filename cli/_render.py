@@ -10,9 +10,9 @@ import json
 import shutil
 import unicodedata
 from collections.abc import Collection, Mapping
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ledger import local_time as ledger_local_time
 from ledger import printable
 from schemas import gettext as _
 
@@ -65,20 +65,10 @@ def terminal_width(default: int = 80) -> int:
     return max(40, shutil.get_terminal_size((default, 24)).columns)
 
 
-_SHANGHAI = timezone(timedelta(hours=8))
-
-
 def local_time(timestamp: object) -> str:
     """An RFC 3339 time as people here read it: Asia/Shanghai, to the second
-    (``2026-11-30 09:15:02+08:00``); anything else is shown as it is."""
-    text = str(timestamp or "")
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return printable(text)
-    if when.tzinfo is None:
-        return printable(text)
-    return when.astimezone(_SHANGHAI).strftime("%Y-%m-%d %H:%M:%S+08:00")
+    (``2026-11-30 09:15:02+08:00``; ``ledger.local_time``); anything else, printable."""
+    return printable(ledger_local_time(timestamp))
 
 
 def yuan(amount: str, sign: str = "") -> str:

@@ -11,7 +11,7 @@ Example::
 """
 
 from ledger._access import ACCESS_KINDS, AccessEvent
-from ledger._append import now_rfc3339
+from ledger._append import SHANGHAI, local_time, now_rfc3339
 from ledger._canonical import canonicalize, loads_strict
 from ledger._control import (
     Ingested,
@@ -95,6 +95,7 @@ __all__ = [
     "DUTY_TEXT",
     "NAMING",
     "PRIVATE",
+    "SHANGHAI",
     "SQLITE_BUSY_SECONDS",
     "AccessEvent",
     "Actor",
@@ -160,6 +161,7 @@ __all__ = [
     "latest_signed",
     "leaf_record",
     "loads_strict",
+    "local_time",
     "make_dir",
     "note_files_before",
     "now_rfc3339",

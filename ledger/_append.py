@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -66,6 +66,23 @@ DeriverFactory = Callable[[Store, Connection], Deriver]
 def now_rfc3339() -> str:
     """The current time in UTC with an explicit offset, microsecond precision."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+"""The agency's day and clock: UTC+08:00, no daylight saving."""
+
+
+def local_time(timestamp: object) -> str:
+    """An RFC 3339 time as people here read it: Asia/Shanghai, to the second
+    (``2026-11-30 09:15:02+08:00``); anything that is not one with an offset, as text."""
+    text = str(timestamp or "")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if when.tzinfo is None:
+        return text
+    return when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S+08:00")
 
 
 class Appender:

@@ -37,12 +37,13 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, literal_column, or_, select
 
 from ledger import (
+    SHANGHAI,
     InputError,
     Ledger,
     VoucherStore,
@@ -55,12 +56,17 @@ from reconcile.bank._records import DIRECTION_KINDS
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import refresh
 from reconcile.matching._units import fen, money
+from schemas import N_
+from schemas import gettext as _
 
 ITEM_KINDS = ("bank_credit", "bank_debit", "book_credit", "book_debit")
 """银行已收企业未收, 银行已付企业未付, 企业已收银行未收, 企业已付银行未付."""
-ITEM_NAMES = {"bank_credit": "银行已收企业未收", "bank_debit": "银行已付企业未付",
-              "book_credit": "企业已收银行未收", "book_debit": "企业已付银行未付"}
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+ITEM_NAMES = {"bank_credit": N_("bank credits not yet booked"),
+              "bank_debit": N_("bank debits not yet booked"),
+              "book_credit": N_("booked credits not yet on the statement"),
+              "book_debit": N_("booked debits not yet on the statement")}
+"""The names of the items in transit: gettext message ids, shown translated
+(``gettext(ITEM_NAMES[kind])``); the kind is the key machines use."""
 _MAX_FEN = 10**17  # 15 integer digits of yuan, as every amount of the interchange
 
 
@@ -217,7 +223,7 @@ class AccountReconciliation:
             "bank_balance": m(self.bank), "book_balance": m(self.book),
             "adjusted_bank": m(self.adjusted_bank), "adjusted_book": m(self.adjusted_book),
             "difference": m(self.difference),
-            "items": {k: {"name": ITEM_NAMES[k], "total": money(self._sum(k)),
+            "items": {k: {"name": _(ITEM_NAMES[k]), "total": money(self._sum(k)),
                           "records": [i.to_json() for i in v]}
                       for k, v in self.items.items()},
             "unexplained": [i.to_json() for i in self.unexplained]}
@@ -443,8 +449,10 @@ def _movements(conn: Connection, fund_account: str, region: str
         yield str(rid), str(ref), direction, int(amount), shanghai_day(str(occurred))
 
 
-CSV_COLUMNS = ["bank_account", "fund_account", "as_of", "line", "name", "record", "bank_ref",
-               "direction", "date", "amount"]
+CSV_COLUMNS = [N_("bank_account"), N_("fund_account"), N_("as_of"), N_("line"), N_("name"),
+               N_("record"), N_("bank_ref"), N_("direction"), N_("date"), N_("amount")]
+"""The statement CSV's columns; its header row shows each translated (the archived
+statement's, :func:`archive_statements`, as they are here)."""
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -459,12 +467,29 @@ def _text(value: str) -> str:
     return value
 
 
-def statement_csv(rep: BankReconciliation) -> str:
+def statement_csv(rep: BankReconciliation, *, archived: bool = False) -> str:
     """The statements as CSV rows (UTF-8 with a byte-order mark, which Excel on Chinese
-    Windows needs to read UTF-8): balances, each item, adjusted balances, difference."""
+    Windows needs to read UTF-8): balances, each item, adjusted balances, difference.
+
+    The header and the names of the lines are in the current language; ``line`` keeps
+    the machine key (``bank_balance``, ``book_credit`` ...). With ``archived``, the
+    statement as :func:`archive_statements` keeps it: the same bytes in every language
+    (:data:`ARCHIVED_NAMES`), so the same statement archived again is a duplicate."""
+    def named(key: str) -> str:
+        return ARCHIVED_NAMES[key] if archived else _(
+            ITEM_NAMES[key] if key in ITEM_NAMES else LABELS[key])
+
+    def unexplained(i: Item) -> str:
+        if archived:
+            return (f"{ARCHIVED_NAMES['unexplained']}: books {_plain(i.book_amount)} "
+                    f"({i.movement})")
+        return _("{unexplained}: books {amount} ({movement})").format(
+            unexplained=_(LABELS["unexplained"]), amount=_plain(i.book_amount),
+            movement=i.movement)
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_COLUMNS)
+    w.writerow(CSV_COLUMNS if archived else [_(c) for c in CSV_COLUMNS])
     for a in rep.accounts:
         base = [_text(a.bank_account), a.fund_account or "", rep.as_of]
 
@@ -476,27 +501,39 @@ def statement_csv(rep: BankReconciliation) -> str:
         if a.problem is not None:
             row("problem", a.problem, None)
             continue
-        row("bank_balance", LABELS["bank_balance"], a.bank)
+        row("bank_balance", named("bank_balance"), a.bank)
         for k in ("book_credit", "book_debit"):
             for i in a.items[k]:
-                row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("adjusted_bank", LABELS["adjusted_bank"], a.adjusted_bank)
-        row("book_balance", LABELS["book_balance"], a.book)
+                row(k, named(k), i.amount, i.record, i.bank_ref, i.direction, i.day)
+        row("adjusted_bank", named("adjusted_bank"), a.adjusted_bank)
+        row("book_balance", named("book_balance"), a.book)
         for k in ("bank_credit", "bank_debit"):
             for i in a.items[k]:
-                row(k, ITEM_NAMES[k], i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("adjusted_book", LABELS["adjusted_book"], a.adjusted_book)
+                row(k, named(k), i.amount, i.record, i.bank_ref, i.direction, i.day)
+        row("adjusted_book", named("adjusted_book"), a.adjusted_book)
         for i in a.unexplained:
-            row("unexplained", f"{LABELS['unexplained']}: books {_plain(i.book_amount)} "
-                f"({i.movement})", i.amount, i.record, i.bank_ref, i.direction, i.day)
-        row("difference", LABELS["difference"], a.difference)
+            row("unexplained", unexplained(i), i.amount, i.record, i.bank_ref, i.direction,
+                i.day)
+        row("difference", named("difference"), a.difference)
     return "\ufeff" + buf.getvalue()
 
 
-LABELS = {"bank_balance": "银行对账单余额", "adjusted_bank": "调节后的银行存款余额",
-          "book_balance": "银行存款日记账余额", "adjusted_book": "调节后的日记账余额",
-          "difference": "差额", "unexplained": "未达原因不明"}
-"""The Chinese names of the statement's lines, the same in every output."""
+LABELS = {"bank_balance": N_("balance per bank statement"),
+          "adjusted_bank": N_("adjusted bank balance"),
+          "book_balance": N_("balance per books"),
+          "adjusted_book": N_("adjusted book balance"),
+          "difference": N_("difference"), "unexplained": N_("unexplained")}
+"""The names of the statement's lines: gettext message ids, shown translated
+(``gettext(LABELS[key])``); the key is the CSV's ``line``."""
+
+ARCHIVED_NAMES = {"bank_balance": "银行对账单余额", "adjusted_bank": "调节后的银行存款余额",
+                  "book_balance": "银行存款日记账余额", "adjusted_book": "调节后的日记账余额",
+                  "difference": "差额", "unexplained": "未达原因不明",
+                  "bank_credit": "银行已收企业未收", "bank_debit": "银行已付企业未付",
+                  "book_credit": "企业已收银行未收", "book_debit": "企业已付银行未付"}
+"""The names of the lines in an archived statement (``statement_csv(archived=True)``),
+not translated: the archived file is hashed into the ledger, and a statement archived
+again must give the same bytes (the same record id) whatever the language of the run."""
 
 
 def _plain(fen: int | None) -> str:
@@ -545,7 +582,8 @@ def archive_statements(ledger: Ledger, rep: BankReconciliation, vouchers: Vouche
         if acct.problem is not None or not acct.statements:
             out.append(Archived(acct.bank_account, None, False, False, acct.problem))
             continue
-        data = statement_csv(BankReconciliation(rep.as_of, [acct])).encode("utf-8")
+        data = statement_csv(BankReconciliation(rep.as_of, [acct]),
+                             archived=True).encode("utf-8")
         sha = hashlib.sha256(data).hexdigest()
         account = id_part("+".join(acct.bank_accounts))[:64].strip("-") or "account"
         rid = f"RS-{account}-{rep.as_of}-{sha[:12]}"

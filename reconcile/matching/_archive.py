@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ledger import control_records
+from ledger import control_records, local_time
 from reconcile.matching import _tables as t
 from reconcile.reports._report import Msg, msg
 from schemas import N_
@@ -161,7 +161,7 @@ def archive_breaks(conn: Connection, add: AddBreak) -> None:
                 N_("voucher file sha256:{file}… is missing from the archive store (audit "
                    "{audit}, {at}); put the original back with 'bfa archive restore FILE'"))
         add("FIXITY_FAILURE", tuple(sorted(f.records)), {}, "file",
-            msg(what, file=f.sha256[:16], audit=f.audit, at=f.at))
+            msg(what, file=f.sha256[:16], audit=f.audit, at=local_time(f.at)))
     defects = defect_state(conn)
     corrected = _superseded(conn, sorted(defects))
     for d in sorted(defects.values(), key=lambda d: d.record):

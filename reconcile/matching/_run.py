@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import DBAPIError
 
 from ledger import InputError, Ledger, Store
@@ -148,14 +148,16 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
             if hidden is not None:  # this run marks its own breaks present again
                 ready.append(integrity_break(msg("{detail}; this run restored it",
                                                  detail=hidden), None))
-            breaks = _with_evidence(conn, judge.breaks, ready)
+            pending, ready, expected, not_judged = _cut_off(
+                conn, judge.as_of_day, judge.breaks, ready, judge.expected)
+            breaks = _with_evidence(conn, pending, ready)
             run = RunInfo(
                 as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
                 finished_at=datetime.now(TZ).isoformat(timespec="seconds"),
                 ledger_size=found.size, decoded=decoded, backend=ledger.store.dialect,
                 rules=rules.describe(), mode=found.mode, rechecked=max(found.rechecked, 0),
-                look_back=look_back)
-            report = Report.build(run, breaks, judge.expected)
+                look_back=look_back, not_judged=not_judged)
+            report = Report.build(run, breaks, expected)
             if track:
                 applied = apply_states_in(ledger, conn, report)
                 found.breaks = ids_digest(applied.statuses)
@@ -169,6 +171,33 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
 
 _Pending = tuple[str, tuple[str, ...], dict[str, int], str, Msg, int, "tuple[str, ...] | None"]
 """A break's :meth:`Break.make` arguments, kept until its evidence is known."""
+
+UNCUT = frozenset({"LEDGER_INTEGRITY", "SOD_CONFLICT", "FIXITY_FAILURE"})
+"""Codes about the ledger, its controls and its files, reported whatever the as-of day."""
+
+
+def _cut_off(conn: Connection, as_of_day: int, pending: list[_Pending], ready: list[Break],
+             expected: list[Expected]
+             ) -> tuple[list[_Pending], list[Break], list[Expected], int]:
+    """The as-of day is a cut-off (FORMAT.md §10.2): a finding whose record at fault (its
+    first record) occurred after it is left out, as is an expected item's; codes of
+    :data:`UNCUT` and findings without records stay. Also returns how many current
+    records occurred after the day (none of them is judged)."""
+    r = t.records.c
+    n = conn.execute(select(func.count()).select_from(t.records).where(
+        r.superseded.is_(False), r.occurred_day > as_of_day)).scalar_one()
+    if not n:
+        return pending, ready, expected, 0
+    firsts = {p[1][0] for p in pending if p[1]} | {e.records[0] for e in expected if e.records}
+    firsts |= {b.records[0] for b in ready if b.records and b.code not in UNCUT}
+    days = _occurred(conn, sorted(firsts))
+
+    def judged(code: str, records: tuple[str, ...]) -> bool:
+        return code in UNCUT or not records or days.get(records[0], as_of_day) <= as_of_day
+
+    return ([p for p in pending if judged(p[0], p[1])],
+            [b for b in ready if judged(b.code, b.records)],
+            [e for e in expected if judged(e.code, e.records)], int(n))
 
 
 class _Judge:
@@ -307,7 +336,10 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
             "ACCOUNT_RULE_VIOLATION", (av.record_id,), {"movement": av.amount}, av.field,
             msg("{kind} {record} of {amount}: {reason}", kind=av.kind, record=av.record_id,
                 amount=money(av.amount), reason=av.reason), av.amount)
+    last_month = day_date(j.as_of_day).isoformat()[:7]
     for month, in_fen, out_fen, n in found.netting:
+        if month > last_month:  # a month that begins after the as-of day: not judged
+            continue
         net = in_fen - out_fen
         j.windowed(_month_end(month) + j.rules.income_netting_days, "ACCOUNT_RULE_VIOLATION",
                    (), {"in": in_fen, "out": out_fen, "net": net}, "fund_account",

@@ -65,8 +65,9 @@ from reconcile.matching._rules import Rules
 from reconcile.matching._run import TZ, run_tracked
 from reconcile.matching._units import money
 from reconcile.reports._render import render_csv, render_html, render_json
-from reconcile.reports._report import Report, RunInfo, integrity_break
+from reconcile.reports._report import Report, RunInfo, integrity_break, msg
 from reconcile.workflow._workflow import list_breaks
+from schemas import gettext as _
 
 LOCK_MAX_AGE = 6 * 3600
 """Seconds after which a nightly lock is stale even if its process seems alive."""
@@ -128,25 +129,34 @@ class NightlyResult:
     """Break id → its workflow state (``reconcile.list_breaks``), for the CSV's columns."""
 
     def summary_line(self) -> str:
+        """What the run did, in one line in the current language (``bfa nightly`` prints
+        it). Each optional clause is a message of its own, ending in its separator."""
         if self.exit_code == INTEGRITY:
             n = sum(1 for b in self.report.breaks if b.code == "LEDGER_INTEGRITY")
-            return (f"INTEGRITY FAILURE: {n} problem(s); nothing signed; "
-                    f"report in {self.folder}")
+            return _("INTEGRITY FAILURE: {problems} problem(s); nothing signed; report in "
+                     "{folder}").format(problems=n, folder=self.folder)
         d = self.delta
         a = self.archive
-        audited = ("" if a is None else f"{a['error']}; " if a.get("error") else
-                   f"fixity audit {a.get('id')}: {a.get('files')} file(s) "
-                   f"({a.get('scope', {}).get('percent')}% of the store), "
-                   f"{a.get('problems')} problem(s); ")
+        audited = ("" if a is None else
+                   _("{error}; ").format(error=a["error"]) if a.get("error") else
+                   _("fixity audit {id}: {files} file(s) ({percent} of the store), "
+                     "{problems} problem(s); ").format(
+                       id=a.get("id"), files=a.get("files"),
+                       percent=f"{a.get('scope', {}).get('percent')}%",
+                       problems=a.get("problems")))
         b = self.bank
         off = 0 if b is None else sum(1 for a in b.accounts if not a.balanced)
         banked = ("" if b is None or not b.accounts else
-                  f"bank: {len(b.accounts)} account(s), {off} not balanced; ")
-        back = ("a look back (an earlier day than the last reconciliation's: no break "
-                "state changed); " if self.backdated else "")
-        return (f"{back}{self.report.summary.breaks} breaks ({self.unresolved} unresolved): "
-                f"{len(d.new)} new, {len(d.closed)} closed, {len(d.reopened)} reopened; "
-                f"{audited}{banked}checkpoint {self.checkpoint_size}; report in {self.folder}")
+                  _("bank: {accounts} account(s), {off} not balanced; ").format(
+                      accounts=len(b.accounts), off=off))
+        back = (_("a look back (an earlier day than the last reconciliation's: no break "
+                  "state changed); ") if self.backdated else "")
+        return _("{look_back}{breaks} breaks ({unresolved} unresolved): {new} new, {closed} "
+                 "closed, {reopened} reopened; {audit}{bank}checkpoint {checkpoint}; report "
+                 "in {folder}").format(
+            look_back=back, breaks=self.report.summary.breaks, unresolved=self.unresolved,
+            new=len(d.new), closed=len(d.closed), reopened=len(d.reopened), audit=audited,
+            bank=banked, checkpoint=self.checkpoint_size, folder=self.folder)
 
 
 # -- the lock ------------------------------------------------------------------------------
@@ -340,7 +350,8 @@ def _run_folder(report_dir: Path, started: datetime) -> Path:
 
 def _integrity_report(ledger: Ledger, verified: VerifyResult, as_of: date, started: datetime,
                       rules: Rules | Mapping[str, Any] | None) -> Report:
-    breaks = [integrity_break(p.message + ("" if p.seq is None else f" (entry {p.seq})"), p.seq)
+    breaks = [integrity_break(p.message if p.seq is None else
+                              msg("{detail} (entry {seq})", detail=p.message, seq=p.seq), p.seq)
               for p in verified.problems]
     r = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
     run = RunInfo(as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),

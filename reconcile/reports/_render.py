@@ -43,10 +43,10 @@ import io
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any
 
-from ledger import printable
+from ledger import local_time, printable
 from reconcile.bank._adjust import (
     ITEM_NAMES,
     LABELS,
@@ -55,15 +55,20 @@ from reconcile.bank._adjust import (
 )
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._units import fen, money
+from reconcile.reports._labels import code_label, label
 from reconcile.reports._report import SEVERITY, Break, Expected, Report
+from schemas import N_, current_language
+from schemas import gettext as _
 
 AGING_BUCKETS: tuple[str, ...] = ("0-30", "31-60", "61-90", ">90", "unknown")
 """Aging of a break: days from its ``occurred_on`` to the run's as-of date."""
 
-CSV_COLUMNS: tuple[str, ...] = ("id", "code", "severity", "status", "records", "amounts",
-                                "field", "message", "amount_at_risk", "assignee", "reason",
-                                "note", "resolved_by", "approved_by", "first_seen",
-                                "updated_at")
+CSV_COLUMNS: tuple[str, ...] = (N_("id"), N_("code"), N_("severity"), N_("status"),
+                                N_("records"), N_("amounts"), N_("field"), N_("message"),
+                                N_("amount_at_risk"), N_("assignee"), N_("reason"), N_("note"),
+                                N_("resolved_by"), N_("approved_by"), N_("first_seen"),
+                                N_("updated_at"))
+"""The CSV's columns; its header row shows each translated (gettext message ids)."""
 WORKFLOW_COLUMNS: tuple[str, ...] = ("assignee", "reason", "note", "resolved_by",
                                      "approved_by", "first_seen", "updated_at")
 """The break workflow's columns of the CSV, empty when the report has no workflow."""
@@ -140,11 +145,36 @@ def _total_fen(report: Report) -> int:
 
 # --- text ------------------------------------------------------------------------------
 
+def display_width(text: str) -> int:
+    """Columns ``text`` takes on a terminal or in a monospace layout: a wide or full-width
+    (CJK) character counts two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` display columns (:func:`display_width`)."""
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` if it fits ``width`` display columns, else cut to ``width - 1`` and ``…``."""
+    if display_width(text) <= width:
+        return text
+    out, used = [], 0
+    for ch in text:
+        used += display_width(ch)
+        if used > width - 1:
+            break
+        out.append(ch)
+    return "".join(out) + "…"
+
+
 def _table(rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for n, r in enumerate(rows):
-        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r)]
+        cells = [_pad(c, widths[i], i in right) for i, c in enumerate(r)]
         out.append("  ".join(cells).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
@@ -157,45 +187,64 @@ def render_text(report: Report) -> str:
     codes = by_code(report)
     lines: list[str] = []
     if codes:
-        rows = [["code", "severity", "breaks", "amount_at_risk"]]
-        rows += [[r["code"], r["severity"], str(r["breaks"]), _grouped(money(r["risk_fen"]))]
-                 for r in codes]
-        rows.append(["total", "", str(len(report.breaks)), _grouped(money(_total_fen(report)))])
+        rows = [[_("code"), _("severity"), _("breaks"), _("amount_at_risk")]]
+        rows += [[code_label(r["code"]), label("severity", r["severity"]), str(r["breaks"]),
+                  _grouped(money(r["risk_fen"]))] for r in codes]
+        rows.append([_("total"), "", str(len(report.breaks)),
+                     _grouped(money(_total_fen(report)))])
         lines += _table(rows, right={2, 3})
     else:
-        lines.append("No breaks.")
+        lines.append(_("No breaks."))
     severities = {k: 0 for k in _SEVERITY_ORDER}
     for b in report.breaks:
         severities[b.severity] = severities.get(b.severity, 0) + 1
     if report.breaks:
-        lines.append("by severity: " + ", ".join(f"{k} {n}" for k, n in severities.items()))
+        lines.append(_("by severity: {counts}").format(counts=", ".join(
+            f"{label('severity', k)} {n}" for k, n in severities.items())))
     statuses: dict[str, int] = {}
     for b in report.breaks:
         if st := status_of(b):
             statuses[st] = statuses.get(st, 0) + 1
     if statuses:
-        lines.append("by status: " + ", ".join(f"{k} {n}" for k, n in sorted(statuses.items())))
-    resolved = (f" (resolved: {_grouped(s.amount_at_risk_resolved)})"
-                if s.amount_at_risk_resolved != "0.00" else "")
-    lines.append(f"as of {report.run.as_of}: {s.breaks} breaks, amount at risk "
-                 f"{_grouped(s.amount_at_risk)}{resolved},")
-    lines.append(f"  {s.expected} expected (inside their window)")
+        lines.append(_("by status: {counts}").format(counts=", ".join(
+            f"{label('status', k)} {n}" for k, n in sorted(statuses.items()))))
+    if s.amount_at_risk_resolved != "0.00":
+        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount} (resolved: "
+                   "{resolved}),\n{expected} expected (inside their window)")
+    else:
+        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount},\n"
+                   "{expected} expected (inside their window)")
+    lines += _indented(totals.format(
+        as_of=report.run.as_of, breaks=s.breaks, amount=_grouped(s.amount_at_risk),
+        resolved=_grouped(s.amount_at_risk_resolved), expected=s.expected))
     if report.run.look_back:
-        lines.append(f"a look back: {report.run.as_of} is before the day of the last "
-                     "reconciliation,")
-        lines.append("  so no break's state was changed (bfa breaks list shows them)")
+        lines += _indented(_("a look back: {as_of} is before the day of the last "
+                             "reconciliation,\nso no break's state was changed (bfa breaks "
+                             "list shows them)").format(as_of=report.run.as_of))
     todo = [b for b in report.breaks if status_of(b) != "resolved"]
     if todo:
         top = sorted(todo, key=lambda b: (_SEVERITY_ORDER.get(b.severity, 9), -risk_fen(b),
                                           b.code, b.id))[:TOP_BREAKS]
-        lines.append(f"top {len(top)} of {len(todo)} not resolved (bfa breaks show ID):")
+        lines.append(_("top {shown} of {total} not resolved (bfa breaks show ID):").format(
+            shown=len(top), total=len(todo)))
         for b in top:
-            head = f"  {b.severity:<6} {b.id}  {b.code}"
             amount = _grouped(money(risk_fen(b)))
-            lines.append(head + " " * max(2, 78 - len(head) - len(amount)) + amount)
-            shown = printable(b.message)
-            lines.append(f"         {shown if len(shown) <= 69 else shown[:68] + '…'}")
+            head = f"  {_pad(label('severity', b.severity), 6)} {b.id}  "
+            # the code beside its name, the name cut to the line; never the code itself
+            named, room = code_label(b.code), 76 - display_width(head) - len(amount)
+            if display_width(named) > room:
+                named = b.code if room < display_width(b.code) + 3 else _clip(named, room)
+            head += named
+            lines.append(head + " " * max(2, 78 - display_width(head) - len(amount)) + amount)
+            lines.append(f"         {_clip(printable(b.text()), 69)}")
     return "\n".join(lines) + "\n"
+
+
+def _indented(text: str) -> list[str]:
+    """The lines of a sentence that a message breaks over lines: the first as it is, the
+    others indented by two spaces (they continue it)."""
+    first, *rest = text.split("\n")
+    return [first, *(f"  {line}" for line in rest)]
 
 
 TOP_BREAKS = 10
@@ -237,22 +286,18 @@ def _cell(text: str) -> str:
 
 
 _TIMES = frozenset({"first_seen", "updated_at"})
-_CST = timezone(timedelta(hours=8))
 
 
 def _when(value: object) -> str:
     """A workflow time as a spreadsheet user reads it: Asia/Shanghai, to the second."""
-    try:
-        return datetime.fromisoformat(str(value)).astimezone(_CST).strftime(
-            "%Y-%m-%d %H:%M:%S+08:00") if value else ""
-    except ValueError:
-        return str(value)
+    return local_time(value) if value else ""
 
 
 @paused_gc
 def render_csv(report: Report, workflow: Mapping[str, Any] | None = None, *,
                bom: bool = True) -> str:
-    """One row per break, columns :data:`CSV_COLUMNS`, RFC 4180 (CRLF, minimal quoting).
+    """One row per break, columns :data:`CSV_COLUMNS` (the header row translated, the cells
+    as the JSON has them: codes, English messages), RFC 4180 (CRLF, minimal quoting).
 
     ``records`` are joined by ``;``, ``amounts`` written ``role=amount;...``; ``status``
     is empty when the report carries no workflow status; the :data:`WORKFLOW_COLUMNS`
@@ -263,7 +308,7 @@ def render_csv(report: Report, workflow: Mapping[str, Any] | None = None, *,
     """
     buf = io.StringIO(newline="")
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_COLUMNS)
+    w.writerow([_(c) for c in CSV_COLUMNS])  # the header in the reader's language
     states = workflow or {}
     for b in report.breaks:
         st = states.get(b.id)
@@ -284,23 +329,30 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _t(text: str) -> str:
+    """Text for an element's content: ``&``, ``<`` and ``>`` escaped (quotes are text)."""
+    return html.escape(text, quote=False)
+
+
 def _grouped(amount: str) -> str:
     """``1234567.80`` -> ``1,234,567.80`` (display only)."""
     sign, digits = ("-", amount[1:]) if amount.startswith("-") else ("", amount)
-    whole, _, part = digits.partition(".")
+    whole, _dot, part = digits.partition(".")
     return f"{sign}{int(whole):,}.{part}" if whole.isdigit() else amount
 
 
 _COLORS = {"high": "#c62828", "medium": "#ef6c00", "low": "#2e7d32", "none": "#546e7a"}
 
 
-def _bar_chart(chart_id: str, title: str, rows: list[tuple[str, int, str, str]],
+def _bar_chart(chart_id: str, title: str, rows: list[tuple[str, int, str, str, str]],
                empty: str) -> str:
-    """A horizontal bar chart as inline SVG: rows of (label, value, shown text, color key)."""
+    """A horizontal bar chart as inline SVG: rows of (label, value, shown text, color key,
+    key); the key (a break code, say) is the bar's ``data-label``, which the page's
+    script filters by, the label what a person reads."""
     # room for the longest label at the charts' 12 px font (about 7.5 px a character, a
-    # Chinese one twice that): a code like PAYMENT_AFTER_TERMINATION is never clipped
-    longest = max((sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in label)
-                   for label, _, _, _ in rows), default=0)
+    # Chinese one twice that): a code like PAYMENT_AFTER_TERMINATION, or one beside its
+    # Chinese name, is never clipped
+    longest = max((display_width(row[0]) for row in rows), default=0)
     label_w = max(120, 16 + (longest * 15 + 1) // 2)
     bar_w, value_w, row_h, top = 250, 130, 28, 8
     width = label_w + bar_w + value_w
@@ -308,17 +360,17 @@ def _bar_chart(chart_id: str, title: str, rows: list[tuple[str, int, str, str]],
     parts = [f'<figure class="chart" id="{_e(chart_id)}"><figcaption>{_e(title)}</figcaption>',
              f'<svg role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}"><title>{_e(title)}</title>']
-    biggest = max((v for _, v, _, _ in rows), default=0)
+    biggest = max((row[1] for row in rows), default=0)
     if not rows:
         parts.append(f'<text x="8" y="{top + 18}" class="empty">{_e(empty)}</text>')
-    for n, (label, value, shown, color) in enumerate(rows):
+    for n, (name, value, shown, color, key) in enumerate(rows):
         y = top + n * row_h
         w = 0 if biggest <= 0 else max(value * bar_w // biggest, 2 if value > 0 else 0)
         parts.append(
-            f'<g class="bar" data-label="{_e(label)}">'
-            f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end">{_e(label)}</text>'
+            f'<g class="bar" data-label="{_e(key)}">'
+            f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end">{_e(name)}</text>'
             f'<rect x="{label_w}" y="{y + 4}" width="{w}" height="{row_h - 8}" rx="2" '
-            f'fill="{_COLORS.get(color, _COLORS["none"])}"><title>{_e(label)}: {_e(shown)}'
+            f'fill="{_COLORS.get(color, _COLORS["none"])}"><title>{_e(name)}: {_e(shown)}'
             f'</title></rect>'
             f'<text x="{label_w + w + 6}" y="{y + 18}">{_e(shown)}</text></g>')
     parts.append("</svg></figure>")
@@ -423,25 +475,35 @@ _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inlin
         "img-src data:")
 
 
-def _card(label: str, value: str, cls: str = "") -> str:
-    return f'<div class="card {cls}"><b>{_e(value)}</b><span>{_e(label)}</span></div>'
+def _card(name: str, value: str, cls: str = "") -> str:
+    return f'<div class="card {cls}"><b>{_e(value)}</b><span>{_e(name)}</span></div>'
+
+
+def _lang() -> str:
+    """The ``lang`` of a page: the current language as a BCP 47 tag."""
+    return "zh-CN" if current_language() == "zh_CN" else "en"
 
 
 def _charts(report: Report) -> str:
     codes = by_code(report)
-    count_rows = [(r["code"], r["breaks"], str(r["breaks"]), r["severity"]) for r in codes]
-    risk_rows = [(r["code"], r["risk_fen"], _grouped(money(r["risk_fen"])), r["severity"])
-                 for r in codes]
-    aging_rows = [(f"{r['bucket']} days" if r["bucket"] != "unknown" else "unknown",
-                   r["breaks"], f"{r['breaks']} · {_grouped(money(r['risk_fen']))}", "none")
+    count_rows = [(code_label(r["code"]), r["breaks"], str(r["breaks"]), r["severity"],
+                   r["code"]) for r in codes]
+    risk_rows = [(code_label(r["code"]), r["risk_fen"], _grouped(money(r["risk_fen"])),
+                  r["severity"], r["code"]) for r in codes]
+    aging_rows = [(_("{bucket} days").format(bucket=r["bucket"]) if r["bucket"] != "unknown"
+                   else _("unknown"), r["breaks"],
+                   f"{r['breaks']} · {_grouped(money(r['risk_fen']))}", "none",
+                   f"{r['bucket']} days" if r["bucket"] != "unknown" else "unknown")
                   for r in aging(report)]
     if not report.breaks:
         aging_rows = []
+    none = _("No breaks")
     return ('<section class="charts">'
-            + _bar_chart("by-code", "Breaks by code", count_rows, "No breaks")
-            + _bar_chart("at-risk", "Amount at risk by code (CNY)", risk_rows, "No breaks")
-            + _bar_chart("aging", "Aging: breaks (amount at risk) by days since the event "
-                         f"as of {report.run.as_of}", aging_rows, "No breaks")
+            + _bar_chart("by-code", _("Breaks by code"), count_rows, none)
+            + _bar_chart("at-risk", _("Amount at risk by code (CNY)"), risk_rows, none)
+            + _bar_chart("aging", _("Aging: breaks (amount at risk) by days since the event "
+                                    "as of {as_of}").format(as_of=report.run.as_of),
+                         aging_rows, none)
             + "</section>")
 
 
@@ -453,100 +515,113 @@ def _amounts(amounts: dict[str, str]) -> str:
     return "<br>".join(f"{_e(k)}: {_e(_grouped(v))}" for k, v in amounts.items())
 
 
+_BREAK_HEAD = (N_("id"), N_("code"), N_("severity"), N_("status"), N_("records"),
+               N_("field"), N_("amounts"), N_("at risk"), N_("message"))
+"""The columns of the HTML table of breaks (``status`` when the report has a workflow)."""
+_EXPECTED_HEAD = (N_("becomes"), N_("records"), N_("until"), N_("amounts"), N_("message"))
+
+
+def _ths(head: Iterable[str]) -> str:
+    return "".join(f"<th>{_e(_(h))}</th>" for h in head)
+
+
 def _breaks_table(report: Report, max_rows: int) -> str:
     """Breaks by severity (high first), then in the report's order."""
     has_status = any(status_of(b) for b in report.breaks)
-    head = ["id", "code", "severity"] + (["status"] if has_status else []) + [
-        "records", "field", "amounts", "at risk", "message"]
-    ths = "".join(f"<th>{_e(h)}</th>" for h in head)
+    ths = _ths(h for h in _BREAK_HEAD if has_status or h != "status")
     out = [f'<div class="scroll"><table id="breaks"><thead><tr>{ths}</tr></thead><tbody>']
     ordered = sorted(report.breaks, key=lambda b: _SEVERITY_ORDER.get(b.severity, 9))
     for b in ordered[:max_rows]:
-        cells = [f'<td class="id"><code>{_e(b.id)}</code></td>', f"<td>{_e(b.code)}</td>",
-                 f'<td><span class="sev sev-{_e(b.severity)}">{_e(b.severity)}</span></td>']
+        cells = [f'<td class="id"><code>{_e(b.id)}</code></td>',
+                 f"<td>{_e(code_label(b.code))}</td>",
+                 f'<td><span class="sev sev-{_e(b.severity)}">'
+                 f'{_e(label("severity", b.severity))}</span></td>']
         if has_status:
-            cells.append(f"<td>{_e(status_of(b))}</td>")
+            cells.append(f"<td>{_e(label('status', status_of(b)))}</td>")
         cells += [f'<td class="rec">{_records(b.records)}</td>', f"<td>{_e(b.field)}</td>",
                   f'<td class="amt">{_amounts(b.amounts)}</td>',
                   f'<td class="num">{_e(_grouped(money(risk_fen(b))))}</td>',
-                  f'<td class="msg">{_e(b.message)}</td>']
+                  f'<td class="msg">{_e(b.text())}</td>']
         out.append(f'<tr data-code="{_e(b.code)}">{"".join(cells)}</tr>')
     out.append("</tbody></table></div>")
     if len(report.breaks) > max_rows:
-        out.append(f'<p class="note">Showing the first {max_rows} of {len(report.breaks)} '
-                   "breaks; the JSON and CSV reports list them all.</p>")
+        note = _("Showing the first {shown} of {total} breaks; the JSON and CSV reports list "
+                 "them all.").format(shown=max_rows, total=len(report.breaks))
+        out.append(f'<p class="note">{_e(note)}</p>')
     return "".join(out)
 
 
 def _expected_table(report: Report, max_rows: int) -> str:
     if not report.expected:
-        return '<p class="note">Nothing is inside its settlement window.</p>'
-    out = ['<div class="scroll"><table id="expected"><thead><tr><th>becomes</th>'
-           "<th>records</th><th>until</th><th>amounts</th><th>message</th></tr></thead><tbody>"]
+        return f'<p class="note">{_e(_("Nothing is inside its settlement window."))}</p>'
+    out = ['<div class="scroll"><table id="expected"><thead><tr>'
+           f"{_ths(_EXPECTED_HEAD)}</tr></thead><tbody>"]
     for x in report.expected[:max_rows]:
-        out.append(f'<tr><td>{_e(x.code)}</td><td class="rec">{_records(x.records)}</td>'
+        out.append(f'<tr><td>{_e(code_label(x.code))}</td>'
+                   f'<td class="rec">{_records(x.records)}</td>'
                    f'<td class="num">{_e(x.until)}</td><td class="amt">{_amounts(x.amounts)}</td>'
-                   f'<td class="msg">{_e(x.message)}</td></tr>')
+                   f'<td class="msg">{_e(x.text())}</td></tr>')
     out.append("</tbody></table></div>")
     if len(report.expected) > max_rows:
-        out.append(f'<p class="note">Showing the first {max_rows} of {len(report.expected)} '
-                   "expected items.</p>")
+        note = _("Showing the first {shown} of {total} expected items.").format(
+            shown=max_rows, total=len(report.expected))
+        out.append(f'<p class="note">{_e(note)}</p>')
     return "".join(out)
-
-
-_FUND_NAMES = {"income": "收入户", "expenditure": "支出户", "fiscal_special": "财政专户"}
 
 
 def _bank_rows(a: AccountReconciliation) -> list[str]:
     """The statement of one account as table rows: balance, items, adjusted balance, for
     the bank side then the book side, then the difference."""
-    def row(label: str, fen: int | None, cls: str = "") -> str:
+    def row(name: str, fen: int | None, cls: str = "") -> str:
         shown = "" if fen is None else _grouped(money(fen))
-        return (f'<tr class="{cls}"><td>{_e(label)}</td><td></td><td></td>'
+        return (f'<tr class="{cls}"><td>{_e(name)}</td><td></td><td></td>'
                 f'<td class="num">{_e(shown)}</td></tr>')
 
     def items(kind: str, sign: str) -> list[str]:
-        out = [row(f"{sign} {ITEM_NAMES[kind]}", sum(i.amount for i in a.items[kind]))]
+        out = [row(f"{sign} {_(ITEM_NAMES[kind])}", sum(i.amount for i in a.items[kind]))]
         out += [f'<tr class="item"><td></td><td class="rec">{_e(i.record)}</td>'
                 f"<td>{_e(i.day)} · {_e(i.bank_ref)}</td>"
                 f'<td class="num">{_e(_grouped(money(i.amount)))}</td></tr>'
                 for i in a.items[kind]]
         return out
 
-    return [row(f"{LABELS['bank_balance']} bank statement balance", a.bank),
+    return [row(_(LABELS["bank_balance"]), a.bank),
             *items("book_credit", "+"), *items("book_debit", "−"),
-            row(f"{LABELS['adjusted_bank']} adjusted bank balance", a.adjusted_bank, "total"),
-            row(f"{LABELS['book_balance']} book balance", a.book),
+            row(_(LABELS["adjusted_bank"]), a.adjusted_bank, "total"),
+            row(_(LABELS["book_balance"]), a.book),
             *items("bank_credit", "+"), *items("bank_debit", "−"),
-            row(f"{LABELS['adjusted_book']} adjusted book balance", a.adjusted_book, "total"),
-            row(f"{LABELS['difference']} difference", a.difference,
+            row(_(LABELS["adjusted_book"]), a.adjusted_book, "total"),
+            row(_(LABELS["difference"]), a.difference,
                 "total" if a.balanced else "total alert")]
 
 
 def bank_section(bank: BankReconciliation) -> str:
     """The 银行存款余额调节表 of each account as an HTML section (FORMAT.md §9.7)."""
-    out = [f"<h2>银行存款余额调节表 · bank reconciliation as of {_e(bank.as_of)}</h2>"]
+    heading = _("Bank reconciliation statement as of {as_of}").format(as_of=bank.as_of)
+    out = [f"<h2>{_e(heading)}</h2>"]
     if not bank.accounts:
-        return out[0] + '<p class="note">No bank statement imported.</p>'
+        return out[0] + f'<p class="note">{_e(_("No bank statement imported."))}</p>'
     for a in bank.accounts:
-        fund = f"{_FUND_NAMES.get(a.fund_account or '', '')} {a.fund_account or ''}".strip()
-        verdict = ("balanced 已平衡" if a.balanced else
-                   f"NOT balanced 不平衡: {a.problem}" if a.problem else
-                   f"NOT balanced 不平衡: difference {_grouped(money(a.difference or 0))}")
-        sts = "".join(f" · statement {_e(st.id)}, closing {_e(st.closing_date)}"
-                      for st in a.statements)
-        ops = "".join(f" · opening {_e(_grouped(money(o.amount)))} at the start of "
-                      f"{_e(o.day)}" for o in a.openings)
+        fund = label("fund_account", a.fund_account or "")
+        verdict = (_("balanced") if a.balanced else
+                   _("NOT balanced: {problem}").format(problem=a.problem) if a.problem else
+                   _("NOT balanced: difference {difference}").format(
+                       difference=_grouped(money(a.difference or 0))))
+        sts = "".join(" · " + _e(_("statement {id}, closing {date}").format(
+            id=st.id, date=st.closing_date)) for st in a.statements)
+        ops = "".join(" · " + _e(_("opening {amount} at the start of {day}").format(
+            amount=_grouped(money(o.amount)), day=o.day)) for o in a.openings)
         out.append(f"<h3>{_e(a.bank_account)} · {_e(fund or '-')} · {_e(a.region or '-')}"
                    f'</h3><p class="{"ok" if a.balanced else "alert"}">{_e(verdict)}{sts}'
                    f"{ops}</p>")
         if a.problem is not None:
             continue
         out += ['<div class="scroll"><table class="bank"><tbody>', *_bank_rows(a)]
-        out += [f'<tr class="alert"><td>{LABELS["unexplained"]} unexplained</td>'
-                f'<td class="rec">{_e(u.record)} / {_e(u.movement)}</td><td>{_e(u.day)} · '
-                f"{_e(u.bank_ref)}: books {_e(_grouped(money(u.book_amount or 0)))}</td>"
-                f'<td class="num">{_e(_grouped(money(u.amount)))}</td></tr>'
+        out += [f'<tr class="alert"><td>{_e(_(LABELS["unexplained"]))}</td>'
+                f'<td class="rec">{_e(u.record)} / {_e(u.movement)}</td><td>'
+                + _e(_("{day} · {bank_ref}: books {amount}").format(
+                    day=u.day, bank_ref=u.bank_ref, amount=_grouped(money(u.book_amount or 0))))
+                + f'</td><td class="num">{_e(_grouped(money(u.amount)))}</td></tr>'
                 for u in a.unexplained]
         out.append("</tbody></table></div>")
     return "".join(out)
@@ -554,16 +629,16 @@ def bank_section(bank: BankReconciliation) -> str:
 
 def render_bank_html(bank: BankReconciliation) -> str:
     """``bfa balance --html``: the statements as a self-contained page."""
-    title = f"银行存款余额调节表 {bank.as_of}"
+    title = _("Bank reconciliation statement {as_of}").format(as_of=bank.as_of)
     return "".join([
         "<!DOCTYPE html>\n",
-        '<html lang="zh-CN"><head><meta charset="utf-8">',
+        f'<html lang="{_lang()}"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">',
         f"<title>{_e(title)}</title><style>{_CSS}</style>",
         f"<script>{_JS_GUARD}</script></head>\n<body>",
         "<main>", bank_section(bank), "</main>",
-        "<footer>Written by bfa balance. Self-contained: opens offline.</footer>",
+        f"<footer>{_e(_('Written by bfa balance. Self-contained: opens offline.'))}</footer>",
         f"<script>{_JS_MAIN}</script></body></html>\n",
     ])
 
@@ -584,44 +659,54 @@ def render_html(report: Report, *, max_rows: int = 5000,
     high = sum(1 for b in report.breaks if b.severity == "high")
     codes = sorted({b.code for b in report.breaks}, key=lambda c: (
         _SEVERITY_ORDER.get(SEVERITY.get(c, "low"), 9), c))
-    options = "".join(f'<option value="{_e(c)}">{_e(c)}</option>' for c in codes)
+    options = "".join(f'<option value="{_e(c)}">{_e(code_label(c))}</option>' for c in codes)
     rules = json.dumps(report.to_json()["run"].get("rules", {}), ensure_ascii=False, indent=2)
-    title = f"BFA reconciliation as of {run.as_of}"
+    title = _("BFA reconciliation as of {as_of}").format(as_of=run.as_of)
+    meta = _("{backend} ledger of {size} entries · run {started} to {finished} · {decoded} "
+             "entries decoded by this run").format(
+        backend=run.backend, size=run.ledger_size, started=run.started_at,
+        finished=run.finished_at, decoded=run.decoded)
+    filter_text = _e(_("filter text"))
+    # the number shown is an element the page's script updates: placed into the sentence
+    shown = _t(_("{count} shown")).format(
+        count=f'<span id="shown">{min(len(report.breaks), max_rows)}</span>')
     body = [
         "<header>", f"<h1>{_e(title)}</h1>",
-        f'<p class="meta">{_e(run.backend)} ledger of {_e(run.ledger_size)} entries · run '
-        f"{_e(run.started_at)} to {_e(run.finished_at)} · {_e(run.decoded)} entries decoded "
-        "by this run</p>",
+        f'<p class="meta">{_e(meta)}</p>',
         "" if not run.look_back else
-        '<p class="meta alert">A look back: this day is before the day of the last '
-        "reconciliation, so no break's workflow state was changed by this run.</p>",
+        '<p class="meta alert">' + _t(_(
+            "A look back: this day is before the day of the last reconciliation, so no "
+            "break's workflow state was changed by this run.")) + "</p>",
         "" if checkpoint is None else
-        f'<p class="meta">signed checkpoint: size {checkpoint[0]}, root '
-        f'<code class="root">{_e(checkpoint[1])}</code> (bfa verify checks it)</p>',
+        '<p class="meta">' + _t(_(
+            "signed checkpoint: size {size}, root {root} (bfa verify checks it)")).format(
+            size=checkpoint[0], root=f'<code class="root">{_e(checkpoint[1])}</code>') + "</p>",
         "</header>",
         '<section class="cards">',
-        _card("breaks", str(s.breaks), "alert" if s.breaks else "ok"),
-        _card("amount at risk (CNY)", _grouped(s.amount_at_risk), "alert" if s.breaks else "ok"),
-        _card("high severity", str(high), "alert" if high else ""),
-        _card("expected (inside their window)", str(s.expected)),
+        _card(_("breaks"), str(s.breaks), "alert" if s.breaks else "ok"),
+        _card(_("amount at risk (CNY)"), _grouped(s.amount_at_risk),
+              "alert" if s.breaks else "ok"),
+        _card(_("high severity"), str(high), "alert" if high else ""),
+        _card(_("expected (inside their window)"), str(s.expected)),
         "</section>",
         _charts(report),
-        "<h2>Breaks</h2>",
-        '<div class="tools"><input id="filter-text" type="search" placeholder="filter text" '
-        'aria-label="filter text"><select id="filter-code" aria-label="code">'
-        f'<option value="">all codes</option>{options}</select>'
-        f'<span class="note"><span id="shown">{min(len(report.breaks), max_rows)}</span> shown'
-        "</span></div>",
-        _breaks_table(report, max_rows) if report.breaks else '<p class="note">No breaks.</p>',
-        "<h2>Expected</h2>", _expected_table(report, max_rows),
+        f"<h2>{_e(_('Breaks'))}</h2>",
+        f'<div class="tools"><input id="filter-text" type="search" placeholder="{filter_text}" '
+        f'aria-label="{filter_text}"><select id="filter-code" aria-label="{_e(_("code"))}">'
+        f'<option value="">{_e(_("all codes"))}</option>{options}</select>'
+        f'<span class="note">{shown}</span></div>',
+        _breaks_table(report, max_rows) if report.breaks else
+        f'<p class="note">{_e(_("No breaks."))}</p>',
+        f"<h2>{_e(_('Expected'))}</h2>", _expected_table(report, max_rows),
         bank_section(bank) if bank is not None and bank.accounts else "",
-        "<details><summary>Rules of this run</summary>", f"<pre>{_e(rules)}</pre></details>",
-        "<footer>Written by bfa (reconcile or nightly). Self-contained: opens offline."
-        "</footer>",
+        f"<details><summary>{_e(_('Rules of this run'))}</summary>",
+        f"<pre>{_e(rules)}</pre></details>",
+        "<footer>" + _e(_("Written by bfa (reconcile or nightly). Self-contained: opens "
+                          "offline.")) + "</footer>",
     ]
     return "".join([
         "<!DOCTYPE html>\n",
-        '<html lang="en"><head><meta charset="utf-8">',
+        f'<html lang="{_lang()}"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">',
         f"<title>{_e(title)}</title><style>{_CSS}</style>",

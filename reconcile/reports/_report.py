@@ -42,6 +42,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconcile.matching._units import money
+from reconcile.reports._labels import label
 from schemas import gettext
 
 Severity = Literal["high", "medium", "low"]
@@ -88,8 +89,36 @@ def msg(template: str, **params: object) -> Msg:
     return Msg(template, {k: str(v) for k, v in params.items()})
 
 
-TRANSLATED_PARAMS = frozenset({"reason"})
-"""Parameters that are themselves English sentences from the catalog (a rule's reason)."""
+MONEY_PARAMS = frozenset({
+    "amount", "allocated", "event", "returned", "unpaid", "in_amount", "out_amount", "net",
+    "opening", "entries", "sum", "closing", "book", "evidenced"})
+"""Parameters that are money strings (``money``): shown with thousands separators."""
+
+
+def grouped(amount: str) -> str:
+    """A money string with thousands separators (``-1234567.80`` → ``-1,234,567.80``);
+    anything that is not one, as it is."""
+    sign, digits = ("-", amount[1:]) if amount.startswith("-") else ("", amount)
+    whole, dot, part = digits.partition(".")
+    if not whole.isdigit() or not whole.isascii() or (dot and not part.isdigit()):
+        return amount
+    return f"{sign}{int(whole):,}{dot}{part}"
+
+
+def _shown(name: str, value: str) -> str:
+    """A parameter as a reader sees it: money grouped, a rule's reason (a sentence of the
+    catalog) translated, codes by their names in the reader's language."""
+    if name in MONEY_PARAMS:
+        return grouped(value)
+    if name == "reason":
+        return gettext(value)
+    if name in ("kind", "insurance", "domain"):
+        return label(name, value)
+    if name == "type":  # domain.kind
+        return label("kind", value.partition(".")[2] or value)
+    if name == "vouchers":
+        return ", ".join(label("kind", v) for v in value.split(", "))
+    return value
 
 
 def render_message(template: str, params: Mapping[str, str], english: str) -> str:
@@ -97,7 +126,7 @@ def render_message(template: str, params: Mapping[str, str], english: str) -> st
     message from before messages had one) or the translation does not fit its fields."""
     if not template:
         return english
-    shown = {k: gettext(v) if k in TRANSLATED_PARAMS else v for k, v in params.items()}
+    shown = {k: _shown(k, v) for k, v in params.items()}
     try:
         return gettext(template).format_map(shown)
     except (KeyError, IndexError, ValueError):
@@ -255,6 +284,8 @@ class RunInfo(_Model):
     """Incremental runs: events, movements, records and vouchers re-checked."""
     look_back: bool = False
     """A run for an earlier day than the last tracked run's: it changed no break state."""
+    not_judged: int = 0
+    """Current records that occurred after the as-of day: not judged (a cut-off)."""
 
 
 class Summary(_Model):

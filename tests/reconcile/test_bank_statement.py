@@ -112,7 +112,8 @@ def test_hand_worked_month_balances(led: Ledger, tmp_path: Path) -> None:
     assert a.adjusted_bank == a.adjusted_book == 1_480_734
     assert a.difference == 0 and a.unexplained == [] and a.balanced and rep.balanced
     js = rep.to_json()
-    assert js["accounts"][0]["items"]["bank_credit"]["name"] == "银行已收企业未收"
+    # the kind is the key machines use; the name is in the reader's language (English here)
+    assert js["accounts"][0]["items"]["bank_credit"]["name"] == "bank credits not yet booked"
     assert js["accounts"][0]["adjusted_bank"] == "14807.34"
     assert js["fund_accounts"]["income"]["difference"] == "0.00"
 
@@ -226,8 +227,8 @@ def test_cli_opening_and_statement(led: Ledger, ledger_home: dict[str, Any],
                       ("13007.34", "2026-11-30"), NOVEMBER))
     res = invoke("balance", *home, "--period", "2026-11")
     assert res.exit_code == 0, res.output
-    assert "¥14,807.34" in res.stdout and "银行已收企业未收" in res.stdout
-    assert res.stdout.rstrip().endswith("balanced 已平衡")
+    assert "¥14,807.34" in res.stdout and "bank credits not yet booked" in res.stdout
+    assert res.stdout.rstrip().endswith("balanced")
     assert max(_cols(line) for line in res.stdout.splitlines()) <= 80, res.stdout
     res = invoke("balance", *home, "--as-of", "2026-11-30", "--csv")
     assert res.exit_code == 0 and res.stdout.startswith("\ufeff")
@@ -239,7 +240,7 @@ def test_cli_opening_and_statement(led: Ledger, ledger_home: dict[str, Any],
     page = tmp_path / "调节表.html"
     res = invoke("balance", *home, "--period", "2026-11", "--html", str(page), "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["balanced"] is True, res.output
-    assert '<html lang="zh-CN">' in page.read_text("utf-8")
+    assert '<html lang="en">' in page.read_text("utf-8")  # the page is in the CLI's language
     assert "14,807.34" in page.read_text("utf-8")
     res = invoke("balance", *home, "--fund-account", "expenditure", "--as-of", "2026-11-30")
     assert res.exit_code == 1 and "no bank statement" in res.stdout
@@ -299,7 +300,8 @@ def test_nightly_reports_the_bank_side(led: Ledger, ledger_home: dict[str, Any],
     assert bank["accounts"][0]["unexplained"][0]["movement"] == "PAY-B"
     assert (out / "latest" / "bank.csv").read_text("utf-8").startswith("\ufeff")
     page = (out / "latest" / "report.html").read_text("utf-8")
-    assert "银行存款余额调节表" in page and f"size {night['checkpoint']}, root" in page
+    assert "Bank reconciliation statement as of 2026-11-30" in page
+    assert f"size {night['checkpoint']}, root" in page
     assert night["checkpoint_root"] in page
 
 
@@ -341,6 +343,29 @@ def test_csv_cells_excel_would_misread(led: Ledger, tmp_path: Path) -> None:
     refs = [r[6] for r in rows[1:]]
     assert "'=HYPERLINK(\"http://x\",\"y\")" in refs
     assert not any(c.startswith(("=", "+", "@")) for r in rows for c in r)
+
+
+def test_csv_in_the_readers_language_and_archived_in_none(led: Ledger, tmp_path: Path) -> None:
+    """The CSV's header and names are the reader's; ``line`` is the machine's key. The
+    archived statement is the same bytes whatever the language (its hash is in the
+    ledger: archived again, it is a duplicate), with the names it always had."""
+    import schemas
+
+    _month(led, tmp_path)
+    rep = bank_reconciliation(led, date(2026, 11, 30))
+    rows = list(csv.reader(io.StringIO(statement_csv(rep)[1:])))
+    assert rows[0][:5] == ["bank_account", "fund_account", "as_of", "line", "name"]
+    assert [r[4] for r in rows if r[3] in ("bank_balance", "bank_credit", "difference")] == [
+        "balance per bank statement", "bank credits not yet booked", "difference"]
+    archived = statement_csv(rep, archived=True)
+    with schemas.language("zh_CN"):
+        assert statement_csv(rep, archived=True) == archived
+        zh = statement_csv(rep)
+    assert archived.startswith("\ufeffbank_account,fund_account,")
+    assert ",bank_credit,银行已收企业未收," in archived and ",difference,差额," in archived
+    # the same rows and numbers in either language
+    assert [(r[3], r[-1]) for r in csv.reader(io.StringIO(zh[1:]))][1:] == [
+        (r[3], r[-1]) for r in rows[1:]]
 
 
 def test_two_accounts_of_one_fund_account_are_reconciled_together(

@@ -82,9 +82,12 @@ def test_harness_sees_script_errors_and_external_resources(tmp_path: Path) -> No
     assert any("Content Security Policy" in ln for ln in console)
 
 
-def test_bank_statement_page_loads_and_fits_1280_px(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", ["en", "zh_CN"])
+def test_bank_statement_page_loads_and_fits_1280_px(tmp_path: Path, lang: str) -> None:
     """FORMAT §9.7: the 银行存款余额调节表 page (bfa balance --html, and the nightly's
-    bank section) opens clean and lays out within a 1280 px window: no sideways scroll."""
+    bank section) opens clean and lays out within a 1280 px window: no sideways scroll,
+    in either language."""
+    import schemas
     from reconcile.bank._adjust import AccountReconciliation, BankReconciliation, Item, Opening
     from reconcile.bank._checks import StoredStatement
 
@@ -100,18 +103,29 @@ def test_bank_statement_page_loads_and_fits_1280_px(tmp_path: Path) -> None:
     acct.unexplained.append(Item("unexplained", "ST-11#2", "RB", "debit", 200_027,
                                  "2026-11-10", 200_000, "PAY-B"))
     from reconcile import render_bank_html
+    from reconcile.bank._adjust import ITEM_NAMES, LABELS
 
-    page = render_bank_html(BankReconciliation("2026-11-30", [acct]))
+    with schemas.language(lang):
+        page = render_bank_html(BankReconciliation("2026-11-30", [acct]))
+        report_page = render_html(sample_report(), bank=BankReconciliation(
+            "2026-11-30", [acct]))
+        names = (schemas.gettext(ITEM_NAMES["bank_credit"]),
+                 schemas.gettext(LABELS["unexplained"]),
+                 schemas.gettext("Bank reconciliation statement as of {as_of}").format(
+                     as_of="2026-11-30"))
+    tag = '<html lang="zh-CN">' if lang == "zh_CN" else '<html lang="en">'
+    assert tag in page and tag in report_page
     dom, console = load_at(page, tmp_path, 1280)
     assert_loads_clean(dom, console)
-    assert "银行已收企业未收" in dom and "未达原因不明" in dom and "1,300,734" not in dom
+    assert names[0] in dom and names[1] in dom and "1,300,734" not in dom
     assert "13,007.34" in dom
+    if lang == "en":
+        assert "bank credits not yet booked" in dom and ">unexplained<" in dom
     scroll, client = (int(x) for x in dom.split('data-scroll="')[1].split('"')[0].split())
     assert client > 0 and scroll <= client, (scroll, client)
-    dom, console = load(render_html(sample_report(), bank=BankReconciliation(
-        "2026-11-30", [acct])), tmp_path)
+    dom, console = load(report_page, tmp_path)
     assert_loads_clean(dom, console)
-    assert "银行存款余额调节表" in dom
+    assert names[2] in dom
 
 
 def load_at(page: str, tmp_path: Path, width: int) -> tuple[str, list[str]]:
@@ -130,16 +144,21 @@ def load_at(page: str, tmp_path: Path, width: int) -> tuple[str, list[str]]:
     return res.stdout, console
 
 
-def test_report_page_fits_1280_px_with_long_codes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", ["en", "zh_CN"])
+def test_report_page_fits_1280_px_with_long_codes(tmp_path: Path, lang: str) -> None:
     """Issue 19: the page scrolled sideways at 1400 px and clipped chart labels (the
-    page's script counts chart labels that start left of their chart)."""
+    page's script counts chart labels that start left of their chart). In Chinese a
+    chart label is the code beside its name (wider): still no clipping, no scroll."""
+    import schemas
     from reconcile.reports._report import SEVERITY, Break, Report
 
     base = sample_report(status=True)
     every = [Break.make(code, (f"R-{code}",), {"event": 100_000 + i}, "amount",
                         f"{code}: a message long enough to wrap in its cell " * 3, 100 + i)
              for i, code in enumerate(sorted(SEVERITY))]
-    page = render_html(Report.build(base.run, [*base.breaks, *every], list(base.expected)))
+    with schemas.language(lang):
+        page = render_html(Report.build(base.run, [*base.breaks, *every],
+                                        list(base.expected)))
     dom, console = load_at(page, tmp_path, 1280)
     assert_loads_clean(dom, console)
     scroll, client = (int(x) for x in dom.split('data-scroll="')[1].split('"')[0].split())

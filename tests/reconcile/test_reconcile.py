@@ -348,3 +348,24 @@ def test_a_run_reports_one_state_while_an_ingest_waits(
         (b.id, b.evidence) for b in before.breaks]
     after = run_reconcile(led, sc.AS_OF)
     assert "BP-2" not in {r for b in after.breaks for r in b.records}
+
+
+def test_as_of_is_a_cut_off_by_occurred_at(led: Ledger, tmp_path: Path) -> None:
+    """FORMAT §10.2: a finding whose record at fault occurred after the as-of day is not
+    judged, and the run says how many records it left out."""
+    december = sc.collection("COL-DEC", "555.00", allocations=None, payer=sc.OTHER_EMPLOYER,
+                             value_date="2026-12-05")
+    december["occurred_at"] = "2026-12-05T10:00:00+08:00"
+    extra = sc.orphan(tmp_path, False) + sc.with_vouchers(tmp_path, [december], "dec")
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + extra)
+    november = run_reconcile(led, date(2027, 3, 1))  # everything judged
+    assert {b.records[0] for b in november.breaks if b.code == "ORPHAN_MOVEMENT"} == {
+        "COL-9", "COL-DEC"}
+    assert november.run.not_judged == 0
+    cut = run_reconcile(led, date(2026, 11, 30))
+    assert all("COL-DEC" not in b.records for b in cut.breaks)
+    assert all("COL-DEC" not in x.records for x in cut.expected)
+    assert cut.run.not_judged == 1  # the movement (its voucher is dated November)
+    # a December evening in Shanghai is still December: the day is Asia/Shanghai's
+    assert run_reconcile(led, date(2026, 12, 5)).run.not_judged == 0
+    assert cut.to_json()["run"]["not_judged"] == 1
