@@ -221,6 +221,10 @@ def render_text(report: Report) -> str:
         lines += _indented(_("a look back: {as_of} is before the day of the last "
                              "reconciliation,\nso no break's state was changed (bfa breaks "
                              "list shows them)").format(as_of=report.run.as_of))
+    if report.run.not_judged:
+        lines += _indented(_("{count} records occurred after {as_of}: they were not judged "
+                             "(the as-of day is a cut-off)").format(
+            count=report.run.not_judged, as_of=report.run.as_of))
     todo = [b for b in report.breaks if status_of(b) != "resolved"]
     if todo:
         top = sorted(todo, key=lambda b: (_SEVERITY_ORDER.get(b.severity, 9), -risk_fen(b),
@@ -677,6 +681,10 @@ def render_html(report: Report, *, max_rows: int = 5000,
         '<p class="meta alert">' + _t(_(
             "A look back: this day is before the day of the last reconciliation, so no "
             "break's workflow state was changed by this run.")) + "</p>",
+        "" if not run.not_judged else
+        '<p class="meta">' + _t(_(
+            "{count} records occurred after {as_of}: they were not judged (the as-of day is "
+            "a cut-off).")).format(count=run.not_judged, as_of=_e(run.as_of)) + "</p>",
         "" if checkpoint is None else
         '<p class="meta">' + _t(_(
             "signed checkpoint: size {size}, root {root} (bfa verify checks it)")).format(
