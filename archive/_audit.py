@@ -50,6 +50,7 @@ from ledger import (
     read_entries,
 )
 from reconcile import SPACE, in_scope
+from schemas import gettext as _
 
 PREFIX = "fixity-"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -323,11 +324,13 @@ def restore(ledger: Ledger, store: FileStore, source: Path,
         refresh_files(ledger.store, conn)
         rows = [r for r in files_in_range(conn, sha, _after(sha)) if r.sha256 == sha]
         if not rows:
-            raise InputError(
-                f"{source}: no voucher record names a file with these bytes (sha256 {sha}); "
-                "only the exact bytes a record was ingested with can be restored")
+            raise InputError(_(
+                "{path}: no voucher record names a file with these bytes (sha256 {sha256}); "
+                "only the exact bytes a record was ingested with can be restored").format(
+                    path=source, sha256=sha))
         if rows[0].size != size:
-            raise InputError(f"{source}: has {size} bytes, the record says {rows[0].size}")
+            raise InputError(_("{path}: has {size} bytes, the record says {recorded}").format(
+                path=source, size=size, recorded=rows[0].size))
         records = tuple(sorted({r.record_id for r in rows}))
         current = _hash(store.path_of(sha))
         if current == (sha, size):
@@ -353,11 +356,13 @@ def _hash_source(source: Path) -> tuple[str, int]:
     try:
         got = _hash(source)
     except IsADirectoryError as e:
-        raise InputError(f"{source}: is a directory; name the voucher files") from e
+        raise InputError(_("{path}: is a directory; name the voucher files").format(
+            path=source)) from e
     except OSError as e:
-        raise InputError(f"{source}: cannot read: {e.strerror}") from e
+        raise InputError(_("{path}: cannot read: {error}").format(
+            path=source, error=e.strerror)) from e
     if got is None:
-        raise InputError(f"{source}: does not exist")
+        raise InputError(_("{path}: does not exist").format(path=source))
     return got
 
 

@@ -76,6 +76,7 @@ from reconcile import (
     unindexed_business,
     vouchers_naming,
 )
+from schemas import gettext as _
 
 FORMAT = "bfa-bundle/1"
 SIGNATURE = "bundle.sig"
@@ -123,7 +124,8 @@ def exporter_signer(ledger: Ledger) -> Signer:
         try:
             return Signer.from_text(path.read_text("utf-8").strip())
         except Exception as e:
-            raise ConfigError(f"{path}: not a note signer key: {e}") from e
+            raise ConfigError(_("{path}: not a note signer key: {error}").format(
+                path=path, error=e)) from e
     who = "".join(c if c.isalnum() or c in "._-" else "_" for c in ledger.actor().identity)
     signer = Signer.generate(f"{ledger.origin}/exporter/{who or 'unknown'}")
     write_atomic(path, signer.to_text() + "\n", ledger.home.perms)
@@ -135,7 +137,8 @@ def _scoped_seqs(ledger: Ledger, conn: Connection, scope: Scope,
     """Entries of the scope's records (current and superseded versions alike)."""
     seqs, unknown = seqs_of_ids(conn, set(scope.records) | set(break_records))
     if unknown:
-        raise NotFoundError(f"no record {sorted(unknown)[0]!r} in the ledger")
+        raise NotFoundError(_("no record {id} in the ledger").format(
+            id=repr(sorted(unknown)[0])))
     for month in scope.periods:
         seqs |= seqs_of_month(conn, month)
     pseudonyms = {party_pseudonym(ledger, p) for p in scope.persons}
@@ -148,8 +151,8 @@ def _scoped_seqs(ledger: Ledger, conn: Connection, scope: Scope,
                     by_person[str(ps)].add(q)
     for found in by_person.values():
         if not found:
-            raise NotFoundError("no record of that person in the ledger (person ids are "
-                                "compared exactly as sent)")
+            raise NotFoundError(_("no record of that person in the ledger (person ids are "
+                                  "compared exactly as sent)"))
         seqs |= found
     return seqs
 
@@ -196,9 +199,10 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
                   ) -> ExportResult:
     """Write the proof bundle of ``scope`` to the new directory ``out`` (FORMAT.md §12)."""
     if scope.empty():
-        raise InputError("name a scope: --record, --period, --person and/or --break")
+        raise InputError(_("name a scope: --record, --period, --person and/or --break"))
     if disclose_fields and not purpose:
-        raise InputError("--disclose needs --purpose: why the clear values leave the agency")
+        raise InputError(_("--disclose needs --purpose: why the clear values leave the "
+                           "agency"))
     rules = rules or Rules.from_mapping(None)
     note, cp = latest_signed(ledger)
     since_size = _since(ledger, since, cp) if since is not None else None
@@ -211,7 +215,7 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
     with ledger.store.reader() as conn:
         scoped = _scoped_seqs(ledger, conn, scope, break_records)
         if not scoped:
-            raise NotFoundError("the scope names no record of the ledger")
+            raise NotFoundError(_("the scope names no record of the ledger"))
         closure = _closure(conn, scoped)
         scoped_ids = {e.record_id for e in entries_by_seq(conn, sorted(scoped)).values()}
     named_ids = {st.break_id for st in named}
@@ -238,9 +242,9 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
     roles.update({q: "history" for q in history_seqs - set(roles)})
     late = sorted(q for q in roles if q >= cp.size)
     if late:
-        raise NotCoveredError(
-            f"entry {late[0]} of the bundle is not covered by the latest signed checkpoint "
-            f"(size {cp.size}); run 'bfa checkpoint' first")
+        raise NotCoveredError(_(
+            "entry {seq} of the bundle is not covered by the latest signed checkpoint (size "
+            "{size}); run 'bfa checkpoint' first").format(seq=late[0], size=cp.size))
     disclosed: list[Disclosed] = []
     disclosure_id: str | None = None
     if disclose_fields:
@@ -301,10 +305,11 @@ def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_i
         if got.sha256 != sha:
             result.missing_files.append(sha)
     if result.missing_files:
-        raise InputError(
-            f"{len(result.missing_files)} voucher file(s) of the bundle are missing from the "
-            f"archive or changed (first: sha256 {result.missing_files[0]}); run 'bfa archive "
-            "audit' and restore them, then export again")
+        raise InputError(_(
+            "{count} voucher file(s) of the bundle are missing from the archive or changed "
+            "(first: sha256 {sha256}); run 'bfa archive audit' and restore them, then export "
+            "again").format(count=len(result.missing_files),
+                            sha256=result.missing_files[0]))
     findings = {
         "as_of": as_of.isoformat(), "ruleset": RULESET_VERSION, "rules": rules.describe(),
         "rules_digest": rules_digest(rules),
@@ -372,11 +377,11 @@ def _since(ledger: Ledger, since: str, cp: Checkpoint) -> int:
     try:
         old = open_checkpoint(since, [ledger.home.verifier()], ledger.origin)
     except Exception as e:
-        raise InputError(f"--since: not a checkpoint of this ledger signed by its key: {e}") \
-            from e
+        raise InputError(_("--since: not a checkpoint of this ledger signed by its key: "
+                           "{error}").format(error=e)) from e
     if old.size > cp.size:
-        raise InputError(f"--since: the checkpoint of size {old.size} is newer than the "
-                         f"latest one ({cp.size})")
+        raise InputError(_("--since: the checkpoint of size {size} is newer than the latest "
+                           "one ({latest})").format(size=old.size, latest=cp.size))
     return old.size
 
 

@@ -70,6 +70,7 @@ from ledger import (
     verify_inclusion,
 )
 from reconcile import RULESET_VERSION, Rules, rules_digest, run_reconcile
+from schemas import language
 
 SIGNATURE = "bundle.sig"
 FORMAT_NAME = "bfa-bundle/1"
@@ -199,7 +200,8 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
     report = BundleReport()
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and "fork" in mp.get_all_start_methods()
-    with tempfile.TemporaryDirectory(prefix="bfa-bundle-") as tmp:
+    # verdicts are data (``--json``): an error's words copied into one stay English
+    with tempfile.TemporaryDirectory(prefix="bfa-bundle-") as tmp, language("en"):
         ctx = _Context(root, key, exporter_key, Path(tmp), report, progress)
         steps: list[tuple[str, Callable[[], str]]] = [
             ("bag", ctx.bag), ("signature", ctx.signature), ("checkpoint", ctx.checkpoint),

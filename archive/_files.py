@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import BigInteger, Column, Connection, Index, MetaData, String, Table, select
 
 from ledger import NAMING, IntegrityError, Store, checked_entry, entries
+from schemas import gettext
 
 metadata = MetaData(naming_convention=NAMING)
 
@@ -116,13 +117,14 @@ def _checked(conn: Connection, rows: list[FileRow]) -> Iterator[FileRow]:
     for row in rows:
         got = found.get(row.seq)
         if got is None or got[2] != "archive":
-            raise IntegrityError(
-                f"ar_files names entry {row.seq} as voucher {row.record_id!r}, but the ledger "
-                "holds no archive entry there; run a full 'bfa archive audit', which "
-                "rebuilds the table from the entries, and 'bfa verify'")
+            raise IntegrityError(gettext(
+                "ar_files names entry {seq} as voucher {id}, but the ledger holds no archive "
+                "entry there; run a full 'bfa archive audit', which rebuilds the table from the "
+                "entries, and 'bfa verify'").format(seq=row.seq, id=repr(row.record_id)))
         entry = checked_entry(row.seq, got[0], got[1], "archive", got[3])
         if _row_of(entry.seq, entry.record) != row:
-            raise IntegrityError(
-                f"ar_files row of entry {row.seq} does not match the entry (working table "
-                "changed); run a full 'bfa archive audit', which rebuilds it from the entries")
+            raise IntegrityError(gettext(
+                "ar_files row of entry {seq} does not match the entry (working table changed); "
+                "run a full 'bfa archive audit', which rebuilds it from the entries").format(
+                    seq=row.seq))
         yield row

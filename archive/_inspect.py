@@ -31,6 +31,7 @@ from archive._fourprop import CHECK_VERSION, check_file
 from archive._store import FileStore
 from ledger import Ledger, NotFoundError, append_control, now_rfc3339, read_entries
 from reconcile import defect_state
+from schemas import gettext as _
 
 RETENTION_RANK = {"10y": 10, "30y": 30, "permanent": 1000}
 """Retention periods in order (``permanent`` above any number of years)."""
@@ -184,8 +185,8 @@ def check_vouchers(ledger: Ledger, store: FileStore, ids: Sequence[str] = (),
             found = read_entries(ledger.store, conn, "archive", list(dict.fromkeys(ids)))
             unknown = [i for i in ids if i not in found]
             if unknown:
-                raise NotFoundError(f"no voucher record {unknown[0]!r} in the ledger "
-                                    "(archive domain)")
+                raise NotFoundError(_("no voucher record {id} in the ledger (archive "
+                                      "domain)").format(id=repr(unknown[0])))
             records = [found[i].record for i in dict.fromkeys(ids)]
             tick = progress(len(records)) if progress is not None else None
             for rec in records:

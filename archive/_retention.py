@@ -60,6 +60,7 @@ from ledger import (
     read_entries,
 )
 from reconcile import list_breaks, today
+from schemas import gettext as _
 from schemas import to_datetime
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -179,8 +180,8 @@ def _vouchers(conn: Connection) -> Iterator[Voucher]:
 def _one_voucher(ledger: Ledger, conn: Connection, record_id: str) -> Voucher:
     found = read_entries(ledger.store, conn, "archive", [record_id]).get(record_id)
     if found is None:
-        raise NotFoundError(f"no voucher record {printable(record_id)!r} in the ledger "
-                            "(archive domain)")
+        raise NotFoundError(_("no voucher record {id} in the ledger (archive domain)").format(
+            id=repr(printable(record_id))))
     return _voucher(found)
 
 
@@ -407,16 +408,19 @@ def _hold(ledger: Ledger, record_id: str, reason: str, label: str | None,
         released = None
         if action == "hold":
             if current is not None:
-                raise InputError(f"record {v.id} is on hold already ({current.id}, by "
-                                 f"{current.user}: {printable(current.reason)})")
+                raise InputError(_("record {id} is on hold already ({hold}, by {user}: "
+                                   "{reason})").format(id=v.id, hold=current.id,
+                                                       user=current.user,
+                                                       reason=printable(current.reason)))
             _lists, disposed = _fold_disposals(conn)
             if v.id in disposed:
-                raise InputError(f"record {v.id} was disposed of ({disposed[v.id]}): its "
-                                 "file is gone; there is nothing left to hold")
+                raise InputError(_("record {id} was disposed of ({disposal}): its file is "
+                                   "gone; there is nothing left to hold").format(
+                    id=v.id, disposal=disposed[v.id]))
         else:
             if current is None:
-                raise InputError(f"record {v.id} is not on hold by hand (a hold by an open "
-                                 "break ends when the break is resolved)")
+                raise InputError(_("record {id} is not on hold by hand (a hold by an open "
+                                   "break ends when the break is resolved)").format(id=v.id))
             released = current.id
         rec: dict[str, Any] = {
             "type": "control.hold", "id": f"{HOLD_PREFIX}{uuid.uuid4()}", "action": action,
@@ -548,16 +552,16 @@ def appraise(ledger: Ledger, opinion: str, as_of: date | None = None,
     now = today()
     day = as_of or now
     if day > now:
-        raise InputError(f"--as-of {day.isoformat()} is after today ({now.isoformat()}, "
-                         "Asia/Shanghai): an appraisal considers records whose retention has "
-                         "ended")
+        raise InputError(_("--as-of {day} is after today ({today}, Asia/Shanghai): an "
+                           "appraisal considers records whose retention has ended").format(
+            day=day.isoformat(), today=now.isoformat()))
     breaks = _open_breaks(ledger)
     members = ledger.actor(label).members()
     with ledger.store.writer() as conn:
         report = _due(conn, _state(conn, breaks), day)
         if not report.records:
-            raise InputError(f"no voucher record's retention ended by {day.isoformat()} "
-                             "(disposed ones aside): nothing to appraise")
+            raise InputError(_("no voucher record's retention ended by {day} (disposed ones "
+                               "aside): nothing to appraise").format(day=day.isoformat()))
         proposed = [r.voucher.id for r in report.records
                     if r.state == "due" and r.listed is None]
         years = [r.voucher.year for r in report.records]
@@ -607,8 +611,8 @@ class ListResult:
 def _appraisal(ledger: Ledger, conn: Connection, appraisal_id: str) -> dict[str, Any]:
     found = read_entries(ledger.store, conn, "control", [appraisal_id]).get(appraisal_id)
     if found is None or found.kind != "appraisal":
-        raise NotFoundError(f"no appraisal {printable(appraisal_id)!r} in the ledger "
-                            "('bfa archive appraise' makes one)")
+        raise NotFoundError(_("no appraisal {id} in the ledger ('bfa archive appraise' makes "
+                              "one)").format(id=repr(printable(appraisal_id))))
     return found.record
 
 
@@ -619,7 +623,8 @@ def make_disposal_list(ledger: Ledger, appraisal_id: str, out: Path,
     the rows and the file's digest. Refused when the appraisal has a list already,
     proposed nothing, or one of its records was held or listed since."""
     if out.exists() or out.is_symlink():
-        raise InputError(f"{out} exists; name a new file for the disposal list")
+        raise InputError(_("{path} exists; name a new file for the disposal list").format(
+            path=out))
     breaks = _open_breaks(ledger)
     members = ledger.actor(label).members()
     written = False
@@ -650,27 +655,39 @@ def _list_rows(ledger: Ledger, conn: Connection, st: _State, appraisal_id: str,
     """The rows of the list of an appraisal: its proposed records, each still free to go."""
     have = next((lst for lst in st.lists.values() if lst.appraisal == appraisal_id), None)
     if have is not None:
-        raise InputError(f"appraisal {appraisal_id} has disposal list {have.id} already")
+        raise InputError(_("appraisal {appraisal} has disposal list {list} already").format(
+            appraisal=appraisal_id, list=have.id))
     proposed = [str(i) for i in appr.get("proposed") or ()]
     if not proposed:
-        raise InputError(f"appraisal {appraisal_id} proposes no record for disposal")
+        raise InputError(_("appraisal {appraisal} proposes no record for disposal").format(
+            appraisal=appraisal_id))
     as_of = date.fromisoformat(str(appr["as_of"]))
     considered = {str(c["record"]["id"]): c for c in appr.get("considered") or ()}
     found = read_entries(ledger.store, conn, "archive", proposed)
     rows: list[dict[str, Any]] = []
     for rid in proposed:
         if rid not in found:
-            raise NotFoundError(f"appraisal {appraisal_id} proposes record {rid}, which the "
-                                "ledger does not hold")
+            raise NotFoundError(_("appraisal {appraisal} proposes record {id}, which the "
+                                  "ledger does not hold").format(appraisal=appraisal_id, id=rid))
         v = _voucher(found[rid])
-        why = st.why_held(v)
-        if why is not None:
-            raise InputError(f"{why} since appraisal {appraisal_id}; appraise again")
+        # what st.why_held(v) says (kept English: a disposal's entry stores it), in words
+        hold = st.holds.get(v.id)
+        if hold is not None:
+            raise InputError(_("record {id} is on hold ({hold}, by {user}) since appraisal "
+                               "{appraisal}; appraise again").format(
+                id=v.id, hold=hold.id, user=hold.user, appraisal=appraisal_id))
+        held_by = st.open_breaks(v)
+        if held_by:
+            raise InputError(_("record {id} is held by open break {breaks} since appraisal "
+                               "{appraisal}; appraise again").format(
+                id=v.id, breaks=", ".join(held_by), appraisal=appraisal_id))
         if v.id in st.disposed:
-            raise InputError(f"record {v.id} was disposed of already ({st.disposed[v.id]})")
+            raise InputError(_("record {id} was disposed of already ({disposal})").format(
+                id=v.id, disposal=st.disposed[v.id]))
         listed = st.pending_list(v.id)
         if listed is not None:
-            raise InputError(f"record {v.id} is on disposal list {listed} already")
+            raise InputError(_("record {id} is on disposal list {list} already").format(
+                id=v.id, list=listed))
         c = considered.get(rid, {})
         rows.append({"record": v.ref(), "kind": v.kind, "year": v.year,
                      "retention": c.get("retention", v.retention),
@@ -684,7 +701,8 @@ def _write_new(path: Path, data: bytes) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError as e:
-        raise InputError(f"{path} exists; name a new file for the disposal list") from e
+        raise InputError(_("{path} exists; name a new file for the disposal list").format(
+            path=path)) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -698,8 +716,9 @@ def _write_new(path: Path, data: bytes) -> None:
 def _list(st: _State, list_id: str) -> DisposalList:
     found = st.lists.get(list_id)
     if found is None:
-        raise NotFoundError(f"no disposal list {printable(list_id)!r} in the ledger "
-                            "('bfa archive dispose --list APPRAISAL_ID' makes one)")
+        raise NotFoundError(_("no disposal list {id} in the ledger ('bfa archive dispose "
+                              "--list APPRAISAL_ID' makes one)").format(
+            id=repr(printable(list_id))))
     return found
 
 
@@ -723,24 +742,28 @@ def sign_off(ledger: Ledger, list_id: str, post: str,
     is a different person, identities compared without regard to letter case), or the
     list was executed."""
     if post not in POSTS:
-        raise InputError(f"post {printable(post)!r} is not one of: {', '.join(POSTS)}")
+        raise InputError(_("post {post} is not one of: {posts}").format(
+            post=repr(printable(post)), posts=", ".join(POSTS)))
     who = ledger.actor(label)
     with ledger.store.writer() as conn:
         lst = _list(_state(conn, {}), list_id)
         if lst.executed is not None:
-            raise InputError(f"disposal list {lst.id} was executed already "
-                             f"({lst.executed[0]}): nothing left to sign")
+            raise InputError(_("disposal list {list} was executed already ({disposal}): "
+                               "nothing left to sign").format(list=lst.id,
+                                                               disposal=lst.executed[0]))
         if post not in lst.posts:
-            raise InputError(f"disposal list {lst.id} needs no post {post}")
+            raise InputError(_("disposal list {list} needs no post {post}").format(
+                list=lst.id, post=post))
         done = lst.signed(post)
         if done is not None:
-            raise InputError(f"post {_post_name(post)} of disposal list {lst.id} is signed "
-                             f"already, by {done.user} (entry {done.seq})")
+            raise InputError(_("post {post} of disposal list {list} is signed already, by "
+                               "{user} (entry {seq})").format(
+                post=_post_name(post), list=lst.id, user=done.user, seq=done.seq))
         mine = next((s for s in lst.signoffs if who.same_person(s.user)), None)
         if mine is not None:
-            raise InputError(f"{who.identity} signed disposal list {lst.id} as "
-                             f"{_post_name(mine.post)} already (entry {mine.seq}): each post "
-                             "is signed by a different person")
+            raise InputError(_("{user} signed disposal list {list} as {post} already (entry "
+                               "{seq}): each post is signed by a different person").format(
+                user=who.identity, list=lst.id, post=_post_name(mine.post), seq=mine.seq))
         rec: dict[str, Any] = {
             "type": "control.disposal", "id": f"{lst.id}/{post}", "action": "signoff",
             **who.members(), "list": lst.id, "post": post, "at": now_rfc3339()}
@@ -793,8 +816,8 @@ def _plan(conn: Connection, st: _State, lst: DisposalList, store: FileStore,
     for rid in lst.record_ids:
         found = mine.get(rid)
         if found is None:
-            raise NotFoundError(f"disposal list {lst.id} names record {rid}, which the "
-                                "ledger does not hold")
+            raise NotFoundError(_("disposal list {list} names record {id}, which the ledger "
+                                  "does not hold").format(list=lst.id, id=rid))
         v = found
         shas[v.sha256] = None
         why = st.why_needed(v, as_of)
@@ -823,20 +846,23 @@ def _exists(path: Path) -> bool:
 
 
 def _signature_problem(lst: DisposalList) -> str | None:
-    """Why the list's sign-offs do not allow its execution, or None."""
+    """Why the list's sign-offs do not allow its execution (in the reader's language), or
+    None."""
     if lst.missing:
-        return (f"disposal list {lst.id} lacks the sign-off of: "
-                + ", ".join(_post_name(p) for p in lst.missing)
-                + f"; each is given with 'bfa archive signoff {lst.id} --post POST'")
+        return _("disposal list {list} lacks the sign-off of: {posts}; each is given with "
+                 "'bfa archive signoff {list} --post POST'").format(
+            list=lst.id, posts=", ".join(_post_name(p) for p in lst.missing))
     seen: dict[str, Signoff] = {}
     for p in lst.posts:
         s = lst.signed(p)
         assert s is not None
         other = seen.get(s.user.casefold())
         if other is not None:
-            return (f"disposal list {lst.id}: {s.user} signed two posts, "
-                    f"{_post_name(other.post)} (entry {other.seq}) and {_post_name(p)} "
-                    f"(entry {s.seq}); each post is signed by a different person")
+            return _("disposal list {list}: {user} signed two posts, {first} (entry "
+                     "{first_seq}) and {second} (entry {second_seq}); each post is signed by "
+                     "a different person").format(
+                list=lst.id, user=s.user, first=_post_name(other.post), first_seq=other.seq,
+                second=_post_name(p), second_seq=s.seq)
         seen[s.user.casefold()] = s
     return None
 
@@ -864,8 +890,8 @@ def dispose(ledger: Ledger, store: FileStore, list_id: str, *, execute: bool = F
             st = _state(conn, breaks)
             lst = _list(st, list_id)
             if lst.executed is not None:
-                raise InputError(f"disposal list {lst.id} was executed already "
-                                 f"({lst.executed[0]})")
+                raise InputError(_("disposal list {list} was executed already ({disposal})")
+                                 .format(list=lst.id, disposal=lst.executed[0]))
             problem = _signature_problem(lst)
             if problem is not None:
                 raise InputError(problem)

@@ -144,8 +144,9 @@ class _Group(_HelpGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Choose the language before anything is shown (``--help`` included)."""
-        given = _lang_arg(args) or os.environ.get("BFA_LANG")
-        use(choose(given, args), explicit=bool(given))
+        flag = _lang_arg(args)
+        given = flag or os.environ.get("BFA_LANG")
+        use(choose(given, args, "--lang" if flag else "BFA_LANG"), explicit=bool(given))
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -10,16 +10,14 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import click
 
 from cli._app import bfa
 from cli._options import TEXT, home_options, json_option, open_ledger
-from cli._render import table, to_json
+from cli._render import local_time, table, terminal_width, to_json
 from schemas import gettext as _
 
-TZ = ZoneInfo("Asia/Shanghai")
 COLUMNS = ["seq", "at", "action", "user", "target", "fields", "purpose"]
 
 
@@ -36,10 +34,7 @@ def audit() -> None:
 
 def _local(at: str) -> str:
     """A recorded UTC time as people read it here: Asia/Shanghai, to the second."""
-    try:
-        return datetime.fromisoformat(at).astimezone(TZ).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return at
+    return local_time(at)
 
 
 @audit.command("access")
@@ -78,6 +73,9 @@ def audit_access(home: str | None, db: str | None, since: datetime | None, who: 
         w.writerows(rows)
         click.echo("\ufeff" + buf.getvalue(), nl=False)
         return
-    click.echo(table(rows, COLUMNS, headers={
+    from reconcile import label
+
+    rows = [{**r, "action": label("action", str(r.get("action") or ""))} for r in rows]
+    click.echo(table(rows, COLUMNS, fit=terminal_width(), cut="purpose", headers={
         "seq": _("seq"), "at": _("at"), "action": _("action"), "user": _("user"),
         "target": _("target"), "fields": _("fields"), "purpose": _("purpose")}))

@@ -38,7 +38,7 @@ def _fund(code: str) -> str:
     """A fund account as people read it: ``收入户 (income)`` in Chinese, ``income`` in
     English."""
     name = label("fund_account", code)
-    return code if name == code else f"{name} ({code})"
+    return code if name == code else _("{name} ({code})").format(name=name, code=code)
 
 
 def _name(key: str) -> str:

@@ -39,6 +39,7 @@ from reconcile import (
     run_nightly,
     trace,
 )
+from schemas import N_
 from schemas import gettext as _
 
 _REASON_HELP = "; ".join(f"{k}: {v}" for k, v in REASONS.items())
@@ -141,7 +142,7 @@ def list_cmd(home: str | None, db: str | None, as_json: bool, status: str | None
                            color=color)
         else:  # a narrow terminal: two lines a break
             lines = table(rows, ["id", "code", "status", "amount"], right={"amount"},
-                          headers=heads).split("\n")
+                          headers=heads, fit=cols_width - 1, cut="code").split("\n")
             click.echo("\n".join(lines[:2]))
             for line, r, s in zip(lines[2:], rows, found, strict=True):
                 click.echo(line)
@@ -177,12 +178,13 @@ def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> 
     s = state
     head = (_("{id}  {code}  severity {severity}  status {status}") if s.present else
             _("{id}  {code}  severity {severity}  status {status}  (no longer reported)"))
-    click.echo(head.format(id=s.break_id, code=code_label(s.code),
-                           severity=label("severity", s.severity),
-                           status=label("status", s.status)))
     cols = terminal_width() - 2
+    click.echo("\n".join(wrapped(head.format(
+        id=s.break_id, code=code_label(s.code), severity=label("severity", s.severity),
+        status=label("status", s.status)), "", cols)))
     click.echo("\n".join(wrapped(s.text(), "  ", cols)))
-    for line, value in ((_("assigned to: {value}"), s.assignee), (_("reason: {value}"), s.reason),
+    reason = s.reason and _reason(s.reason)
+    for line, value in ((_("assigned to: {value}"), s.assignee), (_("reason: {value}"), reason),
                         (_("note: {value}"), s.note), (_("resolved by: {value}"), s.resolved_by),
                         (_("approved by: {value}"), s.approved_by)):
         if value:
@@ -190,21 +192,54 @@ def show_cmd(home: str | None, db: str | None, as_json: bool, break_id: str) -> 
     click.echo("  " + _("records: {records}").format(records=", ".join(s.records) or "-"))
     if s.amounts:
         click.echo("  " + _("amounts: {amounts}").format(
-            amounts=", ".join(f"{k} ¥{yuan(v)}" for k, v in s.amounts.items())))
+            amounts=", ".join(f"{label('role', k)} ¥{yuan(v)}" for k, v in s.amounts.items())))
     if s.needs_approval:
         click.echo("  " + _("resolution needs approval by a second user (four-eyes)"))
     click.echo("  " + _("first seen {first}, last seen {last}").format(
         first=local_time(s.first_seen), last=local_time(s.last_seen)))
     rows = [{"seq": t.seq, "at": local_time(t.record.get("at", "")),
-             "action": t.record.get("action"),
+             "action": label("action", str(t.record.get("action") or "")),
              "user": t.record.get("user"), "status": _status(t.record.get("status")),
-             "detail": " ".join(str(x) for x in (t.record.get("assignee"), t.record.get("reason"),
-                                                  t.record.get("note")) if x),
+             "detail": " ".join(str(x) for x in (
+                 t.record.get("assignee"),
+                 t.record.get("reason") and _reason(str(t.record.get("reason"))),
+                 t.record.get("note")) if x),
              "checkpointed": _checkpointed(t.covered)} for t in steps]
+    if not rows:
+        click.echo("  " + _("no state changes yet"))
+        return
     click.echo(table(rows, ["seq", "at", "action", "user", "status", "detail", "checkpointed"],
+                     fit=terminal_width(), right={"seq"}, cut="detail",
                      headers={"seq": _("seq"), "at": _("at"), "action": _("action"),
                               "user": _("user"), "status": _("status"), "detail": _("detail"),
                               "checkpointed": _("checkpointed")}))
+
+
+_RELATIONS = (
+    ("version of ", N_("version of {id}")), ("settles ", N_("settles {id}")),
+    ("settled by ", N_("settled by {id}")), ("returns ", N_("returns {id}")),
+    ("returned by ", N_("returned by {id}")), ("evidences ", N_("evidences {id}")))
+"""How ``reconcile.trace`` words a relation (``"settles BP-1"``), and its message."""
+
+
+def _relations(text: str) -> str:
+    """A trace item's relations (``"; "``-joined, in English) in the reader's language."""
+    out = []
+    for rel in text.split("; ") if text else []:
+        if rel == "subject":
+            out.append(_("subject"))
+        elif rel == "evidenced by a voucher on the trail":
+            out.append(_("evidenced by a voucher on the trail"))
+        else:
+            out.append(next((_(m).format(id=rel[len(p):]) for p, m in _RELATIONS
+                             if rel.startswith(p)), rel))
+    return _("; ").join(out)
+
+
+def _reason(code: str) -> str:
+    """A resolution's reason as people read it: its name, with the code in Chinese."""
+    name = label("reason", code)
+    return code if name == code else _("{name} ({code})").format(name=name, code=code)
 
 
 def _status(value: object) -> object:
@@ -305,8 +340,9 @@ def _render_trace(tr: Trace) -> str:
         "kind": label("kind", i.kind), "id": i.record_id,
         "amount": yuan(i.amount) if i.amount else "", "date": i.date or "", "seq": i.seq,
         "entry_hash": i.entry_hash[:16], "checkpointed": _checkpointed(i.covered),
-        "link": _("{relation}; superseded by {id}").format(relation=i.relation, id=i.current_id)
-        if i.superseded else i.relation,
+        "link": _("{relation}; superseded by {id}").format(relation=_relations(i.relation),
+                                                            id=i.current_id)
+        if i.superseded else _relations(i.relation),
     } for i in tr.items]
     cols = terminal_width()
     wide = cols >= 140
@@ -337,7 +373,8 @@ def _render_trace(tr: Trace) -> str:
             step = (_("entry {seq} {at} {action} by {user} -> {status}") if t.covered else
                     _("entry {seq} {at} {action} by {user} -> {status} (not yet checkpointed)"))
             lines.append("  " + step.format(seq=t.seq, at=local_time(t.record.get("at", "")),
-                                            action=t.record.get("action"),
+                                            action=label("action",
+                                                         str(t.record.get("action") or "")),
                                             user=t.record.get("user"),
                                             status=_status(t.record.get("status"))))
     if not tr.breaks:
@@ -434,6 +471,7 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
                              archive_step=_fixity_step(fixity_days) if fixity_days else None)
     if result.lock_note:
         click.echo(f"bfa: warning: {result.lock_note}", err=True)
-    click.echo(_("nightly {as_of}: {summary}").format(as_of=result.report.run.as_of,
-                                                       summary=result.summary_line()))
+    said = _("nightly {as_of}: {summary}").format(as_of=result.report.run.as_of,
+                                                   summary=result.summary_line())
+    click.echo("\n".join(wrapped(said, "", terminal_width() - 1)))
     raise click.exceptions.Exit(result.exit_code)

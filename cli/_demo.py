@@ -31,6 +31,7 @@ from archive import (
     sample_pdf,
     verify_bundle,
 )
+from cli._render import clip, terminal_width
 from ledger import (
     BfaError,
     ConfigError,
@@ -283,7 +284,8 @@ def run_demo(
     for b in report.breaks:
         seen.setdefault(b.code, b)
     for code, b in sorted(seen.items()):
-        say(f"   {code_label(code):<26} {b.id}  {', '.join(b.records[:2])}: {b.text()[:70]}")
+        say(clip(f"   {b.id}  {code_label(code)}  {', '.join(b.records[:2])}: {b.text()}",
+                 terminal_width() - 1))
     (base / "report.html").write_text(render_html(report), encoding="utf-8")
     say("   " + _("the report with charts, to open offline: {file}").format(
         file=base / "report.html"))
@@ -365,7 +367,8 @@ def _archive_steps(led: Ledger, base: Path, files: FileStore, breaks: Sequence[B
     after = run_reconcile(led, date.fromisoformat(FAULT_AS_OF))
     fixity = [b for b in after.breaks if b.code == "FIXITY_FAILURE"]
     for b in fixity:
-        say(f"   {code_label(b.code)} {b.id} ({label('severity', 'high')}): {b.text()[:90]}…")
+        say(clip(f"   {code_label(b.code)} {b.id} ({label('severity', 'high')}): {b.text()}",
+                 terminal_width() - 1))
     restored = restore(led, files, base / "data" / str(rec["file"]))
     again = audit(led, files)
     say("   " + _("restored from the original ({id}); audit {audit}: {problems} "

@@ -64,13 +64,17 @@ def _home_lang(argv: Sequence[str]) -> str | None:
     return _quick(loaded.get("lang")) if isinstance(loaded, dict) else None
 
 
-def choose(explicit: str | None, argv: Sequence[str]) -> str:
+def choose(explicit: str | None, argv: Sequence[str], source: str = "--lang") -> str:
     """The language to use: ``explicit`` (``--lang``/``BFA_LANG``), the home's, the
-    locale's. An ``explicit`` value that names no language bfa speaks is a usage error."""
+    locale's. An ``explicit`` value that names no language bfa speaks is a usage error,
+    said in the language bfa would otherwise speak."""
     if explicit:
         lang = _quick(explicit)
         if lang is None:
-            raise click.BadParameter(f"{explicit!r}: use zh_CN or en", param_hint="'--lang'")
+            use(choose(None, argv))
+            raise click.BadParameter(
+                (tr("{value}: use zh_CN or en") or "").format(value=repr(explicit)),
+                param_hint=f"'{source}'")
         return lang
     lang = _home_lang(argv)
     if lang is not None:
@@ -198,6 +202,24 @@ def fill(text: str, width: int, first: str = "", rest: str = "") -> list[str]:
     return lines
 
 
+_WIDE = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]")
+_PUNCT = re.compile(r"[\uff00-\uffef\u3000-\u303f]")  # full-width and CJK punctuation
+
+
+def _joined(lines: Iterable[str]) -> str:
+    """The lines of a paragraph as one: a space between them, except where Chinese meets
+    Chinese (a line break there is no word break)."""
+    out = ""
+    for ln in lines:
+        if out and ln:
+            tight = (_WIDE.match(out[-1]) and _WIDE.match(ln[0])) or _PUNCT.match(out[-1]) \
+                or _PUNCT.match(ln[0])
+            out += ln if tight else " " + ln
+        else:
+            out += ln
+    return out
+
+
 def _paragraphs(text: str, width: int, indent: str) -> list[str]:
     """click's paragraphs (blank-line separated; a ``\\b`` line keeps its block as it
     is), each filled to ``width``."""
@@ -207,7 +229,8 @@ def _paragraphs(text: str, width: int, indent: str) -> list[str]:
         if lines and lines[0].strip() == "\b":
             out += [indent + ln for ln in lines[1:]]
         else:
-            out += fill(" ".join(ln.strip() for ln in lines), width, indent, indent)
+            own = indent + " " * (len(lines[0]) - len(lines[0].lstrip())) if lines else indent
+            out += fill(_joined(ln.strip() for ln in lines), width, own, own)
         out.append("")
     return out[:-1]
 
@@ -215,6 +238,12 @@ def _paragraphs(text: str, width: int, indent: str) -> list[str]:
 class Formatter(click.HelpFormatter):
     """click's help layout, measured in display columns and broken between Chinese
     characters when the language is not English (click breaks only at spaces)."""
+
+    def write_heading(self, heading: str) -> None:
+        if language() == "en":
+            super().write_heading(heading)
+            return
+        self.write(f"{'':>{self.current_indent}}{heading}：\n")
 
     def write_text(self, text: str) -> None:
         if language() == "en":

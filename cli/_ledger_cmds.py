@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,7 +14,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
-from cli._render import local_time, table, to_json
+from cli._render import local_time, table, to_json, wrapped
 from ledger import (
     DUTIES,
     ConfigError,
@@ -111,11 +110,10 @@ def init(home: str | None, db: str | None, origin: str | None, group: str | None
             keys = led.home.path / "keys"
             lines = [
                 "",
-                *textwrap.wrap(_("Back up {keys} now: its keys sign the checkpoints and "
-                                 "unlock the personal data, and they are not in the database. "
-                                 "A copy sealed with a passphrase: bfa key backup --out "
-                                 "/media/usb/bfa-keys.json").format(keys=keys),
-                               78, break_on_hyphens=False),
+                *wrapped(_("Back up {keys} now: its keys sign the checkpoints and "
+                           "unlock the personal data, and they are not in the database. "
+                           "A copy sealed with a passphrase: bfa key backup --out "
+                           "/media/usb/bfa-keys.json").format(keys=keys), "", 78),
                 "",
                 _("Next steps:"),
                 "  bfa bank-account set NUMBER --fund-account income --region CODE",

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from cli._i18n import fill
 from ledger import local_time as ledger_local_time
 from ledger import printable
 from schemas import gettext as _
@@ -44,15 +45,9 @@ def clip(text: str, cols: int) -> str:
 
 def wrapped(text: str, indent: str = "  ", cols: int = 78) -> list[str]:
     """``text`` (made printable) in lines of at most ``cols`` display columns, broken at
-    spaces; continuation lines indented two more (a word longer than a line stays whole)."""
-    words, out, line = printable(text).split(" "), [], indent
-    for word in words:
-        if line.strip() and width(line) + 1 + width(word) > cols:
-            out.append(line)
-            line = indent + "  " + word
-        else:
-            line = f"{line} {word}" if line.strip() else indent + word
-    return [*out, line]
+    spaces and between Chinese characters; continuation lines indented two more (a word
+    longer than a line stays whole)."""
+    return fill(printable(text), cols, indent, indent + "  ") or [indent]
 
 
 def pad(text: str, cols: int, right: bool = False) -> str:
@@ -82,11 +77,12 @@ def yuan(amount: str, sign: str = "") -> str:
 
 def table(rows: list[dict[str, Any]], columns: list[str], *,
           right: Collection[str] = (), fit: int | None = None,
-          headers: Mapping[str, str] | None = None) -> str:
+          headers: Mapping[str, str] | None = None, cut: str | None = None) -> str:
     """A fixed-width text table; one row is one line (control characters and line
     separators in a cell are shown as backslash escapes, so no value can break or forge a
-    row). Columns in ``right`` are right-aligned (amounts); with ``fit`` the last column
-    is cut (``…``) so that no line is wider than ``fit`` display columns.
+    row). Columns in ``right`` are right-aligned (amounts); with ``fit`` the column
+    ``cut`` (default: the last) is cut (``…``) so that no line is wider than ``fit``
+    display columns.
 
     ``columns`` are the keys of ``rows``; ``headers`` maps a key to the header shown for
     it (translated: ``{"amount": _("amount")}``), the key itself when it has none. Widths
@@ -97,8 +93,8 @@ def table(rows: list[dict[str, Any]], columns: list[str], *,
     cells = [{c: printable(str(r.get(c, ""))) for c in columns} for r in rows]
     widths = {c: max(width(heads[c]), *(width(r[c]) for r in cells)) for c in columns}
     if fit is not None and columns:
-        last = columns[-1]
-        room = fit - sum(widths[c] + 2 for c in columns[:-1])
+        last = cut if cut in columns else columns[-1]
+        room = fit - sum(widths[c] + 2 for c in columns if c != last)
         if widths[last] > room:
             widths[last] = max(width(heads[last]), room)
             for r in cells:

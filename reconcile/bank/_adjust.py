@@ -99,8 +99,9 @@ def parse_yuan(text: str) -> int:
     digits = m[2].replace(",", "") if m else ""
     if m is None or len(digits.lstrip("0") or "0") > 15 or (len(digits) > 1
                                                              and digits[0] == "0"):
-        raise InputError(f"--amount {text!r} is not an amount of yuan exact to the fen "
-                         "(e.g. 1234.56 or 1,234.56; at most 15 integer digits)")
+        raise InputError(_("--amount {amount} is not an amount of yuan exact to the fen "
+                           "(e.g. 1234.56 or 1,234.56; at most 15 integer digits)").format(
+            amount=repr(text)))
     fen = int(digits) * 100 + int((m[3] or "").ljust(2, "0"))
     return -fen if m[1] else fen
 
@@ -112,8 +113,8 @@ def record_opening(ledger: Ledger, bank_account: str, day: date, amount_fen: int
     takes over from that day on."""
     account = bank_account.strip()
     if not account or len(account) > 128 or not account.isprintable():
-        raise InputError("--bank-account must be the account number as on the bank's "
-                         "statements (1-128 printable characters)")
+        raise InputError(_("--bank-account must be the account number as on the bank's "
+                           "statements (1-128 printable characters)"))
     members = ledger.actor(label).members()
     rec: dict[str, Any] = {
         "type": "control.opening", "id": f"OPEN-{uuid.uuid4()}", **members,
@@ -223,7 +224,7 @@ class AccountReconciliation:
             "bank_balance": m(self.bank), "book_balance": m(self.book),
             "adjusted_bank": m(self.adjusted_bank), "adjusted_book": m(self.adjusted_book),
             "difference": m(self.difference),
-            "items": {k: {"name": _(ITEM_NAMES[k]), "total": money(self._sum(k)),
+            "items": {k: {"name": ITEM_NAMES[k], "total": money(self._sum(k)),
                           "records": [i.to_json() for i in v]}
                       for k, v in self.items.items()},
             "unexplained": [i.to_json() for i in self.unexplained]}

@@ -16,6 +16,7 @@ from typing import Literal
 
 from ledger import FileReport, InputError, Ledger, VoucherStore, note_files_before
 from reconcile.matching._refresh import Deriver
+from schemas import gettext as _
 
 StatementFormat = Literal["camt053", "mt940"]
 
@@ -51,7 +52,8 @@ def _ingest(ledger: Ledger, path: Path, fmt: StatementFormat, region: str | None
     try:
         data = path.read_bytes()  # read once: what is parsed is what is kept
     except OSError as e:
-        raise InputError(f"{name}: cannot open: {e.strerror or e}") from e
+        raise InputError(_("{path}: cannot open: {error}").format(
+            path=name, error=e.strerror or e)) from e
     batch = statement_batch(ledger, path, fmt, region, fund_account, data)
     records = batch.records
     store: VoucherStore | None = None

@@ -39,6 +39,7 @@ import mt940
 
 from ledger import InputError, printable
 from reconcile.bank._model import Balance, Statement, StatementEntry, quoted
+from schemas import gettext
 
 # the library logs each failed match (a regex dump) at ERROR; with no handler Python
 # would print it on stderr before our one-line message
@@ -110,7 +111,8 @@ def parse_mt940(path: Path, data: bytes | None = None) -> list[Statement]:
     text = decode_text(path.read_bytes() if data is None else data)
     starts = [m.start() for m in _MESSAGE_START.finditer(text)]
     if not starts:
-        raise InputError(f"{path}: not an MT940 statement (no :20: transaction reference)")
+        raise InputError(gettext("{path}: not an MT940 statement (no :20: transaction "
+                                 "reference)").format(path=path))
     ends = [*starts[1:], len(text)]
     spans = zip(starts, ends, strict=True)
     return [_statement(path, text[a:b], i, text.count("\n", 0, a) + 1)
@@ -121,39 +123,55 @@ _REFERENCE_CHARS = 16
 """Characters of a ``:20:`` transaction reference (SWIFT MT940: 16x)."""
 
 
-def _money(path: Path, where: str, line: int, tag: str, value: str) -> _Money:
-    """The amount and sign of a ``:61:`` line or a balance, exactly as SWIFT writes them."""
+def _money(path: Path, statement: str, index: int, entry: int | None, line: int, tag: str,
+           value: str) -> _Money:
+    """The amount and sign of a ``:61:`` line (``entry``: its number in the message) or a
+    balance (``entry`` None), exactly as SWIFT writes them."""
     m = (_STATEMENT_LINE if tag == "61" else _BALANCE).match(value.strip())
     # some banks pad balances with zeros beyond the 15 characters (Rabobank's
     # 0000000001000,89): only the significant digits count
     if m is None or len(m["amount"].lstrip("0")) > _AMOUNT_CHARS or (
             tag != "61" and m.end() != len(value.strip())):
-        form = ("value date, [entry date], C/D/RC/RD, amount with a decimal comma (at most 15 "
-                "characters), type, e.g. 2610121012C1000,00NTRF" if tag == "61" else
-                "C/D, date, currency, amount with a decimal comma (at most 15 characters), "
-                "e.g. C261031CNY1100,00")
-        raise InputError(f"{path}: MT940 {where}, line {line}: :{tag}: "
-                         f"{quoted(value.strip(), 60)} is not in SWIFT's format ({form})")
+        if tag == "61":
+            text = gettext(
+                "{path}: MT940 statement {statement} (message {message}) entry {entry}, line "
+                "{line}: :{tag}: {value} is not in SWIFT's format (value date, [entry date], "
+                "C/D/RC/RD, amount with a decimal comma (at most 15 characters), type, e.g. "
+                "2610121012C1000,00NTRF)")
+        else:
+            text = gettext(
+                "{path}: MT940 statement {statement} (message {message}) balance, line "
+                "{line}: :{tag}: {value} is not in SWIFT's format (C/D, date, currency, amount "
+                "with a decimal comma (at most 15 characters), e.g. C261031CNY1100,00)")
+        raise InputError(text.format(path=path, statement=statement, message=index,
+                                     entry=entry, line=line, tag=tag,
+                                     value=quoted(value.strip(), 60)))
     if tag == "61":
-        _check_dates(path, where, line, m["value"], m["entry"])
+        _check_dates(path, statement, index, entry, line, m["value"], m["entry"])
     whole, _, frac = m["amount"].partition(",")
     amount = Decimal(f"{whole}.{frac or '0'}")
     credit = m["mark"] in ("C", "RD")  # RD reverses a debit: money in; RC: money out
     return _Money(amount, credit, line)
 
 
-def _check_dates(path: Path, where: str, line: int, value: str, entry: str | None) -> None:
+def _check_dates(path: Path, statement: str, index: int, number: int | None, line: int,
+                 value: str, entry: str | None) -> None:
     """A ``:61:`` value date (YYMMDD) must exist, and an entry date (MMDD) exist in some
     year: the library would read 30 February as the 28th, moving the money's date."""
-    for what, text, year, month_at in (("value date", value, 2000 + int(value[:2]), 2),
-                                       ("entry date", entry, 2000, 0)):  # 2000: a leap year
+    for is_value, text, year, month_at in ((True, value, 2000 + int(value[:2]), 2),
+                                           (False, entry, 2000, 0)):  # 2000: a leap year
         if text is None:
             continue
         try:
             date(year, int(text[month_at:month_at + 2]), int(text[month_at + 2:month_at + 4]))
         except ValueError:
-            raise InputError(f"{path}: MT940 {where}, line {line}: :61: {what} {text} is not a "
-                             "date") from None
+            message = (gettext("{path}: MT940 statement {statement} (message {message}) entry "
+                               "{entry}, line {line}: :61: value date {date} is not a date")
+                       if is_value else
+                       gettext("{path}: MT940 statement {statement} (message {message}) entry "
+                               "{entry}, line {line}: :61: entry date {date} is not a date"))
+            raise InputError(message.format(path=path, statement=statement, message=index,
+                                            entry=number, line=line, date=text)) from None
 
 
 def _scan(path: Path, chunk: str, index: int, first_line: int
@@ -163,7 +181,7 @@ def _scan(path: Path, chunk: str, index: int, first_line: int
     lines: list[_Money] = []
     details: list[str] = []
     balances: dict[str, _Money] = {}
-    where = f"statement {quoted(chunk[4:].split(chr(10), 1)[0].strip())} (message {index})"
+    statement = quoted(chunk[4:].split(chr(10), 1)[0].strip())
     in_86 = False
     for k, raw in enumerate(chunk.splitlines()):
         m = _TAG_LINE.match(raw)
@@ -174,19 +192,23 @@ def _scan(path: Path, chunk: str, index: int, first_line: int
         tag = m.group(1)
         in_86 = tag == "86" and len(details) > 0
         if tag == "61":
-            lines.append(_money(path, f"{where} entry {len(lines) + 1}", first_line + k, tag,
+            lines.append(_money(path, statement, index, len(lines) + 1, first_line + k, tag,
                                 m.group(2)))
             details.append("")
         elif in_86:
             details[-1] = m.group(2)
         elif tag == "20" and len(m.group(2).strip()) > _REFERENCE_CHARS:
             # the library would cut it to 16 and two statements could share one id
-            raise InputError(f"{path}: MT940 {where}, line {first_line + k}: :20: transaction "
-                             f"reference {quoted(m.group(2).strip(), 40)} is "
-                             f"{len(m.group(2).strip())} characters long; SWIFT allows "
-                             f"{_REFERENCE_CHARS}")
+            raise InputError(gettext(
+                "{path}: MT940 statement {statement} (message {message}), line {line}: :20: "
+                "transaction reference {reference} is {length} characters long; SWIFT allows "
+                "{allowed}").format(
+                    path=path, statement=statement, message=index, line=first_line + k,
+                    reference=quoted(m.group(2).strip(), 40), length=len(m.group(2).strip()),
+                    allowed=_REFERENCE_CHARS))
         elif tag in _BALANCE_TAGS:
-            balances[tag] = _money(path, f"{where} balance", first_line + k, tag, m.group(2))
+            balances[tag] = _money(path, statement, index, None, first_line + k, tag,
+                                   m.group(2))
     return lines, details, balances
 
 
@@ -200,8 +222,9 @@ def _balance(path: Path, sid: str, value: Any, money: _Money | None) -> Balance 
     if value is None:
         return None
     if money is None:  # the library found a balance our line-by-line reading did not
-        raise InputError(f"{path}: MT940 statement {sid}: a balance is not on a line of its "
-                         "own starting with its tag (:60F:, :62F:, …)")
+        raise InputError(gettext("{path}: MT940 statement {statement}: a balance is not on a "
+                                 "line of its own starting with its tag (:60F:, :62F:, …)")
+                         .format(path=path, statement=sid))
     signed = money.amount if money.credit else -money.amount
     return Balance(signed, str(value.amount.currency), _date(value.date) or date.min)
 
@@ -215,16 +238,19 @@ def _statement(path: Path, chunk: str, index: int, first_line: int) -> Statement
         reason = printable(str(e).split("\n")[0])[:120]
         if "object at 0x" in reason:  # the library's repr of its own objects says nothing
             reason = type(e).__name__
-        raise InputError(f"{path}: MT940 message {index} (from line {first_line}): cannot "
-                         f"parse: {reason}") from None
+        raise InputError(gettext("{path}: MT940 message {message} (from line {line}): cannot "
+                                 "parse: {reason}").format(
+            path=path, message=index, line=first_line, reason=reason)) from None
     if len(transactions) != len(lines61):
-        raise InputError(f"{path}: MT940 message {index} (from line {first_line}): "
-                         f"{len(lines61)} :61: statement line(s), but {len(transactions)} "
-                         "could be read")
+        raise InputError(gettext("{path}: MT940 message {message} (from line {line}): {lines} "
+                                 ":61: statement line(s), but {read} could be read").format(
+            path=path, message=index, line=first_line, lines=len(lines61),
+            read=len(transactions)))
     head = parsed.data
     ref = id_part(str(head.get("transaction_reference") or ""))
     if not ref:
-        raise InputError(f"{path}: MT940 message {index}: :20: transaction reference is empty")
+        raise InputError(gettext("{path}: MT940 message {message}: :20: transaction reference "
+                                 "is empty").format(path=path, message=index))
     number = head.get("statement_number")
     seq = head.get("sequence_number")
     sid = ref if not number else f"{ref}/{id_part(str(number))}"
@@ -232,7 +258,8 @@ def _statement(path: Path, chunk: str, index: int, first_line: int) -> Statement
         sid += f".{id_part(str(seq))}"
     account = head.get("account_identification")
     if not account:
-        raise InputError(f"{path}: MT940 statement {sid}: no :25: account identification")
+        raise InputError(gettext("{path}: MT940 statement {statement}: no :25: account "
+                                 "identification").format(path=path, statement=sid))
     final_open = head.get("final_opening_balance")
     final_close = head.get("final_closing_balance")
     opening = _balance(path, sid, final_open or head.get("intermediate_opening_balance"),
@@ -246,8 +273,9 @@ def _statement(path: Path, chunk: str, index: int, first_line: int) -> Statement
         d = tx.data
         amount = d.get("amount")
         if amount is None:
-            raise InputError(f"{path}: MT940 statement {sid}, line {money.line}: :61: has no "
-                             "amount")
+            raise InputError(gettext("{path}: MT940 statement {statement}, line {line}: :61: "
+                                     "has no amount").format(
+                path=path, statement=sid, line=money.line))
         bank_ref = d.get("bank_reference")
         cust_ref = d.get("customer_reference")
         entries.append(StatementEntry(

@@ -39,6 +39,7 @@ from reconcile.bank._withdraw import reinstated_ids
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import refresh
 from reconcile.matching._units import fen
+from schemas import gettext
 
 StatementFormat = Literal["camt053", "mt940"]
 CURRENCY = "CNY"
@@ -59,7 +60,8 @@ def parse_statement_file(path: Path, fmt: StatementFormat,
         return parse_camt053(path, data)
     if fmt == "mt940":
         return parse_mt940(path, data)
-    raise InputError(f"{path}: unknown statement format {fmt!r} (camt053 or mt940)")
+    raise InputError(gettext("{path}: unknown statement format {format} (camt053 or mt940)")
+                     .format(path=path, format=repr(fmt)))
 
 
 def money_str(value: Decimal) -> str:
@@ -68,23 +70,51 @@ def money_str(value: Decimal) -> str:
     return "0.00" if q == 0 else f"{q:.2f}"
 
 
-def _cny(path: Path, where: str, amount: Decimal, currency: str | None) -> None:
+def _cny(path: Path, sid: str, part: int | Literal["opening", "closing"], amount: Decimal,
+         currency: str | None) -> None:
+    """``part``: the opening or closing balance, or the position of an entry."""
     if currency != CURRENCY:
-        raise InputError(f"{path}: {where}: currency {currency or 'none'}; only CNY is imported")
+        if part == "opening":
+            text = (gettext("{path}: statement {statement} opening balance: currency "
+                            "{currency}; only CNY is imported") if currency else
+                    gettext("{path}: statement {statement} opening balance: currency none; "
+                            "only CNY is imported"))
+        elif part == "closing":
+            text = (gettext("{path}: statement {statement} closing balance: currency "
+                            "{currency}; only CNY is imported") if currency else
+                    gettext("{path}: statement {statement} closing balance: currency none; "
+                            "only CNY is imported"))
+        else:
+            text = (gettext("{path}: statement {statement} entry {entry}: currency "
+                            "{currency}; only CNY is imported") if currency else
+                    gettext("{path}: statement {statement} entry {entry}: currency none; "
+                            "only CNY is imported"))
+        raise InputError(text.format(path=path, statement=sid, entry=part, currency=currency))
     if amount != amount.quantize(_FEN):
-        raise InputError(f"{path}: {where}: amount {amount} is not exact to the fen")
+        if part == "opening":
+            text = gettext("{path}: statement {statement} opening balance: amount {amount} is "
+                           "not exact to the fen")
+        elif part == "closing":
+            text = gettext("{path}: statement {statement} closing balance: amount {amount} is "
+                           "not exact to the fen")
+        else:
+            text = gettext("{path}: statement {statement} entry {entry}: amount {amount} is "
+                           "not exact to the fen")
+        raise InputError(text.format(path=path, statement=sid, entry=part, amount=amount))
 
 
 def check_cny(path: Path, st: Statement) -> None:
     """Refuse a statement that is not all CNY exact to the fen."""
     if st.currency is not None and st.currency != CURRENCY:
-        raise InputError(f"{path}: statement {st.id}: account currency {st.currency}; "
-                         "only CNY is imported")
-    for name, bal in (("opening balance", st.opening), ("closing balance", st.closing)):
-        if bal is not None:
-            _cny(path, f"statement {st.id} {name}", bal.amount, bal.currency)
+        raise InputError(gettext("{path}: statement {statement}: account currency {currency}; "
+                                 "only CNY is imported").format(
+            path=path, statement=st.id, currency=st.currency))
+    if st.opening is not None:
+        _cny(path, st.id, "opening", st.opening.amount, st.opening.currency)
+    if st.closing is not None:
+        _cny(path, st.id, "closing", st.closing.amount, st.closing.currency)
     for e in st.entries:
-        _cny(path, f"statement {st.id} entry {e.position}", e.amount, e.currency)
+        _cny(path, st.id, e.position, e.amount, e.currency)
 
 
 def _entry_key(e: StatementEntry) -> str:
@@ -94,15 +124,21 @@ def _entry_key(e: StatementEntry) -> str:
 def _day(e: StatementEntry, path: Path, sid: str) -> date:
     day = e.value_date or e.booking_date
     if day is None:
-        raise InputError(f"{path}: statement {sid} entry {e.position}: no value or booking date")
+        raise InputError(gettext("{path}: statement {statement} entry {entry}: no value or "
+                                 "booking date").format(path=path, statement=sid,
+                                                        entry=e.position))
     return day
 
 
-def _record_id(path: Path, text: str, what: str) -> str:
+def _record_id(path: Path, text: str, entry: int | None) -> str:
+    """The record id made of ``text``: a statement's (``entry`` None) or an entry's."""
     rid = id_part(text)
     if not rid or len(rid) > 128:
-        raise InputError(f"{path}: {what} {quoted(text)} cannot be made a record id (1-128 of "
-                         "[A-Za-z0-9._:/-])")
+        message = (gettext("{path}: statement id {id} cannot be made a record id (1-128 of "
+                           "[A-Za-z0-9._:/-])") if entry is None else
+                   gettext("{path}: entry {entry} id {id} cannot be made a record id (1-128 "
+                           "of [A-Za-z0-9._:/-])"))
+        raise InputError(message.format(path=path, entry=entry, id=quoted(text)))
     return rid
 
 
@@ -231,23 +267,27 @@ def account_of(path: Path, st: Statement, accounts: Sequence[BankAccount],
     (FORMAT.md §5.4), which options may repeat but not contradict; for an account the map
     does not hold, from both options; otherwise :class:`InputError` before anything is
     written (FORMAT.md §9.6)."""
-    where = f"{path}: statement {quoted(st.id)} of bank account {quoted(st.account)}"
+    where = {"path": path, "statement": quoted(st.id), "account": quoted(st.account)}
     if not st.account or not st.account.isprintable() or len(st.account) > 128:
-        raise InputError(f"{where}: an account number must be 1-128 printable characters; "
-                         "nothing was imported")
+        raise InputError(gettext(
+            "{path}: statement {statement} of bank account {account}: an account number must "
+            "be 1-128 printable characters; nothing was imported").format(**where))
     mapped = next((a for a in accounts if a.number == st.account), None)
     if mapped is not None:
         for option, given, kept in (("--fund-account", fund_account, mapped.fund_account),
                                     ("--region", region, mapped.region)):
             if given is not None and given != kept:
-                raise InputError(f"{where}: {option} {given}, but this home maps the account "
-                                 f"to {kept} (bfa bank-account list)")
+                raise InputError(gettext(
+                    "{path}: statement {statement} of bank account {account}: {option} "
+                    "{given}, but this home maps the account to {kept} (bfa bank-account "
+                    "list)").format(**where, option=option, given=given, kept=kept))
         return mapped.region, mapped.fund_account
     if region is None or fund_account is None:
-        raise InputError(f"{where}: the account is not in this home's bank accounts; map it "
-                         f"once with 'bfa bank-account set {st.account} --fund-account F "
-                         "--region R' (or give --fund-account and --region); nothing was "
-                         "imported")
+        raise InputError(gettext(
+            "{path}: statement {statement} of bank account {account}: the account is not in "
+            "this home's bank accounts; map it once with 'bfa bank-account set {number} "
+            "--fund-account F --region R' (or give --fund-account and --region); nothing was "
+            "imported").format(**where, number=st.account))
     return region, fund_account
 
 
@@ -258,9 +298,9 @@ def _plan(path: Path, statements: Sequence[Statement], fmt: StatementFormat,
     seen_sids: set[str] = set()
     for index, st in enumerate(statements, 1):
         region, fund_account = account_of(path, st, accounts, region_option, fund_option)
-        sid = _record_id(path, st.id, "statement id")
+        sid = _record_id(path, st.id, None)
         if sid in seen_sids:
-            sid = _record_id(path, f"{st.id}-{index}", "statement id")
+            sid = _record_id(path, f"{st.id}-{index}", None)
         seen_sids.add(sid)
         booked = [e for e in st.entries if e.booked]
         lines: list[dict[str, object]] = []
@@ -268,9 +308,9 @@ def _plan(path: Path, statements: Sequence[Statement], fmt: StatementFormat,
         net = Decimal(0)
         for e in booked:
             day = _day(e, path, sid)
-            mid = _record_id(path, f"{sid}/{_entry_key(e)}", f"entry {e.position} id")
+            mid = _record_id(path, f"{sid}/{_entry_key(e)}", e.position)
             if mid in seen_ids:
-                mid = _record_id(path, f"{mid}/{e.position}", f"entry {e.position} id")
+                mid = _record_id(path, f"{mid}/{e.position}", e.position)
             seen_ids.add(mid)
             bank_ref = (e.acct_svcr_ref or e.entry_ref or mid)[:128]
             direction = "credit" if e.credit else "debit"

@@ -39,7 +39,7 @@ from ledger import (
 )
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import Deriver, refresh
-from schemas import PERSONAL_FIELDS
+from schemas import PERSONAL_FIELDS, gettext
 
 PREFIX = "WD-"
 NOTE_LIMIT = 1000
@@ -152,8 +152,10 @@ def _statement_records(ledger: Ledger, conn: Connection, target: str) -> list[st
     archived = read_entries(ledger.store, conn, "archive", [target]).get(target)
     if archived is not None:
         if archived.record.get("type") != "archive.bank_statement":
-            raise InputError(f"{target} is a {archived.record.get('type')} record, not a "
-                             "bank statement file (archive.bank_statement) or statement")
+            raise InputError(gettext(
+                "{target} is a {type} record, not a bank statement file "
+                "(archive.bank_statement) or statement").format(
+                    target=target, type=archived.record.get("type")))
         refs = [str(x) for x in archived.record.get("refs") or ()]
         found = read_entries(ledger.store, conn, "finance", refs)
         statements = [rid for rid in refs
@@ -161,9 +163,10 @@ def _statement_records(ledger: Ledger, conn: Connection, target: str) -> list[st
     else:
         found = read_entries(ledger.store, conn, "finance", [target])
         if target not in found or found[target].record.get("type") != "finance.statement":
-            raise InputError(f"no bank statement {target!r} (give the id of a "
-                             "finance.statement record or of the archive.bank_statement "
-                             "record of its file: bfa show ID)")
+            raise InputError(gettext(
+                "no bank statement {target} (give the id of a finance.statement record or of "
+                "the archive.bank_statement record of its file: bfa show ID)").format(
+                    target=repr(target)))
         statements = [target]
     statements = list(dict.fromkeys(_root(conn, sid) for sid in statements))
     m = t.movements
@@ -190,13 +193,16 @@ def request_withdrawal(ledger: Ledger, target: str, reason: str,
         current = _current(conn, ids)
         live = sorted({cur for cur, void in current.values() if not void})
         if not live:
-            raise InputError(f"{target}: every record of it is withdrawn already")
+            raise InputError(gettext("{target}: every record of it is withdrawn already")
+                             .format(target=target))
         pending = [q for q in _requests(ledger, conn).values()
                    if q.status == "requested"
                    and set(q.records) & {f"finance:{x}" for x in live}]
         if pending:
-            raise InputError(f"{target}: request {pending[0].id} by {pending[0].user} waits "
-                             f"for approval already (bfa statement approve {pending[0].id})")
+            raise InputError(gettext(
+                "{target}: request {request} by {user} waits for approval already (bfa "
+                "statement approve {request})").format(
+                    target=target, request=pending[0].id, user=pending[0].user))
         rec: dict[str, Any] = {
             "type": "control.withdrawal", "id": f"{PREFIX}{uuid.uuid4()}",
             "action": "request", **members, "target": target.strip(),
@@ -221,28 +227,34 @@ def approve_withdrawal(ledger: Ledger, request_id: str, label: str | None = None
     with ledger.store.reader() as conn:
         req = _requests(ledger, conn).get(request_id.strip())
         if req is None:
-            raise InputError(f"no withdrawal request {request_id!r} (bfa statement "
-                             "withdrawals lists them)")
+            raise InputError(gettext("no withdrawal request {request} (bfa statement "
+                                     "withdrawals lists them)").format(request=repr(request_id)))
         if req.approved_by is not None:
-            raise InputError(f"{req.id} was approved already, by {req.approved_by}")
+            raise InputError(gettext("{request} was approved already, by {user}").format(
+                request=req.id, user=req.approved_by))
         if req.cancelled_by is not None:
-            raise InputError(f"{req.id} was cancelled by {req.cancelled_by}")
+            raise InputError(gettext("{request} was cancelled by {user}").format(
+                request=req.id, user=req.cancelled_by))
         if who.identity.casefold() == req.user.casefold():
-            raise InputError(f"four-eyes: {who.identity} asked for {req.id} and cannot also "
-                             "approve it; another officer approves")
+            raise InputError(gettext("four-eyes: {user} asked for {request} and cannot also "
+                                     "approve it; another officer approves").format(
+                user=who.identity, request=req.id))
         ids = [x.split(":", 1)[1] for x in req.records]
         current = _current(conn, ids)
         moved = [x for x in ids if current.get(x, ("", True))[0] != x]
         if moved:
-            raise InputError(f"{req.id}: record {moved[0]} was corrected since the request; "
-                             f"cancel it (bfa statement cancel {req.id}) and ask again")
+            raise InputError(gettext(
+                "{request}: record {record} was corrected since the request; cancel it (bfa "
+                "statement cancel {request}) and ask again").format(
+                    request=req.id, record=moved[0]))
         found = read_entries(ledger.store, conn, "finance", ids)
     reversals = [_reversal(found[x].record, req) for x in ids]
     report = ledger.ingest_records(reversals, f"withdrawal {req.id}", derive=Deriver,
                                    label=label, withdrawals=True)
     if report.appended != len(reversals):
-        raise InputError(f"{req.id}: {report.appended} of {len(reversals)} withdrawals "
-                         "appended")
+        raise InputError(gettext("{request}: {appended} of {total} withdrawals appended")
+                         .format(request=req.id, appended=report.appended,
+                                 total=len(reversals)))
     return Approved(WithdrawalRequest(**{**req.__dict__, "approved_by": who.identity}),
                     tuple(str(r["id"]) for r in reversals))
 
@@ -257,10 +269,11 @@ def cancel_withdrawal(ledger: Ledger, request_id: str, reason: str,
     with ledger.store.writer() as conn:
         req = _requests(ledger, conn).get(request_id.strip())
         if req is None:
-            raise InputError(f"no withdrawal request {request_id!r} (bfa statement "
-                             "withdrawals lists them)")
+            raise InputError(gettext("no withdrawal request {request} (bfa statement "
+                                     "withdrawals lists them)").format(request=repr(request_id)))
         if req.status != "requested":
-            raise InputError(f"{req.id} is {req.status} already")
+            raise InputError(gettext("{request} is {status} already").format(
+                request=req.id, status=req.status))
         append_control(ledger.store, conn, [{
             "type": "control.withdrawal", "id": f"{PREFIX}{uuid.uuid4()}",
             "action": "cancel", **members, "request": req.id, "reason": why,
@@ -286,8 +299,9 @@ def version_id(current: str, mark: str) -> str:
     again that many times is a case for the database's owner)."""
     rid = f"{current}:{mark}"
     if len(rid) > 128:
-        raise InputError(f"record {current} has been withdrawn and imported again too "
-                         "often: its next version's id would exceed 128 characters")
+        raise InputError(gettext(
+            "record {record} has been withdrawn and imported again too often: its next "
+            "version's id would exceed 128 characters").format(record=current))
     return rid
 
 

@@ -25,6 +25,7 @@ from ledger import DutyError, Store, entries, leaf_record
 from reconcile.matching import _tables as t
 from reconcile.matching._rules import MONEY_KINDS, MOVEMENT_KINDS
 from reconcile.matching._units import epoch_day, fen
+from schemas import gettext
 
 T = TypeVar("T")
 
@@ -237,10 +238,10 @@ def _require_current(store: Store, conn: Connection, size: int) -> None:
     behind = int(conn.execute(select(func.count()).select_from(entries).where(
         e.seq >= mark, e.seq < size, e.domain.in_(DOMAINS))).scalar_one())
     if behind:
-        raise DutyError(
-            f"the reconciler's tables are {behind} records behind the ledger and this role "
+        raise DutyError(gettext(
+            "the reconciler's tables are {behind} records behind the ledger and this role "
             "may not bring them up to date: a role with the officer or service duty must run "
-            "'bfa reconcile' (the nightly does) first")
+            "'bfa reconcile' (the nightly does) first").format(behind=behind))
 
 
 def _resolve_corrections(conn: Connection, start: int,

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger import InputError
 from reconcile.matching._units import fen
+from schemas import gettext as _
 
 RULESET_VERSION = "bfa-rules/2026.12"
 """Names the rules this reconciler implements (which codes, judged how). A finding re-derived
@@ -173,19 +174,22 @@ class _File:
     def __init__(self, path: Path, data: dict[str, Any]) -> None:
         self.path, self.data = path, data
 
-    def fail(self, key: str, message: str) -> InputError:
-        return InputError(f"{self.path}: rules key {key!r}: {message}")
+    def fail(self, key: str, message: str, **params: object) -> InputError:
+        """``message``: a whole translated message naming ``{path}``, ``{key}`` and
+        ``params``."""
+        return InputError(message.format(path=self.path, key=repr(key), **params))
 
     def table(self, parent: Mapping[str, Any], name: str, key: str,
               allowed: set[str] | tuple[str, ...] | None) -> Mapping[str, Any]:
         value = parent.get(name, {})
         if not isinstance(value, dict):
-            raise self.fail(key, "must be a table")
+            raise self.fail(key, _("{path}: rules key {key}: must be a table"))
         if allowed is not None:
             for k in value:
                 if k not in allowed:
-                    raise self.fail(f"{key}.{k}",
-                                    f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                    raise self.fail(f"{key}.{k}", _("{path}: rules key {key}: unknown key "
+                                                     "(allowed: {allowed})"),
+                                    allowed=", ".join(sorted(allowed)))
         return value
 
     def days(self, table: Mapping[str, Any], name: str, key: str) -> int | None:
@@ -193,7 +197,8 @@ class _File:
             return None
         v = table[name]
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 36_500:
-            raise self.fail(key, f"must be a whole number of days from 0 to 36500, not {v!r}")
+            raise self.fail(key, _("{path}: rules key {key}: must be a whole number of days "
+                                   "from 0 to 36500, not {value}"), value=repr(v))
         return v
 
     def kinds_list(self, table: Mapping[str, Any], name: str, key: str,
@@ -202,12 +207,14 @@ class _File:
             return None
         v = table[name]
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise self.fail(key, "must be a list of strings")
+            raise self.fail(key, _("{path}: rules key {key}: must be a list of strings"))
         for x in v:
             if x not in allowed:
-                raise self.fail(key, f"unknown kind {x!r} (allowed: {', '.join(allowed)})")
+                raise self.fail(key, _("{path}: rules key {key}: unknown kind {kind} "
+                                       "(allowed: {allowed})"),
+                                kind=repr(x), allowed=", ".join(allowed))
         if len(set(v)) != len(v):
-            raise self.fail(key, "lists a kind twice")
+            raise self.fail(key, _("{path}: rules key {key}: lists a kind twice"))
         return tuple(v)
 
 
@@ -229,13 +236,17 @@ def load_rules(path: Path | str) -> Rules:
         with p.open("rb") as f:
             data = tomllib.load(f)
     except OSError as err:
-        raise InputError(f"{p}: cannot read the rules file: {err.strerror or err}") from err
+        raise InputError(_("{path}: cannot read the rules file: {error}").format(
+            path=p, error=err.strerror or err)) from err
     except tomllib.TOMLDecodeError as err:
-        raise InputError(f"{p}: not valid TOML: {err}") from err
+        raise InputError(_("{path}: not valid TOML: {error}").format(path=p, error=err)) from err
     except UnicodeDecodeError as err:  # TOML is UTF-8 (toml.io v1.0.0, "Spec")
-        mark = " (a UTF-16 byte-order mark)" if err.object[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-        raise InputError(f"{p}: not valid TOML: not UTF-8 at byte {err.start}{mark}; "
-                         "save the file as UTF-8") from err
+        if err.object[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            text = _("{path}: not valid TOML: not UTF-8 at byte {byte} (a UTF-16 byte-order "
+                     "mark); save the file as UTF-8")
+        else:
+            text = _("{path}: not valid TOML: not UTF-8 at byte {byte}; save the file as UTF-8")
+        raise InputError(text.format(path=p, byte=err.start)) from err
     return rules_from_toml(p, data)
 
 
@@ -244,7 +255,8 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
     f = _File(path, data)
     for k in data:
         if k not in _TOP:
-            raise f.fail(k, f"unknown key (allowed: {', '.join(sorted(_TOP))})")
+            raise f.fail(k, _("{path}: rules key {key}: unknown key (allowed: {allowed})"),
+                         allowed=", ".join(sorted(_TOP)))
     values: dict[str, Any] = dict(DEFAULT_RULES)
 
     tol = f.table(data, "tolerance", "tolerance", {"absolute", "percent"})
@@ -281,7 +293,8 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
         base = kinds.get(kind, KindRule())
         movs = f.kinds_list(t, "movements", f"{key}.movements", SETTLING_KINDS)
         if movs and kind not in MONEY_KINDS:
-            raise f.fail(f"{key}.movements", f"{kind} carries no amount, so no movement settles it")
+            raise f.fail(f"{key}.movements", _("{path}: rules key {key}: {kind} carries no "
+                                               "amount, so no movement settles it"), kind=kind)
         vouchers = f.kinds_list(t, "vouchers", f"{key}.vouchers", VOUCHER_KINDS)
         kinds[kind] = KindRule(
             movements=base.movements if movs is None else movs,
@@ -293,7 +306,8 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
         for m in r.movements:
             if m in seen and seen[m] != kind:
                 raise f.fail(f"kinds.{kind}.movements",
-                             f"{m!r} already settles {seen[m]}; a finance kind settles one kind")
+                             _("{path}: rules key {key}: {movement} already settles {kind}; a "
+                               "finance kind settles one kind"), movement=repr(m), kind=seen[m])
             seen[m] = kind
     values["kinds"] = kinds
     return Rules.model_validate(values)
@@ -301,27 +315,34 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
 
 def _absolute(f: _File, v: object) -> int:
     if not isinstance(v, str):
-        raise f.fail("tolerance.absolute", f'must be a money string such as "0.50", not {v!r}')
+        raise f.fail("tolerance.absolute", _('{path}: rules key {key}: must be a money string '
+                                             'such as "0.50", not {value}'), value=repr(v))
     try:
         n = fen(v)
     except (ValueError, InvalidOperation):
-        raise f.fail("tolerance.absolute", f"{v!r} is not an amount exact to the fen") from None
+        raise f.fail("tolerance.absolute", _("{path}: rules key {key}: {value} is not an "
+                                             "amount exact to the fen"), value=repr(v)) from None
     if n < 0 or "." not in v or len(v.split(".")[1]) != 2:
-        raise f.fail("tolerance.absolute",
-                     f'{v!r}: a non-negative amount with two decimals, e.g. "0.50"')
+        raise f.fail("tolerance.absolute", _('{path}: rules key {key}: {value}: a non-negative '
+                                             'amount with two decimals, e.g. "0.50"'),
+                     value=repr(v))
     return n
 
 
 def _percent(f: _File, v: object) -> int:
     if isinstance(v, bool) or not isinstance(v, str | int | float):
-        raise f.fail("tolerance.percent", f"must be a number of percent, not {v!r}")
+        raise f.fail("tolerance.percent", _("{path}: rules key {key}: must be a number of "
+                                            "percent, not {value}"), value=repr(v))
     try:
         d = Decimal(str(v))
     except InvalidOperation:
-        raise f.fail("tolerance.percent", f"{v!r} is not a number") from None
+        raise f.fail("tolerance.percent", _("{path}: rules key {key}: {value} is not a number"),
+                     value=repr(v)) from None
     if not d.is_finite() or d < 0 or d > 100:
-        raise f.fail("tolerance.percent", f"{v!r} must be between 0 and 100")
+        raise f.fail("tolerance.percent", _("{path}: rules key {key}: {value} must be between "
+                                            "0 and 100"), value=repr(v))
     ppm = d * 10_000
     if ppm != ppm.to_integral_value():
-        raise f.fail("tolerance.percent", f"{v!r} has more than 4 decimals")
+        raise f.fail("tolerance.percent", _("{path}: rules key {key}: {value} has more than 4 "
+                                            "decimals"), value=repr(v))
     return int(ppm)

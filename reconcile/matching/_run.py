@@ -47,6 +47,7 @@ from reconcile.workflow._workflow import (
     present_mismatch,
 )
 from schemas import N_
+from schemas import gettext as _
 
 EVIDENCE_PART = 4000
 """Breaks per part when PostgreSQL's look-ups run beside the building (:func:`_with_evidence`)."""
@@ -59,7 +60,7 @@ def today() -> date:
     return datetime.now(TZ).date()
 
 
-_TOO_LARGE = (
+_TOO_LARGE = N_(
     "amounts too large to add up: a sum the reconciler keeps in fen (a month of a fund "
     "account, the allocations of one event) exceeds 92233720368547758.07 yuan; correct the "
     "records with the largest amounts (send them again with 'corrects')"
@@ -77,10 +78,10 @@ def _sums_fit() -> Iterator[None]:
     try:
         yield
     except OverflowError as e:
-        raise InputError(_TOO_LARGE) from e
+        raise InputError(_(_TOO_LARGE)) from e
     except DBAPIError as e:
         if getattr(e.orig, "sqlstate", None) == "22003" or "integer overflow" in str(e.orig):
-            raise InputError(_TOO_LARGE) from e
+            raise InputError(_(_TOO_LARGE)) from e
         raise
 
 

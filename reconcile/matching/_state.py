@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger import Actor, IntegrityError, Store, append_control, latest_numbered, now_rfc3339
+from schemas import gettext as _
 
 RUN_PREFIX = "reconcile-"
 """Record ids of runs: ``reconcile-1``, ``reconcile-2``, … (a series without gaps)."""
@@ -135,8 +136,9 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
                        str(r["as_of"]) if isinstance(r.get("as_of"), str) else None,
                        None if b is None else Digest(int(b["count"]), str(b["digest"])))
     except (KeyError, TypeError, ValueError) as e:
-        raise IntegrityError(f"control record {entry.record_id} (entry {entry.seq}) is not a "
-                             f"reconciliation record as bfa writes it: {e}") from e
+        raise IntegrityError(_("control record {record} (entry {seq}) is not a "
+                               "reconciliation record as bfa writes it: {error}").format(
+            record=entry.record_id, seq=entry.seq, error=e)) from e
 
 
 def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: str,

@@ -83,9 +83,46 @@ KINDS = {
     "reconciliation_statement": N_("bank reconciliation statement"),
 }
 
+PROPERTIES = {
+    "authenticity": N_("authenticity"),
+    "integrity": N_("integrity"),
+    "usability": N_("usability"),
+    "security": N_("security"),
+    "retention": N_("retention"),
+}
+"""The 四性 of DA/T 70 (and the retention a record declares)."""
+
+ROLES = {
+    "event": N_("event"), "allocated": N_("allocated"), "movement": N_("movement"),
+    "paid": N_("paid"), "largest": N_("largest"), "returned": N_("returned"),
+    "settled": N_("settled"), "opening": N_("opening"), "entries": N_("entries"),
+    "closing": N_("closing"), "previous_closing": N_("previous closing"), "in": N_("in"),
+    "out": N_("out"), "net": N_("net"), "voucher": N_("voucher"),
+    "evidenced": N_("evidenced"), "statement": N_("statement"),
+}
+"""What each amount of a break is (its ``amounts`` keys)."""
+
+REASONS = {
+    "timing": N_("timing difference"), "bank_error": N_("bank error"),
+    "data_entry": N_("data entry error"), "duplicate_import": N_("duplicate import"),
+    "write_off": N_("write-off"), "other": N_("other"),
+}
+"""Reasons a resolution gives (``bfa breaks resolve --reason``)."""
+
+ACTIONS = {
+    "assign": N_("assign"), "resolve": N_("resolve"), "approve": N_("approve"),
+    "reopen": N_("reopen"), "reveal": N_("reveal"), "forget": N_("forget"),
+    "grant": N_("grant"), "revoke": N_("revoke"),
+}
+"""Actions of the workflow and of the access audit."""
+
+RETENTIONS = {"10y": N_("10 years"), "30y": N_("30 years"), "permanent": N_("permanent")}
+
 _TABLES: dict[str, dict[str, str]] = {
     "code": BREAK_CODES, "severity": SEVERITIES, "status": STATUSES,
     "fund_account": FUND_ACCOUNTS, "insurance": INSURANCES, "domain": DOMAINS, "kind": KINDS,
+    "property": PROPERTIES, "role": ROLES, "reason": REASONS, "action": ACTIONS,
+    "retention": RETENTIONS,
 }
 
 

@@ -200,10 +200,16 @@ class NightlyLock:
             if held is not None:
                 why = self._stale(held)
                 since = _when(held.get("started_at"))
-                who = f"pid {held.get('pid')} on {held.get('host')} since {since}"
                 if why is None:
-                    raise NightlyLockedError(
-                        f"another nightly run holds {self.path} ({who}); not running")
+                    text = (_("another nightly run holds {path} (pid {pid} on {host} since "
+                              "{since}); not running") if since != _UNKNOWN_TIME else
+                            _("another nightly run holds {path} (pid {pid} on {host} since an "
+                              "unknown time); not running"))
+                    raise NightlyLockedError(text.format(
+                        path=self.path, pid=held.get("pid"), host=held.get("host"),
+                        since=since))
+                # the note stays English: nightly.json keeps it ("lock")
+                who = f"pid {held.get('pid')} on {held.get('host')} since {since}"
                 note = f"took over a stale nightly lock {self.path} ({who}): {why}"
             write_atomic(self.path, json.dumps({
                 "pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time(),
@@ -260,11 +266,14 @@ def _lock_shape(data: Any) -> bool:
             and math.isfinite(started))
 
 
+_UNKNOWN_TIME = "an unknown time"
+
+
 def _when(epoch: Any) -> str:
     try:
         return datetime.fromtimestamp(float(epoch), TZ).isoformat(timespec="seconds")
     except (TypeError, ValueError, OverflowError):
-        return "an unknown time"
+        return _UNKNOWN_TIME
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -283,10 +292,10 @@ def run_nightly(
     try:
         with ledger.store.exclusive(DB_LOCK) as taken:
             if not taken:
-                raise NightlyLockedError(
-                    f"another nightly run holds the database's lock ({DB_LOCK!r} in "
-                    f"{ledger.store.display_url()}), from another home or host; "
-                    "it is released when that run ends")
+                raise NightlyLockedError(_(
+                    "another nightly run holds the database's lock ({lock} in {database}), "
+                    "from another home or host; it is released when that run ends").format(
+                        lock=repr(DB_LOCK), database=ledger.store.display_url()))
             return _run(ledger, report_dir, as_of, rules, note, archive_step)
     finally:
         lock.release()

@@ -112,7 +112,7 @@ def _shown(name: str, value: str) -> str:
         return grouped(value)
     if name == "reason":
         return gettext(value)
-    if name in ("kind", "insurance", "domain"):
+    if name in ("kind", "insurance", "domain", "property"):
         return label(name, value)
     if name == "type":  # domain.kind
         return label("kind", value.partition(".")[2] or value)

@@ -37,6 +37,7 @@ from reconcile.workflow._workflow import (
     row_to_state,
     transitions_for,
 )
+from schemas import gettext as _
 
 ROLE = {"business": "event", "finance": "movement", "archive": "voucher"}
 
@@ -284,13 +285,13 @@ def _breaks(store: Store, conn: Connection, ids: set[str]) -> list[TraceBreak]:
     names = {st.break_id: set(st.records) for st in states}
     for bid, rid in sorted(links):  # a link the break's own records do not back
         if bid not in names:
-            raise IntegrityError(f"wf_break_records names break {bid}, which has no row in "
-                                 "the workflow table: it was changed outside bfa; run "
-                                 "'bfa verify'")
+            raise IntegrityError(_("wf_break_records names break {id}, which has no row in "
+                                   "the workflow table: it was changed outside bfa; run "
+                                   "'bfa verify'").format(id=bid))
         if rid not in names[bid]:
-            raise IntegrityError(f"wf_break_records links break {bid} to record {rid}, which "
-                                 "it does not name: the table was changed outside bfa; run "
-                                 "'bfa verify'")
+            raise IntegrityError(_("wf_break_records links break {id} to record {record}, "
+                                   "which it does not name: the table was changed outside "
+                                   "bfa; run 'bfa verify'").format(id=bid, record=rid))
     by_break: dict[str, list[Transition]] = {}
     for x in transitions_for(conn, bids):
         by_break.setdefault(str(x.record["break"]), []).append(x)

@@ -88,6 +88,7 @@ from reconcile.reports._report import (
     render_message,
     workflow_break,
 )
+from schemas import gettext as _
 
 Status = Literal["open", "assigned", "pending_approval", "resolved"]
 STATUSES: tuple[Status, ...] = get_args(Status)
@@ -342,9 +343,10 @@ def _resolve_id(conn: Connection, break_id: str) -> _Row:
         if len(found) == 1:
             return _Row.stored(found[0]._mapping)
         if len(found) > 1:
-            raise InputError(f"break id {bid!r} is ambiguous; give more of it")
-    raise NotFoundError(
-        f"no break {bid!r} known to the workflow; run 'bfa reconcile' or 'bfa nightly' first")
+            raise InputError(_("break id {id} is ambiguous; give more of it").format(
+                id=repr(bid)))
+    raise NotFoundError(_("no break {id} known to the workflow; run 'bfa reconcile' or 'bfa "
+                          "nightly' first").format(id=repr(bid)))
 
 
 # -- the one fold: a transition record applied to a state row ------------------------------
@@ -407,7 +409,8 @@ def _replay(bid: str, transitions: list[Entry]) -> _Fold:
     for e in transitions:
         rec = e.record
         if rec.get("type") != "control.break" or rec.get("break") != bid:
-            raise IntegrityError(f"entry {e.seq} ({e.record_id}) is not a transition of {bid}")
+            raise IntegrityError(_("entry {seq} ({record}) is not a transition of {id}").format(
+                seq=e.seq, record=e.record_id, id=bid))
         _apply(row, rec, e.seq)
     return row
 
@@ -486,9 +489,15 @@ def require_honest(store: Store, conn: Connection, rows: Sequence[_Row]) -> None
     on disagrees with its ``control.break`` entries."""
     _restore, problems = _checked(store, conn, {r.break_id: r for r in rows})
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise IntegrityError(f"{problems[0][1]}{more}: the table was changed outside bfa; "
-                             "'bfa reconcile' restores it from the ledger and reports it")
+        # the problem itself is English: the same words are the break's message and
+        # 'bfa verify''s problem (stored, and in --json)
+        if len(problems) > 1:
+            text = _("{problem} (and {more} more): the table was changed outside bfa; 'bfa "
+                     "reconcile' restores it from the ledger and reports it")
+        else:
+            text = _("{problem}: the table was changed outside bfa; 'bfa reconcile' restores "
+                     "it from the ledger and reports it")
+        raise IntegrityError(text.format(problem=problems[0][1], more=len(problems) - 1))
 
 
 def _record(row: _Row, action: Action, who: Actor, status: Status,
@@ -533,8 +542,9 @@ def _require_approver(conn: Connection) -> None:
     held = held_duties(conn)
     if "approver" not in held and "owner" not in held:
         role = conn.exec_driver_sql("SELECT session_user").scalar()
-        raise DutyError(f"role {role} holds {', '.join(held) or 'no duty'}, not approver",
-                        refused=True)
+        text = (_("role {role} holds {duties}, not approver") if held else
+                _("role {role} holds no duty, not approver"))
+        raise DutyError(text.format(role=role, duties=", ".join(held)), refused=True)
 
 
 def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Status:
@@ -542,33 +552,36 @@ def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Sta
     bid, cur = row.break_id, row.status
     if action == "assign":
         if cur not in ("open", "assigned"):
-            raise InputError(f"{bid} is {cur}; reopen it before assigning it")
+            raise InputError(_("{id} is {status}; reopen it before assigning it").format(
+                id=bid, status=cur))
         return "assigned"
     if action == "resolve":
         if cur not in ("open", "assigned"):
-            raise InputError(f"{bid} is already {cur}")
+            raise InputError(_("{id} is already {status}").format(id=bid, status=cur))
         reason = kw.get("reason")
         if reason not in REASONS:
-            raise InputError(
-                f"reason {reason!r} is not one of: {', '.join(REASONS)} (see 'bfa breaks resolve"
-                " --help')")
+            raise InputError(_("reason {reason} is not one of: {reasons} (see 'bfa breaks "
+                               "resolve --help')").format(reason=repr(reason),
+                                                          reasons=", ".join(REASONS)))
         # the severity follows from the code (the row's copy is only for display)
         return "pending_approval" if needs_four_eyes(row.code) else "resolved"
     if action == "approve":
         if cur != "pending_approval":
-            raise InputError(f"{bid} is {cur}, not pending approval")
+            raise InputError(_("{id} is {status}, not pending approval").format(
+                id=bid, status=cur))
         if who.same_person(row.resolved_by):  # identities: Li.Wei is li.wei
-            raise InputError(
-                f"four-eyes: {who.identity} resolved {bid} and cannot also approve it; a "
-                "second person must approve it under their own account (a home shared by "
-                "an operating-system group, 'bfa init --group', or one PostgreSQL role per "
-                "person)")
+            raise InputError(_(
+                "four-eyes: {user} resolved {id} and cannot also approve it; a second person "
+                "must approve it under their own account (a home shared by an operating-system "
+                "group, 'bfa init --group', or one PostgreSQL role per person)").format(
+                    user=who.identity, id=bid))
         return "resolved"
     if action == "reopen":
         if cur not in ("resolved", "pending_approval"):
-            raise InputError(f"{bid} is {cur}; only resolved or pending breaks can be reopened")
+            raise InputError(_("{id} is {status}; only resolved or pending breaks can be "
+                               "reopened").format(id=bid, status=cur))
         return "assigned" if row.assignee else "open"
-    raise InputError(f"unknown action {action!r}")
+    raise InputError(_("unknown action {action}").format(action=repr(action)))
 
 
 def _refuse_own_records(store: Store, conn: Connection, row: _Row, who: Actor
@@ -580,18 +593,20 @@ def _refuse_own_records(store: Store, conn: Connection, row: _Row, who: Actor
     unknown = [i for i in found if i.user is None]
     if unknown:
         first = unknown[0]
-        raise InputError(
-            f"separation of duties: {first.domain} record {first.record_id} (entry "
-            f"{first.seq}) was appended outside 'bfa ingest' (no control.ingest entry covers "
-            f"it), so who ingested it is unknown; {row.break_id} cannot be approved — run "
-            "'bfa verify' and ask the ledger's owner")
+        raise InputError(_(
+            "separation of duties: {domain} record {record} (entry {seq}) was appended "
+            "outside 'bfa ingest' (no control.ingest entry covers it), so who ingested it is "
+            "unknown; {id} cannot be approved — run 'bfa verify' and ask the ledger's "
+            "owner").format(domain=first.domain, record=first.record_id, seq=first.seq,
+                            id=row.break_id))
     mine = [i for i in found if who.same_person(i.user)]
     if mine:
         first = mine[0]
-        raise InputError(
-            f"separation of duties: {who.identity} ingested {first.domain} record "
-            f"{first.record_id} (entry {first.seq}) and cannot approve {row.break_id} on "
-            "it; an approver who did not ingest its records must approve it")
+        raise InputError(_(
+            "separation of duties: {user} ingested {domain} record {record} (entry {seq}) and "
+            "cannot approve {id} on it; an approver who did not ingest its records must "
+            "approve it").format(user=who.identity, domain=first.domain,
+                                 record=first.record_id, seq=first.seq, id=row.break_id))
 
 
 # -- public transitions ------------------------------------------------------------------
@@ -802,7 +817,8 @@ def list_breaks(ledger: Ledger, status: str | None = None, *,
     Ordered by severity (high first), code and id; ``status`` filters by state.
     """
     if status is not None and status not in STATUSES:
-        raise InputError(f"status {status!r} is not one of: {', '.join(STATUSES)}")
+        raise InputError(_("status {status} is not one of: {statuses}").format(
+            status=repr(status), statuses=", ".join(STATUSES)))
     q = select(break_state)
     if status is not None:
         q = q.where(break_state.c.status == status)
@@ -813,7 +829,9 @@ def list_breaks(ledger: Ledger, status: str | None = None, *,
         require_honest(ledger.store, conn, rows)
         why = present_mismatch(ledger.store, conn)
         if why is not None:
-            raise IntegrityError(f"{why}; 'bfa reconcile' restores it and reports it")
+            # ``why`` stays English: it is also 'bfa verify''s problem (--json)
+            raise IntegrityError(_("{problem}; 'bfa reconcile' restores it and reports it")
+                                 .format(problem=why))
     out = [row_to_state(r) for r in rows]
     out.sort(key=lambda s: (_SEVERITY_RANK.get(s.severity, 9), s.code, s.break_id))
     return out

@@ -5,7 +5,8 @@ Messages come from three places (docs/adr/0031-languages.md):
 
 1. the source, by Babel's Python extractor: calls of ``_``/``gettext``/``N_`` (a message),
    ``ngettext`` (singular and plural) and ``msg`` (a break message's template) in the
-   five packages;
+   five packages — and, for the calls inside f-strings that Babel skips, by a walk of
+   the syntax tree;
 2. the command tree: each command's help as click shows it (``cli._i18n.help_id``), its
    first sentence (the command lists), and each option's help — they stay plain English
    in the source and are looked up when help is shown;
@@ -21,6 +22,7 @@ the compilation of ``bfa.po``.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import io
 import sys
@@ -60,6 +62,18 @@ def _from_source(root: Path, files: tuple[str, ...] | None = None) -> Iterator[M
             yield str(message)
 
 
+def _from_syntax(root: Path) -> Iterator[str]:
+    """Literal messages of ``_``/``gettext``/``N_``/``msg`` calls, found in the syntax
+    tree: also those inside f-strings, which Babel's extractor skips."""
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("_", "gettext", "N_", "msg") and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)):
+                yield node.args[0].value
+
+
 def _from_commands() -> Iterator[str]:
     from cli import COMMANDS, bfa
     from cli._i18n import help_id
@@ -88,6 +102,7 @@ def messages() -> list[Message]:
     found: dict[Message, None] = {}
     for pkg in PACKAGES:
         found.update(dict.fromkeys(_from_source(ROOT / pkg)))
+        found.update(dict.fromkeys(m for m in _from_syntax(ROOT / pkg) if m not in found))
     found.update(dict.fromkeys(_from_commands()))
     found.update(dict.fromkeys(_from_source(Path(click.__file__).parent, CLICK_FILES)))
     return [m for m in found if (m[0] if isinstance(m, tuple) else m).strip()]

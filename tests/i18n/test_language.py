@@ -160,3 +160,15 @@ def test_every_help_in_chinese_fits_80_columns_and_is_chinese() -> None:
         wide = [ln for ln in out.splitlines() if width(ln) > 80 and ln not in english]
         assert not wide, (path, wide)
         assert HAN.search(out.split("\n\n", 2)[1]), (path, out[:300])  # its own help text
+
+
+@pytest.mark.parametrize(("text", "width", "lines"), [
+    ("hello world this is english", 12, ["hello world", "this is", "english"]),
+    ("解除凭证记录的保全冻结", 10, ["解除凭证记", "录的保全冻", "结"]),
+    # closing punctuation never starts a line: the character it closes moves down with it
+    ("一二三四五。六", 10, ["一二三四", "五。六"]),
+    ("见 bfa breaks show 命令", 14, ["见 bfa breaks", "show 命令"]),
+])
+def test_help_text_breaks_between_chinese_characters(text: str, width: int,
+                                                     lines: list[str]) -> None:
+    assert _i18n.fill(text, width) == lines
