@@ -14,7 +14,7 @@ from datetime import datetime
 import click
 
 from cli._app import bfa
-from cli._options import TEXT, home_options, json_option, open_ledger
+from cli._options import DATE, TEXT, home_options, json_option, open_ledger
 from cli._render import local_time, table, terminal_width, to_json
 from schemas import gettext as _
 
@@ -39,7 +39,7 @@ def _local(at: str) -> str:
 
 @audit.command("access")
 @home_options
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+@click.option("--since", type=DATE, metavar="DATE",
               help="Only from this day on (Asia/Shanghai).")
 @click.option("--user", "who", type=TEXT, metavar="USER",
               help="Only what this user did (letter case ignored).")

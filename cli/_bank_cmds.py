@@ -10,7 +10,7 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import as_of_day, home_options, json_option, open_ledger, user_option
+from cli._options import DATE, as_of_day, home_options, json_option, open_ledger, user_option
 from cli._render import clip, local_time, to_json, width
 from cli._render import wrapped as _wrapped
 from ledger import InputError, printable
@@ -64,7 +64,7 @@ def _as_of(as_of: datetime | None, period: str | None) -> date:
               help="Only the bank accounts of this fund account.")
 @click.option("--bank-account", default=None, metavar="NUMBER",
               help="Only this bank account (its number as on the statements).")
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+@click.option("--as-of", type=DATE, default=None,
               help="Reconcile as of this day (default: today in Asia/Shanghai).")
 @click.option("--period", default=None, metavar="YYYY-MM",
               help="Reconcile as of the last day of this month.")
@@ -119,7 +119,7 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
 @user_option
 @click.option("--bank-account", required=True, metavar="NUMBER",
               help="The bank account, its number as on the statements.")
-@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--date", "day", required=True, type=DATE,
               help="The day the balance is at the start of (Asia/Shanghai).")
 @click.option("--amount", required=True, metavar="YUAN",
               help="The agency's book balance of the account at the start of that day.")

@@ -18,7 +18,7 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import TEXT, home_options, json_option, open_ledger, user_option
+from cli._options import DATE, TEXT, home_options, json_option, open_ledger, user_option
 from cli._render import clip, local_time, table, terminal_width, to_json, wrapped, yuan
 from ledger import ConfigError, Ledger, printable
 from reconcile import (
@@ -413,10 +413,13 @@ def _fixity_step(days: int) -> Callable[[Ledger], dict[str, Any]]:
     from archive import FileStore, audit
 
     def step(led: Ledger) -> dict[str, Any]:
+        from schemas import language
+
         share = Decimal(100) / days
         try:
-            return audit(led, FileStore(led.home.archive_dir, led.home.perms), percent=share,
-                         ).to_json()
+            with language("en"):  # an error's words go into nightly.json: data, in English
+                return audit(led, FileStore(led.home.archive_dir, led.home.perms),
+                             percent=share).to_json()
         except (OSError, ConfigError) as e:  # the store unreadable: said, the night goes on
             return {"id": None, "error": f"the archive store {led.home.archive_dir} could "
                     f"not be audited: {getattr(e, 'strerror', None) or e}", "problems": 1,
@@ -432,7 +435,7 @@ def _fixity_step(days: int) -> Callable[[Ledger], dict[str, Any]]:
               help="Where reports go: a folder per run named by its start time "
                    "(report.{json,csv,html}, bank.{json,csv}, nightly.json), DIR/latest, "
                    "DIR/index.json.")
-@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+@click.option("--as-of", "as_of", type=DATE, metavar="DATE",
               help="Judge settlement windows as of this date. [default: today, Asia/Shanghai]")
 @click.option("--rules", "rules_file", metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -471,7 +474,7 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
                              archive_step=_fixity_step(fixity_days) if fixity_days else None)
     if result.lock_note:
         click.echo(f"bfa: warning: {result.lock_note}", err=True)
-    said = _("nightly {as_of}: {summary}").format(as_of=result.report.run.as_of,
-                                                   summary=result.summary_line())
-    click.echo("\n".join(wrapped(said, "", terminal_width() - 1)))
+    # one line, as cron logs it and people grep it
+    click.echo(_("nightly {as_of}: {summary}").format(as_of=result.report.run.as_of,
+                                                       summary=result.summary_line()))
     raise click.exceptions.Exit(result.exit_code)

@@ -12,7 +12,7 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
+from cli._options import DATE, TEXT, home_options, json_option, open_ledger, progress, user_option
 from cli._render import to_json
 from ledger import ConfigError, InputError, Verifier, printable
 from schemas import gettext as _
@@ -62,7 +62,7 @@ def bundle_group() -> None:
               help="The records of a person (needs the ledger secret: an officer's home).")
 @click.option("--break", "breaks", multiple=True, type=TEXT, metavar="BREAK_ID",
               help="The records a break names, with its findings and workflow history.")
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
+@click.option("--as-of", "as_of", type=DATE, metavar="DATE",
               help="Judge the findings as of this date. [default: today, Asia/Shanghai]")
 @click.option("--rules", "rules_file", metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),

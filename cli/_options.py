@@ -46,6 +46,37 @@ TEXT = _Text()
 """Parameter type of every text argument and option that is not a file name."""
 
 
+class _Date(click.DateTime):
+    """A day ``YYYY-MM-DD`` (ASCII digits), said so in help and errors in the reader's
+    language (click's own words would show ``%Y-%m-%d``)."""
+
+    name = "date"
+
+    def __init__(self) -> None:
+        super().__init__(formats=["%Y-%m-%d"])
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        text = str(value)
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text, re.ASCII):
+            self.fail(_("{value} is not a day YYYY-MM-DD (e.g. 2026-11-30)").format(
+                value=repr(text)), param, ctx)
+        try:
+            return datetime.strptime(text, "%Y-%m-%d")
+        except ValueError:
+            self.fail(_("{value} is not a day of the calendar").format(value=repr(text)),
+                      param, ctx)
+
+
+DATE = _Date()
+"""Parameter type of every ``--as-of``, ``--date``, ``--since`` day."""
+
+
 def home_options(f: F) -> F:
     f = click.option(
         "--db", "db", metavar="URL", envvar="BFA_DATABASE_URL",

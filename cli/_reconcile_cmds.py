@@ -14,7 +14,7 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import as_of_day, home_options, json_option, open_ledger
+from cli._options import DATE, as_of_day, home_options, json_option, open_ledger
 from ledger import write_atomic
 from reconcile import (
     reconcile_and_track,
@@ -28,7 +28,7 @@ from schemas import gettext as _
 
 @bfa.command()
 @home_options
-@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+@click.option("--as-of", "as_of", type=DATE, metavar="DATE",
               help="Judge settlement windows as of this date. [default: today, Asia/Shanghai]")
 @click.option("--period", default=None, metavar="YYYY-MM",
               help="Judge as of the last day of this month (instead of --as-of).")

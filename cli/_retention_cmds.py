@@ -15,7 +15,7 @@ import click
 
 from cli._archive_cmds import archive_group
 from cli._exit import Exit
-from cli._options import TEXT, home_options, json_option, open_ledger, user_option
+from cli._options import DATE, TEXT, home_options, json_option, open_ledger, user_option
 from cli._render import table, to_json
 from ledger import printable
 from schemas import N_
@@ -28,7 +28,7 @@ _POSTS = ("unit_head", "archive_head", "archive_handler", "accounting_head",
           "accounting_handler", "supervise_archive", "supervise_accounting", "supervise_it")
 """archive.POSTS, named here so that ``--help`` does not import the archive."""
 
-_DATE = click.DateTime(formats=["%Y-%m-%d"])
+_DATE = DATE
 
 
 def _table(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:

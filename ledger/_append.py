@@ -28,6 +28,7 @@ from ledger._merkle import CompactRange
 from ledger._privacy import Pseudonymizer, VaultRow
 from ledger._store import Store
 from ledger._vault import Keyring
+from schemas import gettext as _
 
 ENTRY_COLUMNS = ("seq", "domain", "kind", "record_id", "leaf", "entry_hash", "content_digest")
 NODE_COLUMNS = ("level", "idx", "hash")
@@ -104,7 +105,8 @@ class Appender:
         missing = [k for k in keys if k not in nodes]
         if missing:
             raise IntegrityError(
-                f"tree nodes {missing[:3]} of the ledger's right edge are missing; run 'bfa verify'"
+                _("tree nodes {nodes} of the ledger's right edge are missing; run 'bfa verify'")
+                .format(nodes=missing[:3])
             )
         self.range = CompactRange(size, [nodes[k] for k in keys])
         self.prev = last if last is not None else ZERO_HASH

@@ -30,6 +30,7 @@ from ledger._append import Appender
 from ledger._entry import Entry, decode_leaf, entry_hash
 from ledger._errors import FormatError, IntegrityError
 from ledger._store import Store
+from schemas import gettext as _
 
 
 def checked_entry(seq: int, leaf: bytes, stored_hash: bytes, domain: str | None,
@@ -40,16 +41,18 @@ def checked_entry(seq: int, leaf: bytes, stored_hash: bytes, domain: str | None,
     try:
         entry = decode_leaf(leaf)
     except FormatError as e:  # written by us, so not bad input: the row was changed
-        raise IntegrityError(f"entry {seq}: stored leaf is not well formed ({e}); "
-                             "run 'bfa verify'") from e
+        raise IntegrityError(_("entry {seq}: stored leaf is not well formed ({reason}); run "
+                               "'bfa verify'").format(seq=seq, reason=e)) from e
     if entry.seq != seq or entry_hash(leaf) != stored_hash:
-        raise IntegrityError(f"entry {seq}: stored leaf does not match its row "
-                             "(payload changed); run 'bfa verify'")
+        raise IntegrityError(_("entry {seq}: stored leaf does not match its row (payload "
+                               "changed); run 'bfa verify'").format(seq=seq))
     if (domain is not None and entry.domain != domain) or (
             record_id is not None and entry.record_id != record_id):
         raise IntegrityError(
-            f"entry {seq}: the row is indexed as {domain}.{record_id!r} but its leaf holds "
-            f"{entry.domain}.{entry.record_id!r} (index columns changed); run 'bfa verify'")
+            _("entry {seq}: the row is indexed as {domain}.{record} but its leaf holds "
+              "{leaf_domain}.{leaf_record} (index columns changed); run 'bfa verify'").format(
+                seq=seq, domain=domain, record=repr(record_id), leaf_domain=entry.domain,
+                leaf_record=repr(entry.record_id)))
     return entry
 
 

@@ -24,6 +24,7 @@ from typing import Literal, get_args
 from sqlalchemy import Connection, text
 
 from ledger._errors import ConfigError
+from schemas import gettext as _
 
 Duty = Literal["officer", "approver", "auditor", "privacy", "service"]
 DUTIES: tuple[Duty, ...] = get_args(Duty)
@@ -65,7 +66,8 @@ def is_duty_role(role: str) -> bool:
 def check_role_name(role: str) -> str:
     """``role`` if it is letters, digits and underscores (it is quoted into SQL)."""
     if not role or not role.replace("_", "").isalnum() or not role.isascii():
-        raise ConfigError(f"role name {role!r} must be letters, digits and underscores")
+        raise ConfigError(_("role name {role} must be letters, digits and underscores").format(
+            role=repr(role)))
     return role
 
 
@@ -122,10 +124,12 @@ def grant_sql(role: str, duties: Sequence[Duty], working: Sequence[str],
     date (:func:`duty_sql`), then everything ``role`` held itself revoked (rights granted
     by hand included) and ``role`` made a member of exactly the duties named."""
     if not duties:
-        raise ConfigError("name at least one duty: --duty " + "|".join(DUTIES))
+        raise ConfigError(_("name at least one duty: --duty {duties}").format(
+            duties="|".join(DUTIES)))
     unknown = sorted(set(duties) - set(DUTIES))
     if unknown:
-        raise ConfigError(f"unknown duty {unknown[0]!r}; duties are: {', '.join(DUTIES)}")
+        raise ConfigError(_("unknown duty {duty}; duties are: {duties}").format(
+            duty=repr(unknown[0]), duties=", ".join(DUTIES)))
     r = f'"{check_role_name(role)}"'
     quoted = {d: '"' + duty_role(d, database) + '"' for d in DUTIES}
     return [

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from ledger._canonical import canonicalize, canonicalize_plain
 from ledger._errors import FormatError, InputError
 from schemas import TIMESTAMP_PATTERN
+from schemas import gettext as _
 
 LEAF_VERSION = 1
 HEADER_SIZE = 41
@@ -80,10 +81,10 @@ def leaf_record(leaf: bytes) -> dict[str, Any]:
     try:
         body = json.loads(leaf[HEADER_SIZE:].decode("utf-8"))  # str: no encoding sniffing
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"leaf body is not JSON: {e}") from e
+        raise FormatError(_("leaf body is not JSON: {reason}").format(reason=e)) from e
     record = body.get("record") if isinstance(body, dict) else None
     if not isinstance(record, dict):
-        raise FormatError("leaf body holds no 'record' object")
+        raise FormatError(_("leaf body holds no 'record' object"))
     return record
 
 
@@ -96,7 +97,10 @@ def _no_float(text: str) -> NoReturn:
 
 
 def decode_leaf(leaf: bytes) -> Entry:
-    """Parse leaf input bytes v1; raises :class:`FormatError` when malformed."""
+    """Parse leaf input bytes v1; raises :class:`FormatError` when malformed.
+
+    Its messages stay English: verification problems, a bundle's verdicts and a proof's
+    result quote them, and those are data (``--json``)."""
     if len(leaf) < HEADER_SIZE + 2:
         raise FormatError(f"leaf is {len(leaf)} bytes, shorter than a v1 header and body")
     if leaf[0] != LEAF_VERSION:

@@ -19,11 +19,16 @@ if TYPE_CHECKING:
 
 import re
 
+from schemas import gettext as _
+
 
 class BfaError(Exception):
     """Root of every error this project raises on purpose.
 
-    ``str(err)`` is a complete, one-line, user-facing message.
+    ``str(err)`` is a complete, one-line, user-facing message, in the reader's language
+    (``schemas.gettext``) unless the same text is also kept or written as data — a
+    verification problem, a reject file's reason, a proof's or bundle's verdict — which
+    stays English.
     """
 
 
@@ -55,17 +60,32 @@ def printable(text: str) -> str:
 
 
 class LocatedInputError(InputError):
-    """An input problem at a known place: ``file:line: field: message``."""
+    """An input problem at a known place: ``file:line: field: message``.
 
-    def __init__(self, file: str, line: int, field: str, message: str) -> None:
+    ``reason`` is the message in English: the reject file keeps it as data for programs
+    (FORMAT.md §9.4). ``str()`` shows ``shown`` instead when given: the same message in the
+    reader's language (:meth:`of` makes both from one marked template)."""
+
+    def __init__(self, file: str, line: int, field: str, message: str, *,
+                 shown: str | None = None) -> None:
         # field names and values come from the input: control characters are escaped, so
         # that one problem stays one line wherever it is printed or logged
         self.file = file = printable(file)
         self.line = line
         self.field = field = printable(field)
         self.reason = message = printable(message)
+        if shown is not None:
+            message = printable(shown)
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+    @classmethod
+    def of(cls, file: str, line: int, field: str, template: str, /,
+           **params: object) -> LocatedInputError:
+        """The problem ``template`` (an English message marked with ``N_``) filled with
+        ``params``: in English as its ``reason``, in the reader's language as shown."""
+        return cls(file, line, field, template.format(**params),
+                   shown=_(template).format(**params))
 
 
 class NotFoundError(InputError):
@@ -106,8 +126,9 @@ class BatchRefusedError(InputError):
     def __init__(self, file: str, problems: list[LocatedInputError], more: bool) -> None:
         self.problems = problems
         n = f"{len(problems)}{'+' if more else ''}"
-        first = str(problems[0]) if problems else "unknown problem"
-        super().__init__(f"{file}: batch refused, nothing appended ({n} problems); first: {first}")
+        first = str(problems[0]) if problems else _("unknown problem")
+        super().__init__(_("{file}: batch refused, nothing appended ({count} problems); "
+                           "first: {first}").format(file=file, count=n, first=first))
 
 
 class LedgerIntegrityError(IntegrityError):

@@ -39,7 +39,7 @@ from ledger._merkle import (
 from ledger._note import Checkpoint
 from ledger._tlogproof import TLogProof
 from ledger._vault import Keyring
-from schemas import PERSONAL_FIELDS
+from schemas import PERSONAL_FIELDS, gettext
 
 if TYPE_CHECKING:
     from ledger._ledger import Ledger
@@ -52,7 +52,7 @@ def latest_signed(ledger: Ledger) -> tuple[str, Checkpoint]:
     with ledger.store.reader(snapshot=False) as conn:
         latest = ledger.latest_checkpoint(conn)
     if latest is None:
-        raise NotCoveredError("no signed checkpoint yet; run 'bfa checkpoint'")
+        raise NotCoveredError(gettext("no signed checkpoint yet; run 'bfa checkpoint'"))
     size, _root, note = latest
     return note, ledger._signed(note, size)
 
@@ -90,8 +90,9 @@ def _prove_chunk(ledger: Ledger, seqs: list[int], note: str, cp: Checkpoint
     size = cp.size
     late = [q for q in seqs if q >= size]
     if late:
-        raise NotCoveredError(f"entry {late[0]} is not covered by the checkpoint of size "
-                              f"{size}; run 'bfa checkpoint'")
+        raise NotCoveredError(gettext("entry {seq} is not covered by the checkpoint of size "
+                                      "{size}; run 'bfa checkpoint'").format(
+            seq=late[0], size=size))
     with ledger.store.reader() as conn:
         entries = entries_by_seq(conn, seqs)
         wanted: set[tuple[int, int]] = set()
@@ -101,13 +102,15 @@ def _prove_chunk(ledger: Ledger, seqs: list[int], note: str, cp: Checkpoint
     for q in seqs:
         entry = entries.get(q)
         if entry is None:
-            raise IntegrityError(f"entry {q} is missing from the ledger; run 'bfa verify'")
+            raise IntegrityError(gettext("entry {seq} is missing from the ledger; run 'bfa "
+                                         "verify'").format(seq=q))
         hashes = tuple(ledger._proof_hashes(partial(inclusion_proof, q, size, nodes)))
         try:
             verify_inclusion(entry.entry_hash, q, size, hashes, cp.root)
         except (MerkleProofError, FormatError) as e:
-            raise IntegrityError(f"the proof of entry {q} does not verify against the "
-                                 f"checkpoint of size {size}: {e}; run 'bfa verify'") from e
+            raise IntegrityError(gettext(
+                "the proof of entry {seq} does not verify against the checkpoint of size "
+                "{size}: {reason}; run 'bfa verify'").format(seq=q, size=size, reason=e)) from e
         yield entry, TLogProof(q, hashes, note, extra=entry.leaf)
 
 
@@ -133,20 +136,23 @@ def disclose(ledger: Ledger, seqs: Sequence[int], fields: Iterable[str], purpose
     wanted = set(fields)
     unknown = sorted(wanted - set(PERSONAL_FIELDS))
     if unknown or not wanted:
-        raise FormatError(f"--disclose: {', '.join(unknown) or 'none given'}; personal "
-                          f"fields are {', '.join(sorted(PERSONAL_FIELDS))}")
+        personal = ", ".join(sorted(PERSONAL_FIELDS))
+        raise FormatError(
+            gettext("--disclose: {fields}; personal fields are {personal}").format(
+                fields=", ".join(unknown), personal=personal) if unknown else
+            gettext("--disclose: none given; personal fields are {personal}").format(
+                personal=personal))
     purpose = check_note(purpose, "disclosing personal data (its purpose)", limit=500)
     who = ledger.actor(label)
     vault_key = ledger.vault_key()
     out: list[Disclosed] = []
-    done = "nothing was disclosed"
     with ledger.store.writer() as conn:
         keyring = Keyring(ledger.store, vault_key)
         entries = entries_by_seq(conn, seqs)
         records = []
         for q in seqs:
             entry = entries[q]
-            opened = ledger.open_fields(conn, entry, wanted, keyring, done)
+            opened = ledger.open_fields(conn, entry, wanted, keyring, disclosing=True)
             if opened:
                 records.append({"domain": entry.domain, "id": entry.record_id, "seq": q})
             out += [Disclosed(q, entry.domain, entry.record_id, f, v, salt)

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import IO
 
 from ledger._errors import ConfigError
+from schemas import N_
+from schemas import gettext as _
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +66,13 @@ def perms_for(group: str | None) -> Perms:
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError as e:
-        raise ConfigError(f"there is no operating-system group {group!r} (create it with "
-                          f"groupadd, and add the officers to it)") from e
+        raise ConfigError(_("there is no operating-system group {group} (create it with "
+                            "groupadd, and add the officers to it)").format(
+            group=repr(group))) from e
     if gid not in os.getgroups() and gid != os.getegid() and os.geteuid() != 0:
-        raise ConfigError(f"you are not a member of group {group!r}; ask an administrator to "
-                          "add you (usermod -aG), then log in again")
+        raise ConfigError(_("you are not a member of group {group}; ask an administrator to "
+                            "add you (usermod -aG), then log in again").format(
+            group=repr(group)))
     return Perms(group, gid)
 
 
@@ -94,8 +98,9 @@ def make_dir(path: Path, perms: Perms, *, under: Path | None = None) -> None:
             if p == base or base not in p.parents:
                 break
             if p.is_symlink() or not p.is_dir():
-                raise ConfigError(f"{p}: is a symbolic link or not a directory; bfa writes "
-                                  "only into directories it made (remove it)")
+                raise ConfigError(_("{path}: is a symbolic link or not a directory; bfa "
+                                    "writes only into directories it made (remove it)").format(
+                    path=p))
 
 
 def fix_mode(path: Path, perms: Perms, *, directory: bool = False,
@@ -142,7 +147,8 @@ def open_text(path: Path, perms: Perms = PRIVATE, *, append: bool = False) -> IO
         fd = os.open(path, flags, perms.file_mode)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise ConfigError(f"{path}: is a symbolic link; give the file itself") from e
+            raise ConfigError(_("{path}: is a symbolic link; give the file itself").format(
+                path=path)) from e
         raise
     try:
         st = os.fstat(fd)
@@ -178,19 +184,18 @@ def check_private_file(path: Path, what: str, perms: Perms) -> None:
     try:
         st = path.stat()
     except FileNotFoundError as e:
-        raise ConfigError(f"{path}: no {what}; run 'bfa init' first") from e
+        raise ConfigError(key_file_text(what, "missing", path=path)) from e
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from e
+        raise ConfigError(key_file_text(what, "unreadable", path=path,
+                                        error=e.strerror or e)) from e
     me = os.geteuid()
     group_ok = perms.gid is not None and st.st_gid == perms.gid
     if st.st_uid != me and not group_ok:
-        raise ConfigError(f"{path}: the {what} belongs to user {st.st_uid}, not to you "
-                          f"({me}); only its owner's key may be used")
+        raise ConfigError(key_file_text(what, "owner", path=path, uid=st.st_uid, me=me))
     allowed = stat.S_IRGRP | stat.S_IWGRP if group_ok else 0
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) & ~allowed:
         fix = "chmod 660" if group_ok else "chmod 600"
-        raise ConfigError(
-            f"{path}: the {what} grants access to group or others; run: {fix} {path}")
+        raise ConfigError(key_file_text(what, "loose", path=path, fix=fix))
     for folder in _directories_on_the_way(path):
         _check_dir(folder, what, perms, me)
 
@@ -215,27 +220,135 @@ def _directories_on_the_way(path: Path) -> list[Path]:
             cur = nxt
         else:
             return list(out)
-    raise ConfigError(f"{path}: too many symbolic links on the way")
+    raise ConfigError(_("{path}: too many symbolic links on the way").format(path=path))
 
 
 def _check_dir(folder: Path, what: str, perms: Perms, me: int) -> None:
     try:
         st = folder.stat()
     except OSError as e:
-        raise ConfigError(f"{folder}: cannot read the {what}'s directory: {e.strerror or e}"
-                          ) from e
+        raise ConfigError(key_file_text(what, "folder_unreadable", folder=folder,
+                                        error=e.strerror or e)) from e
     sticky = bool(st.st_mode & stat.S_ISVTX)  # others may not replace what is ours there
     group_write = bool(st.st_mode & stat.S_IWGRP) and not (
         perms.gid is not None and st.st_gid == perms.gid)
     if (st.st_mode & stat.S_IWOTH or group_write) and not sticky:
-        raise ConfigError(f"{folder}: a directory on the way to the {what} is writable by "
-                          f"group or others, who could replace the key; run: chmod go-w "
-                          f"{folder}")
+        raise ConfigError(key_file_text(what, "folder_writable", folder=folder))
     if st.st_uid not in (0, me) and not sticky:
-        raise ConfigError(f"{folder}: a directory on the way to the {what} belongs to user "
-                          f"{st.st_uid}, who could replace the key; keep keys in a directory "
-                          "of your own")
+        raise ConfigError(key_file_text(what, "folder_owner", folder=folder, uid=st.st_uid))
+
+
+def key_file_text(what: str, which: str, **fields: object) -> str:
+    """The message ``which`` (``"missing"``, ``"unreadable"``, …) about a key file holding
+    the ``what`` (``"signing key"``, …), with ``fields``: a whole sentence for each key,
+    in the reader's language; a key without its own sentences is named in English."""
+    own = _KEY_FILE_TEXTS.get(what, {}).get(which)
+    if own is not None:
+        return _(own).format(**fields)
+    return _KEY_FILE_GENERIC[which].format(what=what, **fields)
+
+
+_KEY_FILE_GENERIC = {
+    "missing": "{path}: no {what}; run 'bfa init' first",
+    "unreadable": "{path}: cannot read the {what}: {error}",
+    "owner": "{path}: the {what} belongs to user {uid}, not to you ({me}); only its owner's "
+             "key may be used",
+    "loose": "{path}: the {what} grants access to group or others; run: {fix} {path}",
+    "folder_unreadable": "{folder}: cannot read the {what}'s directory: {error}",
+    "folder_writable": "{folder}: a directory on the way to the {what} is writable by group "
+                       "or others, who could replace the key; run: chmod go-w {folder}",
+    "folder_owner": "{folder}: a directory on the way to the {what} belongs to user {uid}, "
+                    "who could replace the key; keep keys in a directory of your own",
+    "not_text": "{path}: the {what} is not text (not a key file)",
+}
+"""The messages of :func:`key_file_text`, for a key named in ``{what}``."""
+
+_KEY_FILE_TEXTS: dict[str, dict[str, str]] = {
+    "signing key": {
+        "missing": N_("{path}: no signing key; run 'bfa init' first"),
+        "unreadable": N_("{path}: cannot read the signing key: {error}"),
+        "owner": N_(
+            "{path}: the signing key belongs to user {uid}, not to you ({me}); only its "
+            "owner's key may be used"),
+        "loose": N_("{path}: the signing key grants access to group or others; run: {fix} {path}"),
+        "folder_unreadable": N_("{folder}: cannot read the signing key's directory: {error}"),
+        "folder_writable": N_(
+            "{folder}: a directory on the way to the signing key is writable by group or "
+            "others, who could replace the key; run: chmod go-w {folder}"),
+        "folder_owner": N_(
+            "{folder}: a directory on the way to the signing key belongs to user {uid}, who "
+            "could replace the key; keep keys in a directory of your own"),
+        "not_text": N_("{path}: the signing key is not text (not a key file)"),
+    },
+    "verifier key": {
+        "missing": N_("{path}: no verifier key; run 'bfa init' first"),
+        "unreadable": N_("{path}: cannot read the verifier key: {error}"),
+        "owner": N_(
+            "{path}: the verifier key belongs to user {uid}, not to you ({me}); only its "
+            "owner's key may be used"),
+        "loose": N_("{path}: the verifier key grants access to group or others; run: {fix} {path}"),
+        "folder_unreadable": N_("{folder}: cannot read the verifier key's directory: {error}"),
+        "folder_writable": N_(
+            "{folder}: a directory on the way to the verifier key is writable by group or "
+            "others, who could replace the key; run: chmod go-w {folder}"),
+        "folder_owner": N_(
+            "{folder}: a directory on the way to the verifier key belongs to user {uid}, who "
+            "could replace the key; keep keys in a directory of your own"),
+        "not_text": N_("{path}: the verifier key is not text (not a key file)"),
+    },
+    "vault key": {
+        "missing": N_("{path}: no vault key; run 'bfa init' first"),
+        "unreadable": N_("{path}: cannot read the vault key: {error}"),
+        "owner": N_(
+            "{path}: the vault key belongs to user {uid}, not to you ({me}); only its owner's "
+            "key may be used"),
+        "loose": N_("{path}: the vault key grants access to group or others; run: {fix} {path}"),
+        "folder_unreadable": N_("{folder}: cannot read the vault key's directory: {error}"),
+        "folder_writable": N_(
+            "{folder}: a directory on the way to the vault key is writable by group or others, "
+            "who could replace the key; run: chmod go-w {folder}"),
+        "folder_owner": N_(
+            "{folder}: a directory on the way to the vault key belongs to user {uid}, who "
+            "could replace the key; keep keys in a directory of your own"),
+        "not_text": N_("{path}: the vault key is not text (not a key file)"),
+    },
+    "ledger secret": {
+        "missing": N_("{path}: no ledger secret; run 'bfa init' first"),
+        "unreadable": N_("{path}: cannot read the ledger secret: {error}"),
+        "owner": N_(
+            "{path}: the ledger secret belongs to user {uid}, not to you ({me}); only its "
+            "owner's key may be used"),
+        "loose": N_(
+            "{path}: the ledger secret grants access to group or others; run: {fix} {path}"),
+        "folder_unreadable": N_("{folder}: cannot read the ledger secret's directory: {error}"),
+        "folder_writable": N_(
+            "{folder}: a directory on the way to the ledger secret is writable by group or "
+            "others, who could replace the key; run: chmod go-w {folder}"),
+        "folder_owner": N_(
+            "{folder}: a directory on the way to the ledger secret belongs to user {uid}, who "
+            "could replace the key; keep keys in a directory of your own"),
+        "not_text": N_("{path}: the ledger secret is not text (not a key file)"),
+    },
+    "secret key": {
+        "missing": N_("{path}: no secret key; run 'bfa init' first"),
+        "unreadable": N_("{path}: cannot read the secret key: {error}"),
+        "owner": N_(
+            "{path}: the secret key belongs to user {uid}, not to you ({me}); only its owner's "
+            "key may be used"),
+        "loose": N_("{path}: the secret key grants access to group or others; run: {fix} {path}"),
+        "folder_unreadable": N_("{folder}: cannot read the secret key's directory: {error}"),
+        "folder_writable": N_(
+            "{folder}: a directory on the way to the secret key is writable by group or "
+            "others, who could replace the key; run: chmod go-w {folder}"),
+        "folder_owner": N_(
+            "{folder}: a directory on the way to the secret key belongs to user {uid}, who "
+            "could replace the key; keep keys in a directory of your own"),
+        "not_text": N_("{path}: the secret key is not text (not a key file)"),
+    },
+}
+"""The messages of :func:`key_file_text` for each key bfa reads, whole (a language may
+not put the key's name where English does)."""
 
 
 __all__ = ["PRIVATE", "Perms", "apply_umask", "check_private_file", "create_private",
-           "fix_mode", "make_dir", "open_text", "perms_for", "write_atomic"]
+           "fix_mode", "key_file_text", "make_dir", "open_text", "perms_for", "write_atomic"]

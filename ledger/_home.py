@@ -32,12 +32,14 @@ from ledger._files import (
     check_private_file,
     create_private,
     fix_mode,
+    key_file_text,
     make_dir,
     perms_for,
     write_atomic,
 )
 from ledger._note import Signer, Verifier
-from schemas import LANGUAGES
+from schemas import LANGUAGES, N_
+from schemas import gettext as _
 
 DEFAULT_HOME = ".bfa"
 _ORIGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]*(/[A-Za-z0-9._~-]+)*")
@@ -113,7 +115,8 @@ class Home:
     def require_origin(self) -> str:
         """The ledger's origin; :class:`ConfigError` when this is not an initialised home."""
         if self.origin is None:
-            raise ConfigError(f"{self.path} is not a ledger home; run 'bfa init' first")
+            raise ConfigError(_("{home} is not a ledger home; run 'bfa init' first").format(
+                home=self.path))
         return self.origin
 
     def signer(self) -> Signer:
@@ -122,11 +125,13 @@ class Home:
         try:
             signer = Signer.from_text(text)
         except Exception as e:
-            raise ConfigError(f"{self.signing_key_path}: not a note signer key: {e}") from e
+            raise ConfigError(_("{path}: not a note signer key: {error}").format(
+                path=self.signing_key_path, error=e)) from e
         if self.origin is not None and signer.name != self.origin:
             raise ConfigError(  # FORMAT.md §5.1: the origin is also the signing key's name
-                f"{self.signing_key_path}: the key is named {signer.name!r}, not this "
-                f"ledger's origin {self.origin!r}")
+                _("{path}: the key is named {name}, not this ledger's origin {origin}").format(
+                    path=self.signing_key_path, name=repr(signer.name),
+                    origin=repr(self.origin)))
         return signer
 
     def verifier(self) -> Verifier:
@@ -140,17 +145,20 @@ class Home:
         try:
             verifier = Verifier.from_text(text)
         except Exception as e:
-            raise ConfigError(f"{path}: not a note verifier key: {e}") from e
+            raise ConfigError(_("{path}: not a note verifier key: {error}").format(
+                path=path, error=e)) from e
         if self.origin is not None and verifier.name != self.origin:
-            raise ConfigError(f"{path}: the key is named {verifier.name!r}, not this "
-                              f"ledger's origin {self.origin!r}")
+            raise ConfigError(
+                _("{path}: the key is named {name}, not this ledger's origin {origin}").format(
+                    path=path, name=repr(verifier.name), origin=repr(self.origin)))
         # an auditor's key named by BFA_VERIFIER_KEY may be another key of the ledger's
         # chain (FORMAT.md §5.7): the pair is checked for the home's own verifier key
         if (path.absolute() == (self.path / "keys" / "verifier.key").absolute()
                 and self.signing_key_path.exists()
                 and self.signer().verifier().to_text() != verifier.to_text()):
-            raise ConfigError(f"{path}: not the verifier key of {self.signing_key_path}; "
-                              "remove it and run 'bfa init' to write the right one")
+            raise ConfigError(_("{path}: not the verifier key of {signing}; remove it and run "
+                                "'bfa init' to write the right one").format(
+                path=path, signing=self.signing_key_path))
         return verifier
 
     def vault_key(self) -> bytes:
@@ -160,10 +168,11 @@ class Home:
         try:
             raw = bytes.fromhex(text)
         except ValueError as e:
-            raise ConfigError(f"{self.vault_key_path}: the vault key must be hex") from e
+            raise ConfigError(_("{path}: the vault key must be hex").format(
+                path=self.vault_key_path)) from e
         if len(raw) != 32:
-            raise ConfigError(f"{self.vault_key_path}: the vault key must be 32 bytes "
-                              "(64 hex digits)")
+            raise ConfigError(_("{path}: the vault key must be 32 bytes (64 hex digits)")
+                              .format(path=self.vault_key_path))
         return raw
 
     def secret(self) -> bytes:
@@ -172,9 +181,11 @@ class Home:
         try:
             raw = bytes.fromhex(text)
         except ValueError as e:
-            raise ConfigError(f"{self.secret_key_path}: the ledger secret must be hex") from e
+            raise ConfigError(_("{path}: the ledger secret must be hex").format(
+                path=self.secret_key_path)) from e
         if len(raw) < 32:
-            raise ConfigError(f"{self.secret_key_path}: the ledger secret must be 32 bytes")
+            raise ConfigError(_("{path}: the ledger secret must be 32 bytes").format(
+                path=self.secret_key_path))
         return raw
 
 
@@ -187,7 +198,8 @@ def resolve_home(home: str | None = None, db_url: str | None = None) -> Home:
         try:
             loaded = json.loads(cfg_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise ConfigError(f"{cfg_file}: unreadable configuration: {e}") from e
+            raise ConfigError(_("{file}: unreadable configuration: {reason}").format(
+                file=cfg_file, reason=e)) from e
         config = _check_config(cfg_file, loaded)
     url = db_url or os.environ.get("BFA_DATABASE_URL") or str(config.get("database_url") or "")
     if not url:
@@ -223,14 +235,15 @@ def check_bank_account(number: str, fund_account: str, region: str) -> BankAccou
     num = number.strip()
     if (not num or len(num) > 128 or not num.isascii() or not num.isprintable()
             or " " in num):
-        raise ConfigError(f"bank account number {printable(number)!r}: 1-128 ASCII letters, "
-                          "digits and signs without spaces, as on the bank's statements (no "
-                          "full-width digits)")
+        raise ConfigError(_("bank account number {number}: 1-128 ASCII letters, digits and "
+                            "signs without spaces, as on the bank's statements (no full-width "
+                            "digits)").format(number=repr(printable(number))))
     if fund_account not in FUND_ACCOUNTS:
-        raise ConfigError(f"fund account {printable(fund_account)!r} is not one of "
-                          f"{', '.join(FUND_ACCOUNTS)}")
+        raise ConfigError(_("fund account {account} is not one of {accounts}").format(
+            account=repr(printable(fund_account)), accounts=", ".join(FUND_ACCOUNTS)))
     if not _REGION_RE.fullmatch(region):
-        raise ConfigError(f"region {printable(region)!r} is not a 6-digit pooling-region code")
+        raise ConfigError(_("region {region} is not a 6-digit pooling-region code").format(
+            region=repr(printable(region))))
     return BankAccount(num, fund_account, region)
 
 
@@ -239,13 +252,15 @@ def set_bank_account(home: Home, account: BankAccount | str, *, remove: bool = F
     ``bank_accounts``, written whole or not at all; returns the home as it now is."""
     cfg_file = home.path / "config.json"
     if not cfg_file.is_file():
-        raise ConfigError(f"{home.path}: no config.json (run 'bfa init' first)")
+        raise ConfigError(_("{home}: no config.json (run 'bfa init' first)").format(
+            home=home.path))
     loaded = _check_config(cfg_file, json.loads(cfg_file.read_text(encoding="utf-8")))
     accounts = dict(loaded.get(_BANK_ACCOUNTS) or {})  # type: ignore[call-overload]
     number = account if isinstance(account, str) else account.number
     if remove:
         if accounts.pop(number, None) is None:
-            raise ConfigError(f"bank account {printable(number)!r} is not in {cfg_file}")
+            raise ConfigError(_("bank account {number} is not in {file}").format(
+                number=repr(printable(number)), file=cfg_file))
     else:
         assert isinstance(account, BankAccount)
         accounts[number] = {"fund_account": account.fund_account, "region": account.region}
@@ -261,10 +276,12 @@ def set_home_language(home: Home, lang: str | None) -> Home:
     """Set (or, with None, remove) ``config.json``'s ``lang``, written whole or not at
     all; returns the home as it now is."""
     if lang is not None and lang not in LANGUAGES:
-        raise ConfigError(f"language {printable(lang)!r} is not one of {', '.join(LANGUAGES)}")
+        raise ConfigError(_("language {lang} is not one of {languages}").format(
+            lang=repr(printable(lang)), languages=", ".join(LANGUAGES)))
     cfg_file = home.path / "config.json"
     if not cfg_file.is_file():
-        raise ConfigError(f"{home.path}: no config.json (run 'bfa init' first)")
+        raise ConfigError(_("{home}: no config.json (run 'bfa init' first)").format(
+            home=home.path))
     loaded = _check_config(cfg_file, json.loads(cfg_file.read_text(encoding="utf-8")))
     loaded = {k: v for k, v in loaded.items() if k != "lang"}
     if lang is not None:
@@ -279,42 +296,49 @@ def _check_config(cfg_file: Path, loaded: object) -> dict[str, object]:
     optionally, ``database_url``, both strings; anything else is refused by name (a
     misspelt ``database_url`` must not quietly send commands to the default SQLite file)."""
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{cfg_file}: must be a JSON object "
-                          '{"origin": "...", "database_url": "...", "group": "...", '
-                          '"archive": "..."} (all but the first optional)')
+        raise ConfigError(_("{file}: must be a JSON object {example} (all but the first "
+                            "optional)").format(
+            file=cfg_file, example='{"origin": "...", "database_url": "...", "group": "...", '
+                                   '"archive": "..."}'))
     unknown = sorted(set(loaded) - set(_CONFIG_KEYS) - {_BANK_ACCOUNTS})
     if unknown:
-        raise ConfigError(f"{cfg_file}: unknown setting {printable(unknown[0])!r} "
-                          f"(known: {', '.join((*_CONFIG_KEYS, _BANK_ACCOUNTS))})")
+        raise ConfigError(_("{file}: unknown setting {setting} (known: {known})").format(
+            file=cfg_file, setting=repr(printable(unknown[0])),
+            known=", ".join((*_CONFIG_KEYS, _BANK_ACCOUNTS))))
     banks = loaded.get(_BANK_ACCOUNTS)
     if _BANK_ACCOUNTS in loaded:
         if not isinstance(banks, dict):
-            raise ConfigError(f"{cfg_file}: bank_accounts must be an object "
-                              '{"NUMBER": {"fund_account": "...", "region": "..."}}')
+            raise ConfigError(_("{file}: bank_accounts must be an object {example}").format(
+                file=cfg_file, example='{"NUMBER": {"fund_account": "...", "region": "..."}}'))
         for number, v in banks.items():
             if not (isinstance(v, dict) and set(v) == {"fund_account", "region"}
                     and all(isinstance(x, str) for x in v.values())):
-                raise ConfigError(f"{cfg_file}: bank_accounts {printable(number)!r} must be "
-                                  '{"fund_account": "...", "region": "..."}')
+                raise ConfigError(_("{file}: bank_accounts {number} must be {example}").format(
+                    file=cfg_file, number=repr(printable(number)),
+                    example='{"fund_account": "...", "region": "..."}'))
             try:
                 if check_bank_account(number, v["fund_account"], v["region"]).number != number:
-                    raise ConfigError(f"bank account number {printable(number)!r} has "
-                                      "surrounding spaces")
+                    raise ConfigError(_("bank account number {number} has surrounding spaces")
+                                      .format(number=repr(printable(number))))
             except ConfigError as e:
                 raise ConfigError(f"{cfg_file}: bank_accounts: {e}") from None
     for key in _CONFIG_KEYS:
         value = loaded.get(key)
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{cfg_file}: {key} must be a string")
+            raise ConfigError(_("{file}: {setting} must be a string").format(
+                file=cfg_file, setting=key))
     if loaded.get("lang") is not None and loaded["lang"] not in LANGUAGES:
-        raise ConfigError(f"{cfg_file}: lang {printable(str(loaded['lang']))!r} is not one of "
-                          f"{', '.join(LANGUAGES)}")
+        raise ConfigError(_("{file}: lang {lang} is not one of {languages}").format(
+            file=cfg_file, lang=repr(printable(str(loaded["lang"]))),
+            languages=", ".join(LANGUAGES)))
     origin = loaded.get("origin")
     if not origin:
-        raise ConfigError(f"{cfg_file}: no origin (the ledger's name, set by 'bfa init')")
+        raise ConfigError(_("{file}: no origin (the ledger's name, set by 'bfa init')").format(
+            file=cfg_file))
     if not _ORIGIN_RE.fullmatch(str(origin)):
-        raise ConfigError(f"{cfg_file}: origin {printable(str(origin))!r} is not a ledger "
-                          "name like 'agency.example/ledger' (letters, digits, ._~-/)")
+        raise ConfigError(_("{file}: origin {origin} is not a ledger name like "
+                            "'agency.example/ledger' (letters, digits, ._~-/)").format(
+            file=cfg_file, origin=repr(printable(str(origin)))))
     return loaded
 
 
@@ -324,19 +348,23 @@ def init_home(home: Home, origin: str, group: str | None = None) -> Home:
     existing home's directories and files as private as its setting says."""
     if not _ORIGIN_RE.fullmatch(origin):
         raise ConfigError(
-            f"origin {origin!r} must look like 'agency.example/ledger' (letters, digits, ._~-/)"
+            _("origin {origin} must look like 'agency.example/ledger' (letters, digits, "
+              "._~-/)").format(origin=repr(origin))
         )
     if home.origin and home.origin != origin:
-        raise ConfigError(f"{home.path} already belongs to ledger {home.origin!r}, not {origin!r}")
+        raise ConfigError(_("{home} already belongs to ledger {have}, not {origin}").format(
+            home=home.path, have=repr(home.origin), origin=repr(origin)))
     if group is not None and home.origin and home.group != group:
-        now = f"shared by {home.group!r}" if home.group else "private"
-        raise ConfigError(f"{home.path} is {now}; a home's sharing is decided when it is "
-                          "created")
+        raise ConfigError(
+            _("{home} is shared by {group}; a home's sharing is decided when it is created")
+            .format(home=home.path, group=repr(home.group)) if home.group else
+            _("{home} is private; a home's sharing is decided when it is created").format(
+                home=home.path))
     vpath = home.verifier_key_path
     if vpath is not None and vpath.exists() and not home.signing_key_path.exists():
-        raise ConfigError(f"{home.path} holds a verifier key but no signing key: it is a "
-                          "home for a duty ('bfa init --from'); 'bfa init --origin' makes a "
-                          "ledger's first home")
+        raise ConfigError(_("{home} holds a verifier key but no signing key: it is a home for "
+                            "a duty ('bfa init --from'); 'bfa init --origin' makes a ledger's "
+                            "first home").format(home=home.path))
     group = home.group if group is None else group
     perms = perms_for(group)
     make_dir(home.path, perms)
@@ -394,13 +422,14 @@ def join_home(src: Home, dst: Home, duties: tuple[str, ...]) -> Home:
     key; a key already in ``dst`` must be ``src``'s. The database is not touched."""
     origin = src.require_origin()
     if not dst.db_url.startswith("postgresql"):
-        raise ConfigError("a home for a duty joins a PostgreSQL ledger (--db "
-                          "postgresql://YOUR_ROLE@HOST/DB): on SQLite the ledger is one "
-                          "file, shared as a group home ('bfa init --group')")
+        raise ConfigError(_("a home for a duty joins a PostgreSQL ledger (--db "
+                            "postgresql://YOUR_ROLE@HOST/DB): on SQLite the ledger is one "
+                            "file, shared as a group home ('bfa init --group')"))
     if dst.origin and dst.origin != origin:
-        raise ConfigError(f"{dst.path} already belongs to ledger {dst.origin!r}, not {origin!r}")
+        raise ConfigError(_("{home} already belongs to ledger {have}, not {origin}").format(
+            home=dst.path, have=repr(dst.origin), origin=repr(origin)))
     if dst.path.resolve() == src.path.resolve():
-        raise ConfigError("--from names the home being made; give another --home")
+        raise ConfigError(_("--from names the home being made; give another --home"))
     perms = perms_for(None)
     make_dir(dst.path, perms)
     cfg_file = dst.path / "config.json"
@@ -430,7 +459,8 @@ def join_home(src: Home, dst: Home, duties: tuple[str, ...]) -> Home:
         assert path is not None
         if path.exists():
             if _read_key(path, f"{name} key", perms) != text:
-                raise ConfigError(f"{path}: already holds another key than {src.path}'s")
+                raise ConfigError(_("{path}: already holds another key than {home}'s").format(
+                    path=path, home=src.path))
             continue
         make_dir(path.parent, perms)
         _write_secret_file(path, text + "\n", perms)
@@ -472,25 +502,30 @@ def _write_secret_file(path: Path, text: str, perms: Perms) -> None:
         f.write(text)
 
 
-_NEEDED_BY = {
-    "ledger secret": "ingest and forget need it: the homes of the officer and privacy duties "
-                     "hold it",
-    "signing key": "checkpoint and nightly need it: the home of the service duty holds it",
-    "vault key": "ingest and reveal need it: the homes of the officer and privacy duties "
-                 "hold it",
+_NOT_HELD = {
+    "ledger secret": N_("{path}: this home holds no ledger secret; ingest and forget need it: "
+                        "the homes of the officer and privacy duties hold it ('bfa init "
+                        "--from HOME --duty …')"),
+    "signing key": N_("{path}: this home holds no signing key; checkpoint and nightly need it: "
+                      "the home of the service duty holds it ('bfa init --from HOME --duty "
+                      "…')"),
+    "vault key": N_("{path}: this home holds no vault key; ingest and reveal need it: the "
+                    "homes of the officer and privacy duties hold it ('bfa init --from HOME "
+                    "--duty …')"),
 }
+"""What a home made for other duties says of a key it was not given: who needs it."""
 
 
 def _read_key(path: Path, what: str, perms: Perms) -> str:
-    if what in _NEEDED_BY and not path.exists() and not path.is_symlink():
+    if what in _NOT_HELD and not path.exists() and not path.is_symlink():
         vkey = path.parent / "verifier.key"
         if vkey.exists():  # a home made for duties that do not need this key
-            raise ConfigError(f"{path}: this home holds no {what}; {_NEEDED_BY[what]} "
-                              "('bfa init --from HOME --duty …')")
+            raise ConfigError(_(_NOT_HELD[what]).format(path=path))
     check_private_file(path, what, perms)
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from e
+        raise ConfigError(key_file_text(what, "unreadable", path=path,
+                                        error=e.strerror or e)) from e
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: the {what} is not text (not a key file)") from e
+        raise ConfigError(key_file_text(what, "not_text", path=path)) from e

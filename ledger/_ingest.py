@@ -40,7 +40,8 @@ from ledger._identity import Actor
 from ledger._privacy import Pseudonymizer
 from ledger._store import Store
 from ledger._vault import Keyring, VaultKey
-from schemas import parse_record, record_payload
+from schemas import N_, language, parse_record, record_payload
+from schemas import gettext as _
 
 MAX_REPORTED = 100
 ANALYZE_AFTER = 10_000  # rows appended by one batch before planner statistics are refreshed
@@ -125,20 +126,25 @@ class RejectSink(Protocol):
 ProgressFn = Callable[[int], None]
 
 
-def _field_of(err: ValidationError) -> tuple[str, str]:
+def _field_of(err: ValidationError) -> tuple[str, str, str]:
+    """The field path of the first error, and its message in English (the reject file's)
+    and in the reader's language (pydantic's own messages stay English)."""
     first = err.errors(include_url=False)[0]
     etype = first["type"]
     loc = list(first["loc"])
     if etype == "union_tag_not_found":
-        return "type", "is required (e.g. \"business.benefit_payment\")"
+        required = N_('is required (e.g. "business.benefit_payment")')
+        return "type", required, _(required)
     if etype == "union_tag_invalid":
-        return "type", f"unknown record type; {first['msg']}"
+        unknown = N_("unknown record type; {reason}")
+        return ("type", unknown.format(reason=first["msg"]),
+                _(unknown).format(reason=first["msg"]))
     if loc and isinstance(loc[0], str) and "." in loc[0]:
         loc = loc[1:]
     path = ""
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "record", str(first["msg"])
+    return path or "record", str(first["msg"]), str(first["msg"])
 
 
 class Ingester:
@@ -191,7 +197,8 @@ class Ingester:
         try:
             f = path.open("rb")
         except OSError as e:
-            raise InputError(f"{name}: cannot open: {e.strerror}") from e
+            raise InputError(_("{path}: cannot open: {error}").format(
+                path=name, error=e.strerror)) from e
         with f:
             return self.ingest_stream(f, name, path.resolve().parent)
 
@@ -244,16 +251,18 @@ class Ingester:
         return report
 
     # -- internals ------------------------------------------------------------
-    def _lines(self, stream: IO[bytes]) -> Iterator[tuple[int, str | None, str]]:
+    def _lines(self, stream: IO[bytes]) -> Iterator[tuple[int, str | None, int]]:
+        """``(line number, text, -1)``, or ``(line number, None, offset)`` for a line that
+        is not UTF-8 (``offset``: its first bad byte)."""
         for n, raw in enumerate(stream, 1):
             if self.progress:
                 self.progress(len(raw))
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield n, None, f"not valid UTF-8 at byte {e.start}"
+                yield n, None, e.start
                 continue
-            yield n, text.rstrip("\r\n"), ""
+            yield n, text.rstrip("\r\n"), -1
 
     def _problem(
         self, report: FileReport, problem: LocatedInputError, text: str
@@ -267,18 +276,20 @@ class Ingester:
     def _parse(self, name: str, n: int, text: str, base: Path) -> _Pending:
         try:
             obj = loads_strict(text)
-        except InputError as e:
-            raise LocatedInputError(name, n, "line", f"not JSON: {e}") from e
+        except InputError as e:  # the parser's reason stays English (FORMAT.md §9.4)
+            raise LocatedInputError.of(name, n, "line", N_("not JSON: {reason}"),
+                                       reason=str(e)) from e
         if not isinstance(obj, dict):
-            raise LocatedInputError(name, n, "record", "a record must be a JSON object")
+            raise LocatedInputError.of(name, n, "record", N_("a record must be a JSON object"))
         if "withdrawn" in obj and not self.withdrawals:
-            raise LocatedInputError(name, n, "withdrawn", "only an approved withdrawal (bfa "
-                                    "statement approve) withdraws a record; no file may")
+            raise LocatedInputError.of(name, n, "withdrawn", N_(
+                "only an approved withdrawal (bfa statement approve) withdraws a record; no "
+                "file may"))
         try:
             model = parse_record(obj)
         except ValidationError as e:
-            fld, msg = _field_of(e)
-            raise LocatedInputError(name, n, fld, msg) from e
+            fld, msg, shown = _field_of(e)
+            raise LocatedInputError(name, n, fld, msg, shown=shown) from e
         record = record_payload(model)
         domain, _kind = str(record["type"]).split(".", 1)
         digest = self.pseudo.content_digest(canonicalize_plain(record))
@@ -302,10 +313,11 @@ class Ingester:
     ) -> None:
         chunk: list[_Pending] = []
         deferred: list[_Pending] = []
-        for n, text, err in self._lines(stream):
+        for n, text, bad in self._lines(stream):
             report.lines = n
             if text is None:
-                self._problem(report, LocatedInputError(name, n, "line", err), "")
+                self._problem(report, LocatedInputError.of(
+                    name, n, "line", N_("not valid UTF-8 at byte {offset}"), offset=bad), "")
                 continue
             if not text.strip():
                 continue
@@ -327,11 +339,12 @@ class Ingester:
         for p in deferred:
             self._problem(
                 report,
-                LocatedInputError(
+                LocatedInputError.of(
                     name, p.line, "corrects",
-                    f"names no {p.domain} record {p.corrects!r} "
-                    "(not in the ledger, and not appended from this batch: a rejected line "
-                    "is no target; send the correction again with it once it is fixed)",
+                    N_("names no {domain} record {record} (not in the ledger, and not "
+                       "appended from this batch: a rejected line is no target; send the "
+                       "correction again with it once it is fixed)"),
+                    domain=p.domain, record=repr(p.corrects),
                 ),
                 p.text,
             )
@@ -369,25 +382,28 @@ class Ingester:
                 if prior == p.digest:
                     report.duplicates += 1
                 elif str(p.record.get("source", "")).startswith(STATEMENT_SOURCE):
-                    self._problem(report, LocatedInputError(
+                    self._problem(report, LocatedInputError.of(
                         name, p.line, "id",
-                        f"conflict: {p.domain} record {p.rid!r} was imported before from "
-                        "another file or with other options; to import it again, withdraw "
-                        f"it first (bfa statement withdraw {p.rid})"), p.text)
+                        N_("conflict: {domain} record {record} was imported before from "
+                           "another file or with other options; to import it again, withdraw "
+                           "it first (bfa statement withdraw {id})"),
+                        domain=p.domain, record=repr(p.rid), id=p.rid), p.text)
                 else:
-                    self._problem(report, LocatedInputError(
+                    self._problem(report, LocatedInputError.of(
                         name, p.line, "id",
-                        f"conflict: {p.domain} record {p.rid!r} was received before with "
-                        "different content (in the ledger, or earlier in this file); to change "
-                        "it, send a correction with 'corrects'",
+                        N_("conflict: {domain} record {record} was received before with "
+                           "different content (in the ledger, or earlier in this file); to "
+                           "change it, send a correction with 'corrects'"),
+                        domain=p.domain, record=repr(p.rid),
                     ), p.text)
                 continue
             if p.corrects in banked and p.domain == "finance":
-                self._problem(report, LocatedInputError(
+                self._problem(report, LocatedInputError.of(
                     name, p.line, "corrects",
-                    f"record {p.corrects!r} came from a bank statement (its file is kept in "
-                    "the archive): it changes only by withdrawing the statement (bfa "
-                    "statement withdraw) and importing the corrected file"), p.text)
+                    N_("record {record} came from a bank statement (its file is kept in the "
+                       "archive): it changes only by withdrawing the statement (bfa statement "
+                       "withdraw) and importing the corrected file"),
+                    record=repr(p.corrects)), p.text)
                 continue
             target = (p.domain, p.corrects)
             if p.corrects and target not in known and target not in in_batch and (
@@ -398,7 +414,10 @@ class Ingester:
             if p.voucher is not None and self.vouchers is not None:
                 base, rel, sha256, size = p.voucher
                 try:
-                    made = self.vouchers.put(voucher_source(base, rel), sha256, size)
+                    # what the store says goes into the reject file, data for programs
+                    # (FORMAT.md §9.4): it says it in English, whoever raises it
+                    with language("en"):
+                        made = self.vouchers.put(voucher_source(base, rel), sha256, size)
                     if made is not None:
                         self._new_files.append(made)
                 except VoucherMismatchError as e:

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ledger._errors import ConfigError, InputError
 from ledger._home import Home
+from schemas import N_
+from schemas import gettext as _
 
 FORMAT = "bfa-key-backup/v1"
 SCRYPT_N = 2**15
@@ -59,7 +61,8 @@ def home_keys(home: Home) -> KeySet:
 
 def check_passphrase(passphrase: str) -> str:
     if len(passphrase) < MIN_PASSPHRASE:
-        raise InputError(f"the passphrase must be at least {MIN_PASSPHRASE} characters")
+        raise InputError(_("the passphrase must be at least {count} characters").format(
+            count=MIN_PASSPHRASE))
     return passphrase
 
 
@@ -101,34 +104,54 @@ def open_backup(text: str, passphrase: str, name: str) -> KeySet:
     try:
         doc: Any = json.loads(text)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} file")
+            raise InputError(_("{file}: not a bfa key backup (not a {format} file)").format(
+                file=name, format=FORMAT))
         kdf = doc["kdf"]
         if kdf.get("name") != "scrypt" or not all(
                 type(kdf.get(k)) is int for k in ("n", "r", "p")):
-            raise ValueError("unknown key derivation")
+            raise InputError(_("{file}: not a bfa key backup (unknown key derivation)").format(
+                file=name))
         n, r, p = kdf["n"], kdf["r"], kdf["p"]
         if not (2 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
-            raise ValueError("scrypt settings outside what bfa writes and reads (n a power "
-                             "of two up to 2^20, r 1–32, p 1–16)")
+            raise InputError(_("{file}: not a bfa key backup (scrypt settings outside what bfa "
+                               "writes and reads (n a power of two up to 2^20, r 1–32, p "
+                               "1–16))").format(file=name))
         origin = str(doc["origin"])
         salt = base64.b64decode(kdf["salt"], validate=True)
         nonce = base64.b64decode(doc["nonce"], validate=True)
         sealed = base64.b64decode(doc["ciphertext"], validate=True)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        why = str(e) if isinstance(e, ValueError) else "a member is missing or of the wrong type"
-        raise InputError(f"{name}: not a bfa key backup ({why})") from e
+    except ValueError as e:  # not JSON, not base64: the library's words
+        raise InputError(_("{file}: not a bfa key backup ({reason})").format(
+            file=name, reason=e)) from e
+    except (KeyError, TypeError, AttributeError) as e:
+        raise InputError(_("{file}: not a bfa key backup (a member is missing or of the wrong "
+                           "type)").format(file=name)) from e
     key = Scrypt(salt=salt, length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"]).derive(
         passphrase.encode())
     try:
         plain = json.loads(AESGCM(key).decrypt(nonce, sealed, _aad(origin)))
     except (InvalidTag, ValueError) as e:
-        raise InputError(f"{name}: wrong passphrase, or the backup was changed") from e
+        raise InputError(_("{file}: wrong passphrase, or the backup was changed").format(
+            file=name)) from e
     keys = plain.get("keys") if isinstance(plain, dict) else None
     if (not isinstance(keys, dict) or plain.get("origin") != origin
             or not set(keys) <= set(KEY_NAMES) or "verifier" not in keys
             or not all(isinstance(v, str) for v in keys.values())):
-        raise InputError(f"{name}: the backup's content is not a key set")
+        raise InputError(_("{file}: the backup's content is not a key set").format(file=name))
     return KeySet(origin, {k: keys[k] for k in KEY_NAMES if k in keys})
+
+
+_BACKUP_KEY_DIFFERS = {
+    "signing": N_("{path}: holds another key than the backup's signing key; move it away "
+                  "first (nothing was written)"),
+    "secret": N_("{path}: holds another key than the backup's secret key; move it away "
+                 "first (nothing was written)"),
+    "vault": N_("{path}: holds another key than the backup's vault key; move it away first "
+                "(nothing was written)"),
+    "verifier": N_("{path}: holds another key than the backup's verifier key; move it away "
+                   "first (nothing was written)"),
+}
+"""What :func:`restore_keys` says for each of :data:`KEY_NAMES` (translated where said)."""
 
 
 def key_paths(home: Home) -> dict[str, Path]:
@@ -147,12 +170,14 @@ def restore_keys(home: Home, keys: KeySet, db_url: str | None) -> list[Path]:
     from ledger._home import write_key_file
 
     if home.origin is not None and home.origin != keys.origin:
-        raise ConfigError(f"{home.path} belongs to ledger {home.origin!r}; the backup is of "
-                          f"{keys.origin!r}")
+        raise ConfigError(_("{home} belongs to ledger {origin}; the backup is of {backup}")
+                          .format(home=home.path, origin=repr(home.origin),
+                                  backup=repr(keys.origin)))
     url = db_url or home.db_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise ConfigError(f"no ledger database at {url.removeprefix('sqlite:///')}; give the "
-                          "ledger's database with --db URL (nothing was written)")
+        raise ConfigError(_("no ledger database at {path}; give the ledger's database with "
+                            "--db URL (nothing was written)").format(
+            path=url.removeprefix("sqlite:///")))
     paths = key_paths(home)
     todo = []
     for name, path in paths.items():
@@ -160,8 +185,7 @@ def restore_keys(home: Home, keys: KeySet, db_url: str | None) -> list[Path]:
             continue
         if path.exists() or path.is_symlink():
             if path.read_text(encoding="utf-8").strip() != keys.keys[name]:
-                raise ConfigError(f"{path}: holds another key than the backup's {name} key; "
-                                  "move it away first (nothing was written)")
+                raise ConfigError(_(_BACKUP_KEY_DIFFERS[name]).format(path=path))
             continue
         todo.append((name, path))
     perms = home.perms if home.origin is not None else perms_for(None)

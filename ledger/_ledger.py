@@ -67,7 +67,8 @@ from ledger._verify import (
     record_verified,
     verified_size,
 )
-from schemas import PERSONAL_FIELDS, TEXT_PATTERN, EntryView, StatusView
+from schemas import N_, PERSONAL_FIELDS, TEXT_PATTERN, EntryView, StatusView, language
+from schemas import gettext as _
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,8 @@ class Ledger:
         with self.store.writer() as conn:
             have = self.store.get_meta(conn, "origin")
             if have is not None and have != origin:
-                raise ConfigError(f"database holds ledger {have!r}, not {origin!r}")
+                raise ConfigError(_("database holds ledger {have}, not {origin}").format(
+                    have=repr(have), origin=repr(origin)))
             if have is None:
                 self.store.set_meta(conn, "origin", origin)
         self.secret()  # a new ledger records its secret's check value
@@ -177,17 +179,24 @@ class Ledger:
                                                  str(row[1]), bytes(row[2])))
                     if clear is None or Pseudonymizer(raw).pseudonym(
                             "person_id", clear) != row[1]:
-                        have = "(the ledger's vault)"
+                        have = _BY_THE_VAULT
         if have is None:
             with self.store.writer() as conn:
                 if self.store.get_meta(conn, SECRET_CHECK_KEY) is None:
                     self.store.set_meta(conn, SECRET_CHECK_KEY, want)
             return raw
+        if have == _BY_THE_VAULT:
+            raise ConfigError(
+                _("{path}: not this ledger's secret (its check value {want} differs from "
+                  "(the ledger's vault)); pseudonyms made with it would match no record. Use "
+                  "the ledger's keys/secret.key (check BFA_SECRET_KEY)").format(
+                    path=self.home.secret_key_path, want=want))
         if have != want:
             raise ConfigError(
-                f"{self.home.secret_key_path}: not this ledger's secret (its check value "
-                f"{want} differs from {have}); pseudonyms made with it would match no record. "
-                "Use the ledger's keys/secret.key (check BFA_SECRET_KEY)")
+                _("{path}: not this ledger's secret (its check value {want} differs from "
+                  "{have}); pseudonyms made with it would match no record. Use the ledger's "
+                  "keys/secret.key (check BFA_SECRET_KEY)").format(
+                    path=self.home.secret_key_path, want=want, have=have))
         return raw
 
     def _open_one(self, domain: str, record_id: str, fld: str, subject: str,
@@ -238,15 +247,23 @@ class Ledger:
                 if self.store.get_meta(conn, VAULT_CHECK_KEY) is None:
                     self.store.set_meta(conn, VAULT_CHECK_KEY, key.check)
             return key
-        if have != key.check:
-            why = (f"its check value {key.check} differs from the ledger's {have}"
-                   if have is not None else "it does not open the data keys the ledger holds")
+        if have is None:
             raise ConfigError(
-                f"{path}: not this ledger's vault key ({why}); values sealed with it could "
-                "not be opened with the ledger's key. Use the ledger's keys/vault.key (check "
-                "BFA_VAULT_KEY); after a rotation ('bfa key rotate --vault') a duty's home "
-                "takes the new key with 'bfa init --from HOME --duty …' once its old "
-                "vault.key is removed; or restore it from a key backup ('bfa key restore')")
+                _("{path}: not this ledger's vault key (it does not open the data keys the "
+                  "ledger holds); values sealed with it could not be opened with the "
+                  "ledger's key. Use the ledger's keys/vault.key (check BFA_VAULT_KEY); after "
+                  "a rotation ('bfa key rotate --vault') a duty's home takes the new key with "
+                  "'bfa init --from HOME --duty …' once its old vault.key is removed; or "
+                  "restore it from a key backup ('bfa key restore')").format(path=path))
+        if have != key.check:
+            raise ConfigError(
+                _("{path}: not this ledger's vault key (its check value {check} differs from "
+                  "the ledger's {have}); values sealed with it could not be opened with the "
+                  "ledger's key. Use the ledger's keys/vault.key (check BFA_VAULT_KEY); after "
+                  "a rotation ('bfa key rotate --vault') a duty's home takes the new key with "
+                  "'bfa init --from HOME --duty …' once its old vault.key is removed; or "
+                  "restore it from a key backup ('bfa key restore')").format(
+                    path=path, check=key.check, have=have))
         return key
 
     def rotate_vault_key(self, label: str | None = None) -> tuple[str, str, int]:
@@ -373,7 +390,7 @@ class Ledger:
         if self.home.signing_key_path.exists():
             signer = self.home.signer()
             if signer.verifier().to_text() != self.home.verifier().to_text():
-                raise ConfigError("the signing key is not the verifier key's pair")
+                raise ConfigError(_("the signing key is not the verifier key's pair"))
             with self.store.reader() as conn:
                 self._require_current(conn, signer)
             done.append("signing key: pairs with the verifier key and is the one in force")
@@ -419,7 +436,7 @@ class Ledger:
             try:
                 if src == "-":
                     if stdin is None:
-                        raise InputError("no standard input to read")
+                        raise InputError(_("no standard input to read"))
                     reports.append(ing.ingest_stream(stdin, "<stdin>", Path.cwd()))
                 else:
                     reports.append(ing.ingest_path(Path(src)))
@@ -476,7 +493,8 @@ class Ledger:
         """The ledger's signing keys, once ``signer`` is the one in force (FORMAT.md §5.7);
         a key that a rotation retired signs nothing."""
         try:
-            chain = key_chain(conn, signer.verifier(), self.origin)
+            with language("en"):  # a problem's message is English, as verify words it
+                chain = key_chain(conn, signer.verifier(), self.origin)
         except IntegrityError as e:
             raise LedgerIntegrityError(Problem("key-rotation", str(e), None)) from e
         # a rotation entry nobody co-signed is not the ledger's: exit 3 before the key it
@@ -491,11 +509,12 @@ class Ledger:
         retired = chain.retired_at(signer.verifier())
         if retired is not None:
             raise ConfigError(
-                f"{self.home.signing_key_path}: this signing key was retired by the rotation "
-                f"at entry {retired.seq} ({retired.record_id}); the ledger now signs with "
-                f"{chain.current.to_text()}. A duty's home takes the new key with 'bfa init "
-                "--from HOME --duty service' once its old signing.key and verifier.key are "
-                "removed; or restore the current key from a key backup")
+                _("{path}: this signing key was retired by the rotation at entry {seq} "
+                  "({record}); the ledger now signs with {key}. A duty's home takes the new "
+                  "key with 'bfa init --from HOME --duty service' once its old signing.key and "
+                  "verifier.key are removed; or restore the current key from a key backup"
+                  ).format(path=self.home.signing_key_path, seq=retired.seq,
+                           record=retired.record_id, key=chain.current.to_text()))
         return chain
 
     def _sign(self, conn: Connection, signer: Signer, *more: Signer,
@@ -511,7 +530,7 @@ class Ledger:
             raise LedgerIntegrityError(check.problems[0])
         size, head = self.store.head(conn)
         if check.root is None or check.tree_size != size:  # cannot happen: same snapshot
-            raise IntegrityError("the tree checked is not the tree to sign; nothing signed")
+            raise IntegrityError(_("the tree checked is not the tree to sign; nothing signed"))
         c = s.checkpoints.c
         row = conn.execute(
             select(c.tree_size, c.root_hash, c.note, c.created_at).where(c.tree_size == size)
@@ -573,7 +592,8 @@ class Ledger:
         try:
             new = Signer.from_text(nxt.read_text(encoding="utf-8").strip())
         except Exception as e:
-            raise ConfigError(f"{nxt}: not a signer key ({e}); remove it") from e
+            raise ConfigError(_("{path}: not a signer key ({reason}); remove it").format(
+                path=nxt, reason=e)) from e
         made = new.verifier().to_text()
         with self.store.reader() as conn:
             try:  # a rotation entry made this key, and it is the one in force
@@ -656,11 +676,14 @@ class Ledger:
             q = q.where(e.domain == domain)
         rows = conn.execute(q).all()
         if not rows:
-            where = f" in domain {domain!r}" if domain else ""
-            raise NotFoundError(f"no record {record_id!r}{where} in the ledger")
+            raise NotFoundError(
+                _("no record {id} in domain {domain} in the ledger").format(
+                    id=repr(record_id), domain=repr(domain)) if domain else
+                _("no record {id} in the ledger").format(id=repr(record_id)))
         if len(rows) > 1:
             doms = ", ".join(sorted(r[1] for r in rows))
-            raise InputError(f"record id {record_id!r} exists in domains {doms}; pass --domain")
+            raise InputError(_("record id {record} exists in domains {domains}; pass "
+                               "--domain").format(record=repr(record_id), domains=doms))
         seq, leaf, stored = int(rows[0][0]), bytes(rows[0][2]), bytes(rows[0][3])
         # the row's index columns are the application role's to write: the leaf must say
         # it holds this record, or a swapped id would prove or show another record
@@ -675,7 +698,7 @@ class Ledger:
             leaf = conn.execute(
                 select(s.entries.c.leaf).where(s.entries.c.seq == seq)).scalar()
             if leaf is None:
-                raise NotFoundError(f"no entry {seq}")
+                raise NotFoundError(_("no entry {seq}").format(seq=seq))
             return decode_leaf(bytes(leaf))
 
     # -- proofs ---------------------------------------------------------------
@@ -686,8 +709,9 @@ class Ledger:
             latest = self.latest_checkpoint(conn)
             if latest is None or latest[0] <= entry.seq:
                 raise NotCoveredError(
-                    f"{entry.domain} record {record_id!r} is entry {entry.seq}, not yet covered "
-                    "by a signed checkpoint; run 'bfa checkpoint'")
+                    _("{domain} record {record} is entry {seq}, not yet covered by a signed "
+                      "checkpoint; run 'bfa checkpoint'").format(
+                        domain=entry.domain, record=repr(record_id), seq=entry.seq))
             size, _root, note = latest
             nodes = self.store.get_nodes(conn, nodes_needed(inclusion_ranges(entry.seq, size)))
         hashes = tuple(self._proof_hashes(lambda: inclusion_proof(entry.seq, size, nodes)))
@@ -696,8 +720,9 @@ class Ledger:
             verify_inclusion(entry.entry_hash, entry.seq, size, hashes, cp.root)
         except (MerkleProofError, FormatError) as e:
             raise IntegrityError(
-                f"the proof of entry {entry.seq} does not verify against the checkpoint of "
-                f"size {size}: {e}; run 'bfa verify'") from e
+                _("the proof of entry {seq} does not verify against the checkpoint of size "
+                  "{size}: {reason}; run 'bfa verify'").format(
+                    seq=entry.seq, size=size, reason=e)) from e
         return entry, TLogProof(entry.seq, hashes, note, extra=entry.leaf)
 
     def _signed(self, note: str, size: int) -> Checkpoint:
@@ -713,13 +738,14 @@ class Ledger:
                 cp = open_checkpoint(note, signers, self.origin)
             except (SignatureError, FormatError, IntegrityError) as e:
                 raise IntegrityError(
-                    f"stored checkpoint of size {size}: {e}; run 'bfa verify'") from e
+                    _("stored checkpoint of size {size}: {reason}; run 'bfa verify'").format(
+                        size=size, reason=e)) from e
             if len(self._opened) >= 16:
                 self._opened.clear()
             self._opened[note] = cp
         if cp.size != size:
-            raise IntegrityError(f"stored checkpoint of size {size} signs size {cp.size}; "
-                                 "run 'bfa verify'")
+            raise IntegrityError(_("stored checkpoint of size {size} signs size {signed}; "
+                                   "run 'bfa verify'").format(size=size, signed=cp.size))
         return cp
 
     @staticmethod
@@ -729,7 +755,8 @@ class Ledger:
         try:
             return build()
         except KeyError as e:  # range_hash: "tree node (level, index) = (l, i) is not ..."
-            raise IntegrityError(f"{e.args[0]} in the stored tree; run 'bfa verify'") from e
+            raise IntegrityError(_("{problem} in the stored tree; run 'bfa verify'").format(
+                problem=e.args[0])) from e
 
     def prove_consistency(self, old: int, new: int | None = None) -> ConsistencyProof:
         """RFC 9162 consistency proof between two signed checkpoints."""
@@ -740,14 +767,16 @@ class Ledger:
                 for t, r, n in conn.execute(select(c.tree_size, c.root_hash, c.note))
             )
             if not sizes:
-                raise NotCoveredError("no signed checkpoint yet; run 'bfa checkpoint'")
+                raise NotCoveredError(_("no signed checkpoint yet; run 'bfa checkpoint'"))
             new = max(sizes) if new is None else new
             for size in (old, new):
                 if size not in sizes:
                     have = ", ".join(str(x) for x in sorted(sizes)[-5:])
-                    raise NotFoundError(f"no signed checkpoint of size {size} (latest: {have})")
+                    raise NotFoundError(_("no signed checkpoint of size {size} (latest: "
+                                          "{latest})").format(size=size, latest=have))
             if not 0 < old <= new:
-                raise InputError(f"need 0 < OLD_SIZE <= NEW_SIZE, got {old} and {new}")
+                raise InputError(_("need 0 < OLD_SIZE <= NEW_SIZE, got {old} and {new}")
+                                 .format(old=old, new=new))
             nodes = {}
             if old != new:
                 nodes = self.store.get_nodes(conn, nodes_needed(consistency_ranges(old, new)))
@@ -759,16 +788,17 @@ class Ledger:
             verify_consistency(old, new, cp1.root, cp2.root, hashes)
         except (MerkleProofError, FormatError) as e:
             raise IntegrityError(
-                f"the consistency proof from size {old} to {new} does not verify against the "
-                f"signed checkpoints: {e}; run 'bfa verify'") from e
+                _("the consistency proof from size {old} to {new} does not verify against the "
+                  "signed checkpoints: {reason}; run 'bfa verify'").format(
+                    old=old, new=new, reason=e)) from e
         return ConsistencyProof(old, new, cp1.root, cp2.root, hashes, sizes[new][1])
 
     def grant_statements(self, role: str, duties: Sequence[Duty]) -> list[str]:
         """The SQL :meth:`grant` runs (FORMAT.md §8.3): the duty roles brought up to date,
         then ``role`` made a member of exactly ``duties`` and of nothing else."""
         if self.store.dialect != "postgresql":
-            raise ConfigError("roles, grants and duties exist on PostgreSQL only; a SQLite "
-                              "ledger is one file: whoever may write it holds every duty")
+            raise ConfigError(_("roles, grants and duties exist on PostgreSQL only; a SQLite "
+                                "ledger is one file: whoever may write it holds every duty"))
         with self.store.reader() as conn:
             names = conn.execute(
                 text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
@@ -791,8 +821,9 @@ class Ledger:
                 "FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'entries'"
             ).one()
             if owner != me and not superuser:
-                raise ConfigError(f"'db grant' must run as the owner of the ledger tables "
-                                  f"({owner!r}) or a superuser, not as {me!r}")
+                raise ConfigError(_("'db grant' must run as the owner of the ledger tables "
+                                    "({owner}) or a superuser, not as {me}").format(
+                    owner=repr(owner), me=repr(me)))
             _grantable(conn, role, owner)
             for stmt in statements:
                 conn.exec_driver_sql(stmt)
@@ -806,9 +837,10 @@ class Ledger:
                     "JOIN pg_catalog.pg_roles r ON r.oid = m.member "
                     "WHERE r.rolname = %(role)s", {"role": role}).scalar()
                 raise ConfigError(
-                    f"role {role!r} would still hold {', '.join(extra)} through its "
-                    f"membership in {via}; revoke that membership first (REVOKE … FROM "
-                    f"{role}); nothing was granted")
+                    _("role {role} would still hold {duties} through its membership in {via}; "
+                      "revoke that membership first (REVOKE … FROM {name}); nothing was "
+                      "granted").format(role=repr(role), duties=", ".join(extra), via=via,
+                                        name=role))
             append_control(self.store, conn, [{
                 "type": "control.grant", "id": f"grant-{uuid.uuid4()}", **who.members(),
                 "role": role, "duties": [d for d in DUTIES if d in duties],
@@ -833,8 +865,12 @@ class Ledger:
         if wanted is not None:
             unknown = sorted(wanted - set(PERSONAL_FIELDS))
             if unknown or not wanted:
-                raise InputError(f"--fields: {', '.join(unknown) or 'none given'}; personal "
-                                 f"fields are {', '.join(sorted(PERSONAL_FIELDS))}")
+                personal = ", ".join(sorted(PERSONAL_FIELDS))
+                raise InputError(
+                    _("--fields: {fields}; personal fields are {personal}").format(
+                        fields=", ".join(unknown), personal=personal) if unknown else
+                    _("--fields: none given; personal fields are {personal}").format(
+                        personal=personal))
         vault_key = self.vault_key()  # checked before the writer opens (it may record it)
         with self.store.writer() as conn:  # commitments need no secret: none is loaded
             entry = self.find_entry(conn, record_id, domain)
@@ -852,11 +888,12 @@ class Ledger:
         return entry, clear
 
     def open_fields(self, conn: Connection, entry: Entry, wanted: set[str] | None,
-                    keyring: Keyring, done: str = "nothing was revealed"
+                    keyring: Keyring, *, disclosing: bool = False
                     ) -> dict[str, tuple[str, bytes]]:
         """The clear value and salt of each personal field of ``entry`` the vault holds
         (only ``wanted`` when given), each checked against the entry's commitment (§4.2);
-        a vault that fails a check is an :class:`IntegrityError` (§4.6)."""
+        a vault that fails a check is an :class:`IntegrityError` (§4.6), saying that
+        nothing was revealed (or, ``disclosing``, disclosed)."""
         v = s.vault.c
         rows = conn.execute(
             select(v.field, v.salt, v.clear_value, v.sealed, v.subject).where(
@@ -873,17 +910,25 @@ class Ledger:
                 holder = holder_of(entry.domain, entry.record_id, subject)
                 data_key = keyring.load(conn, [holder], create=False).get(holder)
                 if data_key is None:
-                    raise IntegrityError(
-                        f"the vault holds a sealed {fld} of {entry.domain} record "
-                        f"{entry.record_id!r} but no data key of its holder: the key "
-                        f"was deleted outside 'bfa forget'; {done}")
+                    raise IntegrityError((
+                        _("the vault holds a sealed {field} of {domain} record {record} but no "
+                          "data key of its holder: the key was deleted outside 'bfa forget'; "
+                          "nothing was disclosed") if disclosing else
+                        _("the vault holds a sealed {field} of {domain} record {record} but no "
+                          "data key of its holder: the key was deleted outside 'bfa forget'; "
+                          "nothing was revealed")
+                    ).format(field=fld, domain=entry.domain, record=repr(entry.record_id)))
                 value = open_value(data_key, _raw(sealed, "vault.sealed"), entry.domain,
                                    entry.record_id, fld)
             if commits.get(fld) != commitment(bytes(salt), value):
-                raise IntegrityError(
-                    f"the vault's value of {fld} for {entry.domain} record "
-                    f"{entry.record_id!r} does not open the commitment in its entry: the "
-                    f"vault was changed; {done}")
+                raise IntegrityError((
+                    _("the vault's value of {field} for {domain} record {record} does not open "
+                      "the commitment in its entry: the vault was changed; nothing was "
+                      "disclosed") if disclosing else
+                    _("the vault's value of {field} for {domain} record {record} does not open "
+                      "the commitment in its entry: the vault was changed; nothing was "
+                      "revealed")
+                ).format(field=fld, domain=entry.domain, record=repr(entry.record_id)))
             out[str(fld)] = (value, bytes(salt))
         _check_vault_complete(conn, entry, {str(r[0]): r[4] for r in rows}, wanted)
         return out
@@ -892,7 +937,7 @@ class Ledger:
         """Erase a person's clear values and salts (crypto-shredding); returns rows erased."""
         who = self.actor(label)
         if not person_id.strip():
-            raise InputError("a person id is needed")
+            raise InputError(_("a person id is needed"))
         pseudo = Pseudonymizer(self.secret())
         subject = pseudo.pseudonym("person_id", person_id)
         with self.store.writer() as conn:
@@ -937,9 +982,10 @@ def _check_vault_complete(conn: Connection, entry: Entry, found: dict[str, str |
     back = sorted(f for f, subject in found.items() if subject in forgotten_after)
     if back:
         raise IntegrityError(
-            f"the vault holds {', '.join(back)} of {entry.domain} record "
-            f"{entry.record_id!r}, whose person was forgotten after it: the values were "
-            "put back from an older copy of the database; nothing was revealed")
+            _("the vault holds {fields} of {domain} record {record}, whose person was "
+              "forgotten after it: the values were put back from an older copy of the "
+              "database; nothing was revealed").format(
+                fields=", ".join(back), domain=entry.domain, record=repr(entry.record_id)))
     subject = entry.record.get("person_id", entry.record.get("payer_id"))
     if subject in forgotten_after:
         return
@@ -947,9 +993,9 @@ def _check_vault_complete(conn: Connection, entry: Entry, found: dict[str, str |
                   if f not in found and (wanted is None or f in wanted))
     if lost:
         raise IntegrityError(
-            f"the vault lost {', '.join(lost)} of {entry.domain} record "
-            f"{entry.record_id!r}: a row was deleted outside 'bfa forget'; nothing was "
-            "revealed")
+            _("the vault lost {fields} of {domain} record {record}: a row was deleted "
+              "outside 'bfa forget'; nothing was revealed").format(
+                fields=", ".join(lost), domain=entry.domain, record=repr(entry.record_id)))
 
 
 def _key_file_check(path: Path) -> str | None:
@@ -964,11 +1010,16 @@ def _raw(value: object, column: str) -> bytes:
     """A binary column's value; anything else was written there outside bfa."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
-    raise IntegrityError(f"{column} holds a {type(value).__name__}, not bytes: the vault was "
-                         "changed outside bfa; nothing was revealed")
+    raise IntegrityError(_("{column} holds a {type}, not bytes: the vault was changed "
+                           "outside bfa; nothing was revealed").format(
+        column=column, type=type(value).__name__))
 
 
 _PRINTABLE = re.compile(TEXT_PATTERN)
+
+_BY_THE_VAULT = "(the ledger's vault)"
+"""What :meth:`Ledger.secret` compares a secret with when a vault row says it is not the
+ledger's (a ledger made before the check value)."""
 
 
 def _grantable(conn: Connection, role: str, owner: str) -> None:
@@ -981,33 +1032,38 @@ def _grantable(conn: Connection, role: str, owner: str) -> None:
         "FROM pg_roles r, pg_roles o WHERE r.rolname = %(role)s AND o.rolname = %(owner)s",
         {"role": role, "owner": owner}).first()
     if role.lower().startswith("pg_") or role.lower() == "public":
-        raise ConfigError(f"{role!r} is one of PostgreSQL's own roles; grant duties to the "
-                          "login role of a person or service account")
+        raise ConfigError(_("{role} is one of PostgreSQL's own roles; grant duties to the "
+                            "login role of a person or service account").format(role=repr(role)))
     if row is None:
         name = role if role == role.lower() else f'"{role}"'  # unquoted SQL folds case
-        raise ConfigError(f"there is no database role {role!r}; create it first "
-                          f"(CREATE ROLE {name} LOGIN)")
+        raise ConfigError(_("there is no database role {role}; create it first (CREATE ROLE "
+                            "{name} LOGIN)").format(role=repr(role), name=name))
     superuser, member, owns = row
     if is_duty_role(role):
-        raise ConfigError(f"{role!r} is the group role of a duty; grant duties to the login "
-                          "role of a person or service account")
-    if superuser or member:
-        why = "is a superuser" if superuser else f"is a member of the tables' owner {owner!r}"
-        raise ConfigError(f"role {role!r} {why}: no grant can restrict it; give the "
-                          "application a role of its own")
+        raise ConfigError(_("{role} is the group role of a duty; grant duties to the login "
+                            "role of a person or service account").format(role=repr(role)))
+    if superuser:
+        raise ConfigError(_("role {role} is a superuser: no grant can restrict it; give the "
+                            "application a role of its own").format(role=repr(role)))
+    if member:
+        raise ConfigError(_("role {role} is a member of the tables' owner {owner}: no grant "
+                            "can restrict it; give the application a role of its own").format(
+            role=repr(role), owner=repr(owner)))
     if owns:
-        raise ConfigError(f"role {role!r} owns {owns} tables, indexes or sequences in the "
-                          "ledger's schema: an owner can alter or drop them; give the "
-                          "application a role that owns nothing")
+        raise ConfigError(_("role {role} owns {count} tables, indexes or sequences in the "
+                            "ledger's schema: an owner can alter or drop them; give the "
+                            "application a role that owns nothing").format(
+            role=repr(role), count=owns))
 
 
 def note_files_before(error: InputError, reports: list[FileReport]) -> None:
     """Add to ``error`` (a refused file of several) which earlier files stay appended:
     each file is its own committed batch (FORMAT.md §9.1)."""
     if reports:
-        error.add_note("the files before it stay appended: " + ", ".join(
-            f"{r.file} ({r.appended} appended, {r.duplicates} duplicates, "
-            f"{r.rejected} rejected)" for r in reports))
+        error.add_note(_("the files before it stay appended: {files}").format(files=", ".join(
+            _("{file} ({appended} appended, {duplicates} duplicates, {rejected} rejected)")
+            .format(file=r.file, appended=r.appended, duplicates=r.duplicates,
+                    rejected=r.rejected) for r in reports)))
 
 
 def _one_line(text: str) -> bool:
@@ -1024,11 +1080,27 @@ def check_user(user: str | None, role: str = "") -> str:
     u = (user or "").strip()
     if not u or len(u) > 128 or not _one_line(u):
         if role:
-            raise InputError(f"the {role} must be a user name of 1 to 128 characters without "
-                             f"control characters, not {printable(u[:140])!r}")
-        raise InputError("an acting user is needed (--user or BFA_USER): 1 to 128 characters "
-                         "without control characters")
+            template = _USER_ROLES.get(role)
+            value = repr(printable(u[:140]))
+            raise InputError(
+                _(template).format(value=value) if template is not None else
+                f"the {role} must be a user name of 1 to 128 characters without control "
+                f"characters, not {value}")
+        raise InputError(_("an acting user is needed (--user or BFA_USER): 1 to 128 "
+                           "characters without control characters"))
     return u
+
+
+_USER_ROLES = {
+    "identity": N_("the identity must be a user name of 1 to 128 characters without "
+                   "control characters, not {value}"),
+    "label (--user, BFA_USER)": N_("the label (--user, BFA_USER) must be a user name of 1 to "
+                                   "128 characters without control characters, not {value}"),
+    "assignee": N_("the assignee must be a user name of 1 to 128 characters without control "
+                   "characters, not {value}"),
+}
+""":func:`check_user`'s message for each ``role`` its callers name, whole (a role not
+listed is said in English)."""
 
 
 def check_note(note: str | None, purpose: str, limit: int = 2000) -> str:
@@ -1037,11 +1109,30 @@ def check_note(note: str | None, purpose: str, limit: int = 2000) -> str:
     :class:`InputError` saying the note is needed ``purpose``."""
     n = (note or "").strip()
     if not n:
-        raise InputError(f"{purpose} needs a note")
+        template = _NOTE_PURPOSES.get(purpose)
+        raise InputError(_(template) if template is not None else f"{purpose} needs a note")
     if len(n) > limit or not _one_line(n):
-        raise InputError(f"a note is one line of at most {limit} characters without control "
-                         f"characters or line breaks (write several sentences on one line)")
+        raise InputError(_("a note is one line of at most {limit} characters without control "
+                           "characters or line breaks (write several sentences on one line)")
+                         .format(limit=limit))
     return n
+
+
+_NOTE_PURPOSES = {
+    "revealing personal data (its purpose)":
+        N_("revealing personal data (its purpose) needs a note"),
+    "disclosing personal data (its purpose)":
+        N_("disclosing personal data (its purpose) needs a note"),
+    "withdrawing a statement (--reason)": N_("withdrawing a statement (--reason) needs a note"),
+    "cancelling a withdrawal (--reason)": N_("cancelling a withdrawal (--reason) needs a note"),
+    "resolving a break (what was done)": N_("resolving a break (what was done) needs a note"),
+    "reopening a break (why)": N_("reopening a break (why) needs a note"),
+    "placing a hold (--reason)": N_("placing a hold (--reason) needs a note"),
+    "releasing a hold (--reason)": N_("releasing a hold (--reason) needs a note"),
+    "an appraisal (--opinion)": N_("an appraisal (--opinion) needs a note"),
+}
+""":func:`check_note`'s message for each ``purpose`` its callers (here, in the reconciler
+and in the archive) name, whole: a purpose not listed is said in English."""
 
 
 def entry_view(entry: Entry) -> EntryView:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 from ledger._control import control_records
 from ledger._errors import IntegrityError
 from ledger._note import Verifier
+from schemas import gettext as _
 
 ROTATE_SIGNING = "rotate-signing"
 """``action`` of a signing-key rotation's ``control.key`` entry."""
@@ -84,17 +85,22 @@ class KeyChain:
         return next((r for r in self.rotations if r.old.to_text() == text), None)
 
 
-def _key(rec: dict[str, object], member: str, origin: str, where: str) -> Verifier:
+def _key(rec: dict[str, object], member: str, origin: str, seq: int) -> Verifier:
     value = rec.get(member)
+    rid = str(rec.get("id"))
     if not isinstance(value, str):
-        raise IntegrityError(f"{where} has no {member} (a verifier key text)")
+        raise IntegrityError(_("signing-key rotation {id} (entry {seq}) has no {member} (a "
+                               "verifier key text)").format(id=rid, seq=seq, member=member))
     try:
         key = Verifier.from_text(value)
     except Exception as e:
-        raise IntegrityError(f"{where}: {member} is not a verifier key: {e}") from e
+        raise IntegrityError(_("signing-key rotation {id} (entry {seq}): {member} is not a "
+                               "verifier key: {reason}").format(
+            id=rid, seq=seq, member=member, reason=e)) from e
     if key.name != origin:
-        raise IntegrityError(f"{where}: {member} is named {key.name!r}, not the ledger's "
-                             f"origin {origin!r}")
+        raise IntegrityError(_("signing-key rotation {id} (entry {seq}): {member} is named "
+                               "{name}, not the ledger's origin {origin}").format(
+            id=rid, seq=seq, member=member, name=repr(key.name), origin=repr(origin)))
     return key
 
 
@@ -105,27 +111,33 @@ def key_chain(conn: Connection, anchor: Verifier, origin: str) -> KeyChain:
     Raises :class:`IntegrityError` when a rotation entry is malformed, when a rotation
     does not retire the key before it, or when ``anchor`` is none of the ledger's keys.
     Whether the rotation checkpoints carry both signatures is checked by whoever reads
-    the checkpoints (:func:`ledger._verify.check_ledger`, FORMAT.md §6.1)."""
+    the checkpoints (:func:`ledger._verify.check_ledger`, FORMAT.md §6.1).
+
+    Its messages are in the reader's language: a caller that keeps one as data (a
+    verification problem) calls it in English (``schemas.language("en")``)."""
     rotations: list[Rotation] = []
     for seq, rec in control_records(conn, "key"):
         if rec.get("action") != ROTATE_SIGNING:
             continue
-        where = f"signing-key rotation {rec.get('id')!s} (entry {seq})"
+        rid = str(rec.get("id"))
         if rec.get("type") != "control.key":
-            raise IntegrityError(f"{where} is indexed as control.key but its record is of "
-                                 f"type {rec.get('type')!r}")
-        old, new = _key(rec, "old_key", origin, where), _key(rec, "new_key", origin, where)
+            raise IntegrityError(_("signing-key rotation {id} (entry {seq}) is indexed as "
+                                   "control.key but its record is of type {type}").format(
+                id=rid, seq=seq, type=repr(rec.get("type"))))
+        old, new = _key(rec, "old_key", origin, seq), _key(rec, "new_key", origin, seq)
         if old.key_hash == new.key_hash:
-            raise IntegrityError(f"{where} retires a key for the same key ID")
+            raise IntegrityError(_("signing-key rotation {id} (entry {seq}) retires a key for "
+                                   "the same key ID").format(id=rid, seq=seq))
         if rotations and rotations[-1].new.to_text() != old.to_text():
-            raise IntegrityError(f"{where} retires {old.to_text()}, not the key the rotation "
-                                 f"before it made ({rotations[-1].new.to_text()})")
-        rotations.append(Rotation(seq, str(rec.get("id")), old, new))
+            raise IntegrityError(_("signing-key rotation {id} (entry {seq}) retires {old}, not "
+                                   "the key the rotation before it made ({made})").format(
+                id=rid, seq=seq, old=old.to_text(), made=rotations[-1].new.to_text()))
+        rotations.append(Rotation(seq, rid, old, new))
     keys = ((rotations[0].old, *(r.new for r in rotations)) if rotations else (anchor,))
     if anchor.to_text() not in {k.to_text() for k in keys}:
         raise IntegrityError(
-            f"the verifier key {anchor.to_text()} is none of this ledger's signing keys "
-            f"(current: {keys[-1].to_text()})")
+            _("the verifier key {key} is none of this ledger's signing keys (current: "
+              "{current})").format(key=anchor.to_text(), current=keys[-1].to_text()))
     return KeyChain(keys, tuple(rotations))
 
 

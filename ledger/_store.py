@@ -52,6 +52,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ledger import _schema as s
 from ledger._errors import ConfigError, DutyError
+from schemas import gettext
 
 _LOCK_ID = 0x62666131  # "bfa1": the one advisory lock serialising appends
 SQLITE_BUSY_SECONDS = 120
@@ -195,10 +196,12 @@ class Store:
         try:
             parsed = make_url(self.url)
         except Exception as e:
-            raise ConfigError(f"database URL {url!r} is not valid: {e}") from e
+            raise ConfigError(gettext("database URL {url} is not valid: {reason}").format(
+                url=repr(url), reason=e)) from e
         self.dialect = parsed.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise ConfigError(f"database {self.dialect!r} is not supported (sqlite, postgresql)")
+            raise ConfigError(gettext("database {dialect} is not supported (sqlite, "
+                                      "postgresql)").format(dialect=repr(self.dialect)))
         self._checkpointer: _Checkpointer | None = None
         self.engine: Engine = self._make_engine()
 
@@ -278,7 +281,8 @@ class Store:
         path = self.engine.url.database
         if self.dialect == "sqlite" and path and path != ":memory:" and not Path(path).exists():
             # connecting would create an empty file: only 'bfa init' makes databases
-            raise ConfigError(f"no ledger in {self.display_url()}; run 'bfa init' first")
+            raise ConfigError(gettext("no ledger in {database}; run 'bfa init' first").format(
+                database=self.display_url()))
         with self._connect_checked() as conn:
             rev = self._revision(conn)
             if rev is None:
@@ -286,31 +290,34 @@ class Store:
                 if conn.dialect.name == "postgresql" and conn.exec_driver_sql(
                         "SELECT to_regclass('alembic_version') IS NOT NULL").scalar():
                     # the ledger is there, but this role may not read it (FORMAT.md §8.3)
-                    raise DutyError(
-                        f"role {conn.exec_driver_sql('SELECT current_user').scalar()!r} "
-                        f"holds no duty in {self.display_url()}: duties belong to one "
-                        "ledger's database; its owner grants them (bfa db grant ROLE "
-                        "--duty D)")
-                raise ConfigError(f"no ledger in {self.display_url()}; run 'bfa init' first")
+                    raise DutyError(gettext(
+                        "role {role} holds no duty in {database}: duties belong to one "
+                        "ledger's database; its owner grants them (bfa db grant ROLE --duty "
+                        "D)").format(
+                        role=repr(conn.exec_driver_sql("SELECT current_user").scalar()),
+                        database=self.display_url()))
+                raise ConfigError(gettext("no ledger in {database}; run 'bfa init' first")
+                                  .format(database=self.display_url()))
             self._known(rev)
             if rev != HEAD_REVISION:
                 raise ConfigError(
-                    f"ledger schema is at revision {rev}, this bfa needs {HEAD_REVISION}; "
-                    "run 'bfa init' to migrate"
+                    gettext("ledger schema is at revision {revision}, this bfa needs {head}; "
+                            "run 'bfa init' to migrate").format(revision=rev, head=HEAD_REVISION)
                 )
             have = None if origin is None else self.get_meta(conn, "origin")
         if have is not None and have != origin:
             raise ConfigError(
-                f"database {self.display_url()} holds ledger {have!r}, not this home's "
-                f"{origin!r}; check --db / BFA_DATABASE_URL and --home / BFA_HOME"
+                gettext("database {database} holds ledger {have}, not this home's {origin}; "
+                        "check --db / BFA_DATABASE_URL and --home / BFA_HOME").format(
+                    database=self.display_url(), have=repr(have), origin=repr(origin))
             )
 
     def _known(self, rev: str) -> None:
         if rev not in KNOWN_REVISIONS:
             raise ConfigError(
-                f"ledger schema is at revision {rev}, which this bfa (revision "
-                f"{HEAD_REVISION}) does not know: the database was made or migrated by a "
-                "newer bfa; use that version"
+                gettext("ledger schema is at revision {revision}, which this bfa (revision "
+                        "{head}) does not know: the database was made or migrated by a newer "
+                        "bfa; use that version").format(revision=rev, head=HEAD_REVISION)
             )
 
     def display_url(self) -> str:
@@ -322,7 +329,8 @@ class Store:
             conn = self.engine.connect()
         except OperationalError as e:
             reason = " ".join(str(e.orig).split())  # the driver's text may span lines
-            raise ConfigError(f"cannot open database {self.display_url()}: {reason}") from e
+            raise ConfigError(gettext("cannot open database {database}: {reason}").format(
+                database=self.display_url(), reason=reason)) from e
         try:
             yield conn
         finally:

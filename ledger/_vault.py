@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from ledger import _schema as s
 from ledger._errors import IntegrityError
 from ledger._store import Store
+from schemas import gettext as _
 
 VAULT_CHECK_KEY = "vault_check"
 """``meta`` key of the vault key's check value."""
@@ -79,8 +80,8 @@ class VaultKey:
                                       _KEY_AAD + holder.encode())
         except (InvalidTag, ValueError) as e:
             raise IntegrityError(
-                f"the vault's data key of {holder} does not open under this vault key: it "
-                "was changed or moved in the database") from e
+                _("the vault's data key of {holder} does not open under this vault key: it "
+                  "was changed or moved in the database").format(holder=holder)) from e
 
 
 def seal_value(data_key: AESGCM, nonce: bytes, domain: str, record_id: str, field: str,
@@ -97,9 +98,9 @@ def open_value(data_key: AESGCM, sealed: bytes, domain: str, record_id: str, fie
                                 _value_aad(domain, record_id, field)).decode()
     except (InvalidTag, ValueError, UnicodeDecodeError) as e:
         raise IntegrityError(
-            f"the vault's sealed {field} of {domain} record {record_id!r} does not open with "
-            "its holder's data key: it was changed or moved in the database; nothing was "
-            "revealed") from e
+            _("the vault's sealed {field} of {domain} record {record} does not open with its "
+              "holder's data key: it was changed or moved in the database; nothing was "
+              "revealed").format(field=field, domain=domain, record=repr(record_id))) from e
 
 
 class Keyring:
@@ -129,8 +130,9 @@ class Keyring:
             for holder, wrapped in self.store.select_by_ids(conn, k.holder, missing,
                                                             (k.holder, k.wrapped)):
                 if not isinstance(wrapped, bytes | bytearray | memoryview):
-                    raise IntegrityError(f"vault_keys.wrapped of {holder} is not bytes: the "
-                                         "vault was changed outside bfa")
+                    raise IntegrityError(_("vault_keys.wrapped of {holder} is not bytes: the "
+                                           "vault was changed outside bfa").format(
+                        holder=holder))
                 self._open[str(holder)] = AESGCM(self.vault_key.unwrap(str(holder),
                                                                        bytes(wrapped)))
                 found.append(str(holder))
@@ -177,10 +179,11 @@ class Keyring:
                 .where(v.subject == holder)).scalar()
             if latest is None or int(latest) < forgot:
                 raise IntegrityError(
-                    f"the vault holds a data key for {holder}, whose person was forgotten at "
-                    f"entry {forgot}, and no value sealed after that forget: the key was put "
-                    "back from an older copy of the database; nothing was ingested (run "
-                    "'bfa verify' and ask the ledger's owner)")
+                    _("the vault holds a data key for {holder}, whose person was forgotten at "
+                      "entry {seq}, and no value sealed after that forget: the key was put "
+                      "back from an older copy of the database; nothing was ingested (run "
+                      "'bfa verify' and ask the ledger's owner)").format(
+                        holder=holder, seq=forgot))
 
     def seal_rows(self, conn: Connection, rows: Sequence[tuple[Any, ...]]
                   ) -> list[tuple[Any, ...]]:

@@ -33,6 +33,7 @@ from ledger._merkle import (
 from ledger._note import Checkpoint, Verifier, open_checkpoint, parse_note
 from ledger._rotation import KeyChain, key_chain
 from ledger._store import Store
+from schemas import gettext, language
 
 ProgressFn = Callable[[int], None]
 _BATCH = 10_000
@@ -40,7 +41,11 @@ _BATCH = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing verification found wrong; ``seq`` is the first entry concerned."""
+    """One thing verification found wrong; ``seq`` is the first entry concerned.
+
+    ``message`` is English in every language: it is data (``bfa verify --json``, the
+    nightly's integrity break, whose evidence digest covers it), so the errors it quotes
+    are raised in English too (``schemas.language("en")``)."""
 
     code: str
     message: str
@@ -84,7 +89,8 @@ def _load_checkpoints(
     the rotation entry whose checkpoint the caller is about to sign with both keys."""
     out: list[_Cp] = []
     try:
-        chain = key_chain(conn, verifier, origin)
+        with language("en"):  # quoted in the problem's message
+            chain = key_chain(conn, verifier, origin)
     except IntegrityError as e:
         result.problems.append(Problem("key-rotation", str(e), None))
         return out, None
@@ -423,8 +429,8 @@ def _check(
         try:
             against_cp = open_checkpoint(against, chain.signers(_note_size(against)), origin)
         except FormatError as e:  # not a checkpoint at all: the wrong file, not tampering
-            raise FormatError(f"the auditor's checkpoint is not a signed checkpoint note: {e}"
-                              ) from e
+            raise FormatError(gettext("the auditor's checkpoint is not a signed checkpoint "
+                                      "note: {reason}").format(reason=e)) from e
         except BfaError as e:
             result.problems.append(Problem(
                 "against-signature", f"the auditor's checkpoint does not verify: {e}"))

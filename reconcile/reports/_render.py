@@ -300,8 +300,9 @@ def _when(value: object) -> str:
 @paused_gc
 def render_csv(report: Report, workflow: Mapping[str, Any] | None = None, *,
                bom: bool = True) -> str:
-    """One row per break, columns :data:`CSV_COLUMNS` (the header row translated, the cells
-    as the JSON has them: codes, English messages), RFC 4180 (CRLF, minimal quoting).
+    """One row per break, columns :data:`CSV_COLUMNS` (the header row and the message in
+    the reader's language, the other cells as the JSON has them: codes, amounts), RFC 4180
+    (CRLF, minimal quoting).
 
     ``records`` are joined by ``;``, ``amounts`` written ``role=amount;...``; ``status``
     is empty when the report carries no workflow status; the :data:`WORKFLOW_COLUMNS`
@@ -320,7 +321,7 @@ def render_csv(report: Report, workflow: Mapping[str, Any] | None = None, *,
             _cell(b.id), _cell(b.code), b.severity, _cell(status_of(b)),
             _cell(";".join(b.records)),
             _cell(";".join(f"{k}={v}" for k, v in b.amounts.items())),
-            _cell(b.field), _cell(b.message), money(risk_fen(b)),
+            _cell(b.field), _cell(b.text()), money(risk_fen(b)),
             *(_cell(_when(getattr(st, c, None)) if c in _TIMES else
                     str(getattr(st, c, None) or "")) for c in WORKFLOW_COLUMNS),
         ])
@@ -516,7 +517,7 @@ def _records(records: Iterable[str]) -> str:
 
 
 def _amounts(amounts: dict[str, str]) -> str:
-    return "<br>".join(f"{_e(k)}: {_e(_grouped(v))}" for k, v in amounts.items())
+    return "<br>".join(f"{_e(label('role', k))}: {_e(_grouped(v))}" for k, v in amounts.items())
 
 
 _BREAK_HEAD = (N_("id"), N_("code"), N_("severity"), N_("status"), N_("records"),

@@ -94,7 +94,9 @@ def _from_commands() -> Iterator[str]:
                 yield from walk(sub)
 
     yield from walk(bfa)
-    yield from ("Show this message and exit.", "Show the version and exit.", "Commands")
+    # click's words that reach its ``_`` as values, not literals
+    yield from ("Show this message and exit.", "Show the version and exit.", "Commands",
+                "required")
 
 
 def messages() -> list[Message]:

@@ -172,3 +172,49 @@ def test_every_help_in_chinese_fits_80_columns_and_is_chinese() -> None:
 def test_help_text_breaks_between_chinese_characters(text: str, width: int,
                                                      lines: list[str]) -> None:
     assert _i18n.fill(text, width) == lines
+
+
+@pytest.fixture(scope="module")
+def zh_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The whole demo, run by an officer who reads Chinese."""
+    out = tmp_path_factory.mktemp("zh") / "demo"
+    res = ok("--lang", "zh_CN", "demo", "--out", str(out), env={"COLUMNS": "80"})
+    return out, res.stdout
+
+
+def test_the_demo_reads_in_chinese(zh_demo: tuple[Path, str]) -> None:
+    _out, text = zh_demo
+    steps = [ln for ln in text.splitlines() if ln.startswith("== ")]
+    assert len(steps) >= 11 and all(HAN.search(ln) for ln in steps), steps
+    for said in ("差异", "风险金额", "重复支付", "校验", "证据包"):
+        assert said in text, said
+    assert "DUPLICATE_PAYMENT 重复支付" in text  # codes beside their names
+
+
+def test_json_is_the_same_in_both_languages(zh_demo: tuple[Path, str]) -> None:
+    out, _text = zh_demo
+    home = ["--home", str(out / ".bfa")]
+    for args in (["breaks", "list"], ["balance"]):
+        zh = ok("--lang", "zh_CN", *args, *home, "--json", code=(0, 1)).stdout
+        en = ok("--lang", "en", *args, *home, "--json", code=(0, 1)).stdout
+        assert zh == en, args
+    zh_report = json.loads(ok("--lang", "zh_CN", "reconcile", *home, "--json",
+                              code=(0, 1)).stdout)
+    en_report = json.loads(ok("--lang", "en", "reconcile", *home, "--json", code=(0, 1)).stdout)
+    assert zh_report["breaks"] == en_report["breaks"]
+    assert zh_report["summary"] == en_report["summary"]
+    assert all(b["message"].isascii() or "四性" in b["message"] for b in zh_report["breaks"])
+
+
+def test_reports_and_csv_in_chinese(zh_demo: tuple[Path, str], tmp_path: Path) -> None:
+    out, _text = zh_demo
+    home = ["--home", str(out / ".bfa")]
+    csv_zh = ok("--lang", "zh_CN", "reconcile", *home, "--csv", code=(0, 1)).stdout
+    head = csv_zh.lstrip("\ufeff").splitlines()[0]
+    assert HAN.search(head) and csv_zh.startswith("\ufeff")
+    page = tmp_path / "r.html"
+    ok("--lang", "zh_CN", "reconcile", *home, "--html", str(page), code=(0, 1))
+    html = page.read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in html and "差异" in html
+    ok("--lang", "en", "reconcile", *home, "--html", str(page), code=(0, 1))
+    assert '<html lang="en">' in page.read_text(encoding="utf-8")
