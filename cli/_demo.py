@@ -328,7 +328,8 @@ def run_demo(
     bad = Ledger(replace(led.home, db_url=f"sqlite:///{tampered.resolve()}"))
     res = bad.verify()
     for problem in res.problems:
-        say("   " + _("caught: [{code}] {message}").format(code=problem.code,
+        say("   " + _("caught: [{code}] {message}").format(code=code_label(problem.code,
+                                                                            "problem"),
                                                              message=problem.message))
     clean = led.verify().ok
     say("   " + _("'bfa verify' on the copy exits 3; the real ledger still verifies: {clean}")

@@ -448,8 +448,11 @@ def verify(home: str | None, db: str | None, as_json: bool, since_checkpoint: bo
                 entries=res.entries_checked, start=res.start,
                 checkpoints=res.checkpoints_checked))
     else:
+        from reconcile import code_label
+
         for p in res.problems:
-            click.echo(_("FAIL [{code}] {message}").format(code=p.code, message=p.message),
+            click.echo(_("FAIL [{code}] {message}").format(code=code_label(p.code, "problem"),
+                                                           message=p.message),
                        err=True)
     if not res.ok:
         raise click.exceptions.Exit(Exit.INTEGRITY)

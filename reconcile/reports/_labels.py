@@ -116,13 +116,30 @@ ACTIONS = {
 }
 """Actions of the workflow and of the access audit."""
 
+PROBLEMS = {
+    "against-signature": N_("the auditor's checkpoint does not verify"),
+    "chain-broken": N_("hash chain broken"),
+    "checkpoint-row": N_("stored checkpoint differs"),
+    "checkpoint-signature": N_("checkpoint signature does not verify"),
+    "derived-mismatch": N_("derived data differs from the entries"),
+    "entry-missing": N_("entry missing"),
+    "findings-mismatch": N_("stored findings differ"),
+    "ingest-unrecorded": N_("batch not recorded"),
+    "key-rotation": N_("key rotation not proven"),
+    "leaf-format": N_("entry malformed"),
+    "payload-changed": N_("record changed"),
+    "root-mismatch": N_("Merkle root differs"),
+    "workflow-mismatch": N_("break states differ from the ledger"),
+}
+"""The problems ``bfa verify`` reports (FORMAT.md §6.6), by code."""
+
 RETENTIONS = {"10y": N_("10 years"), "30y": N_("30 years"), "permanent": N_("permanent")}
 
 _TABLES: dict[str, dict[str, str]] = {
     "code": BREAK_CODES, "severity": SEVERITIES, "status": STATUSES,
     "fund_account": FUND_ACCOUNTS, "insurance": INSURANCES, "domain": DOMAINS, "kind": KINDS,
     "property": PROPERTIES, "role": ROLES, "reason": REASONS, "action": ACTIONS,
-    "retention": RETENTIONS,
+    "retention": RETENTIONS, "problem": PROBLEMS,
 }
 
 
@@ -138,10 +155,11 @@ def label(table: str, value: str | None) -> str:
     return gettext(name)
 
 
-def code_label(code: str) -> str:
-    """A break code beside its name in the current language (``DUPLICATE_PAYMENT 重复支付``);
-    the code alone in English, where the code is already words."""
-    name = BREAK_CODES.get(code)
+def code_label(code: str, table: str = "code") -> str:
+    """A break code (or another code of ``table``, a verification problem's say) beside its
+    name in the current language (``DUPLICATE_PAYMENT 重复支付``); the code alone in
+    English, where the code is already words."""
+    name = _TABLES[table].get(code)
     if name is None or current_language() == "en":
         return code
     return f"{code} {gettext(name)}"

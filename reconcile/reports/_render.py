@@ -199,14 +199,14 @@ def render_text(report: Report) -> str:
     for b in report.breaks:
         severities[b.severity] = severities.get(b.severity, 0) + 1
     if report.breaks:
-        lines.append(_("by severity: {counts}").format(counts=", ".join(
+        lines.append(_("by severity: {counts}").format(counts=_(", ").join(
             f"{label('severity', k)} {n}" for k, n in severities.items())))
     statuses: dict[str, int] = {}
     for b in report.breaks:
         if st := status_of(b):
             statuses[st] = statuses.get(st, 0) + 1
     if statuses:
-        lines.append(_("by status: {counts}").format(counts=", ".join(
+        lines.append(_("by status: {counts}").format(counts=_(", ").join(
             f"{label('status', k)} {n}" for k, n in sorted(statuses.items()))))
     if s.amount_at_risk_resolved != "0.00":
         totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount} (resolved: "
