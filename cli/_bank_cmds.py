@@ -209,7 +209,8 @@ def _account_text(a: AccountReconciliation) -> list[str]:
         head.append("  " + _("opening balance {amount} at the start of {day} (ledger entry "
                              "{seq})").format(amount=yuan(o.amount), day=o.day, seq=o.seq))
     if a.problem is not None:
-        return [*head, *_wrapped(_("NOT balanced: {problem}").format(problem=a.problem))]
+        return [*head, *_wrapped(_("NOT balanced: {problem}").format(
+            problem=a.problem_text()))]
     sums = {k: sum(i.amount for i in a.items[k]) for k in ITEM_KINDS}
     lines = [
         *head, "",
@@ -294,8 +295,8 @@ def archive_cmd(home: str | None, db: str | None, as_json: bool, user: str | Non
         for k in kept:
             acct = printable(k.bank_account)
             if k.problem is not None:
-                click.echo(_("{account}: not archived: {problem}").format(account=acct,
-                                                                         problem=k.problem))
+                click.echo(_("{account}: not archived: {problem}").format(
+                    account=acct, problem=k.problem_shown or k.problem))
                 continue
             if k.appended:
                 done = (_("{account}: archived as {id}") if k.balanced else

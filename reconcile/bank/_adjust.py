@@ -56,6 +56,7 @@ from reconcile.bank._records import DIRECTION_KINDS
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import refresh
 from reconcile.matching._units import fen, money
+from reconcile.reports._report import Msg, msg
 from schemas import N_
 from schemas import gettext as _
 
@@ -178,7 +179,17 @@ class AccountReconciliation:
     items: dict[str, list[Item]] = field(default_factory=lambda: {k: [] for k in ITEM_KINDS})
     unexplained: list[Item] = field(default_factory=list)
     problem: str | None = None
-    """Why the account cannot be reconciled, or None."""
+    """Why the account cannot be reconciled (in English, as ``--json`` has it), or None."""
+    problem_msg: Msg | None = None
+    """The same as a message people read (:meth:`problem_text`)."""
+
+    def why(self, m: Msg) -> None:
+        """The account cannot be reconciled, for the reason ``m``."""
+        self.problem, self.problem_msg = m.english(), m
+
+    def problem_text(self) -> str | None:
+        """Why it cannot be reconciled, in the reader's language."""
+        return self.problem_msg.text() if self.problem_msg is not None else self.problem
 
     @property
     def bank_account(self) -> str:
@@ -285,9 +296,11 @@ def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None
         if bank_account is not None and not known:  # no statement of it at all
             opening = _latest_opening([o for o in opens if o.bank_account == bank_account],
                                       as_of)
-            out.append(AccountReconciliation(
-                (bank_account,), fund_account, "", openings=(opening,) if opening else (),
-                problem=f"no statement of bank account {bank_account} was imported"))
+            rec = AccountReconciliation(
+                (bank_account,), fund_account, "", openings=(opening,) if opening else ())
+            rec.why(msg("no statement of bank account {account} was imported",
+                        account=bank_account))
+            out.append(rec)
     return BankReconciliation(as_of.isoformat(), out)
 
 
@@ -352,20 +365,20 @@ def _reconcile_unit(conn: Connection, accounts: Mapping[str, list[StoredStatemen
     if not missing_st:
         rec.bank = sum(st.closing or 0 for st in rec.statements)
     if fa is None:
-        rec.problem = (f"the statements of bank account {rec.bank_account} name no fund "
-                       "account (imported without --fund-account): its movements cannot "
-                       "be told")
+        rec.why(msg("the statements of bank account {account} name no fund account (imported "
+                    "without --fund-account): its movements cannot be told",
+                    account=rec.bank_account))
     elif missing_st:
-        rec.problem = (f"no statement of bank account {', '.join(missing_st)} with a "
-                       "closing balance on or before the day")
+        rec.why(msg("no statement of bank account {account} with a closing balance on or "
+                    "before the day", account=", ".join(missing_st)))
     elif missing_op:
-        rec.problem = (f"no opening balance recorded for bank account "
-                       f"{', '.join(missing_op)} on or before the day (bfa balance opening)")
+        rec.why(msg("no opening balance recorded for bank account {account} on or before the "
+                    "day (bfa balance opening)", account=", ".join(missing_op)))
     elif len(days) > 1:
-        rec.problem = (f"bank accounts {', '.join(names)} serve one fund account in one "
-                       "region and are reconciled together, but their opening balances "
-                       f"are for different days ({', '.join(sorted(days))}): record them "
-                       "for one day")
+        rec.why(msg("bank accounts {accounts} serve one fund account in one region and are "
+                    "reconciled together, but their opening balances are for different days "
+                    "({days}): record them for one day", accounts=", ".join(names),
+                    days=", ".join(sorted(days))))
     if rec.problem is not None or fa is None:
         return rec
     start_day = days.pop()
@@ -557,6 +570,8 @@ class Archived:
     """False: the same statement was archived before (the same bytes), or ``problem``."""
     balanced: bool
     problem: str | None = None
+    problem_shown: str | None = None
+    """``problem`` in the reader's language (not in ``to_json``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"bank_account": self.bank_account, "record_id": self.record_id,
@@ -581,7 +596,8 @@ def archive_statements(ledger: Ledger, rep: BankReconciliation, vouchers: Vouche
     out: list[Archived] = []
     for acct in rep.accounts:
         if acct.problem is not None or not acct.statements:
-            out.append(Archived(acct.bank_account, None, False, False, acct.problem))
+            out.append(Archived(acct.bank_account, None, False, False, acct.problem,
+                                acct.problem_text()))
             continue
         data = statement_csv(BankReconciliation(rep.as_of, [acct]),
                              archived=True).encode("utf-8")

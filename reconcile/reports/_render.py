@@ -609,7 +609,7 @@ def bank_section(bank: BankReconciliation) -> str:
     for a in bank.accounts:
         fund = label("fund_account", a.fund_account or "")
         verdict = (_("balanced") if a.balanced else
-                   _("NOT balanced: {problem}").format(problem=a.problem) if a.problem else
+                   _("NOT balanced: {problem}").format(problem=a.problem_text()) if a.problem else
                    _("NOT balanced: difference {difference}").format(
                        difference=_grouped(money(a.difference or 0))))
         sts = "".join(" · " + _e(_("statement {id}, closing {date}").format(
