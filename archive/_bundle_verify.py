@@ -69,8 +69,8 @@ from ledger import (
     verify_consistency,
     verify_inclusion,
 )
-from reconcile import RULESET_VERSION, Rules, rules_digest, run_reconcile
-from schemas import language
+from reconcile import RULESET_VERSION, Msg, Rules, msg, rules_digest, run_reconcile
+from schemas import N_, current_language, gettext, language
 
 SIGNATURE = "bundle.sig"
 FORMAT_NAME = "bfa-bundle/1"
@@ -84,6 +84,14 @@ _TAGS = frozenset({
 """The files a bundle may hold (FORMAT.md §12.1); anything else fails the bag check."""
 CHECKS = ("bag", "signature", "checkpoint", "entries", "vouchers", "disclosures", "closure",
           "consistency", "findings")
+CHECK_NAMES = {
+    "bag": N_("the bag check"), "signature": N_("the signature check"),
+    "checkpoint": N_("the checkpoint check"), "entries": N_("the entries check"),
+    "vouchers": N_("the vouchers check"), "disclosures": N_("the disclosures check"),
+    "closure": N_("the closure check"), "consistency": N_("the consistency check"),
+    "findings": N_("the findings check")}
+"""Each check's name for a reader (:meth:`Verdict.name`); the ids of :data:`CHECKS` are
+what programs and tests read, in every language."""
 
 RE_DERIVABLE = frozenset({"UNSETTLED_EVENT", "AMOUNT_MISMATCH", "LATE_SETTLEMENT",
                           "MISSING_VOUCHER"})
@@ -95,11 +103,21 @@ terminations, the ledger's control entries, statements)."""
 
 
 class BundleFailure(Exception):
-    """A check failed: what, in which file, at which entry."""
+    """A check failed: what (a message, or English text from elsewhere), in which file, at
+    which entry. ``reason`` is the English text."""
 
-    def __init__(self, reason: str, file: str | None = None, entry: int | None = None):
-        super().__init__(reason)
-        self.reason, self.file, self.entry = reason, file, entry
+    def __init__(self, reason: Msg | str, file: str | None = None, entry: int | None = None):
+        english = reason.english() if isinstance(reason, Msg) else reason
+        super().__init__(english)
+        self.reason, self.file, self.entry = english, file, entry
+        self.message = reason if isinstance(reason, Msg) else None
+
+
+@dataclass(frozen=True)
+class _Skip:
+    """What a check that had nothing to check returns: its verdict is "-" (None)."""
+
+    why: Msg
 
 
 @dataclass
@@ -108,8 +126,31 @@ class Verdict:
     ok: bool | None
     """None: not run (an earlier check failed, or nothing to check)."""
     detail: str = ""
+    """In English: what ``--json`` holds and programs compare."""
     file: str | None = None
     entry: int | None = None
+    detail_msg: Msg | None = field(default=None, repr=False, compare=False)
+    """The detail's template and parameters (None: text from elsewhere, English only)."""
+
+    @classmethod
+    def of(cls, check: str, ok: bool | None, detail: Msg | str, file: str | None = None,
+           entry: int | None = None) -> Verdict:
+        """A verdict whose detail is a message (kept beside its English) or plain text."""
+        if isinstance(detail, Msg):
+            return cls(check, ok, detail.english(), file, entry, detail)
+        return cls(check, ok, detail, file, entry)
+
+    def text(self) -> str:
+        """The detail in the current language (``detail`` when it has no template)."""
+        return self.detail if self.detail_msg is None else self.detail_msg.text()
+
+    def name(self) -> str:
+        """The check for a reader: its id, and beside it its name in the current language
+        (``bag 包``); the id alone in English."""
+        name = CHECK_NAMES.get(self.check)
+        if name is None or current_language() == "en":
+            return self.check
+        return f"{self.check} {gettext(name)}"
 
     def to_json(self) -> dict[str, Any]:
         return {"check": self.check, "ok": self.ok, "detail": self.detail, "file": self.file,

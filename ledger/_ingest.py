@@ -40,7 +40,7 @@ from ledger._identity import Actor
 from ledger._privacy import Pseudonymizer
 from ledger._store import Store
 from ledger._vault import Keyring, VaultKey
-from schemas import N_, language, parse_record, record_payload
+from schemas import N_, current_language, language, parse_record, record_payload
 from schemas import gettext as _
 
 MAX_REPORTED = 100
@@ -126,6 +126,69 @@ class RejectSink(Protocol):
 ProgressFn = Callable[[int], None]
 
 
+_SHOWN: dict[str, str] = {
+    "missing": N_("is required"),
+    "extra_forbidden": N_("is not a member of this record type"),
+    "string_type": N_("must be a string"),
+    "int_type": N_("must be an integer"),
+    "bool_type": N_("must be true or false"),
+    "list_type": N_("must be an array"),
+    "dict_type": N_("must be an object"),
+    "model_type": N_("must be an object"),
+    "model_attributes_type": N_("must be an object"),
+    "literal_error": N_("must be one of {expected}"),
+    "enum": N_("must be one of {expected}"),
+    "string_pattern_mismatch": N_("does not have the form the interchange requires"),
+    "string_too_short": N_("is too short"),
+    "string_too_long": N_("is too long"),
+    "too_short": N_("has too few items"),
+    "too_long": N_("has too many items"),
+    "money_type": N_('money must be a string like "3456.78"'),
+    "money_format": N_("money must have exactly two fraction digits and at most 15 integer "
+                       "digits, without leading zeros or '+', like \"3456.78\""),
+    "money_not_positive": N_("amount must be greater than 0.00"),
+    "money_signed": N_("amount must not be negative (its direction says which way)"),
+    "timestamp_type": N_('timestamp must be a string like "2026-03-01T09:30:00+08:00"'),
+    "timestamp_naive": N_("timestamp has no UTC offset; RFC 3339 requires one, like "
+                          '"2026-03-01T09:30:00+08:00"'),
+    "timestamp_format": N_('timestamp must be RFC 3339 with an offset, like '
+                           '"2026-03-01T09:30:00+08:00"'),
+    "timestamp_value": N_("timestamp is not a real date and time: {reason}"),
+    "date_format": N_('date must be "YYYY-MM-DD", like "2026-03-01"'),
+    "date_value": N_("date is not a real calendar date: {reason}"),
+    "path_type": N_("file must be a string path"),
+    "path_backslash": N_('file must use "/" separators, not "\\"'),
+    "path_chars": N_("file must be 1 to 1024 characters without control characters"),
+    "path_absolute": N_('file must be a relative path, not start with "/"'),
+    "path_segment": N_('file must not contain empty, "." or ".." path segments'),
+    "corrects_self": N_("corrects must name an earlier record, not the record itself"),
+    "withdrawn_without_corrects": N_("a withdrawal corrects the record it withdraws"),
+    "allocations_empty": N_("allocations must not be empty; omit the field instead"),
+    "allocations_total": N_("allocations add up to more than 999999999999999.99, the "
+                            "largest amount"),
+    "sweep_same_account": N_("a sweep must move money between two different accounts"),
+    "entries_empty": N_("entries must not be empty; omit the field"),
+    "refs_empty": N_("refs must name at least one record"),
+    "refs_duplicate": N_("refs must not name the same record twice"),
+}
+"""What a validation error of each type says to a reader of another language than English
+(pydantic's own words, and ours in schemas, are English; the reject file keeps them)."""
+
+
+def _shown(first: Any) -> str:
+    """The error's message in the reader's language: :data:`_SHOWN`'s words for its type
+    with its context filled in; pydantic's English when the type has none here."""
+    english = str(first["msg"])
+    template = _SHOWN.get(str(first["type"]))
+    if template is None or current_language() == "en":  # English: pydantic's own words
+        return english
+    ctx = {str(k): str(v) for k, v in dict(first.get("ctx") or {}).items()}
+    try:
+        return _(template).format_map(ctx)
+    except (KeyError, IndexError, ValueError):
+        return english
+
+
 def _field_of(err: ValidationError) -> tuple[str, str, str]:
     """The field path of the first error, and its message in English (the reject file's)
     and in the reader's language (pydantic's own messages stay English)."""
@@ -144,7 +207,7 @@ def _field_of(err: ValidationError) -> tuple[str, str, str]:
     path = ""
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "record", str(first["msg"]), str(first["msg"])
+    return path or "record", str(first["msg"]), _shown(first)
 
 
 class Ingester:

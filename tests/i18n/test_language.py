@@ -218,3 +218,22 @@ def test_reports_and_csv_in_chinese(zh_demo: tuple[Path, str], tmp_path: Path) -
     assert '<html lang="zh-CN">' in html and "差异" in html
     ok("--lang", "en", "reconcile", *home, "--html", str(page), code=(0, 1))
     assert '<html lang="en">' in page.read_text(encoding="utf-8")
+
+
+def test_a_refused_line_is_said_in_chinese_and_rejected_in_english(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    ok("init", *h(home), "--origin", "agency.example/1")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({
+        "type": "business.benefit_payment", "id": "X1", "region": "440100",
+        "occurred_at": "2026-11-01T10:00:00+08:00", "person_id": "110101199001011234",
+        "insurance": "pension", "period": "2026-11", "amount": 3456.78,
+        "account": "6222"}) + "\n", encoding="utf-8")
+    res = invoke("--lang", "zh_CN", "ingest", *h(home), str(bad))
+    assert res.exit_code == 2, res.output
+    assert "金额须为字符串" in res.stderr and "bad.jsonl:1: amount" in res.stderr
+    rej = tmp_path / "rej.jsonl"
+    res = invoke("--lang", "zh_CN", "ingest", *h(home), str(bad), "--reject-file", str(rej))
+    assert res.exit_code == 1 and "拒收" in res.output, res.output
+    reason = json.loads(rej.read_text(encoding="utf-8").splitlines()[0])["reason"]
+    assert reason == 'money must be a string like "3456.78", not a number'
