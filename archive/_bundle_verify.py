@@ -163,7 +163,19 @@ class BundleReport:
 
     verdicts: list[Verdict] = field(default_factory=list)
     not_rederivable: list[dict[str, Any]] = field(default_factory=list)
+    """``{"id", "code", "why"}``, ``why`` in English (``--json``)."""
     claims: dict[str, Any] = field(default_factory=dict)
+    why_msgs: list[Msg] = field(default_factory=list, repr=False, compare=False)
+    """Each ``why`` of :attr:`not_rederivable` as its message, in the same order."""
+
+    def not_rederivable_here(self, bid: str, code: str, why: Msg) -> None:
+        self.not_rederivable.append({"id": bid, "code": code, "why": why.english()})
+        self.why_msgs.append(why)
+
+    def why_text(self, i: int) -> str:
+        """The ``why`` of ``not_rederivable[i]`` in the current language."""
+        return self.why_msgs[i].text() if i < len(self.why_msgs) else str(
+            self.not_rederivable[i]["why"])
 
     @property
     def ok(self) -> bool:
@@ -184,9 +196,9 @@ def _read_json(root: Path, rel: str) -> Any:
     try:
         return json.loads((root / rel).read_text("utf-8"))
     except FileNotFoundError as e:
-        raise BundleFailure("missing", rel) from e
+        raise BundleFailure(msg("missing"), rel) from e
     except (UnicodeDecodeError, ValueError) as e:
-        raise BundleFailure(f"not JSON: {e}", rel) from e
+        raise BundleFailure(msg("not JSON: {error}", error=e), rel) from e
 
 
 def signed_text(root: Path, bundle_id: str) -> str:
@@ -206,25 +218,27 @@ def _text(root: Path, rel: str) -> str:
     try:
         return (root / rel).read_bytes().decode("utf-8")
     except FileNotFoundError as e:
-        raise BundleFailure("missing", rel) from e
+        raise BundleFailure(msg("missing"), rel) from e
     except UnicodeDecodeError as e:
-        raise BundleFailure(f"not UTF-8 text ({e.reason} at byte {e.start})", rel) from e
+        raise BundleFailure(msg("not UTF-8 text ({error} at byte {byte})", error=e.reason,
+                                byte=e.start), rel) from e
     except OSError as e:
-        raise BundleFailure(f"cannot be read: {e.strerror}", rel) from e
+        raise BundleFailure(msg("cannot be read: {error}", error=e.strerror), rel) from e
 
 
 def _jsonl(root: Path, rel: str) -> Iterator[tuple[int, dict[str, Any]]]:
     path = root / rel
     if not path.is_file():
-        raise BundleFailure("missing", rel)
+        raise BundleFailure(msg("missing"), rel)
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             try:
                 obj = json.loads(raw)
             except ValueError as e:
-                raise BundleFailure(f"line {n} is not JSON: {e}", rel) from e
+                raise BundleFailure(msg("line {line} is not JSON: {error}", line=n, error=e),
+                                    rel) from e
             if not isinstance(obj, dict):
-                raise BundleFailure(f"line {n} is not a JSON object", rel)
+                raise BundleFailure(msg("line {line} is not a JSON object", line=n), rel)
             yield n, obj
 
 
@@ -244,7 +258,7 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
     # verdicts are data (``--json``): an error's words copied into one stay English
     with tempfile.TemporaryDirectory(prefix="bfa-bundle-") as tmp, language("en"):
         ctx = _Context(root, key, exporter_key, Path(tmp), report, progress)
-        steps: list[tuple[str, Callable[[], str]]] = [
+        steps: list[tuple[str, _Step]] = [
             ("bag", ctx.bag), ("signature", ctx.signature), ("checkpoint", ctx.checkpoint),
             ("entries", ctx.entries), ("vouchers", ctx.vouchers),
             ("disclosures", ctx.disclosures), ("closure", ctx.closure),
@@ -265,23 +279,27 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
     return report
 
 
+_Step = Callable[[], Msg | _Skip]
+"""A check: what it found when it passed, :class:`_Skip` when there was nothing to check;
+it raises :class:`BundleFailure` when it fails."""
+
 _FATAL = ("bag", "signature", "checkpoint", "entries")
 """Checks after whose failure the others are not run: they would judge unproven bytes."""
 
 
-def _run(steps: list[tuple[str, Callable[[], str]]], report: BundleReport, root: Path) -> None:
+def _run(steps: list[tuple[str, _Step]], report: BundleReport, root: Path) -> None:
     failed = False
     for name, step in steps:
         if failed:
-            report.verdicts.append(Verdict(name, None, "not checked: an earlier check "
-                                                         "failed"))
+            report.verdicts.append(_not_checked(name))
             continue
         try:
             detail = step()
-            report.verdicts.append(Verdict(name, None if detail.startswith("-") else True,
-                                           detail.lstrip("- ")))
+            report.verdicts.append(Verdict.of(name, None, detail.why) if isinstance(
+                detail, _Skip) else Verdict.of(name, True, detail))
         except BundleFailure as e:
-            report.verdicts.append(Verdict(name, False, e.reason, e.file, e.entry))
+            report.verdicts.append(Verdict.of(name, False, e.message or e.reason, e.file,
+                                              e.entry))
             failed = name in _FATAL
         except (OSError, UnicodeError, ValueError, TypeError, KeyError, AttributeError,
                 BfaError) as e:  # a file the signed manifests hold, malformed
@@ -293,7 +311,12 @@ def _malformed(name: str, e: Exception, root: Path) -> Verdict:
     where = getattr(e, "filename", None)
     rel = (str(Path(where).relative_to(root)) if where and Path(where).is_relative_to(root)
            else None)
-    return Verdict(name, False, f"malformed or missing: {type(e).__name__}: {e}", rel)
+    return Verdict.of(name, False, msg("malformed or missing: {error_type}: {error}",
+                                       error_type=type(e).__name__, error=e), rel)
+
+
+def _not_checked(name: str) -> Verdict:
+    return Verdict.of(name, None, msg("not checked: an earlier check failed"))
 
 
 def _settle_bag(report: BundleReport, hashing: Future[Verdict]) -> None:
@@ -301,18 +324,17 @@ def _settle_bag(report: BundleReport, hashing: Future[Verdict]) -> None:
     try:
         verdict = hashing.result()
     except BrokenProcessPool as e:  # the child died (killed, out of memory)
-        verdict = Verdict("bag", False, f"could not be checked: the hashing process "
-                                        f"stopped ({e})")
+        verdict = Verdict.of("bag", False, msg("could not be checked: the hashing process "
+                                               "stopped ({error})", error=e))
     first = report.verdicts[0]
     if verdict.ok is False or first.ok is False:
         report.verdicts[0] = verdict if verdict.ok is False else first
         if verdict.ok is False:  # claims of a bag that is not whole are not shown
             report.claims = {}
         for i in range(1, len(report.verdicts)):
-            report.verdicts[i] = Verdict(report.verdicts[i].check, None,
-                                         "not checked: an earlier check failed")
+            report.verdicts[i] = _not_checked(report.verdicts[i].check)
     else:
-        first.detail = verdict.detail
+        first.detail, first.detail_msg = verdict.detail, verdict.detail_msg
 
 
 def _bag_files(root: Path, progress: Callable[[int], None] | None = None) -> Verdict:
@@ -323,19 +345,20 @@ def _bag_files(root: Path, progress: Callable[[int], None] | None = None) -> Ver
                        on_progress=progress)
         for path in bag.payload:
             if not _PAYLOAD.fullmatch(path):
-                raise BundleFailure("is no entry leaf or voucher file of a bundle (FORMAT.md "
-                                    "§12.1)", path)
+                raise BundleFailure(msg("is no entry leaf or voucher file of a bundle "
+                                        "(FORMAT.md §12.1)"), path)
         for path in bag.tag_files:
             if not (_TAG.fullmatch(path) or path in _TAGS):
-                raise BundleFailure("is no file of a bundle's layout (FORMAT.md §12.1)", path)
-    except BagError as e:
+                raise BundleFailure(msg("is no file of a bundle's layout (FORMAT.md §12.1)"),
+                                    path)
+    except BagError as e:  # its reason is English text of the BagIt reader
         return Verdict("bag", False, e.reason, e.file)
     except BundleFailure as e:
-        return Verdict("bag", False, e.reason, e.file)
+        return Verdict.of("bag", False, e.message or e.reason, e.file)
     except (OSError, UnicodeError, ValueError) as e:
         return _malformed("bag", e, root)
-    return Verdict("bag", True, f"{bag.payload_count} payload file(s), {bag.payload_octets} "
-                                "bytes, all listed")
+    return Verdict.of("bag", True, msg("{files} payload file(s), {octets} bytes, all listed",
+                                       files=bag.payload_count, octets=bag.payload_octets))
 
 
 class _Context:
@@ -351,61 +374,67 @@ class _Context:
         self.hashing: Future[Verdict] | None = None
 
     # -- bag, signature, checkpoint ------------------------------------------------------
-    def bag(self) -> str:
+    def bag(self) -> Msg:
         if not self.root.is_dir():
-            raise BundleFailure("not a directory", str(self.root))
-        detail = "hashing in a child process"  # its verdict replaces this one
+            raise BundleFailure(msg("not a directory"), str(self.root))
+        detail = msg("hashing in a child process")  # its verdict replaces this one
         if self.hashing is None:
             verdict = _bag_files(self.root, self.progress)
             if not verdict.ok:
-                raise BundleFailure(verdict.detail, verdict.file)
-            detail = verdict.detail
+                raise BundleFailure(verdict.detail_msg or verdict.detail, verdict.file)
+            assert verdict.detail_msg is not None
+            detail = verdict.detail_msg
         claims = _read_json(self.root, "bfa/bundle.json")
         if not isinstance(claims, dict) or claims.get("format") != "bfa-bundle/1":
-            raise BundleFailure("not a bfa-bundle/1 claims file", "bfa/bundle.json")
+            raise BundleFailure(msg("not a bfa-bundle/1 claims file"), "bfa/bundle.json")
         self.claims = claims
         self.report.claims = claims
         return detail
 
-    def signature(self) -> str:
+    def signature(self) -> Msg:
         sig = self.root / SIGNATURE
         if not sig.is_file():
-            raise BundleFailure("missing: the bundle is not signed", SIGNATURE)
+            raise BundleFailure(msg("missing: the bundle is not signed"), SIGNATURE)
         try:
             claimed = Verifier.from_text(_text(self.root, "bfa/exporter.key").strip())
         except (BfaError, ValueError) as e:
-            raise BundleFailure(f"not a verifier key: {e}", "bfa/exporter.key") from e
+            raise BundleFailure(msg("not a verifier key: {error}", error=e),
+                                "bfa/exporter.key") from e
         if self.exporter is not None and self.exporter.to_text() != claimed.to_text():
-            raise BundleFailure(f"the bundle names exporter key {claimed.name!r}, not the "
-                                f"one given ({self.exporter.name!r})", "bfa/exporter.key")
+            raise BundleFailure(msg("the bundle names exporter key {named}, not the one given "
+                                    "({given})", named=repr(claimed.name),
+                                    given=repr(self.exporter.name)), "bfa/exporter.key")
         try:
             signed = open_note(_text(self.root, SIGNATURE), [claimed])
         except BfaError as e:
-            raise BundleFailure(f"signature does not verify: {e}", SIGNATURE) from e
+            raise BundleFailure(msg("signature does not verify: {error}", error=e),
+                                SIGNATURE) from e
         if signed != signed_text(self.root, str(self.claims.get("id"))):
-            raise BundleFailure("signs another bundle id or other tag manifests than these",
-                                SIGNATURE)
-        who = "pinned" if self.exporter is not None else "named in the bundle"
-        return f"tag manifests signed by exporter key {claimed.name} ({who})"
+            raise BundleFailure(msg("signs another bundle id or other tag manifests than "
+                                    "these"), SIGNATURE)
+        if self.exporter is not None:
+            return msg("tag manifests signed by exporter key {key} (pinned)", key=claimed.name)
+        return msg("tag manifests signed by exporter key {key} (named in the bundle)",
+                   key=claimed.name)
 
-    def checkpoint(self) -> str:
+    def checkpoint(self) -> Msg:
         rel = "bfa/checkpoint.note"
         self.note = _text(self.root, rel)
         self._note_tail = b"\n" + self.note.encode("utf-8")
         try:
             self.cp = open_checkpoint(self.note, [self.key], str(self.claims.get("origin")))
         except BfaError as e:
-            raise BundleFailure(f"not signed by the verifier key given "
-                                f"({self.key.name}): {e}", rel) from e
+            raise BundleFailure(msg("not signed by the verifier key given ({key}): {error}",
+                                    key=self.key.name, error=e), rel) from e
         stated = self.claims.get("checkpoint") or {}
         if stated.get("size") != self.cp.size or stated.get("root") != base64.b64encode(
                 self.cp.root).decode():
-            raise BundleFailure("bfa/bundle.json states another size or root than the "
-                                "signed checkpoint", "bfa/bundle.json")
-        return f"size {self.cp.size}, signed by {self.key.name}"
+            raise BundleFailure(msg("bfa/bundle.json states another size or root than the "
+                                    "signed checkpoint"), "bfa/bundle.json")
+        return msg("size {size}, signed by {key}", size=self.cp.size, key=self.key.name)
 
     # -- entries --------------------------------------------------------------------------
-    def entries(self) -> str:
+    def entries(self) -> Msg:
         assert self.cp is not None
         cp = self.cp
         self.ledger = scratch_ledger(self.tmp, str(self.claims.get("origin")))
@@ -432,68 +461,80 @@ class _Context:
         except BundleFailure:
             raise
         except Exception as e:  # a seq or (id, domain) twice: the scratch ledger's keys
-            raise BundleFailure(f"an entry is listed twice ({type(e).__name__})",
-                                "bfa/entries.jsonl") from e
-        for folder, what in (("data/entries", "leaf"), ("bfa/proofs", "proof")):
+            raise BundleFailure(msg("an entry is listed twice ({error_type})",
+                                    error_type=type(e).__name__), "bfa/entries.jsonl") from e
+        for folder in ("data/entries", "bfa/proofs"):
             path = self.root / folder
             on_disk = sum(1 for _ in path.iterdir()) if path.is_dir() else 0
-            if on_disk != n:
-                raise BundleFailure(f"{on_disk} {what} file(s) under {folder} but {n} "
-                                    "entries listed", "bfa/entries.jsonl")
+            if on_disk == n:
+                continue
+            if folder == "data/entries":
+                raise BundleFailure(msg("{count} leaf file(s) under {folder} but {listed} "
+                                        "entries listed", count=on_disk, folder=folder,
+                                        listed=n), "bfa/entries.jsonl")
+            raise BundleFailure(msg("{count} proof file(s) under {folder} but {listed} "
+                                    "entries listed", count=on_disk, folder=folder, listed=n),
+                                "bfa/entries.jsonl")
         self._count("entries", n)
         self._count("scoped", counts.get("scope", 0))
-        return (f"{n} entries proven into the checkpoint of size {cp.size} "
-                f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})")
+        return msg("{count} entries proven into the checkpoint of size {size} ({roles})",
+                   count=n, size=cp.size,
+                   roles=", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
     def _count(self, what: str, n: int) -> None:
         stated = (self.claims.get("counts") or {}).get(what)
         if stated != n:
-            raise BundleFailure(f"says {stated} {what}, the bundle has {n}", "bfa/bundle.json")
+            raise BundleFailure(msg("says {stated} {what}, the bundle has {count}",
+                                    stated=stated, what=what, count=n), "bfa/bundle.json")
 
     def _entry(self, n: int, line: Mapping[str, Any], cp: Checkpoint
                ) -> tuple[int, str, str, str, bytes, bytes]:
         rel = "bfa/entries.jsonl"
         seq = line.get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise BundleFailure(f"line {n}: seq must be an integer", rel)
+            raise BundleFailure(msg("line {line}: seq must be an integer", line=n), rel)
         if line.get("role") not in ("scope", "closure", "history"):
-            raise BundleFailure(f"line {n}: unknown role {line.get('role')!r}", rel, seq)
+            raise BundleFailure(msg("line {line}: unknown role {role}", line=n,
+                                    role=repr(line.get("role"))), rel, seq)
         leaf_rel = f"data/entries/{seq}.leaf"
         try:
             leaf = (self.root / leaf_rel).read_bytes()
         except FileNotFoundError as e:
-            raise BundleFailure("missing", leaf_rel, seq) from e
+            raise BundleFailure(msg("missing"), leaf_rel, seq) from e
         try:
             entry = decode_leaf(leaf)
         except FormatError as e:
-            raise BundleFailure(f"not a leaf input: {e}", leaf_rel, seq) from e
+            raise BundleFailure(msg("not a leaf input: {error}", error=e), leaf_rel,
+                                seq) from e
         h = entry_hash(leaf)
         if entry.seq != seq:
-            raise BundleFailure(f"the leaf says it is entry {entry.seq}", leaf_rel, seq)
+            raise BundleFailure(msg("the leaf says it is entry {seq}", seq=entry.seq), leaf_rel,
+                                seq)
         if (line.get("domain"), line.get("kind"), line.get("id")) != (
                 entry.domain, entry.kind, entry.record_id) or line.get("hash") != h.hex():
-            raise BundleFailure(f"line {n} names another record or hash than the leaf holds",
-                                rel, seq)
+            raise BundleFailure(msg("line {line} names another record or hash than the leaf "
+                                    "holds", line=n), rel, seq)
         proof_rel = f"bfa/proofs/{seq}.tlog-proof"
         try:
             raw = (self.root / proof_rel).read_bytes()
         except FileNotFoundError as e:
-            raise BundleFailure("missing", proof_rel, seq) from e
+            raise BundleFailure(msg("missing"), proof_rel, seq) from e
         path = self._exact_proof(raw, seq, leaf)
         if path is None:  # not the one spelling the exporter writes: parse it strictly
             try:
                 proof = TLogProof.parse(raw.decode("utf-8"))
             except (FormatError, UnicodeDecodeError) as e:
-                raise BundleFailure(f"not a tlog-proof: {e}", proof_rel, seq) from e
+                raise BundleFailure(msg("not a tlog-proof: {error}", error=e), proof_rel,
+                                    seq) from e
             if proof.index != seq or proof.extra != leaf or proof.checkpoint != self.note:
-                raise BundleFailure("proves another entry, leaf or checkpoint than the "
-                                    "bundle's", proof_rel, seq)
+                raise BundleFailure(msg("proves another entry, leaf or checkpoint than the "
+                                        "bundle's"), proof_rel, seq)
             path = proof.hashes
         try:
             verify_inclusion(h, seq, cp.size, path, cp.root)
         except BfaError as e:
-            raise BundleFailure(f"does not prove the entry into the checkpoint: {e}",
-                                proof_rel, seq) from e
+            raise BundleFailure(msg("does not prove the entry into the checkpoint: {error}",
+                                    error=e), proof_rel, seq) from e
         if self.progress is not None:
             self.progress(len(leaf))
         return seq, entry.domain, entry.kind, entry.record_id, leaf, h
@@ -541,16 +582,16 @@ class _Context:
                 e.record_id.in_(sorted(ids)), e.domain != "control")).scalars()}
 
     # -- vouchers, disclosures, closure ----------------------------------------------------
-    def vouchers(self) -> str:
+    def vouchers(self) -> Msg:
         listed: dict[str, tuple[int, list[str]]] = {}
         for n, line in _jsonl(self.root, "bfa/vouchers.jsonl"):
             sha, size, records = line.get("sha256"), line.get("size"), line.get("records")
             if not (isinstance(sha, str) and isinstance(size, int) and isinstance(records, list)):
-                raise BundleFailure(f"line {n}: needs sha256 (text), size (an integer) and "
-                                    "records (a list)", "bfa/vouchers.jsonl")
+                raise BundleFailure(msg("line {line}: needs sha256 (text), size (an integer) "
+                                        "and records (a list)", line=n), "bfa/vouchers.jsonl")
             if sha in listed:
-                raise BundleFailure(f"line {n}: lists file {sha[:16]}… a second time",
-                                    "bfa/vouchers.jsonl")
+                raise BundleFailure(msg("line {line}: lists file {sha}… a second time", line=n,
+                                        sha=sha[:16]), "bfa/vouchers.jsonl")
             listed[sha] = (size, sorted(map(str, records)))
             if n > 10_000_000:
                 break
@@ -560,45 +601,47 @@ class _Context:
             rel = f"data/vouchers/{sha}"
             path = self.root / rel
             if not path.is_file():
-                raise BundleFailure(f"the file of voucher {rec.get('id')!r} is missing", rel,
-                                    seq)
+                raise BundleFailure(msg("the file of voucher {voucher} is missing",
+                                        voucher=repr(rec.get("id"))), rel, seq)
             if sha not in seen:
                 with path.open("rb") as f:
                     digest = hashlib.file_digest(f, "sha256").hexdigest()
                     size = f.tell()
                 if digest != sha or size != int(rec.get("size", -1)):
-                    raise BundleFailure(f"the file of voucher {rec.get('id')!r} does not "
-                                        "hash to its record's sha256 and size", rel, seq)
+                    raise BundleFailure(msg("the file of voucher {voucher} does not hash to "
+                                            "its record's sha256 and size",
+                                            voucher=repr(rec.get("id"))), rel, seq)
             seen.setdefault(sha, []).append(str(rec.get("id")))
         folder = self.root / "data" / "vouchers"
         extra = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
         stray = [x for x in extra if x not in seen]
         if stray:
-            raise BundleFailure("a file no voucher record of the bundle names",
+            raise BundleFailure(msg("a file no voucher record of the bundle names"),
                                 f"data/vouchers/{stray[0]}")
         for sha, ids in seen.items():
             if listed.get(sha, (0, []))[1] != sorted(ids):
-                raise BundleFailure(f"lists other records for file {sha[:16]}… than the "
-                                    "bundle's voucher records", "bfa/vouchers.jsonl")
+                raise BundleFailure(msg("lists other records for file {sha}… than the bundle's "
+                                        "voucher records", sha=sha[:16]), "bfa/vouchers.jsonl")
             if listed[sha][0] != (self.root / "data" / "vouchers" / sha).stat().st_size:
-                raise BundleFailure(f"gives another size for file {sha[:16]}… than it has",
-                                    "bfa/vouchers.jsonl")
+                raise BundleFailure(msg("gives another size for file {sha}… than it has",
+                                        sha=sha[:16]), "bfa/vouchers.jsonl")
         if len(listed) != len(seen):
-            raise BundleFailure("lists a file no voucher record of the bundle names",
+            raise BundleFailure(msg("lists a file no voucher record of the bundle names"),
                                 "bfa/vouchers.jsonl")
         self._count("vouchers", len(seen))
-        return f"{len(seen)} voucher file(s) match their records"
+        return msg("{count} voucher file(s) match their records", count=len(seen))
 
-    def disclosures(self) -> str:
+    def disclosures(self) -> Msg | _Skip:
         rel = "bfa/disclosures.jsonl"
         if not (self.root / rel).is_file():
             if self.claims.get("disclosure"):
-                raise BundleFailure("missing, although bfa/bundle.json states a disclosure",
-                                    rel)
+                raise BundleFailure(msg("missing, although bfa/bundle.json states a "
+                                        "disclosure"), rel)
             self._count("disclosed", 0)
-            return "- none (personal data only as pseudonyms)"
+            return _Skip(msg("none (personal data only as pseudonyms)"))
         if not self.claims.get("disclosure"):
-            raise BundleFailure("present, although bfa/bundle.json states no disclosure", rel)
+            raise BundleFailure(msg("present, although bfa/bundle.json states no disclosure"),
+                                rel)
         assert self.ledger is not None
         n = 0
         e = entries.c
@@ -607,36 +650,42 @@ class _Context:
             with self.ledger.store.reader(snapshot=False) as conn:
                 leaf = conn.execute(select(e.leaf).where(e.seq == seq)).scalar()
             if leaf is None:
-                raise BundleFailure(f"line {n}: entry {seq} is not in the bundle", rel)
+                raise BundleFailure(msg("line {line}: entry {seq} is not in the bundle",
+                                        line=n, seq=seq), rel)
             entry = decode_leaf(bytes(leaf))
             if (line.get("id"), line.get("domain")) != (entry.record_id, entry.domain):
-                raise BundleFailure(f"line {n}: names {line.get('domain')}:{line.get('id')}, "
-                                    f"but entry {seq} holds {entry.domain}:{entry.record_id}",
+                named = f"{line.get('domain')}:{line.get('id')}"
+                held = f"{entry.domain}:{entry.record_id}"
+                raise BundleFailure(msg("line {line}: names {named}, but entry {seq} holds "
+                                        "{held}", line=n, named=named, seq=seq, held=held),
                                     rel, int(seq) if isinstance(seq, int) else None)
             rec = entry.record
             fld, value = str(line.get("field")), line.get("value")
             fields = (self.claims.get("disclosure") or {}).get("fields")
             if not isinstance(fields, list) or fld not in fields:
-                raise BundleFailure(f"line {n}: discloses {fld}, which bfa/bundle.json's "
-                                    "disclosure does not name", rel)
+                raise BundleFailure(msg("line {line}: discloses {field}, which "
+                                        "bfa/bundle.json's disclosure does not name", line=n,
+                                        field=fld), rel)
             want = (rec.get("_commitments") or {}).get(fld)
             try:
                 salt = bytes.fromhex(str(line.get("salt")))
             except ValueError as err:
-                raise BundleFailure(f"line {n}: salt is not hex", rel, seq) from err
+                raise BundleFailure(msg("line {line}: salt is not hex", line=n), rel,
+                                    seq) from err
             if not isinstance(value, str) or want is None or commitment(salt, value) != want:
-                raise BundleFailure(f"line {n}: the disclosed {fld} does not open the "
-                                    "entry's commitment", rel, int(seq) if isinstance(
-                                        seq, int) else None)
+                raise BundleFailure(msg("line {line}: the disclosed {field} does not open the "
+                                        "entry's commitment", line=n, field=fld),
+                                    rel, int(seq) if isinstance(seq, int) else None)
         self._count("disclosed", n)
-        return f"{n} disclosed value(s) open their commitments"
+        return msg("{count} disclosed value(s) open their commitments", count=n)
 
-    def closure(self) -> str:
+    def closure(self) -> Msg:
         scope = self.claims.get("scope") or {}
         for rid in scope.get("records") or ():
             if not self._scoped(str(rid)):
-                raise BundleFailure(f"the scope names record {rid!r}, which no scope entry "
-                                    "of the bundle holds", "bfa/bundle.json")
+                raise BundleFailure(msg("the scope names record {record}, which no scope entry "
+                                        "of the bundle holds", record=repr(rid)),
+                                    "bfa/bundle.json")
         checked = 0
         pending: list[tuple[int, str, str]] = []  # (seq, record id, id it names)
 
@@ -644,8 +693,9 @@ class _Context:
             held = self._held({rid for _q, _r, rid in pending})
             for seq, owner, rid in pending:
                 if rid not in held:
-                    raise BundleFailure(f"record {owner!r} names {rid!r}, which the bundle "
-                                        "does not hold", f"data/entries/{seq}.leaf", seq)
+                    raise BundleFailure(msg("record {owner} names {record}, which the "
+                                            "bundle does not hold", owner=repr(owner),
+                                            record=repr(rid)), f"data/entries/{seq}.leaf", seq)
             pending.clear()
 
         for seq, rec, _role in self._stream("WHERE r.role = 'scope'"):
@@ -658,39 +708,39 @@ class _Context:
             if len(pending) >= 500:
                 settle()
         settle()
-        return f"{checked} link(s) of the scoped records are in the bundle"
+        return msg("{count} link(s) of the scoped records are in the bundle", count=checked)
 
     # -- consistency ---------------------------------------------------------------------
-    def consistency(self) -> str:
+    def consistency(self) -> Msg | _Skip:
         if not self.claims.get("since"):
             for rel in ("bfa/since.note", "bfa/consistency.txt"):
                 if (self.root / rel).exists():
-                    raise BundleFailure("present, although bfa/bundle.json states no since "
-                                        "checkpoint", rel)
-            return "- no since checkpoint"
+                    raise BundleFailure(msg("present, although bfa/bundle.json states no since "
+                                            "checkpoint"), rel)
+            return _Skip(msg("no since checkpoint"))
         assert self.cp is not None
         old_note = _text(self.root, "bfa/since.note")
         body = _text(self.root, "bfa/consistency.txt")
         try:
             old = open_checkpoint(old_note, [self.key], str(self.claims.get("origin")))
         except BfaError as e:
-            raise BundleFailure(f"not signed by the verifier key given: {e}",
+            raise BundleFailure(msg("not signed by the verifier key given: {error}", error=e),
                                 "bfa/since.note") from e
         head, _, note = body.partition("\n\n")
         lines = head.split("\n")
         if not lines[0].startswith("old ") or note != self.note:
-            raise BundleFailure("not an 'old N' proof towards the bundle's checkpoint",
+            raise BundleFailure(msg("not an 'old N' proof towards the bundle's checkpoint"),
                                 "bfa/consistency.txt")
         try:
             size = int(lines[0][4:])
             hashes = [base64.b64decode(x, validate=True) for x in lines[1:] if x]
         except (ValueError, binascii.Error) as e:
-            raise BundleFailure(f"malformed: {e}", "bfa/consistency.txt") from e
+            raise BundleFailure(msg("malformed: {error}", error=e), "bfa/consistency.txt") from e
         if size != old.size:
-            raise BundleFailure("proves from another size than bfa/since.note",
+            raise BundleFailure(msg("proves from another size than bfa/since.note"),
                                 "bfa/consistency.txt")
         if (self.claims.get("since") or {}).get("size") != size:
-            raise BundleFailure("states another since size than bfa/since.note's",
+            raise BundleFailure(msg("states another since size than bfa/since.note's"),
                                 "bfa/bundle.json")
         try:
             if size == self.cp.size:
@@ -699,12 +749,14 @@ class _Context:
             else:
                 verify_consistency(size, self.cp.size, old.root, self.cp.root, hashes)
         except BfaError as e:
-            raise BundleFailure(f"does not prove the checkpoint extends the one of size "
-                                f"{size}: {e}", "bfa/consistency.txt") from e
-        return f"the checkpoint of size {self.cp.size} extends the one of size {size}"
+            raise BundleFailure(msg("does not prove the checkpoint extends the one of size "
+                                    "{size}: {error}", size=size, error=e),
+                                "bfa/consistency.txt") from e
+        return msg("the checkpoint of size {size} extends the one of size {since}",
+                   size=self.cp.size, since=size)
 
     # -- findings ------------------------------------------------------------------------
-    def findings(self) -> str:
+    def findings(self) -> Msg | _Skip:
         """Read ``bfa/findings.json`` as a stream into the scratch ledger, then judge it
         there with set-based SQL: neither the stated nor the re-derived findings are held
         in memory (FORMAT.md §12.5)."""
@@ -719,20 +771,20 @@ class _Context:
         if top.get("ruleset") != RULESET_VERSION:
             self._named_breaks()
             self._count("breaks", stated_n)
-            why = (f"made with rule set {top.get('ruleset')!r}, this bfa has "
-                   f"{RULESET_VERSION!r}")
-            self.report.not_rederivable = [
-                {"id": bid, "code": code, "why": why} for bid, code in self._rows(
-                    "SELECT bid, code FROM stated_breaks WHERE gone = 0 ORDER BY bid")]
-            return (f"- {stated_n} finding(s) not re-derivable with this bfa (rule set "
-                    f"{top.get('ruleset')})")
+            why = msg("made with rule set {ruleset}, this bfa has {mine}",
+                      ruleset=repr(top.get("ruleset")), mine=repr(RULESET_VERSION))
+            for bid, code in self._rows(
+                    "SELECT bid, code FROM stated_breaks WHERE gone = 0 ORDER BY bid"):
+                self.report.not_rederivable_here(bid, code, why)
+            return _Skip(msg("{count} finding(s) not re-derivable with this bfa (rule set "
+                             "{ruleset})", count=stated_n, ruleset=top.get("ruleset")))
         try:
             rules = Rules.model_validate_json(json.dumps(top.get("rules") or {}))
             as_of = date.fromisoformat(str(top.get("as_of")))
         except ValueError as e:
-            raise BundleFailure(f"rules or as_of unusable: {e}", rel) from e
+            raise BundleFailure(msg("rules or as_of unusable: {error}", error=e), rel) from e
         if rules_digest(rules) != top.get("rules_digest"):
-            raise BundleFailure("rules_digest is not the digest of the rules stated", rel)
+            raise BundleFailure(msg("rules_digest is not the digest of the rules stated"), rel)
         report = run_reconcile(self.ledger, as_of, rules, full=True)
         with self.ledger.store.writer() as conn:
             _insert_rows(conn, "derived_breaks", "derived_records", (
@@ -741,25 +793,26 @@ class _Context:
             del report
             for ddl in _JUDGE_DDL:
                 conn.execute(text(ddl))
-        for bid, code, why in self._rows(_NOT_JUDGED):
-            self.report.not_rederivable.append({"id": bid, "code": code, "why": why.format(
-                code=code)})
+        for bid, code, outside in self._rows(_NOT_JUDGED):
+            self.report.not_rederivable_here(bid, code, msg(
+                "depends on records outside the bundle") if outside else msg(
+                "{code} depends on records no bundle closure holds", code=code))
         for bid, code, mine, theirs in self._rows(_COMPARED):
             if mine is None:
-                raise BundleFailure(f"finding {bid} ({code}) is not re-derived from the "
-                                    "bundle's records (added)", rel)
-            raise BundleFailure(f"finding {bid} differs from its re-derivation "
-                                    f"(changed): stated {_shown(theirs)}, re-derived "
-                                    f"{_shown(mine)}", rel)
+                raise BundleFailure(msg("finding {id} ({code}) is not re-derived from the "
+                                        "bundle's records (added)", id=bid, code=code), rel)
+            raise BundleFailure(msg("finding {id} differs from its re-derivation (changed): "
+                                    "stated {stated}, re-derived {derived}", id=bid,
+                                    stated=_shown(theirs), derived=_shown(mine)), rel)
         for bid, code, records in self._rows(_UNSTATED):
-            raise BundleFailure(f"finding {bid} ({code} on "
-                                f"{', '.join(json.loads(records))}) is re-derived from the "
-                                "bundle's records but not stated (missing)", rel)
+            raise BundleFailure(msg("finding {id} ({code} on {records}) is re-derived from the "
+                                    "bundle's records but not stated (missing)", id=bid,
+                                    code=code, records=", ".join(json.loads(records))), rel)
         compared = self._one("SELECT count(*) FROM stated_breaks WHERE gone = 0 AND judged")
         self._named_breaks()
         self._count("breaks", stated_n)
-        return (f"{compared} finding(s) re-derived and equal; "
-                f"{len(self.report.not_rederivable)} not re-derivable here")
+        return msg("{compared} finding(s) re-derived and equal; {count} not re-derivable here",
+                   compared=compared, count=len(self.report.not_rederivable))
 
     def _rows(self, query: str) -> Iterator[Any]:
         assert self.ledger is not None
@@ -775,8 +828,9 @@ class _Context:
             with self.ledger.store.reader(snapshot=False) as conn:
                 if conn.execute(text("SELECT 1 FROM stated_breaks WHERE bid = :b"),
                                 {"b": str(bid)}).first() is None:
-                    raise BundleFailure(f"the scope names break {bid}, which neither breaks "
-                                        "nor not_reported holds", "bfa/findings.json")
+                    raise BundleFailure(msg("the scope names break {id}, which neither "
+                                            "breaks nor not_reported holds", id=bid),
+                                        "bfa/findings.json")
 
     def _scoped(self, rid: str) -> bool:
         """Whether a record of the bundle with id ``rid`` has the role ``scope``."""
@@ -794,23 +848,27 @@ class _Context:
         for bid, status, _listed in self._rows(
                 "SELECT bid, wf_status, hist_len FROM stated_breaks WHERE wf_status IS NOT NULL"
                 " AND wf_status <> 'open' AND hist_len = 0 ORDER BY bid LIMIT 1"):
-            raise BundleFailure(f"finding {bid}: status {status!r} with no control.break "
-                                "entry behind it", rel)
+            raise BundleFailure(msg("finding {id}: status {status} with no control.break "
+                                    "entry behind it", id=bid, status=repr(status)), rel)
         for bid, i, seq, leaf, wf_status, hist_len in self._rows(
                 "SELECT h.bid, h.i, h.seq, e.leaf, s.wf_status, s.hist_len "
                 "FROM stated_history h JOIN stated_breaks s ON s.bid = h.bid AND s.gone = h.gone"
                 " LEFT JOIN entries e ON e.seq = h.seq ORDER BY h.bid, h.gone, h.i"):
             rec = None if leaf is None else leaf_record(bytes(leaf))
             if rec is None or rec.get("type") != "control.break" or rec.get("break") != bid:
-                raise BundleFailure(f"finding {bid}: history entry {seq} is not one of its "
-                                    "control.break entries in the bundle", rel, int(seq))
+                raise BundleFailure(msg("finding {id}: history entry {seq} is not one of its "
+                                        "control.break entries in the bundle", id=bid,
+                                        seq=seq), rel, int(seq))
             if rec.get("id") != f"{bid}/{i}":  # transitions are numbered 1, 2, … (§2.5)
-                raise BundleFailure(f"finding {bid}: history item {i} is transition "
-                                    f"{rec.get('id')!r}; the history must be every "
-                                    "transition, in order", rel, int(seq))
+                raise BundleFailure(msg("finding {id}: history item {item} is transition "
+                                        "{transition}; the history must be every transition, "
+                                        "in order", id=bid, item=i,
+                                        transition=repr(rec.get("id"))), rel, int(seq))
             if i == hist_len and rec.get("status") != wf_status:
-                raise BundleFailure(f"finding {bid}: status {wf_status!r} is not the one its "
-                                    f"last transition gives ({rec.get('status')!r})", rel)
+                raise BundleFailure(msg("finding {id}: status {status} is not the one its last "
+                                        "transition gives ({given})", id=bid,
+                                        status=repr(wf_status), given=repr(rec.get("status"))),
+                                    rel)
         for bid, held, listed in self._rows(
                 "SELECT s.bid, coalesce(t.n, 0), s.hist_len FROM stated_breaks s LEFT JOIN ("
                 "SELECT substr(rtrim(record_id, '0123456789'), 1, "
@@ -818,8 +876,9 @@ class _Context:
                 "FROM entries WHERE domain = 'control' AND kind = 'break' GROUP BY 1) t "
                 "ON t.bid = s.bid WHERE s.wf_status IS NOT NULL AND coalesce(t.n, 0) <> "
                 "s.hist_len ORDER BY s.bid LIMIT 1"):
-            raise BundleFailure(f"finding {bid}: the bundle holds {held} of its transitions, "
-                                f"its history lists {listed}", rel)
+            raise BundleFailure(msg("finding {id}: the bundle holds {held} of its "
+                                    "transitions, its history lists {listed}", id=bid,
+                                    held=held, listed=listed), rel)
 
 
 _FINDINGS_DDL = (
@@ -859,8 +918,7 @@ _NOT_JUDGED = (
     "SELECT s.bid, s.code, CASE WHEN s.code IN (" + _CODES + ") OR EXISTS ("
     "SELECT 1 FROM stated_records x LEFT JOIN held_records h ON h.rid = x.rid "
     "WHERE x.bid = s.bid AND x.gone = 0 AND h.rid IS NULL) "
-    "THEN 'depends on records outside the bundle' "
-    "ELSE '{code} depends on records no bundle closure holds' END "
+    "THEN 1 ELSE 0 END "
     "FROM stated_breaks s WHERE s.gone = 0 AND NOT s.judged ORDER BY s.bid")
 _COMPARED = (
     "SELECT s.bid, s.code, CASE WHEN d.bid IS NOT NULL THEN "
@@ -936,7 +994,8 @@ def _load_findings(path: Path, conn: Connection) -> dict[str, Any]:
         for where, item in _findings_items(path, top, seen):
             gone = 1 if where == "not_reported" else 0
             if not isinstance(item, dict):
-                raise BundleFailure(f"{where} holds an item that is no object", rel)
+                raise BundleFailure(msg("{where} holds an item that is no object",
+                                        where=where), rel)
             bid = str(item.get("id"))
             records = [str(x) for x in item.get("records") or ()] if gone == 0 else []
             wf = item.get("workflow")
@@ -944,13 +1003,15 @@ def _load_findings(path: Path, conn: Connection) -> dict[str, Any]:
             listed: list[Any] = []
             if wf:
                 if not isinstance(wf, dict):
-                    raise BundleFailure(f"finding {bid}: workflow is no object", rel)
+                    raise BundleFailure(msg("finding {id}: workflow is no object", id=bid),
+                                        rel)
                 status = str(wf.get("status"))
                 listed = list(wf.get("history") or [])
                 for i, seq in enumerate(listed, 1):
                     if not isinstance(seq, int) or isinstance(seq, bool):
-                        raise BundleFailure(f"finding {bid}: history holds {seq!r}, not an "
-                                            "entry number", rel)
+                        raise BundleFailure(msg("finding {id}: history holds {value}, not "
+                                                "an entry number", id=bid, value=repr(seq)),
+                                            rel)
                     history.append((bid, gone, i, seq))
             if len(history) >= 1000:
                 conn.exec_driver_sql(_HISTORY_INSERT, history)
@@ -962,11 +1023,11 @@ def _load_findings(path: Path, conn: Connection) -> dict[str, Any]:
     try:
         _insert_rows(conn, "stated_breaks", "stated_records", rows())
     except IntegrityError as e:
-        raise BundleFailure("lists a break twice", rel) from e
+        raise BundleFailure(msg("lists a break twice"), rel) from e
     if history:
         conn.exec_driver_sql(_HISTORY_INSERT, history)
     if "breaks" not in seen:
-        raise BundleFailure("not a findings document (no list of breaks)", rel)
+        raise BundleFailure(msg("not a findings document (no list of breaks)"), rel)
     return top
 
 
@@ -986,7 +1047,7 @@ def _findings_items(path: Path, top: dict[str, Any], seen: set[str]
             events = ijson.parse(f, use_float=True)
             first = next(events, None)
             if first is None or first[:2] != ("", "start_map"):
-                raise BundleFailure("not a findings document", rel)
+                raise BundleFailure(msg("not a findings document"), rel)
             for prefix, event, value in events:
                 if builder is None:
                     if prefix in arrays or (prefix and "." not in prefix
@@ -998,8 +1059,8 @@ def _findings_items(path: Path, top: dict[str, Any], seen: set[str]
                         continue
                     elif prefix in ("breaks", "not_reported") and event not in (
                             "end_array",):
-                        raise BundleFailure(f"not a findings document ({prefix} is not a "
-                                            "list)", rel)
+                        raise BundleFailure(msg("not a findings document ({member} is not "
+                                                "a list)", member=prefix), rel)
                     else:
                         continue
                 builder.event(event, value)
@@ -1014,9 +1075,9 @@ def _findings_items(path: Path, top: dict[str, Any], seen: set[str]
                         top[where] = builder.value
                     builder = None
     except FileNotFoundError as e:
-        raise BundleFailure("missing", rel) from e
+        raise BundleFailure(msg("missing"), rel) from e
     except (ijson.JSONError, UnicodeDecodeError) as e:
-        raise BundleFailure(f"not JSON: {e}", rel) from e
+        raise BundleFailure(msg("not JSON: {error}", error=e), rel) from e
 
 
 @dataclass(frozen=True)

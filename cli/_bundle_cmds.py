@@ -13,7 +13,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import DATE, TEXT, home_options, json_option, open_ledger, progress, user_option
-from cli._render import to_json
+from cli._render import pad, to_json, width
 from ledger import ConfigError, InputError, Verifier, printable
 from schemas import gettext as _
 
@@ -177,16 +177,19 @@ def verify_cmd(as_json: bool, bundle: Path, key_file: Path, exporter_file: Path 
             click.echo(_("bundle {id} of {origin}, exported {created_at}").format(
                 id=printable(str(claims.get("id"))), origin=printable(str(claims.get("origin"))),
                 created_at=printable(str(claims.get("created_at")))))
-        for v in report.verdicts:
-            # the mark, the check id and VERIFIED / INTEGRITY FAILURE are read by machines
-            # and tests: they stay as they are in every language
+        # the mark, the check id and VERIFIED / INTEGRITY FAILURE are read by machines
+        # and tests: they stay as they are in every language (the check's name beside its
+        # id, and the detail, in the reader's; --json keeps the English detail)
+        names = [v.name() for v in report.verdicts]
+        cols = max([12, *map(width, names)])
+        for v, name in zip(report.verdicts, names, strict=True):
             mark = {True: "ok  ", False: "FAIL", None: "-   "}[v.ok]
             where = ("" if not v.file else f" [{v.file}]" if v.entry is None else
                      " " + _("[{file}, entry {entry}]").format(file=v.file, entry=v.entry))
-            click.echo(f"{mark} {v.check:<12} {printable(v.detail)}{where}")
-        for item in report.not_rederivable[:20]:
+            click.echo(f"{mark} {pad(name, cols)} {printable(v.text())}{where}")
+        for i, item in enumerate(report.not_rederivable[:20]):
             click.echo("     " + _("not re-derivable here: {id} {code} ({why})").format(
-                id=item["id"], code=code_label(str(item["code"])), why=item["why"]))
+                id=item["id"], code=code_label(str(item["code"])), why=report.why_text(i)))
         if len(report.not_rederivable) > 20:
             click.echo("     " + _("… and {count} more (--json lists all)").format(
                 count=len(report.not_rederivable) - 20))

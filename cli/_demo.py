@@ -31,7 +31,7 @@ from archive import (
     sample_pdf,
     verify_bundle,
 )
-from cli._render import clip, terminal_width
+from cli._render import clip, pad, terminal_width, width
 from ledger import (
     BfaError,
     ConfigError,
@@ -392,9 +392,11 @@ def _archive_steps(led: Ledger, base: Path, files: FileStore, breaks: Sequence[B
         command=f"bfa bundle export --break {unsettled.id} --out {bundle}",
         entries=made.entries, vouchers=made.vouchers, breaks=made.breaks))
     report = verify_bundle(bundle, led.home.verifier())
-    for v in report.verdicts:
+    names = [v.name() for v in report.verdicts]
+    cols = max([12, *map(width, names)])
+    for v, name in zip(report.verdicts, names, strict=True):
         mark = {True: "ok  ", False: "FAIL", None: "-   "}[v.ok]
-        say(f"   {mark} {v.check:<12} {v.detail[:80]}")
+        say(f"   {mark} {pad(name, cols)} {clip(v.text(), 80)}")
     return bool(caught) and bool(fixity) and again.problems == 0 and report.ok
 
 
