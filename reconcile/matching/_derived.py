@@ -31,8 +31,8 @@ memory does not grow with the ledger:
   ones, column by column: a row missing, a row no entry gives (planted) and a column
   that differs are each a :class:`Mismatch`.
 
-Only entries below the watermark (``meta.reconcile_seq``) are derived; a row for an entry
-at or above it is planted. :func:`rebuild` empties the tables and derives them again
+Only entries below the watermark (``meta.reconcile_seq``) are derived; a row keyed at or
+above it, or below 0, is planted. :func:`rebuild` empties the tables and derives them again
 from the entries (what a run does when a check found a difference).
 """
 
@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, or_, select
 
 from ledger import FormatError, Store, entries, leaf_record
 from reconcile.matching import _tables as t
@@ -155,7 +155,7 @@ def check_all(store: Store, conn: Connection,
     ``rc_dirty`` (:func:`check_dirty`); ``progress`` is called with the entries done."""
     mark = watermark(store, conn)
     out = check_spans(store, conn, [(0, mark)], progress=progress)
-    _planted_above(conn, mark, out)
+    _planted_outside(conn, mark, out)
     check_dirty(store, conn, out)
     return out
 
@@ -289,15 +289,15 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b) and (type(a) is type(b) or (isinstance(a, int) and isinstance(b, int)))
 
 
-def _planted_above(conn: Connection, mark: int, out: Checked) -> None:
-    """Rows for entries at or above the watermark: no refresh wrote them."""
+def _planted_outside(conn: Connection, mark: int, out: Checked) -> None:
+    """Rows keyed below 0 or at or above the watermark: no refresh wrote them."""
     for table in DERIVED:
         first = table.c[_KEY_OF[table.name][0]]
         ident = table.c[_ID_OF[table.name]]
         extra = table.c[_KEY_OF[table.name][1]] if len(_KEY_OF[table.name]) > 1 else None
         cols = [first, ident] + ([extra] if extra is not None else [])
-        for row in conn.execute(select(*cols).where(first >= mark).order_by(first)
-                                .limit(MAX_LISTED + 1)):
+        for row in conn.execute(select(*cols).where(or_(first < 0, first >= mark))
+                                .order_by(first).limit(MAX_LISTED + 1)):
             record = str(row[1]) + (f" [{row[2]}]" if extra is not None else "")
             out.add(Mismatch(table.name, int(row[0]), record, "planted"))
 

@@ -39,7 +39,7 @@ from reconcile.matching._incremental import Outcome, matched
 from reconcile.matching._match import Findings
 from reconcile.matching._refresh import refresh
 from reconcile.matching._rules import Rules, load_rules
-from reconcile.matching._state import ids_digest, last_run, state_base
+from reconcile.matching._state import ids_digest, last_run, own_rotation, state_base
 from reconcile.matching._units import day_date, epoch_day, money
 from reconcile.reports._report import (
     Break,
@@ -138,14 +138,14 @@ DerivedCheck = tuple[Checked, "tuple[int, int] | None"]
 """What a run's check of the derived tables found, and the nightly slice it covered."""
 
 
-def _check_derived(store: Store, days: int) -> DerivedCheck:
+def _check_derived(store: Store, days: int, identity: str) -> DerivedCheck:
     """Check, before the run matches, the derived rows it is about to rely on most: the
     rows of the entries since the last run's ``checked`` (``C``: the run's new records)
     and ``rc_dirty``; with ``days`` (a nightly), also the next slice of the rotation,
-    ``⌈W / days⌉`` entries from where the last nightly's slice ended (W: the watermark;
-    FORMAT.md §6.7). Nothing from ``C`` on is checked when the run will keep no stored
-    state (no run yet, or the tables emptied): it is a full run then, and the rotation
-    and ``bfa verify`` cover the rows."""
+    ``⌈W / days⌉`` entries from where the last slice recorded by ``identity`` (the
+    nightly's) ended (W: the watermark; FORMAT.md §8.3). Nothing from ``C`` on is
+    checked when the run will keep no stored state (no run yet, or the tables emptied):
+    it is a full run then, and the rotation and ``bfa verify`` cover the rows."""
     with store.reader() as conn:
         base = state_base(store, conn)
         mark = derived_watermark(store, conn)
@@ -154,8 +154,8 @@ def _check_derived(store: Store, days: int) -> DerivedCheck:
             spans.append((min(base.checked, mark), mark))
         slice_ = None
         if days > 0:
-            last = base if base is not None else last_run(store, conn)
-            begin = 0 if last is None or last.derived is None else sum(last.derived)
+            prev = own_rotation(store, conn, last_run(store, conn), identity)
+            begin = 0 if prev is None else sum(prev)
             slice_ = rotation(begin, mark, days)
             spans += rotation_spans(*slice_, mark)
         out = check_spans(store, conn, spans)
@@ -188,7 +188,7 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
         track = not look_back
     with _sums_fit():
         decoded, _size = refresh(ledger.store)
-        checked, slice_ = _check_derived(ledger.store, derived_days)
+        checked, slice_ = _check_derived(ledger.store, derived_days, ledger.actor().identity)
         if not checked.ok:  # rebuilt from the entries: this run and the next are right
             with ledger.store.writer() as conn:
                 rebuild(ledger.store, conn)
