@@ -31,7 +31,14 @@ from reconcile.bank import statement_breaks
 from reconcile.bank._withdraw import withdrawal_breaks
 from reconcile.matching import _tables as t
 from reconcile.matching._archive import archive_breaks
-from reconcile.matching._derived import Checked, check_dirty, check_spans, rebuild, rotation
+from reconcile.matching._derived import (
+    Checked,
+    check_all,
+    check_dirty,
+    check_spans,
+    rebuild,
+    rotation,
+)
 from reconcile.matching._derived import spans_of as rotation_spans
 from reconcile.matching._derived import watermark as derived_watermark
 from reconcile.matching._gc import paused_gc
@@ -138,14 +145,20 @@ DerivedCheck = tuple[Checked, "tuple[int, int] | None"]
 """What a run's check of the derived tables found, and the nightly slice it covered."""
 
 
-def _check_derived(store: Store, days: int, identity: str) -> DerivedCheck:
+def _check_derived(store: Store, days: int, identity: str, *, full: bool = False
+                   ) -> DerivedCheck:
     """Check, before the run matches, the derived rows it is about to rely on most: the
     rows of the entries since the last run's ``checked`` (``C``: the run's new records)
     and ``rc_dirty``; with ``days`` (a nightly), also the next slice of the rotation,
     ``⌈W / days⌉`` entries from where the last slice recorded by ``identity`` (the
     nightly's) ended (W: the watermark; FORMAT.md §8.3). Nothing from ``C`` on is
     checked when the run will keep no stored state (no run yet, or the tables emptied):
-    it is a full run then, and the rotation and ``bfa verify`` cover the rows."""
+    it is a full run then, and the rotation and ``bfa verify`` cover the rows. ``full``
+    (``bfa reconcile --full``, asked to re-check everything): every row, as ``bfa
+    verify`` (:func:`reconcile.matching._derived.check_all`)."""
+    if full:
+        with store.reader() as conn:
+            return check_all(store, conn), None
     with store.reader() as conn:
         base = state_base(store, conn)
         mark = derived_watermark(store, conn)
@@ -188,7 +201,8 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
         track = not look_back
     with _sums_fit():
         decoded, _size = refresh(ledger.store)
-        checked, slice_ = _check_derived(ledger.store, derived_days, ledger.actor().identity)
+        checked, slice_ = _check_derived(ledger.store, derived_days, ledger.actor().identity,
+                                         full=full)
         if not checked.ok:  # rebuilt from the entries: this run and the next are right
             with ledger.store.writer() as conn:
                 rebuild(ledger.store, conn)
