@@ -35,6 +35,16 @@ break or an expected item): the per-finding costs at their worst (every open fin
 is judged, built, given its workflow state and rendered again in each night's full
 report). Target: <= 10% each.
 
+Benchmark 3 (the derived tables' check against the entries, ADR 0032). After the nights,
+in the same database: the check of every derived row of the ledger's real entries (the
+nights' records: the month's rows are loaded without entries, below ``seq`` 0, so they are
+not part of it) — what ``bfa verify`` adds — timed against two baselines over the same
+entries: the raw reads the check cannot avoid (every leaf and every stored row of those
+entries, nothing decoded or compared), and a full refresh of their derived rows from the
+entries (the rows deleted, the watermark set to 0, ``refresh``; the last step, since it
+leaves the loaded month's references resolved anew). The nightly's share of a 30-night
+rotation is a thirtieth of the check.
+
 PostgreSQL databases are created fresh as ``bfa_rbench_<random>`` through the admin
 URL (``BFA_BENCH_DATABASE_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``)
 and dropped at the end, also after an error. SQLite ledgers live in a temporary
@@ -63,7 +73,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import make_url
 
 from ledger import Ledger
@@ -72,6 +82,11 @@ from reconcile import Deriver
 from reconcile.matching import _tables as t
 from reconcile.matching._refresh import refresh
 from reconcile.matching._run import run_reconcile
+
+try:  # the check of the derived tables (ADR 0032)
+    from reconcile.matching._derived import DERIVED, check_spans, watermark
+except ImportError:  # an older commit, benchmarked for comparison
+    check_spans = None  # type: ignore[assignment]
 
 try:  # the nightly's own path since the runs record their breaks' states themselves
     from reconcile import run_tracked as _run_tracked
@@ -585,6 +600,25 @@ class Result:
     nights: list[Night]
     nightly_breakdown: dict[str, float]
     missing_codes: list[str]
+    derived: DerivedFigure | None = None
+
+
+@dataclass
+class DerivedFigure:
+    """Benchmark 3: the check of every derived row of the real entries against them."""
+
+    entries: int
+    """Entries below the watermark (the nights' records and the ledger's own)."""
+    rows: int
+    """Derived rows of those entries, over the seven record tables."""
+    check_s: float
+    reads_s: float
+    """Baseline: every leaf and every stored row of those entries read, nothing compared."""
+    refresh_s: float
+    """Baseline: a full refresh of their derived rows from the entries."""
+    mismatches: int
+    ratio_reads: float
+    ratio_refresh: float
 
 
 @dataclass
@@ -610,6 +644,53 @@ class Night:
     expected: int
     ratio: float
     ratio_with_refresh: float
+
+
+def _raw_reads(store: Store, mark: int) -> int:
+    """Every leaf below ``mark`` and every derived row keyed from 0 to ``mark``, read in the
+    check's chunks and thrown away."""
+    from ledger import entries
+
+    n = 0
+    with store.reader() as conn:
+        for lo in range(0, mark, 5000):
+            hi = min(lo + 5000, mark)
+            n += len(conn.execute(select(entries.c.leaf).where(
+                entries.c.seq >= lo, entries.c.seq < hi)).all())
+            for table in DERIVED:
+                first = table.primary_key.columns.values()[0]
+                n += len(conn.execute(select(table).where(first >= lo, first < hi)).all())
+    return n
+
+
+def _derived_figure(led: Ledger, backend: str) -> DerivedFigure | None:
+    """Benchmark 3 (module docstring); the last step: it rebuilds the real entries' rows."""
+    if check_spans is None:
+        return None
+    store = led.store
+    with store.reader() as conn:
+        mark = watermark(store, conn)
+        rows = sum(int(conn.execute(select(func.count()).select_from(table).where(
+            table.primary_key.columns.values()[0] >= 0)).scalar_one()) for table in DERIVED)
+        check_s, checked = _timed(lambda: check_spans(store, conn, [(0, mark)]))
+    log(f"{backend}: derived check of {mark:,} entries ({rows:,} rows) {check_s:.2f} s, "
+        f"{len(checked.mismatches)} differences")
+    reads_s, _n = _timed(lambda: _raw_reads(store, mark))
+    log(f"{backend}: raw reads of the same {reads_s:.2f} s")
+
+    def rebuild() -> None:
+        with store.writer() as conn:
+            for table in DERIVED:
+                first = table.primary_key.columns.values()[0]
+                conn.execute(delete(table).where(first >= 0))
+            store.set_meta(conn, t.WATERMARK_KEY, "0")
+        refresh(store)
+
+    refresh_s, _ = _timed(rebuild)
+    log(f"{backend}: full refresh of the same {refresh_s:.2f} s")
+    return DerivedFigure(entries=mark, rows=rows, check_s=check_s, reads_s=reads_s,
+                         refresh_s=refresh_s, mismatches=len(checked.mismatches) + checked.more,
+                         ratio_reads=check_s / reads_s, ratio_refresh=check_s / refresh_s)
 
 
 def _breakdown(led: Ledger) -> dict[str, float]:
@@ -749,6 +830,7 @@ def bench_backend(backend: str, events: int, dbs: Databases, profile: bool) -> R
             night, previous = _night(led, backend, label, recs, full, previous, derive=derive)
             nights.append(night)
         breakdown = _breakdown(led) if profile else {}
+        derived = _derived_figure(led, backend)
         return Result(
             backend=backend, events=events, rows_loaded=counts, planted=dict(planted),
             load_s=load_s, full_s=full_s, full_states_s=states_s, full_render_s=render_s,
@@ -756,7 +838,7 @@ def bench_backend(backend: str, events: int, dbs: Databases, profile: bool) -> R
             baseline_runs_s=[b1, b2], baseline_rows=rows, ratio=full_s / base,
             breaks=dict(sorted(codes.items())), expected_items=len(report.expected),
             json_bytes=len(doc.encode()), nights=nights, nightly_breakdown=breakdown,
-            missing_codes=missing)
+            missing_codes=missing, derived=derived)
     finally:
         led.close()
 
@@ -796,6 +878,12 @@ def print_result(r: Result) -> None:
     if r.nightly_breakdown:
         parts = sorted(r.nightly_breakdown.items(), key=lambda kv: -kv[1])
         print("  where a run's time goes: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts))
+    d = r.derived
+    if d is not None:
+        print(f"derived/{r.backend} check of {d.entries:,} entries ({d.rows:,} rows) "
+              f"{d.check_s:.2f} s ({d.mismatches} differences)  full refresh of the same "
+              f"{d.refresh_s:.2f} s  ratio {d.ratio_refresh:.2f}x  raw reads {d.reads_s:.2f} s"
+              f"  ratio {d.ratio_reads:.2f}x  a 30-night slice ~{d.check_s / 30:.3f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from cli._options import DATE, TEXT, home_options, json_option, open_ledger, use
 from cli._render import clip, local_time, table, terminal_width, to_json, wrapped, yuan
 from ledger import ConfigError, Ledger, printable
 from reconcile import (
+    DERIVED_DAYS,
     LOCK_MAX_AGE,
     REASONS,
     STATUSES,
@@ -446,8 +447,14 @@ def _fixity_step(days: int) -> Callable[[Ledger], dict[str, Any]]:
 @click.option("--fixity-days", type=click.IntRange(min=0), default=30, show_default=True,
               metavar="N", help="Re-read every voucher file within N nights (each night "
               "audits 1/N of the store, continuing the rotation); 0 audits nothing.")
+@click.option("--derived-days", type=click.IntRange(min=0), default=DERIVED_DAYS,
+              show_default=True, metavar="N", help="Re-check every row of the reconciler's "
+              "derived tables against its entry within N nights (each night checks 1/N of "
+              "the entries, continuing the rotation, besides the rows of the night's new "
+              "entries); 0 checks only those.")
 def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datetime | None,
-                rules_file: Path | None, lock_max_age: int, fixity_days: int) -> None:
+                rules_file: Path | None, lock_max_age: int, fixity_days: int,
+                derived_days: int) -> None:
     """Nightly run: lock, verify, audit, reconcile, sign a checkpoint, write the reports.
 
     Two runs never overlap: a second one exits 2 at once; a stale lock (its process
@@ -471,7 +478,8 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
     with open_ledger(home, db) as led:
         result = run_nightly(led, report_dir, as_of.date() if as_of else None, rules,
                              lock_max_age=lock_max_age,
-                             archive_step=_fixity_step(fixity_days) if fixity_days else None)
+                             archive_step=_fixity_step(fixity_days) if fixity_days else None,
+                             derived_days=derived_days)
     if result.lock_note:
         click.echo(f"bfa: warning: {result.lock_note}", err=True)
     # one line, as cron logs it and people grep it

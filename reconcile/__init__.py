@@ -80,7 +80,7 @@ from reconcile.matching._scope import (
     vouchers_naming,
 )
 from reconcile.reports._labels import code_label, label
-from reconcile.reports._nightly import LOCK_MAX_AGE, NightlyResult, run_nightly
+from reconcile.reports._nightly import DERIVED_DAYS, LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import (
     render_bank_html,
     render_csv,
@@ -119,6 +119,7 @@ from reconcile.workflow._workflow import (
 
 __all__ = [
     "DEFAULT_RULES",
+    "DERIVED_DAYS",
     "ITEM_KINDS",
     "ITEM_NAMES",
     "LABELS",

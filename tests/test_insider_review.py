@@ -633,13 +633,19 @@ def test_reconciler_meta_keys_are_not_believed(env: Env, key: str, value: str) -
     assert runs == ["reconcile-1", "reconcile-2"]
 
 
-def test_derived_record_tables_are_trusted_as_documented(env: Env) -> None:
-    """FORMAT §8.3 / ADR 0023 'Consequences' say so: rewriting rc_* record tables changes
-    what the next run (even --full) finds and nothing notices. Confirmed, not a bug."""
+def test_derived_record_tables_are_checked_against_the_entries(env: Env) -> None:
+    """FORMAT §6.7, §8.3, ADR 0032 (this test once confirmed the opposite, ADR 0023): a row
+    deleted from an rc_* record table is named by `verify` (exit 3); `reconcile --full`
+    checks every derived row, reports LEDGER_INTEGRITY (exit 3), rebuilds the tables from
+    the entries and still finds the duplicate; `verify` is clean after it."""
     (_b,) = dup_scenario(env)
     env.sql("DELETE FROM rc_events WHERE record_id = 'BP-101'")
-    report = json.loads(env.run("reconcile", "--as-of", AS_OF, "--full", "--json").output)
-    assert "DUPLICATE_PAYMENT" not in {x["code"] for x in report["breaks"]}
+    res = env.run("verify")
+    assert res.exit_code == 3 and "rc_events" in res.output and "BP-101" in res.output
+    out = env.run("reconcile", "--as-of", AS_OF, "--full", "--json")
+    assert out.exit_code == 3, out.output
+    codes = {x["code"] for x in json.loads(out.stdout)["breaks"]}
+    assert {"DUPLICATE_PAYMENT", "LEDGER_INTEGRITY"} <= codes
     assert env.run("verify").exit_code == 0
 
 

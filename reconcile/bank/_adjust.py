@@ -45,6 +45,7 @@ from sqlalchemy import Connection, literal_column, or_, select
 from ledger import (
     SHANGHAI,
     InputError,
+    IntegrityError,
     Ledger,
     VoucherStore,
     append_control,
@@ -54,6 +55,7 @@ from ledger import (
 from reconcile.bank._checks import StoredStatement, load_statements
 from reconcile.bank._records import DIRECTION_KINDS
 from reconcile.matching import _tables as t
+from reconcile.matching._derived import check_seqs
 from reconcile.matching._refresh import refresh
 from reconcile.matching._units import fen, money
 from reconcile.reports._report import Msg, msg
@@ -277,12 +279,19 @@ class BankReconciliation:
 def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None = None,
                         bank_account: str | None = None) -> BankReconciliation:
     """The 银行存款余额调节表 of every bank account with a statement (or of those the
-    filters name) as of ``as_of`` (module docstring)."""
+    filters name) as of ``as_of`` (module docstring).
+
+    Before it states anything, the derived rows it read — the ``rc_records`` rows of every
+    bank statement and the ``rc_movements`` and ``rc_records`` rows of every movement of
+    the accounts it states — are checked against their entries
+    (:func:`reconcile.matching._derived.check_seqs`); a difference is an
+    :class:`~ledger.IntegrityError` (exit 3) naming the row, never a wrong statement."""
     refresh(ledger.store)
     with ledger.store.reader() as conn:
         every = load_statements(conn, None)
         opens = openings(conn)
         made = _statement_ids(conn)
+        used = _statement_seqs(conn)
         out = []
         known = False
         for (fa, region), accounts in sorted(_units(every).items(),
@@ -292,7 +301,7 @@ def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None
             known = True
             if fund_account is not None and fa != fund_account:
                 continue
-            out.append(_reconcile_unit(conn, accounts, fa, region, opens, made, as_of))
+            out.append(_reconcile_unit(conn, accounts, fa, region, opens, made, as_of, used))
         if bank_account is not None and not known:  # no statement of it at all
             opening = _latest_opening([o for o in opens if o.bank_account == bank_account],
                                       as_of)
@@ -301,7 +310,29 @@ def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None
             rec.why(msg("no statement of bank account {account} was imported",
                         account=bank_account))
             out.append(rec)
+        _require_derived(ledger, conn, used)
     return BankReconciliation(as_of.isoformat(), out)
+
+
+def _statement_seqs(conn: Connection) -> set[int]:
+    """The entries of every ``finance.statement`` record the derived tables know."""
+    r = t.records
+    q = select(r.c.seq).where(r.c.kind == literal_column("'statement'"),
+                              r.c.domain == "finance")
+    return {int(x) for x in conn.execute(q).scalars()}
+
+
+def _require_derived(ledger: Ledger, conn: Connection, used: set[int]) -> None:
+    """Refuse (:class:`IntegrityError`, exit 3) when a derived row the statement used
+    differs from its entry."""
+    checked = check_seqs(ledger.store, conn, used)
+    if not checked.ok:
+        first = checked.mismatches[0]
+        raise IntegrityError(_(
+            "the bank reconciliation statement is not stated: {problem} ({n} rows differ); "
+            "the table was changed outside bfa, and the next 'bfa reconcile' or 'bfa "
+            "nightly' rebuilds it from the entries").format(
+            problem=first.message(), n=len(checked.mismatches) + checked.more))
 
 
 def statement_accounts(ledger: Ledger) -> set[str]:
@@ -349,7 +380,8 @@ def _latest_opening(opens: Sequence[Opening], as_of: date) -> Opening | None:
 
 def _reconcile_unit(conn: Connection, accounts: Mapping[str, list[StoredStatement]],
                     fa: str | None, region: str, opens: Sequence[Opening],
-                    statement_ids: set[str], as_of: date) -> AccountReconciliation:
+                    statement_ids: set[str], as_of: date, used: set[int]
+                    ) -> AccountReconciliation:
     day = as_of.isoformat()
     names = tuple(sorted(accounts))
     rec = AccountReconciliation(names, fa, region)
@@ -386,7 +418,7 @@ def _reconcile_unit(conn: Connection, accounts: Mapping[str, list[StoredStatemen
              for n, line in enumerate(st.lines, 1)]
     on_lines = {(ref, d) for _st, _n, (ref, d, _a, _v) in lines}
     booked: dict[tuple[str, str], list[tuple[str, int, str]]] = {}
-    for rid, ref, direction, amount, bday in _movements(conn, fa, region):
+    for rid, ref, direction, amount, bday in _movements(conn, fa, region, used):
         if (ref, direction) in on_lines and _made(rid, statement_ids):
             continue  # made by a statement import: known to the bank, not booked by us
         booked.setdefault((ref, direction), []).append((rid, amount, bday))
@@ -438,20 +470,22 @@ def shanghai_day(timestamp: str) -> str:
     return datetime.fromisoformat(timestamp).astimezone(SHANGHAI).date().isoformat()
 
 
-def _movements(conn: Connection, fund_account: str, region: str
+def _movements(conn: Connection, fund_account: str, region: str, used: set[int]
                ) -> Iterable[tuple[str, str, str, int, str]]:
     """``(id, bank_ref, direction, amount fen, booking day)`` of the current movements on
     the fund account in the region (a sweep on either end); the booking day is the
-    ``occurred_at`` date in Asia/Shanghai."""
+    ``occurred_at`` date in Asia/Shanghai. The entry of every row read is added to
+    ``used``."""
     m, r = t.movements, t.records
-    q = (select(m.c.record_id, m.c.kind, m.c.bank_ref, m.c.amount_fen, r.c.occurred_at,
-                m.c.fund_account, m.c.from_account, m.c.to_account)
+    q = (select(m.c.seq, m.c.record_id, m.c.kind, m.c.bank_ref, m.c.amount_fen,
+                r.c.occurred_at, m.c.fund_account, m.c.from_account, m.c.to_account)
          .join(r, r.c.seq == m.c.seq)
          .where(r.c.superseded.is_(False), r.c.region == region,
                 or_(m.c.fund_account == fund_account, m.c.from_account == fund_account,
                     m.c.to_account == fund_account))
          .order_by(m.c.seq))
-    for rid, kind, ref, amount, occurred, fa, frm, to in conn.execute(q):
+    for seq, rid, kind, ref, amount, occurred, fa, frm, to in conn.execute(q):
+        used.add(int(seq))
         if kind == "sweep":
             if fund_account not in (frm, to):
                 continue

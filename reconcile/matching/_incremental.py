@@ -83,10 +83,13 @@ from reconcile.matching._rules import Rules
 from reconcile.matching._state import (
     Digest,
     Stored,
+    emptied,
     findings_digest,
     last_run,
     read_findings,
     record_run,
+    state_digest,
+    state_mismatch,
 )
 from reconcile.matching._state import mismatch as findings_mismatch
 
@@ -125,6 +128,8 @@ class Outcome:
     the workflow (a tracked run): the run's ``control.reconcile`` entry states it."""
     as_of: str | None = None
     """… and the day it judged by (a tracked run)."""
+    derived: tuple[int, int] | None = None
+    """Set by a nightly's block: the slice of the derived tables it checked."""
 
 
 def rules_digest(rules: Rules) -> str:
@@ -171,8 +176,10 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         stored = read_findings(conn)
         # emptied (a migration that rebuilds the derived tables, or anyone): nothing stored
         # is kept, so this run re-checks everything and nothing is hidden
-        base = None if last is not None and not stored and last.findings else last
+        base = None if emptied(last, conn, not stored) else last
         mismatch = findings_mismatch(base, stored, "this run re-checked everything")
+        if mismatch is None and base is not None:  # rc_open, rc_matched, rc_month_sums
+            mismatch = state_mismatch(base, state_digest(conn), "this run re-checked everything")
         checked = base.checked if base is not None else 0
         known = int(store.get_meta(conn, t.RECORDS_KEY) or 0)
         new = _count_where(conn, R.c.seq >= checked) if base is not None else 0
@@ -223,7 +230,7 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         head = store.head(conn)[0]
         record_run(store, conn, last, mode=found.mode, checked=size, rules=digest,
                    digest=left, mismatch=mismatch, who=who, breaks=found.breaks,
-                   as_of=found.as_of)
+                   as_of=found.as_of, state=state_digest(conn), derived=found.derived)
         if head == size:  # the run's own record needs no decoding: nothing is behind
             store.set_meta(conn, t.WATERMARK_KEY, str(head + 1))
 

@@ -31,14 +31,33 @@ from reconcile.bank import statement_breaks
 from reconcile.bank._withdraw import withdrawal_breaks
 from reconcile.matching import _tables as t
 from reconcile.matching._archive import archive_breaks
+from reconcile.matching._derived import (
+    Checked,
+    check_all,
+    check_dirty,
+    check_spans,
+    rebuild,
+    rotation,
+)
+from reconcile.matching._derived import spans_of as rotation_spans
+from reconcile.matching._derived import watermark as derived_watermark
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._incremental import Outcome, matched
 from reconcile.matching._match import Findings
 from reconcile.matching._refresh import refresh
 from reconcile.matching._rules import Rules, load_rules
-from reconcile.matching._state import ids_digest, last_run
+from reconcile.matching._state import ids_digest, last_run, own_rotation, state_base
 from reconcile.matching._units import day_date, epoch_day, money
-from reconcile.reports._report import Break, Expected, Msg, Report, RunInfo, integrity_break, msg
+from reconcile.reports._report import (
+    Break,
+    Expected,
+    Msg,
+    Report,
+    RunInfo,
+    derived_break,
+    integrity_break,
+    msg,
+)
 from reconcile.workflow._sod import sod_breaks
 from reconcile.workflow._workflow import (
     Applied,
@@ -109,19 +128,68 @@ def run_reconcile(
 @paused_gc
 def run_tracked(
     ledger: Ledger, as_of: date | None = None, rules: Rules | Mapping[str, Any] | None = None,
-    *, full: bool = False,
+    *, full: bool = False, derived_days: int = 0,
 ) -> Applied:
     """:func:`run_reconcile`, with the breaks' workflow states recorded in the run's own
     transaction (``bfa reconcile``, ``bfa nightly``): the run's ``control.reconcile``
     entry then states which breaks it left present (FORMAT.md §2.5), which every list of
-    breaks and ``bfa verify`` check."""
-    applied = _reconcile(ledger, as_of, rules, full=full, track=True)[1]
+    breaks and ``bfa verify`` check. ``derived_days`` (the nightly's ``--derived-days``):
+    also check the next slice of a rotation that re-checks every row of the derived
+    tables within that many nights (:func:`_check_derived`)."""
+    applied = _reconcile(ledger, as_of, rules, full=full, track=True,
+                         derived_days=derived_days)[1]
     assert applied is not None
     return applied
 
 
+DerivedCheck = tuple[Checked, "tuple[int, int] | None"]
+"""What a run's check of the derived tables found, and the nightly slice it covered."""
+
+
+def _check_derived(store: Store, days: int, identity: str, *, full: bool = False
+                   ) -> DerivedCheck:
+    """Check, before the run matches, the derived rows it is about to rely on most: the
+    rows of the entries since the last run's ``checked`` (``C``: the run's new records)
+    and ``rc_dirty``; with ``days`` (a nightly), also the next slice of the rotation,
+    ``⌈W / days⌉`` entries from where the last slice recorded by ``identity`` (the
+    nightly's) ended (W: the watermark; FORMAT.md §8.3). Nothing from ``C`` on is
+    checked when the run will keep no stored state (no run yet, or the tables emptied):
+    it is a full run then, and the rotation and ``bfa verify`` cover the rows. ``full``
+    (``bfa reconcile --full``, asked to re-check everything): every row, as ``bfa
+    verify`` (:func:`reconcile.matching._derived.check_all`)."""
+    if full:
+        with store.reader() as conn:
+            return check_all(store, conn), None
+    with store.reader() as conn:
+        base = state_base(store, conn)
+        mark = derived_watermark(store, conn)
+        spans: list[tuple[int, int]] = []
+        if base is not None:
+            spans.append((min(base.checked, mark), mark))
+        slice_ = None
+        if days > 0:
+            prev = own_rotation(store, conn, last_run(store, conn), identity)
+            begin = 0 if prev is None else sum(prev)
+            slice_ = rotation(begin, mark, days)
+            spans += rotation_spans(*slice_, mark)
+        out = check_spans(store, conn, spans)
+        if base is not None:
+            check_dirty(store, conn, out)
+    return out, slice_
+
+
+def _derived_breaks(checked: Checked) -> list[Break]:
+    """One ``LEDGER_INTEGRITY`` break per difference kept, one more for the rest."""
+    out = [derived_break(m.table, m.seq, m.record, m.column or m.what, m.message())
+           for m in checked.mismatches]
+    if checked.more:
+        out.append(integrity_break(checked.messages()[-1], None))
+    return out
+
+
 def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, Any] | None,
-               *, full: bool, track: bool) -> tuple[Report, Applied | None]:
+               *, full: bool, track: bool, derived_days: int = 0
+               ) -> tuple[Report, Applied | None]:
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     rules = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
@@ -134,9 +202,17 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
         track = not look_back
     with _sums_fit():
         decoded, _size = refresh(ledger.store)
+        checked, slice_ = _check_derived(ledger.store, derived_days, ledger.actor().identity,
+                                         full=full)
+        if not checked.ok:  # rebuilt from the entries: this run and the next are right
+            with ledger.store.writer() as conn:
+                rebuild(ledger.store, conn)
+            decoded, _size = refresh(ledger.store)
+            full = True
         # judged and looked up inside match's transaction: an ingest committing meanwhile
         # changes neither the evidence nor the size this report states
         with matched(ledger.store, rules, full=full, who=ledger.actor()) as (conn, found):
+            found.derived = slice_
             judge = _Judge(epoch_day(as_of), rules)
             _collect(found.findings, judge)
             _domain_rules(found, judge)
@@ -145,6 +221,7 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
                      + withdrawal_breaks(ledger.store, conn))
             if found.mismatch is not None:
                 ready.append(integrity_break(found.mismatch, None))
+            ready += _derived_breaks(checked)
             hidden = present_mismatch(ledger.store, conn) if track else None
             if hidden is not None:  # this run marks its own breaks present again
                 ready.append(integrity_break(msg("{detail}; this run restored it",

@@ -30,7 +30,15 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ledger import Actor, IntegrityError, Store, append_control, latest_numbered, now_rfc3339
+from ledger import (
+    Actor,
+    IntegrityError,
+    Store,
+    append_control,
+    latest_numbered,
+    now_rfc3339,
+    read_entries,
+)
 from schemas import gettext as _
 
 RUN_PREFIX = "reconcile-"
@@ -112,6 +120,12 @@ class LastRun:
     breaks: Digest | None = None
     """The breaks the run left present in the workflow (a tracked run: ``bfa reconcile``,
     ``bfa nightly``), or None (a run whose breaks were not recorded)."""
+    state: Digest | None = None
+    """The matching state the run left (``rc_open``, ``rc_matched``, ``rc_month_sums``:
+    :func:`state_digest`), or None (a run before it was recorded)."""
+    derived: tuple[int, int] | None = None
+    """``(start, length)`` of the last nightly's slice of the derived tables' check
+    (FORMAT.md §6.7), carried by later runs; None before the first."""
 
     def digest_of(self, rows: Sequence[Stored]) -> Digest:
         """The digest of ``rows`` (canonical order) by this record's scheme."""
@@ -128,13 +142,15 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
         return None
     r = entry.record
     try:
-        b = r.get("breaks")
+        b, st, dv = r.get("breaks"), r.get("state"), r.get("derived")
         return LastRun(int(r["run"]), int(r["checked"]), str(r["rules"]),
                        int(r["findings"]["count"]), str(r["findings"]["digest"]),
                        str(r["findings"].get("scheme", "additive")), entry.seq,
                        str(r["user"]) if isinstance(r.get("user"), str) else None,
                        str(r["as_of"]) if isinstance(r.get("as_of"), str) else None,
-                       None if b is None else Digest(int(b["count"]), str(b["digest"])))
+                       None if b is None else Digest(int(b["count"]), str(b["digest"])),
+                       None if st is None else Digest(int(st["count"]), str(st["digest"])),
+                       None if dv is None else (int(dv["start"]), int(dv["length"])))
     except (KeyError, TypeError, ValueError) as e:
         raise IntegrityError(_("control record {record} (entry {seq}) is not a "
                                "reconciliation record as bfa writes it: {error}").format(
@@ -144,17 +160,23 @@ def last_run(store: Store, conn: Connection) -> LastRun | None:
 def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: str,
                checked: int, rules: str, digest: Digest,
                mismatch: str | None, who: Actor | None = None,
-               breaks: Digest | None = None, as_of: str | None = None) -> dict[str, Any]:
+               breaks: Digest | None = None, as_of: str | None = None,
+               state: Digest | None = None,
+               derived: tuple[int, int] | None = None) -> dict[str, Any]:
     """Append this run's ``control.reconcile`` record (in the run's writer transaction);
     ``breaks``: the digest of the break ids a tracked run left present. A run that does
     not track (a look back, a bundle's reconciliation) leaves the workflow as it was, so
     its record repeats the last run's digest: the check of the workflow table against it
-    (``present_mismatch``) keeps its reference (FORMAT.md §2.5)."""
+    (``present_mismatch``) keeps its reference (FORMAT.md §2.5). ``state``: the digest of
+    the matching state the run left (:func:`state_digest`); ``derived``: the slice of the
+    derived tables a nightly checked, else the last record's is repeated."""
     run = (last.run if last else 0) + 1
     if breaks is None and last is not None:
         breaks = last.breaks
     if as_of is None and last is not None:
         as_of = last.as_of
+    if derived is None and last is not None:
+        derived = last.derived
     rec: dict[str, Any] = {
         "type": "control.reconcile", "id": f"{RUN_PREFIX}{run}", "run": run,
         **(who.members() if who is not None else {}), "mode": mode,
@@ -166,6 +188,10 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
         rec["breaks"] = {"count": breaks.count, "digest": breaks.digest}
     if as_of is not None:
         rec["as_of"] = as_of
+    if state is not None:
+        rec["state"] = {"count": state.count, "digest": state.digest}
+    if derived is not None:
+        rec["derived"] = {"start": derived[0], "length": derived[1]}
     if mismatch is not None:
         rec["mismatch"] = mismatch
     append_control(store, conn, [rec])
@@ -205,6 +231,121 @@ def read_findings(conn: Connection) -> list[Stored]:
             in conn.execute(select(f.c.rule, f.c.root, f.c.pos, f.c.row).order_by(*order))]
 
 
+ROTATION_SEARCH = 1000
+"""How many ``control.reconcile`` records back the nightly looks for its own last one."""
+
+
+def own_rotation(store: Store, conn: Connection, last: LastRun | None,
+                 identity: str) -> tuple[int, int] | None:
+    """The derived-check slice (``derived``) of the latest ``control.reconcile`` record that
+    ``identity`` (the nightly's) wrote, among the last :data:`ROTATION_SEARCH`; None
+    without one. Records of other identities are passed over: a role that may append
+    ``control.reconcile`` records by hand (the officer duty) cannot choose where the
+    nightly's next slice starts (FORMAT.md §8.3)."""
+    if last is None:
+        return None
+    if last.user == identity:
+        return last.derived
+    top = last.run - 1
+    floor = max(1, last.run - ROTATION_SEARCH)
+    while top >= floor:
+        runs = list(range(top, max(floor, top - 99) - 1, -1))
+        got = read_entries(store, conn, "control", [f"{RUN_PREFIX}{k}" for k in runs])
+        for k in runs:
+            entry = got.get(f"{RUN_PREFIX}{k}")
+            if entry is None or entry.record.get("user") != identity:
+                continue
+            dv = entry.record.get("derived")
+            try:
+                return None if dv is None else (int(dv["start"]), int(dv["length"]))
+            except (KeyError, TypeError, ValueError):
+                return None
+        top = runs[-1] - 1
+    return None
+
+
+def state_digest(conn: Connection) -> Digest:
+    """The matching state a run leaves for the next (FORMAT.md §2.5 ``state``): SHA-256
+    over the rows of ``rc_open`` by ``seq``, framed ``open NUL seq LF``, then
+    ``rc_matched`` by ``m_seq`` (``matched NUL m_seq NUL e_seq NUL amount_fen LF``), then
+    ``rc_month_sums`` by ``month`` in code point order (``month NUL month NUL in_fen NUL
+    out_fen NUL n LF``), numbers in decimal; the count is the number of rows. A month
+    holding a NUL or LF (bfa writes none) makes the digest ``"invalid"``."""
+    from sqlalchemy import select
+
+    from reconcile.matching._tables import matched, month_sums, open_events
+
+    h = hashlib.sha256()
+    n = 0
+    o, m, ms = open_events.c, matched.c, month_sums.c
+    for (seq,) in conn.execute(select(o.seq).order_by(o.seq)):
+        h.update(f"open\x00{seq}\n".encode())
+        n += 1
+    for a, b, amount in conn.execute(select(m.m_seq, m.e_seq, m.amount_fen).order_by(m.m_seq)):
+        h.update(f"matched\x00{a}\x00{b}\x00{amount}\n".encode())
+        n += 1
+    bad = False
+    for month, i, out, k in conn.execute(select(ms.month, ms.in_fen, ms.out_fen, ms.n).order_by(
+            Store.code_point_order(conn, ms.month))):
+        bad = bad or "\x00" in str(month) or "\n" in str(month)
+        h.update(f"month\x00{month}\x00{i}\x00{out}\x00{k}\n".encode())
+        n += 1
+    return Digest(n, "invalid" if bad else h.hexdigest())
+
+
+def emptied(last: LastRun | None, conn: Connection, findings_empty: bool) -> bool:
+    """Whether the stored state was emptied since ``last`` (a migration or a rebuild that
+    empties the derived tables): ``rc_findings`` empty though the run left findings, or
+    every state table empty with ``rc_findings`` though the run left rows there. Then
+    nothing stored is kept and the next run re-checks everything, so nothing stored is
+    checked against ``last`` either."""
+    if last is None or not findings_empty:
+        return False
+    if last.findings:
+        return True
+    if last.state is None or not last.state.count:
+        return False
+    from sqlalchemy import select
+
+    from reconcile.matching._tables import matched, month_sums, open_events
+
+    return all(conn.execute(select(*table.primary_key.columns).limit(1)).first() is None
+               for table in (open_events, matched, month_sums))
+
+
+def state_base(store: Store, conn: Connection) -> LastRun | None:
+    """The last run whose stored state (findings, matching state, ``rc_dirty``) the next
+    run would keep, or None (no run yet, or emptied since)."""
+    from sqlalchemy import select
+
+    from reconcile.matching._tables import findings as f
+
+    last = last_run(store, conn)
+    empty = conn.execute(select(f.c.rule).limit(1)).first() is None
+    return None if last is None or emptied(last, conn, empty) else last
+
+
+def state_mismatch(last: LastRun, now: Digest, consequence: str) -> str | None:
+    """Why the matching state differs from what ``last`` recorded, or None."""
+    if last.state is None or now == last.state:
+        return None
+    return ("the matching state (rc_open, rc_matched, rc_month_sums: {rows} rows) is not "
+             "the {recorded} rows that reconciliation run {run} recorded in the ledger (entry "
+             "{entry}): it was changed outside bfa; {consequence}").format(
+        rows=now.count, recorded=last.state.count, run=last.run,
+        entry=f"{RUN_PREFIX}{last.run}", consequence=consequence)
+
+
+def check_state(store: Store, conn: Connection) -> str | None:
+    """Why the matching state differs from the last run's record, or None (also when the
+    next run keeps nothing)."""
+    base = state_base(store, conn)
+    if base is None:
+        return None
+    return state_mismatch(base, state_digest(conn),
+                          "the next 'bfa reconcile' re-checks everything")
+
+
 def check_findings(store: Store, conn: Connection) -> str | None:
     """Why the stored findings differ from what the last run recorded, or None."""
     last = last_run(store, conn)
@@ -216,6 +357,24 @@ def check_findings(store: Store, conn: Connection) -> str | None:
     return mismatch(last, stored, "the next 'bfa reconcile' re-checks everything")
 
 
-__all__ = ["RUN_PREFIX", "SCHEME", "Digest", "LastRun", "Stored", "check_findings",
-           "findings_digest", "ids_digest", "last_run", "legacy_digest", "mismatch",
-           "read_findings", "record_run"]
+__all__ = [
+    "RUN_PREFIX",
+    "SCHEME",
+    "Digest",
+    "LastRun",
+    "Stored",
+    "check_findings",
+    "check_state",
+    "emptied",
+    "findings_digest",
+    "ids_digest",
+    "last_run",
+    "legacy_digest",
+    "mismatch",
+    "own_rotation",
+    "read_findings",
+    "record_run",
+    "state_base",
+    "state_digest",
+    "state_mismatch",
+]

@@ -19,13 +19,16 @@
 3. **Audit** the archive when the caller gives an ``archive_step`` (``bfa nightly``: a
    rotating sample of the voucher files, :data:`ArchiveStep`), then **reconcile**
    (``run_reconcile``: decodes only entries added since the last run; the open items
-   are re-checked by the set-based SQL), then **apply the break states**
+   are re-checked by the set-based SQL; before it matches, the run checks the derived
+   rows of its new entries and the next slice of a rotation that re-checks every derived
+   row within ``derived_days`` nights, FORMAT.md §6.7, and rebuilds the derived tables
+   from the entries when a row differs), then **apply the break states**
    (resolved breaks stay resolved unless their evidence changed; reopens are appended).
    When the run finds the reconciler's or the workflow's stored state changed behind
    the ledger's back (a ``LEDGER_INTEGRITY`` break: stored findings that differ from
-   the last run's ``control.reconcile`` record, or a break state that differs from its
-   ``control.break`` entries), the report is complete but the exit code is 3 and
-   nothing is signed.
+   the last run's ``control.reconcile`` record, a break state that differs from its
+   ``control.break`` entries, or a derived row that differs from its entry), the report
+   is complete but the exit code is 3 and nothing is signed.
 4. **Sign** a checkpoint covering everything, the workflow entries included.
 5. **Write** ``DIR/<start time>/report.json``, ``report.csv``, ``report.html``,
    ``bank.json``, ``bank.csv`` and ``nightly.json`` (run facts and the *delta* against
@@ -82,6 +85,10 @@ DB_LOCK = "bfa nightly"
 database never overlap either."""
 
 CLEAN, BREAKS, COULD_NOT_RUN, INTEGRITY = 0, 1, 2, 3
+
+DERIVED_DAYS = 30
+"""Nights within which the nightly re-checks every row of the derived tables
+(``bfa nightly --derived-days``)."""
 
 ArchiveStep = Callable[[Ledger], Mapping[str, Any]]
 """The archive layer's part of a night (``bfa nightly``: the fixity audit of a rotating
@@ -285,8 +292,11 @@ def run_nightly(
     *,
     lock_max_age: float = LOCK_MAX_AGE,
     archive_step: ArchiveStep | None = None,
+    derived_days: int = DERIVED_DAYS,
 ) -> NightlyResult:
-    """One nightly run (see the module docstring); raises :class:`NightlyLockedError` if locked."""
+    """One nightly run (see the module docstring); raises :class:`NightlyLockedError` if
+    locked. ``derived_days``: every derived row is re-checked within that many nights (0:
+    only the rows of the run's new entries)."""
     lock = NightlyLock(ledger.home.path / "nightly.lock", lock_max_age, ledger.home.perms)
     note = lock.acquire()
     try:
@@ -296,14 +306,14 @@ def run_nightly(
                     "another nightly run holds the database's lock ({lock} in {database}), "
                     "from another home or host; it is released when that run ends").format(
                         lock=repr(DB_LOCK), database=ledger.store.display_url()))
-            return _run(ledger, report_dir, as_of, rules, note, archive_step)
+            return _run(ledger, report_dir, as_of, rules, note, archive_step, derived_days)
     finally:
         lock.release()
 
 
 def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
          rules: Rules | Mapping[str, Any] | None, note: str | None,
-         archive_step: ArchiveStep | None) -> NightlyResult:
+         archive_step: ArchiveStep | None, derived_days: int) -> NightlyResult:
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     perms = ledger.home.perms  # reports name people and accounts: as private as the home
@@ -322,7 +332,7 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
     # the archive's audit is recorded before the reconciliation, which reports its failures
     archive = dict(archive_step(ledger)) if archive_step is not None else None
     # a day before the last tracked run's is a look back: no break state changes
-    applied = run_tracked(ledger, as_of, rules)
+    applied = run_tracked(ledger, as_of, rules, derived_days=derived_days)
     backdated = applied.report.run.look_back
     delta = (Delta(None) if backdated else
              _delta(previous, applied.report, applied.statuses, applied.reopened))
@@ -495,5 +505,5 @@ def _index(report_dir: Path, folder: str, doc: Mapping[str, Any], result: Nightl
                  perms)
 
 
-__all__ = ["LOCK_MAX_AGE", "Delta", "NightlyLock", "NightlyLockedError", "NightlyResult",
-           "run_nightly"]
+__all__ = ["DERIVED_DAYS", "LOCK_MAX_AGE", "Delta", "NightlyLock", "NightlyLockedError",
+           "NightlyResult", "run_nightly"]

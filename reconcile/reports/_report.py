@@ -238,6 +238,17 @@ def integrity_break(message: Msg | str, seq: int | None) -> Break:
     return b.with_evidence([] if seq is None else [str(seq)])
 
 
+def derived_break(table: str, seq: int, record: str, part: str, message: str) -> Break:
+    """A ``LEDGER_INTEGRITY`` break: a row of the reconciler's derived tables differed from
+    what the entries give (and the tables were rebuilt from the entries). Its id is
+    stable per table, entry, record and column (``part``); its evidence covers the
+    message."""
+    b = Break.make("LEDGER_INTEGRITY", (), {}, "derived",
+                   msg("{detail}; the derived tables were rebuilt from the entries",
+                       detail=message), 0, key=("derived", table, str(seq), record, part))
+    return b.with_evidence([str(seq)])
+
+
 def workflow_break(bid: str, message: str) -> Break:
     """A ``LEDGER_INTEGRITY`` break: the workflow state of break ``bid`` differed from its
     ``control.break`` entries (and was restored from them). Its id is stable per break;
