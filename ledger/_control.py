@@ -126,12 +126,15 @@ RECORD_DOMAINS = ("business", "finance", "archive")
 
 
 def control_records(conn: Connection, kind: str, *, after: int = -1,
-                    limit: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+                    limit: int | None = None, newest_first: bool = False
+                    ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(seq, record)`` of the ``control.<kind>`` entries after ``after``, in ``seq``
-    order (through ``ix_entries_control``), each checked against its leaf."""
+    order (``newest_first``: the reverse; through ``ix_entries_control``), each checked
+    against its leaf."""
     e = s.entries.c
     q = (select(e.seq, e.leaf, e.entry_hash, e.record_id)
-         .where(e.domain == "control", e.kind == kind, e.seq > after).order_by(e.seq))
+         .where(e.domain == "control", e.kind == kind, e.seq > after)
+         .order_by(e.seq.desc() if newest_first else e.seq))
     for seq, leaf, h, rid in conn.execute(q if limit is None else q.limit(limit)):
         yield int(seq), checked_entry(int(seq), bytes(leaf), bytes(h), "control",
                                       str(rid)).record

@@ -150,7 +150,7 @@ def check_all(store: Store, conn: Connection,
     ``rc_dirty`` (:func:`check_dirty`); ``progress`` is called with the entries done."""
     mark = watermark(store, conn)
     out = check_spans(store, conn, [(0, mark)], progress=progress)
-    _planted_outside(conn, mark, out)
+    check_planted(conn, mark, out)
     check_dirty(store, conn, out)
     return out
 
@@ -285,7 +285,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b) and (type(a) is type(b) or (isinstance(a, int) and isinstance(b, int)))
 
 
-def _planted_outside(conn: Connection, mark: int, out: Checked) -> None:
+def check_planted(conn: Connection, mark: int, out: Checked) -> None:
     """Rows keyed below 0 or at or above the watermark: no refresh wrote them."""
     for table in DERIVED:
         first = table.c[_KEY_OF[table.name][0]]
@@ -486,5 +486,5 @@ def _withdrawn(conn: Connection, seqs: list[int]) -> dict[int, bool]:
 
 
 __all__ = ["CHUNK", "DERIVED", "MAX_LISTED", "Checked", "Mismatch", "check_all",
-           "check_dirty", "check_seqs", "check_spans", "rebuild", "rotation", "spans_of",
-           "watermark"]
+           "check_dirty", "check_planted", "check_seqs", "check_spans", "rebuild", "rotation",
+           "spans_of", "watermark"]

@@ -35,6 +35,7 @@ from reconcile.matching._derived import (
     Checked,
     check_all,
     check_dirty,
+    check_planted,
     check_spans,
     rebuild,
     rotation,
@@ -152,9 +153,10 @@ def _check_derived(store: Store, days: int, identity: str, *, full: bool = False
     rows of the entries since the last run's ``checked`` (``C``: the run's new records)
     and ``rc_dirty``; with ``days`` (a nightly), also the next slice of the rotation,
     ``⌈W / days⌉`` entries from where the last slice recorded by ``identity`` (the
-    nightly's) ended (W: the watermark; FORMAT.md §8.3). Nothing from ``C`` on is
-    checked when the run will keep no stored state (no run yet, or the tables emptied):
-    it is a full run then, and the rotation and ``bfa verify`` cover the rows. ``full``
+    nightly's) ended (W: the watermark; FORMAT.md §8.3), and that no row is keyed below 0
+    or at or above W (planted: the run would read it). When the run will keep no stored
+    state (no run yet, or the findings emptied) it matches every row: every row is
+    checked first, as by ``bfa verify``. ``full``
     (``bfa reconcile --full``, asked to re-check everything): every row, as ``bfa
     verify`` (:func:`reconcile.matching._derived.check_all`)."""
     if full:
@@ -163,19 +165,31 @@ def _check_derived(store: Store, days: int, identity: str, *, full: bool = False
     with store.reader() as conn:
         base = state_base(store, conn)
         mark = derived_watermark(store, conn)
-        spans: list[tuple[int, int]] = []
-        if base is not None:
-            spans.append((min(base.checked, mark), mark))
         slice_ = None
         if days > 0:
             prev = own_rotation(store, conn, last_run(store, conn), identity)
             begin = 0 if prev is None else sum(prev)
             slice_ = rotation(begin, mark, days)
+        if base is None:  # nothing stored is kept: this run matches every row, so every
+            return check_all(store, conn), slice_  # row is checked first (emptied findings)
+        spans = [(min(base.checked, mark), mark)]
+        if slice_ is not None:
             spans += rotation_spans(*slice_, mark)
-        out = check_spans(store, conn, spans)
-        if base is not None:
-            check_dirty(store, conn, out)
+        out = check_spans(store, conn, spans, _reread(conn, mark))
+        check_planted(conn, mark, out)  # a row no refresh wrote would be read by the run
+        check_dirty(store, conn, out)
     return out, slice_
+
+
+def _reread(conn: Connection, mark: int) -> list[int]:
+    """The entries whose rows every incremental run reads again, whatever changed: the
+    open events (``rc_open``) and the current unallocated movements. Checked each run, so
+    a row changed for one run and put back after it cannot have closed a break unseen."""
+    m = t.movements.c
+    opened = conn.execute(select(t.open_events.c.seq).where(t.open_events.c.seq < mark))
+    loose = conn.execute(select(m.seq).where(m.allocated.is_(False), m.superseded.is_(False),
+                                             m.seq < mark))
+    return [int(x) for x in opened.scalars()] + [int(x) for x in loose.scalars()]
 
 
 def _derived_breaks(checked: Checked) -> list[Break]:

@@ -35,9 +35,9 @@ from ledger import (
     IntegrityError,
     Store,
     append_control,
+    control_records,
     latest_numbered,
     now_rfc3339,
-    read_entries,
 )
 from schemas import gettext as _
 
@@ -231,36 +231,27 @@ def read_findings(conn: Connection) -> list[Stored]:
             in conn.execute(select(f.c.rule, f.c.root, f.c.pos, f.c.row).order_by(*order))]
 
 
-ROTATION_SEARCH = 1000
-"""How many ``control.reconcile`` records back the nightly looks for its own last one."""
-
 
 def own_rotation(store: Store, conn: Connection, last: LastRun | None,
                  identity: str) -> tuple[int, int] | None:
     """The derived-check slice (``derived``) of the latest ``control.reconcile`` record that
-    ``identity`` (the nightly's) wrote, among the last :data:`ROTATION_SEARCH`; None
-    without one. Records of other identities are passed over: a role that may append
-    ``control.reconcile`` records by hand (the officer duty) cannot choose where the
-    nightly's next slice starts (FORMAT.md §8.3)."""
+    ``identity`` (the nightly's) wrote, found by entry, newest first, whatever its run
+    number; None without one. Records of other identities are passed over: a role that
+    may append ``control.reconcile`` records by hand (the officer duty) cannot choose
+    where the nightly's next slice starts, however many it appends or however it numbers
+    them (FORMAT.md §8.3)."""
     if last is None:
         return None
     if last.user == identity:
         return last.derived
-    top = last.run - 1
-    floor = max(1, last.run - ROTATION_SEARCH)
-    while top >= floor:
-        runs = list(range(top, max(floor, top - 99) - 1, -1))
-        got = read_entries(store, conn, "control", [f"{RUN_PREFIX}{k}" for k in runs])
-        for k in runs:
-            entry = got.get(f"{RUN_PREFIX}{k}")
-            if entry is None or entry.record.get("user") != identity:
-                continue
-            dv = entry.record.get("derived")
-            try:
-                return None if dv is None else (int(dv["start"]), int(dv["length"]))
-            except (KeyError, TypeError, ValueError):
-                return None
-        top = runs[-1] - 1
+    for _seq, record in control_records(conn, "reconcile", newest_first=True):
+        if record.get("user") != identity:
+            continue
+        dv = record.get("derived")
+        try:
+            return None if dv is None else (int(dv["start"]), int(dv["length"]))
+        except (KeyError, TypeError, ValueError):
+            return None
     return None
 
 

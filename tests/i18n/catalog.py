@@ -23,6 +23,7 @@ the compilation of ``bfa.po``.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import io
 import sys
@@ -99,8 +100,10 @@ def _from_commands() -> Iterator[str]:
                 "required")
 
 
+@functools.cache
 def messages() -> list[Message]:
-    """Every message people may read, in a stable order, each once."""
+    """Every message people may read, in a stable order, each once (extracted once a
+    process)."""
     found: dict[Message, None] = {}
     for pkg in PACKAGES:
         found.update(dict.fromkeys(_from_source(ROOT / pkg)))

@@ -208,3 +208,71 @@ def test_balance_refuses_a_movement_it_uses_when_edited(led: Ledger, ledger_home
     res = invoke("balance", *h(Path(ledger_home["home"]), ledger_home["db"]),
                  "--as-of", "2026-11-30")
     assert res.exit_code == 3 and "COL-C" in res.stderr, res.output
+
+
+# -- the insider review's findings (F1-F4), each now caught by the run itself ---------------
+def test_an_open_event_changed_for_one_run_is_caught_by_that_run(led: Ledger,
+                                                                 tmp_path: Path) -> None:
+    """F1: an old open event's amount changed before an incremental run (and put back
+    after it) would have closed its break unseen: every run checks the rows it reads
+    again (open events, unallocated movements)."""
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.mismatch(tmp_path, False))
+    first = reconcile_and_track(led, sc.AS_OF)
+    assert any(b.code == "AMOUNT_MISMATCH" for b in first.breaks)
+    sc.ingest(led, tmp_path, [sc.payment_event(7)], "later")  # the next run is incremental
+    with app_role(led) as conn:
+        conn.execute(t.events.update().where(t.events.c.record_id == "BP-2")
+                     .values(amount_fen=345668))  # now equal to what was allocated
+    report = reconcile_and_track(led, sc.AS_OF)
+    assert report.integrity_failed
+    assert any(b.code == "AMOUNT_MISMATCH" and "BP-2" in b.records for b in report.breaks)
+
+
+def test_emptied_findings_make_the_run_check_every_row(led: Ledger, tmp_path: Path) -> None:
+    """F2: with ``rc_findings`` emptied a run keeps nothing stored and matches every row:
+    it checks every row first, so an edit made beside the emptying is caught."""
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.unsettled(tmp_path, False))
+    reconcile_and_track(led, sc.AS_OF)
+    with app_role(led) as conn:
+        conn.execute(t.events.update().where(t.events.c.record_id == "BP-2")
+                     .values(amount_fen=1))
+        conn.execute(t.findings.delete())
+    report = reconcile_and_track(led, sc.AS_OF)
+    assert report.integrity_failed
+    flagged = [b.message for b in report.breaks if b.code == "LEDGER_INTEGRITY"]
+    assert any("rc_events" in m and "BP-2" in m for m in flagged), flagged
+
+
+def test_a_planted_row_above_the_watermark_is_caught_by_the_run(led: Ledger,
+                                                                tmp_path: Path) -> None:
+    """F4: a movement planted at a key no entry has yet (at or above the watermark) would
+    be read by the next run: every run looks for such rows first."""
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.unsettled(tmp_path, False))
+    reconcile_and_track(led, sc.AS_OF)
+    with led.store.reader() as conn:
+        row = _one(conn, t.movements)
+    row["seq"] = 9_000_000_000
+    with app_role(led) as conn:
+        conn.execute(t.movements.insert(), row)
+    report = reconcile_and_track(led, sc.AS_OF)
+    assert report.integrity_failed
+    assert any("rc_movements" in b.message and "given by no entry" in b.message
+               for b in report.breaks if b.code == "LEDGER_INTEGRITY")
+    assert not reconcile_and_track(led, sc.AS_OF).integrity_failed
+
+
+def test_the_nightly_finds_its_own_slice_whatever_is_appended_after_it(
+        led: Ledger, tmp_path: Path) -> None:
+    """F3: the nightly continues its rotation from its own last record, found by entry:
+    records appended by another identity after it, however numbered, do not move it."""
+    from reconcile.matching._state import last_run, own_rotation
+
+    sc.ingest(led, tmp_path, sc.base(tmp_path) + sc.unsettled(tmp_path, False))
+    out = tmp_path / "reports"
+    run_nightly(led, out, sc.AS_OF, derived_days=3)
+    identity = led.actor().identity
+    with led.store.reader() as conn:
+        mine = own_rotation(led.store, conn, last_run(led.store, conn), identity)
+        assert mine is not None
+        # what another identity's records in between look like to the nightly
+        assert own_rotation(led.store, conn, last_run(led.store, conn), "someone-else") is None
