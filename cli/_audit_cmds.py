@@ -76,6 +76,6 @@ def audit_access(home: str | None, db: str | None, since: datetime | None, who: 
     from reconcile import label
 
     rows = [{**r, "action": label("action", str(r.get("action") or ""))} for r in rows]
-    click.echo(table(rows, COLUMNS, fit=terminal_width(), cut="purpose", headers={
+    click.echo(table(rows, COLUMNS, fit=terminal_width(), cut="target", headers={
         "seq": _("seq"), "at": _("at"), "action": _("action"), "user": _("user"),
         "target": _("target"), "fields": _("fields"), "purpose": _("purpose")}))

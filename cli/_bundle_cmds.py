@@ -13,7 +13,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import DATE, TEXT, home_options, json_option, open_ledger, progress, user_option
-from cli._render import pad, to_json, width
+from cli._render import local_time, pad, to_json, width
 from ledger import ConfigError, InputError, Verifier, printable
 from schemas import gettext as _
 
@@ -176,7 +176,7 @@ def verify_cmd(as_json: bool, bundle: Path, key_file: Path, exporter_file: Path 
         if claims:
             click.echo(_("bundle {id} of {origin}, exported {created_at}").format(
                 id=printable(str(claims.get("id"))), origin=printable(str(claims.get("origin"))),
-                created_at=printable(str(claims.get("created_at")))))
+                created_at=local_time(claims.get("created_at"))))
         # the mark, the check id and VERIFIED / INTEGRITY FAILURE are read by machines
         # and tests: they stay as they are in every language (the check's name beside its
         # id, and the detail, in the reader's; --json keeps the English detail)

@@ -249,8 +249,9 @@ def run_demo(
         say(f"   | {line}")
     say(_("== 5. verify"))
     res = led.verify()
-    say("   " + _("ok={ok}: {entries} entries, {checkpoints} checkpoint(s)").format(
-        ok=res.ok, entries=res.entries_checked, checkpoints=res.checkpoints_checked))
+    said = (_("verified: {entries} entries, {checkpoints} checkpoint(s)") if res.ok else
+            _("NOT verified: {entries} entries, {checkpoints} checkpoint(s)"))
+    say("   " + said.format(entries=res.entries_checked, checkpoints=res.checkpoints_checked))
     say(_("== 6. prove one benefit payment, verify it offline with the verifier key only"))
     target = f"BP-{PERIOD}-000000"
     entry, proof = led.prove(target)
@@ -332,8 +333,8 @@ def run_demo(
                                                                             "problem"),
                                                              message=problem.message))
     clean = led.verify().ok
-    say("   " + _("'bfa verify' on the copy exits 3; the real ledger still verifies: {clean}")
-        .format(clean=clean))
+    say("   " + (_("'bfa verify' on the copy exits 3; the real ledger still verifies") if clean
+                 else _("'bfa verify' on the copy exits 3; the real ledger does NOT verify")))
     bad.close()
     archive_ok = _archive_steps(led, base, store.store, report.breaks, say)
     led.close()

@@ -14,7 +14,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
-from cli._render import local_time, table, to_json, wrapped
+from cli._render import local_time, table, terminal_width, to_json, width, wrapped
 from ledger import (
     DUTIES,
     ConfigError,
@@ -851,6 +851,17 @@ def db_grant(home: str | None, db: str | None, role: str, duties: tuple[str, ...
         role=role, duties=", ".join(dict.fromkeys(duties))))
 
 
+
+def _say_fitted(line: str) -> None:
+    """A demo line, wrapped to the terminal when it is prose too long for it (a table's
+    or a note's line, marked ``|``, is shown as it is)."""
+    cols = terminal_width() - 1
+    if width(line) <= cols or line.lstrip().startswith("|"):
+        click.echo(line)
+        return
+    indent = " " * (len(line) - len(line.lstrip()))
+    click.echo("\n".join(wrapped(line.strip(), indent, cols)))
+
 @bfa.command()
 @click.option("--out", default="demo-out", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path),
@@ -870,6 +881,10 @@ def demo(out: Path, persons: int, seed: int) -> None:
         bfa demo --persons 500 --out /tmp/bfa-demo
     """
     from cli._demo import run_demo
+    from cli._i18n import explicit, language
 
-    if not run_demo(out, persons=persons, seed=seed, say=click.echo):
+    done = run_demo(out, persons=persons, seed=seed, say=_say_fitted)
+    if explicit():  # the demo's home speaks the language it was run in (bfa --lang)
+        set_home_language(resolve_home(str(out / ".bfa")), language())
+    if not done:
         raise click.exceptions.Exit(Exit.PROBLEMS)

@@ -547,7 +547,7 @@ def statement_csv(rep: BankReconciliation, *, archived: bool = False) -> str:
                         _plain(fen)])
 
         if a.problem is not None:
-            row("problem", a.problem, None)
+            row("problem", a.problem if archived else (a.problem_text() or a.problem), None)
             continue
         row("bank_balance", named("bank_balance"), a.bank)
         for k in ("book_credit", "book_debit"):

@@ -80,6 +80,7 @@ from ledger import (
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._state import RUN_PREFIX, ids_digest, last_run
 from reconcile.matching._units import money
+from reconcile.reports._labels import label
 from reconcile.reports._report import (
     SEVERITY,
     Break,
@@ -553,11 +554,12 @@ def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Sta
     if action == "assign":
         if cur not in ("open", "assigned"):
             raise InputError(_("{id} is {status}; reopen it before assigning it").format(
-                id=bid, status=cur))
+                id=bid, status=label("status", cur)))
         return "assigned"
     if action == "resolve":
         if cur not in ("open", "assigned"):
-            raise InputError(_("{id} is already {status}").format(id=bid, status=cur))
+            raise InputError(_("{id} is already {status}").format(
+                id=bid, status=label("status", cur)))
         reason = kw.get("reason")
         if reason not in REASONS:
             raise InputError(_("reason {reason} is not one of: {reasons} (see 'bfa breaks "
@@ -568,7 +570,7 @@ def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Sta
     if action == "approve":
         if cur != "pending_approval":
             raise InputError(_("{id} is {status}, not pending approval").format(
-                id=bid, status=cur))
+                id=bid, status=label("status", cur)))
         if who.same_person(row.resolved_by):  # identities: Li.Wei is li.wei
             raise InputError(_(
                 "four-eyes: {user} resolved {id} and cannot also approve it; a second person "
@@ -579,7 +581,7 @@ def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Sta
     if action == "reopen":
         if cur not in ("resolved", "pending_approval"):
             raise InputError(_("{id} is {status}; only resolved or pending breaks can be "
-                               "reopened").format(id=bid, status=cur))
+                               "reopened").format(id=bid, status=label("status", cur)))
         return "assigned" if row.assignee else "open"
     raise InputError(_("unknown action {action}").format(action=repr(action)))
 
