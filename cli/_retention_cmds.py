@@ -16,8 +16,9 @@ import click
 from cli._archive_cmds import archive_group
 from cli._exit import Exit
 from cli._options import DATE, TEXT, home_options, json_option, open_ledger, user_option
-from cli._render import table, to_json
+from cli._render import table, terminal_width, to_json
 from ledger import printable
+from reconcile import label
 from schemas import N_
 from schemas import gettext as _
 
@@ -37,7 +38,7 @@ def _table(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
     translated header, as ``table`` measures them)."""
     heads = {key: _(msgid) for key, msgid in columns.items()}
     return table([{heads[k]: r.get(k, "") for k in columns} for r in rows],
-                 list(heads.values()))
+                 list(heads.values()), fit=terminal_width())
 
 
 def _hold_out(res: HoldResult, as_json: bool) -> None:
@@ -148,11 +149,14 @@ def due_cmd(home: str | None, db: str | None, as_json: bool, as_of: datetime | N
         click.echo(_("retention ended by {date}: {records} record(s): {due} due, {held} on "
                      "hold, {broken} held by an open break").format(**counts))
     if rep.records:
-        click.echo(_table(rep.by_kind_year(), {"kind": N_("kind"), "year": N_("year"),
+        by_kind = [{**r, "kind": label("kind", str(r.get("kind", "")))}
+                   for r in rep.by_kind_year()]
+        click.echo(_table(by_kind, {"kind": N_("kind"), "year": N_("year"),
                                                "due": N_("due"), "held": N_("held"),
                                                "break": N_("break")}))
-        rows = [{"record": r.voucher.id, "kind": r.voucher.kind, "year": r.voucher.year,
-                 "retention": r.voucher.retention, "kept": r.kept,
+        rows = [{"record": r.voucher.id, "kind": label("kind", r.voucher.kind),
+                 "year": r.voucher.year,
+                 "retention": label("retention", r.voucher.retention), "kept": r.kept,
                  "due on": r.voucher.due.isoformat() if r.voucher.due else "",
                  "state": _state(r.state, r.held_by(), r.listed)} for r in rep.records[:50]]
         click.echo("")
