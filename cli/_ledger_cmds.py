@@ -854,9 +854,10 @@ def db_grant(home: str | None, db: str | None, role: str, duties: tuple[str, ...
 
 def _say_fitted(line: str) -> None:
     """A demo line, wrapped to the terminal when it is prose too long for it (a table's
-    or a note's line, marked ``|``, is shown as it is)."""
+    or a note's line, marked ``|``, and a step's heading, ``==``, which may end in a
+    command to copy, are shown as they are)."""
     cols = terminal_width() - 1
-    if width(line) <= cols or line.lstrip().startswith("|"):
+    if width(line) <= cols or line.lstrip().startswith(("|", "==")):
         click.echo(line)
         return
     indent = " " * (len(line) - len(line.lstrip()))
