@@ -143,6 +143,18 @@ _SHOWN: dict[str, str] = {
     "string_too_long": N_("is too long"),
     "too_short": N_("has too few items"),
     "too_long": N_("has too many items"),
+    "record_id": N_("must be a record id: 1 to 128 characters of A-Z a-z 0-9 . _ : / -"),
+    "region_code": N_('must be a 6-digit region code string, like "440100"'),
+    "period": N_('must be a period "YYYY-MM" with a month from 01 to 12, like "2026-03"'),
+    "sha256_hex": N_("must be a SHA-256 digest: 64 lowercase hex digits"),
+    "base64_hash": N_("must be a 32-byte hash in standard base64 (44 characters ending in "
+                      "'=')"),
+    "media_type": N_('must be a media type "type/subtype" without parameters, like '
+                     '"application/pdf"'),
+    "short_text": N_("must be 1 to 128 characters, without control characters or "
+                     "leading/trailing whitespace"),
+    "text": N_("must be 1 to 1024 characters, without control characters or "
+               "leading/trailing whitespace"),
     "money_type": N_('money must be a string like "3456.78"'),
     "money_format": N_("money must have exactly two fraction digits and at most 15 integer "
                        "digits, without leading zeros or '+', like \"3456.78\""),

@@ -374,26 +374,28 @@ class Ledger:
 
     def check_keys(self) -> list[str]:
         """What a restored home's keys were checked against in the database: the check
-        values of the secret and the vault key, the latest signed checkpoint."""
+        values of the secret and the vault key, the latest signed checkpoint (said in the
+        reader's language)."""
         done = []
         if self.home.secret_key_path.exists():
             self.secret()
-            done.append("ledger secret: check value matches")
+            done.append(_("ledger secret: check value matches"))
         if self.home.vault_key_path is not None and self.home.vault_key_path.exists():
             self.vault_key()
-            done.append("vault key: check value matches")
+            done.append(_("vault key: check value matches"))
         with self.store.reader() as conn:
             latest = self.latest_checkpoint(conn)
         if latest is not None:
             self._signed(latest[2], latest[0])
-            done.append(f"verifier key: checks the latest checkpoint (size {latest[0]})")
+            done.append(_("verifier key: checks the latest checkpoint (size {size})").format(
+                size=latest[0]))
         if self.home.signing_key_path.exists():
             signer = self.home.signer()
             if signer.verifier().to_text() != self.home.verifier().to_text():
                 raise ConfigError(_("the signing key is not the verifier key's pair"))
             with self.store.reader() as conn:
                 self._require_current(conn, signer)
-            done.append("signing key: pairs with the verifier key and is the one in force")
+            done.append(_("signing key: pairs with the verifier key and is the one in force"))
         return done
 
     # -- ingest ---------------------------------------------------------------
