@@ -37,9 +37,10 @@ from ledger._merkle import (
     verify_inclusion,
 )
 from ledger._note import Checkpoint
+from ledger._privacy import personal_fields
 from ledger._tlogproof import TLogProof
 from ledger._vault import Keyring
-from schemas import PERSONAL_FIELDS, gettext
+from schemas import gettext
 
 if TYPE_CHECKING:
     from ledger._ledger import Ledger
@@ -133,15 +134,7 @@ def disclose(ledger: Ledger, seqs: Sequence[int], fields: Iterable[str], purpose
     purpose, fields, records; FORMAT.md §12.4)."""
     from ledger._ledger import check_note
 
-    wanted = set(fields)
-    unknown = sorted(wanted - set(PERSONAL_FIELDS))
-    if unknown or not wanted:
-        personal = ", ".join(sorted(PERSONAL_FIELDS))
-        raise FormatError(
-            gettext("--disclose: {fields}; personal fields are {personal}").format(
-                fields=", ".join(unknown), personal=personal) if unknown else
-            gettext("--disclose: none given; personal fields are {personal}").format(
-                personal=personal))
+    wanted = personal_fields(fields, "--disclose")
     purpose = check_note(purpose, "disclosing personal data (its purpose)", limit=500)
     who = ledger.actor(label)
     vault_key = ledger.vault_key()

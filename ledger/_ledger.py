@@ -55,7 +55,13 @@ from ledger._merkle import (
     verify_inclusion,
 )
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
-from ledger._privacy import SECRET_CHECK_KEY, Pseudonymizer, commitment, secret_check
+from ledger._privacy import (
+    SECRET_CHECK_KEY,
+    Pseudonymizer,
+    commitment,
+    personal_fields,
+    secret_check,
+)
 from ledger._rotation import ROTATE_SIGNING, KeyChain, key_chain
 from ledger._store import Store
 from ledger._tlogproof import TLogProof
@@ -67,7 +73,7 @@ from ledger._verify import (
     record_verified,
     verified_size,
 )
-from schemas import N_, PERSONAL_FIELDS, TEXT_PATTERN, EntryView, StatusView, language
+from schemas import N_, TEXT_PATTERN, EntryView, StatusView, language
 from schemas import gettext as _
 
 
@@ -863,16 +869,7 @@ class Ledger:
         stated ``purpose``; the reveal itself (who, what, why) is appended."""
         who = self.actor(label)
         purpose = check_note(purpose, "revealing personal data (its purpose)", limit=500)
-        wanted = None if fields is None else set(fields)
-        if wanted is not None:
-            unknown = sorted(wanted - set(PERSONAL_FIELDS))
-            if unknown or not wanted:
-                personal = ", ".join(sorted(PERSONAL_FIELDS))
-                raise InputError(
-                    _("--fields: {fields}; personal fields are {personal}").format(
-                        fields=", ".join(unknown), personal=personal) if unknown else
-                    _("--fields: none given; personal fields are {personal}").format(
-                        personal=personal))
+        wanted = None if fields is None else personal_fields(fields, "--fields")
         vault_key = self.vault_key()  # checked before the writer opens (it may record it)
         with self.store.writer() as conn:  # commitments need no secret: none is loaded
             entry = self.find_entry(conn, record_id, domain)

@@ -23,9 +23,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from ledger._errors import InputError
 from schemas import PERSONAL_FIELDS as _PERSONAL
+from schemas import gettext as _
 
 PSEUDONYM_PREFIX = "ps1:"
 _FIELD_CLASS = {
@@ -38,6 +41,21 @@ _FIELD_CLASS = {
 }
 PERSONAL_FIELDS = tuple(sorted(_PERSONAL))
 SUBJECT_FIELDS = ("person_id", "payer_id")
+
+
+def personal_fields(fields: Iterable[str], option: str) -> set[str]:
+    """``fields`` (given with ``option``, ``--fields`` or ``--disclose``) as a set, or
+    :class:`InputError` when it is empty or names a field that is not personal."""
+    wanted = set(fields)
+    unknown = sorted(wanted - set(PERSONAL_FIELDS))
+    if unknown or not wanted:
+        personal = ", ".join(PERSONAL_FIELDS)
+        raise InputError(
+            _("{option}: {fields}; personal fields are {personal}").format(
+                option=option, fields=", ".join(unknown), personal=personal) if unknown else
+            _("{option}: none given; personal fields are {personal}").format(
+                option=option, personal=personal))
+    return wanted
 
 
 class VaultRow(NamedTuple):
