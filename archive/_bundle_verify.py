@@ -69,7 +69,7 @@ from ledger import (
     verify_consistency,
     verify_inclusion,
 )
-from reconcile import RULESET_VERSION, Msg, Rules, msg, rules_digest, run_reconcile
+from reconcile import RULESET_VERSION, Break, Msg, Rules, derive_breaks, msg, rules_digest
 from schemas import N_, current_language, gettext, language
 
 SIGNATURE = "bundle.sig"
@@ -785,13 +785,15 @@ class _Context:
             raise BundleFailure(msg("rules or as_of unusable: {error}", error=e), rel) from e
         if rules_digest(rules) != top.get("rules_digest"):
             raise BundleFailure(msg("rules_digest is not the digest of the rules stated"), rel)
-        # the scratch ledger's tables were derived just now from the verified leaves
-        report = run_reconcile(self.ledger, as_of, rules, full=True, check_derived=False)
-        with self.ledger.store.writer() as conn:
+        def derived(conn: Connection, breaks: list[Break]) -> None:
             _insert_rows(conn, "derived_breaks", "derived_records", (
                 (b.id, b.code, b.field, _canon(sorted(b.records)), _canon(dict(b.amounts)),
-                 None, None, 0, b.records) for b in report.breaks))
-            del report
+                 None, None, 0, b.records) for b in breaks), replace=True)
+
+        # the scratch ledger's tables were derived just now from the verified leaves; the
+        # breaks go to the scratch table part by part, never all in memory
+        derive_breaks(self.ledger, as_of, rules, derived)
+        with self.ledger.store.writer() as conn:
             for ddl in _JUDGE_DDL:
                 conn.execute(text(ddl))
         for bid, code, outside in self._rows(_NOT_JUDGED):
@@ -955,15 +957,18 @@ def _shown(row: str | None) -> str:
 _Row = tuple[str, Any, Any, str, str, Any, Any, int, Any]
 
 
-def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterable[_Row]
-                 ) -> None:
+def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterable[_Row],
+                 *, replace: bool = False) -> None:
     """Insert findings ``(bid, code, field, records, amounts, wf_status, hist_len, gone,
-    record ids)`` and the records each names, 1,000 at a time."""
+    record ids)`` and the records each names, 1,000 at a time; with ``replace``, a
+    finding whose id is there already replaces it (its records are the same: an id covers
+    them)."""
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
     batch: list[_Row] = []
 
     def flush() -> None:  # the scratch ledger is SQLite: its driver's executemany
         conn.exec_driver_sql(
-            f"INSERT INTO {table} (bid, code, field, records, amounts, wf_status, hist_len, "
+            f"{verb} INTO {table} (bid, code, field, records, amounts, wf_status, hist_len, "
             "gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [r[:8] for r in batch])
         recs = [(r[0], r[7], str(x)) for r in batch for x in r[8]]
         if recs:

@@ -69,7 +69,13 @@ from reconcile.matching._archive import (
 from reconcile.matching._incremental import rules_digest
 from reconcile.matching._refresh import Deriver, refresh
 from reconcile.matching._rules import DEFAULT_RULES, RULESET_VERSION, Rules, load_rules
-from reconcile.matching._run import reconcile_and_track, run_reconcile, run_tracked, today
+from reconcile.matching._run import (
+    derive_breaks,
+    reconcile_and_track,
+    run_reconcile,
+    run_tracked,
+    today,
+)
 from reconcile.matching._scope import (
     ids_naming,
     matched_with,
@@ -159,6 +165,7 @@ __all__ = [
     "cancel_withdrawal",
     "code_label",
     "defect_state",
+    "derive_breaks",
     "fixity_state",
     "fold_defects",
     "get_break",

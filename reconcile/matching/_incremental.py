@@ -68,7 +68,6 @@ from sqlalchemy import (
 from ledger import Actor, Store
 from reconcile.matching import _tables as t
 from reconcile.matching._match import (
-    FINDING_TYPES,
     RULE_NAMES,
     Findings,
     Matcher,
@@ -85,6 +84,7 @@ from reconcile.matching._state import (
     Stored,
     emptied,
     findings_digest,
+    findings_empty,
     last_run,
     read_findings,
     record_run,
@@ -118,7 +118,9 @@ class Outcome:
     mode: str  # "full" or "incremental"
     size: int  # the derived tables' watermark: entries 0 .. size - 1 were matched
     rechecked: int  # roots re-checked: events + movements + records + vouchers
-    findings: Findings  # every stored finding, typed, by rule, in root order
+    findings: Findings
+    """Every stored finding, typed, by rule, in root order: read as it is iterated, so
+    only inside :func:`matched`'s block."""
     netting: Rows  # month, in_fen, out_fen, count: months whose income does not net to 0
     mismatch: str | None = None
     """Why the stored findings were not trusted (they differ from the last run's record
@@ -173,11 +175,10 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         digest = rules_digest(rules)
         # the state of the last run comes from the ledger, not from meta (FORMAT.md §2.5)
         last = last_run(store, conn)
-        stored = read_findings(conn)
         # emptied (a migration that rebuilds the derived tables, or anyone): nothing stored
         # is kept, so this run re-checks everything and nothing is hidden
-        base = None if emptied(last, conn, not stored) else last
-        mismatch = findings_mismatch(base, stored, "this run re-checked everything")
+        base = None if emptied(last, conn, findings_empty(conn)) else last
+        mismatch = findings_mismatch(base, read_findings(conn), "this run re-checked everything")
         if mismatch is None and base is not None:  # rc_open, rc_matched, rc_month_sums
             mismatch = state_mismatch(base, state_digest(conn), "this run re-checked everything")
         checked = base.checked if base is not None else 0
@@ -203,10 +204,8 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
                 break
             extra.update(outside)
             work.drop()
-        rows = m.run_all(conn, stages, scope, timer)
+        left = _store_findings(store, conn, m, stages, scope, step)
         with step("store"):
-            fresh = _numbered(rows)
-            every, left = _store_findings(store, conn, fresh, scope)
             _store_open(conn, stages, scope)
             _store_matched(conn, stages, scope)
             _month_sums(conn, checked if incremental else None)
@@ -216,7 +215,7 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
             rechecked = (sum(_count(conn, getattr(scope, n)) for n in
                              ("events", "movements", "records", "vouchers"))
                          if scope is not None else -1)
-            findings = _typed(every)
+            findings = Findings(lambda rule: (row for *_, row in read_findings(conn, rule)))
             ms = t.month_sums.c
             netting = [tuple(r) for r in conn.execute(
                 select(ms.month, ms.in_fen, ms.out_fen, ms.n)
@@ -404,59 +403,38 @@ def _roots(scope: Scope, rule: str) -> Select[Any]:
 _ROW_JSON = json.JSONEncoder(separators=(",", ":"))
 """How a stored finding's row is written (``rc_findings.row``): compact JSON, ASCII."""
 
-_Finding = tuple[str, str, int, tuple[Any, ...]]
-"""A stored finding: rule, root (as text), position among the root's rows, the row."""
-
-
-def _numbered(rows: dict[str, Rows]) -> list[_Finding]:
-    """This run's rows as findings: each row's root taken out, positions counted per root."""
-    out: list[_Finding] = []
-    for rule, found in rows.items():
-        pos: dict[str, int] = {}
-        for root, *rest in found:
-            key = str(root)
-            n = pos[key] = pos.get(key, -1) + 1
-            out.append((rule, key, n, tuple(rest)))
-    return out
-
-
-def _store_findings(store: Store, conn: Connection, new: list[_Finding],
-                    scope: Scope | None
-                    ) -> tuple[list[tuple[Stored, tuple[Any, ...] | None]], Digest]:
-    """Replace the stored findings of the re-checked roots by ``new``; return every
-    finding stored afterwards in canonical order — the kept ones (those of the roots not
-    re-checked, which the run read and checked before it matched: every stored one of a
-    full run is replaced) and the new ones, each as stored with its row when known
-    (``None``: a kept row, parsed by :func:`_typed`) — and their digest."""
+def _store_findings(store: Store, conn: Connection, m: Matcher, stages: Stages,
+                    scope: Scope | None, step: Callable[[str], Any]) -> Digest:
+    """Replace the stored findings of the re-checked roots (every one, in a full run) by
+    this run's rows, streamed from each statement in parts, each row's root taken out and
+    its position counted within its root (a statement's rows come ordered by root); return
+    the digest of every finding stored afterwards (the kept ones and the new), read back
+    in canonical order. No finding is held in memory."""
     encode = _ROW_JSON.encode  # one encoder for every row (json.dumps builds one per call)
-    every: list[tuple[Stored, tuple[Any, ...] | None]] = []
+    columns = [c.name for c in F.columns]
     if scope is None:
         conn.execute(delete(F))
     else:
         for rule in RULE_NAMES:
             conn.execute(delete(F).where(F.c.rule == rule, F.c.root.in_(_roots(scope, rule))))
-        # what is left of ``stored`` (read and checked in this transaction), read back in
-        # canonical order: cheaper than listing the replaced roots of every rule
-        every = [(s, None) for s in read_findings(conn)]
-    rows = [(rule, root, pos, encode(row)) for rule, root, pos, row in new]
-    store.copy_rows(conn, F.name, [c.name for c in F.columns], rows)
-    every.extend(zip(rows, (f[3] for f in new), strict=True))
-    # the kept rows are in canonical order already and so are the new ones (by rule, root,
-    # position): the sort merges two runs; tuples compare on rule, root, pos (unique)
-    every.sort(key=lambda f: f[0][:3])
-    return every, findings_digest([f[0] for f in every])
+    for rule in RULE_NAMES:
+        with step(rule):
+            part: list[Stored] = []
+            last, pos = None, 0
+            for root, *rest in m.rows(rule, conn, stages, scope):
+                key = str(root)
+                pos = pos + 1 if key == last else 0
+                last = key
+                part.append((rule, key, pos, encode(rest)))
+                if len(part) >= STORE_PART:
+                    store.copy_rows(conn, F.name, columns, part)
+                    part = []
+            store.copy_rows(conn, F.name, columns, part)
+    return findings_digest(read_findings(conn))
 
 
-def _typed(every: list[tuple[Stored, tuple[Any, ...] | None]]) -> Findings:
-    """Every finding, typed (``FINDING_TYPES``), by rule, in the canonical order of
-    :func:`_store_findings`, so a full and an incremental run hand the judge the same
-    rows in the same order."""
-    out = Findings()
-    for (rule, _root, _pos, text), row in every:
-        typ = FINDING_TYPES.get(rule)
-        if typ is not None:  # a stored row of no known rule (the digest would catch it)
-            getattr(out, rule).append(typ._make(row if row is not None else json.loads(text)))
-    return out
+STORE_PART = 5000
+"""Findings written to ``rc_findings`` at a time."""
 
 
 def _store_open(conn: Connection, stages: Stages, scope: Scope | None) -> None:

@@ -66,7 +66,8 @@ Business refunds and transfers out carry no field comparable with their movement
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -117,6 +118,8 @@ RULE_NAMES = ("event_findings", "movement_mismatches", "orphans", "ambiguous",
 """Statements whose rows are stored per root (``income_netting`` is kept by delta)."""
 
 Rows = list[tuple[Any, ...]]
+RowIter = Iterator[tuple[Any, ...]]
+"""A statement's rows, streamed (each starts with its root)."""
 Rowset = Select[Any] | CompoundSelect[Any]
 
 
@@ -233,20 +236,62 @@ FINDING_TYPES: dict[str, Any] = {
 """The record type of each stored statement's rows (without their root)."""
 
 
-@dataclass(slots=True)
 class Findings:
-    """Every stored finding of a run, typed, by rule (in root order)."""
+    """Every stored finding of a run, typed, by rule, in canonical root order (that of
+    :func:`reconcile.matching._state.read_findings`). Each attribute reads its rule's
+    rows from ``rc_findings`` as it is iterated, inside the run's transaction: no finding
+    is held here, so memory stays flat however many a run finds. ``read(rule)`` gives the
+    stored JSON rows of a rule in that order."""
 
-    event_findings: list[EventFinding] = field(default_factory=list)
-    movement_mismatches: list[MovementMismatch] = field(default_factory=list)
-    orphans: list[Orphan] = field(default_factory=list)
-    ambiguous: list[Ambiguous] = field(default_factory=list)
-    missing_vouchers: list[MissingVoucher] = field(default_factory=list)
-    duplicates: list[Duplicate] = field(default_factory=list)
-    after_termination: list[AfterTermination] = field(default_factory=list)
-    payee_mismatches: list[PayeeMismatch] = field(default_factory=list)
-    account_rule_violations: list[AccountRuleViolation] = field(default_factory=list)
-    voucher_mismatches: list[VoucherMismatchFinding] = field(default_factory=list)
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[str], Iterable[str]]) -> None:
+        self._read = read
+
+    def _of(self, rule: str) -> Iterator[Any]:
+        make = FINDING_TYPES[rule]._make
+        for text_ in self._read(rule):
+            yield make(json.loads(text_))
+
+    @property
+    def event_findings(self) -> Iterator[EventFinding]:
+        return self._of("event_findings")
+
+    @property
+    def movement_mismatches(self) -> Iterator[MovementMismatch]:
+        return self._of("movement_mismatches")
+
+    @property
+    def orphans(self) -> Iterator[Orphan]:
+        return self._of("orphans")
+
+    @property
+    def ambiguous(self) -> Iterator[Ambiguous]:
+        return self._of("ambiguous")
+
+    @property
+    def missing_vouchers(self) -> Iterator[MissingVoucher]:
+        return self._of("missing_vouchers")
+
+    @property
+    def duplicates(self) -> Iterator[Duplicate]:
+        return self._of("duplicates")
+
+    @property
+    def after_termination(self) -> Iterator[AfterTermination]:
+        return self._of("after_termination")
+
+    @property
+    def payee_mismatches(self) -> Iterator[PayeeMismatch]:
+        return self._of("payee_mismatches")
+
+    @property
+    def account_rule_violations(self) -> Iterator[AccountRuleViolation]:
+        return self._of("account_rule_violations")
+
+    @property
+    def voucher_mismatches(self) -> Iterator[VoucherMismatchFinding]:
+        return self._of("voucher_mismatches")
 
 
 def _sum(col: ColumnElement[int]) -> ColumnElement[int]:
@@ -264,8 +309,17 @@ def _text(value: str) -> ColumnElement[str]:
     return cast(literal(value), String(64))
 
 
-def _rows(conn: Connection, q: Select[Any]) -> Rows:
-    return [tuple(r) for r in conn.execute(q)]
+STREAM_PART = 2000
+"""Rows fetched at a time when a statement's findings are streamed (``yield_per``: a
+server-side cursor on PostgreSQL)."""
+
+
+def _rows(conn: Connection, q: Select[Any], *root: ColumnElement[Any]) -> RowIter:
+    """The statement's rows, ordered by their root (``root``: its columns), streamed
+    in parts: a root's rows come together, so the caller numbers them holding nothing
+    (:func:`reconcile.matching._incremental._store_findings`)."""
+    for r in conn.execute(q.order_by(*root).execution_options(yield_per=STREAM_PART)):
+        yield tuple(r)
 
 
 @dataclass(frozen=True)
@@ -566,22 +620,14 @@ class Matcher:
         )
 
     # -- all statements -------------------------------------------------------------------
-    def run_all(self, conn: Connection, st: Stages, scope: Scope | None,
-                timer: Callable[[str], Any] | None = None) -> dict[str, Rows]:
-        """Every stored statement's rows, by rule name (``timer(name)`` wraps each, for
-        profiling)."""
-        out: dict[str, Rows] = {}
-        for name in RULE_NAMES:
-            fn: Callable[[Connection, Stages, Scope | None], Rows] = getattr(self, name)
-            if timer is None:
-                out[name] = fn(conn, st, scope)
-            else:
-                with timer(name):
-                    out[name] = fn(conn, st, scope)
-        return out
+    def rows(self, rule: str, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
+        """The rows of one stored statement (a name of :data:`RULE_NAMES`), streamed,
+        ordered by root."""
+        fn: Callable[[Connection, Stages, Scope | None], RowIter] = getattr(self, rule)
+        return fn(conn, st, scope)
 
     # -- settlement findings ------------------------------------------------------------
-    def event_findings(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def event_findings(self, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
         """Current money events not settled (within tolerance), or settled late.
 
         Rows: root (event seq), record_id, kind, amount_fen, anchor_day, due_day, total_fen,
@@ -620,9 +666,10 @@ class Matcher:
             .outerjoin(M, M.c.seq == links.c.m_seq)
             .group_by(*found.c)
         )
-        return _rows(conn, q)
+        return _rows(conn, q, found.c.seq)
 
-    def movement_mismatches(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def movement_mismatches(self, conn: Connection, st: Stages, scope: Scope | None
+                            ) -> RowIter:
         """Current movements whose allocations do not add up to their amount.
 
         Rows: root (movement seq), record_id, amount_fen, allocated_fen.
@@ -632,9 +679,10 @@ class Matcher:
             .where(M.c.superseded.is_(False), M.c.allocated.is_(True),
                    ~self.within(M.c.allocated_fen, M.c.amount_fen))
         )
-        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
+        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements),
+                     M.c.seq)
 
-    def orphans(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def orphans(self, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
         """Current settling movements that settle nothing: unallocated with no candidate,
         or allocated only to events the ledger does not hold.
 
@@ -649,9 +697,10 @@ class Matcher:
                 and_(M.c.allocated.is_(True), ~exists().where(lk.c.m_seq == M.c.seq)),
             ))
         )
-        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
+        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements),
+                     M.c.seq)
 
-    def ambiguous(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def ambiguous(self, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
         """Unallocated movements with several candidate events, or whose one candidate
         event is also the candidate of another movement.
 
@@ -669,9 +718,11 @@ class Matcher:
             .group_by(M.c.seq, M.c.record_id, M.c.amount_fen)
         )
         # every candidate movement of a scoped run is in its scope (reconcile.matching._incremental)
-        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
+        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements),
+                     M.c.seq)
 
-    def missing_vouchers(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def missing_vouchers(self, conn: Connection, st: Stages, scope: Scope | None
+                         ) -> RowIter:
         """Current records without the vouchers the rules require of their kind.
 
         A voucher counts when it is current and one of its ``refs`` names the record
@@ -682,7 +733,7 @@ class Matcher:
         """
         reqs = self.rules.voucher_requirements()
         if not reqs:
-            return []
+            return iter(())
         required = union_all(*[
             select(_text(d).label("domain"), _text(k).label("kind"), _text(v).label("voucher"))
             for d, k, v in reqs]).subquery("required")
@@ -710,10 +761,11 @@ class Matcher:
             .where(R.c.superseded.is_(False), ~direct, ~via)
             .group_by(R.c.seq, R.c.record_id, R.c.domain, R.c.kind, R.c.occurred_day)
         )
-        return _rows(conn, self._scoped(q, R.c.seq, None if scope is None else scope.records))
+        return _rows(conn, self._scoped(q, R.c.seq, None if scope is None else scope.records),
+                     R.c.seq)
 
     # -- domain rules -------------------------------------------------------------------
-    def duplicates(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def duplicates(self, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
         """Same person, insurance and period in more than one current benefit payment.
 
         Rows: root (``person|insurance|period``), insurance, period, count, total_fen,
@@ -736,9 +788,12 @@ class Matcher:
             q = q.where(E.c.person.in_(select(g.c.person)),
                         tuple_(E.c.person, ins, E.c.period).in_(
                             select(g.c.person, g.c.insurance, g.c.period)))
-        return [(group_key(p, i, per), *rest) for p, i, per, *rest in _rows(conn, q)]
+        # ordered by the group's columns: equal roots come together
+        return ((group_key(p, i, per), *rest)
+                for p, i, per, *rest in _rows(conn, q, E.c.person, ins, E.c.period))
 
-    def after_termination(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def after_termination(self, conn: Connection, st: Stages, scope: Scope | None
+                          ) -> RowIter:
         """Current benefit payments for a period on or after the first period a current
         termination of the person (same insurance, or ``all``) no longer covers.
 
@@ -756,9 +811,11 @@ class Matcher:
             .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False))
             .group_by(E.c.seq, E.c.record_id, E.c.period, E.c.amount_fen)
         )
-        return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments))
+        return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments),
+                     E.c.seq)
 
-    def payee_mismatches(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def payee_mismatches(self, conn: Connection, st: Stages, scope: Scope | None
+                         ) -> RowIter:
         """Current benefit payments whose account differs from that of the current
         approval in force for the person and insurance (latest ``start_period`` not
         after the payment's period). No approval on file: no finding.
@@ -789,10 +846,10 @@ class Matcher:
             .group_by(E.c.seq, E.c.record_id, E.c.amount_fen, in_force.c.start)
             .having(func.sum(same) == 0)
         )
-        return _rows(conn, q)
+        return _rows(conn, q, E.c.seq)
 
     def account_rule_violations(self, conn: Connection, st: Stages,
-                                scope: Scope | None) -> Rows:
+                                scope: Scope | None) -> RowIter:
         """Current movements against the purpose of a fund account (财社〔2017〕144号).
 
         ``income`` pays out only to ``fiscal_special`` by a sweep, as a refund or as a
@@ -820,9 +877,11 @@ class Matcher:
                    reason.label("reason"))
             .where(fld.is_not(None), M.c.superseded.is_(False))
         )
-        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements))
+        return _rows(conn, self._scoped(q, M.c.seq, None if scope is None else scope.movements),
+                     M.c.seq)
 
-    def voucher_mismatches(self, conn: Connection, st: Stages, scope: Scope | None) -> Rows:
+    def voucher_mismatches(self, conn: Connection, st: Stages, scope: Scope | None
+                           ) -> RowIter:
         """Current vouchers with an ``amount`` that differs from the sum of the current
         money records they refer to, per domain (a bank slip naming a benefit payment
         and its payment movement evidences the same money twice, once per domain).
@@ -845,7 +904,6 @@ class Matcher:
         several = select(vt.c.v_seq).where(vt.c.v_refs > 1, scoped)
         suspects = sorted({int(x) for x in conn.execute(
             union(single("business", E), single("finance", M), several)).scalars()})
-        out: Rows = []
         for i in range(0, len(suspects), 1000):
             pairs = (select(vt.c.v_seq, vt.c.t_seq, vt.c.t_domain)
                      .where(vt.c.v_seq.in_(suspects[i:i + 1000]), vt.c.v_amount.is_not(None))
@@ -865,10 +923,8 @@ class Matcher:
                 .join(V, V.c.seq == targets.c.v_seq)
                 .group_by(V.c.seq, V.c.record_id, V.c.amount_fen, targets.c.domain)
                 .having(~self.within(V.c.amount_fen, total))
-                .order_by(V.c.seq, targets.c.domain)
             )
-            out += _rows(conn, q)
-        return out
+            yield from _rows(conn, q, V.c.seq, targets.c.domain)
 
     # -- the income account, per month ------------------------------------------------------
     @staticmethod

@@ -11,11 +11,17 @@ another account, a returned payment not yet paid again, a movement against its f
 account's purpose, a voucher amount that differs) are breaks at once. The bank
 statement findings come from :func:`reconcile.bank.statement_breaks`. Last, each
 break gets its ``evidence`` digest from the entry hashes of its records.
+
+The findings are streamed: the matching rows go to ``rc_findings`` in parts and the judge
+reads them back from there as it iterates (:class:`~reconcile.matching._match.Findings`).
+A :class:`Report` holds every break, as the commands that render it need;
+:func:`derive_breaks` hands them over in parts instead, so that its memory does not grow
+with the findings (``bfa bundle verify``'s re-derivation).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -126,8 +132,31 @@ def run_reconcile(
         The :class:`Report`; ``report.clean`` is true when there are no breaks. The breaks
         are not recorded in the workflow (:func:`run_tracked` does that).
     """
-    return _reconcile(ledger, as_of, rules, full=full, track=False,
-                      check_derived=check_derived)[0]
+    report = _reconcile(ledger, as_of, rules, full=full, track=False,
+                        check_derived=check_derived)[0]
+    assert report is not None
+    return report
+
+
+BreakSink = Callable[[Connection, list[Break]], None]
+"""Takes a part of a run's breaks, inside the run's transaction (:func:`derive_breaks`)."""
+
+
+@paused_gc
+def derive_breaks(ledger: Ledger, as_of: date, rules: Rules, sink: BreakSink) -> None:
+    """The breaks :func:`run_reconcile` would report for ``as_of`` (a full run), handed to
+    ``sink`` in parts of at most :data:`PART` as they are judged, never all held: memory
+    stays flat however many there are (``bfa bundle verify`` re-derives a bundle's
+    findings this way into its scratch ledger). Only for a ledger no one else can write,
+    whose derived tables this process has just derived from verified leaves: the derived
+    tables are not checked, and the breaks carry no ``evidence`` and no ``occurred_on``.
+    A break id may come more than once (as in :meth:`Report.build`, the last counts).
+    ``sink(conn, breaks)`` runs in the run's transaction, on its connection."""
+    _reconcile(ledger, as_of, rules, full=True, track=False, check_derived=False, sink=sink)
+
+
+PART = 4000
+"""Breaks judged at a time by :func:`derive_breaks`."""
 
 
 @paused_gc
@@ -206,8 +235,8 @@ def _derived_breaks(checked: Checked) -> list[Break]:
 
 
 def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, Any] | None,
-               *, full: bool, track: bool, derived_days: int = 0, check_derived: bool = True
-               ) -> tuple[Report, Applied | None]:
+               *, full: bool, track: bool, derived_days: int = 0, check_derived: bool = True,
+               sink: BreakSink | None = None) -> tuple[Report | None, Applied | None]:
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     rules = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
@@ -232,6 +261,9 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
         # changes neither the evidence nor the size this report states
         with matched(ledger.store, rules, full=full, who=ledger.actor()) as (conn, found):
             found.derived = slice_
+            if sink is not None:
+                _derive(ledger.store, conn, found, _Judge(epoch_day(as_of), rules), sink)
+                return None, None
             judge = _Judge(epoch_day(as_of), rules)
             _collect(found.findings, judge)
             _domain_rules(found, judge)
@@ -280,31 +312,79 @@ def _cut_off(conn: Connection, as_of_day: int, pending: list[_Pending], ready: l
     first record) occurred after it is left out, as is an expected item's; codes of
     :data:`UNCUT` and findings without records stay. Also returns how many current
     records occurred after the day (none of them is judged)."""
-    r = t.records.c
-    n = conn.execute(select(func.count()).select_from(t.records).where(
-        r.superseded.is_(False), r.occurred_day > as_of_day)).scalar_one()
+    n = _after(conn, as_of_day)
     if not n:
         return pending, ready, expected, 0
     firsts = {p[1][0] for p in pending if p[1]} | {e.records[0] for e in expected if e.records}
     firsts |= {b.records[0] for b in ready if b.records and b.code not in UNCUT}
-    days = _occurred(conn, sorted(firsts))
+    judged = _judged(conn, as_of_day, firsts)
+    return ([p for p in pending if judged(p[0], p[1])],
+            [b for b in ready if judged(b.code, b.records)],
+            [e for e in expected if judged(e.code, e.records)], n)
+
+
+def _after(conn: Connection, as_of_day: int) -> int:
+    """How many current records occurred after the as-of day."""
+    r = t.records.c
+    return int(conn.execute(select(func.count()).select_from(t.records).where(
+        r.superseded.is_(False), r.occurred_day > as_of_day)).scalar_one())
+
+
+def _judged(conn: Connection, as_of_day: int, firsts: Iterable[str]
+            ) -> Callable[[str, tuple[str, ...]], bool]:
+    """Whether a finding (code, records) is judged on the as-of day, given the first
+    records of every finding asked about."""
+    days = _occurred(conn, sorted(set(firsts)))
 
     def judged(code: str, records: tuple[str, ...]) -> bool:
         return code in UNCUT or not records or days.get(records[0], as_of_day) <= as_of_day
 
-    return ([p for p in pending if judged(p[0], p[1])],
-            [b for b in ready if judged(b.code, b.records)],
-            [e for e in expected if judged(e.code, e.records)], int(n))
+    return judged
+
+
+def _derive(store: Store, conn: Connection, found: Outcome, judge: _Judge,
+            sink: BreakSink) -> None:
+    """:func:`derive_breaks` inside the run's transaction: the judge hands over its breaks
+    in parts, each cut off by the as-of day (:func:`_cut_off`) and built at once."""
+    day = judge.as_of_day
+    late = _after(conn, day)
+
+    def flush(pending: list[_Pending]) -> None:
+        if late:
+            judged = _judged(conn, day, (p[1][0] for p in pending if p[1]))
+            pending = [p for p in pending if judged(p[0], p[1])]
+        if pending:
+            sink(conn, [Break.make(*p) for p in pending])
+
+    judge.flush = flush
+    _collect(found.findings, judge)
+    _domain_rules(found, judge)
+    archive_breaks(conn, judge.add_break)
+    flush(judge.breaks)
+    judge.breaks = []
+    ready = (statement_breaks(conn, judge.rules, day_date(day)) + sod_breaks(store, conn)
+             + withdrawal_breaks(store, conn))
+    if found.mismatch is not None:
+        ready.append(integrity_break(found.mismatch, None))
+    if late:
+        judged = _judged(conn, day, (b.records[0] for b in ready
+                                     if b.records and b.code not in UNCUT))
+        ready = [b for b in ready if judged(b.code, b.records)]
+    if ready:
+        sink(conn, ready)
 
 
 class _Judge:
-    """Collects breaks and expected items, deciding by window end versus the as-of day."""
+    """Collects breaks and expected items, deciding by window end versus the as-of day.
+    With ``flush`` (:func:`_derive`), breaks are handed to it :data:`PART` at a time and
+    expected items are not kept."""
 
     def __init__(self, as_of_day: int, rules: Rules) -> None:
         self.as_of_day = as_of_day
         self.rules = rules
         self.breaks: list[_Pending] = []
         self.expected: list[Expected] = []
+        self.flush: Callable[[list[_Pending]], None] | None = None
 
     def add_break(self, code: str, records: tuple[str, ...], amounts: dict[str, int],
                   field: str, message: Msg, at_risk_fen: int = 0,
@@ -312,11 +392,16 @@ class _Judge:
         """A break, kept as :meth:`Break.make` arguments: it is built once, with its
         evidence, by :func:`_with_evidence`."""
         self.breaks.append((code, records, amounts, field, message, at_risk_fen, key))
+        if self.flush is not None and len(self.breaks) >= PART:
+            self.flush(self.breaks)
+            self.breaks = []
 
     def windowed(self, until_day: int, code: str, records: tuple[str, ...],
                  amounts: dict[str, int], field: str, message: Msg, at_risk: int,
                  key: tuple[str, ...] | None = None) -> None:
         if self.as_of_day <= until_day:
+            if self.flush is not None:
+                return
             until = day_date(until_day).isoformat()
             self.expected.append(Expected(
                 code=code, records=records, amounts={k: money(v) for k, v in amounts.items()},

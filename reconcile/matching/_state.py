@@ -16,7 +16,8 @@ writes none: roots are decimal or ``person|insurance|period``, rows compact JSON
 only have been written by someone else and is a mismatch. The run reads the stored
 findings anyway (their rows are judged every night), in that order from an index, so the
 check costs one hash update per row and no sort; the digest of what a run leaves is taken
-over the kept and the new findings, which the run sorts anyway to judge them. Records
+the same way, reading back what it stored, in the order the judge reads it: no finding is
+held in memory (bundle verify and the nightly stay flat as findings grow). Records
 written before this scheme (no ``scheme`` member) carry the older additive digest, which
 :func:`legacy_digest` still checks once.
 """
@@ -24,8 +25,9 @@ written before this scheme (no ``scheme`` member) carry the older additive diges
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection
@@ -64,18 +66,24 @@ class Digest:
     digest: str
 
 
-def findings_digest(rows: Sequence[Stored]) -> Digest:
+def findings_digest(rows: Iterable[Stored]) -> Digest:
     """The digest of ``rows``, which must be in canonical order (rule, root, position:
-    ``sorted`` gives it). A rule, root or row holding a NUL or a newline (bfa writes
-    none) makes the digest ``"invalid"``, which no record holds."""
+    ``sorted`` gives it), read once as a stream. A rule, root or row holding a NUL or a
+    newline (bfa writes none) makes the digest ``"invalid"``, which no record holds."""
     h = hashlib.sha256()
-    for i in range(0, len(rows), _CHUNK):
-        part = rows[i:i + _CHUNK]
+    n = 0
+    valid = True
+    it = iter(rows)
+    while part := list(islice(it, _CHUNK)):
+        n += len(part)
+        if not valid:
+            continue
         text = "".join([f"{a}\x00{b}\x00{c}\x00{d}\n" for a, b, c, d in part])
         if text.count("\n") != len(part) or text.count("\x00") != 3 * len(part):
-            return Digest(len(rows), "invalid")
+            valid = False
+            continue
         h.update(text.encode())
-    return Digest(len(rows), h.hexdigest())
+    return Digest(n, h.hexdigest() if valid else "invalid")
 
 
 def ids_digest(ids: Iterable[str]) -> Digest:
@@ -86,16 +94,17 @@ def ids_digest(ids: Iterable[str]) -> Digest:
         "".join(f"{i}\n" for i in ordered).encode()).hexdigest())
 
 
-def legacy_digest(rows: Sequence[Stored]) -> Digest:
+def legacy_digest(rows: Iterable[Stored]) -> Digest:
     """The additive digest of records without ``scheme`` (bfa before the sorted scheme):
     the sum modulo 2^2048 of SHAKE-256 (256 bytes) of ``rule NUL root NUL pos NUL row``,
     hashed with SHA-256 (FORMAT.md §2.5)."""
-    total = 0
+    total = n = 0
     for rule, root, pos, row in rows:
+        n += 1
         material = f"{rule}\x00{root}\x00{pos}\x00{row}".encode()
         total += int.from_bytes(hashlib.shake_256(material).digest(256), "big")
     mask = (1 << 2048) - 1
-    return Digest(len(rows), hashlib.sha256((total & mask).to_bytes(256, "big")).hexdigest())
+    return Digest(n, hashlib.sha256((total & mask).to_bytes(256, "big")).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +136,8 @@ class LastRun:
     """``(start, length)`` of the last nightly's slice of the derived tables' check
     (FORMAT.md §6.7), carried by later runs; None before the first."""
 
-    def digest_of(self, rows: Sequence[Stored]) -> Digest:
-        """The digest of ``rows`` (canonical order) by this record's scheme."""
+    def digest_of(self, rows: Iterable[Stored]) -> Digest:
+        """The digest of ``rows`` (canonical order, read once) by this record's scheme."""
         return legacy_digest(rows) if self.scheme == "additive" else findings_digest(rows)
 
 
@@ -201,35 +210,48 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
 
 
 
-def mismatch(last: LastRun | None, stored: Sequence[Stored], consequence: str) -> str | None:
-    """Why the stored findings ``stored`` (canonical order) cannot be trusted after
-    ``last``, or None (also before the first recorded run); ``consequence`` ends the
-    message."""
+def mismatch(last: LastRun | None, stored: Iterable[Stored], consequence: str) -> str | None:
+    """Why the stored findings ``stored`` (canonical order, read once as a stream) cannot
+    be trusted after ``last``, or None (also before the first recorded run);
+    ``consequence`` ends the message."""
     if last is None:
         return None
     if last.checked > last.seq:  # bfa records the watermark it matched, below its entry
         return (f"reconciliation run {last.run} (entry {RUN_PREFIX}{last.run}, seq "
                 f"{last.seq}) says its findings cover the records below {last.checked}, "
                 f"beyond its own entry: bfa did not write it; {consequence}")
-    if len(stored) == last.findings and last.digest_of(stored).digest == last.digest:
+    got = last.digest_of(stored)
+    if got.count == last.findings and got.digest == last.digest:
         return None
-    return (f"the stored findings (rc_findings, {len(stored)} rows) are not the "
+    return (f"the stored findings (rc_findings, {got.count} rows) are not the "
             f"{last.findings} that reconciliation run {last.run} recorded in the ledger (entry "
             f"{RUN_PREFIX}{last.run}): they were changed outside bfa; {consequence}")
 
 
-def read_findings(conn: Connection) -> list[Stored]:
-    """Every stored finding as stored, in canonical order (rule, root by code point — the
-    ``C`` collation on PostgreSQL, SQLite's binary one — then position)."""
+def read_findings(conn: Connection, rule: str | None = None) -> Iterator[Stored]:
+    """Every stored finding (of ``rule``, when given) as stored, in canonical order (rule,
+    root by code point — the ``C`` collation on PostgreSQL, SQLite's binary one — then
+    position), streamed from the database in parts: none is held here."""
     from sqlalchemy import select
 
     from reconcile.matching._tables import findings as f
 
     order = [Store.code_point_order(conn, f.c.rule), Store.code_point_order(conn, f.c.root),
              f.c.pos]
-    return [(str(rule), str(root), int(pos), str(row)) for rule, root, pos, row
-            in conn.execute(select(f.c.rule, f.c.root, f.c.pos, f.c.row).order_by(*order))]
+    q = select(f.c.rule, f.c.root, f.c.pos, f.c.row).order_by(*order)
+    if rule is not None:
+        q = q.where(f.c.rule == rule)
+    for r, root, pos, row in conn.execute(q.execution_options(yield_per=_CHUNK)):
+        yield str(r), str(root), int(pos), str(row)
 
+
+def findings_empty(conn: Connection) -> bool:
+    """Whether ``rc_findings`` holds no row."""
+    from sqlalchemy import select
+
+    from reconcile.matching._tables import findings as f
+
+    return conn.execute(select(f.c.rule).limit(1)).first() is None
 
 
 def own_rotation(store: Store, conn: Connection, last: LastRun | None,
@@ -307,13 +329,8 @@ def emptied(last: LastRun | None, conn: Connection, findings_empty: bool) -> boo
 def state_base(store: Store, conn: Connection) -> LastRun | None:
     """The last run whose stored state (findings, matching state, ``rc_dirty``) the next
     run would keep, or None (no run yet, or emptied since)."""
-    from sqlalchemy import select
-
-    from reconcile.matching._tables import findings as f
-
     last = last_run(store, conn)
-    empty = conn.execute(select(f.c.rule).limit(1)).first() is None
-    return None if last is None or emptied(last, conn, empty) else last
+    return None if last is None or emptied(last, conn, findings_empty(conn)) else last
 
 
 def state_mismatch(last: LastRun, now: Digest, consequence: str) -> str | None:
@@ -342,10 +359,9 @@ def check_findings(store: Store, conn: Connection) -> str | None:
     last = last_run(store, conn)
     if last is None:
         return None
-    stored = read_findings(conn)
-    if not stored:  # emptied: the next run keeps nothing and re-checks everything
+    if findings_empty(conn):  # emptied: the next run keeps nothing and re-checks everything
         return None
-    return mismatch(last, stored, "the next 'bfa reconcile' re-checks everything")
+    return mismatch(last, read_findings(conn), "the next 'bfa reconcile' re-checks everything")
 
 
 __all__ = [
@@ -358,6 +374,7 @@ __all__ = [
     "check_state",
     "emptied",
     "findings_digest",
+    "findings_empty",
     "ids_digest",
     "last_run",
     "legacy_digest",
