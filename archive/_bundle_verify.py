@@ -785,6 +785,7 @@ class _Context:
             raise BundleFailure(msg("rules or as_of unusable: {error}", error=e), rel) from e
         if rules_digest(rules) != top.get("rules_digest"):
             raise BundleFailure(msg("rules_digest is not the digest of the rules stated"), rel)
+
         def derived(conn: Connection, breaks: list[Break]) -> None:
             _insert_rows(conn, "derived_breaks", "derived_records", (
                 (b.id, b.code, b.field, _canon(sorted(b.records)), _canon(dict(b.amounts)),

@@ -34,6 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from schemas._base import FrozenModel
 from schemas._types import (
+    CertificationMethod,
     Count,
     Domain,
     FundAccount,
@@ -74,6 +75,7 @@ __all__ = [
     "ArchiveVoucher",
     "BusinessBenefitApproval",
     "BusinessBenefitPayment",
+    "BusinessCertification",
     "BusinessContributionAssessment",
     "BusinessEnrollment",
     "BusinessRecord",
@@ -219,6 +221,9 @@ class BusinessBenefitPayment(BusinessRecord):
     amount: PositiveMoney
     account: PersonalText
     name: Omittable[PersonalText] = None
+    benefit: Omittable[ShortText] = None
+    """Which benefit is paid (v1.1), e.g. ``funeral_grant``, ``back_pay``; absent: the
+    recurring benefit of the approval in force (INTERCHANGE.md §12)."""
 
 
 class BusinessRefund(BusinessRecord):
@@ -260,6 +265,16 @@ class BusinessTermination(BusinessRecord):
     insurance: InsuranceOrAll
     effective_date: IsoDate
     reason: TerminationReason
+
+
+class BusinessCertification(BusinessRecord):
+    """资格认证 (v1.1): a benefit recipient was confirmed alive and entitled."""
+
+    type: Literal["business.certification"]
+    person_id: PersonalText
+    insurance: Insurance
+    method: CertificationMethod
+    certified_on: IsoDate
 
 
 # --- finance domain ------------------------------------------------------------------
@@ -527,6 +542,7 @@ Record: TypeAlias = (
     | BusinessTransferOut
     | BusinessTransferIn
     | BusinessTermination
+    | BusinessCertification
     | FinanceCollection
     | FinancePayment
     | FinanceRefund

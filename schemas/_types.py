@@ -27,6 +27,7 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 __all__ = [
     "Base64Hash",
+    "CertificationMethod",
     "Code",
     "Count",
     "Domain",
@@ -63,6 +64,8 @@ InsuranceOrAll = Literal["pension", "medical", "unemployment", "work_injury", "m
 FundAccount = Literal["income", "expenditure", "fiscal_special"]
 Retention = Literal["10y", "30y", "permanent"]
 TerminationReason = Literal["death", "emigration", "other"]
+CertificationMethod = Literal["in_person", "face", "data_match", "other"]
+"""How a benefit recipient's 资格认证 was made (INTERCHANGE v1.1)."""
 
 # --- patterns (anchored; ASCII classes only, so they mean the same in Rust, Python
 # and ECMA-262 JSON Schema validators) ------------------------------------------------

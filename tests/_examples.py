@@ -60,6 +60,7 @@ FULL: dict[str, dict[str, Any]] = {
         "amount": "3456.78",
         "account": "6222020200001234",
         "name": "张三",
+        "benefit": "basic_pension",
     },
     "business.refund": {
         "id": "RF-0001",
@@ -88,6 +89,13 @@ FULL: dict[str, dict[str, Any]] = {
         "insurance": "all",
         "effective_date": "2026-04-01",
         "reason": "death",
+    },
+    "business.certification": {
+        "id": "CERT-0001",
+        "person_id": "440102195001011234",
+        "insurance": "pension",
+        "method": "face",
+        "certified_on": "2026-03-15",
     },
     "finance.collection": {
         "id": "COL-0001",

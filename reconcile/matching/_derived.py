@@ -407,7 +407,7 @@ def _complete(conn: Connection, batch: _Batch, mark: int) -> dict[str, Rows]:
 
     return {
         "rc_records": records,
-        "rc_events": {(e[0],): (*e[:-1], sup(e[0])) for e in batch.events},
+        "rc_events": {(e[0],): (*e[:11], sup(e[0]), *e[12:]) for e in batch.events},
         "rc_movements": {(m[0],): (*m[:15], sup(m[0]), m[16]) for m in batch.movements},
         "rc_allocations": {(a[0], a[1]): (*a[:5], event_seq(str(a[3])), a[6], a[7], sup(a[0]))
                            for a in batch.allocations},
@@ -415,7 +415,7 @@ def _complete(conn: Connection, batch: _Batch, mark: int) -> dict[str, Rows]:
         "rc_voucher_refs": {(x[0], x[1]): (*x[:3], cur_seq("business", str(x[1])),
                                            cur_seq("finance", str(x[1])))
                             for x in batch.refs},
-        "rc_person_events": {(p[0],): (*p[:8], sup(p[0])) for p in batch.persons},
+        "rc_person_events": {(p[0],): (*p[:8], sup(p[0]), *p[9:]) for p in batch.persons},
     }
 
 

@@ -59,8 +59,10 @@ from sqlalchemy import (
     cast,
     delete,
     func,
+    literal,
     select,
     true,
+    tuple_,
     union,
     update,
 )
@@ -107,6 +109,7 @@ SCOPED_BY: dict[str, str] = {
     "ambiguous": "movements", "missing_vouchers": "records", "duplicates": "groups",
     "after_termination": "payments", "payee_mismatches": "payments",
     "account_rule_violations": "movements", "voucher_mismatches": "vouchers",
+    "without_approval": "payments", "overpayments": "groups", "without_enrolment": "payments",
 }
 """Which scope table holds the roots each stored statement is re-checked for."""
 
@@ -321,22 +324,35 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
         *each(select(VR.c.voucher_seq), VR.c.business_seq),
         *each(select(VR.c.voucher_seq), VR.c.finance_seq),
     )
-    bp = E.c.kind == "benefit_payment"
+    # benefit payments and assessments: a person's approvals, terminations, enrolments
+    # and certifications decide their entitlement findings
+    bp = E.c.kind.in_(("benefit_payment", "contribution_assessment"))
+    # a region and insurance the first approval or enrolment covers: every payment and
+    # assessment there is judged from now on (Matcher.covered; coverage never ends)
+    held = P.alias("held")
+    newly = (select(P.c.region, P.c.insurance)
+             .where(P.c.seq >= checked, P.c.kind.in_(("benefit_approval", "enrollment")),
+                    ~select(literal(1)).select_from(held)
+                    .where(held.c.seq < checked, held.c.kind == P.c.kind,
+                           held.c.region == P.c.region, held.c.insurance == P.c.insurance)
+                    .exists())
+             .distinct())
     payments = _seqs(
         work, "bfa_s_pay",
         *each(select(E.c.seq).where(bp), E.c.seq),
         *(select(E.c.seq).where(bp, E.c.person.in_(q))
           for q in each(select(P.c.person), P.c.seq)),
+        select(E.c.seq).where(bp, tuple_(E.c.region, E.c.insurance).in_(newly)),
     )
     ins = func.coalesce(E.c.insurance, "")
-    grp = (select(E.c.person, ins, E.c.period)
-           .where(bp, E.c.person.is_not(None), E.c.period.is_not(None)))
     groups = work.table(
         "bfa_s_grp",
         [Column("person", String(40), primary_key=True),
          Column("insurance", String(16), primary_key=True),
          Column("period", String(7), primary_key=True)],
-        union(*each(grp, E.c.seq)))
+        select(E.c.person, ins, E.c.period).distinct()
+        .where(E.c.kind == "benefit_payment", E.c.person.is_not(None),
+               E.c.period.is_not(None), E.c.seq.in_(select(payments.c.seq))))
     return Scope(events=events, movements=movements, records=records, vouchers=vouchers,
                  payments=payments, groups=groups)
 

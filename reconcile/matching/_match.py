@@ -114,7 +114,8 @@ OUTFLOW_KINDS = ("payment", "refund", "transfer")
 
 RULE_NAMES = ("event_findings", "movement_mismatches", "orphans", "ambiguous",
               "missing_vouchers", "duplicates", "after_termination", "payee_mismatches",
-              "account_rule_violations", "voucher_mismatches")
+              "account_rule_violations", "voucher_mismatches", "without_approval",
+              "overpayments", "without_enrolment")
 """Statements whose rows are stored per root (``income_netting`` is kept by delta)."""
 
 Rows = list[tuple[Any, ...]]
@@ -226,12 +227,48 @@ class VoucherMismatchFinding(NamedTuple):
     records: str | None
 
 
+class WithoutApproval(NamedTuple):
+    """``without_approval``: a benefit payment no approval stands behind (``one_off``: a
+    one-off benefit, which needs an approval of the person but not one in force)."""
+
+    record_id: str
+    insurance: str
+    period: str
+    amount: int
+    benefit: str | None
+    one_off: int
+
+
+class Overpayment(NamedTuple):
+    """``overpayments``: recurring payments of one person, insurance and period above the
+    monthly amount of the approval in force."""
+
+    insurance: str
+    period: str
+    n: int
+    total: int
+    approved: int
+    events: str | None
+    approvals: str | None
+
+
+class WithoutEnrolment(NamedTuple):
+    """``without_enrolment``: an assessment naming a person not enrolled in the insurance
+    for its period."""
+
+    record_id: str
+    insurance: str
+    period: str
+    amount: int
+
+
 FINDING_TYPES: dict[str, Any] = {
     "event_findings": EventFinding, "movement_mismatches": MovementMismatch,
     "orphans": Orphan, "ambiguous": Ambiguous, "missing_vouchers": MissingVoucher,
     "duplicates": Duplicate, "after_termination": AfterTermination,
     "payee_mismatches": PayeeMismatch, "account_rule_violations": AccountRuleViolation,
-    "voucher_mismatches": VoucherMismatchFinding,
+    "voucher_mismatches": VoucherMismatchFinding, "without_approval": WithoutApproval,
+    "overpayments": Overpayment, "without_enrolment": WithoutEnrolment,
 }
 """The record type of each stored statement's rows (without their root)."""
 
@@ -292,6 +329,18 @@ class Findings:
     @property
     def voucher_mismatches(self) -> Iterator[VoucherMismatchFinding]:
         return self._of("voucher_mismatches")
+
+    @property
+    def without_approval(self) -> Iterator[WithoutApproval]:
+        return self._of("without_approval")
+
+    @property
+    def overpayments(self) -> Iterator[Overpayment]:
+        return self._of("overpayments")
+
+    @property
+    def without_enrolment(self) -> Iterator[WithoutEnrolment]:
+        return self._of("without_enrolment")
 
 
 def _sum(col: ColumnElement[int]) -> ColumnElement[int]:
@@ -925,6 +974,146 @@ class Matcher:
                 .having(~self.within(V.c.amount_fen, total))
             )
             yield from _rows(conn, q, V.c.seq, targets.c.domain)
+
+    # -- entitlement rules (INTERCHANGE v1.1) -------------------------------------------------
+    def in_force(self, kind: str, person: ColumnElement[str], insurance: ColumnElement[str],
+                 period: ColumnElement[str], name: str) -> tuple[Any, ColumnElement[bool]]:
+        """An alias of ``rc_person_events`` and the condition that its row is a current
+        record of ``kind`` (``benefit_approval``, ``enrollment``) of the person and
+        insurance *in force* for ``period``: taking effect in or before it, and not ended
+        by a current termination of the person (same insurance or ``all``) whose first
+        uncovered period lies after that start and in or before ``period``. A termination
+        that takes effect before the start (a later re-approval, a re-enrolment) ends
+        nothing of it."""
+        x, tm = P.alias(name), P.alias(f"{name}_end")
+        ended = (select(literal(1)).select_from(tm)
+                 .where(tm.c.kind == "termination", tm.c.person == person,
+                        or_(tm.c.insurance == insurance, tm.c.insurance == "all"),
+                        tm.c.superseded.is_(False), tm.c.period > x.c.period,
+                        tm.c.period <= period)
+                 .exists())
+        return x, and_(x.c.kind == kind, x.c.person == person, x.c.insurance == insurance,
+                       x.c.superseded.is_(False), x.c.period <= period, ~ended)
+
+    @staticmethod
+    def covered(kind: str) -> ColumnElement[bool]:
+        """The event's region and insurance are *covered* by ``kind`` (approvals for
+        payments, enrolments for assessments): the ledger holds a record of that kind, of
+        that insurance, in that region — current or superseded, so coverage never ends.
+        Where the business system sends none, every payment (assessment) would be a
+        finding; the rule judges nothing there (FORMAT.md §8.2)."""
+        return tuple_(E.c.region, E.c.insurance).in_(
+            select(P.c.region, P.c.insurance).where(P.c.kind == kind))
+
+    def one_off(self) -> ColumnElement[bool]:
+        """A benefit payment of a one-off benefit (the rules' ``one_off_benefits``)."""
+        kinds = self.rules.one_off_benefits
+        return E.c.benefit.in_(kinds) if kinds else false()
+
+    def without_approval(self, conn: Connection, st: Stages, scope: Scope | None
+                         ) -> RowIter:
+        """Current benefit payments no approval stands behind: a recurring one (no
+        ``benefit``, or one not among the rules' one-off benefits) for a period no
+        approval of the person and insurance is in force for (:meth:`in_force`); a
+        one-off one when the person has no current approval for the insurance at all.
+
+        Only where approvals are held (:meth:`covered`).
+
+        Rows: root (event seq), event id, insurance, period, amount_fen, benefit,
+        one_off (1 or 0).
+        """
+        ap, cond = self.in_force("benefit_approval", E.c.person, E.c.insurance, E.c.period,
+                                 "ap")
+        any_ap = P.alias("any_ap")
+        approved_ever = (select(literal(1)).select_from(any_ap)
+                         .where(any_ap.c.kind == "benefit_approval",
+                                any_ap.c.person == E.c.person,
+                                any_ap.c.insurance == E.c.insurance,
+                                any_ap.c.superseded.is_(False)).exists())
+        one_off = and_(E.c.benefit.is_not(None), self.one_off())
+        q = (
+            select(E.c.seq, E.c.record_id, E.c.insurance, E.c.period, E.c.amount_fen,
+                   E.c.benefit, case((one_off, 1), else_=0))
+            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
+                   E.c.person.is_not(None), E.c.period.is_not(None),
+                   self.covered("benefit_approval"),
+                   or_(and_(one_off, ~approved_ever),
+                       and_(~one_off, ~select(literal(1)).select_from(ap).where(cond)
+                            .exists())))
+        )
+        return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments),
+                     E.c.seq)
+
+    def overpayments(self, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
+        """Person, insurance and period whose current recurring benefit payments add up
+        to more than the ``monthly_amount`` of the approval in force (:meth:`in_force`:
+        the latest start among those in force; two with that start, the larger amount),
+        beyond the rules' tolerance. No approval in force: no finding here
+        (``without_approval`` has each payment).
+
+        Rows: root (``person|insurance|period``), insurance, period, count, total_fen,
+        approved_fen, event ids, approval ids.
+        """
+        ins = func.coalesce(E.c.insurance, "")
+        g = (select(E.c.person, E.c.insurance, E.c.period, func.count().label("n"),
+                    _sum(E.c.amount_fen).label("total"), _agg_ids(E.c.record_id).label("events"))
+             .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
+                    E.c.person.is_not(None), E.c.period.is_not(None),
+                    E.c.insurance.is_not(None), or_(E.c.benefit.is_(None), ~self.one_off()))
+             .group_by(E.c.person, E.c.insurance, E.c.period))
+        if scope is not None:
+            gs = scope.groups
+            g = g.where(E.c.person.in_(select(gs.c.person)),
+                        tuple_(E.c.person, ins, E.c.period).in_(
+                            select(gs.c.person, gs.c.insurance, gs.c.period)))
+        groups = g.subquery("paid")
+        ap, cond = self.in_force("benefit_approval", groups.c.person, groups.c.insurance,
+                                 groups.c.period, "ap")
+        start = (select(groups.c.person, groups.c.insurance, groups.c.period,
+                        func.max(ap.c.period).label("start"))
+                 .select_from(groups).join(ap, cond)
+                 .group_by(groups.c.person, groups.c.insurance, groups.c.period)
+                 .subquery("in_force"))
+        a2 = P.alias("approved")
+        approved = func.max(a2.c.amount_fen)
+        q = (
+            select(groups.c.person, groups.c.insurance, groups.c.period, groups.c.insurance,
+                   groups.c.period, groups.c.n, groups.c.total, approved.label("approved"),
+                   groups.c.events, _agg_ids(a2.c.record_id).label("approvals"))
+            .select_from(groups)
+            .join(start, and_(start.c.person == groups.c.person,
+                              start.c.insurance == groups.c.insurance,
+                              start.c.period == groups.c.period))
+            .join(a2, and_(a2.c.kind == "benefit_approval", a2.c.person == groups.c.person,
+                           a2.c.insurance == groups.c.insurance, a2.c.period == start.c.start,
+                           a2.c.superseded.is_(False)))
+            .group_by(groups.c.person, groups.c.insurance, groups.c.period, groups.c.n,
+                      groups.c.total, groups.c.events)
+            .having(and_(groups.c.total > approved, ~self.within(groups.c.total, approved)))
+        )
+        return ((group_key(p, i, per), *rest)
+                for p, i, per, *rest in _rows(conn, q, groups.c.person, groups.c.insurance,
+                                              groups.c.period))
+
+    def without_enrolment(self, conn: Connection, st: Stages, scope: Scope | None
+                          ) -> RowIter:
+        """Current contribution assessments that name a person with no enrolment in the
+        insurance in force for the assessed period (:meth:`in_force`: enrolled in or
+        before its month, not ended by a termination since). Only where enrolments are
+        held (:meth:`covered`).
+
+        Rows: root (event seq), event id, insurance, period, amount_fen.
+        """
+        en, cond = self.in_force("enrollment", E.c.person, E.c.insurance, E.c.period, "en")
+        q = (
+            select(E.c.seq, E.c.record_id, E.c.insurance, E.c.period, E.c.amount_fen)
+            .where(E.c.kind == "contribution_assessment", E.c.superseded.is_(False),
+                   E.c.person.is_not(None), E.c.period.is_not(None),
+                   self.covered("enrollment"),
+                   ~select(literal(1)).select_from(en).where(cond).exists())
+        )
+        return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments),
+                     E.c.seq)
 
     # -- the income account, per month ------------------------------------------------------
     @staticmethod

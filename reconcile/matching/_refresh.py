@@ -42,7 +42,7 @@ SETTLES: dict[str, str] = {
 ``settles`` column; matching follows the run's rules, :meth:`Rules.settles`)."""
 
 MONEY_EVENTS = MONEY_KINDS
-PERSON_KINDS = frozenset({"benefit_approval", "termination"})
+PERSON_KINDS = frozenset({"benefit_approval", "termination", "enrollment", "certification"})
 DOMAINS = ("business", "finance", "archive")
 
 
@@ -81,12 +81,19 @@ class _Batch:
         if "corrects" in rec:
             self.fixes.add((domain, str(rec["corrects"])))
         if domain == "business" and kind in PERSON_KINDS:
-            eff = rec.get("effective_date")
-            period = (rec.get("start_period") if kind == "benefit_approval"
-                      else None if eff is None else _first_uncovered(str(eff)))
+            eff = rec.get("effective_date") or rec.get("certified_on")
+            if kind == "benefit_approval":
+                period = rec.get("start_period")
+            elif kind == "termination":
+                period = None if eff is None else _first_uncovered(str(eff))
+            else:  # enrolment, certification: the month it takes effect
+                period = None if eff is None else str(eff)[:7]
+            monthly = rec.get("monthly_amount")
             self.persons.append((seq, rid, kind, str(rec["person_id"]), str(rec["insurance"]),
                                  rec.get("account"), period,
-                                 None if eff is None else epoch_day(str(eff)), void))
+                                 None if eff is None else epoch_day(str(eff)), void,
+                                 None if monthly is None else fen(monthly),
+                                 str(rec["region"])))
         elif domain == "business" and kind in MONEY_EVENTS and "amount" in rec:
             due = epoch_day(rec["due_date"]) if "due_date" in rec else None
             party = rec.get("employer_party") or rec.get("payer_id")
@@ -94,7 +101,9 @@ class _Batch:
             self.events.append((seq, rid, kind, fen(rec["amount"]), due,
                                 occurred_day if due is None else due, party,
                                 rec.get("person_id"), rec.get("account"), rec.get("insurance"),
-                                rec.get("period"), void))
+                                rec.get("period"), void, rec.get("benefit"),
+                                rec.get("to_region") or rec.get("from_region"),
+                                str(rec["region"])))
         elif domain == "finance" and kind in MOVEMENT_KINDS:
             allocs = rec.get("allocations") or []
             value_date = str(rec["value_date"])

@@ -51,10 +51,12 @@ from ledger import InputError
 from reconcile.matching._units import fen
 from schemas import gettext as _
 
-RULESET_VERSION = "bfa-rules/2026.12"
+RULESET_VERSION = "bfa-rules/2026.12.2"
 """Names the rules this reconciler implements (which codes, judged how). A finding re-derived
 under another version is not compared (a proof bundle states the version it was made
-with, FORMAT.md §12.3); change it whenever a rule's meaning changes."""
+with, FORMAT.md §12.3); change it whenever a rule's meaning changes. ``2026.12.2``: the
+entitlement rules (``PAYMENT_WITHOUT_APPROVAL``, ``OVERPAYMENT``,
+``CONTRIBUTION_WITHOUT_ENROLMENT``) and ``entitlement.one_off_benefits``."""
 
 DEFAULT_RULES: Mapping[str, int] = {
     "settlement_days": 30,
@@ -68,7 +70,7 @@ DEFAULT_RULES: Mapping[str, int] = {
 """The flat window defaults of INTERCHANGE "What consistency means", as a dict."""
 
 BUSINESS_KINDS = ("enrollment", "contribution_assessment", "benefit_approval", "benefit_payment",
-                  "refund", "transfer_out", "transfer_in", "termination")
+                  "refund", "transfer_out", "transfer_in", "termination", "certification")
 MONEY_KINDS = frozenset({"contribution_assessment", "benefit_payment", "refund", "transfer_out",
                          "transfer_in"})
 """Business kinds that carry an ``amount`` (only these may need movements)."""
@@ -77,6 +79,10 @@ SETTLING_KINDS = ("collection", "payment", "refund", "transfer")
 MOVEMENT_KINDS = frozenset({*SETTLING_KINDS, "return", "sweep"})
 VOUCHER_KINDS = ("fiscal_receipt", "bank_slip", "accounting_voucher", "application_form",
                  "approval_document")
+
+
+ONE_OFF_BENEFITS = ("back_pay", "funeral_grant", "survivor_pension")
+"""The default one-off benefits: 调待补发, 丧葬补助金, 抚恤金."""
 
 
 class _Model(BaseModel):
@@ -123,6 +129,10 @@ class Rules(_Model):
     """Relative tolerance in millionths of the expected amount (``percent`` × 10 000)."""
     finance_vouchers: tuple[str, ...] = ("accounting_voucher",)
     kinds: dict[str, KindRule] = Field(default_factory=lambda: dict(DEFAULT_KINDS))
+    one_off_benefits: tuple[str, ...] = ONE_OFF_BENEFITS
+    """``benefit`` codes of one-off payments (INTERCHANGE v1.1): they need an approval of
+    the person and insurance but not one in force for their period, and are not counted
+    against the approved monthly amount. Any other payment is the recurring benefit."""
 
     @classmethod
     def from_mapping(cls, overrides: Mapping[str, Any] | None = None) -> Rules:
@@ -164,7 +174,7 @@ class Rules(_Model):
 
 # -- the TOML file ----------------------------------------------------------------------
 
-_TOP = {"tolerance", "matching", "windows", "finance", "kinds"}
+_TOP = {"tolerance", "matching", "windows", "finance", "kinds", "entitlement"}
 _WINDOWS = ("settlement_days", "late_days", "voucher_days", "orphan_days", "income_netting_days")
 
 
@@ -310,7 +320,23 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
                                "finance kind settles one kind"), movement=repr(m), kind=seen[m])
             seen[m] = kind
     values["kinds"] = kinds
+    ent = f.table(data, "entitlement", "entitlement", {"one_off_benefits"})
+    if "one_off_benefits" in ent:
+        values["one_off_benefits"] = _codes(f, ent["one_off_benefits"],
+                                            "entitlement.one_off_benefits")
     return Rules.model_validate(values)
+
+
+def _codes(f: _File, v: object, key: str) -> tuple[str, ...]:
+    """A list of benefit codes (short texts, as INTERCHANGE's ``benefit``), each once."""
+    if not isinstance(v, list) or not all(
+            isinstance(x, str) and 0 < len(x) <= 128 and x == x.strip() and x.isprintable()
+            for x in v):
+        raise f.fail(key, _('{path}: rules key {key}: must be a list of benefit codes such as '
+                            '["funeral_grant", "back_pay"], not {value}'), value=repr(v))
+    if len(set(v)) != len(v):
+        raise f.fail(key, _("{path}: rules key {key}: names a benefit code twice"))
+    return tuple(sorted(v))
 
 
 def _absolute(f: _File, v: object) -> int:

@@ -529,6 +529,7 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
                        "{out_amount}, net {net} (must net to zero each month)", month=month,
                        n=n, in_amount=money(in_fen), out_amount=money(out_fen), net=money(net)),
                    abs(net), key=("income", month))
+    _entitlement(f, j)
     flagged: set[str] = set()
     for vm in f.voucher_mismatches:
         if vm.voucher_id in flagged:  # one break per voucher: its first domain that differs
@@ -540,6 +541,44 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
             msg("voucher {voucher} says {amount}, the {domain} records it evidences add up to "
                 "{evidenced}", voucher=vm.voucher_id, amount=money(vm.amount),
                 domain=vm.domain, evidenced=money(vm.evidenced)), abs(vm.amount - vm.evidenced))
+
+
+def _entitlement(f: Findings, j: _Judge) -> None:
+    """Payments without an approval, overpayments, assessments without an enrolment
+    (INTERCHANGE v1.1)."""
+    for wa in f.without_approval:
+        if wa.one_off:
+            j.add_break(
+                "PAYMENT_WITHOUT_APPROVAL", (wa.record_id,), {"event": wa.amount}, "benefit",
+                msg("benefit_payment {record} of {amount} ({benefit}, {period}): the person "
+                    "has no benefit approval for {insurance}", record=wa.record_id,
+                    amount=money(wa.amount), benefit=wa.benefit, period=wa.period,
+                    insurance=wa.insurance), wa.amount)
+        else:
+            j.add_break(
+                "PAYMENT_WITHOUT_APPROVAL", (wa.record_id,), {"event": wa.amount}, "period",
+                msg("benefit_payment {record} of {amount} for {period}: no benefit approval "
+                    "of the person for {insurance} is in force for that period",
+                    record=wa.record_id, amount=money(wa.amount), period=wa.period,
+                    insurance=wa.insurance), wa.amount)
+    for op in f.overpayments:
+        ids, aids = _ids(op.events), _ids(op.approvals)
+        j.add_break(
+            "OVERPAYMENT", (*ids, *aids), {"paid": op.total, "approved": op.approved},
+            "amount",
+            msg("{n} benefit payment(s) for one person, {insurance} {period}, add up to "
+                "{paid}; the approval in force ({approvals}) allows {approved} a month",
+                n=op.n, insurance=op.insurance, period=op.period, paid=money(op.total),
+                approvals=", ".join(aids), approved=money(op.approved)),
+            op.total - op.approved)
+    for we in f.without_enrolment:
+        j.add_break(
+            "CONTRIBUTION_WITHOUT_ENROLMENT", (we.record_id,), {"event": we.amount},
+            "person_id",
+            msg("contribution_assessment {record} of {amount} for {insurance} {period} names "
+                "a person with no enrolment in force for that period", record=we.record_id,
+                amount=money(we.amount), insurance=we.insurance, period=we.period),
+            we.amount)
 
 
 def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]) -> list[Break]:

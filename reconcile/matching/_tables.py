@@ -107,6 +107,11 @@ events = Table(
     Column("insurance", String(16), nullable=True),
     Column("period", String(7), nullable=True),
     Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
+    # benefit_payment: ``benefit`` (v1.1; NULL: the recurring benefit) (revision 0017)
+    Column("benefit", String(128), nullable=True),
+    # transfer_out: ``to_region``; transfer_in: ``from_region`` (revision 0017)
+    Column("other_region", String(6), nullable=True),
+    Column("region", String(6), nullable=True),  # the record's region (revision 0017)
     Index("ix_rc_events_person", "person"),
 )
 
@@ -186,17 +191,22 @@ voucher_refs = Table(
 person_events = Table(
     "rc_person_events",
     metadata,
-    # benefit approvals and terminations: the person's status the domain rules compare with
+    # benefit approvals, terminations, enrolments and certifications: the person's status
+    # the domain and entitlement rules compare with
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("record_id", String(128), nullable=False),
     Column("kind", String(48), nullable=False),
     Column("person", String(40), nullable=False),  # person_id pseudonym
     Column("insurance", String(16), nullable=False),  # a termination may say "all"
     Column("account", String(40), nullable=True),  # approval: account pseudonym
-    # approval: start_period; termination: the first period it no longer covers (YYYY-MM)
+    # approval: start_period; termination: the first period it no longer covers;
+    # enrolment: the month of effective_date; certification: the month of certified_on
     Column("period", String(7), nullable=True),
-    Column("effective_day", Integer, nullable=True),  # termination: effective_date
+    # termination, enrolment: effective_date; certification: certified_on
+    Column("effective_day", Integer, nullable=True),
     Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
+    Column("amount_fen", BigInteger, nullable=True),  # approval: monthly_amount (0017)
+    Column("region", String(6), nullable=True),  # the record's region (revision 0017)
     Index("ix_rc_person_events_person", "person"),
 )
 

@@ -354,11 +354,11 @@ def _bar_chart(chart_id: str, title: str, rows: list[tuple[str, int, str, str, s
     """A horizontal bar chart as inline SVG: rows of (label, value, shown text, color key,
     key); the key (a break code, say) is the bar's ``data-label``, which the page's
     script filters by, the label what a person reads."""
-    # room for the longest label at the charts' 12 px font (about 7.5 px a character, a
-    # Chinese one twice that): a code like PAYMENT_AFTER_TERMINATION, or one beside its
-    # Chinese name, is never clipped
+    # room for the longest label at the charts' 12 px font (up to 8.5 px a character in
+    # capitals, a Chinese one twice that): a code like CONTRIBUTION_WITHOUT_ENROLMENT, or
+    # one beside its Chinese name, is never clipped
     longest = max((display_width(row[0]) for row in rows), default=0)
-    label_w = max(120, 16 + (longest * 15 + 1) // 2)
+    label_w = max(120, 16 + (longest * 17 + 1) // 2)
     bar_w, value_w, row_h, top = 250, 130, 28, 8
     width = label_w + bar_w + value_w
     height = top * 2 + row_h * max(len(rows), 1)

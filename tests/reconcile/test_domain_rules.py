@@ -126,8 +126,11 @@ def test_severities_and_amounts(led: Ledger, tmp_path: Path) -> None:
         # BP-1 and BP-2 are both for person 1, 2026-11, after the termination
         "PAYMENT_AFTER_TERMINATION": ("high", "3456.78", "period"),
         "PAYEE_MISMATCH": ("high", "3456.78", "account"),
+        # the termination ends the approval too: no approval is in force for them either
+        "PAYMENT_WITHOUT_APPROVAL": ("high", "3456.78", "period"),
     }
     assert len(found(report, "PAYMENT_AFTER_TERMINATION")) == 2
+    assert len(found(report, "PAYMENT_WITHOUT_APPROVAL")) == 2
     assert len(found(report, "PAYEE_MISMATCH")) == 2
 
 

@@ -83,13 +83,14 @@ def test_failed_run_leaves_state_untouched(led: Ledger, tmp_path: Path,
     assert [b.code for b in report.breaks] == ["UNSETTLED_EVENT"]
 
 
-def _upgrade(store: Store, *counts: str) -> list[int]:
-    """Migrate to the newest revision (Alembic, one transaction); then run ``counts``."""
+def _upgrade(store: Store, *counts: str, target: str = "head") -> list[int]:
+    """Migrate to ``target``, the newest revision by default (Alembic, one transaction);
+    then run ``counts``."""
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, target)
         return [int(conn.execute(text(q)).scalar_one()) for q in counts]
 
 
@@ -169,7 +170,11 @@ def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
                            ("rc_allocations", "event_seq"), ("rc_allocations", "kind"),
                            ("rc_allocations", "value_day"), ("rc_allocations", "superseded"),
                            ("rc_voucher_refs", "business_seq"),
-                           ("rc_voucher_refs", "finance_seq")):
+                           ("rc_voucher_refs", "finance_seq"),
+                           # revision 0017's: its upgrade adds them again
+                           ("rc_events", "benefit"), ("rc_events", "other_region"),
+                           ("rc_events", "region"),
+                           ("rc_person_events", "amount_fen"), ("rc_person_events", "region")):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {col}")
     led.close()
     assert store.schema_revision() == "0004"
@@ -207,7 +212,8 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
                                                tmp_path: Path) -> None:
     """A ledger reconciled under revision 0005 is upgraded: 0006 adds an empty
     ``rc_matched`` and removes ``reconcile_checked``, so the next run is a full one that
-    stores the heuristic matches; the run after it is incremental and keeps them."""
+    stores the heuristic matches (0017 also empties the derived tables, which that run
+    decodes again); the run after it is incremental and keeps them."""
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     sc.ingest(led, tmp_path, [
         *sc.base(tmp_path), sc.assessment("CA-H1", "777.00", employer=H1),
@@ -227,11 +233,13 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
     led.close()
     assert _upgrade(store, "SELECT count(*) FROM rc_matched",
-                    "SELECT count(*) FROM meta WHERE key = 'reconcile_checked'") == [0, 0]
+                    "SELECT count(*) FROM meta WHERE key = 'reconcile_checked'",
+                    target="0016") == [0, 0]
+    assert _upgrade(store, "SELECT count(*) FROM rc_records") == [0]  # 0017
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:
         first = run_reconcile(led, sc.AS_OF)
-        assert first.run.mode == "full" and first.run.decoded == 0
+        assert first.run.mode == "full" and first.run.decoded > 0
         assert view(first) == want
         with led.store.reader() as conn:
             assert conn.execute(text("SELECT count(*) FROM rc_matched")).scalar() == 1
@@ -245,9 +253,9 @@ def test_migration_0006_starts_with_a_full_run(ledger_home: dict[str, Any],
 def test_migrations_0007_0008_keep_the_state(ledger_home: dict[str, Any], tmp_path: Path,
                                              revision: str) -> None:
     """A ledger reconciled under revision 0006 (or 0007) is upgraded: 0007 and 0008 only
-    change indexes (of ``rc_records``, of ``rc_movements``); the derived rows and the
-    matching state stay, the next run is incremental with the same report, and the
-    schema is the one a new ledger gets."""
+    change indexes (of ``rc_records``, of ``rc_movements``), so up to 0016 the derived rows
+    and the matching state stay; 0017 empties them, and the next run, a full one, gives
+    the same report; the schema is the one a new ledger gets."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
@@ -264,14 +272,16 @@ def test_migrations_0007_0008_keep_the_state(ledger_home: dict[str, Any], tmp_pa
         conn.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{revision}'")
     led.close()
     counts = ("SELECT count(*) FROM rc_records", "SELECT count(*) FROM rc_matched")
-    before = _upgrade(store, *counts)
+    before = _upgrade(store, *counts, target="0016")
     assert before[0] > 0 and before[1:] == [1]
+    assert _upgrade(store, *counts) == [0, 0]  # 0017 rebuilds the derived tables
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     assert [d for d in diffs if "rc_" in repr(d)] == []
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:
         again = run_reconcile(led, sc.AS_OF)
-        assert again.run.mode == "incremental" and view(again) == want
+        assert again.run.mode == "full" and view(again) == want
+        assert run_reconcile(led, sc.AS_OF).run.mode == "incremental"
     finally:
         led.close()
