@@ -409,7 +409,7 @@ PLANTED_CODES = frozenset({
     "UNSETTLED_EVENT", "ORPHAN_MOVEMENT", "AMOUNT_MISMATCH", "LATE_SETTLEMENT",
     "AMBIGUOUS_MATCH", "MISSING_VOUCHER", "DUPLICATE_PAYMENT", "PAYMENT_AFTER_TERMINATION",
     "PAYEE_MISMATCH", "RETURNED_PAYMENT", "ACCOUNT_RULE_VIOLATION", "STATEMENT_BALANCE_BREAK",
-    "VOUCHER_DEFECT",
+    "VOUCHER_DEFECT", "PAYMENT_WITHOUT_APPROVAL", "OVERPAYMENT", "CONTRIBUTION_WITHOUT_ENROLMENT",
 })
 """The break codes :func:`generate_faults` plants, one fault each."""
 _T = "2026-11-{d:02d}T10:00:00+08:00"
@@ -449,14 +449,15 @@ def _fault_records(out: Path) -> list[dict[str, Any]]:
                              _T.format(d=2)))
         return pid, pay_account or account
 
-    def benefit(bid: str, pid: str, account: str) -> None:
+    def benefit(bid: str, pid: str, account: str, amount: str = "3000.00") -> None:
         recs.append({"type": "business.benefit_payment", "id": bid, "region": REGION,
                      "occurred_at": _T.format(d=20), "person_id": pid, "insurance": "pension",
-                     "period": PERIOD, "amount": "3000.00", "account": account})
+                     "period": PERIOD, "amount": amount, "account": account})
 
-    def paid(mid: str, bids: list[str], fund: str = "expenditure") -> None:
-        movement("payment", mid, _money(Decimal("3000.00") * len(bids)), 20,
-                 [(b, "3000.00") for b in bids], fund)
+    def paid(mid: str, bids: list[str], fund: str = "expenditure",
+             amount: str = "3000.00") -> None:
+        movement("payment", mid, _money(Decimal(amount) * len(bids)), 20,
+                 [(b, amount) for b in bids], fund)
         recs.append(_voucher(out, "bank_slip", f"{mid}-BS", [mid], None, _T.format(d=20)))
 
     # UNSETTLED_EVENT: an assessment nobody paid
@@ -509,6 +510,19 @@ def _fault_records(out: Path) -> list[dict[str, Any]]:
     pid, acct = pensioner("INCOME", _account(rng))
     benefit("FX-BP-INCOME", pid, acct)
     paid("FX-PAY-INCOME", ["FX-BP-INCOME"], fund="income")
+    # PAYMENT_WITHOUT_APPROVAL: a pension paid to someone nobody approved
+    benefit("FX-BP-NOAPPROVAL", _person_id(rng), _account(rng))
+    paid("FX-PAY-NOAPPROVAL", ["FX-BP-NOAPPROVAL"])
+    # OVERPAYMENT: 9,000.00 paid against 1,000.00 approved a month
+    pid, acct = pensioner("OVER", _account(rng))
+    recs[-2]["monthly_amount"] = "1000.00"
+    benefit("FX-BP-OVER", pid, acct, "9000.00")
+    paid("FX-PAY-OVER", ["FX-BP-OVER"], amount="9000.00")
+    # CONTRIBUTION_WITHOUT_ENROLMENT: a contribution assessed for someone never enrolled
+    assessment("FX-CA-NOTENROLLED", emp1, "600.00")
+    recs[-2]["person_id"] = _person_id(rng)
+    movement("collection", "FX-COL-NOTENROLLED", "600.00", 12,
+             [("FX-CA-NOTENROLLED", "600.00")], "income", payer_id=emp1)
     return recs
 
 

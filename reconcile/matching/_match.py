@@ -815,7 +815,8 @@ class Matcher:
 
     # -- domain rules -------------------------------------------------------------------
     def duplicates(self, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
-        """Same person, insurance and period in more than one current benefit payment.
+        """Same person, insurance and period in more than one current benefit payment of
+        the recurring benefit (:meth:`recurring`).
 
         Rows: root (``person|insurance|period``), insurance, period, count, total_fen,
         max_fen, event ids (comma-joined).
@@ -828,7 +829,7 @@ class Matcher:
                    func.max(E.c.amount_fen).label("largest"),
                    _agg_ids(E.c.record_id).label("events"))
             .where(E.c.kind == "benefit_payment", E.c.person.is_not(None),
-                   E.c.period.is_not(None), E.c.superseded.is_(False))
+                   E.c.period.is_not(None), E.c.superseded.is_(False), self.recurring())
             .group_by(E.c.person, E.c.insurance, E.c.period)
             .having(func.count() > 1)
         )
@@ -857,7 +858,7 @@ class Matcher:
             .join(P, and_(P.c.kind == "termination", P.c.person == E.c.person,
                           or_(P.c.insurance == E.c.insurance, P.c.insurance == "all"),
                           E.c.period >= P.c.period, P.c.superseded.is_(False)))
-            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False))
+            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), self.recurring())
             .group_by(E.c.seq, E.c.record_id, E.c.period, E.c.amount_fen)
         )
         return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments),
@@ -991,6 +992,7 @@ class Matcher:
                         or_(tm.c.insurance == insurance, tm.c.insurance == "all"),
                         tm.c.superseded.is_(False), tm.c.period > x.c.period,
                         tm.c.period <= period)
+                 .correlate_except(tm)  # two levels down: name what is its own
                  .exists())
         return x, and_(x.c.kind == kind, x.c.person == person, x.c.insurance == insurance,
                        x.c.superseded.is_(False), x.c.period <= period, ~ended)
@@ -1009,6 +1011,13 @@ class Matcher:
         """A benefit payment of a one-off benefit (the rules' ``one_off_benefits``)."""
         kinds = self.rules.one_off_benefits
         return E.c.benefit.in_(kinds) if kinds else false()
+
+    def recurring(self) -> ColumnElement[bool]:
+        """A benefit payment of the recurring benefit: no ``benefit``, or one that is not
+        one-off. One-off ones (a funeral grant, back pay) are neither duplicates of the
+        month's payment nor payments after a termination by themselves (INTERCHANGE
+        v1.1)."""
+        return or_(E.c.benefit.is_(None), ~self.one_off())
 
     def without_approval(self, conn: Connection, st: Stages, scope: Scope | None
                          ) -> RowIter:
@@ -1059,7 +1068,7 @@ class Matcher:
                     _sum(E.c.amount_fen).label("total"), _agg_ids(E.c.record_id).label("events"))
              .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
                     E.c.person.is_not(None), E.c.period.is_not(None),
-                    E.c.insurance.is_not(None), or_(E.c.benefit.is_(None), ~self.one_off()))
+                    E.c.insurance.is_not(None), self.recurring())
              .group_by(E.c.person, E.c.insurance, E.c.period))
         if scope is not None:
             gs = scope.groups

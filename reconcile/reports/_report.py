@@ -27,15 +27,17 @@ findings (``LATE_SETTLEMENT``, ``MISSING_VOUCHER``).
 the amount of an orphan or ambiguous movement, the absolute difference of a
 mismatch, every payment beyond the first of a duplicate, the amount paid after a
 termination or to the wrong account, the returned amount still unpaid, the amount
-moved against an account's purpose (or the month's net on the income account);
-zero for late settlements, missing vouchers, integrity failures and conflicts of duties.
+moved against an account's purpose (or the month's net on the income account), a
+payment without an approval, the excess of an overpayment, an assessment without an
+enrolment; zero for late settlements, missing vouchers, integrity failures and conflicts
+of duties. The summary counts a record's once (:func:`at_risk_total`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,7 +96,7 @@ def msg(template: str, **params: object) -> Msg:
 
 MONEY_PARAMS = frozenset({
     "amount", "allocated", "event", "returned", "unpaid", "in_amount", "out_amount", "net",
-    "opening", "entries", "sum", "closing", "book", "evidenced"})
+    "opening", "entries", "sum", "closing", "book", "evidenced", "paid", "approved"})
 """Parameters that are money strings (``money``): shown with thousands separators."""
 
 
@@ -306,10 +308,26 @@ class Summary(_Model):
     breaks: int
     by_code: dict[str, int]
     amount_at_risk: str
-    """What the breaks not resolved put at risk (all of them before the workflow ran)."""
+    """What the breaks not resolved put at risk (all of them before the workflow ran),
+    each record at fault counted once (:func:`at_risk_total`)."""
     expected: int
     amount_at_risk_resolved: str = "0.00"
     """What the resolved breaks put at risk (shown apart: they are dealt with)."""
+
+
+def at_risk_total(breaks: Iterable[Break]) -> int:
+    """The amount at risk of ``breaks`` in fen, a record's counted once: a record may carry
+    several findings (a payment without approval, after a termination and to another
+    account), so breaks are grouped by their record at fault (the first of ``records``)
+    and each group adds its largest amount; a break without records adds its own."""
+    largest: dict[str, int] = {}
+    alone = 0
+    for b in breaks:
+        if b.records:
+            largest[b.records[0]] = max(largest.get(b.records[0], 0), b.at_risk_fen)
+        else:
+            alone += b.at_risk_fen
+    return alone + sum(largest.values())
 
 
 class Report(_Model):
@@ -327,7 +345,7 @@ class Report(_Model):
         counts = Counter(b.code for b in ordered)
         summary = Summary(
             breaks=len(ordered), by_code=dict(sorted(counts.items())),
-            amount_at_risk=money(sum(b.at_risk_fen for b in ordered)), expected=len(expected))
+            amount_at_risk=money(at_risk_total(ordered)), expected=len(expected))
         exp = sorted(expected, key=lambda x: (x.code, x.records))
         return cls(run=run, summary=summary, breaks=tuple(ordered), expected=tuple(exp))
 

@@ -85,6 +85,7 @@ from reconcile.reports._report import (
     SEVERITY,
     Break,
     Report,
+    at_risk_total,
     break_id,
     render_message,
     workflow_break,
@@ -657,10 +658,10 @@ def _annotate(report: Report, statuses: dict[str, Status],
               assignees: dict[str, str | None]) -> Report:
     """The report with each break's workflow status and assignee; the amount at risk
     of the resolved breaks is counted apart from the others'."""
-    done = sum(b.at_risk_fen for b in report.breaks if statuses.get(b.id) == "resolved")
-    total = sum(b.at_risk_fen for b in report.breaks)
+    done = at_risk_total(b for b in report.breaks if statuses.get(b.id) == "resolved")
+    left = at_risk_total(b for b in report.breaks if statuses.get(b.id) != "resolved")
     summary = report.summary.model_copy(update={
-        "amount_at_risk": money(total - done), "amount_at_risk_resolved": money(done)})
+        "amount_at_risk": money(left), "amount_at_risk_resolved": money(done)})
     return report.model_copy(update={"summary": summary, "breaks": tuple(
         b.model_copy(update={"status": statuses.get(b.id, "open"),
                              "assignee": assignees.get(b.id)}) for b in report.breaks)})

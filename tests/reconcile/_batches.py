@@ -20,6 +20,14 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+OTHER_REGION = "440300"
+
+
+def _named(assessment: dict[str, Any], who: int) -> dict[str, Any]:
+    """An assessment for one person (``person_id``)."""
+    return {**assessment, "id": assessment["id"], "person_id": sc.person(who)}
+
+
 def batches(tmp: Path) -> list[list[dict[str, Any]]]:
     month = _lines(generate_month(tmp / "data", persons=40))
     faults = _lines(generate_faults(tmp / "data")[0])
@@ -32,6 +40,16 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
     receipt_fix["corrects"] = "FR-FWD"
     fix_p2 = sc.assessment("CA-P2-C", "250.00")
     fix_p2["corrects"] = "CA-P2"
+    # entitlement: a payment 9,000.00 against 1,000.00 approved, corrected later; a
+    # one-off grant; assessments naming persons, enrolled later or never; a region whose
+    # first approval arrives after its payment
+    over = sc.payment_event(76, "9000.00", who=76)
+    over_fix = sc.payment_event(76, "1000.00", who=76)
+    over_fix["id"], over_fix["corrects"] = "BP-76-C", "BP-76"
+    grant = sc.payment_event(79, "5000.00", who=71)
+    grant["benefit"] = "funeral_grant"
+    elsewhere = {**sc.payment_event(80, who=80), "region": OTHER_REGION}
+    first_there = {**sc.approval("BA-81", sc.ACCOUNT, who=81), "region": OTHER_REGION}
     return [
         month[:half],
         month[half:] + faults,
@@ -68,6 +86,11 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
             sc.collection("COL-H2", "666.00", allocations=None, payer=H2),
             sc.assessment("CA-H3", "555.00", employer=H3),
             sc.collection("COL-H3", "555.00", allocations=None, payer=H3),
+            over, {**sc.approval("BA-76", sc.ACCOUNT, who=76), "monthly_amount": "1000.00"},
+            _named(sc.assessment("CA-77", "400.00"), 77),
+            _named(sc.assessment("CA-78", "400.00"), 78),
+            sc.enrollment("EN-78", "2026-01-01", who=78),
+            elsewhere,
         ],
         [  # the assessment arrives; the open one is corrected and then matched heuristically
             sc.assessment("CA-FWD", "500.00"),
@@ -79,6 +102,8 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
             sc.collection("COL-LATER", "120.00", allocations=[("CA-LATER", "120.00")]),
             sc.voucher(tmp, "accounting_voucher", "AV-72", ["BP-72"]),
             sc.voucher(tmp, "bank_slip", "BS-73", ["PAY-73"], amount="3456.78"),
+            sc.enrollment("EN-77", "2026-11-15", who=77), grant, first_there,
+            sc.termination("TE-78", "2026-11-01", who=78),
         ],
         [],  # nothing new
         [fix_p2],
@@ -96,6 +121,7 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
             sc.collection("COL-H2b", "666.00", allocations=None, payer=H2, value_date="2026-11-13"),
             # an allocation settles a stored match's event: its movement is an orphan now
             sc.collection("COL-H3b", "555.00", allocations=[("CA-H3", "555.00")], payer=H3),
+            over_fix,
         ],
     ]
 

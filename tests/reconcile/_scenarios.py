@@ -182,6 +182,12 @@ def termination(tid: str, effective: str, insurance: str = "pension",
             "reason": "death"}
 
 
+def enrollment(eid: str, effective: str, insurance: str = "pension",
+               who: int = 1) -> dict[str, Any]:
+    return {"type": "business.enrollment", "id": eid, "region": REGION, "occurred_at": T,
+            "person_id": person(who), "insurance": insurance, "effective_date": effective}
+
+
 def approval(aid: str, account: str, start: str = "2026-01", who: int = 1) -> dict[str, Any]:
     return {"type": "business.benefit_approval", "id": aid, "region": REGION, "occurred_at": T,
             "person_id": person(who), "insurance": "pension", "benefit": "basic_pension",

@@ -39,6 +39,7 @@ def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url
     Ledger.open(str(full_home), other_url, check=False).init("test.bfa.example/full")
     full = Ledger.open(str(full_home), other_url)
     modes = []
+    seen: set[tuple[int, str, str]] = set()
     try:
         for i, batch in enumerate(batches(tmp_path)):
             for led in (inc, full):
@@ -49,10 +50,21 @@ def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url
                 want = run_reconcile(full, as_of, full=True)
                 assert view(got) == view(want), f"batch {i}, as of {as_of}"
                 modes.append(got.run.mode)
+                seen.update((i, b.code, (b.records or ("",))[0]) for b in want.breaks)
     finally:
         inc.close()
         full.close()
     assert modes[0] == "full" and set(modes[1:]) == {"incremental"}
+    # the entitlement rules come and go with the batches (tests/reconcile/_batches.py)
+    assert {(2, "OVERPAYMENT", "BP-76"), (2, "CONTRIBUTION_WITHOUT_ENROLMENT", "CA-77"),
+            (3, "CONTRIBUTION_WITHOUT_ENROLMENT", "CA-78"),
+            (3, "PAYMENT_WITHOUT_APPROVAL", "BP-80")} <= seen
+    entitlement = ("PAYMENT_WITHOUT_APPROVAL", "OVERPAYMENT", "CONTRIBUTION_WITHOUT_ENROLMENT",
+                   "PAYMENT_AFTER_TERMINATION", "DUPLICATE_PAYMENT")
+    assert not {s for s in seen if s[0] == 3 and s[2] in ("CA-77", "BP-79")
+                and s[1] in entitlement}  # enrolled now; a funeral grant after the death
+    assert not {s for s in seen if s[0] == 2 and s[2] == "BP-80" and s[1] in entitlement}
+    assert (6, "OVERPAYMENT", "BP-76-C") not in seen  # corrected to the approved amount
 
 
 def test_rules_change_makes_a_full_run(led: Ledger, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ of two breaks makes every rule's findings cross part boundaries. Both backends.
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ from tests.reconcile import _scenarios as sc
 from tests.reconcile._batches import EARLY, batches
 
 CUT = date(2026, 11, 10)  # after the assessments of 5 November, before most records
+
+
+def _keep(parts: list[list[Break]], conn: Connection, breaks: list[Break]) -> None:
+    assert conn.in_transaction()
+    parts.append(list(breaks))
 
 
 def _seen(b: Break) -> tuple[Any, ...]:
@@ -39,12 +45,7 @@ def test_breaks_handed_over_in_parts_equal_the_report(
         for as_of in (CUT, EARLY, sc.AS_OF, date(2027, 6, 30)):
             want = run_reconcile(led, as_of, full=True)
             parts: list[list[Break]] = []
-
-            def sink(conn: Connection, breaks: list[Break]) -> None:
-                assert conn.in_transaction()
-                parts.append(list(breaks))
-
-            derive_breaks(led, as_of, Rules(), sink)
+            derive_breaks(led, as_of, Rules(), partial(_keep, parts))
             assert all(len(p) <= 2 for p in parts[:-1]), [len(p) for p in parts]
             got = {b.id: b for part in parts for b in part}  # the last of an id counts
             assert sorted(map(_seen, got.values())) == sorted(map(_seen, want.breaks)), (
