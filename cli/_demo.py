@@ -410,6 +410,7 @@ PLANTED_CODES = frozenset({
     "AMBIGUOUS_MATCH", "MISSING_VOUCHER", "DUPLICATE_PAYMENT", "PAYMENT_AFTER_TERMINATION",
     "PAYEE_MISMATCH", "RETURNED_PAYMENT", "ACCOUNT_RULE_VIOLATION", "STATEMENT_BALANCE_BREAK",
     "VOUCHER_DEFECT", "PAYMENT_WITHOUT_APPROVAL", "OVERPAYMENT", "CONTRIBUTION_WITHOUT_ENROLMENT",
+    "DUPLICATE_ENROLMENT",
 })
 """The break codes :func:`generate_faults` plants, one fault each."""
 _T = "2026-11-{d:02d}T10:00:00+08:00"
@@ -523,6 +524,15 @@ def _fault_records(out: Path) -> list[dict[str, Any]]:
     recs[-2]["person_id"] = _person_id(rng)
     movement("collection", "FX-COL-NOTENROLLED", "600.00", 12,
              [("FX-CA-NOTENROLLED", "600.00")], "income", payer_id=emp1)
+    # DUPLICATE_ENROLMENT: enrolled in pension here and in Shenzhen at once, no transfer
+    pid = _person_id(rng)
+    for eid, region, effective in (("FX-EN-HERE", REGION, "2026-01-01"),
+                                   ("FX-EN-SZ", "440300", "2026-06-01")):
+        recs.append({"type": "business.enrollment", "id": eid, "region": region,
+                     "occurred_at": _T.format(d=3), "person_id": pid, "insurance": "pension",
+                     "effective_date": effective})
+        recs.append(_voucher(out, "application_form", f"{eid}-AF", [eid], None,
+                             _T.format(d=3)))
     return recs
 
 

@@ -110,6 +110,7 @@ SCOPED_BY: dict[str, str] = {
     "after_termination": "payments", "payee_mismatches": "payments",
     "account_rule_violations": "movements", "voucher_mismatches": "vouchers",
     "without_approval": "payments", "overpayments": "groups", "without_enrolment": "payments",
+    "duplicate_enrolments": "enrolments",
 }
 """Which scope table holds the roots each stored statement is re-checked for."""
 
@@ -353,8 +354,20 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
         select(E.c.person, ins, E.c.period).distinct()
         .where(E.c.kind == "benefit_payment", E.c.person.is_not(None),
                E.c.period.is_not(None), E.c.seq.in_(select(payments.c.seq))))
+    # enrolments (DUPLICATE_ENROLMENT): those of a person with an enrolment, termination
+    # or transfer in X
+    en = P.c.kind == "enrollment"
+    transfers = E.c.kind.in_(("transfer_out", "transfer_in"))
+    enrolments = _seqs(
+        work, "bfa_s_en",
+        *each(select(P.c.seq).where(en), P.c.seq),
+        *(select(P.c.seq).where(en, P.c.person.in_(q))
+          for q in (*each(select(P.c.person), P.c.seq),
+                    *each(select(E.c.person).where(transfers, E.c.person.is_not(None)),
+                          E.c.seq))),
+    )
     return Scope(events=events, movements=movements, records=records, vouchers=vouchers,
-                 payments=payments, groups=groups)
+                 payments=payments, groups=groups, enrolments=enrolments)
 
 
 def _add_pairs(work: Work, m: Matcher, checked: int, extra: list[int], movements: Table,

@@ -115,7 +115,7 @@ OUTFLOW_KINDS = ("payment", "refund", "transfer")
 RULE_NAMES = ("event_findings", "movement_mismatches", "orphans", "ambiguous",
               "missing_vouchers", "duplicates", "after_termination", "payee_mismatches",
               "account_rule_violations", "voucher_mismatches", "without_approval",
-              "overpayments", "without_enrolment")
+              "overpayments", "without_enrolment", "duplicate_enrolments")
 """Statements whose rows are stored per root (``income_netting`` is kept by delta)."""
 
 Rows = list[tuple[Any, ...]]
@@ -262,6 +262,19 @@ class WithoutEnrolment(NamedTuple):
     amount: int
 
 
+class DuplicateEnrolment(NamedTuple):
+    """``duplicate_enrolments``: an enrolment made while one in another region was still
+    in force, no transfer between the regions near it."""
+
+    record_id: str
+    insurance: str
+    region: str
+    day: int
+    other_id: str
+    other_region: str
+    other_day: int
+
+
 FINDING_TYPES: dict[str, Any] = {
     "event_findings": EventFinding, "movement_mismatches": MovementMismatch,
     "orphans": Orphan, "ambiguous": Ambiguous, "missing_vouchers": MissingVoucher,
@@ -269,6 +282,7 @@ FINDING_TYPES: dict[str, Any] = {
     "payee_mismatches": PayeeMismatch, "account_rule_violations": AccountRuleViolation,
     "voucher_mismatches": VoucherMismatchFinding, "without_approval": WithoutApproval,
     "overpayments": Overpayment, "without_enrolment": WithoutEnrolment,
+    "duplicate_enrolments": DuplicateEnrolment,
 }
 """The record type of each stored statement's rows (without their root)."""
 
@@ -342,6 +356,10 @@ class Findings:
     def without_enrolment(self) -> Iterator[WithoutEnrolment]:
         return self._of("without_enrolment")
 
+    @property
+    def duplicate_enrolments(self) -> Iterator[DuplicateEnrolment]:
+        return self._of("duplicate_enrolments")
+
 
 def _sum(col: ColumnElement[int]) -> ColumnElement[int]:
     """SUM as BIGINT on both backends (PostgreSQL sums BIGINT to NUMERIC)."""
@@ -382,6 +400,7 @@ class Scope:
     vouchers: Table
     payments: Table
     groups: Table
+    enrolments: Table
 
 
 @dataclass
@@ -844,12 +863,26 @@ class Matcher:
 
     def after_termination(self, conn: Connection, st: Stages, scope: Scope | None
                           ) -> RowIter:
-        """Current benefit payments for a period on or after the first period a current
-        termination of the person (same insurance, or ``all``) no longer covers.
+        """Current benefit payments of the recurring benefit for a period on or after the
+        first period a current termination of the person (same insurance, or ``all``) no
+        longer covers, unless a current approval of the person and insurance starts again
+        in or before the payment's period and after that one — or in it, recorded after
+        the termination (a re-approval: the termination ended nothing of it,
+        :meth:`in_force`).
 
         Rows: root (event seq), event id, period, amount_fen, first uncovered period,
         termination ids.
         """
+        again = P.alias("again")
+        reapproved = (select(literal(1)).select_from(again)
+                      .where(again.c.kind == "benefit_approval", again.c.person == E.c.person,
+                             again.c.insurance == E.c.insurance,
+                             again.c.superseded.is_(False),
+                             or_(again.c.period > P.c.period,
+                                 and_(again.c.period == P.c.period,
+                                      again.c.occurred_day > P.c.occurred_day)),
+                             again.c.period <= E.c.period)
+                      .correlate_except(again).exists())
         q = (
             select(E.c.seq, E.c.record_id, E.c.period, E.c.amount_fen,
                    func.min(P.c.period).label("from_period"),
@@ -857,7 +890,7 @@ class Matcher:
             .select_from(E)
             .join(P, and_(P.c.kind == "termination", P.c.person == E.c.person,
                           or_(P.c.insurance == E.c.insurance, P.c.insurance == "all"),
-                          E.c.period >= P.c.period, P.c.superseded.is_(False)))
+                          E.c.period >= P.c.period, P.c.superseded.is_(False), ~reapproved))
             .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), self.recurring())
             .group_by(E.c.seq, E.c.record_id, E.c.period, E.c.amount_fen)
         )
@@ -983,14 +1016,19 @@ class Matcher:
         record of ``kind`` (``benefit_approval``, ``enrollment``) of the person and
         insurance *in force* for ``period``: taking effect in or before it, and not ended
         by a current termination of the person (same insurance or ``all``) whose first
-        uncovered period lies after that start and in or before ``period``. A termination
-        that takes effect before the start (a later re-approval, a re-enrolment) ends
-        nothing of it."""
+        uncovered period lies in or before ``period`` and after that start — or in the
+        start's own month, when the termination occurred (``occurred_at``) on the day of
+        the record or later. A termination that takes effect before the start, or in its
+        month but recorded before it (a later re-approval, a re-enrolment), ends nothing
+        of it."""
         x, tm = P.alias(name), P.alias(f"{name}_end")
         ended = (select(literal(1)).select_from(tm)
                  .where(tm.c.kind == "termination", tm.c.person == person,
                         or_(tm.c.insurance == insurance, tm.c.insurance == "all"),
-                        tm.c.superseded.is_(False), tm.c.period > x.c.period,
+                        tm.c.superseded.is_(False),
+                        or_(tm.c.period > x.c.period,
+                            and_(tm.c.period == x.c.period,
+                                 tm.c.occurred_day >= x.c.occurred_day)),
                         tm.c.period <= period)
                  .correlate_except(tm)  # two levels down: name what is its own
                  .exists())
@@ -1123,6 +1161,70 @@ class Matcher:
         )
         return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments),
                      E.c.seq)
+
+    def duplicate_enrolments(self, conn: Connection, st: Stages, scope: Scope | None
+                             ) -> RowIter:
+        """Current enrolments of a person in an insurance made (``effective_date``) while a
+        current enrolment of the same person and insurance in another region was still in
+        force — from its own date until the first current termination of the person there
+        (same insurance or ``all``, effective on or after it) or the first current
+        ``transfer_out`` of the person and insurance from that region occurring on or after
+        it, whichever comes first — with no current transfer between the two regions
+        (a ``transfer_out`` from the first to the second, or a ``transfer_in`` into the
+        second from the first, of that person and insurance) occurring within
+        ``transfer_days`` before or after the later enrolment. Two enrolments of one day:
+        the later entry is the one at fault.
+
+        Rows: root (the later enrolment's seq), its id, insurance, region, effective day,
+        the earlier enrolment's id, region, effective day.
+        """
+        e1, e2, tm = P.alias("en_first"), P.alias("en_later"), P.alias("en_end")
+        xo, xo_r = E.alias("xo"), R.alias("xo_r")
+        tx, tx_r = E.alias("tx"), R.alias("tx_r")
+        window = self.rules.transfer_days
+        ended_by_termination = (
+            select(literal(1)).select_from(tm)
+            .where(tm.c.kind == "termination", tm.c.person == e1.c.person,
+                   or_(tm.c.insurance == e1.c.insurance, tm.c.insurance == "all"),
+                   tm.c.region == e1.c.region, tm.c.superseded.is_(False),
+                   tm.c.effective_day >= e1.c.effective_day,
+                   tm.c.effective_day <= e2.c.effective_day)
+            .correlate_except(tm).exists())
+        transferred_out = (
+            select(literal(1)).select_from(xo).join(xo_r, xo_r.c.seq == xo.c.seq)
+            .where(xo.c.kind == "transfer_out", xo.c.person == e1.c.person,
+                   xo.c.insurance == e1.c.insurance, xo.c.region == e1.c.region,
+                   xo.c.superseded.is_(False), xo_r.c.occurred_day >= e1.c.effective_day,
+                   xo_r.c.occurred_day <= e2.c.effective_day)
+            .correlate_except(xo, xo_r).exists())
+        explained = (
+            select(literal(1)).select_from(tx).join(tx_r, tx_r.c.seq == tx.c.seq)
+            .where(tx.c.person == e2.c.person, tx.c.insurance == e2.c.insurance,
+                   tx.c.superseded.is_(False),
+                   or_(and_(tx.c.kind == "transfer_out", tx.c.region == e1.c.region,
+                            tx.c.other_region == e2.c.region),
+                       and_(tx.c.kind == "transfer_in", tx.c.region == e2.c.region,
+                            tx.c.other_region == e1.c.region)),
+                   tx_r.c.occurred_day >= e2.c.effective_day - window,
+                   tx_r.c.occurred_day <= e2.c.effective_day + window)
+            .correlate_except(tx, tx_r).exists())
+        q = (
+            select(e2.c.seq, e2.c.record_id, e2.c.insurance, e2.c.region, e2.c.effective_day,
+                   e1.c.record_id, e1.c.region, e1.c.effective_day)
+            .select_from(e2)
+            .join(e1, and_(e1.c.kind == "enrollment", e1.c.person == e2.c.person,
+                           e1.c.insurance == e2.c.insurance, e1.c.region != e2.c.region,
+                           e1.c.superseded.is_(False), e1.c.effective_day.is_not(None),
+                           or_(e1.c.effective_day < e2.c.effective_day,
+                               and_(e1.c.effective_day == e2.c.effective_day,
+                                    e1.c.seq < e2.c.seq))))
+            .where(e2.c.kind == "enrollment", e2.c.superseded.is_(False),
+                   e2.c.effective_day.is_not(None), ~ended_by_termination,
+                   ~transferred_out, ~explained)
+        )
+        if scope is not None:
+            q = q.where(e2.c.seq.in_(select(scope.enrolments.c.seq)))
+        return _rows(conn, q, e2.c.seq, e1.c.seq)
 
     # -- the income account, per month ------------------------------------------------------
     @staticmethod

@@ -93,7 +93,7 @@ class _Batch:
                                  rec.get("account"), period,
                                  None if eff is None else epoch_day(str(eff)), void,
                                  None if monthly is None else fen(monthly),
-                                 str(rec["region"])))
+                                 str(rec["region"]), occurred_day))
         elif domain == "business" and kind in MONEY_EVENTS and "amount" in rec:
             due = epoch_day(rec["due_date"]) if "due_date" in rec else None
             party = rec.get("employer_party") or rec.get("payer_id")

@@ -56,7 +56,8 @@ RULESET_VERSION = "bfa-rules/2026.12.2"
 under another version is not compared (a proof bundle states the version it was made
 with, FORMAT.md §12.3); change it whenever a rule's meaning changes. ``2026.12.2``: the
 entitlement rules (``PAYMENT_WITHOUT_APPROVAL``, ``OVERPAYMENT``,
-``CONTRIBUTION_WITHOUT_ENROLMENT``) and ``entitlement.one_off_benefits``."""
+``CONTRIBUTION_WITHOUT_ENROLMENT``, ``DUPLICATE_ENROLMENT``), ``entitlement.one_off_benefits``
+and ``windows.transfer_days``."""
 
 DEFAULT_RULES: Mapping[str, int] = {
     "settlement_days": 30,
@@ -66,6 +67,7 @@ DEFAULT_RULES: Mapping[str, int] = {
     "voucher_days": 30,
     "orphan_days": 30,
     "income_netting_days": 0,
+    "transfer_days": 90,
 }
 """The flat window defaults of INTERCHANGE "What consistency means", as a dict."""
 
@@ -123,6 +125,9 @@ class Rules(_Model):
     voucher_days: int = Field(default=DEFAULT_RULES["voucher_days"], ge=0)
     orphan_days: int = Field(default=DEFAULT_RULES["orphan_days"], ge=0)
     income_netting_days: int = Field(default=DEFAULT_RULES["income_netting_days"], ge=0)
+    transfer_days: int = Field(default=DEFAULT_RULES["transfer_days"], ge=0)
+    """Days around a second enrolment in which a transfer between the two regions explains
+    the overlap (``DUPLICATE_ENROLMENT``; until then it is expected)."""
     tolerance_fen: int = Field(default=0, ge=0)
     """Absolute amount tolerance in fen."""
     tolerance_ppm: int = Field(default=0, ge=0, le=1_000_000)
@@ -175,7 +180,8 @@ class Rules(_Model):
 # -- the TOML file ----------------------------------------------------------------------
 
 _TOP = {"tolerance", "matching", "windows", "finance", "kinds", "entitlement"}
-_WINDOWS = ("settlement_days", "late_days", "voucher_days", "orphan_days", "income_netting_days")
+_WINDOWS = ("settlement_days", "late_days", "voucher_days", "orphan_days", "income_netting_days",
+            "transfer_days")
 
 
 class _File:
@@ -329,13 +335,17 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
 
 def _codes(f: _File, v: object, key: str) -> tuple[str, ...]:
     """A list of benefit codes (short texts, as INTERCHANGE's ``benefit``), each once."""
-    if not isinstance(v, list) or not all(
-            isinstance(x, str) and 0 < len(x) <= 128 and x == x.strip() and x.isprintable()
-            for x in v):
+    if not isinstance(v, list):
         raise f.fail(key, _('{path}: rules key {key}: must be a list of benefit codes such as '
                             '["funeral_grant", "back_pay"], not {value}'), value=repr(v))
-    if len(set(v)) != len(v):
-        raise f.fail(key, _("{path}: rules key {key}: names a benefit code twice"))
+    for x in v:
+        if not (isinstance(x, str) and 0 < len(x) <= 128 and x == x.strip()
+                and x.isprintable()):
+            raise f.fail(key, _("{path}: rules key {key}: {value} is not a benefit code (1 to "
+                                "128 characters, no spaces at either end)"), value=repr(x))
+    twice = sorted({x for x in v if v.count(x) > 1})
+    if twice:
+        raise f.fail(key, _("{path}: rules key {key}: names {code} twice"), code=repr(twice[0]))
     return tuple(sorted(v))
 
 

@@ -544,8 +544,8 @@ def _domain_rules(found: Outcome, j: _Judge) -> None:
 
 
 def _entitlement(f: Findings, j: _Judge) -> None:
-    """Payments without an approval, overpayments, assessments without an enrolment
-    (INTERCHANGE v1.1)."""
+    """Payments without an approval, overpayments, duplicate enrolments, assessments
+    without an enrolment (INTERCHANGE v1.1)."""
     for wa in f.without_approval:
         if wa.one_off:
             j.add_break(
@@ -571,6 +571,16 @@ def _entitlement(f: Findings, j: _Judge) -> None:
                 n=op.n, insurance=op.insurance, period=op.period, paid=money(op.total),
                 approvals=", ".join(aids), approved=money(op.approved)),
             op.total - op.approved)
+    window = j.rules.transfer_days
+    for de in f.duplicate_enrolments:
+        j.windowed(
+            de.day + window, "DUPLICATE_ENROLMENT", (de.record_id, de.other_id), {}, "region",
+            msg("enrollment {record} in {region} ({insurance}, from {date}) while enrollment "
+                "{other} in {other_region} (from {other_date}) was still in force, and no "
+                "transfer between the two regions within {days} days", record=de.record_id,
+                region=de.region, insurance=de.insurance, date=day_date(de.day),
+                other=de.other_id, other_region=de.other_region,
+                other_date=day_date(de.other_day), days=window), 0)
     for we in f.without_enrolment:
         j.add_break(
             "CONTRIBUTION_WITHOUT_ENROLMENT", (we.record_id,), {"event": we.amount},

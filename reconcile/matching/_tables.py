@@ -207,6 +207,7 @@ person_events = Table(
     Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
     Column("amount_fen", BigInteger, nullable=True),  # approval: monthly_amount (0017)
     Column("region", String(6), nullable=True),  # the record's region (revision 0017)
+    Column("occurred_day", Integer, nullable=True),  # the record's (revision 0017)
     Index("ix_rc_person_events_person", "person"),
 )
 

@@ -23,6 +23,7 @@ BREAK_CODES: dict[str, str] = {
     "PAYMENT_WITHOUT_APPROVAL": N_("payment without approval"),
     "OVERPAYMENT": N_("paid above the approved amount"),
     "CONTRIBUTION_WITHOUT_ENROLMENT": N_("contribution without enrolment"),
+    "DUPLICATE_ENROLMENT": N_("enrolled in two regions"),
     "UNSETTLED_EVENT": N_("event not settled"),
     "AMOUNT_MISMATCH": N_("amounts disagree"),
     "AMBIGUOUS_MATCH": N_("ambiguous match"),
@@ -102,7 +103,7 @@ ROLES = {
     "settled": N_("settled"), "opening": N_("opening"), "entries": N_("entries"),
     "closing": N_("closing"), "previous_closing": N_("previous closing"), "in": N_("in"),
     "out": N_("out"), "net": N_("net"), "voucher": N_("voucher"),
-    "evidenced": N_("evidenced"), "statement": N_("statement"),
+    "evidenced": N_("evidenced"), "statement": N_("statement"), "approved": N_("approved"),
 }
 """What each amount of a break is (its ``amounts`` keys)."""
 

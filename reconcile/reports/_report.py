@@ -60,6 +60,7 @@ SEVERITY: dict[str, Severity] = {
     "PAYMENT_WITHOUT_APPROVAL": "high",
     "OVERPAYMENT": "high",
     "CONTRIBUTION_WITHOUT_ENROLMENT": "medium",
+    "DUPLICATE_ENROLMENT": "medium",
     "UNSETTLED_EVENT": "medium",
     "AMOUNT_MISMATCH": "medium",
     "AMBIGUOUS_MATCH": "medium",

@@ -104,6 +104,8 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
             sc.voucher(tmp, "bank_slip", "BS-73", ["PAY-73"], amount="3456.78"),
             sc.enrollment("EN-77", "2026-11-15", who=77), grant, first_there,
             sc.termination("TE-78", "2026-11-01", who=78),
+            # enrolled in another region too, while still enrolled here
+            {**sc.enrollment("EN-78b", "2026-06-01", who=78), "region": OTHER_REGION},
         ],
         [],  # nothing new
         [fix_p2],
@@ -122,6 +124,8 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
             # an allocation settles a stored match's event: its movement is an orphan now
             sc.collection("COL-H3b", "555.00", allocations=[("CA-H3", "555.00")], payer=H3),
             over_fix,
+            # the other region records the transfer in: the two enrolments are explained
+            sc.transfer("TI-78", "in", OTHER_REGION, sc.REGION, "2026-06-10", who=78),
         ],
     ]
 

@@ -188,6 +188,16 @@ def enrollment(eid: str, effective: str, insurance: str = "pension",
             "person_id": person(who), "insurance": insurance, "effective_date": effective}
 
 
+def transfer(tid: str, direction: str, region: str, other: str, occurred: str,
+             who: int = 1, amount: str = "5000.00") -> dict[str, Any]:
+    """A ``transfer_out`` (``direction`` "out": from ``region`` to ``other``) or a
+    ``transfer_in`` (into ``region`` from ``other``) of the person's pension."""
+    field = "to_region" if direction == "out" else "from_region"
+    return {"type": f"business.transfer_{direction}", "id": tid, "region": region,
+            "occurred_at": f"{occurred}T10:00:00+08:00", "person_id": person(who),
+            "insurance": "pension", field: other, "amount": amount}
+
+
 def approval(aid: str, account: str, start: str = "2026-01", who: int = 1) -> dict[str, Any]:
     return {"type": "business.benefit_approval", "id": aid, "region": REGION, "occurred_at": T,
             "person_id": person(who), "insurance": "pension", "benefit": "basic_pension",

@@ -1,5 +1,6 @@
-"""Entitlement rules (INTERCHANGE v1.1, FORMAT.md §8.2): ``PAYMENT_WITHOUT_APPROVAL``,
-``OVERPAYMENT``, ``CONTRIBUTION_WITHOUT_ENROLMENT``. Each is shown firing and, beside it,
+"""Entitlement rules (INTERCHANGE v1.1 and §12.3 of the project's reference):
+``PAYMENT_WITHOUT_APPROVAL``, ``OVERPAYMENT``, ``CONTRIBUTION_WITHOUT_ENROLMENT``,
+``DUPLICATE_ENROLMENT``. Each is shown firing and, beside it,
 the near miss that must stay quiet: an approval in force, a re-approval after a
 termination, a one-off grant, a payment within tolerance, an enrolment in force, a region
 whose business system sends no approvals or enrolments. Both backends; incremental runs
@@ -17,7 +18,9 @@ from ledger import InputError, Ledger
 from reconcile import Report, load_rules, run_reconcile
 from tests.reconcile import _scenarios as sc
 
-ENTITLEMENT = ("PAYMENT_WITHOUT_APPROVAL", "OVERPAYMENT", "CONTRIBUTION_WITHOUT_ENROLMENT")
+ENTITLEMENT = ("PAYMENT_WITHOUT_APPROVAL", "OVERPAYMENT", "CONTRIBUTION_WITHOUT_ENROLMENT",
+               "DUPLICATE_ENROLMENT")
+A, B = sc.REGION, "440300"
 
 
 def _found(led: Ledger, tmp_path: Path, records: list[dict[str, Any]],
@@ -148,3 +151,59 @@ def test_rules_file_names_the_one_off_benefits(tmp_path: Path) -> None:
     path.write_text("[entitlement]\nother = 1\n", encoding="utf-8")
     with pytest.raises(InputError, match="entitlement"):
         load_rules(path)
+
+
+def _enrolled(eid: str, region: str, effective: str, who: int) -> dict[str, Any]:
+    return {**sc.enrollment(eid, effective, who=who), "region": region}
+
+
+def test_enrolled_in_two_regions_at_once(led: Ledger, tmp_path: Path) -> None:
+    found = _found(led, tmp_path, [
+        _enrolled("EN-1A", A, "2026-01-01", 1), _enrolled("EN-1B", B, "2026-06-01", 1),
+        # a transfer out of A into B twenty days after the second enrolment: explained
+        _enrolled("EN-2A", A, "2026-01-01", 2), _enrolled("EN-2B", B, "2026-06-01", 2),
+        sc.transfer("TO-2", "out", A, B, "2026-06-20", who=2),
+        # ... or a transfer in, recorded by B, ten days before it
+        _enrolled("EN-3A", A, "2026-01-01", 3), _enrolled("EN-3B", B, "2026-06-01", 3),
+        sc.transfer("TI-3", "in", B, A, "2026-05-22", who=3),
+        # the first enrolment ended by a termination in A before the second
+        _enrolled("EN-4A", A, "2026-01-01", 4), _enrolled("EN-4B", B, "2026-06-01", 4),
+        {**sc.termination("TE-4", "2026-05-01", who=4), "region": A},
+        # a transfer far from the second enrolment explains nothing (the window: 90 days)
+        _enrolled("EN-5A", A, "2026-01-01", 5), _enrolled("EN-5B", B, "2026-06-01", 5),
+        sc.transfer("TO-5", "out", A, B, "2026-11-20", who=5),
+        # one region, two enrolments: no finding
+        _enrolled("EN-6A", A, "2026-01-01", 6), _enrolled("EN-6a", A, "2026-06-01", 6),
+    ])
+    assert found == [("DUPLICATE_ENROLMENT", "EN-1B", "region", "0.00"),
+                     ("DUPLICATE_ENROLMENT", "EN-5B", "region", "0.00")]
+    report = run_reconcile(led, sc.AS_OF)
+    b = next(b for b in report.breaks if b.code == "DUPLICATE_ENROLMENT")
+    assert b.records == ("EN-1B", "EN-1A") and b.severity == "medium"
+    assert "no transfer between the two regions within 90 days" in b.message
+
+
+def test_a_recent_second_enrolment_is_expected(led: Ledger, tmp_path: Path) -> None:
+    sc.ingest(led, tmp_path, [_enrolled("EN-1A", A, "2026-01-01", 1),
+                              _enrolled("EN-1B", B, "2027-02-01", 1)])
+    report = run_reconcile(led, sc.AS_OF)  # 28 days after it: a transfer may still come
+    assert [e.code for e in report.expected] == ["DUPLICATE_ENROLMENT"]
+    assert not [b for b in report.breaks if b.code == "DUPLICATE_ENROLMENT"]
+    later = run_reconcile(led, sc.AS_OF, {"transfer_days": 10})
+    assert [b.records for b in later.breaks if b.code == "DUPLICATE_ENROLMENT"] == [
+        ("EN-1B", "EN-1A")]
+
+
+def test_a_re_approval_after_a_termination_is_not_a_payment_after_it(
+        led: Ledger, tmp_path: Path) -> None:
+    """Review: the two rules agree on a re-approval (INTERCHANGE §12.3): payments after it
+    are neither without an approval nor after the termination; those between are both."""
+    sc.ingest(led, tmp_path, [
+        sc.approval("BA-3", sc.ACCOUNT, start="2026-01", who=3),
+        sc.termination("TE-3", "2026-02-01", who=3),
+        sc.approval("BA-3b", sc.ACCOUNT, start="2026-06", who=3),
+        _payment(31, who=3, period="2026-07"), _payment(32, who=3, period="2026-04")])
+    report = run_reconcile(led, sc.AS_OF)
+    assert sorted((b.code, b.records[0]) for b in report.breaks
+                  if b.code in (*ENTITLEMENT, "PAYMENT_AFTER_TERMINATION")) == [
+        ("PAYMENT_AFTER_TERMINATION", "BP-32"), ("PAYMENT_WITHOUT_APPROVAL", "BP-32")]

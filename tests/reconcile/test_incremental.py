@@ -58,9 +58,10 @@ def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url
     # the entitlement rules come and go with the batches (tests/reconcile/_batches.py)
     assert {(2, "OVERPAYMENT", "BP-76"), (2, "CONTRIBUTION_WITHOUT_ENROLMENT", "CA-77"),
             (3, "CONTRIBUTION_WITHOUT_ENROLMENT", "CA-78"),
-            (3, "PAYMENT_WITHOUT_APPROVAL", "BP-80")} <= seen
+            (3, "PAYMENT_WITHOUT_APPROVAL", "BP-80"), (3, "DUPLICATE_ENROLMENT", "EN-78b")} <= seen
+    assert (6, "DUPLICATE_ENROLMENT", "EN-78b") not in seen  # the transfer in explains it
     entitlement = ("PAYMENT_WITHOUT_APPROVAL", "OVERPAYMENT", "CONTRIBUTION_WITHOUT_ENROLMENT",
-                   "PAYMENT_AFTER_TERMINATION", "DUPLICATE_PAYMENT")
+                   "PAYMENT_AFTER_TERMINATION", "DUPLICATE_PAYMENT", "DUPLICATE_ENROLMENT")
     assert not {s for s in seen if s[0] == 3 and s[2] in ("CA-77", "BP-79")
                 and s[1] in entitlement}  # enrolled now; a funeral grant after the death
     assert not {s for s in seen if s[0] == 2 and s[2] == "BP-80" and s[1] in entitlement}
@@ -186,7 +187,8 @@ def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
                            # revision 0017's: its upgrade adds them again
                            ("rc_events", "benefit"), ("rc_events", "other_region"),
                            ("rc_events", "region"),
-                           ("rc_person_events", "amount_fen"), ("rc_person_events", "region")):
+                           ("rc_person_events", "amount_fen"), ("rc_person_events", "region"),
+                           ("rc_person_events", "occurred_day")):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {col}")
     led.close()
     assert store.schema_revision() == "0004"

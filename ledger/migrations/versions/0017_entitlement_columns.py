@@ -2,8 +2,8 @@
 
 ``rc_events`` gains ``benefit`` (a benefit payment's ``benefit``: NULL is the recurring
 benefit), ``other_region`` (a transfer's ``to_region`` or ``from_region``) and ``region``;
-``rc_person_events`` gains ``amount_fen`` (an approval's ``monthly_amount``) and
-``region``, and holds enrolments and certifications beside approvals and terminations.
+``rc_person_events`` gains ``amount_fen`` (an approval's ``monthly_amount``), ``region``
+and ``occurred_day``, and holds enrolments and certifications beside approvals and terminations.
 
 The ``rc_*`` tables are derived: this revision empties them and sets the watermark to 0,
 so the next run decodes the ledger again from the start and re-checks everything (it
@@ -44,6 +44,8 @@ def upgrade() -> None:
         op.add_column("rc_person_events", sa.Column("amount_fen", sa.BigInteger,
                                                     nullable=True))
         op.add_column("rc_person_events", sa.Column("region", sa.String(6), nullable=True))
+        op.add_column("rc_person_events", sa.Column("occurred_day", sa.Integer,
+                                                    nullable=True))
 
 
 def downgrade() -> None:
