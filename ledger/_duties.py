@@ -264,7 +264,8 @@ BEGIN
       WHEN kind = 'break' AND rec ->> 'action' = 'reopen' AND rec ? 'previous_evidence'
         THEN ARRAY['officer', 'service']
       WHEN kind = 'break' THEN ARRAY['officer']
-      WHEN kind IN ('reconcile', 'fixity', 'voucher_check') THEN ARRAY['officer', 'service']
+      WHEN kind IN ('reconcile', 'rules', 'fixity', 'voucher_check')
+        THEN ARRAY['officer', 'service']
       WHEN kind IN ('hold', 'appraisal', 'opening', 'withdrawal') THEN ARRAY['officer']
       WHEN kind = 'disposal' AND rec ->> 'action' = 'signoff'
         THEN ARRAY['officer', 'approver']

@@ -80,7 +80,7 @@ from reconcile.matching._match import (
     Work,
     probe,
 )
-from reconcile.matching._rules import Rules
+from reconcile.matching._rules import RULESET_VERSION, Rules
 from reconcile.matching._state import (
     Digest,
     Stored,
@@ -89,6 +89,7 @@ from reconcile.matching._state import (
     findings_empty,
     last_run,
     read_findings,
+    record_rules,
     record_run,
     state_digest,
     state_mismatch,
@@ -231,11 +232,13 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         # after the block: a tracked run's breaks are in the workflow now, and its
         # automatic reopens are entries before this one
         head = store.head(conn)[0]
+        # the rules' own record the first time they are used (FORMAT.md §2.5)
+        added = record_rules(store, conn, digest, rules.describe(), RULESET_VERSION, who)
         record_run(store, conn, last, mode=found.mode, checked=size, rules=digest,
                    digest=left, mismatch=mismatch, who=who, breaks=found.breaks,
                    as_of=found.as_of, state=state_digest(conn), derived=found.derived)
-        if head == size:  # the run's own record needs no decoding: nothing is behind
-            store.set_meta(conn, t.WATERMARK_KEY, str(head + 1))
+        if head == size:  # the run's own records need no decoding: nothing is behind
+            store.set_meta(conn, t.WATERMARK_KEY, str(head + 1 + (added is not None)))
 
 
 def _count_where(conn: Connection, cond: ColumnElement[bool]) -> int:

@@ -49,7 +49,7 @@ from reconcile.matching._derived import (
 from reconcile.matching._derived import spans_of as rotation_spans
 from reconcile.matching._derived import watermark as derived_watermark
 from reconcile.matching._gc import paused_gc
-from reconcile.matching._incremental import Outcome, matched
+from reconcile.matching._incremental import Outcome, matched, rules_digest
 from reconcile.matching._match import Findings
 from reconcile.matching._refresh import refresh
 from reconcile.matching._rules import Rules, load_rules
@@ -285,7 +285,7 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
                 finished_at=datetime.now(TZ).isoformat(timespec="seconds"),
                 ledger_size=found.size, decoded=decoded, backend=ledger.store.dialect,
                 rules=rules.describe(), mode=found.mode, rechecked=max(found.rechecked, 0),
-                look_back=look_back, not_judged=not_judged)
+                look_back=look_back, not_judged=not_judged, rules_digest=rules_digest(rules))
             report = Report.build(run, breaks, expected)
             if track:
                 applied = apply_states_in(ledger, conn, report)

@@ -210,6 +210,33 @@ def record_run(store: Store, conn: Connection, last: LastRun | None, *, mode: st
 
 
 
+RULES_PREFIX = "rules-"
+"""Record ids of the rules runs used: ``rules-`` and the rules digest (FORMAT.md §2.5)."""
+
+
+def record_rules(store: Store, conn: Connection, digest: str, described: dict[str, Any],
+                 ruleset: str, who: Actor | None = None) -> int | None:
+    """Append the ``control.rules`` record of the rules with this digest (their content,
+    the rule set's name, who used them first), in the run's writer transaction, unless
+    the ledger holds it already; returns its ``seq``, or None when it was there. A run's
+    ``control.reconcile`` names the digest, so every report can be traced to the rules
+    it was made with, and a widened tolerance shows as a new record."""
+    from sqlalchemy import select
+
+    from ledger._schema import entries
+
+    rid = f"{RULES_PREFIX}{digest}"
+    e = entries.c
+    if conn.execute(select(e.seq).where(e.record_id == rid, e.domain == "control",
+                                        e.kind == "rules").limit(1)).first() is not None:
+        return None
+    rec: dict[str, Any] = {"type": "control.rules", "id": rid,
+                           **(who.members() if who is not None else {}),
+                           "digest": digest, "ruleset": ruleset, "rules": described,
+                           "at": now_rfc3339()}
+    return append_control(store, conn, [rec])[0]
+
+
 def mismatch(last: LastRun | None, stored: Iterable[Stored], consequence: str) -> str | None:
     """Why the stored findings ``stored`` (canonical order, read once as a stream) cannot
     be trusted after ``last``, or None (also before the first recorded run);
@@ -365,6 +392,7 @@ def check_findings(store: Store, conn: Connection) -> str | None:
 
 
 __all__ = [
+    "RULES_PREFIX",
     "RUN_PREFIX",
     "SCHEME",
     "Digest",
@@ -381,6 +409,7 @@ __all__ = [
     "mismatch",
     "own_rotation",
     "read_findings",
+    "record_rules",
     "record_run",
     "state_base",
     "state_digest",

@@ -672,6 +672,9 @@ def render_html(report: Report, *, max_rows: int = 5000,
              "entries decoded by this run").format(
         backend=run.backend, size=run.ledger_size, started=run.started_at,
         finished=run.finished_at, decoded=run.decoded)
+    if run.rules_digest:
+        meta += _(" · rules {digest}… (the ledger's control.rules record)").format(
+            digest=run.rules_digest[:16])
     filter_text = _e(_("filter text"))
     # the number shown is an element the page's script updates: placed into the sentence
     shown = _t(_("{count} shown")).format(

@@ -303,6 +303,9 @@ class RunInfo(_Model):
     """A run for an earlier day than the last tracked run's: it changed no break state."""
     not_judged: int = 0
     """Current records that occurred after the as-of day: not judged (a cut-off)."""
+    rules_digest: str = ""
+    """The digest of ``rules``: the ledger's ``control.rules`` record ``rules-<digest>``
+    holds them (FORMAT.md §2.5); empty in reports made before it was recorded."""
 
 
 class Summary(_Model):

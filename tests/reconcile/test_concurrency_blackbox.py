@@ -409,8 +409,9 @@ def test_reconcile_and_nightly_while_an_ingest_runs(tmp_path: Path, db_url: str)
     hist = history(home, db_url, acc)
     assert [(t["action"], t["user"]) for t in hist] == [("resolve", "alice"), ("reopen", "bfa")]
     # records and their batch's entry, resolve, the big batch and its entry, reopen,
-    # one control.reconcile per run (six runs) and the nightly's fixity audit
-    assert size(home, db_url) == 6 + BATCH + 1 + 2001 + BATCH + 1 + 6 + 1
+    # one control.reconcile per run (six runs), the nightly's fixity audit, and the one
+    # control.rules record of the rules every run used (ADR 0033)
+    assert size(home, db_url) == 6 + BATCH + 1 + 2001 + BATCH + 1 + 6 + 1 + 1
     verify_clean(home, db_url)
 
 

@@ -198,9 +198,9 @@ def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     try:
         again = run_reconcile(led, sc.AS_OF)
-        # every record: the batch's control.ingest entry and the two runs'
-        # control.reconcile entries are not decoded
-        assert again.run.mode == "full" and again.run.decoded == led.size() - BATCH - 2
+        # every record: the batch's control.ingest entry, the two runs'
+        # control.reconcile entries and the rules' control.rules entry are not decoded
+        assert again.run.mode == "full" and again.run.decoded == led.size() - BATCH - 3
         assert [b.code for b in again.breaks] == want == ["UNSETTLED_EVENT"]
     finally:
         led.close()

@@ -224,10 +224,10 @@ def test_break_ids_are_stable(led: Ledger, tmp_path: Path) -> None:
 def test_refresh_is_incremental(led: Ledger, tmp_path: Path) -> None:
     first = reconcile(led, tmp_path, [])
     size = led.size()
-    # every record; the batch's control.ingest entry and the run's own control.reconcile
-    # entry need no decoding
-    assert first.run.decoded == size - BATCH - 1
-    assert first.run.ledger_size == size - 1
+    # every record; the batch's control.ingest entry and the run's own control.rules and
+    # control.reconcile entries need no decoding
+    assert first.run.decoded == size - BATCH - 2
+    assert first.run.ledger_size == size - 2
     assert run_reconcile(led, sc.AS_OF).run.decoded == 0
     size = led.size()
     sc.ingest(led, tmp_path, sc.unsettled(tmp_path, False), "more")
@@ -236,7 +236,7 @@ def test_refresh_is_incremental(led: Ledger, tmp_path: Path) -> None:
     assert again.run.decoded == added - BATCH > 0
     assert [b.code for b in again.breaks] == ["UNSETTLED_EVENT"]
     with led.store.reader() as conn:
-        runs = 3  # control.reconcile entries have no rc_records row
+        runs = 3 + 1  # control.reconcile (and control.rules) entries have no rc_records row
         batches = 2  # nor have the batches' control.ingest entries
         assert conn.execute(select(func.count()).select_from(records)).scalar_one() == (
             led.size() - runs - batches * BATCH)

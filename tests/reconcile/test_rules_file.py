@@ -11,7 +11,7 @@ import pytest
 
 from ledger import Ledger
 from ledger._errors import InputError
-from reconcile import DEFAULT_RULES, Rules, load_rules, run_reconcile
+from reconcile import DEFAULT_RULES, RULESET_VERSION, Rules, load_rules, run_reconcile
 from tests.reconcile import _scenarios as sc
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "reconcile" / "rules.example.toml"
@@ -162,3 +162,28 @@ def test_matching_window_from_the_rules(led: Ledger, tmp_path: Path) -> None:
     report = run_reconcile(led, sc.AS_OF, wide)
     assert report.codes() == {"LATE_SETTLEMENT": 1}  # matched, 31 days after the due date
     assert report.run.rules["match_days_after"] == 31
+
+
+def test_the_rules_a_run_uses_are_recorded_in_the_ledger(led: Ledger, tmp_path: Path) -> None:
+    """Issue 20 item 5: the first run under some rules appends their ``control.rules``
+    record (digest and content); later runs under the same rules append none; a widened
+    tolerance is a new record, and each report names the digest of its rules."""
+    from ledger import control_records
+    from reconcile import rules_digest
+
+    sc.ingest(led, tmp_path, sc.base(tmp_path))
+
+    def recorded() -> list[dict[str, object]]:
+        with led.store.reader() as conn:
+            return [r for _seq, r in control_records(conn, "rules")]
+
+    first = run_reconcile(led, sc.AS_OF)
+    run_reconcile(led, sc.AS_OF)
+    (rec,) = recorded()
+    assert first.run.rules_digest == rec["digest"] == rules_digest(Rules())
+    assert rec["id"] == f"rules-{rec['digest']}" and rec["rules"] == first.run.rules
+    assert rec["ruleset"] == RULESET_VERSION and rec["user"]
+    wider = run_reconcile(led, sc.AS_OF, {"tolerance_fen": 500})
+    assert [r["digest"] for r in recorded()] == [rec["digest"], wider.run.rules_digest]
+    assert recorded()[1]["rules"]["tolerance_fen"] == 500  # type: ignore[index]
+    assert led.verify().ok

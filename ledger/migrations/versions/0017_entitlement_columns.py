@@ -7,7 +7,9 @@ and ``occurred_day``, and holds enrolments and certifications beside approvals a
 
 The ``rc_*`` tables are derived: this revision empties them and sets the watermark to 0,
 so the next run decodes the ledger again from the start and re-checks everything (it
-keeps no stored finding, FORMAT.md §2.5). Owned by ``reconcile/matching/_tables.py``.
+keeps no stored finding, FORMAT.md §2.5). Owned by ``reconcile/matching/_tables.py``. On
+PostgreSQL the duty trigger is replaced so that ``control.rules`` (the rules a run used,
+§2.5) needs the ``officer`` or ``service`` duty, as ``control.reconcile`` does.
 
 Revision ID: 0017
 Revises: 0016
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from ledger._duties import ENTRY_DUTY_SQL
 
 revision = "0017"
 down_revision = "0016"
@@ -46,6 +50,9 @@ def upgrade() -> None:
         op.add_column("rc_person_events", sa.Column("region", sa.String(6), nullable=True))
         op.add_column("rc_person_events", sa.Column("occurred_day", sa.Integer,
                                                     nullable=True))
+    if op.get_bind().dialect.name == "postgresql":  # control.rules: officer or service
+        for stmt in ENTRY_DUTY_SQL:
+            op.execute(stmt)
 
 
 def downgrade() -> None:
