@@ -223,7 +223,7 @@ def record_rules(store: Store, conn: Connection, digest: str, described: dict[st
     it was made with, and a widened tolerance shows as a new record."""
     from sqlalchemy import select
 
-    from ledger._schema import entries
+    from ledger import entries
 
     rid = f"{RULES_PREFIX}{digest}"
     e = entries.c
