@@ -5,14 +5,15 @@ that passes, checks the state other commands believe (§6.7): the stored finding
 the digest the last reconciliation recorded (``findings-mismatch``); the matching state
 against its digest there and, in a full run, every row of the derived tables against the
 entries (``derived-mismatch``, :mod:`reconcile.matching._derived`); and every break's
-workflow row against its ``control.break`` entries (``workflow-mismatch``).
+workflow row against its ``control.break`` entries (``workflow-mismatch``); and every
+``control.rules`` record against the digest it states (``rules-mismatch``).
 """
 
 from __future__ import annotations
 
 from ledger import Ledger, Problem, ProgressFn, VerifyResult
 from reconcile.matching._derived import check_all
-from reconcile.matching._state import check_findings, check_state
+from reconcile.matching._state import check_findings, check_rules_records, check_state
 from reconcile.workflow._workflow import check_workflow
 
 MAX_STATE_PROBLEMS = 100
@@ -33,12 +34,14 @@ def verify_all(ledger: Ledger, *, since_checkpoint: bool = False, derived: bool 
     with ledger.store.reader() as conn:
         why = check_findings(ledger.store, conn)
         state = check_state(ledger.store, conn)
+        rules = check_rules_records(conn)
         # every row of the derived tables: a full run only (--skip-derived skips it too)
         rows = check_all(ledger.store, conn) if derived and not since_checkpoint else None
     if why is not None:
         result.problems.append(Problem("findings-mismatch", why, None))
     if state is not None:
         result.problems.append(Problem("derived-mismatch", state, None))
+    result.problems += [Problem("rules-mismatch", why, seq) for seq, why in rules]
     if rows is not None:
         result.problems += [Problem("derived-mismatch", m.message(), m.seq)
                             for m in rows.mismatches]

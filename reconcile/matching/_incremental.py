@@ -40,7 +40,6 @@ A run is full when there is no state yet, when the rules changed, when asked
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -84,6 +83,7 @@ from reconcile.matching._rules import RULESET_VERSION, Rules
 from reconcile.matching._state import (
     Digest,
     Stored,
+    described_digest,
     emptied,
     findings_digest,
     findings_empty,
@@ -141,8 +141,7 @@ class Outcome:
 
 def rules_digest(rules: Rules) -> str:
     """A digest of the rules (stored findings are only valid under the same rules)."""
-    body = json.dumps(rules.describe(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
+    return described_digest(rules.describe())
 
 
 def match(store: Store, rules: Rules, *, full: bool = False,

@@ -25,6 +25,7 @@ written before this scheme (no ``scheme`` member) carry the older additive diges
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -40,6 +41,7 @@ from ledger import (
     control_records,
     latest_numbered,
     now_rfc3339,
+    read_entries,
 )
 from schemas import gettext as _
 
@@ -214,27 +216,64 @@ RULES_PREFIX = "rules-"
 """Record ids of the rules runs used: ``rules-`` and the rules digest (FORMAT.md §2.5)."""
 
 
+def described_digest(described: dict[str, Any]) -> str:
+    """The digest of rules described as JSON-ready data (FORMAT.md §2.5, ``control.rules``):
+    hex SHA-256 of their JSON with sorted keys, no whitespace and non-ASCII escaped."""
+    body = json.dumps(described, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def rules_record_problem(seq: int, record: dict[str, Any]) -> str | None:
+    """Why a ``control.rules`` record is not one bfa wrote (its ``digest`` is not the digest
+    of its ``rules``, or its id does not name that digest), or None. A record planted ahead
+    of a run under the digest of the rules it will use, with other content, would make the
+    ledger name rules the run did not use (FORMAT.md §2.5, §6.7)."""
+    digest, rules = record.get("digest"), record.get("rules")
+    if not isinstance(digest, str) or not isinstance(rules, dict):
+        return _("control record {record} (entry {seq}) is not a rules record as bfa writes "
+                 "it: it lacks its digest or its rules").format(record=record.get("id"),
+                                                                 seq=seq)
+    if record.get("id") != f"{RULES_PREFIX}{digest}" or described_digest(rules) != digest:
+        return _("control record {record} (entry {seq}): the rules it holds do not have the "
+                 "digest it states; bfa did not write it").format(record=record.get("id"),
+                                                                  seq=seq)
+    return None
+
+
 def record_rules(store: Store, conn: Connection, digest: str, described: dict[str, Any],
                  ruleset: str, who: Actor | None = None) -> int | None:
     """Append the ``control.rules`` record of the rules with this digest (their content,
     the rule set's name, who used them first), in the run's writer transaction, unless
     the ledger holds it already; returns its ``seq``, or None when it was there. A run's
     ``control.reconcile`` names the digest, so every report can be traced to the rules
-    it was made with, and a widened tolerance shows as a new record."""
-    from sqlalchemy import select
+    it was made with, and a widened tolerance shows as a new record.
 
-    from ledger import entries
-
+    A record already there is read back from its entry and must hold these rules: one
+    planted under their digest with other content is an :class:`IntegrityError` (the run
+    stops; ``bfa verify`` names it too)."""
     rid = f"{RULES_PREFIX}{digest}"
-    e = entries.c
-    if conn.execute(select(e.seq).where(e.record_id == rid, e.domain == "control",
-                                        e.kind == "rules").limit(1)).first() is not None:
+    found = read_entries(store, conn, "control", [rid]).get(rid)
+    if found is not None:
+        why = rules_record_problem(found.seq, found.record)
+        if why is not None:
+            raise IntegrityError(why)
         return None
     rec: dict[str, Any] = {"type": "control.rules", "id": rid,
                            **(who.members() if who is not None else {}),
                            "digest": digest, "ruleset": ruleset, "rules": described,
                            "at": now_rfc3339()}
     return append_control(store, conn, [rec])[0]
+
+
+def check_rules_records(conn: Connection) -> list[tuple[int, str]]:
+    """``(seq, why)`` for every ``control.rules`` entry bfa did not write
+    (:func:`rules_record_problem`); there is one per rules digest ever used, so few."""
+    out = []
+    for seq, record in control_records(conn, "rules"):
+        why = rules_record_problem(seq, record)
+        if why is not None:
+            out.append((seq, why))
+    return out
 
 
 def mismatch(last: LastRun | None, stored: Iterable[Stored], consequence: str) -> str | None:
@@ -399,7 +438,9 @@ __all__ = [
     "LastRun",
     "Stored",
     "check_findings",
+    "check_rules_records",
     "check_state",
+    "described_digest",
     "emptied",
     "findings_digest",
     "findings_empty",
@@ -411,6 +452,7 @@ __all__ = [
     "read_findings",
     "record_rules",
     "record_run",
+    "rules_record_problem",
     "state_base",
     "state_digest",
     "state_mismatch",

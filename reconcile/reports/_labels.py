@@ -134,6 +134,7 @@ PROBLEMS = {
     "leaf-format": N_("entry malformed"),
     "payload-changed": N_("record changed"),
     "root-mismatch": N_("Merkle root differs"),
+    "rules-mismatch": N_("rules record not written by bfa"),
     "workflow-mismatch": N_("break states differ from the ledger"),
 }
 """The problems ``bfa verify`` reports (FORMAT.md §6.6), by code."""

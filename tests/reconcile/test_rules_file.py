@@ -187,3 +187,41 @@ def test_the_rules_a_run_uses_are_recorded_in_the_ledger(led: Ledger, tmp_path: 
     assert [r["digest"] for r in recorded()] == [rec["digest"], wider.run.rules_digest]
     assert recorded()[1]["rules"]["tolerance_fen"] == 500  # type: ignore[index]
     assert led.verify().ok
+
+
+def test_a_rules_record_planted_under_the_digest_is_refused(led: Ledger, tmp_path: Path) -> None:
+    """An insider with the application role appends ``rules-<digest of the defaults>``
+    holding a wider tolerance before the first run: the run refuses to name it (integrity
+    error) and ``bfa verify`` reports ``rules-mismatch`` at its entry (FORMAT.md §6.7)."""
+    from ledger import IntegrityError, append_control
+    from reconcile import rules_digest, verify_all
+
+    sc.ingest(led, tmp_path, sc.base(tmp_path))
+    digest = rules_digest(Rules())
+    forged = {"type": "control.rules", "id": f"rules-{digest}", "digest": digest,
+              "ruleset": RULESET_VERSION,
+              "rules": {**Rules().describe(), "tolerance_fen": 100_000},
+              "at": "2026-12-07T10:00:00+08:00"}
+    with led.store.writer() as conn:
+        (seq,) = append_control(led.store, conn, [forged])
+    with pytest.raises(IntegrityError, match=f"rules-{digest}"):
+        run_reconcile(led, sc.AS_OF)
+    problems = verify_all(led).problems
+    assert [(p.code, p.seq) for p in problems] == [("rules-mismatch", seq)]
+    assert "do not have the digest it states" in problems[0].message
+
+
+def test_a_rules_record_for_other_rules_is_reported(led: Ledger, tmp_path: Path) -> None:
+    """A record whose id names one digest and whose content is other rules that were never
+    used is reported by ``bfa verify`` as well; the run under the defaults goes on."""
+    from ledger import append_control
+    from reconcile import verify_all
+
+    sc.ingest(led, tmp_path, sc.base(tmp_path))
+    forged = {"type": "control.rules", "id": "rules-" + "0" * 64, "digest": "0" * 64,
+              "ruleset": RULESET_VERSION, "rules": Rules().describe(),
+              "at": "2026-12-07T10:00:00+08:00"}
+    with led.store.writer() as conn:
+        (seq,) = append_control(led.store, conn, [forged])
+    run_reconcile(led, sc.AS_OF)
+    assert [(p.code, p.seq) for p in verify_all(led).problems] == [("rules-mismatch", seq)]
