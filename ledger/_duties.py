@@ -266,7 +266,8 @@ BEGIN
       WHEN kind = 'break' THEN ARRAY['officer']
       WHEN kind IN ('reconcile', 'rules', 'fixity', 'voucher_check')
         THEN ARRAY['officer', 'service']
-      WHEN kind IN ('hold', 'appraisal', 'opening', 'withdrawal') THEN ARRAY['officer']
+      WHEN kind IN ('hold', 'appraisal', 'opening', 'withdrawal', 'precheck')
+        THEN ARRAY['officer']
       WHEN kind = 'disposal' AND rec ->> 'action' = 'signoff'
         THEN ARRAY['officer', 'approver']
       WHEN kind = 'disposal' THEN ARRAY['officer']

@@ -408,7 +408,7 @@ def _complete(conn: Connection, batch: _Batch, mark: int) -> dict[str, Rows]:
     return {
         "rc_records": records,
         "rc_events": {(e[0],): (*e[:11], sup(e[0]), *e[12:]) for e in batch.events},
-        "rc_movements": {(m[0],): (*m[:15], sup(m[0]), m[16]) for m in batch.movements},
+        "rc_movements": {(m[0],): (*m[:15], sup(m[0]), *m[16:]) for m in batch.movements},
         "rc_allocations": {(a[0], a[1]): (*a[:5], event_seq(str(a[3])), a[6], a[7], sup(a[0]))
                            for a in batch.allocations},
         "rc_vouchers": {(x[0],): (*x[:4], sup(x[0]), x[5]) for x in batch.vouchers},

@@ -112,7 +112,8 @@ class _Batch:
                                    rec.get("payer_id"), rec.get("payee_account"),
                                    rec.get("fund_account"), rec.get("from_account"),
                                    rec.get("to_account"), rec.get("returns"), bool(allocs), void,
-                                   sum(fen(a["amount"]) for a in allocs)))
+                                   sum(fen(a["amount"]) for a in allocs),
+                                   rec.get("to_region")))
             for pos, a in enumerate(allocs):
                 self.allocations.append((seq, pos, rid, str(a["event"]), fen(a["amount"]), None,
                                          kind, epoch_day(value_date), void))

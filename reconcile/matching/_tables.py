@@ -135,6 +135,7 @@ movements = Table(
     Column("allocated", Boolean, nullable=False),
     Column("superseded", Boolean, nullable=False),  # copy of rc_records.superseded
     Column("allocated_fen", BigInteger, nullable=False),  # sum of its own allocations
+    Column("to_region", String(6), nullable=True),  # a transfer's ``to_region`` (0018)
     Index("ix_rc_movements_record_id", "record_id"),
     # partial: the current unallocated movements, each run's re-check (revision 0008)
     Index("ix_rc_movements_unallocated", "amount_fen", "seq",

@@ -188,7 +188,8 @@ def test_migration_0005_rebuilds_the_derived_tables(ledger_home: dict[str, Any],
                            ("rc_events", "benefit"), ("rc_events", "other_region"),
                            ("rc_events", "region"),
                            ("rc_person_events", "amount_fen"), ("rc_person_events", "region"),
-                           ("rc_person_events", "occurred_day")):
+                           ("rc_person_events", "occurred_day"),
+                           ("rc_movements", "to_region")):  # revision 0018's
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {col}")
     led.close()
     assert store.schema_revision() == "0004"
