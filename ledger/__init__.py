@@ -84,6 +84,7 @@ from ledger._ledger import (
 from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint, open_note, sign_note
 from ledger._privacy import commitment
+from ledger._proposed import ProposedFile, ProposedLine, Reread
 from ledger._schema import NAMING, checkpoints, entries
 from ledger._store import SQLITE_BUSY_SECONDS, Store
 from ledger._tlogproof import TLogProof, verify_tlog_proof
@@ -126,6 +127,9 @@ __all__ = [
     "Perms",
     "Problem",
     "ProgressFn",
+    "ProposedFile",
+    "ProposedLine",
+    "Reread",
     "SignatureError",
     "Signer",
     "Store",

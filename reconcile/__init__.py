@@ -67,6 +67,14 @@ from reconcile.matching._archive import (
     in_scope,
 )
 from reconcile.matching._incremental import rules_digest
+from reconcile.matching._precheck import (
+    HOLD_BREAK,
+    HOLD_REASONS,
+    HOLD_TEXT,
+    Held,
+    PrecheckResult,
+    precheck,
+)
 from reconcile.matching._refresh import Deriver, refresh
 from reconcile.matching._rules import DEFAULT_RULES, RULESET_VERSION, Rules, load_rules
 from reconcile.matching._run import (
@@ -126,6 +134,9 @@ from reconcile.workflow._workflow import (
 __all__ = [
     "DEFAULT_RULES",
     "DERIVED_DAYS",
+    "HOLD_BREAK",
+    "HOLD_REASONS",
+    "HOLD_TEXT",
     "ITEM_KINDS",
     "ITEM_NAMES",
     "LABELS",
@@ -145,9 +156,11 @@ __all__ = [
     "Deriver",
     "Expected",
     "FixityFailure",
+    "Held",
     "Msg",
     "NightlyLockedError",
     "NightlyResult",
+    "PrecheckResult",
     "Report",
     "Rules",
     "RunInfo",
@@ -182,6 +195,7 @@ __all__ = [
     "matched_with",
     "msg",
     "parse_yuan",
+    "precheck",
     "reconcile_and_track",
     "reconciled",
     "record_opening",
