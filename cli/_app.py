@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "keys, rotate keys.")),
     "reconcile": ("cli._reconcile_cmds", N_("Reconcile business events, fund movements and "
                   "vouchers; report the breaks.")),
+    "precheck": ("cli._precheck_cmds", N_("Check a proposed payment batch against the ledger "
+                 "before it is sent.")),
     "trace": ("cli._breaks_cmds", N_("Show the whole trail of a record across business, finance "
               "and archive.")),
     "breaks": ("cli._breaks_cmds", N_("Work the breaks: list, show, assign, resolve, approve "
