@@ -55,6 +55,7 @@ the nightly's rotation find such a row.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -192,6 +193,20 @@ def _month_after(day: int) -> str:
     return f"{year:04d}-{month:02d}"
 
 
+class _Watch:
+    """Seconds spent in each stage (``timings``), for the benchmark's breakdown."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.into is not None:
+            self.into[stage] = self.into.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
 class _Tables:
     """The check's temporary tables, on its connection, dropped before it commits."""
 
@@ -222,7 +237,8 @@ class _Tables:
 def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | Path | None = None,
              label: str | None = None, on_held: HeldSink | None = None,
              with_text: bool = False, progress: Callable[[int], None] | None = None,
-             death_list: DeathList = _death_list) -> PrecheckResult:
+             death_list: DeathList = _death_list,
+             timings: dict[str, float] | None = None) -> PrecheckResult:
     """Check the proposed payment batch at ``path`` against the ledger.
 
     Args:
@@ -236,6 +252,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
             again; its bytes must not have changed).
         progress: called with the bytes of each line read.
         death_list: where the compared death lists come from.
+        timings: filled with the seconds each stage took (benchmarks).
 
     Returns:
         The counts and the ``control.precheck`` record appended.
@@ -253,8 +270,10 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
     secret = ledger.secret()
     store = ledger.store
     batch = ProposedFile(path, progress)
+    watch = _Watch(timings)
     with store.writer() as conn:
         Deriver(store, conn).finish(conn, store.head(conn)[0])  # the tables are current
+        watch.lap("refresh")
         Store.tune_analysis(conn)
         deaths = {p: _month_after(d) for p, d in death_list(store, conn).items()}
         tabs = _Tables(conn)
@@ -279,8 +298,10 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
                 part = []
         store.copy_rows(conn, lines.name, names, part)
         Store.analyze_table(conn, lines.name)
-        held = _judge(conn, tabs, lines, m)
+        watch.lap("load")
+        held = _judge(conn, tabs, lines, m, watch)
         checked = _check_relied(store, conn, lines, held, tabs)
+        watch.lap("derived check")
         if not checked.ok:
             raise IntegrityError(_(
                 "the reconciler's derived rows this check relies on differ from the ledger's "
@@ -302,9 +323,11 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
             "lines": batch.count, "clear": batch.count - n_held, "held": n_held,
             "reasons": counts, "unjudged": unjudged, "rules": digest, "at": now_rfc3339()}
         seq = append_control(store, conn, [record])[0]
+        watch.lap("record")
         if on_held is not None:
             _stream(conn, lines, held, batch, on_held, with_text)
         tabs.drop()
+        watch.lap("held lines")
     return PrecheckResult(batch.name, batch.digest, batch.count, n_held, counts, unjudged,
                           digest, record, seq)
 
@@ -322,7 +345,7 @@ def _covered(lines: Table) -> Any:
         select(P.c.region, P.c.insurance).where(P.c.kind == "benefit_approval"))
 
 
-def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher) -> Table:
+def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch) -> Table:
     """Write ``(line, reason)`` for every reason a line is held for; returns that table."""
     line_col = Column("line", BigInteger, primary_key=True, autoincrement=False)
     recurring = L.c.one_off == 0
@@ -344,6 +367,7 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher) -> Table:
         .group_by(L.c.line)))
     for tbl in (force, latest):
         Store.analyze_table(conn, tbl.name)
+    watch.lap("approvals")
 
     held = tabs.make("bfa_pc_held", Column("line", BigInteger), Column("reason", Integer),
                      index=(("line",),))
@@ -351,6 +375,7 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher) -> Table:
     def hold(reason: str, q: Any) -> None:
         conn.execute(held.insert().from_select(
             ["line", "reason"], q.add_columns(literal(HOLD_REASONS.index(reason)))))
+        watch.lap(reason)
 
     # no_approval
     any_ap = P.alias("any_ap")
