@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from cli import bfa
 from ledger import BatchRefusedError, InputError, Ledger, control_records, party_pseudonym
 from reconcile import compare_list, comparisons, death_list
-from reconcile.lists import normalise_id, read_list
 from reconcile.lists import _compare as compare_module
+from reconcile.lists import normalise_id, read_list
 
 TODAY = date(2026, 12, 7)
 
