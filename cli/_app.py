@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "keys, rotate keys.")),
     "reconcile": ("cli._reconcile_cmds", N_("Reconcile business events, fund movements and "
                   "vouchers; report the breaks.")),
+    "compare": ("cli._compare_cmds", N_("Record an outside list (deaths) in the ledger for the "
+                "entitlement rules.")),
     "precheck": ("cli._precheck_cmds", N_("Check a proposed payment batch against the ledger "
                  "before it is sent.")),
     "trace": ("cli._breaks_cmds", N_("Show the whole trail of a record across business, finance "

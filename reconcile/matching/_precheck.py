@@ -89,6 +89,7 @@ from ledger import (
     latest_numbered,
     now_rfc3339,
 )
+from reconcile.lists import death_list
 from reconcile.matching import _tables as t
 from reconcile.matching._derived import Checked, check_planted, check_seqs, watermark
 from reconcile.matching._incremental import rules_digest
@@ -177,15 +178,6 @@ HeldSink = Callable[[Held, str | None], None]
 DeathList = Callable[[Store, Connection], Mapping[str, int]]
 
 
-def _death_list(store: Store, conn: Connection) -> Mapping[str, int]:
-    """The earliest day of death (epoch day) per party pseudonym on any compared death
-    list (``bfa compare --kind death``)."""
-    import reconcile  # the comparison lives beside the reconciler; imported at run time
-
-    found: DeathList | None = getattr(reconcile, "death_list", None)
-    return {} if found is None else found(store, conn)
-
-
 def _month_after(day: int) -> str:
     """The first period after the month of epoch day ``day`` (``YYYY-MM``)."""
     d = date(1970, 1, 1) + timedelta(days=day)
@@ -237,7 +229,7 @@ class _Tables:
 def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | Path | None = None,
              label: str | None = None, on_held: HeldSink | None = None,
              with_text: bool = False, progress: Callable[[int], None] | None = None,
-             death_list: DeathList = _death_list,
+             death_list: DeathList = death_list,
              timings: dict[str, float] | None = None) -> PrecheckResult:
     """Check the proposed payment batch at ``path`` against the ledger.
 

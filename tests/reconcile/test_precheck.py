@@ -133,20 +133,25 @@ def test_a_region_without_approvals_is_not_judged(led: Ledger, tmp_path: Path) -
     assert res.unjudged == 3
 
 
-def test_after_the_month_of_death(led: Ledger, tmp_path: Path) -> None:
-    """Paid for the month of death, held after it; a funeral grant is not held. The death
-    list is given here; ``test_death_list_compared`` takes it from ``bfa compare``."""
+def test_after_the_month_of_death_on_a_compared_list(led: Ledger, tmp_path: Path) -> None:
+    """Paid for the month of death, held after it; a funeral grant is not held for it. The
+    list is recorded by ``bfa compare`` (control.compare entries)."""
     from datetime import date
 
-    from ledger import party_pseudonym
+    from reconcile import compare_list
 
+    dead = "11010519491231002X"
     _ledger(led, tmp_path)
-    died = (date(2026, 10, 31) - date(1970, 1, 1)).days
-    deaths = {party_pseudonym(led, sc.person(1)): died}
+    sc.ingest(led, tmp_path, [{**sc.approval("BA-D", APPROVED), "person_id": dead}], "dead")
+    deaths = tmp_path / "deaths.csv"
+    deaths.write_text(f"person_id,date\n{dead},2026-10-31\n", "utf-8")
+    compare_list(led, deaths, today=date(2026, 12, 7))
     batch = _write(tmp_path / "pay.jsonl", [
-        _pay(1, who=1, period="2026-10"), _pay(2, who=1, period="2026-11"),
-        _pay(3, who=1, period="2026-12", benefit="funeral_grant")])
-    got, res = _held(led, batch, death_list=lambda store, conn: deaths)
+        {**_pay(1, who=1, period="2026-10"), "person_id": dead},
+        {**_pay(2, who=1, period="2026-11"), "person_id": dead},
+        {**_pay(3, who=1, period="2026-12", benefit="funeral_grant"), "person_id": dead},
+        _pay(4, who=1)])
+    got, res = _held(led, batch)
     assert got == {2: ("dead",)}
     assert res.counts["dead"] == 1
 
