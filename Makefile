@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.reconcile_bench $(RECONCILE_BENCH_ARGS)
 	$(BIN)/python -m bench.archive_bench $(ARCHIVE_BENCH_ARGS)
+	$(BIN)/python -m bench.precheck_bench $(PRECHECK_BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -186,8 +186,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"records": args.records, "lines": args.lines,
                            "load_start": os.getloadavg()}
     try:
-        handle = build(env, "postgresql")
-        approvals = _approvals(env.records_file().path)
+        if args.reuse:  # a ledger kept by an earlier run (--keep): its home and database
+            home, url = args.reuse
+            handle = LedgerHandle("postgresql", "main", Path(home), url)
+            with psycopg.connect(url) as c:
+                row = c.execute("SELECT count(*) FROM entries").fetchone()
+                handle.entries = int(row[0]) if row else 0
+            records = workdir / f"records-{args.records}.jsonl"
+        else:
+            handle = build(env, "postgresql")
+            records = env.records_file().path
+        approvals = _approvals(records)
         path = workdir / f"proposed-{args.lines}.jsonl"
         planted = write_lines(path, approvals, args.lines)
         log(f"{fmt_count(args.lines)} proposed lines for {fmt_count(len(approvals))} approved "
@@ -228,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "entries": handle.entries, "load_end": os.getloadavg()})
         return out
     finally:
-        if not args.keep:
+        if not args.keep and not args.reuse:
             env.cleanup()
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -244,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", help="work directory (default: a new temporary one)")
     ap.add_argument("--json", dest="json_file", help="also write the figures as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the database and work directory")
+    ap.add_argument("--reuse", nargs=2, metavar=("HOME", "URL"),
+                    help="measure on a ledger an earlier --keep run built (with its --workdir)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = ap.parse_args(argv)
     out = run(args)
