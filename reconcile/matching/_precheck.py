@@ -43,14 +43,15 @@ or take its place.
 one; the held lines are read back in line order and handed to the caller one at a time.
 
 **What is checked, what is trusted** (FORMAT.md §8.3, ADR 0032). The derived tables are
-brought up to date first (the refresh, in the check's transaction). The rows a clear line
-relies on — the approval rows that put an approval in force and give its account and
-amount — are checked against their entries (decoded again from their leaves, as the
-derived check does), and no derived row may be keyed outside the entries (planted); a
-difference is an integrity failure and nothing is appended. A row that *holds* a line needs no check (a hold is looked at by a person).
-Trusted: that no row of a termination or of an earlier payment was deleted or changed so
-that it no longer matches — an absence cannot be shown from the rows; ``bfa verify`` and
-the nightly's rotation find such a row.
+brought up to date first (the refresh, in the check's transaction). The rows a clear
+line relies on — the approval rows that put an approval in force and give its account
+and amount — are checked against their entries (decoded again from their leaves, as the
+derived check does), and no row of the tables it reads may be keyed outside the entries
+(planted); a difference is an integrity failure and nothing is appended. A row that
+*holds* a line needs no check (a hold is looked at by a person). Trusted: that no row of
+a termination or of an earlier payment was deleted or changed so that it no longer
+matches — an absence cannot be shown from the rows; ``bfa verify`` and the nightly's
+rotation find such a row.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ from ledger import (
 )
 from reconcile.lists import death_list
 from reconcile.matching import _tables as t
-from reconcile.matching._derived import Checked, Mismatch, _same, check_planted, watermark
+from reconcile.matching._derived import MAX_LISTED, Checked, Mismatch, _same, watermark
 from reconcile.matching._incremental import rules_digest
 from reconcile.matching._match import Matcher
 from reconcile.matching._refresh import Deriver, _Batch
@@ -344,6 +345,11 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch)
     """Write ``(line, reason)`` for every reason a line is held for; returns that table."""
     line_col = Column("line", BigInteger, primary_key=True, autoincrement=False)
     recurring = L.c.one_off == 0
+    if conn.dialect.name == "postgresql":
+        # every statement here joins the batch whole: hash joins. Estimates of a table made
+        # a moment ago (the groups of a batch) can make the planner probe an index per row
+        # of a million and scan the batch inside an anti join: quadratic
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
     # the start of the approval in force for each line (Matcher.in_force) ...
     force = tabs.make("bfa_pc_force", line_col, Column("start", String(7)))
     ap, in_force = m.in_force("benefit_approval", L.c.person, L.c.insurance, L.c.period, "ap")
@@ -382,26 +388,42 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch)
     hold("no_approval", select(L.c.line).where(
         _covered(L), or_(and_(~recurring, ~approved_ever), and_(recurring, ~in_force_now))))
 
-    # over_approved: per person, insurance and period of the recurring lines
+    # the recurring lines per person, insurance and period: their total, how many, the
+    # start of the approval in force; and what the ledger paid for each (one pass each)
     groups = tabs.make("bfa_pc_groups", Column("person", String(40)),
                        Column("insurance", String(16)), Column("period", String(7)),
-                       Column("batch", BigInteger), Column("start", String(7)),
+                       Column("batch", BigInteger), Column("n", BigInteger),
+                       Column("start", String(7)),
                        index=(("person", "insurance", "period"),))
     conn.execute(groups.insert().from_select(
-        ["person", "insurance", "period", "batch", "start"],
-        select(L.c.person, L.c.insurance, L.c.period,
-               func.sum(L.c.amount_fen), func.max(force.c.start))
-        .select_from(L).join(force, force.c.line == L.c.line).where(recurring)
+        ["person", "insurance", "period", "batch", "n", "start"],
+        select(L.c.person, L.c.insurance, L.c.period, func.sum(L.c.amount_fen), func.count(),
+               func.max(force.c.start))
+        .select_from(L).outerjoin(force, force.c.line == L.c.line).where(recurring)
         .group_by(L.c.person, L.c.insurance, L.c.period)))
     Store.analyze_table(conn, groups.name)
+    paid = tabs.make("bfa_pc_paid", Column("person", String(40)),
+                     Column("insurance", String(16)), Column("period", String(7)),
+                     Column("paid", BigInteger), index=(("person", "insurance", "period"),))
     l2, l3 = L.alias("l_id"), L.alias("l_fix")
-    not_in_batch = and_(~exists().where(l2.c.record_id == E.c.record_id),
-                        ~exists().where(l3.c.corrects == E.c.record_id))
-    paid = (select(E.c.person, E.c.insurance, E.c.period,
-                   func.sum(E.c.amount_fen).label("paid"))
-            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring(),
-                   E.c.person.in_(select(groups.c.person)), not_in_batch)
-            .group_by(E.c.person, E.c.insurance, E.c.period).subquery("paid"))
+    conn.execute(paid.insert().from_select(
+        ["person", "insurance", "period", "paid"],
+        select(groups.c.person, groups.c.insurance, groups.c.period, func.sum(E.c.amount_fen))
+        .select_from(groups)
+        .join(E, and_(E.c.person == groups.c.person, E.c.insurance == groups.c.insurance,
+                      E.c.period == groups.c.period))
+        .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring(),
+               ~exists().where(l2.c.record_id == E.c.record_id),
+               ~exists().where(l3.c.corrects == E.c.record_id))
+        .group_by(groups.c.person, groups.c.insurance, groups.c.period)))
+    Store.analyze_table(conn, paid.name)
+    watch.lap("groups")
+
+    def of_group(g: Any) -> Any:
+        return and_(g.c.person == L.c.person, g.c.insurance == L.c.insurance,
+                    g.c.period == L.c.period)
+
+    # over_approved (Matcher.overpayments, the batch's lines added to the ledger's)
     pa = P.alias("approved")
     total = groups.c.batch + func.coalesce(paid.c.paid, 0)
     approved = func.max(pa.c.amount_fen)
@@ -417,9 +439,8 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch)
                       paid.c.paid)
             .having(and_(total > approved, ~m.within(total, approved)))
             .subquery("over"))
-    hold("over_approved", select(L.c.line).select_from(L).join(
-        over, and_(over.c.person == L.c.person, over.c.insurance == L.c.insurance,
-                   over.c.period == L.c.period)).where(recurring))
+    hold("over_approved", select(L.c.line).select_from(L).join(over, of_group(over))
+         .where(recurring))
 
     # terminated (Matcher.after_termination)
     tm, again = P.alias("tm"), P.alias("again")
@@ -451,20 +472,16 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch)
          .join(latest, latest.c.line == L.c.line).where(~same))
 
     # already_paid (Matcher.duplicates, with the ledger)
-    before = (select(literal(1)).select_from(E)
-              .where(E.c.kind == "benefit_payment", E.c.person == L.c.person,
-                     E.c.insurance == L.c.insurance, E.c.period == L.c.period,
-                     E.c.superseded.is_(False), m.recurring(), not_in_batch)
-              .correlate_except(E, l2, l3).exists())
-    hold("already_paid", select(L.c.line).where(recurring, before))
+    hold("already_paid", select(L.c.line).select_from(L).join(paid, of_group(paid))
+         .where(recurring))
 
-    # duplicate_in_batch
+    # duplicate_in_batch: the same id, or (recurring) the same person, insurance and period
     ids = select(L.c.record_id).group_by(L.c.record_id).having(func.count() > 1)
-    twice = (select(L.c.person, L.c.insurance, L.c.period).where(recurring)
-             .group_by(L.c.person, L.c.insurance, L.c.period).having(func.count() > 1))
-    hold("duplicate_in_batch", select(L.c.line).where(or_(
-        L.c.record_id.in_(ids),
-        and_(recurring, tuple_(L.c.person, L.c.insurance, L.c.period).in_(twice)))))
+    twice = select(groups).where(groups.c.n > 1).subquery("twice")
+    hold("duplicate_in_batch", union(
+        select(L.c.line).where(L.c.record_id.in_(ids)),
+        select(L.c.line).select_from(L).join(twice, of_group(twice)).where(recurring)
+    ).subquery("dup").select())
     return held
 
 
@@ -499,12 +516,16 @@ def _check_relied(store: Store, conn: Connection, L: Table, held: Table, tabs: _
     void_at = names.index("superseded")
     out = Checked()
     rows = conn.execute(
-        select(e.seq, e.leaf, e.entry_hash, corrected, *P.columns).select_from(relied)
-        .join(entries, e.seq == relied.c.seq).join(P, P.c.seq == relied.c.seq)
-        .order_by(e.seq).execution_options(yield_per=STREAM_PART))
+        select(P.c.seq, e.leaf, e.entry_hash, corrected, *P.columns).select_from(relied)
+        .join(P, P.c.seq == relied.c.seq)
+        .outerjoin(entries, and_(e.seq == relied.c.seq, e.domain == "business"))
+        .order_by(P.c.seq).execution_options(yield_per=STREAM_PART))
     for seq, leaf, entry_hash, fixed, *stored in rows:
         rid = str(stored[names.index("record_id")])
         out.entries += 1
+        if leaf is None:  # no business entry has this seq
+            out.add(Mismatch(P.name, int(seq), rid, "planted"))
+            continue
         batch = _Batch({}, set())
         try:
             batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
@@ -519,7 +540,12 @@ def _check_relied(store: Store, conn: Connection, L: Table, held: Table, tabs: _
         for name, got, exp in zip(names, stored, want, strict=True):
             if not _same(got, exp):
                 out.add(Mismatch(P.name, int(seq), rid, "differs", name, got, exp))
-    check_planted(conn, watermark(store, conn), out)
+    mark = watermark(store, conn)
+    for table in (P, E):  # what the check reads: rows keyed outside the entries
+        for where in (table.c.seq < 0, table.c.seq >= mark):  # two index ranges, not an OR
+            for seq, rid in conn.execute(select(table.c.seq, table.c.record_id)
+                                         .where(where).limit(MAX_LISTED)):
+                out.add(Mismatch(table.name, int(seq), str(rid), "planted"))
     return out
 
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from ledger import BatchRefusedError, IntegrityError, Ledger
-from reconcile import HOLD_REASONS, Held, precheck
+from reconcile import HOLD_REASONS, Held, precheck, refresh
 from tests._cli import h, ok
 from tests.reconcile import _scenarios as sc
 
@@ -184,6 +184,25 @@ def test_a_changed_derived_row_clears_nothing(led: Ledger, tmp_path: Path) -> No
         conn.execute(update(pe).where(pe.c.record_id == "BA-7").values(account=forged))
     size = led.size()
     with pytest.raises(IntegrityError, match=r"rc_person_events.*BA-7.*account"):
+        precheck(led, batch)
+    assert led.size() == size
+
+
+def test_a_planted_approval_clears_nothing(led: Ledger, tmp_path: Path) -> None:
+    """An approval row no entry gives (for person 8, whom nobody approved) is found."""
+    from ledger import party_pseudonym
+    from reconcile.matching import _tables as t
+
+    _ledger(led, tmp_path)
+    refresh(led.store)
+    pe = t.person_events
+    with led.store.writer() as conn:
+        row = dict(conn.execute(pe.select().where(pe.c.record_id == "BA-1")).mappings().one())
+        conn.execute(pe.insert().values({**row, "seq": 10**9, "record_id": "BA-FAKE",
+                                         "person": party_pseudonym(led, sc.person(8))}))
+    size = led.size()
+    batch = _write(tmp_path / "pay.jsonl", [_pay(8, who=8)])
+    with pytest.raises(IntegrityError, match=r"rc_person_events.*BA-FAKE.*given by no entry"):
         precheck(led, batch)
     assert led.size() == size
 
