@@ -296,6 +296,8 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         Store.analyze_table(conn, lines.name)
         watch.lap("load")
         held = _judge(conn, tabs, lines, m, watch)
+        if conn.dialect.name == "postgresql":  # the entries are read by key from here on
+            conn.exec_driver_sql("SET LOCAL enable_nestloop = on")
         checked = _check_relied(store, conn, lines, held, tabs)
         watch.lap("derived check")
         if not checked.ok:
