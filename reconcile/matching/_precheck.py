@@ -212,6 +212,12 @@ class _Tables:
         self.made: list[Table] = []
         self.indexed = not Store.traits(conn).hash_joins_whole
 
+    def key(self, name: str) -> Column[int]:
+        """A table's key column: its primary key where statements look rows up by it
+        (SQLite); on PostgreSQL, which hash-joins these tables whole, a plain column (a
+        million-row index costs more to build than it saves)."""
+        return Column(name, BigInteger, primary_key=self.indexed, autoincrement=False)
+
     def make(self, name: str, *cols: Column[Any], index: tuple[tuple[str, ...], ...] = ()
              ) -> Table:
         from sqlalchemy import Index
@@ -274,7 +280,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         deaths = {p: _month_after(d) for p, d in death_list(store, conn).items()}
         tabs = _Tables(conn)
         lines = tabs.make(
-            "bfa_pc_lines", Column("line", BigInteger, primary_key=True, autoincrement=False),
+            "bfa_pc_lines", tabs.key("line"),
             Column("record_id", String(128)), Column("region", String(6)),
             Column("person", String(40)), Column("insurance", String(16)),
             Column("period", String(7)), Column("amount_fen", BigInteger),
@@ -345,7 +351,6 @@ def _covered(lines: Table) -> Any:
 
 def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch) -> Table:
     """Write ``(line, reason)`` for every reason a line is held for; returns that table."""
-    line_col = Column("line", BigInteger, primary_key=True, autoincrement=False)
     recurring = L.c.one_off == 0
     if conn.dialect.name == "postgresql":
         # every statement here joins the batch whole: hash joins. Estimates of a table made
@@ -353,14 +358,13 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch)
         # of a million and scan the batch inside an anti join: quadratic
         conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
     # the start of the approval in force for each line (Matcher.in_force) ...
-    force = tabs.make("bfa_pc_force", line_col, Column("start", String(7)))
+    force = tabs.make("bfa_pc_force", tabs.key("line"), Column("start", String(7)))
     ap, in_force = m.in_force("benefit_approval", L.c.person, L.c.insurance, L.c.period, "ap")
     conn.execute(force.insert().from_select(
         ["line", "start"], select(L.c.line, func.max(ap.c.period)).select_from(L)
         .join(ap, in_force).group_by(L.c.line)))
     # ... and of the latest current approval starting in or before its period (payee)
-    latest = tabs.make("bfa_pc_latest", Column("line", BigInteger, primary_key=True,
-                                                 autoincrement=False), Column("start", String(7)))
+    latest = tabs.make("bfa_pc_latest", tabs.key("line"), Column("start", String(7)))
     p2 = P.alias("p2")
     conn.execute(latest.insert().from_select(
         ["line", "start"], select(L.c.line, func.max(p2.c.period)).select_from(L)
@@ -507,8 +511,7 @@ def _check_relied(store: Store, conn: Connection, L: Table, held: Table, tabs: _
                                    P.c.insurance == L.c.insurance, P.c.period == start.c.start,
                                    P.c.superseded.is_(False)))
                      .where(clear))
-    relied = tabs.make("bfa_pc_relied", Column("seq", BigInteger, primary_key=True,
-                                               autoincrement=False))
+    relied = tabs.make("bfa_pc_relied", tabs.key("seq"))
     conn.execute(relied.insert().from_select(["seq"], union(*parts)))
     e, R = entries.c, t.records
     corrected = (select(literal(1)).select_from(R)
