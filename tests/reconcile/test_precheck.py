@@ -262,3 +262,31 @@ def test_command_refuses_a_bad_line(ledger_home: dict[str, Any], tmp_path: Path)
                                         code=2).stderr
     finally:
         led.close()
+
+
+@pytest.mark.real_identity
+def test_only_the_officer_duty_checks(ledger_home: dict[str, Any], tmp_path: Path) -> None:
+    """PostgreSQL (FORMAT §8.3): an officer's own role checks a batch (temporary tables,
+    COPY, the control.precheck entry under its name); another duty, even with every key,
+    is refused naming the duty, and nothing is appended."""
+    if not ledger_home["db"].startswith("postgresql"):
+        pytest.skip("duties are PostgreSQL roles; on SQLite the account holds every duty")
+    from tests.cli.test_duties import Office, run
+
+    office = Office(Path(ledger_home["home"]), ledger_home["db"], tmp_path)
+    try:
+        office.setup()
+        records = _write(tmp_path / "approvals.jsonl", [sc.approval("BA-1", APPROVED, who=1)])
+        run("ingest", str(records), *office.as_("officer"))
+        batch = _write(tmp_path / "pay.jsonl", [_pay(1, who=1), _pay(2, who=2)])
+        size = json.loads(run("status", "--json", *office.owner).stdout)["size"]
+        res = run("precheck", str(batch), *office.owner_keys_as("auditor"), code=2)
+        assert "'bfa precheck' needs the officer duty" in res.stderr, res.stderr
+        assert json.loads(run("status", "--json", *office.owner).stdout)["size"] == size
+        data = json.loads(run("precheck", str(batch), "--json", *office.as_("officer"),
+                              code=1).stdout)
+        assert [h["line"] for h in data["held_lines"]] == [2]
+        shown = json.loads(run("show", data["record"], "--json", *office.owner).stdout)
+        assert shown["user"] == office.role["officer"] and shown["held"] == 1
+    finally:
+        office.drop()
