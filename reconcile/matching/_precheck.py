@@ -80,6 +80,7 @@ from sqlalchemy import (
     tuple_,
     union,
 )
+from sqlalchemy.exc import DBAPIError
 
 from ledger import (
     FormatError,
@@ -277,6 +278,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         Deriver(store, conn).finish(conn, store.head(conn)[0])  # the tables are current
         watch.lap("refresh")
         Store.tune_analysis(conn)
+        _temp_buffers(conn)
         deaths = {p: _month_after(d) for p, d in death_list(store, conn).items()}
         tabs = _Tables(conn)
         lines = tabs.make(
@@ -334,6 +336,23 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         watch.lap("held lines")
     return PrecheckResult(batch.name, batch.digest, batch.count, n_held, counts, unjudged,
                           digest, record, seq)
+
+
+TEMP_BUFFERS = "256MB"
+"""PostgreSQL: memory for the check's temporary tables (a million lines are about 150 MB;
+the default 8 MB writes and reads them back through temporary files)."""
+
+
+def _temp_buffers(conn: Connection) -> None:
+    """Raise ``temp_buffers`` for this transaction when the session has not used a
+    temporary table yet (PostgreSQL allows it only then: otherwise it keeps its own)."""
+    if conn.dialect.name != "postgresql":
+        return
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'")
+    except DBAPIError:
+        pass
 
 
 def _next_number(store: Store, conn: Connection, digest: str) -> int:
