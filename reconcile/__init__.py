@@ -66,6 +66,7 @@ from reconcile.matching._archive import (
     hash_key,
     in_scope,
 )
+from reconcile.matching._custom import SqlRule, SqlRuleError
 from reconcile.matching._incremental import rules_digest
 from reconcile.matching._refresh import Deriver, refresh
 from reconcile.matching._rules import DEFAULT_RULES, RULESET_VERSION, Rules, load_rules
@@ -151,6 +152,8 @@ __all__ = [
     "Report",
     "Rules",
     "RunInfo",
+    "SqlRule",
+    "SqlRuleError",
     "StatementFormat",
     "Summary",
     "Trace",

@@ -9,8 +9,10 @@ allocated more than its amount, a movement whose allocations do not add up, an
 ambiguous match, a late settlement, a duplicate, a payment after a termination or to
 another account, a returned payment not yet paid again, a movement against its fund
 account's purpose, a voucher amount that differs) are breaks at once. The bank
-statement findings come from :func:`reconcile.bank.statement_breaks`. Last, each
-break gets its ``evidence`` digest from the entry hashes of its records.
+statement findings come from :func:`reconcile.bank.statement_breaks`; an agency's own SQL
+rules (:mod:`reconcile.matching._custom`) run in full every run, after the built-in ones,
+in their sandbox. Last, each break gets its ``evidence`` digest from the entry hashes of
+its records.
 
 The findings are streamed: the matching rows go to ``rc_findings`` in parts and the judge
 reads them back from there as it iterates (:class:`~reconcile.matching._match.Findings`).
@@ -37,6 +39,7 @@ from reconcile.bank import statement_breaks
 from reconcile.bank._withdraw import withdrawal_breaks
 from reconcile.matching import _tables as t
 from reconcile.matching._archive import archive_breaks
+from reconcile.matching._custom import run_sql_rules
 from reconcile.matching._derived import (
     Checked,
     check_all,
@@ -151,6 +154,8 @@ def derive_breaks(ledger: Ledger, as_of: date, rules: Rules, sink: BreakSink) ->
     whose derived tables this process has just derived from verified leaves: the derived
     tables are not checked, and the breaks carry no ``evidence`` and no ``occurred_on``.
     A break id may come more than once (as in :meth:`Report.build`, the last counts).
+    An agency's own SQL rules are not run here: a bundle's verifier lists their findings
+    as not re-derivable (ADR 0036).
     ``sink(conn, breaks)`` runs in the run's transaction, on its connection."""
     _reconcile(ledger, as_of, rules, full=True, track=False, check_derived=False, sink=sink)
 
@@ -270,6 +275,8 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
             archive_breaks(conn, judge.add_break)
             ready = (statement_breaks(conn, rules, as_of) + sod_breaks(ledger.store, conn)
                      + withdrawal_breaks(ledger.store, conn))
+            # an agency's own SQL rules, in full every run, in their sandbox (ADR 0036)
+            ready += run_sql_rules(conn, rules.sql_rules)
             if found.mismatch is not None:
                 ready.append(integrity_break(found.mismatch, None))
             ready += _derived_breaks(checked)

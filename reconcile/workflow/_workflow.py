@@ -77,6 +77,7 @@ from ledger import (
     now_rfc3339,
     read_entries,
 )
+from reconcile.matching._custom import CUSTOM_PREFIX, recorded_severity
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._state import RUN_PREFIX, ids_digest, last_run
 from reconcile.matching._units import money
@@ -299,10 +300,17 @@ class Applied:
     """Resolved (or pending) breaks reopened because their evidence changed."""
 
 
-def needs_four_eyes(code: str) -> bool:
+def needs_four_eyes(code: str, conn: Connection | None = None) -> bool:
     """High-severity breaks need a second, different user to approve the resolution; the
-    severity follows from the code (:data:`reconcile.SEVERITY`; an unknown code is high)."""
-    return SEVERITY.get(code, "high") == "high"
+    severity follows from the code (:data:`reconcile.SEVERITY`; an unknown code is high).
+    A code of an agency's own SQL rule (``CUSTOM_…``), given the connection: the highest
+    severity the ledger's ``control.rules`` records ever gave it (ADR 0036), never the
+    row's copy, which the application role may write."""
+    if code in SEVERITY:
+        return SEVERITY[code] == "high"
+    if conn is not None and code.startswith(CUSTOM_PREFIX):
+        return recorded_severity(conn, code) == "high"
+    return True
 
 
 def _id_filters(conn: Connection, ids: Sequence[str],
@@ -527,7 +535,7 @@ def _transition(ledger: Ledger, bid: str, label: str | None, action: Action,
             _require_approver(conn)
         row = _resolve_id(conn, bid)
         require_honest(ledger.store, conn, [row])
-        status = _next_status(row, action, who, **kw)
+        status = _next_status(row, action, who, conn, **kw)
         if action == "approve":
             _refuse_own_records(ledger.store, conn, row, who)
         rec = _record(row, action, who, status, **kw)
@@ -549,7 +557,8 @@ def _require_approver(conn: Connection) -> None:
         raise DutyError(text.format(role=role, duties=", ".join(held)), refused=True)
 
 
-def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Status:
+def _next_status(row: _Row, action: Action, who: Actor, conn: Connection,
+                 **kw: str | None) -> Status:
     """The state after ``action``, or :class:`InputError` saying why it is not allowed."""
     bid, cur = row.break_id, row.status
     if action == "assign":
@@ -567,7 +576,7 @@ def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Sta
                                "resolve --help')").format(reason=repr(reason),
                                                           reasons=", ".join(REASONS)))
         # the severity follows from the code (the row's copy is only for display)
-        return "pending_approval" if needs_four_eyes(row.code) else "resolved"
+        return "pending_approval" if needs_four_eyes(row.code, conn) else "resolved"
     if action == "approve":
         if cur != "pending_approval":
             raise InputError(_("{id} is {status}, not pending approval").format(
