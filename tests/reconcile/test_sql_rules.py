@@ -7,6 +7,7 @@ writes nothing; a changed rule is a new ``control.rules`` record and a new diges
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,39 @@ def test_the_rules_role_reads_the_views_alone(led: Ledger) -> None:
         "bfa_v_vouchers", "bfa_v_voucher_refs", "bfa_v_person_events"}
     assert "entries" in grants and "vault" in grants
     assert (rolcanlogin, members) == (False, 0)
+
+
+def test_an_officer_runs_rules_but_cannot_leave_the_sandbox(ledger_with: Ledger) -> None:
+    """As a login role holding the officer duty (not the owner, not a superuser): the
+    example rules run; a rule that switches to the session's own role, or to the owner,
+    to read the vault is refused."""
+    led = ledger_with
+    if led.store.dialect != "postgresql":
+        pytest.skip("PostgreSQL only")
+    role = f"bfa_app_{uuid.uuid4().hex[:8]}"
+    with led.store.engine.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+    try:
+        led.grant(role, ["officer"], "dba")
+        url = led.store.engine.url.set(username=role, password=None)
+        app = Ledger.open(led.home.path.as_posix(), url.render_as_string(hide_password=False))
+        try:
+            found = _custom(run_reconcile(app, sc.AS_OF, load_rules(EXAMPLE)))
+            assert sorted(found) == [LARGE, TWO]
+            for who in (role, "postgres"):
+                with pytest.raises(SqlRuleError, match="security-definer"):
+                    run_reconcile(app, sc.AS_OF, _bad(
+                        f"SELECT set_config('role', '{who}', true) AS record_id"))
+                with pytest.raises(SqlRuleError, match="permission denied for table vault"):
+                    run_reconcile(app, sc.AS_OF, _bad(
+                        f"SELECT set_config('role', '{who}', true) AS record_id, "
+                        "(SELECT count(*) FROM vault)::text AS detail"))
+        finally:
+            app.close()
+    finally:
+        with led.store.engine.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
 
 
 def _file(tmp_path: Path, body: str) -> Path:
