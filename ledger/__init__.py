@@ -84,7 +84,15 @@ from ledger._ledger import (
 from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint, open_note, sign_note
 from ledger._privacy import commitment
-from ledger._rule_views import RULE_ROWS_FUNCTION, RULE_VIEWS, rules_role
+from ledger._rule_views import (
+    RULE_ROWS_FUNCTION,
+    RULE_VIEWS,
+    RuleRefusedError,
+    RuleRows,
+    query_problem,
+    rules_role,
+    run_rule_query,
+)
 from ledger._schema import NAMING, checkpoints, entries
 from ledger._store import SQLITE_BUSY_SECONDS, Store
 from ledger._tlogproof import TLogProof, verify_tlog_proof
@@ -129,6 +137,8 @@ __all__ = [
     "Perms",
     "Problem",
     "ProgressFn",
+    "RuleRefusedError",
+    "RuleRows",
     "SignatureError",
     "Signer",
     "Store",
@@ -176,10 +186,12 @@ __all__ = [
     "party_pseudonym",
     "printable",
     "prove_entries",
+    "query_problem",
     "read_entries",
     "resolve_home",
     "restore_keys",
     "rules_role",
+    "run_rule_query",
     "scratch_ledger",
     "set_bank_account",
     "set_home_language",
