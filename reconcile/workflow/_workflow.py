@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any, Literal, cast, get_args
 
@@ -242,6 +242,9 @@ class BreakState:
     """What the id covers instead of ``records`` (FORMAT.md §2.5), None when records."""
     message_params: str | None = None
     """JSON ``{"template": ..., "params": {...}}`` of :attr:`message` (None: English only)."""
+    four_eyes: bool | None = None
+    """Whether resolving it needs an approver, as :func:`get_break` read it from the
+    ledger (an agency's own rule's code, ADR 0036); None: decided by the code alone."""
 
     def text(self) -> str:
         """The message in the reader's language (English when it has no template)."""
@@ -250,7 +253,7 @@ class BreakState:
 
     @property
     def needs_approval(self) -> bool:
-        return needs_four_eyes(self.code)
+        return needs_four_eyes(self.code) if self.four_eyes is None else self.four_eyes
 
     def to_json(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__slots__}
@@ -258,6 +261,7 @@ class BreakState:
         out["id_key"] = None if self.id_key is None else list(self.id_key)
         made = self._made()
         del out["message_params"]  # as a report's break has them (FORMAT §10.1)
+        del out["four_eyes"]
         out["template"], out["params"] = made if made is not None else ("", {})
         return out
 
@@ -854,7 +858,15 @@ def get_break(ledger: Ledger, break_id: str) -> BreakState:
     with ledger.store.reader() as conn:
         row = _resolve_id(conn, break_id)
         require_honest(ledger.store, conn, [row])
-        return row_to_state(row)
+        return _with_four_eyes(conn, row_to_state(row))
+
+
+def _with_four_eyes(conn: Connection, state: BreakState) -> BreakState:
+    """``state`` knowing whether it needs an approver, when that is the ledger's to say
+    (an agency's own rule's code: the severity its ``control.rules`` records give it)."""
+    if not state.code.startswith(CUSTOM_PREFIX):
+        return state
+    return replace(state, four_eyes=needs_four_eyes(state.code, conn))
 
 
 def _covered_size(conn: Connection) -> int:
@@ -883,7 +895,7 @@ def history(ledger: Ledger, break_id: str) -> tuple[BreakState, list[Transition]
     with ledger.store.reader() as conn:
         row = _resolve_id(conn, break_id)
         require_honest(ledger.store, conn, [row])
-        state = row_to_state(row)
+        state = _with_four_eyes(conn, row_to_state(row))
         found = _transitions_by_id(ledger.store, conn, {state.break_id: state.transitions})
         covered = _covered_size(conn)
         return state, [Transition(e.seq, e.entry_hash.hex(), e.seq < covered, e.record)

@@ -29,6 +29,7 @@ from reconcile import (
     rules_digest,
     run_reconcile,
 )
+from tests._cli import h, invoke, jok, ok, one_error_line
 from tests.reconcile import _scenarios as sc
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "reconcile" / "rules.custom.example.toml"
@@ -274,6 +275,27 @@ def test_an_officer_runs_rules_but_cannot_leave_the_sandbox(ledger_with: Ledger)
         with led.store.engine.begin() as conn:
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
+
+
+def test_the_command_line(ledger_with: Ledger, ledger_home: dict[str, Any],
+                          tmp_path: Path) -> None:
+    """``bfa reconcile --rules``: the example's findings are in the JSON report with their
+    severity, and the digest; a rule that reads the vault is one error line naming it,
+    exit 2; ``bfa breaks show`` says a medium custom finding needs no second person."""
+    home, db = ledger_home["home"], ledger_home["db"]
+    got = jok("reconcile", *h(Path(home), db), "--as-of", "2027-03-01", "--rules",
+              str(EXAMPLE), code=1)
+    custom = {b["code"]: b for b in got["breaks"] if b["code"].startswith("CUSTOM_")}
+    assert custom[TWO]["severity"] == "medium" and custom[LARGE]["severity"] == "high"
+    assert got["run"]["rules_digest"] == rules_digest(load_rules(EXAMPLE))
+    shown = ok("breaks", "show", custom[TWO]["id"], *h(Path(home), db)).stdout
+    assert TWO in shown and "four-eyes" not in shown
+    assert "four-eyes" in ok("breaks", "show", custom[LARGE]["id"], *h(Path(home), db)).stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[sql_rules]]\ncode = "CUSTOM_PEEK"\nseverity = "low"\n'
+                   'description = "peeks"\nquery = "SELECT record_id FROM vault"\n', "utf-8")
+    line = one_error_line(invoke("reconcile", *h(Path(home), db), "--rules", str(bad)), 2)
+    assert "SQL rule CUSTOM_PEEK (peeks) was refused" in line and "vault" in line
 
 
 def _file(tmp_path: Path, body: str) -> Path:
