@@ -6,6 +6,7 @@ writes nothing; a changed rule is a new ``control.rules`` record and a new diges
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -296,6 +297,26 @@ def test_the_command_line(ledger_with: Ledger, ledger_home: dict[str, Any],
                    'description = "peeks"\nquery = "SELECT record_id FROM vault"\n', "utf-8")
     line = one_error_line(invoke("reconcile", *h(Path(home), db), "--rules", str(bad)), 2)
     assert "SQL rule CUSTOM_PEEK (peeks) was refused" in line and "vault" in line
+
+
+def test_a_bundle_lists_custom_findings_as_not_rederivable(ledger_with: Ledger,
+                                                           ledger_home: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    """A bundle made under the example rules verifies; the verifier runs no SQL it carries
+    and lists the custom findings as not re-derivable, saying why."""
+    home, db = Path(ledger_home["home"]), ledger_home["db"]
+    ledger_with.checkpoint()
+    key = tmp_path / "verifier.key"
+    key.write_text(ok("key", "export", *h(home, db)).stdout, "utf-8")
+    bag = tmp_path / "bag"
+    ok("bundle", "export", *h(home, db), "--out", str(bag), "--record", "BP-900",
+       "--as-of", "2027-03-01", "--rules", str(EXAMPLE))
+    res = invoke("bundle", "verify", str(bag), "--key", str(key), "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["ok"] is True
+    (large,) = [x for x in report["not_rederivable"] if x["code"] == LARGE]
+    assert "own SQL rule" in large["why"]
 
 
 def _file(tmp_path: Path, body: str) -> Path:
