@@ -376,7 +376,7 @@ def _integrity_report(ledger: Ledger, verified: VerifyResult, as_of: date, start
     run = RunInfo(as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
                   finished_at=datetime.now(TZ).isoformat(timespec="seconds"),
                   ledger_size=verified.tree_size, decoded=0, backend=ledger.store.dialect,
-                  rules=r.model_dump())
+                  rules=r.describe())
     return Report.build(run, breaks, [])
 
 
