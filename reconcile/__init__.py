@@ -85,11 +85,13 @@ from reconcile.matching._scope import (
     unindexed_business,
     vouchers_naming,
 )
+from reconcile.reports._funds import GROUP_KEYS, FundGroup, FundView, fund_view, parse_by
 from reconcile.reports._labels import code_label, label
 from reconcile.reports._nightly import DERIVED_DAYS, LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import (
     render_bank_html,
     render_csv,
+    render_fund_csv,
     render_html,
     render_json,
     render_text,
@@ -126,6 +128,7 @@ from reconcile.workflow._workflow import (
 __all__ = [
     "DEFAULT_RULES",
     "DERIVED_DAYS",
+    "GROUP_KEYS",
     "ITEM_KINDS",
     "ITEM_NAMES",
     "LABELS",
@@ -145,6 +148,8 @@ __all__ = [
     "Deriver",
     "Expected",
     "FixityFailure",
+    "FundGroup",
+    "FundView",
     "Msg",
     "NightlyLockedError",
     "NightlyResult",
@@ -168,6 +173,7 @@ __all__ = [
     "derive_breaks",
     "fixity_state",
     "fold_defects",
+    "fund_view",
     "get_break",
     "hash_key",
     "history",
@@ -181,6 +187,7 @@ __all__ = [
     "load_rules",
     "matched_with",
     "msg",
+    "parse_by",
     "parse_yuan",
     "reconcile_and_track",
     "reconciled",
@@ -188,6 +195,7 @@ __all__ = [
     "refresh",
     "render_bank_html",
     "render_csv",
+    "render_fund_csv",
     "render_html",
     "render_json",
     "render_message",
