@@ -14,8 +14,8 @@ Four rooms, each a subpackage, and this door:
 - ``bank/``: camt.053 and MT940 statements, their import and ``STATEMENT_BALANCE_BREAK``;
 - ``workflow/``: the break workflow (``control.break`` entries, the ``wf_*`` tables) and
   the trail of a record (``trace``);
-- ``reports/``: breaks and reports (``LEDGER_INTEGRITY`` among them), their renderings
-  and the nightly run.
+- ``reports/``: breaks and reports (``LEDGER_INTEGRITY`` among them), their renderings,
+  the breaks per insurance and region (``fund_view``, ``--by``) and the nightly run.
 
 Other packages import only what this module exports; import-linter holds them to it.
 

@@ -14,6 +14,10 @@ about breaks. Each renderer is a plain function returning the whole document as 
 - :func:`render_html`: one self-contained page (inline CSS, server-side SVG charts,
   a little inline JS; no external resource, opens offline) with charts of breaks by
   code, amount at risk by code and aging, and the table of breaks.
+- :func:`render_fund_csv`: one row per group of a per-fund view (``--by``,
+  :mod:`reconcile.reports._funds`); given the view, :func:`render_text`,
+  :func:`render_json` and :func:`render_html` add the groups (a table, ``by``, a table
+  and a chart per fund).
 
 Amounts at risk are read from ``Break.amount_at_risk`` (the money string that the
 JSON keeps, so a report read back from JSON renders the same). Fields a later step
