@@ -48,6 +48,7 @@ from ledger._export import (
     insert_entries,
     latest_signed,
     party_pseudonym,
+    party_pseudonyms,
     prove_entries,
     scratch_ledger,
 )
@@ -170,6 +171,7 @@ __all__ = [
     "open_note",
     "open_text",
     "party_pseudonym",
+    "party_pseudonyms",
     "printable",
     "prove_entries",
     "read_entries",

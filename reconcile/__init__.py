@@ -55,6 +55,14 @@ from reconcile.bank._withdraw import (
     request_withdrawal,
     withdrawals,
 )
+from reconcile.lists import (
+    COMPARE_KINDS,
+    Compared,
+    Comparison,
+    compare_list,
+    comparisons,
+    death_list,
+)
 from reconcile.matching._archive import (
     PROPERTIES,
     SPACE,
@@ -126,6 +134,7 @@ from reconcile.workflow._workflow import (
 )
 
 __all__ = [
+    "COMPARE_KINDS",
     "DEFAULT_RULES",
     "DERIVED_DAYS",
     "GROUP_KEYS",
@@ -144,6 +153,8 @@ __all__ = [
     "BankReconciliation",
     "Break",
     "BreakState",
+    "Compared",
+    "Comparison",
     "Defect",
     "Deriver",
     "Expected",
@@ -169,6 +180,9 @@ __all__ = [
     "break_id",
     "cancel_withdrawal",
     "code_label",
+    "compare_list",
+    "comparisons",
+    "death_list",
     "defect_state",
     "derive_breaks",
     "fixity_state",
