@@ -216,12 +216,12 @@ def render_text(report: Report, by: FundView | None = None) -> str:
         lines.append(_("by status: {counts}").format(counts=_(", ").join(
             f"{label('status', k)} {n}" for k, n in sorted(statuses.items()))))
     if s.amount_at_risk_resolved != "0.00":
-        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount} (each record "
-                   "counted once; resolved: {resolved}),\n{expected} expected (inside their "
+        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount}\n(each record "
+                   "counted once; resolved: {resolved});\n{expected} expected (inside their "
                    "window)")
     else:
-        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount} (each record "
-                   "counted once),\n{expected} expected (inside their window)")
+        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount}\n(each record "
+                   "counted once); {expected} expected (inside their window)")
     lines += _indented(totals.format(
         as_of=report.run.as_of, breaks=s.breaks, amount=_grouped(s.amount_at_risk),
         resolved=_grouped(s.amount_at_risk_resolved), expected=s.expected))
