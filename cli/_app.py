@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "keys, rotate keys.")),
     "reconcile": ("cli._reconcile_cmds", N_("Reconcile business events, fund movements and "
                   "vouchers; report the breaks.")),
+    "compare": ("cli._compare_cmds", N_("Record an outside list (deaths) in the ledger for the "
+                "entitlement rules.")),
     "trace": ("cli._breaks_cmds", N_("Show the whole trail of a record across business, finance "
               "and archive.")),
     "breaks": ("cli._breaks_cmds", N_("Work the breaks: list, show, assign, resolve, approve "

@@ -18,7 +18,15 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import DATE, TEXT, home_options, json_option, open_ledger, user_option
+from cli._options import (
+    DATE,
+    TEXT,
+    by_option,
+    home_options,
+    json_option,
+    open_ledger,
+    user_option,
+)
 from cli._render import clip, local_time, table, terminal_width, to_json, wrapped, yuan
 from ledger import ConfigError, Ledger, printable
 from reconcile import (
@@ -452,9 +460,10 @@ def _fixity_step(days: int) -> Callable[[Ledger], dict[str, Any]]:
               "derived tables against its entry within N nights (each night checks 1/N of "
               "the entries, continuing the rotation, besides the rows of the night's new "
               "entries); 0 checks only those.")
+@by_option
 def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datetime | None,
                 rules_file: Path | None, lock_max_age: int, fixity_days: int,
-                derived_days: int) -> None:
+                derived_days: int, by: str | None) -> None:
     """Nightly run: lock, verify, audit, reconcile, sign a checkpoint, write the reports.
 
     Two runs never overlap: a second one exits 2 at once; a stale lock (its process
@@ -465,11 +474,19 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
     breaks found, a voucher file failing its audit or a bank account not balanced,
     2 could not run, 3 integrity failure.
 
+    With --by insurance,region the reports also summarise the breaks per insurance
+    and region (funds.csv, and in report.json and report.html).
+
     Example:
 
     \b
         BFA_HOME=/srv/bfa/home bfa nightly --report-dir /srv/bfa/reports
+
+        bfa nightly --report-dir /srv/bfa/reports --by insurance,region
     """
+    from reconcile import parse_by
+
+    keys = () if by is None else parse_by(by)
     rules = None
     if rules_file is not None:
         from reconcile import load_rules
@@ -479,7 +496,7 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
         result = run_nightly(led, report_dir, as_of.date() if as_of else None, rules,
                              lock_max_age=lock_max_age,
                              archive_step=_fixity_step(fixity_days) if fixity_days else None,
-                             derived_days=derived_days)
+                             derived_days=derived_days, by=keys)
     if result.lock_note:
         click.echo(f"bfa: warning: {result.lock_note}", err=True)
     # one line, as cron logs it and people grep it

@@ -46,6 +46,7 @@ from reconcile import (
     Deriver,
     approve_break,
     code_label,
+    compare_list,
     ingest_statement,
     label,
     render_html,
@@ -278,6 +279,11 @@ def run_demo(
     say("   " + _("{faults}: {records} records; {statement}: {entries} records").format(
         faults=faults.name, records=rep.appended, statement=statement.name,
         entries=stmt.appended))
+    deaths = compare_list(led, faults.parent / DEATHS_FILE, source=_("civil affairs (demo)"))
+    say("   " + _("bfa compare {file} --kind death: {persons} person(s) on the list ({encoding}), "
+                  "kept as pseudonyms in the ledger (entry {seq})").format(
+        file=DEATHS_FILE, persons=deaths.persons, encoding=deaths.encoding.upper(),
+        seq=deaths.seqs[0]))
     report = run_tracked(led, date.fromisoformat(FAULT_AS_OF)).report
     for line in render_text(report).splitlines():
         say(f"   | {line}")
@@ -410,16 +416,23 @@ PLANTED_CODES = frozenset({
     "AMBIGUOUS_MATCH", "MISSING_VOUCHER", "DUPLICATE_PAYMENT", "PAYMENT_AFTER_TERMINATION",
     "PAYEE_MISMATCH", "RETURNED_PAYMENT", "ACCOUNT_RULE_VIOLATION", "STATEMENT_BALANCE_BREAK",
     "VOUCHER_DEFECT", "PAYMENT_WITHOUT_APPROVAL", "OVERPAYMENT", "CONTRIBUTION_WITHOUT_ENROLMENT",
-    "DUPLICATE_ENROLMENT",
+    "DUPLICATE_ENROLMENT", "PAYMENT_AFTER_DEATH", "DEATH_NOT_RECORDED", "CERTIFICATION_OVERDUE",
+    "TRANSFER_UNMATCHED",
 })
 """The break codes :func:`generate_faults` plants, one fault each."""
 _T = "2026-11-{d:02d}T10:00:00+08:00"
 
 
-def _fault_records(out: Path) -> list[dict[str, Any]]:
-    """Records that each plant one kind of break; ids start with ``FX-``."""
+DEATHS_FILE = f"deaths-{PERIOD}.csv"
+"""The death list :func:`generate_faults` writes beside the faults (``bfa compare``)."""
+
+
+def _fault_records(out: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Records that each plant one kind of break (ids start with ``FX-``), and the death
+    list that makes two of them: ``(person_id, date)`` lines."""
     rng = random.Random(7)
     recs: list[dict[str, Any]] = []
+    deaths: list[tuple[str, str]] = []
     emp1, emp2, emp3 = (f"91440100MX{rng.randint(10**7, 10**8 - 1)}" for _ in range(3))
 
     def assessment(aid: str, emp: str, amount: str, due: str = "2026-11-15") -> None:
@@ -533,7 +546,27 @@ def _fault_records(out: Path) -> list[dict[str, Any]]:
                      "effective_date": effective})
         recs.append(_voucher(out, "application_form", f"{eid}-AF", [eid], None,
                              _T.format(d=3)))
-    return recs
+    # CERTIFICATION_OVERDUE: a pension since 2024, last certified (资格认证) in June 2025
+    pid, acct = pensioner("CERT", _account(rng))
+    recs[-2]["start_period"] = "2024-01"
+    recs.append({"type": "business.certification", "id": "FX-CE-CERT", "region": REGION,
+                 "occurred_at": "2025-06-10T10:00:00+08:00", "person_id": pid,
+                 "insurance": "pension", "method": "face", "certified_on": "2025-06-10"})
+    benefit("FX-BP-CERT", pid, acct)
+    paid("FX-PAY-CERT", ["FX-BP-CERT"])
+    # PAYMENT_AFTER_DEATH, DEATH_NOT_RECORDED: civil affairs reports a death on 2026-10-08
+    # (the death list, compared with 'bfa compare'); nobody terminated the pension and
+    # November was paid
+    pid, acct = pensioner("DEAD", _account(rng))
+    benefit("FX-BP-DEAD", pid, acct)
+    paid("FX-PAY-DEAD", ["FX-BP-DEAD"])
+    deaths.append((pid, "2026-10-08"))
+    # TRANSFER_UNMATCHED: 5,000.00 transferred in from Shenzhen in September, where the
+    # ledger holds no transfer out
+    recs.append({"type": "business.transfer_in", "id": "FX-TI-SZ", "region": REGION,
+                 "occurred_at": "2026-09-15T10:00:00+08:00", "person_id": _person_id(rng),
+                 "insurance": "pension", "from_region": "440300", "amount": "5000.00"})
+    return recs, deaths
 
 
 def _statement_xml(account: str) -> str:
@@ -555,12 +588,17 @@ def _statement_xml(account: str) -> str:
 
 
 def generate_faults(out: Path) -> tuple[Path, Path]:
-    """Write ``faults-2026-11.jsonl`` and a camt.053 statement that breaks its balance."""
+    """Write ``faults-2026-11.jsonl``, a camt.053 statement that breaks its balance, and
+    the death list :data:`DEATHS_FILE` (``person_id,date``, with a header, in GB18030 as
+    a public security bureau might send it)."""
     (out / "vouchers").mkdir(parents=True, exist_ok=True)
     path = out / f"faults-{PERIOD}.jsonl"
     with path.open("w", encoding="utf-8") as f:
-        for r in _fault_records(out):
+        recs, deaths = _fault_records(out)
+        for r in recs:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    lines = ["身份证号码,死亡日期", *(f"{pid},{day}" for pid, day in deaths)]
+    (out / DEATHS_FILE).write_bytes(("\r\n".join(lines) + "\r\n").encode("gb18030"))
     stmt = out / "statement-2026-11-30.xml"
     stmt.write_text(_statement_xml("44001234567890"), encoding="utf-8")
     return path, stmt

@@ -30,6 +30,7 @@ COMMAND_DUTIES: dict[str, str] = {
     "key restore": N_("any (the keys are the backup's)"),
     "key rotate": OWNER,
     "reconcile": N_("officer or service"),
+    "compare": "privacy",
     "trace": ANY,
     "breaks list": ANY,
     "breaks show": ANY,

@@ -48,6 +48,7 @@ from ledger._export import (
     insert_entries,
     latest_signed,
     party_pseudonym,
+    party_pseudonyms,
     prove_entries,
     scratch_ledger,
 )
@@ -184,6 +185,7 @@ __all__ = [
     "open_note",
     "open_text",
     "party_pseudonym",
+    "party_pseudonyms",
     "printable",
     "prove_entries",
     "query_problem",

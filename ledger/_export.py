@@ -166,6 +166,15 @@ def party_pseudonym(ledger: Ledger, value: str) -> str:
     return Pseudonymizer(ledger.secret()).pseudonym("person_id", value)
 
 
+def party_pseudonyms(ledger: Ledger) -> Callable[[str], str]:
+    """A function giving the party pseudonym of many person ids with one check of this
+    home's ledger secret (``bfa compare``: a whole list)."""
+    from ledger._privacy import Pseudonymizer
+
+    pseudo = Pseudonymizer(ledger.secret())
+    return lambda value: pseudo.pseudonym("person_id", value)
+
+
 def scratch_ledger(folder: Path, origin: str) -> Ledger:
     """A keyless ledger in a new SQLite file under ``folder``, for rows copied in as they
     are (a proof bundle's entries, re-derived offline; FORMAT.md §12.5). It reads no

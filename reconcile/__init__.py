@@ -14,8 +14,8 @@ Four rooms, each a subpackage, and this door:
 - ``bank/``: camt.053 and MT940 statements, their import and ``STATEMENT_BALANCE_BREAK``;
 - ``workflow/``: the break workflow (``control.break`` entries, the ``wf_*`` tables) and
   the trail of a record (``trace``);
-- ``reports/``: breaks and reports (``LEDGER_INTEGRITY`` among them), their renderings
-  and the nightly run.
+- ``reports/``: breaks and reports (``LEDGER_INTEGRITY`` among them), their renderings,
+  the breaks per insurance and region (``fund_view``, ``--by``) and the nightly run.
 
 Other packages import only what this module exports; import-linter holds them to it.
 
@@ -55,6 +55,14 @@ from reconcile.bank._withdraw import (
     request_withdrawal,
     withdrawals,
 )
+from reconcile.lists import (
+    COMPARE_KINDS,
+    Compared,
+    Comparison,
+    compare_list,
+    comparisons,
+    death_list,
+)
 from reconcile.matching._archive import (
     PROPERTIES,
     SPACE,
@@ -86,11 +94,13 @@ from reconcile.matching._scope import (
     unindexed_business,
     vouchers_naming,
 )
+from reconcile.reports._funds import GROUP_KEYS, FundGroup, FundView, fund_view, parse_by
 from reconcile.reports._labels import code_label, label
 from reconcile.reports._nightly import DERIVED_DAYS, LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import (
     render_bank_html,
     render_csv,
+    render_fund_csv,
     render_html,
     render_json,
     render_text,
@@ -125,8 +135,10 @@ from reconcile.workflow._workflow import (
 )
 
 __all__ = [
+    "COMPARE_KINDS",
     "DEFAULT_RULES",
     "DERIVED_DAYS",
+    "GROUP_KEYS",
     "ITEM_KINDS",
     "ITEM_NAMES",
     "LABELS",
@@ -142,10 +154,14 @@ __all__ = [
     "BankReconciliation",
     "Break",
     "BreakState",
+    "Compared",
+    "Comparison",
     "Defect",
     "Deriver",
     "Expected",
     "FixityFailure",
+    "FundGroup",
+    "FundView",
     "Msg",
     "NightlyLockedError",
     "NightlyResult",
@@ -167,10 +183,14 @@ __all__ = [
     "break_id",
     "cancel_withdrawal",
     "code_label",
+    "compare_list",
+    "comparisons",
+    "death_list",
     "defect_state",
     "derive_breaks",
     "fixity_state",
     "fold_defects",
+    "fund_view",
     "get_break",
     "hash_key",
     "history",
@@ -184,6 +204,7 @@ __all__ = [
     "load_rules",
     "matched_with",
     "msg",
+    "parse_by",
     "parse_yuan",
     "reconcile_and_track",
     "reconciled",
@@ -191,6 +212,7 @@ __all__ = [
     "refresh",
     "render_bank_html",
     "render_csv",
+    "render_fund_csv",
     "render_html",
     "render_json",
     "render_message",

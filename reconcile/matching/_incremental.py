@@ -79,6 +79,7 @@ from reconcile.matching._match import (
     Work,
     probe,
 )
+from reconcile.matching._outside import Outside, outside
 from reconcile.matching._rules import RULESET_VERSION, Rules
 from reconcile.matching._state import (
     Digest,
@@ -111,7 +112,9 @@ SCOPED_BY: dict[str, str] = {
     "after_termination": "payments", "payee_mismatches": "payments",
     "account_rule_violations": "movements", "voucher_mismatches": "vouchers",
     "without_approval": "payments", "overpayments": "groups", "without_enrolment": "payments",
-    "duplicate_enrolments": "enrolments",
+    "duplicate_enrolments": "enrolments", "after_death": "payments",
+    "death_unrecorded": "persons", "certification_overdue": "payments",
+    "transfers_unmatched": "transfers", "transfer_region_mismatch": "movements",
 }
 """Which scope table holds the roots each stored statement is re-checked for."""
 
@@ -197,16 +200,18 @@ def matched(store: Store, rules: Rules, *, full: bool = False,
         m = Matcher(rules)
         extra: set[int] = set()
         while True:
+            with step("outside"):
+                out = outside(work, checked if incremental else None, rules)
             with step("scope"):
-                scope = _scope(work, m, checked, sorted(extra)) if incremental else None
+                scope = _scope(work, m, checked, sorted(extra), out) if incremental else None
             with step("stages"):
-                stages = m.stages(work, scope)
+                stages = m.stages(work, scope, out)
             # a stored pair whose movement is a candidate of a re-checked event is no
             # longer a sure match: re-check the pair too (rare; then the run starts over)
-            outside = _outside_movements(conn, stages, scope)
-            if not outside:
+            loose = _outside_movements(conn, stages, scope)
+            if not loose:
                 break
-            extra.update(outside)
+            extra.update(loose)
             work.drop()
         left = _store_findings(store, conn, m, stages, scope, step)
         with step("store"):
@@ -274,12 +279,13 @@ def _looked_up(work: Work, drive: Table, key: ColumnElement[int], out: ColumnEle
     return select(found.c.seq).select_from(drive).join(found, true())
 
 
-def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
+def _scope(work: Work, m: Matcher, checked: int, extra: list[int], out: Outside) -> Scope:
     """The roots to re-check since the last run (see the module docstring).
 
     ``X`` is written as two parts everywhere: ``seq >= checked`` (a range, read from an
     index) and the few ``rc_dirty`` rows, so no lookup scans a whole table. ``extra``:
     movements of stored pairs to re-check with their pair (:func:`_outside_movements`).
+    ``out``: the death lists and regions, with what is new since the last run.
     """
     dirty = select(t.dirty.c.seq)
     paired_m, paired_e = select(MT.c.m_seq), select(MT.c.e_seq)
@@ -304,8 +310,21 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
         *each(select(VR.c.finance_seq).where(VR.c.finance_seq.is_not(None)),
               VR.c.voucher_seq),
     )
+    # transfers (TRANSFER_UNMATCHED): those in X, those of a person with a transfer in X,
+    # those towards a region held only since the last run; re-checked as events too, so
+    # that whether money moved for them (allocations, matches) is this run's
+    tk = E.c.kind.in_(("transfer_out", "transfer_in"))
+    transfers = _seqs(
+        work, "bfa_s_tx",
+        *each(select(E.c.seq).where(tk), E.c.seq),
+        *(select(E.c.seq).where(tk, E.c.person.in_(q))
+          for q in each(select(E.c.person).where(tk, E.c.person.is_not(None)), E.c.seq)),
+        *([select(E.c.seq).where(tk, E.c.other_region.in_(out.newly_held))]
+          if out.newly_held else []),
+    )
     events = _seqs(
         work, "bfa_s_e",
+        select(transfers.c.seq),
         *each(select(E.c.seq), E.c.seq),
         select(t.open_events.c.seq).where(t.open_events.c.seq.not_in(paired_e)),
         _looked_up(work, movements, A.c.movement_seq, A.c.event_seq,
@@ -314,6 +333,11 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
               VR.c.voucher_seq),
     )
     _add_pairs(work, m, checked, extra, movements, events)
+    # a transfer out whose settlement changed (a movement in X allocates to it)
+    work.conn.execute(transfers.insert().from_select(
+        ["seq"], select(E.c.seq).where(tk, E.c.seq.in_(select(events.c.seq)),
+                                       E.c.seq.not_in(select(transfers.c.seq)))))
+    work.analyze(transfers)
     records = _seqs(
         work, "bfa_s_r",
         *each(select(R.c.seq), R.c.seq),
@@ -334,7 +358,8 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
     # assessment there is judged from now on (Matcher.covered; coverage never ends)
     held = P.alias("held")
     newly = (select(P.c.region, P.c.insurance)
-             .where(P.c.seq >= checked, P.c.kind.in_(("benefit_approval", "enrollment")),
+             .where(P.c.seq >= checked,
+                    P.c.kind.in_(("benefit_approval", "enrollment", "certification")),
                     ~select(literal(1)).select_from(held)
                     .where(held.c.seq < checked, held.c.kind == P.c.kind,
                            held.c.region == P.c.region, held.c.insurance == P.c.insurance)
@@ -346,7 +371,17 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
         *(select(E.c.seq).where(bp, E.c.person.in_(q))
           for q in each(select(P.c.person), P.c.seq)),
         select(E.c.seq).where(bp, tuple_(E.c.region, E.c.insurance).in_(newly)),
+        # a person on a list compared since the last run (PAYMENT_AFTER_DEATH)
+        select(E.c.seq).where(bp, E.c.person.in_(select(out.new_dead.c.person))),
     )
+    # people on a death list (DEATH_NOT_RECORDED): newly compared, or with an approval or
+    # termination in X
+    dead = out.deaths.c.person
+    persons = work.table(
+        "bfa_s_dead", [Column("person", String(40), primary_key=True)],
+        union(select(out.new_dead.c.person),
+              *(q.where(P.c.person.in_(select(dead)))
+                for q in each(select(P.c.person), P.c.seq))))
     ins = func.coalesce(E.c.insurance, "")
     groups = work.table(
         "bfa_s_grp",
@@ -359,17 +394,17 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int]) -> Scope:
     # enrolments (DUPLICATE_ENROLMENT): those of a person with an enrolment, termination
     # or transfer in X
     en = P.c.kind == "enrollment"
-    transfers = E.c.kind.in_(("transfer_out", "transfer_in"))
     enrolments = _seqs(
         work, "bfa_s_en",
         *each(select(P.c.seq).where(en), P.c.seq),
         *(select(P.c.seq).where(en, P.c.person.in_(q))
           for q in (*each(select(P.c.person), P.c.seq),
-                    *each(select(E.c.person).where(transfers, E.c.person.is_not(None)),
+                    *each(select(E.c.person).where(tk, E.c.person.is_not(None)),
                           E.c.seq))),
     )
     return Scope(events=events, movements=movements, records=records, vouchers=vouchers,
-                 payments=payments, groups=groups, enrolments=enrolments)
+                 payments=payments, groups=groups, enrolments=enrolments, persons=persons,
+                 transfers=transfers)
 
 
 def _add_pairs(work: Work, m: Matcher, checked: int, extra: list[int], movements: Table,
@@ -428,6 +463,8 @@ def _roots(scope: Scope, rule: str) -> Select[Any]:
     if tbl is scope.groups:
         g = tbl.c  # the same text as reconcile.matching._match.group_key
         return select(g.person + "|" + g.insurance + "|" + g.period)
+    if tbl is scope.persons:
+        return select(tbl.c.person)
     return select(cast(tbl.c.seq, String(200)))
 
 

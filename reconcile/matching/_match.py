@@ -69,7 +69,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -100,6 +100,9 @@ from sqlalchemy.sql.selectable import CompoundSelect, LateralFromClause, Subquer
 
 from ledger import Store
 from reconcile.matching import _tables as t
+
+if TYPE_CHECKING:
+    from reconcile.matching._outside import Outside
 from reconcile.matching._rules import Rules
 from schemas import N_
 
@@ -115,7 +118,9 @@ OUTFLOW_KINDS = ("payment", "refund", "transfer")
 RULE_NAMES = ("event_findings", "movement_mismatches", "orphans", "ambiguous",
               "missing_vouchers", "duplicates", "after_termination", "payee_mismatches",
               "account_rule_violations", "voucher_mismatches", "without_approval",
-              "overpayments", "without_enrolment", "duplicate_enrolments")
+              "overpayments", "without_enrolment", "duplicate_enrolments", "after_death",
+              "death_unrecorded", "certification_overdue", "transfers_unmatched",
+              "transfer_region_mismatch")
 """Statements whose rows are stored per root (``income_netting`` is kept by delta)."""
 
 Rows = list[tuple[Any, ...]]
@@ -275,6 +280,63 @@ class DuplicateEnrolment(NamedTuple):
     other_day: int
 
 
+class AfterDeath(NamedTuple):
+    """``after_death``: a recurring benefit paid for a month after the month of death an
+    outside list gives."""
+
+    record_id: str
+    insurance: str
+    period: str
+    amount: int
+    death_day: int
+
+
+class DeathUnrecorded(NamedTuple):
+    """``death_unrecorded`` (root: the person's pseudonym): a person on a death list with
+    approvals still in force for the month after the death, no termination ending them."""
+
+    death_day: int
+    approvals: str
+    insurances: str
+
+
+class CertificationOverdue(NamedTuple):
+    """``certification_overdue``: a recurring payment of a certified insurance for a
+    period no certification and no approval start covers within the window."""
+
+    record_id: str
+    insurance: str
+    period: str
+    amount: int
+    last: str | None
+
+
+class TransferUnmatched(NamedTuple):
+    """``transfers_unmatched``: a transfer out (in) with no transfer in (out) on the other
+    side within the window; ``moved``: 1 when money moved (a settled transfer out, any
+    transfer in)."""
+
+    record_id: str
+    kind: str
+    insurance: str | None
+    amount: int
+    region: str
+    other_region: str
+    day: int
+    moved: int
+
+
+class TransferRegionMismatch(NamedTuple):
+    """``transfer_region_mismatch``: a transfer movement whose ``to_region`` is not that
+    of the transfer out it settles."""
+
+    record_id: str
+    to_region: str
+    event_id: str
+    event_region: str | None
+    amount: int
+
+
 FINDING_TYPES: dict[str, Any] = {
     "event_findings": EventFinding, "movement_mismatches": MovementMismatch,
     "orphans": Orphan, "ambiguous": Ambiguous, "missing_vouchers": MissingVoucher,
@@ -282,7 +344,9 @@ FINDING_TYPES: dict[str, Any] = {
     "payee_mismatches": PayeeMismatch, "account_rule_violations": AccountRuleViolation,
     "voucher_mismatches": VoucherMismatchFinding, "without_approval": WithoutApproval,
     "overpayments": Overpayment, "without_enrolment": WithoutEnrolment,
-    "duplicate_enrolments": DuplicateEnrolment,
+    "duplicate_enrolments": DuplicateEnrolment, "after_death": AfterDeath,
+    "death_unrecorded": DeathUnrecorded, "certification_overdue": CertificationOverdue,
+    "transfers_unmatched": TransferUnmatched, "transfer_region_mismatch": TransferRegionMismatch,
 }
 """The record type of each stored statement's rows (without their root)."""
 
@@ -360,6 +424,26 @@ class Findings:
     def duplicate_enrolments(self) -> Iterator[DuplicateEnrolment]:
         return self._of("duplicate_enrolments")
 
+    @property
+    def after_death(self) -> Iterator[AfterDeath]:
+        return self._of("after_death")
+
+    @property
+    def death_unrecorded(self) -> Iterator[DeathUnrecorded]:
+        return self._of("death_unrecorded")
+
+    @property
+    def certification_overdue(self) -> Iterator[CertificationOverdue]:
+        return self._of("certification_overdue")
+
+    @property
+    def transfers_unmatched(self) -> Iterator[TransferUnmatched]:
+        return self._of("transfers_unmatched")
+
+    @property
+    def transfer_region_mismatch(self) -> Iterator[TransferRegionMismatch]:
+        return self._of("transfer_region_mismatch")
+
 
 def _sum(col: ColumnElement[int]) -> ColumnElement[int]:
     """SUM as BIGINT on both backends (PostgreSQL sums BIGINT to NUMERIC)."""
@@ -401,6 +485,9 @@ class Scope:
     payments: Table
     groups: Table
     enrolments: Table
+    persons: Table
+    """``person``: people on a death list whose approvals are re-checked."""
+    transfers: Table
 
 
 @dataclass
@@ -490,6 +577,7 @@ class Stages:
     cand_n: Table  # m_seq, e_seq, n, n_e
     matched: Table  # m_seq, e_seq, amount_fen, value_day: heuristic links
     targets: Table  # v_seq, v_kind, v_amount, v_refs, t_seq, t_domain: vouchers' targets
+    outside: Outside  # the death lists and the regions held
 
     def all_links(self) -> Subquery:
         """Allocation links (of the scope) and heuristic links together."""
@@ -539,7 +627,7 @@ class Matcher:
         return q if scope is None else q.where(col.in_(select(scope.c.seq)))
 
     # -- the shared work tables -----------------------------------------------------------
-    def stages(self, work: Work, scope: Scope | None) -> Stages:
+    def stages(self, work: Work, scope: Scope | None, outside: Outside) -> Stages:
         # indexes serve the correlated look-ups of scoped runs and SQLite; a full run on
         # PostgreSQL hash-joins these tables whole, and building the indexes would cost
         # more than they save
@@ -572,7 +660,7 @@ class Matcher:
             Column("t_domain", String(16))], self._targets_select(work, scope, links, matched),
             ix("t_seq", "v_seq"))
         every = self.links(None, "every_link") if scope is not None else links
-        return Stages(links, every, check, cand, cand_n, matched, targets)
+        return Stages(links, every, check, cand, cand_n, matched, targets, outside)
 
     def links(self, scope: Scope | None, name: str = "links") -> Subquery:
         """Allocation links: read from ``rc_allocations`` alone (the movement's kind,
@@ -1010,8 +1098,9 @@ class Matcher:
             yield from _rows(conn, q, V.c.seq, targets.c.domain)
 
     # -- entitlement rules (INTERCHANGE v1.1) -------------------------------------------------
-    def in_force(self, kind: str, person: ColumnElement[str], insurance: ColumnElement[str],
-                 period: ColumnElement[str], name: str) -> tuple[Any, ColumnElement[bool]]:
+    def in_force(self, kind: str, person: ColumnElement[str],
+                 insurance: ColumnElement[str] | None, period: ColumnElement[str], name: str
+                 ) -> tuple[Any, ColumnElement[bool]]:
         """An alias of ``rc_person_events`` and the condition that its row is a current
         record of ``kind`` (``benefit_approval``, ``enrollment``) of the person and
         insurance *in force* for ``period``: taking effect in or before it, and not ended
@@ -1020,8 +1109,10 @@ class Matcher:
         start's own month, when the termination occurred (``occurred_at``) on the day of
         the record or later. A termination that takes effect before the start, or in its
         month but recorded before it (a later re-approval, a re-enrolment), ends nothing
-        of it."""
+        of it. ``insurance`` None: of any insurance (the record's own)."""
         x, tm = P.alias(name), P.alias(f"{name}_end")
+        if insurance is None:
+            insurance = x.c.insurance
         ended = (select(literal(1)).select_from(tm)
                  .where(tm.c.kind == "termination", tm.c.person == person,
                         or_(tm.c.insurance == insurance, tm.c.insurance == "all"),
@@ -1225,6 +1316,161 @@ class Matcher:
         if scope is not None:
             q = q.where(e2.c.seq.in_(select(scope.enrolments.c.seq)))
         return _rows(conn, q, e2.c.seq, e1.c.seq)
+
+    # -- outside lists, certification, transfers (INTERCHANGE v1.1) ---------------------------
+    def after_death(self, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
+        """Current payments of the recurring benefit (:meth:`recurring`: pension is paid
+        for the month of death; funeral grants and survivor benefits after it) for a
+        ``period`` later than the month of death a compared list gives for the person
+        (:mod:`reconcile.matching._outside`).
+
+        Rows: root (event seq), event id, insurance, period, amount_fen, death day.
+        """
+        d = st.outside.deaths
+        q = (
+            select(E.c.seq, E.c.record_id, E.c.insurance, E.c.period, E.c.amount_fen, d.c.day)
+            .select_from(E).join(d, d.c.person == E.c.person)
+            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
+                   E.c.period.is_not(None), E.c.period > d.c.month, self.recurring())
+        )
+        return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments),
+                     E.c.seq)
+
+    def death_unrecorded(self, conn: Connection, st: Stages, scope: Scope | None
+                         ) -> RowIter:
+        """People on a compared death list with a current benefit approval (any insurance)
+        still in force (:meth:`in_force`) for the month after the month of death: no
+        termination ends it by then.
+
+        Rows: root (the person's pseudonym), death day, approval ids, their insurances.
+        """
+        d = st.outside.deaths
+        ap, cond = self.in_force("benefit_approval", d.c.person, None, d.c.next_month, "ap")
+        q = (
+            select(d.c.person, d.c.day, _agg_ids(ap.c.record_id), _agg_ids(ap.c.insurance))
+            .select_from(d).join(ap, cond)
+            .group_by(d.c.person, d.c.day)
+        )
+        if scope is not None:
+            q = q.where(d.c.person.in_(select(scope.persons.c.person)))
+        return _rows(conn, q, d.c.person)
+
+    @staticmethod
+    def _month_no(period: ColumnElement[str]) -> ColumnElement[int]:
+        """``YYYY-MM`` as a count of months (year × 12 + month)."""
+        return (cast(func.substr(period, 1, 4), Integer) * 12
+                + cast(func.substr(period, 6, 2), Integer))
+
+    def certification_overdue(self, conn: Connection, st: Stages, scope: Scope | None
+                              ) -> RowIter:
+        """Current payments of the recurring benefit of a certified insurance (the rules'
+        ``certified_insurances``) for a ``period`` that neither a current certification of
+        the person and insurance nor the ``start_period`` of a current approval covers: one
+        in month ``c`` covers ``c`` to ``c + certification_months - 1``. Only where
+        certifications are held (:meth:`covered`).
+
+        Rows: root (event seq), event id, insurance, period, amount_fen, the last
+        certification's month before the period (or NULL).
+        """
+        kinds = self.rules.certified_insurances
+        if not kinds:
+            return iter(())
+        window = self.rules.certification_months
+        c = P.alias("cert")
+        paid = self._month_no(E.c.period)
+        covering = (select(literal(1)).select_from(c)
+                    .where(c.c.kind.in_(("certification", "benefit_approval")),
+                           c.c.person == E.c.person, c.c.insurance == E.c.insurance,
+                           c.c.superseded.is_(False), c.c.period <= E.c.period,
+                           paid - self._month_no(c.c.period) < window)
+                    .correlate_except(c).exists())
+        last_c = P.alias("last_cert")
+        last = (select(func.max(last_c.c.period)).select_from(last_c)
+                .where(last_c.c.kind == "certification", last_c.c.person == E.c.person,
+                       last_c.c.insurance == E.c.insurance, last_c.c.superseded.is_(False),
+                       last_c.c.period <= E.c.period)
+                .correlate_except(last_c).scalar_subquery())
+        q = (
+            select(E.c.seq, E.c.record_id, E.c.insurance, E.c.period, E.c.amount_fen, last)
+            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
+                   E.c.person.is_not(None), E.c.period.is_not(None),
+                   E.c.insurance.in_(kinds), self.recurring(),
+                   self.covered("certification"), ~covering)
+        )
+        return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments),
+                     E.c.seq)
+
+    def transfers_unmatched(self, conn: Connection, st: Stages, scope: Scope | None
+                            ) -> RowIter:
+        """Current ``transfer_out`` events whose ``to_region`` is held (the run's regions)
+        with no current ``transfer_in`` of the same person, insurance and amount there,
+        from their region, occurring within ``transfer_days`` before or after them; and
+        current ``transfer_in`` events whose ``from_region`` is held with no such
+        ``transfer_out`` there. ``moved``: a ``transfer_out`` settled by a current movement
+        (allocated or matched), or any ``transfer_in`` (it records money received).
+
+        Rows: root (event seq), event id, kind, insurance, amount_fen, region, other region,
+        occurred day, moved (1 or 0).
+        """
+        held = st.outside.held
+        if not held:
+            return iter(())
+        tx, tx_r = E.alias("tx_other"), R.alias("tx_other_r")
+        window = self.rules.transfer_days
+        opposite = case((E.c.kind == "transfer_out", _text("transfer_in")),
+                        else_=_text("transfer_out"))
+        partner = (
+            select(literal(1)).select_from(tx).join(tx_r, tx_r.c.seq == tx.c.seq)
+            .where(tx.c.kind == opposite, tx.c.person == E.c.person,
+                   tx.c.insurance == E.c.insurance, tx.c.amount_fen == E.c.amount_fen,
+                   tx.c.region == E.c.other_region, tx.c.other_region == E.c.region,
+                   tx.c.superseded.is_(False),
+                   tx_r.c.occurred_day >= R.c.occurred_day - window,
+                   tx_r.c.occurred_day <= R.c.occurred_day + window)
+            .correlate_except(tx, tx_r).exists())
+        links = st.every_link
+        settled = or_(
+            select(literal(1)).select_from(links).where(links.c.e_seq == E.c.seq)
+            .correlate_except(links).exists(),
+            select(literal(1)).select_from(st.matched).where(st.matched.c.e_seq == E.c.seq)
+            .correlate_except(st.matched).exists())
+        moved = case((E.c.kind == "transfer_in", 1), (settled, 1), else_=0)
+        q = (
+            select(E.c.seq, E.c.record_id, E.c.kind, E.c.insurance, E.c.amount_fen,
+                   E.c.region, E.c.other_region, R.c.occurred_day, moved)
+            .select_from(E).join(R, R.c.seq == E.c.seq)
+            .where(E.c.kind.in_(("transfer_out", "transfer_in")), E.c.superseded.is_(False),
+                   E.c.person.is_not(None), E.c.other_region.in_(held), ~partner)
+        )
+        return _rows(conn, self._scoped(q, E.c.seq,
+                                        None if scope is None else scope.transfers), E.c.seq)
+
+    def transfer_region_mismatch(self, conn: Connection, st: Stages, scope: Scope | None
+                                 ) -> RowIter:
+        """Current ``transfer`` movements with a ``to_region`` that settle (allocated, or
+        matched by the run) a current ``transfer_out`` whose ``to_region`` differs.
+
+        Rows: root (movement seq), movement id, its to_region, the event's id, its
+        to_region, the movement's amount_fen.
+        """
+        a = st.every_link
+        pairs = union_all(select(a.c.m_seq, a.c.e_seq),
+                          select(st.matched.c.m_seq, st.matched.c.e_seq)).subquery("tr_pairs")
+        q = (
+            select(M.c.seq, M.c.record_id, M.c.to_region, E.c.record_id, E.c.other_region,
+                   M.c.amount_fen)
+            .select_from(pairs)
+            .join(M, M.c.seq == pairs.c.m_seq)
+            .join(E, E.c.seq == pairs.c.e_seq)
+            .where(M.c.kind == "transfer", M.c.superseded.is_(False),
+                   M.c.to_region.is_not(None), E.c.kind == "transfer_out",
+                   E.c.superseded.is_(False),
+                   or_(E.c.other_region.is_(None), E.c.other_region != M.c.to_region))
+            .distinct()
+        )
+        return _rows(conn, self._scoped(q, M.c.seq,
+                                        None if scope is None else scope.movements),
+                     M.c.seq, E.c.record_id)
 
     # -- the income account, per month ------------------------------------------------------
     @staticmethod

@@ -65,13 +65,14 @@ from reconcile.matching._custom import (
 from reconcile.matching._units import fen
 from schemas import gettext as _
 
-RULESET_VERSION = "bfa-rules/2026.12.2"
+RULESET_VERSION = "bfa-rules/2026.12.3"
 """Names the rules this reconciler implements (which codes, judged how). A finding re-derived
 under another version is not compared (a proof bundle states the version it was made
 with, FORMAT.md §12.3); change it whenever a rule's meaning changes. ``2026.12.2``: the
 entitlement rules (``PAYMENT_WITHOUT_APPROVAL``, ``OVERPAYMENT``,
 ``CONTRIBUTION_WITHOUT_ENROLMENT``, ``DUPLICATE_ENROLMENT``), ``entitlement.one_off_benefits``
-and ``windows.transfer_days``."""
+and ``windows.transfer_days``. ``2026.12.3``: ``TRANSFER_UNMATCHED``, ``PAYMENT_AFTER_DEATH``,
+``DEATH_NOT_RECORDED``, ``CERTIFICATION_OVERDUE`` and their ``entitlement`` keys."""
 
 DEFAULT_RULES: Mapping[str, int] = {
     "settlement_days": 30,
@@ -99,6 +100,11 @@ VOUCHER_KINDS = ("fiscal_receipt", "bank_slip", "accounting_voucher", "applicati
 
 ONE_OFF_BENEFITS = ("back_pay", "funeral_grant", "survivor_pension")
 """The default one-off benefits: 调待补发, 丧葬补助金, 抚恤金."""
+
+INSURANCES = ("pension", "medical", "unemployment", "work_injury", "maternity")
+CERTIFIED_INSURANCES = ("pension",)
+"""Whose recurring payments need a certification (资格认证) within the window: pensioners."""
+CERTIFICATION_MONTHS = 12
 
 
 class _Model(BaseModel):
@@ -152,6 +158,14 @@ class Rules(_Model):
     """``benefit`` codes of one-off payments (INTERCHANGE v1.1): they need an approval of
     the person and insurance but not one in force for their period, and are not counted
     against the approved monthly amount. Any other payment is the recurring benefit."""
+    certification_months: int = Field(default=CERTIFICATION_MONTHS, ge=1, le=1200)
+    """A certification (or the approval's ``start_period``) in month ``c`` covers the
+    periods ``c`` to ``c + certification_months - 1`` (``CERTIFICATION_OVERDUE``)."""
+    certified_insurances: tuple[str, ...] = CERTIFIED_INSURANCES
+    """Insurances whose recurring benefit needs a certification within the window."""
+    transfer_regions: tuple[str, ...] = ()
+    """The regions ``TRANSFER_UNMATCHED`` looks for the other side of a transfer in; empty:
+    every region of which the ledger holds a record."""
     sql_rules: tuple[SqlRule, ...] = ()
     """An agency's own rules, as SQL over the rule views (:mod:`reconcile.matching._custom`);
     part of :meth:`describe`, and so of the rules' digest, only when there are any."""
@@ -347,13 +361,41 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
                                "finance kind settles one kind"), movement=repr(m), kind=seen[m])
             seen[m] = kind
     values["kinds"] = kinds
-    ent = f.table(data, "entitlement", "entitlement", {"one_off_benefits"})
+    ent = f.table(data, "entitlement", "entitlement", set(_ENTITLEMENT))
     if "one_off_benefits" in ent:
         values["one_off_benefits"] = _codes(f, ent["one_off_benefits"],
                                             "entitlement.one_off_benefits")
+    if "certification_months" in ent:
+        v = ent["certification_months"]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1200:
+            raise f.fail("entitlement.certification_months",
+                         _("{path}: rules key {key}: must be a whole number of months from 1 "
+                           "to 1200, not {value}"), value=repr(v))
+        values["certification_months"] = v
+    if "certified_insurances" in ent:
+        values["certified_insurances"] = f.kinds_list(
+            ent, "certified_insurances", "entitlement.certified_insurances", INSURANCES)
+    if "transfer_regions" in ent:
+        values["transfer_regions"] = _regions(f, ent["transfer_regions"],
+                                              "entitlement.transfer_regions")
     if "sql_rules" in data:
         values["sql_rules"] = _sql_rules(f, data["sql_rules"])
     return Rules.model_validate(values)
+
+
+_ENTITLEMENT = ("one_off_benefits", "certification_months", "certified_insurances",
+                "transfer_regions")
+
+
+def _regions(f: _File, v: object, key: str) -> tuple[str, ...]:
+    """A list of region codes (six digits, as INTERCHANGE's ``region``), each once."""
+    if not isinstance(v, list) or not all(
+            isinstance(x, str) and len(x) == 6 and x.isascii() and x.isdigit() for x in v):
+        raise f.fail(key, _('{path}: rules key {key}: must be a list of six-digit region codes '
+                            'such as ["110000", "440300"], not {value}'), value=repr(v))
+    if len(set(v)) != len(v):
+        raise f.fail(key, _("{path}: rules key {key}: names a region twice"))
+    return tuple(sorted(v))
 
 
 _SQL_KEYS = ("code", "severity", "description", "query", "timeout_ms")

@@ -64,6 +64,7 @@ from reconcile.reports._report import (
     Msg,
     Report,
     RunInfo,
+    Severity,
     derived_break,
     integrity_break,
     msg,
@@ -305,7 +306,8 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
     return report, applied
 
 
-_Pending = tuple[str, tuple[str, ...], dict[str, int], str, Msg, int, "tuple[str, ...] | None"]
+_Pending = tuple[str, tuple[str, ...], dict[str, int], str, Msg, int, "tuple[str, ...] | None",
+                 "Severity | None"]
 """A break's :meth:`Break.make` arguments, kept until its evidence is known."""
 
 UNCUT = frozenset({"LEDGER_INTEGRITY", "SOD_CONFLICT", "FIXITY_FAILURE"})
@@ -395,17 +397,20 @@ class _Judge:
 
     def add_break(self, code: str, records: tuple[str, ...], amounts: dict[str, int],
                   field: str, message: Msg, at_risk_fen: int = 0,
-                  key: tuple[str, ...] | None = None) -> None:
+                  key: tuple[str, ...] | None = None, severity: Severity | None = None
+                  ) -> None:
         """A break, kept as :meth:`Break.make` arguments: it is built once, with its
         evidence, by :func:`_with_evidence`."""
-        self.breaks.append((code, records, amounts, field, message, at_risk_fen, key))
+        self.breaks.append((code, records, amounts, field, message, at_risk_fen, key,
+                            severity))
         if self.flush is not None and len(self.breaks) >= PART:
             self.flush(self.breaks)
             self.breaks = []
 
     def windowed(self, until_day: int, code: str, records: tuple[str, ...],
                  amounts: dict[str, int], field: str, message: Msg, at_risk: int,
-                 key: tuple[str, ...] | None = None) -> None:
+                 key: tuple[str, ...] | None = None, severity: Severity | None = None
+                 ) -> None:
         if self.as_of_day <= until_day:
             if self.flush is not None:
                 return
@@ -415,7 +420,7 @@ class _Judge:
                 field=field, until=until, message=f"{message.english()} (window until {until})",
                 template=message.template, params=dict(message.params)))
         else:
-            self.add_break(code, records, amounts, field, message, at_risk, key)
+            self.add_break(code, records, amounts, field, message, at_risk, key, severity)
 
 
 def _ids(joined: str | None) -> tuple[str, ...]:
@@ -588,6 +593,7 @@ def _entitlement(f: Findings, j: _Judge) -> None:
                 region=de.region, insurance=de.insurance, date=day_date(de.day),
                 other=de.other_id, other_region=de.other_region,
                 other_date=day_date(de.other_day), days=window), 0)
+    _deaths_and_transfers(f, j)
     for we in f.without_enrolment:
         j.add_break(
             "CONTRIBUTION_WITHOUT_ENROLMENT", (we.record_id,), {"event": we.amount},
@@ -596,6 +602,70 @@ def _entitlement(f: Findings, j: _Judge) -> None:
                 "a person with no enrolment in force for that period", record=we.record_id,
                 amount=money(we.amount), insurance=we.insurance, period=we.period),
             we.amount)
+
+
+def _deaths_and_transfers(f: Findings, j: _Judge) -> None:
+    """Payments after a death, deaths not recorded, certifications overdue, transfers
+    without their other side (INTERCHANGE v1.1). A finding about a death after the as-of
+    day is not judged: the list was not true yet on that day."""
+    for ad in f.after_death:
+        if ad.death_day > j.as_of_day:
+            continue
+        j.add_break(
+            "PAYMENT_AFTER_DEATH", (ad.record_id,), {"event": ad.amount}, "period",
+            msg("benefit_payment {record} of {amount} for {period} ({insurance}), but a "
+                "compared death list gives {date} as the date of death", record=ad.record_id,
+                amount=money(ad.amount), period=ad.period, insurance=ad.insurance,
+                date=day_date(ad.death_day)), ad.amount)
+    for du in f.death_unrecorded:
+        if du.death_day > j.as_of_day:
+            continue
+        aids = _ids(du.approvals)
+        j.add_break(
+            "DEATH_NOT_RECORDED", aids, {}, "person_id",
+            msg("a compared death list gives {date} as the date of death of the person of "
+                "{approvals} ({insurances}); no termination ends the benefit",
+                date=day_date(du.death_day), approvals=", ".join(aids),
+                insurances=", ".join(_ids(du.insurances))), 0)
+    months = j.rules.certification_months
+    for co in f.certification_overdue:
+        params: dict[str, object] = {
+            "record": co.record_id, "amount": money(co.amount), "period": co.period,
+            "insurance": co.insurance, "months": months}
+        text = (msg("benefit_payment {record} of {amount} for {period} ({insurance}): neither "
+                    "a certification nor the start of the benefit lies within the {months} "
+                    "months before it; the last certification was in {last}", last=co.last,
+                    **params) if co.last else
+                msg("benefit_payment {record} of {amount} for {period} ({insurance}): neither "
+                    "a certification nor the start of the benefit lies within the {months} "
+                    "months before it; no certification is on file", **params))
+        j.add_break("CERTIFICATION_OVERDUE", (co.record_id,), {"event": co.amount}, "period",
+                    text, co.amount)
+    window = j.rules.transfer_days
+    for tu in f.transfers_unmatched:
+        if tu.kind == "transfer_out":
+            text = msg("transfer_out {record} of {amount} ({insurance}) from {region} to "
+                       "{other}: no transfer_in of the person, insurance and amount in {other} "
+                       "within {days} days", record=tu.record_id, amount=money(tu.amount),
+                       insurance=tu.insurance or "-", region=tu.region, other=tu.other_region,
+                       days=window)
+        else:
+            text = msg("transfer_in {record} of {amount} ({insurance}) into {region} from "
+                       "{other}: no transfer_out of the person, insurance and amount in {other} "
+                       "within {days} days", record=tu.record_id, amount=money(tu.amount),
+                       insurance=tu.insurance or "-", region=tu.region, other=tu.other_region,
+                       days=window)
+        j.windowed(tu.day + window, "TRANSFER_UNMATCHED", (tu.record_id,),
+                   {"event": tu.amount}, "region", text, tu.amount if tu.moved else 0,
+                   severity=None if tu.moved else "medium")
+    for rm in f.transfer_region_mismatch:
+        j.add_break(
+            "TRANSFER_UNMATCHED", (rm.record_id, rm.event_id), {"movement": rm.amount},
+            "to_region",
+            msg("transfer {record} of {amount} goes to {to_region}, but the transfer_out it "
+                "settles, {event}, names {event_region}", record=rm.record_id,
+                amount=money(rm.amount), to_region=rm.to_region, event=rm.event_id,
+                event_region=rm.event_region or "-"), rm.amount)
 
 
 def _with_evidence(conn: Connection, pending: list[_Pending], ready: list[Break]) -> list[Break]:

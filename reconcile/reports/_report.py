@@ -59,8 +59,12 @@ SEVERITY: dict[str, Severity] = {
     "PAYEE_MISMATCH": "high",
     "PAYMENT_WITHOUT_APPROVAL": "high",
     "OVERPAYMENT": "high",
+    "PAYMENT_AFTER_DEATH": "high",
+    "DEATH_NOT_RECORDED": "high",
+    "TRANSFER_UNMATCHED": "high",
     "CONTRIBUTION_WITHOUT_ENROLMENT": "medium",
     "DUPLICATE_ENROLMENT": "medium",
+    "CERTIFICATION_OVERDUE": "medium",
     "UNSETTLED_EVENT": "medium",
     "AMOUNT_MISMATCH": "medium",
     "AMBIGUOUS_MATCH": "medium",
@@ -187,12 +191,14 @@ class Break(_Model):
     @classmethod
     def make(cls, code: str, records: tuple[str, ...], amounts: dict[str, int], field: str,
              message: Msg | str, at_risk_fen: int = 0, key: tuple[str, ...] | None = None,
-             entry_hashes: list[str] | None = None, occurred_on: str | None = None,
-             severity: Severity | None = None) -> Break:
+             severity: Severity | None = None, entry_hashes: list[str] | None = None,
+             occurred_on: str | None = None) -> Break:
         """A break; its id covers ``key`` instead of ``records`` when one is given; with
-        ``entry_hashes`` (those of its records), its ``evidence`` too. ``severity``: that of
-        an agency's own SQL rule (its rules file says it); a built-in code's is
-        :data:`SEVERITY`'s."""
+        ``entry_hashes`` (those of its records), its ``evidence`` too. ``severity``: this
+        break's, when its code's varies (``TRANSFER_UNMATCHED``: medium when no money
+        moved); never above the code's (:data:`SEVERITY`), which decides four eyes. A code
+        of an agency's own SQL rule has no entry there: its severity is the rule's (its
+        rules file says it; four eyes follow the ledger's rules records, ADR 0036)."""
         shown = {k: money(v) for k, v in amounts.items()}
         # words with no template (a caller of the library's own) are shown as they are
         english = message if isinstance(message, str) else message.english()

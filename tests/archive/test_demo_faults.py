@@ -6,9 +6,9 @@ from datetime import date
 from pathlib import Path
 
 from archive import FileStore, Intake
-from cli._demo import FAULT_AS_OF, PLANTED_CODES, generate_faults, generate_month
+from cli._demo import DEATHS_FILE, FAULT_AS_OF, PLANTED_CODES, generate_faults, generate_month
 from ledger import Ledger
-from reconcile import ingest_statement, run_reconcile
+from reconcile import compare_list, ingest_statement, run_reconcile
 
 PLANTED = {
     "UNSETTLED_EVENT": "FX-CA-UNPAID",
@@ -28,6 +28,10 @@ PLANTED = {
     "OVERPAYMENT": "FX-BP-OVER",
     "CONTRIBUTION_WITHOUT_ENROLMENT": "FX-CA-NOTENROLLED",
     "DUPLICATE_ENROLMENT": "FX-EN-SZ",
+    "PAYMENT_AFTER_DEATH": "FX-BP-DEAD",
+    "DEATH_NOT_RECORDED": "FX-BA-DEAD",
+    "CERTIFICATION_OVERDUE": "FX-BP-CERT",
+    "TRANSFER_UNMATCHED": "FX-TI-SZ",
 }
 
 
@@ -37,6 +41,7 @@ def test_every_planted_fault_is_found(led: Ledger, tmp_path: Path) -> None:
     faults, statement = generate_faults(tmp_path / "data")
     led.ingest([str(month), str(faults)], store)
     ingest_statement(led, statement, "camt053", "440100", "income")
+    compare_list(led, faults.parent / DEATHS_FILE)
     report = run_reconcile(led, date.fromisoformat(FAULT_AS_OF))
     found: dict[str, set[str]] = {}
     for b in report.breaks:

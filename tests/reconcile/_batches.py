@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from cli._demo import generate_faults, generate_month
-from reconcile import Report
+from ledger import Ledger
+from reconcile import Report, compare_list
 from tests.reconcile import _scenarios as sc
 
 EARLY = date(2026, 11, 20)  # many windows still open: expected items, not breaks
@@ -50,6 +51,22 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
     grant["benefit"] = "funeral_grant"
     elsewhere = {**sc.payment_event(80, who=80), "region": OTHER_REGION}
     first_there = {**sc.approval("BA-81", sc.ACCOUNT, who=81), "region": OTHER_REGION}
+    # deaths (DEATHS below), certifications and transfers: payments for months after a
+    # death a list gives, an approval no termination ends; a pension certified too long
+    # ago, certified again later; a transfer out met by its transfer in two batches later;
+    # a transfer in from a region the ledger holds only from batch 5 on; a transfer
+    # movement to another region than its record's, corrected later
+    certified = {"type": "business.certification", "id": "CE-86", "region": sc.REGION,
+                 "occurred_at": "2025-09-01T09:00:00+08:00", "person_id": sc.person(86),
+                 "insurance": "pension", "method": "face", "certified_on": "2025-09-01"}
+    again = {**certified, "id": "CE-86b", "occurred_at": "2026-10-01T09:00:00+08:00",
+             "certified_on": "2026-10-01"}
+    moved = {"type": "finance.transfer", "id": "MV-88", "region": sc.REGION,
+             "occurred_at": sc.T, "amount": "5000.00", "value_date": "2026-10-05",
+             "bank_ref": "REF-MV-88", "payee_account": sc.ACCOUNT,
+             "fund_account": "expenditure", "to_region": THIRD_REGION,
+             "allocations": [{"event": "TO-88", "amount": "5000.00"}]}
+    moved_fix = {**moved, "id": "MV-88-C", "to_region": OTHER_REGION, "corrects": "MV-88"}
     return [
         month[:half],
         month[half:] + faults,
@@ -91,6 +108,16 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
             _named(sc.assessment("CA-78", "400.00"), 78),
             sc.enrollment("EN-78", "2026-01-01", who=78),
             elsewhere,
+            sc.approval("BA-82", sc.ACCOUNT, who=82),
+            sc.payment_event(82, who=82, period="2026-10"),
+            sc.payment_event(83, who=82, period="2026-11"),
+            sc.transfer("TO-84", "out", sc.REGION, OTHER_REGION, "2026-09-01", who=84),
+            sc.transfer("TI-85", "in", OTHER_REGION, THIRD_REGION, "2026-09-01", who=85),
+            sc.approval("BA-86", sc.ACCOUNT, start="2024-01", who=86), certified,
+            sc.payment_event(86, who=86, period="2026-10"),
+            sc.transfer("TO-88", "out", sc.REGION, OTHER_REGION, "2026-10-01", who=88),
+            sc.transfer("TI-88", "in", OTHER_REGION, sc.REGION, "2026-10-03", who=88),
+            moved,
         ],
         [  # the assessment arrives; the open one is corrected and then matched heuristically
             sc.assessment("CA-FWD", "500.00"),
@@ -107,8 +134,10 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
             # enrolled in another region too, while still enrolled here
             {**sc.enrollment("EN-78b", "2026-06-01", who=78), "region": OTHER_REGION},
         ],
-        [],  # nothing new
-        [fix_p2],
+        [],  # nothing new (batch 4; a second death list is compared)
+        [fix_p2, again,
+         sc.transfer("TI-84", "in", OTHER_REGION, sc.REGION, "2026-10-01", who=84),
+         {**sc.approval("BA-87", sc.ACCOUNT, who=87), "region": THIRD_REGION}],
         [  # corrections of a movement and a voucher; the heuristic match turns ambiguous;
            # a return; a new approval to another account; a late voucher
             fix_fwd,
@@ -126,8 +155,29 @@ def batches(tmp: Path) -> list[list[dict[str, Any]]]:
             over_fix,
             # the other region records the transfer in: the two enrolments are explained
             sc.transfer("TI-78", "in", OTHER_REGION, sc.REGION, "2026-06-10", who=78),
+            sc.termination("TE-82", "2026-10-01", who=82), moved_fix,
         ],
     ]
+
+
+THIRD_REGION = "320100"
+
+DEATHS: dict[int, list[tuple[int, str]]] = {
+    3: [(82, "2026-10-10"), (71, "2026-10-15")],
+    4: [(82, "2026-09-20")],  # an earlier date: the October payment is after it too
+}
+"""Death lists compared after the batch of that index (``bfa compare``)."""
+
+
+def add(led: Ledger, tmp: Path, i: int, batch: list[dict[str, Any]]) -> None:
+    """Ingest batch ``i`` and compare its death list, if any."""
+    if batch:
+        sc.ingest(led, tmp, batch, f"batch-{i}")
+    if i in DEATHS:
+        path = tmp / f"deaths-{i}.csv"
+        path.write_text("".join(f"{sc.person(who)},{day}\n" for who, day in DEATHS[i]),
+                        encoding="utf-8")
+        compare_list(led, path, today=date(2027, 3, 1))
 
 
 def view(report: Report) -> dict[str, Any]:

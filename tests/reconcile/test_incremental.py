@@ -24,7 +24,7 @@ from ledger import Ledger
 from ledger._store import _MIGRATIONS, Store
 from reconcile import run_reconcile
 from tests.reconcile import _scenarios as sc
-from tests.reconcile._batches import EARLY, H1, batches, view
+from tests.reconcile._batches import EARLY, H1, add, batches, view
 
 BATCH = 1  # the control.ingest entry that closes every batch that appends (FORMAT.md §2.5)
 
@@ -43,8 +43,7 @@ def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url
     try:
         for i, batch in enumerate(batches(tmp_path)):
             for led in (inc, full):
-                if batch:
-                    sc.ingest(led, tmp_path, batch, f"batch-{i}")
+                add(led, tmp_path, i, batch)
             for as_of in (EARLY, sc.AS_OF):
                 got = run_reconcile(inc, as_of)
                 want = run_reconcile(full, as_of, full=True)
@@ -66,6 +65,19 @@ def test_incremental_runs_match_full_runs(ledger_home: dict[str, Any], other_url
                 and s[1] in entitlement}  # enrolled now; a funeral grant after the death
     assert not {s for s in seen if s[0] == 2 and s[2] == "BP-80" and s[1] in entitlement}
     assert (6, "OVERPAYMENT", "BP-76-C") not in seen  # corrected to the approved amount
+    # deaths, certifications, transfers (tests/reconcile/_batches.py DEATHS and batches)
+    assert {(3, "PAYMENT_AFTER_DEATH", "BP-83"), (3, "DEATH_NOT_RECORDED", "BA-82"),
+            (4, "PAYMENT_AFTER_DEATH", "BP-82"), (2, "CERTIFICATION_OVERDUE", "BP-86"),
+            (2, "TRANSFER_UNMATCHED", "TO-84"), (2, "TRANSFER_UNMATCHED", "MV-88"),
+            (5, "TRANSFER_UNMATCHED", "TI-85")} <= seen
+    assert not {s for s in seen if s[1] == "TRANSFER_UNMATCHED" and s[2] == "TI-85"
+                and s[0] < 5}  # its region is held from batch 5 on
+    assert not {s for s in seen if s[0] >= 5 and (s[1], s[2]) in {
+        ("CERTIFICATION_OVERDUE", "BP-86"), ("TRANSFER_UNMATCHED", "TO-84")}}
+    assert not {s for s in seen if s[0] == 6 and (s[1], s[2]) in {
+        ("DEATH_NOT_RECORDED", "BA-82"), ("TRANSFER_UNMATCHED", "MV-88-C")}}
+    assert (2, "PAYMENT_AFTER_DEATH", "BP-83") not in seen  # no list yet
+    assert not {s for s in seen if s[2] == "BA-71b" and s[1] == "DEATH_NOT_RECORDED"}
 
 
 def test_rules_change_makes_a_full_run(led: Ledger, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import reconcile.matching._run
 from ledger import Ledger
 from reconcile import Break, Rules, derive_breaks, run_reconcile
 from tests.reconcile import _scenarios as sc
-from tests.reconcile._batches import EARLY, batches
+from tests.reconcile._batches import EARLY, add, batches
 
 CUT = date(2026, 11, 10)  # after the assessments of 5 November, before most records
 
@@ -40,8 +40,7 @@ def test_breaks_handed_over_in_parts_equal_the_report(
     monkeypatch.setattr(reconcile.matching._match, "STREAM_PART", 3)
     checked = cut = 0
     for i, batch in enumerate(batches(tmp_path)):
-        if batch:
-            sc.ingest(led, tmp_path, batch, f"batch-{i}")
+        add(led, tmp_path, i, batch)
         for as_of in (CUT, EARLY, sc.AS_OF, date(2027, 6, 30)):
             want = run_reconcile(led, as_of, full=True)
             parts: list[list[Break]] = []

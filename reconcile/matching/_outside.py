@@ -1,0 +1,93 @@
+"""What a run judges by besides the derived record tables: the compared death lists and
+the regions the ledger holds.
+
+Both are read afresh by every run (FORMAT.md §2.5, INTERCHANGE §12.3): the death lists from
+their ``control.compare`` entries, each checked against its leaf
+(:func:`reconcile.lists.comparisons`), into a work table of each person's date of death;
+the regions from ``rc_records`` (or the rules' ``transfer_regions``). An incremental run
+also learns what changed since the last run's watermark: the persons of lists compared
+since, and the regions whose first record came since. Nothing here is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Column, Integer, String, Table, func, select
+
+from reconcile.lists import comparisons
+from reconcile.matching import _tables as t
+from reconcile.matching._match import Work
+from reconcile.matching._rules import Rules
+
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Outside:
+    """The run's death list and regions (see the module docstring)."""
+
+    deaths: Table
+    """``person`` (party pseudonym), ``day`` (epoch day of the earliest date of death any
+    list gives), ``month`` (its ``YYYY-MM``), ``next_month``: the first month no benefit is
+    due for."""
+    new_dead: Table
+    """``person``: those on a list compared at or after the watermark (incremental runs)."""
+    held: tuple[str, ...]
+    """Regions where the other side of a transfer is looked for."""
+    newly_held: tuple[str, ...]
+    """Of them, those held only since the watermark (incremental runs)."""
+
+
+def _next_month(d: date) -> str:
+    first = d.replace(day=1) + timedelta(days=32)
+    return first.strftime("%Y-%m")
+
+
+def outside(work: Work, checked: int | None, rules: Rules) -> Outside:
+    """Read the death lists and the regions; ``checked``: the watermark of an incremental
+    run (what came at or after it is new), None for a full one."""
+    conn = work.conn
+    earliest: dict[str, date] = {}
+    fresh: set[str] = set()
+    for c in comparisons(conn, "death"):
+        new = checked is not None and max(c.seqs) >= checked
+        for person, day in c.pairs:
+            try:
+                d = date.fromisoformat(day)
+            except ValueError:
+                continue
+            if person not in earliest or d < earliest[person]:
+                earliest[person] = d
+            if new:
+                fresh.add(person)
+    deaths = work.table("bfa_deaths", [Column("person", String(40), primary_key=True),
+                                       Column("day", Integer), Column("month", String(7)),
+                                       Column("next_month", String(7))], None)
+    rows = [{"person": p, "day": (d - _EPOCH).days, "month": d.strftime("%Y-%m"),
+             "next_month": _next_month(d)} for p, d in sorted(earliest.items())]
+    for i in range(0, len(rows), 5000):
+        conn.execute(deaths.insert(), rows[i:i + 5000])
+    work.analyze(deaths)
+    new_dead = work.table("bfa_new_dead", [Column("person", String(40), primary_key=True)], None)
+    if fresh:
+        people = sorted(fresh)
+        for i in range(0, len(people), 5000):
+            conn.execute(new_dead.insert(), [{"person": p} for p in people[i:i + 5000]])
+    work.analyze(new_dead)
+    r = t.records.c
+    held: tuple[str, ...]
+    newly: tuple[str, ...]
+    if rules.transfer_regions:
+        held, newly = rules.transfer_regions, ()
+    else:
+        first = {str(region): int(seq) for region, seq in conn.execute(
+            select(r.region, func.min(r.seq)).group_by(r.region))}
+        held = tuple(sorted(first))
+        newly = () if checked is None else tuple(
+            sorted(g for g, seq in first.items() if seq >= checked))
+    return Outside(deaths, new_dead, held, newly)
+
+
+__all__ = ["Outside", "outside"]
