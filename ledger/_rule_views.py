@@ -101,9 +101,14 @@ RULE_ROWS_FUNCTION = "bfa_rule_rows"
 _FUNCTION = r"""
 CREATE OR REPLACE FUNCTION public.bfa_rule_rows(q text, n integer) RETURNS SETOF jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+DECLARE c refcursor;
 BEGIN
-  -- one SELECT, wrapped: a row of NULLs (bfa_row_ NULL) when the query returns none, so
-  -- that the caller learns its columns either way
+  -- the query on its own must be exactly one complete SELECT (a cursor takes no other),
+  -- so that no text of it can close the wrapping below and start a statement of its own
+  OPEN c FOR EXECUTE q;
+  CLOSE c;
+  -- wrapped: a row of NULLs (bfa_row_ NULL) when the query returns none, so that the
+  -- caller learns its columns either way
   RETURN QUERY EXECUTE 'SELECT pg_catalog.to_jsonb(x) FROM (SELECT r.* FROM (SELECT 1) '
     || 'AS bfa_one LEFT JOIN LATERAL (SELECT q.*, true AS bfa_row_ FROM (' || q
     || E'\n) AS q) AS r ON true LIMIT ' || n::text || ') AS x';
@@ -257,7 +262,10 @@ def _pg_reason(query: str, timeout_ms: int, e: DBAPIError) -> str:
         return _too_long(timeout_ms)
     if state == "42601" and query_problem(query) is not None:  # not a SELECT at all
         return query_problem(query) or detail
-    if state == "25006" or (state == "0A000" and "data-modifying" in detail):
+    if state == "42P11":  # a cursor refused it: several statements, or not a SELECT
+        return _("it must be one SELECT statement (or WITH … SELECT)") + f" ({detail})"
+    if state == "25006" or (state == "0A000" and ("data-modifying" in detail
+                                                  or "non-volatile" in detail)):
         return _("it tries to write ({error})").format(error=detail)
     if state == "42501":
         return _("it reaches beyond the rule views ({error})").format(error=detail)

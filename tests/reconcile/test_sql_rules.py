@@ -161,6 +161,10 @@ REFUSED = [
     ("SELECT hex(randomblob(8)) AS record_id FROM bfa_v_events", "randomblob|does not exist"),
     ("SELECT set_config('role', 'postgres', true) AS record_id", "set_config|role"),
     ("SELECT pg_read_file('/etc/hostname') AS record_id", "pg_read_file"),
+    # out of the wrapping PostgreSQL puts around a query, into a second statement
+    ("SELECT 'x' AS record_id) AS q) AS r ON true) AS x; SELECT * FROM (SELECT to_jsonb(v) "
+     "FROM vault v JOIN (SELECT 1 AS z FROM (SELECT 1 AS q", "syntax|vault|command|multi"),
+    ("SELECT 'x' AS record_id; SELECT 'y' AS record_id", "one SELECT|one statement"),
     ("SELECT kind FROM bfa_v_events", "no record_id column"),
     ("SELECT kind FROM bfa_v_events WHERE 1 = 0", "no record_id column"),
     ("SELECT record_id, kind FROM bfa_v_events", "allowed are"),
