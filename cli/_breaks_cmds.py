@@ -288,9 +288,12 @@ def resolve_cmd(home: str | None, db: str | None, user: str, as_json: bool, brea
                 reason: str, note: str) -> None:
     """Resolve a break with a reason code and a note.
 
-    Breaks of high severity (orphan money, payment after termination, duplicate
-    payment, payee mismatch, integrity) become pending_approval until a second,
-    different user approves them.
+    Breaks whose code is of high severity (money without a business event,
+    payments after a termination or a death, unapproved payments and
+    overpayments, duplicate payments, payee mismatches, deaths not recorded,
+    transfers without their other side - even those shown as medium -,
+    integrity, conflicts of duties) become pending_approval until a second,
+    different user approves them (INTERCHANGE §11).
 
     Example:
 

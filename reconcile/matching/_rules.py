@@ -373,8 +373,14 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
                            "to 1200, not {value}"), value=repr(v))
         values["certification_months"] = v
     if "certified_insurances" in ent:
-        values["certified_insurances"] = f.kinds_list(
-            ent, "certified_insurances", "entitlement.certified_insurances", INSURANCES)
+        v = ent["certified_insurances"]
+        if (not isinstance(v, list) or not all(isinstance(x, str) and x in INSURANCES for x in v)
+                or len(set(v)) != len(v)):
+            raise f.fail("entitlement.certified_insurances",
+                         _("{path}: rules key {key}: must be a list of insurances, each once "
+                           "(allowed: {allowed}), not {value}"),
+                         allowed=", ".join(INSURANCES), value=repr(v))
+        values["certified_insurances"] = tuple(v)
     if "transfer_regions" in ent:
         values["transfer_regions"] = _regions(f, ent["transfer_regions"],
                                               "entitlement.transfer_regions")

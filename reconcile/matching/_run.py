@@ -613,9 +613,10 @@ def _deaths_and_transfers(f: Findings, j: _Judge) -> None:
             continue
         j.add_break(
             "PAYMENT_AFTER_DEATH", (ad.record_id,), {"event": ad.amount}, "period",
-            msg("benefit_payment {record} of {amount} for {period} ({insurance}), but a "
-                "compared death list gives {date} as the date of death", record=ad.record_id,
-                amount=money(ad.amount), period=ad.period, insurance=ad.insurance,
+            msg("benefit_payment {record} of {amount} for {period} ({insurance}), but the "
+                "death list from {source} (entry {entry}) gives {date} as the date of death",
+                record=ad.record_id, amount=money(ad.amount), period=ad.period,
+                insurance=ad.insurance, source=ad.source, entry=ad.entry,
                 date=day_date(ad.death_day)), ad.amount)
     for du in f.death_unrecorded:
         if du.death_day > j.as_of_day:
@@ -623,8 +624,9 @@ def _deaths_and_transfers(f: Findings, j: _Judge) -> None:
         aids = _ids(du.approvals)
         j.add_break(
             "DEATH_NOT_RECORDED", aids, {}, "person_id",
-            msg("a compared death list gives {date} as the date of death of the person of "
-                "{approvals} ({insurances}); no termination ends the benefit",
+            msg("the death list from {source} (entry {entry}) gives {date} as the date of "
+                "death of the person of {approvals} ({insurances}); no termination ends the "
+                "benefit from the month after", source=du.source, entry=du.entry,
                 date=day_date(du.death_day), approvals=", ".join(aids),
                 insurances=", ".join(_ids(du.insurances))), 0)
     months = j.rules.certification_months

@@ -122,11 +122,12 @@ def aging_bucket(b: Break, as_of: date) -> str:
 
 
 def by_code(report: Report) -> list[dict[str, Any]]:
-    """One row per code: ``code``, ``severity``, ``breaks``, ``risk_fen``; by severity, code."""
-    rows: dict[str, dict[str, Any]] = {}
+    """One row per code and severity (a code's breaks may differ: ``TRANSFER_UNMATCHED``):
+    ``code``, ``severity``, ``breaks``, ``risk_fen``; by severity, code."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for b in report.breaks:
-        row = rows.setdefault(b.code, {"code": b.code, "severity": b.severity, "breaks": 0,
-                                       "risk_fen": 0})
+        row = rows.setdefault((b.code, b.severity), {
+            "code": b.code, "severity": b.severity, "breaks": 0, "risk_fen": 0})
         row["breaks"] += 1
         row["risk_fen"] += open_risk_fen(b)
     return sorted(rows.values(), key=lambda r: (_SEVERITY_ORDER.get(r["severity"], 9), r["code"]))

@@ -124,6 +124,8 @@ def _shown(name: str, value: str) -> str:
         return gettext(value)
     if name in ("kind", "insurance", "domain", "property"):
         return label(name, value)
+    if name == "insurances":  # comma-separated
+        return ", ".join(label("insurance", v) for v in value.split(", "))
     if name == "type":  # domain.kind
         return label("kind", value.partition(".")[2] or value)
     if name == "vouchers":
