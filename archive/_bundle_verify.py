@@ -797,7 +797,13 @@ class _Context:
         with self.ledger.store.writer() as conn:
             for ddl in _JUDGE_DDL:
                 conn.execute(text(ddl))
+        custom = {r.code for r in rules.sql_rules}
         for bid, code, outside in self._rows(_NOT_JUDGED):
+            if code in custom:  # SQL the bundle carries is not run here (ADR 0036)
+                self.report.not_rederivable_here(bid, code, msg(
+                    "{code} is an agency's own SQL rule, which a bundle's verifier does not "
+                    "run", code=code))
+                continue
             self.report.not_rederivable_here(bid, code, msg(
                 "depends on records outside the bundle") if outside else msg(
                 "{code} depends on records no bundle closure holds", code=code))

@@ -225,9 +225,12 @@ class Month:
         seq = self._record("business", kind, rid, day)
         self.event_seqs[rid] = seq
         occurred_day = epoch_day(_day(day))
+        # benefit NULL (the recurring benefit); a transfer out to a region this ledger does
+        # not hold; the region of every record
         self.rows.events.append((seq, rid, kind, amount, due,
                                  occurred_day if due is None else due, party, person, account,
-                                 insurance, MONTH, False))
+                                 insurance, MONTH, False, None,
+                                 "440300" if kind == "transfer_out" else None, "440100"))
         return seq
 
     def _movement(self, rid: str, kind: str, settles: str | None, amount: int, value: str,
@@ -241,7 +244,8 @@ class Month:
                                   epoch_day(occurred), None, False, rid, _hash(rid), seq))
         self.rows.movements.append((seq, rid, kind, settles, amount, epoch_day(value),
                                     value[:7], f"BANK{seq}", payer, payee, fund, from_acc,
-                                    to_acc, None, bool(allocs), False, sum(f for _, f in allocs)))
+                                    to_acc, None, bool(allocs), False, sum(f for _, f in allocs),
+                                    "440300" if kind == "transfer" else None))
         for pos, (event, fen) in enumerate(allocs):
             self.rows.allocations.append((seq, pos, rid, event, fen,
                                           self.event_seqs.pop(event, None), kind,
@@ -332,18 +336,22 @@ class Month:
                 person, account = str(prev[7]), str(prev[8])
                 self.planted["DUPLICATE_PAYMENT"] += 1
         self._event(rid, "benefit_payment", amount, 20, None, None, person, account, "pension")
-        if k % 10 == 0 or self._fault(k, 9) or self._fault(k, 10):
+        if not person.endswith(f"{i:010d}"):  # a duplicate payment: approved already
+            pass
+        else:  # every pensioner is approved (the entitlement rules judge every payment)
             approved = f"ps1:other{i:010d}" if self._fault(k, 9) else account
             self.planted["PAYEE_MISMATCH"] += approved != account
             seq = self._record("business", "benefit_approval", f"BA-{i:010d}", 2)
             self.rows.persons.append((seq, f"BA-{i:010d}", "benefit_approval", person,
-                                      "pension", approved, "2025-01", None, False))
+                                      "pension", approved, "2025-01", None, False, amount,
+                                      "440100", epoch_day(_day(2))))
             self._voucher(f"AD-{i:010d}", "approval_document", None,
                           [(f"BA-{i:010d}", "business", seq)], 2)
         if self._fault(k, 10):
             seq = self._record("business", "termination", f"TE-{i:010d}", 3)
             self.rows.persons.append((seq, f"TE-{i:010d}", "termination", person, "all",
-                                      None, "2026-09", epoch_day("2026-08-25"), False))
+                                      None, "2026-09", epoch_day("2026-08-25"), False, None,
+                                      "440100", epoch_day(_day(3))))
             self.planted["PAYMENT_AFTER_TERMINATION"] += 1
         self.pending_bp.append((rid, amount))
         if len(self.pending_bp) >= PAYMENT_BATCH:

@@ -10,7 +10,15 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import DATE, as_of_day, home_options, json_option, open_ledger, user_option
+from cli._options import (
+    DATE,
+    TEXT,
+    as_of_day,
+    home_options,
+    json_option,
+    open_ledger,
+    user_option,
+)
 from cli._render import clip, local_time, to_json, width
 from cli._render import wrapped as _wrapped
 from ledger import InputError, printable
@@ -64,6 +72,9 @@ def _as_of(as_of: datetime | None, period: str | None) -> date:
               help="Only the bank accounts of this fund account.")
 @click.option("--bank-account", default=None, metavar="NUMBER",
               help="Only this bank account (its number as on the statements).")
+@click.option("--region", default=None, metavar="CODE", type=TEXT,
+              help="Only the bank accounts of this pooling region (统筹区, as the home's "
+                   "map of bank accounts gives it).")
 @click.option("--as-of", type=DATE, default=None,
               help="Reconcile as of this day (default: today in Asia/Shanghai).")
 @click.option("--period", default=None, metavar="YYYY-MM",
@@ -71,7 +82,8 @@ def _as_of(as_of: datetime | None, period: str | None) -> date:
 @click.pass_context
 def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
             as_csv: bool, html_file: Path | None, fund_account: str | None,
-            bank_account: str | None, as_of: datetime | None, period: str | None) -> None:
+            bank_account: str | None, region: str | None, as_of: datetime | None,
+            period: str | None) -> None:
     """The bank reconciliation statement (银行存款余额调节表) of each bank account.
 
     Book side: the opening balance the agency recorded (bfa balance opening) plus
@@ -79,7 +91,8 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
     latest statement's closing balance. Items in transit on either side are
     listed with their records; a same-reference amount disagreement is
     unexplained. Exit 0 when every account is balanced, 1 when one is not (or
-    has no statement or no opening balance).
+    has no statement or no opening balance). Movements carry no insurance: the
+    statement is per bank account and region (--region), never per insurance.
 
     Example:
 
@@ -87,6 +100,7 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
         bfa balance opening --bank-account 6222000011112222 --date 2026-11-01 --amount 1000.00
         bfa balance --period 2026-11
         bfa balance --fund-account income --as-of 2026-11-30 --csv > 调节表.csv
+        bfa balance --region 440100 --period 2026-11
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -95,7 +109,7 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
     day = _as_of(as_of, period)
     with open_ledger(home, db) as led:
         rep = bank_reconciliation(led, day, fund_account=fund_account,
-                                  bank_account=bank_account)
+                                  bank_account=bank_account, region=region)
     if html_file is not None:
         from reconcile import render_bank_html
 
@@ -109,7 +123,7 @@ def balance(ctx: click.Context, home: str | None, db: str | None, as_json: bool,
     elif as_csv:
         click.echo(statement_csv(rep), nl=False)
     else:
-        click.echo(statement_text(rep, fund_account))
+        click.echo(statement_text(rep, fund_account, region))
     raise click.exceptions.Exit(Exit.CLEAN if rep.balanced else Exit.PROBLEMS)
 
 
@@ -166,9 +180,18 @@ def _line(label: str, fen: int | None, cols: int = 64) -> str:
     return f"  {label}{' ' * max(1, cols - width(label) - len(money))}{money}"
 
 
-def statement_text(rep: BankReconciliation, fund_account: str | None) -> str:
+def statement_text(rep: BankReconciliation, fund_account: str | None,
+                   region: str | None = None) -> str:
     """The statements for a terminal of 80 columns."""
     out = [_("Bank reconciliation statement as of {as_of}").format(as_of=rep.as_of)]
+    if region is not None:
+        out[0] = _("Bank reconciliation statement of region {region} as of {as_of}").format(
+            region=region, as_of=rep.as_of)
+    if not rep.accounts and region is not None:
+        out += _wrapped(_("NOT balanced: no bank statement of region {region} matches (bfa "
+                          "ingest --format camt053 …): nothing to compare the books with")
+                        .format(region=region), "")
+        return "\n".join(out)
     if not rep.accounts:
         none = (_("NOT balanced: no bank statement of the {fund_account} account was imported "
                   "(bfa ingest --format camt053 …): nothing to compare the books with")

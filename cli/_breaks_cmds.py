@@ -18,7 +18,15 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import DATE, TEXT, home_options, json_option, open_ledger, user_option
+from cli._options import (
+    DATE,
+    TEXT,
+    by_option,
+    home_options,
+    json_option,
+    open_ledger,
+    user_option,
+)
 from cli._render import clip, local_time, table, terminal_width, to_json, wrapped, yuan
 from ledger import ConfigError, Ledger, printable
 from reconcile import (
@@ -280,9 +288,12 @@ def resolve_cmd(home: str | None, db: str | None, user: str, as_json: bool, brea
                 reason: str, note: str) -> None:
     """Resolve a break with a reason code and a note.
 
-    Breaks of high severity (orphan money, payment after termination, duplicate
-    payment, payee mismatch, integrity) become pending_approval until a second,
-    different user approves them.
+    Breaks whose code is of high severity (money without a business event,
+    payments after a termination or a death, unapproved payments and
+    overpayments, duplicate payments, payee mismatches, deaths not recorded,
+    transfers without their other side - even those shown as medium -,
+    integrity, conflicts of duties) become pending_approval until a second,
+    different user approves them (INTERCHANGE §11).
 
     Example:
 
@@ -452,9 +463,10 @@ def _fixity_step(days: int) -> Callable[[Ledger], dict[str, Any]]:
               "derived tables against its entry within N nights (each night checks 1/N of "
               "the entries, continuing the rotation, besides the rows of the night's new "
               "entries); 0 checks only those.")
+@by_option
 def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datetime | None,
                 rules_file: Path | None, lock_max_age: int, fixity_days: int,
-                derived_days: int) -> None:
+                derived_days: int, by: str | None) -> None:
     """Nightly run: lock, verify, audit, reconcile, sign a checkpoint, write the reports.
 
     Two runs never overlap: a second one exits 2 at once; a stale lock (its process
@@ -465,11 +477,19 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
     breaks found, a voucher file failing its audit or a bank account not balanced,
     2 could not run, 3 integrity failure.
 
+    With --by insurance,region the reports also summarise the breaks per insurance
+    and region (funds.csv, and in report.json and report.html).
+
     Example:
 
     \b
         BFA_HOME=/srv/bfa/home bfa nightly --report-dir /srv/bfa/reports
+
+        bfa nightly --report-dir /srv/bfa/reports --by insurance,region
     """
+    from reconcile import parse_by
+
+    keys = () if by is None else parse_by(by)
     rules = None
     if rules_file is not None:
         from reconcile import load_rules
@@ -479,7 +499,7 @@ def nightly_cmd(home: str | None, db: str | None, report_dir: Path, as_of: datet
         result = run_nightly(led, report_dir, as_of.date() if as_of else None, rules,
                              lock_max_age=lock_max_age,
                              archive_step=_fixity_step(fixity_days) if fixity_days else None,
-                             derived_days=derived_days)
+                             derived_days=derived_days, by=keys)
     if result.lock_note:
         click.echo(f"bfa: warning: {result.lock_note}", err=True)
     # one line, as cron logs it and people grep it

@@ -33,8 +33,8 @@ def compare(home: str | None, db: str | None, file: Path, kind: str, source: str
     YYYY/MM/DD. Numbers are normalised and pseudonymised in memory; the ledger
     keeps only the pseudonyms and dates (control.compare entries), with the
     source, the file's SHA-256 and who compared it. A file with a bad line is
-    refused whole. The next 'bfa reconcile' reports PAYMENT_AFTER_DEATH and
-    DEATH_NOT_RECORDED; 'bfa precheck' holds payments to people on the list.
+    refused whole; the same file again records nothing. The next 'bfa
+    reconcile' reports PAYMENT_AFTER_DEATH and DEATH_NOT_RECORDED.
 
     Example:
 
@@ -48,11 +48,15 @@ def compare(home: str | None, db: str | None, file: Path, kind: str, source: str
     if as_json:
         click.echo(to_json(done.to_json()))
         return
-    click.echo(_("compared {file} ({source}): {lines} line(s), {persons} person(s), {known} "
-                 "of them named by the ledger's records").format(
+    click.echo(_("compared {file} ({source}): {lines} line(s), {persons} person(s),\n"
+                 "{known} of them named by the ledger's records").format(
         file=file, source=done.source, lines=done.lines, persons=done.persons,
         known=done.known))
-    click.echo(_("recorded as {count} pair(s) in {n} control.compare entr(ies) from {seq}; "
-                 "the list's SHA-256 is {digest}").format(
+    if done.already:
+        click.echo(_("this file (the same SHA-256) was compared before, as entries from "
+                     "{seq}:\nnothing recorded").format(seq=done.seqs[0]))
+        return
+    click.echo(_("recorded: {count} pair(s) in {n} control.compare entr(ies) from {seq};\n"
+                 "the list's SHA-256: {digest}").format(
         count=done.count, n=len(done.seqs), seq=done.seqs[0], digest=done.digest))
     click.echo(_("run 'bfa reconcile' to see the findings"))

@@ -94,6 +94,16 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
 
 
+def by_option(f: F) -> F:
+    """``--by insurance,region``: the report's breaks summarised per insurance and/or pooling
+    region too (``reconcile.parse_by`` checks the value)."""
+    return click.option(
+        "--by", "by", type=TEXT, default=None, metavar="KEYS",
+        help="Also summarise the breaks per insurance and/or region: insurance, region "
+             "or insurance,region (each break under its first record's).",
+    )(f)
+
+
 def user_option(f: F) -> F:
     return click.option(
         "--user", envvar="BFA_USER", type=TEXT, default=None, metavar="LABEL",

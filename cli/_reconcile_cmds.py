@@ -14,11 +14,14 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import DATE, as_of_day, home_options, json_option, open_ledger
+from cli._options import DATE, as_of_day, by_option, home_options, json_option, open_ledger
 from ledger import write_atomic
 from reconcile import (
+    fund_view,
+    parse_by,
     reconcile_and_track,
     render_csv,
+    render_fund_csv,
     render_html,
     render_json,
     render_text,
@@ -48,9 +51,10 @@ from schemas import gettext as _
               help="Re-check every item, not only what changed since the last run and "
                    "the open items (the report is the same; for audits and after a "
                    "restore).")
+@by_option
 def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: str | None,
               rules_file: Path | None, as_json: bool, as_csv: bool, encoding: str,
-              html_file: Path | None, full: bool) -> None:
+              html_file: Path | None, full: bool, by: str | None) -> None:
     """Reconcile business events, fund movements and vouchers; report the breaks.
 
     Prints a summary by break code (amount at risk, severity), or the full report
@@ -58,7 +62,8 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: 
     Items still inside their settlement window are listed as expected, not as
     breaks. A run re-checks what changed since the last run and every open item;
     --full re-checks everything. Exits 1 when breaks are left to work, 0 when every
-    break is resolved.
+    break is resolved. --by insurance,region also summarises the breaks per
+    insurance and pooling region (分险种核算); with --csv, one row per group.
 
     Example:
 
@@ -68,15 +73,19 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: 
         bfa reconcile --rules rules.toml --csv --html report.html > breaks.csv
 
         bfa reconcile --full --json > audit.json
+
+        bfa reconcile --period 2026-11 --by insurance,region --html funds.html
     """
     if as_json and as_csv:
         raise click.UsageError(_("--json and --csv are exclusive: choose one."))
+    keys = None if by is None else parse_by(by)
     with open_ledger(home, db) as led:
         report = reconcile_and_track(led, as_of_day(as_of, period), rules_file,
                                      full=full)
+        view = None if keys is None else fund_view(led, report, keys)
     if html_file is not None:
         try:
-            write_atomic(html_file, render_html(report), led.home.perms)
+            write_atomic(html_file, render_html(report, by=view), led.home.perms)
         except OSError as e:
             click.echo("bfa: error: " + _("cannot write {file}: {error}").format(
                 file=html_file, error=e.strerror or e), err=True)
@@ -84,9 +93,12 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: 
     if as_csv:
         from reconcile import list_breaks
 
-        with open_ledger(home, db) as led:
-            states = {s.break_id: s for s in list_breaks(led, include_gone=True)}
-        rows: str = render_csv(report, states, bom=encoding == "utf-8")
+        if view is not None:  # one row per group
+            rows = render_fund_csv(view, bom=encoding == "utf-8")
+        else:
+            with open_ledger(home, db) as led:
+                states = {s.break_id: s for s in list_breaks(led, include_gone=True)}
+            rows = render_csv(report, states, bom=encoding == "utf-8")
         if encoding == "gb18030":
             sys.stdout.flush()
             sys.stdout.buffer.write(rows.encode("gb18030"))
@@ -94,7 +106,8 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: 
         else:
             click.echo(rows, nl=False)
     else:
-        click.echo(render_json(report) if as_json else render_text(report), nl=False)
+        click.echo(render_json(report, view) if as_json else render_text(report, view),
+                   nl=False)
     if html_file is not None and not (as_json or as_csv):
         click.echo(_("wrote {file}").format(file=html_file))
     if report.integrity_failed:

@@ -22,7 +22,7 @@ from ledger._control import (
     latest_numbered,
     read_entries,
 )
-from ledger._duties import DUTIES, DUTY_TEXT, Duty, held_duties
+from ledger._duties import DUTIES, DUTY_TEXT, Duty, duty_tag, held_duties
 from ledger._entry import Entry, decode_leaf, encode_leaf, entry_hash, leaf_record
 from ledger._errors import (
     BatchRefusedError,
@@ -86,6 +86,15 @@ from ledger._merkle import verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint, open_note, sign_note
 from ledger._privacy import commitment
 from ledger._proposed import ProposedFile, ProposedLine, Reread
+from ledger._rule_views import (
+    RULE_ROWS_FUNCTION,
+    RULE_VIEWS,
+    RuleRefusedError,
+    RuleRows,
+    query_problem,
+    rules_role,
+    run_rule_query,
+)
 from ledger._schema import NAMING, checkpoints, entries
 from ledger._store import SQLITE_BUSY_SECONDS, Store
 from ledger._tlogproof import TLogProof, verify_tlog_proof
@@ -97,6 +106,8 @@ __all__ = [
     "DUTY_TEXT",
     "NAMING",
     "PRIVATE",
+    "RULE_ROWS_FUNCTION",
+    "RULE_VIEWS",
     "SHANGHAI",
     "SQLITE_BUSY_SECONDS",
     "AccessEvent",
@@ -131,6 +142,8 @@ __all__ = [
     "ProposedFile",
     "ProposedLine",
     "Reread",
+    "RuleRefusedError",
+    "RuleRows",
     "SignatureError",
     "Signer",
     "Store",
@@ -152,6 +165,7 @@ __all__ = [
     "current_verifier_key",
     "decode_leaf",
     "disclose",
+    "duty_tag",
     "encode_leaf",
     "entries",
     "entries_by_seq",
@@ -178,9 +192,12 @@ __all__ = [
     "party_pseudonyms",
     "printable",
     "prove_entries",
+    "query_problem",
     "read_entries",
     "resolve_home",
     "restore_keys",
+    "rules_role",
+    "run_rule_query",
     "scratch_ledger",
     "set_bank_account",
     "set_home_language",

@@ -24,6 +24,7 @@ from typing import Literal, get_args
 from sqlalchemy import Connection, text
 
 from ledger._errors import ConfigError
+from ledger._rule_views import rules_role_sql
 from schemas import gettext as _
 
 Duty = Literal["officer", "approver", "auditor", "privacy", "service"]
@@ -59,8 +60,9 @@ def duty_role(duty: Duty, database: str) -> str:
 
 
 def is_duty_role(role: str) -> bool:
-    """Whether ``role`` looks like any ledger's duty role (never granted to directly)."""
-    return any(role.startswith(f"bfa_{d}_") for d in DUTIES)
+    """Whether ``role`` looks like any ledger's duty role, or its rules role (revision
+    0019; a rule would run with the duties granted to it): never granted to directly."""
+    return any(role.startswith(f"bfa_{d}_") for d in (*DUTIES, "rules"))
 
 
 def check_role_name(role: str) -> str:
@@ -98,7 +100,8 @@ def duty_sql(working: Sequence[str], database: str) -> list[str]:
     vault) and the duty's own rights are granted. Run on every ``db grant``, so a table
     a migration added is covered from then on. Creating objects in the schema is taken
     from everyone (PostgreSQL before 15 let any role create there): no role but the owner
-    may add a function or table the ledger's triggers could meet."""
+    may add a function or table the ledger's triggers could meet. Last, the rules role and
+    its function are brought up to date (:func:`ledger._rule_views.rules_role_sql`)."""
     out: list[str] = ["REVOKE CREATE ON SCHEMA public FROM PUBLIC"]
     for duty in DUTIES:
         name = duty_role(duty, database)
@@ -115,7 +118,8 @@ def duty_sql(working: Sequence[str], database: str) -> list[str]:
             *([f"GRANT SELECT ON {', '.join(working)} TO {r}"] if working else []),
             *_duty_rights(duty, working, database),
         ]
-    return out
+    # the role agencies' own SQL rules run as: SELECT on the rule views alone (revision 0019)
+    return out + rules_role_sql(duty_tag(database))
 
 
 def grant_sql(role: str, duties: Sequence[Duty], working: Sequence[str],

@@ -503,9 +503,9 @@ def _write_secret_file(path: Path, text: str, perms: Perms) -> None:
 
 
 _NOT_HELD = {
-    "ledger secret": N_("{path}: this home holds no ledger secret; ingest and forget need it: "
-                        "the homes of the officer and privacy duties hold it ('bfa init "
-                        "--from HOME --duty …')"),
+    "ledger secret": N_("{path}: this home holds no ledger secret; ingest, compare and forget "
+                        "need it: the homes of the officer and privacy duties hold it ('bfa "
+                        "init --from HOME --duty …')"),
     "signing key": N_("{path}: this home holds no signing key; checkpoint and nightly need it: "
                       "the home of the service duty holds it ('bfa init --from HOME --duty "
                       "…')"),

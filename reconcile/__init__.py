@@ -14,8 +14,8 @@ Four rooms, each a subpackage, and this door:
 - ``bank/``: camt.053 and MT940 statements, their import and ``STATEMENT_BALANCE_BREAK``;
 - ``workflow/``: the break workflow (``control.break`` entries, the ``wf_*`` tables) and
   the trail of a record (``trace``);
-- ``reports/``: breaks and reports (``LEDGER_INTEGRITY`` among them), their renderings
-  and the nightly run.
+- ``reports/``: breaks and reports (``LEDGER_INTEGRITY`` among them), their renderings,
+  the breaks per insurance and region (``fund_view``, ``--by``) and the nightly run.
 
 Other packages import only what this module exports; import-linter holds them to it.
 
@@ -74,6 +74,7 @@ from reconcile.matching._archive import (
     hash_key,
     in_scope,
 )
+from reconcile.matching._custom import SqlRule, SqlRuleError
 from reconcile.matching._incremental import rules_digest
 from reconcile.matching._precheck import (
     HOLD_BREAK,
@@ -101,11 +102,13 @@ from reconcile.matching._scope import (
     unindexed_business,
     vouchers_naming,
 )
+from reconcile.reports._funds import GROUP_KEYS, FundGroup, FundView, fund_view, parse_by
 from reconcile.reports._labels import code_label, label
 from reconcile.reports._nightly import DERIVED_DAYS, LOCK_MAX_AGE, NightlyResult, run_nightly
 from reconcile.reports._render import (
     render_bank_html,
     render_csv,
+    render_fund_csv,
     render_html,
     render_json,
     render_text,
@@ -143,6 +146,7 @@ __all__ = [
     "COMPARE_KINDS",
     "DEFAULT_RULES",
     "DERIVED_DAYS",
+    "GROUP_KEYS",
     "HOLD_BREAK",
     "HOLD_REASONS",
     "HOLD_TEXT",
@@ -167,6 +171,8 @@ __all__ = [
     "Deriver",
     "Expected",
     "FixityFailure",
+    "FundGroup",
+    "FundView",
     "Held",
     "Msg",
     "NightlyLockedError",
@@ -175,6 +181,8 @@ __all__ = [
     "Report",
     "Rules",
     "RunInfo",
+    "SqlRule",
+    "SqlRuleError",
     "StatementFormat",
     "Summary",
     "Trace",
@@ -195,6 +203,7 @@ __all__ = [
     "derive_breaks",
     "fixity_state",
     "fold_defects",
+    "fund_view",
     "get_break",
     "hash_key",
     "history",
@@ -208,6 +217,7 @@ __all__ = [
     "load_rules",
     "matched_with",
     "msg",
+    "parse_by",
     "parse_yuan",
     "precheck",
     "reconcile_and_track",
@@ -216,6 +226,7 @@ __all__ = [
     "refresh",
     "render_bank_html",
     "render_csv",
+    "render_fund_csv",
     "render_html",
     "render_json",
     "render_message",

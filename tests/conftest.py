@@ -114,6 +114,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # the rules role revision 0019 made for that database (roles are the server's)
+            conn.execute(f'DROP ROLE IF EXISTS "bfa_rules_{name}"')
 
 
 @pytest.fixture

@@ -60,4 +60,5 @@ def test_the_duty_table_is_the_one_the_cli_uses() -> None:
     built = {cmd.strip().strip("`").removeprefix("bfa "): duty.strip()
              for cmd, duty in rows if "(planned, issue" not in duty}
     assert built == COMMAND_DUTIES
-    assert len(rows) > len(built)  # the commands of the open issues are named too
+    # the commands of open issues are named too (none is left since issue 20's precheck)
+    assert len(rows) >= len(built)

@@ -51,6 +51,7 @@ from ledger import (
     append_control,
     control_records,
     now_rfc3339,
+    printable,
 )
 from reconcile.bank._checks import StoredStatement, load_statements
 from reconcile.bank._records import DIRECTION_KINDS
@@ -277,9 +278,17 @@ class BankReconciliation:
 
 
 def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None = None,
-                        bank_account: str | None = None) -> BankReconciliation:
+                        bank_account: str | None = None,
+                        region: str | None = None) -> BankReconciliation:
     """The 银行存款余额调节表 of every bank account with a statement (or of those the
-    filters name) as of ``as_of`` (module docstring).
+    filters name) as of ``as_of`` (module docstring). ``region``: only the accounts of that
+    pooling region (an account's region is that of its statements, which the home's map
+    of bank accounts gave them); movements carry no insurance, so a statement is per
+    account and region, never per insurance.
+
+    Raises:
+        InputError: ``region`` is the region of no statement and of no bank account the
+            home maps (``bfa bank-account set``).
 
     Before it states anything, the derived rows it read — the ``rc_records`` rows of every
     bank statement and the ``rc_movements`` and ``rc_records`` rows of every movement of
@@ -289,19 +298,23 @@ def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None
     refresh(ledger.store)
     with ledger.store.reader() as conn:
         every = load_statements(conn, None)
+        if region is not None:
+            _require_region(ledger, every, region)
         opens = openings(conn)
         made = _statement_ids(conn)
         used = _statement_seqs(conn)
         out = []
         known = False
-        for (fa, region), accounts in sorted(_units(every).items(),
-                                             key=lambda kv: (kv[0][0] or "", kv[0][1])):
+        for (fa, unit_region), accounts in sorted(_units(every).items(),
+                                                  key=lambda kv: (kv[0][0] or "", kv[0][1])):
             if bank_account is not None and bank_account not in accounts:
                 continue
             known = True
-            if fund_account is not None and fa != fund_account:
+            if (fund_account is not None and fa != fund_account) or (
+                    region is not None and region != unit_region):
                 continue
-            out.append(_reconcile_unit(conn, accounts, fa, region, opens, made, as_of, used))
+            out.append(_reconcile_unit(conn, accounts, fa, unit_region, opens, made, as_of,
+                                       used))
         if bank_account is not None and not known:  # no statement of it at all
             opening = _latest_opening([o for o in opens if o.bank_account == bank_account],
                                       as_of)
@@ -312,6 +325,17 @@ def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None
             out.append(rec)
         _require_derived(ledger, conn, used)
     return BankReconciliation(as_of.isoformat(), out)
+
+
+def _require_region(ledger: Ledger, statements: Iterable[StoredStatement], region: str) -> None:
+    """Refuse a region no statement and no mapped bank account has, naming the known ones."""
+    known = {st.region for st in statements} | {a.region for a in ledger.home.bank_accounts}
+    if region not in known:
+        raise InputError(_(
+            "--region {region}: no bank account of that region (no statement names it and "
+            "bfa bank-account set maps none to it); regions with bank accounts: "
+            "{known}").format(region=printable(region),
+                              known=", ".join(sorted(known)) or _("none")))
 
 
 def _statement_seqs(conn: Connection) -> set[int]:

@@ -60,6 +60,17 @@ TZ = ZoneInfo("Asia/Shanghai")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d")
 
 
+class ListRefusedError(BatchRefusedError):
+    """A list refused whole: ``problems`` names its lines at fault."""
+
+    def __init__(self, file: str, problems: list[LocatedInputError], more: bool) -> None:
+        super().__init__(file, problems, more)
+        n = f"{len(problems)}{'+' if more else ''}"
+        first = str(problems[0]) if problems else _("unknown problem")
+        self.args = (_("{file}: list refused, nothing recorded ({count} line(s) at fault); "
+                       "first: {first}").format(file=file, count=n, first=first),)
+
+
 @dataclass(frozen=True)
 class ReadList:
     """A list as read: the distinct (identity number, ISO date) pairs, sorted; how many
@@ -91,12 +102,15 @@ class Compared:
     enrolments, certifications, payments, assessments)."""
     seqs: list[int]
     encoding: str
+    already: bool = False
+    """The same file (its SHA-256) was compared for this kind before: nothing recorded;
+    ``comparison`` and ``seqs`` are the earlier comparison's."""
 
     def to_json(self) -> dict[str, Any]:
         return {"comparison": self.comparison, "kind": self.kind, "source": self.source,
                 "digest": self.digest, "lines": self.lines, "count": self.count,
                 "persons": self.persons, "known": self.known, "entries": self.seqs,
-                "encoding": self.encoding}
+                "encoding": self.encoding, "already": self.already}
 
 
 @dataclass
@@ -147,7 +161,24 @@ def _day(text: str) -> date | None:
 
 
 def _is_header(row: list[str]) -> bool:
-    return bool(row) and normalise_id(row[0]) is None and (len(row) < 2 or _day(row[1]) is None)
+    """A first line of two cells that hold no identity number and no date."""
+    return len(row) == 2 and normalise_id(row[0]) is None and _day(row[1]) is None
+
+
+EARLIEST = date(1900, 1, 1)
+"""No date of death before this is taken (a mistyped year would move it by decades)."""
+
+
+def _birth(pid: str) -> date | None:
+    """The date of birth an 18-character number holds (characters 7 to 14), if real."""
+    try:
+        return datetime.strptime(pid[6:14], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+_SEPARATORS = {"\t": N_("a tab"), ";": "';'", "；": "'；'", "，": "'，'", "|": "'|'",
+               " ": N_("a space")}
 
 
 def read_list(path: Path, encoding: str = "auto", today: date | None = None) -> ReadList:
@@ -173,8 +204,13 @@ def read_list(path: Path, encoding: str = "auto", today: date | None = None) -> 
             continue
         lines += 1
         if len(row) != 2:
-            problems.append(LocatedInputError.of(
-                name, n, "", N_("{count} columns; a line is person_id,date"), count=len(row)))
+            sep = next((k for k in _SEPARATORS if len(row) == 1 and k in row[0].strip()), None)
+            problems.append(
+                LocatedInputError.of(name, n, "", N_("one column: the values are separated by "
+                                                     "{separator}, not a comma"),
+                                     separator=_(_SEPARATORS[sep])) if sep is not None else
+                LocatedInputError.of(name, n, "", N_("{count} columns; a line is "
+                                                     "person_id,date"), count=len(row)))
         else:
             pid, day = normalise_id(row[0]), _day(row[1])
             if pid is None:
@@ -188,12 +224,20 @@ def read_list(path: Path, encoding: str = "auto", today: date | None = None) -> 
                 problems.append(LocatedInputError.of(
                     name, n, "date", N_("{date} is after today ({today})"),
                     date=day.isoformat(), today=today.isoformat()))
-            if pid is not None and day is not None and day <= today:
+            elif day < EARLIEST:
+                problems.append(LocatedInputError.of(
+                    name, n, "date", N_("{date} is before 1900"), date=day.isoformat()))
+            elif pid is not None and (born := _birth(pid)) is not None and day < born:
+                problems.append(LocatedInputError.of(
+                    name, n, "date", N_("{date} is before the date of birth in the identity "
+                                        "number ({born})"),
+                    date=day.isoformat(), born=born.isoformat()))
+            elif pid is not None:
                 pairs.add((pid, day.isoformat()))
         if len(problems) > MAX_PROBLEMS:
             break
     if problems:
-        raise BatchRefusedError(name, problems[:MAX_PROBLEMS], len(problems) > MAX_PROBLEMS)
+        raise ListRefusedError(name, problems[:MAX_PROBLEMS], len(problems) > MAX_PROBLEMS)
     if not pairs:
         raise InputError(_("{path}: the list holds no line; nothing was recorded").format(
             path=path))
@@ -243,8 +287,12 @@ def compare_list(ledger: Ledger, path: Path, *, kind: str = "death", source: str
                 "pairs": [[p, d] for p, d in part], "at": at}
                for k, part in enumerate(parts, start=1)]
     with ledger.store.writer() as conn:
-        seqs = append_control(ledger.store, conn, records)
         known = _known(conn, persons)
+        for c in comparisons(conn, kind, pairs=False):
+            if c.digest == got.digest:  # a re-send: recorded already, as ingest does
+                return Compared(c.comparison, kind, c.source, got.digest, got.lines,
+                                len(pairs), len(persons), known, c.seqs, got.encoding, True)
+        seqs = append_control(ledger.store, conn, records)
     return Compared(comparison, kind, src, got.digest, got.lines, len(pairs), len(persons),
                     known, list(seqs), got.encoding)
 
@@ -298,5 +346,6 @@ def death_list(store: Store, conn: Connection) -> dict[str, int]:
     return out
 
 
-__all__ = ["COMPARE_KINDS", "PAIRS_PER_ENTRY", "Compared", "Comparison", "ReadList",
+__all__ = ["COMPARE_KINDS", "PAIRS_PER_ENTRY", "Compared", "Comparison", "ListRefusedError",
+           "ReadList",
            "compare_list", "comparisons", "death_list", "read_list"]

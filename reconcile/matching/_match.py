@@ -289,6 +289,8 @@ class AfterDeath(NamedTuple):
     period: str
     amount: int
     death_day: int
+    source: str
+    entry: int
 
 
 class DeathUnrecorded(NamedTuple):
@@ -296,6 +298,8 @@ class DeathUnrecorded(NamedTuple):
     approvals still in force for the month after the death, no termination ending them."""
 
     death_day: int
+    source: str
+    entry: int
     approvals: str
     insurances: str
 
@@ -1324,11 +1328,13 @@ class Matcher:
         ``period`` later than the month of death a compared list gives for the person
         (:mod:`reconcile.matching._outside`).
 
-        Rows: root (event seq), event id, insurance, period, amount_fen, death day.
+        Rows: root (event seq), event id, insurance, period, amount_fen, death day, the
+        list's source and first entry.
         """
         d = st.outside.deaths
         q = (
-            select(E.c.seq, E.c.record_id, E.c.insurance, E.c.period, E.c.amount_fen, d.c.day)
+            select(E.c.seq, E.c.record_id, E.c.insurance, E.c.period, E.c.amount_fen, d.c.day,
+                   d.c.source, d.c.entry)
             .select_from(E).join(d, d.c.person == E.c.person)
             .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
                    E.c.period.is_not(None), E.c.period > d.c.month, self.recurring())
@@ -1342,14 +1348,16 @@ class Matcher:
         still in force (:meth:`in_force`) for the month after the month of death: no
         termination ends it by then.
 
-        Rows: root (the person's pseudonym), death day, approval ids, their insurances.
+        Rows: root (the person's pseudonym), death day, the list's source and first entry,
+        approval ids, their insurances.
         """
         d = st.outside.deaths
         ap, cond = self.in_force("benefit_approval", d.c.person, None, d.c.next_month, "ap")
         q = (
-            select(d.c.person, d.c.day, _agg_ids(ap.c.record_id), _agg_ids(ap.c.insurance))
+            select(d.c.person, d.c.day, d.c.source, d.c.entry, _agg_ids(ap.c.record_id),
+                   _agg_ids(ap.c.insurance))
             .select_from(d).join(ap, cond)
-            .group_by(d.c.person, d.c.day)
+            .group_by(d.c.person, d.c.day, d.c.source, d.c.entry)
         )
         if scope is not None:
             q = q.where(d.c.person.in_(select(scope.persons.c.person)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import Column, Integer, String, Table, func, select
+from sqlalchemy import BigInteger, Column, Integer, String, Table, func, select
 
 from reconcile.lists import comparisons
 from reconcile.matching import _tables as t
@@ -31,7 +31,7 @@ class Outside:
     deaths: Table
     """``person`` (party pseudonym), ``day`` (epoch day of the earliest date of death any
     list gives), ``month`` (its ``YYYY-MM``), ``next_month``: the first month no benefit is
-    due for."""
+    due for; ``source`` and ``entry``: the list that gives it (its first entry)."""
     new_dead: Table
     """``person``: those on a list compared at or after the watermark (incremental runs)."""
     held: tuple[str, ...]
@@ -49,7 +49,7 @@ def outside(work: Work, checked: int | None, rules: Rules) -> Outside:
     """Read the death lists and the regions; ``checked``: the watermark of an incremental
     run (what came at or after it is new), None for a full one."""
     conn = work.conn
-    earliest: dict[str, date] = {}
+    earliest: dict[str, tuple[date, str, int]] = {}
     fresh: set[str] = set()
     for c in comparisons(conn, "death"):
         new = checked is not None and max(c.seqs) >= checked
@@ -58,15 +58,18 @@ def outside(work: Work, checked: int | None, rules: Rules) -> Outside:
                 d = date.fromisoformat(day)
             except ValueError:
                 continue
-            if person not in earliest or d < earliest[person]:
-                earliest[person] = d
+            if person not in earliest or d < earliest[person][0]:
+                earliest[person] = (d, c.source, min(c.seqs))
             if new:
                 fresh.add(person)
     deaths = work.table("bfa_deaths", [Column("person", String(40), primary_key=True),
                                        Column("day", Integer), Column("month", String(7)),
-                                       Column("next_month", String(7))], None)
+                                       Column("next_month", String(7)),
+                                       Column("source", String(128)),
+                                       Column("entry", BigInteger)], None)
     rows = [{"person": p, "day": (d - _EPOCH).days, "month": d.strftime("%Y-%m"),
-             "next_month": _next_month(d)} for p, d in sorted(earliest.items())]
+             "next_month": _next_month(d), "source": source, "entry": entry}
+            for p, (d, source, entry) in sorted(earliest.items())]
     for i in range(0, len(rows), 5000):
         conn.execute(deaths.insert(), rows[i:i + 5000])
     work.analyze(deaths)

@@ -32,6 +32,13 @@ File layout (every table and key optional)::
     settlement_days = 30                # overrides windows.settlement_days
     late_days = 30                      # overrides windows.late_days
 
+    [[sql_rules]]                       # an agency's own rule (ADR 0036), any number
+    code = "CUSTOM_LARGE_PAYMENT"       # CUSTOM_ and capitals, digits, underscores
+    severity = "high"                   # high, medium or low
+    description = "..."                 # what a finding means, for the report
+    query = "SELECT record_id FROM bfa_v_events WHERE ..."   # over the rule views only
+    timeout_ms = 10000                  # optional; the query's time limit
+
 Tolerance applies to settlement (an event whose allocations are within it is settled),
 to allocations against their movement, and to vouchers against what they evidence.
 Heuristic matching stays exact (INTERCHANGE: "the amount is equal").
@@ -48,6 +55,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger import InputError
+from reconcile.matching._custom import (
+    CODE_PATTERN,
+    DEFAULT_TIMEOUT_MS,
+    MAX_TIMEOUT_MS,
+    SqlRule,
+    query_problem,
+)
 from reconcile.matching._units import fen
 from schemas import gettext as _
 
@@ -152,6 +166,9 @@ class Rules(_Model):
     transfer_regions: tuple[str, ...] = ()
     """The regions ``TRANSFER_UNMATCHED`` looks for the other side of a transfer in; empty:
     every region of which the ledger holds a record."""
+    sql_rules: tuple[SqlRule, ...] = ()
+    """An agency's own rules, as SQL over the rule views (:mod:`reconcile.matching._custom`);
+    part of :meth:`describe`, and so of the rules' digest, only when there are any."""
 
     @classmethod
     def from_mapping(cls, overrides: Mapping[str, Any] | None = None) -> Rules:
@@ -187,13 +204,17 @@ class Rules(_Model):
         return d <= self.tolerance_fen or d * 1_000_000 <= abs(expected_fen) * self.tolerance_ppm
 
     def describe(self) -> dict[str, Any]:
-        """The rules as plain JSON-ready data (the report's ``run.rules``)."""
-        return self.model_dump(mode="json")
+        """The rules as plain JSON-ready data (the report's ``run.rules``). ``sql_rules``
+        only when there are any: rules without them keep the digest they always had."""
+        out = self.model_dump(mode="json")
+        if not self.sql_rules:
+            del out["sql_rules"]
+        return out
 
 
 # -- the TOML file ----------------------------------------------------------------------
 
-_TOP = {"tolerance", "matching", "windows", "finance", "kinds", "entitlement"}
+_TOP = {"tolerance", "matching", "windows", "finance", "kinds", "entitlement", "sql_rules"}
 _WINDOWS = ("settlement_days", "late_days", "voucher_days", "orphan_days", "income_netting_days",
             "transfer_days")
 
@@ -352,11 +373,19 @@ def rules_from_toml(path: Path, data: dict[str, Any]) -> Rules:
                            "to 1200, not {value}"), value=repr(v))
         values["certification_months"] = v
     if "certified_insurances" in ent:
-        values["certified_insurances"] = f.kinds_list(
-            ent, "certified_insurances", "entitlement.certified_insurances", INSURANCES)
+        v = ent["certified_insurances"]
+        if (not isinstance(v, list) or not all(isinstance(x, str) and x in INSURANCES for x in v)
+                or len(set(v)) != len(v)):
+            raise f.fail("entitlement.certified_insurances",
+                         _("{path}: rules key {key}: must be a list of insurances, each once "
+                           "(allowed: {allowed}), not {value}"),
+                         allowed=", ".join(INSURANCES), value=repr(v))
+        values["certified_insurances"] = tuple(v)
     if "transfer_regions" in ent:
         values["transfer_regions"] = _regions(f, ent["transfer_regions"],
                                               "entitlement.transfer_regions")
+    if "sql_rules" in data:
+        values["sql_rules"] = _sql_rules(f, data["sql_rules"])
     return Rules.model_validate(values)
 
 
@@ -373,6 +402,53 @@ def _regions(f: _File, v: object, key: str) -> tuple[str, ...]:
     if len(set(v)) != len(v):
         raise f.fail(key, _("{path}: rules key {key}: names a region twice"))
     return tuple(sorted(v))
+
+
+_SQL_KEYS = ("code", "severity", "description", "query", "timeout_ms")
+
+
+def _sql_rules(f: _File, v: object) -> tuple[SqlRule, ...]:
+    """The ``[[sql_rules]]`` tables: each names its code, severity, description and query."""
+    from reconcile.reports._report import SEVERITY
+
+    if not isinstance(v, list):
+        raise f.fail("sql_rules", _("{path}: rules key {key}: must be an array of tables "
+                                    "([[sql_rules]])"))
+    out: list[SqlRule] = []
+    for i, item in enumerate(v, 1):
+        key = f"sql_rules[{i}]"
+        t = f.table({"t": item}, "t", key, set(_SQL_KEYS))
+        for name in ("code", "severity", "description", "query"):
+            if not isinstance(t.get(name), str):
+                raise f.fail(f"{key}.{name}", _("{path}: rules key {key}: required, a text"))
+        code = t["code"]
+        if not CODE_PATTERN.fullmatch(code):
+            raise f.fail(f"{key}.code", _("{path}: rules key {key}: {value} is not a rule code: "
+                                          "CUSTOM_ and then 1 to 33 capitals, digits or "
+                                          "underscores"), value=repr(code))
+        if code in SEVERITY or code in {r.code for r in out}:
+            raise f.fail(f"{key}.code", _("{path}: rules key {key}: the code {value} is taken"),
+                         value=repr(code))
+        if t["severity"] not in ("high", "medium", "low"):
+            raise f.fail(f"{key}.severity", _("{path}: rules key {key}: must be high, medium "
+                                              "or low, not {value}"), value=repr(t["severity"]))
+        desc = t["description"]
+        if not 0 < len(desc) <= 200 or not desc.isprintable() or desc != desc.strip():
+            raise f.fail(f"{key}.description", _("{path}: rules key {key}: 1 to 200 printable "
+                                                 "characters on one line"))
+        why = query_problem(t["query"]) if len(t["query"]) <= 20_000 else _("longer than "
+                                                                           "20000 characters")
+        if why is not None:
+            raise f.fail(f"{key}.query", _("{path}: rules key {key} (rule {code}): {reason}"),
+                         code=code, reason=why)
+        ms = t.get("timeout_ms", DEFAULT_TIMEOUT_MS)
+        if isinstance(ms, bool) or not isinstance(ms, int) or not 0 < ms <= MAX_TIMEOUT_MS:
+            raise f.fail(f"{key}.timeout_ms", _("{path}: rules key {key}: a whole number of "
+                                                "milliseconds from 1 to {most}, not {value}"),
+                         most=MAX_TIMEOUT_MS, value=repr(ms))
+        out.append(SqlRule(code=code, severity=t["severity"], description=desc,
+                           query=t["query"], timeout_ms=ms))
+    return tuple(out)
 
 
 def _codes(f: _File, v: object, key: str) -> tuple[str, ...]:

@@ -9,8 +9,10 @@ allocated more than its amount, a movement whose allocations do not add up, an
 ambiguous match, a late settlement, a duplicate, a payment after a termination or to
 another account, a returned payment not yet paid again, a movement against its fund
 account's purpose, a voucher amount that differs) are breaks at once. The bank
-statement findings come from :func:`reconcile.bank.statement_breaks`. Last, each
-break gets its ``evidence`` digest from the entry hashes of its records.
+statement findings come from :func:`reconcile.bank.statement_breaks`; an agency's own SQL
+rules (:mod:`reconcile.matching._custom`) run in full every run, after the built-in ones,
+in their sandbox. Last, each break gets its ``evidence`` digest from the entry hashes of
+its records.
 
 The findings are streamed: the matching rows go to ``rc_findings`` in parts and the judge
 reads them back from there as it iterates (:class:`~reconcile.matching._match.Findings`).
@@ -37,6 +39,7 @@ from reconcile.bank import statement_breaks
 from reconcile.bank._withdraw import withdrawal_breaks
 from reconcile.matching import _tables as t
 from reconcile.matching._archive import archive_breaks
+from reconcile.matching._custom import run_sql_rules
 from reconcile.matching._derived import (
     Checked,
     check_all,
@@ -152,6 +155,8 @@ def derive_breaks(ledger: Ledger, as_of: date, rules: Rules, sink: BreakSink) ->
     whose derived tables this process has just derived from verified leaves: the derived
     tables are not checked, and the breaks carry no ``evidence`` and no ``occurred_on``.
     A break id may come more than once (as in :meth:`Report.build`, the last counts).
+    An agency's own SQL rules are not run here: a bundle's verifier lists their findings
+    as not re-derivable (ADR 0036).
     ``sink(conn, breaks)`` runs in the run's transaction, on its connection."""
     _reconcile(ledger, as_of, rules, full=True, track=False, check_derived=False, sink=sink)
 
@@ -271,6 +276,8 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
             archive_breaks(conn, judge.add_break)
             ready = (statement_breaks(conn, rules, as_of) + sod_breaks(ledger.store, conn)
                      + withdrawal_breaks(ledger.store, conn))
+            # an agency's own SQL rules, in full every run, in their sandbox (ADR 0036)
+            ready += run_sql_rules(conn, rules.sql_rules)
             if found.mismatch is not None:
                 ready.append(integrity_break(found.mismatch, None))
             ready += _derived_breaks(checked)
@@ -606,9 +613,10 @@ def _deaths_and_transfers(f: Findings, j: _Judge) -> None:
             continue
         j.add_break(
             "PAYMENT_AFTER_DEATH", (ad.record_id,), {"event": ad.amount}, "period",
-            msg("benefit_payment {record} of {amount} for {period} ({insurance}), but a "
-                "compared death list gives {date} as the date of death", record=ad.record_id,
-                amount=money(ad.amount), period=ad.period, insurance=ad.insurance,
+            msg("benefit_payment {record} of {amount} for {period} ({insurance}), but the "
+                "death list from {source} (entry {entry}) gives {date} as the date of death",
+                record=ad.record_id, amount=money(ad.amount), period=ad.period,
+                insurance=ad.insurance, source=ad.source, entry=ad.entry,
                 date=day_date(ad.death_day)), ad.amount)
     for du in f.death_unrecorded:
         if du.death_day > j.as_of_day:
@@ -616,8 +624,9 @@ def _deaths_and_transfers(f: Findings, j: _Judge) -> None:
         aids = _ids(du.approvals)
         j.add_break(
             "DEATH_NOT_RECORDED", aids, {}, "person_id",
-            msg("a compared death list gives {date} as the date of death of the person of "
-                "{approvals} ({insurances}); no termination ends the benefit",
+            msg("the death list from {source} (entry {entry}) gives {date} as the date of "
+                "death of the person of {approvals} ({insurances}); no termination ends the "
+                "benefit from the month after", source=du.source, entry=du.entry,
                 date=day_date(du.death_day), approvals=", ".join(aids),
                 insurances=", ".join(_ids(du.insurances))), 0)
     months = j.rules.certification_months

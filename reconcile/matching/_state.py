@@ -233,10 +233,13 @@ def rules_record_problem(seq: int, record: dict[str, Any]) -> str | None:
         return _("control record {record} (entry {seq}) is not a rules record as bfa writes "
                  "it: it lacks its digest or its rules").format(record=record.get("id"),
                                                                  seq=seq)
-    if record.get("id") != f"{RULES_PREFIX}{digest}" or described_digest(rules) != digest:
+    if described_digest(rules) != digest:
         return _("control record {record} (entry {seq}): the rules it holds do not have the "
                  "digest it states; bfa did not write it").format(record=record.get("id"),
                                                                   seq=seq)
+    if record.get("id") != f"{RULES_PREFIX}{digest}":
+        return _("control record {record} (entry {seq}): its id does not name the digest it "
+                 "states; bfa did not write it").format(record=record.get("id"), seq=seq)
     return None
 
 

@@ -108,6 +108,7 @@ ROLES = {
     "closing": N_("closing"), "previous_closing": N_("previous closing"), "in": N_("in"),
     "out": N_("out"), "net": N_("net"), "voucher": N_("voucher"),
     "evidenced": N_("evidenced"), "statement": N_("statement"), "approved": N_("approved"),
+    "amount": N_("amount"),  # an agency's own SQL rule's amount_fen (ADR 0036)
 }
 """What each amount of a break is (its ``amounts`` keys)."""
 

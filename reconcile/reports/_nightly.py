@@ -31,7 +31,9 @@
    is complete but the exit code is 3 and nothing is signed.
 4. **Sign** a checkpoint covering everything, the workflow entries included.
 5. **Write** ``DIR/<start time>/report.json``, ``report.csv``, ``report.html``,
-   ``bank.json``, ``bank.csv`` and ``nightly.json`` (run facts and the *delta* against
+   ``bank.json``, ``bank.csv``, with ``by`` (``--by``) ``funds.csv`` (one row per
+   insurance and/or region; the JSON and HTML reports then have the groups too) and
+   ``nightly.json`` (run facts and the *delta* against
    the previous run: new, closed and reopened breaks) in a folder of the run's own
    (``2026-11-30T013000+0800``: no run overwrites another's), then point ``DIR/latest``
    (a symlink) at that folder, copy ``nightly.json`` to ``DIR/latest.json`` and add the
@@ -54,7 +56,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -67,7 +69,8 @@ from reconcile.bank._adjust import BankReconciliation, bank_reconciliation, stat
 from reconcile.matching._rules import Rules
 from reconcile.matching._run import TZ, run_tracked
 from reconcile.matching._units import money
-from reconcile.reports._render import render_csv, render_html, render_json
+from reconcile.reports._funds import FundView, fund_view, group_breaks
+from reconcile.reports._render import render_csv, render_fund_csv, render_html, render_json
 from reconcile.reports._report import Report, RunInfo, integrity_break, msg
 from reconcile.workflow._workflow import list_breaks
 from schemas import gettext as _
@@ -134,6 +137,8 @@ class NightlyResult:
     """The day is earlier than the previous run's: no break state changed, no delta."""
     workflow: dict[str, Any] = field(default_factory=dict)
     """Break id → its workflow state (``reconcile.list_breaks``), for the CSV's columns."""
+    funds: FundView | None = None
+    """The breaks per insurance and/or region (``--by``), or None."""
 
     def summary_line(self) -> str:
         """What the run did, in one line in the current language (``bfa nightly`` prints
@@ -293,10 +298,12 @@ def run_nightly(
     lock_max_age: float = LOCK_MAX_AGE,
     archive_step: ArchiveStep | None = None,
     derived_days: int = DERIVED_DAYS,
+    by: Sequence[str] = (),
 ) -> NightlyResult:
     """One nightly run (see the module docstring); raises :class:`NightlyLockedError` if
     locked. ``derived_days``: every derived row is re-checked within that many nights (0:
-    only the rows of the run's new entries)."""
+    only the rows of the run's new entries). ``by`` (``reconcile.parse_by``): the reports
+    also summarise the breaks per insurance and/or region."""
     lock = NightlyLock(ledger.home.path / "nightly.lock", lock_max_age, ledger.home.perms)
     note = lock.acquire()
     try:
@@ -306,14 +313,16 @@ def run_nightly(
                     "another nightly run holds the database's lock ({lock} in {database}), "
                     "from another home or host; it is released when that run ends").format(
                         lock=repr(DB_LOCK), database=ledger.store.display_url()))
-            return _run(ledger, report_dir, as_of, rules, note, archive_step, derived_days)
+            return _run(ledger, report_dir, as_of, rules, note, archive_step, derived_days,
+                        tuple(by))
     finally:
         lock.release()
 
 
 def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
          rules: Rules | Mapping[str, Any] | None, note: str | None,
-         archive_step: ArchiveStep | None, derived_days: int) -> NightlyResult:
+         archive_step: ArchiveStep | None, derived_days: int,
+         by: tuple[str, ...]) -> NightlyResult:
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     perms = ledger.home.perms  # reports name people and accounts: as private as the home
@@ -325,7 +334,8 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
         report = _integrity_report(ledger, verified, as_of, started, rules)
         result = NightlyResult(INTEGRITY, report, verified, _run_folder(report_dir, started),
                                Delta(previous.get("started_at")), lock_note=note,
-                               unresolved=len(report.breaks))
+                               unresolved=len(report.breaks),
+                               funds=group_breaks(report, {}, by) if by else None)
         _write(result, report_dir, {b.id: "open" for b in report.breaks}, started, previous,
                perms)
         return result
@@ -351,7 +361,8 @@ def _run(ledger: Ledger, report_dir: Path, as_of: date | None,
                            delta, cp_size, note, unresolved=unresolved, archive=archive,
                            bank=bank, backdated=backdated,
                            checkpoint_root=None if cp is None else base64.b64encode(
-                               cp.root).decode(), workflow=workflow)
+                               cp.root).decode(), workflow=workflow,
+                           funds=fund_view(ledger, applied.report, by) if by else None)
     _write(result, report_dir, applied.statuses, started, previous, perms)
     return result
 
@@ -376,7 +387,7 @@ def _integrity_report(ledger: Ledger, verified: VerifyResult, as_of: date, start
     run = RunInfo(as_of=as_of.isoformat(), started_at=started.isoformat(timespec="seconds"),
                   finished_at=datetime.now(TZ).isoformat(timespec="seconds"),
                   ledger_size=verified.tree_size, decoded=0, backend=ledger.store.dialect,
-                  rules=r.model_dump())
+                  rules=r.describe())
     return Report.build(run, breaks, [])
 
 
@@ -420,12 +431,16 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
     report = result.report
     files = {"json": "report.json", "csv": "report.csv", "html": "report.html",
              "nightly": "nightly.json"}
-    write_atomic(folder / files["json"], render_json(report), perms)
+    write_atomic(folder / files["json"], render_json(report, result.funds), perms)
     write_atomic(folder / files["csv"], render_csv(report, result.workflow), perms)
+    if result.funds is not None:
+        files["funds_csv"] = "funds.csv"
+        write_atomic(folder / files["funds_csv"], render_fund_csv(result.funds), perms)
     signed = (None if result.checkpoint_size is None or result.checkpoint_root is None
               else (result.checkpoint_size, result.checkpoint_root))
     write_atomic(folder / files["html"], render_html(report, bank=result.bank,
-                                                     checkpoint=signed), perms)
+                                                     checkpoint=signed, by=result.funds),
+                 perms)
     if result.bank is not None:
         files["bank"] = "bank.json"
         files["bank_csv"] = "bank.csv"
@@ -454,6 +469,7 @@ def _write(result: NightlyResult, report_dir: Path, statuses: Mapping[str, str],
                     "decoded": report.run.decoded, "ledger_size": report.run.ledger_size,
                     "mode": report.run.mode, "rechecked": report.run.rechecked},
         "delta": result.delta.to_json(),
+        **({} if result.funds is None else {"by": result.funds.to_json()}),
         "archive": result.archive,
         "bank": None if result.bank is None else {
             "balanced": result.bank.balanced, "accounts": len(result.bank.accounts),

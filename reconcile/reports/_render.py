@@ -14,6 +14,10 @@ about breaks. Each renderer is a plain function returning the whole document as 
 - :func:`render_html`: one self-contained page (inline CSS, server-side SVG charts,
   a little inline JS; no external resource, opens offline) with charts of breaks by
   code, amount at risk by code and aging, and the table of breaks.
+- :func:`render_fund_csv`: one row per group of a per-fund view (``--by``,
+  :mod:`reconcile.reports._funds`); given the view, :func:`render_text`,
+  :func:`render_json` and :func:`render_html` add the groups (a table, ``by``, a table
+  and a chart per fund).
 
 Amounts at risk are read from ``Break.amount_at_risk`` (the money string that the
 JSON keeps, so a report read back from JSON renders the same). Fields a later step
@@ -55,6 +59,7 @@ from reconcile.bank._adjust import (
 )
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._units import fen, money
+from reconcile.reports._funds import FundGroup, FundView
 from reconcile.reports._labels import code_label, label
 from reconcile.reports._report import SEVERITY, Break, Expected, Report
 from schemas import N_, current_language
@@ -117,11 +122,12 @@ def aging_bucket(b: Break, as_of: date) -> str:
 
 
 def by_code(report: Report) -> list[dict[str, Any]]:
-    """One row per code: ``code``, ``severity``, ``breaks``, ``risk_fen``; by severity, code."""
-    rows: dict[str, dict[str, Any]] = {}
+    """One row per code and severity (a code's breaks may differ: ``TRANSFER_UNMATCHED``):
+    ``code``, ``severity``, ``breaks``, ``risk_fen``; by severity, code."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for b in report.breaks:
-        row = rows.setdefault(b.code, {"code": b.code, "severity": b.severity, "breaks": 0,
-                                       "risk_fen": 0})
+        row = rows.setdefault((b.code, b.severity), {
+            "code": b.code, "severity": b.severity, "breaks": 0, "risk_fen": 0})
         row["breaks"] += 1
         row["risk_fen"] += open_risk_fen(b)
     return sorted(rows.values(), key=lambda r: (_SEVERITY_ORDER.get(r["severity"], 9), r["code"]))
@@ -181,8 +187,10 @@ def _table(rows: list[list[str]], right: set[int]) -> list[str]:
     return out
 
 
-def render_text(report: Report) -> str:
-    """The terminal summary: breaks and amount at risk by code, totals, expected items."""
+def render_text(report: Report, by: FundView | None = None) -> str:
+    """The terminal summary: breaks and amount at risk by code, totals, expected items;
+    with ``by`` (``--by``), a table of the breaks per insurance and/or region after the
+    totals."""
     s = report.summary
     codes = by_code(report)
     lines: list[str] = []
@@ -209,12 +217,12 @@ def render_text(report: Report) -> str:
         lines.append(_("by status: {counts}").format(counts=_(", ").join(
             f"{label('status', k)} {n}" for k, n in sorted(statuses.items()))))
     if s.amount_at_risk_resolved != "0.00":
-        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount} (each record "
-                   "counted once; resolved: {resolved}),\n{expected} expected (inside their "
+        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount}\n(each record "
+                   "counted once; resolved: {resolved});\n{expected} expected (inside their "
                    "window)")
     else:
-        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount} (each record "
-                   "counted once),\n{expected} expected (inside their window)")
+        totals = _("as of {as_of}: {breaks} breaks, amount at risk {amount}\n(each record "
+                   "counted once); {expected} expected (inside their window)")
     lines += _indented(totals.format(
         as_of=report.run.as_of, breaks=s.breaks, amount=_grouped(s.amount_at_risk),
         resolved=_grouped(s.amount_at_risk_resolved), expected=s.expected))
@@ -226,6 +234,8 @@ def render_text(report: Report) -> str:
         lines += _indented(_("{count} records occurred after {as_of}: they were not judged "
                              "(the as-of day is a cut-off)").format(
             count=report.run.not_judged, as_of=report.run.as_of))
+    if by is not None:
+        lines += fund_table(by)
     todo = [b for b in report.breaks if status_of(b) != "resolved"]
     if todo:
         top = sorted(todo, key=lambda b: (_SEVERITY_ORDER.get(b.severity, 9), -risk_fen(b),
@@ -256,11 +266,59 @@ TOP_BREAKS = 10
 """How many breaks the terminal summary lists after its table."""
 
 
+_GROUP_TITLES = {("insurance",): N_("by insurance:"), ("region",): N_("by region:"),
+                 ("insurance", "region"): N_("by insurance and region:"),
+                 ("region", "insurance"): N_("by region and insurance:")}
+_KEY_NAMES = {"insurance": N_("insurance"), "region": N_("region")}
+_NONE = {"insurance": N_("no insurance"), "region": N_("no region")}
+"""How a group without an insurance (a movement's, a voucher's) or region is shown."""
+
+
+def group_value(name: str, value: str | None) -> str:
+    """A group's insurance or region as people read it (``养老保险``, ``440100``, ``未分险种``)."""
+    if value is None:
+        return _(_NONE[name])
+    return label("insurance", value) if name == "insurance" else value
+
+
+def group_title(view: FundView, g: FundGroup) -> str:
+    """``养老保险 · 440100``: a group's values joined."""
+    return " · ".join(group_value(k, v) for k, v in zip(view.keys, g.key, strict=True))
+
+
+def fund_table(view: FundView) -> list[str]:
+    """The terminal's table of groups: breaks by severity and the amount at risk of each
+    insurance and/or region, and their total (the summary's)."""
+    lines = [_(_GROUP_TITLES[view.keys])]
+    if not view.groups:
+        return [*lines, "  " + _("No breaks.")]
+    head = [_(_KEY_NAMES[k]) for k in view.keys]
+    rows = [[*head, _("breaks"), *(label("severity", s) for s in _SEVERITY_ORDER),
+             _("amount_at_risk")]]
+    for g in view.groups:
+        rows.append([*(_clip(group_value(k, v), 16) for k, v in zip(view.keys, g.key,
+                                                                    strict=True)),
+                     str(g.breaks), *(str(g.by_severity.get(s, 0)) for s in _SEVERITY_ORDER),
+                     _grouped(money(g.at_risk_fen))])
+    rows.append([_("total"), *([""] * (len(view.keys) - 1)),
+                 str(sum(g.breaks for g in view.groups)),
+                 *(str(sum(g.by_severity.get(s, 0) for g in view.groups))
+                   for s in _SEVERITY_ORDER),
+                 _grouped(money(sum(g.at_risk_fen for g in view.groups)))])
+    n = len(view.keys)
+    lines += ["  " + line for line in _table(rows, right=set(range(n, n + 5)))]
+    lines += _indented(_("(each break counts under the insurance and region of its first "
+                         "record;\nfund movements, vouchers and statements have no "
+                         "insurance)"))
+    return lines
+
+
 # --- JSON ------------------------------------------------------------------------------
 
 @paused_gc
-def render_json(report: Report) -> str:
-    """The full report as JSON: ``run``, ``summary``, ``breaks``, ``expected``.
+def render_json(report: Report, by: FundView | None = None) -> str:
+    """The full report as JSON: ``run``, ``summary``, ``breaks``, ``expected``; with
+    ``by`` (``--by``), ``by`` after ``summary`` (:meth:`FundView.to_json`).
 
     Keys keep the report's declared order (stable from run to run); text is UTF-8, not
     ``\\u`` escaped. ``run`` and ``summary`` are indented; each break and expected item
@@ -269,6 +327,8 @@ def render_json(report: Report) -> str:
     """
     head = {"run": report.run.model_dump(mode="json"),
             "summary": report.summary.model_dump(mode="json")}
+    if by is not None:
+        head["by"] = by.to_json()
     parts = [f"  {json.dumps(key)}: "
              + json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n  ")
              for key, value in head.items()]
@@ -327,6 +387,28 @@ def render_csv(report: Report, workflow: Mapping[str, Any] | None = None, *,
                     str(getattr(st, c, None) or "")) for c in WORKFLOW_COLUMNS),
         ])
     return ("\ufeff" if bom else "") + buf.getvalue()
+
+
+def render_fund_csv(view: FundView, *, bom: bool = True) -> str:
+    """One row per group of :class:`FundView` (``--by`` with ``--csv``; the nightly's
+    ``funds.csv``): the view's keys (codes; empty for a break with no insurance or
+    region), ``breaks``, ``high``, ``medium``, ``low``, ``amount_at_risk``,
+    ``amount_at_risk_resolved``; the header in the reader's language, RFC 4180 and the
+    byte-order mark as :func:`render_csv`."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([*(_(_KEY_NAMES[k]) for k in view.keys), _("breaks"),
+                *(_(FUND_SEVERITY_COLUMNS[s]) for s in _SEVERITY_ORDER),
+                _("amount_at_risk"), _("amount_at_risk_resolved")])
+    for g in view.groups:
+        w.writerow([*(_cell(v or "") for v in g.key), g.breaks,
+                    *(g.by_severity.get(s, 0) for s in _SEVERITY_ORDER),
+                    money(g.at_risk_fen), money(g.at_risk_resolved_fen)])
+    return ("\ufeff" if bom else "") + buf.getvalue()
+
+
+FUND_SEVERITY_COLUMNS = {"high": N_("high"), "medium": N_("medium"), "low": N_("low")}
+"""The severity columns of :func:`render_fund_csv` (header names, translated)."""
 
 
 # --- HTML ------------------------------------------------------------------------------
@@ -513,6 +595,51 @@ def _charts(report: Report) -> str:
             + "</section>")
 
 
+FUND_CHARTS = 60
+"""How many groups of a ``--by`` report get a chart of their own (those with the most
+breaks; the table lists every group)."""
+
+
+def fund_section(view: FundView) -> str:
+    """``--by`` in the page: a table of the groups, then a chart per fund — its breaks by
+    code, coloured by severity, with the amount at risk of each code."""
+    title = _(_GROUP_TITLES[view.keys]).rstrip(":：")
+    out = [f'<section id="by-fund"><h2>{_e(title)}</h2>']
+    if not view.groups:
+        return "".join([*out, f'<p class="note">{_e(_("No breaks."))}</p></section>'])
+    heads = [*(_(_KEY_NAMES[k]) for k in view.keys), _("breaks"),
+             *(label("severity", s) for s in _SEVERITY_ORDER), _("amount at risk (CNY)")]
+    out.append('<div class="scroll"><table id="funds"><thead><tr>'
+               + "".join(f"<th>{_e(h)}</th>" for h in heads) + "</tr></thead><tbody>")
+    for g in view.groups:
+        cells = [f"<td>{_e(group_value(k, v))}</td>"
+                 for k, v in zip(view.keys, g.key, strict=True)]
+        cells += [f'<td class="num">{g.breaks}</td>',
+                  *(f'<td class="num">{g.by_severity.get(s, 0)}</td>' for s in _SEVERITY_ORDER),
+                  f'<td class="num">{_e(_grouped(money(g.at_risk_fen)))}</td>']
+        out.append(f"<tr>{''.join(cells)}</tr>")
+    out.append("</tbody></table></div>")
+    note = _("Each break counts under the insurance and region of its first record; fund "
+             "movements, vouchers and statements have no insurance.")
+    out.append(f'<p class="note">{_e(note)}</p>')
+    charted = sorted(range(len(view.groups)), key=lambda i: -view.groups[i].breaks)[:FUND_CHARTS]
+    out.append('<div class="charts">')
+    for i in sorted(charted):
+        g = view.groups[i]
+        caption = _("{fund}: {breaks} breaks, at risk {amount}").format(
+            fund=group_title(view, g), breaks=g.breaks, amount=_grouped(money(g.at_risk_fen)))
+        rows = sorted(((code_label(c), n, f"{n} · {_grouped(money(g.risk_by_code.get(c, 0)))}",
+                        str(SEVERITY.get(c, "low")), c) for c, n in g.by_code.items()),
+                      key=lambda r: (_SEVERITY_ORDER.get(r[3], 9), r[4]))
+        out.append(_bar_chart(f"fund-{i}", caption, rows, _("No breaks")))
+    out.append("</div>")
+    if len(view.groups) > FUND_CHARTS:
+        more = _("Charts of the {shown} groups with the most breaks; the table lists all "
+                 "{total}.").format(shown=FUND_CHARTS, total=len(view.groups))
+        out.append(f'<p class="note">{_e(more)}</p>')
+    return "".join([*out, "</section>"])
+
+
 def _records(records: Iterable[str]) -> str:
     return ", ".join(f"<code>{_e(r)}</code>" for r in records)
 
@@ -652,14 +779,16 @@ def render_bank_html(bank: BankReconciliation) -> str:
 @paused_gc
 def render_html(report: Report, *, max_rows: int = 5000,
                 bank: BankReconciliation | None = None,
-                checkpoint: tuple[int, str] | None = None) -> str:
+                checkpoint: tuple[int, str] | None = None,
+                by: FundView | None = None) -> str:
     """A self-contained HTML page: summary, charts, breaks and expected items.
 
     No external resource (a Content-Security-Policy forbids any): CSS and the SVG
     charts are inline, generated here; a small inline script filters the table and
     finally sets ``<body data-rendered="ok">``; a script error sets ``data-error`` on
     ``<html>``. All text is HTML-escaped. Tables stop at ``max_rows`` rows (the
-    charts always count every break).
+    charts always count every break). With ``by`` (``--by``), a section of the breaks per
+    insurance and/or region follows the charts, with a chart per fund.
     """
     run, s = report.run, report.summary
     high = sum(1 for b in report.breaks if b.severity == "high")
@@ -703,6 +832,7 @@ def render_html(report: Report, *, max_rows: int = 5000,
         _card(_("expected (inside their window)"), str(s.expected)),
         "</section>",
         _charts(report),
+        "" if by is None else fund_section(by),
         f"<h2>{_e(_('Breaks'))}</h2>",
         f'<div class="tools"><input id="filter-text" type="search" placeholder="{filter_text}" '
         f'aria-label="{filter_text}"><select id="filter-code" aria-label="{_e(_("code"))}">'

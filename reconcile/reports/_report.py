@@ -124,6 +124,8 @@ def _shown(name: str, value: str) -> str:
         return gettext(value)
     if name in ("kind", "insurance", "domain", "property"):
         return label(name, value)
+    if name == "insurances":  # comma-separated
+        return ", ".join(label("insurance", v) for v in value.split(", "))
     if name == "type":  # domain.kind
         return label("kind", value.partition(".")[2] or value)
     if name == "vouchers":
@@ -196,7 +198,9 @@ class Break(_Model):
         """A break; its id covers ``key`` instead of ``records`` when one is given; with
         ``entry_hashes`` (those of its records), its ``evidence`` too. ``severity``: this
         break's, when its code's varies (``TRANSFER_UNMATCHED``: medium when no money
-        moved); never above the code's (:data:`SEVERITY`), which decides four eyes."""
+        moved); never above the code's (:data:`SEVERITY`), which decides four eyes. A code
+        of an agency's own SQL rule has no entry there: its severity is the rule's (its
+        rules file says it; four eyes follow the ledger's rules records, ADR 0036)."""
         shown = {k: money(v) for k, v in amounts.items()}
         # words with no template (a caller of the library's own) are shown as they are
         english = message if isinstance(message, str) else message.english()

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any, Literal, cast, get_args
 
@@ -77,6 +77,7 @@ from ledger import (
     now_rfc3339,
     read_entries,
 )
+from reconcile.matching._custom import CUSTOM_PREFIX, recorded_severity
 from reconcile.matching._gc import paused_gc
 from reconcile.matching._state import RUN_PREFIX, ids_digest, last_run
 from reconcile.matching._units import money
@@ -241,6 +242,9 @@ class BreakState:
     """What the id covers instead of ``records`` (FORMAT.md §2.5), None when records."""
     message_params: str | None = None
     """JSON ``{"template": ..., "params": {...}}`` of :attr:`message` (None: English only)."""
+    four_eyes: bool | None = None
+    """Whether resolving it needs an approver, as :func:`get_break` read it from the
+    ledger (an agency's own rule's code, ADR 0036); None: decided by the code alone."""
 
     def text(self) -> str:
         """The message in the reader's language (English when it has no template)."""
@@ -249,7 +253,7 @@ class BreakState:
 
     @property
     def needs_approval(self) -> bool:
-        return needs_four_eyes(self.code)
+        return needs_four_eyes(self.code) if self.four_eyes is None else self.four_eyes
 
     def to_json(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__slots__}
@@ -257,6 +261,7 @@ class BreakState:
         out["id_key"] = None if self.id_key is None else list(self.id_key)
         made = self._made()
         del out["message_params"]  # as a report's break has them (FORMAT §10.1)
+        del out["four_eyes"]
         out["template"], out["params"] = made if made is not None else ("", {})
         return out
 
@@ -299,10 +304,17 @@ class Applied:
     """Resolved (or pending) breaks reopened because their evidence changed."""
 
 
-def needs_four_eyes(code: str) -> bool:
+def needs_four_eyes(code: str, conn: Connection | None = None) -> bool:
     """High-severity breaks need a second, different user to approve the resolution; the
-    severity follows from the code (:data:`reconcile.SEVERITY`; an unknown code is high)."""
-    return SEVERITY.get(code, "high") == "high"
+    severity follows from the code (:data:`reconcile.SEVERITY`; an unknown code is high).
+    A code of an agency's own SQL rule (``CUSTOM_…``), given the connection: the highest
+    severity the ledger's ``control.rules`` records ever gave it (ADR 0036), never the
+    row's copy, which the application role may write."""
+    if code in SEVERITY:
+        return SEVERITY[code] == "high"
+    if conn is not None and code.startswith(CUSTOM_PREFIX):
+        return recorded_severity(conn, code) == "high"
+    return True
 
 
 def _id_filters(conn: Connection, ids: Sequence[str],
@@ -527,7 +539,7 @@ def _transition(ledger: Ledger, bid: str, label: str | None, action: Action,
             _require_approver(conn)
         row = _resolve_id(conn, bid)
         require_honest(ledger.store, conn, [row])
-        status = _next_status(row, action, who, **kw)
+        status = _next_status(row, action, who, conn, **kw)
         if action == "approve":
             _refuse_own_records(ledger.store, conn, row, who)
         rec = _record(row, action, who, status, **kw)
@@ -549,7 +561,8 @@ def _require_approver(conn: Connection) -> None:
         raise DutyError(text.format(role=role, duties=", ".join(held)), refused=True)
 
 
-def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Status:
+def _next_status(row: _Row, action: Action, who: Actor, conn: Connection,
+                 **kw: str | None) -> Status:
     """The state after ``action``, or :class:`InputError` saying why it is not allowed."""
     bid, cur = row.break_id, row.status
     if action == "assign":
@@ -567,7 +580,7 @@ def _next_status(row: _Row, action: Action, who: Actor, **kw: str | None) -> Sta
                                "resolve --help')").format(reason=repr(reason),
                                                           reasons=", ".join(REASONS)))
         # the severity follows from the code (the row's copy is only for display)
-        return "pending_approval" if needs_four_eyes(row.code) else "resolved"
+        return "pending_approval" if needs_four_eyes(row.code, conn) else "resolved"
     if action == "approve":
         if cur != "pending_approval":
             raise InputError(_("{id} is {status}, not pending approval").format(
@@ -845,7 +858,15 @@ def get_break(ledger: Ledger, break_id: str) -> BreakState:
     with ledger.store.reader() as conn:
         row = _resolve_id(conn, break_id)
         require_honest(ledger.store, conn, [row])
-        return row_to_state(row)
+        return _with_four_eyes(conn, row_to_state(row))
+
+
+def _with_four_eyes(conn: Connection, state: BreakState) -> BreakState:
+    """``state`` knowing whether it needs an approver, when that is the ledger's to say
+    (an agency's own rule's code: the severity its ``control.rules`` records give it)."""
+    if not state.code.startswith(CUSTOM_PREFIX):
+        return state
+    return replace(state, four_eyes=needs_four_eyes(state.code, conn))
 
 
 def _covered_size(conn: Connection) -> int:
@@ -874,7 +895,7 @@ def history(ledger: Ledger, break_id: str) -> tuple[BreakState, list[Transition]
     with ledger.store.reader() as conn:
         row = _resolve_id(conn, break_id)
         require_honest(ledger.store, conn, [row])
-        state = row_to_state(row)
+        state = _with_four_eyes(conn, row_to_state(row))
         found = _transitions_by_id(ledger.store, conn, {state.break_id: state.transitions})
         covered = _covered_size(conn)
         return state, [Transition(e.seq, e.entry_hash.hex(), e.seq < covered, e.record)

@@ -102,6 +102,7 @@ def _new_database(request: pytest.FixtureRequest, backend: str, root: Path
     def drop() -> None:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "bfa_rules_{name}"')  # revision 0019's
 
     return make_url(admin).set(database=name).render_as_string(hide_password=False), drop
 

@@ -342,6 +342,7 @@ def test_duties_belong_to_one_ledger_database(office: Office, tmp_path: Path) ->
     finally:
         with psycopg.connect(office.owner_db, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{other_db}" WITH (FORCE)')
+            c.execute(f'DROP ROLE IF EXISTS "bfa_rules_{other_db}"')  # revision 0019's
 
 
 def test_the_service_account_only_reopens_what_changed(office: Office) -> None:

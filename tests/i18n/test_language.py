@@ -203,7 +203,13 @@ def test_json_is_the_same_in_both_languages(zh_demo: tuple[Path, str]) -> None:
     en_report = json.loads(ok("--lang", "en", "reconcile", *home, "--json", code=(0, 1)).stdout)
     assert zh_report["breaks"] == en_report["breaks"]
     assert zh_report["summary"] == en_report["summary"]
-    assert all(b["message"].isascii() or "四性" in b["message"] for b in zh_report["breaks"])
+    def words(b: dict[str, object]) -> str:  # the message without its data (a list's source)
+        text = str(b["message"])
+        for value in dict(b.get("params") or {}).values():  # type: ignore[call-overload]
+            text = text.replace(str(value), "")
+        return text
+
+    assert all(words(b).isascii() or "四性" in b["message"] for b in zh_report["breaks"])
 
 
 def test_reports_and_csv_in_chinese(zh_demo: tuple[Path, str], tmp_path: Path) -> None:

@@ -66,6 +66,26 @@ def test_a_bad_list_is_refused_whole_naming_lines_and_fields(tmp_path: Path) -> 
     assert str(path) in str(err.value)
     with pytest.raises(InputError, match="holds no line"):
         read_list(_file(tmp_path, "person_id,date\n\n"), today=TODAY)
+
+
+@pytest.mark.parametrize(("line", "field", "why"), [
+    ("11010519491231002X,1800-01-01", "date", "before 1900"),
+    ("11010519491231002X,1949-12-30", "date", "before the date of birth in the identity "
+                                              "number (1949-12-31)"),
+    ("11010519491231002X\t2026-11-03", "", "separated by a tab, not a comma"),
+    ("11010519491231002X；2026-11-03", "", "separated by '；', not a comma"),
+    ("11010519491231002X", "", "1 columns"),
+])
+def test_implausible_dates_and_wrong_separators_are_named(tmp_path: Path, line: str,
+                                                          field: str, why: str) -> None:
+    """A mistyped year would move a death by decades, for good (a list stays in force): a
+    date before 1900 or before the birth date the number holds is refused; a file
+    separated by something else than commas is not taken for a header."""
+    with pytest.raises(BatchRefusedError) as err:
+        read_list(_file(tmp_path, line + "\n"), today=TODAY)
+    (p,) = err.value.problems
+    assert (p.line, p.field) == (1, field) and why in p.reason
+    assert "list refused, nothing recorded" in str(err.value)
     with pytest.raises(InputError, match="not UTF-8"):
         read_list(_bytes(tmp_path, b"\xff\xfe\x00"), "utf-8", today=TODAY)
 
@@ -102,6 +122,15 @@ def test_a_compared_list_is_recorded_as_pseudonyms_only(led: Ledger, tmp_path: P
     leaves = json.dumps(recs)
     assert "11010519491231002" not in leaves and "440300199001011234" not in leaves
     assert led.verify().ok
+
+
+def test_the_same_file_again_records_nothing(led: Ledger, tmp_path: Path) -> None:
+    path = _file(tmp_path, "11010519491231002X,2026-11-03\n")
+    first = compare_list(led, path, source="a", today=TODAY)
+    size = led.size()
+    again = compare_list(led, path, source="b", today=TODAY)
+    assert again.already and not first.already and led.size() == size
+    assert (again.comparison, again.seqs, again.source) == (first.comparison, first.seqs, "a")
 
 
 def test_a_refused_list_appends_nothing(led: Ledger, tmp_path: Path) -> None:

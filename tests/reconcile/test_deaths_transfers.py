@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+import schemas
 from ledger import InputError, Ledger
-from reconcile import Report, compare_list, load_rules, run_reconcile
+from reconcile import Report, compare_list, load_rules, render_text, run_reconcile
 from tests.reconcile import _scenarios as sc
 
 CODES = ("PAYMENT_AFTER_DEATH", "DEATH_NOT_RECORDED", "CERTIFICATION_OVERDUE",
@@ -86,6 +87,9 @@ def test_deaths_not_recorded(led: Ledger, tmp_path: Path) -> None:
         ("DEATH_NOT_RECORDED", ("BA-5",), "person_id", "0.00", "high")]
     b = next(b for b in report.breaks if b.records == ("BA-5",))
     assert "(work_injury)" in b.message and "no termination ends the benefit" in b.message
+    assert "the death list from civil-affairs (entry " in b.message
+    with schemas.language("zh_CN"):
+        assert "（工伤保险）" in b.text()
 
 
 def _certification(cid: str, who: int, on: str, region: str = A) -> dict[str, Any]:
@@ -167,6 +171,10 @@ def test_transfers_without_their_other_side(led: Ledger, tmp_path: Path) -> None
         ("TRANSFER_UNMATCHED", ("TO-7",), "region", "0.00", "medium")]
     assert [(e.code, e.records) for e in report.expected if e.code in CODES] == [
         ("TRANSFER_UNMATCHED", ("TO-6",))]
+    # the summary has a row per code and severity
+    rows = [line.split()[:3] for line in render_text(report).splitlines()
+            if line.startswith("TRANSFER_UNMATCHED")]
+    assert rows == [["TRANSFER_UNMATCHED", "high", "4"], ["TRANSFER_UNMATCHED", "medium", "2"]]
     # only the regions the rules name
     named = run_reconcile(led, sc.AS_OF, {"transfer_regions": (A,)})
     assert [b.records for b in named.breaks if b.code == "TRANSFER_UNMATCHED"] == [

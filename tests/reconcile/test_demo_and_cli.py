@@ -121,7 +121,7 @@ def test_cli_rules_file(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     rules.write_text("[windows]\norphan_days = 200\n", encoding="utf-8")
     res = _run(ledger_home, "--as-of", "2027-03-01", "--rules", str(rules))
     assert res.exit_code == 0, res.output
-    assert "0 breaks, amount at risk 0.00 (each" in res.output and "1 expected" in res.output
+    assert "0 breaks, amount at risk 0.00\n" in res.output and "1 expected" in res.output
     rules.write_text("[windows]\norphan_dayz = 200\n", encoding="utf-8")
     res = _run(ledger_home, "--as-of", "2027-03-01", "--rules", str(rules))
     assert res.exit_code == 2 and "rules.toml" in res.output and "orphan_dayz" in res.output

@@ -164,3 +164,30 @@ def test_report_page_fits_1280_px_with_long_codes(tmp_path: Path, lang: str) -> 
     scroll, client = (int(x) for x in dom.split('data-scroll="')[1].split('"')[0].split())
     assert client > 0 and scroll <= client, (scroll, client)
     assert 'data-clipped="0"' in dom, dom.split("<body")[1][:300]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh_CN"])
+def test_report_page_with_a_chart_per_fund(tmp_path: Path, lang: str) -> None:
+    """Issue 20 item 4 (--by insurance,region): a table of the funds and a chart per fund
+    load clean at 1280 px: no script error, no sideways scroll, no clipped chart label —
+    also for a fund with every code (the widest labels) and the group without an
+    insurance."""
+    import schemas
+    from reconcile.reports._funds import group_breaks
+    from reconcile.reports._report import SEVERITY, Break, Report
+
+    base = sample_report(status=True)
+    every = [Break.make(code, (f"R-{code}",), {"event": 100_000 + i}, "amount", code, 100 + i)
+             for i, code in enumerate(sorted(SEVERITY))]
+    report = Report.build(base.run, [*base.breaks, *every], list(base.expected))
+    funds = {f"R-{code}": ("work_injury", "440100") for code in SEVERITY}
+    funds |= {"COL-9": (None, "440100"), "BP-2": ("pension", "440300")}
+    with schemas.language(lang):
+        page = render_html(report, by=group_breaks(report, funds, ("insurance", "region")))
+    dom, console = load_at(page, tmp_path, 1280)
+    assert_loads_clean(dom, console)
+    assert dom.count('id="fund-') == 4 and '<table id="funds">' in dom
+    assert ("未分险种 · 440100" if lang == "zh_CN" else "no insurance · 440100") in dom
+    scroll, client = (int(x) for x in dom.split('data-scroll="')[1].split('"')[0].split())
+    assert client > 0 and scroll <= client, (scroll, client)
+    assert 'data-clipped="0"' in dom, dom.split("<body")[1][:300]

@@ -40,8 +40,8 @@ def test_text_table_by_code_with_totals() -> None:
     assert total.split() == ["total", "5", "1,235,344.90"]
     assert len({ln.rindex("0") for ln in lines[2:8]}) == 1
     assert "by severity: high 1, medium 2, low 2" in text
-    assert ("as of 2027-03-01: 5 breaks, amount at risk 1,235,344.90 (each record counted "
-            "once),\n  1 expected (inside their window)\n") in text
+    assert ("as of 2027-03-01: 5 breaks, amount at risk 1,235,344.90\n  (each record counted "
+            "once); 1 expected (inside their window)\n") in text
     assert "by status" not in text
     # then the breaks to work on, high severity and large amounts first, messages escaped
     top = text.split("top 5 of 5 not resolved (bfa breaks show ID):\n", 1)[1].splitlines()
@@ -52,8 +52,8 @@ def test_text_table_by_code_with_totals() -> None:
 
 def test_text_clean_and_statuses() -> None:
     text = render_text(clean_report())
-    assert text == ("No breaks.\nas of 2027-03-01: 0 breaks, amount at risk 0.00 (each record "
-                    "counted once),\n  0 expected (inside their window)\n")
+    assert text == ("No breaks.\nas of 2027-03-01: 0 breaks, amount at risk 0.00\n  (each "
+                    "record counted once); 0 expected (inside their window)\n")
     assert "by status: assigned 1, open 3, resolved 1" in render_text(sample_report(status=True))
 
 
