@@ -111,6 +111,9 @@ class ProposedFile:
         self.digest = sha.hexdigest()
         if bad:
             raise BatchRefusedError(self.name, problems, bad > len(problems))
+        if not self.count:
+            raise InputError(_("{file}: no payment lines to check (the file is empty)").format(
+                file=self.name))
 
     def _parse(self, pseudo: Pseudonymizer, n: int, raw: bytes) -> ProposedLine | None:
         name = self.name

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from ledger import BatchRefusedError, IntegrityError, Ledger
+from ledger import BatchRefusedError, InputError, IntegrityError, Ledger
 from reconcile import HOLD_REASONS, Held, precheck, refresh
 from tests._cli import h, ok
 from tests.reconcile import _scenarios as sc
@@ -166,6 +166,10 @@ def test_a_malformed_line_refuses_the_file(led: Ledger, tmp_path: Path) -> None:
         precheck(led, batch)
     assert [(p.line, p.field) for p in err.value.problems] == [(2, "amount"), (3, "type")]
     assert "benefit payments only" in str(err.value.problems[1])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n  \n", "utf-8")
+    with pytest.raises(InputError, match=r"empty\.jsonl: no payment lines"):
+        precheck(led, empty)
     assert led.size() == size
 
 
