@@ -573,6 +573,29 @@ class Store:
                 conn.exec_driver_sql(sql)
 
     @staticmethod
+    def whole_joins(conn: Connection, on: bool) -> None:
+        """For the rest of the transaction (or until called again): statements that join
+        large work tables whole use hash joins only (PostgreSQL: no nested loops, whose
+        per-row probes a misjudged estimate of a table made a moment ago can choose for a
+        million rows); ``on=False`` allows them again (reads by key). SQLite: nothing."""
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL enable_nestloop = {'off' if on else 'on'}")
+
+    @staticmethod
+    def temp_buffers(conn: Connection, size: str) -> bool:
+        """Memory for temporary tables in this transaction (PostgreSQL ``temp_buffers``,
+        e.g. ``"256MB"``), which the server allows only before the session's first
+        temporary table; returns whether it was set. SQLite keeps them in its own cache."""
+        if conn.dialect.name != "postgresql":
+            return False
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f"SET LOCAL temp_buffers = '{size}'")
+        except SQLAlchemyError:
+            return False
+        return True
+
+    @staticmethod
     def may_create_tables(conn: Connection) -> bool:
         """Whether the role may create tables in its schema (PostgreSQL asks the
         catalogue: a duty's role made by ``bfa db grant`` may not); SQLite: yes."""

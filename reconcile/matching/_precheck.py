@@ -80,7 +80,6 @@ from sqlalchemy import (
     tuple_,
     union,
 )
-from sqlalchemy.exc import DBAPIError
 
 from ledger import (
     FormatError,
@@ -278,7 +277,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         Deriver(store, conn).finish(conn, store.head(conn)[0])  # the tables are current
         watch.lap("refresh")
         Store.tune_analysis(conn)
-        _temp_buffers(conn)
+        Store.temp_buffers(conn, TEMP_BUFFERS)
         deaths = {p: _month_after(d) for p, d in death_list(store, conn).items()}
         tabs = _Tables(conn)
         lines = tabs.make(
@@ -304,8 +303,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         Store.analyze_table(conn, lines.name)
         watch.lap("load")
         held = _judge(conn, tabs, lines, m, watch)
-        if conn.dialect.name == "postgresql":  # the entries are read by key from here on
-            conn.exec_driver_sql("SET LOCAL enable_nestloop = on")
+        Store.whole_joins(conn, False)  # the entries are read by key from here on
         checked = _check_relied(store, conn, lines, tabs)
         watch.lap("derived check")
         if not checked.ok:
@@ -343,18 +341,6 @@ TEMP_BUFFERS = "256MB"
 the default 8 MB writes and reads them back through temporary files)."""
 
 
-def _temp_buffers(conn: Connection) -> None:
-    """Raise ``temp_buffers`` for this transaction when the session has not used a
-    temporary table yet (PostgreSQL allows it only then: otherwise it keeps its own)."""
-    if conn.dialect.name != "postgresql":
-        return
-    try:
-        with conn.begin_nested():
-            conn.exec_driver_sql(f"SET LOCAL temp_buffers = '{TEMP_BUFFERS}'")
-    except DBAPIError:
-        pass
-
-
 def _next_number(store: Store, conn: Connection, digest: str) -> int:
     """One more than the checks of this file the ledger records (ids ``…/1``, ``…/2`` …)."""
     last = latest_numbered(store, conn, "control", f"{PREFIX}{digest}/")
@@ -371,11 +357,10 @@ def _covered(lines: Table) -> Any:
 def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch) -> Table:
     """Write ``(line, reason)`` for every reason a line is held for; returns that table."""
     recurring = L.c.one_off == 0
-    if conn.dialect.name == "postgresql":
-        # every statement here joins the batch whole: hash joins. Estimates of a table made
-        # a moment ago (the groups of a batch) can make the planner probe an index per row
-        # of a million and scan the batch inside an anti join: quadratic
-        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+    # every statement here joins the batch whole: hash joins. Estimates of a table made a
+    # moment ago (the groups of a batch) can make the planner probe an index per row of a
+    # million and scan the batch inside an anti join: quadratic
+    Store.whole_joins(conn, True)
     # the start of the approval in force for each line (Matcher.in_force) ...
     force = tabs.make("bfa_pc_force", tabs.key("line"), Column("start", String(7)))
     ap, in_force = m.in_force("benefit_approval", L.c.person, L.c.insurance, L.c.period, "ap")
