@@ -147,6 +147,8 @@ class _Out:
             rest = json.dumps(summary_json(res), ensure_ascii=False, indent=2, sort_keys=True)
             self._write(("\n  " if self.n else "") + "],\n" + rest[2:] + "\n")
         sys.stdout.flush()
+        if self.encoding == "gb18030":
+            sys.stdout.buffer.flush()
 
 
 @bfa.command("precheck")

@@ -244,6 +244,9 @@ def test_command_clean_held_and_outputs(ledger_home: dict[str, Any], tmp_path: P
         assert raw.startswith("\ufeff".encode())
         rows = raw.decode("utf-8-sig").splitlines()
         assert rows[0] == "line,id,reasons,why" and rows[1].startswith("2,BP-7,payee_mismatch,")
+        gb = ok("--lang", "zh_CN", "precheck", str(mixed), *opts, "--csv", "--encoding",
+                "gb18030", code=1).stdout_bytes.decode("gb18030").splitlines()
+        assert gb[0] == "行项目,编号,原因,说明" and "收款账户与核定账户不符" in gb[1]
         zh = ok("--lang", "zh_CN", "precheck", str(mixed), *opts, code=1).stdout
         assert "收款账户" in zh
     finally:
