@@ -106,7 +106,7 @@ from schemas import gettext as _
 P, E = t.person_events, t.events
 
 HOLD_REASONS: tuple[str, ...] = ("no_approval", "over_approved", "terminated", "dead",
-                            "payee_mismatch", "already_paid", "duplicate_in_batch")
+                                 "payee_mismatch", "already_paid", "duplicate_in_batch")
 """Why a line is held, in the order reports list them (codes: machine-read, untranslated)."""
 
 HOLD_TEXT: dict[str, str] = {
