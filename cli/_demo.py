@@ -42,6 +42,7 @@ from ledger import (
     verify_tlog_proof,
 )
 from reconcile import (
+    HOLD_TEXT,
     Break,
     Deriver,
     approve_break,
@@ -49,6 +50,7 @@ from reconcile import (
     compare_list,
     ingest_statement,
     label,
+    precheck,
     render_html,
     render_text,
     resolve_break,
@@ -284,6 +286,12 @@ def run_demo(
                   "kept as pseudonyms in the ledger (entry {seq})").format(
         file=DEATHS_FILE, persons=deaths.persons, encoding=deaths.encoding.upper(),
         seq=deaths.seqs[0]))
+    pre = precheck(led, faults.parent / PROPOSED_FILE)
+    held = _(", ").join(f"{_(HOLD_TEXT[r])} {n}" for r, n in pre.counts.items() if n)
+    say("   " + _("bfa precheck {file} (before it goes to the bank): {lines} line(s), {clear} "
+                  "clear, {held} to hold ({reasons}); recorded as {record}").format(
+        file=PROPOSED_FILE, lines=pre.lines, clear=pre.clear, held=pre.held,
+        reasons=held, record=pre.id))
     report = run_tracked(led, date.fromisoformat(FAULT_AS_OF)).report
     for line in render_text(report).splitlines():
         say(f"   | {line}")
@@ -425,14 +433,26 @@ _T = "2026-11-{d:02d}T10:00:00+08:00"
 
 DEATHS_FILE = f"deaths-{PERIOD}.csv"
 """The death list :func:`generate_faults` writes beside the faults (``bfa compare``)."""
+PROPOSED_FILE = "payments-2026-12.jsonl"
+"""December's proposed payment batch :func:`generate_faults` writes (``bfa precheck``)."""
 
 
-def _fault_records(out: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Records that each plant one kind of break (ids start with ``FX-``), and the death
-    list that makes two of them: ``(person_id, date)`` lines."""
+def _fault_records(out: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]],
+                                        list[dict[str, Any]]]:
+    """Records that each plant one kind of break (ids start with ``FX-``), the death list
+    that makes two of them (``(person_id, date)`` lines), and December's proposed
+    payments, of which precheck holds all but one."""
     rng = random.Random(7)
     recs: list[dict[str, Any]] = []
     deaths: list[tuple[str, str]] = []
+    proposed: list[dict[str, Any]] = []
+
+    def propose(pid: str, account: str, amount: str = "3000.00") -> None:
+        proposed.append({"type": "business.benefit_payment",
+                         "id": f"BP-2026-12-{len(proposed) + 1:03d}", "region": REGION,
+                         "occurred_at": "2026-12-18T10:00:00+08:00", "person_id": pid,
+                         "insurance": "pension", "period": "2026-12", "amount": amount,
+                         "account": account})
     emp1, emp2, emp3 = (f"91440100MX{rng.randint(10**7, 10**8 - 1)}" for _ in range(3))
 
     def assessment(aid: str, emp: str, amount: str, due: str = "2026-11-15") -> None:
@@ -503,6 +523,8 @@ def _fault_records(out: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str
     benefit("FX-BP-DUP-1", pid, acct)
     benefit("FX-BP-DUP-2", pid, acct)
     paid("FX-PAY-DUP", ["FX-BP-DUP-1", "FX-BP-DUP-2"])
+    propose(pid, acct)  # December twice in the batch
+    propose(pid, acct)
     # PAYMENT_AFTER_TERMINATION: paid for November after death in October
     pid, acct = pensioner("TERM", _account(rng))
     recs.append({"type": "business.termination", "id": "FX-TERM", "region": REGION,
@@ -518,6 +540,7 @@ def _fault_records(out: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str
     pid, acct = pensioner("RET", _account(rng))
     benefit("FX-BP-RET", pid, acct)
     paid("FX-PAY-RET", ["FX-BP-RET"])
+    propose(pid, acct)  # approved, alive: clear
     movement("return", "FX-RET", "3000.00", 22, [("FX-BP-RET", "3000.00")], "expenditure",
              returns="FX-PAY-RET", reason="account closed")
     # ACCOUNT_RULE_VIOLATION: a benefit paid out of the income account
@@ -525,13 +548,16 @@ def _fault_records(out: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str
     benefit("FX-BP-INCOME", pid, acct)
     paid("FX-PAY-INCOME", ["FX-BP-INCOME"], fund="income")
     # PAYMENT_WITHOUT_APPROVAL: a pension paid to someone nobody approved
-    benefit("FX-BP-NOAPPROVAL", _person_id(rng), _account(rng))
+    pid, acct = _person_id(rng), _account(rng)
+    benefit("FX-BP-NOAPPROVAL", pid, acct)
     paid("FX-PAY-NOAPPROVAL", ["FX-BP-NOAPPROVAL"])
+    propose(pid, acct)  # nobody approved
     # OVERPAYMENT: 9,000.00 paid against 1,000.00 approved a month
     pid, acct = pensioner("OVER", _account(rng))
     recs[-2]["monthly_amount"] = "1000.00"
     benefit("FX-BP-OVER", pid, acct, "9000.00")
     paid("FX-PAY-OVER", ["FX-BP-OVER"], amount="9000.00")
+    propose(pid, acct, "9000.00")  # above the 1,000.00 approved
     # CONTRIBUTION_WITHOUT_ENROLMENT: a contribution assessed for someone never enrolled
     assessment("FX-CA-NOTENROLLED", emp1, "600.00")
     recs[-2]["person_id"] = _person_id(rng)
@@ -561,12 +587,13 @@ def _fault_records(out: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str
     benefit("FX-BP-DEAD", pid, acct)
     paid("FX-PAY-DEAD", ["FX-BP-DEAD"])
     deaths.append((pid, "2026-10-08"))
+    propose(pid, acct)  # dead
     # TRANSFER_UNMATCHED: 5,000.00 transferred in from Shenzhen in September, where the
     # ledger holds no transfer out
     recs.append({"type": "business.transfer_in", "id": "FX-TI-SZ", "region": REGION,
                  "occurred_at": "2026-09-15T10:00:00+08:00", "person_id": _person_id(rng),
                  "insurance": "pension", "from_region": "440300", "amount": "5000.00"})
-    return recs, deaths
+    return recs, deaths, proposed
 
 
 def _statement_xml(account: str) -> str:
@@ -594,11 +621,13 @@ def generate_faults(out: Path) -> tuple[Path, Path]:
     (out / "vouchers").mkdir(parents=True, exist_ok=True)
     path = out / f"faults-{PERIOD}.jsonl"
     with path.open("w", encoding="utf-8") as f:
-        recs, deaths = _fault_records(out)
+        recs, deaths, proposed = _fault_records(out)
         for r in recs:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     lines = ["身份证号码,死亡日期", *(f"{pid},{day}" for pid, day in deaths)]
     (out / DEATHS_FILE).write_bytes(("\r\n".join(lines) + "\r\n").encode("gb18030"))
+    (out / PROPOSED_FILE).write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in proposed), encoding="utf-8")
     stmt = out / "statement-2026-11-30.xml"
     stmt.write_text(_statement_xml("44001234567890"), encoding="utf-8")
     return path, stmt
