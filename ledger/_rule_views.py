@@ -192,7 +192,18 @@ def query_problem(query: str) -> str | None:
         return _("it must be one SELECT statement (or WITH … SELECT)")
     if "\x00" in body:
         return _("it holds a NUL character")
+    if _SHADOW.search(body):
+        return _("it defines a common table expression named like a rule view (bfa_v_…); "
+                 "name it otherwise")
+    if _ROW_MARK in body.lower():
+        return _("it names {name}, which bfa keeps for itself").format(name=_ROW_MARK)
     return None
+
+
+_SHADOW = re.compile(r"""["`\[]?\bbfa_v_\w*["`\]]?\s*(\([^()]*\))?\s*as\s*(not\s+)?"""
+                     r"""(materialized\s*)?\(""", re.I)
+"""A CTE named like a view (``WITH bfa_v_events AS (…)``): on SQLite it would read the
+derived tables through the view's own rights, superseded rows included."""
 
 
 def run_rule_query(conn: Connection, query: str, timeout_ms: int, n: int) -> RuleRows:
@@ -211,6 +222,9 @@ def run_rule_query(conn: Connection, query: str, timeout_ms: int, n: int) -> Rul
         ConfigError: PostgreSQL without ``bfa_rule_rows`` (``bfa db grant`` makes it).
     """
     text_ = query.strip().rstrip(";").rstrip()
+    why = query_problem(text_)  # checked when the file was read; a rule built otherwise too
+    if why is not None:
+        raise RuleRefusedError(why)
     if conn.dialect.name == "postgresql":
         return _pg_rows(conn, text_, timeout_ms, n)
     return _sqlite_rows(conn, text_, timeout_ms, n)
@@ -276,18 +290,22 @@ def _pg_reason(query: str, timeout_ms: int, e: DBAPIError) -> str:
 
 SQLITE_FUNCTIONS = frozenset({
     "abs", "avg", "char", "coalesce", "concat", "concat_ws", "count", "cume_dist", "date",
-    "datetime", "dense_rank", "first_value", "format", "glob", "group_concat", "hex",
+    "datetime", "dense_rank", "first_value", "glob", "group_concat", "hex",
     "ifnull", "iif", "instr", "julianday", "lag", "last_value", "lead", "length", "like",
-    "lower", "ltrim", "max", "min", "nth_value", "ntile", "nullif", "percent_rank", "printf",
+    "lower", "ltrim", "max", "min", "nth_value", "ntile", "nullif", "percent_rank",
     "quote", "rank", "replace", "round", "row_number", "rtrim", "sign", "strftime",
     "string_agg", "substr", "substring", "sum", "time", "total", "trim", "typeof", "unicode",
     "unixepoch", "upper",
 })
 """Functions a rule may call on SQLite (scalar, aggregate, date, window); any other is
-refused."""
+refused. Not ``printf``/``format``: one call can build a string of any width inside one
+step, where the time limit cannot stop it."""
 
 MAX_TEXT = 1_000_000
 """SQLite: the longest text or blob a rule may build (``SQLITE_LIMIT_LENGTH``)."""
+
+MAX_PATTERN = 200
+"""SQLite: the longest LIKE or GLOB pattern (``SQLITE_LIMIT_LIKE_PATTERN_LENGTH``)."""
 
 _ACTIONS = {
     sqlite3.SQLITE_INSERT: "INSERT", sqlite3.SQLITE_UPDATE: "UPDATE",
@@ -367,9 +385,13 @@ def _sandboxed(raw: sqlite3.Connection, box: _Sandbox) -> Iterator[None]:
     raw.set_authorizer(box.authorize)
     raw.set_progress_handler(box.tick, 1000)
     old = raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_TEXT)
+    # a LIKE or GLOB pattern is matched inside one call, where the time limit cannot stop
+    # it: its length is capped (SQLite's own limit is 50,000)
+    old_like = raw.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_PATTERN)
     try:
         yield
     finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, old_like)
         raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, old)
         raw.set_progress_handler(None, 0)
         raw.set_authorizer(None)

@@ -37,10 +37,12 @@ from ledger import (
     ConfigError,
     InputError,
     RuleRefusedError,
+    Store,
     control_records,
     query_problem,
     run_rule_query,
 )
+from reconcile.matching import _tables as t
 from reconcile.matching._state import rules_record_problem
 from reconcile.reports._report import Break, Severity, msg
 from schemas import N_
@@ -98,8 +100,22 @@ def run_sql_rules(conn: Connection, rules: Sequence[SqlRule]) -> list[Break]:
         except ConfigError as e:
             raise ConfigError(_("SQL rule {code}: {error}").format(code=rule.code, error=e)
                               ) from e
-        out += _breaks(rule, got.columns, got.rows)
+        found = _breaks(rule, got.columns, got.rows)
+        _known(conn, rule, found)
+        out += found
     return out
+
+
+def _known(conn: Connection, rule: SqlRule, found: Sequence[Break]) -> None:
+    """Every record a rule's finding names must be one the ledger holds (a finding about no
+    record could be neither traced nor exported to a supervisor)."""
+    ids = sorted({r for b in found for r in b.records})
+    r = t.records.c
+    held = {str(x[0]) for x in Store.select_by_ids(conn, r.record_id, ids, (r.record_id,))}
+    missing = [i for i in ids if i not in held]
+    if missing:
+        raise _refused(rule, _("it names {record}, which is no record of the ledger").format(
+            record=repr(missing[0])))
 
 
 def _refused(rule: SqlRule, reason: str) -> SqlRuleError:

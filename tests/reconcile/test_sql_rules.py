@@ -150,7 +150,20 @@ REFUSED = [
     ("SELECT e.record_id FROM bfa_v_events e WHERE EXISTS (SELECT 1 FROM vault)",
      "vault|reaches beyond"),
     ("WITH bfa_v_events AS (SELECT record_id FROM vault) SELECT record_id FROM bfa_v_events",
-     "vault|reaches beyond"),
+     "named like a rule view"),
+    # a CTE named like a view would read the derived tables with the view's rights
+    ("WITH bfa_v_events AS (SELECT e.record_id, e.superseded FROM rc_events e) "
+     "SELECT record_id FROM bfa_v_events WHERE superseded", "named like a rule view"),
+    ('WITH "BFA_V_EVENTS"(record_id) AS (SELECT record_id FROM rc_events) '
+     "SELECT record_id FROM bfa_v_events", "named like a rule view"),
+    # one call that builds a string of any width cannot be stopped by the time limit
+    ("SELECT printf('%.*c', 5, 'x') || record_id AS record_id FROM bfa_v_events",
+     "printf|does not exist"),
+    ("SELECT record_id, true AS bfa_row_ FROM bfa_v_events", "keeps for itself"),
+    ("SELECT 'NO-SUCH-RECORD' AS record_id FROM bfa_v_events LIMIT 1",
+     "no record of the ledger"),
+    ("SELECT record_id, 'GHOST-2' AS related_ids FROM bfa_v_events LIMIT 1",
+     "GHOST-2.*no record of the ledger"),
     ("SELECT count(*) AS record_id FROM vault", "vault|reaches beyond"),
     ("SELECT record_id FROM rc_events", "rc_events|reaches beyond"),
     ("PRAGMA table_info(vault)", "PRAGMA|one SELECT"),
@@ -202,7 +215,7 @@ ANY_VIEW = ("SELECT min(x.record_id) AS record_id, count(*) AS amount_fen FROM (
 
 ALLOWED = [
     (ANY_VIEW, 1),
-    ("SELECT 'all' AS record_id, count(*) AS amount_fen FROM bfa_v_events", 1),
+    ("SELECT min(record_id) AS record_id, count(*) AS amount_fen FROM bfa_v_events", 1),
     ("SELECT record_id, row_number() OVER (ORDER BY record_id) AS amount_fen, "
      "coalesce(benefit, 'monthly') AS detail FROM bfa_v_events WHERE amount_fen > 0", 5),
     ("SELECT m.record_id, a.event_id AS related_ids FROM bfa_v_movements m JOIN "
@@ -347,6 +360,9 @@ _OK = ('code = "CUSTOM_X"\nseverity = "low"\ndescription = "x"\n'
      "sql_rules[1].query", "rule CUSTOM_X.*one SELECT"),
     (_OK + "timeout_ms = 0\n", "sql_rules[1].timeout_ms", "milliseconds"),
     (_OK + "limit = 3\n", "sql_rules[1].limit", "unknown key"),
+    (_OK.replace("SELECT record_id FROM bfa_v_events", "WITH bfa_v_events AS (SELECT 1) "
+                 "SELECT record_id FROM bfa_v_events"), "sql_rules[1].query",
+     "named like a rule view"),
 ])
 def test_a_bad_rule_is_refused_when_the_file_is_read(tmp_path: Path, body: str, key: str,
                                                      says: str) -> None:
