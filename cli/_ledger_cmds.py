@@ -13,7 +13,15 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import TEXT, home_options, json_option, open_ledger, progress, user_option
+from cli._options import (
+    TEXT,
+    check_output_file,
+    home_options,
+    json_option,
+    open_ledger,
+    progress,
+    user_option,
+)
 from cli._render import local_time, table, terminal_width, to_json, width, wrapped
 from ledger import (
     DUTIES,
@@ -285,6 +293,8 @@ def ingest(home: str | None, db: str | None, as_json: bool, files: tuple[str, ..
         raise click.UsageError(
             _("--reject-file {file} is also an input file; write the rejected lines to "
               "another file (it is emptied before the input is read)").format(file=reject_file))
+    if reject_file:
+        check_output_file(reject_file, home, db, "--reject-file")
     sink = _RejectFile(reject_file, resolve_home(home, db).perms) if reject_file else None
     from archive import FileStore, Intake  # the layers above the ledger: only for the commands
     from reconcile import Deriver, StatementFormat, code_label, ingest_statements  # that use them

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -153,3 +154,25 @@ def as_of_day(as_of: datetime | None, period: str | None) -> date | None:
                          .format(period=repr(period)))
     year, month = int(period[:4]), int(period[5:])
     return date(year, month, calendar.monthrange(year, month)[1])
+
+
+def check_output_file(path: Path, home: str | None, db: str | None, option: str) -> None:
+    """Refuse an output file (``--hold-file``, ``--reject-file``) that would replace what is
+    not an ordinary file of the user's (a device, a pipe, a link), or anything of the
+    ledger's home or its SQLite database: these commands write through a ``.part`` file
+    renamed over the target, which would destroy it."""
+    from ledger import resolve_home
+
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise click.UsageError(_("{option} {file}: not an ordinary file; name a new file or a "
+                                 "file to replace").format(option=option, file=path))
+    target = path.resolve()
+    h = resolve_home(home, db)
+    place = h.path.resolve()
+    files: set[Path] = set()
+    if h.db_url.startswith("sqlite:///"):
+        base = Path(h.db_url.removeprefix("sqlite:///")).resolve()
+        files = {base, *(base.with_name(base.name + x) for x in ("-wal", "-shm", "-journal"))}
+    if target == place or place in target.parents or target in files:
+        raise click.UsageError(_("{option} {file}: the ledger's home or its database; write "
+                                 "it elsewhere").format(option=option, file=path))

@@ -21,7 +21,14 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import home_options, json_option, open_ledger, progress, user_option
+from cli._options import (
+    check_output_file,
+    home_options,
+    json_option,
+    open_ledger,
+    progress,
+    user_option,
+)
 from cli._render import table, wrapped
 from ledger import open_text
 from reconcile import HOLD_REASONS, HOLD_TEXT, Held, PrecheckResult, precheck
@@ -38,8 +45,7 @@ def reasons_text(reasons: tuple[str, ...]) -> str:
 
 def render_summary(res: PrecheckResult, shown: list[Held], hold_file: Path | None) -> str:
     """What a person reads: counts per reason, the first held lines, where the rest are."""
-    out = [*wrapped(_("precheck of {file}").format(file=res.file), ""),
-           f"SHA-256 {res.digest}",
+    out = [f"SHA-256 {res.digest}",
            _("lines: {lines}   clear: {clear}   held: {held}").format(
                lines=res.lines, clear=res.clear, held=res.held), ""]
     rows = [{"why": _(HOLD_TEXT[c]), "code": c, "n": res.counts[c]} for c in HOLD_REASONS]
@@ -59,18 +65,11 @@ def render_summary(res: PrecheckResult, shown: list[Held], hold_file: Path | Non
                          headers={"line": _("line"), "id": _("id"), "why": _("reasons")}))
         if res.held > len(shown):
             out.append(_("… and {n} more").format(n=res.held - len(shown)))
-    out += ["", *wrapped(_("recorded in the ledger as {id} (entry {seq})").format(
-        id=_short_id(res.id), seq=res.seq), "")]
+    out += ["", _("recorded in the ledger as entry {seq}:").format(seq=res.seq), res.id]
     if hold_file is not None:
         out += wrapped(_("{count} held line(s) written to {file}").format(
             count=res.held, file=str(hold_file)), "")
     return "\n".join(out) + "\n"
-
-
-def _short_id(rid: str) -> str:
-    """``precheck-<64 hex>/n`` shortened for an 80-column line."""
-    head, _sep, n = rid.rpartition("/")
-    return f"{head[:len('precheck-') + 16]}…/{n}" if len(head) > 40 else rid
 
 
 def summary_json(res: PrecheckResult) -> dict[str, Any]:
@@ -192,7 +191,14 @@ def precheck_cmd(home: str | None, db: str | None, file: Path, as_json: bool, as
     if hold_file is not None and hold_file.exists() and os.path.samefile(file, hold_file):
         raise click.UsageError(_("--hold-file {file} is the batch itself; write the held "
                                  "lines to another file").format(file=hold_file))
+    if hold_file is not None:
+        check_output_file(hold_file, home, db, "--hold-file")
     mode = "json" if as_json else "csv" if as_csv else "text"
+    if mode == "text":  # an output that cannot be written stops the check before it is
+        # recorded (--json and --csv write inside the check's transaction)
+        sys.stdout.write("\n".join(wrapped(_("precheck of {file}").format(file=file), ""))
+                         + "\n")
+        sys.stdout.flush()
     with open_ledger(home, db) as led:
         part = None if hold_file is None else hold_file.with_name(hold_file.name + ".part")
         hold = None if part is None else open_text(part, led.home.perms)

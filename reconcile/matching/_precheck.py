@@ -28,14 +28,15 @@ to the line as if the batch were in the ledger:
 ``payee_mismatch``     ``PAYEE_MISMATCH``: the account differs from that of the latest
                        current approval starting in or before the period
 ``already_paid``       ``DUPLICATE_PAYMENT`` with the ledger: the ledger holds a current
-                       recurring payment of the person, insurance and period
+                       recurring payment of the person, insurance and period; or the
+                       line's id is already a business record of the ledger (a re-send,
+                       or a conflict ingest would refuse: the bank would pay it again)
 ``duplicate_in_batch`` ``DUPLICATE_PAYMENT`` inside the batch: another line has the same
                        id, or (both recurring) the same person, insurance and period
 =====================  ========================================================
 
-Records of the ledger whose id a line has, or that a line ``corrects``, are left out of
-``already_paid`` and ``over_approved``: ingested, the line would be that record (a re-send)
-or take its place.
+Records of the ledger that a line ``corrects`` are left out of ``already_paid`` and
+``over_approved``: ingested, the line would take their place.
 
 **Set-based, memory flat.** The lines stream from the file into a temporary table
 (``Store.copy_rows``: COPY on PostgreSQL) a part at a time; a few statements join it to
@@ -85,6 +86,7 @@ from ledger import (
     FormatError,
     IntegrityError,
     Ledger,
+    LocatedInputError,
     ProposedFile,
     Store,
     append_control,
@@ -301,6 +303,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
                 part = []
         store.copy_rows(conn, lines.name, names, part)
         Store.analyze_table(conn, lines.name)
+        _corrections_known(conn, lines, batch.name)
         watch.lap("load")
         held = _judge(conn, tabs, lines, m, watch)
         Store.whole_joins(conn, False)  # the entries are read by key from here on
@@ -334,6 +337,24 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         watch.lap("held lines")
     return PrecheckResult(batch.name, batch.digest, batch.count, n_held, counts, unjudged,
                           digest, record, seq)
+
+
+def _corrections_known(conn: Connection, lines: Table, name: str) -> None:
+    """A line that ``corrects`` a record neither the ledger nor the batch holds would be
+    refused by ingest: the file is refused, naming the first such line (exit 2)."""
+    rec, l2 = t.records.c, lines.alias("l_target")
+    row = conn.execute(
+        select(lines.c.line, lines.c.corrects)
+        .where(lines.c.corrects.is_not(None),
+               ~select(literal(1)).where(rec.record_id == lines.c.corrects,
+                                         rec.domain == "business").correlate(lines).exists(),
+               ~select(literal(1)).select_from(l2).where(l2.c.record_id == lines.c.corrects)
+               .correlate(lines).exists())
+        .order_by(lines.c.line).limit(1)).first()
+    if row is not None:
+        raise LocatedInputError.of(name, int(row[0]), "corrects", N_(
+            "corrects {record}, which neither the ledger nor this file holds"),
+            record=repr(row[1]))
 
 
 TEMP_BUFFERS = "256MB"
@@ -481,9 +502,15 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch)
     hold("payee_mismatch", select(L.c.line).select_from(L)
          .join(latest, latest.c.line == L.c.line).where(~same))
 
-    # already_paid (Matcher.duplicates, with the ledger)
-    hold("already_paid", select(L.c.line).select_from(L).join(paid, of_group(paid))
-         .where(recurring))
+    # already_paid (Matcher.duplicates, with the ledger); or the line's id is a business
+    # record of the ledger already: ingested, it would add nothing (a re-send) or be
+    # refused (a conflict), and the bank would pay it again
+    rec = t.records.c
+    taken = (select(literal(1)).where(rec.record_id == L.c.record_id, rec.domain == "business")
+             .correlate(L).exists())
+    hold("already_paid", union(
+        select(L.c.line).select_from(L).join(paid, of_group(paid)).where(recurring),
+        select(L.c.line).where(taken)).subquery("paid_lines").select())
 
     # duplicate_in_batch: the same id, or (recurring) the same person, insurance and period
     ids = select(L.c.record_id).group_by(L.c.record_id).having(func.count() > 1)

@@ -876,8 +876,16 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
     # officer, approver, auditor, privacy, service, each created if missing, emptied,
     # given reading and its own rights
     assert sql[0] == "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
-    heads = [i for i, line in enumerate(sql) if line.startswith("DO $$")]
+    heads = [i for i, line in enumerate(sql) if line.startswith("DO $$") and any(
+        f"rolname = 'bfa_{d}_{db}'" in line for d in g)]
     assert len(heads) == 5 and heads[0] == 1
+    # then the rules role of the auditors' SQL rules (FORMAT §8.6): made if missing, it
+    # reads the rule views alone
+    rules = [i for i, line in enumerate(sql) if line.startswith("DO $$")
+             and f"rolname = 'bfa_rules_{db}'" in line]
+    assert rules and rules[0] > heads[4]
+    assert any(line.startswith("GRANT SELECT ON bfa_v_records, ") and
+               line.endswith(f' TO "bfa_rules_{db}";') for line in sql[rules[0]:])
     for duty, i in zip(("officer", "approver", "auditor", "privacy", "service"), heads,
                        strict=True):
         r = g[duty]
@@ -894,6 +902,8 @@ def test_db_grant_print_sql_matches_format(tmp_path: Path, db_url: str) -> None:
     auditor = sql[heads[2]:heads[3]]
     assert len(auditor) == 6  # reading only
     privacy = sql[heads[3]:heads[4]]
+    service = sql[heads[4]:rules[0]]
+    assert all("bfa_rules_" not in line for line in service)
     assert privacy[6:] == [f'GRANT INSERT ON entries, tree_nodes TO {g["privacy"]};',
                            f'GRANT SELECT, DELETE ON vault, vault_keys TO {g["privacy"]};']
     # nobody before the privacy duty reads the vault (officers look up wrapped data keys)

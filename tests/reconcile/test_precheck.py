@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from ledger import BatchRefusedError, InputError, IntegrityError, Ledger
+from ledger import BatchRefusedError, InputError, IntegrityError, Ledger, LocatedInputError
 from reconcile import HOLD_REASONS, Held, precheck, refresh
 from tests._cli import h, ok
 from tests.reconcile import _scenarios as sc
@@ -116,11 +116,20 @@ def test_one_off_benefits_and_records_the_batch_replaces(led: Ledger, tmp_path: 
         _pay(3, who=1, benefit="back_pay"),               # 3, 4: one-off, not duplicates
         _pay(4, who=1, benefit="back_pay"),
         _pay(400, who=4),                                 # 5 the ledger's own record: a re-send
+        {**_pay(500, who=5), "id": "BA-1"},               # 6 an approval's id: a conflict
     ])
     got, _res = _held(led, batch)
-    assert got == {2: ("no_approval",)}
+    # a line whose id the ledger holds would add nothing, or be refused, if ingested; the
+    # bank would pay it again
+    assert got == {2: ("no_approval",), 5: ("already_paid",), 6: ("already_paid",)}
     fix = _write(tmp_path / "fix.jsonl", [_pay(401, who=4, corrects="BP-400")])  # its place
     assert _held(led, fix)[0] == {}
+    # a correction of a record neither the ledger nor the file holds: ingest would refuse it
+    size = led.size()
+    nowhere = _write(tmp_path / "nowhere.jsonl", [_pay(402, who=4, corrects="NOPE-1")])
+    with pytest.raises(LocatedInputError, match=r"nowhere\.jsonl:1: corrects: .*NOPE-1"):
+        precheck(led, nowhere)
+    assert led.size() == size
 
 
 def test_a_region_without_approvals_is_not_judged(led: Ledger, tmp_path: Path) -> None:
@@ -224,7 +233,8 @@ def test_command_clean_held_and_outputs(ledger_home: dict[str, Any], tmp_path: P
         clean = _write(tmp_path / "clean.jsonl", [_pay(1, who=1), _pay(3, who=3)])
         out = ok("precheck", str(clean), *opts).stdout
         assert "lines: 2   clear: 2   held: 0" in out
-        assert all(len(line) <= 80 for line in out.splitlines())
+        assert all(len(line) <= 80 for line in out.splitlines()  # but a long path
+                   if str(tmp_path) not in line)
         mixed = _write(tmp_path / "mixed.jsonl", [_pay(1, who=1), _pay(7, who=7, account=OTHER),
                                                    _pay(8, who=8, name="张三")])
         hold = tmp_path / "held.jsonl"
@@ -267,6 +277,28 @@ def test_command_refuses_a_bad_line(ledger_home: dict[str, Any], tmp_path: Path)
         assert led.size() == size
         assert "--json and --csv" in ok("precheck", str(bad), *opts, "--json", "--csv",
                                         code=2).stderr
+    finally:
+        led.close()
+
+
+def test_an_output_file_never_replaces_the_ledger(ledger_home: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    """Review: ``--hold-file`` (and ``bfa ingest --reject-file``) write through a ``.part``
+    file renamed over the target: one naming the ledger's home or database, a link or a
+    device is refused before anything is read, and nothing is appended."""
+    opts, led = _home(ledger_home, tmp_path)
+    try:
+        size = led.size()
+        batch = _write(tmp_path / "pay.jsonl", [_pay(7, who=7, account=OTHER)])
+        home = Path(ledger_home["home"])
+        link = tmp_path / "link.jsonl"
+        link.symlink_to(tmp_path / "elsewhere.jsonl")
+        for target in (home / "ledger.db", home / "held.jsonl", link, Path("/dev/null")):
+            res = ok("precheck", str(batch), *opts, "--hold-file", str(target), code=2)
+            assert "--hold-file" in res.stderr, res.stderr
+            res = ok("ingest", str(batch), *opts, "--reject-file", str(target), code=2)
+            assert "--reject-file" in res.stderr, res.stderr
+        assert led.size() == size and not (tmp_path / "elsewhere.jsonl").exists()
     finally:
         led.close()
 
