@@ -178,7 +178,8 @@ def precheck_cmd(home: str | None, db: str | None, file: Path, as_json: bool, as
     the period and a duplicate inside the batch. Nothing of the file is stored: the
     ledger gets one control.precheck entry (the file's SHA-256, the counts, who).
     Exits 0 when every line is clear, 1 when lines are to be held, 2 when it could
-    not run (a bad line: nothing is recorded).
+    not run (a bad line: nothing is recorded), 3 when a derived row it relies on
+    differs from its entry (nothing is recorded; run 'bfa reconcile').
 
     Example:
 

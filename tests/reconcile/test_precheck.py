@@ -281,6 +281,31 @@ def test_command_refuses_a_bad_line(ledger_home: dict[str, Any], tmp_path: Path)
         led.close()
 
 
+def test_a_terminal_that_cannot_be_written_records_nothing(ledger_home: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    """Review: the table is written after the check; a standard output that cannot take
+    it (``> /dev/full``) stops the command before anything is recorded (exit 2)."""
+    import os
+    import subprocess
+    import sys
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    opts, led = _home(ledger_home, tmp_path)
+    try:
+        size = led.size()
+        batch = _write(tmp_path / "pay.jsonl", [_pay(1, who=1)])
+        env = {**os.environ, "BFA_USER": "alice", "BFA_HOME": "", "BFA_DATABASE_URL": ""}
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([sys.executable, "-m", "cli", "precheck", str(batch), *opts],
+                                  stdout=full, stderr=subprocess.PIPE, text=True, env=env,
+                                  check=False)
+        assert done.returncode == 2, done.stderr
+        assert led.size() == size
+    finally:
+        led.close()
+
+
 def test_an_output_file_never_replaces_the_ledger(ledger_home: dict[str, Any],
                                                   tmp_path: Path) -> None:
     """Review: ``--hold-file`` (and ``bfa ingest --reject-file``) write through a ``.part``
