@@ -163,7 +163,10 @@ def check_output_file(path: Path, home: str | None, db: str | None, option: str)
     renamed over the target, which would destroy it."""
     from ledger import resolve_home
 
-    if path.is_symlink() or (path.exists() and not path.is_file()):
+    if path.is_symlink():
+        raise click.UsageError(_("{option} {file}: a symbolic link; name a file of its "
+                                 "own").format(option=option, file=path))
+    if path.exists() and not path.is_file():
         raise click.UsageError(_("{option} {file}: not an ordinary file; name a new file or a "
                                  "file to replace").format(option=option, file=path))
     target = path.resolve()
