@@ -1197,12 +1197,21 @@ class Matcher:
         approved_fen, event ids, approval ids.
         """
         ins = func.coalesce(E.c.insurance, "")
+        # a group paid no more than the smallest current approval of the person and
+        # insurance is over none of them: only the others look for the approval in force
+        # (most groups are paid exactly what was approved)
+        low = P.alias("least")
+        least = (select(func.min(low.c.amount_fen))
+                 .where(low.c.kind == "benefit_approval", low.c.person == E.c.person,
+                        low.c.insurance == E.c.insurance, low.c.superseded.is_(False))
+                 .correlate_except(low).scalar_subquery())
         g = (select(E.c.person, E.c.insurance, E.c.period, func.count().label("n"),
                     _sum(E.c.amount_fen).label("total"), _agg_ids(E.c.record_id).label("events"))
              .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
                     E.c.person.is_not(None), E.c.period.is_not(None),
                     E.c.insurance.is_not(None), self.recurring())
-             .group_by(E.c.person, E.c.insurance, E.c.period))
+             .group_by(E.c.person, E.c.insurance, E.c.period)
+             .having(_sum(E.c.amount_fen) > least))
         if scope is not None:
             gs = scope.groups
             g = g.where(E.c.person.in_(select(gs.c.person)),
