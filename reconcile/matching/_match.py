@@ -1429,7 +1429,10 @@ class Matcher:
         Rows: root (event seq), event id, kind, insurance, amount_fen, region, other region,
         occurred day, moved (1 or 0).
         """
-        held = st.outside.held
+        if scope is not None and conn.execute(
+                select(scope.transfers.c.seq).limit(1)).first() is None:
+            return iter(())  # nothing to re-check: the regions are not even read
+        held = st.outside.regions()
         if not held:
             return iter(())
         tx, tx_r = E.alias("tx_other"), R.alias("tx_other_r")
@@ -1470,9 +1473,12 @@ class Matcher:
         Rows: root (movement seq), movement id, its to_region, the event's id, its
         to_region, the movement's amount_fen.
         """
-        a = st.every_link
-        pairs = union_all(select(a.c.m_seq, a.c.e_seq),
-                          select(st.matched.c.m_seq, st.matched.c.e_seq)).subquery("tr_pairs")
+        a, h = st.every_link, st.matched
+        la, lh = select(a.c.m_seq, a.c.e_seq), select(h.c.m_seq, h.c.e_seq)
+        if scope is not None:  # the scope's movements first: not every allocation
+            la = la.where(a.c.m_seq.in_(select(scope.movements.c.seq)))
+            lh = lh.where(h.c.m_seq.in_(select(scope.movements.c.seq)))
+        pairs = union_all(la, lh).subquery("tr_pairs")
         q = (
             select(M.c.seq, M.c.record_id, M.c.to_region, E.c.record_id, E.c.other_region,
                    M.c.amount_fen)

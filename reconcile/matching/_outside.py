@@ -11,10 +11,11 @@ since, and the regions whose first record came since. Nothing here is stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, func, select
+from sqlalchemy import BigInteger, Column, Integer, String, Table, select
 
 from reconcile.lists import comparisons
 from reconcile.matching import _tables as t
@@ -34,8 +35,9 @@ class Outside:
     due for; ``source`` and ``entry``: the list that gives it (its first entry)."""
     new_dead: Table
     """``person``: those on a list compared at or after the watermark (incremental runs)."""
-    held: tuple[str, ...]
-    """Regions where the other side of a transfer is looked for."""
+    regions: Callable[[], tuple[str, ...]]
+    """Regions where the other side of a transfer is looked for (read when first asked:
+    one scan of ``rc_records``, which a run with no transfer to judge skips)."""
     newly_held: tuple[str, ...]
     """Of them, those held only since the watermark (incremental runs)."""
 
@@ -80,17 +82,25 @@ def outside(work: Work, checked: int | None, rules: Rules) -> Outside:
             conn.execute(new_dead.insert(), [{"person": p} for p in people[i:i + 5000]])
     work.analyze(new_dead)
     r = t.records.c
-    held: tuple[str, ...]
-    newly: tuple[str, ...]
+    newly: tuple[str, ...] = ()
     if rules.transfer_regions:
-        held, newly = rules.transfer_regions, ()
-    else:
-        first = {str(region): int(seq) for region, seq in conn.execute(
-            select(r.region, func.min(r.seq)).group_by(r.region))}
-        held = tuple(sorted(first))
-        newly = () if checked is None else tuple(
-            sorted(g for g, seq in first.items() if seq >= checked))
-    return Outside(deaths, new_dead, held, newly)
+        named = rules.transfer_regions
+        return Outside(deaths, new_dead, lambda: named, newly)
+    if checked is not None:  # regions of the new records the ledger held none of before
+        # (a probe per region: it stops at the first older record of a region it holds)
+        recent = sorted(str(x) for x in conn.execute(
+            select(r.region).where(r.seq >= checked).distinct()).scalars())
+        newly = tuple(g for g in recent if conn.execute(
+            select(r.seq).where(r.region == g, r.seq < checked).limit(1)).first() is None)
+    known: list[tuple[str, ...]] = []
+
+    def regions() -> tuple[str, ...]:
+        if not known:
+            known.append(tuple(sorted(str(x) for x in conn.execute(
+                select(r.region).distinct()).scalars())))
+        return known[0]
+
+    return Outside(deaths, new_dead, regions, newly)
 
 
 __all__ = ["Outside", "outside"]
