@@ -222,6 +222,32 @@ def _field_of(err: ValidationError) -> tuple[str, str, str]:
     return path or "record", str(first["msg"]), _shown(first)
 
 
+def parse_line(name: str, n: int, text: str, *, withdrawals: bool = False
+               ) -> tuple[dict[str, Any], Any]:
+    """Line ``n`` of file ``name`` as a record: strict JSON (FORMAT.md §9.1), an object,
+    no ``withdrawn`` member unless ``withdrawals`` (an approved withdrawal's own records),
+    valid for its kind's model; returns the object and the model. Anything else is a
+    :class:`LocatedInputError` naming the line and the field (``bfa ingest`` and the lines
+    ``bfa precheck`` reads alike)."""
+    try:
+        obj = loads_strict(text)
+    except InputError as e:  # the parser's reason stays English (FORMAT.md §9.4)
+        raise LocatedInputError.of(name, n, "line", N_("not JSON: {reason}"),
+                                   reason=str(e)) from e
+    if not isinstance(obj, dict):
+        raise LocatedInputError.of(name, n, "record", N_("a record must be a JSON object"))
+    if "withdrawn" in obj and not withdrawals:
+        raise LocatedInputError.of(name, n, "withdrawn", N_(
+            "only an approved withdrawal (bfa statement approve) withdraws a record; no "
+            "file may"))
+    try:
+        model = parse_record(obj)
+    except ValidationError as e:
+        fld, msg, shown = _field_of(e)
+        raise LocatedInputError(name, n, fld, msg, shown=shown) from e
+    return obj, model
+
+
 class Ingester:
     """Ingests files into one store; one instance per command."""
 
@@ -349,22 +375,7 @@ class Ingester:
             self.sink.reject(problem, text)
 
     def _parse(self, name: str, n: int, text: str, base: Path) -> _Pending:
-        try:
-            obj = loads_strict(text)
-        except InputError as e:  # the parser's reason stays English (FORMAT.md §9.4)
-            raise LocatedInputError.of(name, n, "line", N_("not JSON: {reason}"),
-                                       reason=str(e)) from e
-        if not isinstance(obj, dict):
-            raise LocatedInputError.of(name, n, "record", N_("a record must be a JSON object"))
-        if "withdrawn" in obj and not self.withdrawals:
-            raise LocatedInputError.of(name, n, "withdrawn", N_(
-                "only an approved withdrawal (bfa statement approve) withdraws a record; no "
-                "file may"))
-        try:
-            model = parse_record(obj)
-        except ValidationError as e:
-            fld, msg, shown = _field_of(e)
-            raise LocatedInputError(name, n, fld, msg, shown=shown) from e
+        _obj, model = parse_line(name, n, text, withdrawals=self.withdrawals)
         record = record_payload(model)
         domain, _kind = str(record["type"]).split(".", 1)
         digest = self.pseudo.content_digest(canonicalize_plain(record))

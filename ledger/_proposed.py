@@ -30,13 +30,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from pydantic import ValidationError
-
-from ledger._canonical import loads_strict
 from ledger._errors import BatchRefusedError, InputError, LocatedInputError
-from ledger._ingest import MAX_REPORTED, _field_of
+from ledger._ingest import MAX_REPORTED, parse_line
 from ledger._privacy import Pseudonymizer
-from schemas import N_, parse_record
+from schemas import N_
 from schemas import gettext as _
 
 KIND = "business.benefit_payment"
@@ -125,22 +122,7 @@ class ProposedFile:
         text = text.rstrip("\r\n")
         if not text.strip():
             return None
-        try:
-            obj = loads_strict(text)
-        except InputError as e:  # the parser's reason stays English (FORMAT.md §9.4)
-            raise LocatedInputError.of(name, n, "line", N_("not JSON: {reason}"),
-                                       reason=str(e)) from e
-        if not isinstance(obj, dict):
-            raise LocatedInputError.of(name, n, "record", N_("a record must be a JSON object"))
-        if "withdrawn" in obj:
-            raise LocatedInputError.of(name, n, "withdrawn", N_(
-                "only an approved withdrawal (bfa statement approve) withdraws a record; no "
-                "file may"))
-        try:
-            model = parse_record(obj)
-        except ValidationError as e:
-            fld, msg, shown = _field_of(e)
-            raise LocatedInputError(name, n, fld, msg, shown=shown) from e
+        obj, model = parse_line(name, n, text)
         if model.type != KIND:
             raise LocatedInputError.of(name, n, "type", N_(
                 "a payment batch holds benefit payments only ({kind}), not {type}"),

@@ -11,9 +11,11 @@ from reconcile.lists._compare import (
     PAIRS_PER_ENTRY,
     Compared,
     Comparison,
+    Death,
     compare_list,
     comparisons,
     death_list,
+    deaths,
     read_list,
 )
 from reconcile.lists._ids import normalise_id
@@ -23,9 +25,11 @@ __all__ = [
     "PAIRS_PER_ENTRY",
     "Compared",
     "Comparison",
+    "Death",
     "compare_list",
     "comparisons",
     "death_list",
+    "deaths",
     "normalise_id",
     "read_list",
 ]

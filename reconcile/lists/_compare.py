@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, select
@@ -329,23 +329,42 @@ def comparisons(conn: Connection, kind: str | None = None, *, pairs: bool = True
     yield from found.values()
 
 
-def death_list(store: Store, conn: Connection) -> dict[str, int]:
-    """Every person on a compared death list: party pseudonym -> the epoch day (days since
-    1970-01-01) of the earliest date of death any list gives."""
-    del store  # the entries are read through the connection; kept for callers' symmetry
-    out: dict[str, int] = {}
-    epoch = date(1970, 1, 1)
+class Death(NamedTuple):
+    """A person's date of death: the earliest any compared list gives, and that list."""
+
+    day: date
+    source: str
+    entry: int
+    """The first entry of the comparison that gives it."""
+
+
+def deaths(conn: Connection, since: int | None = None) -> tuple[dict[str, Death], set[str]]:
+    """Every person on a compared death list (party pseudonym -> :class:`Death`), and
+    those on a list with an entry at or after ``since`` (none when None)."""
+    out: dict[str, Death] = {}
+    fresh: set[str] = set()
     for c in comparisons(conn, "death"):
+        new = since is not None and max(c.seqs) >= since
         for person, day in c.pairs:
             try:
-                d = (date.fromisoformat(day) - epoch).days
+                d = date.fromisoformat(day)
             except ValueError:
                 continue
-            if person not in out or d < out[person]:
-                out[person] = d
-    return out
+            if person not in out or d < out[person].day:
+                out[person] = Death(d, c.source, min(c.seqs))
+            if new:
+                fresh.add(person)
+    return out, fresh
 
 
-__all__ = ["COMPARE_KINDS", "PAIRS_PER_ENTRY", "Compared", "Comparison", "ListRefusedError",
-           "ReadList",
-           "compare_list", "comparisons", "death_list", "read_list"]
+def death_list(store: Store, conn: Connection) -> dict[str, int]:
+    """Every person on a compared death list: party pseudonym -> the epoch day (days since
+    1970-01-01) of the earliest date of death any list gives (:func:`deaths`)."""
+    del store  # the entries are read through the connection; kept for callers' symmetry
+    epoch = date(1970, 1, 1)
+    return {p: (d.day - epoch).days for p, d in deaths(conn)[0].items()}
+
+
+__all__ = ["COMPARE_KINDS", "PAIRS_PER_ENTRY", "Compared", "Comparison", "Death",
+           "ListRefusedError", "ReadList", "compare_list", "comparisons", "death_list",
+           "deaths", "read_list"]

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import BigInteger, Column, Integer, String, Table, select
 
-from reconcile.lists import comparisons
+from reconcile.lists import deaths
 from reconcile.matching import _tables as t
 from reconcile.matching._match import Work
 from reconcile.matching._rules import Rules
@@ -51,30 +51,18 @@ def outside(work: Work, checked: int | None, rules: Rules) -> Outside:
     """Read the death lists and the regions; ``checked``: the watermark of an incremental
     run (what came at or after it is new), None for a full one."""
     conn = work.conn
-    earliest: dict[str, tuple[date, str, int]] = {}
-    fresh: set[str] = set()
-    for c in comparisons(conn, "death"):
-        new = checked is not None and max(c.seqs) >= checked
-        for person, day in c.pairs:
-            try:
-                d = date.fromisoformat(day)
-            except ValueError:
-                continue
-            if person not in earliest or d < earliest[person][0]:
-                earliest[person] = (d, c.source, min(c.seqs))
-            if new:
-                fresh.add(person)
-    deaths = work.table("bfa_deaths", [Column("person", String(40), primary_key=True),
-                                       Column("day", Integer), Column("month", String(7)),
-                                       Column("next_month", String(7)),
-                                       Column("source", String(128)),
-                                       Column("entry", BigInteger)], None)
+    earliest, fresh = deaths(conn, checked)
+    dead = work.table("bfa_deaths", [Column("person", String(40), primary_key=True),
+                                     Column("day", Integer), Column("month", String(7)),
+                                     Column("next_month", String(7)),
+                                     Column("source", String(128)),
+                                     Column("entry", BigInteger)], None)
     rows = [{"person": p, "day": (d - _EPOCH).days, "month": d.strftime("%Y-%m"),
              "next_month": _next_month(d), "source": source, "entry": entry}
             for p, (d, source, entry) in sorted(earliest.items())]
     for i in range(0, len(rows), 5000):
-        conn.execute(deaths.insert(), rows[i:i + 5000])
-    work.analyze(deaths)
+        conn.execute(dead.insert(), rows[i:i + 5000])
+    work.analyze(dead)
     new_dead = work.table("bfa_new_dead", [Column("person", String(40), primary_key=True)], None)
     if fresh:
         people = sorted(fresh)
@@ -85,7 +73,7 @@ def outside(work: Work, checked: int | None, rules: Rules) -> Outside:
     newly: tuple[str, ...] = ()
     if rules.transfer_regions:
         named = rules.transfer_regions
-        return Outside(deaths, new_dead, lambda: named, newly)
+        return Outside(dead, new_dead, lambda: named, newly)
     if checked is not None:  # regions of the new records the ledger held none of before
         # (a probe per region: it stops at the first older record of a region it holds)
         recent = sorted(str(x) for x in conn.execute(
@@ -100,7 +88,7 @@ def outside(work: Work, checked: int | None, rules: Rules) -> Outside:
                 select(r.region).distinct()).scalars())))
         return known[0]
 
-    return Outside(deaths, new_dead, regions, newly)
+    return Outside(dead, new_dead, regions, newly)
 
 
 __all__ = ["Outside", "outside"]
