@@ -480,7 +480,10 @@ def nightly_records(events: int, seed: int = 20261124, tag: str = "N",
     also the vouchers the month gives such records (a fiscal receipt per assessment, a
     bank slip and an accounting voucher per payment batch, a daily accounting voucher
     over each day's movements); without, every new event lacks its voucher, so nearly
-    every new record is a finding (the nightly's stress case)."""
+    every new record is a finding (the nightly's stress case). With ``vouchers``, each
+    pensioner paid also has a benefit approval (the payment's amount and account, from
+    2025-01) with its approval document, as every pensioner of the month has: the day's
+    payments are entitled, as in the month; without, no payment has one (a finding each)."""
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
     batch: list[tuple[str, int]] = []
@@ -521,11 +524,20 @@ def nightly_records(events: int, seed: int = 20261124, tag: str = "N",
                 daily.setdefault(24, []).append(f"{tag}COL-{i:09d}")
         else:
             rid, amount = f"{tag}BP-{i:09d}", rng.randint(150_000, 900_000)
+            person = _person_id(rng)
+            account = "6222" + "".join(rng.choices("0123456789", k=15))
+            if vouchers:  # as in the month: every pensioner paid is approved, with its document
+                aid = f"{tag}BA-{i:09d}"
+                out.append({"type": "business.benefit_approval", "id": aid, "region": "440100",
+                            "occurred_at": f"{_day(2)}T09:00:00+08:00", "person_id": person,
+                            "insurance": "pension", "benefit": "basic_pension",
+                            "monthly_amount": _yuan(amount),
+                            "start_period": "2025-01", "account": account})
+                out.append(_voucher_record("approval_document", f"{tag}AD-{i:09d}", [aid], 2))
             out.append({"type": "business.benefit_payment", "id": rid, "region": "440100",
                         "occurred_at": f"{_day(22)}T09:00:00+08:00",
-                        "person_id": _person_id(rng), "insurance": "pension", "period": MONTH,
-                        "amount": _yuan(amount),
-                        "account": "6222" + "".join(rng.choices("0123456789", k=15))})
+                        "person_id": person, "insurance": "pension", "period": MONTH,
+                        "amount": _yuan(amount), "account": account})
             batch.append((rid, amount))
             if len(batch) >= PAYMENT_BATCH:
                 pay(i)

@@ -365,12 +365,15 @@ def _scope(work: Work, m: Matcher, checked: int, extra: list[int], out: Outside)
                            held.c.region == P.c.region, held.c.insurance == P.c.insurance)
                     .exists())
              .distinct())
+    # read first: usually none, and an empty IN over a subquery still scans every event
+    newly_held = [tuple(r) for r in work.conn.execute(newly)]
     payments = _seqs(
         work, "bfa_s_pay",
         *each(select(E.c.seq).where(bp), E.c.seq),
         *(select(E.c.seq).where(bp, E.c.person.in_(q))
           for q in each(select(P.c.person), P.c.seq)),
-        select(E.c.seq).where(bp, tuple_(E.c.region, E.c.insurance).in_(newly)),
+        *([select(E.c.seq).where(bp, tuple_(E.c.region, E.c.insurance).in_(newly_held))]
+          if newly_held else []),
         # a person on a list compared since the last run (PAYMENT_AFTER_DEATH)
         select(E.c.seq).where(bp, E.c.person.in_(select(out.new_dead.c.person))),
     )

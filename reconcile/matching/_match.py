@@ -583,12 +583,16 @@ class Stages:
     targets: Table  # v_seq, v_kind, v_amount, v_refs, t_seq, t_domain: vouchers' targets
     outside: Outside  # the death lists and the regions held
 
-    def all_links(self) -> Subquery:
-        """Allocation links (of the scope) and heuristic links together."""
+    def all_links(self, events: Select[Any]) -> Subquery:
+        """Allocation links (of the scope) and heuristic links together, of ``events`` (a
+        select of event seqs) alone: each part is read through its index on the event, so
+        that nothing is materialised for the events not asked about."""
         a, h = self.links, self.matched
         return union_all(
-            select(a.c.m_seq, a.c.e_seq, a.c.amount_fen, a.c.value_day),
-            select(h.c.m_seq, h.c.e_seq, h.c.amount_fen, h.c.value_day),
+            select(a.c.m_seq, a.c.e_seq, a.c.amount_fen, a.c.value_day)
+            .where(a.c.e_seq.in_(events)),
+            select(h.c.m_seq, h.c.e_seq, h.c.amount_fen, h.c.value_day)
+            .where(h.c.e_seq.in_(events)),
         ).subquery("all_links")
 
 
@@ -662,7 +666,10 @@ class Matcher:
             _big("v_seq"), Column("v_kind", String(48)), _big("v_amount"),
             Column("v_refs", Integer), _big("t_seq"),
             Column("t_domain", String(16))], self._targets_select(work, scope, links, matched),
-            ix("t_seq", "v_seq"))
+            # covering for missing_vouchers' look-up of a record's voucher kinds (a seq is
+            # one record's: it names the domain too); voucher_mismatches reads a voucher's
+            # refs from rc_voucher_refs, so no index by voucher is built
+            [("t_seq", "v_kind")] if indexed else [])
         every = self.links(None, "every_link") if scope is not None else links
         return Stages(links, every, check, cand, cand_n, matched, targets, outside)
 
@@ -808,11 +815,11 @@ class Matcher:
             .select_from(c)
             .outerjoin(heur, heur.c.e_seq == c.c.seq)
             .where(or_(~self.within(total, c.c.amount_fen), late))
-            .subquery("found")
+            .cte("found")
         )
         # the movement ids only for the events found (aggregating strings for every
         # event would cost more than the whole settlement check)
-        links = st.all_links()
+        links = st.all_links(select(found.c.seq))
         paid = links.c.amount_fen > 0
         q = (
             select(found.c.seq, found.c.record_id, found.c.kind, found.c.amount_fen,
@@ -904,8 +911,8 @@ class Matcher:
         def via_link(links: Subquery | Table) -> ColumnElement[bool]:
             return (
                 select(literal(1)).select_from(links)
-                .join(vt, and_(vt.c.t_seq == links.c.m_seq, vt.c.t_domain == "finance",
-                               vt.c.v_kind == VIA_MOVEMENT[1]))
+                # t_seq is the movement's (a seq is one record's, so its domain is finance)
+                .join(vt, and_(vt.c.t_seq == links.c.m_seq, vt.c.v_kind == VIA_MOVEMENT[1]))
                 .where(links.c.e_seq == R.c.seq, links.c.amount_fen > 0)
                 .exists()
             )
@@ -1001,10 +1008,20 @@ class Matcher:
         approval = and_(p2.c.kind == "benefit_approval", p2.c.person == E.c.person,
                         p2.c.insurance == E.c.insurance, p2.c.period <= E.c.period,
                         p2.c.superseded.is_(False))
+        # only a payment with an approval on another account (or none) in or before its
+        # period can differ from the one in force: most payments are left by one look-up
+        p3 = P.alias("p3")
+        other = (select(literal(1)).select_from(p3)
+                 .where(p3.c.kind == "benefit_approval", p3.c.person == E.c.person,
+                        p3.c.insurance == E.c.insurance, p3.c.period <= E.c.period,
+                        p3.c.superseded.is_(False),
+                        or_(p3.c.account.is_(None), E.c.account.is_(None),
+                            p3.c.account != E.c.account))
+                 .correlate_except(p3).exists())
         in_force_q = (
             select(E.c.seq.label("e_seq"), func.max(p2.c.period).label("start"))
             .select_from(E).join(p2, approval)
-            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False))
+            .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), other)
             .group_by(E.c.seq)
         )
         in_force = self._scoped(in_force_q, E.c.seq,
@@ -1079,10 +1096,18 @@ class Matcher:
         several = select(vt.c.v_seq).where(vt.c.v_refs > 1, scoped)
         suspects = sorted({int(x) for x in conn.execute(
             union(single("business", E), single("finance", M), several)).scalars()})
+        b, f = VR.c.business_seq, VR.c.finance_seq
         for i in range(0, len(suspects), 1000):
-            pairs = (select(vt.c.v_seq, vt.c.t_seq, vt.c.t_domain)
-                     .where(vt.c.v_seq.in_(suspects[i:i + 1000]), vt.c.v_amount.is_not(None))
-                     .distinct().subquery("pairs"))
+            # the suspects' targets as bfa_targets has them (a ref's business record, its
+            # finance record, or both), read by voucher from the refs' primary key
+            part = suspects[i:i + 1000]
+            pairs = union(
+                select(VR.c.voucher_seq.label("v_seq"), b.label("t_seq"),
+                       _text("business").label("t_domain"))
+                .where(VR.c.voucher_seq.in_(part), b.is_not(None)),
+                select(VR.c.voucher_seq, f, _text("finance"))
+                .where(VR.c.voucher_seq.in_(part), f.is_not(None)),
+            ).subquery("pairs")
             targets = union_all(*(
                 select(pairs.c.v_seq, _text(domain).label("domain"), table.c.record_id,
                        table.c.amount_fen)
@@ -1217,7 +1242,9 @@ class Matcher:
             g = g.where(E.c.person.in_(select(gs.c.person)),
                         tuple_(E.c.person, ins, E.c.period).in_(
                             select(gs.c.person, gs.c.insurance, gs.c.period)))
-        groups = g.subquery("paid")
+        # a CTE: read twice below, computed once (SQLite and PostgreSQL materialise a CTE
+        # named more than once; as a subquery SQLite grouped every payment twice)
+        groups = g.cte("paid")
         ap, cond = self.in_force("benefit_approval", groups.c.person, groups.c.insurance,
                                  groups.c.period, "ap")
         start = (select(groups.c.person, groups.c.insurance, groups.c.period,

@@ -86,6 +86,8 @@ records = Table(
           postgresql_where=text("corrects IS NOT NULL"),
           sqlite_where=text("corrects IS NOT NULL")),
     Index("ix_rc_records_domain_current_id", "domain", "current_id"),
+    # the as-of cut-off counts the records after a day (revision 0020)
+    Index("ix_rc_records_occurred_day", "occurred_day"),
     # partial: the few bank statements among millions of records (revision 0007)
     Index("ix_rc_records_statement", "kind", postgresql_where=text("kind = 'statement'"),
           sqlite_where=text("kind = 'statement'")),
