@@ -582,6 +582,9 @@ class Stages:
     matched: Table  # m_seq, e_seq, amount_fen, value_day: heuristic links
     targets: Table  # v_seq, v_kind, v_amount, v_refs, t_seq, t_domain: vouchers' targets
     outside: Outside  # the death lists and the regions held
+    # person, insurance, period, n, total: the groups of recurring benefit payments that
+    # duplicates or overpayments may report (Matcher.paid_groups)
+    paid: Table
 
     def all_links(self, events: Select[Any]) -> Subquery:
         """Allocation links (of the scope) and heuristic links together, of ``events`` (a
@@ -671,7 +674,44 @@ class Matcher:
             # refs from rc_voucher_refs, so no index by voucher is built
             [("t_seq", "v_kind")] if indexed else [])
         every = self.links(None, "every_link") if scope is not None else links
-        return Stages(links, every, check, cand, cand_n, matched, targets, outside)
+        paid = work.table("bfa_paid", [
+            Column("person", String(40)), Column("insurance", String(16)),
+            Column("period", String(7)), _big("n"), _big("total")], self.paid_groups(scope))
+        return Stages(links, every, check, cand, cand_n, matched, targets, outside, paid)
+
+    def paid_groups(self, scope: Scope | None) -> Select[Any]:
+        """Person, insurance and period of the current recurring benefit payments
+        (:meth:`recurring`) paid more than once (``duplicates``) or, with an insurance,
+        paid more than the smallest current approval of the person and insurance
+        (``overpayments``: a group paid no more is over none of them). One grouping of
+        the payments for both rules; each joins the few groups found back to their
+        payments."""
+        ins = func.coalesce(E.c.insurance, "")
+        low = P.alias("least")
+        least = (select(func.min(low.c.amount_fen))
+                 .where(low.c.kind == "benefit_approval", low.c.person == E.c.person,
+                        low.c.insurance == E.c.insurance, low.c.superseded.is_(False))
+                 .correlate_except(low).scalar_subquery())
+        total = _sum(E.c.amount_fen)
+        q = (select(E.c.person, E.c.insurance, E.c.period, func.count(), total)
+             .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
+                    E.c.person.is_not(None), E.c.period.is_not(None), self.recurring())
+             .group_by(E.c.person, E.c.insurance, E.c.period)
+             .having(or_(func.count() > 1,
+                         and_(E.c.insurance.is_not(None), total > least))))
+        if scope is not None:
+            g = scope.groups
+            q = q.where(E.c.person.in_(select(g.c.person)),
+                        tuple_(E.c.person, ins, E.c.period).in_(
+                            select(g.c.person, g.c.insurance, g.c.period)))
+        return q
+
+    def _paid_events(self, pd: Table) -> ColumnElement[bool]:
+        """The join of a paid group (:meth:`paid_groups`) with its payments."""
+        return and_(E.c.person == pd.c.person,
+                    E.c.insurance.is_not_distinct_from(pd.c.insurance),
+                    E.c.period == pd.c.period, E.c.kind == "benefit_payment",
+                    E.c.superseded.is_(False), self.recurring())
 
     def links(self, scope: Scope | None, name: str = "links") -> Subquery:
         """Allocation links: read from ``rc_allocations`` alone (the movement's kind,
@@ -939,26 +979,20 @@ class Matcher:
         Rows: root (``person|insurance|period``), insurance, period, count, total_fen,
         max_fen, event ids (comma-joined).
         """
-        ins = func.coalesce(E.c.insurance, "")
+        pd = st.paid
+        ins = func.coalesce(pd.c.insurance, "")
         q = (
-            select(E.c.person.label("g_person"), ins.label("g_ins"),
-                   E.c.period.label("g_period"), E.c.insurance, E.c.period,
-                   func.count().label("n"), _sum(E.c.amount_fen).label("total"),
-                   func.max(E.c.amount_fen).label("largest"),
+            select(pd.c.person.label("g_person"), ins.label("g_ins"),
+                   pd.c.period.label("g_period"), pd.c.insurance, pd.c.period,
+                   pd.c.n, pd.c.total, func.max(E.c.amount_fen).label("largest"),
                    _agg_ids(E.c.record_id).label("events"))
-            .where(E.c.kind == "benefit_payment", E.c.person.is_not(None),
-                   E.c.period.is_not(None), E.c.superseded.is_(False), self.recurring())
-            .group_by(E.c.person, E.c.insurance, E.c.period)
-            .having(func.count() > 1)
+            .select_from(pd).join(E, self._paid_events(pd))
+            .where(pd.c.n > 1)
+            .group_by(pd.c.person, pd.c.insurance, pd.c.period, pd.c.n, pd.c.total)
         )
-        if scope is not None:
-            g = scope.groups
-            q = q.where(E.c.person.in_(select(g.c.person)),
-                        tuple_(E.c.person, ins, E.c.period).in_(
-                            select(g.c.person, g.c.insurance, g.c.period)))
         # ordered by the group's columns: equal roots come together
         return ((group_key(p, i, per), *rest)
-                for p, i, per, *rest in _rows(conn, q, E.c.person, ins, E.c.period))
+                for p, i, per, *rest in _rows(conn, q, pd.c.person, ins, pd.c.period))
 
     def after_termination(self, conn: Connection, st: Stages, scope: Scope | None
                           ) -> RowIter:
@@ -1221,30 +1255,14 @@ class Matcher:
         Rows: root (``person|insurance|period``), insurance, period, count, total_fen,
         approved_fen, event ids, approval ids.
         """
-        ins = func.coalesce(E.c.insurance, "")
-        # a group paid no more than the smallest current approval of the person and
-        # insurance is over none of them: only the others look for the approval in force
-        # (most groups are paid exactly what was approved)
-        low = P.alias("least")
-        least = (select(func.min(low.c.amount_fen))
-                 .where(low.c.kind == "benefit_approval", low.c.person == E.c.person,
-                        low.c.insurance == E.c.insurance, low.c.superseded.is_(False))
-                 .correlate_except(low).scalar_subquery())
-        g = (select(E.c.person, E.c.insurance, E.c.period, func.count().label("n"),
-                    _sum(E.c.amount_fen).label("total"), _agg_ids(E.c.record_id).label("events"))
-             .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
-                    E.c.person.is_not(None), E.c.period.is_not(None),
-                    E.c.insurance.is_not(None), self.recurring())
-             .group_by(E.c.person, E.c.insurance, E.c.period)
-             .having(_sum(E.c.amount_fen) > least))
-        if scope is not None:
-            gs = scope.groups
-            g = g.where(E.c.person.in_(select(gs.c.person)),
-                        tuple_(E.c.person, ins, E.c.period).in_(
-                            select(gs.c.person, gs.c.insurance, gs.c.period)))
-        # a CTE: read twice below, computed once (SQLite and PostgreSQL materialise a CTE
-        # named more than once; as a subquery SQLite grouped every payment twice)
-        groups = g.cte("paid")
+        pd = st.paid
+        groups = (select(pd.c.person, pd.c.insurance, pd.c.period, pd.c.n, pd.c.total,
+                         _agg_ids(E.c.record_id).label("events"))
+                  .select_from(pd).join(E, self._paid_events(pd))
+                  .where(pd.c.insurance.is_not(None))
+                  .group_by(pd.c.person, pd.c.insurance, pd.c.period, pd.c.n, pd.c.total)
+                  # a CTE: read twice below, computed once
+                  .cte("paid"))
         ap, cond = self.in_force("benefit_approval", groups.c.person, groups.c.insurance,
                                  groups.c.period, "ap")
         start = (select(groups.c.person, groups.c.insurance, groups.c.period,
