@@ -181,11 +181,15 @@ _SQLITE_TRAITS = Traits(parallel=False, hash_joins_whole=False, lookups_by_probe
                         threads_share_connection=False)
 
 PG_ANALYSIS_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'",
-                        "SET LOCAL random_page_cost = 1.1")
+                        "SET LOCAL random_page_cost = 1.1",
+                        "SET LOCAL cursor_tuple_fraction = 1.0")
 """Settings of a reconciliation run on PostgreSQL: JIT compilation costs more than it
 saves on these statements; hash joins and aggregates get room in memory; and index
 look-ups are priced for data in memory or on SSD (the default assumes spinning disks and
-makes an incremental run scan whole tables instead of looking up its few thousand rows)."""
+makes an incremental run scan whole tables instead of looking up its few thousand rows).
+A run's statements are read through cursors (streamed): planned for all their rows, not for
+the first tenth (the default chose per-row subplans: a full run at a million events took
+32 s instead of 23 s)."""
 
 
 class Store:

@@ -676,17 +676,37 @@ class Matcher:
         every = self.links(None, "every_link") if scope is not None else links
         paid = work.table("bfa_paid", [
             Column("person", String(40)), Column("insurance", String(16)),
-            Column("period", String(7)), _big("n"), _big("total")], self.paid_groups(scope))
+            Column("period", String(7)), _big("n"), _big("total")],
+            self.paid_groups(scope, whole=not indexed))
         return Stages(links, every, check, cand, cand_n, matched, targets, outside, paid)
 
-    def paid_groups(self, scope: Scope | None) -> Select[Any]:
+    def paid_groups(self, scope: Scope | None, *, whole: bool = False) -> Select[Any]:
         """Person, insurance and period of the current recurring benefit payments
         (:meth:`recurring`) paid more than once (``duplicates``) or, with an insurance,
         paid more than the smallest current approval of the person and insurance
         (``overpayments``: a group paid no more is over none of them). One grouping of
         the payments for both rules; each joins the few groups found back to their
-        payments."""
+        payments. ``whole``: the smallest approvals are aggregated once and hash-joined
+        (a full run on PostgreSQL, where the look-up per group ran as a subplan per
+        group); else looked up per group through the person index."""
         ins = func.coalesce(E.c.insurance, "")
+        paid = (E.c.kind == "benefit_payment", E.c.superseded.is_(False),
+                E.c.person.is_not(None), E.c.period.is_not(None), self.recurring())
+        if whole and scope is None:
+            least_q = (select(P.c.person, P.c.insurance,
+                              func.min(P.c.amount_fen).label("least"))
+                       .where(P.c.kind == "benefit_approval", P.c.superseded.is_(False))
+                       .group_by(P.c.person, P.c.insurance).subquery("least"))
+            g = (select(E.c.person, E.c.insurance, E.c.period, func.count().label("n"),
+                        _sum(E.c.amount_fen).label("total"))
+                 .where(*paid).group_by(E.c.person, E.c.insurance, E.c.period)
+                 .subquery("groups"))
+            return (select(g.c.person, g.c.insurance, g.c.period, g.c.n, g.c.total)
+                    .select_from(g)
+                    .outerjoin(least_q, and_(least_q.c.person == g.c.person,
+                                             least_q.c.insurance == g.c.insurance))
+                    .where(or_(g.c.n > 1, and_(g.c.insurance.is_not(None),
+                                               g.c.total > least_q.c.least))))
         low = P.alias("least")
         least = (select(func.min(low.c.amount_fen))
                  .where(low.c.kind == "benefit_approval", low.c.person == E.c.person,
@@ -694,16 +714,15 @@ class Matcher:
                  .correlate_except(low).scalar_subquery())
         total = _sum(E.c.amount_fen)
         q = (select(E.c.person, E.c.insurance, E.c.period, func.count(), total)
-             .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
-                    E.c.person.is_not(None), E.c.period.is_not(None), self.recurring())
+             .where(*paid)
              .group_by(E.c.person, E.c.insurance, E.c.period)
              .having(or_(func.count() > 1,
                          and_(E.c.insurance.is_not(None), total > least))))
         if scope is not None:
-            g = scope.groups
-            q = q.where(E.c.person.in_(select(g.c.person)),
+            sg = scope.groups
+            q = q.where(E.c.person.in_(select(sg.c.person)),
                         tuple_(E.c.person, ins, E.c.period).in_(
-                            select(g.c.person, g.c.insurance, g.c.period)))
+                            select(sg.c.person, sg.c.insurance, sg.c.period)))
         return q
 
     def _paid_events(self, pd: Table) -> ColumnElement[bool]:
