@@ -1244,25 +1244,43 @@ class Matcher:
         """
         ap, cond = self.in_force("benefit_approval", E.c.person, E.c.insurance, E.c.period,
                                  "ap")
-        any_ap = P.alias("any_ap")
+        in_force = select(literal(1)).select_from(ap).where(cond).exists()
+        any_ap, started = P.alias("any_ap"), P.alias("started")
         approved_ever = (select(literal(1)).select_from(any_ap)
                          .where(any_ap.c.kind == "benefit_approval",
                                 any_ap.c.person == E.c.person,
                                 any_ap.c.insurance == E.c.insurance,
                                 any_ap.c.superseded.is_(False)).exists())
+        # an approval taking effect in or before the period: in force unless a termination
+        # ended it, which only a person with a termination can have
+        started_by = (select(literal(1)).select_from(started)
+                      .where(started.c.kind == "benefit_approval",
+                             started.c.person == E.c.person,
+                             started.c.insurance == E.c.insurance,
+                             started.c.superseded.is_(False),
+                             started.c.period <= E.c.period).exists())
+        tm = P.alias("terminated")
+        terminated = E.c.person.in_(select(tm.c.person).where(
+            tm.c.kind == "termination", tm.c.superseded.is_(False)))
         one_off = and_(E.c.benefit.is_not(None), self.one_off())
         q = (
             select(E.c.seq, E.c.record_id, E.c.insurance, E.c.period, E.c.amount_fen,
-                   E.c.benefit, case((one_off, 1), else_=0))
+                   E.c.benefit, case((one_off, 1), else_=0).label("one_off"))
             .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
                    E.c.person.is_not(None), E.c.period.is_not(None),
-                   self.covered("benefit_approval"),
-                   or_(and_(one_off, ~approved_ever),
-                       and_(~one_off, ~select(literal(1)).select_from(ap).where(cond)
-                            .exists())))
+                   self.covered("benefit_approval"))
         )
-        return _rows(conn, self._scoped(q, E.c.seq, None if scope is None else scope.payments),
-                     E.c.seq)
+        q = self._scoped(q, E.c.seq, None if scope is None else scope.payments)
+        # three disjoint parts, each NOT EXISTS on its own (an anti-join on PostgreSQL;
+        # under OR, each was a subplan per payment): a one-off payment never approved; a
+        # recurring one with no approval started by its period; a recurring one of a
+        # person with a termination, whose approvals started are all ended (in_force)
+        parts = union_all(
+            q.where(one_off, ~approved_ever),
+            q.where(~one_off, ~started_by),
+            q.where(~one_off, terminated, started_by, ~in_force),
+        ).subquery("without")
+        return _rows(conn, select(*parts.c), parts.c.seq)
 
     def overpayments(self, conn: Connection, st: Stages, scope: Scope | None) -> RowIter:
         """Person, insurance and period whose current recurring benefit payments add up
