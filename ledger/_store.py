@@ -180,11 +180,13 @@ _PG_TRAITS = Traits(parallel=True, hash_joins_whole=True, lookups_by_probe=True,
 _SQLITE_TRAITS = Traits(parallel=False, hash_joins_whole=False, lookups_by_probe=False,
                         threads_share_connection=False)
 
-PG_ANALYSIS_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'",
+PG_ANALYSIS_SETTINGS = ("SET LOCAL jit = off", "SET LOCAL work_mem = '256MB'",
                         "SET LOCAL random_page_cost = 1.1",
                         "SET LOCAL cursor_tuple_fraction = 1.0")
 """Settings of a reconciliation run on PostgreSQL: JIT compilation costs more than it
-saves on these statements; hash joins and aggregates get room in memory; and index
+saves on these statements; hash joins and aggregates get room in memory (256 MB a node:
+at two million events the vouchers' targets, about 200 MB, are hashed in one batch instead
+of spilling to disk; a bound, whatever the ledger's size); and index
 look-ups are priced for data in memory or on SSD (the default assumes spinning disks and
 makes an incremental run scan whole tables instead of looking up its few thousand rows).
 A run's statements are read through cursors (streamed): planned for all their rows, not for
