@@ -329,6 +329,9 @@ def bank_reconciliation(ledger: Ledger, as_of: date, *, fund_account: str | None
 
 def _require_region(ledger: Ledger, statements: Iterable[StoredStatement], region: str) -> None:
     """Refuse a region no statement and no mapped bank account has, naming the known ones."""
+    if not (len(region) == 6 and region.isascii() and region.isdigit()):
+        raise InputError(_("--region {region} is not a pooling-region code (6 digits, e.g. "
+                           "440100)").format(region=repr(printable(region))))
     known = {st.region for st in statements} | {a.region for a in ledger.home.bank_accounts}
     if region not in known:
         raise InputError(_(

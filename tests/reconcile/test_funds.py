@@ -276,3 +276,7 @@ def test_balance_of_one_region(led: Ledger, ledger_home: dict[str, Any],
                                  "999999"), 2)
     assert "--region 999999: no bank account of that region" in line
     assert f"regions with bank accounts: {REGION}, {OTHER}, 440500" in line
+    for bad in ("44010", "４４０１００", "440100 "):  # short, full-width digits, a space
+        line = one_error_line(invoke("balance", *home, "--period", "2026-11", "--region",
+                                     bad), 2)
+        assert f"--region {bad!r} is not a pooling-region code (6 digits" in line
