@@ -37,11 +37,13 @@ import multiprocessing as mp
 import os
 import re
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,7 @@ from ledger import (
     BfaError,
     Checkpoint,
     FormatError,
+    InclusionChecker,
     Ledger,
     TLogProof,
     Verifier,
@@ -263,11 +266,12 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
             ("entries", ctx.entries), ("vouchers", ctx.vouchers),
             ("disclosures", ctx.disclosures), ("closure", ctx.closure),
             ("consistency", ctx.consistency), ("findings", ctx.findings)]
-        pool = (ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+        pool = (ProcessPoolExecutor(_WORKERS, mp_context=mp.get_context("fork"))
                 if parallel and root.is_dir() else None)
         try:
             if pool is not None:
                 ctx.hashing = pool.submit(_bag_files, root)
+                ctx.pool = pool
             _run(steps, report, root)
             if ctx.hashing is not None:
                 _settle_bag(report, ctx.hashing)
@@ -361,6 +365,147 @@ def _bag_files(root: Path, progress: Callable[[int], None] | None = None) -> Ver
                                        files=bag.payload_count, octets=bag.payload_octets))
 
 
+ENTRY_CHUNK = 1000
+"""Lines of ``bfa/entries.jsonl`` checked as one task (and written as one batch)."""
+_WORKERS = 2
+"""Processes of the pool (with ``parallel``): the bag's hashing takes one while the other
+checks entries; once it is done, both do."""
+
+
+@dataclass(frozen=True)
+class _EntryJob:
+    """What checking an entry needs: the bundle's folder and its checkpoint."""
+
+    root: str
+    size: int
+    root_hash: bytes
+    note: bytes
+    """``bfa/checkpoint.note``'s bytes, the end of every proof spelled exactly."""
+
+
+_CheckedEntry = tuple[int, str, str, str, bytes, bytes, str]
+"""``(seq, domain, kind, record id, leaf, entry hash, role)`` of a proven entry."""
+_Failure = tuple["Msg | str", "str | None", "int | None"] | Exception
+"""A :class:`BundleFailure` as ``(reason, file, entry)`` (it crosses processes so), or
+another error, raised again by the caller as it would have been raised here."""
+_Checked = tuple[list[_CheckedEntry], "_Failure | None"]
+
+
+def _check_entries(job: _EntryJob, first: int, lines: list[bytes]) -> _Checked:
+    """Check the lines ``first``, ``first + 1``, … of ``bfa/entries.jsonl`` (FORMAT.md
+    §12.5 ``entries``): each names a leaf that decodes strictly, whose tlog-proof proves
+    it into the checkpoint. Stops at the first failure. Runs in a worker of the pool, or
+    inline; pure: the same lines give the same answer anywhere."""
+    out: list[_CheckedEntry] = []
+    rel = "bfa/entries.jsonl"
+    paths = InclusionChecker(job.size, job.root_hash)
+    lines64: dict[bytes, bytes] = {}
+    try:
+        for n, raw in enumerate(lines, first):
+            try:
+                line = json.loads(raw)
+            except ValueError as e:
+                raise BundleFailure(msg("line {line} is not JSON: {error}", line=n, error=e),
+                                    rel) from e
+            if not isinstance(line, dict):
+                raise BundleFailure(msg("line {line} is not a JSON object", line=n), rel)
+            out.append(_entry(job, n, line, paths, lines64))
+    except BundleFailure as e:
+        return out, (e.message or e.reason, e.file, e.entry)
+    except Exception as e:  # raised again by the caller, as it would have been here
+        return out, e
+    return out, None
+
+
+def _entry(job: _EntryJob, n: int, line: Mapping[str, Any], paths: InclusionChecker,
+           lines64: dict[bytes, bytes]) -> _CheckedEntry:
+    rel = "bfa/entries.jsonl"
+    seq = line.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise BundleFailure(msg("line {line}: seq must be an integer", line=n), rel)
+    role = line.get("role")
+    if role not in ("scope", "closure", "history"):
+        raise BundleFailure(msg("line {line}: unknown role {role}", line=n,
+                                role=repr(role)), rel, seq)
+    leaf_rel = f"data/entries/{seq}.leaf"
+    try:
+        with open(os.path.join(job.root, leaf_rel), "rb") as f:
+            leaf = f.read()
+    except FileNotFoundError as e:
+        raise BundleFailure(msg("missing"), leaf_rel, seq) from e
+    try:
+        entry = decode_leaf(leaf)
+    except FormatError as e:
+        raise BundleFailure(msg("not a leaf input: {error}", error=e), leaf_rel,
+                            seq) from e
+    h = entry.entry_hash
+    if entry.seq != seq:
+        raise BundleFailure(msg("the leaf says it is entry {seq}", seq=entry.seq), leaf_rel,
+                            seq)
+    if (line.get("domain"), line.get("kind"), line.get("id")) != (
+            entry.domain, entry.kind, entry.record_id) or line.get("hash") != h.hex():
+        raise BundleFailure(msg("line {line} names another record or hash than the leaf "
+                                "holds", line=n), rel, seq)
+    proof_rel = f"bfa/proofs/{seq}.tlog-proof"
+    try:
+        with open(os.path.join(job.root, proof_rel), "rb") as f:
+            raw = f.read()
+    except FileNotFoundError as e:
+        raise BundleFailure(msg("missing"), proof_rel, seq) from e
+    path = _exact_proof(raw, seq, leaf, job.note, lines64)
+    if path is None:  # not the one spelling the exporter writes: parse it strictly
+        try:
+            proof = TLogProof.parse(raw.decode("utf-8"))
+        except (FormatError, UnicodeDecodeError) as e:
+            raise BundleFailure(msg("not a tlog-proof: {error}", error=e), proof_rel,
+                                seq) from e
+        if (proof.index != seq or proof.extra != leaf
+                or proof.checkpoint.encode("utf-8") != job.note):
+            raise BundleFailure(msg("proves another entry, leaf or checkpoint than the "
+                                    "bundle's"), proof_rel, seq)
+        path = proof.hashes
+    try:
+        paths.verify(h, seq, path)
+    except BfaError as e:
+        raise BundleFailure(msg("does not prove the entry into the checkpoint: {error}",
+                                error=e), proof_rel, seq) from e
+    return seq, entry.domain, entry.kind, entry.record_id, leaf, h, str(role)
+
+
+def _exact_proof(raw: bytes, seq: int, leaf: bytes, note: bytes, known: dict[bytes, bytes]
+                 ) -> tuple[bytes, ...] | None:
+    """The audit path of a proof spelled exactly as :meth:`TLogProof.marshal` writes it
+    for this entry, leaf and the bundle's checkpoint note; None for any other text (which
+    :meth:`TLogProof.parse` then judges, naming what is wrong). Checking the bytes
+    against the one expected spelling costs a fraction of parsing each proof. ``known``
+    holds lines already found to be the one base64 spelling of a 32-byte hash, with the
+    hash (neighbouring entries' proofs share most lines)."""
+    head = (b"c2sp.org/tlog-proof@v1\nextra " + binascii.b2a_base64(leaf, newline=False)
+            + b"\nindex %d\n" % seq)
+    tail = b"\n" + note
+    if not (raw.startswith(head) and raw.endswith(tail)
+            and len(raw) >= len(head) + len(tail)):
+        return None
+    lines = raw[len(head):len(raw) - len(tail)].split(b"\n")
+    if lines.pop() != b"" or len(lines) > 64:
+        return None
+    path = []
+    for line in lines:
+        h = known.get(line)
+        if h is None:
+            try:
+                h = binascii.a2b_base64(line, strict_mode=True)
+            except binascii.Error:
+                return None
+            if len(h) != 32 or binascii.b2a_base64(h, newline=False) != line:
+                return None
+            if len(known) >= 4096:
+                known.clear()
+            known[line] = h
+        path.append(h)
+    return tuple(path)
+
+
 class _Context:
     def __init__(self, root: Path, key: Verifier, exporter: Verifier | None, tmp: Path,
                  report: BundleReport, progress: Callable[[int], None] | None) -> None:
@@ -369,9 +514,10 @@ class _Context:
         self.claims: dict[str, Any] = {}
         self.cp: Checkpoint | None = None
         self.note = ""
-        self._note_tail = b"\n"
         self.ledger: Ledger | None = None
         self.hashing: Future[Verdict] | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        """Workers checking entries beside this process (with ``parallel``)."""
 
     # -- bag, signature, checkpoint ------------------------------------------------------
     def bag(self) -> Msg:
@@ -420,7 +566,6 @@ class _Context:
     def checkpoint(self) -> Msg:
         rel = "bfa/checkpoint.note"
         self.note = _text(self.root, rel)
-        self._note_tail = b"\n" + self.note.encode("utf-8")
         try:
             self.cp = open_checkpoint(self.note, [self.key], str(self.claims.get("origin")))
         except BfaError as e:
@@ -441,18 +586,20 @@ class _Context:
         led = self.ledger
         counts: dict[str, int] = {}
         roles: dict[int, str] = {}
+        job = _EntryJob(str(self.root), cp.size, cp.root, self.note.encode("utf-8"))
 
         def rows() -> Iterator[tuple[int, str, str, str, bytes, bytes]]:
-            for n, line in _jsonl(self.root, "bfa/entries.jsonl"):
-                row = self._entry(n, line, cp)
-                role = str(line.get("role"))
-                counts[role] = counts.get(role, 0) + 1
-                roles[row[0]] = role  # read back (and dropped) by the statement beside
-                yield row
+            for checked in self._checked_chunks(job):
+                for seq, domain, kind, rid, leaf, h, role in checked:
+                    counts[role] = counts.get(role, 0) + 1
+                    roles[seq] = role  # read back (and dropped) by the statement beside
+                    if self.progress is not None:
+                        self.progress(len(leaf))
+                    yield seq, domain, kind, rid, leaf, h
 
         def beside(conn: Connection, seqs: list[int]) -> None:
-            conn.execute(text("INSERT INTO bundle_roles (seq, role) VALUES (:seq, :role)"),
-                         [{"seq": q, "role": roles.pop(q)} for q in seqs])
+            conn.exec_driver_sql("INSERT INTO bundle_roles (seq, role) VALUES (?, ?)",
+                                 [(q, roles.pop(q)) for q in seqs])
 
         try:
             n = insert_entries(
@@ -465,7 +612,7 @@ class _Context:
                                     error_type=type(e).__name__), "bfa/entries.jsonl") from e
         for folder in ("data/entries", "bfa/proofs"):
             path = self.root / folder
-            on_disk = sum(1 for _ in path.iterdir()) if path.is_dir() else 0
+            on_disk = sum(1 for _ in os.scandir(path)) if path.is_dir() else 0
             if on_disk == n:
                 continue
             if folder == "data/entries":
@@ -481,88 +628,57 @@ class _Context:
                    count=n, size=cp.size,
                    roles=", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
+    def _checked_chunks(self, job: _EntryJob) -> Iterator[list[_CheckedEntry]]:
+        """The entries of ``bfa/entries.jsonl``, checked :data:`ENTRY_CHUNK` lines at a
+        time (:func:`_check_entries`), in the file's order; raises the first failure in
+        that order. With a pool, up to two chunks a worker are checked ahead while the
+        caller writes the ones before into the scratch ledger; a pool that stops (a worker
+        killed) leaves the rest to this process."""
+        rel = "bfa/entries.jsonl"
+        path = self.root / rel
+        if not path.is_file():
+            raise BundleFailure(msg("missing"), rel)
+        pool = self.pool
+        ahead: deque[tuple[int, list[bytes], Future[_Checked] | None]] = deque()
+
+        def settle() -> list[_CheckedEntry]:
+            first, lines, future = ahead.popleft()
+            done: _Checked | None = None
+            if future is not None:
+                try:
+                    done = future.result()
+                except BrokenProcessPool:
+                    self.pool = None
+            if done is None:
+                done = _check_entries(job, first, lines)
+            rows, failure = done
+            if isinstance(failure, Exception):
+                raise failure
+            if failure is not None:
+                raise BundleFailure(*failure)
+            return rows
+
+        with path.open("rb") as f:
+            first = 1
+            while lines := list(islice(f, ENTRY_CHUNK)):
+                future = None
+                if self.pool is not None:
+                    try:
+                        future = self.pool.submit(_check_entries, job, first, lines)
+                    except BrokenProcessPool:
+                        self.pool = None
+                ahead.append((first, lines, future))
+                first += len(lines)
+                if len(ahead) > (2 * _WORKERS if pool is not None else 0):
+                    yield settle()
+            while ahead:
+                yield settle()
+
     def _count(self, what: str, n: int) -> None:
         stated = (self.claims.get("counts") or {}).get(what)
         if stated != n:
             raise BundleFailure(msg("says {stated} {what}, the bundle has {count}",
                                     stated=stated, what=what, count=n), "bfa/bundle.json")
-
-    def _entry(self, n: int, line: Mapping[str, Any], cp: Checkpoint
-               ) -> tuple[int, str, str, str, bytes, bytes]:
-        rel = "bfa/entries.jsonl"
-        seq = line.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise BundleFailure(msg("line {line}: seq must be an integer", line=n), rel)
-        if line.get("role") not in ("scope", "closure", "history"):
-            raise BundleFailure(msg("line {line}: unknown role {role}", line=n,
-                                    role=repr(line.get("role"))), rel, seq)
-        leaf_rel = f"data/entries/{seq}.leaf"
-        try:
-            leaf = (self.root / leaf_rel).read_bytes()
-        except FileNotFoundError as e:
-            raise BundleFailure(msg("missing"), leaf_rel, seq) from e
-        try:
-            entry = decode_leaf(leaf)
-        except FormatError as e:
-            raise BundleFailure(msg("not a leaf input: {error}", error=e), leaf_rel,
-                                seq) from e
-        h = entry_hash(leaf)
-        if entry.seq != seq:
-            raise BundleFailure(msg("the leaf says it is entry {seq}", seq=entry.seq), leaf_rel,
-                                seq)
-        if (line.get("domain"), line.get("kind"), line.get("id")) != (
-                entry.domain, entry.kind, entry.record_id) or line.get("hash") != h.hex():
-            raise BundleFailure(msg("line {line} names another record or hash than the leaf "
-                                    "holds", line=n), rel, seq)
-        proof_rel = f"bfa/proofs/{seq}.tlog-proof"
-        try:
-            raw = (self.root / proof_rel).read_bytes()
-        except FileNotFoundError as e:
-            raise BundleFailure(msg("missing"), proof_rel, seq) from e
-        path = self._exact_proof(raw, seq, leaf)
-        if path is None:  # not the one spelling the exporter writes: parse it strictly
-            try:
-                proof = TLogProof.parse(raw.decode("utf-8"))
-            except (FormatError, UnicodeDecodeError) as e:
-                raise BundleFailure(msg("not a tlog-proof: {error}", error=e), proof_rel,
-                                    seq) from e
-            if proof.index != seq or proof.extra != leaf or proof.checkpoint != self.note:
-                raise BundleFailure(msg("proves another entry, leaf or checkpoint than the "
-                                        "bundle's"), proof_rel, seq)
-            path = proof.hashes
-        try:
-            verify_inclusion(h, seq, cp.size, path, cp.root)
-        except BfaError as e:
-            raise BundleFailure(msg("does not prove the entry into the checkpoint: {error}",
-                                    error=e), proof_rel, seq) from e
-        if self.progress is not None:
-            self.progress(len(leaf))
-        return seq, entry.domain, entry.kind, entry.record_id, leaf, h
-
-    def _exact_proof(self, raw: bytes, seq: int, leaf: bytes) -> tuple[bytes, ...] | None:
-        """The audit path of a proof spelled exactly as :meth:`TLogProof.marshal` writes
-        it for this entry, leaf and the bundle's checkpoint; None for any other text (which
-        :meth:`TLogProof.parse` then judges, naming what is wrong). Checking the bytes
-        against the one expected spelling costs a fraction of parsing each proof."""
-        head = (f"c2sp.org/tlog-proof@v1\nextra {base64.b64encode(leaf).decode()}\n"
-                f"index {seq}\n").encode()
-        tail = self._note_tail
-        if not (raw.startswith(head) and raw.endswith(tail)
-                and len(raw) >= len(head) + len(tail)):
-            return None
-        lines = raw[len(head):len(raw) - len(tail)].split(b"\n")
-        if lines.pop() != b"" or len(lines) > 64:
-            return None
-        path = []
-        for line in lines:
-            try:
-                h = binascii.a2b_base64(line, strict_mode=True)
-            except binascii.Error:
-                return None
-            if len(h) != 32 or binascii.b2a_base64(h, newline=False) != line:
-                return None
-            path.append(h)
-        return tuple(path)
 
     def _stream(self, where: str = "") -> Iterator[tuple[int, dict[str, Any], str]]:
         """``(seq, record, role)`` of the bundle's entries, from the scratch ledger."""
