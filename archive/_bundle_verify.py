@@ -36,6 +36,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import sqlite3
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -45,11 +46,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ijson
 from sqlalchemy import Connection, select, text
-from sqlalchemy.exc import IntegrityError
 
 from archive._bagit import BagError, read_bag
 from ledger import (
@@ -391,6 +391,13 @@ another error, raised again by the caller as it would have been raised here."""
 _Checked = tuple[list[_CheckedEntry], "_Failure | None"]
 
 
+def _done(result: _Checked) -> Future[_Checked]:
+    """A future already holding ``result``."""
+    future: Future[_Checked] = Future()
+    future.set_result(result)
+    return future
+
+
 def _check_entries(job: _EntryJob, first: int, lines: list[bytes]) -> _Checked:
     """Check the lines ``first``, ``first + 1``, … of ``bfa/entries.jsonl`` (FORMAT.md
     §12.5 ``entries``): each names a leaf that decodes strictly, whose tlog-proof proves
@@ -518,6 +525,8 @@ class _Context:
         self.hashing: Future[Verdict] | None = None
         self.pool: ProcessPoolExecutor | None = None
         """Workers checking entries beside this process (with ``parallel``)."""
+        self.loading: Future[tuple[dict[str, Any] | None, _Failure | None]] | None = None
+        """A worker reading ``bfa/findings.json`` (:meth:`_stated`)."""
 
     # -- bag, signature, checkpoint ------------------------------------------------------
     def bag(self) -> Msg:
@@ -582,15 +591,17 @@ class _Context:
     def entries(self) -> Msg:
         assert self.cp is not None
         cp = self.cp
-        self.ledger = scratch_ledger(self.tmp, str(self.claims.get("origin")))
-        led = self.ledger
         counts: dict[str, int] = {}
         roles: dict[int, str] = {}
         job = _EntryJob(str(self.root), cp.size, cp.root, self.note.encode("utf-8"))
+        chunks = self._checked_chunks(job)
+        next(chunks)  # the workers check the first chunks while the scratch ledger is made
+        self.ledger = scratch_ledger(self.tmp, str(self.claims.get("origin")))
+        led = self.ledger
 
         def rows() -> Iterator[tuple[int, str, str, str, bytes, bytes]]:
-            for checked in self._checked_chunks(job):
-                for seq, domain, kind, rid, leaf, h, role in checked:
+            for checked in chunks:
+                for seq, domain, kind, rid, leaf, h, role in checked or ():
                     counts[role] = counts.get(role, 0) + 1
                     roles[seq] = role  # read back (and dropped) by the statement beside
                     if self.progress is not None:
@@ -628,21 +639,53 @@ class _Context:
                    count=n, size=cp.size,
                    roles=", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
-    def _checked_chunks(self, job: _EntryJob) -> Iterator[list[_CheckedEntry]]:
+    def _checked_chunks(self, job: _EntryJob) -> Iterator[list[_CheckedEntry] | None]:
         """The entries of ``bfa/entries.jsonl``, checked :data:`ENTRY_CHUNK` lines at a
         time (:func:`_check_entries`), in the file's order; raises the first failure in
-        that order. With a pool, up to two chunks a worker are checked ahead while the
-        caller writes the ones before into the scratch ledger; a pool that stops (a worker
-        killed) leaves the rest to this process."""
+        that order. First yields None once the first chunks are handed to the pool (the
+        caller makes the scratch ledger meanwhile). With a pool, up to two chunks a worker
+        are checked ahead while the caller writes the ones before into the scratch ledger;
+        a pool that stops (a worker killed) leaves the rest to this process."""
         rel = "bfa/entries.jsonl"
         path = self.root / rel
         if not path.is_file():
             raise BundleFailure(msg("missing"), rel)
-        pool = self.pool
         ahead: deque[tuple[int, list[bytes], Future[_Checked] | None]] = deque()
+        limit = 2 * _WORKERS if self.pool is not None else 0
+        first = 1
+
+        def submit(f: BinaryIO) -> bool:
+            nonlocal first
+            lines = list(islice(f, ENTRY_CHUNK))
+            if not lines:
+                if self.pool is not None and self.loading is None:  # after the last chunk
+                    try:
+                        self.loading = self.pool.submit(_load_stated, str(self.root),
+                                                        str(self.tmp / _STATED_DB))
+                    except BrokenProcessPool:
+                        self.pool = None
+                return False
+            future = None
+            if self.pool is not None:
+                try:
+                    future = self.pool.submit(_check_entries, job, first, lines)
+                except BrokenProcessPool:
+                    self.pool = None
+            ahead.append((first, lines, future))
+            first += len(lines)
+            return True
 
         def settle() -> list[_CheckedEntry]:
-            first, lines, future = ahead.popleft()
+            start, lines, future = ahead[0]
+            while future is not None and not future.done():
+                # rather than wait, check here a chunk no worker has started
+                i = next((i for i in range(len(ahead) - 1, 0, -1)
+                          if (f := ahead[i][2]) is not None and f.cancel()), None)
+                if i is None:
+                    break
+                a, b, _ = ahead[i]
+                ahead[i] = (a, b, _done(_check_entries(job, a, b)))
+            ahead.popleft()
             done: _Checked | None = None
             if future is not None:
                 try:
@@ -650,7 +693,7 @@ class _Context:
                 except BrokenProcessPool:
                     self.pool = None
             if done is None:
-                done = _check_entries(job, first, lines)
+                done = _check_entries(job, start, lines)
             rows, failure = done
             if isinstance(failure, Exception):
                 raise failure
@@ -659,20 +702,15 @@ class _Context:
             return rows
 
         with path.open("rb") as f:
-            first = 1
-            while lines := list(islice(f, ENTRY_CHUNK)):
-                future = None
-                if self.pool is not None:
-                    try:
-                        future = self.pool.submit(_check_entries, job, first, lines)
-                    except BrokenProcessPool:
-                        self.pool = None
-                ahead.append((first, lines, future))
-                first += len(lines)
-                if len(ahead) > (2 * _WORKERS if pool is not None else 0):
+            while len(ahead) < limit and submit(f):
+                pass
+            yield None
+            while True:
+                submitted = submit(f)
+                if not ahead:
+                    return
+                if not (submitted and len(ahead) <= limit):
                     yield settle()
-            while ahead:
-                yield settle()
 
     def _count(self, what: str, n: int) -> None:
         stated = (self.claims.get("counts") or {}).get(what)
@@ -878,10 +916,7 @@ class _Context:
         in memory (FORMAT.md §12.5)."""
         assert self.ledger is not None
         rel = "bfa/findings.json"
-        with self.ledger.store.writer() as conn:
-            for ddl in _FINDINGS_DDL:
-                conn.execute(text(ddl))
-            top = _load_findings(self.root / rel, conn)
+        top = self._stated()
         stated_n = self._one("SELECT count(*) FROM stated_breaks WHERE gone = 0")
         self._history()
         if top.get("ruleset") != RULESET_VERSION:
@@ -903,7 +938,7 @@ class _Context:
             raise BundleFailure(msg("rules_digest is not the digest of the rules stated"), rel)
 
         def derived(conn: Connection, breaks: list[Break]) -> None:
-            _insert_rows(conn, "derived_breaks", "derived_records", (
+            _insert_rows(conn.exec_driver_sql, "derived_breaks", "derived_records", (
                 (b.id, b.code, b.field, _canon(sorted(b.records)), _canon(dict(b.amounts)),
                  None, None, 0, b.records) for b in breaks), replace=True)
 
@@ -939,6 +974,47 @@ class _Context:
         self._count("breaks", stated_n)
         return msg("{compared} finding(s) re-derived and equal; {count} not re-derivable here",
                    compared=compared, count=len(self.report.not_rederivable))
+
+    def _stated(self) -> dict[str, Any]:
+        """``bfa/findings.json`` read into the scratch ledger's ``stated_*`` tables (its
+        other top-level members returned): by a worker of the pool into a file of its own
+        while the entries were written and the findings re-derived (:meth:`_load_stated`),
+        or here, then copied in."""
+        assert self.ledger is not None
+        future, self.loading = self.loading, None
+        done: tuple[dict[str, Any] | None, _Failure | None] | None = None
+        if future is not None:
+            try:
+                done = future.result()
+            except BrokenProcessPool:
+                done = None
+        if done is None:
+            done = _load_stated(str(self.root), str(self.tmp / _STATED_DB))
+        top, failure = done
+        if isinstance(failure, Exception):
+            raise failure
+        if failure is not None:
+            raise BundleFailure(*failure)
+        assert top is not None
+        raw = self.ledger.store.engine.raw_connection()
+        try:  # the driver's own connection: ATTACH is outside any transaction
+            db = raw.driver_connection
+            assert isinstance(db, sqlite3.Connection)
+            db.execute("ATTACH DATABASE ? AS stated", (str(self.tmp / _STATED_DB),))
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for ddl in _FINDINGS_DDL:
+                    db.execute(ddl)
+                for table in _STATED_TABLES:
+                    db.execute(f"INSERT INTO main.{table} SELECT * FROM stated.{table}")
+                db.execute("COMMIT")
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                db.execute("DETACH DATABASE stated")
+        finally:
+            raw.close()
+        return top
 
     def _rows(self, query: str) -> Iterator[Any]:
         assert self.ledger is not None
@@ -1080,8 +1156,8 @@ def _shown(row: str | None) -> str:
 _Row = tuple[str, Any, Any, str, str, Any, Any, int, Any]
 
 
-def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterable[_Row],
-                 *, replace: bool = False) -> None:
+def _insert_rows(executemany: Callable[[str, list[Any]], Any], table: str,
+                 records_table: str, rows: Iterable[_Row], *, replace: bool = False) -> None:
     """Insert findings ``(bid, code, field, records, amounts, wf_status, hist_len, gone,
     record ids)`` and the records each names, 1,000 at a time; with ``replace``, a
     finding whose id is there already replaces it (its records are the same: an id covers
@@ -1089,14 +1165,14 @@ def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterabl
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     batch: list[_Row] = []
 
-    def flush() -> None:  # the scratch ledger is SQLite: its driver's executemany
-        conn.exec_driver_sql(
+    def flush() -> None:  # SQLite: its driver's executemany
+        executemany(
             f"{verb} INTO {table} (bid, code, field, records, amounts, wf_status, hist_len, "
             "gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [r[:8] for r in batch])
         recs = [(r[0], r[7], str(x)) for r in batch for x in r[8]]
         if recs:
-            conn.exec_driver_sql(f"INSERT INTO {records_table} (bid, gone, rid) "
-                                 "VALUES (?, ?, ?)", recs)
+            executemany(f"INSERT INTO {records_table} (bid, gone, rid) VALUES (?, ?, ?)",
+                        recs)
         batch.clear()
 
     for row in rows:
@@ -1110,7 +1186,38 @@ def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterabl
 _HISTORY_INSERT = "INSERT INTO stated_history (bid, gone, i, seq) VALUES (?, ?, ?, ?)"
 
 
-def _load_findings(path: Path, conn: Connection) -> dict[str, Any]:
+_STATED_DB = "stated.db"
+_STATED_TABLES = ("stated_breaks", "stated_records", "stated_history")
+
+
+def _load_stated(root: str, db: str) -> tuple[dict[str, Any] | None, _Failure | None]:
+    """Read ``bfa/findings.json`` of the bundle in ``root`` into the ``stated_*`` tables
+    of a new SQLite file ``db`` (:func:`_load_findings`); returns its other top-level
+    members, or the failure (as :func:`_check_entries` does). Runs in a worker of the
+    pool, or inline; it reads nothing but the file."""
+    try:
+        if os.path.exists(db):
+            os.remove(db)
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("BEGIN")
+            for ddl in _FINDINGS_DDL:
+                if ddl.split()[2] in _STATED_TABLES:
+                    conn.execute(ddl)
+            top = _load_findings(Path(root) / "bfa/findings.json", conn)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except BundleFailure as e:
+        return None, (e.message or e.reason, e.file, e.entry)
+    except Exception as e:  # raised again by the caller, as it would have been here
+        return None, e
+    return top, None
+
+
+def _load_findings(path: Path, conn: sqlite3.Connection) -> dict[str, Any]:
     """Stream ``bfa/findings.json`` into the scratch tables: each item of ``breaks`` and
     ``not_reported`` is built alone (ijson), checked and inserted; the other top-level
     members are returned. Fails naming the file when it is no findings document."""
@@ -1143,18 +1250,18 @@ def _load_findings(path: Path, conn: Connection) -> dict[str, Any]:
                                             rel)
                     history.append((bid, gone, i, seq))
             if len(history) >= 1000:
-                conn.exec_driver_sql(_HISTORY_INSERT, history)
+                conn.executemany(_HISTORY_INSERT, history)
                 history.clear()
             yield (bid, _scalar(item.get("code")), _scalar(item.get("field")),
                    _canon(sorted(records)),
                    _canon(item.get("amounts")), status, len(listed), gone, records)
 
     try:
-        _insert_rows(conn, "stated_breaks", "stated_records", rows())
-    except IntegrityError as e:
+        _insert_rows(conn.executemany, "stated_breaks", "stated_records", rows())
+    except sqlite3.IntegrityError as e:
         raise BundleFailure(msg("lists a break twice"), rel) from e
     if history:
-        conn.exec_driver_sql(_HISTORY_INSERT, history)
+        conn.executemany(_HISTORY_INSERT, history)
     if "breaks" not in seen:
         raise BundleFailure(msg("not a findings document (no list of breaks)"), rel)
     return top
