@@ -690,8 +690,10 @@ class _Context:
             if future is not None:
                 try:
                     done = future.result()
-                except BrokenProcessPool:
+                except BrokenProcessPool:  # a worker died: the rest is checked here
                     self.pool = None
+                except Exception:  # the task did not get there or back (pickling): here
+                    done = None
             if done is None:
                 done = _check_entries(job, start, lines)
             rows, failure = done
@@ -986,7 +988,7 @@ class _Context:
         if future is not None:
             try:
                 done = future.result()
-            except BrokenProcessPool:
+            except Exception:  # a worker died, or the task did not get there or back
                 done = None
         if done is None:
             done = _load_stated(str(self.root), str(self.tmp / _STATED_DB))
