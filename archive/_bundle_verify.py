@@ -25,6 +25,9 @@ file and entry. In order:
                  findings fail; the others are listed as not re-derivable here.
 
 Entries are streamed into the scratch ledger, so memory stays flat in the bundle's size.
+On two cores a pool of two workers shares the work (ADR 0038): the bag's hashing, the
+entries check in chunks of lines, the reading of ``bfa/findings.json``; the verdicts are
+those of the checks run one after another.
 """
 
 from __future__ import annotations
@@ -251,10 +254,12 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
     """Check the bundle in ``root`` against the ledger verifier key ``key`` (module
     docstring). Never raises for a bad bundle: every failure is a verdict.
 
-    With ``parallel`` (by default when the machine has two cores and can fork), the bag
-    check hashes every file in a child process while this one checks the entries and
-    what follows; its verdict still comes first, and when it fails every later verdict
-    is withdrawn as "not checked", exactly as when the checks run one after another."""
+    With ``parallel`` (by default when the machine has two cores and can fork), a pool of
+    :data:`_WORKERS` forked workers hashes the bag's files, checks the entries chunk by
+    chunk beside this process (which writes them into the scratch ledger, and checks a
+    queued chunk itself rather than wait) and reads the stated findings; the bag's
+    verdict still comes first, and when it fails every later verdict is withdrawn as "not
+    checked", exactly as when the checks run one after another."""
     report = BundleReport()
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and "fork" in mp.get_all_start_methods()
