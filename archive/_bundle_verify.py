@@ -25,6 +25,9 @@ file and entry. In order:
                  findings fail; the others are listed as not re-derivable here.
 
 Entries are streamed into the scratch ledger, so memory stays flat in the bundle's size.
+On two cores a pool of two workers shares the work (ADR 0038): the bag's hashing, the
+entries check in chunks of lines, the reading of ``bfa/findings.json``; the verdicts are
+those of the checks run one after another.
 """
 
 from __future__ import annotations
@@ -36,24 +39,27 @@ import json
 import multiprocessing as mp
 import os
 import re
+import sqlite3
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ijson
 from sqlalchemy import Connection, select, text
-from sqlalchemy.exc import IntegrityError
 
 from archive._bagit import BagError, read_bag
 from ledger import (
     BfaError,
     Checkpoint,
     FormatError,
+    InclusionChecker,
     Ledger,
     TLogProof,
     Verifier,
@@ -248,10 +254,12 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
     """Check the bundle in ``root`` against the ledger verifier key ``key`` (module
     docstring). Never raises for a bad bundle: every failure is a verdict.
 
-    With ``parallel`` (by default when the machine has two cores and can fork), the bag
-    check hashes every file in a child process while this one checks the entries and
-    what follows; its verdict still comes first, and when it fails every later verdict
-    is withdrawn as "not checked", exactly as when the checks run one after another."""
+    With ``parallel`` (by default when the machine has two cores and can fork), a pool of
+    :data:`_WORKERS` forked workers hashes the bag's files, checks the entries chunk by
+    chunk beside this process (which writes them into the scratch ledger, and checks a
+    queued chunk itself rather than wait) and reads the stated findings; the bag's
+    verdict still comes first, and when it fails every later verdict is withdrawn as "not
+    checked", exactly as when the checks run one after another."""
     report = BundleReport()
     if parallel is None:
         parallel = (os.cpu_count() or 1) > 1 and "fork" in mp.get_all_start_methods()
@@ -263,11 +271,12 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
             ("entries", ctx.entries), ("vouchers", ctx.vouchers),
             ("disclosures", ctx.disclosures), ("closure", ctx.closure),
             ("consistency", ctx.consistency), ("findings", ctx.findings)]
-        pool = (ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+        pool = (ProcessPoolExecutor(_WORKERS, mp_context=mp.get_context("fork"))
                 if parallel and root.is_dir() else None)
         try:
             if pool is not None:
                 ctx.hashing = pool.submit(_bag_files, root)
+                ctx.pool = pool
             _run(steps, report, root)
             if ctx.hashing is not None:
                 _settle_bag(report, ctx.hashing)
@@ -361,6 +370,154 @@ def _bag_files(root: Path, progress: Callable[[int], None] | None = None) -> Ver
                                        files=bag.payload_count, octets=bag.payload_octets))
 
 
+ENTRY_CHUNK = 1000
+"""Lines of ``bfa/entries.jsonl`` checked as one task (and written as one batch)."""
+_WORKERS = 2
+"""Processes of the pool (with ``parallel``): the bag's hashing takes one while the other
+checks entries; once it is done, both do."""
+
+
+@dataclass(frozen=True)
+class _EntryJob:
+    """What checking an entry needs: the bundle's folder and its checkpoint."""
+
+    root: str
+    size: int
+    root_hash: bytes
+    note: bytes
+    """``bfa/checkpoint.note``'s bytes, the end of every proof spelled exactly."""
+
+
+_CheckedEntry = tuple[int, str, str, str, bytes, bytes, str]
+"""``(seq, domain, kind, record id, leaf, entry hash, role)`` of a proven entry."""
+_Failure = tuple["Msg | str", "str | None", "int | None"] | Exception
+"""A :class:`BundleFailure` as ``(reason, file, entry)`` (it crosses processes so), or
+another error, raised again by the caller as it would have been raised here."""
+_Checked = tuple[list[_CheckedEntry], "_Failure | None"]
+
+
+def _done(result: _Checked) -> Future[_Checked]:
+    """A future already holding ``result``."""
+    future: Future[_Checked] = Future()
+    future.set_result(result)
+    return future
+
+
+def _check_entries(job: _EntryJob, first: int, lines: list[bytes]) -> _Checked:
+    """Check the lines ``first``, ``first + 1``, … of ``bfa/entries.jsonl`` (FORMAT.md
+    §12.5 ``entries``): each names a leaf that decodes strictly, whose tlog-proof proves
+    it into the checkpoint. Stops at the first failure. Runs in a worker of the pool, or
+    inline; pure: the same lines give the same answer anywhere."""
+    out: list[_CheckedEntry] = []
+    rel = "bfa/entries.jsonl"
+    paths = InclusionChecker(job.size, job.root_hash)
+    lines64: dict[bytes, bytes] = {}
+    try:
+        for n, raw in enumerate(lines, first):
+            try:
+                line = json.loads(raw)
+            except ValueError as e:
+                raise BundleFailure(msg("line {line} is not JSON: {error}", line=n, error=e),
+                                    rel) from e
+            if not isinstance(line, dict):
+                raise BundleFailure(msg("line {line} is not a JSON object", line=n), rel)
+            out.append(_entry(job, n, line, paths, lines64))
+    except BundleFailure as e:
+        return out, (e.message or e.reason, e.file, e.entry)
+    except Exception as e:  # raised again by the caller, as it would have been here
+        return out, e
+    return out, None
+
+
+def _entry(job: _EntryJob, n: int, line: Mapping[str, Any], paths: InclusionChecker,
+           lines64: dict[bytes, bytes]) -> _CheckedEntry:
+    rel = "bfa/entries.jsonl"
+    seq = line.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise BundleFailure(msg("line {line}: seq must be an integer", line=n), rel)
+    role = line.get("role")
+    if role not in ("scope", "closure", "history"):
+        raise BundleFailure(msg("line {line}: unknown role {role}", line=n,
+                                role=repr(role)), rel, seq)
+    leaf_rel = f"data/entries/{seq}.leaf"
+    try:
+        with open(os.path.join(job.root, leaf_rel), "rb") as f:
+            leaf = f.read()
+    except FileNotFoundError as e:
+        raise BundleFailure(msg("missing"), leaf_rel, seq) from e
+    try:
+        entry = decode_leaf(leaf)
+    except FormatError as e:
+        raise BundleFailure(msg("not a leaf input: {error}", error=e), leaf_rel,
+                            seq) from e
+    h = entry.entry_hash
+    if entry.seq != seq:
+        raise BundleFailure(msg("the leaf says it is entry {seq}", seq=entry.seq), leaf_rel,
+                            seq)
+    if (line.get("domain"), line.get("kind"), line.get("id")) != (
+            entry.domain, entry.kind, entry.record_id) or line.get("hash") != h.hex():
+        raise BundleFailure(msg("line {line} names another record or hash than the leaf "
+                                "holds", line=n), rel, seq)
+    proof_rel = f"bfa/proofs/{seq}.tlog-proof"
+    try:
+        with open(os.path.join(job.root, proof_rel), "rb") as f:
+            raw = f.read()
+    except FileNotFoundError as e:
+        raise BundleFailure(msg("missing"), proof_rel, seq) from e
+    path = _exact_proof(raw, seq, leaf, job.note, lines64)
+    if path is None:  # not the one spelling the exporter writes: parse it strictly
+        try:
+            proof = TLogProof.parse(raw.decode("utf-8"))
+        except (FormatError, UnicodeDecodeError) as e:
+            raise BundleFailure(msg("not a tlog-proof: {error}", error=e), proof_rel,
+                                seq) from e
+        if (proof.index != seq or proof.extra != leaf
+                or proof.checkpoint.encode("utf-8") != job.note):
+            raise BundleFailure(msg("proves another entry, leaf or checkpoint than the "
+                                    "bundle's"), proof_rel, seq)
+        path = proof.hashes
+    try:
+        paths.verify(h, seq, path)
+    except BfaError as e:
+        raise BundleFailure(msg("does not prove the entry into the checkpoint: {error}",
+                                error=e), proof_rel, seq) from e
+    return seq, entry.domain, entry.kind, entry.record_id, leaf, h, str(role)
+
+
+def _exact_proof(raw: bytes, seq: int, leaf: bytes, note: bytes, known: dict[bytes, bytes]
+                 ) -> tuple[bytes, ...] | None:
+    """The audit path of a proof spelled exactly as :meth:`TLogProof.marshal` writes it
+    for this entry, leaf and the bundle's checkpoint note; None for any other text (which
+    :meth:`TLogProof.parse` then judges, naming what is wrong). Checking the bytes
+    against the one expected spelling costs a fraction of parsing each proof. ``known``
+    holds lines already found to be the one base64 spelling of a 32-byte hash, with the
+    hash (neighbouring entries' proofs share most lines)."""
+    head = (b"c2sp.org/tlog-proof@v1\nextra " + binascii.b2a_base64(leaf, newline=False)
+            + b"\nindex %d\n" % seq)
+    tail = b"\n" + note
+    if not (raw.startswith(head) and raw.endswith(tail)
+            and len(raw) >= len(head) + len(tail)):
+        return None
+    lines = raw[len(head):len(raw) - len(tail)].split(b"\n")
+    if lines.pop() != b"" or len(lines) > 64:
+        return None
+    path = []
+    for line in lines:
+        h = known.get(line)
+        if h is None:
+            try:
+                h = binascii.a2b_base64(line, strict_mode=True)
+            except binascii.Error:
+                return None
+            if len(h) != 32 or binascii.b2a_base64(h, newline=False) != line:
+                return None
+            if len(known) >= 4096:
+                known.clear()
+            known[line] = h
+        path.append(h)
+    return tuple(path)
+
+
 class _Context:
     def __init__(self, root: Path, key: Verifier, exporter: Verifier | None, tmp: Path,
                  report: BundleReport, progress: Callable[[int], None] | None) -> None:
@@ -369,9 +526,12 @@ class _Context:
         self.claims: dict[str, Any] = {}
         self.cp: Checkpoint | None = None
         self.note = ""
-        self._note_tail = b"\n"
         self.ledger: Ledger | None = None
         self.hashing: Future[Verdict] | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        """Workers checking entries beside this process (with ``parallel``)."""
+        self.loading: Future[tuple[dict[str, Any] | None, _Failure | None]] | None = None
+        """A worker reading ``bfa/findings.json`` (:meth:`_stated`)."""
 
     # -- bag, signature, checkpoint ------------------------------------------------------
     def bag(self) -> Msg:
@@ -420,7 +580,6 @@ class _Context:
     def checkpoint(self) -> Msg:
         rel = "bfa/checkpoint.note"
         self.note = _text(self.root, rel)
-        self._note_tail = b"\n" + self.note.encode("utf-8")
         try:
             self.cp = open_checkpoint(self.note, [self.key], str(self.claims.get("origin")))
         except BfaError as e:
@@ -437,22 +596,26 @@ class _Context:
     def entries(self) -> Msg:
         assert self.cp is not None
         cp = self.cp
-        self.ledger = scratch_ledger(self.tmp, str(self.claims.get("origin")))
-        led = self.ledger
         counts: dict[str, int] = {}
         roles: dict[int, str] = {}
+        job = _EntryJob(str(self.root), cp.size, cp.root, self.note.encode("utf-8"))
+        chunks = self._checked_chunks(job)
+        next(chunks)  # the workers check the first chunks while the scratch ledger is made
+        self.ledger = scratch_ledger(self.tmp, str(self.claims.get("origin")))
+        led = self.ledger
 
         def rows() -> Iterator[tuple[int, str, str, str, bytes, bytes]]:
-            for n, line in _jsonl(self.root, "bfa/entries.jsonl"):
-                row = self._entry(n, line, cp)
-                role = str(line.get("role"))
-                counts[role] = counts.get(role, 0) + 1
-                roles[row[0]] = role  # read back (and dropped) by the statement beside
-                yield row
+            for checked in chunks:
+                for seq, domain, kind, rid, leaf, h, role in checked or ():
+                    counts[role] = counts.get(role, 0) + 1
+                    roles[seq] = role  # read back (and dropped) by the statement beside
+                    if self.progress is not None:
+                        self.progress(len(leaf))
+                    yield seq, domain, kind, rid, leaf, h
 
         def beside(conn: Connection, seqs: list[int]) -> None:
-            conn.execute(text("INSERT INTO bundle_roles (seq, role) VALUES (:seq, :role)"),
-                         [{"seq": q, "role": roles.pop(q)} for q in seqs])
+            conn.exec_driver_sql("INSERT INTO bundle_roles (seq, role) VALUES (?, ?)",
+                                 [(q, roles.pop(q)) for q in seqs])
 
         try:
             n = insert_entries(
@@ -465,7 +628,7 @@ class _Context:
                                     error_type=type(e).__name__), "bfa/entries.jsonl") from e
         for folder in ("data/entries", "bfa/proofs"):
             path = self.root / folder
-            on_disk = sum(1 for _ in path.iterdir()) if path.is_dir() else 0
+            on_disk = sum(1 for _ in os.scandir(path)) if path.is_dir() else 0
             if on_disk == n:
                 continue
             if folder == "data/entries":
@@ -481,88 +644,86 @@ class _Context:
                    count=n, size=cp.size,
                    roles=", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
 
+    def _checked_chunks(self, job: _EntryJob) -> Iterator[list[_CheckedEntry] | None]:
+        """The entries of ``bfa/entries.jsonl``, checked :data:`ENTRY_CHUNK` lines at a
+        time (:func:`_check_entries`), in the file's order; raises the first failure in
+        that order. First yields None once the first chunks are handed to the pool (the
+        caller makes the scratch ledger meanwhile). With a pool, up to two chunks a worker
+        are checked ahead while the caller writes the ones before into the scratch ledger;
+        a pool that stops (a worker killed) leaves the rest to this process."""
+        rel = "bfa/entries.jsonl"
+        path = self.root / rel
+        if not path.is_file():
+            raise BundleFailure(msg("missing"), rel)
+        ahead: deque[tuple[int, list[bytes], Future[_Checked] | None]] = deque()
+        limit = 2 * _WORKERS if self.pool is not None else 0
+        first = 1
+
+        def submit(f: BinaryIO) -> bool:
+            nonlocal first
+            lines = list(islice(f, ENTRY_CHUNK))
+            if not lines:
+                if self.pool is not None and self.loading is None:  # after the last chunk
+                    try:
+                        self.loading = self.pool.submit(_load_stated, str(self.root),
+                                                        str(self.tmp / _STATED_DB))
+                    except BrokenProcessPool:
+                        self.pool = None
+                return False
+            future = None
+            if self.pool is not None:
+                try:
+                    future = self.pool.submit(_check_entries, job, first, lines)
+                except BrokenProcessPool:
+                    self.pool = None
+            ahead.append((first, lines, future))
+            first += len(lines)
+            return True
+
+        def settle() -> list[_CheckedEntry]:
+            start, lines, future = ahead[0]
+            while future is not None and not future.done():
+                # rather than wait, check here a chunk no worker has started
+                i = next((i for i in range(len(ahead) - 1, 0, -1)
+                          if (f := ahead[i][2]) is not None and f.cancel()), None)
+                if i is None:
+                    break
+                a, b, _ = ahead[i]
+                ahead[i] = (a, b, _done(_check_entries(job, a, b)))
+            ahead.popleft()
+            done: _Checked | None = None
+            if future is not None:
+                try:
+                    done = future.result()
+                except BrokenProcessPool:  # a worker died: the rest is checked here
+                    self.pool = None
+                except Exception:  # the task did not get there or back (pickling): here
+                    done = None
+            if done is None:
+                done = _check_entries(job, start, lines)
+            rows, failure = done
+            if isinstance(failure, Exception):
+                raise failure
+            if failure is not None:
+                raise BundleFailure(*failure)
+            return rows
+
+        with path.open("rb") as f:
+            while len(ahead) < limit and submit(f):
+                pass
+            yield None
+            while True:
+                submitted = submit(f)
+                if not ahead:
+                    return
+                if not (submitted and len(ahead) <= limit):
+                    yield settle()
+
     def _count(self, what: str, n: int) -> None:
         stated = (self.claims.get("counts") or {}).get(what)
         if stated != n:
             raise BundleFailure(msg("says {stated} {what}, the bundle has {count}",
                                     stated=stated, what=what, count=n), "bfa/bundle.json")
-
-    def _entry(self, n: int, line: Mapping[str, Any], cp: Checkpoint
-               ) -> tuple[int, str, str, str, bytes, bytes]:
-        rel = "bfa/entries.jsonl"
-        seq = line.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise BundleFailure(msg("line {line}: seq must be an integer", line=n), rel)
-        if line.get("role") not in ("scope", "closure", "history"):
-            raise BundleFailure(msg("line {line}: unknown role {role}", line=n,
-                                    role=repr(line.get("role"))), rel, seq)
-        leaf_rel = f"data/entries/{seq}.leaf"
-        try:
-            leaf = (self.root / leaf_rel).read_bytes()
-        except FileNotFoundError as e:
-            raise BundleFailure(msg("missing"), leaf_rel, seq) from e
-        try:
-            entry = decode_leaf(leaf)
-        except FormatError as e:
-            raise BundleFailure(msg("not a leaf input: {error}", error=e), leaf_rel,
-                                seq) from e
-        h = entry_hash(leaf)
-        if entry.seq != seq:
-            raise BundleFailure(msg("the leaf says it is entry {seq}", seq=entry.seq), leaf_rel,
-                                seq)
-        if (line.get("domain"), line.get("kind"), line.get("id")) != (
-                entry.domain, entry.kind, entry.record_id) or line.get("hash") != h.hex():
-            raise BundleFailure(msg("line {line} names another record or hash than the leaf "
-                                    "holds", line=n), rel, seq)
-        proof_rel = f"bfa/proofs/{seq}.tlog-proof"
-        try:
-            raw = (self.root / proof_rel).read_bytes()
-        except FileNotFoundError as e:
-            raise BundleFailure(msg("missing"), proof_rel, seq) from e
-        path = self._exact_proof(raw, seq, leaf)
-        if path is None:  # not the one spelling the exporter writes: parse it strictly
-            try:
-                proof = TLogProof.parse(raw.decode("utf-8"))
-            except (FormatError, UnicodeDecodeError) as e:
-                raise BundleFailure(msg("not a tlog-proof: {error}", error=e), proof_rel,
-                                    seq) from e
-            if proof.index != seq or proof.extra != leaf or proof.checkpoint != self.note:
-                raise BundleFailure(msg("proves another entry, leaf or checkpoint than the "
-                                        "bundle's"), proof_rel, seq)
-            path = proof.hashes
-        try:
-            verify_inclusion(h, seq, cp.size, path, cp.root)
-        except BfaError as e:
-            raise BundleFailure(msg("does not prove the entry into the checkpoint: {error}",
-                                    error=e), proof_rel, seq) from e
-        if self.progress is not None:
-            self.progress(len(leaf))
-        return seq, entry.domain, entry.kind, entry.record_id, leaf, h
-
-    def _exact_proof(self, raw: bytes, seq: int, leaf: bytes) -> tuple[bytes, ...] | None:
-        """The audit path of a proof spelled exactly as :meth:`TLogProof.marshal` writes
-        it for this entry, leaf and the bundle's checkpoint; None for any other text (which
-        :meth:`TLogProof.parse` then judges, naming what is wrong). Checking the bytes
-        against the one expected spelling costs a fraction of parsing each proof."""
-        head = (f"c2sp.org/tlog-proof@v1\nextra {base64.b64encode(leaf).decode()}\n"
-                f"index {seq}\n").encode()
-        tail = self._note_tail
-        if not (raw.startswith(head) and raw.endswith(tail)
-                and len(raw) >= len(head) + len(tail)):
-            return None
-        lines = raw[len(head):len(raw) - len(tail)].split(b"\n")
-        if lines.pop() != b"" or len(lines) > 64:
-            return None
-        path = []
-        for line in lines:
-            try:
-                h = binascii.a2b_base64(line, strict_mode=True)
-            except binascii.Error:
-                return None
-            if len(h) != 32 or binascii.b2a_base64(h, newline=False) != line:
-                return None
-            path.append(h)
-        return tuple(path)
 
     def _stream(self, where: str = "") -> Iterator[tuple[int, dict[str, Any], str]]:
         """``(seq, record, role)`` of the bundle's entries, from the scratch ledger."""
@@ -762,10 +923,7 @@ class _Context:
         in memory (FORMAT.md §12.5)."""
         assert self.ledger is not None
         rel = "bfa/findings.json"
-        with self.ledger.store.writer() as conn:
-            for ddl in _FINDINGS_DDL:
-                conn.execute(text(ddl))
-            top = _load_findings(self.root / rel, conn)
+        top = self._stated()
         stated_n = self._one("SELECT count(*) FROM stated_breaks WHERE gone = 0")
         self._history()
         if top.get("ruleset") != RULESET_VERSION:
@@ -787,7 +945,7 @@ class _Context:
             raise BundleFailure(msg("rules_digest is not the digest of the rules stated"), rel)
 
         def derived(conn: Connection, breaks: list[Break]) -> None:
-            _insert_rows(conn, "derived_breaks", "derived_records", (
+            _insert_rows(conn.exec_driver_sql, "derived_breaks", "derived_records", (
                 (b.id, b.code, b.field, _canon(sorted(b.records)), _canon(dict(b.amounts)),
                  None, None, 0, b.records) for b in breaks), replace=True)
 
@@ -823,6 +981,47 @@ class _Context:
         self._count("breaks", stated_n)
         return msg("{compared} finding(s) re-derived and equal; {count} not re-derivable here",
                    compared=compared, count=len(self.report.not_rederivable))
+
+    def _stated(self) -> dict[str, Any]:
+        """``bfa/findings.json`` read into the scratch ledger's ``stated_*`` tables (its
+        other top-level members returned): by a worker of the pool into a file of its own
+        while the entries were written and the findings re-derived (:meth:`_load_stated`),
+        or here, then copied in."""
+        assert self.ledger is not None
+        future, self.loading = self.loading, None
+        done: tuple[dict[str, Any] | None, _Failure | None] | None = None
+        if future is not None:
+            try:
+                done = future.result()
+            except Exception:  # a worker died, or the task did not get there or back
+                done = None
+        if done is None:
+            done = _load_stated(str(self.root), str(self.tmp / _STATED_DB))
+        top, failure = done
+        if isinstance(failure, Exception):
+            raise failure
+        if failure is not None:
+            raise BundleFailure(*failure)
+        assert top is not None
+        raw = self.ledger.store.engine.raw_connection()
+        try:  # the driver's own connection: ATTACH is outside any transaction
+            db = raw.driver_connection
+            assert isinstance(db, sqlite3.Connection)
+            db.execute("ATTACH DATABASE ? AS stated", (str(self.tmp / _STATED_DB),))
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for ddl in _FINDINGS_DDL:
+                    db.execute(ddl)
+                for table in _STATED_TABLES:
+                    db.execute(f"INSERT INTO main.{table} SELECT * FROM stated.{table}")
+                db.execute("COMMIT")
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                db.execute("DETACH DATABASE stated")
+        finally:
+            raw.close()
+        return top
 
     def _rows(self, query: str) -> Iterator[Any]:
         assert self.ledger is not None
@@ -964,8 +1163,8 @@ def _shown(row: str | None) -> str:
 _Row = tuple[str, Any, Any, str, str, Any, Any, int, Any]
 
 
-def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterable[_Row],
-                 *, replace: bool = False) -> None:
+def _insert_rows(executemany: Callable[[str, list[Any]], Any], table: str,
+                 records_table: str, rows: Iterable[_Row], *, replace: bool = False) -> None:
     """Insert findings ``(bid, code, field, records, amounts, wf_status, hist_len, gone,
     record ids)`` and the records each names, 1,000 at a time; with ``replace``, a
     finding whose id is there already replaces it (its records are the same: an id covers
@@ -973,14 +1172,14 @@ def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterabl
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     batch: list[_Row] = []
 
-    def flush() -> None:  # the scratch ledger is SQLite: its driver's executemany
-        conn.exec_driver_sql(
+    def flush() -> None:  # SQLite: its driver's executemany
+        executemany(
             f"{verb} INTO {table} (bid, code, field, records, amounts, wf_status, hist_len, "
             "gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [r[:8] for r in batch])
         recs = [(r[0], r[7], str(x)) for r in batch for x in r[8]]
         if recs:
-            conn.exec_driver_sql(f"INSERT INTO {records_table} (bid, gone, rid) "
-                                 "VALUES (?, ?, ?)", recs)
+            executemany(f"INSERT INTO {records_table} (bid, gone, rid) VALUES (?, ?, ?)",
+                        recs)
         batch.clear()
 
     for row in rows:
@@ -994,7 +1193,38 @@ def _insert_rows(conn: Connection, table: str, records_table: str, rows: Iterabl
 _HISTORY_INSERT = "INSERT INTO stated_history (bid, gone, i, seq) VALUES (?, ?, ?, ?)"
 
 
-def _load_findings(path: Path, conn: Connection) -> dict[str, Any]:
+_STATED_DB = "stated.db"
+_STATED_TABLES = ("stated_breaks", "stated_records", "stated_history")
+
+
+def _load_stated(root: str, db: str) -> tuple[dict[str, Any] | None, _Failure | None]:
+    """Read ``bfa/findings.json`` of the bundle in ``root`` into the ``stated_*`` tables
+    of a new SQLite file ``db`` (:func:`_load_findings`); returns its other top-level
+    members, or the failure (as :func:`_check_entries` does). Runs in a worker of the
+    pool, or inline; it reads nothing but the file."""
+    try:
+        if os.path.exists(db):
+            os.remove(db)
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("BEGIN")
+            for ddl in _FINDINGS_DDL:
+                if ddl.split()[2] in _STATED_TABLES:
+                    conn.execute(ddl)
+            top = _load_findings(Path(root) / "bfa/findings.json", conn)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except BundleFailure as e:
+        return None, (e.message or e.reason, e.file, e.entry)
+    except Exception as e:  # raised again by the caller, as it would have been here
+        return None, e
+    return top, None
+
+
+def _load_findings(path: Path, conn: sqlite3.Connection) -> dict[str, Any]:
     """Stream ``bfa/findings.json`` into the scratch tables: each item of ``breaks`` and
     ``not_reported`` is built alone (ijson), checked and inserted; the other top-level
     members are returned. Fails naming the file when it is no findings document."""
@@ -1027,18 +1257,18 @@ def _load_findings(path: Path, conn: Connection) -> dict[str, Any]:
                                             rel)
                     history.append((bid, gone, i, seq))
             if len(history) >= 1000:
-                conn.exec_driver_sql(_HISTORY_INSERT, history)
+                conn.executemany(_HISTORY_INSERT, history)
                 history.clear()
             yield (bid, _scalar(item.get("code")), _scalar(item.get("field")),
                    _canon(sorted(records)),
                    _canon(item.get("amounts")), status, len(listed), gone, records)
 
     try:
-        _insert_rows(conn, "stated_breaks", "stated_records", rows())
-    except IntegrityError as e:
+        _insert_rows(conn.executemany, "stated_breaks", "stated_records", rows())
+    except sqlite3.IntegrityError as e:
         raise BundleFailure(msg("lists a break twice"), rel) from e
     if history:
-        conn.exec_driver_sql(_HISTORY_INSERT, history)
+        conn.executemany(_HISTORY_INSERT, history)
     if "breaks" not in seen:
         raise BundleFailure(msg("not a findings document (no list of breaks)"), rel)
     return top

@@ -82,7 +82,7 @@ from ledger._ledger import (
     entry_view,
     note_files_before,
 )
-from ledger._merkle import verify_consistency, verify_inclusion
+from ledger._merkle import InclusionChecker, verify_consistency, verify_inclusion
 from ledger._note import Checkpoint, Signer, Verifier, open_checkpoint, open_note, sign_note
 from ledger._privacy import commitment
 from ledger._proposed import ProposedFile, ProposedLine, Reread
@@ -126,6 +126,7 @@ __all__ = [
     "FileReport",
     "FormatError",
     "Home",
+    "InclusionChecker",
     "Ingested",
     "InputError",
     "IntegrityError",

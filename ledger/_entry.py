@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from ledger._canonical import canonicalize, canonicalize_plain
+from ledger._canonical import MAX_SAFE_INTEGER, canonicalize, canonicalize_plain
 from ledger._errors import FormatError, InputError
 from schemas import TIMESTAMP_PATTERN
 from schemas import gettext as _
@@ -96,8 +96,36 @@ def _no_float(text: str) -> NoReturn:
     raise _FloatFound(text)
 
 
+class _UnsafeInt(Exception):
+    """Raised from inside ``json.loads``: an integer outside ``±(2**53 - 1)``."""
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return value
+    raise _UnsafeInt(text)
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+"""A character above U+FFFF: member names holding one sort differently in UTF-16."""
+
+
+def _plain(body: Any) -> bytes | None:
+    try:
+        return canonicalize_plain(body)
+    except InputError:  # a lone surrogate: canonicalize says so
+        return None
+
+
 def decode_leaf(leaf: bytes) -> Entry:
     """Parse leaf input bytes v1; raises :class:`FormatError` when malformed.
+
+    The body must be its own RFC 8785 form. A body with only BMP characters, no float
+    and no integer beyond ``±(2**53 - 1)`` meets every precondition of
+    :func:`~ledger._canonical.canonicalize_plain`, which then writes exactly what
+    :func:`~ledger._canonical.canonicalize` would, several times faster; any other body
+    (and any body that differs) is judged by :func:`~ledger._canonical.canonicalize`.
 
     Its messages stay English: verification problems, a bundle's verdicts and a proof's
     result quote them, and those are data (``--json``)."""
@@ -107,8 +135,15 @@ def decode_leaf(leaf: bytes) -> Entry:
         raise FormatError(f"leaf format version {leaf[0]} is not supported (expected 1)")
     seq = int.from_bytes(leaf[1:9], "big")
     prev = leaf[9:HEADER_SIZE]
+    raw = leaf[HEADER_SIZE:]
+    safe = True  # no integer outside the I-JSON range: the fast canonical check applies
     try:
-        body = json.loads(leaf[HEADER_SIZE:].decode("utf-8"), parse_float=_no_float)
+        text = raw.decode("utf-8")
+        try:
+            body = json.loads(text, parse_float=_no_float, parse_int=_safe_int)
+        except _UnsafeInt:
+            safe = False
+            body = json.loads(text, parse_float=_no_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(f"leaf {seq}: body is not JSON: {e}") from e
     except _FloatFound:
@@ -126,10 +161,12 @@ def decode_leaf(leaf: bytes) -> Entry:
         raise FormatError(f"leaf {seq}: record has no 'id' string")
     if not isinstance(recorded_at, str) or _TIMESTAMP.fullmatch(recorded_at) is None:
         raise FormatError(f"leaf {seq}: 'recorded_at' is not an RFC 3339 timestamp with offset")
-    try:
-        canonical = canonicalize(body)
-    except InputError as e:
-        raise FormatError(f"leaf {seq}: body cannot be canonicalized: {e}") from e
-    if canonical != leaf[HEADER_SIZE:]:
-        raise FormatError(f"leaf {seq}: body is not in RFC 8785 canonical form")
+    if not (safe and (text.isascii() or _ASTRAL.search(text) is None)
+            and _plain(body) == raw):
+        try:
+            canonical = canonicalize(body)
+        except InputError as e:
+            raise FormatError(f"leaf {seq}: body cannot be canonicalized: {e}") from e
+        if canonical != raw:
+            raise FormatError(f"leaf {seq}: body is not in RFC 8785 canonical form")
     return Entry(seq, prev, record, recorded_at, leaf, entry_hash(leaf))

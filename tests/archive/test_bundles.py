@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -1284,6 +1285,71 @@ def test_disclosure_attributed_to_another_record_fails(shop: Shop, mallory: Sign
     _write_lines(bag / "bfa/disclosures.jsonl", lines)
     reseal(bag, mallory)
     assert_fails(bag, shop.key, "disclosures", "bfa/disclosures.jsonl", shop.seq["BP-1"])
+
+
+@pytest.mark.parametrize("shop", BACKENDS[:1], indirect=True)
+@pytest.mark.parametrize("name", [*TAMPERS, None])
+def test_entries_checked_by_the_pool_in_small_chunks_give_the_same_verdicts(
+        shop: Shop, other: Other, mallory: Signer, tmp_path: Path, name: str | None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entries check runs in chunks on the pool's workers (and on this process when it
+    takes a queued chunk over), the stated findings are read by a worker: with chunks of
+    three lines, so that a bundle's entries are many chunks, every tamper gets exactly
+    the verdicts (check, detail, file, entry) of the checks run one after another."""
+    import archive._bundle_verify as bv
+    from ledger import Verifier
+
+    bag = (_tampered(shop, other, mallory, tmp_path, TAMPERS[name])[0] if name
+           else shop.bundles["break"])
+    key = Verifier.from_text(shop.key.read_text("utf-8").strip())
+    inline = bv.verify_bundle(bag, key, parallel=False).to_json()
+    monkeypatch.setattr(bv, "ENTRY_CHUNK", 3)
+    pooled = bv.verify_bundle(bag, key, parallel=True).to_json()
+    chunked = bv.verify_bundle(bag, key, parallel=False).to_json()
+    assert pooled == inline
+    assert chunked == inline
+    assert inline["ok"] is (name is None), inline
+
+
+_DYING: tuple[int, Any] = (0, None)
+"""The process whose entry checks go on, and the check (the test below sets them)."""
+
+
+def _dying_check(*args: Any) -> Any:
+    """The entries check, except in a worker of the pool, which it kills."""
+    parent, check = _DYING
+    if os.getpid() != parent:
+        os._exit(9)
+    return check(*args)
+
+
+@pytest.mark.parametrize("shop", BACKENDS[:1], indirect=True)
+@pytest.mark.parametrize("kind", ["killed", "unpicklable"])
+def test_a_worker_that_dies_leaves_no_verdict_on_unfinished_work(
+        shop: Shop, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """A worker of the pool killed while it checks entries (or a task that cannot reach
+    one): this process checks those entries itself. The verdicts are those of the
+    checks run one after another, unless the bag's hashing died with the pool: then the
+    bag check fails saying so, and every later verdict is withdrawn."""
+    import archive._bundle_verify as bv
+    from ledger import Verifier
+
+    key = Verifier.from_text(shop.key.read_text("utf-8").strip())
+    inline = bv.verify_bundle(shop.bundles["break"], key, parallel=False).to_json()
+    check = bv._check_entries
+    if kind == "killed":
+        monkeypatch.setattr(sys.modules[__name__], "_DYING", (os.getpid(), check))
+        monkeypatch.setattr(bv, "_check_entries", _dying_check)
+    else:
+        monkeypatch.setattr(bv, "_check_entries", lambda *args: check(*args))
+    monkeypatch.setattr(bv, "ENTRY_CHUNK", 3)
+    report = bv.verify_bundle(shop.bundles["break"], key, parallel=True).to_json()
+    first, *rest = report["verdicts"]
+    if first["ok"] is False:
+        assert kind == "killed" and "stopped" in first["detail"], report
+        assert all(v["ok"] is None for v in rest), report
+    else:
+        assert report == inline
 
 
 @pytest.mark.parametrize("shop", BACKENDS[:1], indirect=True)

@@ -28,8 +28,10 @@ from ledger._merkle import (
     LEAF_PREFIX,
     NODE_PREFIX,
     CompactRange,
+    InclusionChecker,
     consistency_proof,
     consistency_ranges,
+    inclusion_path_length,
     inclusion_proof,
     inclusion_ranges,
     leaf_hash,
@@ -466,3 +468,68 @@ def test_compact_range_resume_property(start: int, more: int) -> None:
     assert cr.size == end
     assert cr.root() == _root(end)
     assert cr.frontier == [_nodes()[n] for n in CompactRange.frontier_nodes(end)]
+
+
+# ------------------------------------------------------------ many proofs, one tree
+
+
+def test_inclusion_path_length_is_the_ranges_count() -> None:
+    for size in range(1, 300):
+        for index in range(size):
+            assert inclusion_path_length(index, size) == len(inclusion_ranges(index, size))
+
+
+def _verdict(check: Any, *args: Any) -> str | None:
+    try:
+        check(*args)
+    except (MerkleProofError, FormatError) as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def test_inclusion_checker_agrees_with_verify_inclusion_on_every_proof_and_tamper(
+    tlog: dict[str, Any], tlog_leaf_hashes: list[bytes], tlog_nodes: Nodes
+) -> None:
+    """The checker remembers the previous accepted proof's fold: every proof of every
+    size up to 70, in order and backwards, each followed by tampered copies (a flipped
+    hash at each position, one hash too many or too few, another leaf, the wrong index),
+    gets exactly the verdict and message verify_inclusion gives it alone."""
+    roots = [bytes.fromhex(r) for r in tlog["roots_hex_by_size"]]
+    for size in range(1, 71):
+        root = roots[size]
+        for order in (range(size), range(size - 1, -1, -1)):
+            checker = InclusionChecker(size, root)
+            for index in order:
+                leaf = tlog_leaf_hashes[index]
+                proof = inclusion_proof(index, size, tlog_nodes)
+                cases: list[tuple[bytes, int, list[bytes]]] = [(leaf, index, proof)]
+                cases += [(leaf, index, [*proof[:k], _flip(proof[k], 3), *proof[k + 1:]])
+                          for k in range(len(proof))]
+                cases += [(leaf, index, [*proof, leaf]), (leaf, index, proof[1:]),
+                          (_flip(leaf, 0), index, proof), (leaf, (index + 1) % size, proof),
+                          (leaf, index, proof)]
+                for leaf_, index_, proof_ in cases:
+                    want = _verdict(verify_inclusion, leaf_, index_, size, proof_, root)
+                    assert _verdict(checker.verify, leaf_, index_, proof_) == want
+                    if (leaf_, index_) == (leaf, index) and proof_ is proof:
+                        assert want is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, MAX_SIZE), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 40),
+                                                     st.integers(0, HASH_SIZE * 8 - 1)),
+                                           min_size=1, max_size=30))
+def test_inclusion_checker_property(size: int, steps: list[tuple[int, int, int]]) -> None:
+    """Random sequences of proofs into one tree, some tampered at a random hash: the
+    checker's verdict is verify_inclusion's, whatever came before."""
+    root = _root(size)
+    checker = InclusionChecker(size, root)
+    for pick, tamper, bit in steps:
+        index = pick % size
+        proof = inclusion_proof(index, size, {n: _nodes()[n] for n in
+                                              nodes_needed(inclusion_ranges(index, size))})
+        if proof and tamper < len(proof):
+            proof[tamper] = _flip(proof[tamper], bit)
+        leaf = _leaves()[index]
+        assert (_verdict(checker.verify, leaf, index, proof)
+                == _verdict(verify_inclusion, leaf, index, size, proof, root))
