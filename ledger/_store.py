@@ -685,6 +685,30 @@ class Store:
             conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
 
 
+    def copy_text(self, conn: Connection, table: str, columns: Sequence[str],
+                  data: bytes) -> None:
+        """Append rows already written in PostgreSQL's COPY text format
+        (:func:`copy_text_line`, one per row): one COPY of ``data`` as it is. For rows
+        encoded elsewhere (another process), so that this one only passes bytes on."""
+        if not data:
+            return
+        raw = conn.connection.driver_connection
+        assert raw is not None and self.dialect == "postgresql"
+        with raw.cursor() as cur, cur.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+            cp.write(data)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text_line(values: Sequence[str | int | None]) -> str:
+    """One row in PostgreSQL's COPY text format: tab-separated, ``\\N`` for NULL,
+    backslash, tab, newline and carriage return escaped, ending in a newline."""
+    return "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES)
+                      for v in values) + "\n"
+
+
 _PG_BINARY_NAMES: dict[type[Any], str] = {
     BigInteger: "int8",
     SmallInteger: "int2",
