@@ -582,6 +582,15 @@ class Store:
             conn.exec_driver_sql(f"SET LOCAL enable_nestloop = {'off' if on else 'on'}")
 
     @staticmethod
+    def work_mem(conn: Connection, size: str) -> None:
+        """Memory for each sort and hash of this transaction's statements (PostgreSQL
+        ``work_mem``, e.g. ``"256MB"``): a statement that hashes a million rows whole
+        writes them out in batches and reads them back when they do not fit. SQLite:
+        nothing."""
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{size}'")
+
+    @staticmethod
     def temp_buffers(conn: Connection, size: str) -> bool:
         """Memory for temporary tables in this transaction (PostgreSQL ``temp_buffers``,
         e.g. ``"256MB"``), which the server allows only before the session's first

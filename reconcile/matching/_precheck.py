@@ -81,6 +81,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    union,
 )
 
 from ledger import (
@@ -285,6 +286,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         watch.lap("refresh")
         Store.tune_analysis(conn)
         Store.temp_buffers(conn, TEMP_BUFFERS)
+        Store.work_mem(conn, WORK_MEM)
         tabs = _Tables(conn)
         lines = tabs.make(
             "bfa_pc_lines", tabs.key("line"),
@@ -365,6 +367,11 @@ def _corrections_known(conn: Connection, lines: Table, name: str) -> None:
             "corrects {record}, which neither the ledger nor this file holds"),
             record=repr(row[1]))
 
+
+WORK_MEM = "256MB"
+"""PostgreSQL: memory for each hash and sort of the check's statements: the last one
+hashes every line with what it was joined to (about 150 bytes a line), which at the
+analysis' 64 MB would go to disk in batches from about 400,000 lines."""
 
 TEMP_BUFFERS = "256MB"
 """PostgreSQL: memory for the check's temporary tables (a million lines are about 150 MB;
@@ -462,43 +469,61 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
                                         again.c.occurred_day > tm.c.occurred_day))))
         .group_by(pairs.c.person, pairs.c.insurance, tm.c.seq, tm.c.period)))
     Store.analyze_table(conn, T.name)
+
+    # each person and insurance's periods cut where any of those changes (an approval
+    # starts or ends, a termination starts or a re-approval ends it): inside a segment
+    # [start, until) the approval in force, the latest one started and whether a
+    # termination ends payments are the same for every period, so each is computed once,
+    # at the segment's start, by the rules above. '' (before every period) starts the
+    # first segment of each: nothing started yet, and whether an approval exists at all
+    bounds = tabs.make("bfa_pc_bounds", Column("person", String(40)),
+                       Column("insurance", String(16)), Column("start", String(7)))
+    conn.execute(bounds.insert().from_select(["person", "insurance", "start"], union(
+        select(A.c.person, A.c.insurance, literal("")),
+        select(T.c.person, T.c.insurance, literal("")),
+        select(A.c.person, A.c.insurance, A.c.start),
+        select(A.c.person, A.c.insurance, A.c.ends).where(A.c.ends.is_not(None)),
+        select(T.c.person, T.c.insurance, T.c.start),
+        select(T.c.person, T.c.insurance, T.c.until).where(T.c.until.is_not(None)))))
+    seg = select(bounds.c.person, bounds.c.insurance, bounds.c.start, func.lead(
+        bounds.c.start).over(partition_by=(bounds.c.person, bounds.c.insurance),
+                             order_by=bounds.c.start).label("until")).subquery("seg")
+    S = tabs.make("bfa_pc_segments", Column("person", String(40)),
+                  Column("insurance", String(16)), Column("start", String(7)),
+                  Column("until", String(7)), Column("force", String(7)),
+                  Column("latest", String(7)), Column("ever", Integer),
+                  Column("stopped", Integer), index=(("person", "insurance"),))
+    a, e = A.alias("a"), T.alias("e")
+    at = seg.c.start
+    started = a.c.start <= at
+    conn.execute(S.insert().from_select(
+        ["person", "insurance", "start", "until", "force", "latest", "ever", "stopped"],
+        select(seg.c.person, seg.c.insurance, seg.c.start, seg.c.until,
+               # Matcher.in_force: started, not ended; the latest start among those
+               func.max(case((and_(started, or_(a.c.ends.is_(None), a.c.ends > at)),
+                              a.c.start))),
+               # Matcher.payee_mismatches: the latest start in or before the period
+               func.max(case((started, a.c.start))),
+               # a one-off line's Matcher.without_approval: any current approval at all
+               func.max(case((a.c.seq.is_not(None), 1), else_=0)),
+               # Matcher.after_termination (the spans of ``ended``)
+               func.max(case((and_(e.c.start <= at, or_(e.c.until.is_(None),
+                                                        e.c.until > at)), 1), else_=0)))
+        .select_from(seg)
+        .outerjoin(a, and_(a.c.person == seg.c.person, a.c.insurance == seg.c.insurance))
+        .outerjoin(e, and_(e.c.person == seg.c.person, e.c.insurance == seg.c.insurance))
+        .group_by(seg.c.person, seg.c.insurance, seg.c.start, seg.c.until)))
+    Store.analyze_table(conn, S.name)
     watch.lap("approvals")
 
-    # per person, insurance and period of the batch: its recurring lines (how many, their
-    # total), the start of the approval in force (Matcher.in_force: the latest start among
-    # those in force), of the latest approval starting in or before it (the payee's,
-    # Matcher.payee_mismatches), whether any current approval exists (a one-off line's
-    # Matcher.without_approval), whether a termination ends it (Matcher.after_termination)
-    # and whether it lies after the month of death on a list (Matcher.after_death)
+    # the recurring lines of each person, insurance and period: how many, their total
     K = tabs.make("bfa_pc_keys", Column("person", String(40)), Column("insurance", String(16)),
                   Column("period", String(7)), Column("n", BigInteger),
-                  Column("batch", BigInteger), Column("force", String(7)),
-                  Column("latest", String(7)), Column("ever", Integer),
-                  Column("stopped", Integer), Column("dead", Integer),
-                  index=(("person", "insurance", "period"),))
-    k0 = (select(c.person, c.insurance, c.period,
-                 func.sum(case((recurring, 1), else_=0)).label("n"),
-                 func.sum(case((recurring, c.amount_fen), else_=0)).label("batch"))
-          .group_by(c.person, c.insurance, c.period).subquery("k0"))
-    a, e, d = A.alias("a"), T.alias("e"), deaths.alias("d")
-    started = a.c.start <= k0.c.period
+                  Column("batch", BigInteger), index=(("person", "insurance", "period"),))
     conn.execute(K.insert().from_select(
-        ["person", "insurance", "period", "n", "batch", "force", "latest", "ever", "stopped",
-         "dead"],
-        select(k0.c.person, k0.c.insurance, k0.c.period, k0.c.n, k0.c.batch,
-               func.max(case((and_(started, or_(a.c.ends.is_(None), a.c.ends > k0.c.period)),
-                              a.c.start))),
-               func.max(case((started, a.c.start))),
-               func.max(case((a.c.seq.is_not(None), 1), else_=0)),
-               func.max(case((e.c.start.is_not(None), 1), else_=0)),
-               func.max(case((d.c.person.is_not(None), 1), else_=0)))
-        .select_from(k0)
-        .outerjoin(a, and_(a.c.person == k0.c.person, a.c.insurance == k0.c.insurance))
-        .outerjoin(e, and_(e.c.person == k0.c.person, e.c.insurance == k0.c.insurance,
-                           e.c.start <= k0.c.period,
-                           or_(e.c.until.is_(None), e.c.until > k0.c.period)))
-        .outerjoin(d, and_(d.c.person == k0.c.person, k0.c.period >= d.c.after))
-        .group_by(k0.c.person, k0.c.insurance, k0.c.period, k0.c.n, k0.c.batch)))
+        ["person", "insurance", "period", "n", "batch"],
+        select(c.person, c.insurance, c.period, func.count(), func.sum(c.amount_fen))
+        .where(recurring).group_by(c.person, c.insurance, c.period)))
     Store.analyze_table(conn, K.name)
 
     # what the ledger paid for each (Matcher.duplicates, Matcher.overpayments): its
@@ -514,30 +539,11 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         .select_from(K)
         .join(E, and_(E.c.person == K.c.person, E.c.insurance == K.c.insurance,
                       E.c.period == K.c.period))
-        .where(K.c.n > 0, E.c.kind == "benefit_payment", E.c.superseded.is_(False),
+        .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
                m.recurring(), ~exists().where(l2.c.record_id == E.c.record_id),
                ~exists().where(l3.c.corrects == E.c.record_id))
         .group_by(K.c.person, K.c.insurance, K.c.period)))
     Store.analyze_table(conn, paid.name)
-
-    # over the approved amount (Matcher.overpayments, the batch's lines added to the
-    # ledger's): the total beyond the largest monthly amount of the approvals that start
-    # when the one in force does, and beyond the tolerance
-    over = tabs.make("bfa_pc_over", Column("person", String(40)),
-                     Column("insurance", String(16)), Column("period", String(7)),
-                     index=(("person", "insurance", "period"),))
-    total = K.c.batch + func.coalesce(paid.c.paid, 0)
-    approved = func.max(a.c.amount_fen)
-    conn.execute(over.insert().from_select(
-        ["person", "insurance", "period"],
-        select(K.c.person, K.c.insurance, K.c.period).select_from(K)
-        .outerjoin(paid, and_(paid.c.person == K.c.person, paid.c.insurance == K.c.insurance,
-                              paid.c.period == K.c.period))
-        .join(a, and_(a.c.person == K.c.person, a.c.insurance == K.c.insurance,
-                      a.c.start == K.c.force))
-        .where(K.c.n > 0)
-        .group_by(K.c.person, K.c.insurance, K.c.period, K.c.batch, paid.c.paid)
-        .having(and_(total > approved, ~m.within(total, approved)))))
     # the same id more than once in the batch
     twice = tabs.make("bfa_pc_twice", Column("record_id", String(128)),
                       index=(("record_id",),))
@@ -549,7 +555,8 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     conn.execute(covered.insert().from_select(
         ["region", "insurance"], select(P.c.region, P.c.insurance)
         .where(P.c.kind == "benefit_approval").group_by(P.c.region, P.c.insurance)))
-    # the accounts of the approvals by start (the payee's look-up)
+    # the approvals by start: the accounts (the payee's look-up) and the largest monthly
+    # amount (Matcher.overpayments: two approvals with the start in force, the larger)
     accounts = tabs.make("bfa_pc_accounts", Column("person", String(40)),
                          Column("insurance", String(16)), Column("start", String(7)),
                          Column("account", String(40)),
@@ -558,13 +565,21 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         ["person", "insurance", "start", "account"],
         select(A.c.person, A.c.insurance, A.c.start, A.c.account)
         .group_by(A.c.person, A.c.insurance, A.c.start, A.c.account)))
-    for tbl in (over, twice, covered, accounts):
+    amounts = tabs.make("bfa_pc_amounts", Column("person", String(40)),
+                        Column("insurance", String(16)), Column("start", String(7)),
+                        Column("amount_fen", BigInteger),
+                        index=(("person", "insurance", "start"),))
+    conn.execute(amounts.insert().from_select(
+        ["person", "insurance", "start", "amount_fen"],
+        select(A.c.person, A.c.insurance, A.c.start, func.max(A.c.amount_fen))
+        .group_by(A.c.person, A.c.insurance, A.c.start)))
+    for tbl in (twice, covered, accounts, amounts):
         Store.analyze_table(conn, tbl.name)
     watch.lap("groups")
 
     # every reason of a line, one pass
-    cv, ac, tw, ov, pd = (covered.alias("cv"), accounts.alias("ac"), twice.alias("tw"),
-                          over.alias("ov"), paid.alias("pd"))
+    cv, ac, am, tw, pd, d = (covered.alias("cv"), accounts.alias("ac"), amounts.alias("am"),
+                             twice.alias("tw"), paid.alias("pd"), deaths.alias("d"))
 
     def of_key(g: Any) -> Any:
         return and_(g.c.person == c.person, g.c.insurance == c.insurance,
@@ -574,18 +589,23 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         return case((cond, _bit(reason)), else_=0)
 
     rid = t.records.alias("rid")
+    total = K.c.batch + func.coalesce(pd.c.paid, 0)
     mask = (
         # PAYMENT_WITHOUT_APPROVAL (Matcher.without_approval), where approvals are held
         flag("no_approval", and_(cv.c.region.is_not(None), or_(
-            and_(~recurring, K.c.ever == 0), and_(recurring, K.c.force.is_(None)))))
-        # OVERPAYMENT: the line's person, insurance and period were paid over
-        + flag("over_approved", and_(recurring, ov.c.person.is_not(None)))
+            and_(~recurring, func.coalesce(S.c.ever, 0) == 0),
+            and_(recurring, S.c.force.is_(None)))))
+        # OVERPAYMENT (Matcher.overpayments, the batch's recurring lines of the person,
+        # insurance and period added to the ledger's): above the amount in force, beyond
+        # the tolerance
+        + flag("over_approved", and_(recurring, total > am.c.amount_fen,
+                                     ~m.within(total, am.c.amount_fen)))
         # PAYMENT_AFTER_TERMINATION
-        + flag("terminated", and_(recurring, K.c.stopped == 1))
-        # PAYMENT_AFTER_DEATH
-        + flag("dead", and_(recurring, K.c.dead == 1))
+        + flag("terminated", and_(recurring, S.c.stopped == 1))
+        # PAYMENT_AFTER_DEATH (the death list: the first period after the month of death)
+        + flag("dead", and_(recurring, c.period >= d.c.after))
         # PAYEE_MISMATCH: no approval with the latest start has the line's account
-        + flag("payee_mismatch", and_(K.c.latest.is_not(None), ac.c.start.is_(None)))
+        + flag("payee_mismatch", and_(S.c.latest.is_not(None), ac.c.start.is_(None)))
         # DUPLICATE_PAYMENT with the ledger; or the id is a business record of the ledger
         # already: ingested, it would add nothing (a re-send) or be refused (a conflict),
         # and the bank would pay it again
@@ -598,12 +618,17 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     ).label("mask")
     judged = (
         select(c.line, mask).select_from(L)
-        .join(K, of_key(K))
-        .outerjoin(cv, and_(cv.c.region == c.region, cv.c.insurance == c.insurance))
-        .outerjoin(ov, of_key(ov))
+        .outerjoin(S, and_(S.c.person == c.person, S.c.insurance == c.insurance,
+                           S.c.start <= c.period,
+                           or_(S.c.until.is_(None), S.c.until > c.period)))
+        .outerjoin(K, of_key(K))
         .outerjoin(pd, of_key(pd))
+        .outerjoin(am, and_(am.c.person == c.person, am.c.insurance == c.insurance,
+                            am.c.start == S.c.force))
         .outerjoin(ac, and_(ac.c.person == c.person, ac.c.insurance == c.insurance,
-                            ac.c.start == K.c.latest, ac.c.account == c.account))
+                            ac.c.start == S.c.latest, ac.c.account == c.account))
+        .outerjoin(cv, and_(cv.c.region == c.region, cv.c.insurance == c.insurance))
+        .outerjoin(d, d.c.person == c.person)
         .outerjoin(tw, tw.c.record_id == c.record_id)
         .outerjoin(rid, and_(rid.c.record_id == c.record_id, rid.c.domain == "business"))
         .subquery("judged"))
