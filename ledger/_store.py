@@ -714,8 +714,15 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 def copy_text_line(values: Sequence[str | int | None]) -> str:
     """One row in PostgreSQL's COPY text format: tab-separated, ``\\N`` for NULL,
     backslash, tab, newline and carriage return escaped, ending in a newline."""
-    return "\t".join("\\N" if v is None else str(v).translate(_COPY_ESCAPES)
-                      for v in values) + "\n"
+    line = "\t".join(["\\N" if v is None else str(v) for v in values])
+    # nearly every row needs no escape: its tabs are the separators and its backslashes
+    # those of the NULLs, and it holds no line end (one look at the row, not a
+    # translation of each value)
+    if (line.count("\t") == len(values) - 1 and line.count("\\") == values.count(None)
+            and "\n" not in line and "\r" not in line):
+        return line + "\n"
+    return "\t".join(["\\N" if v is None else str(v).translate(_COPY_ESCAPES)
+                      for v in values]) + "\n"
 
 
 _PG_BINARY_NAMES: dict[type[Any], str] = {

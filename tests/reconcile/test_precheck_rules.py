@@ -146,3 +146,24 @@ def test_a_bad_line_in_a_later_block_is_named_by_its_line(tmp_path: Path) -> Non
         alone = alone or probs
         assert probs == alone
         assert str(err.value).startswith(f"{path}: batch refused")
+
+
+def test_copy_text_escapes_what_postgresql_would_read_otherwise() -> None:
+    from ledger._store import copy_text_line
+
+    assert copy_text_line((1, "BP-1", None, 250)) == "1\tBP-1\t\\N\t250\n"
+    assert copy_text_line(("a\\N", None, "t\tz", "n\nl\r")) == "a\\\\N\t\\N\tt\\tz\tn\\nl\\r\n"
+
+
+def test_a_backslash_reaches_the_check_as_sent(led: Ledger, tmp_path: Path) -> None:
+    """A ``benefit`` with a backslash (valid short text) goes through COPY unchanged: the
+    line is judged as a recurring payment of that benefit, not refused or altered."""
+    sc.ingest(led, tmp_path, [sc.approval("BA-1", sc.ACCOUNT)], "ledger")
+    path = tmp_path / "pay.jsonl"
+    lines = [{**sc.payment_event(1, who=1), "benefit": "basic\\pension"},
+             {**sc.payment_event(2, who=1), "benefit": "basic\\pension"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines), "utf-8")
+    got: dict[int, tuple[str, ...]] = {}
+    precheck(led, path, on_held=lambda h, _t: got.__setitem__(h.line, h.reasons), workers=1)
+    assert got == {1: ("over_approved", "duplicate_in_batch"),
+                   2: ("over_approved", "duplicate_in_batch")}
