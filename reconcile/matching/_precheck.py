@@ -38,10 +38,20 @@ to the line as if the batch were in the ledger:
 Records of the ledger that a line ``corrects`` are left out of ``already_paid`` and
 ``over_approved``: ingested, the line would take their place.
 
-**Set-based, memory flat.** The lines stream from the file into a temporary table
-(``Store.copy_rows``: COPY on PostgreSQL) a part at a time; a few statements join it to
-``rc_person_events`` and ``rc_events`` and write ``(line, reason)`` rows into a second
-one; the held lines are read back in line order and handed to the caller one at a time.
+**Set-based, memory flat.** The lines stream from the file into a temporary table a
+block at a time (read, validated and pseudonymised by worker processes for a big file,
+:meth:`ledger.ProposedFile.reader`; COPY on PostgreSQL), while this process brings the
+derived tables up to date. What the reasons ask of the ledger is then computed once per
+person and insurance of the batch — their approvals with the period each stops being in
+force, their terminations with the period a re-approval ends each, and from those their
+periods cut into *segments* in which the approval in force, the latest approval and
+whether payments are ended stay the same — and once per person, insurance and period
+(the batch's recurring lines, the ledger's payments); one last pass over the lines reads
+every reason off those rows and writes ``(line, mask)``, a bit per reason, for each line
+held. The held lines are read back in line order and handed to the caller one at a time.
+Each step names the :class:`Matcher` rule it applies and why it gives the same answer;
+``tests/reconcile/test_precheck_rules.py`` checks the whole against ``run_reconcile`` on
+random ledgers and batches.
 
 **What is checked, what is trusted** (FORMAT.md §8.3, ADR 0032). The derived tables are
 brought up to date first (the refresh, in the check's transaction). The rows a clear
@@ -308,6 +318,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
                            Column("after", String(7)), index=(("person",),))
         store.copy_rows(conn, deaths.name, ["person", "after"],
                         [(p, _month_after(d)) for p, d in death_list(store, conn).items()])
+        Store.analyze_table(conn, deaths.name)
         watch.lap("load")
         held, approvals = _judge(conn, tabs, lines, deaths, m, watch)
         Store.whole_joins(conn, False)  # the entries are read by key from here on
@@ -396,12 +407,14 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     """Write ``(line, mask)`` for every line held (a bit per reason, :func:`_bit`); returns
     that table and the approvals of the batch's people and insurances.
 
-    Five passes over the batch instead of one statement per reason: what a reason asks of
-    the ledger is first computed once per person and insurance (their approvals: when each
-    stops being in force; their terminations: the periods each ends), then once per person,
-    insurance and period of the batch (the approval in force, the latest one, the batch's
-    and the ledger's payments), and the last statement reads every reason of a line off
-    those rows. Each step names the rule of :class:`Matcher` it applies."""
+    Four passes over the batch (its people and insurances; its recurring lines per person,
+    insurance and period; its ids; the last one) instead of one statement or more per
+    reason: what a reason asks of the ledger is first computed once per person and
+    insurance (their approvals: when each stops being in force; their terminations: the
+    periods each ends; from both, the segments of their periods), then once per person,
+    insurance and period of the batch (the batch's and the ledger's payments), and the last
+    statement reads every reason of a line off those rows, each ``CASE`` the rule of
+    :class:`Matcher` it names."""
     c = L.c
     one_off = sorted(m.rules.one_off_benefits)
     # Matcher.recurring, of a line: no ``benefit``, or one that is not one-off
@@ -491,28 +504,43 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     S = tabs.make("bfa_pc_segments", Column("person", String(40)),
                   Column("insurance", String(16)), Column("start", String(7)),
                   Column("until", String(7)), Column("force", String(7)),
-                  Column("latest", String(7)), Column("ever", Integer),
-                  Column("stopped", Integer), index=(("person", "insurance"),))
+                  Column("approved", BigInteger), Column("latest", String(7)),
+                  Column("ever", Integer), Column("stopped", Integer),
+                  index=(("person", "insurance"),))
     a, e = A.alias("a"), T.alias("e")
     at = seg.c.start
     started = a.c.start <= at
-    conn.execute(S.insert().from_select(
-        ["person", "insurance", "start", "until", "force", "latest", "ever", "stopped"],
+    segs = (
         select(seg.c.person, seg.c.insurance, seg.c.start, seg.c.until,
                # Matcher.in_force: started, not ended; the latest start among those
                func.max(case((and_(started, or_(a.c.ends.is_(None), a.c.ends > at)),
-                              a.c.start))),
+                              a.c.start))).label("force"),
                # Matcher.payee_mismatches: the latest start in or before the period
-               func.max(case((started, a.c.start))),
+               func.max(case((started, a.c.start))).label("latest"),
                # a one-off line's Matcher.without_approval: any current approval at all
-               func.max(case((a.c.seq.is_not(None), 1), else_=0)),
+               func.max(case((a.c.seq.is_not(None), 1), else_=0)).label("ever"),
                # Matcher.after_termination (the spans of ``ended``)
                func.max(case((and_(e.c.start <= at, or_(e.c.until.is_(None),
-                                                        e.c.until > at)), 1), else_=0)))
+                                                        e.c.until > at)), 1), else_=0)
+                        ).label("stopped"))
         .select_from(seg)
         .outerjoin(a, and_(a.c.person == seg.c.person, a.c.insurance == seg.c.insurance))
         .outerjoin(e, and_(e.c.person == seg.c.person, e.c.insurance == seg.c.insurance))
-        .group_by(seg.c.person, seg.c.insurance, seg.c.start, seg.c.until)))
+        .group_by(seg.c.person, seg.c.insurance, seg.c.start, seg.c.until)
+        .subquery("segs"))
+    # Matcher.overpayments: the monthly amount in force, of two approvals with the start
+    # in force the larger
+    fa = A.alias("fa")
+    conn.execute(S.insert().from_select(
+        ["person", "insurance", "start", "until", "force", "approved", "latest", "ever",
+         "stopped"],
+        select(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
+               func.max(fa.c.amount_fen), segs.c.latest, segs.c.ever, segs.c.stopped)
+        .select_from(segs)
+        .outerjoin(fa, and_(fa.c.person == segs.c.person, fa.c.insurance == segs.c.insurance,
+                            fa.c.start == segs.c.force))
+        .group_by(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
+                  segs.c.latest, segs.c.ever, segs.c.stopped)))
     Store.analyze_table(conn, S.name)
     watch.lap("approvals")
 
@@ -525,25 +553,39 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         select(c.person, c.insurance, c.period, func.count(), func.sum(c.amount_fen))
         .where(recurring).group_by(c.person, c.insurance, c.period)))
     Store.analyze_table(conn, K.name)
+    # those with more than one (the last pass reads a line's own amount for the others)
+    many = tabs.make("bfa_pc_many", Column("person", String(40)),
+                     Column("insurance", String(16)), Column("period", String(7)),
+                     Column("n", BigInteger), Column("batch", BigInteger),
+                     index=(("person", "insurance", "period"),))
+    conn.execute(many.insert().from_select(
+        ["person", "insurance", "period", "n", "batch"], select(K).where(K.c.n > 1)))
 
     # what the ledger paid for each (Matcher.duplicates, Matcher.overpayments): its
     # current recurring payments, but for those the batch re-sends or corrects (ingested,
-    # the lines would take their place)
+    # the lines would take their place). The payments of the batch's periods first (few:
+    # a batch pays periods the ledger has not paid), then those the batch replaces out
+    found = tabs.make("bfa_pc_found", Column("record_id", String(128)),
+                      Column("person", String(40)), Column("insurance", String(16)),
+                      Column("period", String(7)), Column("amount_fen", BigInteger))
+    conn.execute(found.insert().from_select(
+        ["record_id", "person", "insurance", "period", "amount_fen"],
+        select(E.c.record_id, K.c.person, K.c.insurance, K.c.period, E.c.amount_fen)
+        .select_from(K)
+        .join(E, and_(E.c.person == K.c.person, E.c.insurance == K.c.insurance,
+                      E.c.period == K.c.period))
+        .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring())))
+    Store.analyze_table(conn, found.name)
     paid = tabs.make("bfa_pc_paid", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
                      Column("paid", BigInteger), index=(("person", "insurance", "period"),))
     l2, l3 = L.alias("l_id"), L.alias("l_fix")
     conn.execute(paid.insert().from_select(
         ["person", "insurance", "period", "paid"],
-        select(K.c.person, K.c.insurance, K.c.period, func.sum(E.c.amount_fen))
-        .select_from(K)
-        .join(E, and_(E.c.person == K.c.person, E.c.insurance == K.c.insurance,
-                      E.c.period == K.c.period))
-        .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False),
-               m.recurring(), ~exists().where(l2.c.record_id == E.c.record_id),
-               ~exists().where(l3.c.corrects == E.c.record_id))
-        .group_by(K.c.person, K.c.insurance, K.c.period)))
-    Store.analyze_table(conn, paid.name)
+        select(found.c.person, found.c.insurance, found.c.period, func.sum(found.c.amount_fen))
+        .where(~exists().where(l2.c.record_id == found.c.record_id),
+               ~exists().where(l3.c.corrects == found.c.record_id))
+        .group_by(found.c.person, found.c.insurance, found.c.period)))
     # the same id more than once in the batch
     twice = tabs.make("bfa_pc_twice", Column("record_id", String(128)),
                       index=(("record_id",),))
@@ -555,8 +597,7 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     conn.execute(covered.insert().from_select(
         ["region", "insurance"], select(P.c.region, P.c.insurance)
         .where(P.c.kind == "benefit_approval").group_by(P.c.region, P.c.insurance)))
-    # the approvals by start: the accounts (the payee's look-up) and the largest monthly
-    # amount (Matcher.overpayments: two approvals with the start in force, the larger)
+    # the accounts of the approvals by start (the payee's look-up)
     accounts = tabs.make("bfa_pc_accounts", Column("person", String(40)),
                          Column("insurance", String(16)), Column("start", String(7)),
                          Column("account", String(40)),
@@ -565,21 +606,14 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         ["person", "insurance", "start", "account"],
         select(A.c.person, A.c.insurance, A.c.start, A.c.account)
         .group_by(A.c.person, A.c.insurance, A.c.start, A.c.account)))
-    amounts = tabs.make("bfa_pc_amounts", Column("person", String(40)),
-                        Column("insurance", String(16)), Column("start", String(7)),
-                        Column("amount_fen", BigInteger),
-                        index=(("person", "insurance", "start"),))
-    conn.execute(amounts.insert().from_select(
-        ["person", "insurance", "start", "amount_fen"],
-        select(A.c.person, A.c.insurance, A.c.start, func.max(A.c.amount_fen))
-        .group_by(A.c.person, A.c.insurance, A.c.start)))
-    for tbl in (twice, covered, accounts, amounts):
+    for tbl in (many, paid, twice, covered, accounts):
         Store.analyze_table(conn, tbl.name)
+    any_death = conn.execute(select(literal(1)).select_from(deaths).limit(1)).first()
     watch.lap("groups")
 
     # every reason of a line, one pass
-    cv, ac, am, tw, pd, d = (covered.alias("cv"), accounts.alias("ac"), amounts.alias("am"),
-                             twice.alias("tw"), paid.alias("pd"), deaths.alias("d"))
+    cv, ac, tw, pd, d, mn = (covered.alias("cv"), accounts.alias("ac"), twice.alias("tw"),
+                             paid.alias("pd"), deaths.alias("d"), many.alias("mn"))
 
     def of_key(g: Any) -> Any:
         return and_(g.c.person == c.person, g.c.insurance == c.insurance,
@@ -589,7 +623,9 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         return case((cond, _bit(reason)), else_=0)
 
     rid = t.records.alias("rid")
-    total = K.c.batch + func.coalesce(pd.c.paid, 0)
+    # the recurring lines of the line's person, insurance and period with what the ledger
+    # paid for it: the line's own amount when it is the only one
+    total = func.coalesce(mn.c.batch, c.amount_fen) + func.coalesce(pd.c.paid, 0)
     mask = (
         # PAYMENT_WITHOUT_APPROVAL (Matcher.without_approval), where approvals are held
         flag("no_approval", and_(cv.c.region.is_not(None), or_(
@@ -598,12 +634,12 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         # OVERPAYMENT (Matcher.overpayments, the batch's recurring lines of the person,
         # insurance and period added to the ledger's): above the amount in force, beyond
         # the tolerance
-        + flag("over_approved", and_(recurring, total > am.c.amount_fen,
-                                     ~m.within(total, am.c.amount_fen)))
+        + flag("over_approved", and_(recurring, total > S.c.approved,
+                                     ~m.within(total, S.c.approved)))
         # PAYMENT_AFTER_TERMINATION
         + flag("terminated", and_(recurring, S.c.stopped == 1))
         # PAYMENT_AFTER_DEATH (the death list: the first period after the month of death)
-        + flag("dead", and_(recurring, c.period >= d.c.after))
+        + (flag("dead", and_(recurring, c.period >= d.c.after)) if any_death else 0)
         # PAYEE_MISMATCH: no approval with the latest start has the line's account
         + flag("payee_mismatch", and_(S.c.latest.is_not(None), ac.c.start.is_(None)))
         # DUPLICATE_PAYMENT with the ledger; or the id is a business record of the ledger
@@ -614,24 +650,22 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         # DUPLICATE_PAYMENT inside the batch: the same id, or (both recurring) the same
         # person, insurance and period
         + flag("duplicate_in_batch", or_(tw.c.record_id.is_not(None),
-                                         and_(recurring, K.c.n > 1)))
+                                         and_(recurring, mn.c.n.is_not(None))))
     ).label("mask")
-    judged = (
-        select(c.line, mask).select_from(L)
-        .outerjoin(S, and_(S.c.person == c.person, S.c.insurance == c.insurance,
-                           S.c.start <= c.period,
-                           or_(S.c.until.is_(None), S.c.until > c.period)))
-        .outerjoin(K, of_key(K))
+    joined = (
+        L.outerjoin(S, and_(S.c.person == c.person, S.c.insurance == c.insurance,
+                            S.c.start <= c.period,
+                            or_(S.c.until.is_(None), S.c.until > c.period)))
+        .outerjoin(mn, and_(of_key(mn), recurring))
         .outerjoin(pd, of_key(pd))
-        .outerjoin(am, and_(am.c.person == c.person, am.c.insurance == c.insurance,
-                            am.c.start == S.c.force))
         .outerjoin(ac, and_(ac.c.person == c.person, ac.c.insurance == c.insurance,
                             ac.c.start == S.c.latest, ac.c.account == c.account))
         .outerjoin(cv, and_(cv.c.region == c.region, cv.c.insurance == c.insurance))
-        .outerjoin(d, d.c.person == c.person)
         .outerjoin(tw, tw.c.record_id == c.record_id)
-        .outerjoin(rid, and_(rid.c.record_id == c.record_id, rid.c.domain == "business"))
-        .subquery("judged"))
+        .outerjoin(rid, and_(rid.c.record_id == c.record_id, rid.c.domain == "business")))
+    if any_death:  # no death list compared: no join of a million lines with nothing
+        joined = joined.outerjoin(d, d.c.person == c.person)
+    judged = select(c.line, mask).select_from(joined).subquery("judged")
     held = tabs.make("bfa_pc_held", tabs.key("line"), Column("mask", Integer))
     conn.execute(held.insert().from_select(
         ["line", "mask"], select(judged.c.line, judged.c.mask).where(judged.c.mask != 0)))
