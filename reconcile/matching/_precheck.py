@@ -67,6 +67,7 @@ rotation find such a row.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -320,9 +321,9 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
                         [(p, _month_after(d)) for p, d in death_list(store, conn).items()])
         Store.analyze_table(conn, deaths.name)
         watch.lap("load")
-        held, approvals = _judge(conn, tabs, lines, deaths, m, watch)
+        held, relied = _judge(conn, tabs, lines, deaths, m, watch)
         Store.whole_joins(conn, False)  # the entries are read by key from here on
-        checked = _check_relied(store, conn, approvals)
+        checked = _check_relied(store, conn, relied)
         watch.lap("derived check")
         if not checked.ok:
             raise IntegrityError(_(
@@ -403,9 +404,9 @@ def _covered(lines: Table) -> Any:
 
 
 def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
-           watch: _Watch) -> tuple[Table, Table]:
+           watch: _Watch) -> tuple[Table, _Relied]:
     """Write ``(line, mask)`` for every line held (a bit per reason, :func:`_bit`); returns
-    that table and the approvals of the batch's people and insurances.
+    that table and the comparison of the approvals it read with their entries, under way.
 
     Four passes over the batch (its people and insurances; its recurring lines per person,
     insurance and period; its ids; the last one) instead of one statement or more per
@@ -458,6 +459,7 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         .group_by(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen,
                   x.c.account, x.c.occurred_day)))
     Store.analyze_table(conn, A.name)
+    relied = _Relied(conn, A)  # compared while the statements below run
 
     # their current terminations, each with ``until``: the first period a re-approval
     # covers. Matcher.after_termination holds a payment for a period >= tm.period unless a
@@ -670,52 +672,84 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     conn.execute(held.insert().from_select(
         ["line", "mask"], select(judged.c.line, judged.c.mask).where(judged.c.mask != 0)))
     watch.lap("reasons")
-    return held, A
+    return held, relied
 
 
-def _check_relied(store: Store, conn: Connection, relied: Table) -> Checked:
-    """The approval rows the clear lines rely on against their entries, and planted rows.
+class _Relied:
+    """The approval rows the clear lines rely on, compared with their entries (ADR 0032)
+    in a thread while the statements that judge the lines run on the connection.
 
     Each row relied on (the approvals that put one in force, and the latest approval whose
     account a line is compared with: of every current approval of a person and insurance
-    of the batch — ``relied``, the approvals :func:`_judge` read — a few more than those)
+    of the batch — ``relied``, the approvals :func:`_judge` reads — a few more than those)
     is decoded again from its leaf by the refresh's own decoder and compared column by
-    column, as the derived check does (ADR 0032); ``superseded`` is recomputed from the
-    stored ``corrects`` of ``rc_records`` (what the derived check reads for it too). One
-    streamed join, not one query per few hundred entries: the rows a batch of a million
-    lines relies on are tens of thousands."""
-    e, R = entries.c, t.records
-    corrected = (select(literal(1)).select_from(R)
-                 .where(R.c.domain == "business", R.c.corrects == P.c.record_id)
-                 .correlate_except(R).exists())
-    names = [c.name for c in P.columns]
-    void_at = names.index("superseded")
-    out = Checked()
-    rows = conn.execute(
-        select(P.c.seq, e.leaf, e.entry_hash, corrected, *P.columns).select_from(relied)
-        .join(P, P.c.seq == relied.c.seq)
-        .outerjoin(entries, and_(e.seq == relied.c.seq, e.domain == "business"))
-        .order_by(P.c.seq).execution_options(yield_per=STREAM_PART))
-    for seq, leaf, entry_hash, fixed, *stored in rows:
-        rid = str(stored[names.index("record_id")])
-        out.entries += 1
-        if leaf is None:  # no business entry has this seq
-            out.add(Mismatch(P.name, int(seq), rid, "planted"))
-            continue
-        batch = _Batch({}, set())
+    column, as the derived check does; ``superseded`` is recomputed from the stored
+    ``corrects`` of ``rc_records`` (what the derived check reads for it too). The rows are
+    read in one join, not one query per few hundred entries (a batch of a million lines
+    relies on tens of thousands), and held until compared: the connection is needed for
+    the next statement, and the comparison, pure Python, overlaps the database's work."""
+
+    def __init__(self, conn: Connection, relied: Table) -> None:
+        e, R = entries.c, t.records
+        corrected = (select(literal(1)).select_from(R)
+                     .where(R.c.domain == "business", R.c.corrects == P.c.record_id)
+                     .correlate_except(R).exists())
+        Store.whole_joins(conn, False)  # the entries are read by key
+        self.rows = conn.execute(
+            select(P.c.seq, e.leaf, e.entry_hash, corrected, *P.columns).select_from(relied)
+            .join(P, P.c.seq == relied.c.seq)
+            .outerjoin(entries, and_(e.seq == relied.c.seq, e.domain == "business"))
+            .order_by(P.c.seq)).all()
+        Store.whole_joins(conn, True)
+        self.out = Checked()
+        self.failed: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="precheck-relied", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
         try:
-            batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
-        except (FormatError, KeyError, TypeError, ValueError, AttributeError) as err:
-            out.add(Mismatch("entries", int(seq), rid, "undecodable", expected=str(err)))
-            continue
-        if not batch.persons:
-            out.add(Mismatch(P.name, int(seq), rid, "planted"))
-            continue
-        want = list(batch.persons[0])
-        want[void_at] = bool(want[void_at]) or bool(fixed)
-        for name, got, exp in zip(names, stored, want, strict=True):
-            if not _same(got, exp):
-                out.add(Mismatch(P.name, int(seq), rid, "differs", name, got, exp))
+            self._compare()
+        except BaseException as err:  # handed to the caller by result()
+            self.failed = err
+        finally:
+            self.rows = []
+
+    def _compare(self) -> None:
+        out = self.out
+        names = [c.name for c in P.columns]
+        void_at, rid_at = names.index("superseded"), names.index("record_id")
+        for seq, leaf, entry_hash, fixed, *stored in self.rows:
+            rid = str(stored[rid_at])
+            out.entries += 1
+            if leaf is None:  # no business entry has this seq
+                out.add(Mismatch(P.name, int(seq), rid, "planted"))
+                continue
+            batch = _Batch({}, set())
+            try:
+                batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
+            except (FormatError, KeyError, TypeError, ValueError, AttributeError) as err:
+                out.add(Mismatch("entries", int(seq), rid, "undecodable", expected=str(err)))
+                continue
+            if not batch.persons:
+                out.add(Mismatch(P.name, int(seq), rid, "planted"))
+                continue
+            want = list(batch.persons[0])
+            want[void_at] = bool(want[void_at]) or bool(fixed)
+            for name, got, exp in zip(names, stored, want, strict=True):
+                if not _same(got, exp):
+                    out.add(Mismatch(P.name, int(seq), rid, "differs", name, got, exp))
+
+    def result(self) -> Checked:
+        self.thread.join()
+        if self.failed is not None:
+            raise self.failed
+        return self.out
+
+
+def _check_relied(store: Store, conn: Connection, relied: _Relied) -> Checked:
+    """The comparison of the rows relied on (:class:`_Relied`), and planted rows: no row of
+    the tables the check reads may be keyed outside the entries."""
+    out = relied.result()
     mark = watermark(store, conn)
     for table in (P, E):  # what the check reads: rows keyed outside the entries
         for where in (table.c.seq < 0, table.c.seq >= mark):  # two index ranges, not an OR
