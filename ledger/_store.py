@@ -694,6 +694,12 @@ class Store:
             conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
 
 
+    @property
+    def takes_copy_text(self) -> bool:
+        """Whether :meth:`copy_text` takes rows already encoded (PostgreSQL); SQLite takes
+        them as tuples (:meth:`copy_rows`)."""
+        return self.dialect == "postgresql"
+
     def copy_text(self, conn: Connection, table: str, columns: Sequence[str],
                   data: bytes) -> None:
         """Append rows already written in PostgreSQL's COPY text format

@@ -289,7 +289,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
     store = ledger.store
     batch = ProposedFile(path, progress)
     watch = _Watch(timings)
-    as_text = store.dialect == "postgresql"
+    as_text = store.takes_copy_text
     # the workers that read the file start while the derived tables are brought up to date
     with batch.reader(secret, as_text=as_text, workers=workers) as reader, \
             store.writer() as conn:
