@@ -12,7 +12,7 @@ codes in one place (``cli/_exit.py``); library code never chooses an exit code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ledger._verify import Problem
@@ -76,8 +76,16 @@ class LocatedInputError(InputError):
         self.reason = message = printable(message)
         if shown is not None:
             message = printable(shown)
+        self.shown = message
+        """The message in the reader's language (``reason`` when none was given)."""
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its parts (escaping again changes nothing): a problem found by a
+        # process that parses part of a file travels back to the one that reports it
+        return (_located, (type(self), self.file, self.line, self.field, self.reason,
+                           self.shown))
 
     @classmethod
     def of(cls, file: str, line: int, field: str, template: str, /,
@@ -86,6 +94,11 @@ class LocatedInputError(InputError):
         ``params``: in English as its ``reason``, in the reader's language as shown."""
         return cls(file, line, field, template.format(**params),
                    shown=_(template).format(**params))
+
+
+def _located(cls: type[LocatedInputError], file: str, line: int, field: str, reason: str,
+             shown: str) -> LocatedInputError:
+    return cls(file, line, field, reason, shown=shown)
 
 
 class NotFoundError(InputError):

@@ -13,6 +13,13 @@ A file with any bad line is refused whole (:class:`BatchRefusedError`, after eve
 was read, the first 100 problems named), so a caller that loads lines as they come does
 so inside a transaction it rolls back.
 
+A big file is read by more than one process (:meth:`ProposedFile.parts`, ADR 0037): this
+one reads the bytes, takes their SHA-256 and hands blocks of whole lines to worker
+processes, which parse, validate and pseudonymise them line by line exactly as
+:meth:`ProposedFile.lines` does and give back the rows (or their COPY text) and the
+problems with their line numbers; the blocks are taken back in file order, so the rows,
+the count and the problems named (the first 100, by line) are the same as read alone.
+
 Example::
 
     from ledger import ProposedFile
@@ -25,15 +32,19 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import IO, NamedTuple
 
 from ledger._errors import BatchRefusedError, InputError, LocatedInputError
 from ledger._ingest import MAX_REPORTED, parse_line
 from ledger._privacy import Pseudonymizer
-from schemas import N_
+from ledger._store import copy_text_line
+from schemas import N_, current_language, set_language
 from schemas import gettext as _
 
 KIND = "business.benefit_payment"
@@ -55,6 +66,103 @@ class ProposedLine(NamedTuple):
     """Account pseudonym of ``account``."""
     benefit: str | None
     corrects: str | None
+
+
+BLOCK = 1 << 20
+"""Bytes of whole lines a worker process parses at a time (about 4,000 lines)."""
+
+PARALLEL_FROM = 8 << 20
+"""Files smaller than this (about 30,000 lines) are read by this process alone: starting
+workers would cost more than they save."""
+
+
+def default_workers() -> int:
+    """Worker processes for a big file: one per processor this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+class Part(NamedTuple):
+    """What one block of lines gave: records read, bad lines and the first problems (by
+    line), and the rows — :class:`ProposedLine` tuples, or their COPY text
+    (:func:`ledger._store.copy_text_line`) — when no line of it was bad."""
+
+    records: int
+    bad: int
+    problems: list[LocatedInputError]
+    rows: list[ProposedLine] | bytes
+
+
+def _parse_part(pseudo: Pseudonymizer, name: str, first: int, block: bytes,
+                as_text: bool) -> Part:
+    """Lines ``first``, ``first + 1`` … of ``block`` (whole lines) read as
+    :meth:`ProposedFile.lines` reads each."""
+    rows: list[ProposedLine] = []
+    problems: list[LocatedInputError] = []
+    bad = records = 0
+    raws = block.split(b"\n")  # lines end at LF only, as a file's lines do
+    if not raws[-1]:
+        raws.pop()
+    for n, raw in enumerate(raws, first):
+        try:
+            line = _parse(pseudo, name, n, raw)
+        except LocatedInputError as e:
+            bad += 1
+            if len(problems) < MAX_REPORTED:
+                problems.append(e)
+            continue
+        if line is not None:
+            records += 1
+            if not bad:
+                rows.append(line)
+    if bad:
+        return Part(records, bad, problems, [])
+    if as_text:
+        return Part(records, 0, [], "".join(map(copy_text_line, rows)).encode())
+    return Part(records, 0, [], rows)
+
+
+_worker_pseudo: Pseudonymizer | None = None
+"""A worker process's pseudonymizer (:func:`_start_worker`)."""
+
+
+def _start_worker(secret: bytes, lang: str) -> None:
+    global _worker_pseudo
+    _worker_pseudo = Pseudonymizer(secret)
+    set_language(lang)  # problems are worded as the reader reads them
+
+
+def _worker_part(name: str, first: int, block: bytes, as_text: bool) -> Part:
+    assert _worker_pseudo is not None
+    return _parse_part(_worker_pseudo, name, first, block, as_text)
+
+
+def _parse(pseudo: Pseudonymizer, name: str, n: int, raw: bytes) -> ProposedLine | None:
+    """Line ``n`` (its bytes, with or without its line end): None when blank."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise LocatedInputError.of(name, n, "line", N_("not valid UTF-8 at byte {offset}"),
+                                   offset=e.start) from e
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        return None
+    obj, model = parse_line(name, n, text)
+    if model.type != KIND:
+        raise LocatedInputError.of(name, n, "type", N_(
+            "a payment batch holds benefit payments only ({kind}), not {type}"),
+            kind=KIND, type=model.type)
+    rec = obj  # valid: the model kept every member as sent
+    amount = str(rec["amount"])
+    whole, _dot, part = amount.partition(".")
+    benefit, corrects = rec.get("benefit"), rec.get("corrects")
+    return ProposedLine(
+        n, str(rec["id"]), str(rec["region"]),
+        pseudo.pseudonym("person_id", str(rec["person_id"])), str(rec["insurance"]),
+        str(rec["period"]), int(whole) * 100 + int(part),
+        pseudo.pseudonym("account", str(rec["account"])),
+        None if benefit is None else str(benefit),
+        None if corrects is None else str(corrects))
 
 
 class ProposedFile:
@@ -83,28 +191,47 @@ class ProposedFile:
     def lines(self, secret: bytes) -> Iterator[ProposedLine]:
         """Every record of the file, in order; :class:`BatchRefusedError` at the end when
         any line is bad (nothing the caller did with the lines may stay)."""
-        pseudo = Pseudonymizer(secret)
+        for part in self.parts(secret, workers=0):
+            assert isinstance(part, list)
+            yield from part
+
+    def parts(self, secret: bytes, *, as_text: bool = False, workers: int | None = None,
+              block: int = BLOCK) -> Iterator[list[ProposedLine] | bytes]:
+        """The records of the file in order, a block of lines at a time (see
+        :meth:`reader`, which this opens and closes)."""
+        with self.reader(secret, as_text=as_text, workers=workers, block=block) as parts:
+            yield from parts
+
+    def reader(self, secret: bytes, *, as_text: bool = False, workers: int | None = None,
+               block: int = BLOCK) -> BlockReader:
+        """The records of the file in order, a block of lines at a time: lists of
+        :class:`ProposedLine`, or with ``as_text`` their rows in PostgreSQL's COPY text
+        format. Nothing more once a line was bad; :class:`BatchRefusedError` at the end
+        when any was (the first problems by line, as :meth:`lines` names them).
+
+        ``workers`` processes parse the blocks (None: :func:`default_workers` when the
+        file is at least :data:`PARALLEL_FROM` bytes; 0: this process alone). They start
+        at once (a context manager: leaving it stops them), so that the caller can do
+        other work while they do."""
+        if workers is None:
+            size = self.path.stat().st_size if self.path.is_file() else 0
+            workers = default_workers() if size >= PARALLEL_FROM else 0
+        return BlockReader(self, _Parsers(secret, self.name, workers, as_text), block)
+
+    def _read(self, parsers: _Parsers, block: int
+              ) -> Generator[list[ProposedLine] | bytes, None, None]:
         sha = hashlib.sha256()
         problems: list[LocatedInputError] = []
         bad = 0
         self.count = self.size = 0
         with self._open() as f:
-            for n, raw in enumerate(f, 1):
-                sha.update(raw)
-                self.size += len(raw)
-                if self.progress is not None:
-                    self.progress(len(raw))
-                try:
-                    line = self._parse(pseudo, n, raw)
-                except LocatedInputError as e:
-                    bad += 1
-                    if len(problems) < MAX_REPORTED:
-                        problems.append(e)
-                    continue
-                if line is not None:
-                    self.count += 1
-                    if not bad:
-                        yield line
+            for part in parsers.map(self._blocks(f, sha, block)):
+                self.count += part.records
+                if part.bad:
+                    bad += part.bad
+                    problems.extend(part.problems[:MAX_REPORTED - len(problems)])
+                elif not bad and part.rows:
+                    yield part.rows
         self.digest = sha.hexdigest()
         if bad:
             raise BatchRefusedError(self.name, problems, bad > len(problems))
@@ -112,36 +239,90 @@ class ProposedFile:
             raise InputError(_("{file}: no payment lines to check (the file is empty)").format(
                 file=self.name))
 
-    def _parse(self, pseudo: Pseudonymizer, n: int, raw: bytes) -> ProposedLine | None:
-        name = self.name
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise LocatedInputError.of(name, n, "line", N_("not valid UTF-8 at byte {offset}"),
-                                       offset=e.start) from e
-        text = text.rstrip("\r\n")
-        if not text.strip():
-            return None
-        obj, model = parse_line(name, n, text)
-        if model.type != KIND:
-            raise LocatedInputError.of(name, n, "type", N_(
-                "a payment batch holds benefit payments only ({kind}), not {type}"),
-                kind=KIND, type=model.type)
-        rec = obj  # valid: the model kept every member as sent
-        amount = str(rec["amount"])
-        whole, _dot, part = amount.partition(".")
-        benefit, corrects = rec.get("benefit"), rec.get("corrects")
-        return ProposedLine(
-            n, str(rec["id"]), str(rec["region"]),
-            pseudo.pseudonym("person_id", str(rec["person_id"])), str(rec["insurance"]),
-            str(rec["period"]), int(whole) * 100 + int(part),
-            pseudo.pseudonym("account", str(rec["account"])),
-            None if benefit is None else str(benefit),
-            None if corrects is None else str(corrects))
+    def _blocks(self, f: IO[bytes], sha: hashlib._Hash, size: int
+                ) -> Iterator[tuple[int, bytes]]:
+        """(first line number, bytes of whole lines) of the file, ``size`` bytes or so at
+        a time; the bytes go into ``sha`` and the progress as they are read."""
+        n, rest = 1, b""
+        while True:
+            data = f.read(size)
+            if not data:
+                if rest:
+                    yield n, rest
+                return
+            sha.update(data)
+            self.size += len(data)
+            if self.progress is not None:
+                self.progress(len(data))
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if not cut:  # no line ends in it yet: a very long line
+                rest = data
+                continue
+            data, rest = data[:cut], data[cut:]
+            yield n, data
+            n += data.count(b"\n")
 
     def reread(self) -> Reread:
         """The file opened again to give the original text of chosen lines."""
         return Reread(self)
+
+
+class BlockReader:
+    """The parts of a :class:`ProposedFile` (:meth:`ProposedFile.reader`): iterate once,
+    inside ``with``."""
+
+    def __init__(self, batch: ProposedFile, parsers: _Parsers, block: int) -> None:
+        self._parsers = parsers
+        self._parts = batch._read(parsers, block)
+
+    def __iter__(self) -> Iterator[list[ProposedLine] | bytes]:
+        return self._parts
+
+    def __enter__(self) -> BlockReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._parts.close()
+        self._parsers.close()
+
+
+class _Parsers:
+    """Parses blocks of lines, in worker processes or (``workers`` 0) in this one, and
+    gives the parts back in the order of the blocks."""
+
+    def __init__(self, secret: bytes, name: str, workers: int, as_text: bool) -> None:
+        self.name, self.as_text = name, as_text
+        self.pseudo = Pseudonymizer(secret)
+        self.pool: ProcessPoolExecutor | None = None
+        self.workers = workers
+        if workers > 0:
+            # spawned, not forked: the parent holds a database connection and may run
+            # threads; a worker needs the secret and the reader's language only
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=(secret, current_language()))
+            for _n in range(workers):  # started now, not at the first block
+                self.pool.submit(int)
+
+    def map(self, blocks: Iterator[tuple[int, bytes]]) -> Iterator[Part]:
+        if self.pool is None:
+            for first, data in blocks:
+                yield _parse_part(self.pseudo, self.name, first, data, self.as_text)
+            return
+        ahead: deque[Future[Part]] = deque()
+        for first, data in blocks:  # a few blocks ahead per worker: memory stays flat
+            ahead.append(self.pool.submit(_worker_part, self.name, first, data,
+                                          self.as_text))
+            if len(ahead) > 2 * self.workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
 
 class Reread:
@@ -178,4 +359,5 @@ class Reread:
                                                                    digest=self.batch.digest))
 
 
-__all__ = ["KIND", "ProposedFile", "ProposedLine", "Reread"]
+__all__ = ["BLOCK", "KIND", "PARALLEL_FROM", "BlockReader", "ProposedFile", "ProposedLine",
+           "Reread", "default_workers"]

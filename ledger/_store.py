@@ -588,6 +588,15 @@ class Store:
             conn.exec_driver_sql(f"SET LOCAL enable_nestloop = {'off' if on else 'on'}")
 
     @staticmethod
+    def work_mem(conn: Connection, size: str) -> None:
+        """Memory for each sort and hash of this transaction's statements (PostgreSQL
+        ``work_mem``, e.g. ``"256MB"``): a statement that hashes a million rows whole
+        writes them out in batches and reads them back when they do not fit. SQLite:
+        nothing."""
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{size}'")
+
+    @staticmethod
     def temp_buffers(conn: Connection, size: str) -> bool:
         """Memory for temporary tables in this transaction (PostgreSQL ``temp_buffers``,
         e.g. ``"256MB"``), which the server allows only before the session's first
@@ -689,6 +698,43 @@ class Store:
         else:
             marks = ", ".join("?" for _ in columns)
             conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(rows))
+
+
+    @property
+    def takes_copy_text(self) -> bool:
+        """Whether :meth:`copy_text` takes rows already encoded (PostgreSQL); SQLite takes
+        them as tuples (:meth:`copy_rows`)."""
+        return self.dialect == "postgresql"
+
+    def copy_text(self, conn: Connection, table: str, columns: Sequence[str],
+                  data: bytes) -> None:
+        """Append rows already written in PostgreSQL's COPY text format
+        (:func:`copy_text_line`, one per row): one COPY of ``data`` as it is. For rows
+        encoded elsewhere (another process), so that this one only passes bytes on."""
+        if not data:
+            return
+        raw = conn.connection.driver_connection
+        assert raw is not None and self.dialect == "postgresql"
+        with raw.cursor() as cur, cur.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+            cp.write(data)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text_line(values: Sequence[str | int | None]) -> str:
+    """One row in PostgreSQL's COPY text format: tab-separated, ``\\N`` for NULL,
+    backslash, tab, newline and carriage return escaped, ending in a newline."""
+    line = "\t".join(["\\N" if v is None else str(v) for v in values])
+    # nearly every row needs no escape: its tabs are the separators and its backslashes
+    # those of the NULLs, and it holds no line end (one look at the row, not a
+    # translation of each value)
+    if (line.count("\t") == len(values) - 1 and line.count("\\") == values.count(None)
+            and "\n" not in line and "\r" not in line):
+        return line + "\n"
+    return "\t".join(["\\N" if v is None else str(v).translate(_COPY_ESCAPES)
+                      for v in values]) + "\n"
 
 
 _PG_BINARY_NAMES: dict[type[Any], str] = {

@@ -38,10 +38,20 @@ to the line as if the batch were in the ledger:
 Records of the ledger that a line ``corrects`` are left out of ``already_paid`` and
 ``over_approved``: ingested, the line would take their place.
 
-**Set-based, memory flat.** The lines stream from the file into a temporary table
-(``Store.copy_rows``: COPY on PostgreSQL) a part at a time; a few statements join it to
-``rc_person_events`` and ``rc_events`` and write ``(line, reason)`` rows into a second
-one; the held lines are read back in line order and handed to the caller one at a time.
+**Set-based, memory flat.** The lines stream from the file into a temporary table a
+block at a time (read, validated and pseudonymised by worker processes for a big file,
+:meth:`ledger.ProposedFile.reader`; COPY on PostgreSQL), while this process brings the
+derived tables up to date. What the reasons ask of the ledger is then computed once per
+person and insurance of the batch — their approvals with the period each stops being in
+force, their terminations with the period a re-approval ends each, and from those their
+periods cut into *segments* in which the approval in force, the latest approval and
+whether payments are ended stay the same — and once per person, insurance and period
+(the batch's recurring lines, the ledger's payments); one last pass over the lines reads
+every reason off those rows and writes ``(line, mask)``, a bit per reason, for each line
+held. The held lines are read back in line order and handed to the caller one at a time.
+Each step names the :class:`Matcher` rule it applies and why it gives the same answer;
+``tests/reconcile/test_precheck_rules.py`` checks the whole against ``run_reconcile`` on
+random ledgers and batches.
 
 **What is checked, what is trusted** (FORMAT.md §8.3, ADR 0032). The derived tables are
 brought up to date first (the refresh, in the check's transaction). The rows a clear
@@ -57,6 +67,7 @@ rotation find such a row.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -73,11 +84,13 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    case,
     exists,
     func,
     literal,
     or_,
     select,
+    true,
     tuple_,
     union,
 )
@@ -241,7 +254,7 @@ class _Tables:
 def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | Path | None = None,
              label: str | None = None, on_held: HeldSink | None = None,
              with_text: bool = False, progress: Callable[[int], None] | None = None,
-             death_list: DeathList = death_list,
+             death_list: DeathList = death_list, workers: int | None = None,
              timings: dict[str, float] | None = None) -> PrecheckResult:
     """Check the proposed payment batch at ``path`` against the ledger.
 
@@ -256,6 +269,8 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
             again; its bytes must not have changed).
         progress: called with the bytes of each line read.
         death_list: where the compared death lists come from.
+        workers: processes that read the file (None: one per processor for a big file,
+            :meth:`ledger.ProposedFile.reader`; 0: this one).
         timings: filled with the seconds each stage took (benchmarks).
 
     Returns:
@@ -269,45 +284,46 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         rules = load_rules(rules)
     r = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
     m = Matcher(r)
-    one_off = frozenset(r.one_off_benefits)
     who = ledger.actor(label)
     secret = ledger.secret()
     store = ledger.store
     batch = ProposedFile(path, progress)
     watch = _Watch(timings)
-    with store.writer() as conn:
+    as_text = store.takes_copy_text
+    # the workers that read the file start while the derived tables are brought up to date
+    with batch.reader(secret, as_text=as_text, workers=workers) as reader, \
+            store.writer() as conn:
         Deriver(store, conn).finish(conn, store.head(conn)[0])  # the tables are current
         watch.lap("refresh")
         Store.tune_analysis(conn)
         Store.temp_buffers(conn, TEMP_BUFFERS)
-        deaths = {p: _month_after(d) for p, d in death_list(store, conn).items()}
+        Store.work_mem(conn, WORK_MEM)
         tabs = _Tables(conn)
         lines = tabs.make(
             "bfa_pc_lines", tabs.key("line"),
             Column("record_id", String(128)), Column("region", String(6)),
             Column("person", String(40)), Column("insurance", String(16)),
             Column("period", String(7)), Column("amount_fen", BigInteger),
-            Column("account", String(40)), Column("one_off", Integer),
-            Column("corrects", String(128)), Column("dead", Integer),
+            Column("account", String(40)), Column("benefit", String(128)),
+            Column("corrects", String(128)),
             index=(("person", "insurance", "period"), ("record_id",), ("corrects",)))
         names = [c.name for c in lines.columns]
-        part: list[tuple[Any, ...]] = []
-        for ln in batch.lines(secret):
-            off = ln.benefit is not None and ln.benefit in one_off
-            after = deaths.get(ln.person)
-            part.append((ln.line, ln.record_id, ln.region, ln.person, ln.insurance, ln.period,
-                         ln.amount_fen, ln.account, int(off), ln.corrects,
-                         int(not off and after is not None and ln.period >= after)))
-            if len(part) >= PART:
+        for part in reader:
+            if isinstance(part, bytes):
+                store.copy_text(conn, lines.name, names, part)
+            else:
                 store.copy_rows(conn, lines.name, names, part)
-                part = []
-        store.copy_rows(conn, lines.name, names, part)
         Store.analyze_table(conn, lines.name)
         _corrections_known(conn, lines, batch.name)
+        deaths = tabs.make("bfa_pc_deaths", Column("person", String(40)),
+                           Column("after", String(7)), index=(("person",),))
+        store.copy_rows(conn, deaths.name, ["person", "after"],
+                        [(p, _month_after(d)) for p, d in death_list(store, conn).items()])
+        Store.analyze_table(conn, deaths.name)
         watch.lap("load")
-        held = _judge(conn, tabs, lines, m, watch)
+        held, relied = _judge(conn, tabs, lines, deaths, m, watch)
         Store.whole_joins(conn, False)  # the entries are read by key from here on
-        checked = _check_relied(store, conn, lines, tabs)
+        checked = _check_relied(store, conn, relied)
         watch.lap("derived check")
         if not checked.ok:
             raise IntegrityError(_(
@@ -316,10 +332,12 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
                 "rebuilds them from the entries) and check again").format(
                     first="; ".join(checked.messages()[:3])))
         counts = dict.fromkeys(HOLD_REASONS, 0)
-        for code, n in conn.execute(select(held.c.reason, func.count())
-                                    .group_by(held.c.reason)):
-            counts[HOLD_REASONS[int(code)]] = int(n)
-        n_held = int(conn.execute(select(func.count(func.distinct(held.c.line)))).scalar_one())
+        tally = conn.execute(select(func.count(), *(
+            func.coalesce(func.sum(case((held.c.mask.op("&")(_bit(code)) != 0, 1), else_=0)), 0)
+            for code in HOLD_REASONS))).one()
+        n_held = int(tally[0])
+        for code, n in zip(HOLD_REASONS, tally[1:], strict=True):
+            counts[code] = int(n)
         unjudged = int(conn.execute(select(func.count()).select_from(lines)
                                     .where(~_covered(lines))).scalar_one())
         digest = rules_digest(r)
@@ -337,6 +355,11 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         watch.lap("held lines")
     return PrecheckResult(batch.name, batch.digest, batch.count, n_held, counts, unjudged,
                           digest, record, seq)
+
+
+def _bit(reason: str) -> int:
+    """The bit of ``reason`` in a held line's ``mask``."""
+    return 1 << HOLD_REASONS.index(reason)
 
 
 def _corrections_known(conn: Connection, lines: Table, name: str) -> None:
@@ -357,6 +380,11 @@ def _corrections_known(conn: Connection, lines: Table, name: str) -> None:
             record=repr(row[1]))
 
 
+WORK_MEM = "256MB"
+"""PostgreSQL: memory for each hash and sort of the check's statements: the last one
+hashes every line with what it was joined to (about 150 bytes a line), which at the
+analysis' 64 MB would go to disk in batches from about 400,000 lines."""
+
 TEMP_BUFFERS = "256MB"
 """PostgreSQL: memory for the check's temporary tables (a million lines are about 150 MB;
 the default 8 MB writes and reads them back through temporary files)."""
@@ -375,201 +403,353 @@ def _covered(lines: Table) -> Any:
         select(P.c.region, P.c.insurance).where(P.c.kind == "benefit_approval"))
 
 
-def _judge(conn: Connection, tabs: _Tables, L: Table, m: Matcher, watch: _Watch) -> Table:
-    """Write ``(line, reason)`` for every reason a line is held for; returns that table."""
-    recurring = L.c.one_off == 0
+def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
+           watch: _Watch) -> tuple[Table, _Relied]:
+    """Write ``(line, mask)`` for every line held (a bit per reason, :func:`_bit`); returns
+    that table and the comparison of the approvals it read with their entries, under way.
+
+    Four passes over the batch (its people and insurances; its recurring lines per person,
+    insurance and period; its ids; the last one) instead of one statement or more per
+    reason: what a reason asks of the ledger is first computed once per person and
+    insurance (their approvals: when each stops being in force; their terminations: the
+    periods each ends; from both, the segments of their periods), then once per person,
+    insurance and period of the batch (the batch's and the ledger's payments), and the last
+    statement reads every reason of a line off those rows, each ``CASE`` the rule of
+    :class:`Matcher` it names."""
+    c = L.c
+    one_off = sorted(m.rules.one_off_benefits)
+    # Matcher.recurring, of a line: no ``benefit``, or one that is not one-off
+    recurring = or_(c.benefit.is_(None), c.benefit.not_in(one_off)) if one_off else true()
     # every statement here joins the batch whole: hash joins. Estimates of a table made a
-    # moment ago (the groups of a batch) can make the planner probe an index per row of a
-    # million and scan the batch inside an anti join: quadratic
+    # moment ago can make the planner probe an index per row of a million: quadratic
     Store.whole_joins(conn, True)
-    # the start of the approval in force for each line (Matcher.in_force) ...
-    force = tabs.make("bfa_pc_force", tabs.key("line"), Column("start", String(7)))
-    ap, in_force = m.in_force("benefit_approval", L.c.person, L.c.insurance, L.c.period, "ap")
-    conn.execute(force.insert().from_select(
-        ["line", "start"], select(L.c.line, func.max(ap.c.period)).select_from(L)
-        .join(ap, in_force).group_by(L.c.line)))
-    # ... and of the latest current approval starting in or before its period (payee)
-    latest = tabs.make("bfa_pc_latest", tabs.key("line"), Column("start", String(7)))
-    p2 = P.alias("p2")
-    conn.execute(latest.insert().from_select(
-        ["line", "start"], select(L.c.line, func.max(p2.c.period)).select_from(L)
-        .join(p2, and_(p2.c.kind == "benefit_approval", p2.c.person == L.c.person,
-                       p2.c.insurance == L.c.insurance, p2.c.period <= L.c.period,
-                       p2.c.superseded.is_(False)))
-        .group_by(L.c.line)))
-    for tbl in (force, latest):
-        Store.analyze_table(conn, tbl.name)
+
+    # the batch's people and insurances
+    pairs = tabs.make("bfa_pc_pairs", Column("person", String(40)),
+                      Column("insurance", String(16)), index=(("person", "insurance"),))
+    conn.execute(pairs.insert().from_select(
+        ["person", "insurance"], select(c.person, c.insurance).group_by(c.person, c.insurance)))
+    Store.analyze_table(conn, pairs.name)
+
+    # their current approvals (what the check of the derived rows reads again), each with
+    # ``ends``: the first period it is no longer in force for. Matcher.in_force ends an
+    # approval x for a period when a current termination of the person (same insurance or
+    # "all") has x.period < tm.period <= period, or tm.period = x.period recorded on x's
+    # day or later: exactly when the least such tm.period is <= period
+    A = tabs.make("bfa_pc_approvals", tabs.key("seq"), Column("person", String(40)),
+                  Column("insurance", String(16)), Column("start", String(7)),
+                  Column("amount_fen", BigInteger), Column("account", String(40)),
+                  Column("occurred_day", Integer), Column("ends", String(7)),
+                  index=(("person", "insurance"),))
+    x, tm = P.alias("x"), P.alias("tm")
+    conn.execute(A.insert().from_select(
+        ["seq", "person", "insurance", "start", "amount_fen", "account", "occurred_day",
+         "ends"],
+        select(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen, x.c.account,
+               x.c.occurred_day, func.min(tm.c.period))
+        .select_from(pairs)
+        .join(x, and_(x.c.kind == "benefit_approval", x.c.person == pairs.c.person,
+                      x.c.insurance == pairs.c.insurance, x.c.superseded.is_(False)))
+        .outerjoin(tm, and_(tm.c.kind == "termination", tm.c.person == x.c.person,
+                            or_(tm.c.insurance == x.c.insurance, tm.c.insurance == "all"),
+                            tm.c.superseded.is_(False),
+                            or_(tm.c.period > x.c.period,
+                                and_(tm.c.period == x.c.period,
+                                     tm.c.occurred_day >= x.c.occurred_day))))
+        .group_by(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen,
+                  x.c.account, x.c.occurred_day)))
+    Store.analyze_table(conn, A.name)
+    relied = _Relied(conn, A)  # compared while the statements below run
+
+    # their current terminations, each with ``until``: the first period a re-approval
+    # covers. Matcher.after_termination holds a payment for a period >= tm.period unless a
+    # current approval of the person and insurance starts after tm.period (or in it,
+    # recorded after tm) and in or before the period: exactly when the period lies in
+    # [tm.period, the least such start)
+    T = tabs.make("bfa_pc_ended", Column("person", String(40)),
+                  Column("insurance", String(16)), Column("start", String(7)),
+                  Column("until", String(7)), index=(("person", "insurance"),))
+    again = A.alias("again")
+    conn.execute(T.insert().from_select(
+        ["person", "insurance", "start", "until"],
+        select(pairs.c.person, pairs.c.insurance, tm.c.period, func.min(again.c.start))
+        .select_from(pairs)
+        .join(tm, and_(tm.c.kind == "termination", tm.c.person == pairs.c.person,
+                       or_(tm.c.insurance == pairs.c.insurance, tm.c.insurance == "all"),
+                       tm.c.superseded.is_(False)))
+        .outerjoin(again, and_(again.c.person == pairs.c.person,
+                               again.c.insurance == pairs.c.insurance,
+                               or_(again.c.start > tm.c.period,
+                                   and_(again.c.start == tm.c.period,
+                                        again.c.occurred_day > tm.c.occurred_day))))
+        .group_by(pairs.c.person, pairs.c.insurance, tm.c.seq, tm.c.period)))
+    Store.analyze_table(conn, T.name)
+
+    # each person and insurance's periods cut where any of those changes (an approval
+    # starts or ends, a termination starts or a re-approval ends it): inside a segment
+    # [start, until) the approval in force, the latest one started and whether a
+    # termination ends payments are the same for every period, so each is computed once,
+    # at the segment's start, by the rules above. '' (before every period) starts the
+    # first segment of each: nothing started yet, and whether an approval exists at all
+    bounds = tabs.make("bfa_pc_bounds", Column("person", String(40)),
+                       Column("insurance", String(16)), Column("start", String(7)))
+    conn.execute(bounds.insert().from_select(["person", "insurance", "start"], union(
+        select(A.c.person, A.c.insurance, literal("")),
+        select(T.c.person, T.c.insurance, literal("")),
+        select(A.c.person, A.c.insurance, A.c.start),
+        select(A.c.person, A.c.insurance, A.c.ends).where(A.c.ends.is_not(None)),
+        select(T.c.person, T.c.insurance, T.c.start),
+        select(T.c.person, T.c.insurance, T.c.until).where(T.c.until.is_not(None)))))
+    seg = select(bounds.c.person, bounds.c.insurance, bounds.c.start, func.lead(
+        bounds.c.start).over(partition_by=(bounds.c.person, bounds.c.insurance),
+                             order_by=bounds.c.start).label("until")).subquery("seg")
+    S = tabs.make("bfa_pc_segments", Column("person", String(40)),
+                  Column("insurance", String(16)), Column("start", String(7)),
+                  Column("until", String(7)), Column("force", String(7)),
+                  Column("approved", BigInteger), Column("latest", String(7)),
+                  Column("ever", Integer), Column("stopped", Integer),
+                  index=(("person", "insurance"),))
+    a, e = A.alias("a"), T.alias("e")
+    at = seg.c.start
+    started = a.c.start <= at
+    segs = (
+        select(seg.c.person, seg.c.insurance, seg.c.start, seg.c.until,
+               # Matcher.in_force: started, not ended; the latest start among those
+               func.max(case((and_(started, or_(a.c.ends.is_(None), a.c.ends > at)),
+                              a.c.start))).label("force"),
+               # Matcher.payee_mismatches: the latest start in or before the period
+               func.max(case((started, a.c.start))).label("latest"),
+               # a one-off line's Matcher.without_approval: any current approval at all
+               func.max(case((a.c.seq.is_not(None), 1), else_=0)).label("ever"),
+               # Matcher.after_termination (the spans of ``ended``)
+               func.max(case((and_(e.c.start <= at, or_(e.c.until.is_(None),
+                                                        e.c.until > at)), 1), else_=0)
+                        ).label("stopped"))
+        .select_from(seg)
+        .outerjoin(a, and_(a.c.person == seg.c.person, a.c.insurance == seg.c.insurance))
+        .outerjoin(e, and_(e.c.person == seg.c.person, e.c.insurance == seg.c.insurance))
+        .group_by(seg.c.person, seg.c.insurance, seg.c.start, seg.c.until)
+        .subquery("segs"))
+    # Matcher.overpayments: the monthly amount in force, of two approvals with the start
+    # in force the larger
+    fa = A.alias("fa")
+    conn.execute(S.insert().from_select(
+        ["person", "insurance", "start", "until", "force", "approved", "latest", "ever",
+         "stopped"],
+        select(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
+               func.max(fa.c.amount_fen), segs.c.latest, segs.c.ever, segs.c.stopped)
+        .select_from(segs)
+        .outerjoin(fa, and_(fa.c.person == segs.c.person, fa.c.insurance == segs.c.insurance,
+                            fa.c.start == segs.c.force))
+        .group_by(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
+                  segs.c.latest, segs.c.ever, segs.c.stopped)))
+    Store.analyze_table(conn, S.name)
     watch.lap("approvals")
 
-    held = tabs.make("bfa_pc_held", Column("line", BigInteger), Column("reason", Integer),
-                     index=(("line",),))
+    # the recurring lines of each person, insurance and period: how many, their total
+    K = tabs.make("bfa_pc_keys", Column("person", String(40)), Column("insurance", String(16)),
+                  Column("period", String(7)), Column("n", BigInteger),
+                  Column("batch", BigInteger), index=(("person", "insurance", "period"),))
+    conn.execute(K.insert().from_select(
+        ["person", "insurance", "period", "n", "batch"],
+        select(c.person, c.insurance, c.period, func.count(), func.sum(c.amount_fen))
+        .where(recurring).group_by(c.person, c.insurance, c.period)))
+    Store.analyze_table(conn, K.name)
+    # those with more than one (the last pass reads a line's own amount for the others)
+    many = tabs.make("bfa_pc_many", Column("person", String(40)),
+                     Column("insurance", String(16)), Column("period", String(7)),
+                     Column("n", BigInteger), Column("batch", BigInteger),
+                     index=(("person", "insurance", "period"),))
+    conn.execute(many.insert().from_select(
+        ["person", "insurance", "period", "n", "batch"], select(K).where(K.c.n > 1)))
 
-    def hold(reason: str, q: Any) -> None:
-        conn.execute(held.insert().from_select(
-            ["line", "reason"], q.add_columns(literal(HOLD_REASONS.index(reason)))))
-        watch.lap(reason)
-
-    # no_approval
-    any_ap = P.alias("any_ap")
-    approved_ever = (select(literal(1)).select_from(any_ap)
-                     .where(any_ap.c.kind == "benefit_approval", any_ap.c.person == L.c.person,
-                            any_ap.c.insurance == L.c.insurance,
-                            any_ap.c.superseded.is_(False)).exists())
-    in_force_now = exists().where(force.c.line == L.c.line)
-    hold("no_approval", select(L.c.line).where(
-        _covered(L), or_(and_(~recurring, ~approved_ever), and_(recurring, ~in_force_now))))
-
-    # the recurring lines per person, insurance and period: their total, how many, the
-    # start of the approval in force; and what the ledger paid for each (one pass each)
-    groups = tabs.make("bfa_pc_groups", Column("person", String(40)),
-                       Column("insurance", String(16)), Column("period", String(7)),
-                       Column("batch", BigInteger), Column("n", BigInteger),
-                       Column("start", String(7)),
-                       index=(("person", "insurance", "period"),))
-    conn.execute(groups.insert().from_select(
-        ["person", "insurance", "period", "batch", "n", "start"],
-        select(L.c.person, L.c.insurance, L.c.period, func.sum(L.c.amount_fen), func.count(),
-               func.max(force.c.start))
-        .select_from(L).outerjoin(force, force.c.line == L.c.line).where(recurring)
-        .group_by(L.c.person, L.c.insurance, L.c.period)))
-    Store.analyze_table(conn, groups.name)
+    # what the ledger paid for each (Matcher.duplicates, Matcher.overpayments): its
+    # current recurring payments, but for those the batch re-sends or corrects (ingested,
+    # the lines would take their place). The payments of the batch's periods first (few:
+    # a batch pays periods the ledger has not paid), then those the batch replaces out
+    found = tabs.make("bfa_pc_found", Column("record_id", String(128)),
+                      Column("person", String(40)), Column("insurance", String(16)),
+                      Column("period", String(7)), Column("amount_fen", BigInteger))
+    conn.execute(found.insert().from_select(
+        ["record_id", "person", "insurance", "period", "amount_fen"],
+        select(E.c.record_id, K.c.person, K.c.insurance, K.c.period, E.c.amount_fen)
+        .select_from(K)
+        .join(E, and_(E.c.person == K.c.person, E.c.insurance == K.c.insurance,
+                      E.c.period == K.c.period))
+        .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring())))
+    Store.analyze_table(conn, found.name)
     paid = tabs.make("bfa_pc_paid", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
                      Column("paid", BigInteger), index=(("person", "insurance", "period"),))
     l2, l3 = L.alias("l_id"), L.alias("l_fix")
     conn.execute(paid.insert().from_select(
         ["person", "insurance", "period", "paid"],
-        select(groups.c.person, groups.c.insurance, groups.c.period, func.sum(E.c.amount_fen))
-        .select_from(groups)
-        .join(E, and_(E.c.person == groups.c.person, E.c.insurance == groups.c.insurance,
-                      E.c.period == groups.c.period))
-        .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring(),
-               ~exists().where(l2.c.record_id == E.c.record_id),
-               ~exists().where(l3.c.corrects == E.c.record_id))
-        .group_by(groups.c.person, groups.c.insurance, groups.c.period)))
-    Store.analyze_table(conn, paid.name)
+        select(found.c.person, found.c.insurance, found.c.period, func.sum(found.c.amount_fen))
+        .where(~exists().where(l2.c.record_id == found.c.record_id),
+               ~exists().where(l3.c.corrects == found.c.record_id))
+        .group_by(found.c.person, found.c.insurance, found.c.period)))
+    # the same id more than once in the batch
+    twice = tabs.make("bfa_pc_twice", Column("record_id", String(128)),
+                      index=(("record_id",),))
+    conn.execute(twice.insert().from_select(
+        ["record_id"], select(c.record_id).group_by(c.record_id).having(func.count() > 1)))
+    # the regions and insurances the ledger holds approvals of (Matcher.covered)
+    covered = tabs.make("bfa_pc_covered", Column("region", String(6)),
+                        Column("insurance", String(16)), index=(("region", "insurance"),))
+    conn.execute(covered.insert().from_select(
+        ["region", "insurance"], select(P.c.region, P.c.insurance)
+        .where(P.c.kind == "benefit_approval").group_by(P.c.region, P.c.insurance)))
+    # the accounts of the approvals by start (the payee's look-up)
+    accounts = tabs.make("bfa_pc_accounts", Column("person", String(40)),
+                         Column("insurance", String(16)), Column("start", String(7)),
+                         Column("account", String(40)),
+                         index=(("person", "insurance", "start", "account"),))
+    conn.execute(accounts.insert().from_select(
+        ["person", "insurance", "start", "account"],
+        select(A.c.person, A.c.insurance, A.c.start, A.c.account)
+        .group_by(A.c.person, A.c.insurance, A.c.start, A.c.account)))
+    for tbl in (many, paid, twice, covered, accounts):
+        Store.analyze_table(conn, tbl.name)
+    any_death = conn.execute(select(literal(1)).select_from(deaths).limit(1)).first()
     watch.lap("groups")
 
-    def of_group(g: Any) -> Any:
-        return and_(g.c.person == L.c.person, g.c.insurance == L.c.insurance,
-                    g.c.period == L.c.period)
+    # every reason of a line, one pass
+    cv, ac, tw, pd, d, mn = (covered.alias("cv"), accounts.alias("ac"), twice.alias("tw"),
+                             paid.alias("pd"), deaths.alias("d"), many.alias("mn"))
 
-    # over_approved (Matcher.overpayments, the batch's lines added to the ledger's)
-    pa = P.alias("approved")
-    total = groups.c.batch + func.coalesce(paid.c.paid, 0)
-    approved = func.max(pa.c.amount_fen)
-    over = (select(groups.c.person, groups.c.insurance, groups.c.period)
-            .select_from(groups)
-            .outerjoin(paid, and_(paid.c.person == groups.c.person,
-                                  paid.c.insurance == groups.c.insurance,
-                                  paid.c.period == groups.c.period))
-            .join(pa, and_(pa.c.kind == "benefit_approval", pa.c.person == groups.c.person,
-                           pa.c.insurance == groups.c.insurance, pa.c.period == groups.c.start,
-                           pa.c.superseded.is_(False)))
-            .group_by(groups.c.person, groups.c.insurance, groups.c.period, groups.c.batch,
-                      paid.c.paid)
-            .having(and_(total > approved, ~m.within(total, approved)))
-            .subquery("over"))
-    hold("over_approved", select(L.c.line).select_from(L).join(over, of_group(over))
-         .where(recurring))
+    def of_key(g: Any) -> Any:
+        return and_(g.c.person == c.person, g.c.insurance == c.insurance,
+                    g.c.period == c.period)
 
-    # terminated (Matcher.after_termination)
-    tm, again = P.alias("tm"), P.alias("again")
-    reapproved = (select(literal(1)).select_from(again)
-                  .where(again.c.kind == "benefit_approval", again.c.person == L.c.person,
-                         again.c.insurance == L.c.insurance, again.c.superseded.is_(False),
-                         or_(again.c.period > tm.c.period,
-                             and_(again.c.period == tm.c.period,
-                                  again.c.occurred_day > tm.c.occurred_day)),
-                         again.c.period <= L.c.period)
-                  .correlate_except(again).exists())
-    ended = (select(literal(1)).select_from(tm)
-             .where(tm.c.kind == "termination", tm.c.person == L.c.person,
-                    or_(tm.c.insurance == L.c.insurance, tm.c.insurance == "all"),
-                    L.c.period >= tm.c.period, tm.c.superseded.is_(False), ~reapproved)
-             .correlate_except(tm).exists())
-    hold("terminated", select(L.c.line).where(recurring, ended))
+    def flag(reason: str, cond: Any) -> Any:
+        return case((cond, _bit(reason)), else_=0)
 
-    # dead: decided as the lines were read (the death list by person, month of death)
-    hold("dead", select(L.c.line).where(L.c.dead == 1))
-
-    # payee_mismatch (Matcher.payee_mismatches)
-    same = (select(literal(1)).select_from(p2)
-            .where(p2.c.kind == "benefit_approval", p2.c.person == L.c.person,
-                   p2.c.insurance == L.c.insurance, p2.c.period == latest.c.start,
-                   p2.c.superseded.is_(False), p2.c.account == L.c.account)
-            .correlate_except(p2).exists())
-    hold("payee_mismatch", select(L.c.line).select_from(L)
-         .join(latest, latest.c.line == L.c.line).where(~same))
-
-    # already_paid (Matcher.duplicates, with the ledger); or the line's id is a business
-    # record of the ledger already: ingested, it would add nothing (a re-send) or be
-    # refused (a conflict), and the bank would pay it again
-    rec = t.records.c
-    taken = (select(literal(1)).where(rec.record_id == L.c.record_id, rec.domain == "business")
-             .correlate(L).exists())
-    hold("already_paid", union(
-        select(L.c.line).select_from(L).join(paid, of_group(paid)).where(recurring),
-        select(L.c.line).where(taken)).subquery("paid_lines").select())
-
-    # duplicate_in_batch: the same id, or (recurring) the same person, insurance and period
-    ids = select(L.c.record_id).group_by(L.c.record_id).having(func.count() > 1)
-    twice = select(groups).where(groups.c.n > 1).subquery("twice")
-    hold("duplicate_in_batch", union(
-        select(L.c.line).where(L.c.record_id.in_(ids)),
-        select(L.c.line).select_from(L).join(twice, of_group(twice)).where(recurring)
-    ).subquery("dup").select())
-    return held
+    rid = t.records.alias("rid")
+    # the recurring lines of the line's person, insurance and period with what the ledger
+    # paid for it: the line's own amount when it is the only one
+    total = func.coalesce(mn.c.batch, c.amount_fen) + func.coalesce(pd.c.paid, 0)
+    mask = (
+        # PAYMENT_WITHOUT_APPROVAL (Matcher.without_approval), where approvals are held
+        flag("no_approval", and_(cv.c.region.is_not(None), or_(
+            and_(~recurring, func.coalesce(S.c.ever, 0) == 0),
+            and_(recurring, S.c.force.is_(None)))))
+        # OVERPAYMENT (Matcher.overpayments, the batch's recurring lines of the person,
+        # insurance and period added to the ledger's): above the amount in force, beyond
+        # the tolerance
+        + flag("over_approved", and_(recurring, total > S.c.approved,
+                                     ~m.within(total, S.c.approved)))
+        # PAYMENT_AFTER_TERMINATION
+        + flag("terminated", and_(recurring, S.c.stopped == 1))
+        # PAYMENT_AFTER_DEATH (the death list: the first period after the month of death)
+        + (flag("dead", and_(recurring, c.period >= d.c.after)) if any_death else 0)
+        # PAYEE_MISMATCH: no approval with the latest start has the line's account
+        + flag("payee_mismatch", and_(S.c.latest.is_not(None), ac.c.start.is_(None)))
+        # DUPLICATE_PAYMENT with the ledger; or the id is a business record of the ledger
+        # already: ingested, it would add nothing (a re-send) or be refused (a conflict),
+        # and the bank would pay it again
+        + flag("already_paid", or_(and_(recurring, pd.c.person.is_not(None)),
+                                   rid.c.seq.is_not(None)))
+        # DUPLICATE_PAYMENT inside the batch: the same id, or (both recurring) the same
+        # person, insurance and period
+        + flag("duplicate_in_batch", or_(tw.c.record_id.is_not(None),
+                                         and_(recurring, mn.c.n.is_not(None))))
+    ).label("mask")
+    joined = (
+        L.outerjoin(S, and_(S.c.person == c.person, S.c.insurance == c.insurance,
+                            S.c.start <= c.period,
+                            or_(S.c.until.is_(None), S.c.until > c.period)))
+        .outerjoin(mn, and_(of_key(mn), recurring))
+        .outerjoin(pd, of_key(pd))
+        .outerjoin(ac, and_(ac.c.person == c.person, ac.c.insurance == c.insurance,
+                            ac.c.start == S.c.latest, ac.c.account == c.account))
+        .outerjoin(cv, and_(cv.c.region == c.region, cv.c.insurance == c.insurance))
+        .outerjoin(tw, tw.c.record_id == c.record_id)
+        .outerjoin(rid, and_(rid.c.record_id == c.record_id, rid.c.domain == "business")))
+    if any_death:  # no death list compared: no join of a million lines with nothing
+        joined = joined.outerjoin(d, d.c.person == c.person)
+    judged = select(c.line, mask).select_from(joined).subquery("judged")
+    held = tabs.make("bfa_pc_held", tabs.key("line"), Column("mask", Integer))
+    conn.execute(held.insert().from_select(
+        ["line", "mask"], select(judged.c.line, judged.c.mask).where(judged.c.mask != 0)))
+    watch.lap("reasons")
+    return held, relied
 
 
-def _check_relied(store: Store, conn: Connection, L: Table, tabs: _Tables) -> Checked:
-    """The approval rows the clear lines rely on against their entries, and planted rows.
+class _Relied:
+    """The approval rows the clear lines rely on, compared with their entries (ADR 0032)
+    in a thread while the statements that judge the lines run on the connection.
 
     Each row relied on (the approvals that put one in force, and the latest approval whose
     account a line is compared with: of every current approval of a person and insurance
-    of the batch, a few more than those) is decoded again from its leaf by the refresh's own
-    decoder and compared column by column, as the derived check does (ADR 0032);
-    ``superseded`` is recomputed from the stored ``corrects`` of ``rc_records`` (what the
-    derived check reads for it too). One streamed join, not one query per few hundred
-    entries: the rows a batch of a million lines relies on are tens of thousands."""
-    relied = tabs.make("bfa_pc_relied", tabs.key("seq"))
-    # every current approval of a person and insurance of the batch: those a clear line
-    # relies on among them (one semi-join, not a join per line of a million)
-    conn.execute(relied.insert().from_select(["seq"], select(P.c.seq).where(
-        P.c.kind == "benefit_approval", P.c.superseded.is_(False),
-        tuple_(P.c.person, P.c.insurance).in_(select(L.c.person, L.c.insurance)))))
-    e, R = entries.c, t.records
-    corrected = (select(literal(1)).select_from(R)
-                 .where(R.c.domain == "business", R.c.corrects == P.c.record_id)
-                 .correlate_except(R).exists())
-    names = [c.name for c in P.columns]
-    void_at = names.index("superseded")
-    out = Checked()
-    rows = conn.execute(
-        select(P.c.seq, e.leaf, e.entry_hash, corrected, *P.columns).select_from(relied)
-        .join(P, P.c.seq == relied.c.seq)
-        .outerjoin(entries, and_(e.seq == relied.c.seq, e.domain == "business"))
-        .order_by(P.c.seq).execution_options(yield_per=STREAM_PART))
-    for seq, leaf, entry_hash, fixed, *stored in rows:
-        rid = str(stored[names.index("record_id")])
-        out.entries += 1
-        if leaf is None:  # no business entry has this seq
-            out.add(Mismatch(P.name, int(seq), rid, "planted"))
-            continue
-        batch = _Batch({}, set())
+    of the batch — ``relied``, the approvals :func:`_judge` reads — a few more than those)
+    is decoded again from its leaf by the refresh's own decoder and compared column by
+    column, as the derived check does; ``superseded`` is recomputed from the stored
+    ``corrects`` of ``rc_records`` (what the derived check reads for it too). The rows are
+    read in one join, not one query per few hundred entries (a batch of a million lines
+    relies on tens of thousands), and held until compared: the connection is needed for
+    the next statement, and the comparison, pure Python, overlaps the database's work."""
+
+    def __init__(self, conn: Connection, relied: Table) -> None:
+        e, R = entries.c, t.records
+        corrected = (select(literal(1)).select_from(R)
+                     .where(R.c.domain == "business", R.c.corrects == P.c.record_id)
+                     .correlate_except(R).exists())
+        Store.whole_joins(conn, False)  # the entries are read by key
+        self.rows = conn.execute(
+            select(P.c.seq, e.leaf, e.entry_hash, corrected, *P.columns).select_from(relied)
+            .join(P, P.c.seq == relied.c.seq)
+            .outerjoin(entries, and_(e.seq == relied.c.seq, e.domain == "business"))
+            .order_by(P.c.seq)).all()
+        Store.whole_joins(conn, True)
+        self.out = Checked()
+        self.failed: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="precheck-relied", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
         try:
-            batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
-        except (FormatError, KeyError, TypeError, ValueError, AttributeError) as err:
-            out.add(Mismatch("entries", int(seq), rid, "undecodable", expected=str(err)))
-            continue
-        if not batch.persons:
-            out.add(Mismatch(P.name, int(seq), rid, "planted"))
-            continue
-        want = list(batch.persons[0])
-        want[void_at] = bool(want[void_at]) or bool(fixed)
-        for name, got, exp in zip(names, stored, want, strict=True):
-            if not _same(got, exp):
-                out.add(Mismatch(P.name, int(seq), rid, "differs", name, got, exp))
+            self._compare()
+        except BaseException as err:  # handed to the caller by result()
+            self.failed = err
+        finally:
+            self.rows = []
+
+    def _compare(self) -> None:
+        out = self.out
+        names = [c.name for c in P.columns]
+        void_at, rid_at = names.index("superseded"), names.index("record_id")
+        for seq, leaf, entry_hash, fixed, *stored in self.rows:
+            rid = str(stored[rid_at])
+            out.entries += 1
+            if leaf is None:  # no business entry has this seq
+                out.add(Mismatch(P.name, int(seq), rid, "planted"))
+                continue
+            batch = _Batch({}, set())
+            try:
+                batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
+            except (FormatError, KeyError, TypeError, ValueError, AttributeError) as err:
+                out.add(Mismatch("entries", int(seq), rid, "undecodable", expected=str(err)))
+                continue
+            if not batch.persons:
+                out.add(Mismatch(P.name, int(seq), rid, "planted"))
+                continue
+            want = list(batch.persons[0])
+            want[void_at] = bool(want[void_at]) or bool(fixed)
+            for name, got, exp in zip(names, stored, want, strict=True):
+                if not _same(got, exp):
+                    out.add(Mismatch(P.name, int(seq), rid, "differs", name, got, exp))
+
+    def result(self) -> Checked:
+        self.thread.join()
+        if self.failed is not None:
+            raise self.failed
+        return self.out
+
+
+def _check_relied(store: Store, conn: Connection, relied: _Relied) -> Checked:
+    """The comparison of the rows relied on (:class:`_Relied`), and planted rows: no row of
+    the tables the check reads may be keyed outside the entries."""
+    out = relied.result()
     mark = watermark(store, conn)
     for table in (P, E):  # what the check reads: rows keyed outside the entries
         for where in (table.c.seq < 0, table.c.seq >= mark):  # two index ranges, not an OR
@@ -582,24 +762,14 @@ def _check_relied(store: Store, conn: Connection, L: Table, tabs: _Tables) -> Ch
 def _stream(conn: Connection, L: Table, held: Table, batch: ProposedFile, sink: HeldSink,
             with_text: bool) -> None:
     rows = conn.execute(
-        select(held.c.line, L.c.record_id, held.c.reason).select_from(held)
-        .join(L, L.c.line == held.c.line).order_by(held.c.line, held.c.reason)
+        select(held.c.line, L.c.record_id, held.c.mask).select_from(held)
+        .join(L, L.c.line == held.c.line).order_by(held.c.line)
         .execution_options(yield_per=STREAM_PART))
     again = batch.reread() if with_text else None
-    current: tuple[int, str] | None = None
-    reasons: list[str] = []
-
-    def emit() -> None:
-        if current is not None:
-            text = again.text(current[0]) if again is not None else None
-            sink(Held(current[0], current[1], tuple(dict.fromkeys(reasons))), text)
-
-    for line, rid, reason in _iter(rows):
-        if current is None or current[0] != int(line):
-            emit()
-            current, reasons = (int(line), str(rid)), []
-        reasons.append(HOLD_REASONS[int(reason)])
-    emit()
+    for line, rid, mask in _iter(rows):
+        text = again.text(int(line)) if again is not None else None
+        sink(Held(int(line), str(rid),
+                  tuple(r for r in HOLD_REASONS if int(mask) & _bit(r))), text)
     if again is not None:
         again.close()
 
