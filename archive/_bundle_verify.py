@@ -947,7 +947,8 @@ class _Context:
         def derived(conn: Connection, breaks: list[Break]) -> None:
             _insert_rows(conn.exec_driver_sql, "derived_breaks", "derived_records", (
                 (b.id, b.code, b.field, _canon(sorted(b.records)), _canon(dict(b.amounts)),
-                 None, None, 0, b.records) for b in breaks), replace=True)
+                 None, None, 0, b.records, _detail(b.severity, b.amount_at_risk, b.message))
+                for b in breaks), replace=True)
 
         # the scratch ledger's tables were derived just now from the verified leaves; the
         # breaks go to the scratch table part by part, never all in memory
@@ -1093,13 +1094,13 @@ class _Context:
 _FINDINGS_DDL = (
     "CREATE TABLE stated_breaks (bid TEXT NOT NULL, code TEXT, field TEXT, records TEXT, "
     "amounts TEXT, wf_status TEXT, hist_len INTEGER, gone INTEGER NOT NULL, "
-    "judged INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (bid, gone))",
+    "judged INTEGER NOT NULL DEFAULT 0, detail TEXT, PRIMARY KEY (bid, gone))",
     "CREATE TABLE stated_records (bid TEXT NOT NULL, gone INTEGER NOT NULL, rid TEXT NOT NULL)",
     "CREATE TABLE stated_history (bid TEXT NOT NULL, gone INTEGER NOT NULL, "
     "i INTEGER NOT NULL, seq INTEGER NOT NULL)",
     "CREATE TABLE derived_breaks (bid TEXT PRIMARY KEY, code TEXT, field TEXT, records TEXT, "
     "amounts TEXT, wf_status TEXT, hist_len INTEGER, gone INTEGER NOT NULL, "
-    "judged INTEGER NOT NULL DEFAULT 0)",
+    "judged INTEGER NOT NULL DEFAULT 0, detail TEXT)",
     "CREATE TABLE derived_records (bid TEXT NOT NULL, gone INTEGER NOT NULL, rid TEXT NOT NULL)",
 )
 """The scratch tables of the findings check: what ``bfa/findings.json`` states (``gone`` 1
@@ -1131,11 +1132,12 @@ _NOT_JUDGED = (
     "FROM stated_breaks s WHERE s.gone = 0 AND NOT s.judged ORDER BY s.bid")
 _COMPARED = (
     "SELECT s.bid, s.code, CASE WHEN d.bid IS NOT NULL THEN "
-    "json_array(d.code, d.field, d.records, d.amounts) END, "
-    "json_array(s.code, s.field, s.records, s.amounts) "
+    "json_array(d.code, d.field, d.records, d.amounts, d.detail) END, "
+    "json_array(s.code, s.field, s.records, s.amounts, s.detail) "
     "FROM stated_breaks s LEFT JOIN derived_breaks d ON d.bid = s.bid "
     "WHERE s.gone = 0 AND s.judged AND (d.bid IS NULL OR d.code IS NOT s.code OR "
-    "d.field IS NOT s.field OR d.records IS NOT s.records OR d.amounts IS NOT s.amounts) "
+    "d.field IS NOT s.field OR d.records IS NOT s.records OR d.amounts IS NOT s.amounts OR "
+    "d.detail IS NOT s.detail) "
     "ORDER BY s.bid LIMIT 1")
 _UNSTATED = (
     "SELECT d.bid, d.code, d.records FROM derived_breaks d WHERE d.judged AND NOT EXISTS ("
@@ -1152,21 +1154,30 @@ def _scalar(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else _canon(value)
 
 
+def _detail(severity: Any, at_risk: Any, message: Any) -> str:
+    """The rest of a finding that its re-derivation gives too, in one spelling: its
+    severity, amount at risk and message (FORMAT.md §12.5)."""
+    return _canon([severity, at_risk, message])
+
+
 def _shown(row: str | None) -> str:
-    """A compared row (code, field, records, amounts) as it is shown in a failure."""
+    """A compared row (code, field, records, amounts, the rest) as it is shown in a
+    failure."""
     if row is None:
         return "nothing"
-    code, fld, records, amounts = json.loads(row)
-    return repr((code, fld, json.loads(records or "null"), json.loads(amounts or "null")))
+    code, fld, records, amounts, detail = json.loads(row)
+    severity, at_risk, message = json.loads(detail) if detail else [None] * 3
+    return repr((code, fld, json.loads(records or "null"), json.loads(amounts or "null"),
+                 severity, at_risk, message))
 
 
-_Row = tuple[str, Any, Any, str, str, Any, Any, int, Any]
+_Row = tuple[str, Any, Any, str, str, Any, Any, int, Any, str]
 
 
 def _insert_rows(executemany: Callable[[str, list[Any]], Any], table: str,
                  records_table: str, rows: Iterable[_Row], *, replace: bool = False) -> None:
     """Insert findings ``(bid, code, field, records, amounts, wf_status, hist_len, gone,
-    record ids)`` and the records each names, 1,000 at a time; with ``replace``, a
+    record ids, detail)`` and the records each names, 1,000 at a time; with ``replace``, a
     finding whose id is there already replaces it (its records are the same: an id covers
     them)."""
     verb = "INSERT OR REPLACE" if replace else "INSERT"
@@ -1175,7 +1186,8 @@ def _insert_rows(executemany: Callable[[str, list[Any]], Any], table: str,
     def flush() -> None:  # SQLite: its driver's executemany
         executemany(
             f"{verb} INTO {table} (bid, code, field, records, amounts, wf_status, hist_len, "
-            "gone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [r[:8] for r in batch])
+            "gone, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*r[:8], r[9]) for r in batch])
         recs = [(r[0], r[7], str(x)) for r in batch for x in r[8]]
         if recs:
             executemany(f"INSERT INTO {records_table} (bid, gone, rid) VALUES (?, ?, ?)",
@@ -1261,7 +1273,9 @@ def _load_findings(path: Path, conn: sqlite3.Connection) -> dict[str, Any]:
                 history.clear()
             yield (bid, _scalar(item.get("code")), _scalar(item.get("field")),
                    _canon(sorted(records)),
-                   _canon(item.get("amounts")), status, len(listed), gone, records)
+                   _canon(item.get("amounts")), status, len(listed), gone, records,
+                   _detail(item.get("severity"), item.get("amount_at_risk"),
+                           item.get("message")))
 
     try:
         _insert_rows(conn.executemany, "stated_breaks", "stated_records", rows())

@@ -895,6 +895,22 @@ def _t_finding_changed(bag: Path, shop: Shop, other: Other) -> Want:
     return Want("findings", "bfa/findings.json", None, "changed")
 
 
+def _t_finding_detail(key: str, value: str) -> Callable[[Path, Shop, Other], Want]:
+    """A re-derivable finding's severity, amount at risk or message edited (a re-signed
+    bundle: only the re-derivation can tell)."""
+    def tamper(bag: Path, shop: Shop, other: Other) -> Want:
+        def edit(doc: dict[str, Any]) -> None:
+            for b in doc["breaks"]:
+                if b["id"] == shop.unsettled:
+                    assert b[key] != value
+                    b[key] = value
+
+        _edit_findings(bag, edit)
+        return Want("findings", "bfa/findings.json", None, "changed")
+
+    return tamper
+
+
 def _t_finding_added(bag: Path, shop: Shop, other: Other) -> Want:
     def edit(doc: dict[str, Any]) -> None:
         fake = {**doc["breaks"][0], "id": "BRK-00000000deadbeef", "code": "LATE_SETTLEMENT",
@@ -972,6 +988,11 @@ for _name, _base, _edit, _seals in [
     ("finding-deleted", "break", _t_finding_deleted, ("stale", "hash", "sign")),
     ("worked-finding-deleted", "break", _t_worked_finding_deleted, ("sign",)),
     ("finding-changed", "break", _t_finding_changed, ("sign",)),
+    ("finding-severity-lowered", "break", _t_finding_detail("severity", "low"), ("sign",)),
+    ("finding-at-risk-lowered", "break", _t_finding_detail("amount_at_risk", "0.01"),
+     ("sign",)),
+    ("finding-message-changed", "break",
+     _t_finding_detail("message", "the event was settled in full"), ("sign",)),
     ("finding-added", "break", _t_finding_added, ("sign",)),
     ("workflow-status-changed", "break", _t_workflow_status, ("sign",)),
     ("history-entry-left-out", "break", _t_history_dropped, ("sign",)),
