@@ -39,6 +39,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import signal
 import sqlite3
 import tempfile
 from collections import deque
@@ -271,7 +272,8 @@ def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = 
             ("entries", ctx.entries), ("vouchers", ctx.vouchers),
             ("disclosures", ctx.disclosures), ("closure", ctx.closure),
             ("consistency", ctx.consistency), ("findings", ctx.findings)]
-        pool = (ProcessPoolExecutor(_WORKERS, mp_context=mp.get_context("fork"))
+        pool = (ProcessPoolExecutor(_WORKERS, mp_context=mp.get_context("fork"),
+                                    initializer=_quiet_worker)
                 if parallel and root.is_dir() else None)
         try:
             if pool is not None:
@@ -1105,6 +1107,12 @@ _FINDINGS_DDL = (
 )
 """The scratch tables of the findings check: what ``bfa/findings.json`` states (``gone`` 1
 for ``not_reported``), what the re-derivation gives, and the records each names."""
+
+def _quiet_worker() -> None:
+    """A worker leaves Ctrl-C to the verifier (the whole process group gets it): the
+    command stops once, without a traceback from each worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 
 _CODES = ", ".join(f"'{c}'" for c in sorted(RE_DERIVABLE))
 _JUDGE_DDL = (

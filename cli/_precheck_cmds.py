@@ -109,9 +109,19 @@ class _Out:
         self.n = 0
         self.buf = io.StringIO(newline="")
         self.csv = csv.writer(self.buf, lineterminator="\r\n")
-        if mode == "csv":
-            self._write(("\ufeff" if encoding == "utf-8" else "") + self._csv(csv_header()))
-        elif mode == "json":
+        self.started = False
+
+    def _start(self) -> None:
+        """The CSV header or the JSON document's start, with the first held line or at the
+        end: a check that cannot run prints nothing on standard output (no header that
+        reads as "nothing held", no JSON cut short)."""
+        if self.started:
+            return
+        self.started = True
+        if self.mode == "csv":
+            self._write(("\ufeff" if self.encoding == "utf-8" else "")
+                        + self._csv(csv_header()))
+        elif self.mode == "json":
             self._write('{\n  "held_lines": [')
 
     def _csv(self, row: list[str]) -> str:
@@ -132,6 +142,8 @@ class _Out:
             self.hold.write(json.dumps({"file": self.name, "line": h.line, "id": h.record_id,
                                         "reasons": list(h.reasons), "text": text},
                                        ensure_ascii=False) + "\n")
+        if self.mode in ("csv", "json"):
+            self._start()
         if self.mode == "csv":
             self._write(self._csv(csv_row(h)))
         elif self.mode == "json":
@@ -142,6 +154,7 @@ class _Out:
         self.n += 1
 
     def finish(self, res: PrecheckResult) -> None:
+        self._start()
         if self.mode == "json":
             rest = json.dumps(summary_json(res), ensure_ascii=False, indent=2, sort_keys=True)
             self._write(("\n  " if self.n else "") + "],\n" + rest[2:] + "\n")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -128,6 +129,9 @@ _worker_pseudo: Pseudonymizer | None = None
 
 def _start_worker(secret: bytes, lang: str) -> None:
     global _worker_pseudo
+    # Ctrl-C reaches the whole process group: the command stops the pool and says so
+    # once; a worker printing its own KeyboardInterrupt would only add tracebacks
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_pseudo = Pseudonymizer(secret)
     set_language(lang)  # problems are worded as the reader reads them
 

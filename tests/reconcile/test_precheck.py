@@ -275,6 +275,10 @@ def test_command_refuses_a_bad_line(ledger_home: dict[str, Any], tmp_path: Path)
         assert "bad.jsonl:2: " in res.stderr and "nothing appended" in res.stderr
         assert not hold.exists() and not (tmp_path / "held.jsonl.part").exists()
         assert led.size() == size
+        for fmt in ("--json", "--csv"):  # nothing on standard output: no JSON cut short,
+            res = ok("precheck", str(bad), *opts, fmt, code=2)  # no header alone
+            assert res.stdout == "" and "bad.jsonl:2: " in res.stderr
+        assert led.size() == size
         assert "--json and --csv" in ok("precheck", str(bad), *opts, "--json", "--csv",
                                         code=2).stderr
     finally:
