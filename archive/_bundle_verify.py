@@ -564,8 +564,8 @@ class _Context:
                                 "bfa/exporter.key") from e
         if self.exporter is not None and self.exporter.to_text() != claimed.to_text():
             raise BundleFailure(msg("the bundle names exporter key {named}, not the one given "
-                                    "({given})", named=repr(claimed.name),
-                                    given=repr(self.exporter.name)), "bfa/exporter.key")
+                                    "({given})", named=_key_id(claimed),
+                                    given=_key_id(self.exporter)), "bfa/exporter.key")
         try:
             signed = open_note(_text(self.root, SIGNATURE), [claimed])
         except BfaError as e:
@@ -575,9 +575,10 @@ class _Context:
             raise BundleFailure(msg("signs another bundle id or other tag manifests than "
                                     "these"), SIGNATURE)
         if self.exporter is not None:
-            return msg("tag manifests signed by exporter key {key} (pinned)", key=claimed.name)
-        return msg("tag manifests signed by exporter key {key} (named in the bundle)",
-                   key=claimed.name)
+            return msg("tag manifests signed by exporter key {key} (pinned)", key=_key_id(claimed))
+        return msg("tag manifests signed by exporter key {key}, named in the bundle and not "
+                   "pinned: anyone may have re-signed it (--exporter-key pins the agency's)",
+                   key=_key_id(claimed))
 
     def checkpoint(self) -> Msg:
         rel = "bfa/checkpoint.note"
@@ -1107,6 +1108,11 @@ _FINDINGS_DDL = (
 )
 """The scratch tables of the findings check: what ``bfa/findings.json`` states (``gone`` 1
 for ``not_reported``), what the re-derivation gives, and the records each names."""
+
+def _key_id(key: Verifier) -> str:
+    """A verifier key as a reader tells two apart: its name and key hash."""
+    return f"{key.name}+{key.key_hash:08x}"
+
 
 def _quiet_worker() -> None:
     """A worker leaves Ctrl-C to the verifier (the whole process group gets it): the
