@@ -881,7 +881,7 @@ class _Context:
                 if (self.root / rel).exists():
                     raise BundleFailure(msg("present, although bfa/bundle.json states no since "
                                             "checkpoint"), rel)
-            return _Skip(msg("no since checkpoint"))
+            return _Skip(msg("no --since checkpoint given"))
         assert self.cp is not None
         old_note = _text(self.root, "bfa/since.note")
         body = _text(self.root, "bfa/consistency.txt")

@@ -65,6 +65,8 @@ def render_summary(res: PrecheckResult, shown: list[Held], hold_file: Path | Non
                          headers={"line": _("line"), "id": _("id"), "why": _("reasons")}))
         if res.held > len(shown):
             out.append(_("… and {n} more").format(n=res.held - len(shown)))
+            if hold_file is None:
+                out += wrapped(_("(every held line: --hold-file PATH, --csv or --json)"), "")
     out += ["", _("recorded in the ledger as entry {seq}:").format(seq=res.seq), res.id]
     if hold_file is not None:
         out += wrapped(_("{count} held line(s) written to {file}").format(

@@ -259,6 +259,12 @@ def test_command_clean_held_and_outputs(ledger_home: dict[str, Any], tmp_path: P
         assert gb[0] == "行项目,编号,原因,说明" and "收款账户与核定账户不符" in gb[1]
         zh = ok("--lang", "zh_CN", "precheck", str(mixed), *opts, code=1).stdout
         assert "收款账户" in zh
+        many = _write(tmp_path / "many.jsonl", [_pay(100 + i, who=100 + i) for i in range(25)])
+        out = ok("precheck", str(many), *opts, code=1).stdout  # none approved: 25 held
+        assert "held lines (the first 20):" in out and "… and 5 more" in out
+        assert "(every held line: --hold-file PATH, --csv or --json)" in out
+        out = ok("precheck", str(many), *opts, "--hold-file", str(hold), code=1).stdout
+        assert "… and 5 more" in out and "every held line" not in out
     finally:
         led.close()
 
