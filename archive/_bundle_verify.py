@@ -239,14 +239,19 @@ def _jsonl(root: Path, rel: str) -> Iterator[tuple[int, dict[str, Any]]]:
         raise BundleFailure(msg("missing"), rel)
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
-            try:
-                obj = json.loads(raw)
-            except ValueError as e:
-                raise BundleFailure(msg("line {line} is not JSON: {error}", line=n, error=e),
-                                    rel) from e
-            if not isinstance(obj, dict):
-                raise BundleFailure(msg("line {line} is not a JSON object", line=n), rel)
-            yield n, obj
+            yield n, _json_object(raw, n, rel)
+
+
+def _json_object(raw: bytes, n: int, rel: str) -> dict[str, Any]:
+    """Line ``n`` of JSON Lines file ``rel``: one JSON object, else a failure naming both."""
+    try:
+        obj = json.loads(raw)
+    except ValueError as e:
+        raise BundleFailure(msg("line {line} is not JSON: {error}", line=n, error=e),
+                            rel) from e
+    if not isinstance(obj, dict):
+        raise BundleFailure(msg("line {line} is not a JSON object", line=n), rel)
+    return obj
 
 
 def verify_bundle(root: Path, key: Verifier, *, exporter_key: Verifier | None = None,
@@ -416,14 +421,7 @@ def _check_entries(job: _EntryJob, first: int, lines: list[bytes]) -> _Checked:
     lines64: dict[bytes, bytes] = {}
     try:
         for n, raw in enumerate(lines, first):
-            try:
-                line = json.loads(raw)
-            except ValueError as e:
-                raise BundleFailure(msg("line {line} is not JSON: {error}", line=n, error=e),
-                                    rel) from e
-            if not isinstance(line, dict):
-                raise BundleFailure(msg("line {line} is not a JSON object", line=n), rel)
-            out.append(_entry(job, n, line, paths, lines64))
+            out.append(_entry(job, n, _json_object(raw, n, rel), paths, lines64))
     except BundleFailure as e:
         return out, (e.message or e.reason, e.file, e.entry)
     except Exception as e:  # raised again by the caller, as it would have been here

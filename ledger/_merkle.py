@@ -252,13 +252,10 @@ def _check_proof_hashes(proof: Sequence[bytes]) -> None:
             raise FormatError(f"proof hash #{i} must be {HASH_SIZE} bytes, got {len(p)}")
 
 
-def root_from_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
-    """The root an inclusion proof implies (RFC 9162 §2.1.3.2, steps 1-4).
-
-    Left and right are derived from ``index`` and ``size`` alone. Raises
-    :class:`FormatError` for a hash that is not 32 bytes and :class:`MerkleProofError`
-    when the index is outside the tree or the proof has the wrong number of hashes.
-    """
+def _check_inclusion_input(leaf_hash: bytes, index: int, size: int,
+                           proof: Sequence[bytes]) -> None:
+    """What an inclusion proof must be before it is folded (RFC 9162 §2.1.3.2, step 1): 32-byte
+    hashes, the index inside the tree, as many hashes as the path from it has."""
     _check_hash("leaf hash", leaf_hash)
     _check_proof_hashes(proof)
     if not 0 <= index < size:
@@ -266,6 +263,16 @@ def root_from_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence
             f"inclusion proof: leaf index {index} is outside a tree of size {size}"
         )
     _check_path_length(index, size, proof)
+
+
+def root_from_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """The root an inclusion proof implies (RFC 9162 §2.1.3.2, steps 1-4).
+
+    Left and right are derived from ``index`` and ``size`` alone. Raises
+    :class:`FormatError` for a hash that is not 32 bytes and :class:`MerkleProofError`
+    when the index is outside the tree or the proof has the wrong number of hashes.
+    """
+    _check_inclusion_input(leaf_hash, index, size, proof)
     fn, sn = index, size - 1
     r = leaf_hash
     for p in proof:
@@ -327,13 +334,7 @@ class InclusionChecker:
     def verify(self, leaf_hash: bytes, index: int, proof: Sequence[bytes]) -> None:
         """As :func:`verify_inclusion` into this checker's tree."""
         size = self.size
-        _check_hash("leaf hash", leaf_hash)
-        _check_proof_hashes(proof)
-        if not 0 <= index < size:
-            raise MerkleProofError(
-                f"inclusion proof: leaf index {index} is outside a tree of size {size}"
-            )
-        _check_path_length(index, size, proof)
+        _check_inclusion_input(leaf_hash, index, size, proof)
         prev, prev_states = self._path, self._states
         n, shift = len(proof), len(prev) - len(proof)
         same = n  # proof[same:] == prev[same + shift:]
