@@ -91,6 +91,7 @@ __all__ = [
     "BagSummary",
     "BagWriter",
     "FileDigests",
+    "SortedNames",
     "read_bag",
 ]
 
@@ -169,7 +170,7 @@ class Bag:
     (labels are case-insensitive by RFC 8493 §2.2.2: see :meth:`values`). ``payload`` and
     ``tags`` map bag-relative paths (``data/...`` for the payload) to ``{algorithm:
     lowercase hex}`` as the payload and tag manifests give them; ``tag_files`` is every file
-    outside ``data/``, sorted, whether listed or not."""
+    outside ``data/``, iterated sorted, whether listed or not."""
 
     root: Path
     version: str
@@ -177,7 +178,7 @@ class Bag:
     info: dict[str, list[str]]
     payload: Mapping[str, Mapping[str, str]]
     tags: Mapping[str, Mapping[str, str]]
-    tag_files: list[str]
+    tag_files: SortedNames
     payload_octets: int
     payload_count: int
 
@@ -517,7 +518,7 @@ def read_bag(root: Path, *, unlisted_tags_allowed: frozenset[str] = frozenset(),
         for path in listed_paths:
             _expect_file(root, path, manifests)
     octets = count = 0
-    tag_files: list[str] = []
+    tag_files = SortedNames()
     for name, entry in top:
         if name == "data":
             for path, size in _walk(root, "data"):
@@ -527,12 +528,12 @@ def read_bag(root: Path, *, unlisted_tags_allowed: frozenset[str] = frozenset(),
                 octets += size
                 count += 1
         elif stat.S_ISDIR(entry.st_mode):
-            tag_files.extend(path for path, _ in _walk(root, name))
+            for path, _ in _walk(root, name):
+                tag_files.add(path)
         elif stat.S_ISREG(entry.st_mode):
-            tag_files.append(name)
+            tag_files.add(name)
         else:
             raise BagError(name, "is neither a regular file nor a directory.")
-    tag_files.sort()
     if strict_tags:
         for path in tag_files:
             if (path not in tags and path not in unlisted_tags_allowed
@@ -882,22 +883,80 @@ def _expect_file(root: Path, rel: str, listed_in: str) -> None:
         raise BagError(rel, f"is listed in {listed_in} but is not a regular file.")
 
 
+class SortedNames:
+    """Names (file names, bag paths) iterated in code-point order, however many: held in
+    a list while few, past :data:`SPILL` in a temporary SQLite file, so that a directory of
+    a million proofs is listed with flat memory. Names are kept as their file-system
+    bytes there (:func:`os.fsencode`), so a name that is not UTF-8 comes back as it was."""
+
+    def __init__(self) -> None:
+        self._mem: list[str] = []
+        self._db: sqlite3.Connection | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._n = 0
+
+    def add(self, name: str) -> None:
+        self._n += 1
+        if self._db is None:
+            self._mem.append(name)
+            if len(self._mem) > SPILL:
+                self._dir = tempfile.TemporaryDirectory(prefix="bfa-bag-")
+                self._db = sqlite3.connect(os.path.join(self._dir.name, "names.db"))
+                self._db.execute("PRAGMA journal_mode = OFF")
+                self._db.execute("PRAGMA synchronous = OFF")
+                self._db.execute("CREATE TABLE n (name BLOB NOT NULL)")
+                self._db.executemany("INSERT INTO n VALUES (?)",
+                                     ((os.fsencode(x),) for x in self._mem))
+                self._mem = []
+            return
+        self._db.execute("INSERT INTO n VALUES (?)", (os.fsencode(name),))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[str]:
+        if self._db is None:
+            self._mem.sort()
+            yield from self._mem
+            return
+        # a BLOB sorts by its bytes, and UTF-8 bytes sort as their code points do
+        for (raw,) in self._db.execute("SELECT name FROM n ORDER BY name"):
+            yield os.fsdecode(raw)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
 def _entries(root: Path, rel: str) -> Iterator[tuple[str, os.stat_result]]:
-    """Name and ``lstat`` of each entry of bag directory ``rel``, sorted by name."""
+    """Name and ``lstat`` of each entry of bag directory ``rel``, sorted by name (the names
+    alone are held while listing, spilled to disk past :data:`SPILL`)."""
+    where = os.path.join(root, rel) if rel else str(root)
+    names = SortedNames()
     try:
-        with os.scandir(os.path.join(root, rel) if rel else root) as it:
-            found = sorted(it, key=lambda e: e.name)
+        with os.scandir(where) as it:
+            for entry in it:
+                names.add(entry.name)
     except OSError as e:
+        names.close()
         raise BagError(rel or None, f"cannot be listed: {e.strerror}.") from e
-    for entry in found:
-        path = f"{rel}/{entry.name}" if rel else entry.name
-        if any(0xD800 <= ord(c) <= 0xDFFF for c in entry.name):
-            shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            raise BagError(shown, "has a name that is not valid UTF-8.")
-        try:
-            yield entry.name, entry.stat(follow_symlinks=False)
-        except OSError as e:
-            raise BagError(path, f"cannot be read: {e.strerror}.") from e
+    try:
+        for name in names:
+            path = f"{rel}/{name}" if rel else name
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+                shown = path.encode("utf-8", "surrogateescape").decode("utf-8",
+                                                                       "backslashreplace")
+                raise BagError(shown, "has a name that is not valid UTF-8.")
+            try:
+                yield name, os.lstat(os.path.join(where, name))
+            except OSError as e:
+                raise BagError(path, f"cannot be read: {e.strerror}.") from e
+    finally:
+        names.close()
 
 
 def _walk(root: Path, top: str) -> Iterator[tuple[str, int]]:

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import ijson
 from sqlalchemy import Connection, select, text
@@ -164,25 +164,84 @@ class Verdict:
                 "entry": self.entry}
 
 
+class NotRederivable:
+    """The findings a verification could not re-derive, in the order found: ``{"id",
+    "code", "why"}`` items (``why`` in English, as ``--json`` gives it).
+
+    A bundle of a whole month may leave hundreds of thousands of them: past
+    :data:`KEPT` items they go to an anonymous temporary file, one JSON line each, so
+    memory stays flat in the bundle's size (FORMAT.md §12.5). Iterating reads them back
+    in order; ``len`` and the first items (:meth:`head`) cost nothing."""
+
+    KEPT = 1000
+
+    def __init__(self) -> None:
+        self._head: list[tuple[str, str, str]] = []
+        self._file: IO[bytes] | None = None
+        self._n = 0
+        self._whys: dict[str, Msg] = {}
+        """Each distinct reason by its English text (a handful: one per code)."""
+
+    def add(self, bid: str, code: str, why: Msg) -> None:
+        english = why.english()
+        self._whys.setdefault(english, why)
+        self._n += 1
+        if len(self._head) < self.KEPT:
+            self._head.append((bid, code, english))
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="bfa-unrederived-")  # noqa: SIM115 (closed by close)
+        self._file.write(json.dumps([bid, code, english], ensure_ascii=False).encode()
+                         + b"\n")
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    def head(self, n: int) -> list[dict[str, str]]:
+        """The first ``n`` items (at most :data:`KEPT`)."""
+        return [self._item(*t) for t in self._head[:n]]
+
+    def why_text(self, item: Mapping[str, str]) -> str:
+        """An item's ``why`` in the current language."""
+        why = self._whys.get(item["why"])
+        return item["why"] if why is None else why.text()
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        for t in self._head:
+            yield self._item(*t)
+        if self._file is None:
+            return
+        f = self._file
+        f.flush()
+        f.seek(0)
+        for raw in f:
+            bid, code, english = json.loads(raw)
+            yield self._item(bid, code, english)
+        f.seek(0, os.SEEK_END)
+
+    @staticmethod
+    def _item(bid: str, code: str, english: str) -> dict[str, str]:
+        return {"id": bid, "code": code, "why": english}
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 @dataclass
 class BundleReport:
     """Every verdict, and the findings that could not be re-derived here."""
 
     verdicts: list[Verdict] = field(default_factory=list)
-    not_rederivable: list[dict[str, Any]] = field(default_factory=list)
-    """``{"id", "code", "why"}``, ``why`` in English (``--json``)."""
+    not_rederivable: NotRederivable = field(default_factory=NotRederivable)
     claims: dict[str, Any] = field(default_factory=dict)
-    why_msgs: list[Msg] = field(default_factory=list, repr=False, compare=False)
-    """Each ``why`` of :attr:`not_rederivable` as its message, in the same order."""
 
     def not_rederivable_here(self, bid: str, code: str, why: Msg) -> None:
-        self.not_rederivable.append({"id": bid, "code": code, "why": why.english()})
-        self.why_msgs.append(why)
-
-    def why_text(self, i: int) -> str:
-        """The ``why`` of ``not_rederivable[i]`` in the current language."""
-        return self.why_msgs[i].text() if i < len(self.why_msgs) else str(
-            self.not_rederivable[i]["why"])
+        self.not_rederivable.add(bid, code, why)
 
     @property
     def ok(self) -> bool:
@@ -192,11 +251,16 @@ class BundleReport:
     def first_failure(self) -> Verdict | None:
         return next((v for v in self.verdicts if v.ok is False), None)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "verdicts": [v.to_json() for v in self.verdicts],
-                "not_rederivable": self.not_rederivable,
-                "bundle": {k: self.claims.get(k) for k in
-                           ("id", "origin", "created_at", "checkpoint", "scope", "counts")}}
+    def to_json(self, *, listed: bool = True) -> dict[str, Any]:
+        """The report as ``--json`` prints it; ``listed=False`` leaves out
+        ``not_rederivable`` (to be streamed from :attr:`not_rederivable`)."""
+        out: dict[str, Any] = {
+            "ok": self.ok, "verdicts": [v.to_json() for v in self.verdicts],
+            "bundle": {k: self.claims.get(k) for k in
+                       ("id", "origin", "created_at", "checkpoint", "scope", "counts")}}
+        if listed:
+            out["not_rederivable"] = list(self.not_rederivable)
+        return out
 
 
 def _read_json(root: Path, rel: str) -> Any:

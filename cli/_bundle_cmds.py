@@ -13,7 +13,7 @@ import click
 from cli._app import bfa
 from cli._exit import Exit
 from cli._options import DATE, TEXT, home_options, json_option, open_ledger, progress, user_option
-from cli._render import local_time, pad, to_json, width
+from cli._render import json_chunks, local_time, pad, to_json, width
 from ledger import ConfigError, InputError, Verifier, printable
 from schemas import gettext as _
 
@@ -169,8 +169,11 @@ def verify_cmd(as_json: bool, bundle: Path, key_file: Path, exporter_file: Path 
     exporter = _key(exporter_file, "exporter") if exporter_file else None
     with progress(None, _("verifying")) as tick:
         report = verify_bundle(bundle, key, exporter_key=exporter, progress=tick)
-    if as_json:
-        click.echo(to_json(report.to_json()))
+    if as_json:  # the list of findings not re-derived may be long: printed as it is read
+        for chunk in json_chunks(report.to_json(listed=False), "not_rederivable",
+                                 report.not_rederivable):
+            click.echo(chunk, nl=False)
+        click.echo()
     else:
         claims = report.claims
         if claims:
@@ -187,9 +190,10 @@ def verify_cmd(as_json: bool, bundle: Path, key_file: Path, exporter_file: Path 
             where = ("" if not v.file else f" [{v.file}]" if v.entry is None else
                      " " + _("[{file}, entry {entry}]").format(file=v.file, entry=v.entry))
             click.echo(f"{mark} {pad(name, cols)} {printable(v.text())}{where}")
-        for i, item in enumerate(report.not_rederivable[:20]):
+        for item in report.not_rederivable.head(20):
             click.echo("     " + _("not re-derivable here: {id} {code} ({why})").format(
-                id=item["id"], code=code_label(str(item["code"])), why=report.why_text(i)))
+                id=item["id"], code=code_label(str(item["code"])),
+                why=report.not_rederivable.why_text(item)))
         if len(report.not_rederivable) > 20:
             click.echo("     " + _("… and {count} more (--json lists all)").format(
                 count=len(report.not_rederivable) - 20))

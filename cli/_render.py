@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import unicodedata
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from cli._i18n import fill
@@ -20,6 +20,25 @@ from schemas import gettext as _
 
 def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+_HOLE = "\x00listed here\x00"
+
+
+def json_chunks(doc: Mapping[str, Any], key: str, items: Iterable[Any]) -> Iterator[str]:
+    """``to_json({**doc, key: list(items)})`` in pieces, ``items`` read one at a time: a
+    report whose list may hold millions of items is printed without holding its text."""
+    whole = to_json({**doc, key: [_HOLE]})
+    before, after = whole.split(json.dumps(_HOLE))
+    indent = before[before.rindex("\n") + 1:]  # the list's items start at this indent
+    opening = before[:-len(indent) - 1]  # up to and with the "["
+    closing = after[after.index("]"):]  # from the "]" on
+    first = True
+    for item in items:
+        text = to_json(item).replace("\n", "\n" + indent)
+        yield (opening + "\n" if first else ",\n") + indent + text
+        first = False
+    yield opening + closing if first else "\n" + indent[:-2] + closing
 
 
 def width(text: str) -> int:

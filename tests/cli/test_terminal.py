@@ -44,3 +44,14 @@ def test_tables_measure_chinese_in_display_columns() -> None:
     assert width(clip("银行存款余额调节表", 9)) <= 9 and clip("abc", 9) == "abc"
     fitted = table([{"a": "x", "msg": "很长的说明" * 20}], ["a", "msg"], fit=40)
     assert all(width(line) <= 40 for line in fitted.splitlines())
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_a_streamed_json_list_prints_what_the_whole_document_would(n: int) -> None:
+    from cli._render import json_chunks, to_json
+
+    items = [{"id": f"B-{i}", "code": "AMOUNT_MISMATCH", "why": "多行\n文字"} for i in range(n)]
+    doc = {"ok": True, "verdicts": [{"check": "bag", "ok": True, "file": None}],
+           "bundle": {"id": "X", "counts": {"entries": 2}}}
+    streamed = "".join(json_chunks(doc, "not_rederivable", iter(items)))
+    assert streamed == to_json({**doc, "not_rederivable": items})
