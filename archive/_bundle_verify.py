@@ -809,53 +809,86 @@ class _Context:
 
     # -- vouchers, disclosures, closure ----------------------------------------------------
     def vouchers(self) -> Msg:
-        listed: dict[str, tuple[int, list[str]]] = {}
-        for n, line in _jsonl(self.root, "bfa/vouchers.jsonl"):
-            sha, size, records = line.get("sha256"), line.get("size"), line.get("records")
-            if not (isinstance(sha, str) and isinstance(size, int) and isinstance(records, list)):
-                raise BundleFailure(msg("line {line}: needs sha256 (text), size (an integer) "
-                                        "and records (a list)", line=n), "bfa/vouchers.jsonl")
-            if sha in listed:
-                raise BundleFailure(msg("line {line}: lists file {sha}… a second time", line=n,
-                                        sha=sha[:16]), "bfa/vouchers.jsonl")
-            listed[sha] = (size, sorted(map(str, records)))
-            if n > 10_000_000:
-                break
-        seen: dict[str, list[str]] = {}
-        for seq, rec, _role in self._stream("WHERE e.domain = 'archive'"):
-            sha = str(rec.get("sha256", ""))
-            rel = f"data/vouchers/{sha}"
-            path = self.root / rel
-            if not path.is_file():
-                raise BundleFailure(msg("the file of voucher {voucher} is missing",
-                                        voucher=repr(rec.get("id"))), rel, seq)
-            if sha not in seen:
-                with path.open("rb") as f:
-                    digest = hashlib.file_digest(f, "sha256").hexdigest()
-                    size = f.tell()
-                if digest != sha or size != int(rec.get("size", -1)):
-                    raise BundleFailure(msg("the file of voucher {voucher} does not hash to "
-                                            "its record's sha256 and size",
-                                            voucher=repr(rec.get("id"))), rel, seq)
-            seen.setdefault(sha, []).append(str(rec.get("id")))
-        folder = self.root / "data" / "vouchers"
-        extra = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        stray = [x for x in extra if x not in seen]
-        if stray:
-            raise BundleFailure(msg("a file no voucher record of the bundle names"),
-                                f"data/vouchers/{stray[0]}")
-        for sha, ids in seen.items():
-            if listed.get(sha, (0, []))[1] != sorted(ids):
-                raise BundleFailure(msg("lists other records for file {sha}… than the bundle's "
-                                        "voucher records", sha=sha[:16]), "bfa/vouchers.jsonl")
-            if listed[sha][0] != (self.root / "data" / "vouchers" / sha).stat().st_size:
-                raise BundleFailure(msg("gives another size for file {sha}… than it has",
-                                        sha=sha[:16]), "bfa/vouchers.jsonl")
-        if len(listed) != len(seen):
-            raise BundleFailure(msg("lists a file no voucher record of the bundle names"),
-                                "bfa/vouchers.jsonl")
-        self._count("vouchers", len(seen))
-        return msg("{count} voucher file(s) match their records", count=len(seen))
+        """Every voucher record's file is there and hashes to its record; the list in
+        ``bfa/vouchers.jsonl`` is exactly those files, each with its size and records.
+        The list and the records seen are kept in the scratch ledger, not in memory."""
+        assert self.ledger is not None
+        rel = "bfa/vouchers.jsonl"
+        store = self.ledger.store
+        with store.writer() as conn:
+            for ddl in _VOUCHER_DDL:
+                conn.exec_driver_sql(ddl)
+            for n, line in _jsonl(self.root, rel):
+                sha, size, records = line.get("sha256"), line.get("size"), line.get("records")
+                if not (isinstance(sha, str) and isinstance(size, int)
+                        and isinstance(records, list)):
+                    raise BundleFailure(msg("line {line}: needs sha256 (text), size (an "
+                                            "integer) and records (a list)", line=n), rel)
+                if conn.exec_driver_sql("INSERT OR IGNORE INTO bundle_listed VALUES (?, ?, ?)",
+                                        (sha, size, _canon(sorted(map(str, records))))
+                                        ).rowcount == 0:
+                    raise BundleFailure(msg("line {line}: lists file {sha}… a second time",
+                                            line=n, sha=sha[:16]), rel)
+        seen = 0
+        with store.writer() as conn:
+            for seq, rec, _role in self._stream("WHERE e.domain = 'archive'"):
+                sha = str(rec.get("sha256", ""))
+                vrel = f"data/vouchers/{sha}"
+                path = self.root / vrel
+                if not path.is_file():
+                    raise BundleFailure(msg("the file of voucher {voucher} is missing",
+                                            voucher=repr(rec.get("id"))), vrel, seq)
+                if conn.exec_driver_sql("INSERT OR IGNORE INTO bundle_seen VALUES (?, ?)",
+                                        (sha, seq)).rowcount:
+                    seen += 1
+                    with path.open("rb") as f:
+                        digest = hashlib.file_digest(f, "sha256").hexdigest()
+                        size = f.tell()
+                    if digest != sha or size != int(rec.get("size", -1)):
+                        raise BundleFailure(msg("the file of voucher {voucher} does not hash "
+                                                "to its record's sha256 and size",
+                                                voucher=repr(rec.get("id"))), vrel, seq)
+                conn.exec_driver_sql("INSERT INTO bundle_seen_ids VALUES (?, ?)",
+                                     (sha, str(rec.get("id"))))
+            folder = self.root / "data" / "vouchers"
+            if folder.is_dir():
+                with os.scandir(folder) as it:
+                    for entry in it:
+                        conn.exec_driver_sql("INSERT INTO bundle_files VALUES (?)",
+                                             (os.fsencode(entry.name),))
+            stray = conn.exec_driver_sql(
+                "SELECT name FROM bundle_files WHERE CAST(name AS TEXT) NOT IN "
+                "(SELECT sha FROM bundle_seen) ORDER BY name LIMIT 1").first()
+            if stray is not None:
+                raise BundleFailure(msg("a file no voucher record of the bundle names"),
+                                    f"data/vouchers/{os.fsdecode(bytes(stray[0]))}")
+            # each file as first seen: the records naming it against those listed for it
+            current: str | None = None
+            ids: list[str] = []
+            pending: tuple[str, int | None, str | None] | None = None
+            rows = conn.exec_driver_sql(
+                "SELECT s.sha, i.rid, l.size, l.records FROM bundle_seen s "
+                "JOIN bundle_seen_ids i ON i.sha = s.sha "
+                "LEFT JOIN bundle_listed l ON l.sha = s.sha ORDER BY s.seq, i.rid")
+            for sha, rid, size, records in [*rows, (None, None, None, None)]:
+                if sha != current and pending is not None:
+                    psha, psize, precords = pending
+                    if precords is None or json.loads(precords) != ids:
+                        raise BundleFailure(msg("lists other records for file {sha}… than the "
+                                                "bundle's voucher records", sha=psha[:16]), rel)
+                    if psize != (folder / psha).stat().st_size:
+                        raise BundleFailure(msg("gives another size for file {sha}… than it "
+                                                "has", sha=psha[:16]), rel)
+                    ids = []
+                if sha is None:
+                    break
+                current, pending = sha, (sha, size, records)
+                ids.append(str(rid))
+            listed = int(conn.exec_driver_sql("SELECT count(*) FROM bundle_listed").scalar_one())
+        if listed != seen:
+            raise BundleFailure(msg("lists a file no voucher record of the bundle names"), rel)
+        self._count("vouchers", seen)
+        return msg("{count} voucher file(s) match their records", count=seen)
 
     def disclosures(self) -> Msg | _Skip:
         rel = "bfa/disclosures.jsonl"
@@ -1155,6 +1188,17 @@ class _Context:
                                     "transitions, its history lists {listed}", id=bid,
                                     held=held, listed=listed), rel)
 
+
+_VOUCHER_DDL = (
+    "CREATE TABLE bundle_listed (sha TEXT PRIMARY KEY, size INTEGER, records TEXT)",
+    "CREATE TABLE bundle_seen (sha TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "CREATE TABLE bundle_seen_ids (sha TEXT NOT NULL, rid TEXT NOT NULL)",
+    "CREATE INDEX ix_bundle_seen_ids ON bundle_seen_ids (sha, rid)",
+    "CREATE TABLE bundle_files (name BLOB NOT NULL)",
+)
+"""The vouchers check's scratch tables: the files ``bfa/vouchers.jsonl`` lists (with
+their records, sorted, as JSON), each file the voucher records name (by the first entry
+naming it), the records naming each, and the names in ``data/vouchers``."""
 
 _FINDINGS_DDL = (
     "CREATE TABLE stated_breaks (bid TEXT NOT NULL, code TEXT, field TEXT, records TEXT, "

@@ -29,8 +29,13 @@ from schemas import gettext
 
 T = TypeVar("T")
 
-CHUNK = 5000
+CHUNK = 1000
 MAX_CORRECTION_CHAIN = 64
+MONEY_IDS = 20_000
+"""Money events a refresh remembers by id to point allocations of later entries at them
+without SQL (:meth:`_Batch.seal`); past this many it forgets them and starts again, so
+memory stays flat however many entries one refresh decodes. An allocation whose event it
+forgot is resolved by :func:`_resolve_references`, as one naming an older event is."""
 
 SETTLES: dict[str, str] = {
     "collection": "contribution_assessment",
@@ -97,6 +102,8 @@ class _Batch:
         elif domain == "business" and kind in MONEY_EVENTS and "amount" in rec:
             due = epoch_day(rec["due_date"]) if "due_date" in rec else None
             party = rec.get("employer_party") or rec.get("payer_id")
+            if len(self.money_ids) >= MONEY_IDS:
+                self.money_ids.clear()
             self.money_ids[rid] = seq
             self.events.append((seq, rid, kind, fen(rec["amount"]), due,
                                 occurred_day if due is None else due, party,

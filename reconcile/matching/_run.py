@@ -161,7 +161,7 @@ def derive_breaks(ledger: Ledger, as_of: date, rules: Rules, sink: BreakSink) ->
     _reconcile(ledger, as_of, rules, full=True, track=False, check_derived=False, sink=sink)
 
 
-PART = 4000
+PART = 1000
 """Breaks judged at a time by :func:`derive_breaks`."""
 
 

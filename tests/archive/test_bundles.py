@@ -1265,6 +1265,39 @@ def _t_voucher_size_text(bag: Path) -> Want:
     return Want("vouchers", "bfa/vouchers.jsonl")
 
 
+def _t_voucher_listed_twice(bag: Path) -> Want:
+    lines = _lines(bag / "bfa/vouchers.jsonl")
+    _write_lines(bag / "bfa/vouchers.jsonl", [*lines, lines[0]])
+    return Want("vouchers", "bfa/vouchers.jsonl", says="a second time")
+
+
+def _t_voucher_other_records(bag: Path) -> Want:
+    lines = _lines(bag / "bfa/vouchers.jsonl")
+    lines[0]["records"] = [*lines[0]["records"], "FR-404"]
+    _write_lines(bag / "bfa/vouchers.jsonl", lines)
+    return Want("vouchers", "bfa/vouchers.jsonl", says="lists other records for file")
+
+
+def _t_voucher_other_size(bag: Path) -> Want:
+    lines = _lines(bag / "bfa/vouchers.jsonl")
+    lines[0]["size"] += 1
+    _write_lines(bag / "bfa/vouchers.jsonl", lines)
+    return Want("vouchers", "bfa/vouchers.jsonl", says="gives another size for file")
+
+
+def _t_voucher_file_not_named(bag: Path) -> Want:
+    sha = hashlib.sha256(b"stray").hexdigest()
+    (bag / "data/vouchers" / sha).write_bytes(b"stray")
+    return Want("vouchers", f"data/vouchers/{sha}", says="no voucher record")
+
+
+def _t_voucher_list_names_another_file(bag: Path) -> Want:
+    lines = _lines(bag / "bfa/vouchers.jsonl")
+    lines.append({"records": [], "sha256": hashlib.sha256(b"x").hexdigest(), "size": 1})
+    _write_lines(bag / "bfa/vouchers.jsonl", lines)
+    return Want("vouchers", "bfa/vouchers.jsonl", says="lists a file no voucher record")
+
+
 def _t_history_seq_text(bag: Path) -> Want:
     def edit(doc: dict[str, Any]) -> None:
         for b in doc["breaks"]:
@@ -1281,6 +1314,11 @@ def _t_history_seq_text(bag: Path) -> Want:
     pytest.param("record", _t_checkpoint_not_utf8, id="checkpoint-note-not-utf8"),
     pytest.param("person", _t_no_consistency, id="consistency-missing"),
     pytest.param("record", _t_voucher_size_text, id="voucher-size-not-a-number"),
+    pytest.param("record", _t_voucher_listed_twice, id="voucher-listed-twice"),
+    pytest.param("record", _t_voucher_other_records, id="voucher-other-records"),
+    pytest.param("record", _t_voucher_other_size, id="voucher-other-size"),
+    pytest.param("record", _t_voucher_file_not_named, id="voucher-file-not-named"),
+    pytest.param("record", _t_voucher_list_names_another_file, id="voucher-list-extra"),
     pytest.param("break", _t_history_seq_text, id="history-seq-not-a-number"),
 ])
 def test_malformed_bundle_is_a_failed_check(shop: Shop, mallory: Signer, tmp_path: Path,
@@ -1294,6 +1332,7 @@ def test_malformed_bundle_is_a_failed_check(shop: Shop, mallory: Signer, tmp_pat
     assert text.exit_code == 3, text.output
     first = next(v for v in report["verdicts"] if v["ok"] is False)
     assert (first["check"], first["file"]) == (want.check, want.file), first
+    assert want.says in first["detail"], first
 
 
 @pytest.mark.parametrize("shop", BACKENDS[:1], indirect=True)

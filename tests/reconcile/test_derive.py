@@ -83,6 +83,36 @@ def test_ingest_derives_what_a_refresh_decodes(ledger_home: dict[str, Any], othe
         refreshed.close()
 
 
+def test_a_refresh_that_forgets_money_events_derives_the_same_rows(
+        ledger_home: dict[str, Any], other_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh remembers at most MONEY_IDS money events by id (memory stays flat); an
+    allocation naming one it forgot is resolved in SQL to the same row."""
+    from reconcile.matching import _refresh
+
+    normal = Ledger.open(ledger_home["home"], ledger_home["db"])
+    init = Ledger.open(ledger_home["home"], other_url, check=False)
+    init.init("test.bfa.example/ledger")
+    init.close()
+    forgetful = Ledger.open(ledger_home["home"], other_url)
+    try:
+        for i, batch in enumerate(batches(tmp_path)):
+            if not batch:
+                continue
+            path = write_jsonl(tmp_path / f"batch-{i}.jsonl", batch)
+            normal.ingest([str(path)], None, derive=Deriver)
+            with monkeypatch.context() as m:
+                m.setattr(_refresh, "MONEY_IDS", 1)
+                forgetful.ingest([str(path)], None, derive=Deriver)
+            assert _tables(forgetful) == _tables(normal), f"batch {i}"
+        with normal.store.reader() as conn:  # allocations were resolved at all
+            assert conn.execute(select(t.allocations.c.event_seq).where(
+                t.allocations.c.event_seq.is_not(None)).limit(1)).first() is not None
+    finally:
+        normal.close()
+        forgetful.close()
+
+
 class _Rejects:
     def __init__(self) -> None:
         self.lines: list[tuple[int, str]] = []
