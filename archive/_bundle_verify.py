@@ -170,7 +170,7 @@ class NotRederivable:
 
     A bundle of a whole month may leave hundreds of thousands of them: past
     :data:`KEPT` items they go to an anonymous temporary file, one JSON line each, so
-    memory stays flat in the bundle's size (FORMAT.md §12.5). Iterating reads them back
+    memory stays flat in the bundle's size. Iterating reads them back
     in order; ``len`` and the first items (:meth:`head`) cost nothing."""
 
     KEPT = 1000
