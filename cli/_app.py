@@ -188,7 +188,8 @@ class _Group(_HelpGroup):
                 for p in e.problems[1:20]:
                     click.echo(f"  {p}", err=True)
                 if len(e.problems) > 20:
-                    click.echo(f"  ... and {len(e.problems) - 20} more", err=True)
+                    click.echo("  " + str(tr("… and {n} more")).format(
+                        n=len(e.problems) - 20), err=True)
             if isinstance(e, BfaError):
                 for note in getattr(e, "__notes__", ()):
                     click.echo(f"  {note}", err=True)

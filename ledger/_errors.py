@@ -140,7 +140,7 @@ class BatchRefusedError(InputError):
         self.problems = problems
         n = f"{len(problems)}{'+' if more else ''}"
         first = str(problems[0]) if problems else _("unknown problem")
-        super().__init__(_("{file}: batch refused, nothing appended ({count} problems); "
+        super().__init__(_("{file}: batch refused, nothing appended ({count} problem(s)); "
                            "first: {first}").format(file=file, count=n, first=first))
 
 

@@ -366,7 +366,7 @@ def test_refused_batch_reports_only_real_problems(sq: Ledger) -> None:
     f = sq.write("in.jsonl", [bp(2, corrects="BP-1"), bp(1), bp(3, amount="1")])
     r = sq.ingest(f)
     refused(r, "in.jsonl:3", "amount")
-    assert "(1 problems)" in r.err and "corrects" not in r.err
+    assert "(1 problem(s))" in r.err and "corrects" not in r.err
 
 
 def test_forward_and_dangling_references_are_not_refused(sq: Ledger) -> None:
@@ -435,7 +435,7 @@ def test_reject_file_round_trip(both: Ledger) -> None:
 def test_reject_mode_collects_everything_past_the_100_problem_limit(sq: Ledger) -> None:
     f = sq.write("in.jsonl", [bp(i, amount="x") for i in range(150)] + [bp(1000)])
     r = sq.ingest(f)
-    assert r.code == 2 and "... and 80 more" in r.err
+    assert r.code == 2 and "… and 80 more" in r.err
     assert len([x for x in r.err.splitlines() if x.strip().startswith("in.jsonl:")]) <= 20
     r = sq.ingest("--reject-file", "rej.jsonl", f)
     assert r.code == 1
