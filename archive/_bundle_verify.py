@@ -170,8 +170,8 @@ class NotRederivable:
 
     A bundle of a whole month may leave hundreds of thousands of them: past
     :data:`KEPT` items they go to an anonymous temporary file, one JSON line each, so
-    memory stays flat in the bundle's size. Iterating reads them back
-    in order; ``len`` and the first items (:meth:`head`) cost nothing."""
+    memory stays flat in the bundle's size. Iterating reads them back in order; ``len``
+    and the first items (:meth:`head`) cost nothing."""
 
     KEPT = 1000
 
@@ -190,7 +190,8 @@ class NotRederivable:
             self._head.append((bid, code, english))
             return
         if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="bfa-unrederived-")  # noqa: SIM115 (closed by close)
+            # closed by close(), or when the report is collected
+            self._file = tempfile.TemporaryFile(prefix="bfa-unrederived-")  # noqa: SIM115
         self._file.write(json.dumps([bid, code, english], ensure_ascii=False).encode()
                          + b"\n")
 
