@@ -567,6 +567,12 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # current recurring payments, but for those the batch re-sends or corrects (ingested,
     # the lines would take their place). The payments of the batch's periods first (few:
     # a batch pays periods the ledger has not paid), then those the batch replaces out
+    # the batch's periods, a few: the ledger's payments of other periods are left out
+    # before the join with the batch's keys (else a million keys are hashed against
+    # every payment the ledger holds, to find the few of the batch's periods)
+    periods = tabs.make("bfa_pc_periods", Column("period", String(7)))
+    conn.execute(periods.insert().from_select(["period"], select(K.c.period).distinct()))
+    Store.analyze_table(conn, periods.name)
     found = tabs.make("bfa_pc_found", Column("record_id", String(128)),
                       Column("person", String(40)), Column("insurance", String(16)),
                       Column("period", String(7)), Column("amount_fen", BigInteger))
@@ -576,7 +582,8 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         .select_from(K)
         .join(E, and_(E.c.person == K.c.person, E.c.insurance == K.c.insurance,
                       E.c.period == K.c.period))
-        .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring())))
+        .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring(),
+               E.c.period.in_(select(periods.c.period)))))
     Store.analyze_table(conn, found.name)
     paid = tabs.make("bfa_pc_paid", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
