@@ -546,44 +546,40 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     Store.analyze_table(conn, S.name)
     watch.lap("approvals")
 
-    # the recurring lines of each person, insurance and period: how many, their total
-    K = tabs.make("bfa_pc_keys", Column("person", String(40)), Column("insurance", String(16)),
-                  Column("period", String(7)), Column("n", BigInteger),
-                  Column("batch", BigInteger), index=(("person", "insurance", "period"),))
-    conn.execute(K.insert().from_select(
-        ["person", "insurance", "period", "n", "batch"],
-        select(c.person, c.insurance, c.period, func.count(), func.sum(c.amount_fen))
-        .where(recurring).group_by(c.person, c.insurance, c.period)))
-    Store.analyze_table(conn, K.name)
-    # those with more than one (the last pass reads a line's own amount for the others)
+    # the recurring lines of each person, insurance and period when there are more than
+    # one: how many, their total (the last pass reads a line's own amount for the others)
     many = tabs.make("bfa_pc_many", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
                      Column("n", BigInteger), Column("batch", BigInteger),
                      index=(("person", "insurance", "period"),))
     conn.execute(many.insert().from_select(
-        ["person", "insurance", "period", "n", "batch"], select(K).where(K.c.n > 1)))
+        ["person", "insurance", "period", "n", "batch"],
+        select(c.person, c.insurance, c.period, func.count(), func.sum(c.amount_fen))
+        .where(recurring).group_by(c.person, c.insurance, c.period)
+        .having(func.count() > 1)))
 
     # what the ledger paid for each (Matcher.duplicates, Matcher.overpayments): its
     # current recurring payments, but for those the batch re-sends or corrects (ingested,
     # the lines would take their place). The payments of the batch's periods first (few:
-    # a batch pays periods the ledger has not paid), then those the batch replaces out
-    # the batch's periods, a few: the ledger's payments of other periods are left out
-    # before the join with the batch's keys (else a million keys are hashed against
-    # every payment the ledger holds, to find the few of the batch's periods)
+    # a batch pays periods the ledger has not paid), then those the batch replaces out.
+    # The batch's periods are a few: the ledger's payments of other periods are left out
+    # before they meet the batch's million keys
     periods = tabs.make("bfa_pc_periods", Column("period", String(7)))
-    conn.execute(periods.insert().from_select(["period"], select(K.c.period).distinct()))
+    conn.execute(periods.insert().from_select(
+        ["period"], select(c.period).where(recurring).distinct()))
     Store.analyze_table(conn, periods.name)
     found = tabs.make("bfa_pc_found", Column("record_id", String(128)),
                       Column("person", String(40)), Column("insurance", String(16)),
                       Column("period", String(7)), Column("amount_fen", BigInteger))
     conn.execute(found.insert().from_select(
         ["record_id", "person", "insurance", "period", "amount_fen"],
-        select(E.c.record_id, K.c.person, K.c.insurance, K.c.period, E.c.amount_fen)
-        .select_from(K)
-        .join(E, and_(E.c.person == K.c.person, E.c.insurance == K.c.insurance,
-                      E.c.period == K.c.period))
+        select(E.c.record_id, E.c.person, E.c.insurance, E.c.period, E.c.amount_fen)
+        .select_from(E)
+        .join(L, and_(c.person == E.c.person, c.insurance == E.c.insurance,
+                      c.period == E.c.period, recurring))
         .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring(),
-               E.c.period.in_(select(periods.c.period)))))
+               E.c.period.in_(select(periods.c.period)))
+        .distinct()))
     Store.analyze_table(conn, found.name)
     paid = tabs.make("bfa_pc_paid", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),

@@ -108,6 +108,25 @@ def test_each_reason_and_its_near_miss(led: Ledger, tmp_path: Path) -> None:
     assert precheck(led, batch).id == f"precheck-{res.digest}/2"
 
 
+def test_a_period_the_ledger_paid_and_the_batch_pays_twice(led: Ledger,
+                                                          tmp_path: Path) -> None:
+    """The ledger's payment of a period counts once in the total, however many lines of
+    the batch pay that period: 1,000.00 paid plus two lines of 1,000.00 stay within the
+    3,456.78 approved."""
+    _ledger(led, tmp_path)
+    sc.ingest(led, tmp_path, [_pay(700, who=7, amount="1000.00")], "paid")
+    batch = _write(tmp_path / "pay.jsonl", [
+        _pay(701, who=7, amount="1000.00"), _pay(702, who=7, amount="1000.00")])
+    got, _res = _held(led, batch)
+    assert got == {1: ("already_paid", "duplicate_in_batch"),
+                   2: ("already_paid", "duplicate_in_batch")}
+    over = _write(tmp_path / "over.jsonl", [
+        _pay(703, who=7, amount="1228.39"), _pay(704, who=7, amount="1228.40")])
+    assert _held(led, over)[0] == {  # 1,000.00 + 2,456.79: a fen above the approval
+        1: ("over_approved", "already_paid", "duplicate_in_batch"),
+        2: ("over_approved", "already_paid", "duplicate_in_batch")}
+
+
 def test_one_off_benefits_and_records_the_batch_replaces(led: Ledger, tmp_path: Path) -> None:
     _ledger(led, tmp_path)
     batch = _write(tmp_path / "pay.jsonl", [
