@@ -48,7 +48,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -871,7 +871,7 @@ class _Context:
                 "SELECT s.sha, i.rid, l.size, l.records FROM bundle_seen s "
                 "JOIN bundle_seen_ids i ON i.sha = s.sha "
                 "LEFT JOIN bundle_listed l ON l.sha = s.sha ORDER BY s.seq, i.rid")
-            for sha, rid, size, records in [*rows, (None, None, None, None)]:
+            for sha, rid, size, records in chain(rows, [(None, None, None, None)]):
                 if sha != current and pending is not None:
                     psha, psize, precords = pending
                     if precords is None or json.loads(precords) != ids:
