@@ -580,7 +580,35 @@ def _read_declaration(root: Path) -> tuple[str, str]:
     return version[1], encoding[1]
 
 
-class Manifest(Mapping[str, Mapping[str, str]]):
+class _Spilled:
+    """What :class:`Manifest` and :class:`SortedNames` share: a temporary SQLite file they
+    move into past :data:`SPILL` items (no journal, no fsync: it is thrown away), deleted
+    when closed or collected."""
+
+    def __init__(self) -> None:
+        self._db: sqlite3.Connection | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def _open_spill(self, *ddl: str) -> sqlite3.Connection:
+        self._dir = tempfile.TemporaryDirectory(prefix="bfa-bag-")
+        db = sqlite3.connect(os.path.join(self._dir.name, "spill.db"))
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
+        for statement in ddl:
+            db.execute(statement)
+        self._db = db
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+class Manifest(_Spilled, Mapping[str, Mapping[str, str]]):
     """``{path: {alg: hex}}`` of a bag's manifests, iterated in path order (code points).
 
     Held in memory while small; past :data:`SPILL` paths it moves into a temporary SQLite
@@ -588,24 +616,18 @@ class Manifest(Mapping[str, Mapping[str, str]]):
     keeps memory flat. Also remembers each path's folded spelling (:func:`_fold`)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._mem: dict[str, dict[str, str]] = {}
         self._folded: dict[str, str] = {}
-        self._db: sqlite3.Connection | None = None
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
 
     def _spill(self) -> sqlite3.Connection:
-        self._dir = tempfile.TemporaryDirectory(prefix="bfa-bag-")
-        db = sqlite3.connect(os.path.join(self._dir.name, "manifest.db"))
-        db.execute("PRAGMA journal_mode = OFF")
-        db.execute("PRAGMA synchronous = OFF")
         cols = ", ".join(f"{a} TEXT" for a in ALGORITHMS)
-        db.execute(f"CREATE TABLE m (path TEXT PRIMARY KEY, {cols})")
-        db.execute("CREATE TABLE f (fold TEXT PRIMARY KEY, path TEXT NOT NULL)")
+        db = self._open_spill(f"CREATE TABLE m (path TEXT PRIMARY KEY, {cols})",
+                              "CREATE TABLE f (fold TEXT PRIMARY KEY, path TEXT NOT NULL)")
         for path, entry in self._mem.items():
             self._insert(db, path, entry)
         db.executemany("INSERT INTO f VALUES (?, ?)", self._folded.items())
         self._mem, self._folded = {}, {}
-        self._db = db
         return db
 
     @staticmethod
@@ -699,14 +721,6 @@ class Manifest(Mapping[str, Mapping[str, str]]):
         if self._db is None:
             return len(self._mem)
         return int(self._db.execute("SELECT count(*) FROM m").fetchone()[0])
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
 
 
 SPILL: Final = 20_000
@@ -883,16 +897,15 @@ def _expect_file(root: Path, rel: str, listed_in: str) -> None:
         raise BagError(rel, f"is listed in {listed_in} but is not a regular file.")
 
 
-class SortedNames:
+class SortedNames(_Spilled):
     """Names (file names, bag paths) iterated in code-point order, however many: held in
     a list while few, past :data:`SPILL` in a temporary SQLite file, so that a directory of
     a million proofs is listed with flat memory. Names are kept as their file-system
     bytes there (:func:`os.fsencode`), so a name that is not UTF-8 comes back as it was."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._mem: list[str] = []
-        self._db: sqlite3.Connection | None = None
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._n = 0
 
     def add(self, name: str) -> None:
@@ -900,13 +913,8 @@ class SortedNames:
         if self._db is None:
             self._mem.append(name)
             if len(self._mem) > SPILL:
-                self._dir = tempfile.TemporaryDirectory(prefix="bfa-bag-")
-                self._db = sqlite3.connect(os.path.join(self._dir.name, "names.db"))
-                self._db.execute("PRAGMA journal_mode = OFF")
-                self._db.execute("PRAGMA synchronous = OFF")
-                self._db.execute("CREATE TABLE n (name BLOB NOT NULL)")
-                self._db.executemany("INSERT INTO n VALUES (?)",
-                                     ((os.fsencode(x),) for x in self._mem))
+                db = self._open_spill("CREATE TABLE n (name BLOB NOT NULL)")
+                db.executemany("INSERT INTO n VALUES (?)", ((os.fsencode(x),) for x in self._mem))
                 self._mem = []
             return
         self._db.execute("INSERT INTO n VALUES (?)", (os.fsencode(name),))
@@ -922,14 +930,6 @@ class SortedNames:
         # a BLOB sorts by its bytes, and UTF-8 bytes sort as their code points do
         for (raw,) in self._db.execute("SELECT name FROM n ORDER BY name"):
             yield os.fsdecode(raw)
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-        if self._dir is not None:
-            self._dir.cleanup()
-            self._dir = None
 
 
 def _entries(root: Path, rel: str) -> Iterator[tuple[str, os.stat_result]]:

@@ -46,13 +46,19 @@ def _watermark(led: Ledger) -> int:
         return int(led.store.get_meta(conn, t.WATERMARK_KEY) or 0)
 
 
-def test_ingest_derives_what_a_refresh_decodes(ledger_home: dict[str, Any], other_url: str,
-                                              tmp_path: Path) -> None:
-    derived = Ledger.open(ledger_home["home"], ledger_home["db"])
+def _second(ledger_home: dict[str, Any], other_url: str) -> Ledger:
+    """A second ledger of the same home (one secret, the same pseudonyms) at
+    ``other_url``."""
     init = Ledger.open(ledger_home["home"], other_url, check=False)
     init.init("test.bfa.example/ledger")
     init.close()
-    refreshed = Ledger.open(ledger_home["home"], other_url)
+    return Ledger.open(ledger_home["home"], other_url)
+
+
+def test_ingest_derives_what_a_refresh_decodes(ledger_home: dict[str, Any], other_url: str,
+                                              tmp_path: Path) -> None:
+    derived = Ledger.open(ledger_home["home"], ledger_home["db"])
+    refreshed = _second(ledger_home, other_url)
     try:
         for i, batch in enumerate(batches(tmp_path)):
             if not batch:
@@ -91,10 +97,7 @@ def test_a_refresh_that_forgets_money_events_derives_the_same_rows(
     from reconcile.matching import _refresh
 
     normal = Ledger.open(ledger_home["home"], ledger_home["db"])
-    init = Ledger.open(ledger_home["home"], other_url, check=False)
-    init.init("test.bfa.example/ledger")
-    init.close()
-    forgetful = Ledger.open(ledger_home["home"], other_url)
+    forgetful = _second(ledger_home, other_url)
     try:
         for i, batch in enumerate(batches(tmp_path)):
             if not batch:
@@ -136,11 +139,8 @@ def test_flushes_deferred_corrections_and_rejected_lines(
         sc.assessment("CA-5"), sc.collection("COL-5", "900.00", allocations=[("CA-5", "900.00")]),
         sc.payment_event(6), sc.payment("PAY-6", allocations=[("BP-6", "3456.78")])], "f")]
     path = write_jsonl(tmp_path / "batch.jsonl", sc.base(tmp_path) + batch)
-    init = Ledger.open(ledger_home["home"], other_url, check=False)
-    init.init("test.bfa.example/ledger")
-    init.close()
+    refreshed = _second(ledger_home, other_url)
     derived = Ledger.open(ledger_home["home"], ledger_home["db"])
-    refreshed = Ledger.open(ledger_home["home"], other_url)
     try:
         rejected = [_Rejects(), _Rejects()]
         derived.ingest([str(path)], None, reject_sink=rejected[0], derive=Deriver)
