@@ -65,6 +65,15 @@ def _settled_size(led: Ledger) -> int:
         return led.store.head(conn)[0]
 
 
+def _batch_ends(led: Ledger, since: int) -> list[int]:
+    """The seqs of the control.ingest entries from ``since`` on (the indexed columns; the
+    final full verify checks them against the leaves)."""
+    with led.store.reader() as conn:
+        return list(conn.execute(text(
+            "SELECT seq FROM entries WHERE domain = 'control' AND kind = 'ingest' "
+            "AND seq >= :since ORDER BY seq"), {"since": since}).scalars())
+
+
 def test_sigkill_never_leaves_partial_batch(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     """Kill ``bfa ingest`` at random points; only whole files ever land, and re-running converges.
 
@@ -73,6 +82,12 @@ def test_sigkill_never_leaves_partial_batch(ledger_home: dict[str, Any], tmp_pat
     run is timed, uninterrupted; later runs are killed with SIGKILL at a random
     moment within that duration. Runs continue until 30 processes were killed
     while still running (``BFA_SIGKILL_RUNS``).
+
+    Each run ends with a checkpoint, so the check after the next kill is the incremental
+    one (``verify(since_checkpoint=True)``): it streams only what landed since, chained
+    from the signed checkpoint, and compares the tree nodes they complete and the frontier
+    — the cost of the test stays linear in the runs. The full verification (with the
+    derived pass: columns against leaves, every record inside a batch) runs once at the end.
     """
     kills_wanted = int(os.environ.get("BFA_SIGKILL_RUNS", "30"))
     rng = random.Random(1123)
@@ -80,6 +95,7 @@ def test_sigkill_never_leaves_partial_batch(ledger_home: dict[str, Any], tmp_pat
     led = Ledger.open(ledger_home["home"], ledger_home["db"])
     kills = 0
     duration = 0.0
+    per_file = 800 + BATCH
     try:
         for r in range(kills_wanted * 3):
             if kills >= kills_wanted:
@@ -101,17 +117,25 @@ def test_sigkill_never_leaves_partial_batch(ledger_home: dict[str, Any], tmp_pat
                     kills += 1
                 p.wait()
             landed = _settled_size(led) - before
-            per_file = 800 + BATCH
             assert landed in (0, per_file, 2 * per_file), \
                 f"run {r}: partial batch of {landed} entries"
-            res = led.verify()
+            # what landed is whole files: each closed by its control.ingest entry
+            ends = [before + per_file * (k + 1) - 1 for k in range(landed // per_file)]
+            assert _batch_ends(led, before) == ends, (r, landed)
+            # the entries since the last checkpoint (exactly this run's) chain on from it
+            res = led.verify(since_checkpoint=True)
             assert res.ok, (r, res.problems)
+            assert (res.start, res.entries_checked) == (before, landed), (r, res)
             # re-running the same ingest converges: the rest lands, what landed is a no-op
             reports = led.ingest([str(f) for f in files], None)
             assert sum(x.appended for x in reports) == 1600 - 800 * (landed // per_file)
             assert led.size() == before + 2 * per_file
-        led.checkpoint()
-        assert led.verify().ok
+            assert _batch_ends(led, before) == [before + per_file - 1, before + 2 * per_file - 1]
+            # signs only after checking this run's entries: the next run resumes from here
+            assert led.checkpoint().size == before + 2 * per_file
+        res = led.verify()
+        assert res.ok, res.problems
+        assert res.derived_checked and res.entries_checked == led.size()
         assert kills >= kills_wanted, f"only {kills} processes were killed while running"
     finally:
         led.close()
