@@ -76,7 +76,7 @@ import sqlite3
 import stat
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -148,18 +148,31 @@ class FileDigests:
 
 @dataclass(frozen=True)
 class BagSummary:
-    """What :meth:`BagWriter.finish` wrote. ``tag_files`` are the bag-relative paths the
-    tag manifests list; ``tagmanifest_sha256`` is the exact content of that file (the bytes
-    a detached signature covers)."""
+    """What :meth:`BagWriter.finish` wrote. The tag manifests are read back from the bag
+    when asked for (a bag of a million proofs has large ones): ``tag_files`` are the
+    bag-relative paths they list; ``tagmanifest_sha256`` is that file's exact content
+    (the bytes a detached signature covers)."""
 
     root: Path
     payload_count: int
     payload_octets: int
     payload_oxum: str
-    tag_files: tuple[str, ...]
+    tag_count: int
     bag_info: bytes
-    tagmanifest_sha256: bytes
-    tagmanifest_sha512: bytes
+
+    @property
+    def tagmanifest_sha256(self) -> bytes:
+        return (self.root / "tagmanifest-sha256.txt").read_bytes()
+
+    @property
+    def tagmanifest_sha512(self) -> bytes:
+        return (self.root / "tagmanifest-sha512.txt").read_bytes()
+
+    @property
+    def tag_files(self) -> tuple[str, ...]:
+        lines = self.tagmanifest_sha256.decode("utf-8").splitlines()
+        return tuple(_decode(line.split("  ", 1)[1], "tagmanifest-sha256.txt", n, "1.0")
+                     for n, line in enumerate(lines, 1))
 
 
 @dataclass(frozen=True)
@@ -215,10 +228,8 @@ class BagWriter:
                                           "a new or empty directory")
         (root / "data").mkdir()
         self.root = root
-        self._payload: dict[str, FileDigests] = {}
-        self._tags: dict[str, FileDigests] = {}
-        self._payload_names = _Names()
-        self._tag_names = _Names()
+        self._payload = _Written()
+        self._tags = _Written()
         self._summary: BagSummary | None = None
 
     def __enter__(self) -> BagWriter:
@@ -244,17 +255,17 @@ class BagWriter:
         path = "data/" + rel
         if isinstance(data, Path):
             with _open_source(data) as source:
-                self._payload_names.claim(rel)
-                digests = self._write(path, source, self._payload_names, rel)
+                self._payload.claim(rel)
+                digests = self._write(path, source, self._payload, rel)
         else:
-            self._payload_names.claim(rel)
-            digests = self._write(path, bytes(data), self._payload_names, rel)
-        self._payload[path] = digests
+            self._payload.claim(rel)
+            digests = self._write(path, bytes(data), self._payload, rel)
+        self._payload.put(path, digests)
         return digests
 
-    def add_tag(self, relpath: str, data: bytes) -> FileDigests:
-        """Write tag file ``<relpath>`` (outside ``data/``, not a name RFC 8493 reserves); the
-        tag manifests will list it."""
+    def add_tag(self, relpath: str, data: bytes | Path) -> FileDigests:
+        """Write tag file ``<relpath>`` (outside ``data/``, not a name RFC 8493 reserves) from
+        bytes or from a regular file; the tag manifests will list it."""
         self._check_open()
         rel = _check_relpath(relpath, "tag")
         first = _fold(rel.split("/", 1)[0])
@@ -262,17 +273,23 @@ class BagWriter:
             raise ValueError(f"tag path {relpath!r} is inside data/, where payload files go")
         if first in _RESERVED_TAGS or first.startswith(("manifest-", "tagmanifest-")):
             raise ValueError(f"tag path {relpath!r} uses a name RFC 8493 reserves")
-        self._tag_names.claim(rel)
-        self._tags[rel] = self._write(rel, bytes(data), self._tag_names, rel)
-        return self._tags[rel]
+        if isinstance(data, Path):
+            with _open_source(data) as source:
+                self._tags.claim(rel)
+                digests = self._write(rel, source, self._tags, rel)
+        else:
+            self._tags.claim(rel)
+            digests = self._write(rel, bytes(data), self._tags, rel)
+        self._tags.put(rel, digests)
+        return digests
 
     def finish(self, info: Mapping[str, str | Sequence[str]] | None = None) -> BagSummary:
         """Write ``bagit.txt``, ``bag-info.txt`` (the labels of ``info`` in order, one line a
         value, then ``Bagging-Date`` unless given and ``Payload-Oxum``), the payload
         manifests and, last, the tag manifests; return what was written."""
         self._check_open()
-        octets = sum(d.size for d in self._payload.values())
-        oxum = f"{octets}.{len(self._payload)}"
+        octets = self._payload.octets
+        oxum = f"{octets}.{self._payload.count}"
         lines: list[str] = []
         labels: set[str] = set()
         for label, given in (info or {}).items():
@@ -291,33 +308,48 @@ class BagWriter:
             lines.append(f"Bagging-Date: {today}")
         lines.append(f"Payload-Oxum: {oxum}")
         bag_info = "".join(line + "\n" for line in lines).encode("utf-8")
-        tags = dict(self._tags)
-        tags["bagit.txt"] = self._put("bagit.txt", (
-            b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"))
-        tags["bag-info.txt"] = self._put("bag-info.txt", bag_info)
+        tags = self._tags
+        tags.put("bagit.txt", self._put("bagit.txt", [
+            "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"]))
+        tags.put("bag-info.txt", self._put("bag-info.txt", [bag_info.decode("utf-8")]))
         for alg in PROOF_ALGORITHMS:
             name = f"manifest-{alg}.txt"
-            tags[name] = self._put(name, _manifest(self._payload, alg))
-        tagmanifests = {alg: _manifest(tags, alg) for alg in PROOF_ALGORITHMS}
-        for alg, content in tagmanifests.items():
-            self._put(f"tagmanifest-{alg}.txt", content)
+            tags.put(name, self._put(name, _manifest(self._payload, alg)))
+        for alg in PROOF_ALGORITHMS:
+            self._put(f"tagmanifest-{alg}.txt", _manifest(tags, alg))
         self._summary = BagSummary(
-            root=self.root, payload_count=len(self._payload), payload_octets=octets,
-            payload_oxum=oxum, tag_files=tuple(sorted(tags)), bag_info=bag_info,
-            tagmanifest_sha256=tagmanifests["sha256"],
-            tagmanifest_sha512=tagmanifests["sha512"])
+            root=self.root, payload_count=self._payload.count, payload_octets=octets,
+            payload_oxum=oxum, tag_count=tags.count, bag_info=bag_info)
+        self._payload.close()
+        tags.close()
         return self._summary
 
     def _check_open(self) -> None:
         if self._summary is not None:
             raise RuntimeError("the bag is finished; nothing more can be added to it")
 
-    def _put(self, name: str, content: bytes) -> FileDigests:
-        with open(self.root / name, "xb") as out:
-            out.write(content)
-        return _digests(content)
+    def _put(self, name: str, lines: Iterable[str]) -> FileDigests:
+        """Write top-level tag file ``name`` from its lines (UTF-8), hashing as it goes."""
+        sha256, sha512, size = hashlib.sha256(), hashlib.sha512(), 0
+        def write(batch: list[str]) -> None:
+            nonlocal size
+            chunk = "".join(batch).encode("utf-8")
+            sha256.update(chunk)
+            sha512.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
 
-    def _write(self, path: str, source: bytes | BinaryIO, names: _Names,
+        with open(self.root / name, "xb") as out:
+            batch: list[str] = []
+            for line in lines:
+                batch.append(line)
+                if len(batch) >= 4096:
+                    write(batch)
+                    batch = []
+            write(batch)
+        return FileDigests(size, sha256.hexdigest(), sha512.hexdigest())
+
+    def _write(self, path: str, source: bytes | BinaryIO, names: _Written,
                rel: str) -> FileDigests:
         """Write bag-relative ``path`` from ``source``, hashing as it goes; on failure take the
         partial file and the name back."""
@@ -346,29 +378,30 @@ class _Names:
     normalizing file system would compare them (the reader refuses such collisions)."""
 
     def __init__(self) -> None:
-        self._files: dict[str, str] = {}
-        self._dirs: set[str] = set()
+        self.files: dict[str, str] = {}
+        """Folded spelling: the name as claimed."""
+        self.dirs: set[str] = set()
 
     def claim(self, rel: str) -> None:
         key = _fold(rel)
-        if key in self._files:
-            other = self._files[key]
+        if key in self.files:
+            other = self.files[key]
             same = "" if other == rel else (
                 f" as {other!r} (the same name up to letter case or Unicode normalization)")
             raise ValueError(f"{rel!r} is in the bag already{same}")
-        if key in self._dirs:
+        if key in self.dirs:
             raise ValueError(f"{rel!r} is a directory of the bag already")
         parts = key.split("/")
         prefixes = ["/".join(parts[:i]) for i in range(1, len(parts))]
         for prefix in prefixes:
-            if prefix in self._files:
+            if prefix in self.files:
                 raise ValueError(f"{rel!r} needs a directory where the file "
-                                 f"{self._files[prefix]!r} is")
-        self._dirs.update(prefixes)
-        self._files[key] = rel
+                                 f"{self.files[prefix]!r} is")
+        self.dirs.update(prefixes)
+        self.files[key] = rel
 
     def release(self, rel: str) -> None:
-        self._files.pop(_fold(rel), None)
+        self.files.pop(_fold(rel), None)
 
 
 def _check_relpath(relpath: object, kind: str) -> str:
@@ -428,10 +461,9 @@ def _digests(content: bytes) -> FileDigests:
                        hashlib.sha512(content).hexdigest())
 
 
-def _manifest(entries: Mapping[str, FileDigests], alg: str) -> bytes:
+def _manifest(files: _Written, alg: str) -> Iterator[str]:
     """Manifest lines ``<hex>  <path>``, sorted by path, paths percent-encoded (§2.1.3)."""
-    return "".join(f"{getattr(d, alg)}  {_encode(path)}\n"
-                   for path, d in sorted(entries.items())).encode("utf-8")
+    return (f"{getattr(d, alg)}  {_encode(path)}\n" for path, d in files)
 
 
 def _encode(path: str) -> str:
@@ -608,6 +640,82 @@ class _Spilled:
             self._dir = None
 
 
+class _Written(_Spilled):
+    """The files :class:`BagWriter` wrote in one namespace (payload or tags): the names
+    claimed (:class:`_Names`' rules) and each file's size and digests, iterated in path
+    order (code points). Held in memory while few; past :data:`WRITER_SPILL` files in a
+    temporary SQLite file, so that writing a bag of a million proofs keeps memory flat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names = _Names()
+        self._files: dict[str, FileDigests] = {}
+        self.count = 0
+        self.octets = 0
+
+    def claim(self, rel: str) -> None:
+        """Take ``rel`` (ValueError when it, a folded spelling of it, or a directory or
+        file in its way, is taken already)."""
+        db = self._db
+        if db is None:
+            self._names.claim(rel)
+            return
+        key = _fold(rel)
+        row = db.execute("SELECT rel FROM f WHERE fold = ?", (key,)).fetchone()
+        if row is not None:
+            same = "" if row[0] == rel else (
+                f" as {row[0]!r} (the same name up to letter case or Unicode normalization)")
+            raise ValueError(f"{rel!r} is in the bag already{same}")
+        if db.execute("SELECT 1 FROM d WHERE fold = ?", (key,)).fetchone() is not None:
+            raise ValueError(f"{rel!r} is a directory of the bag already")
+        parts = key.split("/")
+        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        for prefix in prefixes:
+            row = db.execute("SELECT rel FROM f WHERE fold = ?", (prefix,)).fetchone()
+            if row is not None:
+                raise ValueError(f"{rel!r} needs a directory where the file {row[0]!r} is")
+        db.executemany("INSERT OR IGNORE INTO d VALUES (?)", ((p,) for p in prefixes))
+        db.execute("INSERT INTO f VALUES (?, ?)", (key, rel))
+
+    def release(self, rel: str) -> None:
+        if self._db is None:
+            self._names.release(rel)
+        else:
+            self._db.execute("DELETE FROM f WHERE fold = ?", (_fold(rel),))
+
+    def put(self, path: str, digests: FileDigests) -> None:
+        """Record what was written at bag-relative ``path``."""
+        self.count += 1
+        self.octets += digests.size
+        if self._db is None:
+            self._files[path] = digests
+            if len(self._files) > WRITER_SPILL:
+                self._spill()
+            return
+        self._db.execute("INSERT INTO w VALUES (?, ?, ?, ?)",
+                         (path, digests.size, digests.sha256, digests.sha512))
+
+    def _spill(self) -> None:
+        db = self._open_spill("CREATE TABLE f (fold TEXT PRIMARY KEY, rel TEXT NOT NULL)",
+                              "CREATE TABLE d (fold TEXT PRIMARY KEY)",
+                              "CREATE TABLE w (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                              "sha256 TEXT NOT NULL, sha512 TEXT NOT NULL)")
+        db.executemany("INSERT INTO f VALUES (?, ?)", self._names.files.items())
+        db.executemany("INSERT INTO d VALUES (?)", ((x,) for x in self._names.dirs))
+        db.executemany("INSERT INTO w VALUES (?, ?, ?, ?)",
+                       ((p, d.size, d.sha256, d.sha512) for p, d in self._files.items()))
+        self._names, self._files = _Names(), {}
+
+    def __iter__(self) -> Iterator[tuple[str, FileDigests]]:
+        if self._db is None:
+            yield from sorted(self._files.items())
+            return
+        # TEXT compares as its UTF-8 bytes, which sort as their code points do
+        for path, size, sha256, sha512 in self._db.execute(
+                "SELECT path, size, sha256, sha512 FROM w ORDER BY path"):
+            yield str(path), FileDigests(int(size), str(sha256), str(sha512))
+
+
 class Manifest(_Spilled, Mapping[str, Mapping[str, str]]):
     """``{path: {alg: hex}}`` of a bag's manifests, iterated in path order (code points).
 
@@ -725,6 +833,10 @@ class Manifest(_Spilled, Mapping[str, Mapping[str, str]]):
 
 SPILL: Final = 20_000
 """Manifest paths held in memory before they move into a temporary SQLite file."""
+WRITER_SPILL: Final = 1_000
+"""Files a :class:`BagWriter` keeps in memory per namespace before the temporary SQLite
+file: its look-ups cost little beside creating each file, and an export's other work
+(a reconciliation, the proofs) already fills the memory a reader has to spare."""
 
 
 def _read_manifests(root: Path, kind: str, algs: Sequence[str], version: str,

@@ -37,8 +37,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from archive._bagit import BagWriter
-from archive._bundle_html import render_index
+from archive._bundle_html import SHOWN, render_index
 from archive._bundle_verify import signed_text
+from archive._bundle_work import ExportWork, json_document
 from archive._store import FileStore
 from ledger import (
     Checkpoint,
@@ -64,15 +65,17 @@ from reconcile import (
     Break,
     BreakState,
     Rules,
+    Transition,
     get_break,
+    histories,
     history,
     ids_naming,
     matched_with,
     rules_digest,
-    run_reconcile,
     seqs_of_ids,
     seqs_of_month,
     seqs_of_party,
+    stream_report,
     unindexed_business,
     vouchers_naming,
 )
@@ -132,15 +135,17 @@ def exporter_signer(ledger: Ledger) -> Signer:
     return signer
 
 
-def _scoped_seqs(ledger: Ledger, conn: Connection, scope: Scope,
-                 break_records: Iterable[str]) -> set[int]:
-    """Entries of the scope's records (current and superseded versions alike)."""
+def _scope(ledger: Ledger, conn: Connection, scope: Scope, break_records: Iterable[str],
+           work: ExportWork) -> None:
+    """Give role ``scope`` to the entries of the scope's records (current and superseded
+    versions alike)."""
     seqs, unknown = seqs_of_ids(conn, set(scope.records) | set(break_records))
     if unknown:
         raise NotFoundError(_("no record {id} in the ledger").format(
             id=repr(sorted(unknown)[0])))
+    work.add_roles(seqs, "scope")
     for month in scope.periods:
-        seqs |= seqs_of_month(conn, month)
+        work.add_roles(seqs_of_month(conn, month), "scope")
     pseudonyms = {party_pseudonym(ledger, p) for p in scope.persons}
     by_person: dict[str, set[int]] = {ps: seqs_of_party(conn, ps) for ps in pseudonyms}
     if pseudonyms:  # enrolments and transfers: read, one chunk at a time
@@ -153,8 +158,7 @@ def _scoped_seqs(ledger: Ledger, conn: Connection, scope: Scope,
         if not found:
             raise NotFoundError(_("no record of that person in the ledger (person ids are "
                                   "compared exactly as sent)"))
-        seqs |= found
-    return seqs
+        work.add_roles(found, "scope")
 
 
 def allocation_events(record: Mapping[str, Any]) -> set[str]:
@@ -170,25 +174,32 @@ def links(record: Mapping[str, Any]) -> set[str]:
     return out | {str(record[k]) for k in ("corrects", "returns") if record.get(k)}
 
 
-def _closure(conn: Connection, scoped: set[int]) -> set[int]:
-    """The closure of the scoped entries (FORMAT.md §12.2): first what they name, what
-    names them and their heuristic match partners; then, for everything so added, a
-    movement's allocation events, a voucher's references, and the vouchers naming it."""
-    entries = entries_by_seq(conn, sorted(scoped))
-    ids = sorted({e.record_id for e in entries.values()})
-    named: set[str] = set()
-    for e in entries.values():
-        named |= links(e.record)
-    first = (seqs_of_ids(conn, named | ids_naming(conn, ids))[0]
-             | matched_with(conn, scoped)) - scoped
-    added = entries_by_seq(conn, sorted(first))
-    more: set[str] = vouchers_naming(conn, sorted({e.record_id for e in added.values()}))
-    for e in added.values():
-        if e.domain == "finance":
-            more |= allocation_events(e.record)
-        elif e.domain == "archive":
-            more |= {str(x) for x in e.record.get("refs") or ()}
-    return first | (seqs_of_ids(conn, more)[0] - scoped)
+def _closure(conn: Connection, work: ExportWork) -> None:
+    """Give role ``closure`` to the closure of the scoped entries (FORMAT.md §12.2): first
+    what they name, what names them and their heuristic match partners; then, for
+    everything so added, a movement's allocation events, a voucher's references, and the
+    vouchers naming it. Also notes the scoped entries' record ids. A page of entries at a
+    time: what was found waits in the work table."""
+    for page in work.seqs("scope"):
+        entries = entries_by_seq(conn, page)
+        ids = {e.record_id for e in entries.values()}
+        work.add_ids(ids)
+        named: set[str] = set()
+        for e in entries.values():
+            named |= links(e.record)
+        work.hold(seqs_of_ids(conn, named | ids_naming(conn, sorted(ids)))[0])
+        work.hold(matched_with(conn, page))
+    work.promote("closure")
+    for page in work.seqs("closure"):
+        added = entries_by_seq(conn, page)
+        more = vouchers_naming(conn, sorted({e.record_id for e in added.values()}))
+        for e in added.values():
+            if e.domain == "finance":
+                more |= allocation_events(e.record)
+            elif e.domain == "archive":
+                more |= {str(x) for x in e.record.get("refs") or ()}
+        work.hold(seqs_of_ids(conn, more)[0])
+    work.promote("closure")
 
 
 def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
@@ -197,7 +208,11 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
                   label: str | None = None,
                   progress: Callable[[int], Callable[[int], None] | None] | None = None
                   ) -> ExportResult:
-    """Write the proof bundle of ``scope`` to the new directory ``out`` (FORMAT.md §12)."""
+    """Write the proof bundle of ``scope`` to the new directory ``out`` (FORMAT.md §12).
+
+    Memory stays flat however large the scope and the ledger: what the export gathers
+    waits in a temporary file (:class:`ExportWork`), and the files are written as they
+    are read."""
     if scope.empty():
         raise InputError(_("name a scope: --record, --period, --person and/or --break"))
     if disclose_fields and not purpose:
@@ -206,68 +221,62 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
     rules = rules or Rules.from_mapping(None)
     note, cp = latest_signed(ledger)
     since_size = _since(ledger, since, cp) if since is not None else None
-    # the findings first: their breaks may name records the scope did not
-    report = run_reconcile(ledger, as_of, rules)
     named = [get_break(ledger, bid) for bid in scope.breaks]  # unknown: NotFoundError
     scope = Scope(scope.records, scope.periods, scope.persons,
                   tuple(st.break_id for st in named))  # a prefix given: the whole id
     break_records = {rid for st in named for rid in st.records}
-    with ledger.store.reader() as conn:
-        scoped = _scoped_seqs(ledger, conn, scope, break_records)
-        if not scoped:
-            raise NotFoundError(_("the scope names no record of the ledger"))
-        closure = _closure(conn, scoped)
-        scoped_ids = {e.record_id for e in entries_by_seq(conn, sorted(scoped)).values()}
-    named_ids = {st.break_id for st in named}
-    kept = [b for b in report.breaks if scoped_ids & set(b.records) or b.id in named_ids]
-    # a break named that this reconciliation no longer reports: as the workflow knows it
-    gone = [st for st in named if st.break_id not in {b.id for b in kept}]
-    history_seqs: set[int] = set()
-    workflow: dict[str, dict[str, Any]] = {}
-    for b in kept:
+    with ExportWork() as work:
+        # the findings first: the run checks the derived tables the scope is read from
+        stream_report(ledger, as_of, rules, lambda _conn, breaks: work.add_breaks(
+            [(b.id, b.records, _break_json(b)) for b in breaks]))
+        with ledger.store.reader() as conn:
+            _scope(ledger, conn, scope, break_records, work)
+            n_scoped = work.count("scope")
+            if not n_scoped:
+                raise NotFoundError(_("the scope names no record of the ledger"))
+            _closure(conn, work)
+        n_kept = work.keep(st.break_id for st in named)
+        # a break named that this reconciliation no longer reports: as the workflow knows it
+        gone = [st for st in named if not work.kept(st.break_id)]
+        with ledger.store.reader() as conn:
+            for page in work.kept_ids():
+                workflow: dict[str, dict[str, Any]] = {}
+                for bid, (state, transitions) in histories(ledger.store, conn, page).items():
+                    work.add_roles((tr.seq for tr in transitions), "history")
+                    workflow[bid] = _workflow_json(state, transitions)
+                work.set_workflow(workflow)
+        for st in gone:
+            _state, transitions = history(ledger, st.break_id)
+            work.add_roles((tr.seq for tr in transitions), "history")
+        late = work.first_at_or_after(cp.size)
+        if late is not None:
+            raise NotCoveredError(_(
+                "entry {seq} of the bundle is not covered by the latest signed checkpoint "
+                "(size {size}); run 'bfa checkpoint' first").format(seq=late, size=cp.size))
+        disclosed: list[Disclosed] = []
+        disclosure_id: str | None = None
+        if disclose_fields:
+            assert purpose is not None
+            disclosed, disclosure_id = disclose(
+                ledger, [q for page in work.seqs("scope") for q in page],
+                disclose_fields, purpose, _scope_json(scope, ledger, hide=True), label)
+        signer = exporter_signer(ledger)
+        bundle_id = str(uuid.uuid4())
+        made = not out.exists()
         try:
-            state, transitions = history(ledger, b.id)
-        except NotFoundError:  # never recorded in the workflow: no history to bring
-            continue
-        history_seqs |= {tr.seq for tr in transitions}
-        workflow[b.id] = {"status": state.status, "assignee": state.assignee,
-                          "resolved_by": state.resolved_by, "approved_by": state.approved_by,
-                          "reason": state.reason, "note": state.note,
-                          "history": sorted(tr.seq for tr in transitions)}
-    for st in gone:
-        _state, transitions = history(ledger, st.break_id)
-        history_seqs |= {tr.seq for tr in transitions}
-    roles = {q: "scope" for q in scoped}
-    roles.update({q: "closure" for q in closure})
-    roles.update({q: "history" for q in history_seqs - set(roles)})
-    late = sorted(q for q in roles if q >= cp.size)
-    if late:
-        raise NotCoveredError(_(
-            "entry {seq} of the bundle is not covered by the latest signed checkpoint (size "
-            "{size}); run 'bfa checkpoint' first").format(seq=late[0], size=cp.size))
-    disclosed: list[Disclosed] = []
-    disclosure_id: str | None = None
-    if disclose_fields:
-        assert purpose is not None
-        disclosed, disclosure_id = disclose(
-            ledger, sorted(q for q, role in roles.items() if role == "scope"),
-            disclose_fields, purpose, _scope_json(scope, ledger, hide=True), label)
-    signer = exporter_signer(ledger)
-    bundle_id = str(uuid.uuid4())
-    made = not out.exists()
-    try:
-        result = _write(ledger, store, out, signer, bundle_id, note, cp, roles, scope, kept,
-                        workflow, gone, rules, as_of, since, since_size, disclosed,
-                        disclosure_id, disclose_fields, purpose, label, progress, len(scoped))
-    except BaseException:
-        _remove_partial(out, made)
-        raise
+            result = _write(ledger, store, out, signer, bundle_id, note, cp, work, scope,
+                            n_kept, gone, rules, as_of, since, since_size, disclosed,
+                            disclosure_id, disclose_fields, purpose, label, progress,
+                            n_scoped)
+        except BaseException:
+            _remove_partial(out, made)
+            raise
     return result
 
 
 def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_id: str,
-           note: str, cp: Checkpoint, roles: dict[int, str], scope: Scope, kept: list[Break],
-           workflow: dict[str, dict[str, Any]], gone: list[BreakState], rules: Rules,
+           note: str, cp: Checkpoint, work: ExportWork, scope: Scope, n_kept: int,
+           gone: list[BreakState], rules: Rules,
            as_of: date, since: str | None, since_size: int | None,
            disclosed: list[Disclosed], disclosure_id: str | None,
            disclose_fields: Sequence[str], purpose: str | None, label: str | None,
@@ -276,49 +285,58 @@ def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_i
     """Write the bag (FORMAT.md §12.1) of an export :func:`export_bundle` prepared."""
     result = ExportResult(out, bundle_id, cp.size, exporter=signer.name,
                           disclosure_id=disclosure_id, disclosed=len(disclosed))
-    tick = progress(len(roles)) if progress is not None else None
+    n_entries = work.count()
+    tick = progress(n_entries) if progress is not None else None
     writer = BagWriter(out)
-    entries_lines: list[bytes] = []
-    vouchers: dict[str, dict[str, Any]] = {}
-    view_entries: list[dict[str, Any]] = []
-    for entry, proof in prove_entries(ledger, sorted(roles), note, cp):
-        writer.add_payload(f"entries/{entry.seq}.leaf", entry.leaf)
-        writer.add_tag(f"bfa/proofs/{entry.seq}.tlog-proof", proof.marshal().encode())
-        line = {"seq": entry.seq, "domain": entry.domain, "kind": entry.kind,
-                "id": entry.record_id, "hash": entry.entry_hash.hex(),
-                "role": roles[entry.seq]}
-        entries_lines.append(_jsonl(line))
-        view_entries.append(line)
-        if entry.domain == "archive" and "sha256" in entry.record:
-            sha = str(entry.record["sha256"])
-            v = vouchers.setdefault(sha, {"sha256": sha, "size": int(entry.record["size"]),
-                                          "records": []})
-            v["records"].append(entry.record_id)
-        if tick is not None:
-            tick(1)
-    for sha in sorted(vouchers):
-        path = store.path_of(sha)
-        if not path.is_file():
-            result.missing_files.append(sha)
-            continue
-        got = writer.add_payload(f"vouchers/{sha}", path)
-        if got.sha256 != sha:
-            result.missing_files.append(sha)
+    view_entries: list[dict[str, Any]] = []  # the first ones, for index.html
+    lines_path = work.file("entries.jsonl")
+    with lines_path.open("wb") as lines:
+        seqs = (q for page in work.seqs() for q in page)
+        for entry, proof in prove_entries(ledger, seqs, note, cp):
+            writer.add_payload(f"entries/{entry.seq}.leaf", entry.leaf)
+            writer.add_tag(f"bfa/proofs/{entry.seq}.tlog-proof", proof.marshal().encode())
+            line = {"seq": entry.seq, "domain": entry.domain, "kind": entry.kind,
+                    "id": entry.record_id, "hash": entry.entry_hash.hex(),
+                    "role": work.role(entry.seq)}
+            lines.write(_jsonl(line))
+            if len(view_entries) < SHOWN:
+                view_entries.append(line)
+            if entry.domain == "archive" and "sha256" in entry.record:
+                work.add_voucher(str(entry.record["sha256"]), entry.seq,
+                                 int(entry.record["size"]), entry.record_id)
+            if tick is not None:
+                tick(1)
+    vouchers_path = work.file("vouchers.jsonl")
+    n_vouchers = 0
+    with vouchers_path.open("wb") as listed:
+        for v in work.vouchers():
+            n_vouchers += 1
+            listed.write(_jsonl(v))
+            sha = str(v["sha256"])
+            path = store.path_of(sha)
+            if not path.is_file():
+                result.missing_files.append(sha)
+                continue
+            got = writer.add_payload(f"vouchers/{sha}", path)
+            if got.sha256 != sha:
+                result.missing_files.append(sha)
     if result.missing_files:
         raise InputError(_(
             "{count} voucher file(s) of the bundle are missing from the archive or changed "
             "(first: sha256 {sha256}); run 'bfa archive audit' and restore them, then export "
             "again").format(count=len(result.missing_files),
                             sha256=result.missing_files[0]))
-    findings = {
+    head = {
         "as_of": as_of.isoformat(), "ruleset": RULESET_VERSION, "rules": rules.describe(),
         "rules_digest": rules_digest(rules),
-        "breaks": [_break_json(b, workflow.get(b.id)) for b in sorted(kept, key=lambda b: b.id)],
         "not_reported": [_gone_json(ledger, st) for st in gone],
     }
-    writer.add_tag("bfa/entries.jsonl", b"".join(entries_lines))
-    writer.add_tag("bfa/vouchers.jsonl", b"".join(_jsonl(vouchers[k]) for k in sorted(vouchers)))
-    writer.add_tag("bfa/findings.json", _json(findings))
+    findings_path = work.file("findings.json")
+    with findings_path.open("w", encoding="utf-8", newline="") as text:
+        text.writelines(json_document(head, "breaks", work.kept_breaks()))
+    writer.add_tag("bfa/entries.jsonl", lines_path)
+    writer.add_tag("bfa/vouchers.jsonl", vouchers_path)
+    writer.add_tag("bfa/findings.json", findings_path)
     writer.add_tag("bfa/checkpoint.note", note.encode())
     writer.add_tag("bfa/verifier.key", (ledger.home.verifier().to_text() + "\n").encode())
     writer.add_tag("bfa/exporter.key", (signer.verifier().to_text() + "\n").encode())
@@ -336,24 +354,24 @@ def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_i
                                                   "user": ledger.actor(label).identity},
         "scope": _scope_json(scope, ledger, hide=True),
         "checkpoint": {"size": cp.size, "root": base64.b64encode(cp.root).decode()},
-        "counts": {"entries": len(roles), "scoped": n_scoped, "vouchers": len(vouchers),
-                   "breaks": len(kept), "disclosed": len(disclosed)},
+        "counts": {"entries": n_entries, "scoped": n_scoped, "vouchers": n_vouchers,
+                   "breaks": n_kept, "disclosed": len(disclosed)},
         "since": None if since_size is None else {"size": since_size},
         "disclosure": None if not disclosed else {
             "id": disclosure_id, "fields": sorted(set(disclose_fields)), "purpose": purpose},
     }
     writer.add_tag("bfa/bundle.json", _json(claims))
-    writer.add_tag("index.html", render_index(claims, view_entries, findings,
-                                              sorted(vouchers.values(),
-                                                     key=lambda v: str(v["sha256"]))).encode())
+    writer.add_tag("index.html", render_index(
+        claims, view_entries, head, list(work.kept_breaks(SHOWN)),
+        list(work.vouchers(SHOWN))).encode())
     writer.finish({
         "Source-Organization": ledger.origin, "External-Identifier": bundle_id,
         "External-Description": "BFA Ledger proof bundle (FORMAT.md §12); check it with: "
                                 "bfa bundle verify DIR --key VERIFIER_KEY",
         "Bfa-Bundle-Format": FORMAT, "Bfa-Checkpoint-Size": str(cp.size)})
     (out / SIGNATURE).write_bytes(sign_note(signed_text(out, bundle_id), signer).encode())
-    result.entries, result.scoped = len(roles), n_scoped
-    result.vouchers, result.breaks = len(vouchers), len(kept)
+    result.entries, result.scoped = n_entries, n_scoped
+    result.vouchers, result.breaks = n_vouchers, n_kept
     return result
 
 
@@ -385,13 +403,18 @@ def _since(ledger: Ledger, since: str, cp: Checkpoint) -> int:
     return old.size
 
 
-def _break_json(b: Break, wf: Mapping[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": b.id, "code": b.code, "severity": b.severity,
-                           "field": b.field, "records": list(b.records),
-                           "amounts": dict(sorted(b.amounts.items())), "message": b.message,
-                           "amount_at_risk": b.amount_at_risk, "evidence": b.evidence}
-    out["workflow"] = dict(wf) if wf is not None else None
-    return out
+def _break_json(b: Break) -> dict[str, Any]:
+    """A break of ``findings.json`` but its ``workflow`` (added once looked up)."""
+    return {"id": b.id, "code": b.code, "severity": b.severity, "field": b.field,
+            "records": list(b.records), "amounts": dict(sorted(b.amounts.items())),
+            "message": b.message, "amount_at_risk": b.amount_at_risk, "evidence": b.evidence}
+
+
+def _workflow_json(state: BreakState, transitions: Sequence[Transition]) -> dict[str, Any]:
+    return {"status": state.status, "assignee": state.assignee,
+            "resolved_by": state.resolved_by, "approved_by": state.approved_by,
+            "reason": state.reason, "note": state.note,
+            "history": sorted(tr.seq for tr in transitions)}
 
 
 def _gone_json(ledger: Ledger, st: BreakState) -> dict[str, Any]:
@@ -401,10 +424,7 @@ def _gone_json(ledger: Ledger, st: BreakState) -> dict[str, Any]:
     return {"id": st.break_id, "code": st.code, "severity": st.severity, "field": st.field,
             "records": list(st.records), "amounts": dict(sorted(st.amounts.items())),
             "message": st.message, "evidence": st.evidence,
-            "workflow": {"status": st.status, "assignee": st.assignee,
-                         "resolved_by": st.resolved_by, "approved_by": st.approved_by,
-                         "reason": st.reason, "note": st.note,
-                         "history": sorted(tr.seq for tr in transitions)}}
+            "workflow": _workflow_json(st, transitions)}
 
 
 def _scope_json(scope: Scope, ledger: Ledger, *, hide: bool) -> dict[str, Any]:

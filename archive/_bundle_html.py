@@ -20,7 +20,8 @@ _STYLE = (
     "code{font-size:.9em}.high{color:#a00;font-weight:600}.note{color:#555}"
 )
 
-_MAX_ROWS = 2000
+SHOWN = 2000
+"""Rows of a table the page shows at most; the bundle's files list the rest."""
 
 
 def _cell(value: Any) -> str:
@@ -28,23 +29,33 @@ def _cell(value: Any) -> str:
 
 
 def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[tuple[str, str]],
-           numeric: frozenset[str] = frozenset()) -> str:
+           numeric: frozenset[str] = frozenset(), total: int | None = None,
+           source: str = "") -> str:
+    """A table of the first :data:`SHOWN` of ``rows``; with ``total`` (how many there are,
+    of which ``rows`` are the first), a line saying how many more ``source`` lists."""
     head = "".join(f"<th>{escape(label)}</th>" for _key, label in cols)
     body = []
-    for r in rows[:_MAX_ROWS]:
+    for r in rows[:SHOWN]:
         tds = "".join(
             f'<td class="num">{_cell(r.get(k))}</td>' if k in numeric else
             f"<td>{_cell(r.get(k))}</td>" for k, _label in cols)
         body.append(f"<tr>{tds}</tr>")
-    more = ("" if len(rows) <= _MAX_ROWS else
-            f'<p class="note">… {len(rows) - _MAX_ROWS} more (bfa/entries.jsonl lists all)</p>')
+    total = len(rows) if total is None else total
+    shown = min(len(rows), SHOWN)
+    more = ("" if total <= shown else
+            f'<p class="note">还有 {total - shown} 项，见 <code>{escape(source)}</code>。'
+            f"… {total - shown} more ({escape(source)} lists all)</p>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
 
 def render_index(claims: Mapping[str, Any], entries: Sequence[Mapping[str, Any]],
-                 findings: Mapping[str, Any], vouchers: Sequence[Mapping[str, Any]]) -> str:
-    """The page for a bundle's claims, entries, findings and voucher files."""
+                 findings: Mapping[str, Any], breaks: Sequence[Mapping[str, Any]],
+                 vouchers: Sequence[Mapping[str, Any]]) -> str:
+    """The page for a bundle's claims (whose ``counts`` say how many of each there are), the
+    first :data:`SHOWN` entries, ``findings`` (its ``as_of`` and ``ruleset``), the first
+    breaks and the first voucher files."""
     scope = claims.get("scope") or {}
+    counts = claims.get("counts") or {}
     parts = [
         '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -69,24 +80,26 @@ def render_index(claims: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
             {"k": "核对日期与规则 As of, rules",
              "v": f"{findings.get('as_of')}, {findings.get('ruleset')}"},
         ], [("k", "项目 Item"), ("v", "内容 Value")]),
-        f"<h2>问题 Findings ({len(findings.get('breaks') or [])})</h2>",
+        f"<h2>问题 Findings ({counts.get('breaks', len(breaks))})</h2>",
         _table([{**b, "amounts": ", ".join(f"{k}={v}" for k, v in (b.get("amounts") or {})
                                           .items()),
                  "status": (b.get("workflow") or {}).get("status", "open"),
                  "records": ", ".join(b.get("records") or ())}
-                for b in findings.get("breaks") or ()],
+                for b in breaks],
                [("id", "编号 Id"), ("code", "代码 Code"), ("severity", "级别 Severity"),
                 ("records", "记录 Records"), ("amounts", "金额 Amounts"),
                 ("amount_at_risk", "风险金额 At risk"), ("status", "状态 Status"),
-                ("message", "说明 Message")], frozenset({"amount_at_risk"})),
-        f"<h2>账本条目 Entries ({len(entries)})</h2>",
+                ("message", "说明 Message")], frozenset({"amount_at_risk"}),
+               counts.get("breaks"), "bfa/findings.json"),
+        f"<h2>账本条目 Entries ({counts.get('entries', len(entries))})</h2>",
         _table(entries, [("seq", "序号 Seq"), ("domain", "域 Domain"), ("kind", "类型 Kind"),
                          ("id", "记录 Record"), ("role", "角色 Role"),
-                         ("hash", "条目哈希 Entry hash")], frozenset({"seq"})),
-        f"<h2>凭证文件 Voucher files ({len(vouchers)})</h2>",
+                         ("hash", "条目哈希 Entry hash")], frozenset({"seq"}),
+               counts.get("entries"), "bfa/entries.jsonl"),
+        f"<h2>凭证文件 Voucher files ({counts.get('vouchers', len(vouchers))})</h2>",
         _table([{**v, "records": ", ".join(v.get("records") or ())} for v in vouchers],
                [("sha256", "SHA-256"), ("size", "字节 Bytes"), ("records", "记录 Records")],
-               frozenset({"size"})),
+               frozenset({"size"}), counts.get("vouchers"), "bfa/vouchers.jsonl"),
         "</body></html>\n",
     ]
     return "".join(parts)

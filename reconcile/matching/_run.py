@@ -23,6 +23,7 @@ with the findings (``bfa bundle verify``'s re-derivation).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -162,7 +163,18 @@ def derive_breaks(ledger: Ledger, as_of: date, rules: Rules, sink: BreakSink) ->
 
 
 PART = 1000
-"""Breaks judged at a time by :func:`derive_breaks`."""
+"""Breaks judged at a time by :func:`derive_breaks` and :func:`stream_report`."""
+
+
+@paused_gc
+def stream_report(ledger: Ledger, as_of: date, rules: Rules, sink: BreakSink) -> None:
+    """The breaks :func:`run_reconcile` would report for ``as_of`` — built with their
+    evidence and ``occurred_on``, the derived tables checked first and the agency's own SQL
+    rules run — handed to ``sink`` in parts of at most :data:`PART` as they are judged,
+    never all held (``bfa bundle export`` keeps the ones of its scope). A break id may
+    come more than once (as in :meth:`Report.build`, the last counts); no expected items.
+    ``sink(conn, breaks)`` runs in the run's transaction, on its connection."""
+    _reconcile(ledger, as_of, rules, full=False, track=False, sink=sink, complete=True)
 
 
 @paused_gc
@@ -242,7 +254,8 @@ def _derived_breaks(checked: Checked) -> list[Break]:
 
 def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, Any] | None,
                *, full: bool, track: bool, derived_days: int = 0, check_derived: bool = True,
-               sink: BreakSink | None = None) -> tuple[Report | None, Applied | None]:
+               sink: BreakSink | None = None, complete: bool = False
+               ) -> tuple[Report | None, Applied | None]:
     started = datetime.now(TZ)
     as_of = as_of or started.date()
     rules = rules if isinstance(rules, Rules) else Rules.from_mapping(rules)
@@ -268,7 +281,8 @@ def _reconcile(ledger: Ledger, as_of: date | None, rules: Rules | Mapping[str, A
         with matched(ledger.store, rules, full=full, who=ledger.actor()) as (conn, found):
             found.derived = slice_
             if sink is not None:
-                _derive(ledger.store, conn, found, _Judge(epoch_day(as_of), rules), sink)
+                _derive(ledger.store, conn, found, _Judge(epoch_day(as_of), rules), sink,
+                        checked if complete else None)
                 return None, None
             judge = _Judge(epoch_day(as_of), rules)
             _collect(found.findings, judge)
@@ -352,9 +366,12 @@ def _judged(conn: Connection, as_of_day: int, firsts: Iterable[str]
 
 
 def _derive(store: Store, conn: Connection, found: Outcome, judge: _Judge,
-            sink: BreakSink) -> None:
+            sink: BreakSink, checked: Checked | None = None) -> None:
     """:func:`derive_breaks` inside the run's transaction: the judge hands over its breaks
-    in parts, each cut off by the as-of day (:func:`_cut_off`) and built at once."""
+    in parts, each cut off by the as-of day (:func:`_cut_off`) and built at once. With
+    ``checked`` (the run's check of the derived tables; :func:`stream_report`), the parts
+    are the report's breaks: with their evidence, the agency's own SQL rules' and the
+    check's."""
     day = judge.as_of_day
     late = _after(conn, day)
 
@@ -363,7 +380,11 @@ def _derive(store: Store, conn: Connection, found: Outcome, judge: _Judge,
             judged = _judged(conn, day, (p[1][0] for p in pending if p[1]))
             pending = [p for p in pending if judged(p[0], p[1])]
         if pending:
-            sink(conn, [Break.make(*p) for p in pending])
+            sink(conn, [Break.make(*p) for p in pending] if checked is None
+                 else _with_evidence(conn, pending, []))
+        # the collector is paused (paused_gc) but building breaks leaves a few cycles
+        # each: collect what this part allocated, or memory grows with the breaks
+        gc.collect(0)
 
     judge.flush = flush
     _collect(found.findings, judge)
@@ -373,14 +394,18 @@ def _derive(store: Store, conn: Connection, found: Outcome, judge: _Judge,
     judge.breaks = []
     ready = (statement_breaks(conn, judge.rules, day_date(day)) + sod_breaks(store, conn)
              + withdrawal_breaks(store, conn))
+    if checked is not None:  # as _reconcile's report, in the same order
+        ready += run_sql_rules(conn, judge.rules.sql_rules)
     if found.mismatch is not None:
         ready.append(integrity_break(found.mismatch, None))
+    if checked is not None:
+        ready += _derived_breaks(checked)
     if late:
         judged = _judged(conn, day, (b.records[0] for b in ready
                                      if b.records and b.code not in UNCUT))
         ready = [b for b in ready if judged(b.code, b.records)]
     if ready:
-        sink(conn, ready)
+        sink(conn, ready if checked is None else _with_evidence(conn, [], ready))
 
 
 class _Judge:

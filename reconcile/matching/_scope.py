@@ -37,14 +37,14 @@ def seqs_of_ids(conn: Connection, ids: Iterable[str]) -> tuple[set[int], set[str
     return seqs, set(wanted) - found
 
 
-def seqs_of_month(conn: Connection, month: str) -> set[int]:
+def seqs_of_month(conn: Connection, month: str) -> Iterator[int]:
     """Records that occurred in ``month`` (``YYYY-MM`` of ``occurred_at`` as sent) and
-    business events for that ``period``."""
+    business events for that ``period``, as read (one may come twice; none is held)."""
     r, e = t.records.c, t.events.c
-    seqs = {int(q) for q in conn.execute(select(r.seq).where(r.occurred_at.like(f"{month}-%")))
-            .scalars()}
-    return seqs | {int(q) for q in conn.execute(select(e.seq).where(e.period == month))
-                   .scalars()}
+    for q in conn.execute(select(r.seq).where(r.occurred_at.like(f"{month}-%"))).scalars():
+        yield int(q)
+    for q in conn.execute(select(e.seq).where(e.period == month)).scalars():
+        yield int(q)
 
 
 def seqs_of_party(conn: Connection, pseudonym: str) -> set[int]:

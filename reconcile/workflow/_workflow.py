@@ -461,7 +461,12 @@ def _checked(store: Store, conn: Connection, rows: dict[str, _Row],
     restore), and one ``(break id, why)`` per disagreement."""
     counts = {bid: r.transitions for bid, r in rows.items()}
     counts.update(dict.fromkeys(absent, 0))
-    found = _transitions_by_id(store, conn, counts)
+    return _compared(rows, _transitions_by_id(store, conn, counts))
+
+
+def _compared(rows: dict[str, _Row], found: dict[str, list[Entry]]
+              ) -> tuple[dict[str, _Fold], list[tuple[str, str]]]:
+    """:func:`_checked` once each break's entries were looked up (``found``)."""
     restore: dict[str, _Fold] = {}
     problems: list[tuple[str, str]] = []
     for bid, trans in found.items():
@@ -501,7 +506,12 @@ def _restored(store: Store, conn: Connection, ids: Sequence[str], fresh: Callabl
 def require_honest(store: Store, conn: Connection, rows: Sequence[_Row]) -> None:
     """Raise :class:`IntegrityError` (exit 3) when a state row about to be shown or acted
     on disagrees with its ``control.break`` entries."""
-    _restore, problems = _checked(store, conn, {r.break_id: r for r in rows})
+    _raise_problems(_checked(store, conn, {r.break_id: r for r in rows})[1])
+
+
+def _raise_problems(problems: Sequence[tuple[str, str]]) -> None:
+    """:func:`require_honest`'s refusal, when a row or its absence disagrees with the
+    ledger."""
     if problems:
         # the problem itself is English: the same words are the break's message and
         # 'bfa verify''s problem (stored, and in --json)
@@ -900,6 +910,26 @@ def history(ledger: Ledger, break_id: str) -> tuple[BreakState, list[Transition]
         covered = _covered_size(conn)
         return state, [Transition(e.seq, e.entry_hash.hex(), e.seq < covered, e.record)
                        for e in found[state.break_id]]
+
+
+def histories(store: Store, conn: Connection, break_ids: Sequence[str]
+              ) -> dict[str, tuple[BreakState, list[Transition]]]:
+    """:func:`history` of many breaks by exact id, in the reader (or run) transaction
+    ``conn``: the ones the workflow knows; a break it does not know is left out. Every row
+    is checked against its ``control.break`` entries, and so is each absence: a break with
+    entries but no row (deleted outside bfa) raises :class:`IntegrityError`, as a row that
+    disagrees does (``bfa bundle export`` brings each kept break's workflow this way)."""
+    ids = sorted(set(break_ids))
+    rows = _load(conn, ids)
+    counts = {bid: r.transitions for bid, r in rows.items()}
+    counts.update(dict.fromkeys((i for i in ids if i not in rows), 0))
+    found = _transitions_by_id(store, conn, counts)
+    _raise_problems(_compared(rows, found)[1])
+    covered = _covered_size(conn)
+    return {bid: (_with_four_eyes(conn, row_to_state(row)),
+                  [Transition(e.seq, e.entry_hash.hex(), e.seq < covered, e.record)
+                   for e in found[bid]])
+            for bid, row in rows.items()}
 
 
 def transitions_for(conn: Connection, break_ids: Iterable[str]) -> list[Transition]:

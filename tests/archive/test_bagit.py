@@ -15,6 +15,7 @@ from typing import Any
 import bagit
 import pytest
 
+import archive._bagit as bagit_module
 from archive._bagit import BagError, BagWriter, read_bag
 from tests._vectors import vectors_dir
 
@@ -169,8 +170,12 @@ def test_the_writer_refuses_a_bad_relative_path(tmp_path: Path, relpath: str) ->
     (unicodedata.normalize("NFC", "Núñez"), unicodedata.normalize("NFD", "Núñez")),
     ("x", "x/y"), ("x/y", "x"), ("X/y", "x"),
 ])
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
 def test_the_writer_refuses_names_one_file_system_could_confuse(
-        tmp_path: Path, first: str, second: str) -> None:
+        tmp_path: Path, first: str, second: str, spill: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if spill:  # the first file written moves the names into the temporary SQLite file
+        monkeypatch.setattr(bagit_module, "WRITER_SPILL", 0)
     writer = BagWriter(tmp_path / "bag")
     writer.add_payload(first, b"1")
     with pytest.raises(ValueError):
@@ -178,6 +183,36 @@ def test_the_writer_refuses_names_one_file_system_could_confuse(
     writer.add_tag(first, b"1")
     with pytest.raises(ValueError):
         writer.add_tag(second, b"2")
+
+
+def test_a_writer_past_spill_writes_the_same_bag(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past WRITER_SPILL files the writer keeps names and digests in a temporary SQLite file
+    (flat memory): the bag it writes is the same, byte for byte, and its summary too."""
+    big = {f"many/{i:03d}-{'Ä' if i % 7 else 'z'}": bytes([i]) * i for i in range(60)}
+
+    def write(root: Path) -> Any:
+        with BagWriter(root) as writer:
+            for rel, content in {**PAYLOAD, **big}.items():
+                writer.add_payload(rel, content)
+            for rel, content in {**TAGS, **big}.items():
+                writer.add_tag(rel, content)
+            return writer.finish(INFO)
+
+    before = write(tmp_path / "memory")
+    monkeypatch.setattr(bagit_module, "WRITER_SPILL", 5)
+    after = write(tmp_path / "spilled")
+    files = sorted(p.relative_to(tmp_path / "memory") for p in (tmp_path / "memory").rglob("*")
+                   if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "spilled")
+                           for p in (tmp_path / "spilled").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "memory" / rel).read_bytes() == (tmp_path / "spilled" / rel).read_bytes()
+    assert (before.payload_oxum, before.tag_files, before.tag_count) == (
+        after.payload_oxum, after.tag_files, after.tag_count)
+    assert len(after.tag_files) == after.tag_count == len(TAGS) + len(big) + 4
+    read_bag(tmp_path / "spilled")
+    assert bagit.Bag(str(tmp_path / "spilled")).is_valid()
 
 
 @pytest.mark.parametrize("relpath", [
@@ -534,8 +569,6 @@ def test_our_default_demands_sha256_and_sha512_manifests() -> None:
 def test_a_spilled_manifest_gives_the_same_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past SPILL paths a manifest moves into a temporary SQLite file (flat memory): every
     conformance bag and every deliberate difference gets the same verdict, word for word."""
-    import archive._bagit as bagit_module
-
     def verdict(case: str) -> str:
         try:
             read_bag(SUITE / case, required_algorithms=(), strict_tags=False)
