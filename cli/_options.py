@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from ledger import InputError, Ledger, apply_umask
 from schemas import gettext as _
@@ -89,6 +90,11 @@ def home_options(f: F) -> F:
         help="Ledger home directory (keys, config, SQLite file). [default: ./.bfa; env BFA_HOME]",
     )(f)
     return f
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not left at its default)."""
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
 
 
 def json_option(f: F) -> F:

@@ -14,7 +14,15 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
-from cli._options import DATE, as_of_day, by_option, home_options, json_option, open_ledger
+from cli._options import (
+    DATE,
+    as_of_day,
+    by_option,
+    given,
+    home_options,
+    json_option,
+    open_ledger,
+)
 from ledger import write_atomic
 from reconcile import (
     fund_view,
@@ -78,6 +86,8 @@ def reconcile(home: str | None, db: str | None, as_of: datetime | None, period: 
     """
     if as_json and as_csv:
         raise click.UsageError(_("--json and --csv are exclusive: choose one."))
+    if not as_csv and given(click.get_current_context(), "encoding"):
+        raise click.UsageError(_("--encoding is the encoding of the CSV: give it with --csv."))
     keys = None if by is None else parse_by(by)
     with open_ledger(home, db) as led:
         report = reconcile_and_track(led, as_of_day(as_of, period), rules_file,

@@ -108,6 +108,9 @@ def test_cli_clean_csv_and_html(ledger_home: dict[str, Any], tmp_path: Path) -> 
 def test_cli_usage_errors_exit_2(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     res = _run(ledger_home, "--json", "--csv")
     assert res.exit_code == 2 and "--json and --csv" in res.output
+    for given in (["--encoding", "gb18030"], ["--json", "--encoding", "utf-8"]):
+        res = _run(ledger_home, *given)  # the CSV's encoding, with no CSV: not ignored
+        assert res.exit_code == 2 and "--encoding" in res.output and "--csv" in res.output
     res = _run(ledger_home, "--rules", str(tmp_path / "missing.toml"))
     assert res.exit_code == 2 and "missing.toml" in res.output
     res = _run(ledger_home, "--html", str(tmp_path / "no-such-dir" / "r.html"))
