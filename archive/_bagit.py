@@ -67,6 +67,7 @@ over ``tagmanifest-sha256.txt``, checked by the caller, is what binds the bag to
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import io
@@ -228,6 +229,9 @@ class BagWriter:
                                           "a new or empty directory")
         (root / "data").mkdir()
         self.root = root
+        self._base = os.fspath(root)
+        self._made: set[str] = set()
+        """Directories this writer made (a bag has few)."""
         self._payload = _Written()
         self._tags = _Written()
         self._summary: BagSummary | None = None
@@ -353,9 +357,14 @@ class BagWriter:
                rel: str) -> FileDigests:
         """Write bag-relative ``path`` from ``source``, hashing as it goes; on failure take the
         partial file and the name back."""
-        target = self.root.joinpath(*path.split("/"))
+        # text paths, not pathlib's: it interns every part, so a million proofs' names
+        # would stay in memory after their files are written
+        target = os.path.join(self._base, *path.split("/"))
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            parent = os.path.dirname(target)
+            if parent not in self._made:
+                os.makedirs(parent, exist_ok=True)
+                self._made.add(parent)
             with open(target, "xb") as out:
                 if isinstance(source, bytes):
                     out.write(source)
@@ -368,7 +377,8 @@ class BagWriter:
                     size += len(chunk)
                 return FileDigests(size, sha256.hexdigest(), sha512.hexdigest())
         except BaseException:
-            target.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
             names.release(rel)
             raise
 

@@ -47,10 +47,12 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, delete, or_, sele
 
 from ledger import FormatError, Store, entries, leaf_record
 from reconcile.matching import _tables as t
+from reconcile.matching._gc import collect_young
 from reconcile.matching._refresh import DOMAINS, MAX_CORRECTION_CHAIN, _Batch
 
-CHUNK = 5000
-"""Entries per chunk: the rows of one chunk are held in memory at a time."""
+CHUNK = 1000
+"""Entries per chunk: the rows of one chunk are held in memory at a time (a chunk of
+5,000 held 25 MB of tuples; 1,000 costs no measurable time more)."""
 
 MAX_LISTED = 100
 """Differences kept one by one; more are only counted."""
@@ -172,6 +174,7 @@ def check_spans(store: Store, conn: Connection, spans: Sequence[tuple[int, int]]
                 return and_(col >= a, col < b)
 
             out.entries += _check_chunk(conn, within, mark, out)
+            collect_young()
             done += end - start
             if progress is not None:
                 progress(done)

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, and_, exists, func, select, tuple_, update
 
 from ledger import DutyError, Store, entries, leaf_record
 from reconcile.matching import _tables as t
+from reconcile.matching._gc import collect_young
 from reconcile.matching._rules import MONEY_KINDS, MOVEMENT_KINDS
 from reconcile.matching._units import epoch_day, fen
 from schemas import gettext
@@ -192,6 +193,7 @@ class Deriver:
             for seq, leaf, entry_hash in rows:
                 batch.add(int(seq), leaf_record(bytes(leaf)), bytes(entry_hash).hex())
             batch.write(self.store, conn)
+            collect_young()
             self.decoded += len(rows)
             last = int(rows[-1][0])
 

@@ -23,7 +23,6 @@ with the findings (``bfa bundle verify``'s re-derivation).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -52,7 +51,7 @@ from reconcile.matching._derived import (
 )
 from reconcile.matching._derived import spans_of as rotation_spans
 from reconcile.matching._derived import watermark as derived_watermark
-from reconcile.matching._gc import paused_gc
+from reconcile.matching._gc import collect_young, paused_gc
 from reconcile.matching._incremental import Outcome, matched, rules_digest
 from reconcile.matching._match import Findings
 from reconcile.matching._refresh import refresh
@@ -382,9 +381,7 @@ def _derive(store: Store, conn: Connection, found: Outcome, judge: _Judge,
         if pending:
             sink(conn, [Break.make(*p) for p in pending] if checked is None
                  else _with_evidence(conn, pending, []))
-        # the collector is paused (paused_gc) but building breaks leaves a few cycles
-        # each: collect what this part allocated, or memory grows with the breaks
-        gc.collect(0)
+        collect_young()  # the part's statement cycles (paused_gc), or memory grows
 
     judge.flush = flush
     _collect(found.findings, judge)
