@@ -78,9 +78,11 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    CompoundSelect,
     Connection,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     and_,
@@ -219,13 +221,25 @@ class _Watch:
 
 
 class _Tables:
-    """The check's temporary tables, on its connection, dropped before it commits."""
+    """The check's work tables, on its connection, dropped before it commits.
+
+    On PostgreSQL, when the role may create tables in its schema, they are ``UNLOGGED``
+    and those a query fills are made by ``CREATE TABLE … AS`` (as the reconciler's work
+    tables are, :class:`reconcile.matching._match.Work`), so that the statements over the
+    batch's million lines — building a table, and every one reading them — may run on
+    parallel workers: a temporary table is private to its backend, and an ``INSERT …
+    SELECT`` is never planned in parallel. The check holds the ledger's writer lock, so
+    the names never clash; made in the check's transaction, no other session sees them,
+    and they are dropped before it commits (a failed check's rollback removes them).
+    Otherwise (SQLite, or a duty's role without ``CREATE``) they are temporary."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.md = MetaData()
         self.made: list[Table] = []
-        self.indexed = not Store.traits(conn).hash_joins_whole
+        traits = Store.traits(conn)
+        self.indexed = not traits.hash_joins_whole
+        self.shared = traits.parallel and Store.may_create_tables(conn)
 
     def key(self, name: str) -> Column[int]:
         """A table's key column: its primary key where statements look rows up by it
@@ -233,12 +247,23 @@ class _Tables:
         million-row index costs more to build than it saves)."""
         return Column(name, BigInteger, primary_key=self.indexed, autoincrement=False)
 
-    def make(self, name: str, *cols: Column[Any], index: tuple[tuple[str, ...], ...] = ()
-             ) -> Table:
+    def make(self, name: str, *cols: Column[Any], index: tuple[tuple[str, ...], ...] = (),
+             rows: Select[Any] | CompoundSelect[Any] | None = None) -> Table:
+        """Table ``name`` of ``cols``, filled with ``rows`` (a query giving their values
+        in that order) if given; indexed where statements look rows up by key (SQLite)."""
         from sqlalchemy import Index
 
-        tbl = Table(name, self.md, *cols, prefixes=["TEMPORARY"])
-        tbl.create(self.conn)
+        tbl = Table(name, self.md, *cols,
+                    prefixes=["UNLOGGED" if self.shared else "TEMPORARY"])
+        if rows is not None and self.shared:
+            sub = rows.subquery()
+            Store.create_table_as(self.conn, name, select(*(
+                col.label(c.name) for col, c in zip(sub.c, cols, strict=True))),
+                unlogged=True)
+        else:
+            tbl.create(self.conn)
+            if rows is not None:
+                self.conn.execute(tbl.insert().from_select([c.name for c in cols], rows))
         self.made.append(tbl)
         if self.indexed:
             for i, names in enumerate(index):
@@ -426,9 +451,8 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
 
     # the batch's people and insurances
     pairs = tabs.make("bfa_pc_pairs", Column("person", String(40)),
-                      Column("insurance", String(16)), index=(("person", "insurance"),))
-    conn.execute(pairs.insert().from_select(
-        ["person", "insurance"], select(c.person, c.insurance).group_by(c.person, c.insurance)))
+                      Column("insurance", String(16)), index=(("person", "insurance"),),
+                      rows=select(c.person, c.insurance).group_by(c.person, c.insurance))
     Store.analyze_table(conn, pairs.name)
 
     # their current approvals (what the check of the derived rows reads again), each with
@@ -436,16 +460,14 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # approval x for a period when a current termination of the person (same insurance or
     # "all") has x.period < tm.period <= period, or tm.period = x.period recorded on x's
     # day or later: exactly when the least such tm.period is <= period
-    A = tabs.make("bfa_pc_approvals", tabs.key("seq"), Column("person", String(40)),
-                  Column("insurance", String(16)), Column("start", String(7)),
-                  Column("amount_fen", BigInteger), Column("account", String(40)),
-                  Column("occurred_day", Integer), Column("ends", String(7)),
-                  index=(("person", "insurance"),))
     x, tm = P.alias("x"), P.alias("tm")
-    conn.execute(A.insert().from_select(
-        ["seq", "person", "insurance", "start", "amount_fen", "account", "occurred_day",
-         "ends"],
-        select(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen, x.c.account,
+    A = tabs.make(
+        "bfa_pc_approvals", tabs.key("seq"), Column("person", String(40)),
+        Column("insurance", String(16)), Column("start", String(7)),
+        Column("amount_fen", BigInteger), Column("account", String(40)),
+        Column("occurred_day", Integer), Column("ends", String(7)),
+        index=(("person", "insurance"),),
+        rows=select(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen, x.c.account,
                x.c.occurred_day, func.min(tm.c.period))
         .select_from(pairs)
         .join(x, and_(x.c.kind == "benefit_approval", x.c.person == pairs.c.person,
@@ -457,7 +479,7 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
                                 and_(tm.c.period == x.c.period,
                                      tm.c.occurred_day >= x.c.occurred_day))))
         .group_by(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen,
-                  x.c.account, x.c.occurred_day)))
+                  x.c.account, x.c.occurred_day))
     Store.analyze_table(conn, A.name)
     relied = _Relied(conn, A)  # compared while the statements below run
 
@@ -466,13 +488,12 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # current approval of the person and insurance starts after tm.period (or in it,
     # recorded after tm) and in or before the period: exactly when the period lies in
     # [tm.period, the least such start)
-    T = tabs.make("bfa_pc_ended", Column("person", String(40)),
-                  Column("insurance", String(16)), Column("start", String(7)),
-                  Column("until", String(7)), index=(("person", "insurance"),))
     again = A.alias("again")
-    conn.execute(T.insert().from_select(
-        ["person", "insurance", "start", "until"],
-        select(pairs.c.person, pairs.c.insurance, tm.c.period, func.min(again.c.start))
+    T = tabs.make(
+        "bfa_pc_ended", Column("person", String(40)), Column("insurance", String(16)),
+        Column("start", String(7)), Column("until", String(7)),
+        index=(("person", "insurance"),),
+        rows=select(pairs.c.person, pairs.c.insurance, tm.c.period, func.min(again.c.start))
         .select_from(pairs)
         .join(tm, and_(tm.c.kind == "termination", tm.c.person == pairs.c.person,
                        or_(tm.c.insurance == pairs.c.insurance, tm.c.insurance == "all"),
@@ -482,7 +503,7 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
                                or_(again.c.start > tm.c.period,
                                    and_(again.c.start == tm.c.period,
                                         again.c.occurred_day > tm.c.occurred_day))))
-        .group_by(pairs.c.person, pairs.c.insurance, tm.c.seq, tm.c.period)))
+        .group_by(pairs.c.person, pairs.c.insurance, tm.c.seq, tm.c.period))
     Store.analyze_table(conn, T.name)
 
     # each person and insurance's periods cut where any of those changes (an approval
@@ -492,23 +513,16 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # at the segment's start, by the rules above. '' (before every period) starts the
     # first segment of each: nothing started yet, and whether an approval exists at all
     bounds = tabs.make("bfa_pc_bounds", Column("person", String(40)),
-                       Column("insurance", String(16)), Column("start", String(7)))
-    conn.execute(bounds.insert().from_select(["person", "insurance", "start"], union(
+                       Column("insurance", String(16)), Column("start", String(7)), rows=union(
         select(A.c.person, A.c.insurance, literal("")),
         select(T.c.person, T.c.insurance, literal("")),
         select(A.c.person, A.c.insurance, A.c.start),
         select(A.c.person, A.c.insurance, A.c.ends).where(A.c.ends.is_not(None)),
         select(T.c.person, T.c.insurance, T.c.start),
-        select(T.c.person, T.c.insurance, T.c.until).where(T.c.until.is_not(None)))))
+        select(T.c.person, T.c.insurance, T.c.until).where(T.c.until.is_not(None))))
     seg = select(bounds.c.person, bounds.c.insurance, bounds.c.start, func.lead(
         bounds.c.start).over(partition_by=(bounds.c.person, bounds.c.insurance),
                              order_by=bounds.c.start).label("until")).subquery("seg")
-    S = tabs.make("bfa_pc_segments", Column("person", String(40)),
-                  Column("insurance", String(16)), Column("start", String(7)),
-                  Column("until", String(7)), Column("force", String(7)),
-                  Column("approved", BigInteger), Column("latest", String(7)),
-                  Column("ever", Integer), Column("stopped", Integer),
-                  index=(("person", "insurance"),))
     a, e = A.alias("a"), T.alias("e")
     at = seg.c.start
     started = a.c.start <= at
@@ -533,16 +547,18 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # Matcher.overpayments: the monthly amount in force, of two approvals with the start
     # in force the larger
     fa = A.alias("fa")
-    conn.execute(S.insert().from_select(
-        ["person", "insurance", "start", "until", "force", "approved", "latest", "ever",
-         "stopped"],
-        select(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
+    S = tabs.make(
+        "bfa_pc_segments", Column("person", String(40)), Column("insurance", String(16)),
+        Column("start", String(7)), Column("until", String(7)), Column("force", String(7)),
+        Column("approved", BigInteger), Column("latest", String(7)), Column("ever", Integer),
+        Column("stopped", Integer), index=(("person", "insurance"),),
+        rows=select(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
                func.max(fa.c.amount_fen), segs.c.latest, segs.c.ever, segs.c.stopped)
         .select_from(segs)
         .outerjoin(fa, and_(fa.c.person == segs.c.person, fa.c.insurance == segs.c.insurance,
                             fa.c.start == segs.c.force))
         .group_by(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
-                  segs.c.latest, segs.c.ever, segs.c.stopped)))
+                  segs.c.latest, segs.c.ever, segs.c.stopped))
     Store.analyze_table(conn, S.name)
     watch.lap("approvals")
 
@@ -551,12 +567,11 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     many = tabs.make("bfa_pc_many", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
                      Column("n", BigInteger), Column("batch", BigInteger),
-                     index=(("person", "insurance", "period"),))
-    conn.execute(many.insert().from_select(
-        ["person", "insurance", "period", "n", "batch"],
-        select(c.person, c.insurance, c.period, func.count(), func.sum(c.amount_fen))
-        .where(recurring).group_by(c.person, c.insurance, c.period)
-        .having(func.count() > 1)))
+                     index=(("person", "insurance", "period"),),
+                     rows=select(c.person, c.insurance, c.period, func.count(),
+                                 func.sum(c.amount_fen))
+                     .where(recurring).group_by(c.person, c.insurance, c.period)
+                     .having(func.count() > 1))
 
     # what the ledger paid for each (Matcher.duplicates, Matcher.overpayments): its
     # current recurring payments, but for those the batch re-sends or corrects (ingested,
@@ -564,53 +579,47 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # a batch pays periods the ledger has not paid), then those the batch replaces out.
     # The batch's periods are a few: the ledger's payments of other periods are left out
     # before they meet the batch's million keys
-    periods = tabs.make("bfa_pc_periods", Column("period", String(7)))
-    conn.execute(periods.insert().from_select(
-        ["period"], select(c.period).where(recurring).distinct()))
+    periods = tabs.make("bfa_pc_periods", Column("period", String(7)),
+                        rows=select(c.period).where(recurring).distinct())
     Store.analyze_table(conn, periods.name)
     found = tabs.make("bfa_pc_found", Column("record_id", String(128)),
                       Column("person", String(40)), Column("insurance", String(16)),
-                      Column("period", String(7)), Column("amount_fen", BigInteger))
-    conn.execute(found.insert().from_select(
-        ["record_id", "person", "insurance", "period", "amount_fen"],
-        select(E.c.record_id, E.c.person, E.c.insurance, E.c.period, E.c.amount_fen)
+                      Column("period", String(7)), Column("amount_fen", BigInteger),
+                      rows=select(E.c.record_id, E.c.person, E.c.insurance, E.c.period,
+                                  E.c.amount_fen)
         .select_from(E)
         .join(L, and_(c.person == E.c.person, c.insurance == E.c.insurance,
                       c.period == E.c.period, recurring))
         .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring(),
                E.c.period.in_(select(periods.c.period)))
-        .distinct()))
+        .distinct())
     Store.analyze_table(conn, found.name)
+    l2, l3 = L.alias("l_id"), L.alias("l_fix")
     paid = tabs.make("bfa_pc_paid", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
-                     Column("paid", BigInteger), index=(("person", "insurance", "period"),))
-    l2, l3 = L.alias("l_id"), L.alias("l_fix")
-    conn.execute(paid.insert().from_select(
-        ["person", "insurance", "period", "paid"],
-        select(found.c.person, found.c.insurance, found.c.period, func.sum(found.c.amount_fen))
+                     Column("paid", BigInteger), index=(("person", "insurance", "period"),),
+                     rows=select(found.c.person, found.c.insurance, found.c.period,
+                                 func.sum(found.c.amount_fen))
         .where(~exists().where(l2.c.record_id == found.c.record_id),
                ~exists().where(l3.c.corrects == found.c.record_id))
-        .group_by(found.c.person, found.c.insurance, found.c.period)))
+        .group_by(found.c.person, found.c.insurance, found.c.period))
     # the same id more than once in the batch
     twice = tabs.make("bfa_pc_twice", Column("record_id", String(128)),
-                      index=(("record_id",),))
-    conn.execute(twice.insert().from_select(
-        ["record_id"], select(c.record_id).group_by(c.record_id).having(func.count() > 1)))
+                      index=(("record_id",),),
+                      rows=select(c.record_id).group_by(c.record_id).having(func.count() > 1))
     # the regions and insurances the ledger holds approvals of (Matcher.covered)
     covered = tabs.make("bfa_pc_covered", Column("region", String(6)),
-                        Column("insurance", String(16)), index=(("region", "insurance"),))
-    conn.execute(covered.insert().from_select(
-        ["region", "insurance"], select(P.c.region, P.c.insurance)
-        .where(P.c.kind == "benefit_approval").group_by(P.c.region, P.c.insurance)))
+                        Column("insurance", String(16)), index=(("region", "insurance"),),
+                        rows=select(P.c.region, P.c.insurance)
+                        .where(P.c.kind == "benefit_approval")
+                        .group_by(P.c.region, P.c.insurance))
     # the accounts of the approvals by start (the payee's look-up)
     accounts = tabs.make("bfa_pc_accounts", Column("person", String(40)),
                          Column("insurance", String(16)), Column("start", String(7)),
                          Column("account", String(40)),
-                         index=(("person", "insurance", "start", "account"),))
-    conn.execute(accounts.insert().from_select(
-        ["person", "insurance", "start", "account"],
-        select(A.c.person, A.c.insurance, A.c.start, A.c.account)
-        .group_by(A.c.person, A.c.insurance, A.c.start, A.c.account)))
+                         index=(("person", "insurance", "start", "account"),),
+                         rows=select(A.c.person, A.c.insurance, A.c.start, A.c.account)
+                         .group_by(A.c.person, A.c.insurance, A.c.start, A.c.account))
     for tbl in (many, paid, twice, covered, accounts):
         Store.analyze_table(conn, tbl.name)
     any_death = conn.execute(select(literal(1)).select_from(deaths).limit(1)).first()
@@ -627,7 +636,14 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     def flag(reason: str, cond: Any) -> Any:
         return case((cond, _bit(reason)), else_=0)
 
-    rid = t.records.alias("rid")
+    # the ledger's business records with a line's id: only those whose ids lie between the
+    # batch's least and greatest, an index range (a batch's ids are mostly a run of new
+    # ones, beside or past the ledger's), not every business record of the ledger hashed
+    # (1.5 million at two million records); the whole index in the worst case
+    lo, hi = conn.execute(select(func.min(c.record_id), func.max(c.record_id))).one()
+    rid = (select(t.records.c.seq, t.records.c.record_id)
+           .where(t.records.c.domain == "business", t.records.c.record_id >= lo,
+                  t.records.c.record_id <= hi).subquery("rid"))
     # the recurring lines of the line's person, insurance and period with what the ledger
     # paid for it: the line's own amount when it is the only one
     total = func.coalesce(mn.c.batch, c.amount_fen) + func.coalesce(pd.c.paid, 0)
@@ -667,13 +683,12 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
                             ac.c.start == S.c.latest, ac.c.account == c.account))
         .outerjoin(cv, and_(cv.c.region == c.region, cv.c.insurance == c.insurance))
         .outerjoin(tw, tw.c.record_id == c.record_id)
-        .outerjoin(rid, and_(rid.c.record_id == c.record_id, rid.c.domain == "business")))
+        .outerjoin(rid, rid.c.record_id == c.record_id))
     if any_death:  # no death list compared: no join of a million lines with nothing
         joined = joined.outerjoin(d, d.c.person == c.person)
     judged = select(c.line, mask).select_from(joined).subquery("judged")
-    held = tabs.make("bfa_pc_held", tabs.key("line"), Column("mask", Integer))
-    conn.execute(held.insert().from_select(
-        ["line", "mask"], select(judged.c.line, judged.c.mask).where(judged.c.mask != 0)))
+    held = tabs.make("bfa_pc_held", tabs.key("line"), Column("mask", Integer),
+                     rows=select(judged.c.line, judged.c.mask).where(judged.c.mask != 0))
     watch.lap("reasons")
     return held, relied
 
