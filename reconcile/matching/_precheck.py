@@ -47,8 +47,9 @@ force, their terminations with the period a re-approval ends each, and from thos
 periods cut into *segments* in which the approval in force, the latest approval and
 whether payments are ended stay the same — and once per person, insurance and period
 (the batch's recurring lines, the ledger's payments); one last pass over the lines reads
-every reason off those rows and writes ``(line, mask)``, a bit per reason, for each line
-held. The held lines are read back in line order and handed to the caller one at a time.
+every reason off those rows and writes ``(line, id, mask)``, a bit per reason (and one
+for a line left unjudged), for each line held or unjudged. The held lines are read back
+from that table alone in line order and handed to the caller one at a time.
 Each step names the :class:`Matcher` rule it applies and why it gives the same answer;
 ``tests/reconcile/test_precheck_rules.py`` checks the whole against ``run_reconcile`` on
 random ledgers and batches.
@@ -93,7 +94,6 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    tuple_,
     union,
 )
 
@@ -357,14 +357,16 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
                 "rebuilds them from the entries) and check again").format(
                     first="; ".join(checked.messages()[:3])))
         counts = dict.fromkeys(HOLD_REASONS, 0)
-        tally = conn.execute(select(func.count(), *(
-            func.coalesce(func.sum(case((held.c.mask.op("&")(_bit(code)) != 0, 1), else_=0)), 0)
-            for code in HOLD_REASONS))).one()
-        n_held = int(tally[0])
-        for code, n in zip(HOLD_REASONS, tally[1:], strict=True):
+
+        def lines_with(bits: int) -> Any:
+            return func.coalesce(func.sum(case((held.c.mask.op("&")(bits) != 0, 1),
+                                               else_=0)), 0)
+
+        tally = conn.execute(select(lines_with(HELD), lines_with(UNJUDGED), *(
+            lines_with(_bit(code)) for code in HOLD_REASONS))).one()
+        n_held, unjudged = int(tally[0]), int(tally[1])
+        for code, n in zip(HOLD_REASONS, tally[2:], strict=True):
             counts[code] = int(n)
-        unjudged = int(conn.execute(select(func.count()).select_from(lines)
-                                    .where(~_covered(lines))).scalar_one())
         digest = rules_digest(r)
         seq_no = _next_number(store, conn, batch.digest)
         record: dict[str, Any] = {
@@ -375,7 +377,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         seq = append_control(store, conn, [record])[0]
         watch.lap("record")
         if on_held is not None:
-            _stream(conn, lines, held, batch, on_held, with_text)
+            _stream(conn, held, batch, on_held, with_text)
         tabs.drop()
         watch.lap("held lines")
     return PrecheckResult(batch.name, batch.digest, batch.count, n_held, counts, unjudged,
@@ -385,6 +387,14 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
 def _bit(reason: str) -> int:
     """The bit of ``reason`` in a held line's ``mask``."""
     return 1 << HOLD_REASONS.index(reason)
+
+
+UNJUDGED = 1 << len(HOLD_REASONS)
+"""The bit in ``mask`` of a line in a region and insurance of which the ledger holds no
+approval (:meth:`Matcher.covered`): counted as unjudged, held only for another reason."""
+
+HELD = UNJUDGED - 1
+"""The bits of the reasons to hold a line."""
 
 
 def _corrections_known(conn: Connection, lines: Table, name: str) -> None:
@@ -421,16 +431,10 @@ def _next_number(store: Store, conn: Connection, digest: str) -> int:
     return 1 if last is None else int(str(last.record["id"]).rsplit("/", 1)[1]) + 1
 
 
-def _covered(lines: Table) -> Any:
-    """The line's region and insurance are ones of which the ledger holds an approval
-    (:meth:`Matcher.covered`)."""
-    return tuple_(lines.c.region, lines.c.insurance).in_(
-        select(P.c.region, P.c.insurance).where(P.c.kind == "benefit_approval"))
-
-
 def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
            watch: _Watch) -> tuple[Table, _Relied]:
-    """Write ``(line, mask)`` for every line held (a bit per reason, :func:`_bit`); returns
+    """Write ``(line, record_id, mask)`` for every line held (a bit per reason,
+    :func:`_bit`) or unjudged (:data:`UNJUDGED`); returns
     that table and the comparison of the approvals it read with their entries, under way.
 
     Four passes over the batch (its people and insurances; its recurring lines per person,
@@ -563,15 +567,24 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     watch.lap("approvals")
 
     # the recurring lines of each person, insurance and period when there are more than
-    # one: how many, their total (the last pass reads a line's own amount for the others)
+    # one: how many, their total (the last pass reads a line's own amount for the others).
+    # The keys first, a count per key of the batch and nothing more (a sum per key of a
+    # million costs a third more), then the lines of those few keys counted and added up
+    twins = tabs.make("bfa_pc_twins", Column("person", String(40)),
+                      Column("insurance", String(16)), Column("period", String(7)),
+                      rows=select(c.person, c.insurance, c.period).where(recurring)
+                      .group_by(c.person, c.insurance, c.period).having(func.count() > 1))
+    Store.analyze_table(conn, twins.name)
     many = tabs.make("bfa_pc_many", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
                      Column("n", BigInteger), Column("batch", BigInteger),
                      index=(("person", "insurance", "period"),),
                      rows=select(c.person, c.insurance, c.period, func.count(),
                                  func.sum(c.amount_fen))
-                     .where(recurring).group_by(c.person, c.insurance, c.period)
-                     .having(func.count() > 1))
+                     .select_from(L.join(twins, and_(
+                         twins.c.person == c.person, twins.c.insurance == c.insurance,
+                         twins.c.period == c.period)))
+                     .where(recurring).group_by(c.person, c.insurance, c.period))
 
     # what the ledger paid for each (Matcher.duplicates, Matcher.overpayments): its
     # current recurring payments, but for those the batch re-sends or corrects (ingested,
@@ -672,6 +685,8 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         # person, insurance and period
         + flag("duplicate_in_batch", or_(tw.c.record_id.is_not(None),
                                          and_(recurring, mn.c.n.is_not(None))))
+        # not judged for PAYMENT_WITHOUT_APPROVAL (Matcher.covered): counted
+        + case((cv.c.region.is_(None), UNJUDGED), else_=0)
     ).label("mask")
     joined = (
         L.outerjoin(S, and_(S.c.person == c.person, S.c.insurance == c.insurance,
@@ -686,9 +701,12 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         .outerjoin(rid, rid.c.record_id == c.record_id))
     if any_death:  # no death list compared: no join of a million lines with nothing
         joined = joined.outerjoin(d, d.c.person == c.person)
-    judged = select(c.line, mask).select_from(joined).subquery("judged")
-    held = tabs.make("bfa_pc_held", tabs.key("line"), Column("mask", Integer),
-                     rows=select(judged.c.line, judged.c.mask).where(judged.c.mask != 0))
+    judged = select(c.line, c.record_id, mask).select_from(joined).subquery("judged")
+    # the lines held, and those unjudged, with their ids: read back without the lines
+    held = tabs.make("bfa_pc_held", tabs.key("line"), Column("record_id", String(128)),
+                     Column("mask", Integer),
+                     rows=select(judged.c.line, judged.c.record_id, judged.c.mask)
+                     .where(judged.c.mask != 0))
     watch.lap("reasons")
     return held, relied
 
@@ -780,11 +798,11 @@ def _check_relied(store: Store, conn: Connection, relied: _Relied) -> Checked:
     return out
 
 
-def _stream(conn: Connection, L: Table, held: Table, batch: ProposedFile, sink: HeldSink,
+def _stream(conn: Connection, held: Table, batch: ProposedFile, sink: HeldSink,
             with_text: bool) -> None:
     rows = conn.execute(
-        select(held.c.line, L.c.record_id, held.c.mask).select_from(held)
-        .join(L, L.c.line == held.c.line).order_by(held.c.line)
+        select(held.c.line, held.c.record_id, held.c.mask)
+        .where(held.c.mask.op("&")(HELD) != 0).order_by(held.c.line)
         .execution_options(yield_per=STREAM_PART))
     again = batch.reread() if with_text else None
     for line, rid, mask in _iter(rows):
