@@ -339,14 +339,19 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
             else:
                 store.copy_rows(conn, lines.name, names, part)
         Store.analyze_table(conn, lines.name)
-        _corrections_known(conn, lines, batch.name)
+        # one look at the lines: the span of their ids (for the last pass) and whether any
+        # corrects a record (few batches do: then the look for unknown targets is spared)
+        lo, hi, fixes = conn.execute(select(func.min(lines.c.record_id), func.max(
+            lines.c.record_id), func.count(lines.c.corrects))).one()
+        if fixes:
+            _corrections_known(conn, lines, batch.name)
         deaths = tabs.make("bfa_pc_deaths", Column("person", String(40)),
                            Column("after", String(7)), index=(("person",),))
         store.copy_rows(conn, deaths.name, ["person", "after"],
                         [(p, _month_after(d)) for p, d in death_list(store, conn).items()])
         Store.analyze_table(conn, deaths.name)
         watch.lap("load")
-        held, relied = _judge(conn, tabs, lines, deaths, m, watch)
+        held, relied = _judge(conn, tabs, lines, deaths, m, watch, (str(lo), str(hi)))
         Store.whole_joins(conn, False)  # the entries are read by key from here on
         checked = _check_relied(store, conn, relied)
         watch.lap("derived check")
@@ -432,7 +437,7 @@ def _next_number(store: Store, conn: Connection, digest: str) -> int:
 
 
 def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
-           watch: _Watch) -> tuple[Table, _Relied]:
+           watch: _Watch, ids: tuple[str, str]) -> tuple[Table, _Relied]:
     """Write ``(line, record_id, mask)`` for every line held (a bit per reason,
     :func:`_bit`) or unjudged (:data:`UNJUDGED`); returns
     that table and the comparison of the approvals it read with their entries, under way.
@@ -650,13 +655,12 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         return case((cond, _bit(reason)), else_=0)
 
     # the ledger's business records with a line's id: only those whose ids lie between the
-    # batch's least and greatest, an index range (a batch's ids are mostly a run of new
-    # ones, beside or past the ledger's), not every business record of the ledger hashed
-    # (1.5 million at two million records); the whole index in the worst case
-    lo, hi = conn.execute(select(func.min(c.record_id), func.max(c.record_id))).one()
+    # batch's least and greatest (``ids``), an index range (a batch's ids are mostly a
+    # run of new ones, beside or past the ledger's), not every business record of the
+    # ledger hashed (1.5 million at two million records); the whole index at worst
     rid = (select(t.records.c.seq, t.records.c.record_id)
-           .where(t.records.c.domain == "business", t.records.c.record_id >= lo,
-                  t.records.c.record_id <= hi).subquery("rid"))
+           .where(t.records.c.domain == "business", t.records.c.record_id >= ids[0],
+                  t.records.c.record_id <= ids[1]).subquery("rid"))
     # the recurring lines of the line's person, insurance and period with what the ledger
     # paid for it: the line's own amount when it is the only one
     total = func.coalesce(mn.c.batch, c.amount_fen) + func.coalesce(pd.c.paid, 0)
