@@ -38,21 +38,21 @@ to the line as if the batch were in the ledger:
 Records of the ledger that a line ``corrects`` are left out of ``already_paid`` and
 ``over_approved``: ingested, the line would take their place.
 
-**Set-based, memory flat.** The lines stream from the file into a temporary table a
-block at a time (read, validated and pseudonymised by worker processes for a big file,
-:meth:`ledger.ProposedFile.reader`; COPY on PostgreSQL), while this process brings the
-derived tables up to date. What the reasons ask of the ledger is then computed once per
-person and insurance of the batch — their approvals with the period each stops being in
-force, their terminations with the period a re-approval ends each, and from those their
-periods cut into *segments* in which the approval in force, the latest approval and
-whether payments are ended stay the same — and once per person, insurance and period
-(the batch's recurring lines, the ledger's payments); one last pass over the lines reads
-every reason off those rows and writes ``(line, id, mask)``, a bit per reason (and one
-for a line left unjudged), for each line held or unjudged. The held lines are read back
-from that table alone in line order and handed to the caller one at a time.
-Each step names the :class:`Matcher` rule it applies and why it gives the same answer;
-``tests/reconcile/test_precheck_rules.py`` checks the whole against ``run_reconcile`` on
-random ledgers and batches.
+**Set-based, memory flat.** The lines stream from the file into a work table of the
+check's transaction (:class:`_Tables`) a block at a time (read, validated and
+pseudonymised by worker processes for a big file, :meth:`ledger.ProposedFile.reader`;
+COPY on PostgreSQL), while this process brings the derived tables up to date. What the
+reasons ask of the ledger is then computed once per person and insurance of the batch —
+their approvals with the period each stops being in force, their terminations with the
+period a re-approval ends each, and from those their periods cut into *segments* in
+which the approval in force, the latest approval and whether payments are ended stay the
+same — and once per person, insurance and period (the batch's recurring lines, the
+ledger's payments); one last pass over the lines reads every reason off those rows and
+writes ``(line, id, mask)``, a bit per reason (and one for a line left unjudged), for
+each line held or unjudged. The held lines are read back from that table alone in line
+order and handed to the caller one at a time. Each step names the :class:`Matcher` rule
+it applies and why it gives the same answer; ``tests/reconcile/test_precheck_rules.py``
+checks the whole against ``run_reconcile`` on random ledgers and batches.
 
 **What is checked, what is trusted** (FORMAT.md §8.3, ADR 0032). The derived tables are
 brought up to date first (the refresh, in the check's transaction). The rows a clear
@@ -426,8 +426,9 @@ hashes every line with what it was joined to (about 150 bytes a line), which at 
 analysis' 64 MB would go to disk in batches from about 400,000 lines."""
 
 TEMP_BUFFERS = "256MB"
-"""PostgreSQL: memory for the check's temporary tables (a million lines are about 150 MB;
-the default 8 MB writes and reads them back through temporary files)."""
+"""PostgreSQL: memory for the check's temporary tables, when they are (a role without
+``CREATE``, :class:`_Tables`; a million lines are about 150 MB: the default 8 MB writes and
+reads them back through temporary files)."""
 
 
 def _next_number(store: Store, conn: Connection, digest: str) -> int:
@@ -529,9 +530,12 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         select(A.c.person, A.c.insurance, A.c.ends).where(A.c.ends.is_not(None)),
         select(T.c.person, T.c.insurance, T.c.start),
         select(T.c.person, T.c.insurance, T.c.until).where(T.c.until.is_not(None))))
+    # (sorted by code point: a period's order, and no locale's comparison per pair)
+    cp = Store.code_point_order
     seg = select(bounds.c.person, bounds.c.insurance, bounds.c.start, func.lead(
-        bounds.c.start).over(partition_by=(bounds.c.person, bounds.c.insurance),
-                             order_by=bounds.c.start).label("until")).subquery("seg")
+        bounds.c.start).over(partition_by=(cp(conn, bounds.c.person),
+                                           cp(conn, bounds.c.insurance)),
+                             order_by=cp(conn, bounds.c.start)).label("until")).subquery("seg")
     a, e = A.alias("a"), T.alias("e")
     at = seg.c.start
     started = a.c.start <= at
