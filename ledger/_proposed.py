@@ -200,6 +200,10 @@ def _fen(amount: str) -> int:
     return int(amount.replace(".", ""))
 
 
+NULL = "\\N"
+"""NULL in COPY text."""
+
+
 def _row_text(pseudo: Pseudonymizer, n: int, raw: bytes) -> str | None:
     """Line ``n`` as the COPY text row of its :class:`ProposedLine` when
     :func:`_valid_payment` takes it, else None. None of its values needs an escape
@@ -217,10 +221,6 @@ def _row_text(pseudo: Pseudonymizer, n: int, raw: bytes) -> str | None:
             f"{rec['period']}\t{_fen(rec['amount'])}\t"
             f"{pseudo.pseudonym('account', rec['account'])}\t{get('benefit', NULL)}\t"
             f"{get('corrects', NULL)}\n")
-
-
-NULL = "\\N"
-"""NULL in COPY text."""
 
 
 def _parse(pseudo: Pseudonymizer, name: str, n: int, raw: bytes) -> ProposedLine | None:
