@@ -38,20 +38,21 @@ to the line as if the batch were in the ledger:
 Records of the ledger that a line ``corrects`` are left out of ``already_paid`` and
 ``over_approved``: ingested, the line would take their place.
 
-**Set-based, memory flat.** The lines stream from the file into a temporary table a
-block at a time (read, validated and pseudonymised by worker processes for a big file,
-:meth:`ledger.ProposedFile.reader`; COPY on PostgreSQL), while this process brings the
-derived tables up to date. What the reasons ask of the ledger is then computed once per
-person and insurance of the batch — their approvals with the period each stops being in
-force, their terminations with the period a re-approval ends each, and from those their
-periods cut into *segments* in which the approval in force, the latest approval and
-whether payments are ended stay the same — and once per person, insurance and period
-(the batch's recurring lines, the ledger's payments); one last pass over the lines reads
-every reason off those rows and writes ``(line, mask)``, a bit per reason, for each line
-held. The held lines are read back in line order and handed to the caller one at a time.
-Each step names the :class:`Matcher` rule it applies and why it gives the same answer;
-``tests/reconcile/test_precheck_rules.py`` checks the whole against ``run_reconcile`` on
-random ledgers and batches.
+**Set-based, memory flat.** The lines stream from the file into a work table of the
+check's transaction (:class:`_Tables`) a block at a time (read, validated and
+pseudonymised by worker processes for a big file, :meth:`ledger.ProposedFile.reader`;
+COPY on PostgreSQL), while this process brings the derived tables up to date. What the
+reasons ask of the ledger is then computed once per person and insurance of the batch —
+their approvals with the period each stops being in force, their terminations with the
+period a re-approval ends each, and from those their periods cut into *segments* in
+which the approval in force, the latest approval and whether payments are ended stay the
+same — and once per person, insurance and period (the batch's recurring lines, the
+ledger's payments); one last pass over the lines reads every reason off those rows and
+writes ``(line, id, mask)``, a bit per reason (and one for a line left unjudged), for
+each line held or unjudged. The held lines are read back from that table alone in line
+order and handed to the caller one at a time. Each step names the :class:`Matcher` rule
+it applies and why it gives the same answer; ``tests/reconcile/test_precheck_rules.py``
+checks the whole against ``run_reconcile`` on random ledgers and batches.
 
 **What is checked, what is trusted** (FORMAT.md §8.3, ADR 0032). The derived tables are
 brought up to date first (the refresh, in the check's transaction). The rows a clear
@@ -78,9 +79,11 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    CompoundSelect,
     Connection,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     and_,
@@ -91,7 +94,6 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    tuple_,
     union,
 )
 
@@ -219,13 +221,25 @@ class _Watch:
 
 
 class _Tables:
-    """The check's temporary tables, on its connection, dropped before it commits."""
+    """The check's work tables, on its connection, dropped before it commits.
+
+    On PostgreSQL, when the role may create tables in its schema, they are ``UNLOGGED``
+    and those a query fills are made by ``CREATE TABLE … AS`` (as the reconciler's work
+    tables are, :class:`reconcile.matching._match.Work`), so that the statements over the
+    batch's million lines — building a table, and every one reading them — may run on
+    parallel workers: a temporary table is private to its backend, and an ``INSERT …
+    SELECT`` is never planned in parallel. The check holds the ledger's writer lock, so
+    the names never clash; made in the check's transaction, no other session sees them,
+    and they are dropped before it commits (a failed check's rollback removes them).
+    Otherwise (SQLite, or a duty's role without ``CREATE``) they are temporary."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.md = MetaData()
         self.made: list[Table] = []
-        self.indexed = not Store.traits(conn).hash_joins_whole
+        traits = Store.traits(conn)
+        self.indexed = not traits.hash_joins_whole
+        self.shared = traits.parallel and Store.may_create_tables(conn)
 
     def key(self, name: str) -> Column[int]:
         """A table's key column: its primary key where statements look rows up by it
@@ -233,12 +247,23 @@ class _Tables:
         million-row index costs more to build than it saves)."""
         return Column(name, BigInteger, primary_key=self.indexed, autoincrement=False)
 
-    def make(self, name: str, *cols: Column[Any], index: tuple[tuple[str, ...], ...] = ()
-             ) -> Table:
+    def make(self, name: str, *cols: Column[Any], index: tuple[tuple[str, ...], ...] = (),
+             rows: Select[Any] | CompoundSelect[Any] | None = None) -> Table:
+        """Table ``name`` of ``cols``, filled with ``rows`` (a query giving their values
+        in that order) if given; indexed where statements look rows up by key (SQLite)."""
         from sqlalchemy import Index
 
-        tbl = Table(name, self.md, *cols, prefixes=["TEMPORARY"])
-        tbl.create(self.conn)
+        tbl = Table(name, self.md, *cols,
+                    prefixes=["UNLOGGED" if self.shared else "TEMPORARY"])
+        if rows is not None and self.shared:
+            sub = rows.subquery()
+            Store.create_table_as(self.conn, name, select(*(
+                col.label(c.name) for col, c in zip(sub.c, cols, strict=True))),
+                unlogged=True)
+        else:
+            tbl.create(self.conn)
+            if rows is not None:
+                self.conn.execute(tbl.insert().from_select([c.name for c in cols], rows))
         self.made.append(tbl)
         if self.indexed:
             for i, names in enumerate(index):
@@ -314,14 +339,19 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
             else:
                 store.copy_rows(conn, lines.name, names, part)
         Store.analyze_table(conn, lines.name)
-        _corrections_known(conn, lines, batch.name)
+        # one look at the lines: the span of their ids (for the last pass) and whether any
+        # corrects a record (few batches do: then the look for unknown targets is spared)
+        lo, hi, fixes = conn.execute(select(func.min(lines.c.record_id), func.max(
+            lines.c.record_id), func.count(lines.c.corrects))).one()
+        if fixes:
+            _corrections_known(conn, lines, batch.name)
         deaths = tabs.make("bfa_pc_deaths", Column("person", String(40)),
                            Column("after", String(7)), index=(("person",),))
         store.copy_rows(conn, deaths.name, ["person", "after"],
                         [(p, _month_after(d)) for p, d in death_list(store, conn).items()])
         Store.analyze_table(conn, deaths.name)
         watch.lap("load")
-        held, relied = _judge(conn, tabs, lines, deaths, m, watch)
+        held, relied = _judge(conn, tabs, lines, deaths, m, watch, (str(lo), str(hi)))
         Store.whole_joins(conn, False)  # the entries are read by key from here on
         checked = _check_relied(store, conn, relied)
         watch.lap("derived check")
@@ -332,14 +362,16 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
                 "rebuilds them from the entries) and check again").format(
                     first="; ".join(checked.messages()[:3])))
         counts = dict.fromkeys(HOLD_REASONS, 0)
-        tally = conn.execute(select(func.count(), *(
-            func.coalesce(func.sum(case((held.c.mask.op("&")(_bit(code)) != 0, 1), else_=0)), 0)
-            for code in HOLD_REASONS))).one()
-        n_held = int(tally[0])
-        for code, n in zip(HOLD_REASONS, tally[1:], strict=True):
+
+        def lines_with(bits: int) -> Any:
+            return func.coalesce(func.sum(case((held.c.mask.op("&")(bits) != 0, 1),
+                                               else_=0)), 0)
+
+        tally = conn.execute(select(lines_with(HELD), lines_with(UNJUDGED), *(
+            lines_with(_bit(code)) for code in HOLD_REASONS))).one()
+        n_held, unjudged = int(tally[0]), int(tally[1])
+        for code, n in zip(HOLD_REASONS, tally[2:], strict=True):
             counts[code] = int(n)
-        unjudged = int(conn.execute(select(func.count()).select_from(lines)
-                                    .where(~_covered(lines))).scalar_one())
         digest = rules_digest(r)
         seq_no = _next_number(store, conn, batch.digest)
         record: dict[str, Any] = {
@@ -350,7 +382,7 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
         seq = append_control(store, conn, [record])[0]
         watch.lap("record")
         if on_held is not None:
-            _stream(conn, lines, held, batch, on_held, with_text)
+            _stream(conn, held, batch, on_held, with_text)
         tabs.drop()
         watch.lap("held lines")
     return PrecheckResult(batch.name, batch.digest, batch.count, n_held, counts, unjudged,
@@ -360,6 +392,14 @@ def precheck(ledger: Ledger, path: Path, *, rules: Rules | Mapping[str, Any] | P
 def _bit(reason: str) -> int:
     """The bit of ``reason`` in a held line's ``mask``."""
     return 1 << HOLD_REASONS.index(reason)
+
+
+UNJUDGED = 1 << len(HOLD_REASONS)
+"""The bit in ``mask`` of a line in a region and insurance of which the ledger holds no
+approval (:meth:`Matcher.covered`): counted as unjudged, held only for another reason."""
+
+HELD = UNJUDGED - 1
+"""The bits of the reasons to hold a line."""
 
 
 def _corrections_known(conn: Connection, lines: Table, name: str) -> None:
@@ -386,8 +426,9 @@ hashes every line with what it was joined to (about 150 bytes a line), which at 
 analysis' 64 MB would go to disk in batches from about 400,000 lines."""
 
 TEMP_BUFFERS = "256MB"
-"""PostgreSQL: memory for the check's temporary tables (a million lines are about 150 MB;
-the default 8 MB writes and reads them back through temporary files)."""
+"""PostgreSQL: memory for the check's temporary tables, when they are (a role without
+``CREATE``, :class:`_Tables`; a million lines are about 150 MB: the default 8 MB writes and
+reads them back through temporary files)."""
 
 
 def _next_number(store: Store, conn: Connection, digest: str) -> int:
@@ -396,16 +437,10 @@ def _next_number(store: Store, conn: Connection, digest: str) -> int:
     return 1 if last is None else int(str(last.record["id"]).rsplit("/", 1)[1]) + 1
 
 
-def _covered(lines: Table) -> Any:
-    """The line's region and insurance are ones of which the ledger holds an approval
-    (:meth:`Matcher.covered`)."""
-    return tuple_(lines.c.region, lines.c.insurance).in_(
-        select(P.c.region, P.c.insurance).where(P.c.kind == "benefit_approval"))
-
-
 def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
-           watch: _Watch) -> tuple[Table, _Relied]:
-    """Write ``(line, mask)`` for every line held (a bit per reason, :func:`_bit`); returns
+           watch: _Watch, ids: tuple[str, str]) -> tuple[Table, _Relied]:
+    """Write ``(line, record_id, mask)`` for every line held (a bit per reason,
+    :func:`_bit`) or unjudged (:data:`UNJUDGED`); returns
     that table and the comparison of the approvals it read with their entries, under way.
 
     Four passes over the batch (its people and insurances; its recurring lines per person,
@@ -426,9 +461,8 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
 
     # the batch's people and insurances
     pairs = tabs.make("bfa_pc_pairs", Column("person", String(40)),
-                      Column("insurance", String(16)), index=(("person", "insurance"),))
-    conn.execute(pairs.insert().from_select(
-        ["person", "insurance"], select(c.person, c.insurance).group_by(c.person, c.insurance)))
+                      Column("insurance", String(16)), index=(("person", "insurance"),),
+                      rows=select(c.person, c.insurance).group_by(c.person, c.insurance))
     Store.analyze_table(conn, pairs.name)
 
     # their current approvals (what the check of the derived rows reads again), each with
@@ -436,16 +470,14 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # approval x for a period when a current termination of the person (same insurance or
     # "all") has x.period < tm.period <= period, or tm.period = x.period recorded on x's
     # day or later: exactly when the least such tm.period is <= period
-    A = tabs.make("bfa_pc_approvals", tabs.key("seq"), Column("person", String(40)),
-                  Column("insurance", String(16)), Column("start", String(7)),
-                  Column("amount_fen", BigInteger), Column("account", String(40)),
-                  Column("occurred_day", Integer), Column("ends", String(7)),
-                  index=(("person", "insurance"),))
     x, tm = P.alias("x"), P.alias("tm")
-    conn.execute(A.insert().from_select(
-        ["seq", "person", "insurance", "start", "amount_fen", "account", "occurred_day",
-         "ends"],
-        select(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen, x.c.account,
+    A = tabs.make(
+        "bfa_pc_approvals", tabs.key("seq"), Column("person", String(40)),
+        Column("insurance", String(16)), Column("start", String(7)),
+        Column("amount_fen", BigInteger), Column("account", String(40)),
+        Column("occurred_day", Integer), Column("ends", String(7)),
+        index=(("person", "insurance"),),
+        rows=select(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen, x.c.account,
                x.c.occurred_day, func.min(tm.c.period))
         .select_from(pairs)
         .join(x, and_(x.c.kind == "benefit_approval", x.c.person == pairs.c.person,
@@ -457,7 +489,7 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
                                 and_(tm.c.period == x.c.period,
                                      tm.c.occurred_day >= x.c.occurred_day))))
         .group_by(x.c.seq, x.c.person, x.c.insurance, x.c.period, x.c.amount_fen,
-                  x.c.account, x.c.occurred_day)))
+                  x.c.account, x.c.occurred_day))
     Store.analyze_table(conn, A.name)
     relied = _Relied(conn, A)  # compared while the statements below run
 
@@ -466,13 +498,12 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # current approval of the person and insurance starts after tm.period (or in it,
     # recorded after tm) and in or before the period: exactly when the period lies in
     # [tm.period, the least such start)
-    T = tabs.make("bfa_pc_ended", Column("person", String(40)),
-                  Column("insurance", String(16)), Column("start", String(7)),
-                  Column("until", String(7)), index=(("person", "insurance"),))
     again = A.alias("again")
-    conn.execute(T.insert().from_select(
-        ["person", "insurance", "start", "until"],
-        select(pairs.c.person, pairs.c.insurance, tm.c.period, func.min(again.c.start))
+    T = tabs.make(
+        "bfa_pc_ended", Column("person", String(40)), Column("insurance", String(16)),
+        Column("start", String(7)), Column("until", String(7)),
+        index=(("person", "insurance"),),
+        rows=select(pairs.c.person, pairs.c.insurance, tm.c.period, func.min(again.c.start))
         .select_from(pairs)
         .join(tm, and_(tm.c.kind == "termination", tm.c.person == pairs.c.person,
                        or_(tm.c.insurance == pairs.c.insurance, tm.c.insurance == "all"),
@@ -482,7 +513,7 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
                                or_(again.c.start > tm.c.period,
                                    and_(again.c.start == tm.c.period,
                                         again.c.occurred_day > tm.c.occurred_day))))
-        .group_by(pairs.c.person, pairs.c.insurance, tm.c.seq, tm.c.period)))
+        .group_by(pairs.c.person, pairs.c.insurance, tm.c.seq, tm.c.period))
     Store.analyze_table(conn, T.name)
 
     # each person and insurance's periods cut where any of those changes (an approval
@@ -492,23 +523,19 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # at the segment's start, by the rules above. '' (before every period) starts the
     # first segment of each: nothing started yet, and whether an approval exists at all
     bounds = tabs.make("bfa_pc_bounds", Column("person", String(40)),
-                       Column("insurance", String(16)), Column("start", String(7)))
-    conn.execute(bounds.insert().from_select(["person", "insurance", "start"], union(
+                       Column("insurance", String(16)), Column("start", String(7)), rows=union(
         select(A.c.person, A.c.insurance, literal("")),
         select(T.c.person, T.c.insurance, literal("")),
         select(A.c.person, A.c.insurance, A.c.start),
         select(A.c.person, A.c.insurance, A.c.ends).where(A.c.ends.is_not(None)),
         select(T.c.person, T.c.insurance, T.c.start),
-        select(T.c.person, T.c.insurance, T.c.until).where(T.c.until.is_not(None)))))
+        select(T.c.person, T.c.insurance, T.c.until).where(T.c.until.is_not(None))))
+    # (sorted by code point: a period's order, and no locale's comparison per pair)
+    cp = Store.code_point_order
     seg = select(bounds.c.person, bounds.c.insurance, bounds.c.start, func.lead(
-        bounds.c.start).over(partition_by=(bounds.c.person, bounds.c.insurance),
-                             order_by=bounds.c.start).label("until")).subquery("seg")
-    S = tabs.make("bfa_pc_segments", Column("person", String(40)),
-                  Column("insurance", String(16)), Column("start", String(7)),
-                  Column("until", String(7)), Column("force", String(7)),
-                  Column("approved", BigInteger), Column("latest", String(7)),
-                  Column("ever", Integer), Column("stopped", Integer),
-                  index=(("person", "insurance"),))
+        bounds.c.start).over(partition_by=(cp(conn, bounds.c.person),
+                                           cp(conn, bounds.c.insurance)),
+                             order_by=cp(conn, bounds.c.start)).label("until")).subquery("seg")
     a, e = A.alias("a"), T.alias("e")
     at = seg.c.start
     started = a.c.start <= at
@@ -533,30 +560,40 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # Matcher.overpayments: the monthly amount in force, of two approvals with the start
     # in force the larger
     fa = A.alias("fa")
-    conn.execute(S.insert().from_select(
-        ["person", "insurance", "start", "until", "force", "approved", "latest", "ever",
-         "stopped"],
-        select(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
+    S = tabs.make(
+        "bfa_pc_segments", Column("person", String(40)), Column("insurance", String(16)),
+        Column("start", String(7)), Column("until", String(7)), Column("force", String(7)),
+        Column("approved", BigInteger), Column("latest", String(7)), Column("ever", Integer),
+        Column("stopped", Integer), index=(("person", "insurance"),),
+        rows=select(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
                func.max(fa.c.amount_fen), segs.c.latest, segs.c.ever, segs.c.stopped)
         .select_from(segs)
         .outerjoin(fa, and_(fa.c.person == segs.c.person, fa.c.insurance == segs.c.insurance,
                             fa.c.start == segs.c.force))
         .group_by(segs.c.person, segs.c.insurance, segs.c.start, segs.c.until, segs.c.force,
-                  segs.c.latest, segs.c.ever, segs.c.stopped)))
+                  segs.c.latest, segs.c.ever, segs.c.stopped))
     Store.analyze_table(conn, S.name)
     watch.lap("approvals")
 
     # the recurring lines of each person, insurance and period when there are more than
-    # one: how many, their total (the last pass reads a line's own amount for the others)
+    # one: how many, their total (the last pass reads a line's own amount for the others).
+    # The keys first, a count per key of the batch and nothing more (a sum per key of a
+    # million costs a third more), then the lines of those few keys counted and added up
+    twins = tabs.make("bfa_pc_twins", Column("person", String(40)),
+                      Column("insurance", String(16)), Column("period", String(7)),
+                      rows=select(c.person, c.insurance, c.period).where(recurring)
+                      .group_by(c.person, c.insurance, c.period).having(func.count() > 1))
+    Store.analyze_table(conn, twins.name)
     many = tabs.make("bfa_pc_many", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
                      Column("n", BigInteger), Column("batch", BigInteger),
-                     index=(("person", "insurance", "period"),))
-    conn.execute(many.insert().from_select(
-        ["person", "insurance", "period", "n", "batch"],
-        select(c.person, c.insurance, c.period, func.count(), func.sum(c.amount_fen))
-        .where(recurring).group_by(c.person, c.insurance, c.period)
-        .having(func.count() > 1)))
+                     index=(("person", "insurance", "period"),),
+                     rows=select(c.person, c.insurance, c.period, func.count(),
+                                 func.sum(c.amount_fen))
+                     .select_from(L.join(twins, and_(
+                         twins.c.person == c.person, twins.c.insurance == c.insurance,
+                         twins.c.period == c.period)))
+                     .where(recurring).group_by(c.person, c.insurance, c.period))
 
     # what the ledger paid for each (Matcher.duplicates, Matcher.overpayments): its
     # current recurring payments, but for those the batch re-sends or corrects (ingested,
@@ -564,53 +601,47 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     # a batch pays periods the ledger has not paid), then those the batch replaces out.
     # The batch's periods are a few: the ledger's payments of other periods are left out
     # before they meet the batch's million keys
-    periods = tabs.make("bfa_pc_periods", Column("period", String(7)))
-    conn.execute(periods.insert().from_select(
-        ["period"], select(c.period).where(recurring).distinct()))
+    periods = tabs.make("bfa_pc_periods", Column("period", String(7)),
+                        rows=select(c.period).where(recurring).distinct())
     Store.analyze_table(conn, periods.name)
     found = tabs.make("bfa_pc_found", Column("record_id", String(128)),
                       Column("person", String(40)), Column("insurance", String(16)),
-                      Column("period", String(7)), Column("amount_fen", BigInteger))
-    conn.execute(found.insert().from_select(
-        ["record_id", "person", "insurance", "period", "amount_fen"],
-        select(E.c.record_id, E.c.person, E.c.insurance, E.c.period, E.c.amount_fen)
+                      Column("period", String(7)), Column("amount_fen", BigInteger),
+                      rows=select(E.c.record_id, E.c.person, E.c.insurance, E.c.period,
+                                  E.c.amount_fen)
         .select_from(E)
         .join(L, and_(c.person == E.c.person, c.insurance == E.c.insurance,
                       c.period == E.c.period, recurring))
         .where(E.c.kind == "benefit_payment", E.c.superseded.is_(False), m.recurring(),
                E.c.period.in_(select(periods.c.period)))
-        .distinct()))
+        .distinct())
     Store.analyze_table(conn, found.name)
+    l2, l3 = L.alias("l_id"), L.alias("l_fix")
     paid = tabs.make("bfa_pc_paid", Column("person", String(40)),
                      Column("insurance", String(16)), Column("period", String(7)),
-                     Column("paid", BigInteger), index=(("person", "insurance", "period"),))
-    l2, l3 = L.alias("l_id"), L.alias("l_fix")
-    conn.execute(paid.insert().from_select(
-        ["person", "insurance", "period", "paid"],
-        select(found.c.person, found.c.insurance, found.c.period, func.sum(found.c.amount_fen))
+                     Column("paid", BigInteger), index=(("person", "insurance", "period"),),
+                     rows=select(found.c.person, found.c.insurance, found.c.period,
+                                 func.sum(found.c.amount_fen))
         .where(~exists().where(l2.c.record_id == found.c.record_id),
                ~exists().where(l3.c.corrects == found.c.record_id))
-        .group_by(found.c.person, found.c.insurance, found.c.period)))
+        .group_by(found.c.person, found.c.insurance, found.c.period))
     # the same id more than once in the batch
     twice = tabs.make("bfa_pc_twice", Column("record_id", String(128)),
-                      index=(("record_id",),))
-    conn.execute(twice.insert().from_select(
-        ["record_id"], select(c.record_id).group_by(c.record_id).having(func.count() > 1)))
+                      index=(("record_id",),),
+                      rows=select(c.record_id).group_by(c.record_id).having(func.count() > 1))
     # the regions and insurances the ledger holds approvals of (Matcher.covered)
     covered = tabs.make("bfa_pc_covered", Column("region", String(6)),
-                        Column("insurance", String(16)), index=(("region", "insurance"),))
-    conn.execute(covered.insert().from_select(
-        ["region", "insurance"], select(P.c.region, P.c.insurance)
-        .where(P.c.kind == "benefit_approval").group_by(P.c.region, P.c.insurance)))
+                        Column("insurance", String(16)), index=(("region", "insurance"),),
+                        rows=select(P.c.region, P.c.insurance)
+                        .where(P.c.kind == "benefit_approval")
+                        .group_by(P.c.region, P.c.insurance))
     # the accounts of the approvals by start (the payee's look-up)
     accounts = tabs.make("bfa_pc_accounts", Column("person", String(40)),
                          Column("insurance", String(16)), Column("start", String(7)),
                          Column("account", String(40)),
-                         index=(("person", "insurance", "start", "account"),))
-    conn.execute(accounts.insert().from_select(
-        ["person", "insurance", "start", "account"],
-        select(A.c.person, A.c.insurance, A.c.start, A.c.account)
-        .group_by(A.c.person, A.c.insurance, A.c.start, A.c.account)))
+                         index=(("person", "insurance", "start", "account"),),
+                         rows=select(A.c.person, A.c.insurance, A.c.start, A.c.account)
+                         .group_by(A.c.person, A.c.insurance, A.c.start, A.c.account))
     for tbl in (many, paid, twice, covered, accounts):
         Store.analyze_table(conn, tbl.name)
     any_death = conn.execute(select(literal(1)).select_from(deaths).limit(1)).first()
@@ -627,7 +658,13 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
     def flag(reason: str, cond: Any) -> Any:
         return case((cond, _bit(reason)), else_=0)
 
-    rid = t.records.alias("rid")
+    # the ledger's business records with a line's id: only those whose ids lie between the
+    # batch's least and greatest (``ids``), an index range (a batch's ids are mostly a
+    # run of new ones, beside or past the ledger's), not every business record of the
+    # ledger hashed (1.5 million at two million records); the whole index at worst
+    rid = (select(t.records.c.seq, t.records.c.record_id)
+           .where(t.records.c.domain == "business", t.records.c.record_id >= ids[0],
+                  t.records.c.record_id <= ids[1]).subquery("rid"))
     # the recurring lines of the line's person, insurance and period with what the ledger
     # paid for it: the line's own amount when it is the only one
     total = func.coalesce(mn.c.batch, c.amount_fen) + func.coalesce(pd.c.paid, 0)
@@ -656,6 +693,8 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
         # person, insurance and period
         + flag("duplicate_in_batch", or_(tw.c.record_id.is_not(None),
                                          and_(recurring, mn.c.n.is_not(None))))
+        # not judged for PAYMENT_WITHOUT_APPROVAL (Matcher.covered): counted
+        + case((cv.c.region.is_(None), UNJUDGED), else_=0)
     ).label("mask")
     joined = (
         L.outerjoin(S, and_(S.c.person == c.person, S.c.insurance == c.insurance,
@@ -667,13 +706,15 @@ def _judge(conn: Connection, tabs: _Tables, L: Table, deaths: Table, m: Matcher,
                             ac.c.start == S.c.latest, ac.c.account == c.account))
         .outerjoin(cv, and_(cv.c.region == c.region, cv.c.insurance == c.insurance))
         .outerjoin(tw, tw.c.record_id == c.record_id)
-        .outerjoin(rid, and_(rid.c.record_id == c.record_id, rid.c.domain == "business")))
+        .outerjoin(rid, rid.c.record_id == c.record_id))
     if any_death:  # no death list compared: no join of a million lines with nothing
         joined = joined.outerjoin(d, d.c.person == c.person)
-    judged = select(c.line, mask).select_from(joined).subquery("judged")
-    held = tabs.make("bfa_pc_held", tabs.key("line"), Column("mask", Integer))
-    conn.execute(held.insert().from_select(
-        ["line", "mask"], select(judged.c.line, judged.c.mask).where(judged.c.mask != 0)))
+    judged = select(c.line, c.record_id, mask).select_from(joined).subquery("judged")
+    # the lines held, and those unjudged, with their ids: read back without the lines
+    held = tabs.make("bfa_pc_held", tabs.key("line"), Column("record_id", String(128)),
+                     Column("mask", Integer),
+                     rows=select(judged.c.line, judged.c.record_id, judged.c.mask)
+                     .where(judged.c.mask != 0))
     watch.lap("reasons")
     return held, relied
 
@@ -765,11 +806,11 @@ def _check_relied(store: Store, conn: Connection, relied: _Relied) -> Checked:
     return out
 
 
-def _stream(conn: Connection, L: Table, held: Table, batch: ProposedFile, sink: HeldSink,
+def _stream(conn: Connection, held: Table, batch: ProposedFile, sink: HeldSink,
             with_text: bool) -> None:
     rows = conn.execute(
-        select(held.c.line, L.c.record_id, held.c.mask).select_from(held)
-        .join(L, L.c.line == held.c.line).order_by(held.c.line)
+        select(held.c.line, held.c.record_id, held.c.mask)
+        .where(held.c.mask.op("&")(HELD) != 0).order_by(held.c.line)
         .execution_options(yield_per=STREAM_PART))
     again = batch.reread() if with_text else None
     for line, rid, mask in _iter(rows):

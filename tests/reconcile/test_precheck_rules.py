@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ledger import BatchRefusedError, Ledger, ProposedFile
+from ledger import BatchRefusedError, Ledger, LocatedInputError, ProposedFile, ProposedLine
 from reconcile import Held, precheck, run_reconcile
 from tests.reconcile import _scenarios as sc
 
@@ -167,3 +167,97 @@ def test_a_backslash_reaches_the_check_as_sent(led: Ledger, tmp_path: Path) -> N
     precheck(led, path, on_held=lambda h, _t: got.__setitem__(h.line, h.reasons), workers=1)
     assert got == {1: ("over_approved", "duplicate_in_batch"),
                    2: ("over_approved", "duplicate_in_batch")}
+
+
+PAYMENT = "business.benefit_payment"
+
+
+def _as_ingest_reads(text: str) -> tuple[str, str, Any]:
+    """What ingest's reading makes of a line: its values, or the problem it names."""
+    from ledger._ingest import parse_line
+
+    try:
+        obj, model = parse_line("pay.jsonl", 1, text)
+    except LocatedInputError as e:
+        return ("refused", e.field, str(e))
+    return ("read", model.type, sorted(obj.items()))
+
+
+def test_the_quick_reading_takes_only_what_ingest_takes() -> None:
+    """A payment line read straight from its text by the model (``_valid_payment``) is
+    one ingest's reading takes, with the same values; whatever else, and every line it
+    declines, goes to ingest's reading, so problems are named as before. Lines near the
+    edges: duplicate names (also with a number, an object or ``null`` before the last),
+    escapes, whitespace JSON does and does not allow, a byte-order mark, trailing data,
+    ``withdrawn``, extra or missing members, numbers, ``null``, control characters."""
+    from ledger._privacy import Pseudonymizer
+    from ledger._proposed import _parse, _row_text, _valid_payment
+    from ledger._store import copy_text_line
+    from schemas import BusinessBenefitPayment
+
+    # the proof in _valid_payment counts on every field but ``withdrawn`` taking strings
+    assert set(BusinessBenefitPayment.model_fields) == {
+        "type", "id", "region", "occurred_at", "corrects", "source", "withdrawn",
+        "person_id", "insurance", "period", "amount", "account", "name", "benefit"}
+    good = json.dumps({**sc.payment_event(1, who=1), "benefit": "back_pay", "name": "张三"},
+                      ensure_ascii=False)
+    body = good[1:-1]
+    texts = [
+        good, json.dumps(json.loads(good)), good.replace(", ", ","), good.replace(":", " : "),
+        good + " ", " " + good, good + "\t", "\ufeff" + good, good + "\x0c", good + "}",
+        good + "x", good.replace(", ", ",\x0c"), good.replace(", ", ",\xa0"),
+        good.replace(", ", ",\x0b"), good.replace(", ", ", \t\r\n"), "{" + body + ",}",
+        "{" + body + ', "amount": "1.00"}', '{"amount": 5, ' + body + "}",
+        '{"amount": null, ' + body + "}", '{"amount": {"a": "b"}, ' + body + "}",
+        '{"amount": ["x", "y"], ' + body + "}", '{"benefit": "x", ' + body + "}",
+        '{"type": "business.benefit_payment", ' + body + "}",
+        "{" + body + ', "withdrawn": {"request": "W-1", "reason": "r", "requested_by": "u"}}',
+        "{" + body + ', "corrects": "BP-0", "withdrawn": {"request": "W-1", "reason": "r", '
+        '"requested_by": "u"}}',
+        "{" + body + ', "corrects": "BP-0"}', "{" + body + ', "source": "hr"}',
+        "{" + body + ', "x": "1"}', "{" + body + ', "x": 1}', "{" + body + ', "benefit": null}',
+        good.replace('"back_pay"', '"back\\u005fpay"'),
+        good.replace('"back_pay"', '"a\\\\b"'), good.replace('"back_pay"', '"\\ud800"'),
+        good.replace('"back_pay"', '"back\x01pay"'), good.replace('"back_pay"', '"back\x7fpay"'),
+        good.replace('"back_pay"', '" back_pay"'), good.replace('"back_pay"', '"back\tpay"'),
+        good.replace('"back_pay"', '""'), good.replace('"back_pay"', "12"),
+        good.replace('"back_pay"', "NaN"), good.replace('"back_pay"', "1e999"),
+        good.replace('"back_pay"', "true"),
+        good.replace('"business.benefit_payment"', '"business.benefit_approval"'),
+        good.replace('"business.benefit_payment"', '"business.benefit_paymen"'),
+        good.replace('"1', '"0'), good.replace('"2026-', '"2026-1'),
+        good.replace('"occurred_at"', '"occurred_At"'), good.replace("+08:00", ""),
+        good.replace('"id": "', '"id": "x y'), good.replace(', "name": "张三"', ""),
+        good.replace('"pension"', '"all"'), '["x"]', "{}", '{"type": "x"}', "null", "1",
+    ]
+    for k, field in enumerate(("amount", "period", "person_id", "account", "region")):
+        texts.append(good.replace(f'"{field}": ', f'"{field}": "{k}", "{field}": ', 1))
+    secret, taken = b"k" * 32, 0
+    for text in texts:
+        want = _as_ingest_reads(text)
+        quick = _valid_payment(text)
+        if quick is not None:
+            taken += 1
+            assert want[0] == "read" and want[1] == PAYMENT, text
+            assert sorted(quick.items()) == want[2]
+        # and the line as the check reads it: the same row or the same problem as ingest
+        try:
+            line = _parse(Pseudonymizer(secret), "pay.jsonl", 1, text.encode())
+        except LocatedInputError as e:  # the problem ingest names, or not a payment
+            assert (want[0] == "refused" and str(e) == want[2]) or (
+                want[0] == "read" and want[1] != PAYMENT and e.field == "type"), text
+            line = None
+        if line is not None:
+            assert want[0] == "read" and want[1] == PAYMENT, text
+            rec, ps = dict(want[2]), Pseudonymizer(secret).pseudonym
+            yuan, _dot, fen = rec["amount"].partition(".")
+            assert line == ProposedLine(
+                1, rec["id"], rec["region"], ps("person_id", rec["person_id"]),
+                rec["insurance"], rec["period"], int(yuan) * 100 + int(fen),
+                ps("account", rec["account"]), rec.get("benefit"), rec.get("corrects")), text
+            # and its COPY row, straight from the text or through the row
+            row = _row_text(Pseudonymizer(secret), 1, text.encode())
+            assert row is None or row == copy_text_line(line), text
+        else:
+            assert _row_text(Pseudonymizer(secret), 1, text.encode()) is None, text
+    assert taken >= 5  # the quick reading is used, not only declined
