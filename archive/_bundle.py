@@ -112,6 +112,8 @@ class ExportResult:
     scoped: int = 0
     vouchers: int = 0
     breaks: int = 0
+    not_reported: int = 0
+    """Breaks named by ``--break`` that this reconciliation does not report."""
     disclosed: int = 0
     disclosure_id: str | None = None
     exporter: str = ""
@@ -372,6 +374,7 @@ def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_i
     (out / SIGNATURE).write_bytes(sign_note(signed_text(out, bundle_id), signer).encode())
     result.entries, result.scoped = n_entries, n_scoped
     result.vouchers, result.breaks = n_vouchers, n_kept
+    result.not_reported = len(gone)
     return result
 
 

@@ -52,10 +52,11 @@ def render_index(claims: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
                  findings: Mapping[str, Any], breaks: Sequence[Mapping[str, Any]],
                  vouchers: Sequence[Mapping[str, Any]]) -> str:
     """The page for a bundle's claims (whose ``counts`` say how many of each there are), the
-    first :data:`SHOWN` entries, ``findings`` (its ``as_of`` and ``ruleset``), the first
-    breaks and the first voucher files."""
+    first :data:`SHOWN` entries, ``findings`` (its ``as_of``, ``ruleset`` and
+    ``not_reported``), the first breaks and the first voucher files."""
     scope = claims.get("scope") or {}
     counts = claims.get("counts") or {}
+    gone: Sequence[Mapping[str, Any]] = findings.get("not_reported") or ()
     parts = [
         '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -91,6 +92,20 @@ def render_index(claims: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
                 ("amount_at_risk", "风险金额 At risk"), ("status", "状态 Status"),
                 ("message", "说明 Message")], frozenset({"amount_at_risk"}),
                counts.get("breaks"), "bfa/findings.json"),
+        *([f"<h2>点名但未报告的问题 Named breaks not reported ({len(gone)})</h2>",
+           '<p class="note">按本证据包的核对日期与规则，这些点名的问题不再报告'
+           "（已解决，或另行判断）；以下为其最后状态与处理记录。"
+           "As of this bundle's date and rules these named breaks are not reported "
+           "(resolved since, or judged otherwise); their last state and workflow "
+           "follow.</p>",
+           _table([{**b, "records": ", ".join(b.get("records") or ()),
+                    "status": (b.get("workflow") or {}).get("status", ""),
+                    "by": (b.get("workflow") or {}).get("resolved_by") or "",
+                    "reason": (b.get("workflow") or {}).get("reason") or ""} for b in gone],
+                  [("id", "编号 Id"), ("code", "代码 Code"), ("records", "记录 Records"),
+                   ("status", "状态 Status"), ("by", "处理人 Resolved by"),
+                   ("reason", "原因 Reason"), ("message", "说明 Message")])]
+          if gone else []),
         f"<h2>账本条目 Entries ({counts.get('entries', len(entries))})</h2>",
         _table(entries, [("seq", "序号 Seq"), ("domain", "域 Domain"), ("kind", "类型 Kind"),
                          ("id", "记录 Record"), ("role", "角色 Role"),

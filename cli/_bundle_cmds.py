@@ -118,7 +118,8 @@ def export_cmd(home: str | None, db: str | None, as_json: bool, user: str | None
     summary = {"out": str(result.root), "id": result.id, "checkpoint_size": result.size,
                "entries": result.entries, "scoped": result.scoped,
                "vouchers": result.vouchers, "breaks": result.breaks,
-               "disclosed": result.disclosed, "disclosure": result.disclosure_id,
+               "not_reported": result.not_reported, "disclosed": result.disclosed,
+               "disclosure": result.disclosure_id,
                "exporter_key": result.exporter}
     if as_json:
         click.echo(to_json(summary))
@@ -128,6 +129,11 @@ def export_cmd(home: str | None, db: str | None, as_json: bool, user: str | None
                             "file(s), {breaks} finding(s), checkpoint size {size}").format(
             entries=result.entries, scoped=result.scoped, vouchers=result.vouchers,
             breaks=result.breaks, size=result.size))
+        if result.not_reported:
+            click.echo("  " + _("{count} named break(s) not reported as of this date (resolved "
+                                "since, or judged otherwise): with their workflow under "
+                                "not_reported in bfa/findings.json").format(
+                count=result.not_reported))
         if result.disclosure_id:
             click.echo("  " + _("{count} clear value(s) disclosed (recorded as {id})").format(
                 count=result.disclosed, id=result.disclosure_id))
@@ -162,6 +168,9 @@ def verify_cmd(as_json: bool, bundle: Path, key_file: Path, exporter_file: Path 
     from archive import verify_bundle
     from reconcile import code_label
 
+    if bundle.exists() and not bundle.is_dir():
+        raise InputError(_("{dir} is a file, not a bundle: a bundle is the directory "
+                           "'bfa bundle export --out' wrote").format(dir=bundle))
     if not bundle.is_dir():
         raise InputError(_("{dir}: no such directory (a bundle is the directory "
                            "'bfa bundle export --out' wrote)").format(dir=bundle))

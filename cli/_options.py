@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import itertools
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -139,11 +140,15 @@ def open_ledger(home: str | None, db: str | None) -> Iterator[Ledger]:
 
 @contextmanager
 def progress(length: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr when it is a terminal; otherwise nothing."""
+    """A progress bar on stderr when it is a terminal; otherwise nothing. ``length`` None:
+    the total is not known beforehand (the bar counts)."""
     if sys.stderr is None or not sys.stderr.isatty():
         yield None
         return
-    bar: Any = click.progressbar(length=length, label=label, file=sys.stderr)
+    # an unknown length: a bar that counts, with no percentage (click needs an iterable)
+    bar: Any = (click.progressbar(length=length, label=label, file=sys.stderr)
+                if length is not None else
+                click.progressbar(itertools.count(), label=label, file=sys.stderr))
     with bar:
         yield bar.update
 

@@ -23,6 +23,7 @@ from cli._app import bfa
 from cli._exit import Exit
 from cli._options import (
     check_output_file,
+    given,
     home_options,
     json_option,
     open_ledger,
@@ -204,6 +205,8 @@ def precheck_cmd(home: str | None, db: str | None, file: Path, as_json: bool, as
     """
     if as_json and as_csv:
         raise click.UsageError(_("--json and --csv are exclusive: choose one."))
+    if not as_csv and given(click.get_current_context(), "encoding"):
+        raise click.UsageError(_("--encoding is the encoding of the CSV: give it with --csv."))
     if hold_file is not None and hold_file.exists() and os.path.samefile(file, hold_file):
         raise click.UsageError(_("--hold-file {file} is the batch itself; write the held "
                                  "lines to another file").format(file=hold_file))

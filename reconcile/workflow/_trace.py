@@ -32,6 +32,7 @@ from reconcile.workflow._workflow import (
     Transition,
     break_records,
     break_state,
+    present_mismatch,
     read_rows,
     require_honest,
     row_to_state,
@@ -269,6 +270,12 @@ def _allocations(conn: Connection, g: _Gather) -> list[dict[str, str]]:
 
 
 def _breaks(store: Store, conn: Connection, ids: set[str]) -> list[TraceBreak]:
+    # a break deleted from the workflow's tables (its row and its links) names no record
+    # any more: the breaks present are checked against the last run's entry first
+    why = present_mismatch(store, conn)
+    if why is not None:
+        raise IntegrityError(_("{problem}; 'bfa reconcile' restores it and reports it")
+                             .format(problem=why))
     br = break_records.c
     links: set[tuple[str, str]] = set()
     for cond in _in(conn, br.record_id, ids):

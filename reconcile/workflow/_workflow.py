@@ -345,13 +345,16 @@ def _load(conn: Connection, ids: Sequence[str]) -> dict[str, _Row]:
     return out
 
 
-def _resolve_id(conn: Connection, break_id: str) -> _Row:
-    """The state row of a break id, or of the one break whose id starts with it."""
+def _resolve_id(store: Store, conn: Connection, break_id: str) -> _Row:
+    """The state row of a break id, or of the one break whose id starts with it. A break
+    the ledger has ``control.break`` entries of but no row for (deleted outside bfa) is
+    :class:`IntegrityError`, not unknown."""
     bid = break_id.strip()
     rows = _load(conn, [bid])
     if bid in rows:
         return rows[bid]
-    if len(bid) >= 8 and "%" not in bid and "_" not in bid:
+    prefix = len(bid) >= 8 and "%" not in bid and "_" not in bid
+    if prefix:
         found = conn.execute(
             select(break_state).where(break_state.c.break_id.like(f"{bid}%")).limit(2)).all()
         if len(found) == 1:
@@ -359,6 +362,14 @@ def _resolve_id(conn: Connection, break_id: str) -> _Row:
         if len(found) > 1:
             raise InputError(_("break id {id} is ambiguous; give more of it").format(
                 id=repr(bid)))
+    e = entries.c
+    worked = [bid] if read_entries(store, conn, "control", [f"{bid}/1"]) else (
+        [str(rid).rsplit("/", 1)[0] for rid in conn.execute(
+            select(e.record_id).where(e.domain == "control", e.kind == "break",
+                                      e.record_id.like(f"{bid}%/1")).limit(2)).scalars()]
+        if prefix else [])
+    if len(worked) == 1:  # the row is gone, its entries are not
+        _raise_problems(_checked(store, conn, {}, worked)[1])
     raise NotFoundError(_("no break {id} known to the workflow; run 'bfa reconcile' or 'bfa "
                           "nightly' first").format(id=repr(bid)))
 
@@ -547,7 +558,7 @@ def _transition(ledger: Ledger, bid: str, label: str | None, action: Action,
     with ledger.store.writer() as conn:
         if action == "approve":  # the duty first: four-eyes is a question for approvers
             _require_approver(conn)
-        row = _resolve_id(conn, bid)
+        row = _resolve_id(ledger.store, conn, bid)
         require_honest(ledger.store, conn, [row])
         status = _next_status(row, action, who, conn, **kw)
         if action == "approve":
@@ -866,7 +877,7 @@ def list_breaks(ledger: Ledger, status: str | None = None, *,
 def get_break(ledger: Ledger, break_id: str) -> BreakState:
     """One break by id (or unique id prefix of at least 8 characters)."""
     with ledger.store.reader() as conn:
-        row = _resolve_id(conn, break_id)
+        row = _resolve_id(ledger.store, conn, break_id)
         require_honest(ledger.store, conn, [row])
         return _with_four_eyes(conn, row_to_state(row))
 
@@ -903,7 +914,7 @@ def _transition_entries(conn: Connection, break_ids: Iterable[str] | None) -> It
 def history(ledger: Ledger, break_id: str) -> tuple[BreakState, list[Transition]]:
     """A break's state and every transition entry, in ledger order, with its position."""
     with ledger.store.reader() as conn:
-        row = _resolve_id(conn, break_id)
+        row = _resolve_id(ledger.store, conn, break_id)
         require_honest(ledger.store, conn, [row])
         state = _with_four_eyes(conn, row_to_state(row))
         found = _transitions_by_id(ledger.store, conn, {state.break_id: state.transitions})

@@ -25,8 +25,8 @@ import archive._bundle_work
 import reconcile.matching._run
 from archive import FileStore, Scope, export_bundle, verify_bundle
 from archive._bundle_work import json_document
-from ledger import IntegrityError, Ledger
-from reconcile import assign_break, resolve_break, run_tracked
+from ledger import IntegrityError, Ledger, NotFoundError
+from reconcile import assign_break, get_break, resolve_break, run_tracked
 from tests.reconcile import _scenarios as sc
 from tests.reconcile._batches import add, batches
 
@@ -91,7 +91,8 @@ def test_export_refuses_a_workflow_row_deleted_outside_bfa(led: Ledger, tmp_path
                                                           ) -> None:
     """The workflow table is the application's to write; a break's row deleted there
     would hide its resolution from the bundle. Its ``control.break`` entries say it was
-    worked: the export refuses (exit 3), as every other reader of the workflow does."""
+    worked: the export refuses (exit 3), whether the break is named or in the scope, and
+    so does every look-up of that break by id."""
     worked = _ledger(led, tmp_path)
     with led.store.engine.begin() as conn:
         assert conn.execute(text("DELETE FROM wf_break_state WHERE break_id = :b"),
@@ -99,6 +100,13 @@ def test_export_refuses_a_workflow_row_deleted_outside_bfa(led: Ledger, tmp_path
     with pytest.raises(IntegrityError, match="no row in the workflow table"):
         _export(led, tmp_path / "b", Scope(periods=("2026-11",)))
     assert not (tmp_path / "b").exists()
+    for named in (worked, worked[:12]):  # the break named itself, by id or by prefix
+        with pytest.raises(IntegrityError, match="no row in the workflow table"):
+            _export(led, tmp_path / "b", Scope(breaks=(named,)))
+        with pytest.raises(IntegrityError, match="no row in the workflow table"):
+            get_break(led, named)
+    with pytest.raises(NotFoundError):  # a break never worked is still unknown
+        get_break(led, "BRK-0000000000000000")
 
 
 def test_the_findings_document_is_json_dumps_byte_for_byte() -> None:

@@ -577,8 +577,11 @@ def test_rules_and_a_named_break_not_reported(shop: Shop, tmp_path: Path) -> Non
     rules = tmp_path / "rules.toml"
     rules.write_text("[windows]\nvoucher_days = 10\n", "utf-8")
     bag = tmp_path / "b"
-    ok("bundle", "export", *h(shop.home, shop.db), "--out", str(bag), "--break", shop.unsettled,
-       "--as-of", "2026-11-01", "--rules", str(rules))
+    res = ok("bundle", "export", *h(shop.home, shop.db), "--out", str(bag), "--break",
+             shop.unsettled, "--as-of", "2026-11-01", "--rules", str(rules))
+    assert "1 named break(s) not reported" in res.stdout
+    page = (bag / "index.html").read_text("utf-8")  # the page shows it too, with its state
+    assert "Named breaks not reported (1)" in page and shop.unsettled in page
     findings = _json(bag / "bfa/findings.json")
     assert findings["as_of"] == "2026-11-01" and findings["rules"]["voucher_days"] == 10
     assert [b["id"] for b in findings["breaks"]] == [shop.missing]

@@ -3,12 +3,15 @@ and never with NO_COLOR, lines that fit 80 columns with Chinese text in them."""
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from cli import bfa
+from cli._options import progress
 from cli._render import clip, table, width
 from tests._cli import h, ok
 from tests.reconcile.test_reconcile_blackbox import new_ledger, s_orphan
@@ -55,3 +58,22 @@ def test_a_streamed_json_list_prints_what_the_whole_document_would(n: int) -> No
            "bundle": {"id": "X", "counts": {"entries": 2}}}
     streamed = "".join(json_chunks(doc, "not_rederivable", iter(items)))
     assert streamed == to_json({**doc, "not_rederivable": items})
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("length", [None, 3])
+def test_a_progress_bar_on_a_terminal_with_or_without_a_total(
+        length: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bfa bundle verify`` draws a bar whose total is not known beforehand: on a terminal
+    that crashed (click wants an iterable or a length); now it counts."""
+    err = _Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress(length, "verifying") as tick:
+        assert tick is not None
+        for _ in range(3):
+            tick(1)
+    assert "verifying" in err.getvalue()

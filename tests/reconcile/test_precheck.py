@@ -306,6 +306,10 @@ def test_command_refuses_a_bad_line(ledger_home: dict[str, Any], tmp_path: Path)
         assert led.size() == size
         assert "--json and --csv" in ok("precheck", str(bad), *opts, "--json", "--csv",
                                         code=2).stderr
+        for fmt in ([], ["--json"]):  # the CSV's encoding with no CSV: refused, not ignored
+            err = ok("precheck", str(bad), *opts, *fmt, "--encoding", "gb18030", code=2).stderr
+            assert "--encoding" in err and "--csv" in err
+        assert led.size() == size
     finally:
         led.close()
 

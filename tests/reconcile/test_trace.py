@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
 import cli._breaks_cmds  # noqa: F401  (registers `bfa trace`)
 from cli import bfa
-from ledger import InputError, Ledger, NotFoundError
-from reconcile import run_reconcile
+from ledger import InputError, IntegrityError, Ledger, NotFoundError
+from reconcile import run_reconcile, run_tracked
 from reconcile.workflow._trace import trace
 from reconcile.workflow._workflow import apply_states, list_breaks, resolve_break
 from tests._records import payment_event
@@ -113,3 +114,19 @@ def test_cli_trace(ledger_home: dict[str, Any], tmp_path: Path) -> None:
     assert res.exit_code == 0 and "PAY-2" in res.output and "not yet" in res.output
     res = CliRunner().invoke(bfa, ["trace", "NOPE"], env=env)
     assert res.exit_code == 2 and "no record 'NOPE'" in res.output
+
+
+def test_a_break_deleted_from_the_workflow_tables_is_not_hidden(led: Ledger, tmp_path: Path
+                                                                ) -> None:
+    """An insider deletes a break's row and its record links: the trail would show no
+    break at all. The breaks present are checked against the last run's entry first."""
+    _mismatch(led, tmp_path)
+    run_tracked(led, sc.AS_OF)
+    (b, *_rest) = list_breaks(led)
+    rid = b.records[0]
+    assert b.break_id in {x.break_id for x in trace(led, rid).breaks}
+    with led.store.engine.begin() as conn:
+        for table in ("wf_break_records", "wf_break_state"):
+            conn.execute(text(f"DELETE FROM {table} WHERE break_id = :b"), {"b": b.break_id})
+    with pytest.raises(IntegrityError, match="bfa reconcile"):
+        trace(led, rid)
