@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -12,8 +13,9 @@ import click
 
 from cli._app import bfa
 from cli._exit import Exit
+from cli._i18n import fill
 from cli._options import DATE, TEXT, home_options, json_option, open_ledger, progress, user_option
-from cli._render import json_chunks, local_time, pad, to_json, width
+from cli._render import json_chunks, local_time, pad, terminal_width, to_json, width
 from ledger import ConfigError, InputError, Verifier, printable
 from schemas import gettext as _
 
@@ -185,29 +187,40 @@ def verify_cmd(as_json: bool, bundle: Path, key_file: Path, exporter_file: Path 
         click.echo()
     else:
         claims = report.claims
+        # at a terminal, long lines wrap (a detail under its column); piped, one line a
+        # verdict. The mark, the check id and VERIFIED / INTEGRITY FAILURE are read by
+        # machines and tests: they stay as they are in every language (the check's name
+        # beside its id, and the detail, in the reader's; --json keeps the English detail)
+        fit = terminal_width() - 1 if sys.stdout.isatty() else None
         if claims:
-            click.echo(_("bundle {id} of {origin}, exported {created_at}").format(
+            _echo_fitted("", _("bundle {id} of {origin}, exported {created_at}").format(
                 id=printable(str(claims.get("id"))), origin=printable(str(claims.get("origin"))),
-                created_at=local_time(claims.get("created_at"))))
-        # the mark, the check id and VERIFIED / INTEGRITY FAILURE are read by machines
-        # and tests: they stay as they are in every language (the check's name beside its
-        # id, and the detail, in the reader's; --json keeps the English detail)
+                created_at=local_time(claims.get("created_at"))), fit)
         names = [v.name() for v in report.verdicts]
         cols = max([12, *map(width, names)])
         for v, name in zip(report.verdicts, names, strict=True):
             mark = {True: "ok  ", False: "FAIL", None: "-   "}[v.ok]
             where = ("" if not v.file else f" [{v.file}]" if v.entry is None else
                      " " + _("[{file}, entry {entry}]").format(file=v.file, entry=v.entry))
-            click.echo(f"{mark} {pad(name, cols)} {printable(v.text())}{where}")
+            _echo_fitted(f"{mark} {pad(name, cols)} ", f"{printable(v.text())}{where}", fit)
         for item in report.not_rederivable.head(20):
-            click.echo("     " + _("not re-derivable here: {id} {code} ({why})").format(
+            _echo_fitted("     ", _("not re-derivable here: {id} {code} ({why})").format(
                 id=item["id"], code=code_label(str(item["code"])),
-                why=report.not_rederivable.why_text(item)))
+                why=report.not_rederivable.why_text(item)), fit)
         if len(report.not_rederivable) > 20:
             click.echo("     " + _("… and {count} more (--json lists all)").format(
                 count=len(report.not_rederivable) - 20))
         click.echo("VERIFIED" if report.ok else "INTEGRITY FAILURE")
     raise click.exceptions.Exit(Exit.CLEAN if report.ok else Exit.INTEGRITY)
+
+
+def _echo_fitted(head: str, text: str, fit: int | None) -> None:
+    """``head`` and ``text`` on one line, or (``fit`` columns) wrapped with the text's
+    continuation lines under its first column."""
+    if fit is None:
+        click.echo(head + text)
+        return
+    click.echo("\n".join(fill(text, fit, head, " " * width(head))) or head.rstrip())
 
 
 @bfa.group("proof")

@@ -499,6 +499,46 @@ def test_human_output_and_pinned_exporter_key(shop: Shop, tmp_path: Path) -> Non
     assert "(pinned)" in report["verdicts"][1]["detail"]
 
 
+def _on_a_terminal(*args: str, cols: int = 80) -> tuple[int, str]:
+    """``bfa ARGS`` with stdout and stderr on a pseudo-terminal ``cols`` wide: its exit
+    code and what it showed."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(cols), "NO_COLOR": "1", "BFA_LANG": "en"}
+    p = subprocess.Popen([sys.executable, "-m", "cli", *args], stdin=subprocess.DEVNULL,
+                         stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _w, _x = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed its side
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    return p.wait(timeout=60), out.decode("utf-8", "replace").replace("\r", "")
+
+
+def test_verify_at_an_80_column_terminal(shop: Shop) -> None:
+    """A supervisor's terminal: the progress bar draws (it crashed: it has no total), and
+    long details wrap under their column instead of running past column 80."""
+    code, shown = _on_a_terminal("bundle", "verify", str(shop.bundles["period"]), "--key",
+                                 str(shop.key))
+    assert code == 0, shown
+    lines = [x for x in shown.split("\n") if x and "\x1b" not in x and "verifying" not in x]
+    assert lines[-1] == "VERIFIED" and "internal error" not in shown
+    assert all(len(x) <= 80 for x in lines), [x for x in lines if len(x) > 80]
+    assert any(x.startswith(" " * 18) for x in lines)  # a detail continued under its column
+
+
 @pytest.mark.parametrize("name", list(BUNDLES))
 def test_bundle_is_a_valid_bag_for_the_library_of_congress(shop: Shop, name: str) -> None:
     bag = bagit.Bag(str(shop.bundles[name]))
