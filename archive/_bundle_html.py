@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from ledger import local_time
+
 _STYLE = (
     "body{font-family:system-ui,'Noto Sans CJK SC','Microsoft YaHei',sans-serif;"
     "margin:1.5rem auto;max-width:72rem;padding:0 1rem;color:#1a1a1a}"
@@ -70,7 +72,7 @@ def render_index(claims: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]
         _table([
             {"k": "账本 Ledger", "v": claims.get("origin")},
             {"k": "证据包编号 Bundle id", "v": claims.get("id")},
-            {"k": "导出时间 Exported at", "v": claims.get("created_at")},
+            {"k": "导出时间 Exported at", "v": local_time(claims.get("created_at"))},
             {"k": "导出人 Exported by", "v": (claims.get("exporter") or {}).get("user")},
             {"k": "导出密钥 Exporter key", "v": (claims.get("exporter") or {}).get("key")},
             {"k": "检查点 Checkpoint",
