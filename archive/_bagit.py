@@ -256,16 +256,7 @@ class BagWriter:
         SHA-256 and SHA-512 in the same pass as it is copied (in 1 MiB chunks)."""
         self._check_open()
         rel = _check_relpath(relpath, "payload")
-        path = "data/" + rel
-        if isinstance(data, Path):
-            with _open_source(data) as source:
-                self._payload.claim(rel)
-                digests = self._write(path, source, self._payload, rel)
-        else:
-            self._payload.claim(rel)
-            digests = self._write(path, bytes(data), self._payload, rel)
-        self._payload.put(path, digests)
-        return digests
+        return self._add("data/" + rel, rel, data, self._payload)
 
     def add_tag(self, relpath: str, data: bytes | Path) -> FileDigests:
         """Write tag file ``<relpath>`` (outside ``data/``, not a name RFC 8493 reserves) from
@@ -277,14 +268,19 @@ class BagWriter:
             raise ValueError(f"tag path {relpath!r} is inside data/, where payload files go")
         if first in _RESERVED_TAGS or first.startswith(("manifest-", "tagmanifest-")):
             raise ValueError(f"tag path {relpath!r} uses a name RFC 8493 reserves")
+        return self._add(rel, rel, data, self._tags)
+
+    def _add(self, path: str, rel: str, data: bytes | Path, files: _Written) -> FileDigests:
+        """Claim ``rel`` in ``files``' namespace, write bag-relative ``path`` and record it
+        (a source file is opened, and checked to be a regular file, before the claim)."""
         if isinstance(data, Path):
             with _open_source(data) as source:
-                self._tags.claim(rel)
-                digests = self._write(rel, source, self._tags, rel)
+                files.claim(rel)
+                digests = self._write(path, source, files, rel)
         else:
-            self._tags.claim(rel)
-            digests = self._write(rel, bytes(data), self._tags, rel)
-        self._tags.put(rel, digests)
+            files.claim(rel)
+            digests = self._write(path, bytes(data), files, rel)
+        files.put(path, digests)
         return digests
 
     def finish(self, info: Mapping[str, str | Sequence[str]] | None = None) -> BagSummary:
@@ -381,37 +377,6 @@ class BagWriter:
                 os.unlink(target)
             names.release(rel)
             raise
-
-
-class _Names:
-    """Paths taken in one namespace of a bag being written, compared as a case-insensitive,
-    normalizing file system would compare them (the reader refuses such collisions)."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, str] = {}
-        """Folded spelling: the name as claimed."""
-        self.dirs: set[str] = set()
-
-    def claim(self, rel: str) -> None:
-        key = _fold(rel)
-        if key in self.files:
-            other = self.files[key]
-            same = "" if other == rel else (
-                f" as {other!r} (the same name up to letter case or Unicode normalization)")
-            raise ValueError(f"{rel!r} is in the bag already{same}")
-        if key in self.dirs:
-            raise ValueError(f"{rel!r} is a directory of the bag already")
-        parts = key.split("/")
-        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts))]
-        for prefix in prefixes:
-            if prefix in self.files:
-                raise ValueError(f"{rel!r} needs a directory where the file "
-                                 f"{self.files[prefix]!r} is")
-        self.dirs.update(prefixes)
-        self.files[key] = rel
-
-    def release(self, rel: str) -> None:
-        self.files.pop(_fold(rel), None)
 
 
 def _check_relpath(relpath: object, kind: str) -> str:
@@ -652,13 +617,17 @@ class _Spilled:
 
 class _Written(_Spilled):
     """The files :class:`BagWriter` wrote in one namespace (payload or tags): the names
-    claimed (:class:`_Names`' rules) and each file's size and digests, iterated in path
-    order (code points). Held in memory while few; past :data:`WRITER_SPILL` files in a
-    temporary SQLite file, so that writing a bag of a million proofs keeps memory flat."""
+    claimed and each file's size and digests, iterated in path order (code points). Names
+    are compared as a case-insensitive, normalizing file system compares them (the reader
+    refuses such collisions). Held in memory while few; past :data:`WRITER_SPILL` files
+    in a temporary SQLite file, so that writing a bag of a million proofs keeps memory
+    flat."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._names = _Names()
+        self._claimed: dict[str, str] = {}
+        """Folded spelling: the name as claimed."""
+        self._dirs: set[str] = set()
         self._files: dict[str, FileDigests] = {}
         self.count = 0
         self.octets = 0
@@ -666,30 +635,43 @@ class _Written(_Spilled):
     def claim(self, rel: str) -> None:
         """Take ``rel`` (ValueError when it, a folded spelling of it, or a directory or
         file in its way, is taken already)."""
-        db = self._db
-        if db is None:
-            self._names.claim(rel)
-            return
         key = _fold(rel)
-        row = db.execute("SELECT rel FROM f WHERE fold = ?", (key,)).fetchone()
-        if row is not None:
-            same = "" if row[0] == rel else (
-                f" as {row[0]!r} (the same name up to letter case or Unicode normalization)")
+        other = self._claimant(key)
+        if other is not None:
+            same = "" if other == rel else (
+                f" as {other!r} (the same name up to letter case or Unicode normalization)")
             raise ValueError(f"{rel!r} is in the bag already{same}")
-        if db.execute("SELECT 1 FROM d WHERE fold = ?", (key,)).fetchone() is not None:
+        if self._is_dir(key):
             raise ValueError(f"{rel!r} is a directory of the bag already")
         parts = key.split("/")
         prefixes = ["/".join(parts[:i]) for i in range(1, len(parts))]
         for prefix in prefixes:
-            row = db.execute("SELECT rel FROM f WHERE fold = ?", (prefix,)).fetchone()
-            if row is not None:
-                raise ValueError(f"{rel!r} needs a directory where the file {row[0]!r} is")
-        db.executemany("INSERT OR IGNORE INTO d VALUES (?)", ((p,) for p in prefixes))
-        db.execute("INSERT INTO f VALUES (?, ?)", (key, rel))
+            other = self._claimant(prefix)
+            if other is not None:
+                raise ValueError(f"{rel!r} needs a directory where the file {other!r} is")
+        if self._db is None:
+            self._dirs.update(prefixes)
+            self._claimed[key] = rel
+        else:
+            self._db.executemany("INSERT OR IGNORE INTO d VALUES (?)", ((p,) for p in prefixes))
+            self._db.execute("INSERT INTO f VALUES (?, ?)", (key, rel))
+
+    def _claimant(self, key: str) -> str | None:
+        """The name claimed with folded spelling ``key``, if any."""
+        if self._db is None:
+            return self._claimed.get(key)
+        row = self._db.execute("SELECT rel FROM f WHERE fold = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _is_dir(self, key: str) -> bool:
+        if self._db is None:
+            return key in self._dirs
+        return self._db.execute("SELECT 1 FROM d WHERE fold = ?", (key,)).fetchone() is not None
 
     def release(self, rel: str) -> None:
+        """Give back a name whose file could not be written."""
         if self._db is None:
-            self._names.release(rel)
+            self._claimed.pop(_fold(rel), None)
         else:
             self._db.execute("DELETE FROM f WHERE fold = ?", (_fold(rel),))
 
@@ -710,11 +692,11 @@ class _Written(_Spilled):
                               "CREATE TABLE d (fold TEXT PRIMARY KEY)",
                               "CREATE TABLE w (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
                               "sha256 TEXT NOT NULL, sha512 TEXT NOT NULL)")
-        db.executemany("INSERT INTO f VALUES (?, ?)", self._names.files.items())
-        db.executemany("INSERT INTO d VALUES (?)", ((x,) for x in self._names.dirs))
+        db.executemany("INSERT INTO f VALUES (?, ?)", self._claimed.items())
+        db.executemany("INSERT INTO d VALUES (?)", ((x,) for x in self._dirs))
         db.executemany("INSERT INTO w VALUES (?, ?, ?, ?)",
                        ((p, d.size, d.sha256, d.sha512) for p, d in self._files.items()))
-        self._names, self._files = _Names(), {}
+        self._claimed, self._dirs, self._files = {}, set(), {}
 
     def __iter__(self) -> Iterator[tuple[str, FileDigests]]:
         if self._db is None:

@@ -28,7 +28,7 @@ import base64
 import json
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -247,9 +247,9 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
                     work.add_roles((tr.seq for tr in transitions), "history")
                     workflow[bid] = _workflow_json(state, transitions)
                 work.set_workflow(workflow)
-        for st in gone:
-            _state, transitions = history(ledger, st.break_id)
-            work.add_roles((tr.seq for tr in transitions), "history")
+        not_reported = [_gone_json(ledger, st) for st in gone]
+        for item in not_reported:
+            work.add_roles(item["workflow"]["history"], "history")
         late = work.first_at_or_after(cp.size)
         if late is not None:
             raise NotCoveredError(_(
@@ -267,7 +267,7 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
         made = not out.exists()
         try:
             result = _write(ledger, store, out, signer, bundle_id, note, cp, work, scope,
-                            n_kept, gone, rules, as_of, since, since_size, disclosed,
+                            n_kept, not_reported, rules, as_of, since, since_size, disclosed,
                             disclosure_id, disclose_fields, purpose, label, progress,
                             n_scoped)
         except BaseException:
@@ -278,7 +278,7 @@ def export_bundle(ledger: Ledger, store: FileStore, out: Path, scope: Scope, *,
 
 def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_id: str,
            note: str, cp: Checkpoint, work: ExportWork, scope: Scope, n_kept: int,
-           gone: list[BreakState], rules: Rules,
+           not_reported: list[dict[str, Any]], rules: Rules,
            as_of: date, since: str | None, since_size: int | None,
            disclosed: list[Disclosed], disclosure_id: str | None,
            disclose_fields: Sequence[str], purpose: str | None, label: str | None,
@@ -292,14 +292,20 @@ def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_i
     writer = BagWriter(out)
     view_entries: list[dict[str, Any]] = []  # the first ones, for index.html
     lines_path = work.file("entries.jsonl")
+    role_of: dict[int, str] = {}  # of the entries read ahead of the proofs (a chunk or so)
+
+    def seqs() -> Iterator[int]:
+        for page in work.roles():
+            role_of.update(page)
+            yield from (q for q, _role in page)
+
     with lines_path.open("wb") as lines:
-        seqs = (q for page in work.seqs() for q in page)
-        for entry, proof in prove_entries(ledger, seqs, note, cp):
+        for entry, proof in prove_entries(ledger, seqs(), note, cp):
             writer.add_payload(f"entries/{entry.seq}.leaf", entry.leaf)
             writer.add_tag(f"bfa/proofs/{entry.seq}.tlog-proof", proof.marshal().encode())
             line = {"seq": entry.seq, "domain": entry.domain, "kind": entry.kind,
                     "id": entry.record_id, "hash": entry.entry_hash.hex(),
-                    "role": work.role(entry.seq)}
+                    "role": role_of.pop(entry.seq)}
             lines.write(_jsonl(line))
             if len(view_entries) < SHOWN:
                 view_entries.append(line)
@@ -331,7 +337,7 @@ def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_i
     head = {
         "as_of": as_of.isoformat(), "ruleset": RULESET_VERSION, "rules": rules.describe(),
         "rules_digest": rules_digest(rules),
-        "not_reported": [_gone_json(ledger, st) for st in gone],
+        "not_reported": not_reported,
     }
     findings_path = work.file("findings.json")
     with findings_path.open("w", encoding="utf-8", newline="") as text:
@@ -374,7 +380,7 @@ def _write(ledger: Ledger, store: FileStore, out: Path, signer: Signer, bundle_i
     (out / SIGNATURE).write_bytes(sign_note(signed_text(out, bundle_id), signer).encode())
     result.entries, result.scoped = n_entries, n_scoped
     result.vouchers, result.breaks = n_vouchers, n_kept
-    result.not_reported = len(gone)
+    result.not_reported = len(not_reported)
     return result
 
 

@@ -77,24 +77,24 @@ class ExportWork:
         self.db.executemany("INSERT OR IGNORE INTO roles VALUES (?, ?)",
                             ((int(q), role) for q in seqs))
 
-    def seqs(self, role: str | None = None) -> Iterator[list[int]]:
-        """The entries (of ``role``, or all), in order, a page at a time."""
+    def seqs(self, role: str) -> Iterator[list[int]]:
+        """The entries of ``role``, in order, a page at a time."""
+        for page in self.roles(role):
+            yield [q for q, _role in page]
+
+    def roles(self, role: str | None = None) -> Iterator[list[tuple[int, str]]]:
+        """The entries (of ``role``, or all) and their roles, in order, a page at a time."""
         where = "" if role is None else "AND role = ?"
         args: tuple[str, ...] = () if role is None else (role,)
         last = -1
         while True:
-            page = [int(q) for (q,) in self.db.execute(
-                f"SELECT seq FROM roles WHERE seq > ? {where} ORDER BY seq LIMIT {PAGE}",
-                (last, *args))]
+            page = [(int(q), str(r)) for q, r in self.db.execute(
+                f"SELECT seq, role FROM roles WHERE seq > ? {where} ORDER BY seq "
+                f"LIMIT {PAGE}", (last, *args))]
             if not page:
                 return
             yield page
-            last = page[-1]
-
-    def role(self, seq: int) -> str:
-        row = self.db.execute("SELECT role FROM roles WHERE seq = ?", (seq,)).fetchone()
-        assert row is not None, seq
-        return str(row[0])
+            last = page[-1][0]
 
     def count(self, role: str | None = None) -> int:
         if role is None:

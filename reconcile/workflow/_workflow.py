@@ -470,9 +470,15 @@ def _checked(store: Store, conn: Connection, rows: dict[str, _Row],
 
     Returns the workflow fields the ledger gives for every break that disagrees (to
     restore), and one ``(break id, why)`` per disagreement."""
+    return _compared(rows, _entries_of(store, conn, rows, absent))
+
+
+def _entries_of(store: Store, conn: Connection, rows: dict[str, _Row],
+                absent: Iterable[str]) -> dict[str, list[Entry]]:
+    """The ``control.break`` entries of the breaks of ``rows`` and of ``absent``."""
     counts = {bid: r.transitions for bid, r in rows.items()}
     counts.update(dict.fromkeys(absent, 0))
-    return _compared(rows, _transitions_by_id(store, conn, counts))
+    return _transitions_by_id(store, conn, counts)
 
 
 def _compared(rows: dict[str, _Row], found: dict[str, list[Entry]]
@@ -915,12 +921,7 @@ def history(ledger: Ledger, break_id: str) -> tuple[BreakState, list[Transition]
     """A break's state and every transition entry, in ledger order, with its position."""
     with ledger.store.reader() as conn:
         row = _resolve_id(ledger.store, conn, break_id)
-        require_honest(ledger.store, conn, [row])
-        state = _with_four_eyes(conn, row_to_state(row))
-        found = _transitions_by_id(ledger.store, conn, {state.break_id: state.transitions})
-        covered = _covered_size(conn)
-        return state, [Transition(e.seq, e.entry_hash.hex(), e.seq < covered, e.record)
-                       for e in found[state.break_id]]
+        return histories(ledger.store, conn, [row.break_id])[row.break_id]
 
 
 def histories(store: Store, conn: Connection, break_ids: Sequence[str]
@@ -932,9 +933,7 @@ def histories(store: Store, conn: Connection, break_ids: Sequence[str]
     disagrees does (``bfa bundle export`` brings each kept break's workflow this way)."""
     ids = sorted(set(break_ids))
     rows = _load(conn, ids)
-    counts = {bid: r.transitions for bid, r in rows.items()}
-    counts.update(dict.fromkeys((i for i in ids if i not in rows), 0))
-    found = _transitions_by_id(store, conn, counts)
+    found = _entries_of(store, conn, rows, (i for i in ids if i not in rows))
     _raise_problems(_compared(rows, found)[1])
     covered = _covered_size(conn)
     return {bid: (_with_four_eyes(conn, row_to_state(row)),
